@@ -1,0 +1,42 @@
+# The two commands a fresh clone needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+MODEL  ?= mult-vae
+DATA   ?= ml-100k
+
+# Use the MovieLens copies beside the checkout when present (see README "Data").
+ifneq ($(wildcard ../shared/data/ml-100k/u.data),)
+export GENREC_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: install run test lint format clean
+
+$(BIN)/genrec: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/genrec
+
+## run: install, train the default model if the store has no production version, serve on $(HOST):$(PORT)
+run: install
+	$(BIN)/genrec train --model $(MODEL) --data $(DATA) --promote --if-missing
+	$(BIN)/genrec serve --host $(HOST) --port $(PORT)
+
+## test: install and run the whole suite (unit + integration against Postgres and Redis)
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
