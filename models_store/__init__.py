@@ -1,0 +1,44 @@
+"""genrec's model store: versioned, checksummed, immutable artifacts with movable aliases.
+
+Training writes versions here and the server reads them; this package is the
+only thing the two share, and it imports nothing else of ours (numpy,
+safetensors and the standard library only — no torch).
+"""
+
+from models_store.backend import Backend, LocalDirectoryBackend
+from models_store.contents import VersionContents
+from models_store.errors import (
+    AliasNotSet,
+    CorruptVersion,
+    InvalidContents,
+    InvalidName,
+    ModelNotFound,
+    NothingToRollBack,
+    StoreError,
+    UnknownFormat,
+    VersionNotFound,
+)
+from models_store.manifest import FORMAT_VERSION, DataInfo, FileEntry, Manifest, iso_utc
+from models_store.store import LoadedVersion, ModelStore
+
+__all__ = [
+    "FORMAT_VERSION",
+    "AliasNotSet",
+    "Backend",
+    "CorruptVersion",
+    "DataInfo",
+    "FileEntry",
+    "InvalidContents",
+    "InvalidName",
+    "LoadedVersion",
+    "LocalDirectoryBackend",
+    "Manifest",
+    "ModelNotFound",
+    "ModelStore",
+    "NothingToRollBack",
+    "StoreError",
+    "UnknownFormat",
+    "VersionContents",
+    "VersionNotFound",
+    "iso_utc",
+]

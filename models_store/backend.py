@@ -1,0 +1,206 @@
+"""Where the store's bytes live: the handful of operations ``ModelStore`` needs.
+
+``ModelStore`` speaks only to this interface, in keys like
+``mult-vae/versions/3/manifest.json`` ("/"-separated, relative to the root).
+``LocalDirectoryBackend`` implements it on a directory (a shared volume in
+docker-compose). An object-store backend would implement the same methods:
+
+* ``list(prefix)`` / ``read(key)`` — plain listing and whole-object reads;
+* ``publish_version(model, files, manifest_for)`` — make a complete version
+  visible at once under a version number no other writer got (here: temp dir
+  + fsync + ``rename``, retrying the next number when another writer won; on
+  S3/GCS: upload the data files, then a conditional put of the manifest);
+* ``replace(key, data)`` — atomic whole-object overwrite (aliases);
+* ``lock(model)`` — mutual exclusion for alias read-modify-write (here:
+  ``flock``; on an object store: a conditional put / generation match).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Protocol
+
+from models_store.errors import StoreError
+
+VERSIONS = "versions"
+ALIASES = "aliases"
+TMP_PREFIX = ".tmp-"
+LOCK_NAME = ".lock"
+_MAX_PUBLISH_ATTEMPTS = 1000
+# A temp dir this old belongs to a writer that was killed (no save takes a day);
+# publish_version removes such leftovers so dead workers do not leak disk.
+STALE_TMP_SECONDS = 24 * 3600
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data`` and fsync it, so a rename after this publishes real bytes."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Persist a directory's entries (new files, renames) across a power loss."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sweep_stale_tmp(model_dir: Path) -> None:
+    """Remove ``.tmp-*`` dirs left by writers killed mid-save (SIGKILL skips cleanup)."""
+    cutoff = time.time() - STALE_TMP_SECONDS
+    for entry in os.scandir(model_dir):
+        if (
+            entry.name.startswith(TMP_PREFIX)
+            and entry.stat(follow_symlinks=False).st_mtime < cutoff
+        ):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
+class Backend(Protocol):
+    """What ``ModelStore`` needs from storage; see the module docstring."""
+
+    def location(self, key: str) -> str: ...
+    def list(self, prefix: str = "") -> list[str]: ...
+    def read(self, key: str) -> bytes: ...
+    def publish_version(
+        self, model: str, files: Mapping[str, bytes], manifest_for: Callable[[str], bytes]
+    ) -> str: ...
+    def replace(self, key: str, data: bytes) -> None: ...
+    def lock(self, model: str) -> contextlib.AbstractContextManager[None]: ...
+
+
+class LocalDirectoryBackend:
+    """The store on a local (or network-mounted) directory: ``<root>/<model>/...``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalDirectoryBackend({str(self.root)!r})"
+
+    def location(self, key: str) -> str:
+        """Human-readable place of ``key``, for messages and ``LoadedVersion.path``."""
+        return str(self.root / key)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Names directly under ``prefix`` (sorted); empty when it does not exist."""
+        try:
+            return sorted(entry.name for entry in os.scandir(self.root / prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def read(self, key: str) -> bytes:
+        """Whole content of ``key``; ``FileNotFoundError`` when absent."""
+        with open(self.root / key, "rb") as handle:
+            return handle.read()
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def publish_version(
+        self,
+        model: str,
+        files: Mapping[str, bytes],
+        manifest_for: Callable[[str], bytes],
+    ) -> str:
+        """Make ``files`` + ``manifest.json`` visible as the next free version; return it.
+
+        The files are written once into ``<model>/.tmp-*``; then, for candidate
+        N = max existing + 1, the manifest for N is written and the temp dir is
+        renamed to ``versions/N``. A rename onto an existing version fails
+        (non-empty target), so a concurrent writer that took N makes us retry
+        with a fresh N. Any failure removes the temp dir: nothing half-written
+        is ever visible under ``versions/``.
+        """
+        model_dir = self.root / model
+        versions_dir = model_dir / VERSIONS
+        versions_dir.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_tmp(model_dir)
+        tmp = model_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            for name, data in files.items():
+                _write_durably(tmp / name, data)
+            version = self._rename_into_place(tmp, versions_dir, manifest_for)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(versions_dir)
+        return version
+
+    def _rename_into_place(
+        self, tmp: Path, versions_dir: Path, manifest_for: Callable[[str], bytes]
+    ) -> str:
+        manifest_path = tmp / "manifest.json"
+        for _ in range(_MAX_PUBLISH_ATTEMPTS):
+            version = str(self._next_version(versions_dir))
+            manifest_path.unlink(missing_ok=True)
+            _write_durably(manifest_path, manifest_for(version))
+            _fsync_dir(tmp)
+            try:
+                os.rename(tmp, versions_dir / version)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    continue  # another writer published this number first
+                raise
+            return version
+        raise StoreError(
+            f"could not publish a version under {versions_dir} after "
+            f"{_MAX_PUBLISH_ATTEMPTS} attempts (too many concurrent writers?)"
+        )
+
+    @staticmethod
+    def _next_version(versions_dir: Path) -> int:
+        """Max published version number + 1 (a stale answer only costs a retry)."""
+        numbers = [int(name) for name in os.listdir(versions_dir) if name.isdigit()]
+        return max(numbers, default=0) + 1
+
+    def replace(self, key: str, data: bytes) -> None:
+        """Atomically make ``key`` hold ``data`` (temp file, fsync, ``os.replace``)."""
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
+        try:
+            _write_durably(tmp, data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+
+    @contextlib.contextmanager
+    def lock(self, model: str) -> Iterator[None]:
+        """Exclusive lock on ``<model>/.lock`` across threads and processes (``flock``).
+
+        Each call opens its own file description, so two threads of one
+        process exclude each other too.
+        """
+        model_dir = self.root / model
+        model_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(model_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+__all__ = ["Backend", "LocalDirectoryBackend"]

@@ -1,0 +1,204 @@
+"""The data of one version and its on-disk encoding (safetensors + JSON, never pickle).
+
+Kept apart from ``store.py`` so the byte format sits in one place: ``encode``
+turns ``VersionContents`` into named files, ``decode`` turns verified files
+back, and both apply the same consistency checks (ids unique, history rows
+match the id maps), so what was refused on save is refused on load too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from models_store.manifest import validate_name
+
+TENSORS_FILE = "tensors.safetensors"
+HISTORY_FILE = "history.safetensors"
+USER_IDS_FILE = "user_ids.json"
+ITEM_IDS_FILE = "item_ids.json"
+MANIFEST_FILE = "manifest.json"
+REQUIRED_FILES = (TENSORS_FILE, HISTORY_FILE, USER_IDS_FILE, ITEM_IDS_FILE)
+RESERVED_FILES = frozenset((*REQUIRED_FILES, MANIFEST_FILE))
+HISTORY_KEYS = ("indptr", "indices", "values")
+
+
+class ContentsError(ValueError):
+    """Inconsistent contents; the store re-raises it as InvalidContents or CorruptVersion."""
+
+
+@dataclass(frozen=True)
+class VersionContents:
+    """Everything a scorer and the server need from one version, besides the manifest.
+
+    * ``tensors``: the scorer's named arrays (-> ``tensors.safetensors``).
+    * ``user_ids`` / ``item_ids``: external id of each dense index (-> JSON).
+    * ``history``: the (U, I) training matrix in CSR, keys ``indptr`` (U+1,),
+      ``indices`` (nnz,) item indices, ``values`` (nnz,) ratings or 1.0 —
+      used for fold-in and seen-item exclusion (-> ``history.safetensors``).
+      U = ``len(user_ids)``, indices < ``len(item_ids)``.
+    * ``extra``: other named files, e.g. ``items.json`` with titles.
+    """
+
+    tensors: dict[str, np.ndarray]
+    user_ids: list[str]
+    item_ids: list[str]
+    history: dict[str, np.ndarray]
+    extra: dict[str, bytes] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def encode(contents: VersionContents) -> dict[str, bytes]:
+    """File name -> bytes for one version; ``ContentsError`` says what is inconsistent."""
+    if not isinstance(contents, VersionContents):
+        raise ContentsError(f"expected VersionContents, got {type(contents).__name__}")
+    user_ids = _check_ids(contents.user_ids, "user_ids")
+    item_ids = _check_ids(contents.item_ids, "item_ids")
+    history = _check_arrays(contents.history, "history")
+    if sorted(history) != sorted(HISTORY_KEYS):
+        raise ContentsError(f"history must have exactly keys {HISTORY_KEYS}, got {sorted(history)}")
+    check_history(history, len(user_ids), len(item_ids))
+    files = {
+        TENSORS_FILE: _save_arrays(_check_arrays(contents.tensors, "tensors"), "tensors"),
+        HISTORY_FILE: _save_arrays(history, "history"),
+        USER_IDS_FILE: _ids_json(user_ids),
+        ITEM_IDS_FILE: _ids_json(item_ids),
+    }
+    files.update(_check_extra(contents.extra))
+    return files
+
+
+def _check_ids(ids: object, what: str) -> list[str]:
+    if not isinstance(ids, list | tuple) or not all(isinstance(i, str) for i in ids):
+        raise ContentsError(f"{what} must be a list of strings")
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, n in Counter(ids).items() if n > 1)
+        raise ContentsError(f"{what} has duplicate id {dup!r}; each index needs a unique id")
+    return list(ids)
+
+
+def _check_arrays(arrays: object, what: str) -> dict[str, np.ndarray]:
+    if not isinstance(arrays, Mapping):
+        raise ContentsError(f"{what} must be a dict of numpy arrays")
+    out: dict[str, np.ndarray] = {}
+    for name, array in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise ContentsError(f"{what}: array name {name!r} must be a non-empty string")
+        if not isinstance(array, np.ndarray):
+            raise ContentsError(
+                f"{what}[{name!r}] is a {type(array).__name__}, not a numpy array "
+                "(convert torch tensors with .detach().cpu().numpy())"
+            )
+        if array.dtype.hasobject:
+            raise ContentsError(
+                f"{what}[{name!r}] has object dtype; only numeric arrays are stored"
+            )
+        out[name] = np.ascontiguousarray(array)
+    return out
+
+
+def _save_arrays(arrays: dict[str, np.ndarray], what: str) -> bytes:
+    try:
+        return st_save(arrays)
+    except Exception as exc:  # safetensors raises its own types for unsupported dtypes
+        raise ContentsError(f"{what} cannot be written as safetensors: {exc}") from exc
+
+
+def _ids_json(ids: list[str]) -> bytes:
+    return json.dumps(ids, ensure_ascii=False).encode("utf-8")
+
+
+def _check_extra(extra: object) -> dict[str, bytes]:
+    if not isinstance(extra, Mapping):
+        raise ContentsError("extra must be a dict of file name -> bytes")
+    out: dict[str, bytes] = {}
+    for name, data in extra.items():
+        validate_name(name, "extra file name")
+        if name in RESERVED_FILES:
+            raise ContentsError(f"extra file name {name!r} is reserved for the store's own files")
+        if not isinstance(data, bytes | bytearray):
+            raise ContentsError(f"extra[{name!r}] must be bytes, got {type(data).__name__}")
+        out[name] = bytes(data)
+    return out
+
+
+def check_history(history: Mapping[str, np.ndarray], n_users: int, n_items: int) -> None:
+    """CSR consistency: (U+1,) non-decreasing indptr from 0 to nnz; indices in [0, I)."""
+    indptr, indices, values = (history[k] for k in HISTORY_KEYS)
+    for name, array in zip(HISTORY_KEYS, (indptr, indices, values), strict=True):
+        if array.ndim != 1:
+            raise ContentsError(f"history {name} must be 1-D, got shape {array.shape}")
+    for name, array in (("indptr", indptr), ("indices", indices)):
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ContentsError(f"history {name} must be integer, got {array.dtype}")
+    if indptr.shape[0] != n_users + 1:
+        raise ContentsError(
+            f"history indptr has {indptr.shape[0]} entries; expected len(user_ids) + 1 = {n_users + 1}"
+        )
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != indices.shape[0]:
+        raise ContentsError("history indptr must start at 0, never decrease, and end at nnz")
+    if values.shape != indices.shape:
+        raise ContentsError(
+            f"history values {values.shape} and indices {indices.shape} differ in length"
+        )
+    if indices.size and (indices.min() < 0 or indices.max() >= n_items):
+        raise ContentsError(f"history indices must lie in [0, {n_items}) (len(item_ids))")
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def decode(files: Mapping[str, bytes]) -> VersionContents:
+    """Verified file bytes -> ``VersionContents``; ``ContentsError`` names the bad file."""
+    tensors = _load_arrays(files[TENSORS_FILE], TENSORS_FILE)
+    history = _load_arrays(files[HISTORY_FILE], HISTORY_FILE)
+    if sorted(history) != sorted(HISTORY_KEYS):
+        raise ContentsError(f"{HISTORY_FILE} holds {sorted(history)}, expected {HISTORY_KEYS}")
+    user_ids = _load_ids(files[USER_IDS_FILE], USER_IDS_FILE)
+    item_ids = _load_ids(files[ITEM_IDS_FILE], ITEM_IDS_FILE)
+    try:
+        check_history(history, len(user_ids), len(item_ids))
+    except ContentsError as exc:
+        raise ContentsError(f"{HISTORY_FILE}: {exc}") from exc
+    extra = {name: data for name, data in files.items() if name not in RESERVED_FILES}
+    return VersionContents(tensors, user_ids, item_ids, history, extra)
+
+
+def _load_arrays(data: bytes, name: str) -> dict[str, np.ndarray]:
+    try:
+        return st_load(data)
+    except Exception as exc:  # SafetensorError is not importable from a stable path
+        raise ContentsError(f"{name} is not a readable safetensors file: {exc}") from exc
+
+
+def _load_ids(data: bytes, name: str) -> list[str]:
+    try:
+        ids = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ContentsError(f"{name} is not valid JSON: {exc}") from exc
+    try:
+        return _check_ids(ids, name)
+    except ContentsError as exc:
+        raise ContentsError(f"{name}: {exc}") from exc
+
+
+__all__ = [
+    "HISTORY_FILE",
+    "ITEM_IDS_FILE",
+    "MANIFEST_FILE",
+    "REQUIRED_FILES",
+    "TENSORS_FILE",
+    "USER_IDS_FILE",
+    "VersionContents",
+    "check_history",
+    "decode",
+    "encode",
+]

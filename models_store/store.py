@@ -1,0 +1,340 @@
+"""``ModelStore``: versioned, verified, immutable model artifacts with movable aliases.
+
+Layout under the root (the local backend; an object store mirrors the keys)::
+
+    <model>/versions/<N>/manifest.json          Manifest (checksums of the files below)
+    <model>/versions/<N>/tensors.safetensors    scorer tensors
+    <model>/versions/<N>/history.safetensors    training matrix rows (CSR)
+    <model>/versions/<N>/user_ids.json          item_ids.json, extra files...
+    <model>/aliases/<alias>.json                {"version", "previous": [...], "updated_at"}
+
+A version appears whole or not at all (see ``backend.publish_version``) and
+is never modified. ``load`` refuses anything that does not verify: a file
+missing, a file the manifest does not list, a checksum or size mismatch, an
+unknown format version, or content that does not parse. Aliases are the only
+mutable state; ``promote`` and ``rollback`` move them under a per-model lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from models_store.backend import ALIASES, VERSIONS, Backend, LocalDirectoryBackend
+from models_store.contents import (
+    MANIFEST_FILE,
+    REQUIRED_FILES,
+    ContentsError,
+    VersionContents,
+    decode,
+    encode,
+)
+from models_store.errors import (
+    AliasNotSet,
+    CorruptVersion,
+    InvalidContents,
+    ModelNotFound,
+    NothingToRollBack,
+    StoreError,
+    VersionNotFound,
+)
+from models_store.manifest import (
+    DataInfo,
+    FileEntry,
+    Manifest,
+    utc_now_iso,
+    validate_name,
+    validate_version,
+)
+
+MAX_ALIAS_HISTORY = 100  # rollback depth kept per alias
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    """A verified version: its manifest, its data, and where it lives (for messages)."""
+
+    manifest: Manifest
+    contents: VersionContents
+    path: str
+
+
+@dataclass(frozen=True)
+class _AliasRecord:
+    version: str
+    previous: list[str]
+    updated_at: str
+
+    def to_json(self) -> bytes:
+        body = {"version": self.version, "previous": self.previous, "updated_at": self.updated_at}
+        return (json.dumps(body, indent=2) + "\n").encode("utf-8")
+
+
+class ModelStore:
+    """Save, verify, list and alias model versions. Thread- and process-safe."""
+
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, *, backend: Backend | None = None
+    ) -> None:
+        if backend is None:
+            if root is None:
+                raise TypeError("ModelStore needs a root directory or a backend")
+            backend = LocalDirectoryBackend(root)
+        elif root is not None:
+            raise TypeError("ModelStore takes a root directory or a backend, not both")
+        self.backend: Backend = backend
+
+    def __repr__(self) -> str:
+        return f"ModelStore({self.backend!r})"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def save(
+        self,
+        model: str,
+        contents: VersionContents,
+        *,
+        scorer_config: dict[str, Any],
+        hyper_parameters: dict[str, Any],
+        metrics: dict[str, float],
+        data: DataInfo,
+        training: dict[str, Any] | None = None,
+    ) -> Manifest:
+        """Publish ``contents`` atomically as the next version of ``model``; return its manifest.
+
+        Everything is validated before the first byte is written, so bad input
+        raises ``InvalidContents``/``InvalidName`` and leaves the store as it was.
+        """
+        validate_name(model, "model name")
+        try:
+            files = encode(contents)
+        except ContentsError as exc:
+            raise InvalidContents(f"cannot save {model!r}: {exc}") from exc
+        entries = {
+            name: FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
+            for name, blob in files.items()
+        }
+        # Built (and so validated) with a placeholder version; the backend picks the real one.
+        template = Manifest(
+            model=model,
+            version="1",
+            created_at=utc_now_iso(),
+            data=data,
+            hyper_parameters=hyper_parameters,
+            scorer_config=scorer_config,
+            metrics=metrics,
+            training=training if training is not None else {},
+            files=entries,
+        )
+
+        def manifest_for(version: str) -> bytes:
+            return replace(template, version=version).to_json().encode("utf-8")
+
+        version = self.backend.publish_version(model, files, manifest_for)
+        return replace(template, version=version)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def load(self, model: str, version: str | int) -> LoadedVersion:
+        """Read and verify every file of a version (format, file set, sizes, sha256, content)."""
+        manifest = self.manifest(model, version)
+        prefix = _version_key(manifest.model, manifest.version)
+        where = self.backend.location(prefix)
+        self._check_file_set(manifest, prefix, where)
+        blobs = {
+            name: self._read_verified(prefix, name, entry) for name, entry in manifest.files.items()
+        }
+        try:
+            contents = decode(blobs)
+        except ContentsError as exc:
+            raise CorruptVersion(f"{where}: {exc}") from exc
+        return LoadedVersion(manifest=manifest, contents=contents, path=where)
+
+    def manifest(self, model: str, version: str | int) -> Manifest:
+        """The manifest of a version (format checked; file checksums not read)."""
+        model = validate_name(model, "model name")
+        version = validate_version(version)
+        self._require_version(model, version)
+        key = f"{_version_key(model, version)}/{MANIFEST_FILE}"
+        where = self.backend.location(key)
+        try:
+            raw = self.backend.read(key)
+        except FileNotFoundError as exc:
+            raise CorruptVersion(f"{where} is missing") from exc
+        manifest = Manifest.from_json(raw, where)
+        if (manifest.model, manifest.version) != (model, version):
+            raise CorruptVersion(
+                f"{where} describes {manifest.model!r} version {manifest.version}, "
+                f"not {model!r} version {version} (a copied or moved directory?)"
+            )
+        return manifest
+
+    def list_models(self) -> list[str]:
+        """Names of the models that have at least one version, sorted."""
+        return [
+            name
+            for name in self.backend.list()
+            if not name.startswith(".") and self._version_numbers(name)
+        ]
+
+    def list_versions(self, model: str) -> list[Manifest]:
+        """Manifests of every version of ``model``, oldest (lowest number) first."""
+        model = validate_name(model, "model name")
+        return [self.manifest(model, v) for v in self._require_model(model)]
+
+    # -- aliases ---------------------------------------------------------------------------
+
+    def resolve(self, model: str, ref: str | int = "production") -> str:
+        """Version named by ``ref``: a version number (checked to exist) or an alias name."""
+        model = validate_name(model, "model name")
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            version = validate_version(ref)
+            self._require_version(model, version)
+            return version
+        alias = validate_name(ref, "alias")
+        record = self._read_alias(model, alias)
+        if record is None:
+            self._require_model(model)
+            raise AliasNotSet(f"alias {alias!r} of model {model!r} is not set; promote a version")
+        return record.version
+
+    def aliases(self, model: str) -> dict[str, str]:
+        """Alias name -> version for ``model``."""
+        model = validate_name(model, "model name")
+        self._require_model(model)
+        out: dict[str, str] = {}
+        for name in self.backend.list(f"{model}/{ALIASES}"):
+            if name.endswith(".json") and not name.startswith("."):
+                record = self._read_alias(model, name.removesuffix(".json"))
+                if record is not None:
+                    out[name.removesuffix(".json")] = record.version
+        return out
+
+    def alias_state(self, model: str, alias: str = "production") -> str | None:
+        """Version the alias points at, or None if unset: one small read, safe to poll."""
+        record = self._read_alias(validate_name(model, "model name"), validate_name(alias, "alias"))
+        return None if record is None else record.version
+
+    def promote(self, model: str, version: str | int, alias: str = "production") -> Manifest:
+        """Point ``alias`` at ``version`` after verifying it fully; the old target is kept for rollback."""
+        model = validate_name(model, "model name")
+        alias = validate_name(alias, "alias")
+        manifest = self.load(model, version).manifest  # raises: alias untouched
+        with self.backend.lock(model):
+            record = self._read_alias(model, alias)
+            if record is not None and record.version == manifest.version:
+                return manifest
+            previous = [] if record is None else [record.version, *record.previous]
+            self._write_alias(model, alias, manifest.version, previous)
+        return manifest
+
+    def rollback(self, model: str, alias: str = "production") -> str:
+        """Move ``alias`` back to the version it pointed at before; return that version."""
+        model = validate_name(model, "model name")
+        alias = validate_name(alias, "alias")
+        with self.backend.lock(model):
+            record = self._read_alias(model, alias)
+            if record is None:
+                self._require_model(model)
+                raise AliasNotSet(
+                    f"alias {alias!r} of model {model!r} is not set; nothing to roll back"
+                )
+            if not record.previous:
+                raise NothingToRollBack(
+                    f"alias {alias!r} of model {model!r} is at version {record.version} "
+                    "and has no previous version"
+                )
+            target = record.previous[0]
+            self.load(model, target)  # a version that no longer verifies is not rolled back to
+            self._write_alias(model, alias, target, record.previous[1:])
+        return target
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _version_numbers(self, model: str) -> list[str]:
+        names = self.backend.list(f"{model}/{VERSIONS}")
+        return sorted((n for n in names if n.isdigit() and not n.startswith("0")), key=int)
+
+    def _require_model(self, model: str) -> list[str]:
+        versions = self._version_numbers(model)
+        if not versions:
+            known = ", ".join(self.list_models()) or "none"
+            raise ModelNotFound(
+                f"model {model!r} has no versions in {self.backend.location('')} (models: {known})"
+            )
+        return versions
+
+    def _require_version(self, model: str, version: str) -> None:
+        versions = self._require_model(model)
+        if version not in versions:
+            raise VersionNotFound(
+                f"model {model!r} has no version {version} (versions: {', '.join(versions)})"
+            )
+
+    def _check_file_set(self, manifest: Manifest, prefix: str, where: str) -> None:
+        listed = set(manifest.files)
+        present = set(self.backend.list(prefix)) - {MANIFEST_FILE}
+        problems = [
+            f"file {n} is listed in the manifest but missing" for n in sorted(listed - present)
+        ]
+        problems += [
+            f"file {n} is present but not in the manifest" for n in sorted(present - listed)
+        ]
+        problems += [
+            f"required file {n} is not in the manifest" for n in REQUIRED_FILES if n not in listed
+        ]
+        if problems:
+            raise CorruptVersion(f"{where}: " + "; ".join(problems))
+
+    def _read_verified(self, prefix: str, name: str, entry: FileEntry) -> bytes:
+        key = f"{prefix}/{name}"
+        where = self.backend.location(key)
+        try:
+            blob = self.backend.read(key)
+        except FileNotFoundError as exc:
+            raise CorruptVersion(f"{where} is missing") from exc
+        except OSError as exc:
+            raise CorruptVersion(f"{where} cannot be read: {exc}") from exc
+        if len(blob) != entry["bytes"]:
+            raise CorruptVersion(
+                f"{where} has {len(blob)} bytes; the manifest says {entry['bytes']}"
+            )
+        digest = hashlib.sha256(blob).hexdigest()
+        if digest != entry["sha256"]:
+            raise CorruptVersion(
+                f"{where} sha256 {digest} does not match the manifest's {entry['sha256']}"
+            )
+        return blob
+
+    def _read_alias(self, model: str, alias: str) -> _AliasRecord | None:
+        key = f"{model}/{ALIASES}/{alias}.json"
+        try:
+            raw = self.backend.read(key)
+        except FileNotFoundError:
+            return None
+        try:
+            body = json.loads(raw)
+            record = _AliasRecord(
+                version=validate_version(body["version"]),
+                previous=[validate_version(v) for v in body["previous"]],
+                updated_at=str(body["updated_at"]),
+            )
+        except (ValueError, KeyError, TypeError, StoreError) as exc:
+            raise StoreError(
+                f"alias file {self.backend.location(key)} is unreadable: {exc}"
+            ) from exc
+        return record
+
+    def _write_alias(self, model: str, alias: str, version: str, previous: list[str]) -> None:
+        record = _AliasRecord(version, previous[:MAX_ALIAS_HISTORY], utc_now_iso())
+        self.backend.replace(f"{model}/{ALIASES}/{alias}.json", record.to_json())
+
+
+def _version_key(model: str, version: str) -> str:
+    return f"{model}/{VERSIONS}/{version}"
+
+
+__all__ = ["LoadedVersion", "ModelStore", "VersionContents"]

@@ -1,0 +1,80 @@
+"""Contents encoding: what the store refuses to save, and why (before writing anything)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from store_helpers import build_contents, save_kwargs
+
+from models_store import InvalidContents, InvalidName, ModelStore
+from models_store.contents import ContentsError, decode, encode
+
+
+def _with(**changes: object):  # -> VersionContents
+    return dataclasses.replace(build_contents(), **changes)  # type: ignore[arg-type]
+
+
+def _history(**changes: object) -> dict[str, np.ndarray]:
+    history = dict(build_contents().history)
+    history.update(changes)  # type: ignore[arg-type]
+    return history
+
+
+@pytest.mark.parametrize(
+    ("contents", "message"),
+    [
+        (_with(user_ids=["a", "b", "a", "c", "d"]), "user_ids has duplicate id 'a'"),
+        (_with(item_ids=[1, 2, 3]), "item_ids must be a list of strings"),
+        (_with(tensors={"w": [1.0, 2.0]}), r"tensors\['w'\] is a list, not a numpy array"),
+        (_with(tensors={"w": np.array([None])}), "object dtype"),
+        (_with(history=_history(indptr=np.array([0, 1]))), "expected len\\(user_ids\\) \\+ 1"),
+        (_with(history=_history(indices=np.array([99] * 1))), "end at nnz|differ in length"),
+        (
+            _with(history={k: v for k, v in build_contents().history.items() if k != "values"}),
+            "exactly keys",
+        ),
+        (_with(extra={"manifest.json": b"{}"}), "reserved"),
+        (_with(extra={"notes.txt": "text"}), "must be bytes"),
+    ],
+)
+def test_inconsistent_contents_are_refused(contents: object, message: str) -> None:
+    with pytest.raises(ContentsError, match=message):
+        encode(contents)  # type: ignore[arg-type]
+
+
+def test_history_indices_must_fit_the_item_ids() -> None:
+    history = _history()
+    history["indices"] = history["indices"].copy()
+    history["indices"][0] = 7  # == len(item_ids)
+    with pytest.raises(ContentsError, match=r"must lie in \[0, 7\)"):
+        encode(_with(history=history))
+
+
+def test_extra_names_are_path_safe() -> None:
+    with pytest.raises(InvalidName, match=r"invalid extra file name '\.\./evil'"):
+        encode(_with(extra={"../evil": b""}))
+
+
+def test_encode_then_decode_is_identity() -> None:
+    contents = build_contents(seed=3)
+    again = decode(encode(contents))
+    assert again.user_ids == contents.user_ids
+    assert again.item_ids == contents.item_ids
+    assert again.extra == contents.extra
+    for name, array in {**contents.tensors, **contents.history}.items():
+        back = again.tensors.get(name, again.history.get(name))
+        assert back is not None and back.dtype == array.dtype
+        np.testing.assert_array_equal(back, array)
+
+
+def test_store_save_reports_invalid_contents_and_writes_nothing(
+    store: ModelStore, store_root: Path
+) -> None:
+    with pytest.raises(InvalidContents, match="cannot save 'mult-vae': user_ids has duplicate"):
+        store.save("mult-vae", _with(user_ids=["a"] * 5), **save_kwargs())
+    with pytest.raises(InvalidContents, match="not a finite number"):
+        store.save("mult-vae", build_contents(), **save_kwargs(metrics={"ndcg": float("inf")}))
+    assert not store_root.exists() or not any(store_root.rglob("*.safetensors"))

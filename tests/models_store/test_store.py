@@ -1,0 +1,349 @@
+"""ModelStore: round trip, verification on load, listing, aliases, names, no pickle."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from store_helpers import build_contents, build_data_info, save_kwargs
+
+from models_store import (
+    AliasNotSet,
+    CorruptVersion,
+    InvalidName,
+    LoadedVersion,
+    ModelNotFound,
+    ModelStore,
+    NothingToRollBack,
+    StoreError,
+    UnknownFormat,
+    VersionNotFound,
+)
+
+Saver = Callable[..., str]
+
+
+def _version_dir(root: Path, model: str = "mult-vae", version: str = "1") -> Path:
+    return root / model / "versions" / version
+
+
+def _rewrite_manifest(root: Path, change: Callable[[dict], None], version: str = "1") -> None:
+    path = _version_dir(root, version=version) / "manifest.json"
+    body = json.loads(path.read_text())
+    change(body)
+    path.write_text(json.dumps(body))
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def test_round_trip_gives_identical_contents(store: ModelStore) -> None:
+    contents = build_contents(seed=1)
+    manifest = store.save("mult-vae", contents, **save_kwargs())
+    loaded = store.load("mult-vae", manifest.version)
+
+    assert isinstance(loaded, LoadedVersion)
+    assert loaded.manifest == manifest
+    assert loaded.contents.user_ids == contents.user_ids
+    assert loaded.contents.item_ids == contents.item_ids
+    assert loaded.contents.extra == contents.extra
+    for source, target in (
+        (contents.tensors, loaded.contents.tensors),
+        (contents.history, loaded.contents.history),
+    ):
+        assert target.keys() == source.keys()
+        for name, array in source.items():
+            assert target[name].dtype == array.dtype and target[name].shape == array.shape
+            np.testing.assert_array_equal(target[name], array)
+    assert Path(loaded.path) == _version_dir(Path(store.backend.location("")))
+
+
+def test_manifest_records_what_was_saved(store: ModelStore, store_root: Path) -> None:
+    kwargs = save_kwargs()
+    manifest = store.save("mult-vae", build_contents(), **kwargs)
+
+    assert (manifest.model, manifest.version, manifest.format_version) == ("mult-vae", "1", 1)
+    assert manifest.created_at.endswith("Z")
+    assert manifest.data == build_data_info()
+    assert manifest.scorer_config == kwargs["scorer_config"]
+    assert manifest.hyper_parameters == kwargs["hyper_parameters"]
+    assert manifest.metrics == kwargs["metrics"]
+    assert manifest.training == kwargs["training"]
+    on_disk = sorted(p.name for p in _version_dir(store_root).iterdir())
+    assert sorted([*manifest.files, "manifest.json"]) == on_disk
+    for name, entry in manifest.files.items():
+        assert entry["bytes"] == (_version_dir(store_root) / name).stat().st_size
+    assert store.manifest("mult-vae", 1) == manifest
+
+
+def test_versions_count_up_and_list_in_order(store: ModelStore, saved: Saver) -> None:
+    versions = [saved("mult-vae", seed) for seed in range(11)]
+    saved("cf-nade")
+    assert versions == [str(n) for n in range(1, 12)]
+    assert [m.version for m in store.list_versions("mult-vae")] == versions  # 10 after 9
+    assert store.list_models() == ["cf-nade", "mult-vae"]
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def test_tampered_file_is_corrupt(store: ModelStore, store_root: Path, saved: Saver) -> None:
+    saved()
+    path = _version_dir(store_root) / "tensors.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, different bytes
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptVersion, match=r"tensors\.safetensors sha256 .* does not match"):
+        store.load("mult-vae", "1")
+
+
+def test_missing_file_is_corrupt(store: ModelStore, store_root: Path, saved: Saver) -> None:
+    saved()
+    (_version_dir(store_root) / "item_ids.json").unlink()
+    with pytest.raises(
+        CorruptVersion, match=r"item_ids\.json is listed in the manifest but missing"
+    ):
+        store.load("mult-vae", "1")
+
+
+def test_unlisted_extra_file_is_corrupt(store: ModelStore, store_root: Path, saved: Saver) -> None:
+    saved()
+    (_version_dir(store_root) / "weights.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(CorruptVersion, match=r"weights\.pkl is present but not in the manifest"):
+        store.load("mult-vae", "1")
+
+
+def test_missing_manifest_is_corrupt(store: ModelStore, store_root: Path, saved: Saver) -> None:
+    saved()
+    (_version_dir(store_root) / "manifest.json").unlink()
+    with pytest.raises(CorruptVersion, match=r"manifest\.json is missing"):
+        store.load("mult-vae", "1")
+
+
+def test_unknown_format_version_is_refused(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved()
+    _rewrite_manifest(store_root, lambda body: body.update(format_version=99))
+    with pytest.raises(UnknownFormat, match="format_version 99 is not supported"):
+        store.load("mult-vae", "1")
+
+
+def test_truncated_safetensors_is_corrupt_not_a_raw_error(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved()
+    path = _version_dir(store_root) / "history.safetensors"
+    truncated = path.read_bytes()[:20]
+    path.write_bytes(truncated)
+    with pytest.raises(
+        CorruptVersion, match=r"history\.safetensors has 20 bytes; the manifest says"
+    ):
+        store.load("mult-vae", "1")
+
+    # Even with a manifest that agrees (written by a broken writer), parsing fails cleanly.
+    def agree(body: dict) -> None:
+        import hashlib
+
+        body["files"]["history.safetensors"] = {
+            "sha256": hashlib.sha256(truncated).hexdigest(),
+            "bytes": len(truncated),
+        }
+
+    _rewrite_manifest(store_root, agree)
+    with pytest.raises(CorruptVersion, match=r"history\.safetensors is not a readable safetensors"):
+        store.load("mult-vae", "1")
+
+
+def test_manifest_of_another_version_is_corrupt(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved()
+    _rewrite_manifest(store_root, lambda body: body.update(version="7"))
+    with pytest.raises(
+        CorruptVersion, match="describes 'mult-vae' version 7, not 'mult-vae' version 1"
+    ):
+        store.load("mult-vae", "1")
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def test_unknown_model_and_version(store: ModelStore, saved: Saver) -> None:
+    with pytest.raises(ModelNotFound, match="model 'nope' has no versions"):
+        store.load("nope", "1")
+    saved()
+    with pytest.raises(
+        VersionNotFound, match="model 'mult-vae' has no version 5 \\(versions: 1\\)"
+    ):
+        store.load("mult-vae", 5)
+    with pytest.raises(ModelNotFound):
+        store.list_versions("nope")
+    with pytest.raises(ModelNotFound):
+        store.aliases("nope")
+
+
+def test_resolve_versions_and_aliases(store: ModelStore, saved: Saver) -> None:
+    saved(), saved()
+    assert store.resolve("mult-vae", "2") == "2"
+    assert store.resolve("mult-vae", 1) == "1"
+    with pytest.raises(AliasNotSet, match="alias 'production' of model 'mult-vae' is not set"):
+        store.resolve("mult-vae")
+    store.promote("mult-vae", "1", alias="staging")
+    assert store.resolve("mult-vae", "staging") == "1"
+    with pytest.raises(VersionNotFound):
+        store.resolve("mult-vae", "3")
+    with pytest.raises(ModelNotFound):
+        store.resolve("other", "production")
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+def test_promote_and_rollback_history(store: ModelStore, store_root: Path, saved: Saver) -> None:
+    for seed in range(3):
+        saved(seed=seed)
+    assert store.alias_state("mult-vae") is None
+    for version in ("1", "2", "3"):
+        assert store.promote("mult-vae", version).version == version
+    store.promote("mult-vae", "3")  # promoting the current version changes nothing
+    assert store.aliases("mult-vae") == {"production": "3"}
+    record = json.loads((store_root / "mult-vae" / "aliases" / "production.json").read_text())
+    assert record["version"] == "3" and record["previous"] == ["2", "1"]
+    assert record["updated_at"].endswith("Z")
+
+    assert store.rollback("mult-vae") == "2"
+    assert store.alias_state("mult-vae") == "2"
+    assert store.rollback("mult-vae") == "1"
+    with pytest.raises(NothingToRollBack, match="is at version 1 and has no previous version"):
+        store.rollback("mult-vae")
+    assert store.alias_state("mult-vae") == "1"
+    # versions are never copied or removed by alias moves
+    assert sorted(p.name for p in (store_root / "mult-vae" / "versions").iterdir()) == [
+        "1",
+        "2",
+        "3",
+    ]
+
+
+def test_aliases_are_independent(store: ModelStore, saved: Saver) -> None:
+    saved(), saved()
+    store.promote("mult-vae", "1")
+    store.promote("mult-vae", "2", alias="canary")
+    assert store.aliases("mult-vae") == {"canary": "2", "production": "1"}
+    with pytest.raises(NothingToRollBack):
+        store.rollback("mult-vae", alias="canary")
+    with pytest.raises(AliasNotSet):
+        store.rollback("mult-vae", alias="staging")
+
+
+def test_promoting_unknown_or_corrupt_version_leaves_alias(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved(), saved()
+    store.promote("mult-vae", "1")
+    with pytest.raises(VersionNotFound):
+        store.promote("mult-vae", "9")
+    (_version_dir(store_root, version="2") / "user_ids.json").write_text('["tampered"]')
+    with pytest.raises(CorruptVersion):
+        store.promote("mult-vae", "2")
+    assert store.alias_state("mult-vae") == "1"
+    with pytest.raises(NothingToRollBack):
+        store.rollback("mult-vae")
+
+
+def test_rollback_to_a_version_that_no_longer_verifies_is_refused(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved(), saved()
+    store.promote("mult-vae", "1")
+    store.promote("mult-vae", "2")
+    (_version_dir(store_root, version="1") / "tensors.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CorruptVersion, match=r"versions/1/tensors\.safetensors"):
+        store.rollback("mult-vae")
+    assert store.alias_state("mult-vae") == "2"
+
+
+def test_unreadable_alias_file_says_where(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved()
+    store.promote("mult-vae", "1")
+    (store_root / "mult-vae" / "aliases" / "production.json").write_text("{oops")
+    with pytest.raises(StoreError, match=r"aliases/production\.json is unreadable"):
+        store.alias_state("mult-vae")
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("bad", ["../escape", "Mult-VAE", ".hidden", "a/b", ""])
+def test_invalid_names_are_refused(store: ModelStore, store_root: Path, bad: str) -> None:
+    with pytest.raises(InvalidName):
+        store.save(bad, build_contents(), **save_kwargs())
+    with pytest.raises(InvalidName):
+        store.load(bad, "1")
+    store.save("ok", build_contents(), **save_kwargs())
+    with pytest.raises(InvalidName):
+        store.promote("ok", "1", alias=bad)
+    with pytest.raises(InvalidName):
+        store.load("ok", bad or "0")
+    assert sorted(p.name for p in store_root.iterdir()) == ["ok"]
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _read_safetensors_independently(path: Path) -> dict[str, np.ndarray]:
+    """Parse the safetensors layout by hand: u64 header length, JSON header, raw bytes."""
+    raw = path.read_bytes()
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + header_len])
+    body = raw[8 + header_len :]
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    arrays = {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = spec["data_offsets"]
+        arrays[name] = np.frombuffer(body[start:end], dtype=dtypes[spec["dtype"]]).reshape(
+            spec["shape"]
+        )
+    return arrays
+
+
+def test_files_are_safetensors_and_json_never_pickle(store: ModelStore, store_root: Path) -> None:
+    contents = build_contents(seed=2)
+    store.save("mult-vae", contents, **save_kwargs())
+    directory = _version_dir(store_root)
+    for path in directory.iterdir():
+        assert not path.read_bytes().startswith(b"\x80"), f"{path.name} looks like a pickle"
+
+    tensors = _read_safetensors_independently(directory / "tensors.safetensors")
+    history = _read_safetensors_independently(directory / "history.safetensors")
+    for name, array in contents.tensors.items():
+        np.testing.assert_array_equal(tensors[name], array)
+    for name, array in contents.history.items():
+        np.testing.assert_array_equal(history[name], array)
+    assert json.loads((directory / "user_ids.json").read_text()) == contents.user_ids
+    assert json.loads((directory / "item_ids.json").read_text()) == contents.item_ids
+    assert json.loads((directory / "manifest.json").read_text())["model"] == "mult-vae"
+    assert (directory / "items.json").read_bytes() == contents.extra["items.json"]
+
+
+def test_package_imports_neither_torch_nor_pickle_users() -> None:
+    code = (
+        "import sys, models_store; "
+        "bad = [m for m in ('torch', 'training', 'app') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
