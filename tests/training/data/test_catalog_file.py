@@ -1,0 +1,96 @@
+"""Catalog files (CSV / JSONL): what is read, and errors that name the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.data.catalog_file import CatalogRecord, read_catalog_file
+from training.data.errors import DataError
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_reads_columns_json_attributes_and_extra_columns(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "items.csv",
+        "item_id,title,text,attributes,year\n"
+        '007,Moonraker,"A spy, in space.\nSecond line.","{""genres"": [""Action""]}",1979\n'
+        "\n"
+        "8,,,,\n",
+    )
+    first, second = read_catalog_file(path)
+    assert first == CatalogRecord(
+        item_id="007",  # ids stay strings: leading zeros kept
+        title="Moonraker",
+        text="A spy, in space.\nSecond line.",
+        attributes={"genres": ["Action"], "year": "1979"},
+        line=2,
+    )
+    # The quoted text spans two lines, the blank line is skipped: item 8 starts on line 5.
+    assert second == CatalogRecord(item_id="8", title=None, text=None, attributes={}, line=5)
+
+
+def test_csv_with_only_item_id_and_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_bytes("\ufeffitem_id\n1\n2\n".encode())
+    assert [r.item_id for r in read_catalog_file(path)] == ["1", "2"]
+
+
+def test_jsonl_records(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "items.jsonl",
+        '{"item_id": "a", "title": "A", "text": "space rocket", "attributes": {"k": 1}}\n'
+        "\n"
+        '{"item_id": 42, "text": null}\n',
+    )
+    a, b = read_catalog_file(path)
+    assert a == CatalogRecord("a", "A", "space rocket", {"k": 1}, line=1)
+    assert b == CatalogRecord("42", None, None, {}, line=3)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("x.csv", "title,text\nA,b\n", "line 1: the header has no item_id column"),
+        ("x.csv", "item_id,title,title\n1,a,b\n", "column 'title' appears twice"),
+        ("x.csv", "item_id,title\n1,a,extra\n", "line 2: 3 fields, the header has 2 columns"),
+        ("x.csv", "item_id,title\n ,a\n", "line 2: item_id is empty"),
+        ("x.csv", "item_id,attributes\n1,{bad\n", "line 2: attributes is not valid JSON"),
+        ("x.csv", 'item_id,attributes\n1,"[1, 2]"\n', "attributes must be a JSON object"),
+        ("x.csv", "item_id\n1\n2\n1\n", "line 4: item_id '1' already appears on line 2"),
+        ("x.csv", "", "empty file"),
+        ("x.jsonl", '{"item_id": "1"}\n{"item_id": "2",\n', "line 2: not valid JSON"),
+        ("x.jsonl", "[1]\n", "line 1: expected a JSON object"),
+        ("x.jsonl", '{"item_id": "1", "txt": "a"}\n', "line 1: unknown key(s) txt"),
+        ("x.jsonl", '{"title": "a"}\n', "line 1: item_id is missing"),
+        ("x.jsonl", '{"item_id": true}\n', "item_id must be a string, got bool"),
+        ("x.jsonl", '{"item_id": "1", "text": 5}\n', "text must be a string or null, got int"),
+        ("x.jsonl", '{"item_id": "1", "attributes": []}\n', "attributes must be a JSON object"),
+        ("x.txt", "item_id\n1\n", "unknown catalog file type '.txt'"),
+    ],
+)
+def test_bad_files_name_file_and_line(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    path = _write(tmp_path, name, content)
+    with pytest.raises(DataError) as err:
+        read_catalog_file(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_and_non_utf8(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="catalog file not found"):
+        read_catalog_file(tmp_path / "nope.csv")
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(b'{"item_id": "caf\xe9"}\n')
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_catalog_file(path)

@@ -1,0 +1,129 @@
+"""Generic CSV / Parquet interaction files and the vectorised builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.data.errors import DataError
+from training.data.files import build_interactions, read_csv, read_interaction_file, read_parquet
+from training.data.interactions import Interactions
+
+
+def _write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_builder_equals_from_arrays_for_int_and_string_ids() -> None:
+    rng = np.random.default_rng(0)
+    users = rng.integers(-5, 50, size=300)
+    items = np.array([f"i{n}" for n in rng.integers(0, 40, size=300)], dtype=object)
+    ratings = rng.integers(1, 6, size=300).astype(np.float32)
+    ts = rng.integers(0, 10**9, size=300)
+    fast = build_interactions(users, items, ratings, ts)
+    slow = Interactions.from_arrays(users, items, ratings, ts)
+    assert fast.user_ids == slow.user_ids and fast.item_ids == slow.item_ids
+    for name in ("users", "items", "ratings", "timestamps"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+    assert fast.explicit and not build_interactions(users, items).explicit
+
+
+def test_csv_with_all_columns_and_unix_seconds(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "user_id,item_id,rating,timestamp\nu1,007,4.5,1700000000\nu2,7,3,1700000100.9\n",
+    )
+    data = read_csv(path)
+    assert data.explicit
+    assert set(data.item_ids.ids) == {"7", "007"}  # ids are strings: leading zeros survive
+    assert data.ratings.tolist() == [4.5, 3.0]
+    assert data.timestamps.tolist() == [1_700_000_000, 1_700_000_100]
+
+
+def test_csv_without_rating_is_implicit(tmp_path: Path) -> None:
+    data = read_interaction_file(_write(tmp_path, "user_id,item_id\na,x\nb,x\na,y\n"))
+    assert not data.explicit
+    assert data.ratings.tolist() == [1.0, 1.0, 1.0] and data.timestamps.tolist() == [0, 0, 0]
+    assert (data.n_users, data.n_items) == (2, 2)
+
+
+def test_csv_iso8601_timestamps(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "user_id,item_id,timestamp\n"
+        "1,50,2026-11-23T10:00:00Z\n"
+        "1,51,2026-11-23T12:00:00+02:00\n"
+        "2,50,2026-11-23 10:00:01\n",  # naive: UTC
+    )
+    expected = int(pd.Timestamp("2026-11-23T10:00:00Z").timestamp())
+    assert read_csv(path).timestamps.tolist() == [expected, expected, expected + 1]
+
+
+def test_csv_extra_columns_are_ignored_and_header_spaces_tolerated(tmp_path: Path) -> None:
+    data = read_csv(_write(tmp_path, "user_id, item_id, rating, note\n1, 2, 5, great\n"))
+    assert data.ratings.tolist() == [5.0] and data.item_ids.ids == ("2",)
+
+
+def test_compressed_csv(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv.gz"
+    pd.DataFrame({"user_id": ["1", "2"], "item_id": ["3", "3"]}).to_csv(path, index=False)
+    assert len(read_interaction_file(path)) == 2
+
+
+def test_parquet_round_trip_with_datetime_column(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "user_id": [10, 11, 10],
+            "item_id": ["a", "b", "b"],
+            "rating": [1.0, 2.0, 3.0],
+            "timestamp": pd.to_datetime([0, 60, 120], unit="s", utc=True),
+        }
+    )
+    path = tmp_path / "log.parquet"
+    frame.to_parquet(path)
+    data = read_interaction_file(path)
+    assert data.user_ids.ids == ("10", "11") and data.item_ids.ids == ("a", "b")
+    assert data.timestamps.tolist() == [0, 60, 120] and data.ratings.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("", r"log\.csv: the file is empty"),
+        ("user_id,item_id\n", r"log\.csv: has a header but no rows"),
+        ("user,item\n1,2\n", r"log\.csv: missing required column\(s\) user_id, item_id; found user, item"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,five\n", r"log\.csv: column rating, row 2: value 'five' is not a number"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,\n", r"log\.csv: column rating, row 2: value is missing"),
+        ("user_id,item_id\n1,2\n,3\n", r"log\.csv: column user_id, row 2: value is missing"),
+        ("user_id,item_id,timestamp\n1,2,2026-01-01T00:00:00Z\n1,3,yesterday\n", r"log\.csv: column timestamp, row 2: value 'yesterday' is neither"),
+        ("user_id,item_id,timestamp\n1,2,5\n1,3,inf\n", r"log\.csv: column timestamp, row 2: value 'inf' is not a finite"),
+    ],
+)  # fmt: skip
+def test_csv_bad_input_names_file_column_and_row(tmp_path: Path, text: str, pattern: str) -> None:
+    with pytest.raises(DataError, match=pattern):
+        read_csv(_write(tmp_path, text))
+
+
+def test_parquet_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.parquet: the file is empty"):
+        read_parquet(empty)
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    with pytest.raises(DataError, match=r"garbage\.parquet: not a readable Parquet file"):
+        read_parquet(garbage)
+    no_items = tmp_path / "no_items.parquet"
+    pd.DataFrame({"user_id": [1]}).to_parquet(no_items)
+    with pytest.raises(DataError, match=r"missing required column\(s\) item_id"):
+        read_parquet(no_items)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        read_interaction_file(tmp_path / "absent.csv")

@@ -1,0 +1,187 @@
+"""Evaluation goes through a Scorer: tiny hand-written scorers whose rankings are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from training.data.interactions import Interactions
+from training.evaluate import (
+    EvaluationError,
+    evaluate_ratings,
+    evaluate_topk,
+    rank,
+    rating_validation,
+    topk_validation,
+)
+from training.models.base import History, NotARatingModel, Scorer
+
+
+class TableScorer(Scorer):
+    """Known users score by a fixed (U, I) table; fold-in users by history @ ``sim`` (I, I)."""
+
+    name = "table"
+
+    def user_state(self, users: torch.Tensor, history: History) -> torch.Tensor:
+        folded = history.to_dense() @ self.t["sim"]
+        known = users >= 0
+        folded[known] = self.t["table"][users[known]]
+        return folded
+
+    def score(self, state: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        return state if items is None else state[:, items]
+
+
+class MeanScorer(Scorer):
+    """Rating model: user's mean training rating + an item offset."""
+
+    name = "mean"
+    predicts_ratings = True
+
+    def user_state(self, users: torch.Tensor, history: History) -> torch.Tensor:
+        sums = torch.zeros(history.batch_size).index_add_(0, history.row_ids(), history.values)
+        return (sums / history.lengths().clamp(min=1)).unsqueeze(1)
+
+    def score(self, state: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        offset = self.t["offset"] if items is None else self.t["offset"][items]
+        return state + offset.unsqueeze(0)
+
+
+# 3 users x 5 items. Scores (higher first):
+# user 0: items 4 > 3 > 2 > 1 > 0
+# user 1: items 0 > 1 > 2 > 3 > 4
+# user 2: no relevant item (skipped)
+TABLE = torch.tensor(
+    [[0.0, 1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]]
+)
+SCORER = TableScorer({"n_items": 5}, {"table": TABLE, "sim": torch.eye(5)})
+HISTORY = sp.csr_matrix(np.array([[0, 0, 0, 0, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], float))
+RELEVANT = sp.csr_matrix(np.array([[0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 0, 0, 0, 0]], float))
+
+
+def test_rank_masks_excluded_items_and_sorts() -> None:
+    ranked = rank(SCORER, np.array([0, 1]), HISTORY[:2], k=3, exclude=HISTORY[:2], batch_size=1)
+    np.testing.assert_array_equal(ranked, [[3, 2, 1], [0, 1, 2]])
+
+
+def test_rank_folds_in_unknown_users_from_history() -> None:
+    # sim = identity, so a fold-in user's best item is their own history item.
+    ranked = rank(SCORER, np.array([-1]), HISTORY[2:], k=1)
+    np.testing.assert_array_equal(ranked, [[0]])
+
+
+def test_evaluate_topk_known_users_hand_computed() -> None:
+    result = evaluate_topk(
+        SCORER,
+        HISTORY,
+        RELEVANT,
+        ks=(1, 2),
+        metrics=("precision", "recall", "ndcg", "mrr", "hit", "coverage"),
+        users=np.arange(3),
+    )
+    # user 0 after excluding item 4: ranks [3, 2, ...] -> relevant item 2 at rank 2.
+    # user 1: ranks [0, 1, ...], relevant {1, 4} -> hit at rank 2.
+    assert result["precision@1"] == pytest.approx(0.0)
+    assert result["precision@2"] == pytest.approx(0.5)
+    assert result["recall@2"] == pytest.approx((1.0 + 0.5) / 2)
+    ndcg0 = (1 / math.log2(3)) / 1.0
+    ndcg1 = (1 / math.log2(3)) / (1 + 1 / math.log2(3))
+    assert result["ndcg@2"] == pytest.approx((ndcg0 + ndcg1) / 2)
+    assert result["mrr@2"] == pytest.approx(0.5)
+    assert result["hit@1"] == pytest.approx(0.0)
+    assert result["coverage@2"] == pytest.approx(4 / 5)  # {3, 2, 0, 1}
+
+
+def test_evaluate_topk_liang_recall_and_no_exclusion() -> None:
+    result = evaluate_topk(
+        SCORER,
+        HISTORY,
+        RELEVANT,
+        ks=(1,),
+        metrics=("recall",),
+        users=np.arange(3),
+        exclude=None,
+        recall_denominator="min",
+    )
+    # no masking: user 0 ranks item 4 first (not relevant); user 1 ranks 0 first (not relevant)
+    assert result == {"recall@1": 0.0}
+
+
+def test_evaluate_topk_default_users_fold_in() -> None:
+    # users=None -> every row folds in: state = history @ sim; sim sends item 4 to item 2.
+    sim = torch.zeros(5, 5)
+    sim[4, 2] = 1.0
+    scorer = TableScorer({"n_items": 5}, {"table": torch.zeros(3, 5), "sim": sim})
+    relevant = sp.csr_matrix(np.array([[0, 0, 1, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]], float))
+    result = evaluate_topk(scorer, HISTORY, relevant, ks=(1,), metrics=("precision",))
+    assert result == {"precision@1": 1.0}  # only user 0 has relevant items; item 2 first
+
+
+def test_topk_validation_selects_on_metric() -> None:
+    validation = topk_validation(HISTORY, RELEVANT, metric="precision@2", users=np.arange(3))
+    assert validation.metric == "precision@2" and validation.higher_is_better
+    assert validation.evaluate(SCORER) == {"precision@2": pytest.approx(0.5)}
+
+
+def _ratings_data() -> tuple[sp.csr_matrix, Interactions]:
+    # users a, b, c; items x, y, z, w. c and w have no training rating.
+    # train: a rated x=4, y=2 (mean 3); b rated x=5, z=5 (mean 5).
+    both = Interactions.from_arrays(
+        ["a", "a", "b", "b", "a", "b", "c", "b"],
+        ["x", "y", "x", "z", "z", "y", "x", "w"],
+        [4, 2, 5, 5, 3, 4, 1, 2],
+    )
+    train = both.subset(np.arange(8) < 4).to_csr()
+    return train, both.subset(np.arange(8) >= 4)
+
+
+def test_evaluate_ratings_uses_defaults_for_unseen_users_and_items() -> None:
+    train, test = _ratings_data()
+    scorer = MeanScorer(
+        {"n_items": 4, "rating_range": [1.0, 5.0]}, {"offset": torch.tensor([0.0, 0.0, 0.5, 0.5])}
+    )
+    result = evaluate_ratings(scorer, train, test, default_rating=3.0)
+    # items w, x, y, z. a: mean 3 -> (a, z) = 3 + 0.5 = 3.5 vs 3;
+    # b: mean 5 -> (b, y) = 5.5 clipped to 5 vs 4; (c, x): unseen user -> 3 vs 1;
+    # (b, w): unseen item -> 3 vs 2
+    errors = np.array([0.5, 1.0, 2.0, 1.0])
+    assert result["rmse"] == pytest.approx(math.sqrt(np.mean(errors**2)))
+    assert result["mae"] == pytest.approx(errors.mean())
+    assert result["n"] == 4 and result["n_default"] == 2
+
+
+def test_rating_validation_is_lower_is_better() -> None:
+    train, test = _ratings_data()
+    scorer = MeanScorer({"n_items": 4}, {"offset": torch.zeros(4)})
+    validation = rating_validation(train, test, metric="mae")
+    assert not validation.higher_is_better
+    # (a, z) = 3 vs 3, (b, y) = 5 vs 4, defaults 3 vs 1 and 3 vs 2
+    assert validation.evaluate(scorer)["mae"] == pytest.approx((0.0 + 1.0 + 2.0 + 1.0) / 4)
+
+
+def test_evaluate_ratings_refuses_a_ranking_only_model() -> None:
+    train, test = _ratings_data()
+    scorer = TableScorer({"n_items": 4}, {"table": torch.zeros(3, 4), "sim": torch.eye(4)})
+    with pytest.raises(NotARatingModel):
+        evaluate_ratings(scorer, train, test)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: evaluate_topk(SCORER, HISTORY, RELEVANT, ks=(6,)), "outside"),
+        (lambda: evaluate_topk(SCORER, HISTORY, RELEVANT, metrics=("auc",), ks=(1,)), "unknown"),
+        (lambda: evaluate_topk(SCORER, HISTORY, RELEVANT[:2], ks=(1,)), "differ"),
+        (lambda: evaluate_topk(SCORER, HISTORY, sp.csr_matrix((3, 5)), ks=(1,)), "no user"),
+        (lambda: rank(SCORER, np.array([0]), HISTORY, k=1), "one row per user"),
+        (lambda: topk_validation(HISTORY, RELEVANT, metric="ndcg"), "look like"),
+        (lambda: rating_validation(HISTORY, None, metric="auc"), "rmse"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_input_says_what_is_wrong(call, message: str) -> None:
+    with pytest.raises(EvaluationError, match=message):
+        call()

@@ -1,0 +1,220 @@
+"""Item catalog files for ``genrec items import``: CSV or JSONL, one item per record.
+
+The catalog is the service's own store of item metadata (title, text,
+attributes). Text-aware models (ConvMF) score an item nobody has rated yet
+from its text, so a catalog file is how a batch of new items reaches them.
+
+Formats (UTF-8, a BOM is tolerated):
+
+* ``.csv`` — a header with ``item_id`` and optionally ``title``, ``text`` and
+  ``attributes``. ``attributes`` holds a JSON object; any other column becomes
+  one string attribute named after the column (empty cells are left out).
+  Empty ``title`` / ``text`` cells mean "none".
+* ``.jsonl`` / ``.ndjson`` — one JSON object per line:
+  ``{"item_id": "42", "title": "...", "text": "...", "attributes": {...}}``;
+  only ``item_id`` is required, unknown keys are refused (a typo such as
+  ``"txt"`` must not silently drop an item's text). Blank lines are skipped.
+
+Bad input raises ``DataError`` naming the file and line, before anything is
+written, so an import is all or nothing. Length limits and the rest of the
+business rules live with the catalog itself (``app.catalog``), which applies
+the same rules to ``PUT /v1/items/{item_id}``; this module only parses.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.data.errors import DataError
+
+#: The keys a JSONL record may have.
+JSONL_KEYS = frozenset({"item_id", "title", "text", "attributes"})
+#: CSV columns with a meaning of their own; every other column is a string attribute.
+CSV_COLUMNS = ("item_id", "title", "text", "attributes")
+
+
+@dataclass(frozen=True)
+class CatalogRecord:
+    """One item read from a catalog file; ``line`` is where it starts (1-based)."""
+
+    item_id: str
+    title: str | None
+    text: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+def read_catalog_file(path: str | Path) -> list[CatalogRecord]:
+    """All records of a ``.csv`` / ``.jsonl`` / ``.ndjson`` catalog file, in file order.
+
+    Raises ``DataError`` for a missing file, an unknown extension, a malformed
+    record or an item id that appears twice (which of the two rows was meant
+    is a guess the importer refuses to make).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"catalog file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        records = _read_csv(path)
+    elif suffix in (".jsonl", ".ndjson"):
+        records = _read_jsonl(path)
+    else:
+        raise DataError(
+            f"{path}: unknown catalog file type '{suffix or '(none)'}'; use .csv or .jsonl"
+        )
+    _check_unique(path, records)
+    return records
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_csv(path: Path) -> list[CatalogRecord]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}: empty file; expected a header with item_id") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}, line 1: cannot read the header: {exc}") from None
+        columns = [c.strip() for c in header]
+        _check_header(path, columns)
+        records = []
+        start = reader.line_num + 1
+        try:
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    records.append(_csv_record(path, start, columns, row))
+                start = reader.line_num + 1
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}, line {start}: cannot read the record: {exc}") from None
+    return records
+
+
+def _check_header(path: Path, columns: list[str]) -> None:
+    if "item_id" not in columns:
+        raise DataError(
+            f"{path}, line 1: the header has no item_id column (columns: {', '.join(columns)})"
+        )
+    seen: set[str] = set()
+    for column in columns:
+        if not column:
+            raise DataError(f"{path}, line 1: the header has an empty column name")
+        if column in seen:
+            raise DataError(f"{path}, line 1: column '{column}' appears twice in the header")
+        seen.add(column)
+
+
+def _csv_record(path: Path, line: int, columns: list[str], row: list[str]) -> CatalogRecord:
+    if len(row) != len(columns):
+        raise DataError(
+            f"{path}, line {line}: {len(row)} fields, the header has {len(columns)} columns"
+        )
+    cells = dict(zip(columns, row, strict=True))
+    attributes = _csv_attributes(path, line, cells.get("attributes", ""))
+    for column in columns:
+        if column not in CSV_COLUMNS and cells[column].strip():
+            attributes[column] = cells[column]
+    return CatalogRecord(
+        item_id=_item_id(path, line, cells["item_id"].strip()),
+        title=cells.get("title") or None,
+        text=cells.get("text") or None,
+        attributes=attributes,
+        line=line,
+    )
+
+
+def _csv_attributes(path: Path, line: int, raw: str) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}, line {line}: attributes is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DataError(
+            f"{path}, line {line}: attributes must be a JSON object, got {type(value).__name__}"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def _read_jsonl(path: Path) -> list[CatalogRecord]:
+    records = []
+    try:
+        with path.open(encoding="utf-8-sig") as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                if raw.strip():
+                    records.append(_jsonl_record(path, line_no, raw))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text: {exc}") from None
+    return records
+
+
+def _jsonl_record(path: Path, line: int, raw: str) -> CatalogRecord:
+    where = f"{path}, line {line}"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    unknown = sorted(set(value) - JSONL_KEYS)
+    if unknown:
+        raise DataError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(JSONL_KEYS))}"
+        )
+    if "item_id" not in value:
+        raise DataError(f"{where}: item_id is missing")
+    item_id = value["item_id"]
+    if isinstance(item_id, bool) or not isinstance(item_id, str | int):
+        raise DataError(f"{where}: item_id must be a string, got {type(item_id).__name__}")
+    attributes = value.get("attributes")
+    attributes = {} if attributes is None else attributes
+    if not isinstance(attributes, dict):
+        raise DataError(
+            f"{where}: attributes must be a JSON object, got {type(attributes).__name__}"
+        )
+    return CatalogRecord(
+        item_id=_item_id(path, line, str(item_id).strip()),
+        title=_optional_text(where, "title", value.get("title")),
+        text=_optional_text(where, "text", value.get("text")),
+        attributes=attributes,
+        line=line,
+    )
+
+
+def _optional_text(where: str, key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"{where}: {key} must be a string or null, got {type(value).__name__}")
+    return value or None
+
+
+# --------------------------------------------------------------------------- shared checks
+
+
+def _item_id(path: Path, line: int, item_id: str) -> str:
+    if not item_id:
+        raise DataError(f"{path}, line {line}: item_id is empty")
+    return item_id
+
+
+def _check_unique(path: Path, records: list[CatalogRecord]) -> None:
+    first_line: dict[str, int] = {}
+    for record in records:
+        if record.item_id in first_line:
+            raise DataError(
+                f"{path}, line {record.line}: item_id '{record.item_id}' already appears "
+                f"on line {first_line[record.item_id]}"
+            )
+        first_line[record.item_id] = record.line

@@ -1,0 +1,170 @@
+"""``load_dataset(spec)``: the one entry point from a data spec to ``Interactions``.
+
+``spec`` is one of
+
+- a MovieLens name: ``ml-100k | ml-1m | ml-10m | ml-20m | ml-25m | ml-latest-small | ml-latest``;
+- a path ending in ``.csv`` (optionally ``.gz``/``.bz2``/``.zip``/``.xz``) or ``.parquet``;
+- ``db``: the service's interaction log at ``database_url`` (or ``GENREC_DATABASE_URL``).
+
+A named set is looked for, in order, as GroupLens ships it under the data
+directory (``<data_dir>/<folder>/``, default ``GENREC_DATA_DIR``), extracted
+in the cache directory (default ``GENREC_CACHE_DIR`` or ``~/.cache/genrec``),
+as a GroupLens zip in either (verified, then extracted into the cache), and
+finally downloaded into the cache when ``allow_download``. When none of these
+works the ``DataError`` names both ways out: the data directory layout, or
+being online for the download.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from training.data.download import (
+    ARCHIVES,
+    dataset_base_url,
+    default_cache_dir,
+    extract_archive,
+    fetch_dataset,
+    verify_file,
+)
+from training.data.errors import DataError
+from training.data.files import read_interaction_file
+from training.data.interactions import Interactions
+from training.data.log_reader import read_interaction_log
+from training.data.movielens import LAYOUTS, Layout, read_movielens
+
+DATA_DIR_ENV = "GENREC_DATA_DIR"
+DATABASE_URL_ENV = "GENREC_DATABASE_URL"
+FILE_SUFFIXES = (".csv", ".parquet", ".pq")
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")
+
+
+def load_dataset(
+    spec: str,
+    *,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    database_url: str | None = None,
+    allow_download: bool = True,
+    base_url: str | None = None,
+) -> Interactions:
+    """Read the data set ``spec`` names (see the module docstring)."""
+    name = spec.strip().lower()
+    if name in LAYOUTS:
+        folder = locate_named(
+            name,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            allow_download=allow_download,
+            base_url=base_url,
+        )
+        return read_movielens(name, folder)
+    if name == "db":
+        url = database_url or os.environ.get(DATABASE_URL_ENV)
+        if not url:
+            raise DataError(
+                f"data spec 'db' needs a database URL: pass database_url or set {DATABASE_URL_ENV}"
+            )
+        return read_interaction_log(url)
+    if _is_file_spec(spec):
+        return read_interaction_file(Path(spec).expanduser())
+    raise DataError(
+        f"unknown data spec {spec!r}: expected one of {', '.join(LAYOUTS)}, "
+        "a path ending in .csv or .parquet, or 'db'"
+    )
+
+
+def locate_named(
+    name: str,
+    *,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    allow_download: bool = True,
+    base_url: str | None = None,
+) -> Path:
+    """The folder holding the files of the named set, fetching it if need be."""
+    layout = LAYOUTS[name]
+    data_root = _data_root(data_dir)
+    cache = (cache_dir or default_cache_dir()).expanduser()
+    for root in (data_root, cache):
+        found = _find_layout(root, layout) if root is not None else None
+        if found is not None:
+            return found
+    local_zip = _find_archive(name, [data_root, cache])
+    if local_zip is not None:
+        return _extract_local(name, local_zip, cache, layout)
+    reason = "downloads are disabled (allow_download=False)"
+    if allow_download and name in ARCHIVES:
+        try:
+            folder = fetch_dataset(name, cache, base_url=base_url)
+        except (DataError, OSError) as exc:
+            reason = f"the download failed: {exc}"
+        else:
+            if (folder / layout.ratings_file).is_file():
+                return folder
+            reason = f"the downloaded archive has no {layout.ratings_file} in {folder}"
+    raise DataError(_not_found_message(layout, data_root, cache, base_url, reason))
+
+
+def _data_root(data_dir: Path | None) -> Path | None:
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    configured = os.environ.get(DATA_DIR_ENV)
+    return Path(configured).expanduser() if configured else None
+
+
+def _find_layout(root: Path, layout: Layout) -> Path | None:
+    """``root/<folder>/`` holding the ratings file, or ``root`` itself when it is that folder."""
+    for folder in layout.folders:
+        if (root / folder / layout.ratings_file).is_file():
+            return root / folder
+    if root.name in layout.folders and (root / layout.ratings_file).is_file():
+        return root
+    return None
+
+
+def _find_archive(name: str, roots: list[Path | None]) -> Path | None:
+    """A GroupLens zip already on disk: ``<root>/<name>/<name>.zip`` or ``<root>/<name>.zip``."""
+    if name not in ARCHIVES:
+        return None
+    filename = ARCHIVES[name].filename
+    for root in roots:
+        if root is None:
+            continue
+        for candidate in (root / name / filename, root / filename):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _extract_local(name: str, zip_path: Path, cache: Path, layout: Layout) -> Path:
+    """Verify a zip found on disk (never deleted: it may be read-only data) and extract it."""
+    spec = ARCHIVES[name]
+    if spec.checksum is not None:
+        verify_file(zip_path, spec.checksum, expected_size=spec.size)
+    cache.mkdir(parents=True, exist_ok=True)
+    folder = extract_archive(zip_path, cache, spec.folder)
+    if not (folder / layout.ratings_file).is_file():
+        raise DataError(f"{zip_path}: the archive has no {spec.folder}/{layout.ratings_file}")
+    return folder
+
+
+def _not_found_message(
+    layout: Layout, data_root: Path | None, cache: Path, base_url: str | None, reason: str
+) -> str:
+    where = f"{data_root}/" if data_root is not None else "<dir>/"
+    url = f"{dataset_base_url(base_url)}/{layout.name}.zip"
+    return (
+        f"data set '{layout.name}' not found. Either set {DATA_DIR_ENV}=<dir> so that "
+        f"{where}{layout.folders[0]}/{layout.ratings_file} exists (the files as GroupLens "
+        f"ships them; currently {DATA_DIR_ENV}={data_root or 'unset'}), or be online so that "
+        f"{url} can be downloaded into {cache} ({reason})."
+    )
+
+
+def _is_file_spec(spec: str) -> bool:
+    suffixes = [s.lower() for s in Path(spec).suffixes]
+    while suffixes and suffixes[-1] in COMPRESSION_SUFFIXES:
+        suffixes.pop()
+    return bool(suffixes) and suffixes[-1] in FILE_SUFFIXES

@@ -1,0 +1,225 @@
+"""Generic interaction files (CSV, Parquet) and the vectorised ``Interactions`` builder.
+
+A file has the columns ``user_id, item_id`` and optionally ``rating`` and
+``timestamp`` (unix seconds, or ISO-8601 strings; naive times are UTC). Ids
+are read as strings so ``"007"`` stays ``"007"``. ``explicit`` is whether a
+``rating`` column exists: without one every record is an implicit 1.0.
+
+Bad input is refused with a ``DataError`` that names the file, the column and
+the first offending row (1-based, header not counted), because a training run
+that silently drops or zero-fills rows trains a different model than the one
+its manifest describes.
+
+``build_interactions`` is the fast path every reader here uses: it gives the
+same id order as ``Interactions.from_arrays`` (which sorts ids numerically when
+they are all integers) but without a Python loop over records, so ML-25M's 25
+million rows load in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import (
+    is_bool_dtype,
+    is_datetime64_any_dtype,
+    is_integer_dtype,
+    is_numeric_dtype,
+)
+
+from training.data.errors import DataError
+from training.data.interactions import IdMap, Interactions
+
+REQUIRED_COLUMNS = ("user_id", "item_id")
+OPTIONAL_COLUMNS = ("rating", "timestamp")
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def encode_ids(values: np.ndarray | pd.Series) -> tuple[IdMap, np.ndarray]:
+    """Map raw ids to ``(IdMap, (N,) int64 indices)`` in ``IdMap.from_values`` order.
+
+    Integer columns are factorised with ``sort=True`` (numeric order, hash-based:
+    several times faster than ``np.unique``'s argsort on 25M rows); anything else
+    is factorised and the few unique values are ordered by ``IdMap.from_values``.
+    """
+    array = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if is_integer_dtype(array.dtype):
+        codes, uniques = pd.factorize(array, sort=True)
+        return IdMap(tuple(str(v) for v in uniques.tolist())), codes.astype(np.int64)
+    codes, uniques = pd.factorize(pd.Series(array, dtype=object).astype(str), sort=False)
+    id_map = IdMap.from_values(list(uniques))
+    remap = pd.Index(id_map.ids).get_indexer(uniques)
+    return id_map, remap[codes].astype(np.int64)
+
+
+def build_interactions(
+    users: np.ndarray | pd.Series,
+    items: np.ndarray | pd.Series,
+    ratings: np.ndarray | pd.Series | None = None,
+    timestamps: np.ndarray | pd.Series | None = None,
+    *,
+    explicit: bool | None = None,
+    item_meta: dict[str, dict[str, object]] | None = None,
+) -> Interactions:
+    """Vectorised ``Interactions.from_arrays``: same id maps, same arrays, no row loop."""
+    user_map, user_idx = encode_ids(users)
+    item_map, item_idx = encode_ids(items)
+    n = len(user_idx)
+    return Interactions(
+        users=user_idx,
+        items=item_idx,
+        ratings=(
+            np.ones(n, dtype=np.float32)
+            if ratings is None
+            else np.asarray(ratings, dtype=np.float32)
+        ),
+        timestamps=(
+            np.zeros(n, dtype=np.int64)
+            if timestamps is None
+            else np.asarray(timestamps, dtype=np.int64)
+        ),
+        user_ids=user_map,
+        item_ids=item_map,
+        explicit=(ratings is not None) if explicit is None else explicit,
+        item_meta=item_meta,
+    )
+
+
+def read_interaction_file(path: str | Path) -> Interactions:
+    """Read a ``.csv`` (optionally compressed) or ``.parquet`` interaction file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
+        return read_parquet(path)
+    return read_csv(path)
+
+
+def read_csv(path: str | Path) -> Interactions:
+    """Read a CSV with a header naming ``user_id,item_id[,rating][,timestamp]``."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype={"user_id": str, "item_id": str},
+            skipinitialspace=True,
+            low_memory=False,
+        )
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{path}: the file is empty (expected a header line 'user_id,item_id')"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
+    return frame_to_interactions(frame, path)
+
+
+def read_parquet(path: str | Path) -> Interactions:
+    """Read a Parquet file with columns ``user_id, item_id[, rating][, timestamp]``."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+    return frame_to_interactions(frame, path)
+
+
+def frame_to_interactions(frame: pd.DataFrame, source: str | Path) -> Interactions:
+    """Validate a frame with the generic columns and build ``Interactions`` from it."""
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source}: missing required column(s) {', '.join(missing)}; "
+            f"found {', '.join(map(str, frame.columns)) or 'none'} "
+            f"(expected user_id,item_id and optionally rating,timestamp)"
+        )
+    if len(frame) == 0:
+        raise DataError(f"{source}: has a header but no rows")
+    for column in REQUIRED_COLUMNS:
+        _refuse_missing(frame[column], source, column)
+    explicit = "rating" in frame.columns
+    ratings = _parse_ratings(frame["rating"], source) if explicit else None
+    timestamps = (
+        _parse_timestamps(frame["timestamp"], source) if "timestamp" in frame.columns else None
+    )
+    return build_interactions(
+        frame["user_id"], frame["item_id"], ratings, timestamps, explicit=explicit
+    )
+
+
+def _is_number_column(column: pd.Series) -> bool:
+    """Numeric dtype, but not bool: True/False is no rating and no time."""
+    return is_numeric_dtype(column) and not is_bool_dtype(column)
+
+
+def _refuse_missing(column: pd.Series, source: str | Path, name: str) -> None:
+    missing = column.isna().to_numpy()
+    if missing.any():
+        row = int(np.argmax(missing))
+        raise DataError(f"{source}: column {name}, row {row + 1}: value is missing")
+
+
+def _parse_ratings(column: pd.Series, source: str | Path) -> np.ndarray:
+    """Ratings as float32; a missing or non-numeric value is an error, not a NaN."""
+    _refuse_missing(column, source, "rating")
+    if _is_number_column(column):
+        values = column.to_numpy(dtype=np.float64)
+    else:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{source}: column rating, row {row + 1}: value {str(column.iloc[row])!r} is not a number"
+        )
+    return values.astype(np.float32)
+
+
+def _parse_timestamps(column: pd.Series, source: str | Path) -> np.ndarray:
+    """Unix seconds (int64) from numbers, numeric strings, datetimes or ISO-8601 strings."""
+    _refuse_missing(column, source, "timestamp")
+    if is_datetime64_any_dtype(column):
+        return datetimes_to_seconds(column)
+    if _is_number_column(column):
+        return _finite_seconds(column.to_numpy(dtype=np.float64), column, source)
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().all():
+        return _finite_seconds(numeric.to_numpy(dtype=np.float64), column, source)
+    parsed = pd.to_datetime(column.astype(str), utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{source}: column timestamp, row {row + 1}: value {str(column.iloc[row])!r} is "
+            "neither unix seconds nor an ISO-8601 date-time (the whole column must use one form)"
+        )
+    return datetimes_to_seconds(parsed)
+
+
+def _finite_seconds(values: np.ndarray, column: pd.Series, source: str | Path) -> np.ndarray:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{source}: column timestamp, row {row + 1}: value {str(column.iloc[row])!r} "
+            "is not a finite number of seconds"
+        )
+    return np.floor(values).astype(np.int64)
+
+
+def datetimes_to_seconds(column: pd.Series) -> np.ndarray:
+    """Whole unix seconds; naive datetimes are taken as UTC."""
+    if column.dt.tz is None:
+        column = column.dt.tz_localize("UTC")
+    seconds = (column - _EPOCH) // pd.Timedelta(seconds=1)
+    return seconds.to_numpy(dtype=np.int64)

@@ -1,0 +1,141 @@
+"""Read the service's own interaction log (table ``interactions``) for retraining.
+
+Schema (docs/internals.md, "Database"): ``id`` bigint pk, ``user_id``
+varchar(256), ``item_id`` varchar(256), ``rating`` float null, ``ts``
+timestamptz (event time), ``created_at`` timestamptz (arrival time).
+
+The table is reflected by name with SQLAlchemy Core, never imported from
+``app``: training must run where the web service's code is not installed, and
+the migration, not a Python class, is the schema's source of truth.
+
+``until`` is the data cutoff of the version about to be trained. Serving
+treats a logged event as *after* a cutoff when its event time **or** its
+arrival time is later (a late event with an old timestamp was not in the
+training data), so the training side takes exactly the complement: both
+times at or before ``until``. Together they cover every logged event once.
+
+A missing rating is an implicit interaction, read as 1.0; the result is
+``explicit=False`` only when no rating at all is present.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import MetaData, Table, and_, create_engine, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+
+from training.data.errors import DataError
+from training.data.files import build_interactions, datetimes_to_seconds
+from training.data.interactions import Interactions
+
+TABLE = "interactions"
+REQUIRED_COLUMNS = ("user_id", "item_id", "rating", "ts")
+#: Rows fetched per round trip; bounds memory on the driver side for a big log.
+BATCH_ROWS = 100_000
+
+
+def read_interaction_log(database_url: str, *, until: datetime | None = None) -> Interactions:
+    """All logged interactions (with ``until``: those at or before it), oldest id first."""
+    engine = create_engine(_driver_url(database_url))
+    try:
+        return _read(engine, until)
+    except SQLAlchemyError as exc:
+        raise DataError(f"cannot read the interaction log at {_safe(database_url)}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def _read(engine: Engine, until: datetime | None) -> Interactions:
+    table = _reflect(engine)
+    query = select(table.c.user_id, table.c.item_id, table.c.rating, table.c.ts)
+    if until is not None:
+        cutoff = _as_utc(until)
+        conditions = [table.c.ts <= cutoff]
+        if "created_at" in table.c:
+            conditions.append(table.c.created_at <= cutoff)
+        query = query.where(and_(*conditions))
+    if "id" in table.c:
+        query = query.order_by(table.c.id)
+    users: list[str] = []
+    items: list[str] = []
+    ratings: list[float | None] = []
+    times: list[datetime] = []
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(query)
+        for batch in result.partitions():
+            for user_id, item_id, rating, ts in batch:
+                users.append(user_id)
+                items.append(item_id)
+                ratings.append(rating)
+                times.append(ts)
+    if not users:
+        window = f" at or before {until.isoformat()}" if until is not None else ""
+        raise DataError(
+            f"the interaction log at {_safe(str(engine.url))} has no interactions{window}"
+        )
+    return _to_interactions(users, items, ratings, times)
+
+
+def _reflect(engine: Engine) -> Table:
+    """The ``interactions`` table as the database has it; DataError if absent or too old."""
+    try:
+        table = Table(TABLE, MetaData(), autoload_with=engine)
+    except NoSuchTableError:
+        raise DataError(
+            f"no table '{TABLE}' in {_safe(str(engine.url))}: the service creates it on start "
+            "(its Alembic migrations); point the database URL at the service's database"
+        ) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.c]
+    if missing:
+        raise DataError(
+            f"table '{TABLE}' in {_safe(str(engine.url))} lacks column(s) {', '.join(missing)}"
+        )
+    return table
+
+
+def _to_interactions(
+    users: list[str], items: list[str], ratings: list[float | None], times: list[datetime]
+) -> Interactions:
+    rating_arr = np.array([np.nan if r is None else r for r in ratings], dtype=np.float64)
+    observed = ~np.isnan(rating_arr)
+    explicit = bool(observed.any())
+    rating_arr[~observed] = 1.0  # an implicit event counts as one interaction
+    # SQLite returns naive datetimes (stored in UTC by the service); utc=True localises them.
+    seconds = datetimes_to_seconds(pd.Series(pd.to_datetime(times, utc=True)))
+    return build_interactions(
+        np.asarray(users, dtype=object),
+        np.asarray(items, dtype=object),
+        rating_arr.astype(np.float32),
+        seconds,
+        explicit=explicit,
+    )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive ``until`` is taken as UTC, as the service writes every time."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _driver_url(url: str) -> str:
+    """Plain ``postgresql://`` means psycopg2 to SQLAlchemy; the project ships psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise DataError(f"database URL {url!r} is not a valid SQLAlchemy URL") from exc
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _safe(url: str) -> str:
+    """The URL with its password masked, for error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database>"
