@@ -1,0 +1,91 @@
+"""Mult-VAE: the pieces of the objective (eq. 2, eq. 6 with annealed beta) and a quality floor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from training.models.base import History, ModelError, Validation
+from training.models.mult_vae import MultVAE, multinomial_nll, normalized_input
+from training.models.popularity import Popularity
+
+SMALL = {
+    "hidden_dim": 32,
+    "latent_dim": 16,
+    "epochs": 60,
+    "batch_size": 32,
+    "lr": 0.01,
+    "total_anneal_steps": 100,
+    "click_threshold": 3.5,
+}
+
+
+def test_multinomial_nll_equals_dense_log_softmax() -> None:
+    history = History.from_lists([[0, 2], [1, 3, 4]], None, 5)
+    logits = torch.randn(2, 5)
+    clicks = history.to_dense()
+    expected = -(torch.log_softmax(logits, dim=1) * clicks).sum(1)  # eq. 2
+    torch.testing.assert_close(multinomial_nll(logits, history, history.values), expected)
+
+
+def test_normalized_input_has_unit_rows_and_scaled_dropout() -> None:
+    history = History.from_lists([list(range(400)), [7]], None, 500)
+    x = normalized_input(history, None, 0.0, training=False).to_dense()
+    torch.testing.assert_close(x.norm(dim=1), torch.ones(2))
+    torch.manual_seed(0)
+    dropped = normalized_input(history, None, 0.5, training=True).to_dense()[0]
+    kept = dropped[:400] != 0
+    assert 0.35 < kept.float().mean() < 0.65
+    torch.testing.assert_close(dropped[:400][kept], torch.full((int(kept.sum()),), 0.1))
+
+
+def test_beta_rises_linearly_to_the_cap() -> None:
+    model = MultVAE(MultVAE.Config(total_anneal_steps=100, anneal_cap=0.2))
+    seen = []
+    for updates in (0, 10, 20, 50, 1000):
+        model.update_count = updates
+        seen.append(model.beta())
+    assert seen == pytest.approx([0.0, 0.1, 0.2, 0.2, 0.2])
+
+
+def test_rejects_bad_dropout(structured: Any) -> None:
+    with pytest.raises(ModelError, match="dropout"):
+        MultVAE(MultVAE.Config(dropout=1.0)).fit(structured.train)
+
+
+def test_restores_the_best_validation_epoch(
+    structured: Any, hit_rate: Callable[..., float]
+) -> None:
+    calls: list[float] = []
+
+    def evaluate(scorer: Any) -> dict[str, float]:
+        calls.append(hit_rate(scorer, structured.train, structured.heldout, 5))
+        return {"hit@5": calls[-1]}
+
+    model = MultVAE(MultVAE.Config().with_overrides({**SMALL, "epochs": 15}))
+    report = model.fit(structured.train, Validation(evaluate, "hit@5"))
+    assert report.best_metrics["hit@5"] == max(calls)
+    kept = hit_rate(model.to_scorer(), structured.train, structured.heldout, 5)
+    assert kept == pytest.approx(max(calls))
+    assert model.update_count == report.best_epoch * 2  # 60 users / 32 per batch = 2 updates
+
+
+def test_beats_popularity(structured: Any, hit_rate: Callable[..., float]) -> None:
+    vae = MultVAE(MultVAE.Config().with_overrides(SMALL))
+    vae.fit(structured.train)
+    popularity = Popularity()
+    popularity.fit(structured.train)
+    train, heldout = structured.train, structured.heldout
+    assert hit_rate(vae.to_scorer(), train, heldout, 5) > hit_rate(
+        popularity.to_scorer(), train, heldout, 5
+    )
+
+
+def test_threshold_is_ignored_on_implicit_data(structured: Any) -> None:
+    implicit = structured.train.binarize(None)
+    model = MultVAE(MultVAE.Config().with_overrides({**SMALL, "epochs": 2}))
+    model.fit(implicit)  # a 3.5 threshold on all-1.0 ratings would leave no clicks
+    assert model.to_scorer().config["click_threshold"] is None

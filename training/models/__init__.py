@@ -1,0 +1,48 @@
+"""The model registry: the one place that maps a model name to its class.
+
+Adding a model = one file in this package + one line here. Serving, the CLI,
+the retrain worker and the contract tests all iterate over ``REGISTRY``.
+"""
+
+from __future__ import annotations
+
+from training.models.autorec import IAutoRec, UAutoRec
+from training.models.base import Model, ModelError, Scorer
+from training.models.biased_mf import BiasedMF
+from training.models.bpr import BPRMF
+from training.models.cf_nade import CFNADE
+from training.models.cf_rbm import CFRBM
+from training.models.convmf import PMF, ConvMF
+from training.models.ease import EASE
+from training.models.irgan import IRGAN
+from training.models.mult_dae import MultDAE
+from training.models.mult_vae import MultVAE
+from training.models.popularity import Popularity
+
+REGISTRY: dict[str, type[Model]] = {
+    "popularity": Popularity,
+    "bpr-mf": BPRMF,
+    "irgan": IRGAN,
+    "biased-mf": BiasedMF,
+    "pmf": PMF,
+    "convmf": ConvMF,
+    "ease": EASE,
+    "mult-vae": MultVAE,
+    "mult-dae": MultDAE,
+    "i-autorec": IAutoRec,
+    "u-autorec": UAutoRec,
+    "cf-nade": CFNADE,
+    "cf-rbm": CFRBM,
+}
+
+
+def model_class(name: str) -> type[Model]:
+    """Class registered under ``name``; ModelError listing the known names otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ModelError(f"unknown model '{name}'; known: {', '.join(sorted(REGISTRY))}") from None
+
+
+def scorer_class(name: str) -> type[Scorer]:
+    return model_class(name).scorer_cls

@@ -1,0 +1,383 @@
+"""The one model interface: trainable ``Model`` and its serving form, ``Scorer``.
+
+Serving treats every model alike through ``Scorer``:
+
+* ``user_state(users, history) -> (B, D)`` — everything that depends only on
+  the user. It is what the service caches (Redis) and what fold-in computes
+  for a user the artifact has never seen.
+* ``score(state, items=None) -> (B, I)`` — the model's last item-indexed layer
+  plus at most an element-wise reduction. Higher is better. No masking and no
+  top-k: serving owns those, so offline evaluation and production rank alike.
+
+A scorer is a pure function of a JSON-able ``config`` and a dict of named
+tensors, which is exactly what an artifact stores (safetensors, never pickle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from training.data.interactions import Interactions
+
+Task = Literal["ratings", "topk"]
+
+
+class ModelError(Exception):
+    """A model was asked for something it cannot do; the message says what."""
+
+
+class NotARatingModel(ModelError):
+    """Rating prediction asked of a model that only ranks (serving answers 4xx)."""
+
+
+# --------------------------------------------------------------------------- history
+
+
+@dataclass(frozen=True)
+class History:
+    """A batch of user histories in CSR form on one device.
+
+    Row ``b`` holds the items (``indices``) and ratings (``values``, 1.0 for
+    clicks) of the b-th user in the batch. Models read it densely or sparsely
+    as they need; nobody densifies the whole user x item matrix.
+    """
+
+    indptr: Tensor  # (B+1,) int64
+    indices: Tensor  # (nnz,) int64 item indices
+    values: Tensor  # (nnz,) float32
+    n_items: int
+
+    @classmethod
+    def from_csr(
+        cls,
+        matrix: sp.csr_matrix,
+        rows: np.ndarray | None = None,
+        device: str | torch.device = "cpu",
+    ) -> History:
+        """Rows ``rows`` (all when None) of a (U, I) CSR matrix."""
+        sub = matrix if rows is None else matrix[np.asarray(rows)]
+        sub = sp.csr_matrix(sub)
+        return cls(
+            indptr=torch.as_tensor(sub.indptr.astype(np.int64), device=device),
+            indices=torch.as_tensor(sub.indices.astype(np.int64), device=device),
+            values=torch.as_tensor(sub.data.astype(np.float32), device=device),
+            n_items=matrix.shape[1],
+        )
+
+    @classmethod
+    def from_lists(
+        cls,
+        items: list[list[int]] | list[np.ndarray],
+        ratings: list[list[float]] | list[np.ndarray] | None,
+        n_items: int,
+        device: str | torch.device = "cpu",
+    ) -> History:
+        """One row per user from Python lists (the serving path)."""
+        lengths = [len(r) for r in items]
+        indptr = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        flat_items = np.concatenate([np.asarray(r, dtype=np.int64) for r in items]) if items else []
+        if ratings is None:
+            flat_values = np.ones(int(indptr[-1]), dtype=np.float32)
+        else:
+            flat_values = (
+                np.concatenate([np.asarray(r, dtype=np.float32) for r in ratings])
+                if ratings
+                else np.zeros(0, dtype=np.float32)
+            )
+        return cls(
+            indptr=torch.as_tensor(indptr, device=device),
+            indices=torch.as_tensor(np.asarray(flat_items, dtype=np.int64), device=device),
+            values=torch.as_tensor(np.asarray(flat_values, dtype=np.float32), device=device),
+            n_items=n_items,
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.indptr.shape[0]) - 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.indptr.device
+
+    def lengths(self) -> Tensor:
+        """(B,) number of interactions per row."""
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def row_ids(self) -> Tensor:
+        """(nnz,) the batch row each entry belongs to."""
+        return torch.repeat_interleave(
+            torch.arange(self.batch_size, device=self.device), self.lengths()
+        )
+
+    def to_sparse(self, values: Tensor | None = None) -> Tensor:
+        """(B, I) torch sparse CSR tensor (optionally with replaced values)."""
+        return torch.sparse_csr_tensor(
+            self.indptr,
+            self.indices,
+            self.values if values is None else values,
+            size=(self.batch_size, self.n_items),
+        )
+
+    def to_dense(self, values: Tensor | None = None) -> Tensor:
+        """(B, I) dense tensor: fine for a batch, never for the whole matrix."""
+        dense = torch.zeros(self.batch_size, self.n_items, device=self.device)
+        if self.indices.numel():
+            dense[self.row_ids(), self.indices] = self.values if values is None else values
+        return dense
+
+    def to(self, device: str | torch.device) -> History:
+        return History(
+            self.indptr.to(device), self.indices.to(device), self.values.to(device), self.n_items
+        )
+
+
+# --------------------------------------------------------------------------- scorer
+
+
+class Scorer(ABC):
+    """Serving form of a trained model: user state, item tensors, cheap score.
+
+    Subclasses read their tensors by name from ``self.t`` and their settings
+    from ``self.config``; both come straight from the artifact.
+    """
+
+    name: ClassVar[str]
+    predicts_ratings: ClassVar[bool] = False
+
+    def __init__(self, config: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> None:
+        self.config: dict[str, Any] = dict(config)
+        self.t: dict[str, Tensor] = dict(tensors)
+
+    # -- the three operations serving uses ---------------------------------------------
+
+    @abstractmethod
+    def user_state(self, users: Tensor, history: History) -> Tensor:
+        """(B,) training user indices (-1: unknown, fold in) + histories -> (B, D).
+
+        Serving passes a known index only while the user has no interactions
+        after the artifact's cutoff; otherwise -1 with the merged history, so
+        models with per-user parameters fold in from the full history.
+        """
+
+    @abstractmethod
+    def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
+        """(B, D) state, optional (C,) candidate item indices -> (B, I) or (B, C)."""
+
+    def predict(self, state: Tensor, items: Tensor | None = None) -> Tensor:
+        """Predicted ratings, clipped into the training rating range; (B, I) or (B, C)."""
+        if not self.predicts_ratings:
+            raise NotARatingModel(f"model '{self.name}' ranks items but does not predict ratings")
+        low, high = self.rating_range
+        return self.score(state, items).clamp(low, high)
+
+    def item_vectors(self) -> Tensor | None:
+        """(I, d) item representation for similar-item queries; None if the model has none."""
+        return None
+
+    # -- (de)serialisation ----------------------------------------------------------------
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {k: v.detach().contiguous() for k, v in self.t.items()}
+
+    @classmethod
+    def from_tensors(cls, config: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> Scorer:
+        return cls(config, tensors)
+
+    def to(self, device: str | torch.device) -> Scorer:
+        self.t = {k: v.to(device) for k, v in self.t.items()}
+        return self
+
+    # -- facts serving needs ---------------------------------------------------------------
+
+    @property
+    def n_items(self) -> int:
+        return int(self.config["n_items"])
+
+    @property
+    def rating_range(self) -> tuple[float, float]:
+        low, high = self.config.get("rating_range", (1.0, 5.0))
+        return float(low), float(high)
+
+    @property
+    def device(self) -> torch.device:
+        for v in self.t.values():
+            return v.device
+        return torch.device("cpu")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass
+class ModelConfig:
+    """Base of every model's typed config: paper defaults, a help text per field.
+
+    Declare fields as ``name: type = field(default=..., metadata={"help": "..."})``.
+    """
+
+    seed: int = field(default=0, metadata={"help": "random seed for init, batching, sampling"})
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> ModelConfig:
+        """Copy with ``key=value`` overrides (strings parsed to the field's type)."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        hints = typing.get_type_hints(type(self))
+        changes: dict[str, Any] = {}
+        for key, raw in overrides.items():
+            if key not in known:
+                raise ModelError(
+                    f"unknown setting '{key}' for {type(self).__qualname__}; "
+                    f"known: {', '.join(sorted(known))}"
+                )
+            changes[key] = _parse_value(raw, hints[key], key)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def describe(cls) -> dict[str, str]:
+        """Field name -> help text, for ``genrec train --help`` and the docs."""
+        return {
+            f.name: f"{f.metadata.get('help', '')} (default: {f.default!r})"
+            for f in dataclasses.fields(cls)
+        }
+
+
+def _parse_value(raw: Any, hint: Any, key: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if raw.lower() in ("none", "null"):
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if hint in (int, float, str):
+            return hint(raw)
+        if origin in (tuple, list):
+            inner = typing.get_args(hint)[0] if typing.get_args(hint) else str
+            parts = [p for p in raw.replace(" ", "").split(",") if p]
+            return origin(inner(p) for p in parts)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"setting '{key}': cannot read {raw!r} as {hint}") from exc
+    return raw
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class EpochReport:
+    """What one training epoch reports to progress sinks (CLI bar, retrain job)."""
+
+    epoch: int  # 1-based
+    epochs: int
+    losses: dict[str, float]
+    metrics: dict[str, float]
+    seconds: float
+    is_best: bool
+
+
+@dataclass
+class FitReport:
+    """Outcome of ``Model.fit``: the kept epoch and its validation metrics."""
+
+    best_epoch: int
+    epochs_run: int
+    best_metrics: dict[str, float]
+    seconds: float
+    history: list[EpochReport] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.seconds / max(self.epochs_run, 1)
+
+
+@dataclass
+class Validation:
+    """Validation that drives early stopping and model selection.
+
+    ``evaluate`` runs the project's evaluation code on a scorer (so validation
+    measures what production computes); ``metric`` names the key to select on.
+    """
+
+    evaluate: Callable[[Scorer], dict[str, float]]
+    metric: str
+    higher_is_better: bool = True
+
+
+EpochCallback = Callable[[EpochReport], None]
+
+
+class Model(ABC):
+    """A trainable model: typed config, ``fit``, and its serving form ``to_scorer``."""
+
+    name: ClassVar[str]
+    task: ClassVar[Task]
+    Config: ClassVar[type[ModelConfig]]
+    scorer_cls: ClassVar[type[Scorer]]
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @abstractmethod
+    def fit(
+        self,
+        train: Interactions,
+        validation: Validation | None = None,
+        callbacks: list[EpochCallback] | None = None,
+    ) -> FitReport:
+        """Train on ``train``; select the epoch by ``validation`` where iterative."""
+
+    @abstractmethod
+    def to_scorer(self) -> Scorer:
+        """The serving form; its tensors are what the artifact stores."""
+
+    def reference_scores(self, users: Tensor, history: History) -> Tensor:
+        """(B,) training users + their histories -> (B, I) scores from the trained model itself.
+
+        The model's own full computation (its forward pass, its per-user
+        parameters), written independently of the Scorer's state/score split.
+        The contract test checks that ``score(user_state(users, history))``
+        ranks items exactly as this does, so the serving split cannot drift
+        from what was trained. Any monotone transform of the scores is fine.
+        """
+        raise NotImplementedError(
+            f"model '{self.name}' must implement reference_scores(users, history) -> (B, I) "
+            "so the contract test can compare the serving path with the trained model"
+        )
+
+    def base_scorer_config(self, train: Interactions) -> dict[str, Any]:
+        """Config every scorer carries: sizes, rating range, hyper-parameters."""
+        return {
+            **self.config.to_dict(),
+            "model": self.name,
+            "n_users": train.n_users,
+            "n_items": train.n_items,
+            "rating_range": list(train.rating_range) if train.explicit else [0.0, 1.0],
+        }
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed torch and return a numpy generator: one seed makes a run repeatable."""
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)

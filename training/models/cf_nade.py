@@ -1,0 +1,385 @@
+"""CF-NADE: A Neural Autoregressive Approach to Collaborative Filtering.
+
+Zheng, Tang, Ding, Zhou (ICML 2016, arXiv:1605.09477). A user's observed
+ratings r_o, taken in an ordering o, are modelled autoregressively (eq. 1-4):
+
+    p(r) = Π_i p(r_{m_oi} | r_{m_o<i})                                 (eq. 1)
+    p(r_{m_oi} = k | r_{m_o<i}) = softmax_k s^k_{m_oi}(r_{m_o<i})       (eq. 2)
+    s^k_{m_oi} = b^k_{m_oi} + V^k_{m_oi,:} h(r_{m_o<i})                  (eq. 3)
+    h(r_{m_o<i}) = g(c + Σ_{j<i} W^{r_{m_oj}}_{:,m_oj})                   (eq. 4)
+
+with the paper's refinements, each behind a config switch:
+
+* parameter sharing across rating levels (§3.2): a rating k contributes
+  Σ_{j≤k} W^j to the hidden input, and the scores are cumulative,
+  s^k = Σ_{j≤k} (b^j + V^j h), so rarely used levels still learn;
+* factored output (§3.3): V^k = P^k Q with P^k (I, J), Q (J, H) for large item
+  sets (``factored_rank``);
+* the ordinal cost (§3.4): log p_ord(k) = Σ_{j≤k} [s^j − log Σ_{t≤j} e^{s^t}]
+  + Σ_{j≥k} [s^j − log Σ_{t≥j} e^{s^t}], trained with the hybrid cost
+  (1 − λ) C_reg + λ C_ord (``ordinal_weight`` = λ);
+* a deeper variant (§3.5): h^(2) = tanh(c^(2) + W^(2) h^(1)) (``n_layers`` = 2);
+* g = tanh, 500 hidden units.
+
+Training (§3.6, as NADE's order-agnostic training): for each user a random
+ordering and a random split point i; the loss is the cost of the ratings
+after the split given those before, scaled by the normalising factor
+D / (D − i) (D ratings, i of them in the context), summed over the
+mini-batch's users. Prediction conditions on *all* the user's observed
+ratings and returns the expected rating E[r] = Σ_k k · p(r = k | r_o).
+
+Serving card (``cf-nade``)
+    State        (B, H)  a = c + Σ_{j ∈ rated} Σ_{k ≤ r_j} W^k_{:,j}: the summed
+                         hidden pre-activation; fold-in is that sum, and a new
+                         rating just adds one row.
+    Item tensors output_weight (K, I, H) cumulative Σ_{j≤k} V^j (or output_p
+                 (K, I, J) cumulative Σ_{j≤k} P^j and output_q (J, H)),
+                 output_bias (K, I) cumulative Σ_{j≤k} b^j, rating_values (K,);
+                 input_weight (K, I, H) cumulative W for fold-in.
+    Score        (B, I)  Σ_k value_k · softmax_k(s^k), s^k = Vcum^k · φ(a) + bcum^k,
+                 φ = tanh (then the second layer when n_layers = 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from training.data.interactions import Interactions
+from training.models.base import (
+    EpochCallback,
+    FitReport,
+    History,
+    Model,
+    ModelConfig,
+    ModelError,
+    Scorer,
+    Validation,
+    seed_everything,
+)
+from training.models.rating_levels import (
+    check_history,
+    expected_rating,
+    level_index,
+    rating_values,
+    resolve_device,
+    shuffled_batches,
+)
+from training.trainer import EpochLoop, fit_epochs
+
+
+@dataclass
+class CFNADEConfig(ModelConfig):
+    """Hyper-parameters of CF-NADE; defaults follow the paper's ML-1M setting."""
+
+    hidden: int = field(default=500, metadata={"help": "hidden units per layer (paper: 500)"})
+    n_layers: int = field(default=1, metadata={"help": "hidden layers: 1 or 2 (§3.5)"})
+    factored_rank: int | None = field(
+        default=None, metadata={"help": "J of the factored output V^k = P^k Q (§3.3); None = full"}
+    )
+    ordinal_weight: float = field(
+        default=1.0, metadata={"help": "λ of the hybrid cost (1-λ)·C_reg + λ·C_ord (§3.4)"}
+    )
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    weight_decay: float = field(default=0.015, metadata={"help": "L2 weight decay"})
+    batch_size: int = field(default=64, metadata={"help": "users per Adam step"})
+    epochs: int = field(default=100, metadata={"help": "maximum training epochs"})
+    patience: int | None = field(
+        default=15, metadata={"help": "stop after this many epochs without validation gain"}
+    )
+    device: str = field(default="cpu", metadata={"help": "training device: cpu, cuda or auto"})
+
+
+def _check_config(cfg: CFNADEConfig) -> None:
+    if cfg.n_layers not in (1, 2):
+        raise ModelError(f"n_layers must be 1 or 2, got {cfg.n_layers}")
+    if cfg.hidden < 1 or (cfg.factored_rank is not None and cfg.factored_rank < 1):
+        raise ModelError("hidden and factored_rank must be positive")
+    if not 0.0 <= cfg.ordinal_weight <= 1.0:
+        raise ModelError(f"ordinal_weight λ must lie in [0, 1], got {cfg.ordinal_weight}")
+    if cfg.lr <= 0 or cfg.epochs < 1 or cfg.weight_decay < 0:
+        raise ModelError("lr must be > 0, epochs >= 1 and weight_decay >= 0")
+
+
+def ordinal_log_likelihood(scores: Tensor, target: Tensor) -> Tensor:
+    """(N, K) scores, (N,) target levels -> (N,) log p_ord(r = target) (§3.4).
+
+    The two products run from the target level down to 1 and up to K: each
+    factor is the probability that level j beats every level between it and
+    the far end, so the cost prefers mistakes near the true rating.
+    """
+    up = scores - torch.logcumsumexp(scores, dim=1)  # s^j − log Σ_{t≤j} e^{s^t}
+    down = scores - torch.logcumsumexp(scores.flip(1), dim=1).flip(1)  # s^j − log Σ_{t≥j}
+    up_sum = torch.cumsum(up, dim=1)  # Σ_{j≤k}
+    down_sum = torch.cumsum(down.flip(1), dim=1).flip(1)  # Σ_{j≥k}
+    pick = target[:, None]
+    return (up_sum.gather(1, pick) + down_sum.gather(1, pick)).squeeze(1)
+
+
+class _CFNADENet(nn.Module):
+    """Parameters of CF-NADE and the computations shared by training and scoring."""
+
+    def __init__(self, n_items: int, n_levels: int, cfg: CFNADEConfig) -> None:
+        super().__init__()
+        hidden = cfg.hidden
+        scale = 1.0 / np.sqrt(hidden)
+        self.input_weight = nn.Parameter(torch.randn(n_levels, n_items, hidden) * 0.01)  # W^k
+        self.hidden_bias = nn.Parameter(torch.zeros(hidden))  # c
+        self.layer2 = nn.Linear(hidden, hidden) if cfg.n_layers == 2 else None
+        if cfg.factored_rank is None:
+            self.output_weight = nn.Parameter(torch.randn(n_levels, n_items, hidden) * scale)
+            self.output_p = self.output_q = None
+        else:
+            rank = cfg.factored_rank
+            self.output_weight = None
+            self.output_p = nn.Parameter(torch.randn(n_levels, n_items, rank) / np.sqrt(rank))
+            self.output_q = nn.Parameter(torch.randn(rank, hidden) * scale)
+        self.output_bias = nn.Parameter(torch.zeros(n_levels, n_items))  # b^k
+
+    @torch.no_grad()
+    def init_output_bias(self, train: Interactions, values: np.ndarray) -> None:
+        """Start at each item's log rating-level frequencies: with h ≈ 0 the model then
+        predicts the item's own rating distribution, so the first epochs learn taste
+        rather than item biases (an initialisation choice; the paper does not state one).
+        """
+        counts = np.ones((len(values), self.output_bias.shape[1]))  # +1 smoothing
+        level_of = np.abs(train.ratings[:, None] - values[None, :]).argmin(axis=1)
+        np.add.at(counts, (level_of, train.items), 1.0)
+        log_freq = np.log(counts / counts.sum(axis=0, keepdims=True))
+        # Cumulative scores s^k = Σ_{j≤k} b^j, so b is the first difference of log_freq.
+        bias = np.diff(log_freq, axis=0, prepend=0.0)
+        self.output_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """Weight decay on the weight tables only: decaying the item biases b^k under
+        Adam would pull every rarely rated item's rating distribution towards uniform."""
+        biases = [self.hidden_bias, self.output_bias]
+        if self.layer2 is not None:
+            biases.append(self.layer2.bias)
+        ids = {id(p) for p in biases}
+        weights = [p for p in self.parameters() if id(p) not in ids]
+        return [
+            {"params": weights, "weight_decay": weight_decay},
+            {"params": biases, "weight_decay": 0.0},
+        ]
+
+    def cumulative_input(self) -> Tensor:
+        """(K, I, H) Σ_{j≤k} W^j: the shared input weights (§3.2)."""
+        return torch.cumsum(self.input_weight, dim=0)
+
+    def cumulative_output(self) -> tuple[Tensor, Tensor]:
+        """Σ_{j≤k} V^j (or Σ_{j≤k} P^j when factored) and Σ_{j≤k} b^j (§3.2)."""
+        weight = self.output_weight if self.output_p is None else self.output_p
+        return torch.cumsum(weight, dim=0), torch.cumsum(self.output_bias, dim=0)
+
+
+def hidden_pre_activation(
+    cum_input: Tensor, bias: Tensor, rows: Tensor, items: Tensor, levels: Tensor, n_rows: int
+) -> Tensor:
+    """(B, H) c + Σ over the given (row, item, level) entries of Σ_{j≤k} W^j (eq. 4, §3.2)."""
+    pre = bias.expand(n_rows, -1).clone()
+    return pre.index_add(0, rows, cum_input[levels, items])
+
+
+def activate(pre: Tensor, layer2: nn.Module | None) -> Tensor:
+    """g = tanh on the pre-activation, then the second layer if there is one (§3.5)."""
+    h = torch.tanh(pre)
+    return torch.tanh(layer2(h)) if layer2 is not None else h
+
+
+class CFNADEScorer(Scorer):
+    """CF-NADE serving form: summed pre-activation in, expected rating out."""
+
+    name: ClassVar[str] = "cf-nade"
+    predicts_ratings: ClassVar[bool] = True
+
+    def _layer2(self) -> nn.Module | None:
+        if "layer2_weight" not in self.t:
+            return None
+        w, b = self.t["layer2_weight"], self.t["layer2_bias"]
+        return lambda h: h @ w.T + b  # type: ignore[return-value]
+
+    def user_state(self, users: Tensor, history: History) -> Tensor:
+        """(B,) users (the state depends only on history) + histories -> (B, H)."""
+        cum_input = self.t["input_weight"]
+        check_history(history, cum_input.shape[1], self.name)
+        history = history.to(cum_input.device)
+        levels = level_index(history.values, self.t["rating_values"])
+        return hidden_pre_activation(
+            cum_input,
+            self.t["hidden_bias"],
+            history.row_ids(),
+            history.indices,
+            levels,
+            history.batch_size,
+        )
+
+    def level_scores(self, state: Tensor, items: Tensor | None = None) -> Tensor:
+        """(B, H) -> (B, I|C, K) the cumulative scores s^k (eq. 3 with §3.2 sharing)."""
+        h = activate(state, self._layer2())
+        bias = self.t["output_bias"] if items is None else self.t["output_bias"][:, items]
+        if "output_q" in self.t:
+            p = self.t["output_p"] if items is None else self.t["output_p"][:, items]
+            s = torch.einsum("bj,kij->bik", h @ self.t["output_q"].T, p)
+        else:
+            v = self.t["output_weight"] if items is None else self.t["output_weight"][:, items]
+            s = torch.einsum("bh,kih->bik", h, v)
+        return s + bias.T[None]
+
+    def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
+        """(B, H) -> (B, I) or (B, C): E[r] = Σ_k value_k p(r = k | r_o)."""
+        return expected_rating(self.level_scores(state, items), self.t["rating_values"])
+
+    def item_vectors(self) -> Tensor:
+        """(I, K·H) or (I, K·J): the item's output weights over all levels."""
+        v = self.t["output_p"] if "output_q" in self.t else self.t["output_weight"]
+        return v.permute(1, 0, 2).reshape(v.shape[1], -1)
+
+
+class CFNADE(Model):
+    """CF-NADE trained with random orderings and split points (§3.6)."""
+
+    name: ClassVar[str] = "cf-nade"
+    task: ClassVar = "ratings"
+    Config: ClassVar[type[ModelConfig]] = CFNADEConfig
+    scorer_cls: ClassVar[type[Scorer]] = CFNADEScorer
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__(config)
+        self.net: _CFNADENet | None = None
+        self.levels: Tensor | None = None
+        self._scorer_config: dict = {}
+
+    @property
+    def cfg(self) -> CFNADEConfig:
+        assert isinstance(self.config, CFNADEConfig)
+        return self.config
+
+    def fit(
+        self,
+        train: Interactions,
+        validation: Validation | None = None,
+        callbacks: list[EpochCallback] | None = None,
+    ) -> FitReport:
+        """Adam on the hybrid cost; keep the epoch with the best validation RMSE."""
+        cfg = self.cfg
+        _check_config(cfg)
+        values = rating_values(train, self.name)
+        rng = seed_everything(cfg.seed)
+        device = resolve_device(cfg.device)
+        self.levels = torch.as_tensor(values, device=device)
+        self._scorer_config = self.base_scorer_config(train)
+        matrix = train.to_csr()
+        users = np.flatnonzero(np.diff(matrix.indptr))  # users with ≥ 1 rating
+        self.net = _CFNADENet(train.n_items, len(values), cfg).to(device)
+        self.net.init_output_bias(train, values)
+        optimiser = torch.optim.Adam(self.net.param_groups(cfg.weight_decay), lr=cfg.lr)
+        gen = torch.Generator(device=device).manual_seed(cfg.seed)
+
+        def run_epoch(_: int) -> dict[str, float]:
+            total, count = 0.0, 0
+            for rows in shuffled_batches(len(users), cfg.batch_size, rng):
+                batch = History.from_csr(matrix, users[rows], device=device)
+                loss = self._batch_cost(batch, gen)
+                optimiser.zero_grad(set_to_none=True)
+                (loss / batch.batch_size).backward()
+                optimiser.step()
+                total, count = total + float(loss.detach()), count + batch.batch_size
+            return {"loss": total / max(count, 1)}
+
+        loop = EpochLoop(
+            run_epoch=run_epoch,
+            to_scorer=self.to_scorer,
+            get_state=lambda: self.net.state_dict() if self.net is not None else None,
+            set_state=lambda state: self.net.load_state_dict(state) if self.net else None,
+        )
+        return fit_epochs(loop, cfg.epochs, validation, callbacks, patience=cfg.patience)
+
+    def _batch_cost(self, batch: History, gen: torch.Generator) -> Tensor:
+        """Σ over the batch's users of D/(D−i) · cost(ratings after the split | before)."""
+        assert self.net is not None and self.levels is not None
+        net, device = self.net, batch.device
+        rows, lengths = batch.row_ids(), batch.lengths()
+        levels = level_index(batch.values, self.levels)
+        # A random ordering per user = random keys ranked within the user's row.
+        keys = torch.rand(rows.shape[0], generator=gen, device=device)
+        order = torch.argsort(rows.double() * 2 + keys)  # by row, then by key
+        rank = torch.empty_like(rows)
+        rank[order] = torch.arange(rows.shape[0], device=device) - batch.indptr[rows[order]]
+        # Split point i ~ U{0, …, D−1}: i ratings of context, D − i ≥ 1 targets.
+        split = (torch.rand(lengths.shape[0], generator=gen, device=device) * lengths).long()
+        context = rank < split[rows]
+        pre = hidden_pre_activation(
+            net.cumulative_input(),
+            net.hidden_bias,
+            rows[context],
+            batch.indices[context],
+            levels[context],
+            batch.batch_size,
+        )
+        h = activate(pre, net.layer2)
+        target = ~context
+        t_rows, t_items, t_levels = rows[target], batch.indices[target], levels[target]
+        weight, bias = net.cumulative_output()
+        if net.output_q is not None:
+            scores = torch.einsum("nj,knj->nk", (h @ net.output_q.T)[t_rows], weight[:, t_items])
+        else:
+            scores = torch.einsum("nh,knh->nk", h[t_rows], weight[:, t_items])
+        scores = scores + bias[:, t_items].T
+        lam = self.cfg.ordinal_weight
+        log_p = (1 - lam) * torch.log_softmax(scores, dim=1).gather(1, t_levels[:, None]).squeeze(
+            1
+        ) + lam * ordinal_log_likelihood(scores, t_levels)
+        norm = (lengths.float() / (lengths - split).float())[t_rows]  # D / (D − i)
+        return -(norm * log_p).sum()
+
+    @torch.no_grad()
+    def reference_scores(self, users: Tensor, history: History) -> Tensor:
+        """(B, I) E[r | all observed ratings] from the raw parameters, level by level.
+
+        Written without the cumulative tables the scorer stores: the hidden input
+        adds W^j for every j ≤ r (§3.2) and s^k sums b^j + V^j h for j ≤ k, so a
+        mistake in either precomputation shows up as a ranking difference.
+        """
+        if self.net is None or self.levels is None:
+            raise ModelError(f"model '{self.name}' is not trained yet; call fit() first")
+        net = self.net
+        history = history.to(self.levels.device)
+        levels = level_index(history.values, self.levels)
+        rows = history.row_ids()
+        pre = net.hidden_bias.expand(history.batch_size, -1).clone()
+        for j in range(self.levels.shape[0]):
+            hit = levels >= j  # rating r_i ≥ level j contributes W^j_{:,i}
+            pre.index_add_(0, rows[hit], net.input_weight[j, history.indices[hit]])
+        h = activate(pre, net.layer2)
+        if net.output_q is None:
+            v = net.output_weight
+        else:
+            v = torch.einsum("kij,jh->kih", net.output_p, net.output_q)  # V^k = P^k Q
+        per_level = torch.einsum("bh,kih->bki", h, v) + net.output_bias[None]  # b^j + V^j h
+        scores = torch.cumsum(per_level, dim=1).transpose(1, 2)  # s^k = Σ_{j≤k}
+        return expected_rating(scores, self.levels)
+
+    @torch.no_grad()
+    def to_scorer(self) -> CFNADEScorer:
+        if self.net is None or self.levels is None:
+            raise ModelError(f"model '{self.name}' is not trained yet; call fit() first")
+        net = self.net
+        weight, bias = net.cumulative_output()
+        tensors = {
+            "input_weight": net.cumulative_input().detach().clone(),
+            "hidden_bias": net.hidden_bias.detach().clone(),
+            "output_bias": bias.detach().clone(),
+            "rating_values": self.levels.detach().clone(),
+        }
+        tensors["output_weight" if net.output_q is None else "output_p"] = weight.detach().clone()
+        if net.output_q is not None:
+            tensors["output_q"] = net.output_q.detach().clone()
+        if net.layer2 is not None:
+            tensors["layer2_weight"] = net.layer2.weight.detach().clone()
+            tensors["layer2_bias"] = net.layer2.bias.detach().clone()
+        return CFNADEScorer(self._scorer_config, tensors)

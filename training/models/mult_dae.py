@@ -1,0 +1,127 @@
+"""Mult-DAE: Liang, Krishnan, Hoffman & Jebara, "Variational Autoencoders for
+Collaborative Filtering", WWW 2018, Sec. 2.3 (the denoising-autoencoder variant).
+
+    x~_u = dropout(x_u / ||x_u||_2), p = 0.5            (input corruption)
+    h_u  = tanh(W_1^T x~_u + b_1)                        ([I -> 200 -> I])
+    log p(x_u | h_u) = sum_i x_ui log softmax(W_2 h_u + b_2)_i   multinomial (eq. 2)
+    loss = -mean_u log p(x_u | h_u) + lam sum ||W||^2    (the authors' code: lam = 0.01 / batch)
+
+No KL term and no sampling: the same click-autoencoder training loop as
+Mult-VAE (``mult_vae.ClickAutoencoder``), Adam lr 1e-3, 500 users per batch,
+kept at the best validation epoch.
+
+Serving card (H = hidden_dim = 200)
+    State        (B, H)  tanh(W_1^T x_u/||x_u|| + b_1), the hidden code of the user's clicks
+                          (fold-in is this encoding; known users are encoded the same way).
+    Item tensors dec_out_w (I, H), dec_out_b (I,): W_2, b_2.
+    Score        (B, I)  state @ W_2^T + b_2 (logits).
+    Ratings      none: ``predict`` raises NotARatingModel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from training.models.base import History, ModelError, Scorer
+from training.models.mult_vae import (
+    ClickAutoencoder,
+    ClickAutoencoderConfig,
+    SparseInput,
+    click_values,
+    dense_layer,
+    multinomial_nll,
+    normalized_input,
+)
+
+
+@dataclass
+class MultDAEConfig(ClickAutoencoderConfig):
+    """Liang et al. 2018 Mult-DAE defaults."""
+
+    hidden_dim: int = field(default=200, metadata={"help": "width of the single hidden layer"})
+    lam: float = field(
+        default=0.01 / 500,
+        metadata={"help": "L2 weight: loss += lam * sum ||W||^2 (authors' code: 0.01 / batch)"},
+    )
+
+
+class _DAENet(nn.Module):
+    """I -> H (tanh) -> I."""
+
+    def __init__(self, n_items: int, hidden: int) -> None:
+        super().__init__()
+        self.enc_in = SparseInput(n_items, hidden)
+        self.dec_out = dense_layer(hidden, n_items)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """(B, I) sparse normalised input -> (B, H) hidden code."""
+        return torch.tanh(self.enc_in(x))
+
+
+class MultDAEScorer(Scorer):
+    """state = hidden code of the clicks; score = W_2 state + b_2."""
+
+    name = "mult-dae"
+    predicts_ratings = False
+
+    def user_state(self, users: Tensor, history: History) -> Tensor:
+        """(B,) users (unused: every user is encoded), histories -> (B, H)."""
+        x = normalized_input(history.to(self.device), self.config.get("click_threshold"), 0, False)
+        return torch.tanh(torch.sparse.mm(x, self.t["enc_in_w"]) + self.t["enc_in_b"])
+
+    def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
+        """(B, H), optional (C,) items -> (B, I) or (B, C) logits."""
+        w, b = self.t["dec_out_w"], self.t["dec_out_b"]
+        if items is not None:
+            w, b = w[items], b[items]
+        return state @ w.T + b
+
+    def item_vectors(self) -> Tensor:
+        """(I, H) rows of W_2."""
+        return self.t["dec_out_w"]
+
+
+class MultDAE(ClickAutoencoder):
+    """Denoising autoencoder with multinomial likelihood."""
+
+    name = "mult-dae"
+    Config = MultDAEConfig
+    scorer_cls = MultDAEScorer
+    config: MultDAEConfig
+    net: _DAENet | None
+
+    def build_net(self, n_items: int) -> _DAENet:
+        return _DAENet(n_items, self.config.hidden_dim)
+
+    def batch_loss(self, history: History) -> tuple[Tensor, dict[str, float]]:
+        net = self._net()
+        cfg = self.config
+        # training batches come from the click matrix: every entry already is a click
+        x = normalized_input(history, None, cfg.dropout, training=True)
+        logits = net.dec_out(net.encode(x))
+        nll = multinomial_nll(logits, history, click_values(history, None)).mean()
+        loss = nll + self.weight_penalty()
+        return loss, {"loss": loss.item(), "nll": nll.item()}
+
+    def logits(self, history: History) -> Tensor:
+        net = self._net()
+        x = normalized_input(history, self.click_threshold, 0.0, training=False)
+        return net.dec_out(net.encode(x))
+
+    def scorer_tensors(self) -> dict[str, Tensor]:
+        net = self._net()
+        named = {
+            "enc_in_w": net.enc_in.weight,
+            "enc_in_b": net.enc_in.bias,
+            "dec_out_w": net.dec_out.weight,
+            "dec_out_b": net.dec_out.bias,
+        }
+        return {name: t.detach().clone().contiguous() for name, t in named.items()}
+
+    def _net(self) -> _DAENet:
+        if self.net is None:
+            raise ModelError("mult-dae: call fit() first")
+        return self.net
