@@ -1,0 +1,87 @@
+"""The genrec console script: commands work, mistakes are one clear line and exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from training.cli import app
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from app.core.config import get_settings
+
+    csv = tmp_path / "clicks.csv"
+    rows = ["user_id,item_id,rating,timestamp"]
+    for u in range(30):
+        for i in range(6):
+            item = (u % 2) * 6 + i
+            rows.append(f"u{u},i{item},{3 + (i % 3)},{1_700_000_000 + u * 10 + i}")
+    csv.write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("GENREC_DATABASE_URL", f"sqlite:///{tmp_path}/log.db")
+    get_settings.cache_clear()
+    yield csv
+    get_settings.cache_clear()
+
+
+def test_train_list_promote_rollback(env: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", "--model", "ease", "--data", str(env), "--promote"])
+    assert first.exit_code == 0, first.output
+    assert "saved ease version 1 (production)" in first.output
+    second = runner.invoke(app, ["train", "--model", "ease", "--data", str(env), "--set", "l2=10"])
+    assert second.exit_code == 0, second.output
+
+    skipped = runner.invoke(
+        app, ["train", "--model", "ease", "--data", str(env), "--promote", "--if-missing"]
+    )
+    assert skipped.exit_code == 0 and "already has production version 1" in skipped.output
+
+    promoted = runner.invoke(app, ["models", "promote", "ease", "2"])
+    assert promoted.exit_code == 0 and "production -> 2" in promoted.output
+    listing = runner.invoke(app, ["models", "list"])
+    assert listing.exit_code == 0 and "production" in listing.output
+    rolled = runner.invoke(app, ["models", "rollback", "ease"])
+    assert rolled.exit_code == 0 and "production -> 1" in rolled.output
+
+
+def test_evaluate_prints_the_report_with_its_command(env: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            "popularity",
+            "--data",
+            str(env),
+            "--protocol",
+            "weak-generalization",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ndcg@5" in result.output
+    assert "genrec evaluate --protocol weak-generalization --model popularity" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--model", "nope", "--data", "x.csv"], "unknown model 'nope'"),
+        (["train", "--model", "ease", "--data", "/no/such.csv"], "no such file"),
+        (["train", "--model", "ease", "--data", "x.csv", "--set", "l2"], "--set expects key=value"),
+        (
+            ["evaluate", "--model", "ease", "--data", "x.csv", "--protocol", "nope"],
+            "unknown protocol",
+        ),
+        (["models", "rollback", "ease"], "ease"),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2(env: Path, args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,172 @@
+"""data -> model -> artifact: the one path every trained version takes.
+
+The CLI, the retrain worker and the tests all call ``train_and_save`` so a
+version written by any of them has the same contents: a model fitted on all
+but a per-user held-out slice (which selects the epoch and gives the
+manifest's metrics), the full interaction matrix as the fold-in /
+seen-item history, and the id maps of the data it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from models_store import DataInfo, Manifest, ModelStore, VersionContents
+from training.data.interactions import Interactions
+from training.data.splits import per_user_holdout
+from training.evaluate import rating_validation, topk_validation
+from training.models import model_class
+from training.models.base import EpochCallback, FitReport, Model, Scorer, Validation
+
+#: Fraction of each user's interactions held out to select the epoch and score the version.
+HOLDOUT_FRACTION = 0.1
+#: Cut-offs of the held-out top-k metrics; the first selects epochs and gates promotion.
+TOPK_CUTOFFS = (10, 20)
+
+
+@dataclass
+class TrainResult:
+    """A fitted model, its serving form and how it scored on the held-out slice."""
+
+    model: Model
+    scorer: Scorer
+    report: FitReport
+    metrics: dict[str, float]
+    metric: str | None  # the key in ``metrics`` that selects / gates
+    higher_is_better: bool
+
+
+def holdout_validation(
+    model_cls: type[Model], data: Interactions, seed: int = 0, fraction: float = HOLDOUT_FRACTION
+) -> tuple[Interactions, Validation | None]:
+    """Split off a per-user slice and build the model's own validation on it.
+
+    Data too small to spare a slice (a handful of interactions) trains on
+    everything without validation rather than failing.
+    """
+    if len(data) < 50 or fraction <= 0:
+        return data, None
+    train, heldout = per_user_holdout(data, fraction=fraction, seed=seed, min_per_user=2)
+    if len(heldout) == 0:
+        return data, None
+    if model_cls.task == "ratings" and data.explicit:
+        return train, rating_validation(train.to_csr(), heldout)
+    # Users are passed by index so models with per-user parameters use them, as serving does.
+    # A catalogue smaller than a cut-off (a tiny log) is ranked whole instead of failing.
+    ks = tuple(sorted({min(k, data.n_items) for k in TOPK_CUTOFFS}))
+    validation = topk_validation(
+        train.to_csr(),
+        heldout.to_csr(values="ones"),
+        metric=f"ndcg@{ks[0]}",
+        ks=ks,
+        metrics=("ndcg", "recall"),
+        users=np.arange(data.n_users),
+    )
+    return train, validation
+
+
+def train_model(
+    model_name: str,
+    data: Interactions,
+    overrides: dict[str, Any] | None = None,
+    callbacks: list[EpochCallback] | None = None,
+    holdout: float = HOLDOUT_FRACTION,
+) -> TrainResult:
+    """Fit ``model_name`` on ``data`` minus a held-out slice that selects the epoch."""
+    cls = model_class(model_name)
+    config = cls.Config().with_overrides(overrides or {})
+    model = cls(config)
+    train, validation = holdout_validation(cls, data, seed=config.seed, fraction=holdout)
+    report = model.fit(train, validation=validation, callbacks=callbacks)
+    scorer = model.to_scorer()
+    metrics = dict(report.best_metrics)
+    if validation is not None and not metrics:
+        metrics = validation.evaluate(scorer)
+    return TrainResult(
+        model=model,
+        scorer=scorer,
+        report=report,
+        metrics={k: float(v) for k, v in metrics.items()},
+        metric=validation.metric if validation else None,
+        higher_is_better=validation.higher_is_better if validation else True,
+    )
+
+
+def version_contents(scorer: Scorer, data: Interactions) -> VersionContents:
+    """What the store keeps: scorer tensors, id maps, full history, item titles."""
+    history = data.to_csr()
+    extra: dict[str, bytes] = {}
+    if data.item_meta:
+        extra["items.json"] = json.dumps(data.item_meta, ensure_ascii=False).encode("utf-8")
+    return VersionContents(
+        tensors={k: v.detach().cpu().numpy() for k, v in scorer.tensors().items()},
+        user_ids=list(data.user_ids.ids),
+        item_ids=list(data.item_ids.ids),
+        history={
+            "indptr": history.indptr.astype(np.int64),
+            "indices": history.indices.astype(np.int64),
+            "values": history.data.astype(np.float32),
+        },
+        extra=extra,
+    )
+
+
+def data_info(data: Interactions, source: str) -> DataInfo:
+    cutoff = (
+        datetime.fromtimestamp(int(data.timestamps.max()), tz=UTC).isoformat()
+        if len(data) and data.timestamps.max() > 0
+        else None
+    )
+    return DataInfo(
+        fingerprint=data.fingerprint(),
+        cutoff=cutoff,
+        source=source,
+        n_users=data.n_users,
+        n_items=data.n_items,
+        n_interactions=len(data),
+    )
+
+
+def save_trained(
+    store: ModelStore, model_name: str, result: TrainResult, data: Interactions, source: str
+) -> Manifest:
+    """Write ``result`` as a new immutable version of ``model_name``."""
+    return store.save(
+        model_name,
+        version_contents(result.scorer, data),
+        scorer_config=result.scorer.config,
+        hyper_parameters=result.model.config.to_dict(),
+        metrics=result.metrics,
+        data=data_info(data, source),
+        training={
+            "seconds": round(result.report.seconds, 3),
+            "seconds_per_epoch": round(result.report.seconds_per_epoch, 4),
+            "best_epoch": result.report.best_epoch,
+            "epochs_run": result.report.epochs_run,
+            "selection_metric": result.metric,
+            "higher_is_better": result.higher_is_better,
+        },
+    )
+
+
+def train_and_save(
+    store: ModelStore,
+    model_name: str,
+    data: Interactions,
+    overrides: dict[str, Any] | None = None,
+    source: str = "",
+    promote: bool = False,
+    callbacks: list[EpochCallback] | None = None,
+    holdout: float = HOLDOUT_FRACTION,
+) -> Manifest:
+    """Train, save a new version, and optionally point ``production`` at it."""
+    result = train_model(model_name, data, overrides, callbacks, holdout=holdout)
+    manifest = save_trained(store, model_name, result, data, source)
+    if promote:
+        store.promote(model_name, manifest.version)
+    return manifest
