@@ -1,0 +1,1 @@
+"""HTTP layer: thin routes that parse requests and call the serving layer."""

@@ -1,0 +1,41 @@
+"""The objects a request needs, built once in the app's lifespan (``app.state.services``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.cache import StateCache
+from app.core.config import Settings
+from app.core.metrics import Metrics
+from app.serving.holder import ModelHolder
+from app.serving.interactions import InteractionLogger
+from app.serving.recommend import Recommender
+
+
+@dataclass
+class Services:
+    """Everything the lifespan opens and the routes use; closed on shutdown."""
+
+    settings: Settings
+    metrics: Metrics
+    engine: Engine
+    sessions: sessionmaker[Session]
+    cache: StateCache
+    holder: ModelHolder
+    recommender: Recommender
+    interactions: InteractionLogger
+
+
+async def get_services(request: Request) -> Services:
+    # A coroutine on purpose: FastAPI runs a sync dependency in the thread pool,
+    # which would cost every request a thread hop for a dictionary lookup.
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

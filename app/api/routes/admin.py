@@ -1,0 +1,201 @@
+"""Admin API: retrain jobs and production aliases (bearer token, see ``app/api/admin_auth``).
+
+Handlers translate HTTP to ``app/retrain/lifecycle`` and the model store and
+back; the rules live there. Promote and rollback are alias moves in the
+store: every server's model holder polls the alias and swaps within
+``GENREC_RELOAD_INTERVAL_S``, while requests in flight finish on the version
+they started with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.admin_auth import require_admin
+from app.api.deps import ServicesDep
+from app.core.errors import ApiError
+from app.db_models import RetrainJob
+from app.repository import as_utc
+from app.retrain import lifecycle
+from app.schemas_admin import (
+    AliasMoved,
+    JobList,
+    JobOut,
+    ModelList,
+    ModelOut,
+    PromoteIn,
+    RetrainAccepted,
+    RetrainIn,
+    VersionOut,
+)
+from app.serving.state import database_unavailable
+from models_store import (
+    AliasNotSet,
+    InvalidName,
+    ModelNotFound,
+    ModelStore,
+    NothingToRollBack,
+    StoreError,
+    VersionNotFound,
+)
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+T = TypeVar("T")
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    """The one mapping from job/store/database failures to API answers."""
+    try:
+        yield
+    except lifecycle.InvalidJob as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from exc
+    except lifecycle.JobNotFound as exc:
+        raise ApiError(404, "job_not_found", str(exc)) from exc
+    except lifecycle.JobConflict as exc:
+        raise ApiError(409, "job_conflict", str(exc)) from exc
+    except (ModelNotFound, VersionNotFound, AliasNotSet) as exc:
+        raise ApiError(404, "not_found", str(exc)) from exc
+    except InvalidName as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from exc
+    except NothingToRollBack as exc:
+        raise ApiError(409, "nothing_to_roll_back", str(exc)) from exc
+    except StoreError as exc:  # corrupt / unknown-format version: refused, alias unchanged
+        raise ApiError(409, "version_refused", str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise database_unavailable(exc) from exc
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    with _api_errors():
+        return fn()
+
+
+def job_out(row: RetrainJob) -> JobOut:
+    def utc(value: object) -> object:
+        return as_utc(value) if value is not None else None  # type: ignore[arg-type]
+
+    return JobOut(
+        id=row.id,
+        model=row.model,
+        params=row.params,
+        data=row.data,
+        promote=row.promote,
+        trigger=row.trigger,
+        status=row.status,  # type: ignore[arg-type]
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        worker_id=row.worker_id,
+        lease_expires_at=utc(row.lease_expires_at),  # type: ignore[arg-type]
+        progress=row.progress,
+        log_tail=row.log_tail.splitlines() if row.log_tail else [],
+        result_version=row.result_version,
+        promoted=row.promoted,
+        gate=row.gate,
+        error=row.error,
+        created_at=as_utc(row.created_at),
+        started_at=utc(row.started_at),  # type: ignore[arg-type]
+        finished_at=utc(row.finished_at),  # type: ignore[arg-type]
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@router.post("/retrain", status_code=202, response_model=RetrainAccepted)
+def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
+    """Record a retrain job (durable); a worker (`genrec worker`) runs it."""
+    request = lifecycle.RetrainRequest(
+        model=body.model, params=dict(body.params), data=body.data, promote=body.promote
+    )
+    job = _guarded(lambda: lifecycle.enqueue(services.sessions, request))
+    return RetrainAccepted(job_id=job.id, status=job.status)
+
+
+@router.get("/jobs", response_model=JobList)
+def list_jobs(
+    services: ServicesDep,
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+    model: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> JobList:
+    """Jobs, newest first."""
+    rows = _guarded(lambda: lifecycle.list_jobs(services.sessions, status, model, limit))
+    return JobList(jobs=[job_out(r) for r in rows])
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: int, services: ServicesDep) -> JobOut:
+    """Status, progress, log tail, resulting version and the gate's comparison."""
+    return job_out(_guarded(lambda: lifecycle.get_job(services.sessions, job_id)))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+def cancel_job(job_id: int, services: ServicesDep) -> JobOut:
+    """Cancel a queued or running job (a running one stops at its next epoch); 409 if ended."""
+    return job_out(_guarded(lambda: lifecycle.cancel_job(services.sessions, job_id)))
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _model_out(store: ModelStore, name: str) -> ModelOut:
+    aliases = store.aliases(name)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    versions = [
+        VersionOut(
+            version=m.version,
+            created_at=m.created_at,
+            aliases=sorted(by_version.get(m.version, [])),
+            metrics=m.metrics,
+            data=m.data.to_dict(),
+            hyper_parameters=m.hyper_parameters,
+            training=m.training,
+        )
+        for m in reversed(store.list_versions(name))
+    ]
+    return ModelOut(name=name, aliases=aliases, versions=versions)
+
+
+@router.get("/models", response_model=ModelList)
+def list_models(services: ServicesDep) -> ModelList:
+    """Every stored model with its versions (newest first), aliases and metrics."""
+    store = services.holder.store
+    return _guarded(lambda: ModelList(models=[_model_out(store, n) for n in store.list_models()]))
+
+
+@router.post("/models/{name}/promote", response_model=AliasMoved)
+def promote(name: str, body: PromoteIn, services: ServicesDep) -> AliasMoved:
+    """Point ``production`` at a version (verified first); servers swap without restart."""
+    store = services.holder.store
+
+    def move() -> AliasMoved:
+        previous = store.alias_state(name)
+        manifest = store.promote(name, str(body.version))
+        return AliasMoved(
+            model=name, alias="production", version=manifest.version, previous=previous
+        )
+
+    return _guarded(move)
+
+
+@router.post("/models/{name}/rollback", response_model=AliasMoved)
+def rollback(name: str, services: ServicesDep) -> AliasMoved:
+    """Move ``production`` back to the version it pointed at before."""
+    store = services.holder.store
+
+    def move() -> AliasMoved:
+        previous = store.alias_state(name)
+        version = store.rollback(name)
+        return AliasMoved(model=name, alias="production", version=version, previous=previous)
+
+    return _guarded(move)

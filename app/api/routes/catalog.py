@@ -1,0 +1,113 @@
+"""Item catalog: ``PUT /v1/items/{item_id}`` (admin) and ``GET /v1/items/{item_id}``.
+
+The router brings its own lifespan (FastAPI merges it into the app's, after
+the app's own has opened the services): it starts the ``CatalogSync`` that
+applies catalog items to the loaded models and polls the items table, and
+stops it on shutdown. So serving new items from text needs only this router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.admin_auth import require_admin
+from app.api.deps import ServicesDep
+from app.catalog import CatalogError, CatalogSync, read_item, save_items, validate_item
+from app.core.errors import ApiError
+from app.repository import ItemRow
+from app.schemas_catalog import ItemIn, ItemResponse, ItemServing
+from app.serving.state import database_unavailable
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    services = app.state.services
+    sync = CatalogSync(services.sessions, services.holder, services.settings.reload_interval_s)
+    sync.start()
+    app.state.catalog = sync
+    try:
+        yield
+    finally:
+        sync.stop()
+
+
+router = APIRouter(prefix="/v1", tags=["catalog"], lifespan=lifespan)
+
+
+async def get_catalog(request: Request) -> CatalogSync:
+    catalog: CatalogSync = request.app.state.catalog
+    return catalog
+
+
+CatalogDep = Annotated[CatalogSync, Depends(get_catalog)]
+
+
+@router.put(
+    "/items/{item_id}",
+    response_model=ItemResponse,
+    dependencies=[Depends(require_admin)],
+    responses={201: {"model": ItemResponse, "description": "the item was created"}},
+)
+def put_item(
+    item_id: str,
+    body: ItemIn,
+    response: Response,
+    services: ServicesDep,
+    catalog: CatalogDep,
+) -> ItemResponse:
+    """Add or replace a catalog item (admin token). 201 when new, 200 otherwise.
+
+    A text-aware production model (ConvMF) scores a new item from ``text`` at
+    once on this server and at the next reload poll on the others.
+    """
+    try:
+        item = validate_item(
+            item_id, body.title, body.text, body.attributes, services.settings.max_id_length
+        )
+    except CatalogError as exc:
+        raise ApiError(422, "invalid_item", str(exc)) from exc
+    try:
+        outcome = save_items(services.sessions, [item])[item_id]
+        row = read_item(services.sessions, item_id)
+    except SQLAlchemyError as exc:
+        raise database_unavailable(exc) from exc
+    assert row is not None  # just written in a committed transaction
+    catalog.sync_now()  # this server serves it before answering
+    response.status_code = 201 if outcome == "created" else 200
+    return _response(row, catalog)
+
+
+@router.get("/items/{item_id}", response_model=ItemResponse)
+def get_item(item_id: str, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
+    """A catalog item and which loaded models can recommend it (``from_text`` or trained)."""
+    try:
+        row = read_item(services.sessions, item_id)
+    except SQLAlchemyError as exc:
+        raise database_unavailable(exc) from exc
+    if row is None:
+        raise ApiError(
+            404,
+            "unknown_item",
+            f"item '{item_id}' is not in the catalog; add it with PUT /v1/items/{item_id}",
+        )
+    return _response(row, catalog)
+
+
+def _response(row: ItemRow, catalog: CatalogSync) -> ItemResponse:
+    return ItemResponse(
+        item_id=row.item_id,
+        title=row.title,
+        text=row.text,
+        attributes=row.attributes,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        serving=[
+            ItemServing(model=model.name, version=model.version, from_text=from_text)
+            for model, from_text in catalog.describe(row.item_id)
+        ],
+    )

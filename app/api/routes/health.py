@@ -1,0 +1,56 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.deps import ServicesDep
+from app.core.db import ping
+from app.schemas import Health, Readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is up (no dependencies checked)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(services: ServicesDep) -> JSONResponse:
+    """Ready = the default model is loaded; 503 otherwise, with details.
+
+    A database outage does not make the server unready: reads keep answering
+    from the artifact and the cache (``degraded``) while writes answer 503, and
+    taking every replica out of rotation would turn that into a full outage.
+    The body says which dependency is down and why a version was refused.
+    """
+    database: dict[str, bool | str]
+    try:
+        ping(services.engine)
+        database = {"ok": True}
+    except SQLAlchemyError as exc:
+        database = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+    models = services.holder.status()
+    default = services.settings.default_model
+    ready = services.holder.is_loaded(default)
+    body = Readiness(
+        ready=ready,
+        degraded=not database["ok"],
+        database=database,
+        # Redis is a cache: reported, never a reason to be unready.
+        cache={"ok": services.cache.ping(), "backend": type(services.cache).__name__},
+        models=models,
+        default_model=default,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(services: ServicesDep) -> Response:
+    """Prometheus text exposition of this app's registry."""
+    return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,23 @@
+"""Logging interactions (durable before the 2xx)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, status
+
+from app.api.deps import ServicesDep
+from app.schemas import InteractionBatch, InteractionsAccepted, InteractionsBody
+
+router = APIRouter(prefix="/v1", tags=["interactions"])
+
+
+@router.post(
+    "/interactions", response_model=InteractionsAccepted, status_code=status.HTTP_201_CREATED
+)
+def log_interactions(
+    body: Annotated[InteractionsBody, Body()], services: ServicesDep
+) -> InteractionsAccepted:
+    """One interaction or ``{"interactions": [...]}``; committed in one transaction before 201."""
+    items = body.interactions if isinstance(body, InteractionBatch) else [body]
+    return InteractionsAccepted(accepted=services.interactions.record(items))

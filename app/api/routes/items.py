@@ -1,0 +1,30 @@
+"""Item-to-item similarity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import ServicesDep
+from app.schemas import SimilarItemsResponse
+
+router = APIRouter(prefix="/v1", tags=["items"])
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    response_model=SimilarItemsResponse,
+    response_model_exclude_none=True,
+)
+def similar_items(
+    item_id: str,
+    services: ServicesDep,
+    k: Annotated[int, Query(description="number of items (1..max_k)")] = 10,
+    model: Annotated[
+        str | None,
+        Query(min_length=1, max_length=64, description="model name; default model if omitted"),
+    ] = None,
+) -> SimilarItemsResponse:
+    """Most similar items by cosine over the model's item vectors (else co-occurrence)."""
+    return services.recommender.similar(item_id, k, model)

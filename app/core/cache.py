@@ -1,0 +1,233 @@
+"""User-state cache: Redis when configured, an in-process LRU otherwise.
+
+What is cached is a user's state vector (the model's ``user_state`` row, (D,)
+float32) under the model name and version, together with a *stamp*: the id of
+the newest logged interaction used to compute it (0 when none). Serving
+recomputes whenever the database shows a newer interaction than the stamp,
+so a lost invalidation (Redis down during a POST) never serves stale state.
+
+Redis layout: hash ``{ns}:state:{user_id}``, field ``{model}:{version}`` =
+raw float32 bytes and field ``{model}:{version}:stamp`` = decimal stamp; one
+DEL drops every model/version of the user. The key carries a TTL.
+
+Redis is a cache: every error is answered as a miss, counted in
+``genrec_cache_errors_total``, logged once per burst, and never fails a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from app.core.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+CachedState = tuple[np.ndarray, int]  # ((D,) float32 state, stamp)
+
+
+class StateCache(Protocol):
+    """What serving needs from a cache; both implementations satisfy it."""
+
+    def get(self, user_id: str, model: str, version: str) -> CachedState | None: ...
+
+    def set(
+        self, user_id: str, model: str, version: str, state: np.ndarray, stamp: int
+    ) -> None: ...
+
+    def get_many(
+        self, user_ids: Sequence[str], model: str, version: str
+    ) -> list[CachedState | None]: ...
+
+    def invalidate(self, user_ids: Iterable[str]) -> None: ...
+
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def _field(model: str, version: str) -> str:
+    return f"{model}:{version}"
+
+
+class MemoryCache:
+    """Thread-safe LRU over users (each user holds its model/version entries)."""
+
+    def __init__(self, metrics: Metrics, max_users: int = 100_000, ttl_s: float = 3600.0) -> None:
+        self._metrics = metrics
+        self._max_users = max_users
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._users: OrderedDict[str, dict[str, tuple[np.ndarray, int, float]]] = OrderedDict()
+
+    def get(self, user_id: str, model: str, version: str) -> CachedState | None:
+        with self._lock:
+            entry = self._users.get(user_id, {}).get(_field(model, version))
+            if entry is None or entry[2] < time.monotonic():
+                self._metrics.cache_misses.inc()
+                return None
+            self._users.move_to_end(user_id)
+        self._metrics.cache_hits.inc()
+        return entry[0], entry[1]
+
+    def get_many(
+        self, user_ids: Sequence[str], model: str, version: str
+    ) -> list[CachedState | None]:
+        return [self.get(user_id, model, version) for user_id in user_ids]
+
+    def set(self, user_id: str, model: str, version: str, state: np.ndarray, stamp: int) -> None:
+        value = np.array(state, dtype=np.float32, copy=True).reshape(-1)
+        value.setflags(write=False)  # shared between requests: nobody may mutate it
+        with self._lock:
+            fields = self._users.setdefault(user_id, {})
+            fields[_field(model, version)] = (value, int(stamp), time.monotonic() + self._ttl_s)
+            self._users.move_to_end(user_id)
+            while len(self._users) > self._max_users:
+                self._users.popitem(last=False)
+
+    def invalidate(self, user_ids: Iterable[str]) -> None:
+        with self._lock:
+            for user_id in user_ids:
+                self._users.pop(user_id, None)
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._users.clear()
+
+
+class RedisCache:
+    """Redis hash per user; failures degrade to misses (see module docstring).
+
+    After an error the cache stays off for ``backoff_s`` so a dead or
+    black-holed Redis costs one timeout per burst, not one per request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        metrics: Metrics,
+        namespace: str = "genrec",
+        ttl_s: int = 3600,
+        timeout_s: float = 0.25,
+        backoff_s: float = 1.0,
+    ) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+        )
+        self._metrics = metrics
+        self._namespace = namespace
+        self._ttl_s = ttl_s
+        self._backoff_s = backoff_s
+        self._down_until = 0.0
+        self._failing = False
+        self._lock = threading.Lock()
+
+    def key(self, user_id: str) -> str:
+        """Redis key of the user's hash (tests read it)."""
+        return f"{self._namespace}:state:{user_id}"
+
+    def get(self, user_id: str, model: str, version: str) -> CachedState | None:
+        field = _field(model, version)
+        raw = self._call(lambda: self._client.hmget(self.key(user_id), [field, f"{field}:stamp"]))
+        if not raw or raw[0] is None or raw[1] is None:
+            self._metrics.cache_misses.inc()
+            return None
+        self._metrics.cache_hits.inc()
+        return np.frombuffer(raw[0], dtype=np.float32), int(raw[1])
+
+    def get_many(
+        self, user_ids: Sequence[str], model: str, version: str
+    ) -> list[CachedState | None]:
+        """One round trip for a micro-batch of users (a pipeline of HMGETs)."""
+        field = _field(model, version)
+
+        def read() -> Any:
+            pipe = self._client.pipeline(transaction=False)
+            for user_id in user_ids:
+                pipe.hmget(self.key(user_id), [field, f"{field}:stamp"])
+            return pipe.execute()
+
+        rows = self._call(read) or [None] * len(user_ids)
+        out: list[CachedState | None] = []
+        for raw in rows:
+            if not raw or raw[0] is None or raw[1] is None:
+                out.append(None)
+            else:
+                out.append((np.frombuffer(raw[0], dtype=np.float32), int(raw[1])))
+        hits = sum(1 for entry in out if entry is not None)
+        self._metrics.cache_hits.inc(hits)
+        self._metrics.cache_misses.inc(len(out) - hits)
+        return out
+
+    def set(self, user_id: str, model: str, version: str, state: np.ndarray, stamp: int) -> None:
+        field = _field(model, version)
+        payload = np.ascontiguousarray(state, dtype=np.float32).reshape(-1).tobytes()
+        key = self.key(user_id)
+
+        def write() -> Any:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(key, mapping={field: payload, f"{field}:stamp": str(int(stamp))})
+            pipe.expire(key, self._ttl_s)
+            return pipe.execute()
+
+        self._call(write)
+
+    def invalidate(self, user_ids: Iterable[str]) -> None:
+        keys = [self.key(u) for u in dict.fromkeys(user_ids)]
+        if keys:
+            # Ignore the backoff: a delete that gets through is worth the timeout.
+            self._call(lambda: self._client.delete(*keys), respect_backoff=False)
+
+    def ping(self) -> bool:
+        return bool(self._call(self._client.ping, respect_backoff=False))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, op: Callable[[], Any], respect_backoff: bool = True) -> Any:
+        """Run one Redis operation; any failure -> None, counted and logged once per burst."""
+        if respect_backoff and time.monotonic() < self._down_until:
+            return None
+        try:
+            result = op()
+        except Exception as exc:  # every Redis failure is a cache miss, by design
+            self._metrics.cache_errors.inc()
+            with self._lock:
+                self._down_until = time.monotonic() + self._backoff_s
+                first = not self._failing
+                self._failing = True
+            if first:
+                log.warning("redis cache unavailable, serving without it: %s", exc)
+            return None
+        if self._failing:
+            with self._lock:
+                self._failing = False
+            log.info("redis cache reachable again")
+        return result
+
+
+def make_cache(
+    redis_url: str | None,
+    metrics: Metrics,
+    namespace: str = "genrec",
+    ttl_s: int = 3600,
+    max_entries: int = 100_000,
+) -> StateCache:
+    """Redis cache for a URL, the in-process LRU for None."""
+    if redis_url:
+        return RedisCache(redis_url, metrics, namespace=namespace, ttl_s=ttl_s)
+    return MemoryCache(metrics, max_users=max_entries, ttl_s=float(ttl_s))

@@ -1,0 +1,137 @@
+"""Service settings: every knob comes from ``GENREC_*`` environment variables.
+
+With nothing configured the service runs embedded (SQLite file, in-process
+cache, ``./store``, CPU), so ``genrec serve`` works on a laptop; docker-compose
+switches to Postgres and Redis by setting two URLs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+Device = Literal["cpu", "cuda", "auto"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Typed settings; ``Settings()`` reads the environment and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GENREC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    store_dir: Path = Field(Path("./store"), description="model store root directory")
+    database_url: str = Field(
+        "sqlite:///./var/genrec.db", description="interaction log database (SQLAlchemy URL)"
+    )
+    redis_url: str | None = Field(None, description="Redis URL; none = in-process cache")
+    cache_namespace: str = Field("genrec", description="key prefix in Redis")
+    cache_ttl_s: int = Field(3600, gt=0, description="lifetime of a cached user state")
+    cache_max_entries: int = Field(100_000, gt=0, description="in-process cache size")
+    device: Device = Field("cpu", description="where item tables live and scoring runs")
+    default_model: str = Field("mult-vae", description="model used when a request names none")
+    data_dir: Path | None = Field(None, description="named data sets (MovieLens files)")
+    cache_dir: Path | None = Field(None, description="download cache for data sets")
+    # SecretStr: a Settings repr (logs, tracebacks) shows ********** instead of the token.
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for /admin; none = disabled"
+    )
+    reload_interval_s: float = Field(2.0, gt=0, description="how often aliases are polled")
+    auto_migrate: bool = Field(True, description="run `alembic upgrade head` at startup")
+    max_k: int = Field(1000, gt=0, description="largest k a request may ask for")
+    max_batch: int = Field(1000, gt=0, description="most interactions in one POST")
+    max_id_length: int = Field(256, gt=0, le=256, description="longest user/item id")
+    log_level: LogLevel = Field("INFO", description="root log level")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per log line (with request_id); text: plain"
+    )
+    access_log: bool = Field(True, description="one log line per HTTP request (with request_id)")
+    batch_wait_ms: float = Field(
+        1.0, ge=0, le=100, description="longest a ranking request waits for others to batch with"
+    )
+    batch_max: int = Field(64, gt=0, le=4096, description="most ranking requests in one batch")
+    torch_threads: int = Field(
+        1,
+        ge=0,
+        description="torch intra-op threads for scoring on CPU (0 = torch's default, one per "
+        "core); requests already run in parallel, and idle OpenMP threads spin",
+    )
+    db_retry_s: float = Field(
+        1.0, gt=0, description="after a database failure, answer without it for this long"
+    )
+    db_connect_timeout_s: float = Field(
+        3.0, gt=0, description="Postgres connect timeout (a black-holed database costs this)"
+    )
+    bench_endpoints: bool = Field(
+        False, description="mount /v1/_bench/constant (the benchmark's HTTP-stack baseline)"
+    )
+    retrain_every: float | None = Field(
+        None, gt=0, description="periodic retraining period: seconds or 30m/6h/1d; none = off"
+    )
+    job_lease_s: float = Field(60.0, gt=0, description="retrain job lease a worker renews")
+    job_poll_interval_s: float = Field(
+        2.0, gt=0, description="how often an idle worker looks for a job"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator("retrain_every", mode="before")
+    @classmethod
+    def _parse_retrain_every(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``"90"``, ``"90s"``, ``"30m"``, ``"6h"``, ``"1d"``; blank/off/none/0 = None."""
+    raw = text.strip().lower()
+    if raw in ("", "off", "none", "0"):
+        return None
+    unit = _DURATION_UNITS.get(raw[-1])
+    number = raw[:-1] if unit is not None else raw
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(
+            f"duration {text!r} is not a number of seconds or a number with s/m/h/d (e.g. 6h)"
+        ) from None
+    if seconds <= 0:
+        raise ValueError(f"duration {text!r} must be positive (or 'off')")
+    return seconds
+
+
+def normalise_database_url(url: str) -> str:
+    """Point plain ``postgresql://`` at psycopg 3, the driver the project ships.
+
+    SQLAlchemy's bare ``postgresql`` dialect means psycopg2, which is not a
+    dependency; users copy URLs from ``psql`` docs, so accept them.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a terse text
+        raise ValueError(f"database_url {url!r} is not a valid SQLAlchemy URL") from exc
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once (tests build ``Settings(...)`` directly)."""
+    return Settings()

@@ -1,0 +1,171 @@
+"""Database engine, sessions and migrations.
+
+One synchronous engine per app (FastAPI runs sync routes in a thread pool);
+``pool_pre_ping`` makes a restarted Postgres cost one reconnect instead of a
+failed request. ``upgrade_database`` is what ``genrec migrate`` and the
+startup ``auto_migrate`` run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import normalise_database_url
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def make_engine(url: str, connect_timeout_s: float = 10.0) -> Engine:
+    """Engine for ``url``; creates the SQLite file's directory so embedded mode just works.
+
+    On Postgres, ``connect_timeout_s`` bounds what a black-holed server costs a
+    request, and ``pool_timeout`` bounds the wait for a pooled connection, so a
+    database outage turns into fast 503s / degraded reads instead of a pile-up.
+    """
+    url = normalise_database_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=max(connect_timeout_s, 1.0),
+        connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # WAL lets readers proceed while a POST writes; the log is tiny per request.
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded rows usable after commit (responses read them)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any error, always close."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database cannot answer ``SELECT 1`` (readiness probe)."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def alembic_config(url: str) -> object:
+    """Alembic config pointing at the migrations shipped inside the package."""
+    from alembic.config import Config
+
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # '%' is ConfigParser interpolation syntax; passwords may contain it.
+    cfg.set_main_option("sqlalchemy.url", normalise_database_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (idempotent); used by ``genrec migrate``."""
+    from alembic import command
+
+    if make_url(normalise_database_url(url)).get_backend_name() == "sqlite":
+        make_engine(url).dispose()  # creates the parent directory
+    command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+
+
+#: Failures that mean "the database cannot be reached", as opposed to a bad statement.
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.DisconnectionError,
+    exc.TimeoutError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """The database is known to be down; raised without trying (see ``DatabaseGuard``)."""
+
+
+class DatabaseGuard:
+    """A circuit breaker in front of the database.
+
+    Why: during an outage every request would otherwise spend a connect
+    attempt (up to ``connect_timeout``) in a thread-pool thread, and a pile of
+    those starves the reads that could answer without the database. After a
+    failure the guard answers "down" at once for ``retry_s``; then one caller
+    at a time probes, and the first success closes it again, so the service
+    recovers on its own when the database is back.
+    """
+
+    def __init__(self, retry_s: float = 1.0) -> None:
+        self.retry_s = retry_s
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._down = False
+
+    @property
+    def is_down(self) -> bool:
+        return self._down
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Run one database operation, or raise ``DatabaseUnavailable`` while the breaker is open."""
+        with self._lock:
+            now = time.monotonic()
+            if self._down and now < self._down_until:
+                raise DatabaseUnavailable("the database failed recently; not retried yet")
+            if self._down:
+                self._down_until = now + self.retry_s  # this caller is the probe
+        try:
+            yield
+        except UNREACHABLE_ERRORS as error:
+            self._record_failure(error)
+            raise
+        self._record_success()
+
+    def _record_failure(self, error: Exception) -> None:
+        with self._lock:
+            first = not self._down
+            self._down = True
+            self._down_until = time.monotonic() + self.retry_s
+        if first:
+            log.error("database unreachable, reads degrade and writes answer 503: %s", error)
+
+    def _record_success(self) -> None:
+        if not self._down:
+            return
+        with self._lock:
+            was_down, self._down = self._down, False
+        if was_down:
+            log.info("database reachable again")

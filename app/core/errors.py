@@ -1,0 +1,133 @@
+"""One error type for the API and the handlers that turn every failure into JSON.
+
+Business code raises ``ApiError(status, code, message)``; nothing else maps
+exceptions to HTTP. Validation errors become a 422 whose message names the
+field; anything unexpected becomes a 500 ``{"error": "internal",
+"request_id": ...}`` with the traceback only in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class ApiError(Exception):
+    """An answer the API gives on purpose: HTTP status, stable code, human message."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def request_id_of(request: Request) -> str:
+    """The id the request middleware assigned ("-" if it never ran)."""
+    return str(getattr(request.state, "request_id", "-"))
+
+
+def _body(code: str, message: str, request: Request, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "message": message, "request_id": request_id_of(request), **extra}
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Pydantic errors as ``{field, message}`` with dotted paths (``interactions[0].rating``)."""
+    out = []
+    for error in errors:
+        loc = [p for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        # Tagged unions add the tag name to the path; it means nothing to a client.
+        loc = [p for p in loc if p not in ("single", "batch")]
+        field = ""
+        for part in loc:
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+        out.append({"field": field or "body", "message": str(error.get("msg", "invalid value"))})
+    return out
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    extra = {"details": exc.details} if exc.details else {}
+    return JSONResponse(_body(exc.code, exc.message, request, **extra), status_code=exc.status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = describe_validation_errors(exc.errors())
+    message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return JSONResponse(
+        _body("invalid_request", message, request, problems=problems), status_code=422
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        _body(code, str(exc.detail), request),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request_id_of(request)
+    log.error(
+        "unhandled error in %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id,
+        exc_info=exc,
+    )
+    # This response bypasses the middleware stack, so set the header here.
+    return JSONResponse(
+        {"error": "internal", "request_id": request_id},
+        status_code=500,
+        headers={REQUEST_ID_HEADER: request_id},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler on ``app``."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def document_error_bodies(app: FastAPI, error_model: type[Any]) -> None:
+    """Make ``/openapi.json`` describe the 422 body these handlers send.
+
+    FastAPI documents its own ``{"detail": [...]}`` validation body; ours is
+    ``error_model`` (``{"error", "message", "request_id", "problems"}``), so
+    clients and schema-driven tests (schemathesis) see what they will get.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "HTTPValidationError" in components:
+            body = error_model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in body.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components["HTTPValidationError"] = body
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

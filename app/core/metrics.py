@@ -1,0 +1,84 @@
+"""Prometheus metrics of one app instance, in its own registry.
+
+A registry per app (instead of the global default) keeps test apps from
+sharing counters and lets ``/metrics`` expose exactly this service's series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+@dataclass
+class Metrics:
+    """The service's series; pass the object to whoever counts."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.request_latency = Histogram(
+            "genrec_request_seconds",
+            "HTTP request latency by route template, method and status",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache_hits = Counter("genrec_cache_hits", "user-state cache hits", registry=r)
+        self.cache_misses = Counter("genrec_cache_misses", "user-state cache misses", registry=r)
+        self.cache_errors = Counter(
+            "genrec_cache_errors", "cache backend errors (answered as misses)", registry=r
+        )
+        self.fallbacks = Counter(
+            "genrec_fallback", "recommendations answered by the popularity fallback", registry=r
+        )
+        self.model_info = Gauge(
+            "genrec_model_loaded",
+            "1 for the model version each loaded model currently serves",
+            ["model", "version"],
+            registry=r,
+        )
+        self.model_load_errors = Counter(
+            "genrec_model_load_errors",
+            "versions refused at load (corrupt, unknown format, scorer error)",
+            ["model"],
+            registry=r,
+        )
+
+        self.batch_size = Histogram(
+            "genrec_batch_size",
+            "ranking requests scored together in one matrix product (micro-batching)",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "genrec_batch_seconds",
+            "time to score, mask and top-k one batch",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.degraded = Counter(
+            "genrec_degraded",
+            "reads answered without the database (artifact history + cached state only)",
+            ["endpoint"],
+            registry=r,
+        )
+        self.database_errors = Counter(
+            "genrec_database_errors",
+            "database operations that failed (the service answers degraded or 503)",
+            ["operation"],
+            registry=r,
+        )
+
+    def set_loaded_version(self, model: str, version: str, previous: str | None) -> None:
+        """Point the info gauge at ``version`` (and clear the swapped-out one)."""
+        if previous is not None and previous != version:
+            self.model_info.remove(model, previous)
+        self.model_info.labels(model=model, version=version).set(1)

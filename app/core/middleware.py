@@ -1,0 +1,91 @@
+"""Request context: an ``X-Request-ID`` on every response, per-route latency, access log.
+
+Pure ASGI (no ``BaseHTTPMiddleware``) so streaming and exceptions pass through
+untouched; the 500 handler reads the same request id from ``scope["state"]``,
+and every log line written while the request runs carries it
+(``app.core.logs.request_id_var``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import REQUEST_ID_HEADER
+from app.core.logs import request_id_var
+from app.core.metrics import Metrics
+
+access_log = logging.getLogger("app.access")
+
+# A client-supplied id is echoed only if it is short and harmless in logs and headers.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class RequestContextMiddleware:
+    """Assigns/echoes the request id, observes ``genrec_request_seconds``, logs the request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != REQUEST_ID_HEADER.lower().encode()
+                ]
+                headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            self.metrics.request_latency.labels(
+                route=route, method=scope["method"], status=str(status)
+            ).observe(elapsed)
+            if self.log_requests and access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={"route": route, "status": status, "ms": round(elapsed * 1000, 2)},
+                )
+            request_id_var.reset(token)
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == REQUEST_ID_HEADER.lower().encode():
+            text = value.decode("latin-1")
+            return text if _SAFE_ID.fullmatch(text) else None
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    """``/v1/users/{user_id}/recommendations`` rather than the raw path (bounded label set)."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

@@ -1,0 +1,108 @@
+"""SQLAlchemy 2 typed ORM: the interaction log (the service's source of truth).
+
+The schema is a contract (docs/internals.md "Database"): the training side
+reads this table by name with SQLAlchemy Core and must not import ``app``.
+Schema changes go through an Alembic migration in ``app/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table the service owns."""
+
+
+class Interaction(Base):
+    """One logged user-item event; ``id`` orders events and stamps cached state."""
+
+    __tablename__ = "interactions"
+    __table_args__ = (Index("ix_interactions_user_id_ts", "user_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(256), nullable=False)
+    item_id: Mapped[str] = mapped_column(String(256), nullable=False)
+    rating: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ts: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class RetrainJob(Base):
+    """A durable retrain request; workers claim it under a lease (see ``app/retrain``).
+
+    ``attempts`` doubles as the fencing token: a worker writes to the row only
+    ``WHERE worker_id = me AND attempts = my attempt``, so a worker whose lease
+    expired and was taken over can no longer finish, promote or report.
+    """
+
+    __tablename__ = "retrain_jobs"
+    __table_args__ = (
+        Index("ix_retrain_jobs_status_created_at", "status", "created_at"),
+        Index("ix_retrain_jobs_model_created_at", "model", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    data: Mapped[str] = mapped_column(String(16), nullable=False)
+    promote: Mapped[str] = mapped_column(String(16), nullable=False)
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False)
+    # Unique: two workers scheduling the same periodic slot insert one row, not two.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    worker_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    log_tail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    promoted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Item(Base):
+    """An item of the service's own catalog (``app.catalog``): metadata and text.
+
+    ``updated_at`` is written on every change; servers poll it (index) to pick
+    up items another process added, and text-aware models score a new item
+    from ``text`` without retraining.
+    """
+
+    __tablename__ = "items"
+    __table_args__ = (Index("ix_items_updated_at", "updated_at"),)
+
+    item_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -1,0 +1,137 @@
+"""``create_app()``: the FastAPI application and its lifespan.
+
+The lifespan opens what requests share — database engine (after migrating
+when ``auto_migrate``), user-state cache, model holder with its reload thread
+— and closes them on shutdown. Nothing happens at import time, so tests and
+``uvicorn --factory`` build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import torch
+from fastapi import FastAPI
+
+from app.api.deps import Services
+from app.api.routes import (
+    admin,
+    bench,
+    catalog,
+    health,
+    interactions,
+    items,
+    predictions,
+    recommendations,
+)
+from app.core.cache import make_cache
+from app.core.config import Settings, get_settings
+from app.core.db import DatabaseGuard, make_engine, make_sessionmaker, upgrade_database
+from app.core.errors import document_error_bodies, install_error_handlers
+from app.core.logs import configure_logging
+from app.core.metrics import Metrics
+from app.core.middleware import RequestContextMiddleware
+from app.schemas import ErrorResponse
+from app.serving.holder import ModelHolder, resolve_device
+from app.serving.interactions import InteractionLogger
+from app.serving.recommend import Recommender
+from app.serving.state import LogReader
+from models_store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings, metrics: Metrics) -> Services:
+    """Open the engine, cache and model holder (not yet started)."""
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    if settings.auto_migrate:
+        try:
+            upgrade_database(settings.database_url)
+        except Exception as exc:  # a down database must not keep the server from starting
+            log.error("database migration at startup failed (/readyz will say so): %s", exc)
+    engine = make_engine(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s)
+    sessions = make_sessionmaker(engine)
+    guard = DatabaseGuard(settings.db_retry_s)  # shared: reads and writes see one outage
+    cache = make_cache(
+        settings.redis_url,
+        metrics,
+        namespace=settings.cache_namespace,
+        ttl_s=settings.cache_ttl_s,
+        max_entries=settings.cache_max_entries,
+    )
+    holder = ModelHolder(
+        ModelStore(settings.store_dir),
+        resolve_device(settings.device),
+        metrics,
+        default_model=settings.default_model,
+        reload_interval_s=settings.reload_interval_s,
+    )
+    return Services(
+        settings=settings,
+        metrics=metrics,
+        engine=engine,
+        sessions=sessions,
+        cache=cache,
+        holder=holder,
+        recommender=Recommender(
+            holder, cache, LogReader(sessions, guard, metrics), settings, metrics
+        ),
+        interactions=InteractionLogger(sessions, cache, holder, settings, guard, metrics),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The genrec API; ``settings`` default to the environment (``GENREC_*``, ``.env``)."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = build_services(settings, metrics)
+        services.holder.start()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            # uvicorn has drained in-flight requests (timeout_graceful_shutdown) before
+            # this runs; the batchers still score anything queued, then stop.
+            await services.recommender.close()
+            services.holder.stop()
+            services.cache.close()
+            services.engine.dispose()
+
+    app = FastAPI(
+        title="genrec",
+        version="0.1.0",
+        description="Recommendations from deep generative collaborative-filtering models.",
+        lifespan=lifespan,
+        **_without_native_telemetry(),
+    )
+    install_error_handlers(app)
+    document_error_bodies(app, ErrorResponse)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
+    for module in (recommendations, predictions, interactions, items, health):
+        app.include_router(module.router)
+    app.include_router(admin.router)
+    app.include_router(catalog.router)  # item catalog + its sync (own lifespan)
+    if settings.bench_endpoints:
+        app.include_router(bench.router)
+    return app
+
+
+def _without_native_telemetry() -> dict[str, Any]:
+    """Turn off FastAPI's built-in OpenTelemetry hook (FastAPI >= 0.16x) where it exists.
+
+    genrec exports its own Prometheus metrics and request-id logs; the hook looks
+    up the global OpenTelemetry providers (environment reads) on every request,
+    about 10% of the server's CPU under load in a py-spy profile (docs/performance.md).
+    """
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}

@@ -1,0 +1,483 @@
+"""Every SQL statement the service runs; functions take a session, callers commit.
+
+Keeping queries here (and nowhere in routes or serving code) means the one
+place that knows the schema is next to the ORM and the migrations.
+
+Time handling: every datetime is written and compared in UTC. SQLite stores
+naive strings, so values read back naive are UTC by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.db_models import Interaction, Item, RetrainJob
+
+
+@dataclass(frozen=True)
+class NewInteraction:
+    """A validated interaction to log; ``ts`` None means "now"."""
+
+    user_id: str
+    item_id: str
+    rating: float | None = None
+    ts: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LoggedInteraction:
+    """A row of the log as serving needs it (``id`` orders and stamps state)."""
+
+    id: int
+    item_id: str
+    rating: float | None
+    ts: datetime
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC datetime; naive input is taken to be UTC (how SQLite returns it)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def add_interactions(session: Session, rows: Sequence[NewInteraction]) -> int:
+    """Stage ``rows`` in the session's transaction (one INSERT batch); returns the count.
+
+    ``created_at`` is set here rather than by the server default so that both
+    backends store the same representation and post-cutoff filters compare alike.
+    """
+    now = datetime.now(UTC)
+    session.add_all(
+        [
+            Interaction(
+                user_id=row.user_id,
+                item_id=row.item_id,
+                rating=row.rating,
+                ts=as_utc(row.ts) if row.ts is not None else now,
+                created_at=now,
+            )
+            for row in rows
+        ]
+    )
+    session.flush()
+    return len(rows)
+
+
+def user_interactions(
+    session: Session, user_id: str, after: datetime | None = None
+) -> list[LoggedInteraction]:
+    """The user's logged interactions, oldest first; with ``after``, only newer ones.
+
+    "Newer" means the event time *or* the arrival time is after ``after``: a
+    late-arriving event with an old timestamp was not in the training data
+    either, so it must still reach the user's state.
+    """
+    query = select(Interaction.id, Interaction.item_id, Interaction.rating, Interaction.ts).where(
+        Interaction.user_id == user_id
+    )
+    if after is not None:
+        cutoff = as_utc(after)
+        query = query.where(or_(Interaction.ts > cutoff, Interaction.created_at > cutoff))
+    query = query.order_by(Interaction.ts, Interaction.id)
+    return [
+        LoggedInteraction(id=int(r.id), item_id=r.item_id, rating=r.rating, ts=as_utc(r.ts))
+        for r in session.execute(query)
+    ]
+
+
+def users_interactions(
+    session: Session,
+    user_ids: Sequence[str],
+    after: datetime | None,
+    whole_log: Sequence[str] = (),
+) -> dict[str, list[LoggedInteraction]]:
+    """Many users' logs in one statement (serving's micro-batches), oldest first per user.
+
+    Users in ``user_ids`` get the rows after ``after`` (same rule as
+    ``user_interactions``); users in ``whole_log`` get every row. Users with
+    nothing logged are absent from the result.
+    """
+    clauses = []
+    if user_ids:
+        recent = Interaction.user_id.in_(list(dict.fromkeys(user_ids)))
+        if after is not None:
+            cutoff = as_utc(after)
+            recent = and_(recent, or_(Interaction.ts > cutoff, Interaction.created_at > cutoff))
+        clauses.append(recent)
+    if whole_log:
+        clauses.append(Interaction.user_id.in_(list(dict.fromkeys(whole_log))))
+    if not clauses:
+        return {}
+    query = (
+        select(
+            Interaction.user_id,
+            Interaction.id,
+            Interaction.item_id,
+            Interaction.rating,
+            Interaction.ts,
+        )
+        .where(or_(*clauses))
+        .order_by(Interaction.ts, Interaction.id)
+    )
+    out: dict[str, list[LoggedInteraction]] = {}
+    for r in session.execute(query):
+        out.setdefault(r.user_id, []).append(
+            LoggedInteraction(id=int(r.id), item_id=r.item_id, rating=r.rating, ts=as_utc(r.ts))
+        )
+    return out
+
+
+def count_interactions(session: Session, user_id: str | None = None) -> int:
+    """Number of logged interactions (of one user when given)."""
+    query = select(func.count()).select_from(Interaction)
+    if user_id is not None:
+        query = query.where(Interaction.user_id == user_id)
+    return int(session.execute(query).scalar_one())
+
+
+# --------------------------------------------------------------------------- retrain jobs
+# Business rules (who may claim, what a status means) live in ``app/retrain``;
+# these functions are the statements. Every write a worker makes is fenced by
+# ``JobFence``: it only touches the row while the worker still holds the lease.
+
+#: Statuses of a job that may still run.
+ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class JobFence:
+    """Which claim a worker holds: writes match ``id``, ``worker_id`` and ``attempts``."""
+
+    job_id: int
+    worker_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated retrain request to record."""
+
+    model: str
+    params: dict[str, Any]
+    data: str
+    promote: str
+    trigger: str
+    max_attempts: int
+    dedupe_key: str | None = None
+
+
+def insert_job(session: Session, job: NewJob, now: datetime) -> RetrainJob:
+    """Stage a queued job; ``IntegrityError`` at flush if ``dedupe_key`` already exists."""
+    row = RetrainJob(
+        model=job.model,
+        params=job.params,
+        data=job.data,
+        promote=job.promote,
+        trigger=job.trigger,
+        dedupe_key=job.dedupe_key,
+        status="queued",
+        attempts=0,
+        max_attempts=job.max_attempts,
+        created_at=as_utc(now),
+        updated_at=as_utc(now),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_job(session: Session, job_id: int) -> RetrainJob | None:
+    """The job row as the database has it now (never a stale identity-map copy)."""
+    query = select(RetrainJob).where(RetrainJob.id == job_id)
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
+
+
+def list_jobs(
+    session: Session, *, status: str | None = None, model: str | None = None, limit: int = 50
+) -> list[RetrainJob]:
+    """Newest jobs first, optionally of one status and/or model."""
+    query = select(RetrainJob)
+    if status is not None:
+        query = query.where(RetrainJob.status == status)
+    if model is not None:
+        query = query.where(RetrainJob.model == model)
+    query = query.order_by(RetrainJob.created_at.desc(), RetrainJob.id.desc()).limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Queued, or running under a lease that expired with attempts left (its worker died)."""
+    return or_(
+        RetrainJob.status == "queued",
+        and_(
+            RetrainJob.status == "running",
+            RetrainJob.lease_expires_at < as_utc(now),
+            RetrainJob.attempts < RetrainJob.max_attempts,
+        ),
+    )
+
+
+def _fenced(fence: JobFence, status: str = "running") -> ColumnElement[bool]:
+    return and_(
+        RetrainJob.id == fence.job_id,
+        RetrainJob.worker_id == fence.worker_id,
+        RetrainJob.attempts == fence.attempt,
+        RetrainJob.status == status,
+    )
+
+
+def _update_job(session: Session, where: ColumnElement[bool], **values: Any) -> int:
+    statement = update(RetrainJob).where(where).values(**values)
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_job(
+    session: Session, worker_id: str, now: datetime, lease_until: datetime
+) -> RetrainJob | None:
+    """Claim the oldest claimable job for ``worker_id``; None when there is none.
+
+    Postgres: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets concurrent workers
+    pass over a row another one is claiming. SQLite renders no FOR UPDATE;
+    there the conditional UPDATE (re-checking claimability, rowcount 1) is
+    what makes the claim exclusive, and a lost race tries the next row.
+    """
+    for _ in range(5):
+        candidate = session.execute(
+            select(RetrainJob.id)
+            .where(_claimable(now))
+            .order_by(RetrainJob.created_at, RetrainJob.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if candidate is None:
+            return None
+        claimed = _update_job(
+            session,
+            and_(RetrainJob.id == candidate, _claimable(now)),
+            status="running",
+            worker_id=worker_id,
+            attempts=RetrainJob.attempts + 1,
+            lease_expires_at=as_utc(lease_until),
+            started_at=func.coalesce(RetrainJob.started_at, as_utc(now)),
+            updated_at=as_utc(now),
+        )
+        if claimed == 1:
+            return get_job(session, candidate)
+    return None
+
+
+def renew_job_lease(session: Session, fence: JobFence, now: datetime, until: datetime) -> bool:
+    """Extend the lease; False when the worker no longer holds the job (taken or cancelled)."""
+    return (
+        _update_job(session, _fenced(fence), lease_expires_at=as_utc(until), updated_at=as_utc(now))
+        == 1
+    )
+
+
+def write_job_progress(
+    session: Session, fence: JobFence, now: datetime, progress: dict[str, Any], log_tail: str
+) -> bool:
+    """Record progress and the log tail; False when the worker no longer holds the job."""
+    return (
+        _update_job(
+            session, _fenced(fence), progress=progress, log_tail=log_tail, updated_at=as_utc(now)
+        )
+        == 1
+    )
+
+
+def finish_job(
+    session: Session,
+    fence: JobFence,
+    now: datetime,
+    *,
+    status: str,
+    log_tail: str,
+    result_version: str | None = None,
+    promoted: bool | None = None,
+    gate: dict[str, Any] | None = None,
+    error: str | None = None,
+    progress: dict[str, Any] | None = None,
+) -> bool:
+    """Move a held job to a final status; False (nothing written) if the lease was lost."""
+    return (
+        _update_job(
+            session,
+            _fenced(fence),
+            status=status,
+            log_tail=log_tail,
+            progress=progress,
+            result_version=result_version,
+            promoted=promoted,
+            gate=gate,
+            error=error,
+            lease_expires_at=None,
+            finished_at=as_utc(now),
+            updated_at=as_utc(now),
+        )
+        == 1
+    )
+
+
+def release_job(session: Session, fence: JobFence, now: datetime, log_tail: str) -> bool:
+    """Hand a held job back to the queue (worker shutting down); False if not held."""
+    return (
+        _update_job(
+            session,
+            _fenced(fence),
+            status="queued",
+            worker_id=None,
+            lease_expires_at=None,
+            log_tail=log_tail,
+            updated_at=as_utc(now),
+        )
+        == 1
+    )
+
+
+def cancel_job(session: Session, job_id: int, now: datetime) -> bool:
+    """Cancel a queued or running job; False if it does not exist or already ended."""
+    where = and_(RetrainJob.id == job_id, RetrainJob.status.in_(ACTIVE_JOB_STATUSES))
+    return (
+        _update_job(
+            session,
+            where,
+            status="cancelled",
+            lease_expires_at=None,
+            finished_at=as_utc(now),
+            updated_at=as_utc(now),
+        )
+        == 1
+    )
+
+
+def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> int:
+    """Fail running jobs whose lease expired with no attempts left; returns how many."""
+    where = and_(
+        RetrainJob.status == "running",
+        RetrainJob.lease_expires_at < as_utc(now),
+        RetrainJob.attempts >= RetrainJob.max_attempts,
+    )
+    return _update_job(
+        session,
+        where,
+        status="failed",
+        error=error,
+        lease_expires_at=None,
+        finished_at=as_utc(now),
+        updated_at=as_utc(now),
+    )
+
+
+def latest_job_created_at(session: Session, model: str) -> datetime | None:
+    """When the newest job of ``model`` was created (any trigger, any status)."""
+    query = select(func.max(RetrainJob.created_at)).where(RetrainJob.model == model)
+    value = session.execute(query).scalar_one_or_none()
+    return None if value is None else as_utc(value)
+
+
+# --------------------------------------------------------------------------- item catalog
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to add or replace in the catalog (already validated by ``app.catalog``)."""
+
+    item_id: str
+    title: str | None
+    text: str | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """A catalog row as the service reads it (times in UTC)."""
+
+    item_id: str
+    title: str | None
+    text: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _item_row(item: Item) -> ItemRow:
+    return ItemRow(
+        item_id=item.item_id,
+        title=item.title,
+        text=item.text,
+        attributes=dict(item.attributes or {}),
+        created_at=as_utc(item.created_at),
+        updated_at=as_utc(item.updated_at),
+    )
+
+
+def get_item(session: Session, item_id: str) -> ItemRow | None:
+    """The catalog row of ``item_id``, or None."""
+    item = session.get(Item, item_id)
+    return None if item is None else _item_row(item)
+
+
+def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> dict[str, str]:
+    """Insert or replace ``rows`` (distinct ids); per id "created", "updated" or "unchanged".
+
+    A row equal to what is stored keeps its ``updated_at``, so re-running an
+    import does not make every server re-score the same texts.
+    """
+    stamp = as_utc(now)
+    existing = {
+        item.item_id: item
+        for item in session.scalars(select(Item).where(Item.item_id.in_([r.item_id for r in rows])))
+    }
+    outcome: dict[str, str] = {}
+    for row in rows:
+        item = existing.get(row.item_id)
+        if item is None:
+            session.add(
+                Item(
+                    item_id=row.item_id,
+                    title=row.title,
+                    text=row.text,
+                    attributes=row.attributes,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+            outcome[row.item_id] = "created"
+        elif (item.title, item.text, item.attributes) == (row.title, row.text, row.attributes):
+            outcome[row.item_id] = "unchanged"
+        else:
+            item.title, item.text, item.attributes = row.title, row.text, row.attributes
+            item.updated_at = stamp
+            outcome[row.item_id] = "updated"
+    session.flush()
+    return outcome
+
+
+def items_changed_since(
+    session: Session, after: datetime | None, after_id: str = "", limit: int = 1000
+) -> list[ItemRow]:
+    """Catalog rows changed after the keyset ``(after, after_id)``, oldest change first.
+
+    Ordered by ``(updated_at, item_id)`` so a caller pages through any number
+    of rows with the last row's pair as the next keyset.
+    """
+    query = select(Item)
+    if after is not None:
+        moment = as_utc(after)
+        query = query.where(
+            or_(
+                Item.updated_at > moment,
+                and_(Item.updated_at == moment, Item.item_id > after_id),
+            )
+        )
+    query = query.order_by(Item.updated_at, Item.item_id).limit(limit)
+    return [_item_row(item) for item in session.scalars(query)]

@@ -1,0 +1,225 @@
+"""The evaluation gate: is the new version at least as good as production on the same slice?
+
+The candidate's figure is the one the pipeline selected it on: its own metric
+(``ndcg@10`` for ranking models, RMSE for rating models) on the per-user
+held-out slice of the job's data. Production is scored on *that same slice,
+with that same code*: ``ProductionOnSlice`` wraps the production scorer so it
+looks like a scorer over the job's index space, and the pipeline's own
+``Validation`` runs on it.
+
+The production artifact may not know every user or item of the new data.
+Users it knows and who have no training-part interaction after its cutoff
+keep their index (as serving would answer them); everyone else is folded in
+from their training-part history (``users=-1``), exactly as serving folds in
+logged interactions. Items it does not know cannot be recommended by it: they
+score -inf, and predict the middle of the rating range for rating models.
+
+Since new data normally keeps the base data's records first and in order, the
+per-user hold-out (random keys per record position, same seed) picks the same
+records for unchanged users as production's own training did, so production is
+not scored on interactions it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from app.retrain.lifecycle import PromotePolicy
+from app.serving.loaded import LoadedModel, build_loaded_model
+from models_store import ModelStore
+from training.data.interactions import Interactions
+from training.models.base import History, Scorer, Validation
+
+#: Relative slack: a candidate this close to production counts as "not worse" (noise).
+GATE_TOLERANCE = 1e-3
+
+
+class ProductionOnSlice(Scorer):
+    """A production scorer seen through the job's id maps (users and items remapped).
+
+    ``user_map[u]`` is the production index of job user ``u`` or -1 (fold in);
+    ``item_map[i]`` the production index of job item ``i`` or -1 (unknown to it).
+    """
+
+    name = "production-on-slice"
+
+    def __init__(self, inner: Scorer, user_map: np.ndarray, item_map: np.ndarray) -> None:
+        super().__init__({"n_items": len(item_map), "rating_range": list(inner.rating_range)}, {})
+        self.inner = inner
+        self.user_map = torch.as_tensor(user_map, dtype=torch.int64, device=inner.device)
+        self.item_map = torch.as_tensor(item_map, dtype=torch.int64, device=inner.device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.inner.device
+
+    def user_state(self, users: Tensor, history: History) -> Tensor:
+        """(B,) job user indices + (B, I_job) histories -> production state (B, D)."""
+        users = users.to(self.device)
+        prod_users = torch.where(users >= 0, self.user_map[users.clamp(min=0)], -1)
+        return self.inner.user_state(prod_users, self._remap_history(history))
+
+    def _remap_history(self, history: History) -> History:
+        """Columns into production's item space; items it does not know are dropped."""
+        mapped = self.item_map[history.indices.to(self.device)]
+        keep = mapped >= 0
+        rows = history.row_ids().to(self.device)[keep]
+        counts = torch.bincount(rows, minlength=history.batch_size)
+        indptr = torch.zeros(history.batch_size + 1, dtype=torch.int64, device=self.device)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return History(
+            indptr, mapped[keep], history.values.to(self.device)[keep], self.inner.n_items
+        )
+
+    def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
+        """(B, I_job) or (B, C): production's scores; items it does not know score -inf."""
+        return self._spread(self.inner.score, state, items, -math.inf)
+
+    def predict(self, state: Tensor, items: Tensor | None = None) -> Tensor:
+        """Production's predicted ratings; the middle of the range for items it does not know."""
+        low, high = self.rating_range
+        return self._spread(self.inner.predict, state, items, (low + high) / 2)
+
+    def _spread(
+        self,
+        fn: Callable[[Tensor, Tensor | None], Tensor],
+        state: Tensor,
+        items: Tensor | None,
+        fill: float,
+    ) -> Tensor:
+        wanted = (
+            torch.arange(self.n_items, device=self.device)
+            if items is None
+            else items.to(self.device)
+        )
+        mapped = self.item_map[wanted]
+        known = mapped >= 0
+        out = torch.full((state.shape[0], len(wanted)), fill, device=self.device)
+        if bool(known.any()):
+            out[:, known] = fn(state, mapped[known]).float()
+        return out
+
+
+def production_on_slice(
+    production: LoadedModel, data: Interactions, train: Interactions
+) -> ProductionOnSlice:
+    """Wrap ``production`` for the job's data; ``train`` is the slice's training part."""
+    user_map = np.array(
+        [production.user_index.get(u, -1) for u in data.user_ids.ids], dtype=np.int64
+    )
+    item_map = np.array(
+        [production.item_index.get(i, -1) for i in data.item_ids.ids], dtype=np.int64
+    )
+    changed = _users_after(train, production.cutoff)
+    user_map[changed] = -1  # serving folds these in from training row ∪ newer log
+    return ProductionOnSlice(production.scorer, user_map, item_map)
+
+
+def _users_after(train: Interactions, cutoff: datetime | None) -> np.ndarray:
+    """Indices of users with a training-part interaction after ``cutoff``."""
+    if cutoff is None:
+        return np.zeros(0, dtype=np.int64)
+    late = train.timestamps > int(cutoff.timestamp())
+    return np.unique(train.users[late])
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The comparison that decided promotion; stored in the job and the manifest."""
+
+    policy: PromotePolicy
+    metric: str | None
+    higher_is_better: bool
+    candidate: float | None
+    production: float | None
+    production_version: str | None
+    tolerance: float
+    promote: bool
+    reason: str
+    production_metrics: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def not_worse(candidate: float, production: float, higher_is_better: bool) -> bool:
+    """``candidate`` is no worse than ``production`` up to ``GATE_TOLERANCE`` (relative)."""
+    slack = GATE_TOLERANCE * max(abs(production), 1e-12)
+    if higher_is_better:
+        return candidate >= production - slack
+    return candidate <= production + slack
+
+
+def evaluate_production(
+    store: ModelStore,
+    model: str,
+    data: Interactions,
+    train: Interactions,
+    validation: Validation,
+    device: torch.device,
+) -> tuple[str, dict[str, float]] | None:
+    """(production version, its metrics on the job's slice); None when there is no production."""
+    version = store.alias_state(model)
+    if version is None:
+        return None
+    production = build_loaded_model(store.load(model, version), device)
+    with torch.inference_mode():
+        return version, validation.evaluate(production_on_slice(production, data, train))
+
+
+def decide(
+    policy: PromotePolicy,
+    metric: str | None,
+    higher_is_better: bool,
+    candidate: dict[str, float],
+    production: tuple[str, dict[str, float]] | None,
+    production_error: str | None = None,
+) -> GateResult:
+    """Apply the promotion policy to the two figures (see the module docstring).
+
+    Under ``auto`` a production version that exists but could not be scored
+    (``production_error``) blocks promotion: "not worse" cannot be shown.
+    """
+    cand = candidate.get(metric) if metric else None
+    prod_version = production[0] if production else None
+    prod_metrics = production[1] if production else None
+    prod = prod_metrics.get(metric) if (prod_metrics and metric) else None
+
+    def result(promote: bool, reason: str) -> GateResult:
+        return GateResult(
+            policy=policy,
+            metric=metric,
+            higher_is_better=higher_is_better,
+            candidate=cand,
+            production=prod,
+            production_version=prod_version,
+            tolerance=GATE_TOLERANCE,
+            promote=promote,
+            reason=reason,
+            production_metrics=prod_metrics,
+        )
+
+    if policy == "always":
+        return result(True, "promote=always")
+    if policy == "never":
+        return result(False, "promote=never")
+    if production_error is not None:
+        return result(False, f"production could not be scored on the slice: {production_error}")
+    if production is None:
+        return result(True, "no production version yet")
+    if cand is None or prod is None:
+        return result(False, "no held-out slice to compare on (data too small)")
+    better = not_worse(cand, prod, higher_is_better)
+    word = "not worse than" if better else "worse than"
+    return result(
+        better,
+        f"{metric} {cand:.5f} is {word} production v{prod_version} {prod:.5f} on the same slice",
+    )

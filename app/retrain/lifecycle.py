@@ -1,0 +1,383 @@
+"""The life of a retrain job: request rules, lease, progress, outcome, cancellation, schedule.
+
+::
+
+    queued --claim--> running --finish--> succeeded | failed
+      |                 |   \\__ lease expired (worker died): claimable again while
+      |                 |        attempts < max_attempts, else failed by the sweep
+      +--cancel--> cancelled <--cancel--+
+
+A job is a database row, so it outlives every process. A worker holds a job
+under a lease it renews from a background thread (``JobLease``); every write
+it makes is fenced (``WHERE worker_id = me AND attempts = my attempt AND
+status = 'running'``), so a worker that lost its lease — taken over after it
+stalled, or cancelled — finds out at its next write and stops, and can never
+complete a job that another worker holds. The SQL is in ``app.repository``.
+
+Time is the workers' UTC clock (the repository's convention); clocks of the
+machines running workers must agree to well within a lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import repository as repo
+from app.core.db import session_scope
+from app.db_models import RetrainJob
+from training.models import REGISTRY
+from training.models.base import ModelError
+
+log = logging.getLogger(__name__)
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+DataKind = Literal["log", "log+base"]
+PromotePolicy = Literal["auto", "always", "never"]
+Trigger = Literal["api", "schedule"]
+
+#: A job whose worker died this many times is failed instead of retried (e.g. it OOMs).
+DEFAULT_MAX_ATTEMPTS = 3
+#: Lines of the job's log kept in the row.
+LOG_TAIL_LINES = 60
+#: Progress is written at most this often (the last epoch always is).
+PROGRESS_INTERVAL_S = 0.5
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class JobError(Exception):
+    """A job operation that cannot be done; the message says why."""
+
+
+class InvalidJob(JobError, ValueError):
+    """The retrain request names an unknown model, setting, data kind or policy."""
+
+
+class JobNotFound(JobError, LookupError):
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no retrain job {job_id}")
+        self.job_id = job_id
+
+
+class JobConflict(JobError):
+    """The job's status does not allow the operation (e.g. cancelling a finished job)."""
+
+
+class JobAborted(Exception):
+    """Raised inside a running job to stop it: cancelled, lease lost, or worker stopping."""
+
+    def __init__(self, reason: str, kind: Literal["cancelled", "lost", "stopping"]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """What to retrain: model name, hyper-parameter overrides, data and promotion policy."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    data: DataKind = "log+base"
+    promote: PromotePolicy = "auto"
+
+
+def validate_request(request: RetrainRequest) -> RetrainRequest:
+    """Check the request now, so a typo fails at POST time, not minutes later in a worker."""
+    if request.model not in REGISTRY:
+        raise InvalidJob(f"unknown model '{request.model}'; known: {', '.join(sorted(REGISTRY))}")
+    if request.data not in get_args(DataKind):
+        raise InvalidJob(f"data must be one of {list(get_args(DataKind))}, got {request.data!r}")
+    if request.promote not in get_args(PromotePolicy):
+        raise InvalidJob(
+            f"promote must be one of {list(get_args(PromotePolicy))}, got {request.promote!r}"
+        )
+    try:
+        REGISTRY[request.model].Config().with_overrides(request.params)
+    except ModelError as exc:
+        raise InvalidJob(f"params: {exc}") from None
+    return request
+
+
+def enqueue(
+    sessions: sessionmaker[Session],
+    request: RetrainRequest,
+    trigger: Trigger = "api",
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> RetrainJob:
+    """Record a queued job (durable once this returns); the request is validated first."""
+    validate_request(request)
+    new = repo.NewJob(
+        model=request.model,
+        params=dict(request.params),
+        data=request.data,
+        promote=request.promote,
+        trigger=trigger,
+        max_attempts=DEFAULT_MAX_ATTEMPTS,
+        dedupe_key=dedupe_key,
+    )
+    with session_scope(sessions) as session:
+        return repo.insert_job(session, new, now or utcnow())
+
+
+# --------------------------------------------------------------------------- reading / cancel
+
+
+def get_job(sessions: sessionmaker[Session], job_id: int) -> RetrainJob:
+    with session_scope(sessions) as session:
+        row = repo.get_job(session, job_id)
+    if row is None:
+        raise JobNotFound(job_id)
+    return row
+
+
+def list_jobs(
+    sessions: sessionmaker[Session],
+    status: JobStatus | None = None,
+    model: str | None = None,
+    limit: int = 50,
+) -> list[RetrainJob]:
+    with session_scope(sessions) as session:
+        return repo.list_jobs(session, status=status, model=model, limit=limit)
+
+
+def cancel_job(sessions: sessionmaker[Session], job_id: int) -> RetrainJob:
+    """Cancel a queued or running job; a running one stops at its next epoch or write.
+
+    A cancelled job can no longer be finished by its worker (fenced writes
+    require ``status = 'running'``), so it never promotes after the cancel.
+    """
+    with session_scope(sessions) as session:
+        done = repo.cancel_job(session, job_id, utcnow())
+        row = repo.get_job(session, job_id)
+    if row is None:
+        raise JobNotFound(job_id)
+    if not done:
+        raise JobConflict(
+            f"job {job_id} is already {row.status}; only queued or running jobs can be cancelled"
+        )
+    return row
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def claim_next(
+    sessions: sessionmaker[Session], worker_id: str, lease_s: float
+) -> RetrainJob | None:
+    """Claim the oldest claimable job for ``worker_id`` (attempts + 1, fresh lease)."""
+    now = utcnow()
+    with session_scope(sessions) as session:
+        return repo.claim_job(session, worker_id, now, now + timedelta(seconds=lease_s))
+
+
+def fail_exhausted(sessions: sessionmaker[Session]) -> int:
+    """Fail jobs whose workers died ``max_attempts`` times, so they stop being retried."""
+    with session_scope(sessions) as session:
+        return repo.fail_exhausted_jobs(
+            session,
+            utcnow(),
+            "the worker running this job stopped without finishing it on every attempt "
+            "(killed, out of memory, or lost its database connection); see the log tail",
+        )
+
+
+def schedule_periodic(
+    sessions: sessionmaker[Session], model: str, every_s: float, now: datetime | None = None
+) -> RetrainJob | None:
+    """Enqueue a ``log+base``/``auto`` job for ``model`` when its newest job is ``every_s`` old.
+
+    Many workers run this; the unique ``dedupe_key`` (model + period slot) lets
+    the database keep exactly one of their inserts per slot.
+    """
+    now = now or utcnow()
+    with session_scope(sessions) as session:
+        last = repo.latest_job_created_at(session, model)
+    if last is not None and (now - last).total_seconds() < every_s:
+        return None
+    slot = int(now.timestamp() // every_s)
+    try:
+        job = enqueue(
+            sessions,
+            RetrainRequest(model=model),
+            trigger="schedule",
+            dedupe_key=f"schedule:{model}:{slot}",
+            now=now,
+        )
+    except IntegrityError:
+        return None  # another worker scheduled this slot first
+    log.info("scheduled periodic retrain job %d for %s", job.id, model)
+    return job
+
+
+class JobLog:
+    """The job's own log: kept as a bounded tail for the row, echoed to the worker log."""
+
+    def __init__(self, job_id: int, lines: int = LOG_TAIL_LINES) -> None:
+        self.job_id = job_id
+        self._lines: deque[str] = deque(maxlen=lines)
+        self._lock = threading.Lock()
+
+    def add(self, message: str, level: int = logging.INFO) -> None:
+        stamp = utcnow().strftime("%H:%M:%S")
+        with self._lock:
+            self._lines.append(f"{stamp} {message}")
+        log.log(level, "job %d: %s", self.job_id, message)
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self._lines)
+
+
+class JobLease:
+    """A claimed job: renews its lease in the background and fences every write.
+
+    Use as a context manager around the job's work. ``check()`` (called at
+    every epoch) raises ``JobAborted`` once the job was cancelled, the lease
+    was lost, or the worker was asked to stop.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        fence: repo.JobFence,
+        lease_s: float,
+        stop: threading.Event,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.fence = fence
+        self.lease_s = lease_s
+        self.stop = stop
+        self.clock = clock
+        self.log = JobLog(fence.job_id)
+        self._abort: JobAborted | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_progress = 0.0
+        self.progress: dict[str, Any] = {}  # merged across reports: phase + last epoch
+
+    def __enter__(self) -> JobLease:
+        self._thread = threading.Thread(
+            target=self._renew_loop, name=f"lease-job-{self.fence.job_id}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    # -- the lease ---------------------------------------------------------------------
+
+    def _renew_loop(self) -> None:
+        # Renewing at a third of the lease survives one or two slow renewals.
+        while not self._done.wait(self.lease_s / 3):
+            try:
+                now = self.clock()
+                with session_scope(self.sessions) as session:
+                    held = repo.renew_job_lease(
+                        session, self.fence, now, now + timedelta(seconds=self.lease_s)
+                    )
+            except SQLAlchemyError as exc:  # keep trying; the fence protects the outcome
+                log.warning("job %d: lease renewal failed: %s", self.fence.job_id, exc)
+                continue
+            if not held:
+                self._mark_aborted()
+                return
+
+    def _mark_aborted(self) -> None:
+        """Why our fenced write matched nothing: cancelled, or someone else holds the job."""
+        try:
+            with session_scope(self.sessions) as session:
+                row = repo.get_job(session, self.fence.job_id)
+        except SQLAlchemyError:
+            row = None
+        if row is not None and row.status == "cancelled":
+            self._abort = JobAborted("the job was cancelled", "cancelled")
+        else:
+            holder = (
+                f" (now {row.status}, worker {row.worker_id}, attempt {row.attempts})"
+                if row
+                else ""
+            )
+            self._abort = JobAborted(f"lost the lease on the job{holder}", "lost")
+
+    def check(self) -> None:
+        """Raise ``JobAborted`` when the job must stop now."""
+        if self._abort is not None:
+            raise self._abort
+        if self.stop.is_set():
+            raise JobAborted(
+                "the worker is shutting down; the job goes back to the queue", "stopping"
+            )
+
+    def still_held(self) -> bool:
+        """Renew now and say whether we still hold the job (before saving or promoting)."""
+        now = self.clock()
+        with session_scope(self.sessions) as session:
+            held = repo.renew_job_lease(
+                session, self.fence, now, now + timedelta(seconds=self.lease_s)
+            )
+        if not held:
+            self._mark_aborted()
+        return held
+
+    # -- fenced writes -----------------------------------------------------------------
+
+    def report(self, progress: dict[str, Any], force: bool = False) -> None:
+        """Merge ``progress`` into the job's, write it and the log tail (throttled); ``check()``."""
+        self.progress.update(progress)
+        now = time.monotonic()
+        if force or now - self._last_progress >= PROGRESS_INTERVAL_S:
+            self._last_progress = now
+            try:
+                with session_scope(self.sessions) as session:
+                    held = repo.write_job_progress(
+                        session, self.fence, self.clock(), dict(self.progress), self.log.text()
+                    )
+            except SQLAlchemyError as exc:  # progress is best effort; the lease decides
+                log.warning("job %d: progress not recorded: %s", self.fence.job_id, exc)
+                held = True
+            if not held:
+                self._mark_aborted()
+        self.check()
+
+    def finish(self, status: Literal["succeeded", "failed"], **outcome: Any) -> bool:
+        """Record the outcome; False (nothing written) if the job is no longer ours."""
+        progress = {**self.progress, "phase": status}
+        with session_scope(self.sessions) as session:
+            return repo.finish_job(
+                session,
+                self.fence,
+                self.clock(),
+                status=status,
+                log_tail=self.log.text(),
+                progress=progress,
+                **outcome,
+            )
+
+    def release(self) -> bool:
+        """Give the job back to the queue (shutdown); False if it was not ours any more."""
+        with session_scope(self.sessions) as session:
+            return repo.release_job(session, self.fence, self.clock(), self.log.text())

@@ -1,0 +1,233 @@
+"""Run one claimed job: export -> train (progress per epoch) -> gate -> save -> promote -> finish.
+
+Exactly-once in effect, on top of at-least-once claiming: every version a
+job writes records ``training.job_id``; an attempt that finds such a version
+(its predecessor died after saving) finishes that version instead of
+training another, and only the holder of the current lease can save,
+promote or finish (each step is preceded by a fenced renewal). The order is
+save -> promote -> finish, so a job marked ``succeeded`` with
+``promoted: true`` really moved the alias.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, cast
+
+import torch
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.db_models import RetrainJob
+from app.retrain.export import Exported, export_interactions
+from app.retrain.gate import GateResult, decide, evaluate_production
+from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, utcnow
+from app.serving.loaded import ModelLoadError
+from models_store import Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
+from training.models import model_class
+from training.models.base import EpochCallback, EpochReport, Validation
+from training.pipeline import (
+    TrainResult,
+    data_info,
+    holdout_validation,
+    train_model,
+    version_contents,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every job of a worker shares."""
+
+    settings: Settings
+    store: ModelStore
+    sessions: sessionmaker[Session]
+    device: torch.device
+    engine: Engine | None = None  # disposed when the worker exits
+
+
+def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
+    """Run ``job`` under ``lease``; returns how it ended (succeeded/failed/cancelled/lost/stopping)."""
+    jlog = lease.log
+    jlog.add(
+        f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
+        f"{job.model} data={job.data} promote={job.promote} params={job.params}"
+    )
+    try:
+        existing = find_job_version(ctx.store, job.model, job.id)
+        if existing is not None:
+            jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
+            manifest, gate = existing, dict(existing.training.get("gate") or {})
+        else:
+            manifest, gate = _train_and_save(job, lease, ctx)
+        promoted, error = _promote(lease, ctx.store, manifest, bool(gate.get("promote")))
+        if not lease.finish(
+            "succeeded", result_version=manifest.version, promoted=promoted, gate=gate, error=error
+        ):
+            jlog.add("lost the lease before recording the outcome", logging.WARNING)
+            return "lost"
+        return "succeeded"
+    except JobAborted as exc:
+        jlog.add(f"stopped: {exc.reason}", logging.WARNING)
+        if exc.kind == "stopping":
+            lease.release()
+        return exc.kind
+    except Exception as exc:  # the job fails; the worker lives on
+        log.exception("job %d failed", job.id)
+        jlog.add(f"failed: {type(exc).__name__}: {exc}", logging.ERROR)
+        lease.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | None:
+    """The version an earlier attempt of ``job_id`` saved, if any."""
+    try:
+        versions = store.list_versions(model)
+    except ModelNotFound:
+        return None
+    return next((m for m in reversed(versions) if m.training.get("job_id") == job_id), None)
+
+
+def cutoff_now() -> datetime:
+    """Now, truncated to the millisecond the manifest keeps, so log reader and serving agree."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _train_and_save(
+    job: RetrainJob, lease: JobLease, ctx: JobContext
+) -> tuple[Manifest, dict[str, Any]]:
+    jlog = lease.log
+    until = cutoff_now()
+    lease.report({"phase": "exporting"}, force=True)
+    exported = export_interactions(job.data, job.model, ctx.store, ctx.settings, until)
+    for note in exported.notes:
+        jlog.add(note)
+    data = exported.data
+    jlog.add(
+        f"data {exported.source}: {len(data):,} interactions, {data.n_users:,} users, "
+        f"{data.n_items:,} items, cutoff {iso_utc(until)}"
+    )
+    overrides = _overrides(job, ctx.device)
+    cls = model_class(job.model)
+    seed = cls.Config().with_overrides(overrides).seed
+    # The pipeline builds the same split from the same seed; this copy scores production.
+    train_part, validation = holdout_validation(cls, data, seed=seed)
+    metric = validation.metric if validation else None
+    lease.report({"phase": "training", "metric": metric}, force=True)
+    result = train_model(job.model, data, overrides, callbacks=[_on_epoch(lease, metric)])
+    lease.report({"phase": "evaluating", "metric": metric}, force=True)
+    production, error = _score_production(ctx, job.model, exported, train_part, validation)
+    policy = cast(PromotePolicy, job.promote)  # validated when the job was enqueued
+    gate = decide(policy, metric, result.higher_is_better, result.metrics, production, error)
+    jlog.add(f"gate: {gate.reason} -> {'promote' if gate.promote else 'keep production'}")
+    lease.report({"phase": "saving"}, force=True)
+    if not lease.still_held():
+        lease.check()
+    manifest = _save(ctx.store, job, result, exported, until, gate)
+    jlog.add(f"saved {job.model} version {manifest.version}")
+    return manifest, gate.to_dict()
+
+
+def _overrides(job: RetrainJob, device: torch.device) -> dict[str, Any]:
+    """The job's params, plus the worker's device for models that train on one."""
+    overrides = dict(job.params)
+    fields = model_class(job.model).Config().to_dict()
+    if "device" in fields and "device" not in overrides and device.type != "cpu":
+        overrides["device"] = str(device)
+    return overrides
+
+
+def _on_epoch(lease: JobLease, metric: str | None) -> EpochCallback:
+    """Progress sink: one log line per epoch, a (throttled) fenced write, the cancel check."""
+
+    def on_epoch(report: EpochReport) -> None:
+        losses = " ".join(f"{k}={v:.4f}" for k, v in report.losses.items())
+        scores = " ".join(f"{k}={v:.4f}" for k, v in report.metrics.items())
+        lease.log.add(f"epoch {report.epoch}/{report.epochs} {losses} {scores}".rstrip())
+        progress = {
+            "phase": "training",
+            "epoch": report.epoch,
+            "epochs": report.epochs,
+            "metric": metric,
+            "value": report.metrics.get(metric) if metric else None,
+            "losses": report.losses,
+            "seconds": round(report.seconds, 4),
+        }
+        lease.report(progress, force=report.epoch >= report.epochs)
+
+    return on_epoch
+
+
+def _score_production(
+    ctx: JobContext,
+    model: str,
+    exported: Exported,
+    train_part: Any,
+    validation: Validation | None,
+) -> tuple[tuple[str, dict[str, float]] | None, str | None]:
+    """Production's figures on the job's slice (None: no production); or why it failed."""
+    try:
+        version = ctx.store.alias_state(model)
+        if version is None:
+            return None, None
+        if validation is None:
+            return (version, {}), None
+        return evaluate_production(
+            ctx.store, model, exported.data, train_part, validation, ctx.device
+        ), None
+    except (StoreError, ModelLoadError, ValueError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _save(
+    store: ModelStore,
+    job: RetrainJob,
+    result: TrainResult,
+    exported: Exported,
+    until: datetime,
+    gate: GateResult,
+) -> Manifest:
+    """Write the version; the manifest records data (cutoff = the log read's), metrics and gate."""
+    info = replace(data_info(exported.data, exported.source), cutoff=iso_utc(until))
+    return store.save(
+        job.model,
+        version_contents(result.scorer, exported.data),
+        scorer_config=result.scorer.config,
+        hyper_parameters=result.model.config.to_dict(),
+        metrics=result.metrics,
+        data=info,
+        training={
+            "seconds": round(result.report.seconds, 3),
+            "seconds_per_epoch": round(result.report.seconds_per_epoch, 4),
+            "best_epoch": result.report.best_epoch,
+            "epochs_run": result.report.epochs_run,
+            "selection_metric": result.metric,
+            "higher_is_better": result.higher_is_better,
+            "job_id": job.id,
+            "attempt": job.attempts,
+            "gate": gate.to_dict(),
+        },
+    )
+
+
+def _promote(
+    lease: JobLease, store: ModelStore, manifest: Manifest, decided: bool
+) -> tuple[bool, str | None]:
+    """Move ``production`` when the gate said so and the job is still ours."""
+    if not decided:
+        return False, None
+    if not lease.still_held():
+        lease.check()
+    try:
+        store.promote(manifest.model, manifest.version)
+    except StoreError as exc:
+        lease.log.add(f"promotion failed: {exc}", logging.ERROR)
+        return False, f"promotion failed: {exc}"
+    lease.log.add(f"promoted {manifest.model} version {manifest.version} to production")
+    return True, None

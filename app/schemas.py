@@ -1,0 +1,208 @@
+"""Request and response bodies of the HTTP API (pydantic models only).
+
+Shapes follow DESIGN.md "Serving"; fields may be added, never renamed. Limits
+that depend on settings (``max_k``, ``max_batch``, ``max_id_length``) and on
+the loaded artifact (rating range) are checked by the serving layer, which
+knows them; what is checked here is what holds for every deployment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+
+# Ids are opaque strings; a blank one is always a client bug.
+Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S")]
+ModelName = Annotated[str, Field(min_length=1, max_length=64)]
+Rating = Annotated[float, Field(allow_inf_nan=False)]
+#: Most ids in one ``include`` / ``exclude`` list, and most entries in an ad-hoc history.
+MAX_LIST = 10_000
+#: Event times the log accepts (UTC): from the Unix epoch to the end of year 9998.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _event_time(value: datetime) -> datetime:
+    """Aware UTC (no offset = UTC) within [EARLIEST, LATEST); a clear error otherwise.
+
+    Why: converting e.g. ``0001-01-01T00:00+01:00`` to UTC overflows ``datetime``,
+    which must be a 422 naming the field, not an error deep in the database layer.
+    """
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        moment = aware.astimezone(UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise ValueError(
+            f"timestamp must lie between {EARLIEST.date()} and {LATEST.date()} (UTC), "
+            f"got {value.isoformat()}"
+        )
+    return moment
+
+
+EventTime = Annotated[datetime, AfterValidator(_event_time)]
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused: a typo (``itemId``) must not be dropped silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------- interactions
+
+
+class InteractionIn(_Strict):
+    """One event; ``timestamp`` defaults to now, ``rating`` to an implicit click."""
+
+    user_id: Id
+    item_id: Id
+    rating: Rating | None = None
+    timestamp: EventTime | None = Field(
+        None, description="event time, ISO-8601 (no offset = UTC), 1970..9998; default: now"
+    )
+
+
+class InteractionBatch(_Strict):
+    interactions: list[InteractionIn] = Field(min_length=1)
+
+
+def _interaction_kind(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "interactions" in value else "single"
+
+
+InteractionsBody = Annotated[
+    Annotated[InteractionBatch, Tag("batch")] | Annotated[InteractionIn, Tag("single")],
+    Discriminator(_interaction_kind),
+]
+
+
+class InteractionsAccepted(BaseModel):
+    accepted: int
+
+
+# --------------------------------------------------------------------------- recommendations
+
+
+#: Per-item flag of items that a text-aware model scored from their catalog text.
+FROM_TEXT = "true when the item has no ratings in the model: its vector comes from its catalog text"
+
+
+class ScoredItem(BaseModel):
+    item_id: str
+    score: float
+    title: str | None = None
+    from_text: bool = Field(False, description=FROM_TEXT)
+
+
+class RecommendationResponse(BaseModel):
+    """Top-k list; ``user_id`` is absent for ad-hoc histories."""
+
+    user_id: str | None = None
+    model: str
+    version: str
+    fallback: bool = Field(description="true when answered by popularity (nothing known)")
+    degraded: bool = Field(
+        False,
+        description="true when answered without the interaction database (it is down): "
+        "from the artifact's training history and the cached state only",
+    )
+    items: list[ScoredItem]
+    unknown_items: list[str] | None = Field(
+        None, description="history items the model does not know (ignored)"
+    )
+
+
+class HistoryEntry(_Strict):
+    item_id: Id
+    rating: Rating | None = None
+
+
+class AdHocRecommendationRequest(_Strict):
+    """An anonymous history to fold in; nothing is logged."""
+
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=MAX_LIST)
+    k: int = Field(10, description="number of items (1..max_k)")
+    model: ModelName | None = None
+    exclude_seen: bool = True
+    exclude: list[Id] = Field(
+        default_factory=list, max_length=MAX_LIST, description="item ids never to return"
+    )
+    include: list[Id] | None = Field(
+        None, max_length=MAX_LIST, description="rank only these item ids"
+    )
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+class PredictionRequest(_Strict):
+    user_id: Id
+    item_ids: list[Id] = Field(min_length=1, description="at most max_k ids")
+    model: ModelName | None = None
+
+
+class PredictedRating(BaseModel):
+    item_id: str
+    rating: float
+    from_text: bool = Field(False, description=FROM_TEXT)
+
+
+class PredictionResponse(BaseModel):
+    user_id: str
+    model: str
+    version: str
+    degraded: bool = Field(
+        False, description="true when answered without the interaction database (it is down)"
+    )
+    predictions: list[PredictedRating]
+
+
+# --------------------------------------------------------------------------- items
+
+
+class SimilarItemsResponse(BaseModel):
+    item_id: str
+    title: str | None = None
+    model: str
+    version: str
+    items: list[ScoredItem]
+
+
+# --------------------------------------------------------------------------- health
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    degraded: bool = Field(
+        False, description="true while the database is unreachable (reads degrade, writes 503)"
+    )
+    database: dict[str, Any]
+    cache: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    default_model: str
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class Problem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body (``app.core.errors``): a stable code and a message that says why."""
+
+    error: str = Field(description="stable machine-readable code, e.g. invalid_request")
+    message: str | None = Field(None, description="what is wrong, for humans")
+    request_id: str
+    problems: list[Problem] | None = Field(None, description="per-field validation problems")
+    details: dict[str, Any] | None = None

@@ -1,0 +1,59 @@
+"""Request and response bodies of the item catalog API (``PUT``/``GET /v1/items/{item_id}``).
+
+Limits live here so that the HTTP body and ``genrec items import`` (which
+goes through ``app.catalog.validate_item``) refuse the same things.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Longest title and text a catalog item may have (characters).
+MAX_TITLE = 1_000
+MAX_TEXT = 100_000
+#: Largest ``attributes`` object, as compact JSON (bytes).
+MAX_ATTRIBUTES_BYTES = 64 * 1024
+
+
+class ItemIn(BaseModel):
+    """An item's full catalog entry; PUT replaces what was stored (omitted = none)."""
+
+    model_config = ConfigDict(extra="forbid")  # "txt" instead of "text" must not pass
+
+    title: str | None = Field(None, max_length=MAX_TITLE)
+    text: str | None = Field(
+        None,
+        max_length=MAX_TEXT,
+        description="the item's document (e.g. a plot); text-aware models score a new "
+        "item without ratings from it",
+    )
+    attributes: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"free-form JSON object (at most {MAX_ATTRIBUTES_BYTES} bytes as JSON)",
+    )
+
+
+class ItemServing(BaseModel):
+    """How one loaded model serves the item."""
+
+    model: str
+    version: str
+    from_text: bool = Field(
+        description="true when the model has no ratings of the item and scores it from its text"
+    )
+
+
+class ItemResponse(BaseModel):
+    item_id: str
+    title: str | None = None
+    text: str | None = None
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    serving: list[ItemServing] = Field(
+        description="loaded models of this server that can recommend the item; a model "
+        "that is not text-aware cannot recommend an item without interactions"
+    )

@@ -1,0 +1,320 @@
+"""Micro-batching: concurrent ranking requests for one model version, scored together.
+
+Why: scoring one user is a (1, D) x (D, I) product plus a top-k over I items;
+scoring B users at once is one (B, D) x (D, I) product whose cost grows far
+more slowly than B (on a GPU it is nearly flat), and the per-call overhead
+(dispatch, kernel launches, device transfers) is paid once per batch instead
+of once per request. So throughput grows with load instead of collapsing.
+
+How: each loaded model version has a ``ScoreBatcher``. A request puts a
+``RankJob`` (its user state, masks and k) and awaits a future. A loop on the
+event loop collects jobs for at most ``wait_s`` after the oldest one arrived,
+or until ``max_batch`` are waiting, then hands them to the batcher's own
+scoring thread, which runs ``process_batch``:
+
+    users' logs (one query) + cached states (one round trip) + fold-in (one
+    ``user_state`` call for the misses) -> states (B, D) -> scores (B, I)
+    -> masks (B, I) -> torch.topk -> per-job top-k
+
+and the results are fanned back out to the futures. While one batch is being
+scored the next one fills, so batches get larger exactly when load is high.
+Masks (seen items, ``exclude``, ``include``) are applied to the scores before
+top-k; nothing is over-fetched.
+
+On shutdown ``close`` stops accepting jobs and scores everything still queued
+before returning (the lifespan awaits it after uvicorn drained the requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from app.core.metrics import Metrics
+from app.serving.loaded import LoadedModel
+from app.serving.state import UserContext
+
+log = logging.getLogger(__name__)
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher is shutting down and takes no new jobs."""
+
+
+@dataclass(frozen=True)
+class RankJob:
+    """One request's share of a batch.
+
+    Either ``state`` is given (ad-hoc histories), or ``user_id`` names a user
+    whose state and seen items the batch resolves together with the others'
+    (one log query, one cache round trip, one ``user_state`` call per batch).
+    """
+
+    state: Tensor | None  # (1, D) user state; None = popularity fallback row
+    banned: np.ndarray  # (S,) int64 item indices never to return (seen, exclude)
+    allowed: np.ndarray | None  # (C,) int64: rank only these (include); None = all items
+    k: int
+    user_id: str | None = None  # resolve state + seen items in the batch
+    exclude_seen: bool = True  # with user_id: also ban the user's seen items
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Top-k of one job, best first; shorter than k when fewer items are left unmasked."""
+
+    items: np.ndarray  # (k',) int64 item indices
+    scores: np.ndarray  # (k',) float32
+    context: UserContext | None = None  # what the batch resolved for a ``user_id`` job
+
+
+#: Resolves the users of a batch: (model, user ids) -> one context per id, in order.
+Resolver = Callable[[LoadedModel, list[str]], list[UserContext]]
+
+
+def process_batch(
+    model: LoadedModel, jobs: Sequence[RankJob], resolve: Resolver | None
+) -> list[Ranked]:
+    """Resolve the batch's users (if any), then ``rank_batch``; contexts ride along."""
+    user_ids = [job.user_id for job in jobs if job.user_id is not None]
+    if not user_ids:
+        return rank_batch(model, jobs)
+    if resolve is None:
+        raise RuntimeError("a job names a user but the batcher has no resolver")
+    resolved = iter(resolve(model, user_ids))
+    prepared: list[RankJob] = []
+    contexts: list[UserContext | None] = []
+    for job in jobs:
+        if job.user_id is None:
+            prepared.append(job)
+            contexts.append(None)
+            continue
+        context = next(resolved)
+        banned = np.union1d(job.banned, context.seen) if job.exclude_seen else job.banned
+        prepared.append(replace(job, state=context.state, banned=banned))
+        contexts.append(context)
+    ranked = rank_batch(model, prepared)
+    return [replace(r, context=c) for r, c in zip(ranked, contexts, strict=True)]
+
+
+def rank_batch(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
+    """Score, mask and top-k ``jobs`` together: one score call, one mask, one ``torch.topk``."""
+    with torch.inference_mode():
+        scores = _score_rows(model, jobs)  # (B, I)
+        mask = _mask(jobs, model.n_items, scores.device)  # (B, I) True = never return
+        scores = scores.masked_fill(mask, float("-inf"))
+        available = (~mask).sum(dim=1)  # (B,)
+        k = min(max(job.k for job in jobs), model.n_items)
+        values, indices = torch.topk(scores, k, dim=1)  # (B, k)
+        values_np = values.cpu().numpy()
+        indices_np = indices.cpu().numpy()
+        available_np = available.cpu().numpy()
+    ranked = []
+    for b, job in enumerate(jobs):
+        n = min(job.k, int(available_np[b]))
+        ranked.append(Ranked(items=indices_np[b, :n], scores=values_np[b, :n]))
+    return ranked
+
+
+def _score_rows(model: LoadedModel, jobs: Sequence[RankJob]) -> Tensor:
+    """(B, I) float32: the scorer's scores for jobs with a state, popularity for the rest."""
+    device = model.device
+    personal = [b for b, job in enumerate(jobs) if job.state is not None]
+    states = [jobs[b].state for b in personal]
+    if len(personal) == len(jobs):
+        stacked = torch.cat([s.to(device) for s in states if s is not None])  # (B, D)
+        return model.scorer.score(stacked).float()
+    popularity = torch.as_tensor(model.popularity, device=device).float()
+    scores = popularity.unsqueeze(0).repeat(len(jobs), 1)  # (B, I)
+    if personal:
+        stacked = torch.cat([s.to(device) for s in states if s is not None])
+        scores[torch.tensor(personal, device=device)] = model.scorer.score(stacked).float()
+    return scores
+
+
+def _mask(jobs: Sequence[RankJob], n_items: int, device: torch.device) -> Tensor:
+    """(B, I) bool: True where an item must not be returned (banned, or outside ``allowed``)."""
+    mask = torch.zeros(len(jobs), n_items, dtype=torch.bool, device=device)
+    for b, job in enumerate(jobs):
+        if job.allowed is not None:
+            mask[b] = True
+            if job.allowed.size:
+                mask[b, torch.as_tensor(job.allowed, device=device)] = False
+    lengths = [job.banned.size for job in jobs]
+    if sum(lengths):
+        rows = np.repeat(np.arange(len(jobs)), lengths)
+        cols = np.concatenate([job.banned for job in jobs]).astype(np.int64, copy=False)
+        mask[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = True
+    return mask
+
+
+@dataclass
+class _Entry:
+    job: RankJob
+    future: asyncio.Future[Ranked]
+    arrived: float  # loop.time()
+
+
+class ScoreBatcher:
+    """Collects ``RankJob``s for one model version and scores them in batches.
+
+    All methods run on the event loop thread; only ``rank_batch`` runs on the
+    batcher's dedicated scoring thread (torch releases the GIL while it computes).
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        metrics: Metrics,
+        max_batch: int = 64,
+        wait_s: float = 0.001,
+        resolve: Resolver | None = None,
+    ) -> None:
+        self.model = model
+        self.resolve = resolve
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self._pending: list[_Entry] = []
+        self._wakeup: asyncio.Event | None = None
+        self._full: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"score-{model.name}")
+
+    async def rank(self, job: RankJob) -> Ranked:
+        """Queue ``job`` and wait for its batch to be scored."""
+        if self._closing:
+            raise BatcherClosed(f"{self.model.name} version {self.model.version} is shutting down")
+        loop = asyncio.get_running_loop()
+        if self._task is None:
+            self._wakeup = asyncio.Event()
+            self._task = loop.create_task(self._run(), name=f"batcher-{self.model.name}")
+        future: asyncio.Future[Ranked] = loop.create_future()
+        self._pending.append(_Entry(job, future, loop.time()))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        if len(self._pending) >= self.max_batch:
+            self._release_window()
+        return await future
+
+    async def close(self) -> None:
+        """Take no new jobs, score everything queued, stop the loop and the scoring thread."""
+        self._closing = True
+        self._release_window()
+        if self._task is not None and self._wakeup is not None:
+            self._wakeup.set()
+            await self._task
+        self._executor.shutdown(wait=False)
+
+    # -- the loop -----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                await self._wait_window(loop)
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._score(loop, batch)
+            if self._closing:
+                return
+
+    async def _wait_window(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Sleep until the oldest job has waited ``wait_s`` or the batch is full."""
+        remaining = self._pending[0].arrived + self.wait_s - loop.time()
+        if remaining <= 0 or self._closing or len(self._pending) >= self.max_batch:
+            return
+        self._full = loop.create_future()
+        timer = loop.call_later(remaining, self._release_window)
+        try:
+            await self._full
+        finally:
+            timer.cancel()
+            self._full = None
+
+    def _release_window(self) -> None:
+        if self._full is not None and not self._full.done():
+            self._full.set_result(None)
+
+    async def _score(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
+        live = [entry for entry in batch if not entry.future.done()]  # skip cancelled requests
+        if not live:
+            return
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(
+                self._executor,
+                process_batch,
+                self.model,
+                [entry.job for entry in live],
+                self.resolve,
+            )
+        except Exception as exc:  # every waiter gets the error; the loop keeps running
+            log.exception("scoring a batch of %d for %s failed", len(live), self.model.name)
+            for entry in live:
+                if not entry.future.done():
+                    entry.future.set_exception(exc)
+            return
+        self.metrics.batch_size.labels(model=self.model.name).observe(len(live))
+        self.metrics.batch_seconds.labels(model=self.model.name).observe(
+            time.perf_counter() - started
+        )
+        for entry, result in zip(live, results, strict=True):
+            if not entry.future.done():
+                entry.future.set_result(result)
+
+
+class Batchers:
+    """One ``ScoreBatcher`` per served model version; old versions retire after a swap.
+
+    Used from the event loop thread only, so it needs no lock.
+    """
+
+    def __init__(
+        self, metrics: Metrics, max_batch: int, wait_s: float, resolve: Resolver | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.max_batch = max_batch
+        self.wait_s = wait_s
+        self.resolve = resolve
+        self._by_version: dict[tuple[str, str], ScoreBatcher] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def for_model(self, model: LoadedModel, is_current: bool) -> ScoreBatcher:
+        """The batcher of ``model``; creating the current version's retires the older ones."""
+        key = (model.name, model.revision)  # a catalog extension is a new batcher
+        batcher = self._by_version.get(key)
+        if batcher is None:
+            batcher = ScoreBatcher(
+                model, self.metrics, self.max_batch, self.wait_s, resolve=self.resolve
+            )
+            self._by_version[key] = batcher
+            if is_current:
+                self._retire_others(key)
+        return batcher
+
+    def _retire_others(self, key: tuple[str, str]) -> None:
+        for other in [k for k in self._by_version if k[0] == key[0] and k != key]:
+            old = self._by_version.pop(other)
+            task = asyncio.get_running_loop().create_task(old.close())
+            self._retiring.add(task)  # keep a reference until it finished draining
+            task.add_done_callback(self._retiring.discard)
+
+    async def close(self) -> None:
+        """Drain and stop every batcher (graceful shutdown)."""
+        batchers, self._by_version = list(self._by_version.values()), {}
+        for batcher in batchers:
+            await batcher.close()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)

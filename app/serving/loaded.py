@@ -1,0 +1,176 @@
+"""``LoadedModel``: one verified model version, ready to answer requests.
+
+Built once off the request path from a store ``LoadedVersion`` and never
+mutated afterwards, so a request that grabbed it keeps a consistent view even
+while the holder swaps in a newer version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from models_store import LoadedVersion, Manifest
+from training.models import scorer_class
+from training.models.base import History, Scorer
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(Exception):
+    """A stored version cannot be served (bad scorer config, shape mismatch, non-finite scores)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """Scorer + id maps + training history of one version, on one device."""
+
+    name: str
+    version: str
+    manifest: Manifest
+    scorer: Scorer
+    user_index: dict[str, int]
+    item_index: dict[str, int]
+    item_ids: list[str]
+    history: sp.csr_matrix  # (U, I) training rows: fold-in and seen-item exclusion
+    popularity: np.ndarray  # (I,) distinct training users per item (fallback ranking)
+    titles: list[str | None]  # (I,) from extra items.json when present
+    cutoff: datetime | None  # newest training event; later log rows are folded in
+    # Item rows that ``app.catalog`` appended (or refreshed) from catalog text, by
+    # index -> the catalog stamp of that text; and how many such extensions built
+    # this object (0 = the artifact as stored). Responses flag these items ``from_text``.
+    from_text: Mapping[int, str] = field(default_factory=dict)
+    extension: int = 0
+    _similarity: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def revision(self) -> str:
+        """The version, plus ``+cN`` once the catalog extended it N times (batcher key)."""
+        return self.version if not self.extension else f"{self.version}+c{self.extension}"
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def device(self) -> torch.device:
+        return self.scorer.device
+
+    @property
+    def predicts_ratings(self) -> bool:
+        return bool(self.scorer.predicts_ratings)
+
+    @property
+    def rating_range(self) -> tuple[float, float]:
+        return self.scorer.rating_range
+
+    def training_row(self, user: int) -> tuple[np.ndarray, np.ndarray]:
+        """(items, values) of training user ``user``."""
+        start, end = self.history.indptr[user], self.history.indptr[user + 1]
+        return self.history.indices[start:end], self.history.data[start:end]
+
+    def similar_scores(self, item: int) -> Tensor:
+        """(I,) cosine similarity of every item to ``item`` (itself included).
+
+        Uses the scorer's item vectors when it has them, else the item columns
+        of the training matrix (co-occurrence cosine). Built lazily, once.
+        """
+        index = self._similarity.get("index")
+        if index is None:
+            index = self._similarity.setdefault("index", _similarity_index(self))
+        if isinstance(index, Tensor):
+            return index @ index[item]
+        columns, norms = index
+        dots = np.asarray((columns @ columns[item].T).todense()).ravel()
+        return torch.as_tensor(dots / (norms * norms[item]), dtype=torch.float32)
+
+
+def _similarity_index(model: LoadedModel) -> Tensor | tuple[sp.csr_matrix, np.ndarray]:
+    """(I, d) unit item vectors on the model's device, or (I, U) CSR columns + their norms."""
+    vectors = model.scorer.item_vectors()
+    if vectors is not None:
+        vectors = vectors.detach().float()
+        return vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    columns = sp.csr_matrix(model.history.T)
+    norms = np.sqrt(np.asarray(columns.multiply(columns).sum(axis=1)).ravel())
+    return columns, np.maximum(norms, 1e-12)
+
+
+def build_loaded_model(loaded: LoadedVersion, device: torch.device) -> LoadedModel:
+    """Turn a verified store version into a servable model, or raise ``ModelLoadError``."""
+    manifest, contents = loaded.manifest, loaded.contents
+    try:
+        cls = scorer_class(manifest.model)
+        tensors = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in contents.tensors.items()}
+        scorer = cls.from_tensors(manifest.scorer_config, tensors).to(device)
+    except Exception as exc:  # any model-side failure means "cannot serve this version"
+        raise ModelLoadError(
+            f"{manifest.model} version {manifest.version}: cannot build the scorer: {exc}"
+        ) from exc
+    n_users, n_items = len(contents.user_ids), len(contents.item_ids)
+    if scorer.n_items != n_items:
+        raise ModelLoadError(
+            f"{manifest.model} version {manifest.version}: scorer has {scorer.n_items} items "
+            f"but the artifact lists {n_items} item ids"
+        )
+    history = sp.csr_matrix(
+        (
+            np.asarray(contents.history["values"], dtype=np.float32),
+            np.asarray(contents.history["indices"], dtype=np.int64),
+            np.asarray(contents.history["indptr"], dtype=np.int64),
+        ),
+        shape=(n_users, n_items),
+    )
+    model = LoadedModel(
+        name=manifest.model,
+        version=manifest.version,
+        manifest=manifest,
+        scorer=scorer,
+        user_index={u: i for i, u in enumerate(contents.user_ids)},
+        item_index={it: i for i, it in enumerate(contents.item_ids)},
+        item_ids=list(contents.item_ids),
+        history=history,
+        popularity=np.bincount(history.indices, minlength=n_items).astype(np.float32),
+        titles=_titles(contents.extra.get("items.json"), contents.item_ids),
+        cutoff=datetime.fromisoformat(manifest.data.cutoff) if manifest.data.cutoff else None,
+    )
+    _smoke_test(model)
+    return model
+
+
+def _titles(raw: bytes | None, item_ids: list[str]) -> list[str | None]:
+    if raw is None:
+        return [None] * len(item_ids)
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        log.warning("items.json is not valid JSON; serving without titles")
+        return [None] * len(item_ids)
+    titles: list[str | None] = []
+    for item in item_ids:
+        entry = meta.get(item) if isinstance(meta, dict) else None
+        title = entry.get("title") if isinstance(entry, dict) else None
+        titles.append(str(title) if title is not None else None)
+    return titles
+
+
+def _smoke_test(model: LoadedModel) -> None:
+    """Score one folded-in user before serving: a broken version fails here, not in a request."""
+    history = History.from_lists([[0]], None, model.n_items, device=model.device)
+    with torch.inference_mode():
+        state = model.scorer.user_state(torch.tensor([-1], device=model.device), history)
+        scores = model.scorer.score(state)
+    if scores.shape != (1, model.n_items) or not bool(torch.isfinite(scores).all()):
+        raise ModelLoadError(
+            f"{model.name} version {model.version}: smoke test failed "
+            f"(scores shape {tuple(scores.shape)}, all finite: {bool(torch.isfinite(scores).all())})"
+        )

@@ -1,0 +1,363 @@
+"""Business logic of the read endpoints: state -> score -> mask -> top-k.
+
+Routes parse HTTP and call one method here; everything that decides what the
+answer is (which version, fold-in or fallback, what is masked, which errors)
+lives in this module, so it is testable without HTTP and identical across
+routes. Masking happens on the full score vector before ``torch.topk``; no
+over-fetching, so a user can never get fewer than k items while k unseen
+items exist.
+
+The two ranking endpoints are coroutines: the blocking part (log read, cache,
+fold-in) runs in the thread pool, then the request joins its model's
+micro-batch (``app.serving.batcher``) for scoring, masking and top-k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from starlette.concurrency import run_in_threadpool
+
+from app.core.cache import StateCache
+from app.core.config import Settings
+from app.core.errors import ApiError
+from app.core.metrics import Metrics
+from app.schemas import (
+    MAX_LIST,
+    AdHocRecommendationRequest,
+    PredictedRating,
+    PredictionResponse,
+    RecommendationResponse,
+    ScoredItem,
+    SimilarItemsResponse,
+)
+from app.serving.batcher import BatcherClosed, Batchers, Ranked, RankJob
+from app.serving.holder import ModelHolder, ModelUnavailable, UnknownModel
+from app.serving.interactions import IMPLICIT_RANGE
+from app.serving.loaded import LoadedModel
+from app.serving.state import (
+    LogReader,
+    UserContext,
+    ad_hoc_context,
+    user_context,
+    user_contexts,
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Request-level item filters, as external ids."""
+
+    exclude_seen: bool = True
+    exclude: Sequence[str] = ()
+    include: Sequence[str] | None = None
+
+
+class Recommender:
+    """Answers recommendation, prediction and similar-item requests."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        cache: StateCache,
+        logs: LogReader,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> None:
+        self.holder = holder
+        self.cache = cache
+        self.logs = logs
+        self.settings = settings
+        self.metrics = metrics
+        self.batchers = Batchers(
+            metrics, settings.batch_max, settings.batch_wait_ms / 1000.0, resolve=self._resolve
+        )
+
+    def _resolve(self, model: LoadedModel, user_ids: list[str]) -> list[UserContext]:
+        """The batcher's resolver: contexts of a batch's users (scoring thread)."""
+        return user_contexts(model, user_ids, self.logs, self.cache)
+
+    # -- endpoints --------------------------------------------------------------------
+
+    async def for_user(
+        self, user_id: str, k: int, model_name: str | None, filters: Filters
+    ) -> RecommendationResponse:
+        """Top-k for a (possibly unknown) user id; popularity fallback when nothing is known."""
+        self.check_id(user_id, "user_id")
+        self.check_k(k)
+        self.check_filters(filters)
+        model = await self.model_async(model_name)
+        job = RankJob(
+            state=None,
+            banned=_banned(model, (), filters.exclude),
+            allowed=_allowed(model, filters.include),
+            k=k,
+            user_id=user_id,
+            exclude_seen=filters.exclude_seen,
+        )
+        ranked = await self._rank(model, job)
+        assert ranked.context is not None  # the batch resolved this job's user
+        return self._answer(model, ranked, ranked.context, user_id)
+
+    async def for_history(self, request: AdHocRecommendationRequest) -> RecommendationResponse:
+        """Top-k for an anonymous history (fold-in; unknown items listed, not fatal)."""
+        self.check_k(request.k)
+        model = await self.model_async(request.model)
+        history = [(entry.item_id, entry.rating) for entry in request.history]
+        check_ratings(model, [rating for _, rating in history], "history")
+        context, unknown = await run_in_threadpool(ad_hoc_context, model, history)
+        filters = Filters(request.exclude_seen, request.exclude, request.include)
+        response = await self._respond(model, context, request.k, filters, user_id=None)
+        response.unknown_items = unknown
+        return response
+
+    def predict(
+        self, user_id: str, item_ids: Sequence[str], model_name: str | None
+    ) -> PredictionResponse:
+        """Predicted ratings of ``item_ids`` for ``user_id`` (rating models only).
+
+        A user the model does not know and who has nothing logged gets a 404
+        rather than a made-up number: unlike a ranking, a rating has no honest
+        non-personalised fallback to flag.
+        """
+        self.check_id(user_id, "user_id")
+        if len(item_ids) > self.settings.max_k:
+            raise ApiError(
+                422,
+                "too_many_items",
+                f"item_ids has {len(item_ids)} ids; at most max_k={self.settings.max_k} per request",
+            )
+        model = self.model(model_name)
+        if not model.predicts_ratings:
+            raise ApiError(
+                422,
+                "not_a_rating_model",
+                f"model '{model.name}' ranks items but does not predict ratings; "
+                "use /v1/users/{user_id}/recommendations, or name a rating model",
+            )
+        unknown = [i for i in dict.fromkeys(item_ids) if i not in model.item_index]
+        if unknown:
+            raise ApiError(
+                422,
+                "unknown_items",
+                f"model '{model.name}' version {model.version} does not know item id(s): "
+                + ", ".join(unknown[:20])
+                + (f" (and {len(unknown) - 20} more)" if len(unknown) > 20 else ""),
+                details={"unknown_items": unknown},
+            )
+        context = user_context(model, user_id, self.logs, self.cache)
+        if context.degraded:
+            self.metrics.degraded.labels(endpoint="predictions").inc()
+        if context.state is None:
+            raise ApiError(
+                404,
+                "unknown_user",
+                f"user '{user_id}' is unknown to model '{model.name}' version {model.version} "
+                "and has no logged ratings to fold in; POST /v1/interactions first",
+            )
+        indices = torch.tensor([model.item_index[i] for i in item_ids], device=model.device)
+        with torch.inference_mode():
+            ratings = model.scorer.predict(context.state, indices)[0].cpu().tolist()
+        return PredictionResponse(
+            user_id=user_id,
+            model=model.name,
+            version=model.version,
+            degraded=context.degraded,
+            predictions=[
+                PredictedRating(
+                    item_id=i, rating=float(r), from_text=model.item_index[i] in model.from_text
+                )
+                for i, r in zip(item_ids, ratings, strict=True)
+            ],
+        )
+
+    def similar(self, item_id: str, k: int, model_name: str | None) -> SimilarItemsResponse:
+        """k most similar items by cosine over the model's item vectors (or co-occurrence)."""
+        self.check_id(item_id, "item_id")
+        self.check_k(k)
+        model = self.model(model_name)
+        index = model.item_index.get(item_id)
+        if index is None:
+            raise ApiError(
+                404,
+                "unknown_item",
+                f"item '{item_id}' is unknown to model '{model.name}' version {model.version}",
+            )
+        with torch.inference_mode():
+            scores = model.similar_scores(index).to(model.device)
+        banned = np.array([index], dtype=np.int64)
+        return SimilarItemsResponse(
+            item_id=item_id,
+            title=model.titles[index],
+            model=model.name,
+            version=model.version,
+            items=top_k_items(model, scores, None, banned, k),
+        )
+
+    # -- shared pieces ----------------------------------------------------------------
+
+    def model(self, name: str | None) -> LoadedModel:
+        """The loaded version to use; 404 for an unknown model, 503 when it cannot be served."""
+        try:
+            return self.holder.get(name)
+        except UnknownModel as exc:
+            raise ApiError(
+                404, "unknown_model", str(exc), details={"available": exc.available}
+            ) from exc
+        except ModelUnavailable as exc:
+            raise ApiError(503, "model_unavailable", str(exc)) from exc
+
+    async def model_async(self, name: str | None) -> LoadedModel:
+        """``model`` without blocking the event loop: a first load runs in the thread pool."""
+        loaded = self.holder.peek(name or self.holder.default_model)
+        return loaded if loaded is not None else await run_in_threadpool(self.model, name)
+
+    async def close(self) -> None:
+        """Score what is queued and stop the batchers (graceful shutdown)."""
+        await self.batchers.close()
+
+    def check_k(self, k: int) -> None:
+        if not 1 <= k <= self.settings.max_k:
+            raise ApiError(
+                422, "invalid_k", f"k must be between 1 and {self.settings.max_k}, got {k}"
+            )
+
+    def check_filters(self, filters: Filters) -> None:
+        """``exclude`` / ``include`` query lists: bounded length, every id a valid id."""
+        for what, ids in (("exclude", filters.exclude), ("include", filters.include or ())):
+            if len(ids) > MAX_LIST:
+                raise ApiError(
+                    422, "too_many_items", f"{what} has {len(ids)} ids; the limit is {MAX_LIST}"
+                )
+            for n, item_id in enumerate(ids):
+                self.check_id(item_id, f"{what}[{n}]")
+
+    def check_id(self, value: str, what: str) -> None:
+        if not value.strip():
+            raise ApiError(422, "invalid_id", f"{what} must be a non-empty string")
+        if len(value) > self.settings.max_id_length:
+            raise ApiError(
+                422,
+                "invalid_id",
+                f"{what} is {len(value)} characters long; the limit is {self.settings.max_id_length}",
+            )
+
+    async def _respond(
+        self,
+        model: LoadedModel,
+        context: UserContext,
+        k: int,
+        filters: Filters,
+        user_id: str | None,
+    ) -> RecommendationResponse:
+        """Rank a context resolved by the caller (ad-hoc histories) in the model's batch."""
+        job = RankJob(
+            state=context.state,
+            banned=_banned(model, context.seen if filters.exclude_seen else (), filters.exclude),
+            allowed=_allowed(model, filters.include),
+            k=k,
+        )
+        return self._answer(model, await self._rank(model, job), context, user_id)
+
+    async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
+        """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""
+        is_current = self.holder.peek(model.name) is model
+        try:
+            return await self.batchers.for_model(model, is_current).rank(job)
+        except BatcherClosed as exc:
+            raise ApiError(503, "shutting_down", f"{exc}; retry on another replica") from exc
+
+    def _answer(
+        self, model: LoadedModel, ranked: Ranked, context: UserContext, user_id: str | None
+    ) -> RecommendationResponse:
+        if context.state is None:
+            self.metrics.fallbacks.inc()
+        if context.degraded:
+            self.metrics.degraded.labels(endpoint="recommendations").inc()
+        return RecommendationResponse(
+            user_id=user_id,
+            model=model.name,
+            version=model.version,
+            fallback=context.state is None,
+            degraded=context.degraded,
+            items=_scored_items(model, ranked),
+        )
+
+
+def _allowed(model: LoadedModel, include: Sequence[str] | None) -> np.ndarray | None:
+    """Item indices of the ``include`` list (unknown ids dropped); None = every item."""
+    if include is None:
+        return None
+    known = {model.item_index[i] for i in include if i in model.item_index}
+    return np.fromiter(sorted(known), dtype=np.int64, count=len(known))
+
+
+def _scored_items(model: LoadedModel, ranked: Ranked) -> list[ScoredItem]:
+    return [
+        ScoredItem(
+            item_id=model.item_ids[i],
+            score=float(v),
+            title=model.titles[i],
+            from_text=i in model.from_text,
+        )
+        for i, v in zip(ranked.items.tolist(), ranked.scores.tolist(), strict=True)
+    ]
+
+
+def check_ratings(model: LoadedModel, ratings: Sequence[float | None], where: str) -> None:
+    """Ratings must lie in the artifact's range, unless it was trained on implicit data.
+
+    A model trained on clicks carries the range [0, 1]; it folds in any positive
+    value as a click, so explicit ratings are not rejected for it.
+    """
+    low, high = model.rating_range
+    if (low, high) == IMPLICIT_RANGE:
+        return
+    for n, rating in enumerate(ratings):
+        if rating is not None and not low <= rating <= high:
+            raise ApiError(
+                422,
+                "rating_out_of_range",
+                f"{where}[{n}].rating {rating} is outside the rating range [{low:g}, {high:g}] "
+                f"of model '{model.name}' version {model.version}",
+            )
+
+
+def _banned(model: LoadedModel, seen: Iterable[int], exclude: Sequence[str]) -> np.ndarray:
+    excluded = [model.item_index[i] for i in exclude if i in model.item_index]
+    return np.union1d(np.fromiter(seen, dtype=np.int64), np.asarray(excluded, dtype=np.int64))
+
+
+def top_k_items(
+    model: LoadedModel,
+    scores: torch.Tensor,
+    candidates: torch.Tensor | None,
+    banned: np.ndarray,
+    k: int,
+) -> list[ScoredItem]:
+    """Mask ``banned`` item indices in ``scores`` ((I,) or (C,) over ``candidates``), then top-k."""
+    mask = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
+    if banned.size:
+        banned_t = torch.as_tensor(banned, device=scores.device)
+        if candidates is None:
+            mask[banned_t] = True
+        else:
+            mask = torch.isin(candidates, banned_t)
+    available = int((~mask).sum())
+    if available == 0:
+        return []
+    masked = scores.float().masked_fill(mask, float("-inf"))
+    values, positions = torch.topk(masked, min(k, available))
+    indices = positions if candidates is None else candidates[positions]
+    return [
+        ScoredItem(
+            item_id=model.item_ids[i],
+            score=float(v),
+            title=model.titles[i],
+            from_text=i in model.from_text,
+        )
+        for i, v in zip(indices.cpu().tolist(), values.cpu().tolist(), strict=True)
+    ]

@@ -1,0 +1,274 @@
+"""User state = f(training row in the artifact ∪ interactions logged after its cutoff).
+
+Resolution order for one (user, model version):
+
+* known to the artifact, nothing logged after the cutoff -> the trained state
+  (``users=[idx]``) over the training row;
+* anything logged after the cutoff, or unknown to the artifact -> fold-in
+  (``users=[-1]``) over training row ∪ logged items, the latest rating winning;
+* unknown and nothing (known to the model) logged -> no state: the caller
+  answers with the popularity fallback.
+
+The state is cached with a stamp = the newest log id it includes; the cache
+entry is used only while the log still says the same, so a lost invalidation
+costs a recomputation, never a stale answer.
+
+When the database is unreachable, reads degrade instead of failing: the
+cached state is used as it is, else the state is computed from the artifact's
+training row, and the answer says ``degraded``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import torch
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.cache import StateCache
+from app.core.db import DatabaseGuard, DatabaseUnavailable, session_scope
+from app.core.errors import ApiError
+from app.core.metrics import Metrics
+from app.repository import LoggedInteraction, user_interactions, users_interactions
+from app.serving.loaded import LoadedModel
+from training.models.base import History
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UserContext:
+    """What ranking needs about one user for one model version."""
+
+    state: torch.Tensor | None  # (1, D); None = nothing known -> fallback
+    seen: np.ndarray  # (S,) item indices the user already has (training ∪ log)
+    folded_in: bool
+    degraded: bool = False  # answered without the database (artifact + cache only)
+
+
+def database_unavailable(exc: Exception) -> ApiError:
+    """The one 503 every database failure becomes (details stay in the server log)."""
+    return ApiError(
+        503,
+        "database_unavailable",
+        f"the interaction database is unavailable ({type(exc).__name__}); retry later",
+    )
+
+
+class LogReader:
+    """Reads users' logged interactions through the database circuit breaker.
+
+    Reads never fail a request: when the database is down (or was a moment
+    ago) ``read`` returns None and the caller answers from the artifact and
+    the cache, flagged ``degraded``.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], guard: DatabaseGuard, metrics: Metrics
+    ) -> None:
+        self.sessions = sessions
+        self.guard = guard
+        self.metrics = metrics
+
+    def read(self, user_id: str, after: datetime | None) -> list[LoggedInteraction] | None:
+        """The user's log rows after ``after`` (all when None); None when the DB is unavailable."""
+        try:
+            with self.guard.attempt(), session_scope(self.sessions) as session:
+                return user_interactions(session, user_id, after)
+        except DatabaseUnavailable:
+            return None
+        except SQLAlchemyError as exc:
+            self.metrics.database_errors.labels(operation="read").inc()
+            log.warning("reading the log of user %r failed, answering degraded: %s", user_id, exc)
+            return None
+
+    def read_many(
+        self, user_ids: Sequence[str], after: datetime | None, whole_log: Sequence[str]
+    ) -> dict[str, list[LoggedInteraction]] | None:
+        """Logs of a micro-batch in one statement (see ``users_interactions``); None when down."""
+        try:
+            with self.guard.attempt(), session_scope(self.sessions) as session:
+                return users_interactions(session, user_ids, after, whole_log)
+        except DatabaseUnavailable:
+            return None
+        except SQLAlchemyError as exc:
+            self.metrics.database_errors.labels(operation="read").inc()
+            log.warning("reading the log of %d users failed, degraded: %s", len(user_ids), exc)
+            return None
+
+
+def history_value(model: LoadedModel, rating: float | None) -> float | None:
+    """History value of a logged event; None = use for seen-exclusion only.
+
+    A click without a rating is a positive signal for ranking models (the top of
+    the artifact's rating range: 1.0 on implicit data) but carries no rating for
+    a rating model, which would otherwise learn a made-up rating from it.
+    """
+    if rating is not None:
+        return float(rating)
+    return None if model.predicts_ratings else model.rating_range[1]
+
+
+def merge_history(
+    model: LoadedModel,
+    base_items: Iterable[int],
+    base_values: Iterable[float],
+    events: Iterable[tuple[int, float | None]],
+) -> tuple[list[int], list[float], np.ndarray]:
+    """Fold-in history (items, values) and the seen set; later events win per item."""
+    merged: dict[int, float] = {
+        int(i): float(v) for i, v in zip(base_items, base_values, strict=True)
+    }
+    seen = set(merged)
+    for item, rating in events:
+        seen.add(item)
+        value = history_value(model, rating)
+        if value is not None:
+            merged[item] = value
+    return list(merged), list(merged.values()), np.fromiter(seen, dtype=np.int64, count=len(seen))
+
+
+def compute_state(
+    model: LoadedModel, user: int, items: list[int], values: list[float]
+) -> torch.Tensor:
+    """(1, D) state of one user: ``user`` is the training index or -1 for fold-in."""
+    history = History.from_lists([items], [values], model.n_items, device=model.device)
+    with torch.inference_mode():
+        return model.scorer.user_state(torch.tensor([user], device=model.device), history)
+
+
+def user_context(
+    model: LoadedModel, user_id: str, logs: LogReader, cache: StateCache
+) -> UserContext:
+    """State and seen items of ``user_id`` under ``model`` (see the module docstring)."""
+    index = model.user_index.get(user_id, -1)
+    # An unknown user's whole log is new to the model; a known user's only after the cutoff.
+    logged = logs.read(user_id, model.cutoff if index >= 0 else None)
+    if logged is None:
+        return _degraded_context(model, user_id, index, cache)
+    events = [
+        (model.item_index[r.item_id], r.rating) for r in logged if r.item_id in model.item_index
+    ]
+    # Only rows the model can use: an item it learns later (catalog) must refresh the state.
+    stamp = max((r.id for r in logged if r.item_id in model.item_index), default=0)
+    base_items, base_values = _training_row(model, index)
+    items, values, seen = merge_history(model, base_items, base_values, events)
+    if index < 0 and not items:
+        return UserContext(state=None, seen=seen, folded_in=False)
+    folded_in = index < 0 or bool(logged)
+    cached = cache.get(user_id, model.name, model.version)
+    if cached is not None and cached[1] == stamp:
+        return UserContext(state=_on_device(model, cached[0]), seen=seen, folded_in=folded_in)
+    state = compute_state(model, -1 if folded_in else index, items, values)
+    cache.set(user_id, model.name, model.version, state[0].detach().cpu().numpy(), stamp)
+    return UserContext(state=state, seen=seen, folded_in=folded_in)
+
+
+def user_contexts(
+    model: LoadedModel, user_ids: Sequence[str], logs: LogReader, cache: StateCache
+) -> list[UserContext]:
+    """``user_context`` for a micro-batch: one log query, one cache round trip and one
+    batched ``user_state`` call for every user whose cached state is missing or stale."""
+    indices = [model.user_index.get(u, -1) for u in user_ids]
+    known = [u for u, i in zip(user_ids, indices, strict=True) if i >= 0]
+    unknown = [u for u, i in zip(user_ids, indices, strict=True) if i < 0]
+    logged = logs.read_many(known, model.cutoff, unknown)
+    if logged is None:
+        return [
+            _degraded_context(model, u, i, cache) for u, i in zip(user_ids, indices, strict=True)
+        ]
+    cached = cache.get_many(user_ids, model.name, model.version)
+    contexts: list[UserContext | None] = []
+    pending: list[tuple[int, int, list[int], list[float], np.ndarray, int]] = []
+    for b, (user_id, index) in enumerate(zip(user_ids, indices, strict=True)):
+        rows = logged.get(user_id, [])
+        events = [
+            (model.item_index[r.item_id], r.rating) for r in rows if r.item_id in model.item_index
+        ]
+        stamp = max((r.id for r in rows if r.item_id in model.item_index), default=0)
+        base_items, base_values = _training_row(model, index)
+        items, values, seen = merge_history(model, base_items, base_values, events)
+        folded_in = index < 0 or bool(rows)
+        hit = cached[b]
+        if index < 0 and not items:
+            contexts.append(UserContext(state=None, seen=seen, folded_in=False))
+        elif hit is not None and hit[1] == stamp:
+            contexts.append(UserContext(_on_device(model, hit[0]), seen, folded_in=folded_in))
+        else:
+            contexts.append(None)
+            pending.append((b, -1 if folded_in else index, items, values, seen, stamp))
+    if pending:
+        states = compute_states(
+            model, [p[1] for p in pending], [p[2] for p in pending], [p[3] for p in pending]
+        )
+        for row, (b, user, _, _, seen, stamp) in enumerate(pending):
+            state = states[row : row + 1]
+            contexts[b] = UserContext(state=state, seen=seen, folded_in=user < 0)
+            cache.set(user_ids[b], model.name, model.version, state[0].cpu().numpy(), stamp)
+    return [c for c in contexts if c is not None]
+
+
+def compute_states(
+    model: LoadedModel, users: list[int], items: list[list[int]], values: list[list[float]]
+) -> torch.Tensor:
+    """(B, D) states in one ``user_state`` call; ``users[b]`` is a training index or -1."""
+    history = History.from_lists(items, values, model.n_items, device=model.device)
+    with torch.inference_mode():
+        return model.scorer.user_state(torch.tensor(users, device=model.device), history)
+
+
+def _degraded_context(
+    model: LoadedModel, user_id: str, index: int, cache: StateCache
+) -> UserContext:
+    """Without the log: a cached state as it is (its stamp cannot be checked), else the
+    artifact's training row; an unknown user with nothing cached gets the fallback.
+
+    Nothing is written to the cache: a state computed without the log may be missing
+    interactions, and the next healthy request must not find it.
+    """
+    base_items, base_values = _training_row(model, index)
+    seen = np.asarray(base_items, dtype=np.int64)
+    cached = cache.get(user_id, model.name, model.version)
+    if cached is not None:
+        return UserContext(_on_device(model, cached[0]), seen, folded_in=False, degraded=True)
+    if index < 0:
+        return UserContext(state=None, seen=seen, folded_in=False, degraded=True)
+    items, values, _ = merge_history(model, base_items, base_values, [])
+    state = compute_state(model, index, items, values)
+    return UserContext(state=state, seen=seen, folded_in=False, degraded=True)
+
+
+def _training_row(model: LoadedModel, index: int) -> tuple[np.ndarray, np.ndarray]:
+    if index < 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return model.training_row(index)
+
+
+def _on_device(model: LoadedModel, state: np.ndarray) -> torch.Tensor:
+    """(1, D) tensor of a cached (D,) state on the model's device."""
+    # A copy: cached arrays are read-only (shared, or a view on Redis bytes).
+    return torch.tensor(state, dtype=torch.float32, device=model.device).unsqueeze(0)
+
+
+def ad_hoc_context(
+    model: LoadedModel, history: Iterable[tuple[str, float | None]]
+) -> tuple[UserContext, list[str]]:
+    """Fold-in context of an anonymous history (never cached) and its unknown item ids."""
+    events: list[tuple[int, float | None]] = []
+    unknown: list[str] = []
+    for item_id, rating in history:
+        index = model.item_index.get(item_id)
+        if index is None:
+            unknown.append(item_id)
+        else:
+            events.append((index, rating))
+    items, values, seen = merge_history(model, [], [], events)
+    if not items:
+        return UserContext(state=None, seen=seen, folded_in=False), list(dict.fromkeys(unknown))
+    state = compute_state(model, -1, items, values)
+    return UserContext(state=state, seen=seen, folded_in=True), list(dict.fromkeys(unknown))

@@ -1,0 +1,142 @@
+"""``genrec worker``: the retrain loop — claim a job, run it under a lease, repeat.
+
+Run any number of workers on any machines that reach the database and the
+model store; the database decides who runs what (``app/retrain/lifecycle``).
+A worker also fails jobs whose workers died too often, and, when
+``GENREC_RETRAIN_EVERY`` is set, schedules periodic jobs for the default model.
+The embedded default (SQLite) runs this same code.
+
+SIGTERM/SIGINT: the running job stops at its next epoch and goes back to the
+queue for another worker; SIGKILL: its lease expires and another worker
+takes it over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.repository import JobFence
+from app.retrain.lifecycle import JobLease, claim_next, fail_exhausted, schedule_periodic
+from app.retrain.runner import JobContext, run_claimed_job
+from app.serving.holder import resolve_device
+from models_store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+def default_worker_id() -> str:
+    """host-pid-random: unique per process, readable in the job row."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Worker:
+    """One worker's loop state; ``step()`` is one pass, ``run()`` loops until stopped."""
+
+    ctx: JobContext
+    worker_id: str = field(default_factory=default_worker_id)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    def step(self) -> str | None:
+        """Housekeeping, then claim and run at most one job; returns its outcome or None."""
+        sessions = self.ctx.sessions
+        if self.settings.retrain_every:
+            schedule_periodic(sessions, self.settings.default_model, self.settings.retrain_every)
+        failed = fail_exhausted(sessions)
+        if failed:
+            log.warning("failed %d job(s) whose workers died on every attempt", failed)
+        job = claim_next(sessions, self.worker_id, self.settings.job_lease_s)
+        if job is None:
+            return None
+        fence = JobFence(job.id, self.worker_id, job.attempts)
+        with JobLease(sessions, fence, self.settings.job_lease_s, self.stop) as lease:
+            outcome = run_claimed_job(job, lease, self.ctx)
+        log.info("job %d: %s", job.id, outcome)
+        return outcome
+
+    def run(self, once: bool = False, poll_interval: float | None = None) -> int:
+        """Loop until ``stop`` is set (or after one job with ``once``); returns jobs run."""
+        interval = poll_interval or self.settings.job_poll_interval_s
+        ran = 0
+        log.info("worker %s polling every %.1fs", self.worker_id, interval)
+        while not self.stop.is_set():
+            try:
+                outcome = self.step()
+            except SQLAlchemyError as exc:  # database away: wait and try again
+                log.warning("worker %s: database error: %s", self.worker_id, exc)
+                outcome = None
+            if outcome is not None:
+                ran += 1
+            if once:
+                break
+            if outcome is None:
+                self.stop.wait(interval)
+        return ran
+
+
+def build_context(settings: Settings) -> JobContext:
+    """Engine (after migrating when ``auto_migrate``), store and device for the jobs."""
+    if settings.auto_migrate:
+        try:
+            upgrade_database(settings.database_url)
+        except Exception as exc:  # e.g. the server migrating at the same moment; retried by use
+            log.error("database migration at worker start failed: %s", exc)
+    engine = make_engine(settings.database_url)
+    return JobContext(
+        settings=settings,
+        store=ModelStore(settings.store_dir),
+        sessions=make_sessionmaker(engine),
+        device=resolve_device(settings.device),
+        engine=engine,
+    )
+
+
+def run_worker(
+    settings: Settings | None = None, *, once: bool = False, poll_interval: float | None = None
+) -> int:
+    """Entry point of ``genrec worker``; returns the number of jobs run."""
+    settings = settings or get_settings()
+    _configure_logging(settings.log_level)
+    worker = Worker(build_context(settings))
+    previous = _stop_on_signals(worker.stop)
+    try:
+        return worker.run(once=once, poll_interval=poll_interval)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if worker.ctx.engine is not None:
+            worker.ctx.engine.dispose()
+
+
+def _stop_on_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM/SIGINT set ``stop``; returns the handlers they replaced (to restore)."""
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing up", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # signals can only be handled on the main thread
+    return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _configure_logging(level: str) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("app").setLevel(level)

@@ -1,0 +1,239 @@
+"""Admin API: bearer-token guard, retrain jobs, and alias moves seen by the running server."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from models_store import ModelStore
+from tests.app.conftest import ClientFactory
+
+TOKEN = "s3cret-admin-token-4711"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+ENDPOINTS = [
+    ("post", "/admin/retrain", {"model": "ease"}),
+    ("get", "/admin/jobs", None),
+    ("get", "/admin/jobs/1", None),
+    ("post", "/admin/jobs/1/cancel", None),
+    ("get", "/admin/models", None),
+    ("post", "/admin/models/ease/promote", {"version": "1"}),
+    ("post", "/admin/models/ease/rollback", None),
+]
+
+
+@pytest.fixture
+def admin(make_client: ClientFactory) -> TestClient:
+    return make_client(admin_token=TOKEN)
+
+
+def _call(client: TestClient, method: str, path: str, body: object, headers: dict[str, str]):
+    return client.request(method.upper(), path, json=body, headers=headers)
+
+
+# --------------------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize("token", [None, "", "   "])
+def test_admin_api_is_disabled_without_a_configured_token(
+    token: str | None, make_client: ClientFactory
+) -> None:
+    client = make_client(admin_token=token)
+    for method, path, body in ENDPOINTS:
+        response = _call(client, method, path, body, {"Authorization": "Bearer anything"})
+        assert response.status_code == 403, path
+        assert response.json()["error"] == "admin_disabled"
+        assert "GENREC_ADMIN_TOKEN" in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "missing admin token"),
+        ({"Authorization": "Bearer wrong"}, "invalid admin token"),
+        ({"Authorization": f"Bearer {TOKEN}x"}, "invalid admin token"),
+        ({"Authorization": f"Basic {TOKEN}"}, "missing admin token"),
+        ({"Authorization": TOKEN}, "missing admin token"),
+    ],
+)
+def test_wrong_or_missing_token_is_401(
+    headers: dict[str, str], message: str, admin: TestClient
+) -> None:
+    for method, path, body in ENDPOINTS:
+        response = _call(admin, method, path, body, headers)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert message in response.json()["message"]
+    assert admin.get("/admin/jobs", headers=AUTH).json()["jobs"] == []  # nothing was enqueued
+
+
+def test_token_never_reaches_the_logs_or_responses(
+    admin: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bodies = [
+        _call(admin, m, p, b, h).text
+        for m, p, b in ENDPOINTS
+        for h in (AUTH, {"Authorization": "Bearer wrong"}, {})
+    ]
+    assert caplog.records  # the requests were logged ...
+    assert TOKEN not in caplog.text  # ... without the token
+    assert all(TOKEN not in body for body in bodies)
+
+
+def test_settings_repr_hides_the_token(admin: TestClient) -> None:
+    settings = admin.app.state.services.settings  # type: ignore[attr-defined]
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings.model_dump())
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def test_retrain_records_a_queued_job(admin: TestClient) -> None:
+    body = {"model": "ease", "params": {"l2": 100.0}, "data": "log", "promote": "never"}
+    response = admin.post("/admin/retrain", json=body, headers=AUTH)
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+    assert response.json()["status"] == "queued"
+
+    job = admin.get(f"/admin/jobs/{job_id}", headers=AUTH).json()
+    assert {k: job[k] for k in ("id", "model", "params", "data", "promote", "status")} == {
+        "id": job_id,
+        "model": "ease",
+        "params": {"l2": 100.0},
+        "data": "log",
+        "promote": "never",
+        "status": "queued",
+    }
+    assert job["attempts"] == 0 and job["log_tail"] == [] and job["created_at"].endswith("Z")
+    listed = admin.get("/admin/jobs?status=queued&model=ease", headers=AUTH).json()["jobs"]
+    assert [j["id"] for j in listed] == [job_id]
+    assert admin.get("/admin/jobs?status=running", headers=AUTH).json()["jobs"] == []
+
+
+def test_retrain_defaults_to_log_plus_base_and_auto(admin: TestClient) -> None:
+    job_id = admin.post("/admin/retrain", json={"model": "mult-vae"}, headers=AUTH).json()["job_id"]
+    job = admin.get(f"/admin/jobs/{job_id}", headers=AUTH).json()
+    assert (job["data"], job["promote"], job["params"], job["trigger"]) == (
+        "log+base",
+        "auto",
+        {},
+        "api",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"model": "nope"}, "unknown model 'nope'"),
+        ({"model": "ease", "params": {"nope": 1}}, "unknown setting 'nope'"),
+        ({"model": "mult-vae", "params": {"epochs": "x"}}, "cannot read 'x'"),
+        ({"model": "ease", "data": "all"}, "data:"),
+        ({"model": "ease", "promote": "yes"}, "promote:"),
+        ({"model": "ease", "promte": "never"}, "promte"),
+        ({}, "model:"),
+    ],
+)
+def test_bad_retrain_requests_are_422_with_the_reason(
+    body: dict[str, object], message: str, admin: TestClient
+) -> None:
+    response = admin.post("/admin/retrain", json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert message in response.json()["message"]
+    assert admin.get("/admin/jobs", headers=AUTH).json()["jobs"] == []
+
+
+def test_cancel_queued_job_then_conflict(admin: TestClient) -> None:
+    job_id = admin.post("/admin/retrain", json={"model": "ease"}, headers=AUTH).json()["job_id"]
+    cancelled = admin.post(f"/admin/jobs/{job_id}/cancel", headers=AUTH)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["finished_at"] is not None
+    again = admin.post(f"/admin/jobs/{job_id}/cancel", headers=AUTH)
+    assert again.status_code == 409 and "already cancelled" in again.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("get", "/admin/jobs/999"), ("post", "/admin/jobs/999/cancel")]
+)
+def test_unknown_job_is_404(method: str, path: str, admin: TestClient) -> None:
+    response = _call(admin, method, path, None, AUTH)
+    assert response.status_code == 404 and response.json()["message"] == "no retrain job 999"
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_models_lists_versions_aliases_and_metrics(admin: TestClient) -> None:
+    models = {m["name"]: m for m in admin.get("/admin/models", headers=AUTH).json()["models"]}
+    assert {"ease", "mult-vae", "popularity", "mult-dae"} <= set(models)
+    vae = models["mult-vae"]
+    assert vae["aliases"] == {"production": "1"}
+    assert vae["versions"][0]["aliases"] == ["production"]
+    assert "ndcg@10" in vae["versions"][0]["metrics"]
+    assert vae["versions"][0]["data"]["source"] == "synthetic"
+    assert models["mult-dae"]["aliases"] == {}
+
+
+def _served_version(client: TestClient, model: str) -> str:
+    response = client.get(f"/v1/users/u1/recommendations?k=3&model={model}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["version"])
+
+
+def _wait_for_version(client: TestClient, model: str, version: str) -> None:
+    deadline = time.monotonic() + 10
+    while _served_version(client, model) != version:
+        assert time.monotonic() < deadline, f"server never served {model} v{version}"
+        time.sleep(0.05)
+
+
+def test_promote_and_rollback_are_seen_by_the_running_server(
+    admin: TestClient, store_dir: Path, train: Callable[..., str]
+) -> None:
+    second = train(ModelStore(store_dir), "mult-vae", seed=1, promote=False)
+    assert _served_version(admin, "mult-vae") == "1"
+
+    moved = admin.post(
+        "/admin/models/mult-vae/promote", json={"version": int(second)}, headers=AUTH
+    )
+    assert moved.status_code == 200
+    assert moved.json() == {
+        "model": "mult-vae",
+        "alias": "production",
+        "version": second,
+        "previous": "1",
+    }
+    _wait_for_version(admin, "mult-vae", second)
+
+    back = admin.post("/admin/models/mult-vae/rollback", headers=AUTH)
+    assert back.json() == {
+        "model": "mult-vae",
+        "alias": "production",
+        "version": "1",
+        "previous": second,
+    }
+    _wait_for_version(admin, "mult-vae", "1")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/admin/models/mult-vae/promote", {"version": "7"}, 404, "has no version 7"),
+        ("/admin/models/nope/promote", {"version": "1"}, 404, "'nope' has no versions"),
+        ("/admin/models/mult-vae/promote", {"version": "x"}, 422, "invalid version"),
+        ("/admin/models/mult-vae/rollback", None, 409, "no previous version"),
+        ("/admin/models/mult-dae/rollback", None, 404, "not set"),
+        ("/admin/models/Bad Name/rollback", None, 422, "invalid model name"),
+    ],
+)
+def test_alias_move_errors(
+    path: str, body: object, status: int, message: str, admin: TestClient
+) -> None:
+    response = admin.post(path, json=body, headers=AUTH)
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"]

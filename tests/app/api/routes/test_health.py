@@ -1,0 +1,74 @@
+"""/healthz, /readyz, /metrics, /docs, request ids and JSON errors for unknown routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+
+def test_healthz_and_request_id(client: TestClient) -> None:
+    r = client.get("/healthz")
+    assert r.json() == {"status": "ok"} and len(r.headers["x-request-id"]) == 32
+    r = client.get("/healthz", headers={"X-Request-ID": "trace-42"})
+    assert r.headers["x-request-id"] == "trace-42"
+    r = client.get("/healthz", headers={"X-Request-ID": "bad id\twith tab"})
+    assert r.headers["x-request-id"] != "bad id\twith tab"
+
+
+def test_ready_when_database_and_default_model_are_up(client: TestClient) -> None:
+    r = client.get("/readyz")
+    body = r.json()
+    assert r.status_code == 200 and body["ready"] is True
+    assert body["database"] == {"ok": True}
+    assert body["models"]["mult-vae"]["version"] == "1"
+    assert body["cache"]["backend"] == "MemoryCache"
+
+
+def test_not_ready_without_the_default_model(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(store_dir=tmp_path / "empty-store")
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["ready"] is False
+    assert r.json()["models"]["mult-vae"]["loaded"] is False
+
+
+def test_metrics_expose_latency_cache_fallback_and_model_version(client: TestClient) -> None:
+    client.get("/v1/users/u1/recommendations")
+    client.get("/v1/users/u1/recommendations")
+    client.get("/v1/users/stranger/recommendations")
+    text = client.get("/metrics").text
+    assert (
+        'genrec_request_seconds_count{method="GET",route="/v1/users/{user_id}/recommendations",'
+        'status="200"} 3.0' in text
+    )
+    assert "genrec_cache_hits_total 1.0" in text
+    assert "genrec_cache_errors_total 0.0" in text
+    assert "genrec_fallback_total 1.0" in text
+    assert 'genrec_model_loaded{model="mult-vae",version="1"} 1.0' in text
+
+
+def test_unknown_route_and_openapi(client: TestClient) -> None:
+    r = client.get("/v2/nothing")
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert "x-request-id" in r.headers
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/users/{user_id}/recommendations",
+        "/v1/recommendations",
+        "/v1/predictions",
+        "/v1/interactions",
+        "/v1/items/{item_id}/similar",
+    ):
+        assert path in paths
+    assert client.get("/docs").status_code == 200
+
+
+def test_database_down_is_reported_but_reads_keep_the_server_ready(make_client) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(database_url="postgresql://postgres@127.0.0.1:1/genrec")
+    r = client.get("/readyz")
+    body = r.json()
+    assert r.status_code == 200 and body["ready"] is True and body["degraded"] is True
+    assert body["database"]["ok"] is False and "OperationalError" in body["database"]["error"]
+    client.get("/v1/users/u1/recommendations")
+    text = client.get("/metrics").text
+    assert 'genrec_degraded_total{endpoint="recommendations"} 1.0' in text

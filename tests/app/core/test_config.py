@@ -1,0 +1,56 @@
+"""Settings: environment prefix, defaults, URL normalisation, readable errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import Settings, get_settings, normalise_database_url
+
+
+def test_defaults_run_embedded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    settings = Settings()
+    assert settings.database_url == "sqlite:///./var/genrec.db"
+    assert settings.redis_url is None
+    assert settings.store_dir == Path("store")
+    assert settings.device == "cpu"
+    assert settings.default_model == "mult-vae"
+    assert settings.auto_migrate is True
+
+
+def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("GENREC_DEFAULT_MODEL=ease\nGENREC_MAX_K=50\n")
+    monkeypatch.setenv("GENREC_REDIS_URL", "redis://example:6379/1")
+    monkeypatch.setenv("GENREC_LOG_LEVEL", "debug")
+    settings = Settings()
+    assert settings.default_model == "ease"
+    assert settings.max_k == 50
+    assert settings.redis_url == "redis://example:6379/1"
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u:p@h:5432/db", "postgresql+psycopg://u:p@h:5432/db"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+
+
+def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENREC_DEVICE", "tpu")
+    with pytest.raises(ValidationError, match="device"):
+        Settings()
+
+
+def test_get_settings_is_cached() -> None:
+    assert get_settings() is get_settings()

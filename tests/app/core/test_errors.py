@@ -1,0 +1,79 @@
+"""Error handlers: ApiError as JSON, readable 422s, 500 without a traceback, request ids."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from app.core.errors import ApiError, describe_validation_errors, install_error_handlers
+from app.core.metrics import Metrics
+from app.core.middleware import RequestContextMiddleware
+
+
+class Body(BaseModel):
+    n: int
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=Metrics())
+
+    @app.get("/teapot")
+    def teapot() -> None:
+        raise ApiError(418, "teapot", "short and stout", details={"spout": True})
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    @app.post("/body")
+    def body(b: Body) -> int:
+        return b.n
+
+    return app
+
+
+def test_api_error_becomes_its_status_and_json() -> None:
+    client = TestClient(_app())
+    r = client.get("/teapot")
+    assert r.status_code == 418
+    body = r.json()
+    assert (body["error"], body["message"], body["details"]) == (
+        "teapot",
+        "short and stout",
+        {"spout": True},
+    )
+    assert body["request_id"] == r.headers["x-request-id"]
+
+
+def test_unexpected_error_is_a_bare_500_with_request_id() -> None:
+    client = TestClient(_app(), raise_server_exceptions=False)
+    r = client.get("/boom", headers={"X-Request-ID": "req-1"})
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal", "request_id": "req-1"}
+    assert r.headers["x-request-id"] == "req-1"
+    assert "secret" not in r.text and "Traceback" not in r.text
+
+
+def test_validation_error_names_the_field() -> None:
+    r = TestClient(_app()).post("/body", json={"n": "many"})
+    assert r.status_code == 422
+    assert r.json()["message"].startswith("n: ")
+    assert r.json()["problems"][0]["field"] == "n"
+
+
+def test_describe_validation_errors_paths() -> None:
+    errors = [
+        {"loc": ("body", "interactions", 3, "rating"), "msg": "bad"},
+        {"loc": ("query", "k"), "msg": "worse"},
+        {"loc": ("body", "batch", "interactions"), "msg": "tagged"},
+        {"loc": (), "msg": "whole body"},
+    ]
+    assert describe_validation_errors(errors) == [
+        {"field": "interactions[3].rating", "message": "bad"},
+        {"field": "k", "message": "worse"},
+        {"field": "interactions", "message": "tagged"},
+        {"field": "body", "message": "whole body"},
+    ]

@@ -1,0 +1,110 @@
+"""What a job trains on: the log, or production's base data followed by the log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.db import session_scope
+from app.repository import NewInteraction, add_interactions
+from app.retrain.export import base_spec, concat, export_interactions
+from app.retrain.runner import JobContext
+from training.data.errors import DataError
+from training.data.interactions import Interactions
+
+
+@pytest.mark.parametrize(
+    ("source", "spec"),
+    [
+        ("ml-100k", "ml-100k"),
+        ("ml-100k+log", "ml-100k"),
+        ("/data/base.csv+log", "/data/base.csv"),
+        ("log", None),
+        ("db", None),
+        ("", None),
+    ],
+)
+def test_base_spec_follows_the_chain_of_job_versions(source: str, spec: str | None) -> None:
+    assert base_spec(source) == spec
+
+
+def test_concat_keeps_base_records_first_and_in_order(base_data: Interactions) -> None:
+    logged = Interactions.from_arrays(["zz", "u1"], ["5", "999"], [4.0, 2.0], [1, 2])
+    both = concat(base_data, logged)
+    users = np.asarray(both.user_ids.ids, dtype=object)[both.users]
+    base_users = np.asarray(base_data.user_ids.ids, dtype=object)[base_data.users]
+    assert list(users[: len(base_data)]) == list(base_users)
+    assert list(users[len(base_data) :]) == ["zz", "u1"]
+    assert both.explicit and len(both) == len(base_data) + 2
+    assert "999" in both.item_ids
+
+
+def test_clicks_on_an_explicit_base_get_the_top_rating(base_data: Interactions) -> None:
+    clicks = Interactions.from_arrays(["zz"], ["5"], None, [1])
+    both = concat(base_data, clicks)
+    assert float(both.ratings[-1]) == float(base_data.ratings.max())
+
+
+def _log(sessions: sessionmaker[Session], rows: list[tuple[str, str]], ts: datetime) -> None:
+    with session_scope(sessions) as session:
+        add_interactions(session, [NewInteraction(u, i, 4.0, ts) for u, i in rows])
+
+
+def test_log_plus_base_reads_production_source_and_the_log_up_to_the_cutoff(
+    promote_base: Callable[..., str],
+    job_context: JobContext,
+    base_data: Interactions,
+    base_csv: Path,
+    log_new_users: Callable[..., list[str]],
+) -> None:
+    promote_base("ease")
+    log_new_users(2)
+    until = datetime.now(UTC)
+    _log(job_context.sessions, [("later", "1")], until + timedelta(hours=1))  # after the cutoff
+    exported = export_interactions(
+        "log+base", "ease", job_context.store, job_context.settings, until
+    )
+    assert exported.source == f"{base_csv}+log"
+    assert len(exported.data) == len(base_data) + 20
+    assert "new0" in exported.data.user_ids and "later" not in exported.data.user_ids
+    log_only = export_interactions("log", "ease", job_context.store, job_context.settings, until)
+    assert (log_only.source, len(log_only.data)) == ("log", 20)
+
+
+def test_unloadable_base_is_noted_and_the_log_alone_is_used(
+    promote_base: Callable[..., str],
+    job_context: JobContext,
+    base_csv: Path,
+    log_new_users: Callable[..., list[str]],
+) -> None:
+    promote_base("ease")
+    base_csv.unlink()
+    log_new_users(1)
+    exported = export_interactions(
+        "log+base", "ease", job_context.store, job_context.settings, datetime.now(UTC)
+    )
+    assert exported.source == "log" and len(exported.data) == 10
+    assert any("not loadable" in note for note in exported.notes)
+
+
+def test_empty_log_without_base_is_a_clear_error(job_context: JobContext) -> None:
+    with pytest.raises(DataError, match="no interactions"):
+        export_interactions(
+            "log+base", "ease", job_context.store, job_context.settings, datetime.now(UTC)
+        )
+
+
+def test_empty_log_with_a_base_trains_on_the_base(
+    promote_base: Callable[..., str], job_context: JobContext, base_data: Interactions
+) -> None:
+    promote_base("ease")
+    exported = export_interactions(
+        "log+base", "ease", job_context.store, job_context.settings, datetime.now(UTC)
+    )
+    assert len(exported.data) == len(base_data)
+    assert any("base data alone" in note for note in exported.notes)

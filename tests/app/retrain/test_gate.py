@@ -1,0 +1,163 @@
+"""The evaluation gate: production scored on the job's slice, and the promotion decision."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from app.retrain.export import concat
+from app.retrain.gate import (
+    GATE_TOLERANCE,
+    ProductionOnSlice,
+    decide,
+    evaluate_production,
+    not_worse,
+    production_on_slice,
+)
+from app.serving.loaded import build_loaded_model
+from models_store import ModelStore
+from training.data.interactions import Interactions
+from training.models import model_class
+from training.models.base import History
+from training.pipeline import holdout_validation
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize(("model", "params"), [("ease", {}), ("biased-mf", {"epochs": 2})])
+def test_production_on_its_own_data_reproduces_its_manifest_metrics(
+    model: str,
+    params: dict[str, object],
+    promote_base: Callable[..., str],
+    job_store: ModelStore,
+    base_data: Interactions,
+) -> None:
+    """Same data, same seed: the wrapper is the identity and the figures are the manifest's."""
+    version = promote_base(model, **params)
+    train, validation = holdout_validation(model_class(model), base_data, seed=0)
+    assert validation is not None
+    result = evaluate_production(job_store, model, base_data, train, validation, CPU)
+    assert result is not None
+    assert result[0] == version
+    expected = job_store.manifest(model, version).metrics
+    assert result[1] == pytest.approx(expected, rel=1e-6)
+
+
+def _grown(base: Interactions) -> Interactions:
+    """Base plus two new users, one rating an item nobody had before."""
+    extra = Interactions.from_arrays(
+        ["fresh1", "fresh1", "fresh2", "fresh2"],
+        ["0", "new-item", "1", "3"],
+        [5.0, 4.0, 3.0, 5.0],
+        [2_000_000_000] * 4,
+    )
+    return concat(base, extra)
+
+
+def test_wrapper_remaps_users_and_items(
+    promote_base: Callable[..., str], job_store: ModelStore, base_data: Interactions
+) -> None:
+    version = promote_base("ease")
+    production = build_loaded_model(job_store.load("ease", version), CPU)
+    data = _grown(base_data)
+    wrapper = production_on_slice(production, data, data)
+    new_item = data.item_ids.index("new-item")
+    known_user, fresh = data.user_ids.index("u3"), data.user_ids.index("fresh1")
+    assert int(wrapper.user_map[known_user]) == production.user_index["u3"]
+    assert int(wrapper.user_map[fresh]) == -1  # unknown: folded in
+    assert int(wrapper.item_map[new_item]) == -1
+
+    items = [data.item_ids.index("0"), new_item]
+    history = History.from_lists([items], [[5.0, 4.0]], data.n_items)
+    scores = wrapper.score(wrapper.user_state(torch.tensor([fresh]), history))
+    assert scores.shape == (1, data.n_items)
+    assert scores[0, new_item] == -torch.inf  # production cannot recommend it
+    # Known columns are production's own fold-in scores for the history it knows.
+    own_history = History.from_lists([[production.item_index["0"]]], [[5.0]], production.n_items)
+    own = production.scorer.score(production.scorer.user_state(torch.tensor([-1]), own_history))
+    for item_id, prod_index in production.item_index.items():
+        assert float(scores[0, data.item_ids.index(item_id)]) == pytest.approx(
+            float(own[0, prod_index]), rel=1e-5, abs=1e-6
+        )
+    subset = wrapper.score(
+        wrapper.user_state(torch.tensor([fresh]), history), torch.tensor([new_item, items[0]])
+    )
+    assert subset[0, 0] == -torch.inf and subset[0, 1] == scores[0, items[0]]
+
+
+def test_known_user_with_interactions_after_the_cutoff_is_folded_in(
+    promote_base: Callable[..., str], job_store: ModelStore, base_data: Interactions
+) -> None:
+    production = build_loaded_model(job_store.load("ease", promote_base("ease")), CPU)
+    late = Interactions.from_arrays(["u5"], ["7"], [4.0], [2_000_000_000])
+    data = concat(base_data, late)
+    wrapper = production_on_slice(production, data, data)
+    assert int(wrapper.user_map[data.user_ids.index("u5")]) == -1
+    assert int(wrapper.user_map[data.user_ids.index("u6")]) == production.user_index["u6"]
+
+
+def test_rating_model_predicts_the_middle_for_items_it_does_not_know(
+    promote_base: Callable[..., str], job_store: ModelStore, base_data: Interactions
+) -> None:
+    production = build_loaded_model(
+        job_store.load("biased-mf", promote_base("biased-mf", epochs=2)), CPU
+    )
+    data = _grown(base_data)
+    wrapper = production_on_slice(production, data, data)
+    assert isinstance(wrapper, ProductionOnSlice)
+    user = data.user_ids.index("u1")
+    state = wrapper.user_state(torch.tensor([user]), History.from_lists([[0]], None, data.n_items))
+    low, high = production.rating_range
+    predicted = wrapper.predict(state, torch.tensor([data.item_ids.index("new-item")]))
+    assert float(predicted[0, 0]) == (low + high) / 2
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_not_worse_has_a_small_relative_tolerance() -> None:
+    assert not_worse(0.300, 0.300, higher_is_better=True)
+    assert not_worse(0.300 * (1 - GATE_TOLERANCE / 2), 0.300, higher_is_better=True)
+    assert not not_worse(0.290, 0.300, higher_is_better=True)
+    assert not_worse(0.95, 0.95 * (1 + GATE_TOLERANCE / 2) ** -1, higher_is_better=False)
+    assert not not_worse(1.00, 0.95, higher_is_better=False)  # RMSE went up
+
+
+CANDIDATE = {"ndcg@10": 0.30}
+
+
+@pytest.mark.parametrize(
+    ("policy", "production", "error", "promote", "reason"),
+    [
+        ("auto", ("3", {"ndcg@10": 0.25}), None, True, "not worse than production v3"),
+        ("auto", ("3", {"ndcg@10": 0.35}), None, False, "is worse than production v3"),
+        ("auto", None, None, True, "no production version yet"),
+        ("auto", ("3", {}), None, False, "no held-out slice"),
+        ("auto", None, "CorruptVersion: bad", False, "could not be scored"),
+        ("always", ("3", {"ndcg@10": 0.90}), None, True, "promote=always"),
+        ("never", ("3", {"ndcg@10": 0.10}), None, False, "promote=never"),
+    ],
+)
+def test_decide_applies_the_policy(
+    policy: str,
+    production: tuple[str, dict[str, float]] | None,
+    error: str | None,
+    promote: bool,
+    reason: str,
+) -> None:
+    gate = decide(policy, "ndcg@10", True, CANDIDATE, production, error)  # type: ignore[arg-type]
+    assert gate.promote is promote
+    assert reason in gate.reason
+    record = gate.to_dict()
+    assert record["candidate"] == 0.30 and record["policy"] == policy
+    assert record["production"] == (production[1].get("ndcg@10") if production else None)
+
+
+def test_gate_record_round_trips_through_json() -> None:
+    """The record goes into a JSON column and the manifest as is."""
+    gate = decide("auto", "rmse", False, {"rmse": 0.9}, ("1", {"rmse": 1.0}))
+    assert gate.promote  # lower RMSE is better
+    assert json.loads(json.dumps(gate.to_dict(), allow_nan=False)) == gate.to_dict()

@@ -1,0 +1,261 @@
+"""Job lifecycle rules: validation, exclusive claims, leases and fencing, cancel, schedule."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import repository as repo
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.retrain import lifecycle as lc
+from app.retrain.lifecycle import RetrainRequest
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _claim(sessions: sessionmaker[Session], worker: str, now: datetime, lease_s: float = 10):
+    with session_scope(sessions) as session:
+        return repo.claim_job(session, worker, now, now + timedelta(seconds=lease_s))
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (RetrainRequest("no-such-model"), "unknown model 'no-such-model'"),
+        (RetrainRequest("ease", {"nope": 1}), "unknown setting 'nope'"),
+        (RetrainRequest("ease", data="everything"), "data must be one of"),  # type: ignore[arg-type]
+        (RetrainRequest("ease", promote="maybe"), "promote must be one of"),  # type: ignore[arg-type]
+        (RetrainRequest("mult-vae", {"epochs": "many"}), "cannot read 'many'"),
+    ],
+)
+def test_invalid_requests_are_refused_with_the_reason(
+    request_: RetrainRequest, message: str, sessions: sessionmaker[Session]
+) -> None:
+    with pytest.raises(lc.InvalidJob, match=message):
+        lc.enqueue(sessions, request_)
+    assert lc.list_jobs(sessions) == []
+
+
+def test_enqueued_job_is_a_queued_row(sessions: sessionmaker[Session]) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease", {"l2": 10.0}, "log", "never"))
+    row = lc.get_job(sessions, job.id)
+    assert (row.status, row.model, row.params, row.data, row.promote, row.trigger) == (
+        "queued",
+        "ease",
+        {"l2": 10.0},
+        "log",
+        "never",
+        "api",
+    )
+    assert (row.attempts, row.worker_id, row.lease_expires_at) == (0, None, None)
+
+
+def test_unknown_job_is_not_found(sessions: sessionmaker[Session]) -> None:
+    with pytest.raises(lc.JobNotFound, match="no retrain job 42"):
+        lc.get_job(sessions, 42)
+    with pytest.raises(lc.JobNotFound):
+        lc.cancel_job(sessions, 42)
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def test_claim_takes_the_oldest_job_once(sessions: sessionmaker[Session]) -> None:
+    first = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
+    second = lc.enqueue(sessions, RetrainRequest("ease"), now=T0 + timedelta(seconds=1))
+    a = _claim(sessions, "a", T0)
+    b = _claim(sessions, "b", T0)
+    assert (a.id, a.worker_id, a.attempts, a.status) == (first.id, "a", 1, "running")
+    assert (b.id, b.worker_id) == (second.id, "b")
+    assert _claim(sessions, "c", T0) is None
+
+
+def test_expired_lease_is_taken_over_and_fences_the_old_holder(
+    sessions: sessionmaker[Session],
+) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
+    old = _claim(sessions, "dead", T0, lease_s=5)
+    assert _claim(sessions, "other", T0 + timedelta(seconds=4)) is None  # lease still valid
+    new = _claim(sessions, "other", T0 + timedelta(seconds=6))
+    assert (new.id, new.worker_id, new.attempts) == (job.id, "other", 2)
+    stale = repo.JobFence(job.id, "dead", old.attempts)
+    later = T0 + timedelta(seconds=7)
+    with session_scope(sessions) as session:
+        assert not repo.renew_job_lease(session, stale, later, later)
+        assert not repo.write_job_progress(session, stale, later, {"epoch": 1}, "")
+        assert not repo.finish_job(session, stale, later, status="succeeded", log_tail="")
+        held = repo.JobFence(job.id, "other", 2)
+        assert repo.finish_job(session, held, later, status="succeeded", log_tail="done")
+    assert lc.get_job(sessions, job.id).status == "succeeded"
+
+
+def test_job_whose_workers_keep_dying_is_failed(sessions: sessionmaker[Session]) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
+    for attempt in range(lc.DEFAULT_MAX_ATTEMPTS):
+        now = T0 + timedelta(seconds=10 * attempt)
+        assert _claim(sessions, f"w{attempt}", now, lease_s=5).attempts == attempt + 1
+    after = T0 + timedelta(seconds=100)
+    assert _claim(sessions, "late", after) is None  # no attempts left
+    with session_scope(sessions) as session:
+        assert repo.fail_exhausted_jobs(session, after, "gave up") == 1
+    row = lc.get_job(sessions, job.id)
+    assert (row.status, row.error, row.attempts) == ("failed", "gave up", 3)
+
+
+def _claim_race(
+    sessions: sessionmaker[Session], n_jobs: int, n_workers: int
+) -> tuple[list[int], list[int]]:
+    """(ids enqueued, ids claimed by ``n_workers`` threads claiming until nothing is left)."""
+    created = [lc.enqueue(sessions, RetrainRequest("ease")).id for _ in range(n_jobs)]
+    claimed: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(n_workers)
+
+    def work(name: str) -> None:
+        barrier.wait()
+        while (job := lc.claim_next(sessions, name, 60)) is not None:
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(n_workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return created, claimed
+
+
+def test_concurrent_claims_on_sqlite_never_share_a_job(sessions: sessionmaker[Session]) -> None:
+    created, claimed = _claim_race(sessions, n_jobs=12, n_workers=4)
+    assert sorted(claimed) == created
+
+
+@pytest.mark.integration
+def test_concurrent_claims_on_postgres_never_share_a_job(postgres_url: str) -> None:
+    """``FOR UPDATE SKIP LOCKED``: four workers, twelve jobs, each claimed exactly once."""
+    upgrade_database(postgres_url)
+    engine = make_engine(postgres_url)
+    sessions = make_sessionmaker(engine)
+    created: list[int] = []
+    try:
+        created, claimed = _claim_race(sessions, n_jobs=12, n_workers=4)
+        # The database is shared with other tests: only ours are known to be claimable.
+        assert len(claimed) == len(set(claimed)) and set(created) <= set(claimed)
+        with session_scope(sessions) as session:
+            rows = [repo.get_job(session, i) for i in created]
+        assert all(r is not None and r.status == "running" and r.attempts == 1 for r in rows)
+    finally:
+        for job_id in created:  # leave no job for the workers of later tests to pick up
+            lc.cancel_job(sessions, job_id)
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- lease object
+
+
+def test_cancel_reaches_the_running_job_at_its_next_report(
+    sessions: sessionmaker[Session],
+) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 60)
+    fence = repo.JobFence(job.id, "w", claimed.attempts)
+    with lc.JobLease(sessions, fence, 60, threading.Event()) as lease:
+        lease.report({"epoch": 1, "epochs": 3}, force=True)
+        assert lc.cancel_job(sessions, job.id).status == "cancelled"
+        with pytest.raises(lc.JobAborted, match="cancelled") as aborted:
+            lease.report({"epoch": 2, "epochs": 3}, force=True)
+        assert aborted.value.kind == "cancelled"
+        assert not lease.finish("succeeded", result_version="1")
+    row = lc.get_job(sessions, job.id)
+    assert (row.status, row.result_version, row.progress) == (
+        "cancelled",
+        None,
+        {"epoch": 1, "epochs": 3},
+    )
+    with pytest.raises(lc.JobConflict, match="already cancelled"):
+        lc.cancel_job(sessions, job.id)
+
+
+def test_background_renewal_keeps_a_short_lease_alive(sessions: sessionmaker[Session]) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 0.6)
+    fence = repo.JobFence(job.id, "w", claimed.attempts)
+    with lc.JobLease(sessions, fence, 0.6, threading.Event()) as lease:
+        threading.Event().wait(1.5)  # 2.5 leases: only renewals keep it ours
+        assert lc.claim_next(sessions, "thief", 0.6) is None
+        lease.check()
+        assert lease.finish("succeeded")
+    assert lc.get_job(sessions, job.id).worker_id == "w"
+
+
+def test_lost_lease_is_noticed_by_the_renewal_thread(sessions: sessionmaker[Session]) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 0.3)
+    fence = repo.JobFence(job.id, "w", claimed.attempts)
+    # The clock runs ahead: renewals land already expired, so another worker takes over.
+    with lc.JobLease(
+        sessions, fence, 0.3, threading.Event(), clock=lambda: lc.utcnow() - timedelta(seconds=5)
+    ) as lease:
+        threading.Event().wait(0.35)
+        assert lc.claim_next(sessions, "thief", 60) is not None
+        threading.Event().wait(0.25)
+        with pytest.raises(lc.JobAborted, match="lost the lease") as aborted:
+            lease.check()
+        assert aborted.value.kind == "lost"
+
+
+def test_stopping_worker_hands_the_job_back(sessions: sessionmaker[Session]) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 60)
+    stop = threading.Event()
+    with lc.JobLease(sessions, repo.JobFence(job.id, "w", claimed.attempts), 60, stop) as lease:
+        stop.set()
+        with pytest.raises(lc.JobAborted) as aborted:
+            lease.check()
+        assert aborted.value.kind == "stopping"
+        assert lease.release()
+    row = lc.get_job(sessions, job.id)
+    assert (row.status, row.worker_id, row.lease_expires_at) == ("queued", None, None)
+    assert lc.claim_next(sessions, "next", 60).attempts == 2
+
+
+def test_job_log_keeps_a_bounded_tail() -> None:
+    log = lc.JobLog(job_id=1, lines=3)
+    for i in range(5):
+        log.add(f"line {i}")
+    lines = log.text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["line 2", "line 3", "line 4"]
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def test_periodic_schedule_enqueues_once_per_period(sessions: sessionmaker[Session]) -> None:
+    first = lc.schedule_periodic(sessions, "ease", 3600, now=T0)
+    assert first is not None and (first.trigger, first.data, first.promote) == (
+        "schedule",
+        "log+base",
+        "auto",
+    )
+    assert lc.schedule_periodic(sessions, "ease", 3600, now=T0 + timedelta(minutes=30)) is None
+    again = lc.schedule_periodic(sessions, "ease", 3600, now=T0 + timedelta(minutes=61))
+    assert again is not None and again.id != first.id
+
+
+def test_periodic_schedule_race_inserts_one_row(sessions: sessionmaker[Session]) -> None:
+    """Two workers that both saw no recent job: the slot's unique key keeps one insert."""
+    key = f"schedule:ease:{int(T0.timestamp() // 3600)}"
+    lc.enqueue(sessions, RetrainRequest("ease"), trigger="schedule", dedupe_key=key, now=T0)
+    # The second worker's check ran before the first insert; its insert hits the key.
+    with session_scope(sessions) as session:
+        session.execute(
+            repo.RetrainJob.__table__.update().values(created_at=T0 - timedelta(hours=2))
+        )
+    assert lc.schedule_periodic(sessions, "ease", 3600, now=T0) is None
+    assert len(lc.list_jobs(sessions)) == 1

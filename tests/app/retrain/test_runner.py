@@ -1,0 +1,152 @@
+"""Running one claimed job: data -> train -> gate -> save -> promote -> finish, and its failures."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import app.retrain.runner as runner
+from app.repository import JobFence
+from app.retrain import lifecycle as lc
+from app.retrain.lifecycle import RetrainRequest
+from app.retrain.runner import JobContext
+from app.worker import Worker
+from models_store import ModelStore
+from tests.app.retrain.conftest import BAD_VAE, GOOD_VAE
+
+
+def _versions_of_job(store: ModelStore, model: str, job_id: int) -> list[str]:
+    return [m.version for m in store.list_versions(model) if m.training.get("job_id") == job_id]
+
+
+def test_job_trains_on_base_and_log_and_promotes(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    base_csv: Path,
+) -> None:
+    before = promote_base("ease")
+    users = log_new_users(4)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", data="log+base"))
+
+    assert Worker(job_context).step() == "succeeded"
+
+    row = lc.get_job(job_context.sessions, job.id)
+    store = job_context.store
+    assert (row.status, row.attempts, row.promoted, row.error) == ("succeeded", 1, True, None)
+    assert store.alias_state("ease") == row.result_version != before
+    manifest = store.manifest("ease", row.result_version)
+    assert manifest.data.source == f"{base_csv}+log"
+    assert manifest.training["job_id"] == job.id
+    assert manifest.training["gate"] == row.gate
+    assert row.gate["production_version"] == before and row.gate["promote"] is True
+    assert row.gate["metric"] == "ndcg@10" and row.gate["candidate"] == manifest.metrics["ndcg@10"]
+    assert set(users) <= set(store.load("ease", row.result_version).contents.user_ids)
+    assert row.progress["phase"] == "succeeded" and row.progress["epochs"] == 1
+    assert any("promoted ease version" in line for line in row.log_tail.splitlines())
+
+
+def test_worse_candidate_is_saved_but_not_promoted_under_auto(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+) -> None:
+    production = promote_base("mult-vae", **GOOD_VAE)
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("mult-vae", dict(BAD_VAE)))
+
+    assert Worker(job_context).step() == "succeeded"
+
+    row = lc.get_job(job_context.sessions, job.id)
+    assert row.promoted is False and row.result_version is not None
+    assert job_context.store.alias_state("mult-vae") == production
+    gate = row.gate
+    assert gate["promote"] is False and gate["candidate"] < gate["production"]
+    assert "worse than production" in gate["reason"]
+    assert row.progress["epoch"] == row.progress["epochs"] == 1
+
+
+@pytest.mark.parametrize(("policy", "moved"), [("always", True), ("never", False)])
+def test_promote_policy_always_and_never(
+    policy: str,
+    moved: bool,
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+) -> None:
+    production = promote_base("mult-vae", **GOOD_VAE)
+    log_new_users(2)
+    request = RetrainRequest("mult-vae", dict(BAD_VAE), promote=policy)  # type: ignore[arg-type]
+    job = lc.enqueue(job_context.sessions, request)
+    Worker(job_context).step()
+    row = lc.get_job(job_context.sessions, job.id)
+    assert row.promoted is moved
+    assert (job_context.store.alias_state("mult-vae") == row.result_version) is moved
+    assert (job_context.store.alias_state("mult-vae") == production) is not moved
+
+
+def test_failing_job_records_the_error_and_the_worker_goes_on(
+    job_context: JobContext,
+) -> None:
+    failing = lc.enqueue(job_context.sessions, RetrainRequest("ease", data="log"))  # empty log
+    worker = Worker(job_context)
+    assert worker.step() == "failed"
+    row = lc.get_job(job_context.sessions, failing.id)
+    assert row.status == "failed" and "no interactions" in row.error
+    assert row.log_tail.splitlines()[-1].split(" ", 1)[1].startswith("failed: DataError")
+    assert worker.step() is None  # nothing left
+
+
+def test_cancelled_before_it_starts_writes_no_version(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+) -> None:
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(job_context.sessions, "w", 60)
+    lc.cancel_job(job_context.sessions, job.id)
+    fence = JobFence(job.id, "w", claimed.attempts)
+    with lc.JobLease(job_context.sessions, fence, 60, Worker(job_context).stop) as lease:
+        assert runner.run_claimed_job(claimed, lease, job_context) == "cancelled"
+    assert _versions_of_job(job_context.store, "ease", job.id) == []
+    assert lc.get_job(job_context.sessions, job.id).status == "cancelled"
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, nothing is cleaned up."""
+
+
+def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_again(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
+    promote = runner._promote
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise _Crash
+
+    monkeypatch.setattr(runner, "_promote", crash)
+    first = Worker(job_context)
+    first.ctx.settings.job_lease_s = 0.2  # the dead worker's lease runs out quickly
+    with pytest.raises(_Crash):
+        first.step()
+    saved = _versions_of_job(job_context.store, "ease", job.id)
+    assert len(saved) == 1 and lc.get_job(job_context.sessions, job.id).status == "running"
+
+    monkeypatch.setattr(runner, "_promote", promote)
+    time.sleep(0.3)  # the dead worker's lease expires
+    assert Worker(job_context).step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.attempts, row.result_version, row.promoted) == (2, saved[0], True)
+    assert _versions_of_job(job_context.store, "ease", job.id) == saved  # trained once
+    assert job_context.store.alias_state("ease") == saved[0]

@@ -1,0 +1,131 @@
+"""Micro-batching: hand-computed batch ranking, concurrency -> one batch, drain on close."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from app.core.metrics import Metrics
+from app.serving.batcher import BatcherClosed, RankJob, ScoreBatcher, rank_batch
+
+# Item vectors of a 5-item catalog; score = Q . state (a linear scorer).
+Q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0], [0.5, 0.5]])
+NONE = np.zeros(0, dtype=np.int64)
+
+
+class _LinearScorer:
+    def __init__(self) -> None:
+        self.calls: list[int] = []  # batch size of each score call
+
+    def score(self, state: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls.append(state.shape[0])
+        return state @ Q.T
+
+
+def _model() -> SimpleNamespace:
+    return SimpleNamespace(
+        name="linear",
+        version="1",
+        device=torch.device("cpu"),
+        n_items=5,
+        popularity=np.array([3.0, 1.0, 0.0, 2.0, 5.0], dtype=np.float32),
+        scorer=_LinearScorer(),
+    )
+
+
+def _job(state: list[float] | None, k: int = 5, banned=NONE, allowed=None) -> RankJob:  # type: ignore[no-untyped-def]
+    tensor = None if state is None else torch.tensor([state])
+    return RankJob(state=tensor, banned=np.asarray(banned, dtype=np.int64), allowed=allowed, k=k)
+
+
+def test_rows_are_ranked_independently_with_their_own_masks_and_k() -> None:
+    model = _model()
+    jobs = [
+        _job([1.0, 0.0], k=2),  # scores 1, 0, 1, -1, .5 -> items 0 and 2 tie first
+        _job([0.0, 2.0], k=3, banned=[2]),  # 0, 2, (2 masked), 0, 1 -> 1, 4, then 0 or 3
+        _job(None, k=2, banned=[4]),  # popularity 3, 1, 0, 2, (5 masked) -> 0, 3
+        _job([1.0, 1.0], k=5, allowed=np.array([3, 4])),  # only 3 (-1) and 4 (1) -> 4, 3
+    ]
+    ranked = rank_batch(model, jobs)
+    assert model.scorer.calls == [3]  # one score call for the three personal rows
+    assert sorted(ranked[0].items.tolist()) == [0, 2]
+    assert ranked[1].items.tolist()[:2] == [1, 4] and 2 not in ranked[1].items.tolist()
+    assert ranked[2].items.tolist() == [0, 3]
+    assert ranked[2].scores.tolist() == [3.0, 2.0]
+    assert ranked[3].items.tolist() == [4, 3] and ranked[3].scores.tolist() == [1.0, -1.0]
+
+
+def test_fewer_than_k_unmasked_items_returns_only_those() -> None:
+    ranked = rank_batch(_model(), [_job([1.0, 0.0], k=5, banned=[0, 1, 2, 3])])
+    assert ranked[0].items.tolist() == [4]
+    assert rank_batch(_model(), [_job([1.0, 0.0], allowed=NONE)])[0].items.tolist() == []
+
+
+def test_concurrent_requests_are_scored_as_one_batch() -> None:
+    model = _model()
+    metrics = Metrics()
+
+    async def scenario() -> list[list[int]]:
+        batcher = ScoreBatcher(model, metrics, max_batch=8, wait_s=0.05)  # type: ignore[arg-type]
+        jobs = [_job([float(i), 1.0], k=1) for i in range(6)]
+        results = await asyncio.gather(*(batcher.rank(job) for job in jobs))
+        await batcher.close()
+        return [r.items.tolist() for r in results]
+
+    results = asyncio.run(scenario())
+    assert model.scorer.calls == [6]
+    assert results[0] == [1] and results[5] == [2]  # (0,1) prefers item 1; (5,1) item 2
+    assert metrics.batch_size.labels(model="linear")._sum.get() == 6  # type: ignore[attr-defined]
+
+
+def test_max_batch_splits_the_queue() -> None:
+    model = _model()
+
+    async def scenario() -> None:
+        batcher = ScoreBatcher(model, Metrics(), max_batch=4, wait_s=10.0)  # type: ignore[arg-type]
+        # A full batch goes at once: 8 jobs under a 10 s window finish without waiting it out.
+        await asyncio.wait_for(
+            asyncio.gather(*(batcher.rank(_job([1.0, 0.0])) for _ in range(8))), timeout=5
+        )
+        await batcher.close()
+
+    asyncio.run(scenario())
+    assert model.scorer.calls == [4, 4]
+
+
+def test_close_scores_what_is_queued_then_refuses_new_jobs() -> None:
+    model = _model()
+
+    async def scenario() -> tuple[int, BaseException | None]:
+        batcher = ScoreBatcher(model, Metrics(), max_batch=64, wait_s=10.0)  # type: ignore[arg-type]
+        queued = [asyncio.ensure_future(batcher.rank(_job([1.0, 0.0]))) for _ in range(3)]
+        await asyncio.sleep(0)  # the jobs are queued, the 10 s window is running
+        await asyncio.wait_for(batcher.close(), timeout=5)  # flushes without waiting it out
+        done = sum(1 for f in queued if f.done() and f.exception() is None)
+        try:
+            await batcher.rank(_job([1.0, 0.0]))
+        except BatcherClosed as exc:
+            return done, exc
+        return done, None
+
+    done, refused = asyncio.run(scenario())
+    assert done == 3 and isinstance(refused, BatcherClosed)
+
+
+def test_a_scoring_error_reaches_every_waiter_and_the_loop_survives() -> None:
+    model = _model()
+
+    async def scenario() -> list[int]:
+        batcher = ScoreBatcher(model, Metrics(), max_batch=8, wait_s=0.01)  # type: ignore[arg-type]
+        bad = _job([1.0, 0.0, 3.0])  # wrong state width: the matrix product fails
+        with pytest.raises(RuntimeError):
+            await batcher.rank(bad)
+        ok = await batcher.rank(_job([0.0, 1.0], k=1))
+        await batcher.close()
+        return ok.items.tolist()
+
+    assert asyncio.run(scenario()) == [1]

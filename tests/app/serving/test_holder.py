@@ -1,0 +1,125 @@
+"""Model holder: hot swap without restart, refusal of broken versions, late default model."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.serving.holder import resolve_device
+from models_store import ModelStore
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def _version(client: TestClient) -> str:
+    return str(client.get("/v1/users/u1/recommendations", params={"k": 3}).json()["version"])
+
+
+def test_promoted_version_is_picked_up_without_restart(
+    client: TestClient, store_dir: Path, train: Callable[..., str]
+) -> None:
+    holder = client.app.state.services.holder  # type: ignore[attr-defined]
+    assert _version(client) == "1"
+    in_flight = holder.get("mult-vae")  # what a request that started now holds
+    assert train(ModelStore(store_dir), "mult-vae", seed=1) == "2"  # promoted
+    _wait_for(lambda: _version(client) == "2")
+    # The old object stays intact for requests that still hold it.
+    assert in_flight.version == "1"
+    state = in_flight.scorer.user_state(torch.tensor([-1]), _one_item_history(in_flight))
+    assert in_flight.scorer.score(state).shape == (1, in_flight.n_items)
+    metrics = client.get("/metrics").text
+    assert 'genrec_model_loaded{model="mult-vae",version="2"} 1.0' in metrics
+    assert 'version="1"' not in metrics.split("genrec_model_loaded")[-1]
+    ModelStore(store_dir).rollback("mult-vae")
+    _wait_for(lambda: _version(client) == "1")
+
+
+def _one_item_history(model):  # type: ignore[no-untyped-def]
+    from training.models.base import History
+
+    return History.from_lists([[0]], None, model.n_items)
+
+
+def _corrupt_tensors(version_dir: Path) -> None:
+    path = version_dir / "tensors.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def _unknown_format(version_dir: Path) -> None:
+    path = version_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format_version"] = 99
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [(_corrupt_tensors, "sha256"), (_unknown_format, "format_version")],
+)
+def test_broken_version_is_refused_and_the_old_one_keeps_serving(
+    make_client: Callable[..., TestClient],
+    store_dir: Path,
+    train: Callable[..., str],
+    damage: Callable[[Path], None],
+    expected: str,
+) -> None:
+    client = make_client(reload_interval_s=3600)  # the test drives polling itself
+    holder = client.app.state.services.holder  # type: ignore[attr-defined]
+    store = ModelStore(store_dir)
+    train(store, "mult-vae", seed=1)  # version 2, promoted
+    damage(store_dir / "mult-vae" / "versions" / "2")
+    holder.poll_once()
+    assert _version(client) == "1"
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True  # still serving version 1
+    error = ready["models"]["mult-vae"]["error"]
+    assert "version 2" in error and expected in error
+    assert 'genrec_model_load_errors_total{model="mult-vae"} 1.0' in client.get("/metrics").text
+    holder.poll_once()  # a refused version is not re-read on every poll
+    assert 'genrec_model_load_errors_total{model="mult-vae"} 1.0' in client.get("/metrics").text
+
+
+def test_default_model_published_after_startup_is_loaded(
+    make_client: Callable[..., TestClient], tmp_path: Path, train: Callable[..., str]
+) -> None:
+    empty = tmp_path / "late-store"
+    client = make_client(store_dir=empty)
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/v1/users/u1/recommendations").status_code == 404
+    train(ModelStore(empty), "mult-vae")
+    _wait_for(lambda: client.get("/readyz").status_code == 200)
+    assert _version(client) == "1"
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            resolve_device("cuda")
+
+
+def test_model_that_fails_its_first_load_answers_503_with_the_reason(
+    client: TestClient, store_dir: Path
+) -> None:
+    _corrupt_tensors(store_dir / "biased-mf" / "versions" / "1")
+    for _ in range(2):  # the second answer comes from the recorded failure
+        r = client.get("/v1/users/u1/recommendations", params={"model": "biased-mf"})
+        assert r.status_code == 503
+        assert "biased-mf version 1 refused" in r.json()["message"]
+    assert client.get("/v1/users/u1/recommendations").status_code == 200  # others unaffected

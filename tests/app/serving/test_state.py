@@ -1,0 +1,85 @@
+"""User-state rules: history values, merge order, seen set."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from app.serving.state import history_value, merge_history
+
+
+def _model(predicts_ratings: bool, rating_range: tuple[float, float] = (1.0, 5.0)):  # type: ignore[no-untyped-def]
+    return SimpleNamespace(predicts_ratings=predicts_ratings, rating_range=rating_range)
+
+
+def test_click_without_rating() -> None:
+    assert history_value(_model(False), None) == 5.0  # positive signal for a ranking model
+    assert history_value(_model(False, (0.0, 1.0)), None) == 1.0
+    assert history_value(_model(True), None) is None  # no made-up rating for a rating model
+    assert history_value(_model(True), 2.0) == 2.0
+
+
+def test_later_events_win_and_clicks_only_mark_seen_for_rating_models() -> None:
+    items, values, seen = merge_history(
+        _model(True), [3, 7], [4.0, 2.0], [(7, 5.0), (9, None), (7, 1.0)]
+    )
+    assert dict(zip(items, values, strict=True)) == {3: 4.0, 7: 1.0}
+    assert sorted(seen.tolist()) == [3, 7, 9]
+    items, values, _ = merge_history(_model(False), np.array([], dtype=np.int64), [], [(9, None)])
+    assert (items, values) == ([9], [5.0])
+
+
+class _DownLog:
+    """A LogReader whose database is unreachable."""
+
+    def read(self, user_id: str, after: object) -> None:
+        return None
+
+
+def test_database_down_uses_cached_state_as_is_and_writes_nothing(client) -> None:  # type: ignore[no-untyped-def]
+    from app.core.cache import MemoryCache
+    from app.core.metrics import Metrics
+    from app.serving.state import user_context
+
+    model = client.app.state.services.holder.get("mult-vae")
+    cache = MemoryCache(Metrics())
+    known = user_context(model, "u2", _DownLog(), cache)  # type: ignore[arg-type]
+    assert known.degraded and known.state is not None and not known.folded_in
+    assert set(known.seen.tolist()) == set(model.training_row(model.user_index["u2"])[0].tolist())
+    assert cache.get("u2", "mult-vae", "1") is None  # computed without the log: not cached
+    cached = np.arange(known.state.shape[1], dtype=np.float32)
+    cache.set("stranger", "mult-vae", "1", cached, stamp=7)
+    stranger = user_context(model, "stranger", _DownLog(), cache)  # type: ignore[arg-type]
+    assert stranger.degraded and stranger.state is not None
+    assert stranger.state[0].tolist() == cached.tolist()
+    nobody = user_context(model, "nobody", _DownLog(), cache)  # type: ignore[arg-type]
+    assert nobody.degraded and nobody.state is None  # -> popularity fallback
+
+
+def test_batched_contexts_equal_one_by_one(client) -> None:  # type: ignore[no-untyped-def]
+    from app.core.cache import MemoryCache
+    from app.core.metrics import Metrics
+    from app.serving.state import user_context, user_contexts
+
+    services = client.app.state.services
+    client.post("/v1/interactions", json={"user_id": "u4", "item_id": "7", "rating": 5})
+    client.post("/v1/interactions", json={"user_id": "fresh", "item_id": "3"})
+    model = services.holder.get("mult-vae")
+    logs = services.recommender.logs
+    users = ["u1", "u4", "fresh", "nobody", "u1"]  # known, known + log, unknown + log, nothing
+    batched = user_contexts(model, users, logs, MemoryCache(Metrics()))
+    single = [user_context(model, u, logs, MemoryCache(Metrics())) for u in users]
+    for b, s in zip(batched, single, strict=True):
+        assert (b.folded_in, b.degraded) == (s.folded_in, s.degraded)
+        assert sorted(b.seen.tolist()) == sorted(s.seen.tolist())
+        if s.state is None:
+            assert b.state is None
+        else:
+            assert b.state is not None and np.allclose(b.state.numpy(), s.state.numpy(), atol=1e-5)
+    assert [b.state is None for b in batched] == [False, False, False, True, False]
+    cache = MemoryCache(Metrics())
+    user_contexts(model, users, logs, cache)
+    again = user_contexts(model, users, logs, cache)  # second time from the cache
+    assert np.allclose(again[1].state.numpy(), batched[1].state.numpy(), atol=1e-5)
+    assert cache.get("u4", "mult-vae", "1")[1] > 0  # stamped with the logged row's id

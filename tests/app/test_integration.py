@@ -1,0 +1,154 @@
+"""The service against the real Postgres and Redis (fixtures from tests/conftest.py)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.integration
+
+
+def _uid() -> str:
+    return f"it-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def services_client(
+    make_client: Callable[..., TestClient], postgres_url: str, redis_url: str, redis_namespace: str
+) -> TestClient:
+    return make_client(
+        database_url=postgres_url, redis_url=redis_url, cache_namespace=redis_namespace
+    )
+
+
+def test_interaction_is_committed_before_the_201(
+    services_client: TestClient, postgres_url: str
+) -> None:
+    user = _uid()
+    batch = {"interactions": [{"user_id": user, "item_id": str(i), "rating": 4} for i in range(3)]}
+    r = services_client.post("/v1/interactions", json=batch)
+    assert r.status_code == 201
+    other = create_engine(postgres_url)  # a separate connection: sees only committed rows
+    try:
+        with other.connect() as conn:
+            rows = conn.execute(
+                text("SELECT item_id, rating FROM interactions WHERE user_id = :u ORDER BY id"),
+                {"u": user},
+            ).all()
+    finally:
+        other.dispose()
+    assert [(r.item_id, r.rating) for r in rows] == [("0", 4.0), ("1", 4.0), ("2", 4.0)]
+
+
+def test_post_deletes_the_users_redis_key(
+    services_client: TestClient, redis_url: str, redis_namespace: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    key = f"{redis_namespace}:state:u3"
+    try:
+        services_client.get("/v1/users/u3/recommendations")
+        services_client.get("/v1/users/u3/recommendations", params={"model": "ease"})
+        assert client.hkeys(key) != []  # one hash, a field per model version
+        assert (
+            services_client.post(
+                "/v1/interactions", json={"user_id": "u3", "item_id": "1"}
+            ).status_code
+            == 201
+        )
+        assert client.exists(key) == 0
+    finally:
+        client.close()
+
+
+def test_lost_invalidation_does_not_serve_stale_state(
+    services_client: TestClient, redis_url: str, redis_namespace: str
+) -> None:
+    services = services_client.app.state.services  # type: ignore[attr-defined]
+    before = services_client.get("/v1/users/u9/recommendations", params={"k": 5}).json()
+    services.cache.invalidate = lambda user_ids: None  # as if Redis missed the DEL
+    posted = before["items"][0]["item_id"]
+    services_client.post("/v1/interactions", json={"user_id": "u9", "item_id": posted})
+    after = services_client.get("/v1/users/u9/recommendations", params={"k": 5}).json()
+    assert posted not in [it["item_id"] for it in after["items"]]
+    _, stamp = services.cache.get("u9", "mult-vae", "1")
+    assert stamp > 0  # the stored state now includes the new log row
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A private redis-server on a free port that the test may kill (never the shared one)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server binary not found; the Redis-outage test needs it")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("private redis-server did not start")
+            time.sleep(0.05)
+    yield url, proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_every_endpoint_answers_with_redis_down(
+    make_client: Callable[..., TestClient],
+    postgres_url: str,
+    own_redis: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    url, proc = own_redis
+    client = make_client(database_url=postgres_url, redis_url=url, cache_namespace="outage")
+    warm = client.get("/v1/users/u4/recommendations", params={"k": 5}).json()
+    assert warm["fallback"] is False
+    proc.kill()
+    proc.wait(timeout=10)
+
+    assert client.get("/v1/users/u4/recommendations", params={"k": 5}).json() == warm
+    user = _uid()
+    r = client.post("/v1/interactions", json={"user_id": user, "item_id": "6", "rating": 5})
+    assert r.status_code == 201
+    folded = client.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+    assert folded["fallback"] is False and "6" not in [i["item_id"] for i in folded["items"]]
+    adhoc = client.post("/v1/recommendations", json={"history": [{"item_id": "6"}], "k": 5})
+    assert adhoc.status_code == 200 and adhoc.json()["items"] == folded["items"]
+    r = client.post(
+        "/v1/predictions", json={"user_id": user, "item_ids": ["2"], "model": "biased-mf"}
+    )
+    assert r.status_code == 200 and 1.0 <= r.json()["predictions"][0]["rating"] <= 5.0
+    assert client.get("/v1/items/6/similar", params={"k": 3}).status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["cache"]["ok"] is False
+    assert client.get("/healthz").status_code == 200
+    errors = [
+        line
+        for line in client.get("/metrics").text.splitlines()
+        if line.startswith("genrec_cache_errors_total")
+    ]
+    assert float(errors[0].split()[-1]) > 0

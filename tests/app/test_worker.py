@@ -1,0 +1,110 @@
+"""The worker loop: ``run_worker`` / ``genrec worker`` in embedded mode, schedule, shutdown.
+
+Single jobs are tested in ``tests/app/retrain/test_runner.py``; the
+multi-process acceptance tests (real Postgres and Redis, SIGKILL) are in
+``tests/e2e/test_retrain_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from app.core.config import get_settings
+from app.core.db import session_scope
+from app.repository import NewInteraction, add_interactions
+from app.retrain import lifecycle as lc
+from app.retrain.lifecycle import RetrainRequest
+from app.worker import Worker, build_context, run_worker
+from models_store import ModelStore
+from tests.app.conftest import embedded_settings
+from training.cli import app as cli
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def logged(sessions: sessionmaker[Session]) -> None:
+    """Clicks of 8 users over 30 items (enough items for ndcg@20)."""
+    rows = [
+        NewInteraction(f"user{u}", f"item{(u * 7 + k) % 30}", None)
+        for u in range(8)
+        for k in range(12)
+    ]
+    with session_scope(sessions) as session:
+        add_interactions(session, rows)
+
+
+def test_periodic_retraining_in_embedded_mode(
+    sqlite_url: str, tmp_path: Path, sessions: sessionmaker[Session], logged: None
+) -> None:
+    """No job and RETRAIN_EVERY set: a worker schedules one for the default model and runs it."""
+    settings = embedded_settings(
+        database_url=sqlite_url,
+        store_dir=tmp_path / "store",
+        default_model="ease",
+        retrain_every="1h",
+    )
+    assert run_worker(settings, once=True) == 1
+    jobs = lc.list_jobs(sessions)
+    assert [(j.trigger, j.status, j.promoted) for j in jobs] == [("schedule", "succeeded", True)]
+    assert jobs[0].gate["reason"] == "no production version yet"
+    assert ModelStore(tmp_path / "store").alias_state("ease") == jobs[0].result_version
+    assert run_worker(settings, once=True) == 0  # scheduled less than an hour ago: nothing new
+
+
+def test_no_schedule_by_default(sqlite_url: str, tmp_path: Path, logged: None) -> None:
+    settings = embedded_settings(database_url=sqlite_url, store_dir=tmp_path / "store")
+    assert settings.retrain_every is None
+    assert run_worker(settings, once=True) == 0
+
+
+def test_stop_request_hands_the_running_job_back(
+    sqlite_url: str, tmp_path: Path, sessions: sessionmaker[Session], logged: None
+) -> None:
+    """SIGTERM sets ``stop``: the job stops at its next epoch and is queued for another worker."""
+    settings = embedded_settings(database_url=sqlite_url, store_dir=tmp_path / "store")
+    worker = Worker(build_context(settings))
+    job = lc.enqueue(sessions, RetrainRequest("mult-vae", {"epochs": 400, "hidden_dim": 8}))
+    thread = threading.Thread(target=worker.run, kwargs={"once": True})
+    thread.start()
+    for _ in range(300):
+        progress = lc.get_job(sessions, job.id).progress or {}
+        if progress.get("epoch"):
+            break
+        threading.Event().wait(0.05)
+    worker.stop.set()
+    thread.join(timeout=30)
+    row = lc.get_job(sessions, job.id)
+    assert not thread.is_alive()
+    assert (row.status, row.worker_id, row.result_version) == ("queued", None, None)
+    assert "shutting down" in row.log_tail
+
+
+def test_genrec_worker_once_command(
+    sqlite_url: str,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    logged: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GENREC_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    job = lc.enqueue(sessions, RetrainRequest("popularity", data="log", promote="never"))
+    try:
+        result = CliRunner().invoke(cli, ["worker", "--once", "--poll-interval", "0.1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    row = lc.get_job(sessions, job.id)
+    assert (row.status, row.promoted) == ("succeeded", False)
+    assert ModelStore(tmp_path / "store").alias_state("popularity") is None
