@@ -1,0 +1,356 @@
+"""Serving benchmark: latency and throughput of a real ``genrec serve`` on loopback.
+
+What it does:
+
+1. Builds a model store unless ``--store`` names one: Mult-VAE and biased-MF
+   trained quickly on MovieLens-100K (``GENREC_DATA_DIR``). With ``--items N``
+   the Mult-VAE version is replaced by a synthetic catalog of N items: the
+   same model shape (encoder input and decoder output widened to N, random
+   values), written as a real artifact, so scoring cost scales as in production.
+2. Starts ``genrec serve`` as a subprocess with ``GENREC_BENCH_ENDPOINTS=true``
+   (which mounts ``GET /v1/_bench/constant``, a route that does nothing).
+3. For each endpoint and each concurrency (default 1, 8, 32, 128) runs a
+   separate load-generator *process*: an asyncio (uvloop) HTTP/1.1 keep-alive
+   client with one connection per concurrent user, closed loop, for
+   ``--duration`` seconds after a warm-up. It prints p50/p95/p99 latency, req/s
+   and the ratio of req/s to the bare endpoint's at the same concurrency.
+
+Endpoints: ``constant`` (the HTTP stack's ceiling), ``recs`` (GET
+/v1/users/{id}/recommendations?k=10 over the ML-100K user ids), ``predict``
+(POST /v1/predictions, 10 items, biased-mf), ``interactions`` (POST
+/v1/interactions, one new event per request).
+
+Usage::
+
+    python benchmarks/serve_bench.py                                  # embedded: SQLite + in-process cache
+    python benchmarks/serve_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1/genrec_bench \\
+        --redis-url redis://127.0.0.1:6379/0                          # production-like
+    python benchmarks/serve_bench.py --items 100000 --endpoints constant,recs
+    python benchmarks/serve_bench.py --server-env GENREC_BATCH_WAIT_MS=0   # any server setting
+
+The load generator shares the machine with the server: on a small machine its
+own CPU use lowers every figure, the bare endpoint's included, which is why
+the ratio is the figure to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENDPOINTS = ("constant", "recs", "predict", "interactions")
+RATING_MODEL = "biased-mf"
+
+
+# --------------------------------------------------------------------------- store
+
+
+def build_store(root: Path, data_dir: Path | None, items: int | None) -> None:
+    """Mult-VAE + biased-MF on ML-100K (quick settings); optionally a synthetic catalog."""
+    import torch
+
+    from models_store import ModelStore
+    from training.data.datasets import load_dataset
+    from training.pipeline import train_and_save
+
+    torch.set_num_threads(1)
+    data = load_dataset("ml-100k", data_dir=data_dir, allow_download=False)
+    store = ModelStore(root)
+    t0 = time.perf_counter()
+    train_and_save(store, "mult-vae", data, {"epochs": 10}, source="ml-100k", promote=True)
+    train_and_save(store, RATING_MODEL, data, {"epochs": 10}, source="ml-100k", promote=True)
+    print(f"# trained mult-vae and {RATING_MODEL} on ml-100k in {time.perf_counter() - t0:.0f} s")
+    if items is not None:
+        widen_catalog(store, "mult-vae", items)
+
+
+def widen_catalog(store: Any, model: str, n_items: int, seed: int = 0) -> None:
+    """Publish a version of ``model`` with ``n_items`` random items (same shapes otherwise).
+
+    Every tensor with an item axis is regrown to ``n_items`` rows with values drawn
+    like the trained ones (same mean/std); users and their histories are kept, so
+    fold-in, seen-item masking and the cache work exactly as with the real model.
+    """
+    from models_store import VersionContents
+
+    loaded = store.load(model, store.resolve(model, "production"))
+    manifest, contents = loaded.manifest, loaded.contents
+    old = len(contents.item_ids)
+    if n_items < old:
+        raise SystemExit(f"--items must be at least the real catalog's {old}")
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, array in contents.tensors.items():
+        axis = next((a for a, size in enumerate(array.shape) if size == old), None)
+        if axis is None:
+            tensors[name] = array
+            continue
+        shape = list(array.shape)
+        shape[axis] = n_items
+        fresh = rng.standard_normal(size=shape, dtype=np.float32)  # float32: 1M x 600 fits
+        fresh *= float(array.std()) + 1e-6
+        fresh += float(array.mean())
+        tensors[name] = fresh.astype(array.dtype, copy=False)
+    item_ids = [*contents.item_ids, *(f"syn{i}" for i in range(n_items - old))]
+    config = {**manifest.scorer_config, "n_items": n_items}
+    data = manifest.data
+    widened = VersionContents(
+        tensors=tensors, user_ids=contents.user_ids, item_ids=item_ids, history=contents.history
+    )
+    saved = store.save(
+        model,
+        widened,
+        scorer_config=config,
+        hyper_parameters=manifest.hyper_parameters,
+        metrics={},
+        data=type(data)(**{**data.to_dict(), "n_items": n_items, "source": "synthetic"}),
+        training={"synthetic_items": n_items},
+    )
+    store.promote(model, saved.version)
+    print(f"# {model} version {saved.version}: synthetic catalog of {n_items:,} items")
+
+
+# --------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(args: argparse.Namespace, store: Path, workdir: Path) -> tuple[Any, int]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENREC_")}
+    env.update(
+        GENREC_STORE_DIR=str(store),
+        GENREC_BENCH_ENDPOINTS="true",
+        GENREC_DATABASE_URL=args.database_url or f"sqlite:///{workdir}/genrec.db",
+    )
+    if args.redis_url:
+        env["GENREC_REDIS_URL"] = args.redis_url
+        env["GENREC_CACHE_NAMESPACE"] = f"bench-{port}"
+    for pair in args.server_env:
+        key, _, value = pair.partition("=")
+        env[key] = value
+    genrec = str(Path(sys.executable).parent / "genrec")
+    log = (workdir / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [genrec, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"genrec serve exited; see {workdir / 'server.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("genrec serve did not become ready in 120 s")
+
+
+# --------------------------------------------------------------------------- load generator
+
+
+def request_bytes(kind: str, conn: int, n: int, users: list[str], items: list[str]) -> bytes:
+    """The n-th request of connection ``conn`` for endpoint ``kind`` (HTTP/1.1, keep-alive)."""
+    if kind == "constant":
+        return b"GET /v1/_bench/constant HTTP/1.1\r\nHost: bench\r\n\r\n"
+    if kind == "recs":
+        user = users[(conn * 7919 + n) % len(users)]
+        return f"GET /v1/users/{user}/recommendations?k=10 HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    if kind == "predict":
+        user = users[(conn * 7919 + n) % len(users)]
+        start = (n * 10) % max(len(items) - 10, 1)
+        body = {"user_id": user, "item_ids": items[start : start + 10], "model": RATING_MODEL}
+    elif kind == "interactions":
+        body = {"user_id": f"bench-{conn}-{n}", "item_id": items[n % len(items)], "rating": 4}
+    else:
+        raise ValueError(kind)
+    payload = json.dumps(body).encode()
+    path = "/v1/predictions" if kind == "predict" else "/v1/interactions"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+async def _connection(
+    port: int, kind: str, conn: int, stop_at: float, warm_until: float, out: dict[str, Any]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    users, items = out["users"], out["items"]
+    n = 0
+    try:
+        while (now := time.perf_counter()) < stop_at:
+            writer.write(request_bytes(kind, conn, n, users, items))
+            n += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            done = time.perf_counter()
+            if now >= warm_until:
+                out["latencies"].append(done - now)
+                if not 200 <= status < 300:
+                    out["errors"][status] = out["errors"].get(status, 0) + 1
+    finally:
+        writer.close()
+
+
+async def _drive(port: int, kind: str, conc: int, duration: float, warmup: float) -> dict:
+    users = [str(u) for u in range(1, 944)]  # ML-100K user and item ids (both models know them)
+    items = [str(i) for i in range(1, 1001)]
+    out: dict[str, Any] = {"latencies": [], "errors": {}, "users": users, "items": items}
+    start = time.perf_counter()
+    warm_until, stop_at = start + warmup, start + warmup + duration
+    await asyncio.gather(
+        *(_connection(port, kind, c, stop_at, warm_until, out) for c in range(conc))
+    )
+    elapsed = time.perf_counter() - warm_until
+    lat = np.asarray(out["latencies"]) * 1000.0
+    return {
+        "endpoint": kind,
+        "concurrency": conc,
+        "requests": int(lat.size),
+        "rps": lat.size / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+        "p95_ms": float(np.percentile(lat, 95)) if lat.size else float("nan"),
+        "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+        "errors": out["errors"],
+    }
+
+
+def load_main(argv: list[str]) -> None:
+    """Entry of the load-generator subprocess: one endpoint at one concurrency; JSON on stdout."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--kind", choices=ENDPOINTS, required=True)
+    parser.add_argument("--concurrency", type=int, required=True)
+    parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--warmup", type=float, required=True)
+    a = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(_drive(a.port, a.kind, a.concurrency, a.duration, a.warmup))
+    print(json.dumps(result))
+
+
+def run_load(port: int, kind: str, conc: int, duration: float, warmup: float) -> dict:
+    cmd = [sys.executable, __file__, "_load", "--port", str(port), "--kind", kind]
+    cmd += ["--concurrency", str(conc), "--duration", str(duration), "--warmup", str(warmup)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- report
+
+
+def batch_totals(port: int) -> tuple[float, float]:
+    """(sum, count) of the ``genrec_batch_size`` histogram, from /metrics."""
+    import httpx
+
+    total = count = 0.0
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+        if line.startswith("genrec_batch_size_sum"):
+            total += float(line.split()[-1])
+        elif line.startswith("genrec_batch_size_count"):
+            count += float(line.split()[-1])
+    return total, count
+
+
+def print_row(result: dict, ceiling: dict[int, float], batch: str = "") -> None:
+    ratio = (
+        result["rps"] / ceiling[result["concurrency"]] if result["concurrency"] in ceiling else 1
+    )
+    errors = ",".join(f"{k}x{v}" for k, v in result["errors"].items()) or "-"
+    print(
+        f"| {result['endpoint']:<12} | {result['concurrency']:>4} | {result['rps']:>8.0f} | "
+        f"{result['p50_ms']:>7.2f} | {result['p95_ms']:>7.2f} | {result['p99_ms']:>7.2f} | "
+        f"{ratio:>6.0%} | {batch:>5} | {errors} |",
+        flush=True,
+    )
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_load":
+        load_main(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--store", type=Path, help="existing store (default: train into a temp one)"
+    )
+    parser.add_argument("--items", type=int, help="synthetic catalog size for mult-vae")
+    parser.add_argument("--concurrency", default="1,8,32,128")
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds not measured per cell")
+    parser.add_argument("--database-url", help="default: a SQLite file in the temp dir")
+    parser.add_argument("--redis-url", help="default: the in-process cache")
+    parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for serve")
+    args = parser.parse_args()
+    endpoints = [e for e in args.endpoints.split(",") if e]
+    unknown = set(endpoints) - set(ENDPOINTS)
+    if unknown:
+        raise SystemExit(f"unknown endpoints {sorted(unknown)}; known: {', '.join(ENDPOINTS)}")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    workdir = Path(tempfile.mkdtemp(prefix="genrec-bench-"))
+    store = args.store or workdir / "store"
+    if not store.exists():  # build it (kept afterwards when --store named it)
+        data_dir = os.environ.get("GENREC_DATA_DIR")
+        build_store(store, Path(data_dir) if data_dir else None, args.items)
+    elif args.items is not None:
+        raise SystemExit("--items builds a new store; pass a --store path that does not exist")
+    proc, port = start_server(args, store, workdir)
+    try:
+        print(
+            f"# server settings: {' '.join(args.server_env) or 'defaults'}; cpus={os.cpu_count()}"
+        )
+        print(
+            "| endpoint     | conc |    req/s | p50 ms  | p95 ms  | p99 ms  | vs bare | batch | non-2xx |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        ceiling: dict[int, float] = {}
+        for kind in ["constant", *[e for e in endpoints if e != "constant"]]:
+            for conc in levels:
+                before = batch_totals(port)
+                result = run_load(port, kind, conc, args.duration, args.warmup)
+                after = batch_totals(port)
+                if kind == "constant":
+                    ceiling[conc] = result["rps"]
+                batches = after[1] - before[1]
+                mean_batch = f"{(after[0] - before[0]) / batches:.1f}" if batches else ""
+                print_row(result, ceiling, mean_batch)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Seconds per training epoch of Mult-VAE (paper architecture, 500 users per batch).
+
+Two workloads:
+
+* ``ml-100k``: MovieLens-100K clicks (ratings > 3.5), every user with a click.
+* ``synthetic``: a random click matrix of ML-20M's shape and density after
+  Liang et al.'s preprocessing (136,677 users x 20,108 items, ~10M clicks),
+  item popularity Zipf-like; ``--users/--items/--clicks`` scale it down.
+
+Usage::
+
+    python benchmarks/train_speed.py                       # both, on cpu
+    python benchmarks/train_speed.py --workload synthetic --users 34169 \\
+        --items 20108 --clicks 2500000 --device cuda --epochs 3
+
+Prints one line per workload: shape, device, threads and the mean seconds per
+epoch over ``--epochs`` timed epochs (one warm-up epoch is run first and not
+counted). No validation runs inside the timed epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+
+from training.data.interactions import IdMap, Interactions
+from training.models.mult_vae import MultVAE
+
+ML20M_USERS, ML20M_ITEMS, ML20M_CLICKS = 136_677, 20_108, 10_000_000
+
+
+def synthetic_clicks(users: int, items: int, clicks: int, seed: int = 0) -> Interactions:
+    """Random clicks with Zipf-like item popularity; duplicates collapse (so ~``clicks``)."""
+    if min(users, items, clicks) < 1:
+        raise SystemExit("--users, --items and --clicks must be >= 1")
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / (1.0 + np.arange(items)) ** 0.8
+    u = rng.integers(0, users, size=clicks, dtype=np.int64)
+    i = rng.choice(items, size=clicks, p=popularity / popularity.sum()).astype(np.int64)
+    return Interactions(
+        users=u,
+        items=i,
+        ratings=np.ones(clicks, dtype=np.float32),
+        timestamps=np.zeros(clicks, dtype=np.int64),
+        user_ids=IdMap(tuple(str(k) for k in range(users))),
+        item_ids=IdMap(tuple(str(k) for k in range(items))),
+        explicit=False,
+    )
+
+
+def ml100k_clicks(data_dir: str | None) -> Interactions:
+    """ML-100K ratings > 3.5 as clicks (the strong-generalization preprocessing)."""
+    from training.data.datasets import load_dataset
+
+    return load_dataset("ml-100k", data_dir=data_dir).binarize(3.5)
+
+
+def seconds_per_epoch(data: Interactions, device: str, epochs: int) -> float:
+    """Mean wall time of ``epochs`` training epochs after one warm-up epoch."""
+    model = MultVAE(MultVAE.Config(epochs=epochs + 1, device=device))
+    report = model.fit(data)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return float(np.mean([e.seconds for e in report.history[1:]]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workload", choices=["ml-100k", "synthetic", "both"], default="both")
+    parser.add_argument("--users", type=int, default=ML20M_USERS)
+    parser.add_argument("--items", type=int, default=ML20M_ITEMS)
+    parser.add_argument("--clicks", type=int, default=ML20M_CLICKS)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after 1 warm-up)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--data-dir", default=os.environ.get("GENREC_DATA_DIR"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    workloads = ["ml-100k", "synthetic"] if args.workload == "both" else [args.workload]
+    for name in workloads:
+        started = time.perf_counter()
+        if name == "ml-100k":
+            data = ml100k_clicks(args.data_dir)
+        else:
+            data = synthetic_clicks(args.users, args.items, args.clicks)
+        matrix = data.to_csr("ones")
+        active = int((np.diff(matrix.indptr) > 0).sum())
+        built = time.perf_counter() - started
+        spe = seconds_per_epoch(data, args.device, args.epochs)
+        print(
+            f"mult-vae {name}: {active} users x {data.n_items} items, {matrix.nnz} clicks | "
+            f"device={args.device} threads={args.threads} | "
+            f"{spe:.3f} s/epoch (mean of {args.epochs}; data built in {built:.1f} s)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
