@@ -6,7 +6,10 @@ One autoencoder reconstructs partially observed rating vectors r:
     min_θ  Σ_r ‖r − h(r; θ)‖²_O + λ/2 · (‖W‖²_F + ‖V‖²_F)         (eq. 2)
 
 with g = sigmoid, f = identity, 500 hidden units, and ‖·‖_O counting only the
-observed ratings (unobserved inputs are 0 and receive no error). The paper
+observed ratings (unobserved inputs are 0 and receive no error). On implicit
+data (clicks, no rating column) "only the observed entries" would be all
+ones, so there every entry is a target, unobserved ones 0: the usual
+implicit-feedback reading of AutoRec in top-k comparisons (``all_entries``). The paper
 optimised eq. 2 with L-BFGS / RProp on the full batch; here it is Adam on
 mini-batches of rating vectors (the regulariser is scaled by the batch's share
 of the vectors so one epoch sums to eq. 2), with the epoch chosen on
@@ -22,6 +25,8 @@ r_i ∈ R^U and predicts r̂_ui = (h(r_i))_u.
                            rated, shrunk towards the average training user
                            [w̄, b̄]:  (XᵀX + λ_f I) w = Xᵀ r + λ_f w̄,  X = [H_items, 1].
                            With no history at all it is the average user.
+                           With ``all_entries`` (implicit data) every item is a row
+                           of X, target 1 for the user's items and 0 elsewhere.
     Item tensors item_codes (I, H) = g(V r_i + μ) on the training ratings.
     Score        (B, I)    item_codes · w_u + b_u
 
@@ -81,6 +86,13 @@ class AutoRecConfig(ModelConfig):
     fold_in_l2: float = field(
         default=1.0,
         metadata={"help": "I-AutoRec fold-in ridge λ_f towards the average user's decoder row"},
+    )
+    all_entries: bool | None = field(
+        default=None,
+        metadata={
+            "help": "count every entry in ‖r − h(r)‖², unobserved as 0 (None: only on "
+            "implicit data; the paper's explicit loss counts observed ratings only)"
+        },
     )
     device: str = field(default="cpu", metadata={"help": "training device: cpu, cuda or auto"})
 
@@ -156,16 +168,20 @@ class _AutoRecBase(Model):
         """Minimise eq. 2 with Adam; keep the epoch with the best validation RMSE."""
         cfg = self.cfg
         _check_config(cfg)
-        require_explicit(train, self.name)
+        all_entries = (not train.explicit) if cfg.all_entries is None else cfg.all_entries
+        if not all_entries:
+            require_explicit(train, self.name)
+        elif len(train) == 0:
+            raise ModelError(f"model '{self.name}' cannot train on an empty interaction set")
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         self.train_matrix = train.to_csr()
-        self._scorer_config = self.base_scorer_config(train)
+        self._scorer_config = {**self.base_scorer_config(train), "all_entries": all_entries}
         inputs = self._inputs()
         trained_rows = np.flatnonzero(np.diff(inputs.indptr))  # vectors with ≥ 1 rating
         self.net = _AutoEncoder(inputs.shape[1], cfg.hidden).to(device)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        n_observed = max(inputs.nnz, 1)
+        n_observed = max(len(trained_rows) * inputs.shape[1] if all_entries else inputs.nnz, 1)
 
         def run_epoch(_: int) -> dict[str, float]:
             assert self.net is not None
@@ -173,7 +189,10 @@ class _AutoRecBase(Model):
             squared, objective = 0.0, 0.0
             for rows in shuffled_batches(len(trained_rows), cfg.batch_size, rng):
                 r, observed = _dense_rows(inputs, trained_rows[rows], device)
-                error = ((self.net(r) - r) * observed).square().sum()  # ‖r − h(r)‖²_O
+                residual = self.net(r) - r
+                if not all_entries:
+                    residual = residual * observed  # ‖r − h(r)‖²_O
+                error = residual.square().sum()
                 share = len(rows) / len(trained_rows)
                 loss = error + share * cfg.l2 / 2 * self.net.weight_penalty()  # eq. 2
                 optimiser.zero_grad(set_to_none=True)
@@ -241,12 +260,21 @@ class IAutoRecScorer(Scorer):
         return state
 
     def _fold_in(self, items: Tensor, ratings: Tensor) -> Tensor:
-        """Ridge solve (XᵀX + λ_f I) w = Xᵀ r + λ_f w̄ with X = [codes of rated items, 1]."""
+        """Ridge solve (XᵀX + λ_f I) w = Xᵀ r + λ_f w̄ with X = [codes of rated items, 1].
+
+        With ``all_entries`` the user's targets cover every item (their items'
+        values, 0 elsewhere), as in training, so X holds every item's code.
+        """
         codes = self.t["item_codes"]
-        x = torch.cat([codes[items], torch.ones(len(items), 1, device=codes.device)], dim=1)
         lam = float(self.config["fold_in_l2"])
-        eye = torch.eye(x.shape[1], device=codes.device)
         prior = self.t["mean_user"]
+        if self.config.get("all_entries"):
+            target = torch.zeros(codes.shape[0], device=codes.device)
+            target[items] = ratings
+            items = torch.arange(codes.shape[0], device=codes.device)
+            ratings = target
+        x = torch.cat([codes[items], torch.ones(len(items), 1, device=codes.device)], dim=1)
+        eye = torch.eye(x.shape[1], device=codes.device)
         return torch.linalg.solve(x.T @ x + lam * eye, x.T @ ratings + lam * prior)
 
     def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:

@@ -9,6 +9,7 @@ import torch
 from training.data.interactions import Interactions
 from training.models.autorec import AutoRecConfig, IAutoRec, UAutoRec
 from training.models.base import History, ModelError, Validation
+from training.models.popularity import Popularity
 
 
 def synthetic_ratings(seed: int = 0, n_users: int = 80, n_items: int = 50) -> Interactions:
@@ -92,11 +93,48 @@ def test_validation_selects_the_best_epoch() -> None:
     assert rmse(model.to_scorer(), train, test) == pytest.approx(best, abs=1e-5)
 
 
-def test_refuses_implicit_data_and_bad_settings() -> None:
+def test_refuses_implicit_data_for_the_observed_only_loss_and_bad_settings() -> None:
     implicit = synthetic_ratings().binarize(None)
     with pytest.raises(ModelError, match="implicit"):
-        small(IAutoRec).fit(implicit)
+        small(IAutoRec, all_entries=False).fit(implicit)
     with pytest.raises(ModelError, match="fold_in_l2"):
         small(IAutoRec, fold_in_l2=0.0).fit(synthetic_ratings())
     with pytest.raises(ModelError, match="not trained"):
         UAutoRec().to_scorer()
+
+
+@pytest.mark.parametrize("cls", [IAutoRec, UAutoRec])
+def test_implicit_data_trains_on_every_entry_and_ranks_held_out_clicks(
+    cls, structured, hit_rate
+) -> None:
+    """Clicks only: unobserved entries are 0 targets, so the model learns who clicks what."""
+    train, heldout = structured.train.binarize(None), structured.heldout.binarize(None)
+    model = small(cls, epochs=80)
+    report = model.fit(train)
+    assert report.history[-1].losses["loss"] < report.history[0].losses["loss"]
+    scorer = model.to_scorer()
+    assert scorer.config["all_entries"] is True
+    # Popularity knows which items are popular, not which group a user is in.
+    popularity = Popularity()
+    popularity.fit(train)
+    baseline = hit_rate(popularity.to_scorer(), train, heldout, 5)
+    assert hit_rate(scorer, train, heldout, 5) > baseline + 0.05
+
+
+def test_i_autorec_implicit_fold_in_regresses_on_every_item() -> None:
+    """The fold-in targets are the user's clicks and 0 for every other item, as in training."""
+    train = synthetic_ratings().binarize(None)
+    model = small(IAutoRec, epochs=30)
+    model.fit(train)
+    scorer = model.to_scorer()
+    history = History.from_lists([[0, 1, 2]], [[1.0, 1.0, 1.0]], train.n_items)
+    state = scorer.user_state(torch.tensor([-1]), history)
+    codes = scorer.t["item_codes"]
+    x = torch.cat([codes, torch.ones(len(codes), 1)], dim=1)
+    target = torch.zeros(len(codes))
+    target[[0, 1, 2]] = 1.0
+    lam = float(scorer.config["fold_in_l2"])
+    expected = torch.linalg.solve(
+        x.T @ x + lam * torch.eye(x.shape[1]), x.T @ target + lam * scorer.t["mean_user"]
+    )
+    torch.testing.assert_close(state[0], expected)
