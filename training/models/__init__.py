@@ -14,6 +14,7 @@ from training.models.cf_nade import CFNADE
 from training.models.cf_rbm import CFRBM
 from training.models.convmf import PMF, ConvMF
 from training.models.ease import EASE
+from training.models.i_cf_nade import ICFNADE
 from training.models.irgan import IRGAN
 from training.models.mult_dae import MultDAE
 from training.models.mult_vae import MultVAE
@@ -32,6 +33,7 @@ REGISTRY: dict[str, type[Model]] = {
     "i-autorec": IAutoRec,
     "u-autorec": UAutoRec,
     "cf-nade": CFNADE,
+    "i-cf-nade": ICFNADE,
     "cf-rbm": CFRBM,
 }
 
