@@ -45,7 +45,7 @@ def test_is_the_user_based_model_of_the_transposed_ratings() -> None:
 
 def test_scorer_tables_have_the_documented_shapes() -> None:
     train, _ = split(synthetic_ratings())
-    model = small(epochs=2, hidden=12)
+    model = small(epochs=2, hidden=12, refit_users=False)
     model.fit(train)
     t = model.to_scorer().t
     n_levels = len(np.unique(train.ratings))
@@ -55,9 +55,27 @@ def test_scorer_tables_have_the_documented_shapes() -> None:
     torch.testing.assert_close(t["mean_user"], t["user_rows"].mean(dim=0))
 
 
-def test_fold_in_fits_the_new_users_ratings() -> None:
+def test_refitted_rows_are_the_fold_in_of_each_users_training_ratings() -> None:
     train, _ = split(synthetic_ratings())
-    model = small(epochs=20)
+    model = small(epochs=3, hidden=12)
+    model.fit(train)
+    scorer = model.to_scorer()
+    users = torch.arange(5)
+    history = History.from_csr(train.to_csr(), users.numpy())
+    known = scorer.user_state(users, history)
+    folded = scorer.user_state(torch.full((5,), -1), history)
+    torch.testing.assert_close(known, folded)
+    # Epoch selection saw the jointly trained rows; only the final scorer is refitted.
+    joint = ICFNADE(model.config.with_overrides({"refit_users": False}))
+    joint.fit(train)
+    assert not torch.allclose(joint.to_scorer().t["user_rows"], scorer.t["user_rows"])
+
+
+@pytest.mark.parametrize(("prior", "gap"), [(1.0, 1.0), (100.0, 0.2)])
+def test_fold_in_fits_the_new_users_ratings(prior: float, gap: float) -> None:
+    """Six ratings move a weak prior far and the (default) strong prior less, same direction."""
+    train, _ = split(synthetic_ratings())
+    model = small(epochs=20, fold_in_l2=prior)
     model.fit(train)
     scorer = model.to_scorer()
     items = [[0, 1, 2, 3, 4, 5]]
@@ -65,7 +83,7 @@ def test_fold_in_fits_the_new_users_ratings() -> None:
     likes = scorer.user_state(unknown, History.from_lists(items, [[5.0] * 6], train.n_items))
     hates = scorer.user_state(unknown, History.from_lists(items, [[1.0] * 6], train.n_items))
     rated = torch.tensor(items[0])
-    assert scorer.predict(likes, rated).mean() > scorer.predict(hates, rated).mean() + 1.0
+    assert scorer.predict(likes, rated).mean() > scorer.predict(hates, rated).mean() + gap
     # No history: the mean training user.
     empty = scorer.user_state(unknown, History.from_lists([[]], [[]], train.n_items))
     torch.testing.assert_close(empty[0], scorer.t["mean_user"].reshape(-1))
