@@ -22,11 +22,16 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_TEST_URL = os.environ.get("GENREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _service_missing(what: str, exc: Exception) -> None:
-    message = f"{what} is not reachable ({exc}); integration tests need it"
+def _missing(message: str) -> None:
+    """A required resource is absent: a failure under CI, a skip with the reason locally."""
     if IN_CI:
         pytest.fail(message + " (CI=true: required, not skipped)")
-    pytest.skip(message)
+    else:
+        pytest.skip(message)
+
+
+def _service_missing(what: str, exc: Exception) -> None:
+    _missing(f"{what} is not reachable ({exc}); integration tests need it")
 
 
 @pytest.fixture(scope="session")
@@ -34,10 +39,7 @@ def data_dir() -> Path:
     """The real MovieLens copies (``GENREC_DATA_DIR``, else ``../shared/data``)."""
     path = Path(os.environ.get("GENREC_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
     if not (path / "ml-100k" / "u.data").exists():
-        message = f"MovieLens-100K not found under {path}; set GENREC_DATA_DIR"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        _missing(f"MovieLens-100K not found under {path}; set GENREC_DATA_DIR")
     return path
 
 

@@ -207,6 +207,11 @@ class ICFNADE(CFNADE):
         self._fitted = False  # the refit runs on the final model only, not per validated epoch
         self._refit_rows: Tensor | None = None  # (U, K, D+1) once refitted
 
+    @property
+    def icfg(self) -> ICFNADEConfig:
+        assert isinstance(self.config, ICFNADEConfig)
+        return self.config
+
     def fit(
         self,
         train: Interactions,
@@ -214,8 +219,7 @@ class ICFNADE(CFNADE):
         callbacks: list[EpochCallback] | None = None,
     ) -> FitReport:
         """§3.6 training on the transposed ratings; validation scores the served form."""
-        cfg = self.cfg
-        assert isinstance(cfg, ICFNADEConfig)
+        cfg = self.icfg
         if cfg.fold_in_l2 < 0 or cfg.fold_in_steps < 1:
             raise ModelError("fold_in_l2 must be >= 0 and fold_in_steps >= 1")
         self._served_config = self.base_scorer_config(train)
@@ -267,7 +271,7 @@ class ICFNADE(CFNADE):
             "rating_values": levels.detach().clone(),
         }
         scorer = ICFNADEScorer(self._served_config, tensors)
-        if self.cfg.refit_users and self._fitted:  # type: ignore[attr-defined]
+        if self.icfg.refit_users and self._fitted:
             if self._refit_rows is None:
                 self._refit_rows = self._refit(scorer)
             scorer.t["user_rows"] = self._refit_rows.clone()
@@ -320,7 +324,7 @@ class ICFNADE(CFNADE):
         else:
             v = torch.einsum("kuj,jh->kuh", net.output_p, net.output_q)
         u = users.to(levels.device).long()
-        if self._refit_rows is not None and self.cfg.refit_users:  # type: ignore[attr-defined]
+        if self._refit_rows is not None and self.icfg.refit_users:
             # Re-fitted rows are cumulative already (the scorer's layout): s^k = θ^k · [h, 1].
             codes = h if net.output_q is None else h @ net.output_q.T
             theta = self._refit_rows[u]  # (B, K, D+1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.training.models.test_cf_nade import rmse, split, synthetic_ratings
+from tests.training.models.rating_data import rmse, split, synthetic_ratings
 from training.data.interactions import Interactions
 from training.models.base import History, ModelError
 from training.models.cf_nade import CFNADE, CFNADEConfig
