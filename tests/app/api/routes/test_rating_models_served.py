@@ -65,7 +65,8 @@ def test_rating_model_predicts_recommends_and_folds_in(
     # A user the artifact never saw is folded in from the logged ratings.
     new_user = f"new-{name}"
     body = {"model": name, "item_ids": ["7", "3", "11"]}
-    assert rating_client.post("/v1/predictions", json={"user_id": new_user, **body}).status_code
+    unknown = rating_client.post("/v1/predictions", json={"user_id": new_user, **body})
+    assert unknown.status_code == 404, unknown.text  # nothing logged for this user yet
     logged = [{"user_id": new_user, "item_id": i, "rating": 5} for i in ("1", "5", "9")]
     assert rating_client.post("/v1/interactions", json={"interactions": logged}).status_code == 201
     first = rating_client.post("/v1/predictions", json={"user_id": new_user, **body}).json()
