@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from app.core.heap import freeze_long_lived
 from app.core.metrics import Metrics
 from app.serving.loaded import LoadedModel, ModelLoadError, build_loaded_model
 from models_store import ModelStore, StoreError
@@ -202,6 +203,7 @@ class ModelHolder:
             self._models[name] = model  # the swap: one reference replaced
             self._failures.pop(name, None)
         self.metrics.set_loaded_version(name, version, previous.version if previous else None)
+        freeze_long_lived()  # the version lives until the next swap: keep GC scans off it
         log.info(
             "serving %s version %s on %s%s",
             name,
