@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db_models import Interaction, Item, RetrainJob
@@ -92,6 +92,29 @@ def user_interactions(
     ]
 
 
+def _batch_log_statement(with_cutoff: bool) -> Select[Any]:
+    """The micro-batch log query, built once: ``recent`` users (after ``cutoff`` when
+    ``with_cutoff``) or ``whole`` users (every row), oldest first."""
+    recent: ColumnElement[bool] = Interaction.user_id.in_(bindparam("recent", expanding=True))
+    if with_cutoff:
+        cutoff = bindparam("cutoff")
+        recent = and_(recent, or_(Interaction.ts > cutoff, Interaction.created_at > cutoff))
+    return (
+        select(
+            Interaction.user_id,
+            Interaction.id,
+            Interaction.item_id,
+            Interaction.rating,
+            Interaction.ts,
+        )
+        .where(or_(recent, Interaction.user_id.in_(bindparam("whole", expanding=True))))
+        .order_by(Interaction.ts, Interaction.id)
+    )
+
+
+_BATCH_LOG = {True: _batch_log_statement(True), False: _batch_log_statement(False)}
+
+
 def users_interactions(
     session: Session,
     user_ids: Sequence[str],
@@ -103,31 +126,21 @@ def users_interactions(
     Users in ``user_ids`` get the rows after ``after`` (same rule as
     ``user_interactions``); users in ``whole_log`` get every row. Users with
     nothing logged are absent from the result.
+
+    It runs on every recommendation batch, so the statement is built once and
+    executed on the session's connection (Core, not the ORM's execution path):
+    140 us instead of 390 us for a batch of 16 on SQLite (docs/performance.md).
     """
-    clauses = []
-    if user_ids:
-        recent = Interaction.user_id.in_(list(dict.fromkeys(user_ids)))
-        if after is not None:
-            cutoff = as_utc(after)
-            recent = and_(recent, or_(Interaction.ts > cutoff, Interaction.created_at > cutoff))
-        clauses.append(recent)
-    if whole_log:
-        clauses.append(Interaction.user_id.in_(list(dict.fromkeys(whole_log))))
-    if not clauses:
+    if not user_ids and not whole_log:
         return {}
-    query = (
-        select(
-            Interaction.user_id,
-            Interaction.id,
-            Interaction.item_id,
-            Interaction.rating,
-            Interaction.ts,
-        )
-        .where(or_(*clauses))
-        .order_by(Interaction.ts, Interaction.id)
-    )
+    params: dict[str, Any] = {
+        "recent": list(dict.fromkeys(user_ids)),
+        "whole": list(dict.fromkeys(whole_log)),
+    }
+    if after is not None:
+        params["cutoff"] = as_utc(after)
     out: dict[str, list[LoggedInteraction]] = {}
-    for r in session.execute(query):
+    for r in session.connection().execute(_BATCH_LOG[after is not None], params):
         out.setdefault(r.user_id, []).append(
             LoggedInteraction(id=int(r.id), item_id=r.item_id, rating=r.rating, ts=as_utc(r.ts))
         )

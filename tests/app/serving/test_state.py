@@ -30,6 +30,16 @@ def test_later_events_win_and_clicks_only_mark_seen_for_rating_models() -> None:
     assert (items, values) == ([9], [5.0])
 
 
+def test_without_events_the_training_row_is_the_history_and_the_seen_set() -> None:
+    base = np.array([5, 2, 9], dtype=np.int64)
+    items, values, seen = merge_history(_model(True), base, np.array([1.0, 3.0, 5.0]), [])
+    assert (items, values) == ([5, 2, 9], [1.0, 3.0, 5.0])
+    assert seen.tolist() == [5, 2, 9]
+    # The same answer as the general path gives when an event repeats a training item.
+    again = merge_history(_model(True), base, [1.0, 3.0, 5.0], [(2, 3.0)])
+    assert dict(zip(again[0], again[1], strict=True)) == dict(zip(items, values, strict=True))
+
+
 class _DownLog:
     """A LogReader whose database is unreachable."""
 
