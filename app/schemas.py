@@ -116,6 +116,20 @@ class RecommendationResponse(BaseModel):
     )
 
 
+class RecommendationQuery(BaseModel):
+    """Query string of ``GET /v1/users/{user_id}/recommendations`` (see ``app.api.query``).
+
+    Id lengths and ``k``'s upper bound depend on settings and are checked by the
+    serving layer, like the body limits.
+    """
+
+    k: int = Field(10, description="number of items (1..max_k)")
+    model: ModelName | None = Field(None, description="model name; default model if omitted")
+    exclude_seen: bool = Field(True, description="drop items the user already has")
+    exclude: list[str] | None = Field(None, description="item ids never to return")
+    include: list[str] | None = Field(None, description="rank only these item ids")
+
+
 class HistoryEntry(_Strict):
     item_id: Id
     rating: Rating | None = None

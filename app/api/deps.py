@@ -31,11 +31,16 @@ class Services:
     interactions: InteractionLogger
 
 
+def services_of(request: Request) -> Services:
+    """The app's services, for routes that take the ``Request`` instead of the dependency."""
+    services: Services = request.app.state.services
+    return services
+
+
 async def get_services(request: Request) -> Services:
     # A coroutine on purpose: FastAPI runs a sync dependency in the thread pool,
     # which would cost every request a thread hop for a dictionary lookup.
-    services: Services = request.app.state.services
-    return services
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

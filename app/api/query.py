@@ -1,0 +1,67 @@
+"""Query strings parsed by one pydantic model, for the hot GET routes.
+
+Why not FastAPI's ``Query()`` parameters: FastAPI re-inspects every declared
+parameter's annotation on every request (``field_annotation_is_sequence`` and
+friends); for ``GET /v1/users/{id}/recommendations`` and its five optional
+parameters that was ~25% of the route's event-loop time in a profile under
+load, more than scoring the request (docs/performance.md). One
+``model_validate`` of the whole query does the same validation in
+pydantic-core. ``openapi_parameters`` documents the same model, so
+``/openapi.json`` (and schemathesis) still see every parameter.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, TypeVar
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import QueryParams
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _is_list(annotation: Any) -> bool:
+    """``list[str]`` or ``list[str] | None``: a parameter that may repeat (``?x=a&x=b``)."""
+    if typing.get_origin(annotation) is list:
+        return True
+    return any(typing.get_origin(arg) is list for arg in typing.get_args(annotation))
+
+
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    cached = model.__dict__.get("__genrec_list_fields__")
+    if cached is None:
+        cached = frozenset(n for n, f in model.model_fields.items() if _is_list(f.annotation))
+        model.__genrec_list_fields__ = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def parse_query(model: type[M], params: QueryParams) -> M:
+    """``params`` validated as ``model``; a ``RequestValidationError`` (our 422) naming the
+    parameter otherwise. Parameters the model does not declare are ignored, as FastAPI does."""
+    lists = _list_fields(model)
+    data: dict[str, Any] = {}
+    for name in model.model_fields:
+        if name in params:
+            data[name] = params.getlist(name) if name in lists else params[name]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def openapi_parameters(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` that documents ``model``'s fields as optional query parameters."""
+    schema = model.model_json_schema()
+    parameters = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        entry: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": prop}
+        if description:
+            entry["description"] = description
+        parameters.append(entry)
+    return {"parameters": parameters}
