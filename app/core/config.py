@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(True, description="one log line per HTTP request (with request_id)")
     batch_wait_ms: float = Field(
-        1.0, ge=0, le=100, description="longest a ranking request waits for others to batch with"
+        2.0,
+        ge=0,
+        le=100,
+        description="longest a ranking request waits for others to batch with "
+        "(not at all when the previous batch was a single request)",
     )
     batch_max: int = Field(64, gt=0, le=4096, description="most ranking requests in one batch")
     torch_threads: int = Field(

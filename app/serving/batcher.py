@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -97,11 +97,20 @@ def process_batch(
             contexts.append(None)
             continue
         context = next(resolved)
-        banned = np.union1d(job.banned, context.seen) if job.exclude_seen else job.banned
-        prepared.append(replace(job, state=context.state, banned=banned))
+        # Plain constructors, not ``dataclasses.replace``: this runs per request, under the GIL.
+        banned = _ban_seen(job, context.seen)
+        prepared.append(RankJob(context.state, banned, job.allowed, job.k))
         contexts.append(context)
     ranked = rank_batch(model, prepared)
-    return [replace(r, context=c) for r, c in zip(ranked, contexts, strict=True)]
+    return [Ranked(r.items, r.scores, c) for r, c in zip(ranked, contexts, strict=True)]
+
+
+def _ban_seen(job: RankJob, seen: np.ndarray) -> np.ndarray:
+    """The job's banned items plus the user's seen ones (when asked); duplicates are harmless
+    to the mask, and skipping ``union1d`` when there is nothing to merge saves a sort per job."""
+    if not job.exclude_seen or not seen.size:
+        return job.banned
+    return seen if not job.banned.size else np.concatenate([job.banned, seen])
 
 
 def rank_batch(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
@@ -187,6 +196,7 @@ class ScoreBatcher:
         self._full: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._last_batch = 0  # size of the batch scored last (a load signal for the window)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"score-{model.name}")
 
     async def rank(self, job: RankJob) -> Ranked:
@@ -226,14 +236,21 @@ class ScoreBatcher:
                 await self._wait_window(loop)
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                self._last_batch = len(batch)
                 await self._score(loop, batch)
             if self._closing:
                 return
 
     async def _wait_window(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Sleep until the oldest job has waited ``wait_s`` or the batch is full."""
+        """Sleep until the oldest job has waited ``wait_s`` or the batch is full.
+
+        A lone job after a lone batch does not wait: with nobody else in flight
+        (one connection, a quiet server) the window would only add latency.
+        """
         remaining = self._pending[0].arrived + self.wait_s - loop.time()
         if remaining <= 0 or self._closing or len(self._pending) >= self.max_batch:
+            return
+        if len(self._pending) == 1 and self._last_batch <= 1:
             return
         self._full = loop.create_future()
         timer = loop.call_later(remaining, self._release_window)

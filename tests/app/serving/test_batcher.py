@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -80,6 +81,29 @@ def test_concurrent_requests_are_scored_as_one_batch() -> None:
     assert model.scorer.calls == [6]
     assert results[0] == [1] and results[5] == [2]  # (0,1) prefers item 1; (5,1) item 2
     assert metrics.batch_size.labels(model="linear")._sum.get() == 6  # type: ignore[attr-defined]
+
+
+def test_a_lone_request_on_a_quiet_batcher_does_not_wait_out_the_window() -> None:
+    model = _model()
+
+    async def scenario() -> tuple[float, list[int]]:
+        batcher = ScoreBatcher(model, Metrics(), max_batch=2, wait_s=10.0)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        for _ in range(3):  # one at a time, like a single connection
+            await asyncio.wait_for(batcher.rank(_job([1.0, 0.0])), timeout=5)
+        elapsed = time.perf_counter() - started
+        # Under load (a full batch of 2 just ran) the window applies again to a lone job.
+        two = [asyncio.ensure_future(batcher.rank(_job([1.0, 0.0]))) for _ in range(2)]
+        await asyncio.wait_for(asyncio.gather(*two), timeout=5)
+        pending = [asyncio.ensure_future(batcher.rank(_job([1.0, 0.0]))) for _ in range(1)]
+        await asyncio.sleep(0.2)
+        waited = not pending[0].done()
+        await batcher.close()
+        assert waited
+        return elapsed, model.scorer.calls
+
+    elapsed, calls = asyncio.run(scenario())
+    assert elapsed < 5 and calls == [1, 1, 1, 2, 1]
 
 
 def test_max_batch_splits_the_queue() -> None:
