@@ -148,7 +148,10 @@ def start_server(args: argparse.Namespace, store: Path, workdir: Path) -> tuple[
     genrec = str(Path(sys.executable).parent / "genrec")
     log = (workdir / "server.log").open("wb")
     proc = subprocess.Popen(
-        [genrec, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        [genrec, "serve", "--port", str(port), "--workers", str(args.workers)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     import httpx
 
@@ -297,6 +300,44 @@ def print_row(result: dict, ceiling: dict[int, float], batch: str = "") -> None:
     )
 
 
+def measure(
+    port: int, kinds: list[str], levels: list[int], args: argparse.Namespace
+) -> dict[tuple[str, int], tuple[dict, str]]:
+    """Every (endpoint, concurrency) cell ``args.repeat`` times, endpoints interleaved, so
+    that a slow minute of a shared machine hits the bare endpoint and the others alike;
+    each cell reports the median of its runs (req/s and each latency percentile)."""
+    runs: dict[tuple[str, int], list[dict]] = {}
+    batch_sums: dict[tuple[str, int], list[float]] = {}
+    for conc in levels:
+        for round_ in range(args.repeat):
+            for kind in kinds:
+                before = batch_totals(port)
+                result = run_load(port, kind, conc, args.duration, args.warmup)
+                after = batch_totals(port)
+                runs.setdefault((kind, conc), []).append(result)
+                sums = batch_sums.setdefault((kind, conc), [0.0, 0.0])
+                sums[0] += after[0] - before[0]
+                sums[1] += after[1] - before[1]
+                print(
+                    f"# {kind} x{conc} run {round_ + 1}/{args.repeat}: {result['rps']:.0f} req/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    cells = {}
+    for key, results in runs.items():
+        median = dict(results[0])
+        for field in ("rps", "p50_ms", "p95_ms", "p99_ms"):
+            median[field] = float(np.median([r[field] for r in results]))
+        errors: dict[str, int] = {}
+        for r in results:
+            for status, count in r["errors"].items():
+                errors[status] = errors.get(status, 0) + count
+        median["errors"] = errors
+        total, count = batch_sums[key]
+        cells[key] = (median, f"{total / count:.1f}" if count else "")
+    return cells
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         load_main(sys.argv[2:])
@@ -312,6 +353,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not measured per cell")
     parser.add_argument("--database-url", help="default: a SQLite file in the temp dir")
     parser.add_argument("--redis-url", help="default: the in-process cache")
+    parser.add_argument("--workers", type=int, default=1, help="genrec serve --workers")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per cell, interleaved; medians are reported"
+    )
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for serve")
     args = parser.parse_args()
     endpoints = [e for e in args.endpoints.split(",") if e]
@@ -329,22 +374,19 @@ def main() -> None:
     proc, port = start_server(args, store, workdir)
     try:
         print(
-            f"# server settings: {' '.join(args.server_env) or 'defaults'}; cpus={os.cpu_count()}"
+            f"# server settings: {' '.join(args.server_env) or 'defaults'}; "
+            f"workers={args.workers}; cpus={os.cpu_count()}; median of {args.repeat} run(s)"
         )
         print(
             "| endpoint     | conc |    req/s | p50 ms  | p95 ms  | p99 ms  | vs bare | batch | non-2xx |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
-        ceiling: dict[int, float] = {}
-        for kind in ["constant", *[e for e in endpoints if e != "constant"]]:
+        kinds = ["constant", *[e for e in endpoints if e != "constant"]]
+        cells = measure(port, kinds, levels, args)
+        ceiling = {conc: cells[("constant", conc)][0]["rps"] for conc in levels}
+        for kind in kinds:
             for conc in levels:
-                before = batch_totals(port)
-                result = run_load(port, kind, conc, args.duration, args.warmup)
-                after = batch_totals(port)
-                if kind == "constant":
-                    ceiling[conc] = result["rps"]
-                batches = after[1] - before[1]
-                mean_batch = f"{(after[0] - before[0]) / batches:.1f}" if batches else ""
+                result, mean_batch = cells[(kind, conc)]
                 print_row(result, ceiling, mean_batch)
     finally:
         proc.terminate()
