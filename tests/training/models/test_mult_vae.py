@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training.models.base import History, ModelError, Validation
-from training.models.mult_vae import MultVAE, multinomial_nll, normalized_input
+from training.models.mult_vae import MultVAE, multinomial_nll, normalized_input, output_logits
 from training.models.popularity import Popularity
 
 SMALL = {
@@ -73,8 +73,25 @@ def test_restores_the_best_validation_epoch(
     assert model.update_count == report.best_epoch * 2  # 60 users / 32 per batch = 2 updates
 
 
-def test_beats_popularity(structured: Any, hit_rate: Callable[..., float]) -> None:
-    vae = MultVAE(MultVAE.Config().with_overrides(SMALL))
+def test_bf16_output_layer_gives_float32_logits_and_gradients_close_to_float32() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(32, 500)
+    hidden = torch.randn(8, 32)
+    exact = output_logits(layer, hidden, bf16=False)
+    exact.sum().backward()
+    exact_grad = layer.weight.grad.clone()
+    layer.weight.grad = None
+    approx = output_logits(layer, hidden, bf16=True)
+    approx.sum().backward()
+    assert approx.dtype == torch.float32 and layer.weight.grad.dtype == torch.float32
+    # bfloat16 keeps 8 significant bits: about 2-3 decimal digits of each product
+    torch.testing.assert_close(approx, exact, atol=0.05, rtol=0.02)
+    torch.testing.assert_close(layer.weight.grad, exact_grad, atol=0.05, rtol=0.02)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_beats_popularity(structured: Any, hit_rate: Callable[..., float], bf16: bool) -> None:
+    vae = MultVAE(MultVAE.Config().with_overrides({**SMALL, "bf16": str(bf16).lower()}))
     vae.fit(structured.train)
     popularity = Popularity()
     popularity.fit(structured.train)
