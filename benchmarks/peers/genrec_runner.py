@@ -180,11 +180,20 @@ RUNNERS: dict[str, Callable[[Path, str, dict[str, str]], tuple[dict, FitReport, 
 
 
 def run(
-    split: Path, model: str, epochs: int, every: int, seed: int, out: Path, device: str = "cpu"
+    split: Path,
+    model: str,
+    epochs: int,
+    every: int,
+    seed: int,
+    out: Path,
+    device: str = "cpu",
+    extra: dict[str, str] | None = None,
 ) -> dict:
-    """Fit and measure ``model`` on ``split``; write ``out/result.json``; return it."""
+    """Fit and measure ``model`` on ``split``; write ``out/result.json``; return it.
+
+    ``extra`` are further model settings (``--set bf16=true``), recorded in the result."""
     protocol = json.loads((split / "meta.json").read_text())["protocol"]
-    settings = _settings(model, epochs, every, seed, device)
+    settings = {**_settings(model, epochs, every, seed, device), **(extra or {})}
     metrics, report, checkpoints = RUNNERS[protocol](split, model, settings)
     result = {
         "peer": "genrec",
@@ -215,9 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE")
     args = parser.parse_args(argv)
+    extra = {}
+    for pair in args.sets:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            parser.error(f"--set expects KEY=VALUE, got {pair!r}")
+        extra[key] = value
     torch.set_num_threads(args.threads)
-    run(args.split, args.model, args.epochs, args.every, args.seed, args.out, args.device)
+    run(args.split, args.model, args.epochs, args.every, args.seed, args.out, args.device, extra)
     return 0
 
 

@@ -107,8 +107,11 @@ def run_job(
     out: Path,
     timeout: float,
     device: str = "cpu",
+    extra: Sequence[str] = (),
 ) -> Path:
-    """Run one library on one model; its output directory (with result.json) or an error."""
+    """Run one library on one model; its output directory (with result.json) or an error.
+
+    ``extra`` are further runner arguments (genrec's ``--set KEY=VALUE``)."""
     out.mkdir(parents=True, exist_ok=True)
     command = [
         lib.python,
@@ -128,6 +131,7 @@ def run_job(
         str(out.resolve()),
         "--device",
         device,
+        *extra,
     ]
     with open(out / "log.txt", "w") as log:
         log.write(shlex.join(command) + "\n")
@@ -206,6 +210,7 @@ def run_plan(
                     out,
                     args.timeout,
                     args.device,
+                    genrec_extra(args) if job.library == "genrec" else (),
                 )
             rows.append(score_run(out, splits[job.protocol]))
             status = f"{rows[-1].metrics}"
@@ -217,6 +222,11 @@ def run_plan(
             flush=True,
         )
     return rows
+
+
+def genrec_extra(args: argparse.Namespace) -> list[str]:
+    """``--genrec-set`` pairs as the genrec runner's ``--set`` arguments."""
+    return [arg for pair in args.genrec_set for arg in ("--set", pair)]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -252,6 +262,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="time Mult-VAE on a synthetic U x I click matrix instead",
     )
     parser.add_argument("--synthetic-epochs", type=int, default=2)
+    parser.add_argument(
+        "--genrec-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a genrec model setting on top of the shared budget (e.g. bf16=true); "
+        "use a separate --out, the rows are still labelled genrec",
+    )
     parser.add_argument(
         "--rescore",
         action="store_true",
