@@ -1,9 +1,10 @@
 """CPU seconds per Mult-VAE epoch as shipped, and as it was before its two speed-ups.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.peers.profile_mult_vae \
-        [--users 3000] [--items 20000] [--variants before shipped] [--profile]
+        [--users 3000] [--items 20000] [--variants before shipped bf16] [--profile]
 
-``shipped`` is ``training/models/mult_vae.py`` as it is: the L2 term skipped
+``bf16`` is the shipped model with ``bf16=true`` (the output layer's products
+in bfloat16). ``shipped`` is ``training/models/mult_vae.py`` as it is: the L2 term skipped
 when ``lam == 0`` (Mult-VAE's default) and Adam built with ``fused=True``.
 ``before`` patches this process only, to put back what the model did before
 those changes (compute ``0 · Σ W²`` and back-propagate through it every batch;
@@ -26,13 +27,18 @@ from benchmarks.peers.run import ML20M_DENSITY, synthetic_clicks
 from training.data.interactions import Interactions
 from training.models import model_class
 
-VARIANTS = ("before", "shipped")
+VARIANTS = ("before", "shipped", "bf16")
+#: Model settings per variant on top of the shipped defaults.
+SETTINGS = {"bf16": {"bf16": "true"}}
 
 
-def cpu_seconds_per_epoch(data: Interactions, epochs: int = 3) -> float:
+def cpu_seconds_per_epoch(
+    data: Interactions, epochs: int = 3, settings: dict[str, str] | None = None
+) -> float:
     """Mean CPU seconds of epochs 2..n (epoch 1 carries set-up and warm-up)."""
     cls = model_class("mult-vae")
-    model = cls(cls.Config().with_overrides({"epochs": str(epochs), "seed": "0"}))
+    overrides = {"epochs": str(epochs), "seed": "0", **(settings or {})}
+    model = cls(cls.Config().with_overrides(overrides))
     marks: list[float] = []
     model.fit(data, callbacks=[lambda _: marks.append(time.process_time())])
     steps = [b - a for a, b in itertools.pairwise(marks)]
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in args.variants:
         undo = patched(variant)
         try:
-            seconds = cpu_seconds_per_epoch(data)
+            seconds = cpu_seconds_per_epoch(data, settings=SETTINGS.get(variant))
         finally:
             undo()
         base = base or seconds
