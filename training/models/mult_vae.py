@@ -141,14 +141,42 @@ def multinomial_nll(logits: Tensor, history: History, clicks: Tensor) -> Tensor:
     """(B, I) logits -> (B,) -sum_i x_ui log softmax(logits)_i  (eq. 2), read sparsely.
 
     -sum_i x_ui (f_i - logsumexp f) = N_u logsumexp f - sum_{i clicked} f_i, so
-    no dense (B, I) target is built.
+    no dense (B, I) target is built (``_SparseMultinomialNLL``).
     """
     rows = history.row_ids()
-    picked = logits[rows, history.indices] * clicks
-    batch = logits.shape[0]
-    dot = torch.zeros(batch, device=logits.device).index_add_(0, rows, picked)
-    n_clicks = torch.zeros(batch, device=logits.device).index_add_(0, rows, clicks)
-    return n_clicks * torch.logsumexp(logits, dim=1) - dot
+    return _SparseMultinomialNLL.apply(logits, rows, history.indices, clicks)
+
+
+class _SparseMultinomialNLL(torch.autograd.Function):
+    """Eq. 2 with its gradient written out: N_u softmax(f_u) - x_u, built in place.
+
+    Autograd would produce the same numbers from ``logsumexp`` and the gather of
+    the clicked logits, but as two dense (B, I) gradients (the gather's one a
+    zero-filled scatter) that are then added; at 20k items those two extra
+    passes over the batch were ~15% of a step. Here the softmax term is the one
+    dense tensor and the clicks are subtracted from it where they are.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, logits: Tensor, rows: Tensor, cols: Tensor, clicks: Tensor
+    ) -> Tensor:
+        batch = logits.shape[0]
+        lse = torch.logsumexp(logits, dim=1)  # (B,)
+        dot = torch.zeros(batch, device=logits.device, dtype=logits.dtype)
+        dot.index_add_(0, rows, logits[rows, cols] * clicks)
+        n_clicks = torch.zeros(batch, device=logits.device, dtype=logits.dtype)
+        n_clicks.index_add_(0, rows, clicks)
+        ctx.save_for_backward(logits, lse, n_clicks, rows, cols, clicks)
+        return n_clicks * lse - dot
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+        logits, lse, n_clicks, rows, cols, clicks = ctx.saved_tensors
+        # d/df_ui [N_u lse_u - sum_clicked f] = N_u softmax_ui - x_ui, times grad_u
+        out = (logits - lse.unsqueeze(1)).exp_().mul_((grad * n_clicks).unsqueeze(1))
+        out.index_put_((rows, cols), -(grad[rows] * clicks), accumulate=True)
+        return out, None, None, None
 
 
 class SparseInput(nn.Module):

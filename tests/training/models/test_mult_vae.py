@@ -31,6 +31,26 @@ def test_multinomial_nll_equals_dense_log_softmax() -> None:
     torch.testing.assert_close(multinomial_nll(logits, history, history.values), expected)
 
 
+def test_multinomial_nll_gradient_is_the_softmax_minus_the_clicks() -> None:
+    history = History.from_lists([[0, 2], [1, 3, 4]], [[1.0, 2.0], [1.0, 1.0, 3.0]], 5)
+    logits = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    values = history.values.double()
+
+    def nll(x: torch.Tensor) -> torch.Tensor:
+        return multinomial_nll(x, history, values)
+
+    assert torch.autograd.gradcheck(nll, (logits,))
+    weights = torch.tensor([0.5, 2.0], dtype=torch.float64)
+    (nll(logits) * weights).sum().backward()
+    clicks = torch.zeros(2, 5, dtype=torch.float64)
+    clicks[0, [0, 2]] = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    clicks[1, [1, 3, 4]] = torch.tensor([1.0, 1.0, 3.0], dtype=torch.float64)
+    expected = weights[:, None] * (
+        clicks.sum(1, keepdim=True) * torch.softmax(logits.detach(), 1) - clicks
+    )
+    torch.testing.assert_close(logits.grad, expected)
+
+
 def test_normalized_input_has_unit_rows_and_scaled_dropout() -> None:
     history = History.from_lists([list(range(400)), [7]], None, 500)
     x = normalized_input(history, None, 0.0, training=False).to_dense()
