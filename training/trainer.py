@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from training.allocator import keep_freed_memory
 from training.models.base import EpochCallback, EpochReport, FitReport, Scorer, Validation
 
 
@@ -40,6 +41,7 @@ def fit_epochs(
     Without validation the last epoch is kept. With ``patience``, training stops
     after that many validations without improvement.
     """
+    keep_freed_memory()  # large per-step tensors reuse heap pages (training/allocator.py)
     callbacks = callbacks or []
     history: list[EpochReport] = []
     best_value = -math.inf
