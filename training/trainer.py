@@ -12,10 +12,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from training.allocator import keep_freed_memory
-from training.models.base import EpochCallback, EpochReport, FitReport, Scorer, Validation
+
+if TYPE_CHECKING:
+    from training.models.base import EpochCallback, FitReport, Scorer, Validation
+
+# The reports are imported where they are built, not here: importing
+# ``training.models.base`` runs the model registry, whose models import this
+# module, so a module-level import made ``from training.trainer import ...``
+# fail in a fresh interpreter (circular import).
 
 
 @dataclass
@@ -41,6 +48,8 @@ def fit_epochs(
     Without validation the last epoch is kept. With ``patience``, training stops
     after that many validations without improvement.
     """
+    from training.models.base import EpochReport, FitReport
+
     keep_freed_memory()  # large per-step tensors reuse heap pages (training/allocator.py)
     callbacks = callbacks or []
     history: list[EpochReport] = []
@@ -100,6 +109,8 @@ def single_step_report(
     callbacks: list[EpochCallback] | None = None,
 ) -> FitReport:
     """FitReport for closed-form models (one 'epoch'), validated like the rest."""
+    from training.models.base import EpochReport, FitReport
+
     metrics = validation.evaluate(scorer) if validation is not None else {}
     report = EpochReport(1, 1, {}, metrics, seconds, True)
     for callback in callbacks or []:

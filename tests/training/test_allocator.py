@@ -31,7 +31,6 @@ def test_applies_once_on_glibc_and_training_applies_it() -> None:
     )
     assert _in_fresh_process(code) == "None True True"
     fit = (
-        "import training.models  # noqa: F401  (trainer <-> models import order)\n"
         "from training import allocator\n"
         "from training.trainer import EpochLoop, fit_epochs\n"
         "loop = EpochLoop(lambda e: {'loss': 0.0}, lambda: None, lambda: {}, lambda s: None)\n"
