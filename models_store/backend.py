@@ -63,13 +63,21 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _sweep_stale_tmp(model_dir: Path) -> None:
-    """Remove ``.tmp-*`` dirs left by writers killed mid-save (SIGKILL skips cleanup)."""
+    """Remove ``.tmp-*`` dirs left by writers killed mid-save (SIGKILL skips cleanup).
+
+    A concurrent writer may rename (publish) or remove its own temp dir between
+    the directory listing and the ``stat``; such an entry is simply gone, not
+    an error (a 4-process save test hit exactly that).
+    """
     cutoff = time.time() - STALE_TMP_SECONDS
     for entry in os.scandir(model_dir):
-        if (
-            entry.name.startswith(TMP_PREFIX)
-            and entry.stat(follow_symlinks=False).st_mtime < cutoff
-        ):
+        if not entry.name.startswith(TMP_PREFIX):
+            continue
+        try:
+            stale = entry.stat(follow_symlinks=False).st_mtime < cutoff
+        except FileNotFoundError:
+            continue
+        if stale:
             shutil.rmtree(entry.path, ignore_errors=True)
 
 

@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -209,3 +209,20 @@ def test_temp_dirs_of_killed_writers_are_swept_after_a_day(
     saved()
     assert not stale.exists()
     assert fresh.exists()  # may belong to a writer that is still running
+
+
+def test_the_sweep_skips_a_temp_dir_published_while_it_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_flight = tmp_path / ".tmp-another-writer"
+    in_flight.mkdir()
+    real_scandir = os.scandir
+
+    def scandir_then_publish(path: Path) -> Iterator[os.DirEntry[str]]:
+        entries = list(real_scandir(path))
+        in_flight.rename(tmp_path / "published")  # the other writer's rename lands now
+        return iter(entries)
+
+    monkeypatch.setattr(backend_module.os, "scandir", scandir_then_publish)
+    backend_module._sweep_stale_tmp(tmp_path)  # the vanished entry is skipped, not an error
+    assert (tmp_path / "published").is_dir()
