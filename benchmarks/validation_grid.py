@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from training.key_values import parse_pairs
 from training.models.base import EpochReport
 from training.protocols import protocol
 
@@ -34,17 +35,6 @@ SELECTION = {
     "strong-generalization": ("ndcg@100", False),
     "weak-generalization": ("ndcg@5", False),
 }
-
-
-def pairs(text: list[str]) -> dict[str, str]:
-    """``["k=v", ...]`` -> ``{"k": "v"}``; a malformed entry is a CLI error."""
-    out = {}
-    for item in text:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"expected key=value, got {item!r}")
-        out[key] = value
-    return out
 
 
 def run_setting(
@@ -75,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     metric, lower = SELECTION[args.protocol]
-    base = pairs(args.sets)
+    base = parse_pairs(args.sets)
     results = []
     for setting in args.grid:
-        overrides = {**base, **pairs(setting.split())}
+        overrides = {**base, **parse_pairs(setting.split(), "--grid")}
         t0 = time.perf_counter()
         valid, tests = [], []
         for seed in args.seeds:

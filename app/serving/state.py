@@ -210,7 +210,10 @@ def user_contexts(
         folded_in = index < 0 or bool(rows)
         hit = cached[b]
         if hit is not None and hit[1] == stamp and (index >= 0 or usable):
-            seen = base_items if not rows else _seen(model, base_items, rows)
+            seen = base_items
+            if usable:  # plus what was logged since the cutoff
+                logged = np.asarray([model.item_index[r.item_id] for r in usable], np.int64)
+                seen = np.union1d(base_items, logged)
             hits.append((b, hit[0], seen, folded_in))
             contexts.append(None)
             continue
@@ -235,14 +238,6 @@ def user_contexts(
             contexts[b] = UserContext(state=state, seen=seen, folded_in=user < 0)
             cache.set(user_ids[b], model.name, model.version, state[0].cpu().numpy(), stamp)
     return [c for c in contexts if c is not None]
-
-
-def _seen(
-    model: LoadedModel, base_items: np.ndarray, rows: Sequence[LoggedInteraction]
-) -> np.ndarray:
-    """Training row items plus every logged item the model knows (clicks included)."""
-    logged = [model.item_index[r.item_id] for r in rows if r.item_id in model.item_index]
-    return np.union1d(base_items, np.asarray(logged, dtype=np.int64))
 
 
 def compute_states(

@@ -27,6 +27,7 @@ import torch
 
 from benchmarks.peers.split import read_interactions
 from training.evaluate import evaluate_ratings, evaluate_topk, rating_validation, topk_validation
+from training.key_values import parse_pairs
 from training.models import model_class
 from training.models.base import EpochReport, FitReport, Scorer, Validation
 
@@ -226,12 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE")
     args = parser.parse_args(argv)
-    extra = {}
-    for pair in args.sets:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            parser.error(f"--set expects KEY=VALUE, got {pair!r}")
-        extra[key] = value
+    extra = parse_pairs(args.sets)
     torch.set_num_threads(args.threads)
     run(args.split, args.model, args.epochs, args.every, args.seed, args.out, args.device, extra)
     return 0

@@ -11,17 +11,8 @@ import sys
 
 import torch
 
+from training.key_values import parse_pairs
 from training.protocols import protocol
-
-
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"{flag} expects key=value, got {item!r}")
-        out[key] = value
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         args.model,
         args.data,
         seeds=args.seeds,
-        overrides=_pairs(args.set, "--set"),
+        overrides=parse_pairs(args.set, "--set"),
         data_dir=args.data_dir,
         callbacks=None,
-        options=_pairs(args.option, "--option"),
+        options=parse_pairs(args.option, "--option"),
     )
     sys.stdout.write(report.to_json() + "\n" if args.json else report.to_markdown())
     return 0
