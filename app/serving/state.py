@@ -212,8 +212,8 @@ def user_contexts(
         if hit is not None and hit[1] == stamp and (index >= 0 or usable):
             seen = base_items
             if usable:  # plus what was logged since the cutoff
-                logged = np.asarray([model.item_index[r.item_id] for r in usable], np.int64)
-                seen = np.union1d(base_items, logged)
+                since = np.asarray([model.item_index[r.item_id] for r in usable], np.int64)
+                seen = np.union1d(base_items, since)
             hits.append((b, hit[0], seen, folded_in))
             contexts.append(None)
             continue
