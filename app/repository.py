@@ -129,7 +129,7 @@ def users_interactions(
 
     It runs on every recommendation batch, so the statement is built once and
     executed on the session's connection (Core, not the ORM's execution path):
-    140 us instead of 390 us for a batch of 16 on SQLite (docs/performance.md).
+    150 us instead of 390 us for a batch of 16 on SQLite (benchmarks/serve_inprocess.py).
     """
     if not user_ids and not whole_log:
         return {}

@@ -5,10 +5,11 @@ Why: glibc's malloc serves every allocation above its mmap threshold (at most
 step allocates and frees the same large tensors every time — at 20,000 items
 the (I, 600) weight gradients and the (500, I) logits are 40-48 MB each — so
 each step touches them as new pages, and the kernel zero-fills every page on
-first touch. Measured on the development CPU: ``torch.zeros(20000, 600)`` took
-27 ms fresh against 2.2 ms from reused memory, and a Mult-VAE epoch over
-8,000 x 20,000 synthetic clicks went from 9.43 to 7.91 CPU s (float32) and
-from 6.93 to 4.77 (bf16) with mmap disabled (docs/peers.md).
+first touch. Measured on the development CPU (``benchmarks/cpu_kernels.py``):
+``torch.zeros(20000, 600)`` took 21.8 ms fresh against 1.8 ms from reused
+memory; a Mult-VAE epoch over 100,000 x 20,000 synthetic clicks went from
+120.1 to 102.9 CPU s in float32 and from 85.4 to 59.4 with bf16
+(docs/peers.md, with the commands).
 
 ``keep_freed_memory`` turns mmap off and raises the trim threshold
 (``mallopt``), so large blocks come from the heap and are reused. The cost is

@@ -3,8 +3,11 @@
 Why not FastAPI's ``Query()`` parameters: FastAPI re-inspects every declared
 parameter's annotation on every request (``field_annotation_is_sequence`` and
 friends); for ``GET /v1/users/{id}/recommendations`` and its five optional
-parameters that was ~25% of the route's event-loop time in a profile under
-load, more than scoring the request (docs/performance.md). One
+parameters that was the largest single cost in a profile of the route
+(``python -m cProfile -s tottime benchmarks/serve_inprocess.py --store ...``
+at the commit before this module: ``request_params_to_args`` and its helpers).
+Together with the batch-path changes the route's in-process CPU per request
+fell from 485 to 230 us (docs/performance.md). One
 ``model_validate`` of the whole query does the same validation in
 pydantic-core. ``openapi_parameters`` documents the same model, so
 ``/openapi.json`` (and schemathesis) still see every parameter.

@@ -2,8 +2,8 @@
 
 Why: a full (generation 2) collection walks every tracked object. After the
 imports and one model load the server holds ~270k of them (FastAPI/pydantic
-schemas, SQLAlchemy, torch), and a full pass took 140-170 ms on the
-development CPU, stalling every in-flight request at once: under load those
+schemas, SQLAlchemy, torch), and a full pass took ~150 ms on the development
+CPU (``benchmarks/serve_inprocess.py`` prints it frozen and unfrozen), stalling every in-flight request at once: under load those
 pauses were the whole p99 (docs/performance.md). ``gc.freeze`` moves what
 exists now into a permanent generation that collections skip, so they only
 walk what requests allocate.

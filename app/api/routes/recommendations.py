@@ -4,8 +4,8 @@ Coroutines: the recommender keeps blocking work in the thread pool and joins
 the model's micro-batch for scoring (``app.serving.batcher``).
 
 ``GET /v1/users/{user_id}/recommendations`` is the route under the heaviest
-load, so it skips two pieces of FastAPI per-request machinery that profiled
-as large as its scoring (docs/performance.md): its query string is parsed by
+load, so it skips two pieces of FastAPI per-request machinery that showed
+high in its profile (see ``app.api.query``): its query string is parsed by
 one pydantic model (``app.api.query``) and its answer is serialised once by
 pydantic-core and returned as bytes, instead of being validated again against
 ``response_model`` (which still documents it).
