@@ -31,10 +31,10 @@ from training.models.mult_vae import (
     ClickAutoencoderConfig,
     SparseInput,
     click_values,
+    dense_forward,
     dense_layer,
     multinomial_nll,
     normalized_input,
-    output_logits,
 )
 
 
@@ -102,7 +102,7 @@ class MultDAE(ClickAutoencoder):
         cfg = self.config
         # training batches come from the click matrix: every entry already is a click
         x = normalized_input(history, None, cfg.dropout, training=True)
-        logits = output_logits(net.dec_out, net.encode(x), cfg.bf16)
+        logits = dense_forward(net.dec_out, net.encode(x), cfg.bf16)
         nll = multinomial_nll(logits, history, click_values(history, None)).mean()
         loss = nll + self.weight_penalty()
         return loss, {"loss": loss.item(), "nll": nll.item()}

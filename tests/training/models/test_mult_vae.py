@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training.models.base import History, ModelError, Validation
-from training.models.mult_vae import MultVAE, multinomial_nll, normalized_input, output_logits
+from training.models.mult_vae import MultVAE, dense_forward, multinomial_nll, normalized_input
 from training.models.popularity import Popularity
 
 SMALL = {
@@ -93,15 +93,15 @@ def test_restores_the_best_validation_epoch(
     assert model.update_count == report.best_epoch * 2  # 60 users / 32 per batch = 2 updates
 
 
-def test_bf16_output_layer_gives_float32_logits_and_gradients_close_to_float32() -> None:
+def test_bf16_dense_layer_gives_float32_logits_and_gradients_close_to_float32() -> None:
     torch.manual_seed(0)
     layer = torch.nn.Linear(32, 500)
     hidden = torch.randn(8, 32)
-    exact = output_logits(layer, hidden, bf16=False)
+    exact = dense_forward(layer, hidden, bf16=False)
     exact.sum().backward()
     exact_grad = layer.weight.grad.clone()
     layer.weight.grad = None
-    approx = output_logits(layer, hidden, bf16=True)
+    approx = dense_forward(layer, hidden, bf16=True)
     approx.sum().backward()
     assert approx.dtype == torch.float32 and layer.weight.grad.dtype == torch.float32
     # bfloat16 keeps 8 significant bits: about 2-3 decimal digits of each product
@@ -119,6 +119,29 @@ def test_beats_popularity(structured: Any, hit_rate: Callable[..., float], bf16:
     assert hit_rate(vae.to_scorer(), train, heldout, 5) > hit_rate(
         popularity.to_scorer(), train, heldout, 5
     )
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_bf16_runs_every_dense_layer_in_bfloat16_and_the_loss_in_float32(
+    structured: Any, bf16: bool
+) -> None:
+    model = MultVAE(MultVAE.Config().with_overrides({**SMALL, "epochs": 1, "bf16": str(bf16)}))
+    model.fit(structured.train)
+    net = model.net
+    assert net is not None
+    seen: dict[str, torch.dtype] = {}
+    for name in ("enc_out", "dec_hidden", "dec_out"):
+        layer = getattr(net, name)
+        layer.register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, out.dtype)
+        )
+    net.train()
+    rows = [[0, 1, 2], [3, 4]]
+    loss, _ = model.batch_loss(History.from_lists(rows, None, structured.train.n_items))
+    expected = torch.bfloat16 if bf16 else torch.float32
+    assert seen == {"enc_out": expected, "dec_hidden": expected, "dec_out": expected}
+    assert loss.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in net.parameters())
 
 
 def test_threshold_is_ignored_on_implicit_data(structured: Any) -> None:
