@@ -351,6 +351,13 @@ class MultVAEConfig(ClickAutoencoderConfig):
         metadata={"help": "gradient updates over which beta rises linearly from 0 to the cap"},
     )
     anneal_cap: float = field(default=0.2, metadata={"help": "largest beta (paper: 0.2)"})
+    epsilon_std: float = field(
+        default=1.0,
+        metadata={
+            "help": "std of the reparameterisation noise eps in z = mu + eps * sigma (paper: 1; "
+            "RecBole's MultiVAE uses 0.01, kept here to compare like with like)"
+        },
+    )
 
 
 class _VAENet(nn.Module):
@@ -415,6 +422,11 @@ class MultVAE(ClickAutoencoder):
     def build_net(self, n_items: int) -> _VAENet:
         return _VAENet(n_items, self.config.hidden_dim, self.config.latent_dim)
 
+    def _check_config(self) -> None:
+        super()._check_config()
+        if self.config.epsilon_std < 0:
+            raise ModelError(f"mult-vae: epsilon_std must be >= 0, got {self.config.epsilon_std}")
+
     def beta(self) -> float:
         """Linear KL annealing (Sec. 2.2.2): beta = min(cap, updates / total_anneal_steps)."""
         steps = max(self.config.total_anneal_steps, 1)
@@ -426,7 +438,8 @@ class MultVAE(ClickAutoencoder):
         # training batches come from the click matrix: every entry already is a click
         x = normalized_input(history, None, cfg.dropout, training=True)
         mu, logvar = net.encode(x, cfg.bf16)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)  # reparameterisation
+        eps = torch.randn_like(mu) * cfg.epsilon_std  # the paper's eps ~ N(0, I) at 1
+        z = mu + eps * torch.exp(0.5 * logvar)  # reparameterisation
         logits = dense_forward(net.dec_out, net.decode_hidden(z, cfg.bf16), cfg.bf16)
         nll = multinomial_nll(logits, history, click_values(history, None)).mean()
         # KL(N(mu, sigma^2) || N(0, I)) per user, summed over K, averaged over the batch

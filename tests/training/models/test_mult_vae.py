@@ -144,6 +144,27 @@ def test_bf16_runs_every_dense_layer_in_bfloat16_and_the_loss_in_float32(
     assert all(p.dtype == torch.float32 for p in net.parameters())
 
 
+def test_epsilon_std_scales_the_reparameterisation_noise(structured: Any) -> None:
+    overrides = {**SMALL, "epochs": 1, "dropout": 0.0}
+    rows = History.from_lists([[0, 1, 2], [3, 4]], None, structured.train.n_items)
+
+    def two_losses(epsilon_std: float) -> tuple[float, float]:
+        model = MultVAE(MultVAE.Config().with_overrides({**overrides, "epsilon_std": epsilon_std}))
+        model.fit(structured.train)
+        assert model.net is not None
+        model.net.train()
+        return model.batch_loss(rows)[0].item(), model.batch_loss(rows)[0].item()
+
+    first, second = two_losses(0.0)  # no noise, no dropout: the step is deterministic
+    assert first == second
+    noisy = two_losses(1.0)  # the paper's eps ~ N(0, I)
+    assert noisy[0] != noisy[1]
+    with pytest.raises(ModelError, match="epsilon_std"):
+        MultVAE(MultVAE.Config().with_overrides({**overrides, "epsilon_std": -1})).fit(
+            structured.train
+        )
+
+
 def test_threshold_is_ignored_on_implicit_data(structured: Any) -> None:
     implicit = structured.train.binarize(None)
     model = MultVAE(MultVAE.Config().with_overrides({**SMALL, "epochs": 2}))
