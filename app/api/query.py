@@ -15,6 +15,7 @@ pydantic-core. ``openapi_parameters`` documents the same model, so
 
 from __future__ import annotations
 
+import functools
 import typing
 from typing import Any, TypeVar
 
@@ -32,12 +33,10 @@ def _is_list(annotation: Any) -> bool:
     return any(typing.get_origin(arg) is list for arg in typing.get_args(annotation))
 
 
+@functools.cache
 def _list_fields(model: type[BaseModel]) -> frozenset[str]:
-    cached = model.__dict__.get("__genrec_list_fields__")
-    if cached is None:
-        cached = frozenset(n for n, f in model.model_fields.items() if _is_list(f.annotation))
-        model.__genrec_list_fields__ = cached  # type: ignore[attr-defined]
-    return cached
+    """The fields that may repeat, worked out once per model."""
+    return frozenset(n for n, f in model.model_fields.items() if _is_list(f.annotation))
 
 
 def parse_query(model: type[M], params: QueryParams) -> M:
