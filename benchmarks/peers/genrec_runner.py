@@ -177,6 +177,7 @@ RUNNERS: dict[str, Callable[[Path, str, dict[str, str]], tuple[dict, FitReport, 
     "strong": run_strong,
     "weak": run_weak,
     "ratings": run_ratings,
+    "text": run_ratings,  # the split's items carry their documents (read_interactions)
 }
 
 

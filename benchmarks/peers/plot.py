@@ -18,7 +18,7 @@ COLORS = {
     "cornac": "tab:green",
     "surprise": "tab:red",
 }
-PANELS = (("strong", "ndcg@100"), ("weak", "ndcg@5"), ("ratings", "rmse"))
+PANELS = (("strong", "ndcg@100"), ("weak", "ndcg@5"), ("ratings", "rmse"), ("text", "rmse"))
 
 
 def plot(results: Path, out: Path) -> Path:

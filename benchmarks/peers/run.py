@@ -3,7 +3,8 @@
     GENREC_DATA_DIR=../shared/data .venv/bin/python -m benchmarks.peers.run \
         [--data ml-100k|PATH.csv] [--protocols strong weak ratings] [--threads 1] \
         [--epochs-ae 100] [--epochs-bpr 30] [--epochs-mf 40] [--every 5] [--timeout 900] \
-        [--synthetic 20000x20000 --synthetic-epochs 2]
+        [--synthetic 20000x20000 --synthetic-epochs 2] \
+        [--protocols text --epochs-convmf 3 --convmf-set cnn_epochs=1]
 
 1. builds ``benchmarks/peers/.venv-peers`` with the peers (``venv.py``; once);
 2. writes one split per protocol with genrec's splitters (``split.py``);
@@ -12,6 +13,12 @@
    count (OMP/MKL env + ``torch.set_num_threads``) and the same epoch budget;
 4. scores every library's predictions with genrec's metrics (``score.py``) and
    writes ``results.json``, ``results.md`` and ``accuracy_vs_time.png``.
+
+The ``text`` protocol (opt-in: ``--protocols text``) compares ConvMF with Cornac's
+on ML-100K with the IMDB plots genrec matches to it; Cornac's ConvMF needs
+TensorFlow, so it runs from a venv of its own (``.venv-peers-tf``, built on first
+use). Both libraries get the same settings (``CONVMF_SHARED``, ``--convmf-set``)
+and the same epoch budget, and see the same preprocessed words.
 
 ``--synthetic UxI`` instead times Mult-VAE only on a random click matrix of U users
 x I items at ML-20M's click density (Liang et al.'s preprocessing: 10.0M clicks,
@@ -56,6 +63,15 @@ class Job:
     model: str
     library: str
 
+    @property
+    def runner(self) -> str:
+        """The key of the process that runs it: ConvMF's peer lives in the TF venv."""
+        return (
+            f"{self.library}-tf"
+            if self.model == "convmf" and self.library != "genrec"
+            else self.library
+        )
+
 
 # Which library runs which model under which protocol (where the peer has the model).
 PLAN: tuple[Job, ...] = (
@@ -72,7 +88,20 @@ PLAN: tuple[Job, ...] = (
     Job("ratings", "biased-mf", "genrec"),
     Job("ratings", "biased-mf", "surprise"),
     Job("ratings", "biased-mf", "cornac"),
+    Job("text", "convmf", "genrec"),
+    Job("text", "convmf", "cornac"),
 )
+# ConvMF as both libraries can run it (the paper's model: no biases), in genrec's names.
+# lambda 10/10 is genrec's validation choice for biases=false (docs/accuracy-convmf.md);
+# one CNN pass per outer epoch because Cornac's takes minutes on one thread.
+CONVMF_SHARED = {
+    "biases": "false",
+    "factors": "50",
+    "lambda_u": "10",
+    "lambda_v": "10",
+    "cnn_epochs": "1",
+    "max_len": "300",
+}
 ADAPTERS = {
     "recbole": "benchmarks.peers.adapters.recbole_adapter",
     "cornac": "benchmarks.peers.adapters.cornac_adapter",
@@ -80,11 +109,15 @@ ADAPTERS = {
 }
 
 
-def libraries(peer_python: str | None) -> dict[str, Library]:
-    """genrec in this interpreter; the peers in the peers' venv (when there is one)."""
+def libraries(peer_python: str | None, tf_python: str | None = None) -> dict[str, Library]:
+    """genrec in this interpreter; the peers in the peers' venv (when there is one).
+
+    ``cornac-tf`` is Cornac again, from the TensorFlow venv (ConvMF only)."""
     libs = {"genrec": Library("genrec", sys.executable, "benchmarks.peers.genrec_runner")}
     if peer_python:
         libs.update({name: Library(name, peer_python, mod) for name, mod in ADAPTERS.items()})
+    if tf_python:
+        libs["cornac-tf"] = Library("cornac", tf_python, ADAPTERS["cornac"])
     return libs
 
 
@@ -179,9 +212,23 @@ def synthetic_clicks(n_users: int, n_items: int, density: float, seed: int) -> I
 
 
 def _epochs_for(model: str, args: argparse.Namespace) -> int:
-    return {"bpr-mf": args.epochs_bpr, "biased-mf": args.epochs_mf, "ease": 1}.get(
-        model, args.epochs_ae
-    )
+    return {
+        "bpr-mf": args.epochs_bpr,
+        "biased-mf": args.epochs_mf,
+        "ease": 1,
+        "convmf": args.epochs_convmf,
+    }.get(model, args.epochs_ae)
+
+
+def _every_for(model: str, args: argparse.Namespace) -> int:
+    """ConvMF runs a handful of (long) outer epochs: every one is a checkpoint."""
+    return 1 if model == "convmf" else args.every
+
+
+def convmf_shared(args: argparse.Namespace) -> list[str]:
+    """The shared ConvMF settings (``--convmf-set`` on top of ``CONVMF_SHARED``) as ``--set``."""
+    pairs = {**CONVMF_SHARED, **dict(p.split("=", 1) for p in args.convmf_set)}
+    return [arg for key, value in pairs.items() for arg in ("--set", f"{key}={value}")]
 
 
 def run_plan(
@@ -194,23 +241,26 @@ def run_plan(
     """Every job whose library and protocol are available; a failed job is reported, not fatal."""
     rows: list[Row] = []
     for job in plan:
-        if job.library not in libs or job.protocol not in splits:
+        if job.runner not in libs or job.protocol not in splits:
             continue
         out = runs / job.protocol / job.model / job.library
         t0 = time.perf_counter()
         try:
             if not (args.rescore and (out / "result.json").exists()):
+                extra = genrec_extra(args) if job.library == "genrec" else []
+                if job.model == "convmf":
+                    extra = convmf_shared(args) + extra
                 run_job(
-                    libs[job.library],
+                    libs[job.runner],
                     splits[job.protocol],
                     job.model,
                     _epochs_for(job.model, args),
-                    args.every,
+                    _every_for(job.model, args),
                     args.threads,
                     out,
                     args.timeout,
                     args.device,
-                    genrec_extra(args) if job.library == "genrec" else (),
+                    extra,
                 )
             rows.append(score_run(out, splits[job.protocol]))
             status = f"{rows[-1].metrics}"
@@ -246,6 +296,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs-ae", type=int, default=100, help="Mult-VAE/DAE epoch budget")
     parser.add_argument("--epochs-bpr", type=int, default=30)
     parser.add_argument("--epochs-mf", type=int, default=40)
+    parser.add_argument(
+        "--epochs-convmf", type=int, default=3, help="ConvMF outer epochs (text protocol)"
+    )
+    parser.add_argument(
+        "--convmf-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a shared ConvMF setting for both libraries (genrec's names), "
+        f"defaults {CONVMF_SHARED}",
+    )
     parser.add_argument("--every", type=int, default=5, help="checkpoint every N epochs")
     parser.add_argument(
         "--heldout-users",
@@ -285,7 +346,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="use the peers' venv as it is (or run genrec alone without one)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    bad = [p for p in args.convmf_set if "=" not in p or p.split("=", 1)[0] not in CONVMF_SHARED]
+    if bad:
+        parser.error(f"--convmf-set takes KEY=VALUE with KEY in {sorted(CONVMF_SHARED)}; got {bad}")
+    return args
 
 
 def _data(args: argparse.Namespace) -> tuple[Interactions, str]:
@@ -316,7 +381,18 @@ def main(argv: list[str] | None = None) -> int:
         peer_python = str(venv.python_of()) if args.skip_venv else str(venv.ensure_venv())
         if not Path(peer_python).exists():
             raise SystemExit(f"no peers' venv at {peer_python}; run without --skip-venv")
-    libs = {k: v for k, v in libraries(peer_python).items() if k in args.libraries}
+    tf_python = None
+    if "cornac" in args.libraries and "text" in args.protocols and not args.synthetic:
+        tf_python = (
+            str(venv.python_of(venv.TF_VENV)) if args.skip_venv else str(venv.ensure_tf_venv())
+        )
+        if not Path(tf_python).exists():
+            raise SystemExit(f"no ConvMF peer venv at {tf_python}; run without --skip-venv")
+    libs = {
+        k: v
+        for k, v in libraries(peer_python, tf_python).items()
+        if k.removesuffix("-tf") in args.libraries
+    }
     data, name = _data(args)
     plan = [j for j in PLAN if args.models is None or j.model in args.models]
     if args.synthetic:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from benchmarks.peers.adapters.common import RATING_PROTOCOLS
 from training import metrics as M
 
 # Per protocol: the test metrics (paper's order), the validation metric and its direction.
@@ -27,8 +28,14 @@ HEADLINE = {
     "strong": ["ndcg@100", "recall@20", "recall@50"],
     "weak": ["precision@5", "recall@5", "ndcg@5", "mrr@5"],
     "ratings": ["rmse", "mae"],
+    "text": ["rmse", "mae"],
 }
-SELECT = {"strong": ("ndcg@100", True), "weak": ("ndcg@5", True), "ratings": ("rmse", False)}
+SELECT = {
+    "strong": ("ndcg@100", True),
+    "weak": ("ndcg@5", True),
+    "ratings": ("rmse", False),
+    "text": ("rmse", False),
+}
 
 
 class ScoreError(ValueError):
@@ -152,7 +159,7 @@ def rating_metrics(pred: np.ndarray, split: Path, which: str) -> dict[str, float
 
 def _evaluate_checkpoint(arrays: Any, c: int, split: Path, which: str, peer: str) -> dict:
     protocol = _meta(split)["protocol"]
-    if protocol == "ratings":
+    if protocol in RATING_PROTOCOLS:
         return rating_metrics(arrays[f"{which}_pred"][c], split, which)
     ranked = np.asarray(arrays[f"{which}_topk"][c], dtype=np.int64)
     check_lists(ranked, excluded_rows(split, which), peer)

@@ -12,6 +12,12 @@ genrec and every peer train on the same rows and are scored on the same rows:
 * ``ratings`` — random 90/10 rating split, 5% of the training part carved out
   for validation (the ``ratings-random`` protocol): ``train`` is the 85.5%
   every library fits on.
+* ``text`` (opt-in) — ConvMF's rating protocol (``ratings-split``, Kim et al.
+  2016): a covering random 80/10/10 split, plus ``documents.json`` with every
+  item's document: the raw text (``texts``, what genrec's ConvMF reads and
+  preprocesses itself) and the same text after genrec's Sec. 4.1
+  preprocessing (``words``, vocabulary from the training items), which a peer
+  reads so that both libraries see the very same words.
 
 ``meta.json`` holds the sizes, the seed, the evaluated users of each target
 and the protocol's settings.
@@ -25,12 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from training.data.documents import build_vocabulary, encode, item_texts
 from training.data.interactions import IdMap, Interactions
-from training.data.splits import random_split, strong_generalization
+from training.data.splits import covering_random_split, random_split, strong_generalization
 from training.protocols.common import sub_seed
 from training.protocols.strong_generalization import clicks
 
-PROTOCOLS = ("strong", "weak", "ratings")
+PROTOCOLS = ("strong", "weak", "ratings", "text")
 
 
 class SplitWriteError(ValueError):
@@ -47,6 +54,9 @@ class SplitSettings:
     min_clicks: int = 5
     test_fraction: float = 0.1
     valid_fraction: float = 0.05
+    vocab_size: int = 8000  # text: ConvMF's Sec. 4.1 preprocessing (genrec's defaults)
+    max_df: float = 0.5
+    max_len: int = 300
 
 
 def write_part(path: Path, data: Interactions) -> None:
@@ -137,7 +147,54 @@ def write_ratings(data: Interactions, directory: Path, s: SplitSettings) -> Path
     return _write(directory, "ratings", {"train": train, "valid": valid, "test": test}, meta)
 
 
-WRITERS = {"strong": write_strong, "weak": write_weak, "ratings": write_ratings}
+def write_text(data: Interactions, directory: Path, s: SplitSettings) -> Path:
+    if not data.explicit:
+        raise SplitWriteError("the text protocol needs explicit ratings; the data has none")
+    from training.models.text_cnn import with_documents  # imports torch: only when asked
+
+    data = with_documents(data, None)
+    texts = item_texts(data)
+    if not any(t is not None for t in texts):
+        raise SplitWriteError(
+            "the text protocol needs item documents: items with a 'text' in item_meta, or "
+            "ml-1m-plots/movies_extrainfos.dat under GENREC_DATA_DIR to match by title"
+        )
+    train, valid, test = covering_random_split(data, (0.8, 0.1, 0.1), s.seed)
+    rated = np.bincount(train.items, minlength=train.n_items) > 0
+    vocab = build_vocabulary(
+        [t for t, r in zip(texts, rated, strict=True) if t is not None and r],
+        s.vocab_size,
+        s.max_df,
+    )
+    sequences = encode([t or "" for t in texts], vocab, s.max_len)
+    documents = {
+        "texts": texts,
+        "words": [" ".join(vocab[i - 1] for i in seq) for seq in sequences],
+        "preprocessing": {"vocab_size": s.vocab_size, "max_df": s.max_df, "max_len": s.max_len},
+    }
+    low, high = data.rating_range
+    meta = {
+        "rating_range": [low, high],
+        "default_rating": 3.0,
+        "n_items_with_text": sum(bool(seq) for seq in sequences),
+        "settings": {"ratios": [0.8, 0.1, 0.1], "covering": True, "seed": s.seed},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "documents.json").write_text(json.dumps(documents) + "\n")
+    return _write(directory, "text", {"train": train, "valid": valid, "test": test}, meta)
+
+
+def read_texts(directory: Path) -> list[str | None]:
+    """(I,) the raw document of each item of a ``text`` split (None: the item has none)."""
+    return json.loads((directory / "documents.json").read_text())["texts"]
+
+
+WRITERS = {
+    "strong": write_strong,
+    "weak": write_weak,
+    "ratings": write_ratings,
+    "text": write_text,
+}
 
 
 def write_splits(
@@ -154,7 +211,9 @@ def read_interactions(directory: Path, name: str, explicit: bool) -> Interaction
     """A split CSV back as ``Interactions`` over the split's identity id maps.
 
     Index ``i`` maps to external id ``str(i)``, so a genrec model trained on it
-    scores exactly the columns the peers' files use.
+    scores exactly the columns the peers' files use. A ``text`` split's items
+    carry their documents as ``item_meta[id]["text"]``, where genrec's ConvMF
+    reads them.
     """
     meta = json.loads((directory / "meta.json").read_text())
     table = np.loadtxt(directory / f"{name}.csv", delimiter=",", skiprows=1, ndmin=2)
@@ -169,4 +228,9 @@ def read_interactions(directory: Path, name: str, explicit: bool) -> Interaction
         user_ids=IdMap(tuple(str(u) for u in range(int(meta["n_users"])))),
         item_ids=IdMap(tuple(str(i) for i in range(int(meta["n_items"])))),
         explicit=explicit,
+        item_meta=_item_meta(directory) if meta["protocol"] == "text" else None,
     )
+
+
+def _item_meta(directory: Path) -> dict[str, dict[str, str]]:
+    return {str(i): {"text": t} for i, t in enumerate(read_texts(directory)) if t is not None}

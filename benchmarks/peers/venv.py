@@ -6,6 +6,11 @@ and run as subprocesses. torch goes in first, pinned to genrec's CPU build, so t
 peer's dependency resolution drags in a multi-GB CUDA wheel; RecBole goes in last with
 ``--no-deps`` because its only hard pin we cannot meet (ray) serves its tuner, which the
 adapters never import.
+
+Cornac's ConvMF needs TensorFlow (about 1.5 GB installed), which only the opt-in
+``text`` protocol uses, so it gets a venv of its own, ``.venv-peers-tf``, built
+only when that protocol is asked for: Cornac + TensorFlow 2.20 + ``tf_keras``
+(Cornac's TF1-style graph code needs the legacy Keras), no torch, no RecBole.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ REQUIREMENTS = HERE / "requirements.txt"
 TORCH_SPEC = "torch==2.13.0"
 RECBOLE_SPEC = "recbole==1.2.1"
 MARKER = ".genrec-peers-ready"
+TF_VENV = HERE / ".venv-peers-tf"
+TF_REQUIREMENTS = HERE / "requirements-tf.txt"
 
 
 class VenvError(RuntimeError):
@@ -74,5 +81,25 @@ def ensure_venv(venv: Path = VENV, base_python: str = sys.executable) -> Path:
     return python
 
 
-if __name__ == "__main__":
-    print(ensure_venv())
+def ensure_tf_venv(venv: Path = TF_VENV, base_python: str = sys.executable) -> Path:
+    """The ConvMF peer's venv (Cornac + TensorFlow), built once like ``ensure_venv``."""
+    python = python_of(venv)
+    if (venv / MARKER).exists() and python.exists():
+        return python
+    if not python.exists():
+        subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
+    print(f"building {venv} (Cornac + TensorFlow; a few minutes, once)", flush=True)
+    _pip(python, *_requirements(TF_REQUIREMENTS))
+    check = subprocess.run(
+        [str(python), "-c", "import cornac, tensorflow, tf_keras; print(tensorflow.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    if check.returncode != 0:
+        raise VenvError(f"the ConvMF peer's venv does not import cleanly:\n{check.stderr[-2000:]}")
+    (venv / MARKER).write_text("ok\n")
+    return python
+
+
+if __name__ == "__main__":  # python -m benchmarks.peers.venv [--tf]
+    print(ensure_tf_venv() if "--tf" in sys.argv[1:] else ensure_venv())

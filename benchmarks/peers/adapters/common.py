@@ -39,6 +39,7 @@ import scipy.sparse as sp
 TOPK = 100  # longest cut-off any protocol reads (NDCG@100)
 STRONG_PARTS = ("train", "valid_fold_in", "valid_heldout", "test_fold_in", "test_heldout")
 RECORD_PARTS = ("train", "valid", "test")
+RATING_PROTOCOLS = ("ratings", "text")  # scored on predicted ratings (valid_pred / test_pred)
 
 
 class AdapterError(RuntimeError):
@@ -66,6 +67,7 @@ class Split:
     n_items: int
     parts: dict[str, Part]
     meta: dict[str, Any]
+    documents: dict[str, Any] | None = None  # the text protocol's documents.json
 
     def csr(self, name: str, ones: bool = True) -> sp.csr_matrix:
         """(n_users, n_items) matrix of one part (1.0 per record when ``ones``)."""
@@ -116,7 +118,12 @@ def read_split(directory: Path) -> Split:
     meta = json.loads(meta_path.read_text())
     names = STRONG_PARTS if meta["protocol"] == "strong" else RECORD_PARTS
     parts = {name: read_part(directory / f"{name}.csv") for name in names}
-    return Split(meta["protocol"], int(meta["n_users"]), int(meta["n_items"]), parts, meta)
+    documents = None
+    if meta["protocol"] == "text":
+        documents = json.loads((directory / "documents.json").read_text())
+    return Split(
+        meta["protocol"], int(meta["n_users"]), int(meta["n_items"]), parts, meta, documents
+    )
 
 
 def topk_excluding(scores: np.ndarray, exclude: sp.csr_matrix, k: int = TOPK) -> np.ndarray:
@@ -229,9 +236,21 @@ def adapter_args(description: str, models: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=1, help="checkpoint every N epochs")
     parser.add_argument("--device", default="cpu", help="torch device (peers that use torch)")
+    parser.add_argument(
+        "--set",
+        dest="pairs",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a shared model setting, in genrec's name (the ConvMF budget)",
+    )
     args = parser.parse_args()
     if args.epochs < 1 or args.every < 1:
         raise AdapterError("--epochs and --every must be >= 1")
+    bad = [p for p in args.pairs if "=" not in p]
+    if bad:
+        raise AdapterError(f"--set expects KEY=VALUE, got {bad}")
+    args.sets = dict(p.split("=", 1) for p in args.pairs)
     return args
 
 

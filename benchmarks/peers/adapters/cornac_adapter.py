@@ -1,13 +1,22 @@
 """Cornac (Salah, Truong & Lauw, JMLR 2020; ``cornac`` 3.0.1) on the shared split.
 
 Models: VAECF (strong generalization; Cornac's Mult-VAE), MF (ratings; biased MF by
-SGD, Cython), BPR (weak generalization; Cython).
+SGD, Cython), BPR (weak generalization; Cython), ConvMF (the ``text`` protocol;
+TensorFlow 1-style graph code, so it runs in its own venv, ``.venv-peers-tf``).
 
 * VAECF trains in Cornac's own ``learn`` loop. Its epoch loop iterates over
   ``trange``; the adapter swaps that one name for a range that stops the clock
   after each epoch, ranks the validation and test users (fold-in: the VAE's
   ``encode`` -> ``decode`` at the mean, as Cornac's ``score`` does for its
   training users), and restarts the clock. Cornac's code runs unchanged.
+* ConvMF's outer loop is a plain ``range``, but each outer epoch calls
+  ``trange(cnn_epochs)`` once, right after its closed-form U and V updates
+  (eq. 8, 9) and before its CNN passes. The adapter swaps that name too: at
+  each call it stops the clock, books one epoch, predicts the validation and
+  test ratings from the U, V just computed (Cornac's ``score`` is u . v), and
+  restarts the clock. An epoch as booked is therefore [CNN passes + document
+  re-projection of epoch e - 1] + [U, V updates of epoch e]; the last epoch's
+  CNN passes, which no prediction uses, are booked after ``fit`` returns.
 * MF and BPR have no per-epoch hook (their loops are compiled), so each epoch
   budget is a fresh fit with ``max_iter`` = that budget; a checkpoint's time is
   that one fit's.
@@ -31,11 +40,37 @@ from benchmarks.peers.adapters.common import (
     topk_excluding,
 )
 
-MODELS = {"mult-vae": "VAECF", "biased-mf": "MF", "bpr-mf": "BPR"}
+MODELS = {"mult-vae": "VAECF", "biased-mf": "MF", "bpr-mf": "BPR", "convmf": "ConvMF"}
 
 
-def settings(model: str, epochs: int, seed: int, threads: int) -> dict[str, Any]:
-    """Matched to genrec's defaults where Cornac exposes the knob; Cornac's defaults elsewhere."""
+def settings(
+    model: str, epochs: int, seed: int, threads: int, shared: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Matched to genrec's defaults where Cornac exposes the knob; Cornac's defaults elsewhere.
+
+    ``shared`` are the run's shared ConvMF settings in genrec's names (``--set``).
+    """
+    if model == "convmf":
+        shared = shared or {}
+        return {
+            "k": int(shared.get("factors", 50)),
+            "n_epochs": epochs,
+            "cnn_epochs": int(shared.get("cnn_epochs", 5)),
+            "cnn_bs": 128,
+            "cnn_lr": 1e-3,
+            "lambda_u": float(shared.get("lambda_u", 100.0)),
+            "lambda_v": float(shared.get("lambda_v", 10.0)),
+            "emb_dim": 200,
+            "max_len": int(shared.get("max_len", 300)),
+            "filter_sizes": [3, 4, 5],
+            "num_filters": 100,
+            "hidden_dim": 200,
+            "dropout_rate": 0.2,
+            # The paper's eq. 7 has one lambda_V for every item, as genrec's ConvMF;
+            # Cornac's default scales it per item by sqrt(#ratings).
+            "give_item_weight": False,
+            "seed": seed,
+        }
     if model == "mult-vae":
         # Cornac's VAECF has no input dropout/normalisation and a fixed beta (no annealing).
         return {
@@ -156,6 +191,85 @@ def run_vaecf(split: Split, params: dict[str, Any], recorder: Recorder, every: i
     model.fit(data)
 
 
+# --------------------------------------------------------------------------- ConvMF
+
+
+class ConvMFHook:
+    """Stands in for ``trange`` in Cornac's ConvMF: one call per outer epoch, after U and V."""
+
+    def __init__(self, recorder: Recorder, on_checkpoint: Callable[[], None]) -> None:
+        self.recorder, self.on_checkpoint = recorder, on_checkpoint
+        self.restart()
+
+    def restart(self) -> None:
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def book(self, epochs: int) -> None:
+        self.recorder.add(time.perf_counter() - self.t0, time.process_time() - self.c0, epochs)
+
+    def __call__(self, n: int, **_: Any) -> range:
+        self.book(1)
+        self.on_checkpoint()
+        self.restart()
+        return range(n)
+
+
+def convmf_predictions(model: Any, split: Split, users: np.ndarray, items: np.ndarray) -> dict:
+    """Predicted rating u . v per validation/test row (the text split covers every user/item)."""
+    out = {}
+    for which in ("valid", "test"):
+        part = split.parts[which]
+        u, i = users[part.users], items[part.items]
+        pred = np.full(len(part), 3.0)  # never used: score.py predicts unknown pairs as 3
+        ok = (u >= 0) & (i >= 0)
+        pred[ok] = np.einsum("nk,nk->n", model.U[u[ok]], model.V[i[ok]])
+        out[f"{which}_pred"] = pred
+    return out
+
+
+def one_thread_sessions(threads: int) -> None:
+    """Cornac opens its TF1 session with a default ConfigProto (all cores); cap its pools."""
+    import tensorflow.compat.v1 as tf
+
+    make = tf.ConfigProto
+
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("intra_op_parallelism_threads", threads)
+        kwargs.setdefault("inter_op_parallelism_threads", threads)
+        return make(*args, **kwargs)
+
+    tf.ConfigProto = capped
+
+
+def run_convmf(split: Split, params: dict[str, Any], recorder: Recorder, threads: int) -> None:
+    """Cornac's ConvMF on the split's preprocessed words (``documents.json``: genrec's Sec. 4.1)."""
+    import cornac.models.conv_mf.recom_convmf as convmf_module
+    from cornac.data import TextModality
+    from cornac.data.text import BaseTokenizer
+    from cornac.models import ConvMF
+
+    words = split.documents["words"]
+    data = train_set(split, explicit=True)
+    users, items = index_maps(data, split)
+    text = TextModality(
+        corpus=list(words),
+        ids=[str(i) for i in range(split.n_items)],
+        tokenizer=BaseTokenizer(sep=" "),
+        max_vocab=int(split.documents["preprocessing"]["vocab_size"]),
+    )
+    text.build(id_map=data.iid_map)
+    data.add_modalities(item_text=text)
+    one_thread_sessions(threads)
+    model = ConvMF(**params)
+    hook = ConvMFHook(
+        recorder, lambda: recorder.checkpoint(**convmf_predictions(model, split, users, items))
+    )
+    convmf_module.trange = hook  # looked up at call time inside _fit_convmf
+    hook.restart()
+    model.fit(data)
+    hook.book(0)  # the last epoch's CNN passes and re-projection: training, no prediction uses it
+
+
 # --------------------------------------------------------------------------- MF / BPR
 
 
@@ -219,17 +333,20 @@ def main() -> int:
     set_threads(args.threads)
     split = read_split(args.split)
     import cornac
-    import torch
 
-    params = settings(args.model, args.epochs, args.seed, args.threads)
-    recorder = Recorder(
-        "cornac",
-        args.model,
-        split.protocol,
-        params,
-        {"cornac": cornac.__version__, "torch": torch.__version__},
-    )
-    if args.model == "mult-vae":
+    params = settings(args.model, args.epochs, args.seed, args.threads, args.sets)
+    if args.model == "convmf":
+        import tensorflow
+
+        versions = {"cornac": cornac.__version__, "tensorflow": tensorflow.__version__}
+    else:
+        import torch
+
+        versions = {"cornac": cornac.__version__, "torch": torch.__version__}
+    recorder = Recorder("cornac", args.model, split.protocol, params, versions)
+    if args.model == "convmf":
+        run_convmf(split, params, recorder, args.threads)
+    elif args.model == "mult-vae":
         run_vaecf(split, params, recorder, args.every)
     else:
         run_refits(args.model, split, params, recorder, args.epochs, args.every)
