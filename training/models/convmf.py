@@ -120,6 +120,8 @@ from training.trainer import EpochLoop, fit_epochs
 
 log = logging.getLogger(__name__)
 
+ITEM_INITS = ("text", "random")
+
 
 # --------------------------------------------------------------------------- configs
 
@@ -181,6 +183,14 @@ class ConvMFConfig(PMFConfig):
     )
     cnn_batch_size: int = field(default=128, metadata={"help": "documents per CNN mini-batch"})
     cnn_lr: float = field(default=1e-3, metadata={"help": "RMSprop learning rate of the CNN"})
+    item_init: str = field(
+        default="text",
+        metadata={
+            "help": "initial V: text (v_j = cnn(W, X_j) of the untrained CNN where there is a "
+            "document, the authors' code) or random (every row Xavier-uniform, "
+            "U(+-sqrt(6 / (I + k))), Cornac's start)"
+        },
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "L2 on the CNN weights W"})
     plots: str | None = field(
         default=None,
@@ -255,6 +265,10 @@ class PMF(Model):
     def _after_item_step(self, v: Tensor, rng: np.random.Generator) -> dict[str, float]:
         """Train side models on the new V (ConvMF: eq. 11); their losses."""
         return {}
+
+    def _start_from_prior(self) -> bool:
+        """Whether V starts at its prior mean where there is one (ConvMF's ``item_init``)."""
+        return True
 
     def _extra_scorer_config(self) -> dict[str, Any]:
         return {}
@@ -351,12 +365,15 @@ class PMF(Model):
         return unrated, aug
 
     def _init_params(self, train: Interactions, device: torch.device) -> _Params:
-        """Authors' init: V = cnn(W, X) where there is a document; U uniform(0, 1)."""
+        """Authors' init: V = cnn(W, X) where there is a document (``item_init=text``); U uniform(0, 1)."""
         v = torch.randn(train.n_items, self.width, device=device) * self.config.init_std
+        if not self._start_from_prior():  # Cornac's Xavier-uniform V (``item_init=random``)
+            bound = (6.0 / (train.n_items + self.width)) ** 0.5
+            v = (torch.rand(train.n_items, self.width, device=device) * 2 - 1) * bound
         if self.config.biases:
             v[:, -1] = 0.0
         prior = self._prior()
-        if prior is not None:
+        if prior is not None and self._start_from_prior():
             has_doc = prior.abs().sum(1) > 0
             v[has_doc] = prior[has_doc]
         u = torch.rand(train.n_users, self.width, device=device)  # overwritten by eq. 8 at once
@@ -465,6 +482,10 @@ class ConvMF(PMF):
             raise ModelError("convmf: max_len, vocab_size must be >= 1 and windows non-empty")
         if cfg.cnn_epochs < 0:
             raise ModelError(f"convmf: cnn_epochs must be >= 0, got {cfg.cnn_epochs}")
+        if cfg.item_init not in ITEM_INITS:
+            raise ModelError(
+                f"convmf: item_init must be one of {ITEM_INITS}, got {cfg.item_init!r}"
+            )
         self._n_items = train.n_items
         self.docs = prepare_documents(
             train, cfg.plots, cfg.vocab_size, cfg.max_df, cfg.max_len, max(cfg.windows), device
@@ -512,6 +533,11 @@ class ConvMF(PMF):
             rng,
         )
         return {"cnn_loss": loss}
+
+    def _start_from_prior(self) -> bool:
+        # The authors start V at the untrained CNN's output; with a random start (Cornac's)
+        # the first eq. 8 solve does not see near-identical item rows. See docs/peers.md.
+        return self.config.item_init == "text"
 
     def _get_cnn_state(self) -> dict[str, Tensor] | None:
         return None if self.cnn is None else self.cnn.state_dict()

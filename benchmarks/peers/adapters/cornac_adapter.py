@@ -24,6 +24,7 @@ TensorFlow 1-style graph code, so it runs in its own venv, ``.venv-peers-tf``).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -209,6 +210,13 @@ class ConvMFHook:
 
     def __call__(self, n: int, **_: Any) -> range:
         self.book(1)
+        # Progress: an epoch of Cornac's ConvMF takes minutes on one thread.
+        print(
+            f"cornac convmf: epoch {self.recorder.epochs_trained} done, "
+            f"{self.recorder.train_cpu_seconds:.1f} CPU s of training so far",
+            file=sys.stderr,
+            flush=True,
+        )
         self.on_checkpoint()
         self.restart()
         return range(n)

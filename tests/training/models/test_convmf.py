@@ -397,3 +397,25 @@ def test_pretrained_word_vectors_initialise_the_embedding(text_data, tmp_path: P
 
 def _small() -> dict[str, object]:
     return {k: v for k, v in TINY.items() if k not in ("patience",)}
+
+
+def test_item_init_random_starts_v_away_from_the_untrained_cnn(text_data) -> None:
+    """``text`` (the authors'): V starts at cnn(W, X_j); ``random`` (Cornac's): Xavier-uniform."""
+    train, cpu = text_data[0], torch.device("cpu")
+    start = {}
+    for init in ("text", "random"):
+        model = ConvMF(ConvMFConfig(**{**_small(), "item_init": init, "biases": False}))
+        torch.manual_seed(0)  # the same untrained CNN for both
+        model._prepare(train, np.random.default_rng(0), cpu)
+        params = model._init_params(train, cpu)
+        start[init] = (params.v, params.prior)
+    v, prior = start["text"]
+    has_doc = prior.abs().sum(1) > 0
+    assert bool(has_doc.any())
+    torch.testing.assert_close(v[has_doc], prior[has_doc])
+    v, prior = start["random"]
+    assert float(v.abs().max()) <= (6.0 / (train.n_items + v.shape[1])) ** 0.5
+    assert not torch.allclose(v[has_doc], prior[has_doc])
+    torch.testing.assert_close(prior, start["text"][1])  # the eq. 9 prior itself is unchanged
+    with pytest.raises(ModelError, match="item_init must be one of"):
+        ConvMF(ConvMFConfig(**{**_small(), "item_init": "zeros"})).fit(train)
