@@ -26,6 +26,7 @@ def plot(results: Path, out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = json.loads(results.read_text())["rows"]
     panels = [(p, m) for p, m in PANELS if any(r["protocol"] == p for r in rows)]
@@ -46,6 +47,8 @@ def plot(results: Path, out: Path) -> Path:
             )
             ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         ax.set_xscale("log")
+        # A range within one or two decades would label every minor tick, on top of each other.
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("training CPU seconds to the kept epoch (log scale)")
         ax.set_ylabel(f"test {metric} ({'lower' if metric == 'rmse' else 'higher'} is better)")
         ax.set_title(protocol)
