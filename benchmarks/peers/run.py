@@ -43,6 +43,7 @@ from benchmarks.peers import report
 from benchmarks.peers.score import Row, score_run
 from benchmarks.peers.split import SplitSettings, write_splits
 from training.data.interactions import IdMap, Interactions
+from training.key_values import parse_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 ML20M_DENSITY = 10_000_000 / (136_677 * 20_108)
@@ -92,7 +93,7 @@ PLAN: tuple[Job, ...] = (
     Job("text", "convmf", "cornac"),
 )
 # ConvMF as both libraries can run it (the paper's model: no biases), in genrec's names.
-# lambda 10/10 is genrec's validation choice for biases=false (docs/accuracy-convmf.md);
+# lambda 10/10 is what docs/accuracy-convmf.md uses for biases=false;
 # one CNN pass per outer epoch because Cornac's takes minutes on one thread.
 CONVMF_SHARED = {
     "biases": "false",
@@ -227,7 +228,7 @@ def _every_for(model: str, args: argparse.Namespace) -> int:
 
 def convmf_shared(args: argparse.Namespace) -> list[str]:
     """The shared ConvMF settings (``--convmf-set`` on top of ``CONVMF_SHARED``) as ``--set``."""
-    pairs = {**CONVMF_SHARED, **dict(p.split("=", 1) for p in args.convmf_set)}
+    pairs = {**CONVMF_SHARED, **parse_pairs(args.convmf_set, "--convmf-set")}
     return [arg for key, value in pairs.items() for arg in ("--set", f"{key}={value}")]
 
 
@@ -347,9 +348,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="use the peers' venv as it is (or run genrec alone without one)",
     )
     args = parser.parse_args(argv)
-    bad = [p for p in args.convmf_set if "=" not in p or p.split("=", 1)[0] not in CONVMF_SHARED]
-    if bad:
-        parser.error(f"--convmf-set takes KEY=VALUE with KEY in {sorted(CONVMF_SHARED)}; got {bad}")
+    unknown = sorted(set(parse_pairs(args.convmf_set, "--convmf-set")) - set(CONVMF_SHARED))
+    if unknown:
+        parser.error(f"--convmf-set keys are {sorted(CONVMF_SHARED)}; got {unknown}")
     return args
 
 

@@ -25,6 +25,7 @@ from benchmarks.peers.genrec_runner import run as run_genrec
 from benchmarks.peers.run import CONVMF_SHARED, Job, Library, parse, run_job, synthetic_clicks
 from benchmarks.peers.score import score_run
 from benchmarks.peers.split import SplitSettings, SplitWriteError, read_interactions, write_splits
+from benchmarks.peers.text_stats import document_lengths, untrained_rows
 from training.data.documents import build_vocabulary, encode
 from training.data.interactions import Interactions
 
@@ -184,3 +185,17 @@ def test_convmf_peer_runs_from_the_tf_venv_and_settings_are_checked() -> None:
     assert args.convmf_set == ["cnn_epochs=2"]
     with pytest.raises(SystemExit):
         parse(["--convmf-set", "no_such_setting=1"])
+
+
+def test_text_stats_reads_a_written_split(text_split: Path) -> None:
+    torch.set_num_threads(1)
+    lengths = document_lengths(text_split, max_len=300)
+    assert (
+        lengths["documents"]
+        == json.loads((text_split / "meta.json").read_text())["n_items_with_text"]
+    )
+    assert 0 < lengths["median"] <= lengths["longest"] <= 300
+    assert 0.0 < lengths["padding_share"] < 1.0
+    rows = untrained_rows(text_split)
+    assert rows["rows"] == lengths["documents"]
+    assert 0.0 < rows["norm_of_mean_row"] <= rows["mean_row_norm"]  # triangle inequality

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from training.key_values import parse_pairs  # stdlib only: importable from any venv
+
 TOPK = 100  # longest cut-off any protocol reads (NDCG@100)
 STRONG_PARTS = ("train", "valid_fold_in", "valid_heldout", "test_fold_in", "test_heldout")
 RECORD_PARTS = ("train", "valid", "test")
@@ -247,10 +249,7 @@ def adapter_args(description: str, models: list[str]) -> argparse.Namespace:
     args = parser.parse_args()
     if args.epochs < 1 or args.every < 1:
         raise AdapterError("--epochs and --every must be >= 1")
-    bad = [p for p in args.pairs if "=" not in p]
-    if bad:
-        raise AdapterError(f"--set expects KEY=VALUE, got {bad}")
-    args.sets = dict(p.split("=", 1) for p in args.pairs)
+    args.sets = parse_pairs(args.pairs)
     return args
 
 

@@ -273,7 +273,6 @@ def run_convmf(split: Split, params: dict[str, Any], recorder: Recorder, threads
         recorder, lambda: recorder.checkpoint(**convmf_predictions(model, split, users, items))
     )
     convmf_module.trange = hook  # looked up at call time inside _fit_convmf
-    hook.restart()
     model.fit(data)
     hook.book(0)  # the last epoch's CNN passes and re-projection: training, no prediction uses it
 
