@@ -1,9 +1,10 @@
 """``create_app()``: the FastAPI application and its lifespan.
 
 The lifespan opens what requests share — database engine (after migrating
-when ``auto_migrate``), user-state cache, model holder with its reload thread
-— and closes them on shutdown. Nothing happens at import time, so tests and
-``uvicorn --factory`` build as many independent apps as they like.
+when ``auto_migrate``), user-state cache, model holder with its reload thread,
+catalog sync with its poll thread — and closes them on shutdown. Nothing
+happens at import time, so tests and ``uvicorn --factory`` build as many
+independent apps as they like.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.api.routes import (
     predictions,
     recommendations,
 )
+from app.catalog import CatalogSync
 from app.core.cache import make_cache
 from app.core.config import Settings, get_settings
 from app.core.db import DatabaseGuard, make_engine, make_sessionmaker, upgrade_database
@@ -95,10 +97,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings, metrics)
         services.holder.start()
+        # Applies catalog items to every loaded version and polls the items table.
+        sync = CatalogSync(services.sessions, services.holder, settings.reload_interval_s)
+        sync.start()
         app.state.services = services
+        app.state.catalog = sync
         try:
             yield
         finally:
+            sync.stop()
             # uvicorn has drained in-flight requests (timeout_graceful_shutdown) before
             # this runs; the batchers still score anything queued, then stop.
             await services.recommender.close()
@@ -119,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (recommendations, predictions, interactions, items, health):
         app.include_router(module.router)
     app.include_router(admin.router)
-    app.include_router(catalog.router)  # item catalog + its sync (own lifespan)
+    app.include_router(catalog.router)
     if settings.bench_endpoints:
         app.include_router(bench.router)
     return app

@@ -46,6 +46,10 @@ class ModelUnavailable(RuntimeError):
     """The model exists but cannot be served now (no production version, or it fails to load)."""
 
 
+#: Called with each newly loaded version; returns the version to install.
+LoadListener = Callable[[LoadedModel], LoadedModel]
+
+
 @dataclass(frozen=True)
 class LoadFailure:
     version: str
@@ -83,9 +87,7 @@ class ModelHolder:
         self._load_locks: dict[str, threading.Lock] = {}  # one loader per model at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Applied to every version before it is installed: ``app.catalog`` appends
-        # catalog items scored from their text (identity when no catalog is attached).
-        self.on_load: Callable[[LoadedModel], LoadedModel] = lambda model: model
+        self._load_listeners: list[LoadListener] = []  # see add_load_listener
 
     # -- request path -----------------------------------------------------------------
 
@@ -161,6 +163,31 @@ class ModelHolder:
             self._models[current.name] = new
             return True
 
+    # -- load listeners ---------------------------------------------------------------
+
+    def add_load_listener(self, listener: LoadListener) -> None:
+        """Run ``listener`` on every version loaded from now on, before it is installed.
+
+        A listener returns the version to install: the one it got, or a
+        copy-on-write extension of it (``app.catalog`` adds catalog items
+        scored from their text). Listeners run in the order they were added.
+        """
+        with self._lock:
+            self._load_listeners.append(listener)
+
+    def remove_load_listener(self, listener: LoadListener) -> None:
+        """Stop running ``listener`` on loads; no-op when it is not registered."""
+        with self._lock, contextlib.suppress(ValueError):
+            self._load_listeners.remove(listener)
+
+    def _on_load(self, model: LoadedModel) -> LoadedModel:
+        """The version to install: ``model`` passed through every load listener in turn."""
+        with self._lock:
+            listeners = list(self._load_listeners)
+        for listener in listeners:
+            model = listener(model)
+        return model
+
     # -- loading ----------------------------------------------------------------------
 
     def _load_first(self, name: str) -> LoadedModel:
@@ -192,7 +219,7 @@ class ModelHolder:
     def _load_version(self, name: str, version: str) -> LoadedModel:
         """Load, verify and install ``version``; ``ModelUnavailable`` if it is refused."""
         try:
-            model = self.on_load(build_loaded_model(self.store.load(name, version), self.device))
+            model = self._on_load(build_loaded_model(self.store.load(name, version), self.device))
         except (StoreError, ModelLoadError) as exc:
             self._record_failure(name, version, exc)
             previous = self._models.get(name)

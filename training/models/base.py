@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sp
@@ -214,6 +214,33 @@ class Scorer(ABC):
         for v in self.t.values():
             return v.device
         return torch.device("cpu")
+
+
+# --------------------------------------------------------------------------- text-aware scorers
+
+
+@runtime_checkable
+class TextAwareScorer(Protocol):
+    """Optional capability of a ``Scorer``: rows for items it was never trained on, from text.
+
+    A content model can place an item nobody has rated: in ConvMF (Kim et al.,
+    RecSys 2016, eq. 9 without ratings) its vector is v_j = cnn(W, X_j). The
+    serving catalog (``app.catalog``) grows a loaded model through this one
+    method, so it needs no knowledge of the scorer's tensors or layout. Check
+    for it with ``isinstance(scorer, TextAwareScorer)``.
+    """
+
+    def with_text_items(
+        self, texts: Sequence[str], refresh: Mapping[int, str] | None = None
+    ) -> Scorer:
+        """A new scorer with ``len(texts)`` more items, each placed by its text alone.
+
+        The new items get indices ``n_items, n_items + 1, ...`` in ``texts``
+        order; ``refresh`` (existing index -> text) recomputes those rows from
+        a new text. Copy on write: ``self`` is never modified (requests in
+        flight keep scoring with it); the copy may share unchanged tensors.
+        """
+        ...
 
 
 # --------------------------------------------------------------------------- config

@@ -60,7 +60,8 @@ Serving card (k = factors; D = k + 3 with biases, k without)
                  (``cnn_*`` tensors) and its vocabulary (``vocab`` in the scorer
                  config), so ``item_vectors_from_text(docs) -> (n, D)`` gives a new
                  item's row of ``items`` from cnn(W, X_j) — its eq. 9 value when it
-                 has no ratings — ready to append to the table.
+                 has no ratings — ready to append to the table; ``with_text_items``
+                 (``TextAwareScorer``) returns a new scorer with them appended.
     Score        (B, I) state @ items^T: mu + b_i + b_j + u_i . v_j for rated items,
                  m_i + (b~_j - b_bar) + u_i . (v~_j - v_bar) for text-scored ones.
     Ratings      yes (``predict`` clips into the training rating range).

@@ -27,7 +27,8 @@ Row layouts (k = factors):
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -214,9 +215,15 @@ class PMFScorer(Scorer):
 
 
 class ConvMFScorer(PMFScorer):
-    """PMF scorer that also carries the CNN, so new items get rows from their text."""
+    """PMF scorer that also carries the CNN, so new items get rows from their text.
+
+    It is a ``TextAwareScorer`` (``training.models.base``): serving grows its
+    item table with ``with_text_items``.
+    """
 
     name = "convmf"
+    #: Documents per CNN call when ``with_text_items`` scores many texts at once.
+    TEXT_BATCH: ClassVar[int] = 256
 
     def __init__(self, config: dict[str, Any], tensors: dict[str, Tensor]) -> None:
         super().__init__(config, tensors)
@@ -259,6 +266,41 @@ class ConvMFScorer(PMFScorer):
         if not self.biases:
             return out
         return new_item_rows(out, self.mu, str(self.config.get("new_item_anchor", "user_mean")))
+
+    def with_text_items(
+        self, texts: Sequence[str], refresh: Mapping[int, str] | None = None
+    ) -> ConvMFScorer:
+        """``TextAwareScorer``: a new scorer whose ``items`` table has rows from text.
+
+        Kim et al. 2016, eq. 9 for an item without ratings: v_j = cnn(W, X_j),
+        in the row layout of ``items`` (``item_vectors_from_text``). ``texts``
+        are appended as items ``n_items, n_items + 1, ...``; ``refresh`` (index
+        -> text) recomputes existing rows. The new scorer shares the CNN and
+        every other tensor; ``self`` and its table are left untouched.
+        """
+        if isinstance(texts, str):
+            raise ModelError("convmf: with_text_items expects a list of strings")
+        refresh = dict(refresh or {})
+        table = self.t["items"]  # (I, D)
+        wrong = sorted(i for i in refresh if not 0 <= i < len(table))
+        if wrong:
+            raise ModelError(f"convmf: no item rows {wrong} to refresh; the table has {len(table)}")
+        docs = [*texts, *refresh.values()]
+        rows = table.new_zeros((0, table.shape[1]))
+        if docs:
+            batch = self.TEXT_BATCH
+            with torch.no_grad():
+                parts = [
+                    self.item_vectors_from_text(docs[i : i + batch])
+                    for i in range(0, len(docs), batch)
+                ]
+            rows = torch.cat(parts).to(table)
+        grown = torch.cat([table, rows[: len(texts)]])  # (I + n, D): new memory
+        if refresh:
+            grown[torch.as_tensor(list(refresh), device=grown.device)] = rows[len(texts) :]
+        scorer = type(self)({**self.config, "n_items": len(grown)}, {**self.t, "items": grown})
+        scorer._cnn = self._cnn  # eval mode, read-only: no need to rebuild it
+        return scorer
 
     def to(self, device: str | torch.device) -> ConvMFScorer:
         super().to(device)

@@ -1,18 +1,14 @@
 """Item catalog: ``PUT /v1/items/{item_id}`` (admin) and ``GET /v1/items/{item_id}``.
 
-The router brings its own lifespan (FastAPI merges it into the app's, after
-the app's own has opened the services): it starts the ``CatalogSync`` that
-applies catalog items to the loaded models and polls the items table, and
-stops it on shutdown. So serving new items from text needs only this router.
+The ``CatalogSync`` these routes read and nudge (``app.state.catalog``) is
+started and stopped by the app's lifespan (``app.main``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import require_admin
@@ -23,20 +19,7 @@ from app.repository import ItemRow
 from app.schemas_catalog import ItemIn, ItemResponse, ItemServing
 from app.serving.state import database_unavailable
 
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    services = app.state.services
-    sync = CatalogSync(services.sessions, services.holder, services.settings.reload_interval_s)
-    sync.start()
-    app.state.catalog = sync
-    try:
-        yield
-    finally:
-        sync.stop()
-
-
-router = APIRouter(prefix="/v1", tags=["catalog"], lifespan=lifespan)
+router = APIRouter(prefix="/v1", tags=["catalog"])
 
 
 async def get_catalog(request: Request) -> CatalogSync:

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from training.data import documents as D
 from training.data.errors import DataError
 from training.data.interactions import Interactions
 from training.models import REGISTRY
-from training.models.base import History, ModelError
+from training.models.base import History, ModelError, TextAwareScorer
 from training.models.convmf import PMF, ConvMF, ConvMFConfig, PMFConfig
 from training.models.convmf_scorer import ConvMFScorer, PMFScorer, fold_in, ridge_rows
+from training.models.text_cnn import run_cnn
 
 TOPICS = (
     "space alien rocket planet galaxy orbit astronaut laser starship comet",
@@ -289,6 +291,84 @@ def test_a_documents_vector_does_not_depend_on_its_batch(convmf) -> None:
     short, long = "space rocket", " ".join(["galaxy orbit wedding kiss"] * 20)
     alone = scorer.item_vectors_from_text([short])
     torch.testing.assert_close(scorer.item_vectors_from_text([short, long])[:1], alone)
+
+
+def _cnn_of(scorer: ConvMFScorer, docs: list[str]) -> torch.Tensor:
+    """(n, out) cnn(W, X_j) run directly on the artifact's CNN (every doc has known words)."""
+    cnn = scorer.cnn()
+    seqs = D.encode(docs, scorer.config["vocab"], int(scorer.config["max_len"]))
+    assert all(seqs)
+    tokens = torch.as_tensor(D.pad(seqs, max(cnn.windows)))
+    with torch.no_grad():
+        return run_cnn(cnn, tokens, torch.as_tensor([len(s) for s in seqs]))
+
+
+def test_with_text_items_returns_a_grown_copy_and_leaves_the_scorer_alone(convmf) -> None:
+    """The text-aware capability serving uses: copy on write, rows from cnn(W, X_j)."""
+    scorer = convmf.to_scorer()
+    assert isinstance(scorer, TextAwareScorer)
+    assert not isinstance(PMFScorer(scorer.config, scorer.t), TextAwareScorer)
+    n, table, tensors = scorer.n_items, scorer.t["items"].clone(), dict(scorer.t)
+    docs = ["a space rocket and a galaxy", "a wedding kiss"]
+    grown = scorer.with_text_items(docs, refresh={3: "love letter"})
+
+    assert isinstance(grown, ConvMFScorer) and grown is not scorer
+    assert grown.n_items == n + 2 and grown.t["items"].shape == (n + 2, table.shape[1])
+    torch.testing.assert_close(grown.t["items"][n:], scorer.item_vectors_from_text(docs))
+    torch.testing.assert_close(
+        grown.t["items"][3], scorer.item_vectors_from_text(["love letter"])[0]
+    )
+    keep = [j for j in range(n) if j != 3]
+    assert torch.equal(grown.t["items"][keep], table[keep])
+    # The original is untouched: same tensors, same values, same size.
+    assert scorer.n_items == n and all(scorer.t[k] is v for k, v in tensors.items())
+    assert torch.equal(scorer.t["items"], table)
+    assert grown.t["user_factors"] is scorer.t["user_factors"]  # unchanged tensors shared
+    # The grown scorer scores every item, old and new.
+    state = scorer.t["user_factors"][:2]
+    assert grown.score(state).shape == (2, n + 2)
+
+    with pytest.raises(ModelError, match=r"no item rows \[99\] to refresh"):
+        scorer.with_text_items([], refresh={99: "space"})
+    with pytest.raises(ModelError, match="list of strings"):
+        scorer.with_text_items("space rocket")
+
+
+def test_new_rows_score_as_eq_9_says(convmf, text_data) -> None:
+    """A new item's score is u_i . v_j with v_j = cnn(W, X_j) (eq. 9 without ratings).
+
+    Default (biased) layout, anchored at the user's mean: m_i + (b~_j - b_bar)
+    + u_i . (v~_j - v_bar), with [v~_j, b~_j] = cnn(W, X_j) and [v_bar, b_bar] =
+    ``text_mean``. The paper's layout (biases=False): exactly u_i . cnn(W, X_j).
+    """
+    train = text_data[0]
+    docs = ["a space rocket and a galaxy", "a wedding kiss", "orbit love comet"]
+    users = np.arange(4)
+    history = History.from_csr(train.to_csr(), users)
+
+    scorer = convmf.to_scorer()
+    k, n = scorer.factors, scorer.n_items
+    grown = scorer.with_text_items(docs)
+    with torch.no_grad():
+        state = grown.user_state(torch.as_tensor(users), history)  # [u_i, 1, b_i, a_i]
+        got = grown.score(state)[:, n:]
+    out, bar = _cnn_of(scorer, docs), scorer.t["text_mean"]
+    counts = np.bincount(train.users, minlength=train.n_users)[users]
+    sums = np.bincount(train.users, weights=train.ratings, minlength=train.n_users)[users]
+    m = torch.as_tensor((sums + train.ratings.mean()) / (counts + 1), dtype=torch.float32)
+    expected = (
+        m.unsqueeze(1) + (out[:, k] - bar[k]).unsqueeze(0) + state[:, :k] @ (out[:, :k] - bar[:k]).T
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+    paper = ConvMF(ConvMFConfig().with_overrides({**TINY, "epochs": 2, "biases": False}))
+    paper.fit(train)
+    raw = paper.to_scorer()
+    grown_raw = raw.with_text_items(docs)
+    with torch.no_grad():
+        u = grown_raw.user_state(torch.as_tensor(users), history)  # u_i
+        got_raw = grown_raw.score(u)[:, raw.n_items :]
+    torch.testing.assert_close(got_raw, u @ _cnn_of(raw, docs).T)
 
 
 # --------------------------------------------------------------------------- fold-in

@@ -1,0 +1,131 @@
+"""Catalog items: the rules an item must meet, the items table, and the file import.
+
+``PUT /v1/items/{id}`` and ``genrec items import`` share ``validate_item``, so
+both refuse the same things with the same message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.repository import ItemRow, NewItem, get_item, upsert_items
+from app.schemas_catalog import MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
+
+
+class CatalogError(ValueError):
+    """A catalog item breaks a rule (id, sizes, attributes); the message says which."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_item(
+    item_id: str,
+    title: str | None,
+    text: str | None,
+    attributes: dict[str, Any] | None,
+    max_id_length: int = 256,
+) -> NewItem:
+    """The one rule set of PUT and import; empty title/text mean none."""
+    if not item_id.strip():
+        raise CatalogError("item_id must be a non-empty string")
+    if len(item_id) > max_id_length:
+        raise CatalogError(
+            f"item_id is {len(item_id)} characters long; the limit is {max_id_length}"
+        )
+    if title is not None and len(title) > MAX_TITLE:
+        raise CatalogError(f"title is {len(title)} characters long; the limit is {MAX_TITLE}")
+    if text is not None and len(text) > MAX_TEXT:
+        raise CatalogError(f"text is {len(text)} characters long; the limit is {MAX_TEXT}")
+    for what, value in (("item_id", item_id), ("title", title), ("text", text)):
+        if value is not None and "\x00" in value:  # Postgres text cannot hold NUL
+            raise CatalogError(f"{what} contains a NUL character")
+    attributes = attributes or {}
+    try:
+        encoded = json.dumps(attributes, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise CatalogError(f"attributes must be plain JSON: {exc}") from None
+    if "\\u0000" in encoded:
+        raise CatalogError("attributes contain a NUL character")
+    size = len(encoded.encode())
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise CatalogError(
+            f"attributes are {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}"
+        )
+    return NewItem(item_id, title or None, text or None, attributes)
+
+
+def save_items(sessions: sessionmaker[Session], items: Sequence[NewItem]) -> dict[str, str]:
+    """Upsert ``items`` in one transaction; per id "created" / "updated" / "unchanged".
+
+    Two writers creating the same new id at once: the loser's INSERT hits the
+    primary key; one retry then finds the row and updates it.
+    """
+    try:
+        with session_scope(sessions) as session:
+            return upsert_items(session, items, datetime.now(UTC))
+    except IntegrityError:
+        with session_scope(sessions) as session:
+            return upsert_items(session, items, datetime.now(UTC))
+
+
+def read_item(sessions: sessionmaker[Session], item_id: str) -> ItemRow | None:
+    with session_scope(sessions) as session:
+        return get_item(session, item_id)
+
+
+class FileRecord(Protocol):
+    """What ``import_records`` reads of a file record (``training.data.catalog_file``)."""
+
+    item_id: str
+    title: str | None
+    text: str | None
+    attributes: dict[str, Any]
+    line: int
+
+
+def import_records(
+    database_url: str,
+    records: Sequence[FileRecord],
+    source: str,
+    max_id_length: int = 256,
+    migrate: bool = True,
+) -> dict[str, int]:
+    """``genrec items import``: validate every record, then write all in one transaction.
+
+    All or nothing: the first bad record raises ``CatalogError`` naming
+    ``source`` and its line before anything is written. Running servers pick
+    the items up at their next reload poll. Returns counts per outcome.
+    """
+    items = []
+    for record in records:
+        try:
+            items.append(
+                validate_item(
+                    record.item_id, record.title, record.text, record.attributes, max_id_length
+                )
+            )
+        except CatalogError as exc:
+            raise CatalogError(f"{source}, line {record.line}: {exc}") from None
+    where = make_url(database_url).render_as_string(hide_password=True)
+    engine = make_engine(database_url)
+    try:
+        if migrate:
+            upgrade_database(database_url)
+        outcome = save_items(make_sessionmaker(engine), items)
+    except SQLAlchemyError as exc:
+        raise CatalogError(f"cannot write the catalog to {where}: {exc}") from None
+    finally:
+        engine.dispose()
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for result in outcome.values():
+        counts[result] += 1
+    return counts

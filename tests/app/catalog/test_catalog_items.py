@@ -1,0 +1,137 @@
+"""Catalog items (``app.catalog.items``): validation, storage on both backends, file import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.catalog.items import CatalogError, import_records, read_item, save_items, validate_item
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.repository import NewItem
+from training.data.catalog_file import read_catalog_file
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"item_id": " "}, "item_id must be a non-empty string"),
+        ({"item_id": "x" * 300}, "item_id is 300 characters long; the limit is 256"),
+        ({"title": "t" * 1001}, "title is 1001 characters long; the limit is 1000"),
+        ({"text": "w" * 100_001}, "text is 100001 characters long"),
+        ({"attributes": {"x": float("nan")}}, "attributes must be plain JSON"),
+        ({"attributes": {"x": {1, 2}}}, "attributes must be plain JSON"),
+        ({"attributes": {"x": "y" * 70_000}}, "the limit is 65536"),
+        ({"text": "a\x00b"}, "text contains a NUL character"),
+        ({"attributes": {"x": "\x00"}}, "attributes contain a NUL character"),
+    ],
+)
+def test_validation_says_what_is_wrong(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"item_id": "1", "title": None, "text": None, "attributes": {}}
+    with pytest.raises(CatalogError, match=message.replace("(", r"\(")):
+        validate_item(**{**args, **kwargs})  # type: ignore[arg-type]
+
+
+def test_validation_normalises_empty_strings_to_none() -> None:
+    assert validate_item("1", "", "", None) == NewItem("1", None, None, {})
+
+
+# --------------------------------------------------------------------------- import
+
+
+def test_import_writes_all_records_and_reports_counts(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/import.db"
+    path = tmp_path / "items.jsonl"
+    path.write_text('{"item_id": "a", "title": "A", "text": "space rocket"}\n{"item_id": "b"}\n')
+    records = read_catalog_file(path)
+    assert import_records(url, records, str(path)) == {"created": 2, "updated": 0, "unchanged": 0}
+    assert import_records(url, records, str(path)) == {"created": 0, "updated": 0, "unchanged": 2}
+    engine = make_engine(url)
+    row = read_item(make_sessionmaker(engine), "a")
+    engine.dispose()
+    assert row is not None and (row.title, row.text) == ("A", "space rocket")
+
+
+def test_import_is_all_or_nothing_and_names_the_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/import.db"
+    path = tmp_path / "items.csv"
+    path.write_text("item_id,title\nok,fine\n" + "x" * 300 + ",too long\n")
+    with pytest.raises(CatalogError, match=rf"{path}, line 3: item_id is 300 characters"):
+        import_records(url, read_catalog_file(path), str(path))
+    upgrade_database(url)
+    engine = make_engine(url)
+    assert read_item(make_sessionmaker(engine), "ok") is None
+    engine.dispose()
+
+
+def test_import_into_an_unreachable_database_hides_the_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://genrec:s3cret@127.0.0.1:1/genrec"
+    record = read_catalog_file(_one_item(tmp_path))
+    with pytest.raises(CatalogError, match="cannot write the catalog to") as err:
+        import_records(url, record, "items.csv", migrate=False)
+    assert "s3cret" not in str(err.value)
+
+
+def _one_item(tmp_path: Path) -> Path:
+    path = tmp_path / "one.csv"
+    path.write_text("item_id,text\n1,space\n")
+    return path
+
+
+# --------------------------------------------------------------------------- both backends
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = (
+        f"sqlite:///{tmp_path}/both.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    upgrade_database(url)
+    engine = make_engine(url)
+    yield make_sessionmaker(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        session.execute(text("DELETE FROM items"))
+    engine.dispose()
+
+
+def test_catalog_rows_round_trip_on_both_backends(any_sessions: sessionmaker[Session]) -> None:
+    first = save_items(any_sessions, [NewItem("7", "T", "plot", {"genres": ["Drama"]})])
+    again = save_items(any_sessions, [NewItem("7", "T", "new plot", {"genres": ["Drama"]})])
+    assert (first, again) == ({"7": "created"}, {"7": "updated"})
+    row = read_item(any_sessions, "7")
+    assert row is not None
+    assert (row.text, row.attributes) == ("new plot", {"genres": ["Drama"]})
+    assert row.updated_at > row.created_at and row.updated_at.tzinfo is not None
+
+
+def test_genrec_items_import_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from app.core.config import get_settings
+    from training.cli import app as cli
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("GENREC_DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        good = CliRunner().invoke(cli, ["items", "import", str(_one_item(tmp_path))])
+        bad_file = tmp_path / "bad.jsonl"
+        bad_file.write_text('{"item_id": "2", "txt": "typo"}\n')
+        bad = CliRunner().invoke(cli, ["items", "import", str(bad_file)])
+    finally:
+        get_settings.cache_clear()
+    assert good.exit_code == 0, good.output
+    assert "imported 1 item(s)" in good.output and "1 new" in good.output
+    assert bad.exit_code == 2
+    assert f"{bad_file}, line 1: unknown key(s) txt" in bad.output.replace("\n", "")
+    engine = make_engine(url)
+    row = read_item(make_sessionmaker(engine), "1")
+    engine.dispose()
+    assert row is not None and row.text == "space"
