@@ -366,7 +366,7 @@ def test_genrec_items_import_command(tmp_path: Path, monkeypatch: pytest.MonkeyP
     from typer.testing import CliRunner
 
     from app.core.config import get_settings
-    from training.cli import app as cli
+    from app.cli import app as cli
 
     url = f"sqlite:///{tmp_path}/cli.db"
     monkeypatch.setenv("GENREC_DATABASE_URL", url)

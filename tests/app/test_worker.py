@@ -23,7 +23,7 @@ from app.retrain.lifecycle import RetrainRequest
 from app.worker import Worker, build_context, run_worker
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
-from training.cli import app as cli
+from app.cli import app as cli
 
 
 @pytest.fixture(autouse=True)
