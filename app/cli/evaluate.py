@@ -77,7 +77,8 @@ def evaluate(
     with user_errors():
         name, ref = split_ref(model)
     if ref is not None:
-        given = [flag for flag, value in _protocol_flags(protocol, seeds, set_, option) if value]
+        flags = {"--protocol": protocol, "--seeds": seeds, "--set": set_, "--option": option}
+        given = [flag for flag, value in flags.items() if value]
         if given:
             raise fail(
                 f"{', '.join(given)} apply to training from scratch; {model} is a stored version, "
@@ -89,12 +90,6 @@ def evaluate(
     if protocol is None:
         raise fail("--protocol is required to evaluate a model by name (see docs/protocols.md)")
     _evaluate_protocol(name, data, protocol, seeds or "0", set_, option, json_out)
-
-
-def _protocol_flags(
-    protocol: str | None, seeds: str | None, set_: list[str] | None, option: list[str] | None
-) -> list[tuple[str, object]]:
-    return [("--protocol", protocol), ("--seeds", seeds), ("--set", set_), ("--option", option)]
 
 
 def _evaluate_protocol(
