@@ -1,9 +1,11 @@
 """data -> model -> artifact: the one path every trained version takes.
 
 ``genrec train`` (``app/cli``) and the tests call ``train_and_save``; the
-retrain worker (``app/retrain/runner.py``) calls its parts, ``train_model``
-and ``version_contents`` / ``data_info``, because it scores production on
-the same held-out slice before deciding what to promote. Either way a
+retrain worker (``app/retrain/runner.py``) calls its parts
+(``holdout_validation``, ``train_model``, ``version_contents``,
+``data_info``) and writes the version itself, because it also scores
+production on the same held-out slice and records the job and the gate's
+decision in the manifest. Either way a
 version has the same contents: a model fitted on all but a per-user
 held-out slice (which selects the epoch and gives the manifest's metrics),
 the full interaction matrix as the fold-in / seen-item history, the id maps
@@ -31,7 +33,7 @@ from training.models.base import EpochCallback, FitReport, Model, Scorer, Valida
 HOLDOUT_FRACTION = 0.1
 #: Cut-offs of the held-out top-k metrics; the first selects epochs and gates promotion.
 TOPK_CUTOFFS = (10, 20)
-#: Users keep all their records unless they have more than this many (see ``per_user_holdout``).
+#: Each user with more records than this holds out at least this many; others keep all.
 HOLDOUT_MIN_PER_USER = 2
 #: Data with fewer records than this trains on everything, without a held-out slice.
 HOLDOUT_MIN_RECORDS = 50
