@@ -1,6 +1,6 @@
 """Request and response bodies of the HTTP API (pydantic models only).
 
-Shapes follow DESIGN.md "Serving"; fields may be added, never renamed. Limits
+Shapes follow docs/design.md "Serving"; fields may be added, never renamed. Limits
 that depend on settings (``max_k``, ``max_batch``, ``max_id_length``) and on
 the loaded artifact (rating range) are checked by the serving layer, which
 knows them; what is checked here is what holds for every deployment.

@@ -1,10 +1,16 @@
 """data -> model -> artifact: the one path every trained version takes.
 
-The CLI, the retrain worker and the tests all call ``train_and_save`` so a
-version written by any of them has the same contents: a model fitted on all
-but a per-user held-out slice (which selects the epoch and gives the
-manifest's metrics), the full interaction matrix as the fold-in /
-seen-item history, and the id maps of the data it was trained on.
+``genrec train`` (``app/cli``) and the tests call ``train_and_save``; the
+retrain worker (``app/retrain/runner.py``) calls its parts
+(``holdout_validation``, ``train_model``, ``version_contents``,
+``data_info``) and writes the version itself, because it also scores
+production on the same held-out slice and records the job and the gate's
+decision in the manifest. Either way a
+version has the same contents: a model fitted on all but a per-user
+held-out slice (which selects the epoch and gives the manifest's metrics),
+the full interaction matrix as the fold-in / seen-item history, the id maps
+of the data it was trained on, and in ``training["holdout"]`` how that slice
+was drawn, so ``training.stored_evaluation`` can draw it again later.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from training.models.base import EpochCallback, FitReport, Model, Scorer, Valida
 HOLDOUT_FRACTION = 0.1
 #: Cut-offs of the held-out top-k metrics; the first selects epochs and gates promotion.
 TOPK_CUTOFFS = (10, 20)
+#: Each user with more records than this holds out at least this many; others keep all.
+HOLDOUT_MIN_PER_USER = 2
+#: Data with fewer records than this trains on everything, without a held-out slice.
+HOLDOUT_MIN_RECORDS = 50
 
 
 @dataclass
@@ -39,27 +49,49 @@ class TrainResult:
     metrics: dict[str, float]
     metric: str | None  # the key in ``metrics`` that selects / gates
     higher_is_better: bool
+    #: How the held-out slice was drawn (``holdout_record``); None: trained on everything.
+    holdout: dict[str, Any] | None = None
 
 
-def holdout_validation(
-    model_cls: type[Model], data: Interactions, seed: int = 0, fraction: float = HOLDOUT_FRACTION
-) -> tuple[Interactions, Validation | None]:
-    """Split off a per-user slice and build the model's own validation on it.
+def holdout_split(
+    data: Interactions, seed: int = 0, fraction: float = HOLDOUT_FRACTION
+) -> tuple[Interactions, Interactions] | None:
+    """(train, held-out) per-user split; None when the data is too small to spare a slice.
 
     Data too small to spare a slice (a handful of interactions) trains on
     everything without validation rather than failing.
     """
-    if len(data) < 50 or fraction <= 0:
-        return data, None
-    train, heldout = per_user_holdout(data, fraction=fraction, seed=seed, min_per_user=2)
+    if len(data) < HOLDOUT_MIN_RECORDS or fraction <= 0:
+        return None
+    train, heldout = per_user_holdout(
+        data, fraction=fraction, seed=seed, min_per_user=HOLDOUT_MIN_PER_USER
+    )
     if len(heldout) == 0:
-        return data, None
+        return None
+    return train, heldout
+
+
+def holdout_record(heldout: Interactions, seed: int, fraction: float) -> dict[str, Any]:
+    """What the manifest keeps about the slice: enough to draw it again and prove it is the same."""
+    return {
+        "fraction": fraction,
+        "seed": seed,
+        "min_per_user": HOLDOUT_MIN_PER_USER,
+        "n_interactions": len(heldout),
+        "fingerprint": heldout.fingerprint(),
+    }
+
+
+def validation_on(
+    model_cls: type[Model], data: Interactions, train: Interactions, heldout: Interactions
+) -> Validation:
+    """The model's own measure on the held-out slice: RMSE for rating models, else top-k."""
     if model_cls.task == "ratings" and data.explicit:
-        return train, rating_validation(train.to_csr(), heldout)
+        return rating_validation(train.to_csr(), heldout)
     # Users are passed by index so models with per-user parameters use them, as serving does.
     # A catalogue smaller than a cut-off (a tiny log) is ranked whole instead of failing.
     ks = tuple(sorted({min(k, data.n_items) for k in TOPK_CUTOFFS}))
-    validation = topk_validation(
+    return topk_validation(
         train.to_csr(),
         heldout.to_csr(values="ones"),
         metric=f"ndcg@{ks[0]}",
@@ -67,7 +99,17 @@ def holdout_validation(
         metrics=("ndcg", "recall"),
         users=np.arange(data.n_users),
     )
-    return train, validation
+
+
+def holdout_validation(
+    model_cls: type[Model], data: Interactions, seed: int = 0, fraction: float = HOLDOUT_FRACTION
+) -> tuple[Interactions, Validation | None]:
+    """Split off a per-user slice and build the model's own validation on it."""
+    split = holdout_split(data, seed, fraction)
+    if split is None:
+        return data, None
+    train, heldout = split
+    return train, validation_on(model_cls, data, train, heldout)
 
 
 def train_model(
@@ -81,7 +123,11 @@ def train_model(
     cls = model_class(model_name)
     config = cls.Config().with_overrides(overrides or {})
     model = cls(config)
-    train, validation = holdout_validation(cls, data, seed=config.seed, fraction=holdout)
+    split = holdout_split(data, seed=config.seed, fraction=holdout)
+    if split is None:
+        train, validation = data, None
+    else:
+        train, validation = split[0], validation_on(cls, data, *split)
     report = model.fit(train, validation=validation, callbacks=callbacks)
     scorer = model.to_scorer()
     metrics = dict(report.best_metrics)
@@ -94,6 +140,7 @@ def train_model(
         metrics={k: float(v) for k, v in metrics.items()},
         metric=validation.metric if validation else None,
         higher_is_better=validation.higher_is_better if validation else True,
+        holdout=None if split is None else holdout_record(split[1], config.seed, holdout),
     )
 
 
@@ -150,6 +197,7 @@ def save_trained(
             "epochs_run": result.report.epochs_run,
             "selection_metric": result.metric,
             "higher_is_better": result.higher_is_better,
+            "holdout": result.holdout,
         },
     )
 

@@ -209,6 +209,7 @@ def _save(
             "epochs_run": result.report.epochs_run,
             "selection_metric": result.metric,
             "higher_is_better": result.higher_is_better,
+            "holdout": result.holdout,
             "job_id": job.id,
             "attempt": job.attempts,
             "gate": gate.to_dict(),

@@ -15,6 +15,7 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from app.cli import app as cli
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.repository import NewInteraction, add_interactions
@@ -23,7 +24,6 @@ from app.retrain.lifecycle import RetrainRequest
 from app.worker import Worker, build_context, run_worker
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
-from training.cli import app as cli
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,7 @@ def genrec_command(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("genrec")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-m", "training.cli", *args]
+    return [sys.executable, "-m", "app.cli", *args]
 
 
 @dataclass

@@ -46,7 +46,7 @@ NEW_USER = "deploy-e2e-new-user"
 def genrec_command() -> list[str]:
     """The ``genrec`` console script of this interpreter's environment (else ``-m``)."""
     script = Path(sys.executable).with_name("genrec")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "training.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ else md5), deleted and refused on a mismatch, renamed to ``<name>.zip`` and
 extracted through a temporary folder that is renamed into place, so a crash
 or a concurrent run never leaves a half-written data set that looks complete.
 
-Pinned checksums and where they are published (see ``../shared/data/README.md``):
+Pinned checksums and where they are published:
 ml-100k, ml-1m, ml-20m, ml-25m, ml-latest-small: sha256 from TensorFlow
 Datasets' ``url_checksums/movielens.txt`` (ml-25m's md5 ``6b51fb27…2ada``
 equals GroupLens' own ``ml-25m.zip.md5``); ml-10m: md5 from GroupLens'

@@ -114,8 +114,8 @@ def test_catalog_rows_round_trip_on_both_backends(any_sessions: sessionmaker[Ses
 def test_genrec_items_import_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
+    from app.cli import app as cli
     from app.core.config import get_settings
-    from training.cli import app as cli
 
     url = f"sqlite:///{tmp_path}/cli.db"
     monkeypatch.setenv("GENREC_DATABASE_URL", url)

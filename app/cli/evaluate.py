@@ -1,0 +1,150 @@
+"""``genrec evaluate``: a model through a paper's protocol, or a stored version on its held-out slice.
+
+``--model NAME --protocol P`` trains NAME from scratch on each seed's split
+of P and prints the protocol's report (docs/protocols.md). ``--model
+NAME@VERSION`` (a number or an alias) measures that stored version, without
+retraining, on the part of its data it was not trained on
+(``training.stored_evaluation``); the protocol flags do not apply to it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import (
+    data_dir,
+    epoch_printer,
+    fail,
+    load_data,
+    parse_sets,
+    settings,
+    store,
+    user_errors,
+)
+
+
+def evaluate(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="model name, trained from scratch by the protocol; or NAME@VERSION "
+            "(number or alias): that stored version, measured on the slice it was not trained on"
+        ),
+    ],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="ml-100k|ml-1m|...|PATH.csv|PATH.parquet|db|irgan-ml-100k "
+            "(for NAME@VERSION: the data it was trained on)"
+        ),
+    ],
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="evaluation protocol (see docs/protocols.md); not with NAME@VERSION"),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="comma-separated split/training seeds (default 0)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="hyper-parameter override key=value")
+    ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="protocol option key=value")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the report as JSON")
+    ] = None,
+) -> None:
+    """Run MODEL through an evaluation PROTOCOL, or measure a stored NAME@VERSION; print the report.
+
+    With --protocol the model is trained from scratch on each seed's split;
+    docs/protocols.md describes every protocol and docs/accuracy.md quotes
+    these reports. NAME@VERSION is measured on the slice of DATA its training
+    held out (DATA must be the data it was trained on).
+    """
+    import torch
+
+    from training.stored_evaluation import split_ref
+
+    if threads:
+        torch.set_num_threads(threads)
+    with user_errors():
+        name, ref = split_ref(model)
+    if ref is not None:
+        flags = {"--protocol": protocol, "--seeds": seeds, "--set": set_, "--option": option}
+        given = [flag for flag, value in flags.items() if value]
+        if given:
+            raise fail(
+                f"{', '.join(given)} apply to training from scratch; {model} is a stored version, "
+                "measured as it is on the slice it was not trained on (drop them, or give the "
+                "model without @VERSION)"
+            )
+        _evaluate_stored(name, ref, data, json_out)
+        return
+    if protocol is None:
+        raise fail("--protocol is required to evaluate a model by name (see docs/protocols.md)")
+    _evaluate_protocol(name, data, protocol, seeds or "0", set_, option, json_out)
+
+
+def _evaluate_protocol(
+    model: str,
+    data: str,
+    protocol: str,
+    seeds: str,
+    set_: list[str] | None,
+    option: list[str] | None,
+    json_out: Path | None,
+) -> None:
+    from training.protocols import PROTOCOLS
+
+    config = settings()
+    with user_errors():
+        if protocol not in PROTOCOLS:
+            raise fail(f"unknown protocol '{protocol}'; known: {', '.join(sorted(PROTOCOLS))}")
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise fail(f"--seeds expects integers like 0,1,2, got {seeds!r}") from None
+        report = PROTOCOLS[protocol].run(
+            model,
+            data,
+            seeds=seed_list,
+            overrides=parse_sets(set_),
+            data_dir=data_dir(config),
+            callbacks=[epoch_printer("  ")],
+            options=parse_sets(option, "--option"),
+        )
+    sys.stdout.write(report.to_markdown())
+    if json_out:
+        json_out.write_text(report.to_json())
+
+
+def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> None:
+    from training.stored_evaluation import evaluate_stored
+
+    config = settings()
+    with user_errors():
+        model_store = store(config)
+        model_store.resolve(model, ref)  # an unknown model or version fails before the data load
+        interactions = load_data(data, config)
+        result = evaluate_stored(model_store, model, ref, interactions, source=data)
+    lines = [
+        f"## {result.model} version {result.version} on its held-out slice of {result.source}",
+        "",
+        f"{result.n_train:,} interactions trained on, {result.n_heldout:,} held out and measured "
+        "here (the slice also picked the kept epoch: these are validation figures).",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {k} | {v:.4f} |" for k, v in result.metrics.items()),
+        "",
+    ]
+    sys.stdout.write("\n".join(lines))
+    if json_out:
+        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")

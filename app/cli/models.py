@@ -1,0 +1,68 @@
+"""``genrec models ...``: list stored versions, promote, roll back, list trainable models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from app.cli.common import out, settings, store, user_errors
+
+models_app = typer.Typer(
+    help="List stored model versions; promote and roll back.", no_args_is_help=True
+)
+
+
+@models_app.command("list")
+def models_list(
+    model: Annotated[str | None, typer.Argument(help="only this model")] = None,
+) -> None:
+    """Stored versions with their aliases and metrics."""
+    with user_errors():
+        model_store = store(settings())
+        names = [model] if model else model_store.list_models()
+        table = Table("model", "version", "aliases", "created", "data", "metrics")
+        for name in names:
+            aliases = model_store.aliases(name)
+            for manifest in model_store.list_versions(name):
+                tags = ",".join(a for a, v in aliases.items() if v == manifest.version)
+                table.add_row(
+                    name,
+                    manifest.version,
+                    tags,
+                    manifest.created_at[:19],
+                    f"{manifest.data.source} ({manifest.data.n_interactions:,})",
+                    " ".join(f"{k}={v:.3f}" for k, v in list(manifest.metrics.items())[:2]),
+                )
+    out.print(table)
+
+
+@models_app.command("promote")
+def models_promote(name: str, version: str) -> None:
+    """Point NAME's production alias at VERSION (servers pick it up without restart)."""
+    with user_errors():
+        store(settings()).promote(name, version)
+    out.print(f"{name}: production -> {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(name: str) -> None:
+    """Move NAME's production alias back to the version it pointed at before."""
+    with user_errors():
+        version = store(settings()).rollback(name)
+    out.print(f"{name}: production -> {version}")
+
+
+@models_app.command("available")
+def models_available(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show every setting")] = False,
+) -> None:
+    """Model names that can be trained, with their settings."""
+    from training.models import REGISTRY
+
+    for name, cls in sorted(REGISTRY.items()):
+        out.print(f"[bold]{name}[/]  ({cls.task})  {(cls.__doc__ or '').strip().splitlines()[0]}")
+        if verbose:
+            for field, help_text in cls.Config.describe().items():
+                out.print(f"    {field}: {help_text}")

@@ -1,0 +1,97 @@
+"""``genrec evaluate --model NAME@VERSION``: a stored version measured without retraining."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from training.data.datasets import load_dataset
+from training.data.splits import per_user_holdout
+from training.evaluate import evaluate_topk
+from training.pipeline import train_model
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from app.core.config import get_settings
+
+    csv = tmp_path / "clicks.csv"
+    rows = ["user_id,item_id,rating,timestamp"]
+    for u in range(30):
+        for i in range(6):
+            item = (u % 2) * 6 + i
+            rows.append(f"u{u},i{item},{3 + (i % 3)},{1_700_000_000 + u * 10 + i}")
+    csv.write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("GENREC_DATABASE_URL", f"sqlite:///{tmp_path}/log.db")
+    get_settings.cache_clear()
+    yield csv
+    get_settings.cache_clear()
+
+
+def test_a_stored_version_scores_what_the_in_process_evaluation_scores(
+    env: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--model", "ease", "--data", str(env), "--promote"])
+    assert trained.exit_code == 0, trained.output
+    report = tmp_path / "report.json"
+
+    result = runner.invoke(
+        app, ["evaluate", "--model", "ease@production", "--data", str(env), "--json", str(report)]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "ease version 1 on its held-out slice" in result.output
+    figures = json.loads(report.read_text())
+    data = load_dataset(str(env))
+    train, heldout = per_user_holdout(data, fraction=0.1, seed=0, min_per_user=2)
+    expected = evaluate_topk(
+        train_model("ease", data).scorer,
+        train.to_csr(),
+        heldout.to_csr(values="ones"),
+        ks=(10,),  # 12 items: the cut-offs 10 and 20 become 10 and 12
+        metrics=("ndcg", "recall"),
+        users=np.arange(data.n_users),
+    )
+    assert figures["version"] == "1" and figures["n_heldout"] == len(heldout)
+    for key, value in expected.items():
+        assert figures["metrics"][key] == pytest.approx(value, abs=1e-6), key
+    assert f"| ndcg@10 | {expected['ndcg@10']:.4f} |" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "ease@1", "--protocol", "weak-generalization"], "--protocol apply to"),
+        (["--model", "ease@1", "--seeds", "0,1", "--set", "l2=1"], "--seeds, --set apply to"),
+        (["--model", "ease@7"], "version 7"),
+        (["--model", "ease@"], "NAME@VERSION"),
+        (["--model", "ease"], "--protocol is required"),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2(env: Path, args: list[str], message: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "--model", "ease", "--data", str(env)]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", "--data", str(env), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output.replace("\n", "")
+    assert "Traceback" not in result.output
+
+
+def test_a_version_trained_on_all_its_data_is_refused(env: Path, tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("user_id,item_id\na,x\na,y\nb,x\n")
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["train", "--model", "popularity", "--data", str(tiny)]).exit_code == 0
+    )
+    result = runner.invoke(app, ["evaluate", "--model", "popularity@1", "--data", str(tiny)])
+    assert result.exit_code == 2, result.output
+    assert "trained on all 3 interactions" in result.output
+    assert "Traceback" not in result.output
