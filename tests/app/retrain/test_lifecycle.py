@@ -195,7 +195,9 @@ def _eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 
 def _lease_expiry(sessions: sessionmaker[Session], job_id: int) -> datetime:
-    return repo.as_utc(lc.get_job(sessions, job_id).lease_expires_at)
+    expires = lc.get_job(sessions, job_id).lease_expires_at
+    assert expires is not None, "a running job has a lease"
+    return repo.as_utc(expires)
 
 
 def test_background_renewal_keeps_a_short_lease_alive(sessions: sessionmaker[Session]) -> None:
