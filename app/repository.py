@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db_models import Interaction, Item, RetrainJob
+from training.data.cutoff import after_training
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def user_interactions(
     )
     if after is not None:
         cutoff = as_utc(after)
-        query = query.where(or_(Interaction.ts > cutoff, Interaction.created_at > cutoff))
+        query = query.where(after_training(Interaction.ts, Interaction.created_at, cutoff))
     query = query.order_by(Interaction.ts, Interaction.id)
     return [
         LoggedInteraction(id=int(r.id), item_id=r.item_id, rating=r.rating, ts=as_utc(r.ts))
@@ -98,7 +99,7 @@ def _batch_log_statement(with_cutoff: bool) -> Select[Any]:
     recent: ColumnElement[bool] = Interaction.user_id.in_(bindparam("recent", expanding=True))
     if with_cutoff:
         cutoff = bindparam("cutoff")
-        recent = and_(recent, or_(Interaction.ts > cutoff, Interaction.created_at > cutoff))
+        recent = and_(recent, after_training(Interaction.ts, Interaction.created_at, cutoff))
     return (
         select(
             Interaction.user_id,

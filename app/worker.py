@@ -19,7 +19,9 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -28,7 +30,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.repository import JobFence
-from app.retrain.lifecycle import JobLease, claim_next, fail_exhausted, schedule_periodic
+from app.retrain.lifecycle import (
+    JobLease,
+    claim_next,
+    fail_exhausted,
+    schedule_periodic,
+    utcnow,
+)
 from app.retrain.runner import JobContext, run_claimed_job
 from app.serving.holder import resolve_device
 from models_store import ModelStore
@@ -48,6 +56,8 @@ class Worker:
     ctx: JobContext
     worker_id: str = field(default_factory=default_worker_id)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: The UTC clock of leases and claims; tests pass one they advance instead of sleeping.
+    clock: Callable[[], datetime] = utcnow
 
     @property
     def settings(self) -> Settings:
@@ -57,15 +67,18 @@ class Worker:
         """Housekeeping, then claim and run at most one job; returns its outcome or None."""
         sessions = self.ctx.sessions
         if self.settings.retrain_every:
-            schedule_periodic(sessions, self.settings.default_model, self.settings.retrain_every)
-        failed = fail_exhausted(sessions)
+            schedule_periodic(
+                sessions, self.settings.default_model, self.settings.retrain_every, self.clock()
+            )
+        failed = fail_exhausted(sessions, self.clock())
         if failed:
             log.warning("failed %d job(s) whose workers died on every attempt", failed)
-        job = claim_next(sessions, self.worker_id, self.settings.job_lease_s)
+        job = claim_next(sessions, self.worker_id, self.settings.job_lease_s, self.clock())
         if job is None:
             return None
         fence = JobFence(job.id, self.worker_id, job.attempts)
-        with JobLease(sessions, fence, self.settings.job_lease_s, self.stop) as lease:
+        lease_s = self.settings.job_lease_s
+        with JobLease(sessions, fence, lease_s, self.stop, clock=self.clock) as lease:
             outcome = run_claimed_job(job, lease, self.ctx)
         log.info("job %d: %s", job.id, outcome)
         return outcome

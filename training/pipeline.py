@@ -16,7 +16,8 @@ was drawn, so ``training.stored_evaluation`` can draw it again later.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,16 +181,33 @@ def data_info(data: Interactions, source: str) -> DataInfo:
 
 
 def save_trained(
-    store: ModelStore, model_name: str, result: TrainResult, data: Interactions, source: str
+    store: ModelStore,
+    model_name: str,
+    result: TrainResult,
+    data: Interactions,
+    source: str,
+    *,
+    cutoff: str | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Write ``result`` as a new immutable version of ``model_name``."""
+    """Write ``result`` as a new immutable version of ``model_name``.
+
+    The one writer of a trained version, for the CLI and the retrain worker
+    alike, so their manifests cannot drift apart. ``cutoff`` overrides the
+    data's newest timestamp (a retrain job records the instant it read the
+    log up to, which serving's cutoff rule relies on); ``training`` adds to the
+    manifest's training record (a job's id, attempt and gate).
+    """
+    info = data_info(data, source)
+    if cutoff is not None:
+        info = replace(info, cutoff=cutoff)
     return store.save(
         model_name,
         version_contents(result.scorer, data),
         scorer_config=result.scorer.config,
         hyper_parameters=result.model.config.to_dict(),
         metrics=result.metrics,
-        data=data_info(data, source),
+        data=info,
         training={
             "seconds": round(result.report.seconds, 3),
             "seconds_per_epoch": round(result.report.seconds_per_epoch, 4),
@@ -198,6 +216,7 @@ def save_trained(
             "selection_metric": result.metric,
             "higher_is_better": result.higher_is_better,
             "holdout": result.holdout,
+            **(training or {}),
         },
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -128,8 +128,9 @@ class DatabaseGuard:
     recovers on its own when the database is back.
     """
 
-    def __init__(self, retry_s: float = 1.0) -> None:
+    def __init__(self, retry_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.retry_s = retry_s
+        self.clock = clock  # seconds, monotonic; tests pass one they advance by hand
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._down = False
@@ -142,7 +143,7 @@ class DatabaseGuard:
     def attempt(self) -> Iterator[None]:
         """Run one database operation, or raise ``DatabaseUnavailable`` while the breaker is open."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if self._down and now < self._down_until:
                 raise DatabaseUnavailable("the database failed recently; not retried yet")
             if self._down:
@@ -158,7 +159,7 @@ class DatabaseGuard:
         with self._lock:
             first = not self._down
             self._down = True
-            self._down_until = time.monotonic() + self.retry_s
+            self._down_until = self.clock() + self.retry_s
         if first:
             log.error("database unreachable, reads degrade and writes answer 503: %s", error)
 

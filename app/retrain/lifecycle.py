@@ -182,20 +182,20 @@ def cancel_job(sessions: sessionmaker[Session], job_id: int) -> RetrainJob:
 
 
 def claim_next(
-    sessions: sessionmaker[Session], worker_id: str, lease_s: float
+    sessions: sessionmaker[Session], worker_id: str, lease_s: float, now: datetime | None = None
 ) -> RetrainJob | None:
     """Claim the oldest claimable job for ``worker_id`` (attempts + 1, fresh lease)."""
-    now = utcnow()
+    now = now or utcnow()
     with session_scope(sessions) as session:
         return repo.claim_job(session, worker_id, now, now + timedelta(seconds=lease_s))
 
 
-def fail_exhausted(sessions: sessionmaker[Session]) -> int:
+def fail_exhausted(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
     """Fail jobs whose workers died ``max_attempts`` times, so they stop being retried."""
     with session_scope(sessions) as session:
         return repo.fail_exhausted_jobs(
             session,
-            utcnow(),
+            now or utcnow(),
             "the worker running this job stopped without finishing it on every attempt "
             "(killed, out of memory, or lost its database connection); see the log tail",
         )

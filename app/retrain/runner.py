@@ -12,7 +12,7 @@ save -> promote -> finish, so a job marked ``succeeded`` with
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -29,13 +29,7 @@ from app.serving.loaded import ModelLoadError
 from models_store import Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport, Validation
-from training.pipeline import (
-    TrainResult,
-    data_info,
-    holdout_validation,
-    train_model,
-    version_contents,
-)
+from training.pipeline import TrainResult, holdout_validation, save_trained, train_model
 
 log = logging.getLogger(__name__)
 
@@ -194,26 +188,14 @@ def _save(
     gate: GateResult,
 ) -> Manifest:
     """Write the version; the manifest records data (cutoff = the log read's), metrics and gate."""
-    info = replace(data_info(exported.data, exported.source), cutoff=iso_utc(until))
-    return store.save(
+    return save_trained(
+        store,
         job.model,
-        version_contents(result.scorer, exported.data),
-        scorer_config=result.scorer.config,
-        hyper_parameters=result.model.config.to_dict(),
-        metrics=result.metrics,
-        data=info,
-        training={
-            "seconds": round(result.report.seconds, 3),
-            "seconds_per_epoch": round(result.report.seconds_per_epoch, 4),
-            "best_epoch": result.report.best_epoch,
-            "epochs_run": result.report.epochs_run,
-            "selection_metric": result.metric,
-            "higher_is_better": result.higher_is_better,
-            "holdout": result.holdout,
-            "job_id": job.id,
-            "attempt": job.attempts,
-            "gate": gate.to_dict(),
-        },
+        result,
+        exported.data,
+        exported.source,
+        cutoff=iso_utc(until),
+        training={"job_id": job.id, "attempt": job.attempts, "gate": gate.to_dict()},
     )
 
 

@@ -12,7 +12,8 @@ the migration, not a Python class, is the schema's source of truth.
 treats a logged event as *after* a cutoff when its event time **or** its
 arrival time is later (a late event with an old timestamp was not in the
 training data), so the training side takes exactly the complement: both
-times at or before ``until``. Together they cover every logged event once.
+times at or before ``until``. Together they cover every logged event once;
+the rule is ``training.data.cutoff``.
 
 A missing rating is an implicit interaction, read as 1.0; the result is
 ``explicit=False`` only when no rating at all is present.
@@ -24,10 +25,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import MetaData, Table, and_, create_engine, select
+from sqlalchemy import MetaData, Table, create_engine, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
+from training.data.cutoff import in_training
 from training.data.errors import DataError
 from training.data.files import build_interactions, datetimes_to_seconds
 from training.data.interactions import Interactions
@@ -54,10 +56,10 @@ def _read(engine: Engine, until: datetime | None) -> Interactions:
     query = select(table.c.user_id, table.c.item_id, table.c.rating, table.c.ts)
     if until is not None:
         cutoff = _as_utc(until)
-        conditions = [table.c.ts <= cutoff]
         if "created_at" in table.c:
-            conditions.append(table.c.created_at <= cutoff)
-        query = query.where(and_(*conditions))
+            query = query.where(in_training(table.c.ts, table.c.created_at, cutoff))
+        else:  # a log from before arrival times were kept: event time alone
+            query = query.where(table.c.ts <= cutoff)
     if "id" in table.c:
         query = query.order_by(table.c.id)
     users: list[str] = []

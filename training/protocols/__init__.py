@@ -5,8 +5,10 @@ callbacks, options) -> ProtocolReport``. A protocol loads the data, splits it
 as its paper does, builds the model from ``training.models.REGISTRY`` with
 ``Config().with_overrides(overrides)`` (the seed set per run), fits it with
 the protocol's validation for early stopping / selection, and measures the
-kept epoch's ``Scorer`` with ``training.evaluate``. ``options`` are the
-protocol's own settings (e.g. ``heldout_users``); see ``docs/protocols.md``.
+kept epoch's ``Scorer`` with ``training.evaluate``. Each module holds only
+its paper's part (``Options`` and ``plan``: the split per seed); the seed loop
+is ``common.run_plan``, shared. ``options`` are the protocol's own settings
+(e.g. ``heldout_users``), read into its ``Options``; see ``docs/protocols.md``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from training.protocols import (
     weak_generalization,
 )
 from training.protocols.common import Protocol, ProtocolError
+from training.protocols.options import ProtocolOptions
 from training.protocols.report import ProtocolReport, SeedRun
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -29,43 +32,52 @@ PROTOCOLS: dict[str, Protocol] = {
             strong_generalization.NAME,
             "Liang et al. 2018, Variational Autoencoders for Collaborative Filtering",
             "held-out users folded in; NDCG@100, Recall@20/50 (min(k,|rel|) recall)",
-            strong_generalization.run,
-            strong_generalization.OPTIONS,
+            strong_generalization.HEADLINE,
+            strong_generalization.Options,
+            strong_generalization.plan,
         ),
         Protocol(
             weak_generalization.NAME,
             "random 60/20/20 record split (top-k on known users)",
             "P/R/NDCG/MRR@5, selection on validation NDCG@5",
-            weak_generalization.run,
-            weak_generalization.OPTIONS,
+            weak_generalization.HEADLINE,
+            weak_generalization.Options,
+            weak_generalization.plan,
         ),
         Protocol(
             ratings_random.NAME,
             "Sedhain et al. 2015 (AutoRec); Zheng et al. 2016 (CF-NADE)",
             "random 90/10 rating split, RMSE/MAE, unseen pairs -> 3",
-            ratings_random.run,
-            ratings_random.OPTIONS,
+            ratings_random.HEADLINE,
+            ratings_random.Options,
+            ratings_random.plan,
+            measures_ratings=True,
         ),
         Protocol(
             ratings_folds.NAME,
             "GroupLens ML-100K u1..u5 folds",
             "five fixed 80/20 folds, RMSE/MAE",
-            ratings_folds.run,
-            ratings_folds.OPTIONS,
+            ratings_random.HEADLINE,
+            ratings_folds.Options,
+            ratings_folds.plan,
+            measures_ratings=True,
         ),
         Protocol(
             irgan.NAME,
             "Wang et al. 2017, IRGAN (authors' ML-100K files and code)",
             "ratings >= 4 are positives; P@3/5/10, NDCG@3/5/10",
-            irgan.run,
-            irgan.OPTIONS,
+            irgan.HEADLINE,
+            irgan.Options,
+            irgan.plan,
         ),
         Protocol(
             ratings_split.NAME,
             "Kim et al. 2016, Convolutional Matrix Factorization",
             "covering random 80/10/10 rating split, RMSE; train_fraction for sparsity",
-            ratings_split.run,
-            ratings_split.OPTIONS,
+            ratings_random.HEADLINE,
+            ratings_split.Options,
+            ratings_split.plan,
+            measures_ratings=True,
         ),
     )
 }
@@ -81,4 +93,12 @@ def protocol(name: str) -> Protocol:
         ) from None
 
 
-__all__ = ["PROTOCOLS", "Protocol", "ProtocolError", "ProtocolReport", "SeedRun", "protocol"]
+__all__ = [
+    "PROTOCOLS",
+    "Protocol",
+    "ProtocolError",
+    "ProtocolOptions",
+    "ProtocolReport",
+    "SeedRun",
+    "protocol",
+]

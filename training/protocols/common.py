@@ -10,32 +10,118 @@ from __future__ import annotations
 import dataclasses
 import os
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import EpochCallback, FitReport, Scorer, Validation
+from training.protocols.options import ProtocolError, ProtocolOptions
 from training.protocols.report import ProtocolReport, SeedRun
 
 DataSpec = str | Interactions
 
 
-class ProtocolError(ValueError):
-    """A protocol cannot run with these settings or this data; the message says why."""
+@dataclass(frozen=True)
+class Trial:
+    """One run's split, as the protocol's paper makes it for one seed (or fold).
+
+    ``measure`` turns the kept epoch's scorer into the run's metrics on the
+    test part.
+    """
+
+    train: Interactions
+    validation: Validation | None
+    measure: Callable[[Scorer], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a protocol runs: the data set's name and one ``Trial`` per seed (or fold).
+
+    ``labels`` are the seeds (or fold numbers) in order; ``trial(label)``
+    builds that run's split when its turn comes, so one split is in memory at
+    a time.
+    """
+
+    dataset: str
+    labels: list[int]
+    trial: Callable[[int], Trial]
+    seed_label: str = "seed"
+
+
+#: ``plan(data_spec, data_dir, options, seeds) -> Plan``: a protocol's own part.
+Planner = Callable[[DataSpec, Path | str | None, Any, list[int]], Plan]
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """A named experiment protocol: its paper, its options and its ``run`` function."""
+    """A named experiment protocol: its paper, its typed options and its split per seed.
+
+    ``run`` is the same for every protocol (``run_plan``): read the options,
+    refuse a model the protocol cannot measure, then fit and measure one
+    model per seed.
+    """
 
     name: str
     source: str
     summary: str
-    run: Callable[..., ProtocolReport]
-    options: dict[str, str] = field(default_factory=dict)  # option -> help (with default)
+    headline: list[str]
+    options: type[ProtocolOptions]
+    plan: Planner
+    measures_ratings: bool = False
+
+    def run(
+        self,
+        model_name: str,
+        data_spec: DataSpec,
+        *,
+        seeds: Sequence[int] = (0,),
+        overrides: Mapping[str, str] | None = None,
+        data_dir: Path | str | None = None,
+        callbacks: list[EpochCallback] | None = None,
+        options: Mapping[str, Any] | ProtocolOptions | None = None,
+    ) -> ProtocolReport:
+        """Fit ``model_name`` once per seed on this protocol's split; the report of all runs."""
+        opts = self.options.parse(options)
+        if self.measures_ratings:
+            require_rating_model(model_name, self.name)
+        plan = self.plan(data_spec, data_dir, opts, list(seeds))
+        given = opts.changed() if isinstance(options, ProtocolOptions) else dict(options or {})
+        return run_plan(
+            self.name, self.headline, model_name, plan, dict(overrides or {}), given, callbacks
+        )
+
+
+def run_plan(
+    protocol: str,
+    headline: list[str],
+    model_name: str,
+    plan: Plan,
+    overrides: dict[str, str],
+    options: dict[str, str],
+    callbacks: list[EpochCallback] | None,
+) -> ProtocolReport:
+    """The seed loop every protocol shares: split, fit (seeded), measure, per label."""
+    runs = []
+    for label in plan.labels:
+        trial = plan.trial(label)
+        scorer, report = fit_seed(
+            model_name, overrides, label, trial.train, trial.validation, callbacks
+        )
+        runs.append(seed_run(label, trial.measure(scorer), report))
+    return ProtocolReport(
+        protocol,
+        model_name,
+        plan.dataset,
+        runs,
+        headline,
+        overrides,
+        options,
+        seed_label=plan.seed_label,
+    )
 
 
 def load(data_spec: DataSpec, data_dir: Path | str | None) -> Interactions:
@@ -62,48 +148,6 @@ def dataset_name(data_spec: DataSpec) -> str:
 def sub_seed(seed: int, tag: str) -> int:
     """A second, independent seed derived from ``seed`` (e.g. for the validation carve-out)."""
     return (seed * 1_000_003 + zlib.crc32(tag.encode())) % (2**32)
-
-
-def check_options(
-    protocol: str, given: Mapping[str, str] | None, known: Mapping[str, str]
-) -> dict[str, str]:
-    """The options as a dict; a ProtocolError naming the known ones for an unknown key."""
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ProtocolError(
-            f"unknown option(s) {unknown} for protocol '{protocol}'; known: {', '.join(sorted(known)) or 'none'}"
-        )
-    return given
-
-
-def option_int(options: Mapping[str, str], key: str, default: int) -> int:
-    return int(_option(options, key, default, int))
-
-
-def option_float(options: Mapping[str, str], key: str, default: float) -> float:
-    return float(_option(options, key, default, float))
-
-
-def option_bool(options: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = options.get(key)
-    if raw is None:
-        return default
-    if str(raw).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(raw).lower() in ("0", "false", "no", "off"):
-        return False
-    raise ProtocolError(f"option '{key}': cannot read {raw!r} as true/false")
-
-
-def _option(options: Mapping[str, str], key: str, default: Any, kind: type) -> Any:
-    raw = options.get(key)
-    if raw is None:
-        return default
-    try:
-        return kind(raw)
-    except (TypeError, ValueError):
-        raise ProtocolError(f"option '{key}': cannot read {raw!r} as {kind.__name__}") from None
 
 
 def require_rating_model(model_name: str, protocol: str) -> None:

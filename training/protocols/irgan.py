@@ -17,8 +17,9 @@ re-indexed) and their code (``geek-ai/irgan``, ``item_recommendation/cf_gan.py``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,24 +28,28 @@ from training.data.errors import DataError
 from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
 from training.evaluate import evaluate_topk, topk_validation
-from training.models.base import EpochCallback
-from training.protocols.common import (
-    DataSpec,
-    check_options,
-    data_root,
-    fit_seed,
-    option_float,
-    seed_run,
-)
-from training.protocols.report import ProtocolReport
+from training.models.base import Scorer
+from training.protocols.common import DataSpec, Plan, Trial, data_root
+from training.protocols.options import ProtocolOptions, fraction_or_zero, option
 
 NAME = "irgan"
 HEADLINE = ["precision@3", "precision@5", "precision@10", "ndcg@3", "ndcg@5", "ndcg@10"]
 POSITIVE_ABOVE = 3.99  # cf_gan.py: `if r > 3.99`
 FILES = ("movielens-100k-train.txt", "movielens-100k-test.txt")
-OPTIONS = {
-    "valid_fraction": "share of each user's training positives held out for selection (default 0: none)",
-}
+
+
+@dataclass(frozen=True)
+class Options(ProtocolOptions):
+    """The authors select nothing; ``valid_fraction`` > 0 adds selection on validation."""
+
+    protocol: ClassVar[str] = NAME
+
+    valid_fraction: float = option(
+        0.0,
+        "share of each user's training positives held out for selection",
+        check=fraction_or_zero,
+        default_text="0: none",
+    )
 
 
 def read_irgan_ml100k(directory: Path | str) -> tuple[Interactions, Interactions]:
@@ -78,37 +83,29 @@ def _folder(data_spec: DataSpec, data_dir: Path | str | None) -> Path:
     return data_root(data_dir) / data_spec
 
 
-def run(
-    model_name: str,
-    data_spec: DataSpec,
-    *,
-    seeds: list[int],
-    overrides: Mapping[str, str] | None = None,
-    data_dir: Path | str | None = None,
-    callbacks: list[EpochCallback] | None = None,
-    options: Mapping[str, str] | None = None,
-) -> ProtocolReport:
+def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
     """Fit on the training positives, rank each test user's unseen items, P/NDCG at 3, 5, 10."""
-    opts = check_options(NAME, options, OPTIONS)
-    valid_fraction = option_float(opts, "valid_fraction", 0.0)
     train_all, test = read_irgan_ml100k(_folder(data_spec, data_dir))
     positives = train_all.binarize(POSITIVE_ABOVE)
     test_relevant = test.binarize(POSITIVE_ABOVE).to_csr("ones")
     seen = positives.to_csr("ones")
     users = np.arange(positives.n_users)
-    runs = []
-    for seed in seeds:
-        train, validation = positives, None
-        if valid_fraction > 0:
-            train, valid = per_user_holdout(positives, valid_fraction, seed)
-            validation = topk_validation(
-                train.to_csr("ones"), valid.to_csr("ones"), metric="ndcg@5", users=users
-            )
-        scorer, report = fit_seed(model_name, overrides or {}, seed, train, validation, callbacks)
+
+    def measure(scorer: Scorer) -> dict[str, float]:
         metrics = evaluate_topk(
             scorer, seen, test_relevant, ks=(3, 5, 10), metrics=("precision", "ndcg"), users=users
         )
         metrics["test_users"] = float((np.diff(test_relevant.indptr) > 0).sum())
-        runs.append(seed_run(seed, metrics, report))
+        return metrics
+
+    def trial(seed: int) -> Trial:
+        if opts.valid_fraction <= 0:
+            return Trial(positives, None, measure)
+        train, valid = per_user_holdout(positives, opts.valid_fraction, seed)
+        validation = topk_validation(
+            train.to_csr("ones"), valid.to_csr("ones"), metric="ndcg@5", users=users
+        )
+        return Trial(train, validation, measure)
+
     name = data_spec if isinstance(data_spec, str) else "irgan-ml-100k"
-    return ProtocolReport(NAME, model_name, name, runs, HEADLINE, dict(overrides or {}), opts)
+    return Plan(name, seeds, trial)

@@ -9,27 +9,40 @@ with an unseen user or item is predicted 3 (counted as ``n_default``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from training.data.movielens import read_ml100k_folds
-from training.models.base import EpochCallback
-from training.protocols.common import (
-    DataSpec,
-    ProtocolError,
-    check_options,
-    option_float,
-    require_rating_model,
+from training.protocols.common import DataSpec, Plan, ProtocolError, Trial
+from training.protocols.options import ProtocolOptions, fraction, option
+from training.protocols.ratings_random import (
+    DEFAULT_RATING_HELP,
+    VALID_FRACTION_HELP,
+    rating_trial,
 )
-from training.protocols.ratings_random import HEADLINE, fit_and_rate
-from training.protocols.report import ProtocolReport
 
 NAME = "ratings-folds"
-OPTIONS = {
-    "folds": "comma-separated GroupLens folds (default u1,u2,u3,u4,u5; ua,ub also exist)",
-    "valid_fraction": "share of each base file carved out for early stopping (default 0.05)",
-    "default_rating": "prediction for a pair with an unseen user or item (default 3)",
-}
+
+
+def _some_folds(folds: tuple[str, ...]) -> str | None:
+    return None if folds else "at least one fold name, e.g. u1"
+
+
+@dataclass(frozen=True)
+class Options(ProtocolOptions):
+    """Which GroupLens folds, and ``ratings-random``'s validation share and unseen-pair rating."""
+
+    protocol: ClassVar[str] = NAME
+
+    folds: tuple[str, ...] = option(
+        ("u1", "u2", "u3", "u4", "u5"),
+        "comma-separated GroupLens folds",
+        check=_some_folds,
+        default_text="u1,u2,u3,u4,u5; ua,ub also exist",
+    )
+    valid_fraction: float = option(0.05, VALID_FRACTION_HELP, check=fraction)
+    default_rating: float = option(3.0, DEFAULT_RATING_HELP)
 
 
 def _folder(data_spec: DataSpec, data_dir: Path | str | None) -> Path:
@@ -40,39 +53,19 @@ def _folder(data_spec: DataSpec, data_dir: Path | str | None) -> Path:
     return locate_named("ml-100k", data_dir=Path(data_dir) if data_dir else None)
 
 
-def run(
-    model_name: str,
-    data_spec: DataSpec,
-    *,
-    seeds: list[int] | None = None,
-    overrides: Mapping[str, str] | None = None,
-    data_dir: Path | str | None = None,
-    callbacks: list[EpochCallback] | None = None,
-    options: Mapping[str, str] | None = None,
-) -> ProtocolReport:
+def fold_number(name: str) -> int:
+    """``u3`` -> 3 (the run's label and seed); ``ua`` -> ord('a')."""
+    return int(name[1:]) if name[1:].isdigit() else ord(name[1])
+
+
+def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
     """One fit per GroupLens fold; ``seeds`` is accepted for a uniform signature and ignored."""
     del seeds  # the folds are fixed files
-    opts = check_options(NAME, options, OPTIONS)
-    require_rating_model(model_name, NAME)
-    folds = [f.strip() for f in opts.get("folds", "u1,u2,u3,u4,u5").split(",") if f.strip()]
-    valid_fraction = option_float(opts, "valid_fraction", 0.05)
-    default = option_float(opts, "default_rating", 3.0)
-    pairs = read_ml100k_folds(_folder(data_spec, data_dir), folds)
-    runs = []
-    for name, (base, test) in zip(folds, pairs, strict=True):
-        fold_number = int(name[1:]) if name[1:].isdigit() else ord(name[1])
-        runs.append(
-            fit_and_rate(
-                model_name,
-                overrides or {},
-                fold_number,
-                base,
-                test,
-                valid_fraction,
-                default,
-                callbacks,
-            )
-        )
-    return ProtocolReport(
-        NAME, model_name, "ml-100k", runs, HEADLINE, dict(overrides or {}), opts, seed_label="fold"
-    )
+    pairs = read_ml100k_folds(_folder(data_spec, data_dir), list(opts.folds))
+    by_number = {fold_number(name): pair for name, pair in zip(opts.folds, pairs, strict=True)}
+
+    def trial(number: int) -> Trial:
+        base, test = by_number[number]
+        return rating_trial(number, base, test, opts.valid_fraction, opts.default_rating)
+
+    return Plan("ml-100k", [fold_number(name) for name in opts.folds], trial, seed_label="fold")

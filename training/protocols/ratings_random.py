@@ -12,34 +12,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from training.data.interactions import Interactions
 from training.data.splits import random_split
 from training.evaluate import evaluate_ratings, rating_validation
-from training.models.base import EpochCallback
+from training.models.base import Scorer
 from training.protocols.common import (
     DataSpec,
+    Plan,
     ProtocolError,
-    check_options,
+    Trial,
     dataset_name,
-    fit_seed,
     load,
-    option_float,
-    require_rating_model,
-    seed_run,
     sub_seed,
 )
-from training.protocols.report import ProtocolReport, SeedRun
+from training.protocols.options import ProtocolOptions, fraction, option
 
 NAME = "ratings-random"
 HEADLINE = ["rmse", "mae"]
-OPTIONS = {
-    "test_fraction": "share of ratings held out for test (default 0.1)",
-    "valid_fraction": "share of the training part carved out for early stopping (default 0.05)",
-    "default_rating": "prediction for a pair with an unseen user or item (default 3)",
-}
+#: Shared by every rating protocol: the split's validation share and the unseen-pair rating.
+VALID_FRACTION_HELP = "share of the training part carved out for early stopping"
+DEFAULT_RATING_HELP = "prediction for a pair with an unseen user or item"
+
+
+@dataclass(frozen=True)
+class Options(ProtocolOptions):
+    """The split's shares and the rating given to unseen pairs (AutoRec's code: 3)."""
+
+    protocol: ClassVar[str] = NAME
+
+    test_fraction: float = option(0.1, "share of ratings held out for test", check=fraction)
+    valid_fraction: float = option(0.05, VALID_FRACTION_HELP, check=fraction)
+    default_rating: float = option(3.0, DEFAULT_RATING_HELP)
 
 
 def explicit(data: Interactions, protocol: str) -> Interactions:
@@ -48,59 +55,29 @@ def explicit(data: Interactions, protocol: str) -> Interactions:
     return data
 
 
-def fit_and_rate(
-    model_name: str,
-    overrides: Mapping[str, str],
-    seed: int,
-    train_all: Interactions,
-    test: Interactions,
-    valid_fraction: float,
-    default_rating: float,
-    callbacks: list[EpochCallback] | None,
-) -> SeedRun:
-    """Carve validation out of ``train_all``, fit with early stopping on RMSE, rate ``test``."""
+def rating_trial(
+    seed: int, train_all: Interactions, test: Interactions, valid_fraction: float, default: float
+) -> Trial:
+    """Carve validation out of ``train_all`` (early stopping on RMSE); measure RMSE on ``test``."""
     train, valid = random_split(
         train_all, (1 - valid_fraction, valid_fraction), sub_seed(seed, "valid")
     )
     train_csr = train.to_csr()
-    validation = rating_validation(train_csr, valid, "rmse", default_rating)
-    scorer, report = fit_seed(model_name, overrides, seed, train, validation, callbacks)
-    metrics = evaluate_ratings(scorer, train_csr, test, default_rating)
-    return seed_run(seed, metrics, report)
+    validation = rating_validation(train_csr, valid, "rmse", default)
+
+    def measure(scorer: Scorer) -> dict[str, float]:
+        return evaluate_ratings(scorer, train_csr, test, default)
+
+    return Trial(train, validation, measure)
 
 
-def run(
-    model_name: str,
-    data_spec: DataSpec,
-    *,
-    seeds: list[int],
-    overrides: Mapping[str, str] | None = None,
-    data_dir: Path | str | None = None,
-    callbacks: list[EpochCallback] | None = None,
-    options: Mapping[str, str] | None = None,
-) -> ProtocolReport:
+def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
     """RMSE on a fresh random 90/10 split per seed."""
-    opts = check_options(NAME, options, OPTIONS)
-    require_rating_model(model_name, NAME)
     data = explicit(load(data_spec, data_dir), NAME)
-    test_fraction = option_float(opts, "test_fraction", 0.1)
-    valid_fraction = option_float(opts, "valid_fraction", 0.05)
-    default = option_float(opts, "default_rating", 3.0)
-    runs = []
-    for seed in seeds:
+    test_fraction = opts.test_fraction
+
+    def trial(seed: int) -> Trial:
         train_all, test = random_split(data, (1 - test_fraction, test_fraction), seed)
-        runs.append(
-            fit_and_rate(
-                model_name,
-                overrides or {},
-                seed,
-                train_all,
-                test,
-                valid_fraction,
-                default,
-                callbacks,
-            )
-        )
-    return ProtocolReport(
-        NAME, model_name, dataset_name(data_spec), runs, HEADLINE, dict(overrides or {}), opts
-    )
+        return rating_trial(seed, train_all, test, opts.valid_fraction, opts.default_rating)
+
+    return Plan(dataset_name(data_spec), seeds, trial)

@@ -14,62 +14,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from training.data.splits import covering_random_split, keep_fraction
 from training.evaluate import evaluate_ratings, rating_validation
-from training.models.base import EpochCallback
-from training.protocols.common import (
-    DataSpec,
-    check_options,
-    dataset_name,
-    fit_seed,
-    load,
-    option_bool,
-    option_float,
-    require_rating_model,
-    seed_run,
-    sub_seed,
-)
-from training.protocols.ratings_random import HEADLINE, explicit
-from training.protocols.report import ProtocolReport
+from training.models.base import Scorer
+from training.protocols.common import DataSpec, Plan, Trial, dataset_name, load, sub_seed
+from training.protocols.options import ProtocolOptions, option, share
+from training.protocols.ratings_random import explicit
 
 NAME = "ratings-split"
-OPTIONS = {
-    "train_fraction": "share of the 80% training part kept (default 1.0)",
-    "default_rating": "prediction for a pair with an unseen user (or item) (default 3)",
-    "predict_cold_items": "let the model predict items without training ratings (default false)",
-}
 
 
-def run(
-    model_name: str,
-    data_spec: DataSpec,
-    *,
-    seeds: list[int],
-    overrides: Mapping[str, str] | None = None,
-    data_dir: Path | str | None = None,
-    callbacks: list[EpochCallback] | None = None,
-    options: Mapping[str, str] | None = None,
-) -> ProtocolReport:
+@dataclass(frozen=True)
+class Options(ProtocolOptions):
+    """The paper's sparsity knob and how pairs without training ratings are predicted."""
+
+    protocol: ClassVar[str] = NAME
+
+    train_fraction: float = option(1.0, "share of the 80% training part kept", check=share)
+    default_rating: float = option(3.0, "prediction for a pair with an unseen user (or item)")
+    predict_cold_items: bool = option(False, "let the model predict items without training ratings")
+
+
+def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
     """RMSE on a covering 80/10/10 split per seed, optionally with a thinned training part."""
-    opts = check_options(NAME, options, OPTIONS)
-    require_rating_model(model_name, NAME)
     data = explicit(load(data_spec, data_dir), NAME)
-    train_fraction = option_float(opts, "train_fraction", 1.0)
-    default = option_float(opts, "default_rating", 3.0)
-    cold = option_bool(opts, "predict_cold_items", False)
-    runs = []
-    for seed in seeds:
+    default, cold = opts.default_rating, opts.predict_cold_items
+
+    def trial(seed: int) -> Trial:
         train, valid, test = covering_random_split(data, (0.8, 0.1, 0.1), seed)
-        if train_fraction < 1.0:
-            train = keep_fraction(train, train_fraction, sub_seed(seed, "train_fraction"))
+        if opts.train_fraction < 1.0:
+            train = keep_fraction(train, opts.train_fraction, sub_seed(seed, "train_fraction"))
         train_csr = train.to_csr()
         validation = rating_validation(train_csr, valid, "rmse", default, predict_cold_items=cold)
-        scorer, report = fit_seed(model_name, overrides or {}, seed, train, validation, callbacks)
-        metrics = evaluate_ratings(scorer, train_csr, test, default, predict_cold_items=cold)
-        runs.append(seed_run(seed, metrics, report))
-    return ProtocolReport(
-        NAME, model_name, dataset_name(data_spec), runs, HEADLINE, dict(overrides or {}), opts
-    )
+
+        def measure(scorer: Scorer) -> dict[str, float]:
+            return evaluate_ratings(scorer, train_csr, test, default, predict_cold_items=cold)
+
+        return Trial(train, validation, measure)
+
+    return Plan(dataset_name(data_spec), seeds, trial)

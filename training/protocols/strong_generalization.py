@@ -13,36 +13,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from training.data.interactions import Interactions
 from training.data.splits import strong_generalization
 from training.evaluate import evaluate_topk, topk_validation
-from training.models.base import EpochCallback
+from training.models.base import Scorer
 from training.protocols.common import (
     DataSpec,
+    Plan,
     ProtocolError,
-    check_options,
+    Trial,
     dataset_name,
-    fit_seed,
     load,
-    option_float,
-    option_int,
-    seed_run,
 )
-from training.protocols.report import ProtocolReport
+from training.protocols.options import ProtocolOptions, fraction, option, positive
 
 NAME = "strong-generalization"
 HEADLINE = ["ndcg@100", "recall@20", "recall@50"]
-OPTIONS = {
-    "click_threshold": "ratings above this are clicks (default 3.5; implicit data: all records)",
-    "min_clicks": "users with fewer clicks are dropped (default 5)",
-    "heldout_users": "validation users = test users = this many (default 150, 10000 from 10k users)",
-    "fold_in_fraction": "share of a held-out user's clicks used as fold-in input (default 0.8)",
-}
+#: Held-out users per side: the paper's ML-20M figure from this many users on, else the small one.
+HELDOUT_LARGE, HELDOUT_SMALL, LARGE_FROM = 10_000, 150, 10_000
+
+
+@dataclass(frozen=True)
+class Options(ProtocolOptions):
+    """Liang et al.'s preprocessing knobs."""
+
+    protocol: ClassVar[str] = NAME
+
+    click_threshold: float = option(
+        3.5, "ratings above this are clicks", default_text="3.5; implicit data: all records"
+    )
+    min_clicks: int = option(5, "users with fewer clicks are dropped", check=positive)
+    heldout_users: int | None = option(
+        None,
+        "validation users = test users = this many",
+        check=positive,
+        default_text=f"{HELDOUT_SMALL}, {HELDOUT_LARGE} from {LARGE_FROM // 1000}k users",
+    )
+    fold_in_fraction: float = option(
+        0.8, "share of a held-out user's clicks used as fold-in input", check=fraction
+    )
 
 
 def clicks(data: Interactions, threshold: float, min_clicks: int) -> Interactions:
@@ -52,34 +67,21 @@ def clicks(data: Interactions, threshold: float, min_clicks: int) -> Interaction
     return kept.subset(counts[kept.users] >= min_clicks)
 
 
-def run(
-    model_name: str,
-    data_spec: DataSpec,
-    *,
-    seeds: list[int],
-    overrides: Mapping[str, str] | None = None,
-    data_dir: Path | str | None = None,
-    callbacks: list[EpochCallback] | None = None,
-    options: Mapping[str, str] | None = None,
-) -> ProtocolReport:
+def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
     """Train on the training users, select on validation NDCG@100, report the test users."""
-    opts = check_options(NAME, options, OPTIONS)
-    data = clicks(
-        load(data_spec, data_dir),
-        option_float(opts, "click_threshold", 3.5),
-        option_int(opts, "min_clicks", 5),
-    )
+    data = clicks(load(data_spec, data_dir), opts.click_threshold, opts.min_clicks)
     n_active = len(np.unique(data.users))
-    n_heldout = option_int(opts, "heldout_users", 150 if n_active < 10_000 else 10_000)
-    fold_in = option_float(opts, "fold_in_fraction", 0.8)
+    n_heldout = opts.heldout_users
+    if n_heldout is None:
+        n_heldout = HELDOUT_SMALL if n_active < LARGE_FROM else HELDOUT_LARGE
     if n_active <= 2 * n_heldout:
         raise ProtocolError(
             f"{n_active} users with enough clicks cannot give 2 x {n_heldout} held-out users; "
             "lower the heldout_users option"
         )
-    runs = []
-    for seed in seeds:
-        split = strong_generalization(data, n_heldout, n_heldout, fold_in, seed)
+
+    def trial(seed: int) -> Trial:
+        split = strong_generalization(data, n_heldout, n_heldout, opts.fold_in_fraction, seed)
         train = split.train.compact()  # drop held-out users from the model's user space
         if train.n_items != split.train.n_items:
             raise ProtocolError("internal: the training item space changed while compacting")
@@ -89,19 +91,21 @@ def run(
             metric="ndcg@100",
             recall_denominator="min",
         )
-        scorer, report = fit_seed(model_name, overrides or {}, seed, train, validation, callbacks)
-        test_relevant = split.test_heldout.to_csr("ones")
-        metrics = evaluate_topk(
-            scorer,
-            split.test_fold_in.to_csr("ones"),
-            test_relevant,
-            ks=(20, 50, 100),
-            metrics=("ndcg", "recall"),
-            recall_denominator="min",
-        )
-        result = {k: metrics[k] for k in HEADLINE}
-        result["test_users"] = float((np.diff(test_relevant.indptr) > 0).sum())
-        runs.append(seed_run(seed, result, report))
-    return ProtocolReport(
-        NAME, model_name, dataset_name(data_spec), runs, HEADLINE, dict(overrides or {}), opts
-    )
+
+        def measure(scorer: Scorer) -> dict[str, float]:
+            test_relevant = split.test_heldout.to_csr("ones")
+            metrics = evaluate_topk(
+                scorer,
+                split.test_fold_in.to_csr("ones"),
+                test_relevant,
+                ks=(20, 50, 100),
+                metrics=("ndcg", "recall"),
+                recall_denominator="min",
+            )
+            result = {k: metrics[k] for k in HEADLINE}
+            result["test_users"] = float((np.diff(test_relevant.indptr) > 0).sum())
+            return result
+
+        return Trial(train, validation, measure)
+
+    return Plan(dataset_name(data_spec), seeds, trial)

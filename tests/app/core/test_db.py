@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.core.db import DatabaseGuard, DatabaseUnavailable, make_engine, ping, upgrade_database
+from tests.manual_clock import ManualClock
 
 
 def test_upgrade_creates_interactions_with_index(tmp_path: Path) -> None:
@@ -34,14 +34,18 @@ def _fail(error: Exception) -> None:
 
 
 def test_guard_opens_on_unreachable_probes_after_retry_and_closes_on_success() -> None:
-    guard = DatabaseGuard(retry_s=0.2)
+    clock = ManualClock(100.0)
+    guard = DatabaseGuard(retry_s=0.2, clock=clock)
     down = OperationalError("SELECT 1", {}, Exception("connection refused"))
     with pytest.raises(OperationalError), guard.attempt():
         _fail(down)
     assert guard.is_down
     with pytest.raises(DatabaseUnavailable), guard.attempt():
         pass  # refused without running: the breaker is open
-    time.sleep(0.25)
+    clock.advance(0.19)
+    with pytest.raises(DatabaseUnavailable), guard.attempt():
+        pass  # still inside the retry window
+    clock.advance(0.02)
     with guard.attempt():
         pass  # the probe runs and succeeds
     assert not guard.is_down

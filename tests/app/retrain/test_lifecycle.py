@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from app import repository as repo
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
+from tests.manual_clock import ManualClock
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -182,29 +185,52 @@ def test_cancel_reaches_the_running_job_at_its_next_report(
         lc.cancel_job(sessions, job.id)
 
 
+def _eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for the lease's background thread to act (it renews every lease_s / 3)."""
+    done = threading.Event()
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the renewal thread never acted"
+        done.wait(0.01)
+
+
+def _lease_expiry(sessions: sessionmaker[Session], job_id: int) -> datetime:
+    expires = lc.get_job(sessions, job_id).lease_expires_at
+    assert expires is not None, "a running job has a lease"
+    return repo.as_utc(expires)
+
+
 def test_background_renewal_keeps_a_short_lease_alive(sessions: sessionmaker[Session]) -> None:
+    clock = ManualClock(lc.utcnow())
     job = lc.enqueue(sessions, RetrainRequest("ease"))
-    claimed = lc.claim_next(sessions, "w", 0.6)
+    claimed = lc.claim_next(sessions, "w", 0.6, clock())
     fence = repo.JobFence(job.id, "w", claimed.attempts)
-    with lc.JobLease(sessions, fence, 0.6, threading.Event()) as lease:
-        threading.Event().wait(1.5)  # 2.5 leases: only renewals keep it ours
-        assert lc.claim_next(sessions, "thief", 0.6) is None
+    with lc.JobLease(sessions, fence, 0.6, threading.Event(), clock=clock) as lease:
+        clock.advance(timedelta(seconds=10))  # many leases later: only renewals keep it ours
+        _eventually(lambda: _lease_expiry(sessions, job.id) > clock())
+        assert lc.claim_next(sessions, "thief", 0.6, clock()) is None
         lease.check()
         assert lease.finish("succeeded")
     assert lc.get_job(sessions, job.id).worker_id == "w"
 
 
 def test_lost_lease_is_noticed_by_the_renewal_thread(sessions: sessionmaker[Session]) -> None:
+    clock = ManualClock(lc.utcnow())
     job = lc.enqueue(sessions, RetrainRequest("ease"))
-    claimed = lc.claim_next(sessions, "w", 0.3)
+    claimed = lc.claim_next(sessions, "w", 0.3, clock())
     fence = repo.JobFence(job.id, "w", claimed.attempts)
-    # The clock runs ahead: renewals land already expired, so another worker takes over.
-    with lc.JobLease(
-        sessions, fence, 0.3, threading.Event(), clock=lambda: lc.utcnow() - timedelta(seconds=5)
-    ) as lease:
-        threading.Event().wait(0.35)
-        assert lc.claim_next(sessions, "thief", 60) is not None
-        threading.Event().wait(0.25)
+    # The worker's clock lags 5 s behind the thief's: its renewals land already expired.
+    with lc.JobLease(sessions, fence, 0.3, threading.Event(), clock=clock) as lease:
+        assert lc.claim_next(sessions, "thief", 60, clock() + timedelta(seconds=5)) is not None
+
+        def noticed() -> bool:
+            try:
+                lease.check()
+            except lc.JobAborted:
+                return True
+            return False
+
+        _eventually(noticed)
         with pytest.raises(lc.JobAborted, match="lost the lease") as aborted:
             lease.check()
         assert aborted.value.kind == "lost"

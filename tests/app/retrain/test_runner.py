@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from app.retrain.runner import JobContext
 from app.worker import Worker
 from models_store import ModelStore
 from tests.app.retrain.conftest import BAD_VAE, GOOD_VAE
+from tests.manual_clock import ManualClock
 
 
 def _versions_of_job(store: ModelStore, model: str, job_id: int) -> list[str]:
@@ -136,16 +137,16 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
         raise _Crash
 
     monkeypatch.setattr(runner, "_promote", crash)
-    first = Worker(job_context)
-    first.ctx.settings.job_lease_s = 0.2  # the dead worker's lease runs out quickly
+    clock = ManualClock(lc.utcnow())
     with pytest.raises(_Crash):
-        first.step()
+        Worker(job_context, clock=clock).step()
     saved = _versions_of_job(job_context.store, "ease", job.id)
     assert len(saved) == 1 and lc.get_job(job_context.sessions, job.id).status == "running"
+    assert Worker(job_context, clock=clock).step() is None  # its lease still runs
 
     monkeypatch.setattr(runner, "_promote", promote)
-    time.sleep(0.3)  # the dead worker's lease expires
-    assert Worker(job_context).step() == "succeeded"
+    clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))  # the lease expires
+    assert Worker(job_context, clock=clock).step() == "succeeded"
     row = lc.get_job(job_context.sessions, job.id)
     assert (row.attempts, row.result_version, row.promoted) == (2, saved[0], True)
     assert _versions_of_job(job_context.store, "ease", job.id) == saved  # trained once

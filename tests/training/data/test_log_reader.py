@@ -130,7 +130,8 @@ def test_all_ratings_missing_is_implicit(database_url: str) -> None:
 
 def test_until_is_the_complement_of_servings_after_cutoff(database_url: str) -> None:
     """Kept: event and arrival at or before ``until``; a late event with an old
-    timestamp arrived after the cutoff, so serving folds it in and training must not."""
+    timestamp arrived after the cutoff, so serving folds it in and training must not.
+    (Both sides on the same rows: tests/app/test_cutoff_rule.py.)"""
     cutoff = T0 + timedelta(minutes=10)
     _log(
         database_url,
