@@ -148,7 +148,9 @@ class ModelHolder:
     def _default_origin(self) -> str:
         if self.default_explicit:
             return f"'{self.default_model}' (GENREC_DEFAULT_MODEL)"
-        return f"'{self.default_model}' (chosen from the store; set GENREC_DEFAULT_MODEL to pin one)"
+        return (
+            f"'{self.default_model}' (chosen from the store; set GENREC_DEFAULT_MODEL to pin one)"
+        )
 
     def peek(self, name: str) -> LoadedModel | None:
         """The loaded version of ``name`` without triggering a load (None if not loaded)."""
@@ -185,7 +187,9 @@ class ModelHolder:
             log.warning("cannot list the model store to choose the default model: %s", exc)
             return
         if chosen != self.default_model:
-            log.info("default model: %s (was %s; chosen from the store)", chosen, self.default_model)
+            log.info(
+                "default model: %s (was %s; chosen from the store)", chosen, self.default_model
+            )
             self.default_model = chosen
 
     def stop(self) -> None:
