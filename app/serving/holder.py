@@ -148,9 +148,7 @@ class ModelHolder:
     def _default_origin(self) -> str:
         if self.default_explicit:
             return f"'{self.default_model}' (GENREC_DEFAULT_MODEL)"
-        return (
-            f"'{self.default_model}' (chosen from the store; set GENREC_DEFAULT_MODEL to pin one)"
-        )
+        return f"'{self.default_model}' (automatic: GENREC_DEFAULT_MODEL is not set)"
 
     def peek(self, name: str) -> LoadedModel | None:
         """The loaded version of ``name`` without triggering a load (None if not loaded)."""

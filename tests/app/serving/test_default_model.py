@@ -94,6 +94,11 @@ def test_unset_default_with_nothing_promoted_says_so(
     assert r.status_code == 503
     assert "no model in the store has a production version" in r.json()["reason"]
     assert "ease" in r.json()["reason"]
+    status, body = _recommend(client)
+    assert status == 404
+    assert "default model 'mult-vae' (automatic: GENREC_DEFAULT_MODEL is not set)" in str(
+        body["message"]
+    )
 
 
 def test_explicit_default_stays_strict_and_errors_name_it(
