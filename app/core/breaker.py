@@ -73,6 +73,8 @@ class CircuitBreaker:
             return True
 
     def success(self) -> None:
+        if self._state is BreakerState.CLOSED and self._failures == 0:
+            return  # the common case: nothing to reset, no lock taken
         with self._lock:
             self._failures = 0
             self._interval = self.base_interval_s

@@ -231,7 +231,7 @@ class RedisCache:
         return result
 
     def _breaker_changed(self, state: BreakerState) -> None:
-        """Gauge and one log line per transition (not one per failed request)."""
+        """Gauge on every transition; one log line when an outage starts and one when it ends."""
         self._metrics.cache_breaker_state.set(state)
         if state is BreakerState.OPEN:
             self._metrics.cache_breaker_opened.inc()
