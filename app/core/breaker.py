@@ -64,6 +64,8 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """True: make the call (closed, or this caller is the probe). False: skip it."""
+        if self._state is BreakerState.CLOSED:
+            return True  # the common case, without the lock
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return True
