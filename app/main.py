@@ -70,7 +70,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         ModelStore(settings.store_dir),
         resolve_device(settings.device),
         metrics,
-        default_model=settings.default_model,
+        default_model=settings.default_model if settings.default_model_explicit else None,
         reload_interval_s=settings.reload_interval_s,
     )
     return Services(

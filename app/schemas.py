@@ -202,6 +202,9 @@ class Readiness(BaseModel):
     cache: dict[str, Any]
     models: dict[str, dict[str, Any]]
     default_model: str
+    reason: str | None = Field(
+        None, description="why the server is not ready (which model is missing, and why)"
+    )
 
 
 # --------------------------------------------------------------------------- errors

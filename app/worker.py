@@ -38,6 +38,7 @@ from app.retrain.lifecycle import (
     utcnow,
 )
 from app.retrain.runner import JobContext, run_claimed_job
+from app.serving.default_model import choose_default_model
 from app.serving.holder import resolve_device
 from models_store import ModelStore
 
@@ -63,12 +64,18 @@ class Worker:
     def settings(self) -> Settings:
         return self.ctx.settings
 
+    def _default_model(self) -> str:
+        """The model periodic retraining refreshes: the one the servers answer with by default."""
+        if self.settings.default_model_explicit:
+            return self.settings.default_model
+        return choose_default_model(self.ctx.store) or self.settings.default_model
+
     def step(self) -> str | None:
         """Housekeeping, then claim and run at most one job; returns its outcome or None."""
         sessions = self.ctx.sessions
         if self.settings.retrain_every:
             schedule_periodic(
-                sessions, self.settings.default_model, self.settings.retrain_every, self.clock()
+                sessions, self._default_model(), self.settings.retrain_every, self.clock()
             )
         failed = fail_exhausted(sessions, self.clock())
         if failed:

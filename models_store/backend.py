@@ -11,6 +11,9 @@ docker-compose). An object-store backend would implement the same methods:
   + fsync + ``rename``, retrying the next number when another writer won; on
   S3/GCS: upload the data files, then a conditional put of the manifest);
 * ``replace(key, data)`` — atomic whole-object overwrite (aliases);
+* ``fingerprint(prefix)`` — a cheap token that changes when any object under
+  ``prefix`` is rewritten (here: names, sizes and mtimes; on S3/GCS: ETags or
+  generations), so a server can notice a repaired version without re-reading it;
 * ``lock(model)`` — mutual exclusion for alias read-modify-write (here:
   ``flock``; on an object store: a conditional put / generation match).
 """
@@ -91,6 +94,7 @@ class Backend(Protocol):
         self, model: str, files: Mapping[str, bytes], manifest_for: Callable[[str], bytes]
     ) -> str: ...
     def replace(self, key: str, data: bytes) -> None: ...
+    def fingerprint(self, prefix: str) -> str: ...
     def lock(self, model: str) -> contextlib.AbstractContextManager[None]: ...
 
 
@@ -120,6 +124,15 @@ class LocalDirectoryBackend:
         """Whole content of ``key``; ``FileNotFoundError`` when absent."""
         with open(self.root / key, "rb") as handle:
             return handle.read()
+
+    def fingerprint(self, prefix: str) -> str:
+        """Names, sizes and mtimes of the files under ``prefix``: changes when one is rewritten."""
+        try:
+            entries = sorted(os.scandir(self.root / prefix), key=lambda entry: entry.name)
+            stats = [(entry.name, entry.stat()) for entry in entries]
+        except (FileNotFoundError, NotADirectoryError):
+            return ""
+        return ";".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats)
 
     # -- writes ----------------------------------------------------------------------------
 

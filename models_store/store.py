@@ -218,14 +218,34 @@ class ModelStore:
         record = self._read_alias(validate_name(model, "model name"), validate_name(alias, "alias"))
         return None if record is None else record.version
 
+    def alias_marker(self, model: str, alias: str = "production") -> tuple[str, str] | None:
+        """(version, updated_at) of the alias, or None if unset: one small read, safe to poll.
+
+        ``updated_at`` changes on every promotion, also of the version the alias
+        already names, so a server that refused that version sees it promoted again.
+        """
+        record = self._read_alias(validate_name(model, "model name"), validate_name(alias, "alias"))
+        return None if record is None else (record.version, record.updated_at)
+
+    def version_fingerprint(self, model: str, version: str | int) -> str:
+        """A token that changes when a file of the version is rewritten (without reading it)."""
+        model = validate_name(model, "model name")
+        return self.backend.fingerprint(_version_key(model, validate_version(version)))
+
     def promote(self, model: str, version: str | int, alias: str = "production") -> Manifest:
-        """Point ``alias`` at ``version`` after verifying it fully; the old target is kept for rollback."""
+        """Point ``alias`` at ``version`` after verifying it fully; the old target is kept for rollback.
+
+        Promoting the version the alias already names rewrites the alias (a new
+        ``updated_at``, the same history): servers that refused that version while
+        it was broken take that as the signal to load it again.
+        """
         model = validate_name(model, "model name")
         alias = validate_name(alias, "alias")
         manifest = self.load(model, version).manifest  # raises: alias untouched
         with self.backend.lock(model):
             record = self._read_alias(model, alias)
             if record is not None and record.version == manifest.version:
+                self._write_alias(model, alias, manifest.version, record.previous)
                 return manifest
             previous = [] if record is None else [record.version, *record.previous]
             self._write_alias(model, alias, manifest.version, previous)

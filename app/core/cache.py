@@ -12,6 +12,10 @@ DEL drops every model/version of the user. The key carries a TTL.
 
 Redis is a cache: every error is answered as a miss, counted in
 ``genrec_cache_errors_total``, logged once per burst, and never fails a request.
+A circuit breaker (``app.core.breaker``) stops calling a Redis that keeps
+failing or hanging, so a frozen Redis costs one timeout per (growing) interval
+rather than one per request; skipped calls are misses too, and a skipped
+invalidation is harmless because of the stamps.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from app.core.breaker import BreakerState, CircuitBreaker
 from app.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -107,8 +112,9 @@ class MemoryCache:
 class RedisCache:
     """Redis hash per user; failures degrade to misses (see module docstring).
 
-    After an error the cache stays off for ``backoff_s`` so a dead or
-    black-holed Redis costs one timeout per burst, not one per request.
+    After ``failure_threshold`` consecutive errors the breaker keeps Redis off
+    for ``backoff_s``, doubling after each failed probe up to ``max_backoff_s``,
+    so a dead or frozen Redis costs one timeout per interval, not one per request.
     """
 
     def __init__(
@@ -118,7 +124,10 @@ class RedisCache:
         namespace: str = "genrec",
         ttl_s: int = 3600,
         timeout_s: float = 0.25,
-        backoff_s: float = 1.0,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 15.0,
+        failure_threshold: int = 2,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         import redis
 
@@ -130,11 +139,17 @@ class RedisCache:
         )
         self._metrics = metrics
         self._namespace = namespace
+        self._last_error: Exception | None = None
+        self._announced = False  # the outage was logged
         self._ttl_s = ttl_s
-        self._backoff_s = backoff_s
-        self._down_until = 0.0
-        self._failing = False
-        self._lock = threading.Lock()
+        self.breaker = CircuitBreaker(
+            failure_threshold=failure_threshold,
+            base_interval_s=backoff_s,
+            max_interval_s=max_backoff_s,
+            clock=clock,
+            on_change=self._breaker_changed,
+        )
+        metrics.cache_breaker_state.set(BreakerState.CLOSED)
 
     def key(self, user_id: str) -> str:
         """Redis key of the user's hash (tests read it)."""
@@ -189,35 +204,48 @@ class RedisCache:
     def invalidate(self, user_ids: Iterable[str]) -> None:
         keys = [self.key(u) for u in dict.fromkeys(user_ids)]
         if keys:
-            # Ignore the backoff: a delete that gets through is worth the timeout.
-            self._call(lambda: self._client.delete(*keys), respect_backoff=False)
+            # Skipped while the breaker is open: a lost invalidation costs a recomputation
+            # (the stamp no longer matches the log), never a stale answer.
+            self._call(lambda: self._client.delete(*keys))
 
     def ping(self) -> bool:
-        return bool(self._call(self._client.ping, respect_backoff=False))
+        """Reachability for ``/readyz``; False at once while the breaker is open."""
+        return bool(self._call(lambda: self._client.ping()))
 
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, op: Callable[[], Any], respect_backoff: bool = True) -> Any:
-        """Run one Redis operation; any failure -> None, counted and logged once per burst."""
-        if respect_backoff and time.monotonic() < self._down_until:
+    def _call(self, op: Callable[[], Any]) -> Any:
+        """Run one Redis operation unless the breaker is open; any failure -> None, counted."""
+        if not self.breaker.allow():
+            self._metrics.cache_bypassed.inc()
             return None
         try:
             result = op()
         except Exception as exc:  # every Redis failure is a cache miss, by design
             self._metrics.cache_errors.inc()
-            with self._lock:
-                self._down_until = time.monotonic() + self._backoff_s
-                first = not self._failing
-                self._failing = True
-            if first:
-                log.warning("redis cache unavailable, serving without it: %s", exc)
+            self._last_error = exc
+            self.breaker.failure()
             return None
-        if self._failing:
-            with self._lock:
-                self._failing = False
-            log.info("redis cache reachable again")
+        self.breaker.success()
         return result
+
+    def _breaker_changed(self, state: BreakerState) -> None:
+        """Gauge on every transition; one log line when an outage starts and one when it ends."""
+        self._metrics.cache_breaker_state.set(state)
+        if state is BreakerState.OPEN:
+            self._metrics.cache_breaker_opened.inc()
+            if not self._announced:  # a failed probe reopens silently
+                self._announced = True
+                log.warning(
+                    "redis cache unavailable, serving without it (probed again after "
+                    "%.1f s, then at growing intervals): %s",
+                    self.breaker.interval_s,
+                    self._last_error,
+                )
+        elif state is BreakerState.CLOSED and self._announced:
+            self._announced = False
+            log.info("redis cache reachable again")
 
 
 def make_cache(

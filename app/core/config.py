@@ -35,7 +35,11 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(3600, gt=0, description="lifetime of a cached user state")
     cache_max_entries: int = Field(100_000, gt=0, description="in-process cache size")
     device: Device = Field("cpu", description="where item tables live and scoring runs")
-    default_model: str = Field("mult-vae", description="model used when a request names none")
+    default_model: str = Field(
+        "mult-vae",
+        description="model used when a request names none; unset = mult-vae if it has a "
+        "production version, else the only production model, else the newest promotion",
+    )
     data_dir: Path | None = Field(None, description="named data sets (MovieLens files)")
     cache_dir: Path | None = Field(None, description="download cache for data sets")
     # SecretStr: a Settings repr (logs, tracebacks) shows ********** instead of the token.
@@ -82,6 +86,11 @@ class Settings(BaseSettings):
     job_poll_interval_s: float = Field(
         2.0, gt=0, description="how often an idle worker looks for a job"
     )
+
+    @property
+    def default_model_explicit(self) -> bool:
+        """Whether ``GENREC_DEFAULT_MODEL`` was set (strict) rather than left to the store."""
+        return "default_model" in self.model_fields_set
 
     @field_validator("database_url")
     @classmethod

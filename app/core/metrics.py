@@ -34,6 +34,19 @@ class Metrics:
         self.cache_errors = Counter(
             "genrec_cache_errors", "cache backend errors (answered as misses)", registry=r
         )
+        self.cache_breaker_state = Gauge(
+            "genrec_cache_breaker_state",
+            "Redis circuit breaker: 0 closed (used), 1 open (bypassed), 2 half-open (probing)",
+            registry=r,
+        )
+        self.cache_breaker_opened = Counter(
+            "genrec_cache_breaker_opened", "times the Redis circuit breaker opened", registry=r
+        )
+        self.cache_bypassed = Counter(
+            "genrec_cache_bypassed",
+            "cache calls skipped while the Redis breaker was open (answered as misses)",
+            registry=r,
+        )
         self.fallbacks = Counter(
             "genrec_fallback", "recommendations answered by the popularity fallback", registry=r
         )

@@ -7,8 +7,14 @@ version off the request path and then replaces one dict entry. In-flight
 requests finish on the object they hold; new ones see the new version.
 
 A version that fails to load (corrupt, unknown format, scorer error) is
-refused with one log line, recorded for ``/readyz``, and not retried until the
-alias moves again; the previously loaded version keeps serving.
+refused with one log line, recorded for ``/readyz``, and not re-read on every
+poll; the previously loaded version keeps serving. It is tried again when the
+alias moves, when it is promoted again (the alias's ``updated_at`` changes) or
+when its files change (a repaired file), so no server stays on the old version
+after a fix that a restarted server would load.
+
+Without an explicit ``GENREC_DEFAULT_MODEL`` the default model is chosen from
+the store on every poll (``app.serving.default_model``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 
 from app.core.heap import freeze_long_lived
 from app.core.metrics import Metrics
+from app.serving.default_model import PREFERRED_DEFAULT, choose_default_model
 from app.serving.loaded import LoadedModel, ModelLoadError, build_loaded_model
 from models_store import ModelStore, StoreError
 from training.models import REGISTRY
@@ -34,10 +41,16 @@ log = logging.getLogger(__name__)
 class UnknownModel(LookupError):
     """No such model in the store (or no code to serve it)."""
 
-    def __init__(self, name: str, available: list[str]) -> None:
-        super().__init__(
-            f"unknown model '{name}'; available: {', '.join(available) or 'none (store is empty)'}"
-        )
+    def __init__(self, name: str, available: list[str], default_origin: str | None = None) -> None:
+        listed = ", ".join(available) or "none (store is empty)"
+        if default_origin is None:
+            message = f"unknown model '{name}'; available: {listed}"
+        else:  # the request named no model: say that the configured default is missing
+            message = (
+                f"the default model {default_origin} is not in the store; available: {listed}; "
+                "name one with the model parameter"
+            )
+        super().__init__(message)
         self.name = name
         self.available = available
 
@@ -54,6 +67,9 @@ LoadListener = Callable[[LoadedModel], LoadedModel]
 class LoadFailure:
     version: str
     error: str
+    # The alias's updated_at and the version's file fingerprint when it was refused:
+    # a refusal stands only while both are unchanged (no re-promotion, no repair).
+    seen: tuple[str, str] = ("", "")
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -73,13 +89,16 @@ class ModelHolder:
         store: ModelStore,
         device: torch.device,
         metrics: Metrics,
-        default_model: str,
+        default_model: str | None,
         reload_interval_s: float = 2.0,
     ) -> None:
+        """``default_model`` None = choose it from the store (see ``choose_default_model``)."""
         self.store = store
         self.device = device
         self.metrics = metrics
-        self.default_model = default_model
+        # An explicit default is strict; an automatic one follows the store on every poll.
+        self.default_explicit = default_model is not None
+        self.default_model = default_model or PREFERRED_DEFAULT
         self.reload_interval_s = reload_interval_s
         self._models: dict[str, LoadedModel] = {}
         self._failures: dict[str, LoadFailure] = {}
@@ -93,11 +112,45 @@ class ModelHolder:
 
     def get(self, name: str | None = None) -> LoadedModel:
         """The version of ``name`` (default model when None) to serve this request."""
-        name = name or self.default_model
-        model = self._models.get(name)
+        model = self._models.get(name or self.default_model)
         if model is not None:
             return model
-        return self._load_first(name)
+        if name is not None:
+            return self._load_first(name)
+        name = self.default_model
+        try:
+            return self._load_first(name)
+        except UnknownModel as exc:  # say it is the default, and where it comes from
+            raise UnknownModel(name, exc.available, self._default_origin()) from exc
+        except ModelUnavailable as exc:
+            raise ModelUnavailable(f"default model {self._default_origin()}: {exc}") from exc
+
+    def default_problem(self) -> str | None:
+        """Why the default model is not being served (for ``/readyz``); None when it is."""
+        name = self.default_model
+        if name in self._models:
+            return None
+        failed = self._failures.get(name)
+        if failed is not None:
+            return f"default model {self._default_origin()}: {failed.error}"
+        available = self.available()
+        if not self.default_explicit and choose_default_model(self.store) is None:
+            return (
+                "no model in the store has a production version (models: "
+                f"{', '.join(available) or 'none'}); promote one (genrec models promote NAME "
+                "VERSION) or set GENREC_DEFAULT_MODEL"
+            )
+        if name not in available:
+            return (
+                f"default model {self._default_origin()} is not in the store "
+                f"(models: {', '.join(available) or 'none'})"
+            )
+        return f"default model {self._default_origin()} is not loaded (no production version?)"
+
+    def _default_origin(self) -> str:
+        if self.default_explicit:
+            return f"'{self.default_model}' (GENREC_DEFAULT_MODEL)"
+        return f"'{self.default_model}' (automatic: GENREC_DEFAULT_MODEL is not set)"
 
     def peek(self, name: str) -> LoadedModel | None:
         """The loaded version of ``name`` without triggering a load (None if not loaded)."""
@@ -115,6 +168,7 @@ class ModelHolder:
 
     def start(self) -> None:
         """Load the default model if it has a production version; start polling."""
+        self.resolve_default()
         try:
             self.get(self.default_model)
         except (UnknownModel, ModelUnavailable) as exc:
@@ -122,6 +176,21 @@ class ModelHolder:
         self._stop.clear()
         self._thread = threading.Thread(target=self._poll_loop, name="model-reload", daemon=True)
         self._thread.start()
+
+    def resolve_default(self) -> None:
+        """Re-choose an automatic default model from the store (no-op for an explicit one)."""
+        if self.default_explicit:
+            return
+        try:
+            chosen = choose_default_model(self.store) or PREFERRED_DEFAULT
+        except StoreError as exc:
+            log.warning("cannot list the model store to choose the default model: %s", exc)
+            return
+        if chosen != self.default_model:
+            log.info(
+                "default model: %s (was %s; chosen from the store)", chosen, self.default_model
+            )
+            self.default_model = chosen
 
     def stop(self) -> None:
         self._stop.set()
@@ -200,28 +269,40 @@ class ModelHolder:
             if model is not None:  # another request loaded it while we waited
                 return model
             try:
-                version = self.store.alias_state(name)
+                marker = self.store.alias_marker(name)
             except StoreError as exc:
                 raise ModelUnavailable(f"model '{name}': cannot read its alias: {exc}") from exc
-            if version is None:
+            if marker is None:
                 if name not in self.available():
                     raise UnknownModel(name, self.available())
                 raise ModelUnavailable(
                     f"model '{name}' has no production version; promote one "
                     f"(genrec models promote {name} VERSION)"
                 )
-            failed = self._failures.get(name)
-            if failed is not None and failed.version == version:
-                # Do not re-read a refused version on every request; wait for the alias to move.
+            version, promoted_at = marker
+            failed = self._standing_refusal(name, version, promoted_at)
+            if failed is not None:
+                # Do not re-read a refused version on every request; wait for a change.
                 raise ModelUnavailable(failed.error)
-            return self._load_version(name, version)
+            return self._load_version(name, version, promoted_at)
 
-    def _load_version(self, name: str, version: str) -> LoadedModel:
+    def _standing_refusal(self, name: str, version: str, promoted_at: str) -> LoadFailure | None:
+        """The recorded refusal of ``version`` if nothing changed since (no re-promotion, no repair)."""
+        failed = self._failures.get(name)
+        if failed is None or failed.version != version:
+            return None
+        if failed.seen != (promoted_at, self.store.version_fingerprint(name, version)):
+            return None
+        return failed
+
+    def _load_version(self, name: str, version: str, promoted_at: str = "") -> LoadedModel:
         """Load, verify and install ``version``; ``ModelUnavailable`` if it is refused."""
+        # Taken before reading, so a repair made while this load runs is still noticed.
+        seen = (promoted_at, self.store.version_fingerprint(name, version))
         try:
             model = self._on_load(build_loaded_model(self.store.load(name, version), self.device))
         except (StoreError, ModelLoadError) as exc:
-            self._record_failure(name, version, exc)
+            self._record_failure(name, version, exc, seen)
             previous = self._models.get(name)
             suffix = f"; still serving version {previous.version}" if previous else ""
             raise ModelUnavailable(self._failures[name].error + suffix) from exc
@@ -240,11 +321,13 @@ class ModelHolder:
         )
         return model
 
-    def _record_failure(self, name: str, version: str, exc: Exception) -> None:
+    def _record_failure(
+        self, name: str, version: str, exc: Exception, seen: tuple[str, str]
+    ) -> None:
         self.metrics.model_load_errors.labels(model=name).inc()
         with self._lock:
             self._failures[name] = LoadFailure(
-                version=version, error=f"{name} version {version} refused: {exc}"
+                version=version, error=f"{name} version {version} refused: {exc}", seen=seen
             )
         log.error("refused %s version %s: %s", name, version, exc)
 
@@ -256,6 +339,7 @@ class ModelHolder:
 
     def poll_once(self) -> None:
         """One reload check over the loaded models and the default model."""
+        self.resolve_default()
         with self._lock:
             names = set(self._models) | {self.default_model}
         for name in sorted(names):
@@ -268,20 +352,20 @@ class ModelHolder:
         if name not in REGISTRY:
             return
         try:
-            target = self.store.alias_state(name)
+            marker = self.store.alias_marker(name)
         except StoreError as exc:
             log.warning("cannot read the production alias of %s: %s", name, exc)
             return
-        if target is None:
+        if marker is None:
             return
+        target, promoted_at = marker
         current = self._models.get(name)
-        failed = self._failures.get(name)
-        if (current is not None and current.version == target) or (
-            failed is not None and failed.version == target
-        ):
+        if current is not None and current.version == target:
+            return
+        if self._standing_refusal(name, target, promoted_at) is not None:
             return
         with self._lock:
             load_lock = self._load_locks.setdefault(name, threading.Lock())
         # A refusal is recorded and logged; the old version keeps serving.
         with load_lock, contextlib.suppress(ModelUnavailable):
-            self._load_version(name, target)
+            self._load_version(name, target, promoted_at)

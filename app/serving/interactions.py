@@ -115,7 +115,7 @@ class InteractionLogger:
         that says nothing about which ratings clients may log (the log also feeds
         explicit models), so it does not restrict them.
         """
-        model = self.holder.peek(self.settings.default_model)
+        model = self.holder.peek(self.holder.default_model)
         if model is None or model.rating_range == IMPLICIT_RANGE:
             return (-math.inf, math.inf)
         return model.rating_range

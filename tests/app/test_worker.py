@@ -8,6 +8,7 @@ multi-process acceptance tests (real Postgres and Redis, SIGKILL) are in
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,23 @@ def test_periodic_retraining_in_embedded_mode(
     assert jobs[0].gate["reason"] == "no production version yet"
     assert ModelStore(tmp_path / "store").alias_state("ease") == jobs[0].result_version
     assert run_worker(settings, once=True) == 0  # scheduled less than an hour ago: nothing new
+
+
+def test_periodic_retraining_follows_the_automatic_default_model(
+    sqlite_url: str,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    logged: None,
+    train: Callable[..., str],
+) -> None:
+    """GENREC_DEFAULT_MODEL unset and only ease in production: ease is what gets retrained."""
+    train(ModelStore(tmp_path / "store"), "ease")
+    settings = embedded_settings(
+        database_url=sqlite_url, store_dir=tmp_path / "store", retrain_every="1h"
+    )
+    assert not settings.default_model_explicit
+    assert run_worker(settings, once=True) == 1
+    assert [job.model for job in lc.list_jobs(sessions)] == ["ease"]
 
 
 def test_no_schedule_by_default(sqlite_url: str, tmp_path: Path, logged: None) -> None:

@@ -36,7 +36,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
     except SQLAlchemyError as exc:
         database = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
     models = services.holder.status()
-    default = services.settings.default_model
+    default = services.holder.default_model
     ready = services.holder.is_loaded(default)
     body = Readiness(
         ready=ready,
@@ -46,6 +46,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         cache={"ok": services.cache.ping(), "backend": type(services.cache).__name__},
         models=models,
         default_model=default,
+        reason=None if ready else services.holder.default_problem(),
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
