@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import require_admin
 from app.api.deps import ServicesDep
+from app.api.params import JobIdPath, JobModelQuery, ModelNamePath
 from app.core.errors import ApiError
 from app.db_models import RetrainJob
 from app.repository import as_utc
@@ -33,6 +34,7 @@ from app.schemas_admin import (
     RetrainIn,
     VersionOut,
 )
+from app.schemas_fields import INT64_MAX, INT64_MIN
 from app.serving.state import database_unavailable
 from models_store import (
     AliasNotSet,
@@ -75,6 +77,14 @@ def _api_errors() -> Iterator[None]:
 def _guarded(fn: Callable[[], T]) -> T:
     with _api_errors():
         return fn()
+
+
+def _job_id(job_id: int) -> int:
+    """An id beyond the 64-bit column names no job, like -1: a 404, never the driver's
+    overflow (which read as a database outage)."""
+    if not INT64_MIN <= job_id <= INT64_MAX:
+        raise lifecycle.JobNotFound(job_id)
+    return job_id
 
 
 def job_out(row: RetrainJob) -> JobOut:
@@ -123,7 +133,7 @@ def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
 def list_jobs(
     services: ServicesDep,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-    model: str | None = None,
+    model: JobModelQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobList:
     """Jobs, newest first."""
@@ -132,15 +142,15 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, services: ServicesDep) -> JobOut:
+def get_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Status, progress, log tail, resulting version and the gate's comparison."""
-    return job_out(_guarded(lambda: lifecycle.get_job(services.sessions, job_id)))
+    return job_out(_guarded(lambda: lifecycle.get_job(services.sessions, _job_id(job_id))))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: int, services: ServicesDep) -> JobOut:
+def cancel_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Cancel a queued or running job (a running one stops at its next epoch); 409 if ended."""
-    return job_out(_guarded(lambda: lifecycle.cancel_job(services.sessions, job_id)))
+    return job_out(_guarded(lambda: lifecycle.cancel_job(services.sessions, _job_id(job_id))))
 
 
 # --------------------------------------------------------------------------- models
@@ -174,7 +184,7 @@ def list_models(services: ServicesDep) -> ModelList:
 
 
 @router.post("/models/{name}/promote", response_model=AliasMoved)
-def promote(name: str, body: PromoteIn, services: ServicesDep) -> AliasMoved:
+def promote(name: ModelNamePath, body: PromoteIn, services: ServicesDep) -> AliasMoved:
     """Point ``production`` at a version (verified first); servers swap without restart."""
     store = services.holder.store
 
@@ -189,7 +199,7 @@ def promote(name: str, body: PromoteIn, services: ServicesDep) -> AliasMoved:
 
 
 @router.post("/models/{name}/rollback", response_model=AliasMoved)
-def rollback(name: str, services: ServicesDep) -> AliasMoved:
+def rollback(name: ModelNamePath, services: ServicesDep) -> AliasMoved:
     """Move ``production`` back to the version it pointed at before."""
     store = services.holder.store
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import require_admin
 from app.api.deps import ServicesDep
+from app.api.params import ItemIdPath
 from app.catalog import CatalogError, CatalogSync, read_item, save_items, validate_item
 from app.core.errors import ApiError
 from app.repository import ItemRow
@@ -54,7 +55,7 @@ CatalogDep = Annotated[CatalogSync, Depends(get_catalog)]
     responses={201: {"model": ItemResponse, "description": "the item was created"}},
 )
 def put_item(
-    item_id: str,
+    item_id: ItemIdPath,
     body: ItemIn,
     response: Response,
     services: ServicesDep,
@@ -83,7 +84,7 @@ def put_item(
 
 
 @router.get("/items/{item_id}", response_model=ItemResponse)
-def get_item(item_id: str, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
+def get_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
     """A catalog item and which loaded models can recommend it (``from_text`` or trained)."""
     try:
         row = read_item(services.sessions, item_id)

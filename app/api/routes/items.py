@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import ServicesDep
+from app.api.params import ItemIdPath, ModelQuery
 from app.schemas import SimilarItemsResponse
 
 router = APIRouter(prefix="/v1", tags=["items"])
@@ -18,13 +19,10 @@ router = APIRouter(prefix="/v1", tags=["items"])
     response_model_exclude_none=True,
 )
 def similar_items(
-    item_id: str,
+    item_id: ItemIdPath,
     services: ServicesDep,
     k: Annotated[int, Query(description="number of items (1..max_k)")] = 10,
-    model: Annotated[
-        str | None,
-        Query(min_length=1, max_length=64, description="model name; default model if omitted"),
-    ] = None,
+    model: ModelQuery = None,
 ) -> SimilarItemsResponse:
     """Most similar items by cosine over the model's item vectors (else co-occurrence)."""
     return services.recommender.similar(item_id, k, model)

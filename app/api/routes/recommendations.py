@@ -16,6 +16,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.api.deps import ServicesDep, services_of
+from app.api.params import UserIdPath
 from app.api.query import openapi_parameters, parse_query
 from app.schemas import AdHocRecommendationRequest, RecommendationQuery, RecommendationResponse
 from app.serving.recommend import Filters
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
     response_model_exclude_none=True,
     openapi_extra=openapi_parameters(RecommendationQuery),
 )
-async def recommend_for_user(user_id: str, request: Request) -> Response:
+async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
     """Top-k for a user; fold-in from logged interactions, popularity fallback when unknown."""
     query = parse_query(RecommendationQuery, request.query_params)
     filters = Filters(
