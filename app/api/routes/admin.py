@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.api.admin_auth import require_admin
 from app.api.deps import ServicesDep
 from app.api.params import JobIdPath, JobModelQuery, ModelNamePath
+from app.api.responses import ADMIN, BODY, errors
 from app.core.errors import ApiError
 from app.db_models import RetrainJob
 from app.repository import as_utc
@@ -46,7 +47,12 @@ from models_store import (
     VersionNotFound,
 )
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN),
+)
 
 T = TypeVar("T")
 
@@ -119,7 +125,9 @@ def job_out(row: RetrainJob) -> JobOut:
 # --------------------------------------------------------------------------- jobs
 
 
-@router.post("/retrain", status_code=202, response_model=RetrainAccepted)
+@router.post(
+    "/retrain", status_code=202, response_model=RetrainAccepted, responses=errors(*BODY, 409, 503)
+)
 def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
     """Record a retrain job (durable); a worker (`genrec worker`) runs it."""
     request = lifecycle.RetrainRequest(
@@ -129,7 +137,7 @@ def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
     return RetrainAccepted(job_id=job.id, status=job.status)
 
 
-@router.get("/jobs", response_model=JobList)
+@router.get("/jobs", response_model=JobList, responses=errors(422, 503))
 def list_jobs(
     services: ServicesDep,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
@@ -141,13 +149,13 @@ def list_jobs(
     return JobList(jobs=[job_out(r) for r in rows])
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404, 422, 503))
 def get_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Status, progress, log tail, resulting version and the gate's comparison."""
     return job_out(_guarded(lambda: lifecycle.get_job(services.sessions, _job_id(job_id))))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=errors(404, 409, 422, 503))
 def cancel_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Cancel a queued or running job (a running one stops at its next epoch); 409 if ended."""
     return job_out(_guarded(lambda: lifecycle.cancel_job(services.sessions, _job_id(job_id))))
@@ -176,14 +184,14 @@ def _model_out(store: ModelStore, name: str) -> ModelOut:
     return ModelOut(name=name, aliases=aliases, versions=versions)
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList, responses=errors(404, 409))
 def list_models(services: ServicesDep) -> ModelList:
     """Every stored model with its versions (newest first), aliases and metrics."""
     store = services.holder.store
     return _guarded(lambda: ModelList(models=[_model_out(store, n) for n in store.list_models()]))
 
 
-@router.post("/models/{name}/promote", response_model=AliasMoved)
+@router.post("/models/{name}/promote", response_model=AliasMoved, responses=errors(*BODY, 404, 409))
 def promote(name: ModelNamePath, body: PromoteIn, services: ServicesDep) -> AliasMoved:
     """Point ``production`` at a version (verified first); servers swap without restart."""
     store = services.holder.store
@@ -198,7 +206,7 @@ def promote(name: ModelNamePath, body: PromoteIn, services: ServicesDep) -> Alia
     return _guarded(move)
 
 
-@router.post("/models/{name}/rollback", response_model=AliasMoved)
+@router.post("/models/{name}/rollback", response_model=AliasMoved, responses=errors(404, 409, 422))
 def rollback(name: ModelNamePath, services: ServicesDep) -> AliasMoved:
     """Move ``production`` back to the version it pointed at before."""
     store = services.holder.store

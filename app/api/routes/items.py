@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from app.api.deps import ServicesDep
 from app.api.params import ItemIdPath, ModelQuery
+from app.api.responses import SERVING, errors
 from app.schemas import SimilarItemsResponse
 
 router = APIRouter(prefix="/v1", tags=["items"])
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/v1", tags=["items"])
     "/items/{item_id}/similar",
     response_model=SimilarItemsResponse,
     response_model_exclude_none=True,
+    responses=errors(*SERVING),
 )
 def similar_items(
     item_id: ItemIdPath,

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.deps import ServicesDep, services_of
 from app.api.params import UserIdPath
 from app.api.query import openapi_parameters, parse_query
+from app.api.responses import BODY, SERVING, errors
 from app.schemas import AdHocRecommendationRequest, RecommendationQuery, RecommendationResponse
 from app.serving.recommend import Filters
 
@@ -28,6 +29,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
     "/users/{user_id}/recommendations",
     response_model=RecommendationResponse,
     response_model_exclude_none=True,
+    responses=errors(*SERVING),
     openapi_extra=openapi_parameters(RecommendationQuery),
 )
 async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
@@ -41,7 +43,10 @@ async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
 
 
 @router.post(
-    "/recommendations", response_model=RecommendationResponse, response_model_exclude_none=True
+    "/recommendations",
+    response_model=RecommendationResponse,
+    response_model_exclude_none=True,
+    responses=errors(*BODY, *SERVING),
 )
 async def recommend_for_history(
     body: AdHocRecommendationRequest, services: ServicesDep
