@@ -221,5 +221,11 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="stable machine-readable code, e.g. invalid_request")
     message: str | None = Field(None, description="what is wrong, for humans")
     request_id: str
-    problems: list[Problem] | None = Field(None, description="per-field validation problems")
-    details: dict[str, Any] | None = None
+    problems: list[Problem] | None = Field(
+        None, description="per-field validation problems (at most 20; see details)"
+    )
+    details: dict[str, Any] | None = Field(
+        None,
+        description="more about the error; a 422 with more than 20 problems gives "
+        "problems_total, problems_shown, rows_total and rows (ranges of batch rows)",
+    )
