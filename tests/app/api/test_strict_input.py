@@ -140,3 +140,37 @@ def test_a_few_problems_are_listed_without_a_summary(pg_client: TestClient) -> N
 )
 def test_summarize_rows(rows: list[int], expected: str) -> None:
     assert summarize_rows(rows) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"epochs": 2.5}, "setting 'epochs' must be an integer, got 2.5"),
+        ({"epochs": True}, "setting 'epochs' must be an integer, got True"),
+        ({"lr": False}, "setting 'lr' must be a number, got False"),
+        ({"epochs": None}, "setting 'epochs' must be an integer, got None"),
+        ({"optimizer": 3}, "setting 'optimizer' must be a string, got 3"),
+    ],
+)
+def test_retrain_params_of_the_wrong_type_are_422_before_anything_is_queued(
+    pg_client: TestClient, params: dict[str, Any], message: str
+) -> None:
+    """A config takes a non-string value as it is: ``{"epochs": 2.5}`` used to be queued
+    and fail minutes later in a worker."""
+    before = pg_client.get("/admin/jobs", headers=ADMIN).json()["jobs"]
+    r = pg_client.post(
+        "/admin/retrain", json={"model": "biased-mf", "params": params}, headers=ADMIN
+    )
+    assert r.status_code == 422 and message in r.json()["message"], r.text
+    assert pg_client.get("/admin/jobs", headers=ADMIN).json()["jobs"] == before
+
+
+def test_retrain_params_of_the_settings_types_are_queued(pg_client: TestClient) -> None:
+    params = {"epochs": 3, "lr": 1, "l2": 0.01, "patience": None, "factors": "8"}
+    r = pg_client.post(
+        "/admin/retrain", json={"model": "biased-mf", "params": params}, headers=ADMIN
+    )
+    assert r.status_code == 202, r.text
+    job = pg_client.get(f"/admin/jobs/{r.json()['job_id']}", headers=ADMIN).json()
+    assert job["params"] == params
+    pg_client.post(f"/admin/jobs/{job['id']}/cancel", headers=ADMIN)
