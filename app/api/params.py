@@ -13,24 +13,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import BeforeValidator
+from pydantic import AfterValidator
 
 from app.schemas_fields import storable
 
 #: Any path parameter naming a user, an item or a model.
-UserIdPath = Annotated[str, BeforeValidator(storable), Path(description="opaque user id")]
-ItemIdPath = Annotated[str, BeforeValidator(storable), Path(description="opaque item id")]
-ModelNamePath = Annotated[str, BeforeValidator(storable), Path(description="model name")]
+UserIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque user id")]
+ItemIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque item id")]
+ModelNamePath = Annotated[str, AfterValidator(storable), Path(description="model name")]
 #: A job id is any integer; one outside int64 names no job (404 like -1, ``routes.admin``).
 JobIdPath = Annotated[int, Path(description="retrain job id")]
 
 #: ``?model=`` of the serving routes: optional, 1-64 characters (``ModelName`` in bodies).
 ModelQuery = Annotated[
     str | None,
-    BeforeValidator(storable),
+    AfterValidator(storable),
     Query(min_length=1, max_length=64, description="model name; default model if omitted"),
 ]
 #: ``?model=`` of ``GET /admin/jobs``.
 JobModelQuery = Annotated[
-    str | None, BeforeValidator(storable), Query(description="only the jobs of this model")
+    str | None, AfterValidator(storable), Query(description="only the jobs of this model")
 ]

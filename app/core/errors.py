@@ -20,6 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: What a lone UTF-16 surrogate in a string is called (``app.schemas_fields``, and pydantic's
+#: ``string_unicode`` error, which says "unable to parse raw data as a unicode string").
+LONE_SURROGATE = "must not contain a lone surrogate (U+D800..U+DFFF): it is not valid Unicode"
 #: Most validation problems one 422 lists; the rest are counted (a 1,000-row batch with
 #: the same mistake in every row once answered ~200 KB repeating it 1,000 times).
 MAX_PROBLEMS = 20
@@ -60,6 +63,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         for part in loc:
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "string_unicode":
+            message = LONE_SURROGATE
         out.append({"field": field or "body", "message": message})
     return out
 
