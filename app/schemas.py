@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
-# Ids are opaque strings; a blank one is always a client bug.
-Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S")]
-ModelName = Annotated[str, Field(min_length=1, max_length=64)]
-Rating = Annotated[float, Field(allow_inf_nan=False)]
+from app.schemas_fields import Bool, Id, IsoDateTime, ModelName, Number, Text
+
+Rating = Number
 #: Most ids in one ``include`` / ``exclude`` list, and most entries in an ad-hoc history.
 MAX_LIST = 10_000
 #: Event times the log accepts (UTC): from the Unix epoch to the end of year 9998.
@@ -43,11 +42,14 @@ def _event_time(value: datetime) -> datetime:
     return moment
 
 
-EventTime = Annotated[datetime, AfterValidator(_event_time)]
+EventTime = Annotated[IsoDateTime, AfterValidator(_event_time)]
 
 
 class _Strict(BaseModel):
-    """Unknown fields are refused: a typo (``itemId``) must not be dropped silently."""
+    """Unknown fields are refused: a typo (``itemId``) must not be dropped silently.
+
+    Field types come from ``app.schemas_fields``: storable text, strict numbers.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -62,7 +64,8 @@ class InteractionIn(_Strict):
     item_id: Id
     rating: Rating | None = None
     timestamp: EventTime | None = Field(
-        None, description="event time, ISO-8601 (no offset = UTC), 1970..9998; default: now"
+        None,
+        description="event time, an ISO-8601 string (no offset = UTC), 1970..9998; default: now",
     )
 
 
@@ -126,8 +129,8 @@ class RecommendationQuery(BaseModel):
     k: int = Field(10, description="number of items (1..max_k)")
     model: ModelName | None = Field(None, description="model name; default model if omitted")
     exclude_seen: bool = Field(True, description="drop items the user already has")
-    exclude: list[str] | None = Field(None, description="item ids never to return")
-    include: list[str] | None = Field(None, description="rank only these item ids")
+    exclude: list[Text] | None = Field(None, description="item ids never to return")
+    include: list[Text] | None = Field(None, description="rank only these item ids")
 
 
 class HistoryEntry(_Strict):
@@ -139,9 +142,9 @@ class AdHocRecommendationRequest(_Strict):
     """An anonymous history to fold in; nothing is logged."""
 
     history: list[HistoryEntry] = Field(default_factory=list, max_length=MAX_LIST)
-    k: int = Field(10, description="number of items (1..max_k)")
+    k: StrictInt = Field(10, description="number of items (1..max_k)")
     model: ModelName | None = None
-    exclude_seen: bool = True
+    exclude_seen: Bool = True
     exclude: list[Id] = Field(
         default_factory=list, max_length=MAX_LIST, description="item ids never to return"
     )
@@ -221,5 +224,11 @@ class ErrorResponse(BaseModel):
     error: str = Field(description="stable machine-readable code, e.g. invalid_request")
     message: str | None = Field(None, description="what is wrong, for humans")
     request_id: str
-    problems: list[Problem] | None = Field(None, description="per-field validation problems")
-    details: dict[str, Any] | None = None
+    problems: list[Problem] | None = Field(
+        None, description="per-field validation problems (at most 20; see details)"
+    )
+    details: dict[str, Any] | None = Field(
+        None,
+        description="more about the error; a 422 with more than 20 problems gives "
+        "problems_total, problems_shown, rows_total and rows (ranges of batch rows)",
+    )

@@ -7,15 +7,22 @@ store; these are their wire shapes. Fields may be added, never renamed.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ParamValue = str | int | float | bool | None
+from app.schemas_fields import Int64, Scalar, Text, one_error
+
+#: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
+#: ``--set`` form, parsed by the model's config).
+ParamValue = Scalar
 
 
 class _Strict(BaseModel):
-    """Unknown fields are refused: a typo (``promte``) must not be dropped silently."""
+    """Unknown fields are refused: a typo (``promte``) must not be dropped silently.
+
+    Field types come from ``app.schemas_fields``: storable text, strict numbers.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -23,8 +30,8 @@ class _Strict(BaseModel):
 class RetrainIn(_Strict):
     """``POST /admin/retrain``: what to train, on what, and when to promote the result."""
 
-    model: str = Field(min_length=1, max_length=128, description="registered model name")
-    params: dict[str, ParamValue] = Field(
+    model: Text = Field(min_length=1, max_length=128, description="registered model name")
+    params: dict[Text, ParamValue] = Field(
         default_factory=dict, description='hyper-parameter overrides, e.g. {"epochs": 50}'
     )
     data: Literal["log", "log+base"] = Field(
@@ -96,7 +103,10 @@ class ModelList(BaseModel):
 
 
 class PromoteIn(_Strict):
-    version: str | int = Field(description="the version number to point production at")
+    version: Annotated[
+        Annotated[Text, Field(min_length=1, max_length=32)] | Int64,
+        one_error("must be a version number: an integer or a string of 1-32 characters"),
+    ] = Field(description="the version number to point production at")
 
 
 class AliasMoved(BaseModel):

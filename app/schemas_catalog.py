@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas_fields import JsonObject, Text
+
 #: Longest title and text a catalog item may have (characters).
 MAX_TITLE = 1_000
 MAX_TEXT = 100_000
@@ -19,18 +21,22 @@ MAX_ATTRIBUTES_BYTES = 64 * 1024
 
 
 class ItemIn(BaseModel):
-    """An item's full catalog entry; PUT replaces what was stored (omitted = none)."""
+    """An item's full catalog entry; PUT replaces what was stored (omitted = none).
+
+    Text the database cannot store (NUL, lone surrogates; ``app.schemas_fields``)
+    is refused here, anywhere in ``attributes`` too.
+    """
 
     model_config = ConfigDict(extra="forbid")  # "txt" instead of "text" must not pass
 
-    title: str | None = Field(None, max_length=MAX_TITLE)
-    text: str | None = Field(
+    title: Text | None = Field(None, max_length=MAX_TITLE)
+    text: Text | None = Field(
         None,
         max_length=MAX_TEXT,
         description="the item's document (e.g. a plot); text-aware models score a new "
         "item without ratings from it",
     )
-    attributes: dict[str, Any] = Field(
+    attributes: JsonObject = Field(
         default_factory=dict,
         description=f"free-form JSON object (at most {MAX_ATTRIBUTES_BYTES} bytes as JSON)",
     )

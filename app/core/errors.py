@@ -20,6 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: What a lone UTF-16 surrogate in a string is called (``app.schemas_fields``, and pydantic's
+#: ``string_unicode`` error, which says "unable to parse raw data as a unicode string").
+LONE_SURROGATE = "must not contain a lone surrogate (U+D800..U+DFFF): it is not valid Unicode"
+#: Most validation problems one 422 lists; the rest are counted (a 1,000-row batch with
+#: the same mistake in every row once answered ~200 KB repeating it 1,000 times).
+MAX_PROBLEMS = 20
+#: Most row ranges a 422's ``details.rows`` spells out.
+MAX_ROW_RANGES = 20
 
 
 class ApiError(Exception):
@@ -54,8 +62,55 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         field = ""
         for part in loc:
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
-        out.append({"field": field or "body", "message": str(error.get("msg", "invalid value"))})
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "string_unicode":
+            message = LONE_SURROGATE
+        out.append({"field": field or "body", "message": message})
     return out
+
+
+def _rows_of(errors: Sequence[Any]) -> list[int]:
+    """The list indices the errors point at (``interactions[3]`` -> 3), sorted, distinct."""
+    rows = set()
+    for error in errors:
+        index = next((p for p in error.get("loc", ()) if isinstance(p, int)), None)
+        if index is not None:
+            rows.add(index)
+    return sorted(rows)
+
+
+def summarize_rows(rows: Sequence[int], limit: int = MAX_ROW_RANGES) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``; past ``limit`` ranges, ``", ..."``."""
+    ranges: list[list[int]] = []
+    for row in rows:
+        if ranges and row == ranges[-1][1] + 1:
+            ranges[-1][1] = row
+        else:
+            ranges.append([row, row])
+    parts = [f"{a}-{b}" if b > a else str(a) for a, b in ranges[:limit]]
+    return ", ".join(parts) + (", ..." if len(ranges) > limit else "")
+
+
+def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """``message``, ``problems`` and (when there are many) ``details`` of a 422.
+
+    At most ``MAX_PROBLEMS`` problems are listed, in ``message`` and ``problems``
+    alike; ``details`` then says how many there are in all and which rows of the
+    batch they are in, so the answer stays small however large the request.
+    """
+    problems = describe_validation_errors(errors[:MAX_PROBLEMS])
+    message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    body: dict[str, Any] = {"message": message, "problems": problems}
+    if len(errors) > MAX_PROBLEMS:
+        rows = _rows_of(errors)
+        details: dict[str, Any] = {"problems_total": len(errors), "problems_shown": MAX_PROBLEMS}
+        where = ""
+        if rows:
+            details |= {"rows_total": len(rows), "rows": summarize_rows(rows)}
+            where = f" in {len(rows)} rows ({details['rows']})"
+        body["message"] = f"{len(errors)} problems{where}; the first {MAX_PROBLEMS}: {message}"
+        body["details"] = details
+    return body
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -66,11 +121,9 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = describe_validation_errors(exc.errors())
-    message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return JSONResponse(
-        _body("invalid_request", message, request, problems=problems), status_code=422
-    )
+    body = validation_body(exc.errors())
+    message = body.pop("message")
+    return JSONResponse(_body("invalid_request", message, request, **body), status_code=422)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import repository as repo
 from app.core.db import session_scope
 from app.db_models import RetrainJob
+from app.retrain.params import param_type_errors
 from training.models import REGISTRY
 from training.models.base import ModelError
 
@@ -110,6 +111,9 @@ def validate_request(request: RetrainRequest) -> RetrainRequest:
         raise InvalidJob(
             f"promote must be one of {list(get_args(PromotePolicy))}, got {request.promote!r}"
         )
+    wrong = param_type_errors(REGISTRY[request.model].Config, request.params)
+    if wrong:
+        raise InvalidJob("params: " + "; ".join(wrong))
     try:
         REGISTRY[request.model].Config().with_overrides(request.params)
     except ModelError as exc:

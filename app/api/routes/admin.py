@@ -18,6 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import require_admin
 from app.api.deps import ServicesDep
+from app.api.params import JobIdPath, JobModelQuery, ModelNamePath
+from app.api.responses import ADMIN, BODY, errors
 from app.core.errors import ApiError
 from app.db_models import RetrainJob
 from app.repository import as_utc
@@ -33,6 +35,7 @@ from app.schemas_admin import (
     RetrainIn,
     VersionOut,
 )
+from app.schemas_fields import INT64_MAX, INT64_MIN
 from app.serving.state import database_unavailable
 from models_store import (
     AliasNotSet,
@@ -44,7 +47,12 @@ from models_store import (
     VersionNotFound,
 )
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN),
+)
 
 T = TypeVar("T")
 
@@ -75,6 +83,14 @@ def _api_errors() -> Iterator[None]:
 def _guarded(fn: Callable[[], T]) -> T:
     with _api_errors():
         return fn()
+
+
+def _job_id(job_id: int) -> int:
+    """An id beyond the 64-bit column names no job, like -1: a 404, never the driver's
+    overflow (which read as a database outage)."""
+    if not INT64_MIN <= job_id <= INT64_MAX:
+        raise lifecycle.JobNotFound(job_id)
+    return job_id
 
 
 def job_out(row: RetrainJob) -> JobOut:
@@ -109,7 +125,9 @@ def job_out(row: RetrainJob) -> JobOut:
 # --------------------------------------------------------------------------- jobs
 
 
-@router.post("/retrain", status_code=202, response_model=RetrainAccepted)
+@router.post(
+    "/retrain", status_code=202, response_model=RetrainAccepted, responses=errors(*BODY, 409, 503)
+)
 def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
     """Record a retrain job (durable); a worker (`genrec worker`) runs it."""
     request = lifecycle.RetrainRequest(
@@ -119,11 +137,11 @@ def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
     return RetrainAccepted(job_id=job.id, status=job.status)
 
 
-@router.get("/jobs", response_model=JobList)
+@router.get("/jobs", response_model=JobList, responses=errors(422, 503))
 def list_jobs(
     services: ServicesDep,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-    model: str | None = None,
+    model: JobModelQuery = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JobList:
     """Jobs, newest first."""
@@ -131,16 +149,16 @@ def list_jobs(
     return JobList(jobs=[job_out(r) for r in rows])
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, services: ServicesDep) -> JobOut:
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404, 422, 503))
+def get_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Status, progress, log tail, resulting version and the gate's comparison."""
-    return job_out(_guarded(lambda: lifecycle.get_job(services.sessions, job_id)))
+    return job_out(_guarded(lambda: lifecycle.get_job(services.sessions, _job_id(job_id))))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: int, services: ServicesDep) -> JobOut:
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=errors(404, 409, 422, 503))
+def cancel_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Cancel a queued or running job (a running one stops at its next epoch); 409 if ended."""
-    return job_out(_guarded(lambda: lifecycle.cancel_job(services.sessions, job_id)))
+    return job_out(_guarded(lambda: lifecycle.cancel_job(services.sessions, _job_id(job_id))))
 
 
 # --------------------------------------------------------------------------- models
@@ -166,15 +184,15 @@ def _model_out(store: ModelStore, name: str) -> ModelOut:
     return ModelOut(name=name, aliases=aliases, versions=versions)
 
 
-@router.get("/models", response_model=ModelList)
+@router.get("/models", response_model=ModelList, responses=errors(404, 409))
 def list_models(services: ServicesDep) -> ModelList:
     """Every stored model with its versions (newest first), aliases and metrics."""
     store = services.holder.store
     return _guarded(lambda: ModelList(models=[_model_out(store, n) for n in store.list_models()]))
 
 
-@router.post("/models/{name}/promote", response_model=AliasMoved)
-def promote(name: str, body: PromoteIn, services: ServicesDep) -> AliasMoved:
+@router.post("/models/{name}/promote", response_model=AliasMoved, responses=errors(*BODY, 404, 409))
+def promote(name: ModelNamePath, body: PromoteIn, services: ServicesDep) -> AliasMoved:
     """Point ``production`` at a version (verified first); servers swap without restart."""
     store = services.holder.store
 
@@ -188,8 +206,8 @@ def promote(name: str, body: PromoteIn, services: ServicesDep) -> AliasMoved:
     return _guarded(move)
 
 
-@router.post("/models/{name}/rollback", response_model=AliasMoved)
-def rollback(name: str, services: ServicesDep) -> AliasMoved:
+@router.post("/models/{name}/rollback", response_model=AliasMoved, responses=errors(404, 409, 422))
+def rollback(name: ModelNamePath, services: ServicesDep) -> AliasMoved:
     """Move ``production`` back to the version it pointed at before."""
     store = services.holder.store
 

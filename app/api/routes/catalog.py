@@ -13,6 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import require_admin
 from app.api.deps import ServicesDep
+from app.api.params import ItemIdPath
+from app.api.responses import ADMIN, BODY, errors
 from app.catalog import CatalogError, CatalogSync, read_item, save_items, validate_item
 from app.core.errors import ApiError
 from app.repository import ItemRow
@@ -34,10 +36,13 @@ CatalogDep = Annotated[CatalogSync, Depends(get_catalog)]
     "/items/{item_id}",
     response_model=ItemResponse,
     dependencies=[Depends(require_admin)],
-    responses={201: {"model": ItemResponse, "description": "the item was created"}},
+    responses={
+        201: {"model": ItemResponse, "description": "the item was created"},
+        **errors(*ADMIN, *BODY, 503),
+    },
 )
 def put_item(
-    item_id: str,
+    item_id: ItemIdPath,
     body: ItemIn,
     response: Response,
     services: ServicesDep,
@@ -65,8 +70,8 @@ def put_item(
     return _response(row, catalog)
 
 
-@router.get("/items/{item_id}", response_model=ItemResponse)
-def get_item(item_id: str, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
+@router.get("/items/{item_id}", response_model=ItemResponse, responses=errors(404, 422, 503))
+def get_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
     """A catalog item and which loaded models can recommend it (``from_text`` or trained)."""
     try:
         row = read_item(services.sessions, item_id)

@@ -7,13 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Body, status
 
 from app.api.deps import ServicesDep
+from app.api.responses import BODY, errors
 from app.schemas import InteractionBatch, InteractionsAccepted, InteractionsBody
 
 router = APIRouter(prefix="/v1", tags=["interactions"])
 
 
 @router.post(
-    "/interactions", response_model=InteractionsAccepted, status_code=status.HTTP_201_CREATED
+    "/interactions",
+    response_model=InteractionsAccepted,
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(*BODY, 413, 503),
 )
 def log_interactions(
     body: Annotated[InteractionsBody, Body()], services: ServicesDep

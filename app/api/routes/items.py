@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import ServicesDep
+from app.api.params import ItemIdPath, ModelQuery
+from app.api.responses import SERVING, errors
 from app.schemas import SimilarItemsResponse
 
 router = APIRouter(prefix="/v1", tags=["items"])
@@ -16,15 +18,13 @@ router = APIRouter(prefix="/v1", tags=["items"])
     "/items/{item_id}/similar",
     response_model=SimilarItemsResponse,
     response_model_exclude_none=True,
+    responses=errors(*SERVING),
 )
 def similar_items(
-    item_id: str,
+    item_id: ItemIdPath,
     services: ServicesDep,
     k: Annotated[int, Query(description="number of items (1..max_k)")] = 10,
-    model: Annotated[
-        str | None,
-        Query(min_length=1, max_length=64, description="model name; default model if omitted"),
-    ] = None,
+    model: ModelQuery = None,
 ) -> SimilarItemsResponse:
     """Most similar items by cosine over the model's item vectors (else co-occurrence)."""
     return services.recommender.similar(item_id, k, model)

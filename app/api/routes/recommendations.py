@@ -16,7 +16,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from app.api.deps import ServicesDep, services_of
+from app.api.params import UserIdPath
 from app.api.query import openapi_parameters, parse_query
+from app.api.responses import BODY, SERVING, errors
 from app.schemas import AdHocRecommendationRequest, RecommendationQuery, RecommendationResponse
 from app.serving.recommend import Filters
 
@@ -27,9 +29,10 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
     "/users/{user_id}/recommendations",
     response_model=RecommendationResponse,
     response_model_exclude_none=True,
+    responses=errors(*SERVING),
     openapi_extra=openapi_parameters(RecommendationQuery),
 )
-async def recommend_for_user(user_id: str, request: Request) -> Response:
+async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
     """Top-k for a user; fold-in from logged interactions, popularity fallback when unknown."""
     query = parse_query(RecommendationQuery, request.query_params)
     filters = Filters(
@@ -40,7 +43,10 @@ async def recommend_for_user(user_id: str, request: Request) -> Response:
 
 
 @router.post(
-    "/recommendations", response_model=RecommendationResponse, response_model_exclude_none=True
+    "/recommendations",
+    response_model=RecommendationResponse,
+    response_model_exclude_none=True,
+    responses=errors(*BODY, *SERVING),
 )
 async def recommend_for_history(
     body: AdHocRecommendationRequest, services: ServicesDep

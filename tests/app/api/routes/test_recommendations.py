@@ -159,6 +159,12 @@ def test_filter_ids_and_ad_hoc_ratings_are_validated(client: TestClient) -> None
 
 
 def test_error_bodies_are_documented_as_sent(client: TestClient) -> None:
-    schema = client.get("/openapi.json").json()["components"]["schemas"]["HTTPValidationError"]
+    document = client.get("/openapi.json").json()
+    schema = document["components"]["schemas"]["ErrorResponse"]
     assert set(schema["required"]) == {"error", "request_id"}
-    assert {"message", "problems"} <= set(schema["properties"])
+    assert {"message", "problems", "details"} <= set(schema["properties"])
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            if "422" in operation["responses"]:
+                body = operation["responses"]["422"]["content"]["application/json"]["schema"]
+                assert body == {"$ref": "#/components/schemas/ErrorResponse"}

@@ -1,0 +1,36 @@
+"""Path and query parameter types: the body rules of ``app.schemas_fields`` for the URL.
+
+Why: ``GET /v1/users/a%00b/recommendations`` once reached the database with a
+NUL in the id (a counted read error, a ``degraded`` answer) and
+``GET /admin/jobs/9223372036854775808`` the driver's integer overflow (a 503).
+A URL parameter that the database cannot hold is now refused before any
+lookup. Lengths and blank ids stay the serving layer's checks (they depend on
+settings and have their own error codes).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from pydantic import AfterValidator
+
+from app.schemas_fields import storable
+
+#: Any path parameter naming a user, an item or a model.
+UserIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque user id")]
+ItemIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque item id")]
+ModelNamePath = Annotated[str, AfterValidator(storable), Path(description="model name")]
+#: A job id is any integer; one outside int64 names no job (404 like -1, ``routes.admin``).
+JobIdPath = Annotated[int, Path(description="retrain job id")]
+
+#: ``?model=`` of the serving routes: optional, 1-64 characters (``ModelName`` in bodies).
+ModelQuery = Annotated[
+    str | None,
+    AfterValidator(storable),
+    Query(min_length=1, max_length=64, description="model name; default model if omitted"),
+]
+#: ``?model=`` of ``GET /admin/jobs``.
+JobModelQuery = Annotated[
+    str | None, AfterValidator(storable), Query(description="only the jobs of this model")
+]

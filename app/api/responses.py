@@ -1,0 +1,39 @@
+"""The error answers each route documents in ``/openapi.json`` (``responses=errors(...)``).
+
+Why: clients and schema-driven tests (schemathesis' ``status_code_conformance``)
+read the OpenAPI document to learn which statuses an operation answers; a
+route that can answer 404 or 409 must say so, with the one error body every
+failure has (``app.schemas.ErrorResponse``, written by ``app.core.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.schemas import ErrorResponse
+
+#: What each status means on this API (the codes in the body say which case).
+MEANINGS: dict[int, str] = {
+    400: "the body cannot be read as JSON (e.g. it is not UTF-8)",
+    401: "missing or wrong admin token (`Authorization: Bearer <token>`)",
+    403: "the admin API is disabled: no GENREC_ADMIN_TOKEN on the server (`admin_disabled`)",
+    404: "not found: unknown model, user, item, job or version (the `error` code says which)",
+    409: "refused in its current state: `job_conflict`, `version_refused`, `nothing_to_roll_back`",
+    413: "too many entries in one request (`batch_too_large`)",
+    422: "invalid request: the message names the field (`invalid_request`, `invalid_id`, ...)",
+    503: "a dependency is unavailable (`database_unavailable`, `model_unavailable`, "
+    "`shutting_down`); retry later",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that may answer ``statuses``, each with ``ErrorResponse``."""
+    return {s: {"model": ErrorResponse, "description": MEANINGS[s]} for s in statuses}
+
+
+#: Statuses of every route behind the admin token.
+ADMIN = (401, 403)
+#: Statuses of every route that serves a model (unknown model, bad input, no model/DB).
+SERVING = (404, 422, 503)
+#: Statuses of every route that reads a JSON body, besides its own.
+BODY = (400, 422)

@@ -1,0 +1,144 @@
+"""Field types every request model and parameter shares: storable text, strict JSON numbers.
+
+Why one module: two rules must hold on every route alike, or a probe finds the
+route that forgot them.
+
+* **Storable text.** Every string a client sends may end up in the database
+  (ids, model names, catalog text, job fields). PostgreSQL text cannot hold the
+  NUL character, and a lone UTF-16 surrogate (``"\\ud800"`` in JSON) is not
+  Unicode at all: it cannot be encoded for the driver, for Redis or for the
+  JSON answer. Refused here, either is a 422 naming the field; let through, it
+  was a 503 ``database_unavailable`` (an outage alert, a client retrying a
+  request that can never succeed) or a 500.
+* **Strict numbers.** A JSON body's number field takes a JSON number, a boolean
+  field ``true``/``false``: ``"5"`` for a rating is a client bug, refused, not
+  coerced. Integers that reach the database fit its 64-bit columns. Query
+  strings are text by nature; their numbers are parsed, then checked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+
+from app.core.errors import LONE_SURROGATE
+
+#: The range of a PostgreSQL ``bigint`` (and of SQLite's integers).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable(value: str) -> str | None:
+    """Why the database cannot store ``value`` (None when it can)."""
+    if "\x00" in value:
+        return "must not contain the NUL character (U+0000): the database cannot store it"
+    if not value.isascii() and _LONE_SURROGATE.search(value):
+        return LONE_SURROGATE
+    return None
+
+
+def storable(value: Any) -> Any:
+    """An after-validator (a before-validator on every id made a 1,000-row batch's
+    validation twice as slow); anything but a string passes through (None of optional
+    parameters). A *constrained* string with a lone surrogate fails pydantic's own
+    check first (``string_unicode``), which ``app.core.errors`` words the same way."""
+    if isinstance(value, str) and (reason := unstorable(value)):
+        raise ValueError(reason)
+    return value
+
+
+def _storable_json(value: Any) -> Any:
+    """Every key and string inside a free-form JSON value (catalog ``attributes``)."""
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        where, node = pending.pop()
+        if isinstance(node, str):
+            if reason := unstorable(node):
+                raise ValueError(f"{where or 'value'} {reason}")
+        elif isinstance(node, Mapping):
+            for key, child in node.items():
+                if isinstance(key, str) and (reason := unstorable(key)):
+                    raise ValueError(f"key {key!r} {reason}")
+                pending.append((f"{where}.{key}" if where else str(key), child))
+        elif isinstance(node, list | tuple):
+            pending.extend((f"{where}[{n}]", child) for n, child in enumerate(node))
+    return value
+
+
+#: Any string that reaches the database or the store.
+Text = Annotated[str, AfterValidator(storable)]
+#: Ids are opaque strings; a blank one is always a client bug.
+Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S"), AfterValidator(storable)]
+ModelName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable)]
+#: A free-form JSON object whose strings must be storable.
+JsonObject = Annotated[dict[Text, Any], AfterValidator(_storable_json)]
+
+#: A JSON integer that fits a 64-bit column (``true`` and ``5.0`` are not integers).
+Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]
+#: A finite JSON number (an integer is a number; ``"5"`` is not).
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+Bool = StrictBool
+
+
+def _int64_if_int(value: Any) -> Any:
+    """An integer outside int64 is refused even where a float would also do (a float
+    field would otherwise take it, rounded: a seed of 10**23 is not a float)."""
+    wide = isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX
+    if wide and not isinstance(value, bool):
+        raise ValueError(f"integer {value} is outside the 64-bit range")
+    return value
+
+
+def one_error(message: str) -> WrapValidator:
+    """A union's failure as one message: pydantic would list one error per member, each
+    under a path of internal type names that tells a client nothing."""
+
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            reasons = {e["msg"].removeprefix("Value error, ") for e in exc.errors()}
+            own = [r for r in reasons if "must not" in r or "64-bit" in r]
+            raise ValueError(own[0] if own else message) from None
+
+    return WrapValidator(validate)
+
+
+#: One scalar of a free-form settings object (retrain ``params``): strict JSON types.
+Scalar = Annotated[
+    Bool | Int64 | Number | Text | None,
+    BeforeValidator(_int64_if_int),
+    one_error("must be a string, a 64-bit integer, a finite number, true/false or null"),
+]
+
+
+def _iso_text(value: Any) -> Any:
+    """Event times are ISO-8601 strings: a number (or a string of digits), which pydantic
+    would read as Unix seconds or milliseconds by its size, is refused."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError(
+            "must be an ISO-8601 date-time string, e.g. 2026-11-23T10:00:00Z; "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return storable(value)
+
+
+#: Type guard of timestamp fields (the range check follows in ``app.schemas``).
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
