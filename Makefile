@@ -30,13 +30,15 @@ run: install
 test: install
 	$(BIN)/pytest
 
+## lint: ruff (style) and mypy (types; configured in pyproject.toml [tool.mypy])
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from app.db_models import Interaction, Item, RetrainJob
@@ -93,12 +103,12 @@ def user_interactions(
     ]
 
 
-def _batch_log_statement(with_cutoff: bool) -> Select[Any]:
+def _batch_log_statement(with_cutoff: bool) -> Select[str, int, str, float | None, datetime]:
     """The micro-batch log query, built once: ``recent`` users (after ``cutoff`` when
     ``with_cutoff``) or ``whole`` users (every row), oldest first."""
     recent: ColumnElement[bool] = Interaction.user_id.in_(bindparam("recent", expanding=True))
     if with_cutoff:
-        cutoff = bindparam("cutoff")
+        cutoff: BindParameter[datetime] = bindparam("cutoff")
         recent = and_(recent, after_training(Interaction.ts, Interaction.created_at, cutoff))
     return (
         select(

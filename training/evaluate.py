@@ -14,7 +14,7 @@ the artifact's own and has no interactions beyond its training rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,7 +26,7 @@ from training.models.base import History, Scorer, Validation
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20, 50, 100)
 DEFAULT_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg")
-ExcludeSpec = sp.spmatrix | Literal["history"] | None
+ExcludeSpec: TypeAlias = sp.csr_matrix | Literal["history"] | None
 
 
 class EvaluationError(ValueError):
@@ -49,9 +49,9 @@ def _mask_excluded(scores: torch.Tensor, exclude: sp.csr_matrix) -> None:
 def rank(
     scorer: Scorer,
     users: np.ndarray,
-    history: sp.spmatrix,
+    history: sp.csr_matrix,
     k: int,
-    exclude: sp.spmatrix | None = None,
+    exclude: sp.csr_matrix | None = None,
     batch_size: int = 1024,
 ) -> np.ndarray:
     """(B, k) item indices, best first, as serving would return them.
@@ -119,8 +119,8 @@ def _check_topk_args(ks: Sequence[int], metrics: Sequence[str], n_items: int) ->
 
 def evaluate_topk(
     scorer: Scorer,
-    history: sp.spmatrix,
-    relevant: sp.spmatrix,
+    history: sp.csr_matrix,
+    relevant: sp.csr_matrix,
     ks: Sequence[int] = DEFAULT_KS,
     metrics: Sequence[str] = DEFAULT_METRICS,
     users: np.ndarray | None = None,
@@ -199,7 +199,7 @@ def _predict_pairs(
 
 def evaluate_ratings(
     scorer: Scorer,
-    train: sp.spmatrix,
+    train: sp.csr_matrix,
     test: Interactions,
     default_rating: float = 3.0,
     batch_size: int = 1024,
@@ -242,8 +242,8 @@ def evaluate_ratings(
 
 
 def topk_validation(
-    history: sp.spmatrix,
-    relevant: sp.spmatrix,
+    history: sp.csr_matrix,
+    relevant: sp.csr_matrix,
     metric: str = "ndcg@100",
     ks: Sequence[int] | None = None,
     metrics: Sequence[str] | None = None,
@@ -269,7 +269,7 @@ def topk_validation(
 
 
 def rating_validation(
-    train: sp.spmatrix,
+    train: sp.csr_matrix,
     valid: Interactions,
     metric: Literal["rmse", "mae"] = "rmse",
     default_rating: float = 3.0,

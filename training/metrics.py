@@ -47,7 +47,7 @@ class MetricError(ValueError):
 # --------------------------------------------------------------------------- helpers
 
 
-def _check(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def _check(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     ranked = np.asarray(ranked)
     if ranked.ndim != 2:
         raise MetricError(f"ranked must be a (B, K) array, got shape {ranked.shape}")
@@ -63,7 +63,7 @@ def _check(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
     return ranked[:, :k]
 
 
-def hits(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def hits(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """(B, k) bool: whether the item at each rank is relevant to that user.
 
     Looks up ``row * n_items + item`` keys in the sorted keys of ``relevant``
@@ -83,7 +83,7 @@ def hits(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
     return found & valid
 
 
-def n_relevant(relevant: sp.spmatrix) -> np.ndarray:
+def n_relevant(relevant: sp.csr_matrix) -> np.ndarray:
     """(B,) number of relevant items per user (stored non-zeros)."""
     rel = sp.csr_matrix(relevant)
     rel.eliminate_zeros()
@@ -103,14 +103,14 @@ def _discounts(k: int) -> np.ndarray:
 # --------------------------------------------------------------------------- top-k metrics
 
 
-def precision_at_k(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def precision_at_k(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """(B,) fraction of the top k that is relevant."""
     return hits(ranked, relevant, k).sum(axis=1) / float(k)
 
 
 def recall_at_k(
     ranked: np.ndarray,
-    relevant: sp.spmatrix,
+    relevant: sp.csr_matrix,
     k: int,
     denominator: RecallDenominator = "relevant",
 ) -> np.ndarray:
@@ -124,12 +124,12 @@ def recall_at_k(
     return _safe_divide(found, total)
 
 
-def recall_liang_at_k(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def recall_liang_at_k(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """(B,) Liang et al. 2018's recall: found / min(k, |relevant|) (reaches 1 when R > k)."""
     return recall_at_k(ranked, relevant, k, denominator="min")
 
 
-def ndcg_at_k(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def ndcg_at_k(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """(B,) binary-relevance NDCG with the ideal DCG over min(k, |relevant|) ranks."""
     h = hits(ranked, relevant, k)
     disc = _discounts(k)
@@ -139,23 +139,23 @@ def ndcg_at_k(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
     return _safe_divide(dcg, cumulative[ideal_len])
 
 
-def mrr_at_k(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def mrr_at_k(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """(B,) reciprocal rank of the first relevant item in the top k, else 0."""
     h = hits(ranked, relevant, k)
     first = np.argmax(h, axis=1)
     return np.where(h.any(axis=1), 1.0 / (first + 1.0), 0.0)
 
 
-def map_at_k(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def map_at_k(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """(B,) average precision at k, normalised by min(k, |relevant|)."""
     h = hits(ranked, relevant, k).astype(np.float64)
     precision_at_j = np.cumsum(h, axis=1) / np.arange(1, k + 1)
     return _safe_divide((precision_at_j * h).sum(axis=1), np.minimum(n_relevant(relevant), k))
 
 
-def hit_rate_at_k(ranked: np.ndarray, relevant: sp.spmatrix, k: int) -> np.ndarray:
+def hit_rate_at_k(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     """(B,) 1.0 if any of the top k is relevant, else 0.0."""
-    return hits(ranked, relevant, k).any(axis=1).astype(np.float64)
+    return np.asarray(hits(ranked, relevant, k).any(axis=1), dtype=np.float64)
 
 
 def coverage_at_k(ranked: np.ndarray, k: int, n_items: int) -> float:

@@ -83,13 +83,21 @@ def read_item(sessions: sessionmaker[Session], item_id: str) -> ItemRow | None:
 
 
 class FileRecord(Protocol):
-    """What ``import_records`` reads of a file record (``training.data.catalog_file``)."""
+    """What ``import_records`` reads of a file record (``training.data.catalog_file``).
 
-    item_id: str
-    title: str | None
-    text: str | None
-    attributes: dict[str, Any]
-    line: int
+    Read-only properties, so that frozen dataclasses (``CatalogRecord``) match.
+    """
+
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def text(self) -> str | None: ...
+    @property
+    def attributes(self) -> dict[str, Any]: ...
+    @property
+    def line(self) -> int: ...
 
 
 def import_records(

@@ -62,14 +62,19 @@ class CircuitBreaker:
         """How long the breaker stays open the next (or current) time."""
         return self._interval
 
+    def _read_state(self) -> BreakerState:
+        """The state as of now (a call, so the checker does not carry over an earlier narrowing)."""
+        return self._state
+
     def allow(self) -> bool:
         """True: make the call (closed, or this caller is the probe). False: skip it."""
         if self._state is BreakerState.CLOSED:
             return True  # the common case, without the lock
         with self._lock:
-            if self._state is BreakerState.CLOSED:
+            state = self._read_state()  # another caller may have changed it meanwhile
+            if state is BreakerState.CLOSED:
                 return True
-            if self._state is BreakerState.HALF_OPEN or self._clock() < self._open_until:
+            if state is BreakerState.HALF_OPEN or self._clock() < self._open_until:
                 return False  # open, or a probe is already in flight
             self._set(BreakerState.HALF_OPEN)
             return True

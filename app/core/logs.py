@@ -53,7 +53,7 @@ def configure_logging(level: str, fmt: str = "json") -> None:
     root = logging.getLogger()
     owned: list[logging.Handler] = []
     if not root.handlers:
-        handler = logging.StreamHandler()
+        handler: logging.Handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         owned.append(handler)

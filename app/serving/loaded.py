@@ -99,7 +99,8 @@ def _similarity_index(model: LoadedModel) -> Tensor | tuple[sp.csr_matrix, np.nd
     vectors = model.scorer.item_vectors()
     if vectors is not None:
         vectors = vectors.detach().float()
-        return vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        unit: Tensor = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return unit
     columns = sp.csr_matrix(model.history.T)
     norms = np.sqrt(np.asarray(columns.multiply(columns).sum(axis=1)).ravel())
     return columns, np.maximum(norms, 1e-12)

@@ -48,9 +48,9 @@ def encode_ids(values: np.ndarray | pd.Series) -> tuple[IdMap, np.ndarray]:
     if is_integer_dtype(array.dtype):
         codes, uniques = pd.factorize(array, sort=True)
         return IdMap(tuple(str(v) for v in uniques.tolist())), codes.astype(np.int64)
-    codes, uniques = pd.factorize(pd.Series(array, dtype=object).astype(str), sort=False)
-    id_map = IdMap.from_values(list(uniques))
-    remap = pd.Index(id_map.ids).get_indexer(uniques)
+    codes, labels = pd.factorize(pd.Series(array, dtype=object).astype(str), sort=False)
+    id_map = IdMap.from_values(list(labels))
+    remap = pd.Index(id_map.ids).get_indexer(labels)
     return id_map, remap[codes].astype(np.int64)
 
 

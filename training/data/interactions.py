@@ -10,6 +10,7 @@ each consumer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,10 +95,10 @@ class Interactions:
     @classmethod
     def from_arrays(
         cls,
-        users: np.ndarray | list,
-        items: np.ndarray | list,
-        ratings: np.ndarray | list | None = None,
-        timestamps: np.ndarray | list | None = None,
+        users: np.ndarray | list[Any],
+        items: np.ndarray | list[Any],
+        ratings: np.ndarray | list[Any] | None = None,
+        timestamps: np.ndarray | list[Any] | None = None,
         *,
         explicit: bool | None = None,
         item_meta: dict[str, dict[str, object]] | None = None,

@@ -130,7 +130,9 @@ def _check_config(config: AutoRecConfig) -> None:
         raise ModelError(f"lr must be > 0 and epochs >= 1; got {config.lr}, {config.epochs}")
 
 
-def _dense_rows(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> Tensor:
+def _dense_rows(
+    matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device
+) -> tuple[Tensor, Tensor]:
     """(B, N) dense ratings of ``rows`` (0 = unobserved) and their observed mask."""
     batch = History.from_csr(matrix, rows, device=device)
     return batch.to_dense(), batch.to_dense(torch.ones_like(batch.values))
@@ -308,6 +310,7 @@ class IAutoRec(_AutoRecBase):
             ]
         )
         weights, bias = net.decoder.weight.detach().clone(), net.decoder.bias.detach().clone()
+        assert self.train_matrix is not None  # checked by _require_fitted
         rated = torch.as_tensor(np.diff(self.train_matrix.indptr) > 0, device=device)
         mean_user = torch.cat([weights[rated], bias[rated, None]], dim=1).mean(dim=0)
         # A user with no training rating has an untrained decoder row: serve the average user.

@@ -86,7 +86,11 @@ class History:
         lengths = [len(r) for r in items]
         indptr = np.zeros(len(items) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        flat_items = np.concatenate([np.asarray(r, dtype=np.int64) for r in items]) if items else []
+        flat_items = (
+            np.concatenate([np.asarray(r, dtype=np.int64) for r in items])
+            if items
+            else np.zeros(0, dtype=np.int64)
+        )
         if ratings is None:
             flat_values = np.ones(int(indptr[-1]), dtype=np.float32)
         else:

@@ -43,7 +43,7 @@ Serving card (``cf-nade``)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -131,7 +131,9 @@ class _CFNADENet(nn.Module):
         self.hidden_bias = nn.Parameter(torch.zeros(hidden))  # c
         self.layer2 = nn.Linear(hidden, hidden) if cfg.n_layers == 2 else None
         if cfg.factored_rank is None:
-            self.output_weight = nn.Parameter(torch.randn(n_levels, n_items, hidden) * scale)
+            self.output_weight: nn.Parameter | None = nn.Parameter(
+                torch.randn(n_levels, n_items, hidden) * scale
+            )
             self.output_p = self.output_q = None
         else:
             rank = cfg.factored_rank
@@ -154,7 +156,7 @@ class _CFNADENet(nn.Module):
         bias = np.diff(log_freq, axis=0, prepend=0.0)
         self.output_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """Weight decay on the weight tables only: decaying the item biases b^k under
         Adam would pull every rarely rated item's rating distribution towards uniform."""
         biases = [self.hidden_bias, self.output_bias]
@@ -174,6 +176,7 @@ class _CFNADENet(nn.Module):
     def cumulative_output(self) -> tuple[Tensor, Tensor]:
         """Σ_{j≤k} V^j (or Σ_{j≤k} P^j when factored) and Σ_{j≤k} b^j (§3.2)."""
         weight = self.output_weight if self.output_p is None else self.output_p
+        assert weight is not None  # __init__ sets exactly one of V and P
         return torch.cumsum(weight, dim=0), torch.cumsum(self.output_bias, dim=0)
 
 
@@ -252,7 +255,7 @@ class CFNADE(Model):
         super().__init__(config)
         self.net: _CFNADENet | None = None
         self.levels: Tensor | None = None
-        self._scorer_config: dict = {}
+        self._scorer_config: dict[str, Any] = {}
 
     @property
     def cfg(self) -> CFNADEConfig:
@@ -356,8 +359,8 @@ class CFNADE(Model):
             hit = levels >= j  # rating r_i ≥ level j contributes W^j_{:,i}
             pre.index_add_(0, rows[hit], net.input_weight[j, history.indices[hit]])
         h = activate(pre, net.layer2)
-        if net.output_q is None:
-            v = net.output_weight
+        if net.output_weight is not None:  # set exactly when the output is not factored
+            v: Tensor = net.output_weight
         else:
             v = torch.einsum("kij,jh->kih", net.output_p, net.output_q)  # V^k = P^k Q
         per_level = torch.einsum("bh,kih->bki", h, v) + net.output_bias[None]  # b^j + V^j h
@@ -365,7 +368,7 @@ class CFNADE(Model):
         return expected_rating(scores, self.levels)
 
     @torch.no_grad()
-    def to_scorer(self) -> CFNADEScorer:
+    def to_scorer(self) -> Scorer:
         if self.net is None or self.levels is None:
             raise ModelError(f"model '{self.name}' is not trained yet; call fit() first")
         net = self.net

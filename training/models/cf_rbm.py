@@ -33,7 +33,7 @@ Serving card (``cf-rbm``)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -173,7 +173,7 @@ class CFRBM(Model):
         super().__init__(config)
         self.params: _Params | None = None
         self.levels: Tensor | None = None
-        self._scorer_config: dict = {}
+        self._scorer_config: dict[str, Any] = {}
 
     @property
     def cfg(self) -> CFRBMConfig:

@@ -80,7 +80,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -238,7 +238,7 @@ class PMF(Model):
     name = "pmf"
     task = "ratings"
     Config = PMFConfig
-    scorer_cls: type[PMFScorer] = PMFScorer
+    scorer_cls: ClassVar[type[PMFScorer]] = PMFScorer
     config: PMFConfig
 
     def __init__(self, config: ModelConfig | None = None) -> None:

@@ -225,8 +225,8 @@ def g_user_step(
         grad_q.index_add_(0, sample, g.item_factors[sample], alpha=cfg.g_reg)
         grad_b.index_add_(0, sample, g.item_bias[sample], alpha=cfg.g_reg)
     g.user_factors[u] -= cfg.g_lr * (g.item_factors.T @ grad + cfg.g_reg * p_u)
-    g.item_factors -= cfg.g_lr * grad_q
-    g.item_bias -= cfg.g_lr * grad_b
+    g.item_factors.sub_(cfg.g_lr * grad_q)
+    g.item_bias.sub_(cfg.g_lr * grad_b)
     return float(-(torch.log(prob[sample]) * reward).mean())
 
 

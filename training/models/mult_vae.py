@@ -145,7 +145,10 @@ def multinomial_nll(logits: Tensor, history: History, clicks: Tensor) -> Tensor:
     no dense (B, I) target is built (``_SparseMultinomialNLL``).
     """
     rows = history.row_ids()
-    return _SparseMultinomialNLL.apply(logits, rows, history.indices, clicks)
+    # torch leaves autograd.Function.apply unannotated.
+    return _SparseMultinomialNLL.apply(  # type: ignore[no-untyped-call]
+        logits, rows, history.indices, clicks
+    )
 
 
 class _SparseMultinomialNLL(torch.autograd.Function):
@@ -159,9 +162,7 @@ class _SparseMultinomialNLL(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, logits: Tensor, rows: Tensor, cols: Tensor, clicks: Tensor
-    ) -> Tensor:
+    def forward(ctx: Any, logits: Tensor, rows: Tensor, cols: Tensor, clicks: Tensor) -> Tensor:
         batch = logits.shape[0]
         lse = torch.logsumexp(logits, dim=1)  # (B,)
         dot = torch.zeros(batch, device=logits.device, dtype=logits.dtype)
@@ -172,7 +173,7 @@ class _SparseMultinomialNLL(torch.autograd.Function):
         return n_clicks * lse - dot
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None]:
         logits, lse, n_clicks, rows, cols, clicks = ctx.saved_tensors
         # d/df_ui [N_u lse_u - sum_clicked f] = N_u softmax_ui - x_ui, times grad_u
         out = (logits - lse.unsqueeze(1)).exp_().mul_((grad * n_clicks).unsqueeze(1))

@@ -18,7 +18,8 @@ from typing import Any
 from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import EpochCallback, FitReport, Scorer, Validation
-from training.protocols.options import ProtocolError, ProtocolOptions
+from training.protocols.options import ProtocolError as ProtocolError
+from training.protocols.options import ProtocolOptions
 from training.protocols.report import ProtocolReport, SeedRun
 
 DataSpec = str | Interactions

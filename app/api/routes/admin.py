@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query
@@ -94,8 +95,8 @@ def _job_id(job_id: int) -> int:
 
 
 def job_out(row: RetrainJob) -> JobOut:
-    def utc(value: object) -> object:
-        return as_utc(value) if value is not None else None  # type: ignore[arg-type]
+    def utc(value: datetime | None) -> datetime | None:
+        return as_utc(value) if value is not None else None
 
     return JobOut(
         id=row.id,
@@ -104,11 +105,11 @@ def job_out(row: RetrainJob) -> JobOut:
         data=row.data,
         promote=row.promote,
         trigger=row.trigger,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         attempts=row.attempts,
         max_attempts=row.max_attempts,
         worker_id=row.worker_id,
-        lease_expires_at=utc(row.lease_expires_at),  # type: ignore[arg-type]
+        lease_expires_at=utc(row.lease_expires_at),
         progress=row.progress,
         log_tail=row.log_tail.splitlines() if row.log_tail else [],
         result_version=row.result_version,
@@ -116,8 +117,8 @@ def job_out(row: RetrainJob) -> JobOut:
         gate=row.gate,
         error=row.error,
         created_at=as_utc(row.created_at),
-        started_at=utc(row.started_at),  # type: ignore[arg-type]
-        finished_at=utc(row.finished_at),  # type: ignore[arg-type]
+        started_at=utc(row.started_at),
+        finished_at=utc(row.finished_at),
         updated_at=as_utc(row.updated_at),
     )
 
