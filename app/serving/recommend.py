@@ -145,12 +145,13 @@ class Recommender:
         context = user_context(model, user_id, self.logs, self.cache)
         if context.degraded:
             self.metrics.degraded.labels(endpoint="predictions").inc()
-        known = [i for i in item_ids if i in model.item_index] if context.state is not None else []
+        state = context.state  # None: a user with no ratings, every item gets the baseline
+        known = [i for i in item_ids if i in model.item_index] if state is not None else []
         predicted: dict[str, float] = {}
-        if known:
+        if state is not None and known:
             indices = torch.tensor([model.item_index[i] for i in known], device=model.device)
             with torch.inference_mode():
-                ratings = model.scorer.predict(context.state, indices)[0].cpu().tolist()
+                ratings = model.scorer.predict(state, indices)[0].cpu().tolist()
             predicted = dict(zip(known, ratings, strict=True))
         baseline = prediction_baseline(model, context)
         unknown = [i for i in dict.fromkeys(item_ids) if i not in model.item_index]
