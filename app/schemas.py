@@ -162,13 +162,30 @@ class PredictionRequest(_Strict):
     model: ModelName | None = None
 
 
+#: Per-item flag of predictions the model could not make (see ``PredictionResponse``).
+PREDICTION_FALLBACK = (
+    "true when the model cannot predict this rating (the item is unknown to it, or the user "
+    "has no ratings): the rating is the baseline instead (the user's mean rating, else the "
+    "version's training mean)"
+)
+
+
 class PredictedRating(BaseModel):
     item_id: str
     rating: float
     from_text: bool = Field(False, description=FROM_TEXT)
+    fallback: bool = Field(False, description=PREDICTION_FALLBACK)
 
 
 class PredictionResponse(BaseModel):
+    """Ratings in request order; one unknown item never fails the list.
+
+    An item the model does not know (nor, for a text-aware model, the catalog) and
+    every item of a user with no ratings get the baseline, flagged ``fallback``: the
+    mean of the user's ratings (training row and ratings logged since), else the mean
+    training rating of the version.
+    """
+
     user_id: str
     model: str
     version: str
@@ -176,6 +193,9 @@ class PredictionResponse(BaseModel):
         False, description="true when answered without the interaction database (it is down)"
     )
     predictions: list[PredictedRating]
+    unknown_items: list[str] | None = Field(
+        None, description="requested items the model does not know (answered with the baseline)"
+    )
 
 
 # --------------------------------------------------------------------------- items

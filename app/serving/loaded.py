@@ -45,6 +45,9 @@ class LoadedModel:
     popularity: np.ndarray  # (I,) distinct training users per item (fallback ranking)
     titles: list[str | None]  # (I,) from extra items.json when present
     cutoff: datetime | None  # newest training event; later log rows are folded in
+    # Mean of the stored training values (the history): the documented rating baseline
+    # for a prediction the model cannot make (an unknown item, a user with no ratings).
+    training_mean: float
     # Item rows that ``app.catalog`` appended (or refreshed) from catalog text, by
     # index -> the catalog stamp of that text; and how many such extensions built
     # this object (0 = the artifact as stored). Responses flag these items ``from_text``.
@@ -143,9 +146,21 @@ def build_loaded_model(loaded: LoadedVersion, device: torch.device) -> LoadedMod
         popularity=np.bincount(history.indices, minlength=n_items).astype(np.float32),
         titles=_titles(contents.extra.get("items.json"), contents.item_ids),
         cutoff=datetime.fromisoformat(manifest.data.cutoff) if manifest.data.cutoff else None,
+        training_mean=_training_mean(history, scorer.rating_range),
     )
     _smoke_test(model)
     return model
+
+
+def _training_mean(history: sp.csr_matrix, rating_range: tuple[float, float]) -> float:
+    """Mean stored training value; the middle of the rating range for an empty history.
+
+    Computed from the history rather than read from the scorer config because only
+    some scorers record a global mean, and every version stores its history.
+    """
+    if not history.nnz:
+        return (rating_range[0] + rating_range[1]) / 2
+    return float(np.mean(history.data, dtype=np.float64))
 
 
 def _titles(raw: bytes | None, item_ids: list[str]) -> list[str | None]:

@@ -120,9 +120,12 @@ class Recommender:
     ) -> PredictionResponse:
         """Predicted ratings of ``item_ids`` for ``user_id`` (rating models only).
 
-        A user the model does not know and who has nothing logged gets a 404
-        rather than a made-up number: unlike a ranking, a rating has no honest
-        non-personalised fallback to flag.
+        What the model cannot predict gets a documented baseline, flagged per item
+        ``fallback``, so one new item never fails a page of candidates: an item it
+        does not know (a text-aware model already knows catalog items, from their
+        text) gets the user's mean rating; a user with no ratings (unknown, nothing
+        rated logged) gets the version's training mean for every item. Unknown item
+        ids are listed in ``unknown_items``, as for ad-hoc histories.
         """
         self.check_id(user_id, "user_id")
         if len(item_ids) > self.settings.max_k:
@@ -139,29 +142,19 @@ class Recommender:
                 f"model '{model.name}' ranks items but does not predict ratings; "
                 "use /v1/users/{user_id}/recommendations, or name a rating model",
             )
-        unknown = [i for i in dict.fromkeys(item_ids) if i not in model.item_index]
-        if unknown:
-            raise ApiError(
-                422,
-                "unknown_items",
-                f"model '{model.name}' version {model.version} does not know item id(s): "
-                + ", ".join(unknown[:20])
-                + (f" (and {len(unknown) - 20} more)" if len(unknown) > 20 else ""),
-                details={"unknown_items": unknown},
-            )
         context = user_context(model, user_id, self.logs, self.cache)
         if context.degraded:
             self.metrics.degraded.labels(endpoint="predictions").inc()
-        if context.state is None:
-            raise ApiError(
-                404,
-                "unknown_user",
-                f"user '{user_id}' is unknown to model '{model.name}' version {model.version} "
-                "and has no logged ratings to fold in; POST /v1/interactions first",
-            )
-        indices = torch.tensor([model.item_index[i] for i in item_ids], device=model.device)
-        with torch.inference_mode():
-            ratings = model.scorer.predict(context.state, indices)[0].cpu().tolist()
+        state = context.state  # None: a user with no ratings, every item gets the baseline
+        known = [i for i in item_ids if i in model.item_index] if state is not None else []
+        predicted: dict[str, float] = {}
+        if state is not None and known:
+            indices = torch.tensor([model.item_index[i] for i in known], device=model.device)
+            with torch.inference_mode():
+                ratings = model.scorer.predict(state, indices)[0].cpu().tolist()
+            predicted = dict(zip(known, ratings, strict=True))
+        baseline = prediction_baseline(model, context)
+        unknown = [i for i in dict.fromkeys(item_ids) if i not in model.item_index]
         return PredictionResponse(
             user_id=user_id,
             model=model.name,
@@ -169,10 +162,14 @@ class Recommender:
             degraded=context.degraded,
             predictions=[
                 PredictedRating(
-                    item_id=i, rating=float(r), from_text=model.item_index[i] in model.from_text
+                    item_id=i,
+                    rating=float(predicted.get(i, baseline)),
+                    from_text=i in predicted and model.item_index[i] in model.from_text,
+                    fallback=i not in predicted,
                 )
-                for i, r in zip(item_ids, ratings, strict=True)
+                for i in item_ids
             ],
+            unknown_items=unknown or None,
         )
 
     def similar(self, item_id: str, k: int, model_name: str | None) -> SimilarItemsResponse:
@@ -327,6 +324,17 @@ def check_ratings(model: LoadedModel, ratings: Sequence[float | None], where: st
                 f"{where}[{n}].rating {rating} is outside the rating range [{low:g}, {high:g}] "
                 f"of model '{model.name}' version {model.version}",
             )
+
+
+def prediction_baseline(model: LoadedModel, context: UserContext) -> float:
+    """The rating given where the model cannot predict one (documented in the API).
+
+    The user's mean rating when they have any, else the version's mean training
+    rating; clipped to the rating range, as the model's own predictions are.
+    """
+    low, high = model.rating_range
+    mean = context.mean_rating if context.mean_rating is not None else model.training_mean
+    return min(max(mean, low), high)
 
 
 _NOTHING = np.zeros(0, dtype=np.int64)

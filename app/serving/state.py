@@ -49,6 +49,10 @@ class UserContext:
     seen: np.ndarray  # (S,) item indices the user already has (training ∪ log)
     folded_in: bool
     degraded: bool = False  # answered without the database (artifact + cache only)
+    # Mean of the user's rating values (training row ∪ ratings logged after the cutoff);
+    # None when there are none. The baseline a prediction falls back to for an item the
+    # model does not know; filled by ``user_context`` (predictions), not the batched path.
+    mean_rating: float | None = None
 
 
 def database_unavailable(exc: Exception) -> ApiError:
@@ -170,12 +174,14 @@ def user_context(
     if index < 0 and not items:
         return UserContext(state=None, seen=seen, folded_in=False)
     folded_in = index < 0 or bool(logged)
+    mean = _mean(values)
     cached = cache.get(user_id, model.name, model.version)
     if cached is not None and cached[1] == stamp:
-        return UserContext(state=_on_device(model, cached[0]), seen=seen, folded_in=folded_in)
+        state = _on_device(model, cached[0])
+        return UserContext(state=state, seen=seen, folded_in=folded_in, mean_rating=mean)
     state = compute_state(model, -1 if folded_in else index, items, values)
     cache.set(user_id, model.name, model.version, state[0].detach().cpu().numpy(), stamp)
-    return UserContext(state=state, seen=seen, folded_in=folded_in)
+    return UserContext(state=state, seen=seen, folded_in=folded_in, mean_rating=mean)
 
 
 def user_contexts(
@@ -260,14 +266,20 @@ def _degraded_context(
     """
     base_items, base_values = _training_row(model, index)
     seen = np.asarray(base_items, dtype=np.int64)
+    mean = _mean(base_values)  # the training row only: the log cannot be read
     cached = cache.get(user_id, model.name, model.version)
     if cached is not None:
-        return UserContext(_on_device(model, cached[0]), seen, folded_in=False, degraded=True)
+        state = _on_device(model, cached[0])
+        return UserContext(state, seen, folded_in=False, degraded=True, mean_rating=mean)
     if index < 0:
         return UserContext(state=None, seen=seen, folded_in=False, degraded=True)
     items, values, _ = merge_history(model, base_items, base_values, [])
     state = compute_state(model, index, items, values)
-    return UserContext(state=state, seen=seen, folded_in=False, degraded=True)
+    return UserContext(state=state, seen=seen, folded_in=False, degraded=True, mean_rating=mean)
+
+
+def _mean(values: Sequence[float] | np.ndarray) -> float | None:
+    return float(np.mean(values)) if len(values) else None
 
 
 def _training_row(model: LoadedModel, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -83,6 +83,34 @@ def test_lost_invalidation_does_not_serve_stale_state(
     assert stamp > 0  # the stored state now includes the new log row
 
 
+def test_prediction_baseline_comes_from_the_users_logged_ratings_in_postgres(
+    services_client: TestClient,
+) -> None:
+    """A candidate list with an item the model never saw is answered, not refused (issue 16.9)."""
+    user = _uid()
+
+    def predict() -> dict:  # type: ignore[type-arg]
+        r = services_client.post(
+            "/v1/predictions",
+            json={"user_id": user, "item_ids": ["2", "brand-new", "8"], "model": "biased-mf"},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    cold = predict()  # nothing known about the user: the version's training mean everywhere
+    assert [p["fallback"] for p in cold["predictions"]] == [True, True, True]
+    assert len({p["rating"] for p in cold["predictions"]}) == 1
+    batch = [
+        {"user_id": user, "item_id": i, "rating": r} for i, r in (("4", 5), ("6", 4), ("9", 1))
+    ]
+    assert services_client.post("/v1/interactions", json={"interactions": batch}).status_code == 201
+    for body in (predict(), predict()):  # computed, then from the Redis-cached state
+        two, new, eight = body["predictions"]
+        assert not two["fallback"] and not eight["fallback"]
+        assert new["fallback"] and new["rating"] == pytest.approx(10 / 3)
+        assert body["unknown_items"] == ["brand-new"] and body["degraded"] is False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -91,7 +91,9 @@ def test_stop_request_hands_the_running_job_back(
     """SIGTERM sets ``stop``: the job stops at its next epoch and is queued for another worker."""
     settings = embedded_settings(database_url=sqlite_url, store_dir=tmp_path / "store")
     worker = Worker(build_context(settings))
-    job = lc.enqueue(sessions, RetrainRequest("mult-vae", {"epochs": 400, "hidden_dim": 8}))
+    # A job long enough to be stopped: no early stopping, which would end it first.
+    overrides = {"epochs": 400, "hidden_dim": 8, "patience": "none"}
+    job = lc.enqueue(sessions, RetrainRequest("mult-vae", overrides))
     thread = threading.Thread(target=worker.run, kwargs={"once": True})
     thread.start()
     for _ in range(300):

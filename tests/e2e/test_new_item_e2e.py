@@ -4,7 +4,7 @@ Production model: a tiny ConvMF trained on ``tests/app/catalog_data`` (item
 text decides taste; the held-out items were never in training). An item is
 PUT with a space plot: it must appear in a space fan's recommendations,
 flagged ``from_text``, above the romance items they have not seen, and get a
-rating prediction. A second item arrives through ``genrec items import`` (a
+rating prediction (an id in no catalog gets the flagged baseline instead). A second item arrives through ``genrec items import`` (a
 separate process writing to the database): the running server picks it up
 at start-up or at its reload poll.
 """
@@ -90,14 +90,22 @@ def test_a_new_item_is_served_from_its_text(convmf_stack: Any, tmp_path: Path) -
 
         assert importer.wait(90) == 0, importer.output()
         assert "1 new" in importer.output()
+        # Until the server has read the import, the item is unknown: answered with the
+        # flagged baseline, like an id that is in no catalog (issue 16.9).
+        never = f"never-{tmp_path.name}"
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            r = client.post("/v1/predictions", json={"user_id": fan, "item_ids": [import_id]})
-            if r.status_code == 200:
+            r = client.post(
+                "/v1/predictions", json={"user_id": fan, "item_ids": [import_id, never]}
+            )
+            assert r.status_code == 200, (r.text, stack.all_output()[-4000:])
+            if not r.json()["predictions"][0]["fallback"]:
                 break
             time.sleep(0.2)
-        assert r.status_code == 200, (r.text, stack.all_output()[-4000:])
-        assert r.json()["predictions"][0]["from_text"] is True
+        imported, unknown = r.json()["predictions"]
+        assert (imported["from_text"], imported["fallback"]) == (True, False), r.json()
+        assert (unknown["from_text"], unknown["fallback"]) == (False, True)
+        assert r.json()["unknown_items"] == [never]
     assert "Traceback" not in stack.all_output()
 
 
@@ -115,7 +123,7 @@ def _mean_rating(client: httpx.Client, users: list[str], item_id: str) -> float:
         r = client.post("/v1/predictions", json={"user_id": user, "item_ids": [item_id]})
         assert r.status_code == 200, r.text
         (prediction,) = r.json()["predictions"]
-        assert prediction["from_text"] is True
+        assert prediction["from_text"] is True and prediction["fallback"] is False
         ratings.append(float(prediction["rating"]))
     return sum(ratings) / len(ratings)
 

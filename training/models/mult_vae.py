@@ -13,7 +13,8 @@ Model (paper Sec. 2, architecture [I -> 600 -> 200 -> 600 -> I], tanh):
 The input is L2-normalised and dropped out (p = 0.5) before the encoder; the
 first layer is a sparse x dense product (the click matrix is never densified;
 only a (batch, I) logit block exists at a time). Adam, lr 1e-3, 500 users per
-batch, no weight decay (the authors' code: lam = 0), 200 epochs.
+batch, no weight decay (the authors' code: lam = 0), at most 200 epochs, stopped
+after 20 validations without a gain (not in the paper; docs/accuracy-topk.md).
 
 Serving card (H = hidden_dim = 600, K = latent_dim = 200)
     State        (B, H)  tanh(W_d1 mu_phi(x_u) + b_d1): the decoder's last hidden layer
@@ -65,7 +66,11 @@ class ClickAutoencoderConfig(ModelConfig):
         metadata={"help": "L2 weight on the weight matrices: loss += lam * sum ||W||^2"},
     )
     patience: int | None = field(
-        default=None, metadata={"help": "stop after this many validations without gain"}
+        default=20,
+        metadata={
+            "help": "stop after this many validations without gain (None: run every epoch); "
+            "the best epoch is kept either way (docs/accuracy-topk.md, early stopping)"
+        },
     )
     validate_every: int = field(default=1, metadata={"help": "validate every N epochs"})
     click_threshold: float | None = field(

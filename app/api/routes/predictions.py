@@ -11,8 +11,17 @@ from app.schemas import PredictionRequest, PredictionResponse
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
 
-@router.post("/predictions", response_model=PredictionResponse, responses=errors(*BODY, *SERVING))
+@router.post(
+    "/predictions",
+    response_model=PredictionResponse,
+    response_model_exclude_none=True,
+    responses=errors(*BODY, *SERVING),
+)
 def predict(body: PredictionRequest, services: ServicesDep) -> PredictionResponse:
-    """Ratings for ``item_ids``; 422 for top-k-only models or unknown items, 404 for a user
-    with nothing known (not in the artifact, nothing logged)."""
+    """Ratings for ``item_ids`` in request order; 422 for top-k-only models.
+
+    A rating the model cannot make (an unknown item, a user with no ratings) is the
+    baseline, flagged ``fallback``: the user's mean rating, else the version's
+    training mean. Unknown item ids are listed in ``unknown_items``.
+    """
     return services.recommender.predict(body.user_id, body.item_ids, body.model)

@@ -66,13 +66,15 @@ def test_rating_model_predicts_recommends_and_folds_in(
     new_user = f"new-{name}"
     body = {"model": name, "item_ids": ["7", "3", "11"]}
     unknown = rating_client.post("/v1/predictions", json={"user_id": new_user, **body})
-    assert unknown.status_code == 404, unknown.text  # nothing logged for this user yet
+    assert unknown.status_code == 200, unknown.text  # nothing logged yet: the baseline
+    assert all(p["fallback"] for p in unknown.json()["predictions"])
     logged = [{"user_id": new_user, "item_id": i, "rating": 5} for i in ("1", "5", "9")]
     assert rating_client.post("/v1/interactions", json={"interactions": logged}).status_code == 201
     first = rating_client.post("/v1/predictions", json={"user_id": new_user, **body}).json()
     more = [{"user_id": new_user, "item_id": i, "rating": 1} for i in ("7", "13", "15")]
     assert rating_client.post("/v1/interactions", json={"interactions": more}).status_code == 201
     second = rating_client.post("/v1/predictions", json={"user_id": new_user, **body}).json()
+    assert not any(p["fallback"] for p in first["predictions"] + second["predictions"])
     assert [p["rating"] for p in first["predictions"]] != [
         p["rating"] for p in second["predictions"]
     ], "fold-in ignored the user's new ratings"
