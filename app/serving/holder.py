@@ -26,6 +26,7 @@ from app.core.heap import freeze_long_lived
 from app.core.metrics import Metrics
 from app.serving.loaded import LoadedModel, ModelLoadError, build_loaded_model
 from models_store import ModelStore, StoreError
+from training.device import resolve_device as resolve_device  # the one resolver, re-exported
 from training.models import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -50,15 +51,6 @@ class ModelUnavailable(RuntimeError):
 class LoadFailure:
     version: str
     error: str
-
-
-def resolve_device(setting: str) -> torch.device:
-    """``auto`` = CUDA when this process sees a GPU, else CPU."""
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("GENREC_DEVICE=cuda but torch sees no CUDA device")
-    return torch.device(setting)
 
 
 class ModelHolder:

@@ -15,14 +15,9 @@ from torch.nn.functional import softplus
 from training.data.interactions import Interactions
 from training.models import REGISTRY
 from training.models.base import History, ModelError
-from training.models.bpr import (
-    BPRMF,
-    BPRConfig,
-    MFScorer,
-    TripleSampler,
-    fold_in_bpr,
-    positive_matrix,
-)
+from training.models.bpr import BPRMF, BPRConfig
+from training.models.common.mf import MFScorer, fold_in_bpr
+from training.models.common.pairwise import TripleSampler, positive_matrix
 from training.models.popularity import Popularity
 
 TINY = {"dim": 8, "epochs": 25, "batch_size": 32, "lr": 0.05, "reg": 1e-3, "patience": None}

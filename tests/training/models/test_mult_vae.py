@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from training.models.base import History, ModelError, Validation
-from training.models.mult_vae import MultVAE, dense_forward, multinomial_nll, normalized_input
+from training.models.common.click_autoencoder import (
+    dense_forward,
+    multinomial_nll,
+    normalized_input,
+)
+from training.models.mult_vae import MultVAE
 from training.models.popularity import Popularity
 
 SMALL = {
