@@ -86,6 +86,7 @@ import torch
 from torch import Tensor
 
 from training.data.interactions import Interactions
+from training.device import resolve_device
 from training.models.base import (
     EpochCallback,
     FitReport,
@@ -96,6 +97,7 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
+from training.models.common.settings import EpochSettings
 from training.models.convmf_scorer import (
     ANCHORS,
     ConvMFScorer,
@@ -127,8 +129,11 @@ ITEM_INITS = ("text", "random")
 
 
 @dataclass
-class PMFConfig(ModelConfig):
-    """PMF by alternating closed-form updates; ConvMF's paper settings for ML-1M."""
+class PMFConfig(EpochSettings):
+    """PMF by alternating closed-form updates; ConvMF's paper settings for ML-1M.
+
+    One epoch is one outer iteration: eq. 8, eq. 9 (and ConvMF's eq. 11).
+    """
 
     factors: int = field(default=50, metadata={"help": "latent dimension k of u_i and v_j"})
     lambda_u: float = field(default=100.0, metadata={"help": "lambda_U of eq. 7 (user prior)"})
@@ -152,14 +157,11 @@ class PMFConfig(ModelConfig):
             "item) or model (mu + b_i + b~_j + u.v~_j)"
         },
     )
-    epochs: int = field(default=30, metadata={"help": "outer iterations (eq. 8, 9[, 11])"})
-    patience: int | None = field(
-        default=5, metadata={"help": "stop after this many iterations without validation gain"}
-    )
+    epochs: int = 30
+    patience: int | None = 5
     init_std: float = field(
         default=0.1, metadata={"help": "std of the normal init of document-less item rows"}
     )
-    device: str = field(default="cpu", metadata={"help": "torch device for training"})
 
 
 @dataclass
@@ -304,7 +306,7 @@ class PMF(Model):
                 f"{self.name}: new_item_anchor must be one of {ANCHORS}, got {cfg.new_item_anchor!r}"
             )
         rng = seed_everything(cfg.seed)
-        device = torch.device(cfg.device)
+        device = resolve_device(cfg.device)
         self.mu = float(train.ratings.mean()) if cfg.biases else 0.0
         self._scorer_config = {**self.base_scorer_config(train), "global_mean": self.mu}
         self._prepare(train, rng, device)

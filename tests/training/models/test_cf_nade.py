@@ -8,7 +8,8 @@ import torch
 
 from tests.training.models.rating_data import rmse, split, synthetic_ratings
 from training.models.base import History, ModelError
-from training.models.cf_nade import CFNADE, CFNADEConfig, ordinal_log_likelihood
+from training.models.cf_nade import CFNADE, CFNADEConfig
+from training.models.common.nade import ordinal_log_likelihood
 
 
 def small(**overrides) -> CFNADE:

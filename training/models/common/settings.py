@@ -23,7 +23,7 @@ from training.device import DEVICE_CHOICES
 from training.models.base import ModelConfig
 
 DEVICE_HELP = f"torch device for training: {DEVICE_CHOICES} (auto: CUDA when available)"
-EPOCHS_HELP = "maximum training epochs (the model's doc says what one epoch is)"
+EPOCHS_HELP = "maximum training epochs (patience may stop sooner)"
 PATIENCE_HELP = "stop after this many validations without improvement (None: never early)"
 LR_HELP = "learning rate of the optimiser"
 BATCH_HELP = "{batch_unit} per optimiser step"
