@@ -9,7 +9,7 @@ State (B, D)
     the user's factor row p_u for a known user; for an unknown user (or one with
     interactions after the cutoff) p_u is folded in: BPR-Opt over the user's
     positives against *all* their non-positives, with Q and b fixed, minimised
-    by a monotone majorise-minimise Newton iteration (``fold_in_bpr``). It is
+    by a monotone majorise-minimise Newton iteration (``common.mf.fold_in_bpr``). It is
     deterministic (no sampling), so a cached state is reproducible.
 Item tensors
     ``item_factors`` Q (I, D), ``item_bias`` b (I,); ``user_factors`` P (U, D) for
