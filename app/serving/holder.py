@@ -33,6 +33,7 @@ from app.core.metrics import Metrics
 from app.serving.default_model import PREFERRED_DEFAULT, choose_default_model
 from app.serving.loaded import LoadedModel, ModelLoadError, build_loaded_model
 from models_store import ModelStore, StoreError
+from training.device import resolve_device as resolve_device  # the one resolver, re-exported
 from training.models import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -70,15 +71,6 @@ class LoadFailure:
     # The alias's updated_at and the version's file fingerprint when it was refused:
     # a refusal stands only while both are unchanged (no re-promotion, no repair).
     seen: tuple[str, str] = ("", "")
-
-
-def resolve_device(setting: str) -> torch.device:
-    """``auto`` = CUDA when this process sees a GPU, else CPU."""
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("GENREC_DEVICE=cuda but torch sees no CUDA device")
-    return torch.device(setting)
 
 
 class ModelHolder:

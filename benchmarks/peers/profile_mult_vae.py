@@ -5,7 +5,7 @@
         [--profile [--profile-variant bf16]]
 
 ``bf16`` is the shipped model with ``bf16=true`` (the dense layers' products
-in bfloat16). ``shipped`` is ``training/models/mult_vae.py`` as it is: the L2 term skipped
+in bfloat16). ``shipped`` is ``training/models/mult_vae.py`` (and ``common/click_autoencoder.py``) as it is: the L2 term skipped
 when ``lam == 0`` (Mult-VAE's default) and Adam built with ``fused=True``.
 ``before`` patches this process only, to put back what the model did before
 those changes (compute ``0 · Σ W²`` and back-propagate through it every batch;
@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import torch
 
-import training.models.mult_vae as mult_vae
+import training.models.common.click_autoencoder as click_autoencoder
 from benchmarks.peers.run import ML20M_DENSITY, synthetic_clicks
 from training.data.interactions import Interactions
 from training.models import model_class
@@ -61,11 +61,11 @@ def cpu_seconds_per_epoch(
 
 def patched(variant: str) -> Callable[[], None]:
     """Apply ``variant``'s patches; returns the function that undoes them."""
-    original_penalty = mult_vae.ClickAutoencoder.weight_penalty
+    original_penalty = click_autoencoder.ClickAutoencoder.weight_penalty
     original_adam = torch.optim.Adam
     if variant == "before":
 
-        def penalty(self: mult_vae.ClickAutoencoder) -> torch.Tensor:
+        def penalty(self: click_autoencoder.ClickAutoencoder) -> torch.Tensor:
             assert self.net is not None
             total = torch.zeros(())
             for name, param in self.net.named_parameters():
@@ -78,11 +78,11 @@ def patched(variant: str) -> Callable[[], None]:
                 kwargs.pop("fused", None)
                 super().__init__(params, **kwargs)
 
-        mult_vae.ClickAutoencoder.weight_penalty = penalty  # type: ignore[method-assign]
+        click_autoencoder.ClickAutoencoder.weight_penalty = penalty  # type: ignore[method-assign]
         torch.optim.Adam = UnfusedAdam  # type: ignore[misc]
 
     def undo() -> None:
-        mult_vae.ClickAutoencoder.weight_penalty = original_penalty  # type: ignore[method-assign]
+        click_autoencoder.ClickAutoencoder.weight_penalty = original_penalty  # type: ignore[method-assign]
         torch.optim.Adam = original_adam  # type: ignore[misc]
 
     return undo

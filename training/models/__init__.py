@@ -12,12 +12,13 @@ from training.models.biased_mf import BiasedMF
 from training.models.bpr import BPRMF
 from training.models.cf_nade import CFNADE
 from training.models.cf_rbm import CFRBM
-from training.models.convmf import PMF, ConvMF
+from training.models.convmf import ConvMF
 from training.models.ease import EASE
 from training.models.i_cf_nade import ICFNADE
 from training.models.irgan import IRGAN
 from training.models.mult_dae import MultDAE
 from training.models.mult_vae import MultVAE
+from training.models.pmf import PMF
 from training.models.popularity import Popularity
 
 REGISTRY: dict[str, type[Model]] = {

@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 
 from training.data.interactions import Interactions
+from training.device import resolve_device
 from training.models.base import (
     EpochCallback,
     FitReport,
@@ -60,29 +61,33 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
+from training.models.common.linear import linear_item_scores
+from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
     check_history,
     require_explicit,
-    resolve_device,
     shuffled_batches,
 )
 from training.trainer import EpochLoop, fit_epochs
 
 
 @dataclass
-class AutoRecConfig(ModelConfig):
-    """Hyper-parameters of AutoRec; defaults are the paper's where it gives them."""
+class AutoRecConfig(TrainingConfig):
+    """Hyper-parameters of AutoRec; defaults are the paper's where it gives them.
+
+    A batch holds rating vectors: items' for I-AutoRec, users' for U-AutoRec.
+    """
+
+    batch_unit = "rating vectors"
 
     hidden: int = field(default=500, metadata={"help": "hidden units k (paper: 500)"})
     l2: float = field(
         default=1.0, metadata={"help": "λ of eq. 2, weight decay on W and V (paper tunes it)"}
     )
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
-    epochs: int = field(default=200, metadata={"help": "maximum training epochs"})
-    batch_size: int = field(default=256, metadata={"help": "rating vectors per Adam step"})
-    patience: int | None = field(
-        default=20, metadata={"help": "stop after this many epochs without validation gain"}
-    )
+    lr: float = 1e-3
+    epochs: int = 200
+    batch_size: int = 256
+    patience: int | None = 20
     fold_in_l2: float = field(
         default=1.0,
         metadata={"help": "I-AutoRec fold-in ridge λ_f towards the average user's decoder row"},
@@ -94,7 +99,6 @@ class AutoRecConfig(ModelConfig):
             "implicit data; the paper's explicit loss counts observed ratings only)"
         },
     )
-    device: str = field(default="cpu", metadata={"help": "training device: cpu, cuda or auto"})
 
 
 class _AutoEncoder(nn.Module):
@@ -281,8 +285,7 @@ class IAutoRecScorer(Scorer):
 
     def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
         """(B, H+1) -> (B, I) or (B, C): H · w_u + b_u (eq. 1 read at row u)."""
-        codes = self.t["item_codes"] if items is None else self.t["item_codes"][items]
-        return state[:, :-1] @ codes.T + state[:, -1:]
+        return linear_item_scores(state[:, :-1], self.t["item_codes"], items=items) + state[:, -1:]
 
     def item_vectors(self) -> Tensor:
         return self.t["item_codes"]
@@ -345,10 +348,7 @@ class UAutoRecScorer(Scorer):
 
     def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
         """(B, H) -> (B, I) or (B, C): W · h + b."""
-        weight, bias = self.t["decoder_weight"], self.t["decoder_bias"]
-        if items is not None:
-            weight, bias = weight[items], bias[items]
-        return state @ weight.T + bias
+        return linear_item_scores(state, self.t["decoder_weight"], self.t["decoder_bias"], items)
 
     def item_vectors(self) -> Tensor:
         return self.t["decoder_weight"]

@@ -280,9 +280,22 @@ class ModelConfig:
     def describe(cls) -> dict[str, str]:
         """Field name -> help text, for ``genrec train --help`` and the docs."""
         return {
-            f.name: f"{f.metadata.get('help', '')} (default: {f.default!r})"
+            f.name: f"{_declared_help(cls, f.name)} (default: {f.default!r})"
             for f in dataclasses.fields(cls)
         }
+
+
+def _declared_help(cls: type, name: str) -> str:
+    """Help of setting ``name`` from the nearest class that gave one.
+
+    A model that only changes a shared setting's default (``lr: float = 2e-3``)
+    keeps the help text its base declared (``training.models.common.settings``).
+    """
+    for klass in cls.__mro__:
+        declared = getattr(klass, "__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata.get("help"):
+            return str(declared.metadata["help"])
+    return ""
 
 
 def _parse_value(raw: Any, hint: Any, key: str) -> Any:

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from training.data.interactions import Interactions
+from training.device import resolve_device
 from training.models.base import (
     EpochCallback,
     FitReport,
@@ -53,26 +54,30 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
+from training.models.common.linear import linear_item_scores
+from training.models.common.settings import TrainingConfig
 from training.trainer import EpochLoop, fit_epochs
 
 
 @dataclass
-class BiasedMFConfig(ModelConfig):
-    """Koren-style biased MF; defaults are sensible for MovieLens-size data."""
+class BiasedMFConfig(TrainingConfig):
+    """Koren-style biased MF; defaults are sensible for MovieLens-size data.
+
+    One epoch is one pass over the observed ratings.
+    """
+
+    batch_unit = "ratings"
 
     factors: int = field(default=64, metadata={"help": "latent dimension d of p_u and q_i"})
     l2: float = field(
         default=0.05, metadata={"help": "lambda of eq. 5, paid once per observed rating"}
     )
-    lr: float = field(default=0.005, metadata={"help": "learning rate"})
+    lr: float = 0.005
     optimizer: str = field(default="adam", metadata={"help": "adam | sgd"})
-    epochs: int = field(default=60, metadata={"help": "maximum number of passes over the ratings"})
-    batch_size: int = field(default=512, metadata={"help": "ratings per mini-batch"})
+    epochs: int = 60
+    batch_size: int = 512
     init_std: float = field(default=0.05, metadata={"help": "std of the normal init of p, q"})
-    patience: int | None = field(
-        default=5, metadata={"help": "stop after this many epochs without validation gain"}
-    )
-    device: str = field(default="cpu", metadata={"help": "torch device for training"})
+    patience: int | None = 5
 
 
 def fold_in_users(
@@ -121,8 +126,7 @@ class BiasedMFScorer(Scorer):
 
     def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
         """(B, d+2), optional (C,) items -> (B, I) or (B, C) predicted ratings (unclipped)."""
-        table = self.t["items"] if items is None else self.t["items"][items]
-        return state @ table.T
+        return linear_item_scores(state, self.t["items"], items=items)  # eq. 4 in one product
 
     def item_vectors(self) -> Tensor:
         """(I, d) the item factors q_i."""
@@ -189,7 +193,7 @@ class BiasedMF(Model):
         if len(train) == 0:
             raise ModelError("biased-mf: the training data has no ratings")
         rng = seed_everything(cfg.seed)
-        device = torch.device(cfg.device)
+        device = resolve_device(cfg.device)
         self.net = _BiasedMFNet(train.n_users, train.n_items, cfg.factors, cfg.init_std).to(device)
         self.mu = float(train.ratings.mean())
         self._scorer_config = {**self.base_scorer_config(train), "global_mean": self.mu}

@@ -50,6 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from training.data.interactions import Interactions
+from training.device import resolve_device
 from training.models.base import (
     EpochCallback,
     FitReport,
@@ -61,20 +62,28 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
+from training.models.common.nade import (
+    CFNADENet,
+    activate,
+    hidden_pre_activation,
+    hybrid_log_likelihood,
+)
+from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
     check_history,
     expected_rating,
     level_index,
     rating_values,
-    resolve_device,
     shuffled_batches,
 )
 from training.trainer import EpochLoop, fit_epochs
 
 
 @dataclass
-class CFNADEConfig(ModelConfig):
+class CFNADEConfig(TrainingConfig):
     """Hyper-parameters of CF-NADE; defaults follow the paper's ML-1M setting."""
+
+    batch_unit = "users"
 
     hidden: int = field(default=500, metadata={"help": "hidden units per layer (paper: 500)"})
     n_layers: int = field(default=1, metadata={"help": "hidden layers: 1 or 2 (§3.5)"})
@@ -84,14 +93,11 @@ class CFNADEConfig(ModelConfig):
     ordinal_weight: float = field(
         default=1.0, metadata={"help": "λ of the hybrid cost (1-λ)·C_reg + λ·C_ord (§3.4)"}
     )
-    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    lr: float = 1e-3
     weight_decay: float = field(default=0.015, metadata={"help": "L2 weight decay"})
-    batch_size: int = field(default=64, metadata={"help": "users per Adam step"})
-    epochs: int = field(default=100, metadata={"help": "maximum training epochs"})
-    patience: int | None = field(
-        default=15, metadata={"help": "stop after this many epochs without validation gain"}
-    )
-    device: str = field(default="cpu", metadata={"help": "training device: cpu, cuda or auto"})
+    batch_size: int = 64
+    epochs: int = 100
+    patience: int | None = 15
 
 
 def _check_config(cfg: CFNADEConfig) -> None:
@@ -103,95 +109,6 @@ def _check_config(cfg: CFNADEConfig) -> None:
         raise ModelError(f"ordinal_weight λ must lie in [0, 1], got {cfg.ordinal_weight}")
     if cfg.lr <= 0 or cfg.epochs < 1 or cfg.weight_decay < 0:
         raise ModelError("lr must be > 0, epochs >= 1 and weight_decay >= 0")
-
-
-def ordinal_log_likelihood(scores: Tensor, target: Tensor) -> Tensor:
-    """(N, K) scores, (N,) target levels -> (N,) log p_ord(r = target) (§3.4).
-
-    The two products run from the target level down to 1 and up to K: each
-    factor is the probability that level j beats every level between it and
-    the far end, so the cost prefers mistakes near the true rating.
-    """
-    up = scores - torch.logcumsumexp(scores, dim=1)  # s^j − log Σ_{t≤j} e^{s^t}
-    down = scores - torch.logcumsumexp(scores.flip(1), dim=1).flip(1)  # s^j − log Σ_{t≥j}
-    up_sum = torch.cumsum(up, dim=1)  # Σ_{j≤k}
-    down_sum = torch.cumsum(down.flip(1), dim=1).flip(1)  # Σ_{j≥k}
-    pick = target[:, None]
-    return (up_sum.gather(1, pick) + down_sum.gather(1, pick)).squeeze(1)
-
-
-class _CFNADENet(nn.Module):
-    """Parameters of CF-NADE and the computations shared by training and scoring."""
-
-    def __init__(self, n_items: int, n_levels: int, cfg: CFNADEConfig) -> None:
-        super().__init__()
-        hidden = cfg.hidden
-        scale = 1.0 / np.sqrt(hidden)
-        self.input_weight = nn.Parameter(torch.randn(n_levels, n_items, hidden) * 0.01)  # W^k
-        self.hidden_bias = nn.Parameter(torch.zeros(hidden))  # c
-        self.layer2 = nn.Linear(hidden, hidden) if cfg.n_layers == 2 else None
-        if cfg.factored_rank is None:
-            self.output_weight: nn.Parameter | None = nn.Parameter(
-                torch.randn(n_levels, n_items, hidden) * scale
-            )
-            self.output_p = self.output_q = None
-        else:
-            rank = cfg.factored_rank
-            self.output_weight = None
-            self.output_p = nn.Parameter(torch.randn(n_levels, n_items, rank) / np.sqrt(rank))
-            self.output_q = nn.Parameter(torch.randn(rank, hidden) * scale)
-        self.output_bias = nn.Parameter(torch.zeros(n_levels, n_items))  # b^k
-
-    @torch.no_grad()
-    def init_output_bias(self, train: Interactions, values: np.ndarray) -> None:
-        """Start at each item's log rating-level frequencies: with h ≈ 0 the model then
-        predicts the item's own rating distribution, so the first epochs learn taste
-        rather than item biases (an initialisation choice; the paper does not state one).
-        """
-        counts = np.ones((len(values), self.output_bias.shape[1]))  # +1 smoothing
-        level_of = np.abs(train.ratings[:, None] - values[None, :]).argmin(axis=1)
-        np.add.at(counts, (level_of, train.items), 1.0)
-        log_freq = np.log(counts / counts.sum(axis=0, keepdims=True))
-        # Cumulative scores s^k = Σ_{j≤k} b^j, so b is the first difference of log_freq.
-        bias = np.diff(log_freq, axis=0, prepend=0.0)
-        self.output_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
-
-    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
-        """Weight decay on the weight tables only: decaying the item biases b^k under
-        Adam would pull every rarely rated item's rating distribution towards uniform."""
-        biases = [self.hidden_bias, self.output_bias]
-        if self.layer2 is not None:
-            biases.append(self.layer2.bias)
-        ids = {id(p) for p in biases}
-        weights = [p for p in self.parameters() if id(p) not in ids]
-        return [
-            {"params": weights, "weight_decay": weight_decay},
-            {"params": biases, "weight_decay": 0.0},
-        ]
-
-    def cumulative_input(self) -> Tensor:
-        """(K, I, H) Σ_{j≤k} W^j: the shared input weights (§3.2)."""
-        return torch.cumsum(self.input_weight, dim=0)
-
-    def cumulative_output(self) -> tuple[Tensor, Tensor]:
-        """Σ_{j≤k} V^j (or Σ_{j≤k} P^j when factored) and Σ_{j≤k} b^j (§3.2)."""
-        weight = self.output_weight if self.output_p is None else self.output_p
-        assert weight is not None  # __init__ sets exactly one of V and P
-        return torch.cumsum(weight, dim=0), torch.cumsum(self.output_bias, dim=0)
-
-
-def hidden_pre_activation(
-    cum_input: Tensor, bias: Tensor, rows: Tensor, items: Tensor, levels: Tensor, n_rows: int
-) -> Tensor:
-    """(B, H) c + Σ over the given (row, item, level) entries of Σ_{j≤k} W^j (eq. 4, §3.2)."""
-    pre = bias.expand(n_rows, -1).clone()
-    return pre.index_add(0, rows, cum_input[levels, items])
-
-
-def activate(pre: Tensor, layer2: nn.Module | None) -> Tensor:
-    """g = tanh on the pre-activation, then the second layer if there is one (§3.5)."""
-    h = torch.tanh(pre)
-    return torch.tanh(layer2(h)) if layer2 is not None else h
 
 
 class CFNADEScorer(Scorer):
@@ -253,7 +170,7 @@ class CFNADE(Model):
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config)
-        self.net: _CFNADENet | None = None
+        self.net: CFNADENet | None = None
         self.levels: Tensor | None = None
         self._scorer_config: dict[str, Any] = {}
 
@@ -278,7 +195,9 @@ class CFNADE(Model):
         self._scorer_config = self.base_scorer_config(train)
         matrix = train.to_csr()
         users = np.flatnonzero(np.diff(matrix.indptr))  # users with ≥ 1 rating
-        self.net = _CFNADENet(train.n_items, len(values), cfg).to(device)
+        self.net = CFNADENet(
+            train.n_items, len(values), cfg.hidden, cfg.n_layers, cfg.factored_rank
+        ).to(device)
         self.net.init_output_bias(train, values)
         optimiser = torch.optim.Adam(self.net.param_groups(cfg.weight_decay), lr=cfg.lr)
         gen = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -333,10 +252,7 @@ class CFNADE(Model):
         else:
             scores = torch.einsum("nh,knh->nk", h[t_rows], weight[:, t_items])
         scores = scores + bias[:, t_items].T
-        lam = self.cfg.ordinal_weight
-        log_p = (1 - lam) * torch.log_softmax(scores, dim=1).gather(1, t_levels[:, None]).squeeze(
-            1
-        ) + lam * ordinal_log_likelihood(scores, t_levels)
+        log_p = hybrid_log_likelihood(scores, t_levels, self.cfg.ordinal_weight)  # §3.4
         norm = (lengths.float() / (lengths - split).float())[t_rows]  # D / (D − i)
         return -(norm * log_p).sum()
 

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from training.data.interactions import Interactions
+from training.device import resolve_device
 from training.models.base import (
     EpochCallback,
     FitReport,
@@ -51,39 +52,41 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
+from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
     check_history,
     expected_rating,
     level_index,
     rating_values,
-    resolve_device,
     shuffled_batches,
 )
 from training.trainer import EpochLoop, fit_epochs
 
 
 @dataclass
-class CFRBMConfig(ModelConfig):
-    """Hyper-parameters of CF-RBM; defaults are the paper's where it gives them."""
+class CFRBMConfig(TrainingConfig):
+    """Hyper-parameters of CF-RBM; defaults are the paper's where it gives them.
+
+    ``lr`` is ε of eq. 6 (paper: 0.01); one update per batch of users.
+    """
+
+    batch_unit = "users"
 
     hidden: int = field(default=100, metadata={"help": "binary hidden units F (paper: 100)"})
-    lr: float = field(default=0.01, metadata={"help": "learning rate ε (paper: 0.01)"})
+    lr: float = 0.01
     momentum: float = field(default=0.9, metadata={"help": "momentum (paper: 0.9)"})
     weight_decay: float = field(
         default=0.001, metadata={"help": "weight decay on W (paper: 0.001)"}
     )
-    batch_size: int = field(default=100, metadata={"help": "users per update"})
+    batch_size: int = 100
     cd_steps: tuple[int, ...] = field(
         default=(1, 3, 5, 9), metadata={"help": "Gibbs steps T of CD-T, one per training stage"}
     )
     cd_stage_epochs: int = field(
         default=15, metadata={"help": "epochs per CD stage before T moves to the next value"}
     )
-    epochs: int = field(default=60, metadata={"help": "maximum training epochs"})
-    patience: int | None = field(
-        default=15, metadata={"help": "stop after this many epochs without validation gain"}
-    )
-    device: str = field(default="cpu", metadata={"help": "training device: cpu, cuda or auto"})
+    epochs: int = 60
+    patience: int | None = 15
 
 
 def _check_config(cfg: CFRBMConfig) -> None:

@@ -46,7 +46,7 @@ m_i + (b~_j - b_bar) + u_i . (v~_j - v_bar). Still one dot product
 (``convmf_scorer`` has the row layouts).
 
 Items without a document have no CNN term: their prior mean is 0, i.e.
-their update is the PMF one (v_j = (U I_j U^T + lambda_V I)^-1 U R_j). PMF
+their update is the PMF one (``pmf.py`` holds that alternating loop) (v_j = (U I_j U^T + lambda_V I)^-1 U R_j). PMF
 (``pmf``) is exactly that for every item (prior N(0, lambda_V^-1 I)).
 
 Serving card (k = factors; D = k + 3 with biases, k without)
@@ -60,8 +60,7 @@ Serving card (k = factors; D = k + 3 with biases, k without)
                  (``cnn_*`` tensors) and its vocabulary (``vocab`` in the scorer
                  config), so ``item_vectors_from_text(docs) -> (n, D)`` gives a new
                  item's row of ``items`` from cnn(W, X_j) — its eq. 9 value when it
-                 has no ratings — ready to append to the table; ``with_text_items``
-                 (``TextAwareScorer``) returns a new scorer with them appended.
+                 has no ratings — ready to append to the table.
     Score        (B, I) state @ items^T: mu + b_i + b_j + u_i . v_j for rated items,
                  m_i + (b~_j - b_bar) + u_i . (v~_j - v_bar) for text-scored ones.
     Ratings      yes (``predict`` clips into the training rating range).
@@ -77,10 +76,9 @@ exists, IMDB plots are matched to the items by title + year
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,27 +86,14 @@ from torch import Tensor
 
 from training.data.interactions import Interactions
 from training.models.base import (
-    EpochCallback,
-    FitReport,
-    History,
-    Model,
     ModelConfig,
     ModelError,
-    Validation,
-    seed_everything,
 )
 from training.models.convmf_scorer import (
-    ANCHORS,
     ConvMFScorer,
-    PMFScorer,
     cnn_tensor_name,
-    design,
-    new_item_rows,
-    penalty,
-    rated_item_rows,
-    ridge_rows,
-    user_rows,
 )
+from training.models.pmf import PMF, PMFConfig
 from training.models.text_cnn import (
     Documents,
     TextCNN,
@@ -117,50 +102,15 @@ from training.models.text_cnn import (
     prepare_documents,
     run_cnn,
 )
-from training.trainer import EpochLoop, fit_epochs
 
 log = logging.getLogger(__name__)
 
 ITEM_INITS = ("text", "random")
 
+__all__ = ["PMF", "ConvMF", "ConvMFConfig", "PMFConfig"]
 
-# --------------------------------------------------------------------------- configs
 
-
-@dataclass
-class PMFConfig(ModelConfig):
-    """PMF by alternating closed-form updates; ConvMF's paper settings for ML-1M."""
-
-    factors: int = field(default=50, metadata={"help": "latent dimension k of u_i and v_j"})
-    lambda_u: float = field(default=100.0, metadata={"help": "lambda_U of eq. 7 (user prior)"})
-    lambda_v: float = field(default=10.0, metadata={"help": "lambda_V of eq. 7 (item prior)"})
-    biases: bool = field(
-        default=True,
-        metadata={
-            "help": "extension: predict mu + b_i + b_j + u.v (biases ridge-fitted with the "
-            "factors); false = the paper's raw u.v"
-        },
-    )
-    lambda_bias: float | None = field(
-        default=None,
-        metadata={"help": "ridge penalty of b_i and b_j (None: lambda_U and lambda_V)"},
-    )
-    new_item_anchor: str = field(
-        default="user_mean",
-        metadata={
-            "help": "with biases, how an item without ratings is scored from its text: "
-            "user_mean (the user's mean rating + the text's difference from a typical "
-            "item) or model (mu + b_i + b~_j + u.v~_j)"
-        },
-    )
-    epochs: int = field(default=30, metadata={"help": "outer iterations (eq. 8, 9[, 11])"})
-    patience: int | None = field(
-        default=5, metadata={"help": "stop after this many iterations without validation gain"}
-    )
-    init_std: float = field(
-        default=0.1, metadata={"help": "std of the normal init of document-less item rows"}
-    )
-    device: str = field(default="cpu", metadata={"help": "torch device for training"})
+# --------------------------------------------------------------------------- config
 
 
 @dataclass
@@ -206,260 +156,7 @@ class ConvMFConfig(PMFConfig):
     )
 
 
-# --------------------------------------------------------------------------- models
-
-
-@dataclass
-class _Params:
-    """What an outer iteration changes; the trainer snapshots it for best-epoch restore.
-
-    With biases the last column of ``u`` is b_i and of ``v`` is b_j.
-    """
-
-    u: Tensor  # (U, k[+1])
-    v: Tensor  # (I, k[+1])
-    prior: Tensor | None  # (I, k[+1]) cnn(W, X_j), zero rows for items without a document
-    cnn: dict[str, Tensor] | None  # CNN state dict
-
-
-@dataclass
-class _Ratings:
-    """The training ratings as tensors, and mu (0 without biases)."""
-
-    users: Tensor
-    items: Tensor
-    values: Tensor
-    mu: float
-
-
-class PMF(Model):
-    """PMF by eq. 8-9 alternating closed-form updates (prior mean 0), best validation kept."""
-
-    name = "pmf"
-    task = "ratings"
-    Config = PMFConfig
-    scorer_cls: ClassVar[type[PMFScorer]] = PMFScorer
-    config: PMFConfig
-
-    def __init__(self, config: ModelConfig | None = None) -> None:
-        super().__init__(config)
-        self.params: _Params | None = None
-        self.mu = 0.0
-        self._scorer_config: dict[str, Any] = {}
-        self._user_means = torch.zeros(0)  # (U,) m_i, the new-item anchor
-        self._item_counts = torch.zeros(0)  # (I,) training ratings per item
-
-    @property
-    def width(self) -> int:
-        """Columns of the trained u and v rows: k, plus the bias with ``biases``."""
-        return self.config.factors + int(self.config.biases)
-
-    # -- hooks ConvMF overrides -----------------------------------------------------------
-
-    def _prepare(self, train: Interactions, rng: np.random.Generator, device: torch.device) -> None:
-        """Set up side models before the first iteration (PMF: none)."""
-
-    def _prior(self) -> Tensor | None:
-        """(I, k[+1]) prior mean of V (eq. 3-4); None = 0 (PMF)."""
-        return None
-
-    def _after_item_step(self, v: Tensor, rng: np.random.Generator) -> dict[str, float]:
-        """Train side models on the new V (ConvMF: eq. 11); their losses."""
-        return {}
-
-    def _start_from_prior(self) -> bool:
-        """Whether V starts at its prior mean where there is one (ConvMF's ``item_init``)."""
-        return True
-
-    def _extra_scorer_config(self) -> dict[str, Any]:
-        return {}
-
-    def _extra_tensors(self) -> dict[str, Tensor]:
-        return {}
-
-    def _get_cnn_state(self) -> dict[str, Tensor] | None:
-        return None
-
-    def _set_cnn_state(self, state: dict[str, Tensor] | None) -> None:
-        """Restore side-model weights from a snapshot (PMF: none)."""
-
-    # -- training --------------------------------------------------------------------------
-
-    def fit(
-        self,
-        train: Interactions,
-        validation: Validation | None = None,
-        callbacks: list[EpochCallback] | None = None,
-    ) -> FitReport:
-        cfg = self.config
-        if len(train) == 0:
-            raise ModelError(f"{self.name}: the training data has no ratings")
-        if cfg.lambda_u <= 0 or cfg.lambda_v <= 0:
-            raise ModelError(f"{self.name}: lambda_u and lambda_v must be > 0")
-        if cfg.lambda_bias is not None and cfg.lambda_bias <= 0:
-            raise ModelError(f"{self.name}: lambda_bias must be > 0 (or None)")
-        if cfg.factors < 1:
-            raise ModelError(f"{self.name}: factors must be >= 1, got {cfg.factors}")
-        if cfg.new_item_anchor not in ANCHORS:
-            raise ModelError(
-                f"{self.name}: new_item_anchor must be one of {ANCHORS}, got {cfg.new_item_anchor!r}"
-            )
-        rng = seed_everything(cfg.seed)
-        device = torch.device(cfg.device)
-        self.mu = float(train.ratings.mean()) if cfg.biases else 0.0
-        self._scorer_config = {**self.base_scorer_config(train), "global_mean": self.mu}
-        self._prepare(train, rng, device)
-        self._count_ratings(train, device)
-        data = _Ratings(
-            torch.as_tensor(train.users, device=device),
-            torch.as_tensor(train.items, device=device),
-            torch.as_tensor(train.ratings, device=device),
-            self.mu,
-        )
-        self.params = self._init_params(train, device)
-        unrated = torch.as_tensor(
-            np.bincount(train.items, minlength=train.n_items) == 0, device=device
-        )
-
-        def run_epoch(epoch: int) -> dict[str, float]:
-            assert self.params is not None
-            return self._iteration(self.params, data, unrated, rng)
-
-        loop = EpochLoop(
-            run_epoch=run_epoch,
-            to_scorer=self.to_scorer,
-            get_state=self._get_state,
-            set_state=self._set_state,
-        )
-        return fit_epochs(loop, cfg.epochs, validation, callbacks, patience=cfg.patience)
-
-    def _count_ratings(self, train: Interactions, device: torch.device) -> None:
-        """Per-item rating counts and the users' anchored means m_i (see convmf_scorer)."""
-        mu = float(train.ratings.mean())
-        counts = np.bincount(train.users, minlength=train.n_users)
-        sums = np.bincount(train.users, weights=train.ratings, minlength=train.n_users)
-        self._user_means = torch.as_tensor((sums + mu) / (counts + 1), dtype=torch.float32)
-        self._user_means = self._user_means.to(device)
-        self._item_counts = torch.as_tensor(np.bincount(train.items, minlength=train.n_items))
-        self._item_counts = self._item_counts.to(device)
-
-    def _text_mean(self) -> Tensor:
-        """(k+1,) [v_bar, b_bar]: the rating-weighted mean CNN output over rated items.
-
-        What the text says about a typical rated item; 0 without a CNN (PMF).
-        """
-        assert self.params is not None
-        prior = self.params.prior
-        if prior is None:
-            return torch.zeros(self.width, device=self.params.v.device)
-        weights = self._item_counts * (prior.abs().sum(1) > 0)
-        if not bool(weights.any()):
-            return torch.zeros(self.width, device=prior.device)
-        return (weights.unsqueeze(1) * prior).sum(0) / weights.sum()
-
-    def _unrated_rows(self, text_mean: Tensor) -> tuple[Tensor, Tensor]:
-        """(I,) mask of items without ratings, and their [v~_j, b~_j] (text mean if no doc)."""
-        assert self.params is not None
-        unrated = self._item_counts == 0
-        aug = self.params.v[unrated].detach().clone()
-        aug[aug.abs().sum(1) == 0] = text_mean  # no document either: the typical item
-        return unrated, aug
-
-    def _init_params(self, train: Interactions, device: torch.device) -> _Params:
-        """Authors' init: V = cnn(W, X) where there is a document (``item_init=text``); U uniform(0, 1)."""
-        v = torch.randn(train.n_items, self.width, device=device) * self.config.init_std
-        if not self._start_from_prior():  # Cornac's Xavier-uniform V (``item_init=random``)
-            bound = (6.0 / (train.n_items + self.width)) ** 0.5
-            v = (torch.rand(train.n_items, self.width, device=device) * 2 - 1) * bound
-        if self.config.biases:
-            v[:, -1] = 0.0
-        prior = self._prior()
-        if prior is not None and self._start_from_prior():
-            has_doc = prior.abs().sum(1) > 0
-            v[has_doc] = prior[has_doc]
-        u = torch.rand(train.n_users, self.width, device=device)  # overwritten by eq. 8 at once
-        return _Params(u, v, prior, None)
-
-    def _iteration(
-        self, p: _Params, r: _Ratings, unrated: Tensor, rng: np.random.Generator
-    ) -> dict[str, float]:
-        """One outer iteration: eq. 8, eq. 9, (eq. 11), and the eq. 7 objective."""
-        cfg, b = self.config, self.config.biases
-        n_users, n_items = len(p.u), len(p.v)
-        y_u = r.values - r.mu - (p.v[r.items, -1] if b else 0.0)  # minus b_j
-        lam_u = penalty(cfg.lambda_u, cfg.lambda_bias, self.width, b, p.u.device)
-        lam_v = penalty(cfg.lambda_v, cfg.lambda_bias, self.width, b, p.u.device)
-        p.u = ridge_rows(r.users, r.items, y_u, design(p.v, b), n_users, lam_u, None)
-        y_v = r.values - r.mu - (p.u[r.users, -1] if b else 0.0)  # minus b_i
-        p.v = ridge_rows(r.items, r.users, y_v, design(p.u, b), n_items, lam_v, p.prior)
-        side = self._after_item_step(p.v, rng)
-        p.prior = self._prior()  # cnn(W, X) with the new W: next eq. 9 and the loss
-        if p.prior is not None:  # eq. 9 without ratings is v_j = cnn(W, X_j): keep it exact
-            p.v[unrated] = p.prior[unrated]
-        residual = r.values - self._predict_pairs(p, r.users, r.items)
-        sq = float((residual**2).sum())
-        gap = p.v if p.prior is None else p.v - p.prior
-        objective = sq / 2 + self._penalty_sum(cfg.lambda_u, p.u)
-        objective += self._penalty_sum(cfg.lambda_v, gap)  # eq. 7 (W decay aside)
-        n = len(r.values)
-        return {"loss": objective / n, "train_rmse": float(np.sqrt(sq / n)), **side}
-
-    def _penalty_sum(self, lam: float, rows: Tensor) -> float:
-        """lam/2 ||factors||^2 + lambda_bias/2 ||bias||^2 of one side (eq. 7's prior terms)."""
-        diag = penalty(lam, self.config.lambda_bias, self.width, self.config.biases)
-        return float((torch.as_tensor(diag, device=rows.device) / 2 * rows**2).sum())
-
-    def _predict_pairs(self, p: _Params, users: Tensor, items: Tensor) -> Tensor:
-        """(N,) mu + b_i + b_j + u_i . v_j (biases) or u_i . v_j, from the trained rows."""
-        if not self.config.biases:
-            return (p.u[users] * p.v[items]).sum(1)
-        u, v = p.u[users], p.v[items]
-        return self.mu + u[:, -1] + v[:, -1] + (u[:, :-1] * v[:, :-1]).sum(1)
-
-    def _get_state(self) -> _Params:
-        assert self.params is not None
-        return dataclasses.replace(self.params, cnn=self._get_cnn_state())
-
-    def _set_state(self, state: _Params) -> None:
-        self.params = state
-        self._set_cnn_state(state.cnn)
-
-    # -- serving ---------------------------------------------------------------------------
-
-    def to_scorer(self) -> PMFScorer:
-        if self.params is None:
-            raise ModelError(f"{self.name}: call fit() before to_scorer()")
-        u, v = self.params.u.detach().float(), self.params.v.detach().float()
-        tensors: dict[str, Tensor] = {}
-        if self.config.biases:
-            text_mean = self._text_mean().float()
-            unrated, aug = self._unrated_rows(text_mean)
-            u = user_rows(u, self._user_means, text_mean)
-            v = rated_item_rows(v, self.mu)
-            v[unrated] = new_item_rows(aug, self.mu, self.config.new_item_anchor)
-            tensors["text_mean"] = text_mean.clone()
-        tensors.update({"items": v.clone(), "user_factors": u.clone(), **self._extra_tensors()})
-        return self.scorer_cls({**self._scorer_config, **self._extra_scorer_config()}, tensors)
-
-    def reference_scores(self, users: Tensor, history: History) -> Tensor:
-        """(B, I) predicted ratings straight from the trained rows (eq. 1 or its biased form)."""
-        if self.params is None:
-            raise ModelError(f"{self.name}: call fit() before reference_scores()")
-        p = self.params
-        users = users.to(p.u.device)
-        u = p.u[users]
-        if not self.config.biases:
-            return u @ p.v.T
-        scores = self.mu + u[:, -1:] + p.v[:, -1] + u[:, :-1] @ p.v[:, :-1].T
-        text_mean = self._text_mean()
-        unrated, aug = self._unrated_rows(text_mean)
-        if self.config.new_item_anchor == "model":
-            new = self.mu + u[:, -1:] + aug[:, -1] + u[:, :-1] @ aug[:, :-1].T
-        else:  # m_i + (b~_j - b_bar) + u_i . (v~_j - v_bar)
-            gap = aug - text_mean
-            new = self._user_means[users].unsqueeze(1) + gap[:, -1] + u[:, :-1] @ gap[:, :-1].T
-        scores[:, unrated] = new
-        return scores
+# --------------------------------------------------------------------------- model
 
 
 class ConvMF(PMF):

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from training.data import documents as D
 from training.models.base import History, ModelError, Scorer
+from training.models.common.linear import linear_item_scores
 from training.models.text_cnn import TextCNN, run_cnn
 
 ANCHORS = ("user_mean", "model")
@@ -206,8 +207,7 @@ class PMFScorer(Scorer):
 
     def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
         """(B, D), optional (C,) items -> (B, I) or (B, C) predicted ratings (unclipped)."""
-        table = self.t["items"] if items is None else self.t["items"][items]
-        return state @ table.T
+        return linear_item_scores(state, self.t["items"], items=items)  # biases folded in
 
     def item_vectors(self) -> Tensor:
         """(I, k) the latent item vectors v_j (bias columns left out: similarity is taste)."""

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from training.data.interactions import Interactions
+from training.device import resolve_device
 from training.models.base import (
     EpochCallback,
     FitReport,
@@ -43,12 +44,16 @@ from training.models.base import (
     Scorer,
     Validation,
 )
+from training.models.common.settings import DeviceSetting
 from training.trainer import single_step_report
 
 
 @dataclass
-class EASEConfig(ModelConfig):
-    """Steck 2019's single hyper-parameter plus how ratings become clicks."""
+class EASEConfig(DeviceSetting):
+    """Steck 2019's single hyper-parameter plus how ratings become clicks.
+
+    ``device`` is where the I x I inverse of eq. 8 is computed.
+    """
 
     l2: float = field(
         default=500.0,
@@ -61,7 +66,6 @@ class EASEConfig(ModelConfig):
             "click; ignored on implicit data); serving histories follow the same rule"
         },
     )
-    device: str = field(default="cpu", metadata={"help": "torch device for the I x I inverse"})
 
 
 def click_rows(history: History, threshold: float | None) -> Tensor:
@@ -128,7 +132,9 @@ class EASE(Model):
         self.click_threshold = self.config.click_threshold if train.explicit else None
         clicks = train if self.click_threshold is None else train.binarize(self.click_threshold)
         x = clicks.to_csr("ones")
-        gram = torch.as_tensor((x.T @ x).toarray().astype(np.float64), device=self.config.device)
+        gram = torch.as_tensor(
+            (x.T @ x).toarray().astype(np.float64), device=resolve_device(self.config.device)
+        )
         self.b = ease_weights(gram, self.config.l2)
         self._scorer_config = {
             **self.base_scorer_config(train),

@@ -57,13 +57,8 @@ from training.models.base import (
     Scorer,
     Validation,
 )
-from training.models.cf_nade import (
-    CFNADE,
-    CFNADEConfig,
-    activate,
-    hidden_pre_activation,
-    ordinal_log_likelihood,
-)
+from training.models.cf_nade import CFNADE, CFNADEConfig
+from training.models.common.nade import activate, hidden_pre_activation, hybrid_log_likelihood
 from training.models.rating_levels import check_history, expected_rating, level_index
 
 #: Items whose hidden codes are computed at once (bounds the (nnz, H) gather).
@@ -79,12 +74,12 @@ class ICFNADEConfig(CFNADEConfig):
     lr 1e-3 plateaued after ~20 epochs with a noisy validation RMSE.
     """
 
-    lr: float = field(default=5e-4, metadata={"help": "Adam learning rate"})
-    batch_size: int = field(default=32, metadata={"help": "items per Adam step"})
-    epochs: int = field(default=120, metadata={"help": "maximum training epochs"})
-    patience: int | None = field(
-        default=15, metadata={"help": "stop after this many epochs without validation gain"}
-    )
+    batch_unit = "items"
+
+    lr: float = 5e-4
+    batch_size: int = 32
+    epochs: int = 120
+    patience: int | None = 15
 
     fold_in_l2: float = field(
         default=100.0,
@@ -112,12 +107,6 @@ def transposed(data: Interactions) -> Interactions:
         item_ids=data.user_ids,
         item_meta=None,
     )
-
-
-def hybrid_log_likelihood(scores: Tensor, target: Tensor, ordinal_weight: float) -> Tensor:
-    """(N, K) cumulative scores, (N,) levels -> (N,) (1−λ) log p_reg + λ log p_ord (§3.4)."""
-    regular = torch.log_softmax(scores, dim=1).gather(1, target[:, None]).squeeze(1)
-    return (1 - ordinal_weight) * regular + ordinal_weight * ordinal_log_likelihood(scores, target)
 
 
 class ICFNADEScorer(Scorer):

@@ -9,7 +9,7 @@ Serving card (serves the generator, as the paper evaluates it)
 ------------
 State (B, D)
     the generator's user factor p_u; unknown users are folded in exactly as for
-    BPR-MF (``training.models.bpr.fold_in_bpr``, Q and b of the generator fixed).
+    BPR-MF (``training.models.common.mf.fold_in_bpr``, Q and b of the generator fixed).
 Item tensors
     ``item_factors`` Q (I, D), ``item_bias`` b (I,), ``user_factors`` P (U, D) of G;
     the discriminator's tensors ride along as ``d_user_factors``, ``d_item_factors``,
@@ -21,7 +21,7 @@ Score (B, I)
 Training (cf_gan.py): both players are MF with item bias, EMB_DIM 5. G is
 pre-trained as plain MF -- the authors load a DNS-trained MF
 (``model_dns_ori.pkl``) we do not have, so we pre-train our own with BPR +
-dynamic negative sampling (``training.models.bpr``). Then per GAN epoch:
+dynamic negative sampling (``training.models.common.pairwise``). Then per GAN epoch:
 ``d_epochs`` discriminator epochs on (positive, 1) / (G-sampled item, 0) pairs with
 sigmoid cross-entropy + L2 (eq. 3's D objective; negatives resampled from
 softmax(g/0.2) every ``d_resample_every`` epochs), then ``g_epochs`` generator
@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from training.data.interactions import Interactions
+from training.device import resolve_device
 from training.models.base import (
     EpochCallback,
     FitReport,
@@ -54,20 +55,21 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
-from training.models.bpr import (
-    BiasedMF,
-    MFScorer,
-    TripleSampler,
-    bpr_step,
-    mf_scorer_config,
-    positive_matrix,
-)
+from training.models.common.linear import linear_item_scores
+from training.models.common.mf import ItemBiasMF, MFScorer, mf_scorer_config
+from training.models.common.pairwise import TripleSampler, bpr_step, positive_matrix
+from training.models.common.settings import DeviceSetting, EarlyStopping, ValidateEvery
 from training.trainer import EpochLoop, fit_epochs
 
 
 @dataclass
-class IRGANConfig(ModelConfig):
-    """Defaults are the authors' cf_gan.py constants unless the help says otherwise."""
+class IRGANConfig(EarlyStopping, ValidateEvery, DeviceSetting):
+    """Defaults are the authors' cf_gan.py constants unless the help says otherwise.
+
+    ``patience`` and ``validate_every`` count generator epochs of the adversarial
+    phase (patience None: the game runs all ``gan_epochs``); the pre-training has
+    its own ``pretrain_patience``.
+    """
 
     dim: int = field(default=5, metadata={"help": "EMB_DIM of both players"})
     init_delta: float = field(default=0.05, metadata={"help": "U(-δ, δ) init of D (INIT_DELTA)"})
@@ -97,10 +99,7 @@ class IRGANConfig(ModelConfig):
         default=None,
         metadata={"help": "explicit data: rating > this is a positive (authors: 3.99)"},
     )
-    validate_every: int = field(default=1, metadata={"help": "validate every N G epochs"})
-    patience: int | None = field(default=None, metadata={"help": "GAN early stop (None: off)"})
     fold_in_steps: int = field(default=30, metadata={"help": "fold-in iterations (as BPR)"})
-    device: str = field(default="cpu", metadata={"help": "torch device for training"})
 
     def __post_init__(self) -> None:
         positive = ("dim", "d_batch_size", "d_resample_every", "g_samples_per_positive")
@@ -138,7 +137,7 @@ def user_lists(positives: sp.csr_matrix, device: torch.device) -> list[tuple[int
 
 @torch.no_grad()
 def sample_for_d(
-    g: BiasedMF, users: list[tuple[int, Tensor]], temperature: float, gen: torch.Generator
+    g: ItemBiasMF, users: list[tuple[int, Tensor]], temperature: float, gen: torch.Generator
 ) -> tuple[Tensor, Tensor, Tensor]:
     """cf_gan.generate_for_d: per positive, one item from softmax(g_θ(u, ·) / τ).
 
@@ -170,7 +169,7 @@ def d_examples(lines: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Te
 
 @torch.no_grad()
 def d_step(
-    d: BiasedMF, users: Tensor, items: Tensor, labels: Tensor, lr: float, lam: float
+    d: ItemBiasMF, users: Tensor, items: Tensor, labels: Tensor, lr: float, lam: float
 ) -> None:
     """One SGD step of dis_model.pre_loss (sigmoid cross-entropy + L2).
 
@@ -186,7 +185,7 @@ def d_step(
 
 
 @torch.no_grad()
-def d_epoch(d: BiasedMF, examples: tuple[Tensor, Tensor, Tensor], cfg: IRGANConfig) -> float:
+def d_epoch(d: ItemBiasMF, examples: tuple[Tensor, Tensor, Tensor], cfg: IRGANConfig) -> float:
     """One pass in file order, ``d_batch_size`` lines (2x examples) per step.
 
     Returns the mean cross-entropy over all examples after the pass (one
@@ -204,7 +203,7 @@ def d_epoch(d: BiasedMF, examples: tuple[Tensor, Tensor, Tensor], cfg: IRGANConf
 
 @torch.no_grad()
 def g_user_step(
-    g: BiasedMF, d: BiasedMF, u: int, pos: Tensor, cfg: IRGANConfig, gen: torch.Generator
+    g: ItemBiasMF, d: ItemBiasMF, u: int, pos: Tensor, cfg: IRGANConfig, gen: torch.Generator
 ) -> float:
     """One policy-gradient step of G for user u (cf_gan.py 'Train G'); returns its loss."""
     p_u = g.user_factors[u].clone()
@@ -213,7 +212,7 @@ def g_user_step(
     pn = (1.0 - cfg.sample_lambda) * prob
     pn[pos] += cfg.sample_lambda / len(pos)  # importance-sampling proposal p_n
     sample = torch.multinomial(pn, cfg.g_samples_per_positive * len(pos), True, generator=gen)
-    d_logit = d.user_factors[u] @ d.item_factors[sample].T + d.item_bias[sample]
+    d_logit = linear_item_scores(d.user_factors[u], d.item_factors, d.item_bias, sample)
     reward = 2.0 * (torch.sigmoid(d_logit) - 0.5) * prob[sample] / pn[sample]  # eq. 5 + IS
     n = float(len(sample))
     # loss = -mean(log p_θ(s_k) r_k): d/d logits = -(Σ_k r_k e_{s_k} - (Σ_k r_k) p_θ) / n
@@ -243,8 +242,8 @@ class IRGAN(Model):
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config)
-        self.g: BiasedMF | None = None
-        self.d: BiasedMF | None = None
+        self.g: ItemBiasMF | None = None
+        self.d: ItemBiasMF | None = None
         self.pretrain_report: FitReport | None = None
         self._scorer_config: dict[str, Any] = {}
 
@@ -262,13 +261,14 @@ class IRGAN(Model):
         cfg = self.cfg
         started = time.perf_counter()
         rng = seed_everything(cfg.seed)
-        gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
+        device = resolve_device(cfg.device)
+        gen = torch.Generator(device=device).manual_seed(cfg.seed)
         positives = positive_matrix(train, cfg.positive_threshold)
         self._scorer_config = mf_scorer_config(self, train, cfg.pretrain_reg)
-        self.g = BiasedMF(train.n_users, train.n_items, cfg.dim).init_uniform(cfg.init_delta)
-        self.d = BiasedMF(train.n_users, train.n_items, cfg.dim).init_uniform(cfg.init_delta)
-        self.g.to(cfg.device)
-        self.d.to(cfg.device)
+        self.g = ItemBiasMF(train.n_users, train.n_items, cfg.dim).init_uniform(cfg.init_delta)
+        self.d = ItemBiasMF(train.n_users, train.n_items, cfg.dim).init_uniform(cfg.init_delta)
+        self.g.to(device)
+        self.d.to(device)
         self.pretrain_report = self._pretrain(positives, rng, validation, callbacks)
         if cfg.pretrain_discriminator:
             self.d.load_state_dict(self.g.state_dict())

@@ -7,7 +7,7 @@ Collaborative Filtering", WWW 2018, Sec. 2.3 (the denoising-autoencoder variant)
     loss = -mean_u log p(x_u | h_u) + lam sum ||W||^2    (the authors' code: lam = 0.01 / batch)
 
 No KL term and no sampling: the same click-autoencoder training loop as
-Mult-VAE (``mult_vae.ClickAutoencoder``), Adam lr 1e-3, 500 users per batch,
+Mult-VAE (``common.click_autoencoder.ClickAutoencoder``), Adam lr 1e-3, 500 users per batch,
 kept at the best validation epoch.
 
 Serving card (H = hidden_dim = 200)
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from training.models.base import History, ModelError, Scorer
-from training.models.mult_vae import (
+from training.models.common.click_autoencoder import (
     ClickAutoencoder,
     ClickAutoencoderConfig,
     SparseInput,
@@ -36,6 +36,7 @@ from training.models.mult_vae import (
     multinomial_nll,
     normalized_input,
 )
+from training.models.common.linear import linear_item_scores
 
 
 @dataclass
@@ -75,10 +76,7 @@ class MultDAEScorer(Scorer):
 
     def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
         """(B, H), optional (C,) items -> (B, I) or (B, C) logits."""
-        w, b = self.t["dec_out_w"], self.t["dec_out_b"]
-        if items is not None:
-            w, b = w[items], b[items]
-        return state @ w.T + b
+        return linear_item_scores(state, self.t["dec_out_w"], self.t["dec_out_b"], items)
 
     def item_vectors(self) -> Tensor:
         """(I, H) rows of W_2."""

@@ -86,12 +86,3 @@ def check_history(history: History, n_items: int, model: str) -> None:
         int(history.indices.min()) < 0 or int(history.indices.max()) >= n_items
     ):
         raise ModelError(f"model '{model}': history item indices must lie in [0, {n_items})")
-
-
-def resolve_device(name: str) -> torch.device:
-    """'cpu', 'cuda' or 'auto' (cuda when available) -> a torch device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ModelError(f"device must be 'cpu', 'cuda' or 'auto', got {name!r}")
-    return torch.device(name)

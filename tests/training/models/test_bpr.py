@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 
-import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
-from torch.nn.functional import softplus
 
 from training.data.interactions import Interactions
 from training.models import REGISTRY
 from training.models.base import History, ModelError
-from training.models.bpr import (
-    BPRMF,
-    BPRConfig,
-    MFScorer,
-    TripleSampler,
-    fold_in_bpr,
-    positive_matrix,
-)
+from training.models.bpr import BPRMF, BPRConfig
+from training.models.common.mf import MFScorer
 from training.models.popularity import Popularity
 
 TINY = {"dim": 8, "epochs": 25, "batch_size": 32, "lr": 0.05, "reg": 1e-3, "patience": None}
@@ -56,46 +46,6 @@ def test_beats_popularity_on_structured_data(
     ours = hit_rate(model.to_scorer(), structured.train, structured.heldout, 5)
     baseline = hit_rate(popularity.to_scorer(), structured.train, structured.heldout, 5)
     assert ours > baseline + 0.05, (ours, baseline)
-
-
-def test_sampled_negatives_are_never_positives() -> None:
-    positives = sp.csr_matrix(np.eye(6, 8, dtype=np.float32) + np.eye(6, 8, k=1))
-    sampler = TripleSampler(positives, np.random.default_rng(0))
-    users = np.repeat(np.arange(6), 50)
-    negatives = sampler.negatives(users, 3)
-    assert negatives.shape == (300, 3)
-    assert not positives[np.repeat(users, 3), negatives.ravel()].any()
-    batches = sampler.epoch(batch_size=5)
-    assert sum(len(u) for u, _ in batches) == len(sampler) == 12
-    for u, i in batches:
-        assert sampler.is_positive(u, i).all()
-
-
-def test_threshold_keeps_only_liked_items() -> None:
-    data = Interactions.from_arrays([1, 1, 2], [10, 11, 10], [5.0, 2.0, 4.0])
-    assert positive_matrix(data, 3.5).nnz == 2
-    with pytest.raises(ModelError, match="no positive interactions"):
-        positive_matrix(data, 5.0)
-
-
-def test_fold_in_minimises_the_bpr_objective() -> None:
-    torch.manual_seed(0)
-    q, b = torch.randn(30, 4), 0.1 * torch.randn(30)
-    history = History.from_lists([[1, 4, 9]], None, 30)
-
-    def objective(s: torch.Tensor) -> float:
-        pos = torch.zeros(30, dtype=torch.bool)
-        pos[[1, 4, 9]] = True
-        x = q @ s + b
-        return float(softplus(-(x[pos][:, None] - x[~pos][None, :])).mean() + 0.01 * s @ s)
-
-    values = [
-        objective(fold_in_bpr(q, b, history, reg=0.01, steps=n)[0]) for n in (0, 1, 3, 10, 40)
-    ]
-    assert all(later <= earlier + 1e-6 for earlier, later in itertools.pairwise(values))
-    assert values[-1] < values[0] - 0.05
-    again = fold_in_bpr(q, b, history, reg=0.01, steps=40)
-    torch.testing.assert_close(again[0], fold_in_bpr(q, b, history, reg=0.01, steps=40)[0])
 
 
 def group_items(data: Interactions, group: int) -> list[int]:

@@ -8,7 +8,7 @@ import torch
 
 from tests.training.models.rating_data import rmse, split, synthetic_ratings
 from training.models.base import History, ModelError
-from training.models.cf_nade import CFNADE, CFNADEConfig, ordinal_log_likelihood
+from training.models.cf_nade import CFNADE, CFNADEConfig
 
 
 def small(**overrides) -> CFNADE:
@@ -61,25 +61,6 @@ def test_state_is_the_summed_pre_activation_and_adds_up() -> None:
     assert model.net is not None
     expected = c + model.net.input_weight[:4, 3].sum(0) + model.net.input_weight[:2, 7].sum(0)
     assert torch.allclose(state[0], expected, atol=1e-5)
-
-
-def test_ordinal_cost_matches_hand_computed_values() -> None:
-    scores = torch.tensor([[0.5, -1.0]])
-    # K = 2: the ordinal likelihood reduces to the ordinary softmax.
-    target = torch.tensor([1])
-    assert torch.allclose(
-        ordinal_log_likelihood(scores, target), torch.log_softmax(scores, 1)[:, 1]
-    )
-    s = torch.tensor([[2.0, 0.3, -0.4]])
-    # K = 3, target level 2 (index 1): up-terms j = 1, 2; down-terms j = 2, 3.
-    lse = torch.logsumexp
-    by_hand = (
-        (s[0, 0] - s[0, 0])
-        + (s[0, 1] - lse(s[0, :2], 0))
-        + (s[0, 1] - lse(s[0, 1:], 0))
-        + (s[0, 2] - s[0, 2])
-    )
-    assert torch.allclose(ordinal_log_likelihood(s, torch.tensor([1]))[0], by_hand)
 
 
 def test_scores_are_expected_ratings_within_the_scale() -> None:

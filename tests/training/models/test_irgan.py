@@ -10,7 +10,7 @@ import torch
 
 from training.models import REGISTRY
 from training.models.base import History, ModelError, Validation
-from training.models.bpr import BiasedMF
+from training.models.common.mf import ItemBiasMF
 from training.models.irgan import (
     IRGAN,
     IRGANConfig,
@@ -44,9 +44,9 @@ def fitted(structured) -> tuple[IRGAN, list[dict[str, float]]]:
     return model, [e.losses for e in report.history]
 
 
-def small_mf(seed: int, n_users: int = 3, n_items: int = 12, dim: int = 4) -> BiasedMF:
+def small_mf(seed: int, n_users: int = 3, n_items: int = 12, dim: int = 4) -> ItemBiasMF:
     torch.manual_seed(seed)
-    mf = BiasedMF(n_users, n_items, dim).init_uniform(0.5)
+    mf = ItemBiasMF(n_users, n_items, dim).init_uniform(0.5)
     with torch.no_grad():
         mf.item_bias.normal_(0.0, 0.3)
     return mf

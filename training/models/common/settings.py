@@ -1,0 +1,78 @@
+"""The training settings models share, declared once with one help text each.
+
+A model's Config inherits the groups it has and overrides only their
+defaults (a plain ``lr: float = 2e-3`` keeps this help text:
+``ModelConfig.describe`` reads help from the class that declared the field).
+Groups, so a model never carries a setting it ignores:
+
+* ``DeviceSetting``    device
+* ``EarlyStopping``    patience
+* ``EpochSettings``    epochs, patience, device (iterative training)
+* ``TrainingConfig``   the above plus lr and batch_size (mini-batch gradient training)
+* ``ValidateEvery``    validate_every (models that validate less often than every epoch)
+
+``device`` is read by ``training.device.resolve_device`` in every model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from training.device import DEVICE_CHOICES
+from training.models.base import ModelConfig
+
+DEVICE_HELP = f"torch device for training: {DEVICE_CHOICES} (auto: CUDA when available)"
+EPOCHS_HELP = "maximum training epochs (patience may stop sooner)"
+PATIENCE_HELP = "stop after this many validations without improvement (None: never early)"
+LR_HELP = "learning rate of the optimiser"
+BATCH_HELP = "{batch_unit} per optimiser step"
+VALIDATE_EVERY_HELP = "validate every N epochs"
+
+
+@dataclass
+class DeviceSetting(ModelConfig):
+    """Where training runs."""
+
+    device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
+
+
+@dataclass
+class EarlyStopping(ModelConfig):
+    """Keep the best validated epoch; stop when validation stops improving."""
+
+    patience: int | None = field(default=None, metadata={"help": PATIENCE_HELP})
+
+
+@dataclass
+class EpochSettings(EarlyStopping, DeviceSetting):
+    """Iterative training: an epoch budget, early stopping on validation, a device."""
+
+    epochs: int = field(default=100, metadata={"help": EPOCHS_HELP})
+
+
+@dataclass
+class TrainingConfig(EpochSettings):
+    """Mini-batch gradient training: epochs, early stopping, learning rate, batch size.
+
+    ``batch_unit`` names what one batch holds (users, items, ratings, triples),
+    for the help text of ``batch_size``.
+    """
+
+    batch_unit: ClassVar[str] = "examples"
+
+    lr: float = field(default=1e-3, metadata={"help": LR_HELP})
+    batch_size: int = field(default=256, metadata={"help": BATCH_HELP})
+
+    @classmethod
+    def describe(cls) -> dict[str, str]:
+        described = super().describe()
+        described["batch_size"] = described["batch_size"].replace("{batch_unit}", cls.batch_unit)
+        return described
+
+
+@dataclass
+class ValidateEvery(ModelConfig):
+    """Validation cadence, for models whose validation costs a noticeable share of an epoch."""
+
+    validate_every: int = field(default=1, metadata={"help": VALIDATE_EVERY_HELP})
