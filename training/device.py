@@ -13,7 +13,7 @@ import re
 
 import torch
 
-from training.models.base import ModelError
+from training.errors import ModelError
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 _CUDA = re.compile(r"^cuda(:\d+)?$")

@@ -28,12 +28,9 @@ import torch
 from torch import Tensor
 
 from training.data.interactions import Interactions
+from training.errors import ModelError as ModelError  # defined apart to avoid a cycle (errors.py)
 
 Task = Literal["ratings", "topk"]
-
-
-class ModelError(Exception):
-    """A model was asked for something it cannot do; the message says what."""
 
 
 class NotARatingModel(ModelError):
