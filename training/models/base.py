@@ -11,6 +11,10 @@ Serving treats every model alike through ``Scorer``:
 
 A scorer is a pure function of a JSON-able ``config`` and a dict of named
 tensors, which is exactly what an artifact stores (safetensors, never pickle).
+
+This file is the whole contract a model implements (config, batch history,
+model, scorer and the optional capabilities), which is why it runs a little
+past 400 lines: a newcomer reads one file to learn the interface.
 """
 
 from __future__ import annotations
