@@ -70,7 +70,7 @@ def hits(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
     (one ``searchsorted`` for the whole batch, no dense (B, I) matrix).
     """
     top = _check(ranked, relevant, k).astype(np.int64)
-    rel = sp.csr_matrix(relevant)
+    rel = sp.csr_matrix(relevant, copy=True)  # eliminate_zeros/sort_indices work in place
     rel.eliminate_zeros()
     rel.sort_indices()
     n_items = rel.shape[1]
@@ -85,7 +85,7 @@ def hits(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> np.ndarray:
 
 def n_relevant(relevant: sp.csr_matrix) -> np.ndarray:
     """(B,) number of relevant items per user (stored non-zeros)."""
-    rel = sp.csr_matrix(relevant)
+    rel = sp.csr_matrix(relevant, copy=True)  # eliminate_zeros/sort_indices work in place
     rel.eliminate_zeros()
     return np.diff(rel.indptr).astype(np.float64)
 

@@ -108,3 +108,17 @@ def test_rmse_mae() -> None:
 def test_bad_input_says_what_is_wrong(call, message: str) -> None:
     with pytest.raises(M.MetricError, match=message):
         call()
+
+
+def test_hits_and_n_relevant_leave_the_callers_matrix_alone() -> None:
+    """Both drop explicit zeros and sort indices on their own copy, not on the caller's
+    matrix (which the evaluation reuses across batches and metrics)."""
+    relevant = sp.csr_matrix(
+        (np.array([0.0, 1.0, 1.0]), np.array([2, 0, 1]), np.array([0, 3])), shape=(1, 3)
+    )
+    before = (relevant.data.copy(), relevant.indices.copy(), relevant.indptr.copy())
+    M.hits(np.array([[0, 1, 2]]), relevant, 3)
+    M.n_relevant(relevant)
+    after = (relevant.data, relevant.indices, relevant.indptr)
+    for old, new in zip(before, after, strict=True):
+        np.testing.assert_array_equal(old, new)
