@@ -50,6 +50,11 @@ class Metrics:
         self.fallbacks = Counter(
             "genrec_fallback", "recommendations answered by the popularity fallback", registry=r
         )
+        self.prediction_fallbacks = Counter(
+            "genrec_prediction_fallback",
+            "predicted ratings answered by the baseline (unknown item or a user with no ratings)",
+            registry=r,
+        )
         self.model_info = Gauge(
             "genrec_model_loaded",
             "1 for the model version each loaded model currently serves",

@@ -155,6 +155,9 @@ class Recommender:
             predicted = dict(zip(known, ratings, strict=True))
         baseline = prediction_baseline(model, context)
         unknown = [i for i in dict.fromkeys(item_ids) if i not in model.item_index]
+        n_baseline = sum(1 for i in item_ids if i not in predicted)
+        if n_baseline:
+            self.metrics.prediction_fallbacks.inc(n_baseline)
         return PredictionResponse(
             user_id=user_id,
             model=model.name,

@@ -57,6 +57,21 @@ def test_unknown_items_get_the_users_mean_flagged_and_known_items_are_unchanged(
     assert "unknown_items" not in alone
 
 
+def _prediction_fallbacks(client: TestClient) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("genrec_prediction_fallback_total "):
+            return float(line.split()[1])
+    raise AssertionError("genrec_prediction_fallback_total is not exported")
+
+
+def test_baseline_answers_are_counted_in_a_metric(client: TestClient) -> None:
+    before = _prediction_fallbacks(client)
+    _predict(client, user_id="u2", item_ids=["7", "x1", "3", "x2", "x1"], model="biased-mf")
+    assert _prediction_fallbacks(client) == before + 3  # one per baseline answer
+    _predict(client, user_id="u2", item_ids=["7", "3"], model="biased-mf")
+    assert _prediction_fallbacks(client) == before + 3
+
+
 def test_an_all_unknown_list_is_answered_with_the_baseline(client: TestClient) -> None:
     status, body = _predict(client, user_id="u5", item_ids=["x1", "x2"], model="biased-mf")
     assert status == 200, body
