@@ -32,8 +32,8 @@ import torch
 from torch import Tensor
 
 from training.data.interactions import Interactions
-from training.models.common.search import SearchSpace
 from training.errors import ModelError as ModelError  # defined apart to avoid a cycle (errors.py)
+from training.models.common.search import SearchSpace
 
 Task = Literal["ratings", "topk"]
 
