@@ -123,7 +123,10 @@ def _before_after(data: Interactions, metric: str) -> TuningSplit:
         raise TuningError(
             "--split time needs timestamps, and this data has none; use --split users"
         )
-    train, after = temporal_split(data, fraction=VALIDATION_FRACTION)
+    # t is the time before which 90% of the records lie; records at t go to validation,
+    # so "train before t, validate from t" holds even when many records share a second.
+    cutoff = int(np.sort(data.timestamps)[int((1 - VALIDATION_FRACTION) * len(data))])
+    train, after = temporal_split(data, cutoff=cutoff)
     known = np.zeros(data.n_users, dtype=bool)
     known[train.users] = True
     after = after.subset(known[after.users])
@@ -133,7 +136,6 @@ def _before_after(data: Interactions, metric: str) -> TuningSplit:
             f"only {scored} users were active both before and after the time split; "
             f"tuning needs {MIN_VALIDATION_USERS} (use --split users)"
         )
-    cutoff = int(after.timestamps.min())
     validation = _topk(train.to_csr(), after.to_csr("ones"), metric, np.arange(data.n_users))
     return TuningSplit(
         train,
