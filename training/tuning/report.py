@@ -74,11 +74,12 @@ def leaderboard(
         counts: dict[str, int] = {}
         for r in mine:
             counts[r.state] = counts.get(r.state, 0) + 1
-        done = [r for r in mine if r.value is not None]
+        done = [(r.value, r) for r in mine if r.value is not None]
         if not done:
             rows.append(Entry(model, None, None, None, None, None, counts))
             continue
-        best = max(done, key=lambda r: r.value if higher_is_better else -r.value)  # type: ignore[operator]
+        sign = 1.0 if higher_is_better else -1.0
+        _, best = max(done, key=lambda pair: sign * pair[0])
         rows.append(
             Entry(
                 model,
