@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.models import model_class
 from training.models.base import ModelError
-from training.tuning.pruning import EpochPruning
+from training.tuning.pruning import BudgetSpent, EpochPruning
 from training.tuning.split import TuningSplit
 
 
@@ -32,10 +32,12 @@ class Objective:
         clock: Callable[[], float],
         started: float,
         deadline: float,
+        trial_seconds: float = float("inf"),
     ) -> None:
         self.models = list(models)
         self.split = split
         self.clock, self.started, self.deadline = clock, started, deadline
+        self.trial_seconds = trial_seconds  # no one fit may take longer than this
 
     def __call__(self, trial: optuna.Trial) -> float:
         name = trial.suggest_categorical("model", self.models)
@@ -52,10 +54,17 @@ class Objective:
             assert earlier.value is not None
             return float(earlier.value)
         t0 = self.clock()
+        deadline = min(self.deadline, t0 + self.trial_seconds)
+        higher = self.split.validation.higher_is_better
+        pruning = EpochPruning(trial, metric, higher, self.clock, deadline)
         try:
             config = cls.Config().with_overrides(settings)
-            pruning = EpochPruning(trial, metric, self.clock, self.deadline)
             report = cls(config).fit(self.split.train, self.split.validation, [pruning])
+        except BudgetSpent:
+            if pruning.best is None:
+                raise  # stopped before any validation: nothing to count (pruned)
+            trial.set_user_attr("best_epoch", pruning.best[0])
+            return pruning.best[1]  # the best epoch it reached, as the trainer validated it
         except ModelError as exc:
             trial.set_user_attr("error", str(exc))
             raise

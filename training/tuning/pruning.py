@@ -28,24 +28,40 @@ class BudgetSpent(optuna.TrialPruned):
 
 
 class EpochPruning:
-    """Epoch callback: report the selection metric to the trial; prune or stop on budget."""
+    """Epoch callback: report the selection metric to the trial; prune, or stop on time.
+
+    ``deadline`` is the earlier of the search's end and this trial's own cap.
+    When it passes, the fit stops at the next epoch with ``BudgetSpent``; the
+    objective then keeps the best figure the trainer validated so far
+    (``best``), so a long fit still counts with the epochs it reached.
+    """
 
     def __init__(
-        self, trial: optuna.Trial, metric: str, clock: Callable[[], float], deadline: float
+        self,
+        trial: optuna.Trial,
+        metric: str,
+        higher_is_better: bool,
+        clock: Callable[[], float],
+        deadline: float,
     ) -> None:
-        self.trial, self.metric = trial, metric
+        self.trial, self.metric, self.higher_is_better = trial, metric, higher_is_better
         self.clock, self.deadline = clock, deadline
+        self.best: tuple[int, float] | None = None  # (epoch, figure) of the best validation
 
     def __call__(self, report: EpochReport) -> None:
         if self.metric in report.metrics:
             value = float(report.metrics[self.metric])
+            if self.best is None or (
+                value > self.best[1] if self.higher_is_better else value < self.best[1]
+            ):
+                self.best = (report.epoch, value)
             self.trial.report(value, step=report.epoch)
             if self.trial.should_prune():
                 self.trial.set_user_attr("stopped", f"pruned at epoch {report.epoch}")
                 raise optuna.TrialPruned(f"epoch {report.epoch}: {self.metric}={value:.4f}")
         if self.clock() >= self.deadline and report.epoch < report.epochs:
-            self.trial.set_user_attr("stopped", f"budget spent at epoch {report.epoch}")
-            raise BudgetSpent(f"budget spent at epoch {report.epoch}")
+            self.trial.set_user_attr("stopped", f"out of time at epoch {report.epoch}")
+            raise BudgetSpent(f"out of time at epoch {report.epoch}")
 
 
 class _SameModelTrials:

@@ -10,8 +10,10 @@ Each candidate gets one trial first (enqueued) so none is starved.
 
 The budget is honoured on an injected clock: after each trial the study
 stops once the deadline has passed, and a fit still running at the deadline
-is stopped at its next epoch (``pruning.EpochPruning``). Only the winner's
-final refit (the CLI's) runs after it.
+is stopped at its next epoch (``pruning.EpochPruning``). No one fit may take
+more than the budget divided by the number of candidates, so a slow model
+cannot starve the others; a fit stopped for time counts with the best epoch
+it reached. Only the winner's final refit (the CLI's) runs after the budget.
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ def run_search(
             study.enqueue_trial({"model": model})
     started = clock()
     deadline = started + settings.budget_seconds
-    objective = Objective(models, split, clock, started, deadline)
+    # No one fit may take more than its share of the budget, so every candidate gets a turn.
+    trial_seconds = settings.budget_seconds / len(models)
+    objective = Objective(models, split, clock, started, deadline, trial_seconds)
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if on_trial is not None:

@@ -48,12 +48,12 @@ def test_a_trial_worse_than_its_models_median_is_pruned() -> None:
     study = _study()
     _finished(study, "a", [0.5, 0.5, 0.5])
     better = _trial_of(study, "a")
-    EpochPruning(better, "ndcg@100", ManualClock(0.0), deadline=100.0)(
+    EpochPruning(better, "ndcg@100", True, ManualClock(0.0), deadline=100.0)(
         EpochReport(1, 10, {}, {"ndcg@100": 0.6}, 0.1, True)
     )  # above the median: kept
     study.tell(better, 0.6)
     trial = _trial_of(study, "a")
-    callback = EpochPruning(trial, "ndcg@100", ManualClock(0.0), deadline=100.0)
+    callback = EpochPruning(trial, "ndcg@100", True, ManualClock(0.0), deadline=100.0)
     with pytest.raises(optuna.TrialPruned):
         callback(EpochReport(2, 10, {}, {"ndcg@100": 0.1}, 0.1, False))
     assert "pruned at epoch 2" in study.trials[-1].user_attrs["stopped"]
@@ -63,7 +63,7 @@ def test_another_models_trials_are_not_the_yardstick() -> None:
     study = _study()
     _finished(study, "a", [0.9])
     trial = _trial_of(study, "other")  # no earlier trial of its own model: nothing to prune by
-    EpochPruning(trial, "ndcg@100", ManualClock(0.0), deadline=100.0)(
+    EpochPruning(trial, "ndcg@100", True, ManualClock(0.0), deadline=100.0)(
         EpochReport(1, 10, {}, {"ndcg@100": 0.01}, 0.1, True)
     )
 
@@ -71,11 +71,12 @@ def test_another_models_trials_are_not_the_yardstick() -> None:
 def test_the_deadline_stops_a_running_fit_at_its_next_epoch() -> None:
     study = _study()
     clock = ManualClock(0.0)
-    callback = EpochPruning(_trial_of(study, "a"), "rmse", clock, deadline=10.0)
+    callback = EpochPruning(_trial_of(study, "a"), "rmse", False, clock, deadline=10.0)
     callback(EpochReport(1, 5, {}, {"rmse": 1.0}, 0.1, True))
     clock.advance(10.0)
-    with pytest.raises(BudgetSpent):
-        callback(EpochReport(2, 5, {}, {"rmse": 0.9}, 0.1, True))
+    with pytest.raises(BudgetSpent, match="out of time at epoch 2"):
+        callback(EpochReport(2, 5, {}, {"rmse": 1.1}, 0.1, False))
+    assert callback.best == (1, 1.0)  # what the objective keeps: the best validated epoch
     callback(EpochReport(5, 5, {}, {"rmse": 0.9}, 0.1, True))  # the last epoch ends the fit anyway
 
 
@@ -94,7 +95,10 @@ def test_a_real_fit_is_pruned_by_the_callback(ml100k_slice: Interactions) -> Non
         model.fit(
             split.train,
             split.validation,
-            [lambda r: seen.append(r.epoch), EpochPruning(trial, "rmse", ManualClock(0.0), 1e9)],
+            [
+                lambda r: seen.append(r.epoch),
+                EpochPruning(trial, "rmse", False, ManualClock(0.0), 1e9),
+            ],
         )
     assert seen == [1]  # stopped at the first validated epoch, not after ten
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)

@@ -69,18 +69,41 @@ class FastClock:
         return self.now
 
 
-def test_a_fit_running_at_the_deadline_is_stopped_and_nothing_finished_is_an_error(
+def test_a_fit_running_at_the_deadline_stops_and_counts_its_best_epoch(
     ml100k_slice: Interactions,
 ) -> None:
+    seen: list[TrialRecord] = []
+    result = run_search(
+        ml100k_slice,
+        SearchSettings(task="ratings", models=["biased-mf"], budget_seconds=60.0),
+        on_trial=lambda record, left: seen.append(record),
+        clock=FastClock(),
+    )
+    assert len(seen) == 1  # the deadline passed during the first trial: the study stopped
+    assert seen[0].state == "complete" and seen[0].note == "out of time at epoch 1"
+    assert seen[0].best_epoch == 1 and result.board[0].value == seen[0].value
+    assert 0.5 < (seen[0].value or 0.0) < 2.0  # a real validation RMSE of epoch 1
+
+
+def test_a_search_in_which_no_trial_finished_is_an_error(
+    ml100k_slice: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.models.base import ModelError
+    from training.models.ease import EASE
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ModelError("ease: broken on purpose")
+
+    monkeypatch.setattr(EASE, "fit", broken)
     notes: list[str | None] = []
     with pytest.raises(TuningError, match="no trial finished within the budget"):
         run_search(
             ml100k_slice,
-            SearchSettings(task="ratings", models=["biased-mf"], budget_seconds=60.0),
+            SearchSettings(task="topk", models=["ease"], max_trials=2),
             on_trial=lambda record, left: notes.append(record.note),
-            clock=FastClock(),
+            clock=ManualClock(0.0),
         )
-    assert notes == ["budget spent at epoch 1"]
+    assert notes == ["ease: broken on purpose"] * 2
 
 
 @pytest.mark.parametrize(
