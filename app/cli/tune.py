@@ -148,13 +148,20 @@ def _progress(record: TrialRecord, seconds_left: float) -> None:
     note = f" ({record.note})" if record.note else ""
     console.print(
         f"trial {record.number:>3} {record.model:<11} {state:<6} {value}{fit}"
-        f"  {_short(record.settings)}{note}  [dim]{seconds_left:.0f}s left[/]"
+        f"  {_short(record.settings, record.model)}{note}  [dim]{seconds_left:.0f}s left[/]"
     )
 
 
-def _short(settings: dict[str, Any]) -> str:
+def _short(settings: dict[str, Any], model: str) -> str:
+    """The searched settings, 3 significant digits (fixed caps such as epochs are left out)."""
+    from training.models import REGISTRY
+
+    cls = REGISTRY.get(model)
+    searched = set(cls.search_space.searched) if cls is not None else set(settings)
     return " ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items()
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in settings.items()
+        if k in searched
     )
 
 
@@ -168,7 +175,7 @@ def _leaderboard(board: list[Entry], metric: str, to_stderr: bool) -> None:
         table.add_row(
             entry.model,
             "-" if entry.value is None else f"{entry.value:.4f}",
-            "-" if entry.settings is None else _short(entry.settings),
+            "-" if entry.settings is None else _short(entry.settings, entry.model),
             "-" if entry.fit_seconds is None else f"{entry.fit_seconds:.1f}",
             " ".join(f"{k} {v}" for k, v in sorted(entry.trials.items())),
         )

@@ -57,5 +57,5 @@ def choose_models(task: str, names: Sequence[str] | None, data: Interactions) ->
     chosen = [
         name for name, cls in REGISTRY.items() if cls.task == task and name not in NOT_BY_DEFAULT
     ]
-    # Closed-form models (no epochs) first: their first trials take a second or two.
-    return sorted(chosen, key=lambda name: "epochs" in REGISTRY[name].Config().to_dict())
+    # Closed-form models (nothing to stop early) first: their trials take a second or two.
+    return sorted(chosen, key=lambda name: "patience" in REGISTRY[name].Config().to_dict())

@@ -88,3 +88,7 @@ def test_candidates_default_to_the_task_and_refuse_what_cannot_run(
     implicit = ml100k_slice.binarize(3.5)
     with pytest.raises(TuningError, match="needs explicit ratings"):
         choose_models("ratings", ["biased-mf"], implicit)
+
+
+def test_closed_form_models_come_first_by_default(ml100k_slice: Interactions) -> None:
+    assert choose_models("topk", None, ml100k_slice)[:2] == ["popularity", "ease"]
