@@ -115,9 +115,9 @@ def tune(
         manifest, gate = _refit_and_save(
             model_store, winner.model, winner.settings, interactions, data, report, device
         )
-    promoted = promote and gate["promote"]
-    if promoted:
-        model_store.promote(manifest.model, manifest.version)
+        promoted = promote and bool(gate["promote"])
+        if promoted:
+            model_store.promote(manifest.model, manifest.version)
     verdict = "passes" if gate["promote"] else "does not pass"
     console.print(f"gate: {gate['reason']} -> {verdict}")
     if promote and not promoted:
