@@ -1,4 +1,4 @@
-"""The ``genrec`` console script: train, evaluate, serve, worker, migrate, models, items.
+"""The ``genrec`` console script: train, tune, evaluate, serve, worker, migrate, models, items.
 
 This package is the product's composition root, above both ``app`` (the
 service) and ``training`` (the offline package): it reads the service's
@@ -17,6 +17,7 @@ from app.cli.items import items_app
 from app.cli.models import models_app
 from app.cli.service import migrate, serve, worker
 from app.cli.train import train
+from app.cli.tune import tune
 
 app = typer.Typer(
     help="genrec: generative collaborative filtering, trained offline and served online.",
@@ -25,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(train)
+app.command()(tune)
 app.command()(evaluate)
 app.command()(serve)
 app.command()(worker)

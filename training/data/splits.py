@@ -232,8 +232,9 @@ def strong_generalization(
     protocol's job and happen before this call.
     """
     _check_fraction("fold_in_fraction", fold_in_fraction)
-    if n_valid_users < 1 or n_test_users < 1:
-        raise SplitError("strong_generalization needs at least one validation and one test user")
+    if n_valid_users < 1 or n_test_users < 0:
+        # ``genrec tune`` asks for no test users: it selects settings and never tests.
+        raise SplitError("strong_generalization needs at least one validation user")
     active = np.unique(data.users)
     if len(active) <= n_valid_users + n_test_users:
         raise SplitError(

@@ -62,6 +62,7 @@ from training.models.base import (
     seed_everything,
 )
 from training.models.common.linear import linear_item_scores
+from training.models.common.search import Fixed, Float, Int, SearchSpace
 from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
     check_history,
@@ -99,6 +100,16 @@ class AutoRecConfig(TrainingConfig):
             "implicit data; the paper's explicit loss counts observed ratings only)"
         },
     )
+
+
+#: The paper tunes lambda and the width k (docs/accuracy-ratings.md); lr for Adam.
+SEARCH_SPACE = SearchSpace(
+    hidden=Int(50, 600, log=True),
+    l2=Float(1e-3, 100.0, log=True),
+    lr=Float(1e-4, 1e-2, log=True),
+    epochs=Fixed(100),
+    patience=Fixed(10),
+)
 
 
 class _AutoEncoder(nn.Module):
@@ -147,6 +158,7 @@ class _AutoRecBase(Model):
 
     task: ClassVar = "ratings"
     Config: ClassVar[type[ModelConfig]] = AutoRecConfig
+    search_space = SEARCH_SPACE
     item_based: ClassVar[bool]
 
     def __init__(self, config: ModelConfig | None = None) -> None:

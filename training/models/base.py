@@ -33,6 +33,7 @@ from torch import Tensor
 
 from training.data.interactions import Interactions
 from training.errors import ModelError as ModelError  # defined apart to avoid a cycle (errors.py)
+from training.models.common.search import SearchSpace
 
 Task = Literal["ratings", "topk"]
 
@@ -380,6 +381,8 @@ class Model(ABC):
     task: ClassVar[Task]
     Config: ClassVar[type[ModelConfig]]
     scorer_cls: ClassVar[type[Scorer]]
+    #: What ``genrec tune`` may change, declared in the model's file next to its Config.
+    search_space: ClassVar[SearchSpace]
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -55,6 +55,7 @@ from training.models.base import (
     seed_everything,
 )
 from training.models.common.linear import linear_item_scores
+from training.models.common.search import Choice, Fixed, Float, Int, SearchSpace
 from training.models.common.settings import TrainingConfig
 from training.trainer import EpochLoop, fit_epochs
 
@@ -78,6 +79,17 @@ class BiasedMFConfig(TrainingConfig):
     batch_size: int = 512
     init_std: float = field(default=0.05, metadata={"help": "std of the normal init of p, q"})
     patience: int | None = 5
+
+
+#: Factors, the per-rating L2 weight lambda and Adam's lr (docs/accuracy-ratings.md).
+SEARCH_SPACE = SearchSpace(
+    factors=Int(8, 256, log=True),
+    l2=Float(1e-3, 0.3, log=True),
+    lr=Float(1e-3, 2e-2, log=True),
+    batch_size=Choice((256, 512, 1024)),
+    epochs=Fixed(40),
+    patience=Fixed(3),
+)
 
 
 def fold_in_users(
@@ -172,6 +184,7 @@ class BiasedMF(Model):
     name = "biased-mf"
     task = "ratings"
     Config = BiasedMFConfig
+    search_space = SEARCH_SPACE
     scorer_cls = BiasedMFScorer
     config: BiasedMFConfig
 

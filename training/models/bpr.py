@@ -52,6 +52,7 @@ from training.models.base import (
 )
 from training.models.common.mf import ItemBiasMF, MFScorer, mf_scorer_config
 from training.models.common.pairwise import TripleSampler, bpr_step, positive_matrix
+from training.models.common.search import Choice, Fixed, Float, Int, SearchSpace
 from training.models.common.settings import TrainingConfig, ValidateEvery
 from training.trainer import EpochLoop, fit_epochs
 
@@ -95,6 +96,18 @@ class BPRConfig(TrainingConfig, ValidateEvery):
             raise ModelError("lr and init_std must be > 0 and reg >= 0")
 
 
+#: Factors, regularisation and lr (the ML-100K defaults came from a grid over these),
+#: and how many negatives DNS draws.
+SEARCH_SPACE = SearchSpace(
+    dim=Int(16, 128, log=True),
+    reg=Float(1e-4, 1e-1, log=True),
+    lr=Float(5e-4, 1e-2, log=True),
+    dns_k=Choice((1, 2, 5)),
+    epochs=Fixed(60),
+    patience=Fixed(5),
+)
+
+
 # --------------------------------------------------------------------------- scorer
 
 
@@ -113,6 +126,7 @@ class BPRMF(Model):
     name: ClassVar[str] = "bpr-mf"
     task: ClassVar[Task] = "topk"
     Config: ClassVar[type[ModelConfig]] = BPRConfig
+    search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = BPRScorer
 
     def __init__(self, config: ModelConfig | None = None) -> None:

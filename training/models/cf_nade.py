@@ -68,6 +68,7 @@ from training.models.common.nade import (
     hidden_pre_activation,
     hybrid_log_likelihood,
 )
+from training.models.common.search import Choice, Fixed, Float, Int, SearchSpace
 from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
     check_history,
@@ -98,6 +99,18 @@ class CFNADEConfig(TrainingConfig):
     batch_size: int = 64
     epochs: int = 100
     patience: int | None = 15
+
+
+#: Width and lr (the two that moved validation RMSE, docs/accuracy-ratings.md),
+#: weight decay and depth.
+SEARCH_SPACE = SearchSpace(
+    hidden=Int(50, 500, log=True),
+    lr=Float(1e-4, 3e-3, log=True),
+    weight_decay=Float(1e-4, 0.05, log=True),
+    n_layers=Choice((1, 2)),
+    epochs=Fixed(50),
+    patience=Fixed(8),
+)
 
 
 def _check_config(cfg: CFNADEConfig) -> None:
@@ -166,6 +179,7 @@ class CFNADE(Model):
     name: ClassVar[str] = "cf-nade"
     task: ClassVar = "ratings"
     Config: ClassVar[type[ModelConfig]] = CFNADEConfig
+    search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = CFNADEScorer
 
     def __init__(self, config: ModelConfig | None = None) -> None:

@@ -52,6 +52,7 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
+from training.models.common.search import Fixed, Float, Int, SearchSpace
 from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
     check_history,
@@ -87,6 +88,19 @@ class CFRBMConfig(TrainingConfig):
     )
     epochs: int = 60
     patience: int | None = 15
+
+
+#: Hidden units F, lr, momentum and weight decay (Salakhutdinov et al. 2007 Sec. 6);
+#: the CD schedule is shortened so a trial fits a budget.
+SEARCH_SPACE = SearchSpace(
+    hidden=Int(20, 200, log=True),
+    lr=Float(1e-3, 0.05, log=True),
+    momentum=Float(0.5, 0.95),
+    weight_decay=Float(1e-4, 1e-2, log=True),
+    cd_stage_epochs=Fixed(10),
+    epochs=Fixed(40),
+    patience=Fixed(8),
+)
 
 
 def _check_config(cfg: CFRBMConfig) -> None:
@@ -170,6 +184,7 @@ class CFRBM(Model):
     name: ClassVar[str] = "cf-rbm"
     task: ClassVar = "ratings"
     Config: ClassVar[type[ModelConfig]] = CFRBMConfig
+    search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = CFRBMScorer
 
     def __init__(self, config: ModelConfig | None = None) -> None:

@@ -89,6 +89,7 @@ from training.models.base import (
     ModelConfig,
     ModelError,
 )
+from training.models.common.search import Fixed, Float, Int, SearchSpace
 from training.models.convmf_scorer import (
     ConvMFScorer,
     cnn_tensor_name,
@@ -156,6 +157,19 @@ class ConvMFConfig(PMFConfig):
     )
 
 
+#: PMF's priors (lambda_V weighs the CNN's pull on v_j, docs/accuracy-convmf.md),
+#: the factors, and the CNN's dropout and lr; the CNN's epochs are capped for budget.
+SEARCH_SPACE = SearchSpace(
+    factors=Int(10, 100, log=True),
+    lambda_u=Float(0.1, 1000.0, log=True),
+    lambda_v=Float(0.1, 1000.0, log=True),
+    dropout=Float(0.1, 0.5),
+    cnn_lr=Float(1e-4, 3e-3, log=True),
+    epochs=Fixed(10),
+    patience=Fixed(3),
+)
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -164,6 +178,7 @@ class ConvMF(PMF):
 
     name = "convmf"
     Config = ConvMFConfig
+    search_space = SEARCH_SPACE
     scorer_cls = ConvMFScorer
     config: ConvMFConfig
 

@@ -44,6 +44,7 @@ from training.models.base import (
     Scorer,
     Validation,
 )
+from training.models.common.search import Float, SearchSpace
 from training.models.common.settings import DeviceSetting
 from training.trainer import single_step_report
 
@@ -66,6 +67,11 @@ class EASEConfig(DeviceSetting):
             "click; ignored on implicit data); serving histories follow the same rule"
         },
     )
+
+
+#: lambda only (Steck 2019); on ML-100K validation preferred 200 over the paper's 500
+#: (docs/accuracy-topk.md), so the range spans both sides on a log scale.
+SEARCH_SPACE = SearchSpace(l2=Float(10.0, 5000.0, log=True))
 
 
 def click_rows(history: History, threshold: float | None) -> Tensor:
@@ -112,6 +118,7 @@ class EASE(Model):
     name = "ease"
     task = "topk"
     Config = EASEConfig
+    search_space = SEARCH_SPACE
     scorer_cls = EASEScorer
     config: EASEConfig
 

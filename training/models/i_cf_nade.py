@@ -59,6 +59,7 @@ from training.models.base import (
 )
 from training.models.cf_nade import CFNADE, CFNADEConfig
 from training.models.common.nade import activate, hidden_pre_activation, hybrid_log_likelihood
+from training.models.common.search import Fixed, Float, Int, SearchSpace
 from training.models.rating_levels import check_history, expected_rating, level_index
 
 #: Items whose hidden codes are computed at once (bounds the (nnz, H) gather).
@@ -95,6 +96,16 @@ class ICFNADEConfig(CFNADEConfig):
             "fit on the final item codes (False: keep the jointly trained rows)"
         },
     )
+
+
+#: As CF-NADE's space, over item rows (widths stay smaller: there are more users).
+SEARCH_SPACE = SearchSpace(
+    hidden=Int(50, 500, log=True),
+    lr=Float(1e-4, 3e-3, log=True),
+    weight_decay=Float(1e-4, 0.05, log=True),
+    epochs=Fixed(50),
+    patience=Fixed(8),
+)
 
 
 def transposed(data: Interactions) -> Interactions:
@@ -187,6 +198,7 @@ class ICFNADE(CFNADE):
 
     name: ClassVar[str] = "i-cf-nade"
     Config: ClassVar[type[ModelConfig]] = ICFNADEConfig
+    search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = ICFNADEScorer
 
     def __init__(self, config: ModelConfig | None = None) -> None:

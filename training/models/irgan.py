@@ -58,6 +58,7 @@ from training.models.base import (
 from training.models.common.linear import linear_item_scores
 from training.models.common.mf import ItemBiasMF, MFScorer, mf_scorer_config
 from training.models.common.pairwise import TripleSampler, bpr_step, positive_matrix
+from training.models.common.search import Fixed, Float, Int, SearchSpace
 from training.models.common.settings import DeviceSetting, EarlyStopping, ValidateEvery
 from training.trainer import EpochLoop, fit_epochs
 
@@ -115,6 +116,24 @@ class IRGANConfig(EarlyStopping, ValidateEvery, DeviceSetting):
             raise ModelError(f"sample_lambda must be in [0, 1), got {self.sample_lambda}")
         if self.temperature <= 0:
             raise ModelError(f"temperature must be > 0, got {self.temperature}")
+
+
+#: Factors and regularisation of both players, their learning rates, the softmax
+#: temperature and how long the minimax runs (0: the pre-trained MF alone). The
+#: inner D/G epochs are fixed lower than the paper's so a trial fits a budget.
+SEARCH_SPACE = SearchSpace(
+    dim=Int(5, 64, log=True),
+    pretrain_reg=Float(1e-3, 1e-1, log=True),
+    pretrain_lr=Float(1e-3, 1e-2, log=True),
+    d_lr=Float(1e-4, 1e-2, log=True),
+    g_lr=Float(1e-4, 1e-2, log=True),
+    d_reg=Float(1e-4, 1e-1, log=True),
+    temperature=Float(0.1, 1.0),
+    gan_epochs=Int(0, 10),
+    pretrain_epochs=Fixed(50),
+    d_epochs=Fixed(20),
+    g_epochs=Fixed(10),
+)
 
 
 class IRGANScorer(MFScorer):
@@ -238,6 +257,7 @@ class IRGAN(Model):
     name: ClassVar[str] = "irgan"
     task: ClassVar[Task] = "topk"
     Config: ClassVar[type[ModelConfig]] = IRGANConfig
+    search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = IRGANScorer
 
     def __init__(self, config: ModelConfig | None = None) -> None:

@@ -37,6 +37,7 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
+from training.models.common.search import Choice, Fixed, Float, Int, SearchSpace, only_if
 from training.models.common.settings import EpochSettings
 from training.models.convmf_scorer import (
     ANCHORS,
@@ -89,6 +90,19 @@ class PMFConfig(EpochSettings):
     )
 
 
+#: Factors and the two prior precisions of eq. 7; the bias penalty is only searched
+#: when biases are on (a conditional parameter).
+SEARCH_SPACE = SearchSpace(
+    factors=Int(5, 100, log=True),
+    lambda_u=Float(0.1, 1000.0, log=True),
+    lambda_v=Float(0.1, 1000.0, log=True),
+    biases=Choice((True, False)),
+    lambda_bias=only_if(Float(0.1, 1000.0, log=True), "biases", True),
+    epochs=Fixed(20),
+    patience=Fixed(3),
+)
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -121,6 +135,7 @@ class PMF(Model):
     name = "pmf"
     task = "ratings"
     Config = PMFConfig
+    search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[PMFScorer]] = PMFScorer
     config: PMFConfig
 

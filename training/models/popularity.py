@@ -31,12 +31,17 @@ from training.models.base import (
     Scorer,
     Validation,
 )
+from training.models.common.search import SearchSpace
 from training.trainer import single_step_report
 
 
 @dataclass
 class PopularityConfig(ModelConfig):
     """No hyper-parameters beyond the seed: popularity is fully determined by the data."""
+
+
+#: Nothing to search: popularity is fully determined by the data (``genrec tune`` fits it once).
+SEARCH_SPACE = SearchSpace()
 
 
 class PopularityScorer(Scorer):
@@ -61,6 +66,7 @@ class Popularity(Model):
     name = "popularity"
     task = "topk"
     Config = PopularityConfig
+    search_space = SEARCH_SPACE
     scorer_cls = PopularityScorer
 
     def __init__(self, config: ModelConfig | None = None) -> None:

@@ -55,3 +55,13 @@ def test_the_example_is_one_file_plus_one_registry_line(example, structured, mon
     again = type(scorer).from_tensors(scorer.config, scorer.tensors())
     folded = again.user_state(torch.full((5,), -1), history)
     assert folded.shape == (5, 32) and bool(torch.isfinite(folded).all())
+
+
+def test_the_example_declares_a_search_space_its_config_accepts(example) -> None:
+    import optuna
+
+    space = example.LogisticMF.search_space
+    space.check_fields(example.LogisticMF.Config)
+    trial = optuna.trial.FixedTrial({"dim": 16, "reg": 1e-3, "lr": 1e-3})
+    config = example.LogisticMF.Config().with_overrides(space.sample(trial))
+    assert (config.dim, config.epochs) == (16, 30)

@@ -12,6 +12,9 @@
 * ``click_autoencoder``  the multinomial click autoencoder: sparse input, training
                          loop and likelihood (Mult-VAE, Mult-DAE).
 * ``nade``               CF-NADE's network and cost (CF-NADE, I-CF-NADE).
+* ``search``             the search-space declaration (ranges, log scales, choices,
+                         fixed values, conditions) each model states next to its
+                         Config and ``training.tuning`` hands to Optuna.
 
 Nothing here is registered: models are the files in ``training/models`` that
 ``training.models.REGISTRY`` names.

@@ -1,0 +1,237 @@
+"""``genrec tune``: search models and settings on the operator's data, refit and save the winner.
+
+The search is ``training.tuning.run_search`` (Optuna); this command adds what
+belongs to the product: the live progress line, the leaderboard (table and
+JSON), the plot, the refit of the winner on all the data through the same
+pipeline as ``genrec train``, the retraining's evaluation gate
+(``app.retrain.gate``) and promotion only when ``--promote`` is given *and*
+the gate passes. The winner's manifest carries the tuning report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from app.cli.common import (
+    console,
+    epoch_printer,
+    fail,
+    load_data,
+    out,
+    settings,
+    store,
+    user_errors,
+)
+
+if TYPE_CHECKING:
+    from models_store import ModelStore
+    from training.data.interactions import Interactions
+    from training.pipeline import TrainResult
+    from training.tuning.report import Entry, TrialRecord
+
+
+def tune(
+    data: Annotated[str, typer.Option(help="ml-100k|ml-1m|...|PATH.csv|PATH.parquet|db")],
+    task: Annotated[str, typer.Option(help="topk (rank items) or ratings (predict ratings)")] = (
+        "topk"
+    ),
+    models: Annotated[
+        str | None,
+        typer.Option(help="comma-separated models to search (default: every model of the task)"),
+    ] = None,
+    budget_minutes: Annotated[
+        float, typer.Option(help="wall-clock budget of the search (the winner's refit comes after)")
+    ] = 10.0,
+    trials: Annotated[int | None, typer.Option(help="stop after this many trials")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="validation split: users|time for topk (default users), random for ratings"
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="selection metric: ndcg@K|recall@K (default ndcg@100) or rmse|mae"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the split and the sampler")] = 0,
+    plot: Annotated[Path, typer.Option(help="where to write the PNG of the search")] = Path(
+        "tune-search.png"
+    ),
+    json_: Annotated[
+        bool, typer.Option("--json", help="print the tuning report as JSON on stdout")
+    ] = False,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL to share the study (default: in memory)")
+    ] = None,
+    study_name: Annotated[str | None, typer.Option(help="Optuna study name (with --storage)")] = (
+        None
+    ),
+    promote: Annotated[
+        bool, typer.Option(help="point production at the winner if it passes the evaluation gate")
+    ] = False,
+) -> None:
+    """Search models and settings on DATA; refit the winner on all of it and save a version."""
+    from training.tuning.candidates import check_names
+    from training.tuning.search import SearchSettings, check_budget, run_search
+
+    names = [n.strip() for n in models.split(",") if n.strip()] if models is not None else None
+    if models is not None and not names:
+        raise fail("--models is empty; give model names separated by commas")
+    config = settings()
+    with user_errors():
+        # Everything that needs no data is checked first, so a typo fails before a slow load.
+        check_budget(budget_minutes * 60.0, trials)
+        check_names(task, names)
+        model_store = store(config)
+        interactions = load_data(data, config)
+        search = SearchSettings(
+            task=task,
+            models=names,
+            budget_seconds=budget_minutes * 60.0,
+            max_trials=trials,
+            split=split,
+            metric=metric,
+            seed=seed,
+        )
+        console.print(f"tuning for [bold]{budget_minutes:g}[/] min ...")
+        result = run_search(
+            interactions, search, storage=storage, study_name=study_name, on_trial=_progress
+        )
+        report = result.report
+        _leaderboard(result.board, report["metric"], to_stderr=json_)
+        from training.tuning.plot import plot_search
+
+        plot_search(result.records, report["metric"], report["higher_is_better"], plot)
+        console.print(f"plot of the search: {plot}")
+        winner = result.winner
+        assert winner.settings is not None
+        from training.device import resolve_device
+
+        device = resolve_device(str(config.device))
+        manifest, gate = _refit_and_save(
+            model_store, winner.model, winner.settings, interactions, data, report, device
+        )
+        promoted = promote and bool(gate["promote"])
+        if promoted:
+            model_store.promote(manifest.model, manifest.version)
+    verdict = "passes" if gate["promote"] else "does not pass"
+    console.print(f"gate: {gate['reason']} -> {verdict}")
+    if promote and not promoted:
+        console.print("[yellow]not promoted: the winner did not pass the gate[/]")
+    if json_:
+        payload = {
+            **report,
+            "version": manifest.version,
+            "gate": gate,
+            "promoted": promoted,
+            "plot": str(plot),
+        }
+        out.print_json(json.dumps(payload))
+    else:
+        out.print(
+            f"saved {manifest.model} version {manifest.version}"
+            f"{' (production)' if promoted else ''}"
+        )
+
+
+def _progress(record: TrialRecord, seconds_left: float) -> None:
+    """One line per finished trial: model, settings, figure, pruned or not, time left."""
+    value = "-" if record.value is None else f"{record.value:.4f}"
+    state = {"complete": "[green]done[/]", "pruned": "[yellow]pruned[/]"}.get(
+        record.state, f"[red]{record.state}[/]"
+    )
+    fit = "" if record.fit_seconds is None else f" fit {record.fit_seconds:.1f}s"
+    note = f" ({record.note})" if record.note else ""
+    console.print(
+        f"trial {record.number:>3} {record.model:<11} {state:<6} {value}{fit}"
+        f"  {_short(record.settings, record.model)}{note}  [dim]{seconds_left:.0f}s left[/]"
+    )
+
+
+def _short(settings: dict[str, Any], model: str) -> str:
+    """The searched settings, 3 significant digits (fixed caps such as epochs are left out)."""
+    from training.models import REGISTRY
+
+    cls = REGISTRY.get(model)
+    searched = set(cls.search_space.searched) if cls is not None else set(settings)
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in settings.items()
+        if k in searched
+    )
+
+
+def _leaderboard(board: list[Entry], metric: str, to_stderr: bool) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"leaderboard ({metric}, best trial per model)")
+    for column in ("model", metric, "settings", "fit s", "trials"):
+        table.add_column(column)
+    for entry in board:
+        table.add_row(
+            entry.model,
+            "-" if entry.value is None else f"{entry.value:.4f}",
+            "-" if entry.settings is None else _short(entry.settings, entry.model),
+            "-" if entry.fit_seconds is None else f"{entry.fit_seconds:.1f}",
+            " ".join(f"{k} {v}" for k, v in sorted(entry.trials.items())),
+        )
+    (console if to_stderr else out).print(table)
+
+
+def _refit_and_save(
+    model_store: ModelStore,
+    model: str,
+    overrides: dict[str, Any],
+    data: Interactions,
+    source: str,
+    report: dict[str, Any],
+    device: Any,
+) -> tuple[Any, dict[str, Any]]:
+    """Fit the winner as ``genrec train`` would, gate it as retraining does, save it."""
+    from training.models import model_class
+    from training.pipeline import holdout_validation, save_trained, train_model
+
+    console.print(f"refitting the winner [bold]{model}[/] on all the data ...")
+    cls = model_class(model)
+    config_seed = cls.Config().with_overrides(overrides).seed
+    # The same per-user slice train_model holds out: the gate scores production on it.
+    train_part, validation = holdout_validation(cls, data, seed=config_seed)
+    result: TrainResult = train_model(model, data, overrides, callbacks=[epoch_printer("  ")])
+    gate = _gate(model_store, model, data, train_part, validation, result, device)
+    manifest = save_trained(
+        model_store, model, result, data, source, training={"tuning": report, "gate": gate}
+    )
+    return manifest, gate
+
+
+def _gate(
+    model_store: ModelStore,
+    model: str,
+    data: Interactions,
+    train_part: Interactions,
+    validation: Any,
+    result: TrainResult,
+    device: Any,
+) -> dict[str, Any]:
+    """Retraining's gate (``app.retrain.gate``) under the ``auto`` policy."""
+    from app.retrain.gate import decide, evaluate_production
+    from app.serving.loaded import ModelLoadError
+    from models_store.errors import StoreError
+
+    production, error = None, None
+    try:
+        if validation is not None:
+            production = evaluate_production(
+                model_store, model, data, train_part, validation, device
+            )
+        elif model_store.alias_state(model) is not None:
+            production = (str(model_store.alias_state(model)), {})
+    except (StoreError, ModelLoadError, ValueError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return decide(
+        "auto", result.metric, result.higher_is_better, result.metrics, production, error
+    ).to_dict()

@@ -1,0 +1,106 @@
+"""``genrec tune`` end to end on real ML-100K users: leaderboard, plot, manifest, gate, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from models_store import ModelStore
+from tests.training.tuning.ml100k_slice import write_slice
+
+
+@pytest.fixture
+def env(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    from app.core.config import get_settings
+
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("GENREC_DATABASE_URL", f"sqlite:///{tmp_path}/log.db")
+    get_settings.cache_clear()
+    yield write_slice(data_dir, tmp_path / "ml100k-150.csv")
+    get_settings.cache_clear()
+
+
+def tune(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["tune", *args])
+    return result.exit_code, result.stdout, result.output
+
+
+def test_tune_prints_the_board_saves_the_winner_with_its_report_and_promotes(
+    env: Path, tmp_path: Path
+) -> None:
+    png = tmp_path / "search.png"
+    code, stdout, output = tune(
+        "--data", str(env), "--models", "popularity,ease,biased-mf", "--trials", "6",
+        "--json", "--plot", str(png), "--promote",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "trial   0 popularity" in output and "left" in output  # the live progress lines
+    report = json.loads(stdout)
+    board = report["leaderboard"]
+    assert {row["model"] for row in board} == {"popularity", "ease", "biased-mf"}
+    values = [row["value"] for row in board if row["value"] is not None]
+    assert values == sorted(values, reverse=True)  # ndcg@100: best first
+    assert report["winner"]["model"] == board[0]["model"] == "ease"
+    assert report["metric"] == "ndcg@100" and report["split"]["kind"] == "users"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert report["gate"]["promote"] and report["promoted"]
+
+    store = ModelStore(tmp_path / "store")
+    manifest = store.manifest("ease", report["version"])
+    saved = manifest.training["tuning"]
+    assert saved["leaderboard"] == board and saved["seed"] == 0
+    assert manifest.hyper_parameters["l2"] == board[0]["settings"]["l2"]
+    assert manifest.training["gate"]["reason"] == "no production version yet"
+    assert store.alias_state("ease") == report["version"]
+
+
+def test_promote_only_moves_production_when_the_gate_passes(env: Path, tmp_path: Path) -> None:
+    """Production trained on every record (the gate's slice included) beats any candidate."""
+    from training.data.datasets import load_dataset
+    from training.pipeline import train_and_save
+
+    store = ModelStore(tmp_path / "store")
+    train_and_save(store, "ease", load_dataset(str(env)), holdout=0.0, promote=True)
+    code, stdout, output = tune(
+        "--data", str(env), "--models", "ease", "--trials", "2", "--json",
+        "--plot", str(tmp_path / "p.png"), "--promote",
+    )  # fmt: skip
+    assert code == 0, output
+    report = json.loads(stdout)
+    assert not report["gate"]["promote"] and not report["promoted"]
+    assert "worse than production v1" in report["gate"]["reason"]
+    assert "not promoted: the winner did not pass the gate" in output
+    assert store.alias_state("ease") == "1"
+    assert report["version"] == "2"  # saved all the same, for the operator to inspect
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--models", "ease,nope"], "unknown model(s) nope"),
+        (["--models", "ease", "--task", "ratings"], "ease only rank items"),
+        (["--task", "clicks"], "unknown task 'clicks'"),
+        (["--budget-minutes", "0.1"], "too small for one trial"),
+        (["--trials", "0"], "--trials must be at least 1"),
+        (["--models", ","], "--models is empty"),
+        (["--split", "time", "--metric", "rmse"], "ndcg@K or recall@K"),
+    ],
+)
+def test_bad_input_is_one_clear_line(env: Path, args: list[str], message: str) -> None:
+    code, _, output = tune("--data", str(env), *args)
+    assert code == 2, output
+    assert message in output
+    assert "Traceback" not in output
+
+
+def test_too_few_users_for_the_split_is_one_clear_line(data_dir: Path, tmp_path: Path) -> None:
+    few = write_slice(data_dir, tmp_path / "few.csv", n_users=12)
+    code, _, output = tune("--data", str(few), "--models", "ease")
+    assert code == 2, output
+    assert "12 users; tuning needs at least 20" in output
+    assert "Traceback" not in output

@@ -1,0 +1,117 @@
+"""The search: every candidate tried, budget honoured on an injected clock, a usable report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.manual_clock import ManualClock
+from training.data.interactions import Interactions
+from training.tuning import TuningError
+from training.tuning.plot import plot_search
+from training.tuning.report import TrialRecord
+from training.tuning.search import SearchSettings, check_budget, run_search
+
+
+def test_every_candidate_is_tried_and_the_board_is_best_first(
+    ml100k_slice: Interactions, tmp_path: Path
+) -> None:
+    seen: list[TrialRecord] = []
+    result = run_search(
+        ml100k_slice,
+        SearchSettings(task="topk", models=["popularity", "ease"], max_trials=6, seed=0),
+        on_trial=lambda record, left: seen.append(record),
+        clock=ManualClock(0.0),
+    )
+    assert [r.model for r in seen[:2]] == ["popularity", "ease"]  # one each first (enqueued)
+    assert len(seen) == 6 and all(r.state == "complete" for r in seen)
+    assert [e.model for e in result.board] == ["ease", "popularity"]
+    ease = [r for r in seen if r.model == "ease"]
+    assert result.board[0].value == max(r.value for r in ease if r.value is not None)
+    assert "l2" in (result.board[0].settings or {})
+    repeats = [r for r in seen if r.model == "popularity"][1:]
+    assert all("not refitted" in (r.note or "") for r in repeats)
+    report = json.loads(json.dumps(result.report))  # JSON-able as the manifest needs
+    assert report["metric"] == "ndcg@100" and report["split"]["kind"] == "users"
+    assert report["winner"]["model"] == "ease"
+    assert sum(report["trials"].values()) == 6
+    png = plot_search(result.records, "ndcg@100", True, tmp_path / "plot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_study_stops_once_the_budget_is_spent(ml100k_slice: Interactions) -> None:
+    clock = ManualClock(0.0)
+    seen: list[float] = []
+
+    def each_trial(record: TrialRecord, left: float) -> None:
+        seen.append(left)
+        clock.advance(20.0)  # every trial "takes" 20 s on the injected clock
+
+    run_search(
+        ml100k_slice,
+        SearchSettings(task="topk", models=["ease"], budget_seconds=30.0, max_trials=50),
+        on_trial=each_trial,
+        clock=clock,
+    )
+    assert seen == [30.0, 10.0]  # the second trial ends past the deadline: no third starts
+
+
+class FastClock:
+    """Each reading is 100 s after the last: any fit overruns the budget at its first epoch."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 100.0
+        return self.now
+
+
+def test_a_fit_running_at_the_deadline_stops_and_counts_its_best_epoch(
+    ml100k_slice: Interactions,
+) -> None:
+    seen: list[TrialRecord] = []
+    result = run_search(
+        ml100k_slice,
+        SearchSettings(task="ratings", models=["biased-mf"], budget_seconds=60.0),
+        on_trial=lambda record, left: seen.append(record),
+        clock=FastClock(),
+    )
+    assert len(seen) == 1  # the deadline passed during the first trial: the study stopped
+    assert seen[0].state == "complete" and seen[0].note == "out of time at epoch 1"
+    assert seen[0].best_epoch == 1 and result.board[0].value == seen[0].value
+    assert 0.5 < (seen[0].value or 0.0) < 2.0  # a real validation RMSE of epoch 1
+
+
+def test_a_search_in_which_no_trial_finished_is_an_error(
+    ml100k_slice: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training.models.base import ModelError
+    from training.models.ease import EASE
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ModelError("ease: broken on purpose")
+
+    monkeypatch.setattr(EASE, "fit", broken)
+    notes: list[str | None] = []
+    with pytest.raises(TuningError, match="no trial finished within the budget"):
+        run_search(
+            ml100k_slice,
+            SearchSettings(task="topk", models=["ease"], max_trials=2),
+            on_trial=lambda record, left: notes.append(record.note),
+            clock=ManualClock(0.0),
+        )
+    assert notes == ["ease: broken on purpose"] * 2
+
+
+@pytest.mark.parametrize(
+    ("budget", "trials", "message"),
+    [(10.0, None, "too small for one trial"), (600.0, 0, "at least 1")],
+)
+def test_a_budget_that_cannot_run_a_trial_is_refused(
+    budget: float, trials: int | None, message: str
+) -> None:
+    with pytest.raises(TuningError, match=message):
+        check_budget(budget, trials)

@@ -1,0 +1,94 @@
+"""The validation a tuning run selects on: drawn from the operator's data, refused when it cannot be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.data.interactions import Interactions
+from training.models import model_class
+from training.tuning import TuningError
+from training.tuning.candidates import choose_models
+from training.tuning.split import tuning_split
+
+
+def test_held_out_users_are_folded_in_and_absent_from_training(ml100k_slice: Interactions) -> None:
+    split = tuning_split(ml100k_slice, "topk", None, None, seed=0)
+    assert split.record["kind"] == "users" and split.validation.metric == "ndcg@100"
+    assert split.validation.higher_is_better
+    train_users = set(np.unique(split.train.users).tolist())
+    assert len(train_users) == 150 - split.record["validation_users"]
+    model = model_class("ease")()
+    report = model.fit(split.train, split.validation)
+    assert 0.0 < report.best_metrics["ndcg@100"] <= 1.0
+    assert "recall@100" in report.best_metrics
+
+
+def test_time_split_trains_before_t_and_validates_after(ml100k_slice: Interactions) -> None:
+    split = tuning_split(ml100k_slice, "topk", "time", "recall@20", seed=0)
+    assert split.record["kind"] == "time" and split.validation.metric == "recall@20"
+    assert int(split.train.timestamps.max()) < split.record["cutoff"]
+    assert split.record["validation_users"] >= 5
+
+
+def test_ratings_hold_out_random_ratings_and_select_on_rmse(ml100k_slice: Interactions) -> None:
+    split = tuning_split(ml100k_slice, "ratings", None, None, seed=0)
+    assert split.record["kind"] == "random" and split.validation.metric == "rmse"
+    assert not split.validation.higher_is_better
+    assert split.record["validation_ratings"] == round(0.1 * len(ml100k_slice))
+
+
+def test_too_few_users_for_the_split_is_refused(ml100k_slice: Interactions) -> None:
+    few = ml100k_slice.subset(ml100k_slice.users < 10)
+    with pytest.raises(TuningError, match="10 users; tuning needs at least 20"):
+        tuning_split(few, "topk", None, None)
+
+
+def test_time_split_without_timestamps_is_refused(ml100k_slice: Interactions) -> None:
+    timeless = Interactions(
+        users=ml100k_slice.users,
+        items=ml100k_slice.items,
+        ratings=ml100k_slice.ratings,
+        timestamps=np.zeros(len(ml100k_slice), dtype=ml100k_slice.timestamps.dtype),
+        user_ids=ml100k_slice.user_ids,
+        item_ids=ml100k_slice.item_ids,
+        explicit=True,
+    )
+    with pytest.raises(TuningError, match="needs timestamps"):
+        tuning_split(timeless, "topk", "time", None)
+
+
+@pytest.mark.parametrize(
+    ("task", "split", "metric", "message"),
+    [
+        ("topk", "random", None, "does not apply to --task topk"),
+        ("topk", None, "rmse", "ndcg@K or recall@K"),
+        ("ratings", None, "ndcg@10", "rmse or mae"),
+    ],
+)
+def test_mismatched_split_or_metric_is_refused(
+    ml100k_slice: Interactions, task: str, split: str | None, metric: str | None, message: str
+) -> None:
+    with pytest.raises(TuningError, match=message):
+        tuning_split(ml100k_slice, task, split, metric)
+
+
+def test_candidates_default_to_the_task_and_refuse_what_cannot_run(
+    ml100k_slice: Interactions,
+) -> None:
+    assert "ease" in choose_models("topk", None, ml100k_slice)
+    assert "convmf" not in choose_models("ratings", None, ml100k_slice)
+    assert all(
+        model_class(m).task == "ratings" for m in choose_models("ratings", None, ml100k_slice)
+    )
+    with pytest.raises(TuningError, match="unknown model"):
+        choose_models("topk", ["ease", "nope"], ml100k_slice)
+    with pytest.raises(TuningError, match="ease only rank items"):
+        choose_models("ratings", ["ease", "biased-mf"], ml100k_slice)
+    implicit = ml100k_slice.binarize(3.5)
+    with pytest.raises(TuningError, match="needs explicit ratings"):
+        choose_models("ratings", ["biased-mf"], implicit)
+
+
+def test_closed_form_models_come_first_by_default(ml100k_slice: Interactions) -> None:
+    assert choose_models("topk", None, ml100k_slice)[:2] == ["popularity", "ease"]

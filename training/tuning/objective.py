@@ -1,0 +1,89 @@
+"""One trial: pick a model, sample its settings from its own search space, fit, validate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from training.models import model_class
+from training.models.base import ModelError
+from training.tuning.pruning import BudgetSpent, EpochPruning
+from training.tuning.split import TuningSplit
+
+
+class Objective:
+    """Callable Optuna objective; every figure comes from the trainer's own validation.
+
+    User attributes written on each trial (the report and the progress line
+    read them): ``settings`` (the overrides, fixed values included),
+    ``fit_seconds``, ``best_epoch``, ``elapsed`` (seconds since the search
+    began, on the injected clock), ``stopped`` (why a fit ended early),
+    ``error`` (why a trial failed).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[str],
+        split: TuningSplit,
+        clock: Callable[[], float],
+        started: float,
+        deadline: float,
+        trial_seconds: float = float("inf"),
+    ) -> None:
+        self.models = list(models)
+        self.split = split
+        self.clock, self.started, self.deadline = clock, started, deadline
+        self.trial_seconds = trial_seconds  # no one fit may take longer than this
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        name = trial.suggest_categorical("model", self.models)
+        cls = model_class(str(name))
+        settings = cls.search_space.sample(trial, prefix=f"{name}.")
+        trial.set_user_attr("settings", settings)
+        metric = self.split.validation.metric
+        earlier = _same_settings_done(trial, str(name), settings)
+        if earlier is not None:  # e.g. popularity, which has nothing to search: no refit
+            trial.set_user_attr("stopped", f"same settings as trial {earlier.number}: not refitted")
+            for key in ("fit_seconds", "best_epoch"):
+                trial.set_user_attr(key, earlier.user_attrs.get(key))
+            trial.set_user_attr("elapsed", round(self.clock() - self.started, 3))
+            assert earlier.value is not None
+            return float(earlier.value)
+        t0 = self.clock()
+        deadline = min(self.deadline, t0 + self.trial_seconds)
+        higher = self.split.validation.higher_is_better
+        pruning = EpochPruning(trial, metric, higher, self.clock, deadline)
+        try:
+            config = cls.Config().with_overrides(settings)
+            report = cls(config).fit(self.split.train, self.split.validation, [pruning])
+        except BudgetSpent:
+            if pruning.best is None:
+                raise  # stopped before any validation: nothing to count (pruned)
+            trial.set_user_attr("best_epoch", pruning.best[0])
+            return pruning.best[1]  # the best epoch it reached, as the trainer validated it
+        except ModelError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        finally:
+            trial.set_user_attr("fit_seconds", round(self.clock() - t0, 3))
+            trial.set_user_attr("elapsed", round(self.clock() - self.started, 3))
+        trial.set_user_attr("best_epoch", report.best_epoch)
+        value = report.best_metrics.get(metric)
+        if value is None or not math.isfinite(value):
+            trial.set_user_attr("error", f"no finite {metric} (got {value})")
+            raise ModelError(f"{name}: the fit gave no finite {metric}")
+        return float(value)
+
+
+def _same_settings_done(
+    trial: optuna.Trial, model: str, settings: dict[str, Any]
+) -> FrozenTrial | None:
+    """An earlier complete trial of ``model`` with exactly these settings (fits are seeded)."""
+    for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if done.params.get("model") == model and done.user_attrs.get("settings") == settings:
+            return done
+    return None

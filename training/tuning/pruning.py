@@ -1,0 +1,92 @@
+"""Pruning fed by the trainer's own per-epoch validation, and a pruner that compares like with like.
+
+``EpochPruning`` is an ordinary epoch callback (``training.trainer`` calls it
+after each validated epoch): it reports the figure to Optuna and stops the fit
+by raising ``optuna.TrialPruned`` when the pruner says so, or when the
+search's deadline has passed (so a long fit cannot overrun the budget).
+
+``PerModelPruner`` wraps Optuna's median pruner so that a trial is compared
+only with earlier trials *of the same model*: one study searches several
+models, and an autoencoder's epoch 3 should not be judged against a
+closed-form model's only figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+from optuna.pruners import BasePruner, MedianPruner
+from optuna.trial import FrozenTrial, TrialState
+
+from training.models.base import EpochReport
+
+
+class BudgetSpent(optuna.TrialPruned):
+    """The search's wall-clock budget ran out while this trial was fitting."""
+
+
+class EpochPruning:
+    """Epoch callback: report the selection metric to the trial; prune, or stop on time.
+
+    ``deadline`` is the earlier of the search's end and this trial's own cap.
+    When it passes, the fit stops at the next epoch with ``BudgetSpent``; the
+    objective then keeps the best figure the trainer validated so far
+    (``best``), so a long fit still counts with the epochs it reached.
+    """
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        metric: str,
+        higher_is_better: bool,
+        clock: Callable[[], float],
+        deadline: float,
+    ) -> None:
+        self.trial, self.metric, self.higher_is_better = trial, metric, higher_is_better
+        self.clock, self.deadline = clock, deadline
+        self.best: tuple[int, float] | None = None  # (epoch, figure) of the best validation
+
+    def __call__(self, report: EpochReport) -> None:
+        if self.metric in report.metrics:
+            value = float(report.metrics[self.metric])
+            if self.best is None or (
+                value > self.best[1] if self.higher_is_better else value < self.best[1]
+            ):
+                self.best = (report.epoch, value)
+            self.trial.report(value, step=report.epoch)
+            if self.trial.should_prune():
+                self.trial.set_user_attr("stopped", f"pruned at epoch {report.epoch}")
+                raise optuna.TrialPruned(f"epoch {report.epoch}: {self.metric}={value:.4f}")
+        if self.clock() >= self.deadline and report.epoch < report.epochs:
+            self.trial.set_user_attr("stopped", f"out of time at epoch {report.epoch}")
+            raise BudgetSpent(f"out of time at epoch {report.epoch}")
+
+
+class _SameModelTrials:
+    """A view of a study that shows a pruner only the trials of one model."""
+
+    def __init__(self, study: optuna.Study, model: Any) -> None:
+        self._study, self._model = study, model
+
+    @property
+    def direction(self) -> optuna.study.StudyDirection:
+        return self._study.direction
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        return [t for t in trials if t.params.get("model") == self._model]
+
+
+class PerModelPruner(BasePruner):
+    """Optuna's ``MedianPruner`` restricted to trials of the same model."""
+
+    def __init__(self, n_startup_trials: int = 2, n_warmup_steps: int = 3) -> None:
+        self.inner = MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        view = _SameModelTrials(study, trial.params.get("model"))
+        return self.inner.prune(view, trial)  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""What a search found: one record per trial, the leaderboard, and the JSON-able report.
+
+The report is what the winner's manifest carries (``training["tuning"]``) and
+what ``genrec tune --json`` prints, so an operator can see how the served
+settings were chosen: on which split, by which metric, against what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+STATES = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the progress line, the leaderboard and the plot see it."""
+
+    number: int
+    model: str
+    settings: dict[str, Any]
+    state: str  # complete | pruned | failed
+    value: float | None  # the selection metric (None unless complete)
+    fit_seconds: float | None
+    elapsed: float | None  # seconds since the search began when the trial ended
+    best_epoch: int | None = None
+    note: str | None = None  # why it stopped early or failed
+
+    @classmethod
+    def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
+        attrs = trial.user_attrs
+        return cls(
+            number=trial.number,
+            model=str(trial.params.get("model", "?")),
+            settings=dict(attrs.get("settings", {})),
+            state=STATES.get(trial.state, trial.state.name.lower()),
+            value=trial.value if trial.state == TrialState.COMPLETE else None,
+            fit_seconds=attrs.get("fit_seconds"),
+            elapsed=attrs.get("elapsed"),
+            best_epoch=attrs.get("best_epoch"),
+            note=attrs.get("stopped") or attrs.get("error"),
+        )
+
+
+@dataclass
+class Entry:
+    """A model's row of the leaderboard: its best complete trial and how many it ran."""
+
+    model: str
+    value: float | None
+    settings: dict[str, Any] | None
+    fit_seconds: float | None
+    trial: int | None
+    best_epoch: int | None
+    trials: dict[str, int] = field(default_factory=dict)  # state -> count
+
+
+def leaderboard(
+    records: list[TrialRecord], models: list[str], higher_is_better: bool
+) -> list[Entry]:
+    """Best complete trial per model, best first; models with none at the bottom."""
+    rows: list[Entry] = []
+    for model in models:
+        mine = [r for r in records if r.model == model]
+        counts: dict[str, int] = {}
+        for r in mine:
+            counts[r.state] = counts.get(r.state, 0) + 1
+        done = [(r.value, r) for r in mine if r.value is not None]
+        if not done:
+            rows.append(Entry(model, None, None, None, None, None, counts))
+            continue
+        sign = 1.0 if higher_is_better else -1.0
+        _, best = max(done, key=lambda pair: sign * pair[0])
+        rows.append(
+            Entry(
+                model,
+                best.value,
+                best.settings,
+                best.fit_seconds,
+                best.number,
+                best.best_epoch,
+                counts,
+            )
+        )
+    sign = 1.0 if higher_is_better else -1.0
+    rows.sort(key=lambda e: (e.value is None, -sign * (e.value or 0.0)))
+    return rows
+
+
+def tuning_report(
+    *,
+    task: str,
+    metric: str,
+    higher_is_better: bool,
+    split: dict[str, Any],
+    seed: int,
+    budget_seconds: float,
+    max_trials: int | None,
+    seconds: float,
+    study_name: str | None,
+    board: list[Entry],
+    records: list[TrialRecord],
+) -> dict[str, Any]:
+    """The JSON-able summary of a search (the manifest's ``training["tuning"]``)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    winner = board[0] if board and board[0].value is not None else None
+    return {
+        "task": task,
+        "metric": metric,
+        "higher_is_better": higher_is_better,
+        "split": split,
+        "seed": seed,
+        "budget_seconds": budget_seconds,
+        "max_trials": max_trials,
+        "seconds": round(seconds, 3),
+        "study": study_name,
+        "trials": counts,
+        "winner": None if winner is None else asdict(winner),
+        "leaderboard": [asdict(e) for e in board],
+    }

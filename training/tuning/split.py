@@ -1,0 +1,166 @@
+"""The validation a tuning run selects on, drawn from the operator's data (never a test set).
+
+* top-k, ``users`` (default): strong generalization (Liang et al. 2018): a
+  tenth of the users are held out whole; 80% of each one's records are folded
+  in (the scorer's input, as serving folds in a new user) and the other 20%
+  are the items to recover. It works on any log, with or without timestamps,
+  and measures what serving does for the users it has not trained on.
+* top-k, ``time``: train on records before t, validate on what known users did
+  at or after t (t leaves the newest tenth of the records after it). Closer
+  to deployment when the log has real timestamps; refused when it has none.
+* ratings, ``random``: a random tenth of the ratings held out (the model
+  predicts them for its own users).
+
+The metric defaults to NDCG@100 for top-k (capped at the catalogue size) and
+RMSE for ratings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from training.data.interactions import Interactions
+from training.data.splits import random_split, strong_generalization, temporal_split
+from training.evaluate import rating_validation, topk_validation
+from training.models.base import Validation
+from training.tuning.errors import TuningError
+
+SPLITS = {"topk": ("users", "time"), "ratings": ("random",)}
+DEFAULT_SPLIT = {"topk": "users", "ratings": "random"}
+DEFAULT_METRIC = {"topk": "ndcg@100", "ratings": "rmse"}
+#: Share of users (``users``), records (``time``) or ratings (``random``) that validate.
+VALIDATION_FRACTION = 0.1
+#: Fewer users than this cannot give both a training part and a validation part.
+MIN_USERS = 20
+#: The validation part must hold at least this many users with something to recover.
+MIN_VALIDATION_USERS = 5
+
+
+@dataclass
+class TuningSplit:
+    """Training part, the validation every trial is measured by, and how it was drawn."""
+
+    train: Interactions
+    validation: Validation
+    record: dict[str, Any]  # for the report and the manifest: kind, sizes, seed, metric
+
+
+def parse_metric(task: str, metric: str | None, n_items: int) -> str:
+    """A valid metric name for ``task`` (``ndcg@K``/``recall@K`` or ``rmse``/``mae``)."""
+    metric = (metric or DEFAULT_METRIC[task]).lower()
+    if task == "ratings":
+        if metric not in ("rmse", "mae"):
+            raise TuningError(f"--task ratings selects on rmse or mae, not '{metric}'")
+        return metric
+    name, _, cut = metric.partition("@")
+    if name not in ("ndcg", "recall") or not cut.isdigit() or int(cut) < 1:
+        raise TuningError(f"--task topk selects on ndcg@K or recall@K, not '{metric}'")
+    return f"{name}@{min(int(cut), n_items)}"  # a tiny catalogue is ranked whole
+
+
+def tuning_split(
+    data: Interactions, task: str, split: str | None, metric: str | None, seed: int = 0
+) -> TuningSplit:
+    """Build the validation for ``task`` by ``split`` (its default when None)."""
+    split = split or DEFAULT_SPLIT[task]
+    if split not in SPLITS[task]:
+        raise TuningError(
+            f"--split {split} does not apply to --task {task}; choose {', '.join(SPLITS[task])}"
+        )
+    active = len(np.unique(data.users))
+    if active < MIN_USERS:
+        raise TuningError(
+            f"the data has {active} users; tuning needs at least {MIN_USERS} to hold some "
+            "out for validation"
+        )
+    metric = parse_metric(task, metric, data.n_items)
+    if split == "users":
+        return _held_out_users(data, metric, seed)
+    if split == "time":
+        return _before_after(data, metric)
+    return _random_ratings(data, metric, seed)
+
+
+def _topk(history: Any, relevant: Any, metric: str, users: np.ndarray | None) -> Validation:
+    cut = metric.partition("@")[2]
+    return topk_validation(
+        history, relevant, metric=metric, ks=(int(cut),), metrics=("ndcg", "recall"), users=users
+    )
+
+
+def _held_out_users(data: Interactions, metric: str, seed: int) -> TuningSplit:
+    active = len(np.unique(data.users))
+    n_valid = max(MIN_VALIDATION_USERS, round(VALIDATION_FRACTION * active))
+    parts = strong_generalization(data, n_valid, 0, fold_in_fraction=0.8, seed=seed)
+    scored = len(np.unique(parts.valid_heldout.users))
+    if scored < MIN_VALIDATION_USERS:
+        raise TuningError(
+            f"only {scored} held-out users have enough records (5) to validate on; "
+            f"tuning needs {MIN_VALIDATION_USERS}"
+        )
+    validation = _topk(
+        parts.valid_fold_in.to_csr(), parts.valid_heldout.to_csr("ones"), metric, None
+    )
+    return TuningSplit(
+        parts.train,
+        validation,
+        {
+            "kind": "users",
+            "seed": seed,
+            "validation_users": n_valid,
+            "fold_in_fraction": 0.8,
+            "train_interactions": len(parts.train),
+            "metric": metric,
+        },
+    )
+
+
+def _before_after(data: Interactions, metric: str) -> TuningSplit:
+    if len(data) == 0 or int(data.timestamps.max()) <= 0:
+        raise TuningError(
+            "--split time needs timestamps, and this data has none; use --split users"
+        )
+    # t is the time before which 90% of the records lie; records at t go to validation,
+    # so "train before t, validate from t" holds even when many records share a second.
+    cutoff = int(np.sort(data.timestamps)[int((1 - VALIDATION_FRACTION) * len(data))])
+    train, after = temporal_split(data, cutoff=cutoff)
+    known = np.zeros(data.n_users, dtype=bool)
+    known[train.users] = True
+    after = after.subset(known[after.users])
+    scored = len(np.unique(after.users))
+    if scored < MIN_VALIDATION_USERS:
+        raise TuningError(
+            f"only {scored} users were active both before and after the time split; "
+            f"tuning needs {MIN_VALIDATION_USERS} (use --split users)"
+        )
+    validation = _topk(train.to_csr(), after.to_csr("ones"), metric, np.arange(data.n_users))
+    return TuningSplit(
+        train,
+        validation,
+        {
+            "kind": "time",
+            "cutoff": cutoff,
+            "validation_users": scored,
+            "train_interactions": len(train),
+            "metric": metric,
+        },
+    )
+
+
+def _random_ratings(data: Interactions, metric: str, seed: int) -> TuningSplit:
+    train, valid = random_split(data, (1 - VALIDATION_FRACTION, VALIDATION_FRACTION), seed)
+    validation = rating_validation(train.to_csr(), valid, metric=metric)  # type: ignore[arg-type]
+    return TuningSplit(
+        train,
+        validation,
+        {
+            "kind": "random",
+            "seed": seed,
+            "validation_ratings": len(valid),
+            "train_interactions": len(train),
+            "metric": metric,
+        },
+    )
