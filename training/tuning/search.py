@@ -26,6 +26,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
+from sqlalchemy.exc import SQLAlchemyError
 
 from training.data.interactions import Interactions
 from training.models.base import ModelError
@@ -81,6 +82,17 @@ def check_budget(budget_seconds: float, max_trials: int | None) -> None:
         raise TuningError(f"--trials must be at least 1, got {max_trials}")
 
 
+def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
+    """Optuna's RDB storage at ``url`` (None: in memory); a URL it cannot open is a
+    ``TuningError`` that says so, not a driver traceback."""
+    if url is None:
+        return None
+    try:
+        return optuna.storages.RDBStorage(url)
+    except (ImportError, ValueError, SQLAlchemyError) as exc:
+        raise TuningError(f"cannot open the study storage {url!r}: {exc}") from exc
+
+
 def run_search(
     data: Interactions,
     settings: SearchSettings,
@@ -102,7 +114,7 @@ def run_search(
     validation = split.validation
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
-        storage=storage,
+        storage=open_storage(storage),
         study_name=study_name,
         direction="maximize" if validation.higher_is_better else "minimize",
         sampler=optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=TPE_STARTUP_TRIALS),

@@ -89,6 +89,7 @@ def test_promote_only_moves_production_when_the_gate_passes(env: Path, tmp_path:
         (["--trials", "0"], "--trials must be at least 1"),
         (["--models", ","], "--models is empty"),
         (["--split", "time", "--metric", "rmse"], "ndcg@K or recall@K"),
+        (["--models", "ease", "--storage", "bogus://x"], "cannot open the study storage"),
     ],
 )
 def test_bad_input_is_one_clear_line(env: Path, args: list[str], message: str) -> None:
