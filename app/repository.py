@@ -22,14 +22,17 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    delete,
     func,
+    insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.orm import Session
 
-from app.db_models import Interaction, Item, RetrainJob
+from app.db_models import Impression, ImpressionItem, Interaction, Item, RetrainJob
 from training.data.cutoff import after_training
 
 
@@ -41,6 +44,9 @@ class NewInteraction:
     item_id: str
     rating: float | None = None
     ts: datetime | None = None
+    type: str | None = None
+    recommendation_id: str | None = None
+    impression_id: str | None = None  # the attribution, decided by ``app.serving.attribution``
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ def add_interactions(session: Session, rows: Sequence[NewInteraction]) -> int:
                 rating=row.rating,
                 ts=as_utc(row.ts) if row.ts is not None else now,
                 created_at=now,
+                type=row.type,
+                recommendation_id=row.recommendation_id,
+                impression_id=row.impression_id,
             )
             for row in rows
         ]
@@ -166,6 +175,131 @@ def count_interactions(session: Session, user_id: str | None = None) -> int:
     if user_id is not None:
         query = query.where(Interaction.user_id == user_id)
     return int(session.execute(query).scalar_one())
+
+
+# --------------------------------------------------------------------------- impressions
+
+
+@dataclass(frozen=True)
+class NewImpression:
+    """What one recommendation response showed (``id`` is its ``recommendation_id``)."""
+
+    id: str
+    user_id: str | None
+    kind: str
+    items: Sequence[str]
+    model: str
+    version: str
+    created_at: datetime
+    experiment: str | None = None
+    variant: str | None = None
+
+
+def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
+    """Write ``rows`` with one multi-row INSERT per table (two statements, any batch size).
+
+    ``insert().values([...])`` renders a single ``INSERT ... VALUES (...), (...)``
+    on both backends, rather than the driver's one-statement-per-row executemany.
+    """
+    if not rows:
+        return 0
+    session.execute(
+        insert(Impression).values(
+            [
+                {
+                    "id": r.id,
+                    "user_id": r.user_id,
+                    "kind": r.kind,
+                    "items": list(r.items),
+                    "model": r.model,
+                    "version": r.version,
+                    "experiment": r.experiment,
+                    "variant": r.variant,
+                    "created_at": as_utc(r.created_at),
+                }
+                for r in rows
+            ]
+        )
+    )
+    shown = [
+        {
+            "impression_id": r.id,
+            "position": n,
+            "user_id": r.user_id,
+            "item_id": item_id,
+            "created_at": as_utc(r.created_at),
+        }
+        for r in rows
+        for n, item_id in enumerate(r.items)
+    ]
+    if shown:
+        session.execute(insert(ImpressionItem).values(shown))
+    return len(rows)
+
+
+def recently_shown(session: Session, user_id: str, last: int) -> set[str]:
+    """Item ids shown to ``user_id`` in their ``last`` newest impressions (index on
+    ``(user_id, created_at)``)."""
+    newest = (
+        select(Impression.id)
+        .where(Impression.user_id == user_id)
+        .order_by(Impression.created_at.desc(), Impression.id.desc())
+        .limit(last)
+    )
+    query = select(ImpressionItem.item_id).where(
+        ImpressionItem.impression_id.in_(newest.scalar_subquery())
+    )
+    return set(session.execute(query).scalars())
+
+
+def existing_impressions(session: Session, ids: Sequence[str]) -> dict[str, str | None]:
+    """Of ``ids``, those that name an impression, each with the impression's user id."""
+    if not ids:
+        return {}
+    query = select(Impression.id, Impression.user_id).where(Impression.id.in_(list(set(ids))))
+    return {r.id: r.user_id for r in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class ShownItem:
+    """An impression that showed ``item_id`` to ``user_id`` at ``created_at``."""
+
+    impression_id: str
+    user_id: str
+    item_id: str
+    created_at: datetime
+
+
+def impressions_showing(
+    session: Session, pairs: Sequence[tuple[str, str]], earliest: datetime, latest: datetime
+) -> list[ShownItem]:
+    """Impressions that showed one of the ``(user_id, item_id)`` pairs in
+    ``[earliest, latest]``: one statement for a batch of events, answered from the
+    ``(user_id, item_id, created_at)`` index."""
+    if not pairs:
+        return []
+    query = select(
+        ImpressionItem.impression_id,
+        ImpressionItem.user_id,
+        ImpressionItem.item_id,
+        ImpressionItem.created_at,
+    ).where(
+        tuple_(ImpressionItem.user_id, ImpressionItem.item_id).in_(list(set(pairs))),
+        ImpressionItem.created_at >= as_utc(earliest),
+        ImpressionItem.created_at <= as_utc(latest),
+    )
+    return [
+        ShownItem(r.impression_id, r.user_id, r.item_id, as_utc(r.created_at))
+        for r in session.execute(query)
+    ]
+
+
+def delete_impressions_before(session: Session, moment: datetime) -> int:
+    """Delete impressions (and their item rows) created before ``moment``; the count."""
+    cutoff = as_utc(moment)
+    session.execute(delete(ImpressionItem).where(ImpressionItem.created_at < cutoff))
+    result = session.execute(delete(Impression).where(Impression.created_at < cutoff))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- retrain jobs
