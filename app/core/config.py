@@ -15,16 +15,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from training.data.log_reader import DEFAULT_EVENT_WEIGHTS
+
 Device = Literal["cpu", "cuda", "auto"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-#: Interaction types and training weights when ``GENREC_EVENT_TYPES`` is not set.
-DEFAULT_EVENT_TYPES: dict[str, float] = {
-    "view": 0.25,
-    "click": 1.0,
-    "like": 2.0,
-    "purchase": 3.0,
-    "dislike": -1.0,
-}
+#: Interaction types and training weights when ``GENREC_EVENT_TYPES`` is not set (the
+#: training side's default, so ``--data db`` reads a log the same way).
+DEFAULT_EVENT_TYPES = DEFAULT_EVENT_WEIGHTS
 
 
 class Settings(BaseSettings):

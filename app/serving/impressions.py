@@ -37,6 +37,8 @@ from app.repository import NewImpression, insert_impressions, recently_shown
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+#: How often an idle writer looks at the stop flag.
+_POLL_S = 0.05
 
 
 def utc_now() -> datetime:
@@ -158,16 +160,10 @@ class ImpressionRecorder:
         # stop() flushes the rest from the calling thread
 
     def _take(self, block: bool) -> list[NewImpression]:
-        """Up to ``batch_max`` impressions; blocking, waits up to ``flush_s`` for the
-        batch to fill once the first one arrived."""
+        """Up to ``batch_max`` impressions. Blocking, it waits for a first one, then up to
+        ``flush_s`` for the batch to fill; in short slices, so ``stop`` is seen at once."""
         batch: list[NewImpression] = []
-        try:
-            batch.append(
-                self._queue.get(timeout=self.flush_s) if block else self._queue.get_nowait()
-            )
-        except queue.Empty:
-            return batch
-        deadline = None
+        deadline: float | None = None
         while len(batch) < self.batch_max:
             try:
                 batch.append(self._queue.get_nowait())
@@ -176,14 +172,17 @@ class ImpressionRecorder:
                 pass
             if not block or self._stop.is_set():
                 break
-            now = time.monotonic()
-            deadline = deadline if deadline is not None else now + self.flush_s
-            if now >= deadline:
-                break
+            wait = _POLL_S
+            if batch:
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.flush_s
+                if now >= deadline:
+                    break
+                wait = min(deadline - now, _POLL_S)
             try:
-                batch.append(self._queue.get(timeout=deadline - now))
+                batch.append(self._queue.get(timeout=wait))
             except queue.Empty:
-                break
+                pass
         return batch
 
     def _write(self, batch: list[NewImpression]) -> int:
