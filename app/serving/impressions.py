@@ -67,6 +67,7 @@ class ImpressionRecorder:
         self.clock = clock
         self._queue: queue.Queue[NewImpression] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)  # notified after every batch
         self._pending: dict[str, NewImpression] = {}  # queued or being written, by id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,11 +146,17 @@ class ImpressionRecorder:
             self._thread = None
         self.flush()  # anything recorded after the thread's last look, or with no thread
 
-    def flush(self) -> int:
-        """Write every queued impression now, in batches; how many were written."""
+    def flush(self, timeout_s: float = 30.0) -> int:
+        """Write every queued impression now, in batches, and wait for the writer's batch
+        in progress; returns how many this call wrote. Afterwards everything recorded
+        before the call is in the database (or counted as dropped)."""
+        with self._lock:
+            waiting_for = set(self._pending)
         written = 0
         while batch := self._take(block=False):
             written += self._write(batch)
+        with self._written:
+            self._written.wait_for(lambda: not waiting_for & self._pending.keys(), timeout_s)
         return written
 
     def _run(self) -> None:
@@ -198,7 +205,8 @@ class ImpressionRecorder:
             self.metrics.impressions_written.inc(len(batch))
             self.metrics.impression_batch_size.observe(len(batch))
             written = len(batch)
-        with self._lock:
+        with self._written:
             for impression in batch:
                 self._pending.pop(impression.id, None)
+            self._written.notify_all()
         return written
