@@ -19,6 +19,7 @@ that names its ``recommendation_id``) see it at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -186,10 +187,8 @@ class ImpressionRecorder:
                 if now >= deadline:
                     break
                 wait = min(deadline - now, _POLL_S)
-            try:
+            with contextlib.suppress(queue.Empty):
                 batch.append(self._queue.get(timeout=wait))
-            except queue.Empty:
-                pass
         return batch
 
     def _write(self, batch: list[NewImpression]) -> int:
