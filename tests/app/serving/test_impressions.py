@@ -21,10 +21,16 @@ from tests.manual_clock import ManualClock
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def pg_engine(postgres_url: str) -> Iterator[Engine]:
-    upgrade_database(postgres_url)
-    engine = make_engine(postgres_url)
+@pytest.fixture(params=["postgres", "sqlite"])
+def pg_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The migrated database on each backend (Postgres: the session's test database)."""
+    url = (
+        request.getfixturevalue("postgres_url")
+        if request.param == "postgres"
+        else request.getfixturevalue("sqlite_url")
+    )
+    upgrade_database(url)
+    engine = make_engine(url)
     yield engine
     engine.dispose()
 
@@ -34,14 +40,16 @@ def pg_sessions(pg_engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(pg_engine)
 
 
-def _inserts(engine: Engine) -> list[str]:
-    """Every INSERT statement the engine runs from now on (one entry per execution)."""
-    seen: list[str] = []
+def _writes(engine: Engine) -> list[tuple[str, bool]]:
+    """Every INSERT (or WITH ... INSERT) the engine runs from now on: (first table
+    written, executemany), one entry per execution."""
+    seen: list[tuple[str, bool]] = []
 
     @event.listens_for(engine, "before_cursor_execute")
     def _count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("INSERT"):
-            seen.append(statement.split("(")[0].split()[-1])
+        words = statement.split()
+        if words[0].upper() in ("INSERT", "WITH"):
+            seen.append((words[words.index("INTO") + 1], executemany))
 
     return seen
 
@@ -63,10 +71,14 @@ def test_batches_are_written_with_one_insert_per_table(
     recorder = ImpressionRecorder(pg_sessions, metrics, batch_max=10, clock=ManualClock(T0))
     user = _user()
     ids = [recorder.record(user, "user", [f"i{n}", f"j{n}"], "m", "1") for n in range(25)]
-    inserts = _inserts(pg_engine)
+    writes = _writes(pg_engine)
     assert recorder.flush() == 25
-    # 3 batches (10 + 10 + 5): each one INSERT into each table, whatever its size.
-    assert inserts == ["impressions", "impression_items"] * 3
+    # 3 batches (10 + 10 + 5), each written by the same statements whatever its size:
+    # Postgres one (the item rows derived in SQL), SQLite two; never an executemany.
+    per_batch = [("impressions", False)]
+    if pg_engine.dialect.name == "sqlite":
+        per_batch.append(("impression_items", False))
+    assert writes == per_batch * 3
     assert metrics.impressions_written._value.get() == 25
     with pg_sessions() as session:
         rows = {r.id: r for r in session.scalars(select(Impression).where(Impression.id.in_(ids)))}
