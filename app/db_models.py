@@ -91,7 +91,6 @@ class ImpressionItem(Base):
     __tablename__ = "impression_items"
     __table_args__ = (
         Index("ix_impression_items_user_item_created", "user_id", "item_id", "created_at"),
-        Index("ix_impression_items_created_at", "created_at"),
     )
 
     impression_id: Mapped[str] = mapped_column(String(36), primary_key=True)

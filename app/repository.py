@@ -331,7 +331,8 @@ def impressions_showing(
 def delete_impressions_before(session: Session, moment: datetime) -> int:
     """Delete impressions (and their item rows) created before ``moment``; the count."""
     cutoff = as_utc(moment)
-    session.execute(delete(ImpressionItem).where(ImpressionItem.created_at < cutoff))
+    expired = select(Impression.id).where(Impression.created_at < cutoff).scalar_subquery()
+    session.execute(delete(ImpressionItem).where(ImpressionItem.impression_id.in_(expired)))
     result = session.execute(delete(Impression).where(Impression.created_at < cutoff))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
