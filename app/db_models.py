@@ -80,26 +80,6 @@ class Impression(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
-class ImpressionItem(Base):
-    """One shown item of an impression, with user and time copied from it.
-
-    Why a second table: attribution asks for the latest impression that showed
-    item I to user U in a window, an index range scan on
-    ``(user_id, item_id, created_at)`` here, on SQLite as on Postgres.
-    """
-
-    __tablename__ = "impression_items"
-    __table_args__ = (
-        Index("ix_impression_items_user_item_created", "user_id", "item_id", "created_at"),
-    )
-
-    impression_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    item_id: Mapped[str] = mapped_column(String(256), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-
-
 class RetrainJob(Base):
     """A durable retrain request; workers claim it under a lease (see ``app/retrain``).
 

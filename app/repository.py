@@ -27,12 +27,11 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.orm import Session
 
-from app.db_models import Impression, ImpressionItem, Interaction, Item, RetrainJob
+from app.db_models import Impression, Interaction, Item, RetrainJob
 from training.data.cutoff import after_training
 
 
@@ -195,46 +194,32 @@ class NewImpression:
     variant: str | None = None
 
 
-#: Columns of ``impressions`` in the order the batch statements bind them.
+#: Columns of ``impressions`` in the order the batch statement binds them.
 _IMPRESSION_COLUMNS = (
     "id", "user_id", "kind", "items", "model", "version", "experiment", "variant", "created_at"
 )  # fmt: skip
 
-# Postgres: both tables in one statement; the item rows are derived from ``items``
-# by the server, so a batch binds 9 arrays whatever its size, and the statement text
-# never changes (psycopg parses each new text in Python).
+# Postgres: one array per column, so the statement text is the same for every batch
+# (psycopg parses each new text in Python: 0.1 s for a long VALUES list).
 _PG_INSERT_IMPRESSIONS = """
-WITH new AS (
-    INSERT INTO impressions (id, user_id, kind, items, model, version, experiment, variant,
-                             created_at)
-    SELECT id, user_id, kind, items::json, model, version, experiment, variant, created_at
-    FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                %s::text[], %s::text[], %s::timestamptz[])
-         AS u(id, user_id, kind, items, model, version, experiment, variant, created_at)
-    RETURNING id, user_id, items, created_at
-)
-INSERT INTO impression_items (impression_id, position, user_id, item_id, created_at)
-SELECT new.id, e.ord - 1, new.user_id, e.item, new.created_at
-FROM new, json_array_elements_text(new.items) WITH ORDINALITY AS e(item, ord)
+INSERT INTO impressions (id, user_id, kind, items, model, version, experiment, variant, created_at)
+SELECT id, user_id, kind, items::json, model, version, experiment, variant, created_at
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::text[], %s::text[], %s::timestamptz[])
+     AS u(id, user_id, kind, items, model, version, experiment, variant, created_at)
 """
 
-# SQLite: the item rows of the batch's impressions, from the JSON text just inserted.
-_SQLITE_INSERT_ITEMS = """
-INSERT INTO impression_items (impression_id, position, user_id, item_id, created_at)
-SELECT i.id, j.key, i.user_id, j.value, i.created_at
-FROM impressions AS i, json_each(i.items) AS j
-WHERE i.id IN ({ids})
-"""
+#: Bound values in one statement at most (SQLite allows 32766).
+MAX_BOUND_VALUES = 32_000
 
 
 def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
-    """Write a batch of impressions and their item rows; the background writer's call.
+    """Write a batch of impressions with one statement; the background writer's call.
 
-    Postgres: one statement (``_PG_INSERT_IMPRESSIONS``). SQLite: two, one
-    ``INSERT ... VALUES (...), (...)`` and one ``INSERT ... SELECT`` over
-    ``json_each``. Hand-written SQL because SQLAlchemy's compiler takes about
-    2 ms per 100 bound values (0.5 s for 250 lists of 10 items), CPU a serving
-    process needs for requests. At most ``MAX_BOUND_VALUES // 9`` rows on SQLite.
+    Postgres: ``INSERT ... SELECT FROM unnest(arrays)``; SQLite: ``INSERT ...
+    VALUES (...), (...)`` (at most ``MAX_BOUND_VALUES // 9`` rows). Hand-written
+    SQL because SQLAlchemy's compiler takes about 2 ms per 100 bound values
+    (0.5 s for a batch of 250), CPU a serving process needs for requests.
     """
     if not rows:
         return 0
@@ -251,6 +236,7 @@ def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
         return len(rows)
     if len(rows) * len(_IMPRESSION_COLUMNS) > MAX_BOUND_VALUES:
         raise ValueError(f"{len(rows)} impressions in one batch; at most {MAX_BOUND_VALUES // 9}")
+    # SQLite keeps datetimes as text in SQLAlchemy's format, which reads and comparisons use.
     stamp = Impression.__table__.c.created_at.type._cached_bind_processor(connection.dialect)
     params: list[Any] = []
     for row in values:
@@ -262,28 +248,19 @@ def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
         + ", ".join([row_sql] * len(rows)),
         tuple(params),
     )
-    ids = ", ".join(["?"] * len(rows))
-    connection.exec_driver_sql(_SQLITE_INSERT_ITEMS.format(ids=ids), tuple(r.id for r in rows))
     return len(rows)
-
-
-#: Bound values in one statement at most (SQLite allows 32766).
-MAX_BOUND_VALUES = 32_000
 
 
 def recently_shown(session: Session, user_id: str, last: int) -> set[str]:
     """Item ids shown to ``user_id`` in their ``last`` newest impressions (index on
     ``(user_id, created_at)``)."""
-    newest = (
-        select(Impression.id)
+    query = (
+        select(Impression.items)
         .where(Impression.user_id == user_id)
         .order_by(Impression.created_at.desc(), Impression.id.desc())
         .limit(last)
     )
-    query = select(ImpressionItem.item_id).where(
-        ImpressionItem.impression_id.in_(newest.scalar_subquery())
-    )
-    return set(session.execute(query).scalars())
+    return {item for items in session.execute(query).scalars() for item in items}
 
 
 def existing_impressions(session: Session, ids: Sequence[str]) -> dict[str, str | None]:
@@ -295,45 +272,44 @@ def existing_impressions(session: Session, ids: Sequence[str]) -> dict[str, str 
 
 
 @dataclass(frozen=True)
-class ShownItem:
-    """An impression that showed ``item_id`` to ``user_id`` at ``created_at``."""
+class ShownList:
+    """An impression of ``user_id`` at ``created_at`` that showed ``items``."""
 
     impression_id: str
     user_id: str
-    item_id: str
+    items: Sequence[str]
     created_at: datetime
 
 
-def impressions_showing(
-    session: Session, pairs: Sequence[tuple[str, str]], earliest: datetime, latest: datetime
-) -> list[ShownItem]:
-    """Impressions that showed one of the ``(user_id, item_id)`` pairs in
-    ``[earliest, latest]``: one statement for a batch of events, answered from the
-    ``(user_id, item_id, created_at)`` index."""
-    if not pairs:
+#: Most impressions of one user that attribution looks at in one window.
+MAX_WINDOW_IMPRESSIONS = 1000
+
+
+def impressions_in_window(
+    session: Session, user_ids: Sequence[str], earliest: datetime, latest: datetime
+) -> list[ShownList]:
+    """Impressions of ``user_ids`` made in ``[earliest, latest]``, newest first (at most
+    ``MAX_WINDOW_IMPRESSIONS`` per statement): range scans of ``(user_id, created_at)``."""
+    if not user_ids:
         return []
-    query = select(
-        ImpressionItem.impression_id,
-        ImpressionItem.user_id,
-        ImpressionItem.item_id,
-        ImpressionItem.created_at,
-    ).where(
-        tuple_(ImpressionItem.user_id, ImpressionItem.item_id).in_(list(set(pairs))),
-        ImpressionItem.created_at >= as_utc(earliest),
-        ImpressionItem.created_at <= as_utc(latest),
+    query = (
+        select(Impression.id, Impression.user_id, Impression.items, Impression.created_at)
+        .where(
+            Impression.user_id.in_(list(set(user_ids))),
+            Impression.created_at >= as_utc(earliest),
+            Impression.created_at <= as_utc(latest),
+        )
+        .order_by(Impression.created_at.desc())
+        .limit(MAX_WINDOW_IMPRESSIONS)
     )
     return [
-        ShownItem(r.impression_id, r.user_id, r.item_id, as_utc(r.created_at))
-        for r in session.execute(query)
+        ShownList(r.id, r.user_id, r.items, as_utc(r.created_at)) for r in session.execute(query)
     ]
 
 
 def delete_impressions_before(session: Session, moment: datetime) -> int:
-    """Delete impressions (and their item rows) created before ``moment``; the count."""
-    cutoff = as_utc(moment)
-    expired = select(Impression.id).where(Impression.created_at < cutoff).scalar_subquery()
-    session.execute(delete(ImpressionItem).where(ImpressionItem.impression_id.in_(expired)))
-    result = session.execute(delete(Impression).where(Impression.created_at < cutoff))
+    """Delete impressions created before ``moment``; the count."""
+    result = session.execute(delete(Impression).where(Impression.created_at < as_utc(moment)))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -11,8 +11,9 @@
   within ``window`` before the event's time. Negative and zero-weight events
   are attributed only explicitly.
 
-One query per batch of events for each rule (``existing_impressions``,
-``impressions_showing``), inside the batch's transaction.
+One query per batch of events for each rule (``existing_impressions``;
+``impressions_in_window``, a range scan of ``(user_id, created_at)`` whose
+lists are searched for the item here), inside the batch's transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.repository import NewInteraction, as_utc, existing_impressions, impressions_showing
+from app.repository import NewInteraction, as_utc, existing_impressions, impressions_in_window
 from app.serving.impressions import ImpressionRecorder
 
 log = logging.getLogger(__name__)
@@ -87,17 +88,21 @@ class Attributor:
         showed its item to its user; the database's and this replica's queued ones."""
         times = [as_utc(r.ts) for r in rows if r.ts is not None]
         earliest, newest = min(times) - self.window, max(times)
-        pairs = [(r.user_id, r.item_id) for r in rows]
+        users = {r.user_id for r in rows}
+        wanted = {(r.user_id, r.item_id) for r in rows}
+        lists = [
+            (hit.user_id, hit.items, hit.created_at, hit.impression_id)
+            for hit in impressions_in_window(session, list(users), earliest, newest)
+        ]
+        lists += [
+            (p.user_id or "", p.items, as_utc(p.created_at), p.id)
+            for p in self.recorder.pending_for_users(users)
+        ]
         shown: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
-        for hit in impressions_showing(session, pairs, earliest, newest):
-            key = (hit.user_id, hit.item_id)
-            shown.setdefault(key, []).append((hit.created_at, hit.impression_id))
-        wanted = set(pairs)
-        for pending in self.recorder.pending_for_users({u for u, _ in pairs}):
-            for item_id in pending.items:
-                key = (pending.user_id or "", item_id)
-                if key in wanted:
-                    shown.setdefault(key, []).append((as_utc(pending.created_at), pending.id))
+        for user_id, items, created_at, rec_id in lists:
+            for item_id in items:
+                if (user_id, item_id) in wanted:
+                    shown.setdefault((user_id, item_id), []).append((created_at, rec_id))
         out: dict[int, str | None] = {}
         for row in rows:
             assert row.ts is not None

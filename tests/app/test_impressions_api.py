@@ -27,16 +27,27 @@ def _uid() -> str:
     return f"imp-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, object]:
+    """Postgres + Redis (production), or embedded (SQLite file + in-process cache)."""
+    if request.param == "sqlite":
+        return {"database_url": f"sqlite:///{tmp_path}/impressions.db", "redis_url": None}
+    return {
+        "database_url": request.getfixturevalue("postgres_url"),
+        "redis_url": request.getfixturevalue("redis_url"),
+        "cache_namespace": request.getfixturevalue("redis_namespace"),
+    }
+
+
 @pytest.fixture
-def pg_client(
-    make_client: Callable[..., TestClient], postgres_url: str, redis_url: str, redis_namespace: str
-) -> TestClient:
-    return make_client(
-        database_url=postgres_url,
-        redis_url=redis_url,
-        cache_namespace=redis_namespace,
-        attribution_window_minutes=30,
-    )
+def db_url(backend: dict[str, object]) -> str:
+    """The database the test's client uses."""
+    return str(backend["database_url"])
+
+
+@pytest.fixture
+def pg_client(make_client: Callable[..., TestClient], backend: dict[str, object]) -> TestClient:
+    return make_client(**backend, attribution_window_minutes=30)
 
 
 def _services(client: TestClient):  # type: ignore[no-untyped-def]
@@ -44,6 +55,7 @@ def _services(client: TestClient):  # type: ignore[no-untyped-def]
 
 
 def _impression(url: str, rec_id: str) -> Impression | None:
+    """The impression as another connection sees it (committed rows only)."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
@@ -65,7 +77,7 @@ def _logged(url: str, user_id: str) -> list[Interaction]:
 
 
 def test_every_list_carries_a_recommendation_id_whose_impression_is_written(
-    pg_client: TestClient, postgres_url: str
+    pg_client: TestClient, db_url: str
 ) -> None:
     user = "u3"
     for_user = pg_client.get(f"/v1/users/{user}/recommendations", params={"k": 4}).json()
@@ -79,7 +91,7 @@ def test_every_list_carries_a_recommendation_id_whose_impression_is_written(
         (ad_hoc, "s-1", "ad_hoc"),
         (similar, None, "similar"),
     ):
-        row = _impression(postgres_url, answer["recommendation_id"])
+        row = _impression(db_url, answer["recommendation_id"])
         assert row is not None
         assert row.items == [i["item_id"] for i in answer["items"]]
         assert (row.user_id, row.kind, row.model) == (who, kind, answer["model"])
@@ -87,12 +99,10 @@ def test_every_list_carries_a_recommendation_id_whose_impression_is_written(
 
 
 def test_impressions_survive_a_graceful_shutdown(
-    store_dir: Path, postgres_url: str, redis_url: str, redis_namespace: str
+    store_dir: Path, db_url: str, backend: dict[str, object]
 ) -> None:
     settings = embedded_settings(
-        database_url=postgres_url,
-        redis_url=redis_url,
-        cache_namespace=redis_namespace,
+        **backend,
         store_dir=store_dir,
         impression_flush_s=60,  # the writer holds its batch open until shutdown
         impression_batch_max=1000,
@@ -105,22 +115,22 @@ def test_impressions_survive_a_graceful_shutdown(
             ]
             for n in range(5)
         ]
-        assert all(_impression(postgres_url, i) is None for i in ids)  # still queued
-    assert all(_impression(postgres_url, i) is not None for i in ids)
+        assert all(_impression(db_url, i) is None for i in ids)  # still queued
+    assert all(_impression(db_url, i) is not None for i in ids)
 
 
 def test_impressions_off_still_gives_ids_but_records_nothing(
-    make_client: Callable[..., TestClient], postgres_url: str
+    make_client: Callable[..., TestClient], db_url: str
 ) -> None:
-    client = make_client(database_url=postgres_url, impressions=False)
+    client = make_client(database_url=db_url, impressions=False)
     answer = client.get("/v1/users/u1/recommendations", params={"k": 3}).json()
     _services(client).impressions.flush()
     assert len(answer["recommendation_id"]) == 36
-    assert _impression(postgres_url, answer["recommendation_id"]) is None
+    assert _impression(db_url, answer["recommendation_id"]) is None
 
 
 def test_an_event_naming_its_recommendation_id_is_attributed_to_it(
-    pg_client: TestClient, postgres_url: str
+    pg_client: TestClient, db_url: str
 ) -> None:
     user = _uid()
     answer = pg_client.get(f"/v1/users/{user}/recommendations", params={"k": 3}).json()
@@ -147,7 +157,7 @@ def test_an_event_naming_its_recommendation_id_is_attributed_to_it(
         },
     )
     assert r.status_code == 201
-    logged = _logged(postgres_url, user)
+    logged = _logged(db_url, user)
     assert [(e.type, e.impression_id) for e in logged] == [
         ("click", answer["recommendation_id"]),
         ("dislike", answer["recommendation_id"]),
@@ -155,7 +165,7 @@ def test_an_event_naming_its_recommendation_id_is_attributed_to_it(
 
 
 def test_an_unknown_recommendation_id_is_accepted_logged_and_left_unattributed(
-    pg_client: TestClient, postgres_url: str, caplog: pytest.LogCaptureFixture
+    pg_client: TestClient, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     user = _uid()
     with caplog.at_level(logging.WARNING, logger="app.serving.attribution"):
@@ -164,13 +174,13 @@ def test_an_unknown_recommendation_id_is_accepted_logged_and_left_unattributed(
             json={"user_id": user, "item_id": "3", "recommendation_id": "no-such-impression"},
         )
     assert r.status_code == 201 and r.json() == {"accepted": 1}
-    [event] = _logged(postgres_url, user)
+    [event] = _logged(db_url, user)
     assert (event.recommendation_id, event.impression_id) == ("no-such-impression", None)
     assert "no-such-impression" in caplog.text and "unattributed" in caplog.text
 
 
 def test_positive_events_are_attributed_by_window_to_the_latest_impression(
-    pg_client: TestClient, postgres_url: str
+    pg_client: TestClient, db_url: str
 ) -> None:
     services = _services(pg_client)
     clock = ManualClock(T0)
@@ -201,7 +211,7 @@ def test_positive_events_are_attributed_by_window_to_the_latest_impression(
     clock.advance(timedelta(minutes=26))  # 31 minutes after the newest impression
     log(item, type="click")
     log(item)  # untyped is positive too, but out of the window as well
-    events = [(e.type, e.item_id, e.impression_id) for e in _logged(postgres_url, user)]
+    events = [(e.type, e.item_id, e.impression_id) for e in _logged(db_url, user)]
     assert events == [
         ("click", item, second),
         ("dislike", item, None),
@@ -213,7 +223,7 @@ def test_positive_events_are_attributed_by_window_to_the_latest_impression(
     assert first != second
 
 
-def test_an_unknown_event_type_is_a_422_naming_it(pg_client: TestClient, postgres_url: str) -> None:
+def test_an_unknown_event_type_is_a_422_naming_it(pg_client: TestClient, db_url: str) -> None:
     user = _uid()
     r = pg_client.post(
         "/v1/interactions",
@@ -228,13 +238,13 @@ def test_an_unknown_event_type_is_a_422_naming_it(pg_client: TestClient, postgre
     body = r.json()
     assert body["error"] == "unknown_event_type"
     assert "interactions[1].type 'wishlist'" in body["message"] and "click" in body["message"]
-    assert _logged(postgres_url, user) == []  # all or nothing
+    assert _logged(db_url, user) == []  # all or nothing
 
 
 def test_the_event_vocabulary_is_configurable(
-    make_client: Callable[..., TestClient], postgres_url: str
+    make_client: Callable[..., TestClient], db_url: str
 ) -> None:
-    client = make_client(database_url=postgres_url, event_types={"wishlist": 1.5})
+    client = make_client(database_url=db_url, event_types={"wishlist": 1.5})
     user = _uid()
     ok = {"user_id": user, "item_id": "1", "type": "wishlist"}
     assert client.post("/v1/interactions", json=ok).status_code == 201

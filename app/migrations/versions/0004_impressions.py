@@ -4,21 +4,19 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-02
 
-Additive only, so replicas still running the previous code keep working: two
-new tables, and nullable columns on ``interactions`` that old code never writes.
+Additive only, so replicas still running the previous code keep working: a
+new table, and nullable columns on ``interactions`` that old code never writes.
 
 * ``impressions``: one row per recommendation response (``id`` is the
   response's ``recommendation_id``), the items in order as a JSON array, the
   model and version, and the experiment and variant (nullable; filled once
   experiments exist). Index ``(user_id, created_at)``: a user's last N
   impressions (``exclude_recently_shown``) and retention's range scans.
-* ``impression_items``: the same items one row each, with the user and time
-  copied, so that "the latest impression that showed item I to user U within
-  the window" (attribution) is an index range scan on
-  ``(user_id, item_id, created_at)`` on Postgres and SQLite alike; a JSON
-  array is not indexable on SQLite. No index on its ``created_at``: retention
-  deletes item rows by impression id (the primary key), one index fewer to
-  maintain on the table every impression writes ten-odd rows to.
+  Attribution ("the latest impression that showed item I to user U within
+  the window") is a range scan of that index, U's impressions in the window,
+  with the item looked up in their ``items``: indexable on Postgres and SQLite
+  alike, and one row per impression to write (a child table of item rows would
+  be ten-odd index entries per response, on the serving machine's CPU).
 * ``interactions.type`` (the event type, null = untyped as before),
   ``recommendation_id`` (as the client sent it) and ``impression_id`` (the
   impression the event is attributed to: the explicit id when it exists, else
@@ -53,19 +51,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_impressions_user_id_created_at", "impressions", ["user_id", "created_at"])
     op.create_index("ix_impressions_created_at", "impressions", ["created_at"])
-    op.create_table(
-        "impression_items",
-        sa.Column("impression_id", sa.String(36), primary_key=True),
-        sa.Column("position", sa.Integer(), primary_key=True),
-        sa.Column("user_id", sa.String(256), nullable=True),
-        sa.Column("item_id", sa.String(256), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )
-    op.create_index(
-        "ix_impression_items_user_item_created",
-        "impression_items",
-        ["user_id", "item_id", "created_at"],
-    )
     with op.batch_alter_table("interactions") as batch:
         batch.add_column(sa.Column("type", sa.String(32), nullable=True))
         batch.add_column(sa.Column("recommendation_id", sa.String(64), nullable=True))
@@ -79,8 +64,6 @@ def downgrade() -> None:
         batch.drop_column("impression_id")
         batch.drop_column("recommendation_id")
         batch.drop_column("type")
-    op.drop_index("ix_impression_items_user_item_created", table_name="impression_items")
-    op.drop_table("impression_items")
     op.drop_index("ix_impressions_created_at", table_name="impressions")
     op.drop_index("ix_impressions_user_id_created_at", table_name="impressions")
     op.drop_table("impressions")
