@@ -70,6 +70,7 @@ class ImpressionRecorder:
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)  # notified after every batch
         self._pending: dict[str, NewImpression] = {}  # queued or being written, by id
+        self._pending_of: dict[str | None, dict[str, NewImpression]] = {}  # the same, by user
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -97,6 +98,7 @@ class ImpressionRecorder:
                 self.metrics.impressions_dropped.labels(reason="queue_full").inc()
                 return rec_id
             self._pending[rec_id] = impression
+            self._pending_of.setdefault(user_id, {})[rec_id] = impression
         return rec_id
 
     def pending(self, rec_id: str) -> NewImpression | None:
@@ -107,7 +109,7 @@ class ImpressionRecorder:
     def pending_for_users(self, user_ids: set[str]) -> list[NewImpression]:
         """This replica's unwritten impressions of ``user_ids``."""
         with self._lock:
-            return [p for p in self._pending.values() if p.user_id in user_ids]
+            return [p for u in user_ids for p in self._pending_of.get(u, {}).values()]
 
     def recent_items(self, user_id: str, last: int) -> set[str]:
         """Items shown to ``user_id`` in their ``last`` newest impressions.
@@ -117,7 +119,7 @@ class ImpressionRecorder:
         impressions count once its writer has flushed them (``flush_s``).
         """
         with self._lock:
-            mine = [p for p in self._pending.values() if p.user_id == user_id]
+            mine = list(self._pending_of.get(user_id, {}).values())
         mine.sort(key=lambda p: p.created_at, reverse=True)
         shown = {item for p in mine[:last] for item in p.items}
         rest = last - min(len(mine), last)
@@ -207,5 +209,10 @@ class ImpressionRecorder:
         with self._written:
             for impression in batch:
                 self._pending.pop(impression.id, None)
+                of_user = self._pending_of.get(impression.user_id)
+                if of_user is not None:
+                    of_user.pop(impression.id, None)
+                    if not of_user:
+                        del self._pending_of[impression.user_id]
             self._written.notify_all()
         return written
