@@ -128,7 +128,7 @@ def test_the_log_export_reads_event_types_through_the_servers_weights(
                 NewInteraction("w2", "1", None, ts),
             ],
         )
-    exported = export_interactions("log", "ease", job_context.store, settings, ts)
+    exported = export_interactions("log", "ease", job_context.store, settings, datetime.now(UTC))
     data = exported.data
     records = {
         (data.user_ids.external(int(u)), data.item_ids.external(int(i)), float(r))
