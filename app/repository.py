@@ -199,14 +199,16 @@ _IMPRESSION_COLUMNS = (
     "id", "user_id", "kind", "items", "model", "version", "experiment", "variant", "created_at"
 )  # fmt: skip
 
-# Postgres: one array per column, so the statement text is the same for every batch
-# (psycopg parses each new text in Python: 0.1 s for a long VALUES list).
+# Postgres: the whole batch as one JSON document, so the statement text is the same
+# for every batch (psycopg parses each new text in Python: 0.1 s for a long VALUES
+# list) and the values are encoded by the json module's C encoder (psycopg's text
+# arrays quote every element in Python, ~40 us per impression).
 _PG_INSERT_IMPRESSIONS = """
 INSERT INTO impressions (id, user_id, kind, items, model, version, experiment, variant, created_at)
-SELECT id, user_id, kind, items::json, model, version, experiment, variant, created_at
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::text[], %s::timestamptz[])
-     AS u(id, user_id, kind, items, model, version, experiment, variant, created_at)
+SELECT id, user_id, kind, items, model, version, experiment, variant, created_at
+FROM json_to_recordset(%s::json) AS r(id text, user_id text, kind text, items json, model text,
+                                     version text, experiment text, variant text,
+                                     created_at timestamptz)
 """
 
 #: Bound values in one statement at most (SQLite allows 32766).
@@ -216,24 +218,28 @@ MAX_BOUND_VALUES = 32_000
 def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
     """Write a batch of impressions with one statement; the background writer's call.
 
-    Postgres: ``INSERT ... SELECT FROM unnest(arrays)``; SQLite: ``INSERT ...
+    Postgres: ``INSERT ... SELECT FROM json_to_recordset(batch)``; SQLite: ``INSERT ...
     VALUES (...), (...)`` (at most ``MAX_BOUND_VALUES // 9`` rows). Hand-written
     SQL because SQLAlchemy's compiler takes about 2 ms per 100 bound values
     (0.5 s for a batch of 250), CPU a serving process needs for requests.
     """
     if not rows:
         return 0
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        document = [
+            {"id": r.id, "user_id": r.user_id, "kind": r.kind, "items": list(r.items),
+             "model": r.model, "version": r.version, "experiment": r.experiment,
+             "variant": r.variant, "created_at": as_utc(r.created_at).isoformat()}
+            for r in rows
+        ]  # fmt: skip
+        connection.exec_driver_sql(_PG_INSERT_IMPRESSIONS, (json.dumps(document),))
+        return len(rows)
     values = [
         (r.id, r.user_id, r.kind, json.dumps(list(r.items)), r.model, r.version, r.experiment,
          r.variant, as_utc(r.created_at))
         for r in rows
     ]  # fmt: skip
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(
-            _PG_INSERT_IMPRESSIONS, tuple(list(column) for column in zip(*values, strict=True))
-        )
-        return len(rows)
     if len(rows) * len(_IMPRESSION_COLUMNS) > MAX_BOUND_VALUES:
         raise ValueError(f"{len(rows)} impressions in one batch; at most {MAX_BOUND_VALUES // 9}")
     # SQLite keeps datetimes as text in SQLAlchemy's format, which reads and comparisons use.
