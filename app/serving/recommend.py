@@ -10,6 +10,9 @@ items exist.
 The two ranking endpoints are coroutines: the blocking part (log read, cache,
 fold-in) runs in the thread pool, then the request joins its model's
 micro-batch (``app.serving.batcher``) for scoring, masking and top-k.
+
+It runs past 400 lines because the checks and masking helpers below are the
+endpoints' rules; split out, a route's answer would be decided in two places.
 """
 
 from __future__ import annotations
