@@ -48,6 +48,36 @@ class Interaction(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+    # Migration 0004 (nullable: rows of older code have none). ``type`` is the event
+    # type (``Settings.event_types``), ``recommendation_id`` the id the client sent,
+    # ``impression_id`` the impression the event is attributed to (null: none).
+    type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    recommendation_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    impression_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+
+
+class Impression(Base):
+    """What one recommendation response showed (``id`` = its ``recommendation_id``).
+
+    Written in batches by ``app.serving.impressions.ImpressionRecorder``: analytics,
+    not acknowledged data (a full queue drops, a crash loses what was queued).
+    """
+
+    __tablename__ = "impressions"
+    __table_args__ = (
+        Index("ix_impressions_user_id_created_at", "user_id", "created_at"),
+        Index("ix_impressions_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # user | ad_hoc | similar
+    items: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    model: Mapped[str] = mapped_column(String(128), nullable=False)
+    version: Mapped[str] = mapped_column(String(32), nullable=False)
+    experiment: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    variant: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class RetrainJob(Base):

@@ -38,7 +38,10 @@ from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
 from app.schemas import ErrorResponse
+from app.serving.attribution import Attributor
 from app.serving.holder import ModelHolder, resolve_device
+from app.serving.impression_retention import ImpressionRetention
+from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import InteractionLogger
 from app.serving.recommend import Recommender
 from app.serving.state import LogReader
@@ -73,6 +76,15 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         default_model=settings.default_model if settings.default_model_explicit else None,
         reload_interval_s=settings.reload_interval_s,
     )
+    impressions = ImpressionRecorder(
+        sessions,
+        metrics,
+        enabled=settings.impressions,
+        queue_size=settings.impression_queue_size,
+        batch_max=settings.impression_batch_max,
+        flush_s=settings.impression_flush_s,
+    )
+    attributor = Attributor(impressions, settings.attribution_window_minutes, settings.event_types)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -81,9 +93,15 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         cache=cache,
         holder=holder,
         recommender=Recommender(
-            holder, cache, LogReader(sessions, guard, metrics), settings, metrics
+            holder, cache, LogReader(sessions, guard, metrics), settings, metrics, impressions
         ),
-        interactions=InteractionLogger(sessions, cache, holder, settings, guard, metrics),
+        interactions=InteractionLogger(
+            sessions, cache, holder, settings, guard, metrics, attributor=attributor
+        ),
+        impressions=impressions,
+        retention=ImpressionRetention(
+            sessions, settings.impression_retention_days, settings.impression_cleanup_interval_s
+        ),
     )
 
 
@@ -97,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings, metrics)
         services.holder.start()
+        services.impressions.start()
+        services.retention.start()
         # Applies catalog items to every loaded version and polls the items table.
         sync = CatalogSync(services.sessions, services.holder, settings.reload_interval_s)
         sync.start()
@@ -109,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # uvicorn has drained in-flight requests (timeout_graceful_shutdown) before
             # this runs; the batchers still score anything queued, then stop.
             await services.recommender.close()
+            # After the batchers: every answered response has queued its impression.
+            services.impressions.stop()
+            services.retention.stop()
             services.holder.stop()
             services.cache.close()
             services.engine.dispose()

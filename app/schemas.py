@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
-from app.schemas_fields import Bool, Id, IsoDateTime, ModelName, Number, Text
+from app.schemas_fields import Bool, Id, IsoDateTime, ModelName, Number, Text, storable
 
 Rating = Number
 #: Most ids in one ``include`` / ``exclude`` list, and most entries in an ad-hoc history.
@@ -43,6 +43,15 @@ def _event_time(value: datetime) -> datetime:
 
 
 EventTime = Annotated[IsoDateTime, AfterValidator(_event_time)]
+#: An interaction type (checked against the configured vocabulary by the serving layer).
+EventType = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(storable)]
+#: A ``recommendation_id`` as a client echoes it back (ours are 36-character UUIDs).
+RecommendationId = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable)]
+#: The description of ``recommendation_id`` in every response that carries one.
+RECOMMENDATION_ID = (
+    "id of this response's impression; send it back with interactions on these items "
+    "(recommendation_id) to attribute them to it"
+)
 
 
 class _Strict(BaseModel):
@@ -66,6 +75,19 @@ class InteractionIn(_Strict):
     timestamp: EventTime | None = Field(
         None,
         description="event time, an ISO-8601 string (no offset = UTC), 1970..9998; default: now",
+    )
+    type: EventType | None = Field(
+        None,
+        description="event type, one of the server's GENREC_EVENT_TYPES (default view, click, "
+        "like, purchase, dislike); an unknown type is a 422 naming it; none = untyped "
+        "(a rating, or a click when no rating is given)",
+    )
+    recommendation_id: RecommendationId | None = Field(
+        None,
+        description="the recommendation_id of the response that showed the item (explicit "
+        "attribution); an id that names no impression is accepted, logged and left "
+        "unattributed; none = attributed to the latest impression that showed the item "
+        "to the user within GENREC_ATTRIBUTION_WINDOW_MINUTES (positive types only)",
     )
 
 
@@ -117,6 +139,14 @@ class RecommendationResponse(BaseModel):
     unknown_items: list[str] | None = Field(
         None, description="history items the model does not know (ignored)"
     )
+    recommendation_id: str | None = Field(None, description=RECOMMENDATION_ID)
+
+
+#: Most recent impressions ``exclude_recently_shown`` may look back over.
+MAX_RECENTLY_SHOWN = 100
+EXCLUDE_RECENTLY_SHOWN = (
+    f"drop items shown to this user in their last N impressions (0..{MAX_RECENTLY_SHOWN}; 0 = off)"
+)
 
 
 class RecommendationQuery(BaseModel):
@@ -131,6 +161,7 @@ class RecommendationQuery(BaseModel):
     exclude_seen: bool = Field(True, description="drop items the user already has")
     exclude: list[Text] | None = Field(None, description="item ids never to return")
     include: list[Text] | None = Field(None, description="rank only these item ids")
+    exclude_recently_shown: int = Field(0, description=EXCLUDE_RECENTLY_SHOWN)
 
 
 class HistoryEntry(_Strict):
@@ -150,6 +181,14 @@ class AdHocRecommendationRequest(_Strict):
     )
     include: list[Id] | None = Field(
         None, max_length=MAX_LIST, description="rank only these item ids"
+    )
+    user_id: Id | None = Field(
+        None,
+        description="who (a user or session id) sees this list: recorded with its impression "
+        "(attribution, exclude_recently_shown); nothing is logged as an interaction",
+    )
+    exclude_recently_shown: StrictInt = Field(
+        0, description=EXCLUDE_RECENTLY_SHOWN + " (needs user_id)"
     )
 
 
@@ -207,6 +246,7 @@ class SimilarItemsResponse(BaseModel):
     model: str
     version: str
     items: list[ScoredItem]
+    recommendation_id: str | None = Field(None, description=RECOMMENDATION_ID)
 
 
 # --------------------------------------------------------------------------- health

@@ -27,6 +27,7 @@ Usage::
         --redis-url redis://127.0.0.1:6379/0                          # production-like
     python benchmarks/serve_bench.py --items 100000 --endpoints constant,recs
     python benchmarks/serve_bench.py --server-env GENREC_BATCH_WAIT_MS=0   # any server setting
+    python benchmarks/serve_bench.py --impressions-ab --repeat 3     # recs, impressions on vs off
 
 The load generator shares the machine with the server: on a small machine its
 own CPU use lowers every figure, the bare endpoint's included, which is why
@@ -131,7 +132,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(args: argparse.Namespace, store: Path, workdir: Path) -> tuple[Any, int]:
+def start_server(
+    args: argparse.Namespace, store: Path, workdir: Path, extra_env: tuple[str, ...] = ()
+) -> tuple[Any, int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GENREC_")}
     env.update(
@@ -142,11 +145,11 @@ def start_server(args: argparse.Namespace, store: Path, workdir: Path) -> tuple[
     if args.redis_url:
         env["GENREC_REDIS_URL"] = args.redis_url
         env["GENREC_CACHE_NAMESPACE"] = f"bench-{port}"
-    for pair in args.server_env:
+    for pair in [*args.server_env, *extra_env]:
         key, _, value = pair.partition("=")
         env[key] = value
     genrec = str(Path(sys.executable).parent / "genrec")
-    log = (workdir / "server.log").open("wb")
+    log = (workdir / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(
         [genrec, "serve", "--port", str(port), "--workers", str(args.workers)],
         env=env,
@@ -158,7 +161,7 @@ def start_server(args: argparse.Namespace, store: Path, workdir: Path) -> tuple[
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"genrec serve exited; see {workdir / 'server.log'}")
+            raise SystemExit(f"genrec serve exited; see {workdir / f'server-{port}.log'}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                 return proc, port
@@ -338,6 +341,74 @@ def measure(
     return cells
 
 
+def impressions_ab(args: argparse.Namespace, store: Path, workdir: Path, levels: list[int]) -> None:
+    """``recs`` on two servers, one with impressions on and one with them off, in one run.
+
+    Both servers run side by side on one store and one database; runs alternate
+    (off, on, on, off, ...) so that a slow minute of a shared machine hits both
+    alike. Prints each cell's median req/s and latencies and the on/off ratio,
+    and the impressions the "on" server wrote and dropped (from /metrics).
+    """
+    import httpx
+
+    servers = {
+        mode: start_server(args, store, workdir, (f"GENREC_IMPRESSIONS={mode}",))
+        for mode in ("off", "on")
+    }
+    try:
+        print(
+            f"# impressions on vs off, recs; server settings: {' '.join(args.server_env) or 'defaults'}; "
+            f"workers={args.workers}; cpus={os.cpu_count()}; median of {args.repeat} run(s)"
+        )
+        print("| impressions | conc |    req/s | p50 ms  | p95 ms  | p99 ms  | on/off | non-2xx |")
+        print("|---|---|---|---|---|---|---|---|")
+        for conc in levels:
+            runs: dict[str, list[dict]] = {"off": [], "on": []}
+            for round_ in range(args.repeat):
+                order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
+                for mode in order:
+                    result = run_load(servers[mode][1], "recs", conc, args.duration, args.warmup)
+                    runs[mode].append(result)
+                    print(
+                        f"# impressions={mode} x{conc} run {round_ + 1}/{args.repeat}: "
+                        f"{result['rps']:.0f} req/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            medians = {}
+            for mode, results in runs.items():
+                median = dict(results[0])
+                for field in ("rps", "p50_ms", "p95_ms", "p99_ms"):
+                    median[field] = float(np.median([r[field] for r in results]))
+                median["errors"] = {}
+                for r in results:
+                    for status, count in r["errors"].items():
+                        median["errors"][status] = median["errors"].get(status, 0) + count
+                medians[mode] = median
+            for mode in ("off", "on"):
+                m = medians[mode]
+                ratio = m["rps"] / medians["off"]["rps"]
+                errors = ",".join(f"{k}x{v}" for k, v in m["errors"].items()) or "-"
+                print(
+                    f"| {mode:<11} | {conc:>4} | {m['rps']:>8.0f} | {m['p50_ms']:>7.2f} | "
+                    f"{m['p95_ms']:>7.2f} | {m['p99_ms']:>7.2f} | {ratio:>6.0%} | {errors} |",
+                    flush=True,
+                )
+        text = httpx.get(f"http://127.0.0.1:{servers['on'][1]}/metrics").text
+        counted = [
+            line
+            for line in text.splitlines()
+            if line.startswith(
+                ("genrec_impressions_written_total", "genrec_impressions_dropped_total")
+            )
+        ]
+        print("# impressions=on server: " + "; ".join(counted))
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         load_main(sys.argv[2:])
@@ -358,6 +429,11 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs per cell, interleaved; medians are reported"
     )
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for serve")
+    parser.add_argument(
+        "--impressions-ab",
+        action="store_true",
+        help="only recs, on a server with impressions on and one with them off, alternating",
+    )
     args = parser.parse_args()
     endpoints = [e for e in args.endpoints.split(",") if e]
     unknown = set(endpoints) - set(ENDPOINTS)
@@ -371,6 +447,12 @@ def main() -> None:
         build_store(store, Path(data_dir) if data_dir else None, args.items)
     elif args.items is not None:
         raise SystemExit("--items builds a new store; pass a --store path that does not exist")
+    if args.impressions_ab:
+        try:
+            impressions_ab(args, store, workdir, levels)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     proc, port = start_server(args, store, workdir)
     try:
         print(

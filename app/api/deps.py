@@ -13,6 +13,8 @@ from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.serving.holder import ModelHolder
+from app.serving.impression_retention import ImpressionRetention
+from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import InteractionLogger
 from app.serving.recommend import Recommender
 
@@ -29,6 +31,8 @@ class Services:
     holder: ModelHolder
     recommender: Recommender
     interactions: InteractionLogger
+    impressions: ImpressionRecorder
+    retention: ImpressionRetention
 
 
 def services_of(request: Request) -> Services:

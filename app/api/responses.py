@@ -20,7 +20,8 @@ MEANINGS: dict[int, str] = {
     404: "not found: unknown model, user, item, job or version (the `error` code says which)",
     409: "refused in its current state: `job_conflict`, `version_refused`, `nothing_to_roll_back`",
     413: "too many entries in one request (`batch_too_large`)",
-    422: "invalid request: the message names the field (`invalid_request`, `invalid_id`, ...)",
+    422: "invalid request: the message names the field (`invalid_request`, `invalid_id`, "
+    "`unknown_event_type`, ...)",
     503: "a dependency is unavailable (`database_unavailable`, `model_unavailable`, "
     "`shutting_down`); retry later",
 }

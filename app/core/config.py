@@ -15,8 +15,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from training.data.log_reader import DEFAULT_EVENT_WEIGHTS
+
 Device = Literal["cpu", "cuda", "auto"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+#: Interaction types and training weights when ``GENREC_EVENT_TYPES`` is not set (the
+#: training side's default, so ``--data db`` reads a log the same way).
+DEFAULT_EVENT_TYPES = DEFAULT_EVENT_WEIGHTS
 
 
 class Settings(BaseSettings):
@@ -87,6 +92,38 @@ class Settings(BaseSettings):
         2.0, gt=0, description="how often an idle worker looks for a job"
     )
 
+    impressions: bool = Field(
+        True,
+        description="record an impression per recommendation response (on|off); analytics, "
+        "written in the background, dropped (and counted) when the queue is full",
+    )
+    impression_queue_size: int = Field(
+        10_000, gt=0, description="impressions waiting for the background writer, at most"
+    )
+    impression_batch_max: int = Field(
+        500, gt=0, le=2000, description="most impressions written by one INSERT"
+    )
+    impression_flush_s: float = Field(
+        0.5, gt=0, description="longest a queued impression waits for its batch to fill"
+    )
+    impression_retention_days: float | None = Field(
+        90.0, gt=0, description="impressions older than this are deleted; none = kept forever"
+    )
+    impression_cleanup_interval_s: float = Field(
+        3600.0, gt=0, description="how often the retention cleanup runs"
+    )
+    attribution_window_minutes: float = Field(
+        30.0,
+        ge=0,
+        description="an event without recommendation_id is attributed to the latest impression "
+        "that showed the item to the user this long before it (0 = only explicit ids)",
+    )
+    event_types: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_EVENT_TYPES),
+        description="interaction types and their training weights (JSON object); a type "
+        "with a negative weight is negative feedback, never a positive; 0 = not trained on",
+    )
+
     @property
     def default_model_explicit(self) -> bool:
         """Whether ``GENREC_DEFAULT_MODEL`` was set (strict) rather than left to the store."""
@@ -101,6 +138,29 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_retrain_every(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("impression_retention_days", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: object) -> object:
+        off = isinstance(value, str) and value.strip().lower() in ("", "off", "none", "0")
+        return None if off else value
+
+    @field_validator("impressions", mode="before")
+    @classmethod
+    def _parse_on_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+            return value.strip().lower() == "on"
+        return value
+
+    @field_validator("event_types")
+    @classmethod
+    def _check_event_types(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if not name or len(name) > 32 or not name.isascii() or name.strip() != name:
+                raise ValueError(f"event type {name!r} must be 1-32 ASCII characters")
+            if weight != weight or weight in (float("inf"), float("-inf")):
+                raise ValueError(f"event type {name!r} needs a finite weight, got {weight}")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

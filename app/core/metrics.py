@@ -94,6 +94,21 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        self.impressions_written = Counter(
+            "genrec_impressions_written", "impressions written to the database", registry=r
+        )
+        self.impressions_dropped = Counter(
+            "genrec_impressions_dropped",
+            "impressions not recorded: the queue was full, or their batch's write failed",
+            ["reason"],
+            registry=r,
+        )
+        self.impression_batch_size = Histogram(
+            "genrec_impression_batch_size",
+            "impressions per INSERT of the background writer",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
 
     def set_loaded_version(self, model: str, version: str, previous: str | None) -> None:
         """Point the info gauge at ``version`` (and clear the swapped-out one)."""

@@ -70,7 +70,9 @@ def export_interactions(
     spec = base_spec(production_source(store, model) or "") if kind == "log+base" else None
     base = _load_base(spec, settings, notes) if spec else None
     try:
-        logged = read_interaction_log(settings.database_url, until=until)
+        logged = read_interaction_log(
+            settings.database_url, until=until, event_weights=settings.event_types
+        )
     except DataError as exc:
         if base is None:
             raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,7 +24,9 @@ from app.core.errors import ApiError
 from app.core.metrics import Metrics
 from app.repository import NewInteraction, add_interactions
 from app.schemas import InteractionIn
+from app.serving.attribution import Attributor
 from app.serving.holder import ModelHolder
+from app.serving.impressions import Clock, utc_now
 from app.serving.state import database_unavailable
 
 log = logging.getLogger(__name__)
@@ -43,7 +46,11 @@ class InteractionLogger:
         settings: Settings,
         guard: DatabaseGuard | None = None,
         metrics: Metrics | None = None,
+        attributor: Attributor | None = None,
+        clock: Clock = utc_now,
     ) -> None:
+        self.attributor = attributor
+        self.clock = clock
         self.sessions = sessions
         self.cache = cache
         self.holder = holder
@@ -59,8 +66,12 @@ class InteractionLogger:
         committed; the client retries, and a duplicate click is harmless.)
         """
         rows = self.validate(interactions)
+        now = self.clock()
+        rows = [row if row.ts is not None else replace(row, ts=now) for row in rows]
         try:
             with self.guard.attempt(), session_scope(self.sessions) as session:
+                if self.attributor is not None:
+                    rows = self.attributor.attribute(session, rows)
                 accepted = add_interactions(session, rows)
         except DatabaseUnavailable as exc:
             raise database_unavailable(exc) from exc
@@ -102,10 +113,26 @@ class InteractionLogger:
                     "rating_out_of_range",
                     f"{where}.rating {item.rating} is outside the rating range [{low:g}, {high:g}]",
                 )
+            if item.type is not None and item.type not in self.settings.event_types:
+                raise ApiError(
+                    422,
+                    "unknown_event_type",
+                    f"{where}.type {item.type!r} is not an event type of this server; known: "
+                    f"{', '.join(sorted(self.settings.event_types))} (GENREC_EVENT_TYPES)",
+                )
             ts = item.timestamp
             if ts is not None and ts.tzinfo is None:
                 ts = ts.replace(tzinfo=UTC)  # ISO-8601 without an offset is taken as UTC
-            rows.append(NewInteraction(item.user_id, item.item_id, item.rating, ts))
+            rows.append(
+                NewInteraction(
+                    item.user_id,
+                    item.item_id,
+                    item.rating,
+                    ts,
+                    type=item.type,
+                    recommendation_id=item.recommendation_id,
+                )
+            )
         return rows
 
     def _rating_range(self) -> tuple[float, float]:

@@ -10,6 +10,9 @@ items exist.
 The two ranking endpoints are coroutines: the blocking part (log read, cache,
 fold-in) runs in the thread pool, then the request joins its model's
 micro-batch (``app.serving.batcher``) for scoring, masking and top-k.
+
+It runs past 400 lines because the checks and masking helpers below are the
+endpoints' rules; split out, a route's answer would be decided in two places.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from app.core.errors import ApiError
 from app.core.metrics import Metrics
 from app.schemas import (
     MAX_LIST,
+    MAX_RECENTLY_SHOWN,
     AdHocRecommendationRequest,
     PredictedRating,
     PredictionResponse,
@@ -37,6 +41,7 @@ from app.schemas import (
 )
 from app.serving.batcher import BatcherClosed, Batchers, Ranked, RankJob
 from app.serving.holder import ModelHolder, ModelUnavailable, UnknownModel
+from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import IMPLICIT_RANGE
 from app.serving.loaded import LoadedModel
 from app.serving.state import (
@@ -55,6 +60,8 @@ class Filters:
     exclude_seen: bool = True
     exclude: Sequence[str] = ()
     include: Sequence[str] | None = None
+    #: Drop items shown to the user in their last N impressions (0 = off).
+    exclude_recently_shown: int = 0
 
 
 class Recommender:
@@ -67,8 +74,10 @@ class Recommender:
         logs: LogReader,
         settings: Settings,
         metrics: Metrics,
+        impressions: ImpressionRecorder,
     ) -> None:
         self.holder = holder
+        self.impressions = impressions
         self.cache = cache
         self.logs = logs
         self.settings = settings
@@ -91,9 +100,10 @@ class Recommender:
         self.check_k(k)
         self.check_filters(filters)
         model = await self.model_async(model_name)
+        exclude = await self._with_recently_shown(user_id, filters)
         job = RankJob(
             state=None,
-            banned=_banned(model, (), filters.exclude),
+            banned=_banned(model, (), exclude),
             allowed=_allowed(model, filters.include),
             k=k,
             user_id=user_id,
@@ -101,17 +111,33 @@ class Recommender:
         )
         ranked = await self._rank(model, job)
         assert ranked.context is not None  # the batch resolved this job's user
-        return self._answer(model, ranked, ranked.context, user_id)
+        return self._answer(model, ranked, ranked.context, user_id, "user")
 
     async def for_history(self, request: AdHocRecommendationRequest) -> RecommendationResponse:
         """Top-k for an anonymous history (fold-in; unknown items listed, not fatal)."""
         self.check_k(request.k)
+        filters = Filters(
+            request.exclude_seen, request.exclude, request.include, request.exclude_recently_shown
+        )
+        self.check_recently_shown(filters.exclude_recently_shown)
+        if filters.exclude_recently_shown and request.user_id is None:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "exclude_recently_shown needs user_id: whose impressions to look at",
+            )
+        if request.user_id is not None:
+            self.check_id(request.user_id, "user_id")
         model = await self.model_async(request.model)
         history = [(entry.item_id, entry.rating) for entry in request.history]
         check_ratings(model, [rating for _, rating in history], "history")
         context, unknown = await run_in_threadpool(ad_hoc_context, model, history)
-        filters = Filters(request.exclude_seen, request.exclude, request.include)
-        response = await self._respond(model, context, request.k, filters, user_id=None)
+        if request.user_id is not None and filters.exclude_recently_shown:
+            exclude = await self._with_recently_shown(request.user_id, filters)
+            filters = Filters(filters.exclude_seen, exclude, filters.include)
+        response = await self._respond(
+            model, context, request.k, filters, user_id=request.user_id, kind="ad_hoc"
+        )
         response.unknown_items = unknown
         return response
 
@@ -190,12 +216,16 @@ class Recommender:
         with torch.inference_mode():
             scores = model.similar_scores(index).to(model.device)
         banned = np.array([index], dtype=np.int64)
+        items = top_k_items(model, scores, None, banned, k)
         return SimilarItemsResponse(
             item_id=item_id,
             title=model.titles[index],
             model=model.name,
             version=model.version,
-            items=top_k_items(model, scores, None, banned, k),
+            items=items,
+            recommendation_id=self.impressions.record(
+                None, "similar", [i.item_id for i in items], model.name, model.version
+            ),
         )
 
     # -- shared pieces ----------------------------------------------------------------
@@ -226,8 +256,26 @@ class Recommender:
                 422, "invalid_k", f"k must be between 1 and {self.settings.max_k}, got {k}"
             )
 
+    def check_recently_shown(self, last: int) -> None:
+        if not 0 <= last <= MAX_RECENTLY_SHOWN:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"exclude_recently_shown must be between 0 and {MAX_RECENTLY_SHOWN}, got {last}",
+            )
+
+    async def _with_recently_shown(self, user_id: str, filters: Filters) -> Sequence[str]:
+        """``filters.exclude`` plus the items of the user's last N impressions (when N > 0)."""
+        if not filters.exclude_recently_shown:
+            return filters.exclude
+        shown = await run_in_threadpool(
+            self.impressions.recent_items, user_id, filters.exclude_recently_shown
+        )
+        return [*filters.exclude, *sorted(shown)]
+
     def check_filters(self, filters: Filters) -> None:
         """``exclude`` / ``include`` query lists: bounded length, every id a valid id."""
+        self.check_recently_shown(filters.exclude_recently_shown)
         for what, ids in (("exclude", filters.exclude), ("include", filters.include or ())):
             if len(ids) > MAX_LIST:
                 raise ApiError(
@@ -253,6 +301,7 @@ class Recommender:
         k: int,
         filters: Filters,
         user_id: str | None,
+        kind: str,
     ) -> RecommendationResponse:
         """Rank a context resolved by the caller (ad-hoc histories) in the model's batch."""
         job = RankJob(
@@ -261,7 +310,7 @@ class Recommender:
             allowed=_allowed(model, filters.include),
             k=k,
         )
-        return self._answer(model, await self._rank(model, job), context, user_id)
+        return self._answer(model, await self._rank(model, job), context, user_id, kind)
 
     async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
         """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""
@@ -272,19 +321,30 @@ class Recommender:
             raise ApiError(503, "shutting_down", f"{exc}; retry on another replica") from exc
 
     def _answer(
-        self, model: LoadedModel, ranked: Ranked, context: UserContext, user_id: str | None
+        self,
+        model: LoadedModel,
+        ranked: Ranked,
+        context: UserContext,
+        user_id: str | None,
+        kind: str,
     ) -> RecommendationResponse:
+        """The response, with the ``recommendation_id`` of its (queued) impression."""
         if context.state is None:
             self.metrics.fallbacks.inc()
         if context.degraded:
             self.metrics.degraded.labels(endpoint="recommendations").inc()
+        items = _scored_items(model, ranked)
+        shown = [item["item_id"] for item in items]
         return RecommendationResponse(
             user_id=user_id,
             model=model.name,
             version=model.version,
             fallback=context.state is None,
             degraded=context.degraded,
-            items=_scored_items(model, ranked),
+            items=items,
+            recommendation_id=self.impressions.record(
+                user_id, kind, shown, model.name, model.version
+            ),
         )
 
 

@@ -17,10 +17,20 @@ the rule is ``training.data.cutoff``.
 
 A missing rating is an implicit interaction, read as 1.0; the result is
 ``explicit=False`` only when no rating at all is present.
+
+Typed events (column ``type``, migration 0004) are read through
+``event_weights`` (type -> training weight; the service passes its
+``GENREC_EVENT_TYPES``, plain values): a type with a weight <= 0 (negative
+feedback such as ``dislike``, or a type not worth training on) is left out, so
+negative feedback never becomes a positive, whatever rating it carries; a type
+the weights do not name is left out too (its meaning is unknown here). A kept
+typed event without a rating is read as its weight; one with a rating keeps
+its rating (rating models train on ratings). Untyped rows read as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import numpy as np
@@ -38,22 +48,43 @@ TABLE = "interactions"
 REQUIRED_COLUMNS = ("user_id", "item_id", "rating", "ts")
 #: Rows fetched per round trip; bounds memory on the driver side for a big log.
 BATCH_ROWS = 100_000
+#: Event types and their training weights when the caller passes none (the service's
+#: default ``GENREC_EVENT_TYPES``); negative = negative feedback.
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
+    "view": 0.25,
+    "click": 1.0,
+    "like": 2.0,
+    "purchase": 3.0,
+    "dislike": -1.0,
+}
 
 
-def read_interaction_log(database_url: str, *, until: datetime | None = None) -> Interactions:
-    """All logged interactions (with ``until``: those at or before it), oldest id first."""
+def read_interaction_log(
+    database_url: str,
+    *,
+    until: datetime | None = None,
+    event_weights: Mapping[str, float] | None = None,
+) -> Interactions:
+    """All logged interactions (with ``until``: those at or before it), oldest id first.
+
+    ``event_weights`` (default ``DEFAULT_EVENT_WEIGHTS``) decide how typed events
+    are read (module docstring).
+    """
+    weights = DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights
     engine = create_engine(_driver_url(database_url))
     try:
-        return _read(engine, until)
+        return _read(engine, until, weights)
     except SQLAlchemyError as exc:
         raise DataError(f"cannot read the interaction log at {_safe(database_url)}: {exc}") from exc
     finally:
         engine.dispose()
 
 
-def _read(engine: Engine, until: datetime | None) -> Interactions:
+def _read(engine: Engine, until: datetime | None, weights: Mapping[str, float]) -> Interactions:
     table = _reflect(engine)
-    query = select(table.c.user_id, table.c.item_id, table.c.rating, table.c.ts)
+    typed = "type" in table.c  # a log from before migration 0004 has no types
+    columns = [table.c.user_id, table.c.item_id, table.c.rating, table.c.ts]
+    query = select(*columns, table.c.type) if typed else select(*columns)
     if until is not None:
         cutoff = _as_utc(until)
         if "created_at" in table.c:
@@ -69,7 +100,14 @@ def _read(engine: Engine, until: datetime | None) -> Interactions:
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(query)
         for batch in result.partitions():
-            for user_id, item_id, rating, ts in batch:
+            for row in batch:
+                user_id, item_id, rating, ts = row[:4]
+                if typed and row[4] is not None:
+                    weight = weights.get(row[4], 0.0)
+                    if weight <= 0:
+                        continue  # negative or untrained feedback is never a positive
+                    if rating is None:
+                        rating = weight
                 users.append(user_id)
                 items.append(item_id)
                 ratings.append(rating)

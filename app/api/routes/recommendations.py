@@ -36,7 +36,10 @@ async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
     """Top-k for a user; fold-in from logged interactions, popularity fallback when unknown."""
     query = parse_query(RecommendationQuery, request.query_params)
     filters = Filters(
-        exclude_seen=query.exclude_seen, exclude=query.exclude or (), include=query.include
+        exclude_seen=query.exclude_seen,
+        exclude=query.exclude or (),
+        include=query.include,
+        exclude_recently_shown=query.exclude_recently_shown,
     )
     answer = await services_of(request).recommender.for_user(user_id, query.k, query.model, filters)
     return json_response(answer)

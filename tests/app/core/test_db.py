@@ -20,7 +20,10 @@ def test_upgrade_creates_interactions_with_index(tmp_path: Path) -> None:
     try:
         inspector = inspect(engine)
         columns = {c["name"] for c in inspector.get_columns("interactions")}
-        assert columns == {"id", "user_id", "item_id", "rating", "ts", "created_at"}
+        assert columns == {
+            *("id", "user_id", "item_id", "rating", "ts", "created_at"),
+            *("type", "recommendation_id", "impression_id"),  # migration 0004
+        }
         indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("interactions")}
         assert indexes["ix_interactions_user_id_ts"] == ["user_id", "ts"]
         ping(engine)

@@ -108,3 +108,30 @@ def test_empty_log_with_a_base_trains_on_the_base(
     )
     assert len(exported.data) == len(base_data)
     assert any("base data alone" in note for note in exported.notes)
+
+
+def test_the_log_export_reads_event_types_through_the_servers_weights(
+    job_context: JobContext,
+) -> None:
+    """A job trains on the configured weights: a dislike never becomes a positive, and a
+    type the server weighs (here ``wishlist`` 1.5) is read as its weight."""
+    settings = job_context.settings.model_copy(
+        update={"event_types": {"wishlist": 1.5, "dislike": -1.0}}
+    )
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    with session_scope(job_context.sessions) as session:
+        add_interactions(
+            session,
+            [
+                NewInteraction("w1", "1", None, ts, type="wishlist"),
+                NewInteraction("w1", "2", None, ts, type="dislike"),
+                NewInteraction("w2", "1", None, ts),
+            ],
+        )
+    exported = export_interactions("log", "ease", job_context.store, settings, datetime.now(UTC))
+    data = exported.data
+    records = {
+        (data.user_ids.external(int(u)), data.item_ids.external(int(i)), float(r))
+        for u, i, r in zip(data.users, data.items, data.ratings, strict=True)
+    }
+    assert records == {("w1", "1", 1.5), ("w2", "1", 1.0)}

@@ -175,3 +175,35 @@ def test_bad_url_and_unreachable_database() -> None:
         read_interaction_log("::nonsense::")
     with pytest.raises(DataError, match="cannot read the interaction log"):
         read_interaction_log("sqlite:////nonexistent-dir/sub/log.db")
+
+
+def test_typed_events_are_read_through_their_weights(database_url: str) -> None:
+    """Negative and zero-weight types are left out (never positives, even with a rating);
+    a kept type without a rating reads as its weight; untyped rows read as before."""
+    engine = create_engine(database_url)
+    metadata = MetaData()
+    table = _interactions_table(metadata)
+    table.append_column(Column("type", String(32), nullable=True))
+    metadata.create_all(engine)
+    rows = [
+        {**_row("u1", "i1", None, T0), "type": "view"},
+        {**_row("u1", "i2", None, T0), "type": "dislike"},
+        {**_row("u1", "i3", 1.0, T0), "type": "dislike"},  # a rated dislike: still out
+        {**_row("u1", "i4", 5.0, T0), "type": "purchase"},  # rated: keeps its rating
+        {**_row("u1", "i5", None, T0), "type": "hover"},  # zero weight: out
+        {**_row("u1", "i6", None, T0), "type": "retired"},  # not in the weights: out
+        {**_row("u2", "i1", None, T0), "type": None},  # untyped click
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(table), rows)
+    engine.dispose()
+    weights = {"view": 0.25, "dislike": -1.0, "purchase": 3.0, "hover": 0.0}
+    data = read_interaction_log(database_url, event_weights=weights)
+    records = [
+        (data.user_ids.external(u), data.item_ids.external(i), float(r))
+        for u, i, r in zip(data.users, data.items, data.ratings, strict=True)
+    ]
+    assert records == [("u1", "i1", 0.25), ("u1", "i4", 5.0), ("u2", "i1", 1.0)]
+    # The default weights (the service's default vocabulary) drop a dislike too.
+    default = read_interaction_log(database_url)
+    assert "i2" not in default.item_ids.ids and "i3" not in default.item_ids.ids

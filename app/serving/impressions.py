@@ -1,0 +1,218 @@
+"""Impressions: which items each recommendation response showed, recorded off the request path.
+
+A response gets a ``recommendation_id`` and its impression goes onto a bounded
+in-memory queue (a few microseconds; no database round trip). One background
+thread takes impressions off the queue and writes them in batches, one
+multi-row INSERT per table (``repository.insert_impressions``). Shutdown
+(``stop``) writes whatever is queued before the engine closes.
+
+Impressions are analytics, not acknowledged data: when the queue is full a new
+impression is dropped and counted (``genrec_impressions_dropped{reason="queue_full"}``),
+a batch whose write fails is dropped and counted (``reason="write_failed"``), and a
+process that is killed loses what it had queued. The response is never delayed
+or failed for an impression.
+
+Until its batch is written, an impression is also kept in ``pending`` so that
+this replica's own reads (``exclude_recently_shown``, attribution of an event
+that names its ``recommendation_id``) see it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.db import session_scope
+from app.core.metrics import Metrics
+from app.repository import NewImpression, insert_impressions, recently_shown
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+#: How often an idle writer looks at the stop flag.
+_POLL_S = 0.05
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ImpressionRecorder:
+    """Bounded queue + one writer thread; ``record`` never blocks and never raises."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        metrics: Metrics,
+        *,
+        enabled: bool = True,
+        queue_size: int = 10_000,
+        batch_max: int = 500,
+        flush_s: float = 0.5,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.sessions = sessions
+        self.metrics = metrics
+        self.enabled = enabled
+        self.batch_max = batch_max
+        self.flush_s = flush_s
+        self.clock = clock
+        self._queue: queue.Queue[NewImpression] = queue.Queue(maxsize=queue_size)
+        self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)  # notified after every batch
+        self._pending: dict[str, NewImpression] = {}  # queued or being written, by id
+        self._pending_of: dict[str | None, dict[str, NewImpression]] = {}  # the same, by user
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- request side -------------------------------------------------------------------
+
+    def record(
+        self,
+        user_id: str | None,
+        kind: str,
+        items: Sequence[str],
+        model: str,
+        version: str,
+    ) -> str:
+        """A new ``recommendation_id``; its impression is queued (when enabled and not full)."""
+        rec_id = str(uuid.uuid4())
+        if not self.enabled:
+            return rec_id
+        impression = NewImpression(
+            rec_id, user_id, kind, tuple(items), model, version, self.clock()
+        )
+        with self._lock:
+            try:
+                self._queue.put_nowait(impression)
+            except queue.Full:
+                self.metrics.impressions_dropped.labels(reason="queue_full").inc()
+                return rec_id
+            self._pending[rec_id] = impression
+            self._pending_of.setdefault(user_id, {})[rec_id] = impression
+        return rec_id
+
+    def pending(self, rec_id: str) -> NewImpression | None:
+        """The impression ``rec_id`` if this replica has it queued (not yet written)."""
+        with self._lock:
+            return self._pending.get(rec_id)
+
+    def pending_for_users(self, user_ids: set[str]) -> list[NewImpression]:
+        """This replica's unwritten impressions of ``user_ids``."""
+        with self._lock:
+            return [p for u in user_ids for p in self._pending_of.get(u, {}).values()]
+
+    def recent_items(self, user_id: str, last: int) -> set[str]:
+        """Items shown to ``user_id`` in their ``last`` newest impressions.
+
+        This replica's unwritten impressions come first (they are the newest it
+        made); the rest are read from the database, so another replica's
+        impressions count once its writer has flushed them (``flush_s``).
+        """
+        with self._lock:
+            mine = list(self._pending_of.get(user_id, {}).values())
+        mine.sort(key=lambda p: p.created_at, reverse=True)
+        shown = {item for p in mine[:last] for item in p.items}
+        rest = last - min(len(mine), last)
+        if rest > 0:
+            try:
+                with session_scope(self.sessions) as session:
+                    shown |= recently_shown(session, user_id, rest)
+            except SQLAlchemyError as exc:  # a filter, not the answer: serve without it
+                self.metrics.database_errors.labels(operation="read").inc()
+                log.warning("reading recent impressions of %r failed: %s", user_id, exc)
+        return shown
+
+    # -- writer side ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.enabled or self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="impression-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Write everything queued, then stop the thread (graceful shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+        self.flush()  # anything recorded after the thread's last look, or with no thread
+
+    def flush(self, timeout_s: float = 30.0) -> int:
+        """Write every queued impression now, in batches, and wait for the writer's batch
+        in progress; returns how many this call wrote. Afterwards everything recorded
+        before the call is in the database (or counted as dropped)."""
+        with self._lock:
+            waiting_for = set(self._pending)
+        written = 0
+        while batch := self._take(block=False):
+            written += self._write(batch)
+        with self._written:
+            self._written.wait_for(lambda: not waiting_for & self._pending.keys(), timeout_s)
+        return written
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take(block=True)
+            if batch:
+                self._write(batch)
+        # stop() flushes the rest from the calling thread
+
+    def _take(self, block: bool) -> list[NewImpression]:
+        """Up to ``batch_max`` impressions. Blocking, it waits for a first one, then up to
+        ``flush_s`` for the batch to fill; in short slices, so ``stop`` is seen at once."""
+        batch: list[NewImpression] = []
+        deadline: float | None = None
+        while len(batch) < self.batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            if not block or self._stop.is_set():
+                break
+            wait = _POLL_S
+            if batch:
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.flush_s
+                if now >= deadline:
+                    break
+                wait = min(deadline - now, _POLL_S)
+            with contextlib.suppress(queue.Empty):
+                batch.append(self._queue.get(timeout=wait))
+        return batch
+
+    def _write(self, batch: list[NewImpression]) -> int:
+        try:
+            with session_scope(self.sessions) as session:
+                insert_impressions(session, batch)
+        except SQLAlchemyError as exc:
+            self.metrics.impressions_dropped.labels(reason="write_failed").inc(len(batch))
+            self.metrics.database_errors.labels(operation="impressions").inc()
+            log.warning("writing %d impressions failed, dropped: %s", len(batch), exc)
+            written = 0
+        else:
+            self.metrics.impressions_written.inc(len(batch))
+            self.metrics.impression_batch_size.observe(len(batch))
+            written = len(batch)
+        with self._written:
+            for impression in batch:
+                self._pending.pop(impression.id, None)
+                of_user = self._pending_of.get(impression.user_id)
+                if of_user is not None:
+                    of_user.pop(impression.id, None)
+                    if not of_user:
+                        del self._pending_of[impression.user_id]
+            self._written.notify_all()
+        return written
