@@ -10,24 +10,6 @@ from typer.testing import CliRunner
 from app.cli import app
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from app.core.config import get_settings
-
-    csv = tmp_path / "clicks.csv"
-    rows = ["user_id,item_id,rating,timestamp"]
-    for u in range(30):
-        for i in range(6):
-            item = (u % 2) * 6 + i
-            rows.append(f"u{u},i{item},{3 + (i % 3)},{1_700_000_000 + u * 10 + i}")
-    csv.write_text("\n".join(rows) + "\n")
-    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
-    monkeypatch.setenv("GENREC_DATABASE_URL", f"sqlite:///{tmp_path}/log.db")
-    get_settings.cache_clear()
-    yield csv
-    get_settings.cache_clear()
-
-
 def test_train_list_promote_rollback(env: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(app, ["train", "--model", "ease", "--data", str(env), "--promote"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,9 @@ from tests.training.tuning.ml100k_slice import write_slice
 
 
 @pytest.fixture
-def env(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    from app.core.config import get_settings
-
-    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
-    monkeypatch.setenv("GENREC_DATABASE_URL", f"sqlite:///{tmp_path}/log.db")
-    get_settings.cache_clear()
-    yield write_slice(data_dir, tmp_path / "ml100k-150.csv")
-    get_settings.cache_clear()
+def env(cli_settings: Path, data_dir: Path) -> Path:
+    """150 real ML-100K users as a CSV (overrides the small synthetic file)."""
+    return write_slice(data_dir, cli_settings / "ml100k-150.csv")
 
 
 def tune(*args: str) -> tuple[int, str, str]:
