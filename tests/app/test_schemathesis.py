@@ -29,13 +29,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from app.core.db import upgrade_database
 from app.main import create_app
 from tests.app.conftest import embedded_settings
-from tests.conftest import REDIS_TEST_URL
+from tests.conftest import REDIS_TEST_URL, scratch_database
 from tests.conftest import _service_missing as service_missing
 
 ADMIN_TOKEN = "fuzz-admin-token"
@@ -45,24 +43,8 @@ ADMIN_TOKEN = "fuzz-admin-token"
 def own_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
     """A database of its own in the test Postgres: the fuzzer queues retrain jobs, which
     must not reach other tests' workers."""
-    base = make_url(request.getfixturevalue("postgres_url"))
-    name = f"genrec_fuzz_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with scratch_database(request.getfixturevalue("postgres_url"), "genrec_fuzz") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.conftest import scratch_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -156,26 +157,8 @@ def own_database(postgres_url: str) -> Iterator[str]:
     jobs this test's worker would otherwise claim (the worker takes the
     oldest claimable job, whoever queued it).
     """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"genrec_deploy_{uuid.uuid4().hex[:12]}"
-    admin_engine = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin_engine.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin_engine.dispose()
+    with scratch_database(postgres_url, "genrec_deploy") as url:
+        yield url
 
 
 # --------------------------------------------------------------------------- data + env
