@@ -60,7 +60,7 @@ class Bare(str):
 
 
 AttrName = Annotated[
-    StrictStr, Field(min_length=1, max_length=MAX_STRING, pattern=ATTR_NAME.pattern)
+    StrictStr, Field(min_length=1, max_length=MAX_STRING, pattern=f"^{ATTR_NAME.pattern}$")
 ]
 Scalar = Annotated[
     StrictBool
@@ -208,7 +208,7 @@ def render_value(value: bool | int | float | str) -> str:
 
 def is_bare(text: str) -> bool:
     """True when ``text`` can be written unquoted in the query form (and reads back the same)."""
-    return bool(_BARE_VALUE.fullmatch(text)) and text == text.strip()
+    return bool(_BARE_VALUE.fullmatch(text)) and text == text.strip() and "\x00" not in text
 
 
 def _values(values: list[Any]) -> str:

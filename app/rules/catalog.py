@@ -33,6 +33,8 @@ def value_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return STRING
     if isinstance(value, list):
+        if any(isinstance(v, list | dict) for v in value):
+            return OTHER
         kinds = {value_kind(v) for v in value} - {None}
         if not kinds:
             return None

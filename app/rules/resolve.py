@@ -33,9 +33,16 @@ def resolve(rule: Node, kinds: Kinds) -> Node:
         return _leaf_values(type(rule), rule.attr, list(rule.values), kinds)
     if isinstance(rule, Range):
         _need(rule.attr, kinds, NUMBER, "compared with <, <=, >, >=")
-        return Range.model_construct(
-            op="range", attr=rule.attr, gt=rule.gt, gte=rule.gte, lt=rule.lt, lte=rule.lte
-        )
+        # One bound per node: ``year>=1990;year<2000`` and a two-bound range are one form.
+        bounds: dict[str, Any] = {"gt": rule.gt, "gte": rule.gte, "lt": rule.lt, "lte": rule.lte}
+        parts: list[Node] = []
+        for name, value in bounds.items():
+            if value is not None:
+                one: dict[str, Any] = {**dict.fromkeys(bounds), name: value}
+                parts.append(Range.model_construct(op="range", attr=rule.attr, **one))
+        if len(parts) == 1:
+            return parts[0]
+        return resolve(And.model_construct(op="and", rules=parts), kinds)
     if isinstance(rule, Exists):
         _known(rule.attr, kinds)
         return Exists.model_construct(op="exists", attr=rule.attr)
