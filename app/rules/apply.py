@@ -22,6 +22,7 @@ puts it ahead of nearly all of the list). Responses give the spread used
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -33,43 +34,59 @@ from app.rules.compile import RulePlan
 def apply_rules(
     scores: Tensor, plans: Sequence[RulePlan | None]
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """(boosted scores (B, I), drop mask (B, I) or None, spread per row (B,) or None).
+    """(boosted scores (B, I), drop mask (B, I), read-only, or None, spread per row (B,) or None).
 
-    Rows without a plan are untouched; one stacked mask and one stacked offset
-    cover every row that has one.
+    Rows without a plan are untouched. Rows are grouped by plan (a batch holds
+    few distinct rules: the plan cache hands equal requests the same object),
+    and each group costs one broadcast mask and one broadcast offset.
     """
-    if not any(plans):
+    groups: dict[int, tuple[RulePlan, list[int]]] = {}
+    for b, plan in enumerate(plans):
+        if plan is not None:
+            groups.setdefault(id(plan), (plan, []))[1].append(b)
+    if not groups:
         return scores, None, None
-    device = scores.device
-    drop = None
-    kept = [b for b, plan in enumerate(plans) if plan is not None and plan.keep is not None]
-    if kept:
-        drop = torch.zeros(scores.shape, dtype=torch.bool, device=device)
-        rows = torch.tensor(kept, device=device)
-        drop[rows] = ~torch.stack([_part(plans[b], "keep") for b in kept])
-    boosted = [b for b, plan in enumerate(plans) if plan is not None and plan.offset is not None]
-    units = None
+    device, n = scores.device, scores.shape[0]
+    drop = units = spread = None
+    boosted = [b for plan, rows in groups.values() if plan.offset is not None for b in rows]
     if boosted:
-        rows = torch.tensor(boosted, device=device)
-        part = scores[rows]
-        spread = _spread(part)
-        offsets = torch.stack([_part(plans[b], "offset") for b in boosted])
-        scores = scores.clone()
-        scores[rows] = part + spread * offsets
-        units = torch.full((scores.shape[0],), float("nan"), device=device)
-        units[rows] = spread.squeeze(1)
+        if len(boosted) == n:  # the usual batch: one rule set for every row, no gather
+            spread = _spread(scores)
+            units = spread[:, 0]
+        else:
+            index = torch.tensor(boosted, device=device)
+            row_spread = _spread(scores[index])  # (n_boosted, 1)
+            spread = torch.ones(n, 1, device=device)
+            spread[index] = row_spread
+            units = torch.full((n,), float("nan"), device=device)
+            units[index] = row_spread[:, 0]
+        scores = scores.clone()  # the scorer's output may be shared; never write into it
+    for plan, rows in groups.values():
+        part = None if len(rows) == n else torch.tensor(rows, device=device)
+        if plan.drop is not None:
+            if part is None:  # one rule set for the whole batch: a broadcast view, no copy
+                drop = plan.drop.expand(scores.shape)
+            else:
+                if drop is None:
+                    drop = torch.zeros(scores.shape, dtype=torch.bool, device=device)
+                drop[part] = plan.drop
+        if plan.offset is not None and spread is not None:
+            if part is None:
+                scores += spread * plan.offset
+            else:
+                scores[part] += spread[part] * plan.offset
     return scores, drop, units
 
 
-def _part(plan: RulePlan | None, name: str) -> Tensor:
-    value = getattr(plan, name, None)
-    assert isinstance(value, Tensor)
-    return value
-
-
 def _spread(rows: Tensor) -> Tensor:
-    """(B, 1): each row's population std, 1 where that is 0 or not finite (see module doc)."""
-    spread = rows.float().std(dim=1, correction=0, keepdim=True)
+    """(B, 1): each row's population std, 1 where that is 0 or not finite (see module doc).
+
+    As the norm of the centred row: ``Tensor.std`` costs about 20 times more on
+    one CPU thread (1.2 ms against 60 us for 32 x 1,682 scores).
+    """
+    rows = rows.float()
+    centred = rows - rows.mean(dim=1, keepdim=True)
+    spread = torch.linalg.vector_norm(centred, dim=1, keepdim=True) / math.sqrt(rows.shape[1])
     return torch.where(torch.isfinite(spread) & (spread > 0), spread, torch.ones_like(spread))
 
 

@@ -104,6 +104,7 @@ class RulePlan:
     """What one request's rules do to its batch row (``app.rules.apply``)."""
 
     keep: Tensor | None  # (I,) bool on the model's device: True = may be returned
+    drop: Tensor | None  # (I,) bool: ~keep, kept ready for the batch mask
     offset: Tensor | None  # (I,) float32: summed boost weights, in units of the score spread
     cap: Cap | None = None
     mmr: float | None = None
@@ -315,4 +316,7 @@ class RuleCompiler:
             elif kinds <= {OTHER}:
                 raise RuleError(f"cap: attribute '{attr}' holds objects; a cap needs plain values")
             cap = Cap(attr, limit, self._table(model, model_key, snapshot).membership(attr))
-        return RulePlan(keep=keep, offset=offset, cap=cap, mmr=rules.mmr, canonical=canonical)
+        drop = ~keep if keep is not None else None
+        return RulePlan(
+            keep=keep, drop=drop, offset=offset, cap=cap, mmr=rules.mmr, canonical=canonical
+        )

@@ -7,6 +7,7 @@ not parse or resolve anything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -80,9 +81,19 @@ def rules_from_query(
     mmr: float | None,
 ) -> ListRules:
     """The ``filter`` / ``boost`` / ``cap`` / ``mmr`` query parameters; ``RuleError`` if bad."""
-    filters, boosts = list(filters or ()), list(boosts or ())
     if not (filters or boosts or cap is not None or mmr is not None):
-        return ListRules()
+        return _NO_RULES
+    return _from_query(tuple(filters or ()), tuple(boosts or ()), cap, mmr)
+
+
+_NO_RULES = ListRules()
+
+
+@functools.lru_cache(maxsize=1024)
+def _from_query(
+    filters: tuple[str, ...], boosts: tuple[str, ...], cap: str | None, mmr: float | None
+) -> ListRules:
+    """``rules_from_query``, once per distinct query (a repeated request parses nothing)."""
     if len(filters) > MAX_FILTERS:
         raise RuleError(f"{len(filters)} filter parameters; at most {MAX_FILTERS}")
     if len(boosts) > MAX_BOOSTS:
@@ -97,5 +108,5 @@ def rules_from_query(
         boosts=tuple(parse_boost(text) for text in boosts),
         cap=parsed_cap,
         mmr=mmr,
-        key=("query", tuple(filters), tuple(boosts), cap, mmr),
+        key=("query", filters, boosts, cap, mmr),
     )
