@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -109,7 +109,6 @@ class RulePlan:
     cap: Cap | None = None
     mmr: float | None = None
     canonical: str = ""  # the resolved filter, for logs and errors
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # --------------------------------------------------------------------------- evaluation
