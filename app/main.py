@@ -37,6 +37,7 @@ from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
+from app.rules import AttributeIndex, RuleCompiler
 from app.schemas import ErrorResponse
 from app.serving.attribution import Attributor
 from app.serving.holder import ModelHolder, resolve_device
@@ -84,6 +85,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         batch_max=settings.impression_batch_max,
         flush_s=settings.impression_flush_s,
     )
+    attributes = AttributeIndex()  # fed by the catalog sync, read by the rule compiler
     attributor = Attributor(impressions, settings.attribution_window_minutes, settings.event_types)
     return Services(
         settings=settings,
@@ -93,8 +95,15 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         cache=cache,
         holder=holder,
         recommender=Recommender(
-            holder, cache, LogReader(sessions, guard, metrics), settings, metrics, impressions
+            holder,
+            cache,
+            LogReader(sessions, guard, metrics),
+            settings,
+            metrics,
+            impressions,
+            RuleCompiler(attributes),
         ),
+        attributes=attributes,
         interactions=InteractionLogger(
             sessions, cache, holder, settings, guard, metrics, attributor=attributor
         ),
@@ -118,7 +127,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.impressions.start()
         services.retention.start()
         # Applies catalog items to every loaded version and polls the items table.
-        sync = CatalogSync(services.sessions, services.holder, settings.reload_interval_s)
+        sync = CatalogSync(
+            services.sessions,
+            services.holder,
+            settings.reload_interval_s,
+            attributes=services.attributes,
+        )
         sync.start()
         app.state.services = services
         app.state.catalog = sync

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
+from app.rules.request import BOOST_DOC, CAP_DOC, FILTER_DOC, MMR_DOC, RulesIn
 from app.schemas_fields import Bool, Id, IsoDateTime, ModelName, Number, Text, storable
 
 Rating = Number
@@ -116,6 +117,17 @@ class InteractionsAccepted(BaseModel):
 FROM_TEXT = "true when the item has no ratings in the model: its vector comes from its catalog text"
 
 
+#: Field descriptions shared by every list response.
+SHORT_BY = (
+    "present when the list has fewer than k items: how many fewer (the rules, filters and "
+    "exclusions left fewer than k candidates)"
+)
+BOOST_UNIT = (
+    "present when boosts applied: the spread (std) of this list's model scores that boost "
+    "weights are multiplied by; listed scores include the boosts"
+)
+
+
 class ScoredItem(BaseModel):
     item_id: str
     score: float
@@ -136,6 +148,8 @@ class RecommendationResponse(BaseModel):
         "from the artifact's training history and the cached state only",
     )
     items: list[ScoredItem]
+    short_by: int | None = Field(None, description=SHORT_BY)
+    boost_unit: float | None = Field(None, description=BOOST_UNIT)
     unknown_items: list[str] | None = Field(
         None, description="history items the model does not know (ignored)"
     )
@@ -162,6 +176,10 @@ class RecommendationQuery(BaseModel):
     exclude: list[Text] | None = Field(None, description="item ids never to return")
     include: list[Text] | None = Field(None, description="rank only these item ids")
     exclude_recently_shown: int = Field(0, description=EXCLUDE_RECENTLY_SHOWN)
+    filter: list[Text] | None = Field(None, description=FILTER_DOC)
+    boost: list[Text] | None = Field(None, description=BOOST_DOC)
+    cap: Text | None = Field(None, description=CAP_DOC)
+    mmr: float | None = Field(None, description=MMR_DOC)
 
 
 class HistoryEntry(_Strict):
@@ -189,6 +207,9 @@ class AdHocRecommendationRequest(_Strict):
     )
     exclude_recently_shown: StrictInt = Field(
         0, description=EXCLUDE_RECENTLY_SHOWN + " (needs user_id)"
+    )
+    rules: RulesIn | None = Field(
+        None, description="business rules: attribute filter, boosts, diversity (docs/rules.md)"
     )
 
 
@@ -246,6 +267,8 @@ class SimilarItemsResponse(BaseModel):
     model: str
     version: str
     items: list[ScoredItem]
+    short_by: int | None = Field(None, description=SHORT_BY)
+    boost_unit: float | None = Field(None, description=BOOST_UNIT)
     recommendation_id: str | None = Field(None, description=RECOMMENDATION_ID)
 
 

@@ -38,7 +38,10 @@ class ItemIn(BaseModel):
     )
     attributes: JsonObject = Field(
         default_factory=dict,
-        description=f"free-form JSON object (at most {MAX_ATTRIBUTES_BYTES} bytes as JSON)",
+        description="what business rules filter on (docs/rules.md): each value null, "
+        "true/false, a number, a string or a flat list of one of those kinds; an attribute "
+        "keeps the kind the catalog holds for it (a number stays a number); at most "
+        f"{MAX_ATTRIBUTES_BYTES} bytes as JSON",
     )
 
 

@@ -28,6 +28,7 @@ Usage::
     python benchmarks/serve_bench.py --items 100000 --endpoints constant,recs
     python benchmarks/serve_bench.py --server-env GENREC_BATCH_WAIT_MS=0   # any server setting
     python benchmarks/serve_bench.py --impressions-ab --repeat 3     # recs, impressions on vs off
+    python benchmarks/serve_bench.py --rules-ab --repeat 3           # recs, a filter + boost vs none
 
 The load generator shares the machine with the server: on a small machine its
 own CPU use lowers every figure, the bare endpoint's included, which is why
@@ -48,10 +49,21 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
 ENDPOINTS = ("constant", "recs", "predict", "interactions")
+#: ``--rules-ab``: the typical rules of a filtered list (docs/rules.md): a genre filter,
+#: a year range and a boost of recent films, as query parameters of ``recs``.
+RULES_QUERY = "&".join(
+    f"{name}={quote(value, safe='')}"
+    for name, value in (
+        ("filter", "genres:Comedy,Drama,Action"),
+        ("filter", "year>=1980"),
+        ("boost", "year>=1995^0.5"),
+    )
+)
 RATING_MODEL = "biased-mf"
 
 
@@ -179,9 +191,11 @@ def request_bytes(kind: str, conn: int, n: int, users: list[str], items: list[st
     """The n-th request of connection ``conn`` for endpoint ``kind`` (HTTP/1.1, keep-alive)."""
     if kind == "constant":
         return b"GET /v1/_bench/constant HTTP/1.1\r\nHost: bench\r\n\r\n"
-    if kind == "recs":
+    if kind in ("recs", "recs-rules"):
         user = users[(conn * 7919 + n) % len(users)]
-        return f"GET /v1/users/{user}/recommendations?k=10 HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        rules = "&" + RULES_QUERY if kind == "recs-rules" else ""
+        path = f"/v1/users/{user}/recommendations?k=10{rules}"
+        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     if kind == "predict":
         user = users[(conn * 7919 + n) % len(users)]
         start = (n * 10) % max(len(items) - 10, 1)
@@ -252,7 +266,7 @@ def load_main(argv: list[str]) -> None:
     """Entry of the load-generator subprocess: one endpoint at one concurrency; JSON on stdout."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--kind", choices=ENDPOINTS, required=True)
+    parser.add_argument("--kind", choices=[*ENDPOINTS, "recs-rules"], required=True)
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--duration", type=float, required=True)
     parser.add_argument("--warmup", type=float, required=True)
@@ -409,6 +423,85 @@ def impressions_ab(args: argparse.Namespace, store: Path, workdir: Path, levels:
             proc.wait(timeout=60)
 
 
+def import_catalog(database_url: str, data_dir: Path | None) -> None:
+    """ML-100K's u.item into the server's catalog (genres, year), as ``genrec items import``."""
+    from app.catalog.items import import_records
+    from training.data.catalog_file import read_catalog_file
+
+    root = data_dir or Path(__file__).resolve().parents[2] / "shared" / "data"
+    path = root / "ml-100k" / "u.item"
+    counts = import_records(database_url, read_catalog_file(path), str(path))
+    print(f"# catalog from {path}: {counts}")
+
+
+def _medians(results: list[dict]) -> dict:
+    median = dict(results[0])
+    for field in ("rps", "p50_ms", "p95_ms", "p99_ms"):
+        median[field] = float(np.median([r[field] for r in results]))
+    median["errors"] = {}
+    for r in results:
+        for status, count in r["errors"].items():
+            median["errors"][status] = median["errors"].get(status, 0) + count
+    return median
+
+
+def rules_ab(args: argparse.Namespace, store: Path, workdir: Path, levels: list[int]) -> None:
+    """``recs`` with the typical rules (``RULES_QUERY``) against without, on one server.
+
+    The catalog (u.item) is imported first so the rules have attributes to test;
+    runs alternate (off, on, on, off, ...) as in ``impressions_ab``. One request
+    is checked first: the rules must have applied (a boost unit in the answer),
+    or the figure would compare two unfiltered runs.
+    """
+    import httpx
+
+    data_dir = os.environ.get("GENREC_DATA_DIR")
+    import_catalog(
+        args.database_url or f"sqlite:///{workdir}/genrec.db", Path(data_dir) if data_dir else None
+    )
+    proc, port = start_server(args, store, workdir)
+    try:
+        probe = httpx.get(f"http://127.0.0.1:{port}/v1/users/1/recommendations?k=10&{RULES_QUERY}")
+        if probe.status_code != 200 or "boost_unit" not in probe.json():
+            raise SystemExit(
+                f"the server did not apply the rules: {probe.status_code} {probe.text[:300]}"
+            )
+        print(
+            f"# rules on vs off, recs k=10; rules: {RULES_QUERY}; server settings: "
+            f"{' '.join(args.server_env) or 'defaults'}; workers={args.workers}; "
+            f"cpus={os.cpu_count()}; median of {args.repeat} run(s)"
+        )
+        print("| rules | conc |    req/s | p50 ms  | p95 ms  | p99 ms  | on/off | non-2xx |")
+        print("|---|---|---|---|---|---|---|---|")
+        kinds = {"off": "recs", "on": "recs-rules"}
+        for conc in levels:
+            runs: dict[str, list[dict]] = {"off": [], "on": []}
+            for round_ in range(args.repeat):
+                order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
+                for mode in order:
+                    result = run_load(port, kinds[mode], conc, args.duration, args.warmup)
+                    runs[mode].append(result)
+                    print(
+                        f"# rules={mode} x{conc} run {round_ + 1}/{args.repeat}: "
+                        f"{result['rps']:.0f} req/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            medians = {mode: _medians(results) for mode, results in runs.items()}
+            for mode in ("off", "on"):
+                m = medians[mode]
+                ratio = m["rps"] / medians["off"]["rps"]
+                errors = ",".join(f"{k}x{v}" for k, v in m["errors"].items()) or "-"
+                print(
+                    f"| {mode:<5} | {conc:>4} | {m['rps']:>8.0f} | {m['p50_ms']:>7.2f} | "
+                    f"{m['p95_ms']:>7.2f} | {m['p99_ms']:>7.2f} | {ratio:>6.0%} | {errors} |",
+                    flush=True,
+                )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         load_main(sys.argv[2:])
@@ -434,6 +527,11 @@ def main() -> None:
         action="store_true",
         help="only recs, on a server with impressions on and one with them off, alternating",
     )
+    parser.add_argument(
+        "--rules-ab",
+        action="store_true",
+        help="only recs, with a typical filter and boost and without, alternating (one server)",
+    )
     args = parser.parse_args()
     endpoints = [e for e in args.endpoints.split(",") if e]
     unknown = set(endpoints) - set(ENDPOINTS)
@@ -447,6 +545,12 @@ def main() -> None:
         build_store(store, Path(data_dir) if data_dir else None, args.items)
     elif args.items is not None:
         raise SystemExit("--items builds a new store; pass a --store path that does not exist")
+    if args.rules_ab:
+        try:
+            rules_ab(args, store, workdir, levels)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     if args.impressions_ab:
         try:
             impressions_ab(args, store, workdir, levels)

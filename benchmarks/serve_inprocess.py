@@ -5,8 +5,10 @@
 (the store ``serve_bench.py`` builds). Prints, on one torch thread:
 
 * CPU microseconds per request when 32 coroutines call the ASGI app directly
-  (``GET /v1/_bench/constant`` and ``GET /v1/users/{id}/recommendations?k=10``),
-  i.e. genrec's own per-request cost without uvicorn or sockets;
+  (``GET /v1/_bench/constant``, ``GET /v1/users/{id}/recommendations?k=10``, and
+  the same with ``serve_bench.RULES_QUERY``'s filter and boost over the ML-100K
+  catalog, imported from ``u.item`` first), i.e. genrec's own per-request cost
+  without uvicorn or sockets;
 * milliseconds per ``process_batch`` of 16 cached ML-100K users;
 * microseconds per batch log query (``users_interactions``) for 16 users on SQLite;
 * one full ``gc.collect()`` with the long-lived heap frozen (``app.core.heap``)
@@ -23,6 +25,7 @@ import os
 import tempfile
 import time
 import timeit
+from pathlib import Path
 
 
 async def _drive(app, path: str, qs: bytes, conc: int, seconds: float) -> tuple[int, float]:  # type: ignore[no-untyped-def]
@@ -78,6 +81,10 @@ def main() -> None:
     import uvloop
 
     from app.main import create_app
+    from benchmarks.serve_bench import RULES_QUERY, import_catalog
+
+    data_dir = os.environ.get("GENREC_DATA_DIR")
+    import_catalog(os.environ["GENREC_DATABASE_URL"], Path(data_dir) if data_dir else None)
 
     app = create_app()
 
@@ -86,6 +93,11 @@ def main() -> None:
             for label, path, qs in (
                 ("bare endpoint", "/v1/_bench/constant", b""),
                 ("recommendations", "/v1/users/{user}/recommendations", b"k=10"),
+                (
+                    "recs + rules",
+                    "/v1/users/{user}/recommendations",
+                    b"k=10&" + RULES_QUERY.encode(),
+                ),
             ):
                 n, cpu = await _drive(app, path, qs, 32, args.seconds)
                 print(f"ASGI, 32 concurrent, {label:>15}: {cpu / n * 1e6:6.0f} us CPU per request")

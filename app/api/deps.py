@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
+from app.rules import AttributeIndex
 from app.serving.holder import ModelHolder
 from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
@@ -33,6 +34,8 @@ class Services:
     interactions: InteractionLogger
     impressions: ImpressionRecorder
     retention: ImpressionRetention
+    #: The catalog's attributes, fed by the catalog sync; rules compile against them.
+    attributes: AttributeIndex = field(default_factory=AttributeIndex)
 
 
 def services_of(request: Request) -> Services:

@@ -28,6 +28,7 @@ from app.catalog.extension import TextItem, extend_model, is_text_aware
 from app.catalog.items import (
     CatalogError,
     FileRecord,
+    check_kinds,
     import_records,
     read_item,
     save_items,
@@ -40,6 +41,7 @@ __all__ = [
     "CatalogSync",
     "FileRecord",
     "TextItem",
+    "check_kinds",
     "extend_model",
     "import_records",
     "is_text_aware",

@@ -1,7 +1,13 @@
 """Catalog items: the rules an item must meet, the items table, and the file import.
 
-``PUT /v1/items/{id}`` and ``genrec items import`` share ``validate_item``, so
-both refuse the same things with the same message.
+``PUT /v1/items/{id}`` and ``genrec items import`` share ``validate_item`` and
+``check_kinds``, so both refuse the same things with the same message.
+
+Attribute values are what business rules can test (``app.rules``): null, true/false,
+a finite number, a string, or a flat list of one of those kinds (``"genres":
+["Comedy", "Drama"]``). And an attribute keeps its kind across the catalog: once
+``year`` holds numbers, an item with ``"year": "1995"`` is refused (a number
+stays a number), so ``year>=1990`` means the same for every item.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
-from app.repository import ItemRow, NewItem, get_item, upsert_items
+from app.repository import ItemRow, NewItem, get_item, items_changed_since, upsert_items
+from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
 from app.schemas_catalog import MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
 
 
@@ -60,7 +67,48 @@ def validate_item(
         raise CatalogError(
             f"attributes are {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}"
         )
+    for name, value in attributes.items():
+        if value_kind(value) == OTHER:
+            raise CatalogError(
+                f"attribute '{name}' must be null, true/false, a number, a string or a flat "
+                "list of one of those kinds"
+            )
     return NewItem(item_id, title or None, text or None, attributes)
+
+
+_KIND_WORDS = {NUMBER: "a number", STRING: "a string", BOOL: "true/false"}
+
+
+def check_kinds(
+    attributes: dict[str, Any], kinds: dict[str, frozenset[str]] | Any, where: str = ""
+) -> None:
+    """Each attribute's kind must be the kind the catalog already holds for it."""
+    for name, value in attributes.items():
+        kind = value_kind(value)
+        known = kinds.get(name)
+        if kind is None or not known or kind in known:
+            continue
+        held = " and ".join(_KIND_WORDS.get(k, k) for k in sorted(known))
+        raise CatalogError(
+            f"{where}attribute '{name}' is {_KIND_WORDS.get(kind, kind)} here, but the catalog "
+            f"holds {held} for it (an attribute keeps one kind)"
+        )
+
+
+def catalog_kinds(session: Session) -> dict[str, frozenset[str]]:
+    """The kind(s) each attribute has across the stored catalog (one pass, paged)."""
+    kinds: dict[str, set[str]] = {}
+    start, after_id = None, ""
+    while True:
+        rows = items_changed_since(session, start, after_id, 1000)
+        for row in rows:
+            for name, value in row.attributes.items():
+                kind = value_kind(value)
+                if kind is not None:
+                    kinds.setdefault(name, set()).add(kind)
+        if len(rows) < 1000:
+            return {name: frozenset(found) for name, found in kinds.items()}
+        start, after_id = rows[-1].updated_at, rows[-1].item_id
 
 
 def save_items(sessions: sessionmaker[Session], items: Sequence[NewItem]) -> dict[str, str]:
@@ -128,7 +176,11 @@ def import_records(
     try:
         if migrate:
             upgrade_database(database_url)
-        outcome = save_items(make_sessionmaker(engine), items)
+        sessions = make_sessionmaker(engine)
+        with session_scope(sessions) as session:
+            kinds = catalog_kinds(session)
+        _check_file_kinds(records, items, kinds, source)
+        outcome = save_items(sessions, items)
     except SQLAlchemyError as exc:
         raise CatalogError(f"cannot write the catalog to {where}: {exc}") from None
     finally:
@@ -137,3 +189,20 @@ def import_records(
     for result in outcome.values():
         counts[result] += 1
     return counts
+
+
+def _check_file_kinds(
+    records: Sequence[FileRecord],
+    items: Sequence[NewItem],
+    stored: dict[str, frozenset[str]],
+    source: str,
+) -> None:
+    """Every record's attributes against the stored catalog and the records before it."""
+    kinds = {name: set(found) for name, found in stored.items()}
+    for record, item in zip(records, items, strict=True):
+        frozen = {name: frozenset(found) for name, found in kinds.items()}
+        check_kinds(item.attributes, frozen, f"{source}, line {record.line}: ")
+        for name, value in item.attributes.items():
+            kind = value_kind(value)
+            if kind is not None:
+                kinds.setdefault(name, set()).add(kind)

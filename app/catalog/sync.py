@@ -6,6 +6,9 @@
 * Hot swap: ``CatalogSync.apply`` is one of the holder's load listeners, so a
   newly promoted version gets every catalog item with text that its artifact
   lacks before it serves.
+* Attributes: every row's attributes go to the ``AttributeIndex`` that
+  business rules compile against (``app.rules``); a change bumps its
+  revision, which invalidates the compiled masks.
 * Other processes: each server polls the items table at its reload interval
   (keyset on ``updated_at``, re-reading a short look-back window because a
   transaction may commit after a later one), keeps the catalog's texts in
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.catalog.extension import TextItem, extend_model, is_text_aware
 from app.core.db import session_scope
 from app.repository import ItemRow, items_changed_since
+from app.rules.catalog import AttributeIndex
 from app.serving.holder import ModelHolder
 from app.serving.loaded import LoadedModel
 
@@ -43,8 +47,10 @@ class CatalogSync:
         interval_s: float,
         lookback_s: float = 10.0,
         page_size: int = 1000,
+        attributes: AttributeIndex | None = None,
     ) -> None:
         self.sessions = sessions
+        self.attributes = attributes if attributes is not None else AttributeIndex()
         self.holder = holder
         self.interval_s = interval_s
         self.lookback = timedelta(seconds=lookback_s)
@@ -106,6 +112,7 @@ class CatalogSync:
             start, after_id = rows[-1].updated_at, rows[-1].item_id
 
     def _merge(self, rows: list[ItemRow]) -> int:
+        self.attributes.update((row.item_id, row.attributes) for row in rows)
         changed = 0
         for row in rows:
             item = TextItem.from_row(row)

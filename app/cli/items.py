@@ -16,13 +16,18 @@ items_app = typer.Typer(
 
 @items_app.command("import")
 def items_import(
-    file: Annotated[Path, typer.Argument(help="catalog file: .csv or .jsonl (see docs)")],
+    file: Annotated[
+        Path, typer.Argument(help="catalog file: .csv, .jsonl, or ML-100K's u.item (see docs)")
+    ],
 ) -> None:
     """Add or update the items of FILE in the catalog at GENREC_DATABASE_URL.
 
     CSV: header item_id[,title][,text][,attributes (a JSON object)][,other columns
     become string attributes]. JSONL: {"item_id", "title", "text", "attributes"} per
-    line. All or nothing: a bad record stops the import before anything is written.
+    line. ML-100K's u.item: titles, genres (a list) and year (a number) as attributes,
+    which business rules filter on (docs/rules.md). All or nothing: a bad record, or an
+    attribute whose kind differs from the catalog's (a number stays a number), stops
+    the import before anything is written.
     Running servers pick the items up at their next reload poll; a text-aware
     production model (convmf) scores new items from their text.
     """

@@ -109,6 +109,12 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.short_lists = Counter(
+            "genrec_short_lists",
+            "lists answered with fewer than k items (rules, filters or exclusions left fewer)",
+            ["endpoint"],
+            registry=r,
+        )
 
     def set_loaded_version(self, model: str, version: str, previous: str | None) -> None:
         """Point the info gauge at ``version`` (and clear the swapped-out one)."""

@@ -14,7 +14,8 @@ scoring thread, which runs ``process_batch``:
 
     users' logs (one query) + cached states (one round trip) + fold-in (one
     ``user_state`` call for the misses) -> states (B, D) -> scores (B, I)
-    -> masks (B, I) -> torch.topk -> per-job top-k
+    -> business rules (``app.rules.apply``: filter masks, boosts) -> masks (B, I)
+    -> torch.topk -> per-job top-k (diversity re-ranks: ``app.rules.diversity``)
 
 and the results are fanned back out to the futures. While one batch is being
 scored the next one fills, so batches get larger exactly when load is high.
@@ -39,6 +40,9 @@ import torch
 from torch import Tensor
 
 from app.core.metrics import Metrics
+from app.rules.apply import apply_rules
+from app.rules.compile import RulePlan
+from app.rules.diversity import diversify
 from app.serving.loaded import LoadedModel
 from app.serving.state import UserContext
 
@@ -64,6 +68,7 @@ class RankJob:
     k: int
     user_id: str | None = None  # resolve state + seen items in the batch
     exclude_seen: bool = True  # with user_id: also ban the user's seen items
+    rules: RulePlan | None = None  # compiled business rules (filter mask, boosts, diversity)
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Ranked:
     items: np.ndarray  # (k',) int64 item indices
     scores: np.ndarray  # (k',) float32
     context: UserContext | None = None  # what the batch resolved for a ``user_id`` job
+    boost_unit: float | None = None  # the score spread boosts were scaled by (app.rules.apply)
 
 
 #: Resolves the users of a batch: (model, user ids) -> one context per id, in order.
@@ -99,10 +105,12 @@ def process_batch(
         context = next(resolved)
         # Plain constructors, not ``dataclasses.replace``: this runs per request, under the GIL.
         banned = _ban_seen(job, context.seen)
-        prepared.append(RankJob(context.state, banned, job.allowed, job.k))
+        prepared.append(RankJob(context.state, banned, job.allowed, job.k, rules=job.rules))
         contexts.append(context)
     ranked = rank_batch(model, prepared)
-    return [Ranked(r.items, r.scores, c) for r, c in zip(ranked, contexts, strict=True)]
+    return [
+        Ranked(r.items, r.scores, c, r.boost_unit) for r, c in zip(ranked, contexts, strict=True)
+    ]
 
 
 def _ban_seen(job: RankJob, seen: np.ndarray) -> np.ndarray:
@@ -114,10 +122,14 @@ def _ban_seen(job: RankJob, seen: np.ndarray) -> np.ndarray:
 
 
 def rank_batch(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
-    """Score, mask and top-k ``jobs`` together: one score call, one mask, one ``torch.topk``."""
+    """Score, apply rules, mask and top-k ``jobs`` together: one score call, one mask,
+    one ``torch.topk``; lists with a diversity rule are then re-ranked one by one."""
     with torch.inference_mode():
         scores = _score_rows(model, jobs)  # (B, I)
+        scores, dropped, units = apply_rules(scores, [job.rules for job in jobs])
         mask = _mask(jobs, model.n_items, scores.device)  # (B, I) True = never return
+        if dropped is not None:
+            mask |= dropped
         scores = scores.masked_fill(mask, float("-inf"))
         available = (~mask).sum(dim=1)  # (B,)
         k = min(max(job.k for job in jobs), model.n_items)
@@ -125,10 +137,19 @@ def rank_batch(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
         values_np = values.cpu().numpy()
         indices_np = indices.cpu().numpy()
         available_np = available.cpu().numpy()
-    ranked = []
-    for b, job in enumerate(jobs):
-        n = min(job.k, int(available_np[b]))
-        ranked.append(Ranked(items=indices_np[b, :n], scores=values_np[b, :n]))
+        units_np = units.cpu().numpy() if units is not None else None
+        ranked = []
+        for b, job in enumerate(jobs):
+            unit = (
+                float(units_np[b]) if units_np is not None and units_np[b] == units_np[b] else None
+            )
+            plan = job.rules
+            if plan is not None and (plan.cap is not None or plan.mmr is not None):
+                items, picked = diversify(model, scores[b], job.k, plan.cap, plan.mmr)
+                ranked.append(Ranked(items=items, scores=picked, boost_unit=unit))
+                continue
+            n = min(job.k, int(available_np[b]))
+            ranked.append(Ranked(items=indices_np[b, :n], scores=values_np[b, :n], boost_unit=unit))
     return ranked
 
 

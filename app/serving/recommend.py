@@ -18,7 +18,7 @@ endpoints' rules; split out, a route's answer would be decided in two places.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,10 @@ from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.errors import ApiError
 from app.core.metrics import Metrics
+from app.rules import AttributeIndex, ListRules, RuleCompiler, RuleError, RulePlan
+from app.rules.apply import apply_rules, boost_unit
+from app.rules.diversity import diversify
+from app.rules.request import rules_from_query
 from app.schemas import (
     MAX_LIST,
     MAX_RECENTLY_SHOWN,
@@ -62,6 +66,8 @@ class Filters:
     include: Sequence[str] | None = None
     #: Drop items shown to the user in their last N impressions (0 = off).
     exclude_recently_shown: int = 0
+    #: Business rules (attribute filter, boosts, diversity; ``app.rules``).
+    rules: ListRules = field(default_factory=ListRules)
 
 
 class Recommender:
@@ -75,8 +81,10 @@ class Recommender:
         settings: Settings,
         metrics: Metrics,
         impressions: ImpressionRecorder,
+        rules: RuleCompiler | None = None,
     ) -> None:
         self.holder = holder
+        self.rules = rules if rules is not None else RuleCompiler(AttributeIndex())
         self.impressions = impressions
         self.cache = cache
         self.logs = logs
@@ -100,6 +108,7 @@ class Recommender:
         self.check_k(k)
         self.check_filters(filters)
         model = await self.model_async(model_name)
+        plan = self.rule_plan(model, filters.rules)
         exclude = await self._with_recently_shown(user_id, filters)
         job = RankJob(
             state=None,
@@ -108,16 +117,21 @@ class Recommender:
             k=k,
             user_id=user_id,
             exclude_seen=filters.exclude_seen,
+            rules=plan,
         )
         ranked = await self._rank(model, job)
         assert ranked.context is not None  # the batch resolved this job's user
-        return self._answer(model, ranked, ranked.context, user_id, "user")
+        return self._answer(model, ranked, ranked.context, user_id, "user", k)
 
     async def for_history(self, request: AdHocRecommendationRequest) -> RecommendationResponse:
         """Top-k for an anonymous history (fold-in; unknown items listed, not fatal)."""
         self.check_k(request.k)
         filters = Filters(
-            request.exclude_seen, request.exclude, request.include, request.exclude_recently_shown
+            request.exclude_seen,
+            request.exclude,
+            request.include,
+            request.exclude_recently_shown,
+            request.rules.to_rules() if request.rules is not None else ListRules(),
         )
         self.check_recently_shown(filters.exclude_recently_shown)
         if filters.exclude_recently_shown and request.user_id is None:
@@ -134,7 +148,7 @@ class Recommender:
         context, unknown = await run_in_threadpool(ad_hoc_context, model, history)
         if request.user_id is not None and filters.exclude_recently_shown:
             exclude = await self._with_recently_shown(request.user_id, filters)
-            filters = Filters(filters.exclude_seen, exclude, filters.include)
+            filters = Filters(filters.exclude_seen, exclude, filters.include, rules=filters.rules)
         response = await self._respond(
             model, context, request.k, filters, user_id=request.user_id, kind="ad_hoc"
         )
@@ -201,11 +215,15 @@ class Recommender:
             unknown_items=unknown or None,
         )
 
-    def similar(self, item_id: str, k: int, model_name: str | None) -> SimilarItemsResponse:
-        """k most similar items by cosine over the model's item vectors (or co-occurrence)."""
+    def similar(
+        self, item_id: str, k: int, model_name: str | None, rules: ListRules | None = None
+    ) -> SimilarItemsResponse:
+        """k most similar items by cosine over the model's item vectors (or co-occurrence),
+        under the request's business rules (``app.rules``), like every list."""
         self.check_id(item_id, "item_id")
         self.check_k(k)
         model = self.model(model_name)
+        plan = self.rule_plan(model, rules or ListRules())
         index = model.item_index.get(item_id)
         if index is None:
             raise ApiError(
@@ -216,13 +234,15 @@ class Recommender:
         with torch.inference_mode():
             scores = model.similar_scores(index).to(model.device)
         banned = np.array([index], dtype=np.int64)
-        items = top_k_items(model, scores, None, banned, k)
+        items = top_k_items(model, scores, None, banned, k, plan)
         return SimilarItemsResponse(
             item_id=item_id,
             title=model.titles[index],
             model=model.name,
             version=model.version,
             items=items,
+            short_by=self._short_by("similar", k, len(items)),
+            boost_unit=boost_unit(scores, plan),
             recommendation_id=self.impressions.record(
                 None, "similar", [i.item_id for i in items], model.name, model.version
             ),
@@ -255,6 +275,22 @@ class Recommender:
             raise ApiError(
                 422, "invalid_k", f"k must be between 1 and {self.settings.max_k}, got {k}"
             )
+
+    def rule_plan(self, model: LoadedModel, rules: ListRules) -> RulePlan | None:
+        """``rules`` compiled for ``model`` (cached); a 422 naming what does not fit the catalog."""
+        if not rules:
+            return None
+        try:
+            return self.rules.plan(model, rules)
+        except RuleError as exc:
+            raise ApiError(422, "invalid_rule", str(exc)) from exc
+
+    def _short_by(self, endpoint: str, k: int, returned: int) -> int | None:
+        """How many items fewer than k the list has (None when it has k); counted."""
+        if returned >= k:
+            return None
+        self.metrics.short_lists.labels(endpoint=endpoint).inc()
+        return k - returned
 
     def check_recently_shown(self, last: int) -> None:
         if not 0 <= last <= MAX_RECENTLY_SHOWN:
@@ -309,8 +345,9 @@ class Recommender:
             banned=_banned(model, context.seen if filters.exclude_seen else (), filters.exclude),
             allowed=_allowed(model, filters.include),
             k=k,
+            rules=self.rule_plan(model, filters.rules),
         )
-        return self._answer(model, await self._rank(model, job), context, user_id, kind)
+        return self._answer(model, await self._rank(model, job), context, user_id, kind, k)
 
     async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
         """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""
@@ -327,6 +364,7 @@ class Recommender:
         context: UserContext,
         user_id: str | None,
         kind: str,
+        k: int,
     ) -> RecommendationResponse:
         """The response, with the ``recommendation_id`` of its (queued) impression."""
         if context.state is None:
@@ -342,10 +380,25 @@ class Recommender:
             fallback=context.state is None,
             degraded=context.degraded,
             items=items,
+            short_by=self._short_by(kind, k, len(items)),
+            boost_unit=ranked.boost_unit,
             recommendation_id=self.impressions.record(
                 user_id, kind, shown, model.name, model.version
             ),
         )
+
+
+def query_rules(
+    filters: Sequence[str] | None,
+    boosts: Sequence[str] | None,
+    cap: str | None,
+    mmr: float | None,
+) -> ListRules:
+    """The rule query parameters of a GET list route; a 422 saying what is wrong."""
+    try:
+        return rules_from_query(filters, boosts, cap, mmr)
+    except RuleError as exc:
+        raise ApiError(422, "invalid_rule", str(exc)) from exc
 
 
 def _allowed(model: LoadedModel, include: Sequence[str] | None) -> np.ndarray | None:
@@ -419,8 +472,10 @@ def top_k_items(
     candidates: torch.Tensor | None,
     banned: np.ndarray,
     k: int,
+    plan: RulePlan | None = None,
 ) -> list[ScoredItem]:
-    """Mask ``banned`` item indices in ``scores`` ((I,) or (C,) over ``candidates``), then top-k."""
+    """Mask ``banned`` item indices in ``scores`` ((I,) or (C,) over ``candidates``), apply
+    ``plan``'s rules (over all items only), then top-k."""
     mask = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
     if banned.size:
         banned_t = torch.as_tensor(banned, device=scores.device)
@@ -428,12 +483,24 @@ def top_k_items(
             mask[banned_t] = True
         else:
             mask = torch.isin(candidates, banned_t)
+    scores = scores.float()
+    if plan is not None and candidates is None:
+        boosted, dropped, _ = apply_rules(scores.unsqueeze(0), [plan])
+        scores = boosted[0]
+        if dropped is not None:
+            mask |= dropped[0]
     available = int((~mask).sum())
     if available == 0:
         return []
-    masked = scores.float().masked_fill(mask, float("-inf"))
-    values, positions = torch.topk(masked, min(k, available))
-    indices = positions if candidates is None else candidates[positions]
+    masked = scores.masked_fill(mask, float("-inf"))
+    if plan is not None and candidates is None and (plan.cap is not None or plan.mmr is not None):
+        with torch.inference_mode():
+            picked, values_np = diversify(model, masked, k, plan.cap, plan.mmr)
+        pairs = zip(picked.tolist(), values_np.tolist(), strict=True)
+    else:
+        values, positions = torch.topk(masked, min(k, available))
+        indices = positions if candidates is None else candidates[positions]
+        pairs = zip(indices.cpu().tolist(), values.cpu().tolist(), strict=True)
     return [
         ScoredItem(
             item_id=model.item_ids[i],
@@ -441,5 +508,5 @@ def top_k_items(
             title=model.titles[i],
             from_text=i in model.from_text,
         )
-        for i, v in zip(indices.cpu().tolist(), values.cpu().tolist(), strict=True)
+        for i, v in pairs
     ]

@@ -10,6 +10,9 @@ Formats (UTF-8, a BOM is tolerated):
   ``attributes``. ``attributes`` holds a JSON object; any other column becomes
   one string attribute named after the column (empty cells are left out).
   Empty ``title`` / ``text`` cells mean "none".
+* ``u.item`` — MovieLens 100K's item file (``|``-separated, latin-1): title
+  without the year, attributes ``genres`` (a list) and ``year`` (a number,
+  from the title, else the release date; left out when neither has one).
 * ``.jsonl`` / ``.ndjson`` — one JSON object per line:
   ``{"item_id": "42", "title": "...", "text": "...", "attributes": {...}}``;
   only ``item_id`` is required, unknown keys are refused (a typo such as
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from training.data.errors import DataError
+from training.data.movielens import read_ml100k_items
 
 #: The keys a JSONL record may have.
 JSONL_KEYS = frozenset({"item_id", "title", "text", "attributes"})
@@ -49,7 +53,7 @@ class CatalogRecord:
 
 
 def read_catalog_file(path: str | Path) -> list[CatalogRecord]:
-    """All records of a ``.csv`` / ``.jsonl`` / ``.ndjson`` catalog file, in file order.
+    """All records of a ``.csv`` / ``.jsonl`` / ``.ndjson`` / ``u.item`` catalog file, in file order.
 
     Raises ``DataError`` for a missing file, an unknown extension, a malformed
     record or an item id that appears twice (which of the two rows was meant
@@ -59,7 +63,9 @@ def read_catalog_file(path: str | Path) -> list[CatalogRecord]:
     if not path.is_file():
         raise DataError(f"catalog file not found: {path}")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if path.name == "u.item":
+        records = _read_u_item(path)
+    elif suffix == ".csv":
         records = _read_csv(path)
     elif suffix in (".jsonl", ".ndjson"):
         records = _read_jsonl(path)
@@ -142,6 +148,31 @@ def _csv_attributes(path: Path, line: int, raw: str) -> dict[str, Any]:
             f"{path}, line {line}: attributes must be a JSON object, got {type(value).__name__}"
         )
     return value
+
+
+# --------------------------------------------------------------------------- ML-100K u.item
+
+
+def _read_u_item(path: Path) -> list[CatalogRecord]:
+    """ML-100K's ``u.item`` (genre names from ``u.genre`` beside it when present)."""
+    meta = read_ml100k_items(path.parent) or {}
+    records = []
+    for line, (item_id, entry) in enumerate(meta.items(), start=1):
+        genres = entry.get("genres")
+        attributes: dict[str, Any] = {"genres": list(genres) if isinstance(genres, list) else []}
+        if isinstance(entry.get("year"), int):
+            attributes["year"] = entry["year"]
+        title = entry.get("title")
+        records.append(
+            CatalogRecord(
+                item_id=item_id,
+                title=str(title) if title else None,
+                text=None,
+                attributes=attributes,
+                line=line,
+            )
+        )
+    return records
 
 
 # --------------------------------------------------------------------------- JSONL

@@ -15,7 +15,14 @@ from app.api.admin_auth import require_admin
 from app.api.deps import ServicesDep
 from app.api.params import ItemIdPath
 from app.api.responses import ADMIN, BODY, errors
-from app.catalog import CatalogError, CatalogSync, read_item, save_items, validate_item
+from app.catalog import (
+    CatalogError,
+    CatalogSync,
+    check_kinds,
+    read_item,
+    save_items,
+    validate_item,
+)
 from app.core.errors import ApiError
 from app.repository import ItemRow
 from app.schemas_catalog import ItemIn, ItemResponse, ItemServing
@@ -57,6 +64,7 @@ def put_item(
         item = validate_item(
             item_id, body.title, body.text, body.attributes, services.settings.max_id_length
         )
+        check_kinds(item.attributes, services.attributes.snapshot().kinds)
     except CatalogError as exc:
         raise ApiError(422, "invalid_item", str(exc)) from exc
     try:

@@ -20,7 +20,7 @@ from app.api.params import UserIdPath
 from app.api.query import openapi_parameters, parse_query
 from app.api.responses import BODY, SERVING, errors
 from app.schemas import AdHocRecommendationRequest, RecommendationQuery, RecommendationResponse
-from app.serving.recommend import Filters
+from app.serving.recommend import Filters, query_rules
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
@@ -40,6 +40,7 @@ async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
         exclude=query.exclude or (),
         include=query.include,
         exclude_recently_shown=query.exclude_recently_shown,
+        rules=query_rules(query.filter, query.boost, query.cap, query.mmr),
     )
     answer = await services_of(request).recommender.for_user(user_id, query.k, query.model, filters)
     return json_response(answer)

@@ -69,6 +69,36 @@ def test_import_is_all_or_nothing_and_names_the_line(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_import_keeps_one_kind_per_attribute(tmp_path: Path) -> None:
+    """Against the stored catalog and within the file: a number stays a number."""
+    url = f"sqlite:///{tmp_path}/import.db"
+    first = tmp_path / "first.jsonl"
+    first.write_text('{"item_id": "a", "attributes": {"year": 1995, "genres": ["Drama"]}}\n')
+    import_records(url, read_catalog_file(first), str(first))
+    later = tmp_path / "later.jsonl"
+    later.write_text(
+        '{"item_id": "b", "attributes": {"genres": ["Comedy"]}}\n'
+        '{"item_id": "c", "attributes": {"year": "1996"}}\n'
+    )
+    with pytest.raises(CatalogError, match=rf"{later}, line 2: attribute 'year' is a string"):
+        import_records(url, read_catalog_file(later), str(later))
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        '{"item_id": "d", "attributes": {"size": 1}}\n{"item_id": "e", "attributes": {"size": "L"}}\n'
+    )
+    with pytest.raises(CatalogError, match="line 2: attribute 'size' is a string here"):
+        import_records(url, read_catalog_file(mixed), str(mixed))
+
+
+def test_attribute_values_must_be_rule_testable() -> None:
+    args: dict[str, object] = {"item_id": "1", "title": None, "text": None}
+    for bad in ({"x": {"a": 1}}, {"x": [1, "a"]}, {"x": [[1]]}):
+        with pytest.raises(CatalogError, match="flat list of one of those kinds"):
+            validate_item(**args, attributes=bad)  # type: ignore[arg-type]
+    good = {"n": 1.5, "s": "x", "b": True, "z": None, "l": ["a", "b"], "e": []}
+    assert validate_item(**args, attributes=good).attributes == good  # type: ignore[arg-type]
+
+
 def test_import_into_an_unreachable_database_hides_the_password(tmp_path: Path) -> None:
     url = "postgresql+psycopg://genrec:s3cret@127.0.0.1:1/genrec"
     record = read_catalog_file(_one_item(tmp_path))

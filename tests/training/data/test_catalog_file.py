@@ -94,3 +94,14 @@ def test_missing_file_and_non_utf8(tmp_path: Path) -> None:
     path.write_bytes(b'{"item_id": "caf\xe9"}\n')
     with pytest.raises(DataError, match="not UTF-8"):
         read_catalog_file(path)
+
+
+def test_ml100k_u_item_gives_titles_genre_lists_and_numeric_years(data_dir: Path) -> None:
+    records = read_catalog_file(data_dir / "ml-100k" / "u.item")
+    assert len(records) == 1682
+    toy_story = records[0]
+    assert (toy_story.item_id, toy_story.title) == ("1", "Toy Story")
+    assert toy_story.attributes == {"genres": ["Animation", "Children's", "Comedy"], "year": 1995}
+    assert all(isinstance(r.attributes.get("year", 0), int) for r in records)
+    unknown = next(r for r in records if r.item_id == "267")
+    assert unknown.attributes == {"genres": ["unknown"]}  # no year anywhere: left out

@@ -1,0 +1,253 @@
+"""The rule language's syntax tree: one pydantic model per operator (the JSON form).
+
+A rule is a small tree. Leaves test one catalog attribute of an item; ``and``,
+``or`` and ``not`` combine them. The JSON form in request bodies *is* this
+tree (a discriminated union on ``op``); the query-string form
+(``app.rules.query``) parses into the same classes, and ``render`` writes any
+tree back in query syntax: that rendering of the resolved tree
+(``app.rules.resolve``) is the canonical form, the cache key of compiled masks.
+
+Bounds (checked on the raw JSON before pydantic descends into it, and by the
+query parser): depth ``MAX_DEPTH``, ``MAX_NODES`` nodes, ``MAX_VALUES`` values
+per leaf, strings of at most ``MAX_STRING`` characters. A hostile body (10,000
+values, 1,000 levels of ``not``) is a 422 naming the bound, never a deep
+recursion.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from app.schemas_fields import one_error
+
+#: Deepest nesting of a rule (a leaf alone is depth 1).
+MAX_DEPTH = 8
+#: Most nodes (operators and leaves) in one rule.
+MAX_NODES = 64
+#: Most values one leaf may list (``any`` / ``all``).
+MAX_VALUES = 256
+#: Longest attribute name and string value.
+MAX_STRING = 256
+#: Most boosts in one request.
+MAX_BOOSTS = 8
+#: Largest boost weight, in units of the request's score spread (either sign).
+MAX_WEIGHT = 100.0
+
+#: Attribute names: letters, digits, ``_ . -``; starting with a letter or ``_``.
+ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+class Bare(str):
+    """A value written without quotes in the query-string form: its type comes from the
+    attribute (``year:1995`` is the number 1995, ``title:1995`` the string "1995")."""
+
+    __slots__ = ()
+
+
+AttrName = Annotated[
+    StrictStr, Field(min_length=1, max_length=MAX_STRING, pattern=f"^{ATTR_NAME.pattern}$")
+]
+Scalar = Annotated[
+    StrictBool
+    | StrictInt
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    | Annotated[StrictStr, Field(max_length=MAX_STRING)],
+    Field(union_mode="left_to_right"),
+    one_error(f"must be a string (at most {MAX_STRING} characters), a finite number or true/false"),
+]
+Finite = Annotated[
+    StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)],
+    one_error("must be a finite number"),
+]
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Eq(_Node):
+    """The attribute equals ``value`` (a list attribute: contains it)."""
+
+    op: Literal["eq"] = "eq"
+    attr: AttrName
+    value: Scalar
+
+
+class AnyOf(_Node):
+    """The attribute equals (a list attribute: contains) at least one of ``values``."""
+
+    op: Literal["any"] = "any"
+    attr: AttrName
+    values: list[Scalar] = Field(min_length=1, max_length=MAX_VALUES)
+
+
+class AllOf(_Node):
+    """A list attribute contains every one of ``values`` (a scalar: equals all of them)."""
+
+    op: Literal["all"] = "all"
+    attr: AttrName
+    values: list[Scalar] = Field(min_length=1, max_length=MAX_VALUES)
+
+
+class Range(_Node):
+    """A number attribute (a list of numbers: one of them) within the given bounds."""
+
+    op: Literal["range"] = "range"
+    attr: AttrName
+    gt: Finite | None = None
+    gte: Finite | None = None
+    lt: Finite | None = None
+    lte: Finite | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Range:
+        if self.gt is None and self.gte is None and self.lt is None and self.lte is None:
+            raise ValueError("a range needs at least one of gt, gte, lt, lte")
+        return self
+
+
+class Exists(_Node):
+    """The item has the attribute (present and not null)."""
+
+    op: Literal["exists"] = "exists"
+    attr: AttrName
+
+
+class And(_Node):
+    op: Literal["and"] = "and"
+    rules: list[Rule] = Field(min_length=1, max_length=MAX_NODES)
+
+
+class Or(_Node):
+    op: Literal["or"] = "or"
+    rules: list[Rule] = Field(min_length=1, max_length=MAX_NODES)
+
+
+class Not(_Node):
+    op: Literal["not"] = "not"
+    rule: Rule
+
+
+Leaf = Eq | AnyOf | AllOf | Range | Exists
+Node = Leaf | And | Or | Not
+
+
+def check_bounds(raw: Any) -> Any:
+    """Depth, node count and list lengths of a raw JSON rule, walked without recursion.
+
+    Runs before pydantic validates the tree (which recurses), so a rule nested
+    10,000 deep is refused here with the bound it breaks.
+    """
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict):
+            continue  # pydantic says what is wrong with it
+        nodes += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"rule is nested deeper than {MAX_DEPTH} levels")
+        if nodes > MAX_NODES:
+            raise ValueError(f"rule has more than {MAX_NODES} nodes")
+        values = node.get("values")
+        if isinstance(values, list) and len(values) > MAX_VALUES:
+            raise ValueError(f"a rule lists {len(values)} values; at most {MAX_VALUES} per rule")
+        children = node.get("rules")
+        if isinstance(children, list):
+            if len(children) > MAX_NODES:
+                raise ValueError(f"rule has more than {MAX_NODES} nodes")
+            stack.extend((child, depth + 1) for child in children)
+        if "rule" in node:
+            stack.append((node["rule"], depth + 1))
+    return raw
+
+
+#: A rule as JSON in a request body: bounded first, then validated as the tree.
+Rule = Annotated[
+    Eq | AnyOf | AllOf | Range | Exists | And | Or | Not,
+    Discriminator("op"),
+]
+BoundedRule = Annotated[Rule, BeforeValidator(check_bounds)]
+
+for _cls in (And, Or, Not):
+    _cls.model_rebuild()
+
+
+# --------------------------------------------------------------------------- rendering
+
+_BARE_VALUE = re.compile(r"[^\s,()|;!:\"<>=*^\\][^,()|;\"<>=^\\]*")
+
+
+def render_value(value: bool | int | float | str) -> str:
+    """A value in query syntax: bare text stays bare, other strings JSON-quoted, numbers plain."""
+    if isinstance(value, Bare):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def is_bare(text: str) -> bool:
+    """True when ``text`` can be written unquoted in the query form (and reads back the same)."""
+    return bool(_BARE_VALUE.fullmatch(text)) and text == text.strip() and "\x00" not in text
+
+
+def _values(values: list[Any]) -> str:
+    return ",".join(render_value(v) for v in values)
+
+
+def render(rule: Node) -> str:
+    """``rule`` in query syntax (``app.rules.query`` reads it back to an equal tree)."""
+    if isinstance(rule, Eq):
+        return f"{rule.attr}:{render_value(rule.value)}"
+    if isinstance(rule, AnyOf):
+        return f"{rule.attr}:{_values(rule.values)}"
+    if isinstance(rule, AllOf):
+        return f"{rule.attr}:all({_values(rule.values)})"
+    if isinstance(rule, Exists):
+        return f"{rule.attr}:*"
+    if isinstance(rule, Range):
+        return ";".join(
+            f"{rule.attr}{symbol}{render_value(bound)}"
+            for symbol, bound in (
+                (">", rule.gt),
+                (">=", rule.gte),
+                ("<", rule.lt),
+                ("<=", rule.lte),
+            )
+            if bound is not None
+        )
+    if isinstance(rule, Not):
+        return "!" + _grouped(rule.rule)
+    if isinstance(rule, And):
+        return ";".join(_grouped(r) for r in rule.rules)
+    return "|".join(_grouped(r) for r in rule.rules)
+
+
+def _grouped(rule: Node) -> str:
+    """``rule`` rendered as one operand: rules of several parts in parentheses."""
+    text = render(rule)
+    if isinstance(rule, And | Or) and len(rule.rules) > 1:
+        return f"({text})"
+    if isinstance(rule, Range) and ";" in text:
+        return f"({text})"
+    return text

@@ -1,0 +1,252 @@
+"""The query-string form of the rule language, parsed by one LALR grammar (lark).
+
+Why a grammar and a parser library: the form has nesting, quoting and
+precedence; a grammar states them once (``GRAMMAR``, quoted in docs/rules.md)
+and lark's LALR parser turns text into a tree or a positioned error without
+ever evaluating anything. The tree becomes the same ``app.rules.ast`` nodes
+as the JSON form.
+
+Examples (one ``filter`` parameter each; several ``filter`` parameters AND together)::
+
+    genres:Comedy                 equality (a list attribute: contains)
+    genres:Comedy,Drama           any of several values
+    genres:all(Comedy,Drama)      all of several values
+    year>=1990                    numeric comparison (>, >=, <, <=)
+    year:*                        presence
+    !genres:Horror                negation
+    (genres:Comedy|year<1960);lang:"en"    | is or, ; is and, parentheses group
+
+Unquoted values take their type from the attribute (``year:1995`` is a number
+when ``year`` is numeric); quoted values are strings. Precedence: ``!`` binds
+tightest, then ``;``, then ``|``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from lark import Lark, Token, Transformer_NonRecursive
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from app.rules.ast import (
+    MAX_DEPTH,
+    MAX_NODES,
+    MAX_STRING,
+    MAX_VALUES,
+    MAX_WEIGHT,
+    AllOf,
+    And,
+    AnyOf,
+    Bare,
+    Exists,
+    Node,
+    Not,
+    Or,
+    Range,
+)
+from app.rules.errors import RuleError
+
+#: Longest text one ``filter`` / ``boost`` / ``cap`` parameter may have.
+MAX_TEXT = 4096
+
+GRAMMAR = r"""
+filter: disj
+boost: disj ("^" NUMBER)?
+cap: NAME ":" INT
+
+?disj: conj ("|" conj)*
+?conj: unary (";" unary)*
+?unary: "!" unary                      -> negate
+      | "(" disj ")"
+      | atom
+atom: NAME ":" values                  -> any_of
+    | NAME ":" ANY_OPEN values ")"     -> any_of
+    | NAME ":" ALL_OPEN values ")"     -> all_of
+    | NAME ":" "*"                     -> exists
+    | NAME CMP NUMBER                  -> compare
+values: value ("," value)*
+?value: BARE                           -> bare
+      | ESCAPED_STRING                 -> quoted
+
+NAME: /[A-Za-z_][A-Za-z0-9_.\-]*/
+BARE: /[^\s,()|;!:"<>=*^\\][^,()|;"<>=^\\]*/
+ANY_OPEN.2: "any("
+ALL_OPEN.2: "all("
+CMP: ">=" | "<=" | ">" | "<"
+NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
+INT: /\d{1,6}/
+%import common.ESCAPED_STRING
+%ignore /\s+/
+"""
+
+_PARSER = Lark(GRAMMAR, parser="lalr", start=["filter", "boost", "cap"])
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise RuleError(f"number {text} is not finite")
+    return int(text) if text.lstrip("+-").isdigit() else value
+
+
+class _ToTree(Transformer_NonRecursive[Token, Any]):
+    """Lark's parse tree -> ``app.rules.ast`` nodes (no recursion: deep input cannot
+    overflow the stack; ``_check`` then applies the bounds)."""
+
+    def filter(self, children: list[Any]) -> Node:
+        node: Node = children[0]
+        return node
+
+    def boost(self, children: list[Any]) -> tuple[Node, float]:
+        weight = float(_number(str(children[1]))) if len(children) > 1 else 1.0
+        if not -MAX_WEIGHT <= weight <= MAX_WEIGHT:
+            raise RuleError(f"boost weight {weight:g} is outside [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}]")
+        return children[0], weight
+
+    def cap(self, children: list[Any]) -> tuple[str, int]:
+        return _attr(children[0]), int(children[1])
+
+    def disj(self, children: list[Any]) -> Or:
+        return Or.model_construct(op="or", rules=list(children))
+
+    def conj(self, children: list[Any]) -> And:
+        return And.model_construct(op="and", rules=list(children))
+
+    def negate(self, children: list[Any]) -> Not:
+        return Not.model_construct(op="not", rule=children[0])
+
+    def any_of(self, children: list[Any]) -> AnyOf:
+        return AnyOf.model_construct(op="any", attr=_attr(children[0]), values=children[-1])
+
+    def all_of(self, children: list[Any]) -> AllOf:
+        return AllOf.model_construct(op="all", attr=_attr(children[0]), values=children[-1])
+
+    def exists(self, children: list[Any]) -> Exists:
+        return Exists.model_construct(op="exists", attr=_attr(children[0]))
+
+    def compare(self, children: list[Any]) -> Range:
+        attr, symbol, number = _attr(children[0]), str(children[1]), _number(str(children[2]))
+        key = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[symbol]
+        bounds: dict[str, Any] = {"gt": None, "gte": None, "lt": None, "lte": None, key: number}
+        return Range.model_construct(op="range", attr=attr, **bounds)
+
+    def values(self, children: list[Any]) -> list[Any]:
+        if len(children) > MAX_VALUES:
+            raise RuleError(f"a rule lists {len(children)} values; at most {MAX_VALUES} per rule")
+        return list(children)
+
+    def bare(self, children: list[Token]) -> Bare:
+        return Bare(_string(str(children[0]).strip()))
+
+    def quoted(self, children: list[Token]) -> str:
+        import json
+
+        return _string(str(json.loads(str(children[0]))))
+
+
+def _attr(token: Token) -> str:
+    name = str(token)
+    if len(name) > MAX_STRING:
+        raise RuleError(f"attribute name is {len(name)} characters long; the limit is {MAX_STRING}")
+    return name
+
+
+def _string(text: str) -> str:
+    if len(text) > MAX_STRING:
+        raise RuleError(f"a value is {len(text)} characters long; the limit is {MAX_STRING}")
+    if "\x00" in text:
+        raise RuleError("a value contains a NUL character")
+    return text
+
+
+def _check(node: Node) -> None:
+    """Depth and node count of a parsed rule (iteratively)."""
+    stack: list[tuple[Node, int]] = [(node, 1)]
+    count = 0
+    while stack:
+        current, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise RuleError(f"rule is nested deeper than {MAX_DEPTH} levels")
+        if count > MAX_NODES:
+            raise RuleError(f"rule has more than {MAX_NODES} nodes")
+        if isinstance(current, And | Or):
+            stack.extend((child, depth + 1) for child in current.rules)
+        elif isinstance(current, Not):
+            stack.append((current.rule, depth + 1))
+
+
+def _checked(start: str, text: str, node: Node) -> None:
+    try:
+        _check(node)
+    except RuleError as exc:
+        raise RuleError(f"{start} '{_clip(text)}': {exc}") from None
+
+
+def _parse(text: str, start: str) -> Any:
+    if len(text) > MAX_TEXT:
+        raise RuleError(f"{start} is {len(text)} characters long; the limit is {MAX_TEXT}")
+    if not text.strip():
+        raise RuleError(f"{start} is empty")
+    try:
+        tree = _PARSER.parse(text, start=start)
+        return _ToTree().transform(tree)
+    except UnexpectedInput as exc:
+        raise RuleError(_syntax_message(text, start, exc)) from None
+    except Exception as exc:  # a RuleError raised inside the transformer arrives wrapped
+        inner = getattr(exc, "orig_exc", None)
+        if isinstance(inner, RuleError):
+            raise RuleError(f"{start} '{_clip(text)}': {inner}") from None
+        raise
+
+
+def _syntax_message(text: str, start: str, exc: UnexpectedInput) -> str:
+    where = f"{start} '{_clip(text)}'"
+    if isinstance(exc, UnexpectedEOF):
+        return f"{where}: ends too early"
+    column = getattr(exc, "column", "?")
+    if isinstance(exc, UnexpectedCharacters):
+        position = exc.pos_in_stream or 0
+        return f"{where}: unexpected character {text[position : position + 1]!r} at column {column}"
+    if isinstance(exc, UnexpectedToken):
+        if exc.token.type == "$END":
+            return f"{where}: ends too early"
+        return f"{where}: unexpected {str(exc.token)!r} at column {column}"
+    return f"{where}: cannot be read at column {column}"
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_filter(text: str) -> Node:
+    """One ``filter`` parameter as a rule tree; ``RuleError`` saying what is wrong."""
+    node: Node = _parse(text, "filter")
+    _checked("filter", text, node)
+    return node
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_boost(text: str) -> tuple[Node, float]:
+    """One ``boost`` parameter: ``RULE`` or ``RULE^WEIGHT`` (weight 1 when omitted)."""
+    node, weight = _parse(text, "boost")
+    _checked("boost", text, node)
+    return node, weight
+
+
+@functools.lru_cache(maxsize=256)
+def parse_cap(text: str) -> tuple[str, int]:
+    """One ``cap`` parameter: ``ATTRIBUTE:N``, at most N items per value of the attribute."""
+    attr, limit = _parse(text, "cap")
+    if limit < 1:
+        raise RuleError(f"cap '{_clip(text)}': the limit must be at least 1")
+    return str(attr), int(limit)
+
+
+def conjunction(rules: list[Node]) -> Node | None:
+    """Several ``filter`` parameters as one rule (they all must hold)."""
+    if not rules:
+        return None
+    return rules[0] if len(rules) == 1 else And.model_construct(op="and", rules=list(rules))

@@ -1,0 +1,112 @@
+"""A request's rules, from a JSON body (``RulesIn``) or from query parameters.
+
+Both forms end as one ``ListRules``; its ``key`` (the text as written) is
+what the compiled-plan cache is looked up by, so a repeated request does
+not parse or resolve anything.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, AttrName, BoundedRule
+from app.rules.compile import ListRules
+from app.rules.errors import RuleError
+from app.rules.query import conjunction, parse_boost, parse_cap, parse_filter
+
+#: Most ``filter`` parameters in one query string (they AND together).
+MAX_FILTERS = 16
+#: Largest per-value cap.
+MAX_CAP = 1000
+
+Weight = Annotated[
+    StrictInt | StrictFloat, Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False)
+]
+Lambda = Annotated[StrictInt | StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]
+
+FILTER_DOC = (
+    "only items the rule holds for, e.g. genres:Comedy,Drama or year>=1990 (docs/rules.md); "
+    f"repeat to AND several (at most {MAX_FILTERS})"
+)
+BOOST_DOC = (
+    "RULE^WEIGHT: add WEIGHT x the spread (std) of this list's scores to the items the rule "
+    f"holds for (weight -{MAX_WEIGHT:g}..{MAX_WEIGHT:g}, default 1); at most {MAX_BOOSTS}"
+)
+CAP_DOC = "ATTRIBUTE:N, at most N items per value of the attribute in the list"
+MMR_DOC = "MMR re-rank over the model's item vectors; 1 = relevance only, 0 = diversity only"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BoostIn(_Strict):
+    rule: BoundedRule
+    weight: Weight = Field(1.0, description="in units of the spread (std) of this list's scores")
+
+
+class CapIn(_Strict):
+    attr: AttrName
+    max: StrictInt = Field(ge=1, le=MAX_CAP, description="most items per value of attr")
+
+
+class RulesIn(_Strict):
+    """Business rules of one list (docs/rules.md): a filter, boosts, diversity."""
+
+    filter: BoundedRule | None = Field(
+        None, description="only items this rule holds for (JSON form of the rule language)"
+    )
+    boosts: list[BoostIn] = Field(default_factory=list, max_length=MAX_BOOSTS)
+    cap: CapIn | None = Field(None, description=CAP_DOC)
+    mmr: Lambda | None = Field(None, description=MMR_DOC)
+
+    def to_rules(self) -> ListRules:
+        return ListRules(
+            filter=self.filter,
+            boosts=tuple((b.rule, float(b.weight)) for b in self.boosts),
+            cap=(self.cap.attr, self.cap.max) if self.cap else None,
+            mmr=float(self.mmr) if self.mmr is not None else None,
+            key=("json", self.model_dump_json()),
+        )
+
+
+def rules_from_query(
+    filters: Sequence[str] | None,
+    boosts: Sequence[str] | None,
+    cap: str | None,
+    mmr: float | None,
+) -> ListRules:
+    """The ``filter`` / ``boost`` / ``cap`` / ``mmr`` query parameters; ``RuleError`` if bad."""
+    if not (filters or boosts or cap is not None or mmr is not None):
+        return _NO_RULES
+    return _from_query(tuple(filters or ()), tuple(boosts or ()), cap, mmr)
+
+
+_NO_RULES = ListRules()
+
+
+@functools.lru_cache(maxsize=1024)
+def _from_query(
+    filters: tuple[str, ...], boosts: tuple[str, ...], cap: str | None, mmr: float | None
+) -> ListRules:
+    """``rules_from_query``, once per distinct query (a repeated request parses nothing)."""
+    if len(filters) > MAX_FILTERS:
+        raise RuleError(f"{len(filters)} filter parameters; at most {MAX_FILTERS}")
+    if len(boosts) > MAX_BOOSTS:
+        raise RuleError(f"{len(boosts)} boost parameters; at most {MAX_BOOSTS}")
+    if mmr is not None and not 0 <= mmr <= 1:
+        raise RuleError(f"mmr must be between 0 and 1, got {mmr:g}")
+    parsed_cap = parse_cap(cap) if cap is not None else None
+    if parsed_cap is not None and parsed_cap[1] > MAX_CAP:
+        raise RuleError(f"cap '{cap}': the limit is at most {MAX_CAP}")
+    return ListRules(
+        filter=conjunction([parse_filter(text) for text in filters]),
+        boosts=tuple(parse_boost(text) for text in boosts),
+        cap=parsed_cap,
+        mmr=mmr,
+        key=("query", filters, boosts, cap, mmr),
+    )

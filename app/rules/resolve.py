@@ -1,0 +1,136 @@
+"""Resolving a rule against the catalog: names checked, values typed, tree canonical.
+
+A rule as written may name an attribute the catalog lacks, compare a string
+attribute with ``>=``, or give unquoted values (``year:1995``) whose type
+only the catalog knows. ``resolve`` settles all of that once per distinct
+rule and catalog revision, raising ``RuleError`` with what is wrong, and
+returns the canonical tree: ``eq`` as a one-value ``any``, values typed,
+sorted and without duplicates, nested ``and`` / ``or`` flattened and their
+operands sorted, double negation removed. ``render`` of that tree is the
+canonical form (the mask cache's key), so ``genres:Drama,Comedy`` and
+``{"op": "any", "attr": "genres", "values": ["Comedy", "Drama"]}`` share one mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.rules.ast import AllOf, And, AnyOf, Bare, Eq, Exists, Node, Not, Or, Range, render
+from app.rules.catalog import BOOL, NUMBER, OTHER, STRING
+from app.rules.errors import RuleError
+
+Kinds = Mapping[str, frozenset[str]]
+#: How many attribute names an unknown-attribute message lists.
+_LIST_NAMES = 20
+
+
+def resolve(rule: Node, kinds: Kinds) -> Node:
+    """The canonical, typed tree of ``rule`` against the catalog's attribute ``kinds``."""
+    if isinstance(rule, Eq):
+        return _leaf_values(AnyOf, rule.attr, [rule.value], kinds)
+    if isinstance(rule, AnyOf | AllOf):
+        return _leaf_values(type(rule), rule.attr, list(rule.values), kinds)
+    if isinstance(rule, Range):
+        _need(rule.attr, kinds, NUMBER, "compared with <, <=, >, >=")
+        # One bound per node: ``year>=1990;year<2000`` and a two-bound range are one form.
+        bounds: dict[str, Any] = {"gt": rule.gt, "gte": rule.gte, "lt": rule.lt, "lte": rule.lte}
+        parts: list[Node] = []
+        for name, value in bounds.items():
+            if value is not None:
+                one: dict[str, Any] = {**dict.fromkeys(bounds), name: value}
+                parts.append(Range.model_construct(op="range", attr=rule.attr, **one))
+        if len(parts) == 1:
+            return parts[0]
+        return resolve(And.model_construct(op="and", rules=parts), kinds)
+    if isinstance(rule, Exists):
+        _known(rule.attr, kinds)
+        return Exists.model_construct(op="exists", attr=rule.attr)
+    if isinstance(rule, Not):
+        inner = resolve(rule.rule, kinds)
+        return inner.rule if isinstance(inner, Not) else Not.model_construct(op="not", rule=inner)
+    assert isinstance(rule, And | Or)
+    is_and = isinstance(rule, And)
+    operands: dict[str, Node] = {}
+    for child in rule.rules:
+        resolved = resolve(child, kinds)
+        same = isinstance(resolved, And) if is_and else isinstance(resolved, Or)
+        parts = resolved.rules if same and isinstance(resolved, And | Or) else [resolved]
+        for part in parts:
+            operands.setdefault(render(part), part)
+    ordered = [operands[key] for key in sorted(operands)]
+    if len(ordered) == 1:
+        return ordered[0]
+    if is_and:
+        return And.model_construct(op="and", rules=ordered)
+    return Or.model_construct(op="or", rules=ordered)
+
+
+def _known(attr: str, kinds: Kinds) -> frozenset[str]:
+    found = kinds.get(attr)
+    if found is None:
+        names = sorted(kinds)
+        listed = ", ".join(names[:_LIST_NAMES]) + (", ..." if len(names) > _LIST_NAMES else "")
+        raise RuleError(
+            f"unknown attribute '{attr}'; the catalog's attributes are: {listed or '(none)'}"
+        )
+    return found
+
+
+def _need(attr: str, kinds: Kinds, kind: str, why: str) -> None:
+    found = _known(attr, kinds)
+    if kind not in found:
+        raise RuleError(f"attribute '{attr}' holds {_describe(found)}; only numbers can be {why}")
+
+
+def _describe(found: frozenset[str]) -> str:
+    words = {NUMBER: "numbers", STRING: "strings", BOOL: "true/false", OTHER: "objects"}
+    return " and ".join(words[k] for k in sorted(found)) or "only nulls"
+
+
+def _leaf_values(
+    cls: type[AnyOf] | type[AllOf], attr: str, values: list[Any], kinds: Kinds
+) -> Node:
+    found = _known(attr, kinds)
+    typed = {_key(v): v for v in (_typed(attr, value, found) for value in values)}
+    ordered = [typed[key] for key in sorted(typed)]
+    return cls.model_construct(op=cls.model_fields["op"].default, attr=attr, values=ordered)
+
+
+def _key(value: Any) -> tuple[int, Any]:
+    """Sort order of typed values: booleans, numbers, strings."""
+    if isinstance(value, bool):
+        return 0, value
+    if isinstance(value, int | float):
+        return 1, value
+    return 2, value
+
+
+def _typed(attr: str, value: Any, found: frozenset[str]) -> Any:
+    """``value`` as the attribute's kind; a ``RuleError`` when it cannot be one."""
+    if isinstance(value, Bare):
+        text = str(value)
+        if NUMBER in found:
+            try:
+                number = float(text)
+            except ValueError:
+                number = None
+            if number is not None and number == number and abs(number) != float("inf"):
+                return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        if BOOL in found and text in ("true", "false"):
+            return text == "true"
+        if STRING in found:
+            return text
+        raise RuleError(f"attribute '{attr}' holds {_describe(found)}; '{text}' is not one")
+    if isinstance(value, bool):
+        kind = BOOL
+    elif isinstance(value, int | float):
+        kind = NUMBER
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)
+    else:
+        kind = STRING
+    if kind not in found:
+        word = {NUMBER: "a number", STRING: "a string", BOOL: "true/false"}[kind]
+        raise RuleError(f"attribute '{attr}' holds {_describe(found)}; {value!r} is {word}")
+    return value

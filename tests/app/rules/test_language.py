@@ -1,0 +1,280 @@
+"""The rule language (``app.rules``): property tests of the grammar, the canonical form
+and the compiled masks against a plain per-item reading of the documented semantics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.rules.ast import (
+    AllOf,
+    And,
+    AnyOf,
+    Bare,
+    Eq,
+    Exists,
+    Node,
+    Not,
+    Or,
+    Range,
+    is_bare,
+    render,
+)
+from app.rules.catalog import AttributeIndex
+from app.rules.compile import ItemTable
+from app.rules.errors import RuleError
+from app.rules.query import parse_boost, parse_cap, parse_filter
+from app.rules.resolve import resolve
+
+GENRES = ["Comedy", "Drama", "Film Noir", "Children's", "Sci-Fi", "all", "x,y", 'say "hi"']
+NAMES = ["genres", "year", "lang", "free"]
+
+# --------------------------------------------------------------------------- strategies
+
+strings = st.sampled_from(GENRES)
+numbers = st.integers(-3000, 3000) | st.floats(-1e6, 1e6, allow_nan=False).map(
+    lambda f: round(f, 3)
+)
+
+
+def _leaf() -> st.SearchStrategy[Node]:
+    genre_values = st.lists(strings, min_size=1, max_size=4)
+    year_values = st.lists(numbers, min_size=1, max_size=3)
+    bounds = st.fixed_dictionaries(
+        {},
+        optional={"gt": numbers, "gte": numbers, "lt": numbers, "lte": numbers},
+    ).filter(bool)
+    return st.one_of(
+        st.builds(lambda v: Eq(attr="genres", value=v), strings),
+        st.builds(lambda v: AnyOf(attr="genres", values=v), genre_values),
+        st.builds(lambda v: AllOf(attr="genres", values=v), genre_values),
+        st.builds(lambda v: AnyOf(attr="year", values=v), year_values),
+        st.builds(
+            lambda v: AnyOf(attr="lang", values=v), st.lists(strings, min_size=1, max_size=2)
+        ),
+        st.builds(lambda b: Range(attr="year", **b), bounds),
+        st.builds(lambda a: Exists(attr=a), st.sampled_from(NAMES)),
+    )
+
+
+rules: st.SearchStrategy[Node] = st.recursive(
+    _leaf(),
+    lambda inner: st.one_of(
+        st.builds(lambda r: Not(rule=r), inner),
+        st.builds(lambda rs: And(rules=rs), st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda rs: Or(rules=rs), st.lists(inner, min_size=1, max_size=3)),
+    ),
+    max_leaves=8,
+)
+
+
+def _catalog(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
+    items: dict[str, dict[str, Any]] = {}
+    for n in range(draw(st.integers(1, 25))):
+        attributes: dict[str, Any] = {}
+        if draw(st.booleans()):
+            attributes["genres"] = draw(st.lists(strings, max_size=3, unique=True))
+        if draw(st.booleans()):
+            attributes["year"] = draw(numbers)
+        if draw(st.booleans()):
+            attributes["lang"] = draw(strings)
+        if draw(st.booleans()):
+            attributes["free"] = None
+        items[str(n)] = attributes
+    # every attribute with its kind somewhere, so that every generated rule resolves
+    items["kinds"] = {"genres": ["Comedy"], "year": 1, "lang": "Drama", "free": True}
+    return items
+
+
+catalogs = st.composite(_catalog)()
+
+# --------------------------------------------------------------------------- reference semantics
+
+
+def _elements(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return type(a) is type(b) and a == b
+
+
+def holds(rule: Node, attributes: dict[str, Any]) -> bool:
+    """docs/rules.md, item by item: the meaning the compiled masks must have."""
+    if isinstance(rule, Eq):
+        return any(_equal(e, rule.value) for e in _elements(attributes.get(rule.attr)))
+    if isinstance(rule, AnyOf):
+        own = _elements(attributes.get(rule.attr))
+        return any(_equal(e, v) for e in own for v in rule.values)
+    if isinstance(rule, AllOf):
+        own = _elements(attributes.get(rule.attr))
+        return all(any(_equal(e, v) for e in own) for v in rule.values)
+    if isinstance(rule, Range):
+        for e in _elements(attributes.get(rule.attr)):
+            if isinstance(e, bool) or not isinstance(e, int | float):
+                continue
+            if rule.gt is not None and not e > rule.gt:
+                continue
+            if rule.gte is not None and not e >= rule.gte:
+                continue
+            if rule.lt is not None and not e < rule.lt:
+                continue
+            if rule.lte is not None and not e <= rule.lte:
+                continue
+            return True
+        return False
+    if isinstance(rule, Exists):
+        return attributes.get(rule.attr) not in (None, [])
+    if isinstance(rule, Not):
+        return not holds(rule.rule, attributes)
+    if isinstance(rule, And):
+        return all(holds(r, attributes) for r in rule.rules)
+    assert isinstance(rule, Or)
+    return any(holds(r, attributes) for r in rule.rules)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules, catalogs)
+def test_compiled_mask_equals_the_per_item_meaning(rule: Node, catalog: dict[str, Any]) -> None:
+    index = AttributeIndex()
+    index.update(catalog.items())
+    snapshot = index.snapshot()
+    item_ids = [*catalog, "not-in-catalog"]
+    resolved = resolve(rule, snapshot.kinds)
+    mask = ItemTable(item_ids, snapshot).evaluate(resolved)
+    expected = np.array([holds(rule, catalog.get(i, {})) for i in item_ids])
+    assert mask.tolist() == expected.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(rules, catalogs)
+def test_canonical_form_reads_back_to_itself(rule: Node, catalog: dict[str, Any]) -> None:
+    """render(resolve(r)) is a query string that parses and resolves to the same tree."""
+    index = AttributeIndex()
+    index.update(catalog.items())
+    kinds = index.snapshot().kinds
+    canonical = render(resolve(rule, kinds))
+    again = render(resolve(parse_filter(canonical), kinds))
+    assert again == canonical
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(strings, min_size=1, max_size=5), st.randoms())
+def test_canonical_form_ignores_order_and_duplicates(values: list[str], rnd: Any) -> None:
+    kinds = {"genres": frozenset({"string"}), "year": frozenset({"number"})}
+    shuffled = list(values) * 2
+    rnd.shuffle(shuffled)
+    a = AnyOf(attr="genres", values=values)
+    b = AnyOf(attr="genres", values=shuffled)
+    assert render(resolve(a, kinds)) == render(resolve(b, kinds))
+    r1 = And(rules=[a, Range(attr="year", gte=1990)])
+    r2 = And(rules=[And(rules=[Range(attr="year", gte=1990)]), b, b])
+    assert render(resolve(r1, kinds)) == render(resolve(r2, kinds))
+    assert render(resolve(Not(rule=Not(rule=a)), kinds)) == render(resolve(a, kinds))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_any_text_parses_or_is_a_rule_error(text: str) -> None:
+    """No input makes the parser fail any other way (a 500 in the API)."""
+    for parse in (parse_filter, parse_boost, parse_cap):
+        try:
+            parse(text)
+        except RuleError as exc:
+            assert str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=30))
+def test_bare_values_read_back_as_written(text: str) -> None:
+    if not is_bare(text):
+        return
+    parsed = parse_filter(f"genres:{text}")
+    assert isinstance(parsed, AnyOf) and parsed.values == [text]
+    assert isinstance(parsed.values[0], Bare)
+
+
+# --------------------------------------------------------------------------- examples
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("genres:Comedy", AnyOf(attr="genres", values=["Comedy"])),
+        ("genres:Comedy,Drama", AnyOf(attr="genres", values=["Comedy", "Drama"])),
+        ("genres:any(Comedy,Drama)", AnyOf(attr="genres", values=["Comedy", "Drama"])),
+        ("genres:all(Comedy,Drama)", AllOf(attr="genres", values=["Comedy", "Drama"])),
+        ("year>=1990", Range(attr="year", gte=1990)),
+        ("year:*", Exists(attr="year")),
+        ("!genres:Horror", Not(rule=AnyOf(attr="genres", values=["Horror"]))),
+        (
+            "genres:Comedy|year<1960;lang:en",
+            Or(
+                rules=[
+                    AnyOf(attr="genres", values=["Comedy"]),
+                    And(rules=[Range(attr="year", lt=1960), AnyOf(attr="lang", values=["en"])]),
+                ]
+            ),
+        ),
+        ('title:"a, b (c)"', AnyOf(attr="title", values=["a, b (c)"])),
+    ],
+)
+def test_examples_of_the_documented_syntax(text: str, expected: Node) -> None:
+    assert parse_filter(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("genres", "ends too early"),
+        ("year>abc", "unexpected 'abc' at column 6"),
+        ("genres:Comedy;", "ends too early"),
+        ("genres:Comedy)", "unexpected ')'"),
+        ("genres~Comedy", "unexpected '~Comedy' at column 7"),
+        ("x:" + ",".join(["v"] * 300), "at most 256 per rule"),
+        ("!" * 20 + "a:b", "nested deeper than 8 levels"),
+        ("(" * 3000 + "a:b" + ")" * 3000, "characters long; the limit is 4096"),
+        ("year>1e999", "not finite"),
+    ],
+)
+def test_malformed_filters_say_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(RuleError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_filter(text)
+
+
+def test_resolve_types_values_from_the_catalog_and_refuses_what_cannot_match() -> None:
+    kinds = {"year": frozenset({"number"}), "genres": frozenset({"string"})}
+    assert resolve(parse_filter("year:1995"), kinds) == AnyOf(attr="year", values=[1995])
+    assert resolve(parse_filter("genres:1995"), kinds) == AnyOf(attr="genres", values=["1995"])
+    for rule, message in [
+        (parse_filter("year:abc"), "attribute 'year' holds numbers; 'abc' is not one"),
+        (parse_filter("genres>3"), "only numbers can be compared"),
+        (parse_filter("colour:red"), "unknown attribute 'colour'; the catalog's attributes are"),
+        (Eq(attr="year", value="1995"), "'1995' is a string"),
+        (Eq(attr="genres", value=3), "3 is a number"),
+    ]:
+        with pytest.raises(RuleError, match=message):
+            resolve(rule, kinds)
+
+
+def test_boost_and_cap_forms() -> None:
+    assert parse_boost("genres:Comedy") == (AnyOf(attr="genres", values=["Comedy"]), 1.0)
+    assert parse_boost("genres:Comedy^-0.5")[1] == -0.5
+    assert parse_cap("genres:3") == ("genres", 3)
+    with pytest.raises(RuleError, match="outside"):
+        parse_boost("genres:Comedy^1000")
+    with pytest.raises(RuleError, match="at least 1"):
+        parse_cap("genres:0")

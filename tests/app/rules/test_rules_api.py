@@ -1,0 +1,283 @@
+"""Business rules on every list, end to end on MovieLens-100K (embedded app, u.item catalog)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.app.rules.conftest import ADMIN
+
+USERS = ["1", "42", "196", "405", "655"]
+
+
+def _recs(client: TestClient, user: str, **params: Any) -> dict[str, Any]:
+    r = client.get(f"/v1/users/{user}/recommendations", params=params)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    return [it["item_id"] for it in body["items"]]
+
+
+def test_a_genre_filter_returns_only_that_genre_and_still_k_items(
+    ml100k_client: TestClient,
+    genres_of: dict[str, set[str]],
+    seen_by: Callable[[str], set[str]],
+) -> None:
+    for user in USERS:
+        candidates = {i for i, g in genres_of.items() if "Documentary" in g} - seen_by(user)
+        assert len(candidates) >= 10  # enough candidates: the list must stay full
+        body = _recs(ml100k_client, user, k=10, filter="genres:Documentary")
+        assert (body["model"], body["version"]) == ("bpr-mf", "1")
+        assert len(body["items"]) == 10 and "short_by" not in body
+        assert all("Documentary" in genres_of[i] for i in _ids(body))
+        assert not set(_ids(body)) & seen_by(user)
+
+
+def test_several_filters_and_the_json_form_mean_the_same(
+    ml100k_client: TestClient, genres_of: dict[str, set[str]]
+) -> None:
+    query = _recs(
+        ml100k_client, "1", k=20, filter=["genres:Comedy,Romance", "year>=1990", "!genres:Drama"]
+    )
+    rule = {
+        "op": "and",
+        "rules": [
+            {"op": "any", "attr": "genres", "values": ["Romance", "Comedy"]},
+            {"op": "range", "attr": "year", "gte": 1990},
+            {"op": "not", "rule": {"op": "eq", "attr": "genres", "value": "Drama"}},
+        ],
+    }
+    r = ml100k_client.post(
+        "/v1/recommendations",
+        json={"history": [{"item_id": "50", "rating": 5}], "k": 20, "rules": {"filter": rule}},
+    )
+    assert r.status_code == 200, r.text
+    for items in (_ids(query), _ids(r.json())):
+        assert len(items) == 20
+        for item in items:
+            genres = genres_of[item]
+            assert genres & {"Comedy", "Romance"} and "Drama" not in genres
+
+
+def test_a_boost_adds_its_weight_times_the_score_spread(ml100k_client: TestClient) -> None:
+    plain = _recs(ml100k_client, "42", k=100)
+    boosted = _recs(ml100k_client, "42", k=100, boost="genres:Comedy^0.5")
+    unit = boosted["boost_unit"]
+    assert unit > 0 and "boost_unit" not in plain
+    before = {it["item_id"]: it["score"] for it in plain["items"]}
+    after = {it["item_id"]: it["score"] for it in boosted["items"]}
+    comedies = set(_ids(_recs(ml100k_client, "42", k=100, filter="genres:Comedy")))
+    both = set(before) & set(after)
+    assert both & comedies and both - comedies  # the check below sees both kinds of item
+    for item in both:
+        moved = after[item] - before[item]
+        assert moved == pytest.approx(0.5 * unit if item in comedies else 0.0, abs=1e-4)
+    # Comedies moved up: more of them in the boosted top 20.
+    assert len(set(_ids(boosted)[:20]) & comedies) > len(set(_ids(plain)[:20]) & comedies)
+
+
+def test_a_negative_boost_buries_and_weights_add(ml100k_client: TestClient) -> None:
+    dramas = set(_ids(_recs(ml100k_client, "1", k=100, filter="genres:Drama")))
+    buried = _recs(ml100k_client, "1", k=10, boost="genres:Drama^-100")
+    assert not set(_ids(buried)) & dramas
+    twice = _recs(ml100k_client, "1", k=50, boost=["genres:Drama^0.25", "genres:Drama^0.25"])
+    once = _recs(ml100k_client, "1", k=50, boost="genres:Drama^0.5")
+    assert _ids(twice) == _ids(once)
+
+
+def test_a_per_genre_cap_holds_and_keeps_k_items(
+    ml100k_client: TestClient, genres_of: dict[str, set[str]]
+) -> None:
+    for user in USERS[:3]:
+        body = _recs(ml100k_client, user, k=15, cap="genres:2")
+        assert len(body["items"]) == 15
+        counts: dict[str, int] = {}
+        for item in _ids(body):
+            for genre in genres_of[item]:
+                counts[genre] = counts.get(genre, 0) + 1
+        assert max(counts.values()) <= 2
+        plain = _recs(ml100k_client, user, k=15)
+        assert _ids(body)[0] == _ids(plain)[0]  # the best item is never capped out
+
+
+def test_mmr_keeps_k_distinct_items_and_changes_the_list(ml100k_client: TestClient) -> None:
+    plain = _recs(ml100k_client, "196", k=20)
+    diverse = _recs(ml100k_client, "196", k=20, mmr=0.3)
+    ids = _ids(diverse)
+    assert len(ids) == len(set(ids)) == 20
+    assert ids[0] == _ids(plain)[0] and ids != _ids(plain)
+    relevance_only = _recs(ml100k_client, "196", k=20, mmr=1)
+    assert _ids(relevance_only) == _ids(plain)
+
+
+def test_rules_combine_with_exclude_seen_include_and_exclude(
+    ml100k_client: TestClient,
+    genres_of: dict[str, set[str]],
+    seen_by: Callable[[str], set[str]],
+) -> None:
+    """An item is listed only when every filter lets it through (docs/rules.md)."""
+    user = "1"
+    seen = seen_by(user)
+    comedies = [i for i, g in genres_of.items() if "Comedy" in g]
+    include = [*comedies[:30], *[i for i, g in genres_of.items() if "Comedy" not in g][:30]]
+    exclude = [i for i in comedies[:30] if i not in seen][:3]
+    body = _recs(
+        ml100k_client, user, k=50, filter="genres:Comedy", include=include, exclude=exclude
+    )
+    expected = {i for i in include if "Comedy" in genres_of[i]} - set(exclude) - seen
+    assert set(_ids(body)) == expected
+    assert body["short_by"] == 50 - len(expected)
+    everything = _recs(
+        ml100k_client,
+        user,
+        k=50,
+        filter="genres:Comedy",
+        include=include,
+        exclude=exclude,
+        exclude_seen=False,
+    )
+    assert set(_ids(everything)) == {i for i in include if "Comedy" in genres_of[i]} - set(exclude)
+
+
+def test_short_by_says_when_the_rules_leave_fewer_than_k(ml100k_client: TestClient) -> None:
+    body = _recs(ml100k_client, "stranger", k=10, filter="genres:unknown")
+    assert len(body["items"]) == 2 and body["short_by"] == 8  # two items have genre unknown
+    assert body["fallback"] is True and body["model"] == "bpr-mf"
+    metrics = ml100k_client.get("/metrics").text
+    assert 'genrec_short_lists_total{endpoint="user"} 1.0' in metrics
+
+
+def test_similar_items_take_the_same_rules(
+    ml100k_client: TestClient, genres_of: dict[str, set[str]]
+) -> None:
+    r = ml100k_client.get(
+        "/v1/items/50/similar", params={"k": 10, "filter": "genres:Comedy", "cap": "year:2"}
+    )
+    assert r.status_code == 200, r.text
+    items = _ids(r.json())
+    assert len(items) == 10 and "50" not in items
+    assert all("Comedy" in genres_of[i] for i in items)
+    years = [ml100k_client.get(f"/v1/items/{i}").json()["attributes"].get("year") for i in items]
+    assert max(years.count(y) for y in years) <= 2
+    # Every item is a comedy, so at most 3 per genre leaves 3: the list says it is short.
+    capped = ml100k_client.get(
+        "/v1/items/50/similar", params={"k": 10, "filter": "genres:Comedy", "cap": "genres:3"}
+    ).json()
+    assert len(capped["items"]) == 3 and capped["short_by"] == 7
+    r = ml100k_client.get("/v1/items/50/similar", params={"k": 10, "filter": "colour:red"})
+    assert r.status_code == 422 and "unknown attribute 'colour'" in r.json()["message"]
+
+
+def test_a_catalog_change_while_serving_updates_the_masks(ml100k_client: TestClient) -> None:
+    before = _recs(ml100k_client, "42", k=100, filter="genres:Documentary")
+    top_other = next(
+        i
+        for i in _ids(_recs(ml100k_client, "42", k=5, filter="!genres:Documentary"))
+        if i not in _ids(before)
+    )
+    item = ml100k_client.get(f"/v1/items/{top_other}").json()
+    attributes = {**item["attributes"], "genres": [*item["attributes"]["genres"], "Documentary"]}
+    r = ml100k_client.put(
+        f"/v1/items/{top_other}",
+        json={"title": item["title"], "attributes": attributes},
+        headers=ADMIN,
+    )
+    assert r.status_code == 200, r.text
+    after = _recs(ml100k_client, "42", k=100, filter="genres:Documentary")
+    assert top_other in _ids(after) and top_other not in _ids(before)
+    assert _ids(after)[0] == top_other  # it was the user's best non-documentary
+
+
+def test_the_catalog_keeps_one_kind_per_attribute(ml100k_client: TestClient) -> None:
+    r = ml100k_client.put(
+        "/v1/items/new-film", json={"attributes": {"year": "1995"}}, headers=ADMIN
+    )
+    assert r.status_code == 422
+    assert (
+        "attribute 'year' is a string here, but the catalog holds a number" in r.json()["message"]
+    )
+    r = ml100k_client.put(
+        "/v1/items/new-film", json={"attributes": {"year": 1995, "genres": []}}, headers=ADMIN
+    )
+    assert r.status_code == 201, r.text
+    r = ml100k_client.put(
+        "/v1/items/new-film", json={"attributes": {"meta": {"a": 1}}}, headers=ADMIN
+    )
+    assert r.status_code == 422 and "flat list" in r.json()["message"]
+
+
+def _deep(levels: int) -> str:
+    """``levels`` nested "not" rules as JSON text (json.dumps would overflow the stack)."""
+    return '{"op": "not", "rule": ' * levels + '{"op": "exists", "attr": "year"}' + "}" * levels
+
+
+DEEP = _deep(500)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"filter": "genres"}, "ends too early"),
+        ({"filter": "colour:red"}, "unknown attribute 'colour'"),
+        ({"filter": "genres>3"}, "only numbers can be compared"),
+        ({"filter": "year:abc"}, "'abc' is not one"),
+        ({"filter": "!" * 50 + "genres:Comedy"}, "nested deeper than 8"),
+        ({"filter": "genres:" + ",".join(["x"] * 10_000)}, "characters long"),
+        ({"filter": "genres:" + ",".join(["x"] * 1_000)}, "at most 256 per rule"),
+        ({"boost": "genres:Comedy^1e9"}, "outside"),
+        ({"cap": "genres"}, "ends too early"),
+        ({"cap": "title:2"}, "unknown attribute 'title'"),
+        ({"mmr": "2"}, "mmr must be between 0 and 1"),
+        ({"filter": ["genres:Comedy"] * 17}, "at most 16"),
+    ],
+)
+def test_malformed_query_rules_are_clear_422s(
+    ml100k_client: TestClient, params: dict[str, Any], message: str
+) -> None:
+    r = ml100k_client.get("/v1/users/1/recommendations", params=params)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid_rule" and message in r.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ({"filter": {"op": "xor", "attr": "genres"}}, "does not match any of the expected tags"),
+        ({"filter": {"op": "any", "attr": "genres", "values": ["x"] * 10_000}}, "at most 256"),
+        ({"filter": "DEEP"}, "nested deeper than 8 levels"),
+        ({"filter": {"op": "range", "attr": "year", "gte": "1990"}}, "must be a finite number"),
+        ({"filter": {"op": "eq", "attr": "year", "value": "1995"}}, "'1995' is a string"),
+        ({"filter": {"op": "eq", "attr": "genres", "value": {"a": 1}}}, "must be a string"),
+        ({"filter": {"op": "range", "attr": "year"}}, "at least one of gt, gte, lt, lte"),
+        ({"filter": {"op": "eq", "attr": "no such", "value": 1}}, "should match pattern"),
+        ({"boosts": [{"rule": {"op": "exists", "attr": "year"}, "weight": 101}]}, "less than"),
+        ({"cap": {"attr": "genres", "max": 0}}, "greater than or equal to 1"),
+        ({"mmr": -0.1}, "greater than or equal to 0"),
+        ({"filter": {"op": "and", "rules": [{"op": "exists", "attr": "x"}] * 100}}, "nodes"),
+    ],
+)
+def test_malformed_and_hostile_body_rules_are_clear_422s(
+    ml100k_client: TestClient, rules: dict[str, Any], message: str
+) -> None:
+    body = json.dumps({"history": [{"item_id": "50"}], "rules": rules}).replace('"DEEP"', DEEP)
+    r = ml100k_client.post(
+        "/v1/recommendations", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert message in r.text
+
+
+def test_a_body_too_deep_to_read_as_json_is_a_400_not_a_500(ml100k_client: TestClient) -> None:
+    """Past Python's JSON recursion limit the body is unreadable before any rule code runs."""
+    body = '{"history": [], "rules": {"filter": ' + _deep(50_000) + "}}"
+    r = ml100k_client.post(
+        "/v1/recommendations", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400 and "error parsing the body" in r.json()["message"]
