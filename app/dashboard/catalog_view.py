@@ -90,6 +90,19 @@ def search_items(
     return sorted(hits.values(), key=lambda h: (h.item_id.lower() != query.lower(), h.item_id))
 
 
+def catalog_titles(sessions: sessionmaker[Session], item_ids: list[str]) -> dict[str, str]:
+    """Titles the catalog table holds for ``item_ids`` (for items the model has no title for)."""
+    if not item_ids:
+        return {}
+    with session_scope(sessions) as session:
+        rows = session.execute(
+            select(Item.item_id, Item.title).where(
+                Item.item_id.in_(item_ids), Item.title.is_not(None)
+            )
+        ).all()
+    return {item_id: title for item_id, title in rows}
+
+
 def item_card(
     sessions: sessionmaker[Session], model: LoadedModel | None, item_id: str
 ) -> ItemCard | None:

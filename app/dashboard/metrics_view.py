@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 WINDOW_S = 60.0
+#: Rates need readings at least this far apart (a first poll's 0.1 s would make noise).
+MIN_SPAN_S = 5.0
 HIDDEN_ROUTES = ("/dashboard", "/docs")
 
 # (route, method) -> status -> cumulative bucket counts by upper bound, plus count and sum
@@ -47,6 +49,16 @@ class Histogram:
             self.count - older.count,
             self.total - older.total,
         )
+
+    def bound(self, q: float) -> float | None:
+        """The upper bound of the bucket holding rank q·count (for counts such as batch
+        sizes, where an interpolated 0.5 would name a size that cannot occur)."""
+        if self.count <= 0:
+            return None
+        for bound in sorted(self.buckets):
+            if self.buckets[bound] >= q * self.count:
+                return bound
+        return None
 
     def quantile(self, q: float) -> float | None:
         """PromQL's ``histogram_quantile``: linear within the bucket holding rank q·count."""
@@ -150,7 +162,7 @@ class BatchRow:
     model: str
     batches: int
     mean: float | None
-    p50: float | None
+    p50: float | None  # upper bound of the bucket: "at most"
     p99: float | None
 
 
@@ -179,6 +191,8 @@ def _ms(seconds: float | None) -> float | None:
 def overview(now: Reading, oldest: Reading | None) -> Overview:
     """The overview's rows: cumulative since start, and rates over ``now - oldest``."""
     span = now.at - oldest.at if oldest is not None else 0.0
+    if span < MIN_SPAN_S:
+        span = 0.0
     endpoints: list[EndpointRow] = []
     for (route, method), by_status in sorted(now.requests.items()):
         if route.startswith(HIDDEN_ROUTES):
@@ -211,8 +225,8 @@ def overview(now: Reading, oldest: Reading | None) -> Overview:
             model=model,
             batches=int(series.count),
             mean=series.total / series.count if series.count else None,
-            p50=series.quantile(0.5),
-            p99=series.quantile(0.99),
+            p50=series.bound(0.5),
+            p99=series.bound(0.99),
         )
         for model, series in sorted(now.batches.items())
     ]

@@ -13,11 +13,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
+from app.dashboard.catalog_view import catalog_titles
 from app.dashboard.preview import Placement, Previewer, place_text
 from app.dashboard.templating import render
 from app.schemas import RecommendationResponse, SimilarItemsResponse
@@ -83,6 +85,7 @@ async def _page(
             similar = await run_in_threadpool(preview.recommender.similar, item, LIST_K, None)
         except ApiError as exc:
             item_problem = exc.message
+    titles = await _catalog_titles(request, history, lists, similar, placement)
     return render(
         request,
         "explore.html",
@@ -99,9 +102,32 @@ async def _page(
         default_model=holder.default_model,
         text_models=preview.text_models(),
         placement=placement,
+        titles=titles,
         text_form=text_form or {},
         problem=problem,
     )
+
+
+async def _catalog_titles(
+    request: Request,
+    history: list[tuple[str, str | None]] | None,
+    lists: list[ModelList],
+    similar: SimilarItemsResponse | None,
+    placement: Placement | None,
+) -> dict[str, str]:
+    """Catalog titles of the shown items the model has none for (a model trained on data
+    without titles still shows the names the catalog gives its items)."""
+    untitled = {item_id for item_id, title in history or [] if title is None}
+    shown = [e.answer.items for e in lists if e.answer is not None]
+    shown += [similar.items] if similar is not None else []
+    shown += [placement.neighbours] if placement is not None else []
+    untitled |= {it.item_id for items in shown for it in items if it.title is None}
+    try:
+        return await run_in_threadpool(
+            catalog_titles, services_of(request).sessions, sorted(untitled)
+        )
+    except SQLAlchemyError:
+        return {}  # titles are a nicety; the lists stand without them
 
 
 @router.get("/dashboard/explore", response_class=HTMLResponse)

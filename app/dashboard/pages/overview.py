@@ -58,4 +58,5 @@ async def overview_panel(request: Request, session: SessionDep) -> HTMLResponse:
         cache_backend=type(services.cache).__name__,
         served=services.holder.status(),
         default_model=services.holder.default_model,
+        inf=float("inf"),
     )

@@ -24,6 +24,19 @@
     (root || document).querySelectorAll("[data-chart]").forEach(draw);
   }
 
+  // A polled list is replaced every few seconds: keep the <details> the operator opened open.
+  var opened = [];
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    opened = Array.prototype.map.call(
+      event.target.querySelectorAll("details[open][id]"), function (d) { return d.id; });
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    opened.forEach(function (id) {
+      var again = document.getElementById(id);
+      if (again) again.open = true;
+    });
+  });
+
   document.addEventListener("DOMContentLoaded", function () { drawAll(document); });
   document.addEventListener("htmx:afterSwap", function (event) { drawAll(event.target); });
 })();
