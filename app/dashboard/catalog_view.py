@@ -100,7 +100,7 @@ def catalog_titles(sessions: sessionmaker[Session], item_ids: list[str]) -> dict
                 Item.item_id.in_(item_ids), Item.title.is_not(None)
             )
         ).all()
-    return {item_id: title for item_id, title in rows}
+    return {item_id: title for item_id, title in rows if title is not None}
 
 
 def item_card(

@@ -71,9 +71,17 @@ class Previewer:
         )
         return [(loaded.item_ids[i], loaded.titles[i]) for i in np.asarray(context.seen).tolist()]
 
-    def text_models(self) -> list[str]:
-        """Served models that can place an item from its text (ConvMF)."""
-        return [m.name for m in self.services.holder.loaded() if is_text_aware(m.scorer)]
+    async def text_models(self) -> list[str]:
+        """Served models that can place an item from its text (ConvMF); loads them if needed."""
+        found = []
+        for name in self.served_models():
+            try:
+                loaded = await self.recommender.model_async(name)
+            except ApiError:
+                continue  # refused or unloadable: the lists beside say why
+            if is_text_aware(loaded.scorer):
+                found.append(name)
+        return found
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ async def _page(
         similar=similar,
         item_problem=item_problem,
         default_model=holder.default_model,
-        text_models=preview.text_models(),
+        text_models=await preview.text_models(),
         placement=placement,
         titles=titles,
         text_form=text_form or {},
