@@ -10,6 +10,7 @@ process only; a fleet's totals belong to Prometheus.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -131,15 +132,55 @@ class Sampler:
         self._readings: deque[Reading] = deque()
         self._lock = threading.Lock()
 
-    def sample(self) -> tuple[Reading, Reading | None]:
-        """A new reading and the oldest one still inside the window (None on the first)."""
+    def sample(self) -> tuple[Reading, Reading | None, list[Reading]]:
+        """A new reading, the oldest one still inside the window (None on the first), and
+        every reading of the window, oldest first (the new one last)."""
         now = read_registry(self.registry)
         with self._lock:
             while self._readings and now.at - self._readings[0].at > self.window_s:
                 self._readings.popleft()
             oldest = self._readings[0] if self._readings else None
             self._readings.append(now)
-        return now, oldest
+            window = list(self._readings)
+        return now, oldest, window
+
+
+def _api_requests(reading: Reading) -> tuple[float, float]:
+    """(all, 5xx) request counts of the routes the overview shows."""
+    total = errors = 0.0
+    for (route, _), by_status in reading.requests.items():
+        if route.startswith(HIDDEN_ROUTES):
+            continue
+        for status, series in by_status.items():
+            total += series.count
+            if status.startswith("5"):
+                errors += series.count
+    return total, errors
+
+
+def rate_chart(window: list[Reading]) -> dict[str, object] | None:
+    """Requests and 5xx answers per second between consecutive readings, for uPlot
+    (x: seconds before the newest reading). None until there are two readings."""
+    if len(window) < 2:
+        return None
+    newest = window[-1].at
+    x: list[float] = []
+    requests: list[float] = []
+    errors: list[float] = []
+    for older, newer in itertools.pairwise(window):
+        span = newer.at - older.at
+        if span <= 0:
+            continue
+        (t0, e0), (t1, e1) = _api_requests(older), _api_requests(newer)
+        x.append(round(newer.at - newest, 1))
+        requests.append(round((t1 - t0) / span, 3))
+        errors.append(round((e1 - e0) / span, 3))
+    return {
+        "title": "requests per second",
+        "x_label": "seconds ago",
+        "x": x,
+        "series": {"requests/s": requests, "5xx/s": errors},
+    }
 
 
 # --------------------------------------------------------------------------- rows

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import services_of
 from app.core.db import ping
 from app.dashboard.auth import SessionDep
-from app.dashboard.metrics_view import Sampler, overview
+from app.dashboard.metrics_view import Sampler, overview, rate_chart
 from app.dashboard.templating import render
 
 router = APIRouter()
@@ -44,7 +44,7 @@ def _database_health(request: Request) -> tuple[bool, str]:
 @router.get("/dashboard/overview/panel", response_class=HTMLResponse)
 async def overview_panel(request: Request, session: SessionDep) -> HTMLResponse:
     services = services_of(request)
-    now, oldest = _sampler(request).sample()
+    now, oldest, window = _sampler(request).sample()
     database_ok, database_detail = await run_in_threadpool(_database_health, request)
     cache_ok = await run_in_threadpool(services.cache.ping)
     return render(
@@ -52,6 +52,7 @@ async def overview_panel(request: Request, session: SessionDep) -> HTMLResponse:
         "_overview_panel.html",
         session,
         view=overview(now, oldest),
+        rate=rate_chart(window),
         database_ok=database_ok,
         database_detail=database_detail,
         cache_ok=cache_ok,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.metrics import LATENCY_BUCKETS, Metrics
-from app.dashboard.metrics_view import MIN_SPAN_S, overview, read_registry
+from app.dashboard.metrics_view import MIN_SPAN_S, overview, rate_chart, read_registry
 
 ROUTE = "/v1/users/{user_id}/recommendations"
 
@@ -57,3 +57,17 @@ def test_cache_hit_rate_batches_and_dashboard_routes_hidden() -> None:
     (batch,) = view.batches
     assert (batch.model, batch.batches, batch.mean) == ("ease", 4, pytest.approx(10 / 4))
     assert (batch.p50, batch.p99) == (4.0, 4.0)  # sizes 3 fall in the (2, 4] bucket
+
+
+def test_rate_chart_is_per_interval_between_readings() -> None:
+    metrics = Metrics()
+    readings = [read_registry(metrics.registry, at=10.0)]
+    _observe(metrics, 0.01, 8)
+    readings.append(read_registry(metrics.registry, at=12.0))
+    _observe(metrics, 0.01, 2, status="500")
+    readings.append(read_registry(metrics.registry, at=14.0))
+    assert rate_chart(readings[:1]) is None
+    chart = rate_chart(readings)
+    assert chart is not None
+    assert chart["x"] == [-2.0, 0.0]
+    assert chart["series"] == {"requests/s": [4.0, 1.0], "5xx/s": [0.0, 1.0]}

@@ -61,6 +61,14 @@ def test_login_logout_wrong_token_csrf_and_cookie(
     nav = page.get_by_role("navigation", name="Dashboard")
     for label in NAV:
         expect(nav.get_by_role("link", name=label, exact=True)).to_be_visible()
+    # From the keyboard: the skip link first, then the navigation in order; Enter follows.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(nav.get_by_role("link", name="Models", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/dashboard/models")
 
     # The session cookie exists, is HttpOnly and SameSite=Strict, and scripts cannot see it.
     cookies = {c["name"]: c for c in context.cookies()}
@@ -121,6 +129,9 @@ def test_operator_workflow_overview_retrain_promote_explore_docs(
     expect(row).to_be_visible()
     expect(page.get_by_test_id("database-health")).to_have_text("up")
     expect(page.get_by_test_id("cache-health")).to_have_text("up")
+    assert public.get("/v1/items/1/similar").status_code == 200
+    expect(page.locator('[data-chart="rate-chart"] canvas')).to_be_visible(timeout=15_000)
+    expect(page.get_by_test_id("endpoints")).to_contain_text("/v1/items/{item_id}/similar")
     shoot(page, shots, "overview")
 
     # Jobs: start a retrain from the form; a worker runs it; the list shows it reach done.
@@ -145,7 +156,7 @@ def test_operator_workflow_overview_retrain_promote_explore_docs(
     page.get_by_role("link", name="Models", exact=True).click()
     served = page.locator('.served-version[data-model="ease"]')
     expect(served).to_have_text("v1")
-    page.get_by_label("Version to promote").first.select_option("2")
+    page.get_by_label("Version of ease to promote").select_option("2")
     ease = page.locator("#model-ease")
     ease.get_by_role("button", name="Promote").click()
     expect(page.get_by_role("status")).to_contain_text("production now points at v2")
