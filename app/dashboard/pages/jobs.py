@@ -36,7 +36,7 @@ PLACED = (*COLUMNS, "progress", "gate", "log_tail", "error", "params", "kind")
 
 
 def _jobs(request: Request) -> list[dict[str, Any]]:
-    listed = admin.list_jobs(services_of(request), None, None, LIST_LIMIT)
+    listed = admin.list_jobs(services_of(request), status=None, model=None, limit=LIST_LIMIT)
     return [job.model_dump(mode="json") for job in listed.jobs]
 
 
