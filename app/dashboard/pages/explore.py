@@ -101,11 +101,19 @@ async def _page(
         item_problem=item_problem,
         default_model=holder.default_model,
         text_models=await preview.text_models(),
+        sample_users=_sample_users(request),
         placement=placement,
         titles=titles,
         text_form=text_form or {},
         problem=problem,
     )
+
+
+def _sample_users(request: Request, n: int = 50) -> list[str]:
+    """A few users the default model was trained on, offered as suggestions in the user field."""
+    holder = services_of(request).holder
+    loaded = holder.peek(holder.default_model)
+    return list(loaded.user_index)[:n] if loaded is not None else []
 
 
 async def _catalog_titles(
