@@ -57,7 +57,8 @@ def _topic_of(item_id: str) -> int:
 def test_pasted_text_lands_among_its_topic_and_is_not_saved(dash: TestClient) -> None:
     page = dash.get("/dashboard/explore")
     assert page.status_code == 200
-    options = re.findall(r'<option value="([^"]+)"', page.text)
+    select = page.text.split('id="text-model"')[1].split("</select>")[0]
+    options = re.findall(r'<option value="([^"]+)"', select)
     assert options == ["convmf"]  # popularity cannot place text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf

@@ -13,9 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.e2e.dashboard.screenshots import VIEWPORT, screenshot_dir
+
+# The machines running these tests are shared and often busy: wait for states generously
+# (a passing check returns as soon as its state is reached).
+expect.set_options(timeout=20_000)
 
 CHROMIUM = os.environ.get("GENREC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

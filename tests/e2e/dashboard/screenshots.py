@@ -25,9 +25,9 @@ def screenshot_dir(default: Path) -> Path:
     return target
 
 
-def shoot(page: Page, folder: Path, name: str) -> Path:
-    """``folder/dashboard-NAME.png`` of the whole page; asserts it was written."""
+def shoot(page: Page, folder: Path, name: str, full_page: bool = True) -> Path:
+    """``folder/dashboard-NAME.png`` of the page (or of the first screen); asserts it was written."""
     path = folder / f"dashboard-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 1000, path
     return path

@@ -190,14 +190,16 @@ def test_operator_workflow_overview_retrain_promote_explore_docs(
     page.get_by_role("link", name="Catalog", exact=True).click()
     page.get_by_label("Item id or title").fill("toy story")
     page.get_by_label("Item id or title").press("Enter")
+    expect(page.get_by_test_id("hits")).to_contain_text("Toy Story (1995)")
+    shoot(page, shots, "catalog")
     page.get_by_test_id("hits").get_by_role("link", name="1", exact=True).click()
     card = page.get_by_test_id("item-card")
     expect(card).to_contain_text("Toy Story")
     expect(card).to_contain_text("Interactions in training data")
-    shoot(page, shots, "catalog")
+    shoot(page, shots, "item")
 
     # /docs renders Swagger UI from local files (it was blank without internet access).
     page.goto(f"{base}/docs")
     expect(page.locator(".swagger-ui .title").first).to_contain_text("genrec")
     expect(page.locator(".opblock").first).to_be_visible()
-    shoot(page, shots, "docs")
+    shoot(page, shots, "docs", full_page=False)
