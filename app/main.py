@@ -19,6 +19,7 @@ import torch
 from fastapi import FastAPI
 
 from app.api.deps import Services
+from app.api.docs_page import install_docs
 from app.api.routes import (
     admin,
     bench,
@@ -37,6 +38,7 @@ from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
+from app.dashboard import close_dashboard, install_dashboard
 from app.rules import AttributeIndex, RuleCompiler
 from app.schemas import ErrorResponse
 from app.serving.attribution import Attributor
@@ -143,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # uvicorn has drained in-flight requests (timeout_graceful_shutdown) before
             # this runs; the batchers still score anything queued, then stop.
             await services.recommender.close()
+            await close_dashboard(app)
             # After the batchers: every answered response has queued its impression.
             services.impressions.stop()
             services.retention.stop()
@@ -155,6 +158,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Recommendations from deep generative collaborative-filtering models.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_docs (no CDN)
+        redoc_url=None,
         **_without_native_telemetry(),
     )
     install_error_handlers(app)
@@ -164,6 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(admin.router)
     app.include_router(catalog.router)
+    install_docs(app)
+    install_dashboard(app)
     if settings.bench_endpoints:
         app.include_router(bench.router)
     return app

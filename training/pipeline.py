@@ -216,6 +216,16 @@ def save_trained(
             "selection_metric": result.metric,
             "higher_is_better": result.higher_is_better,
             "holdout": result.holdout,
+            # Per-epoch losses and validation metrics: the dashboard draws them.
+            "curve": [
+                {
+                    "epoch": epoch.epoch,
+                    "losses": dict(epoch.losses),
+                    "metrics": dict(epoch.metrics),
+                    "seconds": round(epoch.seconds, 4),
+                }
+                for epoch in result.report.history
+            ],
             **(training or {}),
         },
     )

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(
         3.0, gt=0, description="Postgres connect timeout (a black-holed database costs this)"
     )
+    dashboard_session_hours: float = Field(
+        8.0,
+        gt=0,
+        description="how long a /dashboard login lasts (its signed session cookie's lifetime)",
+    )
     bench_endpoints: bool = Field(
         False, description="mount /v1/_bench/constant (the benchmark's HTTP-stack baseline)"
     )

@@ -79,3 +79,20 @@ def test_unknown_setting_is_refused_before_training() -> None:
 
     with pytest.raises(ModelError, match="unknown setting 'nope'"):
         train_model("ease", _clicks(), {"nope": "1"})
+
+
+def test_manifest_records_the_per_epoch_curve(tmp_path: Path) -> None:
+    """One row per epoch run, with the losses and the validation metrics the trainer saw."""
+    torch.set_num_threads(1)
+    store = ModelStore(tmp_path)
+    overrides = {"epochs": 3, "hidden_dim": 16, "latent_dim": 8, "patience": 10}
+    manifest = train_and_save(store, "mult-vae", _clicks(), overrides, source="synthetic")
+    curve = manifest.training["curve"]
+    assert [row["epoch"] for row in curve] == list(range(1, manifest.training["epochs_run"] + 1))
+    assert len(curve) == 3
+    metric = manifest.training["selection_metric"]
+    best = curve[manifest.training["best_epoch"] - 1]
+    assert best["metrics"][metric] == max(row["metrics"][metric] for row in curve)
+    assert all(row["losses"] and row["seconds"] >= 0 for row in curve)
+    closed_form = train_and_save(store, "ease", _clicks(), source="synthetic")
+    assert len(closed_form.training["curve"]) == closed_form.training["epochs_run"] == 1

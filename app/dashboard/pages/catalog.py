@@ -1,0 +1,71 @@
+"""Catalog: search items by id or title; an item's metadata and interaction count."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import services_of
+from app.dashboard.auth import SessionDep
+from app.dashboard.catalog_view import item_card, search_items
+from app.dashboard.templating import render
+from app.serving.loaded import LoadedModel
+
+router = APIRouter()
+
+
+def _default_model(request: Request) -> LoadedModel | None:
+    holder = services_of(request).holder
+    return holder.peek(holder.default_model)
+
+
+@router.get("/dashboard/catalog", response_class=HTMLResponse)
+async def catalog_page(
+    request: Request, session: SessionDep, q: Annotated[str, Query(max_length=256)] = ""
+) -> HTMLResponse:
+    model = _default_model(request)
+    try:
+        hits = await run_in_threadpool(search_items, services_of(request).sessions, model, q)
+        problem = None
+    except SQLAlchemyError as exc:
+        hits, problem = [], f"database unavailable: {type(exc).__name__}"
+    return render(
+        request,
+        "catalog.html",
+        session,
+        active="Catalog",
+        q=q,
+        hits=hits,
+        model=model,
+        problem=problem,
+    )
+
+
+@router.get("/dashboard/catalog/items/{item_id:path}", response_class=HTMLResponse)
+async def item_page(request: Request, item_id: str, session: SessionDep) -> HTMLResponse:
+    model = _default_model(request)
+    try:
+        card = await run_in_threadpool(item_card, services_of(request).sessions, model, item_id)
+    except SQLAlchemyError as exc:
+        return render(
+            request,
+            "error.html",
+            session,
+            status_code=503,
+            active="Catalog",
+            message=f"database unavailable: {type(exc).__name__}",
+        )
+    if card is None:
+        return render(
+            request,
+            "error.html",
+            session,
+            status_code=404,
+            active="Catalog",
+            message=f"item '{item_id}' is neither in the catalog nor in the served model",
+        )
+    return render(request, "item.html", session, active="Catalog", card=card)

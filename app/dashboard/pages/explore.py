@@ -1,0 +1,172 @@
+"""Explore: a user's history beside each served model's list; similar items; text placement.
+
+Lists come from ``app.dashboard.preview`` (the serving code, impressions off).
+A user the models have never seen gets what the API gives them: the
+popularity fallback, flagged as such. Placing a new item's text is a POST
+(the text can be long) that changes nothing on the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import services_of
+from app.core.errors import ApiError
+from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
+from app.dashboard.catalog_view import catalog_titles
+from app.dashboard.preview import Placement, Previewer, place_text
+from app.dashboard.templating import render
+from app.schemas import RecommendationResponse, SimilarItemsResponse
+
+router = APIRouter()
+
+LIST_K = 10
+MAX_TEXT = 20_000
+
+
+def previewer(request: Request) -> Previewer:
+    """The app's ``Previewer``, made on first use (closed by ``app.dashboard.close``)."""
+    found: Previewer | None = getattr(request.app.state, "dashboard_previewer", None)
+    if found is None:
+        found = Previewer(services_of(request))
+        request.app.state.dashboard_previewer = found
+    return found
+
+
+@dataclass
+class ModelList:
+    model: str
+    answer: RecommendationResponse | None
+    problem: str | None
+
+
+async def _lists(preview: Previewer, user: str) -> list[ModelList]:
+    lists = []
+    for model in preview.served_models():
+        try:
+            lists.append(ModelList(model, await preview.recommend(user, model, LIST_K), None))
+        except ApiError as exc:
+            lists.append(ModelList(model, None, exc.message))
+    return lists
+
+
+async def _page(
+    request: Request,
+    session: DashboardSession,
+    user: str = "",
+    item: str = "",
+    placement: Placement | None = None,
+    text_form: dict[str, str] | None = None,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    preview = previewer(request)
+    holder = services_of(request).holder
+    user, item = user.strip(), item.strip()
+    history: list[tuple[str, str | None]] | None = None
+    lists: list[ModelList] = []
+    user_problem = None
+    if user:
+        try:
+            history = await preview.history(user, holder.default_model)
+            lists = await _lists(preview, user)
+        except ApiError as exc:
+            user_problem = exc.message
+    similar: SimilarItemsResponse | None = None
+    item_problem = None
+    if item:
+        try:
+            similar = await run_in_threadpool(preview.recommender.similar, item, LIST_K, None)
+        except ApiError as exc:
+            item_problem = exc.message
+    titles = await _catalog_titles(request, history, lists, similar, placement)
+    return render(
+        request,
+        "explore.html",
+        session,
+        status_code=status_code,
+        active="Explore",
+        user=user,
+        item=item,
+        history=history,
+        lists=lists,
+        user_problem=user_problem,
+        similar=similar,
+        item_problem=item_problem,
+        default_model=holder.default_model,
+        text_models=await preview.text_models(),
+        sample_users=_sample_users(request),
+        placement=placement,
+        titles=titles,
+        text_form=text_form or {},
+        problem=problem,
+    )
+
+
+def _sample_users(request: Request, n: int = 50) -> list[str]:
+    """A few users the default model was trained on, offered as suggestions in the user field."""
+    holder = services_of(request).holder
+    loaded = holder.peek(holder.default_model)
+    return list(loaded.user_index)[:n] if loaded is not None else []
+
+
+async def _catalog_titles(
+    request: Request,
+    history: list[tuple[str, str | None]] | None,
+    lists: list[ModelList],
+    similar: SimilarItemsResponse | None,
+    placement: Placement | None,
+) -> dict[str, str]:
+    """Catalog titles of the shown items the model has none for (a model trained on data
+    without titles still shows the names the catalog gives its items)."""
+    untitled = {item_id for item_id, title in history or [] if title is None}
+    shown = [e.answer.items for e in lists if e.answer is not None]
+    shown += [similar.items] if similar is not None else []
+    shown += [placement.neighbours] if placement is not None else []
+    untitled |= {it.item_id for items in shown for it in items if it.title is None}
+    try:
+        return await run_in_threadpool(
+            catalog_titles, services_of(request).sessions, sorted(untitled)
+        )
+    except SQLAlchemyError:
+        return {}  # titles are a nicety; the lists stand without them
+
+
+@router.get("/dashboard/explore", response_class=HTMLResponse)
+async def explore_page(
+    request: Request,
+    session: SessionDep,
+    user: Annotated[str, Query(max_length=256)] = "",
+    item: Annotated[str, Query(max_length=256)] = "",
+) -> HTMLResponse:
+    return await _page(request, session, user=user, item=item)
+
+
+@router.post("/dashboard/explore/text", response_class=HTMLResponse)
+async def place_new_item(
+    request: Request,
+    session: CsrfDep,
+    model: Annotated[str, Form()] = "",
+    title: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    """Where an item with this text would land (nearest items), without adding it."""
+    form = {"model": model, "title": title, "text": text}
+    if not text.strip() or len(text) > MAX_TEXT:
+        problem = f"Paste the item's text (1 to {MAX_TEXT} characters)."
+        return await _page(request, session, text_form=form, problem=problem, status_code=422)
+    preview = previewer(request)
+    try:
+        loaded = await preview.recommender.model_async(model or None)
+        placement = await run_in_threadpool(place_text, loaded, title or None, text, LIST_K)
+    except ApiError as exc:
+        return await _page(
+            request, session, text_form=form, problem=exc.message, status_code=exc.status
+        )
+    return await _page(request, session, placement=placement, text_form=form)

@@ -1,0 +1,116 @@
+"""Jobs: the job table with live progress, log tail and gate outcome; a form to start a retrain.
+
+The list polls ``/dashboard/jobs/list`` (htmx, every 2 s). Rows are shown
+through the admin API's ``job_out`` and rendered generically: the columns
+every job has first, then whatever else a row holds (progress, gate and any
+field another job kind adds) as key/value lists, so a new job kind shows up
+without a template change. Starting a job calls the admin API's ``retrain``
+handler with the same ``RetrainIn`` validation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import services_of
+from app.api.routes import admin
+from app.core.errors import ApiError
+from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
+from app.dashboard.templating import render
+from app.schemas_admin import RetrainIn
+from training.models import REGISTRY
+
+router = APIRouter()
+
+LIST_LIMIT = 30
+#: Shown as columns; every other field of a job is listed under "details".
+COLUMNS = ("id", "model", "status", "trigger", "attempts", "result_version", "promoted")
+#: Shown in their own places (progress bar, gate box, log, error line, times).
+PLACED = (*COLUMNS, "progress", "gate", "log_tail", "error", "params", "kind")
+
+
+def _jobs(request: Request) -> list[dict[str, Any]]:
+    listed = admin.list_jobs(services_of(request), status=None, model=None, limit=LIST_LIMIT)
+    return [job.model_dump(mode="json") for job in listed.jobs]
+
+
+async def _list_context(request: Request) -> dict[str, Any]:
+    try:
+        jobs = await run_in_threadpool(_jobs, request)
+        problem = None
+    except ApiError as exc:
+        jobs, problem = [], exc.message
+    return {"jobs": jobs, "list_problem": problem, "columns": COLUMNS, "placed": PLACED}
+
+
+async def _page(
+    request: Request,
+    session: DashboardSession,
+    notice: str | None = None,
+    problem: str | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "jobs.html",
+        session,
+        status_code=status_code,
+        active="Jobs",
+        models=sorted(REGISTRY),
+        notice=notice,
+        problem=problem,
+        form=form or {"model": services_of(request).holder.default_model, "params": "{}"},
+        **await _list_context(request),
+    )
+
+
+@router.get("/dashboard/jobs", response_class=HTMLResponse)
+async def jobs_page(request: Request, session: SessionDep) -> HTMLResponse:
+    return await _page(request, session)
+
+
+@router.get("/dashboard/jobs/list", response_class=HTMLResponse)
+async def jobs_list(request: Request, session: SessionDep) -> HTMLResponse:
+    return render(request, "_jobs_list.html", session, **await _list_context(request))
+
+
+def _problem(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'request'}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
+@router.post("/dashboard/jobs", response_class=HTMLResponse)
+async def start_retrain(
+    request: Request,
+    session: CsrfDep,
+    model: Annotated[str, Form()] = "",
+    data: Annotated[str, Form()] = "log+base",
+    promote: Annotated[str, Form()] = "auto",
+    params: Annotated[str, Form()] = "{}",
+) -> HTMLResponse:
+    form = {"model": model, "data": data, "promote": promote, "params": params}
+    try:
+        overrides = json.loads(params or "{}")
+    except json.JSONDecodeError as exc:
+        problem = f"params: not JSON ({exc.msg} at character {exc.pos})"
+        return await _page(request, session, problem=problem, form=form, status_code=422)
+    try:
+        body = RetrainIn.model_validate(
+            {"model": model, "params": overrides, "data": data, "promote": promote}
+        )
+        accepted = await run_in_threadpool(admin.retrain, body, services_of(request))
+    except ValidationError as exc:
+        return await _page(request, session, problem=_problem(exc), form=form, status_code=422)
+    except ApiError as exc:
+        return await _page(request, session, problem=exc.message, form=form, status_code=exc.status)
+    notice = f"Job {accepted.job_id} queued ({model}); a worker (genrec worker) runs it."
+    return await _page(request, session, notice=notice)

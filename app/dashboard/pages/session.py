@@ -1,0 +1,69 @@
+"""Login form, login, logout; ``/dashboard`` itself sends the browser to the overview."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.dashboard.auth import (
+    CsrfDep,
+    SessionDep,
+    admin_token,
+    end_session,
+    login_nonce_matches,
+    new_login_nonce,
+    read_session,
+    remember_login_nonce,
+    start_session,
+    token_matches,
+)
+from app.dashboard.templating import render
+
+router = APIRouter()
+
+
+@router.get("/dashboard")
+def index(session: SessionDep) -> Response:
+    return RedirectResponse("/dashboard/overview", status_code=303)
+
+
+def _login_form(request: Request, error: str | None, status_code: int) -> HTMLResponse:
+    nonce = new_login_nonce()
+    response = render(
+        request, "login.html", None, status_code=status_code, error=error, nonce=nonce
+    )
+    remember_login_nonce(request, response, nonce)
+    return response
+
+
+@router.get("/dashboard/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    if read_session(request) is not None:
+        return RedirectResponse("/dashboard/overview", status_code=303)
+    return _login_form(request, None, 200)
+
+
+@router.post("/dashboard/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    token: Annotated[str, Form()] = "",
+    nonce: Annotated[str, Form()] = "",
+) -> Response:
+    """Exchange the admin token for a session cookie."""
+    expected = admin_token(request)
+    if not login_nonce_matches(request, nonce):
+        return _login_form(request, "The form expired; type the token again.", 403)
+    if not token_matches(token, expected):
+        return _login_form(request, "Wrong admin token.", 401)
+    response = RedirectResponse("/dashboard/overview", status_code=303)
+    start_session(request, response)
+    return response
+
+
+@router.post("/dashboard/logout")
+def logout(session: CsrfDep) -> Response:
+    response = RedirectResponse("/dashboard/login", status_code=303)
+    end_session(response)
+    return response

@@ -1,0 +1,54 @@
+"""Jinja2 templates of the dashboard and the one helper that renders a page.
+
+Every page gets the navigation bar and its session's CSRF token (``base.html``
+puts it in a meta tag and in htmx's ``hx-headers``, and forms carry it as a
+hidden field). Jinja2 autoescapes HTML, so ids, titles and log lines typed by
+anyone are shown as text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app.dashboard.auth import CSRF_FIELD, CSRF_HEADER, DashboardSession
+
+PACKAGE_DIR = Path(__file__).parent
+templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+
+#: (label, path) of the navigation bar, in order.
+NAV = [
+    ("Overview", "/dashboard/overview"),
+    ("Models", "/dashboard/models"),
+    ("Jobs", "/dashboard/jobs"),
+    ("Experiments", "/dashboard/experiments"),
+    ("Explore", "/dashboard/explore"),
+    ("Catalog", "/dashboard/catalog"),
+]
+
+
+def render(
+    request: Request,
+    template: str,
+    session: DashboardSession | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """``template`` with the navigation, the CSRF token and ``context``."""
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "nav": NAV,
+            "session": session,
+            "csrf_token": session.csrf_token if session is not None else "",
+            "csrf_field": CSRF_FIELD,
+            "csrf_header": CSRF_HEADER,
+            **context,
+        },
+        status_code=status_code,
+    )

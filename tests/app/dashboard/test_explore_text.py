@@ -1,0 +1,96 @@
+"""Explore's "where would a new item land": a tiny ConvMF places pasted text, nothing saved."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from models_store import ModelStore
+from tests.app.catalog_data import TINY_CONVMF, TextRatings, plot, text_ratings
+from tests.app.conftest import embedded_settings
+from training.pipeline import train_and_save
+
+TOKEN = "dash-text-token-77aa"
+
+
+@pytest.fixture(scope="module")
+def data() -> TextRatings:
+    return text_ratings(seed=0)
+
+
+@pytest.fixture(scope="module")
+def convmf_store(data: TextRatings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("dashboard-convmf")
+    store = ModelStore(root)
+    train_and_save(store, "convmf", data.train, dict(TINY_CONVMF), source="text", promote=True)
+    train_and_save(store, "popularity", data.train, {}, source="text", promote=True)
+    return root
+
+
+@pytest.fixture
+def dash(convmf_store: Path, tmp_path: Path) -> TestClient:
+    settings = embedded_settings(
+        store_dir=convmf_store,
+        database_url=f"sqlite:///{tmp_path}/dash.db",
+        admin_token=TOKEN,
+        default_model="convmf",
+    )
+    with TestClient(create_app(settings)) as client:
+        form = client.get("/dashboard/login").text
+        nonce = re.search(r'name="nonce" value="([^"]+)"', form)
+        assert nonce
+        client.post("/dashboard/login", data={"token": TOKEN, "nonce": nonce.group(1)})
+        yield client
+
+
+def _topic_of(item_id: str) -> int:
+    return int(item_id[1:]) % 2  # catalog_data: item i{j} is about topic j % 2
+
+
+def test_pasted_text_lands_among_its_topic_and_is_not_saved(dash: TestClient) -> None:
+    page = dash.get("/dashboard/explore")
+    assert page.status_code == 200
+    select = page.text.split('id="text-model"')[1].split("</select>")[0]
+    options = re.findall(r'<option value="([^"]+)"', select)
+    assert options == ["convmf"]  # popularity cannot place text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf
+    for topic in (0, 1):
+        text = plot(topic, np.random.default_rng(100 + topic))
+        answer = dash.post(
+            "/dashboard/explore/text",
+            data={
+                "model": "convmf",
+                "title": "A new one",
+                "text": text,
+                "csrf_token": csrf.group(1),
+            },
+        )
+        assert answer.status_code == 200, answer.text[:2000]
+        placed = answer.text.split('data-testid="placement"')[1]
+        neighbours = re.findall(r"id (i\d\d) · score", placed)
+        assert len(neighbours) == 10
+        same = sum(_topic_of(i) == topic for i in neighbours[:5])
+        assert same >= 4, (topic, neighbours)
+    # Nothing was added: the preview item is in no catalog and no served model.
+    assert dash.get("/v1/items/__dashboard_preview__").status_code == 404
+    assert dash.get("/v1/items/__dashboard_preview__/similar").status_code == 404
+
+
+def test_placing_needs_text_and_a_text_aware_model(dash: TestClient) -> None:
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', dash.get("/dashboard/explore").text)
+    assert csrf
+    empty = dash.post("/dashboard/explore/text", data={"text": " ", "csrf_token": csrf.group(1)})
+    assert empty.status_code == 422
+    wrong = dash.post(
+        "/dashboard/explore/text",
+        data={"model": "popularity", "text": "stars", "csrf_token": csrf.group(1)},
+    )
+    assert wrong.status_code == 422 and "cannot place" in wrong.text

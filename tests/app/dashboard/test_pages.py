@@ -1,0 +1,167 @@
+"""The dashboard in process (TestClient over the embedded app): session, CSRF, every page.
+
+The browser tests (tests/e2e/dashboard) drive the same pages in Chromium
+against Postgres and Redis; these check the server side of each rule fast.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.app.conftest import ClientFactory
+
+TOKEN = "dash-test-token-5c1e"
+PAGES = [
+    "/dashboard/overview",
+    "/dashboard/overview/panel",
+    "/dashboard/models",
+    "/dashboard/models/served",
+    "/dashboard/models/ease/versions/1",
+    "/dashboard/jobs",
+    "/dashboard/jobs/list",
+    "/dashboard/explore?user=u1&item=3",
+    "/dashboard/catalog?q=Item 3",
+    "/dashboard/catalog/items/3",
+]
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, html[:2000]
+    return match.group(1)
+
+
+def _login(client: TestClient, token: str = TOKEN) -> int:
+    form = client.get("/dashboard/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce
+    answer = client.post(
+        "/dashboard/login", data={"token": token, "nonce": nonce.group(1)}, follow_redirects=False
+    )
+    return answer.status_code
+
+
+@pytest.fixture
+def dash(make_client: ClientFactory) -> TestClient:
+    return make_client(admin_token=TOKEN, default_model="ease")
+
+
+def test_every_page_needs_the_session(dash: TestClient) -> None:
+    for path in ["/dashboard", *PAGES]:
+        answer = dash.get(path, follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/dashboard/login"
+    htmx = dash.get("/dashboard/overview/panel", headers={"HX-Request": "true"})
+    assert (htmx.status_code, htmx.headers["HX-Redirect"]) == (401, "/dashboard/login")
+    post = dash.post("/dashboard/models/ease/rollback", follow_redirects=False)
+    assert post.status_code == 303
+
+
+def test_login_sets_a_strict_httponly_cookie_and_pages_render(dash: TestClient) -> None:
+    assert _login(dash) == 303
+    for path in PAGES:
+        answer = dash.get(path)
+        assert answer.status_code == 200, (path, answer.text[:2000])
+    page = dash.get("/dashboard/overview").text
+    for label in ["Overview", "Models", "Jobs", "Experiments", "Explore", "Catalog"]:
+        assert f">{label}</a>" in page
+
+
+def test_session_cookie_attributes(dash: TestClient) -> None:
+    form = dash.get("/dashboard/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce
+    answer = dash.post(
+        "/dashboard/login", data={"token": TOKEN, "nonce": nonce.group(1)}, follow_redirects=False
+    )
+    set_cookie = [v for k, v in answer.headers.multi_items() if k == "set-cookie"]
+    session = next(v for v in set_cookie if v.startswith("genrec_dashboard="))
+    lowered = session.lower()
+    assert "httponly" in lowered and "samesite=strict" in lowered and "path=/dashboard" in lowered
+    assert TOKEN not in session
+    assert "secure" not in lowered  # plain http here; https requests get Secure
+
+
+def test_wrong_token_and_missing_nonce_are_refused(dash: TestClient) -> None:
+    assert _login(dash, "not-the-token") == 401
+    assert dash.get("/dashboard/overview", follow_redirects=False).status_code == 303
+    dash.get("/dashboard/login")
+    no_nonce = dash.post("/dashboard/login", data={"token": TOKEN}, follow_redirects=False)
+    assert no_nonce.status_code == 403
+
+
+def test_state_changes_need_the_csrf_token(dash: TestClient) -> None:
+    _login(dash)
+    html = dash.get("/dashboard/models").text
+    token = _csrf(html)
+    refused = dash.post("/dashboard/models/ease/promote", data={"version": "1"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    wrong = dash.post(
+        "/dashboard/models/ease/promote", data={"version": "1", "csrf_token": token + "x"}
+    )
+    assert wrong.status_code == 403
+    ok = dash.post("/dashboard/models/ease/promote", data={"version": "1", "csrf_token": token})
+    assert ok.status_code == 200 and "production now points at v1" in ok.text
+    by_header = dash.post(
+        "/dashboard/models/ease/promote", data={"version": "1"}, headers={"X-CSRF-Token": token}
+    )
+    assert by_header.status_code == 200
+    assert dash.post("/dashboard/logout").status_code == 403  # logout is a state change too
+    out = dash.post("/dashboard/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert out.status_code == 303
+    assert dash.get("/dashboard/overview", follow_redirects=False).status_code == 303
+
+
+def test_promote_errors_are_shown_not_raised(dash: TestClient) -> None:
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/models").text)
+    missing = dash.post(
+        "/dashboard/models/ease/promote", data={"version": "99", "csrf_token": token}
+    )
+    assert missing.status_code == 404 and "99" in missing.text
+    nothing = dash.post("/dashboard/models/ease/rollback", data={"csrf_token": token})
+    assert nothing.status_code == 409
+
+
+def test_retrain_form_validates_like_the_admin_api(dash: TestClient) -> None:
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/jobs").text)
+    bad_json = dash.post(
+        "/dashboard/jobs", data={"model": "ease", "params": "{", "csrf_token": token}
+    )
+    assert bad_json.status_code == 422 and "not JSON" in bad_json.text
+    unknown = dash.post(
+        "/dashboard/jobs", data={"model": "no-such", "params": "{}", "csrf_token": token}
+    )
+    assert unknown.status_code == 422
+    queued = dash.post(
+        "/dashboard/jobs",
+        data={
+            "model": "ease",
+            "data": "log+base",
+            "promote": "never",
+            "params": "{}",
+            "csrf_token": token,
+        },
+    )
+    assert queued.status_code == 200 and "queued" in queued.text
+    listed = dash.get("/dashboard/jobs/list").text
+    assert 'data-status="queued"' in listed
+
+
+def test_dashboard_is_off_without_an_admin_token(make_client: ClientFactory) -> None:
+    off = make_client(admin_token=None)
+    for path in ["/dashboard", "/dashboard/login", "/dashboard/overview"]:
+        answer = off.get(path, follow_redirects=False)
+        assert answer.status_code == 403 and "disabled" in answer.text
+
+
+def test_docs_use_local_assets(dash: TestClient) -> None:
+    page = dash.get("/docs").text
+    assert "/docs/assets/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+    asset = dash.get("/docs/assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.content) > 100_000
+    assert dash.get("/redoc").status_code == 404

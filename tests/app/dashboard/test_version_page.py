@@ -1,0 +1,98 @@
+"""A version's page: its training curve as chart data and the tuning leaderboard of `genrec tune`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from models_store import ModelStore
+from tests.app.conftest import embedded_settings, tiny_interactions
+from training.pipeline import save_trained, train_model
+from training.tuning.report import TrialRecord, leaderboard, tuning_report
+
+TOKEN = "dash-version-token-3b0e"
+
+
+def _report() -> dict[str, object]:
+    """A tuning report as `genrec tune` writes it, from trial records of two models."""
+    records = [
+        TrialRecord(0, "mult-vae", {"epochs": 3}, "complete", 0.31, 1.5, 2.0, 3),
+        TrialRecord(1, "ease", {"l2": 50.0}, "complete", 0.27, 0.2, 2.5, None),
+        TrialRecord(2, "mult-vae", {"epochs": 1}, "pruned", None, 0.4, 3.0, None, "pruned"),
+    ]
+    board = leaderboard(records, ["mult-vae", "ease"], higher_is_better=True)
+    return tuning_report(
+        task="top-k",
+        metric="ndcg@10",
+        higher_is_better=True,
+        split={"holdout": 0.1},
+        seed=0,
+        budget_seconds=60.0,
+        max_trials=None,
+        seconds=3.2,
+        study_name=None,
+        board=board,
+        records=records,
+    )
+
+
+@pytest.fixture(scope="module")
+def tuned_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mult-vae v1 (3 epochs) carrying a tuning report, as `genrec tune --promote` leaves it."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tuned-store")
+    store = ModelStore(root)
+    data = tiny_interactions()
+    result = train_model("mult-vae", data, {"epochs": 3, "hidden_dim": 16, "latent_dim": 8})
+    manifest = save_trained(
+        store, "mult-vae", result, data, "synthetic", training={"tuning": _report()}
+    )
+    store.promote("mult-vae", manifest.version)
+    return root
+
+
+@pytest.fixture
+def dash(tuned_store: Path, tmp_path: Path) -> Iterator[TestClient]:
+    settings = embedded_settings(
+        store_dir=tuned_store,
+        database_url=f"sqlite:///{tmp_path}/dash.db",
+        admin_token=TOKEN,
+        default_model="mult-vae",
+    )
+    with TestClient(create_app(settings)) as client:
+        nonce = re.search(r'name="nonce" value="([^"]+)"', client.get("/dashboard/login").text)
+        assert nonce
+        client.post("/dashboard/login", data={"token": TOKEN, "nonce": nonce.group(1)})
+        yield client
+
+
+def test_curve_chart_and_leaderboard(dash: TestClient) -> None:
+    page = dash.get("/dashboard/models/mult-vae/versions/1")
+    assert page.status_code == 200
+    charts = [
+        json.loads(raw)
+        for raw in re.findall(
+            r'<script type="application/json" id="curve-\d">(.*?)</script>', page.text
+        )
+    ]
+    assert [c["title"] for c in charts] == ["training loss", "validation"]
+    assert all(c["x"] == [1, 2, 3] for c in charts)
+    validation = charts[1]["series"]["ndcg@10"]
+    assert len(validation) == 3 and all(isinstance(v, float) for v in validation)
+    board = page.text.split('data-testid="leaderboard"')[1]
+    rows = re.findall(r"<tr><td>(\d)</td><td>([\w-]+)</td>", board)
+    assert rows == [("1", "mult-vae"), ("2", "ease")]  # best first
+    assert "0.3100" in board and "1 complete, 1 pruned" in board
+    assert "genrec tune" in dash.get("/dashboard/models").text
+
+
+def test_unknown_version_is_a_404_page(dash: TestClient) -> None:
+    page = dash.get("/dashboard/models/mult-vae/versions/9")
+    assert page.status_code == 404 and "9" in page.text
