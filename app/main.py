@@ -23,6 +23,7 @@ from app.api.routes import (
     admin,
     bench,
     catalog,
+    experiments,
     health,
     interactions,
     items,
@@ -37,6 +38,7 @@ from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
+from app.experiments.assignment import ExperimentRegistry
 from app.schemas import ErrorResponse
 from app.serving.attribution import Attributor
 from app.serving.holder import ModelHolder, resolve_device
@@ -84,6 +86,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         batch_max=settings.impression_batch_max,
         flush_s=settings.impression_flush_s,
     )
+    registry = ExperimentRegistry(sessions, settings.experiment_refresh_s)
     attributor = Attributor(impressions, settings.attribution_window_minutes, settings.event_types)
     return Services(
         settings=settings,
@@ -93,7 +96,13 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         cache=cache,
         holder=holder,
         recommender=Recommender(
-            holder, cache, LogReader(sessions, guard, metrics), settings, metrics, impressions
+            holder,
+            cache,
+            LogReader(sessions, guard, metrics),
+            settings,
+            metrics,
+            impressions,
+            registry,
         ),
         interactions=InteractionLogger(
             sessions, cache, holder, settings, guard, metrics, attributor=attributor
@@ -102,6 +111,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         retention=ImpressionRetention(
             sessions, settings.impression_retention_days, settings.impression_cleanup_interval_s
         ),
+        experiments=registry,
     )
 
 
@@ -117,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.holder.start()
         services.impressions.start()
         services.retention.start()
+        services.experiments.start()
         # Applies catalog items to every loaded version and polls the items table.
         sync = CatalogSync(services.sessions, services.holder, settings.reload_interval_s)
         sync.start()
@@ -132,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # After the batchers: every answered response has queued its impression.
             services.impressions.stop()
             services.retention.stop()
+            services.experiments.stop()
             services.holder.stop()
             services.cache.close()
             services.engine.dispose()
@@ -149,6 +161,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (recommendations, predictions, interactions, items, health):
         app.include_router(module.router)
     app.include_router(admin.router)
+    app.include_router(experiments.router)
     app.include_router(catalog.router)
     if settings.bench_endpoints:
         app.include_router(bench.router)

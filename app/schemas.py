@@ -140,6 +140,12 @@ class RecommendationResponse(BaseModel):
         None, description="history items the model does not know (ignored)"
     )
     recommendation_id: str | None = Field(None, description=RECOMMENDATION_ID)
+    experiment: str | None = Field(
+        None, description="the running A/B experiment this list was served in (none: not in one)"
+    )
+    variant: str | None = Field(
+        None, description="the experiment variant that served this list (its model and version)"
+    )
 
 
 #: Most recent impressions ``exclude_recently_shown`` may look back over.
@@ -189,6 +195,11 @@ class AdHocRecommendationRequest(_Strict):
     )
     exclude_recently_shown: StrictInt = Field(
         0, description=EXCLUDE_RECENTLY_SHOWN + " (needs user_id)"
+    )
+    session_id: Id | None = Field(
+        None,
+        description="an anonymous session id: without user_id, it is recorded with the "
+        "impression and keeps the session in one A/B experiment variant across requests",
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
+from app.experiments.assignment import ExperimentRegistry
 from app.serving.holder import ModelHolder
 from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
@@ -33,6 +34,7 @@ class Services:
     interactions: InteractionLogger
     impressions: ImpressionRecorder
     retention: ImpressionRetention
+    experiments: ExperimentRegistry
 
 
 def services_of(request: Request) -> Services:
