@@ -237,3 +237,9 @@ def test_results_count_what_the_simulated_traffic_did(admin: TestClient) -> None
     assert 0 <= result["srm"]["p_value"] <= 1
     metrics = admin.get("/metrics").text
     assert 'genrec_experiment_impressions_total{experiment="ab1",model="ease"' in metrics
+    clicks_line = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('genrec_experiment_clicks_total{experiment="ab1",model="ease"')
+    )
+    assert float(clicks_line.split()[-1]) == 2 * n_ease  # raw events: double clicks twice
