@@ -38,7 +38,7 @@ from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
-from app.experiments.assignment import ExperimentRegistry
+from app.experiments.assignment import ExperimentRegistry, pinned_versions
 from app.schemas import ErrorResponse
 from app.serving.attribution import Attributor
 from app.serving.holder import ModelHolder, resolve_device
@@ -86,7 +86,11 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         batch_max=settings.impression_batch_max,
         flush_s=settings.impression_flush_s,
     )
-    registry = ExperimentRegistry(sessions, settings.experiment_refresh_s)
+    registry = ExperimentRegistry(
+        sessions,
+        settings.experiment_refresh_s,
+        on_change=lambda running: holder.release_pinned(pinned_versions(running)),
+    )
     attributor = Attributor(impressions, settings.attribution_window_minutes, settings.event_types)
     return Services(
         settings=settings,

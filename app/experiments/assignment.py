@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -53,6 +53,13 @@ def choose(experiment: str, variants: Sequence[Variant], unit_id: str) -> Varian
     return next(v for v in reversed(variants) if v.weight > 0)  # rounding at the top edge
 
 
+def pinned_versions(experiment: ExperimentDef | None) -> set[tuple[str, str]]:
+    """(model, version) of the variants that name a version: what the holder keeps."""
+    if experiment is None:
+        return set()
+    return {(v.model, v.version) for v in experiment.variants if v.version is not None}
+
+
 @dataclass(frozen=True)
 class Assignment:
     """A request's place in the running experiment."""
@@ -66,9 +73,17 @@ class Assignment:
 class ExperimentRegistry:
     """The running experiment as this process knows it; ``assign`` is a dict-free lookup."""
 
-    def __init__(self, sessions: sessionmaker[Session], refresh_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        refresh_s: float = 2.0,
+        on_change: Callable[[ExperimentDef | None], None] | None = None,
+    ) -> None:
+        """``on_change`` is called with the running experiment (or None) when it changes
+        (the holder drops pinned versions no variant needs any more)."""
         self.sessions = sessions
         self.refresh_s = refresh_s
+        self.on_change = on_change
         self._current: ExperimentDef | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,9 +104,15 @@ class ExperimentRegistry:
         """Re-read the running experiment (the poll; also called after an admin change)."""
         try:
             with session_scope(self.sessions) as session:
-                self._current = definitions.running(session)
+                current = definitions.running(session)
         except SQLAlchemyError as exc:
             log.warning("reading the running experiment failed (keeping the last known): %s", exc)
+            return
+        previous, self._current = self._current, current
+        if previous != current:
+            log.info("experiment: %s", f"{current.name} running" if current else "none running")
+            if self.on_change is not None:
+                self.on_change(current)
 
     def start(self) -> None:
         if self._thread is not None:

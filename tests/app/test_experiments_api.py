@@ -181,6 +181,27 @@ def test_stopping_returns_traffic_to_the_default_model(admin: TestClient) -> Non
     assert all("experiment" not in a and "variant" not in a for a in after)
 
 
+def test_a_pinned_version_is_served_besides_production(admin: TestClient) -> None:
+    """mult-dae version 1 is stored but never promoted: a variant may still name it."""
+    body = {
+        "name": "pinned",
+        "variants": [
+            {"name": "control", "model": "popularity", "weight": 1},
+            {"name": "dae", "model": "mult-dae", "version": 1, "weight": 1},
+        ],
+    }
+    assert _create(admin, body).status_code == 201
+    answers = [_recs(admin, f"u{n}") for n in range(20)]
+    dae = [a for a in answers if a["variant"] == "dae"]
+    assert dae and all((a["model"], a["version"]) == ("mult-dae", "1") for a in dae)
+    holder = admin.app.state.services.holder  # type: ignore[attr-defined]
+    assert holder.peek("mult-dae") is None  # pinned, not installed as production
+    admin.post("/admin/experiments/pinned/stop", headers=AUTH)
+    assert holder._pinned == {}  # released when no running variant needs it
+    result = admin.get("/admin/experiments/pinned", headers=AUTH).json()
+    assert result["variants"][1]["pinned"] is True and result["variants"][1]["version"] == "1"
+
+
 # --------------------------------------------------------------------------- results
 
 
