@@ -15,9 +15,11 @@ What it does (docs/experiments.md, "Simulation"):
    The results are read after every ``--peek-every`` requests (peeking).
 4. Checks: EASE better than popularity with significance; online CTR order equals
    offline NDCG order.
-5. A/A: every user's list from one model (EASE, requested by name, outside the
-   experiment) gives per-user click outcomes; ``--aa-runs`` experiments of that model
-   against itself are replayed in-process through the same results code
+5. A/A over HTTP: an experiment with EASE in both variants, the users replayed
+   again the same way (results read after every ``--peek-every`` requests);
+   reported (one run may declare a difference, with probability at most 5%).
+   Its per-user click outcomes then feed ``--aa-runs`` A/A experiments of that
+   model against itself, replayed in-process through the same results code
    (``app.experiments.results``) with the same assignment hash under a new
    experiment name each, read after every ``--peek-every`` users; a run declares a
    difference if any read is significant. Also run: ``--aa-extra`` more runs for a
@@ -152,7 +154,6 @@ def replay(
     k: int,
     name: str,
     peek_every: int,
-    model: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, tuple[int, int]]]:
     """One list per user (clicks posted); the results read every ``peek_every`` requests.
 
@@ -160,8 +161,6 @@ def replay(
     reads: list[dict[str, Any]] = []
     outcomes: dict[str, tuple[int, int]] = {}
     params: dict[str, Any] = {"k": k}
-    if model is not None:
-        params["model"] = model
     for n, user in enumerate(users, start=1):
         answer = (
             client.get(f"/v1/users/{user}/recommendations", params=params).raise_for_status().json()
@@ -176,11 +175,11 @@ def replay(
                 for i in clicked
             ]  # fmt: skip
             client.post("/v1/interactions", json={"interactions": events}).raise_for_status()
-        if model is None and (n % peek_every == 0 or n == len(users)):
+        if n % peek_every == 0 or n == len(users):
             result = (
                 client.get(f"/admin/experiments/{name}", headers=AUTH).raise_for_status().json()
             )
-            treatment = next(v for v in result["variants"] if v["name"] == TREATMENT)
+            treatment = next(v for v in result["variants"] if v.get("vs_control"))
             reads.append({"requests": n, **treatment["vs_control"]})
             log(
                 f"  after {n:4d} requests: ctr_diff {treatment['vs_control']['ctr_diff']:+.4f} "
@@ -296,8 +295,22 @@ def main() -> int:
                 client.get(f"/admin/experiments/{name}", headers=AUTH).raise_for_status().json()
             )
             client.post(f"/admin/experiments/{name}/stop", headers=AUTH).raise_for_status()
-            log(f"# A/A outcomes: every user's list from {TREATMENT}, requested by name")
-            _, outcomes = replay(client, users, heldout, args.k, name, args.peek_every, TREATMENT)
+            aa_name = f"aa-{name}"
+            body = {
+                "name": aa_name,
+                "variants": [
+                    {"name": "a", "model": TREATMENT, "weight": 1},
+                    {"name": "b", "model": TREATMENT, "weight": 1},
+                ],
+                "mixing_sd": args.mixing_sd,
+            }
+            client.post("/admin/experiments", json=body, headers=AUTH).raise_for_status()
+            log(f"# A/A over HTTP: experiment {aa_name}, {TREATMENT} in both variants")
+            aa_reads, outcomes = replay(client, users, heldout, args.k, aa_name, args.peek_every)
+            aa_result = (
+                client.get(f"/admin/experiments/{aa_name}", headers=AUTH).raise_for_status().json()
+            )
+            client.post(f"/admin/experiments/{aa_name}/stop", headers=AUTH).raise_for_status()
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -333,6 +346,13 @@ def main() -> int:
             "offline_order": offline_order,
         }
     )
+    figures["aa_http"] = {
+        "declared": any(r["significant"] for r in aa_reads),
+        "reads": len(aa_reads),
+        "min_p": min(r["p_value"] for r in aa_reads),
+        "vs_control": next(v for v in aa_result["variants"] if v.get("vs_control"))["vs_control"],
+        "srm": aa_result["srm"],
+    }
     log(
         f"# A/A: {args.aa_runs} runs (+{args.aa_extra}) in-process, peeking every {args.peek_every} users"
     )

@@ -102,6 +102,7 @@ class ModelHolder:
         # Versions served besides production: an experiment's variants that name a
         # version (``get_version``); kept until ``release_pinned``.
         self._pinned: dict[tuple[str, str], LoadedModel] = {}
+        self._pinned_refused: dict[tuple[str, str], str] = {}  # not re-read per request
 
     # -- request path -----------------------------------------------------------------
 
@@ -132,6 +133,9 @@ class ModelHolder:
         pinned = self._pinned.get((name, version))
         if pinned is not None:
             return pinned
+        refused = self._pinned_refused.get((name, version))
+        if refused is not None:
+            raise ModelUnavailable(refused)
         if name not in REGISTRY:
             raise UnknownModel(name, self.available())
         with self._lock:
@@ -145,17 +149,23 @@ class ModelHolder:
                     build_loaded_model(self.store.load(name, version), self.device)
                 )
             except (StoreError, ModelLoadError) as exc:
-                raise ModelUnavailable(f"{name} version {version} refused: {exc}") from exc
+                error = f"{name} version {version} refused: {exc}"
+                with self._lock:
+                    self._pinned_refused[(name, version)] = error
+                log.error("%s", error)
+                raise ModelUnavailable(error) from exc
             with self._lock:
                 self._pinned[(name, version)] = model
             log.info("serving %s version %s (pinned) on %s", name, version, model.device)
             return model
 
     def release_pinned(self, keep: set[tuple[str, str]]) -> None:
-        """Drop pinned versions not in ``keep`` (experiments that ended)."""
+        """Drop pinned versions not in ``keep`` (experiments that ended), and forget
+        refusals (a new experiment tries again)."""
         with self._lock:
             for key in [k for k in self._pinned if k not in keep]:
                 del self._pinned[key]
+            self._pinned_refused.clear()
 
     def default_problem(self) -> str | None:
         """Why the default model is not being served (for ``/readyz``); None when it is."""

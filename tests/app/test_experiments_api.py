@@ -5,6 +5,7 @@ returns traffic to the default model, and the results after simulated traffic.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,6 +201,33 @@ def test_a_pinned_version_is_served_besides_production(admin: TestClient) -> Non
     assert holder._pinned == {}  # released when no running variant needs it
     result = admin.get("/admin/experiments/pinned", headers=AUTH).json()
     assert result["variants"][1]["pinned"] is True and result["variants"][1]["version"] == "1"
+
+
+def test_a_variant_that_cannot_be_served_falls_back_to_the_default_model(
+    admin: TestClient, store_dir: Path
+) -> None:
+    """A pinned version that fails its checksum: its users get the default model,
+    outside the experiment, counted; the other variant keeps serving."""
+    tensors = next((store_dir / "mult-dae" / "versions" / "1").glob("*.safetensors"))
+    raw = bytearray(tensors.read_bytes())
+    raw[-1] ^= 0xFF
+    tensors.write_bytes(bytes(raw))
+    body = {
+        "name": "broken",
+        "variants": [
+            {"name": "control", "model": "popularity", "weight": 1},
+            {"name": "dae", "model": "mult-dae", "version": 1, "weight": 1},
+        ],
+    }
+    assert _create(admin, body).status_code == 201
+    answers = [_recs(admin, f"u{n}") for n in range(20)]
+    outside = [a for a in answers if "experiment" not in a]
+    assert outside and all(a["model"] == "mult-vae" for a in outside)
+    inside = [a for a in answers if "experiment" in a]
+    assert inside and all(a["variant"] == "control" for a in inside)
+    metrics = admin.get("/metrics").text
+    line = 'genrec_experiment_fallbacks_total{experiment="broken",variant="dae"}'
+    assert f"{line} {float(len(outside))}" in metrics
 
 
 # --------------------------------------------------------------------------- results
