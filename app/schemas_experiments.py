@@ -46,7 +46,7 @@ class ExperimentIn(_Strict):
         gt=0,
         le=60 * 24 * 30,
         description="an attributed event counts when it comes at most this long after its "
-        "list; default GENREC_ATTRIBUTION_WINDOW_MINUTES",
+        "list; default GENREC_ATTRIBUTION_WINDOW_MINUTES (30 if that is 0)",
     )
     mixing_sd: Number | None = Field(
         None,
