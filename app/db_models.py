@@ -67,6 +67,7 @@ class Impression(Base):
     __table_args__ = (
         Index("ix_impressions_user_id_created_at", "user_id", "created_at"),
         Index("ix_impressions_created_at", "created_at"),
+        Index("ix_impressions_experiment_variant", "experiment", "variant"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -78,6 +79,29 @@ class Impression(Base):
     experiment: Mapped[str | None] = mapped_column(String(128), nullable=True)
     variant: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # Migration 0005: server-side time to produce the list (experiment latency figures).
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Experiment(Base):
+    """An A/B experiment (``app.experiments``): its variants and whether it runs.
+
+    ``running`` is true while it runs and NULL once stopped; its unique constraint
+    keeps at most one experiment running.
+    """
+
+    __tablename__ = "experiments"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # running | stopped
+    running: Mapped[bool | None] = mapped_column(Boolean, nullable=True, unique=True)
+    control: Mapped[str] = mapped_column(String(128), nullable=False)
+    #: ``[{"name", "model", "version" (None = production), "weight"}]``, control included.
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    window_minutes: Mapped[float] = mapped_column(Float, nullable=False)
+    mixing_sd: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RetrainJob(Base):

@@ -24,6 +24,7 @@ from app.api.routes import (
     admin,
     bench,
     catalog,
+    experiments,
     health,
     interactions,
     items,
@@ -39,6 +40,7 @@ from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
 from app.dashboard import close_dashboard, install_dashboard
+from app.experiments.assignment import ExperimentRegistry, pinned_versions
 from app.rules import AttributeIndex, RuleCompiler
 from app.schemas import ErrorResponse
 from app.serving.attribution import Attributor
@@ -88,6 +90,11 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         flush_s=settings.impression_flush_s,
     )
     attributes = AttributeIndex()  # fed by the catalog sync, read by the rule compiler
+    registry = ExperimentRegistry(
+        sessions,
+        settings.experiment_refresh_s,
+        on_change=lambda running: holder.release_pinned(pinned_versions(running)),
+    )
     attributor = Attributor(impressions, settings.attribution_window_minutes, settings.event_types)
     return Services(
         settings=settings,
@@ -104,6 +111,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
             metrics,
             impressions,
             RuleCompiler(attributes),
+            registry,
         ),
         attributes=attributes,
         interactions=InteractionLogger(
@@ -113,6 +121,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         retention=ImpressionRetention(
             sessions, settings.impression_retention_days, settings.impression_cleanup_interval_s
         ),
+        experiments=registry,
     )
 
 
@@ -128,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services.holder.start()
         services.impressions.start()
         services.retention.start()
+        services.experiments.start()
         # Applies catalog items to every loaded version and polls the items table.
         sync = CatalogSync(
             services.sessions,
@@ -149,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # After the batchers: every answered response has queued its impression.
             services.impressions.stop()
             services.retention.stop()
+            services.experiments.stop()
             services.holder.stop()
             services.cache.close()
             services.engine.dispose()
@@ -168,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (recommendations, predictions, interactions, items, health):
         app.include_router(module.router)
     app.include_router(admin.router)
+    app.include_router(experiments.router)
     app.include_router(catalog.router)
     install_docs(app)
     install_dashboard(app)

@@ -192,11 +192,13 @@ class NewImpression:
     created_at: datetime
     experiment: str | None = None
     variant: str | None = None
+    latency_ms: float | None = None  # server-side time to produce the list
 
 
 #: Columns of ``impressions`` in the order the batch statement binds them.
 _IMPRESSION_COLUMNS = (
-    "id", "user_id", "kind", "items", "model", "version", "experiment", "variant", "created_at"
+    "id", "user_id", "kind", "items", "model", "version", "experiment", "variant", "latency_ms",
+    "created_at",
 )  # fmt: skip
 
 # Postgres: the whole batch as one JSON document, so the statement text is the same
@@ -204,11 +206,12 @@ _IMPRESSION_COLUMNS = (
 # list) and the values are encoded by the json module's C encoder (psycopg's text
 # arrays quote every element in Python, ~40 us per impression).
 _PG_INSERT_IMPRESSIONS = """
-INSERT INTO impressions (id, user_id, kind, items, model, version, experiment, variant, created_at)
-SELECT id, user_id, kind, items, model, version, experiment, variant, created_at
+INSERT INTO impressions (id, user_id, kind, items, model, version, experiment, variant,
+                         latency_ms, created_at)
+SELECT id, user_id, kind, items, model, version, experiment, variant, latency_ms, created_at
 FROM json_to_recordset(%s::json) AS r(id text, user_id text, kind text, items json, model text,
                                      version text, experiment text, variant text,
-                                     created_at timestamptz)
+                                     latency_ms double precision, created_at timestamptz)
 """
 
 #: Bound values in one statement at most (SQLite allows 32766).
@@ -219,7 +222,7 @@ def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
     """Write a batch of impressions with one statement; the background writer's call.
 
     Postgres: ``INSERT ... SELECT FROM json_to_recordset(batch)``; SQLite: ``INSERT ...
-    VALUES (...), (...)`` (at most ``MAX_BOUND_VALUES // 9`` rows). Hand-written
+    VALUES (...), (...)`` (at most ``MAX_BOUND_VALUES // 10`` rows). Hand-written
     SQL because SQLAlchemy's compiler takes about 2 ms per 100 bound values
     (0.5 s for a batch of 250), CPU a serving process needs for requests.
     """
@@ -230,18 +233,22 @@ def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
         document = [
             {"id": r.id, "user_id": r.user_id, "kind": r.kind, "items": list(r.items),
              "model": r.model, "version": r.version, "experiment": r.experiment,
-             "variant": r.variant, "created_at": as_utc(r.created_at).isoformat()}
+             "variant": r.variant, "latency_ms": r.latency_ms,
+             "created_at": as_utc(r.created_at).isoformat()}
             for r in rows
         ]  # fmt: skip
         connection.exec_driver_sql(_PG_INSERT_IMPRESSIONS, (json.dumps(document),))
         return len(rows)
     values = [
         (r.id, r.user_id, r.kind, json.dumps(list(r.items)), r.model, r.version, r.experiment,
-         r.variant, as_utc(r.created_at))
+         r.variant, r.latency_ms, as_utc(r.created_at))
         for r in rows
     ]  # fmt: skip
     if len(rows) * len(_IMPRESSION_COLUMNS) > MAX_BOUND_VALUES:
-        raise ValueError(f"{len(rows)} impressions in one batch; at most {MAX_BOUND_VALUES // 9}")
+        raise ValueError(
+            f"{len(rows)} impressions in one batch; at most "
+            f"{MAX_BOUND_VALUES // len(_IMPRESSION_COLUMNS)}"
+        )
     # SQLite keeps datetimes as text in SQLAlchemy's format, which reads and comparisons use.
     stamp = Impression.__table__.c.created_at.type._cached_bind_processor(connection.dialect)
     params: list[Any] = []

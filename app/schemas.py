@@ -154,6 +154,12 @@ class RecommendationResponse(BaseModel):
         None, description="history items the model does not know (ignored)"
     )
     recommendation_id: str | None = Field(None, description=RECOMMENDATION_ID)
+    experiment: str | None = Field(
+        None, description="the running A/B experiment this list was served in (none: not in one)"
+    )
+    variant: str | None = Field(
+        None, description="the experiment variant that served this list (its model and version)"
+    )
 
 
 #: Most recent impressions ``exclude_recently_shown`` may look back over.
@@ -210,6 +216,11 @@ class AdHocRecommendationRequest(_Strict):
     )
     rules: RulesIn | None = Field(
         None, description="business rules: attribute filter, boosts, diversity (docs/rules.md)"
+    )
+    session_id: Id | None = Field(
+        None,
+        description="an anonymous session id: without user_id, it is recorded with the "
+        "impression and keeps the session in one A/B experiment variant across requests",
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
+from app.experiments.assignment import ExperimentRegistry
 from app.rules import AttributeIndex
 from app.serving.holder import ModelHolder
 from app.serving.impression_retention import ImpressionRetention
@@ -34,6 +35,7 @@ class Services:
     interactions: InteractionLogger
     impressions: ImpressionRecorder
     retention: ImpressionRetention
+    experiments: ExperimentRegistry
     #: The catalog's attributes, fed by the catalog sync; rules compile against them.
     attributes: AttributeIndex = field(default_factory=AttributeIndex)
 

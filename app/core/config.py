@@ -129,6 +129,28 @@ class Settings(BaseSettings):
         "with a negative weight is negative feedback, never a positive; 0 = not trained on",
     )
 
+    experiment_refresh_s: float = Field(
+        2.0,
+        gt=0,
+        description="how often each server re-reads the running A/B experiment (a start or "
+        "stop reaches every replica within this time; no database read per request)",
+    )
+    experiment_click_types: list[str] = Field(
+        default_factory=lambda: ["click"],
+        description="event types an experiment's results count as clicks (JSON list)",
+    )
+    experiment_conversion_types: list[str] = Field(
+        default_factory=lambda: ["purchase"],
+        description="event types an experiment's results count as conversions (JSON list)",
+    )
+    experiment_mixing_sd: float = Field(
+        0.02,
+        gt=0,
+        le=1,
+        description="default mSPRT mixing standard deviation over the CTR difference "
+        "(about the smallest difference worth detecting)",
+    )
+
     @property
     def default_model_explicit(self) -> bool:
         """Whether ``GENREC_DEFAULT_MODEL`` was set (strict) rather than left to the store."""

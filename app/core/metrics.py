@@ -116,6 +116,63 @@ class Metrics:
             registry=r,
         )
 
+        labels = ["experiment", "variant", "model", "version"]
+        self.experiment_impressions = Counter(
+            "genrec_experiment_impressions",
+            "lists served inside an A/B experiment, per variant and the model version serving it",
+            labels,
+            registry=r,
+        )
+        self.experiment_items_served = Counter(
+            "genrec_experiment_items_served",
+            "items shown inside an A/B experiment (CTR's denominator)",
+            labels,
+            registry=r,
+        )
+        self.experiment_clicks = Counter(
+            "genrec_experiment_clicks",
+            "click events attributed to an experiment's lists (GENREC_EXPERIMENT_CLICK_TYPES)",
+            labels,
+            registry=r,
+        )
+        self.experiment_conversions = Counter(
+            "genrec_experiment_conversions",
+            "conversion events attributed to an experiment's lists "
+            "(GENREC_EXPERIMENT_CONVERSION_TYPES)",
+            labels,
+            registry=r,
+        )
+        self.experiment_latency = Histogram(
+            "genrec_experiment_serving_seconds",
+            "server-side time to produce an experiment's list, per variant",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.experiment_fallbacks = Counter(
+            "genrec_experiment_fallbacks",
+            "requests whose variant could not be served: answered by the default model, "
+            "outside the experiment",
+            ["experiment", "variant"],
+            registry=r,
+        )
+
+    def count_experiment_impression(
+        self,
+        experiment: str,
+        variant: str,
+        model: str,
+        version: str,
+        items: int,
+        latency_ms: float | None,
+    ) -> None:
+        """One list served in ``variant`` of ``experiment``."""
+        labels = {"experiment": experiment, "variant": variant, "model": model, "version": version}
+        self.experiment_impressions.labels(**labels).inc()
+        self.experiment_items_served.labels(**labels).inc(items)
+        if latency_ms is not None:
+            self.experiment_latency.labels(**labels).observe(latency_ms / 1000)
+
     def set_loaded_version(self, model: str, version: str, previous: str | None) -> None:
         """Point the info gauge at ``version`` (and clear the swapped-out one)."""
         if previous is not None and previous != version:

@@ -99,6 +99,10 @@ class ModelHolder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._load_listeners: list[LoadListener] = []  # see add_load_listener
+        # Versions served besides production: an experiment's variants that name a
+        # version (``get_version``); kept until ``release_pinned``.
+        self._pinned: dict[tuple[str, str], LoadedModel] = {}
+        self._pinned_refused: dict[tuple[str, str], str] = {}  # not re-read per request
 
     # -- request path -----------------------------------------------------------------
 
@@ -116,6 +120,52 @@ class ModelHolder:
             raise UnknownModel(name, exc.available, self._default_origin()) from exc
         except ModelUnavailable as exc:
             raise ModelUnavailable(f"default model {self._default_origin()}: {exc}") from exc
+
+    def get_version(self, name: str, version: str) -> LoadedModel:
+        """A named version of ``name``: production's object when it is that version,
+        else a pinned copy loaded once (an experiment variant that names a version).
+
+        Pinned versions are not hot-swapped; a refused one raises ``ModelUnavailable``.
+        """
+        current = self._models.get(name)
+        if current is not None and current.version == version:
+            return current
+        pinned = self._pinned.get((name, version))
+        if pinned is not None:
+            return pinned
+        refused = self._pinned_refused.get((name, version))
+        if refused is not None:
+            raise ModelUnavailable(refused)
+        if name not in REGISTRY:
+            raise UnknownModel(name, self.available())
+        with self._lock:
+            load_lock = self._load_locks.setdefault(f"{name}@{version}", threading.Lock())
+        with load_lock:
+            pinned = self._pinned.get((name, version))
+            if pinned is not None:
+                return pinned
+            try:
+                model = self._on_load(
+                    build_loaded_model(self.store.load(name, version), self.device)
+                )
+            except (StoreError, ModelLoadError) as exc:
+                error = f"{name} version {version} refused: {exc}"
+                with self._lock:
+                    self._pinned_refused[(name, version)] = error
+                log.error("%s", error)
+                raise ModelUnavailable(error) from exc
+            with self._lock:
+                self._pinned[(name, version)] = model
+            log.info("serving %s version %s (pinned) on %s", name, version, model.device)
+            return model
+
+    def release_pinned(self, keep: set[tuple[str, str]]) -> None:
+        """Drop pinned versions not in ``keep`` (experiments that ended), and forget
+        refusals (a new experiment tries again)."""
+        with self._lock:
+            for key in [k for k in self._pinned if k not in keep]:
+                del self._pinned[key]
+            self._pinned_refused.clear()
 
     def default_problem(self) -> str | None:
         """Why the default model is not being served (for ``/readyz``); None when it is."""

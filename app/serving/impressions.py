@@ -83,13 +83,26 @@ class ImpressionRecorder:
         items: Sequence[str],
         model: str,
         version: str,
+        *,
+        experiment: str | None = None,
+        variant: str | None = None,
+        latency_ms: float | None = None,
     ) -> str:
         """A new ``recommendation_id``; its impression is queued (when enabled and not full)."""
         rec_id = str(uuid.uuid4())
         if not self.enabled:
             return rec_id
         impression = NewImpression(
-            rec_id, user_id, kind, tuple(items), model, version, self.clock()
+            rec_id,
+            user_id,
+            kind,
+            tuple(items),
+            model,
+            version,
+            self.clock(),
+            experiment=experiment,
+            variant=variant,
+            latency_ms=latency_ms,
         )
         with self._lock:
             try:

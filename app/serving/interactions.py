@@ -22,6 +22,8 @@ from app.core.config import Settings
 from app.core.db import DatabaseGuard, DatabaseUnavailable, session_scope
 from app.core.errors import ApiError
 from app.core.metrics import Metrics
+from app.experiments.counting import Counted, experiment_events
+from app.experiments.counting import count as count_experiment_events
 from app.repository import NewInteraction, add_interactions
 from app.schemas import InteractionIn
 from app.serving.attribution import Attributor
@@ -68,10 +70,18 @@ class InteractionLogger:
         rows = self.validate(interactions)
         now = self.clock()
         rows = [row if row.ts is not None else replace(row, ts=now) for row in rows]
+        counted: Counted = []
         try:
             with self.guard.attempt(), session_scope(self.sessions) as session:
                 if self.attributor is not None:
                     rows = self.attributor.attribute(session, rows)
+                    counted = experiment_events(
+                        session,
+                        self.attributor.recorder,
+                        rows,
+                        self.settings.experiment_click_types,
+                        self.settings.experiment_conversion_types,
+                    )
                 accepted = add_interactions(session, rows)
         except DatabaseUnavailable as exc:
             raise database_unavailable(exc) from exc
@@ -81,6 +91,8 @@ class InteractionLogger:
             log.error("interaction write failed, nothing recorded: %s", exc)
             raise database_unavailable(exc) from exc
         self.cache.invalidate(dict.fromkeys(row.user_id for row in rows))
+        if self.metrics is not None and counted:
+            count_experiment_events(self.metrics, counted)
         return accepted
 
     def validate(self, interactions: Sequence[InteractionIn]) -> list[NewInteraction]:

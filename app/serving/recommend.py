@@ -17,6 +17,7 @@ endpoints' rules; split out, a route's answer would be decided in two places.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.errors import ApiError
 from app.core.metrics import Metrics
+from app.experiments.assignment import Assignment, ExperimentRegistry
 from app.rules import AttributeIndex, ListRules, RuleCompiler, RuleError, RulePlan
 from app.rules.apply import apply_rules, boost_unit
 from app.rules.diversity import diversify
@@ -82,9 +84,11 @@ class Recommender:
         metrics: Metrics,
         impressions: ImpressionRecorder,
         rules: RuleCompiler | None = None,
+        experiments: ExperimentRegistry | None = None,
     ) -> None:
         self.holder = holder
         self.rules = rules if rules is not None else RuleCompiler(AttributeIndex())
+        self.experiments = experiments
         self.impressions = impressions
         self.cache = cache
         self.logs = logs
@@ -104,10 +108,11 @@ class Recommender:
         self, user_id: str, k: int, model_name: str | None, filters: Filters
     ) -> RecommendationResponse:
         """Top-k for a (possibly unknown) user id; popularity fallback when nothing is known."""
+        started = time.perf_counter()
         self.check_id(user_id, "user_id")
         self.check_k(k)
         self.check_filters(filters)
-        model = await self.model_async(model_name)
+        model, assignment = await self._model_for(model_name, user_id)
         plan = self.rule_plan(model, filters.rules)
         exclude = await self._with_recently_shown(user_id, filters)
         job = RankJob(
@@ -121,10 +126,11 @@ class Recommender:
         )
         ranked = await self._rank(model, job)
         assert ranked.context is not None  # the batch resolved this job's user
-        return self._answer(model, ranked, ranked.context, user_id, "user", k)
+        return self._answer(model, ranked, ranked.context, user_id, "user", k, assignment, started)
 
     async def for_history(self, request: AdHocRecommendationRequest) -> RecommendationResponse:
         """Top-k for an anonymous history (fold-in; unknown items listed, not fatal)."""
+        started = time.perf_counter()
         self.check_k(request.k)
         filters = Filters(
             request.exclude_seen,
@@ -142,7 +148,11 @@ class Recommender:
             )
         if request.user_id is not None:
             self.check_id(request.user_id, "user_id")
-        model = await self.model_async(request.model)
+        # Whom the list is for: the user, else the session (impression, experiment unit).
+        viewer = request.user_id if request.user_id is not None else request.session_id
+        if request.session_id is not None:
+            self.check_id(request.session_id, "session_id")
+        model, assignment = await self._model_for(request.model, viewer)
         history = [(entry.item_id, entry.rating) for entry in request.history]
         check_ratings(model, [rating for _, rating in history], "history")
         context, unknown = await run_in_threadpool(ad_hoc_context, model, history)
@@ -150,8 +160,9 @@ class Recommender:
             exclude = await self._with_recently_shown(request.user_id, filters)
             filters = Filters(filters.exclude_seen, exclude, filters.include, rules=filters.rules)
         response = await self._respond(
-            model, context, request.k, filters, user_id=request.user_id, kind="ad_hoc"
+            model, context, request.k, filters, viewer, "ad_hoc", assignment, started
         )
+        response.user_id = request.user_id
         response.unknown_items = unknown
         return response
 
@@ -261,6 +272,32 @@ class Recommender:
         except ModelUnavailable as exc:
             raise ApiError(503, "model_unavailable", str(exc)) from exc
 
+    async def _model_for(
+        self, name: str | None, unit_id: str | None
+    ) -> tuple[LoadedModel, Assignment | None]:
+        """The model to serve and the request's experiment variant.
+
+        A request that names no model, while an experiment runs and with a user or
+        session id, gets its variant's model (``app.experiments.assignment``); a
+        variant that cannot be served right now falls back to the default model,
+        outside the experiment (counted in ``genrec_experiment_fallbacks``).
+        """
+        assignment = None
+        if name is None and self.experiments is not None:
+            assignment = self.experiments.assign(unit_id)
+        if assignment is None:
+            return await self.model_async(name), None
+        try:
+            if assignment.version is None:
+                return await self.model_async(assignment.model), assignment
+            pinned = self.holder.get_version
+            return await run_in_threadpool(pinned, assignment.model, assignment.version), assignment
+        except (ApiError, UnknownModel, ModelUnavailable):
+            self.metrics.experiment_fallbacks.labels(
+                experiment=assignment.experiment, variant=assignment.variant
+            ).inc()
+            return await self.model_async(None), None
+
     async def model_async(self, name: str | None) -> LoadedModel:
         """``model`` without blocking the event loop: a first load runs in the thread pool."""
         loaded = self.holder.peek(name or self.holder.default_model)
@@ -338,6 +375,8 @@ class Recommender:
         filters: Filters,
         user_id: str | None,
         kind: str,
+        assignment: Assignment | None = None,
+        started: float | None = None,
     ) -> RecommendationResponse:
         """Rank a context resolved by the caller (ad-hoc histories) in the model's batch."""
         job = RankJob(
@@ -347,7 +386,8 @@ class Recommender:
             k=k,
             rules=self.rule_plan(model, filters.rules),
         )
-        return self._answer(model, await self._rank(model, job), context, user_id, kind, k)
+        ranked = await self._rank(model, job)
+        return self._answer(model, ranked, context, user_id, kind, k, assignment, started)
 
     async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
         """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""
@@ -365,14 +405,24 @@ class Recommender:
         user_id: str | None,
         kind: str,
         k: int,
+        assignment: Assignment | None = None,
+        started: float | None = None,
     ) -> RecommendationResponse:
-        """The response, with the ``recommendation_id`` of its (queued) impression."""
+        """The response, with the ``recommendation_id`` of its (queued) impression, and
+        the experiment and variant when the request was assigned one."""
         if context.state is None:
             self.metrics.fallbacks.inc()
         if context.degraded:
             self.metrics.degraded.labels(endpoint="recommendations").inc()
         items = _scored_items(model, ranked)
         shown = [item["item_id"] for item in items]
+        latency_ms = (time.perf_counter() - started) * 1000 if started is not None else None
+        experiment = variant = None
+        if assignment is not None:
+            experiment, variant = assignment.experiment, assignment.variant
+            self.metrics.count_experiment_impression(
+                experiment, variant, model.name, model.version, len(shown), latency_ms
+            )
         return RecommendationResponse(
             user_id=user_id,
             model=model.name,
@@ -383,8 +433,17 @@ class Recommender:
             short_by=self._short_by(kind, k, len(items)),
             boost_unit=ranked.boost_unit,
             recommendation_id=self.impressions.record(
-                user_id, kind, shown, model.name, model.version
+                user_id,
+                kind,
+                shown,
+                model.name,
+                model.version,
+                experiment=experiment,
+                variant=variant,
+                latency_ms=latency_ms,
             ),
+            experiment=experiment,
+            variant=variant,
         )
 
 

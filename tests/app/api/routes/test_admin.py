@@ -24,6 +24,10 @@ ENDPOINTS = [
     ("get", "/admin/models", None),
     ("post", "/admin/models/ease/promote", {"version": "1"}),
     ("post", "/admin/models/ease/rollback", None),
+    ("post", "/admin/experiments", {"name": "x", "variants": []}),
+    ("get", "/admin/experiments", None),
+    ("get", "/admin/experiments/x", None),
+    ("post", "/admin/experiments/x/stop", None),
 ]
 
 

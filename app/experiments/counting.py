@@ -1,0 +1,86 @@
+"""Prometheus counts of clicks and conversions per experiment variant, as events arrive.
+
+When logged events are attributed to an experiment's list, they are counted in
+``genrec_experiment_clicks`` / ``genrec_experiment_conversions`` under the
+list's experiment, variant, model and version. One indexed read (impressions by
+primary key) per batch that has attributed click or conversion events, none
+otherwise; this replica's unwritten impressions are looked up in memory.
+
+These are raw event counts for dashboards: a double click counts twice and the
+experiment's window is not applied. ``GET /admin/experiments/{name}`` counts each
+(list, item) once, within the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.metrics import Metrics
+from app.db_models import Impression
+from app.repository import NewInteraction
+from app.serving.impressions import ImpressionRecorder
+
+#: (experiment, variant, model, version, "click" | "conversion") per counted event.
+Counted = list[tuple[str, str, str, str, str]]
+
+
+def experiment_events(
+    session: Session,
+    recorder: ImpressionRecorder,
+    rows: Sequence[NewInteraction],
+    click_types: Collection[str],
+    conversion_types: Collection[str],
+) -> Counted:
+    """The attributed click and conversion events of ``rows`` on experiment lists."""
+    wanted = [
+        r
+        for r in rows
+        if r.impression_id is not None and (r.type in click_types or r.type in conversion_types)
+    ]
+    if not wanted:
+        return []
+    lists: dict[str, tuple[str, str, str, str, Sequence[str]]] = {}
+    missing = []
+    for row in wanted:
+        assert row.impression_id is not None
+        pending = recorder.pending(row.impression_id)
+        if pending is None:
+            missing.append(row.impression_id)
+        elif pending.experiment is not None and pending.variant is not None:
+            lists[pending.id] = (
+                pending.experiment, pending.variant, pending.model, pending.version, pending.items
+            )  # fmt: skip
+    if missing:
+        query = select(
+            Impression.id,
+            Impression.experiment,
+            Impression.variant,
+            Impression.model,
+            Impression.version,
+            Impression.items,
+        ).where(Impression.id.in_(set(missing)), Impression.experiment.is_not(None))
+        for rec_id, experiment, variant, model, version, items in session.execute(query):
+            lists[rec_id] = (experiment or "", variant or "", model, version, items)
+    counted: Counted = []
+    for row in wanted:
+        found = lists.get(row.impression_id or "")
+        if found is None or row.item_id not in found[4]:
+            continue
+        experiment, variant, model, version, _ = found
+        if row.type in click_types:
+            counted.append((experiment, variant, model, version, "click"))
+        if row.type in conversion_types:
+            counted.append((experiment, variant, model, version, "conversion"))
+    return counted
+
+
+def count(metrics: Metrics, counted: Counted) -> None:
+    for experiment, variant, model, version, kind in counted:
+        labels = {"experiment": experiment, "variant": variant, "model": model, "version": version}
+        if kind == "click":
+            metrics.experiment_clicks.labels(**labels).inc()
+        else:
+            metrics.experiment_conversions.labels(**labels).inc()

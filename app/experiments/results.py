@@ -1,0 +1,209 @@
+"""An experiment's results: per-variant counts and rates from the impressions and
+the events attributed to them, and each variant's comparison with control.
+
+Definitions (docs/experiments.md):
+
+* users: distinct user (or session) ids with at least one impression in the variant;
+  impressions: lists served; items served: the lists' lengths summed.
+* a click is an attributed event whose type is a click type
+  (``GENREC_EXPERIMENT_CLICK_TYPES``, default ``click``), on an item the list
+  showed, at most ``window_minutes`` after the list was served; a conversion the
+  same with a conversion type (default ``purchase``). Each (list, item) counts once
+  per kind, so a double click is one click.
+* ``ctr`` = clicks / items served; ``list_ctr`` = lists with a click / lists;
+  ``conversion_rate`` = conversions / items served.
+* ``mrr``: per list, 1 / the position (1-based) of its best-placed clicked item,
+  0 without a click; averaged over lists.
+* latency: percentiles of the server-side time to produce each list (stored with
+  its impression), in milliseconds.
+
+Loading reads the experiment's impressions (index on ``experiment``) and the
+events attributed to them (index on ``impression_id``): work proportional to the
+experiment's size, on an admin call, never on the request path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db_models import Impression, Interaction
+from app.experiments import stats
+from app.experiments.definitions import ExperimentDef
+
+
+@dataclass
+class UserTotals:
+    """One user's sums in one variant (the statistics' unit)."""
+
+    impressions: int = 0
+    served: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    lists_clicked: int = 0
+    reciprocal_ranks: float = 0.0
+
+
+@dataclass
+class VariantTotals:
+    users: dict[str, UserTotals] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    versions: Counter[str] = field(default_factory=Counter)
+
+    def user(self, user_id: str) -> UserTotals:
+        totals = self.users.get(user_id)
+        if totals is None:
+            totals = self.users[user_id] = UserTotals()
+        return totals
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def load_totals(
+    session: Session,
+    experiment: ExperimentDef,
+    click_types: Collection[str],
+    conversion_types: Collection[str],
+) -> dict[str, VariantTotals]:
+    """Per variant name, the per-user sums of the experiment's impressions and events."""
+    totals = {v.name: VariantTotals() for v in experiment.variants}
+    window = timedelta(minutes=experiment.window_minutes)
+    ids = select(Impression.id).where(Impression.experiment == experiment.name)
+    events: dict[str, list[tuple[str, str, datetime]]] = {}
+    wanted = [*click_types, *conversion_types]
+    query = select(
+        Interaction.impression_id, Interaction.item_id, Interaction.type, Interaction.ts
+    ).where(Interaction.impression_id.in_(ids), Interaction.type.in_(wanted))
+    for impression_id, item_id, kind, ts in session.execute(query):
+        if impression_id is not None and kind is not None:
+            events.setdefault(impression_id, []).append((item_id, kind, _utc(ts)))
+    rows = session.execute(
+        select(
+            Impression.id,
+            Impression.user_id,
+            Impression.variant,
+            Impression.items,
+            Impression.version,
+            Impression.latency_ms,
+            Impression.created_at,
+        ).where(Impression.experiment == experiment.name)
+    )
+    for rec_id, user_id, variant, items, version, latency_ms, created_at in rows:
+        target = totals.get(variant or "")
+        if target is None:  # a variant name the definition no longer has: not counted
+            continue
+        positions = {item: n for n, item in reversed(list(enumerate(items, start=1)))}
+        clicked: set[str] = set()
+        converted: set[str] = set()
+        deadline = _utc(created_at) + window
+        for item_id, kind, ts in events.get(rec_id, ()):
+            if item_id not in positions or ts > deadline:
+                continue
+            if kind in click_types:
+                clicked.add(item_id)
+            if kind in conversion_types:
+                converted.add(item_id)
+        user = target.user(user_id or "")
+        user.impressions += 1
+        user.served += len(items)
+        user.clicks += len(clicked)
+        user.conversions += len(converted)
+        if clicked:
+            user.lists_clicked += 1
+            user.reciprocal_ranks += 1.0 / min(positions[i] for i in clicked)
+        if latency_ms is not None:
+            target.latencies_ms.append(float(latency_ms))
+        target.versions[version] += 1
+    return totals
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def variant_summary(totals: VariantTotals) -> dict[str, Any]:
+    """Counts and rates of one variant."""
+    users = totals.users.values()
+    impressions = sum(u.impressions for u in users)
+    served = sum(u.served for u in users)
+    clicks = sum(u.clicks for u in users)
+    conversions = sum(u.conversions for u in users)
+    lists_clicked = sum(u.lists_clicked for u in users)
+    reciprocal = sum(u.reciprocal_ranks for u in users)
+    return {
+        "users": len(totals.users),
+        "impressions": impressions,
+        "items_served": served,
+        "clicks": clicks,
+        "conversions": conversions,
+        "ctr": clicks / served if served else 0.0,
+        "list_ctr": lists_clicked / impressions if impressions else 0.0,
+        "conversion_rate": conversions / served if served else 0.0,
+        "mrr": reciprocal / impressions if impressions else 0.0,
+        "latency_ms": {
+            "p50": _percentile(totals.latencies_ms, 50),
+            "p99": _percentile(totals.latencies_ms, 99),
+        },
+        "served_versions": dict(totals.versions),
+    }
+
+
+def ctr_estimate(totals: VariantTotals) -> stats.RatioEstimate:
+    """The variant's CTR as a ratio of per-user sums, with its variance."""
+    users = list(totals.users.values())
+    return stats.ratio_estimate([u.clicks for u in users], [u.served for u in users])
+
+
+def compare_with_control(
+    control: VariantTotals,
+    variant: VariantTotals,
+    mixing_sd: float,
+    alpha: float = 0.05,
+    min_users: int = 2,
+) -> dict[str, Any]:
+    """``vs_control`` of one variant: CTR difference, always-valid interval and p-value."""
+    result = stats.compare(
+        ctr_estimate(control), ctr_estimate(variant), mixing_sd, alpha, min_users
+    )
+    return {
+        "ctr_diff": result.diff,
+        "ci95": [result.ci95[0], result.ci95[1]],
+        "p_value": result.p_value,
+        "significant": result.significant,
+        "method": stats.MSPRT_METHOD,
+    }
+
+
+def summarize(
+    experiment: ExperimentDef,
+    totals: Mapping[str, VariantTotals],
+    alpha: float = 0.05,
+    min_users: int = 2,
+) -> dict[str, Any]:
+    """The results document (``GET /admin/experiments/{name}``) without the definition."""
+    control = totals[experiment.control]
+    variants = []
+    for v in experiment.variants:
+        entry = variant_summary(totals[v.name])
+        if v.name != experiment.control:
+            entry["vs_control"] = compare_with_control(
+                control, totals[v.name], experiment.mixing_sd, alpha, min_users
+            )
+        variants.append((v, entry))
+    srm = stats.sample_ratio_check(
+        [len(totals[v.name].users) for v in experiment.variants],
+        [v.weight for v in experiment.variants],
+    )
+    return {
+        "variants": variants,
+        "srm": {"p_value": srm.p_value, "ok": srm.ok},
+    }

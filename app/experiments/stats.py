@@ -1,0 +1,152 @@
+"""The statistics of experiment results: per-variant CTR with its variance, the
+always-valid comparison with control (mSPRT) and the sample-ratio-mismatch check.
+
+Why these:
+
+* The randomisation unit is the user (assignment hashes the user id), so clicks
+  of one user's lists are correlated. Each variant's CTR (clicks on served items
+  / items served) is a ratio of per-user sums; its variance is the delta-method
+  (cluster-robust) one over users, not the binomial one over items, which would
+  understate it and inflate false positives.
+* Experimenters look at results whenever they like. A fixed-horizon p-value read
+  repeatedly declares differences far above its nominal rate; the mixture
+  sequential probability ratio test (mSPRT) of Johari, Koomen, Pekelis and Walsh,
+  "Always Valid Inference: Continuous Monitoring of A/B Tests" (Operations
+  Research 70(3), 2022; arXiv:1512.04922) gives a p-value and a confidence
+  interval valid at any stopping time. With the difference's estimate
+  ``theta ~ N(theta_true, V)`` and a normal mixing distribution ``N(0, tau^2)``
+  over the alternative, the mixture likelihood ratio is the ratio of two normal
+  densities, ``N(theta; 0, V + tau^2) / N(theta; 0, V)`` (scipy.stats.norm),
+  the p-value is ``min(1, 1 / ratio)`` and the 95% interval is the set of
+  differences the test does not reject at 5%.
+* Sample ratio mismatch: a chi-square goodness-of-fit test
+  (``scipy.stats.chisquare``) of users per variant against the configured weights;
+  a tiny p-value means assignment or logging is broken and the comparison is not
+  to be trusted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+#: What ``vs_control.method`` says.
+MSPRT_METHOD = (
+    "mSPRT, normal mixture N(0, tau^2) on the CTR difference (Johari et al. 2022, "
+    "always-valid p-value and confidence interval); variance by the delta method over users"
+)
+#: SRM is flagged below this p-value (a strict threshold: the check runs at every read).
+SRM_ALPHA = 0.001
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A ratio of per-user sums (clicks / items served) and the variance of the estimate."""
+
+    value: float
+    variance: float
+    users: int
+
+
+def ratio_estimate(numerators: Sequence[float], denominators: Sequence[float]) -> RatioEstimate:
+    """``sum(num) / sum(den)`` over users, with its delta-method variance.
+
+    ``Var ~= var_u(num_u - r * den_u) / (n * mean(den)^2)`` (sample variance,
+    ddof 1); 0 with fewer than two users or no denominator.
+    """
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    n = int(num.size)
+    total = float(den.sum())
+    if n == 0 or total <= 0:
+        return RatioEstimate(0.0, 0.0, n)
+    value = float(num.sum()) / total
+    if n < 2:
+        return RatioEstimate(value, 0.0, n)
+    residual = num - value * den
+    variance = float(np.var(residual, ddof=1)) / (n * float(den.mean()) ** 2)
+    return RatioEstimate(value, variance, n)
+
+
+@dataclass(frozen=True)
+class SequentialComparison:
+    """The always-valid comparison of a variant with control."""
+
+    diff: float
+    ci95: tuple[float, float]
+    p_value: float
+    significant: bool
+
+
+def msprt_log_ratio(diff: float, variance: float, tau: float) -> float:
+    """log of the mixture likelihood ratio for ``H0: true difference = 0``.
+
+    ``diff`` is the estimate, ``variance`` its variance, ``tau`` the standard
+    deviation of the normal mixing distribution over the true difference.
+    """
+    if variance <= 0:
+        return 0.0
+    return float(
+        stats.norm.logpdf(diff, loc=0.0, scale=math.sqrt(variance + tau**2))
+        - stats.norm.logpdf(diff, loc=0.0, scale=math.sqrt(variance))
+    )
+
+
+def msprt_p_value(diff: float, variance: float, tau: float) -> float:
+    """Always-valid p-value ``min(1, 1 / ratio)`` (``P(ever <= alpha) <= alpha`` under H0)."""
+    return float(min(1.0, math.exp(-msprt_log_ratio(diff, variance, tau))))
+
+
+def msprt_half_width(variance: float, tau: float, alpha: float = 0.05) -> float:
+    """Half width of the always-valid (1 - alpha) interval: the differences ``d`` with
+    ``ratio(diff - d) < 1 / alpha``, solved for the normal mixture in closed form."""
+    if variance <= 0:
+        return math.inf
+    total = variance + tau**2
+    return math.sqrt(
+        variance * total / tau**2 * (2 * math.log(1 / alpha) + math.log(total / variance))
+    )
+
+
+def compare(
+    control: RatioEstimate,
+    variant: RatioEstimate,
+    tau: float,
+    alpha: float = 0.05,
+    min_users: int = 2,
+) -> SequentialComparison:
+    """``variant - control`` with the mSPRT p-value and interval.
+
+    Until each side has ``min_users`` users and a positive variance there is no
+    evidence: p = 1 and the interval is every possible difference, [-1, 1].
+    """
+    diff = variant.value - control.value
+    variance = control.variance + variant.variance
+    if min(control.users, variant.users) < min_users or variance <= 0:
+        return SequentialComparison(diff, (-1.0, 1.0), 1.0, False)
+    p_value = msprt_p_value(diff, variance, tau)
+    half = msprt_half_width(variance, tau, alpha)
+    ci = (max(-1.0, diff - half), min(1.0, diff + half))
+    return SequentialComparison(diff, ci, p_value, p_value < alpha)
+
+
+@dataclass(frozen=True)
+class SampleRatioCheck:
+    p_value: float
+    ok: bool
+
+
+def sample_ratio_check(users: Sequence[int], weights: Sequence[float]) -> SampleRatioCheck:
+    """Chi-square goodness of fit of ``users`` per variant to the split ``weights`` says."""
+    observed = np.asarray(users, dtype=np.float64)
+    total = float(observed.sum())
+    if total <= 0 or observed.size < 2:
+        return SampleRatioCheck(1.0, True)
+    share = np.asarray(weights, dtype=np.float64)
+    expected = total * share / share.sum()
+    p_value = float(stats.chisquare(observed, f_exp=expected).pvalue)
+    return SampleRatioCheck(p_value, p_value >= SRM_ALPHA)

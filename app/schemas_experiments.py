@@ -1,0 +1,128 @@
+"""Request and response bodies of the experiments admin API (``/admin/experiments``).
+
+The rules are in ``app/experiments``; these are the wire shapes (docs/experiments.md).
+Fields may be added, never renamed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas_fields import Int64, ModelName, Number, one_error
+
+#: Experiment and variant names: they appear in URLs and Prometheus labels.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+VersionRef = Annotated[
+    Annotated[str, Field(pattern=r"^[0-9]{1,32}$")] | Int64,
+    one_error("must be a version number: an integer or a string of digits"),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VariantIn(_Strict):
+    name: Name = Field(description="variant name (letters, digits, . _ -)")
+    model: ModelName = Field(description="a model in the store")
+    version: VersionRef | None = Field(
+        None, description="a version number; none = the model's production version when served"
+    )
+    weight: Number = Field(description="share of traffic, relative to the other weights (>= 0)")
+
+
+class ExperimentIn(_Strict):
+    """``POST /admin/experiments``: the first variant is control unless ``control`` names one."""
+
+    name: Name = Field(description="unique experiment name (letters, digits, . _ -)")
+    variants: list[VariantIn] = Field(min_length=2, max_length=20)
+    control: Name | None = Field(None, description="the control variant's name; default: the first")
+    window_minutes: Number | None = Field(
+        None,
+        gt=0,
+        le=60 * 24 * 30,
+        description="an attributed event counts when it comes at most this long after its "
+        "list; default GENREC_ATTRIBUTION_WINDOW_MINUTES (30 if that is 0)",
+    )
+    mixing_sd: Number | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="standard deviation of the mSPRT's normal mixing distribution over the CTR "
+        "difference (about the smallest difference worth finding); default "
+        "GENREC_EXPERIMENT_MIXING_SD",
+    )
+
+
+class LatencyOut(BaseModel):
+    p50: float | None
+    p99: float | None
+
+
+class ComparisonOut(BaseModel):
+    ctr_diff: float = Field(description="variant CTR - control CTR")
+    ci95: list[float] = Field(description="always-valid 95% confidence interval of ctr_diff")
+    p_value: float = Field(description="always-valid p-value (valid however often it is read)")
+    significant: bool = Field(description="p_value < 0.05")
+    method: str
+
+
+class VariantOut(BaseModel):
+    name: str
+    model: str
+    version: str | None = Field(
+        description="the pinned version, else the version that served most of its lists "
+        "(before any: the production version now)"
+    )
+    pinned: bool = Field(description="true when the definition names the version")
+    weight: float
+    users: int
+    impressions: int
+    items_served: int
+    clicks: int
+    conversions: int
+    ctr: float = Field(description="clicks on served items / items served")
+    list_ctr: float = Field(description="lists with at least one click / lists")
+    conversion_rate: float = Field(description="conversions / items served")
+    mrr: float = Field(description="mean over lists of 1 / position of the first clicked item")
+    latency_ms: LatencyOut
+    served_versions: dict[str, int] = Field(description="lists served per model version")
+    vs_control: ComparisonOut | None = None
+
+
+class SrmOut(BaseModel):
+    p_value: float = Field(description="chi-square goodness of fit of users per variant to weights")
+    ok: bool = Field(description="p_value >= 0.001 (below: the split is broken; distrust results)")
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    status: Literal["running", "stopped"]
+    control: str
+    window_minutes: float
+    mixing_sd: float
+    created_at: datetime
+    stopped_at: datetime | None
+    variants: list[VariantOut]
+    srm: SrmOut
+
+
+class ExperimentSummary(BaseModel):
+    """An experiment's definition (the list view; results at ``GET .../{name}``)."""
+
+    name: str
+    status: Literal["running", "stopped"]
+    control: str
+    variants: list[VariantIn]
+    window_minutes: float
+    mixing_sd: float
+    created_at: datetime
+    stopped_at: datetime | None
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentSummary]
