@@ -75,28 +75,26 @@ def tune(
     ] = False,
 ) -> None:
     """Search models and settings on DATA; refit the winner on all of it and save a version."""
-    from training.tuning.candidates import check_names
-    from training.tuning.search import SearchSettings, check_budget, run_search
+    from training.tuning.search import SearchSettings, check_settings, run_search
 
     names = [n.strip() for n in models.split(",") if n.strip()] if models is not None else None
     if models is not None and not names:
         raise fail("--models is empty; give model names separated by commas")
     config = settings()
+    search = SearchSettings(
+        task=task,
+        models=names,
+        budget_seconds=budget_minutes * 60.0,
+        max_trials=trials,
+        split=split,
+        metric=metric,
+        seed=seed,
+    )
     with user_errors():
         # Everything that needs no data is checked first, so a typo fails before a slow load.
-        check_budget(budget_minutes * 60.0, trials)
-        check_names(task, names)
+        check_settings(search)
         model_store = store(config)
         interactions = load_data(data, config)
-        search = SearchSettings(
-            task=task,
-            models=names,
-            budget_seconds=budget_minutes * 60.0,
-            max_trials=trials,
-            split=split,
-            metric=metric,
-            seed=seed,
-        )
         console.print(f"tuning for [bold]{budget_minutes:g}[/] min ...")
         result = run_search(
             interactions, search, storage=storage, study_name=study_name, on_trial=_progress
