@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,12 +53,14 @@ from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.pipeline import save_trained
 from training.tuning.report import TrialRecord
-from training.tuning.search import Search, open_search, search_trials, summarise
+from training.tuning.search import Search, open_search, search_trials, summarise, trials_spent
 
 log = logging.getLogger(__name__)
 
 #: How often the lead looks whether other workers' trials have finished.
 WAIT_POLL_S = 1.0
+#: Past the window, how long the lead allows helpers' clocks to notice it has closed.
+WINDOW_MARGIN_S = 2.0
 #: The lead waits at most this long past the window for helpers' trials (a helper
 #: stops its fit at the first epoch past the window; one killed mid-trial never ends).
 MAX_WAIT_S = 120.0
@@ -171,7 +174,7 @@ def _search_and_save(
         on_trial=on_trial,
         trial_attrs={"worker": lease.fence.worker_id},
     )
-    _wait_for_helpers(search, lease)
+    _wait_for_helpers(search, lease, until)
     result = summarise(search, spent)
     report = result.report
     winner = result.winner
@@ -190,12 +193,20 @@ def _search_and_save(
     return manifest, gate, outcome
 
 
-def _wait_for_helpers(search: Search, lease: JobLease) -> None:
-    """Let trials other workers are running end, so the leaderboard counts them."""
+def _wait_for_helpers(search: Search, lease: JobLease, until: datetime) -> None:
+    """Let trials other workers are running end, so the leaderboard counts them.
+
+    A helper starts no trial once the window has closed (its own clock) or the
+    trial cap is reached; until then it may be between two trials, so the lead
+    waits for the window (plus a margin for the clocks) before it counts on
+    "no trial running" meaning "no more trials".
+    """
     waited = 0.0
+    closes = until + timedelta(seconds=WINDOW_MARGIN_S)
     while True:
         progress = _study_progress(search)
-        if not progress["trials_running"] or waited >= MAX_WAIT_S:
+        closed = utcnow() >= closes or trials_spent(search)
+        if (closed and not progress["trials_running"]) or waited >= MAX_WAIT_S:
             break
         lease.report({"phase": "waiting for other workers' trials", **progress}, force=True)
         time.sleep(WAIT_POLL_S)
@@ -274,6 +285,7 @@ def help_tune_job(
             storage=open_study_storage(ctx.settings.database_url),
             study_name=study_name(job.id),
             enqueue_first=False,
+            sampler_seed=helper_seed(request.seed, worker_id),
         )
         search_trials(
             search,
@@ -289,6 +301,12 @@ def help_tune_job(
         return "help failed"
     log.info("tune job %d: the search window closed; leaving it to its lead", job.id)
     return "helped"
+
+
+def helper_seed(seed: int, worker_id: str) -> int:
+    """A sampler seed of the helper's own (the lead samples with the request's seed):
+    two samplers with one seed that see the same trials would draw the same settings."""
+    return (seed + 1 + zlib.crc32(worker_id.encode())) % 2**32
 
 
 def _still_searching(sessions: sessionmaker[Session], job_id: int) -> bool:

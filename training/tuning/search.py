@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -125,6 +126,7 @@ def open_search(
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
     enqueue_first: bool = True,
+    sampler_seed: int | None = None,
 ) -> Search:
     """Check ``settings`` against ``data``, build the split, create or load the study.
 
@@ -133,6 +135,12 @@ def open_search(
     never enqueues a model's first trial twice. Helpers pass False: only the
     one process that holds the job enqueues, so two processes starting
     together cannot both do it.
+
+    ``sampler_seed`` (default ``settings.seed``): each process sharing a study
+    needs its own, or two seeded TPE samplers that see the same trials draw the
+    same settings. A study in a storage (shared) samples with TPE's
+    ``constant_liar``, so running trials of other processes count as bad
+    results and a process does not sample right next to them.
     """
     check_budget(settings.budget_seconds, settings.max_trials)
     models = choose_models(settings.task, settings.models, data)
@@ -142,7 +150,9 @@ def open_search(
         storage=open_storage(storage) if storage is None or isinstance(storage, str) else storage,
         study_name=study_name,
         direction="maximize" if split.validation.higher_is_better else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=TPE_STARTUP_TRIALS),
+        sampler=_sampler(
+            settings.seed if sampler_seed is None else sampler_seed, storage is not None
+        ),
         pruner=PerModelPruner(),
         load_if_exists=True,
     )
@@ -152,8 +162,22 @@ def open_search(
     return Search(settings, models, split, study)
 
 
+def _sampler(seed: int, shared: bool) -> optuna.samplers.TPESampler:
+    with warnings.catch_warnings():  # constant_liar is "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=TPE_STARTUP_TRIALS, constant_liar=shared
+        )
+
+
 #: Trial states that count towards ``max_trials`` (waiting, i.e. enqueued, ones do not).
 _STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def trials_spent(search: Search) -> bool:
+    """Whether the study has started ``max_trials`` trials (any process's, running or ended)."""
+    cap = search.settings.max_trials
+    return cap is not None and len(search.study.get_trials(deepcopy=False, states=_STARTED)) >= cap
 
 
 def search_trials(
@@ -187,22 +211,18 @@ def search_trials(
     objective = Objective(
         search.models, search.split, clock, started, deadline, trial_seconds, trial_attrs
     )
-    max_trials = settings.max_trials
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if on_trial is not None:
             on_trial(TrialRecord.from_trial(trial), max(0.0, deadline - clock()))
         spent = clock() >= deadline or (should_stop is not None and should_stop())
-        enough = max_trials is not None and (
-            len(study.get_trials(deepcopy=False, states=_STARTED)) >= max_trials
-        )
-        if spent or enough:
+        if spent or trials_spent(search):
             study.stop()
 
-    if left > 0 and not (should_stop is not None and should_stop()):
+    if left > 0 and not (should_stop is not None and should_stop()) and not trials_spent(search):
         search.study.optimize(
             objective,
-            n_trials=max_trials,
+            n_trials=settings.max_trials,
             catch=(ModelError, RuntimeError),
             callbacks=[after_trial],
         )
