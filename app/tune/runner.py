@@ -25,10 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
+import optuna
 from optuna.trial import TrialState
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -204,6 +206,9 @@ def _wait_for_helpers(search: Search, lease: JobLease, until: datetime) -> None:
     waited = 0.0
     closes = until + timedelta(seconds=WINDOW_MARGIN_S)
     while True:
+        with warnings.catch_warnings():  # "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(search.study)  # trials of dead workers
         progress = _study_progress(search)
         closed = utcnow() >= closes or trials_spent(search)
         if (closed and not progress["trials_running"]) or waited >= MAX_WAIT_S:

@@ -12,6 +12,7 @@ same sharing between processes.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -21,6 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from training.tuning.errors import TuningError
 
 OPTUNA_SCHEMA = "optuna"
+#: Optuna heartbeats: every running trial records one this often, and a trial whose last
+#: one is older than the grace period (its worker died) is failed by the next process
+#: that starts a trial or by the lead while it waits, instead of staying "running".
+HEARTBEAT_INTERVAL_S = 10
+HEARTBEAT_GRACE_S = 40
 
 
 def study_name(job_id: int) -> str:
@@ -56,7 +62,14 @@ def open_study_storage(database_url: str, attempts: int = 3) -> optuna.storages.
         raise TuningError(f"cannot keep a tuning study in {url.render_as_string()!r}")
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(target, engine_kwargs=kwargs)
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    target,
+                    engine_kwargs=kwargs,
+                    heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                    grace_period=HEARTBEAT_GRACE_S,
+                )
         except SQLAlchemyError as exc:
             if attempt == attempts - 1:
                 raise TuningError(f"cannot open the study storage: {exc}") from exc
