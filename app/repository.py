@@ -509,13 +509,13 @@ def finish_job(
     )
 
 
-def open_search_window(session: Session, fence: JobFence, now: datetime, until: datetime) -> bool:
-    """Record that the held tune job's search runs until ``until`` (other workers may join it
-    until then); False when the worker no longer holds the job."""
-    return (
-        _update_job(session, _fenced(fence), search_until=as_utc(until), updated_at=as_utc(now))
-        == 1
-    )
+def set_search_window(
+    session: Session, fence: JobFence, now: datetime, until: datetime | None
+) -> bool:
+    """Open (``until``: other workers may join the held tune job's search until then) or
+    close (None) its search window; False when the worker no longer holds the job."""
+    values = {"search_until": None if until is None else as_utc(until)}
+    return _update_job(session, _fenced(fence), updated_at=as_utc(now), **values) == 1
 
 
 def joinable_tune_job(session: Session, worker_id: str, now: datetime) -> RetrainJob | None:

@@ -55,13 +55,14 @@ from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.pipeline import save_trained
 from training.tuning.report import TrialRecord
-from training.tuning.search import Search, open_search, search_trials, summarise, trials_spent
+from training.tuning.search import Search, open_search, search_trials, summarise
 
 log = logging.getLogger(__name__)
 
 #: How often the lead looks whether other workers' trials have finished.
 WAIT_POLL_S = 1.0
-#: Past the window, how long the lead allows helpers' clocks to notice it has closed.
+#: After closing the window, how long the lead allows a helper that was just starting a
+#: trial to have it recorded (then "no trial running" means "no more trials").
 WINDOW_MARGIN_S = 2.0
 #: The lead waits at most this long past the window for helpers' trials (a helper
 #: stops its fit at the first epoch past the window; one killed mid-trial never ends).
@@ -151,32 +152,35 @@ def _search_and_save(
     metric = search.split.validation.metric
     jlog.add(f"study {search.study.study_name}: {', '.join(search.models)} on {metric}")
 
+    # The search ends at the same moment on every attempt (a retry searches what is left).
     now = utcnow()
-    until = job.search_until
-    if until is None:
-        until = now + timedelta(seconds=settings.budget_seconds)
-        with session_scope(ctx.sessions) as session:
-            if not repo.open_search_window(session, lease.fence, now, until):
-                lease.still_held()
-                lease.check()
-    until = repo.as_utc(until)
+    planned = previous.get("search_until")
+    until = (
+        datetime.fromisoformat(planned)
+        if planned
+        else now + timedelta(seconds=settings.budget_seconds)
+    )
     seconds = (until - now).total_seconds()
+    lease.report(
+        {"phase": "searching", "metric": metric, "search_until": iso_utc(until)}, force=True
+    )
+    if seconds > 0:
+        _set_window(lease, ctx, until)
 
     def on_trial(record: TrialRecord, left: float) -> None:
         jlog.add(_trial_line(record, left))
         progress = {"phase": "searching", "metric": metric, "seconds_left": round(left, 1)}
         lease.report({**progress, **_study_progress(search)}, force=True)
 
-    lease.report(
-        {"phase": "searching", "metric": metric, "search_until": iso_utc(until)}, force=True
-    )
     spent = search_trials(
         search,
         seconds=seconds,
         on_trial=on_trial,
         trial_attrs={"worker": lease.fence.worker_id},
     )
-    _wait_for_helpers(search, lease, until)
+    if seconds > 0:
+        _set_window(lease, ctx, None)  # helpers stop after their current trial
+    _wait_for_helpers(search, lease)
     result = summarise(search, spent)
     report = result.report
     winner = result.winner
@@ -195,25 +199,33 @@ def _search_and_save(
     return manifest, gate, outcome
 
 
-def _wait_for_helpers(search: Search, lease: JobLease, until: datetime) -> None:
+def _set_window(lease: JobLease, ctx: JobContext, until: datetime | None) -> None:
+    with session_scope(ctx.sessions) as session:
+        held = repo.set_search_window(session, lease.fence, utcnow(), until)
+    if not held:
+        lease.still_held()
+        lease.check()
+
+
+def _wait_for_helpers(search: Search, lease: JobLease) -> None:
     """Let trials other workers are running end, so the leaderboard counts them.
 
-    A helper starts no trial once the window has closed (its own clock) or the
-    trial cap is reached; until then it may be between two trials, so the lead
-    waits for the window (plus a margin for the clocks) before it counts on
-    "no trial running" meaning "no more trials".
+    Called once the window is closed: a helper then starts no new trial (it
+    looks after each one); one that was just starting one gets
+    ``WINDOW_MARGIN_S`` to have it recorded as running.
     """
-    waited = 0.0
-    closes = until + timedelta(seconds=WINDOW_MARGIN_S)
+    time.sleep(WINDOW_MARGIN_S)
+    waited = WINDOW_MARGIN_S
     while True:
         with warnings.catch_warnings():  # "experimental" in Optuna 5
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(search.study)  # trials of dead workers
         progress = _study_progress(search)
-        closed = utcnow() >= closes or trials_spent(search)
-        if (closed and not progress["trials_running"]) or waited >= MAX_WAIT_S:
-            break
-        lease.report({"phase": "waiting for other workers' trials", **progress}, force=True)
+        done = not progress["trials_running"] or waited >= MAX_WAIT_S
+        phase = "ranking" if done else "waiting for other workers' trials"
+        lease.report({"phase": phase, **progress}, force=True)
+        if done:
+            return
         time.sleep(WAIT_POLL_S)
         waited += WAIT_POLL_S
 

@@ -53,7 +53,7 @@ def _lead(url: str, tmp_path: Path, request: TuneRequest) -> tuple[JobContext, i
     )
     with session_scope(ctx.sessions) as session:
         assert repo.write_job_progress(session, fence, now, {"cutoff": iso_utc(now)}, "")
-        assert repo.open_search_window(session, fence, now, now + timedelta(seconds=30))
+        assert repo.set_search_window(session, fence, now, now + timedelta(seconds=30))
     return ctx, job.id
 
 

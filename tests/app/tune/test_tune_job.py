@@ -51,6 +51,7 @@ def test_a_tune_job_searches_refits_gates_saves_and_promotes(tune_db: str, tmp_p
     assert row.search_until is None  # the window closes with the job
     assert row.progress is not None
     assert row.progress["phase"] == "succeeded" and row.progress["trials_done"] == 4
+    assert row.progress["search_until"] and row.progress["trials_running"] == 0
     assert row.progress["best"]["model"] == "ease"
     tail = (row.log_tail or "").splitlines()
     assert any("trial 0 popularity complete" in line for line in tail)
