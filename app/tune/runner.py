@@ -27,6 +27,7 @@ import threading
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -285,7 +286,7 @@ def help_tune_job(
     ctx: JobContext,
     worker_id: str,
     stop: threading.Event,
-    clock: Any = utcnow,
+    clock: Callable[[], datetime] = utcnow,
 ) -> str:
     """Run trials of ``job``'s study until its window closes; ``helped`` or ``help failed``."""
     request = TuneRequest.from_params(job.params)
