@@ -6,6 +6,7 @@ The two-process version (two ``genrec worker`` processes sharing one study) is
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import optuna
@@ -13,6 +14,7 @@ import pytest
 import torch
 from sqlalchemy import inspect
 
+import app.tune.runner as tune_runner
 from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.retrain import lifecycle as lc
 from app.retrain.runner import JobContext
@@ -22,6 +24,7 @@ from app.worker import Worker
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
 from tests.app.tune.conftest import log_clicks
+from tests.manual_clock import ManualClock
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +118,42 @@ def test_the_schedule_enqueues_one_tune_job_per_slot(tune_db: str, tmp_path: Pat
     assert [(j.kind, j.params["promote"], j.params["budget_minutes"]) for j in jobs] == [
         ("tune", True, 1.0)
     ]
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, nothing is cleaned up."""
+
+
+def test_a_retry_after_a_crash_finishes_the_saved_winner_instead_of_searching_again(
+    tune_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = _context(tune_db, tmp_path / "store")
+    request = TuneRequest(models=("popularity", "ease"), budget_minutes=0.5, trials=3, promote=True)
+    job = enqueue_tune(ctx.sessions, request)
+    promote = tune_runner.promote_if
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise _Crash
+
+    monkeypatch.setattr(tune_runner, "promote_if", crash)
+    clock = ManualClock(lc.utcnow())
+    with pytest.raises(_Crash):
+        Worker(ctx, clock=clock).step()
+    first = lc.get_job(ctx.sessions, job.id)
+    assert first.status == "running" and first.result_version is None
+
+    monkeypatch.setattr(tune_runner, "promote_if", promote)
+    clock.advance(timedelta(seconds=ctx.settings.job_lease_s + 1))  # the lease expires
+    assert Worker(ctx, clock=clock).step() == "succeeded"
+    row = lc.get_job(ctx.sessions, job.id)
+    assert (row.status, row.attempts, row.promoted) == ("succeeded", 2, True)
+    assert (
+        row.progress is not None and row.progress["search_until"] == first.progress["search_until"]
+    )
+    assert "saved by an earlier attempt" in (row.log_tail or "")
+    versions = ctx.store.list_versions(row.result["model"])
+    assert [m.version for m in versions if m.training.get("job_id") == job.id] == [
+        row.result_version
+    ]
+    study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(tune_db))
+    assert len(study.trials) == 3  # the trial cap was reached: the retry ran none
