@@ -116,9 +116,15 @@ class RetrainJob(Base):
     __table_args__ = (
         Index("ix_retrain_jobs_status_created_at", "status", "created_at"),
         Index("ix_retrain_jobs_model_created_at", "model", "created_at"),
+        Index("ix_retrain_jobs_kind_status", "kind", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # Migration 0006: ``retrain`` or ``tune`` (``app/tune``: ``model`` is then "tune" and
+    # ``params`` the tuning request).
+    kind: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="retrain", server_default="retrain"
+    )
     model: Mapped[str] = mapped_column(String(128), nullable=False)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     data: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -137,6 +143,10 @@ class RetrainJob(Base):
     promoted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     gate: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Migration 0006. A tune job's search window: other workers join its study until then.
+    search_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Migration 0006. What a finished job found (tune: winner, leaderboard, report).
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -355,11 +355,13 @@ class NewJob:
     trigger: str
     max_attempts: int
     dedupe_key: str | None = None
+    kind: str = "retrain"  # or "tune" (app/tune)
 
 
 def insert_job(session: Session, job: NewJob, now: datetime) -> RetrainJob:
     """Stage a queued job; ``IntegrityError`` at flush if ``dedupe_key`` already exists."""
     row = RetrainJob(
+        kind=job.kind,
         model=job.model,
         params=job.params,
         data=job.data,
@@ -490,6 +492,7 @@ def finish_job(
     gate: dict[str, Any] | None = None,
     error: str | None = None,
     progress: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
 ) -> bool:
     """Move a held job to a final status; False (nothing written) if the lease was lost."""
     return (
@@ -497,6 +500,8 @@ def finish_job(
             session,
             _fenced(fence),
             status=status,
+            result=result,
+            search_until=None,
             log_tail=log_tail,
             progress=progress,
             result_version=result_version,
@@ -509,6 +514,31 @@ def finish_job(
         )
         == 1
     )
+
+
+def set_search_window(
+    session: Session, fence: JobFence, now: datetime, until: datetime | None
+) -> bool:
+    """Open (``until``: other workers may join the held tune job's search until then) or
+    close (None) its search window; False when the worker no longer holds the job."""
+    values = {"search_until": None if until is None else as_utc(until)}
+    return _update_job(session, _fenced(fence), updated_at=as_utc(now), **values) == 1
+
+
+def joinable_tune_job(session: Session, worker_id: str, now: datetime) -> RetrainJob | None:
+    """The oldest running tune job another worker leads whose search is still open."""
+    query = (
+        select(RetrainJob)
+        .where(
+            RetrainJob.kind == "tune",
+            RetrainJob.status == "running",
+            RetrainJob.search_until > as_utc(now),
+            RetrainJob.worker_id != worker_id,
+        )
+        .order_by(RetrainJob.created_at, RetrainJob.id)
+        .limit(1)
+    )
+    return session.execute(query).scalar_one_or_none()
 
 
 def release_job(session: Session, fence: JobFence, now: datetime, log_tail: str) -> bool:

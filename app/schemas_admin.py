@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas_fields import Int64, Scalar, Text, one_error
+from app.schemas_fields import Bool, Int64, ModelName, Number, Scalar, Text, one_error
 
 #: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
 #: ``--set`` form, parsed by the model's config).
@@ -43,16 +43,44 @@ class RetrainIn(_Strict):
     )
 
 
+class TuneIn(_Strict):
+    """``POST /admin/tune``: the options of ``genrec tune`` (data: the service's own log)."""
+
+    task: Text = Field("topk", max_length=16, description="topk (rank items) or ratings")
+    models: list[ModelName] | None = Field(
+        None, max_length=64, description="models to search (default: every model of the task)"
+    )
+    budget_minutes: Number = Field(
+        10.0, description="wall-clock budget of the search (at least 0.5; the refit comes after)"
+    )
+    trials: Int64 | None = Field(None, description="stop after this many trials (all workers)")
+    split: Text | None = Field(
+        None, max_length=16, description="users|time for topk (default users), random for ratings"
+    )
+    metric: Text | None = Field(
+        None, max_length=32, description="ndcg@K|recall@K (default ndcg@100) or rmse|mae"
+    )
+    seed: int = Field(
+        0, strict=True, ge=0, le=2**32 - 1, description="seed of the split and the sampler"
+    )
+    promote: Bool = Field(
+        False, description="point production at the winner if it passes the evaluation gate"
+    )
+
+
 class RetrainAccepted(BaseModel):
     job_id: int
     status: str
 
 
 class JobOut(BaseModel):
-    """A retrain job as the database has it now."""
+    """A retrain or tune job as the database has it now."""
 
     id: int
-    model: str
+    kind: Literal["retrain", "tune"] = Field(
+        description="retrain (POST /admin/retrain) or tune (POST /admin/tune)"
+    )
+    model: str = Field(description='the model retrained; "tune" for a tune job')
     params: dict[str, Any]
     data: str
     promote: str
@@ -63,7 +91,14 @@ class JobOut(BaseModel):
     worker_id: str | None
     lease_expires_at: datetime | None
     progress: dict[str, Any] | None = Field(
-        description="phase; epoch of epochs; metric and its current validation value"
+        description="phase; epoch of epochs; metric and its current validation value; "
+        "tune: trials_done, trials_running, workers, best so far, seconds_left"
+    )
+    search_until: datetime | None = Field(
+        None, description="tune: when its search ends (other workers join it until then)"
+    )
+    result: dict[str, Any] | None = Field(
+        None, description="tune: the winner's model and version, the leaderboard and report"
     )
     log_tail: list[str] = Field(description="the job's last log lines, oldest first")
     result_version: str | None

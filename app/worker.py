@@ -3,7 +3,9 @@
 Run any number of workers on any machines that reach the database and the
 model store; the database decides who runs what (``app/retrain/lifecycle``).
 A worker also fails jobs whose workers died too often, and, when
-``GENREC_RETRAIN_EVERY`` is set, schedules periodic jobs for the default model.
+``GENREC_RETRAIN_EVERY`` is set, schedules periodic jobs for the default model
+(``GENREC_TUNE_INTERVAL_HOURS``: periodic tune jobs). A worker with no queued
+job joins the open search of a tune job another worker leads (``app/tune``).
 The embedded default (SQLite) runs this same code.
 
 SIGTERM/SIGINT: the running job stops at its next epoch and goes back to the
@@ -27,8 +29,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import repository as repo
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.repository import JobFence
 from app.retrain.lifecycle import (
     JobLease,
@@ -40,6 +43,8 @@ from app.retrain.lifecycle import (
 from app.retrain.runner import JobContext, run_claimed_job
 from app.serving.default_model import choose_default_model
 from app.serving.holder import resolve_device
+from app.tune.jobs import TUNE, schedule_tune
+from app.tune.runner import help_tune_job, run_tune_job
 from models_store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,8 @@ class Worker:
     stop: threading.Event = field(default_factory=threading.Event)
     #: The UTC clock of leases and claims; tests pass one they advance instead of sleeping.
     clock: Callable[[], datetime] = utcnow
+    #: Tune jobs this worker already helped (it joins each search once).
+    helped: set[int] = field(default_factory=set)
 
     @property
     def settings(self) -> Settings:
@@ -77,17 +84,38 @@ class Worker:
             schedule_periodic(
                 sessions, self._default_model(), self.settings.retrain_every, self.clock()
             )
+        if self.settings.tune_interval_hours:
+            schedule_tune(
+                sessions,
+                self.settings.tune_interval_hours * 3600.0,
+                self.settings.tune_budget_minutes,
+                self.clock(),
+            )
         failed = fail_exhausted(sessions, self.clock())
         if failed:
             log.warning("failed %d job(s) whose workers died on every attempt", failed)
         job = claim_next(sessions, self.worker_id, self.settings.job_lease_s, self.clock())
         if job is None:
-            return None
+            return self._help()
         fence = JobFence(job.id, self.worker_id, job.attempts)
         lease_s = self.settings.job_lease_s
+        run = run_tune_job if job.kind == TUNE else run_claimed_job
         with JobLease(sessions, fence, lease_s, self.stop, clock=self.clock) as lease:
-            outcome = run_claimed_job(job, lease, self.ctx)
+            outcome = run(job, lease, self.ctx)
         log.info("job %d: %s", job.id, outcome)
+        return outcome
+
+    def _help(self) -> str | None:
+        """No queued job: join the search of a tune job another worker leads, if one is open."""
+        with session_scope(self.ctx.sessions) as session:
+            job = repo.joinable_tune_job(session, self.worker_id, self.clock())
+        if job is None or job.id in self.helped:
+            return None
+        outcome = help_tune_job(job, self.ctx, self.worker_id, self.stop, clock=self.clock)
+        if outcome == "not ready":
+            return None
+        self.helped.add(job.id)
+        log.info("tune job %d: %s", job.id, outcome)
         return outcome
 
     def run(self, once: bool = False, poll_interval: float | None = None) -> int:

@@ -37,7 +37,8 @@ def worker(
         typer.Option(help="seconds between looks for a job (default GENREC_JOB_POLL_INTERVAL_S)"),
     ] = None,
 ) -> None:
-    """Run retrain jobs from the database (any number of workers, on any machine)."""
+    """Run retrain and tune jobs from the database (any number of workers, on any machine);
+    an idle worker joins the search of a running tune job."""
     from app.worker import run_worker
 
     ran = run_worker(settings(), once=once, poll_interval=poll_interval)

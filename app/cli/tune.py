@@ -30,7 +30,6 @@ from app.cli.common import (
 if TYPE_CHECKING:
     from models_store import ModelStore
     from training.data.interactions import Interactions
-    from training.pipeline import TrainResult
     from training.tuning.report import Entry, TrialRecord
 
 
@@ -75,28 +74,26 @@ def tune(
     ] = False,
 ) -> None:
     """Search models and settings on DATA; refit the winner on all of it and save a version."""
-    from training.tuning.candidates import check_names
-    from training.tuning.search import SearchSettings, check_budget, run_search
+    from training.tuning.search import SearchSettings, check_settings, run_search
 
     names = [n.strip() for n in models.split(",") if n.strip()] if models is not None else None
     if models is not None and not names:
         raise fail("--models is empty; give model names separated by commas")
     config = settings()
+    search = SearchSettings(
+        task=task,
+        models=names,
+        budget_seconds=budget_minutes * 60.0,
+        max_trials=trials,
+        split=split,
+        metric=metric,
+        seed=seed,
+    )
     with user_errors():
         # Everything that needs no data is checked first, so a typo fails before a slow load.
-        check_budget(budget_minutes * 60.0, trials)
-        check_names(task, names)
+        check_settings(search)
         model_store = store(config)
         interactions = load_data(data, config)
-        search = SearchSettings(
-            task=task,
-            models=names,
-            budget_seconds=budget_minutes * 60.0,
-            max_trials=trials,
-            split=split,
-            metric=metric,
-            seed=seed,
-        )
         console.print(f"tuning for [bold]{budget_minutes:g}[/] min ...")
         result = run_search(
             interactions, search, storage=storage, study_name=study_name, on_trial=_progress
@@ -192,46 +189,14 @@ def _refit_and_save(
     device: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Fit the winner as ``genrec train`` would, gate it as retraining does, save it."""
-    from training.models import model_class
-    from training.pipeline import holdout_validation, save_trained, train_model
+    from app.tune.winner import refit_and_gate
+    from training.pipeline import save_trained
 
     console.print(f"refitting the winner [bold]{model}[/] on all the data ...")
-    cls = model_class(model)
-    config_seed = cls.Config().with_overrides(overrides).seed
-    # The same per-user slice train_model holds out: the gate scores production on it.
-    train_part, validation = holdout_validation(cls, data, seed=config_seed)
-    result: TrainResult = train_model(model, data, overrides, callbacks=[epoch_printer("  ")])
-    gate = _gate(model_store, model, data, train_part, validation, result, device)
+    result, gate = refit_and_gate(
+        model_store, model, overrides, data, device, callbacks=[epoch_printer("  ")]
+    )
     manifest = save_trained(
         model_store, model, result, data, source, training={"tuning": report, "gate": gate}
     )
     return manifest, gate
-
-
-def _gate(
-    model_store: ModelStore,
-    model: str,
-    data: Interactions,
-    train_part: Interactions,
-    validation: Any,
-    result: TrainResult,
-    device: Any,
-) -> dict[str, Any]:
-    """Retraining's gate (``app.retrain.gate``) under the ``auto`` policy."""
-    from app.retrain.gate import decide, evaluate_production
-    from app.serving.loaded import ModelLoadError
-    from models_store.errors import StoreError
-
-    production, error = None, None
-    try:
-        if validation is not None:
-            production = evaluate_production(
-                model_store, model, data, train_part, validation, device
-            )
-        elif model_store.alias_state(model) is not None:
-            production = (str(model_store.alias_state(model)), {})
-    except (StoreError, ModelLoadError, ValueError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    return decide(
-        "auto", result.metric, result.higher_is_better, result.metrics, production, error
-    ).to_dict()

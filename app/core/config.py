@@ -92,6 +92,15 @@ class Settings(BaseSettings):
     retrain_every: float | None = Field(
         None, gt=0, description="periodic retraining period: seconds or 30m/6h/1d; none = off"
     )
+    tune_interval_hours: float | None = Field(
+        None,
+        gt=0,
+        description="periodic tuning (`genrec tune` on the log, gated promotion) every this many "
+        "hours; none = off",
+    )
+    tune_budget_minutes: float = Field(
+        10.0, ge=0.5, description="search budget of a scheduled tune job"
+    )
     job_lease_s: float = Field(60.0, gt=0, description="retrain job lease a worker renews")
     job_poll_interval_s: float = Field(
         2.0, gt=0, description="how often an idle worker looks for a job"
@@ -165,6 +174,12 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_retrain_every(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("tune_interval_hours", mode="before")
+    @classmethod
+    def _parse_tune_interval(cls, value: object) -> object:
+        off = isinstance(value, str) and value.strip().lower() in ("", "off", "none", "0")
+        return None if off else value
 
     @field_validator("impression_retention_days", mode="before")
     @classmethod

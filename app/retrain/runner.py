@@ -59,7 +59,7 @@ def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
             manifest, gate = existing, dict(existing.training.get("gate") or {})
         else:
             manifest, gate = _train_and_save(job, lease, ctx)
-        promoted, error = _promote(lease, ctx.store, manifest, bool(gate.get("promote")))
+        promoted, error = promote_if(lease, ctx.store, manifest, bool(gate.get("promote")))
         if not lease.finish(
             "succeeded", result_version=manifest.version, promoted=promoted, gate=gate, error=error
         ):
@@ -114,7 +114,7 @@ def _train_and_save(
     train_part, validation = holdout_validation(cls, data, seed=seed)
     metric = validation.metric if validation else None
     lease.report({"phase": "training", "metric": metric}, force=True)
-    result = train_model(job.model, data, overrides, callbacks=[_on_epoch(lease, metric)])
+    result = train_model(job.model, data, overrides, callbacks=[epoch_progress(lease, metric)])
     lease.report({"phase": "evaluating", "metric": metric}, force=True)
     production, error = _score_production(ctx, job.model, exported, train_part, validation)
     policy = cast(PromotePolicy, job.promote)  # validated when the job was enqueued
@@ -137,7 +137,7 @@ def _overrides(job: RetrainJob, device: torch.device) -> dict[str, Any]:
     return overrides
 
 
-def _on_epoch(lease: JobLease, metric: str | None) -> EpochCallback:
+def epoch_progress(lease: JobLease, metric: str | None) -> EpochCallback:
     """Progress sink: one log line per epoch, a (throttled) fenced write, the cancel check."""
 
     def on_epoch(report: EpochReport) -> None:
@@ -199,7 +199,7 @@ def _save(
     )
 
 
-def _promote(
+def promote_if(
     lease: JobLease, store: ModelStore, manifest: Manifest, decided: bool
 ) -> tuple[bool, str | None]:
     """Move ``production`` when the gate said so and the job is still ours."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -22,7 +22,7 @@ class Objective:
     read them): ``settings`` (the overrides, fixed values included),
     ``fit_seconds``, ``best_epoch``, ``elapsed`` (seconds since the search
     began, on the injected clock), ``stopped`` (why a fit ended early),
-    ``error`` (why a trial failed).
+    ``error`` (why a trial failed), and whatever ``attrs`` holds (``worker``).
     """
 
     def __init__(
@@ -33,13 +33,17 @@ class Objective:
         started: float,
         deadline: float,
         trial_seconds: float = float("inf"),
+        attrs: Mapping[str, Any] | None = None,
     ) -> None:
         self.models = list(models)
         self.split = split
         self.clock, self.started, self.deadline = clock, started, deadline
         self.trial_seconds = trial_seconds  # no one fit may take longer than this
+        self.attrs = dict(attrs or {})  # written on every trial (e.g. which worker ran it)
 
     def __call__(self, trial: optuna.Trial) -> float:
+        for key, value in self.attrs.items():
+            trial.set_user_attr(key, value)
         name = trial.suggest_categorical("model", self.models)
         cls = model_class(str(name))
         settings = cls.search_space.sample(trial, prefix=f"{name}.")

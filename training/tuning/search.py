@@ -8,6 +8,12 @@ finished trial through ``on_trial``. The model is the study's first
 (``<model>.<setting>``), so TPE learns both which model and which settings.
 Each candidate gets one trial first (enqueued) so none is starved.
 
+Several processes can share one study (a worker fleet, ``app/tune``): one
+*lead* opens it and enqueues the first trials (``open_search(...,
+enqueue_first=True)``), the others open the same study without enqueuing and
+run ``search_trials`` with what is left of the budget; the lead alone
+summarises (``summarise``). ``run_search`` is the three in one process.
+
 The budget is honoured on an injected clock: after each trial the study
 stops once the deadline has passed, and a fit still running at the deadline
 is stopped at its next epoch (``pruning.EpochPruning``). No one fit may take
@@ -20,22 +26,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from training.data.interactions import Interactions
 from training.models.base import ModelError
-from training.tuning.candidates import choose_models
+from training.tuning.candidates import check_names, choose_models
 from training.tuning.errors import TuningError
 from training.tuning.objective import Objective
 from training.tuning.pruning import PerModelPruner
 from training.tuning.report import Entry, TrialRecord, leaderboard, tuning_report
-from training.tuning.split import tuning_split
+from training.tuning.split import TuningSplit, check_split, tuning_split
 
 #: A budget under this cannot fit even one trial of the fastest model plus its validation.
 MIN_BUDGET_SECONDS = 30.0
@@ -71,6 +78,25 @@ class SearchResult:
         return self.board[0]
 
 
+@dataclass
+class Search:
+    """An opened search: the candidates, the validation split and the Optuna study."""
+
+    settings: SearchSettings
+    models: list[str]
+    split: TuningSplit
+    study: optuna.Study
+
+
+def check_settings(settings: SearchSettings) -> None:
+    """Everything about a request that needs no data: budget and trial count, task,
+    model names, split and metric. The CLI and ``POST /admin/tune`` both call it, so a
+    typo fails before any data is read (and a service request with a 422)."""
+    check_budget(settings.budget_seconds, settings.max_trials)
+    check_names(settings.task, settings.models)
+    check_split(settings.task, settings.split, settings.metric)
+
+
 def check_budget(budget_seconds: float, max_trials: int | None) -> None:
     """Refuse a budget or trial count that cannot run one trial (before any data is read)."""
     if budget_seconds < MIN_BUDGET_SECONDS:
@@ -93,11 +119,153 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         raise TuningError(f"cannot open the study storage {url!r}: {exc}") from exc
 
 
+def open_search(
+    data: Interactions,
+    settings: SearchSettings,
+    *,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+    enqueue_first: bool = True,
+    sampler_seed: int | None = None,
+) -> Search:
+    """Check ``settings`` against ``data``, build the split, create or load the study.
+
+    With ``enqueue_first`` (the lead) one trial per candidate is enqueued when
+    the study has none yet, ``skip_if_exists`` so a lead that resumes a study
+    never enqueues a model's first trial twice. Helpers pass False: only the
+    one process that holds the job enqueues, so two processes starting
+    together cannot both do it.
+
+    ``sampler_seed`` (default ``settings.seed``): each process sharing a study
+    needs its own, or two seeded TPE samplers that see the same trials draw the
+    same settings. A study in a storage (shared) samples with TPE's
+    ``constant_liar``, so running trials of other processes count as bad
+    results and a process does not sample right next to them.
+    """
+    check_budget(settings.budget_seconds, settings.max_trials)
+    models = choose_models(settings.task, settings.models, data)
+    split = tuning_split(data, settings.task, settings.split, settings.metric, settings.seed)
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(
+        storage=open_storage(storage) if storage is None or isinstance(storage, str) else storage,
+        study_name=study_name,
+        direction="maximize" if split.validation.higher_is_better else "minimize",
+        sampler=_sampler(
+            settings.seed if sampler_seed is None else sampler_seed, storage is not None
+        ),
+        pruner=PerModelPruner(),
+        load_if_exists=True,
+    )
+    if enqueue_first and not study.get_trials(deepcopy=False):
+        for model in models:
+            study.enqueue_trial({"model": model}, skip_if_exists=True)
+    return Search(settings, models, split, study)
+
+
+def _sampler(seed: int, shared: bool) -> optuna.samplers.TPESampler:
+    with warnings.catch_warnings():  # constant_liar is "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=TPE_STARTUP_TRIALS, constant_liar=shared
+        )
+
+
+#: Trial states that count towards ``max_trials`` (waiting, i.e. enqueued, ones do not).
+_STARTED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def trials_spent(search: Search) -> bool:
+    """Whether the study has started ``max_trials`` trials (any process's, running or ended)."""
+    cap = search.settings.max_trials
+    return cap is not None and len(search.study.get_trials(deepcopy=False, states=_STARTED)) >= cap
+
+
+def search_trials(
+    search: Search,
+    *,
+    seconds: float | None = None,
+    on_trial: Callable[[TrialRecord, float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    trial_attrs: Mapping[str, Any] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> float:
+    """Run trials of ``search.study`` in this process until the budget is spent; returns
+    the seconds of budget this process saw spent (``settings.budget_seconds`` minus what
+    it started with, plus what it ran).
+
+    ``seconds``: what is left of the budget (a process joining a running search;
+    default the whole budget). ``trial_attrs`` are written on every trial this
+    process runs (e.g. the worker's id). ``should_stop()`` is asked after each
+    trial (e.g. the job was cancelled). ``max_trials`` counts the study's started
+    trials, whoever ran them, so a fleet stops near it (each process finishes
+    the trial it is running).
+    """
+    settings = search.settings
+    left = settings.budget_seconds if seconds is None else max(0.0, seconds)
+    now = clock()
+    # Time since the search began, for every process alike (the report's ``elapsed``).
+    started = now - (settings.budget_seconds - left)
+    deadline = now + left
+    # No one fit may take more than its share of the budget, so every candidate gets a turn.
+    trial_seconds = settings.budget_seconds / len(search.models)
+    objective = Objective(
+        search.models, search.split, clock, started, deadline, trial_seconds, trial_attrs
+    )
+
+    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        if on_trial is not None:
+            on_trial(TrialRecord.from_trial(trial), max(0.0, deadline - clock()))
+        spent = clock() >= deadline or (should_stop is not None and should_stop())
+        if spent or trials_spent(search):
+            study.stop()
+
+    if left > 0 and not (should_stop is not None and should_stop()) and not trials_spent(search):
+        search.study.optimize(
+            objective,
+            n_trials=settings.max_trials,
+            catch=(ModelError, RuntimeError),
+            callbacks=[after_trial],
+        )
+    return clock() - started
+
+
+def summarise(search: Search, seconds: float) -> SearchResult:
+    """The leaderboard and report over every trial of the study (whoever ran it).
+
+    Raises ``TuningError`` when no trial finished within the budget.
+    """
+    settings, validation, study = search.settings, search.split.validation, search.study
+    records = [
+        TrialRecord.from_trial(t)
+        for t in study.get_trials(deepcopy=False)
+        if t.params.get("model") in search.models
+    ]
+    board = leaderboard(records, search.models, validation.higher_is_better)
+    if not board or board[0].value is None:
+        raise TuningError(
+            "no trial finished within the budget; raise --budget-minutes or name faster --models"
+        )
+    report = tuning_report(
+        task=settings.task,
+        metric=validation.metric,
+        higher_is_better=validation.higher_is_better,
+        split=search.split.record,
+        seed=settings.seed,
+        budget_seconds=settings.budget_seconds,
+        max_trials=settings.max_trials,
+        seconds=seconds,
+        study_name=study.study_name,
+        board=board,
+        records=records,
+    )
+    return SearchResult(study, search.models, records, board, report)
+
+
 def run_search(
     data: Interactions,
     settings: SearchSettings,
     *,
-    storage: str | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
     on_trial: Callable[[TrialRecord, float], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -108,61 +276,6 @@ def run_search(
     process ran. Raises ``TuningError`` for bad input and when no trial
     finished within the budget.
     """
-    check_budget(settings.budget_seconds, settings.max_trials)
-    models = choose_models(settings.task, settings.models, data)
-    split = tuning_split(data, settings.task, settings.split, settings.metric, settings.seed)
-    validation = split.validation
-    optuna.logging.set_verbosity(logging.WARNING)
-    study = optuna.create_study(
-        storage=open_storage(storage),
-        study_name=study_name,
-        direction="maximize" if validation.higher_is_better else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=TPE_STARTUP_TRIALS),
-        pruner=PerModelPruner(),
-        load_if_exists=True,
-    )
-    if not study.trials:
-        for model in models:
-            study.enqueue_trial({"model": model})
-    started = clock()
-    deadline = started + settings.budget_seconds
-    # No one fit may take more than its share of the budget, so every candidate gets a turn.
-    trial_seconds = settings.budget_seconds / len(models)
-    objective = Objective(models, split, clock, started, deadline, trial_seconds)
-
-    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if on_trial is not None:
-            on_trial(TrialRecord.from_trial(trial), max(0.0, deadline - clock()))
-        if clock() >= deadline:
-            study.stop()
-
-    study.optimize(
-        objective,
-        n_trials=settings.max_trials,
-        catch=(ModelError, RuntimeError),
-        callbacks=[after_trial],
-    )
-    records = [
-        TrialRecord.from_trial(t)
-        for t in study.get_trials(deepcopy=False)
-        if t.params.get("model") in models
-    ]
-    board = leaderboard(records, models, validation.higher_is_better)
-    if not board or board[0].value is None:
-        raise TuningError(
-            "no trial finished within the budget; raise --budget-minutes or name faster --models"
-        )
-    report = tuning_report(
-        task=settings.task,
-        metric=validation.metric,
-        higher_is_better=validation.higher_is_better,
-        split=split.record,
-        seed=settings.seed,
-        budget_seconds=settings.budget_seconds,
-        max_trials=settings.max_trials,
-        seconds=clock() - started,
-        study_name=study.study_name,
-        board=board,
-        records=records,
-    )
-    return SearchResult(study, models, records, board, report)
+    search = open_search(data, settings, storage=storage, study_name=study_name)
+    seconds = search_trials(search, on_trial=on_trial, clock=clock)
+    return summarise(search, seconds)

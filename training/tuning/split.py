@@ -61,15 +61,23 @@ def parse_metric(task: str, metric: str | None, n_items: int) -> str:
     return f"{name}@{min(int(cut), n_items)}"  # a tiny catalogue is ranked whole
 
 
-def tuning_split(
-    data: Interactions, task: str, split: str | None, metric: str | None, seed: int = 0
-) -> TuningSplit:
-    """Build the validation for ``task`` by ``split`` (its default when None)."""
+def check_split(task: str, split: str | None, metric: str | None) -> str:
+    """The split name for ``task`` (its default when None); refuses a split or metric
+    that does not fit the task. Needs no data, so a request fails before any is read."""
     split = split or DEFAULT_SPLIT[task]
     if split not in SPLITS[task]:
         raise TuningError(
             f"--split {split} does not apply to --task {task}; choose {', '.join(SPLITS[task])}"
         )
+    parse_metric(task, metric, n_items=1 << 62)
+    return split
+
+
+def tuning_split(
+    data: Interactions, task: str, split: str | None, metric: str | None, seed: int = 0
+) -> TuningSplit:
+    """Build the validation for ``task`` by ``split`` (its default when None)."""
+    split = check_split(task, split, metric)
     active = len(np.unique(data.users))
     if active < MIN_USERS:
         raise TuningError(

@@ -34,10 +34,12 @@ from app.schemas_admin import (
     PromoteIn,
     RetrainAccepted,
     RetrainIn,
+    TuneIn,
     VersionOut,
 )
 from app.schemas_fields import INT64_MAX, INT64_MIN
 from app.serving.state import database_unavailable
+from app.tune.jobs import TuneRequest, enqueue_tune
 from models_store import (
     AliasNotSet,
     InvalidName,
@@ -100,6 +102,7 @@ def job_out(row: RetrainJob) -> JobOut:
 
     return JobOut(
         id=row.id,
+        kind=row.kind,
         model=row.model,
         params=row.params,
         data=row.data,
@@ -116,6 +119,8 @@ def job_out(row: RetrainJob) -> JobOut:
         promoted=row.promoted,
         gate=row.gate,
         error=row.error,
+        search_until=utc(row.search_until),
+        result=row.result,
         created_at=as_utc(row.created_at),
         started_at=utc(row.started_at),
         finished_at=utc(row.finished_at),
@@ -135,6 +140,25 @@ def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
         model=body.model, params=dict(body.params), data=body.data, promote=body.promote
     )
     job = _guarded(lambda: lifecycle.enqueue(services.sessions, request))
+    return RetrainAccepted(job_id=job.id, status=job.status)
+
+
+@router.post("/tune", status_code=202, response_model=RetrainAccepted, responses=errors(*BODY, 503))
+def tune(body: TuneIn, services: ServicesDep) -> RetrainAccepted:
+    """Record a tune job (durable): search models and settings on the interaction log,
+    refit the winner, gate it, promote it if asked. Workers (`genrec worker`) run it;
+    idle workers join its search. 422: what `genrec tune` refuses before reading data."""
+    request = TuneRequest(
+        task=body.task,
+        models=tuple(body.models) if body.models is not None else None,
+        budget_minutes=body.budget_minutes,
+        trials=body.trials,
+        split=body.split,
+        metric=body.metric,
+        seed=body.seed,
+        promote=body.promote,
+    )
+    job = _guarded(lambda: enqueue_tune(services.sessions, request))
     return RetrainAccepted(job_id=job.id, status=job.status)
 
 

@@ -131,12 +131,12 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     promote_base("ease")
     log_new_users(2)
     job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
-    promote = runner._promote
+    promote = runner.promote_if
 
     def crash(*args: object, **kwargs: object) -> None:
         raise _Crash
 
-    monkeypatch.setattr(runner, "_promote", crash)
+    monkeypatch.setattr(runner, "promote_if", crash)
     clock = ManualClock(lc.utcnow())
     with pytest.raises(_Crash):
         Worker(job_context, clock=clock).step()
@@ -144,7 +144,7 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     assert len(saved) == 1 and lc.get_job(job_context.sessions, job.id).status == "running"
     assert Worker(job_context, clock=clock).step() is None  # its lease still runs
 
-    monkeypatch.setattr(runner, "_promote", promote)
+    monkeypatch.setattr(runner, "promote_if", promote)
     clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))  # the lease expires
     assert Worker(job_context, clock=clock).step() == "succeeded"
     row = lc.get_job(job_context.sessions, job.id)

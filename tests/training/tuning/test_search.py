@@ -115,3 +115,25 @@ def test_a_budget_that_cannot_run_a_trial_is_refused(
 ) -> None:
     with pytest.raises(TuningError, match=message):
         check_budget(budget, trials)
+
+
+def test_a_resumed_study_does_not_enqueue_the_first_trials_again(
+    ml100k_slice: Interactions, tmp_path: Path
+) -> None:
+    """The lead enqueues each model's first trial once; reopening the study (a retry of the
+    job, or a helper, which enqueues nothing) adds none."""
+    from training.tuning.search import open_search
+
+    storage = f"sqlite:///{tmp_path}/study.db"
+    settings = SearchSettings(task="topk", models=["popularity", "ease"])
+    first = open_search(ml100k_slice, settings, storage=storage, study_name="s")
+    again = open_search(ml100k_slice, settings, storage=storage, study_name="s")
+    helper = open_search(
+        ml100k_slice, settings, storage=storage, study_name="s", enqueue_first=False
+    )
+    for search in (first, again, helper):
+        trials = search.study.get_trials(deepcopy=False)
+        assert [t.system_attrs["fixed_params"] for t in trials] == [
+            {"model": "popularity"},
+            {"model": "ease"},
+        ]

@@ -18,6 +18,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 ENDPOINTS = [
     ("post", "/admin/retrain", {"model": "ease"}),
+    ("post", "/admin/tune", {"task": "topk"}),
     ("get", "/admin/jobs", None),
     ("get", "/admin/jobs/1", None),
     ("post", "/admin/jobs/1/cancel", None),

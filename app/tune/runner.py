@@ -1,0 +1,333 @@
+"""Run a tune job: the lead worker (holds the job) and helper workers (join its study).
+
+Lead (``run_tune_job``, under the job's lease like any retrain job)::
+
+    read the log up to a cutoff (recorded in progress, so helpers read the same)
+    -> open the study, enqueue one first trial per candidate (only the lead does this)
+    -> open the search window (``search_until``) -> run trials until it closes
+    -> wait for trials other workers are still running -> leaderboard
+    -> refit the winner -> gate -> save -> promote (if asked and the gate passes) -> finish
+
+Helper (``help_tune_job``, any worker that finds no queued job): while a tune
+job's window is open, open the same study (no enqueueing), read the same log
+slice, and run trials until the window closes or the job stops running. A
+helper never writes to the job row; Optuna's storage hands each trial a
+number and each process its own trials, so trials are never run twice.
+
+Exactly once in effect, as for retrain jobs: the version records
+``training.job_id``; an attempt that finds one (its predecessor died after
+saving) finishes it; a retry whose window has closed goes straight to the
+leaderboard over the trials already in the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import repository as repo
+from app.core.config import Settings
+from app.core.db import session_scope
+from app.db_models import RetrainJob
+from app.retrain.lifecycle import JobAborted, JobLease, utcnow
+from app.retrain.runner import (
+    JobContext,
+    cutoff_now,
+    epoch_progress,
+    find_job_version,
+    promote_if,
+)
+from app.tune.jobs import TuneRequest
+from app.tune.study import open_study_storage, study_name
+from app.tune.winner import refit_and_gate
+from models_store import Manifest, iso_utc
+from training.data.interactions import Interactions
+from training.data.log_reader import read_interaction_log
+from training.models import model_class
+from training.pipeline import save_trained
+from training.tuning.report import TrialRecord
+from training.tuning.search import Search, open_search, search_trials, summarise
+
+log = logging.getLogger(__name__)
+
+#: How often the lead looks whether other workers' trials have finished.
+WAIT_POLL_S = 1.0
+#: After closing the window, how long the lead allows a helper that was just starting a
+#: trial to have it recorded (then "no trial running" means "no more trials").
+WINDOW_MARGIN_S = 2.0
+#: The lead waits at most this long past the window for helpers' trials (a helper
+#: stops its fit at the first epoch past the window; one killed mid-trial never ends).
+MAX_WAIT_S = 120.0
+
+
+def _log_source(settings: Settings, cutoff: datetime) -> Interactions:
+    return read_interaction_log(
+        settings.database_url, until=cutoff, event_weights=settings.event_types
+    )
+
+
+def _study_progress(search: Search) -> dict[str, Any]:
+    """Trials of every worker: how many ended, how many run, the best so far."""
+    trials = search.study.get_trials(deepcopy=False)
+    ended = [t for t in trials if t.state.is_finished()]
+    complete = [t for t in ended if t.state == TrialState.COMPLETE and t.value is not None]
+    higher = search.split.validation.higher_is_better
+    best = (max if higher else min)(complete, key=lambda t: float(t.value or 0.0), default=None)
+    return {
+        "trials_done": len(ended),
+        "trials_running": sum(t.state == TrialState.RUNNING for t in trials),
+        "workers": len(
+            {str(t.user_attrs.get("worker")) for t in ended if "worker" in t.user_attrs}
+        ),
+        "best": None
+        if best is None
+        else {"model": best.params.get("model"), "value": best.value, "trial": best.number},
+    }
+
+
+def run_tune_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
+    """Run the claimed tune ``job`` as its lead; how it ended (as ``run_claimed_job``)."""
+    jlog = lease.log
+    request = TuneRequest.from_params(job.params)
+    jlog.add(
+        f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
+        f"tune {request.to_params()}"
+    )
+    try:
+        manifest, gate, result = _search_and_save(job, request, lease, ctx)
+        decided = request.promote and bool(gate.get("promote"))
+        promoted, error = promote_if(lease, ctx.store, manifest, decided)
+        if not request.promote:
+            jlog.add("not promoted: the request did not ask to (promote: false)")
+        if not lease.finish(
+            "succeeded",
+            result_version=manifest.version,
+            promoted=promoted,
+            gate=gate,
+            error=error,
+            result=result,
+        ):
+            jlog.add("lost the lease before recording the outcome", logging.WARNING)
+            return "lost"
+        return "succeeded"
+    except JobAborted as exc:
+        jlog.add(f"stopped: {exc.reason}", logging.WARNING)
+        if exc.kind == "stopping":
+            lease.release()
+        return exc.kind
+    except Exception as exc:  # the job fails; the worker lives on
+        log.exception("tune job %d failed", job.id)
+        jlog.add(f"failed: {type(exc).__name__}: {exc}", logging.ERROR)
+        lease.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+def _search_and_save(
+    job: RetrainJob, request: TuneRequest, lease: JobLease, ctx: JobContext
+) -> tuple[Manifest, dict[str, Any], dict[str, Any]]:
+    jlog = lease.log
+    previous = job.progress or {}
+    # A retry reads the same log slice as the attempt that started the study.
+    cutoff = datetime.fromisoformat(previous.get("cutoff") or iso_utc(cutoff_now()))
+    lease.report({"phase": "exporting", "cutoff": iso_utc(cutoff)}, force=True)
+    data = _log_source(ctx.settings, cutoff)
+    jlog.add(
+        f"data: the interaction log, {len(data):,} interactions, {data.n_users:,} users, "
+        f"{data.n_items:,} items, cutoff {iso_utc(cutoff)}"
+    )
+    settings = request.search_settings()
+    storage = open_study_storage(ctx.settings.database_url)
+    search = open_search(
+        data, settings, storage=storage, study_name=study_name(job.id), enqueue_first=True
+    )
+    metric = search.split.validation.metric
+    jlog.add(f"study {search.study.study_name}: {', '.join(search.models)} on {metric}")
+
+    # The search ends at the same moment on every attempt (a retry searches what is left).
+    now = utcnow()
+    planned = previous.get("search_until")
+    until = (
+        datetime.fromisoformat(planned)
+        if planned
+        else now + timedelta(seconds=settings.budget_seconds)
+    )
+    seconds = (until - now).total_seconds()
+    lease.report(
+        {"phase": "searching", "metric": metric, "search_until": iso_utc(until)}, force=True
+    )
+    if seconds > 0:
+        _set_window(lease, ctx, until)
+
+    def on_trial(record: TrialRecord, left: float) -> None:
+        jlog.add(_trial_line(record, left))
+        progress = {"phase": "searching", "metric": metric, "seconds_left": round(left, 1)}
+        lease.report({**progress, **_study_progress(search)}, force=True)
+
+    spent = search_trials(
+        search,
+        seconds=seconds,
+        on_trial=on_trial,
+        trial_attrs={"worker": lease.fence.worker_id},
+    )
+    if seconds > 0:
+        _set_window(lease, ctx, None)  # helpers stop after their current trial
+    _wait_for_helpers(search, lease)
+    result = summarise(search, spent)
+    report = result.report
+    winner = result.winner
+    assert winner.settings is not None
+    board = " > ".join(f"{e.model} {e.value:.4f}" for e in result.board if e.value is not None)
+    jlog.add(f"leaderboard ({metric}): {board}")
+    existing = find_job_version(ctx.store, winner.model, job.id)
+    if existing is not None:
+        jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
+        manifest, gate = existing, dict(existing.training.get("gate") or {})
+    else:
+        manifest, gate = _refit_and_save(
+            job, lease, ctx, data, iso_utc(cutoff), winner.model, winner.settings, report
+        )
+    outcome = {"model": manifest.model, "version": manifest.version, **report}
+    return manifest, gate, outcome
+
+
+def _set_window(lease: JobLease, ctx: JobContext, until: datetime | None) -> None:
+    with session_scope(ctx.sessions) as session:
+        held = repo.set_search_window(session, lease.fence, utcnow(), until)
+    if not held:
+        lease.still_held()
+        lease.check()
+
+
+def _wait_for_helpers(search: Search, lease: JobLease) -> None:
+    """Let trials other workers are running end, so the leaderboard counts them.
+
+    Called once the window is closed: a helper then starts no new trial (it
+    looks after each one); one that was just starting one gets
+    ``WINDOW_MARGIN_S`` to have it recorded as running.
+    """
+    time.sleep(WINDOW_MARGIN_S)
+    waited = WINDOW_MARGIN_S
+    while True:
+        with warnings.catch_warnings():  # "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(search.study)  # trials of dead workers
+        progress = _study_progress(search)
+        done = not progress["trials_running"] or waited >= MAX_WAIT_S
+        phase = "ranking" if done else "waiting for other workers' trials"
+        lease.report({"phase": phase, **progress}, force=True)
+        if done:
+            return
+        time.sleep(WAIT_POLL_S)
+        waited += WAIT_POLL_S
+
+
+def _refit_and_save(
+    job: RetrainJob,
+    lease: JobLease,
+    ctx: JobContext,
+    data: Interactions,
+    cutoff: str,
+    model: str,
+    settings: dict[str, Any],
+    report: dict[str, Any],
+) -> tuple[Manifest, dict[str, Any]]:
+    jlog = lease.log
+    overrides = dict(settings)
+    if "device" in model_class(model).Config().to_dict() and ctx.device.type != "cpu":
+        overrides.setdefault("device", str(ctx.device))
+    jlog.add(f"refitting the winner {model} on all the data")
+    lease.report({"phase": "refitting", "winner": model}, force=True)
+    result, gate = refit_and_gate(
+        ctx.store,
+        model,
+        overrides,
+        data,
+        ctx.device,
+        callbacks=[epoch_progress(lease, None)],
+    )
+    jlog.add(f"gate: {gate['reason']} -> {'passes' if gate['promote'] else 'does not pass'}")
+    lease.report({"phase": "saving"}, force=True)
+    if not lease.still_held():
+        lease.check()
+    manifest = save_trained(
+        ctx.store,
+        model,
+        result,
+        data,
+        "log",
+        cutoff=cutoff,
+        training={"job_id": job.id, "attempt": job.attempts, "tuning": report, "gate": gate},
+    )
+    jlog.add(f"saved {model} version {manifest.version}")
+    return manifest, gate
+
+
+def _trial_line(record: TrialRecord, left: float) -> str:
+    value = "-" if record.value is None else f"{record.value:.4f}"
+    note = f" ({record.note})" if record.note else ""
+    return f"trial {record.number} {record.model} {record.state} {value}{note}, {left:.0f}s left"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def help_tune_job(
+    job: RetrainJob,
+    ctx: JobContext,
+    worker_id: str,
+    stop: threading.Event,
+    clock: Callable[[], datetime] = utcnow,
+) -> str:
+    """Run trials of ``job``'s study until its window closes; ``helped`` or ``help failed``."""
+    request = TuneRequest.from_params(job.params)
+    cutoff = (job.progress or {}).get("cutoff")
+    if job.search_until is None or cutoff is None:
+        return "not ready"
+    seconds = (repo.as_utc(job.search_until) - clock()).total_seconds()
+    log.info("tune job %d: joining its search for %.0f s", job.id, seconds)
+    try:
+        data = _log_source(ctx.settings, datetime.fromisoformat(cutoff))
+        search = open_search(
+            data,
+            request.search_settings(),
+            storage=open_study_storage(ctx.settings.database_url),
+            study_name=study_name(job.id),
+            enqueue_first=False,
+            sampler_seed=helper_seed(request.seed, worker_id),
+        )
+        search_trials(
+            search,
+            seconds=seconds,
+            on_trial=lambda record, left: log.info(
+                "tune job %d: %s", job.id, _trial_line(record, left)
+            ),
+            trial_attrs={"worker": worker_id},
+            should_stop=lambda: stop.is_set() or not _still_searching(ctx.sessions, job.id),
+        )
+    except Exception:  # a helper's failure must not stop the worker; the lead carries on
+        log.exception("tune job %d: helping failed", job.id)
+        return "help failed"
+    log.info("tune job %d: the search window closed; leaving it to its lead", job.id)
+    return "helped"
+
+
+def helper_seed(seed: int, worker_id: str) -> int:
+    """A sampler seed of the helper's own (the lead samples with the request's seed):
+    two samplers with one seed that see the same trials would draw the same settings."""
+    return (seed + 1 + zlib.crc32(worker_id.encode())) % 2**32
+
+
+def _still_searching(sessions: sessionmaker[Session], job_id: int) -> bool:
+    with session_scope(sessions) as session:
+        row = repo.get_job(session, job_id)
+    return row is not None and row.status == "running" and row.search_until is not None

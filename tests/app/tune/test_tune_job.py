@@ -1,0 +1,159 @@
+"""A tune job through the worker against the real Postgres: search, refit, gate, save, promote.
+
+The two-process version (two ``genrec worker`` processes sharing one study) is
+``test_two_workers.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from sqlalchemy import inspect
+
+import app.tune.runner as tune_runner
+from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.retrain import lifecycle as lc
+from app.retrain.runner import JobContext
+from app.tune.jobs import TuneRequest, enqueue_tune, schedule_tune
+from app.tune.study import OPTUNA_SCHEMA, open_study_storage, study_name
+from app.worker import Worker
+from models_store import ModelStore
+from tests.app.conftest import embedded_settings
+from tests.app.tune.conftest import log_clicks
+from tests.manual_clock import ManualClock
+
+pytestmark = pytest.mark.integration
+
+
+def _context(url: str, store: Path) -> JobContext:
+    settings = embedded_settings(database_url=url, store_dir=store, job_lease_s=10.0)
+    engine = make_engine(url)
+    return JobContext(settings, ModelStore(store), make_sessionmaker(engine), torch.device("cpu"))
+
+
+def test_a_tune_job_searches_refits_gates_saves_and_promotes(tune_db: str, tmp_path: Path) -> None:
+    ctx = _context(tune_db, tmp_path / "store")
+    request = TuneRequest(models=("popularity", "ease"), budget_minutes=0.5, trials=4, promote=True)
+    job = enqueue_tune(ctx.sessions, request)
+
+    assert Worker(ctx).step() == "succeeded"
+
+    row = lc.get_job(ctx.sessions, job.id)
+    assert (row.kind, row.status, row.attempts, row.promoted) == ("tune", "succeeded", 1, True)
+    result = row.result
+    assert result is not None
+    assert [e["model"] for e in result["leaderboard"]] == ["ease", "popularity"]
+    assert (result["model"], result["version"]) == ("ease", row.result_version)
+    assert result["metric"] == "ndcg@40" and result["split"]["kind"] == "users"  # 40 items
+    assert sum(result["trials"].values()) == 4
+    assert row.gate is not None and row.gate["reason"] == "no production version yet"
+    assert row.search_until is None  # the window closes with the job
+    assert row.progress is not None
+    assert row.progress["phase"] == "succeeded" and row.progress["trials_done"] == 4
+    assert row.progress["search_until"] and row.progress["trials_running"] == 0
+    assert row.progress["best"]["model"] == "ease"
+    tail = (row.log_tail or "").splitlines()
+    assert any("trial 0 popularity complete" in line for line in tail)
+    assert any(line.endswith(f"saved ease version {row.result_version}") for line in tail)
+
+    manifest = ctx.store.manifest("ease", str(row.result_version))
+    assert manifest.training["job_id"] == job.id
+    assert manifest.training["tuning"]["winner"]["model"] == "ease"
+    assert manifest.data.source == "log"
+    assert ctx.store.alias_state("ease") == row.result_version
+
+    # The study lives in the service database, in Optuna's own schema.
+    study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(tune_db))
+    assert len(study.trials) == 4
+    assert {t.user_attrs["worker"] for t in study.trials} == {row.worker_id}
+    tables = inspect(make_engine(tune_db))
+    assert "trials" in tables.get_table_names(schema=OPTUNA_SCHEMA)
+    assert "trials" not in tables.get_table_names()  # the service's schema is untouched
+
+
+def test_promote_false_keeps_production_and_says_so(tune_db: str, tmp_path: Path) -> None:
+    ctx = _context(tune_db, tmp_path / "store")
+    job = enqueue_tune(ctx.sessions, TuneRequest(models=("ease",), budget_minutes=0.5, trials=2))
+    assert Worker(ctx).step() == "succeeded"
+    row = lc.get_job(ctx.sessions, job.id)
+    assert (row.promote, row.promoted) == ("never", False)
+    assert row.gate is not None and row.gate["promote"] is True  # it would have passed
+    assert ctx.store.alias_state("ease") is None
+    assert "did not ask to" in (row.log_tail or "")
+
+
+def test_embedded_mode_keeps_the_study_in_a_sqlite_file_next_to_the_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/genrec.db"
+    log_clicks(url)
+    ctx = _context(url, tmp_path / "store")
+    job = enqueue_tune(ctx.sessions, TuneRequest(models=("ease",), budget_minutes=0.5, trials=2))
+    assert Worker(ctx).step() == "succeeded"
+    assert (tmp_path / "genrec-optuna.db").exists()
+    study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(url))
+    assert len(study.trials) == 2
+
+
+def test_too_little_data_fails_the_job_with_the_reason(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/empty.db"
+    upgrade_database(url)
+    ctx = _context(url, tmp_path / "store")
+    job = enqueue_tune(ctx.sessions, TuneRequest(models=("ease",), budget_minutes=0.5))
+    assert Worker(ctx).step() == "failed"
+    row = lc.get_job(ctx.sessions, job.id)
+    assert row.status == "failed" and row.error is not None
+    assert "interaction" in row.error.lower()
+
+
+def test_the_schedule_enqueues_one_tune_job_per_slot(tune_db: str, tmp_path: Path) -> None:
+    ctx = _context(tune_db, tmp_path / "store")
+    now = lc.utcnow()
+    first = schedule_tune(ctx.sessions, 3600.0, 1.0, now)
+    assert first is not None and first.trigger == "schedule" and first.kind == "tune"
+    assert schedule_tune(ctx.sessions, 3600.0, 1.0, now) is None  # the newest is too young
+    jobs = lc.list_jobs(ctx.sessions)
+    assert [(j.kind, j.params["promote"], j.params["budget_minutes"]) for j in jobs] == [
+        ("tune", True, 1.0)
+    ]
+
+
+class _Crash(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, nothing is cleaned up."""
+
+
+def test_a_retry_after_a_crash_finishes_the_saved_winner_instead_of_searching_again(
+    tune_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = _context(tune_db, tmp_path / "store")
+    request = TuneRequest(models=("popularity", "ease"), budget_minutes=0.5, trials=3, promote=True)
+    job = enqueue_tune(ctx.sessions, request)
+    promote = tune_runner.promote_if
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise _Crash
+
+    monkeypatch.setattr(tune_runner, "promote_if", crash)
+    clock = ManualClock(lc.utcnow())
+    with pytest.raises(_Crash):
+        Worker(ctx, clock=clock).step()
+    first = lc.get_job(ctx.sessions, job.id)
+    assert first.status == "running" and first.result_version is None
+
+    monkeypatch.setattr(tune_runner, "promote_if", promote)
+    clock.advance(timedelta(seconds=ctx.settings.job_lease_s + 1))  # the lease expires
+    assert Worker(ctx, clock=clock).step() == "succeeded"
+    row = lc.get_job(ctx.sessions, job.id)
+    assert (row.status, row.attempts, row.promoted) == ("succeeded", 2, True)
+    assert (
+        row.progress is not None and row.progress["search_until"] == first.progress["search_until"]
+    )
+    assert "saved by an earlier attempt" in (row.log_tail or "")
+    versions = ctx.store.list_versions(row.result["model"])
+    assert [m.version for m in versions if m.training.get("job_id") == job.id] == [
+        row.result_version
+    ]
+    study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(tune_db))
+    assert len(study.trials) == 3  # the trial cap was reached: the retry ran none
