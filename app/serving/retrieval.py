@@ -1,0 +1,207 @@
+"""Approximate retrieval: candidates from a version's FAISS index, re-scored exactly.
+
+Why: at a million items the exact path's (B, D) x (D, I) product and top-k
+dominate a request. For a model whose score is an inner product with an item
+table (``InnerProductScorer``) the index proposes a few hundred candidates per
+user; they are scored with the model's own ``score(state, items)`` and masked
+with the batcher's ``candidate_mask``, so the scores returned are exact and
+the masks are the exact path's. Only which items are looked at is
+approximate (Recall@100 against the exact list: docs/performance.md).
+
+Over-fetch: a job asks the index for ``GENREC_ANN_CANDIDATES`` (at least k)
+plus one per masked item, so masks cannot leave it short unless the index
+returned fewer distinct items than that. A job that would need more than
+``GENREC_ANN_MAX_CANDIDATES``, or that is left with fewer than k candidates
+after masking, is ranked by the exact path and counted in
+``genrec_ann_fallback{reason}``. An ``include`` list is itself the candidate
+set (scored exactly, no index); popularity-fallback rows stay exact.
+
+``AnnLoader`` is the holder's load listener that opens the index (memory
+mapped) when ``GENREC_ANN`` says so; ``LoadedModel.ann`` is then set and
+``batcher.rank_batch`` routes through ``AnnRetrieval.rank``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+
+import faiss
+import numpy as np
+import torch
+
+from app.core.config import Settings
+from app.serving.batcher import Ranked, RankJob, candidate_mask
+from app.serving.loaded import LoadedModel
+from training.ann import AnnError, IndexParams, read_index, supports_ann
+from training.models.base import InnerProductScorer
+
+log = logging.getLogger(__name__)
+
+#: The exact ranking path (``batcher.rank_exact``), for the jobs the index cannot answer.
+ExactRanker = Callable[[LoadedModel, Sequence[RankJob]], list[Ranked]]
+
+TOO_MANY_MASKED = "too_many_masked"
+TOO_FEW_CANDIDATES = "too_few_candidates"
+
+
+class AnnRetrieval:
+    """One version's opened index plus the server's over-fetch settings."""
+
+    def __init__(
+        self, index: faiss.Index, params: IndexParams, candidates: int, max_candidates: int
+    ) -> None:
+        self.index = index
+        self.params = params
+        self.candidates = candidates
+        self.max_candidates = max_candidates
+
+    @property
+    def nprobe(self) -> int:
+        return int(faiss.extract_index_ivf(self.index).nprobe)
+
+    def rank(self, model: LoadedModel, jobs: Sequence[RankJob], exact: ExactRanker) -> list[Ranked]:
+        """Top-k of every job: index candidates re-scored and masked, or the exact path."""
+        fallback: dict[int, str] = {}  # job -> "exact" (popularity rows) or a fallback reason
+        searched: list[int] = []
+        candidates: dict[int, np.ndarray] = {}
+        for b, job in enumerate(jobs):
+            if job.state is None:
+                fallback[b] = "exact"
+            elif job.allowed is not None and job.allowed.size <= self.max_candidates:
+                candidates[b] = job.allowed  # the include list is the whole candidate set
+            elif self._fetch(job) > self.max_candidates:
+                fallback[b] = TOO_MANY_MASKED
+            else:
+                searched.append(b)
+        candidates.update(self._search(model, jobs, searched))
+        kept: dict[int, np.ndarray] = {}
+        for b, items in candidates.items():
+            left = items[~candidate_mask(jobs[b], items)]
+            if b in searched and left.size < jobs[b].k:
+                fallback[b] = TOO_FEW_CANDIDATES
+            else:
+                kept[b] = left
+        results: dict[int, Ranked] = self._rescore(model, jobs, kept)
+        if fallback:
+            rows = sorted(fallback)
+            for b, ranked in zip(rows, exact(model, [jobs[b] for b in rows]), strict=True):
+                results[b] = dataclasses.replace(ranked, retrieval=fallback[b])
+        return [results[b] for b in range(len(jobs))]
+
+    def _fetch(self, job: RankJob) -> int:
+        """Candidates to ask for: the over-fetch, and one more per masked item."""
+        return max(self.candidates, job.k) + int(job.banned.size)
+
+    def _search(
+        self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
+    ) -> dict[int, np.ndarray]:
+        """Index candidates of ``rows`` (one FAISS call), plus items the index has not seen."""
+        if not rows:
+            return {}
+        scorer = model.scorer
+        assert isinstance(scorer, InnerProductScorer)  # AnnLoader attaches no index otherwise
+        states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
+        with torch.inference_mode():
+            queries = scorer.inner_product_queries(states).float().cpu().numpy()
+        fetch = min(max(self._fetch(jobs[b]) for b in rows), self.index.ntotal)
+        _, labels = self.index.search(np.ascontiguousarray(queries), fetch)
+        # Rows a catalog added or refreshed from text after the build are not (correctly)
+        # in the index: they are candidates of every request, scored exactly like the rest.
+        unindexed = np.fromiter(model.from_text, dtype=np.int64, count=len(model.from_text))
+        out = {}
+        for row, b in enumerate(rows):
+            found = labels[row]
+            out[b] = np.union1d(found[found >= 0], unindexed) if unindexed.size else found
+        return out
+
+    def _rescore(
+        self, model: LoadedModel, jobs: Sequence[RankJob], kept: dict[int, np.ndarray]
+    ) -> dict[int, Ranked]:
+        """Exact scores of every job's candidates in one ``score`` call over their union."""
+        rows = [b for b in kept if kept[b].size]
+        results = {
+            b: Ranked(items=items, scores=np.zeros(0, np.float32), retrieval=self._how(jobs[b]))
+            for b, items in kept.items()
+            if not items.size
+        }
+        if not rows:
+            return results
+        union = np.unique(np.concatenate([kept[b] for b in rows]))
+        states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
+        with torch.inference_mode():
+            scores = model.scorer.score(states, torch.as_tensor(union, device=model.device))
+            table = scores.float().cpu().numpy()  # (R, U)
+        for row, b in enumerate(rows):
+            items = kept[b]
+            values = table[row, np.searchsorted(union, items)]
+            k = min(jobs[b].k, items.size)
+            top = np.argpartition(-values, k - 1)[:k] if k < items.size else np.arange(items.size)
+            top = top[np.argsort(-values[top], kind="stable")]
+            results[b] = Ranked(
+                items=items[top].astype(np.int64, copy=False),
+                scores=values[top].astype(np.float32, copy=False),
+                retrieval=self._how(jobs[b]),
+            )
+        return results
+
+    @staticmethod
+    def _how(job: RankJob) -> str:
+        """An include list is ranked exactly; everything else here came from the index."""
+        return "exact" if job.allowed is not None else "ann"
+
+
+class AnnLoader:
+    """Load listener (``ModelHolder.add_load_listener``): opens the index per ``GENREC_ANN``.
+
+    ``off`` never; ``on`` for every inner-product version that has an index;
+    ``auto`` for those with at least ``GENREC_ANN_AUTO_ITEMS`` items. A version
+    without an index, or whose index does not open, is served exactly (logged):
+    the index is an accelerator, never a reason to refuse a version.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, model: LoadedModel) -> LoadedModel:
+        mode = self.settings.ann
+        if model.ann is not None or mode == "off" or not supports_ann(model.scorer):
+            return model
+        if mode == "auto" and model.n_items < self.settings.ann_auto_items:
+            return model
+        where = f"{model.name} version {model.version}"
+        if model.index_path is None or not model.manifest.retrieval:
+            log.warning(
+                "%s has no retrieval index; scoring exactly (build one: genrec models index %s@%s)",
+                where,
+                model.name,
+                model.version,
+            )
+            return model
+        try:
+            params = IndexParams.from_dict(model.manifest.retrieval)
+            if params.n_items > model.n_items:
+                raise AnnError(
+                    f"it indexes {params.n_items} items, the version has {model.n_items}"
+                )
+            index = read_index(model.index_path, params)
+        except AnnError as exc:
+            log.error("%s: retrieval index not used, scoring exactly: %s", where, exc)
+            return model
+        ivf = faiss.extract_index_ivf(index)
+        if self.settings.ann_nprobe is not None:
+            ivf.nprobe = min(self.settings.ann_nprobe, ivf.nlist)
+        log.info(
+            "%s: approximate retrieval on (%s, %d items, nlist=%d, nprobe=%d, candidates=%d)",
+            where,
+            params.kind,
+            params.n_items,
+            ivf.nlist,
+            ivf.nprobe,
+            self.settings.ann_candidates,
+        )
+        retrieval = AnnRetrieval(
+            index, params, self.settings.ann_candidates, self.settings.ann_max_candidates
+        )
+        return dataclasses.replace(model, ann=retrieval)
