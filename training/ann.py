@@ -27,8 +27,11 @@ from typing import Any
 
 import faiss
 import numpy as np
+import torch
 
-from training.models.base import InnerProductScorer, Scorer
+from models_store import Manifest, ModelStore
+from training.models import scorer_class
+from training.models.base import InnerProductScorer, ModelError, Scorer
 
 #: The version file holding the index (a name the store accepts).
 INDEX_FILE = "items.faiss"
@@ -41,7 +44,7 @@ TRAIN_POINTS_PER_LIST = 64
 DEFAULT_NPROBE = 16
 
 
-class AnnError(ValueError):
+class AnnError(ModelError):
     """The index cannot be built or does not match the version it belongs to."""
 
 
@@ -168,3 +171,32 @@ def index_memory_bytes(index: faiss.Index) -> int:
     """Bytes of vectors, ids and centroids the index searches (what a search touches)."""
     ivf = faiss.extract_index_ivf(index)
     return int(ivf.ntotal * (ivf.code_size + 8) + ivf.nlist * ivf.d * 4)
+
+
+def index_version(
+    store: ModelStore,
+    model: str,
+    ref: str,
+    *,
+    nlist: int | None = None,
+    nprobe: int | None = None,
+    seed: int = 0,
+) -> Manifest:
+    """Build (or rebuild) the index of a stored version and add it to the version.
+
+    For versions saved before indexes existed, or to change ``nlist``/``nprobe``;
+    ``genrec models index NAME@VERSION`` runs it.
+    """
+    version = store.resolve(model, ref)
+    loaded = store.load(model, version)
+    manifest = loaded.manifest
+    tensors = {
+        k: torch.from_numpy(np.array(v, copy=True)) for k, v in loaded.contents.tensors.items()
+    }
+    scorer = scorer_class(manifest.model).from_tensors(manifest.scorer_config, tensors)
+    if not supports_ann(scorer):
+        raise AnnError(
+            f"model '{manifest.model}' is not of inner-product form; it is always scored exactly"
+        )
+    index, params = build_index(item_table(scorer), nlist=nlist, nprobe=nprobe, seed=seed)
+    return store.add_retrieval_index(model, version, index_bytes(index), params.to_dict())

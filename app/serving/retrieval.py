@@ -119,31 +119,30 @@ class AnnRetrieval:
     def _rescore(
         self, model: LoadedModel, jobs: Sequence[RankJob], kept: dict[int, np.ndarray]
     ) -> dict[int, Ranked]:
-        """Exact scores of every job's candidates in one ``score`` call over their union."""
-        rows = [b for b in kept if kept[b].size]
-        results = {
-            b: Ranked(items=items, scores=np.zeros(0, np.float32), retrieval=self._how(jobs[b]))
-            for b, items in kept.items()
-            if not items.size
-        }
-        if not rows:
-            return results
-        union = np.unique(np.concatenate([kept[b] for b in rows]))
-        states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
+        """Exact scores of each job's own candidates (``score(state, items)``), then top-k.
+
+        One small product per job: a shared call over the union of the batch's
+        candidates would score every job against every other job's candidates.
+        """
+        results = {}
         with torch.inference_mode():
-            scores = model.scorer.score(states, torch.as_tensor(union, device=model.device))
-            table = scores.float().cpu().numpy()  # (R, U)
-        for row, b in enumerate(rows):
-            items = kept[b]
-            values = table[row, np.searchsorted(union, items)]
-            k = min(jobs[b].k, items.size)
-            top = np.argpartition(-values, k - 1)[:k] if k < items.size else np.arange(items.size)
-            top = top[np.argsort(-values[top], kind="stable")]
-            results[b] = Ranked(
-                items=items[top].astype(np.int64, copy=False),
-                scores=values[top].astype(np.float32, copy=False),
-                retrieval=self._how(jobs[b]),
-            )
+            for b, items in kept.items():
+                state = jobs[b].state
+                assert state is not None  # only personal rows get candidates
+                if not items.size:
+                    values = np.zeros(0, dtype=np.float32)
+                else:
+                    candidates = torch.as_tensor(items, device=model.device)
+                    row = model.scorer.score(state.to(model.device), candidates)[0]
+                    values = row.float().cpu().numpy()
+                k = min(jobs[b].k, items.size)
+                top = np.argpartition(-values, k - 1)[:k] if 0 < k < items.size else np.arange(k)
+                top = top[np.argsort(-values[top], kind="stable")]
+                results[b] = Ranked(
+                    items=items[top].astype(np.int64, copy=False),
+                    scores=values[top].astype(np.float32, copy=False),
+                    retrieval=self._how(jobs[b]),
+                )
         return results
 
     @staticmethod
