@@ -38,7 +38,7 @@ def test_index_is_checksummed_recorded_and_mapped_not_held(
 def test_a_tampered_index_refuses_the_version(store: ModelStore, store_root: Path) -> None:
     version = _save_with_index(store)
     (store_root / "mult-vae" / "versions" / version / "items.faiss").write_bytes(b"x" * len(INDEX))
-    with pytest.raises(CorruptVersion, match="items.faiss sha256"):
+    with pytest.raises(CorruptVersion, match=r"items\.faiss sha256"):
         store.load("mult-vae", version)
 
 
