@@ -97,7 +97,7 @@ class AnnRetrieval:
     def _search(
         self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
     ) -> dict[int, np.ndarray]:
-        """Index candidates of ``rows`` (one FAISS call), plus items the index has not seen."""
+        """Index candidates of ``rows`` (few FAISS calls), plus items the index has not seen."""
         if not rows:
             return {}
         scorer = model.scorer
@@ -105,8 +105,18 @@ class AnnRetrieval:
         states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
         with torch.inference_mode():
             queries = scorer.inner_product_queries(states).float().cpu().numpy()
-        fetch = min(max(self._fetch(jobs[b]) for b in rows), self.index.ntotal)
-        _, labels = self.index.search(np.ascontiguousarray(queries), fetch)
+        # One FAISS call per power-of-two band of fetch sizes: a heavy user's long seen
+        # list must not make every job of the batch fetch (and sort) as many candidates.
+        fetches = np.array([min(self._fetch(jobs[b]), self.index.ntotal) for b in rows])
+        bands = np.ceil(np.log2(fetches)).astype(np.int64)
+        labels: list[np.ndarray] = [np.empty(0, np.int64)] * len(rows)
+        for band in np.unique(bands):
+            members = np.flatnonzero(bands == band)
+            _, found = self.index.search(
+                np.ascontiguousarray(queries[members]), int(fetches[members].max())
+            )
+            for row, position in enumerate(members):
+                labels[position] = found[row]
         # Rows a catalog added or refreshed from text after the build are not (correctly)
         # in the index: they are candidates of every request, scored exactly like the rest.
         unindexed = np.fromiter(model.from_text, dtype=np.int64, count=len(model.from_text))
