@@ -68,6 +68,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--png", type=Path)
     parser.add_argument("--label", default="", help="catalog name for the plot legend")
+    parser.add_argument(
+        "--compare-hnsw",
+        action="store_true",
+        help="also build HNSW-flat (IP) and compare raw FAISS searches with IVF-flat's",
+    )
     args = parser.parse_args()
 
     import faiss
@@ -88,7 +93,9 @@ def main() -> None:
     model = AnnLoader(Settings(_env_file=None, ann="on"))(model)  # type: ignore[call-arg]
     if model.ann is None:
         raise SystemExit(f"{args.model} version {version} has no retrieval index")
-    print(f"# loaded {args.model}@{version} ({model.n_items:,} items) in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"# loaded {args.model}@{version} ({model.n_items:,} items) in {time.perf_counter() - t0:.0f} s"
+    )
     jobs = _jobs(model, args.users, 100)
     exact, exact_rate = _timed(rank_exact, model, jobs)
     print(f"# exact: {exact_rate:.1f} rows/s", flush=True)
@@ -119,7 +126,9 @@ def main() -> None:
             }
             results.append(row)
             print(json.dumps(row), flush=True)
+    compared = compare_index_types(model, jobs, exact) if args.compare_hnsw else None
     report = {
+        "index_types": compared,
         "model": args.model,
         "version": version,
         "items": model.n_items,
@@ -135,6 +144,55 @@ def main() -> None:
         plot([report], args.png, [args.label or f"{model.n_items:,} items"])
 
 
+def compare_index_types(model: Any, jobs: list[Any], exact: list[Any]) -> list[dict[str, Any]]:
+    """Raw FAISS top-100 (no masks, no re-scoring) of IVF-flat and HNSW-flat, same table:
+    build seconds, Recall@100 against the exact unmasked top-100, queries per second."""
+    import faiss
+    import torch
+
+    from training.ann import build_index, item_table
+
+    table = item_table(model.scorer)
+    states = torch.cat([job.state for job in jobs])
+    with torch.inference_mode():
+        queries = np.ascontiguousarray(model.scorer.inner_product_queries(states).float().numpy())
+    truth = np.argsort(-(queries @ table.T), axis=1)[:, :100]
+    out: list[dict[str, Any]] = []
+
+    def measure(kind: str, index: Any, knob: str, value: int, build_s: float) -> None:
+        started = time.perf_counter()
+        _, found = index.search(queries, 100)
+        rate = len(queries) / (time.perf_counter() - started)
+        recall = float(
+            np.mean([len(set(f) & set(t)) / 100 for f, t in zip(found, truth, strict=True)])
+        )
+        row = {
+            "index": kind,
+            knob: value,
+            "build_s": round(build_s, 1),
+            "recall@100": round(recall, 4),
+            "queries_per_s": round(rate, 1),
+        }
+        out.append(row)
+        print(json.dumps(row), flush=True)
+
+    started = time.perf_counter()
+    ivf, _ = build_index(table)
+    ivf_build = time.perf_counter() - started
+    for nprobe in (4, 8, 16, 32):
+        faiss.extract_index_ivf(ivf).nprobe = nprobe
+        measure("ivf-flat", ivf, "nprobe", nprobe, ivf_build)
+    started = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(table.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 80
+    hnsw.add(table)
+    hnsw_build = time.perf_counter() - started
+    for ef in (128, 256, 512, 1024):
+        hnsw.hnsw.efSearch = ef
+        measure("hnsw-flat M=32", hnsw, "efSearch", ef, hnsw_build)
+    return out
+
+
 def plot(reports: list[dict[str, Any]], png: Path, labels: list[str]) -> None:
     """Recall@100 (0-1) against rows ranked per second (log axis, labelled ticks)."""
     import matplotlib
@@ -144,14 +202,22 @@ def plot(reports: list[dict[str, Any]], png: Path, labels: list[str]) -> None:
     from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for report, label, color in zip(reports, labels, ("tab:blue", "tab:orange", "tab:green"), strict=False):
+    for report, label, color in zip(
+        reports, labels, ("tab:blue", "tab:orange", "tab:green"), strict=False
+    ):
         rows = sorted(report["settings"], key=lambda r: r["nprobe"])
         x = [r["rows_per_s"] for r in rows]
         y = [r["recall@100"] for r in rows]
         ax.plot(x, y, "o-", color=color, label=f"{label}: IVF-flat, nprobe as marked")
         for r in rows:
-            ax.annotate(str(r["nprobe"]), (r["rows_per_s"], r["recall@100"]), fontsize=7,
-                        xytext=(3, -10), textcoords="offset points", color=color)
+            ax.annotate(
+                str(r["nprobe"]),
+                (r["rows_per_s"], r["recall@100"]),
+                fontsize=7,
+                xytext=(3, -10),
+                textcoords="offset points",
+                color=color,
+            )
         ax.plot([report["exact_rows_per_s"]], [1.0], "s", color=color, label=f"{label}: exact")
     ax.axhline(0.95, color="grey", linestyle=":", linewidth=1, label="target recall 0.95")
     ax.set_xscale("log")
@@ -168,9 +234,13 @@ def plot(reports: list[dict[str, Any]], png: Path, labels: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "plot":  # plot JSON reports: plot OUT.png A.json:label ...
+    if (
+        len(sys.argv) > 1 and sys.argv[1] == "plot"
+    ):  # plot JSON reports: plot OUT.png A.json:label ...
         out = Path(sys.argv[2])
         pairs = [arg.rsplit(":", 1) for arg in sys.argv[3:]]
-        plot([json.loads(Path(p).read_text()) for p, _ in pairs], out, [label for _, label in pairs])
+        plot(
+            [json.loads(Path(p).read_text()) for p, _ in pairs], out, [label for _, label in pairs]
+        )
     else:
         main()

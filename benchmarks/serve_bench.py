@@ -7,6 +7,10 @@ What it does:
    the Mult-VAE version is replaced by a synthetic catalog of N items: the
    same model shape (encoder input and decoder output widened to N, random
    values), written as a real artifact, so scoring cost scales as in production.
+   ``--dims D`` sets that model's hidden width (the item table's width) and
+   ``--catalog correlated`` draws the new rows from the trained rows' mean and
+   covariance instead of independently (see ``widen_catalog``); the widened
+   version gets its approximate-retrieval index (build time and size printed).
 2. Starts ``genrec serve`` as a subprocess with ``GENREC_BENCH_ENDPOINTS=true``
    (which mounts ``GET /v1/_bench/constant``, a route that does nothing).
 3. For each endpoint and each concurrency (default 1, 8, 32, 128) runs a
@@ -14,6 +18,10 @@ What it does:
    client with one connection per concurrent user, closed loop, for
    ``--duration`` seconds after a warm-up. It prints p50/p95/p99 latency, req/s
    and the ratio of req/s to the bare endpoint's at the same concurrency.
+4. With ``--server-env GENREC_ANN=on``: asks this server and a second one with
+   ``GENREC_ANN=off`` (same store) for top-100 lists of ``--recall-users``
+   users (every ML-100K user, then ad-hoc histories) and prints
+   ``ann_recall@100=<mean overlap> users=<n>`` and the ANN metrics.
 
 Endpoints: ``constant`` (the HTTP stack's ceiling), ``recs`` (GET
 /v1/users/{id}/recommendations?k=10 over the ML-100K user ids), ``predict``

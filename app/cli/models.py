@@ -61,7 +61,8 @@ def models_index(
         int | None, typer.Option(help="IVF lists (default about 4 sqrt(items))")
     ] = None,
     nprobe: Annotated[
-        int | None, typer.Option(help="lists searched per query by default (default 16)")
+        int | None,
+        typer.Option(help="lists searched per query by default (default max(16, nlist/128))"),
     ] = None,
 ) -> None:
     """Build the approximate-retrieval index of a stored version (inner-product models).
