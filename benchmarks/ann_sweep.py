@@ -199,7 +199,7 @@ def plot(reports: list[dict[str, Any]], png: Path, labels: list[str]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for report, label, color in zip(
@@ -221,7 +221,9 @@ def plot(reports: list[dict[str, Any]], png: Path, labels: list[str]) -> None:
         ax.plot([report["exact_rows_per_s"]], [1.0], "s", color=color, label=f"{label}: exact")
     ax.axhline(0.95, color="grey", linestyle=":", linewidth=1, label="target recall 0.95")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator([5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("users ranked per second, one core, batches of 32 (log scale)")
     ax.set_ylabel("Recall@100 vs exact top-100")
     ax.set_ylim(0.0, 1.02)
