@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import faiss
 import torch
 from fastapi import FastAPI
 
@@ -49,6 +50,7 @@ from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import InteractionLogger
 from app.serving.recommend import Recommender
+from app.serving.retrieval import AnnLoader
 from app.serving.state import LogReader
 from models_store import ModelStore
 
@@ -59,6 +61,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
     """Open the engine, cache and model holder (not yet started)."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+        faiss.omp_set_num_threads(settings.torch_threads)  # the index search, likewise
     if settings.auto_migrate:
         try:
             upgrade_database(settings.database_url)
@@ -81,6 +84,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         default_model=settings.default_model if settings.default_model_explicit else None,
         reload_interval_s=settings.reload_interval_s,
     )
+    holder.add_load_listener(AnnLoader(settings))  # opens retrieval indexes per GENREC_ANN
     impressions = ImpressionRecorder(
         sessions,
         metrics,

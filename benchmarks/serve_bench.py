@@ -7,6 +7,10 @@ What it does:
    the Mult-VAE version is replaced by a synthetic catalog of N items: the
    same model shape (encoder input and decoder output widened to N, random
    values), written as a real artifact, so scoring cost scales as in production.
+   ``--dims D`` sets that model's hidden width (the item table's width) and
+   ``--catalog correlated`` draws the new rows from the trained rows' mean and
+   covariance instead of independently (see ``widen_catalog``); the widened
+   version gets its approximate-retrieval index (build time and size printed).
 2. Starts ``genrec serve`` as a subprocess with ``GENREC_BENCH_ENDPOINTS=true``
    (which mounts ``GET /v1/_bench/constant``, a route that does nothing).
 3. For each endpoint and each concurrency (default 1, 8, 32, 128) runs a
@@ -14,6 +18,10 @@ What it does:
    client with one connection per concurrent user, closed loop, for
    ``--duration`` seconds after a warm-up. It prints p50/p95/p99 latency, req/s
    and the ratio of req/s to the bare endpoint's at the same concurrency.
+4. With ``--server-env GENREC_ANN=on``: asks this server and a second one with
+   ``GENREC_ANN=off`` (same store) for top-100 lists of ``--recall-users``
+   users (every ML-100K user, then ad-hoc histories) and prints
+   ``ann_recall@100=<mean overlap> users=<n>`` and the ANN metrics.
 
 Endpoints: ``constant`` (the HTTP stack's ceiling), ``recs`` (GET
 /v1/users/{id}/recommendations?k=10 over the ML-100K user ids), ``predict``
@@ -29,6 +37,8 @@ Usage::
     python benchmarks/serve_bench.py --server-env GENREC_BATCH_WAIT_MS=0   # any server setting
     python benchmarks/serve_bench.py --impressions-ab --repeat 3     # recs, impressions on vs off
     python benchmarks/serve_bench.py --rules-ab --repeat 3           # recs, a filter + boost vs none
+    python benchmarks/serve_bench.py --items 1000000 --dims 256 --catalog correlated \
+        --endpoints constant,recs --server-env GENREC_ANN=on          # + ann_recall@100 line
 
 The load generator shares the machine with the server: on a small machine its
 own CPU use lowers every figure, the bare endpoint's included, which is why
@@ -70,8 +80,19 @@ RATING_MODEL = "biased-mf"
 # --------------------------------------------------------------------------- store
 
 
-def build_store(root: Path, data_dir: Path | None, items: int | None) -> None:
-    """Mult-VAE + biased-MF on ML-100K (quick settings); optionally a synthetic catalog."""
+def build_store(
+    root: Path,
+    data_dir: Path | None,
+    items: int | None,
+    dims: int | None = None,
+    catalog: str = "iid",
+) -> None:
+    """Mult-VAE + biased-MF on ML-100K (quick settings); optionally a synthetic catalog.
+
+    ``dims`` sets Mult-VAE's hidden width (the item table's width); ``catalog``
+    how the synthetic rows are drawn (``widen_catalog``). The widened version
+    gets its retrieval index as ``genrec models index`` would build it.
+    """
     import torch
 
     from models_store import ModelStore
@@ -82,19 +103,49 @@ def build_store(root: Path, data_dir: Path | None, items: int | None) -> None:
     data = load_dataset("ml-100k", data_dir=data_dir, allow_download=False)
     store = ModelStore(root)
     t0 = time.perf_counter()
-    train_and_save(store, "mult-vae", data, {"epochs": 10}, source="ml-100k", promote=True)
+    shape = {"hidden_dim": dims} if dims else {}
+    train_and_save(store, "mult-vae", data, {"epochs": 10, **shape}, source="ml-100k", promote=True)
     train_and_save(store, RATING_MODEL, data, {"epochs": 10}, source="ml-100k", promote=True)
     print(f"# trained mult-vae and {RATING_MODEL} on ml-100k in {time.perf_counter() - t0:.0f} s")
     if items is not None:
-        widen_catalog(store, "mult-vae", items)
+        version = widen_catalog(store, "mult-vae", items, catalog=catalog)
+        index_catalog(store, "mult-vae", version)
 
 
-def widen_catalog(store: Any, model: str, n_items: int, seed: int = 0) -> None:
+def index_catalog(store: Any, model: str, version: str) -> None:
+    """Build the version's retrieval index (``genrec models index``); print its cost."""
+    import faiss
+
+    from training.ann import IndexParams, index_memory_bytes, index_version, read_index
+
+    faiss.omp_set_num_threads(1)  # the build's figure is for one core, like serving's
+    manifest = index_version(store, model, version)
+    params = IndexParams.from_dict(manifest.retrieval)
+    size = manifest.files[params.file]["bytes"]
+    path = store.backend.location(f"{model}/versions/{version}/{params.file}")
+    memory = index_memory_bytes(read_index(path, params))
+    print(
+        f"# ann index: {params.kind} over {params.n_items:,} x {params.dims}, nlist={params.nlist}, "
+        f"nprobe={params.nprobe}; built in {params.build_seconds:.1f} s on 1 thread; "
+        f"file {size / 2**20:,.0f} MiB, searched data {memory / 2**20:,.0f} MiB (memory-mapped)",
+        flush=True,
+    )
+
+
+def widen_catalog(store: Any, model: str, n_items: int, seed: int = 0, catalog: str = "iid") -> str:
     """Publish a version of ``model`` with ``n_items`` random items (same shapes otherwise).
 
-    Every tensor with an item axis is regrown to ``n_items`` rows with values drawn
-    like the trained ones (same mean/std); users and their histories are kept, so
-    fold-in, seen-item masking and the cache work exactly as with the real model.
+    Every tensor with an item axis is regrown to ``n_items`` rows; users and their
+    histories are kept, so fold-in, seen-item masking and the cache work exactly as
+    with the real model. ``catalog``:
+
+    * ``iid``: every value drawn independently with the trained tensor's mean/std.
+      Scoring cost is realistic; the geometry is not (no correlations at all: a
+      worst case for any approximate index).
+    * ``correlated``: each new item's values across all item-axis tensors (its
+      encoder row, decoder row and bias) drawn jointly from a Gaussian with the
+      trained items' mean and covariance, so the catalog has the trained table's
+      spectrum (its shared "popularity" direction included) but no copies of it.
     """
     from models_store import VersionContents
 
@@ -105,7 +156,11 @@ def widen_catalog(store: Any, model: str, n_items: int, seed: int = 0) -> None:
         raise SystemExit(f"--items must be at least the real catalog's {old}")
     rng = np.random.default_rng(seed)
     tensors = {}
+    if catalog == "correlated":
+        tensors = _correlated_rows(contents.tensors, old, n_items, rng)
     for name, array in contents.tensors.items():
+        if name in tensors:
+            continue
         axis = next((a for a, size in enumerate(array.shape) if size == old), None)
         if axis is None:
             tensors[name] = array
@@ -132,7 +187,31 @@ def widen_catalog(store: Any, model: str, n_items: int, seed: int = 0) -> None:
         training={"synthetic_items": n_items},
     )
     store.promote(model, saved.version)
-    print(f"# {model} version {saved.version}: synthetic catalog of {n_items:,} items")
+    print(f"# {model} version {saved.version}: synthetic {catalog} catalog of {n_items:,} items")
+    return saved.version
+
+
+def _correlated_rows(
+    tensors: dict[str, np.ndarray], old: int, n_items: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Tensors whose first axis is the item axis, regrown jointly from N(mean, cov) of the
+    trained rows (drawn in chunks: a million rows of 513 values is 2 GB at once)."""
+    names = [n for n, a in tensors.items() if a.shape[0] == old and a.ndim <= 2]
+    widths = [1 if tensors[n].ndim == 1 else tensors[n].shape[1] for n in names]
+    joint = np.hstack([tensors[n].reshape(old, -1).astype(np.float64) for n in names])
+    mean = joint.mean(axis=0)
+    cov = np.cov(joint, rowvar=False) + 1e-9 * np.eye(joint.shape[1])
+    factor = np.linalg.cholesky(cov).astype(np.float32)
+    out = {n: np.empty((n_items, w), dtype=np.float32) for n, w in zip(names, widths, strict=True)}
+    for start in range(0, n_items, 65_536):
+        stop = min(start + 65_536, n_items)
+        rows = rng.standard_normal((stop - start, joint.shape[1]), dtype=np.float32) @ factor.T
+        rows += mean.astype(np.float32)
+        col = 0
+        for n, w in zip(names, widths, strict=True):
+            out[n][start:stop] = rows[:, col : col + w]
+            col += w
+    return {n: (out[n] if tensors[n].ndim == 2 else out[n][:, 0]) for n in names}
 
 
 # --------------------------------------------------------------------------- server
@@ -502,6 +581,73 @@ def rules_ab(args: argparse.Namespace, store: Path, workdir: Path, levels: list[
         proc.wait(timeout=60)
 
 
+# --------------------------------------------------------------------------- ANN recall
+
+
+def ann_enabled(server_env: list[str]) -> bool:
+    """Whether the run's own server setting turned approximate retrieval on."""
+    return "GENREC_ANN=on" in server_env
+
+
+async def _lists(port: int, requests: list[tuple[str, str, Any]]) -> list[list[str]]:
+    """Item ids answered to each (method, path, body), 32 requests in flight."""
+    import httpx
+
+    gate = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+
+        async def one(method: str, path: str, body: Any) -> list[str]:
+            async with gate:
+                response = await client.request(method, path, json=body)
+            response.raise_for_status()
+            return [item["item_id"] for item in response.json()["items"]]
+
+        return await asyncio.gather(*(one(m, p, b) for m, p, b in requests))
+
+
+def recall_requests(n_users: int, seed: int = 0) -> list[tuple[str, str, Any]]:
+    """Top-100 requests: every ML-100K user (seen items masked), then ad-hoc histories of
+    10 random ML-100K items for the rest, so that ``n_users`` lists are compared."""
+    known = [("GET", f"/v1/users/{u}/recommendations?k=100", None) for u in range(1, 944)]
+    rng = np.random.default_rng(seed)
+    ad_hoc = [
+        (
+            "POST",
+            "/v1/recommendations",
+            {
+                "history": [{"item_id": str(i)} for i in rng.choice(np.arange(1, 1683), 10, False)],
+                "k": 100,
+            },
+        )
+        for _ in range(max(n_users - len(known), 0))
+    ]
+    return (known + ad_hoc)[: max(n_users, 1)]
+
+
+def ann_recall(args: argparse.Namespace, store: Path, workdir: Path, port: int) -> None:
+    """Recall@100 of this (ANN) server's lists against an exact server's on the same store."""
+    import httpx
+
+    requests = recall_requests(args.recall_users)
+    t0 = time.perf_counter()
+    approximate = asyncio.run(_lists(port, requests))
+    reference, ref_port = start_server(args, store, workdir, ("GENREC_ANN=off",))
+    try:
+        exact = asyncio.run(_lists(ref_port, requests))
+    finally:
+        reference.terminate()
+        reference.wait(timeout=60)
+    hits = [len(set(a) & set(e)) / max(len(e), 1) for a, e in zip(approximate, exact, strict=True)]
+    print(f"# recall lists fetched in {time.perf_counter() - t0:.0f} s (exact server included)")
+    counted = [
+        line
+        for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines()
+        if line.startswith(("genrec_ann_rows_total", "genrec_ann_fallback_total"))
+    ]
+    print("# ann server: " + ("; ".join(counted) or "no genrec_ann samples (index not used?)"))
+    print(f"ann_recall@100={np.mean(hits):.4f} users={len(hits)}", flush=True)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         load_main(sys.argv[2:])
@@ -511,6 +657,21 @@ def main() -> None:
         "--store", type=Path, help="existing store (default: train into a temp one)"
     )
     parser.add_argument("--items", type=int, help="synthetic catalog size for mult-vae")
+    parser.add_argument(
+        "--dims", type=int, help="mult-vae hidden width, i.e. item-table width (default 600)"
+    )
+    parser.add_argument(
+        "--catalog",
+        choices=("iid", "correlated"),
+        default="iid",
+        help="how synthetic item rows are drawn (see widen_catalog)",
+    )
+    parser.add_argument(
+        "--recall-users",
+        type=int,
+        default=1043,
+        help="with GENREC_ANN=on: lists compared with an exact server (943 known + ad-hoc)",
+    )
     parser.add_argument("--concurrency", default="1,8,32,128")
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
@@ -542,7 +703,9 @@ def main() -> None:
     store = args.store or workdir / "store"
     if not store.exists():  # build it (kept afterwards when --store named it)
         data_dir = os.environ.get("GENREC_DATA_DIR")
-        build_store(store, Path(data_dir) if data_dir else None, args.items)
+        build_store(
+            store, Path(data_dir) if data_dir else None, args.items, args.dims, args.catalog
+        )
     elif args.items is not None:
         raise SystemExit("--items builds a new store; pass a --store path that does not exist")
     if args.rules_ab:
@@ -574,6 +737,8 @@ def main() -> None:
             for conc in levels:
                 result, mean_batch = cells[(kind, conc)]
                 print_row(result, ceiling, mean_batch)
+        if ann_enabled(args.server_env) and "recs" in kinds:
+            ann_recall(args, store, workdir, port)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

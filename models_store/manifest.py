@@ -163,6 +163,10 @@ class Manifest:
     training: dict[str, Any]
     files: dict[str, FileEntry]
     format_version: int = field(default=FORMAT_VERSION)
+    #: The approximate-retrieval index of the version, if it has one: its parameters,
+    #: and ``file``, the version file that holds it (``training.ann``). Optional
+    #: (older manifests lack it); the store maps that file instead of holding it.
+    retrieval: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format_version != FORMAT_VERSION:
@@ -175,10 +179,15 @@ class Manifest:
         object.__setattr__(self, "created_at", _check_iso_utc(self.created_at, "created_at"))
         if not isinstance(self.data, DataInfo):
             raise InvalidContents(f"data must be a DataInfo, got {type(self.data).__name__}")
-        for name in ("hyper_parameters", "scorer_config", "training"):
+        for name in ("hyper_parameters", "scorer_config", "training", "retrieval"):
             object.__setattr__(self, name, _check_json_dict(getattr(self, name), name))
         object.__setattr__(self, "metrics", _check_metrics(self.metrics))
         object.__setattr__(self, "files", _check_files(self.files))
+        index_file = self.retrieval.get("file")
+        if self.retrieval and index_file not in self.files:
+            raise InvalidContents(
+                f"retrieval names file {index_file!r}, which is not among the version's files"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -192,6 +201,7 @@ class Manifest:
             "metrics": self.metrics,
             "training": self.training,
             "files": {name: dict(entry) for name, entry in self.files.items()},
+            **({"retrieval": self.retrieval} if self.retrieval else {}),
         }
 
     def to_json(self) -> str:
@@ -220,6 +230,7 @@ class Manifest:
                 raise InvalidContents(f"data is missing field(s) {', '.join(missing_data)}")
             fields = {k: data[k] for k in _MANIFEST_KEYS}
             fields["data"] = DataInfo.from_dict(data["data"])
+            fields["retrieval"] = data.get("retrieval", {})
             return cls(**fields)
         except (InvalidContents, InvalidName) as exc:
             raise CorruptVersion(f"{where}: {exc}") from exc

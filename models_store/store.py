@@ -9,7 +9,9 @@ Layout under the root (the local backend; an object store mirrors the keys)::
     <model>/aliases/<alias>.json                {"version", "previous": [...], "updated_at"}
 
 A version appears whole or not at all (see ``backend.publish_version``) and
-is never modified. ``load`` refuses anything that does not verify: a file
+its contents are never modified; the one later addition is a derived
+retrieval index (``add_retrieval_index``: a new file, checksummed in the
+manifest like the others, computed from the version's own tensors). ``load`` refuses anything that does not verify: a file
 missing, a file the manifest does not list, a checksum or size mismatch, an
 unknown format version, or content that does not parse. Aliases are the only
 mutable state; ``promote`` and ``rollback`` move them under a per-model lock.
@@ -20,13 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from models_store.backend import ALIASES, VERSIONS, Backend, LocalDirectoryBackend
 from models_store.contents import (
     MANIFEST_FILE,
     REQUIRED_FILES,
+    RESERVED_FILES,
     ContentsError,
     VersionContents,
     decode,
@@ -60,6 +63,8 @@ class LoadedVersion:
     manifest: Manifest
     contents: VersionContents
     path: str
+    #: Verified files that are not held in memory (the retrieval index): name -> local path.
+    mapped: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,12 @@ class ModelStore:
         metrics: dict[str, float],
         data: DataInfo,
         training: dict[str, Any] | None = None,
+        retrieval: dict[str, Any] | None = None,
     ) -> Manifest:
         """Publish ``contents`` atomically as the next version of ``model``; return its manifest.
+
+        ``retrieval`` (the index parameters, with ``file`` naming one of
+        ``contents.extra``) goes into the manifest as is.
 
         Everything is validated before the first byte is written, so bad input
         raises ``InvalidContents``/``InvalidName`` and leaves the store as it was.
@@ -128,6 +137,7 @@ class ModelStore:
             metrics=metrics,
             training=training if training is not None else {},
             files=entries,
+            retrieval=retrieval if retrieval is not None else {},
         )
 
         def manifest_for(version: str) -> bytes:
@@ -144,14 +154,55 @@ class ModelStore:
         prefix = _version_key(manifest.model, manifest.version)
         where = self.backend.location(prefix)
         self._check_file_set(manifest, prefix, where)
-        blobs = {
-            name: self._read_verified(prefix, name, entry) for name, entry in manifest.files.items()
-        }
+        mapped_name = manifest.retrieval.get("file")
+        blobs = {}
+        for name, entry in manifest.files.items():
+            blob = self._read_verified(prefix, name, entry)
+            if name != mapped_name:  # the index is verified here, then mapped by its reader
+                blobs[name] = blob
         try:
             contents = decode(blobs)
         except ContentsError as exc:
             raise CorruptVersion(f"{where}: {exc}") from exc
-        return LoadedVersion(manifest=manifest, contents=contents, path=where)
+        mapped = (
+            {}
+            if mapped_name is None
+            else {mapped_name: self.backend.location(f"{prefix}/{mapped_name}")}
+        )
+        return LoadedVersion(manifest=manifest, contents=contents, path=where, mapped=mapped)
+
+    def add_retrieval_index(
+        self, model: str, version: str | int, blob: bytes, retrieval: dict[str, Any]
+    ) -> Manifest:
+        """Add (or replace) the retrieval index of an existing version; return the new manifest.
+
+        The only change a published version accepts: the file named by
+        ``retrieval["file"]`` is written first (atomically), then the manifest
+        gains its checksum and ``retrieval`` (atomically), under the model's
+        lock. Nothing the version already held changes. A crash between the two
+        writes leaves a file the manifest does not list (the version is refused
+        until the command runs again); servers that loaded it keep serving.
+        """
+        model = validate_name(model, "model name")
+        version = validate_version(version)
+        name = validate_name(retrieval.get("file"), "retrieval file name")
+        if name in RESERVED_FILES:
+            raise InvalidContents(
+                f"retrieval file name {name!r} is reserved for the store's own files"
+            )
+        prefix = _version_key(model, version)
+        with self.backend.lock(model):
+            manifest = self.load(model, version).manifest  # only a version that verifies
+            existing = manifest.files.get(name)
+            if existing is not None and manifest.retrieval.get("file") != name:
+                raise InvalidContents(f"{model} version {version} already has a file {name!r}")
+            entry = FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
+            updated = replace(
+                manifest, files={**manifest.files, name: entry}, retrieval=dict(retrieval)
+            )
+            self.backend.replace(f"{prefix}/{name}", blob)
+            self.backend.replace(f"{prefix}/{MANIFEST_FILE}", updated.to_json().encode("utf-8"))
+        return updated
 
     def manifest(self, model: str, version: str | int) -> Manifest:
         """The manifest of a version (format checked; file checksums not read)."""
@@ -296,7 +347,8 @@ class ModelStore:
 
     def _check_file_set(self, manifest: Manifest, prefix: str, where: str) -> None:
         listed = set(manifest.files)
-        present = set(self.backend.list(prefix)) - {MANIFEST_FILE}
+        # Hidden names are the backend's own (temp files of a write in progress).
+        present = {n for n in self.backend.list(prefix) if not n.startswith(".")} - {MANIFEST_FILE}
         problems = [
             f"file {n} is listed in the manifest but missing" for n in sorted(listed - present)
         ]

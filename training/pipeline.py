@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from models_store import DataInfo, Manifest, ModelStore, VersionContents
+from training import ann
 from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
 from training.evaluate import rating_validation, topk_validation
@@ -201,9 +202,15 @@ def save_trained(
     info = data_info(data, source)
     if cutoff is not None:
         info = replace(info, cutoff=cutoff)
+    contents = version_contents(result.scorer, data)
+    # Inner-product models get their approximate-retrieval index now, so a
+    # version is servable with GENREC_ANN from the moment it is published.
+    index = ann.build_for_scorer(result.scorer)
+    if index is not None:
+        contents.extra[ann.INDEX_FILE] = index[0]
     return store.save(
         model_name,
-        version_contents(result.scorer, data),
+        contents,
         scorer_config=result.scorer.config,
         hyper_parameters=result.model.config.to_dict(),
         metrics=result.metrics,
@@ -228,6 +235,7 @@ def save_trained(
             ],
             **(training or {}),
         },
+        retrieval=None if index is None else index[1].to_dict(),
     )
 
 

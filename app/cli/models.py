@@ -54,6 +54,38 @@ def models_rollback(name: str) -> None:
     out.print(f"{name}: production -> {version}")
 
 
+@models_app.command("index")
+def models_index(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION (a number or an alias)")],
+    nlist: Annotated[
+        int | None, typer.Option(help="IVF lists (default about 4 sqrt(items))")
+    ] = None,
+    nprobe: Annotated[
+        int | None,
+        typer.Option(help="lists searched per query by default (default max(16, nlist/128))"),
+    ] = None,
+) -> None:
+    """Build the approximate-retrieval index of a stored version (inner-product models).
+
+    New versions get one when they are saved; this adds it to older ones, or
+    rebuilds it with other settings. Servers pick it up on their next poll.
+    """
+    from training.ann import index_version
+    from training.stored_evaluation import split_ref
+
+    with user_errors():
+        name, version = split_ref(ref)
+        manifest = index_version(
+            store(settings()), name, version or "production", nlist=nlist, nprobe=nprobe
+        )
+    params = manifest.retrieval
+    out.print(
+        f"{name} version {manifest.version}: {params['kind']} index over {params['n_items']:,} "
+        f"items x {params['dims']} dims (nlist={params['nlist']}, nprobe={params['nprobe']}) "
+        f"built in {params['build_seconds']:.1f} s"
+    )
+
+
 @models_app.command("available")
 def models_available(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show every setting")] = False,

@@ -69,6 +69,30 @@ class Settings(BaseSettings):
         "(not at all when the previous batch was a single request)",
     )
     batch_max: int = Field(64, gt=0, le=4096, description="most ranking requests in one batch")
+    ann: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="approximate retrieval (FAISS index) for inner-product models: on, off, "
+        "or auto = on when the catalog has at least GENREC_ANN_AUTO_ITEMS items",
+    )
+    ann_auto_items: int = Field(
+        100_000, gt=0, description="catalog size from which GENREC_ANN=auto uses the index"
+    )
+    ann_candidates: int = Field(
+        200,
+        gt=0,
+        le=100_000,
+        description="candidates the index returns per request beyond k and the masked items "
+        "(all re-scored exactly)",
+    )
+    ann_max_candidates: int = Field(
+        10_000,
+        gt=0,
+        description="a request that would need more candidates (many masked items) is scored "
+        "exactly instead",
+    )
+    ann_nprobe: int | None = Field(
+        None, gt=0, description="IVF lists searched per query (default: the manifest's nprobe)"
+    )
     torch_threads: int = Field(
         1,
         ge=0,

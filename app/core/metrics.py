@@ -82,6 +82,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.ann_rows = Counter(
+            "genrec_ann_rows",
+            "ranking requests answered from approximate-retrieval candidates, re-scored exactly",
+            ["model"],
+            registry=r,
+        )
+        self.ann_fallbacks = Counter(
+            "genrec_ann_fallback",
+            "ranking requests of an indexed model scored exactly instead: the masks left fewer "
+            "than k candidates (too_few_candidates) or needed too many (too_many_masked)",
+            ["model", "reason"],
+            registry=r,
+        )
         self.degraded = Counter(
             "genrec_degraded",
             "reads answered without the database (artifact history + cached state only)",

@@ -22,6 +22,12 @@ scored the next one fills, so batches get larger exactly when load is high.
 Masks (seen items, ``exclude``, ``include``) are applied to the scores before
 top-k; nothing is over-fetched.
 
+A model version with an approximate-retrieval index (``LoadedModel.ann``,
+``app.serving.retrieval``) replaces the full product by candidate generation:
+the index proposes candidates, they are re-scored exactly and masked by
+``candidate_mask`` (the same rules as ``_mask``), and a job left with fewer
+than k candidates is ranked by the exact path above.
+
 On shutdown ``close`` stops accepting jobs and scores everything still queued
 before returning (the lifespan awaits it after uvicorn drained the requests).
 """
@@ -29,6 +35,7 @@ before returning (the lifespan awaits it after uvicorn drained the requests).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +86,9 @@ class Ranked:
     scores: np.ndarray  # (k',) float32
     context: UserContext | None = None  # what the batch resolved for a ``user_id`` job
     boost_unit: float | None = None  # the score spread boosts were scaled by (app.rules.apply)
+    #: How it was ranked: "exact", "ann" (index candidates re-scored exactly), or the
+    #: reason an indexed model fell back to exact scoring (counted in the metrics).
+    retrieval: str = "exact"
 
 
 #: Resolves the users of a batch: (model, user ids) -> one context per id, in order.
@@ -108,9 +118,7 @@ def process_batch(
         prepared.append(RankJob(context.state, banned, job.allowed, job.k, rules=job.rules))
         contexts.append(context)
     ranked = rank_batch(model, prepared)
-    return [
-        Ranked(r.items, r.scores, c, r.boost_unit) for r, c in zip(ranked, contexts, strict=True)
-    ]
+    return [dataclasses.replace(r, context=c) for r, c in zip(ranked, contexts, strict=True)]
 
 
 def _ban_seen(job: RankJob, seen: np.ndarray) -> np.ndarray:
@@ -122,6 +130,13 @@ def _ban_seen(job: RankJob, seen: np.ndarray) -> np.ndarray:
 
 
 def rank_batch(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
+    """Rank ``jobs`` from the model's index when it has one, else ``rank_exact``."""
+    if model.ann is not None:
+        return model.ann.rank(model, jobs, rank_exact)
+    return rank_exact(model, jobs)
+
+
+def rank_exact(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
     """Score, apply rules, mask and top-k ``jobs`` together: one score call, one mask,
     one ``torch.topk``; lists with a diversity rule are then re-ranked one by one."""
     with torch.inference_mode():
@@ -183,6 +198,22 @@ def _mask(jobs: Sequence[RankJob], n_items: int, device: torch.device) -> Tensor
         cols = np.concatenate([job.banned for job in jobs]).astype(np.int64, copy=False)
         mask[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = True
     return mask
+
+
+def candidate_mask(job: RankJob, candidates: np.ndarray) -> np.ndarray:
+    """(C,) bool over item indices ``candidates``: True where ``_mask`` would mask the item.
+
+    The one masking rule for candidate lists (approximate retrieval); an item
+    mask added to ``_mask`` belongs here too. Negative entries (no candidate) are masked.
+    """
+    masked = candidates < 0
+    if job.rules is not None and job.rules.drop is not None:  # an attribute filter
+        masked |= job.rules.drop.cpu().numpy()[np.maximum(candidates, 0)]
+    if job.banned.size:
+        masked |= np.isin(candidates, job.banned)
+    if job.allowed is not None:
+        masked |= ~np.isin(candidates, job.allowed)
+    return masked
 
 
 @dataclass
@@ -281,6 +312,18 @@ class ScoreBatcher:
             timer.cancel()
             self._full = None
 
+    def _count_retrieval(self, results: Sequence[Ranked]) -> None:
+        """Requests answered from the index, and those that fell back to exact scoring."""
+        name = self.model.name
+        counts: dict[str, int] = {}
+        for result in results:
+            counts[result.retrieval] = counts.get(result.retrieval, 0) + 1
+        for how, n in counts.items():
+            if how == "ann":
+                self.metrics.ann_rows.labels(model=name).inc(n)
+            elif how != "exact":
+                self.metrics.ann_fallbacks.labels(model=name, reason=how).inc(n)
+
     def _release_window(self) -> None:
         if self._full is not None and not self._full.done():
             self._full.set_result(None)
@@ -305,6 +348,8 @@ class ScoreBatcher:
                     entry.future.set_exception(exc)
             return
         self.metrics.batch_size.labels(model=self.model.name).observe(len(live))
+        if self.model.ann is not None:
+            self._count_retrieval(results)
         self.metrics.batch_seconds.labels(model=self.model.name).observe(
             time.perf_counter() - started
         )

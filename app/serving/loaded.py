@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +22,9 @@ from torch import Tensor
 from models_store import LoadedVersion, Manifest
 from training.models import scorer_class
 from training.models.base import History, Scorer
+
+if TYPE_CHECKING:
+    from app.serving.retrieval import AnnRetrieval
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,10 @@ class LoadedModel:
     # this object (0 = the artifact as stored). Responses flag these items ``from_text``.
     from_text: Mapping[int, str] = field(default_factory=dict)
     extension: int = 0
+    # The version's approximate-retrieval index file (verified by the store), and the
+    # opened index when the server's GENREC_ANN policy uses it (``app.serving.retrieval``).
+    index_path: str | None = None
+    ann: AnnRetrieval | None = None
     _similarity: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -147,6 +154,7 @@ def build_loaded_model(loaded: LoadedVersion, device: torch.device) -> LoadedMod
         titles=_titles(contents.extra.get("items.json"), contents.item_ids),
         cutoff=datetime.fromisoformat(manifest.data.cutoff) if manifest.data.cutoff else None,
         training_mean=_training_mean(history, scorer.rating_range),
+        index_path=next(iter(loaded.mapped.values()), None),
     )
     _smoke_test(model)
     return model

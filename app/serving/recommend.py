@@ -5,7 +5,9 @@ answer is (which version, fold-in or fallback, what is masked, which errors)
 lives in this module, so it is testable without HTTP and identical across
 routes. Masking happens on the full score vector before ``torch.topk``; no
 over-fetching, so a user can never get fewer than k items while k unseen
-items exist.
+items exist. (A version served from an approximate-retrieval index masks its
+candidates instead and falls back to this when they run short:
+``app.serving.retrieval``.)
 
 The two ranking endpoints are coroutines: the blocking part (log read, cache,
 fold-in) runs in the thread pool, then the request joins its model's

@@ -61,7 +61,7 @@ from training.models.base import (
     Validation,
     seed_everything,
 )
-from training.models.common.linear import linear_item_scores
+from training.models.common.linear import biased_table, linear_item_scores, ones_column
 from training.models.common.search import Fixed, Float, Int, SearchSpace
 from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
@@ -302,6 +302,15 @@ class IAutoRecScorer(Scorer):
     def item_vectors(self) -> Tensor:
         return self.t["item_codes"]
 
+    def inner_product_table(self) -> Tensor:
+        """(I, H) item codes; the user bias b_u is the same for every item, so it is
+        left out of the search and only the exact re-scoring adds it (``InnerProductScorer``)."""
+        return self.t["item_codes"]
+
+    def inner_product_queries(self, state: Tensor) -> Tensor:
+        """(B, H+1) [w_u, b_u] -> (B, H) w_u."""
+        return state[:, :-1]
+
 
 class IAutoRec(_AutoRecBase):
     """I-AutoRec: the item-based autoencoder, the paper's best variant."""
@@ -364,6 +373,14 @@ class UAutoRecScorer(Scorer):
 
     def item_vectors(self) -> Tensor:
         return self.t["decoder_weight"]
+
+    def inner_product_table(self) -> Tensor:
+        """(I, H+1) [W_i, b_i] (``InnerProductScorer``)."""
+        return biased_table(self.t["decoder_weight"], self.t["decoder_bias"])
+
+    def inner_product_queries(self, state: Tensor) -> Tensor:
+        """(B, H) -> (B, H+1) [g(V r_u + mu), 1]."""
+        return ones_column(state)
 
 
 class UAutoRec(_AutoRecBase):

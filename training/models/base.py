@@ -249,6 +249,31 @@ class TextAwareScorer(Protocol):
         ...
 
 
+# --------------------------------------------------------------------------- inner-product scorers
+
+
+@runtime_checkable
+class InnerProductScorer(Protocol):
+    """Optional capability of a ``Scorer`` whose score is a dot product with an item table.
+
+    ``score(state)[b, i] == queries(state)[b] . table[i] + c_b``, where ``c_b``
+    is constant over items (I-AutoRec's user bias), so the ranking of one user
+    is the ranking by inner product. An item bias is one more column of the
+    table against a constant 1 in the query. Serving builds an approximate
+    maximum-inner-product index over ``inner_product_table`` (``training.ann``)
+    and re-scores its candidates exactly with ``score(state, items)``; a
+    scorer without this capability is always scored exactly.
+    """
+
+    def inner_product_table(self) -> Tensor:
+        """(I, D') item rows, the item bias (if any) as a last column."""
+        ...
+
+    def inner_product_queries(self, state: Tensor) -> Tensor:
+        """(B, D) user state -> (B, D') query rows against ``inner_product_table``."""
+        ...
+
+
 # --------------------------------------------------------------------------- config
 
 

@@ -144,6 +144,14 @@ class BiasedMFScorer(Scorer):
         """(I, d) the item factors q_i."""
         return self.t["items"][:, : int(self.config["factors"])]
 
+    def inner_product_table(self) -> Tensor:
+        """(I, d+2) [q_i, b_i + mu, 1]: the biases are already columns (``InnerProductScorer``)."""
+        return self.t["items"]
+
+    def inner_product_queries(self, state: Tensor) -> Tensor:
+        """The state [p_u, 1, b_u] is the query."""
+        return state
+
 
 def _history_rows(history: History, rows: Tensor) -> History:
     """The sub-batch of ``history`` made of batch rows ``rows``."""

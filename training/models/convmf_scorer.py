@@ -213,6 +213,18 @@ class PMFScorer(Scorer):
         """(I, k) the latent item vectors v_j (bias columns left out: similarity is taste)."""
         return self.t["items"][:, : self.factors]
 
+    def inner_product_table(self) -> Tensor:
+        """(I, D) the item rows, biases folded in (``InnerProductScorer``).
+
+        Rows a catalog adds or refreshes from text after the index was built are
+        not in it; serving adds those items to every candidate set.
+        """
+        return self.t["items"]
+
+    def inner_product_queries(self, state: Tensor) -> Tensor:
+        """The state is the query."""
+        return state
+
 
 class ConvMFScorer(PMFScorer):
     """PMF scorer that also carries the CNN, so new items get rows from their text.

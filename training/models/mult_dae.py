@@ -36,7 +36,7 @@ from training.models.common.click_autoencoder import (
     multinomial_nll,
     normalized_input,
 )
-from training.models.common.linear import linear_item_scores
+from training.models.common.linear import biased_table, linear_item_scores, ones_column
 from training.models.common.search import Choice, Fixed, Float, SearchSpace
 
 
@@ -95,6 +95,14 @@ class MultDAEScorer(Scorer):
     def item_vectors(self) -> Tensor:
         """(I, H) rows of W_2."""
         return self.t["dec_out_w"]
+
+    def inner_product_table(self) -> Tensor:
+        """(I, H+1) [W_2, b_2]: the logits are an inner product (``InnerProductScorer``)."""
+        return biased_table(self.t["dec_out_w"], self.t["dec_out_b"])
+
+    def inner_product_queries(self, state: Tensor) -> Tensor:
+        """(B, H) -> (B, H+1) [h_u, 1]."""
+        return ones_column(state)
 
 
 class MultDAE(ClickAutoencoder):

@@ -29,6 +29,7 @@ from training.models import REGISTRY
 from training.models.base import (
     FitReport,
     History,
+    InnerProductScorer,
     Model,
     ModelConfig,
     NotARatingModel,
@@ -55,6 +56,21 @@ TINY: dict[str, dict[str, Any]] = {
     "mult-vae": {"lr": 0.01, "total_anneal_steps": 20, "anneal_cap": 0.2},
     "mult-dae": {"lr": 0.01},
     "irgan": {"pretrain_epochs": 8, "gan_epochs": 3, "d_epochs": 2, "g_epochs": 2},
+}
+# Models whose score is <query(state), item row> + a per-user constant: they may be
+# served from an approximate inner-product index (training/ann.py). EASE is a product
+# with an I x I matrix (the "table" would be as wide as the catalog), CF-NADE, I-CF-NADE
+# and CF-RBM take an expectation over rating levels, popularity has no user side.
+INNER_PRODUCT = {
+    "biased-mf",
+    "bpr-mf",
+    "convmf",
+    "i-autorec",
+    "irgan",
+    "mult-dae",
+    "mult-vae",
+    "pmf",
+    "u-autorec",
 }
 # Models whose score is the same for every user by design (state ignores history).
 HISTORY_FREE = {"popularity"}
@@ -259,3 +275,19 @@ def test_predict_in_range_or_refused(fitted: Fitted) -> None:
     low, high = fitted.data.train.rating_range
     assert predicted.shape == (len(users), fitted.data.train.n_items)
     assert float(predicted.min()) >= low and float(predicted.max()) <= high
+
+
+def test_inner_product_form_ranks_like_the_score(fitted: Fitted) -> None:
+    """queries(state) . table^T differs from score(state) by a per-user constant only."""
+    scorer = fitted.model.to_scorer()
+    if fitted.name not in INNER_PRODUCT:
+        assert not isinstance(scorer, InnerProductScorer)
+        return
+    assert isinstance(scorer, InnerProductScorer)
+    users, history = training_users(fitted)
+    with torch.no_grad():
+        state = scorer.user_state(users, history)
+        full = scorer.score(state)
+        inner = scorer.inner_product_queries(state) @ scorer.inner_product_table().T
+    offset = full - inner
+    torch.testing.assert_close(offset, offset[:, :1].expand_as(offset), rtol=1e-4, atol=1e-4)

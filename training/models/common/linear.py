@@ -15,6 +15,7 @@ candidates costs C rows, and its columns equal the full scores' columns.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -28,3 +29,19 @@ def linear_item_scores(
         bias = None if bias is None else bias[items]
     scores = state.to(weight.device) @ weight.T
     return scores if bias is None else scores + bias
+
+
+def biased_table(weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """(I, D) item table and optional (I,) bias -> (I, D+1) rows [w_i, b_i] (or the table).
+
+    With ``ones_column`` on the query side, [s, 1] . [w_i, b_i] = s . w_i + b_i: the
+    inner-product form an approximate index searches (``InnerProductScorer``).
+    """
+    if bias is None:
+        return weight
+    return torch.cat([weight, bias.reshape(-1, 1).to(weight.dtype)], dim=1)
+
+
+def ones_column(state: Tensor) -> Tensor:
+    """(B, D) -> (B, D+1) [state, 1]: the query side of ``biased_table``."""
+    return torch.cat([state, torch.ones_like(state[:, :1])], dim=1)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from training.data.interactions import Interactions
 from training.models.base import History, Model, ModelError, Scorer
-from training.models.common.linear import linear_item_scores
+from training.models.common.linear import biased_table, linear_item_scores, ones_column
 
 # --------------------------------------------------------------------------- the net
 
@@ -159,6 +159,14 @@ class MFScorer(Scorer):
 
     def item_vectors(self) -> Tensor:
         return self.t["item_factors"]
+
+    def inner_product_table(self) -> Tensor:
+        """(I, D+1) [q_i, b_i] (``InnerProductScorer``)."""
+        return biased_table(self.t["item_factors"], self.t["item_bias"])
+
+    def inner_product_queries(self, state: Tensor) -> Tensor:
+        """(B, D) -> (B, D+1) [p_u, 1]."""
+        return ones_column(state)
 
     def _fold_in_threshold(self) -> float | None:
         """Histories carry ratings only when the model was trained on explicit data."""

@@ -1,0 +1,237 @@
+"""Approximate retrieval: candidates from a version's FAISS index, re-scored exactly.
+
+Why: at a million items the exact path's (B, D) x (D, I) product and top-k
+dominate a request. For a model whose score is an inner product with an item
+table (``InnerProductScorer``) the index proposes a few hundred candidates per
+user; they are scored with the model's own ``score(state, items)`` and masked
+with the batcher's ``candidate_mask``, so the scores returned are exact and
+the masks are the exact path's. Only which items are looked at is
+approximate (Recall@100 against the exact list: docs/performance.md).
+
+Over-fetch: a job asks the index for ``GENREC_ANN_CANDIDATES`` (at least k)
+plus one per masked item, so masks cannot leave it short unless the index
+returned fewer distinct items than that. A job that would need more than
+``GENREC_ANN_MAX_CANDIDATES``, or that is left with fewer than k candidates
+after masking, is ranked by the exact path and counted in
+``genrec_ann_fallback{reason}``. An ``include`` list is itself the candidate
+set (scored exactly, no index); popularity-fallback rows stay exact. An
+attribute filter (``app.rules``) masks candidates like any other mask; a boost
+or a diversity rule needs the whole score row, so its job is ranked exactly
+(``genrec_ann_fallback{reason="rules"}``).
+
+``AnnLoader`` is the holder's load listener that opens the index (memory
+mapped) when ``GENREC_ANN`` says so; ``LoadedModel.ann`` is then set and
+``batcher.rank_batch`` routes through ``AnnRetrieval.rank``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+
+import faiss
+import numpy as np
+import torch
+
+from app.core.config import Settings
+from app.serving.batcher import Ranked, RankJob, candidate_mask
+from app.serving.loaded import LoadedModel
+from training.ann import AnnError, IndexParams, read_index, supports_ann
+from training.models.base import InnerProductScorer
+
+log = logging.getLogger(__name__)
+
+#: The exact ranking path (``batcher.rank_exact``), for the jobs the index cannot answer.
+ExactRanker = Callable[[LoadedModel, Sequence[RankJob]], list[Ranked]]
+
+TOO_MANY_MASKED = "too_many_masked"
+TOO_FEW_CANDIDATES = "too_few_candidates"
+#: A boost or a diversity rule: both are defined over the whole item row (a boost is
+#: scaled by the spread of all the user's scores; a cap or MMR re-ranks beyond k).
+RULES = "rules"
+
+
+class AnnRetrieval:
+    """One version's opened index plus the server's over-fetch settings."""
+
+    def __init__(
+        self, index: faiss.Index, params: IndexParams, candidates: int, max_candidates: int
+    ) -> None:
+        self.index = index
+        self.params = params
+        self.candidates = candidates
+        self.max_candidates = max_candidates
+
+    @property
+    def nprobe(self) -> int:
+        return int(faiss.extract_index_ivf(self.index).nprobe)
+
+    def rank(self, model: LoadedModel, jobs: Sequence[RankJob], exact: ExactRanker) -> list[Ranked]:
+        """Top-k of every job: index candidates re-scored and masked, or the exact path."""
+        fallback: dict[int, str] = {}  # job -> "exact" (popularity rows) or a fallback reason
+        searched: list[int] = []
+        candidates: dict[int, np.ndarray] = {}
+        for b, job in enumerate(jobs):
+            if job.state is None:
+                fallback[b] = "exact"
+            elif _needs_whole_row(job):
+                fallback[b] = RULES
+            elif job.allowed is not None and job.allowed.size <= self.max_candidates:
+                candidates[b] = job.allowed  # the include list is the whole candidate set
+            elif self._fetch(job) > self.max_candidates:
+                fallback[b] = TOO_MANY_MASKED
+            else:
+                searched.append(b)
+        candidates.update(self._search(model, jobs, searched))
+        kept: dict[int, np.ndarray] = {}
+        for b, items in candidates.items():
+            left = items[~candidate_mask(jobs[b], items)]
+            if b in searched and left.size < jobs[b].k:
+                fallback[b] = TOO_FEW_CANDIDATES
+            else:
+                kept[b] = left
+        results: dict[int, Ranked] = self._rescore(model, jobs, kept)
+        if fallback:
+            rows = sorted(fallback)
+            for b, ranked in zip(rows, exact(model, [jobs[b] for b in rows]), strict=True):
+                results[b] = dataclasses.replace(ranked, retrieval=fallback[b])
+        return [results[b] for b in range(len(jobs))]
+
+    def _fetch(self, job: RankJob) -> int:
+        """Candidates to ask for: the over-fetch, and one more per masked item."""
+        return max(self.candidates, job.k) + int(job.banned.size)
+
+    def _search(
+        self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
+    ) -> dict[int, np.ndarray]:
+        """Index candidates of ``rows`` (few FAISS calls), plus items the index has not seen."""
+        if not rows:
+            return {}
+        scorer = model.scorer
+        assert isinstance(scorer, InnerProductScorer)  # AnnLoader attaches no index otherwise
+        states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
+        with torch.inference_mode():
+            queries = scorer.inner_product_queries(states).float().cpu().numpy()
+        # One FAISS call per power-of-two band of fetch sizes: a heavy user's long seen
+        # list must not make every job of the batch fetch (and sort) as many candidates.
+        fetches = np.array([min(self._fetch(jobs[b]), self.index.ntotal) for b in rows])
+        bands = np.ceil(np.log2(fetches)).astype(np.int64)
+        labels: list[np.ndarray] = [np.empty(0, np.int64)] * len(rows)
+        for band in np.unique(bands):
+            members = np.flatnonzero(bands == band)
+            _, found = self.index.search(
+                np.ascontiguousarray(queries[members]), int(fetches[members].max())
+            )
+            for row, position in enumerate(members):
+                labels[position] = found[row]
+        # Rows a catalog added or refreshed from text after the build are not (correctly)
+        # in the index: they are candidates of every request, scored exactly like the rest.
+        unindexed = np.fromiter(model.from_text, dtype=np.int64, count=len(model.from_text))
+        out = {}
+        for row, b in enumerate(rows):
+            found = labels[row]
+            out[b] = np.union1d(found[found >= 0], unindexed) if unindexed.size else found
+        return out
+
+    def _rescore(
+        self, model: LoadedModel, jobs: Sequence[RankJob], kept: dict[int, np.ndarray]
+    ) -> dict[int, Ranked]:
+        """Exact scores of each job's own candidates (``score(state, items)``), then top-k.
+
+        One small product per job: a shared call over the union of the batch's
+        candidates would score every job against every other job's candidates.
+        """
+        results = {}
+        with torch.inference_mode():
+            for b, items in kept.items():
+                state = jobs[b].state
+                assert state is not None  # only personal rows get candidates
+                if not items.size:
+                    values = np.zeros(0, dtype=np.float32)
+                else:
+                    candidates = torch.as_tensor(items, device=model.device)
+                    row = model.scorer.score(state.to(model.device), candidates)[0]
+                    values = row.float().cpu().numpy()
+                k = min(jobs[b].k, items.size)
+                top = np.argpartition(-values, k - 1)[:k] if 0 < k < items.size else np.arange(k)
+                top = top[np.argsort(-values[top], kind="stable")]
+                results[b] = Ranked(
+                    items=items[top].astype(np.int64, copy=False),
+                    scores=values[top].astype(np.float32, copy=False),
+                    retrieval=self._how(jobs[b]),
+                )
+        return results
+
+    @staticmethod
+    def _how(job: RankJob) -> str:
+        """An include list is ranked exactly; everything else here came from the index."""
+        return "exact" if job.allowed is not None else "ann"
+
+
+def _needs_whole_row(job: RankJob) -> bool:
+    """True when the job's rules need every item's score (boosts, cap, MMR).
+
+    An attribute filter alone composes with the index: ``candidate_mask`` drops
+    the items it excludes, and a filter too narrow for the over-fetch falls back
+    as ``too_few_candidates``.
+    """
+    plan = job.rules
+    return plan is not None and (
+        plan.offset is not None or plan.cap is not None or plan.mmr is not None
+    )
+
+
+class AnnLoader:
+    """Load listener (``ModelHolder.add_load_listener``): opens the index per ``GENREC_ANN``.
+
+    ``off`` never; ``on`` for every inner-product version that has an index;
+    ``auto`` for those with at least ``GENREC_ANN_AUTO_ITEMS`` items. A version
+    without an index, or whose index does not open, is served exactly (logged):
+    the index is an accelerator, never a reason to refuse a version.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, model: LoadedModel) -> LoadedModel:
+        mode = self.settings.ann
+        if model.ann is not None or mode == "off" or not supports_ann(model.scorer):
+            return model
+        if mode == "auto" and model.n_items < self.settings.ann_auto_items:
+            return model
+        where = f"{model.name} version {model.version}"
+        if model.index_path is None or not model.manifest.retrieval:
+            log.warning(
+                "%s has no retrieval index; scoring exactly (build one: genrec models index %s@%s)",
+                where,
+                model.name,
+                model.version,
+            )
+            return model
+        try:
+            params = IndexParams.from_dict(model.manifest.retrieval)
+            if params.n_items > model.n_items:
+                raise AnnError(
+                    f"it indexes {params.n_items} items, the version has {model.n_items}"
+                )
+            index = read_index(model.index_path, params)
+        except AnnError as exc:
+            log.error("%s: retrieval index not used, scoring exactly: %s", where, exc)
+            return model
+        ivf = faiss.extract_index_ivf(index)
+        if self.settings.ann_nprobe is not None:
+            ivf.nprobe = min(self.settings.ann_nprobe, ivf.nlist)
+        log.info(
+            "%s: approximate retrieval on (%s, %d items, nlist=%d, nprobe=%d, candidates=%d)",
+            where,
+            params.kind,
+            params.n_items,
+            ivf.nlist,
+            ivf.nprobe,
+            self.settings.ann_candidates,
+        )
+        retrieval = AnnRetrieval(
+            index, params, self.settings.ann_candidates, self.settings.ann_max_candidates
+        )
+        return dataclasses.replace(model, ann=retrieval)

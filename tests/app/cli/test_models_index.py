@@ -1,0 +1,39 @@
+"""``genrec models index NAME@VERSION``: (re)builds a stored version's retrieval index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from app.cli import app
+from models_store import ModelStore
+
+
+def test_index_rebuilds_a_versions_index_with_other_settings(env: Path, cli_settings: Path) -> None:
+    runner = CliRunner()
+    trained = runner.invoke(
+        app, ["train", "--model", "bpr-mf", "--data", str(env), "--set", "epochs=1", "--promote"]
+    )
+    assert trained.exit_code == 0, trained.output
+    store = ModelStore(cli_settings / "store")
+    assert store.manifest("bpr-mf", "1").retrieval["nprobe"] == 1  # 12 items: one list
+
+    result = runner.invoke(
+        app, ["models", "index", "bpr-mf@production", "--nlist", "2", "--nprobe", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ivf-flat index over 12 items" in result.output
+    loaded = store.load("bpr-mf", "1")  # the version still verifies, index file included
+    assert loaded.manifest.retrieval["nlist"] == 2 and loaded.manifest.retrieval["nprobe"] == 2
+    assert "items.faiss" in loaded.mapped
+
+
+def test_index_refuses_models_scored_exactly_and_bad_settings(env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "--model", "ease", "--data", str(env)]).exit_code == 0
+    refused = runner.invoke(app, ["models", "index", "ease@1"])
+    assert refused.exit_code == 2
+    assert "not of inner-product form" in refused.output and "Traceback" not in refused.output
+    missing = runner.invoke(app, ["models", "index", "ease@7"])
+    assert missing.exit_code == 2 and "no version 7" in missing.output

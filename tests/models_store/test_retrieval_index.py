@@ -1,0 +1,76 @@
+"""A version's retrieval index file: checksummed like every file, mapped rather than held,
+added to an existing version without changing anything it held, recorded in the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from store_helpers import build_contents, save_kwargs
+
+from models_store import ModelStore
+from models_store.errors import CorruptVersion, InvalidContents
+
+INDEX = b"not a real index, only bytes the store checksums"
+PARAMS = {"file": "items.faiss", "kind": "ivf-flat", "nlist": 4, "nprobe": 2}
+
+
+def _save_with_index(store: ModelStore) -> str:
+    contents = build_contents()
+    contents.extra["items.faiss"] = INDEX
+    return store.save("mult-vae", contents, **save_kwargs(), retrieval=PARAMS).version
+
+
+def test_index_is_checksummed_recorded_and_mapped_not_held(
+    store: ModelStore, store_root: Path
+) -> None:
+    version = _save_with_index(store)
+    loaded = store.load("mult-vae", version)
+    assert loaded.manifest.retrieval == PARAMS
+    entry = loaded.manifest.files["items.faiss"]
+    assert entry["sha256"] == hashlib.sha256(INDEX).hexdigest()
+    assert "items.faiss" not in loaded.contents.extra
+    assert Path(loaded.mapped["items.faiss"]).read_bytes() == INDEX
+
+
+def test_a_tampered_index_refuses_the_version(store: ModelStore, store_root: Path) -> None:
+    version = _save_with_index(store)
+    (store_root / "mult-vae" / "versions" / version / "items.faiss").write_bytes(b"x" * len(INDEX))
+    with pytest.raises(CorruptVersion, match=r"items\.faiss sha256"):
+        store.load("mult-vae", version)
+
+
+def test_retrieval_must_name_a_file_of_the_version(store: ModelStore) -> None:
+    with pytest.raises(InvalidContents, match="retrieval names file"):
+        store.save("mult-vae", build_contents(), **save_kwargs(), retrieval=PARAMS)
+
+
+def test_an_index_is_added_to_an_existing_version(store: ModelStore, store_root: Path) -> None:
+    version = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    before = store.load("mult-vae", version)
+    assert before.manifest.retrieval == {} and before.mapped == {}
+    manifest_file = store_root / "mult-vae" / "versions" / version / "manifest.json"
+    assert "retrieval" not in json.loads(manifest_file.read_text())  # older manifests lack it
+
+    store.add_retrieval_index("mult-vae", version, INDEX, PARAMS)
+    after = store.load("mult-vae", version)
+    assert after.manifest.retrieval == PARAMS
+    assert after.manifest.files["items.faiss"]["bytes"] == len(INDEX)
+    for name, entry in before.manifest.files.items():  # nothing it held changed
+        assert after.manifest.files[name] == entry
+    assert after.contents.tensors.keys() == before.contents.tensors.keys()
+
+    store.add_retrieval_index("mult-vae", version, INDEX + b"!", PARAMS)  # a rebuild replaces it
+    assert Path(store.load("mult-vae", version).mapped["items.faiss"]).read_bytes() == INDEX + b"!"
+
+
+def test_the_index_cannot_overwrite_another_file(store: ModelStore) -> None:
+    version = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    with pytest.raises(InvalidContents, match="already has a file"):
+        store.add_retrieval_index("mult-vae", version, INDEX, {**PARAMS, "file": "items.json"})
+    with pytest.raises(InvalidContents, match="reserved"):
+        store.add_retrieval_index(
+            "mult-vae", version, INDEX, {**PARAMS, "file": "tensors.safetensors"}
+        )
