@@ -1,5 +1,6 @@
 // Draws every chart a page embeds: <div data-chart="ID"> + <script type="application/json" id="ID">.
-// The JSON is {"title", "x_label", "x": [...], "series": {name: [...]}} (app/dashboard/charts.py).
+// The JSON is {"title", "x_label", "x": [...], "series": {name: [...]}, "dashed"?: [name, ...]}
+// (app/dashboard/charts.py); a dashed series (an interval's bound) is drawn thin and dashed.
 (function () {
   "use strict";
   var COLOURS = ["#1f5fbf", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285"];
@@ -10,7 +11,11 @@
     if (!source) return;
     var chart = JSON.parse(source.textContent);
     var names = Object.keys(chart.series);
+    var dashed = chart.dashed || [];
     var series = [{ label: chart.x_label }].concat(names.map(function (name, i) {
+      if (dashed.indexOf(name) >= 0) {
+        return { label: name, stroke: COLOURS[i % COLOURS.length], width: 1, dash: [6, 4] };
+      }
       return { label: name, stroke: COLOURS[i % COLOURS.length], width: 2, points: { show: true } };
     }));
     var data = [chart.x].concat(names.map(function (name) { return chart.series[name]; }));
