@@ -1,7 +1,8 @@
 """Chart data for the pages: plain JSON that ``static/dashboard.js`` hands to uPlot.
 
 A chart is ``{"title", "x_label", "x": [...], "series": {name: [...]}}``, and
-optionally ``"dashed": [name, ...]`` (series drawn thin and dashed: interval bounds);
+optionally ``"bounds": {name: line}`` (series that bound an interval around
+``line``: drawn thin, dashed, in the line's colour);
 the template embeds it in a ``<script type="application/json">`` element
 (Jinja's ``tojson`` escapes it for that place) and the script draws every
 such element it finds.
@@ -66,12 +67,13 @@ def experiment_charts(series: ExperimentSeries, control: str) -> list[dict[str, 
         },
     ]
     diffs: dict[str, list[float | None]] = {}
-    dashed: list[str] = []
+    bounds: dict[str, str] = {}
     for name, diff in series.vs_control.items():
-        diffs[f"{name} − {control}"] = list(diff.ctr_diff)
+        line = f"{name} − {control}"
+        diffs[line] = list(diff.ctr_diff)
         diffs[f"{name} 95% low"] = diff.ci_low
         diffs[f"{name} 95% high"] = diff.ci_high
-        dashed += [f"{name} 95% low", f"{name} 95% high"]
+        bounds[f"{name} 95% low"] = bounds[f"{name} 95% high"] = line
     if diffs:
         charts.append(
             {
@@ -79,7 +81,7 @@ def experiment_charts(series: ExperimentSeries, control: str) -> list[dict[str, 
                 "x_label": x_label,
                 "x": x,
                 "series": diffs,
-                "dashed": dashed,
+                "bounds": bounds,
             }
         )
     return charts

@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from app.experiments import results
 from app.experiments.definitions import ExperimentDef
 
-#: Candidate bucket widths in seconds: 10 s up to a week.
-WIDTHS_S = (10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
+#: Candidate bucket widths in seconds: 1 s (a just-started experiment) up to a week.
+WIDTHS_S = (1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 60
 
 
@@ -82,10 +82,12 @@ def load_series(
     click_types: Collection[str],
     conversion_types: Collection[str],
     now: datetime | None = None,
+    bucket_s: int | None = None,
     alpha: float = 0.05,
     min_users: int = 2,
 ) -> ExperimentSeries:
-    """The experiment's figures per bucket, from its start to its stop (or ``now``)."""
+    """The experiment's figures per bucket, from its start to its stop (or ``now``);
+    buckets ``bucket_s`` seconds wide (default: ``bucket_width`` of the span)."""
     start = experiment.created_at
     end = experiment.stopped_at or now or datetime.now(UTC)
     lists = sorted(
@@ -95,7 +97,7 @@ def load_series(
     if lists:  # lists served before the start or after the end still count (clock skew)
         start = min(start, lists[0].created_at)
         end = max(end, lists[-1].created_at)
-    width = bucket_width(end - start)
+    width = bucket_s or bucket_width(end - start)
     n_buckets = max(1, math.ceil((end - start).total_seconds() / width))
     if start + timedelta(seconds=width * n_buckets) <= end:
         n_buckets += 1  # the end itself falls in a bucket

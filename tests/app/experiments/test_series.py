@@ -89,7 +89,9 @@ def _event(session: Session, rec_id: str, user: str, item: str, kind: str, at_s:
 
 
 def test_bucket_width_keeps_the_chart_short() -> None:
-    assert series.bucket_width(timedelta(seconds=0)) == 10
+    assert series.bucket_width(timedelta(seconds=0)) == 1
+    assert series.bucket_width(timedelta(seconds=60)) == 1
+    assert series.bucket_width(timedelta(seconds=61)) == 5
     assert series.bucket_width(timedelta(minutes=10)) == 10
     assert series.bucket_width(timedelta(minutes=11)) == 30
     assert series.bucket_width(timedelta(hours=2)) == 300
@@ -115,7 +117,10 @@ def test_per_bucket_rates_follow_the_counting_rules(clean: sessionmaker[Session]
         _list(session, "zz", "u4", 25, ["i1"])
     exp = _experiment(stopped_after_s=40)
     with session_scope(clean) as session:
-        got = series.load_series(session, exp, CLICKS, CONVERSIONS)
+        got = series.load_series(session, exp, CLICKS, CONVERSIONS, bucket_s=10)
+        auto = series.load_series(session, exp, CLICKS, CONVERSIONS)
+    assert (auto.bucket_s, len(auto.ends)) == (1, 41)  # a 40-s experiment: 1-s buckets
+    assert sum(auto.variants["b"].impressions) == 2 and auto.variants["b"].impressions[21] == 1
     assert got.bucket_s == 10
     assert got.ends == [T0 + timedelta(seconds=10 * (n + 1)) for n in range(5)]
     a, b = got.variants["a"], got.variants["b"]
@@ -144,7 +149,9 @@ def test_last_bucket_matches_the_results(clean: sessionmaker[Session]) -> None:
                 _event(session, rec, user, item, "click", n * 3 + 1)
     exp = _experiment(stopped_after_s=None)
     with session_scope(clean) as session:
-        got = series.load_series(session, exp, CLICKS, CONVERSIONS, now=T0 + timedelta(seconds=125))
+        got = series.load_series(
+            session, exp, CLICKS, CONVERSIONS, now=T0 + timedelta(seconds=125), bucket_s=10
+        )
         totals = results.load_totals(session, exp, CLICKS, CONVERSIONS)
     summary = dict((v.name, entry) for v, entry in results.summarize(exp, totals)["variants"])
     assert got.bucket_s == 10 and len(got.ends) == 13
