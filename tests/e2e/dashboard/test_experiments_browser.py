@@ -66,33 +66,36 @@ def test_create_watch_traffic_and_stop_an_experiment(
     expect(page.get_by_test_id("impressions-vae")).to_have_text("0")
     page.evaluate("window.__notReloaded = true")
 
-    # Simulated traffic: every user gets a list; every other user clicks its first item.
+    # Simulated traffic in two waves (each seen by the polling before the next, so the
+    # charts get points in more than one bucket): every user gets a list; every other user
+    # clicks its first item, with the list's recommendation_id.
     public = httpx.Client(base_url=base, timeout=30)
     lists = {"control": 0, "vae": 0}
     clicks = {"control": 0, "vae": 0}
-    for user in range(1, USERS + 1):
-        answer = public.get(f"/v1/users/{user}/recommendations", params={"k": 5})
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert body["experiment"] == "dash-ab"
-        lists[body["variant"]] += 1
-        if user % 2 == 0:
-            event = {
-                "user_id": str(user),
-                "item_id": body["items"][0]["item_id"],
-                "type": "click",
-                "recommendation_id": body["recommendation_id"],
-            }
-            assert public.post("/v1/interactions", json=event).status_code == 201
-            clicks[body["variant"]] += 1
+    for wave in (range(1, USERS // 2 + 1), range(USERS // 2 + 1, USERS + 1)):
+        for user in wave:
+            answer = public.get(f"/v1/users/{user}/recommendations", params={"k": 5})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["experiment"] == "dash-ab"
+            lists[body["variant"]] += 1
+            if user % 2 == 0:
+                event = {
+                    "user_id": str(user),
+                    "item_id": body["items"][0]["item_id"],
+                    "type": "click",
+                    "recommendation_id": body["recommendation_id"],
+                }
+                assert public.post("/v1/interactions", json=event).status_code == 201
+                clicks[body["variant"]] += 1
+        # The polled panel shows them, without a page reload.
+        for variant in ("control", "vae"):
+            impressions = page.get_by_test_id(f"impressions-{variant}")
+            expect(impressions).to_have_text(str(lists[variant]))
+            expect(page.get_by_test_id(f"users-{variant}")).to_have_text(str(lists[variant]))
+            expect(page.get_by_test_id(f"clicks-{variant}")).to_have_text(str(clicks[variant]))
+        assert page.evaluate("window.__notReloaded") is True
     assert min(lists.values()) > 0  # 40 users: both variants get some
-
-    # The polled panel shows them, without a page reload.
-    for variant in ("control", "vae"):
-        expect(page.get_by_test_id(f"impressions-{variant}")).to_have_text(str(lists[variant]))
-        expect(page.get_by_test_id(f"users-{variant}")).to_have_text(str(lists[variant]))
-        expect(page.get_by_test_id(f"clicks-{variant}")).to_have_text(str(clicks[variant]))
-    assert page.evaluate("window.__notReloaded") is True
     expect(page.locator('[data-chart^="experiment-chart-"] canvas')).to_have_count(3)
     expect(page.get_by_test_id("srm")).to_contain_text("Sample ratio")
     shoot(page, shots, "experiments")
