@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app.dashboard.auth import CsrfRejected, DashboardDisabled, LoginRequired, read_session
-from app.dashboard.pages import catalog, explore, jobs, models, overview, session
+from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer
 from app.dashboard.templating import PACKAGE_DIR, render
 
@@ -50,7 +50,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(DashboardDisabled, _disabled)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
-    for module in (session, overview, models, jobs, explore, catalog):
+    for module in (session, overview, models, jobs, experiments, explore, catalog):
         app.include_router(module.router, include_in_schema=False)
     app.mount(
         "/dashboard/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="dashboard-static"

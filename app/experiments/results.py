@@ -25,7 +25,7 @@ experiment's size, on an admin call, never on the request path.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,14 +68,33 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def load_totals(
+@dataclass(frozen=True)
+class CountedList:
+    """One served list of the experiment, counted by the rules above."""
+
+    variant: str
+    user_id: str
+    created_at: datetime
+    served: int
+    clicks: int
+    conversions: int
+    reciprocal_rank: float  # 1 / position of the best-placed clicked item; 0 without a click
+    latency_ms: float | None
+    version: str
+
+
+def counted_lists(
     session: Session,
     experiment: ExperimentDef,
     click_types: Collection[str],
     conversion_types: Collection[str],
-) -> dict[str, VariantTotals]:
-    """Per variant name, the per-user sums of the experiment's impressions and events."""
-    totals = {v.name: VariantTotals() for v in experiment.variants}
+) -> Iterator[CountedList]:
+    """Every list the experiment served to one of its variants, with its clicks and conversions.
+
+    The one place the counting rules live: totals (``load_totals``) and the
+    time series (``app.experiments.series``) both fold these.
+    """
+    names = {v.name for v in experiment.variants}
     window = timedelta(minutes=experiment.window_minutes)
     ids = select(Impression.id).where(Impression.experiment == experiment.name)
     events: dict[str, list[tuple[str, str, datetime]]] = {}
@@ -98,13 +117,15 @@ def load_totals(
         ).where(Impression.experiment == experiment.name)
     )
     for rec_id, user_id, variant, items, version, latency_ms, created_at in rows:
-        target = totals.get(variant or "")
-        if target is None:  # a variant name the definition no longer has: not counted
+        if (
+            variant is None or variant not in names
+        ):  # a variant name the definition no longer has: not counted
             continue
         positions = {item: n for n, item in reversed(list(enumerate(items, start=1)))}
         clicked: set[str] = set()
         converted: set[str] = set()
-        deadline = _utc(created_at) + window
+        served_at = _utc(created_at)
+        deadline = served_at + window
         for item_id, kind, ts in events.get(rec_id, ()):
             if item_id not in positions or ts > deadline:
                 continue
@@ -112,17 +133,44 @@ def load_totals(
                 clicked.add(item_id)
             if kind in conversion_types:
                 converted.add(item_id)
-        user = target.user(user_id or "")
-        user.impressions += 1
-        user.served += len(items)
-        user.clicks += len(clicked)
-        user.conversions += len(converted)
-        if clicked:
-            user.lists_clicked += 1
-            user.reciprocal_ranks += 1.0 / min(positions[i] for i in clicked)
-        if latency_ms is not None:
-            target.latencies_ms.append(float(latency_ms))
-        target.versions[version] += 1
+        yield CountedList(
+            variant=variant,
+            user_id=user_id or "",
+            created_at=served_at,
+            served=len(items),
+            clicks=len(clicked),
+            conversions=len(converted),
+            reciprocal_rank=1.0 / min(positions[i] for i in clicked) if clicked else 0.0,
+            latency_ms=float(latency_ms) if latency_ms is not None else None,
+            version=version,
+        )
+
+
+def add_list(totals: VariantTotals, counted: CountedList) -> None:
+    """Fold one counted list into its variant's per-user sums."""
+    user = totals.user(counted.user_id)
+    user.impressions += 1
+    user.served += counted.served
+    user.clicks += counted.clicks
+    user.conversions += counted.conversions
+    if counted.clicks:
+        user.lists_clicked += 1
+        user.reciprocal_ranks += counted.reciprocal_rank
+    if counted.latency_ms is not None:
+        totals.latencies_ms.append(counted.latency_ms)
+    totals.versions[counted.version] += 1
+
+
+def load_totals(
+    session: Session,
+    experiment: ExperimentDef,
+    click_types: Collection[str],
+    conversion_types: Collection[str],
+) -> dict[str, VariantTotals]:
+    """Per variant name, the per-user sums of the experiment's impressions and events."""
+    totals = {v.name: VariantTotals() for v in experiment.variants}
+    for counted in counted_lists(session, experiment, click_types, conversion_types):
+        add_list(totals[counted.variant], counted)
     return totals
 
 

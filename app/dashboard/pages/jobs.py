@@ -22,6 +22,7 @@ from app.api.deps import services_of
 from app.api.routes import admin
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
+from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
 from app.schemas_admin import RetrainIn
 from training.models import REGISTRY
@@ -81,13 +82,6 @@ async def jobs_list(request: Request, session: SessionDep) -> HTMLResponse:
     return render(request, "_jobs_list.html", session, **await _list_context(request))
 
 
-def _problem(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in error['loc']) or 'request'}: {error['msg']}"
-        for error in exc.errors()
-    )
-
-
 @router.post("/dashboard/jobs", response_class=HTMLResponse)
 async def start_retrain(
     request: Request,
@@ -109,7 +103,9 @@ async def start_retrain(
         )
         accepted = await run_in_threadpool(admin.retrain, body, services_of(request))
     except ValidationError as exc:
-        return await _page(request, session, problem=_problem(exc), form=form, status_code=422)
+        return await _page(
+            request, session, problem=validation_problem(exc), form=form, status_code=422
+        )
     except ApiError as exc:
         return await _page(request, session, problem=exc.message, form=form, status_code=exc.status)
     notice = f"Job {accepted.job_id} queued ({model}); a worker (genrec worker) runs it."

@@ -22,6 +22,8 @@ PAGES = [
     "/dashboard/models/ease/versions/1",
     "/dashboard/jobs",
     "/dashboard/jobs/list",
+    "/dashboard/experiments",
+    "/dashboard/experiments/none-yet/results",
     "/dashboard/explore?user=u1&item=3",
     "/dashboard/catalog?q=Item 3",
     "/dashboard/catalog/items/3",
