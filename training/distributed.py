@@ -80,23 +80,33 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def backend() -> str:
-    """NCCL when this process sees a GPU, else Gloo (CPU)."""
-    return "nccl" if torch.cuda.is_available() else "gloo"
+def backend(device_type: str | None = None) -> str:
+    """NCCL for a model on CUDA, Gloo on CPU; without a device type: NCCL when a GPU is seen."""
+    if device_type is None:
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    return "nccl" if device_type == "cuda" else "gloo"
 
 
-def init_from_env() -> bool:
+def init_from_env(device_type: str | None = None) -> bool:
     """Join the process group torchrun set up in the environment; False when not launched.
 
-    Uses torchrun's ``env://`` rendezvous (MASTER_ADDR, RANK, WORLD_SIZE...);
-    on GPUs each local rank takes its own device, so ``device=auto`` or
-    ``cuda`` in a model's settings means this rank's GPU.
+    Uses torchrun's ``env://`` rendezvous (MASTER_ADDR, RANK, WORLD_SIZE...).
+    ``device_type`` is where the model trains (``cpu`` or ``cuda``; None:
+    CUDA when available). On GPUs each local rank takes its own device, so
+    ``device=auto`` or ``cuda`` in a model's settings means this rank's GPU.
     """
     if not launched() or active():
         return active()
-    name = backend()
+    name = backend(device_type)
     if name == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise DistributedError(
+                f"local rank {local} needs its own GPU but torch sees "
+                f"{torch.cuda.device_count()}: start at most that many processes per machine "
+                "(or train on the CPU with --set device=cpu)"
+            )
+        torch.cuda.set_device(local)
     dist.init_process_group(backend=name)
     return True
 
@@ -131,9 +141,9 @@ def shutdown() -> None:
 
 
 @contextmanager
-def session() -> Iterator[bool]:
+def session(device_type: str | None = None) -> Iterator[bool]:
     """``with session() as distributed:`` joins torchrun's group (if any) and leaves it after."""
-    joined = init_from_env()
+    joined = init_from_env(device_type)
     try:
         yield joined
     finally:
@@ -244,7 +254,8 @@ def data_parallel(net: nn.Module) -> ForwardRunner[Any]:
 
 
 def _device() -> torch.device:
-    return torch.device("cuda") if backend() == "nccl" else torch.device("cpu")
+    """Where collectives' tensors live: NCCL reduces CUDA tensors, Gloo CPU ones."""
+    return torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def mean_across_ranks(values: Mapping[str, float]) -> dict[str, float]:

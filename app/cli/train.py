@@ -49,6 +49,7 @@ def train(
     """Train MODEL on DATA and write a new version to the store."""
     from models_store.errors import AliasNotSet, ModelNotFound
     from training import distributed
+    from training.device import resolve_device
     from training.models import REGISTRY, model_class
     from training.pipeline import train_and_save
 
@@ -66,7 +67,9 @@ def train(
         # Settings are checked before the (possibly slow) data load, so a typo fails fast.
         overrides = parse_sets(set_)
         cls = model_class(model)
-        cls.Config().with_overrides(overrides)
+        # Where the model trains picks the backend: NCCL for GPUs, Gloo on the CPU.
+        device_setting = getattr(cls.Config().with_overrides(overrides), "device", "cpu")
+        device_type = resolve_device(str(device_setting)).type
     if (nproc > 1 or worker) and not cls.trains_distributed:
         supported = ", ".join(sorted(n for n, c in REGISTRY.items() if c.trains_distributed))
         raise fail(
@@ -79,17 +82,16 @@ def train(
         args += ["--promote"] if promote else []
         console.print(f"training [bold]{model}[/] on {nproc} processes (torchrun) ...")
         code = distributed.launch(nproc, "app.cli", args)
-        if code:
+        if code:  # the failing rank printed its error; torchrun stopped the others
             raise typer.Exit(code=code)
         return
-    with distributed.session():
+    with user_errors(), distributed.session(device_type):  # left even when training fails
         main = distributed.is_main()
-        console.quiet = not main  # progress and errors once, from rank 0
-        with user_errors(), distributed.main_first():  # rank 0 downloads / fills caches first
-            interactions = load_data(data, config)
-        with user_errors():
-            if main:
-                console.print(f"training [bold]{model}[/] ...")
+        console.quiet = not main  # progress once, from rank 0; any rank's error below
+        try:
+            with distributed.main_first():  # rank 0 downloads / fills caches first
+                interactions = load_data(data, config)
+            console.print(f"training [bold]{model}[/] ...")
             manifest = train_and_save(
                 model_store,
                 model,
@@ -99,6 +101,8 @@ def train(
                 promote=promote,
                 callbacks=[epoch_printer()] if main else [],
             )
+        finally:
+            console.quiet = False
     if not main:
         return
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in manifest.metrics.items())
