@@ -90,3 +90,11 @@ def test_models_not_trained_by_gradient_steps_refuse_several_processes(env: Path
     assert result.exit_code == 2, result.output
     assert "model 'ease' does not train on several processes" in result.output
     assert "mult-vae" in result.output and "Traceback" not in result.output
+
+
+def test_nproc_below_one_is_a_usage_error(env: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "--model", "mult-vae", "--data", str(env), "--nproc", "0"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--nproc" in result.output and "Traceback" not in result.output
