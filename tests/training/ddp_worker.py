@@ -31,6 +31,7 @@ MODELS: dict[str, dict[str, object]] = {
     "i-autorec": {"hidden": 8, "batch_size": 16},
     "cf-nade": {"hidden": 8, "batch_size": 16},
     "bpr-mf": {"dim": 8, "batch_size": 64},
+    "biased-mf": {"factors": 8, "batch_size": 64},
 }
 
 

@@ -2,7 +2,8 @@
 
 The two-process test launches ``tests/training/ddp_worker.py`` with torchrun's
 own launcher (``distributed.launch``) and checks, for each distributed model
-family (Mult-DAE's click autoencoder, U- and I-AutoRec, CF-NADE, BPR-MF):
+family (Mult-DAE's click autoencoder, U- and I-AutoRec, CF-NADE, BPR-MF,
+biased MF):
 both ranks end with bit-identical parameters (gradients averaged by DDP,
 the same optimiser steps), agree on the metrics, and those metrics are the
 whole held-out slice's, not one rank's share.
@@ -44,7 +45,8 @@ def test_two_processes_stay_identical_and_reduce_the_whole_slice(tmp_path: Path)
     assert code == 0
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r.pop("_world") for r in ranks] == [{"rank": 0, "size": 2}, {"rank": 1, "size": 2}]
-    assert ranks[0].keys() == {"mult-dae", "u-autorec", "i-autorec", "cf-nade", "bpr-mf"}
+    families = {"mult-dae", "u-autorec", "i-autorec", "cf-nade", "bpr-mf", "biased-mf"}
+    assert ranks[0].keys() == families
     for name, first in ranks[0].items():
         second = ranks[1][name]
         assert first["digest"] == second["digest"], f"{name}: ranks' parameters differ"
