@@ -14,19 +14,31 @@ Usage::
         --items 20108 --clicks 2500000 --device cuda --epochs 3
 
 Prints one line per workload: shape, device, threads and the mean seconds per
-epoch over ``--epochs`` timed epochs (one warm-up epoch is run first and not
-counted). No validation runs inside the timed epochs.
+epoch over ``--epochs`` timed epochs (``--warmup`` epochs, default one, run
+first and are not counted). No validation runs inside the timed epochs.
+
+``--nproc N`` trains on N local processes with torchrun and
+DistributedDataParallel (``training.distributed``, Gloo on CPU), each with
+``--threads`` torch threads; ``batch_size`` stays the global batch (500),
+each rank steps on 500 / N users. Rank 0 prints the line, with the load
+average before and after (the figures are wall-clock seconds: on a shared
+machine they say as much about the neighbours as about genrec)::
+
+    python -m benchmarks.train_speed --workload synthetic --users 100000 \
+        --items 20000 --clicks 7000000 --epochs 1 --warmup 0 --threads 1 --nproc 2
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
 import torch
 
+from training import distributed
 from training.data.interactions import IdMap, Interactions
 from training.models.mult_vae import MultVAE
 
@@ -59,13 +71,41 @@ def ml100k_clicks(data_dir: str | None) -> Interactions:
     return load_dataset("ml-100k", data_dir=data_dir).binarize(3.5)
 
 
-def seconds_per_epoch(data: Interactions, device: str, epochs: int) -> float:
-    """Mean wall time of ``epochs`` training epochs after one warm-up epoch."""
-    model = MultVAE(MultVAE.Config(epochs=epochs + 1, device=device))
-    report = model.fit(data)
+def seconds_per_epoch(
+    data: Interactions, device: str, epochs: int, warmup: int = 1
+) -> tuple[float, float]:
+    """Mean wall and CPU seconds of ``epochs`` training epochs after ``warmup`` untimed ones.
+
+    CPU seconds are this process's (all its threads), summed over the ranks
+    when distributed: the work an epoch took, which a busy machine stretches
+    in wall time but hardly changes. The first epoch's CPU count starts
+    before ``fit`` (so with ``--warmup 0`` it includes building the net).
+    """
+    model = MultVAE(MultVAE.Config(epochs=epochs + warmup, device=device))
+    marks = [time.process_time()]
+    report = model.fit(data, callbacks=[lambda _: marks.append(time.process_time())])
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return float(np.mean([e.seconds for e in report.history[1:]]))
+    cpu = float(np.mean(np.diff(marks)[warmup:]))
+    cpu = distributed.mean_across_ranks({"cpu": cpu})["cpu"] * distributed.world_size()
+    return float(np.mean([e.seconds for e in report.history[warmup:]])), cpu
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line for the workers: the same, minus ``--nproc N``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -78,10 +118,23 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after 1 warm-up)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--data-dir", default=os.environ.get("GENREC_DATA_DIR"))
+    parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
+    parser.add_argument("--nproc", type=int, default=1, help="processes (torchrun + DDP)")
     args = parser.parse_args()
+    if args.nproc > 1 and not distributed.launched():
+        sys.exit(
+            distributed.launch(args.nproc, "benchmarks.train_speed", _without_nproc(sys.argv[1:]))
+        )
     torch.set_num_threads(args.threads)
+    with distributed.session():
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     workloads = ["ml-100k", "synthetic"] if args.workload == "both" else [args.workload]
+    processes = distributed.world_size()
     for name in workloads:
+        load_before = _load()
         started = time.perf_counter()
         if name == "ml-100k":
             data = ml100k_clicks(args.data_dir)
@@ -90,11 +143,15 @@ def main() -> None:
         matrix = data.to_csr("ones")
         active = int((np.diff(matrix.indptr) > 0).sum())
         built = time.perf_counter() - started
-        spe = seconds_per_epoch(data, args.device, args.epochs)
+        spe, cpu = seconds_per_epoch(data, args.device, args.epochs, args.warmup)
+        if not distributed.is_main():
+            continue
         print(
             f"mult-vae {name}: {active} users x {data.n_items} items, {matrix.nnz} clicks | "
-            f"device={args.device} threads={args.threads} | "
-            f"{spe:.3f} s/epoch (mean of {args.epochs}; data built in {built:.1f} s)",
+            f"device={args.device} processes={processes} threads={args.threads} | "
+            f"{spe:.3f} s/epoch, {cpu:.2f} CPU s/epoch over all processes "
+            f"(mean of {args.epochs} after {args.warmup} warm-up; "
+            f"data built in {built:.1f} s) | load average {load_before} -> {_load()}",
             flush=True,
         )
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from models_store import DataInfo, Manifest, ModelStore, VersionContents
-from training import ann
+from training import ann, distributed
 from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
 from training.evaluate import rating_validation, topk_validation
@@ -87,7 +87,42 @@ def holdout_record(heldout: Interactions, seed: int, fraction: float) -> dict[st
 def validation_on(
     model_cls: type[Model], data: Interactions, train: Interactions, heldout: Interactions
 ) -> Validation:
-    """The model's own measure on the held-out slice: RMSE for rating models, else top-k."""
+    """The model's own measure on the held-out slice: RMSE for rating models, else top-k.
+
+    On several processes each rank measures its share of the held-out users
+    and the figures are reduced across ranks (``rank_validation``).
+    """
+    if distributed.active():
+        return rank_validation(model_cls, data, train, heldout)
+    return _validation(model_cls, data, train, heldout)
+
+
+def rank_validation(
+    model_cls: type[Model], data: Interactions, train: Interactions, heldout: Interactions
+) -> Validation:
+    """This rank's share of the held-out users, its metrics reduced with every other rank's."""
+    users = np.unique(heldout.users)
+    rank, size = distributed.rank(), distributed.world_size()
+    if len(users) < size:
+        raise distributed.DistributedError(
+            f"{len(users)} users hold out validation data; {size} processes need at least {size}"
+        )
+    share = heldout.subset(np.isin(heldout.users, users[rank::size]))
+    local = _validation(model_cls, data, train, share)
+    rating = model_cls.task == "ratings" and data.explicit
+    weight = float(len(share) if rating else len(users[rank::size]))
+
+    def evaluate(scorer: Scorer) -> dict[str, float]:
+        return distributed.reduce_metrics(local.evaluate(scorer), weight)
+
+    return Validation(
+        evaluate=evaluate, metric=local.metric, higher_is_better=local.higher_is_better
+    )
+
+
+def _validation(
+    model_cls: type[Model], data: Interactions, train: Interactions, heldout: Interactions
+) -> Validation:
     if model_cls.task == "ratings" and data.explicit:
         return rating_validation(train.to_csr(), heldout)
     # Users are passed by index so models with per-user parameters use them, as serving does.
@@ -249,9 +284,19 @@ def train_and_save(
     callbacks: list[EpochCallback] | None = None,
     holdout: float = HOLDOUT_FRACTION,
 ) -> Manifest:
-    """Train, save a new version, and optionally point ``production`` at it."""
+    """Train, save a new version, and optionally point ``production`` at it.
+
+    On several processes (``training.distributed``) every rank trains and
+    rank 0 alone writes (and promotes) the version; every rank returns its
+    manifest (sent from rank 0: other machines need not see the store).
+    """
+    distributed.check_same(data.fingerprint(), "the training data's fingerprint")
     result = train_model(model_name, data, overrides, callbacks, holdout=holdout)
-    manifest = save_trained(store, model_name, result, data, source)
-    if promote:
-        store.promote(model_name, manifest.version)
+    manifest: Manifest | None = None
+    if distributed.is_main():
+        manifest = save_trained(store, model_name, result, data, source)
+        if promote:
+            store.promote(model_name, manifest.version)
+    manifest = distributed.broadcast_from_main(manifest)
+    assert manifest is not None  # rank 0 always saves before the broadcast
     return manifest

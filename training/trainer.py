@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from training import distributed
 from training.allocator import keep_freed_memory
 
 if TYPE_CHECKING:
@@ -46,7 +47,9 @@ def fit_epochs(
     """Run up to ``epochs`` epochs; keep the parameters of the best validation epoch.
 
     Without validation the last epoch is kept. With ``patience``, training stops
-    after that many validations without improvement.
+    after that many validations without improvement. On several processes
+    (``training.distributed``) the validation metric is already reduced across
+    ranks, so every rank takes the same decisions and keeps the same epoch.
     """
     from training.models.base import EpochReport, FitReport
 
@@ -62,7 +65,8 @@ def fit_epochs(
     epochs_run = 0
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
-        losses = loop.run_epoch(epoch)
+        # On several processes each rank reports its own shard's losses; show their mean.
+        losses = distributed.mean_across_ranks(loop.run_epoch(epoch))
         epochs_run = epoch
         metrics: dict[str, float] = {}
         is_best = validation is None

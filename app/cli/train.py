@@ -1,4 +1,10 @@
-"""``genrec train``: fit a model on a data set and write a new version to the store."""
+"""``genrec train``: fit a model on a data set and write a new version to the store.
+
+``--nproc N`` trains on N local processes with torchrun and
+DistributedDataParallel (``training.distributed``); the same command under
+``torchrun`` (several machines) joins torchrun's process group instead.
+Either way rank 0 alone prints progress and writes the version.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import typer
 from app.cli.common import (
     console,
     epoch_printer,
+    fail,
     load_data,
     out,
     parse_sets,
@@ -30,16 +37,27 @@ def train(
     if_missing: Annotated[
         bool, typer.Option(help="do nothing when the model already has a production version")
     ] = False,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="train on N local processes (torchrun + DistributedDataParallel: Gloo on CPU, "
+            "NCCL on GPUs); batch_size stays the global batch (docs/training.md)",
+        ),
+    ] = 1,
 ) -> None:
     """Train MODEL on DATA and write a new version to the store."""
     from models_store.errors import AliasNotSet, ModelNotFound
-    from training.models import model_class
+    from training import distributed
+    from training.device import resolve_device
+    from training.models import REGISTRY, model_class
     from training.pipeline import train_and_save
 
     config = settings()
+    worker = distributed.launched()  # one of several processes torchrun started
     with user_errors():
         model_store = store(config)
-        if if_missing:
+        if if_missing and not worker:
             try:
                 version = model_store.resolve(model, "production")
                 console.print(f"{model} already has production version {version}; nothing to do")
@@ -48,18 +66,45 @@ def train(
                 pass
         # Settings are checked before the (possibly slow) data load, so a typo fails fast.
         overrides = parse_sets(set_)
-        model_class(model).Config().with_overrides(overrides)
-        interactions = load_data(data, config)
-        console.print(f"training [bold]{model}[/] ...")
-        manifest = train_and_save(
-            model_store,
-            model,
-            interactions,
-            overrides=overrides,
-            source=data,
-            promote=promote,
-            callbacks=[epoch_printer()],
+        cls = model_class(model)
+        # Where the model trains picks the backend: NCCL for GPUs, Gloo on the CPU.
+        device_setting = getattr(cls.Config().with_overrides(overrides), "device", "cpu")
+        device_type = resolve_device(str(device_setting)).type
+    if (nproc > 1 or worker) and not cls.trains_distributed:
+        supported = ", ".join(sorted(n for n, c in REGISTRY.items() if c.trains_distributed))
+        raise fail(
+            f"model '{model}' does not train on several processes (it is not trained by "
+            f"gradient steps on shards of its data); models that do: {supported}"
         )
+    if nproc > 1 and not worker:
+        args = ["train", "--model", model, "--data", data]
+        args += [f"--set={item}" for item in set_ or []]
+        args += ["--promote"] if promote else []
+        console.print(f"training [bold]{model}[/] on {nproc} processes (torchrun) ...")
+        code = distributed.launch(nproc, "app.cli", args)
+        if code:  # the failing rank printed its error; torchrun stopped the others
+            raise typer.Exit(code=code)
+        return
+    with user_errors(), distributed.session(device_type):  # left even when training fails
+        main = distributed.is_main()
+        console.quiet = not main  # progress once, from rank 0; any rank's error below
+        try:
+            with distributed.main_first():  # rank 0 downloads / fills caches first
+                interactions = load_data(data, config)
+            console.print(f"training [bold]{model}[/] ...")
+            manifest = train_and_save(
+                model_store,
+                model,
+                interactions,
+                overrides=overrides,
+                source=data,
+                promote=promote,
+                callbacks=[epoch_printer()] if main else [],
+            )
+        finally:
+            console.quiet = False
+    if not main:
+        return
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in manifest.metrics.items())
     out.print(
         f"saved {manifest.model} version {manifest.version}"

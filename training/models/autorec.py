@@ -48,6 +48,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from training import distributed
 from training.data.interactions import Interactions
 from training.device import resolve_device
 from training.models.base import (
@@ -67,7 +68,6 @@ from training.models.common.settings import TrainingConfig
 from training.models.rating_levels import (
     check_history,
     require_explicit,
-    shuffled_batches,
 )
 from training.trainer import EpochLoop, fit_epochs
 
@@ -160,6 +160,7 @@ class _AutoRecBase(Model):
     Config: ClassVar[type[ModelConfig]] = AutoRecConfig
     search_space = SEARCH_SPACE
     item_based: ClassVar[bool]
+    trains_distributed: ClassVar[bool] = True  # ranks share the rows: items (I-) or users (U-)
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config)
@@ -200,19 +201,27 @@ class _AutoRecBase(Model):
         self.net = _AutoEncoder(inputs.shape[1], cfg.hidden).to(device)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         n_observed = max(len(trained_rows) * inputs.shape[1] if all_entries else inputs.nnz, 1)
+        # On N ranks each reports 1/N of the epoch's rows; the trainer averages their losses.
+        n_observed = max(n_observed // distributed.world_size(), 1)
+        net = self.net
+        forward = distributed.data_parallel(net)
 
-        def run_epoch(_: int) -> dict[str, float]:
-            assert self.net is not None
-            self.net.train()
+        def batch_loss(r: Tensor, observed: Tensor, share: float) -> tuple[Tensor, Tensor]:
+            residual = net(r) - r
+            if not all_entries:
+                residual = residual * observed  # ‖r − h(r)‖²_O
+            error = residual.square().sum()
+            return error, error + share * cfg.l2 / 2 * net.weight_penalty()  # eq. 2
+
+        def run_epoch(epoch: int) -> dict[str, float]:
+            net.train()
             squared, objective = 0.0, 0.0
-            for rows in shuffled_batches(len(trained_rows), cfg.batch_size, rng):
+            for rows in distributed.epoch_batches(
+                len(trained_rows), cfg.batch_size, rng, epoch, cfg.seed
+            ):
                 r, observed = _dense_rows(inputs, trained_rows[rows], device)
-                residual = self.net(r) - r
-                if not all_entries:
-                    residual = residual * observed  # ‖r − h(r)‖²_O
-                error = residual.square().sum()
                 share = len(rows) / len(trained_rows)
-                loss = error + share * cfg.l2 / 2 * self.net.weight_penalty()  # eq. 2
+                error, loss = forward(lambda: batch_loss(r, observed, share))  # noqa: B023
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

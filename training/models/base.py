@@ -408,6 +408,9 @@ class Model(ABC):
     scorer_cls: ClassVar[type[Scorer]]
     #: What ``genrec tune`` may change, declared in the model's file next to its Config.
     search_space: ClassVar[SearchSpace]
+    #: Trains on several processes (``genrec train --nproc N``, ``training.distributed``):
+    #: gradient steps on shards of its rows. Closed-form and sampling-based fits do not.
+    trains_distributed: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from training import distributed
 from training.data.interactions import Interactions
 from training.device import resolve_device
 from training.models.base import (
@@ -194,6 +195,7 @@ class BiasedMF(Model):
     Config = BiasedMFConfig
     search_space = SEARCH_SPACE
     scorer_cls = BiasedMFScorer
+    trains_distributed = True  # ranks share the epoch's ratings
     config: BiasedMFConfig
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -224,15 +226,18 @@ class BiasedMF(Model):
         opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
         optimizer = opt_cls(self.net.parameters(), lr=cfg.lr)
         net = self.net
+        forward = distributed.data_parallel(net)  # ranks share the ratings
+
+        def batch_loss(batch: Tensor) -> tuple[Tensor, Tensor]:
+            pred, penalty = net(users[batch], items[batch], self.mu)
+            sq = (ratings[batch] - pred) ** 2
+            return sq, (sq + cfg.l2 * penalty).mean()  # eq. 5, per-rating penalty
 
         def run_epoch(epoch: int) -> dict[str, float]:
-            order = torch.as_tensor(rng.permutation(len(users)), device=device)
             total_sq, total = 0.0, 0
-            for start in range(0, len(order), cfg.batch_size):
-                batch = order[start : start + cfg.batch_size]
-                pred, penalty = net(users[batch], items[batch], self.mu)
-                sq = (ratings[batch] - pred) ** 2
-                loss = (sq + cfg.l2 * penalty).mean()  # eq. 5, per-rating penalty
+            for rows in distributed.epoch_batches(len(users), cfg.batch_size, rng, epoch, cfg.seed):
+                batch = torch.as_tensor(rows, device=device)
+                sq, loss = forward(lambda: batch_loss(batch))  # noqa: B023 (called now)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from training import distributed
 from training.data.interactions import Interactions
 from training.device import resolve_device
 from training.models.base import (
@@ -128,6 +129,7 @@ class BPRMF(Model):
     Config: ClassVar[type[ModelConfig]] = BPRConfig
     search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = BPRScorer
+    trains_distributed: ClassVar[bool] = True  # ranks share the epoch's triples
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config)
@@ -147,6 +149,8 @@ class BPRMF(Model):
     ) -> FitReport:
         cfg = self.cfg
         rng = seed_everything(cfg.seed)
+        if distributed.active():  # each rank draws its own triples (TripleSampler.epoch)
+            rng = np.random.default_rng(distributed.rank_seed(cfg.seed))
         positives = positive_matrix(train, cfg.positive_threshold)
         sampler = TripleSampler(positives, rng)
         self.mf = ItemBiasMF(train.n_users, train.n_items, cfg.dim).init_normal(cfg.init_std)
@@ -154,10 +158,11 @@ class BPRMF(Model):
         self._scorer_config = mf_scorer_config(self, train, cfg.reg)
         opt = torch.optim.Adam(self.mf.parameters(), lr=cfg.lr)
         mf = self.mf
+        forward = distributed.data_parallel(mf)
 
         def run_epoch(epoch: int) -> dict[str, float]:
             losses = [
-                bpr_step(mf, opt, sampler, u, i, cfg.reg, cfg.dns_k)
+                bpr_step(mf, opt, sampler, u, i, cfg.reg, cfg.dns_k, forward)
                 for u, i in sampler.epoch(cfg.batch_size)
             ]
             return {"bpr": float(np.mean(losses))}

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from training import distributed
 from training.data.interactions import Interactions
 from training.device import resolve_device
 from training.models.base import (
@@ -75,7 +76,6 @@ from training.models.rating_levels import (
     expected_rating,
     level_index,
     rating_values,
-    shuffled_batches,
 )
 from training.trainer import EpochLoop, fit_epochs
 
@@ -181,6 +181,7 @@ class CFNADE(Model):
     Config: ClassVar[type[ModelConfig]] = CFNADEConfig
     search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = CFNADEScorer
+    trains_distributed: ClassVar[bool] = True  # ranks share the users
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__(config)
@@ -214,13 +215,15 @@ class CFNADE(Model):
         ).to(device)
         self.net.init_output_bias(train, values)
         optimiser = torch.optim.Adam(self.net.param_groups(cfg.weight_decay), lr=cfg.lr)
-        gen = torch.Generator(device=device).manual_seed(cfg.seed)
+        # Orderings and split points: a stream per rank, so ranks do not repeat each other.
+        gen = torch.Generator(device=device).manual_seed(distributed.rank_seed(cfg.seed))
+        forward = distributed.data_parallel(self.net)
 
-        def run_epoch(_: int) -> dict[str, float]:
+        def run_epoch(epoch: int) -> dict[str, float]:
             total, count = 0.0, 0
-            for rows in shuffled_batches(len(users), cfg.batch_size, rng):
+            for rows in distributed.epoch_batches(len(users), cfg.batch_size, rng, epoch, cfg.seed):
                 batch = History.from_csr(matrix, users[rows], device=device)
-                loss = self._batch_cost(batch, gen)
+                loss = forward(lambda: self._batch_cost(batch, gen))  # noqa: B023 (called now)
                 optimiser.zero_grad(set_to_none=True)
                 (loss / batch.batch_size).backward()
                 optimiser.step()

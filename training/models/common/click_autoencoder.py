@@ -26,6 +26,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from training import distributed
 from training.data.interactions import Interactions
 from training.device import resolve_device
 from training.models.base import (
@@ -198,6 +199,7 @@ class ClickAutoencoder(Model):
     """Training loop shared by Mult-VAE and Mult-DAE: batches of users' click rows."""
 
     task = "topk"
+    trains_distributed = True
     config: ClickAutoencoderConfig
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -249,15 +251,17 @@ class ClickAutoencoder(Model):
         # passes; the profile in docs/peers.md put Adam at 17% of an epoch at 20k items.
         optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=True)
         net = self.net
+        forward = distributed.data_parallel(net)  # gradients averaged across ranks, if several
 
         def run_epoch(epoch: int) -> dict[str, float]:
             net.train()
-            order = rng.permutation(active)
             sums: dict[str, float] = {}
             n_batches = 0
-            for start in range(0, len(order), cfg.batch_size):
-                batch = History.from_csr(matrix, order[start : start + cfg.batch_size], device)
-                loss, parts = self.batch_loss(batch)
+            for rows in distributed.epoch_batches(
+                len(active), cfg.batch_size, rng, epoch, cfg.seed
+            ):
+                batch = History.from_csr(matrix, active[rows], device)
+                loss, parts = forward(lambda: self.batch_loss(batch))  # noqa: B023 (called now)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch import Tensor
 
+from training import distributed
 from training.data.interactions import Interactions
 from training.models.base import ModelError
 from training.models.common.mf import ItemBiasMF
@@ -60,11 +62,18 @@ class TripleSampler:
         return out
 
     def epoch(self, batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """One epoch: |positives| bootstrap draws of (u, i), cut into batches."""
-        draw = self.rng.integers(0, len(self.users), size=len(self.users))
+        """One epoch: |positives| bootstrap draws of (u, i), cut into batches.
+
+        On N processes (``training.distributed``) each rank makes 1/N of the
+        draws in batches of ``batch_size / N``, from its own stream (the
+        caller seeds ``rng`` per rank): bootstrap draws are independent, so
+        ranks drawing apart is the same as sharing one global draw.
+        """
+        step = distributed.rank_batch_size(batch_size)
+        draw = self.rng.integers(0, len(self.users), size=distributed.rank_share(len(self.users)))
         return [
-            (self.users[draw[s : s + batch_size]], self.items[draw[s : s + batch_size]])
-            for s in range(0, len(draw), batch_size)
+            (self.users[draw[s : s + step]], self.items[draw[s : s + step]])
+            for s in range(0, len(draw), step)
         ]
 
 
@@ -76,8 +85,13 @@ def bpr_step(
     items_np: np.ndarray,
     reg: float,
     dns_k: int,
+    forward: distributed.ForwardRunner[tuple[Tensor, Tensor]] = distributed.run_locally,
 ) -> float:
-    """One LearnBPR step on a batch; returns the mean -ln σ(x̂_uij) of the batch."""
+    """One LearnBPR step on a batch; returns the mean -ln σ(x̂_uij) of the batch.
+
+    ``forward`` runs the loss (``training.distributed.data_parallel``: through
+    DDP on several processes, so the gradients are averaged across ranks).
+    """
     device = mf.item_bias.device
     cands = torch.as_tensor(sampler.negatives(users_np, dns_k), device=device)
     users = torch.as_tensor(users_np, device=device)
@@ -88,16 +102,20 @@ def bpr_step(
         neg = cands.gather(1, best).squeeze(1)
     else:
         neg = cands[:, 0]
-    x_uij = mf.pair_logits(users, items) - mf.pair_logits(users, neg)
-    ranking = -torch.nn.functional.logsigmoid(x_uij).mean()  # BPR-Opt, eq. (4)/section 4.1
-    penalty = (
-        mf.user_factors[users].pow(2).sum(1)
-        + mf.item_factors[items].pow(2).sum(1)
-        + mf.item_factors[neg].pow(2).sum(1)
-        + mf.item_bias[items].pow(2)
-        + mf.item_bias[neg].pow(2)
-    ).mean()
-    loss = ranking + reg * penalty  # λ_Θ ||Θ||² per sampled triple
+
+    def losses() -> tuple[Tensor, Tensor]:
+        x_uij = mf.pair_logits(users, items) - mf.pair_logits(users, neg)
+        ranking = -torch.nn.functional.logsigmoid(x_uij).mean()  # BPR-Opt, eq. (4)/section 4.1
+        penalty = (
+            mf.user_factors[users].pow(2).sum(1)
+            + mf.item_factors[items].pow(2).sum(1)
+            + mf.item_factors[neg].pow(2).sum(1)
+            + mf.item_bias[items].pow(2)
+            + mf.item_bias[neg].pow(2)
+        ).mean()
+        return ranking, ranking + reg * penalty  # λ_Θ ||Θ||² per sampled triple
+
+    ranking, loss = forward(losses)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
