@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Services
 from app.api.docs_page import install_docs
@@ -155,6 +156,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # uvicorn has drained in-flight requests (timeout_graceful_shutdown) before
             # this runs; the batchers still score anything queued, then stop.
             await services.recommender.close()
+            # Commits the interaction writes still queued (their requests were drained).
+            await run_in_threadpool(services.interactions.close)
             await close_dashboard(app)
             # After the batchers: every answered response has queued its impression.
             services.impressions.stop()

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         "(not at all when the previous batch was a single request)",
     )
     batch_max: int = Field(64, gt=0, le=4096, description="most ranking requests in one batch")
+    interaction_commit_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="longest an interaction write waits for others to share its transaction "
+        "(group commit; not at all when the previous group was a single request)",
+    )
     torch_threads: int = Field(
         1,
         ge=0,
