@@ -35,7 +35,13 @@ from app.api.routes import (
 from app.catalog import CatalogSync
 from app.core.cache import make_cache
 from app.core.config import Settings, get_settings
-from app.core.db import DatabaseGuard, make_engine, make_sessionmaker, upgrade_database
+from app.core.db import (
+    DatabaseGuard,
+    make_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+    upgrade_database,
+)
 from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
@@ -107,7 +113,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         recommender=Recommender(
             holder,
             cache,
-            LogReader(sessions, guard, metrics),
+            LogReader(make_read_sessionmaker(engine), guard, metrics),
             settings,
             metrics,
             impressions,

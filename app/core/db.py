@@ -104,6 +104,21 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for single-statement reads (the serving path's log queries).
+
+    On Postgres they run in autocommit: psycopg otherwise sends ``BEGIN`` before
+    the statement and ``session_scope`` a ``COMMIT`` after it, three round trips
+    for one read, on the scoring thread of every recommendation batch. A single
+    statement reads one consistent snapshot of everything committed before it
+    began, so an acknowledged interaction is still seen by the next read.
+    SQLite (no round trips, WAL) keeps the plain sessions.
+    """
+    if engine.dialect.name != "postgresql":
+        return make_sessionmaker(engine)
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error, always close."""

@@ -9,7 +9,14 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.core import db as db_module
-from app.core.db import DatabaseGuard, DatabaseUnavailable, make_engine, ping, upgrade_database
+from app.core.db import (
+    DatabaseGuard,
+    DatabaseUnavailable,
+    make_engine,
+    make_read_sessionmaker,
+    ping,
+    upgrade_database,
+)
 from tests.manual_clock import ManualClock
 
 
@@ -104,3 +111,33 @@ def test_connection_killed_while_busy_fails_once_then_the_pool_reconnects(
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_read_sessions_on_postgres_run_single_statements_outside_a_transaction(
+    postgres_url: str,
+) -> None:
+    """No BEGIN/COMMIT round trips around a log read, and the next read sees a new commit."""
+    upgrade_database(postgres_url)
+    engine = make_engine(postgres_url)
+    try:
+        reads = make_read_sessionmaker(engine)
+        with reads() as session:
+            before = session.execute(text("SELECT count(*) FROM interactions")).scalar_one()
+            dbapi = session.connection().connection.dbapi_connection
+            assert dbapi is not None and dbapi.info.transaction_status.name == "IDLE"
+        with engine.begin() as conn:  # a write committed elsewhere...
+            conn.execute(
+                text(
+                    "INSERT INTO interactions (user_id, item_id, ts, created_at) "
+                    "VALUES ('read-test', '1', now(), now())"
+                )
+            )
+        with reads() as session:  # ...is seen by the next read
+            after = session.execute(text("SELECT count(*) FROM interactions")).scalar_one()
+        assert after == before + 1
+        with engine.connect() as conn:  # the pooled connection is back to transactions
+            conn.execute(text("SELECT 1"))
+            plain = conn.connection.dbapi_connection
+            assert plain is not None and plain.info.transaction_status.name == "INTRANS"
+    finally:
+        engine.dispose()
