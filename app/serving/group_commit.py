@@ -14,7 +14,8 @@ at once, as in ``app.serving.batcher``) and calls ``write`` with the group's
 items in one call — the caller's ``write`` does them in one transaction. Every
 future is resolved only after ``write`` returned (committed); if it raises,
 every request of the group gets that exception, so nothing unwritten is
-acknowledged. ``close`` writes what is queued, then stops the thread.
+acknowledged. A request cancelled while still queued (the client went away)
+is dropped from its group. ``close`` writes what is queued, then stops the thread.
 """
 
 from __future__ import annotations
@@ -103,13 +104,17 @@ class GroupCommit(Generic[Item, Result]):
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-            group = self._pending[: self.max_group]
+            taken = self._pending[: self.max_group]
             del self._pending[: self.max_group]
-            self._last_group = len(group)
-            return group
+            self._last_group = len(taken)
+        # A request cancelled while queued (its client left) is dropped, never acknowledged;
+        # the others can no longer be cancelled, so resolving them below cannot fail.
+        return [entry for entry in taken if entry.future.set_running_or_notify_cancel()]
 
     def _run(self) -> None:
         while (group := self._take_group()) is not None:
+            if not group:
+                continue
             try:
                 results = self.write([entry.item for entry in group])
             except BaseException as exc:  # every request of the group fails; the writer lives on

@@ -82,3 +82,17 @@ def test_close_writes_what_is_queued_then_refuses() -> None:
     assert queued.result(0) == "ok:b"  # resolved before close returned
     with pytest.raises(GroupCommitClosed):
         group.submit("c")
+
+
+def test_a_request_cancelled_while_queued_is_dropped_and_the_writer_lives_on() -> None:
+    writer = BlockingWriter()
+    group: GroupCommit[str, str] = GroupCommit(writer, wait_s=0.001, max_group=64)
+    group.submit("a")
+    assert writer.entered.wait(10)
+    gone, kept = group.submit("b"), group.submit("c")
+    assert gone.cancel()  # what asyncio.wrap_future does when the request is cancelled
+    writer.release.set()
+    assert kept.result(10) == "ok:c"
+    assert writer.groups == [["a"], ["c"]]
+    assert group.submit("d").result(10) == "ok:d"
+    group.close()
