@@ -43,24 +43,32 @@ def main() -> None:
     parser.add_argument("--title", default="")
     args = parser.parse_args()
     endpoints = args.endpoints.split(",")
-    fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(len(endpoints), 2, figsize=(11, 3.6 * len(endpoints)), squeeze=False)
+    runs = [
+        (label, read_table(Path(path))) for label, _, path in (r.partition("=") for r in args.runs)
+    ]
     levels: set[int] = set()
-    styles = ["-", "--", ":", "-."]
-    for n, run in enumerate(args.runs):
-        label, _, path = run.partition("=")
-        cells = read_table(Path(path))
-        for m, endpoint in enumerate(endpoints):
+    for row, endpoint in enumerate(endpoints):
+        ax_rps, ax_p99 = axes[row]
+        for n, (label, cells) in enumerate(runs):
             conc = sorted(c for e, c in cells if e == endpoint)
             if not conc:
                 continue
             levels.update(conc)
-            rps = [cells[(endpoint, c)][0] for c in conc]
-            p99 = [cells[(endpoint, c)][1] for c in conc]
-            style = dict(linestyle=styles[n % len(styles)], marker="o", color=f"C{m}")
-            ax_rps.plot(conc, rps, label=f"{endpoint}, {label}", **style)  # type: ignore[arg-type]
-            ax_p99.plot(conc, p99, label=f"{endpoint}, {label}", **style)  # type: ignore[arg-type]
+            style = {
+                "marker": "os^v"[n % 4],
+                "color": f"C{n}",
+                "linestyle": "--" if "before" in label else "-",
+            }
+            ax_rps.plot(conc, [cells[(endpoint, c)][0] for c in conc], label=label, **style)  # type: ignore[arg-type]
+            ax_p99.plot(conc, [cells[(endpoint, c)][1] for c in conc], label=label, **style)  # type: ignore[arg-type]
+        ax_rps.set_title(f"{endpoint}: throughput", fontsize=9)
+        ax_p99.set_title(f"{endpoint}: p99 latency", fontsize=9)
+        ax_rps.legend(fontsize=7)
     ticks = sorted(levels)
-    for ax, ylabel in ((ax_rps, "throughput (requests/s)"), (ax_p99, "p99 latency (ms)")):
+    for ax, ylabel in [
+        (a, y) for r in axes for a, y in zip(r, ("requests/s", "p99 latency (ms)"), strict=True)
+    ]:
         ax.set_xscale("log")
         ax.set_xticks(ticks)
         ax.set_xticklabels([str(t) for t in ticks])
@@ -69,7 +77,6 @@ def main() -> None:
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    ax_rps.legend(fontsize=7)
     if args.title:
         fig.suptitle(args.title, fontsize=10)
     fig.tight_layout()

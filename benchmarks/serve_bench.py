@@ -326,7 +326,9 @@ def load_main(argv: list[str]) -> None:
 def run_load(port: int, kind: str, conc: int, duration: float, warmup: float) -> dict:
     cmd = [sys.executable, __file__, "_load", "--port", str(port), "--kind", kind]
     cmd += ["--concurrency", str(conc), "--duration", str(duration), "--warmup", str(warmup)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"load generator ({kind} x{conc}) failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -11,7 +11,7 @@ startup ``auto_migrate`` run.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import threading
 import time
@@ -55,7 +55,7 @@ def make_engine(url: str, connect_timeout_s: float = 10.0) -> Engine:
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
     )
     event.listen(engine, "checkin", _note_checkin)
-    event.listen(engine, "checkout", _ping_if_idle)
+    event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine))
     return engine
 
 
@@ -68,27 +68,26 @@ def _note_checkin(_dbapi_connection: object, record: ConnectionPoolEntry) -> Non
 
 
 def _ping_if_idle(
-    dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
+    engine: Engine, dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
 ) -> None:
     """SQLAlchemy's documented pessimistic disconnect handling, for idle connections only.
 
-    Raising ``DisconnectionError`` makes the pool discard this connection and
-    check out another (a fresh one after a restart). A connection back in the
-    pool for less than ``IDLE_PING_S`` was working a moment ago; under load
-    that is every checkout, and a server that died in between costs that one
-    operation (a degraded read or a 503 write, then the pool reconnects).
+    The ping is the dialect's own (``do_ping``: on psycopg it pings in autocommit,
+    so the connection is not left inside a transaction, which would refuse the
+    autocommit of ``make_read_sessionmaker``). Raising ``DisconnectionError``
+    makes the pool discard this connection and check out another (a fresh one
+    after a restart). A connection back in the pool for less than
+    ``IDLE_PING_S`` was working a moment ago; under load that is every checkout,
+    and a server that died in between costs that one operation (a degraded read
+    or a 503 write, then the pool reconnects).
     """
     checked_in = record.info.get("checked_in")
     if checked_in is None or time.monotonic() - checked_in < IDLE_PING_S:
         return  # fresh from connect, or busy a moment ago
-    cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("SELECT 1")
+        engine.dialect.do_ping(dbapi_connection)
     except Exception as error:
         raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
-    finally:
-        with contextlib.suppress(Exception):  # the connection is gone; the pool discards it
-            cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -89,6 +89,8 @@ def test_idle_pooled_connection_killed_by_the_server_is_replaced_at_checkout(
         monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)  # every pooled connection is idle
         second = _backend_pid(engine)  # the ping found it dead; the pool reconnected
         assert second != first
+        with make_read_sessionmaker(engine)() as session:  # a pinged connection is not
+            assert session.execute(text("SELECT 1")).scalar_one() == 1  # left in a transaction
     finally:
         engine.dispose()
         admin.dispose()
