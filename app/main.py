@@ -18,6 +18,7 @@ from typing import Any
 import faiss
 import torch
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Services
 from app.api.docs_page import install_docs
@@ -35,7 +36,13 @@ from app.api.routes import (
 from app.catalog import CatalogSync
 from app.core.cache import make_cache
 from app.core.config import Settings, get_settings
-from app.core.db import DatabaseGuard, make_engine, make_sessionmaker, upgrade_database
+from app.core.db import (
+    DatabaseGuard,
+    make_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+    upgrade_database,
+)
 from app.core.errors import document_error_bodies, install_error_handlers
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
@@ -110,7 +117,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         recommender=Recommender(
             holder,
             cache,
-            LogReader(sessions, guard, metrics),
+            LogReader(make_read_sessionmaker(engine), guard, metrics),
             settings,
             metrics,
             impressions,
@@ -159,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # uvicorn has drained in-flight requests (timeout_graceful_shutdown) before
             # this runs; the batchers still score anything queued, then stop.
             await services.recommender.close()
+            # Commits the interaction writes still queued (their requests were drained).
+            await run_in_threadpool(services.interactions.close)
             await close_dashboard(app)
             # After the batchers: every answered response has queued its impression.
             services.impressions.stop()

@@ -26,7 +26,10 @@ What it does:
 Endpoints: ``constant`` (the HTTP stack's ceiling), ``recs`` (GET
 /v1/users/{id}/recommendations?k=10 over the ML-100K user ids), ``predict``
 (POST /v1/predictions, 10 items, biased-mf), ``interactions`` (POST
-/v1/interactions, one new event per request).
+/v1/interactions, one new event per request), ``mix`` (the mixed traffic of
+``MIX``: 60% known-user recs, 15% two-row interaction writes of new users, 10%
+recs for those new users, 10% ad-hoc histories of 10 items, 5% predictions of
+10 items; with ``recs`` in the same run it prints ``mix_vs_recs@<conc>=``).
 
 Usage::
 
@@ -63,7 +66,28 @@ from urllib.parse import quote
 
 import numpy as np
 
-ENDPOINTS = ("constant", "recs", "predict", "interactions")
+ENDPOINTS = ("constant", "recs", "predict", "interactions", "mix")
+#: The mixed cell (``mix``): share of each request kind, in percent (issue #20).
+MIX = (
+    (60, "recs"),  # known users
+    (15, "mix-write"),  # interactions of new users, two rows per request
+    (10, "mix-new-recs"),  # recommendations for those new users (fold-in from the log)
+    (10, "mix-adhoc"),  # ad-hoc histories of 10 items
+    (5, "predict"),  # predictions of 10 items
+)
+
+
+def mix_kind(conn: int, n: int) -> str:
+    """The kind of the n-th request of connection ``conn`` in the mixed cell; every 100
+    consecutive requests of a connection hold each kind in its exact share."""
+    slot = (n * 37 + conn * 11) % 100  # 37 is prime to 100: a permutation of 0..99
+    for share, kind in MIX:
+        if slot < share:
+            return kind
+        slot -= share
+    raise AssertionError("MIX adds up to 100")
+
+
 #: ``--rules-ab``: the typical rules of a filtered list (docs/rules.md): a genre filter,
 #: a year range and a boost of recent films, as query parameters of ``recs``.
 RULES_QUERY = "&".join(
@@ -268,8 +292,13 @@ def start_server(
 
 def request_bytes(kind: str, conn: int, n: int, users: list[str], items: list[str]) -> bytes:
     """The n-th request of connection ``conn`` for endpoint ``kind`` (HTTP/1.1, keep-alive)."""
+    if kind == "mix":
+        kind = mix_kind(conn, n)
     if kind == "constant":
         return b"GET /v1/_bench/constant HTTP/1.1\r\nHost: bench\r\n\r\n"
+    if kind == "mix-new-recs":  # a user the mix-write requests of this connection log
+        path = f"/v1/users/mix-{conn}-{n // 20}/recommendations?k=10"
+        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     if kind in ("recs", "recs-rules"):
         user = users[(conn * 7919 + n) % len(users)]
         rules = "&" + RULES_QUERY if kind == "recs-rules" else ""
@@ -281,10 +310,23 @@ def request_bytes(kind: str, conn: int, n: int, users: list[str], items: list[st
         body = {"user_id": user, "item_ids": items[start : start + 10], "model": RATING_MODEL}
     elif kind == "interactions":
         body = {"user_id": f"bench-{conn}-{n}", "item_id": items[n % len(items)], "rating": 4}
+    elif kind == "mix-write":
+        user = f"mix-{conn}-{n // 20}"
+        body = {
+            "interactions": [
+                {"user_id": user, "item_id": items[(n + j * 500) % len(items)], "rating": 4}
+                for j in range(2)
+            ]
+        }
+    elif kind == "mix-adhoc":
+        start = (n * 10) % max(len(items) - 10, 1)
+        body = {"history": [{"item_id": i} for i in items[start : start + 10]], "k": 10}
     else:
         raise ValueError(kind)
     payload = json.dumps(body).encode()
-    path = "/v1/predictions" if kind == "predict" else "/v1/interactions"
+    path = {"predict": "/v1/predictions", "mix-adhoc": "/v1/recommendations"}.get(
+        kind, "/v1/interactions"
+    )
     head = (
         f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(payload)}\r\n\r\n"
@@ -363,7 +405,9 @@ def load_main(argv: list[str]) -> None:
 def run_load(port: int, kind: str, conc: int, duration: float, warmup: float) -> dict:
     cmd = [sys.executable, __file__, "_load", "--port", str(port), "--kind", kind]
     cmd += ["--concurrency", str(conc), "--duration", str(duration), "--warmup", str(warmup)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"load generator ({kind} x{conc}) failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -739,6 +783,12 @@ def main() -> None:
                 print_row(result, ceiling, mean_batch)
         if ann_enabled(args.server_env) and "recs" in kinds:
             ann_recall(args, store, workdir, port)
+        if "mix" in kinds and "recs" in kinds:  # the mixed cell against pure known-user recs
+            for conc in levels:
+                mix, recs = cells[("mix", conc)][0]["rps"], cells[("recs", conc)][0]["rps"]
+                print(
+                    f"mix_vs_recs@{conc}={mix / recs:.2f} (mix {mix:.0f} / recs {recs:.0f} req/s)"
+                )
     finally:
         proc.terminate()
         proc.wait(timeout=60)

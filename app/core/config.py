@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     ann_nprobe: int | None = Field(
         None, gt=0, description="IVF lists searched per query (default: the manifest's nprobe)"
     )
+    interaction_commit_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="longest an interaction write waits for others to share its transaction "
+        "(group commit; not at all when the previous group was a single request)",
+    )
     torch_threads: int = Field(
         1,
         ge=0,

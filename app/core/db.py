@@ -1,13 +1,17 @@
 """Database engine, sessions and migrations.
 
-One synchronous engine per app (FastAPI runs sync routes in a thread pool);
-``pool_pre_ping`` makes a restarted Postgres cost one reconnect instead of a
-failed request. ``upgrade_database`` is what ``genrec migrate`` and the
+One synchronous engine per app (FastAPI runs sync routes in a thread pool).
+A pooled Postgres connection that sat idle for ``IDLE_PING_S`` is pinged at
+checkout (``_ping_if_idle``), so a restarted Postgres costs one reconnect
+instead of a failed request; a connection checked out again within that time
+is not: SQLAlchemy's ``pool_pre_ping`` pinged on *every* checkout, one extra
+round trip per recommendation batch and per write under load. ``upgrade_database`` is what ``genrec migrate`` and the
 startup ``auto_migrate`` run.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -17,7 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import normalise_database_url
 
@@ -41,14 +47,47 @@ def make_engine(url: str, connect_timeout_s: float = 10.0) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,
         pool_timeout=max(connect_timeout_s, 1.0),
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
     )
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine))
+    return engine
+
+
+#: A pooled connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_S = 1.0
+
+
+def _note_checkin(_dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(
+    engine: Engine, dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
+) -> None:
+    """SQLAlchemy's documented pessimistic disconnect handling, for idle connections only.
+
+    The ping is the dialect's own (``do_ping``: on psycopg it pings in autocommit,
+    so the connection is not left inside a transaction, which would refuse the
+    autocommit of ``make_read_sessionmaker``). Raising ``DisconnectionError``
+    makes the pool discard this connection and check out another (a fresh one
+    after a restart). A connection back in the pool for less than
+    ``IDLE_PING_S`` was working a moment ago; under load that is every checkout,
+    and a server that died in between costs that one operation (a degraded read
+    or a 503 write, then the pool reconnects).
+    """
+    checked_in = record.info.get("checked_in")
+    if checked_in is None or time.monotonic() - checked_in < IDLE_PING_S:
+        return  # fresh from connect, or busy a moment ago
+    try:
+        engine.dialect.do_ping(dbapi_connection)
+    except Exception as error:
+        raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -62,6 +101,21 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded rows usable after commit (responses read them)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for single-statement reads (the serving path's log queries).
+
+    On Postgres they run in autocommit: psycopg otherwise sends ``BEGIN`` before
+    the statement and ``session_scope`` a ``COMMIT`` after it, three round trips
+    for one read, on the scoring thread of every recommendation batch. A single
+    statement reads one consistent snapshot of everything committed before it
+    began, so an acknowledged interaction is still seen by the next read.
+    SQLite (no round trips, WAL) keeps the plain sessions.
+    """
+    if engine.dialect.name != "postgresql":
+        return make_sessionmaker(engine)
+    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 @contextmanager

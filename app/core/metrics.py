@@ -116,6 +116,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.interaction_group_size = Histogram(
+            "genrec_interaction_group_size",
+            "interaction-write requests committed in one transaction (group commit)",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.impression_batch_size = Histogram(
             "genrec_impression_batch_size",
             "impressions per INSERT of the background writer",

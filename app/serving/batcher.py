@@ -17,7 +17,9 @@ scoring thread, which runs ``process_batch``:
     -> business rules (``app.rules.apply``: filter masks, boosts) -> masks (B, I)
     -> torch.topk -> per-job top-k (diversity re-ranks: ``app.rules.diversity``)
 
-and the results are fanned back out to the futures. While one batch is being
+and the results are fanned back out to the futures. Prediction jobs
+(``RankJob.predict``, ``POST /v1/predictions``) join the same batches: their
+users are resolved with the others', then their items are rated instead of ranked. While one batch is being
 scored the next one fills, so batches get larger exactly when load is high.
 Masks (seen items, ``exclude``, ``include``) are applied to the scores before
 top-k; nothing is over-fetched.
@@ -76,6 +78,9 @@ class RankJob:
     user_id: str | None = None  # resolve state + seen items in the batch
     exclude_seen: bool = True  # with user_id: also ban the user's seen items
     rules: RulePlan | None = None  # compiled business rules (filter mask, boosts, diversity)
+    # A prediction job (with ``user_id``): rate these item indices instead of ranking; the
+    # result's ``items`` are they, ``scores`` the ratings (empty when the user has no state).
+    predict: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,8 @@ Resolver = Callable[[LoadedModel, list[str]], list[UserContext]]
 def process_batch(
     model: LoadedModel, jobs: Sequence[RankJob], resolve: Resolver | None
 ) -> list[Ranked]:
-    """Resolve the batch's users (if any), then ``rank_batch``; contexts ride along."""
+    """Resolve the batch's users (if any), then ``rank_batch`` the ranking jobs and rate the
+    prediction jobs' items; contexts ride along."""
     user_ids = [job.user_id for job in jobs if job.user_id is not None]
     if not user_ids:
         return rank_batch(model, jobs)
@@ -113,12 +119,37 @@ def process_batch(
             contexts.append(None)
             continue
         context = next(resolved)
-        # Plain constructors, not ``dataclasses.replace``: this runs per request, under the GIL.
-        banned = _ban_seen(job, context.seen)
-        prepared.append(RankJob(context.state, banned, job.allowed, job.k, rules=job.rules))
+        if job.predict is not None:
+            prepared.append(RankJob(context.state, job.banned, None, 0, predict=job.predict))
+        else:
+            # Plain constructors, not ``dataclasses.replace``: this runs per request, under the GIL.
+            banned = _ban_seen(job, context.seen)
+            prepared.append(RankJob(context.state, banned, job.allowed, job.k, rules=job.rules))
         contexts.append(context)
-    ranked = rank_batch(model, prepared)
-    return [dataclasses.replace(r, context=c) for r, c in zip(ranked, contexts, strict=True)]
+    ranking = [b for b, job in enumerate(prepared) if job.predict is None]
+    results: list[Ranked | None] = [None] * len(prepared)
+    if ranking:
+        for b, r in zip(ranking, rank_batch(model, [prepared[b] for b in ranking]), strict=True):
+            results[b] = r
+    for b, job in enumerate(prepared):
+        if job.predict is not None:
+            results[b] = _predict(model, job)
+    return [
+        dataclasses.replace(r, context=c)
+        for r, c in zip(results, contexts, strict=True)
+        if r is not None
+    ]
+
+
+def _predict(model: LoadedModel, job: RankJob) -> Ranked:
+    """The model's ratings of a prediction job's items (none without a user state)."""
+    assert job.predict is not None
+    if job.state is None or not job.predict.size:
+        return Ranked(items=job.predict, scores=np.zeros(0, dtype=np.float32))
+    with torch.inference_mode():
+        indices = torch.as_tensor(job.predict, device=model.device)
+        ratings = model.scorer.predict(job.state.to(model.device), indices)[0]
+    return Ranked(items=job.predict, scores=ratings.float().cpu().numpy())
 
 
 def _ban_seen(job: RankJob, seen: np.ndarray) -> np.ndarray:

@@ -1,16 +1,21 @@
 """Logging interactions: validate, write in one transaction, then invalidate cached state.
 
-The 201 is sent only after the commit returned, so an acknowledged interaction
-is durable. Invalidation runs after the commit and may fail silently (Redis
+Concurrent requests share their transaction (``app.serving.group_commit``): one
+writer thread commits the requests that arrived within a short window together.
+The 201 is sent only after the commit of the request's group returned, so an
+acknowledged interaction is durable; a failed group fails each of its requests
+with the 503 a lone failed write gets. Invalidation runs after the commit and may fail silently (Redis
 down); correctness does not depend on it because cached state carries the
 newest log id it includes (see ``app.serving.state``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC
 
@@ -27,6 +32,7 @@ from app.experiments.counting import count as count_experiment_events
 from app.repository import NewInteraction, add_interactions
 from app.schemas import InteractionIn
 from app.serving.attribution import Attributor
+from app.serving.group_commit import GroupCommit, GroupCommitClosed
 from app.serving.holder import ModelHolder
 from app.serving.impressions import Clock, utc_now
 from app.serving.state import database_unavailable
@@ -59,6 +65,13 @@ class InteractionLogger:
         self.settings = settings
         self.guard = guard or DatabaseGuard(settings.db_retry_s)
         self.metrics = metrics
+        self._group: GroupCommit[list[NewInteraction], int] = GroupCommit(
+            self._write_group,
+            settings.interaction_commit_wait_ms / 1000.0,
+            max_group=settings.batch_max,
+            name="interaction-writer",
+            on_group=metrics.interaction_group_size.observe if metrics is not None else None,
+        )
 
     def record(self, interactions: Sequence[InteractionIn]) -> int:
         """Validate all, write all in one transaction (all or nothing), invalidate; the count.
@@ -66,10 +79,48 @@ class InteractionLogger:
         Any failure before the commit returned answers 503 and nothing is
         acknowledged. (A connection lost *during* COMMIT may still have
         committed; the client retries, and a duplicate click is harmless.)
+        Blocks the calling thread; the route uses ``record_async``.
         """
+        future = self._submit(interactions)
+        try:
+            return future.result()
+        except Exception as exc:
+            raise self._answer_for(exc) from exc
+
+    async def record_async(self, interactions: Sequence[InteractionIn]) -> int:
+        """``record`` without a thread-pool thread per waiting request."""
+        future = self._submit(interactions)
+        try:
+            return await asyncio.wrap_future(future)
+        except Exception as exc:
+            raise self._answer_for(exc) from exc
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer (graceful shutdown)."""
+        self._group.close()
+
+    def _submit(self, interactions: Sequence[InteractionIn]) -> Future[int]:
         rows = self.validate(interactions)
         now = self.clock()
         rows = [row if row.ts is not None else replace(row, ts=now) for row in rows]
+        try:
+            return self._group.submit(rows)
+        except GroupCommitClosed as exc:
+            raise ApiError(503, "shutting_down", f"{exc}; retry on another replica") from exc
+
+    def _answer_for(self, exc: Exception) -> Exception:
+        """The error a request of a failed group answers (the writer logged it once)."""
+        if isinstance(exc, DatabaseUnavailable | SQLAlchemyError):
+            return database_unavailable(exc)
+        return exc
+
+    def _write_group(self, groups: Sequence[list[NewInteraction]]) -> list[int]:
+        """The writer thread's work: every request's rows in one transaction, then invalidate.
+
+        Raises on any failure before the commit returned; ``GroupCommit`` then fails
+        every request of the group.
+        """
+        rows = [row for group in groups for row in group]
         counted: Counted = []
         try:
             with self.guard.attempt(), session_scope(self.sessions) as session:
@@ -82,18 +133,18 @@ class InteractionLogger:
                         self.settings.experiment_click_types,
                         self.settings.experiment_conversion_types,
                     )
-                accepted = add_interactions(session, rows)
-        except DatabaseUnavailable as exc:
-            raise database_unavailable(exc) from exc
+                add_interactions(session, rows)
         except SQLAlchemyError as exc:
             if self.metrics is not None:
-                self.metrics.database_errors.labels(operation="write").inc()
-            log.error("interaction write failed, nothing recorded: %s", exc)
-            raise database_unavailable(exc) from exc
+                self.metrics.database_errors.labels(operation="write").inc(len(groups))
+            log.error(
+                "interaction write of %d requests failed, nothing recorded: %s", len(groups), exc
+            )
+            raise
         self.cache.invalidate(dict.fromkeys(row.user_id for row in rows))
         if self.metrics is not None and counted:
             count_experiment_events(self.metrics, counted)
-        return accepted
+        return [len(group) for group in groups]
 
     def validate(self, interactions: Sequence[InteractionIn]) -> list[NewInteraction]:
         """Checks that depend on settings and on the served artifact; 4xx naming the entry."""

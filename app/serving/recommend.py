@@ -56,7 +56,6 @@ from app.serving.state import (
     LogReader,
     UserContext,
     ad_hoc_context,
-    user_context,
     user_contexts,
 )
 
@@ -101,8 +100,11 @@ class Recommender:
         )
 
     def _resolve(self, model: LoadedModel, user_ids: list[str]) -> list[UserContext]:
-        """The batcher's resolver: contexts of a batch's users (scoring thread)."""
-        return user_contexts(model, user_ids, self.logs, self.cache)
+        """The batcher's resolver: contexts of a batch's users (scoring thread); with their
+        mean ratings for a rating model (the baseline of a prediction)."""
+        return user_contexts(
+            model, user_ids, self.logs, self.cache, with_mean=model.predicts_ratings
+        )
 
     # -- endpoints --------------------------------------------------------------------
 
@@ -168,7 +170,7 @@ class Recommender:
         response.unknown_items = unknown
         return response
 
-    def predict(
+    async def predict(
         self, user_id: str, item_ids: Sequence[str], model_name: str | None
     ) -> PredictionResponse:
         """Predicted ratings of ``item_ids`` for ``user_id`` (rating models only).
@@ -187,7 +189,7 @@ class Recommender:
                 "too_many_items",
                 f"item_ids has {len(item_ids)} ids; at most max_k={self.settings.max_k} per request",
             )
-        model = self.model(model_name)
+        model = await self.model_async(model_name)
         if not model.predicts_ratings:
             raise ApiError(
                 422,
@@ -195,17 +197,24 @@ class Recommender:
                 f"model '{model.name}' ranks items but does not predict ratings; "
                 "use /v1/users/{user_id}/recommendations, or name a rating model",
             )
-        context = user_context(model, user_id, self.logs, self.cache)
+        known = [i for i in item_ids if i in model.item_index]
+        job = RankJob(  # joins the model's micro-batch: one log query, one cache round trip
+            state=None,
+            banned=_NOTHING,
+            allowed=None,
+            k=0,
+            user_id=user_id,
+            predict=np.fromiter((model.item_index[i] for i in known), np.int64, len(known)),
+        )
+        rated = await self._rank(model, job)
+        context = rated.context
+        assert context is not None  # the batch resolved this job's user
         if context.degraded:
             self.metrics.degraded.labels(endpoint="predictions").inc()
-        state = context.state  # None: a user with no ratings, every item gets the baseline
-        known = [i for i in item_ids if i in model.item_index] if state is not None else []
-        predicted: dict[str, float] = {}
-        if state is not None and known:
-            indices = torch.tensor([model.item_index[i] for i in known], device=model.device)
-            with torch.inference_mode():
-                ratings = model.scorer.predict(state, indices)[0].cpu().tolist()
-            predicted = dict(zip(known, ratings, strict=True))
+        # No scores: a user with no ratings (no state), every item gets the baseline.
+        predicted = (
+            dict(zip(known, rated.scores.tolist(), strict=False)) if rated.scores.size else {}
+        )
         baseline = prediction_baseline(model, context)
         unknown = [i for i in dict.fromkeys(item_ids) if i not in model.item_index]
         n_baseline = sum(1 for i in item_ids if i not in predicted)

@@ -51,7 +51,7 @@ class UserContext:
     degraded: bool = False  # answered without the database (artifact + cache only)
     # Mean of the user's rating values (training row ∪ ratings logged after the cutoff);
     # None when there are none. The baseline a prediction falls back to for an item the
-    # model does not know; filled by ``user_context`` (predictions), not the batched path.
+    # model does not know; filled by ``user_context`` and by ``user_contexts(with_mean=True)``.
     mean_rating: float | None = None
 
 
@@ -185,7 +185,11 @@ def user_context(
 
 
 def user_contexts(
-    model: LoadedModel, user_ids: Sequence[str], logs: LogReader, cache: StateCache
+    model: LoadedModel,
+    user_ids: Sequence[str],
+    logs: LogReader,
+    cache: StateCache,
+    with_mean: bool = False,
 ) -> list[UserContext]:
     """``user_context`` for a micro-batch: one log query, one cache round trip and one
     batched ``user_state`` call for every user whose cached state is missing or stale.
@@ -193,7 +197,8 @@ def user_contexts(
     This runs for every recommendation batch while the event loop waits on the GIL,
     so the usual case (a known user, nothing logged since the cutoff, state cached)
     touches no per-item Python: the seen set is the artifact's training row as it
-    is, and all cached states become tensors in one conversion.
+    is, and all cached states become tensors in one conversion. ``with_mean`` also
+    fills each context's ``mean_rating`` (predictions' baseline), as ``user_context`` does.
     """
     indices = [model.user_index.get(u, -1) for u in user_ids]
     known = [u for u, i in zip(user_ids, indices, strict=True) if i >= 0]
@@ -205,8 +210,10 @@ def user_contexts(
         ]
     cached = cache.get_many(user_ids, model.name, model.version)
     contexts: list[UserContext | None] = []
-    hits: list[tuple[int, np.ndarray, np.ndarray, bool]] = []  # (b, state, seen, folded_in)
+    hits: list[tuple[int, np.ndarray, np.ndarray, bool, float | None]] = []
+    # (b, state, seen, folded_in, mean rating)
     pending: list[tuple[int, int, list[int], list[float], np.ndarray, int]] = []
+    means: dict[int, float | None] = {}  # b -> mean rating of a pending (fold-in) user
     for b, (user_id, index) in enumerate(zip(user_ids, indices, strict=True)):
         rows = logged.get(user_id, ())
         usable = [r for r in rows if r.item_id in model.item_index]
@@ -217,10 +224,14 @@ def user_contexts(
         hit = cached[b]
         if hit is not None and hit[1] == stamp and (index >= 0 or usable):
             seen = base_items
+            mean = _mean(base_values) if with_mean else None
             if usable:  # plus what was logged since the cutoff
                 since = np.asarray([model.item_index[r.item_id] for r in usable], np.int64)
                 seen = np.union1d(base_items, since)
-            hits.append((b, hit[0], seen, folded_in))
+                if with_mean:
+                    events = [(model.item_index[r.item_id], r.rating) for r in usable]
+                    mean = _mean(merge_history(model, base_items, base_values, events)[1])
+            hits.append((b, hit[0], seen, folded_in, mean))
             contexts.append(None)
             continue
         events = [(model.item_index[r.item_id], r.rating) for r in usable]
@@ -230,18 +241,24 @@ def user_contexts(
             continue
         contexts.append(None)
         pending.append((b, -1 if folded_in else index, items, values, seen, stamp))
+        if with_mean:
+            means[b] = _mean(values)
     if hits:
         stacked = torch.from_numpy(np.stack([h[1] for h in hits]).astype(np.float32, copy=False))
         stacked = stacked.to(model.device)  # (H, D): one conversion for every cached state
-        for row, (b, _, seen, folded_in) in enumerate(hits):
-            contexts[b] = UserContext(stacked[row : row + 1], seen, folded_in=folded_in)
+        for row, (b, _, seen, folded_in, mean) in enumerate(hits):
+            contexts[b] = UserContext(
+                stacked[row : row + 1], seen, folded_in=folded_in, mean_rating=mean
+            )
     if pending:
         states = compute_states(
             model, [p[1] for p in pending], [p[2] for p in pending], [p[3] for p in pending]
         )
         for row, (b, user, _, _, seen, stamp) in enumerate(pending):
             state = states[row : row + 1]
-            contexts[b] = UserContext(state=state, seen=seen, folded_in=user < 0)
+            contexts[b] = UserContext(
+                state=state, seen=seen, folded_in=user < 0, mean_rating=means.get(b)
+            )
             cache.set(user_ids[b], model.name, model.version, state[0].cpu().numpy(), stamp)
     return [c for c in contexts if c is not None]
 

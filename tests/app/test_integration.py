@@ -182,3 +182,27 @@ def test_every_endpoint_answers_with_redis_down(
         if line.startswith("genrec_cache_errors_total")
     ]
     assert float(errors[0].split()[-1]) > 0
+
+
+def test_concurrent_predictions_batched_answer_as_lone_ones(
+    services_client: TestClient,
+) -> None:
+    """Predictions join micro-batches: 24 concurrent requests (known users, an unknown one,
+    an unknown item) get exactly the answers each got alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = [str(u) for u in range(1, 12)] + ["nobody-" + _uid()]
+
+    def predict(user: str) -> dict:  # type: ignore[type-arg]
+        r = services_client.post(
+            "/v1/predictions",
+            json={"user_id": user, "item_ids": ["1", "50", "no-such", "181"], "model": "biased-mf"},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    alone = {user: predict(user) for user in users}
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(predict, users + users))
+    for user, body in zip(users + users, together, strict=True):
+        assert body == alone[user]

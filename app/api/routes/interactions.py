@@ -19,9 +19,10 @@ router = APIRouter(prefix="/v1", tags=["interactions"])
     status_code=status.HTTP_201_CREATED,
     responses=errors(*BODY, 413, 503),
 )
-def log_interactions(
+async def log_interactions(
     body: Annotated[InteractionsBody, Body()], services: ServicesDep
 ) -> InteractionsAccepted:
-    """One interaction or ``{"interactions": [...]}``; committed in one transaction before 201."""
+    """One interaction or ``{"interactions": [...]}``; committed in one transaction before 201
+    (shared with concurrent requests: group commit, ``app.serving.group_commit``)."""
     items = body.interactions if isinstance(body, InteractionBatch) else [body]
-    return InteractionsAccepted(accepted=services.interactions.record(items))
+    return InteractionsAccepted(accepted=await services.interactions.record_async(items))

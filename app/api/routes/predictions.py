@@ -17,11 +17,11 @@ router = APIRouter(prefix="/v1", tags=["predictions"])
     response_model_exclude_none=True,
     responses=errors(*BODY, *SERVING),
 )
-def predict(body: PredictionRequest, services: ServicesDep) -> PredictionResponse:
+async def predict(body: PredictionRequest, services: ServicesDep) -> PredictionResponse:
     """Ratings for ``item_ids`` in request order; 422 for top-k-only models.
 
     A rating the model cannot make (an unknown item, a user with no ratings) is the
     baseline, flagged ``fallback``: the user's mean rating, else the version's
     training mean. Unknown item ids are listed in ``unknown_items``.
     """
-    return services.recommender.predict(body.user_id, body.item_ids, body.model)
+    return await services.recommender.predict(body.user_id, body.item_ids, body.model)

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from app.core.db import DatabaseGuard, DatabaseUnavailable, make_engine, ping, upgrade_database
+from app.core import db as db_module
+from app.core.db import (
+    DatabaseGuard,
+    DatabaseUnavailable,
+    make_engine,
+    make_read_sessionmaker,
+    ping,
+    upgrade_database,
+)
 from tests.manual_clock import ManualClock
 
 
@@ -59,3 +67,79 @@ def test_guard_ignores_errors_that_do_not_mean_down() -> None:
     with pytest.raises(IntegrityError), guard.attempt():
         _fail(IntegrityError("INSERT", {}, Exception("duplicate")))
     assert not guard.is_down
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_idle_pooled_connection_killed_by_the_server_is_replaced_at_checkout(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool pings a connection that sat idle, so a server-side kill (a restart) costs a
+    reconnect, not a failed statement; one checked out again at once is not pinged."""
+    engine = make_engine(postgres_url)
+    admin = make_engine(postgres_url)
+    try:
+        first = _backend_pid(engine)
+        assert _backend_pid(engine) == first  # busy a moment ago: the same pooled connection
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)  # every pooled connection is idle
+        second = _backend_pid(engine)  # the ping found it dead; the pool reconnected
+        assert second != first
+        with make_read_sessionmaker(engine)() as session:  # a pinged connection is not
+            assert session.execute(text("SELECT 1")).scalar_one() == 1  # left in a transaction
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_connection_killed_while_busy_fails_once_then_the_pool_reconnects(
+    postgres_url: str,
+) -> None:
+    """Without the idle ping the dead connection fails one statement (the caller's error
+    handling answers it) and SQLAlchemy invalidates the pool: the next one works."""
+    engine = make_engine(postgres_url)
+    admin = make_engine(postgres_url)
+    try:
+        first = _backend_pid(engine)
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        with pytest.raises(OperationalError):
+            _backend_pid(engine)
+        assert _backend_pid(engine) != first
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_read_sessions_on_postgres_run_single_statements_outside_a_transaction(
+    postgres_url: str,
+) -> None:
+    """No BEGIN/COMMIT round trips around a log read, and the next read sees a new commit."""
+    upgrade_database(postgres_url)
+    engine = make_engine(postgres_url)
+    try:
+        reads = make_read_sessionmaker(engine)
+        with reads() as session:
+            before = session.execute(text("SELECT count(*) FROM interactions")).scalar_one()
+            dbapi = session.connection().connection.dbapi_connection
+            assert dbapi is not None and dbapi.info.transaction_status.name == "IDLE"
+        with engine.begin() as conn:  # a write committed elsewhere...
+            conn.execute(
+                text(
+                    "INSERT INTO interactions (user_id, item_id, ts, created_at) "
+                    "VALUES ('read-test', '1', now(), now())"
+                )
+            )
+        with reads() as session:  # ...is seen by the next read
+            after = session.execute(text("SELECT count(*) FROM interactions")).scalar_one()
+        assert after == before + 1
+        with engine.connect() as conn:  # the pooled connection is back to transactions
+            conn.execute(text("SELECT 1"))
+            plain = conn.connection.dbapi_connection
+            assert plain is not None and plain.info.transaction_status.name == "INTRANS"
+    finally:
+        engine.dispose()

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from app.core.metrics import Metrics
-from app.serving.batcher import BatcherClosed, RankJob, ScoreBatcher, rank_batch
+from app.serving.batcher import BatcherClosed, RankJob, ScoreBatcher, process_batch, rank_batch
+from app.serving.state import UserContext
 
 # Item vectors of a 5-item catalog; score = Q . state (a linear scorer).
 Q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0], [0.5, 0.5]])
@@ -154,3 +155,33 @@ def test_a_scoring_error_reaches_every_waiter_and_the_loop_survives() -> None:
         return ok.items.tolist()
 
     assert asyncio.run(scenario()) == [1]
+
+
+class _RatingScorer(_LinearScorer):
+    def predict(self, state: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return (state @ Q.T)[:, items] + 3.0  # a rating: 3 + the linear score
+
+
+def test_prediction_jobs_share_the_batch_resolution_and_rate_their_own_items() -> None:
+    model = _model()
+    model.scorer = _RatingScorer()
+    states = {"a": torch.tensor([[1.0, 0.0]]), "b": torch.tensor([[0.0, 2.0]]), "new": None}
+    resolved: list[list[str]] = []
+
+    def resolve(_model: object, user_ids: list[str]) -> list[UserContext]:
+        resolved.append(user_ids)
+        return [UserContext(states[u], seen=np.array([0]), folded_in=False) for u in user_ids]
+
+    jobs = [
+        RankJob(None, NONE, None, 0, user_id="a", predict=np.array([2, 3])),
+        RankJob(None, NONE, None, 2, user_id="b"),  # ranked, its seen item 0 banned
+        RankJob(None, NONE, None, 0, user_id="new", predict=np.array([1])),
+        RankJob(None, NONE, None, 0, user_id="b", predict=np.array([], dtype=np.int64)),
+    ]
+    results = process_batch(model, jobs, resolve)  # type: ignore[arg-type]
+    assert resolved == [["a", "b", "new", "b"]]  # one resolution for the whole batch
+    assert results[0].items.tolist() == [2, 3] and results[0].scores.tolist() == [4.0, 2.0]
+    assert sorted(results[1].items.tolist()) == [1, 2]  # both score 2; item 0 (seen) banned
+    assert results[2].scores.size == 0  # no state: the caller answers the baseline
+    assert results[3].scores.size == 0
+    assert [r.context is not None for r in results] == [True] * 4
