@@ -4,7 +4,7 @@ returns traffic to the default model, and the results after simulated traffic.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +32,30 @@ def admin(
     postgres_url: str,
     redis_url: str,
     redis_namespace: str,
-) -> TestClient:
-    """A server on the session's Postgres (experiments cleared) and Redis."""
-    engine = create_engine(postgres_url)
+) -> Iterator[TestClient]:
+    """A server on the session's Postgres (experiments cleared) and Redis.
+
+    The experiments are cleared after the test as well: the session database is
+    shared, and an experiment left running would assign other tests' requests.
+    """
     upgrade_database(postgres_url)
-    with engine.begin() as conn:  # the session database is shared by the suite's tests
-        conn.exec_driver_sql("DELETE FROM experiments")
-        conn.exec_driver_sql("DELETE FROM impressions WHERE experiment IS NOT NULL")
-    engine.dispose()
-    return make_client(
+    _clear_experiments(postgres_url)
+    yield make_client(
         database_url=postgres_url,
         redis_url=redis_url,
         cache_namespace=redis_namespace,
         admin_token=TOKEN,
         impression_flush_s=0.05,
     )
+    _clear_experiments(postgres_url)
+
+
+def _clear_experiments(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:  # the session database is shared by the suite's tests
+        conn.exec_driver_sql("DELETE FROM experiments")
+        conn.exec_driver_sql("DELETE FROM impressions WHERE experiment IS NOT NULL")
+    engine.dispose()
 
 
 def _create(client: TestClient, body: dict[str, Any]) -> Any:
