@@ -174,6 +174,21 @@ class StrongSplit:
     test_fold_in: Interactions
     test_heldout: Interactions
 
+    def without_test(self) -> Interactions:
+        """Every record of the training and validation users (the test users' none), in the
+        split's id maps: what a selection run (``genrec tune``) may see of this split."""
+        parts = (self.train, self.valid_fold_in, self.valid_heldout)
+        return Interactions(
+            users=np.concatenate([p.users for p in parts]),
+            items=np.concatenate([p.items for p in parts]),
+            ratings=np.concatenate([p.ratings for p in parts]),
+            timestamps=np.concatenate([p.timestamps for p in parts]),
+            user_ids=self.train.user_ids,
+            item_ids=self.train.item_ids,
+            explicit=self.train.explicit,
+            item_meta=self.train.item_meta,
+        )
+
 
 def _restrict_items(data: Interactions, keep_items: np.ndarray) -> Interactions:
     """Re-index to the sorted item indices ``keep_items``; records of other items are dropped."""

@@ -71,13 +71,20 @@ def rating_trial(
     return Trial(train, validation, measure)
 
 
+def split_ratings(
+    data: Interactions, opts: Options, seed: int
+) -> tuple[Interactions, Interactions]:
+    """One seed's (training part, test part): the random ``1 - test_fraction`` / ``test_fraction``."""
+    train_all, test = random_split(data, (1 - opts.test_fraction, opts.test_fraction), seed)
+    return train_all, test
+
+
 def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
     """RMSE on a fresh random 90/10 split per seed."""
     data = explicit(load(data_spec, data_dir), NAME)
-    test_fraction = opts.test_fraction
 
     def trial(seed: int) -> Trial:
-        train_all, test = random_split(data, (1 - test_fraction, test_fraction), seed)
+        train_all, test = split_ratings(data, opts, seed)
         return rating_trial(seed, train_all, test, opts.valid_fraction, opts.default_rating)
 
     return Plan(dataset_name(data_spec), seeds, trial)

@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 
 from training.data.interactions import Interactions
-from training.data.splits import strong_generalization
+from training.data.splits import StrongSplit, strong_generalization
 from training.evaluate import evaluate_topk, topk_validation
 from training.models.base import Scorer
 from training.protocols.common import (
@@ -67,8 +67,10 @@ def clicks(data: Interactions, threshold: float, min_clicks: int) -> Interaction
     return kept.subset(counts[kept.users] >= min_clicks)
 
 
-def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
-    """Train on the training users, select on validation NDCG@100, report the test users."""
+def prepare(
+    data_spec: DataSpec, data_dir: Path | str | None, opts: Options
+) -> tuple[Interactions, int]:
+    """The protocol's clicks and its number of held-out users per side (validation = test)."""
     data = clicks(load(data_spec, data_dir), opts.click_threshold, opts.min_clicks)
     n_active = len(np.unique(data.users))
     n_heldout = opts.heldout_users
@@ -79,9 +81,36 @@ def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds:
             f"{n_active} users with enough clicks cannot give 2 x {n_heldout} held-out users; "
             "lower the heldout_users option"
         )
+    return data, n_heldout
+
+
+def split_users(data: Interactions, n_heldout: int, opts: Options, seed: int) -> StrongSplit:
+    """One seed's train / validation / test users (what ``plan`` trains and tests on)."""
+    return strong_generalization(data, n_heldout, n_heldout, opts.fold_in_fraction, seed)
+
+
+def measure_test(split: StrongSplit, scorer: Scorer) -> dict[str, float]:
+    """The headline on the test users: their fold-in is the input, their held-out 20% relevant."""
+    test_relevant = split.test_heldout.to_csr("ones")
+    metrics = evaluate_topk(
+        scorer,
+        split.test_fold_in.to_csr("ones"),
+        test_relevant,
+        ks=(20, 50, 100),
+        metrics=("ndcg", "recall"),
+        recall_denominator="min",
+    )
+    result = {k: metrics[k] for k in HEADLINE}
+    result["test_users"] = float((np.diff(test_relevant.indptr) > 0).sum())
+    return result
+
+
+def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds: list[int]) -> Plan:
+    """Train on the training users, select on validation NDCG@100, report the test users."""
+    data, n_heldout = prepare(data_spec, data_dir, opts)
 
     def trial(seed: int) -> Trial:
-        split = strong_generalization(data, n_heldout, n_heldout, opts.fold_in_fraction, seed)
+        split = split_users(data, n_heldout, opts, seed)
         train = split.train.compact()  # drop held-out users from the model's user space
         if train.n_items != split.train.n_items:
             raise ProtocolError("internal: the training item space changed while compacting")
@@ -91,21 +120,6 @@ def plan(data_spec: DataSpec, data_dir: Path | str | None, opts: Options, seeds:
             metric="ndcg@100",
             recall_denominator="min",
         )
-
-        def measure(scorer: Scorer) -> dict[str, float]:
-            test_relevant = split.test_heldout.to_csr("ones")
-            metrics = evaluate_topk(
-                scorer,
-                split.test_fold_in.to_csr("ones"),
-                test_relevant,
-                ks=(20, 50, 100),
-                metrics=("ndcg", "recall"),
-                recall_denominator="min",
-            )
-            result = {k: metrics[k] for k in HEADLINE}
-            result["test_users"] = float((np.diff(test_relevant.indptr) > 0).sum())
-            return result
-
-        return Trial(train, validation, measure)
+        return Trial(train, validation, lambda scorer: measure_test(split, scorer))
 
     return Plan(dataset_name(data_spec), seeds, trial)

@@ -47,6 +47,11 @@ class EpochPruning:
         self.trial, self.metric, self.higher_is_better = trial, metric, higher_is_better
         self.clock, self.deadline = clock, deadline
         self.best: tuple[int, float] | None = None  # (epoch, figure) of the best validation
+        # Optuna's step of the last report. A model that trains in phases (IRGAN: pre-training,
+        # then the game) restarts its epoch count; its later phases continue the steps, since
+        # Optuna ignores (with a warning) a value reported again at a step it already has.
+        self.step = 0
+        self.offset = 0
 
     def __call__(self, report: EpochReport) -> None:
         if self.metric in report.metrics:
@@ -55,7 +60,10 @@ class EpochPruning:
                 value > self.best[1] if self.higher_is_better else value < self.best[1]
             ):
                 self.best = (report.epoch, value)
-            self.trial.report(value, step=report.epoch)
+            if report.epoch + self.offset <= self.step:  # a new phase began at epoch 1
+                self.offset = self.step
+            self.step = report.epoch + self.offset
+            self.trial.report(value, step=self.step)
             if self.trial.should_prune():
                 self.trial.set_user_attr("stopped", f"pruned at epoch {report.epoch}")
                 raise optuna.TrialPruned(f"epoch {report.epoch}: {self.metric}={value:.4f}")

@@ -174,6 +174,16 @@ def test_strong_generalization_is_seeded_and_validates() -> None:
         S.strong_generalization(data, 20, 20, seed=1)
 
 
+def test_strong_split_without_test_holds_train_and_validation_users_only() -> None:
+    data = _clicks_with_rare_items()
+    split = S.strong_generalization(data, 5, 6, seed=3)
+    seen = split.without_test()
+    assert seen.user_ids is split.train.user_ids and seen.item_ids is split.train.item_ids
+    expected = _keys(split.train) | _keys(split.valid_fold_in) | _keys(split.valid_heldout)
+    assert _keys(seen) == expected and len(seen) == len(expected)
+    assert not set(np.unique(seen.users)) & set(np.unique(split.test_fold_in.users))
+
+
 def test_keep_fraction() -> None:
     kept = S.keep_fraction(DATA, 0.4, seed=0)
     assert len(kept) == round(0.4 * len(DATA))

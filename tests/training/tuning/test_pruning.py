@@ -68,6 +68,18 @@ def test_another_models_trials_are_not_the_yardstick() -> None:
     )
 
 
+def test_a_second_training_phase_continues_the_steps(recwarn: pytest.WarningsRecorder) -> None:
+    """IRGAN counts epochs from 1 again for its game after pre-training; every figure counts."""
+    study = _study()
+    trial = _trial_of(study, "a")
+    callback = EpochPruning(trial, "ndcg@100", True, ManualClock(0.0), deadline=100.0)
+    for epoch, value in [(1, 0.1), (2, 0.2), (3, 0.3), (1, 0.35), (2, 0.4)]:
+        callback(EpochReport(epoch, 3, {}, {"ndcg@100": value}, 0.1, True))
+    study.tell(trial, 0.4)
+    assert study.trials[-1].intermediate_values == {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.35, 5: 0.4}
+    assert not [w for w in recwarn if "already reported" in str(w.message)]
+
+
 def test_the_deadline_stops_a_running_fit_at_its_next_epoch() -> None:
     study = _study()
     clock = ManualClock(0.0)
