@@ -146,9 +146,16 @@ def session(device_type: str | None = None) -> Iterator[bool]:
     joined = init_from_env(device_type)
     try:
         yield joined
-    finally:
+    except BaseException:
         if joined:
             shutdown()
+        raise
+    if joined:
+        # Every rank reaches here before any rank tears Gloo down: a rank that exits
+        # while a peer's last collective is still in flight can abort the peer at exit
+        # ("terminate called without an active exception", seen once in CI).
+        dist.barrier()
+        shutdown()
 
 
 @contextmanager
