@@ -12,6 +12,7 @@ save -> promote -> finish, so a job marked ``succeeded`` with
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -52,7 +53,8 @@ def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
         f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
         f"{job.model} data={job.data} promote={job.promote} params={job.params}"
     )
-    try:
+
+    def work() -> str:
         existing = find_job_version(ctx.store, job.model, job.id)
         if existing is not None:
             jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
@@ -60,22 +62,41 @@ def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
         else:
             manifest, gate = _train_and_save(job, lease, ctx)
         promoted, error = promote_if(lease, ctx.store, manifest, bool(gate.get("promote")))
-        if not lease.finish(
-            "succeeded", result_version=manifest.version, promoted=promoted, gate=gate, error=error
-        ):
-            jlog.add("lost the lease before recording the outcome", logging.WARNING)
-            return "lost"
-        return "succeeded"
+        return record_success(
+            lease, result_version=manifest.version, promoted=promoted, gate=gate, error=error
+        )
+
+    return job_outcome(job, lease, work)
+
+
+def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> str:
+    """Run a claimed job's ``work``; how it ended.
+
+    The one place, for retrain and tune jobs alike, that turns a stop
+    (``JobAborted``: cancelled, lost, the worker stopping) or an error into the
+    job's outcome, so the worker lives on whatever the job did.
+    """
+    jlog = lease.log
+    try:
+        return work()
     except JobAborted as exc:
         jlog.add(f"stopped: {exc.reason}", logging.WARNING)
         if exc.kind == "stopping":
             lease.release()
         return exc.kind
     except Exception as exc:  # the job fails; the worker lives on
-        log.exception("job %d failed", job.id)
+        log.exception("%s job %d failed", job.kind, job.id)
         jlog.add(f"failed: {type(exc).__name__}: {exc}", logging.ERROR)
         lease.finish("failed", error=f"{type(exc).__name__}: {exc}")
         return "failed"
+
+
+def record_success(lease: JobLease, **outcome: Any) -> str:
+    """Finish the job as succeeded with ``outcome``; "lost" if the lease went first."""
+    if not lease.finish("succeeded", **outcome):
+        lease.log.add("lost the lease before recording the outcome", logging.WARNING)
+        return "lost"
+    return "succeeded"
 
 
 def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | None:

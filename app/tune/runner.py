@@ -39,13 +39,15 @@ from app import repository as repo
 from app.core.config import Settings
 from app.core.db import session_scope
 from app.db_models import RetrainJob
-from app.retrain.lifecycle import JobAborted, JobLease, utcnow
+from app.retrain.lifecycle import JobLease, utcnow
 from app.retrain.runner import (
     JobContext,
     cutoff_now,
     epoch_progress,
     find_job_version,
+    job_outcome,
     promote_if,
+    record_success,
 )
 from app.tune.jobs import TuneRequest
 from app.tune.study import open_study_storage, study_name
@@ -103,33 +105,23 @@ def run_tune_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
         f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
         f"tune {request.to_params()}"
     )
-    try:
+
+    def work() -> str:
         manifest, gate, result = _search_and_save(job, request, lease, ctx)
         decided = request.promote and bool(gate.get("promote"))
         promoted, error = promote_if(lease, ctx.store, manifest, decided)
         if not request.promote:
             jlog.add("not promoted: the request did not ask to (promote: false)")
-        if not lease.finish(
-            "succeeded",
+        return record_success(
+            lease,
             result_version=manifest.version,
             promoted=promoted,
             gate=gate,
             error=error,
             result=result,
-        ):
-            jlog.add("lost the lease before recording the outcome", logging.WARNING)
-            return "lost"
-        return "succeeded"
-    except JobAborted as exc:
-        jlog.add(f"stopped: {exc.reason}", logging.WARNING)
-        if exc.kind == "stopping":
-            lease.release()
-        return exc.kind
-    except Exception as exc:  # the job fails; the worker lives on
-        log.exception("tune job %d failed", job.id)
-        jlog.add(f"failed: {type(exc).__name__}: {exc}", logging.ERROR)
-        lease.finish("failed", error=f"{type(exc).__name__}: {exc}")
-        return "failed"
+        )
+
+    return job_outcome(job, lease, work)
 
 
 def _search_and_save(
