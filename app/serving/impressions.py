@@ -6,6 +6,12 @@ thread takes impressions off the queue and writes them in batches, one
 multi-row INSERT per table (``repository.insert_impressions``). Shutdown
 (``stop``) writes whatever is queued before the engine closes.
 
+The writer wakes every ``flush_s`` (or as soon as ``batch_max`` impressions
+wait), never once per impression: a ``queue.Queue`` wakes its consumer on
+every put, and on a CPU-bound server each of those wakeups is a thread switch
+and a GIL hand-over taken from the request path (they cost the embedded
+server 15-25 % of its recommendation rate at 32 connections; docs/performance.md).
+
 Impressions are analytics, not acknowledged data: when the queue is full a new
 impression is dropped and counted (``genrec_impressions_dropped{reason="queue_full"}``),
 a batch whose write fails is dropped and counted (``reason="write_failed"``), and a
@@ -19,12 +25,10 @@ that names its ``recommendation_id``) see it at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
-import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -38,8 +42,6 @@ from app.repository import NewImpression, insert_impressions, recently_shown
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-#: How often an idle writer looks at the stop flag.
-_POLL_S = 0.05
 
 
 def utc_now() -> datetime:
@@ -66,7 +68,9 @@ class ImpressionRecorder:
         self.batch_max = batch_max
         self.flush_s = flush_s
         self.clock = clock
-        self._queue: queue.Queue[NewImpression] = queue.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self._queue: deque[NewImpression] = deque()  # guarded by _lock
+        self._wake = threading.Event()  # set when a batch is full or on stop
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)  # notified after every batch
         self._pending: dict[str, NewImpression] = {}  # queued or being written, by id
@@ -105,13 +109,15 @@ class ImpressionRecorder:
             latency_ms=latency_ms,
         )
         with self._lock:
-            try:
-                self._queue.put_nowait(impression)
-            except queue.Full:
+            if len(self._queue) >= self.queue_size:
                 self.metrics.impressions_dropped.labels(reason="queue_full").inc()
                 return rec_id
+            self._queue.append(impression)
             self._pending[rec_id] = impression
             self._pending_of.setdefault(user_id, {})[rec_id] = impression
+            full = len(self._queue) >= self.batch_max
+        if full:
+            self._wake.set()
         return rec_id
 
     def pending(self, rec_id: str) -> NewImpression | None:
@@ -151,12 +157,14 @@ class ImpressionRecorder:
         if not self.enabled or self._thread is not None:
             return
         self._stop.clear()
+        self._wake.clear()
         self._thread = threading.Thread(target=self._run, name="impression-writer", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Write everything queued, then stop the thread (graceful shutdown)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
@@ -169,7 +177,7 @@ class ImpressionRecorder:
         with self._lock:
             waiting_for = set(self._pending)
         written = 0
-        while batch := self._take(block=False):
+        while batch := self._take():
             written += self._write(batch)
         with self._written:
             self._written.wait_for(lambda: not waiting_for & self._pending.keys(), timeout_s)
@@ -177,34 +185,20 @@ class ImpressionRecorder:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._take(block=True)
-            if batch:
+            # Sleep a flush interval unless a full batch (or stop) wakes the thread sooner.
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            while not self._stop.is_set() and (batch := self._take()):
                 self._write(batch)
+                if len(batch) < self.batch_max:
+                    break  # the queue is drained: back to sleep
         # stop() flushes the rest from the calling thread
 
-    def _take(self, block: bool) -> list[NewImpression]:
-        """Up to ``batch_max`` impressions. Blocking, it waits for a first one, then up to
-        ``flush_s`` for the batch to fill; in short slices, so ``stop`` is seen at once."""
-        batch: list[NewImpression] = []
-        deadline: float | None = None
-        while len(batch) < self.batch_max:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            if not block or self._stop.is_set():
-                break
-            wait = _POLL_S
-            if batch:
-                now = time.monotonic()
-                deadline = deadline if deadline is not None else now + self.flush_s
-                if now >= deadline:
-                    break
-                wait = min(deadline - now, _POLL_S)
-            with contextlib.suppress(queue.Empty):
-                batch.append(self._queue.get(timeout=wait))
-        return batch
+    def _take(self) -> list[NewImpression]:
+        """Up to ``batch_max`` queued impressions, oldest first (never waits)."""
+        with self._lock:
+            count = min(self.batch_max, len(self._queue))
+            return [self._queue.popleft() for _ in range(count)]
 
     def _write(self, batch: list[NewImpression]) -> int:
         try:
