@@ -90,3 +90,40 @@ def test_malformed_spaces_are_refused(build, message: str) -> None:  # type: ign
 def test_a_space_naming_an_unknown_setting_is_refused() -> None:
     with pytest.raises(SearchSpaceError, match="no setting"):
         SearchSpace(not_a_setting=Int(1, 2)).check_fields(REGISTRY["ease"].Config)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_an_enqueued_first_trial_at_the_defaults_samples_the_defaults(name: str) -> None:
+    """``defaults`` gives Optuna names and values every distribution accepts: a trial
+    enqueued with them samples exactly the model's default settings."""
+    cls = REGISTRY[name]
+    first = cls.search_space.defaults(cls.Config(), prefix=f"{name}.")
+    study = optuna.create_study()
+    study.enqueue_trial(first)
+    overrides = cls.search_space.sample(study.ask(), prefix=f"{name}.")
+    defaults = cls.Config()
+    for key, value in first.items():
+        assert (
+            overrides[key.removeprefix(f"{name}.")] == value == getattr(defaults, key.split(".")[1])
+        )
+
+
+def test_defaults_leave_out_values_outside_the_range_and_unmet_conditions() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Config:
+        lr: float = 0.5  # outside its range: the sampler draws it
+        width: int = 64
+        layers: int = 1
+        second: int = 32  # only searched with two layers
+
+    space = SearchSpace(
+        lr=Float(1e-4, 1e-1, log=True),
+        width=Int(16, 128),
+        layers=Choice((1, 2)),
+        second=only_if(Int(8, 64), "layers", 2),
+        epochs=Fixed(10),
+    )
+    assert space.defaults(Config(), "m.") == {"m.width": 64, "m.layers": 1}
+    assert space.defaults(Config(layers=2), "m.") == {"m.width": 64, "m.layers": 2, "m.second": 32}

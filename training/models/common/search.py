@@ -122,6 +122,25 @@ class SearchSpace:
                 f"{config_cls.__qualname__} has no setting(s) {', '.join(unknown)}"
             )
 
+    def defaults(self, config: Any, prefix: str = "") -> dict[str, Any]:
+        """The searched parameters at ``config``'s values (Optuna names), for enqueuing a
+        model's first trial: its defaults, the paper's settings, are what an expert tries
+        first. A value outside its range (or a parameter whose condition does not hold)
+        is left out, so the sampler draws it."""
+        values = dataclasses.asdict(config)
+        chosen: dict[str, Any] = {}
+        for name, param in self.params.items():
+            if isinstance(param.dist, Fixed):
+                continue
+            if param.when is not None:
+                other, allowed = param.when
+                if other not in values or values[other] not in allowed:
+                    continue
+            value = values.get(name)
+            if _contains(param.dist, value):
+                chosen[prefix + name] = value
+        return chosen
+
     def sample(self, trial: Suggests, prefix: str = "") -> dict[str, Any]:
         """Overrides for one trial; Optuna parameter names are ``prefix + name``.
 
@@ -146,6 +165,27 @@ def _suggest(trial: Suggests, name: str, dist: Distribution) -> Any:
     if isinstance(dist, Int):
         return trial.suggest_int(name, dist.low, dist.high, step=dist.step, log=dist.log)
     return trial.suggest_categorical(name, list(dist.options))
+
+
+def _contains(dist: Distribution, value: Any) -> bool:
+    if isinstance(dist, Choice):
+        return value in dist.options
+    if isinstance(dist, Int):
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (dist.low <= value <= dist.high and (value - dist.low) % dist.step == 0)
+        )
+    if isinstance(dist, Float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not dist.low <= value <= dist.high:
+            return False
+        return (
+            dist.step is None
+            or abs((value - dist.low) / dist.step - round((value - dist.low) / dist.step)) < 1e-9
+        )
+    return False
 
 
 def _check_distribution(name: str, dist: Distribution) -> None:
