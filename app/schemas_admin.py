@@ -66,6 +66,11 @@ class TuneIn(_Strict):
     promote: Bool = Field(
         False, description="point production at the winner if it passes the evaluation gate"
     )
+    confirm_folds: Int64 | None = Field(
+        None,
+        description="validation splits each of the 3 finalists is scored on at the end of "
+        "the budget, best mean wins (default 3 for budgets of 5 min or more, else 1: off)",
+    )
 
 
 class RetrainAccepted(BaseModel):

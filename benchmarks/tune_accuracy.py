@@ -47,6 +47,7 @@ from training.models.base import EpochReport
 from training.pipeline import train_model
 from training.protocols import ratings_random, strong_generalization
 from training.protocols.common import DataSpec, load
+from training.tuning.confirm import Finalist, Fold
 from training.tuning.report import TrialRecord
 from training.tuning.search import SearchResult, SearchSettings, run_search
 
@@ -66,6 +67,15 @@ def _on_trial(record: TrialRecord, seconds_left: float) -> None:
     _say(
         f"  trial {record.number:>3} {record.model:<11} {record.state:<8} {value}{fit}"
         f"{note}  {seconds_left:.0f}s left"
+    )
+
+
+def _on_fold(finalist: Finalist, fold: Fold) -> None:
+    value = "-" if fold.value is None else f"{fold.value:.4f}"
+    note = f" ({fold.note})" if fold.note else ""
+    _say(
+        f"  confirm {finalist.model:<11} split seed {fold.split_seed} {value}"
+        f" fit {fold.fit_seconds:.1f}s  mean {finalist.mean:.4f}{note}"
     )
 
 
@@ -91,9 +101,10 @@ def _search(
         budget_seconds=args.budget_minutes * 60.0,
         max_trials=args.trials,
         seed=seed,
+        confirm_folds=args.confirm_folds,
     )
     t0 = time.monotonic()
-    result = run_search(seen, settings, on_trial=_on_trial)
+    result = run_search(seen, settings, on_trial=_on_trial, on_fold=_on_fold)
     return result, time.monotonic() - t0
 
 
@@ -127,13 +138,16 @@ def _seed_record(
         "winner": winner.model,
         "settings": winner.settings,
         "validation": {result.report["metric"]: winner.value},
+        "confirmed": winner.confirmed,
+        "confirmation": result.report.get("confirmation"),
         "test": test,
         "search_seconds": round(search_seconds, 1),
         "refit_seconds": round(refit_seconds, 1),
         "refit": refit,
         "trials": result.report["trials"],
         "leaderboard": [
-            {"model": e.model, "validation": e.value, "trials": e.trials} for e in result.board
+            {"model": e.model, "validation": e.value, "confirmed": e.confirmed, "trials": e.trials}
+            for e in result.board
         ],
         "tuning_split": result.report["split"],
         "load_average_before": load_before,
@@ -267,6 +281,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget-minutes", type=float, default=20.0)
     parser.add_argument("--models", type=_names, default=None, help="default: tune's defaults")
     parser.add_argument("--trials", type=int, default=None, help="stop each search sooner")
+    parser.add_argument(
+        "--confirm-folds", type=int, default=None, help="as genrec tune (default: by budget)"
+    )
     parser.add_argument(
         "--heldout-users", type=int, default=None, help="topk: the protocol's option (tests)"
     )

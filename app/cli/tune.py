@@ -30,6 +30,7 @@ from app.cli.common import (
 if TYPE_CHECKING:
     from models_store import ModelStore
     from training.data.interactions import Interactions
+    from training.tuning.confirm import Finalist, Fold
     from training.tuning.report import Entry, TrialRecord
 
 
@@ -57,6 +58,13 @@ def tune(
         typer.Option(help="selection metric: ndcg@K|recall@K (default ndcg@100) or rmse|mae"),
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the split and the sampler")] = 0,
+    confirm_folds: Annotated[
+        int | None,
+        typer.Option(
+            help="validation splits each of the 3 finalists is scored on at the end of the "
+            "budget, best mean wins (default 3 for budgets of 5 min or more, else 1: off)"
+        ),
+    ] = None,
     plot: Annotated[Path, typer.Option(help="where to write the PNG of the search")] = Path(
         "tune-search.png"
     ),
@@ -88,6 +96,7 @@ def tune(
         split=split,
         metric=metric,
         seed=seed,
+        confirm_folds=confirm_folds,
     )
     with user_errors():
         # Everything that needs no data is checked first, so a typo fails before a slow load.
@@ -96,7 +105,12 @@ def tune(
         interactions = load_data(data, config)
         console.print(f"tuning for [bold]{budget_minutes:g}[/] min ...")
         result = run_search(
-            interactions, search, storage=storage, study_name=study_name, on_trial=_progress
+            interactions,
+            search,
+            storage=storage,
+            study_name=study_name,
+            on_trial=_progress,
+            on_fold=_fold_progress,
         )
         report = result.report
         _leaderboard(result.board, report["metric"], to_stderr=json_)
@@ -149,6 +163,16 @@ def _progress(record: TrialRecord, seconds_left: float) -> None:
     )
 
 
+def _fold_progress(finalist: Finalist, fold: Fold) -> None:
+    """One line per confirmation fit: the finalist, the fold's figure, its mean so far."""
+    value = "-" if fold.value is None else f"{fold.value:.4f}"
+    note = f" ({fold.note})" if fold.note else ""
+    console.print(
+        f"confirm {finalist.model:<11} fold {len(finalist.folds) + 1} {value}"
+        f" fit {fold.fit_seconds:.1f}s  mean {finalist.mean:.4f}{note}"
+    )
+
+
 def _short(settings: dict[str, Any], model: str) -> str:
     """The searched settings, 3 significant digits (fixed caps such as epochs are left out)."""
     from training.models import REGISTRY
@@ -166,12 +190,16 @@ def _leaderboard(board: list[Entry], metric: str, to_stderr: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"leaderboard ({metric}, best trial per model)")
-    for column in ("model", metric, "settings", "fit s", "trials"):
+    confirmed = any(e.confirmed is not None for e in board)
+    columns = ("model", metric, *(("mean of folds",) if confirmed else ()), "settings", "fit s")
+    for column in (*columns, "trials"):
         table.add_column(column)
     for entry in board:
+        mean = "-" if entry.confirmed is None else f"{entry.confirmed:.4f}"
         table.add_row(
             entry.model,
             "-" if entry.value is None else f"{entry.value:.4f}",
+            *((mean,) if confirmed else ()),
             "-" if entry.settings is None else _short(entry.settings, entry.model),
             "-" if entry.fit_seconds is None else f"{entry.fit_seconds:.1f}",
             " ".join(f"{k} {v}" for k, v in sorted(entry.trials.items())),

@@ -35,6 +35,7 @@ _FIELD_NAMES = {
     "--task": "task",
     "--split": "split",
     "--metric": "metric",
+    "--confirm-folds": "confirm_folds",
 }
 
 
@@ -50,6 +51,7 @@ class TuneRequest:
     metric: str | None = None
     seed: int = 0
     promote: bool = False
+    confirm_folds: int | None = None  # None: by the budget (``training.tuning.confirm``)
 
     def search_settings(self) -> SearchSettings:
         return SearchSettings(
@@ -60,6 +62,7 @@ class TuneRequest:
             split=self.split,
             metric=self.metric,
             seed=self.seed,
+            confirm_folds=self.confirm_folds,
         )
 
     def to_params(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Lead (``run_tune_job``, under the job's lease like any retrain job)::
     -> open the study, enqueue one first trial per candidate (only the lead does this)
     -> open the search window (``search_until``) -> run trials until it closes
     -> wait for trials other workers are still running -> leaderboard
-    -> refit the winner -> gate -> save -> promote (if asked and the gate passes) -> finish
+    -> re-validate the finalists (the budget's last share, lead only) -> refit the winner -> gate -> save -> promote (if asked and the gate passes) -> finish
 
 Helper (``help_tune_job``, any worker that finds no queued job): while a tune
 job's window is open, open the same study (no enqueueing), read the same log
@@ -57,8 +57,9 @@ from training.data.interactions import Interactions
 from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.pipeline import save_trained
+from training.tuning.confirm import Finalist, Fold
 from training.tuning.report import TrialRecord
-from training.tuning.search import Search, open_search, search_trials, summarise
+from training.tuning.search import Search, confirm, open_search, search_trials, summarise
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def _search_and_save(
     until = (
         datetime.fromisoformat(planned)
         if planned
-        else now + timedelta(seconds=settings.budget_seconds)
+        else now + timedelta(seconds=settings.search_seconds)
     )
     seconds = (until - now).total_seconds()
     lease.report(
@@ -175,6 +176,17 @@ def _search_and_save(
         _set_window(lease, ctx, None)  # helpers stop after their current trial
     _wait_for_helpers(search, lease)
     result = summarise(search, spent)
+    # The rest of the budget re-validates the finalists, in the lead alone (a few fits).
+    end = until + timedelta(seconds=settings.budget_seconds - settings.search_seconds)
+    if settings.folds > 1:
+        lease.report({"phase": "confirming", "metric": metric}, force=True)
+
+    def on_fold(finalist: Finalist, fold: Fold) -> None:
+        value = "-" if fold.value is None else f"{fold.value:.4f}"
+        jlog.add(f"confirm {finalist.model}: {value}, mean so far {finalist.mean:.4f}")
+        lease.check()
+
+    result = confirm(search, result, max(0.0, (end - utcnow()).total_seconds()), on_fold=on_fold)
     report = result.report
     winner = result.winner
     assert winner.settings is not None

@@ -62,25 +62,40 @@ class Objective:
         higher = self.split.validation.higher_is_better
         pruning = EpochPruning(trial, metric, higher, self.clock, deadline)
         try:
-            config = cls.Config().with_overrides(settings)
-            report = cls(config).fit(self.split.train, self.split.validation, [pruning])
-        except BudgetSpent:
-            if pruning.best is None:
-                raise  # stopped before any validation: nothing to count (pruned)
-            trial.set_user_attr("best_epoch", pruning.best[0])
-            return pruning.best[1]  # the best epoch it reached, as the trainer validated it
+            value, best_epoch = validated_fit(str(name), settings, self.split, pruning)
         except ModelError as exc:
             trial.set_user_attr("error", str(exc))
             raise
         finally:
             trial.set_user_attr("fit_seconds", round(self.clock() - t0, 3))
             trial.set_user_attr("elapsed", round(self.clock() - self.started, 3))
-        trial.set_user_attr("best_epoch", report.best_epoch)
-        value = report.best_metrics.get(metric)
-        if value is None or not math.isfinite(value):
-            trial.set_user_attr("error", f"no finite {metric} (got {value})")
-            raise ModelError(f"{name}: the fit gave no finite {metric}")
-        return float(value)
+        trial.set_user_attr("best_epoch", best_epoch)
+        return value
+
+
+def validated_fit(
+    name: str, settings: dict[str, Any], split: TuningSplit, pruning: EpochPruning
+) -> tuple[float, int | None]:
+    """Fit ``name`` with ``settings`` on ``split``: its validation figure and best epoch.
+
+    A fit stopped for time (``BudgetSpent``) counts with the best epoch it
+    reached; one stopped before any validation re-raises (nothing to count).
+    A fit with no finite figure is a ``ModelError``.
+    """
+    cls = model_class(name)
+    metric = split.validation.metric
+    try:
+        report = cls(cls.Config().with_overrides(settings)).fit(
+            split.train, split.validation, [pruning]
+        )
+    except BudgetSpent:
+        if pruning.best is None:
+            raise  # stopped before any validation: nothing to count (pruned)
+        return pruning.best[1], pruning.best[0]  # the best epoch it reached
+    value = report.best_metrics.get(metric)
+    if value is None or not math.isfinite(value):
+        raise ModelError(f"{name}: the fit gave no finite {metric} (got {value})")
+    return float(value), report.best_epoch
 
 
 def _same_settings_done(

@@ -34,11 +34,12 @@ class EpochPruning:
     When it passes, the fit stops at the next epoch with ``BudgetSpent``; the
     objective then keeps the best figure the trainer validated so far
     (``best``), so a long fit still counts with the epochs it reached.
+    Without a ``trial`` (the finalists' refits, ``confirm``) it only keeps time.
     """
 
     def __init__(
         self,
-        trial: optuna.Trial,
+        trial: optuna.Trial | None,
         metric: str,
         higher_is_better: bool,
         clock: Callable[[], float],
@@ -63,12 +64,14 @@ class EpochPruning:
             if report.epoch + self.offset <= self.step:  # a new phase began at epoch 1
                 self.offset = self.step
             self.step = report.epoch + self.offset
-            self.trial.report(value, step=self.step)
-            if self.trial.should_prune():
-                self.trial.set_user_attr("stopped", f"pruned at epoch {report.epoch}")
-                raise optuna.TrialPruned(f"epoch {report.epoch}: {self.metric}={value:.4f}")
+            if self.trial is not None:
+                self.trial.report(value, step=self.step)
+                if self.trial.should_prune():
+                    self.trial.set_user_attr("stopped", f"pruned at epoch {report.epoch}")
+                    raise optuna.TrialPruned(f"epoch {report.epoch}: {self.metric}={value:.4f}")
         if self.clock() >= self.deadline and report.epoch < report.epochs:
-            self.trial.set_user_attr("stopped", f"out of time at epoch {report.epoch}")
+            if self.trial is not None:
+                self.trial.set_user_attr("stopped", f"out of time at epoch {report.epoch}")
             raise BudgetSpent(f"out of time at epoch {report.epoch}")
 
 

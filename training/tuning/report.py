@@ -62,6 +62,8 @@ class Entry:
     trial: int | None
     best_epoch: int | None
     trials: dict[str, int] = field(default_factory=dict)  # state -> count
+    #: Mean over the confirmation folds (``confirm``); None: not a re-validated finalist.
+    confirmed: float | None = None
 
 
 def leaderboard(

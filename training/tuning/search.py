@@ -6,13 +6,21 @@ several workers can share one study in a database, and it reports every
 finished trial through ``on_trial``. The model is the study's first
 (categorical) parameter and each model's settings are conditional on it
 (``<model>.<setting>``), so TPE learns both which model and which settings.
-Each candidate gets one trial first (enqueued) so none is starved.
+Each candidate gets one trial first (enqueued) so none is starved, at its
+default settings (the paper's, where they lie in the search space): the
+search then starts from what an expert would try first.
 
 Several processes can share one study (a worker fleet, ``app/tune``): one
 *lead* opens it and enqueues the first trials (``open_search(...,
 enqueue_first=True)``), the others open the same study without enqueuing and
 run ``search_trials`` with what is left of the budget; the lead alone
 summarises (``summarise``). ``run_search`` is the three in one process.
+
+With a budget of five minutes or more the last fifth of it re-validates the
+finalists (``confirm``): the best trial of each of the three best models is
+refitted on more validation splits and the best mean wins, so a noisy split
+does not pick the winner alone. The search proper gets the rest
+(``SearchSettings.search_seconds``).
 
 The budget is honoured on an injected clock: after each trial the study
 stops once the deadline has passed, and a fit still running at the deadline
@@ -28,7 +36,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import optuna
@@ -36,8 +44,18 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from training.data.interactions import Interactions
+from training.models import model_class
 from training.models.base import ModelError
 from training.tuning.candidates import check_names, choose_models
+from training.tuning.confirm import (
+    CONFIRM_SHARE,
+    Finalist,
+    Fold,
+    confirm_finalists,
+    confirmation_record,
+    folds_for,
+    rerank,
+)
 from training.tuning.errors import TuningError
 from training.tuning.objective import Objective
 from training.tuning.pruning import PerModelPruner
@@ -61,6 +79,20 @@ class SearchSettings:
     split: str | None = None  # None: the task's default (``split.DEFAULT_SPLIT``)
     metric: str | None = None  # None: ndcg@100 / rmse
     seed: int = 0
+    #: Validation folds per finalist (``confirm``); None: 3 for budgets of 5 min or more,
+    #: else 1 (no confirmation).
+    confirm_folds: int | None = None
+
+    @property
+    def folds(self) -> int:
+        return folds_for(self.budget_seconds, self.confirm_folds)
+
+    @property
+    def search_seconds(self) -> float:
+        """The part of the budget the trials get (the rest re-validates the finalists)."""
+        if self.folds < 2:
+            return self.budget_seconds
+        return self.budget_seconds * (1.0 - CONFIRM_SHARE)
 
 
 @dataclass
@@ -86,6 +118,7 @@ class Search:
     models: list[str]
     split: TuningSplit
     study: optuna.Study
+    data: Interactions  # what the split was drawn from (confirmation draws more splits)
 
 
 def check_settings(settings: SearchSettings) -> None:
@@ -95,6 +128,8 @@ def check_settings(settings: SearchSettings) -> None:
     check_budget(settings.budget_seconds, settings.max_trials)
     check_names(settings.task, settings.models)
     check_split(settings.task, settings.split, settings.metric)
+    if settings.confirm_folds is not None and settings.confirm_folds < 1:
+        raise TuningError(f"--confirm-folds must be at least 1, got {settings.confirm_folds}")
 
 
 def check_budget(budget_seconds: float, max_trials: int | None) -> None:
@@ -158,8 +193,10 @@ def open_search(
     )
     if enqueue_first and not study.get_trials(deepcopy=False):
         for model in models:
-            study.enqueue_trial({"model": model}, skip_if_exists=True)
-    return Search(settings, models, split, study)
+            cls = model_class(model)
+            first = {"model": model, **cls.search_space.defaults(cls.Config(), f"{model}.")}
+            study.enqueue_trial(first, skip_if_exists=True)
+    return Search(settings, models, split, study, data)
 
 
 def _sampler(seed: int, shared: bool) -> optuna.samplers.TPESampler:
@@ -189,25 +226,26 @@ def search_trials(
     trial_attrs: Mapping[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> float:
-    """Run trials of ``search.study`` in this process until the budget is spent; returns
-    the seconds of budget this process saw spent (``settings.budget_seconds`` minus what
-    it started with, plus what it ran).
+    """Run trials of ``search.study`` in this process until the search's part of the
+    budget (``settings.search_seconds``) is spent; returns the seconds this process saw
+    spent (``search_seconds`` minus what it started with, plus what it ran).
 
-    ``seconds``: what is left of the budget (a process joining a running search;
-    default the whole budget). ``trial_attrs`` are written on every trial this
+    ``seconds``: what is left of the search (a process joining a running search;
+    default all of ``search_seconds``). ``trial_attrs`` are written on every trial this
     process runs (e.g. the worker's id). ``should_stop()`` is asked after each
     trial (e.g. the job was cancelled). ``max_trials`` counts the study's started
     trials, whoever ran them, so a fleet stops near it (each process finishes
     the trial it is running).
     """
     settings = search.settings
-    left = settings.budget_seconds if seconds is None else max(0.0, seconds)
+    total = settings.search_seconds
+    left = total if seconds is None else max(0.0, seconds)
     now = clock()
     # Time since the search began, for every process alike (the report's ``elapsed``).
-    started = now - (settings.budget_seconds - left)
+    started = now - (total - left)
     deadline = now + left
     # No one fit may take more than its share of the budget, so every candidate gets a turn.
-    trial_seconds = settings.budget_seconds / len(search.models)
+    trial_seconds = total / len(search.models)
     objective = Objective(
         search.models, search.split, clock, started, deadline, trial_seconds, trial_attrs
     )
@@ -261,6 +299,43 @@ def summarise(search: Search, seconds: float) -> SearchResult:
     return SearchResult(study, search.models, records, board, report)
 
 
+def confirm(
+    search: Search,
+    result: SearchResult,
+    seconds: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_fold: Callable[[Finalist, Fold], None] | None = None,
+) -> SearchResult:
+    """Re-validate the finalists of ``result`` within ``seconds`` (``confirm``); the
+    result with the leaderboard re-ranked by the finalists' means and the report's
+    ``confirmation``. Without confirmation (one fold) it returns ``result`` as it is."""
+    settings = search.settings
+    if settings.folds < 2:
+        return result
+    t0 = clock()
+    finalists = confirm_finalists(
+        search.data,
+        search.split,
+        result.board,
+        task=settings.task,
+        split_name=settings.split,
+        metric=settings.metric,
+        seed=settings.seed,
+        folds=settings.folds,
+        seconds=seconds,
+        clock=clock,
+        on_fold=on_fold,
+    )
+    board = rerank(result.board, finalists)
+    report = dict(result.report)
+    report["confirmation"] = confirmation_record(finalists, settings.folds, clock() - t0)
+    report["winner"] = asdict(board[0])
+    report["leaderboard"] = [asdict(e) for e in board]
+    report["seconds"] = round(float(report["seconds"]) + clock() - t0, 3)
+    return SearchResult(result.study, result.models, result.records, board, report)
+
+
 def run_search(
     data: Interactions,
     settings: SearchSettings,
@@ -268,14 +343,19 @@ def run_search(
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
     on_trial: Callable[[TrialRecord, float], None] | None = None,
+    on_fold: Callable[[Finalist, Fold], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchResult:
     """Search ``settings.models`` on a validation split of ``data``; see the module doc.
 
     ``on_trial(record, seconds_left)`` is called after every trial this
-    process ran. Raises ``TuningError`` for bad input and when no trial
-    finished within the budget.
+    process ran, ``on_fold(finalist, fold)`` after every confirmation fit.
+    Raises ``TuningError`` for bad input and when no trial finished within
+    the budget.
     """
+    started = clock()
     search = open_search(data, settings, storage=storage, study_name=study_name)
     seconds = search_trials(search, on_trial=on_trial, clock=clock)
-    return summarise(search, seconds)
+    result = summarise(search, seconds)
+    left = settings.budget_seconds - (clock() - started)
+    return confirm(search, result, left, clock=clock, on_fold=on_fold)

@@ -157,6 +157,7 @@ def tune(body: TuneIn, services: ServicesDep) -> RetrainAccepted:
         metric=body.metric,
         seed=body.seed,
         promote=body.promote,
+        confirm_folds=body.confirm_folds,
     )
     job = _guarded(lambda: enqueue_tune(services.sessions, request))
     return RetrainAccepted(job_id=job.id, status=job.status)

@@ -37,7 +37,9 @@ def _context(url: str, store: Path) -> JobContext:
 
 def test_a_tune_job_searches_refits_gates_saves_and_promotes(tune_db: str, tmp_path: Path) -> None:
     ctx = _context(tune_db, tmp_path / "store")
-    request = TuneRequest(models=("popularity", "ease"), budget_minutes=0.5, trials=4, promote=True)
+    request = TuneRequest(
+        models=("popularity", "ease"), budget_minutes=0.5, trials=4, promote=True, confirm_folds=2
+    )
     job = enqueue_tune(ctx.sessions, request)
 
     assert Worker(ctx).step() == "succeeded"
@@ -59,6 +61,12 @@ def test_a_tune_job_searches_refits_gates_saves_and_promotes(tune_db: str, tmp_p
     tail = (row.log_tail or "").splitlines()
     assert any("trial 0 popularity complete" in line for line in tail)
     assert any(line.endswith(f"saved ease version {row.result_version}") for line in tail)
+    # The lead re-validated both finalists on one more split; ease kept its lead.
+    confirmation = result["confirmation"]
+    assert confirmation["folds"] == 2
+    assert [f["model"] for f in confirmation["finalists"]] == ["ease", "popularity"]
+    assert result["leaderboard"][0]["confirmed"] == confirmation["finalists"][0]["mean"]
+    assert any("confirm ease:" in line for line in tail)
 
     manifest = ctx.store.manifest("ease", str(row.result_version))
     assert manifest.training["job_id"] == job.id

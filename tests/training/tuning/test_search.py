@@ -135,5 +135,5 @@ def test_a_resumed_study_does_not_enqueue_the_first_trials_again(
         trials = search.study.get_trials(deepcopy=False)
         assert [t.system_attrs["fixed_params"] for t in trials] == [
             {"model": "popularity"},
-            {"model": "ease"},
+            {"model": "ease", "ease.l2": 500.0},  # at its default, the first thing to try
         ]

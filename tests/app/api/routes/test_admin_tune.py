@@ -36,6 +36,7 @@ def test_a_tune_request_is_recorded_as_a_queued_tune_job(admin: TestClient) -> N
         "metric": "recall@20",
         "seed": 3,
         "promote": True,
+        "confirm_folds": 2,
     }
     response = _tune(admin, body)
     assert response.status_code == 202, response.text
@@ -66,6 +67,7 @@ def test_defaults_are_the_clis(admin: TestClient) -> None:
         "metric": None,
         "seed": 0,
         "promote": False,
+        "confirm_folds": None,
     }
 
 
@@ -84,6 +86,7 @@ def test_defaults_are_the_clis(admin: TestClient) -> None:
         ({"task": "ratings", "metric": "ndcg@10"}, "task ratings selects on rmse or mae"),
         ({"models": []}, "models is empty"),
         ({"models": ["ease", "ease"]}, "names a model twice"),
+        ({"confirm_folds": 0}, "confirm_folds must be at least 1"),
     ],
 )
 def test_what_the_cli_refuses_is_a_422_with_its_message(

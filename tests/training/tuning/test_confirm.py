@@ -1,0 +1,98 @@
+"""Re-validating the finalists: more splits, the best mean wins, within the budget's last share."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from tests.manual_clock import ManualClock
+from training.data.interactions import Interactions
+from training.tuning import TuningError
+from training.tuning.confirm import Finalist, Fold, folds_for, rerank
+from training.tuning.report import Entry, TrialRecord
+from training.tuning.search import SearchSettings, check_settings, run_search
+
+
+def test_finalists_are_refitted_on_other_splits_and_ranked_by_their_mean(
+    ml100k_slice: Interactions,
+) -> None:
+    folds: list[tuple[str, Fold]] = []
+    result = run_search(
+        ml100k_slice,
+        SearchSettings(
+            task="topk", models=["popularity", "ease"], max_trials=4, seed=3, confirm_folds=3
+        ),
+        on_fold=lambda finalist, fold: folds.append((finalist.model, fold)),
+        clock=ManualClock(0.0),
+    )
+    # Fold by fold: both finalists on the split of seed 4, then both on seed 5.
+    assert [(m, f.split_seed) for m, f in folds] == [
+        ("ease", 4), ("popularity", 4), ("ease", 5), ("popularity", 5)
+    ]  # fmt: skip
+    assert all(f.value is not None and 0.0 < f.value < 1.0 for _, f in folds)
+    report = json.loads(json.dumps(result.report))  # JSON-able, as the manifest needs
+    confirmation = report["confirmation"]
+    assert confirmation["folds"] == 3 and len(confirmation["finalists"]) == 2
+    for entry in confirmation["finalists"]:
+        values = [entry["search_value"], *(f["value"] for f in entry["folds"])]
+        assert entry["mean"] == pytest.approx(statistics.fmean(values), abs=1e-6)
+        # Every fold fits with another model seed than the search did (0).
+        assert [f["model_seed"] for f in entry["folds"]] == [1, 2]
+    # The board is ordered by the confirmed means, and the winner is the best mean.
+    means = {e["model"]: e["mean"] for e in confirmation["finalists"]}
+    assert [e.model for e in result.board] == sorted(means, key=lambda m: -means[m])
+    assert result.winner.confirmed == pytest.approx(max(means.values()), abs=1e-6)
+    assert report["winner"]["model"] == result.winner.model == "ease"
+    # The search's own split is not one of the folds: the seeds differ, so the figures do.
+    ease = next(e for e in confirmation["finalists"] if e["model"] == "ease")
+    assert len({ease["search_value"], *(f["value"] for f in ease["folds"])}) == 3
+
+
+def test_the_search_keeps_the_last_fifth_of_the_budget_for_confirmation(
+    ml100k_slice: Interactions,
+) -> None:
+    clock = ManualClock(0.0)
+    lefts: list[float] = []
+
+    def each_trial(record: TrialRecord, left: float) -> None:
+        lefts.append(left)
+        clock.advance(100.0)
+
+    result = run_search(
+        ml100k_slice,
+        SearchSettings(task="topk", models=["popularity", "ease"], budget_seconds=600.0),
+        on_trial=each_trial,
+        clock=clock,
+    )
+    # 480 s of search (600 less a fifth): trials end at 100..500 s on the injected clock.
+    assert lefts == [480.0, 380.0, 280.0, 180.0, 80.0]
+    assert result.report["confirmation"]["folds"] == 3  # the default for 5 min and more
+
+
+def test_without_confirmation_the_search_alone_decides() -> None:
+    assert folds_for(299.0, None) == 1 and folds_for(300.0, None) == 3
+    assert folds_for(60.0, 2) == 2  # asked for: kept, whatever the budget
+    settings = SearchSettings(task="topk", budget_seconds=120.0)
+    assert settings.folds == 1 and settings.search_seconds == 120.0
+    with pytest.raises(TuningError, match="--confirm-folds must be at least 1"):
+        check_settings(SearchSettings(task="topk", confirm_folds=0))
+
+
+def _entry(model: str, value: float) -> Entry:
+    return Entry(model, value, {}, 1.0, 0, 1, {"complete": 1})
+
+
+def test_rerank_puts_the_finalists_first_in_their_confirmed_order() -> None:
+    board = [_entry("a", 0.50), _entry("b", 0.49), _entry("c", 0.48), _entry("d", 0.40)]
+    a, b, c = (Finalist(e.model, 0, {}, e.value or 0.0) for e in board[:3])
+    a.folds = [Fold(1, 1, 0.40, 1.0), Fold(2, 2, 0.42, 1.0)]  # lucky on the search's split
+    b.folds = [Fold(1, 1, 0.48, 1.0), Fold(2, 2, 0.47, 1.0)]
+    c.folds = [Fold(1, 1, None, 1.0, note="failed"), Fold(2, 2, 0.46, 1.0)]
+    ranked = sorted([a, b, c], key=lambda f: -f.mean)
+    board2 = rerank(board, ranked)
+    assert [e.model for e in board2] == ["b", "c", "a", "d"]
+    assert board2[0].confirmed == pytest.approx((0.49 + 0.48 + 0.47) / 3)
+    assert board2[1].confirmed == pytest.approx((0.48 + 0.46) / 2)  # the failed fold left out
+    assert board2[3].confirmed is None and board2[3].value == 0.40
