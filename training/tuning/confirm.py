@@ -105,28 +105,30 @@ def confirm_finalists(
     splits within ``seconds``; the finalists, best mean first (ties: the search's order).
 
     Folds run fold by fold (every finalist on fold 2, then on fold 3), and each
-    fit may take an equal share of what is left, so when time runs short every
-    finalist has had the same folds. A finalist whose fit fails keeps the folds
-    it has (its mean is over those).
+    fit may take a share of what is left in proportion to its trial's fit time
+    (a closed-form fit takes a second, a VAE minutes), so when time runs short
+    every finalist has had the same folds. A finalist whose fit fails keeps the
+    folds it has (its mean is over those).
     """
     higher = split.validation.higher_is_better
+    entries = [e for e in board if e.value is not None and e.settings is not None][:FINALISTS]
     finalists = [
-        Finalist(e.model, e.trial, dict(e.settings), float(e.value))
-        for e in board
-        if e.value is not None and e.settings is not None
-    ][:FINALISTS]
+        Finalist(e.model, e.trial, dict(e.settings or {}), float(e.value or 0)) for e in entries
+    ]
     if len(finalists) < 2 or folds < 2:
         return finalists
     deadline = clock() + seconds
-    fits_left = len(finalists) * (folds - 1)
+    # Each fit's expected cost: its trial's fit time (at least a second).
+    cost = {e.model: max(1.0, e.fit_seconds or 0.0) for e in entries}
+    cost_left = sum(cost.values()) * (folds - 1)
     for fold in range(1, folds):
         fold_split = split if split.record.get("kind") == "time" else None
         split_seed = None if fold_split is not None else seed + fold
         if fold_split is None:
             fold_split = tuning_split(data, task, split_name, metric, seed + fold)
         for finalist in finalists:
-            share = max(0.0, deadline - clock()) / fits_left
-            fits_left -= 1
+            share = max(0.0, deadline - clock()) * cost[finalist.model] / cost_left
+            cost_left -= cost[finalist.model]
             result = _fit(finalist, fold_split, split_seed, fold, clock, clock() + share)
             finalist.folds.append(result)
             if on_fold is not None:
