@@ -34,6 +34,7 @@ from app.api.routes import (
     recommendations,
 )
 from app.catalog import CatalogSync
+from app.core.auth_throttle import AuthThrottle
 from app.core.cache import make_cache
 from app.core.config import Settings, get_settings
 from app.core.db import (
@@ -125,6 +126,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
             registry,
         ),
         attributes=attributes,
+        auth_throttle=AuthThrottle(settings.admin_max_failures, settings.admin_failure_window_s),
         interactions=InteractionLogger(
             sessions, cache, holder, settings, guard, metrics, attributor=attributor
         ),

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.auth_throttle import AuthThrottle
 from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.metrics import Metrics
@@ -38,6 +39,8 @@ class Services:
     experiments: ExperimentRegistry
     #: The catalog's attributes, fed by the catalog sync; rules compile against them.
     attributes: AttributeIndex = field(default_factory=AttributeIndex)
+    #: Wrong admin tokens per client address (admin API and dashboard login).
+    auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
 
 
 def services_of(request: Request) -> Services:

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /admin; none = disabled"
     )
+    admin_max_failures: int = Field(
+        10,
+        ge=0,
+        description="wrong admin tokens one client address may send per "
+        "admin_failure_window_s before its admin and login requests get 429 (0: no limit)",
+    )
+    admin_failure_window_s: float = Field(
+        60.0, gt=0, description="the window admin_max_failures counts in (seconds)"
+    )
     reload_interval_s: float = Field(2.0, gt=0, description="how often aliases are polled")
     auto_migrate: bool = Field(True, description="run `alembic upgrade head` at startup")
     max_k: int = Field(1000, gt=0, description="largest k a request may ask for")

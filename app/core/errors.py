@@ -34,13 +34,19 @@ class ApiError(Exception):
     """An answer the API gives on purpose: HTTP status, stable code, human message."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = headers
 
 
 def request_id_of(request: Request) -> str:
@@ -116,7 +122,11 @@ def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     extra = {"details": exc.details} if exc.details else {}
-    return JSONResponse(_body(exc.code, exc.message, request, **extra), status_code=exc.status)
+    return JSONResponse(
+        _body(exc.code, exc.message, request, **extra),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from app.api.admin_auth import client_address
+from app.api.deps import services_of
 from app.dashboard.auth import (
     CsrfDep,
     SessionDep,
@@ -51,12 +53,23 @@ def login(
     token: Annotated[str, Form()] = "",
     nonce: Annotated[str, Form()] = "",
 ) -> Response:
-    """Exchange the admin token for a session cookie."""
+    """Exchange the admin token for a session cookie (wrong tokens count towards the
+    address's lockout, as on the admin API)."""
     expected = admin_token(request)
     if not login_nonce_matches(request, nonce):
         return _login_form(request, "The form expired; type the token again.", 403)
+    client, throttle = client_address(request), services_of(request).auth_throttle
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        refused = _login_form(
+            request, f"Too many wrong tokens from this address; try again in {wait} s.", 429
+        )
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     if not token_matches(token, expected):
+        throttle.failed(client)
         return _login_form(request, "Wrong admin token.", 401)
+    throttle.succeeded(client)
     response = RedirectResponse("/dashboard/overview", status_code=303)
     start_session(request, response)
     return response

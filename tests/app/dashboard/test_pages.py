@@ -167,3 +167,36 @@ def test_docs_use_local_assets(dash: TestClient) -> None:
     asset = dash.get("/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.content) > 100_000
     assert dash.get("/redoc").status_code == 404
+
+
+def test_wrong_tokens_lock_the_address_out_of_login_and_the_admin_api(
+    make_client: ClientFactory,
+) -> None:
+    """Shared count: three wrong tokens (login form or Bearer) -> 429 for both, even with
+    the right token, with Retry-After."""
+    client = make_client(admin_token=TOKEN, default_model="ease", admin_max_failures=3)
+    assert _login(client, "wrong-1") == 401
+    assert client.get("/admin/jobs", headers={"Authorization": "Bearer wrong-2"}).status_code == 401
+    assert client.get("/admin/jobs").status_code == 401  # no token counts too
+    locked = client.get("/admin/jobs", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert locked.status_code == 429 and locked.json()["error"] == "too_many_failures"
+    assert 1 <= int(locked.headers["Retry-After"]) <= 60
+    assert TOKEN not in locked.text
+    assert _login(client) == 429  # the right token, but locked out
+    form = client.get("/dashboard/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', form.text)
+    assert nonce
+    page = client.post("/dashboard/login", data={"token": TOKEN, "nonce": nonce.group(1)})
+    assert "Too many wrong tokens" in page.text and "Retry-After" in page.headers
+
+
+def test_a_right_token_clears_earlier_failures(make_client: ClientFactory) -> None:
+    client = make_client(admin_token=TOKEN, default_model="ease", admin_max_failures=3)
+    for _ in range(2):
+        assert _login(client, "wrong") == 401
+    assert (
+        client.get("/admin/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    )
+    for _ in range(2):
+        assert _login(client, "wrong") == 401
+    assert _login(client) == 303  # 2 + 2 failures, but the success in between reset them
