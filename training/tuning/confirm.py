@@ -9,8 +9,10 @@ of many trials of one model is biased upwards (the winner's curse), most for
 the cheap models that get hundreds of trials.
 
 So the last share of the budget (``CONFIRM_SHARE``) re-validates the
-finalists: the best trial of each of the ``FINALISTS`` best models is fitted
-again, with the same settings, on ``folds - 1`` more splits drawn with other
+finalists: the best trial of each of the ``FINALISTS`` best models (when
+fewer models finished a trial, the next best trials of those models fill
+the places, so a one-model search confirms its top three) is fitted again,
+with the same settings, on ``folds - 1`` more splits drawn with other
 seeds (other held-out users for ``users``, other ratings for ``random``; the
 same cut for ``time``, which has only one) and with another model seed, and
 the winner is the best mean over its folds, the search's own figure
@@ -35,7 +37,7 @@ from training.models import model_class
 from training.models.base import ModelError
 from training.tuning.objective import validated_fit
 from training.tuning.pruning import EpochPruning
-from training.tuning.report import Entry
+from training.tuning.report import Entry, TrialRecord
 from training.tuning.split import TuningSplit, tuning_split
 
 #: Share of the budget kept for re-validating the finalists (when confirmation is on).
@@ -70,13 +72,15 @@ class Fold:
 
 @dataclass
 class Finalist:
-    """A model's best trial and its figures on every fold (the search's first)."""
+    """A trial and its figures on every fold (the search's first)."""
 
     model: str
     trial: int | None
     settings: dict[str, Any]
     search_value: float
     folds: list[Fold] = field(default_factory=list)
+    fit_seconds: float | None = None
+    best_epoch: int | None = None
 
     @property
     def values(self) -> list[float]:
@@ -87,10 +91,48 @@ class Finalist:
         return statistics.fmean(self.values)
 
 
+def choose_finalists(
+    board: list[Entry], records: list[TrialRecord], higher_is_better: bool
+) -> list[Finalist]:
+    """The best trial of each of the ``FINALISTS`` best models; fewer models than that:
+    the next best complete trials of those models (distinct settings) fill the places."""
+    chosen = [
+        Finalist(
+            e.model, e.trial, dict(e.settings), float(e.value), fit_seconds=e.fit_seconds,
+            best_epoch=e.best_epoch,
+        )
+        for e in board
+        if e.value is not None and e.settings is not None
+    ][:FINALISTS]  # fmt: skip
+    if not chosen or len(chosen) >= FINALISTS:
+        return chosen
+    sign = -1.0 if higher_is_better else 1.0
+    models = {f.model for f in chosen}
+    taken = {(f.model, repr(sorted(f.settings.items()))) for f in chosen}
+    rest = sorted(
+        (r for r in records if r.value is not None and r.model in models),
+        key=lambda r: (sign * float(r.value or 0.0), r.number),
+    )
+    for r in rest:
+        key = (r.model, repr(sorted(r.settings.items())))
+        if key in taken:
+            continue
+        taken.add(key)
+        chosen.append(
+            Finalist(
+                r.model, r.number, dict(r.settings), float(r.value or 0.0),
+                fit_seconds=r.fit_seconds, best_epoch=r.best_epoch,
+            )
+        )  # fmt: skip
+        if len(chosen) >= FINALISTS:
+            break
+    return chosen
+
+
 def confirm_finalists(
     data: Interactions,
     split: TuningSplit,
-    board: list[Entry],
+    finalists: list[Finalist],
     *,
     task: str,
     split_name: str | None,
@@ -101,8 +143,8 @@ def confirm_finalists(
     clock: Callable[[], float] = time.monotonic,
     on_fold: Callable[[Finalist, Fold], None] | None = None,
 ) -> list[Finalist]:
-    """Fit the best trial of each of the ``FINALISTS`` best models on ``folds - 1`` more
-    splits within ``seconds``; the finalists, best mean first (ties: the search's order).
+    """Fit each of ``finalists`` (``choose_finalists``) on ``folds - 1`` more splits
+    within ``seconds``; the finalists, best mean first (ties: the search's order).
 
     Folds run fold by fold (every finalist on fold 2, then on fold 3), and each
     fit may take a share of what is left in proportion to its trial's fit time
@@ -111,31 +153,27 @@ def confirm_finalists(
     folds it has (its mean is over those).
     """
     higher = split.validation.higher_is_better
-    entries = [e for e in board if e.value is not None and e.settings is not None][:FINALISTS]
-    finalists = [
-        Finalist(e.model, e.trial, dict(e.settings or {}), float(e.value or 0)) for e in entries
-    ]
     if len(finalists) < 2 or folds < 2:
         return finalists
     deadline = clock() + seconds
     # Each fit's expected cost: its trial's fit time (at least a second).
-    cost = {e.model: max(1.0, e.fit_seconds or 0.0) for e in entries}
-    cost_left = sum(cost.values()) * (folds - 1)
+    cost = [max(1.0, f.fit_seconds or 0.0) for f in finalists]
+    cost_left = sum(cost) * (folds - 1)
     for fold in range(1, folds):
         fold_split = split if split.record.get("kind") == "time" else None
         split_seed = None if fold_split is not None else seed + fold
         if fold_split is None:
             fold_split = tuning_split(data, task, split_name, metric, seed + fold)
-        for finalist in finalists:
-            share = max(0.0, deadline - clock()) * cost[finalist.model] / cost_left
-            cost_left -= cost[finalist.model]
+        for n, finalist in enumerate(finalists):
+            share = max(0.0, deadline - clock()) * cost[n] / cost_left
+            cost_left -= cost[n]
             result = _fit(finalist, fold_split, split_seed, fold, clock, clock() + share)
             finalist.folds.append(result)
             if on_fold is not None:
                 on_fold(finalist, result)
     sign = -1.0 if higher else 1.0
-    order = {f.model: n for n, f in enumerate(finalists)}
-    return sorted(finalists, key=lambda f: (sign * f.mean, order[f.model]))
+    order = {id(f): n for n, f in enumerate(finalists)}
+    return sorted(finalists, key=lambda f: (sign * f.mean, order[id(f)]))
 
 
 def _fit(
@@ -164,12 +202,27 @@ def _fit(
 
 
 def rerank(board: list[Entry], finalists: list[Finalist]) -> list[Entry]:
-    """The leaderboard with the finalists first, in their confirmed order."""
+    """The leaderboard with the finalists' models first, in their confirmed order; a
+    model's row becomes its best-confirmed finalist (which need not be its best trial)."""
     if not finalists or all(not f.folds for f in finalists):
         return board
     by_model = {e.model: e for e in board}
-    first = [replace(by_model[f.model], confirmed=round(f.mean, 6)) for f in finalists]
-    named = {f.model for f in finalists}
+    first: list[Entry] = []
+    for f in finalists:  # best mean first: a model's first finalist is its best
+        if any(e.model == f.model for e in first):
+            continue
+        first.append(
+            replace(
+                by_model[f.model],
+                value=f.search_value,
+                settings=dict(f.settings),
+                trial=f.trial,
+                fit_seconds=f.fit_seconds,
+                best_epoch=f.best_epoch,
+                confirmed=round(f.mean, 6),
+            )
+        )
+    named = {e.model for e in first}
     return first + [e for e in board if e.model not in named]
 
 

@@ -17,8 +17,9 @@ run ``search_trials`` with what is left of the budget; the lead alone
 summarises (``summarise``). ``run_search`` is the three in one process.
 
 With a budget of five minutes or more the last fifth of it re-validates the
-finalists (``confirm``): the best trial of each of the three best models is
-refitted on more validation splits and the best mean wins, so a noisy split
+finalists (``confirm``): the best trial of each of the three best models (or
+the top trials of fewer models) is refitted on more validation splits and
+the best mean wins, so a noisy split
 does not pick the winner alone. The search proper gets the rest
 (``SearchSettings.search_seconds``).
 
@@ -51,6 +52,7 @@ from training.tuning.confirm import (
     CONFIRM_SHARE,
     Finalist,
     Fold,
+    choose_finalists,
     confirm_finalists,
     confirmation_record,
     folds_for,
@@ -314,10 +316,11 @@ def confirm(
     if settings.folds < 2:
         return result
     t0 = clock()
+    higher = search.split.validation.higher_is_better
     finalists = confirm_finalists(
         search.data,
         search.split,
-        result.board,
+        choose_finalists(result.board, result.records, higher),
         task=settings.task,
         split_name=settings.split,
         metric=settings.metric,

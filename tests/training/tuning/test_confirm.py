@@ -10,7 +10,7 @@ import pytest
 from tests.manual_clock import ManualClock
 from training.data.interactions import Interactions
 from training.tuning import TuningError
-from training.tuning.confirm import Finalist, Fold, folds_for, rerank
+from training.tuning.confirm import Finalist, Fold, choose_finalists, folds_for, rerank
 from training.tuning.report import Entry, TrialRecord
 from training.tuning.search import SearchSettings, check_settings, run_search
 
@@ -27,26 +27,30 @@ def test_finalists_are_refitted_on_other_splits_and_ranked_by_their_mean(
         on_fold=lambda finalist, fold: folds.append((finalist.model, fold)),
         clock=ManualClock(0.0),
     )
-    # Fold by fold: both finalists on the split of seed 4, then both on seed 5.
+    # Two models finished trials, so ease's second-best trial fills the third place.
+    # Fold by fold: every finalist on the split of seed 4, then on seed 5.
     assert [(m, f.split_seed) for m, f in folds] == [
-        ("ease", 4), ("popularity", 4), ("ease", 5), ("popularity", 5)
+        ("ease", 4), ("popularity", 4), ("ease", 4), ("ease", 5), ("popularity", 5), ("ease", 5)
     ]  # fmt: skip
     assert all(f.value is not None and 0.0 < f.value < 1.0 for _, f in folds)
     report = json.loads(json.dumps(result.report))  # JSON-able, as the manifest needs
     confirmation = report["confirmation"]
-    assert confirmation["folds"] == 3 and len(confirmation["finalists"]) == 2
-    for entry in confirmation["finalists"]:
+    finalists = confirmation["finalists"]
+    assert confirmation["folds"] == 3 and len(finalists) == 3
+    for entry in finalists:
         values = [entry["search_value"], *(f["value"] for f in entry["folds"])]
         assert entry["mean"] == pytest.approx(statistics.fmean(values), abs=1e-6)
         # Every fold fits with another model seed than the search did (0).
         assert [f["model_seed"] for f in entry["folds"]] == [1, 2]
-    # The board is ordered by the confirmed means, and the winner is the best mean.
-    means = {e["model"]: e["mean"] for e in confirmation["finalists"]}
-    assert [e.model for e in result.board] == sorted(means, key=lambda m: -means[m])
-    assert result.winner.confirmed == pytest.approx(max(means.values()), abs=1e-6)
+    # Best mean first; the board follows each model's best finalist, and the winner is
+    # the best mean (its row names that trial).
+    assert [f["mean"] for f in finalists] == sorted((f["mean"] for f in finalists), reverse=True)
+    assert [e.model for e in result.board] == ["ease", "popularity"]
+    assert result.winner.trial == finalists[0]["trial"]
+    assert result.winner.confirmed == pytest.approx(finalists[0]["mean"], abs=1e-6)
     assert report["winner"]["model"] == result.winner.model == "ease"
     # The search's own split is not one of the folds: the seeds differ, so the figures do.
-    ease = next(e for e in confirmation["finalists"] if e["model"] == "ease")
+    ease = finalists[0]
     assert len({ease["search_value"], *(f["value"] for f in ease["folds"])}) == 3
 
 
@@ -96,3 +100,45 @@ def test_rerank_puts_the_finalists_first_in_their_confirmed_order() -> None:
     assert board2[0].confirmed == pytest.approx((0.49 + 0.48 + 0.47) / 3)
     assert board2[1].confirmed == pytest.approx((0.48 + 0.46) / 2)  # the failed fold left out
     assert board2[3].confirmed is None and board2[3].value == 0.40
+
+
+def _record(number: int, model: str, value: float | None, l2: float) -> TrialRecord:
+    state = "complete" if value is not None else "pruned"
+    return TrialRecord(number, model, {"l2": l2}, state, value, 1.0, 1.0, best_epoch=1)
+
+
+def test_a_one_model_search_confirms_its_best_three_distinct_trials() -> None:
+    records = [
+        _record(0, "ease", 0.40, 500.0),
+        _record(1, "ease", 0.47, 200.0),
+        _record(2, "ease", 0.47, 200.0),  # the same settings again: one finalist
+        _record(3, "ease", None, 50.0),  # pruned: never a finalist
+        _record(4, "ease", 0.45, 300.0),
+        _record(5, "ease", 0.43, 900.0),
+    ]
+    board = [Entry("ease", 0.47, {"l2": 200.0}, 1.0, 1, 1, {"complete": 5, "pruned": 1})]
+    finalists = choose_finalists(board, records, higher_is_better=True)
+    assert [(f.trial, f.settings["l2"]) for f in finalists] == [(1, 200.0), (4, 300.0), (5, 900.0)]
+    # Ranked by their means, the model's row becomes its best-confirmed trial.
+    finalists[0].folds = [Fold(1, 1, 0.41, 1.0)]
+    finalists[1].folds = [Fold(1, 1, 0.46, 1.0)]
+    finalists[2].folds = [Fold(1, 1, 0.40, 1.0)]
+    ranked = sorted(finalists, key=lambda f: -f.mean)
+    (row,) = rerank(board, ranked)
+    assert (row.trial, row.settings, row.value) == (4, {"l2": 300.0}, 0.45)
+    assert row.confirmed == pytest.approx(0.455) and row.trials == board[0].trials
+
+
+def test_a_one_model_search_picks_the_best_mean_of_its_trials(
+    ml100k_slice: Interactions,
+) -> None:
+    result = run_search(
+        ml100k_slice,
+        SearchSettings(task="topk", models=["ease"], max_trials=6, confirm_folds=2),
+        clock=ManualClock(0.0),
+    )
+    finalists = result.report["confirmation"]["finalists"]
+    assert len(finalists) == 3 and {f["model"] for f in finalists} == {"ease"}
+    assert result.winner.trial == finalists[0]["trial"]
+    assert result.winner.confirmed == pytest.approx(finalists[0]["mean"], abs=1e-6)
+    assert finalists[0]["mean"] >= max(f["mean"] for f in finalists)
