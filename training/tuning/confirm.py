@@ -48,6 +48,8 @@ FINALISTS = 3
 #: least ``AUTO_MIN_BUDGET_SECONDS``; shorter budgets skip confirmation.
 DEFAULT_FOLDS = 3
 AUTO_MIN_BUDGET_SECONDS = 300.0
+#: The note of a fold fit stopped at its time share.
+OUT_OF_TIME = "out of time"
 
 
 def folds_for(budget_seconds: float, folds: int | None) -> int:
@@ -84,7 +86,10 @@ class Finalist:
 
     @property
     def values(self) -> list[float]:
-        return [self.search_value, *(f.value for f in self.folds if f.value is not None)]
+        """The search's figure and every fold that ran to its end: a fit stopped for time
+        measured fewer epochs than the settings ask for, so it is reported, not averaged."""
+        counted = (f.value for f in self.folds if f.value is not None and f.note != OUT_OF_TIME)
+        return [self.search_value, *counted]
 
     @property
     def mean(self) -> float:
@@ -194,10 +199,10 @@ def _fit(
     try:
         value, epoch = validated_fit(finalist.model, settings, split, pruning)
     except TrialPruned:  # out of time before its first validation
-        return Fold(split_seed, model_seed, None, clock() - t0, note="out of time")
+        return Fold(split_seed, model_seed, None, clock() - t0, note=OUT_OF_TIME)
     except (ModelError, RuntimeError) as exc:
         return Fold(split_seed, model_seed, None, clock() - t0, note=str(exc))
-    stopped = "out of time" if clock() >= deadline and pruning.best is not None else None
+    stopped = OUT_OF_TIME if clock() >= deadline and pruning.best is not None else None
     return Fold(split_seed, model_seed, value, round(clock() - t0, 3), epoch, stopped)
 
 

@@ -94,6 +94,7 @@ def test_rerank_puts_the_finalists_first_in_their_confirmed_order() -> None:
     a.folds = [Fold(1, 1, 0.40, 1.0), Fold(2, 2, 0.42, 1.0)]  # lucky on the search's split
     b.folds = [Fold(1, 1, 0.48, 1.0), Fold(2, 2, 0.47, 1.0)]
     c.folds = [Fold(1, 1, None, 1.0, note="failed"), Fold(2, 2, 0.46, 1.0)]
+    c.folds.append(Fold(3, 3, 0.10, 1.0, note="out of time"))  # cut short: not averaged
     ranked = sorted([a, b, c], key=lambda f: -f.mean)
     board2 = rerank(board, ranked)
     assert [e.model for e in board2] == ["b", "c", "a", "d"]
