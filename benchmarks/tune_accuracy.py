@@ -47,7 +47,7 @@ from training.models.base import EpochReport
 from training.pipeline import train_model
 from training.protocols import ratings_random, strong_generalization
 from training.protocols.common import DataSpec, load
-from training.tuning.confirm import Finalist, Fold
+from training.tuning.confirm import Finalist, Fold, fold_line
 from training.tuning.report import TrialRecord
 from training.tuning.search import SearchResult, SearchSettings, run_search
 
@@ -71,12 +71,7 @@ def _on_trial(record: TrialRecord, seconds_left: float) -> None:
 
 
 def _on_fold(finalist: Finalist, fold: Fold) -> None:
-    value = "-" if fold.value is None else f"{fold.value:.4f}"
-    note = f" ({fold.note})" if fold.note else ""
-    _say(
-        f"  confirm {finalist.model:<11} split seed {fold.split_seed} {value}"
-        f" fit {fold.fit_seconds:.1f}s  mean {finalist.mean:.4f}{note}"
-    )
+    _say(f"  {fold_line(finalist, fold)} (split seed {fold.split_seed})")
 
 
 def _epoch_printer(every: int = 10) -> Any:

@@ -165,12 +165,9 @@ def _progress(record: TrialRecord, seconds_left: float) -> None:
 
 def _fold_progress(finalist: Finalist, fold: Fold) -> None:
     """One line per confirmation fit: the finalist, the fold's figure, its mean so far."""
-    value = "-" if fold.value is None else f"{fold.value:.4f}"
-    note = f" ({fold.note})" if fold.note else ""
-    console.print(
-        f"confirm {finalist.model:<11} fold {len(finalist.folds) + 1} {value}"
-        f" fit {fold.fit_seconds:.1f}s  mean {finalist.mean:.4f}{note}"
-    )
+    from training.tuning.confirm import fold_line
+
+    console.print(fold_line(finalist, fold), markup=False)
 
 
 def _short(settings: dict[str, Any], model: str) -> str:

@@ -6,7 +6,8 @@ Lead (``run_tune_job``, under the job's lease like any retrain job)::
     -> open the study, enqueue one first trial per candidate (only the lead does this)
     -> open the search window (``search_until``) -> run trials until it closes
     -> wait for trials other workers are still running -> leaderboard
-    -> re-validate the finalists (the budget's last share, lead only) -> refit the winner -> gate -> save -> promote (if asked and the gate passes) -> finish
+    -> re-validate the finalists (the budget's last share, lead only)
+    -> refit the winner -> gate -> save -> promote (if asked and the gate passes) -> finish
 
 Helper (``help_tune_job``, any worker that finds no queued job): while a tune
 job's window is open, open the same study (no enqueueing), read the same log
@@ -57,7 +58,7 @@ from training.data.interactions import Interactions
 from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.pipeline import save_trained
-from training.tuning.confirm import Finalist, Fold
+from training.tuning.confirm import Finalist, Fold, fold_line
 from training.tuning.report import TrialRecord
 from training.tuning.search import Search, confirm, open_search, search_trials, summarise
 
@@ -182,8 +183,7 @@ def _search_and_save(
         lease.report({"phase": "confirming", "metric": metric}, force=True)
 
     def on_fold(finalist: Finalist, fold: Fold) -> None:
-        value = "-" if fold.value is None else f"{fold.value:.4f}"
-        jlog.add(f"confirm {finalist.model}: {value}, mean so far {finalist.mean:.4f}")
+        jlog.add(fold_line(finalist, fold))
         lease.check()
 
     result = confirm(search, result, max(0.0, (end - utcnow()).total_seconds()), on_fold=on_fold)

@@ -84,6 +84,19 @@ class Finalist:
     fit_seconds: float | None = None
     best_epoch: int | None = None
 
+    @classmethod
+    def of(cls, record: TrialRecord) -> Finalist:
+        """The complete trial ``record`` as a finalist, before any fold."""
+        assert record.value is not None, "only complete trials reach the final"
+        return cls(
+            record.model,
+            record.number,
+            dict(record.settings),
+            float(record.value),
+            fit_seconds=record.fit_seconds,
+            best_epoch=record.best_epoch,
+        )
+
     @property
     def values(self) -> list[float]:
         """The search's figure and every fold that ran to its end: a fit stopped for time
@@ -101,37 +114,23 @@ def choose_finalists(
 ) -> list[Finalist]:
     """The best trial of each of the ``FINALISTS`` best models; fewer models than that:
     the next best complete trials of those models (distinct settings) fill the places."""
-    chosen = [
-        Finalist(
-            e.model, e.trial, dict(e.settings), float(e.value), fit_seconds=e.fit_seconds,
-            best_epoch=e.best_epoch,
-        )
-        for e in board
-        if e.value is not None and e.settings is not None
-    ][:FINALISTS]  # fmt: skip
-    if not chosen or len(chosen) >= FINALISTS:
-        return chosen
+    by_number = {r.number: r for r in records}
+    chosen = [by_number[e.trial] for e in board if e.trial is not None][:FINALISTS]
+    models = {r.model for r in chosen}
+    taken = {(r.model, repr(sorted(r.settings.items()))) for r in chosen}
     sign = -1.0 if higher_is_better else 1.0
-    models = {f.model for f in chosen}
-    taken = {(f.model, repr(sorted(f.settings.items()))) for f in chosen}
     rest = sorted(
         (r for r in records if r.value is not None and r.model in models),
         key=lambda r: (sign * float(r.value or 0.0), r.number),
     )
     for r in rest:
-        key = (r.model, repr(sorted(r.settings.items())))
-        if key in taken:
-            continue
-        taken.add(key)
-        chosen.append(
-            Finalist(
-                r.model, r.number, dict(r.settings), float(r.value or 0.0),
-                fit_seconds=r.fit_seconds, best_epoch=r.best_epoch,
-            )
-        )  # fmt: skip
         if len(chosen) >= FINALISTS:
             break
-    return chosen
+        key = (r.model, repr(sorted(r.settings.items())))
+        if key not in taken:
+            taken.add(key)
+            chosen.append(r)
+    return [Finalist.of(r) for r in chosen]
 
 
 def confirm_finalists(
@@ -164,11 +163,12 @@ def confirm_finalists(
     # Each fit's expected cost: its trial's fit time (at least a second).
     cost = [max(1.0, f.fit_seconds or 0.0) for f in finalists]
     cost_left = sum(cost) * (folds - 1)
+    same_cut = split.record.get("kind") == "time"  # one cut only: vary the model seed
     for fold in range(1, folds):
-        fold_split = split if split.record.get("kind") == "time" else None
-        split_seed = None if fold_split is not None else seed + fold
-        if fold_split is None:
-            fold_split = tuning_split(data, task, split_name, metric, seed + fold)
+        split_seed = None if same_cut else seed + fold
+        fold_split = (
+            split if same_cut else tuning_split(data, task, split_name, metric, seed + fold)
+        )
         for n, finalist in enumerate(finalists):
             share = max(0.0, deadline - clock()) * cost[n] / cost_left
             cost_left -= cost[n]
@@ -204,6 +204,16 @@ def _fit(
         return Fold(split_seed, model_seed, None, clock() - t0, note=str(exc))
     stopped = OUT_OF_TIME if clock() >= deadline and pruning.best is not None else None
     return Fold(split_seed, model_seed, value, round(clock() - t0, 3), epoch, stopped)
+
+
+def fold_line(finalist: Finalist, fold: Fold) -> str:
+    """The progress line of one confirmation fit (CLI, job log, benchmark alike)."""
+    value = "-" if fold.value is None else f"{fold.value:.4f}"
+    note = f" ({fold.note})" if fold.note else ""
+    return (
+        f"confirm {finalist.model}: fold {len(finalist.folds) + 1} {value}"
+        f" fit {fold.fit_seconds:.1f}s, mean {finalist.mean:.4f}{note}"
+    )
 
 
 def rerank(board: list[Entry], finalists: list[Finalist]) -> list[Entry]:
