@@ -18,8 +18,8 @@ gets only what is not test: the training and validation users' records (all
 of them; tune makes its own validation split out of them) or the 90% of the
 ratings. It chooses model and settings on its own validation split alone.
 The winner is refitted as ``genrec tune`` refits it
-(``training.pipeline.train_model`` on all the data tune saw, its 10% per-user
-slice choosing the epoch), and only then is the refitted model measured on
+(``training.tuning.refit``: on all the data tune saw, for the mean best epoch
+of its validation fits), and only then is the refitted model measured on
 the test part, by the protocol's own measurement: fold-in of the test users'
 80%, NDCG@100 / Recall@20 / Recall@50 on their other 20%
 (``strong_generalization.measure_test``); RMSE / MAE on the 10%, with the
@@ -44,10 +44,10 @@ from typing import Any
 from training.data.interactions import Interactions
 from training.evaluate import evaluate_ratings
 from training.models.base import EpochReport
-from training.pipeline import train_model
 from training.protocols import ratings_random, strong_generalization
 from training.protocols.common import DataSpec, load
 from training.tuning.confirm import Finalist, Fold, fold_line
+from training.tuning.refit import refit_winner
 from training.tuning.report import TrialRecord
 from training.tuning.search import SearchResult, SearchSettings, run_search
 
@@ -104,18 +104,24 @@ def _search(
 
 
 def _refit(seen: Interactions, result: SearchResult) -> tuple[Any, dict[str, Any], float]:
-    """The winner refitted as ``genrec tune`` does (``app/cli/tune.py::_refit_and_save``)."""
+    """The winner refitted as ``genrec tune`` refits it (``training.tuning.refit``): the
+    checked fit (10% slice held out, its figures are the gate's) and the saved fit, on all
+    the data for the epochs validation chose; the saved one is what is measured."""
     winner = result.winner
     assert winner.settings is not None
-    _say(f"  refitting the winner {winner.model} on everything the search saw ...")
+    epochs = "" if winner.epochs is None else f" ({winner.epochs} epochs)"
+    _say(f"  refitting the winner {winner.model} on everything the search saw{epochs} ...")
     t0 = time.monotonic()
-    fitted = train_model(winner.model, seen, winner.settings, callbacks=[_epoch_printer()])
+    refit = refit_winner(
+        winner.model, winner.settings, seen, winner.epochs, callbacks=[_epoch_printer()]
+    )
     record = {
-        "best_epoch": fitted.report.best_epoch,
-        "epochs_run": fitted.report.epochs_run,
-        "holdout_metrics": fitted.metrics,
+        **refit.record,
+        "best_epoch": refit.final.report.best_epoch,
+        "epochs_run": refit.final.report.epochs_run,
+        "holdout_metrics": refit.checked.metrics,
     }
-    return fitted.scorer, record, time.monotonic() - t0
+    return refit.final.scorer, record, time.monotonic() - t0
 
 
 def _seed_record(

@@ -14,20 +14,39 @@ the test users by the protocol's own ``measure_test``:
 
 A diagnostic for docs/tuning.md: the test figures are printed, never used to
 choose anything.
+
+``--validation MODEL,... [--settings JSON]`` instead compares the two refit rules on validation
+data alone, as a rule should be chosen: on each of tune's three validation
+splits of the seen data (split seeds ``seed``, ``seed+1``, ``seed+2``, as the
+search and its confirmation draw them), the model at its first-trial
+settings (or at ``--settings``, e.g. the settings a search chose) is fitted (a) as ``genrec train`` fits it, its 10% per-user slice
+picking the epoch, and (b) on the whole training part for the mean best
+epoch of the *other two* splits' validated fits
+(``training.tuning.refit.final_fit``); both are scored on that split's
+validation users (ratings). The test users (ratings) are never read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
+from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.common.search import Fixed
 from training.pipeline import train_model
+from training.protocols import ratings_random as rr
 from training.protocols import strong_generalization as sg
+from training.protocols.common import load
+from training.tuning.objective import validated_fit
+from training.tuning.pruning import EpochPruning
+from training.tuning.refit import final_fit, validated_epochs
+from training.tuning.split import tuning_split
 
 
 def _variants(run: dict[str, Any]) -> list[tuple[str, dict[str, Any], float]]:
@@ -49,11 +68,91 @@ def _variants(run: dict[str, Any]) -> list[tuple[str, dict[str, Any], float]]:
     ]  # fmt: skip
 
 
+def _seen(task: str, data_dir: str | None, seed: int) -> Interactions:
+    """What tune sees on the protocol's split ``seed``: everything but the test part."""
+    if task == "topk":
+        opts = sg.Options.parse({})
+        data, n_heldout = sg.prepare("ml-100k", data_dir, opts)
+        return sg.split_users(data, n_heldout, opts, seed).without_test().compact()
+    ratings = rr.explicit(load("ml-100k", data_dir), rr.NAME)
+    return rr.split_ratings(ratings, rr.Options(), seed)[0]
+
+
+def first_trial_settings(model: str) -> dict[str, Any]:
+    """The settings of a model's first trial: its defaults, with the space's fixed caps."""
+    cls = model_class(model)
+    space = cls.search_space
+    fixed = {k: p.dist.value for k, p in space.params.items() if isinstance(p.dist, Fixed)}
+    return cls.Config().with_overrides(fixed).to_dict()
+
+
+def compare_on_validation(
+    task: str,
+    models: list[str],
+    seeds: list[int],
+    data_dir: str | None,
+    chosen: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Rule (a) against rule (b) on tune's own validation splits (see the module doc)."""
+    print(
+        "| model | seed | split seed | (a) slice picks the epoch | (b) all data, other splits' epochs | (b) - (a) |"
+    )
+    print("|---|---|---|---|---|---|")
+    diffs: list[float] = []
+    for model in models:
+        settings = {k: v for k, v in first_trial_settings(model).items() if k != "device"}
+        settings.update((chosen or {}).get(model, {}))
+        for seed in seeds:
+            seen = _seen(task, data_dir, seed)
+            splits = [tuning_split(seen, task, None, None, seed + k) for k in range(3)]
+            best = []
+            for split in splits:
+                v = split.validation
+                pruning = EpochPruning(None, v.metric, v.higher_is_better, time.monotonic, math.inf)
+                best.append(validated_fit(model, settings, split, pruning)[1])
+            for k, split in enumerate(splits):
+                metric = split.validation.metric
+                a = train_model(model, split.train, settings)
+                epochs = validated_epochs([e for j, e in enumerate(best) if j != k])
+                b = final_fit(model, settings, split.train, epochs)
+                fa = split.validation.evaluate(a.scorer)[metric]
+                fb = split.validation.evaluate(b.scorer)[metric]
+                sign = 1.0 if split.validation.higher_is_better else -1.0
+                diffs.append(sign * (fb - fa))
+                print(
+                    f"| {model} | {seed} | {seed + k} | {fa:.4f} (epoch {a.report.best_epoch}) "
+                    f"| {fb:.4f} (epochs {epochs}) | {fb - fa:+.4f} |",
+                    flush=True,
+                )
+    wins = sum(d > 0 for d in diffs)
+    print(
+        f"(b) better in {wins} of {len(diffs)} (sign-adjusted mean gain "
+        f"{statistics.fmean(diffs):+.4f}, sd {statistics.stdev(diffs) if len(diffs) > 1 else 0:.4f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, required=True, help="tune_accuracy.py --out JSON")
+    parser.add_argument("--runs", type=Path, help="tune_accuracy.py --out JSON")
+    parser.add_argument("--validation", help="models to compare the refit rules on validation")
+    parser.add_argument("--task", default="topk", choices=["topk", "ratings"])
+    parser.add_argument("--seeds", default="0", help="protocol split seeds, e.g. 0,1,2")
+    parser.add_argument(
+        "--settings",
+        type=json.loads,
+        default=None,
+        help="with --validation: JSON {model: {setting: value}} over the first-trial settings",
+    )
     parser.add_argument("--data-dir", default=None, help="default: GENREC_DATA_DIR")
     args = parser.parse_args()
+    if args.validation:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        compare_on_validation(
+            args.task, args.validation.split(","), seeds, args.data_dir, args.settings
+        )
+        return
+    if args.runs is None:
+        parser.error("give --runs (test figures of a tune run) or --validation MODELS")
     record = json.loads(args.runs.read_text())
     opts = sg.Options.parse({})
     data, n_heldout = sg.prepare("ml-100k", args.data_dir, opts)

@@ -123,9 +123,7 @@ def tune(
         from training.device import resolve_device
 
         device = resolve_device(str(config.device))
-        manifest, gate = _refit_and_save(
-            model_store, winner.model, winner.settings, interactions, data, report, device
-        )
+        manifest, gate = _refit_and_save(model_store, winner, interactions, data, report, device)
         promoted = promote and bool(gate["promote"])
         if promoted:
             model_store.promote(manifest.model, manifest.version)
@@ -206,22 +204,37 @@ def _leaderboard(board: list[Entry], metric: str, to_stderr: bool) -> None:
 
 def _refit_and_save(
     model_store: ModelStore,
-    model: str,
-    overrides: dict[str, Any],
+    winner: Entry,
     data: Interactions,
     source: str,
     report: dict[str, Any],
     device: Any,
 ) -> tuple[Any, dict[str, Any]]:
-    """Fit the winner as ``genrec train`` would, gate it as retraining does, save it."""
+    """Refit the winner (``training.tuning.refit``), gate it as retraining does, save it."""
     from app.tune.winner import refit_and_gate
     from training.pipeline import save_trained
 
-    console.print(f"refitting the winner [bold]{model}[/] on all the data ...")
-    result, gate = refit_and_gate(
-        model_store, model, overrides, data, device, callbacks=[epoch_printer("  ")]
+    model = winner.model
+    epochs = "" if winner.epochs is None else f" for {winner.epochs} epochs (validation's choice)"
+    console.print(
+        f"refitting the winner [bold]{model}[/]: with the 10% slice held out for the gate, "
+        f"then on all the data{epochs} ..."
+    )
+    refit, gate = refit_and_gate(
+        model_store,
+        model,
+        dict(winner.settings or {}),
+        data,
+        device,
+        epochs=winner.epochs,
+        callbacks=[epoch_printer("  ")],
     )
     manifest = save_trained(
-        model_store, model, result, data, source, training={"tuning": report, "gate": gate}
+        model_store,
+        model,
+        refit.to_save(),
+        data,
+        source,
+        training={"tuning": report, "gate": gate, "refit": refit.record},
     )
     return manifest, gate

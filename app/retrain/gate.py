@@ -17,7 +17,10 @@ score -inf, and predict the middle of the rating range for rating models.
 Since new data normally keeps the base data's records first and in order, the
 per-user hold-out (random keys per record position, same seed) picks the same
 records for unchanged users as production's own training did, so production is
-not scored on interactions it was trained on.
+not scored on interactions it was trained on. A production fitted on all its
+data (``genrec tune``'s winners, ``training.tuning.refit``) held nothing out:
+both sides are then scored on the slice's records newer than its cutoff only
+(``gate_figures``).
 """
 
 from __future__ import annotations
@@ -34,12 +37,16 @@ from torch import Tensor
 
 from app.retrain.lifecycle import PromotePolicy
 from app.serving.loaded import LoadedModel, build_loaded_model
-from models_store import ModelStore
+from models_store import Manifest, ModelStore
 from training.data.interactions import Interactions
+from training.models import model_class
 from training.models.base import History, Scorer, Validation
+from training.pipeline import TrainResult, validation_on
 
 #: Relative slack: a candidate this close to production counts as "not worse" (noise).
 GATE_TOLERANCE = 1e-3
+#: Fewest held-out records after an all-data production's cutoff the gate compares on.
+MIN_FRESH_RECORDS = 20
 
 
 class ProductionOnSlice(Scorer):
@@ -175,6 +182,75 @@ def evaluate_production(
         return version, validation.evaluate(production_on_slice(production, data, train))
 
 
+@dataclass(frozen=True)
+class GateFigures:
+    """Both sides' figures on records neither was fitted on, or why there are none."""
+
+    candidate: dict[str, float]
+    production: tuple[str, dict[str, float]] | None
+    error: str | None = None
+    on: str = "the same slice"  # which records, for the gate's reason
+
+
+def fresh_records(manifest: Manifest, heldout: Interactions) -> Interactions:
+    """The held-out records a version fitted on all its data has not seen: those after its
+    cutoff (a version that held the slice out saw none of them: all are returned)."""
+    if manifest.training.get("holdout") is not None:
+        return heldout
+    cutoff = manifest.data.cutoff
+    if cutoff is None:  # no timestamps: it saw everything it will ever be compared on
+        return heldout.subset(np.zeros(len(heldout), dtype=bool))
+    return heldout.subset(heldout.timestamps > int(datetime.fromisoformat(cutoff).timestamp()))
+
+
+def gate_figures(
+    store: ModelStore,
+    model: str,
+    data: Interactions,
+    split: tuple[Interactions, Interactions] | None,
+    candidate: TrainResult,
+    device: torch.device,
+) -> GateFigures:
+    """The candidate's and production's figures on records neither was fitted on.
+
+    ``split`` is the job's (training part, held-out slice); the candidate was
+    fitted on the training part. A production that held out the same slice
+    (every version ``genrec train`` and retraining save) is scored on all of
+    it, against the candidate's own figures. A production fitted on all its
+    data (a tuned winner, ``training.tuning.refit``) has seen the slice's
+    older records, so both are scored on the records newer than its cutoff
+    alone; with fewer than ``MIN_FRESH_RECORDS`` of them the comparison
+    cannot be made, which blocks promotion under ``auto``.
+    """
+    version = store.alias_state(model)
+    if version is None:
+        return GateFigures(candidate.metrics, None)
+    if split is None:
+        return GateFigures(candidate.metrics, (version, {}))
+    train, heldout = split
+    manifest = store.manifest(model, version)
+    fresh = fresh_records(manifest, heldout)
+    if len(fresh) == len(heldout):
+        validation = validation_on(model_class(model), data, train, heldout)
+        scored = evaluate_production(store, model, data, train, validation, device)
+        return GateFigures(candidate.metrics, scored)
+    if len(fresh) < MIN_FRESH_RECORDS:
+        return GateFigures(
+            candidate.metrics,
+            None,
+            error=(
+                f"production v{version} was fitted on all its data up to {manifest.data.cutoff}; "
+                f"only {len(fresh)} held-out records are newer (the comparison needs "
+                f"{MIN_FRESH_RECORDS})"
+            ),
+        )
+    validation = validation_on(model_class(model), data, train, fresh)
+    with torch.inference_mode():
+        ours = validation.evaluate(candidate.scorer)
+    scored = evaluate_production(store, model, data, train, validation, device)
+    return GateFigures(ours, scored, on=f"the {len(fresh)} held-out records after its cutoff")
+
+
 def decide(
     policy: PromotePolicy,
     metric: str | None,
@@ -182,6 +258,7 @@ def decide(
     candidate: dict[str, float],
     production: tuple[str, dict[str, float]] | None,
     production_error: str | None = None,
+    on: str = "the same slice",
 ) -> GateResult:
     """Apply the promotion policy to the two figures (see the module docstring).
 
@@ -221,5 +298,5 @@ def decide(
     word = "not worse than" if better else "worse than"
     return result(
         better,
-        f"{metric} {cand:.5f} is {word} production v{prod_version} {prod:.5f} on the same slice",
+        f"{metric} {cand:.5f} is {word} production v{prod_version} {prod:.5f} on {on}",
     )

@@ -24,13 +24,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db_models import RetrainJob
 from app.retrain.export import Exported, export_interactions
-from app.retrain.gate import GateResult, decide, evaluate_production
+from app.retrain.gate import GateFigures, GateResult, decide, gate_figures
 from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, utcnow
 from app.serving.loaded import ModelLoadError
 from models_store import Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
+from training.data.interactions import Interactions
 from training.models import model_class
-from training.models.base import EpochCallback, EpochReport, Validation
-from training.pipeline import TrainResult, holdout_validation, save_trained, train_model
+from training.models.base import EpochCallback, EpochReport
+from training.pipeline import (
+    TrainResult,
+    holdout_split,
+    save_trained,
+    train_model,
+    validation_on,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +138,23 @@ def _train_and_save(
     overrides = _overrides(job, ctx.device)
     cls = model_class(job.model)
     seed = cls.Config().with_overrides(overrides).seed
-    # The pipeline builds the same split from the same seed; this copy scores production.
-    train_part, validation = holdout_validation(cls, data, seed=seed)
-    metric = validation.metric if validation else None
+    # The pipeline draws the same slice from the same seed; this copy scores production.
+    split = holdout_split(data, seed=seed)
+    metric = None if split is None else validation_on(cls, data, *split).metric
     lease.report({"phase": "training", "metric": metric}, force=True)
     result = train_model(job.model, data, overrides, callbacks=[epoch_progress(lease, metric)])
     lease.report({"phase": "evaluating", "metric": metric}, force=True)
-    production, error = _score_production(ctx, job.model, exported, train_part, validation)
+    figures = _score_production(ctx, job.model, data, split, result)
     policy = cast(PromotePolicy, job.promote)  # validated when the job was enqueued
-    gate = decide(policy, metric, result.higher_is_better, result.metrics, production, error)
+    gate = decide(
+        policy,
+        metric,
+        result.higher_is_better,
+        figures.candidate,
+        figures.production,
+        figures.error,
+        figures.on,
+    )
     jlog.add(f"gate: {gate.reason} -> {'promote' if gate.promote else 'keep production'}")
     lease.report({"phase": "saving"}, force=True)
     if not lease.still_held():
@@ -182,22 +197,15 @@ def epoch_progress(lease: JobLease, metric: str | None) -> EpochCallback:
 def _score_production(
     ctx: JobContext,
     model: str,
-    exported: Exported,
-    train_part: Any,
-    validation: Validation | None,
-) -> tuple[tuple[str, dict[str, float]] | None, str | None]:
-    """Production's figures on the job's slice (None: no production); or why it failed."""
+    data: Interactions,
+    split: tuple[Interactions, Interactions] | None,
+    result: TrainResult,
+) -> GateFigures:
+    """Both sides' figures for the gate (``gate_figures``), or why production has none."""
     try:
-        version = ctx.store.alias_state(model)
-        if version is None:
-            return None, None
-        if validation is None:
-            return (version, {}), None
-        return evaluate_production(
-            ctx.store, model, exported.data, train_part, validation, ctx.device
-        ), None
+        return gate_figures(ctx.store, model, data, split, result, ctx.device)
     except (StoreError, ModelLoadError, ValueError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+        return GateFigures(result.metrics, None, error=f"{type(exc).__name__}: {exc}")
 
 
 def _save(

@@ -59,7 +59,7 @@ from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.pipeline import save_trained
 from training.tuning.confirm import Finalist, Fold, fold_line
-from training.tuning.report import TrialRecord
+from training.tuning.report import Entry, TrialRecord
 from training.tuning.search import Search, confirm, open_search, search_trials, summarise
 
 log = logging.getLogger(__name__)
@@ -197,9 +197,7 @@ def _search_and_save(
         jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
         manifest, gate = existing, dict(existing.training.get("gate") or {})
     else:
-        manifest, gate = _refit_and_save(
-            job, lease, ctx, data, iso_utc(cutoff), winner.model, winner.settings, report
-        )
+        manifest, gate = _refit_and_save(job, lease, ctx, data, iso_utc(cutoff), winner, report)
     outcome = {"model": manifest.model, "version": manifest.version, **report}
     return manifest, gate, outcome
 
@@ -241,22 +239,26 @@ def _refit_and_save(
     ctx: JobContext,
     data: Interactions,
     cutoff: str,
-    model: str,
-    settings: dict[str, Any],
+    winner: Entry,
     report: dict[str, Any],
 ) -> tuple[Manifest, dict[str, Any]]:
     jlog = lease.log
-    overrides = dict(settings)
+    model = winner.model
+    overrides = dict(winner.settings or {})
     if "device" in model_class(model).Config().to_dict() and ctx.device.type != "cpu":
         overrides.setdefault("device", str(ctx.device))
-    jlog.add(f"refitting the winner {model} on all the data")
+    epochs = "" if winner.epochs is None else f" ({winner.epochs} epochs, as validation chose)"
+    jlog.add(
+        f"refitting the winner {model}: on the 10% slice for the gate, then on all the data{epochs}"
+    )
     lease.report({"phase": "refitting", "winner": model}, force=True)
-    result, gate = refit_and_gate(
+    refit, gate = refit_and_gate(
         ctx.store,
         model,
         overrides,
         data,
         ctx.device,
+        epochs=winner.epochs,
         callbacks=[epoch_progress(lease, None)],
     )
     jlog.add(f"gate: {gate['reason']} -> {'passes' if gate['promote'] else 'does not pass'}")
@@ -266,11 +268,17 @@ def _refit_and_save(
     manifest = save_trained(
         ctx.store,
         model,
-        result,
+        refit.to_save(),
         data,
         "log",
         cutoff=cutoff,
-        training={"job_id": job.id, "attempt": job.attempts, "tuning": report, "gate": gate},
+        training={
+            "job_id": job.id,
+            "attempt": job.attempts,
+            "tuning": report,
+            "gate": gate,
+            "refit": refit.record,
+        },
     )
     jlog.add(f"saved {model} version {manifest.version}")
     return manifest, gate

@@ -1,10 +1,14 @@
-"""The winner of a search: refitted as ``genrec train`` would, gated as retraining is.
+"""The winner of a search: refitted on all the data, gated as retraining is.
 
-Shared by ``genrec tune`` and the tune job, so both save and gate the same way:
-the fit holds out the pipeline's usual 10% per-user slice (it picks the
-epoch and gives the manifest's metrics), production of the same model is
-scored on that same slice, and ``app.retrain.gate.decide`` under the
-``auto`` policy says whether the winner may be promoted.
+Shared by ``genrec tune`` and the tune job, so both save and gate the same way
+(``training.tuning.refit``): the winner's settings are fitted as
+``genrec train`` fits them, holding out the pipeline's usual 10% per-user
+slice, and production of the same model is scored on that same slice;
+``app.retrain.gate.decide`` under the ``auto`` policy says whether the
+winner may be promoted (against a production fitted on all its data, on the
+slice's records newer than its cutoff: ``app.retrain.gate.gate_figures``).
+The version saved is the fit on all the data for the epochs validation
+chose, carrying the checked fit's figures.
 """
 
 from __future__ import annotations
@@ -13,13 +17,14 @@ from typing import Any
 
 import torch
 
-from app.retrain.gate import decide, evaluate_production
+from app.retrain.gate import GateFigures, decide, gate_figures
 from app.serving.loaded import ModelLoadError
 from models_store import ModelStore, StoreError
 from training.data.interactions import Interactions
 from training.models import model_class
-from training.models.base import EpochCallback, Validation
-from training.pipeline import TrainResult, holdout_validation, train_model
+from training.models.base import EpochCallback
+from training.pipeline import holdout_split
+from training.tuning.refit import Refit, refit_winner
 
 
 def refit_and_gate(
@@ -28,36 +33,27 @@ def refit_and_gate(
     overrides: dict[str, Any],
     data: Interactions,
     device: torch.device,
+    epochs: int | None = None,
     callbacks: list[EpochCallback] | None = None,
-) -> tuple[TrainResult, dict[str, Any]]:
-    """Fit ``model`` with ``overrides`` on ``data``; the result and the gate's decision."""
-    cls = model_class(model)
-    seed = cls.Config().with_overrides(overrides).seed
-    # The same per-user slice train_model holds out: the gate scores production on it.
-    train_part, validation = holdout_validation(cls, data, seed=seed)
-    result = train_model(model, data, overrides, callbacks=callbacks)
-    gate = gate_winner(store, model, data, train_part, validation, result, device)
-    return result, gate
-
-
-def gate_winner(
-    store: ModelStore,
-    model: str,
-    data: Interactions,
-    train_part: Interactions,
-    validation: Validation | None,
-    result: TrainResult,
-    device: torch.device,
-) -> dict[str, Any]:
-    """Retraining's gate (``app.retrain.gate``) under the ``auto`` policy."""
-    production, error = None, None
+) -> tuple[Refit, dict[str, Any]]:
+    """Refit ``model`` with ``overrides`` on ``data`` (``epochs``: the validated count);
+    the refit and the gate's decision on its checked fit."""
+    seed = model_class(model).Config().with_overrides(overrides).seed
+    refit = refit_winner(model, overrides, data, epochs, callbacks=callbacks)
+    # The same per-user slice train_model held out of the checked fit: the gate's records.
+    split = holdout_split(data, seed=seed)
     try:
-        if validation is not None:
-            production = evaluate_production(store, model, data, train_part, validation, device)
-        elif store.alias_state(model) is not None:
-            production = (str(store.alias_state(model)), {})
+        figures = gate_figures(store, model, data, split, refit.checked, device)
     except (StoreError, ModelLoadError, ValueError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    return decide(
-        "auto", result.metric, result.higher_is_better, result.metrics, production, error
-    ).to_dict()
+        figures = GateFigures(refit.checked.metrics, None, error=f"{type(exc).__name__}: {exc}")
+    checked = refit.checked
+    gate = decide(
+        "auto",
+        checked.metric,
+        checked.higher_is_better,
+        figures.candidate,
+        figures.production,
+        figures.error,
+        figures.on,
+    )
+    return refit, gate.to_dict()

@@ -411,6 +411,9 @@ class Model(ABC):
     #: Trains on several processes (``genrec train --nproc N``, ``training.distributed``):
     #: gradient steps on shards of its rows. Closed-form and sampling-based fits do not.
     trains_distributed: ClassVar[bool] = False
+    #: Fits in one step (a closed form, a count): no epoch to choose, so nothing is lost
+    #: by fitting it on all the data without a held-out slice (``training.tuning.refit``).
+    closed_form: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -117,6 +117,7 @@ class EASE(Model):
 
     name = "ease"
     task = "topk"
+    closed_form = True
     Config = EASEConfig
     search_space = SEARCH_SPACE
     scorer_cls = EASEScorer

@@ -65,6 +65,7 @@ class Popularity(Model):
 
     name = "popularity"
     task = "topk"
+    closed_form = True
     Config = PopularityConfig
     search_space = SEARCH_SPACE
     scorer_cls = PopularityScorer

@@ -37,6 +37,7 @@ from training.models import model_class
 from training.models.base import ModelError
 from training.tuning.objective import validated_fit
 from training.tuning.pruning import EpochPruning
+from training.tuning.refit import validated_epochs
 from training.tuning.report import Entry, TrialRecord
 from training.tuning.split import TuningSplit, tuning_split
 
@@ -107,6 +108,15 @@ class Finalist:
     @property
     def mean(self) -> float:
         return statistics.fmean(self.values)
+
+    @property
+    def epochs(self) -> int | None:
+        """The epoch count its refit runs: the mean best epoch over the search's trial and
+        the folds counted in ``values``."""
+        counted = (
+            f.best_epoch for f in self.folds if f.value is not None and f.note != OUT_OF_TIME
+        )
+        return validated_epochs([self.best_epoch, *counted])
 
 
 def choose_finalists(
@@ -235,6 +245,7 @@ def rerank(board: list[Entry], finalists: list[Finalist]) -> list[Entry]:
                 fit_seconds=f.fit_seconds,
                 best_epoch=f.best_epoch,
                 confirmed=round(f.mean, 6),
+                epochs=f.epochs,
             )
         )
     named = {e.model for e in first}
@@ -252,8 +263,10 @@ def confirmation_record(finalists: list[Finalist], folds: int, seconds: float) -
                 "model": f.model,
                 "trial": f.trial,
                 "search_value": f.search_value,
+                "best_epoch": f.best_epoch,
                 "folds": [vars(fold) for fold in f.folds],
                 "mean": round(f.mean, 6),
+                "epochs": f.epochs,
             }
             for f in finalists
         ],

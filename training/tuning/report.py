@@ -64,6 +64,9 @@ class Entry:
     trials: dict[str, int] = field(default_factory=dict)  # state -> count
     #: Mean over the confirmation folds (``confirm``); None: not a re-validated finalist.
     confirmed: float | None = None
+    #: Epochs the refit on all the data runs (``training.tuning.refit``): the mean best
+    #: epoch over the trial and its confirmation folds; None: no epoch was recorded.
+    epochs: int | None = None
 
 
 def leaderboard(
@@ -91,6 +94,7 @@ def leaderboard(
                 best.number,
                 best.best_epoch,
                 counts,
+                epochs=best.best_epoch or None,
             )
         )
     sign = 1.0 if higher_is_better else -1.0

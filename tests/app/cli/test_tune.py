@@ -51,10 +51,17 @@ def test_tune_prints_the_board_saves_the_winner_with_its_report_and_promotes(
     assert manifest.hyper_parameters["l2"] == board[0]["settings"]["l2"]
     assert manifest.training["gate"]["reason"] == "no production version yet"
     assert store.alias_state("ease") == report["version"]
+    # Closed-form EASE is saved as fitted on all the data; its figures are the checked
+    # fit's on the 10% slice, which the saved model did not hold out.
+    refit = manifest.training["refit"]
+    assert refit["plan"] == "once" and refit["data"] == "all"
+    assert refit["checked_on_slice"]["fraction"] == 0.1 and manifest.training["holdout"] is None
+    assert manifest.metrics["ndcg@10"] == report["gate"]["candidate"]
 
 
 def test_promote_only_moves_production_when_the_gate_passes(env: Path, tmp_path: Path) -> None:
-    """Production trained on every record (the gate's slice included) beats any candidate."""
+    """Production fitted on every record (the gate's slice included) and nothing newer:
+    the gate cannot compare the two fairly, so the winner is saved but not promoted."""
     from training.data.datasets import load_dataset
     from training.pipeline import train_and_save
 
@@ -67,7 +74,8 @@ def test_promote_only_moves_production_when_the_gate_passes(env: Path, tmp_path:
     assert code == 0, output
     report = json.loads(stdout)
     assert not report["gate"]["promote"] and not report["promoted"]
-    assert "worse than production v1" in report["gate"]["reason"]
+    assert "production v1 was fitted on all its data" in report["gate"]["reason"]
+    assert "only 0 held-out records are newer" in report["gate"]["reason"]
     assert "not promoted: the winner did not pass the gate" in output
     assert store.alias_state("ease") == "1"
     assert report["version"] == "2"  # saved all the same, for the operator to inspect

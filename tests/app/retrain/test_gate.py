@@ -5,24 +5,35 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 
 from app.retrain.export import concat
 from app.retrain.gate import (
     GATE_TOLERANCE,
+    MIN_FRESH_RECORDS,
     ProductionOnSlice,
     decide,
     evaluate_production,
+    fresh_records,
+    gate_figures,
     not_worse,
     production_on_slice,
 )
 from app.serving.loaded import build_loaded_model
 from models_store import ModelStore
+from tests.app.conftest import N_ITEMS, N_USERS
 from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import History
-from training.pipeline import holdout_validation
+from training.pipeline import (
+    holdout_split,
+    holdout_validation,
+    train_and_save,
+    train_model,
+    validation_on,
+)
 
 CPU = torch.device("cpu")
 
@@ -113,6 +124,77 @@ def test_rating_model_predicts_the_middle_for_items_it_does_not_know(
     low, high = production.rating_range
     predicted = wrapper.predict(state, torch.tensor([data.item_ids.index("new-item")]))
     assert float(predicted[0, 0]) == (low + high) / 2
+
+
+# --------------------------------------------------------------------------- which records
+
+
+def _later(base: Interactions, per_user: int = 10) -> Interactions:
+    """Base plus ``per_user`` ratings per user logged after anything in base."""
+    rng = np.random.default_rng(7)
+    users, items = [], []
+    for u in range(N_USERS):
+        pool = np.arange(u % 2, N_ITEMS, 2)
+        users += [f"u{u}"] * per_user
+        items += [str(i) for i in rng.choice(pool, size=per_user, replace=False)]
+    n = len(users)
+    extra = Interactions.from_arrays(
+        users, items, rng.integers(1, 6, n).astype(np.float32), 2_000_000_000 + np.arange(n)
+    )
+    return concat(base, extra)
+
+
+def test_a_production_that_held_the_slice_out_is_compared_on_all_of_it(
+    promote_base: Callable[..., str], job_store: ModelStore, base_data: Interactions
+) -> None:
+    version = promote_base("ease")
+    data = _later(base_data)
+    candidate = train_model("ease", data)
+    figures = gate_figures(job_store, "ease", data, holdout_split(data), candidate, CPU)
+    assert figures.error is None and figures.on == "the same slice"
+    assert figures.candidate == candidate.metrics  # its own figures on the whole slice
+    assert figures.production is not None and figures.production[0] == version
+
+
+def test_a_production_fitted_on_all_its_data_is_compared_on_newer_records_only(
+    job_store: ModelStore, base_data: Interactions
+) -> None:
+    """A tuned winner saw every record up to its cutoff: only later ones are fair to both."""
+    prod = train_and_save(job_store, "ease", base_data, holdout=0.0, promote=True)
+    assert prod.training["holdout"] is None
+    data = _later(base_data)
+    split = holdout_split(data)
+    assert split is not None
+    candidate = train_model("ease", data)
+    figures = gate_figures(job_store, "ease", data, split, candidate, CPU)
+
+    fresh = fresh_records(prod, split[1])
+    assert MIN_FRESH_RECORDS <= len(fresh) < len(split[1])
+    assert bool((fresh.timestamps >= 2_000_000_000).all())
+    assert (
+        figures.error is None
+        and figures.on == f"the {len(fresh)} held-out records after its cutoff"
+    )
+    # Both sides measured by the pipeline's own validation on those records alone.
+    expected = validation_on(model_class("ease"), data, split[0], fresh).evaluate(candidate.scorer)
+    assert figures.candidate == pytest.approx(expected)
+    assert figures.candidate != pytest.approx(candidate.metrics)
+    assert figures.production is not None and figures.production[0] == prod.version
+    gate = decide("auto", "ndcg@10", True, figures.candidate, figures.production, None, figures.on)
+    assert "held-out records after its cutoff" in gate.reason
+
+
+def test_with_too_few_newer_records_an_all_data_production_blocks_promotion(
+    job_store: ModelStore, base_data: Interactions
+) -> None:
+    train_and_save(job_store, "ease", base_data, holdout=0.0, promote=True)
+    candidate = train_model("ease", base_data)  # the same data: nothing is newer
+    figures = gate_figures(job_store, "ease", base_data, holdout_split(base_data), candidate, CPU)
+    assert figures.production is None and figures.error is not None
+    assert "fitted on all its data" in figures.error and "only 0 held-out records" in figures.error
+    gate = decide("auto", "ndcg@10", True, figures.candidate, None, figures.error)
+    assert not gate.promote and "could not be scored" in gate.reason
+    assert decide("always", "ndcg@10", True, figures.candidate, None, figures.error).promote
 
 
 # --------------------------------------------------------------------------- decisions
