@@ -113,9 +113,15 @@ def _holdout_record(manifest: Manifest, what: str) -> dict[str, Any]:
         )
     record = manifest.training["holdout"]
     if record is None:
+        why = (
+            "genrec tune refits its winner on everything; its manifest's metrics are those of "
+            "the same settings fitted with the slice held out"
+            if (manifest.training.get("refit") or {}).get("data") == "all"
+            else "too few to hold out a slice"
+        )
         raise StoredEvaluationError(
             f"{what} was trained on all {manifest.data.n_interactions} interactions of its data "
-            "(too few to hold out a slice), so there is no data it has not seen to measure it on"
+            f"({why}), so there is no data it has not seen to measure it on"
         )
     if not isinstance(record, dict) or not {"fraction", "seed", "min_per_user"} <= set(record):
         raise StoredEvaluationError(f"{what}: its manifest's training.holdout is malformed")

@@ -83,6 +83,20 @@ def test_a_version_trained_on_all_its_data_is_refused(tmp_path: Path) -> None:
         evaluate_stored(store, "popularity", manifest.version, tiny)
 
 
+def test_a_tuned_winner_fitted_on_all_its_data_is_refused_and_says_why(tmp_path: Path) -> None:
+    from training.pipeline import save_trained
+    from training.tuning.refit import refit_winner
+
+    data = _ratings()
+    refit = refit_winner("ease", {}, data, epochs=None)
+    store = ModelStore(tmp_path)
+    manifest = save_trained(
+        store, "ease", refit.to_save(), data, "test", training={"refit": refit.record}
+    )
+    with pytest.raises(StoredEvaluationError, match="genrec tune refits its winner on everything"):
+        evaluate_stored(store, "ease", manifest.version, data)
+
+
 def test_other_data_is_refused(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
     manifest = train_and_save(store, "ease", _ratings(seed=0))
