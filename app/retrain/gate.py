@@ -36,8 +36,8 @@ import torch
 from torch import Tensor
 
 from app.retrain.lifecycle import PromotePolicy
-from app.serving.loaded import LoadedModel, build_loaded_model
-from models_store import Manifest, ModelStore
+from app.serving.loaded import LoadedModel, ModelLoadError, build_loaded_model
+from models_store import Manifest, ModelStore, StoreError
 from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import History, Scorer, Validation
@@ -191,6 +191,14 @@ class GateFigures:
     error: str | None = None
     on: str = "the same slice"  # which records, for the gate's reason
 
+    def decide(
+        self, policy: PromotePolicy, metric: str | None, higher_is_better: bool
+    ) -> GateResult:
+        """``decide`` on these figures."""
+        return decide(
+            policy, metric, higher_is_better, self.candidate, self.production, self.error, self.on
+        )
+
 
 def fresh_records(manifest: Manifest, heldout: Interactions) -> Interactions:
     """The held-out records a version fitted on all its data has not seen: those after its
@@ -220,8 +228,23 @@ def gate_figures(
     data (a tuned winner, ``training.tuning.refit``) has seen the slice's
     older records, so both are scored on the records newer than its cutoff
     alone; with fewer than ``MIN_FRESH_RECORDS`` of them the comparison
-    cannot be made, which blocks promotion under ``auto``.
+    cannot be made, which blocks promotion under ``auto``. A production that
+    cannot be loaded or scored is an ``error`` too.
     """
+    try:
+        return _gate_figures(store, model, data, split, candidate, device)
+    except (StoreError, ModelLoadError, ValueError) as exc:
+        return GateFigures(candidate.metrics, None, error=f"{type(exc).__name__}: {exc}")
+
+
+def _gate_figures(
+    store: ModelStore,
+    model: str,
+    data: Interactions,
+    split: tuple[Interactions, Interactions] | None,
+    candidate: TrainResult,
+    device: torch.device,
+) -> GateFigures:
     version = store.alias_state(model)
     if version is None:
         return GateFigures(candidate.metrics, None)

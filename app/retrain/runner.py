@@ -24,11 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.db_models import RetrainJob
 from app.retrain.export import Exported, export_interactions
-from app.retrain.gate import GateFigures, GateResult, decide, gate_figures
+from app.retrain.gate import GateResult, gate_figures
 from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, utcnow
-from app.serving.loaded import ModelLoadError
 from models_store import Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
-from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import (
@@ -144,17 +142,9 @@ def _train_and_save(
     lease.report({"phase": "training", "metric": metric}, force=True)
     result = train_model(job.model, data, overrides, callbacks=[epoch_progress(lease, metric)])
     lease.report({"phase": "evaluating", "metric": metric}, force=True)
-    figures = _score_production(ctx, job.model, data, split, result)
+    figures = gate_figures(ctx.store, job.model, data, split, result, ctx.device)
     policy = cast(PromotePolicy, job.promote)  # validated when the job was enqueued
-    gate = decide(
-        policy,
-        metric,
-        result.higher_is_better,
-        figures.candidate,
-        figures.production,
-        figures.error,
-        figures.on,
-    )
+    gate = figures.decide(policy, metric, result.higher_is_better)
     jlog.add(f"gate: {gate.reason} -> {'promote' if gate.promote else 'keep production'}")
     lease.report({"phase": "saving"}, force=True)
     if not lease.still_held():
@@ -192,20 +182,6 @@ def epoch_progress(lease: JobLease, metric: str | None) -> EpochCallback:
         lease.report(progress, force=report.epoch >= report.epochs)
 
     return on_epoch
-
-
-def _score_production(
-    ctx: JobContext,
-    model: str,
-    data: Interactions,
-    split: tuple[Interactions, Interactions] | None,
-    result: TrainResult,
-) -> GateFigures:
-    """Both sides' figures for the gate (``gate_figures``), or why production has none."""
-    try:
-        return gate_figures(ctx.store, model, data, split, result, ctx.device)
-    except (StoreError, ModelLoadError, ValueError) as exc:
-        return GateFigures(result.metrics, None, error=f"{type(exc).__name__}: {exc}")
 
 
 def _save(

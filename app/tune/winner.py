@@ -17,9 +17,8 @@ from typing import Any
 
 import torch
 
-from app.retrain.gate import GateFigures, decide, gate_figures
-from app.serving.loaded import ModelLoadError
-from models_store import ModelStore, StoreError
+from app.retrain.gate import gate_figures
+from models_store import ModelStore
 from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import EpochCallback
@@ -42,18 +41,6 @@ def refit_and_gate(
     refit = refit_winner(model, overrides, data, epochs, callbacks=callbacks)
     # The same per-user slice train_model held out of the checked fit: the gate's records.
     split = holdout_split(data, seed=seed)
-    try:
-        figures = gate_figures(store, model, data, split, refit.checked, device)
-    except (StoreError, ModelLoadError, ValueError) as exc:
-        figures = GateFigures(refit.checked.metrics, None, error=f"{type(exc).__name__}: {exc}")
-    checked = refit.checked
-    gate = decide(
-        "auto",
-        checked.metric,
-        checked.higher_is_better,
-        figures.candidate,
-        figures.production,
-        figures.error,
-        figures.on,
-    )
+    figures = gate_figures(store, model, data, split, refit.checked, device)
+    gate = figures.decide("auto", refit.checked.metric, refit.checked.higher_is_better)
     return refit, gate.to_dict()
