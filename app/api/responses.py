@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+from starlette.responses import Response
+
 from app.schemas import ErrorResponse
 
 #: What each status means on this API (the codes in the body say which case).
@@ -38,3 +41,17 @@ ADMIN = (401, 403)
 SERVING = (404, 422, 503)
 #: Statuses of every route that reads a JSON body, besides its own.
 BODY = (400, 422)
+
+
+def json_bytes(answer: BaseModel, status_code: int = 200, exclude_none: bool = True) -> Response:
+    """``answer`` serialised once by pydantic-core and sent as bytes.
+
+    Why: a route that returns a model makes FastAPI validate it again against
+    ``response_model``, turn it into plain Python (``jsonable_encoder``) and
+    ``json.dumps`` that; on the serving routes that was a large share of the
+    event loop's time (docs/performance.md). The routes keep
+    ``response_model`` for ``/openapi.json``; ``exclude_none`` matches their
+    ``response_model_exclude_none``.
+    """
+    body = answer.__pydantic_serializer__.to_json(answer, exclude_none=exclude_none)
+    return Response(body, status_code=status_code, media_type="application/json")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api.deps import ServicesDep
-from app.api.responses import BODY, SERVING, errors
+from app.api.responses import BODY, SERVING, errors, json_bytes
 from app.schemas import PredictionRequest, PredictionResponse
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -17,11 +17,12 @@ router = APIRouter(prefix="/v1", tags=["predictions"])
     response_model_exclude_none=True,
     responses=errors(*BODY, *SERVING),
 )
-async def predict(body: PredictionRequest, services: ServicesDep) -> PredictionResponse:
+async def predict(body: PredictionRequest, services: ServicesDep) -> Response:
     """Ratings for ``item_ids`` in request order; 422 for top-k-only models.
 
     A rating the model cannot make (an unknown item, a user with no ratings) is the
     baseline, flagged ``fallback``: the user's mean rating, else the version's
     training mean. Unknown item ids are listed in ``unknown_items``.
     """
-    return await services.recommender.predict(body.user_id, body.item_ids, body.model)
+    answer = await services.recommender.predict(body.user_id, body.item_ids, body.model)
+    return json_bytes(answer)  # bytes out: FastAPI does not validate the answer again

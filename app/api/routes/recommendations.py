@@ -6,9 +6,9 @@ the model's micro-batch for scoring (``app.serving.batcher``).
 ``GET /v1/users/{user_id}/recommendations`` is the route under the heaviest
 load, so it skips two pieces of FastAPI per-request machinery that showed
 high in its profile (see ``app.api.query``): its query string is parsed by
-one pydantic model (``app.api.query``) and its answer is serialised once by
-pydantic-core and returned as bytes, instead of being validated again against
-``response_model`` (which still documents it).
+one pydantic model (``app.api.query``). Its answer, like the ad-hoc route's,
+is serialised once by pydantic-core and returned as bytes
+(``app.api.responses.json_bytes``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from app.api.deps import ServicesDep, services_of
 from app.api.params import UserIdPath
 from app.api.query import openapi_parameters, parse_query
-from app.api.responses import BODY, SERVING, errors
+from app.api.responses import BODY, SERVING, errors, json_bytes
 from app.schemas import AdHocRecommendationRequest, RecommendationQuery, RecommendationResponse
 from app.serving.recommend import Filters, query_rules
 
@@ -43,7 +43,7 @@ async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
         rules=query_rules(query.filter, query.boost, query.cap, query.mmr),
     )
     answer = await services_of(request).recommender.for_user(user_id, query.k, query.model, filters)
-    return json_response(answer)
+    return json_bytes(answer)
 
 
 @router.post(
@@ -54,12 +54,6 @@ async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
 )
 async def recommend_for_history(
     body: AdHocRecommendationRequest, services: ServicesDep
-) -> RecommendationResponse:
+) -> Response:
     """Top-k for an anonymous history; unknown history items are listed in ``unknown_items``."""
-    return await services.recommender.for_history(body)
-
-
-def json_response(answer: RecommendationResponse) -> Response:
-    """``answer`` as JSON bytes, ``None`` fields left out (as ``response_model_exclude_none``)."""
-    body = answer.__pydantic_serializer__.to_json(answer, exclude_none=True)
-    return Response(body, media_type="application/json")
+    return json_bytes(await services.recommender.for_history(body))
