@@ -172,9 +172,11 @@ def evaluate_production(
     train: Interactions,
     validation: Validation,
     device: torch.device,
+    version: str | None = None,
 ) -> tuple[str, dict[str, float]] | None:
-    """(production version, its metrics on the job's slice); None when there is no production."""
-    version = store.alias_state(model)
+    """(production version, its metrics on the job's slice); None when there is no production.
+    ``version``: the production version already resolved (else the alias is read here)."""
+    version = version or store.alias_state(model)
     if version is None:
         return None
     production = build_loaded_model(store.load(model, version), device)
@@ -255,7 +257,7 @@ def _gate_figures(
     fresh = fresh_records(manifest, heldout)
     if len(fresh) == len(heldout):
         validation = validation_on(model_class(model), data, train, heldout)
-        scored = evaluate_production(store, model, data, train, validation, device)
+        scored = evaluate_production(store, model, data, train, validation, device, version)
         return GateFigures(candidate.metrics, scored)
     if len(fresh) < MIN_FRESH_RECORDS:
         return GateFigures(
@@ -270,7 +272,8 @@ def _gate_figures(
     validation = validation_on(model_class(model), data, train, fresh)
     with torch.inference_mode():
         ours = validation.evaluate(candidate.scorer)
-    scored = evaluate_production(store, model, data, train, validation, device)
+    # The version whose manifest chose the records, even if the alias moved meanwhile.
+    scored = evaluate_production(store, model, data, train, validation, device, version)
     return GateFigures(ours, scored, on=f"the {len(fresh)} held-out records after its cutoff")
 
 

@@ -99,11 +99,15 @@ class Finalist:
         )
 
     @property
+    def counted(self) -> list[Fold]:
+        """The folds that ran to their end: a fit stopped for time measured fewer epochs
+        than the settings ask for, so it is reported, not averaged."""
+        return [f for f in self.folds if f.value is not None and f.note != OUT_OF_TIME]
+
+    @property
     def values(self) -> list[float]:
-        """The search's figure and every fold that ran to its end: a fit stopped for time
-        measured fewer epochs than the settings ask for, so it is reported, not averaged."""
-        counted = (f.value for f in self.folds if f.value is not None and f.note != OUT_OF_TIME)
-        return [self.search_value, *counted]
+        """The search's figure and every ``counted`` fold's."""
+        return [self.search_value, *(float(f.value or 0.0) for f in self.counted)]
 
     @property
     def mean(self) -> float:
@@ -112,11 +116,8 @@ class Finalist:
     @property
     def epochs(self) -> int | None:
         """The epoch count its refit runs: the mean best epoch over the search's trial and
-        the folds counted in ``values``."""
-        counted = (
-            f.best_epoch for f in self.folds if f.value is not None and f.note != OUT_OF_TIME
-        )
-        return validated_epochs([self.best_epoch, *counted])
+        the ``counted`` folds."""
+        return validated_epochs([self.best_epoch, *(f.best_epoch for f in self.counted)])
 
 
 def choose_finalists(
