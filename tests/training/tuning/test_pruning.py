@@ -116,3 +116,25 @@ def test_a_real_fit_is_pruned_by_the_callback(ml100k_slice: Interactions) -> Non
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert study.trials[-1].state == optuna.trial.TrialState.PRUNED
     assert study.trials[-1].intermediate_values[1] > 0.1
+
+
+def test_by_default_a_trial_is_judged_from_epoch_20_and_kept_in_its_models_top_three_quarters() -> (
+    None
+):
+    """The defaults docs/tuning.md chose on validation: a slow starter survives its first
+    nineteen epochs, and later only a trial below three quarters of its model's earlier ones
+    (at the same epoch) is pruned."""
+    study = optuna.create_study(direction="maximize", pruner=PerModelPruner())
+    for top in (0.1, 0.2, 0.3, 0.4, 0.5):
+        _finished(study, "a", [top] * 25)
+    slow = _trial_of(study, "a")
+    pruning = EpochPruning(slow, "ndcg@100", True, ManualClock(0.0), deadline=100.0)
+    for epoch in range(1, 20):  # far below every earlier trial, but still warming up
+        pruning(EpochReport(epoch, 25, {}, {"ndcg@100": 0.01}, 0.1, False))
+    with pytest.raises(optuna.TrialPruned):
+        pruning(EpochReport(20, 25, {}, {"ndcg@100": 0.01}, 0.1, False))
+    study.tell(slow, state=optuna.trial.TrialState.PRUNED)
+    fair = _trial_of(study, "a")
+    pruning = EpochPruning(fair, "ndcg@100", True, ManualClock(0.0), deadline=100.0)
+    for epoch in range(1, 26):  # above the 25th percentile of 0.1..0.5 (0.2), below the median
+        pruning(EpochReport(epoch, 25, {}, {"ndcg@100": 0.25}, 0.1, False))
