@@ -43,6 +43,10 @@ Usage::
     python benchmarks/serve_bench.py --items 1000000 --dims 256 --catalog correlated \
         --endpoints constant,recs --server-env GENREC_ANN=on          # + ann_recall@100 line
 
+``--load wrk`` measures the same cells with ``wrk`` (``benchmarks/wrk/serve_bench.lua``
+builds the same requests), the C client the issue's figures came from: it
+takes less of a small machine's CPU than the Python client.
+
 The load generator shares the machine with the server: on a small machine its
 own CPU use lowers every figure, the bare endpoint's included, which is why
 the ratio is the figure to compare.
@@ -402,13 +406,63 @@ def load_main(argv: list[str]) -> None:
     print(json.dumps(result))
 
 
-def run_load(port: int, kind: str, conc: int, duration: float, warmup: float) -> dict:
+#: wrk's script of serve_bench's request kinds (``--load wrk``).
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "serve_bench.lua"
+
+
+def run_load(
+    port: int, kind: str, conc: int, duration: float, warmup: float, load: str = "python"
+) -> dict:
+    """One cell: ``load`` is ``python`` (this file's asyncio client, a subprocess) or
+    ``wrk`` (the C load generator the issue measured with, driven by ``WRK_SCRIPT``)."""
+    if load == "wrk":
+        return run_wrk(port, kind, conc, duration, warmup)
     cmd = [sys.executable, __file__, "_load", "--port", str(port), "--kind", kind]
     cmd += ["--concurrency", str(conc), "--duration", str(duration), "--warmup", str(warmup)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"load generator ({kind} x{conc}) failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_wrk(port: int, kind: str, conc: int, duration: float, warmup: float) -> dict:
+    """The cell measured by ``wrk`` (two threads at most: this is a 2-core machine's
+    benchmark; one thread per connection below that). A run of ``warmup`` seconds first
+    is thrown away, as the Python client's warm-up is; wrk counts whole seconds."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("--load wrk needs wrk on PATH (Debian: apt-get install wrk)")
+    threads = str(min(2, conc))
+
+    def once(seconds: float) -> dict:
+        cmd = [wrk, "-t", threads, "-c", str(conc), "-d", f"{max(1, round(seconds))}s"]
+        cmd += ["--timeout", "10s", "-s", str(WRK_SCRIPT), f"http://127.0.0.1:{port}", "--", kind]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if done.returncode or not lines:
+            raise SystemExit(
+                f"wrk ({kind} x{conc}) failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
+        return dict(json.loads(lines[-1]))
+
+    if warmup > 0:
+        once(warmup)
+    out = once(duration)
+    errors = {}
+    if out["non2xx"]:
+        errors["non-2xx"] = out["non2xx"]
+    if out["socket_errors"]:
+        errors["socket"] = out["socket_errors"]
+    return {
+        "endpoint": kind,
+        "concurrency": conc,
+        "requests": out["requests"],
+        "rps": out["requests"] / out["seconds"],
+        "p50_ms": out["p50_ms"],
+        "p95_ms": out["p95_ms"],
+        "p99_ms": out["p99_ms"],
+        "errors": errors,
+    }
 
 
 # --------------------------------------------------------------------------- report
@@ -452,7 +506,7 @@ def measure(
         for round_ in range(args.repeat):
             for kind in kinds:
                 before = batch_totals(port)
-                result = run_load(port, kind, conc, args.duration, args.warmup)
+                result = run_load(port, kind, conc, args.duration, args.warmup, args.load)
                 after = batch_totals(port)
                 runs.setdefault((kind, conc), []).append(result)
                 sums = batch_sums.setdefault((kind, conc), [0.0, 0.0])
@@ -504,7 +558,9 @@ def impressions_ab(args: argparse.Namespace, store: Path, workdir: Path, levels:
             for round_ in range(args.repeat):
                 order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
                 for mode in order:
-                    result = run_load(servers[mode][1], "recs", conc, args.duration, args.warmup)
+                    result = run_load(
+                        servers[mode][1], "recs", conc, args.duration, args.warmup, args.load
+                    )
                     runs[mode].append(result)
                     print(
                         f"# impressions={mode} x{conc} run {round_ + 1}/{args.repeat}: "
@@ -602,7 +658,9 @@ def rules_ab(args: argparse.Namespace, store: Path, workdir: Path, levels: list[
             for round_ in range(args.repeat):
                 order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
                 for mode in order:
-                    result = run_load(port, kinds[mode], conc, args.duration, args.warmup)
+                    result = run_load(
+                        port, kinds[mode], conc, args.duration, args.warmup, args.load
+                    )
                     runs[mode].append(result)
                     print(
                         f"# rules={mode} x{conc} run {round_ + 1}/{args.repeat}: "
@@ -720,6 +778,12 @@ def main() -> None:
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not measured per cell")
+    parser.add_argument(
+        "--load",
+        choices=("python", "wrk"),
+        default="python",
+        help="load generator: this file's asyncio client, or wrk (benchmarks/wrk/serve_bench.lua)",
+    )
     parser.add_argument("--database-url", help="default: a SQLite file in the temp dir")
     parser.add_argument("--redis-url", help="default: the in-process cache")
     parser.add_argument("--workers", type=int, default=1, help="genrec serve --workers")
