@@ -29,7 +29,8 @@ Endpoints: ``constant`` (the HTTP stack's ceiling), ``recs`` (GET
 /v1/interactions, one new event per request), ``mix`` (the mixed traffic of
 ``MIX``: 60% known-user recs, 15% two-row interaction writes of new users, 10%
 recs for those new users, 10% ad-hoc histories of 10 items, 5% predictions of
-10 items; with ``recs`` in the same run it prints ``mix_vs_recs@<conc>=``).
+10 items; with ``recs`` in the same run it prints ``mix_vs_recs@<conc>=``), and
+each of the mix's own kinds alone (``mix-write``, ``mix-new-recs``, ``mix-adhoc``).
 
 Usage::
 
@@ -70,7 +71,6 @@ from urllib.parse import quote
 
 import numpy as np
 
-ENDPOINTS = ("constant", "recs", "predict", "interactions", "mix")
 #: The mixed cell (``mix``): share of each request kind, in percent (issue #20).
 MIX = (
     (60, "recs"),  # known users
@@ -79,6 +79,11 @@ MIX = (
     (10, "mix-adhoc"),  # ad-hoc histories of 10 items
     (5, "predict"),  # predictions of 10 items
 )
+#: The mix's own kinds, each also a cell by itself (to see which part of the mix costs).
+MIX_PARTS = tuple(kind for _, kind in MIX if kind.startswith("mix-"))
+#: What a run measures unless ``--endpoints`` says otherwise.
+DEFAULT_ENDPOINTS = ("constant", "recs", "predict", "interactions", "mix")
+ENDPOINTS = (*DEFAULT_ENDPOINTS, *MIX_PARTS)
 
 
 def mix_kind(conn: int, n: int) -> str:
@@ -775,7 +780,7 @@ def main() -> None:
         help="with GENREC_ANN=on: lists compared with an exact server (943 known + ad-hoc)",
     )
     parser.add_argument("--concurrency", default="1,8,32,128")
-    parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
+    parser.add_argument("--endpoints", default=",".join(DEFAULT_ENDPOINTS))
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not measured per cell")
     parser.add_argument(
