@@ -35,12 +35,9 @@ from pathlib import Path
 
 import optuna
 
-from training.data.interactions import Interactions
+from benchmarks.tune_refit_check import seen_data
 from training.models import model_class
 from training.models.base import EpochReport
-from training.protocols import ratings_random as rr
-from training.protocols import strong_generalization as sg
-from training.protocols.common import load
 from training.tuning.pruning import PerModelPruner
 from training.tuning.split import tuning_split
 
@@ -57,21 +54,11 @@ class Curve:
         return max(self.values) if higher else min(self.values)
 
 
-def _seen(task: str, data_dir: str | None, seed: int) -> Interactions:
-    """What tune sees on the protocol's split ``seed``: everything but the test part."""
-    if task == "topk":
-        opts = sg.Options.parse({})
-        data, n_heldout = sg.prepare("ml-100k", data_dir, opts)
-        return sg.split_users(data, n_heldout, opts, seed).without_test().compact()
-    ratings = rr.explicit(load("ml-100k", data_dir), rr.NAME)
-    return rr.split_ratings(ratings, rr.Options(), seed)[0]
-
-
 def draw_curves(
     task: str, model: str, trials: int, seed: int, data_dir: str | None
 ) -> tuple[list[Curve], bool]:
     """Fit ``trials`` random settings of ``model`` to the end; their curves and the metric's direction."""
-    split = tuning_split(_seen(task, data_dir, seed), task, None, None, seed)
+    split = tuning_split(seen_data(task, data_dir, seed), task, None, None, seed)
     metric, higher = split.validation.metric, split.validation.higher_is_better
     cls = model_class(model)
     sampler = optuna.samplers.RandomSampler(seed=seed)

@@ -68,7 +68,7 @@ def _variants(run: dict[str, Any]) -> list[tuple[str, dict[str, Any], float]]:
     ]  # fmt: skip
 
 
-def _seen(task: str, data_dir: str | None, seed: int) -> Interactions:
+def seen_data(task: str, data_dir: str | None, seed: int) -> Interactions:
     """What tune sees on the protocol's split ``seed``: everything but the test part."""
     if task == "topk":
         opts = sg.Options.parse({})
@@ -103,7 +103,7 @@ def compare_on_validation(
         settings = {k: v for k, v in first_trial_settings(model).items() if k != "device"}
         settings.update((chosen or {}).get(model, {}))
         for seed in seeds:
-            seen = _seen(task, data_dir, seed)
+            seen = seen_data(task, data_dir, seed)
             splits = [tuning_split(seen, task, None, None, seed + k) for k in range(3)]
             best = []
             for split in splits:
