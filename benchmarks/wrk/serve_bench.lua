@@ -15,13 +15,11 @@ local MIX = { { 60, "recs" }, { 15, "mix-write" }, { 10, "mix-new-recs" }, { 10,
 local N_USERS, N_ITEMS = 943, 1000
 local JSON = { ["Content-Type"] = "application/json" }
 
-local threads = {}
 local next_id = 0
 
 function setup(thread)
   thread:set("id", next_id)
   next_id = next_id + 1
-  table.insert(threads, thread)
 end
 
 function init(args)
