@@ -47,7 +47,7 @@ from training.models.base import EpochReport
 from training.protocols import ratings_random, strong_generalization
 from training.protocols.common import DataSpec, load
 from training.tuning.confirm import Finalist, Fold, fold_line
-from training.tuning.refit import refit_winner
+from training.tuning.refit import describe_lengths, refit_winner
 from training.tuning.report import TrialRecord
 from training.tuning.search import SearchResult, SearchSettings, run_search
 
@@ -106,14 +106,15 @@ def _search(
 def _refit(seen: Interactions, result: SearchResult) -> tuple[Any, dict[str, Any], float]:
     """The winner refitted as ``genrec tune`` refits it (``training.tuning.refit``): the
     checked fit (10% slice held out, its figures are the gate's) and the saved fit, on all
-    the data for the epochs validation chose; the saved one is what is measured."""
+    the data for the lengths (epochs) validation chose; the saved one is what is measured."""
     winner = result.winner
     assert winner.settings is not None
-    epochs = "" if winner.epochs is None else f" ({winner.epochs} epochs)"
-    _say(f"  refitting the winner {winner.model} on everything the search saw{epochs} ...")
+    lengths = describe_lengths(winner.lengths)
+    chosen = f" ({lengths})" if lengths else ""
+    _say(f"  refitting the winner {winner.model} on everything the search saw{chosen} ...")
     t0 = time.monotonic()
     refit = refit_winner(
-        winner.model, winner.settings, seen, winner.epochs, callbacks=[_epoch_printer()]
+        winner.model, winner.settings, seen, winner.lengths, callbacks=[_epoch_printer()]
     )
     record = {
         **refit.record,

@@ -45,7 +45,7 @@ from training.protocols import strong_generalization as sg
 from training.protocols.common import load
 from training.tuning.objective import validated_fit
 from training.tuning.pruning import EpochPruning
-from training.tuning.refit import final_fit, validated_epochs
+from training.tuning.refit import describe_lengths, final_fit, validated_lengths
 from training.tuning.split import tuning_split
 
 
@@ -109,19 +109,19 @@ def compare_on_validation(
             for split in splits:
                 v = split.validation
                 pruning = EpochPruning(None, v.metric, v.higher_is_better, time.monotonic, math.inf)
-                best.append(validated_fit(model, settings, split, pruning)[1])
+                best.append(validated_fit(model, settings, split, pruning)[2])
             for k, split in enumerate(splits):
                 metric = split.validation.metric
                 a = train_model(model, split.train, settings)
-                epochs = validated_epochs([e for j, e in enumerate(best) if j != k])
-                b = final_fit(model, settings, split.train, epochs)
+                lengths = validated_lengths([e for j, e in enumerate(best) if j != k])
+                b = final_fit(model, settings, split.train, lengths)
                 fa = split.validation.evaluate(a.scorer)[metric]
                 fb = split.validation.evaluate(b.scorer)[metric]
                 sign = 1.0 if split.validation.higher_is_better else -1.0
                 diffs.append(sign * (fb - fa))
                 print(
                     f"| {model} | {seed} | {seed + k} | {fa:.4f} (epoch {a.report.best_epoch}) "
-                    f"| {fb:.4f} (epochs {epochs}) | {fb - fa:+.4f} |",
+                    f"| {fb:.4f} ({describe_lengths(lengths)}) | {fb - fa:+.4f} |",
                     flush=True,
                 )
     wins = sum(d > 0 for d in diffs)

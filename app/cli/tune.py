@@ -213,9 +213,11 @@ def _refit_and_save(
     """Refit the winner (``training.tuning.refit``), gate it as retraining does, save it."""
     from app.tune.winner import refit_and_gate
     from training.pipeline import save_trained
+    from training.tuning.refit import describe_lengths
 
     model = winner.model
-    epochs = "" if winner.epochs is None else f" for {winner.epochs} epochs (validation's choice)"
+    lengths = describe_lengths(winner.lengths)
+    epochs = f" for {lengths} (validation's choice)" if lengths else ""
     console.print(
         f"refitting the winner [bold]{model}[/]: with the 10% slice held out for the gate, "
         f"then on all the data{epochs} ..."
@@ -226,7 +228,7 @@ def _refit_and_save(
         dict(winner.settings or {}),
         data,
         device,
-        epochs=winner.epochs,
+        lengths=winner.lengths,
         callbacks=[epoch_printer("  ")],
     )
     manifest = save_trained(

@@ -59,6 +59,7 @@ from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.pipeline import save_trained
 from training.tuning.confirm import Finalist, Fold, fold_line
+from training.tuning.refit import describe_lengths
 from training.tuning.report import Entry, TrialRecord
 from training.tuning.search import Search, confirm, open_search, search_trials, summarise
 
@@ -247,9 +248,10 @@ def _refit_and_save(
     overrides = dict(winner.settings or {})
     if "device" in model_class(model).Config().to_dict() and ctx.device.type != "cpu":
         overrides.setdefault("device", str(ctx.device))
-    epochs = "" if winner.epochs is None else f" ({winner.epochs} epochs, as validation chose)"
+    lengths = describe_lengths(winner.lengths)
+    chosen = f" ({lengths}, as validation chose)" if lengths else ""
     jlog.add(
-        f"refitting the winner {model}: on the 10% slice for the gate, then on all the data{epochs}"
+        f"refitting the winner {model}: on the 10% slice for the gate, then on all the data{chosen}"
     )
     lease.report({"phase": "refitting", "winner": model}, force=True)
     refit, gate = refit_and_gate(
@@ -258,7 +260,7 @@ def _refit_and_save(
         overrides,
         data,
         ctx.device,
-        epochs=winner.epochs,
+        lengths=winner.lengths,
         callbacks=[epoch_progress(lease, None)],
     )
     jlog.add(f"gate: {gate['reason']} -> {'passes' if gate['promote'] else 'does not pass'}")

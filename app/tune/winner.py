@@ -7,8 +7,8 @@ slice, and production of the same model is scored on that same slice;
 ``app.retrain.gate.decide`` under the ``auto`` policy says whether the
 winner may be promoted (against a production fitted on all its data, on the
 slice's records newer than its cutoff: ``app.retrain.gate.gate_figures``).
-The version saved is the fit on all the data for the epochs validation
-chose, carrying the checked fit's figures.
+The version saved is the fit on all the data for the lengths (epochs)
+validation chose, carrying the checked fit's figures.
 """
 
 from __future__ import annotations
@@ -32,13 +32,14 @@ def refit_and_gate(
     overrides: dict[str, Any],
     data: Interactions,
     device: torch.device,
-    epochs: int | None = None,
+    lengths: dict[str, int] | None = None,
     callbacks: list[EpochCallback] | None = None,
 ) -> tuple[Refit, dict[str, Any]]:
-    """Refit ``model`` with ``overrides`` on ``data`` (``epochs``: the validated count);
-    the refit and the gate's decision on its checked fit."""
+    """Refit ``model`` with ``overrides`` on ``data`` (``lengths``: the validated length
+    settings, ``training.tuning.refit``); the refit and the gate's decision on its
+    checked fit."""
     seed = model_class(model).Config().with_overrides(overrides).seed
-    refit = refit_winner(model, overrides, data, epochs, callbacks=callbacks)
+    refit = refit_winner(model, overrides, data, lengths, callbacks=callbacks)
     # The same per-user slice train_model held out of the checked fit: the gate's records.
     split = holdout_split(data, seed=seed)
     figures = gate_figures(store, model, data, split, refit.checked, device)

@@ -431,6 +431,18 @@ class Model(ABC):
     def to_scorer(self) -> Scorer:
         """The serving form; its tensors are what the artifact stores."""
 
+    def replay_lengths(self, best_epoch: int) -> dict[str, int] | None:
+        """The length settings that train, without validation, as far as the fit just
+        run kept (``best_epoch``): ``{"epochs": best_epoch}`` for an epoch loop.
+
+        ``genrec tune`` refits its winner on all the data with these
+        (``training.tuning.refit``), which has no held-out users left to stop on.
+        None: no setting replays the kept state, so a held-out slice must choose.
+        A model whose fit has several phases (IRGAN) overrides this.
+        """
+        fields = {f.name for f in dataclasses.fields(self.Config)}
+        return {"epochs": best_epoch} if "epochs" in fields and best_epoch > 0 else None
+
     def reference_scores(self, users: Tensor, history: History) -> Tensor:
         """(B,) training users + their histories -> (B, I) scores from the trained model itself.
 

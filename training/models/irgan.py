@@ -87,6 +87,13 @@ class IRGANConfig(EarlyStopping, ValidateEvery, DeviceSetting):
     gan_epochs: int = field(default=15, metadata={"help": "minimax epochs (0 = pretrained MF)"})
     d_epochs: int = field(default=100, metadata={"help": "D epochs per GAN epoch"})
     g_epochs: int = field(default=50, metadata={"help": "G epochs per GAN epoch"})
+    game_epochs: int | None = field(
+        default=None,
+        metadata={
+            "help": "G epochs the game runs in all (None: gan_epochs x g_epochs); "
+            "genrec tune's all-data refit sets the count validation kept"
+        },
+    )
     d_resample_every: int = field(default=5, metadata={"help": "D epochs per negative resample"})
     d_batch_size: int = field(default=16, metadata={"help": "(pos, neg) lines per D step"})
     d_lr: float = field(default=1e-3, metadata={"help": "D SGD learning rate"})
@@ -110,12 +117,20 @@ class IRGANConfig(EarlyStopping, ValidateEvery, DeviceSetting):
         for name in ("pretrain_epochs", "gan_epochs", "d_epochs", "g_epochs"):
             if getattr(self, name) < 0:
                 raise ModelError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.gan_epochs > 0 and self.g_epochs == 0:
-            raise ModelError("g_epochs must be >= 1 when gan_epochs > 0")
+        if self.game_epochs is not None and self.game_epochs < 0:
+            raise ModelError(f"game_epochs must be >= 0, got {self.game_epochs}")
+        plays = self.gan_epochs > 0 if self.game_epochs is None else self.game_epochs > 0
+        if plays and self.g_epochs == 0:
+            raise ModelError("g_epochs must be >= 1 when the game runs")
         if not 0.0 <= self.sample_lambda < 1.0:
             raise ModelError(f"sample_lambda must be in [0, 1), got {self.sample_lambda}")
         if self.temperature <= 0:
             raise ModelError(f"temperature must be > 0, got {self.temperature}")
+
+    @property
+    def game_length(self) -> int:
+        """G epochs the adversarial phase runs (0: the pre-trained MF is the model)."""
+        return self.gan_epochs * self.g_epochs if self.game_epochs is None else self.game_epochs
 
 
 #: Factors and regularisation of both players, their learning rates, the softmax
@@ -265,6 +280,8 @@ class IRGAN(Model):
         self.g: ItemBiasMF | None = None
         self.d: ItemBiasMF | None = None
         self.pretrain_report: FitReport | None = None
+        #: What ``replay_lengths`` answers; set when a fit ends.
+        self._replay: dict[str, int] | None = None
         self._scorer_config: dict[str, Any] = {}
 
     @property
@@ -289,14 +306,22 @@ class IRGAN(Model):
         self.d = ItemBiasMF(train.n_users, train.n_items, cfg.dim).init_uniform(cfg.init_delta)
         self.g.to(device)
         self.d.to(device)
+        self._replay = None
         self.pretrain_report = self._pretrain(positives, rng, validation, callbacks)
         if cfg.pretrain_discriminator:
             self.d.load_state_dict(self.g.state_dict())
         report = self.pretrain_report
-        if cfg.gan_epochs > 0:
+        game_kept = 0
+        if cfg.game_length > 0:
             pretrained = copy.deepcopy({"g": self.g.state_dict(), "d": self.d.state_dict()})
             gan = self._adversarial(positives, gen, validation, callbacks)
             report = self._select_phase(report, gan, pretrained, validation)
+            # _select_phase numbers the game's epochs after the pre-training's.
+            game_kept = gan.best_epoch if report.best_epoch > self.pretrain_report.epochs_run else 0
+        self._replay = {
+            "pretrain_epochs": self.pretrain_report.best_epoch,
+            "game_epochs": game_kept,
+        }
         report.seconds = time.perf_counter() - started
         return report
 
@@ -384,8 +409,9 @@ class IRGAN(Model):
             d.load_state_dict(state["d"])
 
         loop = EpochLoop(run_epoch, self.to_scorer, get_state, set_state)
-        total = cfg.gan_epochs * cfg.g_epochs
-        return fit_epochs(loop, total, validation, callbacks, cfg.patience, cfg.validate_every)
+        return fit_epochs(
+            loop, cfg.game_length, validation, callbacks, cfg.patience, cfg.validate_every
+        )
 
     def _d_phase(self, users: list[tuple[int, Tensor]], gen: torch.Generator) -> float:
         """``d_epochs`` D epochs, negatives redrawn from G every ``d_resample_every``."""
@@ -398,6 +424,13 @@ class IRGAN(Model):
                 examples = d_examples(sample_for_d(g, users, cfg.temperature, gen))
             ce = d_epoch(d, examples, cfg)
         return ce
+
+    def replay_lengths(self, best_epoch: int) -> dict[str, int] | None:
+        """The pre-training's kept epoch and the game's (0: validation kept the pre-trained
+        MF): the game starts from the kept pre-trained players, so both counts are needed
+        and one epoch number across the phases cannot give them. None after a fit that
+        was stopped part-way (``best_epoch`` alone does not say which phase it was in)."""
+        return dict(self._replay) if self._replay is not None else None
 
     def to_scorer(self) -> Scorer:
         if self.g is None or self.d is None:

@@ -37,7 +37,7 @@ from training.models import model_class
 from training.models.base import ModelError
 from training.tuning.objective import validated_fit
 from training.tuning.pruning import EpochPruning
-from training.tuning.refit import validated_epochs
+from training.tuning.refit import validated_epochs, validated_lengths
 from training.tuning.report import Entry, TrialRecord
 from training.tuning.split import TuningSplit, tuning_split
 
@@ -71,6 +71,7 @@ class Fold:
     fit_seconds: float
     best_epoch: int | None = None
     note: str | None = None
+    lengths: dict[str, int] | None = None  # ``Model.replay_lengths`` of this fit
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Finalist:
     folds: list[Fold] = field(default_factory=list)
     fit_seconds: float | None = None
     best_epoch: int | None = None
+    search_lengths: dict[str, int] | None = None  # the search trial's replay lengths
 
     @classmethod
     def of(cls, record: TrialRecord) -> Finalist:
@@ -96,6 +98,7 @@ class Finalist:
             float(record.value),
             fit_seconds=record.fit_seconds,
             best_epoch=record.best_epoch,
+            search_lengths=record.lengths,
         )
 
     @property
@@ -118,6 +121,12 @@ class Finalist:
         """The epoch count its refit runs: the mean best epoch over the search's trial and
         the ``counted`` folds."""
         return validated_epochs([self.best_epoch, *(f.best_epoch for f in self.counted)])
+
+    @property
+    def lengths(self) -> dict[str, int] | None:
+        """The length settings its all-data refit runs: each one's mean over the search's
+        trial and the ``counted`` folds (``validated_lengths``)."""
+        return validated_lengths([self.search_lengths, *(f.lengths for f in self.counted)])
 
 
 def choose_finalists(
@@ -208,13 +217,13 @@ def _fit(
     pruning = EpochPruning(None, validation.metric, validation.higher_is_better, clock, deadline)
     t0 = clock()
     try:
-        value, epoch = validated_fit(finalist.model, settings, split, pruning)
+        value, epoch, lengths = validated_fit(finalist.model, settings, split, pruning)
     except TrialPruned:  # out of time before its first validation
         return Fold(split_seed, model_seed, None, clock() - t0, note=OUT_OF_TIME)
     except (ModelError, RuntimeError) as exc:
         return Fold(split_seed, model_seed, None, clock() - t0, note=str(exc))
     stopped = OUT_OF_TIME if clock() >= deadline and pruning.best is not None else None
-    return Fold(split_seed, model_seed, value, round(clock() - t0, 3), epoch, stopped)
+    return Fold(split_seed, model_seed, value, round(clock() - t0, 3), epoch, stopped, lengths)
 
 
 def fold_line(finalist: Finalist, fold: Fold) -> str:
@@ -247,6 +256,7 @@ def rerank(board: list[Entry], finalists: list[Finalist]) -> list[Entry]:
                 best_epoch=f.best_epoch,
                 confirmed=round(f.mean, 6),
                 epochs=f.epochs,
+                lengths=f.lengths,
             )
         )
     named = {e.model for e in first}
@@ -268,6 +278,7 @@ def confirmation_record(finalists: list[Finalist], folds: int, seconds: float) -
                 "folds": [vars(fold) for fold in f.folds],
                 "mean": round(f.mean, 6),
                 "epochs": f.epochs,
+                "lengths": f.lengths,
             }
             for f in finalists
         ],

@@ -20,7 +20,8 @@ class Objective:
 
     User attributes written on each trial (the report and the progress line
     read them): ``settings`` (the overrides, fixed values included),
-    ``fit_seconds``, ``best_epoch``, ``elapsed`` (seconds since the search
+    ``fit_seconds``, ``best_epoch``, ``lengths`` (the settings that replay the kept
+    fit without validation, ``Model.replay_lengths``), ``elapsed`` (seconds since the search
     began, on the injected clock), ``stopped`` (why a fit ended early),
     ``error`` (why a trial failed), and whatever ``attrs`` holds (``worker``).
     """
@@ -52,7 +53,7 @@ class Objective:
         earlier = _same_settings_done(trial, str(name), settings)
         if earlier is not None:  # e.g. popularity, which has nothing to search: no refit
             trial.set_user_attr("stopped", f"same settings as trial {earlier.number}: not refitted")
-            for key in ("fit_seconds", "best_epoch"):
+            for key in ("fit_seconds", "best_epoch", "lengths"):
                 trial.set_user_attr(key, earlier.user_attrs.get(key))
             trial.set_user_attr("elapsed", round(self.clock() - self.started, 3))
             assert earlier.value is not None
@@ -62,7 +63,7 @@ class Objective:
         higher = self.split.validation.higher_is_better
         pruning = EpochPruning(trial, metric, higher, self.clock, deadline)
         try:
-            value, best_epoch = validated_fit(str(name), settings, self.split, pruning)
+            value, best_epoch, lengths = validated_fit(str(name), settings, self.split, pruning)
         except ModelError as exc:
             trial.set_user_attr("error", str(exc))
             raise
@@ -70,13 +71,15 @@ class Objective:
             trial.set_user_attr("fit_seconds", round(self.clock() - t0, 3))
             trial.set_user_attr("elapsed", round(self.clock() - self.started, 3))
         trial.set_user_attr("best_epoch", best_epoch)
+        trial.set_user_attr("lengths", lengths)
         return value
 
 
 def validated_fit(
     name: str, settings: dict[str, Any], split: TuningSplit, pruning: EpochPruning
-) -> tuple[float, int | None]:
-    """Fit ``name`` with ``settings`` on ``split``: its validation figure and best epoch.
+) -> tuple[float, int | None, dict[str, int] | None]:
+    """Fit ``name`` with ``settings`` on ``split``: its validation figure, best epoch, and
+    the length settings that replay it (``Model.replay_lengths``; None: none do).
 
     A fit stopped for time (``BudgetSpent``) counts with the best epoch it
     reached; one stopped before any validation re-raises (nothing to count).
@@ -84,18 +87,18 @@ def validated_fit(
     """
     cls = model_class(name)
     metric = split.validation.metric
+    model = cls(cls.Config().with_overrides(settings))
     try:
-        report = cls(cls.Config().with_overrides(settings)).fit(
-            split.train, split.validation, [pruning]
-        )
+        report = model.fit(split.train, split.validation, [pruning])
     except BudgetSpent:
         if pruning.best is None:
             raise  # stopped before any validation: nothing to count (pruned)
-        return pruning.best[1], pruning.best[0]  # the best epoch it reached
+        reached, figure = pruning.best  # the best epoch it reached
+        return figure, reached, model.replay_lengths(reached)
     value = report.best_metrics.get(metric)
     if value is None or not math.isfinite(value):
         raise ModelError(f"{name}: the fit gave no finite {metric} (got {value})")
-    return float(value), report.best_epoch
+    return float(value), report.best_epoch, model.replay_lengths(report.best_epoch)
 
 
 def _same_settings_done(

@@ -17,10 +17,12 @@ Two fits come out of a refit:
   held out). Its figures on the slice are what the evaluation gate compares
   with production's on the same slice, and what the manifest reports, as
   for every retrained version.
-* ``final``: the version that is saved, fitted on all the data. For models
-  with an ``epochs`` setting it runs exactly the validated count; closed-form
-  models (``Model.closed_form``) fit once. A model whose epochs only a
-  validation can pick (IRGAN's two phases) keeps ``checked`` as its final.
+* ``final``: the version that is saved, fitted on all the data. It runs the
+  validated length settings (``Model.replay_lengths``: the mean best epoch as
+  ``epochs`` for an epoch loop; IRGAN's pre-training epochs and game epochs,
+  each averaged, since its game starts from the kept pre-trained players);
+  closed-form models (``Model.closed_form``) fit once. A model for which no
+  fit recorded lengths keeps ``checked`` as its final.
 """
 
 from __future__ import annotations
@@ -47,13 +49,34 @@ def validated_epochs(best_epochs: Sequence[int | None]) -> int | None:
     return max(1, round(statistics.fmean(known))) if known else None
 
 
-def plan(model_cls: type[Model], epochs: int | None) -> str:
-    """How ``model_cls`` is refitted: ``EPOCHS`` (all data, ``epochs`` fixed), ``ONCE``
+def validated_lengths(recorded: Sequence[dict[str, int] | None]) -> dict[str, int] | None:
+    """The length settings to refit with: each setting's mean over the fits that recorded
+    lengths (the search's trial and each confirmation fold), rounded; None if none did.
+
+    Averaged per setting, as ``validated_epochs`` averages one count: a fold where
+    IRGAN's game did not help records ``game_epochs`` 0 and pulls the mean down."""
+    known = [r for r in recorded if r]
+    if not known:
+        return None
+    names = dict.fromkeys(name for r in known for name in r)
+    return {n: round(statistics.fmean(r[n] for r in known if n in r)) for n in names}
+
+
+def describe_lengths(lengths: dict[str, int] | None) -> str:
+    """``lengths`` for a progress line: "24 epochs", "pretrain_epochs 38, game_epochs 20"."""
+    if not lengths:
+        return ""
+    if set(lengths) == {"epochs"}:
+        return f"{lengths['epochs']} epochs"
+    return ", ".join(f"{name} {count}" for name, count in lengths.items())
+
+
+def plan(model_cls: type[Model], lengths: dict[str, int] | None) -> str:
+    """How ``model_cls`` is refitted: ``EPOCHS`` (all data, ``lengths`` fixed), ``ONCE``
     (all data, closed form) or ``SLICE`` (as ``genrec train``, the slice picks the epoch)."""
     if model_cls.closed_form:
         return ONCE
-    fields = {f.name for f in dataclasses.fields(model_cls.Config)}
-    return EPOCHS if "epochs" in fields and epochs is not None else SLICE
+    return EPOCHS if lengths else SLICE
 
 
 @dataclass
@@ -63,7 +86,7 @@ class Refit:
     final: TrainResult
     checked: TrainResult
     plan: str
-    epochs: int | None  # the validated count the final fit ran (``EPOCHS``)
+    lengths: dict[str, int] | None  # the validated length settings the final fit ran
 
     @property
     def record(self) -> dict[str, Any]:
@@ -71,7 +94,7 @@ class Refit:
         return {
             "plan": self.plan,
             "data": "held-out slice kept out" if self.plan == SLICE else "all",
-            "epochs": self.epochs,
+            "lengths": self.lengths,
             "checked_on_slice": self.checked.holdout,
             "checked_best_epoch": self.checked.report.best_epoch,
         }
@@ -94,28 +117,29 @@ def refit_winner(
     model: str,
     settings: dict[str, Any],
     data: Interactions,
-    epochs: int | None,
+    lengths: dict[str, int] | None,
     callbacks: list[EpochCallback] | None = None,
 ) -> Refit:
     """Fit the checked (slice held out) and the final (all data) form of the winner."""
     cls = model_class(model)
-    how = plan(cls, epochs)
+    how = plan(cls, lengths)
     checked = train_model(model, data, settings, callbacks=callbacks)
     if how == SLICE:
         return Refit(checked, checked, how, None)
-    return Refit(final_fit(model, settings, data, epochs, callbacks), checked, how, epochs)
+    kept = lengths if how == EPOCHS else None
+    return Refit(final_fit(model, settings, data, kept, callbacks), checked, how, kept)
 
 
 def final_fit(
     model: str,
     settings: dict[str, Any],
     data: Interactions,
-    epochs: int | None,
+    lengths: dict[str, int] | None,
     callbacks: list[EpochCallback] | None = None,
 ) -> TrainResult:
-    """The winner fitted on all of ``data``: ``epochs`` epochs (``EPOCHS``) or once."""
-    how = plan(model_class(model), epochs)
+    """The winner fitted on all of ``data``: for ``lengths`` (``EPOCHS``) or once."""
+    how = plan(model_class(model), lengths)
     if how == SLICE:
         raise ValueError(f"{model}: its epochs are chosen on a held-out slice, not fixed")
-    fixed = {**settings, "epochs": epochs} if how == EPOCHS else dict(settings)
+    fixed = {**settings, **(lengths or {})} if how == EPOCHS else dict(settings)
     return train_model(model, data, fixed, callbacks=callbacks, holdout=0.0)

@@ -34,6 +34,7 @@ class TrialRecord:
     elapsed: float | None  # seconds since the search began when the trial ended
     best_epoch: int | None = None
     note: str | None = None  # why it stopped early or failed
+    lengths: dict[str, int] | None = None  # settings that replay the fit (the refit's)
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
@@ -48,6 +49,7 @@ class TrialRecord:
             elapsed=attrs.get("elapsed"),
             best_epoch=attrs.get("best_epoch"),
             note=attrs.get("stopped") or attrs.get("error"),
+            lengths=attrs.get("lengths"),
         )
 
 
@@ -67,6 +69,9 @@ class Entry:
     #: Epochs the refit on all the data runs (``training.tuning.refit``): the mean best
     #: epoch over the trial and its confirmation folds; None: no epoch was recorded.
     epochs: int | None = None
+    #: The length settings of that refit (``Model.replay_lengths``, averaged the same way):
+    #: ``{"epochs": n}`` for an epoch loop, a count per phase for IRGAN; None: a slice picks.
+    lengths: dict[str, int] | None = None
 
 
 def leaderboard(
@@ -95,6 +100,7 @@ def leaderboard(
                 best.best_epoch,
                 counts,
                 epochs=best.best_epoch or None,
+                lengths=best.lengths,
             )
         )
     sign = 1.0 if higher_is_better else -1.0

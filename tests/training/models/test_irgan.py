@@ -190,6 +190,42 @@ def test_validation_keeps_the_pretrained_mf_when_the_game_does_not_help(structur
     assert report.epochs_run == len(report.history) == len(calls)
     assert model.pretrain_report is not None and model.g is not None
     assert model.pretrain_report.best_epoch == 1
+    # An all-data refit replays the pre-training's kept epoch and no game.
+    assert model.replay_lengths(report.best_epoch) == {"pretrain_epochs": 1, "game_epochs": 0}
+
+
+def test_replay_lengths_name_the_kept_epoch_of_each_phase(structured) -> None:
+    """The game starts from the kept pre-trained players, so a refit without validation
+    must stop the pre-training there and then play as many G epochs as validation kept."""
+    calls: list[int] = []
+    best_pretrain, best_game = 3, 2
+
+    def evaluate(scorer) -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == best_pretrain:
+            return {"hit@5": 0.5}
+        return {"hit@5": 0.9 if len(calls) == TINY["pretrain_epochs"] + best_game else 0.1}
+
+    model = IRGAN(IRGANConfig().with_overrides({**TINY, "pretrain_patience": 100}))
+    report = model.fit(structured.train, Validation(evaluate, "hit@5"))
+    assert report.best_metrics == {"hit@5": 0.9}
+    replay = model.replay_lengths(report.best_epoch)
+    assert replay == {"pretrain_epochs": best_pretrain, "game_epochs": best_game}
+    refit = IRGAN(IRGANConfig().with_overrides({**TINY, **replay}))
+    again = refit.fit(structured.train)  # no validation: runs exactly the replayed lengths
+    phases = [("d_ce" in e.losses or "g_pg" in e.losses) for e in again.history]
+    assert phases == [False] * best_pretrain + [True] * best_game
+
+
+def test_game_epochs_caps_the_game_in_g_epochs(structured) -> None:
+    model = IRGAN(IRGANConfig().with_overrides({**TINY, "game_epochs": 3}))
+    report = model.fit(structured.train)
+    gan = [e.losses for e in report.history[TINY["pretrain_epochs"] :]]
+    assert len(gan) == 3  # not gan_epochs x g_epochs = 4
+    assert [("d_ce" in e) for e in gan] == [True, False, True]  # D opens each GAN epoch
+    none = IRGAN(IRGANConfig().with_overrides({**TINY, "game_epochs": 0}))
+    assert none.fit(structured.train).epochs_run == TINY["pretrain_epochs"]
+    assert none.replay_lengths(0) == {"pretrain_epochs": TINY["pretrain_epochs"], "game_epochs": 0}
 
 
 def test_pretrained_only_and_pretrained_discriminator(structured) -> None:
@@ -209,6 +245,8 @@ def test_bad_settings_are_refused_with_their_name() -> None:
         IRGANConfig(sample_lambda=1.0)
     with pytest.raises(ModelError, match="g_epochs"):
         IRGANConfig(g_epochs=0)
+    with pytest.raises(ModelError, match="game_epochs"):
+        IRGANConfig(game_epochs=-1)
     with pytest.raises(ModelError, match="temperature"):
         IRGANConfig(temperature=0.0)
     with pytest.raises(ModelError, match="fit"):

@@ -1,4 +1,4 @@
-"""The winner's refit: a checked fit for the gate, then all the data for the validated epochs."""
+"""The winner's refit: a checked fit for the gate, then all the data for the validated lengths."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from training.tuning.refit import (
     plan,
     refit_winner,
     validated_epochs,
+    validated_lengths,
 )
 from training.tuning.report import Entry
 
@@ -29,20 +30,39 @@ def test_validated_epochs_is_the_rounded_mean_of_the_recorded_best_epochs() -> N
     assert validated_epochs([1]) == 1
 
 
+def test_validated_lengths_average_each_setting_over_the_fits_that_recorded_it() -> None:
+    assert validated_lengths([{"epochs": 24}, None, {"epochs": 31}]) == {"epochs": 28}
+    irgan = [
+        {"pretrain_epochs": 40, "game_epochs": 20},
+        {"pretrain_epochs": 44, "game_epochs": 0},  # the game did not help on this fold
+        {"pretrain_epochs": 45, "game_epochs": 10},
+    ]
+    assert validated_lengths(irgan) == {"pretrain_epochs": 43, "game_epochs": 10}
+    assert validated_lengths([None, None]) is None
+
+
 def test_each_kind_of_model_has_its_plan() -> None:
-    assert plan(model_class("mult-dae"), 12) == EPOCHS
-    assert plan(model_class("i-autorec"), 12) == EPOCHS
+    assert plan(model_class("mult-dae"), {"epochs": 12}) == EPOCHS
+    assert plan(model_class("i-autorec"), {"epochs": 12}) == EPOCHS
     assert plan(model_class("ease"), None) == ONCE  # closed form: nothing to choose
-    assert plan(model_class("popularity"), 1) == ONCE
-    assert plan(model_class("irgan"), 12) == SLICE  # two phases: the slice picks both
+    assert plan(model_class("popularity"), {"epochs": 1}) == ONCE
+    # Two phases, each with its own replayed count.
+    assert plan(model_class("irgan"), {"pretrain_epochs": 30, "game_epochs": 5}) == EPOCHS
+    assert plan(model_class("irgan"), None) == SLICE  # no fit recorded its lengths
     assert plan(model_class("mult-dae"), None) == SLICE  # no validated count recorded
+
+
+def test_every_epoch_loop_model_replays_its_best_epoch_as_epochs() -> None:
+    for name in ("mult-dae", "mult-vae", "i-autorec", "cf-nade", "bpr-mf", "biased-mf"):
+        assert model_class(name)().replay_lengths(17) == {"epochs": 17}, name
+        assert model_class(name)().replay_lengths(0) is None, name  # nothing was kept
 
 
 def test_the_final_fit_runs_the_validated_epochs_on_every_record(
     ml100k_slice: Interactions,
 ) -> None:
-    refit = refit_winner("mult-dae", SMALL_DAE, ml100k_slice, epochs=4)
-    assert refit.plan == EPOCHS and refit.epochs == 4
+    refit = refit_winner("mult-dae", SMALL_DAE, ml100k_slice, lengths={"epochs": 4})
+    assert refit.plan == EPOCHS and refit.lengths == {"epochs": 4}
     # The checked fit holds the 10% per-user slice out, and it picks its epoch.
     assert refit.checked.holdout is not None and refit.checked.holdout["fraction"] == 0.1
     assert refit.checked.metrics and refit.checked.metric == "ndcg@10"
@@ -53,12 +73,12 @@ def test_the_final_fit_runs_the_validated_epochs_on_every_record(
     saved = refit.to_save()
     assert saved.model is final.model and saved.holdout is None
     assert saved.metrics == refit.checked.metrics and saved.metric == "ndcg@10"
-    assert refit.record["data"] == "all" and refit.record["epochs"] == 4
+    assert refit.record["data"] == "all" and refit.record["lengths"] == {"epochs": 4}
     assert refit.record["checked_on_slice"] == refit.checked.holdout
 
 
 def test_a_closed_form_winner_is_fitted_once_on_all_the_data(ml100k_slice: Interactions) -> None:
-    final = final_fit("ease", {"l2": 200.0}, ml100k_slice, epochs=None)
+    final = final_fit("ease", {"l2": 200.0}, ml100k_slice, lengths=None)
     direct = train_model("ease", ml100k_slice, {"l2": 200.0}, holdout=0.0)
     checked = train_model("ease", ml100k_slice, {"l2": 200.0})
     weights = final.scorer.tensors()["b"].numpy()
@@ -70,19 +90,20 @@ def test_a_model_whose_slice_picks_its_epochs_keeps_the_checked_fit(
     ml100k_slice: Interactions,
 ) -> None:
     with pytest.raises(ValueError, match="chosen on a held-out slice"):
-        final_fit("mult-dae", SMALL_DAE, ml100k_slice, epochs=None)
-    refit = refit_winner("mult-dae", {**SMALL_DAE, "epochs": 2}, ml100k_slice, epochs=None)
+        final_fit("mult-dae", SMALL_DAE, ml100k_slice, lengths=None)
+    refit = refit_winner("mult-dae", {**SMALL_DAE, "epochs": 2}, ml100k_slice, lengths=None)
     assert refit.plan == SLICE and refit.final is refit.checked
     assert refit.to_save() is refit.checked and refit.record["data"] != "all"
 
 
 def test_the_winner_s_epochs_average_its_trial_and_completed_folds() -> None:
-    finalist = Finalist("mult-dae", 7, {}, 0.45, best_epoch=20)
+    finalist = Finalist("mult-dae", 7, {}, 0.45, best_epoch=20, search_lengths={"epochs": 20})
     finalist.folds = [
-        Fold(1, 1, 0.44, 3.0, best_epoch=30),
-        Fold(2, 2, 0.40, 1.0, best_epoch=5, note=OUT_OF_TIME),  # stopped: not counted
+        Fold(1, 1, 0.44, 3.0, best_epoch=30, lengths={"epochs": 30}),
+        # stopped: not counted
+        Fold(2, 2, 0.40, 1.0, best_epoch=5, note=OUT_OF_TIME, lengths={"epochs": 5}),
         Fold(3, 3, None, 0.1, note="failed"),
     ]
-    assert finalist.epochs == 25
-    board = [Entry("mult-dae", 0.45, {}, 3.0, 7, 20, epochs=20)]
-    assert rerank(board, [finalist])[0].epochs == 25
+    assert finalist.epochs == 25 and finalist.lengths == {"epochs": 25}
+    board = [Entry("mult-dae", 0.45, {}, 3.0, 7, 20, epochs=20, lengths={"epochs": 20})]
+    assert rerank(board, [finalist])[0].lengths == {"epochs": 25}
