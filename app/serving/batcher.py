@@ -13,7 +13,8 @@ or until ``max_batch`` are waiting, then hands them to the batcher's own
 scoring thread, which runs ``process_batch``:
 
     users' logs (one query) + cached states (one round trip) + fold-in (one
-    ``user_state`` call for the misses) -> states (B, D) -> scores (B, I)
+    ``user_state`` call for the misses, one for the batch's ad-hoc histories)
+    -> states (B, D) -> scores (B, I)
     -> business rules (``app.rules.apply``: filter masks, boosts) -> masks (B, I)
     -> torch.topk -> per-job top-k (diversity re-ranks: ``app.rules.diversity``)
 
@@ -53,7 +54,7 @@ from app.rules.apply import apply_rules
 from app.rules.compile import RulePlan
 from app.rules.diversity import diversify
 from app.serving.loaded import LoadedModel
-from app.serving.state import UserContext
+from app.serving.state import UserContext, ad_hoc_contexts
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,12 @@ class BatcherClosed(RuntimeError):
 class RankJob:
     """One request's share of a batch.
 
-    Either ``state`` is given (ad-hoc histories), or ``user_id`` names a user
-    whose state and seen items the batch resolves together with the others'
-    (one log query, one cache round trip, one ``user_state`` call per batch).
+    Either ``state`` is given, or ``user_id`` names a user whose state and seen
+    items the batch resolves together with the others' (one log query, one
+    cache round trip, one ``user_state`` call per batch), or ``events`` is an
+    anonymous history the batch folds in together with the others' (one
+    ``user_state`` call; computing it per request in the thread pool made an
+    ad-hoc request cost about twice a known user's, docs/performance.md).
     """
 
     state: Tensor | None  # (1, D) user state; None = popularity fallback row
@@ -81,6 +85,9 @@ class RankJob:
     # A prediction job (with ``user_id``): rate these item indices instead of ranking; the
     # result's ``items`` are they, ``scores`` the ratings (empty when the user has no state).
     predict: np.ndarray | None = None
+    #: An ad-hoc history, (item index, rating) pairs (``app.serving.state.ad_hoc_events``):
+    #: the batch folds it in; its seen items are banned when ``exclude_seen``.
+    events: Sequence[tuple[int, float | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,22 +110,24 @@ Resolver = Callable[[LoadedModel, list[str]], list[UserContext]]
 def process_batch(
     model: LoadedModel, jobs: Sequence[RankJob], resolve: Resolver | None
 ) -> list[Ranked]:
-    """Resolve the batch's users (if any), then ``rank_batch`` the ranking jobs and rate the
-    prediction jobs' items; contexts ride along."""
+    """Resolve the batch's users and fold in its ad-hoc histories (if any), then
+    ``rank_batch`` the ranking jobs and rate the prediction jobs' items; contexts ride along."""
     user_ids = [job.user_id for job in jobs if job.user_id is not None]
-    if not user_ids:
+    histories = [job.events for job in jobs if job.events is not None]
+    if not user_ids and not histories:
         return rank_batch(model, jobs)
-    if resolve is None:
+    if user_ids and resolve is None:
         raise RuntimeError("a job names a user but the batcher has no resolver")
-    resolved = iter(resolve(model, user_ids))
+    resolved = iter(resolve(model, user_ids) if user_ids and resolve is not None else [])
+    folded = iter(ad_hoc_contexts(model, histories) if histories else [])
     prepared: list[RankJob] = []
     contexts: list[UserContext | None] = []
     for job in jobs:
-        if job.user_id is None:
+        if job.user_id is None and job.events is None:
             prepared.append(job)
             contexts.append(None)
             continue
-        context = next(resolved)
+        context = next(resolved) if job.user_id is not None else next(folded)
         if job.predict is not None:
             prepared.append(RankJob(context.state, job.banned, None, 0, predict=job.predict))
         else:

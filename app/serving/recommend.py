@@ -55,7 +55,7 @@ from app.serving.loaded import LoadedModel
 from app.serving.state import (
     LogReader,
     UserContext,
-    ad_hoc_context,
+    ad_hoc_events,
     user_contexts,
 )
 
@@ -159,12 +159,23 @@ class Recommender:
         model, assignment = await self._model_for(request.model, viewer)
         history = [(entry.item_id, entry.rating) for entry in request.history]
         check_ratings(model, [rating for _, rating in history], "history")
-        context, unknown = await run_in_threadpool(ad_hoc_context, model, history)
+        events, unknown = ad_hoc_events(model, history)
+        exclude = filters.exclude
         if request.user_id is not None and filters.exclude_recently_shown:
             exclude = await self._with_recently_shown(request.user_id, filters)
-            filters = Filters(filters.exclude_seen, exclude, filters.include, rules=filters.rules)
-        response = await self._respond(
-            model, context, request.k, filters, viewer, "ad_hoc", assignment, started
+        job = RankJob(  # the batch folds the history in with its other requests'
+            state=None,
+            banned=_banned(model, (), exclude),
+            allowed=_allowed(model, filters.include),
+            k=request.k,
+            exclude_seen=filters.exclude_seen,
+            rules=self.rule_plan(model, filters.rules),
+            events=events,
+        )
+        ranked = await self._rank(model, job)
+        assert ranked.context is not None  # the batch folded this job's history in
+        response = self._answer(
+            model, ranked, ranked.context, viewer, "ad_hoc", request.k, assignment, started
         )
         response.user_id = request.user_id
         response.unknown_items = unknown
@@ -377,28 +388,6 @@ class Recommender:
                 "invalid_id",
                 f"{what} is {len(value)} characters long; the limit is {self.settings.max_id_length}",
             )
-
-    async def _respond(
-        self,
-        model: LoadedModel,
-        context: UserContext,
-        k: int,
-        filters: Filters,
-        user_id: str | None,
-        kind: str,
-        assignment: Assignment | None = None,
-        started: float | None = None,
-    ) -> RecommendationResponse:
-        """Rank a context resolved by the caller (ad-hoc histories) in the model's batch."""
-        job = RankJob(
-            state=context.state,
-            banned=_banned(model, context.seen if filters.exclude_seen else (), filters.exclude),
-            allowed=_allowed(model, filters.include),
-            k=k,
-            rules=self.rule_plan(model, filters.rules),
-        )
-        ranked = await self._rank(model, job)
-        return self._answer(model, ranked, context, user_id, kind, k, assignment, started)
 
     async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
         """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""

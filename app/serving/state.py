@@ -311,10 +311,11 @@ def _on_device(model: LoadedModel, state: np.ndarray) -> torch.Tensor:
     return torch.tensor(state, dtype=torch.float32, device=model.device).unsqueeze(0)
 
 
-def ad_hoc_context(
+def ad_hoc_events(
     model: LoadedModel, history: Iterable[tuple[str, float | None]]
-) -> tuple[UserContext, list[str]]:
-    """Fold-in context of an anonymous history (never cached) and its unknown item ids."""
+) -> tuple[list[tuple[int, float | None]], list[str]]:
+    """An anonymous history as (item index, rating) events, and the item ids the model
+    does not know (listed once each, in order; they are ignored, not fatal)."""
     events: list[tuple[int, float | None]] = []
     unknown: list[str] = []
     for item_id, rating in history:
@@ -323,8 +324,24 @@ def ad_hoc_context(
             unknown.append(item_id)
         else:
             events.append((index, rating))
-    items, values, seen = merge_history(model, [], [], events)
-    if not items:
-        return UserContext(state=None, seen=seen, folded_in=False), list(dict.fromkeys(unknown))
-    state = compute_state(model, -1, items, values)
-    return UserContext(state=state, seen=seen, folded_in=True), list(dict.fromkeys(unknown))
+    return events, list(dict.fromkeys(unknown))
+
+
+def ad_hoc_contexts(
+    model: LoadedModel, histories: Sequence[Sequence[tuple[int, float | None]]]
+) -> list[UserContext]:
+    """Fold-in contexts of a micro-batch's anonymous histories (``ad_hoc_events``): one
+    ``user_state`` call for all of them, as ``user_contexts`` folds in its users. Never
+    cached: an anonymous history has no id to cache it under."""
+    merged = [merge_history(model, [], [], events) for events in histories]
+    # Nothing the model can use (only seen-only events): the popularity fallback.
+    contexts = [UserContext(state=None, seen=seen, folded_in=False) for _, _, seen in merged]
+    folding = [b for b, (items, _, _) in enumerate(merged) if items]
+    if not folding:
+        return contexts
+    items = [merged[b][0] for b in folding]
+    values = [merged[b][1] for b in folding]
+    states = compute_states(model, [-1] * len(folding), items, values)
+    for row, b in enumerate(folding):
+        contexts[b] = UserContext(state=states[row : row + 1], seen=merged[b][2], folded_in=True)
+    return contexts

@@ -185,3 +185,51 @@ def test_prediction_jobs_share_the_batch_resolution_and_rate_their_own_items() -
     assert results[2].scores.size == 0  # no state: the caller answers the baseline
     assert results[3].scores.size == 0
     assert [r.context is not None for r in results] == [True] * 4
+
+
+class _FoldInScorer(_LinearScorer):
+    """Folds a history in as the value-weighted sum of its items' vectors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fold_ins: list[int] = []  # batch size of each user_state call
+
+    def user_state(self, users: torch.Tensor, history) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        self.fold_ins.append(int(users.shape[0]))
+        rows = []
+        for b in range(users.shape[0]):
+            lo, hi = int(history.indptr[b]), int(history.indptr[b + 1])
+            weights = history.values[lo:hi].unsqueeze(1)
+            rows.append((Q[history.indices[lo:hi]] * weights).sum(dim=0))
+        return torch.stack(rows)
+
+
+def test_ad_hoc_histories_are_folded_in_together_with_the_batch_s_users() -> None:
+    """One ``user_state`` call folds in every ad-hoc history of a batch; each job's history
+    items are banned when it excludes seen items, and a history with nothing the model can
+    use gets the popularity row."""
+    model = _model()
+    model.scorer = _FoldInScorer()
+    model.predicts_ratings, model.rating_range = False, (0.0, 1.0)
+    resolved: list[list[str]] = []
+
+    def resolve(_model: object, user_ids: list[str]) -> list[UserContext]:
+        resolved.append(user_ids)
+        return [UserContext(torch.tensor([[1.0, 0.0]]), NONE, folded_in=False) for _ in user_ids]
+
+    jobs = [
+        RankJob(None, NONE, None, 2, events=[(0, None)]),  # state Q[0] = (1, 0); 0 banned
+        RankJob(None, NONE, None, 5, user_id="known"),
+        RankJob(None, NONE, None, 2, events=[(1, None)], exclude_seen=False),  # (0, 1)
+        RankJob(None, NONE, None, 3, events=[]),  # nothing to fold in: popularity
+    ]
+    results = process_batch(model, jobs, resolve)  # type: ignore[arg-type]
+    assert model.scorer.fold_ins == [2]  # both histories in one call
+    assert resolved == [["known"]]
+    first, known, unbanned, empty = results
+    assert first.items.tolist() == [2, 4] and first.context is not None  # 0 seen: banned
+    assert first.context.folded_in and first.context.seen.tolist() == [0]
+    assert known.items.tolist()[:2] == [0, 2]  # the resolved user, seen set empty
+    assert unbanned.items.tolist() == [1, 2]  # its own item is kept: exclude_seen=False
+    assert empty.context is not None and empty.context.state is None
+    assert empty.items.tolist() == [4, 0, 3]  # the popularity order

@@ -93,3 +93,28 @@ def test_batched_contexts_equal_one_by_one(client) -> None:  # type: ignore[no-u
     again = user_contexts(model, users, logs, cache)  # second time from the cache
     assert np.allclose(again[1].state.numpy(), batched[1].state.numpy(), atol=1e-5)
     assert cache.get("u4", "mult-vae", "1")[1] > 0  # stamped with the logged row's id
+
+
+def test_batched_ad_hoc_contexts_equal_one_fold_in_each(client) -> None:  # type: ignore[no-untyped-def]
+    """The batch's one ``user_state`` call for several anonymous histories gives each the
+    state its own fold-in gives; unknown ids are listed once, in order, and ignored."""
+    from app.serving.state import ad_hoc_contexts, ad_hoc_events, compute_state
+
+    model = client.app.state.services.holder.get("mult-vae")
+    histories = [
+        [("1", None), ("2", 4.0), ("nope", None), ("1", None), ("nope", 2.0)],
+        [("missing", None)],  # nothing the model knows: the popularity fallback
+        [("3", None), ("4", None), ("5", None)],
+    ]
+    parsed = [ad_hoc_events(model, h) for h in histories]
+    assert [unknown for _, unknown in parsed] == [["nope"], ["missing"], []]
+    contexts = ad_hoc_contexts(model, [events for events, _ in parsed])
+    assert [c.state is None for c in contexts] == [False, True, False]
+    assert [c.folded_in for c in contexts] == [True, False, True]
+    for (events, _), context in zip(parsed, contexts, strict=True):
+        items, values, seen = merge_history(model, [], [], events)
+        assert sorted(context.seen.tolist()) == sorted(seen.tolist())
+        if items:
+            alone = compute_state(model, -1, items, values)
+            assert context.state is not None
+            assert np.allclose(context.state.numpy(), alone.numpy(), atol=1e-5)
