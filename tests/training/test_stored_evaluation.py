@@ -88,7 +88,7 @@ def test_a_tuned_winner_fitted_on_all_its_data_is_refused_and_says_why(tmp_path:
     from training.tuning.refit import refit_winner
 
     data = _ratings()
-    refit = refit_winner("ease", {}, data, epochs=None)
+    refit = refit_winner("ease", {}, data, lengths=None)
     store = ModelStore(tmp_path)
     manifest = save_trained(
         store, "ease", refit.to_save(), data, "test", training={"refit": refit.record}
