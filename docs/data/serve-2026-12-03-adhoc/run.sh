@@ -3,7 +3,7 @@
 # commit before it (before, a worktree at /tmp/before), measured by wrk, embedded and
 # Postgres+Redis, interleaved: before then after per mode, same store.
 set -e
-cd /work/main
+cd "$(dirname "$0")/../../.."  # the repository root
 export GENREC_DATA_DIR=../shared/data
 S=/tmp/bench-store
 OUT=${OUT:-/work/wrk-adhoc}; mkdir -p $OUT
