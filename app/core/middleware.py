@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import REQUEST_ID_HEADER
+from app.core.ids import hex_id
 from app.core.logs import request_id_var
 from app.core.metrics import Metrics
 
@@ -33,12 +33,15 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self.log_requests = log_requests
+        # (route, method, status) -> its histogram child: ``labels()`` takes a lock and
+        # builds a key on every call; the set of keys is small and bounded (route templates).
+        self._latency: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or hex_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         status = 500
@@ -62,9 +65,13 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            self.metrics.request_latency.labels(
-                route=route, method=scope["method"], status=str(status)
-            ).observe(elapsed)
+            key = (route, scope["method"], status)
+            latency = self._latency.get(key)
+            if latency is None:
+                latency = self._latency[key] = self.metrics.request_latency.labels(
+                    route=route, method=scope["method"], status=str(status)
+                )
+            latency.observe(elapsed)
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %d",

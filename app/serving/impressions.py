@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
+from app.core.ids import uuid4_str
 from app.core.metrics import Metrics
 from app.repository import NewImpression, insert_impressions, recently_shown
 
@@ -93,7 +93,7 @@ class ImpressionRecorder:
         latency_ms: float | None = None,
     ) -> str:
         """A new ``recommendation_id``; its impression is queued (when enabled and not full)."""
-        rec_id = str(uuid.uuid4())
+        rec_id = uuid4_str()
         if not self.enabled:
             return rec_id
         impression = NewImpression(
