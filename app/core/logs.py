@@ -5,14 +5,27 @@ in every line lets an operator pull one request's whole story out of many
 replicas' interleaved output. The id lives in a ``ContextVar`` that the
 request middleware sets; asyncio tasks and starlette's thread-pool calls copy
 the context, so lines logged from the thread pool carry it too.
+
+Why the access log goes through a queue: one line per request, formatted and
+written on the event loop thread, was 13% of that thread's time under mixed
+load (docs/performance.md, "Per-request costs on the event loop"), and that
+thread is what limits throughput. ``app.access`` records are handed to the
+standard library's ``QueueListener`` thread instead, which formats and writes
+them to the root logger's handlers; the request id is read into the record
+before it leaves the request's context. Other loggers stay synchronous, so a
+warning or an error is on disk before the code that logged it goes on.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
+import queue
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("genrec_request_id", default=None)
@@ -31,7 +44,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id is not None:
             entry["request_id"] = request_id
         for key, value in record.__dict__.items():
@@ -58,6 +71,7 @@ def configure_logging(level: str, fmt: str = "json") -> None:
         root.addHandler(handler)
         owned.append(handler)
     logging.getLogger("app").setLevel(level)
+    _access_log_through_queue()
     if fmt != "json":
         return
     owned += logging.getLogger("uvicorn").handlers + logging.getLogger("uvicorn.error").handlers
@@ -65,3 +79,61 @@ def configure_logging(level: str, fmt: str = "json") -> None:
     for handler in owned:
         handler.setFormatter(formatter)
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class _RequestQueueHandler(QueueHandler):
+    """Enqueues the record itself, with its request id read now.
+
+    The base class formats the record here and strips it (for a queue to another
+    process); in-process, that is the very work this handler moves off the
+    calling thread, so ``prepare`` only keeps what the listener thread cannot see:
+    the request id in this context.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        request_id = request_id_var.get()
+        if request_id is not None and "request_id" not in record.__dict__:
+            record.request_id = request_id
+        return record
+
+
+class _ToRootHandlers(logging.Handler):
+    """The listener's one handler: what propagation would do, on the listener's thread
+    (the root logger's handlers of the moment: ours, a test runner's, an embedder's)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)
+
+
+_listener: QueueListener | None = None
+
+
+def _access_log_through_queue() -> None:
+    """``app.access`` -> queue -> listener thread -> the root's handlers; once per process."""
+    global _listener
+    if _listener is not None:
+        return
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    access = logging.getLogger("app.access")
+    access.addHandler(_RequestQueueHandler(records))
+    access.propagate = False
+    _listener = QueueListener(records, _ToRootHandlers())
+    _listener.start()
+    atexit.register(_stop_listener)
+
+
+def _stop_listener() -> None:
+    """Write what is queued, then stop the thread (at exit)."""
+    if _listener is not None:
+        _listener.stop()
+
+
+def _listen_again_in_child() -> None:
+    """A forked child has the queue but not the parent's listener thread: start its own."""
+    global _listener
+    if _listener is not None:
+        _listener = QueueListener(_listener.queue, _ToRootHandlers())
+        _listener.start()
+
+
+os.register_at_fork(after_in_child=_listen_again_in_child)
