@@ -7,9 +7,11 @@ request middleware sets; asyncio tasks and starlette's thread-pool calls copy
 the context, so lines logged from the thread pool carry it too.
 
 Why the access log goes through a queue: one line per request, formatted and
-written on the event loop thread, was 13% of that thread's time under mixed
-load (docs/performance.md, "Per-request costs on the event loop"), and that
-thread is what limits throughput. ``app.access`` records are handed to the
+written on the event loop thread, was 13% of that thread's samples under
+mixed load, and every request's latency waits on that thread. (It saves no
+CPU: the process is bound by the GIL, and the listener spends what the loop
+did; docs/performance.md, "Per-request CPU of the mix, by thread".)
+``app.access`` records are handed to the
 standard library's ``QueueListener`` thread instead, which formats and writes
 them to the root logger's handlers; the request id is read into the record
 before it leaves the request's context. Other loggers stay synchronous, so a
