@@ -1,27 +1,7 @@
 #!/bin/bash
-# issue #20 part 2: per-request CPU of the mix cut (ids, access log queue, Core writes; after) against the
-# commit before it (before, a worktree at /tmp/before), measured by wrk, embedded and
-# Postgres+Redis, interleaved: before then after per mode, same store.
-set -e
-cd "$(dirname "$0")/../../.."  # the repository root
-export GENREC_DATA_DIR=../shared/data
-S=/tmp/bench-store
-OUT=${OUT:-/work/wrk-mixcost}; mkdir -p $OUT
-BEFORE=${BEFORE:-ae39119}
-[ -d /tmp/before ] || git worktree add -f /tmp/before $BEFORE >/dev/null
-PARTS=${PARTS:-recs,mix}
-B() { PYTHONPATH=$1 .venv/bin/python $1/benchmarks/serve_bench.py --store $S --concurrency 32 --repeat 3 --load wrk "${@:2}"; }
-PG() { echo "--database-url postgresql+psycopg://postgres@127.0.0.1:5432/$1 --redis-url redis://127.0.0.1:6379/$2"; }
-fresh() { psql -q -U postgres -h 127.0.0.1 -c "drop database if exists $1" -c "create database $1"; redis-cli -n $2 flushdb >/dev/null; }
-for mode in embedded pg; do
-  for side in before after; do
-    src=$([ $side = before ] && echo /tmp/before || echo $PWD)
-    extra=""
-    if [ $mode = pg ]; then fresh genrec_mixcost_$side $([ $side = before ] && echo 9 || echo 10); extra=$(PG genrec_mixcost_$side $([ $side = before ] && echo 9 || echo 10)); fi
-    f=$OUT/${mode}_${side}.txt
-    { date; uptime; } > $f
-    B $src --endpoints $PARTS $extra >> $f 2>$OUT/${mode}_${side}.err
-    uptime >> $f
-  done
-done
-date >> $OUT/pg_after.txt
+# issue #20 part 2: the mix's per-request CPU cut (Core writes, prebuilt attribution
+# statements, ids, access log queue; after) against ae39119 (before, a worktree at
+# /tmp/before), recs and mix only: the ad-hoc run's script with these settings.
+cd "$(dirname "$0")"
+BEFORE=${BEFORE:-ae39119} PARTS=${PARTS:-recs,mix} OUT=${OUT:-/work/wrk-mixcost} DB=${DB:-genrec_mixcost} \
+  exec bash ../serve-2026-12-03-adhoc/run.sh
