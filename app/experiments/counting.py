@@ -13,15 +13,14 @@ experiment's window is not applied. ``GET /admin/experiments/{name}`` counts eac
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.metrics import Metrics
 from app.db_models import Impression
-from app.repository import NewInteraction
-from app.serving.impressions import ImpressionRecorder
+from app.repository import NewImpression, NewInteraction
 
 #: (experiment, variant, model, version, "click" | "conversion") per counted event.
 Counted = list[tuple[str, str, str, str, str]]
@@ -29,12 +28,18 @@ Counted = list[tuple[str, str, str, str, str]]
 
 def experiment_events(
     session: Session,
-    recorder: ImpressionRecorder,
+    queued: Mapping[str, NewImpression],
     rows: Sequence[NewInteraction],
     click_types: Collection[str],
     conversion_types: Collection[str],
 ) -> Counted:
-    """The attributed click and conversion events of ``rows`` on experiment lists."""
+    """The attributed click and conversion events of ``rows`` on experiment lists.
+
+    ``queued`` holds the queued impressions attribution found (``Attributed.queued``);
+    every other attributed impression was in the database when attribution read it, so
+    this transaction sees it too. (Asking the recorder again here missed an impression
+    written in between: gone from its queue, and newer than this transaction's view.)
+    """
     wanted = [
         r
         for r in rows
@@ -46,7 +51,7 @@ def experiment_events(
     missing = []
     for row in wanted:
         assert row.impression_id is not None
-        pending = recorder.pending(row.impression_id)
+        pending = queued.get(row.impression_id)
         if pending is None:
             missing.append(row.impression_id)
         elif pending.experiment is not None and pending.variant is not None:

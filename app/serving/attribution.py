@@ -14,18 +14,33 @@
 One query per batch of events for each rule (``existing_impressions``;
 ``impressions_in_window``, a range scan of ``(user_id, created_at)`` whose
 lists are searched for the item here), inside the batch's transaction.
+
+This replica's queued impressions are looked at *before* the database: an
+impression leaves the queue only after its batch is committed, so one written
+in between is then in the queue's snapshot or in the database's, never in
+neither. (Looked at the other way round, an impression written between the
+two reads was in neither, and its event was logged unattributed and uncounted
+in its experiment; the dashboard's experiment test caught it once in CI.) The
+queued impressions used travel with the result (``Attributed.queued``), so the
+experiment counting that follows in the same transaction does not look again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.repository import NewInteraction, as_utc, existing_impressions, impressions_in_window
+from app.repository import (
+    NewImpression,
+    NewInteraction,
+    as_utc,
+    existing_impressions,
+    impressions_in_window,
+)
 from app.serving.impressions import ImpressionRecorder
 
 log = logging.getLogger(__name__)
@@ -34,6 +49,15 @@ log = logging.getLogger(__name__)
 def is_positive(event_type: str | None, weights: Mapping[str, float]) -> bool:
     """Untyped events (a rating, or a click) count as positive, as they always have."""
     return event_type is None or weights.get(event_type, 0.0) > 0
+
+
+@dataclass(frozen=True)
+class Attributed:
+    """A batch's events with ``impression_id`` filled where one answers them, and this
+    replica's queued impressions the attribution looked at (by id)."""
+
+    rows: list[NewInteraction]
+    queued: dict[str, NewImpression]
 
 
 class Attributor:
@@ -49,20 +73,27 @@ class Attributor:
         self.window = timedelta(minutes=window_minutes)
         self.weights = weights
 
-    def attribute(self, session: Session, rows: Sequence[NewInteraction]) -> list[NewInteraction]:
+    def attribute(self, session: Session, rows: Sequence[NewInteraction]) -> Attributed:
         """``rows`` with ``impression_id`` set where an impression answers them.
 
         Every row has its time (``ts``) filled by the caller.
         """
         explicit = [r.recommendation_id for r in rows if r.recommendation_id is not None]
-        known = set(existing_impressions(session, explicit)) if explicit else set()
-        known |= {i for i in explicit if self.recorder.pending(i) is not None}
         implicit = [
             r
             for r in rows
             if r.recommendation_id is None and is_positive(r.type, self.weights) and r.ts
         ]
-        latest = self._window_matches(session, implicit) if implicit and self.window else {}
+        window = bool(implicit and self.window)
+        # The queue first, then the database (module docstring).
+        queued = {i: p for i in explicit if (p := self.recorder.pending(i)) is not None}
+        if window:
+            for p in self.recorder.pending_for_users({r.user_id for r in implicit}):
+                queued[p.id] = p
+        unqueued = [i for i in explicit if i not in queued]
+        known = set(queued).intersection(explicit)
+        known |= set(existing_impressions(session, unqueued)) if unqueued else set()
+        latest = self._window_matches(session, implicit, queued) if window else {}
         out = []
         for row in rows:
             if row.recommendation_id is not None:
@@ -79,10 +110,13 @@ class Attributor:
                     out.append(row)
             else:
                 out.append(replace(row, impression_id=latest.get(id(row))))
-        return out
+        return Attributed(out, queued)
 
     def _window_matches(
-        self, session: Session, rows: Sequence[NewInteraction]
+        self,
+        session: Session,
+        rows: Sequence[NewInteraction],
+        queued: Mapping[str, NewImpression],
     ) -> dict[int, str | None]:
         """Per row (by ``id(row)``) the latest impression in ``[ts - window, ts]`` that
         showed its item to its user; the database's and this replica's queued ones."""
@@ -96,7 +130,8 @@ class Attributor:
         ]
         lists += [
             (p.user_id or "", p.items, as_utc(p.created_at), p.id)
-            for p in self.recorder.pending_for_users(users)
+            for p in queued.values()
+            if p.user_id in users
         ]
         shown: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
         for user_id, items, created_at, rec_id in lists:

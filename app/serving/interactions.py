@@ -125,10 +125,11 @@ class InteractionLogger:
         try:
             with self.guard.attempt(), session_scope(self.sessions) as session:
                 if self.attributor is not None:
-                    rows = self.attributor.attribute(session, rows)
+                    attributed = self.attributor.attribute(session, rows)
+                    rows = attributed.rows
                     counted = experiment_events(
                         session,
-                        self.attributor.recorder,
+                        attributed.queued,
                         rows,
                         self.settings.experiment_click_types,
                         self.settings.experiment_conversion_types,
