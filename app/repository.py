@@ -71,9 +71,10 @@ def add_interactions(session: Session, rows: Sequence[NewInteraction]) -> int:
 
     ``created_at`` is set here rather than by the server default so that both
     backends store the same representation and post-cutoff filters compare alike.
-    A Core insert of the table, not ``session.add_all``: the ORM's unit of work
-    took 5.2 ms of the group-commit writer's time (under the GIL, against the
-    event loop) for ten rows on SQLite, this 1.9 ms (docs/performance.md).
+    A Core insert of the table, not ``session.add_all`` + flush: the ORM's unit of
+    work is Python the group-commit writer runs under the GIL, against the event
+    loop; with the prebuilt statements below it cut the writer's CPU per group
+    from 3.0-3.2 to 0.84-0.86 ms (docs/performance.md, "Per-request CPU of the mix").
     """
     if not rows:
         return 0
@@ -308,13 +309,23 @@ class ShownList:
 MAX_WINDOW_IMPRESSIONS = 1000
 
 
-# The two attribution statements, built once: building a ``select`` (coercing every
-# clause, then its cache key) took most of the interaction writer's time per group,
-# about 2 ms on this project's CPU, for statements that differ only in their values.
+# The attribution and experiment-counting statements, built once: building a ``select``
+# (coercing every clause, then its cache key) was the largest part of the interaction
+# writer's time per group in a cProfile, for statements that differ only in their values.
 # Table columns, not ORM attributes, so executing them skips the ORM's compile and
 # loading steps too. ``expanding`` binds take a list for ``IN``.
 _EXISTING_QUERY = select(_IMPRESSIONS.c.id, _IMPRESSIONS.c.user_id).where(
     _IMPRESSIONS.c.id.in_(bindparam("ids", expanding=True))
+)
+_EXPERIMENT_QUERY = select(
+    _IMPRESSIONS.c.id,
+    _IMPRESSIONS.c.experiment,
+    _IMPRESSIONS.c.variant,
+    _IMPRESSIONS.c.model,
+    _IMPRESSIONS.c.version,
+    _IMPRESSIONS.c["items"],
+).where(
+    _IMPRESSIONS.c.id.in_(bindparam("ids", expanding=True)), _IMPRESSIONS.c.experiment.is_not(None)
 )
 _WINDOW_QUERY = (
     select(
@@ -331,6 +342,17 @@ _WINDOW_QUERY = (
     .order_by(_IMPRESSIONS.c.created_at.desc())
     .limit(MAX_WINDOW_IMPRESSIONS)
 )
+
+
+def experiment_impressions(
+    session: Session, ids: Sequence[str]
+) -> list[tuple[str, str, str, str, str, list[str]]]:
+    """Of ``ids``, the impressions of experiment lists: (id, experiment, variant, model,
+    version, items) each."""
+    if not ids:
+        return []
+    rows = session.connection().execute(_EXPERIMENT_QUERY, {"ids": list(set(ids))})
+    return [(i, e or "", v or "", m, ver, items) for i, e, v, m, ver, items in rows]
 
 
 def impressions_in_window(

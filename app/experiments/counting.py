@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.metrics import Metrics
-from app.db_models import Impression
-from app.repository import NewImpression, NewInteraction
+from app.repository import NewImpression, NewInteraction, experiment_impressions
 
 #: (experiment, variant, model, version, "click" | "conversion") per counted event.
 Counted = list[tuple[str, str, str, str, str]]
@@ -59,16 +57,10 @@ def experiment_events(
                 pending.experiment, pending.variant, pending.model, pending.version, pending.items
             )  # fmt: skip
     if missing:
-        query = select(
-            Impression.id,
-            Impression.experiment,
-            Impression.variant,
-            Impression.model,
-            Impression.version,
-            Impression.items,
-        ).where(Impression.id.in_(set(missing)), Impression.experiment.is_not(None))
-        for rec_id, experiment, variant, model, version, items in session.execute(query):
-            lists[rec_id] = (experiment or "", variant or "", model, version, items)
+        for rec_id, experiment, variant, model, version, items in experiment_impressions(
+            session, missing
+        ):
+            lists[rec_id] = (experiment, variant, model, version, items)
     counted: Counted = []
     for row in wanted:
         found = lists.get(row.impression_id or "")
