@@ -9,8 +9,10 @@ panels (throughput, p99 latency) with every measured concurrency as a tick:
         "before, Postgres+Redis=docs/data/serve/before-pg.txt" \\
         "after, Postgres+Redis=docs/data/serve/after-pg.txt"
 
-Both y axes start at zero (no magnified noise); the x axis is logarithmic with
-the measured connection counts as labelled ticks.
+Both y axes start at zero (no magnified noise), unless ``--log-y`` asks for
+logarithmic ones with labelled decades (runs that differ by orders of
+magnitude, like a CPU and a GPU at a million items); the x axis is
+logarithmic with the measured connection counts as labelled ticks.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
 
 
 def read_table(path: Path) -> dict[tuple[str, int], tuple[float, float]]:
@@ -41,6 +44,7 @@ def main() -> None:
     parser.add_argument("--endpoints", default="predict,interactions")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--title", default="")
+    parser.add_argument("--log-y", action="store_true", help="logarithmic y axes")
     args = parser.parse_args()
     endpoints = args.endpoints.split(",")
     fig, axes = plt.subplots(len(endpoints), 2, figsize=(11, 3.6 * len(endpoints)), squeeze=False)
@@ -64,7 +68,8 @@ def main() -> None:
             ax_p99.plot(conc, [cells[(endpoint, c)][1] for c in conc], label=label, **style)  # type: ignore[arg-type]
         ax_rps.set_title(f"{endpoint}: throughput", fontsize=9)
         ax_p99.set_title(f"{endpoint}: p99 latency", fontsize=9)
-        ax_rps.legend(fontsize=7)
+        if len(runs) <= 4:  # more would cover the lines: one legend under the figure instead
+            ax_rps.legend(fontsize=7)
     ticks = sorted(levels)
     for ax, ylabel in [
         (a, y) for r in axes for a, y in zip(r, ("requests/s", "p99 latency (ms)"), strict=True)
@@ -75,11 +80,19 @@ def main() -> None:
         ax.minorticks_off()
         ax.set_xlabel("concurrent connections (closed loop)")
         ax.set_ylabel(ylabel)
-        ax.set_ylim(bottom=0)
+        if args.log_y:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     if args.title:
         fig.suptitle(args.title, fontsize=10)
-    fig.tight_layout()
+    below = len(runs) > 4
+    if below:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07 * ((len(runs) + 2) // 3) / len(endpoints) if below else 0, 1, 1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")

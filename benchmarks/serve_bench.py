@@ -119,30 +119,47 @@ def build_store(
     items: int | None,
     dims: int | None = None,
     catalog: str = "iid",
+    base: Path | None = None,
+    index: bool = True,
 ) -> None:
     """Mult-VAE + biased-MF on ML-100K (quick settings); optionally a synthetic catalog.
 
     ``dims`` sets Mult-VAE's hidden width (the item table's width); ``catalog``
-    how the synthetic rows are drawn (``widen_catalog``). The widened version
-    gets its retrieval index as ``genrec models index`` would build it.
+    how the synthetic rows are drawn (``widen_catalog``). With ``base`` the
+    trained store is a copy of that one instead (a machine without the data
+    set, or several catalog sizes widened from one training). The widened
+    version gets its retrieval index as ``genrec models index`` would build it,
+    unless ``index`` is false (a run that scores exactly need not pay the
+    build: 340 s for a million items on one core).
     """
     import torch
 
     from models_store import ModelStore
-    from training.data.datasets import load_dataset
-    from training.pipeline import train_and_save
 
     torch.set_num_threads(1)
-    data = load_dataset("ml-100k", data_dir=data_dir, allow_download=False)
-    store = ModelStore(root)
-    t0 = time.perf_counter()
-    shape = {"hidden_dim": dims} if dims else {}
-    train_and_save(store, "mult-vae", data, {"epochs": 10, **shape}, source="ml-100k", promote=True)
-    train_and_save(store, RATING_MODEL, data, {"epochs": 10}, source="ml-100k", promote=True)
-    print(f"# trained mult-vae and {RATING_MODEL} on ml-100k in {time.perf_counter() - t0:.0f} s")
+    if base is not None:
+        shutil.copytree(base, root)
+        store = ModelStore(root)
+        print(f"# store copied from {base}")
+    else:
+        from training.data.datasets import load_dataset
+        from training.pipeline import train_and_save
+
+        data = load_dataset("ml-100k", data_dir=data_dir, allow_download=False)
+        store = ModelStore(root)
+        t0 = time.perf_counter()
+        shape = {"hidden_dim": dims} if dims else {}
+        config = {"epochs": 10, **shape}
+        train_and_save(store, "mult-vae", data, config, source="ml-100k", promote=True)
+        train_and_save(store, RATING_MODEL, data, {"epochs": 10}, source="ml-100k", promote=True)
+        seconds = time.perf_counter() - t0
+        print(f"# trained mult-vae and {RATING_MODEL} on ml-100k in {seconds:.0f} s")
     if items is not None:
+        t0 = time.perf_counter()
         version = widen_catalog(store, "mult-vae", items, catalog=catalog)
-        index_catalog(store, "mult-vae", version)
+        print(f"# widened mult-vae to {items:,} items in {time.perf_counter() - t0:.0f} s")
+        if index:
+            index_catalog(store, "mult-vae", version)
 
 
 def index_catalog(store: Any, model: str, version: str) -> None:
@@ -256,6 +273,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def genrec_command() -> list[str]:
+    """The installed ``genrec`` script beside this interpreter, else ``python -m app.cli``
+    (a machine where the source is on PYTHONPATH but not installed, like the lent GPU's)."""
+    script = Path(sys.executable).parent / "genrec"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
+
+
 def start_server(
     args: argparse.Namespace, store: Path, workdir: Path, extra_env: tuple[str, ...] = ()
 ) -> tuple[Any, int]:
@@ -272,10 +296,9 @@ def start_server(
     for pair in [*args.server_env, *extra_env]:
         key, _, value = pair.partition("=")
         env[key] = value
-    genrec = str(Path(sys.executable).parent / "genrec")
     log = (workdir / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(
-        [genrec, "serve", "--port", str(port), "--workers", str(args.workers)],
+        [*genrec_command(), "serve", "--port", str(port), "--workers", str(args.workers)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -285,6 +308,8 @@ def start_server(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            tail = (workdir / f"server-{port}.log").read_text(errors="replace").splitlines()[-30:]
+            print("\n".join(tail), file=sys.stderr)
             raise SystemExit(f"genrec serve exited; see {workdir / f'server-{port}.log'}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
@@ -765,6 +790,11 @@ def main() -> None:
     )
     parser.add_argument("--items", type=int, help="synthetic catalog size for mult-vae")
     parser.add_argument(
+        "--base-store",
+        type=Path,
+        help="with --items: widen a copy of this store instead of training one",
+    )
+    parser.add_argument(
         "--dims", type=int, help="mult-vae hidden width, i.e. item-table width (default 600)"
     )
     parser.add_argument(
@@ -796,6 +826,7 @@ def main() -> None:
         "--repeat", type=int, default=1, help="runs per cell, interleaved; medians are reported"
     )
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for serve")
+    parser.add_argument("--server-log-dir", type=Path, help="keep the server logs here")
     parser.add_argument(
         "--impressions-ab",
         action="store_true",
@@ -817,7 +848,13 @@ def main() -> None:
     if not store.exists():  # build it (kept afterwards when --store named it)
         data_dir = os.environ.get("GENREC_DATA_DIR")
         build_store(
-            store, Path(data_dir) if data_dir else None, args.items, args.dims, args.catalog
+            store,
+            Path(data_dir) if data_dir else None,
+            args.items,
+            args.dims,
+            args.catalog,
+            base=args.base_store,
+            index="GENREC_ANN=off" not in args.server_env,
         )
     elif args.items is not None:
         raise SystemExit("--items builds a new store; pass a --store path that does not exist")
@@ -861,7 +898,17 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        keep_server_logs(workdir, args.server_log_dir)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def keep_server_logs(workdir: Path, into: Path | None) -> None:
+    """Copy the servers' logs out of the temporary folder before it goes (``--server-log-dir``)."""
+    if into is None:
+        return
+    into.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("server-*.log"):
+        shutil.copy(log, into / log.name)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def ml100k_clicks(data_dir: str | None) -> Interactions:
 
 
 def seconds_per_epoch(
-    data: Interactions, device: str, epochs: int, warmup: int = 1
+    data: Interactions, device: str, epochs: int, warmup: int = 1, bf16: bool = False
 ) -> tuple[float, float]:
     """Mean wall and CPU seconds of ``epochs`` training epochs after ``warmup`` untimed ones.
 
@@ -81,7 +81,7 @@ def seconds_per_epoch(
     in wall time but hardly changes. The first epoch's CPU count starts
     before ``fit`` (so with ``--warmup 0`` it includes building the net).
     """
-    model = MultVAE(MultVAE.Config(epochs=epochs + warmup, device=device))
+    model = MultVAE(MultVAE.Config(epochs=epochs + warmup, device=device, bf16=bf16))
     marks = [time.process_time()]
     report = model.fit(data, callbacks=[lambda _: marks.append(time.process_time())])
     if device.startswith("cuda"):
@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=ML20M_ITEMS)
     parser.add_argument("--clicks", type=int, default=ML20M_CLICKS)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--bf16", action="store_true", help="dense layers in bfloat16 (Mult-VAE's bf16 setting)"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after 1 warm-up)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--data-dir", default=os.environ.get("GENREC_DATA_DIR"))
@@ -143,12 +146,12 @@ def run(args: argparse.Namespace) -> None:
         matrix = data.to_csr("ones")
         active = int((np.diff(matrix.indptr) > 0).sum())
         built = time.perf_counter() - started
-        spe, cpu = seconds_per_epoch(data, args.device, args.epochs, args.warmup)
+        spe, cpu = seconds_per_epoch(data, args.device, args.epochs, args.warmup, args.bf16)
         if not distributed.is_main():
             continue
         print(
             f"mult-vae {name}: {active} users x {data.n_items} items, {matrix.nnz} clicks | "
-            f"device={args.device} processes={processes} threads={args.threads} | "
+            f"device={args.device} bf16={args.bf16} processes={processes} threads={args.threads} | "
             f"{spe:.3f} s/epoch, {cpu:.2f} CPU s/epoch over all processes "
             f"(mean of {args.epochs} after {args.warmup} warm-up; "
             f"data built in {built:.1f} s) | load average {load_before} -> {_load()}",
