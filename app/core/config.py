@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     ann: Literal["auto", "on", "off"] = Field(
         "auto",
         description="approximate retrieval (FAISS index) for inner-product models: on, off, "
-        "or auto = on when the catalog has at least GENREC_ANN_AUTO_ITEMS items",
+        "or auto = on when the catalog has at least GENREC_ANN_AUTO_ITEMS items and is served "
+        "on the CPU (on a GPU the exact product is faster)",
     )
     ann_auto_items: int = Field(
         100_000, gt=0, description="catalog size from which GENREC_ANN=auto uses the index"

@@ -182,11 +182,25 @@ def _needs_whole_row(job: RankJob) -> bool:
     )
 
 
+def auto_uses_index(n_items: int, device: torch.device, auto_items: int) -> bool:
+    """Whether ``GENREC_ANN=auto`` opens the index of a version of ``n_items`` on ``device``.
+
+    Only on the CPU, from ``auto_items`` items. On a GPU the exact product is
+    one GEMM and one top-k per batch: on an H200 it served a million-item
+    catalog at 1,486 recommendations/s at 32 connections, the rate of a
+    1,682-item one, with every list exact, while the index (a CPU FAISS search)
+    served 181/s on the 2-core development machine (docs/performance.md, "On a
+    GPU"). ``GENREC_ANN=on`` still forces the index there.
+    """
+    return device.type == "cpu" and n_items >= auto_items
+
+
 class AnnLoader:
     """Load listener (``ModelHolder.add_load_listener``): opens the index per ``GENREC_ANN``.
 
     ``off`` never; ``on`` for every inner-product version that has an index;
-    ``auto`` for those with at least ``GENREC_ANN_AUTO_ITEMS`` items. A version
+    ``auto`` for those with at least ``GENREC_ANN_AUTO_ITEMS`` items served on
+    the CPU (``auto_uses_index``). A version
     without an index, or whose index does not open, is served exactly (logged):
     the index is an accelerator, never a reason to refuse a version.
     """
@@ -198,7 +212,9 @@ class AnnLoader:
         mode = self.settings.ann
         if model.ann is not None or mode == "off" or not supports_ann(model.scorer):
             return model
-        if mode == "auto" and model.n_items < self.settings.ann_auto_items:
+        if mode == "auto" and not auto_uses_index(
+            model.n_items, model.device, self.settings.ann_auto_items
+        ):
             return model
         where = f"{model.name} version {model.version}"
         if model.index_path is None or not model.manifest.retrieval:

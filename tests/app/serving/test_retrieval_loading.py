@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from app.serving.loaded import LoadedModel, build_loaded_model
-from app.serving.retrieval import AnnLoader
+from app.serving.retrieval import AnnLoader, auto_uses_index
 from models_store import ModelStore
 from tests.app.conftest import ClientFactory, embedded_settings
 
@@ -48,6 +48,17 @@ def test_the_setting_decides_whether_the_index_is_opened(
     assert (opened.ann is not None) is used
     if used:
         assert opened.ann is not None and opened.ann.index.ntotal == model.n_items
+
+
+@pytest.mark.parametrize(
+    ("n_items", "device", "used"),
+    [(100_000, "cpu", True), (99_999, "cpu", False), (1_000_000, "cuda", False)],
+)
+def test_auto_uses_the_index_for_large_catalogs_on_the_cpu_only(
+    n_items: int, device: str, used: bool
+) -> None:
+    # On a GPU the exact product served 1M items as fast as 1,682 (docs/performance.md).
+    assert auto_uses_index(n_items, torch.device(device), 100_000) is used
 
 
 def test_a_version_without_an_index_is_served_exactly(trained_store_dir: Path) -> None:
