@@ -20,6 +20,7 @@ import torch
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app.api.body import document_request_bodies
 from app.api.deps import Services
 from app.api.docs_page import install_docs
 from app.api.routes import (
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     document_error_bodies(app, ErrorResponse)
+    document_request_bodies(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     for module in (recommendations, predictions, interactions, items, health):
         app.include_router(module.router)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response, status
 
-from fastapi import APIRouter, Body, Response, status
-
-from app.api.deps import ServicesDep
+from app.api.body import openapi_body, parse_body
+from app.api.deps import services_of
 from app.api.responses import BODY, errors, json_bytes
 from app.schemas import InteractionBatch, InteractionsAccepted, InteractionsBody
 
@@ -18,12 +17,13 @@ router = APIRouter(prefix="/v1", tags=["interactions"])
     response_model=InteractionsAccepted,
     status_code=status.HTTP_201_CREATED,
     responses=errors(*BODY, 413, 503),
+    openapi_extra=openapi_body(InteractionsBody),
 )
-async def log_interactions(
-    body: Annotated[InteractionsBody, Body()], services: ServicesDep
-) -> Response:
+async def log_interactions(request: Request) -> Response:
     """One interaction or ``{"interactions": [...]}``; committed in one transaction before 201
     (shared with concurrent requests: group commit, ``app.serving.group_commit``)."""
+    body = await parse_body(InteractionsBody, request)  # app.api.body says why not a parameter
     items = body.interactions if isinstance(body, InteractionBatch) else [body]
-    accepted = InteractionsAccepted(accepted=await services.interactions.record_async(items))
+    recorded = await services_of(request).interactions.record_async(items)
+    accepted = InteractionsAccepted(accepted=recorded)
     return json_bytes(accepted, status.HTTP_201_CREATED, exclude_none=False)

@@ -6,16 +6,17 @@ the model's micro-batch for scoring (``app.serving.batcher``).
 ``GET /v1/users/{user_id}/recommendations`` is the route under the heaviest
 load, so it skips two pieces of FastAPI per-request machinery that showed
 high in its profile (see ``app.api.query``): its query string is parsed by
-one pydantic model (``app.api.query``). Its answer, like the ad-hoc route's,
-is serialised once by pydantic-core and returned as bytes
-(``app.api.responses.json_bytes``).
+one pydantic model (``app.api.query``). The ad-hoc route reads its body
+itself likewise (``app.api.body``). Both answers are serialised once by
+pydantic-core and returned as bytes (``app.api.responses.json_bytes``).
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.api.deps import ServicesDep, services_of
+from app.api.body import openapi_body, parse_body
+from app.api.deps import services_of
 from app.api.params import UserIdPath
 from app.api.query import openapi_parameters, parse_query
 from app.api.responses import BODY, SERVING, errors, json_bytes
@@ -51,9 +52,9 @@ async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
     response_model=RecommendationResponse,
     response_model_exclude_none=True,
     responses=errors(*BODY, *SERVING),
+    openapi_extra=openapi_body(AdHocRecommendationRequest),
 )
-async def recommend_for_history(
-    body: AdHocRecommendationRequest, services: ServicesDep
-) -> Response:
+async def recommend_for_history(request: Request) -> Response:
     """Top-k for an anonymous history; unknown history items are listed in ``unknown_items``."""
-    return json_bytes(await services.recommender.for_history(body))
+    body: AdHocRecommendationRequest = await parse_body(AdHocRecommendationRequest, request)
+    return json_bytes(await services_of(request).recommender.for_history(body))

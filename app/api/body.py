@@ -1,0 +1,117 @@
+"""JSON request bodies read by the route itself, for the hot POST routes.
+
+Why not a FastAPI body parameter: for each request FastAPI parses the
+Content-Type header with ``email.message``, resolves the route's dependencies
+with the body as one more field (``solve_dependencies``, ``request_body_to_args``,
+a cache key per dependency) and validates through its field wrapper. On
+``POST /v1/predictions`` that machinery was ~25% of the route's in-process CPU
+(``cProfile`` of 32 coroutines calling the ASGI app, docs/performance.md), on
+the event loop, which is what bounds the mixed traffic. ``parse_body`` does
+what FastAPI does, in the same order and with the same answers (a missing
+body, a non-JSON content type, a JSON syntax error: 422 naming ``body``; a
+body that cannot be decoded at all: 400), with one ``json.loads`` and one
+pydantic-core validation of a ``TypeAdapter`` built once per type.
+
+``openapi_body`` documents the same type as the operation's request body, and
+``document_request_bodies`` puts the models it names into ``/openapi.json``'s
+components, so clients and schemathesis see exactly the schema FastAPI wrote.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException, RequestValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+#: Where the request body schemas live in ``/openapi.json``.
+REF_TEMPLATE = "#/components/schemas/{model}"
+#: Types documented by ``openapi_body``: their models go into the components.
+_DOCUMENTED: list[Any] = []
+
+
+@functools.cache
+def _adapter(body_type: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(body_type)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """FastAPI's rule (strict content type, its default): ``application/json`` or
+    ``application/*+json``; a body without a Content-Type is not read as JSON."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def parse_body(body_type: Any, request: Request) -> Any:
+    """The request's JSON body validated as ``body_type`` (a model or an annotated union).
+
+    Errors are FastAPI's own, so every body route answers alike: a
+    ``RequestValidationError`` (our 422) with ``loc`` starting at ``body``, or
+    an ``HTTPException`` 400 when the bytes cannot be read as JSON at all (not
+    UTF-8, nested past the parser's recursion limit).
+    """
+    raw = await request.body()
+    if not raw:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    data: Any = raw
+    if _is_json(request.headers.get("content-type")):
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            error = {
+                "type": "json_invalid",
+                "loc": ("body", exc.pos),
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": exc.msg},
+            }
+            raise RequestValidationError([error]) from None
+        except (UnicodeDecodeError, RecursionError):
+            raise HTTPException(400, "There was an error parsing the body") from None
+    try:
+        return _adapter(body_type).validate_python(data, from_attributes=True)  # as FastAPI
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def openapi_body(body_type: Any) -> dict[str, Any]:
+    """``openapi_extra`` that documents ``body_type`` as the required JSON request body."""
+    if isinstance(body_type, type) and issubclass(body_type, BaseModel):
+        schema: dict[str, Any] = {"$ref": REF_TEMPLATE.format(model=body_type.__name__)}
+    else:
+        schema = _adapter(body_type).json_schema(ref_template=REF_TEMPLATE)
+        schema.pop("$defs", None)  # into the components, by document_request_bodies
+    _DOCUMENTED.append(body_type)
+    return {"requestBody": {"content": {"application/json": {"schema": schema}}, "required": True}}
+
+
+def document_request_bodies(app: FastAPI) -> None:
+    """Add the models of every ``openapi_body`` type to ``/openapi.json``'s components
+    (FastAPI adds only the models its own parameters and responses name)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for body_type in _DOCUMENTED:
+            body = _adapter(body_type).json_schema(ref_template=REF_TEMPLATE)
+            for name, definition in body.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            if isinstance(body_type, type) and issubclass(body_type, BaseModel):
+                components.setdefault(body_type.__name__, body)
+        schema["components"]["schemas"] = dict(sorted(components.items()))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

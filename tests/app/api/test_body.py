@@ -1,0 +1,111 @@
+"""Bodies read by ``app.api.body``: the same answers and documentation as a FastAPI body
+parameter, checked side by side on one app with the project's error handlers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Body, FastAPI, Request
+from fastapi.testclient import TestClient
+
+from app.api.body import document_request_bodies, openapi_body, parse_body
+from app.core.errors import install_error_handlers
+from app.schemas import AdHocRecommendationRequest, InteractionsBody, PredictionRequest
+
+
+def _app() -> FastAPI:
+    """``/fastapi/<kind>`` takes the body as a parameter, ``/ours/<kind>`` reads it itself."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/fastapi/predict")
+    async def fastapi_predict(body: PredictionRequest) -> dict[str, Any]:
+        return body.model_dump()
+
+    @app.post("/ours/predict", openapi_extra=openapi_body(PredictionRequest))
+    async def ours_predict(request: Request) -> dict[str, Any]:
+        body: PredictionRequest = await parse_body(PredictionRequest, request)
+        return body.model_dump()
+
+    @app.post("/fastapi/interactions")
+    async def fastapi_interactions(body: Annotated[InteractionsBody, Body()]) -> dict[str, Any]:
+        return {"kind": type(body).__name__, **body.model_dump(mode="json")}
+
+    @app.post("/ours/interactions", openapi_extra=openapi_body(InteractionsBody))
+    async def ours_interactions(request: Request) -> dict[str, Any]:
+        body = await parse_body(InteractionsBody, request)
+        return {"kind": type(body).__name__, **body.model_dump(mode="json")}
+
+    document_request_bodies(app)
+    return app
+
+
+def _deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+JSON = {"Content-Type": "application/json"}
+#: (kind, content, headers): valid bodies and every way FastAPI refuses one.
+CASES: list[tuple[str, bytes, dict[str, str]]] = [
+    ("predict", b'{"user_id": "u1", "item_ids": ["1", "2"]}', JSON),
+    ("predict", b'{"user_id": "u1", "item_ids": ["1"]}', {}),  # no Content-Type: not JSON
+    ("predict", b'{"user_id": "u1", "item_ids": ["1"]}', {"Content-Type": "application/x+json"}),
+    ("predict", b'{"user_id": "u1", "item_ids": ["1"]}', {"Content-Type": "text/plain"}),
+    ("predict", b"", JSON),
+    ("predict", b'{"user_id": "u1", ', JSON),
+    ("predict", b'{"user_id": "u1", "item_ids": []}', JSON),
+    ("predict", b'{"user_id": "u1", "item_ids": ["1"], "itemIds": 3}', JSON),
+    ("predict", b'["not", "an", "object"]', JSON),
+    ("predict", b'{"user_id": "\xff\xfe"}', JSON),  # not UTF-8
+    ("predict", ('{"user_id": ' + _deep(50_000) + "}").encode(), JSON),
+    ("interactions", b'{"user_id": "u1", "item_id": "i1", "rating": 4.5}', JSON),
+    ("interactions", b'{"interactions": [{"user_id": "u1", "item_id": "i1"}]}', JSON),
+    ("interactions", b'{"interactions": [{"user_id": "u1", "item_id": "i1", "rating": "5"}]}', JSON),
+    ("interactions", b'{"interactions": []}', JSON),
+    ("interactions", b"7", JSON),
+]
+
+
+@pytest.mark.parametrize(("kind", "content", "headers"), CASES)
+def test_the_answer_is_fastapis_own(kind: str, content: bytes, headers: dict[str, str]) -> None:
+    client = TestClient(_app())
+    theirs = client.post(f"/fastapi/{kind}", content=content, headers=headers)
+    ours = client.post(f"/ours/{kind}", content=content, headers=headers)
+    assert ours.status_code == theirs.status_code, (ours.text, theirs.text)
+    body, expected = ours.json(), theirs.json()
+    body.pop("request_id", None), expected.pop("request_id", None)
+    assert body == expected
+
+
+def test_the_cases_cover_success_422_and_400() -> None:
+    client = TestClient(_app())
+    statuses = {client.post(f"/ours/{k}", content=c, headers=h).status_code for k, c, h in CASES}
+    assert statuses == {200, 400, 422}
+
+
+def test_the_operation_documents_the_body_and_its_models() -> None:
+    schema = TestClient(_app()).get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    for kind, models in (
+        ("predict", {"PredictionRequest"}),
+        ("interactions", {"InteractionBatch", "InteractionIn"}),
+    ):
+        body = schema["paths"][f"/ours/{kind}"]["post"]["requestBody"]
+        assert body["required"] is True
+        documented = body["content"]["application/json"]["schema"]
+        refs = [documented.get("$ref")] + [o["$ref"] for o in documented.get("oneOf", [])]
+        assert {r.rsplit("/", 1)[1] for r in refs if r} == models
+        assert models <= set(components)
+    fields = components["PredictionRequest"]["properties"]
+    assert set(fields) == set(PredictionRequest.model_fields)
+
+
+def test_a_route_of_the_service_documents_its_body(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/v1/recommendations"]["post"]
+    documented = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert documented == {"$ref": "#/components/schemas/AdHocRecommendationRequest"}
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    assert set(components["AdHocRecommendationRequest"]["properties"]) == set(
+        AdHocRecommendationRequest.model_fields
+    )
