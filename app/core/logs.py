@@ -11,10 +11,13 @@ written on the event loop thread, was 13% of that thread's samples under
 mixed load, and every request's latency waits on that thread. (It saves no
 CPU: the process is bound by the GIL, and the listener spends what the loop
 did; docs/performance.md, "Per-request CPU of the mix, by thread".)
-``app.access`` records are handed to the
-standard library's ``QueueListener`` thread instead, which formats and writes
-them to the root logger's handlers; the request id is read into the record
-before it leaves the request's context. Other loggers stay synchronous, so a
+``app.access`` records are handed to one
+writer thread instead (``_AccessLogThread``), which formats and writes them to
+the root logger's handlers; the request id is read into the record before it
+leaves the request's context. The thread drains the queue every
+``_DRAIN_INTERVAL_S`` rather than waking for each record, as the standard
+library's ``QueueListener`` does: a wake-up per request cost the process
+CPU it is short of (measured in docs/performance.md, same section). Other loggers stay synchronous, so a
 warning or an error is on disk before the code that logged it goes on.
 """
 
@@ -25,9 +28,11 @@ import json
 import logging
 import os
 import queue
+import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from logging.handlers import QueueHandler, QueueListener
+from logging.handlers import QueueHandler
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("genrec_request_id", default=None)
@@ -99,43 +104,70 @@ class _RequestQueueHandler(QueueHandler):
         return record
 
 
-class _ToRootHandlers(logging.Handler):
-    """The listener's one handler: what propagation would do, on the listener's thread
-    (the root logger's handlers of the moment: ours, a test runner's, an embedder's)."""
+#: How long the access-log thread lets records gather between two drains of its queue:
+#: at most this much later on disk, and one wake-up per interval instead of per request.
+_DRAIN_INTERVAL_S = 0.01
+#: Put on the queue to stop the thread once everything before it is written.
+_STOP = logging.LogRecord("app.access", logging.INFO, "", 0, "stop", None, None)
 
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger().handle(record)
+
+class _AccessLogThread:
+    """Writes queued access records through the root logger's handlers of the moment
+    (ours, a test runner's, an embedder's), which is what propagation would do."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord]) -> None:
+        self.records = records
+        self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        root = logging.getLogger()
+        while True:
+            batch = [self.records.get()]  # blocks only while the server is idle
+            while True:
+                try:
+                    batch.append(self.records.get_nowait())
+                except queue.Empty:
+                    break
+            for record in batch:
+                if record is _STOP:
+                    return
+                root.handle(record)
+            time.sleep(_DRAIN_INTERVAL_S)
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread."""
+        self.records.put(_STOP)
+        self._thread.join()
 
 
-_listener: QueueListener | None = None
+_writer: _AccessLogThread | None = None
 
 
 def _access_log_through_queue() -> None:
-    """``app.access`` -> queue -> listener thread -> the root's handlers; once per process."""
-    global _listener
-    if _listener is not None:
+    """``app.access`` -> queue -> writer thread -> the root's handlers; once per process."""
+    global _writer
+    if _writer is not None:
         return
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     access = logging.getLogger("app.access")
     access.addHandler(_RequestQueueHandler(records))
     access.propagate = False
-    _listener = QueueListener(records, _ToRootHandlers())
-    _listener.start()
-    atexit.register(_stop_listener)
+    _writer = _AccessLogThread(records)
+    atexit.register(_stop_writer)
 
 
-def _stop_listener() -> None:
+def _stop_writer() -> None:
     """Write what is queued, then stop the thread (at exit)."""
-    if _listener is not None:
-        _listener.stop()
+    if _writer is not None:
+        _writer.stop()
 
 
 def _listen_again_in_child() -> None:
-    """A forked child has the queue but not the parent's listener thread: start its own."""
-    global _listener
-    if _listener is not None:
-        _listener = QueueListener(_listener.queue, _ToRootHandlers())
-        _listener.start()
+    """A forked child has the queue but not the parent's writer thread: start its own."""
+    global _writer
+    if _writer is not None:
+        _writer = _AccessLogThread(_writer.records)
 
 
 os.register_at_fork(after_in_child=_listen_again_in_child)
