@@ -61,7 +61,11 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
     ("predict", ('{"user_id": ' + _deep(50_000) + "}").encode(), JSON),
     ("interactions", b'{"user_id": "u1", "item_id": "i1", "rating": 4.5}', JSON),
     ("interactions", b'{"interactions": [{"user_id": "u1", "item_id": "i1"}]}', JSON),
-    ("interactions", b'{"interactions": [{"user_id": "u1", "item_id": "i1", "rating": "5"}]}', JSON),
+    (
+        "interactions",
+        b'{"interactions": [{"user_id": "u1", "item_id": "i1", "rating": "5"}]}',
+        JSON,
+    ),
     ("interactions", b'{"interactions": []}', JSON),
     ("interactions", b"7", JSON),
 ]
