@@ -41,7 +41,6 @@ from app.core.config import Settings, get_settings
 from app.core.db import (
     DatabaseGuard,
     make_engine,
-    make_read_sessionmaker,
     make_sessionmaker,
     upgrade_database,
 )
@@ -119,7 +118,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         recommender=Recommender(
             holder,
             cache,
-            LogReader(make_read_sessionmaker(engine), guard, metrics),
+            LogReader(engine, guard, metrics),
             settings,
             metrics,
             impressions,

@@ -103,19 +103,24 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for single-statement reads (the serving path's log queries).
+def read_engine(engine: Engine) -> Engine:
+    """``engine`` for single-statement reads (the serving path's log queries).
 
     On Postgres they run in autocommit: psycopg otherwise sends ``BEGIN`` before
-    the statement and ``session_scope`` a ``COMMIT`` after it, three round trips
-    for one read, on the scoring thread of every recommendation batch. A single
-    statement reads one consistent snapshot of everything committed before it
-    began, so an acknowledged interaction is still seen by the next read.
-    SQLite (no round trips, WAL) keeps the plain sessions.
+    the statement and a ``COMMIT`` after it, three round trips for one read, on
+    the scoring thread of every recommendation batch. A single statement reads
+    one consistent snapshot of everything committed before it began, so an
+    acknowledged interaction is still seen by the next read. SQLite (no round
+    trips, WAL) keeps the engine as it is.
     """
     if engine.dialect.name != "postgresql":
-        return make_sessionmaker(engine)
-    return make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions over ``read_engine(engine)``: single-statement reads."""
+    return make_sessionmaker(read_engine(engine))
 
 
 @contextmanager

@@ -7,6 +7,7 @@ only through the catalog, as items added after training do.
 from __future__ import annotations
 
 import torch
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.extension import TextItem, extend_model
@@ -90,14 +91,14 @@ def test_an_extension_never_overwrites_a_version_swapped_in_meanwhile(
 
 
 def test_a_cached_user_state_is_refreshed_when_an_item_they_rated_enters_the_catalog(
-    store: ModelStore, data: TextRatings, sessions: sessionmaker[Session]
+    store: ModelStore, data: TextRatings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
     model = cpu_holder(store).get("convmf")
     item_id, (topic, text) = next(iter(data.held_out.items()))
     user = f"u{topic:02d}"
     with session_scope(sessions) as session:  # rated before the model could know the item
         add_interactions(session, [NewInteraction(user, item_id, 5.0)])
-    logs, cache = LogReader(sessions, DatabaseGuard(), Metrics()), MemoryCache(Metrics())
+    logs, cache = LogReader(engine, DatabaseGuard(), Metrics()), MemoryCache(Metrics())
     before = user_context(model, user, logs, cache)  # cached without the rating
     extended = extend_model(model, [TextItem(item_id, None, text, "s1")])
     after = user_context(extended, user, logs, cache)
