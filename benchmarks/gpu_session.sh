@@ -3,7 +3,9 @@
 # GPU comes with minutes, not hours (issue #20, part 4):
 #
 #   1. Mult-VAE seconds per epoch on the synthetic 100,000 x 20,000 matrix,
-#      float32 and bf16 (benchmarks/train_speed.py);
+#      float32 and bf16 (benchmarks/train_speed.py), then torch.profiler's table of
+#      one float32 epoch (train-profile.txt; PROFILE_TRAIN= skips it): the 2026-12-04
+#      run found the epoch host-bound;
 #   2. the serve benchmark with GENREC_DEVICE=cuda, exact scoring
 #      (GENREC_ANN=off), recs and the bare endpoint at 1/8/32/128 connections,
 #      for the ML-100K store (1,682 items) and synthetic catalogs of 100,000 and
@@ -69,6 +71,12 @@ for precision in ${SKIP_TRAIN:+skip} "" "--bf16"; do
         --clicks "${TRAIN_CLICKS:-7000000}" --device "$DEVICE" --epochs 3 $precision 2>&1 |
         tail -n 5 | tee -a "$OUT/train.txt"
 done
+if [ -z "${SKIP_TRAIN:-}" ] && [ -n "${PROFILE_TRAIN:-1}" ]; then  # where a host-bound epoch goes
+    timeout 150 "$PY" -m benchmarks.train_speed --workload synthetic \
+        --users "${TRAIN_USERS:-100000}" --items "${TRAIN_ITEMS:-20000}" \
+        --clicks "${TRAIN_CLICKS:-7000000}" --device "$DEVICE" --epochs 1 --profile 2>&1 |
+        grep -v -e UserWarning -e sparse_coo_tensor -e USDT >"$OUT/train-profile.txt"
+fi
 
 serve() {  # serve NAME SIZE DEVICE: one serve_bench run, its table in $OUT/serve-NAME.txt
     local name=$1 size=$2 device=$3 store=/tmp/gpu-store-$1

@@ -16,6 +16,8 @@ Usage::
 Prints one line per workload: shape, device, threads and the mean seconds per
 epoch over ``--epochs`` timed epochs (``--warmup`` epochs, default one, run
 first and are not counted). No validation runs inside the timed epochs.
+``--profile`` then trains once more and prints ``torch.profiler``'s table of
+its second epoch (host operators by self CPU time; on a GPU, kernels too).
 
 ``--nproc N`` trains on N local processes with torchrun and
 DistributedDataParallel (``training.distributed``, Gloo on CPU), each with
@@ -91,6 +93,48 @@ def seconds_per_epoch(
     return float(np.mean([e.seconds for e in report.history[warmup:]])), cpu
 
 
+def profiled_epoch(data: Interactions, device: str, bf16: bool = False) -> str:
+    """``torch.profiler``'s table of one training epoch, after one unprofiled warm-up epoch.
+
+    Why: on an H200 the epoch was host-bound (as many CPU seconds as wall seconds,
+    bf16 no faster, docs/performance.md "On a GPU"), and a lent GPU comes with
+    minutes; this prints where the host's and the device's time go in the same run.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.startswith("cuda"):
+        activities.append(ProfilerActivity.CUDA)
+    profiler = profile(activities=activities)
+    started = False
+
+    def start_after_warmup(_: object) -> None:
+        nonlocal started
+        if not started:
+            profiler.start()
+            started = True
+
+    report = MultVAE(MultVAE.Config(epochs=2, device=device, bf16=bf16)).fit(
+        data, callbacks=[start_after_warmup]
+    )
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    profiler.stop()
+    events = profiler.key_averages()
+    tables = [events.table(sort_by="self_cpu_time_total", row_limit=20)]
+    if device.startswith("cuda"):
+        try:
+            tables.append(events.table(sort_by="self_device_time_total", row_limit=12))
+        except (AttributeError, KeyError):  # torch before 2.4 names it after CUDA
+            tables.append(events.table(sort_by="self_cuda_time_total", row_limit=12))
+    wall = report.history[-1].seconds
+    heading = (
+        f"# profiled epoch: {wall:.3f} s wall (profiler overhead included); the host time "
+        "the table does not account for is Python outside torch operators (batch building)"
+    )
+    return "\n".join([heading, *tables])
+
+
 def _without_nproc(argv: list[str]) -> list[str]:
     """The command line for the workers: the same, minus ``--nproc N``."""
     out, skip = [], False
@@ -123,6 +167,11 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("GENREC_DATA_DIR"))
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first")
     parser.add_argument("--nproc", type=int, default=1, help="processes (torchrun + DDP)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="then profile one more epoch (torch.profiler; host and device) and print its table",
+    )
     args = parser.parse_args()
     if args.nproc > 1 and not distributed.launched():
         sys.exit(
@@ -157,6 +206,8 @@ def run(args: argparse.Namespace) -> None:
             f"data built in {built:.1f} s) | load average {load_before} -> {_load()}",
             flush=True,
         )
+        if args.profile and processes == 1:
+            print(profiled_epoch(data, args.device, args.bf16), flush=True)
 
 
 if __name__ == "__main__":
