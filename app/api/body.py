@@ -27,8 +27,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-#: Where the request body schemas live in ``/openapi.json``.
-REF_TEMPLATE = "#/components/schemas/{model}"
+from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
+
 #: Types documented by ``openapi_body``: their models go into the components.
 _DOCUMENTED: list[Any] = []
 
@@ -97,21 +97,14 @@ def openapi_body(body_type: Any) -> dict[str, Any]:
 def document_request_bodies(app: FastAPI) -> None:
     """Add the models of every ``openapi_body`` type to ``/openapi.json``'s components
     (FastAPI adds only the models its own parameters and responses name)."""
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+    def add_bodies(schema: dict[str, Any]) -> None:
+        components = components_of(schema)
         for body_type in _DOCUMENTED:
             body = _adapter(body_type).json_schema(ref_template=REF_TEMPLATE)
-            for name, definition in body.pop("$defs", {}).items():
-                components.setdefault(name, definition)
+            body = move_definitions(components, body)
             if isinstance(body_type, type) and issubclass(body_type, BaseModel):
                 components.setdefault(body_type.__name__, body)
         schema["components"]["schemas"] = dict(sorted(components.items()))
-        app.openapi_schema = schema
-        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    edit_openapi(app, add_bodies)

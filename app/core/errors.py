@@ -17,6 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
+
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -178,19 +180,11 @@ def document_error_bodies(app: FastAPI, error_model: type[Any]) -> None:
     ``error_model`` (``{"error", "message", "request_id", "problems"}``), so
     clients and schema-driven tests (schemathesis) see what they will get.
     """
-    build = app.openapi
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
+    def replace_validation_error(schema: dict[str, Any]) -> None:
+        components = components_of(schema)
         if "HTTPValidationError" in components:
-            body = error_model.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, definition in body.pop("$defs", {}).items():
-                components.setdefault(name, definition)
-            components["HTTPValidationError"] = body
-        app.openapi_schema = schema
-        return schema
+            body = error_model.model_json_schema(ref_template=REF_TEMPLATE)
+            components["HTTPValidationError"] = move_definitions(components, body)
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    edit_openapi(app, replace_validation_error)

@@ -16,8 +16,9 @@ writer thread instead (``_AccessLogThread``), which formats and writes them to
 the root logger's handlers; the request id is read into the record before it
 leaves the request's context. The thread drains the queue every
 ``_DRAIN_INTERVAL_S`` rather than waking for each record, as the standard
-library's ``QueueListener`` does: a wake-up per request cost the process
-CPU it is short of (measured in docs/performance.md, same section). Other loggers stay synchronous, so a
+library's ``QueueListener`` does: that thread's CPU per request fell from
+0.043 to 0.031 ms (docs/performance.md, "POST bodies read by the routes, the
+access log drained every 10 ms"). Other loggers stay synchronous, so a
 warning or an error is on disk before the code that logged it goes on.
 """
 

@@ -12,6 +12,14 @@
 
 local RULES = "filter=genres%3AComedy%2CDrama%2CAction&filter=year%3E%3D1980&boost=year%3E%3D1995%5E0.5"
 local MIX = { { 60, "recs" }, { 15, "mix-write" }, { 10, "mix-new-recs" }, { 10, "mix-adhoc" }, { 5, "predict" } }
+-- WRK_MIX="60:recs,15:mix-write,..." replaces the mix (shares out of 100), e.g. to leave one
+-- kind out (docs/data/serve-2026-12-04-body/mix-parts/run.sh).
+if os.getenv("WRK_MIX") then
+  MIX = {}
+  for share, which in string.gmatch(os.getenv("WRK_MIX"), "(%d+):([%w-]+)") do
+    MIX[#MIX + 1] = { tonumber(share), which }
+  end
+end
 local N_USERS, N_ITEMS = 943, 1000
 local JSON = { ["Content-Type"] = "application/json" }
 
