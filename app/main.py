@@ -41,6 +41,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import (
     DatabaseGuard,
     make_engine,
+    make_read_engine,
     make_sessionmaker,
     upgrade_database,
 )
@@ -76,6 +77,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         except Exception as exc:  # a down database must not keep the server from starting
             log.error("database migration at startup failed (/readyz will say so): %s", exc)
     engine = make_engine(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s)
+    reads = make_read_engine(engine, connect_timeout_s=settings.db_connect_timeout_s)
     sessions = make_sessionmaker(engine)
     guard = DatabaseGuard(settings.db_retry_s)  # shared: reads and writes see one outage
     cache = make_cache(
@@ -112,13 +114,14 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         settings=settings,
         metrics=metrics,
         engine=engine,
+        read_engine=reads,
         sessions=sessions,
         cache=cache,
         holder=holder,
         recommender=Recommender(
             holder,
             cache,
-            LogReader(engine, guard, metrics),
+            LogReader(reads, guard, metrics),
             settings,
             metrics,
             impressions,
@@ -178,6 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.holder.stop()
             services.cache.close()
             services.engine.dispose()
+            services.read_engine.dispose()
 
     app = FastAPI(
         title="genrec",

@@ -29,6 +29,8 @@ class Services:
     settings: Settings
     metrics: Metrics
     engine: Engine
+    #: ``make_read_engine``'s: the serving path's log reads (``engine`` itself on SQLite).
+    read_engine: Engine
     sessions: sessionmaker[Session]
     cache: StateCache
     holder: ModelHolder

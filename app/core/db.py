@@ -32,12 +32,13 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str, connect_timeout_s: float = 10.0) -> Engine:
+def make_engine(url: str, connect_timeout_s: float = 10.0, autocommit: bool = False) -> Engine:
     """Engine for ``url``; creates the SQLite file's directory so embedded mode just works.
 
     On Postgres, ``connect_timeout_s`` bounds what a black-holed server costs a
     request, and ``pool_timeout`` bounds the wait for a pooled connection, so a
     database outage turns into fast 503s / degraded reads instead of a pile-up.
+    ``autocommit`` opens every pooled connection in autocommit (``make_read_engine``).
     """
     url = normalise_database_url(url)
     parsed = make_url(url)
@@ -49,14 +50,20 @@ def make_engine(url: str, connect_timeout_s: float = 10.0) -> Engine:
         return engine
     engine = create_engine(
         url,
-        pool_size=10,
-        max_overflow=10,
+        pool_size=READ_POOL_SIZE if autocommit else 10,
+        max_overflow=READ_POOL_SIZE if autocommit else 10,
         pool_timeout=max(connect_timeout_s, 1.0),
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine))
     return engine
+
+
+#: Pooled connections of a read engine (and as many more on overflow): its readers are the
+#: scoring threads, one per served model version.
+READ_POOL_SIZE = 4
 
 
 #: A pooled connection idle for longer than this is pinged before it is handed out.
@@ -74,7 +81,7 @@ def _ping_if_idle(
 
     The ping is the dialect's own (``do_ping``: on psycopg it pings in autocommit,
     so the connection is not left inside a transaction, which would refuse the
-    autocommit of ``make_read_sessionmaker``). Raising ``DisconnectionError``
+    autocommit of ``make_read_engine``). Raising ``DisconnectionError``
     makes the pool discard this connection and check out another (a fresh one
     after a restart). A connection back in the pool for less than
     ``IDLE_PING_S`` was working a moment ago; under load that is every checkout,
@@ -103,24 +110,26 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def read_engine(engine: Engine) -> Engine:
-    """``engine`` for single-statement reads (the serving path's log queries).
+def make_read_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine:
+    """An engine for single-statement reads (the serving path's log queries).
 
-    On Postgres they run in autocommit: psycopg otherwise sends ``BEGIN`` before
-    the statement and a ``COMMIT`` after it, three round trips for one read, on
-    the scoring thread of every recommendation batch. A single statement reads
-    one consistent snapshot of everything committed before it began, so an
-    acknowledged interaction is still seen by the next read. SQLite (no round
-    trips, WAL) keeps the engine as it is.
+    On Postgres, a second, small pool whose connections are in autocommit from
+    their first connect: psycopg otherwise sends ``BEGIN`` before the statement
+    and a ``COMMIT`` after it, three round trips for one read, on the scoring
+    thread of every recommendation batch. A single statement reads one
+    consistent snapshot of everything committed before it began, so an
+    acknowledged interaction is still seen by the next read. A pool of its own
+    rather than ``engine.execution_options(isolation_level="AUTOCOMMIT")`` on the
+    shared one: that option switches each connection to autocommit at checkout
+    and back at checkin, 60-70 us of every batch's CPU (a prediction scored alone,
+    in process: 962-1,036 against 917-954 us; docs/performance.md). SQLite (no
+    round trips, WAL) reads through ``engine`` itself; the caller disposes the
+    returned engine when it is not ``engine``.
     """
     if engine.dialect.name != "postgresql":
         return engine
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-def make_read_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions over ``read_engine(engine)``: single-statement reads."""
-    return make_sessionmaker(read_engine(engine))
+    url = engine.url.render_as_string(hide_password=False)
+    return make_engine(url, connect_timeout_s, autocommit=True)
 
 
 @contextmanager

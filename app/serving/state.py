@@ -35,7 +35,6 @@ from app.core.db import (
     DatabaseGuard,
     DatabaseUnavailable,
     make_sessionmaker,
-    read_engine,
     session_scope,
 )
 from app.core.errors import ApiError
@@ -75,11 +74,12 @@ class LogReader:
 
     Reads never fail a request: when the database is down (or was a moment
     ago) ``read`` returns None and the caller answers from the artifact and
-    the cache, flagged ``degraded``.
+    the cache, flagged ``degraded``. ``engine`` is ``make_read_engine``'s (autocommit
+    on Postgres): each read is one statement.
     """
 
     def __init__(self, engine: Engine, guard: DatabaseGuard, metrics: Metrics) -> None:
-        self.engine = read_engine(engine)
+        self.engine = engine
         self.sessions = make_sessionmaker(self.engine)
         self.guard = guard
         self.metrics = metrics

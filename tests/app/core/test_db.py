@@ -13,7 +13,8 @@ from app.core.db import (
     DatabaseGuard,
     DatabaseUnavailable,
     make_engine,
-    make_read_sessionmaker,
+    make_read_engine,
+    make_sessionmaker,
     ping,
     upgrade_database,
 )
@@ -89,7 +90,7 @@ def test_idle_pooled_connection_killed_by_the_server_is_replaced_at_checkout(
         monkeypatch.setattr(db_module, "IDLE_PING_S", 0.0)  # every pooled connection is idle
         second = _backend_pid(engine)  # the ping found it dead; the pool reconnected
         assert second != first
-        with make_read_sessionmaker(engine)() as session:  # a pinged connection is not
+        with make_sessionmaker(engine)() as session:  # a pinged connection is not
             assert session.execute(text("SELECT 1")).scalar_one() == 1  # left in a transaction
     finally:
         engine.dispose()
@@ -121,8 +122,10 @@ def test_read_sessions_on_postgres_run_single_statements_outside_a_transaction(
     """No BEGIN/COMMIT round trips around a log read, and the next read sees a new commit."""
     upgrade_database(postgres_url)
     engine = make_engine(postgres_url)
+    read_engine = make_read_engine(engine)
+    assert read_engine is not engine  # a pool of its own, in autocommit from connect
     try:
-        reads = make_read_sessionmaker(engine)
+        reads = make_sessionmaker(read_engine)
         with reads() as session:
             before = session.execute(text("SELECT count(*) FROM interactions")).scalar_one()
             dbapi = session.connection().connection.dbapi_connection
@@ -137,9 +140,19 @@ def test_read_sessions_on_postgres_run_single_statements_outside_a_transaction(
         with reads() as session:  # ...is seen by the next read
             after = session.execute(text("SELECT count(*) FROM interactions")).scalar_one()
         assert after == before + 1
-        with engine.connect() as conn:  # the pooled connection is back to transactions
+        with engine.connect() as conn:  # the write engine's connections keep transactions
             conn.execute(text("SELECT 1"))
             plain = conn.connection.dbapi_connection
             assert plain is not None and plain.info.transaction_status.name == "INTRANS"
+    finally:
+        read_engine.dispose()
+        engine.dispose()
+
+
+def test_read_engine_on_sqlite_is_the_engine_itself(tmp_path: Path) -> None:
+    """No second pool on one SQLite file: reads there cost no round trips anyway."""
+    engine = make_engine(f"sqlite:///{tmp_path}/reads.db")
+    try:
+        assert make_read_engine(engine) is engine
     finally:
         engine.dispose()
