@@ -86,6 +86,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         namespace=settings.cache_namespace,
         ttl_s=settings.cache_ttl_s,
         max_entries=settings.cache_max_entries,
+        local_max_entries=settings.cache_local_max_entries,
     )
     holder = ModelHolder(
         ModelStore(settings.store_dir),

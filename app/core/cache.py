@@ -1,10 +1,18 @@
 """User-state cache: Redis when configured, an in-process LRU otherwise.
 
 What is cached is a user's state vector (the model's ``user_state`` row, (D,)
-float32) under the model name and version, together with a *stamp*: the id of
-the newest logged interaction used to compute it (0 when none). Serving
-recomputes whenever the database shows a newer interaction than the stamp,
-so a lost invalidation (Redis down during a POST) never serves stale state.
+float32) under the model name and version, together with a *stamp* of the
+logged interactions used to compute it (``app.serving.state.log_stamp``: the
+newest id and the row count; 0 when none). Serving recomputes whenever the
+database's stamp differs, so a lost invalidation (Redis down during a POST)
+never serves stale state.
+
+With Redis, each process also keeps its most recently used states in memory in
+front of it (``TieredCache``): every batch reads the log anyway to check the
+stamp, so a state held in memory is exactly as safe as one read from Redis,
+and a hit there saves the round trip (about 200 us of CPU for a request scored
+alone; docs/performance.md). Redis stays the shared tier: what one replica
+computed, the others and a restarted process find there.
 
 Redis layout: hash ``{ns}:state:{user_id}``, field ``{model}:{version}`` =
 raw float32 bytes and field ``{model}:{version}:stamp`` = decimal stamp; one
@@ -35,6 +43,7 @@ from app.core.metrics import Metrics
 log = logging.getLogger(__name__)
 
 CachedState = tuple[np.ndarray, int]  # ((D,) float32 state, stamp)
+CacheEntry = tuple[str, np.ndarray, int]  # (user id, (D,) float32 state, stamp)
 
 
 class StateCache(Protocol):
@@ -50,6 +59,8 @@ class StateCache(Protocol):
         self, user_ids: Sequence[str], model: str, version: str
     ) -> list[CachedState | None]: ...
 
+    def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None: ...
+
     def invalidate(self, user_ids: Iterable[str]) -> None: ...
 
     def ping(self) -> bool: ...
@@ -64,8 +75,10 @@ def _field(model: str, version: str) -> str:
 class MemoryCache:
     """Thread-safe LRU over users (each user holds its model/version entries)."""
 
-    def __init__(self, metrics: Metrics, max_users: int = 100_000, ttl_s: float = 3600.0) -> None:
-        self._metrics = metrics
+    def __init__(
+        self, metrics: Metrics | None, max_users: int = 100_000, ttl_s: float = 3600.0
+    ) -> None:
+        self._metrics = metrics  # None: the caller counts (``TieredCache``'s memory tier)
         self._max_users = max_users
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
@@ -75,16 +88,22 @@ class MemoryCache:
         with self._lock:
             entry = self._users.get(user_id, {}).get(_field(model, version))
             if entry is None or entry[2] < time.monotonic():
-                self._metrics.cache_misses.inc()
+                if self._metrics is not None:
+                    self._metrics.cache_misses.inc()
                 return None
             self._users.move_to_end(user_id)
-        self._metrics.cache_hits.inc()
+        if self._metrics is not None:
+            self._metrics.cache_hits.inc()
         return entry[0], entry[1]
 
     def get_many(
         self, user_ids: Sequence[str], model: str, version: str
     ) -> list[CachedState | None]:
         return [self.get(user_id, model, version) for user_id in user_ids]
+
+    def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
+        for user_id, state, stamp in entries:
+            self.set(user_id, model, version, state, stamp)
 
     def set(self, user_id: str, model: str, version: str, state: np.ndarray, stamp: int) -> None:
         value = np.array(state, dtype=np.float32, copy=True).reshape(-1)
@@ -189,14 +208,21 @@ class RedisCache:
         return out
 
     def set(self, user_id: str, model: str, version: str, state: np.ndarray, stamp: int) -> None:
+        self.set_many([(user_id, state, stamp)], model, version)
+
+    def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
+        """One round trip for a micro-batch's new states (one MULTI/EXEC of HSET + EXPIRE each)."""
+        if not entries:
+            return
         field = _field(model, version)
-        payload = np.ascontiguousarray(state, dtype=np.float32).reshape(-1).tobytes()
-        key = self.key(user_id)
 
         def write() -> Any:
             pipe = self._client.pipeline(transaction=True)
-            pipe.hset(key, mapping={field: payload, f"{field}:stamp": str(int(stamp))})
-            pipe.expire(key, self._ttl_s)
+            for user_id, state, stamp in entries:
+                payload = np.ascontiguousarray(state, dtype=np.float32).reshape(-1).tobytes()
+                key = self.key(user_id)
+                pipe.hset(key, mapping={field: payload, f"{field}:stamp": str(int(stamp))})
+                pipe.expire(key, self._ttl_s)
             return pipe.execute()
 
         self._call(write)
@@ -248,14 +274,79 @@ class RedisCache:
             log.info("redis cache reachable again")
 
 
+class TieredCache:
+    """The process's in-memory LRU in front of Redis (module docstring).
+
+    Reads try memory first and ask Redis for the rest in one round trip, keeping
+    what it had; writes and invalidations go to both. Another replica's
+    invalidation does not reach this memory, and need not: a state is used only
+    while its stamp matches the log. Hits in either tier count as hits;
+    ``genrec_cache_local_hits_total`` says how many Redis never saw.
+    """
+
+    def __init__(self, redis: RedisCache, metrics: Metrics, max_users: int, ttl_s: float) -> None:
+        self.redis = redis
+        self.local = MemoryCache(None, max_users=max_users, ttl_s=ttl_s)
+        self._metrics = metrics
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The Redis tier's circuit breaker (the memory tier cannot fail)."""
+        return self.redis.breaker
+
+    def get(self, user_id: str, model: str, version: str) -> CachedState | None:
+        return self.get_many([user_id], model, version)[0]
+
+    def get_many(
+        self, user_ids: Sequence[str], model: str, version: str
+    ) -> list[CachedState | None]:
+        out = self.local.get_many(user_ids, model, version)
+        local_hits = len(out) - out.count(None)
+        if local_hits:
+            self._metrics.cache_hits.inc(local_hits)
+            self._metrics.cache_local_hits.inc(local_hits)
+        missing = [b for b, entry in enumerate(out) if entry is None]
+        if missing:
+            found = self.redis.get_many([user_ids[b] for b in missing], model, version)
+            for b, entry in zip(missing, found, strict=True):
+                out[b] = entry
+                if entry is not None:
+                    self.local.set(user_ids[b], model, version, entry[0], entry[1])
+        return out
+
+    def set(self, user_id: str, model: str, version: str, state: np.ndarray, stamp: int) -> None:
+        self.set_many([(user_id, state, stamp)], model, version)
+
+    def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
+        self.local.set_many(entries, model, version)
+        self.redis.set_many(entries, model, version)
+
+    def invalidate(self, user_ids: Iterable[str]) -> None:
+        users = list(dict.fromkeys(user_ids))
+        self.local.invalidate(users)
+        self.redis.invalidate(users)
+
+    def ping(self) -> bool:
+        return self.redis.ping()
+
+    def close(self) -> None:
+        self.local.close()
+        self.redis.close()
+
+
 def make_cache(
     redis_url: str | None,
     metrics: Metrics,
     namespace: str = "genrec",
     ttl_s: int = 3600,
     max_entries: int = 100_000,
+    local_max_entries: int = 10_000,
 ) -> StateCache:
-    """Redis cache for a URL, the in-process LRU for None."""
+    """For a URL: Redis, behind an in-memory tier of ``local_max_entries`` users unless that
+    is 0; without one, the in-process LRU of ``max_entries`` users."""
     if redis_url:
-        return RedisCache(redis_url, metrics, namespace=namespace, ttl_s=ttl_s)
+        redis = RedisCache(redis_url, metrics, namespace=namespace, ttl_s=ttl_s)
+        if local_max_entries <= 0:
+            return redis
+        return TieredCache(redis, metrics, max_users=local_max_entries, ttl_s=float(ttl_s))
     return MemoryCache(metrics, max_users=max_entries, ttl_s=float(ttl_s))

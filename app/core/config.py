@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     cache_namespace: str = Field("genrec", description="key prefix in Redis")
     cache_ttl_s: int = Field(3600, gt=0, description="lifetime of a cached user state")
     cache_max_entries: int = Field(100_000, gt=0, description="in-process cache size")
+    cache_local_max_entries: int = Field(
+        10_000,
+        ge=0,
+        description="with Redis: users whose states each process also keeps in memory in "
+        "front of it (0: none; about D x 4 bytes per user and model version)",
+    )
     device: Device = Field("cpu", description="where item tables live and scoring runs")
     default_model: str = Field(
         "mult-vae",

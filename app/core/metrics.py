@@ -31,6 +31,11 @@ class Metrics:
         )
         self.cache_hits = Counter("genrec_cache_hits", "user-state cache hits", registry=r)
         self.cache_misses = Counter("genrec_cache_misses", "user-state cache misses", registry=r)
+        self.cache_local_hits = Counter(
+            "genrec_cache_local_hits",
+            "user-state cache hits served from the process's memory in front of Redis",
+            registry=r,
+        )
         self.cache_errors = Counter(
             "genrec_cache_errors", "cache backend errors (answered as misses)", registry=r
         )

@@ -5,8 +5,8 @@ writer thread commits the requests that arrived within a short window together.
 The 201 is sent only after the commit of the request's group returned, so an
 acknowledged interaction is durable; a failed group fails each of its requests
 with the 503 a lone failed write gets. Invalidation runs after the commit and may fail silently (Redis
-down); correctness does not depend on it because cached state carries the
-newest log id it includes (see ``app.serving.state``).
+down); correctness does not depend on it because cached state carries a
+stamp of the log rows it includes (``app.serving.state.log_stamp``).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ Resolution order for one (user, model version):
 * unknown and nothing (known to the model) logged -> no state: the caller
   answers with the popularity fallback.
 
-The state is cached with a stamp = the newest log id it includes; the cache
-entry is used only while the log still says the same, so a lost invalidation
-costs a recomputation, never a stale answer.
+The state is cached with a stamp of the log rows it includes (``log_stamp``);
+the cache entry is used only while the log still says the same, so a lost
+invalidation costs a recomputation, never a stale answer.
 
 When the database is unreachable, reads degrade instead of failing: the
 cached state is used as it is, else the state is computed from the artifact's
@@ -117,6 +117,26 @@ class LogReader:
             return None
 
 
+#: ``log_stamp`` keeps the row count above this bit; log ids stay below 2**40.
+STAMP_COUNT_SHIFT = 40
+
+
+def log_stamp(rows: Sequence[LoggedInteraction]) -> int:
+    """Which logged rows a state includes, as one int: the newest id and the row count.
+
+    The newest id alone is not enough on Postgres: an id is drawn when a
+    transaction inserts, not when it commits, so with two writers (replicas) a
+    row with a smaller id can become visible after a bigger one was read; the
+    count changes then although the newest id does not. (The writer's
+    invalidation after its commit caught that case too, but not when a reader
+    stored its state just after it, nor in another process's memory tier.)
+    0 for no rows.
+    """
+    if not rows:
+        return 0
+    return max(r.id for r in rows) + (len(rows) << STAMP_COUNT_SHIFT)
+
+
 def history_value(model: LoadedModel, rating: float | None) -> float | None:
     """History value of a logged event; None = use for seen-exclusion only.
 
@@ -179,7 +199,7 @@ def user_context(
         (model.item_index[r.item_id], r.rating) for r in logged if r.item_id in model.item_index
     ]
     # Only rows the model can use: an item it learns later (catalog) must refresh the state.
-    stamp = max((r.id for r in logged if r.item_id in model.item_index), default=0)
+    stamp = log_stamp([r for r in logged if r.item_id in model.item_index])
     base_items, base_values = _training_row(model, index)
     items, values, seen = merge_history(model, base_items, base_values, events)
     if index < 0 and not items:
@@ -229,7 +249,7 @@ def user_contexts(
         rows = logged.get(user_id, ())
         usable = [r for r in rows if r.item_id in model.item_index]
         # Only rows the model can use stamp the state (see ``user_context``).
-        stamp = max((r.id for r in usable), default=0)
+        stamp = log_stamp(usable)
         base_items, base_values = _training_row(model, index)
         folded_in = index < 0 or bool(rows)
         hit = cached[b]
@@ -265,12 +285,14 @@ def user_contexts(
         states = compute_states(
             model, [p[1] for p in pending], [p[2] for p in pending], [p[3] for p in pending]
         )
-        for row, (b, user, _, _, seen, stamp) in enumerate(pending):
-            state = states[row : row + 1]
+        stored = states.cpu().numpy()
+        for row, (b, user, _, _, seen, _) in enumerate(pending):
             contexts[b] = UserContext(
-                state=state, seen=seen, folded_in=user < 0, mean_rating=means.get(b)
+                state=states[row : row + 1], seen=seen, folded_in=user < 0, mean_rating=means.get(b)
             )
-            cache.set(user_ids[b], model.name, model.version, state[0].cpu().numpy(), stamp)
+        # One cache round trip for the batch's new states.
+        entries = [(user_ids[p[0]], stored[row], p[5]) for row, p in enumerate(pending)]
+        cache.set_many(entries, model.name, model.version)
     return [c for c in contexts if c is not None]
 
 

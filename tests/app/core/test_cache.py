@@ -89,3 +89,71 @@ def test_get_many_is_one_round_trip_with_hits_and_misses(
     assert _value(metrics, "genrec_cache_misses_total") == 2
     down = RedisCache("redis://127.0.0.1:1/0", metrics, timeout_s=0.1)
     assert down.get_many(["a", "b"], "m", "1") == [None, None]  # an error is a miss
+
+
+@pytest.mark.integration
+def test_set_many_writes_every_state_in_one_round_trip(
+    redis_url: str, redis_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = RedisCache(redis_url, Metrics(), namespace=redis_namespace, ttl_s=60)
+    calls: list[str] = []
+    real_call = cache._call
+    monkeypatch.setattr(cache, "_call", lambda op: calls.append("trip") or real_call(op))
+    entries = [(f"s{n}", np.full(2, n, dtype=np.float32), n + 10) for n in range(3)]
+    cache.set_many(entries, "m", "1")
+    assert calls == ["trip"]
+    got = cache.get_many(["s0", "s1", "s2"], "m", "1")
+    assert [(g[0].tolist(), g[1]) for g in got if g is not None] == [
+        ([0.0, 0.0], 10), ([1.0, 1.0], 11), ([2.0, 2.0], 12)
+    ]  # fmt: skip
+    cache.invalidate(["s0", "s1", "s2"])
+    cache.close()
+
+
+@pytest.mark.integration
+def test_tiered_cache_answers_from_memory_and_shares_through_redis(
+    redis_url: str, redis_namespace: str
+) -> None:
+    """A state this process holds costs no Redis call; one another process stored is read
+    from Redis once, then held; writes and invalidations reach both tiers."""
+    from app.core.cache import TieredCache
+
+    metrics = Metrics()
+    other = RedisCache(redis_url, Metrics(), namespace=redis_namespace)  # another replica
+    cache = TieredCache(
+        RedisCache(redis_url, metrics, namespace=redis_namespace), metrics, 100, 60.0
+    )
+    redis_calls: list[str] = []
+    real_call = cache.redis._call
+    cache.redis._call = lambda op: redis_calls.append("trip") or real_call(op)  # type: ignore[method-assign]
+
+    other.set("shared", "m", "1", np.ones(2, dtype=np.float32), stamp=5)
+    cache.set("mine", "m", "1", np.zeros(2, dtype=np.float32), stamp=6)
+    assert other.get("mine", "m", "1") is not None  # written through to Redis
+    redis_calls.clear()
+    got = cache.get_many(["mine", "shared", "nobody"], "m", "1")
+    assert redis_calls == ["trip"]  # one round trip, for the two memory misses
+    assert [g[1] if g is not None else None for g in got] == [6, 5, None]
+    redis_calls.clear()
+    again = cache.get_many(["mine", "shared"], "m", "1")
+    assert redis_calls == [] and [g[1] for g in again if g is not None] == [6, 5]
+    assert _value(metrics, "genrec_cache_local_hits_total") == 3
+    assert _value(metrics, "genrec_cache_hits_total") == 4  # three from memory, one from Redis
+    assert _value(metrics, "genrec_cache_misses_total") == 1
+
+    cache.invalidate(["shared"])
+    assert other.get("shared", "m", "1") is None  # gone from Redis ...
+    assert cache.get("shared", "m", "1") is None  # ... and from memory
+    cache.invalidate(["mine"])
+    other.close()
+    cache.close()
+
+
+def test_make_cache_puts_memory_in_front_of_redis_unless_told_not_to() -> None:
+    from app.core.cache import TieredCache, make_cache
+
+    metrics = Metrics()
+    assert isinstance(make_cache("redis://127.0.0.1:1/0", metrics), TieredCache)
+    plain = make_cache("redis://127.0.0.1:1/0", metrics, local_max_entries=0)
+    assert isinstance(plain, RedisCache)
+    assert isinstance(make_cache(None, metrics), MemoryCache)

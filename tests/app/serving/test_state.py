@@ -118,3 +118,20 @@ def test_batched_ad_hoc_contexts_equal_one_fold_in_each(client) -> None:  # type
             alone = compute_state(model, -1, items, values)
             assert context.state is not None
             assert np.allclose(context.state.numpy(), alone.numpy(), atol=1e-5)
+
+
+def test_a_row_committed_after_a_newer_one_changes_the_stamp() -> None:
+    """Postgres draws ids at insert, not at commit: a reader can see id 11 before id 10
+    (two replicas writing). The stamp then differs although the newest id is the same, so a
+    state cached without row 10 is not used once row 10 is visible."""
+    from datetime import UTC, datetime
+
+    from app.repository import LoggedInteraction
+    from app.serving.state import log_stamp
+
+    def row(id_: int) -> LoggedInteraction:
+        return LoggedInteraction(id_, "1", None, datetime.now(UTC))
+
+    assert log_stamp([]) == 0
+    assert log_stamp([row(11)]) != log_stamp([row(10), row(11)])
+    assert log_stamp([row(3)]) < log_stamp([row(3), row(7)])  # more rows, newer: larger
