@@ -2,6 +2,9 @@
 
     GENREC_STORE_DIR=/tmp/bench-store .venv/bin/python single_call.py
 
+SQLite and the in-process cache unless GENREC_DATABASE_URL (and GENREC_REDIS_URL) say
+otherwise (docs/data/serve-2026-12-04-cache/run.sh runs it on Postgres + Redis).
+
 Calls the recommender directly (no HTTP), one coroutine, 2,000 calls after 200 warm-up
 ones; prints CPU (all threads) and wall microseconds per call.
 """
@@ -17,8 +20,8 @@ from typing import Any
 
 def main() -> None:
     os.environ.setdefault("GENREC_STORE_DIR", "/tmp/bench-store")
+    os.environ.setdefault("GENREC_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp()}/genrec.db")
     os.environ.update(
-        GENREC_DATABASE_URL=f"sqlite:///{tempfile.mkdtemp()}/genrec.db",
         GENREC_ACCESS_LOG="false",
         GENREC_TORCH_THREADS="1",
     )
