@@ -67,8 +67,17 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def add_interactions(session: Session, rows: Sequence[NewInteraction]) -> int:
-    """Insert ``rows`` in the session's transaction (one executemany); returns the count.
+def as_connection(db: Session | Connection) -> Connection:
+    """The ``Connection`` to run a Core statement on: a ``Session``'s own, or ``db`` itself.
+
+    The serving path's statements run on a plain ``Connection`` (no ORM execution
+    path, no session bookkeeping); tests and admin code hand in a ``Session``.
+    """
+    return db.connection() if isinstance(db, Session) else db
+
+
+def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -> int:
+    """Insert ``rows`` in the caller's transaction (one executemany); returns the count.
 
     ``created_at`` is set here rather than by the server default so that both
     backends store the same representation and post-cutoff filters compare alike.
@@ -80,7 +89,7 @@ def add_interactions(session: Session, rows: Sequence[NewInteraction]) -> int:
     if not rows:
         return 0
     now = datetime.now(UTC)
-    session.execute(
+    as_connection(db).execute(
         _INSERT_INTERACTION,
         [
             {
@@ -165,7 +174,7 @@ def users_interactions(
     instead of 390 us for a batch of 16 on SQLite (benchmarks/serve_inprocess.py).
     Serving passes a ``Connection`` (``LogReader.read_many``), tests a ``Session``.
     """
-    connection = db.connection() if isinstance(db, Session) else db
+    connection = as_connection(db)
     if not user_ids and not whole_log:
         return {}
     params: dict[str, Any] = {
@@ -290,11 +299,11 @@ def recently_shown(session: Session, user_id: str, last: int) -> set[str]:
     return {item for items in session.execute(query).scalars() for item in items}
 
 
-def existing_impressions(session: Session, ids: Sequence[str]) -> dict[str, str | None]:
+def existing_impressions(db: Session | Connection, ids: Sequence[str]) -> dict[str, str | None]:
     """Of ``ids``, those that name an impression, each with the impression's user id."""
     if not ids:
         return {}
-    rows = session.connection().execute(_EXISTING_QUERY, {"ids": list(set(ids))})
+    rows = as_connection(db).execute(_EXISTING_QUERY, {"ids": list(set(ids))})
     return {id_: user for id_, user in rows}
 
 
@@ -348,24 +357,24 @@ _WINDOW_QUERY = (
 
 
 def experiment_impressions(
-    session: Session, ids: Sequence[str]
+    db: Session | Connection, ids: Sequence[str]
 ) -> list[tuple[str, str, str, str, str, list[str]]]:
     """Of ``ids``, the impressions of experiment lists: (id, experiment, variant, model,
     version, items) each."""
     if not ids:
         return []
-    rows = session.connection().execute(_EXPERIMENT_QUERY, {"ids": list(set(ids))})
+    rows = as_connection(db).execute(_EXPERIMENT_QUERY, {"ids": list(set(ids))})
     return [(i, e or "", v or "", m, ver, items) for i, e, v, m, ver, items in rows]
 
 
 def impressions_in_window(
-    session: Session, user_ids: Sequence[str], earliest: datetime, latest: datetime
+    db: Session | Connection, user_ids: Sequence[str], earliest: datetime, latest: datetime
 ) -> list[ShownList]:
     """Impressions of ``user_ids`` made in ``[earliest, latest]``, newest first (at most
     ``MAX_WINDOW_IMPRESSIONS`` per statement): range scans of ``(user_id, created_at)``."""
     if not user_ids:
         return []
-    rows = session.connection().execute(
+    rows = as_connection(db).execute(
         _WINDOW_QUERY,
         {"users": list(set(user_ids)), "earliest": as_utc(earliest), "latest": as_utc(latest)},
     )

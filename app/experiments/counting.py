@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.core.metrics import Metrics
@@ -25,7 +26,7 @@ Counted = list[tuple[str, str, str, str, str]]
 
 
 def experiment_events(
-    session: Session,
+    db: Session | Connection,
     queued: Mapping[str, NewImpression],
     rows: Sequence[NewInteraction],
     click_types: Collection[str],
@@ -58,7 +59,7 @@ def experiment_events(
             )  # fmt: skip
     if missing:
         for rec_id, experiment, variant, model, version, items in experiment_impressions(
-            session, missing
+            db, missing
         ):
             lists[rec_id] = (experiment, variant, model, version, items)
     counted: Counted = []

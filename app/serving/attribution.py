@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.repository import (
@@ -73,7 +74,7 @@ class Attributor:
         self.window = timedelta(minutes=window_minutes)
         self.weights = weights
 
-    def attribute(self, session: Session, rows: Sequence[NewInteraction]) -> Attributed:
+    def attribute(self, db: Session | Connection, rows: Sequence[NewInteraction]) -> Attributed:
         """``rows`` with ``impression_id`` set where an impression answers them.
 
         Every row has its time (``ts``) filled by the caller.
@@ -92,8 +93,8 @@ class Attributor:
                 queued[p.id] = p
         unqueued = [i for i in explicit if i not in queued]
         known = set(queued).intersection(explicit)
-        known |= set(existing_impressions(session, unqueued)) if unqueued else set()
-        latest = self._window_matches(session, implicit, queued) if window else {}
+        known |= set(existing_impressions(db, unqueued)) if unqueued else set()
+        latest = self._window_matches(db, implicit, queued) if window else {}
         out = []
         for row in rows:
             if row.recommendation_id is not None:
@@ -114,7 +115,7 @@ class Attributor:
 
     def _window_matches(
         self,
-        session: Session,
+        db: Session | Connection,
         rows: Sequence[NewInteraction],
         queued: Mapping[str, NewImpression],
     ) -> dict[int, str | None]:
@@ -126,7 +127,7 @@ class Attributor:
         wanted = {(r.user_id, r.item_id) for r in rows}
         lists = [
             (hit.user_id, hit.items, hit.created_at, hit.impression_id)
-            for hit in impressions_in_window(session, list(users), earliest, newest)
+            for hit in impressions_in_window(db, list(users), earliest, newest)
         ]
         lists += [
             (p.user_id or "", p.items, as_utc(p.created_at), p.id)
