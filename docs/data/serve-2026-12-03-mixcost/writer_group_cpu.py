@@ -7,10 +7,14 @@ measure first on ``PYTHONPATH`` (a worktree of an older commit, or this tree):
 
     GENREC_STORE_DIR=/tmp/bench-store PYTHONPATH=$PWD .venv/bin/python \
         docs/data/serve-2026-12-03-mixcost/writer_group_cpu.py
+
+WG_URL (a database URL, e.g. an empty Postgres database) and WG_REDIS (a Redis URL) replace
+the SQLite file and the in-process cache (docs/data/serve-2026-12-04-cache/writer/run.sh).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,9 +26,11 @@ from app.core.metrics import Metrics
 from app.main import build_services
 from app.repository import NewInteraction
 
-url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'writer.db'}"
+url = os.environ.get("WG_URL") or f"sqlite:///{Path(tempfile.mkdtemp()) / 'writer.db'}"
 upgrade_database(url)
-writer = build_services(Settings(database_url=url), Metrics()).interactions
+writer = build_services(
+    Settings(database_url=url, redis_url=os.environ.get("WG_REDIS")), Metrics()
+).interactions
 
 
 def one_group(n: int) -> None:
