@@ -80,8 +80,7 @@ def _ping_if_idle(
     """SQLAlchemy's documented pessimistic disconnect handling, for idle connections only.
 
     The ping is the dialect's own (``do_ping``: on psycopg it pings in autocommit,
-    so the connection is not left inside a transaction, which would refuse the
-    autocommit of ``make_read_engine``). Raising ``DisconnectionError``
+    so the connection is not left inside a transaction by it). Raising ``DisconnectionError``
     makes the pool discard this connection and check out another (a fresh one
     after a restart). A connection back in the pool for less than
     ``IDLE_PING_S`` was working a moment ago; under load that is every checkout,
