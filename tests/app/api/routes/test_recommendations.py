@@ -1,12 +1,14 @@
-"""GET /v1/users/{id}/recommendations and POST /v1/recommendations, embedded mode."""
+"""GET /v1/users/{id}/recommendations and POST /v1/recommendations, embedded mode (and two
+replicas on Postgres + Redis for the memory tier in front of Redis)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
-from app.core.cache import MemoryCache
+from app.core.cache import MemoryCache, TieredCache
 
 
 def test_known_user_gets_k_unseen_items_with_titles(
@@ -170,3 +172,30 @@ def test_error_bodies_are_documented_as_sent(client: TestClient) -> None:
             if "422" in operation["responses"]:
                 body = operation["responses"]["422"]["content"]["application/json"]["schema"]
                 assert body == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+@pytest.mark.integration
+def test_a_state_in_one_replicas_memory_is_refolded_after_another_replicas_write(
+    make_client: Callable[..., TestClient],
+    postgres_url: str,
+    redis_url: str,
+    redis_namespace: str,
+) -> None:
+    """Two replicas on one Postgres and Redis: replica b's write deletes the Redis entry but
+    cannot reach replica a's memory tier; a's next batch still sees the new log row (the
+    stamp differs) and folds the user in again instead of serving what it holds."""
+    shared = {"database_url": postgres_url, "redis_url": redis_url}
+    a = make_client(cache_namespace=redis_namespace, **shared)
+    b = make_client(cache_namespace=redis_namespace, **shared)
+    cache_a = a.app.state.services.cache  # type: ignore[attr-defined]
+    assert isinstance(cache_a, TieredCache)
+    a.get("/v1/users/u6/recommendations", params={"k": 5})
+    held = cache_a.local.get("u6", "mult-vae", "1")
+    assert held is not None
+    r = b.post("/v1/interactions", json={"user_id": "u6", "item_id": "1", "rating": 5})
+    assert r.status_code == 201
+    assert cache_a.local.get("u6", "mult-vae", "1") is not None  # still held by a
+    a.get("/v1/users/u6/recommendations", params={"k": 5})
+    refolded = cache_a.local.get("u6", "mult-vae", "1")
+    assert refolded is not None and refolded[1] != held[1]
+    assert refolded[0].tolist() != held[0].tolist()
