@@ -7,14 +7,16 @@
 # Needs a serve_bench store in /tmp/bench-store and py-spy (pip install --target /tmp/pyspy py-spy).
 # DBURL and REDIS (URLs) serve from Postgres and Redis; the lines in brackets are then the CPU
 # of every postgres process, of redis-server and of the whole machine, per request.
+# CONNS sets wrk's connections (default 32); SERVE names a Python file to run instead of
+# `genrec serve` (it is given the port; docs/data/serve-2026-12-04-cache/experiments).
 cd "$(dirname "$0")/../../.."  # the repository root
 ROOT=$PWD
 SRC=${SRC:-$ROOT}  # the code to serve (SRC=/tmp/before: a worktree of the commit before)
 W=/tmp/cpu-per-request; rm -rf $W; mkdir -p $W
 PORT=18734
 (cd $SRC && exec env -u GENREC_DATA_DIR GENREC_STORE_DIR=/tmp/bench-store GENREC_BENCH_ENDPOINTS=true ${REDIS:+GENREC_REDIS_URL=$REDIS} \
-  GENREC_DATABASE_URL=${DBURL:-sqlite:///$W/genrec.db} PYTHONPATH=$SRC $ROOT/.venv/bin/python -m app.cli serve \
-  --port $PORT --workers 1) > $W/server.log 2>&1 &
+  GENREC_DATABASE_URL=${DBURL:-sqlite:///$W/genrec.db} PYTHONPATH=$SRC $ROOT/.venv/bin/python \
+  ${SERVE:--m app.cli serve --workers 1 --port} $PORT) > $W/server.log 2>&1 &
 SP=$!
 for i in $(seq 100); do curl -sf localhost:$PORT/readyz >/dev/null && break; sleep 0.3; done
 others() {  # postgres (all its processes), redis-server, the whole machine: CPU ticks
@@ -25,7 +27,7 @@ others() {  # postgres (all its processes), redis-server, the whole machine: CPU
 }
 snap() { for t in /proc/$SP/task/*; do echo "$(basename $t) $(awk '{print $14+$15}' $t/stat)"; done; }
 for kind in "$@"; do
-  WRK="wrk -t 2 -c 32 -s $ROOT/benchmarks/wrk/serve_bench.lua http://127.0.0.1:$PORT -- $kind"
+  WRK="wrk -t 2 -c ${CONNS:-32} -s $ROOT/benchmarks/wrk/serve_bench.lua http://127.0.0.1:$PORT -- $kind"
   $WRK -d 2s >/dev/null  # warm-up
   env PYTHONPATH=/tmp/pyspy /tmp/pyspy/bin/py-spy dump -p $SP 2>/dev/null \
     | sed -n 's/^Thread \([0-9]*\) ([^)]*): "\(.*\)"$/\1 \2/p' > $W/names
