@@ -120,8 +120,9 @@ def make_read_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine:
     acknowledged interaction is still seen by the next read. A pool of its own
     rather than ``engine.execution_options(isolation_level="AUTOCOMMIT")`` on the
     shared one: that option switches each connection to autocommit at checkout
-    and back at checkin, 60-70 us of every batch's CPU (a prediction scored alone,
-    in process: 962-1,036 against 917-954 us; docs/performance.md). SQLite (no
+    and back at checkin, on every batch (a prediction scored alone, in process,
+    Postgres + Redis: 1,102-1,161 us of CPU before, 1,023-1,096 after;
+    docs/data/serve-2026-12-04-cache/read_engine). SQLite (no
     round trips, WAL) reads through ``engine`` itself; the caller disposes the
     returned engine when it is not ``engine``.
     """
