@@ -10,8 +10,9 @@ never serves stale state.
 With Redis, each process also keeps its most recently used states in memory in
 front of it (``TieredCache``): every batch reads the log anyway to check the
 stamp, so a state held in memory is exactly as safe as one read from Redis,
-and a hit there saves the round trip (about 200 us of CPU for a request scored
-alone; docs/performance.md). Redis stays the shared tier: what one replica
+and a hit there saves the round trip (with the read engine, a prediction
+scored alone fell from 852-1,046 to 781-827 us of CPU, in process,
+docs/data/serve-2026-12-04-cache/run.sh). Redis stays the shared tier: what one replica
 computed, the others and a restarted process find there.
 
 Redis layout: hash ``{ns}:state:{user_id}``, field ``{model}:{version}`` =

@@ -195,11 +195,10 @@ def user_context(
     logged = logs.read(user_id, model.cutoff if index >= 0 else None)
     if logged is None:
         return _degraded_context(model, user_id, index, cache)
-    events = [
-        (model.item_index[r.item_id], r.rating) for r in logged if r.item_id in model.item_index
-    ]
     # Only rows the model can use: an item it learns later (catalog) must refresh the state.
-    stamp = log_stamp([r for r in logged if r.item_id in model.item_index])
+    usable = [r for r in logged if r.item_id in model.item_index]
+    events = [(model.item_index[r.item_id], r.rating) for r in usable]
+    stamp = log_stamp(usable)
     base_items, base_values = _training_row(model, index)
     items, values, seen = merge_history(model, base_items, base_values, events)
     if index < 0 and not items:
