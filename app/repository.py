@@ -19,17 +19,23 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    Boolean,
     ColumnElement,
     Select,
+    String,
     and_,
     bindparam,
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
+    true,
+    tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -154,7 +160,46 @@ def _batch_log_statement(with_cutoff: bool) -> Select[str, int, str, float | Non
     )
 
 
+def _batch_log_lateral(with_cutoff: bool) -> Select[str, int, str, float | None, datetime]:
+    """Postgres's micro-batch log query: one index range scan of ``(user_id, ts)`` per
+    user of the batch (``unnest`` of two bound arrays: the users, and whether each
+    gets its whole log), oldest first per user.
+
+    Why not ``user_id IN (...)``: on a table not yet analysed, from about eight users
+    on, the planner scanned all of it for every batch (about 1,200 scans reading 3.5
+    million rows over the serve benchmark's mix, on a log of 6,000 rows;
+    docs/performance.md, "What Postgres read for the mix"), and the expanding ``IN``
+    is compiled again for every batch (about 9% of a recommendation batch's thread).
+    Here a user's rows cost the same whatever the table's size or statistics.
+    ``OFFSET 0`` keeps the planner from flattening the ``LATERAL`` into a hash join
+    over a full scan.
+    """
+    users = (
+        func.unnest(
+            bindparam("users", type_=ARRAY(String)), bindparam("whole", type_=ARRAY(Boolean))
+        )
+        .table_valued("user_id", "whole")
+        .render_derived(name="u")
+    )
+    rows: ColumnElement[bool] = Interaction.user_id == users.c.user_id
+    if with_cutoff:
+        cutoff: BindParameter[datetime] = bindparam("cutoff")
+        newer = after_training(Interaction.ts, Interaction.created_at, cutoff)
+        rows = and_(rows, or_(users.c.whole, newer))
+    log = (
+        select(Interaction.id, Interaction.item_id, Interaction.rating, Interaction.ts)
+        .where(rows)
+        .order_by(Interaction.ts, Interaction.id)
+        .offset(literal_column("0"))
+        .lateral("l")
+    )
+    return select(users.c.user_id, log.c.id, log.c.item_id, log.c.rating, log.c.ts).select_from(
+        users.join(log, true())
+    )
+
+
 _BATCH_LOG = {True: _batch_log_statement(True), False: _batch_log_statement(False)}
+_BATCH_LOG_LATERAL = {True: _batch_log_lateral(True), False: _batch_log_lateral(False)}
 
 
 def users_interactions(
@@ -177,14 +222,18 @@ def users_interactions(
     connection = as_connection(db)
     if not user_ids and not whole_log:
         return {}
-    params: dict[str, Any] = {
-        "recent": list(dict.fromkeys(user_ids)),
-        "whole": list(dict.fromkeys(whole_log)),
-    }
+    recent, whole = list(dict.fromkeys(user_ids)), list(dict.fromkeys(whole_log))
+    params: dict[str, Any]
+    if connection.dialect.name == "postgresql":
+        statement = _BATCH_LOG_LATERAL[after is not None]
+        params = {"users": recent + whole, "whole": [False] * len(recent) + [True] * len(whole)}
+    else:
+        statement = _BATCH_LOG[after is not None]
+        params = {"recent": recent, "whole": whole}
     if after is not None:
         params["cutoff"] = as_utc(after)
     out: dict[str, list[LoggedInteraction]] = {}
-    for r in connection.execute(_BATCH_LOG[after is not None], params):
+    for r in connection.execute(statement, params):
         out.setdefault(r.user_id, []).append(
             LoggedInteraction(id=int(r.id), item_id=r.item_id, rating=r.rating, ts=as_utc(r.ts))
         )
@@ -339,21 +388,61 @@ _EXPERIMENT_QUERY = select(
 ).where(
     _IMPRESSIONS.c.id.in_(bindparam("ids", expanding=True)), _IMPRESSIONS.c.experiment.is_not(None)
 )
-_WINDOW_QUERY = (
-    select(
-        _IMPRESSIONS.c.id,
-        _IMPRESSIONS.c.user_id,
-        _IMPRESSIONS.c["items"],
-        _IMPRESSIONS.c.created_at,
+
+
+def _window_statements() -> tuple[Select[str, str, list[str], datetime], ...]:
+    """The attribution window's statement per dialect: at most ``per_user`` (bound) of
+    each user's impressions in ``[earliest, latest]``, newest first per user.
+
+    Postgres: one ``LATERAL`` range scan of ``(user_id, created_at)`` per user of the
+    batch, its bounds written as row comparisons, ``(user_id, created_at) >= (user,
+    earliest)``, which that index can use and ``ix_impressions_created_at`` cannot.
+    The plain ``user_id IN (...) AND created_at BETWEEN ... ORDER BY created_at DESC
+    LIMIT n`` it replaces let the planner walk ``ix_impressions_created_at`` backwards
+    through every impression of the window, filtering on the user: on a table not yet
+    analysed it takes that range for a row or two. Over the serve benchmark's mix,
+    about 1,300 window queries read 9 million index entries that way
+    (docs/performance.md, "What Postgres read for the mix"); the same range inside a
+    ``LATERAL`` did it once per user. SQLite picks the composite index for the
+    ``IN`` form (its planner has no such estimate to get wrong); ``row_number()`` gives
+    it the same per-user limit.
+    """
+    shown = _IMPRESSIONS.c
+    in_range = (shown.created_at >= bindparam("earliest"), shown.created_at <= bindparam("latest"))
+    users = (
+        func.unnest(bindparam("users", type_=ARRAY(String)))
+        .table_valued("user_id")
+        .render_derived(name="u")
     )
-    .where(
-        _IMPRESSIONS.c.user_id.in_(bindparam("users", expanding=True)),
-        _IMPRESSIONS.c.created_at >= bindparam("earliest"),
-        _IMPRESSIONS.c.created_at <= bindparam("latest"),
+    per_user = (
+        select(shown.id, shown["items"], shown.created_at)
+        .where(
+            shown.user_id == users.c.user_id,
+            tuple_(shown.user_id, shown.created_at)
+            >= tuple_(users.c.user_id, bindparam("earliest")),
+            tuple_(shown.user_id, shown.created_at) <= tuple_(users.c.user_id, bindparam("latest")),
+        )
+        .order_by(shown.created_at.desc())
+        .limit(bindparam("per_user"))
+        .lateral("w")
     )
-    .order_by(_IMPRESSIONS.c.created_at.desc())
-    .limit(MAX_WINDOW_IMPRESSIONS)
-)
+    lateral = select(
+        per_user.c.id, users.c.user_id, per_user.c["items"], per_user.c.created_at
+    ).select_from(users.join(per_user, true()))
+    newest = func.row_number().over(partition_by=shown.user_id, order_by=shown.created_at.desc())
+    ranked = (
+        select(shown.id, shown.user_id, shown["items"], shown.created_at, newest.label("n"))
+        .where(shown.user_id.in_(bindparam("users", expanding=True)), *in_range)
+        .subquery()
+    )
+    numbered = select(ranked.c.id, ranked.c.user_id, ranked.c["items"], ranked.c.created_at).where(
+        ranked.c.n <= bindparam("per_user")
+    )
+    return lateral, numbered
+
+
+#: (Postgres, any other dialect)
+_WINDOW_LATERAL, _WINDOW_NUMBERED = _window_statements()
 
 
 def experiment_impressions(
@@ -368,16 +457,25 @@ def experiment_impressions(
 
 
 def impressions_in_window(
-    db: Session | Connection, user_ids: Sequence[str], earliest: datetime, latest: datetime
+    db: Session | Connection,
+    user_ids: Sequence[str],
+    earliest: datetime,
+    latest: datetime,
+    per_user: int = MAX_WINDOW_IMPRESSIONS,
 ) -> list[ShownList]:
-    """Impressions of ``user_ids`` made in ``[earliest, latest]``, newest first (at most
-    ``MAX_WINDOW_IMPRESSIONS`` per statement): range scans of ``(user_id, created_at)``."""
+    """Impressions of ``user_ids`` made in ``[earliest, latest]``, at most ``per_user``
+    (the newest) of each user: range scans of ``(user_id, created_at)``."""
     if not user_ids:
         return []
-    rows = as_connection(db).execute(
-        _WINDOW_QUERY,
-        {"users": list(set(user_ids)), "earliest": as_utc(earliest), "latest": as_utc(latest)},
-    )
+    connection = as_connection(db)
+    params = {
+        "users": list(set(user_ids)),
+        "earliest": as_utc(earliest),
+        "latest": as_utc(latest),
+        "per_user": per_user,
+    }
+    statement = _WINDOW_LATERAL if connection.dialect.name == "postgresql" else _WINDOW_NUMBERED
+    rows = connection.execute(statement, params)
     return [ShownList(id_, user, items, as_utc(created)) for id_, user, items, created in rows]
 
 
