@@ -129,7 +129,28 @@ def make_read_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine:
     if engine.dialect.name != "postgresql":
         return engine
     url = engine.url.render_as_string(hide_password=False)
-    return make_engine(url, connect_timeout_s, autocommit=True)
+    reads = make_engine(url, connect_timeout_s, autocommit=True)
+    event.listen(reads, "connect", _keyed_reads_only)
+    return reads
+
+
+def _keyed_reads_only(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """``enable_seqscan = off`` for the read engine's sessions, set once per connection.
+
+    Its statements look users up by the ``(user_id, ts)`` index, and no scan of the
+    whole log is ever the right plan for them; but a planner whose statistics say
+    the table is nearly empty (analysed before the first writes, a minute behind a
+    young log) chose one per user of every batch: 56 million rows read for 12,000
+    mix requests (docs/performance.md, "What Postgres read for the mix"). The
+    setting does not forbid a scan, it makes every other plan cheaper in the
+    planner's eyes. A session-level ``SET``: behind a pooler in transaction mode
+    (pgbouncer) it would leak to other clients, so give this engine a session-mode pool.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET enable_seqscan = off")
+    finally:
+        cursor.close()
 
 
 @contextmanager

@@ -9,6 +9,7 @@
 # of every postgres process, of redis-server and of the whole machine, per request.
 # CONNS sets wrk's connections (default 32); SERVE names a Python file to run instead of
 # `genrec serve` (it is given the port; docs/data/serve-2026-12-04-cache/experiments).
+# PREP is a command run before each kind's warm-up (docs/data/serve-2026-12-04-planner).
 cd "$(dirname "$0")/../../.."  # the repository root
 ROOT=$PWD
 SRC=${SRC:-$ROOT}  # the code to serve (SRC=/tmp/before: a worktree of the commit before)
@@ -28,6 +29,7 @@ others() {  # postgres (all its processes), redis-server, the whole machine: CPU
 snap() { for t in /proc/$SP/task/*; do echo "$(basename $t) $(awk '{print $14+$15}' $t/stat)"; done; }
 for kind in "$@"; do
   WRK="wrk -t 2 -c ${CONNS:-32} -s $ROOT/benchmarks/wrk/serve_bench.lua http://127.0.0.1:$PORT -- $kind"
+  [ -n "$PREP" ] && eval "$PREP"
   $WRK -d 2s >/dev/null  # warm-up
   env PYTHONPATH=/tmp/pyspy /tmp/pyspy/bin/py-spy dump -p $SP 2>/dev/null \
     | sed -n 's/^Thread \([0-9]*\) ([^)]*): "\(.*\)"$/\1 \2/p' > $W/names

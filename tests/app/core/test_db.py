@@ -149,6 +149,24 @@ def test_read_sessions_on_postgres_run_single_statements_outside_a_transaction(
         engine.dispose()
 
 
+def test_read_engine_on_postgres_plans_keyed_reads_only(postgres_url: str) -> None:
+    """Its sessions have sequential scans off (the log reads must use the user index,
+    whatever the statistics say); the shared engine's sessions keep the default."""
+    engine = make_engine(postgres_url)
+    read_engine = make_read_engine(engine)
+    try:
+        for _ in range(2):  # a fresh connection, then one back from the pool
+            with read_engine.connect() as conn:
+                assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "off"
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None and dbapi.info.transaction_status.name == "IDLE"
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "on"
+    finally:
+        read_engine.dispose()
+        engine.dispose()
+
+
 def test_read_engine_on_sqlite_is_the_engine_itself(tmp_path: Path) -> None:
     """No second pool on one SQLite file: reads there cost no round trips anyway."""
     engine = make_engine(f"sqlite:///{tmp_path}/reads.db")
