@@ -140,8 +140,9 @@ def _keyed_reads_only(dbapi_connection: DBAPIConnection, _record: ConnectionPool
     Its statements look users up by the ``(user_id, ts)`` index, and no scan of the
     whole log is ever the right plan for them; but a planner whose statistics say
     the table is nearly empty (analysed before the first writes, a minute behind a
-    young log) chose one per user of every batch: 56 million rows read for 12,000
-    mix requests (docs/performance.md, "What Postgres read for the mix"). The
+    young log) chose one per batch for the ``IN`` form and one per user of every
+    batch for the ``LATERAL`` one: 5.6 and 52.7 million rows read over one mix run
+    (docs/performance.md, "What Postgres read for the mix"). The
     setting does not forbid a scan, it makes every other plan cheaper in the
     planner's eyes. A session-level ``SET``: behind a pooler in transaction mode
     (pgbouncer) it would leak to other clients, so give this engine a session-mode pool.

@@ -8,9 +8,11 @@ cd "$(dirname "$0")/../../.."  # the repository root
 ROOT=$PWD
 DB=genrec_planner
 export PREP="wrk -t 2 -c 32 -d 20s -s $ROOT/benchmarks/wrk/serve_bench.lua http://127.0.0.1:18734 -- recs >/dev/null; psql -q -U postgres -h 127.0.0.1 -d $DB -c analyze -c 'select pg_stat_reset()' >/dev/null"
-for round in 1 2; do
-  for side in before after; do
-    if [ $side = before ]; then src=/tmp/before; else src=$ROOT; fi
+# SIDES="mid" ROUNDS=1 runs /tmp/mid (`git worktree add -f /tmp/mid a5738aa`: the LATERAL
+# statements without the read engine's setting) instead (analysed_a5738aa.txt).
+for round in $(seq ${ROUNDS:-2}); do
+  for side in ${SIDES:-before after}; do
+    case $side in before) src=/tmp/before ;; mid) src=/tmp/mid ;; *) src=$ROOT ;; esac
     psql -q -U postgres -h 127.0.0.1 -c "drop database if exists $DB" -c "create database $DB" 2>/dev/null
     redis-cli -n 11 flushdb >/dev/null
     echo "### round $round, $side ($(cd $src && git rev-parse --short HEAD)$( [ -n "$(cd $src && git status --porcelain app)" ] && echo +changes))"
