@@ -222,7 +222,9 @@ def users_interactions(
     connection = as_connection(db)
     if not user_ids and not whole_log:
         return {}
-    recent, whole = list(dict.fromkeys(user_ids)), list(dict.fromkeys(whole_log))
+    whole = list(dict.fromkeys(whole_log))
+    in_whole = set(whole)  # a user in both lists gets the whole log, once
+    recent = [user for user in dict.fromkeys(user_ids) if user not in in_whole]
     params: dict[str, Any]
     if connection.dialect.name == "postgresql":
         statement = _BATCH_LOG_LATERAL[after is not None]

@@ -116,6 +116,9 @@ def test_batch_read_applies_the_cutoff_to_known_users_only(
         assert list(later) == [unknown] and len(later[unknown]) == 2
         assert users_interactions(s, [known], None) == {known: logs[known]}
         assert users_interactions(s, [], future, []) == {}
+        # A user in both lists gets the whole log, once.
+        both = users_interactions(s, [unknown, known], future, [unknown])
+        assert both == {unknown: logs[unknown]}
 
 
 def _shown(user: str, at: datetime, n: int) -> NewImpression:
