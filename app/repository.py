@@ -163,11 +163,12 @@ def _batch_log_statement(with_cutoff: bool) -> Select[str, int, str, float | Non
 def _batch_log_lateral(with_cutoff: bool) -> Select[str, int, str, float | None, datetime]:
     """Postgres's micro-batch log query: one index range scan of ``(user_id, ts)`` per
     user of the batch (``unnest`` of two bound arrays: the users, and whether each
-    gets its whole log), oldest first per user.
+    gets its whole log), oldest first (the order the fold-in's "latest rating wins"
+    relies on, so it is the statement's own ``ORDER BY``, not the join's).
 
     Why not ``user_id IN (...)``: on a table not yet analysed, from about eight users
-    on, the planner scanned all of it for every batch (about 1,200 scans reading 3.5
-    million rows over the serve benchmark's mix, on a log of 6,000 rows;
+    on, the planner scanned all of it for every batch (1,572-1,743 scans reading 6
+    million rows over one run of the serve benchmark's mix, on a log of 7,600 rows;
     docs/performance.md, "What Postgres read for the mix"), and the expanding ``IN``
     is compiled again for every batch (about 9% of a recommendation batch's thread).
     Here a user's rows cost the same whatever the table's size or statistics.
@@ -189,12 +190,13 @@ def _batch_log_lateral(with_cutoff: bool) -> Select[str, int, str, float | None,
     log = (
         select(Interaction.id, Interaction.item_id, Interaction.rating, Interaction.ts)
         .where(rows)
-        .order_by(Interaction.ts, Interaction.id)
         .offset(literal_column("0"))
         .lateral("l")
     )
-    return select(users.c.user_id, log.c.id, log.c.item_id, log.c.rating, log.c.ts).select_from(
-        users.join(log, true())
+    return (
+        select(users.c.user_id, log.c.id, log.c.item_id, log.c.rating, log.c.ts)
+        .select_from(users.join(log, true()))
+        .order_by(log.c.ts, log.c.id)
     )
 
 
@@ -394,7 +396,7 @@ _EXPERIMENT_QUERY = select(
 
 def _window_statements() -> tuple[Select[str, str, list[str], datetime], ...]:
     """The attribution window's statement per dialect: at most ``per_user`` (bound) of
-    each user's impressions in ``[earliest, latest]``, newest first per user.
+    each user's impressions in ``[earliest, latest]``, the newest (in no particular order).
 
     Postgres: one ``LATERAL`` range scan of ``(user_id, created_at)`` per user of the
     batch, its bounds written as row comparisons, ``(user_id, created_at) >= (user,
@@ -402,8 +404,8 @@ def _window_statements() -> tuple[Select[str, str, list[str], datetime], ...]:
     The plain ``user_id IN (...) AND created_at BETWEEN ... ORDER BY created_at DESC
     LIMIT n`` it replaces let the planner walk ``ix_impressions_created_at`` backwards
     through every impression of the window, filtering on the user: on a table not yet
-    analysed it takes that range for a row or two. Over the serve benchmark's mix,
-    about 1,300 window queries read 9 million index entries that way
+    analysed it takes that range for a row or two. Over one run of the serve
+    benchmark's mix, 1,300-1,600 window queries read 11.7-15.1 million index entries
     (docs/performance.md, "What Postgres read for the mix"); the same range inside a
     ``LATERAL`` did it once per user. SQLite picks the composite index for the
     ``IN`` form (its planner has no such estimate to get wrong); ``row_number()`` gives
