@@ -170,3 +170,17 @@ class Item(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class RevokedDashboardSession(Base):
+    """A dashboard session ended by logout (migration 0007), kept until its cookie expires.
+
+    The session cookie is signed, not stored; this table is what makes logout
+    revoke it on every replica (``app.dashboard.auth``).
+    """
+
+    __tablename__ = "dashboard_revoked_sessions"
+    __table_args__ = (Index("ix_dashboard_revoked_sessions_expires_at", "expires_at"),)
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

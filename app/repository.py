@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from app.db_models import Impression, Interaction, Item, RetrainJob
+from app.db_models import Impression, Interaction, Item, RetrainJob, RevokedDashboardSession
 from training.data.cutoff import after_training
 
 
@@ -858,3 +858,20 @@ def items_changed_since(
         )
     query = query.order_by(Item.updated_at, Item.item_id).limit(limit)
     return [_item_row(item) for item in session.scalars(query)]
+
+
+# --------------------------------------------------------------------------- dashboard sessions
+
+
+def revoke_dashboard_session(session: Session, session_id: str, expires_at: datetime) -> None:
+    """Record ``session_id`` as ended until ``expires_at`` (its cookie's own expiry), and
+    forget revocations whose cookies have expired anyway. Logging out twice is harmless."""
+    now = datetime.now(UTC)
+    session.execute(delete(RevokedDashboardSession).where(RevokedDashboardSession.expires_at < now))
+    if session.get(RevokedDashboardSession, session_id) is None:
+        session.add(RevokedDashboardSession(session_id=session_id, expires_at=as_utc(expires_at)))
+
+
+def dashboard_session_revoked(session: Session, session_id: str) -> bool:
+    """Whether ``session_id`` was ended by a logout (a primary-key lookup)."""
+    return session.get(RevokedDashboardSession, session_id) is not None

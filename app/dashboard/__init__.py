@@ -16,7 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.dashboard.auth import CsrfRejected, DashboardDisabled, LoginRequired, read_session
+from app.dashboard.auth import (
+    CsrfRejected,
+    DashboardDisabled,
+    LoginRequired,
+    SessionUncheckable,
+    read_session,
+)
 from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer
 from app.dashboard.templating import PACKAGE_DIR, render
@@ -35,11 +41,26 @@ async def _disabled(request: Request, exc: Exception) -> HTMLResponse:
     return render(request, "disabled.html", None, status_code=403)
 
 
-async def _csrf_rejected(request: Request, exc: Exception) -> HTMLResponse:
+async def _session_uncheckable(request: Request, exc: Exception) -> HTMLResponse:
     return render(
         request,
         "error.html",
-        read_session(request),
+        None,
+        status_code=503,
+        message="The database is unavailable, so this session cannot be checked against "
+        "logouts; retry later (the admin API does not need it).",
+    )
+
+
+async def _csrf_rejected(request: Request, exc: Exception) -> HTMLResponse:
+    try:
+        session = read_session(request)
+    except SessionUncheckable:
+        session = None
+    return render(
+        request,
+        "error.html",
+        session,
         status_code=403,
         message="This request did not carry the session's CSRF token; reload the page and "
         "try again.",
@@ -50,6 +71,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(DashboardDisabled, _disabled)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
+    app.add_exception_handler(SessionUncheckable, _session_uncheckable)
     for module in (session, overview, models, jobs, experiments, explore, catalog):
         app.include_router(module.router, include_in_schema=False)
     app.mount(

@@ -2,17 +2,22 @@
 
 The operator types the admin token once into the login form; the server
 answers with a *session cookie* that holds no secret of its own: a random
-CSRF token and the login time, signed with itsdangerous (HMAC-SHA1 with a
-key derived from the admin token). The cookie is ``HttpOnly`` (no script can
-read it), ``SameSite=Strict`` (no other site's page sends it), ``Secure``
-when the request came over HTTPS, and scoped to ``/dashboard``.
+session id, a random CSRF token and the login time, signed with itsdangerous
+(HMAC-SHA1 with a key derived from the admin token). The cookie is
+``HttpOnly`` (no script can read it), ``SameSite=Strict`` (no other site's
+page sends it), ``Secure`` when the request came over HTTPS, and scoped to
+``/dashboard``.
 
-Why signed and not server-side: every replica can check it with nothing
-shared but the admin token, which the replicas already share. The price is
-that logout deletes the cookie in the browser rather than revoking it on the
-server: a copied cookie stays valid until it expires
-(``GENREC_DASHBOARD_SESSION_HOURS``) or the admin token changes, which ends
-every session at once (the signing key is derived from it).
+Why signed: every replica can check it with nothing shared but the admin
+token, which the replicas already share. Logout, though, must end the session
+on every replica, not only delete the cookie in this browser (a copied cookie
+would stay valid until it expires): it records the session id in the
+database (``dashboard_revoked_sessions``, kept until the cookie's own expiry,
+``GENREC_DASHBOARD_SESSION_HOURS``), and every dashboard request looks its id
+up there (one primary-key read). When the database cannot answer, the
+dashboard answers 503 rather than accept a session it cannot check (the
+admin API's bearer token does not depend on it). Changing the admin token
+still ends every session at once (the signing key is derived from it).
 
 CSRF: every state-changing request (every POST under ``/dashboard``) must
 carry the session's CSRF token, as the ``csrf_token`` form field or the
@@ -27,12 +32,16 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.api.deps import services_of
+from app.core.db import session_scope
+from app.repository import dashboard_session_revoked, revoke_dashboard_session
 
 SESSION_COOKIE = "genrec_dashboard"
 LOGIN_COOKIE = "genrec_dashboard_login"
@@ -54,12 +63,17 @@ class CsrfRejected(Exception):
     """A state-changing request without the session's CSRF token."""
 
 
+class SessionUncheckable(Exception):
+    """The database could not say whether the session was ended by a logout (a 503)."""
+
+
 @dataclass(frozen=True)
 class DashboardSession:
     """A logged-in browser: the CSRF token its forms and htmx requests must send back."""
 
     csrf_token: str
     issued_at: float
+    session_id: str
 
 
 def admin_token(request: Request) -> str:
@@ -105,18 +119,36 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 def start_session(request: Request, response: Response) -> None:
     """Set a fresh session cookie (after the token was checked) and drop the login nonce."""
     token = admin_token(request)
-    payload = {"csrf": secrets.token_urlsafe(32), "at": time.time()}
+    payload = {
+        "sid": secrets.token_urlsafe(24),
+        "csrf": secrets.token_urlsafe(32),
+        "at": time.time(),
+    }
     value = _serializer(token, "session").dumps(payload)
     _set_cookie(request, response, SESSION_COOKIE, value, _session_max_age_s(request))
     response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
 
 
-def end_session(response: Response) -> None:
+def end_session(request: Request, session: DashboardSession, response: Response) -> None:
+    """Revoke ``session`` on every replica, then delete this browser's cookie.
+
+    ``SessionUncheckable`` when the database cannot record it: the operator is
+    told, instead of being logged out here while the cookie stays valid elsewhere.
+    """
+    expires = datetime.fromtimestamp(session.issued_at + _session_max_age_s(request), UTC)
+    try:
+        with session_scope(services_of(request).sessions) as db:
+            revoke_dashboard_session(db, session.session_id, expires)
+    except IntegrityError:
+        pass  # the same session logged out at once elsewhere: revoked either way
+    except SQLAlchemyError as exc:
+        raise SessionUncheckable from exc
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
 
 
 def read_session(request: Request) -> DashboardSession | None:
-    """The request's session, or None when the cookie is missing, forged or expired."""
+    """The request's session, or None when the cookie is missing, forged, expired or
+    logged out (``SessionUncheckable`` when the database cannot say which)."""
     token = admin_token(request)
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
@@ -125,9 +157,21 @@ def read_session(request: Request) -> DashboardSession | None:
         payload = _serializer(token, "session").loads(raw, max_age=_session_max_age_s(request))
     except BadSignature:  # includes SignatureExpired
         return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("csrf"), str):
-        return None
-    return DashboardSession(csrf_token=payload["csrf"], issued_at=float(payload.get("at", 0.0)))
+    if not isinstance(payload, dict) or not all(
+        isinstance(payload.get(key), str) for key in ("sid", "csrf")
+    ):
+        return None  # forged, or issued before sessions had ids: log in again
+    try:
+        with session_scope(services_of(request).sessions) as db:
+            if dashboard_session_revoked(db, payload["sid"]):
+                return None
+    except SQLAlchemyError as exc:
+        raise SessionUncheckable from exc
+    return DashboardSession(
+        csrf_token=payload["csrf"],
+        issued_at=float(payload.get("at", 0.0)),
+        session_id=payload["sid"],
+    )
 
 
 def require_session(request: Request) -> DashboardSession:

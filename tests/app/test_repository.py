@@ -21,8 +21,10 @@ from app.repository import (
     NewInteraction,
     add_interactions,
     count_interactions,
+    dashboard_session_revoked,
     impressions_in_window,
     insert_impressions,
+    revoke_dashboard_session,
     user_interactions,
     users_interactions,
 )
@@ -196,3 +198,19 @@ def test_batch_log_reads_only_the_batch_users_rows(unanalysed_postgres: Engine) 
     )
     assert "ix_interactions_user_id_ts" in plan, plan
     assert "Rows Removed by Filter" not in plan and "Seq Scan" not in plan, plan
+
+
+def test_revoked_dashboard_sessions_are_kept_until_their_cookies_expire(
+    any_backend: sessionmaker[Session],
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC)
+    with session_scope(any_backend) as s:
+        revoke_dashboard_session(s, f"{tag}-old", now - timedelta(seconds=1))
+    with session_scope(any_backend) as s:
+        revoke_dashboard_session(s, f"{tag}-live", now + timedelta(hours=1))
+        revoke_dashboard_session(s, f"{tag}-live", now + timedelta(hours=1))  # twice: harmless
+    with session_scope(any_backend) as s:
+        assert dashboard_session_revoked(s, f"{tag}-live")
+        assert not dashboard_session_revoked(s, f"{tag}-old")  # expired: forgotten
+        assert not dashboard_session_revoked(s, f"{tag}-never")

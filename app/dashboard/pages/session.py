@@ -76,7 +76,8 @@ def login(
 
 
 @router.post("/dashboard/logout")
-def logout(session: CsrfDep) -> Response:
+def logout(request: Request, session: CsrfDep) -> Response:
+    """End the session on every replica (``end_session``), then back to the login form."""
     response = RedirectResponse("/dashboard/login", status_code=303)
-    end_session(response)
+    end_session(request, session, response)
     return response

@@ -7,10 +7,15 @@ against Postgres and Redis; these check the server side of each rule fast.
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
+import app.dashboard.auth as auth
+from app.dashboard.auth import _serializer
 from tests.app.conftest import ClientFactory
 
 TOKEN = "dash-test-token-5c1e"
@@ -200,3 +205,56 @@ def test_a_right_token_clears_earlier_failures(make_client: ClientFactory) -> No
     for _ in range(2):
         assert _login(client, "wrong") == 401
     assert _login(client) == 303  # 2 + 2 failures, but the success in between reset them
+
+
+def _session_cookie(client: TestClient) -> str:
+    value = client.cookies.get("genrec_dashboard")
+    assert value, "no session cookie"
+    return value
+
+
+def test_logout_revokes_the_cookie_on_every_replica(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """A copy of the cookie taken before logout is refused afterwards, by this replica and
+    by another one on the same database; a new login works."""
+    database = f"sqlite:///{tmp_path}/shared.db"
+    one = make_client(admin_token=TOKEN, default_model="ease", database_url=database)
+    other = make_client(admin_token=TOKEN, default_model="ease", database_url=database)
+    _login(one)
+    copied = _session_cookie(one)
+    other.cookies.set("genrec_dashboard", copied, path="/dashboard")
+    assert other.get("/dashboard/overview", follow_redirects=False).status_code == 200
+    token = _csrf(one.get("/dashboard/models").text)
+    out = one.post("/dashboard/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert out.status_code == 303
+    for replica in (one, other):
+        replica.cookies.clear()
+        replica.cookies.set("genrec_dashboard", copied, path="/dashboard")
+        answer = replica.get("/dashboard/overview", follow_redirects=False)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/dashboard/login")
+    one.cookies.clear()
+    assert _login(one) == 303 and _session_cookie(one) != copied
+    assert one.get("/dashboard/overview", follow_redirects=False).status_code == 200
+
+
+def test_a_cookie_without_a_session_id_asks_for_a_new_login(dash: TestClient) -> None:
+    """Cookies signed before sessions had ids (the previous release) cannot be revoked."""
+    old = _serializer(TOKEN, "session").dumps({"csrf": "c" * 43, "at": time.time()})
+    dash.cookies.clear()
+    dash.cookies.set("genrec_dashboard", old, path="/dashboard")
+    assert dash.get("/dashboard/overview", follow_redirects=False).status_code == 303
+
+
+def test_a_session_the_database_cannot_check_is_a_503_page(
+    dash: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(dash)
+
+    def unavailable(*_args: object) -> bool:
+        raise OperationalError("SELECT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(auth, "dashboard_session_revoked", unavailable)
+    answer = dash.get("/dashboard/overview", follow_redirects=False)
+    assert answer.status_code == 503 and "database is unavailable" in answer.text
+    assert "Traceback" not in answer.text

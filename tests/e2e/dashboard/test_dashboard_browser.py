@@ -89,6 +89,10 @@ def test_login_logout_wrong_token_csrf_and_cookie(
     expect(page).to_have_url(f"{base}/dashboard/login")
     page.goto(f"{base}/dashboard/models")
     expect(page).to_have_url(f"{base}/dashboard/login")
+    # Logout revoked the session on the server: the cookie copied before it no longer works.
+    context.add_cookies([session])
+    page.goto(f"{base}/dashboard/models")
+    expect(page).to_have_url(f"{base}/dashboard/login")
     assert ADMIN_TOKEN not in stack.all_output()
 
 
