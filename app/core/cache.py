@@ -62,6 +62,11 @@ class StateCache(Protocol):
 
     def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None: ...
 
+    def get_newest(self, user_id: str, model: str, version: str) -> CachedState | None:
+        """The entry built from the most log rows this cache holds, for a read that cannot
+        check stamps against the log (degraded mode); ``get`` for a single tier."""
+        ...
+
     def invalidate(self, user_ids: Iterable[str]) -> None: ...
 
     def ping(self) -> bool: ...
@@ -101,6 +106,9 @@ class MemoryCache:
         self, user_ids: Sequence[str], model: str, version: str
     ) -> list[CachedState | None]:
         return [self.get(user_id, model, version) for user_id in user_ids]
+
+    def get_newest(self, user_id: str, model: str, version: str) -> CachedState | None:
+        return self.get(user_id, model, version)
 
     def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
         for user_id, state, stamp in entries:
@@ -183,6 +191,9 @@ class RedisCache:
             return None
         self._metrics.cache_hits.inc()
         return np.frombuffer(raw[0], dtype=np.float32), int(raw[1])
+
+    def get_newest(self, user_id: str, model: str, version: str) -> CachedState | None:
+        return self.get(user_id, model, version)
 
     def get_many(
         self, user_ids: Sequence[str], model: str, version: str
@@ -314,6 +325,21 @@ class TieredCache:
                 if entry is not None:
                     self.local.set(user_ids[b], model, version, entry[0], entry[1])
         return out
+
+    def get_newest(self, user_id: str, model: str, version: str) -> CachedState | None:
+        """Both tiers, and the entry with the larger stamp.
+
+        ``get`` trusts memory because the caller checks the stamp against the log;
+        in degraded mode it cannot, and memory may hold a state from before another
+        replica's write that Redis already has the refolded state of. A stamp grows
+        with every row the log gains (``app.serving.state.log_stamp``), so the
+        larger one includes more of the user's history.
+        """
+        local = self.local.get(user_id, model, version)
+        remote = self.redis.get(user_id, model, version)
+        if local is None or (remote is not None and remote[1] > local[1]):
+            return remote
+        return local
 
     def set(self, user_id: str, model: str, version: str, state: np.ndarray, stamp: int) -> None:
         self.set_many([(user_id, state, stamp)], model, version)

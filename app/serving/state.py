@@ -316,7 +316,7 @@ def _degraded_context(
     base_items, base_values = _training_row(model, index)
     seen = np.asarray(base_items, dtype=np.int64)
     mean = _mean(base_values)  # the training row only: the log cannot be read
-    cached = cache.get(user_id, model.name, model.version)
+    cached = cache.get_newest(user_id, model.name, model.version)  # no stamp to check
     if cached is not None:
         state = _on_device(model, cached[0])
         return UserContext(state, seen, folded_in=False, degraded=True, mean_rating=mean)

@@ -149,6 +149,37 @@ def test_tiered_cache_answers_from_memory_and_shares_through_redis(
     cache.close()
 
 
+@pytest.mark.integration
+def test_tiered_cache_newest_takes_the_larger_stamp_of_both_tiers(
+    redis_url: str, redis_namespace: str
+) -> None:
+    """Degraded reads cannot check a stamp against the log: after another replica refolded
+    a user (a larger stamp in Redis) they must not get this process's older copy."""
+    from app.core.cache import TieredCache
+
+    other = RedisCache(redis_url, Metrics(), namespace=redis_namespace)
+    cache = TieredCache(
+        RedisCache(redis_url, Metrics(), namespace=redis_namespace), Metrics(), 100, 60.0
+    )
+    cache.set("u", "m", "1", np.zeros(2, dtype=np.float32), stamp=5)
+    other.set("u", "m", "1", np.ones(2, dtype=np.float32), stamp=7)  # refolded elsewhere
+    held = cache.get("u", "m", "1")
+    assert held is not None and held[1] == 5  # the healthy path: memory first, stamp checked
+    newest = cache.get_newest("u", "m", "1")
+    assert newest is not None and (newest[1], newest[0].tolist()) == (7, [1.0, 1.0])
+    other.invalidate(["u"])  # gone from Redis: memory's copy is all there is
+    kept = cache.get_newest("u", "m", "1")
+    assert kept is not None and kept[1] == 5
+    cache.set("v", "m", "1", np.ones(2, dtype=np.float32), stamp=9)
+    other.set("v", "m", "1", np.zeros(2, dtype=np.float32), stamp=8)  # older in Redis
+    kept = cache.get_newest("v", "m", "1")
+    assert kept is not None and kept[1] == 9
+    assert cache.get_newest("nobody", "m", "1") is None
+    cache.invalidate(["u", "v"])
+    other.close()
+    cache.close()
+
+
 def test_make_cache_puts_memory_in_front_of_redis_unless_told_not_to() -> None:
     from app.core.cache import TieredCache, make_cache
 

@@ -67,6 +67,30 @@ def test_database_down_uses_cached_state_as_is_and_writes_nothing(client) -> Non
     assert nobody.degraded and nobody.state is None  # -> popularity fallback
 
 
+def test_database_down_takes_the_newest_cached_state_of_the_tiers(client) -> None:  # type: ignore[no-untyped-def]
+    """Degraded reads ask the cache for its newest entry (``get_newest``: the larger stamp of
+    memory and Redis), not the memory-first ``get`` the stamp check makes safe."""
+    from app.core.cache import MemoryCache
+    from app.core.metrics import Metrics
+    from app.serving.state import user_context
+
+    class TwoCopies(MemoryCache):
+        """An older copy where ``get`` looks first, a newer one ``get_newest`` finds."""
+
+        def get_newest(self, user_id: str, model: str, version: str):  # type: ignore[no-untyped-def]
+            entry = self.get(user_id, model, version)
+            return None if entry is None else (entry[0] + 1.0, entry[1] + 1)
+
+    model = client.app.state.services.holder.get("mult-vae")
+    cache = TwoCopies(Metrics())
+    width = user_context(model, "u2", _DownLog(), cache).state.shape[1]  # type: ignore[arg-type,union-attr]
+    held = np.zeros(width, dtype=np.float32)
+    cache.set("stranger", "mult-vae", "1", held, stamp=7)
+    stranger = user_context(model, "stranger", _DownLog(), cache)  # type: ignore[arg-type]
+    assert stranger.degraded and stranger.state is not None
+    assert stranger.state[0].tolist() == (held + 1.0).tolist()
+
+
 def test_batched_contexts_equal_one_by_one(client) -> None:  # type: ignore[no-untyped-def]
     from app.core.cache import MemoryCache
     from app.core.metrics import Metrics
