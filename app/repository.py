@@ -170,8 +170,8 @@ def _batch_log_lateral(with_cutoff: bool) -> Select[str, int, str, float | None,
     on, the planner scanned all of it for every batch (1,572-1,743 scans reading 6
     million rows over one run of the serve benchmark's mix, on a log of 7,600 rows;
     docs/performance.md, "What Postgres read for the mix"), and the expanding ``IN``
-    is compiled again for every batch (about 9% of a recommendation batch's thread).
-    Here a user's rows cost the same whatever the table's size or statistics.
+    is compiled again for every batch size, where two bound arrays keep one statement
+    text. Here a user's rows cost the same whatever the table's size or statistics.
     ``OFFSET 0`` keeps the planner from flattening the ``LATERAL`` into a hash join
     over a full scan.
     """

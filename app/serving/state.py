@@ -285,13 +285,13 @@ def user_contexts(
             model, [p[1] for p in pending], [p[2] for p in pending], [p[3] for p in pending]
         )
         stored = states.cpu().numpy()
-        for row, (b, user, _, _, seen, _) in enumerate(pending):
+        entries = []
+        for row, (b, user, _, _, seen, stamp) in enumerate(pending):
             contexts[b] = UserContext(
                 state=states[row : row + 1], seen=seen, folded_in=user < 0, mean_rating=means.get(b)
             )
-        # One cache round trip for the batch's new states.
-        entries = [(user_ids[p[0]], stored[row], p[5]) for row, p in enumerate(pending)]
-        cache.set_many(entries, model.name, model.version)
+            entries.append((user_ids[b], stored[row], stamp))
+        cache.set_many(entries, model.name, model.version)  # one round trip for the batch
     return [c for c in contexts if c is not None]
 
 

@@ -1,25 +1,9 @@
 #!/bin/bash
-# As run.sh, but the way the serve benchmark's mix cell finds the database: after 20 s of
+# run.sh, but the way the serve benchmark's mix cell finds the database: after 20 s of
 # known users' recommendations (tens of thousands of impressions) and an ANALYZE (which
-# autovacuum does within a minute). Server, Postgres and machine CPU per mix request, then
-# what Postgres read for the mix (its counters, reset after the ANALYZE).
+# autovacuum does within a minute); the counters are reset after the ANALYZE.
 #   bash docs/data/serve-2026-12-04-planner/analysed.sh > docs/data/serve-2026-12-04-planner/analysed.txt
+#   SIDES=mid ROUNDS=1 bash docs/data/serve-2026-12-04-planner/analysed.sh > docs/data/serve-2026-12-04-planner/analysed_a5738aa.txt
 cd "$(dirname "$0")/../../.."  # the repository root
-ROOT=$PWD
-DB=genrec_planner
-export PREP="wrk -t 2 -c 32 -d 20s -s $ROOT/benchmarks/wrk/serve_bench.lua http://127.0.0.1:18734 -- recs >/dev/null; psql -q -U postgres -h 127.0.0.1 -d $DB -c analyze -c 'select pg_stat_reset()' >/dev/null"
-# SIDES="mid" ROUNDS=1 runs /tmp/mid (`git worktree add -f /tmp/mid a5738aa`: the LATERAL
-# statements without the read engine's setting) instead (analysed_a5738aa.txt).
-for round in $(seq ${ROUNDS:-2}); do
-  for side in ${SIDES:-before after}; do
-    case $side in before) src=/tmp/before ;; mid) src=/tmp/mid ;; *) src=$ROOT ;; esac
-    psql -q -U postgres -h 127.0.0.1 -c "drop database if exists $DB" -c "create database $DB" 2>/dev/null
-    redis-cli -n 11 flushdb >/dev/null
-    echo "### round $round, $side ($(cd $src && git rev-parse --short HEAD)$( [ -n "$(cd $src && git status --porcelain app)" ] && echo +changes))"
-    SRC=$src DBURL=postgresql+psycopg://postgres@127.0.0.1:5432/$DB REDIS=redis://127.0.0.1:6379/11 \
-      bash docs/data/serve-2026-12-03-mixcost/cpu_per_request.sh mix 2>&1
-    sleep 1  # the statistics collector's last report
-    psql -U postgres -h 127.0.0.1 -d $DB -c "select relname as table, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_live_tup from pg_stat_user_tables where relname in ('interactions', 'impressions') order by 1" \
-      -c "select indexrelname as index, idx_scan, idx_tup_read from pg_stat_user_indexes where relname in ('interactions', 'impressions') and idx_scan > 0 order by 1"
-  done
-done
+export PREP="wrk -t 2 -c 32 -d 20s -s $PWD/benchmarks/wrk/serve_bench.lua http://127.0.0.1:18734 -- recs >/dev/null; psql -q -U postgres -h 127.0.0.1 -d genrec_planner -c analyze -c 'select pg_stat_reset()' >/dev/null"
+exec bash docs/data/serve-2026-12-04-planner/run.sh
