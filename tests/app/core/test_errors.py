@@ -32,6 +32,14 @@ def _app() -> FastAPI:
     def body(b: Body) -> int:
         return b.n
 
+    @app.get("/pair")
+    def pair_get() -> int:
+        return 1
+
+    @app.post("/pair")
+    def pair_post() -> int:
+        return 2
+
     return app
 
 
@@ -46,6 +54,17 @@ def test_api_error_becomes_its_status_and_json() -> None:
         {"spout": True},
     )
     assert body["request_id"] == r.headers["x-request-id"]
+
+
+def test_405_lists_every_method_of_the_path() -> None:
+    """Two routes on one path: Starlette's own 405 named only the first one's methods."""
+    client = TestClient(_app())
+    r = client.put("/pair")
+    assert r.status_code == 405
+    assert r.json()["error"] == "method_not_allowed"
+    assert r.headers["allow"] == "GET, POST"
+    r = client.delete("/body")
+    assert (r.status_code, r.headers["allow"]) == (405, "POST")
 
 
 def test_unexpected_error_is_a_bare_500_with_request_id() -> None:
