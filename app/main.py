@@ -132,7 +132,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         attributes=attributes,
         auth_throttle=AuthThrottle(settings.admin_max_failures, settings.admin_failure_window_s),
         interactions=InteractionLogger(
-            engine, cache, holder, settings, guard, metrics, attributor=attributor
+            engine, holder, settings, guard, metrics, attributor=attributor
         ),
         impressions=impressions,
         retention=ImpressionRetention(

@@ -4,8 +4,10 @@ What is cached is a user's state vector (the model's ``user_state`` row, (D,)
 float32) under the model name and version, together with a *stamp* of the
 logged interactions used to compute it (``app.serving.state.log_stamp``: the
 newest id and the row count; 0 when none). Serving recomputes whenever the
-database's stamp differs, so a lost invalidation (Redis down during a POST)
-never serves stale state.
+database's stamp differs. Nothing is ever deleted from the cache for
+freshness (an interaction write does not touch it: ``app.serving.interactions``);
+an entry older than the log is simply not used, and the read that finds it so
+stores the refolded state over it.
 
 With Redis, each process also keeps its most recently used states in memory in
 front of it (``TieredCache``): every batch reads the log anyway to check the
@@ -16,15 +18,15 @@ docs/data/serve-2026-12-04-cache/run.sh). Redis stays the shared tier: what one 
 computed, the others and a restarted process find there.
 
 Redis layout: hash ``{ns}:state:{user_id}``, field ``{model}:{version}`` =
-raw float32 bytes and field ``{model}:{version}:stamp`` = decimal stamp; one
-DEL drops every model/version of the user. The key carries a TTL.
+raw float32 bytes and field ``{model}:{version}:stamp`` = decimal stamp. The key
+carries a TTL, renewed by each write of a state.
 
 Redis is a cache: every error is answered as a miss, counted in
 ``genrec_cache_errors_total``, logged once per burst, and never fails a request.
 A circuit breaker (``app.core.breaker``) stops calling a Redis that keeps
 failing or hanging, so a frozen Redis costs one timeout per (growing) interval
-rather than one per request; skipped calls are misses too, and a skipped
-invalidation is harmless because of the stamps.
+rather than one per request; skipped calls are misses too (a skipped write
+of a state only costs the next read its recomputation).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -66,8 +68,6 @@ class StateCache(Protocol):
         """The entry built from the most log rows this cache holds, for a read that cannot
         check stamps against the log (degraded mode); ``get`` for a single tier."""
         ...
-
-    def invalidate(self, user_ids: Iterable[str]) -> None: ...
 
     def ping(self) -> bool: ...
 
@@ -123,11 +123,6 @@ class MemoryCache:
             self._users.move_to_end(user_id)
             while len(self._users) > self._max_users:
                 self._users.popitem(last=False)
-
-    def invalidate(self, user_ids: Iterable[str]) -> None:
-        with self._lock:
-            for user_id in user_ids:
-                self._users.pop(user_id, None)
 
     def ping(self) -> bool:
         return True
@@ -239,13 +234,6 @@ class RedisCache:
 
         self._call(write)
 
-    def invalidate(self, user_ids: Iterable[str]) -> None:
-        keys = [self.key(u) for u in dict.fromkeys(user_ids)]
-        if keys:
-            # Skipped while the breaker is open: a lost invalidation costs a recomputation
-            # (the stamp no longer matches the log), never a stale answer.
-            self._call(lambda: self._client.delete(*keys))
-
     def ping(self) -> bool:
         """Reachability for ``/readyz``; False at once while the breaker is open."""
         return bool(self._call(lambda: self._client.ping()))
@@ -290,9 +278,9 @@ class TieredCache:
     """The process's in-memory LRU in front of Redis (module docstring).
 
     Reads try memory first and ask Redis for the rest in one round trip, keeping
-    what it had; writes and invalidations go to both. Another replica's
-    invalidation does not reach this memory, and need not: a state is used only
-    while its stamp matches the log. Hits in either tier count as hits;
+    what it had; writes go to both. Another replica's refolded state does not
+    reach this memory, and need not: a state is used only while its stamp
+    matches the log. Hits in either tier count as hits;
     ``genrec_cache_local_hits_total`` says how many Redis never saw.
     """
 
@@ -347,11 +335,6 @@ class TieredCache:
     def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
         self.local.set_many(entries, model, version)
         self.redis.set_many(entries, model, version)
-
-    def invalidate(self, user_ids: Iterable[str]) -> None:
-        users = list(dict.fromkeys(user_ids))
-        self.local.invalidate(users)
-        self.redis.invalidate(users)
 
     def ping(self) -> bool:
         return self.redis.ping()

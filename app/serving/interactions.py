@@ -1,12 +1,18 @@
-"""Logging interactions: validate, write in one transaction, then invalidate cached state.
+"""Logging interactions: validate, then write in one transaction.
 
 Concurrent requests share their transaction (``app.serving.group_commit``): one
 writer thread commits the requests that arrived within a short window together.
 The 201 is sent only after the commit of the request's group returned, so an
 acknowledged interaction is durable; a failed group fails each of its requests
-with the 503 a lone failed write gets. Invalidation runs after the commit and may fail silently (Redis
-down); correctness does not depend on it because cached state carries a
-stamp of the log rows it includes (``app.serving.state.log_stamp``).
+with the 503 a lone failed write gets.
+
+A write does not touch the state cache. Cached state carries a stamp of the log
+rows it includes (``app.serving.state.log_stamp``) and every read checks it
+against the log, so the user's next read refolds the state whether or not the
+old entry is still there. Deleting it (as writes did until 2026-12-04) bought
+nothing but a Redis round trip per group on the writer thread, a Redis
+dependency of the write path, and, while the database is down, a worse degraded
+answer (the artifact's row instead of the state from before the last write).
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from datetime import UTC
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.cache import StateCache
 from app.core.config import Settings
 from app.core.db import DatabaseGuard, DatabaseUnavailable
 from app.core.errors import ApiError
@@ -49,7 +54,6 @@ class InteractionLogger:
     def __init__(
         self,
         engine: Engine,
-        cache: StateCache,
         holder: ModelHolder,
         settings: Settings,
         guard: DatabaseGuard | None = None,
@@ -60,7 +64,6 @@ class InteractionLogger:
         self.attributor = attributor
         self.clock = clock
         self.engine = engine
-        self.cache = cache
         self.holder = holder
         self.settings = settings
         self.guard = guard or DatabaseGuard(settings.db_retry_s)
@@ -115,7 +118,7 @@ class InteractionLogger:
         return exc
 
     def _write_group(self, groups: Sequence[list[NewInteraction]]) -> list[int]:
-        """The writer thread's work: every request's rows in one transaction, then invalidate.
+        """The writer thread's work: every request's rows in one transaction.
 
         Raises on any failure before the commit returned; ``GroupCommit`` then fails
         every request of the group. A plain ``Connection`` (``engine.begin()``), not a
@@ -145,7 +148,6 @@ class InteractionLogger:
                 "interaction write of %d requests failed, nothing recorded: %s", len(groups), exc
             )
             raise
-        self.cache.invalidate(dict.fromkeys(row.user_id for row in rows))
         if self.metrics is not None and counted:
             count_experiment_events(self.metrics, counted)
         return [len(group) for group in groups]

@@ -114,24 +114,23 @@ def test_frozen_redis_is_bypassed_then_probed_and_used_again(
     assert cache.get("u1", "m", "1") is not None
 
     private_redis.freeze()
-    cache.invalidate(["u1"])  # times out ...
-    cache.invalidate(["u2"])  # ... twice: the breaker opens
+    cache.get("u1", "m", "1")  # times out ...
+    cache.get("u2", "m", "1")  # ... twice: the breaker opens
     assert cache.breaker.state is BreakerState.OPEN
     assert _value(metrics, "genrec_cache_errors_total") == 2
     assert _value(metrics, "genrec_cache_breaker_state") == BreakerState.OPEN
 
     attempted = client.calls
     for n in range(20):  # a burst of writes and reads while frozen: Redis is not called
-        cache.invalidate([f"w{n}"])
         assert cache.get(f"w{n}", "m", "1") is None
         cache.set(f"w{n}", "m", "1", np.ones(2, dtype=np.float32), stamp=2)
     assert cache.ping() is False
     assert client.calls == attempted
-    assert _value(metrics, "genrec_cache_bypassed_total") == 61
+    assert _value(metrics, "genrec_cache_bypassed_total") == 41
     assert _value(metrics, "genrec_cache_errors_total") == 2
 
     clock.now += cache.breaker.interval_s  # one probe, still frozen: open for longer
-    cache.invalidate(["p"])
+    cache.get("p", "m", "1")
     assert client.calls == attempted + 1
     assert cache.breaker.state is BreakerState.OPEN and cache.breaker.interval_s == 1.0
 
@@ -149,16 +148,14 @@ def test_frozen_redis_is_bypassed_then_probed_and_used_again(
     cache.close()
 
 
-def test_interaction_writes_bypass_a_frozen_redis_and_are_all_recorded(
+def test_interaction_writes_never_wait_on_a_frozen_redis(
     make_client: Callable[..., TestClient],
     postgres_url: str,
     private_redis: PrivateRedis,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Writes do not touch the cache (app.serving.interactions), so a frozen Redis costs
+    them nothing: no call waits its timeout, the breaker stays closed, all are recorded."""
     client = make_client(database_url=postgres_url, redis_url=private_redis.url)
-    cache = client.app.state.services.cache  # type: ignore[attr-defined]
-    clock = SteppedClock()
-    monkeypatch.setattr(cache.breaker, "_clock", clock)
     prefix = f"frozen-{os.getpid()}-{time.monotonic_ns()}"
 
     private_redis.freeze()
@@ -168,18 +165,11 @@ def test_interaction_writes_bypass_a_frozen_redis_and_are_all_recorded(
     ]
     assert [r.status_code for r in statuses] == [201] * 12
     metrics = client.get("/metrics").text
-    assert "genrec_cache_errors_total 2.0" in metrics  # the first two writes waited ...
-    assert "genrec_cache_bypassed_total 10.0" in metrics  # ... the other ten did not try
-    assert "genrec_cache_breaker_state 1.0" in metrics
-    ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["cache"]["ok"] is False
-
+    # Not one call was made: none timed out, none was skipped by an open breaker.
+    assert "genrec_cache_errors_total 0.0" in metrics
+    assert "genrec_cache_bypassed_total 0.0" in metrics
+    assert "genrec_cache_breaker_state 0.0" in metrics
     private_redis.thaw()
-    clock.now += cache.breaker.interval_s
-    r = client.post("/v1/interactions", json={"user_id": f"{prefix}-after", "item_id": "1"})
-    assert r.status_code == 201
-    assert "genrec_cache_breaker_state 0.0" in client.get("/metrics").text
-    assert client.get("/readyz").json()["cache"]["ok"] is True
 
     engine = create_engine(postgres_url)
     try:
@@ -190,4 +180,4 @@ def test_interaction_writes_bypass_a_frozen_redis_and_are_all_recorded(
             ).scalar_one()
     finally:
         engine.dispose()
-    assert stored == 13
+    assert stored == 12

@@ -81,18 +81,23 @@ def test_known_user_state_is_cached_then_refolded_after_an_interaction(
     assert again.pop("recommendation_id") != first["recommendation_id"]  # a new impression
     assert again == {k: v for k, v in first.items() if k != "recommendation_id"}
     new_item = first["items"][0]["item_id"]
+    _, stamp_before = cache.get("u5", "mult-vae", "1")
     client.post("/v1/interactions", json={"user_id": "u5", "item_id": new_item})
-    assert cache.get("u5", "mult-vae", "1") is None  # invalidated by the POST
+    # The write leaves the entry; its stamp no longer matches the log, so it is not served.
+    assert cache.get("u5", "mult-vae", "1")[1] == stamp_before
     after = client.get("/v1/users/u5/recommendations", params={"k": 5}).json()
     assert new_item not in [it["item_id"] for it in after["items"]]
+    assert cache.get("u5", "mult-vae", "1")[1] > stamp_before  # refolded by the read
 
 
-def test_stale_cache_entry_is_not_served_when_invalidation_was_lost(client: TestClient) -> None:
+def test_a_write_leaves_the_cached_state_and_the_next_read_refolds_it(
+    client: TestClient,
+) -> None:
     services = client.app.state.services  # type: ignore[attr-defined]
     client.get("/v1/users/u7/recommendations", params={"k": 5})
-    services.cache.invalidate = lambda user_ids: None  # the delete never arrives
     state_before, stamp_before = services.cache.get("u7", "mult-vae", "1")
     client.post("/v1/interactions", json={"user_id": "u7", "item_id": "1", "rating": 5})
+    assert services.cache.get("u7", "mult-vae", "1")[1] == stamp_before  # still there
     client.get("/v1/users/u7/recommendations", params={"k": 5})
     state_after, stamp_after = services.cache.get("u7", "mult-vae", "1")
     assert stamp_after > stamp_before  # recomputed from the newer log row
