@@ -158,15 +158,20 @@ def allowed_methods(request: Request) -> list[str]:
     Why not the exception's own ``Allow``: Starlette's router answers 405 from the
     first route whose path matched, so a path served by two routes (``GET`` and
     ``POST /admin/experiments``) said ``Allow: POST`` alone, and RFC 9110 (15.5.6)
-    asks a 405 to list every method the resource supports.
+    asks a 405 to list every method the resource supports. Each method is asked of
+    the router through ``BaseRoute.matches``, the one interface every route kind
+    (FastAPI's included routers too) implements.
     """
-    scope = {**request.scope, "method": ""}  # no method matches: PARTIAL for every path match
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+#: The methods a 405's ``Allow`` may list (RFC 9110's, less CONNECT and TRACE).
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

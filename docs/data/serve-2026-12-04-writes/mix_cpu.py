@@ -67,7 +67,10 @@ async def call(app: Any, kind: str, conn: int, n: int) -> None:
     method, path, query, body = request_for(kind, conn, n)
     headers = [(b"host", b"bench")]
     if body:
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
@@ -106,9 +109,7 @@ async def drive(app: Any, kind: str, seconds: float, first: list[int]) -> int:
 def main() -> None:
     store, kind = sys.argv[1], sys.argv[2]
     os.environ.setdefault("GENREC_DATABASE_URL", f"sqlite:///{tempfile.mkdtemp()}/genrec.db")
-    os.environ.update(
-        GENREC_STORE_DIR=store, GENREC_ACCESS_LOG="false", GENREC_TORCH_THREADS="1"
-    )
+    os.environ.update(GENREC_STORE_DIR=store, GENREC_ACCESS_LOG="false", GENREC_TORCH_THREADS="1")
     import uvloop
 
     from app.main import create_app

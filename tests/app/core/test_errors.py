@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -40,6 +40,17 @@ def _app() -> FastAPI:
     def pair_post() -> int:
         return 2
 
+    nested = APIRouter()  # the app's routes live in included routers
+
+    @nested.get("/things")
+    def list_things() -> int:
+        return 3
+
+    @nested.post("/things")
+    def add_thing() -> int:
+        return 4
+
+    app.include_router(nested, prefix="/in")
     return app
 
 
@@ -65,6 +76,8 @@ def test_405_lists_every_method_of_the_path() -> None:
     assert r.headers["allow"] == "GET, POST"
     r = client.delete("/body")
     assert (r.status_code, r.headers["allow"]) == (405, "POST")
+    r = client.options("/in/things")
+    assert (r.status_code, r.headers["allow"]) == (405, "GET, POST")
 
 
 def test_unexpected_error_is_a_bare_500_with_request_id() -> None:
