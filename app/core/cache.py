@@ -52,6 +52,9 @@ CacheEntry = tuple[str, np.ndarray, int]  # (user id, (D,) float32 state, stamp)
 class StateCache(Protocol):
     """What serving needs from a cache; both implementations satisfy it."""
 
+    #: What ``/readyz`` and the dashboard call it: "memory", "redis" or "redis+memory".
+    kind: str
+
     def get(self, user_id: str, model: str, version: str) -> CachedState | None: ...
 
     def set(
@@ -80,6 +83,8 @@ def _field(model: str, version: str) -> str:
 
 class MemoryCache:
     """Thread-safe LRU over users (each user holds its model/version entries)."""
+
+    kind = "memory"
 
     def __init__(
         self, metrics: Metrics | None, max_users: int = 100_000, ttl_s: float = 3600.0
@@ -139,6 +144,8 @@ class RedisCache:
     for ``backoff_s``, doubling after each failed probe up to ``max_backoff_s``,
     so a dead or frozen Redis costs one timeout per interval, not one per request.
     """
+
+    kind = "redis"
 
     def __init__(
         self,
@@ -283,6 +290,8 @@ class TieredCache:
     matches the log. Hits in either tier count as hits;
     ``genrec_cache_local_hits_total`` says how many Redis never saw.
     """
+
+    kind = "redis+memory"
 
     def __init__(self, redis: RedisCache, metrics: Metrics, max_users: int, ttl_s: float) -> None:
         self.redis = redis

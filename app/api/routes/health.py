@@ -43,7 +43,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         degraded=not database["ok"],
         database=database,
         # Redis is a cache: reported, never a reason to be unready.
-        cache={"ok": services.cache.ping(), "backend": type(services.cache).__name__},
+        cache={"ok": services.cache.ping(), "backend": services.cache.kind},
         models=models,
         default_model=default,
         reason=None if ready else services.holder.default_problem(),

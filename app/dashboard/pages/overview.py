@@ -56,7 +56,7 @@ async def overview_panel(request: Request, session: SessionDep) -> HTMLResponse:
         database_ok=database_ok,
         database_detail=database_detail,
         cache_ok=cache_ok,
-        cache_backend=type(services.cache).__name__,
+        cache_backend=services.cache.kind,
         served=services.holder.status(),
         default_model=services.holder.default_model,
         inf=float("inf"),

@@ -173,7 +173,9 @@ def test_make_cache_puts_memory_in_front_of_redis_unless_told_not_to() -> None:
     from app.core.cache import TieredCache, make_cache
 
     metrics = Metrics()
-    assert isinstance(make_cache("redis://127.0.0.1:1/0", metrics), TieredCache)
+    tiered = make_cache("redis://127.0.0.1:1/0", metrics)
+    assert isinstance(tiered, TieredCache) and tiered.kind == "redis+memory"  # in /readyz
     plain = make_cache("redis://127.0.0.1:1/0", metrics, local_max_entries=0)
-    assert isinstance(plain, RedisCache)
-    assert isinstance(make_cache(None, metrics), MemoryCache)
+    assert isinstance(plain, RedisCache) and plain.kind == "redis"
+    memory = make_cache(None, metrics)
+    assert isinstance(memory, MemoryCache) and memory.kind == "memory"

@@ -22,7 +22,7 @@ def test_ready_when_database_and_default_model_are_up(client: TestClient) -> Non
     assert r.status_code == 200 and body["ready"] is True
     assert body["database"] == {"ok": True}
     assert body["models"]["mult-vae"]["version"] == "1"
-    assert body["cache"]["backend"] == "MemoryCache"
+    assert body["cache"]["backend"] == "memory"
 
 
 def test_not_ready_without_the_default_model(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
