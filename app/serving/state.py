@@ -30,7 +30,7 @@ import torch
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.cache import StateCache
+from app.core.cache import CachedState, StateCache
 from app.core.db import (
     DatabaseGuard,
     DatabaseUnavailable,
@@ -238,7 +238,9 @@ def user_contexts(
         return [
             _degraded_context(model, u, i, cache) for u, i in zip(user_ids, indices, strict=True)
         ]
-    cached = cache.get_many(user_ids, model.name, model.version)
+    # Only rows the model can use count (see ``user_context``).
+    usables = [[r for r in logged.get(u, ()) if r.item_id in model.item_index] for u in user_ids]
+    cached = _cached_states(model, user_ids, indices, usables, cache)
     contexts: list[UserContext | None] = []
     hits: list[tuple[int, np.ndarray, np.ndarray, bool, float | None]] = []
     # (b, state, seen, folded_in, mean rating)
@@ -246,7 +248,7 @@ def user_contexts(
     means: dict[int, float | None] = {}  # b -> mean rating of a pending (fold-in) user
     for b, (user_id, index) in enumerate(zip(user_ids, indices, strict=True)):
         rows = logged.get(user_id, ())
-        usable = [r for r in rows if r.item_id in model.item_index]
+        usable = usables[b]
         # Only rows the model can use stamp the state (see ``user_context``).
         stamp = log_stamp(usable)
         base_items, base_values = _training_row(model, index)
@@ -293,6 +295,33 @@ def user_contexts(
             entries.append((user_ids[b], stored[row], stamp))
         cache.set_many(entries, model.name, model.version)  # one round trip for the batch
     return [c for c in contexts if c is not None]
+
+
+def _cached_states(
+    model: LoadedModel,
+    user_ids: Sequence[str],
+    indices: Sequence[int],
+    usables: Sequence[Sequence[LoggedInteraction]],
+    cache: StateCache,
+) -> list[CachedState | None]:
+    """The cache's entry for each user that can have a state; None for the rest.
+
+    A user the artifact does not know and whose log holds nothing the model can use
+    has no state (the popularity fallback), so nothing was ever cached for them:
+    asking would be a Redis round trip for a certain miss, and such users (new
+    visitors before their first interaction) are common. ``user_context`` skips
+    them the same way.
+    """
+    wanted = [
+        b for b, (i, usable) in enumerate(zip(indices, usables, strict=True)) if i >= 0 or usable
+    ]
+    found = (
+        cache.get_many([user_ids[b] for b in wanted], model.name, model.version) if wanted else []
+    )
+    out: list[CachedState | None] = [None] * len(user_ids)
+    for b, entry in zip(wanted, found, strict=True):
+        out[b] = entry
+    return out
 
 
 def compute_states(

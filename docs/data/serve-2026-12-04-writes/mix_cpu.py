@@ -120,10 +120,25 @@ def main() -> None:
         async with app.router.lifespan_context(app):
             first = [0] * 32
             await drive(app, kind, 2.0, first)
+            registry = app.state.services.metrics.registry
+
+            def redis_lookups() -> float:
+                """Users whose state was asked of Redis (every lookup but memory-tier hits)."""
+                counts = [
+                    registry.get_sample_value(f"genrec_cache_{name}_total") or 0.0
+                    for name in ("hits", "misses", "local_hits")
+                ]
+                return counts[0] + counts[1] - counts[2]
+
+            asked = redis_lookups()
             cpu, wall = time.process_time(), time.perf_counter()
             n = await drive(app, kind, 6.0, first)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            print(f"{kind}: {n / wall:.0f} req/s, {cpu / n * 1e6:.0f} us CPU per request")
+            asked = redis_lookups() - asked
+            print(
+                f"{kind}: {n / wall:.0f} req/s, {cpu / n * 1e6:.0f} us CPU per request, "
+                f"{asked / n:.3f} Redis state lookups per request"
+            )
 
     uvloop.run(run())
 

@@ -119,6 +119,31 @@ def test_batched_contexts_equal_one_by_one(client) -> None:  # type: ignore[no-u
     assert cache.get("u4", "mult-vae", "1")[1] > 0  # stamped with the logged row's id
 
 
+def test_users_who_cannot_have_a_state_are_not_looked_up_in_the_cache(client) -> None:  # type: ignore[no-untyped-def]
+    """A user unknown to the artifact with nothing usable logged gets the fallback without a
+    cache lookup (with Redis, a round trip for a certain miss); the others are looked up."""
+    from app.core.cache import MemoryCache
+    from app.core.metrics import Metrics
+    from app.serving.state import user_contexts
+
+    services = client.app.state.services
+    client.post("/v1/interactions", json={"user_id": "logged", "item_id": "3"})
+    client.post("/v1/interactions", json={"user_id": "only-unknown", "item_id": "no-such"})
+    model = services.holder.get("mult-vae")
+    cache = MemoryCache(Metrics())
+    asked: list[list[str]] = []
+    real = cache.get_many
+    cache.get_many = lambda ids, *rest: asked.append(list(ids)) or real(ids, *rest)  # type: ignore[method-assign]
+    users = ["u1", "visitor", "logged", "only-unknown"]
+    contexts = user_contexts(model, users, services.recommender.logs, cache)
+    assert asked == [["u1", "logged"]]
+    assert [c.state is None for c in contexts] == [False, True, False, True]
+    assert contexts[3].seen.size == 0  # an item the model does not know is not "seen"
+    asked.clear()
+    assert user_contexts(model, ["visitor"], services.recommender.logs, cache)[0].state is None
+    assert asked == []  # nobody to look up: no call at all
+
+
 def test_batched_ad_hoc_contexts_equal_one_fold_in_each(client) -> None:  # type: ignore[no-untyped-def]
     """The batch's one ``user_state`` call for several anonymous histories gives each the
     state its own fold-in gives; unknown ids are listed once, in order, and ignored."""
