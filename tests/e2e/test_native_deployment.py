@@ -265,18 +265,24 @@ def test_two_apis_and_a_worker_share_postgres_redis_and_the_store(
     keys = RedisCache(redis_url, Metrics(), namespace=redis_namespace)  # for its key format
     cache_key = keys.key
     client = redis.Redis.from_url(redis_url)
+    stamp_field = f"{MODEL}:1:stamp"
     try:
         known = "1"
         before = recommend(api_b, known)
         assert before["version"] == "1" and not before["fallback"]
-        assert client.exists(cache_key(known)), "api-b caches the user's state in Redis"
+        stamp = client.hget(cache_key(known), stamp_field)
+        assert stamp is not None, "api-b caches the user's state in Redis"
         watched = item_ids(before)[:3]
         post_interactions(api_a, known, watched)
-        assert not client.exists(cache_key(known)), "api-a's POST deletes the shared entry"
+        # A write leaves the cache alone: the entry's stamp is now behind the log.
+        assert client.hget(cache_key(known), stamp_field) == stamp
+        after = recommend(api_b, known)
+        assert int(client.hget(cache_key(known), stamp_field) or 0) > int(stamp), (
+            "api-b refolds and restamps the shared entry"
+        )
     finally:
         client.close()
         keys.close()
-    after = recommend(api_b, known)
     assert not set(watched) & set(item_ids(after)), "api-b still recommends what was just seen"
     assert item_ids(after) != item_ids(before)
 
