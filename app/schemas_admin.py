@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas_fields import Bool, Int64, ModelName, Number, Scalar, Text, one_error
+from app.schemas_fields import MODEL_ENUM, Bool, Int64, ModelName, Number, Scalar, Text, one_error
 
 #: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
 #: ``--set`` form, parsed by the model's config).
@@ -30,7 +30,12 @@ class _Strict(BaseModel):
 class RetrainIn(_Strict):
     """``POST /admin/retrain``: what to train, on what, and when to promote the result."""
 
-    model: Text = Field(min_length=1, max_length=128, description="registered model name")
+    model: Text = Field(
+        min_length=1,
+        max_length=128,
+        description="registered model name",
+        json_schema_extra=MODEL_ENUM,
+    )
     params: dict[Text, ParamValue] = Field(
         default_factory=dict, description='hyper-parameter overrides, e.g. {"epochs": 50}'
     )

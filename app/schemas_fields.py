@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from app.core.errors import LONE_SURROGATE
+from training.models import REGISTRY
 
 #: The range of a PostgreSQL ``bigint`` (and of SQLite's integers).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -84,7 +85,16 @@ def _storable_json(value: Any) -> Any:
 Text = Annotated[str, AfterValidator(storable)]
 #: Ids are opaque strings; a blank one is always a client bug.
 Id = Annotated[str, Field(min_length=1, max_length=256, pattern=r"\S"), AfterValidator(storable)]
-ModelName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable)]
+#: The registered model names: every ``model`` field and parameter lists them as its
+#: schema's ``enum``, so a client generated from ``/openapi.json`` offers exactly them.
+#: Only the schema: a name outside them still gets the route's own 4xx, which says
+#: which names exist (a plain enum error would not say which are served).
+MODEL_ENUM: dict[str, Any] = {"enum": sorted(REGISTRY)}
+ModelName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, json_schema_extra=MODEL_ENUM),
+    AfterValidator(storable),
+]
 #: A free-form JSON object whose strings must be storable.
 JsonObject = Annotated[dict[Text, Any], AfterValidator(_storable_json)]
 

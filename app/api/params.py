@@ -15,12 +15,16 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import AfterValidator
 
-from app.schemas_fields import storable
+from app.schemas_fields import MODEL_ENUM, storable
 
 #: Any path parameter naming a user, an item or a model.
 UserIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque user id")]
 ItemIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque item id")]
-ModelNamePath = Annotated[str, AfterValidator(storable), Path(description="model name")]
+ModelNamePath = Annotated[
+    str,
+    AfterValidator(storable),
+    Path(description="model name", json_schema_extra=MODEL_ENUM),
+]
 #: A job id is any integer; one outside int64 names no job (404 like -1, ``routes.admin``).
 JobIdPath = Annotated[int, Path(description="retrain job id")]
 
@@ -28,9 +32,16 @@ JobIdPath = Annotated[int, Path(description="retrain job id")]
 ModelQuery = Annotated[
     str | None,
     AfterValidator(storable),
-    Query(min_length=1, max_length=64, description="model name; default model if omitted"),
+    Query(
+        min_length=1,
+        max_length=64,
+        description="model name; default model if omitted",
+        json_schema_extra=MODEL_ENUM,
+    ),
 ]
 #: ``?model=`` of ``GET /admin/jobs``.
 JobModelQuery = Annotated[
-    str | None, AfterValidator(storable), Query(description="only the jobs of this model")
+    str | None,
+    AfterValidator(storable),
+    Query(description="only the jobs of this model", json_schema_extra=MODEL_ENUM),
 ]
