@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
 from app.rules.request import BOOST_DOC, CAP_DOC, FILTER_DOC, MMR_DOC, RulesIn
-from app.schemas_fields import Bool, Id, IsoDateTime, ModelName, Number, Text, storable
+from app.schemas_fields import Bool, Id, IsoDateTime, ModelName, Number, RuleText, Text, storable
 
 Rating = Number
 #: Most ids in one ``include`` / ``exclude`` list, and most entries in an ad-hoc history.
@@ -182,9 +182,9 @@ class RecommendationQuery(BaseModel):
     exclude: list[Text] | None = Field(None, description="item ids never to return")
     include: list[Text] | None = Field(None, description="rank only these item ids")
     exclude_recently_shown: int = Field(0, description=EXCLUDE_RECENTLY_SHOWN)
-    filter: list[Text] | None = Field(None, description=FILTER_DOC)
-    boost: list[Text] | None = Field(None, description=BOOST_DOC)
-    cap: Text | None = Field(None, description=CAP_DOC)
+    filter: list[RuleText] | None = Field(None, description=FILTER_DOC)
+    boost: list[RuleText] | None = Field(None, description=BOOST_DOC)
+    cap: RuleText | None = Field(None, description=CAP_DOC)
     mmr: float | None = Field(None, description=MMR_DOC)
 
 

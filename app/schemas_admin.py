@@ -53,7 +53,10 @@ class TuneIn(_Strict):
 
     task: Text = Field("topk", max_length=16, description="topk (rank items) or ratings")
     models: list[ModelName] | None = Field(
-        None, max_length=64, description="models to search (default: every model of the task)"
+        None,
+        max_length=64,
+        description="models to search (default: every model of the task)",
+        json_schema_extra={"minItems": 1},  # [] is a 422 that says to leave it out
     )
     budget_minutes: Number = Field(
         10.0, description="wall-clock budget of the search (at least 0.5; the refit comes after)"

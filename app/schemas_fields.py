@@ -95,6 +95,11 @@ ModelName = Annotated[
     Field(min_length=1, max_length=64, json_schema_extra=MODEL_ENUM),
     AfterValidator(storable),
 ]
+#: Schema only: a query parameter in the rule language (``filter``, ``boost``, ``cap``) must
+#: hold some text. The parser answers a blank one with its own 422 ("filter is empty").
+NON_BLANK: dict[str, Any] = {"pattern": r"\S"}
+#: One such query parameter's value.
+RuleText = Annotated[Text, Field(json_schema_extra=NON_BLANK)]
 #: A free-form JSON object whose strings must be storable.
 JsonObject = Annotated[dict[Text, Any], AfterValidator(_storable_json)]
 

@@ -11,6 +11,7 @@ from app.api.params import ItemIdPath, ModelQuery
 from app.api.responses import SERVING, errors
 from app.rules.request import BOOST_DOC, CAP_DOC, FILTER_DOC, MMR_DOC
 from app.schemas import SimilarItemsResponse
+from app.schemas_fields import RuleText
 from app.serving.recommend import query_rules
 
 router = APIRouter(prefix="/v1", tags=["items"])
@@ -27,9 +28,9 @@ def similar_items(
     services: ServicesDep,
     k: Annotated[int, Query(description="number of items (1..max_k)")] = 10,
     model: ModelQuery = None,
-    filter: Annotated[list[str] | None, Query(description=FILTER_DOC)] = None,
-    boost: Annotated[list[str] | None, Query(description=BOOST_DOC)] = None,
-    cap: Annotated[str | None, Query(description=CAP_DOC)] = None,
+    filter: Annotated[list[RuleText] | None, Query(description=FILTER_DOC)] = None,
+    boost: Annotated[list[RuleText] | None, Query(description=BOOST_DOC)] = None,
+    cap: Annotated[RuleText | None, Query(description=CAP_DOC)] = None,
     mmr: Annotated[float | None, Query(description=MMR_DOC)] = None,
 ) -> SimilarItemsResponse:
     """Most similar items by cosine over the model's item vectors (else co-occurrence),

@@ -1,8 +1,9 @@
-"""Every field and parameter that names a model lists the registered names in ``/openapi.json``.
+"""``/openapi.json`` states what the server checks where JSON Schema can say it.
 
-A client generated from the document then offers exactly the names the server
-can serve or train; the server's own 4xx for another name is unchanged
-(``app.schemas_fields.MODEL_ENUM``).
+Every field and parameter that names a model lists the registered names, rule
+query parameters must hold text, ``/admin/tune``'s ``models`` is not empty. A
+client generated from the document then sends what can work; the server's own
+4xx for anything else is unchanged (``app.schemas_fields``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from training.models import REGISTRY
 NAMES = sorted(REGISTRY)
 
 
-def _enums(schema: Any) -> list[list[str]]:
-    """Every ``enum`` inside a schema (through ``anyOf`` and ``items``)."""
+def _enums(schema: Any, key: str = "enum") -> list[Any]:
+    """Every ``key`` (``enum``, ``pattern``) inside a schema (through ``anyOf``, ``items``)."""
     if not isinstance(schema, dict):
         return []
-    found = [schema["enum"]] if "enum" in schema else []
+    found = [schema[key]] if key in schema else []
     for child in [*schema.get("anyOf", []), schema.get("items")]:
-        found += _enums(child)
+        found += _enums(child, key)
     return found
 
 
@@ -44,3 +45,12 @@ def test_model_fields_and_parameters_list_the_registered_names() -> None:
                 assert _enums(schema["properties"][field]) == [NAMES], (component, field)
                 checked.append(f"{component}.{field}")
     assert len(checked) >= 8, checked  # the serving routes, admin models, retrain, tune, bodies
+
+
+def test_rule_parameters_must_hold_text_and_tune_models_must_not_be_empty() -> None:
+    document = create_app(embedded_settings()).openapi()
+    for path in ("/v1/users/{user_id}/recommendations", "/v1/items/{item_id}/similar"):
+        parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+        for name in ("filter", "boost", "cap"):
+            assert _enums(parameters[name]["schema"], "pattern") == [r"\S"], (path, name)
+    assert document["components"]["schemas"]["TuneIn"]["properties"]["models"]["minItems"] == 1
