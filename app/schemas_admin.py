@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas_fields import MODEL_ENUM, Bool, Int64, ModelName, Number, Scalar, Text, one_error
+from models_store.manifest import VERSION_PATTERN
+from training.tuning.search import MIN_BUDGET_SECONDS
 
 #: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
 #: ``--set`` form, parsed by the model's config).
@@ -58,10 +60,18 @@ class TuneIn(_Strict):
         description="models to search (default: every model of the task)",
         json_schema_extra={"minItems": 1},  # [] is a 422 that says to leave it out
     )
+    # Schema-only minimums (json_schema_extra): training.tuning.search refuses less with
+    # its own message, which says why (the shortest budget that fits one trial).
     budget_minutes: Number = Field(
-        10.0, description="wall-clock budget of the search (at least 0.5; the refit comes after)"
+        10.0,
+        description="wall-clock budget of the search (at least 0.5; the refit comes after)",
+        json_schema_extra={"minimum": MIN_BUDGET_SECONDS / 60},
     )
-    trials: Int64 | None = Field(None, description="stop after this many trials (all workers)")
+    trials: Int64 | None = Field(
+        None,
+        description="stop after this many trials (all workers)",
+        json_schema_extra={"minimum": 1},
+    )
     split: Text | None = Field(
         None, max_length=16, description="users|time for topk (default users), random for ratings"
     )
@@ -150,9 +160,16 @@ class ModelList(BaseModel):
     models: list[ModelOut]
 
 
+#: Schema only: what ``models_store.manifest.validate_version`` accepts, which answers
+#: anything else with its own message ("a version is a positive integer").
+_VERSION_TEXT = {"pattern": f"^{VERSION_PATTERN}$"}
+_VERSION_NUMBER = {"minimum": 1}
+
+
 class PromoteIn(_Strict):
     version: Annotated[
-        Annotated[Text, Field(min_length=1, max_length=32)] | Int64,
+        Annotated[Text, Field(min_length=1, max_length=32, json_schema_extra=_VERSION_TEXT)]
+        | Annotated[Int64, Field(json_schema_extra=_VERSION_NUMBER)],
         one_error("must be a version number: an integer or a string of 1-32 characters"),
     ] = Field(description="the version number to point production at")
 

@@ -23,7 +23,9 @@ from models_store.errors import CorruptVersion, InvalidContents, InvalidName, Un
 FORMAT_VERSION = 1
 
 _NAME = re.compile(r"[a-z0-9_.-]{1,128}")
-_VERSION = re.compile(r"[1-9][0-9]{0,17}")
+#: A version number as text: positive, canonical (no leading zero), below 10**18.
+VERSION_PATTERN = r"[1-9][0-9]{0,17}"
+_VERSION = re.compile(VERSION_PATTERN)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

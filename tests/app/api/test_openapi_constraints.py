@@ -18,7 +18,7 @@ NAMES = sorted(REGISTRY)
 
 
 def _enums(schema: Any, key: str = "enum") -> list[Any]:
-    """Every ``key`` (``enum``, ``pattern``) inside a schema (through ``anyOf``, ``items``)."""
+    """Every ``key`` (``enum``, ``pattern``, ...) inside a schema (through ``anyOf``, ``items``)."""
     if not isinstance(schema, dict):
         return []
     found = [schema[key]] if key in schema else []
@@ -54,3 +54,12 @@ def test_rule_parameters_must_hold_text_and_tune_models_must_not_be_empty() -> N
         for name in ("filter", "boost", "cap"):
             assert _enums(parameters[name]["schema"], "pattern") == [r"\S"], (path, name)
     assert document["components"]["schemas"]["TuneIn"]["properties"]["models"]["minItems"] == 1
+
+
+def test_tune_minimums_and_promote_versions_are_stated() -> None:
+    schemas = create_app(embedded_settings()).openapi()["components"]["schemas"]
+    tune = schemas["TuneIn"]["properties"]
+    assert tune["budget_minutes"]["minimum"] == 0.5 and tune["trials"]["minimum"] == 1
+    version = schemas["PromoteIn"]["properties"]["version"]
+    assert _enums(version, "pattern") == ["^[1-9][0-9]{0,17}$"]
+    assert _enums(version, "minimum") == [1]
