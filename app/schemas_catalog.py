@@ -20,6 +20,20 @@ MAX_TEXT = 100_000
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 
 
+#: Schema only (``app.catalog.items.validate_item`` checks, with its own messages): an
+#: attribute value is null, true/false, a number, a string, or a list of one of those
+#: kinds (nulls allowed among them).
+ATTRIBUTE_VALUE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": ["null", "boolean", "number", "string"]},
+        *(
+            {"type": "array", "items": {"type": [kind, "null"]}}
+            for kind in ("boolean", "number", "string")
+        ),
+    ]
+}
+
+
 class ItemIn(BaseModel):
     """An item's full catalog entry; PUT replaces what was stored (omitted = none).
 
@@ -42,6 +56,7 @@ class ItemIn(BaseModel):
         "true/false, a number, a string or a flat list of one of those kinds; an attribute "
         "keeps the kind the catalog holds for it (a number stays a number); at most "
         f"{MAX_ATTRIBUTES_BYTES} bytes as JSON",
+        json_schema_extra={"additionalProperties": ATTRIBUTE_VALUE_SCHEMA},
     )
 
 

@@ -1,7 +1,8 @@
 """``/openapi.json`` states what the server checks where JSON Schema can say it.
 
 Every field and parameter that names a model lists the registered names, rule
-query parameters must hold text, ``/admin/tune``'s ``models`` is not empty. A
+query parameters must hold text, ``/admin/tune``'s minimums, a promote version's
+form, a catalog attribute's kinds. A
 client generated from the document then sends what can work; the server's own
 4xx for anything else is unchanged (``app.schemas_fields``).
 """
@@ -63,3 +64,12 @@ def test_tune_minimums_and_promote_versions_are_stated() -> None:
     version = schemas["PromoteIn"]["properties"]["version"]
     assert _enums(version, "pattern") == ["^[1-9][0-9]{0,17}$"]
     assert _enums(version, "minimum") == [1]
+
+
+def test_item_attribute_values_are_stated() -> None:
+    """Scalars, or a list of one kind (nulls among them): what ``validate_item`` accepts."""
+    schemas = create_app(embedded_settings()).openapi()["components"]["schemas"]
+    values = schemas["ItemIn"]["properties"]["attributes"]["additionalProperties"]["anyOf"]
+    assert values[0] == {"type": ["null", "boolean", "number", "string"]}
+    lists = {tuple(v["items"]["type"]) for v in values[1:] if v["type"] == "array"}
+    assert lists == {("boolean", "null"), ("number", "null"), ("string", "null")}
