@@ -254,7 +254,7 @@ def user_contexts(
         base_items, base_values = _training_row(model, index)
         folded_in = index < 0 or bool(rows)
         hit = cached[b]
-        if hit is not None and hit[1] == stamp and (index >= 0 or usable):
+        if hit is not None and hit[1] == stamp:  # only users who can have a state have one
             seen = base_items
             mean = _mean(base_values) if with_mean else None
             if usable:  # plus what was logged since the cutoff
