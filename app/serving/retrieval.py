@@ -15,9 +15,13 @@ returned fewer distinct items than that. A job that would need more than
 after masking, is ranked by the exact path and counted in
 ``genrec_ann_fallback{reason}``. An ``include`` list is itself the candidate
 set (scored exactly, no index); popularity-fallback rows stay exact. An
-attribute filter (``app.rules``) masks candidates like any other mask; a boost
-or a diversity rule needs the whole score row, so its job is ranked exactly
-(``genrec_ann_fallback{reason="rules"}``).
+attribute filter (``app.rules``) masks candidates like any other mask. A boost
+is answered from the index too: each group of items sharing an offset is
+searched on its own and the spread comes from the item table's covariance
+(``app.serving.ann_boosts``). A diversity rule (a cap, MMR) re-ranks beyond k
+over the whole row, so its job is ranked exactly
+(``genrec_ann_fallback{reason="rules"}``), as is a boost plan with more than
+``ann_boosts.MAX_GROUPS`` distinct offsets.
 
 ``AnnLoader`` is the holder's load listener that opens the index (memory
 mapped) when ``GENREC_ANN`` says so; ``LoadedModel.ann`` is then set and
@@ -33,8 +37,10 @@ from collections.abc import Callable, Sequence
 import faiss
 import numpy as np
 import torch
+from torch import Tensor
 
 from app.core.config import Settings
+from app.serving.ann_boosts import OffsetGroups, ScoreSpread
 from app.serving.batcher import Ranked, RankJob, candidate_mask
 from app.serving.loaded import LoadedModel
 from training.ann import AnnError, IndexParams, read_index, supports_ann
@@ -47,8 +53,8 @@ ExactRanker = Callable[[LoadedModel, Sequence[RankJob]], list[Ranked]]
 
 TOO_MANY_MASKED = "too_many_masked"
 TOO_FEW_CANDIDATES = "too_few_candidates"
-#: A boost or a diversity rule: both are defined over the whole item row (a boost is
-#: scaled by the spread of all the user's scores; a cap or MMR re-ranks beyond k).
+#: A diversity rule (a cap or MMR re-ranks beyond k over the whole row), or a boost plan
+#: with too many distinct offsets to search group by group (``ann_boosts.MAX_GROUPS``).
 RULES = "rules"
 
 
@@ -62,6 +68,8 @@ class AnnRetrieval:
         self.params = params
         self.candidates = candidates
         self.max_candidates = max_candidates
+        self.spread = ScoreSpread()
+        self.groups = OffsetGroups()
 
     @property
     def nprobe(self) -> int:
@@ -71,6 +79,7 @@ class AnnRetrieval:
         """Top-k of every job: index candidates re-scored and masked, or the exact path."""
         fallback: dict[int, str] = {}  # job -> "exact" (popularity rows) or a fallback reason
         searched: list[int] = []
+        boosted: list[int] = []  # searched once per offset group (``ann_boosts``)
         candidates: dict[int, np.ndarray] = {}
         for b, job in enumerate(jobs):
             if job.state is None:
@@ -81,6 +90,11 @@ class AnnRetrieval:
                 candidates[b] = job.allowed  # the include list is the whole candidate set
             elif self._fetch(job) > self.max_candidates:
                 fallback[b] = TOO_MANY_MASKED
+            elif job.rules is not None and job.rules.offset is not None:
+                if self.groups.of(job.rules) is None:
+                    fallback[b] = RULES
+                else:
+                    boosted.append(b)
             else:
                 searched.append(b)
         candidates.update(self._search(model, jobs, searched))
@@ -91,6 +105,18 @@ class AnnRetrieval:
                 fallback[b] = TOO_FEW_CANDIDATES
             else:
                 kept[b] = left
+        for b, parts in self._search_groups(model, jobs, boosted).items():
+            lefts = [items[~candidate_mask(jobs[b], items)] for items, _ in parts]
+            # A searched group must keep k of its own: items it did not return may outrank
+            # the other groups' after the boost. A group taken whole has nothing unseen.
+            short = [
+                not whole and left.size < jobs[b].k
+                for (_, whole), left in zip(parts, lefts, strict=True)
+            ]
+            if any(short):
+                fallback[b] = TOO_FEW_CANDIDATES
+            else:
+                kept[b] = np.unique(np.concatenate(lefts))
         results: dict[int, Ranked] = self._rescore(model, jobs, kept)
         if fallback:
             rows = sorted(fallback)
@@ -108,60 +134,133 @@ class AnnRetrieval:
         """Index candidates of ``rows`` (few FAISS calls), plus items the index has not seen."""
         if not rows:
             return {}
-        scorer = model.scorer
-        assert isinstance(scorer, InnerProductScorer)  # AnnLoader attaches no index otherwise
-        states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
-        with torch.inference_mode():
-            queries = scorer.inner_product_queries(states).float().cpu().numpy()
-        # One FAISS call per power-of-two band of fetch sizes: a heavy user's long seen
-        # list must not make every job of the batch fetch (and sort) as many candidates.
+        queries = _queries(model, jobs, rows)
         fetches = np.array([min(self._fetch(jobs[b]), self.index.ntotal) for b in rows])
-        bands = np.ceil(np.log2(fetches)).astype(np.int64)
-        labels: list[np.ndarray] = [np.empty(0, np.int64)] * len(rows)
-        for band in np.unique(bands):
-            members = np.flatnonzero(bands == band)
-            _, found = self.index.search(
-                np.ascontiguousarray(queries[members]), int(fetches[members].max())
-            )
-            for row, position in enumerate(members):
-                labels[position] = found[row]
-        # Rows a catalog added or refreshed from text after the build are not (correctly)
-        # in the index: they are candidates of every request, scored exactly like the rest.
-        unindexed = np.fromiter(model.from_text, dtype=np.int64, count=len(model.from_text))
+        labels = self._search_banded(queries, fetches, None)
+        unindexed = _unindexed(model)
         out = {}
         for row, b in enumerate(rows):
             found = labels[row]
             out[b] = np.union1d(found[found >= 0], unindexed) if unindexed.size else found
         return out
 
+    def _search_banded(
+        self, queries: np.ndarray, fetches: np.ndarray, selector: faiss.IDSelector | None
+    ) -> list[np.ndarray]:
+        """Labels per query row (-1 = none), restricted to ``selector``'s items when given.
+
+        One FAISS call per power-of-two band of fetch sizes: a heavy user's long seen
+        list must not make every job of the batch fetch (and sort) as many candidates.
+        """
+        params = None
+        if selector is not None:
+            params = faiss.SearchParametersIVF()
+            params.sel = selector
+            params.nprobe = self.nprobe
+        bands = np.ceil(np.log2(np.maximum(fetches, 1))).astype(np.int64)
+        labels: list[np.ndarray] = [np.empty(0, np.int64)] * len(fetches)
+        for band in np.unique(bands):
+            members = np.flatnonzero(bands == band)
+            _, found = self.index.search(
+                np.ascontiguousarray(queries[members]), int(fetches[members].max()), params=params
+            )
+            for row, position in enumerate(members):
+                labels[position] = found[row]
+        return labels
+
+    def _search_groups(
+        self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
+    ) -> dict[int, list[tuple[np.ndarray, bool]]]:
+        """Per boosted job, its candidates per offset group: (items, taken whole?).
+
+        A group no larger than the job's fetch is taken whole; a larger one is
+        searched restricted to its items. Items the index has not seen join the
+        candidates as a group taken whole.
+        """
+        if not rows:
+            return {}
+        queries = _queries(model, jobs, rows)
+        unindexed = _unindexed(model)
+        out: dict[int, list[tuple[np.ndarray, bool]]] = {
+            b: [(unindexed, True)] if unindexed.size else [] for b in rows
+        }
+        by_plan: dict[int, list[int]] = {}  # jobs of one plan share its groups' searches
+        for position, b in enumerate(rows):
+            by_plan.setdefault(id(jobs[b].rules), []).append(position)
+        for positions in by_plan.values():
+            plan = jobs[rows[positions[0]]].rules
+            assert plan is not None
+            groups = self.groups.of(plan)
+            assert groups is not None  # ``rank`` sent plans without groups to the exact path
+            fetches = np.array([self._fetch(jobs[rows[p]]) for p in positions])
+            for group in groups:
+                whole = fetches >= group.items.size
+                for p in np.asarray(positions)[whole]:
+                    out[rows[p]].append((group.items, True))
+                searched = np.asarray(positions)[~whole]
+                if not searched.size:
+                    continue
+                labels = self._search_banded(
+                    queries[searched],
+                    np.minimum(fetches[~whole], group.items.size),
+                    group.selector,
+                )
+                for p, found in zip(searched, labels, strict=True):
+                    out[rows[p]].append((found[found >= 0], False))
+        return out
+
     def _rescore(
         self, model: LoadedModel, jobs: Sequence[RankJob], kept: dict[int, np.ndarray]
     ) -> dict[int, Ranked]:
-        """Exact scores of each job's own candidates (``score(state, items)``), then top-k.
+        """Exact scores of each job's own candidates (``score(state, items)``), boosted as
+        the exact path boosts (``app.rules.apply``), then top-k.
 
         One small product per job: a shared call over the union of the batch's
         candidates would score every job against every other job's candidates.
         """
+        units = self._boost_units(model, jobs, list(kept))
         results = {}
         with torch.inference_mode():
             for b, items in kept.items():
                 state = jobs[b].state
                 assert state is not None  # only personal rows get candidates
+                plan = jobs[b].rules
                 if not items.size:
                     values = np.zeros(0, dtype=np.float32)
                 else:
                     candidates = torch.as_tensor(items, device=model.device)
-                    row = model.scorer.score(state.to(model.device), candidates)[0]
-                    values = row.float().cpu().numpy()
+                    row = model.scorer.score(state.to(model.device), candidates)[0].float()
+                    if b in units and plan is not None and plan.offset is not None:
+                        row = row + units[b] * plan.offset[candidates]
+                    values = row.cpu().numpy()
                 k = min(jobs[b].k, items.size)
                 top = np.argpartition(-values, k - 1)[:k] if 0 < k < items.size else np.arange(k)
                 top = top[np.argsort(-values[top], kind="stable")]
                 results[b] = Ranked(
                     items=items[top].astype(np.int64, copy=False),
                     scores=values[top].astype(np.float32, copy=False),
+                    boost_unit=float(units[b]) if b in units else None,
                     retrieval=self._how(jobs[b]),
                 )
         return results
+
+    def _boost_units(
+        self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
+    ) -> dict[int, Tensor]:
+        """The boost unit (spread of all the user's scores) of each boosted job in ``rows``."""
+        boosted = [
+            b for b in rows if (plan := jobs[b].rules) is not None and plan.offset is not None
+        ]
+        if not boosted:
+            return {}
+        scorer = model.scorer
+        assert isinstance(scorer, InnerProductScorer)  # AnnLoader attaches no index otherwise
+        states = torch.cat(
+            [s.to(model.device) for b in boosted if (s := jobs[b].state) is not None]
+        )
+        with torch.inference_mode():
+            spreads = self.spread.of(scorer, scorer.inner_product_queries(states).float())
+        return {b: spreads[n].to(model.device) for n, b in enumerate(boosted)}
 
     @staticmethod
     def _how(job: RankJob) -> str:
@@ -169,17 +268,31 @@ class AnnRetrieval:
         return "exact" if job.allowed is not None else "ann"
 
 
-def _needs_whole_row(job: RankJob) -> bool:
-    """True when the job's rules need every item's score (boosts, cap, MMR).
+def _queries(model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]) -> np.ndarray:
+    """(len(rows), D') float32 index queries of the jobs ``rows`` (all personal)."""
+    scorer = model.scorer
+    assert isinstance(scorer, InnerProductScorer)  # AnnLoader attaches no index otherwise
+    states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
+    with torch.inference_mode():
+        queries: np.ndarray = scorer.inner_product_queries(states).float().cpu().numpy()
+    return queries
 
-    An attribute filter alone composes with the index: ``candidate_mask`` drops
-    the items it excludes, and a filter too narrow for the over-fetch falls back
-    as ``too_few_candidates``.
+
+def _unindexed(model: LoadedModel) -> np.ndarray:
+    """Rows a catalog added or refreshed from text after the build: not (correctly) in the
+    index, so they are candidates of every request, scored exactly like the rest."""
+    return np.fromiter(model.from_text, dtype=np.int64, count=len(model.from_text))
+
+
+def _needs_whole_row(job: RankJob) -> bool:
+    """True when the job's rules need every item's score: a cap or MMR re-ranks beyond k.
+
+    An attribute filter composes with the index (``candidate_mask`` drops the
+    items it excludes; one too narrow for the over-fetch falls back as
+    ``too_few_candidates``), and so does a boost (``app.serving.ann_boosts``).
     """
     plan = job.rules
-    return plan is not None and (
-        plan.offset is not None or plan.cap is not None or plan.mmr is not None
-    )
+    return plan is not None and (plan.cap is not None or plan.mmr is not None)
 
 
 def auto_uses_index(n_items: int, device: torch.device, auto_items: int) -> bool:
@@ -250,4 +363,6 @@ class AnnLoader:
         retrieval = AnnRetrieval(
             index, params, self.settings.ann_candidates, self.settings.ann_max_candidates
         )
+        assert isinstance(model.scorer, InnerProductScorer)  # supports_ann said so above
+        retrieval.spread.covariance_of(model.scorer)  # boosts need it; at load, not in a request
         return dataclasses.replace(model, ann=retrieval)

@@ -1,0 +1,142 @@
+"""Boosted lists from the index (``app.serving.ann_boosts``) against the exact path.
+
+With every IVF list probed the index search is exhaustive, so a boosted list
+from the index must be the exact path's list, item for item, with the same
+boosted scores and boost unit: that checks the spread from the covariance and
+the search per offset group together. With the default probes it is the same
+list up to the index's recall.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app.rules.apply import boost_unit
+from app.rules.compile import RulePlan
+from app.serving.ann_boosts import MAX_GROUPS, ScoreSpread, offset_groups
+from app.serving.batcher import RankJob, rank_batch, rank_exact
+from app.serving.retrieval import RULES, TOO_FEW_CANDIDATES
+from tests.app.serving.ann_catalog import N_ITEMS, NONE, indexed_model, user_states
+
+ITEMS = np.arange(N_ITEMS)
+
+
+def _plan(offset: np.ndarray, keep: np.ndarray | None = None) -> RulePlan:
+    keep_t = None if keep is None else torch.as_tensor(keep)
+    return RulePlan(
+        keep=keep_t,
+        drop=None if keep_t is None else ~keep_t,
+        offset=torch.as_tensor(offset, dtype=torch.float32),
+    )
+
+
+def _exhaustive(candidates: int = 200) -> object:
+    model = indexed_model(candidates=candidates)
+    model.ann.index.nprobe = model.ann.index.nlist  # every list: an exact search
+    return model
+
+
+def _jobs(plan: RulePlan, k: int = 20, n: int = 12, banned: np.ndarray = NONE) -> list[RankJob]:
+    return [RankJob(state=s, banned=banned, allowed=None, k=k, rules=plan) for s in user_states(n)]
+
+
+def _offsets() -> dict[str, np.ndarray]:
+    """Boost plans whose groups are taken whole, searched, or both; up and down."""
+    small = np.zeros(N_ITEMS, np.float32)
+    small[:10] = 3.0  # ten promoted items: a group smaller than the fetch, taken whole
+    third = np.where(ITEMS % 3 == 0, 2.0, 0.0).astype(np.float32)  # a third of the catalog
+    demoted = np.where(ITEMS % 2 == 0, -2.0, 0.0).astype(np.float32)  # half, pushed down
+    two_rules = third + np.where(ITEMS < 1_000, 1.0, 0.0).astype(np.float32)  # four groups
+    return {"small": small, "third": third, "demoted": demoted, "two_rules": two_rules}
+
+
+@pytest.mark.parametrize("name", sorted(_offsets()))
+def test_an_exhaustive_search_gives_the_exact_boosted_list(name: str) -> None:
+    # A fetch of 20 for lists of 20: only a search per group finds what a boost lifts.
+    model = _exhaustive(candidates=20)
+    jobs = _jobs(_plan(_offsets()[name]))
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {"ann"}
+    for r, e in zip(ranked, exact, strict=True):
+        assert r.items.tolist() == e.items.tolist()
+        np.testing.assert_allclose(r.scores, e.scores, rtol=1e-5, atol=1e-5)
+        assert r.boost_unit == pytest.approx(e.boost_unit, rel=1e-5)
+
+
+def test_boosts_compose_with_a_filter_and_seen_items() -> None:
+    model = _exhaustive()
+    keep = ITEMS % 4 != 1  # the filter drops a quarter of the items
+    banned = np.arange(0, 300, 7)  # seen items, in every group
+    jobs = _jobs(_plan(_offsets()["two_rules"], keep), banned=banned)
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {"ann"}
+    for r, e in zip(ranked, exact, strict=True):
+        assert r.items.tolist() == e.items.tolist()
+        assert keep[r.items].all() and not set(r.items) & set(banned)
+
+
+def test_an_include_list_is_boosted_like_the_exact_path() -> None:
+    model = indexed_model()
+    allowed = np.sort(np.random.default_rng(3).choice(N_ITEMS, 60, replace=False))
+    plan = _plan(_offsets()["third"])
+    jobs = [RankJob(s, NONE, allowed, 10, rules=plan) for s in user_states(4)]
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    for r, e in zip(ranked, exact, strict=True):
+        assert r.retrieval == "exact" and r.items.tolist() == e.items.tolist()
+        assert r.boost_unit == pytest.approx(e.boost_unit, rel=1e-5)
+
+
+def test_with_the_default_probes_boosted_lists_recall_the_exact_ones() -> None:
+    model = indexed_model(nprobe=32)  # of 76 lists, as test_retrieval's recall test
+    jobs = _jobs(_plan(_offsets()["two_rules"]), k=100, n=40)
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {"ann"}
+    recall = np.mean(
+        [len(set(r.items) & set(e.items)) / 100 for r, e in zip(ranked, exact, strict=True)]
+    )
+    assert recall >= 0.95, recall
+
+
+def test_the_spread_from_the_covariance_is_the_spread_of_the_whole_row() -> None:
+    model = indexed_model()
+    spread = ScoreSpread()
+    states = torch.cat(user_states(16))
+    from_table = spread.of(model.scorer, model.scorer.inner_product_queries(states))
+    rows = model.scorer.score(states)
+    from_rows = [boost_unit(row, _plan(_offsets()["small"])) for row in rows]
+    np.testing.assert_allclose(from_table.numpy(), from_rows, rtol=1e-5)
+
+
+def test_offset_groups_partition_the_catalog() -> None:
+    groups = offset_groups(_plan(_offsets()["two_rules"]))
+    assert groups is not None
+    assert sorted(g.offset for g in groups) == [0.0, 1.0, 2.0, 3.0]
+    assert np.array_equal(np.sort(np.concatenate([g.items for g in groups])), ITEMS)
+    for g in groups:
+        assert all(g.selector.is_member(int(i)) for i in g.items[:50])
+        assert not any(g.selector.is_member(int(i)) for i in np.setdiff1d(ITEMS, g.items)[:50])
+
+
+def test_a_plan_with_too_many_offsets_ranks_exactly() -> None:
+    model = indexed_model()
+    offset = (ITEMS % (MAX_GROUPS + 1)).astype(np.float32) / 10  # MAX_GROUPS + 1 values
+    jobs = _jobs(_plan(offset), n=3)
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {RULES}
+    assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
+
+
+def test_a_searched_group_left_short_by_a_filter_falls_back() -> None:
+    # The promoted third is searched (larger than the fetch), but the filter keeps only
+    # five of its items: the index cannot show that no other of them would rank, so
+    # the list is ranked exactly.
+    model = _exhaustive(candidates=50)
+    boosted = ITEMS % 3 == 0
+    keep = ~boosted
+    keep[np.flatnonzero(boosted)[-5:]] = True
+    jobs = _jobs(_plan(_offsets()["third"], keep), n=3)
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {TOO_FEW_CANDIDATES}
+    assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
