@@ -41,6 +41,7 @@ Usage::
     python benchmarks/serve_bench.py --server-env GENREC_BATCH_WAIT_MS=0   # any server setting
     python benchmarks/serve_bench.py --impressions-ab --repeat 3     # recs, impressions on vs off
     python benchmarks/serve_bench.py --rules-ab --repeat 3           # recs, a filter + boost vs none
+    python benchmarks/serve_bench.py --rules-ab --rules-query 'boost=...'   # other rules
     python benchmarks/serve_bench.py --items 1000000 --dims 256 --catalog correlated \
         --endpoints constant,recs --server-env GENREC_ANN=on          # + ann_recall@100 line
 
@@ -99,7 +100,7 @@ def mix_kind(conn: int, n: int) -> str:
 
 #: ``--rules-ab``: the typical rules of a filtered list (docs/rules.md): a genre filter,
 #: a year range and a boost of recent films, as query parameters of ``recs``.
-RULES_QUERY = "&".join(
+TYPICAL_RULES = "&".join(
     f"{name}={quote(value, safe='')}"
     for name, value in (
         ("filter", "genres:Comedy,Drama,Action"),
@@ -107,6 +108,9 @@ RULES_QUERY = "&".join(
         ("boost", "year>=1995^0.5"),
     )
 )
+#: The rules ``recs-rules`` sends: ``--rules-query`` sets ``BENCH_RULES`` (an encoded query
+#: string), which the load generators (this module's ``_load`` process, the wrk script) read.
+RULES_QUERY = os.environ.get("BENCH_RULES") or TYPICAL_RULES
 RATING_MODEL = "biased-mf"
 
 
@@ -837,7 +841,16 @@ def main() -> None:
         action="store_true",
         help="only recs, with a typical filter and boost and without, alternating (one server)",
     )
+    parser.add_argument(
+        "--rules-query",
+        help="with --rules-ab: these rules instead of the typical ones, as an encoded query "
+        "string (e.g. 'boost=year%%3E%%3D1995%%5E0.5': a boost alone, which a widened catalog's "
+        "synthetic items, having no attributes, do not all fail)",
+    )
     args = parser.parse_args()
+    if args.rules_query:
+        global RULES_QUERY
+        RULES_QUERY = os.environ["BENCH_RULES"] = args.rules_query
     endpoints = [e for e in args.endpoints.split(",") if e]
     unknown = set(endpoints) - set(ENDPOINTS)
     if unknown:

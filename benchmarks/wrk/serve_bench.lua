@@ -10,7 +10,9 @@
 -- the Python client's n+1-th: tests/benchmarks/test_serve_bench_wrk.py). done() prints
 -- one JSON line, which serve_bench.run_wrk reads.
 
-local RULES = "filter=genres%3AComedy%2CDrama%2CAction&filter=year%3E%3D1980&boost=year%3E%3D1995%5E0.5"
+-- BENCH_RULES (serve_bench --rules-query) replaces the typical rules of recs-rules.
+local RULES = os.getenv("BENCH_RULES")
+  or "filter=genres%3AComedy%2CDrama%2CAction&filter=year%3E%3D1980&boost=year%3E%3D1995%5E0.5"
 local MIX = { { 60, "recs" }, { 15, "mix-write" }, { 10, "mix-new-recs" }, { 10, "mix-adhoc" }, { 5, "predict" } }
 -- WRK_MIX="60:recs,15:mix-write,..." replaces the mix (shares out of 100), e.g. to leave one
 -- kind out (docs/data/serve-2026-12-04-body/mix-parts/run.sh).
