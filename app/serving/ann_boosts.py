@@ -16,8 +16,9 @@ score row, so on a million-item catalog each one was ranked exactly
 * **Which items can reach the top-k.** Items with equal offsets keep their
   order under the boost, so the boosted top-k is the top-k of the union of
   each *offset group's* own top-k by plain score. So the index is searched
-  once per group, restricted to that group's items (a FAISS ``IDSelector``),
-  and a group no larger than the fetch is taken whole. A plan has a handful
+  once per group, restricted to that group's items (a FAISS ``IDSelector``,
+  probing more lists the rarer the group), and a group of at most
+  ``GENREC_ANN_MAX_CANDIDATES`` items is taken whole. A plan has a handful
   of groups (one per distinct sum of boost weights: with r boost rules at most
   2^r); one with more than ``MAX_GROUPS`` is still ranked exactly.
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Callable, Sequence
 
 import faiss
@@ -144,8 +145,20 @@ class AnnRetrieval:
             out[b] = np.union1d(found[found >= 0], unindexed) if unindexed.size else found
         return out
 
+    def _group_nprobe(self, size: int) -> int:
+        """Lists to probe for a search restricted to ``size`` items: as many more as the
+        group is rarer than the catalog, so that about as many of its members are looked
+        at as an unrestricted search looks at items (the scan skips non-members cheaply)."""
+        ivf = faiss.extract_index_ivf(self.index)
+        share = max(size, 1) / max(self.index.ntotal, 1)
+        return int(min(ivf.nlist, math.ceil(self.nprobe / min(share, 1.0))))
+
     def _search_banded(
-        self, queries: np.ndarray, fetches: np.ndarray, selector: faiss.IDSelector | None
+        self,
+        queries: np.ndarray,
+        fetches: np.ndarray,
+        selector: faiss.IDSelector | None = None,
+        nprobe: int | None = None,
     ) -> list[np.ndarray]:
         """Labels per query row (-1 = none), restricted to ``selector``'s items when given.
 
@@ -156,7 +169,7 @@ class AnnRetrieval:
         if selector is not None:
             params = faiss.SearchParametersIVF()
             params.sel = selector
-            params.nprobe = self.nprobe
+            params.nprobe = nprobe or self.nprobe
         bands = np.ceil(np.log2(np.maximum(fetches, 1))).astype(np.int64)
         labels: list[np.ndarray] = [np.empty(0, np.int64)] * len(fetches)
         for band in np.unique(bands):
@@ -173,9 +186,10 @@ class AnnRetrieval:
     ) -> dict[int, list[tuple[np.ndarray, bool]]]:
         """Per boosted job, its candidates per offset group: (items, taken whole?).
 
-        A group no larger than the job's fetch is taken whole; a larger one is
-        searched restricted to its items. Items the index has not seen join the
-        candidates as a group taken whole.
+        A group of at most ``max_candidates`` items is taken whole (scored exactly,
+        as an include list is); a larger one is searched restricted to its items,
+        probing more lists the rarer it is (``_group_nprobe``). Items the index has
+        not seen join the candidates as a group taken whole.
         """
         if not rows:
             return {}
@@ -194,18 +208,17 @@ class AnnRetrieval:
             assert groups is not None  # ``rank`` sent plans without groups to the exact path
             fetches = np.array([self._fetch(jobs[rows[p]]) for p in positions])
             for group in groups:
-                whole = fetches >= group.items.size
-                for p in np.asarray(positions)[whole]:
-                    out[rows[p]].append((group.items, True))
-                searched = np.asarray(positions)[~whole]
-                if not searched.size:
+                if group.items.size <= self.max_candidates:  # scored whole, as an include list
+                    for p in positions:
+                        out[rows[p]].append((group.items, True))
                     continue
                 labels = self._search_banded(
-                    queries[searched],
-                    np.minimum(fetches[~whole], group.items.size),
+                    queries[positions],
+                    np.minimum(fetches, group.items.size),
                     group.selector,
+                    self._group_nprobe(group.items.size),
                 )
-                for p, found in zip(searched, labels, strict=True):
+                for p, found in zip(positions, labels, strict=True):
                     out[rows[p]].append((found[found >= 0], False))
         return out
 

@@ -33,7 +33,8 @@ def _plan(offset: np.ndarray, keep: np.ndarray | None = None) -> RulePlan:
 
 
 def _exhaustive(candidates: int = 200) -> object:
-    model = indexed_model(candidates=candidates)
+    # Groups above 500 items are searched, not taken whole (the catalog holds 3,000).
+    model = indexed_model(candidates=candidates, max_candidates=500)
     model.ann.index.nprobe = model.ann.index.nlist  # every list: an exact search
     return model
 
@@ -89,7 +90,8 @@ def test_an_include_list_is_boosted_like_the_exact_path() -> None:
 
 
 def test_with_the_default_probes_boosted_lists_recall_the_exact_ones() -> None:
-    model = indexed_model(nprobe=32)  # of 76 lists, as test_retrieval's recall test
+    # of 76 lists, as test_retrieval's recall test; groups above 500 items searched
+    model = indexed_model(nprobe=32, max_candidates=500)
     jobs = _jobs(_plan(_offsets()["two_rules"]), k=100, n=40)
     ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
     assert {r.retrieval for r in ranked} == {"ann"}
@@ -140,3 +142,21 @@ def test_a_searched_group_left_short_by_a_filter_falls_back() -> None:
     ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
     assert {r.retrieval for r in ranked} == {TOO_FEW_CANDIDATES}
     assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
+
+
+def test_a_rare_group_is_searched_with_more_probes() -> None:
+    # 600 promoted items (a fifth of the catalog) lifted far above the rest: the list is
+    # theirs. Probing 2 of 76 lists would look at about 16 of them; a fifth of the
+    # catalog gets five times the probes, so the promoted list is still found.
+    model = indexed_model(nprobe=2, max_candidates=500)
+    promoted = np.zeros(N_ITEMS, np.float32)
+    promoted[np.random.default_rng(4).choice(N_ITEMS, 600, replace=False)] = 10.0
+    assert model.ann._group_nprobe(600) == 10
+    jobs = _jobs(_plan(promoted), k=10, n=30)
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {"ann"}
+    assert all(promoted[r.items].min() == 10.0 for r in ranked)
+    recall = np.mean(
+        [len(set(r.items) & set(e.items)) / 10 for r, e in zip(ranked, exact, strict=True)]
+    )
+    assert recall >= 0.8, recall
