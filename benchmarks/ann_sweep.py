@@ -9,7 +9,8 @@ top-100 (seen items masked, as the API does), and rows ranked per second. It
 writes a JSON file and a PNG of recall against speed (docs/img/).
 
 Users: every training user of the version (ML-100K: 943) plus ad-hoc
-histories of 10 random items up to ``--users``.
+histories of 10 random items up to ``--users``. ``--boost SHARE:WEIGHT`` ranks
+every list (exact and approximate) with a boost on a random share of the items.
 
     python benchmarks/ann_sweep.py --store /tmp/s1m --json ann-1m.json --png docs/img/ann-recall-speed.png
 """
@@ -49,6 +50,22 @@ def _jobs(model: Any, n_users: int, k: int, seed: int = 0) -> list[Any]:
     return jobs
 
 
+def _boosted(jobs: list[Any], n_items: int, spec: str, seed: int = 0) -> list[Any]:
+    """``jobs`` with one boost plan: WEIGHT on a random SHARE of the items (``--boost``)."""
+    import dataclasses
+
+    import torch
+
+    from app.rules.compile import RulePlan
+
+    share, weight = (float(part) for part in spec.split(":"))
+    offset = torch.zeros(n_items)
+    chosen = np.random.default_rng(seed).choice(n_items, round(share * n_items), replace=False)
+    offset[torch.as_tensor(chosen)] = weight
+    plan = RulePlan(keep=None, drop=None, offset=offset)
+    return [dataclasses.replace(job, rules=plan) for job in jobs]
+
+
 def _timed(rank: Any, model: Any, jobs: list[Any]) -> tuple[list[Any], float]:
     """Ranked lists and rows per second, ranked in batches of ``BATCH``."""
     out = []
@@ -68,6 +85,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--png", type=Path)
     parser.add_argument("--label", default="", help="catalog name for the plot legend")
+    parser.add_argument(
+        "--boost",
+        metavar="SHARE:WEIGHT",
+        help="rank every list with a boost of WEIGHT (in score spreads) on a random SHARE of "
+        "the items, e.g. 0.2:1.0 (app.serving.ann_boosts)",
+    )
     parser.add_argument(
         "--compare-hnsw",
         action="store_true",
@@ -97,6 +120,8 @@ def main() -> None:
         f"# loaded {args.model}@{version} ({model.n_items:,} items) in {time.perf_counter() - t0:.0f} s"
     )
     jobs = _jobs(model, args.users, 100)
+    if args.boost:
+        jobs = _boosted(jobs, model.n_items, args.boost)
     exact, exact_rate = _timed(rank_exact, model, jobs)
     print(f"# exact: {exact_rate:.1f} rows/s", flush=True)
     ivf = faiss.extract_index_ivf(model.ann.index)
@@ -134,6 +159,7 @@ def main() -> None:
         "items": model.n_items,
         "users": len(jobs),
         "batch": BATCH,
+        "boost": args.boost,
         "exact_rows_per_s": round(exact_rate, 1),
         "settings": results,
         "command": " ".join(sys.argv),

@@ -712,6 +712,10 @@ def rules_ab(args: argparse.Namespace, store: Path, workdir: Path, levels: list[
                     f"{m['p95_ms']:>7.2f} | {m['p99_ms']:>7.2f} | {ratio:>6.0%} | {errors} |",
                     flush=True,
                 )
+        # How an indexed model answered (both modes together): from the index, or exactly.
+        for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+            if line.startswith(("genrec_ann_rows_total", "genrec_ann_fallback_total")):
+                print(f"# {line}")
     finally:
         proc.terminate()
         proc.wait(timeout=60)
