@@ -11,13 +11,14 @@ Both are greedy selections over a pool of the row's best unmasked items:
   maximising ``λ·relevance − (1−λ)·max cosine to the items already taken``,
   relevance being the score min-max scaled over the pool, cosine over the
   model's item vectors (co-occurrence columns for models without vectors:
-  ``LoadedModel.similar_scores``).
+  ``LoadedModel.similar_among``, the pool's items only).
 
 With both, MMR picks among the items the cap still allows. The pool starts
 at ``max(20·k, 200)`` items and grows (×4) until k items are taken or every
 unmasked item is in it, so the list keeps k items whenever the catalog has
 k that satisfy the cap. Items come back in selection order, with their
-(boosted) scores.
+(boosted) scores. ``diversify_candidates`` does the same over an index's
+candidates instead of a whole row (``app.serving.retrieval``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def diversify(
     wanted = min(k, available)
     if wanted == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    size = min(available, max(POOL_FACTOR * k, POOL_MIN))
+    size = min(available, pool_size(k))
     while True:
         values, indices = torch.topk(row, size)
         pool = indices.cpu().numpy()
@@ -51,6 +52,52 @@ def diversify(
         size = min(available, size * 4)
     picked = np.asarray(chosen, dtype=np.int64)
     return pool[picked], scores[picked]
+
+
+def pool_size(k: int) -> int:
+    """Items the first pool of a list of ``k`` holds (before any growth)."""
+    return max(POOL_FACTOR * k, POOL_MIN)
+
+
+def diversify_candidates(
+    model: LoadedModel,
+    items: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    cap: Cap | None,
+    mmr: float | None,
+    complete: bool,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``diversify`` over a candidate set: ``items`` (C,) unmasked, their ``scores``.
+
+    With ``complete`` the candidates are every item the list may hold (an
+    include list), and this is ``diversify`` restricted to them, pool growth
+    included. Otherwise they are an index's best guesses at the row's top
+    items (``app.serving.retrieval``): the first pool, the best
+    ``pool_size(k)`` of them, is the exact path's first pool up to the index's
+    recall, and a list that pool cannot fill is not answered here (None; the
+    exact path grows its pool over the whole catalog).
+    """
+    available = items.size
+    wanted = min(k, available)
+    if not complete and available < pool_size(k):
+        return None
+    if wanted == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    order = np.argsort(-scores, kind="stable")
+    size = min(available, pool_size(k))
+    while True:
+        pool, pool_scores = items[order[:size]], scores[order[:size]].astype(np.float32)
+        chosen = _greedy(model, pool, pool_scores, wanted, cap, mmr)
+        if len(chosen) >= wanted:
+            break
+        if not complete:
+            return None
+        if size >= available:
+            break
+        size = min(available, size * 4)
+    picked = np.asarray(chosen, dtype=np.int64)
+    return pool[picked], pool_scores[picked]
 
 
 def _greedy(
@@ -71,7 +118,6 @@ def _greedy(
         low, high = float(scores.min()), float(scores.max())
         relevance = (scores - low) / (high - low) if high > low else np.ones(size, np.float32)
         max_similarity = np.zeros(size, dtype=np.float32)
-        pool_t = torch.as_tensor(pool, device=model.device)
     chosen: list[int] = []
     while len(chosen) < k and open_.any():
         if relevance is None or max_similarity is None:
@@ -88,6 +134,6 @@ def _greedy(
                 open_ &= ~(membership @ full > 0)
         if max_similarity is not None:
             with torch.inference_mode():
-                similar = model.similar_scores(int(pool[j])).to(model.device)[pool_t]
+                similar = model.similar_among(int(pool[j]), pool)
             np.maximum(max_similarity, similar.float().cpu().numpy(), out=max_similarity)
     return chosen

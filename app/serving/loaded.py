@@ -103,6 +103,23 @@ class LoadedModel:
         dots = np.asarray((columns @ columns[item].T).todense()).ravel()
         return torch.as_tensor(dots / (norms * norms[item]), dtype=torch.float32)
 
+    def similar_among(self, item: int, pool: np.ndarray) -> Tensor:
+        """(P,) ``similar_scores(item)[pool]``, computed for the pool's items only.
+
+        MMR (``app.rules.diversity``) needs one item's similarity to a pool of a
+        few hundred items per step; the whole row costs a product over every
+        item, a (1,000,000 x d) one per step at a million items.
+        """
+        index = self._similarity.get("index")
+        if index is None:
+            index = self._similarity.setdefault("index", _similarity_index(self))
+        if isinstance(index, Tensor):
+            rows = index[torch.as_tensor(pool, device=index.device)]
+            return rows @ index[item]
+        columns, norms = index
+        dots = np.asarray((columns[pool] @ columns[item].T).todense()).ravel()
+        return torch.as_tensor(dots / (norms[pool] * norms[item]), dtype=torch.float32)
+
 
 def _similarity_index(model: LoadedModel) -> Tensor | tuple[sp.csr_matrix, np.ndarray]:
     """(I, d) unit item vectors on the model's device, or (I, U) CSR columns + their norms."""

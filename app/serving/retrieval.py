@@ -18,10 +18,13 @@ set (scored exactly, no index); popularity-fallback rows stay exact. An
 attribute filter (``app.rules``) masks candidates like any other mask. A boost
 is answered from the index too: each group of items sharing an offset is
 searched on its own and the spread comes from the item table's covariance
-(``app.serving.ann_boosts``). A diversity rule (a cap, MMR) re-ranks beyond k
-over the whole row, so its job is ranked exactly
-(``genrec_ann_fallback{reason="rules"}``), as is a boost plan with more than
-``ann_boosts.MAX_GROUPS`` distinct offsets.
+(``app.serving.ann_boosts``). A diversity rule (a cap, MMR) fetches at least
+its first pool (``app.rules.diversity.pool_size``: 20 k, 200 at least) and
+re-ranks the best of the candidates (``diversify_candidates``); a list that
+pool cannot fill falls back as ``too_few_candidates`` (the exact path grows
+its pool over the whole row). A boost plan with more than
+``ann_boosts.MAX_GROUPS`` distinct offsets is ranked exactly
+(``genrec_ann_fallback{reason="rules"}``).
 
 ``AnnLoader`` is the holder's load listener that opens the index (memory
 mapped) when ``GENREC_ANN`` says so; ``LoadedModel.ann`` is then set and
@@ -41,6 +44,7 @@ import torch
 from torch import Tensor
 
 from app.core.config import Settings
+from app.rules.diversity import diversify_candidates, pool_size
 from app.serving.ann_boosts import OffsetGroups, ScoreSpread
 from app.serving.batcher import Ranked, RankJob, candidate_mask
 from app.serving.loaded import LoadedModel
@@ -54,8 +58,8 @@ ExactRanker = Callable[[LoadedModel, Sequence[RankJob]], list[Ranked]]
 
 TOO_MANY_MASKED = "too_many_masked"
 TOO_FEW_CANDIDATES = "too_few_candidates"
-#: A diversity rule (a cap or MMR re-ranks beyond k over the whole row), or a boost plan
-#: with too many distinct offsets to search group by group (``ann_boosts.MAX_GROUPS``).
+#: A boost plan with too many distinct offsets to search group by group
+#: (``ann_boosts.MAX_GROUPS``).
 RULES = "rules"
 
 
@@ -85,8 +89,6 @@ class AnnRetrieval:
         for b, job in enumerate(jobs):
             if job.state is None:
                 fallback[b] = "exact"
-            elif _needs_whole_row(job):
-                fallback[b] = RULES
             elif job.allowed is not None and job.allowed.size <= self.max_candidates:
                 candidates[b] = job.allowed  # the include list is the whole candidate set
             elif self._fetch(job) > self.max_candidates:
@@ -102,23 +104,26 @@ class AnnRetrieval:
         kept: dict[int, np.ndarray] = {}
         for b, items in candidates.items():
             left = items[~candidate_mask(jobs[b], items)]
-            if b in searched and left.size < jobs[b].k:
+            if b in searched and left.size < _needed(jobs[b]):
                 fallback[b] = TOO_FEW_CANDIDATES
             else:
                 kept[b] = left
         for b, parts in self._search_groups(model, jobs, boosted).items():
             lefts = [items[~candidate_mask(jobs[b], items)] for items, _ in parts]
-            # A searched group must keep k of its own: items it did not return may outrank
-            # the other groups' after the boost. A group taken whole has nothing unseen.
+            # A searched group must keep k (a diversity pool) of its own: items it did not
+            # return may outrank the other groups' after the boost. A group taken whole has
+            # nothing unseen.
             short = [
-                not whole and left.size < jobs[b].k
+                not whole and left.size < _needed(jobs[b])
                 for (_, whole), left in zip(parts, lefts, strict=True)
             ]
             if any(short):
                 fallback[b] = TOO_FEW_CANDIDATES
             else:
                 kept[b] = np.unique(np.concatenate(lefts))
-        results: dict[int, Ranked] = self._rescore(model, jobs, kept)
+        complete = {b for b, job in enumerate(jobs) if b in kept and job.allowed is not None}
+        results, unfilled = self._rescore(model, jobs, kept, complete)
+        fallback.update(dict.fromkeys(unfilled, TOO_FEW_CANDIDATES))
         if fallback:
             rows = sorted(fallback)
             for b, ranked in zip(rows, exact(model, [jobs[b] for b in rows]), strict=True):
@@ -126,8 +131,9 @@ class AnnRetrieval:
         return [results[b] for b in range(len(jobs))]
 
     def _fetch(self, job: RankJob) -> int:
-        """Candidates to ask for: the over-fetch, and one more per masked item."""
-        return max(self.candidates, job.k) + int(job.banned.size)
+        """Candidates to ask for: the over-fetch (a diversity rule's first pool at least),
+        and one more per masked item."""
+        return max(self.candidates, _needed(job)) + int(job.banned.size)
 
     def _search(
         self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
@@ -223,21 +229,29 @@ class AnnRetrieval:
         return out
 
     def _rescore(
-        self, model: LoadedModel, jobs: Sequence[RankJob], kept: dict[int, np.ndarray]
-    ) -> dict[int, Ranked]:
+        self,
+        model: LoadedModel,
+        jobs: Sequence[RankJob],
+        kept: dict[int, np.ndarray],
+        complete: set[int],
+    ) -> tuple[dict[int, Ranked], list[int]]:
         """Exact scores of each job's own candidates (``score(state, items)``), boosted as
-        the exact path boosts (``app.rules.apply``), then top-k.
+        the exact path boosts (``app.rules.apply``), then top-k, or a diversity rule's
+        selection (``diversify_candidates``; ``complete``: the candidates are an include
+        list). Also the jobs whose diversity rule the candidates could not fill.
 
         One small product per job: a shared call over the union of the batch's
         candidates would score every job against every other job's candidates.
         """
         units = self._boost_units(model, jobs, list(kept))
         results = {}
+        unfilled = []
         with torch.inference_mode():
             for b, items in kept.items():
-                state = jobs[b].state
+                job = jobs[b]
+                state = job.state
                 assert state is not None  # only personal rows get candidates
-                plan = jobs[b].rules
+                plan = job.rules
                 if not items.size:
                     values = np.zeros(0, dtype=np.float32)
                 else:
@@ -246,16 +260,31 @@ class AnnRetrieval:
                     if b in units and plan is not None and plan.offset is not None:
                         row = row + units[b] * plan.offset[candidates]
                     values = row.cpu().numpy()
-                k = min(jobs[b].k, items.size)
+                unit = float(units[b]) if b in units else None
+                if plan is not None and (plan.cap is not None or plan.mmr is not None):
+                    picked = diversify_candidates(
+                        model, items, values, job.k, plan.cap, plan.mmr, b in complete
+                    )
+                    if picked is None:
+                        unfilled.append(b)
+                        continue
+                    results[b] = Ranked(
+                        items=picked[0],
+                        scores=picked[1],
+                        boost_unit=unit,
+                        retrieval=self._how(job),
+                    )
+                    continue
+                k = min(job.k, items.size)
                 top = np.argpartition(-values, k - 1)[:k] if 0 < k < items.size else np.arange(k)
                 top = top[np.argsort(-values[top], kind="stable")]
                 results[b] = Ranked(
                     items=items[top].astype(np.int64, copy=False),
                     scores=values[top].astype(np.float32, copy=False),
-                    boost_unit=float(units[b]) if b in units else None,
-                    retrieval=self._how(jobs[b]),
+                    boost_unit=unit,
+                    retrieval=self._how(job),
                 )
-        return results
+        return results, unfilled
 
     def _boost_units(
         self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
@@ -297,15 +326,13 @@ def _unindexed(model: LoadedModel) -> np.ndarray:
     return np.fromiter(model.from_text, dtype=np.int64, count=len(model.from_text))
 
 
-def _needs_whole_row(job: RankJob) -> bool:
-    """True when the job's rules need every item's score: a cap or MMR re-ranks beyond k.
-
-    An attribute filter composes with the index (``candidate_mask`` drops the
-    items it excludes; one too narrow for the over-fetch falls back as
-    ``too_few_candidates``), and so does a boost (``app.serving.ann_boosts``).
-    """
+def _needed(job: RankJob) -> int:
+    """Unmasked candidates a searched job must keep: k, or a diversity rule's first pool
+    (``app.rules.diversity.pool_size``), which re-ranks the pool's best items."""
     plan = job.rules
-    return plan is not None and (plan.cap is not None or plan.mmr is not None)
+    if plan is not None and (plan.cap is not None or plan.mmr is not None):
+        return pool_size(job.k)
+    return job.k
 
 
 def auto_uses_index(n_items: int, device: torch.device, auto_items: int) -> bool:

@@ -8,6 +8,7 @@ reference every figure is checked against.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,21 +146,92 @@ def test_an_attribute_filter_masks_index_candidates() -> None:
         assert len(r.items) == 20 and (r.items % 2 == 0).all()
 
 
-def test_a_diversity_rule_ranks_exactly_on_an_indexed_model() -> None:
-    # A cap re-ranks beyond k over the whole row; boosts are answered from the index
-    # (test_ann_boosts.py).
+def _cap(limit: int, values: int = 5) -> Any:
+    """A cap of ``limit`` items per value of an attribute that gives item i value i % values."""
+    import scipy.sparse as sp
+
+    from app.rules.compile import Cap
+
+    kinds = np.arange(N_ITEMS) % values
+    membership = sp.csr_matrix(
+        (np.ones(N_ITEMS), (np.arange(N_ITEMS), kinds)), shape=(N_ITEMS, values)
+    )
+    return Cap("kind", limit, membership)
+
+
+def _with_similarity(model: Any) -> Any:
+    """The stand-in model with ``LoadedModel``'s similarity (MMR's cosine over item vectors)."""
+    import scipy.sparse as sp
+
+    from app.serving.loaded import LoadedModel
+
+    model._similarity = {}
+    model.history = sp.csr_matrix((1, N_ITEMS), dtype=np.float32)
+    model.similar_scores = lambda item: LoadedModel.similar_scores(model, item)
+    model.similar_among = lambda item, pool: LoadedModel.similar_among(model, item, pool)
+    return model
+
+
+@pytest.mark.parametrize("rules", ["cap", "mmr", "cap+mmr+boost"])
+def test_a_diversity_rule_reranks_index_candidates(rules: str) -> None:
+    # With every list probed the candidates' first pool is the exact path's, so the
+    # re-ranked list is the exact path's list item for item.
+    from app.rules.compile import RulePlan
+
+    model = _with_similarity(indexed_model())
+    model.ann.index.nprobe = model.ann.index.nlist
+    offset = None
+    if "boost" in rules:
+        offset = torch.as_tensor(
+            np.where(np.arange(N_ITEMS) % 3 == 0, 1.0, 0.0), dtype=torch.float32
+        )
+    plan = RulePlan(
+        keep=None,
+        drop=None,
+        offset=offset,
+        cap=_cap(2) if "cap" in rules else None,
+        mmr=0.5 if "mmr" in rules else None,
+    )
+    jobs = [RankJob(state=s, banned=NONE, allowed=None, k=8, rules=plan) for s in user_states(6)]
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {"ann"}
+    for r, e in zip(ranked, exact, strict=True):
+        assert r.items.tolist() == e.items.tolist()
+        np.testing.assert_allclose(r.scores, e.scores, rtol=1e-5, atol=1e-5)
+        if "cap" in rules:
+            assert max(np.bincount(r.items % 5, minlength=5)) <= 2
+
+
+def test_a_cap_the_first_pool_cannot_fill_falls_back_to_exact_scoring() -> None:
+    # One item per value of five values: a list of 8 cannot be filled from any pool; the
+    # exact path grows its pool over the whole catalog before it returns the 5 it can.
+    from app.rules.compile import RulePlan
+
+    model = indexed_model()
+    plan = RulePlan(keep=None, drop=None, offset=None, cap=_cap(1))
+    jobs = [RankJob(state=s, banned=NONE, allowed=None, k=8, rules=plan) for s in user_states(3)]
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {TOO_FEW_CANDIDATES}
+    assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
+    assert all(len(r.items) == 5 for r in ranked)
+
+
+def test_a_cap_on_an_include_list_grows_its_pool_within_the_list() -> None:
+    # Five common values and ten rare ones, one item each, among 900 included items: a
+    # list of 12 at one item per value needs the rare items, most of them beyond the
+    # first pool (240), so the pool must grow within the include list, as exactly.
     import scipy.sparse as sp
 
     from app.rules.compile import Cap, RulePlan
-    from app.serving.retrieval import RULES
 
     model = indexed_model()
-    groups = np.arange(N_ITEMS) % 5  # five values, one per item
-    membership = sp.csr_matrix((np.ones(N_ITEMS), (np.arange(N_ITEMS), groups)), shape=(N_ITEMS, 5))
-    plan = RulePlan(keep=None, drop=None, offset=None, cap=Cap("kind", 2, membership))
-    jobs = [RankJob(state=s, banned=NONE, allowed=None, k=8, rules=plan) for s in user_states(4)]
+    allowed = np.sort(np.random.default_rng(5).choice(N_ITEMS, 900, replace=False))
+    kinds = np.arange(N_ITEMS) % 5
+    kinds[allowed[::90]] = np.arange(5, 15)  # ten rare values
+    membership = sp.csr_matrix((np.ones(N_ITEMS), (np.arange(N_ITEMS), kinds)), shape=(N_ITEMS, 15))
+    plan = RulePlan(keep=None, drop=None, offset=None, cap=Cap("kind", 1, membership))
+    jobs = [RankJob(s, NONE, allowed, 12, rules=plan) for s in user_states(3)]
     ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
-    assert {r.retrieval for r in ranked} == {RULES}
     for r, e in zip(ranked, exact, strict=True):
-        assert list(r.items) == list(e.items)
-        assert max(np.bincount(groups[r.items], minlength=5)) <= 2
+        assert r.retrieval == "exact" and r.items.tolist() == e.items.tolist()
+        assert len(r.items) == 12 and len(set(kinds[r.items])) == 12
