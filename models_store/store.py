@@ -171,6 +171,20 @@ class ModelStore:
         )
         return LoadedVersion(manifest=manifest, contents=contents, path=where, mapped=mapped)
 
+    def verify(self, model: str, version: str | int) -> Manifest:
+        """Check a version's file set, sizes and sha256 without decoding it; its manifest.
+
+        One file in memory at a time: ``load`` holds every file's bytes and the
+        arrays decoded from them, which for a million-item model is several
+        times the memory of its tensors, and adding an index needs none of it.
+        """
+        manifest = self.manifest(model, version)
+        prefix = _version_key(manifest.model, manifest.version)
+        self._check_file_set(manifest, prefix, self.backend.location(prefix))
+        for name, entry in manifest.files.items():
+            self._read_verified(prefix, name, entry)
+        return manifest
+
     def add_retrieval_index(
         self, model: str, version: str | int, blob: bytes, retrieval: dict[str, Any]
     ) -> Manifest:
@@ -192,7 +206,7 @@ class ModelStore:
             )
         prefix = _version_key(model, version)
         with self.backend.lock(model):
-            manifest = self.load(model, version).manifest  # only a version that verifies
+            manifest = self.verify(model, version)  # only a version that verifies
             existing = manifest.files.get(name)
             if existing is not None and manifest.retrieval.get("file") != name:
                 raise InvalidContents(f"{model} version {version} already has a file {name!r}")

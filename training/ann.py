@@ -27,10 +27,9 @@ from typing import Any
 
 import faiss
 import numpy as np
-import torch
 
 from models_store import Manifest, ModelStore
-from training.models import scorer_class
+from training.models import stored_scorer
 from training.models.base import InnerProductScorer, ModelError, Scorer
 
 #: The version file holding the index (a name the store accepts).
@@ -199,13 +198,13 @@ def index_version(
     version = store.resolve(model, ref)
     loaded = store.load(model, version)
     manifest = loaded.manifest
-    tensors = {
-        k: torch.from_numpy(np.array(v, copy=True)) for k, v in loaded.contents.tensors.items()
-    }
-    scorer = scorer_class(manifest.model).from_tensors(manifest.scorer_config, tensors)
+    scorer = stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)
     if not supports_ann(scorer):
         raise AnnError(
             f"model '{manifest.model}' is not of inner-product form; it is always scored exactly"
         )
-    index, params = build_index(item_table(scorer), nlist=nlist, nprobe=nprobe, seed=seed)
+    table = item_table(scorer)
+    del loaded, scorer  # only the table is needed from here: free the version's arrays
+    index, params = build_index(table, nlist=nlist, nprobe=nprobe, seed=seed)
+    del table  # the index holds its own copy of the rows
     return store.add_retrieval_index(model, version, index_bytes(index), params.to_dict())

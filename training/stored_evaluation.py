@@ -20,13 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import torch
-
 from models_store import LoadedVersion, Manifest, ModelStore
 from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
-from training.models import model_class
+from training.models import model_class, stored_scorer
 from training.models.base import Scorer
 from training.pipeline import validation_on
 
@@ -146,8 +143,5 @@ def _check_same_data(
 
 def _scorer(loaded: LoadedVersion) -> Scorer:
     """The stored scorer on the CPU, built from its safetensors tensors (never a pickle)."""
-    cls = model_class(loaded.manifest.model).scorer_cls
-    tensors = {
-        k: torch.from_numpy(np.array(v, copy=True)) for k, v in loaded.contents.tensors.items()
-    }
-    return cls.from_tensors(loaded.manifest.scorer_config, tensors)
+    manifest = loaded.manifest
+    return stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)

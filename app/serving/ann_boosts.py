@@ -90,12 +90,17 @@ def table_covariance(table: Tensor) -> Tensor:
     """(D', D') float64 population covariance of the (I, D') rows, centred before the
     product so that a large mean (an item bias column) cannot cancel the variance away."""
     rows = table.detach()
-    mean = rows.double().mean(dim=0).to(rows.dtype)
-    total = torch.zeros(rows.shape[1], rows.shape[1], dtype=torch.float64, device=rows.device)
-    for start in range(0, rows.shape[0], CHUNK_ROWS):
-        centred = (rows[start : start + CHUNK_ROWS] - mean).float()
+    n, width = rows.shape[0], rows.shape[1]
+    chunks = range(0, n, CHUNK_ROWS)  # never a float64 copy of the whole table (2 GB at 1M)
+    mean = torch.zeros(width, dtype=torch.float64, device=rows.device)
+    for start in chunks:
+        mean += rows[start : start + CHUNK_ROWS].double().sum(dim=0)
+    mean32 = (mean / max(n, 1)).float()
+    total = torch.zeros(width, width, dtype=torch.float64, device=rows.device)
+    for start in chunks:
+        centred = rows[start : start + CHUNK_ROWS].float() - mean32
         total += (centred.T @ centred).double()  # float32 products: 1.3 s, not 6.7, at 1M x 257
-    return total / max(rows.shape[0], 1)
+    return total / max(n, 1)
 
 
 class OffsetGroups:

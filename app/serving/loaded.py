@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from models_store import LoadedVersion, Manifest
-from training.models import scorer_class
+from training.models import stored_scorer
 from training.models.base import History, Scorer
 
 if TYPE_CHECKING:
@@ -137,9 +137,7 @@ def build_loaded_model(loaded: LoadedVersion, device: torch.device) -> LoadedMod
     """Turn a verified store version into a servable model, or raise ``ModelLoadError``."""
     manifest, contents = loaded.manifest, loaded.contents
     try:
-        cls = scorer_class(manifest.model)
-        tensors = {k: torch.from_numpy(np.array(v, copy=True)) for k, v in contents.tensors.items()}
-        scorer = cls.from_tensors(manifest.scorer_config, tensors).to(device)
+        scorer = stored_scorer(manifest.model, manifest.scorer_config, contents.tensors).to(device)
     except Exception as exc:  # any model-side failure means "cannot serve this version"
         raise ModelLoadError(
             f"{manifest.model} version {manifest.version}: cannot build the scorer: {exc}"

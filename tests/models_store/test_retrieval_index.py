@@ -74,3 +74,24 @@ def test_the_index_cannot_overwrite_another_file(store: ModelStore) -> None:
         store.add_retrieval_index(
             "mult-vae", version, INDEX, {**PARAMS, "file": "tensors.safetensors"}
         )
+
+
+@pytest.mark.parametrize("damage", ["tampered", "missing", "extra"])
+def test_an_index_is_not_added_to_a_version_that_does_not_verify(
+    store: ModelStore, store_root: Path, damage: str
+) -> None:
+    # ``add_retrieval_index`` checks the files (``verify``) without decoding them.
+    version = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    folder = store_root / "mult-vae" / "versions" / version
+    tensors = folder / "tensors.safetensors"
+    if damage == "tampered":
+        tensors.write_bytes(b"x" * tensors.stat().st_size)
+    elif damage == "missing":
+        tensors.unlink()
+    else:
+        (folder / "stray.bin").write_bytes(b"?")
+    with pytest.raises(CorruptVersion):
+        store.verify("mult-vae", version)
+    with pytest.raises(CorruptVersion):
+        store.add_retrieval_index("mult-vae", version, INDEX, PARAMS)
+    assert "items.faiss" not in json.loads((folder / "manifest.json").read_text())["files"]
