@@ -86,11 +86,13 @@ class AnnRetrieval:
         searched: list[int] = []
         boosted: list[int] = []  # searched once per offset group (``ann_boosts``)
         candidates: dict[int, np.ndarray] = {}
+        included: set[int] = set()  # candidates = the include list: every item it may hold
         for b, job in enumerate(jobs):
             if job.state is None:
                 fallback[b] = "exact"
             elif job.allowed is not None and job.allowed.size <= self.max_candidates:
                 candidates[b] = job.allowed  # the include list is the whole candidate set
+                included.add(b)
             elif self._fetch(job) > self.max_candidates:
                 fallback[b] = TOO_MANY_MASKED
             elif job.rules is not None and job.rules.offset is not None:
@@ -121,8 +123,7 @@ class AnnRetrieval:
                 fallback[b] = TOO_FEW_CANDIDATES
             else:
                 kept[b] = np.unique(np.concatenate(lefts))
-        complete = {b for b, job in enumerate(jobs) if b in kept and job.allowed is not None}
-        results, unfilled = self._rescore(model, jobs, kept, complete)
+        results, unfilled = self._rescore(model, jobs, kept, included)
         fallback.update(dict.fromkeys(unfilled, TOO_FEW_CANDIDATES))
         if fallback:
             rows = sorted(fallback)

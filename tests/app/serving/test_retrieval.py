@@ -235,3 +235,24 @@ def test_a_cap_on_an_include_list_grows_its_pool_within_the_list() -> None:
     for r, e in zip(ranked, exact, strict=True):
         assert r.retrieval == "exact" and r.items.tolist() == e.items.tolist()
         assert len(r.items) == 12 and len(set(kinds[r.items])) == 12
+
+
+def test_a_cap_on_a_long_include_list_is_not_grown_within_index_candidates() -> None:
+    # An include list longer than GENREC_ANN_MAX_CANDIDATES is searched like any list: its
+    # candidates are not every item it may hold, so a cap their first pool cannot fill
+    # goes to the exact path instead of growing within them.
+    import scipy.sparse as sp
+
+    from app.rules.compile import Cap, RulePlan
+
+    model = indexed_model(candidates=400, max_candidates=500)
+    model.ann.index.nprobe = model.ann.index.nlist
+    allowed = np.sort(np.random.default_rng(6).choice(N_ITEMS, 2_900, replace=False))
+    kinds = np.arange(N_ITEMS) % 5
+    kinds[allowed[::290]] = np.arange(5, 15)  # ten rare values among the included items
+    membership = sp.csr_matrix((np.ones(N_ITEMS), (np.arange(N_ITEMS), kinds)), shape=(N_ITEMS, 15))
+    plan = RulePlan(keep=None, drop=None, offset=None, cap=Cap("kind", 1, membership))
+    jobs = [RankJob(s, NONE, allowed, 12, rules=plan) for s in user_states(3)]
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {TOO_FEW_CANDIDATES}
+    assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
