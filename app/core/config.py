@@ -104,7 +104,8 @@ class Settings(BaseSettings):
         10_000,
         gt=0,
         description="a request that would need more candidates (many masked items) is scored "
-        "exactly instead",
+        "exactly instead; an include list or a group of equally boosted items up to this size "
+        "is scored whole",
     )
     ann_nprobe: int | None = Field(
         None, gt=0, description="IVF lists searched per query (default: the manifest's nprobe)"
