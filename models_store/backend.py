@@ -6,6 +6,8 @@
 docker-compose). An object-store backend would implement the same methods:
 
 * ``list(prefix)`` / ``read(key)`` — plain listing and whole-object reads;
+* ``local_path(key)`` — a file the object can be read from in place, or None
+  (here: its path; an object store: None, and the store reads bytes);
 * ``publish_version(model, files, manifest_for)`` — make a complete version
   visible at once under a version number no other writer got (here: temp dir
   + fsync + ``rename``, retrying the next number when another writer won; on
@@ -90,6 +92,7 @@ class Backend(Protocol):
     def location(self, key: str) -> str: ...
     def list(self, prefix: str = "") -> list[str]: ...
     def read(self, key: str) -> bytes: ...
+    def local_path(self, key: str) -> str | None: ...
     def publish_version(
         self, model: str, files: Mapping[str, bytes], manifest_for: Callable[[str], bytes]
     ) -> str: ...
@@ -124,6 +127,10 @@ class LocalDirectoryBackend:
         """Whole content of ``key``; ``FileNotFoundError`` when absent."""
         with open(self.root / key, "rb") as handle:
             return handle.read()
+
+    def local_path(self, key: str) -> str:
+        """The file of ``key`` (it may not exist): large files are hashed and read in place."""
+        return str(self.root / key)
 
     def fingerprint(self, prefix: str) -> str:
         """Names, sizes and mtimes of the files under ``prefix``: changes when one is rewritten."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from safetensors.numpy import load as st_load
+from safetensors.numpy import load_file as st_load_file
 from safetensors.numpy import save as st_save
 
 from models_store.manifest import validate_name
@@ -156,9 +157,17 @@ def check_history(history: Mapping[str, np.ndarray], n_users: int, n_items: int)
 # --------------------------------------------------------------------------- decode
 
 
-def decode(files: Mapping[str, bytes]) -> VersionContents:
-    """Verified file bytes -> ``VersionContents``; ``ContentsError`` names the bad file."""
-    tensors = _load_arrays(files[TENSORS_FILE], TENSORS_FILE)
+def decode(files: Mapping[str, bytes], tensors_path: str | None = None) -> VersionContents:
+    """Verified file bytes -> ``VersionContents``; ``ContentsError`` names the bad file.
+
+    ``tensors_path``: the verified tensors file, read from its path instead of
+    from ``files`` (``ModelStore.load`` on a local directory: the file's bytes
+    and the arrays decoded from them are then never in memory together).
+    """
+    if tensors_path is not None:
+        tensors = _load_array_file(tensors_path, TENSORS_FILE)
+    else:
+        tensors = _load_arrays(files[TENSORS_FILE], TENSORS_FILE)
     history = _load_arrays(files[HISTORY_FILE], HISTORY_FILE)
     if sorted(history) != sorted(HISTORY_KEYS):
         raise ContentsError(f"{HISTORY_FILE} holds {sorted(history)}, expected {HISTORY_KEYS}")
@@ -175,6 +184,13 @@ def decode(files: Mapping[str, bytes]) -> VersionContents:
 def _load_arrays(data: bytes, name: str) -> dict[str, np.ndarray]:
     try:
         return st_load(data)
+    except Exception as exc:  # SafetensorError is not importable from a stable path
+        raise ContentsError(f"{name} is not a readable safetensors file: {exc}") from exc
+
+
+def _load_array_file(path: str, name: str) -> dict[str, np.ndarray]:
+    try:
+        return st_load_file(path)
     except Exception as exc:  # SafetensorError is not importable from a stable path
         raise ContentsError(f"{name} is not a readable safetensors file: {exc}") from exc
 

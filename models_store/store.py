@@ -30,6 +30,7 @@ from models_store.contents import (
     MANIFEST_FILE,
     REQUIRED_FILES,
     RESERVED_FILES,
+    TENSORS_FILE,
     ContentsError,
     VersionContents,
     decode,
@@ -156,12 +157,20 @@ class ModelStore:
         self._check_file_set(manifest, prefix, where)
         mapped_name = manifest.retrieval.get("file")
         blobs = {}
+        tensors_path = None
         for name, entry in manifest.files.items():
+            path = self.backend.local_path(f"{prefix}/{name}")
+            if path is not None and name in (TENSORS_FILE, mapped_name):
+                # The big files: hashed as a stream, then read in place (the tensors) or
+                # mapped by their reader (the index), never held as bytes.
+                self._verify_in_place(path, name, entry, self.backend.location(prefix))
+                tensors_path = path if name == TENSORS_FILE else tensors_path
+                continue
             blob = self._read_verified(prefix, name, entry)
             if name != mapped_name:  # the index is verified here, then mapped by its reader
                 blobs[name] = blob
         try:
-            contents = decode(blobs)
+            contents = decode(blobs, tensors_path)
         except ContentsError as exc:
             raise CorruptVersion(f"{where}: {exc}") from exc
         mapped = (
@@ -174,15 +183,20 @@ class ModelStore:
     def verify(self, model: str, version: str | int) -> Manifest:
         """Check a version's file set, sizes and sha256 without decoding it; its manifest.
 
-        One file in memory at a time: ``load`` holds every file's bytes and the
-        arrays decoded from them, which for a million-item model is several
-        times the memory of its tensors, and adding an index needs none of it.
+        Hashed as streams on a local directory (one file's bytes at a time
+        elsewhere): adding an index needs none of the arrays ``load`` decodes,
+        which for a million-item model are gigabytes.
         """
         manifest = self.manifest(model, version)
         prefix = _version_key(manifest.model, manifest.version)
-        self._check_file_set(manifest, prefix, self.backend.location(prefix))
+        where = self.backend.location(prefix)
+        self._check_file_set(manifest, prefix, where)
         for name, entry in manifest.files.items():
-            self._read_verified(prefix, name, entry)
+            path = self.backend.local_path(f"{prefix}/{name}")
+            if path is None:
+                self._read_verified(prefix, name, entry)
+            else:
+                self._verify_in_place(path, name, entry, where)
         return manifest
 
     def add_retrieval_index(
@@ -374,6 +388,31 @@ class ModelStore:
         ]
         if problems:
             raise CorruptVersion(f"{where}: " + "; ".join(problems))
+
+    def _verify_in_place(self, path: str, name: str, entry: FileEntry, where: str) -> None:
+        """Size and sha256 of a local file, read in 1 MiB blocks.
+
+        The file is then read again by its reader, by path: a version's files are
+        never rewritten by the store (a version is published whole, only its index
+        and manifest are ever replaced, atomically), so what is read is what was
+        checked unless something outside the store writes into a published version.
+        """
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size != entry["bytes"]:
+                    raise CorruptVersion(
+                        f"{where}/{name} has {size} bytes; the manifest says {entry['bytes']}"
+                    )
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError as exc:
+            raise CorruptVersion(f"{where}/{name} is missing") from exc
+        except OSError as exc:
+            raise CorruptVersion(f"{where}/{name} cannot be read: {exc}") from exc
+        if digest != entry["sha256"]:
+            raise CorruptVersion(
+                f"{where}/{name} sha256 {digest} does not match the manifest's {entry['sha256']}"
+            )
 
     def _read_verified(self, prefix: str, name: str, entry: FileEntry) -> bytes:
         key = f"{prefix}/{name}"

@@ -18,6 +18,7 @@ from models_store import (
     CorruptVersion,
     InvalidName,
     LoadedVersion,
+    LocalDirectoryBackend,
     ModelNotFound,
     ModelStore,
     NothingToRollBack,
@@ -347,3 +348,57 @@ def test_package_imports_neither_torch_nor_pickle_users() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------- big files in place
+
+
+def test_a_truncated_tensors_file_read_in_place_is_corrupt(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    # The tensors file is hashed as a stream and decoded from its path (never held as bytes).
+    saved()
+    path = _version_dir(store_root) / "tensors.safetensors"
+    truncated = path.read_bytes()[:20]
+    path.write_bytes(truncated)
+    with pytest.raises(CorruptVersion, match=r"tensors\.safetensors has 20 bytes"):
+        store.load("mult-vae", "1")
+
+    def agree(body: dict) -> None:
+        import hashlib
+
+        body["files"]["tensors.safetensors"] = {
+            "sha256": hashlib.sha256(truncated).hexdigest(),
+            "bytes": len(truncated),
+        }
+
+    _rewrite_manifest(store_root, agree)
+    with pytest.raises(CorruptVersion, match=r"tensors\.safetensors is not a readable safetensors"):
+        store.load("mult-vae", "1")
+
+
+class _BytesOnlyBackend(LocalDirectoryBackend):
+    """A backend whose objects have no local file (as on an object store)."""
+
+    def local_path(self, key: str) -> None:  # type: ignore[override]
+        return None
+
+
+def test_a_backend_without_local_files_loads_and_verifies_from_bytes(
+    store_root: Path,
+) -> None:
+    store = ModelStore(backend=_BytesOnlyBackend(store_root))
+    contents = build_contents(seed=2)
+    version = store.save("mult-vae", contents, **save_kwargs()).version
+    loaded = store.load("mult-vae", version)
+    for name, array in contents.tensors.items():
+        np.testing.assert_array_equal(loaded.contents.tensors[name], array)
+    assert store.verify("mult-vae", version).version == version
+    path = _version_dir(store_root, version=version) / "tensors.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptVersion, match=r"tensors\.safetensors sha256"):
+        store.load("mult-vae", version)
+    with pytest.raises(CorruptVersion, match=r"tensors\.safetensors sha256"):
+        store.verify("mult-vae", version)
