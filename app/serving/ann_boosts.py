@@ -30,7 +30,7 @@ path's up to float rounding (tested: ``tests/app/serving/test_ann_boosts.py``).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+import weakref
 from dataclasses import dataclass
 
 import faiss
@@ -43,8 +43,6 @@ from training.models.base import InnerProductScorer
 
 #: A plan whose offsets take more distinct values than this is ranked exactly.
 MAX_GROUPS = 8
-#: Plans whose groups (and their FAISS selectors) are kept; a server sees few distinct rules.
-MAX_CACHED_PLANS = 64
 #: Item rows per step of the covariance pass (bounds its temporary memory).
 CHUNK_ROWS = 65_536
 
@@ -104,28 +102,30 @@ def table_covariance(table: Tensor) -> Tensor:
 
 
 class OffsetGroups:
-    """Per plan, its offset groups (``OffsetGroup``), kept for the plans seen last."""
+    """Per plan, its offset groups (``OffsetGroup``), for as long as the plan lives.
+
+    Keyed by the plan's identity and dropped when the plan is collected
+    (``weakref.finalize``): the rule compiler's cache decides how long a plan
+    lives, and a plan is a few megabytes at a million items, so this cache
+    must not keep one alive.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        # id(plan) -> (plan, groups): holding the plan keeps its id from being reused.
-        self._cache: OrderedDict[int, tuple[RulePlan, tuple[OffsetGroup, ...] | None]] = (
-            OrderedDict()
-        )
+        self._groups: dict[int, tuple[OffsetGroup, ...] | None] = {}
 
     def of(self, plan: RulePlan) -> tuple[OffsetGroup, ...] | None:
         """The plan's groups, or None when it has more than ``MAX_GROUPS`` distinct offsets."""
-        with self._lock:
-            hit = self._cache.get(id(plan))
-            if hit is not None and hit[0] is plan:
-                self._cache.move_to_end(id(plan))
-                return hit[1]
+        key = id(plan)
+        if key in self._groups:
+            return self._groups[key]
         groups = offset_groups(plan)
-        with self._lock:
-            self._cache[id(plan)] = (plan, groups)
-            while len(self._cache) > MAX_CACHED_PLANS:
-                self._cache.popitem(last=False)
-        return groups
+        # Two scoring threads may both compute a new plan's groups; either result is right.
+        if self._groups.setdefault(key, groups) is groups:
+            weakref.finalize(plan, self._groups.pop, key, None)
+        return self._groups[key]
+
+    def __len__(self) -> int:
+        return len(self._groups)
 
 
 def offset_groups(plan: RulePlan) -> tuple[OffsetGroup, ...] | None:

@@ -160,3 +160,17 @@ def test_a_rare_group_is_searched_with_more_probes() -> None:
         [len(set(r.items) & set(e.items)) / 10 for r, e in zip(ranked, exact, strict=True)]
     )
     assert recall >= 0.8, recall
+
+
+def test_offset_groups_live_as_long_as_their_plan() -> None:
+    import gc
+
+    from app.serving.ann_boosts import OffsetGroups
+
+    cache = OffsetGroups()
+    plan = _plan(_offsets()["third"])
+    first = cache.of(plan)
+    assert cache.of(plan) is first and len(cache) == 1  # computed once per plan
+    del plan
+    gc.collect()
+    assert len(cache) == 0  # the rule compiler's cache decides how long a plan lives
