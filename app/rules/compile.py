@@ -8,7 +8,8 @@ model's item order; boosts become one float vector of weights. The result
 (``RulePlan``) is cached, so a filtered request costs one extra vector
 operation on its batch (``app.rules.apply``), not a pass over the items.
 
-Caches (``RuleCompiler``), both bounded LRUs:
+Caches (``RuleCompiler``), both LRUs bounded in entries and in bytes (a
+million-item catalog's plan is megabytes):
 
 * plans, keyed by (model, revision, catalog revision, the rules as written):
   the hot path, one dict lookup per request;
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -42,33 +43,68 @@ from app.serving.loaded import LoadedModel
 
 #: Entries each cache keeps (a mask is one byte per item).
 CACHE_ENTRIES = 512
+#: Bytes each cache keeps at most: at a million items a plan is about 6 MB (a mask, its
+#: negation and a float offset), so 512 of them would be 3 GB; this keeps about 40.
+CACHE_BYTES = 256 * 2**20
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
 class _Lru(Generic[K, V]):
-    def __init__(self, size: int) -> None:
+    """At most ``size`` entries and ``max_bytes`` (as ``weigh`` counts them), least
+    recently used out first; the newest entry stays even when it alone is over."""
+
+    def __init__(
+        self, size: int, max_bytes: int | None = None, weigh: Callable[[V], int] | None = None
+    ) -> None:
         self.size = size
-        self._data: OrderedDict[K, V] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.weigh = weigh
+        self.bytes = 0
+        self._data: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def get(self, key: K) -> V | None:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        self._data.move_to_end(key)
+        return entry[0]
 
     def put(self, key: K, value: V) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.bytes -= old[1]
+        weight = self.weigh(value) if self.weigh is not None else 0
+        self._data[key] = (value, weight)
+        self.bytes += weight
+        while len(self._data) > 1 and (
+            len(self._data) > self.size
+            or (self.max_bytes is not None and self.bytes > self.max_bytes)
+        ):
+            _, (_, dropped) = self._data.popitem(last=False)
+            self.bytes -= dropped
 
     def clear(self) -> None:
         self._data.clear()
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def _tensor_bytes(tensor: Tensor | None) -> int:
+    return 0 if tensor is None else tensor.numel() * tensor.element_size()
+
+
+def _plan_bytes(plan: RulePlan) -> int:
+    """What a cached plan holds: its vectors (the filter mask may also be in the mask
+    cache; counted in both) and a cap's item x value matrix."""
+    cap = 0
+    if plan.cap is not None:
+        m = plan.cap.membership
+        cap = m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+    return _tensor_bytes(plan.keep) + _tensor_bytes(plan.drop) + _tensor_bytes(plan.offset) + cap
 
 
 @dataclass(frozen=True)
@@ -245,10 +281,12 @@ class ItemTable:
 class RuleCompiler:
     """Rules -> ``RulePlan`` for one model, cached (see module doc). Thread-safe."""
 
-    def __init__(self, index: AttributeIndex, entries: int = CACHE_ENTRIES) -> None:
+    def __init__(
+        self, index: AttributeIndex, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES
+    ) -> None:
         self.index = index
-        self._plans: _Lru[Hashable, RulePlan] = _Lru(entries)
-        self._masks: _Lru[Hashable, Tensor] = _Lru(entries)
+        self._plans: _Lru[Hashable, RulePlan] = _Lru(entries, max_bytes, _plan_bytes)
+        self._masks: _Lru[Hashable, Tensor] = _Lru(entries, max_bytes, _tensor_bytes)
         self._tables: _Lru[Hashable, ItemTable] = _Lru(8)
         self._revision = -1
         self._lock = threading.Lock()

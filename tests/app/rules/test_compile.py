@@ -55,6 +55,28 @@ def test_one_mask_per_distinct_rule_and_none_per_repeat() -> None:
     assert other is not None and other.keep is plan.keep and compiler.compiled == 1
 
 
+def test_the_caches_are_bounded_in_bytes_as_well_as_entries() -> None:
+    # A plan of a filter and a boost over I items holds 6 bytes per item (mask, negation,
+    # float offset): at a million items 512 of them would be 3 GB.
+    index = AttributeIndex()
+    index.update(CATALOG.items())
+    ids = [f"i{n}" for n in range(10_000)] + ["a", "b", "c"]
+    plan_bytes = 6 * len(ids)
+    compiler = RuleCompiler(index, entries=512, max_bytes=3 * plan_bytes)
+    model = _model(ids)
+    years = [str(1900 + n) for n in range(8)]
+    plans = [
+        compiler.plan(model, rules_from_query([f"year>={y}"], [f"year<={y}^1"], None, None))
+        for y in years
+    ]
+    assert len(compiler._plans) == 3 and compiler._plans.bytes <= 3 * plan_bytes
+    assert compiler._masks.bytes <= 3 * plan_bytes  # 16 masks of 1 byte per item: all fit
+    latest = rules_from_query([f"year>={years[-1]}"], [f"year<={years[-1]}^1"], None, None)
+    assert compiler.plan(model, latest) is plans[-1]  # the newest are kept
+    first = rules_from_query([f"year>={years[0]}"], [f"year<={years[0]}^1"], None, None)
+    assert compiler.plan(model, first) is not plans[0]  # the oldest was dropped, rebuilt
+
+
 def test_a_catalog_change_invalidates_every_mask() -> None:
     index, compiler = _compiler()
     model = _model(["a", "b", "c", "d"])
