@@ -96,7 +96,9 @@ class Metrics:
         self.ann_fallbacks = Counter(
             "genrec_ann_fallback",
             "ranking requests of an indexed model scored exactly instead: the masks left fewer "
-            "than k candidates (too_few_candidates) or needed too many (too_many_masked)",
+            "than k candidates, or a diversity rule's first pool could not fill the list "
+            "(too_few_candidates), they needed too many (too_many_masked), or a boost plan had "
+            "too many distinct offsets (rules)",
             ["model", "reason"],
             registry=r,
         )

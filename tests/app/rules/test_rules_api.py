@@ -281,3 +281,54 @@ def test_a_body_too_deep_to_read_as_json_is_a_400_not_a_500(ml100k_client: TestC
         "/v1/recommendations", content=body, headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 400 and "error parsing the body" in r.json()["message"]
+
+
+def test_rules_answer_alike_from_the_ann_index(
+    ml100k_client: TestClient,
+    make_client: Callable[..., TestClient],
+    ml100k_store_dir: Any,
+    ml100k_catalog: Any,
+    tmp_path: Any,
+) -> None:
+    # The same store and catalog served from bpr-mf's index with every list probed: each
+    # rule (filter, boost, cap, MMR, together) gives the exact server's list, boost unit
+    # included, and the lists were answered from the index.
+    import shutil
+
+    from app.catalog.items import import_records
+    from tests.app.rules.conftest import ADMIN_TOKEN
+
+    store = tmp_path / "ann-store"
+    shutil.copytree(ml100k_store_dir, store)
+    database_url = f"sqlite:///{tmp_path}/ann.db"
+    import_records(database_url, ml100k_catalog, "u.item")
+    indexed = make_client(
+        database_url=database_url,
+        store_dir=store,
+        default_model="bpr-mf",
+        admin_token=ADMIN_TOKEN,
+        ann="on",
+        ann_nprobe=100_000,
+    )
+    queries: list[dict[str, Any]] = [
+        {"filter": "genres:Comedy", "boost": "year>=1995^1.5"},
+        {"boost": ["genres:Drama^2", "year<1980^-1"]},
+        {"cap": "genres:2", "boost": "year>=1995^0.5"},
+        {"mmr": 0.5, "filter": "year>=1980"},
+    ]
+    for params in queries:
+        for user in USERS[:3]:
+            a, e = _recs(indexed, user, k=10, **params), _recs(ml100k_client, user, k=10, **params)
+            assert _ids(a) == _ids(e), params
+            unit = e.get("boost_unit")
+            assert a.get("boost_unit") == (None if unit is None else pytest.approx(unit, rel=1e-4))
+    samples = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in indexed.get("/metrics").text.splitlines()
+        if line.startswith(("genrec_ann_rows_total", "genrec_ann_fallback_total"))
+    }
+    answered = samples.pop('genrec_ann_rows_total{model="bpr-mf"}')
+    # A list whose seen items and filter leave fewer candidates than a diversity pool
+    # falls back, and says why; no rule sends a list to the exact path by itself.
+    assert set(samples) <= {'genrec_ann_fallback_total{model="bpr-mf",reason="too_few_candidates"}'}
+    assert answered >= 10 and answered + sum(samples.values()) == len(queries) * 3
