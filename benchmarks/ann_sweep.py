@@ -89,7 +89,7 @@ def main() -> None:
         "--boost",
         metavar="SHARE:WEIGHT",
         help="rank every list with a boost of WEIGHT (in score spreads) on a random SHARE of "
-        "the items, e.g. 0.2:1.0 (app.serving.ann_boosts)",
+        "the items, e.g. 0.2:1.0 (app.serving.ann_rules)",
     )
     parser.add_argument(
         "--compare-hnsw",

@@ -14,16 +14,16 @@ returned fewer distinct items than that. A job that would need more than
 ``GENREC_ANN_MAX_CANDIDATES``, or that is left with fewer than k candidates
 after masking, is ranked by the exact path and counted in
 ``genrec_ann_fallback{reason}``. An ``include`` list is itself the candidate
-set (scored exactly, no index); popularity-fallback rows stay exact. An
-attribute filter (``app.rules``) masks candidates like any other mask. A boost
-is answered from the index too: each group of items sharing an offset is
-searched on its own and the spread comes from the item table's covariance
-(``app.serving.ann_boosts``). A diversity rule (a cap, MMR) fetches at least
+set (scored exactly, no index); popularity-fallback rows stay exact. A list
+with an attribute filter or a boost (``app.rules``) is searched within the
+items the filter keeps, once per group of them sharing a boost offset, and a
+boost's unit comes from the item table's covariance (``app.serving.ann_rules``).
+A diversity rule (a cap, MMR) fetches at least
 its first pool (``app.rules.diversity.pool_size``: 20 k, 200 at least) and
 re-ranks the best of the candidates (``diversify_candidates``); a list that
 pool cannot fill falls back as ``too_few_candidates`` (the exact path grows
 its pool over the whole row). A boost plan with more than
-``ann_boosts.MAX_GROUPS`` distinct offsets is ranked exactly
+``ann_rules.MAX_GROUPS`` distinct offsets is ranked exactly
 (``genrec_ann_fallback{reason="rules"}``).
 
 ``AnnLoader`` is the holder's load listener that opens the index (memory
@@ -45,7 +45,7 @@ from torch import Tensor
 
 from app.core.config import Settings
 from app.rules.diversity import diversify_candidates, pool_size
-from app.serving.ann_boosts import OffsetGroups, ScoreSpread
+from app.serving.ann_rules import OffsetGroups, ScoreSpread
 from app.serving.batcher import Ranked, RankJob, candidate_mask
 from app.serving.loaded import LoadedModel
 from training.ann import AnnError, IndexParams, read_index, supports_ann
@@ -59,7 +59,7 @@ ExactRanker = Callable[[LoadedModel, Sequence[RankJob]], list[Ranked]]
 TOO_MANY_MASKED = "too_many_masked"
 TOO_FEW_CANDIDATES = "too_few_candidates"
 #: A boost plan with too many distinct offsets to search group by group
-#: (``ann_boosts.MAX_GROUPS``).
+#: (``ann_rules.MAX_GROUPS``).
 RULES = "rules"
 
 
@@ -84,7 +84,7 @@ class AnnRetrieval:
         """Top-k of every job: index candidates re-scored and masked, or the exact path."""
         fallback: dict[int, str] = {}  # job -> "exact" (popularity rows) or a fallback reason
         searched: list[int] = []
-        boosted: list[int] = []  # searched once per offset group (``ann_boosts``)
+        grouped: list[int] = []  # a filter or a boost: searched per group (``ann_rules``)
         candidates: dict[int, np.ndarray] = {}
         included: set[int] = set()  # candidates = the include list: every item it may hold
         for b, job in enumerate(jobs):
@@ -95,11 +95,13 @@ class AnnRetrieval:
                 included.add(b)
             elif self._fetch(job) > self.max_candidates:
                 fallback[b] = TOO_MANY_MASKED
-            elif job.rules is not None and job.rules.offset is not None:
+            elif job.rules is not None and (
+                job.rules.offset is not None or job.rules.keep is not None
+            ):
                 if self.groups.of(job.rules) is None:
                     fallback[b] = RULES
                 else:
-                    boosted.append(b)
+                    grouped.append(b)
             else:
                 searched.append(b)
         candidates.update(self._search(model, jobs, searched))
@@ -110,7 +112,7 @@ class AnnRetrieval:
                 fallback[b] = TOO_FEW_CANDIDATES
             else:
                 kept[b] = left
-        for b, parts in self._search_groups(model, jobs, boosted).items():
+        for b, parts in self._search_groups(model, jobs, grouped).items():
             lefts = [items[~candidate_mask(jobs[b], items)] for items, _ in parts]
             # A searched group must keep k (a diversity pool) of its own: items it did not
             # return may outrank the other groups' after the boost. A group taken whole has
@@ -121,8 +123,8 @@ class AnnRetrieval:
             ]
             if any(short):
                 fallback[b] = TOO_FEW_CANDIDATES
-            else:
-                kept[b] = np.unique(np.concatenate(lefts))
+            else:  # a filter that keeps nothing leaves no group, and an empty list
+                kept[b] = np.unique(np.concatenate(lefts)) if lefts else np.empty(0, np.int64)
         results, unfilled = self._rescore(model, jobs, kept, included)
         fallback.update(dict.fromkeys(unfilled, TOO_FEW_CANDIDATES))
         if fallback:
@@ -191,7 +193,7 @@ class AnnRetrieval:
     def _search_groups(
         self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
     ) -> dict[int, list[tuple[np.ndarray, bool]]]:
-        """Per boosted job, its candidates per offset group: (items, taken whole?).
+        """Per filtered or boosted job, its candidates per group: (items, taken whole?).
 
         A group of at most ``max_candidates`` items is taken whole (scored exactly,
         as an include list is); a larger one is searched restricted to its items,

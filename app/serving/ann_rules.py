@@ -1,30 +1,33 @@
-"""Boosts on an indexed model: the exact boosted top-k from index candidates.
+"""Filters and boosts on an indexed model: the exact top-k from index candidates.
 
-A boost (``app.rules.apply``) adds ``offset_i * spread`` to item i's score,
-``spread`` being the population standard deviation of *all* the user's
-scores. Two things made boosted requests look as if they needed the whole
-score row, so on a million-item catalog each one was ranked exactly
-(``genrec_ann_fallback{reason="rules"}``, 4-21 requests/s); neither does:
+A filter keeps some items; a boost (``app.rules.apply``) adds
+``offset_i * spread`` to item i's score, ``spread`` being the population
+standard deviation of *all* the user's scores. Searched like an unruled list
+(the catalog's best, then masked), a narrow filter left too few candidates and
+a boosted list looked as if it needed the whole score row, so on a
+million-item catalog such lists were ranked exactly (4-21 requests/s).
+Neither is needed:
 
 * **The spread without the row.** For an inner-product scorer
   (``InnerProductScorer``: ``score_i = q . t_i + c``), the variance of the
   scores over items is ``q^T Sigma q``, Sigma being the covariance of the item
   table's rows: a (D', D') matrix computed once per scorer (one pass over the
   table, chunked: 1.3 s at 1,000,000 x 257 on the development CPU, done when
-  the index is opened, ``AnnLoader``) instead of an I-wide product per request. The constant ``c`` does not
-  move a standard deviation.
-* **Which items can reach the top-k.** Items with equal offsets keep their
-  order under the boost, so the boosted top-k is the top-k of the union of
-  each *offset group's* own top-k by plain score. So the index is searched
-  once per group, restricted to that group's items (a FAISS ``IDSelector``,
-  probing more lists the rarer the group), and a group of at most
-  ``GENREC_ANN_MAX_CANDIDATES`` items is taken whole. A plan has a handful
-  of groups (one per distinct sum of boost weights: with r boost rules at most
-  2^r); one with more than ``MAX_GROUPS`` is still ranked exactly.
+  the index is opened, ``AnnLoader``) instead of an I-wide product per request.
+  The constant ``c`` does not move a standard deviation.
+* **Which items can reach the top-k.** Only kept items can; among them, items
+  with equal offsets keep their order under the boost, so the boosted top-k is
+  the top-k of the union of each *offset group's* own top-k by plain score. So
+  the index is searched once per group of kept items, restricted to that
+  group (a FAISS ``IDSelector``, probing more lists the rarer the group), and a
+  group of at most ``GENREC_ANN_MAX_CANDIDATES`` items is taken whole. A filter
+  alone is one group. A plan has a handful of groups (one per distinct sum of
+  boost weights: with r boost rules at most 2^r); one with more than
+  ``MAX_GROUPS`` is ranked exactly.
 
-So a boosted list from the index is the exact boosted list up to the index's
-recall, as an unboosted one is. Its boost unit is the same number as the exact
-path's up to float rounding (tested: ``tests/app/serving/test_ann_boosts.py``).
+So a filtered or boosted list from the index is the exact list up to the
+index's recall, as an unruled one is. Its boost unit is the same number as the
+exact path's up to float rounding (tested: ``tests/app/serving/test_ann_rules.py``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ CHUNK_ROWS = 65_536
 
 @dataclass(frozen=True)
 class OffsetGroup:
-    """The items that share one boost offset, and a selector restricting a search to them."""
+    """The kept items that share one boost offset, and a selector restricting a search to
+    them."""
 
     offset: float
     items: np.ndarray  # (n,) int64 item indices, ascending
@@ -129,10 +133,20 @@ class OffsetGroups:
 
 
 def offset_groups(plan: RulePlan) -> tuple[OffsetGroup, ...] | None:
-    """The items of each distinct offset of ``plan`` (zero included); None beyond
-    ``MAX_GROUPS``."""
-    assert plan.offset is not None
-    offset = plan.offset.detach().float().cpu().numpy()
+    """The items ``plan`` keeps (all, without a filter), by distinct boost offset (zero
+    included; one group without a boost); None beyond ``MAX_GROUPS``."""
+    vector = plan.offset if plan.offset is not None else plan.keep
+    assert vector is not None, "a plan with neither a filter nor a boost has no groups"
+    n = int(vector.shape[0])
+    kept = (
+        np.flatnonzero(plan.keep.detach().cpu().numpy())
+        if plan.keep is not None
+        else np.arange(n, dtype=np.int64)
+    )
+    if plan.offset is not None:
+        offset = plan.offset.detach().float().cpu().numpy()[kept]
+    else:
+        offset = np.zeros(kept.size, dtype=np.float32)
     values, inverse = np.unique(offset, return_inverse=True)
     if len(values) > MAX_GROUPS:
         return None
@@ -140,10 +154,10 @@ def offset_groups(plan: RulePlan) -> tuple[OffsetGroup, ...] | None:
     bounds = np.searchsorted(inverse[order], np.arange(len(values) + 1))
     groups = []
     for g, value in enumerate(values):
-        items = order[bounds[g] : bounds[g + 1]].astype(np.int64)
-        member = np.zeros(offset.shape[0], dtype=bool)
+        items = kept[order[bounds[g] : bounds[g + 1]]].astype(np.int64)
+        member = np.zeros(n, dtype=bool)
         member[items] = True
         bitmap = np.packbits(member, bitorder="little")  # FAISS reads bit i of byte i >> 3
-        selector = faiss.IDSelectorBitmap(offset.shape[0], faiss.swig_ptr(bitmap))
+        selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
         groups.append(OffsetGroup(float(value), items, selector, bitmap))
     return tuple(groups)

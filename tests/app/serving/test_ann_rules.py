@@ -1,4 +1,4 @@
-"""Boosted lists from the index (``app.serving.ann_boosts``) against the exact path.
+"""Boosted lists from the index (``app.serving.ann_rules``) against the exact path.
 
 With every IVF list probed the index search is exhaustive, so a boosted list
 from the index must be the exact path's list, item for item, with the same
@@ -15,7 +15,7 @@ import torch
 
 from app.rules.apply import boost_unit
 from app.rules.compile import RulePlan
-from app.serving.ann_boosts import MAX_GROUPS, ScoreSpread, offset_groups
+from app.serving.ann_rules import MAX_GROUPS, ScoreSpread, offset_groups
 from app.serving.batcher import RankJob, rank_batch, rank_exact
 from app.serving.retrieval import RULES, TOO_FEW_CANDIDATES
 from tests.app.serving.ann_catalog import N_ITEMS, NONE, indexed_model, user_states
@@ -130,18 +130,40 @@ def test_a_plan_with_too_many_offsets_ranks_exactly() -> None:
     assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
 
 
-def test_a_searched_group_left_short_by_a_filter_falls_back() -> None:
-    # The promoted third is searched (larger than the fetch), but the filter keeps only
-    # five of its items: the index cannot show that no other of them would rank, so
-    # the list is ranked exactly.
-    model = _exhaustive(candidates=50)
-    boosted = ITEMS % 3 == 0
-    keep = ~boosted
-    keep[np.flatnonzero(boosted)[-5:]] = True
-    jobs = _jobs(_plan(_offsets()["third"], keep), n=3)
+def test_a_searched_group_that_finds_too_few_falls_back() -> None:
+    # One of 76 lists probed: a search restricted to two thirds of the catalog finds a few
+    # dozen of its items, not the 150 the list needs, so it is ranked exactly.
+    model = indexed_model(candidates=20, max_candidates=500, nprobe=1)
+    offset = np.where(ITEMS % 3 == 0, 0.0, 1.0).astype(np.float32)
+    jobs = _jobs(_plan(offset), k=150, n=3)
     ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
     assert {r.retrieval for r in ranked} == {TOO_FEW_CANDIDATES}
     assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
+
+
+@pytest.mark.parametrize("kept", [300, 1_200])
+def test_a_narrow_filter_is_searched_within_the_items_it_keeps(kept: int) -> None:
+    # A filter keeping 300 items (taken whole) or 1,200 (searched, restricted to them):
+    # searched like an unfiltered list and then masked, a fetch of 20 would keep a
+    # handful; restricted, the list is the exact one.
+    model = _exhaustive(candidates=20)
+    keep = np.zeros(N_ITEMS, dtype=bool)
+    keep[np.random.default_rng(7).choice(N_ITEMS, kept, replace=False)] = True
+    plan = RulePlan(keep=torch.as_tensor(keep), drop=torch.as_tensor(~keep), offset=None)
+    jobs = _jobs(plan, k=20)
+    ranked, exact = rank_batch(model, jobs), rank_exact(model, jobs)
+    assert {r.retrieval for r in ranked} == {"ann"}
+    assert [r.items.tolist() for r in ranked] == [e.items.tolist() for e in exact]
+    assert all(keep[r.items].all() for r in ranked)
+
+
+def test_a_filter_that_keeps_nothing_gives_an_empty_list() -> None:
+    model = indexed_model()
+    nothing = torch.zeros(N_ITEMS, dtype=torch.bool)
+    plan = RulePlan(keep=nothing, drop=~nothing, offset=None)
+    ranked = rank_batch(model, _jobs(plan, n=2))
+    assert [r.items.tolist() for r in ranked] == [[], []]
+    assert {r.retrieval for r in ranked} == {"ann"}
 
 
 def test_a_rare_group_is_searched_with_more_probes() -> None:
@@ -165,7 +187,7 @@ def test_a_rare_group_is_searched_with_more_probes() -> None:
 def test_offset_groups_live_as_long_as_their_plan() -> None:
     import gc
 
-    from app.serving.ann_boosts import OffsetGroups
+    from app.serving.ann_rules import OffsetGroups
 
     cache = OffsetGroups()
     plan = _plan(_offsets()["third"])
