@@ -33,14 +33,18 @@ n_rules = int(sys.argv[1]) if len(sys.argv) > 1 else 600
 ids = [str(i) for i in range(1, 1_000_001)]
 index = AttributeIndex()
 index.update((str(i), {"year": 1900 + i % 100}) for i in range(1, 1683))
-model = SimpleNamespace(name="m", revision="1", item_ids=ids, n_items=len(ids), device=torch.device("cpu"))
+model = SimpleNamespace(
+    name="m", revision="1", item_ids=ids, n_items=len(ids), device=torch.device("cpu")
+)
 compiler = RuleCompiler(index)
 compiler.plan(model, rules_from_query(["year>=1900"], None, None, None))  # the item table, once
 gc.collect()
 start = rss_mb()
 for n in range(n_rules):
     y = 1900 + n % 100
-    compiler.plan(model, rules_from_query([f"year>={y}", f"year>={n}"], [f"year<={y}^1"], None, None))
+    compiler.plan(
+        model, rules_from_query([f"year>={y}", f"year>={n}"], [f"year<={y}^1"], None, None)
+    )
 gc.collect()
 plans = compiler._plans
 print(
