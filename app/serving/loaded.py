@@ -94,14 +94,19 @@ class LoadedModel:
         Uses the scorer's item vectors when it has them, else the item columns
         of the training matrix (co-occurrence cosine). Built lazily, once.
         """
-        index = self._similarity.get("index")
-        if index is None:
-            index = self._similarity.setdefault("index", _similarity_index(self))
+        index = self._similarity_source()
         if isinstance(index, Tensor):
             return index @ index[item]
         columns, norms = index
         dots = np.asarray((columns @ columns[item].T).todense()).ravel()
         return torch.as_tensor(dots / (norms * norms[item]), dtype=torch.float32)
+
+    def _similarity_source(self) -> Tensor | tuple[sp.csr_matrix, np.ndarray]:
+        """``_similarity_index``, built on first use and kept."""
+        index = self._similarity.get("index")
+        if index is None:
+            index = self._similarity.setdefault("index", _similarity_index(self))
+        return index  # type: ignore[no-any-return]
 
     def similar_among(self, item: int, pool: np.ndarray) -> Tensor:
         """(P,) ``similar_scores(item)[pool]``, computed for the pool's items only.
@@ -110,9 +115,7 @@ class LoadedModel:
         few hundred items per step; the whole row costs a product over every
         item, a (1,000,000 x d) one per step at a million items.
         """
-        index = self._similarity.get("index")
-        if index is None:
-            index = self._similarity.setdefault("index", _similarity_index(self))
+        index = self._similarity_source()
         if isinstance(index, Tensor):
             rows = index[torch.as_tensor(pool, device=index.device)]
             return rows @ index[item]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from types import MethodType, SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,7 +13,9 @@ from tests.app.serving.ann_catalog import N_ITEMS, catalog_scorer
 
 
 def _model(scorer: object, history: sp.csr_matrix) -> SimpleNamespace:
-    return SimpleNamespace(scorer=scorer, history=history, _similarity={})
+    model = SimpleNamespace(scorer=scorer, history=history, _similarity={})
+    model._similarity_source = MethodType(LoadedModel._similarity_source, model)
+    return model
 
 
 def _check(model: SimpleNamespace) -> None:

@@ -161,14 +161,16 @@ def _cap(limit: int, values: int = 5) -> Any:
 
 def _with_similarity(model: Any) -> Any:
     """The stand-in model with ``LoadedModel``'s similarity (MMR's cosine over item vectors)."""
+    from types import MethodType
+
     import scipy.sparse as sp
 
     from app.serving.loaded import LoadedModel
 
     model._similarity = {}
     model.history = sp.csr_matrix((1, N_ITEMS), dtype=np.float32)
-    model.similar_scores = lambda item: LoadedModel.similar_scores(model, item)
-    model.similar_among = lambda item, pool: LoadedModel.similar_among(model, item, pool)
+    for method in ("_similarity_source", "similar_scores", "similar_among"):
+        setattr(model, method, MethodType(getattr(LoadedModel, method), model))
     return model
 
 
