@@ -6,9 +6,11 @@ and real item vectors, not a good model.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -45,23 +47,37 @@ def ml100k_store_dir(ml100k: Interactions, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture
-def ml100k_client(
+def ml100k_client_factory(
     make_client: Callable[..., TestClient],
     ml100k_store_dir: Path,
     ml100k_catalog: list[CatalogRecord],
     tmp_path: Path,
-) -> TestClient:
+) -> Callable[..., TestClient]:
+    """Embedded apps serving the ML-100K model, its catalog imported from u.item; each
+    call gets its own copy of the store and database, ``settings`` on top."""
+    made = itertools.count()
+
+    def build(**settings: Any) -> TestClient:
+        n = next(made)
+        store = tmp_path / f"ml100k-store-{n}"
+        shutil.copytree(ml100k_store_dir, store)
+        database_url = f"sqlite:///{tmp_path}/rules-{n}.db"
+        import_records(database_url, ml100k_catalog, "u.item")
+        return make_client(
+            database_url=database_url,
+            store_dir=store,
+            default_model="bpr-mf",
+            admin_token=ADMIN_TOKEN,
+            **settings,
+        )
+
+    return build
+
+
+@pytest.fixture
+def ml100k_client(ml100k_client_factory: Callable[..., TestClient]) -> TestClient:
     """The embedded app serving the ML-100K model, its catalog imported from u.item."""
-    store = tmp_path / "ml100k-store"
-    shutil.copytree(ml100k_store_dir, store)
-    database_url = f"sqlite:///{tmp_path}/rules.db"
-    import_records(database_url, ml100k_catalog, "u.item")
-    return make_client(
-        database_url=database_url,
-        store_dir=store,
-        default_model="bpr-mf",
-        admin_token=ADMIN_TOKEN,
-    )
+    return ml100k_client_factory()
 
 
 @pytest.fixture(scope="session")

@@ -284,32 +284,12 @@ def test_a_body_too_deep_to_read_as_json_is_a_400_not_a_500(ml100k_client: TestC
 
 
 def test_rules_answer_alike_from_the_ann_index(
-    ml100k_client: TestClient,
-    make_client: Callable[..., TestClient],
-    ml100k_store_dir: Any,
-    ml100k_catalog: Any,
-    tmp_path: Any,
+    ml100k_client: TestClient, ml100k_client_factory: Callable[..., TestClient]
 ) -> None:
     # The same store and catalog served from bpr-mf's index with every list probed: each
     # rule (filter, boost, cap, MMR, together) gives the exact server's list, boost unit
     # included, and the lists were answered from the index.
-    import shutil
-
-    from app.catalog.items import import_records
-    from tests.app.rules.conftest import ADMIN_TOKEN
-
-    store = tmp_path / "ann-store"
-    shutil.copytree(ml100k_store_dir, store)
-    database_url = f"sqlite:///{tmp_path}/ann.db"
-    import_records(database_url, ml100k_catalog, "u.item")
-    indexed = make_client(
-        database_url=database_url,
-        store_dir=store,
-        default_model="bpr-mf",
-        admin_token=ADMIN_TOKEN,
-        ann="on",
-        ann_nprobe=100_000,
-    )
+    indexed = ml100k_client_factory(ann="on", ann_nprobe=100_000)
     queries: list[dict[str, Any]] = [
         {"filter": "genres:Comedy", "boost": "year>=1995^1.5"},
         {"boost": ["genres:Drama^2", "year<1980^-1"]},
