@@ -79,6 +79,18 @@ class _AliasRecord:
         return (json.dumps(body, indent=2) + "\n").encode("utf-8")
 
 
+def _check_size(where: str, size: int, entry: FileEntry) -> None:
+    if size != entry["bytes"]:
+        raise CorruptVersion(f"{where} has {size} bytes; the manifest says {entry['bytes']}")
+
+
+def _check_digest(where: str, digest: str, entry: FileEntry) -> None:
+    if digest != entry["sha256"]:
+        raise CorruptVersion(
+            f"{where} sha256 {digest} does not match the manifest's {entry['sha256']}"
+        )
+
+
 class ModelStore:
     """Save, verify, list and alias model versions. Thread- and process-safe."""
 
@@ -159,11 +171,11 @@ class ModelStore:
         blobs = {}
         tensors_path = None
         for name, entry in manifest.files.items():
-            path = self.backend.local_path(f"{prefix}/{name}")
-            if path is not None and name in (TENSORS_FILE, mapped_name):
-                # The big files: hashed as a stream, then read in place (the tensors) or
-                # mapped by their reader (the index), never held as bytes.
-                self._verify_in_place(path, name, entry, self.backend.location(prefix))
+            # The big files: hashed as a stream, then read in place (the tensors) or mapped
+            # by their reader (the index), never held as bytes.
+            if name in (TENSORS_FILE, mapped_name) and (
+                path := self._verify_in_place(prefix, name, entry)
+            ):
                 tensors_path = path if name == TENSORS_FILE else tensors_path
                 continue
             blob = self._read_verified(prefix, name, entry)
@@ -189,14 +201,10 @@ class ModelStore:
         """
         manifest = self.manifest(model, version)
         prefix = _version_key(manifest.model, manifest.version)
-        where = self.backend.location(prefix)
-        self._check_file_set(manifest, prefix, where)
+        self._check_file_set(manifest, prefix, self.backend.location(prefix))
         for name, entry in manifest.files.items():
-            path = self.backend.local_path(f"{prefix}/{name}")
-            if path is None:
+            if self._verify_in_place(prefix, name, entry) is None:
                 self._read_verified(prefix, name, entry)
-            else:
-                self._verify_in_place(path, name, entry, where)
         return manifest
 
     def add_retrieval_index(
@@ -389,30 +397,29 @@ class ModelStore:
         if problems:
             raise CorruptVersion(f"{where}: " + "; ".join(problems))
 
-    def _verify_in_place(self, path: str, name: str, entry: FileEntry, where: str) -> None:
-        """Size and sha256 of a local file, read in 1 MiB blocks.
+    def _verify_in_place(self, prefix: str, name: str, entry: FileEntry) -> str | None:
+        """Size and sha256 of a file the backend has on a local path, hashed as a stream;
+        the path, or None when the backend has none (then ``_read_verified``).
 
         The file is then read again by its reader, by path: a version's files are
         never rewritten by the store (a version is published whole, only its index
         and manifest are ever replaced, atomically), so what is read is what was
         checked unless something outside the store writes into a published version.
         """
+        key = f"{prefix}/{name}"
+        path = self.backend.local_path(key)
+        if path is None:
+            return None
+        where = self.backend.location(key)
         try:
             with open(path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size != entry["bytes"]:
-                    raise CorruptVersion(
-                        f"{where}/{name} has {size} bytes; the manifest says {entry['bytes']}"
-                    )
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                _check_size(where, os.fstat(handle.fileno()).st_size, entry)
+                _check_digest(where, hashlib.file_digest(handle, "sha256").hexdigest(), entry)
         except FileNotFoundError as exc:
-            raise CorruptVersion(f"{where}/{name} is missing") from exc
+            raise CorruptVersion(f"{where} is missing") from exc
         except OSError as exc:
-            raise CorruptVersion(f"{where}/{name} cannot be read: {exc}") from exc
-        if digest != entry["sha256"]:
-            raise CorruptVersion(
-                f"{where}/{name} sha256 {digest} does not match the manifest's {entry['sha256']}"
-            )
+            raise CorruptVersion(f"{where} cannot be read: {exc}") from exc
+        return path
 
     def _read_verified(self, prefix: str, name: str, entry: FileEntry) -> bytes:
         key = f"{prefix}/{name}"
@@ -423,15 +430,8 @@ class ModelStore:
             raise CorruptVersion(f"{where} is missing") from exc
         except OSError as exc:
             raise CorruptVersion(f"{where} cannot be read: {exc}") from exc
-        if len(blob) != entry["bytes"]:
-            raise CorruptVersion(
-                f"{where} has {len(blob)} bytes; the manifest says {entry['bytes']}"
-            )
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != entry["sha256"]:
-            raise CorruptVersion(
-                f"{where} sha256 {digest} does not match the manifest's {entry['sha256']}"
-            )
+        _check_size(where, len(blob), entry)
+        _check_digest(where, hashlib.sha256(blob).hexdigest(), entry)
         return blob
 
     def _read_alias(self, model: str, alias: str) -> _AliasRecord | None:

@@ -146,6 +146,11 @@ class RulePlan:
     mmr: float | None = None
     canonical: str = ""  # the resolved filter, for logs and errors
 
+    @property
+    def diversifies(self) -> bool:
+        """A cap or MMR: the list is re-ranked from a pool beyond k (``app.rules.diversity``)."""
+        return self.cap is not None or self.mmr is not None
+
 
 # --------------------------------------------------------------------------- evaluation
 

@@ -199,7 +199,7 @@ def rank_exact(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
                 float(units_np[b]) if units_np is not None and units_np[b] == units_np[b] else None
             )
             plan = job.rules
-            if plan is not None and (plan.cap is not None or plan.mmr is not None):
+            if plan is not None and plan.diversifies:
                 items, picked = diversify(model, scores[b], job.k, plan.cap, plan.mmr)
                 ranked.append(Ranked(items=items, scores=picked, boost_unit=unit))
                 continue

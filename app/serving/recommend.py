@@ -552,7 +552,7 @@ def top_k_items(
     if available == 0:
         return []
     masked = scores.masked_fill(mask, float("-inf"))
-    if plan is not None and candidates is None and (plan.cap is not None or plan.mmr is not None):
+    if plan is not None and candidates is None and plan.diversifies:
         with torch.inference_mode():
             picked, values_np = diversify(model, masked, k, plan.cap, plan.mmr)
         pairs = zip(picked.tolist(), values_np.tolist(), strict=True)

@@ -264,7 +264,7 @@ class AnnRetrieval:
                         row = row + units[b] * plan.offset[candidates]
                     values = row.cpu().numpy()
                 unit = float(units[b]) if b in units else None
-                if plan is not None and (plan.cap is not None or plan.mmr is not None):
+                if plan is not None and plan.diversifies:
                     picked = diversify_candidates(
                         model, items, values, job.k, plan.cap, plan.mmr, b in complete
                     )
@@ -300,12 +300,8 @@ class AnnRetrieval:
             return {}
         scorer = model.scorer
         assert isinstance(scorer, InnerProductScorer)  # AnnLoader attaches no index otherwise
-        states = torch.cat(
-            [s.to(model.device) for b in boosted if (s := jobs[b].state) is not None]
-        )
-        with torch.inference_mode():
-            spreads = self.spread.of(scorer, scorer.inner_product_queries(states).float())
-        return {b: spreads[n].to(model.device) for n, b in enumerate(boosted)}
+        spreads = self.spread.of(scorer, _query_rows(model, jobs, boosted))
+        return {b: spreads[n] for n, b in enumerate(boosted)}
 
     @staticmethod
     def _how(job: RankJob) -> str:
@@ -313,13 +309,19 @@ class AnnRetrieval:
         return "exact" if job.allowed is not None else "ann"
 
 
-def _queries(model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]) -> np.ndarray:
-    """(len(rows), D') float32 index queries of the jobs ``rows`` (all personal)."""
+def _query_rows(model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]) -> Tensor:
+    """(len(rows), D') float32 inner-product queries of the jobs ``rows`` (all personal),
+    on the model's device."""
     scorer = model.scorer
     assert isinstance(scorer, InnerProductScorer)  # AnnLoader attaches no index otherwise
     states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
     with torch.inference_mode():
-        queries: np.ndarray = scorer.inner_product_queries(states).float().cpu().numpy()
+        return scorer.inner_product_queries(states).float()
+
+
+def _queries(model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]) -> np.ndarray:
+    """``_query_rows`` as the FAISS search takes them."""
+    queries: np.ndarray = _query_rows(model, jobs, rows).cpu().numpy()
     return queries
 
 
@@ -333,7 +335,7 @@ def _needed(job: RankJob) -> int:
     """Unmasked candidates a searched job must keep: k, or a diversity rule's first pool
     (``app.rules.diversity.pool_size``), which re-ranks the pool's best items."""
     plan = job.rules
-    if plan is not None and (plan.cap is not None or plan.mmr is not None):
+    if plan is not None and plan.diversifies:
         return pool_size(job.k)
     return job.k
 
