@@ -12,7 +12,7 @@ Neither is needed:
   (``InnerProductScorer``: ``score_i = q . t_i + c``), the variance of the
   scores over items is ``q^T Sigma q``, Sigma being the covariance of the item
   table's rows: a (D', D') matrix computed once per scorer (one pass over the
-  table, chunked: 1.3 s at 1,000,000 x 257 on the development CPU, done when
+  table, chunked: 2.0 s at 1,000,000 x 257 on the development CPU, done when
   the index is opened, ``AnnLoader``) instead of an I-wide product per request.
   The constant ``c`` does not move a standard deviation.
 * **Which items can reach the top-k.** Only kept items can; among them, items
@@ -101,7 +101,7 @@ def table_covariance(table: Tensor) -> Tensor:
     total = torch.zeros(width, width, dtype=torch.float64, device=rows.device)
     for start in chunks:
         centred = rows[start : start + CHUNK_ROWS].float() - mean32
-        total += (centred.T @ centred).double()  # float32 products: 1.3 s, not 6.7, at 1M x 257
+        total += (centred.T @ centred).double()  # float32 products: 2.0 s, float64 5-7 s at 1M
     return total / max(n, 1)
 
 
