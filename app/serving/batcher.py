@@ -140,9 +140,10 @@ def process_batch(
     if ranking:
         for b, r in zip(ranking, rank_batch(model, [prepared[b] for b in ranking]), strict=True):
             results[b] = r
-    for b, job in enumerate(prepared):
-        if job.predict is not None:
-            results[b] = _predict(model, job)
+    rating = [b for b, job in enumerate(prepared) if job.predict is not None]
+    if rating:
+        for b, r in zip(rating, predict_batch(model, [prepared[b] for b in rating]), strict=True):
+            results[b] = r
     return [
         dataclasses.replace(r, context=c)
         for r, c in zip(results, contexts, strict=True)
@@ -150,15 +151,51 @@ def process_batch(
     ]
 
 
-def _predict(model: LoadedModel, job: RankJob) -> Ranked:
-    """The model's ratings of a prediction job's items (none without a user state)."""
-    assert job.predict is not None
-    if job.state is None or not job.predict.size:
-        return Ranked(items=job.predict, scores=np.zeros(0, dtype=np.float32))
+#: Most ratings one ``predict`` call of a batch computes (jobs x their items, most of
+#: them discarded): typical requests (10 items) share a call 64 at a time; a request
+#: of a thousand items gets a call of its own.
+PREDICT_CELLS = 65_536
+
+
+def predict_batch(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
+    """The model's ratings of each prediction job's items (none without a user state).
+
+    One ``predict`` call for a group of jobs, every job's state against every job's
+    items (R x C ratings for R jobs asking C items in all, at most ``PREDICT_CELLS``),
+    then each job's own block of columns: a rating depends only on its user's state
+    and its item, so this equals rating each job alone, and the per-call overhead
+    (tensor conversions, dispatch: ~60 us) is paid once per group instead of once per
+    request. Not deduplicated: sorting the items cost more than the products saved.
+    """
+    asked = [job.predict if job.predict is not None else np.zeros(0, np.int64) for job in jobs]
+    out = [Ranked(items=items, scores=np.zeros(0, dtype=np.float32)) for items in asked]
+    group: list[tuple[int, Tensor]] = []
+    columns = 0
+    for j, job in enumerate(jobs):
+        if job.state is None or not asked[j].size:
+            continue
+        if group and (len(group) + 1) * (columns + asked[j].size) > PREDICT_CELLS:
+            _rate_group(model, group, asked, out)
+            group, columns = [], 0
+        group.append((j, job.state))
+        columns += asked[j].size
+    if group:
+        _rate_group(model, group, asked, out)
+    return out
+
+
+def _rate_group(
+    model: LoadedModel, group: list[tuple[int, Tensor]], asked: list[np.ndarray], out: list[Ranked]
+) -> None:
+    """``predict_batch``'s one call: fills ``out[j]`` for every (j, state) of ``group``."""
     with torch.inference_mode():
-        indices = torch.as_tensor(job.predict, device=model.device)
-        ratings = model.scorer.predict(job.state.to(model.device), indices)[0]
-    return Ranked(items=job.predict, scores=ratings.float().cpu().numpy())
+        states = torch.cat([state.to(model.device) for _, state in group])  # (R, D)
+        items = torch.as_tensor(np.concatenate([asked[j] for j, _ in group]), device=model.device)
+        table = model.scorer.predict(states, items).float().cpu().numpy()  # (R, C)
+    start = 0  # row r's own items are columns start .. start + its count
+    for row, (j, _) in enumerate(group):
+        out[j] = Ranked(items=asked[j], scores=table[row, start : start + asked[j].size])
+        start += asked[j].size
 
 
 def _ban_seen(job: RankJob, seen: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from app.core.metrics import Metrics
+from app.serving import batcher as batcher_module
 from app.serving.batcher import BatcherClosed, RankJob, ScoreBatcher, process_batch, rank_batch
 from app.serving.state import UserContext
 
@@ -185,6 +186,64 @@ def test_prediction_jobs_share_the_batch_resolution_and_rate_their_own_items() -
     assert results[2].scores.size == 0  # no state: the caller answers the baseline
     assert results[3].scores.size == 0
     assert [r.context is not None for r in results] == [True] * 4
+
+
+class _CountingRatingScorer(_RatingScorer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.predicted: list[tuple[int, int]] = []  # (rows, items) of each predict call
+
+    def predict(self, state: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        self.predicted.append((state.shape[0], items.shape[0]))
+        return super().predict(state, items)
+
+
+def test_a_batch_s_predictions_are_one_call_and_equal_each_job_rated_alone() -> None:
+    """Overlapping, repeated and unordered item lists: each job gets its own items' ratings,
+    in its order, from one ``predict`` over the batch's items."""
+    model = _model()
+    model.scorer = _CountingRatingScorer()
+    asked = {"a": [4, 0, 4], "b": [0, 3], "c": [2], "d": [1, 0, 2, 3, 4]}
+    states = {
+        "a": torch.tensor([[1.0, 0.0]]),
+        "b": torch.tensor([[0.0, 2.0]]),
+        "c": torch.tensor([[-1.0, 0.5]]),
+        "d": torch.tensor([[0.3, 0.7]]),
+    }
+
+    def resolve(_model: object, user_ids: list[str]) -> list[UserContext]:
+        return [UserContext(states[u], NONE, folded_in=False) for u in user_ids]
+
+    jobs = [RankJob(None, NONE, None, 0, user_id=u, predict=np.array(i)) for u, i in asked.items()]
+    results = process_batch(model, jobs, resolve)  # type: ignore[arg-type]
+    assert model.scorer.predicted == [(4, 11)]  # four users, their eleven items
+    for (user, items), result in zip(asked.items(), results, strict=True):
+        alone = (states[user] @ Q.T)[0, items] + 3.0
+        assert result.items.tolist() == items
+        np.testing.assert_allclose(result.scores, alone.numpy(), rtol=1e-6)
+
+
+def test_predictions_too_many_to_rate_in_one_product_are_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call is at most ``PREDICT_CELLS`` ratings (jobs x their items): a big request
+    gets a call of its own instead of multiplying every other job's items."""
+    monkeypatch.setattr(batcher_module, "PREDICT_CELLS", 12)
+    model = _model()
+    model.scorer = _CountingRatingScorer()
+    asked = [[0, 1], [2], [0, 1, 2, 3, 4, 0, 1], [3, 4]]
+    state = torch.tensor([[1.0, -0.5]])
+
+    def resolve(_model: object, user_ids: list[str]) -> list[UserContext]:
+        return [UserContext(state, NONE, folded_in=False) for _ in user_ids]
+
+    jobs = [RankJob(None, NONE, None, 0, user_id="u", predict=np.array(i)) for i in asked]
+    results = process_batch(model, jobs, resolve)  # type: ignore[arg-type]
+    # (1, 2) then (2, 3) fit; adding the 7-item job (3 x 10) would not, nor would it
+    # with the last (2 x 9): each of them goes alone or with what follows within 12.
+    assert model.scorer.predicted == [(2, 3), (1, 7), (1, 2)]
+    for items, result in zip(asked, results, strict=True):
+        np.testing.assert_allclose(result.scores, ((state @ Q.T)[0, items] + 3.0).numpy())
 
 
 class _FoldInScorer(_LinearScorer):
