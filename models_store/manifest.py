@@ -166,8 +166,9 @@ class Manifest:
     files: dict[str, FileEntry]
     format_version: int = field(default=FORMAT_VERSION)
     #: The approximate-retrieval index of the version, if it has one: its parameters,
-    #: and ``file``, the version file that holds it (``training.ann``). Optional
-    #: (older manifests lack it); the store maps that file instead of holding it.
+    #: and ``file``, the version file that holds it (``training.ann``); ``similar``,
+    #: the same for the similar-items index, when the model has item vectors. Optional
+    #: (older manifests lack it); the store maps those files instead of holding them.
     retrieval: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -185,11 +186,27 @@ class Manifest:
             object.__setattr__(self, name, _check_json_dict(getattr(self, name), name))
         object.__setattr__(self, "metrics", _check_metrics(self.metrics))
         object.__setattr__(self, "files", _check_files(self.files))
-        index_file = self.retrieval.get("file")
-        if self.retrieval and index_file not in self.files:
-            raise InvalidContents(
-                f"retrieval names file {index_file!r}, which is not among the version's files"
-            )
+        for index_file in self._index_file_names():
+            if index_file not in self.files:
+                raise InvalidContents(
+                    f"retrieval names file {index_file!r}, which is not among the version's files"
+                )
+
+    def mapped_files(self) -> list[str]:
+        """The index files ``retrieval`` names (the retrieval index, then the similar-items
+        index when there is one): the store verifies them and maps them, never holds them."""
+        return [name for name in self._index_file_names() if isinstance(name, str)]
+
+    def _index_file_names(self) -> list[object]:
+        """What ``retrieval`` gives as its files' names, checked or not (a malformed
+        section names ``None``, which no file is)."""
+        if not self.retrieval:
+            return []
+        names = [self.retrieval.get("file")]
+        similar = self.retrieval.get("similar")
+        if similar is not None:
+            names.append(similar.get("file") if isinstance(similar, dict) else None)
+        return names
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -167,29 +168,25 @@ class ModelStore:
         prefix = _version_key(manifest.model, manifest.version)
         where = self.backend.location(prefix)
         self._check_file_set(manifest, prefix, where)
-        mapped_name = manifest.retrieval.get("file")
+        mapped_names = manifest.mapped_files()
         blobs = {}
         tensors_path = None
         for name, entry in manifest.files.items():
             # The big files: hashed as a stream, then read in place (the tensors) or mapped
-            # by their reader (the index), never held as bytes.
-            if name in (TENSORS_FILE, mapped_name) and (
+            # by their reader (the indexes), never held as bytes.
+            if (name == TENSORS_FILE or name in mapped_names) and (
                 path := self._verify_in_place(prefix, name, entry)
             ):
                 tensors_path = path if name == TENSORS_FILE else tensors_path
                 continue
             blob = self._read_verified(prefix, name, entry)
-            if name != mapped_name:  # the index is verified here, then mapped by its reader
+            if name not in mapped_names:  # an index is verified here, mapped by its reader
                 blobs[name] = blob
         try:
             contents = decode(blobs, tensors_path)
         except ContentsError as exc:
             raise CorruptVersion(f"{where}: {exc}") from exc
-        mapped = (
-            {}
-            if mapped_name is None
-            else {mapped_name: self.backend.location(f"{prefix}/{mapped_name}")}
-        )
+        mapped = {name: self.backend.location(f"{prefix}/{name}") for name in mapped_names}
         return LoadedVersion(manifest=manifest, contents=contents, path=where, mapped=mapped)
 
     def verify(self, model: str, version: str | int) -> Manifest:
@@ -208,35 +205,53 @@ class ModelStore:
         return manifest
 
     def add_retrieval_index(
-        self, model: str, version: str | int, blob: bytes, retrieval: dict[str, Any]
+        self, model: str, version: str | int, files: Mapping[str, bytes], retrieval: dict[str, Any]
     ) -> Manifest:
-        """Add (or replace) the retrieval index of an existing version; return the new manifest.
+        """Add (or replace) the index files of an existing version; return the new manifest.
 
-        The only change a published version accepts: the file named by
-        ``retrieval["file"]`` is written first (atomically), then the manifest
-        gains its checksum and ``retrieval`` (atomically), under the model's
-        lock. Nothing the version already held changes. A crash between the two
-        writes leaves a file the manifest does not list (the version is refused
-        until the command runs again); servers that loaded it keep serving.
+        The only change a published version accepts: ``files`` must be exactly the
+        files ``retrieval`` names (``Manifest.mapped_files``: the retrieval index and,
+        when there is one, the similar-items index); each is written first
+        (atomically), then the manifest gains their checksums and ``retrieval``
+        (atomically), under the model's lock. Nothing else the version held
+        changes, and a new ``retrieval`` names at least the files the old one did (a
+        file it dropped would stay on disk, unlisted). A crash between the writes leaves files the
+        manifest does not list (the version is refused until the command runs
+        again); servers that loaded it keep serving.
         """
         model = validate_name(model, "model name")
         version = validate_version(version)
-        name = validate_name(retrieval.get("file"), "retrieval file name")
-        if name in RESERVED_FILES:
-            raise InvalidContents(
-                f"retrieval file name {name!r} is reserved for the store's own files"
-            )
+        names = sorted(validate_name(name, "retrieval file name") for name in files)
+        for name in names:
+            if name in RESERVED_FILES:
+                raise InvalidContents(
+                    f"retrieval file name {name!r} is reserved for the store's own files"
+                )
         prefix = _version_key(model, version)
         with self.backend.lock(model):
             manifest = self.verify(model, version)  # only a version that verifies
-            existing = manifest.files.get(name)
-            if existing is not None and manifest.retrieval.get("file") != name:
-                raise InvalidContents(f"{model} version {version} already has a file {name!r}")
-            entry = FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
-            updated = replace(
-                manifest, files={**manifest.files, name: entry}, retrieval=dict(retrieval)
-            )
-            self.backend.replace(f"{prefix}/{name}", blob)
+            replaceable = set(manifest.mapped_files())
+            for name in names:
+                if name in manifest.files and name not in replaceable:
+                    raise InvalidContents(f"{model} version {version} already has a file {name!r}")
+            if dropped := sorted(replaceable - set(names)):  # it would stay, unlisted
+                raise InvalidContents(
+                    f"{model} version {version} has the index files {dropped}: a new index "
+                    "must replace them"
+                )
+            entries = {
+                name: FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
+                for name, blob in files.items()
+            }
+            kept = {n: e for n, e in manifest.files.items() if n not in replaceable}
+            updated = replace(manifest, files={**kept, **entries}, retrieval=dict(retrieval))
+            if sorted(updated.mapped_files()) != names:
+                raise InvalidContents(
+                    f"retrieval names the files {sorted(updated.mapped_files())}, "
+                    f"but {names} were given"
+                )
+            for name, blob in files.items():
+                self.backend.replace(f"{prefix}/{name}", blob)
             self.backend.replace(f"{prefix}/{MANIFEST_FILE}", updated.to_json().encode("utf-8"))
         return updated
 

@@ -54,7 +54,7 @@ def test_an_index_is_added_to_an_existing_version(store: ModelStore, store_root:
     manifest_file = store_root / "mult-vae" / "versions" / version / "manifest.json"
     assert "retrieval" not in json.loads(manifest_file.read_text())  # older manifests lack it
 
-    store.add_retrieval_index("mult-vae", version, INDEX, PARAMS)
+    store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
     after = store.load("mult-vae", version)
     assert after.manifest.retrieval == PARAMS
     assert after.manifest.files["items.faiss"]["bytes"] == len(INDEX)
@@ -62,17 +62,24 @@ def test_an_index_is_added_to_an_existing_version(store: ModelStore, store_root:
         assert after.manifest.files[name] == entry
     assert after.contents.tensors.keys() == before.contents.tensors.keys()
 
-    store.add_retrieval_index("mult-vae", version, INDEX + b"!", PARAMS)  # a rebuild replaces it
+    store.add_retrieval_index(
+        "mult-vae", version, {"items.faiss": INDEX + b"!"}, PARAMS
+    )  # a rebuild replaces it
     assert Path(store.load("mult-vae", version).mapped["items.faiss"]).read_bytes() == INDEX + b"!"
 
 
 def test_the_index_cannot_overwrite_another_file(store: ModelStore) -> None:
     version = store.save("mult-vae", build_contents(), **save_kwargs()).version
     with pytest.raises(InvalidContents, match="already has a file"):
-        store.add_retrieval_index("mult-vae", version, INDEX, {**PARAMS, "file": "items.json"})
+        store.add_retrieval_index(
+            "mult-vae", version, {"items.json": INDEX}, {**PARAMS, "file": "items.json"}
+        )
     with pytest.raises(InvalidContents, match="reserved"):
         store.add_retrieval_index(
-            "mult-vae", version, INDEX, {**PARAMS, "file": "tensors.safetensors"}
+            "mult-vae",
+            version,
+            {"tensors.safetensors": INDEX},
+            {**PARAMS, "file": "tensors.safetensors"},
         )
 
 
@@ -93,5 +100,53 @@ def test_an_index_is_not_added_to_a_version_that_does_not_verify(
     with pytest.raises(CorruptVersion):
         store.verify("mult-vae", version)
     with pytest.raises(CorruptVersion):
-        store.add_retrieval_index("mult-vae", version, INDEX, PARAMS)
+        store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
     assert "items.faiss" not in json.loads((folder / "manifest.json").read_text())["files"]
+
+
+SIMILAR = b"the similar-items index's bytes"
+BOTH = {**PARAMS, "similar": {"file": "similar.faiss", "kind": "ivf-flat", "nlist": 4}}
+
+
+def test_the_similar_items_index_is_a_second_mapped_file(
+    store: ModelStore, store_root: Path
+) -> None:
+    """Saved with the version or added later, each index is checksummed, listed and mapped."""
+    contents = build_contents()
+    contents.extra.update({"items.faiss": INDEX, "similar.faiss": SIMILAR})
+    saved = store.save("mult-vae", contents, **save_kwargs(), retrieval=BOTH).version
+    loaded = store.load("mult-vae", saved)
+    assert loaded.manifest.mapped_files() == ["items.faiss", "similar.faiss"]
+    assert {n: Path(p).read_bytes() for n, p in loaded.mapped.items()} == {
+        "items.faiss": INDEX,
+        "similar.faiss": SIMILAR,
+    }
+    assert not {"items.faiss", "similar.faiss"} & loaded.contents.extra.keys()
+    (store_root / "mult-vae" / "versions" / saved / "similar.faiss").write_bytes(
+        b"y" * len(SIMILAR)
+    )
+    with pytest.raises(CorruptVersion, match=r"similar\.faiss sha256"):
+        store.load("mult-vae", saved)
+
+    older = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    store.add_retrieval_index("mult-vae", older, {"items.faiss": INDEX}, PARAMS)
+    files = {"items.faiss": INDEX, "similar.faiss": SIMILAR}
+    store.add_retrieval_index("mult-vae", older, files, BOTH)  # a rebuild adds the second
+    assert store.load("mult-vae", older).manifest.files["similar.faiss"]["bytes"] == len(SIMILAR)
+
+
+def test_the_files_given_must_be_those_the_section_names(store: ModelStore) -> None:
+    version = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    with pytest.raises(InvalidContents, match="retrieval names file 'similar.faiss'"):
+        store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, BOTH)
+    with pytest.raises(InvalidContents, match="retrieval names the files"):
+        store.add_retrieval_index(
+            "mult-vae", version, {"items.faiss": INDEX, "similar.faiss": SIMILAR}, PARAMS
+        )
+    with pytest.raises(InvalidContents, match="retrieval names file"):
+        store.save("mult-vae", build_contents(), **save_kwargs(), retrieval=BOTH)
+    store.add_retrieval_index(
+        "mult-vae", version, {"items.faiss": INDEX, "similar.faiss": SIMILAR}, BOTH
+    )
+    with pytest.raises(InvalidContents, match="a new index must replace them"):
+        store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
