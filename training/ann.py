@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import faiss
@@ -34,6 +35,12 @@ from training.models.base import InnerProductScorer, ModelError, Scorer
 
 #: The version file holding the index (a name the store accepts).
 INDEX_FILE = "items.faiss"
+#: The version file holding the similar-items index: the same kind of index over the
+#: scorer's item vectors scaled to unit length, where inner product is cosine
+#: similarity (``LoadedModel.similar_scores``). Its parameters are ``retrieval["similar"]``.
+SIMILAR_FILE = "similar.faiss"
+#: Rows normalised at a time (never a float64 or second full copy of a large table).
+UNIT_CHUNK_ROWS = 65_536
 KIND = "ivf-flat"
 METRIC = "inner_product"
 #: FAISS warns below 39 training points per list; fewer lists than that for tiny catalogs.
@@ -145,14 +152,49 @@ def index_bytes(index: faiss.Index) -> bytes:
     return bytes(faiss.serialize_index(index).tobytes())
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """(I, d) float32 rows scaled to unit length (a zero row stays zero), in place on a
+    float32 copy made chunk by chunk: cosine similarity is their inner product."""
+    rows = np.array(vectors, dtype=np.float32, order="C", copy=True)
+    for start in range(0, rows.shape[0], UNIT_CHUNK_ROWS):
+        chunk = rows[start : start + UNIT_CHUNK_ROWS]
+        chunk /= np.maximum(np.linalg.norm(chunk, axis=1, keepdims=True), 1e-12)
+    return rows
+
+
+def build_similarity_index(
+    vectors: np.ndarray, *, nlist: int | None = None, nprobe: int | None = None, seed: int = 0
+) -> tuple[faiss.Index, IndexParams]:
+    """The similar-items index: ``build_index`` over ``unit_rows(vectors)``."""
+    index, params = build_index(unit_rows(vectors), nlist=nlist, nprobe=nprobe, seed=seed)
+    return index, replace(params, file=SIMILAR_FILE)
+
+
 def build_for_scorer(
     scorer: Scorer, *, nlist: int | None = None, nprobe: int | None = None, seed: int = 0
-) -> tuple[bytes, IndexParams] | None:
-    """(index file bytes, parameters) for an inner-product scorer; None for any other."""
+) -> tuple[dict[str, bytes], dict[str, Any]] | None:
+    """The index files of an inner-product scorer (name -> bytes) and the manifest's
+    ``retrieval`` section; None for any other scorer.
+
+    The retrieval index always; the similar-items index too when the scorer has item
+    vectors (``Scorer.item_vectors``), with the same ``nlist``/``nprobe`` (None: each
+    index's defaults) and seed.
+    """
     if not supports_ann(scorer):
         return None
     index, params = build_index(item_table(scorer), nlist=nlist, nprobe=nprobe, seed=seed)
-    return index_bytes(index), params
+    files = {INDEX_FILE: index_bytes(index)}
+    retrieval = params.to_dict()
+    del index
+    vectors = scorer.item_vectors()
+    if vectors is not None:
+        table = vectors.detach().float().cpu().numpy()
+        similar, similar_params = build_similarity_index(
+            table, nlist=nlist, nprobe=nprobe, seed=seed
+        )
+        files[SIMILAR_FILE] = index_bytes(similar)
+        retrieval["similar"] = similar_params.to_dict()
+    return files, retrieval
 
 
 def read_index(path: str, params: IndexParams, *, mmap: bool = True) -> faiss.Index:
@@ -189,13 +231,18 @@ def index_version(
     nlist: int | None = None,
     nprobe: int | None = None,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> Manifest:
-    """Build (or rebuild) the index of a stored version and add it to the version.
+    """Build (or rebuild) the indexes of a stored version and add them to the version:
+    the retrieval index, and the similar-items index when the scorer has item vectors.
 
     For versions saved before indexes existed, or to change ``nlist``/``nprobe``;
-    ``genrec models index NAME@VERSION`` runs it.
+    ``genrec models index NAME@VERSION`` runs it and passes ``progress``, which is
+    told each step (a million-item index takes minutes).
     """
+    say = progress if progress is not None else (lambda step: None)
     version = store.resolve(model, ref)
+    say(f"reading version {version}")
     loaded = store.load(model, version)
     manifest = loaded.manifest
     scorer = stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)
@@ -204,7 +251,20 @@ def index_version(
             f"model '{manifest.model}' is not of inner-product form; it is always scored exactly"
         )
     table = item_table(scorer)
-    del loaded, scorer  # only the table is needed from here: free the version's arrays
+    vectors = scorer.item_vectors()
+    unit = None if vectors is None else unit_rows(vectors.detach().float().cpu().numpy())
+    del loaded, scorer, vectors  # only the tables are needed from here: free the arrays
+    say(f"building the retrieval index over {table.shape[0]:,} x {table.shape[1]}")
     index, params = build_index(table, nlist=nlist, nprobe=nprobe, seed=seed)
     del table  # the index holds its own copy of the rows
-    return store.add_retrieval_index(model, version, index_bytes(index), params.to_dict())
+    files = {INDEX_FILE: index_bytes(index)}
+    retrieval = params.to_dict()
+    del index
+    if unit is not None:
+        say(f"building the similar-items index over {unit.shape[0]:,} x {unit.shape[1]}")
+        similar, similar_params = build_index(unit, nlist=nlist, nprobe=nprobe, seed=seed)
+        del unit
+        files[SIMILAR_FILE] = index_bytes(similar)
+        retrieval["similar"] = replace(similar_params, file=SIMILAR_FILE).to_dict()
+    say("writing the index files")
+    return store.add_retrieval_index(model, version, files, retrieval)

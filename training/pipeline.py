@@ -242,7 +242,7 @@ def save_trained(
     # version is servable with GENREC_ANN from the moment it is published.
     index = ann.build_for_scorer(result.scorer)
     if index is not None:
-        contents.extra[ann.INDEX_FILE] = index[0]
+        contents.extra.update(index[0])
     return store.save(
         model_name,
         contents,
@@ -270,7 +270,7 @@ def save_trained(
             ],
             **(training or {}),
         },
-        retrieval=None if index is None else index[1].to_dict(),
+        retrieval=None if index is None else index[1],
     )
 
 

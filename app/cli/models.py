@@ -65,10 +65,11 @@ def models_index(
         typer.Option(help="lists searched per query by default (default max(16, nlist/128))"),
     ] = None,
 ) -> None:
-    """Build the approximate-retrieval index of a stored version (inner-product models).
+    """Build the approximate-retrieval indexes of a stored version (inner-product models):
+    the retrieval index, and the similar-items index when the model has item vectors.
 
-    New versions get one when they are saved; this adds it to older ones, or
-    rebuilds it with other settings. Servers pick it up on their next poll.
+    New versions get them when they are saved; this adds them to older ones, or
+    rebuilds them with other settings. Servers pick them up on their next poll.
     """
     from training.ann import index_version
     from training.stored_evaluation import split_ref
@@ -76,14 +77,21 @@ def models_index(
     with user_errors():
         name, version = split_ref(ref)
         manifest = index_version(
-            store(settings()), name, version or "production", nlist=nlist, nprobe=nprobe
+            store(settings()),
+            name,
+            version or "production",
+            nlist=nlist,
+            nprobe=nprobe,
+            progress=lambda step: out.print(f"{name}: {step}"),
         )
     params = manifest.retrieval
-    out.print(
-        f"{name} version {manifest.version}: {params['kind']} index over {params['n_items']:,} "
-        f"items x {params['dims']} dims (nlist={params['nlist']}, nprobe={params['nprobe']}) "
-        f"built in {params['build_seconds']:.1f} s"
-    )
+    for what, section in (("retrieval", params), ("similar-items", params.get("similar"))):
+        if section:
+            out.print(
+                f"{name} version {manifest.version}: {what} {section['kind']} index over "
+                f"{section['n_items']:,} items x {section['dims']} dims (nlist={section['nlist']}, "
+                f"nprobe={section['nprobe']}) built in {section['build_seconds']:.1f} s"
+            )
 
 
 @models_app.command("available")

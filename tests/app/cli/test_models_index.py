@@ -23,10 +23,13 @@ def test_index_rebuilds_a_versions_index_with_other_settings(env: Path, cli_sett
         app, ["models", "index", "bpr-mf@production", "--nlist", "2", "--nprobe", "2"]
     )
     assert result.exit_code == 0, result.output
-    assert "ivf-flat index over 12 items" in result.output
-    loaded = store.load("bpr-mf", "1")  # the version still verifies, index file included
+    assert "retrieval ivf-flat index over 12 items" in result.output
+    assert "similar-items ivf-flat index over 12 items" in result.output
+    assert "building the similar-items index over 12 x" in result.output  # progress
+    loaded = store.load("bpr-mf", "1")  # the version still verifies, index files included
     assert loaded.manifest.retrieval["nlist"] == 2 and loaded.manifest.retrieval["nprobe"] == 2
-    assert "items.faiss" in loaded.mapped
+    assert loaded.manifest.retrieval["similar"]["nlist"] == 2
+    assert {"items.faiss", "similar.faiss"} <= loaded.mapped.keys()
 
 
 def test_index_refuses_models_scored_exactly_and_bad_settings(env: Path) -> None:
