@@ -293,6 +293,19 @@ def candidate_mask(job: RankJob, candidates: np.ndarray) -> np.ndarray:
     return masked
 
 
+def count_retrieval(metrics: Metrics, model: str, results: Sequence[Ranked]) -> None:
+    """Lists of an indexed model answered from the index, and those that fell back to
+    exact scoring (by reason)."""
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.retrieval] = counts.get(result.retrieval, 0) + 1
+    for how, n in counts.items():
+        if how == "ann":
+            metrics.ann_rows.labels(model=model).inc(n)
+        elif how != "exact":
+            metrics.ann_fallbacks.labels(model=model, reason=how).inc(n)
+
+
 @dataclass
 class _Entry:
     job: RankJob
@@ -389,18 +402,6 @@ class ScoreBatcher:
             timer.cancel()
             self._full = None
 
-    def _count_retrieval(self, results: Sequence[Ranked]) -> None:
-        """Requests answered from the index, and those that fell back to exact scoring."""
-        name = self.model.name
-        counts: dict[str, int] = {}
-        for result in results:
-            counts[result.retrieval] = counts.get(result.retrieval, 0) + 1
-        for how, n in counts.items():
-            if how == "ann":
-                self.metrics.ann_rows.labels(model=name).inc(n)
-            elif how != "exact":
-                self.metrics.ann_fallbacks.labels(model=name, reason=how).inc(n)
-
     def _release_window(self) -> None:
         if self._full is not None and not self._full.done():
             self._full.set_result(None)
@@ -426,7 +427,7 @@ class ScoreBatcher:
             return
         self.metrics.batch_size.labels(model=self.model.name).observe(len(live))
         if self.model.ann is not None:
-            self._count_retrieval(results)
+            count_retrieval(self.metrics, self.model.name, results)
         self.metrics.batch_seconds.labels(model=self.model.name).observe(
             time.perf_counter() - started
         )

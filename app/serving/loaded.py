@@ -19,12 +19,14 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from app.serving.cosine import CosineScorer
 from models_store import LoadedVersion, Manifest
 from training.models import stored_scorer
 from training.models.base import History, Scorer
 
 if TYPE_CHECKING:
     from app.serving.retrieval import AnnRetrieval
+    from app.serving.similarity import SimilarIndex
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ class LoadedModel:
     # opened index when the server's GENREC_ANN policy uses it (``app.serving.retrieval``).
     index_path: str | None = None
     ann: AnnRetrieval | None = None
+    # The similar-items index (cosine over the item vectors), likewise: its file, and
+    # the opened index answering ``/items/{id}/similar`` (``app.serving.similarity``).
+    similar_index_path: str | None = None
+    similar_ann: SimilarIndex | None = None
     _similarity: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -91,17 +97,19 @@ class LoadedModel:
     def similar_scores(self, item: int) -> Tensor:
         """(I,) cosine similarity of every item to ``item`` (itself included).
 
-        Uses the scorer's item vectors when it has them, else the item columns
-        of the training matrix (co-occurrence cosine). Built lazily, once.
+        Uses the scorer's item vectors when it has them (``CosineScorer``: no
+        unit-length copy of the table), else the item columns of the training
+        matrix (co-occurrence cosine). Built lazily, once.
         """
         index = self._similarity_source()
-        if isinstance(index, Tensor):
-            return index @ index[item]
+        if isinstance(index, CosineScorer):
+            row: Tensor = index.score(index.query(item))[0]
+            return row
         columns, norms = index
         dots = np.asarray((columns @ columns[item].T).todense()).ravel()
         return torch.as_tensor(dots / (norms * norms[item]), dtype=torch.float32)
 
-    def _similarity_source(self) -> Tensor | tuple[sp.csr_matrix, np.ndarray]:
+    def _similarity_source(self) -> CosineScorer | tuple[sp.csr_matrix, np.ndarray]:
         """``_similarity_index``, built on first use and kept."""
         index = self._similarity.get("index")
         if index is None:
@@ -116,21 +124,19 @@ class LoadedModel:
         item, a (1,000,000 x d) one per step at a million items.
         """
         index = self._similarity_source()
-        if isinstance(index, Tensor):
-            rows = index[torch.as_tensor(pool, device=index.device)]
-            return rows @ index[item]
+        if isinstance(index, CosineScorer):
+            among: Tensor = index.score(index.query(item), torch.as_tensor(pool))[0]
+            return among
         columns, norms = index
         dots = np.asarray((columns[pool] @ columns[item].T).todense()).ravel()
         return torch.as_tensor(dots / (norms[pool] * norms[item]), dtype=torch.float32)
 
 
-def _similarity_index(model: LoadedModel) -> Tensor | tuple[sp.csr_matrix, np.ndarray]:
-    """(I, d) unit item vectors on the model's device, or (I, U) CSR columns + their norms."""
+def _similarity_index(model: LoadedModel) -> CosineScorer | tuple[sp.csr_matrix, np.ndarray]:
+    """Cosine over the item vectors on the model's device, or (I, U) CSR columns + norms."""
     vectors = model.scorer.item_vectors()
     if vectors is not None:
-        vectors = vectors.detach().float()
-        unit: Tensor = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        return unit
+        return CosineScorer(vectors)
     columns = sp.csr_matrix(model.history.T)
     norms = np.sqrt(np.asarray(columns.multiply(columns).sum(axis=1)).ravel())
     return columns, np.maximum(norms, 1e-12)
@@ -172,7 +178,10 @@ def build_loaded_model(loaded: LoadedVersion, device: torch.device) -> LoadedMod
         titles=_titles(contents.extra.get("items.json"), contents.item_ids),
         cutoff=datetime.fromisoformat(manifest.data.cutoff) if manifest.data.cutoff else None,
         training_mean=_training_mean(history, scorer.rating_range),
-        index_path=next(iter(loaded.mapped.values()), None),
+        index_path=loaded.mapped.get(manifest.retrieval.get("file", "")),
+        similar_index_path=loaded.mapped.get(
+            (manifest.retrieval.get("similar") or {}).get("file", "")
+        ),
     )
     _smoke_test(model)
     return model

@@ -47,11 +47,19 @@ from app.schemas import (
     ScoredItem,
     SimilarItemsResponse,
 )
-from app.serving.batcher import BatcherClosed, Batchers, Ranked, RankJob
+from app.serving.batcher import (
+    BatcherClosed,
+    Batchers,
+    Ranked,
+    RankJob,
+    count_retrieval,
+    rank_batch,
+)
 from app.serving.holder import ModelHolder, ModelUnavailable, UnknownModel
 from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import IMPLICIT_RANGE
 from app.serving.loaded import LoadedModel
+from app.serving.similarity import similar_query, similarity_view
 from app.serving.state import (
     LogReader,
     UserContext,
@@ -264,10 +272,19 @@ class Recommender:
                 "unknown_item",
                 f"item '{item_id}' is unknown to model '{model.name}' version {model.version}",
             )
-        with torch.inference_mode():
-            scores = model.similar_scores(index).to(model.device)
         banned = np.array([index], dtype=np.int64)
-        items = top_k_items(model, scores, None, banned, k, plan)
+        view = similarity_view(model)
+        if view is not None:  # the similar-items index (app.serving.similarity)
+            job = RankJob(similar_query(view, index), banned, None, k, rules=plan)
+            ranked = rank_batch(view, [job])[0]
+            count_retrieval(self.metrics, model.name, [ranked])
+            items = [ScoredItem(**fields) for fields in _scored_items(model, ranked)]
+            unit = ranked.boost_unit
+        else:
+            with torch.inference_mode():
+                scores = model.similar_scores(index).to(model.device)
+            items = top_k_items(model, scores, None, banned, k, plan)
+            unit = boost_unit(scores, plan)
         return SimilarItemsResponse(
             item_id=item_id,
             title=model.titles[index],
@@ -275,7 +292,7 @@ class Recommender:
             version=model.version,
             items=items,
             short_by=self._short_by("similar", k, len(items)),
-            boost_unit=boost_unit(scores, plan),
+            boost_unit=unit,
             recommendation_id=self.impressions.record(
                 None, "similar", [i.item_id for i in items], model.name, model.version
             ),

@@ -48,6 +48,7 @@ from app.rules.diversity import diversify_candidates, pool_size
 from app.serving.ann_rules import OffsetGroups, ScoreSpread
 from app.serving.batcher import Ranked, RankJob, candidate_mask
 from app.serving.loaded import LoadedModel
+from app.serving.similarity import open_similar
 from training.ann import AnnError, IndexParams, read_index, supports_ann
 from training.models.base import InnerProductScorer
 
@@ -383,31 +384,48 @@ class AnnLoader:
                 model.version,
             )
             return model
+        retrieval = self._open(model, model.index_path, model.manifest.retrieval, "retrieval")
+        if retrieval is not None:
+            assert isinstance(model.scorer, InnerProductScorer)  # supports_ann said so above
+            retrieval.spread.covariance_of(model.scorer)  # boosts need it; at load
+            model = dataclasses.replace(model, ann=retrieval)
+        similar_params = model.manifest.retrieval.get("similar")
+        if model.similar_index_path is None or not isinstance(similar_params, dict):
+            log.info("%s has no similar-items index; similar items are exact", where)
+            return model
+        similar = self._open(model, model.similar_index_path, similar_params, "similar-items")
+        opened = None if similar is None else open_similar(model, similar)
+        return model if opened is None else dataclasses.replace(model, similar_ann=opened)
+
+    def _open(
+        self, model: LoadedModel, path: str, section: dict[str, object], what: str
+    ) -> AnnRetrieval | None:
+        """One of the version's indexes, opened per the server's settings; None (logged)
+        when it does not open: the index is an accelerator, never a reason to refuse."""
+        where = f"{model.name} version {model.version}"
         try:
-            params = IndexParams.from_dict(model.manifest.retrieval)
+            params = IndexParams.from_dict(dict(section))
             if params.n_items > model.n_items:
                 raise AnnError(
                     f"it indexes {params.n_items} items, the version has {model.n_items}"
                 )
-            index = read_index(model.index_path, params)
+            index = read_index(path, params)
         except AnnError as exc:
-            log.error("%s: retrieval index not used, scoring exactly: %s", where, exc)
-            return model
+            log.error("%s: %s index not used, scoring exactly: %s", where, what, exc)
+            return None
         ivf = faiss.extract_index_ivf(index)
         if self.settings.ann_nprobe is not None:
             ivf.nprobe = min(self.settings.ann_nprobe, ivf.nlist)
         log.info(
-            "%s: approximate retrieval on (%s, %d items, nlist=%d, nprobe=%d, candidates=%d)",
+            "%s: %s index on (%s, %d items, nlist=%d, nprobe=%d, candidates=%d)",
             where,
+            what,
             params.kind,
             params.n_items,
             ivf.nlist,
             ivf.nprobe,
             self.settings.ann_candidates,
         )
-        retrieval = AnnRetrieval(
+        return AnnRetrieval(
             index, params, self.settings.ann_candidates, self.settings.ann_max_candidates
         )
-        assert isinstance(model.scorer, InnerProductScorer)  # supports_ann said so above
-        retrieval.spread.covariance_of(model.scorer)  # boosts need it; at load, not in a request
-        return dataclasses.replace(model, ann=retrieval)

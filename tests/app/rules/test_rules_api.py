@@ -312,3 +312,35 @@ def test_rules_answer_alike_from_the_ann_index(
     # falls back, and says why; no rule sends a list to the exact path by itself.
     assert set(samples) <= {'genrec_ann_fallback_total{model="bpr-mf",reason="too_few_candidates"}'}
     assert answered >= 10 and answered + sum(samples.values()) == len(queries) * 3
+
+
+def test_similar_lists_answer_alike_from_the_similar_items_index(
+    ml100k_client: TestClient, ml100k_client_factory: Callable[..., TestClient]
+) -> None:
+    # bpr-mf's similar-items index (cosine over its item vectors) with every list probed:
+    # plain lists and each rule give the exact server's list, scores and boost unit, and
+    # were answered from the index (app.serving.similarity).
+    indexed = ml100k_client_factory(ann="on", ann_nprobe=100_000)
+    queries: list[dict[str, Any]] = [
+        {},
+        {"filter": "genres:Comedy", "boost": "year>=1995^1.5"},
+        {"boost": ["genres:Drama^2", "year<1980^-1"]},
+        {"cap": "genres:2"},
+        {"mmr": 0.5, "filter": "year>=1980"},
+    ]
+    items = ["50", "181", "1"]
+    for params in queries:
+        for item in items:
+            a = indexed.get(f"/v1/items/{item}/similar", params={"k": 10, **params})
+            e = ml100k_client.get(f"/v1/items/{item}/similar", params={"k": 10, **params})
+            assert a.status_code == e.status_code == 200, (a.text, e.text)
+            assert _ids(a.json()) == _ids(e.json()), params
+            scores = [it["score"] for it in e.json()["items"]]
+            assert [it["score"] for it in a.json()["items"]] == pytest.approx(scores, abs=1e-5)
+            unit = e.json().get("boost_unit")
+            assert a.json().get("boost_unit") == (
+                None if unit is None else pytest.approx(unit, rel=1e-4)
+            )
+    metrics = indexed.get("/metrics").text
+    assert f'genrec_ann_rows_total{{model="bpr-mf"}} {float(len(queries) * len(items))}' in metrics
+    assert "genrec_ann_fallback_total{" not in metrics

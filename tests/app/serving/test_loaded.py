@@ -35,3 +35,16 @@ def test_similar_among_cooccurrence_columns_is_the_row_at_the_pool() -> None:
     history = sp.random(200, N_ITEMS, density=0.02, format="csr", random_state=rng)
     history.data[:] = 1.0
     _check(_model(SimpleNamespace(item_vectors=lambda: None), history))
+
+
+def test_similarity_over_item_vectors_holds_no_unit_length_copy() -> None:
+    # At a million items a unit-length table would be a second copy of the item table
+    # (1 GB at 256 dimensions); the cosine divides by 4 bytes of norm per item instead.
+    scorer = catalog_scorer()
+    model = _model(scorer, sp.csr_matrix((1, N_ITEMS), dtype=np.float32))
+    whole = LoadedModel.similar_scores(model, 3)  # type: ignore[arg-type]
+    vectors = scorer.item_vectors()
+    unit = vectors / vectors.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(whole, unit @ unit[3])
+    held = [t for t in model._similarity["index"].t.values()]
+    assert all(t.data_ptr() == vectors.data_ptr() for t in held)  # the model's own table

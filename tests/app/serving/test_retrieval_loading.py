@@ -80,3 +80,19 @@ def test_the_api_answers_alike_with_the_index_and_counts_it(make_client: ClientF
     metrics = approximate.get("/metrics").text
     assert 'genrec_ann_rows_total{model="mult-vae"} 3.0' in metrics
     assert "genrec_ann_rows_total{" not in exact.get("/metrics").text
+
+
+def test_the_similar_items_index_opens_with_the_retrieval_index(trained_store_dir: Path) -> None:
+    model = _loaded(trained_store_dir, "mult-vae")
+    similar = model.manifest.retrieval["similar"]
+    assert similar["file"] == "similar.faiss" and similar["n_items"] == model.n_items
+    assert model.similar_index_path is not None and Path(model.similar_index_path).is_file()
+    opened = AnnLoader(embedded_settings(ann="on"))(model)
+    assert opened.similar_ann is not None
+    assert opened.similar_ann.retrieval.index.ntotal == model.n_items
+    assert opened.similar_ann.source is model.scorer
+    assert AnnLoader(embedded_settings(ann="off"))(model).similar_ann is None
+    # A version indexed before similar-items indexes existed: recommendations only.
+    without = dataclasses.replace(model, similar_index_path=None)
+    older = AnnLoader(embedded_settings(ann="on"))(without)
+    assert older.ann is not None and older.similar_ann is None
