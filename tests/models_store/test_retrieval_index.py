@@ -137,7 +137,7 @@ def test_the_similar_items_index_is_a_second_mapped_file(
 
 def test_the_files_given_must_be_those_the_section_names(store: ModelStore) -> None:
     version = store.save("mult-vae", build_contents(), **save_kwargs()).version
-    with pytest.raises(InvalidContents, match="retrieval names file 'similar.faiss'"):
+    with pytest.raises(InvalidContents, match=r"retrieval names file 'similar\.faiss'"):
         store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, BOTH)
     with pytest.raises(InvalidContents, match="retrieval names the files"):
         store.add_retrieval_index(
