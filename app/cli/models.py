@@ -64,6 +64,10 @@ def models_index(
         int | None,
         typer.Option(help="lists searched per query by default (default max(16, nlist/128))"),
     ] = None,
+    similar_nprobe: Annotated[
+        int | None,
+        typer.Option(help="the similar-items index's default lists per query (default nlist/4)"),
+    ] = None,
 ) -> None:
     """Build the approximate-retrieval indexes of a stored version (inner-product models):
     the retrieval index, and the similar-items index when the model has item vectors.
@@ -82,6 +86,7 @@ def models_index(
             version or "production",
             nlist=nlist,
             nprobe=nprobe,
+            similar_nprobe=similar_nprobe,
             progress=lambda step: out.print(f"{name}: {step}"),
         )
     params = manifest.retrieval

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     ann_nprobe: int | None = Field(
         None, gt=0, description="IVF lists searched per query (default: the manifest's nprobe)"
     )
+    ann_similar_nprobe: int | None = Field(
+        None,
+        gt=0,
+        description="the similar-items index's IVF lists per query (default: the manifest's "
+        "retrieval.similar.nprobe)",
+    )
     interaction_commit_wait_ms: float = Field(
         2.0,
         ge=0,

@@ -384,7 +384,13 @@ class AnnLoader:
                 model.version,
             )
             return model
-        retrieval = self._open(model, model.index_path, model.manifest.retrieval, "retrieval")
+        retrieval = self._open(
+            model,
+            model.index_path,
+            model.manifest.retrieval,
+            "retrieval",
+            self.settings.ann_nprobe,
+        )
         if retrieval is not None:
             assert isinstance(model.scorer, InnerProductScorer)  # supports_ann said so above
             retrieval.spread.covariance_of(model.scorer)  # boosts need it; at load
@@ -393,12 +399,23 @@ class AnnLoader:
         if model.similar_index_path is None or not isinstance(similar_params, dict):
             log.info("%s has no similar-items index; similar items are exact", where)
             return model
-        similar = self._open(model, model.similar_index_path, similar_params, "similar-items")
+        similar = self._open(
+            model,
+            model.similar_index_path,
+            similar_params,
+            "similar-items",
+            self.settings.ann_similar_nprobe,
+        )
         opened = None if similar is None else open_similar(model, similar)
         return model if opened is None else dataclasses.replace(model, similar_ann=opened)
 
     def _open(
-        self, model: LoadedModel, path: str, section: dict[str, object], what: str
+        self,
+        model: LoadedModel,
+        path: str,
+        section: dict[str, object],
+        what: str,
+        nprobe: int | None,
     ) -> AnnRetrieval | None:
         """One of the version's indexes, opened per the server's settings; None (logged)
         when it does not open: the index is an accelerator, never a reason to refuse."""
@@ -414,8 +431,8 @@ class AnnLoader:
             log.error("%s: %s index not used, scoring exactly: %s", where, what, exc)
             return None
         ivf = faiss.extract_index_ivf(index)
-        if self.settings.ann_nprobe is not None:
-            ivf.nprobe = min(self.settings.ann_nprobe, ivf.nlist)
+        if nprobe is not None:  # the server's setting over the manifest's
+            ivf.nprobe = min(nprobe, ivf.nlist)
         log.info(
             "%s: %s index on (%s, %d items, nlist=%d, nprobe=%d, candidates=%d)",
             where,

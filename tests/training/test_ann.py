@@ -8,7 +8,13 @@ import numpy as np
 import torch
 
 from tests.app.serving.ann_catalog import N_ITEMS, catalog_scorer
-from training.ann import INDEX_FILE, SIMILAR_FILE, build_for_scorer, unit_rows
+from training.ann import (
+    INDEX_FILE,
+    SIMILAR_FILE,
+    build_for_scorer,
+    default_similar_nprobe,
+    unit_rows,
+)
 from training.models.ease import EASEScorer
 
 
@@ -31,6 +37,9 @@ def test_an_inner_product_scorer_gets_both_indexes() -> None:
     assert retrieval["similar"]["dims"] == vectors.shape[1]
     assert retrieval["dims"] == scorer.inner_product_table().shape[1]
     assert retrieval["similar"]["n_items"] == N_ITEMS
+    nlist = retrieval["similar"]["nlist"]
+    assert retrieval["similar"]["nprobe"] == default_similar_nprobe(nlist) == max(16, nlist // 4)
+    assert retrieval["nprobe"] == 16  # the retrieval index's default: far fewer lists
 
     # With every list probed the similar-items index ranks by exact cosine.
     index = faiss.deserialize_index(np.frombuffer(files[SIMILAR_FILE], dtype=np.uint8))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import faiss
 import pytest
 import torch
 
@@ -92,6 +93,11 @@ def test_the_similar_items_index_opens_with_the_retrieval_index(trained_store_di
     assert opened.similar_ann.retrieval.index.ntotal == model.n_items
     assert opened.similar_ann.source is model.scorer
     assert AnnLoader(embedded_settings(ann="off"))(model).similar_ann is None
+    # Each index has its own setting over its manifest's nprobe.
+    tuned = AnnLoader(embedded_settings(ann="on", ann_similar_nprobe=1))(model)
+    assert tuned.similar_ann is not None and tuned.ann is not None
+    assert faiss.extract_index_ivf(tuned.similar_ann.retrieval.index).nprobe == 1
+    assert tuned.ann.nprobe == model.manifest.retrieval["nprobe"]
     # A version indexed before similar-items indexes existed: recommendations only.
     without = dataclasses.replace(model, similar_index_path=None)
     older = AnnLoader(embedded_settings(ann="on"))(without)
