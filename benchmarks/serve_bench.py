@@ -84,7 +84,7 @@ MIX = (
 MIX_PARTS = tuple(kind for _, kind in MIX if kind.startswith("mix-"))
 #: What a run measures unless ``--endpoints`` says otherwise.
 DEFAULT_ENDPOINTS = ("constant", "recs", "predict", "interactions", "mix")
-ENDPOINTS = (*DEFAULT_ENDPOINTS, *MIX_PARTS)
+ENDPOINTS = (*DEFAULT_ENDPOINTS, *MIX_PARTS, "similar")
 
 
 def mix_kind(conn: int, n: int) -> str:
@@ -336,6 +336,9 @@ def request_bytes(kind: str, conn: int, n: int, users: list[str], items: list[st
         return b"GET /v1/_bench/constant HTTP/1.1\r\nHost: bench\r\n\r\n"
     if kind == "mix-new-recs":  # a user the mix-write requests of this connection log
         path = f"/v1/users/mix-{conn}-{n // 20}/recommendations?k=10"
+        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    if kind == "similar":  # an item's similar list (the similar-items index when on)
+        path = f"/v1/items/{items[(conn * 7919 + n) % len(items)]}/similar?k=10"
         return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     if kind in ("recs", "recs-rules"):
         user = users[(conn * 7919 + n) % len(users)]
@@ -765,11 +768,26 @@ def recall_requests(n_users: int, seed: int = 0) -> list[tuple[str, str, Any]]:
     return (known + ad_hoc)[: max(n_users, 1)]
 
 
-def ann_recall(args: argparse.Namespace, store: Path, workdir: Path, port: int) -> None:
-    """Recall@100 of this (ANN) server's lists against an exact server's on the same store."""
+def ann_recall(
+    args: argparse.Namespace,
+    store: Path,
+    workdir: Path,
+    port: int,
+    recs: bool = True,
+    similar: bool = False,
+) -> None:
+    """Recall@100 of this (ANN) server's lists against an exact server's on the same store:
+    users' lists (``recs``) and items' similar lists (``similar``: ``--recall-users`` items
+    of the ML-100K id range, each item's own similar-items list)."""
     import httpx
 
-    requests = recall_requests(args.recall_users)
+    wanted: dict[str, list[tuple[str, str, Any]]] = {}
+    if recs:
+        wanted["ann_recall@100"] = recall_requests(args.recall_users)
+    if similar:
+        ids = range(1, min(args.recall_users, 1682) + 1)
+        wanted["similar_recall@100"] = [("GET", f"/v1/items/{i}/similar?k=100", None) for i in ids]
+    requests = [r for rs in wanted.values() for r in rs]
     t0 = time.perf_counter()
     approximate = asyncio.run(_lists(port, requests))
     reference, ref_port = start_server(args, store, workdir, ("GENREC_ANN=off",))
@@ -786,7 +804,12 @@ def ann_recall(args: argparse.Namespace, store: Path, workdir: Path, port: int) 
         if line.startswith(("genrec_ann_rows_total", "genrec_ann_fallback_total"))
     ]
     print("# ann server: " + ("; ".join(counted) or "no genrec_ann samples (index not used?)"))
-    print(f"ann_recall@100={np.mean(hits):.4f} users={len(hits)}", flush=True)
+    start = 0
+    for label, asked in wanted.items():
+        part = hits[start : start + len(asked)]
+        start += len(asked)
+        noun = "users" if label.startswith("ann") else "items"
+        print(f"{label}={np.mean(part):.4f} {noun}={len(part)}", flush=True)
 
 
 def main() -> None:
@@ -905,8 +928,8 @@ def main() -> None:
             for conc in levels:
                 result, mean_batch = cells[(kind, conc)]
                 print_row(result, ceiling, mean_batch)
-        if ann_enabled(args.server_env) and "recs" in kinds:
-            ann_recall(args, store, workdir, port)
+        if ann_enabled(args.server_env) and ("recs" in kinds or "similar" in kinds):
+            ann_recall(args, store, workdir, port, "recs" in kinds, "similar" in kinds)
         if "mix" in kinds and "recs" in kinds:  # the mixed cell against pure known-user recs
             for conc in levels:
                 mix, recs = cells[("mix", conc)][0]["rps"], cells[("recs", conc)][0]["rps"]

@@ -3,12 +3,13 @@
 --   wrk -t2 -c32 -d5s --timeout 10s -s benchmarks/wrk/serve_bench.lua http://127.0.0.1:PORT -- mix
 --
 -- The one argument after "--" is the kind: constant, recs, recs-rules, predict,
--- interactions or mix. Each request is built as request_bytes() in serve_bench.py
--- builds it, with wrk's thread number in place of the connection number (wrk's
--- request() runs per thread, shared by that thread's connections; wrk also builds one
--- request before its connections start and never sends it, so its n-th request sent is
--- the Python client's n+1-th: tests/benchmarks/test_serve_bench_wrk.py). done() prints
--- one JSON line, which serve_bench.run_wrk reads.
+-- interactions, mix (or one of its parts) or similar. Each request is built as
+-- request_bytes() in serve_bench.py builds it, with wrk's thread number in place of
+-- the connection number (wrk's request() runs per thread, shared by that thread's
+-- connections; wrk also builds one request before its connections start and never
+-- sends it, so its n-th request sent is the Python client's n+1-th:
+-- tests/benchmarks/test_serve_bench_wrk.py). done() prints one JSON line, which
+-- serve_bench.run_wrk reads.
 
 -- BENCH_RULES (serve_bench --rules-query) replaces the typical rules of recs-rules.
 local RULES = os.getenv("BENCH_RULES")
@@ -64,6 +65,9 @@ local function build(which, conn, i)
   end
   if which == "mix-new-recs" then
     return wrk.format("GET", string.format("/v1/users/mix-%d-%d/recommendations?k=10", conn, math.floor(i / 20)))
+  end
+  if which == "similar" then
+    return wrk.format("GET", "/v1/items/" .. tostring((conn * 7919 + i) % N_ITEMS + 1) .. "/similar?k=10")
   end
   local user = tostring((conn * 7919 + i) % N_USERS + 1)
   if which == "recs" or which == "recs-rules" then

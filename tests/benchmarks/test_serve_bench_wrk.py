@@ -56,7 +56,7 @@ async def _record(kind: str) -> tuple[list[bytes], str]:
 
 
 @pytest.mark.parametrize(
-    "kind", ["constant", "recs", "recs-rules", "predict", "interactions", "mix"]
+    "kind", ["constant", "recs", "recs-rules", "predict", "interactions", "mix", "similar"]
 )
 def test_wrk_sends_the_python_clients_requests(kind: str) -> None:
     assert shutil.which("wrk"), "wrk is installed by .ci/run (apt-get install wrk)"
