@@ -52,12 +52,16 @@ TRAIN_POINTS_PER_LIST = 64
 #: 1,000,000 items with 16 of 4,000 and 0.993 with 32; docs/performance.md).
 MIN_NPROBE = 16
 NPROBE_FRACTION = 128
-#: The similar-items index searches a quarter of its lists by default: an item's nearest
-#: neighbours by cosine are far harder to find than a user's top items by inner
-#: product (measured on the 1,000,000-item synthetic catalog: Recall@100 0.26 with 32
-#: of 4,000 lists, 0.89 with 1,024, in 23 ms a list against 130 ms exact;
-#: docs/performance.md, "Similar items on an indexed catalog").
-SIMILAR_NPROBE_FRACTION = 4
+#: The similar-items index's default breadth is measured on the catalog it indexes: an
+#: item's nearest neighbours by cosine can be far harder to find than a user's top items
+#: by inner product (on the 1,000,000-item synthetic catalog, Recall@100 0.26 with the
+#: 32 of 4,000 lists that serve users' lists at 1.0; docs/performance.md, "Similar items
+#: on an indexed catalog"), and how hard depends on how clustered the items are. So the
+#: build probes 16, 32, 64, ... lists for ``CALIBRATION_QUERIES`` sampled items and keeps
+#: the fewest that reach ``SIMILAR_TARGET_RECALL`` of their exact top 100.
+SIMILAR_TARGET_RECALL = 0.95
+CALIBRATION_QUERIES = 200
+CALIBRATION_K = 100
 
 
 class AnnError(ModelError):
@@ -168,20 +172,95 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return rows
 
 
-def default_similar_nprobe(nlist: int) -> int:
-    """Lists the similar-items index searches per query unless told otherwise."""
-    return min(nlist, max(MIN_NPROBE, math.ceil(nlist / SIMILAR_NPROBE_FRACTION)))
+@dataclass(frozen=True)
+class Calibration:
+    """How the similar-items index's default ``nprobe`` was chosen (the manifest's
+    ``retrieval.similar.calibration``)."""
+
+    target_recall: float
+    recall: float  # Recall@k of the chosen nprobe on the sampled items
+    queries: int
+    k: int
+    tried: dict[int, float]  # nprobe -> Recall@k, every breadth tried
+    seconds: float  # the exact neighbours and the searches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tried": {str(n): r for n, r in self.tried.items()}}
+
+
+def exact_neighbours(unit: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """(Q, k) the rows of ``unit`` with the largest inner product with each query, best
+    first, computed a chunk of rows at a time (never a (Q, I) score table)."""
+    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, unit.shape[0], UNIT_CHUNK_ROWS):
+        scores = queries @ unit[start : start + UNIT_CHUNK_ROWS].T  # (Q, chunk)
+        rows = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
+        scores = np.concatenate([best_scores, scores], axis=1)
+        rows = np.concatenate([best_rows, rows], axis=1)
+        width = min(k, scores.shape[1])
+        keep = np.argpartition(-scores, width - 1, axis=1)[:, :width]  # O(chunk), unordered
+        best_scores = np.take_along_axis(scores, keep, axis=1)
+        best_rows = np.take_along_axis(rows, keep, axis=1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    return np.take_along_axis(best_rows, order, axis=1)
+
+
+def calibrate_nprobe(
+    index: faiss.Index,
+    unit: np.ndarray,
+    *,
+    target: float = SIMILAR_TARGET_RECALL,
+    queries: int = CALIBRATION_QUERIES,
+    k: int = CALIBRATION_K,
+    seed: int = 0,
+) -> tuple[int, Calibration]:
+    """The fewest lists (16, 32, 64, ..., all) whose search finds ``target`` of the exact
+    top ``k`` neighbours of ``queries`` items sampled from ``unit`` (each item itself
+    included, as a similar list's search finds it), and the measurements."""
+    started = time.perf_counter()
+    ivf = faiss.extract_index_ivf(index)
+    rng = np.random.default_rng(seed)
+    n = unit.shape[0]
+    sample = np.sort(rng.choice(n, min(queries, n), replace=False))
+    asked = np.ascontiguousarray(unit[sample])
+    depth = min(k + 1, n)
+    exact = exact_neighbours(unit, asked, depth)
+    tried: dict[int, float] = {}
+    nprobe = min(MIN_NPROBE, ivf.nlist)
+    while True:
+        ivf.nprobe = nprobe
+        _, found = index.search(asked, depth)
+        hits = [len(np.intersect1d(f, e)) for f, e in zip(found, exact, strict=True)]
+        tried[nprobe] = round(float(np.sum(hits)) / exact.size, 4)
+        if tried[nprobe] >= target or nprobe >= ivf.nlist:
+            break
+        nprobe = min(nprobe * 2, ivf.nlist)
+    seconds = round(time.perf_counter() - started, 3)
+    calibration = Calibration(target, tried[nprobe], len(sample), depth - 1, tried, seconds)
+    return nprobe, calibration
 
 
 def build_similarity_index(
     unit: np.ndarray, *, nlist: int | None = None, nprobe: int | None = None, seed: int = 0
-) -> tuple[faiss.Index, IndexParams]:
+) -> tuple[faiss.Index, IndexParams, Calibration | None]:
     """The similar-items index: ``build_index`` over rows already at unit length
-    (``unit_rows``), searching ``default_similar_nprobe`` lists unless told otherwise."""
-    lists = default_nlist(unit.shape[0]) if nlist is None else nlist
-    probes = default_similar_nprobe(lists) if nprobe is None else nprobe
-    index, params = build_index(unit, nlist=lists, nprobe=probes, seed=seed)
-    return index, replace(params, file=SIMILAR_FILE)
+    (``unit_rows``); its default ``nprobe`` is ``calibrate_nprobe``'s unless given."""
+    index, params = build_index(unit, nlist=nlist, nprobe=nprobe or 1, seed=seed)
+    calibration = None
+    if nprobe is None:
+        chosen, calibration = calibrate_nprobe(index, unit, seed=seed)
+        faiss.extract_index_ivf(index).nprobe = chosen
+        params = replace(params, nprobe=chosen)
+    return index, replace(params, file=SIMILAR_FILE), calibration
+
+
+def similar_section(params: IndexParams, calibration: Calibration | None) -> dict[str, Any]:
+    """The manifest's ``retrieval.similar``: the parameters, and how nprobe was chosen."""
+    section = params.to_dict()
+    if calibration is not None:
+        section["calibration"] = calibration.to_dict()
+    return section
 
 
 def build_for_scorer(
@@ -208,11 +287,11 @@ def build_for_scorer(
     vectors = scorer.item_vectors()
     if vectors is not None:
         unit = unit_rows(vectors.detach().float().cpu().numpy())
-        similar, similar_params = build_similarity_index(
+        similar, similar_params, calibration = build_similarity_index(
             unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
         )
         files[SIMILAR_FILE] = index_bytes(similar)
-        retrieval["similar"] = similar_params.to_dict()
+        retrieval["similar"] = similar_section(similar_params, calibration)
     return files, retrieval
 
 
@@ -281,12 +360,15 @@ def index_version(
     retrieval = params.to_dict()
     del index
     if unit is not None:
-        say(f"building the similar-items index over {unit.shape[0]:,} x {unit.shape[1]}")
-        similar, similar_params = build_similarity_index(
+        say(
+            f"building the similar-items index over {unit.shape[0]:,} x {unit.shape[1]}"
+            + (" and measuring its recall" if similar_nprobe is None else "")
+        )
+        similar, similar_params, calibration = build_similarity_index(
             unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
         )
         del unit
         files[SIMILAR_FILE] = index_bytes(similar)
-        retrieval["similar"] = similar_params.to_dict()
+        retrieval["similar"] = similar_section(similar_params, calibration)
     say("writing the index files")
     return store.add_retrieval_index(model, version, files, retrieval)

@@ -66,7 +66,10 @@ def models_index(
     ] = None,
     similar_nprobe: Annotated[
         int | None,
-        typer.Option(help="the similar-items index's default lists per query (default nlist/4)"),
+        typer.Option(
+            help="the similar-items index's default lists per query (default: the fewest "
+            "that find 95% of sampled items' exact top 100)"
+        ),
     ] = None,
 ) -> None:
     """Build the approximate-retrieval indexes of a stored version (inner-product models):
@@ -97,6 +100,14 @@ def models_index(
                 f"{section['n_items']:,} items x {section['dims']} dims (nlist={section['nlist']}, "
                 f"nprobe={section['nprobe']}) built in {section['build_seconds']:.1f} s"
             )
+    calibration = (params.get("similar") or {}).get("calibration")
+    if calibration:
+        out.print(
+            f"{name} version {manifest.version}: similar-items nprobe {params['similar']['nprobe']} "
+            f"finds {calibration['recall']:.1%} of the exact top {calibration['k']} of "
+            f"{calibration['queries']} sampled items (target {calibration['target_recall']:.0%}; "
+            f"measured in {calibration['seconds']:.1f} s)"
+        )
 
 
 @models_app.command("available")

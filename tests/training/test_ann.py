@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pytest
 import torch
 
 from tests.app.serving.ann_catalog import N_ITEMS, catalog_scorer
+from training import ann
 from training.ann import (
     INDEX_FILE,
     SIMILAR_FILE,
     build_for_scorer,
-    default_similar_nprobe,
+    build_index,
+    calibrate_nprobe,
+    exact_neighbours,
     unit_rows,
 )
 from training.models.ease import EASEScorer
@@ -37,9 +41,11 @@ def test_an_inner_product_scorer_gets_both_indexes() -> None:
     assert retrieval["similar"]["dims"] == vectors.shape[1]
     assert retrieval["dims"] == scorer.inner_product_table().shape[1]
     assert retrieval["similar"]["n_items"] == N_ITEMS
-    nlist = retrieval["similar"]["nlist"]
-    assert retrieval["similar"]["nprobe"] == default_similar_nprobe(nlist) == max(16, nlist // 4)
-    assert retrieval["nprobe"] == 16  # the retrieval index's default: far fewer lists
+    # The similar-items index's breadth was measured on this catalog (``calibrate_nprobe``).
+    calibration = retrieval["similar"]["calibration"]
+    chosen = retrieval["similar"]["nprobe"]
+    assert calibration["tried"][str(chosen)] == calibration["recall"]
+    assert calibration["recall"] >= 0.95 or chosen == retrieval["similar"]["nlist"]
 
     # With every list probed the similar-items index ranks by exact cosine.
     index = faiss.deserialize_index(np.frombuffer(files[SIMILAR_FILE], dtype=np.uint8))
@@ -56,3 +62,32 @@ def test_an_inner_product_scorer_gets_both_indexes() -> None:
 def test_a_scorer_not_of_inner_product_form_gets_none() -> None:
     scorer = EASEScorer({"n_items": 3}, {"b": torch.zeros(3, 3)})
     assert build_for_scorer(scorer) is None
+
+
+def test_exact_neighbours_in_chunks_are_the_top_of_the_whole_product(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ann, "UNIT_CHUNK_ROWS", 7)  # many chunks of a small table
+    rng = np.random.default_rng(3)
+    unit = unit_rows(rng.standard_normal((50, 4)))
+    queries = unit[[1, 20, 33]]
+    expected = np.argsort(-(queries @ unit.T), axis=1, kind="stable")[:, :9]
+    np.testing.assert_array_equal(exact_neighbours(unit, queries, 9), expected)
+
+
+def test_calibration_keeps_the_fewest_lists_that_reach_the_target() -> None:
+    unit = unit_rows(catalog_scorer().item_vectors().numpy())
+    index, _ = build_index(unit, nlist=64)
+    chosen, calibration = calibrate_nprobe(index, unit, target=0.9, queries=50, k=20)
+    tried = {int(n): r for n, r in calibration.tried.items()}
+    assert sorted(tried) == [n for n in (16, 32, 64) if n <= chosen]  # doubling, then stop
+    assert tried[chosen] == calibration.recall >= 0.9 or chosen == 64
+    assert all(r < 0.9 for n, r in tried.items() if n < chosen)
+    # The recall is the share of each sampled item's exact top 21 (itself included).
+    faiss.extract_index_ivf(index).nprobe = chosen
+    sample = np.sort(np.random.default_rng(0).choice(len(unit), 50, replace=False))
+    _, found = index.search(unit[sample], 21)
+    exact = exact_neighbours(unit, unit[sample], 21)
+    hits = sum(len(set(f) & set(e)) for f, e in zip(found, exact, strict=True))
+    assert calibration.recall == round(hits / exact.size, 4)
+    assert (calibration.queries, calibration.k, calibration.target_recall) == (50, 20, 0.9)
