@@ -283,6 +283,22 @@ def test_a_body_too_deep_to_read_as_json_is_a_400_not_a_500(ml100k_client: TestC
     assert r.status_code == 400 and "error parsing the body" in r.json()["message"]
 
 
+#: Each kind of rule, and rules together, for the index-against-exact comparisons.
+INDEXED_RULES: list[dict[str, Any]] = [
+    {"filter": "genres:Comedy", "boost": "year>=1995^1.5"},
+    {"boost": ["genres:Drama^2", "year<1980^-1"]},
+    {"cap": "genres:2", "boost": "year>=1995^0.5"},
+    {"mmr": 0.5, "filter": "year>=1980"},
+]
+
+
+def _same_list(indexed: dict[str, Any], exact: dict[str, Any], params: object) -> None:
+    """The same items as the exact server's, and the same boost unit."""
+    assert _ids(indexed) == _ids(exact), params
+    unit = exact.get("boost_unit")
+    assert indexed.get("boost_unit") == (None if unit is None else pytest.approx(unit, rel=1e-4))
+
+
 def test_rules_answer_alike_from_the_ann_index(
     ml100k_client: TestClient, ml100k_client_factory: Callable[..., TestClient]
 ) -> None:
@@ -290,18 +306,11 @@ def test_rules_answer_alike_from_the_ann_index(
     # rule (filter, boost, cap, MMR, together) gives the exact server's list, boost unit
     # included, and the lists were answered from the index.
     indexed = ml100k_client_factory(ann="on", ann_nprobe=100_000)
-    queries: list[dict[str, Any]] = [
-        {"filter": "genres:Comedy", "boost": "year>=1995^1.5"},
-        {"boost": ["genres:Drama^2", "year<1980^-1"]},
-        {"cap": "genres:2", "boost": "year>=1995^0.5"},
-        {"mmr": 0.5, "filter": "year>=1980"},
-    ]
+    queries = INDEXED_RULES
     for params in queries:
         for user in USERS[:3]:
             a, e = _recs(indexed, user, k=10, **params), _recs(ml100k_client, user, k=10, **params)
-            assert _ids(a) == _ids(e), params
-            unit = e.get("boost_unit")
-            assert a.get("boost_unit") == (None if unit is None else pytest.approx(unit, rel=1e-4))
+            _same_list(a, e, params)
     samples = {
         line.split(" ")[0]: float(line.split(" ")[1])
         for line in indexed.get("/metrics").text.splitlines()
@@ -320,27 +329,17 @@ def test_similar_lists_answer_alike_from_the_similar_items_index(
     # bpr-mf's similar-items index (cosine over its item vectors) with every list probed:
     # plain lists and each rule give the exact server's list, scores and boost unit, and
     # were answered from the index (app.serving.similarity).
-    indexed = ml100k_client_factory(ann="on", ann_nprobe=100_000)
-    queries: list[dict[str, Any]] = [
-        {},
-        {"filter": "genres:Comedy", "boost": "year>=1995^1.5"},
-        {"boost": ["genres:Drama^2", "year<1980^-1"]},
-        {"cap": "genres:2"},
-        {"mmr": 0.5, "filter": "year>=1980"},
-    ]
+    indexed = ml100k_client_factory(ann="on", ann_similar_nprobe=100_000)
+    queries: list[dict[str, Any]] = [{}, *INDEXED_RULES]
     items = ["50", "181", "1"]
     for params in queries:
         for item in items:
             a = indexed.get(f"/v1/items/{item}/similar", params={"k": 10, **params})
             e = ml100k_client.get(f"/v1/items/{item}/similar", params={"k": 10, **params})
             assert a.status_code == e.status_code == 200, (a.text, e.text)
-            assert _ids(a.json()) == _ids(e.json()), params
+            _same_list(a.json(), e.json(), params)
             scores = [it["score"] for it in e.json()["items"]]
             assert [it["score"] for it in a.json()["items"]] == pytest.approx(scores, abs=1e-5)
-            unit = e.json().get("boost_unit")
-            assert a.json().get("boost_unit") == (
-                None if unit is None else pytest.approx(unit, rel=1e-4)
-            )
     metrics = indexed.get("/metrics").text
     assert f'genrec_ann_rows_total{{model="bpr-mf"}} {float(len(queries) * len(items))}' in metrics
     assert "genrec_ann_fallback_total{" not in metrics

@@ -20,7 +20,7 @@ from training.models import stored_scorer
 def _indexed(store_dir: Path, name: str = "mult-vae") -> LoadedModel:
     store = ModelStore(store_dir)
     loaded = build_loaded_model(store.load(name, store.resolve(name)), torch.device("cpu"))
-    return AnnLoader(embedded_settings(ann="on", ann_nprobe=10_000))(loaded)
+    return AnnLoader(embedded_settings(ann="on", ann_similar_nprobe=10_000))(loaded)
 
 
 def _similar(view: LoadedModel, item: int, k: int = 5) -> list[int]:
