@@ -11,7 +11,9 @@ refused with one log line, recorded for ``/readyz``, and not re-read on every
 poll; the previously loaded version keeps serving. It is tried again when the
 alias moves, when it is promoted again (the alias's ``updated_at`` changes) or
 when its files change (a repaired file), so no server stays on the old version
-after a fix that a restarted server would load.
+after a fix that a restarted server would load. A version being served is loaded
+again when its files change too: ``genrec models index`` adds index files to a
+published version, and servers must not need a restart to use them.
 
 Without an explicit ``GENREC_DEFAULT_MODEL`` the default model is chosen from
 the store on every poll (``app.serving.default_model``).
@@ -94,6 +96,8 @@ class ModelHolder:
         self.reload_interval_s = reload_interval_s
         self._models: dict[str, LoadedModel] = {}
         self._failures: dict[str, LoadFailure] = {}
+        # The file fingerprint of each served version when it was loaded (see _check).
+        self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()  # guards the dicts above
         self._load_locks: dict[str, threading.Lock] = {}  # one loader per model at a time
         self._stop = threading.Event()
@@ -351,6 +355,7 @@ class ModelHolder:
         with self._lock:
             previous = self._models.get(name)
             self._models[name] = model  # the swap: one reference replaced
+            self._fingerprints[name] = seen[1]
             self._failures.pop(name, None)
         self.metrics.set_loaded_version(name, version, previous.version if previous else None)
         freeze_long_lived()  # the version lives until the next swap: keep GC scans off it
@@ -403,7 +408,10 @@ class ModelHolder:
         target, promoted_at = marker
         current = self._models.get(name)
         if current is not None and current.version == target:
-            return
+            served = self._fingerprints.get(name)
+            if served is None or served == self.store.version_fingerprint(name, target):
+                return
+            log.info("%s version %s: its files changed; loading it again", name, target)
         if self._standing_refusal(name, target, promoted_at) is not None:
             return
         with self._lock:

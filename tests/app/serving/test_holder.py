@@ -123,3 +123,23 @@ def test_model_that_fails_its_first_load_answers_503_with_the_reason(
         assert r.status_code == 503
         assert "biased-mf version 1 refused" in r.json()["message"]
     assert client.get("/v1/users/u1/recommendations").status_code == 200  # others unaffected
+
+
+def test_a_served_version_whose_files_change_is_loaded_again(
+    make_client: Callable[..., TestClient], store_dir: Path
+) -> None:
+    # `genrec models index` adds index files to a published version: the servers that
+    # already serve it open them on their next poll, without a restart or a promotion.
+    client = make_client(ann="on")
+    holder = client.app.state.services.holder  # type: ignore[attr-defined]
+    first = holder.get("mult-vae")
+    assert first.ann is not None and first.similar_ann is not None
+    from training.ann import index_version
+
+    index_version(ModelStore(store_dir), "mult-vae", "1", nprobe=1, similar_nprobe=1)
+    _wait_for(lambda: holder.get("mult-vae") is not first)
+    again = holder.get("mult-vae")
+    assert again.version == "1" and again.ann is not None and again.ann.nprobe == 1
+    assert again.similar_ann is not None
+    holder.poll_once()  # nothing changed since: the same object stays
+    assert holder.get("mult-vae") is again
