@@ -163,8 +163,9 @@ def index_bytes(index: faiss.Index) -> bytes:
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """(I, d) float32 rows scaled to unit length (a zero row stays zero), in place on a
-    float32 copy made chunk by chunk: cosine similarity is their inner product."""
+    """(I, d) float32 rows scaled to unit length (a zero row stays zero): cosine
+    similarity is their inner product. One float32 copy, normalised a chunk at a time
+    (the norms' temporaries stay small)."""
     rows = np.array(vectors, dtype=np.float32, order="C", copy=True)
     for start in range(0, rows.shape[0], UNIT_CHUNK_ROWS):
         chunk = rows[start : start + UNIT_CHUNK_ROWS]
@@ -255,12 +256,16 @@ def build_similarity_index(
     return index, replace(params, file=SIMILAR_FILE), calibration
 
 
-def similar_section(params: IndexParams, calibration: Calibration | None) -> dict[str, Any]:
-    """The manifest's ``retrieval.similar``: the parameters, and how nprobe was chosen."""
+def similar_index_file(
+    unit: np.ndarray, *, nlist: int | None, nprobe: int | None, seed: int
+) -> tuple[bytes, dict[str, Any]]:
+    """``build_similarity_index`` as the version stores it: the file's bytes and the
+    manifest's ``retrieval.similar`` (the parameters, and how nprobe was chosen)."""
+    index, params, calibration = build_similarity_index(unit, nlist=nlist, nprobe=nprobe, seed=seed)
     section = params.to_dict()
     if calibration is not None:
         section["calibration"] = calibration.to_dict()
-    return section
+    return index_bytes(index), section
 
 
 def build_for_scorer(
@@ -287,11 +292,9 @@ def build_for_scorer(
     vectors = scorer.item_vectors()
     if vectors is not None:
         unit = unit_rows(vectors.detach().float().cpu().numpy())
-        similar, similar_params, calibration = build_similarity_index(
+        files[SIMILAR_FILE], retrieval["similar"] = similar_index_file(
             unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
         )
-        files[SIMILAR_FILE] = index_bytes(similar)
-        retrieval["similar"] = similar_section(similar_params, calibration)
     return files, retrieval
 
 
@@ -364,11 +367,9 @@ def index_version(
             f"building the similar-items index over {unit.shape[0]:,} x {unit.shape[1]}"
             + (" and measuring its recall" if similar_nprobe is None else "")
         )
-        similar, similar_params, calibration = build_similarity_index(
+        files[SIMILAR_FILE], retrieval["similar"] = similar_index_file(
             unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
         )
         del unit
-        files[SIMILAR_FILE] = index_bytes(similar)
-        retrieval["similar"] = similar_section(similar_params, calibration)
     say("writing the index files")
     return store.add_retrieval_index(model, version, files, retrieval)
