@@ -214,10 +214,10 @@ class ModelStore:
         when there is one, the similar-items index); each is written first
         (atomically), then the manifest gains their checksums and ``retrieval``
         (atomically), under the model's lock. Nothing else the version held
-        changes, and a new ``retrieval`` names at least the files the old one did (a
-        file it dropped would stay on disk, unlisted). A crash between the writes leaves files the
-        manifest does not list (the version is refused until the command runs
-        again); servers that loaded it keep serving.
+        changes, and a new ``retrieval`` names at least the files the old one did
+        (a file it dropped would stay on disk, unlisted). A crash between the
+        writes leaves files the manifest does not list (the version is refused
+        until the command runs again); servers that loaded it keep serving.
         """
         model = validate_name(model, "model name")
         version = validate_version(version)
