@@ -97,6 +97,7 @@ class Backend(Protocol):
         self, model: str, files: Mapping[str, bytes], manifest_for: Callable[[str], bytes]
     ) -> str: ...
     def replace(self, key: str, data: bytes) -> None: ...
+    def remove(self, key: str) -> None: ...
     def fingerprint(self, prefix: str) -> str: ...
     def lock(self, model: str) -> contextlib.AbstractContextManager[None]: ...
 
@@ -212,6 +213,12 @@ class LocalDirectoryBackend:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        _fsync_dir(target.parent)
+
+    def remove(self, key: str) -> None:
+        """Delete ``key`` (gone already is fine), durably (the directory is synced)."""
+        target = self.root / key
+        target.unlink(missing_ok=True)
         _fsync_dir(target.parent)
 
     @contextlib.contextmanager

@@ -214,10 +214,12 @@ class ModelStore:
         when there is one, the similar-items index); each is written first
         (atomically), then the manifest gains their checksums and ``retrieval``
         (atomically), under the model's lock. Nothing else the version held
-        changes, and a new ``retrieval`` names at least the files the old one did
-        (a file it dropped would stay on disk, unlisted). A crash between the
-        writes leaves files the manifest does not list (the version is refused
-        until the command runs again); servers that loaded it keep serving.
+        changes. An index file the old ``retrieval`` named and the new one does not
+        (a rebuild whose similar-items index would search every list, so none is
+        kept) is deleted after the manifest no longer lists it. A crash between the
+        writes leaves files the manifest does not list (or lists with other
+        checksums): the version is refused, with the file named, until they are
+        put right by hand; servers that loaded it keep serving.
         """
         model = validate_name(model, "model name")
         version = validate_version(version)
@@ -234,11 +236,6 @@ class ModelStore:
             for name in names:
                 if name in manifest.files and name not in replaceable:
                     raise InvalidContents(f"{model} version {version} already has a file {name!r}")
-            if dropped := sorted(replaceable - set(names)):  # it would stay, unlisted
-                raise InvalidContents(
-                    f"{model} version {version} has the index files {dropped}: a new index "
-                    "must replace them"
-                )
             entries = {
                 name: FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
                 for name, blob in files.items()
@@ -253,6 +250,8 @@ class ModelStore:
             for name, blob in files.items():
                 self.backend.replace(f"{prefix}/{name}", blob)
             self.backend.replace(f"{prefix}/{MANIFEST_FILE}", updated.to_json().encode("utf-8"))
+            for name in sorted(replaceable - set(names)):
+                self.backend.remove(f"{prefix}/{name}")
         return updated
 
     def manifest(self, model: str, version: str | int) -> Manifest:

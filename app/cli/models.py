@@ -78,7 +78,7 @@ def models_index(
     New versions get them when they are saved; this adds them to older ones, or
     rebuilds them with other settings. Servers pick them up on their next poll.
     """
-    from training.ann import index_version
+    from training.ann import SIMILAR_EXACT, index_version
     from training.stored_evaluation import split_ref
 
     with user_errors():
@@ -107,6 +107,16 @@ def models_index(
             f"finds {calibration['recall']:.1%} of the exact top {calibration['k']} of "
             f"{calibration['queries']} sampled items (target {calibration['target_recall']:.0%}; "
             f"measured in {calibration['seconds']:.1f} s)"
+        )
+    exact = params.get(SIMILAR_EXACT)
+    if exact:
+        found = exact["calibration"]
+        out.print(
+            f"{name} version {manifest.version}: no similar-items index kept: only a search of "
+            f"all {exact['nlist']:,} lists found {found['target_recall']:.0%} of the exact top "
+            f"{found['k']} of {found['queries']} sampled items ({found['recall']:.1%} there), "
+            "which is an exact scan; similar items are ranked exactly "
+            "(--similar-nprobe N builds one anyway)"
         )
 
 

@@ -135,7 +135,9 @@ def test_the_similar_items_index_is_a_second_mapped_file(
     assert store.load("mult-vae", older).manifest.files["similar.faiss"]["bytes"] == len(SIMILAR)
 
 
-def test_the_files_given_must_be_those_the_section_names(store: ModelStore) -> None:
+def test_the_files_given_must_be_those_the_section_names(
+    store: ModelStore, store_root: Path
+) -> None:
     version = store.save("mult-vae", build_contents(), **save_kwargs()).version
     with pytest.raises(InvalidContents, match=r"retrieval names file 'similar\.faiss'"):
         store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, BOTH)
@@ -148,5 +150,10 @@ def test_the_files_given_must_be_those_the_section_names(store: ModelStore) -> N
     store.add_retrieval_index(
         "mult-vae", version, {"items.faiss": INDEX, "similar.faiss": SIMILAR}, BOTH
     )
-    with pytest.raises(InvalidContents, match="a new index must replace them"):
-        store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
+    # A rebuild that keeps no similar-items index deletes the old file once the manifest
+    # no longer lists it: the version verifies and loads with the one index.
+    store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
+    assert not (store_root / "mult-vae" / "versions" / version / "similar.faiss").exists()
+    loaded = store.load("mult-vae", version)
+    assert loaded.manifest.mapped_files() == ["items.faiss"]
+    assert "similar.faiss" not in loaded.manifest.files
