@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -196,16 +196,28 @@ class ModelStore:
         elsewhere): adding an index needs none of the arrays ``load`` decodes,
         which for a million-item model are gigabytes.
         """
+        return self._verify(model, version, replaced=frozenset())
+
+    def _verify(self, model: str, version: str | int, replaced: frozenset[str]) -> Manifest:
+        """``verify``, except for the files named in ``replaced``: these may be missing,
+        unlisted or differ from their checksums (an index rebuild is about to replace
+        or delete them)."""
         manifest = self.manifest(model, version)
         prefix = _version_key(manifest.model, manifest.version)
-        self._check_file_set(manifest, prefix, self.backend.location(prefix))
+        self._check_file_set(manifest, prefix, self.backend.location(prefix), replaced)
         for name, entry in manifest.files.items():
-            if self._verify_in_place(prefix, name, entry) is None:
+            if name not in replaced and self._verify_in_place(prefix, name, entry) is None:
                 self._read_verified(prefix, name, entry)
         return manifest
 
     def add_retrieval_index(
-        self, model: str, version: str | int, files: Mapping[str, bytes], retrieval: dict[str, Any]
+        self,
+        model: str,
+        version: str | int,
+        files: Mapping[str, bytes],
+        retrieval: dict[str, Any],
+        *,
+        index_names: Collection[str] = (),
     ) -> Manifest:
         """Add (or replace) the index files of an existing version; return the new manifest.
 
@@ -216,31 +228,39 @@ class ModelStore:
         (atomically), under the model's lock. Nothing else the version held
         changes. An index file the old ``retrieval`` named and the new one does not
         (a rebuild whose similar-items index would search every list, so none is
-        kept) is deleted after the manifest no longer lists it. A crash between the
-        writes leaves files the manifest does not list (or lists with other
-        checksums): the version is refused, with the file named, until they are
-        put right by hand; servers that loaded it keep serving.
+        kept) is deleted after the manifest no longer lists it.
+
+        An interrupted rebuild (a crash or Ctrl-C between the writes) leaves index
+        files that differ from the manifest's checksums or that it does not list: the
+        version is refused, with the file named, and servers that loaded it keep
+        serving. Running the rebuild again repairs it: every file is verified as
+        usual except the index files, those the manifest names and ``index_names``
+        (every name the caller's indexes may have, so a leftover it no longer
+        writes is recognised and deleted), which are all about to be replaced.
         """
         model = validate_name(model, "model name")
         version = validate_version(version)
         names = sorted(validate_name(name, "retrieval file name") for name in files)
-        for name in names:
+        known = {validate_name(name, "index file name") for name in index_names}
+        for name in {*names, *known}:
             if name in RESERVED_FILES:
                 raise InvalidContents(
                     f"retrieval file name {name!r} is reserved for the store's own files"
                 )
         prefix = _version_key(model, version)
         with self.backend.lock(model):
-            manifest = self.verify(model, version)  # only a version that verifies
-            replaceable = set(manifest.mapped_files())
-            for name in names:
-                if name in manifest.files and name not in replaceable:
-                    raise InvalidContents(f"{model} version {version} already has a file {name!r}")
+            current = self.manifest(model, version)
+            mapped = set(current.mapped_files())
+            if clash := sorted({*names, *known} & (set(current.files) - mapped)):
+                raise InvalidContents(f"{model} version {version} already has a file {clash[0]!r}")
+            replaceable = mapped | known | set(names)
+            # Only a version that verifies, but for the files about to be replaced.
+            manifest = self._verify(model, version, replaced=frozenset(replaceable))
             entries = {
                 name: FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
                 for name, blob in files.items()
             }
-            kept = {n: e for n, e in manifest.files.items() if n not in replaceable}
+            kept = {n: e for n, e in manifest.files.items() if n not in mapped}
             updated = replace(manifest, files={**kept, **entries}, retrieval=dict(retrieval))
             if sorted(updated.mapped_files()) != names:
                 raise InvalidContents(
@@ -250,7 +270,8 @@ class ModelStore:
             for name, blob in files.items():
                 self.backend.replace(f"{prefix}/{name}", blob)
             self.backend.replace(f"{prefix}/{MANIFEST_FILE}", updated.to_json().encode("utf-8"))
-            for name in sorted(replaceable - set(names)):
+            present = set(self.backend.list(prefix))
+            for name in sorted((replaceable - set(names)) & present):
                 self.backend.remove(f"{prefix}/{name}")
         return updated
 
@@ -395,10 +416,13 @@ class ModelStore:
                 f"model {model!r} has no version {version} (versions: {', '.join(versions)})"
             )
 
-    def _check_file_set(self, manifest: Manifest, prefix: str, where: str) -> None:
-        listed = set(manifest.files)
+    def _check_file_set(
+        self, manifest: Manifest, prefix: str, where: str, replaced: frozenset[str] = frozenset()
+    ) -> None:
+        listed = set(manifest.files) - replaced
         # Hidden names are the backend's own (temp files of a write in progress).
-        present = {n for n in self.backend.list(prefix) if not n.startswith(".")} - {MANIFEST_FILE}
+        present = {n for n in self.backend.list(prefix) if not n.startswith(".")}
+        present -= {MANIFEST_FILE, *replaced}
         problems = [
             f"file {n} is listed in the manifest but missing" for n in sorted(listed - present)
         ]

@@ -396,4 +396,6 @@ def index_version(
         files.update(similar_files)
         retrieval.update(similar_keys)
     say("writing the index files")
-    return store.add_retrieval_index(model, version, files, retrieval)
+    return store.add_retrieval_index(
+        model, version, files, retrieval, index_names=(INDEX_FILE, SIMILAR_FILE)
+    )

@@ -77,6 +77,8 @@ def models_index(
 
     New versions get them when they are saved; this adds them to older ones, or
     rebuilds them with other settings. Servers pick them up on their next poll.
+    If it is interrupted while writing, the version is refused until it runs
+    again: running it again repairs the version.
     """
     from training.ann import SIMILAR_EXACT, index_version
     from training.stored_evaluation import split_ref

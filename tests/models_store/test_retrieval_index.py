@@ -157,3 +157,77 @@ def test_the_files_given_must_be_those_the_section_names(
     loaded = store.load("mult-vae", version)
     assert loaded.manifest.mapped_files() == ["items.faiss"]
     assert "similar.faiss" not in loaded.manifest.files
+
+
+def _interrupt(store: ModelStore, monkeypatch: pytest.MonkeyPatch, method: str, key: str) -> None:
+    """Make the backend's ``method`` stop the process (Ctrl-C) when it reaches ``key``."""
+    original = getattr(store.backend, method)
+
+    def interrupted(target: str, *args: object) -> None:
+        if target.endswith(key):
+            raise KeyboardInterrupt
+        original(target, *args)
+
+    monkeypatch.setattr(store.backend, method, interrupted)
+
+
+def test_an_interrupted_rebuild_is_repaired_by_running_it_again(
+    store: ModelStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C after both new index files replaced the old ones, before the manifest
+    # listed their checksums: the version is refused (servers must not map files the
+    # manifest does not vouch for), and the same rebuild run again repairs it.
+    version = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    store.add_retrieval_index(
+        "mult-vae", version, {"items.faiss": INDEX, "similar.faiss": SIMILAR}, BOTH
+    )
+    rebuilt = {"items.faiss": b"a rebuilt index", "similar.faiss": b"a rebuilt similar index"}
+    with monkeypatch.context() as patch:
+        _interrupt(store, patch, "replace", "manifest.json")
+        with pytest.raises(KeyboardInterrupt):
+            store.add_retrieval_index("mult-vae", version, rebuilt, BOTH)
+    with pytest.raises(CorruptVersion, match=r"items\.faiss has \d+ bytes"):
+        store.load("mult-vae", version)
+    store.add_retrieval_index("mult-vae", version, rebuilt, BOTH)
+    loaded = store.load("mult-vae", version)
+    assert {n: Path(p).read_bytes() for n, p in loaded.mapped.items()} == rebuilt
+
+
+def test_an_index_file_left_by_an_interrupted_rebuild_is_deleted_by_the_next(
+    store: ModelStore, store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebuild that keeps no similar-items index, stopped after the manifest stopped
+    # listing the old file and before it was deleted: the file is unlisted, the version
+    # refused. A rebuild that knows the name of its index files deletes the leftover.
+    version = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    store.add_retrieval_index(
+        "mult-vae", version, {"items.faiss": INDEX, "similar.faiss": SIMILAR}, BOTH
+    )
+    with monkeypatch.context() as patch:
+        _interrupt(store, patch, "remove", "similar.faiss")
+        with pytest.raises(KeyboardInterrupt):
+            store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
+    with pytest.raises(CorruptVersion, match=r"similar\.faiss is present but not in the manifest"):
+        store.load("mult-vae", version)
+    with pytest.raises(CorruptVersion, match="not in the manifest"):  # a name it cannot know
+        store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
+    names = ("items.faiss", "similar.faiss")
+    store.add_retrieval_index(
+        "mult-vae", version, {"items.faiss": INDEX}, PARAMS, index_names=names
+    )
+    assert set(store.load("mult-vae", version).mapped) == {"items.faiss"}
+    assert not (store_root / "mult-vae" / "versions" / version / "similar.faiss").exists()
+
+
+def test_an_index_rebuild_still_verifies_every_other_file(
+    store: ModelStore, store_root: Path
+) -> None:
+    version = _save_with_index(store)
+    tensors = store_root / "mult-vae" / "versions" / version / "tensors.safetensors"
+    tensors.write_bytes(b"x" * tensors.stat().st_size)
+    with pytest.raises(CorruptVersion, match="tensors"):
+        store.add_retrieval_index("mult-vae", version, {"items.faiss": INDEX}, PARAMS)
+    with pytest.raises(InvalidContents, match="already has a file"):
+        store.add_retrieval_index(
+            "mult-vae", version, {"items.faiss": INDEX}, PARAMS, index_names=["items.json"]
+        )
