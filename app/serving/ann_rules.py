@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import faiss
@@ -83,26 +84,42 @@ class ScoreSpread:
         scorer with more rows, so it gets its own, on its first boosted request)."""
         with self._lock:
             if self._scorer is not scorer or self._covariance is None:
-                self._covariance = table_covariance(scorer.inner_product_table())
+                self._covariance = table_covariance(scorer)
                 self._scorer = scorer
             return self._covariance
 
 
-def table_covariance(table: Tensor) -> Tensor:
-    """(D', D') float64 population covariance of the (I, D') rows, centred before the
-    product so that a large mean (an item bias column) cannot cancel the variance away."""
-    rows = table.detach()
-    n, width = rows.shape[0], rows.shape[1]
-    chunks = range(0, n, CHUNK_ROWS)  # never a float64 copy of the whole table (2 GB at 1M)
-    mean = torch.zeros(width, dtype=torch.float64, device=rows.device)
-    for start in chunks:
-        mean += rows[start : start + CHUNK_ROWS].double().sum(dim=0)
-    mean32 = (mean / max(n, 1)).float()
-    total = torch.zeros(width, width, dtype=torch.float64, device=rows.device)
-    for start in chunks:
-        centred = rows[start : start + CHUNK_ROWS].float() - mean32
+def table_covariance(scorer: InnerProductScorer) -> Tensor:
+    """(D', D') float64 population covariance of the scorer's (I, D') inner-product rows,
+    centred before the product so that a large mean (an item bias column) cannot cancel
+    the variance away.
+
+    The rows are made a chunk at a time (``inner_product_rows``): never a float64 copy
+    of the table (2 GB at 1M x 256), nor a float32 one of a table with a bias column
+    or of the unit rows (1 GB each, which raised every server's start-up peak).
+    """
+    n = 0
+    mean: Tensor | None = None
+    for rows in _row_chunks(scorer):
+        total_rows = rows.double().sum(dim=0)
+        mean = total_rows if mean is None else mean + total_rows
+        n += rows.shape[0]
+    if mean is None:
+        raise ValueError("the scorer has no item rows")
+    mean32 = (mean / n).float()
+    total = torch.zeros(len(mean), len(mean), dtype=torch.float64, device=mean.device)
+    for rows in _row_chunks(scorer):
+        centred = rows.float() - mean32
         total += (centred.T @ centred).double()  # float32 products: 2.0 s, float64 5-7 s at 1M
-    return total / max(n, 1)
+    return total / n
+
+
+def _row_chunks(scorer: InnerProductScorer) -> Iterator[Tensor]:
+    """The scorer's inner-product rows, ``CHUNK_ROWS`` at a time, until they run out."""
+    start = 0
+    while len(rows := scorer.inner_product_rows(start, start + CHUNK_ROWS)):
+        yield rows.detach()
+        start += CHUNK_ROWS
 
 
 class OffsetGroups:

@@ -21,8 +21,8 @@ class CosineScorer(Scorer):
 
     The state is the query item's unit vector; the table is the item vectors at
     unit length, never materialised as a second table: a score divides the
-    product by the item's norm. ``inner_product_table`` (the rows the index
-    holds) is only built for the boosts' covariance, once per version.
+    product by the item's norm. The unit rows (what the index holds) are only
+    made a chunk at a time, for the boosts' covariance (``inner_product_rows``).
     """
 
     name = "cosine"
@@ -61,7 +61,11 @@ class CosineScorer(Scorer):
 
     def inner_product_table(self) -> Tensor:
         """(I, d) the unit rows (``InnerProductScorer``; what the index holds)."""
-        rows: Tensor = self.t["vectors"] / self.norms.unsqueeze(1)
+        return self.inner_product_rows(0, self.n_items)
+
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of the unit rows, made only for those rows."""
+        rows: Tensor = self.t["vectors"][start:stop] / self.norms[start:stop].unsqueeze(1)
         return rows
 
     def inner_product_queries(self, state: Tensor) -> Tensor:

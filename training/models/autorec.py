@@ -318,6 +318,10 @@ class IAutoRecScorer(Scorer):
         left out of the search and only the exact re-scoring adds it (``InnerProductScorer``)."""
         return self.t["item_codes"]
 
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``inner_product_table`` (``InnerProductScorer``)."""
+        return self.t["item_codes"][start:stop]
+
     def inner_product_queries(self, state: Tensor) -> Tensor:
         """(B, H+1) [w_u, b_u] -> (B, H) w_u."""
         return state[:, :-1]
@@ -388,6 +392,12 @@ class UAutoRecScorer(Scorer):
     def inner_product_table(self) -> Tensor:
         """(I, H+1) [W_i, b_i] (``InnerProductScorer``)."""
         return biased_table(self.t["decoder_weight"], self.t["decoder_bias"])
+
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``inner_product_table`` (``InnerProductScorer``)."""
+        return biased_table(
+            self.t["decoder_weight"][start:stop], self.t["decoder_bias"][start:stop]
+        )
 
     def inner_product_queries(self, state: Tensor) -> Tensor:
         """(B, H) -> (B, H+1) [g(V r_u + mu), 1]."""

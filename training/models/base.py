@@ -269,6 +269,16 @@ class InnerProductScorer(Protocol):
         """(I, D') item rows, the item bias (if any) as a last column."""
         ...
 
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``inner_product_table``, made without the whole table.
+
+        Why: a table with a bias column is a new (I, D') tensor, 1 GB at a million
+        items x 256; a pass over the rows (the boosts' covariance at start-up, the
+        index build) takes them a chunk at a time so that it never holds a second
+        copy of the model's item table.
+        """
+        ...
+
     def inner_product_queries(self, state: Tensor) -> Tensor:
         """(B, D) user state -> (B, D') query rows against ``inner_product_table``."""
         ...

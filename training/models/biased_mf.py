@@ -149,6 +149,10 @@ class BiasedMFScorer(Scorer):
         """(I, d+2) [q_i, b_i + mu, 1]: the biases are already columns (``InnerProductScorer``)."""
         return self.t["items"]
 
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``inner_product_table`` (``InnerProductScorer``)."""
+        return self.t["items"][start:stop]
+
     def inner_product_queries(self, state: Tensor) -> Tensor:
         """The state [p_u, 1, b_u] is the query."""
         return state

@@ -221,6 +221,10 @@ class PMFScorer(Scorer):
         """
         return self.t["items"]
 
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``inner_product_table`` (``InnerProductScorer``)."""
+        return self.t["items"][start:stop]
+
     def inner_product_queries(self, state: Tensor) -> Tensor:
         """The state is the query."""
         return state

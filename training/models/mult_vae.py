@@ -137,6 +137,10 @@ class MultVAEScorer(Scorer):
         """(I, H+1) [W_2, b_2]: the logits are an inner product (``InnerProductScorer``)."""
         return biased_table(self.t["dec_out_w"], self.t["dec_out_b"])
 
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``inner_product_table`` (``InnerProductScorer``)."""
+        return biased_table(self.t["dec_out_w"][start:stop], self.t["dec_out_b"][start:stop])
+
     def inner_product_queries(self, state: Tensor) -> Tensor:
         """(B, H) -> (B, H+1) [h_u, 1]."""
         return ones_column(state)

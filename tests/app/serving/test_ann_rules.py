@@ -15,10 +15,12 @@ import torch
 
 from app.rules.apply import boost_unit
 from app.rules.compile import RulePlan
+from app.serving import ann_rules
 from app.serving.ann_rules import MAX_GROUPS, ScoreSpread, offset_groups
 from app.serving.batcher import RankJob, rank_batch, rank_exact
 from app.serving.retrieval import RULES, TOO_FEW_CANDIDATES
 from tests.app.serving.ann_catalog import N_ITEMS, NONE, indexed_model, user_states
+from training.models.base import InnerProductScorer
 
 ITEMS = np.arange(N_ITEMS)
 
@@ -196,3 +198,15 @@ def test_offset_groups_live_as_long_as_their_plan() -> None:
     del plan
     gc.collect()
     assert len(cache) == 0  # the rule compiler's cache decides how long a plan lives
+
+
+def test_the_covariance_in_chunks_is_the_covariance_of_the_whole_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ann_rules, "CHUNK_ROWS", 7)  # many chunks, the last one short
+    scorer = indexed_model().scorer
+    assert isinstance(scorer, InnerProductScorer)
+    table = scorer.inner_product_table().double()
+    centred = table - table.mean(dim=0)
+    whole = centred.T @ centred / table.shape[0]
+    torch.testing.assert_close(ann_rules.table_covariance(scorer), whole, rtol=1e-4, atol=1e-6)

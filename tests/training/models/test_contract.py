@@ -291,3 +291,9 @@ def test_inner_product_form_ranks_like_the_score(fitted: Fitted) -> None:
         inner = scorer.inner_product_queries(state) @ scorer.inner_product_table().T
     offset = full - inner
     torch.testing.assert_close(offset, offset[:, :1].expand_as(offset), rtol=1e-4, atol=1e-4)
+    # A pass in chunks (the covariance at start-up) sees the same rows, and past the end none.
+    table = scorer.inner_product_table()
+    n = table.shape[0]
+    for start, stop in ((0, 3), (2, n), (n - 1, n + 5)):
+        torch.testing.assert_close(scorer.inner_product_rows(start, stop), table[start:stop])
+    assert len(scorer.inner_product_rows(n, n + 4)) == 0

@@ -164,6 +164,10 @@ class MFScorer(Scorer):
         """(I, D+1) [q_i, b_i] (``InnerProductScorer``)."""
         return biased_table(self.t["item_factors"], self.t["item_bias"])
 
+    def inner_product_rows(self, start: int, stop: int) -> Tensor:
+        """Rows ``start:stop`` of ``inner_product_table`` (``InnerProductScorer``)."""
+        return biased_table(self.t["item_factors"][start:stop], self.t["item_bias"][start:stop])
+
     def inner_product_queries(self, state: Tensor) -> Tensor:
         """(B, D) -> (B, D+1) [p_u, 1]."""
         return ones_column(state)
