@@ -227,8 +227,8 @@ class ModelStore:
         (atomically), then the manifest gains their checksums and ``retrieval``
         (atomically), under the model's lock. Nothing else the version held
         changes. An index file the old ``retrieval`` named and the new one does not
-        (a rebuild whose similar-items index would search every list, so none is
-        kept) is deleted after the manifest no longer lists it.
+        (an index the caller no longer builds) is deleted after the manifest no
+        longer lists it.
 
         An interrupted rebuild (a crash or Ctrl-C between the writes) leaves index
         files that differ from the manifest's checksums or that it does not list: the

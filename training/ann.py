@@ -60,11 +60,6 @@ NPROBE_FRACTION = 128
 #: build probes 16, 32, 64, ... lists for ``CALIBRATION_QUERIES`` sampled items and keeps
 #: the fewest that reach ``SIMILAR_TARGET_RECALL`` of their exact top 100.
 SIMILAR_TARGET_RECALL = 0.95
-#: The ``retrieval`` key of a version whose model has item vectors but no similar-items
-#: index, because calibration needed every list (an exact scan: at 1,000,000 x 600 a
-#: 2.4 GB file no faster than the exact path; docs/performance.md). Similar items of
-#: such a version are ranked exactly.
-SIMILAR_EXACT = "similar_exact"
 CALIBRATION_QUERIES = 200
 CALIBRATION_K = 100
 
@@ -261,31 +256,16 @@ def build_similarity_index(
     return index, replace(params, file=SIMILAR_FILE), calibration
 
 
-def similar_index_parts(
+def similar_index_file(
     unit: np.ndarray, *, nlist: int | None, nprobe: int | None, seed: int
-) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """``build_similarity_index`` as the version stores it: the files to add (name ->
-    bytes) and the keys of the manifest's ``retrieval`` section.
-
-    Either the index file and ``retrieval["similar"]`` (the parameters, and how nprobe
-    was chosen), or, when calibration reached the target only by searching every list,
-    no file and ``retrieval[SIMILAR_EXACT]`` saying so: such an index is an exact scan
-    that also pays for its lists, so keeping it costs its size on disk and in memory
-    for nothing. A breadth given by the caller is built as asked.
-    """
+) -> tuple[bytes, dict[str, Any]]:
+    """``build_similarity_index`` as the version stores it: the file's bytes and the
+    manifest's ``retrieval.similar`` (the parameters, and how nprobe was chosen)."""
     index, params, calibration = build_similarity_index(unit, nlist=nlist, nprobe=nprobe, seed=seed)
-    if calibration is not None and params.nprobe >= params.nlist:
-        return {}, {
-            SIMILAR_EXACT: {
-                "reason": "calibration reached the target recall only by searching every list",
-                "nlist": params.nlist,
-                "calibration": calibration.to_dict(),
-            }
-        }
     section = params.to_dict()
     if calibration is not None:
         section["calibration"] = calibration.to_dict()
-    return {SIMILAR_FILE: index_bytes(index)}, {"similar": section}
+    return index_bytes(index), section
 
 
 def build_for_scorer(
@@ -312,11 +292,9 @@ def build_for_scorer(
     vectors = scorer.item_vectors()
     if vectors is not None:
         unit = unit_rows(vectors.detach().float().cpu().numpy())
-        similar_files, similar_keys = similar_index_parts(
+        files[SIMILAR_FILE], retrieval["similar"] = similar_index_file(
             unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
         )
-        files.update(similar_files)
-        retrieval.update(similar_keys)
     return files, retrieval
 
 
@@ -389,12 +367,10 @@ def index_version(
             f"building the similar-items index over {unit.shape[0]:,} x {unit.shape[1]}"
             + (" and measuring its recall" if similar_nprobe is None else "")
         )
-        similar_files, similar_keys = similar_index_parts(
+        files[SIMILAR_FILE], retrieval["similar"] = similar_index_file(
             unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
         )
         del unit
-        files.update(similar_files)
-        retrieval.update(similar_keys)
     say("writing the index files")
     return store.add_retrieval_index(
         model, version, files, retrieval, index_names=(INDEX_FILE, SIMILAR_FILE)

@@ -80,7 +80,7 @@ def models_index(
     If it is interrupted while writing, the version is refused until it runs
     again: running it again repairs the version.
     """
-    from training.ann import SIMILAR_EXACT, index_version
+    from training.ann import index_version
     from training.stored_evaluation import split_ref
 
     with user_errors():
@@ -109,16 +109,6 @@ def models_index(
             f"finds {calibration['recall']:.1%} of the exact top {calibration['k']} of "
             f"{calibration['queries']} sampled items (target {calibration['target_recall']:.0%}; "
             f"measured in {calibration['seconds']:.1f} s)"
-        )
-    exact = params.get(SIMILAR_EXACT)
-    if exact:
-        found = exact["calibration"]
-        out.print(
-            f"{name} version {manifest.version}: no similar-items index kept: only a search of "
-            f"all {exact['nlist']:,} lists found {found['target_recall']:.0%} of the exact top "
-            f"{found['k']} of {found['queries']} sampled items ({found['recall']:.1%} there), "
-            "which is an exact scan; similar items are ranked exactly "
-            "(--similar-nprobe N builds one anyway)"
         )
 
 

@@ -49,7 +49,7 @@ from app.serving.ann_rules import OffsetGroups, ScoreSpread
 from app.serving.batcher import Ranked, RankJob, candidate_mask
 from app.serving.loaded import LoadedModel
 from app.serving.similarity import open_similar
-from training.ann import SIMILAR_EXACT, AnnError, IndexParams, read_index, supports_ann
+from training.ann import AnnError, IndexParams, read_index, supports_ann
 from training.models.base import InnerProductScorer
 
 log = logging.getLogger(__name__)
@@ -397,12 +397,7 @@ class AnnLoader:
             model = dataclasses.replace(model, ann=retrieval)
         similar_params = model.manifest.retrieval.get("similar")
         if model.similar_index_path is None or not isinstance(similar_params, dict):
-            why = (
-                "its calibration needed every list"
-                if SIMILAR_EXACT in model.manifest.retrieval
-                else "none was built"
-            )
-            log.info("%s has no similar-items index (%s); similar items are exact", where, why)
+            log.info("%s has no similar-items index; similar items are exact", where)
             return model
         similar = self._open(
             model,

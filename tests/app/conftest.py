@@ -113,12 +113,6 @@ def trained_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in TINY_MODELS:
         train_into(store, name)
     train_into(store, "mult-dae", promote=False)  # stored, never promoted
-    # 60 items are one IVF list, where calibration keeps no similar-items index (a search
-    # of every list is an exact scan); the serving tests need one, so it is built as an
-    # operator would ask for it (``genrec models index --similar-nprobe 1``).
-    from training.ann import index_version
-
-    index_version(store, "mult-vae", "1", similar_nprobe=1)
     return root
 
 

@@ -12,13 +12,11 @@ from tests.app.serving.ann_catalog import N_ITEMS, catalog_scorer
 from training import ann
 from training.ann import (
     INDEX_FILE,
-    SIMILAR_EXACT,
     SIMILAR_FILE,
     build_for_scorer,
     build_index,
     calibrate_nprobe,
     exact_neighbours,
-    similar_index_parts,
     unit_rows,
 )
 from training.models.ease import EASEScorer
@@ -93,20 +91,3 @@ def test_calibration_keeps_the_fewest_lists_that_reach_the_target() -> None:
     hits = sum(len(set(f) & set(e)) for f, e in zip(found, exact, strict=True))
     assert calibration.recall == round(hits / exact.size, 4)
     assert (calibration.queries, calibration.k, calibration.target_recall) == (50, 20, 0.9)
-
-
-def test_a_similar_index_that_must_search_every_list_is_not_kept() -> None:
-    # Gaussian vectors have no clusters: 95% of each item's cosine top 100 is found only
-    # by searching all 32 lists, an exact scan with extra steps, so no file is kept and
-    # the manifest says why (similar items are then ranked exactly).
-    unit = unit_rows(np.random.default_rng(5).standard_normal((3000, 64)))
-    files, keys = similar_index_parts(unit, nlist=32, nprobe=None, seed=0)
-    assert files == {} and set(keys) == {SIMILAR_EXACT}
-    calibration = keys[SIMILAR_EXACT]["calibration"]
-    assert keys[SIMILAR_EXACT]["nlist"] == 32
-    assert sorted(int(n) for n in calibration["tried"]) == [16, 32]
-    assert calibration["tried"]["16"] < 0.95
-    # A breadth the caller chose is built as asked.
-    files, keys = similar_index_parts(unit, nlist=32, nprobe=4, seed=0)
-    assert set(files) == {SIMILAR_FILE} and keys["similar"]["nprobe"] == 4
-    assert "calibration" not in keys["similar"]

@@ -1,7 +1,9 @@
 """Recall@100 of the similar-items index against exact cosine, and its search time, by
 the number of IVF lists probed, on a serve_bench store (in process, one FAISS thread).
 
-    PYTHONPATH=$PWD .venv/bin/python docs/data/serve-2026-12-06-similar/similar_sweep.py /tmp/s1m
+    PYTHONPATH=$PWD .venv/bin/python docs/data/serve-2026-12-06-similar/similar_sweep.py /tmp/s1m [BREADTHS]
+
+BREADTHS: lists probed, comma-separated (default 32,64,...,2048).
 
 Queries: 200 of the real ML-100K items (every 8th); the exact list of each is the top
 101 cosines over the whole table (the item itself included, as in the index's answer).
@@ -46,7 +48,10 @@ def main() -> None:
     print(f"exact cosine top-100: {per_exact:.1f} ms per query (1 torch thread)")
     ivf = faiss.extract_index_ivf(index)
     faiss.omp_set_num_threads(1)
-    for nprobe in (32, 64, 128, 256, 512, 1024, 2048):
+    breadths = (32, 64, 128, 256, 512, 1024, 2048)
+    if len(sys.argv) > 2:
+        breadths = tuple(int(n) for n in sys.argv[2].split(","))
+    for nprobe in breadths:
         ivf.nprobe = min(nprobe, ivf.nlist)
         started = time.perf_counter()
         _, labels = index.search(queries, 101)

@@ -24,27 +24,12 @@ def test_index_rebuilds_a_versions_index_with_other_settings(env: Path, cli_sett
     )
     assert result.exit_code == 0, result.output
     assert "retrieval ivf-flat index over 12 items" in result.output
+    assert "similar-items ivf-flat index over 12 items" in result.output
     assert "building the similar-items index over 12 x" in result.output  # progress
-    # Calibration starts at two lists, all there are: no similar-items index is kept.
-    assert "no similar-items index kept: only a search of all 2 lists" in result.output
-    loaded = store.load("bpr-mf", "1")  # the version still verifies
+    loaded = store.load("bpr-mf", "1")  # the version still verifies, index files included
     assert loaded.manifest.retrieval["nlist"] == 2 and loaded.manifest.retrieval["nprobe"] == 2
-    assert loaded.manifest.retrieval["similar_exact"]["nlist"] == 2
-    assert set(loaded.mapped) == {"items.faiss"}
-
-    asked = runner.invoke(app, ["models", "index", "bpr-mf@1", "--similar-nprobe", "1"])
-    assert asked.exit_code == 0, asked.output
-    assert "similar-items ivf-flat index over 12 items" in asked.output
-    loaded = store.load("bpr-mf", "1")
-    assert loaded.manifest.retrieval["similar"]["nprobe"] == 1
-    assert {"items.faiss", "similar.faiss"} == loaded.mapped.keys()
-
-    # Rebuilt with the calibrated default again: the similar-items file is deleted and
-    # the version still verifies.
-    again = runner.invoke(app, ["models", "index", "bpr-mf@1", "--nlist", "2"])
-    assert again.exit_code == 0, again.output
-    assert set(store.load("bpr-mf", "1").mapped) == {"items.faiss"}
-    assert not (cli_settings / "store" / "bpr-mf" / "versions" / "1" / "similar.faiss").exists()
+    assert loaded.manifest.retrieval["similar"]["nlist"] == 2
+    assert {"items.faiss", "similar.faiss"} <= loaded.mapped.keys()
 
 
 def test_index_refuses_models_scored_exactly_and_bad_settings(env: Path) -> None:

@@ -102,17 +102,3 @@ def test_the_similar_items_index_opens_with_the_retrieval_index(trained_store_di
     without = dataclasses.replace(model, similar_index_path=None)
     older = AnnLoader(embedded_settings(ann="on"))(without)
     assert older.ann is not None and older.similar_ann is None
-
-
-def test_a_version_whose_calibration_needed_every_list_ranks_similar_items_exactly(
-    trained_store_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # biased-mf's 60 items are one list: calibration kept no similar-items index, and
-    # the manifest says why; the retrieval index still opens.
-    model = _loaded(trained_store_dir, "biased-mf")
-    assert model.manifest.retrieval["similar_exact"]["nlist"] == 1
-    assert "similar" not in model.manifest.retrieval and model.similar_index_path is None
-    with caplog.at_level("INFO", logger="app.serving.retrieval"):
-        opened = AnnLoader(embedded_settings(ann="on"))(model)
-    assert opened.ann is not None and opened.similar_ann is None
-    assert "its calibration needed every list" in caplog.text
