@@ -99,7 +99,9 @@ class Backend(Protocol):
     def replace(self, key: str, data: bytes) -> None: ...
     def remove(self, key: str) -> None: ...
     def fingerprint(self, prefix: str) -> str: ...
-    def lock(self, model: str) -> contextlib.AbstractContextManager[None]: ...
+    def lock(
+        self, model: str, *, shared: bool = False
+    ) -> contextlib.AbstractContextManager[None]: ...
 
 
 class LocalDirectoryBackend:
@@ -134,9 +136,16 @@ class LocalDirectoryBackend:
         return str(self.root / key)
 
     def fingerprint(self, prefix: str) -> str:
-        """Names, sizes and mtimes of the files under ``prefix``: changes when one is rewritten."""
+        """Names, sizes and mtimes of the files under ``prefix``: changes when one is rewritten.
+
+        Hidden names (the temp file of a write in progress) are left out: a file being
+        written is not a change until it replaces the one it is written for.
+        """
         try:
-            entries = sorted(os.scandir(self.root / prefix), key=lambda entry: entry.name)
+            entries = sorted(
+                (e for e in os.scandir(self.root / prefix) if not e.name.startswith(".")),
+                key=lambda entry: entry.name,
+            )
             stats = [(entry.name, entry.stat()) for entry in entries]
         except (FileNotFoundError, NotADirectoryError):
             return ""
@@ -222,17 +231,29 @@ class LocalDirectoryBackend:
         _fsync_dir(target.parent)
 
     @contextlib.contextmanager
-    def lock(self, model: str) -> Iterator[None]:
-        """Exclusive lock on ``<model>/.lock`` across threads and processes (``flock``).
+    def lock(self, model: str, *, shared: bool = False) -> Iterator[None]:
+        """Lock on ``<model>/.lock`` across threads and processes (``flock``): exclusive
+        for the store's writes, ``shared`` for reads that must see no write half done.
 
         Each call opens its own file description, so two threads of one
-        process exclude each other too.
+        process exclude each other too (and a thread holding the exclusive lock
+        must not ask for a shared one). A reader that cannot open the lock file
+        (a read-only mount where no writer ever made one) reads without it.
         """
         model_dir = self.root / model
-        model_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(model_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if shared:
+                fd = os.open(model_dir / LOCK_NAME, os.O_RDONLY)
+            else:
+                model_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(model_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if not shared:
+                raise
+            yield  # no writer has locked this model here, or none can
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing releases the flock

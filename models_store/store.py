@@ -67,6 +67,8 @@ class LoadedVersion:
     path: str
     #: Verified files that are not held in memory (the retrieval index): name -> local path.
     mapped: dict[str, str] = field(default_factory=dict)
+    #: ``ModelStore.version_fingerprint`` of the files as they were read.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,22 @@ class ModelStore:
     # -- reading ---------------------------------------------------------------------------
 
     def load(self, model: str, version: str | int) -> LoadedVersion:
-        """Read and verify every file of a version (format, file set, sizes, sha256, content)."""
+        """Read and verify every file of a version (format, file set, sizes, sha256, content).
+
+        Under the model's shared lock: an index rebuild (``add_retrieval_index``, under
+        the exclusive one) is never seen half written, so a server that notices its
+        files changing waits for the rebuild and loads the result once, instead of
+        refusing the version it serves (or loading it again) at each step.
+        """
+        with self.backend.lock(validate_name(model, "model name"), shared=True):
+            return self._load(model, version)
+
+    def _load(self, model: str, version: str | int) -> LoadedVersion:
+        """``load`` for callers that hold the model's lock already."""
         manifest = self.manifest(model, version)
         prefix = _version_key(manifest.model, manifest.version)
         where = self.backend.location(prefix)
+        fingerprint = self.backend.fingerprint(prefix)
         self._check_file_set(manifest, prefix, where)
         mapped_names = manifest.mapped_files()
         blobs = {}
@@ -187,7 +201,9 @@ class ModelStore:
         except ContentsError as exc:
             raise CorruptVersion(f"{where}: {exc}") from exc
         mapped = {name: self.backend.location(f"{prefix}/{name}") for name in mapped_names}
-        return LoadedVersion(manifest=manifest, contents=contents, path=where, mapped=mapped)
+        return LoadedVersion(
+            manifest=manifest, contents=contents, path=where, mapped=mapped, fingerprint=fingerprint
+        )
 
     def verify(self, model: str, version: str | int) -> Manifest:
         """Check a version's file set, sizes and sha256 without decoding it; its manifest.
@@ -390,7 +406,7 @@ class ModelStore:
                     "and has no previous version"
                 )
             target = record.previous[0]
-            self.load(model, target)  # a version that no longer verifies is not rolled back to
+            self._load(model, target)  # a version that no longer verifies is not rolled back to
             self._write_alias(model, alias, target, record.previous[1:])
         return target
 

@@ -346,7 +346,8 @@ class ModelHolder:
         # Taken before reading, so a repair made while this load runs is still noticed.
         seen = (promoted_at, self.store.version_fingerprint(name, version))
         try:
-            model = self._on_load(build_loaded_model(self.store.load(name, version), self.device))
+            loaded = self.store.load(name, version)
+            model = self._on_load(build_loaded_model(loaded, self.device))
         except (StoreError, ModelLoadError) as exc:
             self._record_failure(name, version, exc, seen)
             previous = self._models.get(name)
@@ -355,7 +356,9 @@ class ModelHolder:
         with self._lock:
             previous = self._models.get(name)
             self._models[name] = model  # the swap: one reference replaced
-            self._fingerprints[name] = seen[1]
+            # The files as read, under the store's lock: a rebuild that was writing them
+            # when ``seen`` was taken has finished, and is not taken for a new change.
+            self._fingerprints[name] = loaded.fingerprint
             self._failures.pop(name, None)
         self.metrics.set_loaded_version(name, version, previous.version if previous else None)
         freeze_long_lived()  # the version lives until the next swap: keep GC scans off it
@@ -406,16 +409,24 @@ class ModelHolder:
         if marker is None:
             return
         target, promoted_at = marker
-        current = self._models.get(name)
-        if current is not None and current.version == target:
-            served = self._fingerprints.get(name)
-            if served is None or served == self.store.version_fingerprint(name, target):
-                return
-            log.info("%s version %s: its files changed; loading it again", name, target)
+        if not self._needs_load(name, target):
+            return
         if self._standing_refusal(name, target, promoted_at) is not None:
             return
         with self._lock:
             load_lock = self._load_locks.setdefault(name, threading.Lock())
         # A refusal is recorded and logged; the old version keeps serving.
         with load_lock, contextlib.suppress(ModelUnavailable):
-            self._load_version(name, target, promoted_at)
+            if self._needs_load(name, target):  # not done meanwhile by another load
+                self._load_version(name, target, promoted_at)
+
+    def _needs_load(self, name: str, target: str) -> bool:
+        """Whether ``target`` differs from the version served, or its files changed since."""
+        current = self._models.get(name)
+        if current is None or current.version != target:
+            return True
+        served = self._fingerprints.get(name)
+        if served is None or served == self.store.version_fingerprint(name, target):
+            return False
+        log.info("%s version %s: its files changed; loading it again", name, target)
+        return True

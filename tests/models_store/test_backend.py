@@ -226,3 +226,42 @@ def test_the_sweep_skips_a_temp_dir_published_while_it_looks(
     monkeypatch.setattr(backend_module.os, "scandir", scandir_then_publish)
     backend_module._sweep_stale_tmp(tmp_path)  # the vanished entry is skipped, not an error
     assert (tmp_path / "published").is_dir()
+
+
+def test_the_fingerprint_ignores_a_file_still_being_written(tmp_path: Path) -> None:
+    backend = LocalDirectoryBackend(tmp_path)
+    backend.replace("m/versions/1/items.faiss", b"index")
+    before = backend.fingerprint("m/versions/1")
+    (tmp_path / "m/versions/1/.tmp-items.faiss-123").write_bytes(b"half written")
+    assert backend.fingerprint("m/versions/1") == before
+    backend.replace("m/versions/1/items.faiss", b"a new index")
+    assert backend.fingerprint("m/versions/1") != before
+
+
+def test_a_shared_lock_waits_for_the_exclusive_one_and_not_for_another_shared(
+    tmp_path: Path,
+) -> None:
+    backend = LocalDirectoryBackend(tmp_path)
+    got: list[str] = []
+
+    def read() -> None:
+        with backend.lock(MODEL, shared=True):
+            got.append("read")
+
+    with backend.lock(MODEL):  # a write in progress
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive() and got == []  # the read waits for the write
+    reader.join(5)
+    assert got == ["read"]
+    with backend.lock(MODEL, shared=True):  # readers do not wait for each other
+        read()
+    assert got == ["read", "read"]
+
+
+def test_a_shared_lock_without_a_lock_file_reads_unlocked(tmp_path: Path) -> None:
+    # A read-only mount of a store no writer has locked: nothing to wait for.
+    with LocalDirectoryBackend(tmp_path).lock("never-written", shared=True):
+        pass
+    assert not (tmp_path / "never-written").exists()

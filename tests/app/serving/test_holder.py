@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -143,3 +144,49 @@ def test_a_served_version_whose_files_change_is_loaded_again(
     assert again.similar_ann is not None
     holder.poll_once()  # nothing changed since: the same object stays
     assert holder.get("mult-vae") is again
+
+
+def test_a_rebuild_of_the_served_version_is_waited_for_and_loaded_once(
+    make_client: Callable[..., TestClient], store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `genrec models index` on the served version, held after its index files replaced
+    # the old ones and before the manifest lists them (seconds, at a million items):
+    # the servers' polls see the files change meanwhile. They must neither refuse the
+    # version they serve (an error log and a load-error count per poll) nor load it
+    # more than once: the store's lock makes them wait for the rebuild.
+    from training.ann import index_version
+
+    client = make_client(ann="on")
+    holder = client.app.state.services.holder  # type: ignore[attr-defined]
+    first = holder.get("mult-vae")
+    loads: list[str] = []
+    holder.add_load_listener(lambda model: loads.append(model.name) or model)
+    store = ModelStore(store_dir)
+    writing_manifest, release = threading.Event(), threading.Event()
+    replace = store.backend.replace
+
+    def held_before_the_manifest(key: str, data: bytes) -> None:
+        if key.endswith("manifest.json"):
+            writing_manifest.set()
+            release.wait(30)
+        replace(key, data)
+
+    monkeypatch.setattr(store.backend, "replace", held_before_the_manifest)
+    rebuild = threading.Thread(
+        target=index_version, args=(store, "mult-vae", "1"), kwargs={"nprobe": 1}
+    )
+    rebuild.start()
+    assert writing_manifest.wait(30)
+    time.sleep(0.5)  # ten polls, while the version's files do not match its manifest
+    assert holder.get("mult-vae") is first
+    assert holder.status()["mult-vae"]["error"] is None
+    release.set()
+    rebuild.join(30)
+    _wait_for(lambda: holder.get("mult-vae") is not first)
+    again = holder.get("mult-vae")
+    assert again.ann is not None and again.ann.nprobe == 1  # the rebuilt index
+    time.sleep(0.5)  # ten more polls
+    assert holder.get("mult-vae") is again and loads.count("mult-vae") == 1
+    assert holder.status()["mult-vae"]["error"] is None
+    samples = client.get("/metrics").text
+    assert 'genrec_model_load_errors_total{model="mult-vae"}' not in samples
