@@ -97,7 +97,9 @@ class Backend(Protocol):
         self, model: str, files: Mapping[str, bytes], manifest_for: Callable[[str], bytes]
     ) -> str: ...
     def replace(self, key: str, data: bytes) -> None: ...
+    def replace_with_file(self, key: str, path: Path) -> None: ...
     def remove(self, key: str) -> None: ...
+    def scratch(self, model: str) -> contextlib.AbstractContextManager[Path]: ...
     def fingerprint(self, prefix: str) -> str: ...
     def lock(
         self, model: str, *, shared: bool = False
@@ -223,6 +225,33 @@ class LocalDirectoryBackend:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(target.parent)
+
+    def replace_with_file(self, key: str, path: Path) -> None:
+        """Atomically make ``key`` the file at ``path`` (a file in ``scratch``: the same
+        filesystem, so it is moved, not copied: a gigabyte index is never held in memory)."""
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(path, target)
+        _fsync_dir(target.parent)
+
+    @contextlib.contextmanager
+    def scratch(self, model: str) -> Iterator[Path]:
+        """A private directory beside the model's versions for files about to be added
+        (``replace_with_file``); removed afterwards, and swept like any temp dir if its
+        writer was killed."""
+        model_dir = self.root / model
+        model_dir.mkdir(parents=True, exist_ok=True)
+        path = model_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        path.mkdir()
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     def remove(self, key: str) -> None:
         """Delete ``key`` (gone already is fine), durably (the directory is synced)."""

@@ -19,11 +19,13 @@ mutable state; ``promote`` and ``rollback`` move them under a per-model lock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from models_store.backend import ALIASES, VERSIONS, Backend, LocalDirectoryBackend
@@ -80,6 +82,15 @@ class _AliasRecord:
     def to_json(self) -> bytes:
         body = {"version": self.version, "previous": self.previous, "updated_at": self.updated_at}
         return (json.dumps(body, indent=2) + "\n").encode("utf-8")
+
+
+def _entry_of(blob: bytes | Path) -> FileEntry:
+    """Size and sha256 of bytes, or of a file hashed as a stream."""
+    if isinstance(blob, Path):
+        with open(blob, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            return FileEntry(sha256=digest, bytes=os.fstat(handle.fileno()).st_size)
+    return FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
 
 
 def _check_size(where: str, size: int, entry: FileEntry) -> None:
@@ -230,12 +241,15 @@ class ModelStore:
         self,
         model: str,
         version: str | int,
-        files: Mapping[str, bytes],
+        files: Mapping[str, bytes | Path],
         retrieval: dict[str, Any],
         *,
         index_names: Collection[str] = (),
     ) -> Manifest:
         """Add (or replace) the index files of an existing version; return the new manifest.
+
+        A file is given as bytes or as the path of a file in ``scratch(model)``, which is
+        hashed as a stream and moved into place (never read into memory).
 
         The only change a published version accepts: ``files`` must be exactly the
         files ``retrieval`` names (``Manifest.mapped_files``: the retrieval index and,
@@ -272,10 +286,7 @@ class ModelStore:
             replaceable = mapped | known | set(names)
             # Only a version that verifies, but for the files about to be replaced.
             manifest = self._verify(model, version, replaced=frozenset(replaceable))
-            entries = {
-                name: FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
-                for name, blob in files.items()
-            }
+            entries = {name: _entry_of(blob) for name, blob in files.items()}
             kept = {n: e for n, e in manifest.files.items() if n not in mapped}
             updated = replace(manifest, files={**kept, **entries}, retrieval=dict(retrieval))
             if sorted(updated.mapped_files()) != names:
@@ -284,12 +295,20 @@ class ModelStore:
                     f"but {names} were given"
                 )
             for name, blob in files.items():
-                self.backend.replace(f"{prefix}/{name}", blob)
+                if isinstance(blob, Path):
+                    self.backend.replace_with_file(f"{prefix}/{name}", blob)
+                else:
+                    self.backend.replace(f"{prefix}/{name}", blob)
             self.backend.replace(f"{prefix}/{MANIFEST_FILE}", updated.to_json().encode("utf-8"))
             present = set(self.backend.list(prefix))
             for name in sorted((replaceable - set(names)) & present):
                 self.backend.remove(f"{prefix}/{name}")
         return updated
+
+    def scratch(self, model: str) -> contextlib.AbstractContextManager[Path]:
+        """A private directory on the store's filesystem for files about to be given to
+        ``add_retrieval_index`` by path; removed when the block ends."""
+        return self.backend.scratch(validate_name(model, "model name"))
 
     def manifest(self, model: str, version: str | int) -> Manifest:
         """The manifest of a version (format checked; file checksums not read)."""

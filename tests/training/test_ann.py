@@ -91,3 +91,19 @@ def test_calibration_keeps_the_fewest_lists_that_reach_the_target() -> None:
     hits = sum(len(set(f) & set(e)) for f, e in zip(found, exact, strict=True))
     assert calibration.recall == round(hits / exact.size, 4)
     assert (calibration.queries, calibration.k, calibration.target_recall) == (50, 20, 0.9)
+
+
+def test_an_index_built_from_rows_read_in_chunks_is_the_index_of_the_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # genrec models index reads the model's table a chunk at a time (ann.scorer_rows):
+    # the training sample and the lists must be those of the whole table.
+    monkeypatch.setattr(ann, "UNIT_CHUNK_ROWS", 257)  # many chunks, the last one short
+    scorer = catalog_scorer()
+    whole, whole_params = build_index(ann.item_table(scorer), nlist=20)
+    chunked, chunked_params = build_index(ann.scorer_rows(scorer, N_ITEMS), nlist=20)
+    assert ann.index_bytes(chunked) == ann.index_bytes(whole)
+    assert {**chunked_params.to_dict(), "build_seconds": 0} == {
+        **whole_params.to_dict(),
+        "build_seconds": 0,
+    }
