@@ -231,3 +231,26 @@ def test_an_index_rebuild_still_verifies_every_other_file(
         store.add_retrieval_index(
             "mult-vae", version, {"items.faiss": INDEX}, PARAMS, index_names=["items.json"]
         )
+
+
+def test_an_index_given_by_path_is_hashed_and_moved_from_the_scratch_directory(
+    store: ModelStore, store_root: Path
+) -> None:
+    # genrec models index writes each index to a file and hands over the path: the
+    # store never holds a gigabyte index as bytes.
+    version = store.save("mult-vae", build_contents(), **save_kwargs()).version
+    with store.scratch("mult-vae") as scratch:
+        assert scratch.parent == store_root / "mult-vae" and scratch.name.startswith(".")
+        (scratch / "items.faiss").write_bytes(INDEX)
+        (scratch / "similar.faiss").write_bytes(SIMILAR)
+        files = {"items.faiss": scratch / "items.faiss", "similar.faiss": scratch / "similar.faiss"}
+        manifest = store.add_retrieval_index("mult-vae", version, files, BOTH)
+        assert not (scratch / "items.faiss").exists()  # moved, not copied
+    assert not scratch.exists()
+    assert manifest.files["items.faiss"]["sha256"] == hashlib.sha256(INDEX).hexdigest()
+    assert manifest.files["similar.faiss"]["bytes"] == len(SIMILAR)
+    loaded = store.load("mult-vae", version)
+    assert {n: Path(p).read_bytes() for n, p in loaded.mapped.items()} == {
+        "items.faiss": INDEX,
+        "similar.faiss": SIMILAR,
+    }
