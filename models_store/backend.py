@@ -58,6 +58,17 @@ def _write_durably(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def _move_durably(source: Path, target: Path) -> None:
+    """fsync ``source`` and rename it to ``target`` (same filesystem), so a rename after
+    this publishes real bytes."""
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(source, target)
+
+
 def _fsync_dir(path: Path) -> None:
     """Persist a directory's entries (new files, renames) across a power loss."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -94,7 +105,10 @@ class Backend(Protocol):
     def read(self, key: str) -> bytes: ...
     def local_path(self, key: str) -> str | None: ...
     def publish_version(
-        self, model: str, files: Mapping[str, bytes], manifest_for: Callable[[str], bytes]
+        self,
+        model: str,
+        files: Mapping[str, bytes | Path],
+        manifest_for: Callable[[str], bytes],
     ) -> str: ...
     def replace(self, key: str, data: bytes) -> None: ...
     def replace_with_file(self, key: str, path: Path) -> None: ...
@@ -158,10 +172,13 @@ class LocalDirectoryBackend:
     def publish_version(
         self,
         model: str,
-        files: Mapping[str, bytes],
+        files: Mapping[str, bytes | Path],
         manifest_for: Callable[[str], bytes],
     ) -> str:
         """Make ``files`` + ``manifest.json`` visible as the next free version; return it.
+
+        A file given as a path (one in ``scratch(model)``: the same filesystem) is
+        synced and moved into the version, never read into memory.
 
         The files are written once into ``<model>/.tmp-*``; then, for candidate
         N = max existing + 1, the manifest for N is written and the temp dir is
@@ -178,7 +195,10 @@ class LocalDirectoryBackend:
         tmp.mkdir()
         try:
             for name, data in files.items():
-                _write_durably(tmp / name, data)
+                if isinstance(data, Path):
+                    _move_durably(data, tmp / name)
+                else:
+                    _write_durably(tmp / name, data)
             version = self._rename_into_place(tmp, versions_dir, manifest_for)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -231,12 +251,7 @@ class LocalDirectoryBackend:
         filesystem, so it is moved, not copied: a gigabyte index is never held in memory)."""
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(path, target)
+        _move_durably(path, target)
         _fsync_dir(target.parent)
 
     @contextlib.contextmanager

@@ -135,42 +135,49 @@ class ModelStore:
         data: DataInfo,
         training: dict[str, Any] | None = None,
         retrieval: dict[str, Any] | None = None,
+        index_files: Mapping[str, Path] | None = None,
     ) -> Manifest:
         """Publish ``contents`` atomically as the next version of ``model``; return its manifest.
 
         ``retrieval`` (the index parameters, with ``file`` naming one of
-        ``contents.extra``) goes into the manifest as is.
+        ``contents.extra`` or of ``index_files``) goes into the manifest as is.
+        ``index_files`` are files in ``scratch(model)``, moved into the version (an
+        index of a gigabyte is never held as bytes); the tensors file is written
+        by safetensors straight to a scratch file too.
 
         Everything is validated before the first byte is written, so bad input
         raises ``InvalidContents``/``InvalidName`` and leaves the store as it was.
         """
         validate_name(model, "model name")
-        try:
-            files = encode(contents)
-        except ContentsError as exc:
-            raise InvalidContents(f"cannot save {model!r}: {exc}") from exc
-        entries = {
-            name: FileEntry(sha256=hashlib.sha256(blob).hexdigest(), bytes=len(blob))
-            for name, blob in files.items()
-        }
-        # Built (and so validated) with a placeholder version; the backend picks the real one.
-        template = Manifest(
-            model=model,
-            version="1",
-            created_at=utc_now_iso(),
-            data=data,
-            hyper_parameters=hyper_parameters,
-            scorer_config=scorer_config,
-            metrics=metrics,
-            training=training if training is not None else {},
-            files=entries,
-            retrieval=retrieval if retrieval is not None else {},
-        )
+        for name in index_files or {}:
+            validate_name(name, "index file name")
+            if name in RESERVED_FILES or name in contents.extra:
+                raise InvalidContents(f"cannot save {model!r}: index file {name!r} is taken")
+        with self.scratch(model) as scratch:
+            try:
+                files = encode(contents, tensors_path=scratch / TENSORS_FILE)
+            except ContentsError as exc:
+                raise InvalidContents(f"cannot save {model!r}: {exc}") from exc
+            files.update(index_files or {})
+            entries = {name: _entry_of(blob) for name, blob in files.items()}
+            # Built (and so validated) with a placeholder version; the backend picks the real one.
+            template = Manifest(
+                model=model,
+                version="1",
+                created_at=utc_now_iso(),
+                data=data,
+                hyper_parameters=hyper_parameters,
+                scorer_config=scorer_config,
+                metrics=metrics,
+                training=training if training is not None else {},
+                files=entries,
+                retrieval=retrieval if retrieval is not None else {},
+            )
 
-        def manifest_for(version: str) -> bytes:
-            return replace(template, version=version).to_json().encode("utf-8")
+            def manifest_for(version: str) -> bytes:
+                return replace(template, version=version).to_json().encode("utf-8")
 
-        version = self.backend.publish_version(model, files, manifest_for)
+            version = self.backend.publish_version(model, files, manifest_for)
         return replace(template, version=version)
 
     # -- reading ---------------------------------------------------------------------------

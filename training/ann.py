@@ -213,11 +213,6 @@ def build_index(
     return index, params
 
 
-def index_bytes(index: faiss.Index) -> bytes:
-    """FAISS's own serialisation (``write_index`` format) as bytes for the store."""
-    return bytes(faiss.serialize_index(index).tobytes())
-
-
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """(I, d) float32 rows scaled to unit length (a zero row stays zero): cosine
     similarity is their inner product. One float32 copy, normalised a chunk at a time
@@ -320,43 +315,48 @@ def similar_section(params: IndexParams, calibration: Calibration | None) -> dic
     return section
 
 
-def similar_index_file(
-    unit: np.ndarray, *, nlist: int | None, nprobe: int | None, seed: int
-) -> tuple[bytes, dict[str, Any]]:
-    """``build_similarity_index`` as the version stores it: the file's bytes and the
-    manifest's ``retrieval.similar``."""
-    index, params, calibration = build_similarity_index(unit, nlist=nlist, nprobe=nprobe, seed=seed)
-    return index_bytes(index), similar_section(params, calibration)
-
-
 def build_for_scorer(
     scorer: Scorer,
+    directory: Path,
+    n_items: int,
     *,
     nlist: int | None = None,
     nprobe: int | None = None,
     similar_nprobe: int | None = None,
     seed: int = 0,
-) -> tuple[dict[str, bytes], dict[str, Any]] | None:
-    """The index files of an inner-product scorer (name -> bytes) and the manifest's
-    ``retrieval`` section; None for any other scorer.
+) -> tuple[dict[str, Path], dict[str, Any]] | None:
+    """Build the index files of an inner-product scorer of ``n_items`` items into
+    ``directory`` (the store's scratch directory); their names -> paths and the
+    manifest's ``retrieval`` section. None for any other scorer.
 
     The retrieval index always; the similar-items index too when the scorer has item
     vectors (``Scorer.item_vectors``), with the same ``nlist`` and seed and its own
-    ``similar_nprobe`` (None: each index's defaults).
+    ``similar_nprobe`` (None: each index's defaults). The table is read from the
+    scorer a chunk at a time and each index is written by FAISS as soon as it is
+    built: neither is ever held whole as a second copy or as bytes.
     """
     if not supports_ann(scorer):
         return None
-    index, params = build_index(item_table(scorer), nlist=nlist, nprobe=nprobe, seed=seed)
-    files = {INDEX_FILE: index_bytes(index)}
+    index, params = build_index(scorer_rows(scorer, n_items), nlist=nlist, nprobe=nprobe, seed=seed)
+    files = {INDEX_FILE: write_index_file(index, directory / INDEX_FILE)}
     retrieval = params.to_dict()
     del index
     vectors = scorer.item_vectors()
     if vectors is not None:
         unit = unit_rows(vectors.detach().float().cpu().numpy())
-        files[SIMILAR_FILE], retrieval["similar"] = similar_index_file(
+        similar, similar_params, calibration = build_similarity_index(
             unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
         )
+        del unit
+        files[SIMILAR_FILE] = write_index_file(similar, directory / SIMILAR_FILE)
+        retrieval["similar"] = similar_section(similar_params, calibration)
     return files, retrieval
+
+
+def write_index_file(index: faiss.Index, path: Path) -> Path:
+    """FAISS's own ``write_index`` (no pickle), straight to ``path``; the path."""
+    faiss.write_index(index, str(path))
+    return path
 
 
 def read_index(path: str, params: IndexParams, *, mmap: bool = True) -> faiss.Index:
@@ -421,9 +421,8 @@ def index_version(
         rows = scorer_rows(scorer, len(loaded.contents.item_ids))
         say(f"building the retrieval index over {rows.n:,} x {rows.dims}")
         index, params = build_index(rows, nlist=nlist, nprobe=nprobe, seed=seed)
-        faiss.write_index(index, str(scratch / INDEX_FILE))
+        files: dict[str, bytes | Path] = {INDEX_FILE: write_index_file(index, scratch / INDEX_FILE)}
         del index, rows
-        files: dict[str, bytes | Path] = {INDEX_FILE: scratch / INDEX_FILE}
         retrieval = params.to_dict()
         vectors = scorer.item_vectors()
         unit = None if vectors is None else unit_rows(vectors.detach().float().cpu().numpy())
@@ -437,9 +436,8 @@ def index_version(
                 unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
             )
             del unit
-            faiss.write_index(similar, str(scratch / SIMILAR_FILE))
+            files[SIMILAR_FILE] = write_index_file(similar, scratch / SIMILAR_FILE)
             del similar
-            files[SIMILAR_FILE] = scratch / SIMILAR_FILE
             retrieval["similar"] = similar_section(similar_params, calibration)
         say("writing the index files")
         return store.add_retrieval_index(

@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -238,11 +239,23 @@ def save_trained(
     if cutoff is not None:
         info = replace(info, cutoff=cutoff)
     contents = version_contents(result.scorer, data)
-    # Inner-product models get their approximate-retrieval index now, so a
-    # version is servable with GENREC_ANN from the moment it is published.
-    index = ann.build_for_scorer(result.scorer)
-    if index is not None:
-        contents.extra.update(index[0])
+    with store.scratch(model_name) as scratch:
+        # Inner-product models get their approximate-retrieval indexes now, so a
+        # version is servable with GENREC_ANN from the moment it is published.
+        index = ann.build_for_scorer(result.scorer, scratch, len(contents.item_ids))
+        return _save_version(store, model_name, contents, result, info, training, index)
+
+
+def _save_version(
+    store: ModelStore,
+    model_name: str,
+    contents: VersionContents,
+    result: TrainResult,
+    info: DataInfo,
+    training: Mapping[str, Any] | None,
+    index: tuple[dict[str, Path], dict[str, Any]] | None,
+) -> Manifest:
+    """``store.save`` with the training record and the index files built for it."""
     return store.save(
         model_name,
         contents,
@@ -271,6 +284,7 @@ def save_trained(
             **(training or {}),
         },
         retrieval=None if index is None else index[1],
+        index_files=None if index is None else index[0],
     )
 
 

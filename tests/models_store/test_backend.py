@@ -32,7 +32,7 @@ def _visible_state(root: Path) -> tuple[list[str], list[str]]:
 # --------------------------------------------------------------------------- crashes
 
 
-@pytest.mark.parametrize("fail_on_write", [1, 3, 6])  # a data file, a later file, the manifest
+@pytest.mark.parametrize("fail_on_write", [1, 3, 5])  # a data file, a later file, the manifest
 def test_crash_mid_save_leaves_nothing_visible(
     store: ModelStore,
     store_root: Path,
@@ -265,3 +265,21 @@ def test_a_shared_lock_without_a_lock_file_reads_unlocked(tmp_path: Path) -> Non
     with LocalDirectoryBackend(tmp_path).lock("never-written", shared=True):
         pass
     assert not (tmp_path / "never-written").exists()
+
+
+def test_a_save_that_fails_moving_its_tensors_file_leaves_nothing_visible(
+    store: ModelStore, store_root: Path, saved: Saver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tensors file is written by safetensors to the model's scratch directory and
+    # moved into the version: a failure there leaves neither a version nor a temp dir.
+    saved()
+
+    def full_disk(source: Path, target: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+
+    monkeypatch.setattr(backend_module, "_move_durably", full_disk)
+    with pytest.raises(OSError, match="simulated"):
+        store.save(MODEL, build_contents(seed=9), **save_kwargs())
+    assert _visible_state(store_root) == (["1"], [])
+    monkeypatch.undo()
+    assert store.save(MODEL, build_contents(seed=9), **save_kwargs()).version == "2"
