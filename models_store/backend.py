@@ -260,13 +260,16 @@ class LocalDirectoryBackend:
         (``replace_with_file``); removed afterwards, and swept like any temp dir if its
         writer was killed."""
         model_dir = self.root / model
-        model_dir.mkdir(parents=True, exist_ok=True)
+        created = not model_dir.exists()
         path = model_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        path.mkdir()
+        path.mkdir(parents=True)
         try:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+            if created:  # a save of a new model that failed leaves no empty directory
+                with contextlib.suppress(OSError):
+                    model_dir.rmdir()
 
     def remove(self, key: str) -> None:
         """Delete ``key`` (gone already is fine), durably (the directory is synced)."""

@@ -16,6 +16,7 @@ from store_helpers import build_contents, build_data_info, save_kwargs
 from models_store import (
     AliasNotSet,
     CorruptVersion,
+    InvalidContents,
     InvalidName,
     LoadedVersion,
     LocalDirectoryBackend,
@@ -379,3 +380,15 @@ def test_a_backend_without_local_files_loads_and_verifies_from_bytes(
         store.load("mult-vae", version)
     with pytest.raises(CorruptVersion, match=r"tensors\.safetensors sha256"):
         store.verify("mult-vae", version)
+
+
+def test_refused_contents_of_a_new_model_leave_the_store_as_it_was(
+    store: ModelStore, store_root: Path
+) -> None:
+    # The tensors file is written to a scratch directory under the model's: a save
+    # refused before publishing leaves neither that nor an empty model directory.
+    contents = build_contents()
+    contents.user_ids.append(contents.user_ids[0])  # a duplicate id
+    with pytest.raises(InvalidContents, match="duplicate"):
+        store.save("new-model", contents, **save_kwargs())
+    assert list(store_root.iterdir()) == []
