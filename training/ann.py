@@ -196,6 +196,8 @@ def build_index(
     del sample
     for _, chunk in rows.chunks():
         index.add(chunk)
+    if index.ntotal != n_items:
+        raise AnnError(f"the table gave {index.ntotal} rows, not its {n_items} items")
     index.nprobe = nprobe
     params = IndexParams(
         file=INDEX_FILE,

@@ -110,3 +110,10 @@ def test_an_index_built_from_rows_read_in_chunks_is_the_index_of_the_table(
         **whole_params.to_dict(),
         "build_seconds": 0,
     }
+
+
+def test_rows_that_run_short_of_the_catalog_are_refused() -> None:
+    table = unit_rows(np.random.default_rng(1).standard_normal((100, 4)))
+    short = ann.Rows(120, 4, lambda start, stop: table[start:stop])  # 20 items missing
+    with pytest.raises(ann.AnnError, match="100 rows, not its 120 items"):
+        build_index(short, nlist=2)
