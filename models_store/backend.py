@@ -12,12 +12,17 @@ docker-compose). An object-store backend would implement the same methods:
   visible at once under a version number no other writer got (here: temp dir
   + fsync + ``rename``, retrying the next number when another writer won; on
   S3/GCS: upload the data files, then a conditional put of the manifest);
-* ``replace(key, data)`` — atomic whole-object overwrite (aliases);
+* ``replace(key, data)`` — atomic whole-object overwrite (aliases, manifests);
+* ``replace_with_file(key, path)`` / ``scratch(model)`` — a file written in a
+  private scratch directory moved into place (an index of gigabytes is never
+  held as bytes; on S3/GCS: a multipart upload of the file);
+* ``remove(key)`` — delete one object (an index a rebuild no longer names);
 * ``fingerprint(prefix)`` — a cheap token that changes when any object under
   ``prefix`` is rewritten (here: names, sizes and mtimes; on S3/GCS: ETags or
   generations), so a server can notice a repaired version without re-reading it;
-* ``lock(model)`` — mutual exclusion for alias read-modify-write (here:
-  ``flock``; on an object store: a conditional put / generation match).
+* ``lock(model, shared=False)`` — mutual exclusion for alias read-modify-write and
+  index rebuilds, shared for loads (here: ``flock``; on an object store: a
+  conditional put / generation match).
 """
 
 from __future__ import annotations
