@@ -210,11 +210,11 @@ def _load_array_file(path: str, name: str) -> dict[str, np.ndarray]:
 
     Why not ``load_file``: it maps the whole file once and copies every array out of
     it, so at the end the process holds the arrays *and* every page of the mapped file
-    (a 2 GB tensors file at 1,000,000 items: 3.85 GiB peak RSS). Mapping it again per
-    array and closing the mapping after the copy keeps at most one array's pages
-    mapped beside the copies (2.89 GiB; docs/performance.md, "A server's start-up
-    memory"). Mapped pages are clean page cache, but they count in the working set a
-    container's limit and a Kubernetes eviction read.
+    (a 2 GB tensors file at 1,000,000 items: max RSS 4.18 GiB after ``ModelStore.load``).
+    Mapping it again per array and closing the mapping after the copy keeps at most
+    one array's pages mapped beside the copies (3.22 GiB; docs/performance.md, "A
+    server's start-up memory", ``anon_peak.py``). Mapped pages are clean page cache,
+    but they count in the working set a container's limit and a Kubernetes eviction read.
     """
     try:
         with safe_open(path, framework="np") as handle:

@@ -339,20 +339,38 @@ def build_for_scorer(
     """
     if not supports_ann(scorer):
         return None
-    index, params = build_index(scorer_rows(scorer, n_items), nlist=nlist, nprobe=nprobe, seed=seed)
-    files = {INDEX_FILE: write_index_file(index, directory / INDEX_FILE)}
-    retrieval = params.to_dict()
-    del index
+    path, retrieval = retrieval_index_file(
+        scorer_rows(scorer, n_items), directory, nlist=nlist, nprobe=nprobe, seed=seed
+    )
+    files = {INDEX_FILE: path}
     vectors = scorer.item_vectors()
     if vectors is not None:
-        unit = unit_rows(vectors.detach().float().cpu().numpy())
-        similar, similar_params, calibration = build_similarity_index(
-            unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
+        files[SIMILAR_FILE], retrieval["similar"] = similar_index_file(
+            unit_rows(vectors.detach().float().cpu().numpy()),
+            directory,
+            nlist=nlist,
+            nprobe=similar_nprobe,
+            seed=seed,
         )
-        del unit
-        files[SIMILAR_FILE] = write_index_file(similar, directory / SIMILAR_FILE)
-        retrieval["similar"] = similar_section(similar_params, calibration)
     return files, retrieval
+
+
+def retrieval_index_file(
+    rows: Rows, directory: Path, *, nlist: int | None, nprobe: int | None, seed: int
+) -> tuple[Path, dict[str, Any]]:
+    """``build_index`` written to ``directory`` (the index freed on return): its path
+    and the manifest's ``retrieval`` parameters."""
+    index, params = build_index(rows, nlist=nlist, nprobe=nprobe, seed=seed)
+    return write_index_file(index, directory / INDEX_FILE), params.to_dict()
+
+
+def similar_index_file(
+    unit: np.ndarray, directory: Path, *, nlist: int | None, nprobe: int | None, seed: int
+) -> tuple[Path, dict[str, Any]]:
+    """``build_similarity_index`` written to ``directory`` (the index freed on return):
+    its path and the manifest's ``retrieval.similar``."""
+    index, params, calibration = build_similarity_index(unit, nlist=nlist, nprobe=nprobe, seed=seed)
+    return write_index_file(index, directory / SIMILAR_FILE), similar_section(params, calibration)
 
 
 def write_index_file(index: faiss.Index, path: Path) -> Path:
@@ -422,25 +440,20 @@ def index_version(
     with store.scratch(model) as scratch:
         rows = scorer_rows(scorer, len(loaded.contents.item_ids))
         say(f"building the retrieval index over {rows.n:,} x {rows.dims}")
-        index, params = build_index(rows, nlist=nlist, nprobe=nprobe, seed=seed)
-        files: dict[str, bytes | Path] = {INDEX_FILE: write_index_file(index, scratch / INDEX_FILE)}
-        del index, rows
-        retrieval = params.to_dict()
+        path, retrieval = retrieval_index_file(rows, scratch, nlist=nlist, nprobe=nprobe, seed=seed)
+        files: dict[str, bytes | Path] = {INDEX_FILE: path}
         vectors = scorer.item_vectors()
         unit = None if vectors is None else unit_rows(vectors.detach().float().cpu().numpy())
-        del loaded, scorer, vectors  # the model's tensors: only the unit rows are needed now
+        # The model's tensors: only the unit rows are needed from here.
+        del loaded, scorer, vectors, rows
         if unit is not None:
             say(
                 f"building the similar-items index over {unit.shape[0]:,} x {unit.shape[1]}"
                 + (" and measuring its recall" if similar_nprobe is None else "")
             )
-            similar, similar_params, calibration = build_similarity_index(
-                unit, nlist=nlist, nprobe=similar_nprobe, seed=seed
+            files[SIMILAR_FILE], retrieval["similar"] = similar_index_file(
+                unit, scratch, nlist=nlist, nprobe=similar_nprobe, seed=seed
             )
-            del unit
-            files[SIMILAR_FILE] = write_index_file(similar, scratch / SIMILAR_FILE)
-            del similar
-            retrieval["similar"] = similar_section(similar_params, calibration)
         say("writing the index files")
         return store.add_retrieval_index(
             model, version, files, retrieval, index_names=(INDEX_FILE, SIMILAR_FILE)

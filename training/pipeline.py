@@ -19,7 +19,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -243,49 +242,36 @@ def save_trained(
         # Inner-product models get their approximate-retrieval indexes now, so a
         # version is servable with GENREC_ANN from the moment it is published.
         index = ann.build_for_scorer(result.scorer, scratch, len(contents.item_ids))
-        return _save_version(store, model_name, contents, result, info, training, index)
-
-
-def _save_version(
-    store: ModelStore,
-    model_name: str,
-    contents: VersionContents,
-    result: TrainResult,
-    info: DataInfo,
-    training: Mapping[str, Any] | None,
-    index: tuple[dict[str, Path], dict[str, Any]] | None,
-) -> Manifest:
-    """``store.save`` with the training record and the index files built for it."""
-    return store.save(
-        model_name,
-        contents,
-        scorer_config=result.scorer.config,
-        hyper_parameters=result.model.config.to_dict(),
-        metrics=result.metrics,
-        data=info,
-        training={
-            "seconds": round(result.report.seconds, 3),
-            "seconds_per_epoch": round(result.report.seconds_per_epoch, 4),
-            "best_epoch": result.report.best_epoch,
-            "epochs_run": result.report.epochs_run,
-            "selection_metric": result.metric,
-            "higher_is_better": result.higher_is_better,
-            "holdout": result.holdout,
-            # Per-epoch losses and validation metrics: the dashboard draws them.
-            "curve": [
-                {
-                    "epoch": epoch.epoch,
-                    "losses": dict(epoch.losses),
-                    "metrics": dict(epoch.metrics),
-                    "seconds": round(epoch.seconds, 4),
-                }
-                for epoch in result.report.history
-            ],
-            **(training or {}),
-        },
-        retrieval=None if index is None else index[1],
-        index_files=None if index is None else index[0],
-    )
+        return store.save(
+            model_name,
+            contents,
+            scorer_config=result.scorer.config,
+            hyper_parameters=result.model.config.to_dict(),
+            metrics=result.metrics,
+            data=info,
+            training={
+                "seconds": round(result.report.seconds, 3),
+                "seconds_per_epoch": round(result.report.seconds_per_epoch, 4),
+                "best_epoch": result.report.best_epoch,
+                "epochs_run": result.report.epochs_run,
+                "selection_metric": result.metric,
+                "higher_is_better": result.higher_is_better,
+                "holdout": result.holdout,
+                # Per-epoch losses and validation metrics: the dashboard draws them.
+                "curve": [
+                    {
+                        "epoch": epoch.epoch,
+                        "losses": dict(epoch.losses),
+                        "metrics": dict(epoch.metrics),
+                        "seconds": round(epoch.seconds, 4),
+                    }
+                    for epoch in result.report.history
+                ],
+                **(training or {}),
+            },
+            retrieval=None if index is None else index[1],
+            index_files=None if index is None else index[0],
+        )
 
 
 def train_and_save(

@@ -133,7 +133,16 @@ class LoadedModel:
 
 
 def _similarity_index(model: LoadedModel) -> CosineScorer | tuple[sp.csr_matrix, np.ndarray]:
-    """Cosine over the item vectors on the model's device, or (I, U) CSR columns + norms."""
+    """Cosine over the item vectors on the model's device, or (I, U) CSR columns + norms.
+
+    The cosine scorer opened with the similar-items index (and put in the similarity
+    view, ``app.serving.similarity``) is the same one, over the same vectors: reused.
+    """
+    similar = model.similar_ann
+    if similar is not None and similar.source is model.scorer:
+        return similar.scorer
+    if isinstance(model.scorer, CosineScorer):  # the similarity view itself
+        return model.scorer
     vectors = model.scorer.item_vectors()
     if vectors is not None:
         return CosineScorer(vectors)

@@ -13,7 +13,7 @@ from tests.app.serving.ann_catalog import N_ITEMS, catalog_scorer
 
 
 def _model(scorer: object, history: sp.csr_matrix) -> SimpleNamespace:
-    model = SimpleNamespace(scorer=scorer, history=history, _similarity={})
+    model = SimpleNamespace(scorer=scorer, history=history, similar_ann=None, _similarity={})
     model._similarity_source = MethodType(LoadedModel._similarity_source, model)
     return model
 
