@@ -409,7 +409,7 @@ class ModelHolder:
         if marker is None:
             return
         target, promoted_at = marker
-        if not self._needs_load(name, target):
+        if not self._needs_load(name, target, say=False):
             return
         if self._standing_refusal(name, target, promoted_at) is not None:
             return
@@ -420,13 +420,19 @@ class ModelHolder:
             if self._needs_load(name, target):  # not done meanwhile by another load
                 self._load_version(name, target, promoted_at)
 
-    def _needs_load(self, name: str, target: str) -> bool:
-        """Whether ``target`` differs from the version served, or its files changed since."""
+    def _needs_load(self, name: str, target: str, *, say: bool = True) -> bool:
+        """Whether ``target`` differs from the version served, or its files changed since.
+
+        ``_check`` asks twice, before and under the load lock; only the second answer
+        decides, so only it ``say``s why (the first logged the same line once more per
+        rebuild).
+        """
         current = self._models.get(name)
         if current is None or current.version != target:
             return True
         served = self._fingerprints.get(name)
         if served is None or served == self.store.version_fingerprint(name, target):
             return False
-        log.info("%s version %s: its files changed; loading it again", name, target)
+        if say:
+            log.info("%s version %s: its files changed; loading it again", name, target)
         return True

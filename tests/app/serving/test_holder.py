@@ -147,7 +147,10 @@ def test_a_served_version_whose_files_change_is_loaded_again(
 
 
 def test_a_rebuild_of_the_served_version_is_waited_for_and_loaded_once(
-    make_client: Callable[..., TestClient], store_dir: Path, monkeypatch: pytest.MonkeyPatch
+    make_client: Callable[..., TestClient],
+    store_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # `genrec models index` on the served version, held after its index files replaced
     # the old ones and before the manifest lists them (seconds, at a million items):
@@ -190,3 +193,5 @@ def test_a_rebuild_of_the_served_version_is_waited_for_and_loaded_once(
     assert holder.status()["mult-vae"]["error"] is None
     samples = client.get("/metrics").text
     assert 'genrec_model_load_errors_total{model="mult-vae"}' not in samples
+    said = [r.getMessage() for r in caplog.records if "its files changed" in r.getMessage()]
+    assert said == ["mult-vae version 1: its files changed; loading it again"]  # once a reload
