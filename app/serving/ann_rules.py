@@ -53,13 +53,29 @@ CHUNK_ROWS = 65_536
 
 @dataclass(frozen=True)
 class OffsetGroup:
-    """The kept items that share one boost offset, and a selector restricting a search to
-    them."""
+    """The kept items that share one boost offset: the items themselves when the group is
+    small enough to be taken whole, else a selector restricting a search to them.
+
+    Never both: at a million items a searched group's item list was 8 bytes an item
+    (8 MB for a boost over the whole catalog) next to its 1-bit-an-item bitmap, held as
+    long as the plan, outside the rule compiler's byte budget (docs/performance.md).
+    """
 
     offset: float
-    items: np.ndarray  # (n,) int64 item indices, ascending
-    selector: faiss.IDSelector
-    bitmap: np.ndarray  # the selector's bits; FAISS does not own them, so they live here
+    size: int  # how many kept items have this offset
+    items: np.ndarray | None  # (size,) int64 item indices, ascending; only when taken whole
+    selector: faiss.IDSelector | None  # only when searched
+    bitmap: np.ndarray | None  # the selector's bits; FAISS does not own them, so they live here
+
+    @property
+    def whole(self) -> bool:
+        """Taken whole (its items are candidates, scored exactly) rather than searched."""
+        return self.items is not None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of arrays the group holds."""
+        return sum(a.nbytes for a in (self.items, self.bitmap) if a is not None)
 
 
 class ScoreSpread:
@@ -128,10 +144,13 @@ class OffsetGroups:
     Keyed by the plan's identity and dropped when the plan is collected
     (``weakref.finalize``): the rule compiler's cache decides how long a plan
     lives, and a plan is a few megabytes at a million items, so this cache
-    must not keep one alive.
+    must not keep one alive. Groups of at most ``whole_up_to`` items are taken
+    whole (``GENREC_ANN_MAX_CANDIDATES``: ``AnnRetrieval`` scores them as an include
+    list); larger ones are searched.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, whole_up_to: int) -> None:
+        self.whole_up_to = whole_up_to
         self._groups: dict[int, tuple[OffsetGroup, ...] | None] = {}
 
     def of(self, plan: RulePlan) -> tuple[OffsetGroup, ...] | None:
@@ -139,7 +158,7 @@ class OffsetGroups:
         key = id(plan)
         if key in self._groups:
             return self._groups[key]
-        groups = offset_groups(plan)
+        groups = offset_groups(plan, self.whole_up_to)
         # Two scoring threads may both compute a new plan's groups; either result is right.
         if self._groups.setdefault(key, groups) is groups:
             weakref.finalize(plan, self._groups.pop, key, None)
@@ -149,9 +168,10 @@ class OffsetGroups:
         return len(self._groups)
 
 
-def offset_groups(plan: RulePlan) -> tuple[OffsetGroup, ...] | None:
+def offset_groups(plan: RulePlan, whole_up_to: int) -> tuple[OffsetGroup, ...] | None:
     """The items ``plan`` keeps (all, without a filter), by distinct boost offset (zero
-    included; one group without a boost); None beyond ``MAX_GROUPS``."""
+    included; one group without a boost); None beyond ``MAX_GROUPS``. A group of at most
+    ``whole_up_to`` items keeps its items, a larger one a FAISS selector over them."""
     vector = plan.offset if plan.offset is not None else plan.keep
     assert vector is not None, "a plan with neither a filter nor a boost has no groups"
     n = int(vector.shape[0])
@@ -172,9 +192,12 @@ def offset_groups(plan: RulePlan) -> tuple[OffsetGroup, ...] | None:
     groups = []
     for g, value in enumerate(values):
         items = kept[order[bounds[g] : bounds[g + 1]]].astype(np.int64)
+        if items.size <= whole_up_to:
+            groups.append(OffsetGroup(float(value), int(items.size), items, None, None))
+            continue
         member = np.zeros(n, dtype=bool)
         member[items] = True
         bitmap = np.packbits(member, bitorder="little")  # FAISS reads bit i of byte i >> 3
         selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-        groups.append(OffsetGroup(float(value), items, selector, bitmap))
+        groups.append(OffsetGroup(float(value), int(items.size), None, selector, bitmap))
     return tuple(groups)

@@ -75,7 +75,7 @@ class AnnRetrieval:
         self.candidates = candidates
         self.max_candidates = max_candidates
         self.spread = ScoreSpread()
-        self.groups = OffsetGroups()
+        self.groups = OffsetGroups(whole_up_to=max_candidates)
 
     @property
     def nprobe(self) -> int:
@@ -218,15 +218,15 @@ class AnnRetrieval:
             assert groups is not None  # ``rank`` sent plans without groups to the exact path
             fetches = np.array([self._fetch(jobs[rows[p]]) for p in positions])
             for group in groups:
-                if group.items.size <= self.max_candidates:  # scored whole, as an include list
+                if group.items is not None:  # scored whole, as an include list
                     for p in positions:
                         out[rows[p]].append((group.items, True))
                     continue
                 labels = self._search_banded(
                     queries[positions],
-                    np.minimum(fetches, group.items.size),
+                    np.minimum(fetches, group.size),
                     group.selector,
-                    self._group_nprobe(group.items.size),
+                    self._group_nprobe(group.size),
                 )
                 for p, found in zip(positions, labels, strict=True):
                     out[rows[p]].append((found[found >= 0], False))

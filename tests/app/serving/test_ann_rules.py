@@ -114,13 +114,38 @@ def test_the_spread_from_the_covariance_is_the_spread_of_the_whole_row() -> None
 
 
 def test_offset_groups_partition_the_catalog() -> None:
-    groups = offset_groups(_plan(_offsets()["two_rules"]))
+    # Four groups (334, 666, 666 and 1,334 items): the smallest taken whole, the rest searched.
+    groups = offset_groups(_plan(_offsets()["two_rules"]), whole_up_to=500)
     assert groups is not None
     assert sorted(g.offset for g in groups) == [0.0, 1.0, 2.0, 3.0]
-    assert np.array_equal(np.sort(np.concatenate([g.items for g in groups])), ITEMS)
+    members = []
     for g in groups:
-        assert all(g.selector.is_member(int(i)) for i in g.items[:50])
-        assert not any(g.selector.is_member(int(i)) for i in np.setdiff1d(ITEMS, g.items)[:50])
+        if g.whole:
+            assert g.items is not None and g.selector is None and g.bitmap is None
+            in_group = g.items
+        else:
+            assert g.items is None and g.selector is not None and g.bitmap is not None
+            in_group = np.flatnonzero(np.unpackbits(g.bitmap, bitorder="little")[:N_ITEMS])
+            assert all(g.selector.is_member(int(i)) for i in in_group[:50])
+            outside = np.setdiff1d(ITEMS, in_group)[:50]
+            assert not any(g.selector.is_member(int(i)) for i in outside)
+        assert g.size == in_group.size
+        members.append(in_group)
+    assert sorted((g.size, g.whole) for g in groups) == [
+        (334, True),
+        (666, False),
+        (666, False),
+        (1334, False),
+    ]
+    assert np.array_equal(np.sort(np.concatenate(members)), ITEMS)
+
+
+def test_a_searched_group_holds_its_bitmap_alone() -> None:
+    # A boost over a third of a catalog: two searched groups, one bit an item each (at a
+    # million items 125 KB a group, where an item list beside it held 8 MB a plan).
+    groups = offset_groups(_plan(_offsets()["third"]), whole_up_to=500)
+    assert groups is not None and not any(g.whole for g in groups)
+    assert sum(g.nbytes for g in groups) == 2 * -(-N_ITEMS // 8)
 
 
 def test_a_plan_with_too_many_offsets_ranks_exactly() -> None:
@@ -191,7 +216,7 @@ def test_offset_groups_live_as_long_as_their_plan() -> None:
 
     from app.serving.ann_rules import OffsetGroups
 
-    cache = OffsetGroups()
+    cache = OffsetGroups(whole_up_to=500)
     plan = _plan(_offsets()["third"])
     first = cache.of(plan)
     assert cache.of(plan) is first and len(cache) == 1  # computed once per plan
