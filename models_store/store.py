@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -190,8 +190,20 @@ class ModelStore:
         files changing waits for the rebuild and loads the result once, instead of
         refusing the version it serves (or loading it again) at each step.
         """
+        with self.reading(model, version) as loaded:
+            return loaded
+
+    @contextlib.contextmanager
+    def reading(self, model: str, version: str | int) -> Iterator[LoadedVersion]:
+        """``load``, with the model's shared lock held until the block ends.
+
+        For a caller that opens the version's mapped files (``LoadedVersion.mapped``: the
+        indexes, read by path) after loading it: inside the block no rebuild can replace
+        them, so what it maps is what the manifest it got describes. The block should be
+        short; a rebuild waits for it.
+        """
         with self.backend.lock(validate_name(model, "model name"), shared=True):
-            return self._load(model, version)
+            yield self._load(model, version)
 
     def _load(self, model: str, version: str | int) -> LoadedVersion:
         """``load`` for callers that hold the model's lock already."""

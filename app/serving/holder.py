@@ -149,9 +149,8 @@ class ModelHolder:
             if pinned is not None:
                 return pinned
             try:
-                model = self._on_load(
-                    build_loaded_model(self.store.load(name, version), self.device)
-                )
+                with self.store.reading(name, version) as loaded:  # as in ``_load_version``
+                    model = self._on_load(build_loaded_model(loaded, self.device))
             except (StoreError, ModelLoadError) as exc:
                 error = f"{name} version {version} refused: {exc}"
                 with self._lock:
@@ -285,7 +284,10 @@ class ModelHolder:
 
         A listener returns the version to install: the one it got, or a
         copy-on-write extension of it (``app.catalog`` adds catalog items
-        scored from their text). Listeners run in the order they were added.
+        scored from their text). Listeners run in the order they were added,
+        under the store's shared lock on the model (``ModelStore.reading``), so
+        the index files they open are the ones the loaded manifest describes; a
+        listener must not write to the store (the write would wait for that lock).
         """
         with self._lock:
             self._load_listeners.append(listener)
@@ -346,8 +348,11 @@ class ModelHolder:
         # Taken before reading, so a repair made while this load runs is still noticed.
         seen = (promoted_at, self.store.version_fingerprint(name, version))
         try:
-            loaded = self.store.load(name, version)
-            model = self._on_load(build_loaded_model(loaded, self.device))
+            # The listeners open the version's index files by path: under the store's
+            # shared lock, so a rebuild cannot swap them for files the manifest read
+            # here does not describe.
+            with self.store.reading(name, version) as loaded:
+                model = self._on_load(build_loaded_model(loaded, self.device))
         except (StoreError, ModelLoadError) as exc:
             self._record_failure(name, version, exc, seen)
             previous = self._models.get(name)

@@ -146,6 +146,42 @@ def test_a_served_version_whose_files_change_is_loaded_again(
     assert holder.get("mult-vae") is again
 
 
+def test_a_rebuild_waits_for_the_load_listeners_that_open_the_index(
+    make_client: Callable[..., TestClient], store_dir: Path, train: Callable[..., str]
+) -> None:
+    # The retrieval listener opens a version's index files by path after the store read
+    # its manifest. A rebuild that swapped the files in between had them opened with the
+    # old manifest's parameters; now the listeners run under the store's shared lock, so
+    # a rebuild started meanwhile waits for them.
+    from training.ann import index_version
+
+    client = make_client(ann="on")
+    holder = client.app.state.services.holder  # type: ignore[attr-defined]
+    store = ModelStore(store_dir)
+    rebuilds: list[threading.Thread] = []
+    waited: list[bool] = []
+
+    def rebuild_while_opening(model):  # type: ignore[no-untyped-def]
+        if model.version == "2" and not rebuilds:
+            rebuild = threading.Thread(
+                target=index_version, args=(store, "mult-vae", "2"), kwargs={"nprobe": 1}
+            )
+            rebuilds.append(rebuild)
+            rebuild.start()
+            rebuild.join(2.0)  # a rebuild of this tiny version takes a fraction of that
+            waited.append(rebuild.is_alive())
+        return model
+
+    holder.add_load_listener(rebuild_while_opening)
+    assert train(store, "mult-vae", seed=1) == "2"  # promoted: the poll loads it
+    _wait_for(lambda: bool(rebuilds))
+    rebuilds[0].join(30)
+    assert waited == [True]  # the rebuild could not replace the files during the listener
+    # Then the rebuilt files are noticed and loaded, with the index they hold.
+    _wait_for(lambda: (m := holder.get("mult-vae")).ann is not None and m.ann.nprobe == 1)
+    assert holder.status()["mult-vae"]["error"] is None
+
+
 def test_a_rebuild_of_the_served_version_is_waited_for_and_loaded_once(
     make_client: Callable[..., TestClient],
     store_dir: Path,
