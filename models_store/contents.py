@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,17 +174,23 @@ def check_history(history: Mapping[str, np.ndarray], n_users: int, n_items: int)
 # --------------------------------------------------------------------------- decode
 
 
-def decode(files: Mapping[str, bytes], tensors_path: str | None = None) -> VersionContents:
+def decode(
+    files: Mapping[str, bytes],
+    tensors_path: str | None = None,
+    *,
+    tensors: Collection[str] | None = None,
+) -> VersionContents:
     """Verified file bytes -> ``VersionContents``; ``ContentsError`` names the bad file.
 
     ``tensors_path``: the verified tensors file, read from its path instead of
     from ``files`` (``ModelStore.load`` on a local directory: the file's bytes
     and the arrays decoded from them are then never in memory together).
+    ``tensors``: read only these arrays (each must be in the file).
     """
     if tensors_path is not None:
-        tensors = _load_array_file(tensors_path, TENSORS_FILE)
+        arrays = _load_array_file(tensors_path, TENSORS_FILE, tensors)
     else:
-        tensors = _load_arrays(files[TENSORS_FILE], TENSORS_FILE)
+        arrays = _select(_load_arrays(files[TENSORS_FILE], TENSORS_FILE), TENSORS_FILE, tensors)
     history = _load_arrays(files[HISTORY_FILE], HISTORY_FILE)
     if sorted(history) != sorted(HISTORY_KEYS):
         raise ContentsError(f"{HISTORY_FILE} holds {sorted(history)}, expected {HISTORY_KEYS}")
@@ -195,7 +201,7 @@ def decode(files: Mapping[str, bytes], tensors_path: str | None = None) -> Versi
     except ContentsError as exc:
         raise ContentsError(f"{HISTORY_FILE}: {exc}") from exc
     extra = {name: data for name, data in files.items() if name not in RESERVED_FILES}
-    return VersionContents(tensors, user_ids, item_ids, history, extra)
+    return VersionContents(arrays, user_ids, item_ids, history, extra)
 
 
 def _load_arrays(data: bytes, name: str) -> dict[str, np.ndarray]:
@@ -205,8 +211,23 @@ def _load_arrays(data: bytes, name: str) -> dict[str, np.ndarray]:
         raise ContentsError(f"{name} is not a readable safetensors file: {exc}") from exc
 
 
-def _load_array_file(path: str, name: str) -> dict[str, np.ndarray]:
-    """The arrays of a safetensors file, each copied out of a mapping of its own.
+def _select(
+    arrays: dict[str, np.ndarray], name: str, keys: Collection[str] | None
+) -> dict[str, np.ndarray]:
+    """``arrays`` restricted to ``keys`` (all when None); ``ContentsError`` for a key not there."""
+    if keys is None:
+        return arrays
+    missing = sorted(set(keys) - set(arrays))
+    if missing:
+        raise ContentsError(f"{name} holds no {', '.join(missing)}")
+    return {key: arrays[key] for key in keys}
+
+
+def _load_array_file(
+    path: str, name: str, only: Collection[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file (``only`` these, when given), each copied out of a
+    mapping of its own.
 
     Why not ``load_file``: it maps the whole file once and copies every array out of
     it, so at the end the process holds the arrays *and* every page of the mapped file
@@ -219,13 +240,15 @@ def _load_array_file(path: str, name: str) -> dict[str, np.ndarray]:
     try:
         with safe_open(path, framework="np") as handle:
             keys = list(handle.keys())
+        if only is not None:
+            keys = [key for key in keys if key in only]
         arrays = {}
         for key in keys:
             with safe_open(path, framework="np") as handle:
                 arrays[key] = handle.get_tensor(key)
-        return arrays
     except Exception as exc:  # SafetensorError is not importable from a stable path
         raise ContentsError(f"{name} is not a readable safetensors file: {exc}") from exc
+    return arrays if only is None else _select(arrays, name, only)
 
 
 def _load_ids(data: bytes, name: str) -> list[str]:

@@ -182,19 +182,27 @@ class ModelStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def load(self, model: str, version: str | int) -> LoadedVersion:
+    def load(
+        self, model: str, version: str | int, *, tensors: Collection[str] | None = None
+    ) -> LoadedVersion:
         """Read and verify every file of a version (format, file set, sizes, sha256, content).
+
+        ``tensors`` names the only arrays to read from the tensors file (the whole file is
+        still verified): for a tool that needs part of a model, as an index build needs
+        its item table (``InnerProductScorer.table_tensors``).
 
         Under the model's shared lock: an index rebuild (``add_retrieval_index``, under
         the exclusive one) is never seen half written, so a server that notices its
         files changing waits for the rebuild and loads the result once, instead of
         refusing the version it serves (or loading it again) at each step.
         """
-        with self.reading(model, version) as loaded:
+        with self.reading(model, version, tensors=tensors) as loaded:
             return loaded
 
     @contextlib.contextmanager
-    def reading(self, model: str, version: str | int) -> Iterator[LoadedVersion]:
+    def reading(
+        self, model: str, version: str | int, *, tensors: Collection[str] | None = None
+    ) -> Iterator[LoadedVersion]:
         """``load``, with the model's shared lock held until the block ends.
 
         For a caller that opens the version's mapped files (``LoadedVersion.mapped``: the
@@ -203,9 +211,11 @@ class ModelStore:
         short; a rebuild waits for it.
         """
         with self.backend.lock(validate_name(model, "model name"), shared=True):
-            yield self._load(model, version)
+            yield self._load(model, version, tensors=tensors)
 
-    def _load(self, model: str, version: str | int) -> LoadedVersion:
+    def _load(
+        self, model: str, version: str | int, *, tensors: Collection[str] | None = None
+    ) -> LoadedVersion:
         """``load`` for callers that hold the model's lock already."""
         manifest = self.manifest(model, version)
         prefix = _version_key(manifest.model, manifest.version)
@@ -227,7 +237,7 @@ class ModelStore:
             if name not in mapped_names:  # an index is verified here, mapped by its reader
                 blobs[name] = blob
         try:
-            contents = decode(blobs, tensors_path)
+            contents = decode(blobs, tensors_path, tensors=tensors)
         except ContentsError as exc:
             raise CorruptVersion(f"{where}: {exc}") from exc
         mapped = {name: self.backend.location(f"{prefix}/{name}") for name in mapped_names}

@@ -31,7 +31,7 @@ import faiss
 import numpy as np
 
 from models_store import Manifest, ModelStore
-from training.models import stored_scorer
+from training.models import scorer_class, stored_scorer
 from training.models.base import InnerProductScorer, ModelError, Scorer
 
 #: The version file holding the index (a name the store accepts).
@@ -425,9 +425,16 @@ def index_version(
     """
     say = progress if progress is not None else (lambda step: None)
     version = store.resolve(model, ref)
-    say(f"reading version {version}")
-    loaded = store.load(model, version)
-    manifest = loaded.manifest
+    manifest = store.manifest(model, version)
+    # Only the tensors the item table and vectors are made of: a Mult-VAE's encoder is as
+    # large as its item table, and no index reads it (docs/performance.md).
+    table = scorer_class(manifest.model).table_tensors
+    if table is None:
+        raise AnnError(
+            f"model '{manifest.model}' is not of inner-product form; it is always scored exactly"
+        )
+    say(f"reading version {version} ({', '.join(sorted(table))} of its tensors)")
+    loaded = store.load(model, version, tensors=table)
     scorer = stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)
     if not supports_ann(scorer):
         raise AnnError(

@@ -95,6 +95,29 @@ def test_versions_count_up_and_list_in_order(store: ModelStore, saved: Saver) ->
 # --------------------------------------------------------------------------- verification
 
 
+@pytest.mark.parametrize("local", [True, False])
+def test_a_load_can_read_some_tensors_only(store_root: Path, local: bool) -> None:
+    # What ``genrec models index`` does: the item table, not the encoder. The whole file
+    # is still verified, and a name the file does not hold is an error, not a silent gap.
+    backend = LocalDirectoryBackend(store_root) if local else _BytesOnlyBackend(store_root)
+    store = ModelStore(backend=backend)
+    contents = build_contents(seed=3)
+    version = store.save("mult-vae", contents, **save_kwargs()).version
+    wanted = sorted(contents.tensors)[:1]
+    loaded = store.load("mult-vae", version, tensors=wanted)
+    assert sorted(loaded.contents.tensors) == wanted
+    np.testing.assert_array_equal(loaded.contents.tensors[wanted[0]], contents.tensors[wanted[0]])
+    assert loaded.contents.item_ids == contents.item_ids
+    with pytest.raises(CorruptVersion, match="holds no no_such_tensor"):
+        store.load("mult-vae", version, tensors=["no_such_tensor"])
+    path = _version_dir(store_root, version=version) / "tensors.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptVersion, match=r"tensors\.safetensors sha256"):
+        store.load("mult-vae", version, tensors=wanted)
+
+
 def test_tampered_file_is_corrupt(store: ModelStore, store_root: Path, saved: Saver) -> None:
     saved()
     path = _version_dir(store_root) / "tensors.safetensors"

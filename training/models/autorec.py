@@ -268,6 +268,7 @@ class IAutoRecScorer(Scorer):
 
     name: ClassVar[str] = "i-autorec"
     predicts_ratings: ClassVar[bool] = True
+    table_tensors = frozenset({"item_codes"})  # ``InnerProductScorer``
 
     def user_state(self, users: Tensor, history: History) -> Tensor:
         """(B,) user indices (-1 = fold in) + histories -> (B, H+1) [w_u, b_u]."""
@@ -371,6 +372,7 @@ class UAutoRecScorer(Scorer):
 
     name: ClassVar[str] = "u-autorec"
     predicts_ratings: ClassVar[bool] = True
+    table_tensors = frozenset({"decoder_weight", "decoder_bias"})  # ``InnerProductScorer``
 
     def user_state(self, users: Tensor, history: History) -> Tensor:
         """(B,) users (unused: the state is the history's code) + histories -> (B, H)."""

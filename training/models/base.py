@@ -160,6 +160,11 @@ class Scorer(ABC):
 
     name: ClassVar[str]
     predicts_ratings: ClassVar[bool] = False
+    #: For an ``InnerProductScorer``: the tensors ``inner_product_table``/``_rows`` and
+    #: ``item_vectors`` read, all an index build needs (``training.ann.index_version``
+    #: loads only these: a Mult-VAE's encoder is as large as its item table and no index
+    #: reads it). None for other scorers.
+    table_tensors: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: Mapping[str, Any], tensors: Mapping[str, Tensor]) -> None:
         self.config: dict[str, Any] = dict(config)

@@ -119,6 +119,7 @@ class BiasedMFScorer(Scorer):
 
     name = "biased-mf"
     predicts_ratings = True
+    table_tensors = frozenset({"items"})  # ``InnerProductScorer``
 
     def user_state(self, users: Tensor, history: History) -> Tensor:
         """(B,) users (-1: fold in), histories -> (B, d+2) [p_u, 1, b_u]."""

@@ -165,6 +165,7 @@ class PMFScorer(Scorer):
 
     name = "pmf"
     predicts_ratings = True
+    table_tensors = frozenset({"items"})  # ``InnerProductScorer``; ConvMF's too
 
     @property
     def biases(self) -> bool:

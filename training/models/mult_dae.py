@@ -82,6 +82,7 @@ class MultDAEScorer(Scorer):
 
     name = "mult-dae"
     predicts_ratings = False
+    table_tensors = frozenset({"dec_out_w", "dec_out_b"})  # ``InnerProductScorer``
 
     def user_state(self, users: Tensor, history: History) -> Tensor:
         """(B,) users (unused: every user is encoded), histories -> (B, H)."""

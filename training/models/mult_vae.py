@@ -116,6 +116,7 @@ class MultVAEScorer(Scorer):
 
     name = "mult-vae"
     predicts_ratings = False
+    table_tensors = frozenset({"dec_out_w", "dec_out_b"})  # ``InnerProductScorer``
 
     def user_state(self, users: Tensor, history: History) -> Tensor:
         """(B,) users (unused: the encoder folds every user in), histories -> (B, H)."""

@@ -297,3 +297,23 @@ def test_inner_product_form_ranks_like_the_score(fitted: Fitted) -> None:
     for start, stop in ((0, 3), (2, n), (n - 1, n + 5)):
         torch.testing.assert_close(scorer.inner_product_rows(start, stop), table[start:stop])
     assert len(scorer.inner_product_rows(n, n + 4)) == 0
+
+
+def test_the_table_tensors_are_all_an_index_needs(fitted: Fitted) -> None:
+    """A scorer given only ``table_tensors`` (what ``genrec models index`` loads) has the
+    same table, rows and item vectors as the whole scorer."""
+    scorer = fitted.model.to_scorer()
+    names = type(scorer).table_tensors
+    if fitted.name not in INNER_PRODUCT:
+        assert names is None  # no index is built for it
+        return
+    assert isinstance(scorer, InnerProductScorer) and names is not None
+    tensors = scorer.tensors()
+    assert names <= set(tensors), f"{fitted.name}: {sorted(names - set(tensors))} not saved"
+    partial = type(scorer).from_tensors(scorer.config, {k: tensors[k] for k in names})
+    assert isinstance(partial, InnerProductScorer)
+    torch.testing.assert_close(partial.inner_product_table(), scorer.inner_product_table())
+    torch.testing.assert_close(partial.inner_product_rows(1, 4), scorer.inner_product_rows(1, 4))
+    vectors, whole = partial.item_vectors(), scorer.item_vectors()
+    assert vectors is not None and whole is not None
+    torch.testing.assert_close(vectors, whole)

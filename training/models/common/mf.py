@@ -131,6 +131,8 @@ class MFScorer(Scorer):
     ``item_factors`` and ``item_bias``, as ``ItemBiasMF.tensors`` writes them.
     """
 
+    table_tensors = frozenset({"item_factors", "item_bias"})  # ``InnerProductScorer``
+
     def user_state(self, users: Tensor, history: History) -> Tensor:
         p = self.t["user_factors"]
         users = users.to(p.device)
