@@ -142,9 +142,15 @@ def build_store(
 
     torch.set_num_threads(1)
     if base is not None:
+        width = base_width(ModelStore(base))
+        if dims is not None and dims != width:
+            raise SystemExit(
+                f"--dims {dims}: the base store's mult-vae is {width} wide, and a copy keeps "
+                "its width; leave --dims out, or train a store of that width (no --base-store)"
+            )
         shutil.copytree(base, root)
         store = ModelStore(root)
-        print(f"# store copied from {base}")
+        print(f"# store copied from {base} (mult-vae {width} wide)")
     else:
         from training.data.datasets import load_dataset
         from training.pipeline import train_and_save
@@ -164,6 +170,12 @@ def build_store(
         print(f"# widened mult-vae to {items:,} items in {time.perf_counter() - t0:.0f} s")
         if index:
             index_catalog(store, "mult-vae", version)
+
+
+def base_width(store: Any) -> int:
+    """The hidden width (item-table width) of a store's production Mult-VAE."""
+    manifest = store.manifest("mult-vae", store.resolve("mult-vae"))
+    return int(manifest.hyper_parameters["hidden_dim"])
 
 
 def index_catalog(store: Any, model: str, version: str) -> None:
