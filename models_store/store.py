@@ -189,7 +189,7 @@ class ModelStore:
 
         ``tensors`` names the only arrays to read from the tensors file (the whole file is
         still verified): for a tool that needs part of a model, as an index build needs
-        its item table (``InnerProductScorer.table_tensors``).
+        its item table (``Scorer.table_tensors``).
 
         Under the model's shared lock: an index rebuild (``add_retrieval_index``, under
         the exclusive one) is never seen half written, so a server that notices its

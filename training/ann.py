@@ -436,14 +436,11 @@ def index_version(
     say(f"reading version {version} ({', '.join(sorted(table))} of its tensors)")
     loaded = store.load(model, version, tensors=table)
     scorer = stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)
-    if not supports_ann(scorer):
-        raise AnnError(
-            f"model '{manifest.model}' is not of inner-product form; it is always scored exactly"
-        )
     # Each index is written to a file of the store's scratch directory as soon as it is
     # built and handed over by path, and the retrieval table is read from the model a
-    # chunk at a time: no table copy and no serialised index is ever held (at
-    # 1,000,000 x 600 the peak was 10.6 GB; docs/performance.md).
+    # chunk at a time (``scorer_rows``, which refuses a scorer not of inner-product
+    # form): no table copy and no serialised index is ever held (docs/performance.md,
+    # "A server's start-up memory at 1M items", on `genrec models index`).
     with store.scratch(model) as scratch:
         rows = scorer_rows(scorer, len(loaded.contents.item_ids))
         say(f"building the retrieval index over {rows.n:,} x {rows.dims}")

@@ -149,8 +149,7 @@ class ModelHolder:
             if pinned is not None:
                 return pinned
             try:
-                with self.store.reading(name, version) as loaded:  # as in ``_load_version``
-                    model = self._on_load(build_loaded_model(loaded, self.device))
+                model, _ = self._read(name, version)
             except (StoreError, ModelLoadError) as exc:
                 error = f"{name} version {version} refused: {exc}"
                 with self._lock:
@@ -348,11 +347,7 @@ class ModelHolder:
         # Taken before reading, so a repair made while this load runs is still noticed.
         seen = (promoted_at, self.store.version_fingerprint(name, version))
         try:
-            # The listeners open the version's index files by path: under the store's
-            # shared lock, so a rebuild cannot swap them for files the manifest read
-            # here does not describe.
-            with self.store.reading(name, version) as loaded:
-                model = self._on_load(build_loaded_model(loaded, self.device))
+            model, fingerprint = self._read(name, version)
         except (StoreError, ModelLoadError) as exc:
             self._record_failure(name, version, exc, seen)
             previous = self._models.get(name)
@@ -363,7 +358,7 @@ class ModelHolder:
             self._models[name] = model  # the swap: one reference replaced
             # The files as read, under the store's lock: a rebuild that was writing them
             # when ``seen`` was taken has finished, and is not taken for a new change.
-            self._fingerprints[name] = loaded.fingerprint
+            self._fingerprints[name] = fingerprint
             self._failures.pop(name, None)
         self.metrics.set_loaded_version(name, version, previous.version if previous else None)
         freeze_long_lived()  # the version lives until the next swap: keep GC scans off it
@@ -375,6 +370,17 @@ class ModelHolder:
             f" (was {previous.version})" if previous else "",
         )
         return model
+
+    def _read(self, name: str, version: str) -> tuple[LoadedModel, str]:
+        """``version`` read, verified and passed through the load listeners, and the
+        fingerprint of its files as read.
+
+        The listeners open the version's index files by path: under the store's shared
+        lock, so a rebuild cannot swap them for files the manifest read here does not
+        describe.
+        """
+        with self.store.reading(name, version) as loaded:
+            return self._on_load(build_loaded_model(loaded, self.device)), loaded.fingerprint
 
     def _record_failure(
         self, name: str, version: str, exc: Exception, seen: tuple[str, str]
