@@ -43,6 +43,7 @@ from app.core.db import (
     make_engine,
     make_read_engine,
     make_sessionmaker,
+    make_write_engine,
     upgrade_database,
 )
 from app.core.errors import document_error_bodies, install_error_handlers
@@ -78,6 +79,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
             log.error("database migration at startup failed (/readyz will say so): %s", exc)
     engine = make_engine(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s)
     reads = make_read_engine(engine, connect_timeout_s=settings.db_connect_timeout_s)
+    writes = make_write_engine(engine, connect_timeout_s=settings.db_connect_timeout_s)
     sessions = make_sessionmaker(engine)
     guard = DatabaseGuard(settings.db_retry_s)  # shared: reads and writes see one outage
     cache = make_cache(
@@ -116,6 +118,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         metrics=metrics,
         engine=engine,
         read_engine=reads,
+        write_engine=writes,
         sessions=sessions,
         cache=cache,
         holder=holder,
@@ -132,7 +135,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         attributes=attributes,
         auth_throttle=AuthThrottle(settings.admin_max_failures, settings.admin_failure_window_s),
         interactions=InteractionLogger(
-            engine, holder, settings, guard, metrics, attributor=attributor
+            writes, holder, settings, guard, metrics, attributor=attributor
         ),
         impressions=impressions,
         retention=ImpressionRetention(
@@ -183,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.cache.close()
             services.engine.dispose()
             services.read_engine.dispose()
+            services.write_engine.dispose()
 
     app = FastAPI(
         title="genrec",

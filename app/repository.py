@@ -31,6 +31,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     true,
     tuple_,
     update,
@@ -83,7 +84,14 @@ def as_connection(db: Session | Connection) -> Connection:
 
 
 def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -> int:
-    """Insert ``rows`` in the caller's transaction (one executemany); returns the count.
+    """Insert ``rows`` in one statement on Postgres (an executemany elsewhere); the count.
+
+    One statement is atomic by itself, which is what lets the interaction writer run a
+    group without a transaction around it (``app.core.db.make_write_engine``): the
+    rows go as one array per column, unnested in their order (``WITH ORDINALITY``, so
+    a request's rows get increasing ids, as the log's order wants), in a statement
+    whose text does not change with the number of rows. On SQLite the rows go by
+    executemany in the caller's transaction.
 
     ``created_at`` is set here rather than by the server default so that both
     backends store the same representation and post-cutoff filters compare alike.
@@ -95,7 +103,23 @@ def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -
     if not rows:
         return 0
     now = datetime.now(UTC)
-    as_connection(db).execute(
+    connection = as_connection(db)
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _INSERT_INTERACTIONS_UNNESTED,
+            {
+                "user_id": [row.user_id for row in rows],
+                "item_id": [row.item_id for row in rows],
+                "rating": [None if row.rating is None else float(row.rating) for row in rows],
+                "ts": [as_utc(row.ts) if row.ts is not None else now for row in rows],
+                "created_at": now,
+                "type": [row.type for row in rows],
+                "recommendation_id": [row.recommendation_id for row in rows],
+                "impression_id": [row.impression_id for row in rows],
+            },
+        )
+        return len(rows)
+    connection.execute(
         _INSERT_INTERACTION,
         [
             {
@@ -115,6 +139,18 @@ def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -
 
 
 _INSERT_INTERACTION = insert(Interaction.metadata.tables[Interaction.__tablename__])
+#: Postgres: a group's rows as one array per column; the casts name the arrays' types so
+#: that an all-null column (no typed events, say) is not left for the server to guess.
+_INSERT_INTERACTIONS_UNNESTED = text(
+    "INSERT INTO interactions "
+    "(user_id, item_id, rating, ts, created_at, type, recommendation_id, impression_id) "
+    "SELECT r.user_id, r.item_id, r.rating, r.ts, :created_at, r.type, r.recommendation_id, "
+    "r.impression_id FROM unnest(CAST(:user_id AS text[]), CAST(:item_id AS text[]), "
+    "CAST(:rating AS double precision[]), CAST(:ts AS timestamptz[]), CAST(:type AS text[]), "
+    "CAST(:recommendation_id AS text[]), CAST(:impression_id AS text[])) "
+    "WITH ORDINALITY AS r(user_id, item_id, rating, ts, type, recommendation_id, impression_id, n) "
+    "ORDER BY r.n"
+)
 _IMPRESSIONS = Impression.metadata.tables[Impression.__tablename__]
 
 

@@ -31,6 +31,8 @@ class Services:
     engine: Engine
     #: ``make_read_engine``'s: the serving path's log reads (``engine`` itself on SQLite).
     read_engine: Engine
+    #: ``make_write_engine``'s: the interaction writer's (``engine`` itself on SQLite).
+    write_engine: Engine
     sessions: sessionmaker[Session]
     cache: StateCache
     holder: ModelHolder

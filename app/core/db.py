@@ -32,13 +32,19 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str, connect_timeout_s: float = 10.0, autocommit: bool = False) -> Engine:
+def make_engine(
+    url: str,
+    connect_timeout_s: float = 10.0,
+    autocommit: bool = False,
+    pool_size: int | None = None,
+) -> Engine:
     """Engine for ``url``; creates the SQLite file's directory so embedded mode just works.
 
     On Postgres, ``connect_timeout_s`` bounds what a black-holed server costs a
     request, and ``pool_timeout`` bounds the wait for a pooled connection, so a
     database outage turns into fast 503s / degraded reads instead of a pile-up.
-    ``autocommit`` opens every pooled connection in autocommit (``make_read_engine``).
+    ``autocommit`` opens every pooled connection in autocommit (``make_read_engine``,
+    ``make_write_engine``); ``pool_size`` connections are pooled, as many more on overflow.
     """
     url = normalise_database_url(url)
     parsed = make_url(url)
@@ -48,10 +54,11 @@ def make_engine(url: str, connect_timeout_s: float = 10.0, autocommit: bool = Fa
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    pooled = pool_size or (READ_POOL_SIZE if autocommit else 10)
     engine = create_engine(
         url,
-        pool_size=READ_POOL_SIZE if autocommit else 10,
-        max_overflow=READ_POOL_SIZE if autocommit else 10,
+        pool_size=pooled,
+        max_overflow=pooled,
         pool_timeout=max(connect_timeout_s, 1.0),
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
@@ -132,6 +139,28 @@ def make_read_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine:
     reads = make_engine(url, connect_timeout_s, autocommit=True)
     event.listen(reads, "connect", _keyed_reads_only)
     return reads
+
+
+def make_write_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine:
+    """An engine for the interaction writer's groups, whose every statement stands alone.
+
+    A group is its attribution reads and then one ``INSERT`` of every row of its
+    requests (``app.repository.add_interactions``). A single statement is atomic by
+    itself, so the group is still all or nothing without a transaction around it; in
+    autocommit psycopg sends no ``BEGIN`` before the first statement and no ``COMMIT``
+    after the last: two round trips fewer per group (a write in the serve benchmark's
+    mix, which looks up one attribution window: four round trips, now two). The writer
+    is one thread, and a round trip is time it waits with its group's requests
+    unacknowledged; to a database across a network each costs far more than on
+    loopback. On Postgres a pool of its own (one connection for the one writer), in
+    autocommit from its first connect like ``make_read_engine``'s; SQLite (no round
+    trips) writes through ``engine`` in a transaction, and the caller disposes the
+    returned engine when it is not ``engine``.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    url = engine.url.render_as_string(hide_password=False)
+    return make_engine(url, connect_timeout_s, autocommit=True, pool_size=1)
 
 
 def _keyed_reads_only(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -125,7 +125,7 @@ class Metrics:
         )
         self.interaction_group_size = Histogram(
             "genrec_interaction_group_size",
-            "interaction-write requests committed in one transaction (group commit)",
+            "interaction-write requests committed in one write (group commit)",
             buckets=BATCH_BUCKETS,
             registry=r,
         )

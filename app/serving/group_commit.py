@@ -1,4 +1,4 @@
-"""Group commit: concurrent writes share one transaction, each acknowledged after it.
+"""Group commit: concurrent writes share one commit, each acknowledged after it.
 
 Why: a committed transaction costs a round trip and (on Postgres) a WAL flush,
 whatever its size, and one transaction per request made interaction writes
@@ -11,7 +11,7 @@ How: ``submit`` queues one request's work and returns a future. The writer
 thread takes what is queued after at most ``wait_s`` from the oldest arrival
 (or when ``max_group`` are waiting; a lone request after a lone group is taken
 at once, as in ``app.serving.batcher``) and calls ``write`` with the group's
-items in one call — the caller's ``write`` does them in one transaction. Every
+items in one call — the caller's ``write`` commits them all or none. Every
 future is resolved only after ``write`` returned (committed); if it raises,
 every request of the group gets that exception, so nothing unwritten is
 acknowledged. A request cancelled while still queued (the client went away)

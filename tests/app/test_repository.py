@@ -1,4 +1,4 @@
-"""Repository: batch insert in the caller's transaction, post-cutoff reads in order."""
+"""Repository: batch insert in one statement or the caller's transaction, post-cutoff reads in order."""
 
 from __future__ import annotations
 
@@ -8,11 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
-from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.core.db import (
+    make_engine,
+    make_sessionmaker,
+    make_write_engine,
+    session_scope,
+    upgrade_database,
+)
+from app.db_models import Interaction
 from app.repository import (
     _BATCH_LOG_LATERAL,
     _WINDOW_LATERAL,
@@ -31,27 +39,6 @@ from app.repository import (
 from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def test_add_and_read_back_in_event_order(sessions: sessionmaker[Session]) -> None:
-    with session_scope(sessions) as s:
-        n = add_interactions(
-            s,
-            [
-                NewInteraction("u1", "b", 4.0, T0 + timedelta(hours=1)),
-                NewInteraction("u1", "a", None, T0),
-                NewInteraction("u2", "a", 5.0, None),
-            ],
-        )
-    assert n == 3
-    with session_scope(sessions) as s:
-        rows = user_interactions(s, "u1")
-        assert [r.item_id for r in rows] == ["a", "b"]
-        assert rows[0].rating is None and rows[1].rating == 4.0
-        assert rows[0].ts == T0  # UTC round trip, aware
-        assert count_interactions(s) == 3
-        assert count_interactions(s, "u2") == 1
-        assert user_interactions(s, "u2")[0].ts.tzinfo is not None
 
 
 def test_after_filters_by_event_or_arrival_time(sessions: sessionmaker[Session]) -> None:
@@ -84,6 +71,63 @@ def any_backend(request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session
     try:
         yield make_sessionmaker(engine)
     finally:
+        engine.dispose()
+
+
+def test_add_and_read_back_in_event_order(any_backend: sessionmaker[Session]) -> None:
+    """Both insert forms (Postgres's unnested arrays, SQLite's executemany) store the same
+    rows: null ratings and types, aware UTC times, ids in the order the rows came."""
+    tag = uuid.uuid4().hex[:8]  # the Postgres database is shared by the session's tests
+    u1, u2 = f"{tag}-u1", f"{tag}-u2"
+    with session_scope(any_backend) as s:
+        n = add_interactions(
+            s,
+            [
+                NewInteraction(u1, "b", 4.0, T0 + timedelta(hours=1)),
+                NewInteraction(u1, "a", None, T0),
+                NewInteraction(u2, "a", 5, None, type="click", recommendation_id="r-1"),
+                NewInteraction(u2, "c", 2.5, T0, impression_id=None),
+            ],
+        )
+    assert n == 4
+    with session_scope(any_backend) as s:
+        rows = user_interactions(s, u1)
+        assert [r.item_id for r in rows] == ["a", "b"]
+        assert rows[0].rating is None and rows[1].rating == 4.0
+        assert rows[0].ts == T0  # UTC round trip, aware
+        assert rows[1].id < rows[0].id  # inserted in the order given, whatever their times
+        assert count_interactions(s, u1) == 2
+        assert count_interactions(s, u2) == 2
+        second = user_interactions(s, u2)
+        assert [(r.item_id, r.rating) for r in second] == [("c", 2.5), ("a", 5.0)]
+        assert second[1].ts.tzinfo is not None
+        typed = s.execute(
+            select(Interaction.type, Interaction.recommendation_id).where(
+                Interaction.user_id == u2, Interaction.item_id == "a"
+            )
+        ).one()
+        assert tuple(typed) == ("click", "r-1")
+
+
+def test_a_group_is_one_statement_all_or_nothing_without_a_transaction(postgres_url: str) -> None:
+    """The interaction writer's engine runs in autocommit; the group's rows are still all
+    or nothing because they are one statement: a row Postgres refuses (an id longer
+    than its column) fails the rows beside it too."""
+    upgrade_database(postgres_url)
+    engine = make_engine(postgres_url)
+    writes = make_write_engine(engine)
+    tag = uuid.uuid4().hex[:8]
+    try:
+        rows = [NewInteraction(f"{tag}-ok", "1", 4.0), NewInteraction(f"{tag}-ok", "2", 4.0)]
+        with pytest.raises(DataError), writes.begin() as conn:
+            assert conn.connection.dbapi_connection.autocommit  # type: ignore[union-attr]
+            add_interactions(conn, [*rows, NewInteraction(f"{tag}-" + "x" * 300, "3", 4.0)])
+        with writes.begin() as conn:
+            assert add_interactions(conn, rows) == 2
+        with make_sessionmaker(engine)() as s:
+            assert count_interactions(s, f"{tag}-ok") == 2  # the second group's, not the first
+    finally:
+        writes.dispose()
         engine.dispose()
 
 

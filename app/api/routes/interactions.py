@@ -20,8 +20,8 @@ router = APIRouter(prefix="/v1", tags=["interactions"])
     openapi_extra=openapi_body(InteractionsBody),
 )
 async def log_interactions(request: Request) -> Response:
-    """One interaction or ``{"interactions": [...]}``; committed in one transaction before 201
-    (shared with concurrent requests: group commit, ``app.serving.group_commit``)."""
+    """One interaction or ``{"interactions": [...]}``; committed all or none before 201
+    (in one write shared with concurrent requests: group commit, ``app.serving.group_commit``)."""
     body = await parse_body(InteractionsBody, request)  # app.api.body says why not a parameter
     items = body.interactions if isinstance(body, InteractionBatch) else [body]
     recorded = await services_of(request).interactions.record_async(items)

@@ -15,6 +15,7 @@ from app.core.db import (
     make_engine,
     make_read_engine,
     make_sessionmaker,
+    make_write_engine,
     ping,
     upgrade_database,
 )
@@ -172,5 +173,31 @@ def test_read_engine_on_sqlite_is_the_engine_itself(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/reads.db")
     try:
         assert make_read_engine(engine) is engine
+    finally:
+        engine.dispose()
+
+
+def test_write_engine_on_postgres_is_one_autocommit_connection(postgres_url: str) -> None:
+    """The interaction writer's engine: its own pool of one connection (the one writer
+    thread), in autocommit, so ``begin()`` sends neither BEGIN nor COMMIT."""
+    engine = make_engine(postgres_url)
+    writes = make_write_engine(engine)
+    assert writes is not engine
+    try:
+        assert writes.pool.size() == 1  # type: ignore[attr-defined]
+        with writes.begin() as conn:
+            conn.execute(text("SELECT 1"))
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None and dbapi.info.transaction_status.name == "IDLE"
+    finally:
+        writes.dispose()
+        engine.dispose()
+
+
+def test_write_engine_on_sqlite_is_the_engine_itself(tmp_path: Path) -> None:
+    """SQLite writes a group in a transaction of the shared engine (no round trips)."""
+    engine = make_engine(f"sqlite:///{tmp_path}/writes.db")
+    try:
+        assert make_write_engine(engine) is engine
     finally:
         engine.dispose()
