@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.core.config import at_least_a_second
 from app.schemas_fields import Int64, ModelName, Number, one_error
 
 #: Experiment and variant names: they appear in URLs and Prometheus labels.
@@ -41,9 +42,8 @@ class ExperimentIn(_Strict):
     name: Name = Field(description="unique experiment name (letters, digits, . _ -)")
     variants: list[VariantIn] = Field(min_length=2, max_length=20)
     control: Name | None = Field(None, description="the control variant's name; default: the first")
-    window_minutes: Number | None = Field(
+    window_minutes: Annotated[Number, AfterValidator(at_least_a_second)] | None = Field(
         None,
-        gt=0,
         le=60 * 24 * 30,
         description="an attributed event counts when it comes at most this long after its "
         "list; default GENREC_ATTRIBUTION_WINDOW_MINUTES (30 if that is 0)",

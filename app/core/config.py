@@ -17,6 +17,22 @@ from sqlalchemy.engine import make_url
 
 from training.data.log_reader import DEFAULT_EVENT_WEIGHTS
 
+#: The shortest attribution window: event times are stamped to the millisecond and a
+#: person's click takes longer than a second, so a shorter window would attribute nothing.
+SHORTEST_WINDOW_MINUTES = 1 / 60
+
+
+def at_least_a_second(minutes: float) -> float:
+    """Refuses a positive attribution window too short to attribute anything (5e-324
+    minutes went through, and silently attributed no event)."""
+    if minutes < SHORTEST_WINDOW_MINUTES:
+        raise ValueError(
+            f"must be at least one second (1/60 = {SHORTEST_WINDOW_MINUTES:.4f} minutes); "
+            f"{minutes:g} minutes would attribute no event"
+        )
+    return minutes
+
+
 Device = Literal["cpu", "cuda", "auto"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 #: Interaction types and training weights when ``GENREC_EVENT_TYPES`` is not set (the
@@ -223,6 +239,11 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_database_url(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    @field_validator("attribution_window_minutes")
+    @classmethod
+    def _window_off_or_a_second(cls, value: float) -> float:
+        return value if value == 0 else at_least_a_second(value)
 
     @field_validator("retrain_every", mode="before")
     @classmethod

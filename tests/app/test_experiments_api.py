@@ -110,6 +110,9 @@ POP = {"name": "a", "model": "popularity", "weight": 1}
         ({**_variants(POP, {**POP, "name": "b"}), "control": "zzz"}, 422, "control 'zzz'"),
         (_variants(POP, {**POP, "name": "b", "weight": "1"}), 422, "weight"),
         ({"name": "has space", "variants": [POP, {**POP, "name": "b"}]}, 422, "name"),
+        ({**_variants(POP, {**POP, "name": "b"}), "window_minutes": 5e-324}, 422, "one second"),
+        ({**_variants(POP, {**POP, "name": "b"}), "window_minutes": 0}, 422, "one second"),
+        ({**_variants(POP, {**POP, "name": "b"}), "window_minutes": 1e6}, 422, "43200"),
     ],
 )
 def test_bad_definitions_are_clear_4xx(

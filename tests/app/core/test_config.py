@@ -52,5 +52,17 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings()
 
 
+@pytest.mark.parametrize(("value", "accepted"), [("0", True), ("0.5", True), ("1e-6", False)])
+def test_the_attribution_window_is_off_or_at_least_a_second(
+    monkeypatch: pytest.MonkeyPatch, value: str, accepted: bool
+) -> None:
+    monkeypatch.setenv("GENREC_ATTRIBUTION_WINDOW_MINUTES", value)
+    if accepted:
+        assert Settings().attribution_window_minutes == float(value)
+        return
+    with pytest.raises(ValidationError, match=r"attribution_window_minutes[\s\S]*one second"):
+        Settings()
+
+
 def test_get_settings_is_cached() -> None:
     assert get_settings() is get_settings()
