@@ -27,9 +27,10 @@ from app.api.deps import Services
 from app.catalog.extension import TextItem, extend_model, is_text_aware
 from app.core.errors import ApiError
 from app.schemas import RecommendationResponse, ScoredItem
+from app.serving.batcher import RankJob, rank_scored
 from app.serving.impressions import ImpressionRecorder
 from app.serving.loaded import LoadedModel
-from app.serving.recommend import Filters, Recommender, top_k_items
+from app.serving.recommend import Filters, Recommender, scored_items
 from app.serving.state import user_context
 
 PREVIEW_ITEM_ID = "__dashboard_preview__"
@@ -101,6 +102,8 @@ def place_text(model: LoadedModel, title: str | None, text: str, k: int) -> Plac
     grown = extend_model(model, [TextItem(PREVIEW_ITEM_ID, title, text, stamp)])
     index = grown.item_index[PREVIEW_ITEM_ID]
     with torch.inference_mode():
-        scores = grown.similar_scores(index).to(grown.device)
-    banned = np.array([index], dtype=np.int64)
-    return Placement(grown.name, grown.version, top_k_items(grown, scores, None, banned, k))
+        row = grown.similar_scores(index).to(grown.device).unsqueeze(0)  # (1, I)
+    job = RankJob(None, np.array([index], dtype=np.int64), None, k)
+    ranked = rank_scored(grown, [job], row)[0]
+    neighbours = [ScoredItem(**fields) for fields in scored_items(grown, ranked)]
+    return Placement(grown.name, grown.version, neighbours)

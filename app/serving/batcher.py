@@ -214,11 +214,20 @@ def rank_batch(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
 
 
 def rank_exact(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
-    """Score, apply rules, mask and top-k ``jobs`` together: one score call, one mask,
-    one ``torch.topk``; lists with a diversity rule are then re-ranked one by one."""
+    """Score ``jobs`` together (one score call) and ``rank_scored`` them."""
     with torch.inference_mode():
-        scores = _score_rows(model, jobs)  # (B, I)
-        scores, dropped, units = apply_rules(scores, [job.rules for job in jobs])
+        return rank_scored(model, jobs, _score_rows(model, jobs))
+
+
+def rank_scored(model: LoadedModel, jobs: Sequence[RankJob], scores: Tensor) -> list[Ranked]:
+    """Apply rules, mask and top-k ``jobs`` over their (B, I) ``scores`` rows together: one
+    mask, one ``torch.topk``; lists with a diversity rule are then re-ranked one by one.
+
+    The one ranking of a scored row, whatever scored it: the scorer for users
+    (``rank_exact``), an item's cosine or co-occurrence row for its similar list.
+    """
+    with torch.inference_mode():
+        scores, dropped, units = apply_rules(scores.float(), [job.rules for job in jobs])
         mask = _mask(jobs, model.n_items, scores.device)  # (B, I) True = never return
         if dropped is not None:
             mask |= dropped

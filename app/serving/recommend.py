@@ -34,8 +34,6 @@ from app.core.errors import ApiError
 from app.core.metrics import Metrics
 from app.experiments.assignment import Assignment, ExperimentRegistry
 from app.rules import AttributeIndex, ListRules, RuleCompiler, RuleError, RulePlan
-from app.rules.apply import apply_rules, boost_unit
-from app.rules.diversity import diversify
 from app.rules.request import rules_from_query
 from app.schemas import (
     MAX_LIST,
@@ -54,6 +52,7 @@ from app.serving.batcher import (
     RankJob,
     count_retrieval,
     rank_batch,
+    rank_scored,
 )
 from app.serving.holder import ModelHolder, ModelUnavailable, UnknownModel
 from app.serving.impressions import ImpressionRecorder
@@ -278,13 +277,12 @@ class Recommender:
             job = RankJob(similar_query(view, index), banned, None, k, rules=plan)
             ranked = rank_batch(view, [job])[0]
             count_retrieval(self.metrics, model.name, [ranked])
-            items = [ScoredItem(**fields) for fields in _scored_items(model, ranked)]
-            unit = ranked.boost_unit
-        else:
+        else:  # the exact cosine (or co-occurrence) row, ranked as any scored row is
+            job = RankJob(None, banned, None, k, rules=plan)
             with torch.inference_mode():
-                scores = model.similar_scores(index).to(model.device)
-            items = top_k_items(model, scores, None, banned, k, plan)
-            unit = boost_unit(scores, plan)
+                row = model.similar_scores(index).to(model.device).unsqueeze(0)  # (1, I)
+            ranked = rank_scored(model, [job], row)[0]
+        items = [ScoredItem(**fields) for fields in scored_items(model, ranked)]
         return SimilarItemsResponse(
             item_id=item_id,
             title=model.titles[index],
@@ -292,7 +290,7 @@ class Recommender:
             version=model.version,
             items=items,
             short_by=self._short_by("similar", k, len(items)),
-            boost_unit=unit,
+            boost_unit=ranked.boost_unit,
             recommendation_id=self.impressions.record(
                 None, "similar", [i.item_id for i in items], model.name, model.version
             ),
@@ -431,7 +429,7 @@ class Recommender:
             self.metrics.fallbacks.inc()
         if context.degraded:
             self.metrics.degraded.labels(endpoint="recommendations").inc()
-        items = _scored_items(model, ranked)
+        items = scored_items(model, ranked)
         shown = [item["item_id"] for item in items]
         latency_ms = (time.perf_counter() - started) * 1000 if started is not None else None
         experiment = variant = None
@@ -485,7 +483,7 @@ def _allowed(model: LoadedModel, include: Sequence[str] | None) -> np.ndarray | 
     return np.fromiter(sorted(known), dtype=np.int64, count=len(known))
 
 
-def _scored_items(model: LoadedModel, ranked: Ranked) -> list[dict[str, Any]]:
+def scored_items(model: LoadedModel, ranked: Ranked) -> list[dict[str, Any]]:
     """The top-k as ``ScoredItem`` fields; the response model validates them in one
     pydantic-core call instead of one ``ScoredItem`` construction per item."""
     return [
@@ -540,49 +538,3 @@ def _banned(model: LoadedModel, seen: Iterable[int], exclude: Sequence[str]) -> 
     if not excluded and not seen_array.size:
         return _NOTHING  # the usual request: no exclusions beyond what the batch adds
     return np.union1d(seen_array, np.asarray(excluded, dtype=np.int64))
-
-
-def top_k_items(
-    model: LoadedModel,
-    scores: torch.Tensor,
-    candidates: torch.Tensor | None,
-    banned: np.ndarray,
-    k: int,
-    plan: RulePlan | None = None,
-) -> list[ScoredItem]:
-    """Mask ``banned`` item indices in ``scores`` ((I,) or (C,) over ``candidates``), apply
-    ``plan``'s rules (over all items only), then top-k."""
-    mask = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
-    if banned.size:
-        banned_t = torch.as_tensor(banned, device=scores.device)
-        if candidates is None:
-            mask[banned_t] = True
-        else:
-            mask = torch.isin(candidates, banned_t)
-    scores = scores.float()
-    if plan is not None and candidates is None:
-        boosted, dropped, _ = apply_rules(scores.unsqueeze(0), [plan])
-        scores = boosted[0]
-        if dropped is not None:
-            mask |= dropped[0]
-    available = int((~mask).sum())
-    if available == 0:
-        return []
-    masked = scores.masked_fill(mask, float("-inf"))
-    if plan is not None and candidates is None and plan.diversifies:
-        with torch.inference_mode():
-            picked, values_np = diversify(model, masked, k, plan.cap, plan.mmr)
-        pairs = zip(picked.tolist(), values_np.tolist(), strict=True)
-    else:
-        values, positions = torch.topk(masked, min(k, available))
-        indices = positions if candidates is None else candidates[positions]
-        pairs = zip(indices.cpu().tolist(), values.cpu().tolist(), strict=True)
-    return [
-        ScoredItem(
-            item_id=model.item_ids[i],
-            score=float(v),
-            title=model.titles[i],
-            from_text=i in model.from_text,
-        )
-        for i, v in pairs
-    ]
