@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -168,15 +169,6 @@ def test_read_engine_on_postgres_plans_keyed_reads_only(postgres_url: str) -> No
         engine.dispose()
 
 
-def test_read_engine_on_sqlite_is_the_engine_itself(tmp_path: Path) -> None:
-    """No second pool on one SQLite file: reads there cost no round trips anyway."""
-    engine = make_engine(f"sqlite:///{tmp_path}/reads.db")
-    try:
-        assert make_read_engine(engine) is engine
-    finally:
-        engine.dispose()
-
-
 def test_write_engine_on_postgres_is_one_autocommit_connection(postgres_url: str) -> None:
     """The interaction writer's engine: its own pool of one connection (the one writer
     thread), in autocommit, so ``begin()`` sends neither BEGIN nor COMMIT."""
@@ -194,10 +186,14 @@ def test_write_engine_on_postgres_is_one_autocommit_connection(postgres_url: str
         engine.dispose()
 
 
-def test_write_engine_on_sqlite_is_the_engine_itself(tmp_path: Path) -> None:
-    """SQLite writes a group in a transaction of the shared engine (no round trips)."""
-    engine = make_engine(f"sqlite:///{tmp_path}/writes.db")
+@pytest.mark.parametrize("make", [make_read_engine, make_write_engine])
+def test_read_and_write_engines_on_sqlite_are_the_engine_itself(
+    tmp_path: Path, make: Callable[[Engine], Engine]
+) -> None:
+    """No second pool on one SQLite file: its statements cost no round trips anyway, and
+    the writer's group is a transaction of the shared engine."""
+    engine = make_engine(f"sqlite:///{tmp_path}/genrec.db")
     try:
-        assert make_write_engine(engine) is engine
+        assert make(engine) is engine
     finally:
         engine.dispose()
