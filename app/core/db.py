@@ -37,6 +37,7 @@ def make_engine(
     connect_timeout_s: float = 10.0,
     autocommit: bool = False,
     pool_size: int | None = None,
+    max_overflow: int | None = None,
 ) -> Engine:
     """Engine for ``url``; creates the SQLite file's directory so embedded mode just works.
 
@@ -44,7 +45,8 @@ def make_engine(
     request, and ``pool_timeout`` bounds the wait for a pooled connection, so a
     database outage turns into fast 503s / degraded reads instead of a pile-up.
     ``autocommit`` opens every pooled connection in autocommit (``make_read_engine``,
-    ``make_write_engine``); ``pool_size`` connections are pooled, as many more on overflow.
+    ``make_write_engine``); ``pool_size`` connections are pooled, and ``max_overflow``
+    more (as many again by default) may open beside them.
     """
     url = normalise_database_url(url)
     parsed = make_url(url)
@@ -58,7 +60,7 @@ def make_engine(
     engine = create_engine(
         url,
         pool_size=pooled,
-        max_overflow=pooled,
+        max_overflow=pooled if max_overflow is None else max_overflow,
         pool_timeout=max(connect_timeout_s, 1.0),
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
@@ -160,7 +162,7 @@ def make_write_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine
     if engine.dialect.name != "postgresql":
         return engine
     url = engine.url.render_as_string(hide_password=False)
-    return make_engine(url, connect_timeout_s, autocommit=True, pool_size=1)
+    return make_engine(url, connect_timeout_s, autocommit=True, pool_size=1, max_overflow=0)
 
 
 def _keyed_reads_only(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

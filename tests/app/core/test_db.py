@@ -177,6 +177,7 @@ def test_write_engine_on_postgres_is_one_autocommit_connection(postgres_url: str
     assert writes is not engine
     try:
         assert writes.pool.size() == 1  # type: ignore[attr-defined]
+        assert writes.pool._max_overflow == 0  # type: ignore[attr-defined]
         with writes.begin() as conn:
             conn.execute(text("SELECT 1"))
             dbapi = conn.connection.dbapi_connection
