@@ -81,8 +81,9 @@ class InteractionLogger:
         """Validate all, write all in one atomic write (all or nothing); the count.
 
         Any failure before the commit returned answers 503 and nothing is
-        acknowledged. (A connection lost *during* COMMIT may still have
-        committed; the client retries, and a duplicate click is harmless.)
+        acknowledged. (A connection lost *during* the commit, the ``INSERT`` itself
+        on Postgres, may still have committed; the client retries, and a duplicate
+        click is harmless.)
         Blocks the calling thread; the route uses ``record_async``.
         """
         future = self._submit(interactions)
