@@ -36,8 +36,9 @@ def experiment_events(
 
     ``queued`` holds the queued impressions attribution found (``Attributed.queued``);
     every other attributed impression was in the database when attribution read it, so
-    this transaction sees it too. (Asking the recorder again here missed an impression
-    written in between: gone from its queue, and newer than this transaction's view.)
+    the read here, a later statement on the same connection, sees it too. (Asking the
+    recorder again here missed an impression written in between: gone from its queue,
+    and not in what attribution had read.)
     """
     wanted = [
         r

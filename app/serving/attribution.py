@@ -13,7 +13,9 @@
 
 One query per batch of events for each rule (``existing_impressions``;
 ``impressions_in_window``, a range scan of ``(user_id, created_at)`` whose
-lists are searched for the item here), inside the batch's transaction.
+lists are searched for the item here), on the interaction writer's connection
+before the batch's rows are inserted (each a statement of its own on Postgres,
+``app.core.db.make_write_engine``; in the batch's transaction on SQLite).
 
 This replica's queued impressions are looked at *before* the database: an
 impression leaves the queue only after its batch is committed, so one written
@@ -22,7 +24,7 @@ neither. (Looked at the other way round, an impression written between the
 two reads was in neither, and its event was logged unattributed and uncounted
 in its experiment; the dashboard's experiment test caught it once in CI.) The
 queued impressions used travel with the result (``Attributed.queued``), so the
-experiment counting that follows in the same transaction does not look again.
+experiment counting that follows on the same connection does not look again.
 """
 
 from __future__ import annotations
