@@ -135,11 +135,9 @@ def make_read_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine:
     round trips, WAL) reads through ``engine`` itself; the caller disposes the
     returned engine when it is not ``engine``.
     """
-    if engine.dialect.name != "postgresql":
-        return engine
-    url = engine.url.render_as_string(hide_password=False)
-    reads = make_engine(url, connect_timeout_s, autocommit=True)
-    event.listen(reads, "connect", _keyed_reads_only)
+    reads = _autocommit_pool(engine, connect_timeout_s)
+    if reads is not engine:
+        event.listen(reads, "connect", _keyed_reads_only)
     return reads
 
 
@@ -159,10 +157,21 @@ def make_write_engine(engine: Engine, connect_timeout_s: float = 10.0) -> Engine
     trips) writes through ``engine`` in a transaction, and the caller disposes the
     returned engine when it is not ``engine``.
     """
+    return _autocommit_pool(engine, connect_timeout_s, pool_size=1, max_overflow=0)
+
+
+def _autocommit_pool(
+    engine: Engine,
+    connect_timeout_s: float,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+) -> Engine:
+    """A pool of ``engine``'s Postgres database in autocommit from connect; ``engine``
+    itself on SQLite. What the read and write engines share."""
     if engine.dialect.name != "postgresql":
         return engine
     url = engine.url.render_as_string(hide_password=False)
-    return make_engine(url, connect_timeout_s, autocommit=True, pool_size=1, max_overflow=0)
+    return make_engine(url, connect_timeout_s, True, pool_size, max_overflow)
 
 
 def _keyed_reads_only(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
