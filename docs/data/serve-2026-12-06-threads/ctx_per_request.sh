@@ -6,6 +6,8 @@
 # wait for the GIL.
 #   bash docs/data/serve-2026-12-06-threads/ctx_per_request.sh recs mix
 #   SRC=/tmp/shared bash docs/data/serve-2026-12-06-threads/ctx_per_request.sh mix   # a worktree
+#   PREFIX="taskset -c 1" bash ...   # the server started under a command (here: on one core)
+#   WRK_MIX=85:recs,15:mix-write bash ... mix   # another mix (benchmarks/wrk/serve_bench.lua)
 # Needs a serve_bench store in /tmp/bench-store and py-spy in /tmp/pyspy (thread names).
 cd "$(dirname "$0")/../../.."  # the repository root
 ROOT=$PWD; SRC=${SRC:-$ROOT}
@@ -15,7 +17,7 @@ db=genrec_ctx_$$
 psql -q -U postgres -h 127.0.0.1 -c "drop database if exists $db" -c "create database $db" 2>/dev/null
 redis-cli -n 12 flushdb >/dev/null
 (cd $SRC && exec env -u GENREC_DATA_DIR GENREC_STORE_DIR=/tmp/bench-store GENREC_BENCH_ENDPOINTS=true GENREC_REDIS_URL=redis://127.0.0.1:6379/12 \
-  GENREC_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/$db PYTHONPATH=$SRC $EXTRAENV $ROOT/.venv/bin/python \
+  GENREC_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/$db PYTHONPATH=$SRC $EXTRAENV $PREFIX $ROOT/.venv/bin/python \
   -m app.cli serve --workers 1 --port $PORT) > $W/server.log 2>&1 &
 SP=$!
 for i in $(seq 100); do curl -sf localhost:$PORT/readyz >/dev/null && break; sleep 0.3; done
