@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.core.logs import JsonFormatter, configure_logging, request_id_var
+from app.core.logs import JsonFormatter, _write_batch, configure_logging, request_id_var
 
 
 class _Lines(logging.Handler):
@@ -84,3 +85,47 @@ def test_configuring_twice_writes_each_access_line_once(lines: _Lines) -> None:
     lines.wait_for("GET /z 200")
     time.sleep(0.2)  # a second listener, if one had been started, would have written it too
     assert [e["message"] for e, _ in lines.lines].count("GET /z 200") == 1
+
+
+class _CountingStream(io.StringIO):
+    """A stream that counts the writes it gets (each one a system call on a real one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def _access_record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.getLogger("app.access").makeRecord(
+        "app.access", level, __file__, 1, message, (), None
+    )
+
+
+def test_a_drain_is_one_write_per_stream_and_each_record_for_other_handlers(
+    lines: _Lines,
+) -> None:
+    stream = _CountingStream()
+    plain = logging.StreamHandler(stream)
+    plain.setFormatter(JsonFormatter())
+    quiet_stream = _CountingStream()
+    quiet = logging.StreamHandler(quiet_stream)
+    quiet.setLevel(logging.WARNING)  # a handler's own level still applies
+    root = logging.getLogger()
+    root.addHandler(plain)
+    root.addHandler(quiet)
+    try:
+        _write_batch([_access_record(f"GET /{n} 200") for n in range(5)])
+    finally:
+        root.removeHandler(plain)
+        root.removeHandler(quiet)
+    written = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    assert written == [f"GET /{n} 200" for n in range(5)]  # all of them, in order
+    assert stream.writes == 1
+    assert quiet_stream.writes == 0 and quiet_stream.getvalue() == ""
+    # The test's collecting handler is no plain stream: it got each record.
+    got = [str(e["message"]) for e, _ in lines.lines]
+    assert [m for m in got if m.startswith("GET /")][-5:] == [f"GET /{n} 200" for n in range(5)]
