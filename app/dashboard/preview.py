@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-import torch
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Services
 from app.catalog.extension import TextItem, extend_model, is_text_aware
 from app.core.errors import ApiError
 from app.schemas import RecommendationResponse, ScoredItem
-from app.serving.batcher import RankJob, rank_scored
+from app.serving.batcher import rank_similar_exactly
 from app.serving.impressions import ImpressionRecorder
 from app.serving.loaded import LoadedModel
 from app.serving.recommend import Filters, Recommender, scored_items
@@ -101,9 +100,6 @@ def place_text(model: LoadedModel, title: str | None, text: str, k: int) -> Plac
     stamp = datetime.now(UTC).isoformat()
     grown = extend_model(model, [TextItem(PREVIEW_ITEM_ID, title, text, stamp)])
     index = grown.item_index[PREVIEW_ITEM_ID]
-    with torch.inference_mode():
-        row = grown.similar_scores(index).to(grown.device).unsqueeze(0)  # (1, I)
-    job = RankJob(None, np.array([index], dtype=np.int64), None, k)
-    ranked = rank_scored(grown, [job], row)[0]
+    ranked = rank_similar_exactly(grown, index, k)
     neighbours = [ScoredItem(**fields) for fields in scored_items(grown, ranked)]
     return Placement(grown.name, grown.version, neighbours)

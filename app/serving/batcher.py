@@ -254,6 +254,18 @@ def rank_scored(model: LoadedModel, jobs: Sequence[RankJob], scores: Tensor) -> 
     return ranked
 
 
+def rank_similar_exactly(
+    model: LoadedModel, index: int, k: int, rules: RulePlan | None = None
+) -> Ranked:
+    """Item ``index``'s similar list from its exact cosine (or co-occurrence) row, the
+    item itself left out, ranked as any scored row is: what a similar list without an
+    index and the dashboard's text placement both serve."""
+    job = RankJob(None, np.array([index], dtype=np.int64), None, k, rules=rules)
+    with torch.inference_mode():
+        row = model.similar_scores(index).to(model.device).unsqueeze(0)  # (1, I)
+    return rank_scored(model, [job], row)[0]
+
+
 def _score_rows(model: LoadedModel, jobs: Sequence[RankJob]) -> Tensor:
     """(B, I) float32: the scorer's scores for jobs with a state, popularity for the rest."""
     device = model.device

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from starlette.concurrency import run_in_threadpool
 
 from app.core.cache import StateCache
@@ -52,7 +51,7 @@ from app.serving.batcher import (
     RankJob,
     count_retrieval,
     rank_batch,
-    rank_scored,
+    rank_similar_exactly,
 )
 from app.serving.holder import ModelHolder, ModelUnavailable, UnknownModel
 from app.serving.impressions import ImpressionRecorder
@@ -271,17 +270,14 @@ class Recommender:
                 "unknown_item",
                 f"item '{item_id}' is unknown to model '{model.name}' version {model.version}",
             )
-        banned = np.array([index], dtype=np.int64)
         view = similarity_view(model)
         if view is not None:  # the similar-items index (app.serving.similarity)
+            banned = np.array([index], dtype=np.int64)  # not the item itself
             job = RankJob(similar_query(view, index), banned, None, k, rules=plan)
             ranked = rank_batch(view, [job])[0]
             count_retrieval(self.metrics, model.name, [ranked])
-        else:  # the exact cosine (or co-occurrence) row, ranked as any scored row is
-            job = RankJob(None, banned, None, k, rules=plan)
-            with torch.inference_mode():
-                row = model.similar_scores(index).to(model.device).unsqueeze(0)  # (1, I)
-            ranked = rank_scored(model, [job], row)[0]
+        else:
+            ranked = rank_similar_exactly(model, index, k, plan)
         items = [ScoredItem(**fields) for fields in scored_items(model, ranked)]
         return SimilarItemsResponse(
             item_id=item_id,
