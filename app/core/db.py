@@ -46,8 +46,11 @@ def make_engine(
     database outage turns into fast 503s / degraded reads instead of a pile-up.
     ``autocommit`` opens every pooled connection in autocommit (``make_read_engine``,
     ``make_write_engine``); ``pool_size`` connections are pooled, and ``max_overflow``
-    more (as many again by default) may open beside them.
+    more (as many again by default) may open beside them. SQLAlchemy reads a pool size
+    of 0 as "no limit", which no caller means, so below 1 is refused.
     """
+    if pool_size is not None and pool_size < 1:
+        raise ValueError(f"pool_size must be at least 1, not {pool_size}")
     url = normalise_database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -56,11 +59,12 @@ def make_engine(
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    pooled = pool_size or (READ_POOL_SIZE if autocommit else 10)
+    if pool_size is None:
+        pool_size = READ_POOL_SIZE if autocommit else 10
     engine = create_engine(
         url,
-        pool_size=pooled,
-        max_overflow=pooled if max_overflow is None else max_overflow,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_timeout=max(connect_timeout_s, 1.0),
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),

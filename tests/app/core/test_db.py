@@ -198,3 +198,14 @@ def test_read_and_write_engines_on_sqlite_are_the_engine_itself(
         assert make(engine) is engine
     finally:
         engine.dispose()
+
+
+def test_pool_size_below_one_is_refused_not_read_as_no_limit(postgres_url: str) -> None:
+    with pytest.raises(ValueError, match="pool_size must be at least 1, not 0"):
+        make_engine(postgres_url, pool_size=0)
+    engine = make_engine(postgres_url, pool_size=3)
+    try:
+        assert engine.pool.size() == 3  # type: ignore[attr-defined]
+        assert engine.pool._max_overflow == 3  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
