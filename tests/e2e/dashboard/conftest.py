@@ -31,8 +31,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module, not per session: Playwright's sync API runs an
+    asyncio loop on the main thread while it is started, and a later module's
+    ``asyncio.run`` would find it there ("cannot be called from a running event loop")."""
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         message = f"no Chromium at {CHROMIUM}: apt-get install -y chromium"
         if os.environ.get("CI", "").lower() == "true":
