@@ -19,7 +19,8 @@ computed, the others and a restarted process find there.
 
 Redis layout: hash ``{ns}:state:{user_id}``, field ``{model}:{version}`` =
 raw float32 bytes and field ``{model}:{version}:stamp`` = decimal stamp. The key
-carries a TTL, renewed by each write of a state.
+carries a TTL, renewed by each write of a state; a write whose stamp is smaller than
+the one Redis holds for that field is skipped (``RedisCache.write_fields``).
 
 Redis is a cache: every error is answered as a miss, counted in
 ``genrec_cache_errors_total``, logged once per burst, and never fails a request.
@@ -41,6 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from app.core.breaker import BreakerState, CircuitBreaker
+from app.core.cache_writes import WRITE_BEHIND_S, RedisWriteBehind
 from app.core.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,25 @@ class MemoryCache:
             self._users.clear()
 
 
+#: KEYS: one user hash per row; ARGV: the TTL, then (field, state bytes, stamp) per row.
+#: A row is written (HSET of the state and its stamp, then the key's TTL renewed) unless
+#: the hash holds a larger stamp for the field; stamps are compared as decimal strings,
+#: by length first, since Lua's numbers are doubles and a stamp can exceed 2**53. Atomic,
+#: like the MULTI/EXEC it replaces: no key is left without its TTL.
+_WRITE_NEWER = """
+local ttl = ARGV[1]
+for i, key in ipairs(KEYS) do
+  local field, state, stamp = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local held = redis.call('HGET', key, field .. ':stamp')
+  if not held or #held < #stamp or (#held == #stamp and held <= stamp) then
+    redis.call('HSET', key, field, state, field .. ':stamp', stamp)
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+return #KEYS
+"""
+
+
 class RedisCache:
     """Redis hash per user; failures degrade to misses (see module docstring).
 
@@ -167,6 +188,7 @@ class RedisCache:
             socket_connect_timeout=timeout_s,
             health_check_interval=30,
         )
+        self._write_newer = self._client.register_script(_WRITE_NEWER)
         self._metrics = metrics
         self._namespace = namespace
         self._last_error: Exception | None = None
@@ -225,21 +247,28 @@ class RedisCache:
         self.set_many([(user_id, state, stamp)], model, version)
 
     def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
-        """One round trip for a micro-batch's new states (one MULTI/EXEC of HSET + EXPIRE each)."""
-        if not entries:
+        """One round trip for a micro-batch's new states (``write_fields``)."""
+        self.write_fields(
+            [(user_id, model, version, state, stamp) for user_id, state, stamp in entries]
+        )
+
+    def write_fields(self, rows: Sequence[tuple[str, str, str, np.ndarray, int]]) -> None:
+        """(user id, model, version, state, stamp) rows in one round trip (``_WRITE_NEWER``).
+
+        A row is written only where Redis holds no larger stamp for its field: with
+        writes arriving late (``app.core.cache_writes``) or from several replicas, an
+        older state must not replace a newer one, which degraded reads (``get_newest``)
+        would then serve.
+        """
+        if not rows:
             return
-        field = _field(model, version)
-
-        def write() -> Any:
-            pipe = self._client.pipeline(transaction=True)
-            for user_id, state, stamp in entries:
-                payload = np.ascontiguousarray(state, dtype=np.float32).reshape(-1).tobytes()
-                key = self.key(user_id)
-                pipe.hset(key, mapping={field: payload, f"{field}:stamp": str(int(stamp))})
-                pipe.expire(key, self._ttl_s)
-            return pipe.execute()
-
-        self._call(write)
+        keys: list[str] = []
+        args: list[str | bytes | int] = [self._ttl_s]
+        for user_id, model, version, state, stamp in rows:
+            keys.append(self.key(user_id))
+            payload = np.ascontiguousarray(state, dtype=np.float32).reshape(-1).tobytes()
+            args += [_field(model, version), payload, str(int(stamp))]
+        self._call(lambda: self._write_newer(keys=keys, args=args))
 
     def ping(self) -> bool:
         """Reachability for ``/readyz``; False at once while the breaker is open."""
@@ -285,7 +314,8 @@ class TieredCache:
     """The process's in-memory LRU in front of Redis (module docstring).
 
     Reads try memory first and ask Redis for the rest in one round trip, keeping
-    what it had; writes go to both. Another replica's refolded state does not
+    what it had; writes go to memory at once and to Redis from a writer thread a
+    moment later (``app.core.cache_writes``). Another replica's refolded state does not
     reach this memory, and need not: a state is used only while its stamp
     matches the log. Hits in either tier count as hits;
     ``genrec_cache_local_hits_total`` says how many Redis never saw.
@@ -293,9 +323,17 @@ class TieredCache:
 
     kind = "redis+memory"
 
-    def __init__(self, redis: RedisCache, metrics: Metrics, max_users: int, ttl_s: float) -> None:
+    def __init__(
+        self,
+        redis: RedisCache,
+        metrics: Metrics,
+        max_users: int,
+        ttl_s: float,
+        write_behind_s: float = WRITE_BEHIND_S,
+    ) -> None:
         self.redis = redis
         self.local = MemoryCache(None, max_users=max_users, ttl_s=ttl_s)
+        self.writes = RedisWriteBehind(redis, metrics, interval_s=write_behind_s)
         self._metrics = metrics
 
     @property
@@ -342,13 +380,19 @@ class TieredCache:
         self.set_many([(user_id, state, stamp)], model, version)
 
     def set_many(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
+        """Memory now, Redis from the writer thread (``app.core.cache_writes``)."""
         self.local.set_many(entries, model, version)
-        self.redis.set_many(entries, model, version)
+        self.writes.put(entries, model, version)
+
+    def flush(self) -> None:
+        """Write the states still on their way to Redis now."""
+        self.writes.flush()
 
     def ping(self) -> bool:
         return self.redis.ping()
 
     def close(self) -> None:
+        self.writes.close()
         self.local.close()
         self.redis.close()
 

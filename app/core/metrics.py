@@ -52,6 +52,11 @@ class Metrics:
             "cache calls skipped while the Redis breaker was open (answered as misses)",
             registry=r,
         )
+        self.cache_writes_dropped = Counter(
+            "genrec_cache_writes_dropped",
+            "states not written to Redis: the write-behind queue was full or shutting down",
+            registry=r,
+        )
         self.fallbacks = Counter(
             "genrec_fallback", "recommendations answered by the popularity fallback", registry=r
         )

@@ -56,9 +56,11 @@ def test_a_post_leaves_redis_alone_and_the_next_read_refolds(
     stay in Redis, stamped with the old log, and each model's next read refolds its own."""
     client = redis.Redis.from_url(redis_url)
     key = f"{redis_namespace}:state:u3"
+    cache = services_client.app.state.services.cache  # type: ignore[attr-defined]
     try:
         before = services_client.get("/v1/users/u3/recommendations", params={"k": 5}).json()
         services_client.get("/v1/users/u3/recommendations", params={"model": "ease"})
+        cache.flush()  # new states reach Redis from a writer thread (app.core.cache_writes)
         stamps = client.hmget(key, ["mult-vae:1:stamp", "ease:1:stamp"])
         assert None not in stamps  # one hash, a field per model version
         posted = before["items"][0]["item_id"]
@@ -70,6 +72,7 @@ def test_a_post_leaves_redis_alone_and_the_next_read_refolds(
                 "/v1/users/u3/recommendations", params={"k": 5, "model": model}
             ).json()
             assert posted not in [it["item_id"] for it in after["items"]]
+        cache.flush()
         refreshed = client.hmget(key, ["mult-vae:1:stamp", "ease:1:stamp"])
         assert all(int(new) > int(old) for new, old in zip(refreshed, stamps, strict=True))
     finally:

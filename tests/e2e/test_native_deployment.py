@@ -270,15 +270,24 @@ def test_two_apis_and_a_worker_share_postgres_redis_and_the_store(
         known = "1"
         before = recommend(api_b, known)
         assert before["version"] == "1" and not before["fallback"]
-        stamp = client.hget(cache_key(known), stamp_field)
-        assert stamp is not None, "api-b caches the user's state in Redis"
+        stamp = wait_until(  # written behind, a moment after the answer
+            "api-b caches the user's state in Redis",
+            lambda: client.hget(cache_key(known), stamp_field),
+            10.0,
+            everyone,
+            interval=0.02,
+        )
         watched = item_ids(before)[:3]
         post_interactions(api_a, known, watched)
         # A write leaves the cache alone: the entry's stamp is now behind the log.
         assert client.hget(cache_key(known), stamp_field) == stamp
         after = recommend(api_b, known)
-        assert int(client.hget(cache_key(known), stamp_field) or 0) > int(stamp), (
-            "api-b refolds and restamps the shared entry"
+        wait_until(
+            "api-b refolds and restamps the shared entry",
+            lambda: int(client.hget(cache_key(known), stamp_field) or 0) > int(stamp),
+            10.0,
+            everyone,
+            interval=0.02,
         )
     finally:
         client.close()
