@@ -84,7 +84,8 @@ class RedisWriteBehind:
                     if held is None and len(self._pending) >= self.max_pending:
                         dropped += 1
                     elif held is None or stamp >= held[1]:
-                        self._pending[key] = (state, stamp)
+                        # a copy: the caller's array may be a view it reuses before the write
+                        self._pending[key] = (np.array(state, dtype=np.float32), stamp)
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="cache-writer", daemon=True

@@ -148,3 +148,18 @@ def test_storing_a_state_does_not_wait_for_a_redis_write_in_flight(
     reader = RedisCache(redis_url, Metrics(), namespace=redis_namespace)
     assert _stamp(reader, "first") == 1 and _stamp(reader, "second") == 2
     reader.close()
+
+
+@pytest.mark.integration
+def test_a_queued_state_is_the_value_put_not_what_its_array_holds_later(
+    redis_url: str, redis_namespace: str
+) -> None:
+    target = RedisCache(redis_url, Metrics(), namespace=redis_namespace)
+    writes = RedisWriteBehind(target, Metrics(), interval_s=30.0)
+    batch = np.ones((2, 3), dtype=np.float32)
+    writes.put([("u", batch[0], 1)], "m", "1")  # a row view, as a batch's states are
+    batch[0] = 7.0  # the caller's array changes before the write
+    writes.close()
+    held = target.get("u", "m", "1")
+    assert held is not None and held[0].tolist() == [1.0, 1.0, 1.0]
+    target.close()
