@@ -20,7 +20,9 @@ scoring thread, which runs ``process_batch``:
 
 and the results are fanned back out to the futures. Prediction jobs
 (``RankJob.predict``, ``POST /v1/predictions``) join the same batches: their
-users are resolved with the others', then their items are rated instead of ranked. While one batch is being
+users are resolved with the others', then their items are rated instead of ranked. Similar
+lists (``RankJob.similar_to``, ``GET /v1/items/{id}/similar``) join them as well: the
+batch's items' cosine rows are one product (``rank_similar``). While one batch is being
 scored the next one fills, so batches get larger exactly when load is high.
 Masks (seen items, ``exclude``, ``include``) are applied to the scores before
 top-k; nothing is over-fetched.
@@ -54,6 +56,7 @@ from app.rules.apply import apply_rules
 from app.rules.compile import RulePlan
 from app.rules.diversity import diversify
 from app.serving.loaded import LoadedModel
+from app.serving.similarity import similar_queries, similarity_view
 from app.serving.state import UserContext, ad_hoc_contexts
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,9 @@ class RankJob:
     #: An ad-hoc history, (item index, rating) pairs (``app.serving.state.ad_hoc_events``):
     #: the batch folds it in; its seen items are banned when ``exclude_seen``.
     events: Sequence[tuple[int, float | None]] | None = None
+    #: A similar list (``GET /v1/items/{id}/similar``): rank items by their cosine to this
+    #: item index instead of a user's scores (``rank_similar``); ``state`` is unused.
+    similar_to: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,25 @@ Resolver = Callable[[LoadedModel, list[str]], list[UserContext]]
 
 
 def process_batch(
+    model: LoadedModel, jobs: Sequence[RankJob], resolve: Resolver | None
+) -> list[Ranked]:
+    """Rank the batch's similar lists (``rank_similar``) and its users' and histories'
+    jobs (``process_lists``), each kind in one product; results in the jobs' order."""
+    similar = [b for b, job in enumerate(jobs) if job.similar_to is not None]
+    if not similar:
+        return process_lists(model, jobs, resolve)
+    results: list[Ranked | None] = [None] * len(jobs)
+    for b, r in zip(similar, rank_similar(model, [jobs[b] for b in similar]), strict=True):
+        results[b] = r
+    lists = [b for b, job in enumerate(jobs) if job.similar_to is None]
+    if lists:
+        ranked = process_lists(model, [jobs[b] for b in lists], resolve)
+        for b, r in zip(lists, ranked, strict=True):
+            results[b] = r
+    return [r for r in results if r is not None]
+
+
+def process_lists(
     model: LoadedModel, jobs: Sequence[RankJob], resolve: Resolver | None
 ) -> list[Ranked]:
     """Resolve the batch's users and fold in its ad-hoc histories (if any), then
@@ -254,15 +279,42 @@ def rank_scored(model: LoadedModel, jobs: Sequence[RankJob], scores: Tensor) -> 
     return ranked
 
 
+def rank_similar(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
+    """Similar lists of a batch (``RankJob.similar_to``), in one product for the batch.
+
+    From the similar-items index when the server uses one (``similarity_view``: the
+    items' unit vectors are the states, ranked like users' lists), else from the exact
+    cosine (or co-occurrence) rows; each job's ``banned`` leaves its own item out.
+    Served one request at a time on the thread pool, a similar list cost ~3x a user's
+    list at 32 connections (docs/performance.md, "Similar lists join the micro-batch").
+    """
+    items = [job.similar_to for job in jobs if job.similar_to is not None]
+    if len(items) != len(jobs):
+        raise ValueError("rank_similar takes similar-list jobs only")
+    view = similarity_view(model)
+    if view is not None:
+        queries = similar_queries(view, items)
+        return rank_batch(
+            view,
+            [
+                RankJob(queries[b : b + 1], job.banned, job.allowed, job.k, rules=job.rules)
+                for b, job in enumerate(jobs)
+            ],
+        )
+    with torch.inference_mode():
+        rows = model.similar_rows(items).to(model.device)  # (B, I)
+    return rank_scored(model, jobs, rows)
+
+
 def rank_similar_exactly(
     model: LoadedModel, index: int, k: int, rules: RulePlan | None = None
 ) -> Ranked:
     """Item ``index``'s similar list from its exact cosine (or co-occurrence) row, the
-    item itself left out, ranked as any scored row is: what a similar list without an
-    index and the dashboard's text placement both serve."""
+    item itself left out, ranked as any scored row is: what the dashboard's text
+    placement serves (and ``rank_similar`` without an index)."""
     job = RankJob(None, np.array([index], dtype=np.int64), None, k, rules=rules)
     with torch.inference_mode():
-        row = model.similar_scores(index).to(model.device).unsqueeze(0)  # (1, I)
+        row = model.similar_rows([index]).to(model.device)  # (1, I)
     return rank_scored(model, [job], row)[0]
 
 
@@ -447,7 +499,7 @@ class ScoreBatcher:
                     entry.future.set_exception(exc)
             return
         self.metrics.batch_size.labels(model=self.model.name).observe(len(live))
-        if self.model.ann is not None:
+        if self.model.ann is not None or self.model.similar_ann is not None:
             count_retrieval(self.metrics, self.model.name, results)
         self.metrics.batch_seconds.labels(model=self.model.name).observe(
             time.perf_counter() - started

@@ -11,6 +11,9 @@ index, where the table at unit length is what the index holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import Tensor
 
 from training.models.base import History, Scorer
@@ -37,8 +40,13 @@ class CosineScorer(Scorer):
 
     def query(self, item: int) -> Tensor:
         """(1, d) the unit vector of ``item``: the state its similar list is ranked for."""
-        unit: Tensor = self.t["vectors"][item] / self.norms[item]
-        return unit.unsqueeze(0)
+        return self.queries([item])
+
+    def queries(self, items: Sequence[int]) -> Tensor:
+        """(B, d) the unit vectors of ``items``: a micro-batch's similar lists in one product."""
+        rows = torch.as_tensor(items, dtype=torch.long, device=self.norms.device)
+        unit: Tensor = self.t["vectors"][rows] / self.norms[rows].unsqueeze(1)
+        return unit
 
     def item_vectors(self) -> Tensor:
         """The model's item vectors, as they came: MMR's similarity in a similar list

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -95,7 +95,12 @@ class LoadedModel:
         return self.history.indices[start:end], self.history.data[start:end]
 
     def similar_scores(self, item: int) -> Tensor:
-        """(I,) cosine similarity of every item to ``item`` (itself included).
+        """(I,) cosine similarity of every item to ``item`` (itself included)."""
+        return self.similar_rows([item])[0]
+
+    def similar_rows(self, items: Sequence[int]) -> Tensor:
+        """(B, I) cosine similarity of every item to each of ``items``: one product for
+        a micro-batch's similar lists.
 
         Uses the scorer's item vectors when it has them (``CosineScorer``: no
         unit-length copy of the table), else the item columns of the training
@@ -103,11 +108,13 @@ class LoadedModel:
         """
         index = self._similarity_source()
         if isinstance(index, CosineScorer):
-            row: Tensor = index.score(index.query(item))[0]
-            return row
+            rows: Tensor = index.score(index.queries(items))
+            return rows
         columns, norms = index
-        dots = np.asarray((columns @ columns[item].T).todense()).ravel()
-        return torch.as_tensor(dots / (norms * norms[item]), dtype=torch.float32)
+        picked = np.asarray(items, dtype=np.int64)
+        dots = (columns[picked] @ columns.T).toarray()  # (B, U) x (U, I)
+        cosines = dots / (norms[picked][:, None] * norms[None, :])
+        return torch.as_tensor(cosines, dtype=torch.float32)
 
     def _similarity_source(self) -> CosineScorer | tuple[sp.csr_matrix, np.ndarray]:
         """``_similarity_index``, built on first use and kept."""

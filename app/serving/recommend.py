@@ -49,15 +49,11 @@ from app.serving.batcher import (
     Batchers,
     Ranked,
     RankJob,
-    count_retrieval,
-    rank_batch,
-    rank_similar_exactly,
 )
 from app.serving.holder import ModelHolder, ModelUnavailable, UnknownModel
 from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import IMPLICIT_RANGE
 from app.serving.loaded import LoadedModel
-from app.serving.similarity import similar_query, similarity_view
 from app.serving.state import (
     LogReader,
     UserContext,
@@ -254,14 +250,15 @@ class Recommender:
             unknown_items=unknown or None,
         )
 
-    def similar(
+    async def similar(
         self, item_id: str, k: int, model_name: str | None, rules: ListRules | None = None
     ) -> SimilarItemsResponse:
         """k most similar items by cosine over the model's item vectors (or co-occurrence),
-        under the request's business rules (``app.rules``), like every list."""
+        under the request's business rules (``app.rules``), like every list. Joins the
+        model's micro-batch (``batcher.rank_similar``: the index when the server uses one)."""
         self.check_id(item_id, "item_id")
         self.check_k(k)
-        model = self.model(model_name)
+        model = await self.model_async(model_name)
         plan = self.rule_plan(model, rules or ListRules())
         index = model.item_index.get(item_id)
         if index is None:
@@ -270,14 +267,9 @@ class Recommender:
                 "unknown_item",
                 f"item '{item_id}' is unknown to model '{model.name}' version {model.version}",
             )
-        view = similarity_view(model)
-        if view is not None:  # the similar-items index (app.serving.similarity)
-            banned = np.array([index], dtype=np.int64)  # not the item itself
-            job = RankJob(similar_query(view, index), banned, None, k, rules=plan)
-            ranked = rank_batch(view, [job])[0]
-            count_retrieval(self.metrics, model.name, [ranked])
-        else:
-            ranked = rank_similar_exactly(model, index, k, plan)
+        banned = np.array([index], dtype=np.int64)  # not the item itself
+        job = RankJob(None, banned, None, k, rules=plan, similar_to=index)
+        ranked = await self._rank(model, job)
         items = [ScoredItem(**fields) for fields in scored_items(model, ranked)]
         return SimilarItemsResponse(
             item_id=item_id,

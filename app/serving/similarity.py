@@ -21,6 +21,7 @@ place of its scorer and the similar-items index in place of the retrieval index.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,12 @@ def open_similar(model: LoadedModel, retrieval: AnnRetrieval) -> SimilarIndex | 
 
 def similar_query(view: LoadedModel, item: int) -> Tensor:
     """(1, d) the state ``item``'s similar list is ranked for in ``view``."""
+    return similar_queries(view, [item])
+
+
+def similar_queries(view: LoadedModel, items: Sequence[int]) -> Tensor:
+    """(B, d) the states ``items``' similar lists are ranked for in ``view``."""
     scorer = view.scorer
     assert isinstance(scorer, CosineScorer)  # similarity_view put it there
     with torch.inference_mode():
-        return scorer.query(item)
+        return scorer.queries(items)

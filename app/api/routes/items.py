@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["items"])
     response_model_exclude_none=True,
     responses=errors(*SERVING),
 )
-def similar_items(
+async def similar_items(
     item_id: ItemIdPath,
     services: ServicesDep,
     k: Annotated[int, Query(description="number of items (1..max_k)")] = 10,
@@ -36,4 +36,4 @@ def similar_items(
     """Most similar items by cosine over the model's item vectors (else co-occurrence),
     under the same business rules as every list (docs/rules.md)."""
     rules = query_rules(filter, boost, cap, mmr)
-    return services.recommender.similar(item_id, k, model, rules)
+    return await services.recommender.similar(item_id, k, model, rules)

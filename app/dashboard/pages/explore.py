@@ -82,7 +82,7 @@ async def _page(
     item_problem = None
     if item:
         try:
-            similar = await run_in_threadpool(preview.recommender.similar, item, LIST_K, None)
+            similar = await preview.recommender.similar(item, LIST_K, None)
         except ApiError as exc:
             item_problem = exc.message
     titles = await _catalog_titles(request, history, lists, similar, placement)

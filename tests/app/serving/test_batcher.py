@@ -38,6 +38,7 @@ def _model() -> SimpleNamespace:
         popularity=np.array([3.0, 1.0, 0.0, 2.0, 5.0], dtype=np.float32),
         scorer=_LinearScorer(),
         ann=None,  # no retrieval index: the exact path
+        similar_ann=None,
     )
 
 
