@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import faiss
 import torch
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -71,7 +70,6 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
     """Open the engine, cache and model holder (not yet started)."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-        faiss.omp_set_num_threads(settings.torch_threads)  # the index search, likewise
     if settings.auto_migrate:
         try:
             upgrade_database(settings.database_url)

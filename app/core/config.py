@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         description="torch intra-op threads for scoring on CPU (0 = torch's default, one per "
         "core); requests already run in parallel, and idle OpenMP threads spin",
     )
+    faiss_threads: int = Field(
+        0,
+        ge=0,
+        description="OpenMP threads of one FAISS index search (0 = OpenMP's default, one per "
+        "core); set in each model's scoring thread, since OpenMP keeps the count per thread",
+    )
     db_retry_s: float = Field(
         1.0, gt=0, description="after a database failure, answer without it for this long"
     )

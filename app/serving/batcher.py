@@ -47,6 +47,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
 import torch
 from torch import Tensor
@@ -379,6 +380,12 @@ def count_retrieval(metrics: Metrics, model: str, results: Sequence[Ranked]) -> 
             metrics.ann_fallbacks.labels(model=model, reason=how).inc(n)
 
 
+def _set_search_threads(n: int) -> None:
+    """A scoring thread's initializer: FAISS's OpenMP threads for this thread (0: default)."""
+    if n:
+        faiss.omp_set_num_threads(n)
+
+
 @dataclass
 class _Entry:
     job: RankJob
@@ -400,6 +407,7 @@ class ScoreBatcher:
         max_batch: int = 64,
         wait_s: float = 0.001,
         resolve: Resolver | None = None,
+        search_threads: int = 0,
     ) -> None:
         self.model = model
         self.resolve = resolve
@@ -412,7 +420,15 @@ class ScoreBatcher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._last_batch = 0  # size of the batch scored last (a load signal for the window)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"score-{model.name}")
+        # FAISS searches on this thread; OpenMP keeps its thread count per thread, so a
+        # count set anywhere else does not reach it (docs/performance.md, "Similar lists
+        # join the micro-batch"). 0 keeps OpenMP's default, one per core.
+        self._executor = ThreadPoolExecutor(
+            1,
+            thread_name_prefix=f"score-{model.name}",
+            initializer=_set_search_threads,
+            initargs=(search_threads,),
+        )
 
     async def rank(self, job: RankJob) -> Ranked:
         """Queue ``job`` and wait for its batch to be scored."""
@@ -516,12 +532,18 @@ class Batchers:
     """
 
     def __init__(
-        self, metrics: Metrics, max_batch: int, wait_s: float, resolve: Resolver | None = None
+        self,
+        metrics: Metrics,
+        max_batch: int,
+        wait_s: float,
+        resolve: Resolver | None = None,
+        search_threads: int = 0,
     ) -> None:
         self.metrics = metrics
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.resolve = resolve
+        self.search_threads = search_threads
         self._by_version: dict[tuple[str, str], ScoreBatcher] = {}
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -531,7 +553,12 @@ class Batchers:
         batcher = self._by_version.get(key)
         if batcher is None:
             batcher = ScoreBatcher(
-                model, self.metrics, self.max_batch, self.wait_s, resolve=self.resolve
+                model,
+                self.metrics,
+                self.max_batch,
+                self.wait_s,
+                resolve=self.resolve,
+                search_threads=self.search_threads,
             )
             self._by_version[key] = batcher
             if is_current:

@@ -98,7 +98,11 @@ class Recommender:
         self.settings = settings
         self.metrics = metrics
         self.batchers = Batchers(
-            metrics, settings.batch_max, settings.batch_wait_ms / 1000.0, resolve=self._resolve
+            metrics,
+            settings.batch_max,
+            settings.batch_wait_ms / 1000.0,
+            resolve=self._resolve,
+            search_threads=settings.faiss_threads,
         )
 
     def _resolve(self, model: LoadedModel, user_ids: list[str]) -> list[UserContext]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from types import SimpleNamespace
 
+import faiss
 import numpy as np
 import pytest
 import torch
@@ -85,6 +87,39 @@ def test_concurrent_requests_are_scored_as_one_batch() -> None:
     assert model.scorer.calls == [6]
     assert results[0] == [1] and results[5] == [2]  # (0,1) prefers item 1; (5,1) item 2
     assert metrics.batch_size.labels(model="linear")._sum.get() == 6  # type: ignore[attr-defined]
+
+
+def _faiss_threads_while_scoring(search_threads: int) -> list[int]:
+    """FAISS's thread count as the scoring thread sees it, once per score call."""
+    model = _model()
+    seen: list[int] = []
+    score = model.scorer.score
+
+    def probed(state: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        seen.append(faiss.omp_get_max_threads())
+        return score(state, items)
+
+    model.scorer.score = probed
+
+    async def scenario() -> None:
+        batcher = ScoreBatcher(model, Metrics(), search_threads=search_threads)  # type: ignore[arg-type]
+        await batcher.rank(_job([1.0, 0.0]))
+        await batcher.close()
+
+    asyncio.run(scenario())
+    return seen
+
+
+def test_the_scoring_thread_searches_with_the_configured_faiss_threads() -> None:
+    # OpenMP keeps its thread count per thread: a count set on the loop's thread never
+    # reached the scoring thread, where the index is searched. 0 keeps OpenMP's default.
+    default: list[int] = []
+    fresh = threading.Thread(target=lambda: default.append(faiss.omp_get_max_threads()))
+    fresh.start()
+    fresh.join()
+    assert _faiss_threads_while_scoring(0) == default
+    assert _faiss_threads_while_scoring(1) == [1]
+    assert _faiss_threads_while_scoring(default[0] + 1) == [default[0] + 1]
 
 
 def test_a_lone_request_on_a_quiet_batcher_does_not_wait_out_the_window() -> None:
