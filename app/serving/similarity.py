@@ -86,11 +86,6 @@ def open_similar(model: LoadedModel, retrieval: AnnRetrieval) -> SimilarIndex | 
     return SimilarIndex(retrieval, scorer, model.scorer)
 
 
-def similar_query(view: LoadedModel, item: int) -> Tensor:
-    """(1, d) the state ``item``'s similar list is ranked for in ``view``."""
-    return similar_queries(view, [item])
-
-
 def similar_queries(view: LoadedModel, items: Sequence[int]) -> Tensor:
     """(B, d) the states ``items``' similar lists are ranked for in ``view``."""
     scorer = view.scorer

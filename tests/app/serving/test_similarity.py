@@ -13,7 +13,7 @@ import torch
 from app.serving.batcher import RankJob, process_batch, rank_batch, rank_exact, rank_similar_exactly
 from app.serving.loaded import LoadedModel, build_loaded_model
 from app.serving.retrieval import AnnLoader
-from app.serving.similarity import CosineScorer, similar_query, similarity_view
+from app.serving.similarity import CosineScorer, similar_queries, similarity_view
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
 from training.models import stored_scorer
@@ -35,7 +35,7 @@ def _similar_job(item: int, k: int) -> RankJob:
 
 
 def _similar(view: LoadedModel, item: int, k: int = 5) -> list[int]:
-    job = RankJob(similar_query(view, item), np.array([item]), None, k)
+    job = RankJob(similar_queries(view, [item]), np.array([item]), None, k)
     return [int(i) for i in rank_batch(view, [job])[0].items]
 
 
@@ -60,7 +60,7 @@ def test_the_view_ranks_like_the_exact_cosine_row(trained_store_dir: Path) -> No
         exact[item] = -np.inf
         expected = torch.topk(exact, 5).indices.tolist()
         assert _similar(view, item) == expected
-        job = RankJob(similar_query(view, item), np.array([item]), None, 5)
+        job = RankJob(similar_queries(view, [item]), np.array([item]), None, 5)
         assert rank_exact(view, [job])[0].items.tolist() == expected
     assert similarity_view(dataclasses.replace(model, similar_ann=None)) is None
 
