@@ -85,6 +85,13 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.failed_jobs = Counter(
+            "genrec_batch_failed_jobs",
+            "requests that failed when scored alone after their batch failed (the rest of"
+            " the batch is answered)",
+            ["model"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "genrec_batch_seconds",
             "time to score, mask and top-k one batch",

@@ -508,21 +508,67 @@ class ScoreBatcher:
                 [entry.job for entry in live],
                 self.resolve,
             )
-        except Exception as exc:  # every waiter gets the error; the loop keeps running
+        except Exception as exc:  # the loop keeps running; only the failing jobs fail
             log.exception("scoring a batch of %d for %s failed", len(live), self.model.name)
-            for entry in live:
-                if not entry.future.done():
-                    entry.future.set_exception(exc)
+            await self._score_alone(loop, live, exc)
             return
         self.metrics.batch_size.labels(model=self.model.name).observe(len(live))
-        if self.model.ann is not None or self.model.similar_ann is not None:
-            count_retrieval(self.metrics, self.model.name, results)
+        self._count_retrieval(results)
         self.metrics.batch_seconds.labels(model=self.model.name).observe(
             time.perf_counter() - started
         )
         for entry, result in zip(live, results, strict=True):
             if not entry.future.done():
                 entry.future.set_result(result)
+
+    def _count_retrieval(self, results: Sequence[Ranked]) -> None:
+        if self.model.ann is not None or self.model.similar_ann is not None:
+            count_retrieval(self.metrics, self.model.name, results)
+
+    async def _score_alone(
+        self, loop: asyncio.AbstractEventLoop, live: list[_Entry], error: Exception
+    ) -> None:
+        """After a batch failed, score its jobs one by one so that only those that fail
+        alone get an error.
+
+        A batch mixes requests that have nothing in common (users' lists, predictions,
+        similar lists, histories); one request that trips a defect must not fail up to
+        ``max_batch - 1`` others. The database and the cache degrade instead of raising
+        (``app.serving.state``), so what raises here is a defect or a bad job, and the
+        extra work (at most ``max_batch`` single calls) happens only on that path. A
+        batch of one is not scored again.
+        """
+        if len(live) == 1:
+            self.metrics.failed_jobs.labels(model=self.model.name).inc()
+            if not live[0].future.done():
+                live[0].future.set_exception(error)
+            return
+        failed = 0
+        answered: list[Ranked] = []
+        for entry in live:
+            if entry.future.done():
+                continue
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, process_batch, self.model, [entry.job], self.resolve
+                )
+            except Exception as exc:
+                failed += 1
+                log.warning("a job of %s failed alone: %r", self.model.name, exc)
+                if not entry.future.done():
+                    entry.future.set_exception(exc)
+                continue
+            answered.extend(results)
+            if not entry.future.done():
+                entry.future.set_result(results[0])
+        self.metrics.failed_jobs.labels(model=self.model.name).inc(failed)
+        self._count_retrieval(answered)
+        log.warning(
+            "%s: %d of the failed batch's %d jobs failed alone; the others were answered",
+            self.model.name,
+            failed,
+            len(live),
+        )
 
 
 class Batchers:

@@ -179,11 +179,12 @@ def test_close_scores_what_is_queued_then_refuses_new_jobs() -> None:
     assert done == 3 and isinstance(refused, BatcherClosed)
 
 
-def test_a_scoring_error_reaches_every_waiter_and_the_loop_survives() -> None:
+def test_a_scoring_error_reaches_its_waiter_and_the_loop_survives() -> None:
     model = _model()
+    metrics = Metrics()
 
     async def scenario() -> list[int]:
-        batcher = ScoreBatcher(model, Metrics(), max_batch=8, wait_s=0.01)  # type: ignore[arg-type]
+        batcher = ScoreBatcher(model, metrics, max_batch=8, wait_s=0.01)  # type: ignore[arg-type]
         bad = _job([1.0, 0.0, 3.0])  # wrong state width: the matrix product fails
         with pytest.raises(RuntimeError):
             await batcher.rank(bad)
@@ -192,6 +193,29 @@ def test_a_scoring_error_reaches_every_waiter_and_the_loop_survives() -> None:
         return ok.items.tolist()
 
     assert asyncio.run(scenario()) == [1]
+    assert model.scorer.calls == [1, 1]  # a failed batch of one is not scored again
+    assert metrics.failed_jobs.labels(model="linear")._value.get() == 1  # type: ignore[attr-defined]
+
+
+def test_a_job_that_fails_alone_does_not_fail_the_rest_of_its_batch() -> None:
+    model = _model()
+    metrics = Metrics()
+
+    async def scenario() -> list[object]:
+        batcher = ScoreBatcher(model, metrics, max_batch=8, wait_s=0.05)  # type: ignore[arg-type]
+        jobs = [_job([1.0, 0.0], k=1), _job([1.0, 0.0, 3.0]), _job([0.0, 1.0], k=1)]
+        answers = await asyncio.gather(*(batcher.rank(job) for job in jobs), return_exceptions=True)
+        await batcher.close()
+        return answers
+
+    first, bad, last = asyncio.run(scenario())
+    assert isinstance(bad, RuntimeError)  # its state's width does not fit the items
+    assert not isinstance(first, BaseException) and first.items.tolist() == [0]
+    assert not isinstance(last, BaseException) and last.items.tolist() == [1]
+    # The batch of three failed as a whole (torch.cat of mismatched widths, before any
+    # score call), then each job was scored alone; the bad one failed at its product.
+    assert model.scorer.calls == [1, 1, 1]
+    assert metrics.failed_jobs.labels(model="linear")._value.get() == 1  # type: ignore[attr-defined]
 
 
 class _RatingScorer(_LinearScorer):
