@@ -55,7 +55,8 @@ async def parse_body(body_type: Any, request: Request) -> Any:
     Errors are FastAPI's own, so every body route answers alike: a
     ``RequestValidationError`` (our 422) with ``loc`` starting at ``body``, or
     an ``HTTPException`` 400 when the bytes cannot be read as JSON at all (not
-    UTF-8, nested past the parser's recursion limit).
+    UTF-8, nested past the parser's recursion limit, an integer of more digits
+    than Python converts).
     """
     raw = await request.body()
     if not raw:
@@ -74,7 +75,8 @@ async def parse_body(body_type: Any, request: Request) -> Any:
                 "ctx": {"error": exc.msg},
             }
             raise RequestValidationError([error]) from None
-        except (UnicodeDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not UTF-8, too deep, an integer too long
+            # (Python refuses integers of more than 4,300 digits), as FastAPI answers them
             raise HTTPException(400, "There was an error parsing the body") from None
     try:
         return _adapter(body_type).validate_python(data, from_attributes=True)  # as FastAPI

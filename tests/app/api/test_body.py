@@ -59,6 +59,7 @@ CASES: list[tuple[str, bytes, dict[str, str]]] = [
     ("predict", b'["not", "an", "object"]', JSON),
     ("predict", b'{"user_id": "\xff\xfe"}', JSON),  # not UTF-8
     ("predict", ('{"user_id": ' + _deep(50_000) + "}").encode(), JSON),
+    ("predict", ('{"user_id": "u1", "item_ids": ' + "9" * 5_000 + "}").encode(), JSON),
     ("interactions", b'{"user_id": "u1", "item_id": "i1", "rating": 4.5}', JSON),
     ("interactions", b'{"interactions": [{"user_id": "u1", "item_id": "i1"}]}', JSON),
     (

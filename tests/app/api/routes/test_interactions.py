@@ -99,3 +99,19 @@ def test_implicit_default_model_accepts_explicit_ratings(make_client, store_dir)
     model.scorer.config["rating_range"] = [0.0, 1.0]  # as trained on clicks
     r = client.post("/v1/interactions", json={"user_id": "a", "item_id": "1", "rating": 4.5})
     assert r.status_code == 201
+
+
+def test_an_integer_too_long_for_python_is_a_400_on_every_body_route(client: TestClient) -> None:
+    """Python refuses to convert integers of more than 4,300 digits (a ValueError, not a
+    JSONDecodeError): each POST route answers 400, as FastAPI's own body parameters do."""
+    huge = "9" * 5_000
+    bodies = {
+        "/v1/interactions": '{"user_id": "a", "item_id": "1", "rating": ' + huge + "}",
+        "/v1/predictions": '{"user_id": "1", "item_ids": ["1"], "model": ' + huge + "}",
+        "/v1/recommendations": '{"history": [], "k": ' + huge + "}",
+    }
+    for route, body in bodies.items():
+        r = client.post(route, content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, (route, r.text)
+        assert "parsing the body" in r.json()["message"]
+    assert _rows(client) == []
