@@ -24,6 +24,7 @@ tightest, then ``;``, then ``|``.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive
@@ -140,9 +141,10 @@ class _ToTree(Transformer_NonRecursive[Token, Any]):
         return Bare(_string(str(children[0]).strip()))
 
     def quoted(self, children: list[Token]) -> str:
-        import json
-
-        return _string(str(json.loads(str(children[0]))))
+        try:
+            return _string(str(json.loads(str(children[0]))))
+        except json.JSONDecodeError as exc:  # the grammar lets any backslash through
+            raise RuleError(f"a quoted value is not a JSON string: {exc.msg}") from None
 
 
 def _attr(token: Token) -> str:
@@ -157,6 +159,11 @@ def _string(text: str) -> str:
         raise RuleError(f"a value is {len(text)} characters long; the limit is {MAX_STRING}")
     if "\x00" in text:
         raise RuleError("a value contains a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate escape, "\ud800": not a character
+            raise RuleError("a value contains a lone surrogate (an escape like \\ud800)") from None
     return text
 
 

@@ -197,6 +197,17 @@ def test_any_text_parses_or_is_a_rule_error(text: str) -> None:
             assert str(exc)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from('\\"u0dx8a, '), max_size=12))
+def test_any_quoted_value_parses_or_is_a_rule_error(text: str) -> None:
+    """Inside quotes the grammar lets any backslash escape through to the JSON decoder
+    (``"\\x"`` was a 500); an alphabet of escapes and hex digits reaches those cases."""
+    try:
+        parse_filter(f'genres:"{text}"')
+    except RuleError as exc:
+        assert str(exc)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=1, max_size=30))
 def test_bare_values_read_back_as_written(text: str) -> None:
@@ -248,6 +259,9 @@ def test_examples_of_the_documented_syntax(text: str, expected: Node) -> None:
         ("!" * 20 + "a:b", "nested deeper than 8 levels"),
         ("(" * 3000 + "a:b" + ")" * 3000, "characters long; the limit is 4096"),
         ("year>1e999", "not finite"),
+        ('genres:"\\x"', "not a JSON string: Invalid"),
+        ('genres:"\\ud800"', "lone surrogate"),
+        ('genres:"a\\u0000"', "NUL character"),
     ],
 )
 def test_malformed_filters_say_what_is_wrong(text: str, message: str) -> None:
