@@ -97,6 +97,9 @@ async def start_retrain(
     except json.JSONDecodeError as exc:
         problem = f"params: not JSON ({exc.msg} at character {exc.pos})"
         return await _page(request, session, problem=problem, form=form, status_code=422)
+    except (ValueError, RecursionError):  # an integer of > 4,300 digits; nested too deep
+        problem = "params: not readable as JSON (a number too long or nesting too deep)"
+        return await _page(request, session, problem=problem, form=form, status_code=422)
     try:
         body = RetrainIn.model_validate(
             {"model": model, "params": overrides, "data": data, "promote": promote}

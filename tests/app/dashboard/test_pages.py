@@ -140,6 +140,11 @@ def test_retrain_form_validates_like_the_admin_api(dash: TestClient) -> None:
         "/dashboard/jobs", data={"model": "ease", "params": "{", "csrf_token": token}
     )
     assert bad_json.status_code == 422 and "not JSON" in bad_json.text
+    for unreadable in ('{"epochs": ' + "9" * 5_000 + "}", "[" * 100_000 + "]" * 100_000):
+        refused = dash.post(
+            "/dashboard/jobs", data={"model": "ease", "params": unreadable, "csrf_token": token}
+        )
+        assert refused.status_code == 422 and "not readable as JSON" in refused.text
     unknown = dash.post(
         "/dashboard/jobs", data={"model": "no-such", "params": "{}", "csrf_token": token}
     )
