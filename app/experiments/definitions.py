@@ -112,8 +112,11 @@ def check_definition(
             raise InvalidExperiment(
                 f"variant {v.name!r}: weight must be a finite number >= 0, got {v.weight}"
             )
-    if not sum(v.weight for v in variants) > 0:
+    total = sum(v.weight for v in variants)
+    if not total > 0:
         raise InvalidExperiment("variant weights must sum to a positive number")
+    if not math.isfinite(total):  # 1e308 + 1e308: assignment would divide by infinity
+        raise InvalidExperiment(f"variant weights must sum to a finite number, got {total}")
     control_name = control if control is not None else variants[0].name
     if control_name not in names:
         raise InvalidExperiment(

@@ -141,12 +141,21 @@ class SampleRatioCheck:
 
 
 def sample_ratio_check(users: Sequence[int], weights: Sequence[float]) -> SampleRatioCheck:
-    """Chi-square goodness of fit of ``users`` per variant to the split ``weights`` says."""
+    """Chi-square goodness of fit of ``users`` per variant to the split ``weights`` says.
+
+    A variant of weight 0 expects nobody: one user there is a broken split (p = 0),
+    none leaves it out of the test (its expected count of 0 would make the statistic
+    0 / 0, and the answer's p-value NaN).
+    """
     observed = np.asarray(users, dtype=np.float64)
+    share = np.asarray(weights, dtype=np.float64)
+    empty = share <= 0
+    if observed[empty].sum() > 0:
+        return SampleRatioCheck(0.0, False)
+    observed, share = observed[~empty], share[~empty]
     total = float(observed.sum())
     if total <= 0 or observed.size < 2:
         return SampleRatioCheck(1.0, True)
-    share = np.asarray(weights, dtype=np.float64)
-    expected = total * share / share.sum()
+    expected = total * (share / share.sum())
     p_value = float(stats.chisquare(observed, f_exp=expected).pvalue)
     return SampleRatioCheck(p_value, p_value >= SRM_ALPHA)

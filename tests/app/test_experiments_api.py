@@ -105,6 +105,11 @@ POP = {"name": "a", "model": "popularity", "weight": 1}
         (_variants(POP, {"name": "b", "model": "mult-dae", "weight": 1}), 422, "no production"),
         (_variants({**POP, "weight": 0}, {**POP, "name": "b", "weight": 0}), 422, "positive"),
         (_variants(POP, {**POP, "name": "b", "weight": -1}), 422, ">= 0"),
+        (
+            _variants({**POP, "weight": 1e308}, {**POP, "name": "b", "weight": 1e308}),
+            422,
+            "sum to a finite number",
+        ),
         (_variants(POP, {**POP, "weight": 2}), 422, "unique"),
         (_variants(POP), 422, "variants"),
         ({**_variants(POP, {**POP, "name": "b"}), "control": "zzz"}, 422, "control 'zzz'"),

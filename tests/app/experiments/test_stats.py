@@ -140,3 +140,15 @@ def test_sample_ratio_mismatch() -> None:
     expected = stats.chisquare([600, 400], [500, 500]).pvalue
     assert skewed.p_value == pytest.approx(expected)
     assert sample_ratio_check([0, 0], [1, 1]).ok
+
+
+def test_a_variant_of_weight_zero_expects_nobody() -> None:
+    """Left out of the chi-square while empty (its 0 / 0 term made the p-value NaN, a null
+    in the results' JSON and a false alarm); one user assigned to it is a broken split."""
+    paused = sample_ratio_check([500, 510, 0], [1, 1, 0])
+    assert paused.ok and paused.p_value == pytest.approx(
+        sample_ratio_check([500, 510], [1, 1]).p_value
+    )
+    leaked = sample_ratio_check([500, 510, 1], [1, 1, 0])
+    assert (leaked.p_value, leaked.ok) == (0.0, False)
+    assert sample_ratio_check([700, 0], [1, 0]).ok  # one variant left to test: nothing to compare
