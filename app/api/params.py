@@ -17,6 +17,8 @@ from pydantic import AfterValidator
 
 from app.schemas_fields import MODEL_ENUM, storable
 
+#: Any other text parameter that reaches the database or a lookup (the dashboard's).
+StorableText = Annotated[str, AfterValidator(storable)]
 #: Any path parameter naming a user, an item or a model.
 UserIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque user id")]
 ItemIdPath = Annotated[str, AfterValidator(storable), Path(description="opaque item id")]

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
+from app.api.params import StorableText
 from app.dashboard.auth import SessionDep
 from app.dashboard.catalog_view import item_card, search_items
 from app.dashboard.templating import render
@@ -25,7 +26,7 @@ def _default_model(request: Request) -> LoadedModel | None:
 
 @router.get("/dashboard/catalog", response_class=HTMLResponse)
 async def catalog_page(
-    request: Request, session: SessionDep, q: Annotated[str, Query(max_length=256)] = ""
+    request: Request, session: SessionDep, q: Annotated[StorableText, Query(max_length=256)] = ""
 ) -> HTMLResponse:
     model = _default_model(request)
     try:
@@ -46,7 +47,7 @@ async def catalog_page(
 
 
 @router.get("/dashboard/catalog/items/{item_id:path}", response_class=HTMLResponse)
-async def item_page(request: Request, item_id: str, session: SessionDep) -> HTMLResponse:
+async def item_page(request: Request, item_id: StorableText, session: SessionDep) -> HTMLResponse:
     model = _default_model(request)
     try:
         card = await run_in_threadpool(item_card, services_of(request).sessions, model, item_id)

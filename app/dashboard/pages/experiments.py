@@ -17,11 +17,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import Services, services_of
+from app.api.params import StorableText
 from app.api.routes import experiments as api
 from app.core.db import session_scope
 from app.core.errors import ApiError
@@ -31,6 +32,7 @@ from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
 from app.experiments import definitions, series
 from app.schemas_experiments import ExperimentIn, ExperimentOut, ExperimentSummary
+from app.schemas_fields import storable
 from app.serving.state import database_unavailable
 from training.models import REGISTRY
 
@@ -124,13 +126,15 @@ async def _page(
 
 @router.get("/dashboard/experiments", response_class=HTMLResponse)
 async def experiments_page(
-    request: Request, session: SessionDep, name: str | None = None
+    request: Request,
+    session: SessionDep,
+    name: Annotated[str | None, AfterValidator(storable)] = None,
 ) -> HTMLResponse:
     return await _page(request, session, shown=name or None)
 
 
 @router.get("/dashboard/experiments/{name}/results", response_class=HTMLResponse)
-async def results_panel(request: Request, name: str, session: SessionDep) -> HTMLResponse:
+async def results_panel(request: Request, name: StorableText, session: SessionDep) -> HTMLResponse:
     """One experiment's table, SRM and charts (polled while it runs)."""
     context = await _results_context(request, name)
     return render(request, "_experiment_results.html", session, poll_s=POLL_S, **context)
@@ -207,7 +211,7 @@ async def create(
 
 
 @router.post("/dashboard/experiments/{name}/stop", response_class=HTMLResponse)
-async def stop(request: Request, name: str, session: CsrfDep) -> HTMLResponse:
+async def stop(request: Request, name: StorableText, session: CsrfDep) -> HTMLResponse:
     try:
         stopped = await run_in_threadpool(api.stop_experiment, services_of(request), name)
     except ApiError as exc:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
+from app.api.params import StorableText
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
 from app.dashboard.catalog_view import catalog_titles
@@ -142,8 +143,8 @@ async def _catalog_titles(
 async def explore_page(
     request: Request,
     session: SessionDep,
-    user: Annotated[str, Query(max_length=256)] = "",
-    item: Annotated[str, Query(max_length=256)] = "",
+    user: Annotated[StorableText, Query(max_length=256)] = "",
+    item: Annotated[StorableText, Query(max_length=256)] = "",
 ) -> HTMLResponse:
     return await _page(request, session, user=user, item=item)
 

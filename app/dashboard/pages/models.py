@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
+from app.api.params import StorableText
 from app.api.routes import admin
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
@@ -77,7 +78,7 @@ def served_panel(request: Request, session: SessionDep) -> HTMLResponse:
 
 @router.post("/dashboard/models/{name}/promote", response_class=HTMLResponse)
 async def promote(
-    request: Request, name: str, session: CsrfDep, version: Annotated[str, Form()] = ""
+    request: Request, name: StorableText, session: CsrfDep, version: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
     services = services_of(request)
     try:
@@ -92,7 +93,7 @@ async def promote(
 
 
 @router.post("/dashboard/models/{name}/rollback", response_class=HTMLResponse)
-async def rollback(request: Request, name: str, session: CsrfDep) -> HTMLResponse:
+async def rollback(request: Request, name: StorableText, session: CsrfDep) -> HTMLResponse:
     services = services_of(request)
     try:
         moved = await run_in_threadpool(admin.rollback, name, services)
@@ -104,7 +105,7 @@ async def rollback(request: Request, name: str, session: CsrfDep) -> HTMLRespons
 
 @router.get("/dashboard/models/{name}/versions/{version}", response_class=HTMLResponse)
 async def version_page(
-    request: Request, name: str, version: str, session: SessionDep
+    request: Request, name: StorableText, version: StorableText, session: SessionDep
 ) -> HTMLResponse:
     """One version: metrics, hyper-parameters, data, training curve, gate, tuning board."""
     store = services_of(request).holder.store

@@ -263,3 +263,26 @@ def test_a_session_the_database_cannot_check_is_a_503_page(
     answer = dash.get("/dashboard/overview", follow_redirects=False)
     assert answer.status_code == 503 and "database is unavailable" in answer.text
     assert "Traceback" not in answer.text
+
+
+def test_a_nul_in_a_dashboard_path_or_query_is_a_422_not_a_database_outage(
+    dash: TestClient,
+) -> None:
+    """PostgreSQL text cannot hold NUL: let through, each of these read as "database
+    unavailable (DataError)"; refused before any lookup like the API's parameters."""
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/experiments").text)
+    for url in (
+        "/dashboard/catalog/items/a%00b",
+        "/dashboard/catalog?q=%00",
+        "/dashboard/experiments?name=%00",
+        "/dashboard/experiments/%00/results",
+        "/dashboard/explore?user=%00",
+        "/dashboard/explore?item=%00",
+        "/dashboard/models/ease/versions/%00",
+    ):
+        r = dash.get(url)
+        assert r.status_code == 422 and "NUL" in r.text, (url, r.status_code, r.text[:300])
+    for url in ("/dashboard/experiments/%00/stop", "/dashboard/models/%00/rollback"):
+        r = dash.post(url, data={"csrf_token": token})
+        assert r.status_code == 422 and "NUL" in r.text, (url, r.status_code, r.text[:300])
