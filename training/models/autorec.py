@@ -101,6 +101,10 @@ class AutoRecConfig(TrainingConfig):
         },
     )
 
+    def check(self) -> None:
+        super().check()
+        _check_config(self)
+
 
 #: The paper tunes lambda over {0.001, 0.01, 0.1, 1, 100, 1000} and the width k
 #: (docs/accuracy-ratings.md; on ML-100K validation I-AutoRec's best lambda was 100); lr
@@ -188,7 +192,6 @@ class _AutoRecBase(Model):
     ) -> FitReport:
         """Minimise eq. 2 with Adam; keep the epoch with the best validation RMSE."""
         cfg = self.cfg
-        _check_config(cfg)
         all_entries = (not train.explicit) if cfg.all_entries is None else cfg.all_entries
         if not all_entries:
             require_explicit(train, self.name)

@@ -301,6 +301,18 @@ class ModelConfig:
 
     seed: int = field(default=0, metadata={"help": "random seed for init, batching, sampling"})
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse values no training can use: ``ModelError`` saying which.
+
+        Runs whenever a config is made (defaults, ``with_overrides``, a tuning
+        trial), so a bad setting fails where it was given (a CLI flag, a
+        ``POST /admin/retrain``) rather than minutes later in a worker's ``fit``.
+        A Config with settings of its own extends it and calls ``super().check()``.
+        """
+
     def with_overrides(self, overrides: Mapping[str, Any]) -> ModelConfig:
         """Copy with ``key=value`` overrides (strings parsed to the field's type)."""
         known = {f.name: f for f in dataclasses.fields(self)}

@@ -81,6 +81,11 @@ class BiasedMFConfig(TrainingConfig):
     init_std: float = field(default=0.05, metadata={"help": "std of the normal init of p, q"})
     patience: int | None = 5
 
+    def check(self) -> None:
+        super().check()
+        if self.optimizer not in ("adam", "sgd"):
+            raise ModelError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+
 
 #: Factors, the per-rating L2 weight lambda and Adam's lr (docs/accuracy-ratings.md).
 SEARCH_SPACE = SearchSpace(
@@ -216,8 +221,6 @@ class BiasedMF(Model):
         callbacks: list[EpochCallback] | None = None,
     ) -> FitReport:
         cfg = self.config
-        if cfg.optimizer not in ("adam", "sgd"):
-            raise ModelError(f"biased-mf: optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
         if len(train) == 0:
             raise ModelError("biased-mf: the training data has no ratings")
         rng = seed_everything(cfg.seed)

@@ -89,7 +89,8 @@ class BPRConfig(TrainingConfig, ValidateEvery):
         default=30, metadata={"help": "majorise-minimise steps when folding in a new user"}
     )
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        super().check()
         for name in ("dim", "epochs", "batch_size", "dns_k", "validate_every", "fold_in_steps"):
             if getattr(self, name) < 1:
                 raise ModelError(f"{name} must be >= 1, got {getattr(self, name)}")

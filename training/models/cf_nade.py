@@ -100,6 +100,10 @@ class CFNADEConfig(TrainingConfig):
     epochs: int = 100
     patience: int | None = 15
 
+    def check(self) -> None:
+        super().check()
+        _check_config(self)
+
 
 #: Width and lr (the two that moved validation RMSE, docs/accuracy-ratings.md),
 #: weight decay and depth.
@@ -202,7 +206,6 @@ class CFNADE(Model):
     ) -> FitReport:
         """Adam on the hybrid cost; keep the epoch with the best validation RMSE."""
         cfg = self.cfg
-        _check_config(cfg)
         values = rating_values(train, self.name)
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)

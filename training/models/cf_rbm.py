@@ -89,6 +89,10 @@ class CFRBMConfig(TrainingConfig):
     epochs: int = 60
     patience: int | None = 15
 
+    def check(self) -> None:
+        super().check()
+        _check_config(self)
+
 
 #: Hidden units F, lr, momentum and weight decay (Salakhutdinov et al. 2007 Sec. 6);
 #: the CD schedule is shortened so a trial fits a budget.
@@ -224,7 +228,6 @@ class CFRBM(Model):
     ) -> FitReport:
         """CD-T with momentum and weight decay; keep the epoch with the best validation RMSE."""
         cfg = self.cfg
-        _check_config(cfg)
         values = rating_values(train, self.name)
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)

@@ -156,6 +156,15 @@ class ConvMFConfig(PMFConfig):
         metadata={"help": "GloVe-style text file ('word v1 .. vd') to initialise embeddings"},
     )
 
+    def check(self) -> None:
+        super().check()
+        if self.max_len < 1 or self.vocab_size < 1 or not self.windows:
+            raise ModelError("max_len, vocab_size must be >= 1 and windows non-empty")
+        if self.cnn_epochs < 0:
+            raise ModelError(f"cnn_epochs must be >= 0, got {self.cnn_epochs}")
+        if self.item_init not in ITEM_INITS:
+            raise ModelError(f"item_init must be one of {ITEM_INITS}, got {self.item_init!r}")
+
 
 #: PMF's priors (lambda_V weighs the CNN's pull on v_j, docs/accuracy-convmf.md),
 #: the factors, and the CNN's dropout and lr; the CNN's epochs are capped for budget.
@@ -191,14 +200,6 @@ class ConvMF(PMF):
 
     def _prepare(self, train: Interactions, rng: np.random.Generator, device: torch.device) -> None:
         cfg = self.config
-        if cfg.max_len < 1 or cfg.vocab_size < 1 or not cfg.windows:
-            raise ModelError("convmf: max_len, vocab_size must be >= 1 and windows non-empty")
-        if cfg.cnn_epochs < 0:
-            raise ModelError(f"convmf: cnn_epochs must be >= 0, got {cfg.cnn_epochs}")
-        if cfg.item_init not in ITEM_INITS:
-            raise ModelError(
-                f"convmf: item_init must be one of {ITEM_INITS}, got {cfg.item_init!r}"
-            )
         self._n_items = train.n_items
         self.docs = prepare_documents(
             train, cfg.plots, cfg.vocab_size, cfg.max_df, cfg.max_len, max(cfg.windows), device

@@ -68,6 +68,11 @@ class EASEConfig(DeviceSetting):
         },
     )
 
+    def check(self) -> None:
+        super().check()
+        if not self.l2 > 0:
+            raise ModelError(f"l2 must be > 0 (got {self.l2}); with lambda = 0 X^T X is singular")
+
 
 #: lambda only (Steck 2019); on ML-100K validation preferred 200 over the paper's 500
 #: (docs/accuracy-topk.md), so the range spans both sides on a log scale.

@@ -97,6 +97,11 @@ class ICFNADEConfig(CFNADEConfig):
         },
     )
 
+    def check(self) -> None:
+        super().check()
+        if self.fold_in_l2 < 0 or self.fold_in_steps < 1:
+            raise ModelError("fold_in_l2 must be >= 0 and fold_in_steps >= 1")
+
 
 #: As CF-NADE's space, over item rows (widths stay smaller: there are more users).
 SEARCH_SPACE = SearchSpace(
@@ -220,9 +225,6 @@ class ICFNADE(CFNADE):
         callbacks: list[EpochCallback] | None = None,
     ) -> FitReport:
         """§3.6 training on the transposed ratings; validation scores the served form."""
-        cfg = self.icfg
-        if cfg.fold_in_l2 < 0 or cfg.fold_in_steps < 1:
-            raise ModelError("fold_in_l2 must be >= 0 and fold_in_steps >= 1")
         self._served_config = self.base_scorer_config(train)
         items_as_rows = transposed(train)
         self._item_rows = items_as_rows.to_csr()

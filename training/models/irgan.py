@@ -109,7 +109,8 @@ class IRGANConfig(EarlyStopping, ValidateEvery, DeviceSetting):
     )
     fold_in_steps: int = field(default=30, metadata={"help": "fold-in iterations (as BPR)"})
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        super().check()
         positive = ("dim", "d_batch_size", "d_resample_every", "g_samples_per_positive")
         for name in (*positive, "dns_k", "validate_every", "fold_in_steps"):
             if getattr(self, name) < 1:

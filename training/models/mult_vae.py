@@ -69,6 +69,11 @@ class MultVAEConfig(ClickAutoencoderConfig):
         },
     )
 
+    def check(self) -> None:
+        super().check()
+        if self.epsilon_std < 0:
+            raise ModelError(f"epsilon_std must be >= 0, got {self.epsilon_std}")
+
 
 #: What validation showed matters on ML-100K (docs/accuracy-topk.md): input dropout
 #: (0.6 beat the paper's 0.5), lr, the beta cap and its schedule (the paper's 200,000
@@ -159,11 +164,6 @@ class MultVAE(ClickAutoencoder):
 
     def build_net(self, n_items: int) -> _VAENet:
         return _VAENet(n_items, self.config.hidden_dim, self.config.latent_dim)
-
-    def _check_config(self) -> None:
-        super()._check_config()
-        if self.config.epsilon_std < 0:
-            raise ModelError(f"mult-vae: epsilon_std must be >= 0, got {self.config.epsilon_std}")
 
     def beta(self) -> float:
         """Linear KL annealing (Sec. 2.2.2): beta = min(cap, updates / total_anneal_steps)."""

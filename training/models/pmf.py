@@ -89,6 +89,19 @@ class PMFConfig(EpochSettings):
         default=0.1, metadata={"help": "std of the normal init of document-less item rows"}
     )
 
+    def check(self) -> None:
+        super().check()
+        if self.lambda_u <= 0 or self.lambda_v <= 0:
+            raise ModelError("lambda_u and lambda_v must be > 0")
+        if self.lambda_bias is not None and self.lambda_bias <= 0:
+            raise ModelError("lambda_bias must be > 0 (or None)")
+        if self.factors < 1:
+            raise ModelError(f"factors must be >= 1, got {self.factors}")
+        if self.new_item_anchor not in ANCHORS:
+            raise ModelError(
+                f"new_item_anchor must be one of {ANCHORS}, got {self.new_item_anchor!r}"
+            )
+
 
 #: Factors and the two prior precisions of eq. 7; the bias penalty is only searched
 #: when biases are on (a conditional parameter).
@@ -192,16 +205,6 @@ class PMF(Model):
         cfg = self.config
         if len(train) == 0:
             raise ModelError(f"{self.name}: the training data has no ratings")
-        if cfg.lambda_u <= 0 or cfg.lambda_v <= 0:
-            raise ModelError(f"{self.name}: lambda_u and lambda_v must be > 0")
-        if cfg.lambda_bias is not None and cfg.lambda_bias <= 0:
-            raise ModelError(f"{self.name}: lambda_bias must be > 0 (or None)")
-        if cfg.factors < 1:
-            raise ModelError(f"{self.name}: factors must be >= 1, got {cfg.factors}")
-        if cfg.new_item_anchor not in ANCHORS:
-            raise ModelError(
-                f"{self.name}: new_item_anchor must be one of {ANCHORS}, got {cfg.new_item_anchor!r}"
-            )
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         self.mu = float(train.ratings.mean()) if cfg.biases else 0.0

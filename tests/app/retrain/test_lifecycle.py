@@ -35,6 +35,20 @@ def _claim(sessions: sessionmaker[Session], worker: str, now: datetime, lease_s:
         (RetrainRequest("ease", data="everything"), "data must be one of"),  # type: ignore[arg-type]
         (RetrainRequest("ease", promote="maybe"), "promote must be one of"),  # type: ignore[arg-type]
         (RetrainRequest("mult-vae", {"epochs": "many"}), "cannot read 'many'"),
+        # Values no training can use fail here, not minutes later in a worker's fit():
+        (RetrainRequest("mult-vae", {"epochs": -5}), "batch_size and epochs must be >= 1"),
+        (RetrainRequest("mult-vae", {"epsilon_std": -1.0}), "epsilon_std must be >= 0"),
+        (RetrainRequest("mult-dae", {"dropout": 1.0}), "dropout must be in"),
+        (RetrainRequest("i-autorec", {"hidden": 0}), "hidden must be at least 1"),
+        (RetrainRequest("cf-nade", {"n_layers": 3}), "n_layers must be 1 or 2"),
+        (RetrainRequest("i-cf-nade", {"fold_in_steps": 0}), "fold_in_steps >= 1"),
+        (RetrainRequest("cf-rbm", {"momentum": 1.0}), "momentum must lie in"),
+        (RetrainRequest("biased-mf", {"optimizer": "lbfgs"}), "optimizer must be"),
+        (RetrainRequest("pmf", {"factors": 0}), "factors must be >= 1"),
+        (RetrainRequest("convmf", {"cnn_epochs": -1}), "cnn_epochs must be >= 0"),
+        (RetrainRequest("ease", {"l2": 0.0}), "l2 must be > 0"),
+        (RetrainRequest("bpr-mf", {"dim": 0}), "dim must be >= 1"),
+        (RetrainRequest("irgan", {"temperature": 0.0}), "temperature must be > 0"),
     ],
 )
 def test_invalid_requests_are_refused_with_the_reason(

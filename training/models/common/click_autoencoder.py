@@ -77,6 +77,13 @@ class ClickAutoencoderConfig(TrainingConfig, ValidateEvery):
         },
     )
 
+    def check(self) -> None:
+        super().check()
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ModelError("batch_size and epochs must be >= 1")
+
 
 def click_values(history: History, threshold: float | None) -> Tensor:
     """(nnz,) 1.0 for each history entry that is a click, 0.0 otherwise."""
@@ -232,7 +239,6 @@ class ClickAutoencoder(Model):
         callbacks: list[EpochCallback] | None = None,
     ) -> FitReport:
         cfg = self.config
-        self._check_config()
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         # implicit data is all clicks already: the threshold only reads explicit ratings
@@ -289,13 +295,6 @@ class ClickAutoencoder(Model):
             raise ModelError(f"{self.name}: nothing to restore into")
         self.net.load_state_dict(state["net"])
         self.update_count = int(state["updates"])
-
-    def _check_config(self) -> None:
-        cfg = self.config
-        if not 0.0 <= cfg.dropout < 1.0:
-            raise ModelError(f"{self.name}: dropout must be in [0, 1), got {cfg.dropout}")
-        if cfg.batch_size < 1 or cfg.epochs < 1:
-            raise ModelError(f"{self.name}: batch_size and epochs must be >= 1")
 
     def weight_penalty(self) -> Tensor:
         """lam * sum ||W||^2 over weight matrices (biases excluded), as the authors' code.
