@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas_fields import MODEL_ENUM, Bool, Int64, ModelName, Number, Scalar, Text, one_error
 from models_store.manifest import VERSION_PATTERN
-from training.tuning.search import MIN_BUDGET_SECONDS
+from training.tuning.search import MAX_BUDGET_SECONDS, MIN_BUDGET_SECONDS
 
 #: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
 #: ``--set`` form, parsed by the model's config).
@@ -64,8 +64,9 @@ class TuneIn(_Strict):
     # its own message, which says why (the shortest budget that fits one trial).
     budget_minutes: Number = Field(
         10.0,
-        description="wall-clock budget of the search (at least 0.5; the refit comes after)",
-        json_schema_extra={"minimum": MIN_BUDGET_SECONDS / 60},
+        description="wall-clock budget of the search (0.5 to 10,080, a week; the refit "
+        "comes after)",
+        json_schema_extra={"minimum": MIN_BUDGET_SECONDS / 60, "maximum": MAX_BUDGET_SECONDS / 60},
     )
     trials: Int64 | None = Field(
         None,

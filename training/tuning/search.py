@@ -66,6 +66,10 @@ from training.tuning.split import TuningSplit, check_split, tuning_split
 
 #: A budget under this cannot fit even one trial of the fastest model plus its validation.
 MIN_BUDGET_SECONDS = 30.0
+#: A week: a longer search belongs in several jobs (each resumes nothing of the last, but
+#: a week of trials has long since settled); a budget of 1e300 minutes overflowed the
+#: deadline's datetime in the worker, after the job had been accepted.
+MAX_BUDGET_SECONDS = 7 * 24 * 3600.0
 #: Random trials before TPE models the space (per study, across models).
 TPE_STARTUP_TRIALS = 5
 
@@ -140,6 +144,11 @@ def check_budget(budget_seconds: float, max_trials: int | None) -> None:
         raise TuningError(
             f"a budget of {budget_seconds:.0f} s is too small for one trial; "
             f"give at least {MIN_BUDGET_SECONDS:.0f} s (--budget-minutes 0.5)"
+        )
+    if not budget_seconds <= MAX_BUDGET_SECONDS:
+        raise TuningError(
+            f"a budget of {budget_seconds / 60:.6g} minutes is longer than a week; "
+            f"give at most {MAX_BUDGET_SECONDS / 60:.0f} (--budget-minutes)"
         )
     if max_trials is not None and max_trials < 1:
         raise TuningError(f"--trials must be at least 1, got {max_trials}")

@@ -108,7 +108,12 @@ def test_a_search_in_which_no_trial_finished_is_an_error(
 
 @pytest.mark.parametrize(
     ("budget", "trials", "message"),
-    [(10.0, None, "too small for one trial"), (600.0, 0, "at least 1")],
+    [
+        (10.0, None, "too small for one trial"),
+        (600.0, 0, "at least 1"),
+        (1e300 * 60, None, "longer than a week"),
+        (float("inf"), None, "longer than a week"),
+    ],
 )
 def test_a_budget_that_cannot_run_a_trial_is_refused(
     budget: float, trials: int | None, message: str

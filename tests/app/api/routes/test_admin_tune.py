@@ -78,6 +78,7 @@ def test_defaults_are_the_clis(admin: TestClient) -> None:
         ({"task": "ratings", "models": ["ease"]}, "only rank items and cannot predict ratings"),
         ({"task": "clusters"}, "unknown task 'clusters'"),
         ({"budget_minutes": 0.1}, "too small for one trial"),
+        ({"budget_minutes": 1e300}, "longer than a week"),
         ({"trials": 0}, "trials must be at least 1"),
         ({"split": "random"}, "split random does not apply to task topk"),
         ({"task": "ratings", "split": "time"}, "split time does not apply to task ratings"),
