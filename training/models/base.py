@@ -352,6 +352,15 @@ def _declared_help(cls: type, name: str) -> str:
     return ""
 
 
+#: How a setting's type reads in an error ("as an integer", not "as <class 'int'>").
+_KIND_NAMES: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "text",
+}
+
+
 def _parse_value(raw: Any, hint: Any, key: str) -> Any:
     if not isinstance(raw, str):
         return raw
@@ -376,7 +385,8 @@ def _parse_value(raw: Any, hint: Any, key: str) -> Any:
             parts = [p for p in raw.replace(" ", "").split(",") if p]
             return origin(inner(p) for p in parts)
     except (TypeError, ValueError) as exc:
-        raise ModelError(f"setting '{key}': cannot read {raw!r} as {hint}") from exc
+        kind = _KIND_NAMES.get(hint, getattr(hint, "__name__", str(hint)))
+        raise ModelError(f"setting '{key}': cannot read {raw!r} as {kind}") from exc
     return raw
 
 

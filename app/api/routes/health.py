@@ -14,13 +14,19 @@ from app.schemas import Health, Readiness
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=Health)
+# HEAD as well: some load balancers' health checks send it (405 failed them).
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health)
 def healthz() -> Health:
     """The process is up (no dependencies checked)."""
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+@router.api_route(
+    "/readyz",
+    methods=["GET", "HEAD"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness}},
+)
 def readyz(services: ServicesDep) -> JSONResponse:
     """Ready = the default model is loaded; 503 otherwise, with details.
 

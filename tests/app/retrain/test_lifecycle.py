@@ -34,7 +34,7 @@ def _claim(sessions: sessionmaker[Session], worker: str, now: datetime, lease_s:
         (RetrainRequest("ease", {"nope": 1}), "unknown setting 'nope'"),
         (RetrainRequest("ease", data="everything"), "data must be one of"),  # type: ignore[arg-type]
         (RetrainRequest("ease", promote="maybe"), "promote must be one of"),  # type: ignore[arg-type]
-        (RetrainRequest("mult-vae", {"epochs": "many"}), "cannot read 'many'"),
+        (RetrainRequest("mult-vae", {"epochs": "many"}), "cannot read 'many' as an integer"),
         # Values no training can use fail here, not minutes later in a worker's fit():
         (RetrainRequest("mult-vae", {"epochs": -5}), "batch_size and epochs must be >= 1"),
         (RetrainRequest("mult-vae", {"epsilon_std": -1.0}), "epsilon_std must be >= 0"),

@@ -25,10 +25,18 @@ def test_ready_when_database_and_default_model_are_up(client: TestClient) -> Non
     assert body["cache"]["backend"] == "memory"
 
 
+def test_health_checks_answer_head_as_get_without_a_body(client: TestClient) -> None:
+    """Some load balancers probe with HEAD; a 405 there marked a healthy server down."""
+    for path in ("/healthz", "/readyz"):
+        head = client.head(path)
+        assert (head.status_code, head.content) == (200, b""), path
+
+
 def test_not_ready_without_the_default_model(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     client = make_client(store_dir=tmp_path / "empty-store")
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["ready"] is False
+    assert client.head("/readyz").status_code == 503
     assert r.json()["models"]["mult-vae"]["loaded"] is False
 
 
