@@ -74,6 +74,12 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         if error.get("type") == "string_unicode":
             message = LONE_SURROGATE
+        if error.get("type") == "json_invalid":
+            # The position is the path's [N]; the parser's reason says what is wrong there.
+            reason = (error.get("ctx") or {}).get("error")
+            where = f" at character {loc[0]}" if loc and isinstance(loc[0], int) else ""
+            message = f"not valid JSON{where}" + (f": {reason}" if reason else "")
+            field = "body"
         out.append({"field": field or "body", "message": message})
     return out
 

@@ -109,3 +109,18 @@ def test_describe_validation_errors_paths() -> None:
         {"field": "interactions", "message": "tagged"},
         {"field": "body", "message": "whole body"},
     ]
+
+
+def test_a_body_that_is_not_json_says_where_and_why() -> None:
+    """FastAPI's own message was "[18]: JSON decode error": neither a field nor a reason."""
+    r = TestClient(_app()).post(
+        "/body", content=b'{"n": 1, ', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert r.json()["problems"] == [
+        {
+            "field": "body",
+            "message": "not valid JSON at character 9: "
+            "Expecting property name enclosed in double quotes",
+        }
+    ]
