@@ -159,7 +159,27 @@ def _similarity_index(model: LoadedModel) -> CosineScorer | tuple[sp.csr_matrix,
 
 
 def build_loaded_model(loaded: LoadedVersion, device: torch.device) -> LoadedModel:
-    """Turn a verified store version into a servable model, or raise ``ModelLoadError``."""
+    """Turn a verified store version into a servable model, or raise ``ModelLoadError``.
+
+    Any failure is a ``ModelLoadError``: checksums prove the files are the ones saved,
+    not that they fit together (a tensor of the wrong shape or dtype, a scorer config
+    another build wrote). Such a version raised from the smoke test's product, which
+    the holder did not take for a refusal: a server restarted on it failed to start,
+    and a running one logged a traceback on every reload poll.
+    """
+    try:
+        return _build(loaded, device)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        manifest = loaded.manifest
+        raise ModelLoadError(
+            f"{manifest.model} version {manifest.version}: cannot serve it "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _build(loaded: LoadedVersion, device: torch.device) -> LoadedModel:
     manifest, contents = loaded.manifest, loaded.contents
     try:
         scorer = stored_scorer(manifest.model, manifest.scorer_config, contents.tensors).to(device)

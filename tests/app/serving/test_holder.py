@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -67,9 +68,47 @@ def _unknown_format(version_dir: Path) -> None:
     path.write_text(json.dumps(manifest))
 
 
+def _rewrite_tensors(version_dir: Path, change: Callable[[dict[str, torch.Tensor]], None]) -> None:
+    """Change the tensors file and re-sign it in the manifest: the checksums hold, the
+    contents do not fit the scorer (what a buggy build or a hand edit leaves behind)."""
+    from safetensors.torch import load_file, save_file
+
+    path = version_dir / "tensors.safetensors"
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path)
+    manifest_path = version_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    blob = path.read_bytes()
+    manifest["files"]["tensors.safetensors"] = {
+        "bytes": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _narrow_a_matrix(version_dir: Path) -> None:
+    def narrow(tensors: dict[str, torch.Tensor]) -> None:
+        tensors["dec_hidden_w"] = tensors["dec_hidden_w"][:, :-5].contiguous()
+
+    _rewrite_tensors(version_dir, narrow)
+
+
+def _wrong_dtype(version_dir: Path) -> None:
+    def widen(tensors: dict[str, torch.Tensor]) -> None:
+        tensors["enc_in_w"] = tensors["enc_in_w"].double()
+
+    _rewrite_tensors(version_dir, widen)
+
+
 @pytest.mark.parametrize(
     ("damage", "expected"),
-    [(_corrupt_tensors, "sha256"), (_unknown_format, "format_version")],
+    [
+        (_corrupt_tensors, "sha256"),
+        (_unknown_format, "format_version"),
+        (_narrow_a_matrix, "cannot serve it"),
+        (_wrong_dtype, "version 2"),
+    ],
 )
 def test_broken_version_is_refused_and_the_old_one_keeps_serving(
     make_client: Callable[..., TestClient],
@@ -92,6 +131,18 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(
     assert 'genrec_model_load_errors_total{model="mult-vae"} 1.0' in client.get("/metrics").text
     holder.poll_once()  # a refused version is not re-read on every poll
     assert 'genrec_model_load_errors_total{model="mult-vae"} 1.0' in client.get("/metrics").text
+
+
+def test_a_server_started_on_a_version_that_cannot_score_starts_unready_with_the_reason(
+    make_client: Callable[..., TestClient], store_dir: Path
+) -> None:
+    """It failed to start at all ("Application startup failed", exit 3)."""
+    _narrow_a_matrix(store_dir / "mult-vae" / "versions" / "1")
+    client = make_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert "version 1 refused" in ready.json()["models"]["mult-vae"]["error"]
+    assert "cannot serve it" in ready.json()["models"]["mult-vae"]["error"]
 
 
 def test_default_model_published_after_startup_is_loaded(
