@@ -29,7 +29,14 @@ from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
 from training.evaluate import rating_validation, topk_validation
 from training.models import model_class
-from training.models.base import EpochCallback, FitReport, Model, Scorer, Validation
+from training.models.base import (
+    EpochCallback,
+    FitReport,
+    Model,
+    ModelError,
+    Scorer,
+    Validation,
+)
 
 #: Fraction of each user's interactions held out to select the epoch and score the version.
 HOLDOUT_FRACTION = 0.1
@@ -200,6 +207,36 @@ def version_contents(scorer: Scorer, data: Interactions) -> VersionContents:
     )
 
 
+def _finite_or_none(values: Mapping[str, float]) -> dict[str, float | None]:
+    """An epoch's figures for the manifest (JSON): NaN or infinite as null. A loss that
+    diverged after the best epoch leaves a servable version (the best epoch's weights)
+    whose curve still shows where it went wrong; the dashboard draws a null as a gap."""
+    return {name: (value if np.isfinite(value) else None) for name, value in values.items()}
+
+
+def refuse_non_finite(model_name: str, contents: VersionContents, result: TrainResult) -> None:
+    """A diverged training (a learning rate far too large) leaves NaN or infinite
+    weights, metrics or scorer constants; saved, they failed later as a FAISS traceback
+    while building the index or as "not JSON-serialisable", and no server could serve
+    them. Say what happened instead."""
+    bad = sorted(
+        name
+        for name, table in contents.tensors.items()
+        if np.issubdtype(table.dtype, np.floating) and not np.isfinite(table).all()
+    )
+    bad += [f"metric {name}" for name, value in result.metrics.items() if not np.isfinite(value)]
+    bad += [
+        f"scorer setting {name}"
+        for name, value in result.scorer.config.items()
+        if isinstance(value, float) and not np.isfinite(value)
+    ]
+    if bad:
+        raise ModelError(
+            f"{model_name}: training diverged: {', '.join(bad)} hold NaN or infinite values; "
+            "nothing was saved (try a smaller lr, or look for extreme ratings in the data)"
+        )
+
+
 def data_info(data: Interactions, source: str) -> DataInfo:
     cutoff = (
         datetime.fromtimestamp(int(data.timestamps.max()), tz=UTC).isoformat()
@@ -238,6 +275,7 @@ def save_trained(
     if cutoff is not None:
         info = replace(info, cutoff=cutoff)
     contents = version_contents(result.scorer, data)
+    refuse_non_finite(model_name, contents, result)
     with store.scratch(model_name) as scratch:
         # Inner-product models get their approximate-retrieval indexes now, so a
         # version is servable with GENREC_ANN from the moment it is published.
@@ -261,8 +299,8 @@ def save_trained(
                 "curve": [
                     {
                         "epoch": epoch.epoch,
-                        "losses": dict(epoch.losses),
-                        "metrics": dict(epoch.metrics),
+                        "losses": _finite_or_none(epoch.losses),
+                        "metrics": _finite_or_none(epoch.metrics),
                         "seconds": round(epoch.seconds, 4),
                     }
                     for epoch in result.report.history

@@ -11,7 +11,7 @@ import torch
 from models_store import ModelStore
 from training.data.interactions import Interactions
 from training.models import scorer_class
-from training.models.base import History
+from training.models.base import History, ModelError
 from training.pipeline import train_and_save, train_model
 
 
@@ -96,3 +96,36 @@ def test_manifest_records_the_per_epoch_curve(tmp_path: Path) -> None:
     assert all(row["losses"] and row["seconds"] >= 0 for row in curve)
     closed_form = train_and_save(store, "ease", _clicks(), source="synthetic")
     assert len(closed_form.training["curve"]) == closed_form.training["epochs_run"] == 1
+
+
+def test_a_diverged_training_is_refused_and_nothing_is_saved(tmp_path: Path) -> None:
+    """lr=1e30 makes biased MF's weights NaN; without validation the last epoch is
+    kept, and saving it failed as a FAISS traceback while its index was built."""
+    store = ModelStore(tmp_path)
+    with pytest.raises(ModelError, match=r"training diverged: .* NaN or infinite"):
+        train_and_save(
+            store,
+            "biased-mf",
+            _clicks(),
+            source="synthetic",
+            overrides={"lr": 1e30, "epochs": 3, "patience": None},
+            holdout=0.0,
+        )
+    assert store.list_models() == []
+
+
+def test_a_loss_that_diverges_after_the_best_epoch_is_a_gap_in_the_saved_curve(
+    tmp_path: Path,
+) -> None:
+    """Validation keeps the best (finite) epoch; the NaN epochs after it made the
+    manifest "not JSON-serialisable". They are recorded as null."""
+    manifest = train_and_save(
+        ModelStore(tmp_path),
+        "biased-mf",
+        _clicks(),
+        source="synthetic",
+        overrides={"lr": 1e30, "epochs": 3, "patience": None},
+    )
+    curve = manifest.training["curve"]
+    assert manifest.training["best_epoch"] == 1 and np.isfinite(curve[0]["losses"]["loss"])
+    assert curve[-1]["losses"]["loss"] is None and curve[-1]["metrics"]["rmse"] is None

@@ -20,6 +20,7 @@ past 400 lines: a newcomer reads one file to learn the interface.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -311,7 +312,15 @@ class ModelConfig:
         trial), so a bad setting fails where it was given (a CLI flag, a
         ``POST /admin/retrain``) rather than minutes later in a worker's ``fit``.
         A Config with settings of its own extends it and calls ``super().check()``.
+        Here: what holds for every model (a finite number in every float setting, a
+        seed numpy's generators take).
         """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ModelError(f"{f.name} must be a finite number, got {value}")
+        if not 0 <= self.seed < 2**32:
+            raise ModelError(f"seed must be in [0, 2^32), got {self.seed}")
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> ModelConfig:
         """Copy with ``key=value`` overrides (strings parsed to the field's type)."""

@@ -50,6 +50,11 @@ class MultDAEConfig(ClickAutoencoderConfig):
         metadata={"help": "L2 weight: loss += lam * sum ||W||^2 (authors' code: 0.01 / batch)"},
     )
 
+    def check(self) -> None:
+        super().check()
+        if self.hidden_dim < 1:
+            raise ModelError(f"hidden_dim must be >= 1, got {self.hidden_dim}")
+
 
 #: Dropout, lr, the L2 weight and the batch size (batch 100 beat the paper's 500 on
 #: ML-100K validation, docs/accuracy-topk.md), and the hidden width.

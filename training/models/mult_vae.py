@@ -73,6 +73,12 @@ class MultVAEConfig(ClickAutoencoderConfig):
         super().check()
         if self.epsilon_std < 0:
             raise ModelError(f"epsilon_std must be >= 0, got {self.epsilon_std}")
+        if self.hidden_dim < 1 or self.latent_dim < 1:
+            raise ModelError(
+                f"hidden_dim and latent_dim must be >= 1, got {self.hidden_dim}, {self.latent_dim}"
+            )
+        if self.anneal_cap < 0:
+            raise ModelError(f"anneal_cap (the largest beta) must be >= 0, got {self.anneal_cap}")
 
 
 #: What validation showed matters on ML-100K (docs/accuracy-topk.md): input dropout

@@ -32,6 +32,7 @@ from training.models.base import (
     InnerProductScorer,
     Model,
     ModelConfig,
+    ModelError,
     NotARatingModel,
     Scorer,
     Validation,
@@ -153,6 +154,34 @@ def test_declarations_are_consistent(name: str) -> None:
 def test_unknown_setting_is_refused_by_name(name: str) -> None:
     with pytest.raises(Exception, match="no_such_setting"):
         REGISTRY[name].Config().with_overrides({"no_such_setting": "1"})
+
+
+#: A value no training can use for each setting most models share (checked when the
+#: config is made, so ``genrec train --set`` and ``POST /admin/retrain`` refuse it).
+_UNUSABLE = {
+    "seed": -1,
+    "epochs": 0,
+    "lr": -1.0,
+    "batch_size": 0,
+    "validate_every": 0,
+    "hidden_dim": -1,
+    "latent_dim": 0,
+    "anneal_cap": -1.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_unusable_values_are_refused_when_the_config_is_made(name: str) -> None:
+    config = REGISTRY[name].Config()
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    for setting, bad in _UNUSABLE.items():
+        if setting in fields:
+            with pytest.raises(ModelError, match=setting):
+                config.with_overrides({setting: bad})
+    for setting, value in fields.items():  # every float setting: NaN is refused by name
+        if isinstance(value, float):
+            with pytest.raises(ModelError, match=f"{setting} must be a finite number"):
+                config.with_overrides({setting: math.nan})
 
 
 # --------------------------------------------------------------------------- training

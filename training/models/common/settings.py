@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from training.device import DEVICE_CHOICES
-from training.models.base import ModelConfig
+from training.models.base import ModelConfig, ModelError
 
 DEVICE_HELP = f"torch device for training: {DEVICE_CHOICES} (auto: CUDA when available)"
 EPOCHS_HELP = "maximum training epochs (patience may stop sooner)"
@@ -50,6 +50,11 @@ class EpochSettings(EarlyStopping, DeviceSetting):
 
     epochs: int = field(default=100, metadata={"help": EPOCHS_HELP})
 
+    def check(self) -> None:
+        super().check()
+        if self.epochs < 1:
+            raise ModelError(f"epochs must be >= 1, got {self.epochs}")
+
 
 @dataclass
 class TrainingConfig(EpochSettings):
@@ -70,9 +75,21 @@ class TrainingConfig(EpochSettings):
         described["batch_size"] = described["batch_size"].replace("{batch_unit}", cls.batch_unit)
         return described
 
+    def check(self) -> None:
+        super().check()
+        if not self.lr > 0:
+            raise ModelError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ModelError(f"batch_size must be >= 1, got {self.batch_size}")
+
 
 @dataclass
 class ValidateEvery(ModelConfig):
     """Validation cadence, for models whose validation costs a noticeable share of an epoch."""
 
     validate_every: int = field(default=1, metadata={"help": VALIDATE_EVERY_HELP})
+
+    def check(self) -> None:
+        super().check()
+        if self.validate_every < 1:
+            raise ModelError(f"validate_every must be >= 1, got {self.validate_every}")
