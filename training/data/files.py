@@ -206,6 +206,14 @@ def _parse_timestamps(column: pd.Series, source: str | Path) -> np.ndarray:
     return datetimes_to_seconds(parsed)
 
 
+#: Unix seconds of 9999-12-31T23:59:59Z, the last instant a ``datetime`` holds: the
+#: manifest records the newest timestamp as a date, and 99999999999999999 failed there
+#: (an OSError after the whole training).
+MAX_SECONDS = 253_402_300_799
+#: 0001-01-01T00:00:00Z, the first.
+MIN_SECONDS = -62_135_596_800
+
+
 def _finite_seconds(values: np.ndarray, column: pd.Series, source: str | Path) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
@@ -213,6 +221,13 @@ def _finite_seconds(values: np.ndarray, column: pd.Series, source: str | Path) -
         raise DataError(
             f"{source}: column timestamp, row {row + 1}: value {str(column.iloc[row])!r} "
             "is not a finite number of seconds"
+        )
+    out_of_range = (values > MAX_SECONDS) | (values < MIN_SECONDS)
+    if out_of_range.any():
+        row = int(np.argmax(out_of_range))
+        raise DataError(
+            f"{source}: column timestamp, row {row + 1}: value {str(column.iloc[row])!r} "
+            "is not a date between the years 1 and 9999 in unix seconds"
         )
     return np.floor(values).astype(np.int64)
 
