@@ -155,6 +155,10 @@ class ModelOut(BaseModel):
     name: str
     aliases: dict[str, str]
     versions: list[VersionOut] = Field(description="newest first")
+    unreadable: dict[str, str] = Field(
+        default_factory=dict,
+        description="versions whose manifest cannot be read, with why (not in versions)",
+    )
 
 
 class ModelList(BaseModel):

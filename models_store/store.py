@@ -371,6 +371,21 @@ class ModelStore:
         model = validate_name(model, "model name")
         return [self.manifest(model, v) for v in self._require_model(model)]
 
+    def version_listing(self, model: str) -> tuple[list[Manifest], dict[str, str]]:
+        """Like ``list_versions``, for listings: a version whose manifest cannot be read
+        is reported (version -> why) instead of failing the list. One hand-edited or
+        half-copied version hid every model from ``genrec models list`` and
+        ``GET /admin/models``; a listing is where an operator looks to find it."""
+        model = validate_name(model, "model name")
+        readable: list[Manifest] = []
+        unreadable: dict[str, str] = {}
+        for version in self._require_model(model):
+            try:
+                readable.append(self.manifest(model, version))
+            except StoreError as exc:
+                unreadable[version] = str(exc)
+        return readable, unreadable
+
     # -- aliases ---------------------------------------------------------------------------
 
     def resolve(self, model: str, ref: str | int = "production") -> str:
@@ -393,7 +408,7 @@ class ModelStore:
         self._require_model(model)
         out: dict[str, str] = {}
         for name in self.backend.list(f"{model}/{ALIASES}"):
-            if name.endswith(".json") and not name.startswith("."):
+            if name.endswith(".json") and _is_alias_name(name.removesuffix(".json")):
                 record = self._read_alias(model, name.removesuffix(".json"))
                 if record is not None:
                     out[name.removesuffix(".json")] = record.version
@@ -549,7 +564,11 @@ class ModelStore:
                 previous=[validate_version(v) for v in body["previous"]],
                 updated_at=str(body["updated_at"]),
             )
-        except (ValueError, KeyError, TypeError, StoreError) as exc:
+        except KeyError as exc:
+            raise StoreError(
+                f"alias file {self.backend.location(key)} is unreadable: it has no {exc} field"
+            ) from exc
+        except (ValueError, TypeError, StoreError) as exc:
             raise StoreError(
                 f"alias file {self.backend.location(key)} is unreadable: {exc}"
             ) from exc
@@ -558,6 +577,16 @@ class ModelStore:
     def _write_alias(self, model: str, alias: str, version: str, previous: list[str]) -> None:
         record = _AliasRecord(version, previous[:MAX_ALIAS_HISTORY], utc_now_iso())
         self.backend.replace(f"{model}/{ALIASES}/{alias}.json", record.to_json())
+
+
+def _is_alias_name(name: str) -> bool:
+    """A file the store could have written as an alias (a stray ``Bad Name.json`` is not
+    one: it is left alone, as hidden files are)."""
+    try:
+        validate_name(name, "alias")
+    except StoreError:
+        return False
+    return True
 
 
 def _version_key(model: str, version: str) -> str:

@@ -306,6 +306,31 @@ def test_unreadable_alias_file_says_where(
         store.alias_state("mult-vae")
 
 
+def test_a_listing_reports_an_unreadable_version_and_keeps_the_others(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved()
+    saved()
+    (_version_dir(store_root, version="1") / "manifest.json").write_text("{oops")
+    readable, unreadable = store.version_listing("mult-vae")
+    assert [m.version for m in readable] == ["2"]
+    assert list(unreadable) == ["1"] and "manifest.json" in unreadable["1"]
+    with pytest.raises(StoreError):  # the strict form still refuses
+        store.list_versions("mult-vae")
+
+
+def test_a_stray_file_among_the_aliases_is_not_an_alias(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    saved()
+    store.promote("mult-vae", "1")
+    (store_root / "mult-vae" / "aliases" / "Bad Name.json").write_text("{}")
+    assert store.aliases("mult-vae") == {"production": "1"}
+    (store_root / "mult-vae" / "aliases" / "staging.json").write_text("{}")
+    with pytest.raises(StoreError, match="staging.json is unreadable: it has no 'version' field"):
+        store.aliases("mult-vae")
+
+
 # --------------------------------------------------------------------------- names
 
 

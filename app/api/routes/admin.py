@@ -192,6 +192,7 @@ def cancel_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
 
 def _model_out(store: ModelStore, name: str) -> ModelOut:
     aliases = store.aliases(name)
+    readable, unreadable = store.version_listing(name)
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
@@ -205,9 +206,9 @@ def _model_out(store: ModelStore, name: str) -> ModelOut:
             hyper_parameters=m.hyper_parameters,
             training=m.training,
         )
-        for m in reversed(store.list_versions(name))
+        for m in reversed(readable)
     ]
-    return ModelOut(name=name, aliases=aliases, versions=versions)
+    return ModelOut(name=name, aliases=aliases, versions=versions, unreadable=unreadable)
 
 
 @router.get("/models", response_model=ModelList, responses=errors(404, 409))

@@ -286,3 +286,12 @@ def test_a_nul_in_a_dashboard_path_or_query_is_a_422_not_a_database_outage(
     for url in ("/dashboard/experiments/%00/stop", "/dashboard/models/%00/rollback"):
         r = dash.post(url, data={"csrf_token": token})
         assert r.status_code == 422 and "NUL" in r.text, (url, r.status_code, r.text[:300])
+
+
+def test_the_models_page_names_a_version_it_cannot_read(dash: TestClient, store_dir: Path) -> None:
+    (store_dir / "mult-dae" / "versions" / "1" / "manifest.json").write_text("{oops")
+    _login(dash)
+    page = dash.get("/dashboard/models")
+    assert page.status_code == 200
+    assert "whose manifest cannot be read" in page.text and "v1: " in page.text
+    assert 'id="model-ease"' in page.text  # the other models are listed as before
