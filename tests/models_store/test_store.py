@@ -327,7 +327,7 @@ def test_a_stray_file_among_the_aliases_is_not_an_alias(
     (store_root / "mult-vae" / "aliases" / "Bad Name.json").write_text("{}")
     assert store.aliases("mult-vae") == {"production": "1"}
     (store_root / "mult-vae" / "aliases" / "staging.json").write_text("{}")
-    with pytest.raises(StoreError, match="staging.json is unreadable: it has no 'version' field"):
+    with pytest.raises(StoreError, match=r"staging\.json is unreadable: it has no 'version' field"):
         store.aliases("mult-vae")
 
 
