@@ -7,6 +7,7 @@ switches to Postgres and Redis by setting two URLs.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -312,6 +313,12 @@ def parse_duration(text: str) -> float | None:
     return seconds
 
 
+#: The databases the interaction log, jobs and catalog are written and tested for.
+SUPPORTED_DATABASES = ("postgresql", "sqlite")
+#: The password of a URL's user info (``//user:password@``).
+_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]*@")
+
+
 def normalise_database_url(url: str) -> str:
     """Point plain ``postgresql://`` at psycopg 3, the driver the project ships.
 
@@ -321,9 +328,17 @@ def normalise_database_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse text
-        raise ValueError(f"database_url {url!r} is not a valid SQLAlchemy URL") from exc
+        shown = _PASSWORD.sub(r"\1***@", url)  # an error line must not print a password
+        raise ValueError(f"database_url {shown!r} is not a valid SQLAlchemy URL") from exc
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        # Any other dialect failed at the first connection (MySQLdb not installed, a
+        # traceback); the log's SQL, migrations and tests cover these two only.
+        raise ValueError(
+            f"database_url: genrec runs on {' or '.join(SUPPORTED_DATABASES)}, "
+            f"not {parsed.get_backend_name()!r}"
+        )
     return parsed.render_as_string(hide_password=False)
 
 

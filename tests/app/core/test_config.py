@@ -46,6 +46,21 @@ def test_postgres_urls_use_psycopg3(given: str, expected: str) -> None:
     assert normalise_database_url(given) == expected
 
 
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("mysql://u@127.0.0.1:1/db", "genrec runs on postgresql or sqlite, not 'mysql'"),
+        ("postgresql://u:s3cret@h:abc/db", "is not a valid SQLAlchemy URL"),
+    ],
+)
+def test_database_urls_genrec_cannot_use_are_refused_without_showing_a_password(
+    given: str, says: str
+) -> None:
+    with pytest.raises(ValueError, match=says) as refused:
+        normalise_database_url(given)
+    assert "s3cret" not in str(refused.value)
+
+
 def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GENREC_DEVICE", "tpu")
     with pytest.raises(ValidationError, match="device"):
