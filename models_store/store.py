@@ -384,6 +384,8 @@ class ModelStore:
                 readable.append(self.manifest(model, version))
             except StoreError as exc:
                 unreadable[version] = str(exc)
+            except OSError as exc:  # a file where the version's folder belongs, a loop, ...
+                unreadable[version] = f"{exc.filename}: {exc.strerror or exc}"
         return readable, unreadable
 
     # -- aliases ---------------------------------------------------------------------------

@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from app.core.config import Settings
     from models_store import ModelStore
     from training.data.interactions import Interactions
@@ -28,20 +32,77 @@ out = Console(soft_wrap=True)
 
 
 def settings() -> Settings:
+    """The service's settings; a bad ``GENREC_*`` value ends the command with one error
+    line per problem, naming the variable and what it accepts (pydantic's own report is a
+    50-line traceback that names the field, not the variable an operator sets)."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     from app.core.config import get_settings
 
-    return get_settings()
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = settings_problems(exc)
+    except SettingsError as exc:  # a value that is not even JSON (dicts, lists)
+        problems = [_unparsable_setting(exc)]
+    for problem in problems[:-1]:
+        fail(problem)
+    raise fail(problems[-1]) from None
+
+
+#: Settings whose values may hold a password or a token: never echoed in an error line.
+_SECRET_SETTINGS = ("admin_token", "database_url", "redis_url")
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per invalid setting: ``GENREC_MAX_K: Input should be greater than 0 (got '-1')``."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        # A validator of ours already quotes the value; pydantic's built-in checks do not.
+        if error["type"] != "value_error" and field not in _SECRET_SETTINGS:
+            message += f" (got {error['input']!r})"
+        lines.append(f"GENREC_{field.upper()}: {message}")
+    return lines
+
+
+def _unparsable_setting(exc: Exception) -> str:
+    """pydantic-settings' "error parsing value for field ..." as one line naming the variable."""
+    import re
+
+    found = re.search(r'field "(\w+)"', str(exc))
+    name = f"GENREC_{found.group(1).upper()}" if found else "a GENREC_* setting"
+    what = "is not valid JSON" if "error parsing" in str(exc) else "cannot be read"
+    reason = f": {exc.__cause__}" if exc.__cause__ else ""
+    return f"{name} {what}{reason}"
 
 
 def fail(message: str) -> typer.Exit:
-    """Print ``message`` as one red error line; the caller raises the returned exit (code 2)."""
-    console.print(f"[bold red]error:[/] {message}")
+    """Print ``message`` as one red error line; the caller raises the returned exit (code 2).
+
+    The message is printed literally, never read as rich markup: it often quotes what
+    the user typed or a pattern such as ``[a-z0-9_.-]``, which markup would swallow
+    or crash on (``MarkupError``)."""
+    console.print(Text.assemble(("error:", "bold red"), " ", message))
     return typer.Exit(code=2)
+
+
+def os_problem(exc: OSError) -> str:
+    """``PATH: reason`` for an OS error, or its own text when it names no path (our own
+    ``FileNotFoundError`` messages already say which file)."""
+    if exc.filename is None:
+        return str(exc)
+    target = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    return f"{exc.filename}{target}: {exc.strerror or exc}"
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the project's own errors into one red line and exit code 2, never a traceback."""
+    """Turn the project's own errors, and any OS error on a path (a store whose layout was
+    damaged by hand: a file where a directory belongs, a symlink loop, no permission),
+    into one red line and exit code 2, never a traceback."""
     from models_store.errors import StoreError
     from training.data.errors import DataError
     from training.data.splits import SplitError
@@ -60,9 +121,10 @@ def user_errors() -> Iterator[None]:
         SplitError,
         EvaluationError,
         StoredEvaluationError,
-        FileNotFoundError,
     ) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # a store or data path that is a file, a loop, unreadable, ...
+        raise fail(os_problem(exc)) from None
 
 
 def parse_sets(values: list[str] | None, flag: str = "--set") -> dict[str, str]:
@@ -95,7 +157,7 @@ def data_dir(config: Settings) -> Path | None:
 def load_data(spec: str, config: Settings) -> Interactions:
     from training.data.datasets import load_dataset
 
-    console.print(f"loading data [bold]{spec}[/] ...")
+    console.print(f"loading data [bold]{escape(spec)}[/] ...")
     data = load_dataset(
         spec,
         data_dir=data_dir(config),
@@ -107,6 +169,26 @@ def load_data(spec: str, config: Settings) -> Interactions:
         f" ({'ratings' if data.explicit else 'implicit'})"
     )
     return data
+
+
+def check_data(spec: str, config: Settings) -> None:
+    """Refuse a data spec that cannot be loaded, without reading the data: an unknown spec,
+    a file that is not there, a named set neither on disk nor downloadable (fetched here).
+
+    ``train --nproc N`` calls it before torchrun starts the ranks: a rank's error comes
+    wrapped in every rank's traceback and torchrun's report, some 50 lines.
+    """
+    from training.data.datasets import load_dataset, locate_named
+    from training.data.movielens import LAYOUTS
+
+    name = spec.strip().lower()
+    cache_dir = Path(config.cache_dir) if config.cache_dir else None
+    if name in LAYOUTS:
+        locate_named(name, data_dir=data_dir(config), cache_dir=cache_dir)
+    elif name != "db" and not Path(spec).expanduser().is_file():
+        # Not a file: load_dataset fails at once (unknown spec, or no such file), the same
+        # error the ranks would give.
+        load_dataset(spec, data_dir=data_dir(config), cache_dir=cache_dir)
 
 
 def store(config: Settings) -> ModelStore:

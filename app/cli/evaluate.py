@@ -56,7 +56,7 @@ def evaluate(
     option: Annotated[
         list[str] | None, typer.Option("--option", help="protocol option key=value")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads")] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the report as JSON")
     ] = None,
@@ -68,6 +68,7 @@ def evaluate(
     these reports. NAME@VERSION is measured on the slice of DATA its training
     held out (DATA must be the data it was trained on).
     """
+    _check_json_target(json_out)
     import torch
 
     from training.stored_evaluation import split_ref
@@ -90,6 +91,18 @@ def evaluate(
     if protocol is None:
         raise fail("--protocol is required to evaluate a model by name (see docs/protocols.md)")
     _evaluate_protocol(name, data, protocol, seeds or "0", set_, option, json_out)
+
+
+def _check_json_target(json_out: Path | None) -> None:
+    """Refuse a --json path that cannot be written before the evaluation runs: the report
+    is written last, so a typo there used to cost the whole run and end in a traceback."""
+    if json_out is None:
+        return
+    if json_out.is_dir():
+        raise fail(f"--json {json_out}: is a directory; give a file path such as report.json")
+    folder = json_out.parent
+    if not folder.is_dir():
+        raise fail(f"--json {json_out}: folder {folder} does not exist")
 
 
 def _evaluate_protocol(
@@ -122,7 +135,8 @@ def _evaluate_protocol(
         )
     sys.stdout.write(report.to_markdown())
     if json_out:
-        json_out.write_text(report.to_json())
+        with user_errors():  # e.g. no permission: checked only by writing
+            json_out.write_text(report.to_json())
 
 
 def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> None:
@@ -147,4 +161,5 @@ def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> 
     ]
     sys.stdout.write("\n".join(lines))
     if json_out:
-        json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        with user_errors():  # e.g. no permission: checked only by writing
+            json_out.write_text(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -49,5 +49,6 @@ def items_import(
             raise fail(str(exc)) from None
     out.print(
         f"imported {len(records)} item(s) from {file}: {counts['created']} new, "
-        f"{counts['updated']} updated, {counts['unchanged']} unchanged"
+        f"{counts['updated']} updated, {counts['unchanged']} unchanged",
+        markup=False,
     )

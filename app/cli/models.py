@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from app.cli.common import out, settings, store, user_errors
@@ -23,19 +24,27 @@ def models_list(
         model_store = store(settings())
         names = [model] if model else model_store.list_models()
         table = Table("model", "version", "aliases", "created", "data", "metrics")
+        problems: list[str] = []
+        # Cells are rich markup; names and data sources are the user's text, shown as typed.
         for name in names:
             aliases = model_store.aliases(name)
-            for manifest in model_store.list_versions(name):
+            readable, unreadable = model_store.version_listing(name)
+            for manifest in readable:
                 tags = ",".join(a for a, v in aliases.items() if v == manifest.version)
                 table.add_row(
-                    name,
-                    manifest.version,
-                    tags,
+                    escape(name),
+                    escape(manifest.version),
+                    escape(tags),
                     manifest.created_at[:19],
-                    f"{manifest.data.source} ({manifest.data.n_interactions:,})",
+                    escape(f"{manifest.data.source} ({manifest.data.n_interactions:,})"),
                     " ".join(f"{k}={v:.3f}" for k, v in list(manifest.metrics.items())[:2]),
                 )
+            problems += [
+                f"{name} version {v} is unreadable: {why}" for v, why in unreadable.items()
+            ]
     out.print(table)
+    for problem in problems:  # after the table, not fatal: a listing is where to find them
+        out.print(problem, markup=False, style="red")
 
 
 @models_app.command("promote")
@@ -43,7 +52,7 @@ def models_promote(name: str, version: str) -> None:
     """Point NAME's production alias at VERSION (servers pick it up without restart)."""
     with user_errors():
         store(settings()).promote(name, version)
-    out.print(f"{name}: production -> {version}")
+    out.print(f"{name}: production -> {version}", markup=False)
 
 
 @models_app.command("rollback")
@@ -51,7 +60,7 @@ def models_rollback(name: str) -> None:
     """Move NAME's production alias back to the version it pointed at before."""
     with user_errors():
         version = store(settings()).rollback(name)
-    out.print(f"{name}: production -> {version}")
+    out.print(f"{name}: production -> {version}", markup=False)
 
 
 @models_app.command("index")
@@ -92,7 +101,7 @@ def models_index(
             nlist=nlist,
             nprobe=nprobe,
             similar_nprobe=similar_nprobe,
-            progress=lambda step: out.print(f"{name}: {step}"),
+            progress=lambda step: out.print(f"{name}: {step}", markup=False),
         )
     params = manifest.retrieval
     for what, section in (("retrieval", params), ("similar-items", params.get("similar"))):
@@ -100,7 +109,8 @@ def models_index(
             out.print(
                 f"{name} version {manifest.version}: {what} {section['kind']} index over "
                 f"{section['n_items']:,} items x {section['dims']} dims (nlist={section['nlist']}, "
-                f"nprobe={section['nprobe']}) built in {section['build_seconds']:.1f} s"
+                f"nprobe={section['nprobe']}) built in {section['build_seconds']:.1f} s",
+                markup=False,
             )
     calibration = (params.get("similar") or {}).get("calibration")
     if calibration:
@@ -108,7 +118,8 @@ def models_index(
             f"{name} version {manifest.version}: similar-items nprobe {params['similar']['nprobe']} "
             f"finds {calibration['recall']:.1%} of the exact top {calibration['k']} of "
             f"{calibration['queries']} sampled items (target {calibration['target_recall']:.0%}; "
-            f"measured in {calibration['seconds']:.1f} s)"
+            f"measured in {calibration['seconds']:.1f} s)",
+            markup=False,
         )
 
 

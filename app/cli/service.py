@@ -6,24 +6,33 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import console, out, settings
+from app.cli.common import console, fail, out, settings
 
 
 def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the HTTP API (settings from GENREC_* environment variables / .env)."""
     import uvicorn
 
+    from training.device import DeviceError, resolve_device
+
+    config = settings()
+    # What the app's startup would refuse is refused here, as one line: inside uvicorn it
+    # is a traceback in each worker followed by "Application startup failed".
+    try:
+        resolve_device(config.device)
+    except DeviceError as exc:
+        raise fail(f"GENREC_DEVICE: {exc}") from None
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level=settings().log_level.lower(),
+        log_level=config.log_level.lower(),
         timeout_graceful_shutdown=30,
     )
 

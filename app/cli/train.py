@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from app.cli.common import (
+    check_data,
     console,
     epoch_printer,
     fail,
@@ -77,10 +79,12 @@ def train(
             f"gradient steps on shards of its data); models that do: {supported}"
         )
     if nproc > 1 and not worker:
+        with user_errors():
+            check_data(data, config)
         args = ["train", "--model", model, "--data", data]
         args += [f"--set={item}" for item in set_ or []]
         args += ["--promote"] if promote else []
-        console.print(f"training [bold]{model}[/] on {nproc} processes (torchrun) ...")
+        console.print(f"training [bold]{escape(model)}[/] on {nproc} processes (torchrun) ...")
         code = distributed.launch(nproc, "app.cli", args)
         if code:  # the failing rank printed its error; torchrun stopped the others
             raise typer.Exit(code=code)
@@ -91,7 +95,7 @@ def train(
         try:
             with distributed.main_first():  # rank 0 downloads / fills caches first
                 interactions = load_data(data, config)
-            console.print(f"training [bold]{model}[/] ...")
+            console.print(f"training [bold]{escape(model)}[/] ...")
             manifest = train_and_save(
                 model_store,
                 model,
@@ -108,5 +112,6 @@ def train(
     metrics = ", ".join(f"{k}={v:.4f}" for k, v in manifest.metrics.items())
     out.print(
         f"saved {manifest.model} version {manifest.version}"
-        f"{' (production)' if promote else ''}  {metrics}"
+        f"{' (production)' if promote else ''}  {metrics}",
+        markup=False,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from app.cli.common import (
     console,
@@ -117,7 +118,7 @@ def tune(
         from training.tuning.plot import plot_search
 
         plot_search(result.records, report["metric"], report["higher_is_better"], plot)
-        console.print(f"plot of the search: {plot}")
+        console.print(f"plot of the search: {plot}", markup=False)
         winner = result.winner
         assert winner.settings is not None
         from training.device import resolve_device
@@ -154,7 +155,7 @@ def _progress(record: TrialRecord, seconds_left: float) -> None:
         record.state, f"[red]{record.state}[/]"
     )
     fit = "" if record.fit_seconds is None else f" fit {record.fit_seconds:.1f}s"
-    note = f" ({record.note})" if record.note else ""
+    note = f" ({escape(record.note)})" if record.note else ""  # may quote an error's text
     console.print(
         f"trial {record.number:>3} {record.model:<11} {state:<6} {value}{fit}"
         f"  {_short(record.settings, record.model)}{note}  [dim]{seconds_left:.0f}s left[/]"

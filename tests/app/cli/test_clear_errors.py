@@ -1,0 +1,207 @@
+"""Bad settings, options, paths and store layouts end in one clear line and exit code 2.
+
+Each case used to end in a traceback (pydantic's, uvicorn's, rich's markup
+parser's, an ``OSError``'s, torchrun's), or, for ``--json``, only after the
+whole evaluation had run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+
+
+def _refused(args: list[str], *expected: str) -> str:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    for text in expected:
+        assert text in result.output, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+@pytest.fixture
+def no_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` must refuse before starting the server: starting it fails the test."""
+    import uvicorn
+
+    def started(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("uvicorn.run was called")
+
+    monkeypatch.setattr(uvicorn, "run", started)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("GENREC_DEVICE", "tpu", "GENREC_DEVICE: Input should be 'cpu', 'cuda' or 'auto'"),
+        ("GENREC_MAX_K", "-1", "GENREC_MAX_K: Input should be greater than 0 (got '-1')"),
+        ("GENREC_BATCH_MAX", "0", "GENREC_BATCH_MAX: Input should be greater than 0"),
+        ("GENREC_DATABASE_URL", "notaurl", "GENREC_DATABASE_URL: database_url 'notaurl' is not"),
+        ("GENREC_EVENT_TYPES", "{bad", "GENREC_EVENT_TYPES is not valid JSON"),
+    ],
+)
+@pytest.mark.parametrize("command", [["models", "list"], ["serve"]])
+def test_a_bad_setting_names_its_variable(
+    cli_settings: Path,
+    no_uvicorn: None,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    _refused(command, expected)
+
+
+def test_every_bad_setting_gets_its_own_line(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENREC_DEVICE", "tpu")
+    monkeypatch.setenv("GENREC_MAX_K", "-1")
+    output = _refused(["models", "list"])
+    lines = output.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("error: GENREC_") for line in lines), output
+
+
+def test_serve_refuses_a_device_it_cannot_see_before_starting(
+    cli_settings: Path, no_uvicorn: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("GENREC_DEVICE", "cuda")
+    _refused(["serve"], "GENREC_DEVICE: device='cuda' but torch sees no CUDA device")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--port", "99999"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--port", "0"], "--port"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "-3"], "--workers"),
+    ],
+)
+def test_serve_refuses_ports_and_worker_counts_out_of_range(
+    cli_settings: Path, no_uvicorn: None, args: list[str], option: str
+) -> None:
+    _refused(["serve", *args], f"Invalid value for '{option}'")
+
+
+def test_messages_are_printed_literally_not_as_markup(env: Path) -> None:
+    _refused(["models", "promote", "Bad Name", "1"], "characters from [a-z0-9_.-]")
+    _refused(["models", "promote", "[/x]", "1"], "invalid model name '[/x]'")
+    missing = env.parent / "[/x].csv"
+    _refused(["train", "--model", "popularity", "--data", str(missing)], f"{missing}: no such")
+
+
+def test_a_data_source_with_brackets_is_listed_as_given(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(env.parent)
+    (env.parent / "[red]c.csv").write_bytes(env.read_bytes())
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--model", "popularity", "--data", "[red]c.csv"])
+    assert trained.exit_code == 0, trained.output
+    assert "loading data [red]c.csv" in trained.output
+    listing = runner.invoke(app, ["models", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "[red]c.csv" in listing.output
+
+
+@pytest.fixture
+def stored(env: Path) -> Path:
+    """The store after training popularity version 1 on the clicks file."""
+    trained = CliRunner().invoke(app, ["train", "--model", "popularity", "--data", str(env)])
+    assert trained.exit_code == 0, trained.output
+    return env.parent / "store" / "popularity" / "versions"
+
+
+def test_a_version_that_is_a_file_is_one_line_naming_the_path(stored: Path, env: Path) -> None:
+    (stored / "2").write_text("not a version folder")
+    where = str(stored / "2")
+    listing = CliRunner().invoke(app, ["models", "list"])  # the others are still listed
+    assert listing.exit_code == 0, listing.output
+    assert "unreadable" in listing.output and "Not a directory" in listing.output
+    _refused(["models", "promote", "popularity", "2"], where, "Not a directory")
+    _refused(["evaluate", "--model", "popularity@2", "--data", str(env)], where)
+
+
+def test_a_symlink_loop_is_one_line_naming_the_path(stored: Path, env: Path) -> None:
+    tensors = stored / "1" / "tensors.safetensors"
+    tensors.unlink()
+    os.symlink(tensors.name, tensors)  # points at itself
+    _refused(
+        ["evaluate", "--model", "popularity@1", "--data", str(env)],
+        f"{tensors}: Too many levels of symbolic links",
+    )
+
+
+def test_evaluate_refuses_threads_below_one(env: Path) -> None:
+    _refused(
+        ["evaluate", "--model", "popularity", "--data", str(env), "--threads", "-1"],
+        "Invalid value for '--threads'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("no/such/dir/report.json", "does not exist"), (".", "is a directory")],
+)
+def test_evaluate_refuses_a_json_target_before_evaluating(
+    env: Path, target: str, message: str
+) -> None:
+    output = _refused(
+        [
+            "evaluate",
+            "--model",
+            "popularity",
+            "--data",
+            str(env),
+            "--protocol",
+            "weak-generalization",
+            "--json",
+            str(env.parent / target),
+        ],
+        message,
+    )
+    assert "ndcg" not in output  # nothing was evaluated
+
+
+def test_train_on_several_processes_checks_the_data_before_torchrun(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import distributed
+
+    def launched(*args: Any) -> int:
+        raise AssertionError("torchrun was launched")
+
+    monkeypatch.setattr(distributed, "launch", launched)
+    missing = env.parent / "nonexistent.csv"
+    output = _refused(["train", "--model", "mult-vae", "--data", str(missing), "--nproc", "2"])
+    assert output.strip().splitlines() == [f"error: {missing}: no such file"]
+    unknown = _refused(["train", "--model", "mult-vae", "--data", "nope", "--nproc", "2"])
+    assert "unknown data spec 'nope'" in unknown
+
+
+def test_models_list_shows_a_version_it_cannot_read_beside_the_others(
+    stored: Path, env: Path
+) -> None:
+    """One bad manifest made the whole list an error (exit 2, nothing listed)."""
+    trained = CliRunner().invoke(app, ["train", "--model", "popularity", "--data", str(env)])
+    assert trained.exit_code == 0, trained.output  # version 2
+    (stored / "1" / "manifest.json").write_text("{oops")
+    listing = CliRunner().invoke(app, ["models", "list"], terminal_width=200)
+    assert listing.exit_code == 0, listing.output
+    assert "unreadable" in listing.output and "manifest.json" in listing.output
+    assert "popularity │ 2 " in listing.output  # version 2 is listed as before
