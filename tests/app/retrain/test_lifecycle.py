@@ -36,7 +36,7 @@ def _claim(sessions: sessionmaker[Session], worker: str, now: datetime, lease_s:
         (RetrainRequest("ease", promote="maybe"), "promote must be one of"),  # type: ignore[arg-type]
         (RetrainRequest("mult-vae", {"epochs": "many"}), "cannot read 'many' as an integer"),
         # Values no training can use fail here, not minutes later in a worker's fit():
-        (RetrainRequest("mult-vae", {"epochs": -5}), "batch_size and epochs must be >= 1"),
+        (RetrainRequest("mult-vae", {"epochs": -5}), "epochs must be >= 1, got -5"),
         (RetrainRequest("mult-vae", {"epsilon_std": -1.0}), "epsilon_std must be >= 0"),
         (RetrainRequest("mult-dae", {"dropout": 1.0}), "dropout must be in"),
         (RetrainRequest("i-autorec", {"hidden": 0}), "hidden must be at least 1"),

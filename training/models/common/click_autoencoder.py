@@ -81,8 +81,6 @@ class ClickAutoencoderConfig(TrainingConfig, ValidateEvery):
         super().check()
         if not 0.0 <= self.dropout < 1.0:
             raise ModelError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.batch_size < 1 or self.epochs < 1:
-            raise ModelError("batch_size and epochs must be >= 1")
 
 
 def click_values(history: History, threshold: float | None) -> Tensor:
