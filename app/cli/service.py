@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.common import console, fail, out, settings
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
 
 
 def serve(
@@ -17,15 +20,9 @@ def serve(
     """Run the HTTP API (settings from GENREC_* environment variables / .env)."""
     import uvicorn
 
-    from training.device import DeviceError, resolve_device
-
-    config = settings()
     # What the app's startup would refuse is refused here, as one line: inside uvicorn it
     # is a traceback in each worker followed by "Application startup failed".
-    try:
-        resolve_device(config.device)
-    except DeviceError as exc:
-        raise fail(f"GENREC_DEVICE: {exc}") from None
+    config = _settings_and_device()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -35,6 +32,18 @@ def serve(
         log_level=config.log_level.lower(),
         timeout_graceful_shutdown=30,
     )
+
+
+def _settings_and_device() -> Settings:
+    """The settings, with ``GENREC_DEVICE`` checked against what torch sees (one line)."""
+    from training.device import DeviceError, resolve_device
+
+    config = settings()
+    try:
+        resolve_device(config.device)
+    except DeviceError as exc:
+        raise fail(f"GENREC_DEVICE: {exc}") from None
+    return config
 
 
 def worker(
@@ -50,13 +59,22 @@ def worker(
     an idle worker joins the search of a running tune job."""
     from app.worker import run_worker
 
-    ran = run_worker(settings(), once=once, poll_interval=poll_interval)
+    ran = run_worker(_settings_and_device(), once=once, poll_interval=poll_interval)
     console.print(f"worker stopped after {ran} job(s)")
 
 
 def migrate() -> None:
     """Apply the database migrations (Alembic upgrade head)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.core.db import upgrade_database
 
-    upgrade_database(settings().database_url)
+    url = settings().database_url
+    try:
+        upgrade_database(url)
+    except SQLAlchemyError as exc:  # unreachable, refused, no such database: one line
+        where = make_url(url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise fail(f"cannot migrate the database at {where}: {reason}") from None
     out.print("database is at the latest migration")

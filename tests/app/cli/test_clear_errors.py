@@ -82,6 +82,31 @@ def test_serve_refuses_a_device_it_cannot_see_before_starting(
     _refused(["serve"], "GENREC_DEVICE: device='cuda' but torch sees no CUDA device")
 
 
+def test_a_worker_refuses_a_device_it_cannot_see_before_polling(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import app.worker
+
+    def polled(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("the worker started")
+
+    monkeypatch.setattr(app.worker, "run_worker", polled)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("GENREC_DEVICE", "cuda")
+    _refused(["worker", "--once"], "GENREC_DEVICE: device='cuda' but torch sees no CUDA device")
+
+
+def test_migrate_on_an_unreachable_database_is_one_line_without_the_password(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was SQLAlchemy's OperationalError traceback."""
+    monkeypatch.setenv("GENREC_DATABASE_URL", "postgresql://postgres:s3cret@127.0.0.1:1/x")
+    output = _refused(["migrate"], "cannot migrate the database at", "127.0.0.1:1", "refused")
+    assert "s3cret" not in output
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [
