@@ -12,7 +12,9 @@ import logging
 import re
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import REQUEST_ID_HEADER
@@ -61,7 +63,16 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            undecodable = _not_utf8(scope)
+            if undecodable is None:
+                await self.app(scope, receive, send_with_id)
+            else:  # answered here: no route may see an id the server replaced
+                body = {
+                    "error": "invalid_request",
+                    "message": undecodable,
+                    "request_id": request_id,
+                }
+                await JSONResponse(body, 400)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -81,6 +92,32 @@ class RequestContextMiddleware:
                     extra={"route": route, "status": status, "ms": round(elapsed * 1000, 2)},
                 )
             request_id_var.reset(token)
+
+
+def _not_utf8(scope: Scope) -> str | None:
+    """Why the URL cannot be read as text, or None.
+
+    The server decodes %-escapes with replacement: ``PUT /v1/items/%ED%A0%80`` reached the
+    route as ``"\ufffd\ufffd\ufffd"`` and stored an item the client never named. Cheap on
+    the usual request: the path is re-read only when it holds U+FFFD, the query only when
+    it holds a %-escape.
+    """
+    if "\ufffd" in scope["path"]:
+        raw = scope.get("raw_path")
+        if raw is not None and not _utf8(unquote_to_bytes(raw)):
+            return "the URL path is not UTF-8 once its %-escapes are decoded"
+    query = scope.get("query_string", b"")
+    if b"%" in query and not _utf8(unquote_to_bytes(query.replace(b"+", b" "))):
+        return "the query string is not UTF-8 once its %-escapes are decoded"
+    return None
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _incoming_id(scope: Scope) -> str | None:

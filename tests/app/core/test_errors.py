@@ -124,3 +124,26 @@ def test_a_body_that_is_not_json_says_where_and_why() -> None:
             "Expecting property name enclosed in double quotes",
         }
     ]
+
+
+def _echo_app() -> FastAPI:
+    app = _app()
+
+    @app.get("/echo/{text}")
+    def echo(text: str, q: str = "") -> dict[str, str]:
+        return {"text": text, "q": q}
+
+    return app
+
+
+def test_a_url_that_is_not_utf8_is_a_400_before_any_route_sees_it() -> None:
+    """The server decodes %-escapes with replacement: ``%ED%A0%80`` reached the route as
+    three U+FFFD and, on ``PUT /v1/items/...``, stored an id the client never sent."""
+    client = TestClient(_echo_app())
+    for url, what in (("/echo/%ED%A0%80", "URL path"), ("/echo/a?q=%FF", "query string")):
+        r = client.get(url)
+        assert r.status_code == 400, (url, r.text)
+        assert r.json()["error"] == "invalid_request" and what in r.json()["message"]
+        assert r.headers["x-request-id"] == r.json()["request_id"]
+    # U+FFFD itself, sent as UTF-8, and ordinary escapes are text like any other.
+    assert client.get("/echo/%EF%BF%BD?q=caf%C3%A9").json() == {"text": "\ufffd", "q": "café"}

@@ -63,6 +63,13 @@ def test_put_creates_then_replaces_and_get_reads_it(admin_client: TestClient) ->
     assert got["updated_at"] >= got["created_at"]
 
 
+def test_an_id_that_is_not_utf8_is_refused_not_stored_replaced(admin_client: TestClient) -> None:
+    """``%ED%A0%80`` (an encoded surrogate) reached the route as three U+FFFD and was stored."""
+    refused = admin_client.put("/v1/items/%ED%A0%80", json={"title": "x"}, headers=AUTH)
+    assert refused.status_code == 400 and "not UTF-8" in refused.json()["message"]
+    assert admin_client.get("/v1/items/%EF%BF%BD%EF%BF%BD%EF%BF%BD").status_code == 404
+
+
 def test_item_without_interactions_is_not_recommendable_by_a_model_that_is_not_text_aware(
     admin_client: TestClient,
 ) -> None:
