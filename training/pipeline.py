@@ -214,6 +214,17 @@ def _finite_or_none(values: Mapping[str, float]) -> dict[str, float | None]:
     return {name: (value if np.isfinite(value) else None) for name, value in values.items()}
 
 
+def _all_finite(value: Any) -> bool:
+    """No NaN or infinity in a scorer config value (numbers, numpy scalars, nested lists)."""
+    if isinstance(value, float | np.floating):
+        return bool(np.isfinite(value))
+    if isinstance(value, list | tuple):
+        return all(_all_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    return True
+
+
 def refuse_non_finite(model_name: str, contents: VersionContents, result: TrainResult) -> None:
     """A diverged training (a learning rate far too large) leaves NaN or infinite
     weights, metrics or scorer constants; saved, they failed later as a FAISS traceback
@@ -228,7 +239,7 @@ def refuse_non_finite(model_name: str, contents: VersionContents, result: TrainR
     bad += [
         f"scorer setting {name}"
         for name, value in result.scorer.config.items()
-        if isinstance(value, float) and not np.isfinite(value)
+        if not _all_finite(value)
     ]
     if bad:
         raise ModelError(

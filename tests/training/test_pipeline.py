@@ -129,3 +129,13 @@ def test_a_loss_that_diverges_after_the_best_epoch_is_a_gap_in_the_saved_curve(
     curve = manifest.training["curve"]
     assert manifest.training["best_epoch"] == 1 and np.isfinite(curve[0]["losses"]["loss"])
     assert curve[-1]["losses"]["loss"] is None and curve[-1]["metrics"]["rmse"] is None
+
+
+def test_non_finite_scorer_constants_are_found_inside_lists_and_numpy_scalars() -> None:
+    """A rating range of [4.0, inf] (a list) is what an overflowed rating left behind."""
+    from training.pipeline import _all_finite
+
+    assert not _all_finite([4.0, float("inf")])
+    assert not _all_finite(np.float32("nan"))
+    assert not _all_finite({"range": [1.0, float("-inf")]})
+    assert _all_finite({"range": [1.0, 5]}) and _all_finite("text") and _all_finite(None)

@@ -182,6 +182,15 @@ def _parse_ratings(column: pd.Series, source: str | Path) -> np.ndarray:
         raise DataError(
             f"{source}: column rating, row {row + 1}: value {str(column.iloc[row])!r} is not a number"
         )
+    # Ratings are stored as float32: 1e308 became inf there, and the version failed to save
+    # ("scorer_config is not JSON-serialisable") after the whole training.
+    too_large = np.abs(values) > np.finfo(np.float32).max
+    if too_large.any():
+        row = int(np.argmax(too_large))
+        raise DataError(
+            f"{source}: column rating, row {row + 1}: value {str(column.iloc[row])!r} is too "
+            "large for a rating (ratings are stored as 32-bit floats)"
+        )
     return values.astype(np.float32)
 
 

@@ -102,6 +102,7 @@ def test_parquet_round_trip_with_datetime_column(tmp_path: Path) -> None:
         ("user_id,item_id\n1,2\n,3\n", r"log\.csv: column user_id, row 2: value is missing"),
         ("user_id,item_id,timestamp\n1,2,2026-01-01T00:00:00Z\n1,3,yesterday\n", r"log\.csv: column timestamp, row 2: value 'yesterday' is neither"),
         ("user_id,item_id,timestamp\n1,2,5\n1,3,inf\n", r"log\.csv: column timestamp, row 2: value 'inf' is not a finite"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,1e308\n", r"log\.csv: column rating, row 2: value '1e\+?308' is too large"),
         ("user_id,item_id,timestamp\n1,2,5\n1,3,99999999999999999\n", r"log\.csv: column timestamp, row 2: value '99999999999999999' is not a date between the years 1 and 9999"),
     ],
 )  # fmt: skip
