@@ -47,6 +47,7 @@ from app.rules.ast import (
     Range,
 )
 from app.rules.errors import RuleError
+from app.schemas_fields import unstorable
 
 #: Longest text one ``filter`` / ``boost`` / ``cap`` parameter may have.
 MAX_TEXT = 4096
@@ -157,13 +158,8 @@ def _attr(token: Token) -> str:
 def _string(text: str) -> str:
     if len(text) > MAX_STRING:
         raise RuleError(f"a value is {len(text)} characters long; the limit is {MAX_STRING}")
-    if "\x00" in text:
-        raise RuleError("a value contains a NUL character")
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate escape, "\ud800": not a character
-            raise RuleError("a value contains a lone surrogate (an escape like \\ud800)") from None
+    if reason := unstorable(text):  # NUL, or a lone surrogate escape such as "\ud800"
+        raise RuleError(f"a value {reason}")
     return text
 
 

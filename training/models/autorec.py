@@ -147,8 +147,6 @@ def _check_config(config: AutoRecConfig) -> None:
             f"l2 must be >= 0 and fold_in_l2 > 0; got l2={config.l2}, "
             f"fold_in_l2={config.fold_in_l2}"
         )
-    if config.lr <= 0 or config.epochs < 1:
-        raise ModelError(f"lr must be > 0 and epochs >= 1; got {config.lr}, {config.epochs}")
 
 
 def _dense_rows(

@@ -91,11 +91,11 @@ class BPRConfig(TrainingConfig, ValidateEvery):
 
     def check(self) -> None:
         super().check()
-        for name in ("dim", "epochs", "batch_size", "dns_k", "validate_every", "fold_in_steps"):
+        for name in ("dim", "dns_k", "fold_in_steps"):  # the rest: the shared groups
             if getattr(self, name) < 1:
                 raise ModelError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.reg < 0 or self.init_std <= 0:
-            raise ModelError("lr and init_std must be > 0 and reg >= 0")
+        if self.reg < 0 or self.init_std <= 0:
+            raise ModelError("init_std must be > 0 and reg >= 0")
 
 
 #: Factors, regularisation and lr (the ML-100K defaults came from a grid over these),

@@ -124,8 +124,8 @@ def _check_config(cfg: CFNADEConfig) -> None:
         raise ModelError("hidden and factored_rank must be positive")
     if not 0.0 <= cfg.ordinal_weight <= 1.0:
         raise ModelError(f"ordinal_weight λ must lie in [0, 1], got {cfg.ordinal_weight}")
-    if cfg.lr <= 0 or cfg.epochs < 1 or cfg.weight_decay < 0:
-        raise ModelError("lr must be > 0, epochs >= 1 and weight_decay >= 0")
+    if cfg.weight_decay < 0:
+        raise ModelError(f"weight_decay must be >= 0, got {cfg.weight_decay}")
 
 
 class CFNADEScorer(Scorer):

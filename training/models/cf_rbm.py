@@ -108,8 +108,8 @@ SEARCH_SPACE = SearchSpace(
 
 
 def _check_config(cfg: CFRBMConfig) -> None:
-    if cfg.hidden < 1 or cfg.lr <= 0 or cfg.epochs < 1:
-        raise ModelError("hidden must be >= 1, lr > 0 and epochs >= 1")
+    if cfg.hidden < 1:
+        raise ModelError(f"hidden must be >= 1, got {cfg.hidden}")
     if not 0 <= cfg.momentum < 1 or cfg.weight_decay < 0:
         raise ModelError("momentum must lie in [0, 1) and weight_decay be >= 0")
     if not cfg.cd_steps or min(cfg.cd_steps) < 1 or cfg.cd_stage_epochs < 1:

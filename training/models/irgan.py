@@ -112,7 +112,7 @@ class IRGANConfig(EarlyStopping, ValidateEvery, DeviceSetting):
     def check(self) -> None:
         super().check()
         positive = ("dim", "d_batch_size", "d_resample_every", "g_samples_per_positive")
-        for name in (*positive, "dns_k", "validate_every", "fold_in_steps"):
+        for name in (*positive, "dns_k", "fold_in_steps"):  # validate_every: ValidateEvery
             if getattr(self, name) < 1:
                 raise ModelError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("pretrain_epochs", "gan_epochs", "d_epochs", "g_epochs"):
