@@ -7,9 +7,10 @@ a cache key per dependency) and validates through its field wrapper. On
 ``POST /v1/predictions`` that machinery was ~25% of the route's in-process CPU
 (``cProfile`` of 32 coroutines calling the ASGI app, docs/performance.md), on
 the event loop, which is what bounds the mixed traffic. ``parse_body`` does
-what FastAPI does, in the same order and with the same answers (a missing
-body, a non-JSON content type, a JSON syntax error: 422 naming ``body``; a
-body that cannot be decoded at all: 400), with one ``json.loads`` and one
+what FastAPI does, in the same order and with the same errors (a missing
+body, a JSON syntax error: 422 naming ``body``; a body that cannot be decoded
+at all: 400; a non-JSON content type: the raw bytes fail validation, which
+``app.core.errors`` answers as a 415), with one ``json.loads`` and one
 pydantic-core validation of a ``TypeAdapter`` built once per type.
 
 ``openapi_body`` documents the same type as the operation's request body, and

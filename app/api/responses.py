@@ -23,6 +23,8 @@ MEANINGS: dict[int, str] = {
     404: "not found: unknown model, user, item, job or version (the `error` code says which)",
     409: "refused in its current state: `job_conflict`, `version_refused`, `nothing_to_roll_back`",
     413: "too many entries in one request (`batch_too_large`)",
+    415: "the body is not labelled JSON: send it with `Content-Type: application/json` "
+    "(`unsupported_media_type`)",
     422: "invalid request: the message names the field (`invalid_request`, `invalid_id`, "
     "`unknown_event_type`, ...)",
     503: "a dependency is unavailable (`database_unavailable`, `model_unavailable`, "
@@ -40,7 +42,7 @@ ADMIN = (401, 403)
 #: Statuses of every route that serves a model (unknown model, bad input, no model/DB).
 SERVING = (404, 422, 503)
 #: Statuses of every route that reads a JSON body, besides its own.
-BODY = (400, 422)
+BODY = (400, 415, 422)
 
 
 def json_bytes(answer: BaseModel, status_code: int = 200, exclude_none: bool = True) -> Response:

@@ -74,6 +74,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         if error.get("type") == "string_unicode":
             message = LONE_SURROGATE
+        if error.get("type") in ("too_long", "too_short") and isinstance(error.get("input"), str):
+            message = _string_length(error)
         if error.get("type") == "json_invalid":
             # The position is the path's [N]; the parser's reason says what is wrong there.
             reason = (error.get("ctx") or {}).get("error")
@@ -82,6 +84,18 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             field = "body"
         out.append({"field": field or "body", "message": message})
     return out
+
+
+def _string_length(error: Any) -> str:
+    """A length limit on text, in characters. A length constraint on a field whose type
+    carries a validator (``Text``: the storable check) is checked by pydantic after
+    that validator, as a generic length, and said as "Value should have at most 1000
+    items after validation": a title is not a list of items."""
+    ctx = error.get("ctx") or {}
+    most = error.get("type") == "too_long"
+    limit = ctx.get("max_length" if most else "min_length")
+    plural = "" if limit == 1 else "s"
+    return f"String should have at {'most' if most else 'least'} {limit} character{plural}"
 
 
 def _rows_of(errors: Sequence[Any]) -> list[int]:
@@ -138,8 +152,28 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unread_body(errors: Sequence[Any]) -> bool:
+    """Whether the body was refused as a whole without being read as JSON.
+
+    FastAPI (and ``app.api.body``) parse a body as JSON only when its Content-Type
+    says JSON; otherwise the raw bytes are validated and fail as "Input should be a
+    valid dictionary", which sends a client that did send JSON, labelled
+    ``text/plain`` or not at all, looking for a fault in its JSON.
+    """
+    return any(
+        tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes | bytearray)
+        for e in errors
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if _unread_body(exc.errors()):
+        sent = request.headers.get("content-type")
+        message = (
+            f"body: Content-Type is {sent!r}" if sent else "body: the request has no Content-Type"
+        ) + "; send the body as JSON with Content-Type: application/json"
+        return JSONResponse(_body("unsupported_media_type", message, request), status_code=415)
     body = validation_body(exc.errors())
     message = body.pop("message")
     return JSONResponse(_body("invalid_request", message, request, **body), status_code=422)

@@ -83,10 +83,10 @@ def test_the_answer_is_fastapis_own(kind: str, content: bytes, headers: dict[str
     assert body == expected
 
 
-def test_the_cases_cover_success_422_and_400() -> None:
+def test_the_cases_cover_success_and_each_refusal() -> None:
     client = TestClient(_app())
     statuses = {client.post(f"/ours/{k}", content=c, headers=h).status_code for k, c, h in CASES}
-    assert statuses == {200, 400, 422}
+    assert statuses == {200, 400, 415, 422}
 
 
 def test_the_operation_documents_the_body_and_its_models() -> None:

@@ -126,6 +126,25 @@ def test_a_body_that_is_not_json_says_where_and_why() -> None:
     ]
 
 
+def test_a_body_not_labelled_json_is_a_415_naming_its_content_type() -> None:
+    """FastAPI validates an unlabelled body's raw bytes: "Input should be a valid dictionary"
+    sent a client whose JSON was fine looking for a fault in it."""
+    client = TestClient(_app())
+    r = client.post("/body", content=b'{"n": 1}', headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert r.json()["error"] == "unsupported_media_type"
+    assert r.json()["message"] == (
+        "body: Content-Type is 'text/plain'; send the body as JSON with "
+        "Content-Type: application/json"
+    )
+    r = client.post("/body", content=b'{"n": 1}')
+    assert r.status_code == 415
+    assert r.json()["message"].startswith("body: the request has no Content-Type; ")
+    # labelled JSON, the body's own faults are still 422s naming the field
+    assert client.post("/body", json={"n": "many"}).status_code == 422
+    assert client.post("/body", json={"n": 1}).json() == 1
+
+
 def _echo_app() -> FastAPI:
     app = _app()
 
