@@ -81,6 +81,8 @@ def put_item(
 @router.get("/items/{item_id}", response_model=ItemResponse, responses=errors(404, 422, 503))
 def get_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
     """A catalog item and which loaded models can recommend it (``from_text`` or trained)."""
+    # An id PUT would refuse is a 422 here too, not a 404 that suggests that PUT.
+    services.recommender.check_id(item_id, "item_id")
     try:
         row = read_item(services.sessions, item_id)
     except SQLAlchemyError as exc:

@@ -109,6 +109,24 @@ def test_unknown_item_is_a_404_saying_how_to_add_it(admin_client: TestClient) ->
     assert r.status_code == 404 and "PUT /v1/items/never" in r.json()["message"]
 
 
+def test_a_title_too_long_is_counted_in_characters(admin_client: TestClient) -> None:
+    """pydantic checks the length of a validated ``Text`` as a generic one: the message
+    was "Value should have at most 1000 items after validation"."""
+    r = admin_client.put("/v1/items/x", json={"title": "t" * 1001}, headers=AUTH)
+    assert r.status_code == 422
+    assert r.json()["problems"] == [
+        {"field": "title", "message": "String should have at most 1000 characters"}
+    ]
+
+
+def test_an_id_put_would_refuse_is_a_422_on_get_not_a_404_suggesting_put(
+    admin_client: TestClient,
+) -> None:
+    r = admin_client.get(f"/v1/items/{'x' * 300}")
+    assert r.status_code == 422
+    assert r.json()["message"] == "item_id is 300 characters long; the limit is 256"
+
+
 # --------------------------------------------------------------------------- served from text
 
 
