@@ -18,6 +18,8 @@ million rows load in seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -101,13 +103,32 @@ def read_interaction_file(path: str | Path) -> Interactions:
 def read_csv(path: str | Path) -> Interactions:
     """Read a CSV with a header naming ``user_id,item_id[,rating][,timestamp]``."""
     path = Path(path)
-    try:
+    with _csv_errors(path):
+        # The header as written first: pandas renames a repeated column ("rating" twice reads
+        # as rating, rating.1), and the second one was silently dropped.
+        check_columns(csv_header(path), path)
         frame = pd.read_csv(
             path,
             dtype={"user_id": str, "item_id": str},
             skipinitialspace=True,
             low_memory=False,
         )
+    return frame_to_interactions(frame, path)
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV's header line, as written (repeats kept, no rows read)."""
+    first = pd.read_csv(
+        path, header=None, nrows=1, dtype=str, keep_default_na=False, skipinitialspace=True
+    )
+    return [str(name) for name in first.iloc[0]]
+
+
+@contextmanager
+def _csv_errors(path: Path) -> Iterator[None]:
+    """pandas' errors for a file that is no readable CSV, as a ``DataError`` naming it."""
+    try:
+        yield
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
@@ -116,7 +137,6 @@ def read_csv(path: str | Path) -> Interactions:
         ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
-    return frame_to_interactions(frame, path)
 
 
 def read_parquet(path: str | Path) -> Interactions:
@@ -124,25 +144,37 @@ def read_parquet(path: str | Path) -> Interactions:
     path = Path(path)
     if path.is_file() and path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty")
-    try:
+    with _parquet_errors(path):
+        # The schema first: pyarrow refused a repeated column in a message of nine lines.
+        check_columns(parquet_columns(path), path)
         frame = pd.read_parquet(path)
+    return frame_to_interactions(frame, path)
+
+
+def parquet_columns(path: Path) -> list[str]:
+    """The column names of a Parquet file, from its footer (no rows read)."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no types
+
+    return list(pq.read_schema(path).names)
+
+
+@contextmanager
+def _parquet_errors(path: Path) -> Iterator[None]:
+    """pyarrow's errors for a file that is no readable Parquet, as a ``DataError`` naming it."""
+    try:
+        yield
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
-    return frame_to_interactions(frame, path)
 
 
 def frame_to_interactions(frame: pd.DataFrame, source: str | Path) -> Interactions:
     """Validate a frame with the generic columns and build ``Interactions`` from it."""
     frame = frame.rename(columns=lambda c: str(c).strip())
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{source}: missing required column(s) {', '.join(missing)}; "
-            f"found {', '.join(map(str, frame.columns)) or 'none'} "
-            f"(expected user_id,item_id and optionally rating,timestamp)"
-        )
+    check_columns(list(frame.columns), source)
     if len(frame) == 0:
         raise DataError(f"{source}: has a header but no rows")
     for column in REQUIRED_COLUMNS:
@@ -155,6 +187,25 @@ def frame_to_interactions(frame: pd.DataFrame, source: str | Path) -> Interactio
     return build_interactions(
         frame["user_id"], frame["item_id"], ratings, timestamps, explicit=explicit
     )
+
+
+def check_columns(columns: list[str], source: str | Path) -> None:
+    """Refuse a header without ``user_id`` and ``item_id``, or one naming a column twice
+    (which of the two is meant is a guess; unnamed columns are ignored, as extra ones are)."""
+    names = [str(c).strip() for c in columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise DataError(
+            f"{source}: missing required column(s) {', '.join(missing)}; "
+            f"found {', '.join(names) or 'none'} "
+            f"(expected user_id,item_id and optionally rating,timestamp)"
+        )
+    repeated = sorted({c for c in names if c and names.count(c) > 1})
+    if repeated:
+        raise DataError(
+            f"{source}: column(s) {', '.join(repeated)} appear more than once; "
+            "each column may appear once"
+        )
 
 
 def _is_number_column(column: pd.Series) -> bool:

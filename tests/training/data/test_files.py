@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from training.data.errors import DataError
@@ -97,6 +99,8 @@ def test_parquet_round_trip_with_datetime_column(tmp_path: Path) -> None:
         ("", r"log\.csv: the file is empty"),
         ("user_id,item_id\n", r"log\.csv: has a header but no rows"),
         ("user,item\n1,2\n", r"log\.csv: missing required column\(s\) user_id, item_id; found user, item"),
+        ("user_id,item_id,rating,rating\n1,2,5,1\n", r"log\.csv: column\(s\) rating appear more than once"),
+        ("user_id,item_id ,item_id,rating\n1,2,3,5\n", r"log\.csv: column\(s\) item_id appear more than once"),
         ("user_id,item_id,rating\n1,2,5\n1,3,five\n", r"log\.csv: column rating, row 2: value 'five' is not a number"),
         ("user_id,item_id,rating\n1,2,5\n1,3,\n", r"log\.csv: column rating, row 2: value is missing"),
         ("user_id,item_id\n1,2\n,3\n", r"log\.csv: column user_id, row 2: value is missing"),
@@ -124,6 +128,15 @@ def test_parquet_errors(tmp_path: Path) -> None:
     pd.DataFrame({"user_id": [1]}).to_parquet(no_items)
     with pytest.raises(DataError, match=r"missing required column\(s\) item_id"):
         read_parquet(no_items)
+    repeated = tmp_path / "repeated.parquet"
+    names = ["user_id", "item_id", "rating", "rating"]
+    pq.write_table(
+        pa.table([pa.array(["u"]), pa.array(["i"]), [1.0], [2.0]], names=names), repeated
+    )
+    with pytest.raises(
+        DataError, match=r"repeated\.parquet: column\(s\) rating appear more than once"
+    ):
+        read_parquet(repeated)
 
 
 def test_missing_file(tmp_path: Path) -> None:
