@@ -60,6 +60,8 @@ def read_catalog_file(path: str | Path) -> list[CatalogRecord]:
     is a guess the importer refuses to make).
     """
     path = Path(path)
+    if path.is_dir():  # not "not found": the path is there, it is just not a file
+        raise DataError(f"{path}: is a directory, not a catalog file")
     if not path.is_file():
         raise DataError(f"catalog file not found: {path}")
     suffix = path.suffix.lower()

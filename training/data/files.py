@@ -92,6 +92,8 @@ def build_interactions(
 def read_interaction_file(path: str | Path) -> Interactions:
     """Read a ``.csv`` (optionally compressed) or ``.parquet`` interaction file."""
     path = Path(path)
+    if path.is_dir():  # not "no such file": the path is there, it is just not a file
+        raise DataError(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     suffixes = [s.lower() for s in path.suffixes]

@@ -90,6 +90,10 @@ def test_bad_files_name_file_and_line(
 def test_missing_file_and_non_utf8(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="catalog file not found"):
         read_catalog_file(tmp_path / "nope.csv")
+    folder = tmp_path / "items.csv"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"items\.csv: is a directory, not a catalog file"):
+        read_catalog_file(folder)
     path = tmp_path / "latin.jsonl"
     path.write_bytes(b'{"item_id": "caf\xe9"}\n')
     with pytest.raises(DataError, match="not UTF-8"):

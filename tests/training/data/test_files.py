@@ -142,3 +142,11 @@ def test_parquet_errors(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         read_interaction_file(tmp_path / "absent.csv")
+
+
+def test_a_directory_is_not_a_file(tmp_path: Path) -> None:
+    """It read "no such file", though the path is there."""
+    folder = tmp_path / "x.csv"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"x\.csv: is a directory, not a file"):
+        read_interaction_file(folder)
