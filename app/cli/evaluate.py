@@ -78,7 +78,12 @@ def evaluate(
     with user_errors():
         name, ref = split_ref(model)
     if ref is not None:
-        flags = {"--protocol": protocol, "--seeds": seeds, "--set": set_, "--option": option}
+        flags = {
+            "--protocol": protocol is not None,
+            "--seeds": seeds is not None,  # --seeds "" is given too
+            "--set": bool(set_),
+            "--option": bool(option),
+        }
         given = [flag for flag, value in flags.items() if value]
         if given:
             raise fail(
@@ -90,7 +95,9 @@ def evaluate(
         return
     if protocol is None:
         raise fail("--protocol is required to evaluate a model by name (see docs/protocols.md)")
-    _evaluate_protocol(name, data, protocol, seeds or "0", set_, option, json_out)
+    _evaluate_protocol(
+        name, data, protocol, "0" if seeds is None else seeds, set_, option, json_out
+    )
 
 
 def _check_json_target(json_out: Path | None) -> None:
@@ -120,14 +127,10 @@ def _evaluate_protocol(
     with user_errors():
         if protocol not in PROTOCOLS:
             raise fail(f"unknown protocol '{protocol}'; known: {', '.join(sorted(PROTOCOLS))}")
-        try:
-            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        except ValueError:
-            raise fail(f"--seeds expects integers like 0,1,2, got {seeds!r}") from None
         report = PROTOCOLS[protocol].run(
             model,
             data,
-            seeds=seed_list,
+            seeds=_parse_seeds(seeds),
             overrides=parse_sets(set_),
             data_dir=data_dir(config),
             callbacks=[epoch_printer("  ")],
@@ -137,6 +140,20 @@ def _evaluate_protocol(
     if json_out:
         with user_errors():  # e.g. no permission: checked only by writing
             json_out.write_text(report.to_json())
+
+
+def _parse_seeds(seeds: str) -> list[int]:
+    """``--seeds 0,1,2`` as integers. Empty items were skipped, so ``--seeds ""`` ran the
+    default seed 0 and ``--seeds ,`` no run at all; both are refused, as is any item that
+    is not an integer (the protocol checks the values: range, repeats)."""
+    if not seeds.strip():
+        raise fail("--seeds is empty; give seeds separated by commas, e.g. 0,1,2")
+    try:
+        return [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise fail(
+            f"--seeds expects integers separated by commas like 0,1,2, got {seeds!r}"
+        ) from None
 
 
 def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> None:

@@ -86,6 +86,7 @@ class Protocol:
         options: Mapping[str, Any] | ProtocolOptions | None = None,
     ) -> ProtocolReport:
         """Fit ``model_name`` once per seed on this protocol's split; the report of all runs."""
+        check_seeds(seeds)
         opts = self.options.parse(options)
         if self.measures_ratings:
             require_rating_model(model_name, self.name)
@@ -93,6 +94,22 @@ class Protocol:
         given = opts.changed() if isinstance(options, ProtocolOptions) else dict(options or {})
         return run_plan(
             self.name, self.headline, model_name, plan, dict(overrides or {}), given, callbacks
+        )
+
+
+def check_seeds(seeds: Sequence[int]) -> None:
+    """Refuse what no run can use before the data is read: no seed at all (an empty report),
+    one numpy's generators refuse (a negative seed was a traceback from the split), or a
+    seed given twice (the same run again, which shrinks the report's standard deviation)."""
+    if not seeds:
+        raise ProtocolError("no seeds given; give at least one, e.g. 0")
+    for seed in seeds:
+        if not 0 <= seed < 2**32:
+            raise ProtocolError(f"seed {seed} is out of range; seeds must be in [0, 2^32)")
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:
+        raise ProtocolError(
+            f"seed(s) {', '.join(map(str, repeated))} given more than once; each seed is one run"
         )
 
 

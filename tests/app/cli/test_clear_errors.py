@@ -203,6 +203,27 @@ def test_evaluate_refuses_a_json_target_before_evaluating(
     assert "ndcg" not in output  # nothing was evaluated
 
 
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ("", "error: --seeds is empty; give seeds separated by commas, e.g. 0,1,2"),  # ran seed 0
+        (" ", "error: --seeds is empty"),
+        (",", "error: --seeds expects integers separated by commas like 0,1,2, got ','"),
+        ("1,,2", "error: --seeds expects integers separated by commas like 0,1,2, got '1,,2'"),
+        ("0,a", "error: --seeds expects integers separated by commas like 0,1,2, got '0,a'"),
+        ("-1", "error: seed -1 is out of range; seeds must be in [0, 2^32)"),  # a traceback
+        ("0,1,0", "error: seed(s) 0 given more than once; each seed is one run"),
+    ],
+)
+def test_evaluate_refuses_an_empty_or_malformed_seed_list(
+    env: Path, seeds: str, message: str
+) -> None:
+    args = ["--model", "popularity", "--data", str(env), "--protocol", "weak-generalization"]
+    output = _refused(["evaluate", *args, "--seeds", seeds])
+    lines = output.strip().splitlines()  # one line, and nothing was loaded or evaluated
+    assert len(lines) == 1 and lines[0].startswith(message), output
+
+
 def test_train_on_several_processes_checks_the_data_before_torchrun(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -52,6 +52,7 @@ def test_a_stored_version_scores_what_the_in_process_evaluation_scores(
     [
         (["--model", "ease@1", "--protocol", "weak-generalization"], "--protocol apply to"),
         (["--model", "ease@1", "--seeds", "0,1", "--set", "l2=1"], "--seeds, --set apply to"),
+        (["--model", "ease@1", "--seeds", ""], "--seeds apply to"),  # was ignored silently
         (["--model", "ease@7"], "version 7"),
         (["--model", "ease@"], "NAME@VERSION"),
         (["--model", "ease"], "--protocol is required"),

@@ -100,6 +100,22 @@ def test_rating_protocols_refuse_ranking_only_models(ratings_data: Interactions)
             protocol(name).run("popularity", ratings_data, seeds=[0])
 
 
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ([], "no seeds given"),  # an empty report
+        ([-1], r"seed -1 is out of range; seeds must be in \[0, 2\^32\)"),  # numpy's traceback
+        ([2**32], "seed 4294967296 is out of range"),
+        ([3, 1, 3], r"seed\(s\) 3 given more than once"),
+    ],
+)
+def test_seeds_no_run_can_use_are_refused(
+    ratings_data: Interactions, seeds: list[int], message: str
+) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        protocol("weak-generalization").run("popularity", ratings_data, seeds=seeds)
+
+
 def test_unknown_option_is_named(ratings_data: Interactions) -> None:
     with pytest.raises(ProtocolError, match="known: default_rating"):
         protocol("ratings-random").run(
