@@ -128,12 +128,20 @@ def user_errors() -> Iterator[None]:
 
 
 def parse_sets(values: list[str] | None, flag: str = "--set") -> dict[str, str]:
+    """``--set key=value`` options as a dict. A key given twice is refused: the last one
+    silently won, so a value typed earlier on a long command line was dropped unseen."""
     overrides: dict[str, str] = {}
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise fail(f"{flag} expects key=value, got {item!r}")
-        overrides[key.strip()] = value.strip()
+        key, value = key.strip(), value.strip()
+        if key in overrides:
+            raise fail(
+                f"{flag} {key} is given twice ({key}={overrides[key]} and {key}={value}); "
+                "give each key once"
+            )
+        overrides[key] = value
     return overrides
 
 

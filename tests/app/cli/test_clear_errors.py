@@ -224,6 +224,29 @@ def test_evaluate_refuses_an_empty_or_malformed_seed_list(
     assert len(lines) == 1 and lines[0].startswith(message), output
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "values", "message"),
+    [
+        ("train --model ease", "--set", ["l2=1", " l2 = 5"], "--set l2 is given twice (l2=1 and l2=5)"),
+        ("evaluate --model ease --protocol weak-generalization", "--set", ["l2=1", "l2=1"], "--set l2 is given twice (l2=1 and l2=1)"),
+        (
+            "evaluate --model biased-mf --protocol ratings-random",
+            "--option",
+            ["default_rating=3", "default_rating=4"],
+            "--option default_rating is given twice (default_rating=3 and default_rating=4)",
+        ),
+    ],
+)  # fmt: skip
+def test_a_key_set_twice_is_refused_naming_it(
+    env: Path, command: str, flag: str, values: list[str], message: str
+) -> None:
+    """The last value silently won."""
+    repeated = [part for value in values for part in (flag, value)]
+    output = _refused([*command.split(), "--data", str(env), *repeated])
+    # One line, before any data was loaded.
+    assert output.strip().splitlines() == [f"error: {message}; give each key once"]
+
+
 def test_train_on_several_processes_checks_the_data_before_torchrun(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
