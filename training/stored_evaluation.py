@@ -71,10 +71,27 @@ def evaluate_stored(
     store: ModelStore, model: str, ref: str, data: Interactions, source: str = ""
 ) -> StoredEvaluation:
     """Measure ``model``'s version ``ref`` (number or alias) on the slice of ``data`` it held out."""
-    version = store.resolve(model, ref)
-    loaded = store.load(model, version)
+    return evaluate_loaded(open_stored(store, model, ref), data, source)
+
+
+def open_stored(store: ModelStore, model: str, ref: str) -> LoadedVersion:
+    """``model``'s version ``ref``, read and verified (manifest, file set, checksums), that
+    records a held-out slice: what ``evaluate_loaded`` needs besides the data.
+
+    A caller that still has to load the data calls it first: a broken version then fails
+    at once, not after a data load that may take minutes.
+    """
+    loaded = store.load(model, store.resolve(model, ref))
+    _holdout_record(loaded.manifest, _what(loaded.manifest))
+    return loaded
+
+
+def evaluate_loaded(
+    loaded: LoadedVersion, data: Interactions, source: str = ""
+) -> StoredEvaluation:
+    """``evaluate_stored`` for a version ``open_stored`` gave."""
     manifest = loaded.manifest
-    what = f"{manifest.model} version {manifest.version}"
+    what = _what(manifest)
     record = _holdout_record(manifest, what)
     _check_same_data(manifest, loaded, data, what)
     train, heldout = per_user_holdout(
@@ -99,6 +116,10 @@ def evaluate_stored(
         n_heldout=len(heldout),
         metrics={k: float(v) for k, v in metrics.items()},
     )
+
+
+def _what(manifest: Manifest) -> str:
+    return f"{manifest.model} version {manifest.version}"
 
 
 def _holdout_record(manifest: Manifest, what: str) -> dict[str, Any]:

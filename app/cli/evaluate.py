@@ -157,14 +157,15 @@ def _parse_seeds(seeds: str) -> list[int]:
 
 
 def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> None:
-    from training.stored_evaluation import evaluate_stored
+    from training.stored_evaluation import evaluate_loaded, open_stored
 
     config = settings()
     with user_errors():
-        model_store = store(config)
-        model_store.resolve(model, ref)  # an unknown model or version fails before the data load
+        # An unknown or unreadable version (a manifest that does not parse, a missing file, a
+        # checksum mismatch) fails before the data load, not after it.
+        loaded = open_stored(store(config), model, ref)
         interactions = load_data(data, config)
-        result = evaluate_stored(model_store, model, ref, interactions, source=data)
+        result = evaluate_loaded(loaded, interactions, source=data)
     lines = [
         f"## {result.model} version {result.version} on its held-out slice of {result.source}",
         "",

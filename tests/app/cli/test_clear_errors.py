@@ -8,6 +8,7 @@ whole evaluation had run.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,30 @@ def test_a_symlink_loop_is_one_line_naming_the_path(stored: Path, env: Path) -> 
         ["evaluate", "--model", "popularity@1", "--data", str(env)],
         f"{tensors}: Too many levels of symbolic links",
     )
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda v: (v / "manifest.json").write_text("{oops"), "manifest.json: not valid JSON"),
+        (lambda v: (v / "tensors.safetensors").unlink(), "tensors.safetensors is listed in the manifest but missing"),
+        (lambda v: _flip_last_byte(v / "tensors.safetensors"), "does not match the manifest's"),
+    ],
+    ids=["manifest-not-json", "weights-missing", "checksum-mismatch"],
+)  # fmt: skip
+def test_evaluate_checks_a_stored_version_before_loading_the_data(
+    stored: Path, env: Path, damage: Callable[[Path], object], message: str
+) -> None:
+    """The version's error came only after the data set had been loaded."""
+    damage(stored / "1")
+    output = _refused(["evaluate", "--model", "popularity@1", "--data", str(env)], message)
+    assert len(output.strip().splitlines()) == 1, output  # no "loading data ..." before it
 
 
 def test_evaluate_refuses_threads_below_one(env: Path) -> None:
