@@ -180,23 +180,22 @@ def load_data(spec: str, config: Settings) -> Interactions:
 
 
 def check_data(spec: str, config: Settings) -> None:
-    """Refuse a data spec that cannot be loaded, without reading the data: an unknown spec,
-    a file that is not there, a named set neither on disk nor downloadable (fetched here).
+    """Refuse a data spec that cannot be loaded, reading no records (``check_dataset``): an
+    unknown spec or suffix, a file that is missing, unreadable or without the required
+    columns, a named set neither on disk nor downloadable (fetched here), a database that
+    cannot be reached.
 
     ``train --nproc N`` calls it before torchrun starts the ranks: a rank's error comes
     wrapped in every rank's traceback and torchrun's report, some 50 lines.
     """
-    from training.data.datasets import load_dataset, locate_named
-    from training.data.movielens import LAYOUTS
+    from training.data.datasets import check_dataset
 
-    name = spec.strip().lower()
-    cache_dir = Path(config.cache_dir) if config.cache_dir else None
-    if name in LAYOUTS:
-        locate_named(name, data_dir=data_dir(config), cache_dir=cache_dir)
-    elif name != "db" and not Path(spec).expanduser().is_file():
-        # Not a file: load_dataset fails at once (unknown spec, or no such file), the same
-        # error the ranks would give.
-        load_dataset(spec, data_dir=data_dir(config), cache_dir=cache_dir)
+    check_dataset(
+        spec,
+        data_dir=data_dir(config),
+        cache_dir=Path(config.cache_dir) if config.cache_dir else None,
+        database_url=config.database_url,
+    )
 
 
 def store(config: Settings) -> ModelStore:

@@ -13,6 +13,9 @@ as a GroupLens zip in either (verified, then extracted into the cache), and
 finally downloaded into the cache when ``allow_download``. When none of these
 works the ``DataError`` names both ways out: the data directory layout, or
 being online for the download.
+
+``check_dataset(spec)`` refuses what ``load_dataset`` would refuse before its first
+record, reading none: for a check before work that is dear to start (``train --nproc``).
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from training.data.download import (
     verify_file,
 )
 from training.data.errors import DataError
-from training.data.files import read_interaction_file
+from training.data.files import check_interaction_file, read_interaction_file
 from training.data.interactions import Interactions
-from training.data.log_reader import read_interaction_log
+from training.data.log_reader import check_interaction_log, read_interaction_log
 from training.data.movielens import LAYOUTS, Layout, read_movielens
 
 DATA_DIR_ENV = "GENREC_DATA_DIR"
@@ -61,15 +64,55 @@ def load_dataset(
         )
         return read_movielens(name, folder)
     if name == "db":
-        url = database_url or os.environ.get(DATABASE_URL_ENV)
-        if not url:
-            raise DataError(
-                f"data spec 'db' needs a database URL: pass database_url or set {DATABASE_URL_ENV}"
-            )
-        return read_interaction_log(url)
+        return read_interaction_log(_database_url(database_url))
     if _is_file_spec(spec):
         return read_interaction_file(Path(spec).expanduser())
-    raise DataError(
+    raise _unknown_spec(spec)
+
+
+def check_dataset(
+    spec: str,
+    *,
+    data_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    database_url: str | None = None,
+    allow_download: bool = True,
+    base_url: str | None = None,
+) -> None:
+    """Refuse a ``spec`` that ``load_dataset`` would refuse at once, reading no records: an
+    unknown spec or file suffix; a file that is missing, unreadable, no CSV or Parquet, or
+    whose header lacks a required column; a named set neither on disk nor downloadable
+    (fetched here, as ``load_dataset`` would); a database that cannot be reached or has no
+    interaction log. What only the records show (a bad value in row 7) is left to the load.
+    """
+    name = spec.strip().lower()
+    if name in LAYOUTS:
+        locate_named(
+            name,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            allow_download=allow_download,
+            base_url=base_url,
+        )
+    elif name == "db":
+        check_interaction_log(_database_url(database_url))
+    elif _is_file_spec(spec):
+        check_interaction_file(Path(spec).expanduser())
+    else:
+        raise _unknown_spec(spec)
+
+
+def _database_url(database_url: str | None) -> str:
+    url = database_url or os.environ.get(DATABASE_URL_ENV)
+    if not url:
+        raise DataError(
+            f"data spec 'db' needs a database URL: pass database_url or set {DATABASE_URL_ENV}"
+        )
+    return url
+
+
+def _unknown_spec(spec: str) -> DataError:
+    return DataError(
         f"unknown data spec {spec!r}: expected one of {', '.join(LAYOUTS)}, "
         "a path ending in .csv or .parquet, or 'db'"
     )

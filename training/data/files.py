@@ -18,6 +18,8 @@ million rows load in seconds.
 
 from __future__ import annotations
 
+import lzma
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,14 +94,35 @@ def build_interactions(
 def read_interaction_file(path: str | Path) -> Interactions:
     """Read a ``.csv`` (optionally compressed) or ``.parquet`` interaction file."""
     path = Path(path)
+    _require_file(path)
+    return read_parquet(path) if _is_parquet(path) else read_csv(path)
+
+
+def check_interaction_file(path: str | Path) -> None:
+    """Refuse what ``read_interaction_file`` refuses before any row, reading none: no file,
+    a file that cannot be opened or decompressed, no header or no CSV, a missing or
+    repeated column. For a check before work that is dear to start (``train --nproc``)."""
+    path = Path(path)
+    _require_file(path)
+    if _is_parquet(path):
+        _require_bytes(path)
+        with _parquet_errors(path):
+            check_columns(parquet_columns(path), path)
+    else:
+        with _csv_errors(path):
+            check_columns(csv_header(path), path)
+
+
+def _require_file(path: Path) -> None:
     if path.is_dir():  # not "no such file": the path is there, it is just not a file
         raise DataError(f"{path}: is a directory, not a file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+
+
+def _is_parquet(path: Path) -> bool:
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".parquet", ".pq"):
-        return read_parquet(path)
-    return read_csv(path)
+    return bool(suffixes) and suffixes[-1] in (".parquet", ".pq")
 
 
 def read_csv(path: str | Path) -> Interactions:
@@ -137,20 +160,33 @@ def _csv_errors(path: Path) -> Iterator[None]:
         raise DataError(
             f"{path}: the file is empty (expected a header line 'user_id,item_id')"
         ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+    except OSError as exc:  # no permission; a .gz or .bz2 name on a file that is not one
+        raise DataError(f"{path}: not a readable CSV file ({exc.strerror or exc})") from exc
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        ValueError,
+        EOFError,  # a compressed file cut short
+        zipfile.BadZipFile,
+        lzma.LZMAError,
+    ) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
 
 
 def read_parquet(path: str | Path) -> Interactions:
     """Read a Parquet file with columns ``user_id, item_id[, rating][, timestamp]``."""
     path = Path(path)
-    if path.is_file() and path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty")
+    _require_bytes(path)
     with _parquet_errors(path):
         # The schema first: pyarrow refused a repeated column in a message of nine lines.
         check_columns(parquet_columns(path), path)
         frame = pd.read_parquet(path)
     return frame_to_interactions(frame, path)
+
+
+def _require_bytes(path: Path) -> None:
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
 
 
 def parquet_columns(path: Path) -> list[str]:

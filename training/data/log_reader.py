@@ -30,7 +30,8 @@ its rating (rating models train on ratings). Untyped rows read as before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import numpy as np
@@ -71,11 +72,30 @@ def read_interaction_log(
     are read (module docstring).
     """
     weights = DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights
+    with _connected(database_url) as engine:
+        return _read(engine, until, weights)
+
+
+def check_interaction_log(database_url: str) -> None:
+    """Refuse a log ``read_interaction_log`` cannot read, reading no rows: a database it
+    cannot reach, no ``interactions`` table or one without the columns it reads. For a
+    check before work that is dear to start (``train --nproc``)."""
+    with _connected(database_url) as engine:
+        _reflect(engine)
+
+
+@contextmanager
+def _connected(database_url: str) -> Iterator[Engine]:
+    """An engine for the log, disposed after; a database error is one ``DataError`` line
+    (SQLAlchemy's own message adds the driver's hint and a link on lines of their own)."""
     engine = create_engine(_driver_url(database_url))
     try:
-        return _read(engine, until, weights)
+        yield engine
     except SQLAlchemyError as exc:
-        raise DataError(f"cannot read the interaction log at {_safe(database_url)}: {exc}") from exc
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise DataError(
+            f"cannot read the interaction log at {_safe(database_url)}: {reason}"
+        ) from exc
     finally:
         engine.dispose()
 

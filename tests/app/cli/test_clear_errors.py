@@ -286,6 +286,45 @@ def test_train_on_several_processes_checks_the_data_before_torchrun(
     assert output.strip().splitlines() == [f"error: {missing}: no such file"]
     unknown = _refused(["train", "--model", "mult-vae", "--data", "nope", "--nproc", "2"])
     assert "unknown data spec 'nope'" in unknown
+    (env.parent / "clicks.txt").write_bytes(env.read_bytes())
+    (env.parent / "cols.csv").write_text("user,item\nu,i\n")
+    (env.parent / "plain.csv.gz").write_bytes(env.read_bytes())
+    cases = {  # each of these started torchrun, and every rank failed in its own traceback
+        "clicks.txt": "unknown data spec",
+        "cols.csv": "missing required column(s) user_id, item_id",
+        "plain.csv.gz": "plain.csv.gz: not a readable CSV file",
+    }
+    for name, message in cases.items():
+        data = str(env.parent / name)
+        output = _refused(["train", "--model", "mult-vae", "--data", data, "--nproc", "2"])
+        assert len(output.strip().splitlines()) == 1 and message in output, output
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (None, "error: no table 'interactions' in sqlite:///"),  # the fixture's empty SQLite file
+        (
+            "postgresql://postgres:s3cret@127.0.0.1:1/x",
+            "error: cannot read the interaction log at postgresql+psycopg://postgres:***@127.0.0.1:1/x: "
+            'connection failed: connection to server at "127.0.0.1", port 1 failed: Connection refused',
+        ),
+    ],
+)  # fmt: skip
+def test_train_on_several_processes_checks_the_database_before_torchrun(
+    env: Path, monkeypatch: pytest.MonkeyPatch, url: str | None, message: str
+) -> None:
+    from training import distributed
+
+    def launched(*args: Any) -> int:
+        raise AssertionError("torchrun was launched")
+
+    monkeypatch.setattr(distributed, "launch", launched)
+    if url is not None:
+        monkeypatch.setenv("GENREC_DATABASE_URL", url)
+    output = _refused(["train", "--model", "mult-vae", "--data", "db", "--nproc", "2"])
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), output
 
 
 def test_models_list_shows_a_version_it_cannot_read_beside_the_others(

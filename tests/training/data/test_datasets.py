@@ -4,7 +4,7 @@ zip -> download, and the error that names both ways out."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from training.data.datasets import load_dataset
+from training.data.datasets import check_dataset, load_dataset
 from training.data.errors import DataError
 
 
@@ -155,3 +155,48 @@ def test_db_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unknown_spec(spec: str) -> None:
     with pytest.raises(DataError, match=f"unknown data spec '{spec}'"):
         load_dataset(spec)
+
+
+def _plain(path: Path) -> None:
+    path.write_text("user_id,item_id\nu,i\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "message"),
+    [
+        ("ratings.txt", _plain, "unknown data spec"),  # a file, but no suffix a reader takes
+        ("absent.csv", None, "absent.csv: no such file"),
+        ("folder.csv", Path.mkdir, "folder.csv: is a directory, not a file"),
+        ("cols.csv", lambda p: p.write_text("user,item\nu,i\n"), "missing required column(s) user_id, item_id"),
+        ("twice.csv", lambda p: p.write_text("user_id,item_id,rating,rating\n"), "column(s) rating appear more than once"),
+        ("binary.csv", lambda p: p.write_bytes(b"\xff\xfe\x00\x81"), "binary.csv: not a readable CSV file"),
+        ("plain.csv.gz", _plain, "plain.csv.gz: not a readable CSV file (Not a gzipped file"),
+        ("empty.csv", lambda p: p.write_text(""), "empty.csv: the file is empty"),
+        ("empty.parquet", lambda p: p.write_bytes(b""), "empty.parquet: the file is empty"),
+        ("text.parquet", _plain, "text.parquet: not a readable Parquet file"),
+    ],
+)  # fmt: skip
+def test_check_refuses_a_file_that_cannot_be_loaded_reading_no_rows(
+    tmp_path: Path, name: str, write: Callable[[Path], object] | None, message: str
+) -> None:
+    """``train --nproc`` ran torchrun for these, and every rank failed in its own traceback."""
+    path = tmp_path / name
+    if write is not None:
+        write(path)
+    with pytest.raises(DataError) as refused:
+        check_dataset(str(path))
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_check_passes_what_loads_and_refuses_a_log_it_cannot_read(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"user_id": ["a"], "item_id": ["x"], "rating": [4.0]})
+    frame.to_csv(tmp_path / "log.csv.gz", index=False)
+    frame.to_parquet(tmp_path / "log.parquet")
+    for spec in ("log.csv.gz", "log.parquet"):
+        check_dataset(str(tmp_path / spec))
+        assert len(load_dataset(str(tmp_path / spec))) == 1
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    with pytest.raises(DataError, match="no table 'interactions'"):
+        check_dataset("db", database_url=url)
+    with pytest.raises(DataError, match=r"cannot read the interaction log at .*127\.0\.0\.1:1"):
+        check_dataset("db", database_url="postgresql://postgres:s3cret@127.0.0.1:1/x")

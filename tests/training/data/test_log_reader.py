@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from training.data.errors import DataError
-from training.data.log_reader import read_interaction_log
+from training.data.log_reader import check_interaction_log, read_interaction_log
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
@@ -175,6 +175,17 @@ def test_bad_url_and_unreachable_database() -> None:
         read_interaction_log("::nonsense::")
     with pytest.raises(DataError, match="cannot read the interaction log"):
         read_interaction_log("sqlite:////nonexistent-dir/sub/log.db")
+
+
+def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    """SQLAlchemy's message added the driver's hint and a link on lines of their own."""
+    for check in (read_interaction_log, check_interaction_log):
+        with pytest.raises(DataError) as refused:
+            check("postgresql://postgres:s3cret@127.0.0.1:1/x")
+        message = str(refused.value)
+        assert message.startswith("cannot read the interaction log at postgresql")
+        assert "Connection refused" in message
+        assert "\n" not in message and "s3cret" not in message
 
 
 def test_typed_events_are_read_through_their_weights(database_url: str) -> None:
