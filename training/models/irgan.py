@@ -112,9 +112,14 @@ class IRGANConfig(EarlyStopping, ValidateEvery, DeviceSetting):
     def check(self) -> None:
         super().check()
         positive = ("dim", "d_batch_size", "d_resample_every", "g_samples_per_positive")
-        for name in (*positive, "dns_k", "fold_in_steps"):  # validate_every: ValidateEvery
-            if getattr(self, name) < 1:
+        for name in (*positive, "pretrain_batch_size", "dns_k", "fold_in_steps"):
+            if getattr(self, name) < 1:  # validate_every: ValidateEvery
                 raise ModelError(f"{name} must be >= 1, got {getattr(self, name)}")
+        # A step of 0 leaves a player where it started, a negative one climbs its loss; the
+        # shared lr check (TrainingConfig) does not reach these three.
+        for name in ("pretrain_lr", "d_lr", "g_lr"):
+            if not getattr(self, name) > 0:
+                raise ModelError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("pretrain_epochs", "gan_epochs", "d_epochs", "g_epochs"):
             if getattr(self, name) < 0:
                 raise ModelError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -167,6 +167,11 @@ _UNUSABLE = {
     "hidden_dim": -1,
     "latent_dim": 0,
     "anneal_cap": -1.0,
+    # IRGAN's own step sizes and pre-training batch.
+    "pretrain_lr": -1.0,
+    "d_lr": 0.0,
+    "g_lr": -1.0,
+    "pretrain_batch_size": 0,
 }
 
 
