@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.core.config import at_least_a_second
+from app.core.config import MIN_MIXING_SD, at_least_a_second
 from app.schemas_fields import Int64, ModelName, Number, one_error
 
 #: Experiment and variant names: they appear in URLs and Prometheus labels.
@@ -50,7 +50,7 @@ class ExperimentIn(_Strict):
     )
     mixing_sd: Number | None = Field(
         None,
-        gt=0,
+        ge=MIN_MIXING_SD,
         le=1,
         description="standard deviation of the mSPRT's normal mixing distribution over the CTR "
         "difference (about the smallest difference worth finding); default "

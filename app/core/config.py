@@ -41,6 +41,13 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_EVENT_TYPES = DEFAULT_EVENT_WEIGHTS
 
 
+#: Smallest mSPRT mixing standard deviation (setting or experiment): a CTR difference of
+#: one in a million is below anything a test on clicks could find, and a far smaller tau
+#: made tau**2 underflow to 0, which the interval's formula divides by
+#: (``app.experiments.stats.msprt_half_width``).
+MIN_MIXING_SD = 1e-6
+
+
 class Settings(BaseSettings):
     """Typed settings; ``Settings()`` reads the environment and ``.env``."""
 
@@ -231,7 +238,7 @@ class Settings(BaseSettings):
     )
     experiment_mixing_sd: float = Field(
         0.02,
-        gt=0,
+        ge=MIN_MIXING_SD,
         le=1,
         description="default mSPRT mixing standard deviation over the CTR difference "
         "(about the smallest difference worth detecting)",

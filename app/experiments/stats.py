@@ -104,11 +104,13 @@ def msprt_p_value(diff: float, variance: float, tau: float) -> float:
 def msprt_half_width(variance: float, tau: float, alpha: float = 0.05) -> float:
     """Half width of the always-valid (1 - alpha) interval: the differences ``d`` with
     ``ratio(diff - d) < 1 / alpha``, solved for the normal mixture in closed form."""
-    if variance <= 0:
+    tau2 = tau * tau
+    if variance <= 0 or tau2 <= 0:  # no evidence, or no alternative to weigh it against
         return math.inf
-    total = variance + tau**2
+    total = variance + tau2
+    # An overflow reads inf: every difference is still possible, the [-1, 1] the caller clips to.
     return math.sqrt(
-        variance * total / tau**2 * (2 * math.log(1 / alpha) + math.log(total / variance))
+        variance * (total / tau2) * (2 * math.log(1 / alpha) + math.log(total / variance))
     )
 
 
@@ -145,10 +147,14 @@ def sample_ratio_check(users: Sequence[int], weights: Sequence[float]) -> Sample
 
     A variant of weight 0 expects nobody: one user there is a broken split (p = 0),
     none leaves it out of the test (its expected count of 0 would make the statistic
-    0 / 0, and the answer's p-value NaN).
+    0 / 0, and the answer's p-value NaN). So does a weight so much smaller than the
+    largest that its share underflows (1e-300 beside 1e300): the shares are taken
+    relative to the largest weight first, so what is 0 is 0 before the division.
     """
     observed = np.asarray(users, dtype=np.float64)
     share = np.asarray(weights, dtype=np.float64)
+    if share.size and share.max() > 0:
+        share = share / share.max()
     empty = share <= 0
     if observed[empty].sum() > 0:
         return SampleRatioCheck(0.0, False)

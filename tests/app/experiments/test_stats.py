@@ -152,3 +152,24 @@ def test_a_variant_of_weight_zero_expects_nobody() -> None:
     leaked = sample_ratio_check([500, 510, 1], [1, 1, 0])
     assert (leaked.p_value, leaked.ok) == (0.0, False)
     assert sample_ratio_check([700, 0], [1, 0]).ok  # one variant left to test: nothing to compare
+
+
+def test_a_weight_whose_share_underflows_expects_nobody_too() -> None:
+    """1e300 beside 1e-300: the small share underflowed to 0 only inside the division, so
+    its 0 / 0 term made the p-value NaN (null in the results, a false MISMATCH)."""
+    split = sample_ratio_check([5, 0], [1e300, 1e-300])
+    assert (split.p_value, split.ok) == (1.0, True)
+    leaked = sample_ratio_check([5, 1], [1e300, 1e-300])
+    assert (leaked.p_value, leaked.ok) == (0.0, False)
+    # shares far apart but both representable are tested as usual
+    assert sample_ratio_check([1000, 0], [1e300, 1e290]).ok
+
+
+def test_a_tiny_mixing_sd_gives_an_interval_not_an_error() -> None:
+    """tau = 1e-200 made tau**2 underflow to 0 and the half width divide by it: a 500 on
+    the results and on the dashboard's experiments page. Experiments now refuse
+    tau < 1e-6 (``MIN_MIXING_SD``); one stored before that still reads."""
+    assert msprt_half_width(1e-4, 1e-200) == math.inf
+    result = compare(RatioEstimate(0.10, 1e-5, 30), RatioEstimate(0.12, 1e-5, 30), tau=1e-200)
+    assert result.ci95 == (-1.0, 1.0) and math.isfinite(result.p_value)
+    assert math.isfinite(msprt_half_width(1e-4, 1e-6))
