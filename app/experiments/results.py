@@ -38,6 +38,12 @@ from app.db_models import Impression, Interaction
 from app.experiments import stats
 from app.experiments.definitions import ExperimentDef
 
+#: How much earlier than its list an event may be stamped and still count: the list's
+#: time is one replica's clock and the event's another's, or the client's when it sends
+#: ``timestamp``. An event from before that answers no list (a click stamped in 2020 on a
+#: list served today was counted).
+CLOCK_TOLERANCE = timedelta(minutes=1)
+
 
 @dataclass
 class UserTotals:
@@ -125,9 +131,9 @@ def counted_lists(
         clicked: set[str] = set()
         converted: set[str] = set()
         served_at = _utc(created_at)
-        deadline = served_at + window
+        earliest, deadline = served_at - CLOCK_TOLERANCE, served_at + window
         for item_id, kind, ts in events.get(rec_id, ()):
-            if item_id not in positions or ts > deadline:
+            if item_id not in positions or not earliest <= ts <= deadline:
                 continue
             if kind in click_types:
                 clicked.add(item_id)

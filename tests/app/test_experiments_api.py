@@ -118,6 +118,11 @@ POP = {"name": "a", "model": "popularity", "weight": 1}
         ({**_variants(POP, {**POP, "name": "b"}), "window_minutes": 5e-324}, 422, "one second"),
         ({**_variants(POP, {**POP, "name": "b"}), "window_minutes": 0}, 422, "one second"),
         ({**_variants(POP, {**POP, "name": "b"}), "window_minutes": 1e6}, 422, "43200"),
+        (
+            {**_variants(POP, {**POP, "name": "b"}), "mixing_sd": 1e-200},
+            422,
+            "greater than or equal to 0.000001",
+        ),
     ],
 )
 def test_bad_definitions_are_clear_4xx(
@@ -271,6 +276,12 @@ def test_results_count_what_the_simulated_traffic_did(admin: TestClient) -> None
             clicks.append(
                 {"user_id": answer["user_id"], "item_id": answer["items"][1]["item_id"],
                  "type": "click", "recommendation_id": answer["recommendation_id"]}
+            )  # fmt: skip
+        else:  # stamped years before its list was served: it answers no list, not counted
+            clicks.append(
+                {"user_id": answer["user_id"], "item_id": answer["items"][1]["item_id"],
+                 "type": "click", "recommendation_id": answer["recommendation_id"],
+                 "timestamp": "2020-01-01T00:00:00Z"}
             )  # fmt: skip
     clicks.append(  # an item the list did not show: not a click on a served item
         {"user_id": served["ease"][0]["user_id"], "item_id": "nope", "type": "click",
