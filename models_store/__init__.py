@@ -6,7 +6,7 @@ safetensors and the standard library only — no torch).
 """
 
 from models_store.backend import Backend, LocalDirectoryBackend
-from models_store.contents import VersionContents
+from models_store.contents import VersionContents, non_finite
 from models_store.errors import (
     AliasNotSet,
     CorruptVersion,
@@ -41,4 +41,5 @@ __all__ = [
     "VersionContents",
     "VersionNotFound",
     "iso_utc",
+    "non_finite",
 ]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from models_store import DataInfo, Manifest, ModelStore, VersionContents
+from models_store import DataInfo, Manifest, ModelStore, VersionContents, non_finite
 from training import ann, distributed
 from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
@@ -230,11 +230,7 @@ def refuse_non_finite(model_name: str, contents: VersionContents, result: TrainR
     weights, metrics or scorer constants; saved, they failed later as a FAISS traceback
     while building the index or as "not JSON-serialisable", and no server could serve
     them. Say what happened instead."""
-    bad = sorted(
-        name
-        for name, table in contents.tensors.items()
-        if np.issubdtype(table.dtype, np.floating) and not np.isfinite(table).all()
-    )
+    bad = non_finite(contents.tensors)  # the store's rule: it refuses them on load too
     bad += [f"metric {name}" for name, value in result.metrics.items() if not np.isfinite(value)]
     bad += [
         f"scorer setting {name}"

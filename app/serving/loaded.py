@@ -251,7 +251,13 @@ def _titles(raw: bytes | None, item_ids: list[str]) -> list[str | None]:
 
 
 def _smoke_test(model: LoadedModel) -> None:
-    """Score one folded-in user before serving: a broken version fails here, not in a request."""
+    """Score one folded-in user before serving: a broken version fails here, not in a request.
+
+    NaN or infinite weights never get here: the store refuses them when it loads the
+    version (``models_store.non_finite``), for promote and ``genrec evaluate`` alike.
+    This catches what finite weights can still do (scores that overflow, a scorer
+    that divides by zero).
+    """
     history = History.from_lists([[0]], None, model.n_items, device=model.device)
     with torch.inference_mode():
         state = model.scorer.user_state(torch.tensor([-1], device=model.device), history)

@@ -36,6 +36,11 @@ def _history(**changes: object) -> dict[str, np.ndarray]:
             _with(history={k: v for k, v in build_contents().history.items() if k != "values"}),
             "exactly keys",
         ),
+        (
+            _with(tensors={"w": np.array([1.0, np.nan], dtype=np.float32)}),
+            "NaN or infinite values in tensors w",
+        ),
+        (_with(tensors={"w": np.array([np.inf]), "v": np.ones(2)}), "in tensors w"),
         (_with(extra={"manifest.json": b"{}"}), "reserved"),
         (_with(extra={"notes.txt": "text"}), "must be bytes"),
     ],
@@ -43,6 +48,18 @@ def _history(**changes: object) -> dict[str, np.ndarray]:
 def test_inconsistent_contents_are_refused(contents: object, message: str) -> None:
     with pytest.raises(ContentsError, match=message):
         encode(contents)  # type: ignore[arg-type]
+
+
+def test_non_finite_checks_every_chunk_of_every_float_array(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from models_store import contents
+
+    monkeypatch.setattr(contents, "FINITE_CHUNK", 4)  # the NaN sits in the third chunk
+    late = np.zeros((3, 3), dtype=np.float16)
+    late[2, 2] = np.nan
+    arrays = {"late": late, "ids": np.arange(10), "fine": np.ones(9), "z": np.array([-np.inf])}
+    assert contents.non_finite(arrays) == ["late", "z"]
 
 
 def test_history_indices_must_fit_the_item_ids() -> None:

@@ -296,6 +296,47 @@ def test_rollback_to_a_version_that_no_longer_verifies_is_refused(
     assert store.alias_state("mult-vae") == "2"
 
 
+def _resign_tensors(root: Path, version: str, change: Callable[[dict], None]) -> None:
+    """Rewrite a version's tensors and their checksum in its manifest: what a writer
+    without the store's checks (an older genrec, a hand-made version) leaves behind."""
+    import hashlib
+
+    from safetensors.numpy import load_file, save_file
+
+    path = _version_dir(root, version=version) / "tensors.safetensors"
+    tensors = load_file(path)
+    change(tensors)
+    save_file(tensors, path)
+    blob = path.read_bytes()
+    entry = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    _rewrite_manifest(root, lambda body: body["files"].update({path.name: entry}), version)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_version_whose_weights_are_not_finite_is_not_promoted_or_rolled_back_to(
+    store: ModelStore, store_root: Path, saved: Saver, value: float
+) -> None:
+    """Its checksums hold, so promote moved the alias to it; only the server's smoke test
+    refused it, and only when the one user it scores touched the weight."""
+    saved(), saved(), saved()
+    store.promote("mult-vae", "2")
+    store.promote("mult-vae", "3")
+
+    def spoil(tensors: dict) -> None:
+        tensors["item_bias"][4] = value
+
+    _resign_tensors(store_root, "1", spoil)
+    _resign_tensors(store_root, "2", spoil)
+    message = r"versions/1: tensors\.safetensors: NaN or infinite values in item_bias"
+    with pytest.raises(CorruptVersion, match=message):
+        store.promote("mult-vae", "1")
+    with pytest.raises(CorruptVersion, match=message.replace("/1", "/2")):
+        store.rollback("mult-vae")
+    assert store.alias_state("mult-vae") == "3"
+    with pytest.raises(CorruptVersion, match=message):
+        store.load("mult-vae", "1")
+
+
 def test_unreadable_alias_file_says_where(
     store: ModelStore, store_root: Path, saved: Saver
 ) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,3 +34,33 @@ def env(cli_settings: Path) -> Path:
             rows.append(f"u{u},i{item},{3 + (i % 3)},{1_700_000_000 + u * 10 + i}")
     csv.write_text("\n".join(rows) + "\n")
     return csv
+
+
+@pytest.fixture
+def nan_weights_version(env: Path) -> str:
+    """ease version 1 trained and promoted, and version 2: its copy with one NaN weight,
+    re-signed (the checksums hold: what a writer without genrec's divergence check, or
+    a hand edit, leaves). Returns "2"."""
+    from safetensors.numpy import load_file, save_file
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    trained = CliRunner().invoke(app, ["train", "--model", "ease", "--data", str(env), "--promote"])
+    assert trained.exit_code == 0, trained.output
+    versions = env.parent / "store" / "ease" / "versions"
+    shutil.copytree(versions / "1", versions / "2")
+    tensors_path = versions / "2" / "tensors.safetensors"
+    tensors = load_file(tensors_path)
+    next(iter(tensors.values())).reshape(-1)[3] = float("nan")
+    save_file(tensors, tensors_path)
+    manifest_path = versions / "2" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    blob = tensors_path.read_bytes()
+    manifest["version"] = "2"
+    manifest["files"][tensors_path.name] = {
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "bytes": len(blob),
+    }
+    manifest_path.write_text(json.dumps(manifest))
+    return "2"

@@ -31,6 +31,19 @@ def test_train_list_promote_rollback(env: Path) -> None:
     assert rolled.exit_code == 0 and "production -> 1" in rolled.output
 
 
+def test_a_version_with_nan_weights_is_not_promoted(nan_weights_version: str) -> None:
+    """Promote moved the alias to it (its checksums hold), and servers then refused it."""
+    runner = CliRunner()
+    result = runner.invoke(app, ["models", "promote", "ease", nan_weights_version])
+    assert result.exit_code == 2, result.output
+    assert "NaN or infinite values in" in result.output.replace("\n", "")
+    assert "Traceback" not in result.output
+    listing = runner.invoke(app, ["models", "list", "ease"])
+    assert listing.exit_code == 0
+    production = [line for line in listing.output.splitlines() if "production" in line]
+    assert len(production) == 1 and " 1 " in production[0]
+
+
 def test_evaluate_prints_the_report_with_its_command(env: Path) -> None:
     result = CliRunner().invoke(
         app,

@@ -67,6 +67,18 @@ def test_mistakes_are_one_line_and_exit_2(env: Path, args: list[str], message: s
     assert "Traceback" not in result.output
 
 
+def test_a_version_with_nan_weights_is_refused_not_measured(
+    env: Path, nan_weights_version: str
+) -> None:
+    """It printed figures (NaN for a rating model) as if the version were servable."""
+    result = CliRunner().invoke(
+        app, ["evaluate", "--model", f"ease@{nan_weights_version}", "--data", str(env)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "NaN or infinite values in" in result.output.replace("\n", "")
+    assert "| metric |" not in result.output and "Traceback" not in result.output
+
+
 def test_a_version_trained_on_all_its_data_is_refused(env: Path, tmp_path: Path) -> None:
     tiny = tmp_path / "tiny.csv"
     tiny.write_text("user_id,item_id\na,x\na,y\nb,x\n")

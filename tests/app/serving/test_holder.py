@@ -177,6 +177,23 @@ def test_model_that_fails_its_first_load_answers_503_with_the_reason(
     assert client.get("/v1/users/u1/recommendations").status_code == 200  # others unaffected
 
 
+def test_a_version_with_a_nan_in_a_user_row_is_refused_not_served(
+    client: TestClient, store_dir: Path
+) -> None:
+    """The smoke test scores one folded-in user, who never reads a stored user's row: the
+    version was served, and that user's scores were NaN. The store refuses it on load,
+    as promote and ``genrec evaluate`` do."""
+
+    def spoil(tensors: dict[str, torch.Tensor]) -> None:
+        tensors["user_factors"][1, 0] = float("nan")
+
+    _rewrite_tensors(store_dir / "biased-mf" / "versions" / "1", spoil)
+    r = client.get("/v1/users/u1/recommendations", params={"model": "biased-mf"})
+    assert r.status_code == 503, r.text
+    assert "biased-mf version 1 refused" in r.json()["message"]
+    assert "NaN or infinite values in user_factors" in r.json()["message"]
+
+
 def test_a_served_version_whose_files_change_is_loaded_again(
     make_client: Callable[..., TestClient], store_dir: Path
 ) -> None:
