@@ -191,6 +191,9 @@ class Manifest:
                 raise InvalidContents(
                     f"retrieval names file {index_file!r}, which is not among the version's files"
                 )
+        _check_retrieval(self.retrieval, "retrieval")
+        if isinstance(self.retrieval.get("similar"), dict):
+            _check_retrieval(self.retrieval["similar"], "retrieval.similar")
 
     def mapped_files(self) -> list[str]:
         """The index files ``retrieval`` names (the retrieval index, then the similar-items
@@ -293,6 +296,34 @@ def _check_metrics(metrics: object) -> dict[str, float]:
             raise InvalidContents(f"metric {name!r} = {value!r} is not a finite number")
         out[name] = number
     return out
+
+
+#: The counts of an index's parameters (``training.ann.IndexParams``).
+_RETRIEVAL_COUNTS = ("n_items", "dims", "nlist", "nprobe", "train_rows")
+
+
+def _check_retrieval(section: dict[str, Any], what: str) -> None:
+    """The counts of a retrieval section (``retrieval`` or ``retrieval.similar``) that it
+    gives: positive integers, with ``nprobe <= nlist <= n_items`` as every build makes them.
+
+    Why here: the manifest is the one file of a version no checksum covers, and a
+    server read these values as they were: ``nlist: -3`` was promoted and served with
+    ``GENREC_ANN=on`` without a word, ``nprobe: -3`` raised an ``OverflowError`` out of
+    the index loader on every load. A damaged section now makes the manifest
+    unreadable, like any other damage (listed as such, refused by promote and by
+    servers, which keep what they had). A key it lacks is the index loader's concern
+    (the index is not used); whether ``dims`` fits the model's item table only the
+    model knows, and the loader checks it against the index file.
+    """
+    for key in _RETRIEVAL_COUNTS:
+        value = section.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise InvalidContents(f"{what}.{key} must be a positive integer, got {value!r}")
+    n_items, nlist, nprobe = (section.get(key) for key in ("n_items", "nlist", "nprobe"))
+    if nlist is not None and n_items is not None and nlist > n_items:
+        raise InvalidContents(f"{what}.nlist {nlist} is more than its n_items {n_items}")
+    if nprobe is not None and nlist is not None and nprobe > nlist:
+        raise InvalidContents(f"{what}.nprobe {nprobe} is more than its nlist {nlist}")
 
 
 def _check_files(files: object) -> dict[str, FileEntry]:

@@ -240,6 +240,7 @@ class ModelStore:
             contents = decode(blobs, tensors_path, tensors=tensors)
         except ContentsError as exc:
             raise CorruptVersion(f"{where}: {exc}") from exc
+        _check_index_items(manifest, len(contents.item_ids), where)
         mapped = {name: self.backend.location(f"{prefix}/{name}") for name in mapped_names}
         return LoadedVersion(
             manifest=manifest, contents=contents, path=where, mapped=mapped, fingerprint=fingerprint
@@ -589,6 +590,21 @@ def _is_alias_name(name: str) -> bool:
     except StoreError:
         return False
     return True
+
+
+def _check_index_items(manifest: Manifest, n_items: int, where: str) -> None:
+    """``CorruptVersion`` unless each index's recorded ``n_items`` is the version's item
+    count: an index is built over every item of its version (``training.ann``), so any
+    other count is a damaged manifest. The rest of the section is checked when the
+    manifest is read (``Manifest``); this needs the item ids, read only here."""
+    similar = manifest.retrieval.get("similar")
+    for what, section in (("retrieval", manifest.retrieval), ("retrieval.similar", similar)):
+        recorded = section.get("n_items") if isinstance(section, dict) else None
+        if recorded is not None and recorded != n_items:
+            raise CorruptVersion(
+                f"{where}: the manifest's {what}.n_items is {recorded}, "
+                f"but the version has {n_items} items"
+            )
 
 
 def _version_key(model: str, version: str) -> str:

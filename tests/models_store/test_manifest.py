@@ -96,6 +96,53 @@ def test_invalid_values_are_refused_with_a_message(
         make_manifest(**overrides)
 
 
+#: A retrieval section as ``training.ann`` writes it (the files are the version's).
+INDEXED = {
+    "file": "items.faiss",
+    "kind": "ivf-flat",
+    "n_items": 1000,
+    "dims": 65,
+    "nlist": 126,
+    "nprobe": 16,
+    "train_rows": 1000,
+    "seed": 0,
+    "similar": {"file": "similar.faiss", "n_items": 1000, "dims": 64, "nlist": 126, "nprobe": 32},
+}
+INDEX_FILES = {
+    "tensors.safetensors": {"sha256": SHA, "bytes": 10},
+    "items.faiss": {"sha256": SHA, "bytes": 10},
+    "similar.faiss": {"sha256": SHA, "bytes": 10},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"nlist": -3}, r"retrieval\.nlist must be a positive integer, got -3"),
+        ({"nprobe": 0}, r"retrieval\.nprobe must be a positive integer, got 0"),
+        ({"dims": "65"}, r"retrieval\.dims must be a positive integer, got '65'"),
+        ({"n_items": True}, r"retrieval\.n_items must be a positive integer"),
+        ({"train_rows": 1.5}, r"retrieval\.train_rows must be a positive integer"),
+        ({"nlist": 1001}, r"retrieval\.nlist 1001 is more than its n_items 1000"),
+        ({"nprobe": 127}, r"retrieval\.nprobe 127 is more than its nlist 126"),
+        (
+            {"similar": {**INDEXED["similar"], "dims": -64}},  # type: ignore[dict-item]
+            r"retrieval\.similar\.dims must be a positive integer",
+        ),
+    ],
+)
+def test_a_damaged_retrieval_section_makes_the_manifest_unreadable(
+    change: dict[str, object], message: str
+) -> None:
+    """The manifest is the one file no checksum covers, and ``nlist: -3`` was promoted and
+    served with GENREC_ANN=on (``nprobe: -3`` raised out of the index loader)."""
+    assert make_manifest(files=INDEX_FILES, retrieval=INDEXED).retrieval == INDEXED
+    body = make_manifest(files=INDEX_FILES, retrieval=INDEXED).to_dict()
+    body["retrieval"].update(change)
+    with pytest.raises(CorruptVersion, match=rf"^where/manifest\.json: {message}"):
+        Manifest.from_dict(body, "where/manifest.json")
+
+
 def test_data_info_normalises_cutoff_to_utc() -> None:
     plus_two = timezone(timedelta(hours=2))
     info = DataInfo("f", datetime(2020, 1, 1, 2, 0, tzinfo=plus_two), "csv", 1, 2, 3)  # type: ignore[arg-type]

@@ -254,3 +254,42 @@ def test_an_index_given_by_path_is_hashed_and_moved_from_the_scratch_directory(
         "items.faiss": INDEX,
         "similar.faiss": SIMILAR,
     }
+
+
+def test_an_index_that_does_not_cover_the_version_s_items_refuses_it(
+    store: ModelStore, store_root: Path
+) -> None:
+    """An index is built over every item of its version; another count in the manifest
+    (checked on load, where the item ids are read) means the manifest is damaged."""
+    contents = build_contents()
+    contents.extra["items.faiss"] = INDEX
+    version = store.save(
+        "mult-vae", contents, **save_kwargs(), retrieval={**PARAMS, "n_items": 7}
+    ).version
+    store.promote("mult-vae", version)
+    path = store_root / "mult-vae" / "versions" / version / "manifest.json"
+    body = json.loads(path.read_text())
+    body["retrieval"]["n_items"] = 5
+    path.write_text(json.dumps(body))
+    message = r"retrieval\.n_items is 5, but the version has 7 items"
+    with pytest.raises(CorruptVersion, match=message):
+        store.promote("mult-vae", version)
+    with pytest.raises(CorruptVersion, match=message):
+        store.load("mult-vae", version)
+
+
+def test_a_damaged_retrieval_section_is_listed_as_unreadable_and_not_promoted(
+    store: ModelStore, store_root: Path
+) -> None:
+    first, second = _save_with_index(store), _save_with_index(store)
+    store.promote("mult-vae", first)
+    path = store_root / "mult-vae" / "versions" / second / "manifest.json"
+    body = json.loads(path.read_text())
+    body["retrieval"]["nlist"] = -3
+    path.write_text(json.dumps(body))
+    with pytest.raises(CorruptVersion, match=r"retrieval\.nlist must be a positive integer"):
+        store.promote("mult-vae", second)
+    assert store.alias_state("mult-vae") == first
+    readable, unreadable = store.version_listing("mult-vae")
+    assert [m.version for m in readable] == [first]
+    assert "retrieval.nlist must be a positive integer, got -3" in unreadable[second]

@@ -87,6 +87,14 @@ def _rewrite_tensors(version_dir: Path, change: Callable[[dict[str, torch.Tensor
     manifest_path.write_text(json.dumps(manifest))
 
 
+def _damaged_retrieval(version_dir: Path) -> None:
+    """The index's parameters, which no checksum covers, edited: it was served as is."""
+    path = version_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["retrieval"]["nlist"] = -3
+    path.write_text(json.dumps(manifest))
+
+
 def _narrow_a_matrix(version_dir: Path) -> None:
     def narrow(tensors: dict[str, torch.Tensor]) -> None:
         tensors["dec_hidden_w"] = tensors["dec_hidden_w"][:, :-5].contiguous()
@@ -106,6 +114,7 @@ def _wrong_dtype(version_dir: Path) -> None:
     [
         (_corrupt_tensors, "sha256"),
         (_unknown_format, "format_version"),
+        (_damaged_retrieval, "retrieval.nlist must be a positive integer, got -3"),
         (_narrow_a_matrix, "cannot serve it"),
         (_wrong_dtype, "version 2"),
     ],
