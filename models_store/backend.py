@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from models_store.errors import StoreError
+from models_store.errors import CorruptVersion, StoreError
 
 VERSIONS = "versions"
 ALIASES = "aliases"
@@ -149,12 +149,42 @@ class LocalDirectoryBackend:
 
     def read(self, key: str) -> bytes:
         """Whole content of ``key``; ``FileNotFoundError`` when absent."""
-        with open(self.root / key, "rb") as handle:
+        with open(self._in_store(key), "rb") as handle:
             return handle.read()
 
     def local_path(self, key: str) -> str:
         """The file of ``key`` (it may not exist): large files are hashed and read in place."""
-        return str(self.root / key)
+        return str(self._in_store(key))
+
+    def _in_store(self, key: str) -> Path:
+        """The path of ``key``; ``CorruptVersion`` when it is a file of a version (or in a
+        version's folder) that resolves, through a link, outside the store.
+
+        Why: the store reads a verified file again by its path and maps the indexes,
+        trusting that nothing but itself writes a published version. A file outside
+        the store is someone else's: it can be rewritten after it was verified (bytes
+        served that no checksum vouched for; a mapped index cut short kills the
+        process), and a link to a device or a pipe made a load read forever
+        (``/dev/zero``: ``MemoryError``) or block for good under the model's lock.
+        Checksums cover what a file held when it was read, not these.
+
+        "The store" is the resolved root, or the resolved folder of the key's model: a
+        root that is itself a link (a volume mounted elsewhere), or a model's folder
+        moved to another disk and linked back, is the store. Only a version's files are
+        checked; aliases and listings are left as they were.
+        """
+        path = self.root / key
+        parts = key.split("/")
+        if len(parts) < 3 or parts[1] != VERSIONS:
+            return path
+        real = os.path.realpath(path)  # never raises: a loop or a missing file is its reader's
+        homes = (os.path.realpath(self.root), os.path.realpath(self.root / parts[0]))
+        if not any(real == home or real.startswith(home + os.sep) for home in homes):
+            raise CorruptVersion(
+                f"{path} resolves to {real}, outside the store ({homes[0]}): a version's "
+                "files must be in the store, not links out of it (copy the file in)"
+            )
+        return path
 
     def fingerprint(self, prefix: str) -> str:
         """Names, sizes and mtimes of the files under ``prefix``: changes when one is rewritten.

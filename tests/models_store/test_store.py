@@ -198,6 +198,59 @@ def test_manifest_of_another_version_is_corrupt(
         store.load("mult-vae", "1")
 
 
+def _move_out_and_link(inside: Path, outside: Path) -> None:
+    """Move ``inside`` to ``outside`` and leave a link to it where it was."""
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    inside.rename(outside)
+    inside.symlink_to(outside)
+
+
+def test_a_version_file_that_links_out_of_the_store_is_refused(
+    store: ModelStore, store_root: Path, saved: Saver, tmp_path: Path
+) -> None:
+    """It was followed: its bytes verified, but a file the store does not hold can change
+    after that, and a link to /dev/zero or a pipe made the load read or wait forever."""
+    saved(), saved()
+    outside = tmp_path / "elsewhere"
+    _move_out_and_link(_version_dir(store_root) / "item_ids.json", outside / "item_ids.json")
+    message = r"versions/1/item_ids\.json resolves to .*elsewhere/item_ids\.json, outside the store"
+    with pytest.raises(CorruptVersion, match=message):
+        store.promote("mult-vae", "1")
+    with pytest.raises(CorruptVersion, match=message):
+        store.load("mult-vae", "1")
+    assert store.aliases("mult-vae") == {}
+    # A whole version folder linked in from outside: listed as unreadable, not promoted.
+    _move_out_and_link(_version_dir(store_root, version="2"), outside / "2")
+    with pytest.raises(CorruptVersion, match=r"versions/2/manifest\.json resolves to"):
+        store.promote("mult-vae", "2")
+    readable, unreadable = store.version_listing("mult-vae")
+    assert [m.version for m in readable] == ["1"]  # its manifest is in the store
+    assert "outside the store" in unreadable["2"]
+
+
+def test_a_store_or_model_folder_that_is_a_link_is_still_the_store(
+    store_root: Path, tmp_path: Path
+) -> None:
+    """Operators mount or move these: only a version's files leading out are refused."""
+    real_root = tmp_path / "volume" / "store"
+    real_root.mkdir(parents=True)
+    store_root.symlink_to(real_root)
+    store = ModelStore(store_root)
+    store.save("mult-vae", build_contents(), **save_kwargs())
+    store.save("ease", build_contents(), **save_kwargs())
+    store.promote("mult-vae", "1")
+    _move_out_and_link(real_root / "ease", tmp_path / "other-disk" / "ease")
+    store.save("ease", build_contents(), **save_kwargs())
+    store.promote("ease", "2")
+    # A file linked to the same bytes elsewhere in the store: the store holds it.
+    second = real_root / "mult-vae" / "versions" / "2"
+    store.save("mult-vae", build_contents(), **save_kwargs())
+    (second / "tensors.safetensors").unlink()
+    (second / "tensors.safetensors").symlink_to(second.parent / "1" / "tensors.safetensors")
+    for model, version in (("mult-vae", "1"), ("mult-vae", "2"), ("ease", "1"), ("ease", "2")):
+        assert store.load(model, version).contents.item_ids == build_contents().item_ids
+
+
 # --------------------------------------------------------------------------- lookups
 
 

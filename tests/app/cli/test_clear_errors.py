@@ -197,6 +197,18 @@ def test_evaluate_checks_a_stored_version_before_loading_the_data(
     assert len(output.strip().splitlines()) == 1, output  # no "loading data ..." before it
 
 
+def test_a_version_file_linking_out_of_the_store_is_one_line_naming_both(
+    stored: Path, env: Path
+) -> None:
+    """It was followed, and promote moved the alias to it."""
+    ids = stored / "1" / "item_ids.json"
+    outside = env.parent / "elsewhere.json"
+    ids.rename(outside)
+    ids.symlink_to(outside)
+    _refused(["models", "promote", "popularity", "1"], f"{ids} resolves to {outside}")
+    _refused(["evaluate", "--model", "popularity@1", "--data", str(env)], "outside the store")
+
+
 def test_evaluate_refuses_threads_below_one(env: Path) -> None:
     _refused(
         ["evaluate", "--model", "popularity", "--data", str(env), "--threads", "-1"],
