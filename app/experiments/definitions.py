@@ -122,6 +122,13 @@ def check_definition(
         raise InvalidExperiment(
             f"control {control_name!r} is not one of the variants ({', '.join(names)})"
         )
+    if next(v.weight for v in variants if v.name == control_name) == 0:
+        # A variant of weight 0 is a paused arm; a paused control leaves every comparison
+        # without its baseline, so the experiment could never say anything.
+        raise InvalidExperiment(
+            f"control {control_name!r} has weight 0: it would get no users, and every "
+            "variant is compared with it"
+        )
     available = [m for m in store.list_models() if m in REGISTRY]
     checked = []
     for v in variants:

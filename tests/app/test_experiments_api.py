@@ -111,6 +111,7 @@ POP = {"name": "a", "model": "popularity", "weight": 1}
             "sum to a finite number",
         ),
         (_variants(POP, {**POP, "weight": 2}), 422, "unique"),
+        (_variants({**POP, "weight": 0}, {**POP, "name": "b"}), 422, "control 'a' has weight 0"),
         (_variants(POP), 422, "variants"),
         ({**_variants(POP, {**POP, "name": "b"}), "control": "zzz"}, 422, "control 'zzz'"),
         (_variants(POP, {**POP, "name": "b", "weight": "1"}), 422, "weight"),
