@@ -218,6 +218,41 @@ def ping(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
+@functools.cache
+def _known_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(every revision this package ships, its heads), read once from the migrations."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    known = frozenset(r.revision for r in script.walk_revisions())
+    return known, frozenset(script.get_heads())
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """What keeps the database's schema from being the one this server writes, or None.
+
+    ``SELECT 1`` answers on a database without genrec's tables too (dropped and
+    recreated, or never migrated because the startup migration failed): ``/readyz``
+    said ``database.ok`` while every write and admin call answered 503. A revision
+    this package does not know is a newer server's migration (a rolling upgrade) and
+    is not called a problem: migrations only add. Raises like ``ping`` when the
+    database cannot be reached.
+    """
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    known, heads = _known_revisions()
+    if not current:
+        return "the database has no genrec schema (never migrated): run `genrec migrate`"
+    if current <= known and current != heads:
+        return (
+            f"the database's schema is at revision {', '.join(sorted(current))}, this server's "
+            f"is {', '.join(sorted(heads))}: run `genrec migrate`"
+        )
+    return None
+
+
 def alembic_config(url: str) -> object:
     """Alembic config pointing at the migrations shipped inside the package."""
     from alembic.config import Config

@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import ServicesDep
-from app.core.db import ping
+from app.core.db import schema_problem
 from app.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -37,8 +37,8 @@ def readyz(services: ServicesDep) -> JSONResponse:
     """
     database: dict[str, bool | str]
     try:
-        ping(services.engine)
-        database = {"ok": True}
+        problem = schema_problem(services.engine)
+        database = {"ok": True} if problem is None else {"ok": False, "error": problem}
     except SQLAlchemyError as exc:
         database = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
     models = services.holder.status()

@@ -25,6 +25,27 @@ def test_ready_when_database_and_default_model_are_up(client: TestClient) -> Non
     assert body["cache"]["backend"] == "memory"
 
 
+def test_a_database_without_the_current_schema_is_not_ok(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``SELECT 1`` answers on a database without genrec's tables (dropped and recreated,
+    or never migrated): ``database.ok`` was true while every write answered 503."""
+    from app.core.db import upgrade_database
+
+    url = f"sqlite:///{tmp_path}/bare.db"
+    client = make_client(database_url=url, auto_migrate=False)
+    body = client.get("/readyz").json()
+    assert body["ready"] is True and body["degraded"] is True
+    assert body["database"] == {
+        "ok": False,
+        "error": "the database has no genrec schema (never migrated): run `genrec migrate`",
+    }
+    upgrade_database(url, revision="0005")
+    body = client.get("/readyz").json()
+    assert body["database"]["ok"] is False
+    assert body["database"]["error"].startswith("the database's schema is at revision 0005, ")
+    upgrade_database(url)
+    assert client.get("/readyz").json()["database"] == {"ok": True}
+
+
 def test_health_checks_answer_head_as_get_without_a_body(client: TestClient) -> None:
     """Some load balancers probe with HEAD; a 405 there marked a healthy server down."""
     for path in ("/healthz", "/readyz"):
