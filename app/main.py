@@ -123,7 +123,12 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         recommender=Recommender(
             holder,
             cache,
-            LogReader(reads, guard, metrics),
+            LogReader(
+                reads,
+                guard,
+                metrics,
+                seen_only_types={t for t, w in settings.event_types.items() if w <= 0},
+            ),
             settings,
             metrics,
             impressions,

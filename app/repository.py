@@ -65,6 +65,9 @@ class LoggedInteraction:
     item_id: str
     rating: float | None
     ts: datetime
+    #: The event's type (``GENREC_EVENT_TYPES``), None when untyped: one of weight <= 0
+    #: (``dislike``) marks its item seen and is never feedback (``app.serving.state``).
+    type: str | None = None
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -163,20 +166,22 @@ def user_interactions(
     late-arriving event with an old timestamp was not in the training data
     either, so it must still reach the user's state.
     """
-    query = select(Interaction.id, Interaction.item_id, Interaction.rating, Interaction.ts).where(
-        Interaction.user_id == user_id
-    )
+    query = select(
+        Interaction.id, Interaction.item_id, Interaction.rating, Interaction.ts, Interaction.type
+    ).where(Interaction.user_id == user_id)
     if after is not None:
         cutoff = as_utc(after)
         query = query.where(after_training(Interaction.ts, Interaction.created_at, cutoff))
     query = query.order_by(Interaction.ts, Interaction.id)
     return [
-        LoggedInteraction(id=int(r.id), item_id=r.item_id, rating=r.rating, ts=as_utc(r.ts))
+        LoggedInteraction(int(r.id), r.item_id, r.rating, as_utc(r.ts), r.type)
         for r in session.execute(query)
     ]
 
 
-def _batch_log_statement(with_cutoff: bool) -> Select[str, int, str, float | None, datetime]:
+def _batch_log_statement(
+    with_cutoff: bool,
+) -> Select[str, int, str, float | None, datetime, str | None]:
     """The micro-batch log query, built once: ``recent`` users (after ``cutoff`` when
     ``with_cutoff``) or ``whole`` users (every row), oldest first."""
     recent: ColumnElement[bool] = Interaction.user_id.in_(bindparam("recent", expanding=True))
@@ -190,13 +195,16 @@ def _batch_log_statement(with_cutoff: bool) -> Select[str, int, str, float | Non
             Interaction.item_id,
             Interaction.rating,
             Interaction.ts,
+            Interaction.type,
         )
         .where(or_(recent, Interaction.user_id.in_(bindparam("whole", expanding=True))))
         .order_by(Interaction.ts, Interaction.id)
     )
 
 
-def _batch_log_lateral(with_cutoff: bool) -> Select[str, int, str, float | None, datetime]:
+def _batch_log_lateral(
+    with_cutoff: bool,
+) -> Select[str, int, str, float | None, datetime, str | None]:
     """Postgres's micro-batch log query: one index range scan of ``(user_id, ts)`` per
     user of the batch (``unnest`` of two bound arrays: the users, and whether each
     gets its whole log), oldest first (the order the fold-in's "latest rating wins"
@@ -224,13 +232,19 @@ def _batch_log_lateral(with_cutoff: bool) -> Select[str, int, str, float | None,
         newer = after_training(Interaction.ts, Interaction.created_at, cutoff)
         rows = and_(rows, or_(users.c.whole, newer))
     log = (
-        select(Interaction.id, Interaction.item_id, Interaction.rating, Interaction.ts)
+        select(
+            Interaction.id,
+            Interaction.item_id,
+            Interaction.rating,
+            Interaction.ts,
+            Interaction.type,
+        )
         .where(rows)
         .offset(literal_column("0"))
         .lateral("l")
     )
     return (
-        select(users.c.user_id, log.c.id, log.c.item_id, log.c.rating, log.c.ts)
+        select(users.c.user_id, log.c.id, log.c.item_id, log.c.rating, log.c.ts, log.c.type)
         .select_from(users.join(log, true()))
         .order_by(log.c.ts, log.c.id)
     )
@@ -275,7 +289,7 @@ def users_interactions(
     out: dict[str, list[LoggedInteraction]] = {}
     for r in connection.execute(statement, params):
         out.setdefault(r.user_id, []).append(
-            LoggedInteraction(id=int(r.id), item_id=r.item_id, rating=r.rating, ts=as_utc(r.ts))
+            LoggedInteraction(int(r.id), r.item_id, r.rating, as_utc(r.ts), r.type)
         )
     return out
 

@@ -4,8 +4,10 @@ Resolution order for one (user, model version):
 
 * known to the artifact, nothing logged after the cutoff -> the trained state
   (``users=[idx]``) over the training row;
-* anything logged after the cutoff, or unknown to the artifact -> fold-in
-  (``users=[-1]``) over training row ∪ logged items, the latest rating winning;
+* anything logged after the cutoff on an item the model knows, or unknown to the
+  artifact -> fold-in (``users=[-1]``) over training row ∪ logged items, the latest
+  rating winning; an event of a type of weight <= 0 (``dislike``) only marks its item
+  seen (``logged_events``);
 * unknown and nothing (known to the model) logged -> no state: the caller
   answers with the popularity fallback.
 
@@ -21,7 +23,7 @@ training row, and the answer says ``degraded``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,11 +80,20 @@ class LogReader:
     on Postgres): each read is one statement.
     """
 
-    def __init__(self, engine: Engine, guard: DatabaseGuard, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        guard: DatabaseGuard,
+        metrics: Metrics,
+        seen_only_types: Collection[str] = frozenset(),
+    ) -> None:
         self.engine = engine
         self.sessions = make_sessionmaker(self.engine)
         self.guard = guard
         self.metrics = metrics
+        #: Event types of weight <= 0 (``GENREC_EVENT_TYPES``): their items are seen, their
+        #: events never feedback (``logged_events``).
+        self.seen_only_types = frozenset(seen_only_types)
 
     def read(self, user_id: str, after: datetime | None) -> list[LoggedInteraction] | None:
         """The user's log rows after ``after`` (all when None); None when the DB is unavailable."""
@@ -154,27 +165,52 @@ def merge_history(
     base_items: Iterable[int],
     base_values: Iterable[float],
     events: Iterable[tuple[int, float | None]],
+    seen_only: Iterable[int] = (),
 ) -> tuple[list[int], list[float], np.ndarray]:
     """Fold-in history (items, values) and the seen set; later events win per item.
 
     ``base_items`` is a training row, whose items are distinct; with no events
     (the common case for a known user) it is returned as it is, without the
     per-item dictionary: that dictionary was ~30 us of every request.
+    ``seen_only`` items are added to the seen set and nothing else (``logged_events``).
     """
     events = list(events)
-    if not events:
+    seen_only = list(seen_only)
+    if not events and not seen_only:
         items = np.asarray(base_items, dtype=np.int64)
         return items.tolist(), np.asarray(base_values, dtype=np.float64).tolist(), items
     merged: dict[int, float] = {
         int(i): float(v) for i, v in zip(base_items, base_values, strict=True)
     }
     seen = set(merged)
+    seen.update(seen_only)
     for item, rating in events:
         seen.add(item)
         value = history_value(model, rating)
         if value is not None:
             merged[item] = value
     return list(merged), list(merged.values()), np.fromiter(seen, dtype=np.int64, count=len(seen))
+
+
+def logged_events(
+    model: LoadedModel, rows: Sequence[LoggedInteraction], seen_only_types: Collection[str]
+) -> tuple[list[tuple[int, float | None]], list[int]]:
+    """Logged rows (of items the model knows) as fold-in events and seen-only items.
+
+    A row of a type whose weight is <= 0 (``dislike``) only marks its item seen:
+    retraining leaves such events out ("negative feedback never becomes a positive",
+    docs/design.md), and the live state must not learn otherwise. Folded in, an
+    unrated dislike read as the top of the rating range, as a click does.
+    """
+    if not seen_only_types:
+        return [(model.item_index[r.item_id], r.rating) for r in rows], []
+    events, seen_only = [], []
+    for r in rows:
+        if r.type in seen_only_types:
+            seen_only.append(model.item_index[r.item_id])
+        else:
+            events.append((model.item_index[r.item_id], r.rating))
+    return events, seen_only
 
 
 def compute_state(
@@ -197,13 +233,16 @@ def user_context(
         return _degraded_context(model, user_id, index, cache)
     # Only rows the model can use: an item it learns later (catalog) must refresh the state.
     usable = [r for r in logged if r.item_id in model.item_index]
-    events = [(model.item_index[r.item_id], r.rating) for r in usable]
+    events, seen_only = logged_events(model, usable, logs.seen_only_types)
     stamp = log_stamp(usable)
     base_items, base_values = _training_row(model, index)
-    items, values, seen = merge_history(model, base_items, base_values, events)
+    items, values, seen = merge_history(model, base_items, base_values, events, seen_only)
     if index < 0 and not items:
         return UserContext(state=None, seen=seen, folded_in=False)
-    folded_in = index < 0 or bool(logged)
+    # Refolded exactly when the stamp says so: with rows of unknown items counted here but
+    # not in the stamp, the trained and the refolded state both carried stamp 0, and two
+    # replicas each kept whichever they had cached first (different answers, for good).
+    folded_in = index < 0 or bool(usable)
     mean = _mean(values)
     cached = cache.get(user_id, model.name, model.version)
     if cached is not None and cached[1] == stamp:
@@ -246,13 +285,12 @@ def user_contexts(
     # (b, state, seen, folded_in, mean rating)
     pending: list[tuple[int, int, list[int], list[float], np.ndarray, int]] = []
     means: dict[int, float | None] = {}  # b -> mean rating of a pending (fold-in) user
-    for b, (user_id, index) in enumerate(zip(user_ids, indices, strict=True)):
-        rows = logged.get(user_id, ())
+    for b, index in enumerate(indices):
         usable = usables[b]
-        # Only rows the model can use stamp the state (see ``user_context``).
+        # Only rows the model can use stamp the state, and decide the refold (``user_context``).
         stamp = log_stamp(usable)
         base_items, base_values = _training_row(model, index)
-        folded_in = index < 0 or bool(rows)
+        folded_in = index < 0 or bool(usable)
         hit = cached[b]
         if hit is not None and hit[1] == stamp:  # only users who can have a state have one
             seen = base_items
@@ -261,13 +299,14 @@ def user_contexts(
                 since = np.asarray([model.item_index[r.item_id] for r in usable], np.int64)
                 seen = np.union1d(base_items, since)
                 if with_mean:
-                    events = [(model.item_index[r.item_id], r.rating) for r in usable]
-                    mean = _mean(merge_history(model, base_items, base_values, events)[1])
+                    events, seen_only = logged_events(model, usable, logs.seen_only_types)
+                    merged = merge_history(model, base_items, base_values, events, seen_only)
+                    mean = _mean(merged[1])
             hits.append((b, hit[0], seen, folded_in, mean))
             contexts.append(None)
             continue
-        events = [(model.item_index[r.item_id], r.rating) for r in usable]
-        items, values, seen = merge_history(model, base_items, base_values, events)
+        events, seen_only = logged_events(model, usable, logs.seen_only_types)
+        items, values, seen = merge_history(model, base_items, base_values, events, seen_only)
         if index < 0 and not items:
             contexts.append(UserContext(state=None, seen=seen, folded_in=False))
             continue

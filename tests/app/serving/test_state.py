@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from app.serving.state import history_value, merge_history
 
@@ -184,3 +185,52 @@ def test_a_row_committed_after_a_newer_one_changes_the_stamp() -> None:
     assert log_stamp([]) == 0
     assert log_stamp([row(11)]) != log_stamp([row(10), row(11)])
     assert log_stamp([row(3)]) < log_stamp([row(3), row(7)])  # more rows, newer: larger
+
+
+def test_rows_of_items_the_model_does_not_know_leave_a_known_user_trained(client) -> None:  # type: ignore[no-untyped-def]
+    """Such rows do not count in the stamp, so they must not make a refold either: the
+    trained and the refolded state both carried stamp 0, and two replicas each kept the one
+    they had cached first (different lists for the same user and version, indefinitely)."""
+    from app.core.cache import MemoryCache
+    from app.core.metrics import Metrics
+    from app.serving.state import user_context, user_contexts
+
+    services = client.app.state.services
+    model = services.holder.get("biased-mf")  # trained user vectors: a refold differs
+    logs = services.recommender.logs
+    trained = user_context(model, "u3", logs, MemoryCache(Metrics()))
+    written = {"user_id": "u3", "item_id": "not-in-the-model", "type": "purchase"}
+    assert client.post("/v1/interactions", json=written).status_code == 201
+    for after in (
+        user_context(model, "u3", logs, MemoryCache(Metrics())),
+        user_contexts(model, ["u3"], logs, MemoryCache(Metrics()))[0],
+    ):
+        assert not after.folded_in
+        assert after.state is not None and trained.state is not None
+        torch.testing.assert_close(after.state, trained.state)
+
+
+def test_a_dislike_marks_its_item_seen_and_is_never_feedback(client) -> None:  # type: ignore[no-untyped-def]
+    """Retraining leaves out events of weight <= 0; folded in, an unrated dislike read as
+    the top of the rating range, so a user who disliked an item got a liker's list."""
+    from app.core.cache import MemoryCache
+    from app.core.metrics import Metrics
+    from app.serving.state import user_context, user_contexts
+
+    services = client.app.state.services
+    model = services.holder.get("mult-vae")
+    logs = services.recommender.logs
+    rows = [
+        {"user_id": "disliker", "item_id": "7", "type": "dislike"},
+        {"user_id": "liker", "item_id": "7", "type": "like"},
+    ]
+    assert client.post("/v1/interactions", json={"interactions": rows}).status_code == 201
+    for context in (
+        user_context(model, "disliker", logs, MemoryCache(Metrics())),
+        user_contexts(model, ["disliker"], logs, MemoryCache(Metrics()))[0],
+    ):
+        assert context.state is None  # nothing to fold in: the popularity fallback
+        assert context.seen.tolist() == [model.item_index["7"]]  # but never recommended
+    assert user_context(model, "liker", logs, MemoryCache(Metrics())).state is not None
+    answer = client.get("/v1/users/disliker/recommendations", params={"k": 5}).json()
+    assert "7" not in {item["item_id"] for item in answer["items"]}
