@@ -48,6 +48,11 @@ def validate_item(
         raise CatalogError(
             f"item_id is {len(item_id)} characters long; the limit is {max_id_length}"
         )
+    if item_id.endswith("/similar"):  # ids may hold "/", but this URL is another resource
+        raise CatalogError(
+            f"item_id {item_id!r} ends in '/similar': GET /v1/items/{item_id} is the similar-"
+            "items list of the id before it, so the item could never be read back"
+        )
     if title is not None and len(title) > MAX_TITLE:
         raise CatalogError(f"title is {len(title)} characters long; the limit is {MAX_TITLE}")
     if text is not None and len(text) > MAX_TEXT:

@@ -129,7 +129,8 @@ def _incoming_id(scope: Scope) -> str | None:
 
 
 def _route_template(scope: Scope) -> str:
-    """``/v1/users/{user_id}/recommendations`` rather than the raw path (bounded label set)."""
+    """``/v1/users/{user_id}/recommendations`` rather than the raw path (bounded label set);
+    the template as documented, without a parameter's converter (``{user_id:path}``)."""
     route: Any = scope.get("route")
-    path = getattr(route, "path", None)
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else "unmatched"

@@ -187,3 +187,25 @@ def test_another_server_picks_the_item_up_at_its_reload_poll(
             break
         time.sleep(0.05)
     assert r.json()["predictions"][0]["from_text"] is True
+
+
+def test_an_id_with_a_slash_is_addressable(admin_client: TestClient) -> None:
+    """Ids are opaque strings and a write accepts ``a/b``; the routes' path parameters did
+    not match a ``/`` (sent as ``%2F``, it arrives decoded), so such an item or user could
+    never be read, replaced or recommended for: a bare "Not Found" from the router."""
+    r = admin_client.put("/v1/items/a%2Fb", json={"title": "slashed"}, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert admin_client.get("/v1/items/a%2Fb").json()["item_id"] == "a/b"
+    assert admin_client.get("/v1/items/a/b").json()["title"] == "slashed"
+    similar = admin_client.get("/v1/items/a%2Fb/similar")
+    assert similar.status_code == 404 and similar.json()["error"] == "unknown_item"
+    written = {"user_id": "team/alice", "item_id": "3", "rating": 5}
+    assert admin_client.post("/v1/interactions", json=written).status_code == 201
+    recs = admin_client.get("/v1/users/team%2Falice/recommendations", params={"k": 3})
+    assert recs.status_code == 200 and recs.json()["user_id"] == "team/alice"
+    assert "3" not in {item["item_id"] for item in recs.json()["items"]}  # its write is seen
+    taken = admin_client.put("/v1/items/a%2Fsimilar", json={}, headers=AUTH)  # that URL's GET
+    assert taken.status_code == 422 and "ends in '/similar'" in taken.json()["message"]
+    paths = admin_client.get("/openapi.json").json()["paths"]
+    assert {"/v1/items/{item_id}", "/v1/items/{item_id}/similar"} <= set(paths)
+    assert "/v1/users/{user_id}/recommendations" in paths
