@@ -143,7 +143,11 @@ class MemoryCache:
 #: A row is written (HSET of the state and its stamp, then the key's TTL renewed) unless
 #: the hash holds a larger stamp for the field; stamps are compared as decimal strings,
 #: by length first, since Lua's numbers are doubles and a stamp can exceed 2**53. Atomic,
-#: like the MULTI/EXEC it replaces: no key is left without its TTL.
+#: like the MULTI/EXEC it replaces: no key is left without its TTL. A written row also
+#: drops the fields of the model's other versions: each write renews the key's TTL, so an
+#: active user's hash kept a state for every version ever served to them (one more per
+#: retrain, for good). A user served two versions at once (replicas mid-reload) pays a
+#: refold, never a stale answer: every state is checked against the log's stamp.
 _WRITE_NEWER = """
 local ttl = ARGV[1]
 for i, key in ipairs(KEYS) do
@@ -152,6 +156,12 @@ for i, key in ipairs(KEYS) do
   if not held or #held < #stamp or (#held == #stamp and held <= stamp) then
     redis.call('HSET', key, field, state, field .. ':stamp', stamp)
     redis.call('EXPIRE', key, ttl)
+    local model = string.match(field, '^(.*):[^:]*$') .. ':'
+    for _, name in ipairs(redis.call('HKEYS', key)) do
+      if string.sub(name, 1, #model) == model and name ~= field and name ~= field .. ':stamp' then
+        redis.call('HDEL', key, name)
+      end
+    end
   end
 end
 return #KEYS

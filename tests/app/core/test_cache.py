@@ -56,6 +56,33 @@ def test_redis_layout_one_hash_per_user(redis_url: str, redis_namespace: str) ->
     cache.close()
 
 
+@pytest.mark.integration
+def test_a_new_version_of_a_model_replaces_the_old_ones_state(
+    redis_url: str, redis_namespace: str
+) -> None:
+    """Each write renews the user's key, so an active user kept a field for every version
+    ever served to them: one more state per retrain, never expiring."""
+    cache = RedisCache(redis_url, Metrics(), namespace=redis_namespace, ttl_s=60)
+    for version in ("1", "2", "10"):
+        cache.set("u1", "mult-vae", version, np.ones(2, dtype=np.float32), stamp=5)
+    cache.set("u1", "mult-vae-x", "1", np.ones(1, dtype=np.float32), stamp=5)  # another model
+    cache.set("u1", "ease", "3", np.ones(1, dtype=np.float32), stamp=5)
+    client = redis.Redis.from_url(redis_url)
+    fields = sorted(f.decode() for f in client.hkeys(f"{redis_namespace}:state:u1"))
+    assert fields == [
+        "ease:3",
+        "ease:3:stamp",
+        "mult-vae-x:1",
+        "mult-vae-x:1:stamp",
+        "mult-vae:10",
+        "mult-vae:10:stamp",
+    ]
+    cache.set("u1", "mult-vae", "2", np.ones(2, dtype=np.float32), stamp=5)  # a rollback
+    assert cache.get("u1", "mult-vae", "10") is None and cache.get("u1", "ease", "3")
+    client.close()
+    cache.close()
+
+
 def test_redis_errors_are_misses_counted_and_never_raise() -> None:
     metrics = Metrics()
     # Port 1 on localhost refuses connections immediately.
