@@ -52,6 +52,10 @@ DEFAULT_MAX_ATTEMPTS = 3
 LOG_TAIL_LINES = 60
 #: Progress is written at most this often (the last epoch always is).
 PROGRESS_INTERVAL_S = 0.5
+#: Pauses before each new try of an outcome write that hit a database error (a
+#: restarting database, a dropped connection); the lease is renewed meanwhile. After the
+#: last, the attempt gives up and the job stays leased until its next attempt.
+OUTCOME_RETRY_DELAYS_S = (0.5, 2.0, 5.0)
 
 
 def utcnow() -> datetime:
@@ -86,6 +90,18 @@ class JobAborted(Exception):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+
+
+def error_line(exc: BaseException) -> str:
+    """``exc`` in one line, for a job's ``error`` and log, which API and dashboard users read.
+
+    A database error is its driver's first line: SQLAlchemy's own text goes on with
+    the statement, its bound parameters and a link, none of which is for them.
+    """
+    if isinstance(exc, SQLAlchemyError):
+        lines = str(getattr(exc, "orig", None) or exc).splitlines()
+        return f"{type(exc).__name__}: {lines[0] if lines else 'database error'}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 # --------------------------------------------------------------------------- requests
@@ -355,31 +371,68 @@ class JobLease:
         now = time.monotonic()
         if force or now - self._last_progress >= PROGRESS_INTERVAL_S:
             self._last_progress = now
-            try:
-                with session_scope(self.sessions) as session:
-                    held = repo.write_job_progress(
-                        session, self.fence, self.clock(), dict(self.progress), self.log.text()
-                    )
-            except SQLAlchemyError as exc:  # progress is best effort; the lease decides
-                log.warning("job %d: progress not recorded: %s", self.fence.job_id, exc)
-                held = True
-            if not held:
+            if not self.save_log():
                 self._mark_aborted()
         self.check()
 
+    def save_log(self) -> bool:
+        """Write the progress and the log tail now; False when the job is no longer ours.
+
+        Best effort (a database error is logged and counts as held: the lease
+        decides), and unchecked: also the last word of an attempt that stops
+        without recording an outcome.
+        """
+        try:
+            with session_scope(self.sessions) as session:
+                return repo.write_job_progress(
+                    session, self.fence, self.clock(), dict(self.progress), self.log.text()
+                )
+        except SQLAlchemyError as exc:
+            log.warning("job %d: progress not recorded: %s", self.fence.job_id, error_line(exc))
+            return True
+
     def finish(self, status: Literal["succeeded", "failed"], **outcome: Any) -> bool:
-        """Record the outcome; False (nothing written) if the job is no longer ours."""
+        """Record the outcome; False (nothing written) if the job is no longer ours.
+
+        A database error is retried after each pause of ``OUTCOME_RETRY_DELAYS_S`` (the
+        lease stays renewed), then raised: the caller must not take it for the job's
+        failure, since what the job saved is still there for its next attempt. A try
+        whose commit landed although its connection failed is recognised by the next
+        one (the row already ended as ``status`` under this attempt).
+        """
         progress = {**self.progress, "phase": status}
-        with session_scope(self.sessions) as session:
-            return repo.finish_job(
-                session,
-                self.fence,
-                self.clock(),
-                status=status,
-                log_tail=self.log.text(),
-                progress=progress,
-                **outcome,
-            )
+        for delay in (*OUTCOME_RETRY_DELAYS_S, None):
+            try:
+                with session_scope(self.sessions) as session:
+                    if repo.finish_job(
+                        session,
+                        self.fence,
+                        self.clock(),
+                        status=status,
+                        log_tail=self.log.text(),
+                        progress=progress,
+                        **outcome,
+                    ):
+                        return True
+                    row = repo.get_job(session, self.fence.job_id)
+                return row is not None and self._ended_by_me(row, status)
+            except SQLAlchemyError as exc:
+                if delay is None:
+                    raise
+                self.log.add(
+                    f"recording the outcome ({status}) failed: {error_line(exc)}; "
+                    f"trying again in {delay:g} s",
+                    logging.WARNING,
+                )
+                time.sleep(delay)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _ended_by_me(self, row: RetrainJob, status: str) -> bool:
+        return (row.status, row.worker_id, row.attempts) == (
+            status,
+            self.fence.worker_id,
+            self.fence.attempt,
+        )
 
     def release(self) -> bool:
         """Give the job back to the queue (shutdown); False if it was not ours any more."""

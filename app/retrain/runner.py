@@ -7,6 +7,14 @@ training another, and only the holder of the current lease can save,
 promote or finish (each step is preceded by a fenced renewal). The order is
 save -> promote -> finish, so a job marked ``succeeded`` with
 ``promoted: true`` really moved the alias.
+
+A database error is the database's, not the job's: the outcome write is
+retried for a few seconds (``JobLease.finish``), and one that still fails,
+like one at any other step, stops the attempt without an outcome
+("interrupted"). The job stays leased to it until the lease expires; then
+its next attempt finishes the version this one saved (or trains, if it had
+saved none), and a job whose every attempt ends so is failed by the
+exhaustion sweep. It is never recorded as failed beside a saved version.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from typing import Any, cast
 
 import torch
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
 from app.db_models import RetrainJob
 from app.retrain.export import Exported, export_interactions
 from app.retrain.gate import GateResult, gate_figures
-from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, utcnow
+from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, error_line, utcnow
 from models_store import Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
@@ -52,7 +61,8 @@ class JobContext:
 
 
 def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
-    """Run ``job`` under ``lease``; returns how it ended (succeeded/failed/cancelled/lost/stopping)."""
+    """Run ``job`` under ``lease``; how it ended (succeeded/failed/cancelled/lost/stopping/
+    interrupted)."""
     jlog = lease.log
     jlog.add(
         f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
@@ -79,7 +89,8 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
 
     The one place, for retrain and tune jobs alike, that turns a stop
     (``JobAborted``: cancelled, lost, the worker stopping) or an error into the
-    job's outcome, so the worker lives on whatever the job did.
+    job's outcome, so the worker lives on whatever the job did. A database
+    error is not the job's failure ("interrupted": the module's docstring).
     """
     jlog = lease.log
     try:
@@ -89,11 +100,30 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
         if exc.kind == "stopping":
             lease.release()
         return exc.kind
+    except SQLAlchemyError as exc:
+        return interrupted(job, lease, exc)
     except Exception as exc:  # the job fails; the worker lives on
         log.exception("%s job %d failed", job.kind, job.id)
-        jlog.add(f"failed: {type(exc).__name__}: {exc}", logging.ERROR)
-        lease.finish("failed", error=f"{type(exc).__name__}: {exc}")
+        error = error_line(exc)
+        jlog.add(f"failed: {error}", logging.ERROR)
+        try:
+            lease.finish("failed", error=error)
+        except SQLAlchemyError as db_exc:
+            return interrupted(job, lease, db_exc)
         return "failed"
+
+
+def interrupted(job: RetrainJob, lease: JobLease, exc: SQLAlchemyError) -> str:
+    """Stop the attempt without an outcome, leaving the job to its lease (and saying so)."""
+    log.warning("%s job %d: database error: %s", job.kind, job.id, error_line(exc))
+    lease.log.add(
+        f"stopped by a database error ({error_line(exc)}); the job's next attempt takes "
+        "it over when this one's lease expires (a version saved here is finished, not "
+        "trained again)",
+        logging.WARNING,
+    )
+    lease.save_log()  # best effort: the database may be away
+    return "interrupted"
 
 
 def record_success(lease: JobLease, **outcome: Any) -> str:

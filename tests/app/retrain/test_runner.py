@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 import app.retrain.runner as runner
+from app import repository as repo
+from app.core.db import session_scope
 from app.repository import JobFence
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
@@ -151,3 +157,112 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     assert (row.attempts, row.result_version, row.promoted) == (2, saved[0], True)
     assert _versions_of_job(job_context.store, "ease", job.id) == saved  # trained once
     assert job_context.store.alias_state("ease") == saved[0]
+
+
+# --------------------------------------------------------------------------- database errors
+
+
+def _refuse_success(sessions: sessionmaker[Session], refuse: bool = True) -> None:
+    """A trigger that fails every write of ``status = 'succeeded'`` (or drop it)."""
+    with session_scope(sessions) as session:
+        if refuse:
+            session.execute(
+                text(
+                    "CREATE TRIGGER refuse_success BEFORE UPDATE OF status ON retrain_jobs "
+                    "WHEN NEW.status = 'succeeded' BEGIN SELECT RAISE(ABORT, 'refusing success'); "
+                    "END"
+                )
+            )
+        else:
+            session.execute(text("DROP TRIGGER refuse_success"))
+
+
+def test_outcome_the_database_refuses_is_left_to_the_next_attempt_not_failed(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The version is saved and promoted, then writing "succeeded" fails (as when a
+    Postgres trigger refused it): the job is not failed, and the next attempt, once the
+    lease has expired, finishes the saved version instead of training another."""
+    monkeypatch.setattr(lc, "OUTCOME_RETRY_DELAYS_S", (0.0, 0.0), raising=False)
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
+    _refuse_success(job_context.sessions)
+    clock = ManualClock(lc.utcnow())
+
+    assert Worker(job_context, clock=clock).step() == "interrupted"
+
+    row = lc.get_job(job_context.sessions, job.id)
+    saved = _versions_of_job(job_context.store, "ease", job.id)
+    assert (row.status, row.error, row.result_version) == ("running", None, None)
+    assert len(saved) == 1 and job_context.store.alias_state("ease") == saved[0]
+    tail = row.log_tail or ""
+    assert "refusing success" in tail and "next attempt" in tail
+    assert "[SQL" not in tail and "UPDATE" not in tail  # one line, no statement
+
+    _refuse_success(job_context.sessions, refuse=False)
+    assert Worker(job_context, clock=clock).step() is None  # its lease still runs
+    clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))
+    assert Worker(job_context, clock=clock).step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.status, row.attempts, row.result_version, row.promoted, row.error) == (
+        "succeeded",
+        2,
+        saved[0],
+        True,
+        None,
+    )
+    assert _versions_of_job(job_context.store, "ease", job.id) == saved  # trained once
+
+
+def test_outcome_write_is_retried_after_a_transient_database_error(
+    job_context: JobContext,
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lc, "OUTCOME_RETRY_DELAYS_S", (0.0, 0.0), raising=False)
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("popularity", data="log"))
+    finish = repo.finish_job
+    errors = iter([OperationalError("UPDATE retrain_jobs SET ...", {}, Exception("reset"))])
+
+    def flaky(*args: Any, **kwargs: Any) -> bool:
+        for error in errors:
+            raise error
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "finish_job", flaky)
+    assert Worker(job_context).step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.status, row.attempts, row.error) == ("succeeded", 1, None)
+    assert "OperationalError: reset" in (row.log_tail or "")
+
+
+def test_outcome_written_before_its_connection_failed_counts_as_recorded(
+    job_context: JobContext,
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The commit landed but its answer was lost: the retry finds the job already
+    finished by this attempt, which is the outcome it meant to write."""
+    monkeypatch.setattr(lc, "OUTCOME_RETRY_DELAYS_S", (0.0,), raising=False)
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("popularity", data="log"))
+    finish = repo.finish_job
+    calls = []
+
+    def commit_then_fail(session: Session, *args: Any, **kwargs: Any) -> bool:
+        calls.append(kwargs["status"])
+        if len(calls) > 1:
+            return finish(session, *args, **kwargs)
+        with session_scope(job_context.sessions) as own:
+            finish(own, *args, **kwargs)
+        raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(repo, "finish_job", commit_then_fail)
+    assert Worker(job_context).step() == "succeeded"
+    assert calls == ["succeeded", "succeeded"]
+    assert lc.get_job(job_context.sessions, job.id).status == "succeeded"
