@@ -109,7 +109,9 @@ class RetrainJob(Base):
 
     ``attempts`` doubles as the fencing token: a worker writes to the row only
     ``WHERE worker_id = me AND attempts = my attempt``, so a worker whose lease
-    expired and was taken over can no longer finish, promote or report.
+    expired and was taken over can no longer finish, promote or report. A worker that
+    stops hands its job back with ``attempts - 1`` (the pair stays unique: that worker
+    claims nothing more), so only workers that died count towards ``max_attempts``.
     """
 
     __tablename__ = "retrain_jobs"

@@ -755,12 +755,19 @@ def joinable_tune_job(session: Session, worker_id: str, now: datetime) -> Retrai
 
 
 def release_job(session: Session, fence: JobFence, now: datetime, log_tail: str) -> bool:
-    """Hand a held job back to the queue (worker shutting down); False if not held."""
+    """Hand a held job back to the queue (worker shutting down); False if not held.
+
+    The attempt is given back (``attempts - 1``): ``max_attempts`` bounds the
+    workers that died on a job, and a rolling restart must not fail it. The
+    fence stays unique, since it also names the worker, and a worker releases
+    a job only as it stops.
+    """
     return (
         _update_job(
             session,
             _fenced(fence),
             status="queued",
+            attempts=RetrainJob.attempts - 1,
             worker_id=None,
             lease_expires_at=None,
             log_tail=log_tail,

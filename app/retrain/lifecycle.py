@@ -5,6 +5,7 @@
     queued --claim--> running --finish--> succeeded | failed
       |                 |   \\__ lease expired (worker died): claimable again while
       |                 |        attempts < max_attempts, else failed by the sweep
+      |                 \\__ released (worker stopping): queued again, its attempt given back
       +--cancel--> cancelled <--cancel--+
 
 A job is a database row, so it outlives every process. A worker holds a job
@@ -46,7 +47,8 @@ DataKind = Literal["log", "log+base"]
 PromotePolicy = Literal["auto", "always", "never"]
 Trigger = Literal["api", "schedule"]
 
-#: A job whose worker died this many times is failed instead of retried (e.g. it OOMs).
+#: A job whose worker died this many times is failed instead of retried (e.g. it OOMs);
+#: a worker that stops gracefully hands its job back without using an attempt.
 DEFAULT_MAX_ATTEMPTS = 3
 #: Lines of the job's log kept in the row.
 LOG_TAIL_LINES = 60
@@ -435,6 +437,7 @@ class JobLease:
         )
 
     def release(self) -> bool:
-        """Give the job back to the queue (shutdown); False if it was not ours any more."""
+        """Give the job back to the queue (shutdown), attempt and all; False if it was not
+        ours any more."""
         with session_scope(self.sessions) as session:
             return repo.release_job(session, self.fence, self.clock(), self.log.text())

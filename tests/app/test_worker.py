@@ -106,6 +106,7 @@ def test_stop_request_hands_the_running_job_back(
     row = lc.get_job(sessions, job.id)
     assert not thread.is_alive()
     assert (row.status, row.worker_id, row.result_version) == ("queued", None, None)
+    assert row.attempts == 0  # handed back: a rolling restart uses up no attempt
     assert "shutting down" in row.log_tail
 
 

@@ -262,7 +262,27 @@ def test_stopping_worker_hands_the_job_back(sessions: sessionmaker[Session]) -> 
         assert lease.release()
     row = lc.get_job(sessions, job.id)
     assert (row.status, row.worker_id, row.lease_expires_at) == ("queued", None, None)
-    assert lc.claim_next(sessions, "next", 60).attempts == 2
+    assert row.attempts == 0  # a graceful hand-back gives its attempt back
+    assert lc.claim_next(sessions, "next", 60).attempts == 1
+
+
+def test_rolling_restarts_do_not_use_up_a_jobs_attempts(sessions: sessionmaker[Session]) -> None:
+    """Three workers stopped (SIGTERM) in a row, then one killed: the job is still retried."""
+    job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
+    for restart in range(lc.DEFAULT_MAX_ATTEMPTS):
+        now = T0 + timedelta(seconds=10 * restart)
+        claimed = _claim(sessions, f"w{restart}", now)
+        assert claimed.attempts == 1
+        with session_scope(sessions) as session:
+            fence = repo.JobFence(job.id, f"w{restart}", claimed.attempts)
+            assert repo.release_job(session, fence, now, "stopped: shutting down")
+    killed = T0 + timedelta(seconds=100)
+    assert _claim(sessions, "killed", killed, lease_s=5).attempts == 1
+    after = killed + timedelta(seconds=10)
+    with session_scope(sessions) as session:
+        assert repo.fail_exhausted_jobs(session, after, "gave up") == 0
+    taken = _claim(sessions, "next", after)
+    assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
 
 
 def test_job_log_keeps_a_bounded_tail() -> None:
