@@ -546,6 +546,15 @@ def delete_impressions_before(session: Session, moment: datetime) -> int:
 
 #: Statuses of a job that may still run.
 ACTIVE_JOB_STATUSES = ("queued", "running")
+#: Keys of a running job's ``progress`` that count down (a tune job's search window);
+#: stale once it ended.
+COUNTDOWN_KEYS = ("search_until", "seconds_left")
+
+
+def ended_progress(progress: dict[str, Any] | None, status: str) -> dict[str, Any]:
+    """A job's ``progress`` once it ended as ``status``: that phase, and no countdown."""
+    kept = {k: v for k, v in (progress or {}).items() if k not in COUNTDOWN_KEYS}
+    return {**kept, "phase": status}
 
 
 @dataclass(frozen=True)
@@ -777,20 +786,36 @@ def release_job(session: Session, fence: JobFence, now: datetime, log_tail: str)
     )
 
 
+def _end_progress(session: Session, job_id: int, status: str) -> None:
+    """Mark the progress of a job this transaction just ended (``ended_progress``).
+
+    After the status write: the row is ours until commit, and its worker's
+    writes are fenced on ``status = 'running'``, so none lands in between.
+    """
+    query = select(RetrainJob.progress).where(RetrainJob.id == job_id)
+    progress = session.execute(query).scalar_one_or_none()
+    _update_job(session, RetrainJob.id == job_id, progress=ended_progress(progress, status))
+
+
 def cancel_job(session: Session, job_id: int, now: datetime) -> bool:
-    """Cancel a queued or running job; False if it does not exist or already ended."""
+    """Cancel a queued or running job (closing a tune job's search window); False if it
+    does not exist or already ended."""
     where = and_(RetrainJob.id == job_id, RetrainJob.status.in_(ACTIVE_JOB_STATUSES))
-    return (
+    done = (
         _update_job(
             session,
             where,
             status="cancelled",
+            search_until=None,
             lease_expires_at=None,
             finished_at=as_utc(now),
             updated_at=as_utc(now),
         )
         == 1
     )
+    if done:
+        _end_progress(session, job_id, "cancelled")
+    return done
 
 
 def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> int:
@@ -800,15 +825,24 @@ def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> int:
         RetrainJob.lease_expires_at < as_utc(now),
         RetrainJob.attempts >= RetrainJob.max_attempts,
     )
-    return _update_job(
-        session,
-        where,
-        status="failed",
-        error=error,
-        lease_expires_at=None,
-        finished_at=as_utc(now),
-        updated_at=as_utc(now),
-    )
+    exhausted = session.execute(
+        select(RetrainJob.id).where(where).with_for_update(skip_locked=True)
+    ).scalars()
+    failed = 0
+    for job_id in list(exhausted):
+        if _update_job(
+            session,
+            and_(RetrainJob.id == job_id, where),
+            status="failed",
+            error=error,
+            search_until=None,
+            lease_expires_at=None,
+            finished_at=as_utc(now),
+            updated_at=as_utc(now),
+        ):
+            _end_progress(session, job_id, "failed")
+            failed += 1
+    return failed
 
 
 def latest_job_created_at(session: Session, model: str) -> datetime | None:

@@ -402,7 +402,7 @@ class JobLease:
         whose commit landed although its connection failed is recognised by the next
         one (the row already ended as ``status`` under this attempt).
         """
-        progress = {**self.progress, "phase": status}
+        progress = repo.ended_progress(self.progress, status)
         for delay in (*OUTCOME_RETRY_DELAYS_S, None):
             try:
                 with session_scope(self.sessions) as session:

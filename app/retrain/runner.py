@@ -193,22 +193,26 @@ def _overrides(job: RetrainJob, device: torch.device) -> dict[str, Any]:
     return overrides
 
 
-def epoch_progress(lease: JobLease, metric: str | None) -> EpochCallback:
-    """Progress sink: one log line per epoch, a (throttled) fenced write, the cancel check."""
+def epoch_progress(lease: JobLease, metric: str | None, phase: str = "training") -> EpochCallback:
+    """Progress sink: one log line per epoch, a (throttled) fenced write, the cancel check.
+
+    ``metric``: the one whose ``value`` each epoch reports; None leaves the job's
+    ``metric`` as reported before (a tune job's search metric, through its refit).
+    """
 
     def on_epoch(report: EpochReport) -> None:
         losses = " ".join(f"{k}={v:.4f}" for k, v in report.losses.items())
         scores = " ".join(f"{k}={v:.4f}" for k, v in report.metrics.items())
         lease.log.add(f"epoch {report.epoch}/{report.epochs} {losses} {scores}".rstrip())
-        progress = {
-            "phase": "training",
+        progress: dict[str, Any] = {
+            "phase": phase,
             "epoch": report.epoch,
             "epochs": report.epochs,
-            "metric": metric,
-            "value": report.metrics.get(metric) if metric else None,
             "losses": report.losses,
             "seconds": round(report.seconds, 4),
         }
+        if metric is not None:
+            progress.update(metric=metric, value=report.metrics.get(metric))
         lease.report(progress, force=report.epoch >= report.epochs)
 
     return on_epoch

@@ -261,7 +261,7 @@ def _refit_and_save(
         data,
         ctx.device,
         lengths=winner.lengths,
-        callbacks=[epoch_progress(lease, None)],
+        callbacks=[epoch_progress(lease, None, phase="refitting")],
     )
     jlog.add(f"gate: {gate['reason']} -> {'passes' if gate['promote'] else 'does not pass'}")
     lease.report({"phase": "saving"}, force=True)

@@ -117,12 +117,16 @@ def test_job_whose_workers_keep_dying_is_failed(sessions: sessionmaker[Session])
     for attempt in range(lc.DEFAULT_MAX_ATTEMPTS):
         now = T0 + timedelta(seconds=10 * attempt)
         assert _claim(sessions, f"w{attempt}", now, lease_s=5).attempts == attempt + 1
+    last = repo.JobFence(job.id, f"w{lc.DEFAULT_MAX_ATTEMPTS - 1}", lc.DEFAULT_MAX_ATTEMPTS)
+    with session_scope(sessions) as session:
+        assert repo.write_job_progress(session, last, now, {"phase": "training", "epoch": 2}, "")
     after = T0 + timedelta(seconds=100)
     assert _claim(sessions, "late", after) is None  # no attempts left
     with session_scope(sessions) as session:
         assert repo.fail_exhausted_jobs(session, after, "gave up") == 1
     row = lc.get_job(sessions, job.id)
     assert (row.status, row.error, row.attempts) == ("failed", "gave up", 3)
+    assert row.progress == {"phase": "failed", "epoch": 2}  # no longer "training"
 
 
 def _claim_race(
@@ -193,10 +197,44 @@ def test_cancel_reaches_the_running_job_at_its_next_report(
     assert (row.status, row.result_version, row.progress) == (
         "cancelled",
         None,
-        {"epoch": 1, "epochs": 3},
+        {"epoch": 1, "epochs": 3, "phase": "cancelled"},
     )
     with pytest.raises(lc.JobConflict, match="already cancelled"):
         lc.cancel_job(sessions, job.id)
+
+
+#: What a tune job's lead reports while it searches: a window and a countdown.
+SEARCHING = {"phase": "searching", "metric": "ndcg@40", "search_until": "x", "seconds_left": 9.5}
+
+
+def _searching(sessions: sessionmaker[Session], lease: lc.JobLease) -> None:
+    lease.report(dict(SEARCHING), force=True)
+    with session_scope(sessions) as session:
+        until = lc.utcnow() + timedelta(minutes=5)
+        assert repo.set_search_window(session, lease.fence, lc.utcnow(), until)
+
+
+@pytest.mark.parametrize("end", ["succeeded", "failed", "cancelled"])
+def test_an_ended_job_keeps_no_countdown_and_says_how_it_ended(
+    end: str, sessions: sessionmaker[Session]
+) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 60)
+    fence = repo.JobFence(job.id, "w", claimed.attempts)
+    with lc.JobLease(sessions, fence, 60, threading.Event()) as lease:
+        _searching(sessions, lease)
+        if end == "cancelled":
+            lc.cancel_job(sessions, job.id)
+        else:
+            assert lease.finish(end)  # type: ignore[arg-type]
+    row = lc.get_job(sessions, job.id)
+    assert (row.status, row.search_until) == (end, None)
+    assert row.progress == {"phase": end, "metric": "ndcg@40"}
+
+
+def test_a_job_never_started_that_is_cancelled_says_so(sessions: sessionmaker[Session]) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    assert lc.cancel_job(sessions, job.id).progress == {"phase": "cancelled"}
 
 
 def _eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:

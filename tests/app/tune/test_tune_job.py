@@ -6,7 +6,7 @@ The two-process version (two ``genrec worker`` processes sharing one study) is
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -21,7 +21,7 @@ from app.retrain.runner import JobContext
 from app.tune.jobs import TuneRequest, enqueue_tune, schedule_tune
 from app.tune.study import OPTUNA_SCHEMA, open_study_storage, study_name
 from app.worker import Worker
-from models_store import ModelStore
+from models_store import ModelStore, iso_utc
 from tests.app.conftest import embedded_settings
 from tests.app.tune.conftest import log_clicks
 from tests.manual_clock import ManualClock
@@ -56,7 +56,9 @@ def test_a_tune_job_searches_refits_gates_saves_and_promotes(tune_db: str, tmp_p
     assert row.search_until is None  # the window closes with the job
     assert row.progress is not None
     assert row.progress["phase"] == "succeeded" and row.progress["trials_done"] == 4
-    assert row.progress["search_until"] and row.progress["trials_running"] == 0
+    assert row.progress["trials_running"] == 0
+    assert row.progress["metric"] == "ndcg@40"  # the refit's epochs do not clear it
+    assert not {"search_until", "seconds_left"} & set(row.progress)  # no countdown once ended
     assert row.progress["best"]["model"] == "ease"
     tail = (row.log_tail or "").splitlines()
     assert any("trial 0 popularity complete" in line for line in tail)
@@ -153,13 +155,15 @@ def test_a_retry_after_a_crash_finishes_the_saved_winner_instead_of_searching_ag
     assert first.status == "running" and first.result_version is None
 
     monkeypatch.setattr(tune_runner, "promote_if", promote)
+    windows: list[datetime | None] = []
+    monkeypatch.setattr(tune_runner, "_set_window", lambda *args: windows.append(args[-1]))
     clock.advance(timedelta(seconds=ctx.settings.job_lease_s + 1))  # the lease expires
     assert Worker(ctx, clock=clock).step() == "succeeded"
     row = lc.get_job(ctx.sessions, job.id)
     assert (row.status, row.attempts, row.promoted) == ("succeeded", 2, True)
-    assert (
-        row.progress is not None and row.progress["search_until"] == first.progress["search_until"]
-    )
+    # The retry kept the first attempt's window (now in progress only while running).
+    assert first.progress is not None and windows[0] is not None
+    assert iso_utc(windows[0]) == first.progress["search_until"]
     assert "saved by an earlier attempt" in (row.log_tail or "")
     versions = ctx.store.list_versions(row.result["model"])
     assert [m.version for m in versions if m.training.get("job_id") == job.id] == [
