@@ -100,7 +100,9 @@ class Worker:
         fence = JobFence(job.id, self.worker_id, job.attempts)
         lease_s = self.settings.job_lease_s
         run = run_tune_job if job.kind == TUNE else run_claimed_job
-        with JobLease(sessions, fence, lease_s, self.stop, clock=self.clock) as lease:
+        with JobLease(
+            sessions, fence, lease_s, self.stop, clock=self.clock, log_tail=job.log_tail
+        ) as lease:
             outcome = run(job, lease, self.ctx)
         log.info("job %d: %s", job.id, outcome)
         return outcome

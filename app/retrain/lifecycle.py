@@ -50,8 +50,10 @@ Trigger = Literal["api", "schedule"]
 #: A job whose worker died this many times is failed instead of retried (e.g. it OOMs);
 #: a worker that stops gracefully hands its job back without using an attempt.
 DEFAULT_MAX_ATTEMPTS = 3
-#: Lines of the job's log kept in the row.
+#: Lines of the job's log kept in the row: this attempt's last ...
 LOG_TAIL_LINES = 60
+#: ... after the last lines the earlier attempts left (why the last one stopped).
+EARLIER_LOG_LINES = 20
 #: Progress is written at most this often (the last epoch always is).
 PROGRESS_INTERVAL_S = 0.5
 #: Pauses before each new try of an outcome write that hit a database error (a
@@ -252,10 +254,23 @@ def schedule_periodic(
 
 
 class JobLog:
-    """The job's own log: kept as a bounded tail for the row, echoed to the worker log."""
+    """The job's own log: kept as a bounded tail for the row, echoed to the worker log.
 
-    def __init__(self, job_id: int, lines: int = LOG_TAIL_LINES) -> None:
+    ``earlier``: the tail the job's earlier attempts left in the row. Its last
+    ``earlier_lines`` stay ahead of this attempt's own, so a takeover does not
+    wipe what shows why the attempt before it stopped (killed mid-epoch,
+    stopped by a database error).
+    """
+
+    def __init__(
+        self,
+        job_id: int,
+        lines: int = LOG_TAIL_LINES,
+        earlier: str | None = None,
+        earlier_lines: int = EARLIER_LOG_LINES,
+    ) -> None:
         self.job_id = job_id
+        self._earlier = (earlier or "").splitlines()[-earlier_lines:] if earlier_lines else []
         self._lines: deque[str] = deque(maxlen=lines)
         self._lock = threading.Lock()
 
@@ -267,7 +282,7 @@ class JobLog:
 
     def text(self) -> str:
         with self._lock:
-            return "\n".join(self._lines)
+            return "\n".join([*self._earlier, *self._lines])
 
 
 class JobLease:
@@ -275,7 +290,8 @@ class JobLease:
 
     Use as a context manager around the job's work. ``check()`` (called at
     every epoch) raises ``JobAborted`` once the job was cancelled, the lease
-    was lost, or the worker was asked to stop.
+    was lost, or the worker was asked to stop. ``log_tail``: the claimed row's,
+    what earlier attempts logged (``JobLog``).
     """
 
     def __init__(
@@ -285,13 +301,14 @@ class JobLease:
         lease_s: float,
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
+        log_tail: str | None = None,
     ) -> None:
         self.sessions = sessions
         self.fence = fence
         self.lease_s = lease_s
         self.stop = stop
         self.clock = clock
-        self.log = JobLog(fence.job_id)
+        self.log = JobLog(fence.job_id, earlier=log_tail)
         self._abort: JobAborted | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None

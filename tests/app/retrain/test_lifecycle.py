@@ -331,6 +331,17 @@ def test_job_log_keeps_a_bounded_tail() -> None:
     assert [line.split(" ", 1)[1] for line in lines] == ["line 2", "line 3", "line 4"]
 
 
+def test_job_log_keeps_the_end_of_earlier_attempts_tail() -> None:
+    """A takeover keeps why the attempt before died, however much the new one logs."""
+    earlier = "\n".join(f"12:00:0{i} attempt 1 line {i}" for i in range(5))
+    log = lc.JobLog(job_id=1, lines=3, earlier=earlier, earlier_lines=2)
+    for i in range(5):
+        log.add(f"line {i}")
+    lines = [line.split(" ", 1)[1] for line in log.text().splitlines()]
+    assert lines == ["attempt 1 line 3", "attempt 1 line 4", "line 2", "line 3", "line 4"]
+    assert lc.JobLog(job_id=1, earlier="").text() == ""
+
+
 # --------------------------------------------------------------------------- schedule
 
 

@@ -157,6 +157,11 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     assert (row.attempts, row.result_version, row.promoted) == (2, saved[0], True)
     assert _versions_of_job(job_context.store, "ease", job.id) == saved  # trained once
     assert job_context.store.alias_state("ease") == saved[0]
+    # The tail still shows how the first attempt got as far as it did.
+    tail = [line.split(" ", 1)[1] for line in (row.log_tail or "").splitlines()]
+    first = next(i for i, line in enumerate(tail) if "(attempt 1 of 3)" in line)
+    second = next(i for i, line in enumerate(tail) if "(attempt 2 of 3)" in line)
+    assert first < second and any(line.startswith("gate: ") for line in tail[first:second])
 
 
 # --------------------------------------------------------------------------- database errors
