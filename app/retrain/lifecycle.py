@@ -78,8 +78,10 @@ class InvalidJob(JobError, ValueError):
 
 
 class JobNotFound(JobError, LookupError):
+    """No job of any kind (retrain or tune: one table, one id space) has this id."""
+
     def __init__(self, job_id: int) -> None:
-        super().__init__(f"no retrain job {job_id}")
+        super().__init__(f"no job {job_id}")
         self.job_id = job_id
 
 

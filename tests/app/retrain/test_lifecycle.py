@@ -74,7 +74,7 @@ def test_enqueued_job_is_a_queued_row(sessions: sessionmaker[Session]) -> None:
 
 
 def test_unknown_job_is_not_found(sessions: sessionmaker[Session]) -> None:
-    with pytest.raises(lc.JobNotFound, match="no retrain job 42"):
+    with pytest.raises(lc.JobNotFound, match=r"^no job 42$"):
         lc.get_job(sessions, 42)
     with pytest.raises(lc.JobNotFound):
         lc.cancel_job(sessions, 42)

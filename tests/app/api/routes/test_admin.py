@@ -170,7 +170,7 @@ def test_cancel_queued_job_then_conflict(admin: TestClient) -> None:
 )
 def test_unknown_job_is_404(method: str, path: str, admin: TestClient) -> None:
     response = _call(admin, method, path, None, AUTH)
-    assert response.status_code == 404 and response.json()["message"] == "no retrain job 999"
+    assert response.status_code == 404 and response.json()["message"] == "no job 999"
 
 
 # --------------------------------------------------------------------------- models
