@@ -57,6 +57,7 @@ from models_store import Manifest, iso_utc
 from training.data.interactions import Interactions
 from training.data.log_reader import read_interaction_log
 from training.models import model_class
+from training.models.base import EpochCallback, EpochReport
 from training.pipeline import save_trained
 from training.tuning.confirm import Finalist, Fold, fold_line
 from training.tuning.refit import describe_lengths
@@ -173,6 +174,7 @@ def _search_and_save(
         seconds=seconds,
         on_trial=on_trial,
         trial_attrs={"worker": lease.fence.worker_id},
+        epoch_callbacks=[_stop_at_epochs(lease)],
     )
     if seconds > 0:
         _set_window(lease, ctx, None)  # helpers stop after their current trial
@@ -201,6 +203,18 @@ def _search_and_save(
         manifest, gate = _refit_and_save(job, lease, ctx, data, iso_utc(cutoff), winner, report)
     outcome = {"model": manifest.model, "version": manifest.version, **report}
     return manifest, gate, outcome
+
+
+def _stop_at_epochs(lease: JobLease) -> EpochCallback:
+    """At every epoch of the lead's trials, a (throttled) fenced write of the progress and
+    log tail, which notices a cancel at once, and the lease's check: a cancelled job, a
+    lost lease or a stopping worker stops the trial at its next epoch (failed in the
+    study), as a retrain job's fit stops, not when the trial ends."""
+
+    def on_epoch(_report: EpochReport) -> None:
+        lease.report({})
+
+    return on_epoch
 
 
 def _set_window(lease: JobLease, ctx: JobContext, until: datetime | None) -> None:

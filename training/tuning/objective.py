@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from training.models import model_class
-from training.models.base import ModelError
+from training.models.base import EpochCallback, ModelError
 from training.tuning.pruning import BudgetSpent, EpochPruning
 from training.tuning.split import TuningSplit
 
@@ -24,6 +24,8 @@ class Objective:
     fit without validation, ``Model.replay_lengths``), ``elapsed`` (seconds since the search
     began, on the injected clock), ``stopped`` (why a fit ended early),
     ``error`` (why a trial failed), and whatever ``attrs`` holds (``worker``).
+    ``callbacks`` run after every epoch of every fit, after the pruning (e.g. a
+    job's cancel check: what they raise fails the trial and ends the search).
     """
 
     def __init__(
@@ -35,12 +37,14 @@ class Objective:
         deadline: float,
         trial_seconds: float = float("inf"),
         attrs: Mapping[str, Any] | None = None,
+        callbacks: Sequence[EpochCallback] = (),
     ) -> None:
         self.models = list(models)
         self.split = split
         self.clock, self.started, self.deadline = clock, started, deadline
         self.trial_seconds = trial_seconds  # no one fit may take longer than this
         self.attrs = dict(attrs or {})  # written on every trial (e.g. which worker ran it)
+        self.callbacks = list(callbacks)
 
     def __call__(self, trial: optuna.Trial) -> float:
         for key, value in self.attrs.items():
@@ -63,7 +67,9 @@ class Objective:
         higher = self.split.validation.higher_is_better
         pruning = EpochPruning(trial, metric, higher, self.clock, deadline)
         try:
-            value, best_epoch, lengths = validated_fit(str(name), settings, self.split, pruning)
+            value, best_epoch, lengths = validated_fit(
+                str(name), settings, self.split, pruning, self.callbacks
+            )
         except ModelError as exc:
             trial.set_user_attr("error", str(exc))
             raise
@@ -76,10 +82,15 @@ class Objective:
 
 
 def validated_fit(
-    name: str, settings: dict[str, Any], split: TuningSplit, pruning: EpochPruning
+    name: str,
+    settings: dict[str, Any],
+    split: TuningSplit,
+    pruning: EpochPruning,
+    callbacks: Sequence[EpochCallback] = (),
 ) -> tuple[float, int | None, dict[str, int] | None]:
     """Fit ``name`` with ``settings`` on ``split``: its validation figure, best epoch, and
     the length settings that replay it (``Model.replay_lengths``; None: none do).
+    ``callbacks`` run after ``pruning`` at every epoch.
 
     A fit stopped for time (``BudgetSpent``) counts with the best epoch it
     reached; one stopped before any validation re-raises (nothing to count).
@@ -89,7 +100,7 @@ def validated_fit(
     metric = split.validation.metric
     model = cls(cls.Config().with_overrides(settings))
     try:
-        report = model.fit(split.train, split.validation, [pruning])
+        report = model.fit(split.train, split.validation, [pruning, *callbacks])
     except BudgetSpent:
         if pruning.best is None:
             raise  # stopped before any validation: nothing to count (pruned)

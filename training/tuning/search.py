@@ -46,7 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from training.data.interactions import Interactions
 from training.models import model_class
-from training.models.base import ModelError
+from training.models.base import EpochCallback, ModelError
 from training.tuning.candidates import check_names, choose_models
 from training.tuning.confirm import (
     CONFIRM_SHARE,
@@ -236,6 +236,7 @@ def search_trials(
     clock: Callable[[], float] = time.monotonic,
     trial_attrs: Mapping[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    epoch_callbacks: Sequence[EpochCallback] = (),
 ) -> float:
     """Run trials of ``search.study`` in this process until the search's part of the
     budget (``settings.search_seconds``) is spent; returns the seconds this process saw
@@ -244,7 +245,11 @@ def search_trials(
     ``seconds``: what is left of the search (a process joining a running search;
     default all of ``search_seconds``). ``trial_attrs`` are written on every trial this
     process runs (e.g. the worker's id). ``should_stop()`` is asked after each
-    trial (e.g. the job was cancelled). ``max_trials`` counts the study's started
+    trial (e.g. the job was cancelled); ``epoch_callbacks`` run after every epoch
+    of this process's fits, and what they raise (other than ``ModelError`` or
+    ``RuntimeError``, a failed fit) fails the running trial and leaves the search
+    with it, a stop that cannot wait for the trial to end (a tune job's lead
+    checks its cancel there). ``max_trials`` counts the study's started
     trials, whoever ran them, so a fleet stops near it (each process finishes
     the trial it is running).
     """
@@ -258,7 +263,14 @@ def search_trials(
     # No one fit may take more than its share of the budget, so every candidate gets a turn.
     trial_seconds = total / len(search.models)
     objective = Objective(
-        search.models, search.split, clock, started, deadline, trial_seconds, trial_attrs
+        search.models,
+        search.split,
+        clock,
+        started,
+        deadline,
+        trial_seconds,
+        trial_attrs,
+        epoch_callbacks,
     )
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:

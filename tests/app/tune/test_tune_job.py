@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from optuna.trial import TrialState
 from sqlalchemy import inspect
 
 import app.tune.runner as tune_runner
@@ -25,6 +26,9 @@ from models_store import ModelStore, iso_utc
 from tests.app.conftest import embedded_settings
 from tests.app.tune.conftest import log_clicks
 from tests.manual_clock import ManualClock
+from training.models.base import EpochReport
+from training.tuning import objective
+from training.tuning.pruning import EpochPruning
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +111,36 @@ def test_embedded_mode_keeps_the_study_in_a_sqlite_file_next_to_the_log(tmp_path
     assert (tmp_path / "genrec-optuna.db").exists()
     study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(url))
     assert len(study.trials) == 2
+
+
+def test_a_cancel_stops_the_leads_trial_at_its_next_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a retrain job's fit stops: not only once the trial ends (a mult-vae trial
+    on real data runs for minutes)."""
+    url = f"sqlite:///{tmp_path}/genrec.db"
+    log_clicks(url)
+    ctx = _context(url, tmp_path / "store")
+    job = enqueue_tune(ctx.sessions, TuneRequest(models=("mult-vae",), budget_minutes=0.5))
+    monkeypatch.setattr(lc, "PROGRESS_INTERVAL_S", 0.0)  # every epoch writes, and sees a cancel
+    epochs: list[int] = []  # of the trial's fit, from the one during which it was cancelled
+
+    class CancelledAtItsFirstEpoch(EpochPruning):
+        def __call__(self, report: EpochReport) -> None:
+            if not epochs:
+                lc.cancel_job(ctx.sessions, job.id)
+            epochs.append(report.epoch)
+            super().__call__(report)
+
+    monkeypatch.setattr(objective, "EpochPruning", CancelledAtItsFirstEpoch)
+
+    assert Worker(ctx).step() == "cancelled"
+
+    assert epochs[0] == 1 and len(epochs) <= 2, epochs  # it stopped at the next epoch
+    study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(url))
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    row = lc.get_job(ctx.sessions, job.id)
+    assert (row.status, row.search_until) == ("cancelled", None)
 
 
 def test_too_little_data_fails_the_job_with_the_reason(tmp_path: Path) -> None:
