@@ -174,6 +174,21 @@ class Item(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+class AttributeKind(Base):
+    """The kind a catalog attribute holds (migration 0008): ``app.rules.catalog.value_kind``
+    of its first non-null value, fixed from then on.
+
+    ``app.catalog.items.save_items`` records and reads it in the transaction that writes
+    the items, so every replica and every import checks against one record. An attribute
+    that held several kinds before migration 0008 has them all, space-separated.
+    """
+
+    __tablename__ = "attribute_kinds"
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+
+
 class RevokedDashboardSession(Base):
     """A dashboard session ended by logout (migration 0007), kept until its cookie expires.
 

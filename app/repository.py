@@ -12,7 +12,7 @@ naive strings, so values read back naive are UTC by construction.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,10 +37,19 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from app.db_models import Impression, Interaction, Item, RetrainJob, RevokedDashboardSession
+from app.db_models import (
+    AttributeKind,
+    Impression,
+    Interaction,
+    Item,
+    RetrainJob,
+    RevokedDashboardSession,
+)
 from training.data.cutoff import after_training
 
 
@@ -928,6 +937,31 @@ def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> di
             outcome[row.item_id] = "updated"
     session.flush()
     return outcome
+
+
+def claim_attribute_kinds(session: Session, kinds: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Record ``kinds`` (attribute -> kind) for the attributes the catalog has no kind of
+    yet, and return the kinds recorded for every one of them; in the caller's transaction.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` first: on Postgres an insert that meets
+    another transaction's uncommitted row for the same name waits until that one
+    commits (and then does nothing) or rolls back (and then inserts), and on SQLite the
+    insert takes the database's write lock, so the read after it sees the kind that won
+    and two writers can never both record theirs. Rows are only ever inserted, so what
+    the read returns stays true until the caller commits: it needs no row lock. Names
+    are inserted in sorted order, so two writers claiming the same names cannot deadlock.
+    A primary-key probe per name: the cost does not grow with the catalog.
+    """
+    if not kinds:
+        return {}
+    rows = [{"name": name, "kind": kind} for name, kind in sorted(kinds.items())]
+    dialect = session.get_bind().dialect.name
+    claim = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(AttributeKind)
+    session.execute(claim.values(rows).on_conflict_do_nothing(index_elements=["name"]))
+    held = session.execute(
+        select(AttributeKind.name, AttributeKind.kind).where(AttributeKind.name.in_(list(kinds)))
+    )
+    return {name: frozenset(kind.split()) for name, kind in held}
 
 
 def items_changed_since(

@@ -18,6 +18,9 @@ MAX_TITLE = 1_000
 MAX_TEXT = 100_000
 #: Largest ``attributes`` object, as compact JSON (bytes).
 MAX_ATTRIBUTES_BYTES = 64 * 1024
+#: Longest attribute name (characters): the longest a rule can name (``app.rules.ast``),
+#: and the key of the attribute's kind in the database (``attribute_kinds``).
+MAX_ATTRIBUTE_NAME = 256
 
 
 #: Schema only (``app.catalog.items.validate_item`` checks, with its own messages): an
@@ -56,7 +59,10 @@ class ItemIn(BaseModel):
         "true/false, a number, a string or a flat list of one of those kinds; an attribute "
         "keeps the kind the catalog holds for it (a number stays a number); at most "
         f"{MAX_ATTRIBUTES_BYTES} bytes as JSON",
-        json_schema_extra={"additionalProperties": ATTRIBUTE_VALUE_SCHEMA},
+        json_schema_extra={
+            "additionalProperties": ATTRIBUTE_VALUE_SCHEMA,
+            "propertyNames": {"maxLength": MAX_ATTRIBUTE_NAME},
+        },
     )
 
 

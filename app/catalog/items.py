@@ -1,13 +1,17 @@
 """Catalog items: the rules an item must meet, the items table, and the file import.
 
 ``PUT /v1/items/{id}`` and ``genrec items import`` share ``validate_item`` and
-``check_kinds``, so both refuse the same things with the same message.
+``save_items``, so both refuse the same things with the same message.
 
 Attribute values are what business rules can test (``app.rules``): null, true/false,
 a finite number, a string, or a flat list of one of those kinds (``"genres":
 ["Comedy", "Drama"]``). And an attribute keeps its kind across the catalog: once
 ``year`` holds numbers, an item with ``"year": "1995"`` is refused (a number
-stays a number), so ``year>=1990`` means the same for every item.
+stays a number), so ``year>=1990`` means the same for every item. The kind is
+checked against the database's record of it (``attribute_kinds``) in the
+transaction that writes the items: a replica's in-memory catalog lags the others'
+writes by its poll interval, and a check outside the write races with a writer
+beside it.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
-from app.repository import ItemRow, NewItem, get_item, items_changed_since, upsert_items
+from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, upsert_items
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
-from app.schemas_catalog import MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
+from app.schemas_catalog import MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
 
 
 class CatalogError(ValueError):
@@ -73,6 +77,11 @@ def validate_item(
             f"attributes are {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}"
         )
     for name, value in attributes.items():
+        if len(name) > MAX_ATTRIBUTE_NAME:
+            raise CatalogError(
+                f"attribute name '{name[:40]}...' is {len(name)} characters long; the limit is "
+                f"{MAX_ATTRIBUTE_NAME}"
+            )
         if value_kind(value) == OTHER:
             raise CatalogError(
                 f"attribute '{name}' must be null, true/false, a number, a string or a flat "
@@ -100,34 +109,40 @@ def check_kinds(
         )
 
 
-def catalog_kinds(session: Session) -> dict[str, frozenset[str]]:
-    """The kind(s) each attribute has across the stored catalog (one pass, paged)."""
-    kinds: dict[str, set[str]] = {}
-    start, after_id = None, ""
-    while True:
-        rows = items_changed_since(session, start, after_id, 1000)
-        for row in rows:
-            for name, value in row.attributes.items():
-                kind = value_kind(value)
-                if kind is not None:
-                    kinds.setdefault(name, set()).add(kind)
-        if len(rows) < 1000:
-            return {name: frozenset(found) for name, found in kinds.items()}
-        start, after_id = rows[-1].updated_at, rows[-1].item_id
-
-
-def save_items(sessions: sessionmaker[Session], items: Sequence[NewItem]) -> dict[str, str]:
+def save_items(
+    sessions: sessionmaker[Session], items: Sequence[NewItem], where: Sequence[str] = ()
+) -> dict[str, str]:
     """Upsert ``items`` in one transaction; per id "created" / "updated" / "unchanged".
 
+    In the same transaction, first: each attribute's kind is claimed in and read
+    back from ``attribute_kinds`` (``claim_attribute_kinds``: an attribute new to
+    the catalog gets the kind of the first of ``items`` that has a value for it),
+    and an item whose value is of another kind raises ``CatalogError``, prefixed
+    with its entry of ``where`` (an import names the line), so nothing is written.
     Two writers creating the same new id at once: the loser's INSERT hits the
     primary key; one retry then finds the row and updates it.
     """
     try:
         with session_scope(sessions) as session:
-            return upsert_items(session, items, datetime.now(UTC))
+            return _checked_upsert(session, items, where)
     except IntegrityError:
         with session_scope(sessions) as session:
-            return upsert_items(session, items, datetime.now(UTC))
+            return _checked_upsert(session, items, where)
+
+
+def _checked_upsert(
+    session: Session, items: Sequence[NewItem], where: Sequence[str]
+) -> dict[str, str]:
+    first: dict[str, str] = {}
+    for item in items:
+        for name, value in item.attributes.items():
+            kind = value_kind(value)
+            if kind is not None:
+                first.setdefault(name, kind)
+    held = claim_attribute_kinds(session, first)
+    for n, item in enumerate(items):
+        check_kinds(item.attributes, held, where[n] if n < len(where) else "")
+    return upsert_items(session, items, datetime.now(UTC))
 
 
 def read_item(sessions: sessionmaker[Session], item_id: str) -> ItemRow | None:
@@ -162,7 +177,8 @@ def import_records(
 ) -> dict[str, int]:
     """``genrec items import``: validate every record, then write all in one transaction.
 
-    All or nothing: the first bad record raises ``CatalogError`` naming
+    All or nothing: the first bad record (an attribute of another kind than the
+    catalog's or an earlier record's included) raises ``CatalogError`` naming
     ``source`` and its line before anything is written. Running servers pick
     the items up at their next reload poll. Returns counts per outcome.
     """
@@ -181,11 +197,8 @@ def import_records(
     try:
         if migrate:
             upgrade_database(database_url)
-        sessions = make_sessionmaker(engine)
-        with session_scope(sessions) as session:
-            kinds = catalog_kinds(session)
-        _check_file_kinds(records, items, kinds, source)
-        outcome = save_items(sessions, items)
+        lines = [f"{source}, line {record.line}: " for record in records]
+        outcome = save_items(make_sessionmaker(engine), items, lines)
     except SQLAlchemyError as exc:
         raise CatalogError(f"cannot write the catalog to {where}: {exc}") from None
     finally:
@@ -194,20 +207,3 @@ def import_records(
     for result in outcome.values():
         counts[result] += 1
     return counts
-
-
-def _check_file_kinds(
-    records: Sequence[FileRecord],
-    items: Sequence[NewItem],
-    stored: dict[str, frozenset[str]],
-    source: str,
-) -> None:
-    """Every record's attributes against the stored catalog and the records before it."""
-    kinds = {name: set(found) for name, found in stored.items()}
-    for record, item in zip(records, items, strict=True):
-        frozen = {name: frozenset(found) for name, found in kinds.items()}
-        check_kinds(item.attributes, frozen, f"{source}, line {record.line}: ")
-        for name, value in item.attributes.items():
-            kind = value_kind(value)
-            if kind is not None:
-                kinds.setdefault(name, set()).add(kind)

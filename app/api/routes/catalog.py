@@ -18,7 +18,6 @@ from app.api.responses import ADMIN, BODY, errors
 from app.catalog import (
     CatalogError,
     CatalogSync,
-    check_kinds,
     read_item,
     save_items,
     validate_item,
@@ -64,12 +63,12 @@ def put_item(
         item = validate_item(
             item_id, body.title, body.text, body.attributes, services.settings.max_id_length
         )
-        check_kinds(item.attributes, services.attributes.snapshot().kinds)
-    except CatalogError as exc:
-        raise ApiError(422, "invalid_item", str(exc)) from exc
-    try:
+        # The kinds are checked in the write's transaction, against the database: this
+        # server's catalog (``services.attributes``) lags other replicas' PUTs.
         outcome = save_items(services.sessions, [item])[item_id]
         row = read_item(services.sessions, item_id)
+    except CatalogError as exc:
+        raise ApiError(422, "invalid_item", str(exc)) from exc
     except SQLAlchemyError as exc:
         raise database_unavailable(exc) from exc
     assert row is not None  # just written in a committed transaction

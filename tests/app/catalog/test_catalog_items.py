@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.catalog.items import CatalogError, import_records, read_item, save_items, validate_item
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.repository import NewItem
-from training.data.catalog_file import read_catalog_file
+from training.data.catalog_file import CatalogRecord, read_catalog_file
 
 # --------------------------------------------------------------------------- validation
 
@@ -29,6 +30,7 @@ from training.data.catalog_file import read_catalog_file
         ({"attributes": {"x": "y" * 70_000}}, "the limit is 65536"),
         ({"text": "a\x00b"}, "text contains a NUL character"),
         ({"attributes": {"x": "\x00"}}, "attributes contain a NUL character"),
+        ({"attributes": {"n" * 257: 1}}, "is 257 characters long; the limit is 256"),
     ],
 )
 def test_validation_says_what_is_wrong(kwargs: dict[str, object], message: str) -> None:
@@ -128,6 +130,7 @@ def any_sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ses
     yield make_sessionmaker(engine)
     with session_scope(make_sessionmaker(engine)) as session:
         session.execute(text("DELETE FROM items"))
+        session.execute(text("DELETE FROM attribute_kinds"))
     engine.dispose()
 
 
@@ -139,6 +142,56 @@ def test_catalog_rows_round_trip_on_both_backends(any_sessions: sessionmaker[Ses
     assert row is not None
     assert (row.text, row.attributes) == ("new plot", {"genres": ["Drama"]})
     assert row.updated_at > row.created_at and row.updated_at.tzinfo is not None
+
+
+def test_a_kind_is_checked_against_the_database_not_a_replica(
+    any_sessions: sessionmaker[Session],
+) -> None:
+    """Two replicas: the second writer's view of the catalog may lag, the database's does not."""
+    save_items(any_sessions, [NewItem("50", None, None, {"grade": 5})])
+    with pytest.raises(CatalogError, match="attribute 'grade' is a string here, but the catalog"):
+        save_items(any_sessions, [NewItem("172", None, None, {"grade": "red"})])
+    assert read_item(any_sessions, "172") is None
+    # Null and empty lists hold no kind; another attribute of the same item claims its own.
+    assert save_items(any_sessions, [NewItem("9", None, None, {"grade": None, "tags": []})])
+    assert save_items(any_sessions, [NewItem("9", None, None, {"grade": [1, 2], "tags": ["a"]})])
+    with pytest.raises(CatalogError, match="attribute 'tags' is a number here"):
+        save_items(any_sessions, [NewItem("10", None, None, {"tags": [3]})])
+
+
+def test_concurrent_writers_cannot_give_an_attribute_two_kinds(
+    any_sessions: sessionmaker[Session],
+) -> None:
+    """Writers racing on a new attribute (PUTs and imports): one kind wins, every other kind
+    is refused."""
+    writers = 8
+    start = threading.Barrier(writers)
+    outcome: dict[int, str] = {}
+    url = str(any_sessions.kw["bind"].url.render_as_string(hide_password=False))
+
+    def write(n: int) -> None:
+        value: object = n if n % 2 else f"v{n}"
+        item = NewItem(f"race-{n}", None, None, {"size": value})
+        start.wait()
+        try:
+            if n % 4 < 2:  # PUT's path
+                save_items(any_sessions, [item])
+            else:  # ``genrec items import``
+                record = CatalogRecord(item.item_id, None, None, item.attributes, line=1)
+                import_records(url, [record], "race.jsonl", migrate=False)
+            outcome[n] = "saved"
+        except CatalogError:
+            outcome[n] = "refused"
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    saved = [n for n, result in outcome.items() if result == "saved"]
+    assert len(outcome) == writers and saved
+    assert len({n % 2 for n in saved}) == 1  # every saved item holds the same kind
+    assert len(saved) == writers // 2  # and every writer of that kind was saved
 
 
 def test_genrec_items_import_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,6 +127,29 @@ def test_an_id_put_would_refuse_is_a_422_on_get_not_a_404_suggesting_put(
     assert r.json()["message"] == "item_id is 300 characters long; the limit is 256"
 
 
+def test_two_replicas_cannot_give_an_attribute_two_kinds(make_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Replica B has not polled A's PUT yet (an hour's reload interval): the kind check
+    reads the database, so B refuses what A would refuse, and both keep refusing."""
+    shared = {
+        "admin_token": TOKEN,
+        "database_url": f"sqlite:///{tmp_path}/shared.db",
+        "reload_interval_s": 3600,
+    }
+    a, b = make_client(**shared), make_client(**shared)
+    assert a.put("/v1/items/50", json={"attributes": {"grade": 5}}, headers=AUTH).status_code == 201
+    r = b.put("/v1/items/172", json={"attributes": {"grade": "red"}}, headers=AUTH)
+    assert r.status_code == 422, r.text
+    assert r.json()["message"] == (
+        "attribute 'grade' is a string here, but the catalog holds a number for it "
+        "(an attribute keeps one kind)"
+    )
+    assert b.get("/v1/items/172").status_code == 404
+    r = b.put("/v1/items/172", json={"attributes": {"grade": 4}}, headers=AUTH)
+    assert r.status_code == 201
+    r = a.put("/v1/items/50", json={"attributes": {"grade": "red"}}, headers=AUTH)
+    assert r.status_code == 422
+
+
 # --------------------------------------------------------------------------- served from text
 
 

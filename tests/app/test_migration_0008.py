@@ -1,0 +1,65 @@
+"""Migration 0008 records the kind of every attribute the stored catalog holds (across
+pages of items), keeps an attribute that already holds two kinds writable with either,
+and downgrades cleanly; on SQLite and on the real Postgres."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect, text
+
+from app.catalog.items import CatalogError, save_items
+from app.core.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
+from app.repository import NewItem
+from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
+
+_ITEM = (
+    "INSERT INTO items (item_id, title, text, attributes, created_at, updated_at) "
+    "VALUES (:item_id, NULL, NULL, :attributes, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/log.db"
+        return
+    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without Postgres
+    with scratch_database(POSTGRES_ADMIN_URL, "genrec_mig8") as scratch:
+        yield scratch
+
+
+def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(url: str) -> None:
+    upgrade_database(url, "0007")
+    engine = make_engine(url)
+    # Items written by the previous code: 2,500 of them, so the fill reads several pages;
+    # the last one alone holds "late", and two replicas gave "grade" two kinds.
+    rows = [{"item_id": f"{n:05d}", "attributes": json.dumps({"year": n})} for n in range(2500)]
+    rows[-1] = {"item_id": "02499", "attributes": json.dumps({"late": [True, None]})}
+    rows += [
+        {"item_id": "a", "attributes": json.dumps({"grade": 5, "genres": ["Drama"], "z": None})},
+        {"item_id": "b", "attributes": json.dumps({"grade": "red", "empty": [], "x" * 300: 1})},
+    ]
+    with engine.begin() as conn:
+        conn.execute(text(_ITEM), rows)
+    upgrade_database(url)
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(text("SELECT name, kind FROM attribute_kinds")).all())
+    assert kinds == {
+        "year": "number",
+        "late": "bool",
+        "genres": "string",
+        "grade": "number string",
+    }
+    sessions = make_sessionmaker(engine)
+    with pytest.raises(CatalogError, match="attribute 'year' is a string here"):
+        save_items(sessions, [NewItem("c", None, None, {"year": "1995"})])
+    assert save_items(sessions, [NewItem("b", None, None, {"grade": "blue"})]) == {"b": "updated"}
+    assert save_items(sessions, [NewItem("c", None, None, {"grade": 4})]) == {"c": "created"}
+    command.downgrade(alembic_config(url), "0007")  # type: ignore[arg-type]
+    assert "attribute_kinds" not in inspect(engine).get_table_names()
+    engine.dispose()
