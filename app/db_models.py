@@ -81,6 +81,10 @@ class Impression(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # Migration 0005: server-side time to produce the list (experiment latency figures).
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Migration 0008: an ad-hoc request's ``session_id``. Not a user id, so a session-only
+    # list has ``user_id`` NULL: neither exclude_recently_shown nor window attribution of
+    # the user with the same id string sees it; experiments count it as its session.
+    session_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class Experiment(Base):

@@ -328,12 +328,13 @@ class NewImpression:
     experiment: str | None = None
     variant: str | None = None
     latency_ms: float | None = None  # server-side time to produce the list
+    session_id: str | None = None  # an ad-hoc request's session (not a user id)
 
 
 #: Columns of ``impressions`` in the order the batch statement binds them.
 _IMPRESSION_COLUMNS = (
     "id", "user_id", "kind", "items", "model", "version", "experiment", "variant", "latency_ms",
-    "created_at",
+    "session_id", "created_at",
 )  # fmt: skip
 
 # Postgres: the whole batch as one JSON document, so the statement text is the same
@@ -342,11 +343,13 @@ _IMPRESSION_COLUMNS = (
 # arrays quote every element in Python, ~40 us per impression).
 _PG_INSERT_IMPRESSIONS = """
 INSERT INTO impressions (id, user_id, kind, items, model, version, experiment, variant,
-                         latency_ms, created_at)
-SELECT id, user_id, kind, items, model, version, experiment, variant, latency_ms, created_at
+                         latency_ms, session_id, created_at)
+SELECT id, user_id, kind, items, model, version, experiment, variant, latency_ms, session_id,
+       created_at
 FROM json_to_recordset(%s::json) AS r(id text, user_id text, kind text, items json, model text,
                                      version text, experiment text, variant text,
-                                     latency_ms double precision, created_at timestamptz)
+                                     latency_ms double precision, session_id text,
+                                     created_at timestamptz)
 """
 
 #: Bound values in one statement at most (SQLite allows 32766).
@@ -357,7 +360,7 @@ def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
     """Write a batch of impressions with one statement; the background writer's call.
 
     Postgres: ``INSERT ... SELECT FROM json_to_recordset(batch)``; SQLite: ``INSERT ...
-    VALUES (...), (...)`` (at most ``MAX_BOUND_VALUES // 10`` rows). Hand-written
+    VALUES (...), (...)`` (at most ``MAX_BOUND_VALUES // 11`` rows). Hand-written
     SQL because SQLAlchemy's compiler takes about 2 ms per 100 bound values
     (0.5 s for a batch of 250), CPU a serving process needs for requests.
     """
@@ -368,7 +371,7 @@ def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
         document = [
             {"id": r.id, "user_id": r.user_id, "kind": r.kind, "items": list(r.items),
              "model": r.model, "version": r.version, "experiment": r.experiment,
-             "variant": r.variant, "latency_ms": r.latency_ms,
+             "variant": r.variant, "latency_ms": r.latency_ms, "session_id": r.session_id,
              "created_at": as_utc(r.created_at).isoformat()}
             for r in rows
         ]  # fmt: skip
@@ -376,7 +379,7 @@ def insert_impressions(session: Session, rows: Sequence[NewImpression]) -> int:
         return len(rows)
     values = [
         (r.id, r.user_id, r.kind, json.dumps(list(r.items)), r.model, r.version, r.experiment,
-         r.variant, r.latency_ms, as_utc(r.created_at))
+         r.variant, r.latency_ms, r.session_id, as_utc(r.created_at))
         for r in rows
     ]  # fmt: skip
     if len(rows) * len(_IMPRESSION_COLUMNS) > MAX_BOUND_VALUES:

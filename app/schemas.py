@@ -219,8 +219,9 @@ class AdHocRecommendationRequest(_Strict):
     )
     session_id: Id | None = Field(
         None,
-        description="an anonymous session id: without user_id, it is recorded with the "
-        "impression and keeps the session in one A/B experiment variant across requests",
+        description="an anonymous session id: recorded with the impression as the session "
+        "(not as a user), and without user_id it keeps the session in one A/B experiment "
+        "variant across requests",
     )
 
 

@@ -217,7 +217,7 @@ def aa_runs(
         for n, index in enumerate(order, start=1):
             user = users[index]
             clicks, served = outcomes[user]
-            side = totals[choose(name, variants, user).name].user(user)
+            side = totals[choose(name, variants, user).name].user(("user", user))
             side.impressions += 1
             side.served += served
             side.clicks += clicks

@@ -3,7 +3,9 @@ the events attributed to them, and each variant's comparison with control.
 
 Definitions (docs/experiments.md):
 
-* users: distinct user (or session) ids with at least one impression in the variant;
+* users: distinct units with at least one impression in the variant, a unit being the
+  list's user, else its session (an ad-hoc request's ``session_id``, the id it was
+  assigned by): a session is never the same unit as a user whose id is the same string.
   impressions: lists served; items served: the lists' lengths summed.
 * a click is an attributed event whose type is a click type
   (``GENREC_EXPERIMENT_CLICK_TYPES``, default ``click``), on an item the list
@@ -57,16 +59,20 @@ class UserTotals:
     reciprocal_ranks: float = 0.0
 
 
+#: A randomisation unit: ("user", user id) or ("session", session id).
+Unit = tuple[str, str]
+
+
 @dataclass
 class VariantTotals:
-    users: dict[str, UserTotals] = field(default_factory=dict)
+    users: dict[Unit, UserTotals] = field(default_factory=dict)  # per unit (user or session)
     latencies_ms: list[float] = field(default_factory=list)
     versions: Counter[str] = field(default_factory=Counter)
 
-    def user(self, user_id: str) -> UserTotals:
-        totals = self.users.get(user_id)
+    def user(self, unit: Unit) -> UserTotals:
+        totals = self.users.get(unit)
         if totals is None:
-            totals = self.users[user_id] = UserTotals()
+            totals = self.users[unit] = UserTotals()
         return totals
 
 
@@ -79,7 +85,7 @@ class CountedList:
     """One served list of the experiment, counted by the rules above."""
 
     variant: str
-    user_id: str
+    user_id: str  # "" for an ad-hoc list without one
     created_at: datetime
     served: int
     clicks: int
@@ -87,6 +93,14 @@ class CountedList:
     reciprocal_rank: float  # 1 / position of the best-placed clicked item; 0 without a click
     latency_ms: float | None
     version: str
+    session_id: str | None = None  # an ad-hoc request's session
+
+    @property
+    def unit(self) -> Unit:
+        """Whom the list counts for: its user, else its session (as assignment chose)."""
+        if self.user_id or self.session_id is None:
+            return ("user", self.user_id)
+        return ("session", self.session_id)
 
 
 def counted_lists(
@@ -120,9 +134,10 @@ def counted_lists(
             Impression.version,
             Impression.latency_ms,
             Impression.created_at,
+            Impression.session_id,
         ).where(Impression.experiment == experiment.name)
     )
-    for rec_id, user_id, variant, items, version, latency_ms, created_at in rows:
+    for rec_id, user_id, variant, items, version, latency_ms, created_at, session_id in rows:
         if (
             variant is None or variant not in names
         ):  # a variant name the definition no longer has: not counted
@@ -149,12 +164,13 @@ def counted_lists(
             reciprocal_rank=1.0 / min(positions[i] for i in clicked) if clicked else 0.0,
             latency_ms=float(latency_ms) if latency_ms is not None else None,
             version=version,
+            session_id=session_id,
         )
 
 
 def add_list(totals: VariantTotals, counted: CountedList) -> None:
-    """Fold one counted list into its variant's per-user sums."""
-    user = totals.user(counted.user_id)
+    """Fold one counted list into its variant's per-unit sums."""
+    user = totals.user(counted.unit)
     user.impressions += 1
     user.served += counted.served
     user.clicks += counted.clicks

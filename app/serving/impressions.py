@@ -91,8 +91,13 @@ class ImpressionRecorder:
         experiment: str | None = None,
         variant: str | None = None,
         latency_ms: float | None = None,
+        session_id: str | None = None,
     ) -> str:
-        """A new ``recommendation_id``; its impression is queued (when enabled and not full)."""
+        """A new ``recommendation_id``; its impression is queued (when enabled and not full).
+
+        ``session_id`` (an ad-hoc request's) is kept apart from ``user_id``: a session
+        id may be any string, a real user's id included.
+        """
         rec_id = uuid4_str()
         if not self.enabled:
             return rec_id
@@ -107,6 +112,7 @@ class ImpressionRecorder:
             experiment=experiment,
             variant=variant,
             latency_ms=latency_ms,
+            session_id=session_id,
         )
         with self._lock:
             if len(self._queue) >= self.queue_size:

@@ -158,11 +158,12 @@ class Recommender:
             )
         if request.user_id is not None:
             self.check_id(request.user_id, "user_id")
-        # Whom the list is for: the user, else the session (impression, experiment unit).
-        viewer = request.user_id if request.user_id is not None else request.session_id
+        # The experiment unit: the user, else the session. The impression records the two
+        # apart: a session id is not a user id, though it may be the same string.
+        unit = request.user_id if request.user_id is not None else request.session_id
         if request.session_id is not None:
             self.check_id(request.session_id, "session_id")
-        model, assignment = await self._model_for(request.model, viewer)
+        model, assignment = await self._model_for(request.model, unit)
         history = [(entry.item_id, entry.rating) for entry in request.history]
         check_ratings(model, [rating for _, rating in history], "history")
         events, unknown = ad_hoc_events(model, history)
@@ -181,9 +182,16 @@ class Recommender:
         ranked = await self._rank(model, job)
         assert ranked.context is not None  # the batch folded this job's history in
         response = self._answer(
-            model, ranked, ranked.context, viewer, "ad_hoc", request.k, assignment, started
+            model,
+            ranked,
+            ranked.context,
+            request.user_id,
+            "ad_hoc",
+            request.k,
+            assignment,
+            started,
+            session_id=request.session_id,
         )
-        response.user_id = request.user_id
         response.unknown_items = unknown
         return response
 
@@ -414,6 +422,7 @@ class Recommender:
         k: int,
         assignment: Assignment | None = None,
         started: float | None = None,
+        session_id: str | None = None,
     ) -> RecommendationResponse:
         """The response, with the ``recommendation_id`` of its (queued) impression, and
         the experiment and variant when the request was assigned one."""
@@ -448,6 +457,7 @@ class Recommender:
                 experiment=experiment,
                 variant=variant,
                 latency_ms=latency_ms,
+                session_id=session_id,
             ),
             experiment=experiment,
             variant=variant,

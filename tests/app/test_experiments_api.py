@@ -196,6 +196,22 @@ def test_assignment_is_sticky_named_in_responses_and_impressions(
         assert latency_ms is not None and latency_ms > 0
 
 
+def test_a_session_and_the_user_with_the_same_id_are_two_units(admin: TestClient) -> None:
+    """Assignment hashes the bare id, so session "u0" and user "u0" share a variant; the
+    results count them apart, and an ad-hoc list with a ``user_id`` as that user's."""
+    assert _create(admin, POP_VS_EASE).status_code == 201
+    user = _recs(admin, "u0")
+    history = {"history": [{"item_id": "2"}], "k": 5}
+    session = admin.post("/v1/recommendations", json={**history, "session_id": "u0"}).json()
+    named = {**history, "user_id": "u0", "session_id": "s-u0"}
+    as_user = admin.post("/v1/recommendations", json=named).json()
+    assert user["variant"] == session["variant"] == as_user["variant"]
+    admin.app.state.services.impressions.flush()  # type: ignore[attr-defined]
+    result = admin.get("/admin/experiments/ab1", headers=AUTH).json()
+    counted = {v["name"]: (v["users"], v["impressions"]) for v in result["variants"]}
+    assert counted[user["variant"]] == (2, 3)
+
+
 def test_stopping_returns_traffic_to_the_default_model(admin: TestClient) -> None:
     assert _create(admin, POP_VS_EASE).status_code == 201
     assert {_recs(admin, f"u{n}")["model"] for n in range(20)} == {"popularity", "ease"}

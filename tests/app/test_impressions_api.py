@@ -271,6 +271,34 @@ def test_exclude_recently_shown_drops_the_last_n_impressions_items(
     assert set(first) & {i["item_id"] for i in fourth["items"]}  # first is shown again
 
 
+def test_a_session_list_is_not_the_list_of_the_user_with_the_same_id(
+    pg_client: TestClient, db_url: str
+) -> None:
+    """An ad-hoc request's ``session_id`` is not a user id: its impression records it as the
+    session, so the user with the same id string does not have the session's items
+    excluded as recently shown, and that user's clicks are not credited to it by window."""
+    services = _services(pg_client)
+    same = _uid()
+    body = {"history": [{"item_id": "1"}], "k": 5, "session_id": same}
+    session = pg_client.post("/v1/recommendations", json=body).json()
+    shown = [i["item_id"] for i in session["items"]]
+    assert services.impressions.recent_items(same, 1) == set()  # still queued
+    click = {"user_id": same, "item_id": shown[0], "type": "click"}
+    assert pg_client.post("/v1/interactions", json=click).status_code == 201
+    services.impressions.flush()
+    row = _impression(db_url, session["recommendation_id"])
+    assert row is not None
+    assert (row.user_id, row.session_id, row.kind) == (None, same, "ad_hoc")
+    assert pg_client.post("/v1/interactions", json=click).status_code == 201  # written now
+    named = {**click, "recommendation_id": session["recommendation_id"]}
+    assert pg_client.post("/v1/interactions", json=named).status_code == 201
+    events = [e.impression_id for e in _logged(db_url, same)]
+    assert events == [None, None, session["recommendation_id"]]  # only by its id
+    everything = {"k": 60, "exclude_seen": False, "exclude_recently_shown": 1}
+    listed = pg_client.get(f"/v1/users/{same}/recommendations", params=everything).json()
+    assert set(shown) <= {i["item_id"] for i in listed["items"]}
+
+
 def test_exclude_recently_shown_in_the_ad_hoc_body_needs_a_user_id(
     pg_client: TestClient,
 ) -> None:

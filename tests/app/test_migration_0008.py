@@ -1,6 +1,7 @@
 """Migration 0008 records the kind of every attribute the stored catalog holds (across
 pages of items), keeps an attribute that already holds two kinds writable with either,
-and downgrades cleanly; on SQLite and on the real Postgres."""
+adds the impressions' nullable ``session_id``, and downgrades cleanly; on SQLite and on
+the real Postgres."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 _ITEM = (
     "INSERT INTO items (item_id, title, text, attributes, created_at, updated_at) "
     "VALUES (:item_id, NULL, NULL, :attributes, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+)
+
+_IMPRESSION = (
+    "INSERT INTO impressions (id, user_id, kind, items, model, version, created_at) "
+    """VALUES ('r1', 'u', 'ad_hoc', '["1"]', 'ease', '1', '2026-01-01 00:00:00')"""
 )
 
 
@@ -46,7 +52,11 @@ def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(url: str) -
     ]
     with engine.begin() as conn:
         conn.execute(text(_ITEM), rows)
+        conn.execute(text(_IMPRESSION))
     upgrade_database(url)
+    with engine.connect() as conn:
+        old = conn.execute(text("SELECT user_id, session_id FROM impressions")).one()
+    assert tuple(old) == ("u", None)
     with engine.connect() as conn:
         kinds = dict(conn.execute(text("SELECT name, kind FROM attribute_kinds")).all())
     assert kinds == {
@@ -62,4 +72,5 @@ def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(url: str) -
     assert save_items(sessions, [NewItem("c", None, None, {"grade": 4})]) == {"c": "created"}
     command.downgrade(alembic_config(url), "0007")  # type: ignore[arg-type]
     assert "attribute_kinds" not in inspect(engine).get_table_names()
+    assert "session_id" not in {c["name"] for c in inspect(engine).get_columns("impressions")}
     engine.dispose()

@@ -56,13 +56,21 @@ def clean(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     return sessions
 
 
-def _list(session: Session, variant: str, user: str, at_s: float, items: list[str]) -> str:
+def _list(
+    session: Session,
+    variant: str,
+    user: str | None,
+    at_s: float,
+    items: list[str],
+    session_id: str | None = None,
+) -> str:
     rec_id = str(uuid.uuid4())
     session.add(
         Impression(
             id=rec_id,
             user_id=user,
-            kind="user",
+            session_id=session_id,
+            kind="user" if user is not None else "ad_hoc",
             items=items,
             model="popularity" if variant == "a" else "ease",
             version="1",
@@ -169,3 +177,32 @@ def test_last_bucket_matches_the_results(clean: sessionmaker[Session]) -> None:
     # bucket 0 (0-9 s) holds n = 0..3: b lists n=0 (2 clicks), n=2 (0); a n=1 (0), n=3 (1)
     assert got.variants["b"].ctr[0] == pytest.approx(2 / 10)
     assert got.variants["a"].ctr[0] == pytest.approx(1 / 10)
+
+
+def test_a_session_counts_apart_from_the_user_with_the_same_id(
+    clean: sessionmaker[Session],
+) -> None:
+    """Results and series fold lists per unit: session "user3" is not user "user3"."""
+    with session_scope(clean) as session:
+        for n in range(12):
+            variant = "a" if n % 2 else "b"
+            user = f"user{n}"
+            rec = _list(session, variant, user, n * 3, ["i1", "i2", "i3"])
+            if n % 3 == 0:
+                _event(session, rec, user, "i1", "click", n * 3 + 1)
+            rec = _list(session, variant, None, n * 3 + 1, ["i1", "i2", "i3"], session_id=user)
+            if n % 4 == 0:
+                _event(session, rec, user, "i2", "click", n * 3 + 2)
+    exp = _experiment(stopped_after_s=None)
+    with session_scope(clean) as session:
+        got = series.load_series(
+            session, exp, CLICKS, CONVERSIONS, now=T0 + timedelta(seconds=40), bucket_s=10
+        )
+        totals = results.load_totals(session, exp, CLICKS, CONVERSIONS)
+    assert len(totals["a"].users) == len(totals["b"].users) == 12  # 6 users and 6 sessions
+    assert totals["b"].users[("session", "user0")].clicks == 1
+    assert totals["b"].users[("user", "user0")].clicks == 1
+    vs = dict((v.name, e) for v, e in results.summarize(exp, totals)["variants"])["b"]
+    diff = got.vs_control["b"]
+    assert diff.ctr_diff[-1] == pytest.approx(vs["vs_control"]["ctr_diff"])
+    assert [diff.ci_low[-1], diff.ci_high[-1]] == pytest.approx(vs["vs_control"]["ci95"])

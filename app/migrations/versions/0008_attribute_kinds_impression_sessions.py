@@ -1,4 +1,4 @@
-"""The kind each catalog attribute holds, checked and recorded with every catalog write.
+"""The kind each catalog attribute holds; an impression's session apart from its user.
 
 Revision ID: 0008
 Revises: 0007
@@ -19,9 +19,16 @@ longer than the 256 characters a rule can name are not recorded (new writes
 refuse them). Offline (``--sql``) there are no items to read: the table starts
 empty.
 
+``impressions.session_id`` (nullable): an ad-hoc request's ``session_id``, which
+was recorded as the impression's ``user_id``, where it collided with the user of
+the same id (exclude_recently_shown, window attribution, experiment units). A
+session-only list now has ``user_id`` NULL. Impressions written before cannot be
+told apart (an ad-hoc ``user_id`` was either) and stay as they are.
+
 Additive: replicas on the previous code keep working; they neither read nor
 write the table, so a new attribute they write during a rolling upgrade is
-recorded by the next write of it on the new code.
+recorded by the next write of it on the new code, and they record sessions as
+users until they are replaced.
 """
 
 from __future__ import annotations
@@ -51,19 +58,19 @@ def upgrade() -> None:
         sa.Column("name", sa.String(_MAX_NAME), primary_key=True),
         sa.Column("kind", sa.String(32), nullable=False),
     )
-    if context.is_offline_mode():
-        return
-    found = _stored_kinds(op.get_bind())
+    found = {} if context.is_offline_mode() else _stored_kinds(op.get_bind())
     for name, held in sorted(found.items()):
         if len(held) > 1:
             log.warning(
-                "catalog attribute %r holds %s: both stay accepted (make them one kind)",
+                "catalog attribute %r holds %s: each stays accepted (make them one kind)",
                 name,
                 " and ".join(sorted(held)),
             )
     rows = [{"name": name, "kind": " ".join(sorted(held))} for name, held in found.items()]
     for start in range(0, len(rows), _PAGE):
         op.bulk_insert(kinds, rows[start : start + _PAGE])
+    with op.batch_alter_table("impressions") as batch:
+        batch.add_column(sa.Column("session_id", sa.String(256), nullable=True))
 
 
 def _stored_kinds(bind: sa.engine.Connection) -> dict[str, set[str]]:
@@ -87,4 +94,6 @@ def _stored_kinds(bind: sa.engine.Connection) -> dict[str, set[str]]:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("impressions") as batch:
+        batch.drop_column("session_id")
     op.drop_table("attribute_kinds")
