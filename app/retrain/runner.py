@@ -71,12 +71,21 @@ def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
 
     def work() -> str:
         existing = find_job_version(ctx.store, job.model, job.id)
+        decided: bool
         if existing is not None:
             jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
             manifest, gate = existing, dict(existing.training.get("gate") or {})
+            decided = bool(gate.get("promote")) and production_unmoved(ctx.store, manifest, gate)
+            if bool(gate.get("promote")) and not decided:
+                jlog.add(
+                    f"production moved since version {manifest.version} was gated (it was "
+                    f"{gate.get('production_version')}); left where it is",
+                    logging.WARNING,
+                )
         else:
             manifest, gate = _train_and_save(job, lease, ctx)
-        promoted, error = promote_if(lease, ctx.store, manifest, bool(gate.get("promote")))
+            decided = bool(gate.get("promote"))
+        promoted, error = promote_if(lease, ctx.store, manifest, decided)
         return record_success(
             lease, result_version=manifest.version, promoted=promoted, gate=gate, error=error
         )
@@ -141,6 +150,22 @@ def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | N
     except ModelNotFound:
         return None
     return next((m for m in reversed(versions) if m.training.get("job_id") == job_id), None)
+
+
+def production_unmoved(store: ModelStore, manifest: Manifest, gate: dict[str, Any]) -> bool:
+    """Whether ``production`` is still where the gate of ``manifest`` found it (or already
+    at ``manifest``), so an attempt finishing an earlier attempt's version may promote it.
+
+    Between that attempt's save and this one, a lease period or more went by, in which an
+    operator may have promoted or rolled back, or another job promoted: the gate's verdict
+    was against a production that is no longer there, and moving the alias back would
+    undo that choice without anyone asking.
+    """
+    try:
+        current: str | None = store.resolve(manifest.model, "production")
+    except StoreError:  # no production (or unreadable alias): as the gate found it if None
+        current = None
+    return current in (gate.get("production_version"), manifest.version)
 
 
 def cutoff_now() -> datetime:

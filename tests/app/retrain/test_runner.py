@@ -164,6 +164,37 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     assert first < second and any(line.startswith("gate: ") for line in tail[first:second])
 
 
+def test_a_takeover_does_not_move_production_back_over_a_later_promotion(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gate said "promote" against the production of its time; the attempt that
+    finishes the version a lease period later must not undo a promotion made meanwhile."""
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", promote="always"))
+    promote = runner.promote_if
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise _Crash
+
+    monkeypatch.setattr(runner, "promote_if", crash)
+    clock = ManualClock(lc.utcnow())
+    with pytest.raises(_Crash):
+        Worker(job_context, clock=clock).step()
+    saved = _versions_of_job(job_context.store, "ease", job.id)
+    operators = promote_base("ease")  # promoted by hand while the job was in limbo
+    monkeypatch.setattr(runner, "promote_if", promote)
+    clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))
+    assert Worker(job_context, clock=clock).step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.result_version, row.promoted) == (saved[0], False)
+    assert job_context.store.alias_state("ease") == operators
+    assert "production moved since version" in (row.log_tail or "")
+
+
 # --------------------------------------------------------------------------- database errors
 
 
