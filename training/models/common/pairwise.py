@@ -35,10 +35,21 @@ class TripleSampler:
     """Uniform (u, i) over positive pairs, j over the user's non-positives (LearnBPR)."""
 
     def __init__(self, positives: sp.csr_matrix, rng: np.random.Generator) -> None:
-        coo = positives.tocoo()
-        self.users = coo.row.astype(np.int64)
-        self.items = coo.col.astype(np.int64)
         self.n_items = positives.shape[1]
+        # BPR-Opt sums over D_S = {(u, i, j): i in I+_u, j in I \ I+_u} (Rendle et al.,
+        # Sec. 3.1): a user with every item positive has no triple, and drawing a j for
+        # them looped for good (``negatives``' rejection never ends). They are left out.
+        full = np.diff(positives.indptr) >= self.n_items
+        coo = positives.tocoo()
+        keep = ~full[coo.row]
+        self.users = coo.row[keep].astype(np.int64)
+        self.items = coo.col[keep].astype(np.int64)
+        if len(self.users) == 0:
+            raise ModelError(
+                f"no (user, positive, negative) triple to learn from: every user with a "
+                f"positive has all {self.n_items} items positive; BPR ranks an item a user "
+                "has against one they have not"
+            )
         # Sorted u*I+i keys make the "is j a positive of u" test one searchsorted.
         self._keys = np.sort(self.users * self.n_items + self.items)
         self.rng = rng
