@@ -191,7 +191,10 @@ def open_search(
     check_budget(settings.budget_seconds, settings.max_trials)
     models = choose_models(settings.task, settings.models, data)
     split = tuning_split(data, settings.task, settings.split, settings.metric, settings.seed)
-    optuna.logging.set_verbosity(logging.WARNING)
+    # ERROR, not WARNING: Optuna logs each failed trial at WARNING with its whole traceback
+    # (a model that cannot train on the data printed one per trial), and the search's own
+    # progress line already says which trial failed and why.
+    optuna.logging.set_verbosity(logging.ERROR)
     study = optuna.create_study(
         storage=open_storage(storage) if storage is None or isinstance(storage, str) else storage,
         study_name=study_name,

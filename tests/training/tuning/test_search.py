@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -96,14 +97,23 @@ def test_a_search_in_which_no_trial_finished_is_an_error(
 
     monkeypatch.setattr(EASE, "fit", broken)
     notes: list[str | None] = []
-    with pytest.raises(TuningError, match="no trial finished within the budget"):
-        run_search(
-            ml100k_slice,
-            SearchSettings(task="topk", models=["ease"], max_trials=2),
-            on_trial=lambda record, left: notes.append(record.note),
-            clock=ManualClock(0.0),
-        )
+    optuna_says: list[logging.LogRecord] = []
+    heard = logging.Handler()
+    heard.emit = optuna_says.append  # type: ignore[method-assign]
+    logging.getLogger("optuna").addHandler(heard)
+    try:
+        with pytest.raises(TuningError, match="no trial finished within the budget"):
+            run_search(
+                ml100k_slice,
+                SearchSettings(task="topk", models=["ease"], max_trials=2),
+                on_trial=lambda record, left: notes.append(record.note),
+                clock=ManualClock(0.0),
+            )
+    finally:
+        logging.getLogger("optuna").removeHandler(heard)
     assert notes == ["ease: broken on purpose"] * 2
+    # Optuna's own "Trial N failed" warning printed each failure's traceback beside the note
+    assert [r.getMessage() for r in optuna_says if "failed" in r.getMessage()] == []
 
 
 @pytest.mark.parametrize(
