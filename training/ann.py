@@ -188,6 +188,10 @@ def build_index(
     index.cp.seed = seed
     rng = np.random.default_rng(seed)
     n_train = min(n_items, nlist * TRAIN_POINTS_PER_LIST)
+    # A small catalog has fewer rows than FAISS's k-means asks for per list (39), and FAISS
+    # printed "please provide at least 39 training points" at every save, which an operator
+    # can do nothing about: every row is already used, and such a catalog is scored exactly.
+    index.cp.min_points_per_centroid = min(index.cp.min_points_per_centroid, n_train // nlist)
     if n_train == n_items:
         sample = np.ascontiguousarray(rows.read(0, n_items), dtype=np.float32)
     else:

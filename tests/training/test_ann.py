@@ -117,3 +117,15 @@ def test_rows_that_run_short_of_the_catalog_are_refused() -> None:
     short = ann.Rows(120, 4, lambda start, stop: table[start:stop])  # 20 items missing
     with pytest.raises(ann.AnnError, match="100 rows, not its 120 items"):
         build_index(short, nlist=2)
+
+
+def test_a_small_catalog_builds_without_faiss_asking_for_more_points(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """FAISS's k-means warned "please provide at least 39 training points" on every save of
+    a catalog of fewer rows than that per list: nothing an operator could act on."""
+    rows = np.random.default_rng(0).standard_normal((25, 8)).astype(np.float32)
+    for nlist in (1, 4):
+        _, params = ann.build_index(rows, nlist=nlist, nprobe=1)
+        assert params.train_rows == 25
+    assert "training points" not in capfd.readouterr().err
