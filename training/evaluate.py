@@ -197,20 +197,45 @@ def _predict_pairs(
     return out
 
 
+def serving_baseline(
+    train: sp.csr_matrix, users: np.ndarray, rating_range: tuple[float, float]
+) -> np.ndarray:
+    """What serving answers for each of ``users`` where the model predicts nothing.
+
+    ``app.serving.recommend.prediction_baseline``: the user's mean training
+    rating when they have one, else the mean of all training ratings (the
+    middle of the rating range when there are none), clipped to the range.
+    Measured with it, a validation figure is the figure of the served
+    predictions on any rating scale, where a constant (3) is only right for
+    1-5 stars.
+    """
+    low, high = rating_range
+    overall = float(np.mean(train.data, dtype=np.float64)) if train.nnz else (low + high) / 2
+    counts = np.diff(train.indptr)
+    rows = np.repeat(np.arange(train.shape[0]), counts)
+    sums = np.bincount(rows, weights=train.data.astype(np.float64), minlength=train.shape[0])
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), overall)
+    return np.clip(means[users], low, high)
+
+
 def evaluate_ratings(
     scorer: Scorer,
     train: sp.csr_matrix,
     test: Interactions,
-    default_rating: float = 3.0,
+    default_rating: float | None = None,
     batch_size: int = 1024,
     predict_cold_items: bool = False,
 ) -> dict[str, float]:
     """RMSE and MAE of ``scorer.predict`` on the test ratings.
 
     A known user's state comes from their training row (and their index).
-    Pairs whose user has no training rating or whose item has none get
-    ``default_rating``: the AutoRec authors' code predicts 3 for them, and
-    the count is reported as ``n_default`` so the convention is visible.
+    Pairs whose user has no training rating or whose item has none cannot
+    be predicted; the count is reported as ``n_default`` so the convention
+    is visible. By default (``None``) they get what serving answers for
+    them (``serving_baseline``: the user's mean training rating, else the
+    training mean), so ``genrec train``, ``genrec tune`` and the retrain
+    gate measure the served form on any rating scale. A paper protocol
+    passes its own constant: the AutoRec authors' code predicts 3.
     ``predict_cold_items`` lets a model that can score an item without
     ratings (ConvMF, from the item's text) predict those pairs itself.
     """
@@ -225,7 +250,10 @@ def evaluate_ratings(
     known_user = np.diff(train.indptr) > 0
     known_item = np.bincount(train.indices, minlength=train.shape[1]) > 0
     known = known_user[test.users] & (predict_cold_items | known_item[test.items])
-    predicted = np.full(len(test), float(default_rating), dtype=np.float64)
+    if default_rating is None:
+        predicted = serving_baseline(train, test.users, scorer.rating_range)
+    else:
+        predicted = np.full(len(test), float(default_rating), dtype=np.float64)
     if known.any():
         predicted[known] = _predict_pairs(
             scorer, train, test.users[known], test.items[known], batch_size
@@ -272,11 +300,13 @@ def rating_validation(
     train: sp.csr_matrix,
     valid: Interactions,
     metric: Literal["rmse", "mae"] = "rmse",
-    default_rating: float = 3.0,
+    default_rating: float | None = None,
     batch_size: int = 1024,
     predict_cold_items: bool = False,
 ) -> Validation:
-    """Early-stopping validation on held-out ratings (lower RMSE/MAE is better)."""
+    """Early-stopping validation on held-out ratings (lower RMSE/MAE is better).
+
+    ``default_rating`` as in ``evaluate_ratings`` (None: serving's baseline)."""
     if metric not in ("rmse", "mae"):
         raise EvaluationError(f"rating validation metric must be 'rmse' or 'mae', got {metric!r}")
     train = sp.csr_matrix(train)

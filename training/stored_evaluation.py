@@ -11,8 +11,10 @@ order or the record of the split do not match, ``StoredEvaluationError``
 says which, instead of a figure.
 
 The slice also picked the kept epoch, so these are the version's
-validation figures (they equal the manifest's metrics); comparing models
-on an untouched test set is what the protocols (``training.protocols``) do.
+validation figures (they equal the manifest's metrics, but for a rating
+version saved while held-out pairs it could not predict counted as 3: they
+now count as served, ``evaluate.serving_baseline``); comparing models on an
+untouched test set is what the protocols (``training.protocols``) do.
 """
 
 from __future__ import annotations

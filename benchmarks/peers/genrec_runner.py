@@ -167,9 +167,13 @@ def run_ratings(split: Path, model: str, settings: dict[str, str]) -> tuple[dict
     train = read_interactions(split, "train", explicit=True)
     train_csr = train.to_csr()
     valid = read_interactions(split, "valid", explicit=True)
-    clocked = ClockedValidation(rating_validation(train_csr, valid, "rmse"))
+    # Unseen pairs get the split's own constant (meta ``default_rating``, AutoRec's 3), the
+    # rule every library's predictions are scored by (``score.rating_metrics``).
+    default = float(json.loads((split / "meta.json").read_text())["default_rating"])
+    clocked = ClockedValidation(rating_validation(train_csr, valid, "rmse", default))
     scorer, report = _fit(model, settings, train, clocked)
-    metrics = evaluate_ratings(scorer, train_csr, read_interactions(split, "test", explicit=True))
+    test = read_interactions(split, "test", explicit=True)
+    metrics = evaluate_ratings(scorer, train_csr, test, default)
     return metrics, report, _checkpoints(report, clocked, "rmse", _closed_form(model))
 
 

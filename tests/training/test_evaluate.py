@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from training.evaluate import (
     evaluate_topk,
     rank,
     rating_validation,
+    serving_baseline,
     topk_validation,
 )
 from training.models.base import History, NotARatingModel, Scorer
@@ -157,10 +159,40 @@ def test_evaluate_ratings_uses_defaults_for_unseen_users_and_items() -> None:
 def test_rating_validation_is_lower_is_better() -> None:
     train, test = _ratings_data()
     scorer = MeanScorer({"n_items": 4}, {"offset": torch.zeros(4)})
-    validation = rating_validation(train, test, metric="mae")
+    validation = rating_validation(train, test, metric="mae", default_rating=3.0)
     assert not validation.higher_is_better
     # (a, z) = 3 vs 3, (b, y) = 5 vs 4, defaults 3 vs 1 and 3 vs 2
     assert validation.evaluate(scorer)["mae"] == pytest.approx((0.0 + 1.0 + 2.0 + 1.0) / 4)
+
+
+@pytest.mark.parametrize(("scale", "shift"), [(1.0, 0.0), (0.25, -0.25), (25.0, -25.0)])
+def test_unpredictable_pairs_get_what_serving_answers_on_any_scale(
+    scale: float, shift: float
+) -> None:
+    """1-5 stars, 0-1 and 0-100: a pair the model cannot predict gets serving's baseline
+    (``prediction_baseline``: the user's mean training rating, else the training mean),
+    not a constant 3 that lies outside a 0-1 scale."""
+    train, test = _ratings_data()
+    train.data = train.data * scale + shift
+    test = dataclasses.replace(test, ratings=test.ratings * scale + shift)
+    low, high = 1 * scale + shift, 5 * scale + shift
+    scorer = MeanScorer({"n_items": 4, "rating_range": [low, high]}, {"offset": torch.zeros(4)})
+    result = rating_validation(train, test, metric="rmse").evaluate(scorer)
+    # (a, z): a's mean 3; (b, y): b's mean 5; (c, x): c has no training rating -> the
+    # training mean (4 + 2 + 5 + 5) / 4 = 4; (b, w): w has none -> b's mean 5.
+    predicted = np.array([3.0, 5.0, 4.0, 5.0]) * scale + shift
+    truth = np.array([3.0, 4.0, 1.0, 2.0]) * scale + shift
+    assert result["rmse"] == pytest.approx(math.sqrt(np.mean((predicted - truth) ** 2)))
+    assert result["n_default"] == 2
+    # The constant stays available to the paper protocols (AutoRec's code predicts 3).
+    constant = evaluate_ratings(scorer, train, test, default_rating=3.0)
+    assert constant["rmse"] != pytest.approx(result["rmse"])
+
+
+def test_the_serving_baseline_of_an_empty_training_part_is_the_middle_of_the_range() -> None:
+    empty = sp.csr_matrix((2, 3), dtype=np.float32)
+    got = serving_baseline(empty, np.array([0, 1]), (0.0, 1.0))
+    np.testing.assert_array_equal(got, [0.5, 0.5])
 
 
 def test_evaluate_ratings_refuses_a_ranking_only_model() -> None:
