@@ -15,6 +15,12 @@ validation figures (they equal the manifest's metrics, but for a rating
 version saved while held-out pairs it could not predict counted as 3: they
 now count as served, ``evaluate.serving_baseline``); comparing models on an
 untouched test set is what the protocols (``training.protocols``) do.
+
+The slice is drawn over one record per (user, item) pair
+(``pipeline.draw_holdout``). A version written before that drew it over
+every record; on data without repeated pairs both draws are the same, on
+data with them its slice held copies of pairs it was trained on, and it is
+refused.
 """
 
 from __future__ import annotations
@@ -24,10 +30,9 @@ from typing import Any
 
 from models_store import LoadedVersion, Manifest, ModelStore
 from training.data.interactions import Interactions
-from training.data.splits import per_user_holdout
 from training.models import model_class, stored_scorer
 from training.models.base import Scorer
-from training.pipeline import validation_on
+from training.pipeline import HOLDOUT_PAIRS, draw_holdout, validation_on
 
 
 class StoredEvaluationError(ValueError):
@@ -96,7 +101,8 @@ def evaluate_loaded(
     what = _what(manifest)
     record = _holdout_record(manifest, what)
     _check_same_data(manifest, loaded, data, what)
-    train, heldout = per_user_holdout(
+    _check_pairs(record, data, what)
+    train, heldout = draw_holdout(
         data,
         fraction=float(record["fraction"]),
         seed=int(record["seed"]),
@@ -162,6 +168,21 @@ def _check_same_data(
         data.item_ids.ids
     ):
         raise StoredEvaluationError(f"{what}: the data's id maps differ from the version's")
+
+
+def _check_pairs(record: dict[str, Any], data: Interactions, what: str) -> None:
+    """A slice drawn over every record (genrec before repeated pairs were merged) is the one
+    drawn now only when no (user, item) pair of the data is repeated."""
+    if record.get("pairs") == HOLDOUT_PAIRS:
+        return
+    repeats = len(data) - len(data.latest_per_pair())
+    if repeats:
+        raise StoredEvaluationError(
+            f"{what} was trained by an older genrec, which drew its held-out slice from every "
+            f"record: {repeats:,} records of this data repeat a (user, item) pair, so its slice "
+            "and training part shared pairs and its figures count interactions it was fitted "
+            "on; retrain it to measure it"
+        )
 
 
 def _scorer(loaded: LoadedVersion) -> Scorer:

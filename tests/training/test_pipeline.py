@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from models_store import ModelStore
+from tests.training.repeated_pairs import every_pair_twice, latest_copies
 from training.data.interactions import Interactions
 from training.models import scorer_class
 from training.models.base import History, ModelError
@@ -174,3 +175,24 @@ def test_rating_figures_on_a_0_1_scale_are_what_serving_answers() -> None:
     served = np.sqrt(np.mean((predicted - heldout.ratings) ** 2))
     assert result.metrics["rmse"] == pytest.approx(served, abs=1e-5)
     assert result.metrics["rmse"] < 0.5  # a 3 on a 0-1 scale is >= 2 off
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides"), [("popularity", {}), ("biased-mf", {"epochs": "2"})]
+)
+def test_a_pair_logged_twice_is_one_record_in_the_fit_and_the_slice(
+    model: str, overrides: dict[str, str]
+) -> None:
+    """Split record by record, one copy of a repeated pair was held out and the other
+    trained on: masked as seen, or its rating leaked (popularity's NDCG@10 on the bug
+    hunt's log of pairs logged twice: 0.0000, 0.1642 without the repeats). Each pair is
+    now its latest record, so the log validates as the pairs logged once would."""
+    torch.set_num_threads(1)
+    data = _clicks()
+    twice = train_model(model, every_pair_twice(data), overrides)
+    once = train_model(model, latest_copies(data), overrides)
+    assert twice.metrics == once.metrics
+    assert twice.holdout == once.holdout  # the same slice, its fingerprint included
+    assert twice.holdout is not None and twice.holdout["pairs"] == "latest"
+    if model == "popularity":
+        assert twice.metrics["ndcg@10"] > 0.1

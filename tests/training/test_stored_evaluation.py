@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from models_store import ModelStore
+from tests.training.repeated_pairs import every_pair_twice
 from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
 from training.evaluate import evaluate_ratings, evaluate_topk
@@ -129,6 +130,45 @@ def test_a_version_without_a_record_of_its_slice_is_refused(tmp_path: Path) -> N
         training={"selection_metric": result.metric},  # as versions written before the record
     )
     with pytest.raises(StoredEvaluationError, match="does not record how its held-out slice"):
+        evaluate_stored(store, "ease", manifest.version, data)
+
+
+def test_a_version_trained_on_pairs_logged_twice_is_measured_on_its_slice(tmp_path: Path) -> None:
+    """Each pair is its latest record in the slice drawn again, as it was in training."""
+    data = every_pair_twice(_ratings())
+    store = ModelStore(tmp_path)
+    manifest = train_and_save(store, "ease", data)
+    result = evaluate_stored(store, "ease", manifest.version, data)
+    assert result.metrics == pytest.approx(manifest.metrics, abs=1e-6)
+    assert result.n_train + result.n_heldout == len(data) // 2
+
+
+@pytest.mark.parametrize("repeated", [False, True])
+def test_a_slice_drawn_from_every_record_is_refused_when_pairs_repeat(
+    tmp_path: Path, repeated: bool
+) -> None:
+    """A version written before repeated pairs were merged drew its slice from every record
+    (its record has no ``pairs``): the same slice as now when no pair repeats; with
+    repeats its slice held copies of pairs it was fitted on, and it is refused."""
+    data = every_pair_twice(_ratings()) if repeated else _ratings()
+    result = train_model("ease", data)
+    assert result.holdout is not None
+    old_record = {k: v for k, v in result.holdout.items() if k != "pairs"}
+    store = ModelStore(tmp_path)
+    manifest = store.save(
+        "ease",
+        version_contents(result.scorer, data),
+        scorer_config=result.scorer.config,
+        hyper_parameters=result.model.config.to_dict(),
+        metrics=result.metrics,
+        data=data_info(data, "synthetic"),
+        training={"selection_metric": result.metric, "holdout": old_record},
+    )
+    if not repeated:
+        measured = evaluate_stored(store, "ease", manifest.version, data)
+        assert measured.metrics == pytest.approx(manifest.metrics, abs=1e-6)
+        return
+    with pytest.raises(StoredEvaluationError, match=r"older genrec.* 480 records of this data"):
         evaluate_stored(store, "ease", manifest.version, data)
 
 

@@ -12,7 +12,9 @@
   predicts them for its own users).
 
 The metric defaults to NDCG@100 for top-k (capped at the catalogue size) and
-RMSE for ratings.
+RMSE for ratings. Every split is drawn over one record per (user, item) pair,
+its latest (``Interactions.latest_per_pair``, as ``genrec train``'s slice):
+split record by record, a repeated pair had a copy on each side.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ def check_split(task: str, split: str | None, metric: str | None) -> str:
 def tuning_split(
     data: Interactions, task: str, split: str | None, metric: str | None, seed: int = 0
 ) -> TuningSplit:
-    """Build the validation for ``task`` by ``split`` (its default when None)."""
+    """Build the validation for ``task`` by ``split`` (its default when None), over the
+    latest record of each (user, item) pair."""
     split = check_split(task, split, metric)
+    data = data.latest_per_pair()
     active = len(np.unique(data.users))
     if active < MIN_USERS:
         raise TuningError(

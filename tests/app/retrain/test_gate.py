@@ -156,6 +156,38 @@ def test_a_production_that_held_the_slice_out_is_compared_on_all_of_it(
     assert figures.production is not None and figures.production[0] == version
 
 
+def _held_out_pairs(data: Interactions, users: set[str]) -> set[tuple[str, str]]:
+    split = holdout_split(data)
+    assert split is not None
+    heldout = split[1]
+    pairs = zip(heldout.users.tolist(), heldout.items.tolist(), strict=True)
+    named = {(data.user_ids.ids[u], data.item_ids.ids[i]) for u, i in pairs}
+    return {pair for pair in named if pair[0] in users}
+
+
+def test_a_log_that_repeats_earlier_pairs_keeps_production_s_slice_for_other_users(
+    base_data: Interactions,
+) -> None:
+    """The slice is drawn over one record per pair; a pair logged again keeps its first
+    record's place, so the slice drawn from the grown data (same seed) is still the one
+    production held out for every user who logged nothing new, and the gate does not
+    score production on records it was fitted on."""
+    again = base_data.subset(
+        np.isin(base_data.users, [0, 1]) & (np.arange(len(base_data)) % 3 == 0)
+    )
+    relogged = Interactions.from_arrays(
+        [base_data.user_ids.ids[u] for u in again.users],
+        [base_data.item_ids.ids[i] for i in again.items],
+        6 - again.ratings,
+        np.full(len(again), 2_000_000_000),
+    )
+    grown = concat(base_data, relogged)
+    assert len(grown.latest_per_pair()) == len(base_data) < len(grown)
+    changed = set(relogged.user_ids.ids)
+    others = set(base_data.user_ids.ids) - changed
+    assert _held_out_pairs(grown, others) == _held_out_pairs(base_data, others)
+
+
 def test_a_production_fitted_on_all_its_data_is_compared_on_newer_records_only(
     job_store: ModelStore, base_data: Interactions
 ) -> None:

@@ -217,3 +217,28 @@ def test_covering_random_split_covers_users_and_items() -> None:
         assert abs(len(part) - r * len(data)) <= 1
     again = S.covering_random_split(data, (0.8, 0.1, 0.1), seed=5)
     assert _keys(again[2]) == _keys(parts[2])
+
+
+def test_latest_per_pair_keeps_the_latest_record_in_the_place_of_the_first() -> None:
+    """What ``to_csr`` keeps (the greatest timestamp; at the same second, the later record),
+    one record per pair, where the pair first appeared: a log grown by appending keeps
+    every earlier pair in its place, so a split drawn by position draws the same."""
+    data = Interactions.from_arrays(
+        ["a", "b", "a", "a", "b", "c", "c", "c"],
+        ["x", "x", "y", "x", "x", "z", "x", "z"],
+        [1, 2, 3, 4, 5, 1, 2, 3],
+        [10, 10, 20, 30, 10, 50, 5, 40],
+    )
+    pairs = data.latest_per_pair()
+    named = [
+        (data.user_ids.ids[u], data.item_ids.ids[i])
+        for u, i in zip(pairs.users, pairs.items, strict=True)
+    ]
+    assert named == [("a", "x"), ("b", "x"), ("a", "y"), ("c", "z"), ("c", "x")]
+    # (a, x): records 0 and 3, the later in time; (b, x): 1 and 4 at one second, the later
+    # record; (c, z): 5 (t 50) and 7 (t 40), the earlier record is the later in time.
+    assert pairs.ratings.tolist() == [4, 5, 3, 1, 2]
+    assert pairs.timestamps.tolist() == [30, 10, 20, 50, 5]
+    assert (pairs.to_csr() != data.to_csr()).nnz == 0
+    assert pairs.user_ids is data.user_ids and pairs.item_ids is data.item_ids
+    assert pairs.latest_per_pair() is pairs  # nothing repeated: the data itself
