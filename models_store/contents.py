@@ -138,10 +138,10 @@ def non_finite(arrays: Mapping[str, np.ndarray]) -> list[str]:
     scores touched them: promote accepted a version the server then refused, and a
     NaN in a user's row was served (that user's scores were NaN).
 
-    Cost: one pass over arrays the load has just read and hashed, a chunk at a time
-    (measured on 1,000,000 x 256 float32, 1 GB: 0.07 s, against 0.6 s for its sha256;
-    ``np.isfinite`` over the whole array at once allocates a byte per element and took
-    0.7 s).
+    Cost: one pass over arrays the load has just read and hashed, a chunk at a time,
+    so no temporary grows with the table (``np.isfinite`` over a whole array allocates
+    a byte per element). ``benchmarks/non_finite_check.py`` (docs/internals.md): on
+    1,000,000 x 256 float32, 1 GB, 0.05-0.10 s against 0.57 s for its sha256.
     """
     bad = []
     for name, array in arrays.items():
