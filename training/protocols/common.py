@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,7 @@ def check_seeds(seeds: Sequence[int]) -> None:
     for seed in seeds:
         if not 0 <= seed < 2**32:
             raise ProtocolError(f"seed {seed} is out of range; seeds must be in [0, 2^32)")
-    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    repeated = sorted(seed for seed, times in Counter(seeds).items() if times > 1)
     if repeated:
         raise ProtocolError(
             f"seed(s) {', '.join(map(str, repeated))} given more than once; each seed is one run"
