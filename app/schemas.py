@@ -14,7 +14,17 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
 from app.rules.request import BOOST_DOC, CAP_DOC, FILTER_DOC, MMR_DOC, RulesIn
-from app.schemas_fields import Bool, Id, IsoDateTime, ModelName, Number, RuleText, Text, storable
+from app.schemas_fields import (
+    Bool,
+    Id,
+    IsoDateTime,
+    ModelName,
+    Number,
+    QueryInt,
+    RuleText,
+    Text,
+    storable,
+)
 
 Rating = Number
 #: Most ids in one ``include`` / ``exclude`` list, and most entries in an ad-hoc history.
@@ -151,7 +161,8 @@ class RecommendationResponse(BaseModel):
     short_by: int | None = Field(None, description=SHORT_BY)
     boost_unit: float | None = Field(None, description=BOOST_UNIT)
     unknown_items: list[str] | None = Field(
-        None, description="history items the model does not know (ignored)"
+        None,
+        description="item ids of the request (history, include) the model does not know (ignored)",
     )
     recommendation_id: str | None = Field(None, description=RECOMMENDATION_ID)
     experiment: str | None = Field(
@@ -176,12 +187,24 @@ class RecommendationQuery(BaseModel):
     serving layer, like the body limits.
     """
 
-    k: int = Field(10, description="number of items (1..max_k)")
+    k: QueryInt = Field(10, description="number of items (1..max_k)")
     model: ModelName | None = Field(None, description="model name; default model if omitted")
     exclude_seen: bool = Field(True, description="drop items the user already has")
     exclude: list[Text] | None = Field(None, description="item ids never to return")
     include: list[Text] | None = Field(None, description="rank only these item ids")
-    exclude_recently_shown: int = Field(0, description=EXCLUDE_RECENTLY_SHOWN)
+    exclude_recently_shown: QueryInt = Field(0, description=EXCLUDE_RECENTLY_SHOWN)
+    filter: list[RuleText] | None = Field(None, description=FILTER_DOC)
+    boost: list[RuleText] | None = Field(None, description=BOOST_DOC)
+    cap: RuleText | None = Field(None, description=CAP_DOC)
+    mmr: float | None = Field(None, description=MMR_DOC)
+
+
+class SimilarItemsQuery(BaseModel):
+    """Query string of ``GET /v1/items/{item_id}/similar`` (see ``app.api.query``): parsed
+    like the user list's, so a repeated ``k`` or ``k=5.0`` gets the same 422 on both."""
+
+    k: QueryInt = Field(10, description="number of items (1..max_k)")
+    model: ModelName | None = Field(None, description="model name; default model if omitted")
     filter: list[RuleText] | None = Field(None, description=FILTER_DOC)
     boost: list[RuleText] | None = Field(None, description=BOOST_DOC)
     cap: RuleText | None = Field(None, description=CAP_DOC)

@@ -155,5 +155,19 @@ def _iso_text(value: Any) -> Any:
     return storable(value)
 
 
+def _decimal_digits(value: Any) -> Any:
+    """A query string's integer is written in decimal digits: pydantic's lax parsing would
+    also read ``5.0``, ``+5``, `` 5 `` and ``5_0`` (as 50), which no client means to send.
+    A minus sign passes, so that ``k=-1`` gets the range's own message."""
+    digits = value.removeprefix("-") if isinstance(value, str) else ""
+    if isinstance(value, str) and not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"must be a whole number written in digits (e.g. 10), got {value!r}")
+    return value
+
+
+#: An integer query parameter (``?k=``): digits only, then the field's own range checks.
+QueryInt = Annotated[int, BeforeValidator(_decimal_digits)]
+
+
 #: Type guard of timestamp fields (the range check follows in ``app.schemas``).
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]

@@ -30,17 +30,6 @@ ModelNamePath = Annotated[
 #: A job id is any integer; one outside int64 names no job (404 like -1, ``routes.admin``).
 JobIdPath = Annotated[int, Path(description="retrain job id")]
 
-#: ``?model=`` of the serving routes: optional, 1-64 characters (``ModelName`` in bodies).
-ModelQuery = Annotated[
-    str | None,
-    AfterValidator(storable),
-    Query(
-        min_length=1,
-        max_length=64,
-        description="model name; default model if omitted",
-        json_schema_extra=MODEL_ENUM,
-    ),
-]
 #: ``?model=`` of ``GET /admin/jobs``.
 JobModelQuery = Annotated[
     str | None,

@@ -41,17 +41,41 @@ def _list_fields(model: type[BaseModel]) -> frozenset[str]:
 
 def parse_query(model: type[M], params: QueryParams) -> M:
     """``params`` validated as ``model``; a ``RequestValidationError`` (our 422) naming the
-    parameter otherwise. Parameters the model does not declare are ignored, as FastAPI does."""
+    parameter otherwise. Parameters the model does not declare are ignored, as FastAPI does
+    (a link's ``utm_source`` must not fail a page).
+
+    A single-valued parameter given twice (``?k=5&k=500``) is refused: FastAPI keeps the
+    last one silently, and which of two values a client meant is a guess either way."""
     lists = _list_fields(model)
     data: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
     for name in model.model_fields:
-        if name in params:
-            data[name] = params.getlist(name) if name in lists else params[name]
+        if name not in params:
+            continue
+        values = params.getlist(name)
+        if name in lists:
+            data[name] = values
+        elif len(values) > 1:
+            errors.append(_given_more_than_once(name, values))
+        else:
+            data[name] = values[0]
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from None
+        errors += [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+    if errors:
+        raise RequestValidationError(errors)
+    return parsed
+
+
+def _given_more_than_once(name: str, values: list[str]) -> dict[str, Any]:
+    """The error of a repeated single-valued parameter, in pydantic's error shape."""
+    return {
+        "type": "value_error",
+        "loc": ("query", name),
+        "msg": f"Value error, takes one value, given {len(values)} times",
+        "input": values,
+    }
 
 
 def openapi_parameters(model: type[BaseModel]) -> dict[str, Any]:

@@ -136,7 +136,11 @@ class Recommender:
         )
         ranked = await self._rank(model, job)
         assert ranked.context is not None  # the batch resolved this job's user
-        return self._answer(model, ranked, ranked.context, user_id, "user", k, assignment, started)
+        response = self._answer(
+            model, ranked, ranked.context, user_id, "user", k, assignment, started
+        )
+        response.unknown_items = _unknown(model, filters.include) or None
+        return response
 
     async def for_history(self, request: AdHocRecommendationRequest) -> RecommendationResponse:
         """Top-k for an anonymous history (fold-in; unknown items listed, not fatal)."""
@@ -192,7 +196,9 @@ class Recommender:
             started,
             session_id=request.session_id,
         )
-        response.unknown_items = unknown
+        response.unknown_items = unknown + [
+            i for i in _unknown(model, filters.include) if i not in unknown
+        ]
         return response
 
     async def predict(
@@ -475,6 +481,14 @@ def query_rules(
         return rules_from_query(filters, boosts, cap, mmr)
     except RuleError as exc:
         raise ApiError(422, "invalid_rule", str(exc)) from exc
+
+
+def _unknown(model: LoadedModel, include: Sequence[str] | None) -> list[str]:
+    """The ``include`` ids the model does not know, once each: an ``include`` of only
+    such ids answers an empty list, and ``short_by`` alone would not say why."""
+    if not include:
+        return []
+    return [i for i in dict.fromkeys(include) if i not in model.item_index]
 
 
 def _allowed(model: LoadedModel, include: Sequence[str] | None) -> np.ndarray | None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Query
-
-from app.api.deps import ServicesDep
-from app.api.params import ItemIdPath, ModelQuery
-from app.api.responses import SERVING, errors
-from app.rules.request import BOOST_DOC, CAP_DOC, FILTER_DOC, MMR_DOC
-from app.schemas import SimilarItemsResponse
-from app.schemas_fields import RuleText
+from app.api.deps import services_of
+from app.api.params import ItemIdPath
+from app.api.query import openapi_parameters, parse_query
+from app.api.responses import SERVING, errors, json_bytes
+from app.schemas import SimilarItemsQuery, SimilarItemsResponse
 from app.serving.recommend import query_rules
 
 router = APIRouter(prefix="/v1", tags=["items"])
@@ -22,18 +19,12 @@ router = APIRouter(prefix="/v1", tags=["items"])
     response_model=SimilarItemsResponse,
     response_model_exclude_none=True,
     responses=errors(*SERVING),
+    openapi_extra=openapi_parameters(SimilarItemsQuery),
 )
-async def similar_items(
-    item_id: ItemIdPath,
-    services: ServicesDep,
-    k: Annotated[int, Query(description="number of items (1..max_k)")] = 10,
-    model: ModelQuery = None,
-    filter: Annotated[list[RuleText] | None, Query(description=FILTER_DOC)] = None,
-    boost: Annotated[list[RuleText] | None, Query(description=BOOST_DOC)] = None,
-    cap: Annotated[RuleText | None, Query(description=CAP_DOC)] = None,
-    mmr: Annotated[float | None, Query(description=MMR_DOC)] = None,
-) -> SimilarItemsResponse:
+async def similar_items(item_id: ItemIdPath, request: Request) -> Response:
     """Most similar items by cosine over the model's item vectors (else co-occurrence),
     under the same business rules as every list (docs/rules.md)."""
-    rules = query_rules(filter, boost, cap, mmr)
-    return await services.recommender.similar(item_id, k, model, rules)
+    query = parse_query(SimilarItemsQuery, request.query_params)
+    rules = query_rules(query.filter, query.boost, query.cap, query.mmr)
+    answer = await services_of(request).recommender.similar(item_id, query.k, query.model, rules)
+    return json_bytes(answer)

@@ -25,6 +25,20 @@ def test_repeated_parameters_become_lists_and_unknown_ones_are_ignored() -> None
     assert parse_query(RecommendationQuery, QueryParams("")) == RecommendationQuery()
 
 
+def test_a_single_valued_parameter_given_twice_is_refused_not_last_wins() -> None:
+    with pytest.raises(RequestValidationError) as caught:
+        parse_query(RecommendationQuery, QueryParams("k=5&k=500&exclude=a&exclude=b"))
+    (error,) = caught.value.errors()
+    assert error["loc"] == ("query", "k") and "given 2 times" in error["msg"]
+
+
+@pytest.mark.parametrize("written", ["5.0", "+5", " 5", "5_0", "٥"])
+def test_an_integer_is_written_in_digits(written: str) -> None:
+    with pytest.raises(RequestValidationError) as caught:
+        parse_query(RecommendationQuery, QueryParams({"k": written}))
+    assert caught.value.errors()[0]["loc"] == ("query", "k")
+
+
 def test_a_bad_value_is_a_validation_error_located_in_the_query() -> None:
     with pytest.raises(RequestValidationError) as caught:
         parse_query(RecommendationQuery, QueryParams("k=ten&model="))

@@ -29,3 +29,19 @@ def test_unknown_item_and_bad_k(client: TestClient) -> None:
     r = client.get("/v1/items/nope/similar")
     assert r.status_code == 404 and "nope" in r.json()["message"]
     assert client.get("/v1/items/4/similar", params={"k": 0}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("k=5&k=500", "given 2 times"),
+        ("k=5.0", "digits"),
+        ("k=5_0", "digits"),
+        ("model=ease&model=popularity", "given 2 times"),
+    ],
+)
+def test_a_query_read_one_way_only(client: TestClient, query: str, says: str) -> None:
+    """Parsed like the user list's query: nothing a client did not mean is guessed."""
+    for path in ("/v1/items/4/similar", "/v1/users/u1/recommendations"):
+        r = client.get(f"{path}?{query}")
+        assert r.status_code == 422 and says in r.json()["message"], (path, r.json())

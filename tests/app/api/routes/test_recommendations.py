@@ -46,6 +46,19 @@ def test_exclude_seen_false_and_filters(
         params={"k": 10, "include": ["1", "2", "3", "no-such-item"], "exclude_seen": False},
     )
     assert sorted(it["item_id"] for it in r.json()["items"]) == ["1", "2", "3"]
+    assert r.json()["unknown_items"] == ["no-such-item"]
+
+
+def test_an_include_of_only_unknown_items_says_why_the_list_is_empty(client: TestClient) -> None:
+    r = client.get("/v1/users/u3/recommendations", params={"k": 3, "include": ["x", "y", "x"]})
+    body = r.json()
+    assert r.status_code == 200, body
+    assert (body["items"], body["short_by"], body["unknown_items"]) == ([], 3, ["x", "y"])
+    r = client.post(
+        "/v1/recommendations",
+        json={"history": [{"item_id": "zzz"}], "include": ["zzz", "2", "q"], "k": 3},
+    )
+    assert r.json()["unknown_items"] == ["zzz", "q"]
 
 
 def test_unknown_user_gets_flagged_popularity_fallback(client: TestClient) -> None:
