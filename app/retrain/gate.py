@@ -12,7 +12,11 @@ Users it knows and who have no training-part interaction after its cutoff
 keep their index (as serving would answer them); everyone else is folded in
 from their training-part history (``users=-1``), exactly as serving folds in
 logged interactions. Items it does not know cannot be recommended by it: they
-score -inf, and predict the middle of the rating range for rating models.
+score -inf, and a rating model predicts for them what serving answers
+(``app.serving.recommend.prediction_baseline``): the user's mean rating, else
+production's mean training rating. (The middle of the range, which it used to
+predict, is not what production serves; on a 1-5 scale it cost production
+RMSE on every new item and let a worse candidate through.)
 
 Since new data normally keeps the base data's records first and in order, the
 per-user hold-out (random keys per record position, same seed) picks the same
@@ -54,15 +58,30 @@ class ProductionOnSlice(Scorer):
 
     ``user_map[u]`` is the production index of job user ``u`` or -1 (fold in);
     ``item_map[i]`` the production index of job item ``i`` or -1 (unknown to it).
+    ``training_mean`` is production's mean training rating (serving's baseline for a
+    user with no ratings).
+
+    Its state is production's state with one more column, the user's serving baseline
+    (the mean of the history row it was folded from), which ``predict`` gives the
+    items production does not know.
     """
 
     name = "production-on-slice"
 
-    def __init__(self, inner: Scorer, user_map: np.ndarray, item_map: np.ndarray) -> None:
+    def __init__(
+        self,
+        inner: Scorer,
+        user_map: np.ndarray,
+        item_map: np.ndarray,
+        training_mean: float | None = None,
+    ) -> None:
         super().__init__({"n_items": len(item_map), "rating_range": list(inner.rating_range)}, {})
         self.inner = inner
         self.user_map = torch.as_tensor(user_map, dtype=torch.int64, device=inner.device)
         self.item_map = torch.as_tensor(item_map, dtype=torch.int64, device=inner.device)
+        low, high = self.rating_range
+        self.training_mean = (low + high) / 2 if training_mean is None else training_mean
+        self._inner_dtype = torch.float32
 
     @property
     def device(self) -> torch.device:
@@ -72,7 +91,24 @@ class ProductionOnSlice(Scorer):
         """(B,) job user indices + (B, I_job) histories -> production state (B, D)."""
         users = users.to(self.device)
         prod_users = torch.where(users >= 0, self.user_map[users.clamp(min=0)], -1)
-        return self.inner.user_state(prod_users, self._remap_history(history))
+        state = self.inner.user_state(prod_users, self._remap_history(history))
+        self._inner_dtype = state.dtype
+        return torch.cat([state.float(), self._baselines(history)[:, None]], dim=1)
+
+    def _baselines(self, history: History) -> Tensor:
+        """(B,) each row's mean rating (every item of it, known to production or not, as
+        serving's user mean counts them), else the training mean; clipped to the range."""
+        rows = history.row_ids().to(self.device)
+        values = history.values.to(self.device, torch.float64)
+        counts = torch.bincount(rows, minlength=history.batch_size)
+        sums = torch.zeros(history.batch_size, dtype=torch.float64, device=self.device)
+        sums.index_add_(0, rows, values)
+        means = torch.where(counts > 0, sums / counts.clamp(min=1), self.training_mean)
+        low, high = self.rating_range
+        return means.clamp(low, high).float()
+
+    def _inner_state(self, state: Tensor) -> Tensor:
+        return state[:, :-1].to(self._inner_dtype)
 
     def _remap_history(self, history: History) -> History:
         """Columns into production's item space; items it does not know are dropped."""
@@ -88,20 +124,21 @@ class ProductionOnSlice(Scorer):
 
     def score(self, state: Tensor, items: Tensor | None = None) -> Tensor:
         """(B, I_job) or (B, C): production's scores; items it does not know score -inf."""
-        return self._spread(self.inner.score, state, items, -math.inf)
+        fill = torch.full((state.shape[0], 1), -math.inf, device=self.device)
+        return self._spread(self.inner.score, state, items, fill)
 
     def predict(self, state: Tensor, items: Tensor | None = None) -> Tensor:
-        """Production's predicted ratings; the middle of the range for items it does not know."""
-        low, high = self.rating_range
-        return self._spread(self.inner.predict, state, items, (low + high) / 2)
+        """Production's predicted ratings; serving's baseline for items it does not know."""
+        return self._spread(self.inner.predict, state, items, state[:, -1:])
 
     def _spread(
         self,
         fn: Callable[[Tensor, Tensor | None], Tensor],
         state: Tensor,
         items: Tensor | None,
-        fill: float,
+        fill: Tensor,
     ) -> Tensor:
+        """``fn`` on the items production knows; ``fill`` (B, 1) for the others."""
         wanted = (
             torch.arange(self.n_items, device=self.device)
             if items is None
@@ -109,9 +146,9 @@ class ProductionOnSlice(Scorer):
         )
         mapped = self.item_map[wanted]
         known = mapped >= 0
-        out = torch.full((state.shape[0], len(wanted)), fill, device=self.device)
+        out = fill.float().expand(state.shape[0], len(wanted)).clone()
         if bool(known.any()):
-            out[:, known] = fn(state, mapped[known]).float()
+            out[:, known] = fn(self._inner_state(state), mapped[known]).float()
         return out
 
 
@@ -127,7 +164,7 @@ def production_on_slice(
     )
     changed = _users_after(train, production.cutoff)
     user_map[changed] = -1  # serving folds these in from training row ∪ newer log
-    return ProductionOnSlice(production.scorer, user_map, item_map)
+    return ProductionOnSlice(production.scorer, user_map, item_map, production.training_mean)
 
 
 def _users_after(train: Interactions, cutoff: datetime | None) -> np.ndarray:

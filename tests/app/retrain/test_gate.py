@@ -110,20 +110,43 @@ def test_known_user_with_interactions_after_the_cutoff_is_folded_in(
     assert int(wrapper.user_map[data.user_ids.index("u6")]) == production.user_index["u6"]
 
 
-def test_rating_model_predicts_the_middle_for_items_it_does_not_know(
+def test_rating_model_predicts_what_serving_answers_for_items_it_does_not_know(
     promote_base: Callable[..., str], job_store: ModelStore, base_data: Interactions
 ) -> None:
+    """Serving's baseline (the user's mean rating, else the training mean), not the middle
+    of the range: production is judged on what it serves."""
     production = build_loaded_model(
         job_store.load("biased-mf", promote_base("biased-mf", epochs=2)), CPU
     )
     data = _grown(base_data)
     wrapper = production_on_slice(production, data, data)
     assert isinstance(wrapper, ProductionOnSlice)
-    user = data.user_ids.index("u1")
-    state = wrapper.user_state(torch.tensor([user]), History.from_lists([[0]], None, data.n_items))
-    low, high = production.rating_range
-    predicted = wrapper.predict(state, torch.tensor([data.item_ids.index("new-item")]))
-    assert float(predicted[0, 0]) == (low + high) / 2
+    user, new_item, known = (
+        data.user_ids.index("u1"),
+        data.item_ids.index("new-item"),
+        data.item_ids.index("7"),
+    )
+    rows = History.from_lists([[0, 1], []], [[5.0, 4.0], []], data.n_items)
+    state = wrapper.user_state(torch.tensor([user, -1]), rows)
+    predicted = wrapper.predict(state, torch.tensor([new_item, known]))
+    assert predicted[:, 0].tolist() == pytest.approx([4.5, production.training_mean])
+    # Items production knows are its own prediction, from its own state.
+    inner_state = production.scorer.user_state(
+        torch.tensor([production.user_index["u1"], -1]),
+        History.from_lists(
+            [
+                [
+                    production.item_index[data.item_ids.ids[0]],
+                    production.item_index[data.item_ids.ids[1]],
+                ],
+                [],
+            ],
+            [[5.0, 4.0], []],
+            production.scorer.n_items,
+        ),
+    )
+    own = production.scorer.predict(inner_state, torch.tensor([production.item_index["7"]]))
+    assert predicted[:, 1].tolist() == pytest.approx(own[:, 0].tolist())
 
 
 # --------------------------------------------------------------------------- which records
