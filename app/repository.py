@@ -414,12 +414,23 @@ def recently_shown(session: Session, user_id: str, last: int) -> set[str]:
     return {item for items in session.execute(query).scalars() for item in items}
 
 
-def existing_impressions(db: Session | Connection, ids: Sequence[str]) -> dict[str, str | None]:
-    """Of ``ids``, those that name an impression, each with the impression's user id."""
+@dataclass(frozen=True)
+class NamedList:
+    """What attribution checks of an impression an event names: whose list it was (its
+    user; an ad-hoc list's session apart, migration 0008) and the items it showed."""
+
+    user_id: str | None
+    session_id: str | None
+    items: Sequence[str]
+
+
+def existing_impressions(db: Session | Connection, ids: Sequence[str]) -> dict[str, NamedList]:
+    """Of ``ids``, those that name an impression, each with its user, session and items
+    (one primary-key read)."""
     if not ids:
         return {}
     rows = as_connection(db).execute(_EXISTING_QUERY, {"ids": list(set(ids))})
-    return {id_: user for id_, user in rows}
+    return {id_: NamedList(user, session, items) for id_, user, session, items in rows}
 
 
 @dataclass(frozen=True)
@@ -441,9 +452,9 @@ MAX_WINDOW_IMPRESSIONS = 1000
 # writer's time per group in a cProfile, for statements that differ only in their values.
 # Table columns, not ORM attributes, so executing them skips the ORM's compile and
 # loading steps too. ``expanding`` binds take a list for ``IN``.
-_EXISTING_QUERY = select(_IMPRESSIONS.c.id, _IMPRESSIONS.c.user_id).where(
-    _IMPRESSIONS.c.id.in_(bindparam("ids", expanding=True))
-)
+_EXISTING_QUERY = select(
+    _IMPRESSIONS.c.id, _IMPRESSIONS.c.user_id, _IMPRESSIONS.c.session_id, _IMPRESSIONS.c["items"]
+).where(_IMPRESSIONS.c.id.in_(bindparam("ids", expanding=True)))
 _EXPERIMENT_QUERY = select(
     _IMPRESSIONS.c.id,
     _IMPRESSIONS.c.experiment,
