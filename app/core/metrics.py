@@ -135,6 +135,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.attribution_refused = Counter(
+            "genrec_attribution_refused",
+            "logged events whose recommendation_id was not attributed to its impression: "
+            "none such (unknown), another user's list (other_user), or an item the list did "
+            "not show (item_not_shown)",
+            ["reason"],
+            registry=r,
+        )
         self.interaction_group_size = Histogram(
             "genrec_interaction_group_size",
             "interaction-write requests committed in one write (group commit)",

@@ -2,7 +2,10 @@
 
 When logged events are attributed to an experiment's list, they are counted in
 ``genrec_experiment_clicks`` / ``genrec_experiment_conversions`` under the
-list's experiment, variant, model and version. One indexed read (impressions by
+list's experiment, variant, model and version. Only attributed events are: an
+event naming another user's list, or an item its list did not show, was left
+unattributed by ``app.serving.attribution`` and is not counted (the item is
+checked here again, as the results do, for events attributed before that rule). One indexed read (impressions by
 primary key) per batch that has attributed click or conversion events, none
 otherwise; this replica's unwritten impressions are looked up in memory.
 

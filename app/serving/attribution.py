@@ -1,17 +1,26 @@
 """Attribution: which impression an interaction answers, decided when it is logged.
 
 * An event that names a ``recommendation_id`` is attributed to that impression
-  when it exists (written, or still queued on this replica). An id that names
-  no impression (a typo, an impression dropped from a full queue, one deleted
-  by retention, or one still queued on another replica) never fails or loses
-  the event: it is logged as sent, with no attribution, and a warning is
-  written to the server log.
+  when the impression exists (written, or still queued on this replica), is a
+  list of the event's user or of no user (a session's ad-hoc list, whose
+  later logged-in user claims it by its id; an anonymous ad-hoc list; similar
+  items), and showed the event's item. Anything else never fails or loses the
+  event: it is logged as sent, with no attribution, a one-line warning in the
+  server log says why, and ``genrec_attribution_refused{reason}`` counts it
+  once the event is written: ``unknown`` (an id that names no impression: a
+  typo, an impression dropped from a full queue, one deleted by retention, or
+  one still queued on another replica), ``other_user`` (another user's list:
+  an id is no credential, and whoever holds one could otherwise credit that
+  list with clicks in its experiment), ``item_not_shown`` (an item the list
+  did not show: the event does not answer that list, as a window match never
+  does either).
 * An event without one is attributed, when its type is positive (weight > 0,
   or untyped), to the latest impression that showed that item to that user
   within ``window`` before the event's time. Negative and zero-weight events
   are attributed only explicitly.
 
-One query per batch of events for each rule (``existing_impressions``;
+One query per batch of events for each rule (``existing_impressions``, which
+reads each named impression's user, session and items;
 ``impressions_in_window``, a range scan of ``(user_id, created_at)`` whose
 lists are searched for the item here), on the interaction writer's connection
 before the batch's rows are inserted (each a statement of its own on Postgres,
@@ -30,14 +39,16 @@ experiment counting that follows on the same connection does not look again.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.repository import (
+    NamedList,
     NewImpression,
     NewInteraction,
     as_utc,
@@ -54,13 +65,44 @@ def is_positive(event_type: str | None, weights: Mapping[str, float]) -> bool:
     return event_type is None or weights.get(event_type, 0.0) > 0
 
 
+#: Why an event's ``recommendation_id`` was not attributed (``genrec_attribution_refused``).
+UNKNOWN = "unknown"
+OTHER_USER = "other_user"
+ITEM_NOT_SHOWN = "item_not_shown"
+
+
+def refusal(row: NewInteraction, named: NamedList | None) -> str | None:
+    """Why the impression ``row`` names (``named``, None when there is none) does not
+    answer it, or None when it does: a list of no user answers anyone (a session's
+    later logged-in user claims it), a user's list that user only, and either only
+    for an item it showed."""
+    if named is None:
+        return UNKNOWN
+    if named.user_id is not None and named.user_id != row.user_id:
+        return OTHER_USER
+    if row.item_id not in named.items:
+        return ITEM_NOT_SHOWN
+    return None
+
+
+def _why(reason: str, named: NamedList | None) -> str:
+    """The refusal in the server log's words."""
+    if reason == OTHER_USER and named is not None:
+        return f"a list of user {named.user_id!r}"
+    if reason == ITEM_NOT_SHOWN:
+        return "a list that did not show that item"
+    return "which is no known impression"
+
+
 @dataclass(frozen=True)
 class Attributed:
-    """A batch's events with ``impression_id`` filled where one answers them, and this
-    replica's queued impressions the attribution looked at (by id)."""
+    """A batch's events with ``impression_id`` filled where one answers them, this
+    replica's queued impressions the attribution looked at (by id), and how many named
+    ``recommendation_id`` s were refused, by reason (counted once the rows are written)."""
 
     rows: list[NewInteraction]
     queued: dict[str, NewImpression]
+    refused: Counter[str] = field(default_factory=Counter)
 
 
 class Attributor:
@@ -94,26 +136,35 @@ class Attributor:
             for p in self.recorder.pending_for_users({r.user_id for r in implicit}):
                 queued[p.id] = p
         unqueued = [i for i in explicit if i not in queued]
-        known = set(queued).intersection(explicit)
-        known |= set(existing_impressions(db, unqueued)) if unqueued else set()
+        named = {
+            i: NamedList(p.user_id, p.session_id, p.items)
+            for i in explicit
+            if (p := queued.get(i)) is not None
+        }
+        named |= existing_impressions(db, unqueued) if unqueued else {}
         latest = self._window_matches(db, implicit, queued) if window else {}
         out = []
+        refused: Counter[str] = Counter()
         for row in rows:
-            if row.recommendation_id is not None:
-                if row.recommendation_id in known:
-                    out.append(replace(row, impression_id=row.recommendation_id))
-                else:
-                    log.warning(
-                        "interaction of user %r on item %r names recommendation_id %r, which is "
-                        "no known impression: logged unattributed",
-                        row.user_id,
-                        row.item_id,
-                        row.recommendation_id,
-                    )
-                    out.append(row)
-            else:
+            if row.recommendation_id is None:
                 out.append(replace(row, impression_id=latest.get(id(row))))
-        return Attributed(out, queued)
+                continue
+            shown = named.get(row.recommendation_id)
+            reason = refusal(row, shown)
+            if reason is None:
+                out.append(replace(row, impression_id=row.recommendation_id))
+                continue
+            refused[reason] += 1
+            log.warning(
+                "interaction of user %r on item %r names recommendation_id %r, %s: "
+                "logged unattributed",
+                row.user_id,
+                row.item_id,
+                row.recommendation_id,
+                _why(reason, shown),
+            )
+            out.append(row)
+        return Attributed(out, queued, refused)
 
     def _window_matches(
         self,

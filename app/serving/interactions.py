@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -134,11 +135,12 @@ class InteractionLogger:
         """
         rows = [row for group in groups for row in group]
         counted: Counted = []
+        refused: Counter[str] = Counter()
         try:
             with self.guard.attempt(), self.engine.begin() as connection:
                 if self.attributor is not None:
                     attributed = self.attributor.attribute(connection, rows)
-                    rows = attributed.rows
+                    rows, refused = attributed.rows, attributed.refused
                     counted = experiment_events(
                         connection,
                         attributed.queued,
@@ -154,8 +156,10 @@ class InteractionLogger:
                 "interaction write of %d requests failed, nothing recorded: %s", len(groups), exc
             )
             raise
-        if self.metrics is not None and counted:
+        if self.metrics is not None:
             count_experiment_events(self.metrics, counted)
+            for reason, events in refused.items():
+                self.metrics.attribution_refused.labels(reason=reason).inc(events)
         return [len(group) for group in groups]
 
     def validate(self, interactions: Sequence[InteractionIn]) -> list[NewInteraction]:

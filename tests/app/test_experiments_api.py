@@ -212,6 +212,37 @@ def test_a_session_and_the_user_with_the_same_id_are_two_units(admin: TestClient
     assert counted[user["variant"]] == (2, 3)
 
 
+def test_a_click_counts_for_a_list_of_its_user_or_of_a_session(admin: TestClient) -> None:
+    """A session's later logged-in user claims the session's list by its
+    ``recommendation_id``: the click counts in the list's variant. The same user naming
+    another user's lists (one written, one just served: queued unless the writer, every
+    50 ms, was quicker) is not their click."""
+    assert _create(admin, POP_VS_EASE).status_code == 201
+    body = {"history": [{"item_id": "2"}], "k": 5, "session_id": "s-claimed"}
+    session = admin.post("/v1/recommendations", json=body).json()
+    written = _recs(admin, "u-owner")
+    admin.app.state.services.impressions.flush()  # type: ignore[attr-defined]
+    served = _recs(admin, "u-owner")
+    clicks = [
+        {"user_id": "u-logged-in", "item_id": named["items"][0]["item_id"], "type": "click",
+         "recommendation_id": named["recommendation_id"]}
+        for named in (session, written, served)
+    ]  # fmt: skip
+    assert admin.post("/v1/interactions", json={"interactions": clicks}).status_code == 201
+    result = admin.get("/admin/experiments/ab1", headers=AUTH).json()
+    expected = {"control": 0, "ease": 0}
+    expected[session["variant"]] = 1
+    assert {v["name"]: v["clicks"] for v in result["variants"]} == expected
+    metrics = admin.get("/metrics").text
+    counted = [
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith('genrec_experiment_clicks_total{experiment="ab1"')
+    ]
+    assert counted == [1.0]
+    assert 'genrec_attribution_refused_total{reason="other_user"} 2.0' in metrics
+
+
 def test_stopping_returns_traffic_to_the_default_model(admin: TestClient) -> None:
     assert _create(admin, POP_VS_EASE).status_code == 201
     assert {_recs(admin, f"u{n}")["model"] for n in range(20)} == {"popularity", "ease"}
@@ -304,6 +335,11 @@ def test_results_count_what_the_simulated_traffic_did(admin: TestClient) -> None
         {"user_id": served["ease"][0]["user_id"], "item_id": "nope", "type": "click",
          "recommendation_id": served["ease"][0]["recommendation_id"]}
     )  # fmt: skip
+    for kind in ("click", "purchase"):  # another user holding a list's id: not its click
+        clicks.append(
+            {"user_id": "not-the-lists-user", "item_id": served["ease"][0]["items"][1]["item_id"],
+             "type": kind, "recommendation_id": served["ease"][0]["recommendation_id"]}
+        )  # fmt: skip
     admin.app.state.services.impressions.flush()  # type: ignore[attr-defined]
     assert admin.post("/v1/interactions", json={"interactions": clicks}).status_code == 201
     result = admin.get("/admin/experiments/ab1", headers=AUTH).json()

@@ -179,6 +179,38 @@ def test_an_unknown_recommendation_id_is_accepted_logged_and_left_unattributed(
     assert "no-such-impression" in caplog.text and "unattributed" in caplog.text
 
 
+def test_an_event_naming_another_users_list_is_accepted_and_left_unattributed(
+    pg_client: TestClient, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``recommendation_id`` is no credential: user B's event naming user A's list is
+    logged as sent, unattributed, with a warning and a count; A's own event and a
+    session's list named by a user who logged in since are attributed."""
+    owner, other = _uid(), _uid()
+    answer = pg_client.get(f"/v1/users/{owner}/recommendations", params={"k": 3}).json()
+    rec_id, item = answer["recommendation_id"], answer["items"][0]["item_id"]
+    body = {"history": [{"item_id": "1"}], "k": 3, "session_id": _uid()}
+    session = pg_client.post("/v1/recommendations", json=body).json()
+
+    def log(user: str, named: dict[str, object]) -> None:
+        event = {"user_id": user, "item_id": named["items"][0]["item_id"],  # type: ignore[index]
+                 "type": "click", "recommendation_id": named["recommendation_id"]}  # fmt: skip
+        r = pg_client.post("/v1/interactions", json=event)
+        assert r.status_code == 201 and r.json() == {"accepted": 1}
+
+    with caplog.at_level(logging.WARNING, logger="app.serving.attribution"):
+        log(other, answer)  # still queued on this replica
+        _services(pg_client).impressions.flush()
+        log(other, answer)  # written
+    log(owner, answer)
+    log(other, session)
+    logged = [(e.recommendation_id, e.impression_id) for e in _logged(db_url, other)]
+    assert logged == [(rec_id, None), (rec_id, None), (session["recommendation_id"],) * 2]
+    assert [(e.item_id, e.impression_id) for e in _logged(db_url, owner)] == [(item, rec_id)]
+    assert caplog.text.count(f"a list of user '{owner}'") == 2
+    metrics = pg_client.get("/metrics").text
+    assert 'genrec_attribution_refused_total{reason="other_user"} 2.0' in metrics
+
+
 def test_positive_events_are_attributed_by_window_to_the_latest_impression(
     pg_client: TestClient, db_url: str
 ) -> None:

@@ -1,4 +1,10 @@
-"""Attribution and experiment counting when an impression is written mid-batch.
+"""Attribution and experiment counting: whose events a named list answers, and an
+impression written mid-batch.
+
+An event's ``recommendation_id`` is no credential: an event of another user naming a
+user's list, or on an item the list did not show, is logged unattributed (and so not
+counted in the list's experiment), while a session's list answers whichever user names
+it. Checked for impressions still queued on this replica and for written ones.
 
 An impression leaves the recorder's queue once its batch is committed. If that
 happens between attribution's database read and its look at the queue, the
@@ -10,8 +16,10 @@ attribution's database reads, on both backends.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,9 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 import app.serving.attribution as attribution
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.core.metrics import Metrics
-from app.experiments.counting import experiment_events
+from app.experiments.counting import Counted, experiment_events
 from app.repository import NewInteraction
-from app.serving.attribution import Attributor
+from app.serving.attribution import Attributed, Attributor
 from app.serving.impressions import ImpressionRecorder
 
 
@@ -106,3 +114,109 @@ def test_an_impression_already_written_is_found_in_the_database(
     assert attributed.queued == {}
     assert [row.impression_id for row in attributed.rows] == [rec_id]
     assert counted == [("ab", "ease", "ease", "v1", "click")]
+
+
+# --------------------------------------------------------------------------- whose list
+
+
+@pytest.fixture(params=["queued", "written"])
+def written(request: pytest.FixtureRequest) -> bool:
+    """Whether the named impressions are in the database, or still in this replica's queue."""
+    return bool(request.param == "written")
+
+
+def _attribute(
+    sessions: sessionmaker[Session],
+    recorder: ImpressionRecorder,
+    events: Sequence[NewInteraction],
+    written: bool,
+) -> tuple[Attributed, Counted]:
+    """Attribute ``events`` and count their experiment clicks and purchases, as the
+    interaction writer does, with the recorder's impressions written first or not."""
+    if written:
+        assert recorder.flush() > 0
+    attributor = Attributor(recorder, window_minutes=30, weights={"click": 1.0, "purchase": 3.0})
+    with session_scope(sessions) as session:
+        attributed = attributor.attribute(session, events)
+        counted = experiment_events(
+            session, attributed.queued, attributed.rows, {"click"}, {"purchase"}
+        )
+    assert (attributed.queued == {}) is written
+    return attributed, counted
+
+
+def _event(user: str, item: str, rec_id: str, kind: str = "click") -> NewInteraction:
+    return NewInteraction(user, item, None, datetime.now(UTC), type=kind, recommendation_id=rec_id)
+
+
+def test_another_users_event_naming_a_list_is_not_attributed_to_it_nor_counted(
+    sessions: sessionmaker[Session], written: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = ImpressionRecorder(sessions, Metrics())
+    owner, other = f"attr-{uuid.uuid4().hex[:8]}", f"attr-{uuid.uuid4().hex[:8]}"
+    rec_id = recorder.record(
+        owner, "user", ["i1", "i2"], "ease", "v1", experiment="ab", variant="ease"
+    )
+    events = [
+        _event(other, "i1", rec_id),
+        _event(other, "i2", rec_id, "purchase"),
+        _event(owner, "i1", rec_id),
+    ]
+
+    with caplog.at_level(logging.WARNING, logger="app.serving.attribution"):
+        attributed, counted = _attribute(sessions, recorder, events, written)
+
+    assert [row.impression_id for row in attributed.rows] == [None, None, rec_id]
+    assert [row.recommendation_id for row in attributed.rows] == [rec_id] * 3  # kept as sent
+    assert counted == [("ab", "ease", "ease", "v1", "click")]  # the owner's click only
+    assert attributed.refused == Counter({"other_user": 2})
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all(r.exc_info is None for r in warnings)
+    for line in (r.getMessage() for r in warnings):
+        assert other in line and rec_id in line and f"a list of user '{owner}'" in line
+        assert "logged unattributed" in line and "\n" not in line
+
+
+def test_a_session_list_answers_whichever_user_names_it_a_users_list_only_that_user(
+    sessions: sessionmaker[Session], written: bool
+) -> None:
+    """A session's later logged-in user claims the session's list by its id; the same
+    user naming another user's list does not."""
+    recorder = ImpressionRecorder(sessions, Metrics())
+    logged_in, owner = f"attr-{uuid.uuid4().hex[:8]}", f"attr-{uuid.uuid4().hex[:8]}"
+    session_list = recorder.record(
+        None, "ad_hoc", ["i1", "i2"], "ease", "v1", experiment="ab", variant="ease",
+        session_id=f"s-{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    users_list = recorder.record(
+        owner, "user", ["i1", "i2"], "ease", "v1", experiment="ab", variant="control"
+    )
+    events = [_event(logged_in, "i2", session_list), _event(logged_in, "i2", users_list)]
+
+    attributed, counted = _attribute(sessions, recorder, events, written)
+
+    assert [row.impression_id for row in attributed.rows] == [session_list, None]
+    assert counted == [("ab", "ease", "ease", "v1", "click")]
+    assert attributed.refused == Counter({"other_user": 1})
+
+
+def test_an_event_on_an_item_the_named_list_did_not_show_is_not_attributed_to_it(
+    sessions: sessionmaker[Session], written: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = ImpressionRecorder(sessions, Metrics())
+    user = f"attr-{uuid.uuid4().hex[:8]}"
+    rec_id = recorder.record(user, "user", ["i1"], "ease", "v1", experiment="ab", variant="ease")
+    events = [
+        _event(user, "elsewhere", rec_id, "purchase"),
+        _event(user, "i1", "no-such-list"),
+        _event(user, "i1", rec_id, "purchase"),
+    ]
+
+    with caplog.at_level(logging.WARNING, logger="app.serving.attribution"):
+        attributed, counted = _attribute(sessions, recorder, events, written)
+
+    assert [row.impression_id for row in attributed.rows] == [None, None, rec_id]
+    assert counted == [("ab", "ease", "ease", "v1", "conversion")]
+    assert attributed.refused == Counter({"item_not_shown": 1, "unknown": 1})
+    assert "'elsewhere'" in caplog.text and "did not show that item" in caplog.text
+    assert "'no-such-list', which is no known impression" in caplog.text
