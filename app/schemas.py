@@ -96,9 +96,11 @@ class InteractionIn(_Strict):
     recommendation_id: RecommendationId | None = Field(
         None,
         description="the recommendation_id of the response that showed the item (explicit "
-        "attribution); an id that names no impression is accepted, logged and left "
-        "unattributed; none = attributed to the latest impression that showed the item "
-        "to the user within GENREC_ATTRIBUTION_WINDOW_MINUTES (positive types only)",
+        "attribution, to a list of this user or of a session); an id that names no "
+        "impression, another user's list or a list that did not show the item is accepted, "
+        "logged and left unattributed; none = attributed to the latest impression that "
+        "showed the item to the user within GENREC_ATTRIBUTION_WINDOW_MINUTES (positive "
+        "types only)",
     )
 
 
