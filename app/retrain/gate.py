@@ -24,13 +24,15 @@ records for unchanged users as production's own training did, so production is
 not scored on interactions it was trained on. A production fitted on all its
 data (``genrec tune``'s winners, ``training.tuning.refit``) held nothing out:
 both sides are then scored on the slice's records newer than its cutoff only
-(``gate_figures``).
+(``gate_figures``), and so is a production whose slice was drawn otherwise
+(another seed or fraction, or before the draw took one record per pair:
+``same_draw``), which was trained on some of this slice's records.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -239,10 +241,28 @@ class GateFigures:
         )
 
 
-def fresh_records(manifest: Manifest, heldout: Interactions) -> Interactions:
-    """The held-out records a version fitted on all its data has not seen: those after its
-    cutoff (a version that held the slice out saw none of them: all are returned)."""
-    if manifest.training.get("holdout") is not None:
+#: What decides which records a per-user hold-out picks (``training.pipeline.holdout_record``).
+DRAW_KEYS = ("fraction", "seed", "min_per_user", "pairs")
+
+
+def same_draw(theirs: Mapping[str, Any] | None, ours: Mapping[str, Any] | None) -> bool:
+    """Whether two hold-outs were drawn alike, so that on data that keeps its records in
+    order they hold out the same records. A version saved before a change of the draw
+    (``pairs``: one record per pair since 2026-12-06) or trained with another seed or
+    fraction held out other records, and was trained on some of this slice's."""
+    if theirs is None or ours is None:
+        return False
+    return all(theirs.get(key) == ours.get(key) for key in DRAW_KEYS)
+
+
+def fresh_records(
+    manifest: Manifest, heldout: Interactions, drawn: Mapping[str, Any] | None = None
+) -> Interactions:
+    """The held-out records ``manifest``'s version has not seen: all of them when it held
+    out the same slice (drawn alike: ``same_draw`` with ``drawn``, the job's draw), else
+    those after its cutoff (it was fitted on all its data, or drew another slice)."""
+    held = manifest.training.get("holdout")
+    if held is not None and (drawn is None or same_draw(held, drawn)):
         return heldout
     cutoff = manifest.data.cutoff
     if cutoff is None:  # no timestamps: it saw everything it will ever be compared on
@@ -291,7 +311,7 @@ def _gate_figures(
         return GateFigures(candidate.metrics, (version, {}))
     train, heldout = split
     manifest = store.manifest(model, version)
-    fresh = fresh_records(manifest, heldout)
+    fresh = fresh_records(manifest, heldout, candidate.holdout)
     if len(fresh) == len(heldout):
         validation = validation_on(model_class(model), data, train, heldout)
         scored = evaluate_production(store, model, data, train, validation, device, version)
@@ -301,7 +321,7 @@ def _gate_figures(
             candidate.metrics,
             None,
             error=(
-                f"production v{version} was fitted on all its data up to {manifest.data.cutoff}; "
+                f"production v{version} {_fitted_on(manifest)} up to {manifest.data.cutoff}; "
                 f"only {len(fresh)} held-out records are newer (the comparison needs "
                 f"{MIN_FRESH_RECORDS})"
             ),
@@ -312,6 +332,13 @@ def _gate_figures(
     # The version whose manifest chose the records, even if the alias moved meanwhile.
     scored = evaluate_production(store, model, data, train, validation, device, version)
     return GateFigures(ours, scored, on=f"the {len(fresh)} held-out records after its cutoff")
+
+
+def _fitted_on(manifest: Manifest) -> str:
+    """What a production scored on newer records only was fitted on, for the reason."""
+    if manifest.training.get("holdout") is None:
+        return "was fitted on all its data"
+    return "held out another slice (drawn otherwise) of its data"
 
 
 def decide(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 
@@ -237,6 +238,31 @@ def test_a_production_fitted_on_all_its_data_is_compared_on_newer_records_only(
     assert figures.production is not None and figures.production[0] == prod.version
     gate = decide("auto", "ndcg@10", True, figures.candidate, figures.production, None, figures.on)
     assert "held-out records after its cutoff" in gate.reason
+
+
+@pytest.mark.parametrize(
+    "drawn",
+    [{"seed": 1}, {"fraction": 0.2}, {"pairs": None}],
+    ids=["another-seed", "another-fraction", "drawn-over-records"],
+)
+def test_a_production_whose_slice_was_drawn_otherwise_is_compared_on_newer_records_only(
+    job_store: ModelStore, base_data: Interactions, drawn: dict[str, object]
+) -> None:
+    """Its own hold-out was other records, so it was trained on some of this slice's: scored
+    on all of it, it would be measured partly on what it had learnt."""
+    prod = train_and_save(job_store, "ease", base_data, promote=True)
+    assert prod.training["holdout"] is not None
+    held = {**prod.training["holdout"], **drawn}
+    manifest = dataclasses.replace(prod, training={**prod.training, "holdout": held})
+    data = _later(base_data)
+    split = holdout_split(data)
+    assert split is not None
+    candidate = train_model("ease", data)
+    fresh = fresh_records(manifest, split[1], candidate.holdout)
+    assert MIN_FRESH_RECORDS <= len(fresh) < len(split[1])
+    assert bool((fresh.timestamps >= 2_000_000_000).all())
+    # Drawn alike, the whole slice is fair.
+    assert len(fresh_records(prod, split[1], candidate.holdout)) == len(split[1])
 
 
 def test_with_too_few_newer_records_an_all_data_production_blocks_promotion(
