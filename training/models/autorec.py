@@ -59,6 +59,7 @@ from training.models.base import (
     ModelConfig,
     ModelError,
     Scorer,
+    UnsuitableData,
     Validation,
     seed_everything,
 )
@@ -182,6 +183,18 @@ class _AutoRecBase(Model):
         assert self.train_matrix is not None
         return self.train_matrix.T.tocsr() if self.item_based else self.train_matrix
 
+    def _all_entries(self, train: Interactions) -> bool:
+        """Whether every entry is a target (implicit data by default) or the observed only."""
+        all_entries = self.cfg.all_entries
+        return (not train.explicit) if all_entries is None else all_entries
+
+    def check_data(self, train: Interactions) -> None:
+        """Ratings to reconstruct: explicit ones (observed entries only), or any record."""
+        if not self._all_entries(train):
+            require_explicit(train, self.name)
+        elif len(train) == 0:
+            raise UnsuitableData(f"model '{self.name}' cannot train on an empty interaction set")
+
     def fit(
         self,
         train: Interactions,
@@ -190,11 +203,8 @@ class _AutoRecBase(Model):
     ) -> FitReport:
         """Minimise eq. 2 with Adam; keep the epoch with the best validation RMSE."""
         cfg = self.cfg
-        all_entries = (not train.explicit) if cfg.all_entries is None else cfg.all_entries
-        if not all_entries:
-            require_explicit(train, self.name)
-        elif len(train) == 0:
-            raise ModelError(f"model '{self.name}' cannot train on an empty interaction set")
+        all_entries = self._all_entries(train)
+        self.check_data(train)
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         self.train_matrix = train.to_csr()

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from training.data.interactions import Interactions
 from training.errors import ModelError as ModelError  # defined apart to avoid a cycle (errors.py)
+from training.errors import UnsuitableData as UnsuitableData
 from training.models.common.search import SearchSpace
 
 Task = Literal["ratings", "topk"]
@@ -476,6 +477,20 @@ class Model(ABC):
     @abstractmethod
     def to_scorer(self) -> Scorer:
         """The serving form; its tensors are what the artifact stores."""
+
+    def check_data(self, train: Interactions) -> None:
+        """Raise ``UnsuitableData`` when this model cannot learn from ``train`` whatever
+        its searched settings (all ratings equal, no positive, ...); nothing otherwise.
+
+        Cheap (no fitting): ``genrec tune`` runs it for every candidate on the
+        tuning split before the search starts and leaves a refused model out
+        (``training.tuning.candidates.screen``). ``fit`` refuses the same data
+        through the same helpers (the contract test fits every model on odd
+        data and compares). It may read settings the search space leaves alone
+        (a positive threshold), never one the search samples: a failure that
+        depends on those belongs to the trial, not to the data.
+        """
+        return None  # the default: any data the readers accept (popularity, EASE)
 
     def replay_lengths(self, best_epoch: int) -> dict[str, int] | None:
         """The length settings that train, without validation, as far as the fit just

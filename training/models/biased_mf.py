@@ -52,6 +52,7 @@ from training.models.base import (
     ModelConfig,
     ModelError,
     Scorer,
+    UnsuitableData,
     Validation,
     seed_everything,
 )
@@ -214,6 +215,11 @@ class BiasedMF(Model):
         self.mu = 0.0
         self._scorer_config: dict[str, Any] = {}
 
+    def check_data(self, train: Interactions) -> None:
+        """A rating to learn from."""
+        if len(train) == 0:
+            raise UnsuitableData("biased-mf: the training data has no ratings")
+
     def fit(
         self,
         train: Interactions,
@@ -221,8 +227,7 @@ class BiasedMF(Model):
         callbacks: list[EpochCallback] | None = None,
     ) -> FitReport:
         cfg = self.config
-        if len(train) == 0:
-            raise ModelError("biased-mf: the training data has no ratings")
+        self.check_data(train)
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         self.net = _BiasedMFNet(train.n_users, train.n_items, cfg.factors, cfg.init_std).to(device)

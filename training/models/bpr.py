@@ -52,7 +52,12 @@ from training.models.base import (
     seed_everything,
 )
 from training.models.common.mf import ItemBiasMF, MFScorer, mf_scorer_config
-from training.models.common.pairwise import TripleSampler, bpr_step, positive_matrix
+from training.models.common.pairwise import (
+    TripleSampler,
+    bpr_step,
+    check_pairwise,
+    positive_matrix,
+)
 from training.models.common.search import Choice, Fixed, Float, Int, SearchSpace
 from training.models.common.settings import TrainingConfig, ValidateEvery
 from training.trainer import EpochLoop, fit_epochs
@@ -141,6 +146,10 @@ class BPRMF(Model):
     def cfg(self) -> BPRConfig:
         assert isinstance(self.config, BPRConfig)
         return self.config
+
+    def check_data(self, train: Interactions) -> None:
+        """A positive (above ``positive_threshold``) with a negative item for some user."""
+        check_pairwise(train, self.cfg.positive_threshold)
 
     def fit(
         self,

@@ -198,6 +198,10 @@ class CFNADE(Model):
         assert isinstance(self.config, CFNADEConfig)
         return self.config
 
+    def check_data(self, train: Interactions) -> None:
+        """Explicit ratings with 2 to ``MAX_LEVELS`` distinct values (its softmax levels)."""
+        rating_values(train, self.name)
+
     def fit(
         self,
         train: Interactions,

@@ -220,6 +220,10 @@ class CFRBM(Model):
             hidden_bias=torch.zeros(self.cfg.hidden, device=device),
         )
 
+    def check_data(self, train: Interactions) -> None:
+        """Explicit ratings with 2 to ``MAX_LEVELS`` distinct values (its softmax levels)."""
+        rating_values(train, self.name)
+
     def fit(
         self,
         train: Interactions,

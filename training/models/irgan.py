@@ -57,7 +57,12 @@ from training.models.base import (
 )
 from training.models.common.linear import linear_item_scores
 from training.models.common.mf import ItemBiasMF, MFScorer, mf_scorer_config
-from training.models.common.pairwise import TripleSampler, bpr_step, positive_matrix
+from training.models.common.pairwise import (
+    TripleSampler,
+    bpr_step,
+    check_pairwise,
+    positive_matrix,
+)
 from training.models.common.search import Fixed, Float, Int, SearchSpace
 from training.models.common.settings import DeviceSetting, EarlyStopping, ValidateEvery
 from training.trainer import EpochLoop, fit_epochs
@@ -294,6 +299,10 @@ class IRGAN(Model):
     def cfg(self) -> IRGANConfig:
         assert isinstance(self.config, IRGANConfig)
         return self.config
+
+    def check_data(self, train: Interactions) -> None:
+        """A positive (above ``positive_threshold``) with a negative item for some user."""
+        check_pairwise(train, self.cfg.positive_threshold)
 
     def fit(
         self,

@@ -34,6 +34,7 @@ from training.models.base import (
     Model,
     ModelConfig,
     ModelError,
+    UnsuitableData,
     Validation,
     seed_everything,
 )
@@ -196,6 +197,11 @@ class PMF(Model):
 
     # -- training --------------------------------------------------------------------------
 
+    def check_data(self, train: Interactions) -> None:
+        """A rating to learn from."""
+        if len(train) == 0:
+            raise UnsuitableData(f"{self.name}: the training data has no ratings")
+
     def fit(
         self,
         train: Interactions,
@@ -203,8 +209,7 @@ class PMF(Model):
         callbacks: list[EpochCallback] | None = None,
     ) -> FitReport:
         cfg = self.config
-        if len(train) == 0:
-            raise ModelError(f"{self.name}: the training data has no ratings")
+        self.check_data(train)
         rng = seed_everything(cfg.seed)
         device = resolve_device(cfg.device)
         self.mu = float(train.ratings.mean()) if cfg.biases else 0.0

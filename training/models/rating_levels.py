@@ -16,34 +16,38 @@ import torch
 from torch import Tensor
 
 from training.data.interactions import Interactions
-from training.models.base import History, ModelError
+from training.models.base import History, ModelError, UnsuitableData
 
 MAX_LEVELS = 20  # more distinct values than this is a continuous rating, not a K-way scale
 
 
 def require_explicit(train: Interactions, model: str) -> None:
-    """Refuse implicit or empty data: these models learn rating values."""
+    """Refuse implicit or empty data (``UnsuitableData``): these models learn rating values."""
     if not train.explicit:
-        raise ModelError(
+        raise UnsuitableData(
             f"model '{model}' predicts explicit ratings; the training data is implicit "
             "(no rating column)"
         )
     if len(train) == 0:
-        raise ModelError(f"model '{model}' cannot train on an empty interaction set")
+        raise UnsuitableData(f"model '{model}' cannot train on an empty interaction set")
     if not np.all(np.isfinite(train.ratings)):
-        raise ModelError(f"model '{model}': training ratings contain NaN or infinite values")
+        raise UnsuitableData(f"model '{model}': training ratings contain NaN or infinite values")
 
 
 def rating_values(train: Interactions, model: str) -> np.ndarray:
-    """(K,) sorted distinct rating values of ``train``: the model's rating levels."""
+    """(K,) sorted distinct rating values of ``train``: the model's rating levels.
+
+    ``UnsuitableData`` for fewer than two (all ratings equal: nothing to tell
+    apart) or more than ``MAX_LEVELS``; the models' ``check_data`` is this call.
+    """
     require_explicit(train, model)
     values = np.unique(train.ratings.astype(np.float32))
     if len(values) < 2:
-        raise ModelError(
+        raise UnsuitableData(
             f"model '{model}' needs at least two distinct rating values; got {values.tolist()}"
         )
     if len(values) > MAX_LEVELS:
-        raise ModelError(
+        raise UnsuitableData(
             f"model '{model}' models ratings as K discrete levels; the data has "
             f"{len(values)} distinct values (at most {MAX_LEVELS} supported)"
         )

@@ -37,6 +37,7 @@ from training.models.base import (
     ModelConfig,
     ModelError,
     Scorer,
+    UnsuitableData,
     Validation,
     seed_everything,
 )
@@ -230,6 +231,11 @@ class ClickAutoencoder(Model):
     def logits(self, history: History) -> Tensor:
         """(B, I) eval-mode forward pass (no dropout, no sampling)."""
 
+    def check_data(self, train: Interactions) -> None:
+        """A click (a rating above ``click_threshold`` on explicit data) to learn from."""
+        threshold = self.config.click_threshold if train.explicit else None
+        _active_users(_click_matrix(train, threshold), self.name)
+
     def fit(
         self,
         train: Interactions,
@@ -242,9 +248,7 @@ class ClickAutoencoder(Model):
         # implicit data is all clicks already: the threshold only reads explicit ratings
         self.click_threshold = cfg.click_threshold if train.explicit else None
         matrix = _click_matrix(train, self.click_threshold)
-        active = np.flatnonzero(np.diff(matrix.indptr) > 0)
-        if len(active) == 0:
-            raise ModelError(f"{self.name}: the training data has no clicks")
+        active = _active_users(matrix, self.name)
         self.net = self.build_net(train.n_items).to(device)
         self.update_count = 0
         self._scorer_config = {
@@ -322,6 +326,14 @@ class ClickAutoencoder(Model):
         self.net.eval()
         with torch.no_grad():
             return self.logits(history.to(next(self.net.parameters()).device))
+
+
+def _active_users(matrix: sp.csr_matrix, model: str) -> np.ndarray:
+    """Rows of ``matrix`` with a click; ``UnsuitableData`` when there is none."""
+    active = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    if len(active) == 0:
+        raise UnsuitableData(f"{model}: the training data has no clicks")
+    return active
 
 
 def _click_matrix(train: Interactions, threshold: float | None) -> sp.csr_matrix:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from training import distributed
 from training.data.interactions import Interactions
-from training.models.base import ModelError
+from training.models.base import UnsuitableData
 from training.models.common.mf import ItemBiasMF
 
 
@@ -24,11 +24,38 @@ def positive_matrix(train: Interactions, threshold: float | None) -> sp.csr_matr
     """(U, I) 0/1 matrix of positive pairs: rating > threshold on explicit data."""
     data = train.binarize(threshold if train.explicit else None)
     if len(data) == 0:
-        raise ModelError(
+        raise UnsuitableData(
             f"no positive interactions to train on (positive_threshold={threshold}); "
             "lower the threshold or pass implicit data"
         )
     return data.to_csr(values="ones")
+
+
+def learnable_pairs(positives: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    r"""(users, items) of the positive pairs that have a triple; ``UnsuitableData`` if none.
+
+    BPR-Opt sums over D_S = {(u, i, j): i in I+_u, j in I \ I+_u} (Rendle et al.,
+    Sec. 3.1): a user with every item positive has no triple, and drawing a j for
+    them looped for good (``negatives``' rejection never ends). They are left out.
+    """
+    n_items = positives.shape[1]
+    full = np.diff(positives.indptr) >= n_items
+    coo = positives.tocoo()
+    keep = ~full[coo.row]
+    users, items = coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64)
+    if len(users) == 0:
+        raise UnsuitableData(
+            f"no (user, positive, negative) triple to learn from: every user with a "
+            f"positive has all {n_items} items positive; BPR ranks an item a user "
+            "has against one they have not"
+        )
+    return users, items
+
+
+def check_pairwise(train: Interactions, threshold: float | None) -> None:
+    """What BPR-MF and IRGAN need of the data (their ``check_data``): a positive pair with
+    a negative item to rank it against, for some user."""
+    learnable_pairs(positive_matrix(train, threshold))
 
 
 class TripleSampler:
@@ -36,20 +63,7 @@ class TripleSampler:
 
     def __init__(self, positives: sp.csr_matrix, rng: np.random.Generator) -> None:
         self.n_items = positives.shape[1]
-        # BPR-Opt sums over D_S = {(u, i, j): i in I+_u, j in I \ I+_u} (Rendle et al.,
-        # Sec. 3.1): a user with every item positive has no triple, and drawing a j for
-        # them looped for good (``negatives``' rejection never ends). They are left out.
-        full = np.diff(positives.indptr) >= self.n_items
-        coo = positives.tocoo()
-        keep = ~full[coo.row]
-        self.users = coo.row[keep].astype(np.int64)
-        self.items = coo.col[keep].astype(np.int64)
-        if len(self.users) == 0:
-            raise ModelError(
-                f"no (user, positive, negative) triple to learn from: every user with a "
-                f"positive has all {self.n_items} items positive; BPR ranks an item a user "
-                "has against one they have not"
-            )
+        self.users, self.items = learnable_pairs(positives)
         # Sorted u*I+i keys make the "is j a positive of u" test one searchsorted.
         self._keys = np.sort(self.users * self.n_items + self.items)
         self.rng = rng
