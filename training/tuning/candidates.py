@@ -1,4 +1,10 @@
-"""Which models a tuning run searches: the operator's list, checked against task and data."""
+"""Which models a tuning run searches: the operator's list, checked against task and data.
+
+``screen`` runs each candidate's ``Model.check_data`` on the data the trials will
+fit on and leaves out, with the reason, a model that cannot train on it whatever
+its settings (CF-NADE on ratings that are all equal): before this, such a model
+failed trial after trial, each at once, for the whole budget.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,8 @@ from collections.abc import Sequence
 from typing import Literal
 
 from training.data.interactions import Interactions
-from training.models import REGISTRY
-from training.models.base import Model
+from training.models import REGISTRY, model_class
+from training.models.base import Model, UnsuitableData
 from training.tuning.errors import TuningError
 
 TuneTask = Literal["topk", "ratings"]
@@ -59,3 +65,25 @@ def choose_models(task: str, names: Sequence[str] | None, data: Interactions) ->
     ]
     # Closed-form models (nothing to stop early) first: their trials take a second or two.
     return sorted(chosen, key=lambda name: "patience" in REGISTRY[name].Config().to_dict())
+
+
+def screen(models: Sequence[str], train: Interactions) -> tuple[list[str], dict[str, str]]:
+    """``models`` split into those that can train on ``train`` (in order) and those that
+    cannot, each with ``check_data``'s reason (its default settings: the check reads
+    none that the search samples)."""
+    usable: list[str] = []
+    left_out: dict[str, str] = {}
+    for name in models:
+        cls = model_class(name)
+        try:
+            cls(cls.Config()).check_data(train)
+        except UnsuitableData as exc:
+            left_out[name] = str(exc)
+        else:
+            usable.append(name)
+    return usable, left_out
+
+
+def out_line(out: dict[str, str]) -> str:
+    """``model: why; model: why`` (an error message's list)."""
+    return "; ".join(f"{model}: {why}" for model, why in out.items())

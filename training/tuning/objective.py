@@ -10,7 +10,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from training.models import model_class
-from training.models.base import EpochCallback, ModelError
+from training.models.base import EpochCallback, ModelError, UnsuitableData
+from training.tuning.dropping import MODEL, UNFIT, dropped_models
 from training.tuning.pruning import BudgetSpent, EpochPruning
 from training.tuning.split import TuningSplit
 
@@ -23,9 +24,12 @@ class Objective:
     ``fit_seconds``, ``best_epoch``, ``lengths`` (the settings that replay the kept
     fit without validation, ``Model.replay_lengths``), ``elapsed`` (seconds since the search
     began, on the injected clock), ``stopped`` (why a fit ended early),
-    ``error`` (why a trial failed), and whatever ``attrs`` holds (``worker``).
-    ``callbacks`` run after every epoch of every fit, after the pruning (e.g. a
-    job's cancel check: what they raise fails the trial and ends the search).
+    ``error`` (why a trial failed), ``unfit`` (the fit found the data unsuitable:
+    the model leaves the search, ``dropping``), and whatever ``attrs`` holds
+    (``worker``). ``callbacks`` run after every epoch of every fit, after the
+    pruning (e.g. a job's cancel check: what they raise fails the trial and ends
+    the search). ``models`` are the study's choices of model; ``left_out`` those of
+    them the search does not fit (``candidates.screen``), with why.
     """
 
     def __init__(
@@ -38,8 +42,10 @@ class Objective:
         trial_seconds: float = float("inf"),
         attrs: Mapping[str, Any] | None = None,
         callbacks: Sequence[EpochCallback] = (),
+        left_out: Mapping[str, str] | None = None,
     ) -> None:
         self.models = list(models)
+        self.left_out = dict(left_out or {})
         self.split = split
         self.clock, self.started, self.deadline = clock, started, deadline
         self.trial_seconds = trial_seconds  # no one fit may take longer than this
@@ -49,7 +55,11 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         for key, value in self.attrs.items():
             trial.set_user_attr(key, value)
-        name = trial.suggest_categorical("model", self.models)
+        name = trial.suggest_categorical(MODEL, self.models)
+        out = {**self.left_out, **dropped_models(trial.study.get_trials(deepcopy=False))}
+        if name in out:  # enqueued before it was dropped, or nothing else is left
+            trial.set_user_attr("error", f"dropped from the search: {out[name]}")
+            raise ModelError(f"{name} was dropped from the search: {out[name]}")
         cls = model_class(str(name))
         settings = cls.search_space.sample(trial, prefix=f"{name}.")
         trial.set_user_attr("settings", settings)
@@ -70,7 +80,9 @@ class Objective:
             value, best_epoch, lengths = validated_fit(
                 str(name), settings, self.split, pruning, self.callbacks
             )
-        except ModelError as exc:
+        except (ModelError, RuntimeError) as exc:
+            if isinstance(exc, UnsuitableData):  # no other settings can help: out it goes
+                trial.set_user_attr(UNFIT, str(exc))
             trial.set_user_attr("error", str(exc))
             raise
         finally:

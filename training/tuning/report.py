@@ -121,8 +121,13 @@ def tuning_report(
     study_name: str | None,
     board: list[Entry],
     records: list[TrialRecord],
+    dropped: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The JSON-able summary of a search (the manifest's ``training["tuning"]``)."""
+    """The JSON-able summary of a search (the manifest's ``training["tuning"]``).
+
+    ``dropped``: candidates out of the search and why (left out before it
+    because they cannot train on the data, or dropped by their trials).
+    """
     counts: dict[str, int] = {}
     for r in records:
         counts[r.state] = counts.get(r.state, 0) + 1
@@ -140,4 +145,5 @@ def tuning_report(
         "trials": counts,
         "winner": None if winner is None else asdict(winner),
         "leaderboard": [asdict(e) for e in board],
+        "dropped": dict(dropped or {}),
     }

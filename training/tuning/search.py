@@ -23,6 +23,14 @@ the best mean wins, so a noisy split
 does not pick the winner alone. The search proper gets the rest
 (``SearchSettings.search_seconds``).
 
+A model that cannot train on the data whatever its settings never enters the
+study: ``candidates.screen`` runs each candidate's ``Model.check_data`` on the
+tuning split before the study is created, so the model's categorical holds
+only the others, and the report's ``dropped`` says why each was left out. A
+model can still leave while the trials run (``dropping``: a fit that finds the
+data unsuitable, or ``FAILURES_TO_DROP`` failures with no trial trained); the
+sampler then draws among the rest, and the search ends when none is left.
+
 The budget is honoured on an injected clock: after each trial the study
 stops once the deadline has passed, and a fit still running at the deadline
 is stopped at its next epoch (``pruning.EpochPruning``). No one fit may take
@@ -37,7 +45,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
@@ -47,7 +55,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import EpochCallback, ModelError
-from training.tuning.candidates import check_names, choose_models
+from training.tuning.candidates import check_names, choose_models, out_line, screen
 from training.tuning.confirm import (
     CONFIRM_SHARE,
     Finalist,
@@ -58,6 +66,7 @@ from training.tuning.confirm import (
     folds_for,
     rerank,
 )
+from training.tuning.dropping import MODEL, DroppingSampler, announce, dropped_models
 from training.tuning.errors import TuningError
 from training.tuning.objective import Objective
 from training.tuning.pruning import PerModelPruner
@@ -121,10 +130,21 @@ class Search:
     """An opened search: the candidates, the validation split and the Optuna study."""
 
     settings: SearchSettings
-    models: list[str]
+    models: list[str]  # the candidates that can train on the split (``candidates.screen``)
     split: TuningSplit
     study: optuna.Study
     data: Interactions  # what the split was drawn from (confirmation draws more splits)
+    #: Candidates left out before the search, and why (their ``check_data``'s message).
+    left_out: dict[str, str] = field(default_factory=dict)
+    #: The study's choices of model: ``models``, or what a study opened again was
+    #: created with (its categorical cannot change; the sampler avoids those left out).
+    choices: list[str] = field(default_factory=list)
+
+    def dropped(self) -> dict[str, str]:
+        """Every candidate out of the search and why: left out before it, or dropped by
+        its trials (``dropping.dropped_models``, whoever ran them)."""
+        during = dropped_models(self.study.get_trials(deepcopy=False))
+        return {**self.left_out, **{m: why for m, why in during.items() if m in self.models}}
 
 
 def check_settings(settings: SearchSettings) -> None:
@@ -189,8 +209,11 @@ def open_search(
     results and a process does not sample right next to them.
     """
     check_budget(settings.budget_seconds, settings.max_trials)
-    models = choose_models(settings.task, settings.models, data)
+    candidates = choose_models(settings.task, settings.models, data)
     split = tuning_split(data, settings.task, settings.split, settings.metric, settings.seed)
+    models, left_out = screen(candidates, split.train)
+    if not models:
+        raise TuningError(f"no candidate can train on this data: {out_line(left_out)}")
     # ERROR, not WARNING: Optuna logs each failed trial at WARNING with its whole traceback
     # (a model that cannot train on the data printed one per trial), and the search's own
     # progress line already says which trial failed and why.
@@ -199,8 +222,9 @@ def open_search(
         storage=open_storage(storage) if storage is None or isinstance(storage, str) else storage,
         study_name=study_name,
         direction="maximize" if split.validation.higher_is_better else "minimize",
-        sampler=_sampler(
-            settings.seed if sampler_seed is None else sampler_seed, storage is not None
+        sampler=DroppingSampler(
+            _sampler(settings.seed if sampler_seed is None else sampler_seed, storage is not None),
+            left_out,
         ),
         pruner=PerModelPruner(),
         load_if_exists=True,
@@ -208,9 +232,19 @@ def open_search(
     if enqueue_first and not study.get_trials(deepcopy=False):
         for model in models:
             cls = model_class(model)
-            first = {"model": model, **cls.search_space.defaults(cls.Config(), f"{model}.")}
+            first = {MODEL: model, **cls.search_space.defaults(cls.Config(), f"{model}.")}
             study.enqueue_trial(first, skip_if_exists=True)
-    return Search(settings, models, split, study, data)
+    return Search(settings, models, split, study, data, left_out, _choices(study, models))
+
+
+def _choices(study: optuna.Study, models: list[str]) -> list[str]:
+    """The model choices the study was created with (a trial has drawn from them), else
+    ``models``: a study opened again keeps its categorical whatever the check says now."""
+    for trial in study.get_trials(deepcopy=False):
+        dist = trial.distributions.get(MODEL)
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            return [str(c) for c in dist.choices]
+    return list(models)
 
 
 def _sampler(seed: int, shared: bool) -> optuna.samplers.TPESampler:
@@ -240,6 +274,7 @@ def search_trials(
     trial_attrs: Mapping[str, Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
     epoch_callbacks: Sequence[EpochCallback] = (),
+    on_drop: Callable[[str, str], None] | None = None,
 ) -> float:
     """Run trials of ``search.study`` in this process until the search's part of the
     budget (``settings.search_seconds``) is spent; returns the seconds this process saw
@@ -254,7 +289,10 @@ def search_trials(
     with it, a stop that cannot wait for the trial to end (a tune job's lead
     checks its cancel there). ``max_trials`` counts the study's started
     trials, whoever ran them, so a fleet stops near it (each process finishes
-    the trial it is running).
+    the trial it is running). ``on_drop(model, why)`` is called once for each
+    model out of the search: first for those out already (``Search.left_out``,
+    or dropped by earlier trials), then as trials drop more (``dropping``); the
+    search ends when every model has left.
     """
     settings = search.settings
     total = settings.search_seconds
@@ -266,7 +304,7 @@ def search_trials(
     # No one fit may take more than its share of the budget, so every candidate gets a turn.
     trial_seconds = total / len(search.models)
     objective = Objective(
-        search.models,
+        search.choices,
         search.split,
         clock,
         started,
@@ -274,13 +312,18 @@ def search_trials(
         trial_seconds,
         trial_attrs,
         epoch_callbacks,
+        search.left_out,
     )
+    announced: set[str] = set()
+    announce(announced, search.dropped(), on_drop)  # out before this process's first trial
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if on_trial is not None:
             on_trial(TrialRecord.from_trial(trial), max(0.0, deadline - clock()))
+        out = search.dropped()
+        announce(announced, out, on_drop)
         spent = clock() >= deadline or (should_stop is not None and should_stop())
-        if spent or trials_spent(search):
+        if spent or trials_spent(search) or set(search.models) <= set(out):
             study.stop()
 
     if left > 0 and not (should_stop is not None and should_stop()) and not trials_spent(search):
@@ -305,7 +348,10 @@ def summarise(search: Search, seconds: float) -> SearchResult:
         if t.params.get("model") in search.models
     ]
     board = leaderboard(records, search.models, validation.higher_is_better)
+    dropped = search.dropped()
     if not board or board[0].value is None:
+        if set(search.models) <= set(dropped):
+            raise TuningError(f"no candidate can train on this data: {out_line(dropped)}")
         raise TuningError(
             "no trial finished within the budget; raise --budget-minutes or name faster --models"
         )
@@ -321,6 +367,7 @@ def summarise(search: Search, seconds: float) -> SearchResult:
         study_name=study.study_name,
         board=board,
         records=records,
+        dropped=dropped,
     )
     return SearchResult(study, search.models, records, board, report)
 
@@ -371,18 +418,21 @@ def run_search(
     study_name: str | None = None,
     on_trial: Callable[[TrialRecord, float], None] | None = None,
     on_fold: Callable[[Finalist, Fold], None] | None = None,
+    on_drop: Callable[[str, str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchResult:
     """Search ``settings.models`` on a validation split of ``data``; see the module doc.
 
     ``on_trial(record, seconds_left)`` is called after every trial this
-    process ran, ``on_fold(finalist, fold)`` after every confirmation fit.
-    Raises ``TuningError`` for bad input and when no trial finished within
-    the budget.
+    process ran, ``on_fold(finalist, fold)`` after every confirmation fit,
+    ``on_drop(model, why)`` once for each candidate out of the search (left out
+    before it starts, or dropped by its trials). Raises ``TuningError`` for bad
+    input, when no candidate can train on the data and when no trial finished
+    within the budget.
     """
     started = clock()
     search = open_search(data, settings, storage=storage, study_name=study_name)
-    seconds = search_trials(search, on_trial=on_trial, clock=clock)
+    seconds = search_trials(search, on_trial=on_trial, clock=clock, on_drop=on_drop)
     result = summarise(search, seconds)
     left = settings.budget_seconds - (clock() - started)
     return confirm(search, result, left, clock=clock, on_fold=on_fold)
