@@ -1,8 +1,10 @@
 """``genrec tune``: search models and settings on the operator's data, refit and save the winner.
 
 The search is ``training.tuning.run_search`` (Optuna); this command adds what
-belongs to the product: the live progress line, the leaderboard (table and
-JSON), the plot, the refit of the winner on all the data through the same
+belongs to the product: the live progress line, a ``dropped MODEL: why`` line
+for each model out of the search (one that cannot train on the data: as it
+leaves, and again under the leaderboard), the leaderboard (table and JSON), the
+plot, the refit of the winner on all the data through the same
 pipeline as ``genrec train``, the retraining's evaluation gate
 (``app.retrain.gate``) and promotion only when ``--promote`` is given *and*
 the gate passes. The winner's manifest carries the tuning report.
@@ -112,9 +114,12 @@ def tune(
             study_name=study_name,
             on_trial=_progress,
             on_fold=_fold_progress,
+            on_drop=_dropped,
         )
         report = result.report
         _leaderboard(result.board, report["metric"], to_stderr=json_)
+        for model, why in report["dropped"].items():
+            _dropped(model, why, to_stderr=json_)
         from training.tuning.plot import plot_search
 
         plot_search(result.records, report["metric"], report["higher_is_better"], plot)
@@ -160,6 +165,12 @@ def _progress(record: TrialRecord, seconds_left: float) -> None:
         f"trial {record.number:>3} {record.model:<11} {state:<6} {value}{fit}"
         f"  {_short(record.settings, record.model)}{note}  [dim]{seconds_left:.0f}s left[/]"
     )
+
+
+def _dropped(model: str, why: str, to_stderr: bool = True) -> None:
+    """One line per model out of the search: as it leaves, and again under the board."""
+    line = f"[yellow]dropped {model}[/]: {escape(why)}"
+    (console if to_stderr else out).print(line)
 
 
 def _fold_progress(finalist: Finalist, fold: Fold) -> None:

@@ -107,3 +107,41 @@ def test_too_few_users_for_the_split_is_one_clear_line(data_dir: Path, tmp_path:
     assert code == 2, output
     assert "12 users; tuning needs at least 20" in output
     assert "Traceback" not in output
+
+
+def _all_ratings_equal(env: Path) -> Path:
+    """The same users and items, every rating 4 (a log with one rating value)."""
+    lines = env.read_text().splitlines()
+    rows = [",".join([*line.split(",")[:2], "4", line.split(",")[3]]) for line in lines[1:]]
+    path = env.with_name("equal.csv")
+    path.write_text("\n".join([lines[0], *rows]) + "\n")
+    return path
+
+
+def test_a_model_that_cannot_train_on_the_data_is_dropped_with_one_line(
+    env: Path, tmp_path: Path
+) -> None:
+    code, stdout, output = tune(
+        "--data", str(_all_ratings_equal(env)), "--task", "ratings",
+        "--models", "cf-nade,biased-mf", "--trials", "3", "--json",
+        "--plot", str(tmp_path / "p.png"),
+    )  # fmt: skip
+    assert code == 0, output
+    line = "dropped cf-nade: model 'cf-nade' needs at least two distinct rating values; got [4.0]"
+    lines = output.splitlines()
+    assert lines.count(line) == 2  # as it is left out, and again under the leaderboard
+    assert lines.index(line) < min(i for i, s in enumerate(lines) if s.startswith("trial"))
+    assert not [s for s in lines if s.startswith("trial") and "cf-nade" in s]  # no trial spent
+    report = json.loads(stdout)
+    assert report["dropped"] == {"cf-nade": line.removeprefix("dropped cf-nade: ")}
+    assert [row["model"] for row in report["leaderboard"]] == ["biased-mf"]
+
+
+def test_data_no_named_model_can_train_on_is_one_clear_line(env: Path) -> None:
+    code, _, output = tune(
+        "--data", str(_all_ratings_equal(env)), "--task", "ratings", "--models", "cf-nade",
+        "--trials", "5",
+    )  # fmt: skip
+    assert code == 2, output
+    assert "no candidate can train on this data: cf-nade: model 'cf-nade' needs at least" in output
+    assert "Traceback" not in output
