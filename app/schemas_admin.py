@@ -116,13 +116,16 @@ class JobOut(BaseModel):
     lease_expires_at: datetime | None
     progress: dict[str, Any] | None = Field(
         description="phase; epoch of epochs; metric and its current validation value; "
-        "tune: trials_done, trials_running, workers, best so far, seconds_left"
+        "tune: trials_done, trials_running, workers, best so far, seconds_left, dropped "
+        "(each model out of the search because it cannot train on the data: why)"
     )
     search_until: datetime | None = Field(
         None, description="tune: when its search ends (other workers join it until then)"
     )
     result: dict[str, Any] | None = Field(
-        None, description="tune: the winner's model and version, the leaderboard and report"
+        None,
+        description="tune: the winner's model and version, the leaderboard and report "
+        "(its dropped: the models out of the search and why)",
     )
     log_tail: list[str] = Field(description="the job's last log lines, oldest first")
     result_version: str | None

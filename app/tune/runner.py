@@ -3,6 +3,7 @@
 Lead (``run_tune_job``, under the job's lease like any retrain job)::
 
     read the log up to a cutoff (recorded in progress, so helpers read the same)
+    -> leave out the candidates that cannot train on the data (``candidates.screen``)
     -> open the study, enqueue one first trial per candidate (only the lead does this)
     -> open the search window (``search_until``) -> run trials until it closes
     -> wait for trials other workers are still running -> leaderboard
@@ -98,6 +99,7 @@ def _study_progress(search: Search) -> dict[str, Any]:
         "best": None
         if best is None
         else {"model": best.params.get("model"), "value": best.value, "trial": best.number},
+        "dropped": search.dropped(),
     }
 
 
@@ -169,12 +171,17 @@ def _search_and_save(
         progress = {"phase": "searching", "metric": metric, "seconds_left": round(left, 1)}
         lease.report({**progress, **_study_progress(search)}, force=True)
 
+    def on_drop(model: str, why: str) -> None:
+        jlog.add(f"dropped {model}: {why}")
+        lease.report({"dropped": search.dropped()}, force=True)
+
     spent = search_trials(
         search,
         seconds=seconds,
         on_trial=on_trial,
         trial_attrs={"worker": lease.fence.worker_id},
         epoch_callbacks=[_stop_at_epochs(lease)],
+        on_drop=on_drop,
     )
     if seconds > 0:
         _set_window(lease, ctx, None)  # helpers stop after their current trial
@@ -341,6 +348,7 @@ def help_tune_job(
             ),
             trial_attrs={"worker": worker_id},
             should_stop=lambda: stop.is_set() or not _still_searching(ctx.sessions, job.id),
+            on_drop=lambda model, why: log.info("tune job %d: dropped %s: %s", job.id, model, why),
         )
     except Exception:  # a helper's failure must not stop the worker; the lead carries on
         log.exception("tune job %d: helping failed", job.id)

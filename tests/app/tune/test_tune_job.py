@@ -113,6 +113,30 @@ def test_embedded_mode_keeps_the_study_in_a_sqlite_file_next_to_the_log(tmp_path
     assert len(study.trials) == 2
 
 
+def test_a_model_that_cannot_train_on_the_log_is_dropped_and_the_job_says_why(
+    tmp_path: Path,
+) -> None:
+    """The log holds clicks, no ratings: CF-NADE (a model of rating levels) is left out
+    before the search, and the job's progress, log and result say so."""
+    url = f"sqlite:///{tmp_path}/genrec.db"
+    log_clicks(url)
+    ctx = _context(url, tmp_path / "store")
+    request = TuneRequest(models=("cf-nade", "ease"), budget_minutes=0.5, trials=3)
+    job = enqueue_tune(ctx.sessions, request)
+    assert Worker(ctx).step() == "succeeded"
+
+    row = lc.get_job(ctx.sessions, job.id)
+    why = "model 'cf-nade' predicts explicit ratings; the training data is implicit (no rating column)"
+    assert row.progress is not None and row.progress["dropped"] == {"cf-nade": why}
+    assert row.result is not None and row.result["dropped"] == {"cf-nade": why}
+    assert [e["model"] for e in row.result["leaderboard"]] == ["ease"]
+    assert any(
+        line.endswith(f" dropped cf-nade: {why}") for line in (row.log_tail or "").splitlines()
+    )
+    study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(url))
+    assert [t.params["model"] for t in study.trials] == ["ease"] * 3  # none spent on it
+
+
 def test_a_cancel_stops_the_leads_trial_at_its_next_epoch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
