@@ -40,6 +40,9 @@ def _report() -> dict[str, object]:
         study_name=None,
         board=board,
         records=records,
+        dropped={
+            "cf-nade": "model 'cf-nade' predicts explicit ratings; the training data is implicit"
+        },
     )
 
 
@@ -90,6 +93,8 @@ def test_curve_chart_and_leaderboard(dash: TestClient) -> None:
     rows = re.findall(r"<tr><td>(\d)</td><td>([\w-]+)</td>", board)
     assert rows == [("1", "mult-vae"), ("2", "ease")]  # best first
     assert "0.3100" in board and "1 complete, 1 pruned" in board
+    dropped = page.text.split('data-testid="dropped"')[1].split("</ul>")[0]
+    assert "<li>cf-nade: model &#39;cf-nade&#39; predicts explicit ratings;" in dropped
     assert "genrec tune" in dash.get("/dashboard/models").text
 
 
