@@ -4,7 +4,9 @@ Optuna drives the search (TPE sampler, a median pruner fed by the per-epoch
 validation figures ``training.trainer`` already computes); this package only
 says what to search and on what:
 
-* ``candidates``  which models a run may search (task, data), with clear errors
+* ``candidates``  which models a run may search (task, data), with clear errors, and
+                  ``screen``: those that cannot train on the data are left out, with why
+* ``dropping``    which models leave while the trials run, and the sampler that skips them
 * ``split``       the validation split from the operator's data (never a test set)
 * ``pruning``     the epoch callback that reports to Optuna and the per-model pruner
 * ``objective``   one trial: model + sampled settings -> fit -> validation figure
