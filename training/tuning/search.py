@@ -239,12 +239,16 @@ def open_search(
 
 def _choices(study: optuna.Study, models: list[str]) -> list[str]:
     """The model choices the study was created with (a trial has drawn from them), else
-    ``models``: a study opened again keeps its categorical whatever the check says now."""
-    for trial in study.get_trials(deepcopy=False):
+    ``models`` and any model of a trial still waiting (enqueued): a study opened again
+    keeps its categorical whatever the check says now (the sampler and the objective
+    leave out what the check refused)."""
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
         dist = trial.distributions.get(MODEL)
         if isinstance(dist, optuna.distributions.CategoricalDistribution):
             return [str(c) for c in dist.choices]
-    return list(models)
+    waiting = [t.system_attrs.get("fixed_params", {}).get(MODEL) for t in trials]
+    return list(dict.fromkeys([*models, *(str(m) for m in waiting if m is not None)]))
 
 
 def _sampler(seed: int, shared: bool) -> optuna.samplers.TPESampler:

@@ -198,3 +198,28 @@ def test_a_study_opened_again_keeps_its_model_choices(
     trials = search.study.get_trials(deepcopy=False)
     assert [t.params["model"] for t in trials] == ["biased-mf"] * 4
     assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 3
+
+
+def test_a_first_trial_enqueued_for_a_model_now_left_out_fails_without_a_fit(
+    all_equal: Interactions, tmp_path: Path
+) -> None:
+    """A lead that enqueued the first trials and died before any ran: its retry finds a
+    waiting trial of a model the check now leaves out. It fails at once, saying so."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    old = optuna.create_study(storage=storage, study_name="s", direction="minimize")
+    old.enqueue_trial({"model": "cf-nade"})
+    search = open_search(
+        all_equal,
+        SearchSettings(task="ratings", models=["biased-mf", "cf-nade"], max_trials=3),
+        storage=storage,
+        study_name="s",
+    )
+    assert search.choices == ["biased-mf", "cf-nade"]
+    seen: list[TrialRecord] = []
+    search_trials(search, clock=ManualClock(0.0), on_trial=lambda r, left: seen.append(r))
+    assert [(r.model, r.state) for r in seen] == [
+        ("cf-nade", "failed"),
+        ("biased-mf", "complete"),
+        ("biased-mf", "complete"),
+    ]
+    assert seen[0].note == f"dropped from the search: model 'cf-nade' {TWO_LEVELS}"
