@@ -11,7 +11,7 @@ Both are greedy selections over a pool of the row's best unmasked items:
   maximising ``λ·relevance − (1−λ)·max cosine to the items already taken``,
   relevance being the score min-max scaled over the pool, cosine over the
   model's item vectors (co-occurrence columns for models without vectors:
-  ``LoadedModel.similar_among``, the pool's items only).
+  ``LoadedModel.pool_similarity``, the pool's items gathered once).
 
 With both, MMR picks among the items the cap still allows. The pool starts
 at ``max(20·k, 200)`` items and grows (×4) until k items are taken or every
@@ -113,11 +113,13 @@ def _greedy(
     open_ = np.ones(size, dtype=bool)  # neither taken nor blocked by the cap
     membership = cap.membership[pool] if cap is not None else None
     counts = np.zeros(membership.shape[1], dtype=np.float32) if membership is not None else None
-    relevance = max_similarity = None
+    relevance = max_similarity = similarity = None
     if mmr is not None:
         low, high = float(scores.min()), float(scores.max())
         relevance = (scores - low) / (high - low) if high > low else np.ones(size, np.float32)
         max_similarity = np.zeros(size, dtype=np.float32)
+        with torch.inference_mode():
+            similarity = model.pool_similarity(pool)
     chosen: list[int] = []
     while len(chosen) < k and open_.any():
         if relevance is None or max_similarity is None:
@@ -132,8 +134,8 @@ def _greedy(
             full = (counts >= cap.limit).astype(np.float32)
             if full.any():
                 open_ &= ~(membership @ full > 0)
-        if max_similarity is not None:
+        if max_similarity is not None and similarity is not None:
             with torch.inference_mode():
-                similar = model.similar_among(int(pool[j]), pool)
-            np.maximum(max_similarity, similar.float().cpu().numpy(), out=max_similarity)
+                similar = similarity.row(j)
+            np.maximum(max_similarity, similar, out=max_similarity)
     return chosen

@@ -4,7 +4,7 @@ Why: similar items are the cosine of an item's vector with every item's. Holding
 the table at unit length would double its memory (1 GB more at 1,000,000 x 256,
 allocated on a catalog's first similar request); dividing each product by the
 item's norm (4 MB of norms) gives the same cosines from the table the model
-already holds. ``LoadedModel.similar_scores`` / ``similar_among`` score with it,
+already holds. ``LoadedModel.similar_scores`` / ``pool_similarity`` score with it,
 and ``app.serving.similarity`` ranks similar lists with it from the similar-items
 index, where the table at unit length is what the index holds.
 """
@@ -50,7 +50,7 @@ class CosineScorer(Scorer):
 
     def item_vectors(self) -> Tensor:
         """The model's item vectors, as they came: MMR's similarity in a similar list
-        (``LoadedModel.similar_among`` on the view) is the model's own."""
+        (``LoadedModel.pool_similarity`` on the view) is the model's own."""
         vectors: Tensor = self.t["vectors"]
         return vectors
 

@@ -123,20 +123,53 @@ class LoadedModel:
             index = self._similarity.setdefault("index", _similarity_index(self))
         return index  # type: ignore[no-any-return]
 
-    def similar_among(self, item: int, pool: np.ndarray) -> Tensor:
-        """(P,) ``similar_scores(item)[pool]``, computed for the pool's items only.
-
-        MMR (``app.rules.diversity``) needs one item's similarity to a pool of a
-        few hundred items per step; the whole row costs a product over every
-        item, a (1,000,000 x d) one per step at a million items.
-        """
+    def pool_similarity(self, pool: np.ndarray) -> PoolSimilarity:
+        """Cosines among ``pool``'s items, for a greedy re-rank that asks for one row a
+        step (MMR, ``app.rules.diversity``): the pool's unit vectors (or co-occurrence
+        columns) are gathered once, and a pool of up to ``FULL_POOL`` items gets all its
+        cosines in one product. Asking for one item's cosines to the pool a step at a
+        time gathered the pool again every step: an MMR list of 100 on EASE (1,682-wide vectors) took
+        about 11 s of the scoring thread (``benchmarks/mmr_cost.py``)."""
         index = self._similarity_source()
         if isinstance(index, CosineScorer):
-            among: Tensor = index.score(index.query(item), torch.as_tensor(pool))[0]
-            return among
+            unit = index.queries(pool.tolist()).float()  # (P, d), gathered once
+            return PoolSimilarity(unit, full=pool.size <= FULL_POOL)
         columns, norms = index
-        dots = np.asarray((columns[pool] @ columns[item].T).todense()).ravel()
-        return torch.as_tensor(dots / (norms[pool] * norms[item]), dtype=torch.float32)
+        scaled = sp.csr_matrix(sp.diags(1.0 / norms[pool]) @ columns[pool])  # (P, U) unit rows
+        return PoolSimilarity(scaled, full=pool.size <= FULL_POOL)
+
+
+#: Pools up to this size get every cosine among them in one product (64 MiB at most).
+FULL_POOL = 4096
+
+
+class PoolSimilarity:
+    """Cosines of a pool's items with each other, a row at a time (``row(j)``).
+
+    ``unit`` holds the pool's items at unit length: a dense (P, d) tensor (item
+    vectors) or a sparse (P, U) matrix (co-occurrence columns). With ``full``
+    the (P, P) cosines are computed at once, else one (P,) product per row.
+    """
+
+    def __init__(self, unit: Tensor | sp.csr_matrix, full: bool) -> None:
+        self.unit = unit
+        self.all: np.ndarray | None = self._product(None) if full else None
+
+    def _product(self, j: int | None) -> np.ndarray:
+        if isinstance(self.unit, Tensor):
+            other = self.unit if j is None else self.unit[j : j + 1]
+            dense: np.ndarray = (self.unit @ other.T).cpu().numpy()
+            return dense
+        other_rows = self.unit if j is None else self.unit[j]
+        product: np.ndarray = (self.unit @ other_rows.T).toarray().astype(np.float32)
+        return product
+
+    def row(self, j: int) -> np.ndarray:
+        """(P,) cosine of pool position ``j``'s item with each pool item."""
+        if self.all is not None:
+            one: np.ndarray = self.all[j]
+            return one
+        return self._product(j).ravel()
 
 
 def _similarity_index(model: LoadedModel) -> CosineScorer | tuple[sp.csr_matrix, np.ndarray]:

@@ -1,4 +1,4 @@
-"""``LoadedModel``'s similarity: the pool-only form MMR uses equals the whole row's, and a
+"""``LoadedModel``'s similarity: the pool form MMR uses equals the whole row's, and a
 batch's rows (one product) are each item's cosine row."""
 
 from __future__ import annotations
@@ -6,9 +6,11 @@ from __future__ import annotations
 from types import MethodType, SimpleNamespace
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
+from app.serving import loaded
 from app.serving.loaded import LoadedModel
 from tests.app.serving.ann_catalog import N_ITEMS, catalog_scorer
 
@@ -20,23 +22,34 @@ def _model(scorer: object, history: sp.csr_matrix) -> SimpleNamespace:
     return model
 
 
-def _check(model: SimpleNamespace) -> None:
-    pool = np.sort(np.random.default_rng(0).choice(N_ITEMS, 300, replace=False))
-    for item in (0, 17, int(pool[5])):
-        whole = LoadedModel.similar_scores(model, item)  # type: ignore[arg-type]
-        among = LoadedModel.similar_among(model, item, pool)  # type: ignore[arg-type]
-        torch.testing.assert_close(among, whole[torch.as_tensor(pool)])
+def _check(model: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row of the pool's cosines, computed at once or a row at a time, is the
+    whole row's cosines at the pool (MMR's similarity is the similar list's)."""
+    pool = np.random.default_rng(0).choice(N_ITEMS, 300, replace=False)
+    for full_pool in (4096, 100):  # all at once; a row at a time (a pool above the limit)
+        monkeypatch.setattr(loaded, "FULL_POOL", full_pool)
+        among = LoadedModel.pool_similarity(model, pool)  # type: ignore[arg-type]
+        assert (among.all is not None) == (full_pool >= pool.size)
+        for position in (0, 17, 5):
+            whole = LoadedModel.similar_scores(model, int(pool[position]))  # type: ignore[arg-type]
+            torch.testing.assert_close(
+                torch.as_tensor(among.row(position)), whole[torch.as_tensor(pool)]
+            )
 
 
-def test_similar_among_item_vectors_is_the_row_at_the_pool() -> None:
-    _check(_model(catalog_scorer(), sp.csr_matrix((1, N_ITEMS), dtype=np.float32)))
+def test_pool_similarity_over_item_vectors_is_the_row_at_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _check(_model(catalog_scorer(), sp.csr_matrix((1, N_ITEMS), dtype=np.float32)), monkeypatch)
 
 
-def test_similar_among_cooccurrence_columns_is_the_row_at_the_pool() -> None:
+def test_pool_similarity_over_cooccurrence_columns_is_the_row_at_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     rng = np.random.default_rng(1)
     history = sp.random(200, N_ITEMS, density=0.02, format="csr", random_state=rng)
     history.data[:] = 1.0
-    _check(_model(SimpleNamespace(item_vectors=lambda: None), history))
+    _check(_model(SimpleNamespace(item_vectors=lambda: None), history), monkeypatch)
 
 
 def test_similarity_over_item_vectors_holds_no_unit_length_copy() -> None:

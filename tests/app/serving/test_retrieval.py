@@ -170,7 +170,7 @@ def _with_similarity(model: Any) -> Any:
     model._similarity = {}
     model.similar_ann = None
     model.history = sp.csr_matrix((1, N_ITEMS), dtype=np.float32)
-    for method in ("_similarity_source", "similar_scores", "similar_among"):
+    for method in ("_similarity_source", "similar_scores", "pool_similarity"):
         setattr(model, method, MethodType(getattr(LoadedModel, method), model))
     return model
 
