@@ -162,13 +162,18 @@ class RetrainJob(Base):
 class Item(Base):
     """An item of the service's own catalog (``app.catalog``): metadata and text.
 
-    ``updated_at`` is written on every change; servers poll it (index) to pick
-    up items another process added, and text-aware models score a new item
-    from ``text`` without retraining.
+    ``updated_at`` (the writer's clock) is written on every change, for people;
+    ``change_epoch`` (migration 0009) is the ``CatalogEpoch`` of the transaction that
+    last changed the row, which servers poll (index) to pick up items another process
+    wrote, and text-aware models score a new item from ``text`` without retraining.
+    NULL only for a row written by code older than migration 0009 (read at startup).
     """
 
     __tablename__ = "items"
-    __table_args__ = (Index("ix_items_updated_at", "updated_at"),)
+    __table_args__ = (
+        Index("ix_items_updated_at", "updated_at"),
+        Index("ix_items_change_epoch", "change_epoch"),
+    )
 
     item_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     title: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -176,6 +181,22 @@ class Item(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    change_epoch: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class CatalogEpoch(Base):
+    """The catalog's change counter (migration 0009): one row, ``id`` 1.
+
+    Each transaction that changes items increments ``value`` as its last statement
+    (``app.repository.upsert_items``) and stamps its rows with the new value. The
+    increment holds the row's lock until the transaction ends, so values are handed out
+    in commit order: a server that has read the rows of epoch N has every earlier one.
+    """
+
+    __tablename__ = "catalog_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class AttributeKind(Base):

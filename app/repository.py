@@ -12,6 +12,7 @@ naive strings, so values read back naive are UTC by construction.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from sqlalchemy.orm import Session
 
 from app.db_models import (
     AttributeKind,
+    CatalogEpoch,
     Impression,
     Interaction,
     Item,
@@ -898,6 +900,7 @@ class ItemRow:
     attributes: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    change_epoch: int | None = None  # None: written before migration 0009
 
 
 def _item_row(item: Item) -> ItemRow:
@@ -908,6 +911,7 @@ def _item_row(item: Item) -> ItemRow:
         attributes=dict(item.attributes or {}),
         created_at=as_utc(item.created_at),
         updated_at=as_utc(item.updated_at),
+        change_epoch=item.change_epoch,
     )
 
 
@@ -920,10 +924,17 @@ def get_item(session: Session, item_id: str) -> ItemRow | None:
 def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> dict[str, str]:
     """Insert or replace ``rows`` (distinct ids); per id "created", "updated" or "unchanged".
 
-    A row equal to what is stored keeps its ``updated_at``, so re-running an
-    import does not make every server re-score the same texts.
+    A row equal to what is stored keeps its ``updated_at`` and ``change_epoch``, so
+    re-running an import does not make every server re-score the same texts.
+
+    The rows written carry a placeholder epoch of this transaction's own (negative, so
+    no server's poll ever matches it); the last statements take the next catalog epoch
+    and put it on them (``_stamp_catalog_change``). From then until the caller's commit
+    every other catalog writer waits on the epoch's row lock, so the caller must commit
+    (or roll back) right after this returns.
     """
     stamp = as_utc(now)
+    pending = -1 - secrets.randbelow(2**62)
     existing = {
         item.item_id: item
         for item in session.scalars(select(Item).where(Item.item_id.in_([r.item_id for r in rows])))
@@ -940,6 +951,7 @@ def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> di
                     attributes=row.attributes,
                     created_at=stamp,
                     updated_at=stamp,
+                    change_epoch=pending,
                 )
             )
             outcome[row.item_id] = "created"
@@ -948,9 +960,45 @@ def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> di
         else:
             item.title, item.text, item.attributes = row.title, row.text, row.attributes
             item.updated_at = stamp
+            item.change_epoch = pending
             outcome[row.item_id] = "updated"
     session.flush()
+    if any(result != "unchanged" for result in outcome.values()):
+        _stamp_catalog_change(session, pending)
     return outcome
+
+
+def _stamp_catalog_change(session: Session, pending: int) -> int:
+    """Take the next catalog epoch and give it to this transaction's rows (those marked
+    ``pending``); returns it.
+
+    Why servers then miss no change (``items_changed_since``): the increment locks the
+    epoch's row until this transaction ends, and a writer waiting on that lock reads
+    the committed value once it gets it (Postgres re-reads the updated row under READ
+    COMMITTED; SQLite has one writer at a time). So epochs are handed out in commit
+    order, and the rows of an epoch become visible together, at its commit: a reader
+    whose snapshot holds epoch N holds every committed epoch below N, and anything
+    committed after its snapshot carries an epoch above every one it saw. Neither the
+    transaction's length nor the writers' clocks play a part. The lock is held for two
+    statements and the commit, not for the writes before them, so a long import does
+    not hold back a PUT of another item.
+
+    The stamp updates by the placeholder (index), which only this transaction wrote, so
+    it never waits on another writer's rows while it holds the epoch's lock.
+    """
+    epoch = session.execute(
+        update(CatalogEpoch)
+        .where(CatalogEpoch.id == 1)
+        .values(value=CatalogEpoch.value + 1)
+        .returning(CatalogEpoch.value)
+    ).scalar_one()
+    session.execute(
+        update(Item)
+        .where(Item.change_epoch == pending)
+        .values(change_epoch=epoch)
+        .execution_options(synchronize_session=False)
+    )
+    return int(epoch)
 
 
 def claim_attribute_kinds(session: Session, kinds: Mapping[str, str]) -> dict[str, frozenset[str]]:
@@ -978,24 +1026,38 @@ def claim_attribute_kinds(session: Session, kinds: Mapping[str, str]) -> dict[st
     return {name: frozenset(kind.split()) for name, kind in held}
 
 
-def items_changed_since(
-    session: Session, after: datetime | None, after_id: str = "", limit: int = 1000
-) -> list[ItemRow]:
-    """Catalog rows changed after the keyset ``(after, after_id)``, oldest change first.
+def catalog_epoch(session: Session) -> int:
+    """The newest committed catalog epoch: every change committed after this read carries
+    a greater one (``_stamp_catalog_change``)."""
+    return int(session.execute(select(CatalogEpoch.value).where(CatalogEpoch.id == 1)).scalar_one())
 
-    Ordered by ``(updated_at, item_id)`` so a caller pages through any number
-    of rows with the last row's pair as the next keyset.
+
+def items_after(session: Session, after_id: str = "", limit: int = 1000) -> list[ItemRow]:
+    """Catalog rows whose id sorts after ``after_id``, by id: the whole catalog, a page
+    at a time."""
+    query = select(Item).where(Item.item_id > after_id).order_by(Item.item_id).limit(limit)
+    return [_item_row(item) for item in session.scalars(query)]
+
+
+def items_changed_since(
+    session: Session, epoch: int, after_id: str | None = None, limit: int = 1000
+) -> list[ItemRow]:
+    """Catalog rows changed after the keyset ``(epoch, after_id)``, oldest change first;
+    ``after_id`` None: the rows of epochs above ``epoch``.
+
+    Ordered by ``(change_epoch, item_id)`` so a caller pages through any number
+    of rows with the last row's pair as the next keyset. A change committed later
+    than this read carries a greater epoch than any row it returns, so a keyset
+    taken from it never passes over a change (``_stamp_catalog_change``).
     """
-    query = select(Item)
-    if after is not None:
-        moment = as_utc(after)
-        query = query.where(
-            or_(
-                Item.updated_at > moment,
-                and_(Item.updated_at == moment, Item.item_id > after_id),
-            )
+    if after_id is None:
+        query = select(Item).where(Item.change_epoch > epoch)
+    else:
+        query = select(Item).where(
+            Item.change_epoch >= epoch,
+            or_(Item.change_epoch > epoch, Item.item_id > after_id),
         )
-    query = query.order_by(Item.updated_at, Item.item_id).limit(limit)
+    query = query.order_by(Item.change_epoch, Item.item_id).limit(limit)
     return [_item_row(item) for item in session.scalars(query)]
 
 

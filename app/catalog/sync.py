@@ -10,9 +10,14 @@
   business rules compile against (``app.rules``); a change bumps its
   revision, which invalidates the compiled masks.
 * Other processes: each server polls the items table at its reload interval
-  (keyset on ``updated_at``, re-reading a short look-back window because a
-  transaction may commit after a later one), keeps the catalog's texts in
-  memory and re-applies them to any loaded model that has not seen them.
+  and keeps the catalog's texts in memory, re-applying them to any loaded model
+  that has not seen them. The poll is a keyset on ``(change_epoch, item_id)``:
+  every writing transaction stamps its rows with the next value of the catalog's
+  change counter, handed out in commit order (``app.repository.upsert_items``),
+  so a change committed after a poll always sorts after what that poll read,
+  however long its transaction stayed open and whatever the writers' clocks say.
+  The first read takes the counter, then the whole table by id; what commits
+  after the counter was read is above it.
 
 The app's lifespan (``app.main``) starts and stops it.
 """
@@ -22,14 +27,13 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.extension import TextItem, extend_model, is_text_aware
 from app.core.db import session_scope
-from app.repository import ItemRow, items_changed_since
+from app.repository import ItemRow, catalog_epoch, items_after, items_changed_since
 from app.rules.catalog import AttributeIndex
 from app.serving.holder import ModelHolder
 from app.serving.loaded import LoadedModel
@@ -45,7 +49,6 @@ class CatalogSync:
         sessions: sessionmaker[Session],
         holder: ModelHolder,
         interval_s: float,
-        lookback_s: float = 10.0,
         page_size: int = 1000,
         attributes: AttributeIndex | None = None,
     ) -> None:
@@ -53,11 +56,12 @@ class CatalogSync:
         self.attributes = attributes if attributes is not None else AttributeIndex()
         self.holder = holder
         self.interval_s = interval_s
-        self.lookback = timedelta(seconds=lookback_s)
         self.page_size = page_size
         self._texts: dict[str, TextItem] = {}  # catalog items that have (had) text
         self._revision = 0  # bumped whenever _texts changes
-        self._watermark: datetime | None = None  # newest updated_at read
+        # (change_epoch, item_id) of the newest change read; None until the first full read
+        # (epoch, None): all of that epoch and below has been read
+        self._watermark: tuple[int, str | None] | None = None
         self._applied: dict[str, tuple[weakref.ref[LoadedModel], int]] = {}
         self._lock = threading.RLock()  # one refresh/apply at a time
         self._stop = threading.Event()
@@ -96,20 +100,40 @@ class CatalogSync:
     # -- reading the table ------------------------------------------------------------
 
     def refresh(self) -> int:
-        """Read rows changed since the watermark (minus the look-back); returns how many changed."""
-        start = None if self._watermark is None else self._watermark - self.lookback
+        """Read rows changed since the watermark; returns how many texts changed."""
+        changed = 0
+        try:
+            if self._watermark is None:
+                return self._read_all()
+            while True:
+                epoch, after_id = self._watermark
+                with session_scope(self.sessions) as session:
+                    rows = items_changed_since(session, epoch, after_id, self.page_size)
+                changed += self._merge(rows)
+                if rows:
+                    last = rows[-1]
+                    last_epoch = epoch if last.change_epoch is None else last.change_epoch
+                    self._watermark = (last_epoch, last.item_id)
+                if len(rows) < self.page_size:
+                    return changed
+        except SQLAlchemyError as exc:
+            log.warning("cannot read the item catalog (keeping what is loaded): %s", exc)
+            return changed
+
+    def _read_all(self) -> int:
+        """The whole table, a page at a time; the watermark becomes the epoch read first."""
+        with session_scope(self.sessions) as session:
+            epoch = catalog_epoch(session)
         after_id, changed = "", 0
         while True:
-            try:
-                with session_scope(self.sessions) as session:
-                    rows = items_changed_since(session, start, after_id, self.page_size)
-            except SQLAlchemyError as exc:
-                log.warning("cannot read the item catalog (keeping what is loaded): %s", exc)
-                return changed
+            with session_scope(self.sessions) as session:
+                rows = items_after(session, after_id, self.page_size)
             changed += self._merge(rows)
             if len(rows) < self.page_size:
-                return changed
-            start, after_id = rows[-1].updated_at, rows[-1].item_id
+                break
+            after_id = rows[-1].item_id
+        self._watermark = (epoch, None)
+        return changed
 
     def _merge(self, rows: list[ItemRow]) -> int:
         self.attributes.update((row.item_id, row.attributes) for row in rows)
@@ -120,8 +144,6 @@ class CatalogSync:
             if (known is None and row.text) or (known is not None and known != item):
                 self._texts[row.item_id] = item
                 changed += 1
-            if self._watermark is None or row.updated_at > self._watermark:
-                self._watermark = row.updated_at
         if changed:
             self._revision += 1
         return changed

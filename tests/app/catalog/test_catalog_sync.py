@@ -6,16 +6,22 @@ only through the catalog, as items added after training do.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.items import save_items
 from app.catalog.sync import CatalogSync
-from app.core.db import make_engine, make_sessionmaker, session_scope
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.db_models import Item
 from app.repository import NewItem, upsert_items
 from models_store import ModelStore
 from tests.app.catalog.support import cpu_holder
@@ -119,3 +125,150 @@ def test_a_broken_catalog_read_keeps_serving(store: ModelStore, tmp_path: Path) 
     sync.stop()
     assert holder.get("convmf") is model
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- commit order
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def both_sessions(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[sessionmaker[Session]]:
+    url = (
+        f"sqlite:///{tmp_path}/sync.db"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    upgrade_database(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    _empty_catalog(sessions)
+    yield sessions
+    _empty_catalog(sessions)
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_sessions(both_sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    if both_sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no transaction commits inside another")
+    return both_sessions
+
+
+def _empty_catalog(sessions: sessionmaker[Session]) -> None:
+    with session_scope(sessions) as session:
+        session.execute(text("DELETE FROM items"))
+        session.execute(text("DELETE FROM attribute_kinds"))
+
+
+def _attribute_sync(sessions: sessionmaker[Session], tmp_path: Path) -> CatalogSync:
+    """A server's sync with no model loaded: what its business rules filter on."""
+    holder = cpu_holder(ModelStore(tmp_path / "empty-store"))
+    sync = CatalogSync(sessions, holder, interval_s=60, page_size=3)
+    sync.refresh()
+    return sync
+
+
+def _served(sync: CatalogSync) -> dict[str, dict[str, object]]:
+    return {k: dict(v) for k, v in sync.attributes.snapshot().items.items()}
+
+
+def test_a_long_transaction_that_commits_after_a_later_one_is_seen(
+    pg_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The import whose transaction stays open while a PUT of another item commits: its
+    rows carry a stamp older than the PUT's, and every server used to pass over them."""
+    sessions = pg_sessions
+    save_items(sessions, [NewItem("a", None, None, {"batch": "old"})])
+    sync = _attribute_sync(sessions, tmp_path)
+    assert _served(sync) == {"a": {"batch": "old"}}
+
+    written, go_on = threading.Event(), threading.Event()
+
+    def hold(*_: object) -> None:  # the import's rows are written, its transaction stays open
+        written.set()
+        go_on.wait(30)
+
+    def long_import() -> None:
+        with session_scope(sessions) as session:
+            event.listen(session, "after_flush", hold, once=True)
+            stamp = datetime.now(UTC) - timedelta(seconds=60)  # taken when the import began
+            upsert_items(session, [NewItem("a", None, None, {"batch": "new"})], stamp)
+
+    importer = threading.Thread(target=long_import)
+    importer.start()
+    try:
+        assert written.wait(30)
+        save_items(sessions, [NewItem("b", None, None, {"batch": "put"})])  # commits first
+        sync.refresh()
+        assert _served(sync) == {"a": {"batch": "old"}, "b": {"batch": "put"}}
+    finally:
+        go_on.set()
+        importer.join(30)
+    sync.refresh()
+    assert _served(sync) == {"a": {"batch": "new"}, "b": {"batch": "put"}}
+
+
+def test_a_writer_whose_clock_is_behind_is_seen(
+    both_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Writers' clocks minutes apart (or a change written after its stamp was taken)."""
+    sessions = both_sessions
+    sync = _attribute_sync(sessions, tmp_path)
+    save_items(sessions, [NewItem("b", None, None, {"grade": 1})])
+    sync.refresh()
+    with session_scope(sessions) as session:  # a replica whose clock is 5 minutes behind
+        behind = datetime.now(UTC) - timedelta(minutes=5)
+        upsert_items(
+            session, [NewItem(f"late{n}", None, None, {"grade": n}) for n in range(7)], behind
+        )
+    sync.refresh()
+    assert _served(sync) == {"b": {"grade": 1}, **{f"late{n}": {"grade": n} for n in range(7)}}
+    # An unchanged row keeps its epoch: the next poll changes nothing.
+    revision = sync.attributes.revision
+    assert save_items(sessions, [NewItem("b", None, None, {"grade": 1})]) == {"b": "unchanged"}
+    assert sync.refresh() == 0 and sync.attributes.revision == revision
+
+
+def test_concurrent_writers_and_a_polling_server_end_in_the_database_state(
+    pg_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """Many writers (one-item PUTs, multi-item imports, overlapping ids) commit in any
+    order while a server polls; once they are done, one poll gives it what the table holds."""
+    sessions = pg_sessions
+    # Every id exists first: writers then only update, in primary-key order (no deadlock).
+    save_items(sessions, [NewItem(f"i{k}", None, None, {"w": -1}) for k in range(20)])
+    sync = _attribute_sync(sessions, tmp_path)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for round_ in range(15):
+                ids = [f"i{(n * 7 + round_ * 3 + k) % 20}" for k in range(1 + n % 4)]
+                value = {"w": n * 100 + round_}
+                with session_scope(sessions) as session:
+                    stamp = datetime.now(UTC) - timedelta(seconds=(n * 13 + round_) % 40)
+                    upsert_items(session, [NewItem(i, None, None, value) for i in ids], stamp)
+                    time.sleep(0.002 * (n % 3))  # the commit lags the epoch a little
+        except BaseException as exc:
+            failures.append(exc)
+
+    def poll() -> None:
+        while not stop.is_set():
+            sync.refresh()
+
+    poller = threading.Thread(target=poll)
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    poller.start()
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    stop.set()
+    poller.join(30)
+    assert not failures, failures
+    sync.refresh()
+    with session_scope(sessions) as session:
+        stored = dict(session.execute(select(Item.item_id, Item.attributes)).tuples().all())
+    assert _served(sync) == stored
