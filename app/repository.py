@@ -921,6 +921,12 @@ def get_item(session: Session, item_id: str) -> ItemRow | None:
     return None if item is None else _item_row(item)
 
 
+#: Ids per lookup of stored items: Postgres takes at most 65,535 parameters a statement,
+#: and an import of more rows than that failed ("number of parameters must be between 0
+#: and 65535") before it wrote anything.
+ITEM_LOOKUP_CHUNK = 10_000
+
+
 def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> dict[str, str]:
     """Insert or replace ``rows`` (distinct ids); per id "created", "updated" or "unchanged".
 
@@ -935,9 +941,13 @@ def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> di
     """
     stamp = as_utc(now)
     pending = -1 - secrets.randbelow(2**62)
+    ids = [r.item_id for r in rows]
     existing = {
         item.item_id: item
-        for item in session.scalars(select(Item).where(Item.item_id.in_([r.item_id for r in rows])))
+        for start in range(0, len(ids), ITEM_LOOKUP_CHUNK)
+        for item in session.scalars(
+            select(Item).where(Item.item_id.in_(ids[start : start + ITEM_LOOKUP_CHUNK]))
+        )
     }
     outcome: dict[str, str] = {}
     for row in rows:
