@@ -3,7 +3,8 @@
 Every page gets the navigation bar and its session's CSRF token (``base.html``
 puts it in a meta tag and in htmx's ``hx-headers``, and forms carry it as a
 hidden field). Jinja2 autoescapes HTML, so ids, titles and log lines typed by
-anyone are shown as text.
+anyone are shown as text; ``app.dashboard.formatting``'s filters print values
+(``show``), moments (``utc``) and URL parts (``urlpart``, ``item_href``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.dashboard.auth import CSRF_FIELD, CSRF_HEADER, DashboardSession
+from app.dashboard.formatting import item_href, show, urlpart, utc
 
 PACKAGE_DIR = Path(__file__).parent
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+# How values, times and URL parts are printed (app.dashboard.formatting).
+templates.env.filters.update(show=show, utc=utc, urlpart=urlpart, item_href=item_href)
 
 #: (label, path) of the navigation bar, in order.
 NAV = [
