@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
 from app.api.params import StorableText
-from app.dashboard.auth import SessionDep
+from app.dashboard.auth import DashboardSession, SessionDep
 from app.dashboard.catalog_view import item_card, search_items
 from app.dashboard.templating import render
 from app.serving.loaded import LoadedModel
@@ -48,6 +48,20 @@ async def catalog_page(
 
 @router.get("/dashboard/catalog/items/{item_id:path}", response_class=HTMLResponse)
 async def item_page(request: Request, item_id: StorableText, session: SessionDep) -> HTMLResponse:
+    """One item; links escape the id whole (``item_href``), so ``a%2F..%2Fb`` names ``a/../b``."""
+    return await _item(request, item_id, session)
+
+
+@router.get("/dashboard/catalog/item", response_class=HTMLResponse)
+async def item_by_query(
+    request: Request, session: SessionDep, item_id: Annotated[StorableText, Query(alias="id")] = ""
+) -> HTMLResponse:
+    """The same page for ids no path can carry: "." and ".." are dot segments to a browser
+    (escaped too: the URL standard reads "%2e%2e" as ".."), which it removes from the path."""
+    return await _item(request, item_id, session)
+
+
+async def _item(request: Request, item_id: str, session: DashboardSession) -> HTMLResponse:
     model = _default_model(request)
     try:
         card = await run_in_threadpool(item_card, services_of(request).sessions, model, item_id)
