@@ -13,11 +13,12 @@ one item at a time, on an operator's click.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
@@ -53,41 +54,109 @@ def _like(query: str) -> str:
     return f"%{escaped}%"
 
 
+@dataclass(frozen=True)
+class SearchResult:
+    """The hits shown (at most ``SEARCH_LIMIT``) and how many items match in all.
+
+    ``total`` is the number of distinct matching items when it is known exactly: always,
+    unless the catalog holds more matches than one page and the model matches too (which
+    of the model's matches are also catalog matches is then not read); ``in_catalog`` and
+    ``in_model`` count each source's matches.
+    """
+
+    hits: list[ItemHit]
+    total: int | None
+    in_catalog: int
+    in_model: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.total is None or self.total > len(self.hits)
+
+
+def natural_key(item_id: str) -> list[tuple[int, str]]:
+    """Ids ordered as people count: "2" before "10", "item9" before "item10"."""
+    parts = re.split(r"(\d+)", item_id, flags=re.ASCII)  # text, digits, text, ...
+    key = [(int(part), "") if n % 2 else (-1, part.lower()) for n, part in enumerate(parts)]
+    return [*key, (-1, item_id)]  # ties ("a1" and "A01") in code point order
+
+
+#: (model, its ids and titles lowercased) of the last model searched: a search reads
+#: every id and title of the model, and lowering them each time was most of its cost.
+_LOWERED: list[tuple[LoadedModel, list[tuple[str, str]]]] = []
+
+
+def _lowered(model: LoadedModel) -> list[tuple[str, str]]:
+    if _LOWERED and _LOWERED[0][0] is model:
+        return _LOWERED[0][1]
+    lowered = [
+        (item_id.lower(), (title or "").lower())
+        for item_id, title in zip(model.item_ids, model.titles, strict=True)
+    ]
+    _LOWERED[:] = [(model, lowered)]
+    return lowered
+
+
 def search_items(
     sessions: sessionmaker[Session], model: LoadedModel | None, query: str
-) -> list[ItemHit]:
-    """Items whose id or title contains ``query`` (at most ``SEARCH_LIMIT``), exact id first."""
-    query = query.strip()
+) -> SearchResult:
+    """Items whose id or title contains ``query`` (case-insensitively): the item whose id
+    is ``query`` first, then by id (``natural_key``); at most ``SEARCH_LIMIT``, and how
+    many match.
+
+    One bounded statement reads the catalog: its first page of matches (the exact id
+    first) with the count of all of them (a window count over the scan that the
+    ``LIKE '%…%'`` makes anyway). The model's ids and titles are matched in memory,
+    all of them, so that its count is exact too. A second statement looks up which of
+    the shown model items the catalog holds (at most ``SEARCH_LIMIT`` primary keys).
+    """
     if not query:
-        return []
-    pattern = _like(query.lower())
+        return SearchResult([], 0, 0, 0)
+    needle = query.lower()
+    pattern = _like(needle)
+    matched: list[str] = []
+    if model is not None:
+        matched = [
+            model.item_ids[index]
+            for index, (item_id, title) in enumerate(_lowered(model))
+            if needle in item_id or needle in title
+        ]
     with session_scope(sessions) as session:
         rows = session.execute(
-            select(Item.item_id, Item.title)
+            select(Item.item_id, Item.title, func.count().over())
             .where(
                 or_(
                     func.lower(Item.item_id).like(pattern, escape="\\"),
                     func.lower(Item.title).like(pattern, escape="\\"),
                 )
             )
-            .order_by(Item.item_id)
+            .order_by(case((Item.item_id == query, 0), else_=1), Item.item_id)
             .limit(SEARCH_LIMIT)
         ).all()
-    hits: dict[str, ItemHit] = {
-        item_id: ItemHit(item_id, title, True, model is not None and item_id in model.item_index)
-        for item_id, title in rows
-    }
-    if model is not None:
-        needle = query.lower()
-        for index, item_id in enumerate(model.item_ids):
-            if len(hits) >= SEARCH_LIMIT:
-                break
+        in_catalog = int(rows[0][2]) if rows else 0
+        titles: dict[str, str | None] = {item_id: title for item_id, title, _ in rows}
+        page = set(titles)
+        candidates = dict.fromkeys([*titles, *matched])
+        shown = sorted(candidates, key=lambda i: (i != query, natural_key(i)))[:SEARCH_LIMIT]
+        # A shown model item may be in the catalog beyond its first page of matches, or
+        # under a title that does not match: those few are asked for by primary key.
+        unknown = [item_id for item_id in shown if item_id not in titles]
+        if unknown:
+            stored = select(Item.item_id, Item.title).where(Item.item_id.in_(unknown))
+            titles.update({item_id: title for item_id, title in session.execute(stored)})
+    hits = []
+    for item_id in shown:
+        index = model.item_index.get(item_id) if model is not None else None
+        title = titles.get(item_id)
+        if title is None and model is not None and index is not None:
             title = model.titles[index]
-            if item_id not in hits and (
-                needle in item_id.lower() or (title is not None and needle in title.lower())
-            ):
-                hits[item_id] = ItemHit(item_id, title, False, True)
-    return sorted(hits.values(), key=lambda h: (h.item_id.lower() != query.lower(), h.item_id))
+        hits.append(ItemHit(item_id, title, item_id in titles, index is not None))
+    total: int | None
+    if in_catalog <= len(rows):  # every catalog match was read: the union is exact
+        total = in_catalog + sum(1 for item_id in matched if item_id not in page)
+    else:  # which model matches are among the unread catalog matches is not known
+        total = None if matched else in_catalog
+    return SearchResult(hits, total, in_catalog, len(matched))
 
 
 def catalog_titles(sessions: sessionmaker[Session], item_ids: list[str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import services_of
 from app.api.params import StorableText
 from app.dashboard.auth import DashboardSession, SessionDep
-from app.dashboard.catalog_view import item_card, search_items
+from app.dashboard.catalog_view import SEARCH_LIMIT, item_card, search_items
 from app.dashboard.templating import render
 from app.serving.loaded import LoadedModel
 
@@ -30,17 +30,18 @@ async def catalog_page(
 ) -> HTMLResponse:
     model = _default_model(request)
     try:
-        hits = await run_in_threadpool(search_items, services_of(request).sessions, model, q)
+        found = await run_in_threadpool(search_items, services_of(request).sessions, model, q)
         problem = None
     except SQLAlchemyError as exc:
-        hits, problem = [], f"database unavailable: {type(exc).__name__}"
+        found, problem = None, f"database unavailable: {type(exc).__name__}"
     return render(
         request,
         "catalog.html",
         session,
         active="Catalog",
         q=q,
-        hits=hits,
+        found=found,
+        limit=SEARCH_LIMIT,
         model=model,
         problem=problem,
     )
