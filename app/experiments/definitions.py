@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
 from app.db_models import Experiment
+from app.repository import as_utc
 from models_store import AliasNotSet, InvalidName, ModelNotFound, ModelStore, VersionNotFound
 from training.models import REGISTRY
 
@@ -71,9 +72,9 @@ class ExperimentDef:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    """In UTC whatever the database session's time zone: Postgres returns a
+    ``timestamptz`` in the session's zone (``PGTZ``), SQLite a naive UTC value."""
+    return None if value is None else as_utc(value)
 
 
 def from_row(row: Experiment) -> ExperimentDef:

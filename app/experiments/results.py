@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from app.db_models import Impression, Interaction
 from app.experiments import stats
 from app.experiments.definitions import ExperimentDef
+from app.repository import as_utc
 
 #: How much earlier than its list an event may be stamped and still count: the list's
 #: time is one replica's clock and the event's another's, or the client's when it sends
@@ -77,7 +78,7 @@ class VariantTotals:
 
 
 def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return as_utc(value)  # the session's zone (Postgres) or naive UTC (SQLite) -> UTC
 
 
 @dataclass(frozen=True)

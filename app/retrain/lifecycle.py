@@ -277,7 +277,7 @@ class JobLog:
         self._lock = threading.Lock()
 
     def add(self, message: str, level: int = logging.INFO) -> None:
-        stamp = utcnow().strftime("%H:%M:%S")
+        stamp = utcnow().strftime("%H:%M:%SZ")  # UTC, and says so (as every time shown)
         with self._lock:
             self._lines.append(f"{stamp} {message}")
         log.log(level, "job %d: %s", self.job_id, message)
