@@ -178,6 +178,7 @@ def rate_chart(window: list[Reading]) -> dict[str, object] | None:
     return {
         "title": "requests per second",
         "x_label": "seconds ago",
+        "y_label": "requests per second",
         "x": x,
         "series": {"requests/s": requests, "5xx/s": errors},
     }

@@ -22,7 +22,7 @@ from app.api.params import StorableText
 from app.api.routes import admin
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
-from app.dashboard.charts import curve_chart
+from app.dashboard.charts import curve_chart, curve_table
 from app.dashboard.templating import render
 from app.schemas_admin import ModelOut, PromoteIn
 from models_store import StoreError
@@ -128,6 +128,7 @@ async def version_page(
         aliases=sorted(a for a, v in aliases.items() if v == manifest.version),
         training=training,
         curves=curve_chart(training.get("curve")),
+        curve_table=curve_table(training.get("curve")),
         gate=training.get("gate") if isinstance(training.get("gate"), dict) else None,
         tuning=tuning,
     )

@@ -85,10 +85,17 @@ def test_curve_chart_and_leaderboard(dash: TestClient) -> None:
             r'<script type="application/json" id="curve-\d">(.*?)</script>', page.text
         )
     ]
-    assert [c["title"] for c in charts] == ["training loss", "validation"]
-    assert all(c["x"] == [1, 2, 3] for c in charts)
-    validation = charts[1]["series"]["ndcg@10"]
+    # One chart per quantity, or per quantities of one unit and scale (test_charts.py).
+    assert [c["title"] for c in charts] == [
+        "training: loss, nll",
+        "training: kl",
+        "training: beta",
+        "validation: ndcg@10, ndcg@20, recall@10, recall@20",
+    ]
+    assert all(c["x"] == [1, 2, 3] and c["x_integer"] for c in charts)
+    validation = charts[-1]["series"]["ndcg@10"]
     assert len(validation) == 3 and all(isinstance(v, float) for v in validation)
+    assert charts[-1]["y_label"] == "score (0 to 1)"
     board = page.text.split('data-testid="leaderboard"')[1]
     rows = re.findall(r"<tr><td>(\d)</td><td>([\w-]+)</td>", board)
     assert rows == [("1", "mult-vae"), ("2", "ease")]  # best first
