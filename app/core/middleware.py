@@ -130,7 +130,21 @@ def _incoming_id(scope: Scope) -> str | None:
 
 def _route_template(scope: Scope) -> str:
     """``/v1/users/{user_id}/recommendations`` rather than the raw path (bounded label set);
-    the template as documented, without a parameter's converter (``{user_id:path}``)."""
+    the template as documented, without a parameter's converter (``{user_id:path}``).
+
+    FastAPI names only its own routes in the scope. A mounted app (the dashboard's and
+    the docs' static files) is labelled by its mount, ``/dashboard/static/{path}``, and
+    a plain route without parameters (``/openapi.json``) by its path: both were counted
+    as "unmatched", beside the requests for paths no route serves.
+    """
     route: Any = scope.get("route")
     path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+    if path:
+        return str(path)
+    if "endpoint" in scope:  # routed, but not by FastAPI
+        root, mount = scope.get("app_root_path", ""), scope.get("root_path", "")
+        if mount != root and mount.startswith(root):
+            return f"{mount[len(root) :]}/{{path}}"
+        if not scope.get("path_params"):
+            return str(scope["path"])  # a route without parameters serves one path
+    return "unmatched"

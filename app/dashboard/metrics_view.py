@@ -22,7 +22,12 @@ from prometheus_client import CollectorRegistry
 WINDOW_S = 60.0
 #: Rates need readings at least this far apart (a first poll's 0.1 s would make noise).
 MIN_SPAN_S = 5.0
-HIDDEN_ROUTES = ("/dashboard", "/docs")
+#: Routes of the dashboard's and the API docs' own traffic (pages, polls, static files, the
+#: OpenAPI document): one "other" row of the table, and not in the request-rate chart, which
+#: is the serving API's (``app.core.middleware`` labels a static file by its mount, so these
+#: no longer pass as "unmatched").
+OTHER_ROUTES = ("/dashboard", "/docs", "/openapi.json", "/redoc")
+OTHER_LABEL = "other (dashboard, docs, static files)"
 
 # (route, method) -> status -> cumulative bucket counts by upper bound, plus count and sum
 Key = tuple[str, str]
@@ -145,11 +150,16 @@ class Sampler:
         return now, oldest, window
 
 
+def is_other(route: str) -> bool:
+    """A route of the dashboard's or the docs' own traffic, not of the serving API."""
+    return route.startswith(OTHER_ROUTES)
+
+
 def _api_requests(reading: Reading) -> tuple[float, float]:
-    """(all, 5xx) request counts of the routes the overview shows."""
+    """(all, 5xx) request counts of the API's routes (unknown paths included)."""
     total = errors = 0.0
     for (route, _), by_status in reading.requests.items():
-        if route.startswith(HIDDEN_ROUTES):
+        if is_other(route):
             continue
         for status, series in by_status.items():
             total += series.count
@@ -197,6 +207,7 @@ class EndpointRow:
     p50_ms: float | None
     p99_ms: float | None
     window_p99_ms: float | None
+    grouped: bool = False  # the one row of the dashboard's and docs' own traffic
 
 
 @dataclass(frozen=True)
@@ -230,15 +241,39 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1000.0
 
 
+def _row(
+    route: str,
+    method: str,
+    merged: Histogram,
+    before: Histogram,
+    errors: float,
+    span: float,
+    windowed: bool,
+    grouped: bool = False,
+) -> EndpointRow:
+    recent = merged.minus(before if windowed else None)
+    return EndpointRow(
+        route=route,
+        method=method,
+        requests=int(merged.count),
+        rate=recent.count / span if span > 0 else None,
+        error_rate=errors / merged.count if merged.count else None,
+        p50_ms=_ms(merged.quantile(0.5)),
+        p99_ms=_ms(merged.quantile(0.99)),
+        window_p99_ms=_ms(recent.quantile(0.99)) if span > 0 else None,
+        grouped=grouped,
+    )
+
+
 def overview(now: Reading, oldest: Reading | None) -> Overview:
     """The overview's rows: cumulative since start, and rates over ``now - oldest``."""
     span = now.at - oldest.at if oldest is not None else 0.0
     if span < MIN_SPAN_S:
         span = 0.0
     endpoints: list[EndpointRow] = []
+    # The dashboard's own polls and files would fill the table: summed into one last row.
+    other, other_before, other_errors = Histogram(), Histogram(), 0.0
     for (route, method), by_status in sorted(now.requests.items()):
-        if route.startswith(HIDDEN_ROUTES):
-            continue  # the dashboard's own polls would fill the table
         merged = Histogram()
         errors = 0.0
         for status, series in by_status.items():
@@ -249,17 +284,23 @@ def overview(now: Reading, oldest: Reading | None) -> Overview:
         if oldest is not None:
             for series in oldest.requests.get((route, method), {}).values():
                 before.add(series)
-        recent = merged.minus(before if oldest is not None else None)
+        if is_other(route):
+            other.add(merged)
+            other_before.add(before)
+            other_errors += errors
+            continue
+        endpoints.append(_row(route, method, merged, before, errors, span, oldest is not None))
+    if other.count:
         endpoints.append(
-            EndpointRow(
-                route=route,
-                method=method,
-                requests=int(merged.count),
-                rate=recent.count / span if span > 0 else None,
-                error_rate=errors / merged.count if merged.count else None,
-                p50_ms=_ms(merged.quantile(0.5)),
-                p99_ms=_ms(merged.quantile(0.99)),
-                window_p99_ms=_ms(recent.quantile(0.99)) if span > 0 else None,
+            _row(
+                OTHER_LABEL,
+                "any",
+                other,
+                other_before,
+                other_errors,
+                span,
+                oldest is not None,
+                True,
             )
         )
     batches = [
