@@ -71,6 +71,13 @@ class Previewer:
         )
         return [(loaded.item_ids[i], loaded.titles[i]) for i in np.asarray(context.seen).tolist()]
 
+    async def logged_events(self, user_id: str) -> int | None:
+        """How many events the interaction log holds for the user, on any item (None when
+        the log cannot be read): why a user has no history under a model is worth saying,
+        a new user and one whose events are all on items the model does not know differ."""
+        rows = await run_in_threadpool(self.services.recommender.logs.read, user_id, None)
+        return None if rows is None else len(rows)
+
     async def text_models(self) -> list[str]:
         """Served models that can place an item from its text (ConvMF); loads them if needed."""
         found = []

@@ -69,13 +69,16 @@ async def _page(
 ) -> HTMLResponse:
     preview = previewer(request)
     holder = services_of(request).holder
-    user, item = user.strip(), item.strip()
+    # Ids are opaque, as on the API: " spaced " is not "spaced" (nothing is stripped).
     history: list[tuple[str, str | None]] | None = None
+    logged: int | None = None
     lists: list[ModelList] = []
     user_problem = None
     if user:
         try:
             history = await preview.history(user, holder.default_model)
+            if not history:
+                logged = await preview.logged_events(user)
             lists = await _lists(preview, user)
         except ApiError as exc:
             user_problem = exc.message
@@ -96,6 +99,7 @@ async def _page(
         user=user,
         item=item,
         history=history,
+        logged=logged,
         lists=lists,
         user_problem=user_problem,
         similar=similar,
@@ -107,6 +111,7 @@ async def _page(
         titles=titles,
         text_form=text_form or {},
         problem=problem,
+        max_text=MAX_TEXT,
     )
 
 

@@ -94,3 +94,10 @@ def test_placing_needs_text_and_a_text_aware_model(dash: TestClient) -> None:
         data={"model": "popularity", "text": "stars", "csrf_token": csrf.group(1)},
     )
     assert wrong.status_code == 422 and "cannot place" in wrong.text
+
+
+def test_the_text_field_stops_at_the_servers_limit(dash: TestClient) -> None:
+    from app.dashboard.pages.explore import MAX_TEXT
+
+    field = dash.get("/dashboard/explore").text.split('id="text-text"')[1].split(">")[0]
+    assert f'maxlength="{MAX_TEXT}"' in field
