@@ -14,6 +14,7 @@ one item at a time, on an operator's click.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,19 +82,20 @@ def natural_key(item_id: str) -> list[tuple[int, str]]:
     return [*key, (-1, item_id)]  # ties ("a1" and "A01") in code point order
 
 
-#: (model, its ids and titles lowercased) of the last model searched: a search reads
-#: every id and title of the model, and lowering them each time was most of its cost.
-_LOWERED: list[tuple[LoadedModel, list[tuple[str, str]]]] = []
+#: (model, its ids and titles lowercased) of the last model searched: a search reads every
+#: id and title of the model, and lowering them each time was most of its cost. A weak
+#: reference: a model swapped out of serving is not kept alive (on its device) by this.
+_LOWERED: list[tuple[weakref.ref[LoadedModel], list[tuple[str, str]]]] = []
 
 
 def _lowered(model: LoadedModel) -> list[tuple[str, str]]:
-    if _LOWERED and _LOWERED[0][0] is model:
+    if _LOWERED and _LOWERED[0][0]() is model:
         return _LOWERED[0][1]
     lowered = [
         (item_id.lower(), (title or "").lower())
         for item_id, title in zip(model.item_ids, model.titles, strict=True)
     ]
-    _LOWERED[:] = [(model, lowered)]
+    _LOWERED[:] = [(weakref.ref(model), lowered)]
     return lowered
 
 

@@ -137,3 +137,23 @@ def test_the_page_says_how_many_match(make_client: ClientFactory) -> None:
     assert ids[0] == "5"
     assert text.startswith(f"{SEARCH_LIMIT} of the items matching “5” shown, the exact id first (")
     assert f"{len(SPARES)} in the catalog, 15 in the served model" in text
+
+
+def test_the_search_cache_does_not_keep_a_swapped_out_model_alive(
+    trained_store_dir: Path, tmp_path: Path
+) -> None:
+    import gc
+
+    from app.dashboard import catalog_view
+
+    url = f"sqlite:///{tmp_path}/cache.db"
+    upgrade_database(url)
+    engine = make_engine(url)
+    store = ModelStore(trained_store_dir)
+    model = build_loaded_model(store.load("ease", store.resolve("ease")), torch.device("cpu"))
+    assert search_items(make_sessionmaker(engine), model, "item 7").hits[0].item_id == "7"
+    assert catalog_view._LOWERED[0][0]() is model
+    del model
+    gc.collect()
+    assert catalog_view._LOWERED[0][0]() is None
+    engine.dispose()
