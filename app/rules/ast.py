@@ -105,7 +105,8 @@ class AllOf(_Node):
 
 
 class Range(_Node):
-    """A number attribute (a list of numbers: one of them) within the given bounds."""
+    """A number attribute (a list of numbers: one of them) within the given bounds: one
+    element satisfies every bound (``[1985, 2005]`` is not within 1990..2000)."""
 
     op: Literal["range"] = "range"
     attr: AttrName
@@ -211,6 +212,26 @@ def is_bare(text: str) -> bool:
     return bool(_BARE_VALUE.fullmatch(text)) and text == text.strip() and "\x00" not in text
 
 
+_SYMBOLS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+Bound = tuple[str, int | float]
+
+
+def range_bounds(rule: Range) -> tuple[Bound | None, Bound | None]:
+    """The tightest lower bound (``gt``/``gte``) and upper bound (``lt``/``lte``) of a range:
+    what one element must satisfy (``gt: 5, gte: 5`` is ``gt: 5``)."""
+    lower: Bound | None = None
+    for name in ("gt", "gte"):
+        value = getattr(rule, name)
+        if value is not None and (lower is None or value > lower[1]):
+            lower = (name, value)
+    upper: Bound | None = None
+    for name in ("lt", "lte"):
+        value = getattr(rule, name)
+        if value is not None and (upper is None or value < upper[1]):
+            upper = (name, value)
+    return lower, upper
+
+
 def _values(values: list[Any]) -> str:
     return ",".join(render_value(v) for v in values)
 
@@ -226,16 +247,13 @@ def render(rule: Node) -> str:
     if isinstance(rule, Exists):
         return f"{rule.attr}:*"
     if isinstance(rule, Range):
-        return ";".join(
-            f"{rule.attr}{symbol}{render_value(bound)}"
-            for symbol, bound in (
-                (">", rule.gt),
-                (">=", rule.gte),
-                ("<", rule.lt),
-                ("<=", rule.lte),
-            )
-            if bound is not None
-        )
+        lower, upper = range_bounds(rule)
+        if lower is not None and upper is not None:  # one element within both: chained
+            low = "<" if lower[0] == "gt" else "<="
+            high = "<" if upper[0] == "lt" else "<="
+            return f"{render_value(lower[1])}{low}{rule.attr}{high}{render_value(upper[1])}"
+        name, bound = lower or upper  # type: ignore[misc]
+        return f"{rule.attr}{_SYMBOLS[name]}{render_value(bound)}"
     if isinstance(rule, Not):
         return "!" + _grouped(rule.rule)
     if isinstance(rule, And):
@@ -247,7 +265,5 @@ def _grouped(rule: Node) -> str:
     """``rule`` rendered as one operand: rules of several parts in parentheses."""
     text = render(rule)
     if isinstance(rule, And | Or) and len(rule.rules) > 1:
-        return f"({text})"
-    if isinstance(rule, Range) and ";" in text:
         return f"({text})"
     return text

@@ -12,6 +12,7 @@ Examples (one ``filter`` parameter each; several ``filter`` parameters AND toget
     genres:Comedy,Drama           any of several values
     genres:all(Comedy,Drama)      all of several values
     year>=1990                    numeric comparison (>, >=, <, <=)
+    1990<=year<2000               one number (of a list: one element) within both bounds
     year:*                        presence
     !genres:Horror                negation
     (genres:Comedy|year<1960);lang:"en"    | is or, ; is and, parentheses group
@@ -67,6 +68,7 @@ atom: NAME ":" values                  -> any_of
     | NAME ":" ALL_OPEN values ")"     -> all_of
     | NAME ":" "*"                     -> exists
     | NAME CMP NUMBER                  -> compare
+    | NUMBER CMP NAME CMP NUMBER       -> between
 values: value ("," value)*
 ?value: BARE                           -> bare
       | ESCAPED_STRING                 -> quoted
@@ -132,6 +134,23 @@ class _ToTree(Transformer_NonRecursive[Token, Any]):
         key = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}[symbol]
         bounds: dict[str, Any] = {"gt": None, "gte": None, "lt": None, "lte": None, key: number}
         return Range.model_construct(op="range", attr=attr, **bounds)
+
+    def between(self, children: list[Any]) -> Range:
+        low, low_cmp, _, high_cmp, high = (str(c) for c in children)
+        if low_cmp not in ("<", "<=") or high_cmp not in ("<", "<="):
+            raise RuleError(
+                f"a range with two bounds is written LOW<NAME<HIGH (each < or <=), e.g. "
+                f"1990<=year<2000; got {low_cmp!r} and {high_cmp!r}"
+            )
+        bounds: dict[str, Any] = {
+            "gt": None,
+            "gte": None,
+            "lt": None,
+            "lte": None,
+            "gt" if low_cmp == "<" else "gte": _number(low),
+            "lt" if high_cmp == "<" else "lte": _number(high),
+        }
+        return Range.model_construct(op="range", attr=_attr(children[2]), **bounds)
 
     def values(self, children: list[Any]) -> list[Any]:
         if len(children) > MAX_VALUES:

@@ -6,7 +6,8 @@ only the catalog knows. ``resolve`` settles all of that once per distinct
 rule and catalog revision, raising ``RuleError`` with what is wrong, and
 returns the canonical tree: ``eq`` as a one-value ``any``, values typed,
 sorted and without duplicates, nested ``and`` / ``or`` flattened and their
-operands sorted, double negation removed. ``render`` of that tree is the
+operands sorted, a range as one node of its tightest lower and upper bound, double
+negation removed. ``render`` of that tree is the
 canonical form (the mask cache's key), so ``genres:Drama,Comedy`` and
 ``{"op": "any", "attr": "genres", "values": ["Comedy", "Drama"]}`` share one mask.
 """
@@ -16,7 +17,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.rules.ast import AllOf, And, AnyOf, Bare, Eq, Exists, Node, Not, Or, Range, render
+from app.rules.ast import (
+    AllOf,
+    And,
+    AnyOf,
+    Bare,
+    Eq,
+    Exists,
+    Node,
+    Not,
+    Or,
+    Range,
+    range_bounds,
+    render,
+)
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING
 from app.rules.errors import RuleError
 
@@ -33,16 +47,13 @@ def resolve(rule: Node, kinds: Kinds) -> Node:
         return _leaf_values(type(rule), rule.attr, list(rule.values), kinds)
     if isinstance(rule, Range):
         _need(rule.attr, kinds, NUMBER, "compared with <, <=, >, >=")
-        # One bound per node: ``year>=1990;year<2000`` and a two-bound range are one form.
-        bounds: dict[str, Any] = {"gt": rule.gt, "gte": rule.gte, "lt": rule.lt, "lte": rule.lte}
-        parts: list[Node] = []
-        for name, value in bounds.items():
-            if value is not None:
-                one: dict[str, Any] = {**dict.fromkeys(bounds), name: value}
-                parts.append(Range.model_construct(op="range", attr=rule.attr, **one))
-        if len(parts) == 1:
-            return parts[0]
-        return resolve(And.model_construct(op="and", rules=parts), kinds)
+        # One node, its tightest lower and upper bound: one element must satisfy both
+        # (``year>=1990;year<2000`` is two rules, each met by some element of a list).
+        lower, upper = range_bounds(rule)
+        bounds: dict[str, Any] = dict.fromkeys(("gt", "gte", "lt", "lte"))
+        for name, value in (b for b in (lower, upper) if b is not None):
+            bounds[name] = _number(rule.attr, value)
+        return Range.model_construct(op="range", attr=rule.attr, **bounds)
     if isinstance(rule, Exists):
         _known(rule.attr, kinds)
         return Exists.model_construct(op="exists", attr=rule.attr)
@@ -95,6 +106,13 @@ def _leaf_values(
     typed = {_key(v): v for v in (_typed(attr, value, found) for value in values)}
     ordered = [typed[key] for key in sorted(typed)]
     return cls.model_construct(op=cls.model_fields["op"].default, attr=attr, values=ordered)
+
+
+def _number(attr: str, value: int | float) -> int | float:
+    """A number of a rule as the catalog compares it: an integral float as an int."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
 
 
 def _key(value: Any) -> tuple[int, Any]:

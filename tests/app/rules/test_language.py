@@ -31,7 +31,7 @@ from app.rules.query import parse_boost, parse_cap, parse_filter
 from app.rules.resolve import resolve
 
 GENRES = ["Comedy", "Drama", "Film Noir", "Children's", "Sci-Fi", "all", "x,y", 'say "hi"']
-NAMES = ["genres", "year", "lang", "free"]
+NAMES = ["genres", "year", "nums", "lang", "free"]
 
 # --------------------------------------------------------------------------- strategies
 
@@ -57,6 +57,7 @@ def _leaf() -> st.SearchStrategy[Node]:
             lambda v: AnyOf(attr="lang", values=v), st.lists(strings, min_size=1, max_size=2)
         ),
         st.builds(lambda b: Range(attr="year", **b), bounds),
+        st.builds(lambda b: Range(attr="nums", **b), bounds),
         st.builds(lambda a: Exists(attr=a), st.sampled_from(NAMES)),
     )
 
@@ -81,12 +82,20 @@ def _catalog(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
         if draw(st.booleans()):
             attributes["year"] = draw(numbers)
         if draw(st.booleans()):
+            attributes["nums"] = draw(st.lists(numbers, max_size=3))
+        if draw(st.booleans()):
             attributes["lang"] = draw(strings)
         if draw(st.booleans()):
             attributes["free"] = None
         items[str(n)] = attributes
     # every attribute with its kind somewhere, so that every generated rule resolves
-    items["kinds"] = {"genres": ["Comedy"], "year": 1, "lang": "Drama", "free": True}
+    items["kinds"] = {
+        "genres": ["Comedy"],
+        "year": 1,
+        "nums": [1],
+        "lang": "Drama",
+        "free": True,
+    }
     return items
 
 
@@ -229,6 +238,8 @@ def test_bare_values_read_back_as_written(text: str) -> None:
         ("genres:any(Comedy,Drama)", AnyOf(attr="genres", values=["Comedy", "Drama"])),
         ("genres:all(Comedy,Drama)", AllOf(attr="genres", values=["Comedy", "Drama"])),
         ("year>=1990", Range(attr="year", gte=1990)),
+        ("1990<=year<2000", Range(attr="year", gte=1990, lt=2000)),
+        ("-1.5<x<=2e3", Range(attr="x", gt=-1.5, lte=2000.0)),
         ("year:*", Exists(attr="year")),
         ("!genres:Horror", Not(rule=AnyOf(attr="genres", values=["Horror"]))),
         (
@@ -259,6 +270,7 @@ def test_examples_of_the_documented_syntax(text: str, expected: Node) -> None:
         ("!" * 20 + "a:b", "nested deeper than 8 levels"),
         ("(" * 3000 + "a:b" + ")" * 3000, "characters long; the limit is 4096"),
         ("year>1e999", "not finite"),
+        ("1990>year<2000", "written LOW<NAME<HIGH"),
         ('genres:"\\x"', "not a JSON string: Invalid"),
         ('genres:"\\ud800"', "lone surrogate"),
         ('genres:"a\\u0000"', "NUL character"),
@@ -282,6 +294,26 @@ def test_resolve_types_values_from_the_catalog_and_refuses_what_cannot_match() -
     ]:
         with pytest.raises(RuleError, match=message):
             resolve(rule, kinds)
+
+
+def test_a_two_bound_range_holds_when_one_element_is_within_both_bounds() -> None:
+    # docs/rules.md: "a range when one numeric element is inside"; [1985, 2005] has none.
+    catalog = {"1": {"nums": [1985, 2005]}, "2": {"nums": [1995]}, "3": {"nums": 1995}}
+    index = AttributeIndex()
+    index.update(catalog.items())
+    snapshot = index.snapshot()
+    table = ItemTable(list(catalog), snapshot)
+    for rule in (
+        Range(attr="nums", gte=1990, lt=2000),
+        Range(attr="nums", gt=1980, gte=1990, lt=2000, lte=2005),  # tightest bounds: the same
+        parse_filter("1990<=nums<2000"),
+    ):
+        resolved = resolve(rule, snapshot.kinds)
+        assert render(resolved) == "1990<=nums<2000"
+        assert table.evaluate(resolved).tolist() == [False, True, True]
+    # Two rules, each met by some element: the list item passes both.
+    both = resolve(parse_filter("nums>=1990;nums<2000"), snapshot.kinds)
+    assert table.evaluate(both).tolist() == [True, True, True]
 
 
 def test_boost_and_cap_forms() -> None:
