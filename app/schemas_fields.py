@@ -110,13 +110,20 @@ Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 Bool = StrictBool
 
 
-def _int64_if_int(value: Any) -> Any:
+def int64_if_int(value: Any) -> Any:
     """An integer outside int64 is refused even where a float would also do (a float
     field would otherwise take it, rounded: a seed of 10**23 is not a float)."""
     wide = isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX
     if wide and not isinstance(value, bool):
-        raise ValueError(f"integer {value} is outside the 64-bit range")
+        raise ValueError(f"integer {clip_int(value)} is outside the 64-bit range")
     return value
+
+
+def clip_int(value: int) -> str:
+    """An integer for a message: a 400-digit one as its first digits and its length."""
+    text = str(value)
+    digits = len(text.lstrip("-"))
+    return text if digits <= 30 else f"{text[:21]}... ({digits} digits)"
 
 
 def one_error(message: str) -> WrapValidator:
@@ -137,7 +144,7 @@ def one_error(message: str) -> WrapValidator:
 #: One scalar of a free-form settings object (retrain ``params``): strict JSON types.
 Scalar = Annotated[
     Bool | Int64 | Number | Text | None,
-    BeforeValidator(_int64_if_int),
+    BeforeValidator(int64_if_int),
     one_error("must be a string, a 64-bit integer, a finite number, true/false or null"),
 ]
 

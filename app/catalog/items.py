@@ -29,6 +29,7 @@ from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_d
 from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, upsert_items
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
 from app.schemas_catalog import MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
+from app.schemas_fields import INT64_MAX, INT64_MIN, clip_int
 
 
 class CatalogError(ValueError):
@@ -82,6 +83,12 @@ def validate_item(
                 f"attribute name '{name[:40]}...' is {len(name)} characters long; the limit is "
                 f"{MAX_ATTRIBUTE_NAME}"
             )
+        for element in value if isinstance(value, list) else (value,):
+            wide = isinstance(element, int) and not isinstance(element, bool)
+            if wide and not INT64_MIN <= element <= INT64_MAX:
+                raise CatalogError(
+                    f"attribute '{name}': integer {clip_int(element)} is outside the 64-bit range"
+                )
         if value_kind(value) == OTHER:
             raise CatalogError(
                 f"attribute '{name}' must be null, true/false, a number, a string or a flat "

@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.schemas_fields import one_error
+from app.schemas_fields import int64_if_int, one_error
 
 #: Deepest nesting of a rule (a leaf alone is depth 1).
 MAX_DEPTH = 8
@@ -68,10 +68,12 @@ Scalar = Annotated[
     | Annotated[StrictFloat, Field(allow_inf_nan=False)]
     | Annotated[StrictStr, Field(max_length=MAX_STRING)],
     Field(union_mode="left_to_right"),
+    BeforeValidator(int64_if_int),
     one_error(f"must be a string (at most {MAX_STRING} characters), a finite number or true/false"),
 ]
 Finite = Annotated[
     StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)],
+    BeforeValidator(int64_if_int),
     one_error("must be a finite number"),
 ]
 

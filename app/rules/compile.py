@@ -24,6 +24,7 @@ text-aware model (which appends items) gets masks of the new length.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -159,8 +160,17 @@ def _tag(value: Any) -> tuple[str, Any]:
     if isinstance(value, bool):
         return "b", value
     if isinstance(value, int | float):
-        return "n", float(value)
+        return "n", _float(value)
     return "s", value
+
+
+def _float(value: int | float) -> float:
+    """A number as compared: an integer beyond a float's range (stored before PUT and
+    import refused integers beyond 64 bits) as an infinity of its sign, never a 500."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 class ItemTable:

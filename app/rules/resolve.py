@@ -33,6 +33,7 @@ from app.rules.ast import (
 )
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING
 from app.rules.errors import RuleError
+from app.schemas_fields import clip_int
 
 Kinds = Mapping[str, frozenset[str]]
 #: How many attribute names an unknown-attribute message lists.
@@ -112,6 +113,10 @@ def _number(attr: str, value: int | float) -> int | float:
     """A number of a rule as the catalog compares it: an integral float as an int."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise RuleError(
+            f"attribute '{attr}': integer {clip_int(value)} is outside the 64-bit range"
+        )
     return value
 
 

@@ -32,6 +32,8 @@ from training.data.catalog_file import CatalogRecord, read_catalog_file
         ({"text": "a\x00b"}, "text contains a NUL character"),
         ({"attributes": {"x": "\x00"}}, "attributes contain a NUL character"),
         ({"attributes": {"n" * 257: 1}}, "is 257 characters long; the limit is 256"),
+        ({"attributes": {"x": 2**63}}, "attribute 'x': integer 9223372036854775808 is outside"),
+        ({"attributes": {"x": [1, 10**400]}}, "integer 100000000000000000000... (401 digits"),
     ],
 )
 def test_validation_says_what_is_wrong(kwargs: dict[str, object], message: str) -> None:

@@ -134,3 +134,23 @@ def test_constant_scores_boost_by_the_weight_itself() -> None:
     plan = compiler.plan(model, rules_from_query(None, ["genres:Comedy^0.5"], None, None))
     out, _, units = apply_rules(torch.zeros(1, 2), [plan])
     assert out.tolist() == [[0.5, 0.0]] and units is not None and float(units[0]) == 1.0
+
+
+def test_an_integer_beyond_a_float_stored_in_the_catalog_never_fails_a_rule() -> None:
+    # Stored before PUT and import refused integers beyond 64 bits: compared as an infinity.
+    index = AttributeIndex()
+    index.update({"a": {"n": 10**400}, "b": {"n": [1, -(10**400)]}, "c": {"n": 2}}.items())
+    compiler = RuleCompiler(index)
+    model = _model(["a", "b", "c"])
+    for text, expected in [
+        ("n:2", [False, False, True]),
+        ("n>1000", [True, False, False]),
+        ("n<0", [False, True, False]),
+        ("n:*", [True, True, True]),
+    ]:
+        plan = compiler.plan(model, rules_from_query([text], None, None, None))
+        assert plan is not None and plan.keep is not None
+        assert plan.keep.tolist() == expected, text
+    capped = compiler.plan(model, rules_from_query(None, None, "n:1", None))
+    assert capped is not None and capped.cap is not None
+    assert capped.cap.membership.shape[0] == 3

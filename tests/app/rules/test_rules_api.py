@@ -211,6 +211,13 @@ def test_the_catalog_keeps_one_kind_per_attribute(ml100k_client: TestClient) -> 
         "/v1/items/new-film", json={"attributes": {"meta": {"a": 1}}}, headers=ADMIN
     )
     assert r.status_code == 422 and "flat list" in r.json()["message"]
+    for wide in (10**400, [1, -(2**63) - 1]):
+        r = ml100k_client.put(
+            "/v1/items/new-film", json={"attributes": {"year": wide}}, headers=ADMIN
+        )
+        assert r.status_code == 422, r.text
+        assert "is outside the 64-bit range" in r.json()["message"]
+        assert len(r.json()["message"]) < 200  # the integer clipped
 
 
 def _deep(levels: int) -> str:
@@ -261,6 +268,8 @@ def test_malformed_query_rules_are_clear_422s(
         ({"cap": {"attr": "genres", "max": 0}}, "greater than or equal to 1"),
         ({"mmr": -0.1}, "greater than or equal to 0"),
         ({"filter": {"op": "and", "rules": [{"op": "exists", "attr": "x"}] * 100}}, "nodes"),
+        ({"filter": {"op": "eq", "attr": "year", "value": 10**400}}, "(401 digits) is outside"),
+        ({"filter": {"op": "range", "attr": "year", "lt": -(10**400)}}, "the 64-bit range"),
     ],
 )
 def test_malformed_and_hostile_body_rules_are_clear_422s(
