@@ -29,7 +29,7 @@ from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_d
 from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, upsert_items
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
 from app.schemas_catalog import MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
-from app.schemas_fields import INT64_MAX, INT64_MIN, clip_int
+from app.schemas_fields import INT64_MAX, INT64_MIN, clip_int, unstorable
 
 
 class CatalogError(ValueError):
@@ -63,15 +63,16 @@ def validate_item(
     if text is not None and len(text) > MAX_TEXT:
         raise CatalogError(f"text is {len(text)} characters long; the limit is {MAX_TEXT}")
     for what, value in (("item_id", item_id), ("title", title), ("text", text)):
-        if value is not None and "\x00" in value:  # Postgres text cannot hold NUL
-            raise CatalogError(f"{what} contains a NUL character")
+        # NUL (Postgres text cannot hold it) or a lone surrogate (not Unicode: it cannot be
+        # encoded for the driver or the JSON answer), as every request field (schemas_fields)
+        if value is not None and (reason := unstorable(value)):
+            raise CatalogError(f"{what} {reason}")
     attributes = attributes or {}
     try:
         encoded = json.dumps(attributes, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"attributes must be plain JSON: {exc}") from None
-    if "\\u0000" in encoded:
-        raise CatalogError("attributes contain a NUL character")
+    _check_strings(attributes)
     size = len(encoded.encode())
     if size > MAX_ATTRIBUTES_BYTES:
         raise CatalogError(
@@ -95,6 +96,22 @@ def validate_item(
                 "list of one of those kinds"
             )
     return NewItem(item_id, title or None, text or None, attributes)
+
+
+def _check_strings(attributes: dict[str, Any]) -> None:
+    """Every attribute name and string value (list elements too) must be storable."""
+    for name, value in attributes.items():
+        if not isinstance(name, str):
+            raise CatalogError(f"attribute name {name!r} is not a string")
+        if reason := unstorable(name):
+            raise CatalogError(f"attribute name {ascii(name)[:60]} {reason}")
+        for element in value if isinstance(value, list) else (value,):
+            if isinstance(element, str) and (reason := unstorable(element)):
+                raise CatalogError(f"attribute '{_shown(name)}' {reason}")
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 40 else name[:40] + "..."
 
 
 _KIND_WORDS = {NUMBER: "a number", STRING: "a string", BOOL: "true/false"}

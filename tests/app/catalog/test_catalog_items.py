@@ -29,8 +29,13 @@ from training.data.catalog_file import CatalogRecord, read_catalog_file
         ({"attributes": {"x": float("nan")}}, "attributes must be plain JSON"),
         ({"attributes": {"x": {1, 2}}}, "attributes must be plain JSON"),
         ({"attributes": {"x": "y" * 70_000}}, "the limit is 65536"),
-        ({"text": "a\x00b"}, "text contains a NUL character"),
-        ({"attributes": {"x": "\x00"}}, "attributes contain a NUL character"),
+        ({"text": "a\x00b"}, "text must not contain the NUL character"),
+        ({"attributes": {"x": "\x00"}}, "attribute 'x' must not contain the NUL character"),
+        ({"title": "bad \ud800 title"}, "title must not contain a lone surrogate"),
+        ({"attributes": {"sur": "\ud800"}}, "attribute 'sur' must not contain a lone surrogate"),
+        ({"attributes": {"l": ["a", "\udfff"]}}, "attribute 'l' must not contain a lone"),
+        ({"attributes": {"\ud800k": "v"}}, "ud800k' must not contain a lone surrogate"),
+        ({"attributes": {"k\x00": "v"}}, "x00' must not contain the NUL character"),
         ({"attributes": {"n" * 257: 1}}, "is 257 characters long; the limit is 256"),
         ({"attributes": {"x": 2**63}}, "attribute 'x': integer 9223372036854775808 is outside"),
         ({"attributes": {"x": [1, 10**400]}}, "integer 100000000000000000000... (401 digits"),
@@ -238,3 +243,36 @@ def test_genrec_items_import_command(tmp_path: Path, monkeypatch: pytest.MonkeyP
     row = read_item(make_sessionmaker(engine), "1")
     engine.dispose()
     assert row is not None and row.text == "space"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"item_id": "imp-5", "attributes": {"sur": "\\ud800"}}', "attribute 'sur' must not"),
+        ('{"item_id": "imp-16", "title": "bad \\ud800 title"}', "title must not contain"),
+        ('{"item_id": "imp-17", "attributes": {"\\ud800k": "v"}}', "ud800k' must not contain"),
+    ],
+)
+def test_import_refuses_lone_surrogates_with_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, message: str
+) -> None:
+    """Stored, GET /v1/items/imp-5 was a 500; a title or name crashed the CLI."""
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+    from app.core.config import get_settings
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("GENREC_DATABASE_URL", url)
+    source = tmp_path / "surrogate.jsonl"
+    source.write_text(line + "\n")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["items", "import", str(source)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    output = result.output.replace("\n", "")
+    assert f"{source}, line 1: " in output and message in output
+    assert "lone surrogate" in output
