@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.rules.ast import ATTR_NAME
 from app.schemas_fields import JsonObject, Text
 
 #: Longest title and text a catalog item may have (characters).
@@ -61,7 +62,10 @@ class ItemIn(BaseModel):
         f"{MAX_ATTRIBUTES_BYTES} bytes as JSON",
         json_schema_extra={
             "additionalProperties": ATTRIBUTE_VALUE_SCHEMA,
-            "propertyNames": {"maxLength": MAX_ATTRIBUTE_NAME},
+            "propertyNames": {
+                "maxLength": MAX_ATTRIBUTE_NAME,
+                "pattern": f"^{ATTR_NAME.pattern}$",
+            },
         },
     )
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, upsert_items
+from app.rules.ast import ATTR_NAME, ATTR_NAME_TEXT
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
 from app.schemas_catalog import MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
 from app.schemas_fields import INT64_MAX, INT64_MIN, clip_int, unstorable
@@ -79,6 +80,12 @@ def validate_item(
             f"attributes are {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_BYTES}"
         )
     for name, value in attributes.items():
+        if not ATTR_NAME.fullmatch(name):
+            raise CatalogError(
+                f"attribute name {_quoted(name)} cannot be named by a rule: names match "
+                f"{ATTR_NAME_TEXT} (ASCII letters, digits, _ . -; not starting with a digit, "
+                ". or -), e.g. release_year"
+            )
         if len(name) > MAX_ATTRIBUTE_NAME:
             raise CatalogError(
                 f"attribute name '{name[:40]}...' is {len(name)} characters long; the limit is "
@@ -108,6 +115,10 @@ def _check_strings(attributes: dict[str, Any]) -> None:
         for element in value if isinstance(value, list) else (value,):
             if isinstance(element, str) and (reason := unstorable(element)):
                 raise CatalogError(f"attribute '{_shown(name)}' {reason}")
+
+
+def _quoted(name: str) -> str:
+    return repr(_shown(name)) if name.isprintable() else ascii(_shown(name))
 
 
 def _shown(name: str) -> str:

@@ -48,8 +48,12 @@ MAX_BOOSTS = 8
 #: Largest boost weight, in units of the request's score spread (either sign).
 MAX_WEIGHT = 100.0
 
-#: Attribute names: letters, digits, ``_ . -``; starting with a letter or ``_``.
+#: Attribute names: letters, digits, ``_ . -``; starting with a letter or ``_``. The one
+#: definition: the grammar's NAME (``app.rules.query``), the JSON form's ``attr`` and the
+#: catalog's check of the names it stores (``app.catalog.items``) all use it.
 ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+#: The pattern as written in messages and docs.
+ATTR_NAME_TEXT = "[A-Za-z_][A-Za-z0-9_.-]*"
 
 
 class Bare(str):

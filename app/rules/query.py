@@ -32,6 +32,7 @@ from lark import Lark, Token, Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from app.rules.ast import (
+    ATTR_NAME,
     MAX_DEPTH,
     MAX_NODES,
     MAX_STRING,
@@ -73,7 +74,7 @@ values: value ("," value)*
 ?value: BARE                           -> bare
       | ESCAPED_STRING                 -> quoted
 
-NAME: /[A-Za-z_][A-Za-z0-9_.\-]*/
+NAME: /@NAME@/
 BARE: /[^\s,()|;!:"<>=*^\\][^,()|;"<>=^\\]*/
 ANY_OPEN.2: "any("
 ALL_OPEN.2: "all("
@@ -82,7 +83,7 @@ NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
 INT: /\d{1,6}/
 %import common.ESCAPED_STRING
 %ignore /\s+/
-"""
+""".replace("@NAME@", ATTR_NAME.pattern)  # one definition of an attribute name (ast)
 
 _PARSER = Lark(GRAMMAR, parser="lalr", start=["filter", "boost", "cap"])
 

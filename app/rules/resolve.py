@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.rules.ast import (
+    ATTR_NAME,
     AllOf,
     And,
     AnyOf,
@@ -81,7 +82,8 @@ def resolve(rule: Node, kinds: Kinds) -> Node:
 def _known(attr: str, kinds: Kinds) -> frozenset[str]:
     found = kinds.get(attr)
     if found is None:
-        names = sorted(kinds)
+        # Names stored before the catalog refused what no rule can name are left out.
+        names = sorted(name for name in kinds if ATTR_NAME.fullmatch(name))
         listed = ", ".join(names[:_LIST_NAMES]) + (", ..." if len(names) > _LIST_NAMES else "")
         raise RuleError(
             f"unknown attribute '{attr}'; the catalog's attributes are: {listed or '(none)'}"

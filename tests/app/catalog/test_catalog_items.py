@@ -37,6 +37,10 @@ from training.data.catalog_file import CatalogRecord, read_catalog_file
         ({"attributes": {"\ud800k": "v"}}, "ud800k' must not contain a lone surrogate"),
         ({"attributes": {"k\x00": "v"}}, "x00' must not contain the NUL character"),
         ({"attributes": {"n" * 257: 1}}, "is 257 characters long; the limit is 256"),
+        ({"attributes": {"": 1}}, "attribute name '' cannot be named by a rule: names match"),
+        ({"attributes": {"release year": 1}}, "'release year' cannot be named by a rule"),
+        ({"attributes": {"a:b": 1}}, "'a:b' cannot be named"),
+        ({"attributes": {"género": "x"}}, r"match \[A-Za-z_\]\[A-Za-z0-9_.-\]\*"),
         ({"attributes": {"x": 2**63}}, "attribute 'x': integer 9223372036854775808 is outside"),
         ({"attributes": {"x": [1, 10**400]}}, "integer 100000000000000000000... (401 digits"),
     ],
@@ -276,3 +280,13 @@ def test_import_refuses_lone_surrogates_with_the_line(
     output = result.output.replace("\n", "")
     assert f"{source}, line 1: " in output and message in output
     assert "lone surrogate" in output
+
+
+def test_a_csv_header_a_rule_cannot_name_is_an_import_error_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "extra.csv"
+    source.write_text("item_id,title,price,release year\nimp-11,Thing,9.99,1999\n")
+    url = f"sqlite:///{tmp_path}/names.db"
+    with pytest.raises(CatalogError, match="line 2: attribute name 'release year' cannot be"):
+        import_records(url, read_catalog_file(source), str(source))

@@ -316,6 +316,17 @@ def test_a_two_bound_range_holds_when_one_element_is_within_both_bounds() -> Non
     assert table.evaluate(both).tolist() == [True, True, True]
 
 
+def test_names_no_rule_can_name_are_left_out_of_the_unknown_attribute_message() -> None:
+    # Stored before the catalog refused them: they break nothing, and are not offered.
+    index = AttributeIndex()
+    index.update([("1", {"release year": 1999, "": "x", "género": "y", "year": 1999})])
+    table = ItemTable(["1"], index.snapshot())
+    with pytest.raises(RuleError) as caught:
+        resolve(parse_filter("colour:red"), index.snapshot().kinds)
+    assert str(caught.value).endswith("the catalog's attributes are: year")
+    assert table.evaluate(resolve(parse_filter("year:1999"), index.snapshot().kinds)).all()
+
+
 def test_boost_and_cap_forms() -> None:
     assert parse_boost("genres:Comedy") == (AnyOf(attr="genres", values=["Comedy"]), 1.0)
     assert parse_boost("genres:Comedy^-0.5")[1] == -0.5

@@ -218,6 +218,11 @@ def test_the_catalog_keeps_one_kind_per_attribute(ml100k_client: TestClient) -> 
         assert r.status_code == 422, r.text
         assert "is outside the 64-bit range" in r.json()["message"]
         assert len(r.json()["message"]) < 200  # the integer clipped
+    r = ml100k_client.put(
+        "/v1/items/new-film", json={"attributes": {"release year": 1995}}, headers=ADMIN
+    )
+    assert r.status_code == 422, r.text
+    assert "'release year' cannot be named by a rule" in r.json()["message"]
 
 
 def _deep(levels: int) -> str:
