@@ -173,6 +173,12 @@ def _float(value: int | float) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+def _present(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(element is not None for element in value)
+    return value is not None
+
+
 class ItemTable:
     """Per-attribute posting lists over one model's items for one catalog snapshot.
 
@@ -222,9 +228,10 @@ class ItemTable:
         return found
 
     def present(self, attr: str) -> np.ndarray:
+        """Items holding a value: not null, not a list of nulls only (``[]``, ``[null]``)."""
         items = self.snapshot.items
         return np.fromiter(
-            (i in items and items[i].get(attr) not in (None, []) for i in self.item_ids),
+            (i in items and _present(items[i].get(attr)) for i in self.item_ids),
             dtype=bool,
             count=self.n,
         )

@@ -86,7 +86,7 @@ def _catalog(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
         if draw(st.booleans()):
             attributes["lang"] = draw(strings)
         if draw(st.booleans()):
-            attributes["free"] = None
+            attributes["free"] = draw(st.sampled_from([None, [], [None], [None, None], True]))
         items[str(n)] = attributes
     # every attribute with its kind somewhere, so that every generated rule resolves
     items["kinds"] = {
@@ -142,8 +142,8 @@ def holds(rule: Node, attributes: dict[str, Any]) -> bool:
                 continue
             return True
         return False
-    if isinstance(rule, Exists):
-        return attributes.get(rule.attr) not in (None, [])
+    if isinstance(rule, Exists):  # not null, not a list without a non-null element
+        return any(e is not None for e in _elements(attributes.get(rule.attr)))
     if isinstance(rule, Not):
         return not holds(rule.rule, attributes)
     if isinstance(rule, And):
@@ -325,6 +325,15 @@ def test_names_no_rule_can_name_are_left_out_of_the_unknown_attribute_message() 
         resolve(parse_filter("colour:red"), index.snapshot().kinds)
     assert str(caught.value).endswith("the catalog's attributes are: year")
     assert table.evaluate(resolve(parse_filter("year:1999"), index.snapshot().kinds)).all()
+
+
+def test_a_list_of_nulls_is_absent() -> None:
+    catalog = {"11": [None], "12": [], "13": None, "14": ["x", None], "15": "", "16": "y"}
+    index = AttributeIndex()
+    index.update((i, {"opt": v}) for i, v in catalog.items())
+    table = ItemTable(list(catalog), index.snapshot())
+    present = table.evaluate(resolve(parse_filter("opt:*"), index.snapshot().kinds))
+    assert present.tolist() == [False, False, False, True, True, True]
 
 
 def test_boost_and_cap_forms() -> None:
