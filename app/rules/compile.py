@@ -16,6 +16,12 @@ million-item catalog's plan is megabytes):
 * masks, keyed by (model, revision, catalog revision, canonical form): rules
   written differently but meaning the same share one mask.
 
+The rules as written and the canonical form are keyed by a 128-bit BLAKE2b
+digest, not the text: a rule at its limits is megabytes of JSON (64 leaves x
+256 values x 256 characters), and 512 such keys per cache held gigabytes that
+the byte budgets, counting tensors, never saw. A plan's weight counts the
+canonical text it keeps too.
+
 The catalog revision (``app.rules.catalog.AttributeIndex``) is in both keys,
 and a new revision clears both caches: a catalog change is seen by the next
 request. The model's ``revision`` is too, so a catalog extension of a
@@ -24,7 +30,9 @@ text-aware model (which appends items) gets masks of the new length.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -94,6 +102,12 @@ class _Lru(Generic[K, V]):
         return len(self._data)
 
 
+def _digest(key: Hashable) -> bytes:
+    """A cache key of fixed size for rules of any size (see module doc)."""
+    text = repr(key).encode("utf-8", "backslashreplace")
+    return hashlib.blake2b(text, digest_size=16).digest()
+
+
 def _tensor_bytes(tensor: Tensor | None) -> int:
     return 0 if tensor is None else tensor.numel() * tensor.element_size()
 
@@ -105,7 +119,8 @@ def _plan_bytes(plan: RulePlan) -> int:
     if plan.cap is not None:
         m = plan.cap.membership
         cap = m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
-    return _tensor_bytes(plan.keep) + _tensor_bytes(plan.drop) + _tensor_bytes(plan.offset) + cap
+    vectors = _tensor_bytes(plan.keep) + _tensor_bytes(plan.drop) + _tensor_bytes(plan.offset)
+    return vectors + cap + sys.getsizeof(plan.canonical)
 
 
 @dataclass(frozen=True)
@@ -320,7 +335,7 @@ class RuleCompiler:
             return None
         snapshot = self.index.snapshot()
         model_key = (model.name, model.revision, model.n_items)
-        key = (model_key, snapshot.revision, rules.key)
+        key = (model_key, snapshot.revision, _digest(rules.key))
         with self._lock:
             if snapshot.revision != self._revision:
                 self._plans.clear()  # the catalog changed: every mask may be stale
@@ -347,11 +362,12 @@ class RuleCompiler:
     ) -> tuple[str, Tensor]:
         canonical_rule = resolve(rule, snapshot.kinds)
         canonical = render(canonical_rule)
-        mask = self._masks.get((model_key, canonical))
+        key = (model_key, _digest(canonical))
+        mask = self._masks.get(key)
         if mask is None:
             values = self._table(model, model_key, snapshot).evaluate(canonical_rule)
             mask = torch.from_numpy(values).to(model.device)
-            self._masks.put((model_key, canonical), mask)
+            self._masks.put(key, mask)
             self.compiled += 1
         return canonical, mask
 

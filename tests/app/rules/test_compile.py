@@ -61,7 +61,7 @@ def test_the_caches_are_bounded_in_bytes_as_well_as_entries() -> None:
     index = AttributeIndex()
     index.update(CATALOG.items())
     ids = [f"i{n}" for n in range(10_000)] + ["a", "b", "c"]
-    plan_bytes = 6 * len(ids)
+    plan_bytes = 6 * len(ids) + 100  # and its canonical text
     compiler = RuleCompiler(index, entries=512, max_bytes=3 * plan_bytes)
     model = _model(ids)
     years = [str(1900 + n) for n in range(8)]
@@ -154,3 +154,22 @@ def test_an_integer_beyond_a_float_stored_in_the_catalog_never_fails_a_rule() ->
     capped = compiler.plan(model, rules_from_query(None, None, "n:1", None))
     assert capped is not None and capped.cap is not None
     assert capped.cap.membership.shape[0] == 3
+
+
+def test_cache_keys_stay_small_for_rules_at_their_limits() -> None:
+    # 20 leaves x 256 values x ~250 characters: 1.3 MB of JSON. Keyed by the text, 512 of
+    # them held gigabytes outside the caches' byte budgets (the hunt: +7.8 MB per request).
+    _, compiler = _compiler()
+    model = _model(["a", "b", "c", "d"])
+    leaves = [
+        {"op": "any", "attr": "genres", "values": [f"{n}-{v}-" + "x" * 240 for v in range(256)]}
+        for n in range(20)
+    ]
+    body = RulesIn.model_validate({"filter": {"op": "or", "rules": leaves}})
+    plan = compiler.plan(model, body.to_rules())
+    assert plan is not None and compiler.plan(model, body.to_rules()) is plan
+    key_bytes = sum(
+        len(repr(key)) for lru in (compiler._plans, compiler._masks) for key in lru._data
+    )
+    assert key_bytes < 1_000
+    assert compiler._plans.bytes > 20 * 256 * 240  # the canonical text a plan keeps counts
