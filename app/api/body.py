@@ -28,8 +28,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from app.core.errors import ApiError
 from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
 
+#: ``GENREC_MAX_BODY_BYTES``'s default (``app.core.config``), when no settings are loaded.
+DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 #: Types documented by ``openapi_body``: their models go into the components.
 _DOCUMENTED: list[Any] = []
 
@@ -59,7 +62,7 @@ async def parse_body(body_type: Any, request: Request) -> Any:
     UTF-8, nested past the parser's recursion limit, an integer of more digits
     than Python converts).
     """
-    raw = await request.body()
+    raw = await _read(request)
     if not raw:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing])
@@ -84,6 +87,38 @@ async def parse_body(body_type: Any, request: Request) -> Any:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
+
+
+def _limit(request: Request) -> int:
+    services = getattr(request.app.state, "services", None)
+    settings = getattr(services, "settings", None)
+    return int(getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+
+
+async def _read(request: Request) -> bytes:
+    """The body, refused with a 413 once it is over ``GENREC_MAX_BODY_BYTES``: by its
+    declared length before reading, or as it streams in (chunked), never whole in memory."""
+    limit = _limit(request)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request._body = raw  # what ``request.body()`` would have kept, for anything after us
+    return raw
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "body_too_large",
+        f"the request body is over {limit} bytes, the limit (GENREC_MAX_BODY_BYTES)",
+    )
 
 
 def openapi_body(body_type: Any) -> dict[str, Any]:

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     max_k: int = Field(1000, gt=0, description="largest k a request may ask for")
     max_batch: int = Field(1000, gt=0, description="most interactions in one POST")
     max_id_length: int = Field(256, gt=0, le=256, description="longest user/item id")
+    max_body_bytes: int = Field(
+        64 * 2**20,
+        gt=0,
+        description="largest JSON body of the POST routes that read it themselves "
+        "(recommendations, predictions, interactions): a 413 beyond; the default fits the "
+        "largest legal request (history, exclude and include of 10,000 ids, a filter and 8 "
+        "boosts at their limits, ASCII: about 46 MB)",
+    )
     log_level: LogLevel = Field("INFO", description="root log level")
     log_format: Literal["json", "text"] = Field(
         "json", description="json: one JSON object per log line (with request_id); text: plain"

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["predictions"])
     "/predictions",
     response_model=PredictionResponse,
     response_model_exclude_none=True,
-    responses=errors(*BODY, *SERVING),
+    responses=errors(*BODY, 413, *SERVING),
     openapi_extra=openapi_body(PredictionRequest),
 )
 async def predict(request: Request) -> Response:

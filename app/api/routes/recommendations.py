@@ -51,7 +51,7 @@ async def recommend_for_user(user_id: UserIdPath, request: Request) -> Response:
     "/recommendations",
     response_model=RecommendationResponse,
     response_model_exclude_none=True,
-    responses=errors(*BODY, *SERVING),
+    responses=errors(*BODY, 413, *SERVING),
     openapi_extra=openapi_body(AdHocRecommendationRequest),
 )
 async def recommend_for_history(request: Request) -> Response:

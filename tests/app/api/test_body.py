@@ -114,3 +114,41 @@ def test_a_route_of_the_service_documents_its_body(client: TestClient) -> None:
     assert set(components["AdHocRecommendationRequest"]["properties"]) == set(
         AdHocRecommendationRequest.model_fields
     )
+
+
+def test_a_body_over_the_limit_is_a_413_declared_or_streamed() -> None:
+    from types import SimpleNamespace
+
+    from app.core.config import Settings
+    from app.schemas import MAX_LIST
+
+    app = _app()
+    app.state.services = SimpleNamespace(settings=Settings(max_body_bytes=1000))
+    client = TestClient(app)
+    small = {"history": [{"item_id": "1"}], "k": 2}
+    assert client.post("/ours/predict", json={"user_id": "u", "item_ids": ["1"]}).status_code != 413
+    big = {**small, "exclude": [str(n) for n in range(500)]}
+    r = client.post("/ours/predict", json=big)
+    assert r.status_code == 413, r.text
+    assert r.json()["error"] == "body_too_large" and "GENREC_MAX_BODY_BYTES" in r.json()["message"]
+
+    def chunks() -> Any:  # no Content-Length: the limit holds as the body streams in
+        for _ in range(100):
+            yield b" " * 100
+
+    r = client.post("/ours/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413, r.text
+    # The default fits the largest legal request (ASCII): 9 rules at their limits and
+    # history, exclude and include of MAX_LIST ids of 256 characters.
+    leaf = {"op": "any", "attr": "a", "values": ["v" * 256] * 256}
+    rule = {"op": "or", "rules": [leaf] * 63}
+    ids = ["i" * 256] * MAX_LIST
+    largest = {
+        "history": [{"item_id": i, "rating": 5.0} for i in ids],
+        "exclude": ids,
+        "include": ids,
+        "rules": {"filter": rule, "boosts": [{"rule": rule, "weight": 1.0}] * 8},
+    }
+    import json
+
+    assert len(json.dumps(largest, separators=(",", ":"))) < Settings().max_body_bytes
