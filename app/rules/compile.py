@@ -329,8 +329,27 @@ class RuleCompiler:
         self._lock = threading.Lock()
         self.compiled = 0  # masks built (cache misses), for tests and metrics
 
+    def cached(self, model: LoadedModel, rules: ListRules) -> RulePlan | None:
+        """The plan of ``rules`` if it is cached for the current catalog, else None; never
+        waits (not on a compile holding the lock either): the event loop's fast path, with
+        ``plan`` in a worker thread on a miss (``Recommender.rule_plan_async``)."""
+        if not rules or rules.key is None:
+            return None
+        snapshot = self.index.snapshot()
+        key = ((model.name, model.revision, model.n_items), snapshot.revision, _digest(rules.key))
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if snapshot.revision != self._revision:
+                return None
+            return self._plans.get(key)
+        finally:
+            self._lock.release()
+
     def plan(self, model: LoadedModel, rules: ListRules) -> RulePlan | None:
-        """The compiled plan of ``rules`` for ``model``; None when there are none."""
+        """The compiled plan of ``rules`` for ``model``; None when there are none. A miss
+        evaluates the rules over the catalog (seconds at 50k items after a change): call it
+        off the event loop."""
         if not rules:
             return None
         snapshot = self.index.snapshot()

@@ -173,3 +173,14 @@ def test_cache_keys_stay_small_for_rules_at_their_limits() -> None:
     )
     assert key_bytes < 1_000
     assert compiler._plans.bytes > 20 * 256 * 240  # the canonical text a plan keeps counts
+
+
+def test_a_cached_plan_is_looked_up_without_waiting_on_a_compile() -> None:
+    _, compiler = _compiler()
+    model = _model(["a", "b", "c", "d"])
+    rules = rules_from_query(["genres:Comedy"], None, None, None)
+    assert compiler.cached(model, rules) is None  # not compiled yet
+    plan = compiler.plan(model, rules)
+    assert plan is not None and compiler.cached(model, rules) is plan
+    with compiler._lock:  # a compile in a worker thread holds it: the loop does not wait
+        assert compiler.cached(model, rules) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.rules.compile import RuleCompiler
 from tests.app.rules.conftest import ADMIN
 
 USERS = ["1", "42", "196", "405", "655"]
@@ -357,3 +359,30 @@ def test_similar_lists_answer_alike_from_the_similar_items_index(
     metrics = indexed.get("/metrics").text
     assert f'genrec_ann_rows_total{{model="bpr-mf"}} {float(len(queries) * len(items))}' in metrics
     assert "genrec_ann_fallback_total{" not in metrics
+
+
+def test_a_rule_compiles_off_the_event_loop_and_a_cached_plan_in_it(
+    ml100k_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compile is a pass over the catalog (2 s at 50k items): on the loop it stalled every
+    request, /healthz included."""
+    on_loop: list[bool] = []
+    build = RuleCompiler._build
+
+    def recording(self: RuleCompiler, *args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return build(self, *args)
+
+    monkeypatch.setattr(RuleCompiler, "_build", recording)
+    params = {"k": 5, "filter": "genres:Comedy;year>=1991", "boost": "year<1980^-1"}
+    for _ in range(3):
+        assert _recs(ml100k_client, "42", **params)["items"]
+    r = ml100k_client.get("/v1/items/50/similar", params={"k": 5, "filter": "year>=1992"})
+    body = {"history": [{"item_id": "50"}], "rules": {"filter": {"op": "exists", "attr": "year"}}}
+    for _ in range(2):
+        assert ml100k_client.post("/v1/recommendations", json=body).status_code == 200
+    assert r.status_code == 200 and on_loop == [False, False, False]  # once per distinct rule
