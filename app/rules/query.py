@@ -80,7 +80,7 @@ ANY_OPEN.2: "any("
 ALL_OPEN.2: "all("
 CMP: ">=" | "<=" | ">" | "<"
 NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
-INT: /\d{1,6}/
+INT: /\d+/
 %import common.ESCAPED_STRING
 %ignore /\s+/
 """.replace("@NAME@", ATTR_NAME.pattern)  # one definition of an attribute name (ast)
@@ -91,7 +91,7 @@ _PARSER = Lark(GRAMMAR, parser="lalr", start=["filter", "boost", "cap"])
 def _number(text: str) -> int | float:
     value = float(text)
     if value != value or value in (float("inf"), float("-inf")):
-        raise RuleError(f"number {text} is not finite")
+        raise RuleError(f"number {_clip(text)} is not finite")
     return int(text) if text.lstrip("+-").isdigit() else value
 
 

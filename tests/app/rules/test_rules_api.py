@@ -250,6 +250,8 @@ DEEP = _deep(500)
         ({"cap": "title:2"}, "unknown attribute 'title'"),
         ({"mmr": "2"}, "mmr must be between 0 and 1"),
         ({"filter": ["genres:Comedy"] * 17}, "at most 16"),
+        ({"cap": "genres:9999999"}, "cap 'genres:9999999': the limit is at most 1000"),
+        ({"filter": "year>=" + "1" * 400}, "1111111111... is not finite"),
     ],
 )
 def test_malformed_query_rules_are_clear_422s(
@@ -288,6 +290,18 @@ def test_malformed_and_hostile_body_rules_are_clear_422s(
     )
     assert r.status_code == 422, r.text
     assert message in r.text
+
+
+def test_json_nesting_is_a_422_up_to_900_levels_and_past_the_reader_a_400(
+    ml100k_client: TestClient,
+) -> None:
+    """docs/rules.md: what really happens at each depth."""
+    for levels, status in ((900, 422), (1_000, 400)):
+        body = '{"history": [], "rules": {"filter": ' + _deep(levels) + "}}"
+        r = ml100k_client.post(
+            "/v1/recommendations", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == status, (levels, r.text[:300])
 
 
 def test_a_body_too_deep_to_read_as_json_is_a_400_not_a_500(ml100k_client: TestClient) -> None:
