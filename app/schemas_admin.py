@@ -182,6 +182,24 @@ class PromoteIn(_Strict):
     ] = Field(description="the version number to point production at")
 
 
+class RollbackIn(_Strict):
+    """``POST /admin/models/{name}/rollback``'s optional body (no body: roll back
+    whatever production is now, as before)."""
+
+    from_version: (
+        Annotated[
+            Annotated[Text, Field(min_length=1, max_length=32, json_schema_extra=_VERSION_TEXT)]
+            | Annotated[Int64, Field(json_schema_extra=_VERSION_NUMBER)],
+            one_error("must be a version number: an integer or a string of 1-32 characters"),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="roll back only if production still points at this version (else 409 "
+        "alias_changed): a rollback sent twice moves production once",
+    )
+
+
 class AliasMoved(BaseModel):
     model: str
     alias: str

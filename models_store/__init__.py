@@ -8,6 +8,7 @@ safetensors and the standard library only — no torch).
 from models_store.backend import Backend, LocalDirectoryBackend
 from models_store.contents import VersionContents, non_finite
 from models_store.errors import (
+    AliasChanged,
     AliasNotSet,
     CorruptVersion,
     InvalidContents,
@@ -23,6 +24,7 @@ from models_store.store import LoadedVersion, ModelStore
 
 __all__ = [
     "FORMAT_VERSION",
+    "AliasChanged",
     "AliasNotSet",
     "Backend",
     "CorruptVersion",

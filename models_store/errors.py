@@ -44,7 +44,12 @@ class NothingToRollBack(StoreError):
     """The alias has no previous version to go back to."""
 
 
+class AliasChanged(StoreError):
+    """The alias no longer points at the version the caller expected (it moved meanwhile)."""
+
+
 __all__ = [
+    "AliasChanged",
     "AliasNotSet",
     "CorruptVersion",
     "InvalidContents",

@@ -40,6 +40,7 @@ from models_store.contents import (
     encode,
 )
 from models_store.errors import (
+    AliasChanged,
     AliasNotSet,
     CorruptVersion,
     InvalidContents,
@@ -422,6 +423,12 @@ class ModelStore:
         record = self._read_alias(validate_name(model, "model name"), validate_name(alias, "alias"))
         return None if record is None else record.version
 
+    def alias_history(self, model: str, alias: str = "production") -> list[str]:
+        """The alias's version, then the versions a rollback would go back to, most
+        recent first; empty if unset (one small read)."""
+        record = self._read_alias(validate_name(model, "model name"), validate_name(alias, "alias"))
+        return [] if record is None else [record.version, *record.previous]
+
     def alias_marker(self, model: str, alias: str = "production") -> tuple[str, str] | None:
         """(version, updated_at) of the alias, or None if unset: one small read, safe to poll.
 
@@ -455,16 +462,30 @@ class ModelStore:
             self._write_alias(model, alias, manifest.version, previous)
         return manifest
 
-    def rollback(self, model: str, alias: str = "production") -> str:
-        """Move ``alias`` back to the version it pointed at before; return that version."""
+    def rollback(
+        self, model: str, alias: str = "production", expected: str | int | None = None
+    ) -> str:
+        """Move ``alias`` back to the version it pointed at before; return that version.
+
+        With ``expected`` (the version the caller saw the alias at), ``AliasChanged``
+        unless the alias still points there, checked under the model's lock: a
+        rollback sent twice (a double click, a retried request) moves the alias
+        once, not two steps back.
+        """
         model = validate_name(model, "model name")
         alias = validate_name(alias, "alias")
+        wanted = None if expected is None else validate_version(expected)
         with self.backend.lock(model):
             record = self._read_alias(model, alias)
             if record is None:
                 self._require_model(model)
                 raise AliasNotSet(
                     f"alias {alias!r} of model {model!r} is not set; nothing to roll back"
+                )
+            if wanted is not None and record.version != wanted:
+                raise AliasChanged(
+                    f"alias {alias!r} of model {model!r} is at version {record.version}, "
+                    f"not {wanted}: it moved since; nothing was rolled back"
                 )
             if not record.previous:
                 raise NothingToRollBack(

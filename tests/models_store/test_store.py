@@ -14,6 +14,7 @@ import pytest
 from store_helpers import build_contents, build_data_info, save_kwargs
 
 from models_store import (
+    AliasChanged,
     AliasNotSet,
     CorruptVersion,
     InvalidContents,
@@ -534,3 +535,19 @@ def test_refused_contents_of_a_new_model_leave_the_store_as_it_was(
     with pytest.raises(InvalidContents, match="duplicate"):
         store.save("new-model", contents, **save_kwargs())
     assert list(store_root.iterdir()) == []
+
+
+def test_rollback_from_an_expected_version_moves_once(store: ModelStore, saved: Saver) -> None:
+    for seed in range(2):
+        saved(seed=seed)
+    for version in ("1", "2", "1", "2"):
+        store.promote("mult-vae", version)
+    assert store.alias_history("mult-vae") == ["2", "1", "2", "1"]
+    assert store.rollback("mult-vae", expected="2") == "1"
+    with pytest.raises(AliasChanged, match="is at version 1, not 2"):
+        store.rollback("mult-vae", expected=2)  # the same request again: nothing moves
+    assert store.alias_history("mult-vae") == ["1", "2", "1"]
+    assert store.rollback("mult-vae", expected=1) == "2"
+    with pytest.raises(InvalidName):
+        store.rollback("mult-vae", expected="02")
+    assert store.alias_history("other") == []

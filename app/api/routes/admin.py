@@ -34,6 +34,7 @@ from app.schemas_admin import (
     PromoteIn,
     RetrainAccepted,
     RetrainIn,
+    RollbackIn,
     TuneIn,
     VersionOut,
 )
@@ -41,6 +42,7 @@ from app.schemas_fields import INT64_MAX, INT64_MIN
 from app.serving.state import database_unavailable
 from app.tune.jobs import TuneRequest, enqueue_tune
 from models_store import (
+    AliasChanged,
     AliasNotSet,
     InvalidName,
     ModelNotFound,
@@ -77,6 +79,8 @@ def _api_errors() -> Iterator[None]:
         raise ApiError(422, "invalid_request", str(exc)) from exc
     except NothingToRollBack as exc:
         raise ApiError(409, "nothing_to_roll_back", str(exc)) from exc
+    except AliasChanged as exc:
+        raise ApiError(409, "alias_changed", str(exc)) from exc
     except StoreError as exc:  # corrupt / unknown-format version: refused, alias unchanged
         raise ApiError(409, "version_refused", str(exc)) from exc
     except SQLAlchemyError as exc:
@@ -233,14 +237,23 @@ def promote(name: ModelNamePath, body: PromoteIn, services: ServicesDep) -> Alia
     return _guarded(move)
 
 
-@router.post("/models/{name}/rollback", response_model=AliasMoved, responses=errors(404, 409, 422))
-def rollback(name: ModelNamePath, services: ServicesDep) -> AliasMoved:
-    """Move ``production`` back to the version it pointed at before."""
+@router.post(
+    "/models/{name}/rollback", response_model=AliasMoved, responses=errors(*BODY, 404, 409)
+)
+def rollback(
+    name: ModelNamePath, services: ServicesDep, body: RollbackIn | None = None
+) -> AliasMoved:
+    """Move ``production`` back to the version it pointed at before. With
+    ``{"from_version": V}``, only while production still points at V (else 409
+    ``alias_changed``, nothing moved), so a rollback sent twice moves it once."""
     store = services.holder.store
+    expected = None if body is None or body.from_version is None else str(body.from_version)
 
     def move() -> AliasMoved:
         previous = store.alias_state(name)
-        version = store.rollback(name)
+        version = store.rollback(name, expected=expected)
+        if expected is not None:
+            previous = expected  # checked under the store's lock: what it moved from
         return AliasMoved(model=name, alias="production", version=version, previous=previous)
 
     return _guarded(move)

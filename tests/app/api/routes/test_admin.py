@@ -258,3 +258,39 @@ def test_alias_move_errors(
     response = admin.post(path, json=body, headers=AUTH)
     assert response.status_code == status, response.text
     assert message in response.json()["message"]
+
+
+def test_rollback_with_from_version_moves_production_once(
+    admin: TestClient, store_dir: Path, train: Callable[..., str]
+) -> None:
+    """A rollback sent twice (a double click, a retry) with the version it rolls back from
+    moves production one step, not two; without a body it rolls back as before."""
+    store = ModelStore(store_dir)
+    second = train(store, "mult-vae", seed=1, promote=False)
+    for version in (second, "1", second):
+        assert admin.post(
+            "/admin/models/mult-vae/promote", json={"version": version}, headers=AUTH
+        ).is_success
+    assert store.alias_history("mult-vae") == [second, "1", second, "1"]
+
+    first = admin.post(
+        "/admin/models/mult-vae/rollback", json={"from_version": second}, headers=AUTH
+    )
+    assert first.status_code == 200, first.text
+    assert (first.json()["version"], first.json()["previous"]) == ("1", second)
+    again = admin.post(
+        "/admin/models/mult-vae/rollback", json={"from_version": int(second)}, headers=AUTH
+    )
+    assert again.status_code == 409 and again.json()["error"] == "alias_changed"
+    assert "is at version 1, not " + second in again.json()["message"]
+    assert store.alias_state("mult-vae") == "1"
+
+    for body in ({"from_version": None}, {}):  # the field is optional
+        assert admin.post("/admin/models/mult-vae/rollback", json=body, headers=AUTH).is_success
+        admin.post("/admin/models/mult-vae/promote", json={"version": "1"}, headers=AUTH)
+    bare = admin.post("/admin/models/mult-vae/rollback", headers=AUTH)  # no body at all
+    assert bare.status_code == 200 and bare.json()["previous"] == "1"
+    typo = admin.post("/admin/models/mult-vae/rollback", json={"from": "1"}, headers=AUTH)
+    assert typo.status_code == 422
+    bad = admin.post("/admin/models/mult-vae/rollback", json={"from_version": "x"}, headers=AUTH)
+    assert bad.status_code == 422 and "invalid version" in bad.json()["message"]
