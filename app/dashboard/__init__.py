@@ -5,9 +5,9 @@ refresh or post without a page reload, uPlot for charts; both scripts are
 vendored under ``static/vendor`` (with their licenses) and served by the
 app, so the pages need no internet access. See docs/design.md "Dashboard".
 
-``install_dashboard(app)`` adds the routes, the static files and the
-handlers that turn "not logged in", "disabled" and "CSRF token missing" into
-pages; ``close_dashboard(app)`` stops what the pages started (lifespan).
+``install_dashboard(app)`` adds the routes, the static files, the handlers
+that turn "not logged in", "disabled" and "CSRF token missing" into pages and
+the response headers of ``app.dashboard.headers`` (no framing, CSP, no-store); ``close_dashboard(app)`` stops what the pages started (lifespan).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from app.dashboard.auth import (
     SessionUncheckable,
     read_session,
 )
+from app.dashboard.headers import DashboardHeaders
 from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer
 from app.dashboard.templating import PACKAGE_DIR, render
@@ -77,6 +78,7 @@ def install_dashboard(app: FastAPI) -> None:
     app.mount(
         "/dashboard/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="dashboard-static"
     )
+    app.add_middleware(DashboardHeaders)
 
 
 async def close_dashboard(app: FastAPI) -> None:

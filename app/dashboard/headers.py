@@ -1,0 +1,76 @@
+"""Response headers of every dashboard answer: no framing, a strict CSP, no caching of data.
+
+* ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``: no page may
+  frame the dashboard, so a click on another page (a same-site one included,
+  which ``SameSite=Strict`` does not stop) cannot land on a dashboard button.
+* The rest of the CSP allows what the pages use and nothing else: scripts and
+  styles from this origin only (the vendored htmx and uPlot, ``dashboard.css``
+  and the dashboard's own scripts; no inline script, style or ``eval``, htmx is
+  told not to add its indicator ``<style>``), requests to this origin only.
+  Charts' data travel as ``<script type="application/json">``, which CSP does
+  not treat as script.
+* ``Cache-Control: no-store`` on pages and fragments (not on
+  ``/dashboard/static``, which holds no data and stays cacheable): after
+  logout, Back must not show a user's history or a model's lists from the
+  browser's cache.
+
+Pure ASGI, like ``app.core.middleware``; only paths under ``/dashboard`` are
+touched, so ``/docs`` (Swagger UI's inline script) and the API are as before.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PREFIX = "/dashboard"
+STATIC_PREFIX = "/dashboard/static/"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+_FRAMING = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def is_dashboard_path(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+class DashboardHeaders:
+    """Adds the headers above to every response under ``/dashboard``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not is_dashboard_path(path):
+            await self.app(scope, receive, send)
+            return
+        extra = list(_FRAMING)
+        if not path.startswith(STATIC_PREFIX):
+            extra.append(_NO_STORE)
+        names = {name for name, _ in extra}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = kept + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

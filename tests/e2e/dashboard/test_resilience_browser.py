@@ -1,0 +1,122 @@
+"""The dashboard in Chromium when things go wrong: framing, Back after logout, double clicks,
+reloads, two login tabs, session expiry, outages of the database and of the server.
+
+Same stack as ``test_dashboard_browser.py`` (``genrec serve`` over Postgres and Redis);
+the outage tests put a killable TCP proxy between the server and Postgres, or stop the
+server and start it again on the same port.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
+
+from tests.e2e.conftest import Stack
+from tests.e2e.dashboard.test_dashboard_browser import _login
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+@contextmanager
+def page_server(html: str) -> Iterator[str]:
+    """Another origin of the same site (127.0.0.1, another port) serving ``html``.
+
+    A real server: a page Playwright fulfils itself (``route``) does not get framed
+    content loaded at all, so it would prove nothing."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def console_problems(page: Page) -> Iterator[list[str]]:
+    """Console errors and page errors while the block runs (a CSP refusal is one)."""
+    seen: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            seen.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: seen.append(str(error)))
+    try:
+        yield seen
+    finally:
+        page.remove_listener("console", on_console)
+
+
+def test_pages_load_under_the_csp_and_cannot_be_framed(
+    stack: Stack, page: Page, context: BrowserContext
+) -> None:
+    stack.serve()
+    base = stack.base_url
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    with console_problems(page) as problems:
+        _login(page, base)
+        expect(page).to_have_url(f"{base}/dashboard/overview")
+        expect(page.get_by_test_id("database-health")).to_have_text("up")
+        expect(page.locator('[data-chart="rate-chart"] canvas')).to_be_visible(timeout=15_000)
+        page.goto(f"{base}/dashboard/models/mult-vae/versions/1")
+        expect(page.locator("[data-chart] canvas").first).to_be_visible()  # uPlot under the CSP
+        page.goto(f"{base}/dashboard/models")
+        expect(page.locator('.served-version[data-model="ease"]')).to_have_text("v1")
+        page.goto(f"{base}/dashboard/jobs")
+        page.goto(f"{base}/dashboard/explore?user=1")
+        expect(page.get_by_test_id("list-ease").locator("li")).to_have_count(10)
+    assert problems == []  # no CSP refusal, no script error, no /favicon.ico 404
+    assert not [url for url in requested if url.endswith("/favicon.ico")]
+
+    # Another page of the same site (another port of the same host: SameSite=Strict lets
+    # the session cookie through) frames the models page: the browser refuses to show it.
+    framing = context.new_page()
+    with page_server(f'<iframe src="{base}/dashboard/models" width="1200" height="800">') as evil:
+        framing.goto(evil)  # waits for the frame's load too
+        framing.wait_for_timeout(1_000)
+    child = framing.frames[1]
+    assert child.url.startswith("chrome-error:"), child.url  # refused, not the models page
+    expect(framing.frame_locator("iframe").get_by_role("button")).to_have_count(0)
+    assert stack.client().get("/admin/models").json()["models"][0]["aliases"] == {"production": "1"}
+
+
+def test_back_after_logout_shows_no_data(stack: Stack, page: Page) -> None:
+    stack.serve()
+    base = stack.base_url
+    for target, shown in [
+        ("/dashboard/explore?user=1", page.get_by_test_id("history")),
+        ("/dashboard/models/ease/versions/1", page.get_by_role("heading", name="ease v1")),
+    ]:
+        _login(page, base)
+        expect(page).to_have_url(re.compile(r"/dashboard/overview$"))
+        page.goto(base + target)
+        expect(shown).to_be_visible()
+        page.get_by_role("button", name="Log out").click()
+        expect(page).to_have_url(re.compile(r"/dashboard/login"))
+        page.go_back()
+        expect(page).to_have_url(re.compile(r"/dashboard/login"))
+        expect(page.get_by_label("Admin token")).to_be_visible()
+        expect(shown).to_have_count(0)
