@@ -12,23 +12,36 @@ the response headers of ``app.dashboard.headers`` (no framing, CSP, no-store); `
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.errors import allowed_methods, validation_body
 from app.dashboard.auth import (
     CsrfRejected,
     DashboardDisabled,
+    DashboardSession,
     LoginRequired,
     SessionUncheckable,
     read_session,
 )
-from app.dashboard.headers import DashboardHeaders
+from app.dashboard.headers import STATIC_PREFIX, DashboardHeaders, is_dashboard_path
 from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer
 from app.dashboard.templating import PACKAGE_DIR, render
 
 LOGIN_PATH = "/dashboard/login"
+
+ExceptionHandler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
@@ -68,7 +81,81 @@ async def _csrf_rejected(request: Request, exc: Exception) -> HTMLResponse:
     )
 
 
+def _session_if_any(request: Request) -> DashboardSession | None:
+    """The session for an error page's navigation, or None (no cookie, database down, off)."""
+    try:
+        return read_session(request)
+    except (SessionUncheckable, DashboardDisabled):
+        return None
+
+
+#: Headings of the error page per status (others: "Problem").
+_HEADINGS = {404: "Not found", 405: "Not a page", 422: "Invalid address"}
+
+
+def _error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    if request.headers.get("HX-Request"):
+        return render(request, "_problem.html", None, status_code=status_code, message=message)
+    return render(
+        request,
+        "error.html",
+        _session_if_any(request),
+        status_code=status_code,
+        heading=_HEADINGS.get(status_code),
+        message=message,
+        back="/dashboard/overview",
+        back_label="Go to the overview",
+    )
+
+
+async def _delegate(handler: ExceptionHandler, request: Request, exc: Exception) -> Response:
+    answer = handler(request, exc)
+    return await answer if inspect.isawaitable(answer) else answer
+
+
+def _error_pages_for_dashboard_paths(app: FastAPI) -> None:
+    """404, 405 and 422 under ``/dashboard`` (not its static files) as dashboard pages with
+    the same status, instead of the API's JSON; elsewhere the API's handlers answer."""
+    api_http = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
+    api_invalid = app.exception_handlers.get(
+        RequestValidationError, request_validation_exception_handler
+    )
+
+    def ours(request: Request) -> bool:
+        path = request.url.path
+        return is_dashboard_path(path) and not path.startswith(STATIC_PREFIX)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not ours(request) or not isinstance(exc, StarletteHTTPException):
+            return await _delegate(api_http, request, exc)
+        path = request.url.path
+        if exc.status_code == 404:
+            message = f"There is no dashboard page at {path}."
+        elif exc.status_code == 405:
+            allowed = allowed_methods(request)
+            message = (
+                f"{path} only takes a form's submission ({', '.join(allowed)}); it is not a "
+                "page to open. Go back to the page and use its button."
+            )
+        else:
+            message = str(exc.detail)
+        answer = _error_page(request, exc.status_code, message)
+        if exc.status_code == 405:
+            answer.headers["Allow"] = ", ".join(allowed_methods(request))
+        return answer
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        if not ours(request) or not isinstance(exc, RequestValidationError):
+            return await _delegate(api_invalid, request, exc)
+        message = validation_body(exc.errors())["message"]
+        return _error_page(request, 422, f"This address is not valid: {message}")
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
 def install_dashboard(app: FastAPI) -> None:
+    _error_pages_for_dashboard_paths(app)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(DashboardDisabled, _disabled)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)

@@ -67,3 +67,38 @@ def test_pages_have_no_inline_script_or_style(dash: TestClient) -> None:
         assert not re.search(r"\sstyle=|\son[a-z]+=", html), path
         assert 'rel="icon"' in html  # no /favicon.ico request (a 404 on every page)
     assert dash.get("/dashboard/static/favicon.svg").status_code == 200
+
+
+# --------------------------------------------------------------------------- error pages
+
+
+def test_dashboard_errors_are_pages_with_the_same_status(dash: TestClient) -> None:
+    """Unknown pages, a GET on a form's address, an invalid id: a dashboard page (with the
+    navigation when logged in), not the API's JSON; the API and static files keep JSON."""
+    anonymous = dash.get("/dashboard/no-such-page")
+    assert anonymous.status_code == 404 and "text/html" in anonymous.headers["content-type"]
+    assert "There is no dashboard page at /dashboard/no-such-page" in anonymous.text
+    assert 'aria-label="Dashboard"' not in anonymous.text  # no navigation without a session
+    _login(dash)
+    cases = [
+        ("/dashboard/no-such-page", 404, "There is no dashboard page"),
+        ("/dashboard/models/ease/rollback", 405, "submission (POST); it is not a page"),
+        ("/dashboard/jobs/list/extra", 404, "There is no dashboard page"),
+        ("/dashboard/explore?user=" + "u" * 300, 422, "at most 256 characters"),
+        ("/dashboard/catalog?q=" + "q" * 300, 422, "at most 256 characters"),
+        ("/dashboard/catalog/items/a%00b", 422, "NUL"),
+        ("/dashboard/explore?item=%00", 422, "NUL"),
+    ]
+    for path, status, text in cases:
+        answer = dash.get(path)
+        assert answer.status_code == status, (path, answer.text[:500])
+        assert "text/html" in answer.headers["content-type"], path
+        assert text in answer.text, (path, answer.text[:2000])
+        assert 'aria-label="Dashboard"' in answer.text and '"request_id"' not in answer.text
+        assert answer.headers["cache-control"] == "no-store"
+    assert dash.get("/dashboard/models/ease/promote").headers["allow"] == "POST"
+    fragment = dash.get("/dashboard/experiments/%00/results", headers={"HX-Request": "true"})
+    assert fragment.status_code == 422 and "<html" not in fragment.text and "NUL" in fragment.text
+    for api in ("/v1/no-such", "/admin/models/ease/rollback", "/dashboard/static/nope.js"):
+        answer = dash.get(api)
+        assert answer.status_code in (401, 404, 405) and answer.json()["error"], api
