@@ -32,6 +32,8 @@ from app.dashboard.auth import (
     DashboardSession,
     LoginRequired,
     SessionUncheckable,
+    login_url,
+    page_to_return_to,
     read_session,
 )
 from app.dashboard.headers import STATIC_PREFIX, DashboardHeaders, is_dashboard_path
@@ -39,16 +41,16 @@ from app.dashboard.pages import catalog, experiments, explore, jobs, models, ove
 from app.dashboard.preview import Previewer
 from app.dashboard.templating import PACKAGE_DIR, render
 
-LOGIN_PATH = "/dashboard/login"
-
 ExceptionHandler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
+    """To the login form, which comes back to this page (``next``) after logging in."""
+    target = login_url(page_to_return_to(request))
     if request.headers.get("HX-Request"):
         # htmx does not follow a 303 into a page swap; it does honour HX-Redirect.
-        return Response(status_code=401, headers={"HX-Redirect": LOGIN_PATH})
-    return RedirectResponse(LOGIN_PATH, status_code=303)
+        return Response(status_code=401, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 async def _disabled(request: Request, exc: Exception) -> HTMLResponse:

@@ -22,18 +22,22 @@ still ends every session at once (the signing key is derived from it).
 CSRF: every state-changing request (every POST under ``/dashboard``) must
 carry the session's CSRF token, as the ``csrf_token`` form field or the
 ``X-CSRF-Token`` header (htmx sends the header, ``base.html``); the login form
-itself is protected by a signed one-off nonce cookie (double submit).
+itself carries a signed, time-limited nonce bound to a random per-browser id in
+the login cookie (double submit; several login tabs share the id, so each of
+their forms works).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -117,7 +121,9 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 
 
 def start_session(request: Request, response: Response) -> None:
-    """Set a fresh session cookie (after the token was checked) and drop the login nonce."""
+    """Set a fresh session cookie (after the token was checked).
+
+    The login cookie stays: another tab's login form, bound to it, still works."""
     token = admin_token(request)
     payload = {
         "sid": secrets.token_urlsafe(24),
@@ -126,7 +132,6 @@ def start_session(request: Request, response: Response) -> None:
     }
     value = _serializer(token, "session").dumps(payload)
     _set_cookie(request, response, SESSION_COOKIE, value, _session_max_age_s(request))
-    response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
 
 
 def end_session(request: Request, session: DashboardSession, response: Response) -> None:
@@ -200,29 +205,118 @@ async def require_csrf(request: Request, session: SessionDep) -> DashboardSessio
 CsrfDep = Annotated[DashboardSession, Depends(require_csrf)]
 
 
+# --------------------------------------------------------------------------- where to go back to
+
+LOGIN_PATH = "/dashboard/login"
+HOME_PATH = "/dashboard/overview"
+#: Never a place to come back to after logging in.
+_NOT_NEXT = (LOGIN_PATH, "/dashboard/logout", "/dashboard", HOME_PATH)
+_URL_TEXT = re.compile(r"[\x21-\x7e]{1,2000}")  # printable ASCII: an encoded URL, no spaces
+
+
+def safe_next(value: str | None) -> str | None:
+    """``value`` when it is a dashboard page of this server to return to after login,
+    as a path with its query; else None (no open redirect: no scheme, no host, no
+    ``//`` or backslash, no dot segments, nothing outside ``/dashboard/``)."""
+    if not value or not _URL_TEXT.fullmatch(value) or "\\" in value:
+        return None
+    parts = urlsplit(value)
+    path = parts.path
+    if parts.scheme or parts.netloc or not path.startswith("/dashboard/"):
+        return None
+    if any(segment in (".", "..") for segment in unquote(path).split("/")):
+        return None
+    if path in _NOT_NEXT or path.startswith("/dashboard/static/"):
+        return None
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def login_url(next_path: str | None) -> str:
+    """The login form, asked to come back to ``next_path`` (if it is safe) afterwards."""
+    target = safe_next(next_path)
+    return LOGIN_PATH if target is None else f"{LOGIN_PATH}?next={quote(target, safe='/')}"
+
+
+def page_to_return_to(request: Request) -> str | None:
+    """Where the browser was when its session turned out missing or expired: the page
+    itself for a GET, the page a form was sent from (``Referer``) for a POST, the
+    page around a polled fragment (htmx's ``HX-Current-URL``); as an encoded path."""
+    if request.headers.get("HX-Request"):
+        return _same_origin_path(request, request.headers.get("HX-Current-URL"))
+    if request.method in ("GET", "HEAD"):
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string", b"")
+        path = raw.decode("latin-1")
+        return path + (f"?{query.decode('latin-1')}" if query else "")
+    return _same_origin_path(request, request.headers.get("Referer"))
+
+
+def _same_origin_path(request: Request, url: str | None) -> str | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.netloc != request.headers.get("host"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
 # --------------------------------------------------------------------------- login nonce
 
 
-def new_login_nonce() -> str:
-    """A one-off value for the login form's hidden field (see ``remember_login_nonce``)."""
-    return secrets.token_urlsafe(24)
+@dataclass(frozen=True)
+class LoginNonce:
+    """The login form's hidden ``nonce`` and the browser id it is bound to."""
+
+    value: str
+    browser: str
 
 
-def remember_login_nonce(request: Request, response: Response, nonce: str) -> None:
-    """Mirror the form's nonce in a signed cookie, which the POST must match."""
-    value = _serializer(admin_token(request), "login").dumps(nonce)
+def _login_browser(request: Request) -> str | None:
+    """This browser's id from its login cookie, if the cookie is valid."""
+    raw = request.cookies.get(LOGIN_COOKIE)
+    if not raw:
+        return None
+    try:
+        browser = _serializer(admin_token(request), "login").loads(
+            raw, max_age=LOGIN_NONCE_MAX_AGE_S
+        )
+    except BadSignature:
+        return None
+    return browser if isinstance(browser, str) and browser else None
+
+
+def new_login_nonce(request: Request) -> LoginNonce:
+    """A nonce for one login form: signed and time-limited, bound to this browser's id.
+
+    The id (random) lives in the login cookie, which every form of this browser
+    shares and reuses: a second login tab no longer replaces the first one's
+    nonce. Binding it to the cookie keeps the double-submit protection: another
+    site can neither read the cookie nor a form's nonce, so it cannot make up a
+    login POST the server accepts.
+    """
+    browser = _login_browser(request) or secrets.token_urlsafe(18)
+    value = _serializer(admin_token(request), "login-form").dumps(
+        {"b": browser, "n": secrets.token_urlsafe(12)}
+    )
+    return LoginNonce(value=value, browser=browser)
+
+
+def remember_login_nonce(request: Request, response: Response, nonce: LoginNonce) -> None:
+    """(Re)set the login cookie with the browser id ``nonce`` is bound to."""
+    value = _serializer(admin_token(request), "login").dumps(nonce.browser)
     _set_cookie(request, response, LOGIN_COOKIE, value, LOGIN_NONCE_MAX_AGE_S)
 
 
 def login_nonce_matches(request: Request, offered: str) -> bool:
-    """The login form's hidden nonce equals the one signed into this browser's cookie."""
-    raw = request.cookies.get(LOGIN_COOKIE)
-    if not raw or not offered:
+    """The form's nonce is one this server signed within the hour, for this browser."""
+    browser = _login_browser(request)
+    if browser is None or not offered:
         return False
     try:
-        expected = _serializer(admin_token(request), "login").loads(
-            raw, max_age=LOGIN_NONCE_MAX_AGE_S
+        payload = _serializer(admin_token(request), "login-form").loads(
+            offered, max_age=LOGIN_NONCE_MAX_AGE_S
         )
     except BadSignature:
         return False
-    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), offered.encode())
+    bound = payload.get("b") if isinstance(payload, dict) else None
+    return isinstance(bound, str) and hmac.compare_digest(bound.encode(), browser.encode())

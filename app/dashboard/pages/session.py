@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.api.admin_auth import client_address
 from app.api.deps import services_of
 from app.dashboard.auth import (
+    HOME_PATH,
     CsrfDep,
     SessionDep,
     admin_token,
@@ -18,6 +19,7 @@ from app.dashboard.auth import (
     new_login_nonce,
     read_session,
     remember_login_nonce,
+    safe_next,
     start_session,
     token_matches,
 )
@@ -31,20 +33,29 @@ def index(session: SessionDep) -> Response:
     return RedirectResponse("/dashboard/overview", status_code=303)
 
 
-def _login_form(request: Request, error: str | None, status_code: int) -> HTMLResponse:
-    nonce = new_login_nonce()
+def _login_form(
+    request: Request, error: str | None, status_code: int, next_path: str | None
+) -> HTMLResponse:
+    nonce = new_login_nonce(request)
     response = render(
-        request, "login.html", None, status_code=status_code, error=error, nonce=nonce
+        request,
+        "login.html",
+        None,
+        status_code=status_code,
+        error=error,
+        nonce=nonce.value,
+        next_path=safe_next(next_path) or "",
     )
     remember_login_nonce(request, response, nonce)
     return response
 
 
 @router.get("/dashboard/login", response_class=HTMLResponse)
-def login_form(request: Request) -> Response:
+def login_form(request: Request, next: str | None = None) -> Response:
+    """The form; ``next``: the dashboard page to come back to (``auth.safe_next``)."""
     if read_session(request) is not None:
-        return RedirectResponse("/dashboard/overview", status_code=303)
-    return _login_form(request, None, 200)
+        return RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
+    return _login_form(request, None, 200, next)
 
 
 @router.post("/dashboard/login", response_class=HTMLResponse)
@@ -52,25 +63,26 @@ def login(
     request: Request,
     token: Annotated[str, Form()] = "",
     nonce: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
 ) -> Response:
     """Exchange the admin token for a session cookie (wrong tokens count towards the
-    address's lockout, as on the admin API)."""
+    address's lockout, as on the admin API), then go to ``next`` or the overview."""
     expected = admin_token(request)
     if not login_nonce_matches(request, nonce):
-        return _login_form(request, "The form expired; type the token again.", 403)
+        return _login_form(request, "The form expired; type the token again.", 403, next)
     client, throttle = client_address(request), services_of(request).auth_throttle
     wait = throttle.retry_after(client)
     if wait is not None:
         refused = _login_form(
-            request, f"Too many wrong tokens from this address; try again in {wait} s.", 429
+            request, f"Too many wrong tokens from this address; try again in {wait} s.", 429, next
         )
         refused.headers["Retry-After"] = str(wait)
         return refused
     if not token_matches(token, expected):
         throttle.failed(client)
-        return _login_form(request, "Wrong admin token.", 401)
+        return _login_form(request, "Wrong admin token.", 401, next)
     throttle.succeeded(client)
-    response = RedirectResponse("/dashboard/overview", status_code=303)
+    response = RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
     start_session(request, response)
     return response
 

@@ -102,3 +102,121 @@ def test_dashboard_errors_are_pages_with_the_same_status(dash: TestClient) -> No
     for api in ("/v1/no-such", "/admin/models/ease/rollback", "/dashboard/static/nope.js"):
         answer = dash.get(api)
         assert answer.status_code in (401, 404, 405) and answer.json()["error"], api
+
+
+# --------------------------------------------------------------------------- login
+
+
+def _nonce(html: str) -> str:
+    match = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert match, html[:2000]
+    return match.group(1)
+
+
+def test_several_login_forms_of_one_browser_all_work(
+    dash: TestClient, make_client: ClientFactory
+) -> None:
+    """Two login tabs: the second form used to replace the first one's nonce cookie, so the
+    first tab's login failed with "The form expired"."""
+    first = _nonce(dash.get("/dashboard/login").text)
+    second = _nonce(dash.get("/dashboard/login").text)
+    assert first != second
+    answer = dash.post(
+        "/dashboard/login", data={"token": TOKEN, "nonce": first}, follow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text[:500]
+    dash.cookies.delete("genrec_dashboard", path="/dashboard")
+    answer = dash.post(
+        "/dashboard/login", data={"token": TOKEN, "nonce": second}, follow_redirects=False
+    )
+    assert answer.status_code == 303  # the other tab, after the first one logged in
+
+    # Still double submit: a nonce works only with the login cookie of the browser that got
+    # it (another site can read neither), and only if this server signed it.
+    other = make_client(admin_token=TOKEN, default_model="ease")
+    other.get("/dashboard/login")
+    for nonce in (first, "made-up", ""):
+        refused = other.post(
+            "/dashboard/login", data={"token": TOKEN, "nonce": nonce}, follow_redirects=False
+        )
+        assert refused.status_code == 403 and "The form expired" in refused.text
+    other.cookies.clear()
+    bare = other.post("/dashboard/login", data={"token": TOKEN, "nonce": first})
+    assert bare.status_code == 403
+
+
+# --------------------------------------------------------------------------- next
+
+
+def test_an_expired_session_comes_back_to_its_page_after_login(dash: TestClient) -> None:
+    page = "/dashboard/explore?user=u1&item=3"
+    answer = dash.get(page, follow_redirects=False)
+    assert answer.status_code == 303
+    assert (
+        answer.headers["location"]
+        == "/dashboard/login?next=/dashboard/explore%3Fuser%3Du1%26item%3D3"
+    )
+    form = dash.get(answer.headers["location"]).text
+    assert 'name="next" value="/dashboard/explore?user=u1&amp;item=3"' in form
+    done = dash.post(
+        "/dashboard/login",
+        data={"token": TOKEN, "nonce": _nonce(form), "next": "/dashboard/explore?user=u1&item=3"},
+        follow_redirects=False,
+    )
+    assert (done.status_code, done.headers["location"]) == (303, page)
+    again = dash.get("/dashboard/login?next=/dashboard/jobs", follow_redirects=False)
+    assert again.headers["location"] == "/dashboard/jobs"  # logged in already
+
+
+def test_a_poll_or_a_form_after_expiry_returns_to_the_page_it_came_from(
+    dash: TestClient,
+) -> None:
+    base = "http://testserver"
+    poll = dash.get(
+        "/dashboard/jobs/list",
+        headers={"HX-Request": "true", "HX-Current-URL": f"{base}/dashboard/jobs"},
+    )
+    assert (poll.status_code, poll.headers["HX-Redirect"]) == (
+        401,
+        "/dashboard/login?next=/dashboard/jobs",
+    )
+    post = dash.post(
+        "/dashboard/models/ease/rollback",
+        headers={"Referer": f"{base}/dashboard/models"},
+        follow_redirects=False,
+    )
+    assert post.headers["location"] == "/dashboard/login?next=/dashboard/models"
+    foreign = dash.post(
+        "/dashboard/models/ease/rollback",
+        headers={"Referer": "http://elsewhere.example/dashboard/models"},
+        follow_redirects=False,
+    )
+    assert foreign.headers["location"] == "/dashboard/login"
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    [
+        "https://evil.example/dashboard/x",
+        "//evil.example/dashboard/x",
+        "/\\evil.example/dashboard/x",
+        "\\\\evil.example",
+        "/dashboard/../admin/models",
+        "/dashboard/%2e%2e/docs",
+        "/docs",
+        "javascript:alert(1)",
+        "/dashboard/login",
+        "/dashboard/static/dashboard.js",
+        "/dashboard/a b",
+        "/dashboard/x\r\nSet-Cookie: a=b",
+    ],
+)
+def test_next_never_leaves_the_dashboard(dash: TestClient, next_path: str) -> None:
+    form = dash.get("/dashboard/login", params={"next": next_path}).text
+    assert 'name="next"' not in form
+    done = dash.post(
+        "/dashboard/login",
+        data={"token": TOKEN, "nonce": _nonce(form), "next": next_path},
+        follow_redirects=False,
+    )
+    assert (done.status_code, done.headers["location"]) == (303, "/dashboard/overview")

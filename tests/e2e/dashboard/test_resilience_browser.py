@@ -17,10 +17,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
 
-from tests.e2e.conftest import Stack
-from tests.e2e.dashboard.test_dashboard_browser import _login
+from tests.e2e.conftest import ADMIN_TOKEN, Stack
+from tests.e2e.dashboard.test_dashboard_browser import _at_login, _login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+
+def _login_here(page: Page) -> None:
+    """Log in with the form the page shows (keeping its ``next``)."""
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_label("Admin token").press("Enter")
 
 
 @contextmanager
@@ -120,3 +126,41 @@ def test_back_after_logout_shows_no_data(stack: Stack, page: Page) -> None:
         expect(page).to_have_url(re.compile(r"/dashboard/login"))
         expect(page.get_by_label("Admin token")).to_be_visible()
         expect(shown).to_have_count(0)
+
+
+def test_two_login_tabs_both_log_in(stack: Stack, context: BrowserContext) -> None:
+    """The second tab's form used to replace the first one's nonce: "The form expired"."""
+    stack.serve()
+    base = stack.base_url
+    first, second = context.new_page(), context.new_page()
+    first.goto(f"{base}/dashboard/login")
+    second.goto(f"{base}/dashboard/login")
+    first.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    first.get_by_label("Admin token").press("Enter")
+    expect(first).to_have_url(f"{base}/dashboard/overview")
+    second.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    second.get_by_label("Admin token").press("Enter")
+    expect(second).to_have_url(f"{base}/dashboard/overview")
+
+
+def test_after_expiry_the_login_comes_back_to_the_page(stack: Stack, page: Page) -> None:
+    """Sessions of 7 s: a polled page, and a form sent after expiry, each land on the login
+    form and return to where the operator was (with the form's query) after logging in."""
+    stack.env["GENREC_DASHBOARD_SESSION_HOURS"] = "0.002"
+    stack.serve()
+    base = stack.base_url
+    _login(page, base)
+    page.goto(f"{base}/dashboard/jobs")  # polls every 2 s
+    expect(page).to_have_url(_at_login(base), timeout=30_000)
+    assert page.url.endswith("?next=/dashboard/jobs"), page.url
+    _login_here(page)
+    expect(page).to_have_url(f"{base}/dashboard/jobs")
+
+    page.goto(f"{base}/dashboard/explore")  # does not poll
+    page.wait_for_timeout(8_000)
+    page.get_by_label("User id").fill("2")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(_at_login(base))
+    _login_here(page)
+    expect(page).to_have_url(f"{base}/dashboard/explore?user=2&item=")
+    expect(page.get_by_test_id("history")).to_be_visible()
