@@ -40,6 +40,7 @@ from typing import Annotated
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import Depends, Request, Response
+from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -49,6 +50,8 @@ from app.repository import dashboard_session_revoked, revoke_dashboard_session
 
 SESSION_COOKIE = "genrec_dashboard"
 LOGIN_COOKIE = "genrec_dashboard_login"
+FLASH_COOKIE = "genrec_dashboard_flash"
+FLASH_MAX_AGE_S = 120
 COOKIE_PATH = "/dashboard"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -203,6 +206,40 @@ async def require_csrf(request: Request, session: SessionDep) -> DashboardSessio
 
 
 CsrfDep = Annotated[DashboardSession, Depends(require_csrf)]
+
+
+# --------------------------------------------------------------------------- one-shot notices
+
+
+def redirect_with_notice(
+    request: Request, session: DashboardSession, url: str, notice: str
+) -> RedirectResponse:
+    """Post/Redirect/Get: a 303 to the page that shows what an action did, ``notice``
+    travelling in a short-lived cookie signed for this session, which the next page
+    shows once and deletes (``take_notice``). Reloading that page, or going Back and
+    Forward to it, repeats nothing."""
+    response = RedirectResponse(url, status_code=303)
+    value = _serializer(admin_token(request), "flash").dumps(
+        {"sid": session.session_id, "notice": notice}
+    )
+    _set_cookie(request, response, FLASH_COOKIE, value, FLASH_MAX_AGE_S)
+    return response
+
+
+def take_notice(request: Request, session: DashboardSession) -> str | None:
+    """The notice ``redirect_with_notice`` left for this session, if any (the caller
+    deletes the cookie). Signed, so no other page of the site can plant one."""
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        payload = _serializer(admin_token(request), "flash").loads(raw, max_age=FLASH_MAX_AGE_S)
+    except BadSignature:
+        return None
+    if not isinstance(payload, dict) or payload.get("sid") != session.session_id:
+        return None
+    notice = payload.get("notice")
+    return notice if isinstance(notice, str) else None
 
 
 # --------------------------------------------------------------------------- where to go back to

@@ -16,7 +16,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from app.dashboard.auth import CSRF_FIELD, CSRF_HEADER, DashboardSession
+from app.dashboard.auth import (
+    COOKIE_PATH,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    FLASH_COOKIE,
+    DashboardSession,
+    take_notice,
+)
 from app.dashboard.formatting import item_href, show, urlpart, utc
 
 PACKAGE_DIR = Path(__file__).parent
@@ -42,8 +49,14 @@ def render(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    """``template`` with the navigation, the CSRF token and ``context``."""
-    return templates.TemplateResponse(
+    """``template`` with the navigation, the CSRF token and ``context``.
+
+    A whole page (not a ``_fragment.html``) also shows, once, the notice an action
+    left before redirecting here (``auth.redirect_with_notice``)."""
+    flashed = FLASH_COOKIE in request.cookies and not template.startswith("_")
+    if flashed and session is not None and context.get("notice") is None:
+        context["notice"] = take_notice(request, session)
+    response = templates.TemplateResponse(
         request,
         template,
         {
@@ -56,3 +69,6 @@ def render(
         },
         status_code=status_code,
     )
+    if flashed:
+        response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
+    return response

@@ -7,16 +7,18 @@ exactly as the API does, and its 4xx message is what the page shows. The charts
 come from ``app.experiments.series`` (the same counted lists, bucketed over
 time). While an experiment runs its results panel polls every
 ``POLL_S`` seconds; each read is proportional to the experiment's size, as an
-API read is.
+API read is. Create and stop redirect to the experiment's page with a one-shot
+notice (Post/Redirect/Get), so a reload repeats neither.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import AfterValidator, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +28,7 @@ from app.api.params import StorableText
 from app.api.routes import experiments as api
 from app.core.db import session_scope
 from app.core.errors import ApiError
-from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
+from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.charts import experiment_charts
 from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
@@ -89,7 +91,6 @@ async def _page(
     request: Request,
     session: DashboardSession,
     shown: str | None = None,
-    notice: str | None = None,
     problem: str | None = None,
     form: dict[str, Any] | None = None,
     status_code: int = 200,
@@ -116,7 +117,6 @@ async def _page(
         experiments=listed,
         list_problem=list_problem,
         models=sorted(REGISTRY),
-        notice=notice,
         problem=problem,
         form=form or _blank_form(services.holder.default_model),
         poll_s=POLL_S,
@@ -178,7 +178,7 @@ async def create(
     variant_model: Annotated[list[str] | None, Form()] = None,
     variant_version: Annotated[list[str] | None, Form()] = None,
     variant_weight: Annotated[list[str] | None, Form()] = None,
-) -> HTMLResponse:
+) -> Response:
     names, models = variant_name or [], variant_model or []
     versions, weights = variant_version or [], variant_weight or []
     rows = [
@@ -207,11 +207,15 @@ async def create(
         + ", ".join(f"{v.name} ({v.model}, weight {v.weight:g})" for v in created.variants)
         + f"; control is {created.control}."
     )
-    return await _page(request, session, shown=created.name, notice=notice)
+    return redirect_with_notice(request, session, _shown_url(created.name), notice)
+
+
+def _shown_url(name: str) -> str:
+    return f"/dashboard/experiments?name={quote(name, safe='')}"
 
 
 @router.post("/dashboard/experiments/{name}/stop", response_class=HTMLResponse)
-async def stop(request: Request, name: StorableText, session: CsrfDep) -> HTMLResponse:
+async def stop(request: Request, name: StorableText, session: CsrfDep) -> Response:
     try:
         stopped = await run_in_threadpool(api.stop_experiment, services_of(request), name)
     except ApiError as exc:
@@ -219,4 +223,4 @@ async def stop(request: Request, name: StorableText, session: CsrfDep) -> HTMLRe
             request, session, shown=name, problem=exc.message, status_code=exc.status
         )
     notice = f"Experiment {stopped.name} stopped: requests go back to the default model."
-    return await _page(request, session, shown=stopped.name, notice=notice)
+    return redirect_with_notice(request, session, _shown_url(stopped.name), notice)

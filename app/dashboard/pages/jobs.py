@@ -5,7 +5,8 @@ through the admin API's ``job_out`` and rendered generically: the columns
 every job has first, then whatever else a row holds (progress, gate and any
 field another job kind adds) as key/value lists, so a new job kind shows up
 without a template change. Starting a job calls the admin API's ``retrain``
-handler with the same ``RetrainIn`` validation.
+handler with the same ``RetrainIn`` validation, then redirects to the list
+(Post/Redirect/Get: a reload does not queue it again).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
 from app.api.routes import admin
 from app.core.errors import ApiError
-from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
+from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
 from app.schemas_admin import RetrainIn
@@ -53,7 +54,6 @@ async def _list_context(request: Request) -> dict[str, Any]:
 async def _page(
     request: Request,
     session: DashboardSession,
-    notice: str | None = None,
     problem: str | None = None,
     form: dict[str, str] | None = None,
     status_code: int = 200,
@@ -65,7 +65,6 @@ async def _page(
         status_code=status_code,
         active="Jobs",
         models=sorted(REGISTRY),
-        notice=notice,
         problem=problem,
         form=form or {"model": services_of(request).holder.default_model, "params": "{}"},
         **await _list_context(request),
@@ -90,7 +89,9 @@ async def start_retrain(
     data: Annotated[str, Form()] = "log+base",
     promote: Annotated[str, Form()] = "auto",
     params: Annotated[str, Form()] = "{}",
-) -> HTMLResponse:
+) -> Response:
+    """Queue a retrain; on success a 303 back to the list (Post/Redirect/Get), on a
+    refusal the form again with the problem and what was typed."""
     form = {"model": model, "data": data, "promote": promote, "params": params}
     try:
         overrides = json.loads(params or "{}")
@@ -112,4 +113,4 @@ async def start_retrain(
     except ApiError as exc:
         return await _page(request, session, problem=exc.message, form=form, status_code=exc.status)
     notice = f"Job {accepted.job_id} queued ({model}); a worker (genrec worker) runs it."
-    return await _page(request, session, notice=notice)
+    return redirect_with_notice(request, session, "/dashboard/jobs", notice)

@@ -4,6 +4,10 @@ Promote and rollback call the admin API's own handlers
 (``app.api.routes.admin.promote`` / ``rollback``), so the dashboard moves
 aliases through the same checks (the version is verified first) and maps
 failures the same way; the answer is shown on the page instead of as JSON.
+A success redirects to the models page with a one-shot notice
+(Post/Redirect/Get), so a reload repeats nothing; a rollback names the
+version it rolls back from, and is refused (409) once production moved, so a
+double click moves production once.
 The "served now" panel polls this server's model holder, which picks the new
 alias up within ``GENREC_RELOAD_INTERVAL_S``.
 """
@@ -11,9 +15,10 @@ alias up within ``GENREC_RELOAD_INTERVAL_S``.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -21,29 +26,36 @@ from app.api.deps import services_of
 from app.api.params import StorableText
 from app.api.routes import admin
 from app.core.errors import ApiError
-from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
+from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.charts import curve_chart, curve_table
 from app.dashboard.templating import render
-from app.schemas_admin import ModelOut, PromoteIn
+from app.schemas_admin import ModelOut, PromoteIn, RollbackIn
 from models_store import StoreError
 
 router = APIRouter()
 
 
-def _models(request: Request) -> list[ModelOut]:
-    listed = admin.list_models(services_of(request))
-    return listed.models
+def _models(request: Request) -> tuple[list[ModelOut], dict[str, list[str]]]:
+    """Every model, and per model production's version then its rollback targets."""
+    services = services_of(request)
+    listed = admin.list_models(services).models
+    store = services.holder.store
+    try:
+        history = {model.name: store.alias_history(model.name) for model in listed}
+    except StoreError:
+        history = {}  # an unreadable alias record: the buttons fall back to no history
+    return listed, history
 
 
 async def _page(
     request: Request,
     session: DashboardSession,
-    notice: str | None = None,
     problem: str | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    history: dict[str, list[str]] = {}
     try:
-        models = await run_in_threadpool(_models, request)
+        models, history = await run_in_threadpool(_models, request)
     except ApiError as exc:
         models, problem = [], exc.message
     return render(
@@ -53,9 +65,14 @@ async def _page(
         status_code=status_code,
         active="Models",
         models=models,
-        notice=notice,
+        history=history,
         problem=problem,
     )
+
+
+def _anchor(name: str) -> str:
+    """The models page scrolled to ``name``'s section."""
+    return f"/dashboard/models#model-{quote(name, safe='')}"
 
 
 @router.get("/dashboard/models", response_class=HTMLResponse)
@@ -79,7 +96,7 @@ def served_panel(request: Request, session: SessionDep) -> HTMLResponse:
 @router.post("/dashboard/models/{name}/promote", response_class=HTMLResponse)
 async def promote(
     request: Request, name: StorableText, session: CsrfDep, version: Annotated[str, Form()] = ""
-) -> HTMLResponse:
+) -> Response:
     services = services_of(request)
     try:
         body = PromoteIn(version=version)
@@ -88,19 +105,44 @@ async def promote(
         return await _page(request, session, problem="Pick a version to promote.", status_code=422)
     except ApiError as exc:
         return await _page(request, session, problem=exc.message, status_code=exc.status)
-    notice = f"{name}: production now points at v{moved.version} (was v{moved.previous})."
-    return await _page(request, session, notice=notice)
+    was = f"v{moved.previous}" if moved.previous is not None else "unset"
+    notice = f"{name}: production now points at v{moved.version} (was {was})."
+    return redirect_with_notice(request, session, _anchor(name), notice)
 
 
 @router.post("/dashboard/models/{name}/rollback", response_class=HTMLResponse)
-async def rollback(request: Request, name: StorableText, session: CsrfDep) -> HTMLResponse:
+async def rollback(
+    request: Request,
+    name: StorableText,
+    session: CsrfDep,
+    from_version: Annotated[str, Form()] = "",
+) -> Response:
+    """Roll production back from ``from_version``, the version the page showed: if it
+    moved since (a second click, a reload, another operator), 409 and nothing moves."""
     services = services_of(request)
+    if not from_version:
+        problem = (
+            f"{name}: this form does not say which version it rolls back from (a page "
+            "from before an upgrade?); nothing was rolled back. Use the button below."
+        )
+        return await _page(request, session, problem=problem, status_code=409)
     try:
-        moved = await run_in_threadpool(admin.rollback, name, services)
+        body = RollbackIn(from_version=from_version)
+        moved = await run_in_threadpool(admin.rollback, name, services, body)
+    except ValidationError:
+        problem = f"{name}: {from_version!r} is not a version; nothing was rolled back."
+        return await _page(request, session, problem=problem, status_code=422)
     except ApiError as exc:
-        return await _page(request, session, problem=exc.message, status_code=exc.status)
+        problem = exc.message
+        if exc.code == "alias_changed":
+            problem = (
+                f"{name}: production is no longer v{from_version} (it moved since this page "
+                "was loaded: a second click, or another operator), so nothing was rolled "
+                "back. Below is where it points now."
+            )
+        return await _page(request, session, problem=problem, status_code=exc.status)
     notice = f"{name}: production rolled back to v{moved.version} (was v{moved.previous})."
-    return await _page(request, session, notice=notice)
+    return redirect_with_notice(request, session, _anchor(name), notice)
 
 
 @router.get("/dashboard/models/{name}/versions/{version}", response_class=HTMLResponse)

@@ -5,12 +5,15 @@ tests/e2e/dashboard/test_resilience_browser.py)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from models_store import ModelStore
 from tests.app.conftest import ClientFactory
-from tests.app.dashboard.test_pages import TOKEN, _login
+from tests.app.dashboard.test_pages import TOKEN, _csrf, _login
 
 
 @pytest.fixture
@@ -220,3 +223,109 @@ def test_next_never_leaves_the_dashboard(dash: TestClient, next_path: str) -> No
         follow_redirects=False,
     )
     assert (done.status_code, done.headers["location"]) == (303, "/dashboard/overview")
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def _notice(html: str) -> str | None:
+    match = re.search(r'<p class="notice" role="status">([^<]*)</p>', html)
+    return match.group(1) if match else None
+
+
+def test_actions_redirect_and_their_notice_is_shown_once(dash: TestClient) -> None:
+    """Post/Redirect/Get: reloading the page an action answered with repeats nothing."""
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/jobs").text)
+    form = {"model": "ease", "promote": "never", "params": "{}", "csrf_token": token}
+    queued = dash.post("/dashboard/jobs", data=form, follow_redirects=False)
+    assert (queued.status_code, queued.headers["location"]) == (303, "/dashboard/jobs")
+    page = dash.get("/dashboard/jobs")
+    assert (_notice(page.text) or "").startswith("Job 1 queued (ease)")
+    assert 'data-job-id="1"' in page.text
+    reloaded = dash.get("/dashboard/jobs")
+    assert _notice(reloaded.text) is None and 'data-job-id="2"' not in reloaded.text
+    panel = dash.get("/dashboard/jobs/list")  # a fragment never eats a notice
+    assert panel.status_code == 200
+
+    promoted = dash.post(
+        "/dashboard/models/ease/promote",
+        data={"version": "1", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert promoted.headers["location"] == "/dashboard/models#model-ease"
+    dash.get("/dashboard/jobs/list")
+    assert _notice(dash.get("/dashboard/models").text) == (
+        "ease: production now points at v1 (was v1)."
+    )
+
+    refused = dash.post("/dashboard/jobs", data={**form, "params": "{"}, follow_redirects=False)
+    assert refused.status_code == 422 and "not JSON" in refused.text  # the form again
+
+
+def test_a_notice_belongs_to_its_session(dash: TestClient, make_client: ClientFactory) -> None:
+    """Signed for the session that acted: a copied or planted cookie shows nothing."""
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/models").text)
+    promoted = dash.post(
+        "/dashboard/models/ease/promote",
+        data={"version": "1", "csrf_token": token},
+        follow_redirects=False,
+    )
+    flash = promoted.cookies["genrec_dashboard_flash"]
+    other = make_client(admin_token=TOKEN, default_model="ease")
+    _login(other)
+    other.cookies.set("genrec_dashboard_flash", flash, path="/dashboard")
+    assert _notice(other.get("/dashboard/models").text) is None
+    other.cookies.set("genrec_dashboard_flash", "Production was deleted!", path="/dashboard")
+    assert _notice(other.get("/dashboard/models").text) is None
+
+
+def test_a_rollback_sent_twice_moves_production_once(
+    dash: TestClient, store_dir: Path, train: Callable[..., str]
+) -> None:
+    store = ModelStore(store_dir)
+    second = train(store, "ease", seed=1, promote=False)
+    for version in (second, "1", second):
+        store.promote("ease", version)
+    _login(dash)
+    page = dash.get("/dashboard/models").text
+    assert 'name="from_version" value="' + second + '"' in page
+    assert f"production goes from v{second} back to v1. Continue?" in page  # data-confirm
+    token = _csrf(page)
+    form = {"from_version": second, "csrf_token": token}
+    first = dash.post("/dashboard/models/ease/rollback", data=form, follow_redirects=False)
+    assert (first.status_code, first.headers["location"]) == (303, "/dashboard/models#model-ease")
+    assert store.alias_state("ease") == "1"
+    again = dash.post("/dashboard/models/ease/rollback", data=form)  # the second click
+    assert again.status_code == 409
+    assert f"production is no longer v{second}" in again.text
+    assert "nothing was rolled back" in again.text
+    assert store.alias_history("ease") == ["1", second, "1"]
+    stale = dash.post("/dashboard/models/ease/rollback", data={"csrf_token": token})
+    assert stale.status_code == 409 and store.alias_state("ease") == "1"
+
+
+def test_experiment_create_and_stop_redirect(make_client: ClientFactory) -> None:
+    client = make_client(admin_token=TOKEN, default_model="ease")
+    _login(client)
+    token = _csrf(client.get("/dashboard/experiments").text)
+    form = {
+        "name": "ab-prg",
+        "variant_name": ["control", "ease"],
+        "variant_model": ["popularity", "ease"],
+        "variant_version": ["", ""],
+        "variant_weight": ["1", "1"],
+        "csrf_token": token,
+    }
+    created = client.post("/dashboard/experiments", data=form, follow_redirects=False)
+    assert created.headers["location"] == "/dashboard/experiments?name=ab-prg"
+    assert "Experiment ab-prg started" in (
+        _notice(client.get(created.headers["location"]).text) or ""
+    )
+    again = client.post("/dashboard/experiments", data=form)  # the same form sent again
+    assert again.status_code == 409
+    stopped = client.post(
+        "/dashboard/experiments/ab-prg/stop", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert stopped.headers["location"] == "/dashboard/experiments?name=ab-prg"

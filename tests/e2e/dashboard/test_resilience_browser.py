@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from models_store import ModelStore
 from tests.e2e.conftest import ADMIN_TOKEN, Stack
 from tests.e2e.dashboard.test_dashboard_browser import _at_login, _login
 
@@ -164,3 +167,116 @@ def test_after_expiry_the_login_comes_back_to_the_page(stack: Stack, page: Page)
     _login_here(page)
     expect(page).to_have_url(f"{base}/dashboard/explore?user=2&item=")
     expect(page.get_by_test_id("history")).to_be_visible()
+
+
+def _second_ease_version(stack: Stack, base_csv: Path) -> str:
+    """One more ``ease`` version in the server's store (closed form: a second), promoted,
+    so that production has a version to roll back to."""
+    from training.data.files import read_interaction_file
+    from training.pipeline import train_and_save
+
+    manifest = train_and_save(
+        ModelStore(stack.store_dir),
+        "ease",
+        read_interaction_file(base_csv),
+        source=str(base_csv),
+        promote=False,
+    )
+    moved = stack.client().post("/admin/models/ease/promote", json={"version": manifest.version})
+    assert moved.status_code == 200, moved.text
+    return manifest.version
+
+
+def test_double_clicks_and_reloads_repeat_no_action(
+    stack: Stack, page: Page, base_csv: Path
+) -> None:
+    stack.serve()
+    base = stack.base_url
+    admin = stack.client()
+
+    def jobs() -> set[int]:
+        return {job["id"] for job in admin.get("/admin/jobs").json()["jobs"]}
+
+    _login(page, base)
+    page.goto(f"{base}/dashboard/jobs")
+    page.get_by_label("Model", exact=True).select_option("ease")
+    page.get_by_label("Promote").select_option("never")
+    before = jobs()
+    page.get_by_role("button", name="Start retrain").dblclick()
+    expect(page.get_by_role("status")).to_contain_text("queued")
+    expect(page).to_have_url(f"{base}/dashboard/jobs")  # redirected: a GET page
+    page.wait_for_timeout(1_000)
+    assert len(jobs() - before) == 1
+    page.reload()
+    expect(page.get_by_role("status")).to_have_count(0)  # the notice was shown once
+    page.wait_for_timeout(500)
+    assert len(jobs() - before) == 1
+
+    # Two clicks 200 ms apart (the hunt: two jobs): the second lands on the page the first
+    # one led to, which takes no action for a moment.
+    page.get_by_label("Model", exact=True).select_option("ease")
+    page.get_by_label("Promote").select_option("never")
+    button = page.get_by_role("button", name="Start retrain")
+    button.click(no_wait_after=True)
+    page.wait_for_timeout(200)
+    with suppress(PlaywrightTimeout):
+        button.click(no_wait_after=True, timeout=700)  # disabled: times out
+    expect(page.get_by_role("status")).to_contain_text("queued")
+    page.wait_for_timeout(1_000)
+    assert len(jobs() - before) == 2
+    expect(button).to_be_enabled()  # after the pause
+
+    # While an answer is on its way the form's button is disabled (the request is held
+    # here until that was checked).
+    held: list[Route] = []
+
+    def hold_posts(route: Route) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(f"{base}/dashboard/jobs", hold_posts)
+    # (the page tells through the console: a locator or evaluate would wait for the held
+    # navigation to finish)
+    page.evaluate(
+        """() => { const button = document.querySelector('form[action="/dashboard/jobs"] button');
+                   new MutationObserver(() => { if (button.disabled) console.log('disabled'); })
+                     .observe(button, {attributes: true}); }"""
+    )
+    with page.expect_console_message(lambda message: message.text == "disabled"):
+        button.click(no_wait_after=True)
+    page.wait_for_timeout(500)
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.get_by_role("status")).to_contain_text("queued")
+    page.unroute(f"{base}/dashboard/jobs")
+    page.wait_for_timeout(500)
+    assert len(jobs() - before) == 3
+    for job in jobs():
+        admin.post(f"/admin/jobs/{job}/cancel")
+
+    # Rollback asks first; a double click moves production one step; reload moves nothing.
+    second = _second_ease_version(stack, base_csv)
+
+    def production() -> str:
+        models = admin.get("/admin/models").json()["models"]
+        return next(m for m in models if m["name"] == "ease")["aliases"]["production"]
+
+    page.goto(f"{base}/dashboard/models")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Roll back ease").click()
+    page.wait_for_timeout(500)
+    assert asked == [f"Roll back ease: production goes from v{second} back to v1. Continue?"]
+    assert production() == second  # dismissed: nothing sent
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Roll back ease").dblclick()
+    expect(page.get_by_role("status")).to_have_text(
+        f"ease: production rolled back to v1 (was v{second})."
+    )
+    assert production() == "1"
+    page.reload()
+    page.wait_for_timeout(500)
+    assert production() == "1"
+    expect(page.get_by_role("button", name="Roll back ease")).to_be_disabled()  # no history
