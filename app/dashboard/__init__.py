@@ -57,14 +57,36 @@ async def _disabled(request: Request, exc: Exception) -> HTMLResponse:
     return render(request, "disabled.html", None, status_code=403)
 
 
+#: Set on the fragment a polled panel gets while the database is down (``dashboard.js``
+#: swaps it in, although it is a 503, and says since when).
+OUTAGE_HEADER = "X-Dashboard-Outage"
+
+
 async def _session_uncheckable(request: Request, exc: Exception) -> HTMLResponse:
+    """The database is down, so no session can be checked against logouts: nothing is
+    shown that needs a session (a revoked one must not see data meanwhile).
+
+    A polled panel gets a fragment that says so (for the overview's: the Database
+    card, "down"), marked for the page's script to swap in; a page, a 503 page."""
+    if request.headers.get("HX-Request"):
+        answer = render(
+            request,
+            "_database_unavailable.html",
+            None,
+            status_code=503,
+            overview=request.url.path == "/dashboard/overview/panel",
+        )
+        answer.headers[OUTAGE_HEADER] = "database"
+        return answer
     return render(
         request,
         "error.html",
         None,
         status_code=503,
+        heading="Database unavailable",
         message="The database is unavailable, so this session cannot be checked against "
-        "logouts; retry later (the admin API does not need it).",
+        "logouts and no page is shown; reload when it is back (the admin API does not "
+        "need it).",
     )
 
 

@@ -16,8 +16,13 @@ database (``dashboard_revoked_sessions``, kept until the cookie's own expiry,
 ``GENREC_DASHBOARD_SESSION_HOURS``), and every dashboard request looks its id
 up there (one primary-key read). When the database cannot answer, the
 dashboard answers 503 rather than accept a session it cannot check (the
-admin API's bearer token does not depend on it). Changing the admin token
-still ends every session at once (the signing key is derived from it).
+admin API's bearer token does not depend on it): a page is a 503 page, a
+polled panel a fragment without data that says so, the login form renders
+with a note. Logout checks the signature and CSRF token only (logging out
+twice is harmless); when the database cannot record it, the session stays
+valid and the page says so, offering to retry or to delete this browser's
+cookie anyway. Changing the admin token still ends every session at once
+(the signing key is derived from it).
 
 CSRF: every state-changing request (every POST under ``/dashboard``) must
 carry the session's CSRF token, as the ``csrf_token`` form field or the
@@ -143,7 +148,7 @@ def end_session(request: Request, session: DashboardSession, response: Response)
     ``SessionUncheckable`` when the database cannot record it: the operator is
     told, instead of being logged out here while the cookie stays valid elsewhere.
     """
-    expires = datetime.fromtimestamp(session.issued_at + _session_max_age_s(request), UTC)
+    expires = session_expires_at(request, session)
     try:
         with session_scope(services_of(request).sessions) as db:
             revoke_dashboard_session(db, session.session_id, expires)
@@ -154,9 +159,9 @@ def end_session(request: Request, session: DashboardSession, response: Response)
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
 
 
-def read_session(request: Request) -> DashboardSession | None:
-    """The request's session, or None when the cookie is missing, forged, expired or
-    logged out (``SessionUncheckable`` when the database cannot say which)."""
+def signed_session(request: Request) -> DashboardSession | None:
+    """The session the cookie names if its signature and age are valid, without asking
+    the database whether it was logged out: only for logging out (again)."""
     token = admin_token(request)
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
@@ -169,17 +174,31 @@ def read_session(request: Request) -> DashboardSession | None:
         isinstance(payload.get(key), str) for key in ("sid", "csrf")
     ):
         return None  # forged, or issued before sessions had ids: log in again
-    try:
-        with session_scope(services_of(request).sessions) as db:
-            if dashboard_session_revoked(db, payload["sid"]):
-                return None
-    except SQLAlchemyError as exc:
-        raise SessionUncheckable from exc
     return DashboardSession(
         csrf_token=payload["csrf"],
         issued_at=float(payload.get("at", 0.0)),
         session_id=payload["sid"],
     )
+
+
+def read_session(request: Request) -> DashboardSession | None:
+    """The request's session, or None when the cookie is missing, forged, expired or
+    logged out (``SessionUncheckable`` when the database cannot say which)."""
+    session = signed_session(request)
+    if session is None:
+        return None
+    try:
+        with session_scope(services_of(request).sessions) as db:
+            if dashboard_session_revoked(db, session.session_id):
+                return None
+    except SQLAlchemyError as exc:
+        raise SessionUncheckable from exc
+    return session
+
+
+def session_expires_at(request: Request, session: DashboardSession) -> datetime:
+    """When ``session``'s cookie stops being accepted anyway (login + session hours)."""
+    return datetime.fromtimestamp(session.issued_at + _session_max_age_s(request), UTC)
 
 
 def require_session(request: Request) -> DashboardSession:
@@ -193,8 +212,9 @@ def require_session(request: Request) -> DashboardSession:
 SessionDep = Annotated[DashboardSession, Depends(require_session)]
 
 
-async def require_csrf(request: Request, session: SessionDep) -> DashboardSession:
-    """Dependency of every POST: the session's CSRF token, as a header or a form field."""
+async def check_csrf(request: Request, session: DashboardSession) -> None:
+    """``CsrfRejected`` unless the request carries ``session``'s CSRF token, as the
+    ``X-CSRF-Token`` header or the ``csrf_token`` form field."""
     offered = request.headers.get(CSRF_HEADER)
     if offered is None:
         form = await request.form()  # Starlette caches it; the handler's Form() reads it again
@@ -202,6 +222,11 @@ async def require_csrf(request: Request, session: SessionDep) -> DashboardSessio
         offered = field if isinstance(field, str) else None
     if not offered or not hmac.compare_digest(offered.encode(), session.csrf_token.encode()):
         raise CsrfRejected
+
+
+async def require_csrf(request: Request, session: SessionDep) -> DashboardSession:
+    """Dependency of every POST: the session's CSRF token, as a header or a form field."""
+    await check_csrf(request, session)
     return session
 
 

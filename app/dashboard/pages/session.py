@@ -6,20 +6,27 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.api.admin_auth import client_address
 from app.api.deps import services_of
 from app.dashboard.auth import (
+    COOKIE_PATH,
     HOME_PATH,
-    CsrfDep,
+    LOGIN_PATH,
+    SESSION_COOKIE,
     SessionDep,
+    SessionUncheckable,
     admin_token,
+    check_csrf,
     end_session,
     login_nonce_matches,
     new_login_nonce,
     read_session,
     remember_login_nonce,
     safe_next,
+    session_expires_at,
+    signed_session,
     start_session,
     token_matches,
 )
@@ -34,7 +41,11 @@ def index(session: SessionDep) -> Response:
 
 
 def _login_form(
-    request: Request, error: str | None, status_code: int, next_path: str | None
+    request: Request,
+    error: str | None,
+    status_code: int,
+    next_path: str | None,
+    database_down: bool = False,
 ) -> HTMLResponse:
     nonce = new_login_nonce(request)
     response = render(
@@ -45,6 +56,7 @@ def _login_form(
         error=error,
         nonce=nonce.value,
         next_path=safe_next(next_path) or "",
+        database_down=database_down,
     )
     remember_login_nonce(request, response, nonce)
     return response
@@ -52,10 +64,17 @@ def _login_form(
 
 @router.get("/dashboard/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> Response:
-    """The form; ``next``: the dashboard page to come back to (``auth.safe_next``)."""
-    if read_session(request) is not None:
-        return RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
-    return _login_form(request, None, 200, next)
+    """The form; ``next``: the dashboard page to come back to (``auth.safe_next``).
+
+    Logged in already: on to ``next``. A session the database cannot check (it is
+    down): the form anyway, saying why the pages answer 503 meanwhile."""
+    try:
+        if read_session(request) is not None:
+            return RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
+        database_down = False
+    except SessionUncheckable:
+        database_down = True
+    return _login_form(request, None, 200, next, database_down=database_down)
 
 
 @router.post("/dashboard/login", response_class=HTMLResponse)
@@ -88,8 +107,35 @@ def login(
 
 
 @router.post("/dashboard/logout")
-def logout(request: Request, session: CsrfDep) -> Response:
-    """End the session on every replica (``end_session``), then back to the login form."""
-    response = RedirectResponse("/dashboard/login", status_code=303)
-    end_session(request, session, response)
+async def logout(request: Request, forget: Annotated[str, Form()] = "") -> Response:
+    """End the session on every replica (``end_session``), then back to the login form.
+
+    The session is checked by its signature and CSRF token only: logging out a
+    session that was logged out already changes nothing, and a logout must not
+    need the database to tell it so. When the database cannot record the logout,
+    the session stays valid and the page says so (503), offering to try again or
+    to delete this browser's cookie anyway (``forget``), which it then says did not
+    end the session."""
+    session = signed_session(request)
+    if session is None:
+        return RedirectResponse(LOGIN_PATH, status_code=303)
+    await check_csrf(request, session)
+    response = RedirectResponse(LOGIN_PATH, status_code=303)
+    try:
+        await run_in_threadpool(end_session, request, session, response)
+    except SessionUncheckable:
+        expires = session_expires_at(request, session).strftime("%Y-%m-%d %H:%M UTC")
+        if forget:
+            forgotten = render(request, "logout_failed.html", None, forgotten=True, expires=expires)
+            forgotten.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+            return forgotten
+        return render(
+            request,
+            "logout_failed.html",
+            None,
+            status_code=503,
+            forgotten=False,
+            expires=expires,
+            csrf_token=session.csrf_token,
+        )
     return response

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
+import app.dashboard.auth as auth
 from models_store import ModelStore
 from tests.app.conftest import ClientFactory
 from tests.app.dashboard.test_pages import TOKEN, _csrf, _login
@@ -329,3 +331,72 @@ def test_experiment_create_and_stop_redirect(make_client: ClientFactory) -> None
         "/dashboard/experiments/ab-prg/stop", data={"csrf_token": token}, follow_redirects=False
     )
     assert stopped.headers["location"] == "/dashboard/experiments?name=ab-prg"
+
+
+# --------------------------------------------------------------------------- database outage
+
+
+def _database_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(*_args: object) -> bool:
+        raise OperationalError("SELECT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(auth, "dashboard_session_revoked", unavailable)
+    monkeypatch.setattr(auth, "revoke_dashboard_session", unavailable)
+
+
+def test_polls_say_the_database_is_down_and_show_no_data(
+    dash: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(dash)
+    assert 'data-testid="poll-problem"' in dash.get("/dashboard/overview").text  # the banner
+    _database_down(monkeypatch)
+    hx = {"HX-Request": "true"}
+    panel = dash.get("/dashboard/overview/panel", headers=hx)
+    assert panel.status_code == 503 and panel.headers["X-Dashboard-Outage"] == "database"
+    assert re.search(r'data-testid="database-health">down<', panel.text)
+    assert "Endpoints" not in panel.text and "Cache" not in panel.text  # no data
+    jobs = dash.get("/dashboard/jobs/list", headers=hx)
+    assert jobs.status_code == 503 and jobs.headers["X-Dashboard-Outage"] == "database"
+    assert "database-health" not in jobs.text and "Database unavailable" in jobs.text
+    page = dash.get("/dashboard/models")
+    assert page.status_code == 503 and "Database unavailable" in page.text
+    assert "X-Dashboard-Outage" not in page.headers  # a page, not a panel
+
+
+def test_the_login_form_renders_while_the_database_is_down(
+    dash: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(dash)
+    _database_down(monkeypatch)
+    form = dash.get("/dashboard/login")
+    assert form.status_code == 200 and 'name="token"' in form.text
+    assert 'data-testid="database-down"' in form.text
+
+
+def test_logout_while_the_database_is_down_says_the_session_is_still_valid(
+    dash: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/models").text)
+    cookie = dash.cookies.get("genrec_dashboard")
+    _database_down(monkeypatch)
+    assert dash.post("/dashboard/logout").status_code == 403  # the CSRF token still counts
+    kept = dash.post("/dashboard/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert kept.status_code == 503 and "Not logged out" in kept.text
+    assert "this session is still valid" in kept.text
+    assert "set-cookie" not in kept.headers and dash.cookies.get("genrec_dashboard") == cookie
+    assert _csrf(kept.text) == token  # "Try logging out again" and "Delete ... anyway"
+    forgotten = dash.post(
+        "/dashboard/logout", data={"csrf_token": token, "forget": "1"}, follow_redirects=False
+    )
+    assert forgotten.status_code == 200 and "logout not recorded" in forgotten.text
+    assert "would still be accepted until it expires" in forgotten.text
+    assert dash.cookies.get("genrec_dashboard") is None
+    monkeypatch.undo()
+    dash.cookies.set("genrec_dashboard", cookie, path="/dashboard")
+    out = dash.post("/dashboard/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert (out.status_code, out.headers["location"]) == (303, "/dashboard/login")
+    again = dash.post("/dashboard/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert again.status_code == 303  # logged out already: nothing to do, no error
+    dash.cookies.set("genrec_dashboard", cookie, path="/dashboard")
+    assert dash.get("/dashboard/overview", follow_redirects=False).status_code == 303

@@ -9,15 +9,19 @@ server and start it again on the same port.
 from __future__ import annotations
 
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from sqlalchemy import make_url
 
 from models_store import ModelStore
 from tests.e2e.conftest import ADMIN_TOKEN, Stack
@@ -280,3 +284,167 @@ def test_double_clicks_and_reloads_repeat_no_action(
     page.wait_for_timeout(500)
     assert production() == "1"
     expect(page.get_by_role("button", name="Roll back ease")).to_be_disabled()  # no history
+
+
+class TcpProxy:
+    """A TCP proxy in front of Postgres that a test can take away (listener and every
+    connection closed: the server sees the database gone) and bring back on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            with suppress(OSError):  # wakes the blocked accept(), which close() alone does not
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for sock in self._open:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # stopped
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def postgres_proxy(postgres_url: str) -> Iterator[tuple[TcpProxy, str]]:
+    """The proxy, and the database URL through it."""
+    url = make_url(postgres_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    proxy.start()
+    try:
+        yield (
+            proxy,
+            url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+        )
+    finally:
+        proxy.stop()
+
+
+def test_a_database_outage_shows_on_the_polled_panels_and_passes(
+    stack: Stack, context: BrowserContext, postgres_proxy: tuple[TcpProxy, str]
+) -> None:
+    proxy, url = postgres_proxy
+    stack.env["GENREC_DATABASE_URL"] = url
+    stack.serve()
+    base = stack.base_url
+    page = context.new_page()
+    _login(page, base)
+    expect(page.get_by_test_id("database-health")).to_have_text("up")
+    banner = page.get_by_test_id("poll-problem")
+    expect(banner).to_be_hidden()
+
+    proxy.stop()
+    expect(page.get_by_test_id("database-health")).to_have_text("down")  # was stuck on "up"
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text(re.compile(r"Database unavailable since \d\d:\d\d:\d\d"))
+    expect(page.get_by_test_id("endpoints")).to_have_count(0)  # no data without a session
+
+    # Another tab: the login form renders (it answered 503), and logging out says it could
+    # not be recorded; the cookie can still be deleted, which the page says ends nothing.
+    other = context.new_page()
+    other.goto(f"{base}/dashboard/login")
+    expect(other.get_by_test_id("database-down")).to_be_visible()
+    expect(other.get_by_label("Admin token")).to_be_visible()
+    other.goto(f"{base}/dashboard/models")
+    expect(other.get_by_role("heading", name="Database unavailable")).to_be_visible()
+
+    proxy.start()
+    expect(page.get_by_test_id("database-health")).to_have_text("up")
+    expect(banner).to_be_hidden()
+    expect(page.get_by_test_id("endpoints")).to_be_visible()
+
+    page.goto(f"{base}/dashboard/jobs")
+    proxy.stop()
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Not logged out")).to_be_visible()
+    expect(page.get_by_test_id("logout-problem")).to_contain_text("this session is still valid")
+    page.get_by_role("button", name="Delete this browser's cookie anyway").click()
+    expect(page.get_by_test_id("logout-problem")).to_contain_text("logout could not be recorded")
+    assert "genrec_dashboard" not in {cookie["name"] for cookie in context.cookies()}
+    proxy.start()
+
+
+def _serve_again(stack: Stack, port: int) -> None:
+    """``genrec serve`` once more on ``port`` (a restart, as a deployment does)."""
+    proc = stack.start(
+        f"server-{len(stack.procs)}", "serve", "--host", "127.0.0.1", "--port", str(port)
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.alive(), proc.output()[-4000:]
+        with suppress(httpx.HTTPError):
+            if httpx.get(f"{stack.base_url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"server not back in time:\n{proc.output()[-4000:]}")
+
+
+def test_a_server_outage_marks_the_panels_stale_until_it_is_back(
+    stack: Stack, context: BrowserContext
+) -> None:
+    server = stack.serve()
+    base = stack.base_url
+    port = int(base.rsplit(":", 1)[1])
+    overview, jobs = context.new_page(), context.new_page()
+    _login(overview, base)
+    expect(overview.get_by_test_id("database-health")).to_have_text("up")
+    jobs.goto(f"{base}/dashboard/jobs")
+    expect(jobs.get_by_test_id("jobs")).to_be_visible()
+
+    server.stop()
+    for page, panel in ((overview, "#overview-panel"), (jobs, "#jobs-list")):
+        banner = page.get_by_test_id("poll-problem")
+        expect(banner).to_contain_text(
+            re.compile(r"Server unreachable since \d\d:\d\d:\d\d; showing data from \d\d:\d\d:\d\d")
+        )
+        expect(page.locator(panel)).to_have_class(re.compile(r"\bstale\b"))
+        expect(page.locator(panel)).to_have_attribute(
+            "data-stale-label", re.compile(r"^Stale: data from \d\d:\d\d:\d\d$")
+        )
+
+    _serve_again(stack, port)
+    for page, panel in ((overview, "#overview-panel"), (jobs, "#jobs-list")):
+        expect(page.get_by_test_id("poll-problem")).to_be_hidden(timeout=30_000)
+        expect(page.locator(panel)).not_to_have_class(re.compile(r"\bstale\b"))
+    expect(overview.get_by_test_id("database-health")).to_have_text("up")
