@@ -130,7 +130,7 @@ def _incoming_id(scope: Scope) -> str | None:
 
 def _route_template(scope: Scope) -> str:
     """``/v1/users/{user_id}/recommendations`` rather than the raw path (bounded label set);
-    the template as documented, without a parameter's converter (``{user_id:path}``).
+    the template as documented, without a parameter's converter (``{user_id:id}``).
 
     FastAPI names only its own routes in the scope. A mounted app (the dashboard's and
     the docs' static files) is labelled by its mount, ``/dashboard/static/{path}``, and

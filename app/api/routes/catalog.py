@@ -39,7 +39,7 @@ CatalogDep = Annotated[CatalogSync, Depends(get_catalog)]
 
 
 @router.put(
-    "/items/{item_id:path}",
+    "/items/{item_id:id}",
     response_model=ItemResponse,
     dependencies=[Depends(require_admin)],
     responses={
@@ -77,7 +77,7 @@ def put_item(
     return _response(row, catalog)
 
 
-@router.get("/items/{item_id:path}", response_model=ItemResponse, responses=errors(404, 422, 503))
+@router.get("/items/{item_id:id}", response_model=ItemResponse, responses=errors(404, 422, 503))
 def get_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
     """A catalog item and which loaded models can recommend it (``from_text`` or trained)."""
     # An id PUT would refuse is a 422 here too, not a 404 that suggests that PUT.

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1", tags=["items"])
 
 
 @router.get(
-    "/items/{item_id:path}/similar",
+    "/items/{item_id:id}/similar",
     response_model=SimilarItemsResponse,
     response_model_exclude_none=True,
     responses=errors(*SERVING),

@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"])
 
 
 @router.get(
-    "/users/{user_id:path}/recommendations",
+    "/users/{user_id:id}/recommendations",
     response_model=RecommendationResponse,
     response_model_exclude_none=True,
     responses=errors(*SERVING),

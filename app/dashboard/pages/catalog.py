@@ -47,7 +47,7 @@ async def catalog_page(
     )
 
 
-@router.get("/dashboard/catalog/items/{item_id:path}", response_class=HTMLResponse)
+@router.get("/dashboard/catalog/items/{item_id:id}", response_class=HTMLResponse)
 async def item_page(request: Request, item_id: StorableText, session: SessionDep) -> HTMLResponse:
     """One item; links escape the id whole (``item_href``), so ``a%2F..%2Fb`` names ``a/../b``."""
     return await _item(request, item_id, session)

@@ -232,3 +232,17 @@ def test_an_id_with_a_slash_is_addressable(admin_client: TestClient) -> None:
     paths = admin_client.get("/openapi.json").json()["paths"]
     assert {"/v1/items/{item_id}", "/v1/items/{item_id}/similar"} <= set(paths)
     assert "/v1/users/{user_id}/recommendations" in paths
+
+
+def test_an_id_with_a_line_break_is_addressable(admin_client: TestClient) -> None:
+    """A write accepts ``a\\nb`` (an id is any text with a non-space); the path parameters
+    matched Starlette's ``.*``, which stops at a newline: the router's bare 404."""
+    r = admin_client.put("/v1/items/a%0Ab", json={"title": "broken"}, headers=AUTH)
+    assert r.status_code == 201, r.text
+    assert admin_client.get("/v1/items/a%0Ab").json()["item_id"] == "a\nb"
+    similar = admin_client.get("/v1/items/a%0Ab/similar")
+    assert similar.status_code == 404 and similar.json()["error"] == "unknown_item"
+    written = {"user_id": "line\nbreak", "item_id": "3", "rating": 5}
+    assert admin_client.post("/v1/interactions", json=written).status_code == 201
+    recs = admin_client.get("/v1/users/line%0Abreak/recommendations", params={"k": 3})
+    assert recs.status_code == 200 and recs.json()["user_id"] == "line\nbreak"
