@@ -8,10 +8,12 @@ run instead, so a green CI always means they ran.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -23,7 +25,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_TEST_URL = os.environ.get("GENREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _missing(message: str) -> None:
+def _missing(message: str) -> NoReturn:
     """A required resource is absent: a failure under CI, a skip with the reason locally."""
     if not IN_CI:
         pytest.skip(message)
@@ -32,6 +34,15 @@ def _missing(message: str) -> None:
 
 def _service_missing(what: str, exc: Exception) -> None:
     _missing(f"{what} is not reachable ({exc}); integration tests need it")
+
+
+def require_tool(name: str, needed_for: str, package: str | None = None) -> str:
+    """The path of the executable ``name``; when it is not on PATH the test is skipped
+    with the reason locally and fails under CI (``.ci/run`` installs it)."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"{name} not found on PATH; {needed_for} (apt-get install {package or name})")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.core.db import upgrade_database
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -130,10 +131,7 @@ class OwnRedis:
     """A private redis-server on a fixed free port that can be killed and started again."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server binary not found; the fault test needs its own Redis")
-        self.binary = binary
+        self.binary = require_tool("redis-server", "the fault test runs its own Redis")
         self.port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -178,11 +176,11 @@ class Server:
 
 @pytest.fixture
 def server(postgres_url: str, trained_store_dir: Path, tmp_path: Path) -> Iterator[Server]:
+    own_redis = OwnRedis()  # first: without redis-server nothing is left running
     upgrade_database(postgres_url)
     target = make_url(postgres_url)
     proxy = TcpProxy(int(target.port or 5432))
     proxy.start()
-    own_redis = OwnRedis()
     own_redis.start()
     store = tmp_path / "store"
     shutil.copytree(trained_store_dir, store)

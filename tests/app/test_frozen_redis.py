@@ -9,7 +9,6 @@ latency effect is measured by ``benchmarks/frozen_redis.py``).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from sqlalchemy import create_engine, text
 from app.core.breaker import BreakerState
 from app.core.cache import RedisCache
 from app.core.metrics import Metrics
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +34,7 @@ class PrivateRedis:
     """A redis-server of this test only, that can be frozen (SIGSTOP) and thawed (SIGCONT)."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server binary not found; this test needs its own Redis")
+        binary = require_tool("redis-server", "this test freezes a Redis of its own")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])

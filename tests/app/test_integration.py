@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -13,6 +12,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.integration
 
@@ -116,9 +117,7 @@ def _free_port() -> int:
 @pytest.fixture
 def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A private redis-server on a free port that the test may kill (never the shared one)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server binary not found; the Redis-outage test needs it")
+    binary = require_tool("redis-server", "the Redis-outage test runs its own Redis")
     port = _free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],

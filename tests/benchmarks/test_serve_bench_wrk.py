@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from typing import Any
 
 import pytest
 
 from benchmarks.serve_bench import WRK_SCRIPT, request_bytes
+from tests.conftest import require_tool
 
 USERS = [str(u) for u in range(1, 944)]
 ITEMS = [str(i) for i in range(1, 1001)]
@@ -59,7 +59,7 @@ async def _record(kind: str) -> tuple[list[bytes], str]:
     "kind", ["constant", "recs", "recs-rules", "predict", "interactions", "mix", "similar"]
 )
 def test_wrk_sends_the_python_clients_requests(kind: str) -> None:
-    assert shutil.which("wrk"), "wrk is installed by .ci/run (apt-get install wrk)"
+    require_tool("wrk", "this test runs wrk's script of serve_bench --load wrk")
     seen, out = asyncio.run(_record(kind))
     assert len(seen) >= 200
     for n, raw in enumerate(seen[:200]):
