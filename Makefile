@@ -21,12 +21,13 @@ $(BIN)/genrec: pyproject.toml
 
 install: $(BIN)/genrec
 
-## run: install, train the default model (and biased-mf, the rating model the README's
-## prediction call names) where the store has no production version, serve on $(HOST):$(PORT)
+## run: install, train the default model $(MODEL) (and biased-mf, the rating model the
+## README's prediction call names) where the store has no production version, serve on
+## $(HOST):$(PORT) with $(MODEL) as the model of requests that name none
 run: install
 	$(BIN)/genrec train --model $(MODEL) --data $(DATA) --promote --if-missing
 	$(BIN)/genrec train --model biased-mf --data $(DATA) --promote --if-missing
-	$(BIN)/genrec serve --host $(HOST) --port $(PORT)
+	GENREC_DEFAULT_MODEL=$(MODEL) $(BIN)/genrec serve --host $(HOST) --port $(PORT)
 
 ## test: install and run the whole suite (unit + integration against Postgres and Redis)
 test: install

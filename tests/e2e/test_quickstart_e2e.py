@@ -50,6 +50,20 @@ def make_run_train_lines(makefile: Path, data: str) -> list[list[str]]:
     return lines
 
 
+def make_run_serve_env(makefile: Path) -> dict[str, str]:
+    """The ``VAR=value`` words before ``genrec serve`` in the ``run`` recipe, ``$(MODEL)`` filled."""
+    text = makefile.read_text()
+    model = re.search(r"^MODEL\s*\?=\s*(\S+)", text, flags=re.M)
+    recipe = re.search(r"^run:.*\n((?:\t.*\n)+)", text, flags=re.M)
+    assert model is not None and recipe is not None, "Makefile has no MODEL or no run recipe"
+    for line in recipe.group(1).splitlines():
+        words = line.strip().split()
+        if "$(BIN)/genrec" in words and words[words.index("$(BIN)/genrec") + 1] == "serve":
+            prefix = words[: words.index("$(BIN)/genrec")]
+            return dict(w.replace("$(MODEL)", model.group(1)).split("=", 1) for w in prefix)
+    raise AssertionError("the run recipe starts no genrec serve")
+
+
 def quickstart_commands(readme: Path) -> list[str]:
     """The shell commands of README's Quickstart block (continuation lines joined)."""
     text = readme.read_text()
@@ -80,6 +94,7 @@ def test_readme_quickstart_works_after_make_run(
         "GENREC_DATABASE_URL": f"sqlite:///{tmp_path}/genrec.db",
         "GENREC_STORE_DIR": str(store_dir),
         "OMP_NUM_THREADS": "1",
+        **make_run_serve_env(REPO / "Makefile"),  # GENREC_DEFAULT_MODEL=$(MODEL)
     }
     stack = Stack(env=env, store_dir=store_dir, logs=logs)
     try:
