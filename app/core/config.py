@@ -262,6 +262,11 @@ class Settings(BaseSettings):
     def _normalise_database_url(cls, value: str) -> str:
         return normalise_database_url(value)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else check_redis_url(value)
+
     @field_validator("attribution_window_minutes")
     @classmethod
     def _window_off_or_a_second(cls, value: float) -> float:
@@ -355,6 +360,21 @@ def normalise_database_url(url: str) -> str:
             f"not {parsed.get_backend_name()!r}"
         )
     return parsed.render_as_string(hide_password=False)
+
+
+def check_redis_url(url: str) -> str:
+    """Refuse what redis-py could not connect to: it raised at the first connection, a
+    ~100-frame traceback at server start, where a bad database URL is one line."""
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    except ValueError as exc:
+        shown = _PASSWORD.sub(r"\1***@", url)  # an error line must not print a password
+        raise ValueError(
+            f"redis_url {shown!r} is not a Redis URL: {exc} (e.g. redis://host:6379/0)"
+        ) from None
+    return url
 
 
 @lru_cache(maxsize=1)

@@ -47,6 +47,7 @@ def no_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
         ("GENREC_BATCH_MAX", "0", "GENREC_BATCH_MAX: Input should be greater than 0"),
         ("GENREC_DATABASE_URL", "notaurl", "GENREC_DATABASE_URL: database_url 'notaurl' is not"),
         ("GENREC_EVENT_TYPES", "{bad", "GENREC_EVENT_TYPES is not valid JSON"),
+        ("GENREC_REDIS_URL", "garbage", "GENREC_REDIS_URL: redis_url 'garbage' is not a Redis URL"),
     ],
 )
 @pytest.mark.parametrize("command", [["models", "list"], ["serve"]])
@@ -61,6 +62,15 @@ def test_a_bad_setting_names_its_variable(
 ) -> None:
     monkeypatch.setenv(variable, value)
     _refused(command, expected)
+
+
+def test_a_bad_redis_url_is_one_line_without_the_password(
+    cli_settings: Path, no_uvicorn: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was redis-py's ValueError at the first connection: a ~100-frame traceback."""
+    monkeypatch.setenv("GENREC_REDIS_URL", "redis://:s3cret@cache:port/0")
+    output = _refused(["serve"], "GENREC_REDIS_URL: redis_url 'redis://:***@cache:port/0'")
+    assert "s3cret" not in output and len(output.strip().splitlines()) == 1, output
 
 
 def test_every_bad_setting_gets_its_own_line(
