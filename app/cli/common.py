@@ -198,7 +198,41 @@ def check_data(spec: str, config: Settings) -> None:
     )
 
 
-def store(config: Settings) -> ModelStore:
+def store(config: Settings, *, writable: bool = False) -> ModelStore:
+    """The model store at ``GENREC_STORE_DIR``. A root that is not a directory is one
+    line (a listing showed an empty table and exit 0); with ``writable`` (a command that
+    will save a version) the root must also exist or be creatable and take a new file,
+    checked before the training or search that would have ended in the failed save."""
     from models_store import ModelStore
 
-    return ModelStore(Path(config.store_dir))
+    root = Path(config.store_dir)
+    if writable:
+        writable_folder(root, "GENREC_STORE_DIR")
+    elif _exists(root) and not root.is_dir():
+        raise fail(f"GENREC_STORE_DIR: {root} is not a directory")
+    return ModelStore(root)
+
+
+def writable_folder(folder: Path, what: str) -> None:
+    """Refuse, as one line naming ``what``, a folder a command will write into that is not a
+    directory, cannot be created, or takes no new file; create it when missing."""
+    import tempfile
+
+    if _exists(folder) and not folder.is_dir():
+        raise fail(f"{what}: {folder} is not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"{what}: cannot create {folder}: {exc.strerror or exc}") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".genrec-write-check-"):
+            pass
+    except OSError as exc:
+        raise fail(f"{what}: cannot write in {folder}: {exc.strerror or exc}") from None
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # no permission on a folder above it: the write check says so
+        return False

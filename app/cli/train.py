@@ -66,6 +66,7 @@ def train(
                 return
             except (AliasNotSet, ModelNotFound):
                 pass
+        store(config, writable=True)  # before training, not at the save after it
         # Settings are checked before the (possibly slow) data load, so a typo fails fast.
         overrides = parse_sets(set_)
         cls = model_class(model)

@@ -28,6 +28,7 @@ from app.cli.common import (
     settings,
     store,
     user_errors,
+    writable_folder,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +105,11 @@ def tune(
     with user_errors():
         # Everything that needs no data is checked first, so a typo fails before a slow load.
         check_settings(search)
-        model_store = store(config)
+        model_store = store(config, writable=True)  # the winner is saved after the search
+        if plot is not None:
+            if plot.is_dir():
+                raise fail(f"--plot: {plot} is a directory; name the PNG file to write")
+            writable_folder(plot.parent, "--plot")
         interactions = load_data(data, config)
         console.print(f"tuning for [bold]{budget_minutes:g}[/] min ...")
         result = run_search(

@@ -360,3 +360,66 @@ def test_models_list_shows_a_version_it_cannot_read_beside_the_others(
     assert listing.exit_code == 0, listing.output
     assert "unreadable" in listing.output and "manifest.json" in listing.output
     assert "popularity │ 2 " in listing.output  # version 2 is listed as before
+
+
+# --------------------------------------------------------------------------- where results go
+
+
+@pytest.fixture
+def store_is_a_file(cli_settings: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = cli_settings / "store-file"
+    path.write_text("not a store")
+    monkeypatch.setenv("GENREC_STORE_DIR", str(path))
+    return path
+
+
+def test_a_store_that_is_a_file_is_one_line_not_an_empty_listing(store_is_a_file: Path) -> None:
+    """``models list`` printed an empty table and exited 0."""
+    _refused(["models", "list"], f"GENREC_STORE_DIR: {store_is_a_file} is not a directory")
+
+
+@pytest.mark.parametrize(
+    ("store_dir", "message"),
+    [
+        ("/proc/nope", "GENREC_STORE_DIR: cannot create /proc/nope"),
+        ("store-file", "is not a directory"),
+        ("store-file/below", "GENREC_STORE_DIR: cannot create"),
+    ],
+)
+def test_train_refuses_a_store_it_cannot_write_before_training(
+    env: Path, monkeypatch: pytest.MonkeyPatch, store_dir: str, message: str
+) -> None:
+    """It trained to the end, then failed on the save."""
+    (env.parent / "store-file").write_text("not a store")
+    monkeypatch.setenv("GENREC_STORE_DIR", str(env.parent / store_dir))
+    output = _refused(["train", "--model", "popularity", "--data", str(env)], message)
+    assert "loading data" not in output and "training" not in output, output
+
+
+def test_tune_refuses_a_store_it_cannot_write_before_the_search(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENREC_STORE_DIR", "/proc/nope")
+    output = _refused(["tune", "--data", str(env), "--models", "popularity", "--trials", "1"])
+    assert "GENREC_STORE_DIR: cannot create /proc/nope" in output
+    assert "loading data" not in output and "trial" not in output, output
+
+
+@pytest.mark.parametrize(
+    ("plot", "message"),
+    [
+        ("/proc/nope/x.png", "--plot: cannot create /proc/nope"),
+        ("clicks.csv/x.png", "is not a directory"),
+        (".", "--plot: . is a directory"),
+    ],
+)
+def test_tune_refuses_a_plot_path_it_cannot_write_before_the_search(
+    env: Path, monkeypatch: pytest.MonkeyPatch, plot: str, message: str
+) -> None:
+    """The search ran for its whole budget, then the plot failed and the winner was lost."""
+    monkeypatch.chdir(env.parent)
+    output = _refused(
+        ["tune", "--data", str(env), "--models", "popularity", "--trials", "1", "--plot", plot],
+        message,
+    )
+    assert "loading data" not in output and "trial" not in output, output
