@@ -4,7 +4,7 @@ The search is ``training.tuning.run_search`` (Optuna); this command adds what
 belongs to the product: the live progress line, a ``dropped MODEL: why`` line
 for each model out of the search (one that cannot train on the data: as it
 leaves, and again under the leaderboard), the leaderboard (table and JSON), the
-plot, the refit of the winner on all the data through the same
+plot (with ``--plot``), the refit of the winner on all the data through the same
 pipeline as ``genrec train``, the retraining's evaluation gate
 (``app.retrain.gate``) and promotion only when ``--promote`` is given *and*
 the gate passes. The winner's manifest carries the tuning report.
@@ -69,9 +69,10 @@ def tune(
             "budget, best mean wins (default 3 for budgets of 5 min or more, else 1: off)"
         ),
     ] = None,
-    plot: Annotated[Path, typer.Option(help="where to write the PNG of the search")] = Path(
-        "tune-search.png"
-    ),
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="write a PNG of the search (best figure over time) to this file"),
+    ] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="print the tuning report as JSON on stdout")
     ] = False,
@@ -125,10 +126,11 @@ def tune(
         _leaderboard(result.board, report["metric"], to_stderr=json_)
         for model, why in report["dropped"].items():
             _dropped(model, why, to_stderr=json_)
-        from training.tuning.plot import plot_search
+        if plot is not None:  # none by default: no stray file in the working directory
+            from training.tuning.plot import plot_search
 
-        plot_search(result.records, report["metric"], report["higher_is_better"], plot)
-        console.print(f"plot of the search: {plot}", markup=False)
+            plot_search(result.records, report["metric"], report["higher_is_better"], plot)
+            console.print(f"plot of the search: {plot}", markup=False)
         winner = result.winner
         assert winner.settings is not None
         from training.device import resolve_device
@@ -148,7 +150,7 @@ def tune(
             "version": manifest.version,
             "gate": gate,
             "promoted": promoted,
-            "plot": str(plot),
+            "plot": None if plot is None else str(plot),
         }
         out.print_json(json.dumps(payload))
     else:

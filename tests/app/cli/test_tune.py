@@ -145,3 +145,18 @@ def test_data_no_named_model_can_train_on_is_one_clear_line(env: Path) -> None:
     assert code == 2, output
     assert "no candidate can train on this data: cf-nade: model 'cf-nade' needs at least" in output
     assert "Traceback" not in output
+
+
+def test_no_plot_is_written_unless_asked(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default was ``tune-search.png`` in the working directory: a stray file in a clone."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, stdout, output = tune(
+        "--data", str(env), "--models", "popularity", "--trials", "1", "--json"
+    )
+    assert code == 0, output
+    assert json.loads(stdout)["plot"] is None
+    assert list(work.iterdir()) == [] and "plot of the search" not in output
