@@ -33,8 +33,10 @@ with its rendezvous, docs/training.md):
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -111,6 +113,20 @@ def init_from_env(device_type: str | None = None) -> bool:
     return True
 
 
+#: What torchrun's agent logs when it is stopped by a signal (it has then stopped the
+#: workers): the launcher's caller says it in one line instead.
+_SIGNAL_CHATTER = ("Received %s death signal", "Sending process %s closing signal")
+_CHATTY_LOGGERS = (
+    "torch.distributed.elastic.agent.server.api",
+    "torch.distributed.elastic.multiprocessing.api",
+)
+
+
+class _NoSignalChatter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith(_SIGNAL_CHATTER))
+
+
 def launch(nproc: int, module: str, args: list[str]) -> int:
     """Run ``python -m module *args`` on ``nproc`` local processes with torchrun; its exit code.
 
@@ -118,21 +134,37 @@ def launch(nproc: int, module: str, args: list[str]) -> int:
     private rendezvous on a free local port) starts the workers and watches
     them; ``genrec train --nproc N`` calls this. For several machines run
     ``torchrun`` itself (docs/training.md). A failed worker's own error is
-    already on stderr; the code returned is the first failed rank's.
+    already on stderr; the code returned is the first failed rank's. A signal
+    that stops the launcher (Ctrl-C: SIGINT, or SIGTERM) returns 128 + its number,
+    as a shell reports it (130 for Ctrl-C), once torchrun has stopped the workers:
+    torchrun raises it as ``SignalException``, a ~50-line traceback.
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
     options = get_args_parser().parse_args(
         ["--standalone", f"--nproc-per-node={nproc}", "--module", module, *args]
     )
+    quiet = _NoSignalChatter()
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).addFilter(quiet)
     try:
         run(options)
     except ChildFailedError as exc:
         first = min(exc.failures)
         code = exc.failures[first].exitcode
         return code if code > 0 else 1
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    finally:
+        for name in _CHATTY_LOGGERS:
+            logging.getLogger(name).removeFilter(quiet)
     return 0
+
+
+#: Exit codes of a run stopped by Ctrl-C (SIGINT) or SIGTERM, as a shell reports them.
+INTERRUPTED_CODES = frozenset({128 + signal.SIGINT, 128 + signal.SIGTERM})
 
 
 def shutdown() -> None:

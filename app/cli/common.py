@@ -127,6 +127,25 @@ def user_errors() -> Iterator[None]:
         raise fail(os_problem(exc)) from None
 
 
+def interrupted(quiet: bool = False, code: int = 130) -> typer.Exit:
+    """What a command stopped by Ctrl-C (or SIGTERM) before saving anything ends with:
+    one line, unless ``quiet`` (a rank of ``train --nproc``: its launcher says it), and
+    the shell's exit code for the signal (130 for Ctrl-C)."""
+    if not quiet:
+        console.print("interrupted; nothing saved", markup=False)
+    return typer.Exit(code=code)
+
+
+@contextmanager
+def one_line_on_interrupt(quiet: bool = False) -> Iterator[None]:
+    """Ctrl-C inside the block ends the command with ``interrupted`` (typer's own handling
+    exits 130 without a word, which reads as if the command had finished)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise interrupted(quiet) from None
+
+
 def parse_sets(values: list[str] | None, flag: str = "--set") -> dict[str, str]:
     """``--set key=value`` options as a dict. A key given twice is refused: the last one
     silently won, so a value typed earlier on a long command line was dropped unseen."""

@@ -18,7 +18,9 @@ from app.cli.common import (
     console,
     epoch_printer,
     fail,
+    interrupted,
     load_data,
+    one_line_on_interrupt,
     out,
     parse_sets,
     settings,
@@ -49,6 +51,21 @@ def train(
     ] = 1,
 ) -> None:
     """Train MODEL on DATA and write a new version to the store."""
+    from training import distributed
+
+    # A rank of --nproc stays quiet: the launcher (this command's parent) says it once.
+    with one_line_on_interrupt(quiet=distributed.launched()):
+        _train(model, data, set_, promote, if_missing, nproc)
+
+
+def _train(
+    model: str,
+    data: str,
+    set_: list[str] | None,
+    promote: bool,
+    if_missing: bool,
+    nproc: int,
+) -> None:
     from models_store.errors import AliasNotSet, ModelNotFound
     from training import distributed
     from training.device import resolve_device
@@ -87,6 +104,8 @@ def train(
         args += ["--promote"] if promote else []
         console.print(f"training [bold]{escape(model)}[/] on {nproc} processes (torchrun) ...")
         code = distributed.launch(nproc, "app.cli", args)
+        if code in distributed.INTERRUPTED_CODES:  # torchrun stopped the ranks first
+            raise interrupted(code=code)
         if code:  # the failing rank printed its error; torchrun stopped the others
             raise typer.Exit(code=code)
         return

@@ -1,0 +1,54 @@
+"""Ctrl-C during ``genrec train``: one line and exit code 130, with one process or N.
+
+With ``--nproc`` torchrun's agent turns the signal into ``SignalException`` once it
+has stopped the workers; that was a ~50-line traceback and exit code 1. One process
+exited 130 without a word, which reads like a finished command.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+
+
+def _interrupt(*args: Any, **kwargs: Any) -> Any:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_one_process_is_one_line_and_130(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.pipeline
+
+    monkeypatch.setattr(training.pipeline, "train_and_save", _interrupt)
+    result = CliRunner().invoke(app, ["train", "--model", "popularity", "--data", str(env)])
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines()[-1] == "interrupted; nothing saved"
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_the_launcher_of_several_processes_is_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, sig: signal.Signals, code: int
+) -> None:
+    import torch.distributed.run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    def stopped(*args: Any, **kwargs: Any) -> None:
+        raise SignalException(f"Process 1 got signal: {sig}", sigval=sig)
+
+    monkeypatch.setattr(torch.distributed.run, "run", stopped)
+    args = ["train", "--model", "mult-vae", "--data", str(env), "--nproc", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == code, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        "training mult-vae on 2 processes (torchrun) ...",
+        "interrupted; nothing saved",
+    ]
