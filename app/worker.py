@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import repository as repo
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.core.logs import configure_logging
 from app.repository import JobFence
 from app.retrain.lifecycle import (
     JobLease,
@@ -121,7 +122,11 @@ class Worker:
         return outcome
 
     def run(self, once: bool = False, poll_interval: float | None = None) -> int:
-        """Loop until ``stop`` is set (or after one job with ``once``); returns jobs run."""
+        """Loop until ``stop`` is set (or after one job with ``once``); returns jobs run.
+
+        A database error is waited out (logged, then the next poll), except with
+        ``once``: it is raised, so a one-shot run cannot pass for one that found no job.
+        """
         interval = poll_interval or self.settings.job_poll_interval_s
         ran = 0
         log.info("worker %s polling every %.1fs", self.worker_id, interval)
@@ -129,6 +134,8 @@ class Worker:
             try:
                 outcome = self.step()
             except SQLAlchemyError as exc:  # database away: wait and try again
+                if once:  # nothing to wait for: the caller says why (non-zero exit)
+                    raise
                 log.warning("worker %s: database error: %s", self.worker_id, exc)
                 outcome = None
             if outcome is not None:
@@ -162,7 +169,7 @@ def run_worker(
 ) -> int:
     """Entry point of ``genrec worker``; returns the number of jobs run."""
     settings = settings or get_settings()
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)  # as genrec serve logs
     worker = Worker(build_context(settings))
     previous = _stop_on_signals(worker.stop)
     try:
@@ -184,9 +191,3 @@ def _stop_on_signals(stop: threading.Event) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}  # signals can only be handled on the main thread
     return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _configure_logging(level: str) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("app").setLevel(level)

@@ -57,15 +57,30 @@ def worker(
 ) -> None:
     """Run retrain and tune jobs from the database (any number of workers, on any machine);
     an idle worker joins the search of a running tune job."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.worker import run_worker
 
-    ran = run_worker(_settings_and_device(), once=once, poll_interval=poll_interval)
+    config = _settings_and_device()
+    try:
+        ran = run_worker(config, once=once, poll_interval=poll_interval)
+    except SQLAlchemyError as exc:  # only with --once: a polling worker waits it out
+        problem = _database_problem(config.database_url, exc)
+        raise fail(f"cannot reach the database at {problem}") from None
     console.print(f"worker stopped after {ran} job(s)")
+
+
+def _database_problem(url: str, exc: Exception) -> str:
+    """``where: reason`` of a database error, the password left out, on one line."""
+    from sqlalchemy.engine import make_url
+
+    where = make_url(url).render_as_string(hide_password=True)
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return f"{where}: {reason}"
 
 
 def migrate() -> None:
     """Apply the database migrations (Alembic upgrade head)."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.core.db import upgrade_database
@@ -74,7 +89,5 @@ def migrate() -> None:
     try:
         upgrade_database(url)
     except SQLAlchemyError as exc:  # unreachable, refused, no such database: one line
-        where = make_url(url).render_as_string(hide_password=True)
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise fail(f"cannot migrate the database at {where}: {reason}") from None
+        raise fail(f"cannot migrate the database at {_database_problem(url, exc)}") from None
     out.print("database is at the latest migration")

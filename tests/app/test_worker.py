@@ -7,6 +7,10 @@ multi-process acceptance tests (real Postgres and Redis, SIGKILL) are in
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +29,7 @@ from app.retrain.lifecycle import RetrainRequest
 from app.worker import Worker, build_context, run_worker
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -129,3 +134,51 @@ def test_genrec_worker_once_command(
     row = lc.get_job(sessions, job.id)
     assert (row.status, row.promoted) == ("succeeded", False)
     assert ModelStore(tmp_path / "store").alias_state("popularity") is None
+
+
+def test_genrec_worker_once_on_an_unreachable_database_fails_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It logged a warning and exited 0, as if it had found no job."""
+    monkeypatch.setenv("GENREC_DATABASE_URL", "postgresql://postgres:s3cret@127.0.0.1:1/x")
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("GENREC_AUTO_MIGRATE", "false")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["worker", "--once"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the database at "), lines
+    assert "127.0.0.1:1" in lines[0] and "refused" in lines[0] and "s3cret" not in lines[0]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_genrec_worker_logs_in_the_format_serve_does(
+    sqlite_url: str, tmp_path: Path, log_format: str
+) -> None:
+    """GENREC_LOG_FORMAT (json by default) was ignored: the worker always logged text."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GENREC_")}
+    env |= {
+        "GENREC_DATABASE_URL": sqlite_url,
+        "GENREC_STORE_DIR": str(tmp_path / "store"),
+        "GENREC_LOG_FORMAT": log_format,
+        "PYTHONPATH": str(REPO_ROOT),  # this checkout's app, whatever is installed
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "worker", "--once"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    polling = [line for line in run.stderr.splitlines() if "polling every" in line]
+    assert len(polling) == 1, run.stderr
+    if log_format == "json":
+        entry = json.loads(polling[0])
+        assert (entry["level"], entry["logger"]) == ("INFO", "app.worker"), entry
+    else:
+        assert " INFO app.worker: worker " in polling[0], polling
