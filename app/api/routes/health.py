@@ -14,19 +14,13 @@ from app.schemas import Health, Readiness
 router = APIRouter(tags=["health"])
 
 
-# HEAD as well: some load balancers' health checks send it (405 failed them).
-@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health)
+@router.get("/healthz", response_model=Health)
 def healthz() -> Health:
     """The process is up (no dependencies checked)."""
     return Health(status="ok")
 
 
-@router.api_route(
-    "/readyz",
-    methods=["GET", "HEAD"],
-    response_model=Readiness,
-    responses={503: {"model": Readiness}},
-)
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(services: ServicesDep) -> JSONResponse:
     """Ready = the default model is loaded; 503 otherwise, with details.
 
@@ -55,6 +49,28 @@ def readyz(services: ServicesDep) -> JSONResponse:
         reason=None if ready else services.holder.default_problem(),
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+# HEAD as well: some load balancers' health checks send it (405 failed them). A route
+# of its own, with its own operation id: one route for GET and HEAD gave both operations
+# the same operationId, which makes /openapi.json invalid (ids must be unique).
+router.add_api_route(
+    "/healthz",
+    healthz,
+    methods=["HEAD"],
+    response_model=Health,
+    operation_id="healthz_head",
+    summary="Healthz (HEAD)",
+)
+router.add_api_route(
+    "/readyz",
+    readyz,
+    methods=["HEAD"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness}},
+    operation_id="readyz_head",
+    summary="Readyz (HEAD)",
+)
 
 
 @router.get("/metrics", include_in_schema=False)
