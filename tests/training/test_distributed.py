@@ -45,7 +45,9 @@ def test_two_processes_stay_identical_and_reduce_the_whole_slice(tmp_path: Path)
     assert code == 0
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r.pop("_world") for r in ranks] == [{"rank": 0, "size": 2}, {"rank": 1, "size": 2}]
-    families = {"mult-dae", "u-autorec", "i-autorec", "cf-nade", "bpr-mf", "biased-mf"}
+    families = {
+        *("mult-dae", "u-autorec", "i-autorec", "cf-nade", "i-cf-nade", "bpr-mf", "biased-mf")
+    }
     assert ranks[0].keys() == families
     for name, first in ranks[0].items():
         second = ranks[1][name]
