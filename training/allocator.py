@@ -28,6 +28,8 @@ import os
 
 log = logging.getLogger(__name__)
 
+#: Set to 0 (false, no, off) to leave malloc as it is; ``genrec`` also takes it from ``.env``.
+KEEP_FREED_MEMORY_ENV = "GENREC_KEEP_FREED_MEMORY"
 #: ``mallopt`` parameters (glibc malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -43,7 +45,7 @@ def keep_freed_memory() -> bool:
     if _applied is not None:
         return _applied
     _applied = False
-    if os.environ.get("GENREC_KEEP_FREED_MEMORY", "1").strip().lower() in ("0", "false", "no"):
+    if os.environ.get(KEEP_FREED_MEMORY_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     name = ctypes.util.find_library("c")
     try:

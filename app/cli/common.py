@@ -38,14 +38,17 @@ def settings() -> Settings:
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
-    from app.core.config import get_settings
+    from app.core.config import export_training_settings, get_settings
 
     try:
-        return get_settings()
+        config = get_settings()
     except ValidationError as exc:
         problems = settings_problems(exc)
     except SettingsError as exc:  # a value that is not even JSON (dicts, lists)
         problems = [_unparsable_setting(exc)]
+    else:
+        export_training_settings(config)  # .env values reach what training reads itself
+        return config
     for problem in problems[:-1]:
         fail(problem)
     raise fail(problems[-1]) from None

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     )
     data_dir: Path | None = Field(None, description="named data sets (MovieLens files)")
     cache_dir: Path | None = Field(None, description="download cache for data sets")
+    dataset_base_url: str | None = Field(
+        None,
+        description="where named data sets are downloaded from (a mirror of GroupLens' "
+        "MovieLens archives, same file names); none = GroupLens",
+    )
+    keep_freed_memory: bool = Field(
+        True,
+        description="training keeps freed memory in the process heap (glibc mallopt; "
+        "training/allocator.py): large per-step tensors are not page-faulted in again",
+    )
     # SecretStr: a Settings repr (logs, tracebacks) shows ********** instead of the token.
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /admin; none = disabled"
@@ -375,6 +385,35 @@ def check_redis_url(url: str) -> str:
             f"redis_url {shown!r} is not a Redis URL: {exc} (e.g. redis://host:6379/0)"
         ) from None
     return url
+
+
+#: Settings the training package reads from the environment itself (it never imports
+#: ``app``): field -> variable. ``export_training_settings`` puts them there.
+TRAINING_ENVIRONMENT = {
+    "data_dir": "GENREC_DATA_DIR",
+    "cache_dir": "GENREC_CACHE_DIR",
+    "dataset_base_url": "GENREC_DATASET_BASE_URL",
+    "keep_freed_memory": "GENREC_KEEP_FREED_MEMORY",
+}
+
+
+def export_training_settings(settings: Settings) -> None:
+    """Put the settings ``training`` reads from ``os.environ`` there, so a value set in
+    ``.env`` (which only ``Settings`` reads) reaches it too: the download mirror, the
+    data and cache folders of every loader and protocol, the allocator switch. Only
+    settings that were set (environment or ``.env``) are written; a boolean as 1 or 0."""
+    import os
+
+    for field, variable in TRAINING_ENVIRONMENT.items():
+        if field not in settings.model_fields_set:
+            continue
+        value = getattr(settings, field)
+        if value is None:
+            os.environ.pop(variable, None)
+        elif isinstance(value, bool):
+            os.environ[variable] = "1" if value else "0"
+        else:
+            os.environ[variable] = str(value)
 
 
 @lru_cache(maxsize=1)
