@@ -37,13 +37,20 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /src
-# Dependency metadata first so source edits do not invalidate the layer above.
-COPY pyproject.toml README.md ./
+# The dependencies in a layer of their own, from pyproject.toml alone: a source
+# edit rebuilds only the layers below it, not this (slow) one. tomllib is the
+# standard library's (Python 3.11+).
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+COPY README.md ./
 COPY models_store ./models_store
 COPY training ./training
 COPY app ./app
-# A regular (non-editable) install: the runtime stage copies only /opt/venv.
-RUN pip install . && pip check
+# A regular (non-editable) install of the project itself, its dependencies already
+# there (pip check proves it): the runtime stage copies only /opt/venv.
+RUN pip install --no-deps . && pip check
 
 # ---------------------------------------------------------------------------
 # runtime: the venv, a non-root user, nothing else

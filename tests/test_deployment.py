@@ -428,6 +428,20 @@ def test_dockerfile_is_multi_stage_non_root_and_cpu_by_default() -> None:
             assert forbidden not in line.split()[:-1], f"COPY bakes {forbidden} into the image"
 
 
+def test_dockerfile_installs_the_dependencies_before_copying_the_source() -> None:
+    """A source edit must not invalidate the (slow) dependency layer: the dependencies are
+    installed from pyproject.toml alone, the project itself afterwards without them."""
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    deps = next(i for i, line in enumerate(lines) if "pip install -r" in line)
+    copies = [i for i, line in enumerate(lines) if re.match(r"COPY\s+(?!--from)", line)]
+    before = [lines[i] for i in copies if i < deps]
+    assert before == ["COPY pyproject.toml ./"], before
+    project = next(
+        i for i, line in enumerate(lines) if re.search(r"pip install .*\s\.(\s|$)", line)
+    )
+    assert project > max(copies) and "--no-deps" in lines[project] and "pip check" in lines[project]
+
+
 def test_dockerignore_keeps_data_artifacts_and_venvs_out() -> None:
     patterns = {
         line.strip()
