@@ -110,6 +110,18 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     return {key: "" if value is None else str(value) for key, value in env.items()}
 
 
+def container_environment(service: dict[str, Any], dotenv: dict[str, str]) -> dict[str, str]:
+    """What a container's process sees when ``.env`` beside the compose file holds
+    ``dotenv``: its ``env_file`` entries naming ``.env``, overridden by ``environment``
+    (Compose's precedence)."""
+    env: dict[str, str] = {}
+    for entry in service.get("env_file") or []:
+        path = entry if isinstance(entry, str) else entry["path"]
+        if path in (".env", "./.env"):
+            env.update(dotenv)
+    return env | environment(service)
+
+
 def command(service: dict[str, Any]) -> list[str]:
     cmd = service.get("command") or []
     return shlex.split(cmd) if isinstance(cmd, str) else [str(part) for part in cmd]
@@ -365,6 +377,63 @@ def test_every_genrec_variable_in_compose_is_a_setting(
         assert settings.auto_migrate is False, f"{name}: replicas must not race on migrations"
         assert settings.admin_token is not None
         assert settings.admin_token.get_secret_value() == "test-token"
+
+
+#: Settings compose fixes for every genrec container: whatever .env says, they point at
+#: the compose services and volumes (and migrations belong to the migrate service).
+WIRED = {
+    "GENREC_DATABASE_URL",
+    "GENREC_REDIS_URL",
+    "GENREC_STORE_DIR",
+    "GENREC_DATA_DIR",
+    "GENREC_CACHE_DIR",
+    "GENREC_AUTO_MIGRATE",
+}
+
+
+def test_every_setting_in_dotenv_reaches_every_genrec_container(
+    clean_genrec_env: pytest.MonkeyPatch,
+) -> None:
+    """.env.example says its GENREC_* values pass through to the containers; compose only
+    passed a fixed list (GENREC_MAX_K, GENREC_CACHE_LOCAL_MAX_ENTRIES, ... were dropped).
+    The .env is one written for a native run, so its wiring must not win."""
+    dotenv = {
+        name: value
+        for name, value in env_example().items()
+        if value and name not in (TOKEN_VAR, "GENREC_REDIS_URL")  # its default is unset
+    }
+    dotenv |= {
+        "GENREC_MAX_K": "77",
+        "GENREC_CACHE_LOCAL_MAX_ENTRIES": "5",
+        "GENREC_DATASET_BASE_URL": "http://mirror.internal/movielens",
+        "GENREC_DEVICE": "cpu",
+        "GENREC_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "GENREC_DATA_DIR": "/home/me/movielens",
+        "GENREC_CACHE_DIR": "/home/me/.cache/genrec",
+        TOKEN_VAR: "dotenv-token",
+    }
+    assert set(dotenv) >= WIRED and len(dotenv) > 40
+    services = compose(**dotenv)["services"]  # .env also feeds the file's ${...}
+    for name in GENREC_SERVICES:
+        entries = services[name].get("env_file")
+        assert entries == [{"path": ".env", "required": False}], f"{name}: {entries}"
+        env = container_environment(services[name], dotenv)
+        for variable, value in dotenv.items():
+            if variable in WIRED:
+                assert env[variable] == environment(services[name])[variable], (name, variable)
+            elif not (variable == "GENREC_DEVICE" and name in GPU_SERVICES):
+                assert env[variable] == value, (name, variable)
+        settings = settings_from(
+            {k: v for k, v in env.items() if k.startswith("GENREC_")}, clean_genrec_env
+        )
+        assert (settings.max_k, settings.cache_local_max_entries) == (77, 5), name
+        assert settings.dataset_base_url == "http://mirror.internal/movielens", name
+        assert settings.database_url.startswith("postgresql+psycopg://"), name
+        assert settings.redis_url == "redis://redis:6379/0", name
+        assert str(settings.store_dir) == "/var/lib/genrec/store", name
+        assert (str(settings.data_dir), str(settings.cache_dir)) == ("/data", "/var/cache/genrec")
+        assert settings.auto_migrate is False, name
+        assert settings.device == ("cuda" if name in GPU_SERVICES else "cpu"), name
 
 
 def test_every_genrec_variable_in_the_dockerfile_is_a_setting(
