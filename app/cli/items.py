@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.common import fail, out, settings, user_errors
+from app.cli.common import data_dir, fail, out, settings, user_errors
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
 
 items_app = typer.Typer(
     help="The service's item catalog (titles, text, attributes).", no_args_is_help=True
 )
 
 
+#: Named data sets whose item file the catalog reader knows, and that file.
+NAMED_CATALOGS = {"ml-100k": "u.item"}
+
+
 @items_app.command("import")
 def items_import(
     file: Annotated[
-        Path, typer.Argument(help="catalog file: .csv, .jsonl, or ML-100K's u.item (see docs)")
+        Path,
+        typer.Argument(
+            help="catalog file: .csv, .jsonl, or ML-100K's u.item (see docs); or ml-100k: "
+            "its u.item, found as --data ml-100k finds the set"
+        ),
     ],
 ) -> None:
     """Add or update the items of FILE in the catalog at GENREC_DATABASE_URL.
@@ -25,7 +36,9 @@ def items_import(
     CSV: header item_id[,title][,text][,attributes (a JSON object)][,other columns
     become string attributes]. JSONL: {"item_id", "title", "text", "attributes"} per
     line. ML-100K's u.item: titles, genres (a list) and year (a number) as attributes,
-    which business rules filter on (docs/rules.md). All or nothing: a bad record, or an
+    which business rules filter on (docs/rules.md); `ml-100k` names it wherever the
+    set is (GENREC_DATA_DIR, else the download cache, else downloaded, as for
+    `genrec train --data ml-100k`). All or nothing: a bad record, or an
     attribute whose kind differs from the catalog's (a number stays a number), stops
     the import before anything is written.
     Running servers pick the items up at their next reload poll; a text-aware
@@ -36,6 +49,8 @@ def items_import(
 
     config = settings()
     with user_errors():
+        if str(file) in NAMED_CATALOGS and not file.exists():
+            file = _named_catalog_file(str(file), config)
         records = read_catalog_file(file)
         try:
             counts = import_records(
@@ -52,3 +67,16 @@ def items_import(
         f"{counts['updated']} updated, {counts['unchanged']} unchanged",
         markup=False,
     )
+
+
+def _named_catalog_file(name: str, config: Settings) -> Path:
+    """The item file of the named set, located (or fetched) as ``--data NAME`` is."""
+    from training.data.datasets import locate_named
+
+    folder = locate_named(
+        name,
+        data_dir=data_dir(config),
+        cache_dir=Path(config.cache_dir) if config.cache_dir else None,
+        base_url=config.dataset_base_url,
+    )
+    return folder / NAMED_CATALOGS[name]

@@ -1,0 +1,52 @@
+"""``genrec items import ml-100k``: the demo catalog by name, found as ``--data ml-100k``
+finds the set (README's quickstart; a path beside the checkout existed only in one layout).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+
+
+def _import(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["items", "import", *args])
+    return result.exit_code, result.output
+
+
+def test_ml_100k_by_name_from_the_data_directory(
+    cli_settings: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENREC_DATA_DIR", str(data_dir))
+    code, output = _import("ml-100k")
+    assert code == 0, output
+    assert f"imported 1682 item(s) from {data_dir / 'ml-100k' / 'u.item'}" in output
+
+
+def test_ml_100k_by_name_from_the_download_cache(
+    cli_settings: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where ``make run`` left it on a machine without GENREC_DATA_DIR (downloaded)."""
+    cached = cli_settings / "cache" / "ml-100k"
+    cached.mkdir(parents=True)
+    for name in ("u.data", "u.item", "u.genre"):
+        shutil.copy(data_dir / "ml-100k" / name, cached / name)
+    monkeypatch.delenv("GENREC_DATA_DIR", raising=False)
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(cli_settings / "cache"))
+    monkeypatch.chdir(cli_settings)  # no folder named ml-100k here
+    code, output = _import("ml-100k")
+    assert code == 0, output
+    assert f"imported 1682 item(s) from {cached / 'u.item'}" in output
+
+
+def test_a_file_named_like_a_set_is_still_a_file(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(cli_settings)
+    Path("ml-100k").mkdir()
+    code, output = _import("ml-100k")
+    assert code == 2 and "ml-100k: is a directory, not a catalog file" in output, output
