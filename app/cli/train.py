@@ -83,13 +83,13 @@ def _train(
                 return
             except (AliasNotSet, ModelNotFound):
                 pass
-        store(config, writable=True)  # before training, not at the save after it
         # Settings are checked before the (possibly slow) data load, so a typo fails fast.
         overrides = parse_sets(set_)
         cls = model_class(model)
         # Where the model trains picks the backend: NCCL for GPUs, Gloo on the CPU.
         device_setting = getattr(cls.Config().with_overrides(overrides), "device", "cpu")
         device_type = resolve_device(str(device_setting)).type
+        store(config, writable=True)  # before training, not at the save after it
     if (nproc > 1 or worker) and not cls.trains_distributed:
         supported = ", ".join(sorted(n for n, c in REGISTRY.items() if c.trains_distributed))
         raise fail(
