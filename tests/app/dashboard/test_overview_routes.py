@@ -72,4 +72,7 @@ def test_static_files_and_the_openapi_document_are_labelled_by_route(
     assert "<code>unmatched</code>" in table
     assert "/dashboard/static" not in table and "/openapi.json" not in table
     assert f'data-testid="other-routes"><td>{OTHER_LABEL}</td>' in table
-    assert '<link rel="icon" href="data:,">' in dash.get("/dashboard/overview").text
+    # Pages name their icon, so browsers do not ask for /favicon.ico (a 404 per page).
+    icon = '<link rel="icon" href="/dashboard/static/favicon.svg" type="image/svg+xml">'
+    assert icon in dash.get("/dashboard/overview").text
+    assert dash.get("/dashboard/static/favicon.svg").status_code == 200
