@@ -139,21 +139,20 @@ def both_sessions(
         if request.param == "sqlite"
         else request.getfixturevalue("postgres_url")
     )
-    upgrade_database(url)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    _empty_catalog(sessions)
-    yield sessions
-    _empty_catalog(sessions)
-    engine.dispose()
+    yield from _catalog_sessions(url)
 
 
 @pytest.fixture
 def pg_sessions(postgres_url: str) -> Iterator[sessionmaker[Session]]:
     """Postgres only: SQLite has one writer at a time, so no transaction commits inside
     another there (and a skipped SQLite variant would be a skip in CI)."""
-    upgrade_database(postgres_url)
-    engine = make_engine(postgres_url)
+    yield from _catalog_sessions(postgres_url)
+
+
+def _catalog_sessions(url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a migrated database whose catalog is empty before and after the test."""
+    upgrade_database(url)
+    engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     _empty_catalog(sessions)
     yield sessions
