@@ -29,9 +29,11 @@ run: install
 	$(BIN)/genrec train --model biased-mf --data $(DATA) --promote --if-missing
 	GENREC_DEFAULT_MODEL=$(MODEL) $(BIN)/genrec serve --host $(HOST) --port $(PORT)
 
-## test: install and run the whole suite (unit + integration against Postgres and Redis)
+## test: install and run the whole suite (unit + integration against Postgres and Redis) on
+## $(TEST_WORKERS) processes (pytest-xdist; each takes a Postgres database of its own)
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 ## lint: ruff (style) and mypy (types; configured in pyproject.toml [tool.mypy])
 lint: install

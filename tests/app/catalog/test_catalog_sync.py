@@ -275,5 +275,5 @@ def test_concurrent_writers_and_a_polling_server_end_in_the_database_state(
     assert not failures, failures
     sync.refresh()
     with session_scope(sessions) as session:
-        stored = dict(session.execute(select(Item.item_id, Item.attributes)).tuples().all())
+        stored = dict(session.execute(select(Item.item_id, Item.attributes)).all())
     assert _served(sync) == stored
