@@ -7,7 +7,8 @@ retrain worker (``app/retrain/runner.py``) calls its parts
 production on the same held-out slice and records the job and the gate's
 decision in the manifest. Either way a
 version has the same contents: a model fitted on all but a per-user
-held-out slice (which selects the epoch and gives the manifest's metrics),
+held-out slice (which selects the epoch and, measured on the saved scorer
+after the fit, gives the manifest's metrics),
 the full interaction matrix as the fold-in / seen-item history, the id maps
 of the data it was trained on, and in ``training["holdout"]`` how that slice
 was drawn, so ``training.stored_evaluation`` can draw it again later. Fits
@@ -199,9 +200,11 @@ def train_model(
         train, validation = split[0], validation_on(cls, data, *split)
     report = model.fit(train, validation=validation, callbacks=callbacks)
     scorer = model.to_scorer()
-    metrics = dict(report.best_metrics)
-    if validation is not None and not metrics:
-        metrics = validation.evaluate(scorer)
+    # The figures are those of the scorer saved and served, measured on the slice once
+    # more, not the kept epoch's: a model may change after its last validated epoch
+    # (i-cf-nade re-fits every user's rows to the final item codes, ``refit_users``),
+    # and its kept epoch's RMSE then described a model no version holds.
+    metrics = validation.evaluate(scorer) if validation is not None else {}
     return TrainResult(
         model=model,
         scorer=scorer,

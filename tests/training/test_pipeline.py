@@ -14,6 +14,7 @@ from training.data.interactions import Interactions
 from training.models import scorer_class
 from training.models.base import History, ModelError
 from training.pipeline import holdout_split, train_and_save, train_model
+from training.stored_evaluation import evaluate_stored
 
 
 def _clicks(n_users: int = 60, n_items: int = 30, seed: int = 0) -> Interactions:
@@ -196,3 +197,35 @@ def test_a_pair_logged_twice_is_one_record_in_the_fit_and_the_slice(
     assert twice.holdout is not None and twice.holdout["pairs"] == "latest"
     if model == "popularity":
         assert twice.metrics["ndcg@10"] > 0.1
+
+
+def _ml100k_users(data_dir: Path, n_users: int) -> Interactions:
+    """Every rating of MovieLens-100K's users 1..n_users."""
+    rows = [line.split("\t") for line in (data_dir / "ml-100k" / "u.data").read_text().split("\n")]
+    kept = [row for row in rows if len(row) == 4 and int(row[0]) <= n_users]
+    return Interactions.from_arrays(
+        [row[0] for row in kept],
+        [row[1] for row in kept],
+        np.array([float(row[2]) for row in kept]),
+        np.array([int(row[3]) for row in kept]),
+    )
+
+
+def test_manifest_figures_are_the_saved_scorers_after_a_post_fit_step(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """i-cf-nade re-fits every user's rows after its last validated epoch (``refit_users``):
+    the manifest measures the version it saves, as ``genrec evaluate NAME@VERSION`` does,
+    not the kept epoch's jointly trained rows (an RMSE no saved version had)."""
+    data = _ml100k_users(data_dir, 60)
+    store = ModelStore(tmp_path)
+    settings = {"hidden": "16", "epochs": "2", "patience": "none", "fold_in_steps": "10"}
+    manifest = train_and_save(store, "i-cf-nade", data, overrides=settings, source="ml-100k")
+
+    measured = evaluate_stored(store, "i-cf-nade", manifest.version, data)
+
+    assert set(manifest.metrics) >= {"rmse", "mae"}
+    assert measured.metrics == pytest.approx(manifest.metrics, rel=1e-5, abs=1e-6)
+    # Not vacuous: the refit moved the figures away from the kept epoch's.
+    kept = manifest.training["curve"][manifest.training["best_epoch"] - 1]["metrics"]
+    assert abs(kept["rmse"] - manifest.metrics["rmse"]) > 1e-3
