@@ -25,7 +25,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_TEST_URL = os.environ.get("GENREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _missing(message: str) -> NoReturn:
+def required_but_missing(message: str) -> NoReturn:
     """A required resource is absent: a failure under CI, a skip with the reason locally."""
     if not IN_CI:
         pytest.skip(message)
@@ -33,7 +33,7 @@ def _missing(message: str) -> NoReturn:
 
 
 def _service_missing(what: str, exc: Exception) -> None:
-    _missing(f"{what} is not reachable ({exc}); integration tests need it")
+    required_but_missing(f"{what} is not reachable ({exc}); integration tests need it")
 
 
 def require_tool(name: str, needed_for: str, package: str | None = None) -> str:
@@ -41,7 +41,9 @@ def require_tool(name: str, needed_for: str, package: str | None = None) -> str:
     with the reason locally and fails under CI (``.ci/run`` installs it)."""
     path = shutil.which(name)
     if path is None:
-        _missing(f"{name} not found on PATH; {needed_for} (apt-get install {package or name})")
+        required_but_missing(
+            f"{name} not found on PATH; {needed_for} (apt-get install {package or name})"
+        )
     return path
 
 
@@ -50,7 +52,7 @@ def data_dir() -> Path:
     """The real MovieLens copies (``GENREC_DATA_DIR``, else ``../shared/data``)."""
     path = Path(os.environ.get("GENREC_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
     if not (path / "ml-100k" / "u.data").exists():
-        _missing(f"MovieLens-100K not found under {path}; set GENREC_DATA_DIR")
+        required_but_missing(f"MovieLens-100K not found under {path}; set GENREC_DATA_DIR")
     return path
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from tests.conftest import required_but_missing
 from tests.e2e.dashboard.screenshots import VIEWPORT, screenshot_dir
 
 # The machines running these tests are shared and often busy: wait for states generously
@@ -36,14 +37,13 @@ def browser() -> Iterator[Browser]:
     """One Chromium per test module, not per session: Playwright's sync API runs an
     asyncio loop on the main thread while it is started, and a later module's
     ``asyncio.run`` would find it there ("cannot be called from a running event loop")."""
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        message = f"no Chromium at {CHROMIUM}: apt-get install -y chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    executable = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+    if executable is None:
+        # A skip with the reason locally, a failure under CI (CI=1/true/yes, as everywhere).
+        required_but_missing(f"no Chromium at {CHROMIUM} nor on PATH: apt-get install -y chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
         )
         try:
             yield launched
