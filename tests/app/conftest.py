@@ -30,6 +30,7 @@ from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.main import create_app
 from models_store import ModelStore
+from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 from training.data.interactions import Interactions
 
 
@@ -39,6 +40,19 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path}/genrec.db"
     upgrade_database(url)
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def blank_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database on each backend: a SQLite file, and a scratch
+    database of its own on the real Postgres (a migration test upgrades from an earlier
+    revision, so it cannot share the session's database)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/log.db"
+        return
+    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without Postgres
+    with scratch_database(POSTGRES_ADMIN_URL, "genrec_blank") as scratch:
+        yield scratch
 
 
 @pytest.fixture

@@ -4,16 +4,12 @@ the real Postgres."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from app.core.db import alembic_config, make_engine, upgrade_database
-from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 
 _EXPERIMENT = (
     "INSERT INTO experiments (name, status, running, control, variants, window_minutes, "
@@ -22,17 +18,8 @@ _EXPERIMENT = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/log.db"
-        return
-    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without Postgres
-    with scratch_database(POSTGRES_ADMIN_URL, "genrec_mig5") as scratch:
-        yield scratch
-
-
-def test_0005_adds_experiments_and_latency_and_downgrades(url: str) -> None:
+def test_0005_adds_experiments_and_latency_and_downgrades(blank_database_url: str) -> None:
+    url = blank_database_url
     upgrade_database(url, "0004")
     engine = make_engine(url)
     with engine.begin() as conn:  # an impression written by the previous code

@@ -6,8 +6,6 @@ the real Postgres."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -16,7 +14,6 @@ from sqlalchemy import inspect, text
 from app.catalog.items import CatalogError, save_items
 from app.core.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
 from app.repository import NewItem
-from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 
 _ITEM = (
     "INSERT INTO items (item_id, title, text, attributes, created_at, updated_at) "
@@ -29,17 +26,10 @@ _IMPRESSION = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/log.db"
-        return
-    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without Postgres
-    with scratch_database(POSTGRES_ADMIN_URL, "genrec_mig8") as scratch:
-        yield scratch
-
-
-def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(url: str) -> None:
+def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(
+    blank_database_url: str,
+) -> None:
+    url = blank_database_url
     upgrade_database(url, "0007")
     engine = make_engine(url)
     # Items written by the previous code: 2,500 of them, so the fill reads several pages;

@@ -6,10 +6,8 @@ it downgrades cleanly; on SQLite and on the real Postgres."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import torch
 from alembic import command
 from sqlalchemy import inspect, text
@@ -21,7 +19,6 @@ from app.core.metrics import Metrics
 from app.repository import NewItem, catalog_epoch, items_changed_since
 from app.serving.holder import ModelHolder
 from models_store import ModelStore
-from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 
 _ITEM = (
     "INSERT INTO items (item_id, title, text, attributes, created_at, updated_at) "
@@ -29,17 +26,10 @@ _ITEM = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/log.db"
-        return
-    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without Postgres
-    with scratch_database(POSTGRES_ADMIN_URL, "genrec_mig9") as scratch:
-        yield scratch
-
-
-def test_0009_stamps_the_stored_catalog_and_downgrades(url: str, tmp_path: Path) -> None:
+def test_0009_stamps_the_stored_catalog_and_downgrades(
+    blank_database_url: str, tmp_path: Path
+) -> None:
+    url = blank_database_url
     upgrade_database(url, "0008")
     engine = make_engine(url)
     rows = [{"item_id": f"{n:04d}", "attributes": json.dumps({"year": n})} for n in range(1500)]
