@@ -51,15 +51,31 @@ class Snapshot:
     kinds: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
-def _kinds(items: Mapping[str, Mapping[str, Any]]) -> dict[str, frozenset[str]]:
-    seen: dict[str, set[str]] = {}
-    for attributes in items.values():
+class _KindCounts:
+    """How many items hold each attribute, and each kind under it: a change updates the
+    counts of the attributes it touches, so a one-item update costs what the item holds,
+    not a pass over the catalog (at 50,000 items the recount took ~260 ms per change).
+    An attribute held only with null values still exists (``exists`` rules resolve it)."""
+
+    def __init__(self) -> None:
+        self.holders: dict[str, int] = {}
+        self.by_kind: dict[str, dict[str, int]] = {}
+
+    def add(self, attributes: Mapping[str, Any], sign: int) -> None:
         for name, value in attributes.items():
+            self.holders[name] = self.holders.get(name, 0) + sign
             kind = value_kind(value)
-            bucket = seen.setdefault(name, set())
             if kind is not None:
-                bucket.add(kind)
-    return {name: frozenset(kinds) for name, kinds in seen.items()}
+                counts = self.by_kind.setdefault(name, {})
+                counts[kind] = counts.get(kind, 0) + sign
+
+    def kinds_of(self, name: str) -> frozenset[str] | None:
+        """The kinds ``name`` holds now; None once no item holds it."""
+        if self.holders.get(name, 0) <= 0:
+            self.holders.pop(name, None)
+            self.by_kind.pop(name, None)
+            return None
+        return frozenset(k for k, n in self.by_kind.get(name, {}).items() if n > 0)
 
 
 class AttributeIndex:
@@ -68,6 +84,7 @@ class AttributeIndex:
     def __init__(self) -> None:
         self._snapshot = Snapshot(0, {}, {})
         self._lock = threading.Lock()
+        self._counts = _KindCounts()  # of the current snapshot's items; under the lock
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
@@ -81,11 +98,23 @@ class AttributeIndex:
         with self._lock:
             current = self._snapshot
             items = dict(current.items)
+            touched: set[str] = set()
             changed = 0
             for item_id, attributes in rows:
-                if items.get(item_id, {}) != attributes:
+                before = items.get(item_id, {})
+                if before != attributes:
                     items[item_id] = dict(attributes)
+                    self._counts.add(before, -1)
+                    self._counts.add(attributes, +1)
+                    touched.update(before, attributes)
                     changed += 1
             if changed:
-                self._snapshot = Snapshot(current.revision + 1, items, _kinds(items))
+                kinds = dict(current.kinds)
+                for name in touched:
+                    now = self._counts.kinds_of(name)
+                    if now is None:
+                        kinds.pop(name, None)
+                    else:
+                        kinds[name] = now
+                self._snapshot = Snapshot(current.revision + 1, items, kinds)
             return changed
