@@ -7,6 +7,9 @@ instead of a failed request; a connection checked out again within that time
 is not: SQLAlchemy's ``pool_pre_ping`` pinged on *every* checkout, one extra
 round trip per recommendation batch and per write under load. ``upgrade_database`` is what ``genrec migrate`` and the
 startup ``auto_migrate`` run.
+
+Stored text is read back encodable (``app.core.text``): a JSON column's lone surrogate
+escape, and SQLite text that is not UTF-8, come back with U+FFFD in their place.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.core.config import normalise_database_url
+from app.core.text import decode_sqlite_text
+from app.core.text import loads as json_loads
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,11 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_deserializer=json_loads,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if pool_size is None:
@@ -67,6 +76,7 @@ def make_engine(
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_timeout=max(connect_timeout_s, 1.0),
         connect_args={"connect_timeout": max(1, round(connect_timeout_s))},
+        json_deserializer=json_loads,
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     event.listen(engine, "checkin", _note_checkin)
@@ -115,6 +125,8 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # Text another client wrote that is not UTF-8 reads as U+FFFD, not as an error.
+    dbapi_connection.text_factory = decode_sqlite_text  # type: ignore[attr-defined]
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

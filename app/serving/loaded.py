@@ -19,6 +19,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from app.core.text import encodable
 from app.serving.cosine import CosineScorer
 from models_store import LoadedVersion, Manifest
 from training.models import stored_scorer
@@ -279,7 +280,8 @@ def _titles(raw: bytes | None, item_ids: list[str]) -> list[str | None]:
     for item in item_ids:
         entry = meta.get(item) if isinstance(meta, dict) else None
         title = entry.get("title") if isinstance(entry, dict) else None
-        titles.append(str(title) if title is not None else None)
+        # A title with a lone surrogate (a JSON escape) is served with U+FFFD instead.
+        titles.append(encodable(str(title)) if title is not None else None)
     return titles
 
 
