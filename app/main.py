@@ -45,7 +45,7 @@ from app.core.db import (
     make_write_engine,
     upgrade_database,
 )
-from app.core.errors import document_error_bodies, install_error_handlers
+from app.core.errors import document_error_bodies, install_error_handlers, path_hider
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
@@ -200,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         **_without_native_telemetry(),
     )
-    install_error_handlers(app)
+    install_error_handlers(app, path_hider(settings.store_dir))
     document_error_bodies(app, ErrorResponse)
     document_request_bodies(app)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)

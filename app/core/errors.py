@@ -8,8 +8,11 @@ field; anything unexpected becomes a 500 ``{"error": "internal",
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -142,14 +145,53 @@ def validation_body(errors: Sequence[Any]) -> dict[str, Any]:
     return body
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    extra = {"details": exc.details} if exc.details else {}
-    return JSONResponse(
-        _body(exc.code, exc.message, request, **extra),
-        status_code=exc.status,
-        headers=exc.headers,
-    )
+@functools.lru_cache(maxsize=8)
+def path_hider(root: str | os.PathLike[str]) -> Callable[[str], str]:
+    """``hide(message)``: ``message`` with the server's place of ``root`` taken out.
+
+    The model store's errors name the file involved (``/srv/store/ease/versions/3/
+    manifest.json is missing``), for an operator at the command line; an API answer
+    names it relative to the store (``ease/versions/3/manifest.json is missing``) and
+    the root itself as "the model store", so that no answer tells a client (or a
+    leaked admin token) the server's filesystem layout. The root is matched absolute
+    and with links resolved, whole path components only; a relative root (``./store``)
+    is left as the store names it, which tells nothing of the disk (and replacing the
+    bare word would garble a message that says "store").
+    """
+    forms = {os.path.abspath(root), os.path.realpath(root)}
+    forms = {f.rstrip("/") for f in forms} - {""}
+    if not forms:
+        return lambda message: message
+    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    place = re.compile(rf"(?<![\w./-])(?:{alternation})(?:(/)(?=[^\s/])|(?![\w./-]))")
+
+    def hide(message: str) -> str:
+        return place.sub(lambda m: "" if m.group(1) else "the model store", message)
+
+    return hide
+
+
+def _hidden(value: Any, hide: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return hide(value)
+    if isinstance(value, dict):
+        return {k: _hidden(v, hide) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hidden(v, hide) for v in value]
+    return value
+
+
+def _api_error_handler(hide: Callable[[str], str]) -> Any:
+    async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        extra = {"details": _hidden(exc.details, hide)} if exc.details else {}
+        return JSONResponse(
+            _body(exc.code, hide(exc.message), request, **extra),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    return _api_error
 
 
 def _unread_body(errors: Sequence[Any]) -> bool:
@@ -231,9 +273,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register every handler on ``app``."""
-    app.add_exception_handler(ApiError, _api_error)
+def install_error_handlers(app: FastAPI, hide: Callable[[str], str] | None = None) -> None:
+    """Register every handler on ``app``; ``hide`` (``path_hider``) edits every ``ApiError``'s
+    message and details before they are sent."""
+    app.add_exception_handler(ApiError, _api_error_handler(hide or (lambda message: message)))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -21,7 +21,7 @@ from app.api.admin_auth import require_admin
 from app.api.deps import ServicesDep
 from app.api.params import JobIdPath, JobModelQuery, ModelNamePath
 from app.api.responses import ADMIN, BODY, errors
-from app.core.errors import ApiError
+from app.core.errors import ApiError, path_hider
 from app.db_models import RetrainJob
 from app.repository import as_utc
 from app.retrain import lifecycle
@@ -194,9 +194,11 @@ def cancel_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
 # --------------------------------------------------------------------------- models
 
 
-def _model_out(store: ModelStore, name: str) -> ModelOut:
+def _model_out(store: ModelStore, name: str, hide: Callable[[str], str]) -> ModelOut:
     aliases = store.aliases(name)
-    readable, unreadable = store.version_listing(name)
+    readable, listed = store.version_listing(name)
+    # Why each version is unreadable, with its place relative to the store (as every error).
+    unreadable = {version: hide(why) for version, why in listed.items()}
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
@@ -219,7 +221,10 @@ def _model_out(store: ModelStore, name: str) -> ModelOut:
 def list_models(services: ServicesDep) -> ModelList:
     """Every stored model with its versions (newest first), aliases and metrics."""
     store = services.holder.store
-    return _guarded(lambda: ModelList(models=[_model_out(store, n) for n in store.list_models()]))
+    hide = path_hider(services.settings.store_dir)
+    return _guarded(
+        lambda: ModelList(models=[_model_out(store, n, hide) for n in store.list_models()])
+    )
 
 
 @router.post("/models/{name}/promote", response_model=AliasMoved, responses=errors(*BODY, 404, 409))

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import services_of
 from app.api.params import StorableText
 from app.api.routes import admin
-from app.core.errors import ApiError
+from app.core.errors import ApiError, path_hider
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.charts import curve_chart, curve_table
 from app.dashboard.templating import render
@@ -58,6 +58,8 @@ async def _page(
         models, history = await run_in_threadpool(_models, request)
     except ApiError as exc:
         models, problem = [], exc.message
+    if problem is not None:  # a store error names its file relative to the store, as the API
+        problem = path_hider(services_of(request).settings.store_dir)(problem)
     return render(
         request,
         "models.html",
@@ -150,13 +152,15 @@ async def version_page(
     request: Request, name: StorableText, version: StorableText, session: SessionDep
 ) -> HTMLResponse:
     """One version: metrics, hyper-parameters, data, training curve, gate, tuning board."""
-    store = services_of(request).holder.store
+    services = services_of(request)
+    store = services.holder.store
     try:
         manifest = await run_in_threadpool(store.manifest, name, version)
         aliases = await run_in_threadpool(store.aliases, name)
     except StoreError as exc:
+        message = path_hider(services.settings.store_dir)(str(exc))
         return render(
-            request, "error.html", session, status_code=404, active="Models", message=str(exc)
+            request, "error.html", session, status_code=404, active="Models", message=message
         )
     training: dict[str, Any] = dict(manifest.training)
     tuning = training.get("tuning") if isinstance(training.get("tuning"), dict) else None

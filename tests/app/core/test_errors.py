@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -166,3 +168,26 @@ def test_a_url_that_is_not_utf8_is_a_400_before_any_route_sees_it() -> None:
         assert r.headers["x-request-id"] == r.json()["request_id"]
     # U+FFFD itself, sent as UTF-8, and ordinary escapes are text like any other.
     assert client.get("/echo/%EF%BF%BD?q=caf%C3%A9").json() == {"text": "\ufffd", "q": "café"}
+
+
+def test_path_hider_names_places_relative_to_the_store() -> None:
+    from app.core.errors import path_hider
+
+    hide = path_hider("/srv/genrec/store")
+    assert hide("model 'x' has no versions in /srv/genrec/store (models: a)") == (
+        "model 'x' has no versions in the model store (models: a)"
+    )
+    assert hide("/srv/genrec/store/ease/versions/3/manifest.json is missing") == (
+        "ease/versions/3/manifest.json is missing"
+    )
+    assert (
+        hide("alias file '/srv/genrec/store/a/aliases/p.json'") == "alias file 'a/aliases/p.json'"
+    )
+    # Only the whole path: a sibling folder and a longer name are not the store.
+    assert hide("/srv/genrec/store2/x and /srv/genrec/storefront") == (
+        "/srv/genrec/store2/x and /srv/genrec/storefront"
+    )
+    # A relative root tells nothing of the disk; its absolute form is still hidden.
+    relative = path_hider("store")
+    assert relative("the store: store/ease/1") == "the store: store/ease/1"
+    assert relative(f"{os.path.abspath('store')}/ease/1") == "ease/1"
