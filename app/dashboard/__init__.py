@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.errors import allowed_methods, validation_body
+from app.core.errors import REQUEST_ID_HEADER, allowed_methods, request_id_of, validation_body
 from app.dashboard.auth import (
     CsrfRejected,
     DashboardDisabled,
@@ -36,7 +36,12 @@ from app.dashboard.auth import (
     page_to_return_to,
     read_session,
 )
-from app.dashboard.headers import STATIC_PREFIX, DashboardHeaders, is_dashboard_path
+from app.dashboard.headers import (
+    STATIC_PREFIX,
+    DashboardHeaders,
+    add_headers,
+    is_dashboard_path,
+)
 from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer
 from app.dashboard.templating import PACKAGE_DIR, render
@@ -114,7 +119,7 @@ def _session_if_any(request: Request) -> DashboardSession | None:
 
 
 #: Headings of the error page per status (others: "Problem").
-_HEADINGS = {404: "Not found", 405: "Not a page", 422: "Invalid address"}
+_HEADINGS = {404: "Not found", 405: "Not a page", 422: "Invalid address", 500: "Server error"}
 
 
 def _error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
@@ -178,8 +183,41 @@ def _error_pages_for_dashboard_paths(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid)
 
 
+def _server_errors_with_dashboard_headers(app: FastAPI) -> None:
+    """A 500 under ``/dashboard`` carries the dashboard's headers (no framing, CSP,
+    no-store), which ``DashboardHeaders`` cannot add: Starlette answers it from its
+    outermost middleware. The API's handler logs it and writes the answer; a page or a
+    polled panel then gets the dashboard's error page or fragment with the request id
+    instead of the API's JSON (the JSON, headers added, if even that page fails)."""
+    api_unexpected = app.exception_handlers.get(Exception)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        if api_unexpected is None:
+            raise exc
+        answer = await _delegate(api_unexpected, request, exc)
+        path = request.url.path
+        if not is_dashboard_path(path):
+            return answer
+        if not path.startswith(STATIC_PREFIX):
+            message = (
+                "Something went wrong on the server; it is in the server log as request "
+                f"{request_id_of(request)}. Reload to try again."
+            )
+            try:
+                page = _error_page(request, 500, message)
+            except Exception:  # the page itself failed: the JSON answer, still with headers
+                pass
+            else:
+                page.headers[REQUEST_ID_HEADER] = request_id_of(request)
+                answer = page
+        return add_headers(answer, path)
+
+    app.add_exception_handler(Exception, server_error)
+
+
 def install_dashboard(app: FastAPI) -> None:
     _error_pages_for_dashboard_paths(app)
+    _server_errors_with_dashboard_headers(app)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(DashboardDisabled, _disabled)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)

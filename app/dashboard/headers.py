@@ -16,10 +16,13 @@
 
 Pure ASGI, like ``app.core.middleware``; only paths under ``/dashboard`` are
 touched, so ``/docs`` (Swagger UI's inline script) and the API are as before.
+A server error (500) is answered outside this middleware, so its handler adds the
+same headers (``add_headers``): every dashboard answer carries them.
 """
 
 from __future__ import annotations
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/dashboard"
@@ -51,6 +54,23 @@ def is_dashboard_path(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
+def headers_for(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every answer at the dashboard ``path`` carries."""
+    return _FRAMING + ([] if path.startswith(STATIC_PREFIX) else [_NO_STORE])
+
+
+def add_headers(response: Response, path: str) -> Response:
+    """``response`` with the dashboard's headers: for answers this middleware never sees.
+
+    A 500 is written by Starlette's ``ServerErrorMiddleware``, outside every middleware
+    added with ``add_middleware`` (this one included), so the server-error handler
+    (``app.dashboard.install_dashboard``) sets them itself.
+    """
+    for name, value in headers_for(path):
+        response.headers[name.decode()] = value.decode()
+    return response
+
+
 class DashboardHeaders:
     """Adds the headers above to every response under ``/dashboard``."""
 
@@ -62,9 +82,7 @@ class DashboardHeaders:
         if not is_dashboard_path(path):
             await self.app(scope, receive, send)
             return
-        extra = list(_FRAMING)
-        if not path.startswith(STATIC_PREFIX):
-            extra.append(_NO_STORE)
+        extra = headers_for(path)
         names = {name for name, _ in extra}
 
         async def send_with_headers(message: Message) -> None:

@@ -400,3 +400,35 @@ def test_logout_while_the_database_is_down_says_the_session_is_still_valid(
     assert again.status_code == 303  # logged out already: nothing to do, no error
     dash.cookies.set("genrec_dashboard", cookie, path="/dashboard")
     assert dash.get("/dashboard/overview", follow_redirects=False).status_code == 303
+
+
+def test_a_server_error_carries_the_dashboards_headers(
+    dash: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 500 is answered outside the middleware that adds them (Starlette's outermost
+    ServerErrorMiddleware): it went out frameable and cacheable, as the API's JSON."""
+    _login(dash)
+    holder = dash.app.state.services.holder  # type: ignore[attr-defined]
+
+    def broken() -> object:
+        raise RuntimeError("panel bug")
+
+    monkeypatch.setattr(holder, "status", broken)
+    for path, fragment in (
+        ("/dashboard/models/served", True),
+        ("/dashboard/overview/panel", True),
+        ("/dashboard/models/served", False),
+    ):
+        headers = {"HX-Request": "true"} if fragment else {}
+        answer = dash.get(path, headers=headers)
+        assert answer.status_code == 500, (path, answer.text[:300])
+        assert answer.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
+        assert answer.headers["cache-control"] == "no-store", path
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        request_id = answer.headers["x-request-id"]
+        assert "text/html" in answer.headers["content-type"], path
+        assert request_id in answer.text and "panel bug" not in answer.text, path
+        assert ("<html" in answer.text) is not fragment, path
+    api = dash.get("/healthz")  # the API's own answers are untouched
+    assert "x-frame-options" not in api.headers
