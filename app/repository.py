@@ -626,6 +626,52 @@ def insert_job(session: Session, job: NewJob, now: datetime) -> RetrainJob:
     return row
 
 
+#: Key of the transaction-scoped Postgres advisory lock that serialises the duplicate
+#: check and insert of retrain requests (``lock_job_requests``); any fixed 64-bit number.
+JOB_REQUEST_LOCK = 0x67656E7265630001
+
+
+def lock_job_requests(session: Session) -> None:
+    """Hold, until the transaction ends, the lock that one duplicate check and insert of a
+    retrain request take (``find_active_twin`` then ``insert_job``): two requests for the
+    same job at once see each other, the second finds the first's row.
+
+    Postgres: a transaction-level advisory lock (READ COMMITTED would let both check
+    before either inserted). SQLite: a write, which takes the database's one write lock
+    (a read first would only begin a snapshot, and both would pass).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(JOB_REQUEST_LOCK)))
+    else:
+        session.execute(update(RetrainJob).where(RetrainJob.id == -1).values(id=RetrainJob.id))
+
+
+def find_active_twin(session: Session, job: NewJob) -> RetrainJob | None:
+    """The oldest queued or running job of ``job``'s kind that would do the same work: the
+    same model, settings (``params``, as JSON, key order aside), data and promotion."""
+    query = (
+        select(RetrainJob)
+        .where(
+            RetrainJob.kind == job.kind,
+            RetrainJob.model == job.model,
+            RetrainJob.data == job.data,
+            RetrainJob.promote == job.promote,
+            RetrainJob.status.in_(("queued", "running")),
+        )
+        .order_by(RetrainJob.id)
+    )
+    wanted = _canonical(job.params)
+    for row in session.execute(query).scalars():
+        if _canonical(row.params) == wanted:
+            return row
+    return None
+
+
+def _canonical(value: Any) -> str:
+    """A JSON value as one text: key order does not count, ``5`` and ``5.0`` do."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def get_job(session: Session, job_id: int) -> RetrainJob | None:
     """The job row as the database has it now (never a stale identity-map copy)."""
     query = select(RetrainJob).where(RetrainJob.id == job_id)

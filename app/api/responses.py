@@ -21,7 +21,8 @@ MEANINGS: dict[int, str] = {
     401: "missing or wrong admin token (`Authorization: Bearer <token>`)",
     403: "the admin API is disabled: no GENREC_ADMIN_TOKEN on the server (`admin_disabled`)",
     404: "not found: unknown model, user, item, job or version (the `error` code says which)",
-    409: "refused in its current state: `job_conflict`, `version_refused`, `nothing_to_roll_back`",
+    409: "refused in its current state: `job_conflict`, `duplicate_job` (an identical job is "
+    "queued or running; `details.job_id` names it), `version_refused`, `nothing_to_roll_back`",
     413: "too many entries in one request (`batch_too_large`), or a JSON body over "
     "GENREC_MAX_BODY_BYTES (`body_too_large`)",
     415: "the body is not labelled JSON: send it with `Content-Type: application/json` "

@@ -89,6 +89,19 @@ class JobConflict(JobError):
     """The job's status does not allow the operation (e.g. cancelling a finished job)."""
 
 
+class DuplicateJob(JobConflict):
+    """An identical job is already queued or running (``enqueue(..., unless_active=True)``)."""
+
+    def __init__(self, job: RetrainJob) -> None:
+        self.job_id = job.id
+        self.status = job.status
+        super().__init__(
+            f"an identical retrain of '{job.model}' (same params, data and promote) is already "
+            f"{job.status} as job {job.id}; follow it with GET /admin/jobs/{job.id}, or cancel "
+            "it before starting another"
+        )
+
+
 class JobAborted(Exception):
     """Raised inside a running job to stop it: cancelled, lease lost, or worker stopping."""
 
@@ -149,8 +162,15 @@ def enqueue(
     trigger: Trigger = "api",
     dedupe_key: str | None = None,
     now: datetime | None = None,
+    unless_active: bool = False,
 ) -> RetrainJob:
-    """Record a queued job (durable once this returns); the request is validated first."""
+    """Record a queued job (durable once this returns); the request is validated first.
+
+    ``unless_active`` (the admin API and the dashboard): while a job of the same model,
+    params, data and promotion is queued or running, record nothing and raise
+    ``DuplicateJob`` naming it. The check and the insert share one lock
+    (``repo.lock_job_requests``), so two identical requests at once queue one job.
+    """
     validate_request(request)
     new = repo.NewJob(
         model=request.model,
@@ -162,6 +182,11 @@ def enqueue(
         dedupe_key=dedupe_key,
     )
     with session_scope(sessions) as session:
+        if unless_active:
+            repo.lock_job_requests(session)
+            twin = repo.find_active_twin(session, new)
+            if twin is not None:
+                raise DuplicateJob(twin)
         return repo.insert_job(session, new, now or utcnow())
 
 

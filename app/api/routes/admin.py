@@ -71,6 +71,9 @@ def _api_errors() -> Iterator[None]:
         raise ApiError(422, "invalid_request", str(exc)) from exc
     except lifecycle.JobNotFound as exc:
         raise ApiError(404, "job_not_found", str(exc)) from exc
+    except lifecycle.DuplicateJob as exc:
+        details = {"job_id": exc.job_id, "status": exc.status}
+        raise ApiError(409, "duplicate_job", str(exc), details=details) from exc
     except lifecycle.JobConflict as exc:
         raise ApiError(409, "job_conflict", str(exc)) from exc
     except (ModelNotFound, VersionNotFound, AliasNotSet) as exc:
@@ -139,11 +142,13 @@ def job_out(row: RetrainJob) -> JobOut:
     "/retrain", status_code=202, response_model=RetrainAccepted, responses=errors(*BODY, 409, 503)
 )
 def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
-    """Record a retrain job (durable); a worker (`genrec worker`) runs it."""
+    """Record a retrain job (durable); a worker (`genrec worker`) runs it. While an
+    identical job (same model, params, data, promote) is queued or running: 409
+    `duplicate_job`, nothing recorded, its id in `details.job_id`."""
     request = lifecycle.RetrainRequest(
         model=body.model, params=dict(body.params), data=body.data, promote=body.promote
     )
-    job = _guarded(lambda: lifecycle.enqueue(services.sessions, request))
+    job = _guarded(lambda: lifecycle.enqueue(services.sessions, request, unless_active=True))
     return RetrainAccepted(job_id=job.id, status=job.status)
 
 

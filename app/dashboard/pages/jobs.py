@@ -6,7 +6,8 @@ every job has first, then whatever else a row holds (progress, gate and any
 field another job kind adds) as key/value lists, so a new job kind shows up
 without a template change. Starting a job calls the admin API's ``retrain``
 handler with the same ``RetrainIn`` validation, then redirects to the list
-(Post/Redirect/Get: a reload does not queue it again).
+(Post/Redirect/Get: a reload does not queue it again); while an identical job is
+queued or running it queues nothing and the list says which job that is, once.
 """
 
 from __future__ import annotations
@@ -111,6 +112,14 @@ async def start_retrain(
             request, session, problem=validation_problem(exc), form=form, status_code=422
         )
     except ApiError as exc:
+        if exc.code == "duplicate_job":  # a second click, another tab or operator: nothing new
+            twin, status = exc.details["job_id"], exc.details["status"]
+            notice = (
+                f"Not queued: job {twin} is already {status} with the same settings ({model}, "
+                "same params, data and promote); follow it below, or cancel it to start "
+                "another."
+            )
+            return redirect_with_notice(request, session, "/dashboard/jobs", notice)
         return await _page(request, session, problem=exc.message, form=form, status_code=exc.status)
     notice = f"Job {accepted.job_id} queued ({model}); a worker (genrec worker) runs it."
     return redirect_with_notice(request, session, "/dashboard/jobs", notice)
