@@ -163,10 +163,12 @@ def path_hider(root: str | os.PathLike[str]) -> Callable[[str], str]:
     if not forms:
         return lambda message: message
     alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    place = re.compile(rf"(?<![\w./-])(?:{alternation})(?:(/)(?=[^\s/])|(?![\w./-]))")
+    # The root, then a key under it (kept, relative) or the end of the path: a "." after
+    # it ends a sentence unless a name goes on ("/srv/store.bak" is another folder).
+    place = re.compile(rf"(?<![\w./-])(?:{alternation})(?:/(?P<key>)(?=[^\s/])|/?(?![\w/-]|\.\w))")
 
     def hide(message: str) -> str:
-        return place.sub(lambda m: "" if m.group(1) else "the model store", message)
+        return place.sub(lambda m: "" if m.group("key") is not None else "the model store", message)
 
     return hide
 

@@ -183,9 +183,12 @@ def test_path_hider_names_places_relative_to_the_store() -> None:
     assert (
         hide("alias file '/srv/genrec/store/a/aliases/p.json'") == "alias file 'a/aliases/p.json'"
     )
+    assert hide("no versions in /srv/genrec/store. Or /srv/genrec/store/ itself") == (
+        "no versions in the model store. Or the model store itself"
+    )
     # Only the whole path: a sibling folder and a longer name are not the store.
-    assert hide("/srv/genrec/store2/x and /srv/genrec/storefront") == (
-        "/srv/genrec/store2/x and /srv/genrec/storefront"
+    assert hide("/srv/genrec/store2/x, /srv/genrec/storefront, /srv/genrec/store.bak") == (
+        "/srv/genrec/store2/x, /srv/genrec/storefront, /srv/genrec/store.bak"
     )
     # A relative root tells nothing of the disk; its absolute form is still hidden.
     relative = path_hider("store")
