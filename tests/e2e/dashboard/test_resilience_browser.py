@@ -201,6 +201,12 @@ def test_double_clicks_and_reloads_repeat_no_action(
     def jobs() -> set[int]:
         return {job["id"] for job in admin.get("/admin/jobs").json()["jobs"]}
 
+    def cancel_all() -> None:
+        """No worker runs here: the job stays queued, and an identical retrain would be
+        refused as a duplicate (409 ``duplicate_job``) rather than queued again."""
+        for job in jobs():
+            admin.post(f"/admin/jobs/{job}/cancel")
+
     _login(page, base)
     page.goto(f"{base}/dashboard/jobs")
     page.get_by_label("Model", exact=True).select_option("ease")
@@ -215,6 +221,7 @@ def test_double_clicks_and_reloads_repeat_no_action(
     expect(page.get_by_role("status")).to_have_count(0)  # the notice was shown once
     page.wait_for_timeout(500)
     assert len(jobs() - before) == 1
+    cancel_all()
 
     # Two clicks 200 ms apart (the hunt: two jobs): the second lands on the page the first
     # one led to, which takes no action for a moment.
@@ -229,6 +236,7 @@ def test_double_clicks_and_reloads_repeat_no_action(
     page.wait_for_timeout(1_000)
     assert len(jobs() - before) == 2
     expect(button).to_be_enabled()  # after the pause
+    cancel_all()
 
     # While an answer is on its way the form's button is disabled (the request is held
     # here until that was checked).
@@ -257,8 +265,7 @@ def test_double_clicks_and_reloads_repeat_no_action(
     page.unroute(f"{base}/dashboard/jobs")
     page.wait_for_timeout(500)
     assert len(jobs() - before) == 3
-    for job in jobs():
-        admin.post(f"/admin/jobs/{job}/cancel")
+    cancel_all()
 
     # Rollback asks first; a double click moves production one step; reload moves nothing.
     second = _second_ease_version(stack, base_csv)
