@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
+import scipy.sparse as sp
+import torch
 
 from models_store import Manifest, ModelStore
 from training.models import scorer_class, stored_scorer
-from training.models.base import InnerProductScorer, ModelError, Scorer
+from training.models.base import History, InnerProductScorer, ModelError, Scorer
 
 #: The version file holding the index (a name the store accepts).
 INDEX_FILE = "items.faiss"
@@ -53,16 +55,25 @@ TRAIN_POINTS_PER_LIST = 64
 #: 1,000,000 items with 16 of 4,000 and 0.993 with 32; docs/performance.md).
 MIN_NPROBE = 16
 NPROBE_FRACTION = 128
-#: The similar-items index's default breadth is measured on the catalog it indexes: an
-#: item's nearest neighbours by cosine can be far harder to find than a user's top items
-#: by inner product (on the 1,000,000-item synthetic catalog, Recall@100 0.26 with the
-#: 32 of 4,000 lists that serve users' lists at 1.0; docs/performance.md, "Similar items
-#: on an indexed catalog"), and how hard depends on how clustered the items are. So the
-#: build probes 16, 32, 64, ... lists for ``CALIBRATION_QUERIES`` sampled items and keeps
-#: the fewest that reach ``SIMILAR_TARGET_RECALL`` of their exact top 100.
-SIMILAR_TARGET_RECALL = 0.95
+#: Each index's default breadth is measured on the catalog it indexes (``Calibration``).
+#: The similar-items index: an item's nearest neighbours by cosine can be far harder to
+#: find than a user's top items by inner product (on the 1,000,000-item synthetic catalog,
+#: Recall@100 0.26 with the 32 of 4,000 lists that serve users' lists at 1.0;
+#: docs/performance.md, "Similar items on an indexed catalog"), and how hard depends on
+#: how clustered the items are. So the build probes 16, 32, 64, ... lists for
+#: ``CALIBRATION_QUERIES`` sampled items and keeps the fewest that reach
+#: ``SIMILAR_TARGET_RECALL`` of their exact top 100.
+#: The retrieval index: the same for up to ``CALIBRATION_QUERIES`` sampled training users
+#: of the version, from ``default_nprobe`` up: in a table without structure (independent
+#: values: ``serve_bench.py --catalog iid``) the default breadth found a tenth of a user's
+#: exact top 100 (16 of 894 lists at 50,000 items), and nothing said so until this
+#: (docs/performance.md, "The retrieval index's breadth, measured at build time").
+TARGET_RECALL = 0.95
+SIMILAR_TARGET_RECALL = TARGET_RECALL
 CALIBRATION_QUERIES = 200
 CALIBRATION_K = 100
+#: Users whose states are computed at once while calibrating (one sparse history batch).
+CALIBRATION_BATCH = 64
 
 
 class AnnError(ModelError):
@@ -232,11 +243,12 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibration:
-    """How the similar-items index's default ``nprobe`` was chosen (the manifest's
-    ``retrieval.similar.calibration``)."""
+    """How an index's default ``nprobe`` was chosen: the manifest's
+    ``retrieval.calibration`` (sampled training users) and
+    ``retrieval.similar.calibration`` (sampled items)."""
 
     target_recall: float
-    recall: float  # Recall@k of the chosen nprobe on the sampled items
+    recall: float  # Recall@k of the chosen nprobe on the sampled queries
     queries: int
     k: int
     tried: dict[int, float]  # nprobe -> Recall@k, every breadth tried
@@ -246,22 +258,53 @@ class Calibration:
         return {**asdict(self), "tried": {str(n): r for n, r in self.tried.items()}}
 
 
-def exact_neighbours(unit: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """(Q, k) the rows of ``unit`` with the largest inner product with each query, best
-    first, computed a chunk of rows at a time (never a (Q, I) score table)."""
+def exact_neighbours(rows: np.ndarray | Rows, queries: np.ndarray, k: int) -> np.ndarray:
+    """(Q, k) the rows with the largest inner product with each query, best first,
+    computed a chunk of rows at a time (never a (Q, I) score table, and for ``Rows`` read
+    from the model never the whole table): an item's unit vector against the unit rows,
+    or a user's query against the retrieval rows."""
+    rows = rows if isinstance(rows, Rows) else Rows.of(rows)
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_rows = np.zeros((len(queries), 0), dtype=np.int64)
-    for start in range(0, unit.shape[0], UNIT_CHUNK_ROWS):
-        scores = queries @ unit[start : start + UNIT_CHUNK_ROWS].T  # (Q, chunk)
-        rows = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
+    for start, chunk in rows.chunks():
+        scores = queries @ chunk.T  # (Q, chunk)
+        ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
         scores = np.concatenate([best_scores, scores], axis=1)
-        rows = np.concatenate([best_rows, rows], axis=1)
+        ids = np.concatenate([best_rows, ids], axis=1)
         width = min(k, scores.shape[1])
         keep = np.argpartition(-scores, width - 1, axis=1)[:, :width]  # O(chunk), unordered
         best_scores = np.take_along_axis(scores, keep, axis=1)
-        best_rows = np.take_along_axis(rows, keep, axis=1)
+        best_rows = np.take_along_axis(ids, keep, axis=1)
     order = np.argsort(-best_scores, axis=1, kind="stable")
     return np.take_along_axis(best_rows, order, axis=1)
+
+
+def _calibrate(
+    index: faiss.Index,
+    asked: np.ndarray,
+    exact: np.ndarray,
+    *,
+    start: int,
+    target: float,
+    k: int,
+    started: float,
+) -> tuple[int, Calibration]:
+    """The fewest lists (``start``, then doubling, up to all) whose search of ``asked``
+    finds ``target`` of ``exact`` (their exact top rows, one row per query)."""
+    ivf = faiss.extract_index_ivf(index)
+    depth = exact.shape[1]
+    tried: dict[int, float] = {}
+    nprobe = max(1, min(start, ivf.nlist))
+    while True:
+        ivf.nprobe = nprobe
+        _, found = index.search(asked, depth)
+        hits = [len(np.intersect1d(f, e)) for f, e in zip(found, exact, strict=True)]
+        tried[nprobe] = round(float(np.sum(hits)) / exact.size, 4)
+        if tried[nprobe] >= target or nprobe >= ivf.nlist:
+            break
+        nprobe = min(nprobe * 2, ivf.nlist)
+    seconds = round(time.perf_counter() - started, 3)
+    return nprobe, Calibration(target, tried[nprobe], len(asked), k, tried, seconds)
 
 
 def calibrate_nprobe(
@@ -273,30 +316,82 @@ def calibrate_nprobe(
     k: int = CALIBRATION_K,
     seed: int = 0,
 ) -> tuple[int, Calibration]:
-    """The fewest lists (16, 32, 64, ..., all) whose search finds ``target`` of the exact
-    top ``k`` neighbours of ``queries`` items sampled from ``unit`` (each item itself
-    included, as a similar list's search finds it), and the measurements."""
+    """The similar-items index's breadth: the fewest lists (16, 32, 64, ..., all) whose
+    search finds ``target`` of the exact top ``k`` neighbours of ``queries`` items sampled
+    from ``unit`` (each item itself included, as a similar list's search finds it), and
+    the measurements."""
     started = time.perf_counter()
-    ivf = faiss.extract_index_ivf(index)
     rng = np.random.default_rng(seed)
     n = unit.shape[0]
     sample = np.sort(rng.choice(n, min(queries, n), replace=False))
     asked = np.ascontiguousarray(unit[sample])
     depth = min(k + 1, n)
     exact = exact_neighbours(unit, asked, depth)
-    tried: dict[int, float] = {}
-    nprobe = min(MIN_NPROBE, ivf.nlist)
-    while True:
-        ivf.nprobe = nprobe
-        _, found = index.search(asked, depth)
-        hits = [len(np.intersect1d(f, e)) for f, e in zip(found, exact, strict=True)]
-        tried[nprobe] = round(float(np.sum(hits)) / exact.size, 4)
-        if tried[nprobe] >= target or nprobe >= ivf.nlist:
-            break
-        nprobe = min(nprobe * 2, ivf.nlist)
-    seconds = round(time.perf_counter() - started, 3)
-    calibration = Calibration(target, tried[nprobe], len(sample), depth - 1, tried, seconds)
-    return nprobe, calibration
+    return _calibrate(
+        index, asked, exact, start=MIN_NPROBE, target=target, k=depth - 1, started=started
+    )
+
+
+def calibrate_retrieval_nprobe(
+    index: faiss.Index,
+    rows: np.ndarray | Rows,
+    queries: np.ndarray,
+    *,
+    target: float = TARGET_RECALL,
+    k: int = CALIBRATION_K,
+) -> tuple[int, Calibration]:
+    """The retrieval index's breadth: the fewest lists (``default_nprobe``, then doubling,
+    up to all) whose search finds ``target`` of the exact top ``k`` rows of the users'
+    ``queries`` (``user_queries``), and the measurements.
+
+    Seen items are not masked: the recall is of the top ``k`` over all items, which
+    serving's over-fetch (one more candidate per masked item) searches for too.
+    """
+    started = time.perf_counter()
+    asked = np.ascontiguousarray(queries, dtype=np.float32)
+    depth = min(k, index.ntotal)
+    exact = exact_neighbours(rows, asked, depth)
+    start = default_nprobe(faiss.extract_index_ivf(index).nlist)
+    return _calibrate(index, asked, exact, start=start, target=target, k=depth, started=started)
+
+
+def user_queries(
+    scorer: Scorer,
+    history: Mapping[str, np.ndarray],
+    n_items: int,
+    *,
+    sample: int = CALIBRATION_QUERIES,
+    seed: int = 0,
+) -> np.ndarray:
+    """(Q, D') float32 inner-product queries of up to ``sample`` training users of the
+    version drawn at random among those with a history (``history``: the version's CSR
+    arrays), as serving computes them for a user with nothing newer than the version:
+    ``user_state`` of the user's training index and stored history, then
+    ``inner_product_queries``."""
+    if not isinstance(scorer, InnerProductScorer):
+        raise AnnError(f"model '{scorer.name}' is not of inner-product form; it is scored exactly")
+    indptr = np.asarray(history["indptr"], dtype=np.int64)
+    matrix = sp.csr_matrix(
+        (
+            np.asarray(history["values"], dtype=np.float32),
+            np.asarray(history["indices"], dtype=np.int64),
+            indptr,
+        ),
+        shape=(len(indptr) - 1, n_items),
+    )
+    active = np.flatnonzero(np.diff(indptr) > 0)
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(active, min(sample, active.size), replace=False))
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, users.size, CALIBRATION_BATCH):
+            batch = users[start : start + CALIBRATION_BATCH]
+            rows = History.from_csr(matrix, batch, device=scorer.device)
+            state = scorer.user_state(torch.as_tensor(batch, device=scorer.device), rows)
+            parts.append(scorer.inner_product_queries(state).float().cpu().numpy())
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
 def build_similarity_index(
@@ -313,8 +408,9 @@ def build_similarity_index(
     return index, replace(params, file=SIMILAR_FILE), calibration
 
 
-def similar_section(params: IndexParams, calibration: Calibration | None) -> dict[str, Any]:
-    """The manifest's ``retrieval.similar``: the parameters, and how nprobe was chosen."""
+def index_section(params: IndexParams, calibration: Calibration | None) -> dict[str, Any]:
+    """An index's manifest section (``retrieval``, ``retrieval.similar``): the parameters,
+    and how nprobe was chosen when it was measured."""
     section = params.to_dict()
     if calibration is not None:
         section["calibration"] = calibration.to_dict()
@@ -330,6 +426,7 @@ def build_for_scorer(
     nprobe: int | None = None,
     similar_nprobe: int | None = None,
     seed: int = 0,
+    history: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, Path], dict[str, Any]] | None:
     """Build the index files of an inner-product scorer of ``n_items`` items into
     ``directory`` (the store's scratch directory); their names -> paths and the
@@ -340,11 +437,24 @@ def build_for_scorer(
     ``similar_nprobe`` (None: each index's defaults). The table is read from the
     scorer a chunk at a time and each index is written by FAISS as soon as it is
     built: neither is ever held whole as a second copy or as bytes.
+
+    With the version's ``history`` (its CSR arrays) and no ``nprobe``, the retrieval
+    index's breadth is calibrated on sampled training users (``user_queries``,
+    ``calibrate_retrieval_nprobe``; ``retrieval["calibration"]``); an explicit
+    ``nprobe`` is used as given, measured by nobody.
     """
     if not supports_ann(scorer):
         return None
+    queries = (
+        None if history is None or nprobe is not None else user_queries(scorer, history, n_items)
+    )
     path, retrieval = retrieval_index_file(
-        scorer_rows(scorer, n_items), directory, nlist=nlist, nprobe=nprobe, seed=seed
+        scorer_rows(scorer, n_items),
+        directory,
+        nlist=nlist,
+        nprobe=nprobe,
+        seed=seed,
+        queries=queries,
     )
     files = {INDEX_FILE: path}
     vectors = scorer.item_vectors()
@@ -360,12 +470,25 @@ def build_for_scorer(
 
 
 def retrieval_index_file(
-    rows: Rows, directory: Path, *, nlist: int | None, nprobe: int | None, seed: int
+    rows: Rows,
+    directory: Path,
+    *,
+    nlist: int | None,
+    nprobe: int | None,
+    seed: int,
+    queries: np.ndarray | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """``build_index`` written to ``directory`` (the index freed on return): its path
-    and the manifest's ``retrieval`` parameters."""
+    and the manifest's ``retrieval`` parameters. With users' ``queries`` (and no
+    ``nprobe``) its default breadth is ``calibrate_retrieval_nprobe``'s, recorded as
+    ``calibration``; without (no users, or an explicit ``nprobe``) ``default_nprobe``."""
     index, params = build_index(rows, nlist=nlist, nprobe=nprobe, seed=seed)
-    return write_index_file(index, directory / INDEX_FILE), params.to_dict()
+    calibration = None
+    if nprobe is None and queries is not None and len(queries):
+        chosen, calibration = calibrate_retrieval_nprobe(index, rows, queries)
+        faiss.extract_index_ivf(index).nprobe = chosen
+        params = replace(params, nprobe=chosen)
+    return write_index_file(index, directory / INDEX_FILE), index_section(params, calibration)
 
 
 def similar_index_file(
@@ -374,7 +497,7 @@ def similar_index_file(
     """``build_similarity_index`` written to ``directory`` (the index freed on return):
     its path and the manifest's ``retrieval.similar``."""
     index, params, calibration = build_similarity_index(unit, nlist=nlist, nprobe=nprobe, seed=seed)
-    return write_index_file(index, directory / SIMILAR_FILE), similar_section(params, calibration)
+    return write_index_file(index, directory / SIMILAR_FILE), index_section(params, calibration)
 
 
 def write_index_file(index: faiss.Index, path: Path) -> Path:
@@ -426,6 +549,12 @@ def index_version(
     For versions saved before indexes existed, or to change ``nlist``/``nprobe``;
     ``genrec models index NAME@VERSION`` runs it and passes ``progress``, which is
     told each step (a million-item index takes minutes).
+
+    Without ``nprobe`` the retrieval index's breadth is calibrated on sampled training
+    users, whose queries need the whole model (a Mult-VAE's encoder makes its user
+    states): the version is then read whole, the queries computed (a few hundred rows),
+    and every tensor but the table's dropped before the build. With ``nprobe`` only the
+    table's tensors are read, as before calibration existed.
     """
     say = progress if progress is not None else (lambda step: None)
     version = store.resolve(model, ref)
@@ -437,8 +566,20 @@ def index_version(
         raise AnnError(
             f"model '{manifest.model}' is not of inner-product form; it is always scored exactly"
         )
-    say(f"reading version {version} ({', '.join(sorted(table))} of its tensors)")
-    loaded = store.load(model, version, tensors=table)
+    calibrate = nprobe is None
+    if calibrate:
+        say(f"reading version {version} (all its tensors: users' queries measure the index)")
+    else:
+        say(f"reading version {version} ({', '.join(sorted(table))} of its tensors)")
+    loaded = store.load(model, version, tensors=None if calibrate else table)
+    queries = None
+    if calibrate:
+        whole = stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)
+        queries = user_queries(whole, loaded.contents.history, len(loaded.contents.item_ids))
+        say(f"computed {len(queries)} sampled training users' queries")
+        del whole
+        for name in set(loaded.contents.tensors) - table:  # the encoder: not read from here
+            del loaded.contents.tensors[name]
     scorer = stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)
     # Each index is written to a file of the store's scratch directory as soon as it is
     # built and handed over by path, and the retrieval table is read from the model a
@@ -447,8 +588,13 @@ def index_version(
     # "A server's start-up memory at 1M items", on `genrec models index`).
     with store.scratch(model) as scratch:
         rows = scorer_rows(scorer, len(loaded.contents.item_ids))
-        say(f"building the retrieval index over {rows.n:,} x {rows.dims}")
-        path, retrieval = retrieval_index_file(rows, scratch, nlist=nlist, nprobe=nprobe, seed=seed)
+        say(
+            f"building the retrieval index over {rows.n:,} x {rows.dims}"
+            + (" and measuring its recall" if queries is not None and len(queries) else "")
+        )
+        path, retrieval = retrieval_index_file(
+            rows, scratch, nlist=nlist, nprobe=nprobe, seed=seed, queries=queries
+        )
         files: dict[str, bytes | Path] = {INDEX_FILE: path}
         vectors = scorer.item_vectors()
         unit = None if vectors is None else unit_rows(vectors.detach().float().cpu().numpy())

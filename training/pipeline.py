@@ -313,8 +313,11 @@ def save_trained(
     refuse_non_finite(model_name, contents, result)
     with store.scratch(model_name) as scratch:
         # Inner-product models get their approximate-retrieval indexes now, so a
-        # version is servable with GENREC_ANN from the moment it is published.
-        index = ann.build_for_scorer(result.scorer, scratch, len(contents.item_ids))
+        # version is servable with GENREC_ANN from the moment it is published; the
+        # retrieval index's breadth is measured on sampled users of this history.
+        index = ann.build_for_scorer(
+            result.scorer, scratch, len(contents.item_ids), history=contents.history
+        )
         return store.save(
             model_name,
             contents,

@@ -71,7 +71,10 @@ def models_index(
     ] = None,
     nprobe: Annotated[
         int | None,
-        typer.Option(help="lists searched per query by default (default max(16, nlist/128))"),
+        typer.Option(
+            help="lists searched per query by default (default: the fewest of max(16, "
+            "nlist/128), then doubling, that find 95% of sampled training users' exact top 100)"
+        ),
     ] = None,
     similar_nprobe: Annotated[
         int | None,
@@ -112,15 +115,19 @@ def models_index(
                 f"nprobe={section['nprobe']}) built in {section['build_seconds']:.1f} s",
                 markup=False,
             )
-    calibration = (params.get("similar") or {}).get("calibration")
-    if calibration:
-        out.print(
-            f"{name} version {manifest.version}: similar-items nprobe {params['similar']['nprobe']} "
-            f"finds {calibration['recall']:.1%} of the exact top {calibration['k']} of "
-            f"{calibration['queries']} sampled items (target {calibration['target_recall']:.0%}; "
-            f"measured in {calibration['seconds']:.1f} s)",
-            markup=False,
-        )
+    for what, sampled, section in (
+        ("retrieval", "training users", params),
+        ("similar-items", "items", params.get("similar") or {}),
+    ):
+        calibration = section.get("calibration")
+        if calibration:
+            out.print(
+                f"{name} version {manifest.version}: {what} nprobe {section['nprobe']} "
+                f"(of {section['nlist']}) finds {calibration['recall']:.1%} of the exact top "
+                f"{calibration['k']} of {calibration['queries']} sampled {sampled} (target "
+                f"{calibration['target_recall']:.0%}; measured in {calibration['seconds']:.1f} s)",
+                markup=False,
+            )
 
 
 @models_app.command("available")

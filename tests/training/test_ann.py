@@ -8,9 +8,16 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
-from tests.app.serving.ann_catalog import N_ITEMS, catalog_scorer
+from models_store import ModelStore
+from tests.app.serving.ann_catalog import (
+    N_ITEMS,
+    catalog_scorer,
+    save_with_users,
+    scorer_with_users,
+)
 from training import ann
 from training.ann import (
     INDEX_FILE,
@@ -18,9 +25,12 @@ from training.ann import (
     build_for_scorer,
     build_index,
     calibrate_nprobe,
+    default_nlist,
+    default_nprobe,
     exact_neighbours,
     unit_rows,
 )
+from training.models.base import History
 from training.models.ease import EASEScorer
 
 
@@ -76,6 +86,12 @@ def test_exact_neighbours_in_chunks_are_the_top_of_the_whole_product(
     queries = unit[[1, 20, 33]]
     expected = np.argsort(-(queries @ unit.T), axis=1, kind="stable")[:, :9]
     np.testing.assert_array_equal(exact_neighbours(unit, queries, 9), expected)
+    # Users' queries (any length) against rows read from a model a chunk at a time.
+    table = rng.standard_normal((50, 5)).astype(np.float32)
+    users = rng.standard_normal((4, 5)).astype(np.float32) * 3
+    expected = np.argsort(-(users @ table.T), axis=1, kind="stable")[:, :9]
+    rows = ann.Rows(50, 5, lambda start, stop: table[start:stop])
+    np.testing.assert_array_equal(exact_neighbours(rows, users, 9), expected)
 
 
 def test_calibration_keeps_the_fewest_lists_that_reach_the_target() -> None:
@@ -129,3 +145,76 @@ def test_a_small_catalog_builds_without_faiss_asking_for_more_points(
         _, params = ann.build_index(rows, nlist=nlist, nprobe=1)
         assert params.train_rows == 25
     assert "training points" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("iid", [False, True])
+def test_the_retrieval_index_is_calibrated_on_sampled_training_users(
+    tmp_path: Path, iid: bool
+) -> None:
+    scorer, history = scorer_with_users(iid=iid)
+    built = build_for_scorer(scorer, tmp_path, N_ITEMS, history=history, similar_nprobe=16)
+    assert built is not None
+    retrieval = built[1]
+    calibration = retrieval["calibration"]
+    nlist = retrieval["nlist"]
+    assert nlist == default_nlist(N_ITEMS) == 76
+    tried = {int(n): r for n, r in calibration["tried"].items()}
+    assert min(tried) == default_nprobe(nlist)  # the default first, then doubling
+    assert calibration["recall"] == tried[retrieval["nprobe"]] >= 0.95
+    assert all(r < 0.95 for n, r in tried.items() if n < retrieval["nprobe"])
+    assert (calibration["queries"], calibration["k"]) == (120, 100)  # every user of 120
+    if iid:  # nothing to shortcut: most of the lists, recorded as such
+        assert retrieval["nprobe"] >= nlist / 2 and tried[default_nprobe(nlist)] < 0.7
+    else:  # a catalog with structure keeps the default breadth
+        assert retrieval["nprobe"] == default_nprobe(nlist)
+
+    # The recall is the share of each sampled user's exact top 100 (over all items) that
+    # the index finds at the chosen breadth, the users' queries as serving computes them.
+    users = np.arange(120)
+    queries = ann.user_queries(scorer, history, N_ITEMS)
+    with torch.inference_mode():
+        state = scorer.user_state(torch.as_tensor(users), History.from_csr(_csr(history), users))
+        np.testing.assert_allclose(queries, scorer.inner_product_queries(state).numpy())
+    index = faiss.read_index(str(built[0][INDEX_FILE]))
+    assert faiss.extract_index_ivf(index).nprobe == retrieval["nprobe"]
+    _, found = index.search(queries, 100)
+    exact = np.argsort(-(queries @ ann.item_table(scorer).T), axis=1, kind="stable")[:, :100]
+    hits = sum(len(set(f) & set(e)) for f, e in zip(found, exact, strict=True))
+    assert abs(calibration["recall"] - hits / exact.size) < 0.005  # ties aside
+
+
+def _csr(history: dict[str, np.ndarray]) -> sp.csr_matrix:
+    rows = len(history["indptr"]) - 1
+    return sp.csr_matrix(
+        (history["values"], history["indices"], history["indptr"]), shape=(rows, N_ITEMS)
+    )
+
+
+def test_an_explicit_nprobe_or_no_history_is_not_calibrated(tmp_path: Path) -> None:
+    scorer, history = scorer_with_users(iid=True)
+    for nprobe, given in ((8, history), (None, None)):
+        built = build_for_scorer(
+            scorer, tmp_path, N_ITEMS, nprobe=nprobe, history=given, similar_nprobe=16
+        )
+        assert built is not None
+        assert "calibration" not in built[1]
+        assert built[1]["nprobe"] == (nprobe or default_nprobe(built[1]["nlist"]))
+
+
+def test_models_index_calibrates_from_the_stored_history(tmp_path: Path) -> None:
+    """``genrec models index`` (``index_version``) reads the whole version to compute the
+    users' queries when it calibrates, and the table alone with an explicit nprobe."""
+    store = ModelStore(tmp_path / "store")
+    version = save_with_users(store, iid=True)
+    saved = store.manifest("bpr-mf", version).retrieval
+    steps: list[str] = []
+    rebuilt = ann.index_version(
+        store, "bpr-mf", version, similar_nprobe=16, progress=steps.append
+    ).retrieval
+    assert rebuilt["calibration"]["tried"] == saved["calibration"]["tried"]
+    assert rebuilt["nprobe"] == saved["nprobe"] > default_nprobe(saved["nlist"])
+    assert any("all its tensors" in step for step in steps)
+    assert any("120 sampled training users" in step for step in steps)
+    explicit = ann.index_version(store, "bpr-mf", version, nprobe=4, similar_nprobe=16)
+    assert "calibration" not in explicit.retrieval and explicit.retrieval["nprobe"] == 4
+    store.load("bpr-mf", version)  # the version still verifies

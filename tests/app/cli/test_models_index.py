@@ -17,7 +17,14 @@ def test_index_rebuilds_a_versions_index_with_other_settings(env: Path, cli_sett
     )
     assert trained.exit_code == 0, trained.output
     store = ModelStore(cli_settings / "store")
-    assert store.manifest("bpr-mf", "1").retrieval["nprobe"] == 1  # 12 items: one list
+    saved = store.manifest("bpr-mf", "1").retrieval
+    assert saved["nprobe"] == 1  # 12 items: one list
+    # Measured at save on the version's users: one list holds the whole top (all 12 items).
+    assert saved["calibration"]["recall"] == 1.0 and saved["calibration"]["k"] == 12
+
+    calibrated = runner.invoke(app, ["models", "index", "bpr-mf@production"])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert "retrieval nprobe 1 (of 1) finds 100.0% of the exact top 12 of" in calibrated.output
 
     result = runner.invoke(
         app, ["models", "index", "bpr-mf@production", "--nlist", "2", "--nprobe", "2"]
@@ -28,6 +35,7 @@ def test_index_rebuilds_a_versions_index_with_other_settings(env: Path, cli_sett
     assert "building the similar-items index over 12 x" in result.output  # progress
     loaded = store.load("bpr-mf", "1")  # the version still verifies, index files included
     assert loaded.manifest.retrieval["nlist"] == 2 and loaded.manifest.retrieval["nprobe"] == 2
+    assert "calibration" not in loaded.manifest.retrieval  # an explicit nprobe is not measured
     assert loaded.manifest.retrieval["similar"]["nlist"] == 2
     assert {"items.faiss", "similar.faiss"} <= loaded.mapped.keys()
 

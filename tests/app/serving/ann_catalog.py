@@ -15,7 +15,8 @@ import torch
 
 from app.serving.batcher import RankJob
 from app.serving.retrieval import AnnRetrieval
-from training.ann import build_index, item_table
+from models_store import DataInfo, ModelStore, VersionContents
+from training.ann import build_for_scorer, build_index, item_table
 from training.models.bpr import BPRScorer
 
 N_ITEMS, DIMS, RANK, N_USERS = 3_000, 16, 4, 60
@@ -62,3 +63,76 @@ def job(
     state: torch.Tensor | None, k: int = 100, banned: Any = NONE, allowed: Any = None
 ) -> RankJob:
     return RankJob(state=state, banned=np.asarray(banned, dtype=np.int64), allowed=allowed, k=k)
+
+
+def scorer_with_users(
+    *, iid: bool, n_users: int = 120, seed: int = 0
+) -> tuple[BPRScorer, dict[str, np.ndarray]]:
+    """A BPR-MF scorer of ``N_ITEMS`` items with ``n_users`` trained users, and their
+    history (the store's CSR arrays, 10 items each).
+
+    Clustered (30 groups of items around their centres, 16 factors; each user chose 10
+    items of one group and points toward them, as a trained user's factors do), or with
+    ``iid`` 64 factors of independent values and users toward 10 random items: a
+    catalog no index can shortcut (``serve_bench.py --catalog iid``).
+    """
+    rng = np.random.default_rng(seed)
+    if iid:
+        groups, group = 1, np.zeros(N_ITEMS, dtype=np.int64)
+        items = rng.standard_normal((N_ITEMS, 64))
+    else:
+        groups, group = 30, rng.integers(0, 30, N_ITEMS)
+        centres = rng.standard_normal((groups, DIMS))
+        items = centres[group] + 0.5 * rng.standard_normal((N_ITEMS, DIMS))
+    seen = [
+        np.sort(rng.choice(np.flatnonzero(group == rng.integers(groups)), 10, replace=False))
+        for _ in range(n_users)
+    ]
+    users = np.stack([items[chosen].mean(axis=0) for chosen in seen])
+    tensors = {
+        "user_factors": torch.as_tensor(users, dtype=torch.float32),
+        "item_factors": torch.as_tensor(items, dtype=torch.float32),
+        "item_bias": torch.as_tensor(rng.standard_normal(N_ITEMS) * 0.5, dtype=torch.float32),
+    }
+    scorer = BPRScorer({"n_items": N_ITEMS, "fold_in_reg": 0.1, "fold_in_steps": 1}, tensors)
+    history = {
+        "indptr": np.arange(0, 10 * n_users + 1, 10, dtype=np.int64),
+        "indices": np.concatenate(seen).astype(np.int64),
+        "values": np.ones(10 * n_users, dtype=np.float32),
+    }
+    return scorer, history
+
+
+def save_with_users(store: ModelStore, *, iid: bool) -> str:
+    """``scorer_with_users`` saved as a trained version is (``save_trained``: its indexes
+    built with the history, so the retrieval index is calibrated); its version."""
+    scorer, history = scorer_with_users(iid=iid)
+    n_users = len(history["indptr"]) - 1
+    contents = VersionContents(
+        tensors={name: t.numpy() for name, t in scorer.tensors().items()},
+        user_ids=[f"u{u}" for u in range(n_users)],
+        item_ids=[f"i{i}" for i in range(N_ITEMS)],
+        history=history,
+    )
+    data = DataInfo(
+        fingerprint="sha256:0",
+        cutoff=None,
+        source="synthetic",
+        n_users=n_users,
+        n_items=N_ITEMS,
+        n_interactions=len(history["indices"]),
+    )
+    with store.scratch("bpr-mf") as scratch:
+        # The similar-items index at a fixed breadth: these tests are about the other.
+        built = build_for_scorer(scorer, scratch, N_ITEMS, history=history, similar_nprobe=16)
+        assert built is not None
+        return store.save(
+            "bpr-mf",
+            contents,
+            scorer_config=scorer.config,
+            hyper_parameters={},
+            metrics={},
+            data=data,
+            retrieval=built[1],
+            index_files=built[0],
+        ).version
