@@ -49,7 +49,7 @@ from app.serving.ann_rules import OffsetGroups, ScoreSpread
 from app.serving.batcher import Ranked, RankJob, candidate_mask
 from app.serving.loaded import LoadedModel
 from app.serving.similarity import open_similar
-from training.ann import AnnError, IndexParams, read_index, supports_ann
+from training.ann import AnnError, IndexParams, default_nprobe, read_index, supports_ann
 from training.models.base import InnerProductScorer
 
 log = logging.getLogger(__name__)
@@ -354,12 +354,79 @@ def auto_uses_index(n_items: int, device: torch.device, auto_items: int) -> bool
     return device.type == "cpu" and n_items >= auto_items
 
 
+#: ``GENREC_ANN=auto`` leaves a retrieval index closed whose calibration needed more than
+#: this share of its lists (``calibration_problem``).
+MAX_PROBED_SHARE = 1 / 8
+
+
+def calibration_problem(section: dict[str, object]) -> str | None:
+    """Why a retrieval index's own calibration (the manifest's ``retrieval.calibration``,
+    measured on sampled training users at build time) says it should not serve lists
+    under ``GENREC_ANN=auto``; None when it may, or when there is no calibration (a
+    version built before it existed, or with an explicit ``--nprobe``: as before).
+
+    Two reasons. Its recall stayed below the target with every breadth tried. Or it
+    needed more than ``MAX_PROBED_SHARE`` (1/8) of its lists, and more than the default
+    breadth, to reach it: IVF-flat scans each probed list whole, so its cost grows with
+    the share probed, while the exact path's is one batched product. On the 100,000-item
+    iid catalog, a fifth of the lists (256 of 1,265) ranked only 1.7x as fast as the
+    exact path in process (one core, batches of 32) at Recall@100 0.47; at 100,000 items
+    batching already made the exact server as fast as the index at 16 lists at 32
+    connections; and on a 50,000-item iid catalog, whose calibration needed all 894
+    lists, ``on`` served 21 lists/s at 32 connections against the exact server's 112
+    (docs/performance.md, "Approximate retrieval"). Past an eighth the index saves
+    little in a lone request and loses under load, so every list is served exact instead.
+    The default breadth itself is never refused for its share: a small catalog's default
+    is all of its few lists, as it always was.
+    """
+    calibration = section.get("calibration")
+    if not isinstance(calibration, dict):
+        return None
+    try:
+        recall = float(calibration["recall"])
+        target = float(calibration["target_recall"])
+        k, queries = int(calibration["k"]), int(calibration["queries"])
+        nprobe, nlist = int(str(section["nprobe"])), int(str(section["nlist"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"its calibration is unreadable ({exc!r})"
+    tried = calibration.get("tried")
+    default = default_nprobe(nlist)
+    at_default = tried.get(str(default)) if isinstance(tried, dict) else None
+    versus = "" if at_default is None or default == nprobe else f", {at_default} with {default}"
+    sample = f"{queries} sampled users' exact top {k}"
+    if recall < target:
+        return (
+            f"its calibration found Recall@{k} {recall:.3f} of {sample} with {nprobe} of "
+            f"{nlist} lists{versus}, "
+            f"below the target {target:.2f}"
+        )
+    if nprobe > max(default, nlist * MAX_PROBED_SHARE):
+        return (
+            f"its calibration needs {nprobe} of {nlist} lists to find {target:.0%} of {sample} "
+            f"(Recall@{k} {recall:.3f}{versus}): more than 1/8 of its lists"
+        )
+    return None
+
+
+def calibrated_recall(section: dict[str, object], nprobe: int) -> str:
+    """The calibration's Recall@k at ``nprobe`` lists, for the log ("calibrated Recall@100
+    0.993": on the build's sampled users, or items for the similar-items index), or that
+    this breadth was not measured."""
+    calibration = section.get("calibration")
+    tried = calibration.get("tried") if isinstance(calibration, dict) else None
+    if not isinstance(calibration, dict) or not isinstance(tried, dict) or str(nprobe) not in tried:
+        return "recall not measured"
+    return f"calibrated Recall@{calibration.get('k')} {float(tried[str(nprobe)]):.3f}"
+
+
 class AnnLoader:
     """Load listener (``ModelHolder.add_load_listener``): opens the index per ``GENREC_ANN``.
 
     ``off`` never; ``on`` for every inner-product version that has an index;
     ``auto`` for those with at least ``GENREC_ANN_AUTO_ITEMS`` items served on
-    the CPU (``auto_uses_index``). A version
+    the CPU (``auto_uses_index``) whose retrieval index's calibration does not say it
+    cannot serve (``calibration_problem``: logged, users' lists are then exact; ``on``
+    opens such an index with a warning). A version
     without an index, or whose index does not open, is served exactly (logged):
     the index is an accelerator, never a reason to refuse a version.
     """
@@ -384,13 +451,33 @@ class AnnLoader:
                 model.version,
             )
             return model
-        retrieval = self._open(
-            model,
-            model.index_path,
-            model.manifest.retrieval,
-            "retrieval",
-            self.settings.ann_nprobe,
-        )
+        problem = calibration_problem(model.manifest.retrieval)
+        retrieval = None
+        if problem is not None and mode == "auto":
+            log.warning(
+                "%s: retrieval index not used (GENREC_ANN=auto), users' lists are exact: "
+                "%s (GENREC_ANN=on forces it)",
+                where,
+                problem,
+            )
+        else:
+            retrieval = self._open(
+                model,
+                model.index_path,
+                model.manifest.retrieval,
+                "retrieval",
+                self.settings.ann_nprobe,
+            )
+        if retrieval is not None and problem is not None:
+            log.warning(
+                "%s: retrieval index on (GENREC_ANN=on) although %s; "
+                "at nprobe=%d, %s (a search of that many lists can be slower than scoring "
+                "exactly; GENREC_ANN=auto would)",
+                where,
+                problem,
+                retrieval.nprobe,
+                calibrated_recall(model.manifest.retrieval, retrieval.nprobe),
+            )
         if retrieval is not None:
             assert isinstance(model.scorer, InnerProductScorer)  # supports_ann said so above
             retrieval.spread.covariance_of(model.scorer)  # boosts need it; at load
@@ -434,7 +521,7 @@ class AnnLoader:
         if nprobe is not None:  # the server's setting over the manifest's
             ivf.nprobe = min(nprobe, ivf.nlist)
         log.info(
-            "%s: %s index on (%s, %d items, nlist=%d, nprobe=%d, candidates=%d)",
+            "%s: %s index on (%s, %d items, nlist=%d, nprobe=%d, candidates=%d, %s)",
             where,
             what,
             params.kind,
@@ -442,6 +529,7 @@ class AnnLoader:
             ivf.nlist,
             ivf.nprobe,
             self.settings.ann_candidates,
+            calibrated_recall(section, int(ivf.nprobe)),
         )
         return AnnRetrieval(
             index, params, self.settings.ann_candidates, self.settings.ann_max_candidates
