@@ -243,8 +243,8 @@ def test_a_rebuild_waits_for_the_load_listeners_that_open_the_index(
             rebuild = threading.Thread(
                 target=index_version, args=(store, "mult-vae", "2"), kwargs={"nprobe": 1}
             )
+            rebuild.start()  # before the test's thread can see it and join it
             rebuilds.append(rebuild)
-            rebuild.start()
             rebuild.join(2.0)  # a rebuild of this tiny version takes a fraction of that
             waited.append(rebuild.is_alive())
         return model
