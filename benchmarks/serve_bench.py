@@ -18,7 +18,7 @@ What it does:
    client with one connection per concurrent user, closed loop, for
    ``--duration`` seconds after a warm-up. It prints p50/p95/p99 latency, req/s
    and the ratio of req/s to the bare endpoint's at the same concurrency.
-4. With ``--server-env GENREC_ANN=on``: asks this server and a second one with
+4. With ``--server-env GENREC_ANN=on`` (or ``=auto``): asks this server and a second one with
    ``GENREC_ANN=off`` (same store) for top-100 lists of ``--recall-users``
    users (every ML-100K user, then ad-hoc histories) and prints
    ``ann_recall@100=<mean overlap> users=<n>`` and the ANN metrics.
@@ -741,8 +741,9 @@ def rules_ab(args: argparse.Namespace, store: Path, workdir: Path, levels: list[
 
 
 def ann_enabled(server_env: list[str]) -> bool:
-    """Whether the run's own server setting turned approximate retrieval on."""
-    return "GENREC_ANN=on" in server_env
+    """Whether the run's own server setting may use approximate retrieval (``on``, or
+    ``auto``, which may leave the index closed: the recall line then shows it)."""
+    return "GENREC_ANN=on" in server_env or "GENREC_ANN=auto" in server_env
 
 
 async def _lists(port: int, requests: list[tuple[str, str, Any]]) -> list[list[str]]:
