@@ -392,7 +392,7 @@ def calibration_problem(section: dict[str, object]) -> str | None:
     tried = calibration.get("tried")
     default = default_nprobe(nlist)
     at_default = tried.get(str(default)) if isinstance(tried, dict) else None
-    versus = "" if at_default is None or default == nprobe else f", {at_default} with {default}"
+    versus = "" if at_default is None or default == nprobe else f", {at_default:.3f} with {default}"
     sample = f"{queries} sampled users' exact top {k}"
     if recall < target:
         return (
@@ -472,7 +472,7 @@ class AnnLoader:
             log.warning(
                 "%s: retrieval index on (GENREC_ANN=on) although %s; "
                 "at nprobe=%d, %s (a search of that many lists can be slower than scoring "
-                "exactly; GENREC_ANN=auto would)",
+                "exactly, which GENREC_ANN=auto does)",
                 where,
                 problem,
                 retrieval.nprobe,

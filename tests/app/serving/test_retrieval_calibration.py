@@ -92,7 +92,7 @@ def test_auto_scores_an_iid_catalog_exactly_and_says_why(
     )
     assert "more than 1/8 of its lists" in line
     default = default_nprobe(nlist)
-    assert f"{retrieval['calibration']['tried'][str(default)]} with {default})" in line
+    assert f"{retrieval['calibration']['tried'][str(default)]:.3f} with {default})" in line
     # Every list is the exact path's: the same items and scores, ranked exactly.
     jobs = _jobs(opened, range(20))
     ranked, exact = rank_batch(opened, jobs), rank_exact(opened, jobs)
