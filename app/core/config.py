@@ -130,7 +130,8 @@ class Settings(BaseSettings):
         "auto",
         description="approximate retrieval (FAISS index) for inner-product models: on, off, "
         "or auto = on when the catalog has at least GENREC_ANN_AUTO_ITEMS items and is served "
-        "on the CPU (on a GPU the exact product is faster)",
+        "on the CPU (on a GPU the exact product is faster), unless the index's build-time "
+        "calibration found it needs more than 1/8 of its lists for 95% recall",
     )
     ann_auto_items: int = Field(
         100_000, gt=0, description="catalog size from which GENREC_ANN=auto uses the index"
