@@ -152,6 +152,12 @@ class VersionOut(BaseModel):
     data: dict[str, Any]
     hyper_parameters: dict[str, Any]
     training: dict[str, Any]
+    retrieval: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the approximate-retrieval indexes' parameters (the manifest's retrieval "
+        "section; empty for a model scored exactly): calibration is the recall measured on "
+        "sampled training users at build time, which GENREC_ANN=auto reads",
+    )
 
 
 class ModelOut(BaseModel):

@@ -216,6 +216,7 @@ def _model_out(store: ModelStore, name: str, hide: Callable[[str], str]) -> Mode
             data=m.data.to_dict(),
             hyper_parameters=m.hyper_parameters,
             training=m.training,
+            retrieval=m.retrieval,
         )
         for m in reversed(readable)
     ]

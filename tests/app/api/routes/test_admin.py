@@ -184,6 +184,10 @@ def test_models_lists_versions_aliases_and_metrics(admin: TestClient) -> None:
     assert vae["versions"][0]["aliases"] == ["production"]
     assert "ndcg@10" in vae["versions"][0]["metrics"]
     assert vae["versions"][0]["data"]["source"] == "synthetic"
+    # The index's recall measured at build time, where an operator looks (60 items: 1 list).
+    calibration = vae["versions"][0]["retrieval"]["calibration"]
+    assert calibration["recall"] == 1.0 and calibration["tried"] == {"1": 1.0}
+    assert models["ease"]["versions"][0]["retrieval"] == {}  # scored exactly
     assert models["mult-dae"]["aliases"] == {}
 
 
