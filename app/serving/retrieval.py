@@ -387,12 +387,16 @@ def calibration_problem(section: dict[str, object]) -> str | None:
         target = float(calibration["target_recall"])
         k, queries = int(calibration["k"]), int(calibration["queries"])
         nprobe, nlist = int(str(section["nprobe"])), int(str(section["nlist"]))
+        default = default_nprobe(nlist)
+        tried = calibration.get("tried")
+        at_default = tried.get(str(default)) if isinstance(tried, dict) else None
+        versus = (
+            ""
+            if at_default is None or default == nprobe
+            else f", {float(at_default):.3f} with {default}"
+        )
     except (KeyError, TypeError, ValueError) as exc:
         return f"its calibration is unreadable ({exc!r})"
-    tried = calibration.get("tried")
-    default = default_nprobe(nlist)
-    at_default = tried.get(str(default)) if isinstance(tried, dict) else None
-    versus = "" if at_default is None or default == nprobe else f", {at_default:.3f} with {default}"
     sample = f"{queries} sampled users' exact top {k}"
     if recall < target:
         return (
@@ -416,7 +420,10 @@ def calibrated_recall(section: dict[str, object], nprobe: int) -> str:
     tried = calibration.get("tried") if isinstance(calibration, dict) else None
     if not isinstance(calibration, dict) or not isinstance(tried, dict) or str(nprobe) not in tried:
         return "recall not measured"
-    return f"calibrated Recall@{calibration.get('k')} {float(tried[str(nprobe)]):.3f}"
+    try:
+        return f"calibrated Recall@{calibration.get('k')} {float(tried[str(nprobe)]):.3f}"
+    except (TypeError, ValueError):
+        return "recall unreadable"
 
 
 class AnnLoader:

@@ -15,7 +15,7 @@ import torch
 
 from app.serving.batcher import RankJob, rank_batch, rank_exact
 from app.serving.loaded import LoadedModel, build_loaded_model
-from app.serving.retrieval import AnnLoader, calibration_problem
+from app.serving.retrieval import AnnLoader, calibrated_recall, calibration_problem
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
 from tests.app.serving.ann_catalog import N_ITEMS, save_with_users
@@ -152,3 +152,6 @@ def test_a_calibration_below_the_target_is_refused_even_with_few_lists() -> None
     assert calibration_problem({"nlist": 1000, "nprobe": 16}) is None  # no calibration
     broken = {**section, "calibration": {"recall": "x"}}
     assert "unreadable" in (calibration_problem(broken) or "")
+    odd = {**fine, "nprobe": 1000, "calibration": {**fine["calibration"], "tried": {"16": "x"}}}
+    assert "unreadable" in (calibration_problem(odd) or "")  # a hand-edited manifest: no crash
+    assert calibrated_recall(odd, 16) == "recall unreadable"
