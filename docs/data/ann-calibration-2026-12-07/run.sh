@@ -1,7 +1,7 @@
 #!/bin/bash
 # The 50,000-item figures of docs/performance.md ("The retrieval index's breadth, measured
 # at build time"). Run from the repository root on 2026-12-07 01:50-02:18 UTC, a 2-core
-# machine shared with other sessions' test suites (load average 4-11): run.txt,
+# machine shared with other sessions' test suites (load average 3.5-11): run.txt,
 # run_nprobe16.txt; the servers' app.serving.retrieval log lines: server_log_lines.txt;
 # the two versions' retrieval sections: calibration.json.
 set -e
