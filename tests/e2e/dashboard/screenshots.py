@@ -26,7 +26,10 @@ def screenshot_dir(default: Path) -> Path:
 
 
 def shoot(page: Page, folder: Path, name: str, full_page: bool = True) -> Path:
-    """``folder/dashboard-NAME.png`` of the page (or of the first screen); asserts it was written."""
+    """``folder/dashboard-NAME.png`` of the page (or of the first screen); asserts it was
+    written, and that the page fits the window's width (no sideways scrolling on a laptop)."""
+    wider = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert wider <= 0, f"the {name} page is {wider} px wider than the {VIEWPORT['width']} px window"
     path = folder / f"dashboard-{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 1000, path
