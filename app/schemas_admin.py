@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.schemas_fields import MODEL_ENUM, Bool, Int64, ModelName, Number, Scalar, Text, one_error
 from models_store.manifest import VERSION_PATTERN
+from training.tuning.confirm import MAX_FOLDS
 from training.tuning.search import MAX_BUDGET_SECONDS, MIN_BUDGET_SECONDS
 
 #: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
@@ -88,7 +89,9 @@ class TuneIn(_Strict):
     confirm_folds: Int64 | None = Field(
         None,
         description="validation splits each of the 3 finalists is scored on at the end of "
-        "the budget, best mean wins (default 3 for budgets of 5 min or more, else 1: off)",
+        "the budget, best mean wins (1 to 20; default 3 for budgets of 5 min or more, "
+        "else 1: off)",
+        json_schema_extra={"minimum": 1, "maximum": MAX_FOLDS},
     )
 
 

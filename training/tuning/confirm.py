@@ -49,6 +49,10 @@ FINALISTS = 3
 #: least ``AUTO_MIN_BUDGET_SECONDS``; shorter budgets skip confirmation.
 DEFAULT_FOLDS = 3
 AUTO_MIN_BUDGET_SECONDS = 300.0
+#: The most folds a run may ask for (``--confirm-folds``): each fold refits every finalist
+#: within the last fifth of the budget, so more would only print folds stopped for time
+#: (100,000 ran far past the budget, one "(out of time)" line per fit).
+MAX_FOLDS = 20
 #: The note of a fold fit stopped at its time share.
 OUT_OF_TIME = "out of time"
 
@@ -174,7 +178,8 @@ def confirm_finalists(
     fit may take a share of what is left in proportion to its trial's fit time
     (a closed-form fit takes a second, a VAE minutes), so when time runs short
     every finalist has had the same folds. A finalist whose fit fails keeps the
-    folds it has (its mean is over those).
+    folds it has (its mean is over those). No fold starts once ``seconds`` have
+    passed: the fits of a fold begun in time are stopped at their next epoch.
     """
     higher = split.validation.higher_is_better
     if len(finalists) < 2 or folds < 2:
@@ -185,6 +190,8 @@ def confirm_finalists(
     cost_left = sum(cost) * (folds - 1)
     same_cut = split.record.get("kind") == "time"  # one cut only: vary the model seed
     for fold in range(1, folds):
+        if clock() >= deadline:  # out of time: no fold would measure anything
+            break
         split_seed = None if same_cut else seed + fold
         fold_split = (
             split if same_cut else tuning_split(data, task, split_name, metric, seed + fold)

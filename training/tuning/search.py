@@ -58,6 +58,7 @@ from training.models.base import EpochCallback, ModelError
 from training.tuning.candidates import check_names, choose_models, out_line, screen
 from training.tuning.confirm import (
     CONFIRM_SHARE,
+    MAX_FOLDS,
     Finalist,
     Fold,
     choose_finalists,
@@ -154,8 +155,9 @@ def check_settings(settings: SearchSettings) -> None:
     check_budget(settings.budget_seconds, settings.max_trials)
     check_names(settings.task, settings.models)
     check_split(settings.task, settings.split, settings.metric)
-    if settings.confirm_folds is not None and settings.confirm_folds < 1:
-        raise TuningError(f"--confirm-folds must be at least 1, got {settings.confirm_folds}")
+    folds = settings.confirm_folds
+    if folds is not None and not 1 <= folds <= MAX_FOLDS:
+        raise TuningError(f"--confirm-folds must be between 1 and {MAX_FOLDS}, got {folds}")
 
 
 def check_budget(budget_seconds: float, max_trials: int | None) -> None:

@@ -13,6 +13,7 @@ from training.tuning import TuningError
 from training.tuning.confirm import Finalist, Fold, choose_finalists, folds_for, rerank
 from training.tuning.report import Entry, TrialRecord
 from training.tuning.search import SearchSettings, check_settings, run_search
+from training.tuning.split import tuning_split
 
 
 def test_finalists_are_refitted_on_other_splits_and_ranked_by_their_mean(
@@ -80,8 +81,34 @@ def test_without_confirmation_the_search_alone_decides() -> None:
     assert folds_for(60.0, 2) == 2  # asked for: kept, whatever the budget
     settings = SearchSettings(task="topk", budget_seconds=120.0)
     assert settings.folds == 1 and settings.search_seconds == 120.0
-    with pytest.raises(TuningError, match="--confirm-folds must be at least 1"):
-        check_settings(SearchSettings(task="topk", confirm_folds=0))
+    for folds in (0, 21, 100_000, 2**63 - 1):
+        with pytest.raises(TuningError, match="--confirm-folds must be between 1 and 20, got"):
+            check_settings(SearchSettings(task="topk", confirm_folds=folds))
+    check_settings(SearchSettings(task="topk", confirm_folds=20))
+
+
+def test_no_fold_starts_after_the_deadline(
+    ml100k_slice: Interactions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100,000 folds ran on and on past the budget, one "(out of time)" line per fit."""
+    import training.tuning.confirm as confirm
+
+    clock = ManualClock(0.0)
+
+    def fit(finalist: Finalist, *args: object) -> Fold:
+        clock.advance(10.0)  # each fit takes 10 s of the 60 s left
+        return Fold(None, 1, 0.5, 10.0)
+
+    monkeypatch.setattr(confirm, "_fit", fit)
+    split = tuning_split(ml100k_slice, "topk", None, None, 0)
+    finalists = [Finalist(m, n, {}, 0.5, fit_seconds=1.0) for n, m in enumerate(["ease", "bpr"])]
+    lines: list[Fold] = []
+    confirm.confirm_finalists(
+        ml100k_slice, split, finalists, task="topk", split_name=None, metric=None, seed=0,
+        folds=100_000, seconds=60.0, clock=clock, on_fold=lambda f, fold: lines.append(fold),
+    )  # fmt: skip
+    assert len(lines) == 6  # three folds of two fits fill the 60 s; none starts after
+    assert clock() == 60.0
 
 
 def _entry(model: str, value: float) -> Entry:

@@ -87,7 +87,8 @@ def test_defaults_are_the_clis(admin: TestClient) -> None:
         ({"task": "ratings", "metric": "ndcg@10"}, "task ratings selects on rmse or mae"),
         ({"models": []}, "models is empty"),
         ({"models": ["ease", "ease"]}, "names a model twice"),
-        ({"confirm_folds": 0}, "confirm_folds must be at least 1"),
+        ({"confirm_folds": 0}, "confirm_folds must be between 1 and 20, got 0"),
+        ({"confirm_folds": 2**63 - 1}, "confirm_folds must be between 1 and 20, got 92233"),
     ],
 )
 def test_what_the_cli_refuses_is_a_422_with_its_message(
