@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.schemas_fields import MODEL_ENUM, Bool, Int64, ModelName, Number, Scalar, Text, one_error
 from models_store.manifest import VERSION_PATTERN
 from training.tuning.confirm import MAX_FOLDS
-from training.tuning.search import MAX_BUDGET_SECONDS, MIN_BUDGET_SECONDS
+from training.tuning.search import MAX_BUDGET_SECONDS, MAX_SEED, MIN_BUDGET_SECONDS
 
 #: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
 #: ``--set`` form, parsed by the model's config).
@@ -81,7 +81,7 @@ class TuneIn(_Strict):
         None, max_length=32, description="ndcg@K|recall@K (default ndcg@100) or rmse|mae"
     )
     seed: int = Field(
-        0, strict=True, ge=0, le=2**32 - 1, description="seed of the split and the sampler"
+        0, strict=True, ge=0, le=MAX_SEED, description="seed of the split and the sampler"
     )
     promote: Bool = Field(
         False, description="point production at the winner if it passes the evaluation gate"

@@ -36,6 +36,7 @@ _FIELD_NAMES = {
     "--split": "split",
     "--metric": "metric",
     "--confirm-folds": "confirm_folds",
+    "--seed": "seed",
 }
 
 

@@ -80,6 +80,8 @@ MIN_BUDGET_SECONDS = 30.0
 #: a week of trials has long since settled); a budget of 1e300 minutes overflowed the
 #: deadline's datetime in the worker, after the job had been accepted.
 MAX_BUDGET_SECONDS = 7 * 24 * 3600.0
+#: The largest seed (the split's and the sampler's: NumPy seeds are 32-bit).
+MAX_SEED = 2**32 - 1
 #: Random trials before TPE models the space (per study, across models).
 TPE_STARTUP_TRIALS = 5
 
@@ -150,11 +152,13 @@ class Search:
 
 def check_settings(settings: SearchSettings) -> None:
     """Everything about a request that needs no data: budget and trial count, task,
-    model names, split and metric. The CLI and ``POST /admin/tune`` both call it, so a
+    model names, split, metric, seed and confirmation folds. The CLI and ``POST /admin/tune`` both call it, so a
     typo fails before any data is read (and a service request with a 422)."""
     check_budget(settings.budget_seconds, settings.max_trials)
     check_names(settings.task, settings.models)
     check_split(settings.task, settings.split, settings.metric)
+    if not 0 <= settings.seed <= MAX_SEED:
+        raise TuningError(f"--seed must be between 0 and {MAX_SEED}, got {settings.seed}")
     folds = settings.confirm_folds
     if folds is not None and not 1 <= folds <= MAX_FOLDS:
         raise TuningError(f"--confirm-folds must be between 1 and {MAX_FOLDS}, got {folds}")

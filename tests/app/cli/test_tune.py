@@ -92,6 +92,8 @@ def test_promote_only_moves_production_when_the_gate_passes(env: Path, tmp_path:
         (["--models", ","], "--models is empty"),
         (["--split", "time", "--metric", "rmse"], "ndcg@K or recall@K"),
         (["--models", "ease", "--storage", "bogus://x"], "cannot open the study storage"),
+        (["--seed=-1"], "--seed must be between 0 and 4294967295, got -1"),
+        (["--seed", "4294967296"], "--seed must be between 0 and 4294967295, got 4294967296"),
     ],
 )
 def test_bad_input_is_one_clear_line(env: Path, args: list[str], message: str) -> None:
