@@ -42,6 +42,7 @@ it reached. Only the winner's final refit (the CLI's) runs after the budget.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from training.data.interactions import Interactions
@@ -182,13 +184,37 @@ def check_budget(budget_seconds: float, max_trials: int | None) -> None:
 
 def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     """Optuna's RDB storage at ``url`` (None: in memory); a URL it cannot open is a
-    ``TuningError`` that says so, not a driver traceback."""
+    ``TuningError`` that says so, not a driver traceback. The URL's password is never
+    part of the message (``hide_password``)."""
     if url is None:
         return None
     try:
         return optuna.storages.RDBStorage(url)
     except (ImportError, ValueError, SQLAlchemyError) as exc:
-        raise TuningError(f"cannot open the study storage {url!r}: {exc}") from exc
+        raise TuningError(
+            hide_password(f"cannot open the study storage {safe_url(url)!r}: {exc}", url)
+        ) from exc
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password shown as ``***`` (as SQLAlchemy renders it), also when
+    SQLAlchemy cannot parse it."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: mask whatever sits before the host
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def hide_password(text: str, url: str) -> str:
+    """``text`` (an error message that may quote ``url`` or its password) without the
+    password."""
+    text = text.replace(url, safe_url(url))
+    try:
+        password = make_url(url).password
+    except Exception:
+        found = re.search(r"://[^/@:]*:([^/@]*)@", url)
+        password = found.group(1) if found else None
+    return text.replace(str(password), "***") if password else text
 
 
 def open_search(

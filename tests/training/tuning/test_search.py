@@ -152,3 +152,19 @@ def test_a_resumed_study_does_not_enqueue_the_first_trials_again(
             {"model": "popularity"},
             {"model": "ease", "ease.l2": 500.0},  # at its default, the first thing to try
         ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "bogus://genrec:s3cret-pw@db.example/tune",  # no such dialect
+        "postgresql://genrec:s3cret-pw@127.0.0.1:1/tune",  # nothing listens there
+        "postgresql://genrec:s3cret-pw@db.example:port/tune",  # SQLAlchemy cannot parse it
+    ],
+)
+def test_a_storage_error_never_shows_the_password(url: str) -> None:
+    from training.tuning.search import open_storage
+
+    with pytest.raises(TuningError, match="cannot open the study storage") as caught:
+        open_storage(url)
+    assert "s3cret-pw" not in str(caught.value)
