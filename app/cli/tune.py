@@ -87,7 +87,7 @@ def tune(
     ] = False,
 ) -> None:
     """Search models and settings on DATA; refit the winner on all of it and save a version."""
-    from training.tuning.search import SearchSettings, check_settings, run_search
+    from training.tuning.search import SearchSettings, check_settings, open_storage, run_search
 
     names = [n.strip() for n in models.split(",") if n.strip()] if models is not None else None
     if models is not None and not names:
@@ -107,6 +107,7 @@ def tune(
         # Everything that needs no data is checked first, so a typo fails before a slow load.
         check_settings(search)
         model_store = store(config, writable=True)  # the winner is saved after the search
+        study_storage = open_storage(storage)  # unreachable or unusable: before the load
         if plot is not None:
             if plot.is_dir():
                 raise fail(f"--plot: {plot} is a directory; name the PNG file to write")
@@ -116,7 +117,7 @@ def tune(
         result = run_search(
             interactions,
             search,
-            storage=storage,
+            storage=study_storage,
             study_name=study_name,
             on_trial=_progress,
             on_fold=_fold_progress,

@@ -191,9 +191,22 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     try:
         return optuna.storages.RDBStorage(url)
     except (ImportError, ValueError, SQLAlchemyError) as exc:
+        why = _one_line(exc)
         raise TuningError(
-            hide_password(f"cannot open the study storage {safe_url(url)!r}: {exc}", url)
+            hide_password(f"cannot open the study storage {safe_url(url)!r}: {why}", url)
         ) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """A driver error as one line: the driver's own text (not SQLAlchemy's wrapping with
+    the statement and its "Background on this error at: https://sqlalche.me/..." link),
+    its lines joined."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    lines = [line.strip() for line in text.splitlines()]
+    return "; ".join(
+        line for line in lines if line and not line.startswith("(Background on this error")
+    )
 
 
 def safe_url(url: str) -> str:

@@ -103,6 +103,23 @@ def test_bad_input_is_one_clear_line(env: Path, args: list[str], message: str) -
     assert "Traceback" not in output
 
 
+def test_an_unreachable_storage_is_one_line_before_the_data_is_read(env: Path) -> None:
+    """It was checked after the load, in three lines (the driver's text, then SQLAlchemy's
+    "Background on this error at: https://sqlalche.me/..."), password included."""
+    code, _, output = tune(
+        "--data", str(env), "--models", "ease",
+        "--storage", "postgresql://genrec:s3cret@127.0.0.1:1/tune",
+    )  # fmt: skip
+    assert code == 2, output
+    assert "loading data" not in output
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("error: cannot open the study storage ")
+    assert "postgresql://genrec:***@127.0.0.1:1/tune" in lines[0]
+    assert "Connection refused" in lines[0] and "sqlalche.me" not in lines[0]
+    assert "s3cret" not in output
+
+
 def test_too_few_users_for_the_split_is_one_clear_line(data_dir: Path, tmp_path: Path) -> None:
     few = write_slice(data_dir, tmp_path / "few.csv", n_users=12)
     code, _, output = tune("--data", str(few), "--models", "ease")
