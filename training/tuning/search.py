@@ -189,7 +189,13 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
     if url is None:
         return None
     try:
+        _refuse_foreign_database(url)
         return optuna.storages.RDBStorage(url)
+    except RuntimeError as exc:  # Optuna's check of its schema version (``alembic_version``)
+        raise TuningError(
+            hide_password(f"cannot open the study storage {safe_url(url)!r}: {exc}", url)
+            + f" {_OWN_DATABASE}"
+        ) from exc
     except (ImportError, ValueError, SQLAlchemyError) as exc:
         why = _one_line(exc)
         raise TuningError(
@@ -207,6 +213,34 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join(
         line for line in lines if line and not line.startswith("(Background on this error")
     )
+
+
+#: What to do when ``--storage`` names a database another application versions.
+_OWN_DATABASE = (
+    "Give --storage a database of its own for the study (the service's tune jobs keep "
+    "theirs in the schema 'optuna' of the service database, or in genrec-optuna.db next "
+    "to an embedded one: docs/tuning.md)."
+)
+
+
+def _refuse_foreign_database(url: str) -> None:
+    """Refuse, before Optuna creates anything, a database that has an ``alembic_version``
+    table and none of Optuna's: another application's (the service's own database after
+    ``genrec migrate``). Optuna versions its schema in that same table, so it created
+    its 12 tables there, then failed its version check with a 50-line traceback."""
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if "alembic_version" in tables and "studies" not in tables:
+        raise TuningError(
+            f"cannot keep the study in {safe_url(url)!r}: that database already has "
+            "another application's alembic_version table (the service's own database?), "
+            f"and Optuna keeps its schema version in a table of that name. {_OWN_DATABASE}"
+        )
 
 
 def safe_url(url: str) -> str:

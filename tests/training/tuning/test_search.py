@@ -168,3 +168,22 @@ def test_a_storage_error_never_shows_the_password(url: str) -> None:
     with pytest.raises(TuningError, match="cannot open the study storage") as caught:
         open_storage(url)
     assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_database_another_application_versions_is_refused_untouched(tmp_path: Path) -> None:
+    """The service's own database (after ``genrec migrate``) has its ``alembic_version``:
+    Optuna created its 12 tables there, then failed on the version in a 50-line traceback."""
+    import sqlalchemy as sa
+
+    from training.tuning.search import open_storage
+
+    url = f"sqlite:///{tmp_path / 'genrec.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as db:
+        db.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+        db.execute(sa.text("INSERT INTO alembic_version VALUES ('0006')"))
+    with pytest.raises(TuningError, match="another application's alembic_version") as caught:
+        open_storage(url)
+    assert "\n" not in str(caught.value) and "a database of its own" in str(caught.value)
+    assert sa.inspect(engine).get_table_names() == ["alembic_version"]  # nothing created
+    engine.dispose()
