@@ -130,12 +130,15 @@ def user_errors() -> Iterator[None]:
         raise fail(os_problem(exc)) from None
 
 
-def interrupted(quiet: bool = False, code: int = 130) -> typer.Exit:
+def interrupted(
+    quiet: bool = False, code: int = 130, line: str = "interrupted; nothing saved"
+) -> typer.Exit:
     """What a command stopped by Ctrl-C (or SIGTERM) before saving anything ends with:
-    one line, unless ``quiet`` (a rank of ``train --nproc``: its launcher says it), and
-    the shell's exit code for the signal (130 for Ctrl-C)."""
+    one ``line`` (what was kept, if anything), unless ``quiet`` (a rank of ``train
+    --nproc``: its launcher says it), and the shell's exit code for the signal (130 for
+    Ctrl-C)."""
     if not quiet:
-        console.print("interrupted; nothing saved", markup=False)
+        console.print(line, markup=False)
     return typer.Exit(code=code)
 
 

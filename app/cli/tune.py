@@ -23,6 +23,7 @@ from app.cli.common import (
     console,
     epoch_printer,
     fail,
+    interrupted,
     load_data,
     out,
     settings,
@@ -87,6 +88,53 @@ def tune(
     ] = False,
 ) -> None:
     """Search models and settings on DATA; refit the winner on all of it and save a version."""
+    saved: list[str] = []  # the version, once saved
+    try:
+        _tune(**locals())
+    except KeyboardInterrupt:  # typer's own handling exits 130 without a word
+        raise interrupted(line=_interrupted_line(storage, study_name, saved)) from None
+
+
+def _interrupted_line(storage: str | None, study_name: str | None, saved: list[str]) -> str:
+    """What Ctrl-C leaves: no version (the winner is saved last, atomically) unless it
+    came after the save, and with ``--storage`` the study's finished trials, which a
+    rerun of the same study resumes."""
+    if saved:
+        return f"interrupted; {saved[0]} was saved"
+    if storage is None:
+        return "interrupted; nothing saved"
+    from training.tuning.search import safe_url
+
+    where = f"in {safe_url(storage)}"
+    if study_name is None:
+        return (
+            f"interrupted; no version saved; the study's finished trials are kept {where} "
+            "under a name Optuna chose (give --study-name to resume a study)"
+        )
+    return (
+        f"interrupted; no version saved; the finished trials of study {study_name!r} are "
+        f"kept {where}: rerun with the same --storage and --study-name to resume it"
+    )
+
+
+def _tune(
+    *,
+    data: str,
+    task: str,
+    models: str | None,
+    budget_minutes: float,
+    trials: int | None,
+    split: str | None,
+    metric: str | None,
+    seed: int,
+    confirm_folds: int | None,
+    plot: Path | None,
+    json_: bool,
+    storage: str | None,
+    study_name: str | None,
+    promote: bool,
+    saved: list[str],
+) -> None:
     from training.tuning.search import SearchSettings, check_settings, open_storage, run_search
 
     names = [n.strip() for n in models.split(",") if n.strip()] if models is not None else None
@@ -138,6 +186,7 @@ def tune(
 
         device = resolve_device(str(config.device))
         manifest, gate = _refit_and_save(model_store, winner, interactions, data, report, device)
+        saved.append(f"{manifest.model} version {manifest.version}")
         promoted = promote and bool(gate["promote"])
         if promoted:
             model_store.promote(manifest.model, manifest.version)

@@ -120,6 +120,32 @@ def test_an_unreachable_storage_is_one_line_before_the_data_is_read(env: Path) -
     assert "s3cret" not in output
 
 
+def _interrupt(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_is_one_line_saying_what_was_kept(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It exited 130 without a word, which reads like a finished command."""
+    import training.tuning.search
+
+    monkeypatch.setattr(training.tuning.search, "run_search", _interrupt)
+    code, _, output = tune("--data", str(env), "--models", "ease")
+    assert code == 130, output
+    assert output.strip().splitlines()[-1] == "interrupted; nothing saved"
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    code, _, output = tune(
+        "--data", str(env), "--models", "ease", "--storage", url, "--study-name", "s1"
+    )  # fmt: skip
+    assert code == 130, output
+    assert output.strip().splitlines()[-1] == (
+        f"interrupted; no version saved; the finished trials of study 's1' are kept in {url}: "
+        "rerun with the same --storage and --study-name to resume it"
+    )
+    assert "Traceback" not in output
+
+
 def test_too_few_users_for_the_split_is_one_clear_line(data_dir: Path, tmp_path: Path) -> None:
     few = write_slice(data_dir, tmp_path / "few.csv", n_users=12)
     code, _, output = tune("--data", str(few), "--models", "ease")
