@@ -308,12 +308,79 @@ def open_search(
         pruner=PerModelPruner(),
         load_if_exists=True,
     )
+    _check_purpose(study, _purpose(data, settings, split, candidates))
     if enqueue_first and not study.get_trials(deepcopy=False):
         for model in models:
             cls = model_class(model)
             first = {MODEL: model, **cls.search_space.defaults(cls.Config(), f"{model}.")}
             study.enqueue_trial(first, skip_if_exists=True)
     return Search(settings, models, split, study, data, left_out, _choices(study, models))
+
+
+#: The study's user attribute that records what it was created for (``_purpose``).
+PURPOSE_ATTR = "genrec_purpose"
+
+
+def data_fingerprint(data: Interactions) -> str:
+    """Record count and a sha256 over the records (users, items, ratings, timestamps, in a
+    fixed order) and the id maps: the same data read again, in any row order, gives the
+    same fingerprint. Cheaper than ``Interactions.fingerprint`` on a large log (no
+    string per record)."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    order = np.lexsort((data.ratings, data.timestamps, data.items, data.users))
+    for array in (data.users, data.items, data.ratings, data.timestamps):
+        h.update(np.ascontiguousarray(array[order]).tobytes())
+    for ids in (data.user_ids.ids, data.item_ids.ids):
+        h.update("\x1f".join(ids).encode())
+        h.update(b"\x1e")
+    return f"{len(data)} records, sha256 {h.hexdigest()[:16]}"
+
+
+def _purpose(
+    data: Interactions, settings: SearchSettings, split: TuningSplit, candidates: Sequence[str]
+) -> dict[str, str]:
+    """What a study's trials were measured on: their figures compare only within it."""
+    record = split.record
+    seed = record.get("seed")
+    return {
+        "data": data_fingerprint(data),
+        "task": settings.task,
+        "metric": str(split.validation.metric),
+        "direction": "maximize" if split.validation.higher_is_better else "minimize",
+        "split": str(record.get("kind")) + ("" if seed is None else f" (seed {seed})"),
+        "models": ",".join(sorted(candidates)),
+    }
+
+
+def _check_purpose(study: optuna.Study, purpose: dict[str, str]) -> None:
+    """Record ``purpose`` in a new study; refuse to resume one made for anything else.
+
+    A study opened again (``--storage`` with a ``--study-name`` used before, or a tune
+    job's retry and helpers) mixes its earlier trials into the leaderboard, so they
+    must have measured the same thing: a ratings run once read an NDCG as an RMSE and
+    saved a winner with it, and another ``--models`` ran models not asked for."""
+    recorded = study.user_attrs.get(PURPOSE_ATTR)
+    name = study.study_name
+    if recorded is None:
+        # A new study, or one made before this record existed (a tune job retried across
+        # an upgrade): nothing to compare with, so this run's purpose becomes its own.
+        study.set_user_attr(PURPOSE_ATTR, purpose)
+        return
+    differ = [
+        f"{key} {recorded.get(key)!r} (this run: {value!r})"
+        for key, value in purpose.items()
+        if recorded.get(key) != value
+    ]
+    if differ:
+        raise TuningError(
+            f"study {name!r} was made for {'; '.join(differ)}: its trials do not compare "
+            "with this run's; give a new --study-name, or rerun with what it was made for "
+            "to resume it"
+        )
 
 
 def _choices(study: optuna.Study, models: list[str]) -> list[str]:

@@ -187,3 +187,53 @@ def test_a_database_another_application_versions_is_refused_untouched(tmp_path: 
     assert "\n" not in str(caught.value) and "a database of its own" in str(caught.value)
     assert sa.inspect(engine).get_table_names() == ["alembic_version"]  # nothing created
     engine.dispose()
+
+
+def test_a_study_resumes_only_for_what_it_was_made_for(
+    ml100k_slice: Interactions, tmp_path: Path
+) -> None:
+    """Reusing a study name mixed its old trials in: a ratings run read an NDCG as an
+    RMSE and saved a winner with it; another --models ran models not asked for."""
+    import numpy as np
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    topk = SearchSettings(task="topk", models=["popularity", "ease"], max_trials=2)
+
+    def run(data: Interactions, settings: SearchSettings) -> int:
+        result = run_search(data, settings, storage=url, study_name="s", clock=ManualClock(0.0))
+        return len(result.records)
+
+    assert run(ml100k_slice, topk) == 2
+    # The same study again: the earlier trials count, towards --trials as well.
+    assert run(ml100k_slice, SearchSettings(**{**vars(topk), "max_trials": 3})) == 3
+    refused = [
+        (SearchSettings(task="ratings", models=["biased-mf"]), "task 'topk' (this run: 'ratings')"),
+        (SearchSettings(**{**vars(topk), "metric": "recall@20"}), "metric 'ndcg@100'"),
+        (SearchSettings(**{**vars(topk), "models": ["ease"]}), "models 'ease,popularity'"),
+        (SearchSettings(**{**vars(topk), "seed": 1}), "split 'users (seed 0)'"),
+    ]
+    for settings, message in refused:
+        with pytest.raises(TuningError, match="give a new --study-name") as caught:
+            run(ml100k_slice, settings)
+        assert message in str(caught.value) and "data" not in str(caught.value)
+    fewer = ml100k_slice.subset(np.arange(len(ml100k_slice)) % 10 != 0)
+    data_differs = r"study 's' was made for data '\d+ records, sha256 \w+' \(this run: '\d+ "
+    with pytest.raises(TuningError, match=data_differs):
+        run(fewer, topk)
+
+
+def test_a_study_made_before_the_record_takes_the_first_run_s_purpose(
+    ml100k_slice: Interactions, tmp_path: Path
+) -> None:
+    """A study from before ``genrec_purpose`` (a tune job retried across the upgrade)
+    resumes, and from then on refuses a run for anything else."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    old = optuna.create_study(storage=url, study_name="old", direction="maximize")
+    old.enqueue_trial({"model": "ease"})
+    settings = SearchSettings(task="topk", models=["ease"], max_trials=1)
+    run_search(ml100k_slice, settings, storage=url, study_name="old", clock=ManualClock(0.0))
+    with pytest.raises(TuningError, match="models 'ease' \\(this run: 'ease,popularity'\\)"):
+        run_search(ml100k_slice, SearchSettings(task="topk", models=["ease", "popularity"]),
+                   storage=url, study_name="old")  # fmt: skip
