@@ -42,6 +42,7 @@ it reached. Only the winner's final refit (the CLI's) runs after the budget.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import warnings
@@ -168,6 +169,8 @@ def check_settings(settings: SearchSettings) -> None:
 
 def check_budget(budget_seconds: float, max_trials: int | None) -> None:
     """Refuse a budget or trial count that cannot run one trial (before any data is read)."""
+    if math.isnan(budget_seconds):  # every comparison is false: it read as over a week
+        raise TuningError("--budget-minutes is not a number (nan); give minutes, e.g. 10")
     if budget_seconds < MIN_BUDGET_SECONDS:
         raise TuningError(
             f"a budget of {budget_seconds:.0f} s is too small for one trial; "

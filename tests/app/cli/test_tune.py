@@ -88,6 +88,7 @@ def test_promote_only_moves_production_when_the_gate_passes(env: Path, tmp_path:
         (["--models", "ease", "--task", "ratings"], "ease only rank items"),
         (["--task", "clicks"], "unknown task 'clicks'"),
         (["--budget-minutes", "0.1"], "too small for one trial"),
+        (["--budget-minutes", "nan"], "--budget-minutes is not a number (nan)"),
         (["--trials", "0"], "--trials must be at least 1"),
         (["--models", ","], "--models is empty"),
         (["--split", "time", "--metric", "rmse"], "ndcg@K or recall@K"),
