@@ -465,6 +465,14 @@ class Model(ABC):
     def __init__(self, config: ModelConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
 
+    @property
+    def changes_after_validation(self) -> bool:
+        """Whether ``to_scorer`` changes the model after its last validated epoch (i-cf-nade
+        re-fits every user's rows to the final item codes): the kept epoch's figure then
+        describes a model nobody serves, so a tuning trial measures the scorer once more
+        (``training.tuning.objective.validated_fit``) rather than rank settings by it."""
+        return False
+
     @abstractmethod
     def fit(
         self,

@@ -218,6 +218,10 @@ class ICFNADE(CFNADE):
         assert isinstance(self.config, ICFNADEConfig)
         return self.config
 
+    @property
+    def changes_after_validation(self) -> bool:
+        return self.icfg.refit_users  # ``to_scorer`` runs the refit (``_refit``)
+
     def fit(
         self,
         train: Interactions,
