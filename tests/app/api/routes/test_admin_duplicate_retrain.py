@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_engine, make_sessionmaker
 from app.retrain import lifecycle
 from tests.app.conftest import ClientFactory
 from tests.app.dashboard.login import log_in
@@ -75,19 +74,7 @@ def test_once_the_job_has_ended_the_same_retrain_is_queued_again(admin: TestClie
     assert again.status_code == 202 and again.json()["job_id"] != job_id
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/jobs.db"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    upgrade_database(url)
-    engine = make_engine(url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
-
-
-def test_identical_requests_at_once_queue_one_job(sessions: sessionmaker[Session]) -> None:
+def test_identical_requests_at_once_queue_one_job(job_sessions: sessionmaker[Session]) -> None:
     """The duplicate check and the insert share a lock: without it both requests read "no
     job" before either wrote, and both queued."""
     request = lifecycle.RetrainRequest(model="ease", params={"l2": 1.0}, data="log")
@@ -98,7 +85,7 @@ def test_identical_requests_at_once_queue_one_job(sessions: sessionmaker[Session
     def post() -> None:
         start.wait()
         try:
-            outcomes.append(lifecycle.enqueue(sessions, request, unless_active=True).id)
+            outcomes.append(lifecycle.enqueue(job_sessions, request, unless_active=True).id)
         except lifecycle.DuplicateJob as exc:
             outcomes.append(exc)
 
@@ -111,7 +98,7 @@ def test_identical_requests_at_once_queue_one_job(sessions: sessionmaker[Session
     refused = [o for o in outcomes if isinstance(o, lifecycle.DuplicateJob)]
     assert len(created) == 1 and len(refused) == n - 1, outcomes
     assert {exc.job_id for exc in refused} == set(created)
-    assert [job.id for job in lifecycle.list_jobs(sessions)] == created
+    assert [job.id for job in lifecycle.list_jobs(job_sessions)] == created
 
 
 def test_the_dashboard_form_says_once_which_job_is_already_doing_it(admin: TestClient) -> None:
@@ -131,3 +118,21 @@ def test_the_dashboard_form_says_once_which_job_is_already_doing_it(admin: TestC
     reloaded = admin.get("/dashboard/jobs").text
     assert "Not queued" not in reloaded and 'data-job-id="2"' not in reloaded
     assert len(_jobs(admin)) == 1
+
+
+def test_a_scheduled_retrain_in_flight_is_named_to_the_same_request(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    """GENREC_RETRAIN_EVERY's job (log+base, promote auto, no params) is the twin of a
+    request for the same model: the request is refused naming it."""
+    url = f"sqlite:///{tmp_path}/scheduled.db"
+    admin = make_client(admin_token=TOKEN, database_url=url)
+    engine = make_engine(url)
+    try:
+        scheduled = lifecycle.schedule_periodic(make_sessionmaker(engine), "ease", 3600.0)
+    finally:
+        engine.dispose()
+    assert scheduled is not None and scheduled.trigger == "schedule"
+    again = admin.post("/admin/retrain", json={"model": "ease"}, headers=AUTH)
+    assert again.status_code == 409, again.text
+    assert again.json()["details"] == {"job_id": scheduled.id, "status": "queued"}
