@@ -627,14 +627,15 @@ def insert_job(session: Session, job: NewJob, now: datetime) -> RetrainJob:
 
 
 #: Key of the transaction-scoped Postgres advisory lock that serialises the duplicate
-#: check and insert of retrain requests (``lock_job_requests``); any fixed 64-bit number.
+#: check and insert of job requests, retrain and tune (``lock_job_requests``); any fixed
+#: 64-bit number.
 JOB_REQUEST_LOCK = 0x67656E7265630001
 
 
 def lock_job_requests(session: Session) -> None:
     """Hold, until the transaction ends, the lock that one duplicate check and insert of a
-    retrain request take (``find_active_twin`` then ``insert_job``): two requests for the
-    same job at once see each other, the second finds the first's row.
+    job request take, whatever its kind (``find_active_twin`` then ``insert_job``): two
+    requests for the same job at once see each other, the second finds the first's row.
 
     Postgres: a transaction-level advisory lock (READ COMMITTED would let both check
     before either inserted). SQLite: a write, which takes the database's one write lock
@@ -648,7 +649,8 @@ def lock_job_requests(session: Session) -> None:
 
 def find_active_twin(session: Session, job: NewJob) -> RetrainJob | None:
     """The oldest queued or running job of ``job``'s kind that would do the same work: the
-    same model, settings (``params``, as JSON, key order aside), data and promotion."""
+    same model, settings (``params``, as JSON, key order aside), data and promotion. A tune
+    job's ``params`` hold its whole request (``app.tune.jobs.TuneRequest.to_params``)."""
     query = (
         select(RetrainJob)
         .where(

@@ -90,15 +90,22 @@ class JobConflict(JobError):
 
 
 class DuplicateJob(JobConflict):
-    """An identical job is already queued or running (``enqueue(..., unless_active=True)``)."""
+    """An identical job is already queued or running (``record_job(..., unless_active=True)``:
+    ``enqueue`` and ``app.tune.jobs.enqueue_tune``)."""
 
     def __init__(self, job: RetrainJob) -> None:
         self.job_id = job.id
         self.status = job.status
+        if job.kind == "tune":  # app.tune.jobs.TUNE (which imports this module)
+            what = (
+                "tune (same task, models, budget_minutes, trials, split, metric, seed, "
+                "confirm_folds and promote)"
+            )
+        else:
+            what = f"retrain of '{job.model}' (same params, data and promote)"
         super().__init__(
-            f"an identical retrain of '{job.model}' (same params, data and promote) is already "
-            f"{job.status} as job {job.id}; follow it with GET /admin/jobs/{job.id}, or cancel "
-            "it before starting another"
+            f"an identical {what} is already {job.status} as job {job.id}; follow it with "
+            f"GET /admin/jobs/{job.id}, or cancel it before starting another"
         )
 
 
@@ -168,8 +175,7 @@ def enqueue(
 
     ``unless_active`` (the admin API and the dashboard): while a job of the same model,
     params, data and promotion is queued or running, record nothing and raise
-    ``DuplicateJob`` naming it. The check and the insert share one lock
-    (``repo.lock_job_requests``), so two identical requests at once queue one job.
+    ``DuplicateJob`` naming it (``record_job``).
     """
     validate_request(request)
     new = repo.NewJob(
@@ -181,6 +187,22 @@ def enqueue(
         max_attempts=DEFAULT_MAX_ATTEMPTS,
         dedupe_key=dedupe_key,
     )
+    return record_job(sessions, new, now, unless_active=unless_active)
+
+
+def record_job(
+    sessions: sessionmaker[Session],
+    new: repo.NewJob,
+    now: datetime | None = None,
+    unless_active: bool = False,
+) -> RetrainJob:
+    """Insert a validated job of any kind (``enqueue``, ``app.tune.jobs.enqueue_tune``).
+
+    ``unless_active``: while a job of the same kind, model, params (as JSON), data and
+    promotion is queued or running, record nothing and raise ``DuplicateJob`` naming it.
+    The check and the insert share one lock (``repo.lock_job_requests``), so two
+    identical requests at once queue one job.
+    """
     with session_scope(sessions) as session:
         if unless_active:
             repo.lock_job_requests(session)

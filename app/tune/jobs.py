@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import repository as repo
 from app.core.db import session_scope
 from app.db_models import RetrainJob
-from app.retrain.lifecycle import DEFAULT_MAX_ATTEMPTS, InvalidJob, Trigger, utcnow
+from app.retrain.lifecycle import (
+    DEFAULT_MAX_ATTEMPTS,
+    InvalidJob,
+    Trigger,
+    record_job,
+    utcnow,
+)
 from training.tuning.errors import TuningError
 from training.tuning.search import SearchSettings, check_settings
 
@@ -98,8 +104,15 @@ def enqueue_tune(
     trigger: Trigger = "api",
     dedupe_key: str | None = None,
     now: datetime | None = None,
+    unless_active: bool = False,
 ) -> RetrainJob:
-    """Record a queued tune job (durable once this returns); validated first."""
+    """Record a queued tune job (durable once this returns); validated first.
+
+    ``unless_active`` (the admin API): while a tune job of the same request (every field
+    of ``TuneRequest``, as JSON: ``models`` in the same order) is queued or running,
+    record nothing and raise ``DuplicateJob`` naming it, under the lock retrain requests
+    take (``lifecycle.record_job``), so two identical requests at once queue one job.
+    """
     validate_tune(request)
     new = repo.NewJob(
         kind=TUNE,
@@ -112,8 +125,7 @@ def enqueue_tune(
         max_attempts=DEFAULT_MAX_ATTEMPTS,
         dedupe_key=dedupe_key,
     )
-    with session_scope(sessions) as session:
-        return repo.insert_job(session, new, now or utcnow())
+    return record_job(sessions, new, now, unless_active=unless_active)
 
 
 def schedule_tune(

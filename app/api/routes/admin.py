@@ -152,11 +152,15 @@ def retrain(body: RetrainIn, services: ServicesDep) -> RetrainAccepted:
     return RetrainAccepted(job_id=job.id, status=job.status)
 
 
-@router.post("/tune", status_code=202, response_model=RetrainAccepted, responses=errors(*BODY, 503))
+@router.post(
+    "/tune", status_code=202, response_model=RetrainAccepted, responses=errors(*BODY, 409, 503)
+)
 def tune(body: TuneIn, services: ServicesDep) -> RetrainAccepted:
     """Record a tune job (durable): search models and settings on the interaction log,
     refit the winner, gate it, promote it if asked. Workers (`genrec worker`) run it;
-    idle workers join its search. 422: what `genrec tune` refuses before reading data."""
+    idle workers join its search. 422: what `genrec tune` refuses before reading data.
+    While an identical tune job (every field the same, `models` in the same order) is
+    queued or running: 409 `duplicate_job`, nothing recorded, its id in `details.job_id`."""
     request = TuneRequest(
         task=body.task,
         models=tuple(body.models) if body.models is not None else None,
@@ -168,7 +172,7 @@ def tune(body: TuneIn, services: ServicesDep) -> RetrainAccepted:
         promote=body.promote,
         confirm_folds=body.confirm_folds,
     )
-    job = _guarded(lambda: enqueue_tune(services.sessions, request))
+    job = _guarded(lambda: enqueue_tune(services.sessions, request, unless_active=True))
     return RetrainAccepted(job_id=job.id, status=job.status)
 
 
