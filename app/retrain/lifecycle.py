@@ -280,7 +280,10 @@ def schedule_periodic(
     """Enqueue a ``log+base``/``auto`` job for ``model`` when its newest job is ``every_s`` old.
 
     Many workers run this; the unique ``dedupe_key`` (model + period slot) lets
-    the database keep exactly one of their inserts per slot.
+    the database keep exactly one of their inserts per slot. While an identical job
+    (a request's or the last slot's) is still queued or running, the slot is skipped:
+    that job will read the log as it is when it runs, so a twin behind it would only
+    train the same model on the same data once more.
     """
     now = now or utcnow()
     with session_scope(sessions) as session:
@@ -295,9 +298,15 @@ def schedule_periodic(
             trigger="schedule",
             dedupe_key=f"schedule:{model}:{slot}",
             now=now,
+            unless_active=True,
         )
     except IntegrityError:
         return None  # another worker scheduled this slot first
+    except DuplicateJob as twin:
+        log.info(
+            "periodic retrain of %s skipped: job %d is still %s", model, twin.job_id, twin.status
+        )
+        return None
     log.info("scheduled periodic retrain job %d for %s", job.id, model)
     return job
 

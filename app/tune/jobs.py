@@ -21,6 +21,7 @@ from app.core.db import session_scope
 from app.db_models import RetrainJob
 from app.retrain.lifecycle import (
     DEFAULT_MAX_ATTEMPTS,
+    DuplicateJob,
     InvalidJob,
     Trigger,
     record_job,
@@ -136,7 +137,9 @@ def schedule_tune(
 ) -> RetrainJob | None:
     """Enqueue a tune job (top-k, every model, gated promotion) when the newest one is
     ``every_s`` old; like ``schedule_periodic``, the unique ``dedupe_key`` (period slot)
-    keeps exactly one of the inserts that many workers make for a slot."""
+    keeps exactly one of the inserts that many workers make for a slot, and a slot
+    whose identical job is still queued or running is skipped (two searches of the same
+    log at once would split the machine between them for one answer)."""
     now = now or utcnow()
     with session_scope(sessions) as session:
         last = repo.latest_job_created_at(session, TUNE)
@@ -150,8 +153,12 @@ def schedule_tune(
             trigger="schedule",
             dedupe_key=f"schedule:{TUNE}:{slot}",
             now=now,
+            unless_active=True,
         )
     except IntegrityError:
         return None  # another worker scheduled this slot first
+    except DuplicateJob as twin:
+        log.info("periodic tune skipped: job %d is still %s", twin.job_id, twin.status)
+        return None
     log.info("scheduled periodic tune job %d", job.id)
     return job

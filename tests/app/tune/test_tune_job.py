@@ -188,6 +188,12 @@ def test_the_schedule_enqueues_one_tune_job_per_slot(tune_db: str, tmp_path: Pat
     assert [(j.kind, j.params["promote"], j.params["budget_minutes"]) for j in jobs] == [
         ("tune", True, 1.0)
     ]
+    # A period later the first search is still queued: no second search of the same log.
+    later = now + timedelta(hours=1, minutes=1)
+    assert schedule_tune(ctx.sessions, 3600.0, 1.0, later) is None
+    lc.cancel_job(ctx.sessions, first.id)
+    again = schedule_tune(ctx.sessions, 3600.0, 1.0, later)
+    assert again is not None and again.id != first.id
 
 
 class _Crash(BaseException):
