@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -159,6 +160,8 @@ def path_hider(root: str | os.PathLike[str]) -> Callable[[str], str]:
     bare word would garble a message that says "store").
     """
     forms = {os.path.abspath(root), os.path.realpath(root)}
+    if os.path.isabs(root):  # as the store names its files: ``Path(root)`` keeps a ".."
+        forms.add(str(Path(root)))
     forms = {f.rstrip("/") for f in forms} - {""}
     if not forms:
         return lambda message: message

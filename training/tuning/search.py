@@ -264,7 +264,14 @@ def hide_password(text: str, url: str) -> str:
     except Exception:
         found = re.search(r"://[^/@:]*:([^/@]*)@", url)
         password = found.group(1) if found else None
-    return text.replace(str(password), "***") if password else text
+    if not password:
+        return text
+    # Only where a password stands (a URL's user:PASSWORD@, a DSN's password=PASSWORD): a
+    # blind replace of a short password ("s", "1", or the user's name) garbled the host,
+    # port and words of the message ("connection refu***ed").
+    quoted = re.escape(str(password))
+    text = re.sub(rf"(://[^/@:\s]*:){quoted}@", r"\1***@", text)
+    return re.sub(rf"(password=['\"]?){quoted}(?=['\"]?(\s|$|;|,))", r"\1***", text)
 
 
 def open_search(

@@ -191,6 +191,11 @@ def test_path_hider_names_places_relative_to_the_store() -> None:
         "/srv/genrec/store2/x, /srv/genrec/storefront, /srv/genrec/store.bak"
     )
     # A relative root tells nothing of the disk; its absolute form is still hidden.
+    # A root given with ".." is named by the store as given (Path keeps the ".."): hidden too.
+    dotted = path_hider("/srv/genrec/x/../store")
+    assert dotted("/srv/genrec/x/../store/ease/versions/1/manifest.json: bad") == (
+        "ease/versions/1/manifest.json: bad"
+    )
     relative = path_hider("store")
     assert relative("the store: store/ease/1") == "the store: store/ease/1"
     assert relative(f"{os.path.abspath('store')}/ease/1") == "ease/1"
