@@ -103,7 +103,11 @@ def _job_id(job_id: int) -> int:
     return job_id
 
 
-def job_out(row: RetrainJob) -> JobOut:
+def job_out(row: RetrainJob, hide: Callable[[str], str]) -> JobOut:
+    """The job as the API shows it; ``hide`` (``path_hider``) takes the model store's place
+    on disk out of its error and log lines (a promotion that failed on an unreadable alias
+    file named the file by its absolute path)."""
+
     def utc(value: datetime | None) -> datetime | None:
         return as_utc(value) if value is not None else None
 
@@ -121,11 +125,11 @@ def job_out(row: RetrainJob) -> JobOut:
         worker_id=row.worker_id,
         lease_expires_at=utc(row.lease_expires_at),
         progress=row.progress,
-        log_tail=row.log_tail.splitlines() if row.log_tail else [],
+        log_tail=[hide(line) for line in row.log_tail.splitlines()] if row.log_tail else [],
         result_version=row.result_version,
         promoted=row.promoted,
         gate=row.gate,
-        error=row.error,
+        error=hide(row.error) if row.error is not None else None,
         search_until=utc(row.search_until),
         result=row.result,
         created_at=as_utc(row.created_at),
@@ -185,19 +189,22 @@ def list_jobs(
 ) -> JobList:
     """Jobs, newest first."""
     rows = _guarded(lambda: lifecycle.list_jobs(services.sessions, status, model, limit))
-    return JobList(jobs=[job_out(r) for r in rows])
+    hide = path_hider(services.settings.store_dir)
+    return JobList(jobs=[job_out(r, hide) for r in rows])
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404, 422, 503))
 def get_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Status, progress, log tail, resulting version and the gate's comparison."""
-    return job_out(_guarded(lambda: lifecycle.get_job(services.sessions, _job_id(job_id))))
+    row = _guarded(lambda: lifecycle.get_job(services.sessions, _job_id(job_id)))
+    return job_out(row, path_hider(services.settings.store_dir))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=errors(404, 409, 422, 503))
 def cancel_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
     """Cancel a queued or running job (a running one stops at its next epoch); 409 if ended."""
-    return job_out(_guarded(lambda: lifecycle.cancel_job(services.sessions, _job_id(job_id))))
+    row = _guarded(lambda: lifecycle.cancel_job(services.sessions, _job_id(job_id)))
+    return job_out(row, path_hider(services.settings.store_dir))
 
 
 # --------------------------------------------------------------------------- models

@@ -129,3 +129,38 @@ def test_the_dashboards_models_pages_do_not_name_the_store_path(
     assert refused.status_code == 409, refused.text[:300]
     assert "mult-dae/versions/1/item_ids.json" in refused.text
     _hides_the_store(refused.text, store_dir)
+
+
+def test_a_jobs_error_and_log_name_store_files_relative_to_the_store(
+    make_client: ClientFactory, store_dir: Path, tmp_path: Path
+) -> None:
+    """A worker writes the store's own error text into the job (a promotion that failed on
+    an unreadable alias file): the API's and the dashboard's job answers hide the path."""
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    admin = make_client(admin_token=TOKEN, database_url=url)
+    queued = admin.post("/admin/retrain", json={"model": "ease"}, headers=AUTH)
+    assert queued.status_code == 202, queued.text
+    job = queued.json()["job_id"]
+    alias = store_dir / "ease" / "aliases" / "production.json"
+    error = f"promotion failed: alias file {alias} is unreadable: not valid JSON"
+    engine = create_engine(url)
+    with engine.begin() as db:
+        db.execute(
+            text("UPDATE retrain_jobs SET error = :e, log_tail = :l WHERE id = :id"),
+            {"e": error, "l": f"claimed\n{error}", "id": job},
+        )
+    engine.dispose()
+    answers = [admin.get(f"/admin/jobs/{job}", headers=AUTH).json()]
+    answers += admin.get("/admin/jobs", headers=AUTH).json()["jobs"]
+    for answer in answers:
+        assert (
+            answer["error"]
+            == "promotion failed: alias file ease/aliases/production.json is unreadable: not valid JSON"
+        )
+        assert answer["log_tail"] == ["claimed", answer["error"]]
+    log_in(admin, TOKEN)
+    page = admin.get("/dashboard/jobs")
+    assert page.status_code == 200 and "ease/aliases/production.json" in page.text
+    _hides_the_store(page.text, store_dir)
