@@ -35,6 +35,7 @@ from app.api.routes import (
 )
 from app.catalog import CatalogSync
 from app.core.auth_throttle import AuthThrottle
+from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import make_cache
 from app.core.config import Settings, get_settings
 from app.core.db import (
@@ -203,6 +204,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, path_hider(settings.store_dir))
     document_error_bodies(app, ErrorResponse)
     document_request_bodies(app)
+    # Inside the request context (added first, so it runs after it): a 413 carries the id.
+    app.add_middleware(BodyLimitMiddleware, limit=lambda: settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     for module in (recommendations, predictions, interactions, items, health):
         app.include_router(module.router)

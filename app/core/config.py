@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 2**20,
         gt=0,
-        description="largest JSON body of the POST routes that read it themselves "
-        "(recommendations, predictions, interactions): a 413 beyond; the default fits the "
+        description="largest request body of any route (checked before it is read): a 413 "
+        "beyond; the default fits the "
         "largest legal request (history, exclude and include of 10,000 ids, a filter and 8 "
         "boosts at their limits, ASCII: about 46 MB)",
     )

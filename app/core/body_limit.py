@@ -1,0 +1,78 @@
+"""``GENREC_MAX_BODY_BYTES`` on every route: a 413 before a body over the limit is read.
+
+Why a middleware: the hot POST routes read their bodies themselves and stop at the
+limit (``app.api.body``), but every other route that takes a body (``PUT
+/v1/items/{id}``, the admin routes, the dashboard's forms) was read whole by
+FastAPI or Starlette, however large, so one request could hold any amount of the
+server's memory. Here the declared ``Content-Length`` is checked before the app
+runs, and a body sent without one (chunked) is counted as it streams in; past the
+limit the read fails with a 413 that the API's error handlers answer like any other
+(``{"error": "body_too_large", ...}``). Routes that never read their body are not
+affected; a GET's empty body costs one comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: The stable error code of the answer (``app.core.errors`` maps a 413 to it).
+BODY_TOO_LARGE = "body_too_large"
+
+
+def too_large_message(limit: int) -> str:
+    return f"the request body is over {limit} bytes, the limit (GENREC_MAX_BODY_BYTES)"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a streamed body passes the limit; FastAPI and
+    Starlette re-raise an ``HTTPException`` from a body read as it is."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_message(limit))
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``limit()`` bytes (read per request: the settings')."""
+
+    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            request_id = scope.get("state", {}).get("request_id")
+            body = {
+                "error": BODY_TOO_LARGE,
+                "message": too_large_message(limit),
+                "request_id": request_id,
+            }
+            await JSONResponse(body, 413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None

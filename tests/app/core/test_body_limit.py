@@ -1,0 +1,65 @@
+"""``GENREC_MAX_BODY_BYTES`` holds on every route that takes a body, not only the POST
+routes that read theirs themselves: a catalog PUT, an admin POST and a dashboard form
+over the limit are a 413 ``body_too_large``, by declared length or as a chunked body
+streams in; a body under it is answered as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.app.conftest import ClientFactory
+
+TOKEN = "body-limit-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+LIMIT = 2_000
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    return make_client(admin_token=TOKEN, max_body_bytes=LIMIT)
+
+
+def _chunks(size: int) -> Iterator[bytes]:
+    """A JSON object of about ``size`` bytes in 100-byte chunks (no Content-Length)."""
+    yield b'{"title": "'
+    for _ in range(size // 100):
+        yield b"x" * 100
+    yield b'"}'
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/items/big-item"),
+        ("POST", "/admin/experiments"),
+        ("POST", "/admin/retrain"),
+    ],
+)
+def test_a_body_over_the_limit_is_a_413_on_any_route(
+    client: TestClient, method: str, path: str
+) -> None:
+    body = '{"title": "' + "x" * (LIMIT + 100) + '"}'
+    declared = client.request(method, path, content=body, headers=AUTH)
+    streamed = client.request(method, path, content=_chunks(LIMIT + 100), headers=AUTH)
+    for answer in (declared, streamed):
+        assert answer.status_code == 413, answer.text
+        payload = answer.json()
+        assert payload["error"] == "body_too_large"
+        assert "GENREC_MAX_BODY_BYTES" in payload["message"] and payload["request_id"]
+        assert answer.headers["x-request-id"] == payload["request_id"]
+
+
+def test_a_body_under_the_limit_is_answered_as_before(client: TestClient) -> None:
+    small = client.put("/v1/items/small-item", json={"title": "fits"}, headers=AUTH)
+    assert small.status_code in (200, 201), small.text
+    streamed = client.put("/v1/items/streamed", content=_chunks(900), headers=AUTH)
+    assert streamed.status_code in (200, 201), streamed.text
+
+
+def test_a_dashboard_form_over_the_limit_is_refused(client: TestClient) -> None:
+    form = {"token": "t" * (LIMIT + 100)}
+    answer = client.post("/dashboard/login", data=form)
+    assert answer.status_code == 413, answer.text[:300]
