@@ -171,6 +171,11 @@ class ModelOut(BaseModel):
         default_factory=dict,
         description="versions whose manifest cannot be read, with why (not in versions)",
     )
+    aliases_unreadable: str | None = Field(
+        None,
+        description="why the model's alias files cannot be read (aliases is then empty); "
+        "the other models are listed all the same",
+    )
 
 
 class ModelList(BaseModel):

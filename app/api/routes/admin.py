@@ -211,7 +211,15 @@ def cancel_job(job_id: JobIdPath, services: ServicesDep) -> JobOut:
 
 
 def _model_out(store: ModelStore, name: str, hide: Callable[[str], str]) -> ModelOut:
-    aliases = store.aliases(name)
+    # An unreadable alias file is this model's problem, said in its entry: it made the whole
+    # listing a 409, hiding every other model from the operator who had to repair it.
+    aliases_unreadable = None
+    try:
+        aliases = store.aliases(name)
+    except ModelNotFound:
+        raise
+    except StoreError as exc:
+        aliases, aliases_unreadable = {}, hide(str(exc))
     readable, listed = store.version_listing(name)
     # Why each version is unreadable, with its place relative to the store (as every error).
     unreadable = {version: hide(why) for version, why in listed.items()}
@@ -231,7 +239,13 @@ def _model_out(store: ModelStore, name: str, hide: Callable[[str], str]) -> Mode
         )
         for m in reversed(readable)
     ]
-    return ModelOut(name=name, aliases=aliases, versions=versions, unreadable=unreadable)
+    return ModelOut(
+        name=name,
+        aliases=aliases,
+        versions=versions,
+        unreadable=unreadable,
+        aliases_unreadable=aliases_unreadable,
+    )
 
 
 @router.get("/models", response_model=ModelList, responses=errors(404, 409))

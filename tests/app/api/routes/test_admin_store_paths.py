@@ -84,11 +84,20 @@ def test_an_unreadable_alias_file_is_reported_without_the_store_path(
     admin: TestClient, store_dir: Path
 ) -> None:
     (store_dir / "mult-vae" / "aliases" / "production.json").write_text("{}")
-    for method, path in (("get", "/admin/models"), ("post", "/admin/models/mult-vae/rollback")):
-        response = admin.request(method.upper(), path, headers=AUTH)
-        assert response.status_code == 409, response.text
-        assert "mult-vae/aliases/production.json" in response.json()["message"]
-        _hides_the_store(response.text, store_dir)
+    response = admin.post("/admin/models/mult-vae/rollback", headers=AUTH)
+    assert response.status_code == 409, response.text
+    assert "mult-vae/aliases/production.json" in response.json()["message"]
+    _hides_the_store(response.text, store_dir)
+    # The listing says it in that model's entry and lists every other model as before.
+    listing = admin.get("/admin/models", headers=AUTH)
+    assert listing.status_code == 200, listing.text
+    models = {m["name"]: m for m in listing.json()["models"]}
+    broken = models["mult-vae"]
+    assert broken["aliases"] == {} and broken["versions"]
+    assert "mult-vae/aliases/production.json" in broken["aliases_unreadable"]
+    assert all(m["aliases_unreadable"] is None for n, m in models.items() if n != "mult-vae")
+    assert models["ease"]["aliases"] == {"production": "1"}
+    _hides_the_store(listing.text, store_dir)
 
 
 def test_an_unreadable_manifest_is_listed_without_the_store_path(
@@ -163,4 +172,17 @@ def test_a_jobs_error_and_log_name_store_files_relative_to_the_store(
     log_in(admin, TOKEN)
     page = admin.get("/dashboard/jobs")
     assert page.status_code == 200 and "ease/aliases/production.json" in page.text
+    _hides_the_store(page.text, store_dir)
+
+
+def test_the_models_page_lists_every_model_when_one_alias_file_is_unreadable(
+    admin: TestClient, store_dir: Path
+) -> None:
+    (store_dir / "mult-vae" / "aliases" / "production.json").write_text("{}")
+    log_in(admin, TOKEN)
+    page = admin.get("/dashboard/models")
+    assert page.status_code == 200, page.text[:300]
+    assert 'data-testid="aliases-unreadable"' in page.text
+    assert "The aliases of mult-vae cannot be read" in page.text
+    assert 'id="model-ease"' in page.text
     _hides_the_store(page.text, store_dir)
