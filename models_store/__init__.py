@@ -6,7 +6,7 @@ safetensors and the standard library only — no torch).
 """
 
 from models_store.backend import Backend, LocalDirectoryBackend
-from models_store.contents import VersionContents, non_finite
+from models_store.contents import VersionContents, history_matrix, non_finite
 from models_store.errors import (
     AliasChanged,
     AliasNotSet,
@@ -42,6 +42,7 @@ __all__ = [
     "UnknownFormat",
     "VersionContents",
     "VersionNotFound",
+    "history_matrix",
     "iso_utc",
     "non_finite",
 ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from safetensors import safe_open
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
@@ -177,6 +178,21 @@ def _check_extra(extra: object) -> dict[str, bytes]:
             raise ContentsError(f"extra[{name!r}] must be bytes, got {type(data).__name__}")
         out[name] = bytes(data)
     return out
+
+
+def history_matrix(history: Mapping[str, np.ndarray], n_items: int) -> sp.csr_matrix:
+    """A version's ``history`` arrays as the (U, I) CSR matrix they describe (float32
+    values, int64 indices): what serving folds users in from and what the index
+    calibration samples users of."""
+    indptr = np.asarray(history["indptr"], dtype=np.int64)
+    return sp.csr_matrix(
+        (
+            np.asarray(history["values"], dtype=np.float32),
+            np.asarray(history["indices"], dtype=np.int64),
+            indptr,
+        ),
+        shape=(len(indptr) - 1, n_items),
+    )
 
 
 def check_history(history: Mapping[str, np.ndarray], n_users: int, n_items: int) -> None:

@@ -29,10 +29,9 @@ from typing import Any
 
 import faiss
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-from models_store import Manifest, ModelStore
+from models_store import Manifest, ModelStore, history_matrix
 from training.models import scorer_class, stored_scorer
 from training.models.base import History, InnerProductScorer, ModelError, Scorer
 
@@ -370,16 +369,8 @@ def user_queries(
     ``inner_product_queries``."""
     if not isinstance(scorer, InnerProductScorer):
         raise AnnError(f"model '{scorer.name}' is not of inner-product form; it is scored exactly")
-    indptr = np.asarray(history["indptr"], dtype=np.int64)
-    matrix = sp.csr_matrix(
-        (
-            np.asarray(history["values"], dtype=np.float32),
-            np.asarray(history["indices"], dtype=np.int64),
-            indptr,
-        ),
-        shape=(len(indptr) - 1, n_items),
-    )
-    active = np.flatnonzero(np.diff(indptr) > 0)
+    matrix = history_matrix(history, n_items)
+    active = np.flatnonzero(np.diff(matrix.indptr) > 0)
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(active, min(sample, active.size), replace=False))
     parts = []

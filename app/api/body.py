@@ -28,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from app.core.body_limit import BODY_TOO_LARGE, too_large_message
 from app.core.errors import ApiError
 from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
 
@@ -114,11 +115,7 @@ async def _read(request: Request) -> bytes:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        "body_too_large",
-        f"the request body is over {limit} bytes, the limit (GENREC_MAX_BODY_BYTES)",
-    )
+    return ApiError(413, BODY_TOO_LARGE, too_large_message(limit))
 
 
 def openapi_body(body_type: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from app.core.text import encodable
 from app.serving.cosine import CosineScorer
-from models_store import LoadedVersion, Manifest
+from models_store import LoadedVersion, Manifest, history_matrix
 from training.models import stored_scorer
 from training.models.base import History, Scorer
 
@@ -221,20 +221,13 @@ def _build(loaded: LoadedVersion, device: torch.device) -> LoadedModel:
         raise ModelLoadError(
             f"{manifest.model} version {manifest.version}: cannot build the scorer: {exc}"
         ) from exc
-    n_users, n_items = len(contents.user_ids), len(contents.item_ids)
+    n_items = len(contents.item_ids)
     if scorer.n_items != n_items:
         raise ModelLoadError(
             f"{manifest.model} version {manifest.version}: scorer has {scorer.n_items} items "
             f"but the artifact lists {n_items} item ids"
         )
-    history = sp.csr_matrix(
-        (
-            np.asarray(contents.history["values"], dtype=np.float32),
-            np.asarray(contents.history["indices"], dtype=np.int64),
-            np.asarray(contents.history["indptr"], dtype=np.int64),
-        ),
-        shape=(n_users, n_items),
-    )
+    history = history_matrix(contents.history, n_items)  # its rows checked at load (check_history)
     model = LoadedModel(
         name=manifest.model,
         version=manifest.version,

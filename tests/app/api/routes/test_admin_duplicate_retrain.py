@@ -8,15 +8,14 @@ identical requests at once queue one job on SQLite and on Postgres alike.
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import make_engine, make_sessionmaker
 from app.retrain import lifecycle
+from tests.app.api.routes.job_twins import enqueue_at_once, listed_jobs, scheduled_job
 from tests.app.conftest import ClientFactory
 from tests.app.dashboard.login import log_in
 
@@ -31,8 +30,7 @@ def admin(make_client: ClientFactory) -> TestClient:
 
 
 def _jobs(admin: TestClient) -> list[dict[str, object]]:
-    jobs: list[dict[str, object]] = admin.get("/admin/jobs", headers=AUTH).json()["jobs"]
-    return jobs
+    return listed_jobs(admin, AUTH)
 
 
 def test_an_identical_retrain_is_a_409_naming_the_job_in_flight(admin: TestClient) -> None:
@@ -79,23 +77,9 @@ def test_identical_requests_at_once_queue_one_job(job_sessions: sessionmaker[Ses
     job" before either wrote, and both queued."""
     request = lifecycle.RetrainRequest(model="ease", params={"l2": 1.0}, data="log")
     n = 6
-    start = threading.Barrier(n)
-    outcomes: list[object] = []
-
-    def post() -> None:
-        start.wait()
-        try:
-            outcomes.append(lifecycle.enqueue(job_sessions, request, unless_active=True).id)
-        except lifecycle.DuplicateJob as exc:
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=post) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    created = [o for o in outcomes if isinstance(o, int)]
-    refused = [o for o in outcomes if isinstance(o, lifecycle.DuplicateJob)]
+    created, refused, outcomes = enqueue_at_once(
+        lambda: lifecycle.enqueue(job_sessions, request, unless_active=True), n
+    )
     assert len(created) == 1 and len(refused) == n - 1, outcomes
     assert {exc.job_id for exc in refused} == set(created)
     assert [job.id for job in lifecycle.list_jobs(job_sessions)] == created
@@ -125,13 +109,12 @@ def test_a_scheduled_retrain_in_flight_is_named_to_the_same_request(
 ) -> None:
     """GENREC_RETRAIN_EVERY's job (log+base, promote auto, no params) is the twin of a
     request for the same model: the request is refused naming it."""
-    url = f"sqlite:///{tmp_path}/scheduled.db"
-    admin = make_client(admin_token=TOKEN, database_url=url)
-    engine = make_engine(url)
-    try:
-        scheduled = lifecycle.schedule_periodic(make_sessionmaker(engine), "ease", 3600.0)
-    finally:
-        engine.dispose()
+    admin, scheduled = scheduled_job(
+        make_client,
+        tmp_path,
+        TOKEN,
+        lambda sessions: lifecycle.schedule_periodic(sessions, "ease", 3600.0),
+    )
     assert scheduled is not None and scheduled.trigger == "schedule"
     again = admin.post("/admin/retrain", json={"model": "ease"}, headers=AUTH)
     assert again.status_code == 409, again.text

@@ -8,16 +8,15 @@ identical requests at once queue one job on SQLite and on Postgres alike.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import make_engine, make_sessionmaker
 from app.retrain import lifecycle
 from app.tune.jobs import TuneRequest, enqueue_tune, schedule_tune
+from tests.app.api.routes.job_twins import enqueue_at_once, listed_jobs, scheduled_job
 from tests.app.conftest import ClientFactory
 
 TOKEN = "duplicate-tune-token"
@@ -31,8 +30,7 @@ def admin(make_client: ClientFactory) -> TestClient:
 
 
 def _jobs(admin: TestClient) -> list[dict[str, object]]:
-    jobs: list[dict[str, object]] = admin.get("/admin/jobs", headers=AUTH).json()["jobs"]
-    return jobs
+    return listed_jobs(admin, AUTH)
 
 
 def test_an_identical_tune_is_a_409_naming_the_job_in_flight(admin: TestClient) -> None:
@@ -108,13 +106,9 @@ def test_a_scheduled_tune_in_flight_is_named_to_the_same_request(
 ) -> None:
     """GENREC_TUNE_INTERVAL_HOURS's job (every model, gated promotion) is the twin of a
     request for the same: the request is refused naming it, nothing is queued twice."""
-    url = f"sqlite:///{tmp_path}/scheduled.db"
-    admin = make_client(admin_token=TOKEN, database_url=url)
-    engine = make_engine(url)
-    try:
-        scheduled = schedule_tune(make_sessionmaker(engine), 3600.0, 0.5)
-    finally:
-        engine.dispose()
+    admin, scheduled = scheduled_job(
+        make_client, tmp_path, TOKEN, lambda sessions: schedule_tune(sessions, 3600.0, 0.5)
+    )
     assert scheduled is not None and scheduled.trigger == "schedule"
     body = {"budget_minutes": 0.5, "promote": True}
     again = admin.post("/admin/tune", json=body, headers=AUTH)
@@ -129,23 +123,9 @@ def test_identical_requests_at_once_queue_one_job(job_sessions: sessionmaker[Ses
     """The duplicate check and the insert share the retrain requests' lock: without it
     every request read "no job" before any wrote, and each queued a search."""
     n = 6
-    start = threading.Barrier(n)
-    outcomes: list[object] = []
-
-    def post() -> None:
-        start.wait()
-        try:
-            outcomes.append(enqueue_tune(job_sessions, REQUEST, unless_active=True).id)
-        except lifecycle.DuplicateJob as exc:
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=post) for _ in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    created = [o for o in outcomes if isinstance(o, int)]
-    refused = [o for o in outcomes if isinstance(o, lifecycle.DuplicateJob)]
+    created, refused, outcomes = enqueue_at_once(
+        lambda: enqueue_tune(job_sessions, REQUEST, unless_active=True), n
+    )
     assert len(created) == 1 and len(refused) == n - 1, outcomes
     assert {exc.job_id for exc in refused} == set(created)
     assert [job.id for job in lifecycle.list_jobs(job_sessions)] == created

@@ -103,11 +103,15 @@ def test_an_unreadable_alias_file_is_reported_without_the_store_path(
 def test_an_unreadable_manifest_is_listed_without_the_store_path(
     admin: TestClient, store_dir: Path
 ) -> None:
+    """One hand-edited manifest made GET /admin/models a 409 for every model; it is
+    listed in its model's ``unreadable``, named relative to the store."""
     (store_dir / "mult-dae" / "versions" / "1" / "manifest.json").write_text("{oops")
     response = admin.get("/admin/models", headers=AUTH)
     assert response.status_code == 200, response.text
     models = {m["name"]: m for m in response.json()["models"]}
+    assert models["mult-dae"]["versions"] == []
     assert "mult-dae/versions/1/manifest.json" in models["mult-dae"]["unreadable"]["1"]
+    assert models["mult-vae"]["unreadable"] == {} and models["mult-vae"]["versions"]
     _hides_the_store(response.text, store_dir)
 
 
