@@ -30,7 +30,7 @@ from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_w
 from app.dashboard.charts import curve_chart, curve_table
 from app.dashboard.templating import render
 from app.schemas_admin import ModelOut, PromoteIn, RollbackIn
-from models_store import StoreError
+from models_store import InvalidName, ModelNotFound, StoreError, VersionNotFound
 
 router = APIRouter()
 
@@ -154,14 +154,29 @@ async def version_page(
     """One version: metrics, hyper-parameters, data, training curve, gate, tuning board."""
     services = services_of(request)
     store = services.holder.store
+    hide = path_hider(services.settings.store_dir)
     try:
         manifest = await run_in_threadpool(store.manifest, name, version)
-        aliases = await run_in_threadpool(store.aliases, name)
     except StoreError as exc:
-        message = path_hider(services.settings.store_dir)(str(exc))
+        # A version that is not there is the link's fault (404); one that is there but
+        # cannot be read is the store's (500), and says which file and why.
+        missing = isinstance(exc, (ModelNotFound, VersionNotFound, InvalidName))
         return render(
-            request, "error.html", session, status_code=404, active="Models", message=message
+            request,
+            "error.html",
+            session,
+            status_code=404 if missing else 500,
+            active="Models",
+            heading="No such version" if missing else "This version cannot be read",
+            message=hide(str(exc)),
+            back=_anchor(name),
+            back_label=f"All versions of {name}",
         )
+    aliases_problem = None
+    try:
+        aliases = await run_in_threadpool(store.aliases, name)
+    except StoreError as exc:  # the version is still worth showing; the aliases are not
+        aliases, aliases_problem = {}, hide(str(exc))
     training: dict[str, Any] = dict(manifest.training)
     tuning = training.get("tuning") if isinstance(training.get("tuning"), dict) else None
     return render(
@@ -172,6 +187,7 @@ async def version_page(
         name=name,
         manifest=manifest,
         aliases=sorted(a for a, v in aliases.items() if v == manifest.version),
+        aliases_problem=aliases_problem,
         training=training,
         curves=curve_chart(training.get("curve")),
         curve_table=curve_table(training.get("curve")),

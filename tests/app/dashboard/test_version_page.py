@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,10 +63,11 @@ def tuned_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture
-def dash(tuned_store: Path, tmp_path: Path) -> Iterator[TestClient]:
+@contextmanager
+def _logged_in(store: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """A dashboard over ``store``, logged in with the admin token."""
     settings = embedded_settings(
-        store_dir=tuned_store,
+        store_dir=store,
         database_url=f"sqlite:///{tmp_path}/dash.db",
         admin_token=TOKEN,
         default_model="mult-vae",
@@ -73,6 +76,12 @@ def dash(tuned_store: Path, tmp_path: Path) -> Iterator[TestClient]:
         nonce = re.search(r'name="nonce" value="([^"]+)"', client.get("/dashboard/login").text)
         assert nonce
         client.post("/dashboard/login", data={"token": TOKEN, "nonce": nonce.group(1)})
+        yield client
+
+
+@pytest.fixture
+def dash(tuned_store: Path, tmp_path: Path) -> Iterator[TestClient]:
+    with _logged_in(tuned_store, tmp_path) as client:
         yield client
 
 
@@ -108,3 +117,45 @@ def test_curve_chart_and_leaderboard(dash: TestClient) -> None:
 def test_unknown_version_is_a_404_page(dash: TestClient) -> None:
     page = dash.get("/dashboard/models/mult-vae/versions/9")
     assert page.status_code == 404 and "9" in page.text
+
+
+@pytest.fixture
+def copied_dash(tuned_store: Path, tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+    """The dashboard over a copy of the tuned store, which a test may break."""
+    root = tmp_path / "store"
+    shutil.copytree(tuned_store, root)
+    with _logged_in(root, tmp_path) as client:
+        yield client, root
+
+
+def test_a_malformed_version_name_is_a_404_page(dash: TestClient) -> None:
+    page = dash.get("/dashboard/models/mult-vae/versions/v1")
+    assert page.status_code == 404
+    assert "No such version" in page.text
+
+
+def test_a_corrupt_version_is_a_500_page_naming_its_file_in_the_store(
+    copied_dash: tuple[TestClient, Path],
+) -> None:
+    client, root = copied_dash
+    (root / "mult-vae" / "versions" / "1" / "manifest.json").write_text("{}")
+    page = client.get("/dashboard/models/mult-vae/versions/1")
+    assert page.status_code == 500
+    assert "This version cannot be read" in page.text
+    assert "mult-vae/versions/1/manifest.json" in page.text
+    assert str(root) not in page.text
+    assert 'href="/dashboard/models#model-mult-vae"' in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_an_unreadable_alias_file_still_shows_the_version(
+    copied_dash: tuple[TestClient, Path],
+) -> None:
+    client, root = copied_dash
+    (root / "mult-vae" / "aliases" / "production.json").write_text("{}")
+    page = client.get("/dashboard/models/mult-vae/versions/1")
+    assert page.status_code == 200
+    problem = page.text.split('data-testid="aliases-unreadable"')[1].split("</p>")[0]
+    assert "mult-vae/aliases/production.json" in problem
+    assert str(root) not in page.text
+    assert "Offline metrics" in page.text and "mult-vae v1" in page.text
