@@ -37,13 +37,14 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 
 WORKDIR /src
-# The dependencies in a layer of their own, from pyproject.toml alone: a source
-# edit rebuilds only the layers below it, not this (slow) one. tomllib is the
-# standard library's (Python 3.11+).
-COPY pyproject.toml ./
+# The dependencies in a layer of their own, from pyproject.toml and the versions
+# `make lock` recorded (constraints.txt) alone: a source edit rebuilds only the
+# layers below it, not this (slow) one, and every build installs the same
+# versions the tests ran with. tomllib is the standard library's (Python 3.11+).
+COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+    && pip install -r /tmp/requirements.txt -c constraints.txt
 COPY README.md ./
 COPY models_store ./models_store
 COPY training ./training

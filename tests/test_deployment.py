@@ -16,12 +16,16 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from app.core.config import Settings
 
@@ -29,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
+CONSTRAINTS = REPO / "constraints.txt"
 ENV_EXAMPLE = REPO / ".env.example"
 PROMETHEUS_FILE = REPO / "deploy" / "prometheus.yml"
 
@@ -504,11 +509,37 @@ def test_dockerfile_installs_the_dependencies_before_copying_the_source() -> Non
     deps = next(i for i, line in enumerate(lines) if "pip install -r" in line)
     copies = [i for i, line in enumerate(lines) if re.match(r"COPY\s+(?!--from)", line)]
     before = [lines[i] for i in copies if i < deps]
-    assert before == ["COPY pyproject.toml ./"], before
+    assert before == ["COPY pyproject.toml constraints.txt ./"], before
+    assert "-c constraints.txt" in lines[deps], "the image installs the locked versions"
     project = next(
         i for i, line in enumerate(lines) if re.search(r"pip install .*\s\.(\s|$)", line)
     )
     assert project > max(copies) and "--no-deps" in lines[project] and "pip check" in lines[project]
+
+
+def test_constraints_pin_every_dependency_within_pyproject_ranges() -> None:
+    """constraints.txt (``make lock``) must name every dependency pyproject.toml declares,
+    at a version its range admits: a dependency added or narrowed without re-locking
+    would otherwise install unpinned, or not at all under the constraint."""
+    pinned = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt line {line!r} is not name==version"
+            pinned[canonicalize_name(name)] = Version(version)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        if name == "torch":  # pinned in pyproject itself; the build (CPU or CUDA) is chosen
+            assert name not in pinned, "constraints.txt must leave torch's build to pyproject"
+            continue
+        assert name in pinned, f"{requirement.name} is not in constraints.txt: run make lock"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (
+            f"constraints.txt pins {requirement.name}=={pinned[name]} outside {text!r}: "
+            "run make lock"
+        )
 
 
 def test_dockerignore_keeps_data_artifacts_and_venvs_out() -> None:
