@@ -72,11 +72,10 @@ def worker(
 
 def _database_problem(url: str, exc: Exception) -> str:
     """``where: reason`` of a database error, the password left out, on one line."""
-    from sqlalchemy.engine import make_url
+    from training.passwords import masked_url, without_password
 
-    where = make_url(url).render_as_string(hide_password=True)
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return f"{where}: {reason}"
+    return without_password(f"{masked_url(url)}: {reason}", url)
 
 
 def migrate() -> None:

@@ -103,9 +103,9 @@ def _interrupted_line(storage: str | None, study_name: str | None, saved: list[s
         return f"interrupted; {saved[0]} was saved"
     if storage is None:
         return "interrupted; nothing saved"
-    from training.tuning.search import safe_url
+    from training.passwords import masked_url
 
-    where = f"in {safe_url(storage)}"
+    where = f"in {masked_url(storage)}"
     if study_name is None:
         return (
             f"interrupted; no version saved; the study's finished trials are kept {where} "

@@ -7,7 +7,6 @@ switches to Postgres and Redis by setting two URLs.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -17,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from training.data.log_reader import DEFAULT_EVENT_WEIGHTS
+from training.passwords import masked_url
 
 #: The shortest attribution window: event times are stamped to the millisecond and a
 #: person's click takes longer than a second, so a shorter window would attribute nothing.
@@ -346,8 +346,6 @@ def parse_duration(text: str) -> float | None:
 
 #: The databases the interaction log, jobs and catalog are written and tested for.
 SUPPORTED_DATABASES = ("postgresql", "sqlite")
-#: The password of a URL's user info (``//user:password@``).
-_PASSWORD = re.compile(r"(//[^/:@]*:)[^/@]*@")
 
 
 def normalise_database_url(url: str) -> str:
@@ -359,8 +357,8 @@ def normalise_database_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse text
-        shown = _PASSWORD.sub(r"\1***@", url)  # an error line must not print a password
-        raise ValueError(f"database_url {shown!r} is not a valid SQLAlchemy URL") from exc
+        # an error line must not print a password
+        raise ValueError(f"database_url {masked_url(url)!r} is not a valid SQLAlchemy URL") from exc
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in SUPPORTED_DATABASES:
@@ -381,9 +379,8 @@ def check_redis_url(url: str) -> str:
     try:
         parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     except ValueError as exc:
-        shown = _PASSWORD.sub(r"\1***@", url)  # an error line must not print a password
-        raise ValueError(
-            f"redis_url {shown!r} is not a Redis URL: {exc} (e.g. redis://host:6379/0)"
+        raise ValueError(  # masked: an error line must not print a password
+            f"redis_url {masked_url(url)!r} is not a Redis URL: {exc} (e.g. redis://host:6379/0)"
         ) from None
     return url
 

@@ -44,6 +44,7 @@ from training.data.cutoff import in_training
 from training.data.errors import DataError
 from training.data.files import build_interactions, datetimes_to_seconds
 from training.data.interactions import Interactions
+from training.passwords import masked_url, without_password
 
 TABLE = "interactions"
 REQUIRED_COLUMNS = ("user_id", "item_id", "rating", "ts")
@@ -94,7 +95,10 @@ def _connected(database_url: str) -> Iterator[Engine]:
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise DataError(
-            f"cannot read the interaction log at {_safe(database_url)}: {reason}"
+            without_password(
+                f"cannot read the interaction log at {masked_url(database_url)}: {reason}",
+                database_url,
+            )
         ) from exc
     finally:
         engine.dispose()
@@ -135,7 +139,7 @@ def _read(engine: Engine, until: datetime | None, weights: Mapping[str, float]) 
     if not users:
         window = f" at or before {until.isoformat()}" if until is not None else ""
         raise DataError(
-            f"the interaction log at {_safe(str(engine.url))} has no interactions{window}"
+            f"the interaction log at {masked_url(str(engine.url))} has no interactions{window}"
         )
     return _to_interactions(users, items, ratings, times)
 
@@ -146,13 +150,13 @@ def _reflect(engine: Engine) -> Table:
         table = Table(TABLE, MetaData(), autoload_with=engine)
     except NoSuchTableError:
         raise DataError(
-            f"no table '{TABLE}' in {_safe(str(engine.url))}: the service creates it on start "
+            f"no table '{TABLE}' in {masked_url(str(engine.url))}: the service creates it on start "
             "(its Alembic migrations); point the database URL at the service's database"
         ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in table.c]
     if missing:
         raise DataError(
-            f"table '{TABLE}' in {_safe(str(engine.url))} lacks column(s) {', '.join(missing)}"
+            f"table '{TABLE}' in {masked_url(str(engine.url))} lacks column(s) {', '.join(missing)}"
         )
     return table
 
@@ -187,15 +191,7 @@ def _driver_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise DataError(f"database URL {url!r} is not a valid SQLAlchemy URL") from exc
+        raise DataError(f"database URL {masked_url(url)!r} is not a valid SQLAlchemy URL") from exc
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
-
-
-def _safe(url: str) -> str:
-    """The URL with its password masked, for error messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<database>"

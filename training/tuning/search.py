@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -52,12 +51,12 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import EpochCallback, ModelError
+from training.passwords import masked_url, without_password
 from training.tuning.candidates import check_names, choose_models, out_line, screen
 from training.tuning.confirm import (
     CONFIRM_SHARE,
@@ -196,13 +195,13 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:
         return optuna.storages.RDBStorage(url)
     except RuntimeError as exc:  # Optuna's check of its schema version (``alembic_version``)
         raise TuningError(
-            hide_password(f"cannot open the study storage {safe_url(url)!r}: {exc}", url)
+            without_password(f"cannot open the study storage {masked_url(url)!r}: {exc}", url)
             + f" {_OWN_DATABASE}"
         ) from exc
     except (ImportError, ValueError, SQLAlchemyError) as exc:
         why = _one_line(exc)
         raise TuningError(
-            hide_password(f"cannot open the study storage {safe_url(url)!r}: {why}", url)
+            without_password(f"cannot open the study storage {masked_url(url)!r}: {why}", url)
         ) from exc
 
 
@@ -240,38 +239,10 @@ def _refuse_foreign_database(url: str) -> None:
         engine.dispose()
     if "alembic_version" in tables and "studies" not in tables:
         raise TuningError(
-            f"cannot keep the study in {safe_url(url)!r}: that database already has "
+            f"cannot keep the study in {masked_url(url)!r}: that database already has "
             "another application's alembic_version table (the service's own database?), "
             f"and Optuna keeps its schema version in a table of that name. {_OWN_DATABASE}"
         )
-
-
-def safe_url(url: str) -> str:
-    """``url`` with its password shown as ``***`` (as SQLAlchemy renders it), also when
-    SQLAlchemy cannot parse it."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: mask whatever sits before the host
-        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
-
-
-def hide_password(text: str, url: str) -> str:
-    """``text`` (an error message that may quote ``url`` or its password) without the
-    password."""
-    text = text.replace(url, safe_url(url))
-    try:
-        password = make_url(url).password
-    except Exception:
-        found = re.search(r"://[^/@:]*:([^/@]*)@", url)
-        password = found.group(1) if found else None
-    if not password:
-        return text
-    # Only where a password stands (a URL's user:PASSWORD@, a DSN's password=PASSWORD): a
-    # blind replace of a short password ("s", "1", or the user's name) garbled the host,
-    # port and words of the message ("connection refu***ed").
-    quoted = re.escape(str(password))
-    text = re.sub(rf"(://[^/@:\s]*:){quoted}@", r"\1***@", text)
-    return re.sub(rf"(password=['\"]?){quoted}(?=['\"]?(\s|$|;|,))", r"\1***", text)
 
 
 def open_search(

@@ -177,6 +177,13 @@ def test_bad_url_and_unreachable_database() -> None:
         read_interaction_log("sqlite:////nonexistent-dir/sub/log.db")
 
 
+def test_an_unparsable_url_is_named_without_its_password() -> None:
+    """The URL SQLAlchemy cannot read was quoted whole, password included."""
+    with pytest.raises(DataError) as refused:
+        read_interaction_log("postgresql://u:s3cret@db:notaport/genrec")
+    assert "'postgresql://u:***@db:notaport/genrec' is not a valid" in str(refused.value)
+
+
 def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     """SQLAlchemy's message added the driver's hint and a link on lines of their own."""
     for check in (read_interaction_log, check_interaction_log):

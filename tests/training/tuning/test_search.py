@@ -250,10 +250,10 @@ def test_a_study_made_before_the_record_takes_the_first_run_s_purpose(
 def test_a_short_password_is_hidden_where_it_stands_and_nowhere_else(url: str, shown: str) -> None:
     """A password that also occurs elsewhere in the message (one letter, a digit, the
     user's name) was replaced everywhere: "connection refu***ed", "***27.0.0.***"."""
-    from training.tuning.search import hide_password
+    from training.passwords import without_password
 
     message = (
         f"cannot open the study storage {url!r}: connection to server at "
         '"127.0.0.1", port 1 failed: Connection refused; Is the server running'
     )
-    assert hide_password(message, url) == message.replace(url, shown)
+    assert without_password(message, url) == message.replace(url, shown)
