@@ -167,6 +167,11 @@ class Item(Base):
     last changed the row, which servers poll (index) to pick up items another process
     wrote, and text-aware models score a new item from ``text`` without retraining.
     NULL only for a row written by code older than migration 0009 (read at startup).
+
+    ``removed_at`` (migration 0010) is set by ``DELETE /v1/items/{id}`` (``genrec items
+    remove``): a soft removal, so every server learns of it through the same poll (a
+    deleted row would leave nothing to poll) and a later PUT restores the item. A
+    removed item is in no list the service answers (``app.serving.removed``).
     """
 
     __tablename__ = "items"
@@ -182,6 +187,7 @@ class Item(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     change_epoch: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CatalogEpoch(Base):

@@ -949,6 +949,7 @@ class ItemRow:
     created_at: datetime
     updated_at: datetime
     change_epoch: int | None = None  # None: written before migration 0009
+    removed_at: datetime | None = None  # set: removed from the catalog (migration 0010)
 
 
 def _item_row(item: Item) -> ItemRow:
@@ -960,6 +961,7 @@ def _item_row(item: Item) -> ItemRow:
         created_at=as_utc(item.created_at),
         updated_at=as_utc(item.updated_at),
         change_epoch=item.change_epoch,
+        removed_at=None if item.removed_at is None else as_utc(item.removed_at),
     )
 
 
@@ -976,10 +978,12 @@ ITEM_LOOKUP_CHUNK = 10_000
 
 
 def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> dict[str, str]:
-    """Insert or replace ``rows`` (distinct ids); per id "created", "updated" or "unchanged".
+    """Insert or replace ``rows`` (distinct ids); per id "created", "updated", "restored"
+    or "unchanged".
 
     A row equal to what is stored keeps its ``updated_at`` and ``change_epoch``, so
-    re-running an import does not make every server re-score the same texts.
+    re-running an import does not make every server re-score the same texts. Writing a
+    removed item (``remove_items``) restores it ("restored"), whatever its content.
 
     The rows written carry a placeholder epoch of this transaction's own (negative, so
     no server's poll ever matches it); the last statements take the next catalog epoch
@@ -1013,17 +1017,54 @@ def upsert_items(session: Session, rows: Sequence[NewItem], now: datetime) -> di
                 )
             )
             outcome[row.item_id] = "created"
-        elif (item.title, item.text, item.attributes) == (row.title, row.text, row.attributes):
+        elif item.removed_at is None and (item.title, item.text, item.attributes) == (
+            row.title,
+            row.text,
+            row.attributes,
+        ):
             outcome[row.item_id] = "unchanged"
         else:
+            outcome[row.item_id] = "updated" if item.removed_at is None else "restored"
             item.title, item.text, item.attributes = row.title, row.text, row.attributes
+            item.removed_at = None
             item.updated_at = stamp
             item.change_epoch = pending
-            outcome[row.item_id] = "updated"
     session.flush()
     if any(result != "unchanged" for result in outcome.values()):
         _stamp_catalog_change(session, pending)
     return outcome
+
+
+def remove_items(session: Session, ids: Sequence[str], now: datetime) -> dict[str, str]:
+    """Mark ``ids`` (distinct) removed from the catalog; per id "removed", "already_removed"
+    or "unknown" (not in the catalog: nothing is written for it).
+
+    A soft removal (``Item.removed_at``, migration 0010), stamped with the next catalog
+    epoch like any change, so every server's poll picks it up. An item already removed
+    keeps its ``removed_at`` and epoch: removing it again changes nothing. One
+    ``UPDATE ... WHERE removed_at IS NULL`` per chunk: of two removals of one id at
+    once, the second waits on the first's row lock and then finds it removed, so the
+    item is stamped once. The caller commits right after, as for ``upsert_items``.
+    """
+    stamp = as_utc(now)
+    pending = -1 - secrets.randbelow(2**62)
+    outcome: dict[str, str] = {}
+    for start in range(0, len(ids), ITEM_LOOKUP_CHUNK):
+        chunk = list(ids[start : start + ITEM_LOOKUP_CHUNK])
+        session.execute(
+            update(Item)
+            .where(Item.item_id.in_(chunk), Item.removed_at.is_(None))
+            .values(removed_at=stamp, updated_at=stamp, change_epoch=pending)
+            .execution_options(synchronize_session=False)
+        )
+        found = session.execute(
+            select(Item.item_id, Item.change_epoch).where(Item.item_id.in_(chunk))
+        )
+        for item_id, epoch in found:
+            outcome[item_id] = "removed" if epoch == pending else "already_removed"
+    if "removed" in outcome.values():
+        _stamp_catalog_change(session, pending)
+    return {item_id: outcome.get(item_id, "unknown") for item_id in ids}
 
 
 def _stamp_catalog_change(session: Session, pending: int) -> int:

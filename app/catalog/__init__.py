@@ -13,6 +13,7 @@ One job per module:
 * ``items`` — the rules an item must meet, writing and reading the items
   table, and the all-or-nothing file import.
 * ``extension`` — growing one loaded model with catalog items (copy on write).
+* ``removal`` — removing items (soft: ``removed_at``), the route's and the CLI's.
 * ``sync`` — keeping every loaded model of this process in step with the
   table (``CatalogSync``, started and stopped by the app's lifespan).
 
@@ -34,6 +35,7 @@ from app.catalog.items import (
     save_items,
     validate_item,
 )
+from app.catalog.removal import UnknownItems, remove_from_database, remove_items
 from app.catalog.sync import CatalogSync
 
 __all__ = [
@@ -41,11 +43,14 @@ __all__ = [
     "CatalogSync",
     "FileRecord",
     "TextItem",
+    "UnknownItems",
     "check_kinds",
     "extend_model",
     "import_records",
     "is_text_aware",
     "read_item",
+    "remove_from_database",
+    "remove_items",
     "save_items",
     "validate_item",
 ]

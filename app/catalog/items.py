@@ -147,7 +147,8 @@ def check_kinds(
 def save_items(
     sessions: sessionmaker[Session], items: Sequence[NewItem], where: Sequence[str] = ()
 ) -> dict[str, str]:
-    """Upsert ``items`` in one transaction; per id "created" / "updated" / "unchanged".
+    """Upsert ``items`` in one transaction; per id "created" / "updated" / "restored" (it
+    was removed: ``app.catalog.removal``) / "unchanged".
 
     In the same transaction, first: each attribute's kind is claimed in and read
     back from ``attribute_kinds`` (``claim_attribute_kinds``: an attribute new to
@@ -214,8 +215,9 @@ def import_records(
 
     All or nothing: the first bad record (an attribute of another kind than the
     catalog's or an earlier record's included) raises ``CatalogError`` naming
-    ``source`` and its line before anything is written. Running servers pick
-    the items up at their next reload poll. Returns counts per outcome.
+    ``source`` and its line before anything is written. A removed item in the file
+    is restored, as a PUT restores it. Running servers pick the items up at their
+    next reload poll. Returns counts per outcome.
     """
     items = []
     for record in records:
@@ -238,7 +240,7 @@ def import_records(
         raise CatalogError(f"cannot write the catalog to {where}: {exc}") from None
     finally:
         engine.dispose()
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    counts = {"created": 0, "updated": 0, "restored": 0, "unchanged": 0}
     for result in outcome.values():
         counts[result] += 1
     return counts

@@ -9,6 +9,10 @@
 * Attributes: every row's attributes go to the ``AttributeIndex`` that
   business rules compile against (``app.rules``); a change bumps its
   revision, which invalidates the compiled masks.
+* Removals: whether each row is removed (``removed_at``) goes to the
+  ``RemovedItems`` every list is masked with (``app.serving.removed``). A
+  removed item keeps its attributes there and its row in a text-aware model
+  (masked, not dropped: indices are append-only, and a PUT restores it at once).
 * Other processes: each server polls the items table at its reload interval
   and keeps the catalog's texts in memory, re-applying them to any loaded model
   that has not seen them. The poll is a keyset on ``(change_epoch, item_id)``:
@@ -37,6 +41,7 @@ from app.repository import ItemRow, catalog_epoch, items_after, items_changed_si
 from app.rules.catalog import AttributeIndex
 from app.serving.holder import ModelHolder
 from app.serving.loaded import LoadedModel
+from app.serving.removed import RemovedItems
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +56,11 @@ class CatalogSync:
         interval_s: float,
         page_size: int = 1000,
         attributes: AttributeIndex | None = None,
+        removed: RemovedItems | None = None,
     ) -> None:
         self.sessions = sessions
         self.attributes = attributes if attributes is not None else AttributeIndex()
+        self.removed = removed if removed is not None else RemovedItems()
         self.holder = holder
         self.interval_s = interval_s
         self.page_size = page_size
@@ -137,6 +144,7 @@ class CatalogSync:
 
     def _merge(self, rows: list[ItemRow]) -> int:
         self.attributes.update((row.item_id, row.attributes) for row in rows)
+        self.removed.update((row.item_id, row.removed_at is not None) for row in rows)
         changed = 0
         for row in rows:
             item = TextItem.from_row(row)
@@ -182,7 +190,10 @@ class CatalogSync:
                 self._applied.pop(model.name, None)
 
     def describe(self, item_id: str) -> list[tuple[LoadedModel, bool]]:
-        """(model, from_text) for each loaded model that can recommend ``item_id``."""
+        """(model, from_text) for each loaded model that can recommend ``item_id``; none
+        once it is removed (as this server last read the catalog)."""
+        if item_id in self.removed:
+            return []
         out = []
         for model in self.holder.loaded():
             index = model.item_index.get(item_id)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import repository
 from app.catalog.items import CatalogError, import_records, read_item, save_items, validate_item
+from app.catalog.removal import remove_items
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.repository import NewItem
 from training.data.catalog_file import CatalogRecord, read_catalog_file
@@ -63,12 +64,18 @@ def test_import_writes_all_records_and_reports_counts(tmp_path: Path) -> None:
     path = tmp_path / "items.jsonl"
     path.write_text('{"item_id": "a", "title": "A", "text": "space rocket"}\n{"item_id": "b"}\n')
     records = read_catalog_file(path)
-    assert import_records(url, records, str(path)) == {"created": 2, "updated": 0, "unchanged": 0}
-    assert import_records(url, records, str(path)) == {"created": 0, "updated": 0, "unchanged": 2}
+    counts = {"created": 0, "updated": 0, "restored": 0, "unchanged": 0}
+    assert import_records(url, records, str(path)) == {**counts, "created": 2}
+    assert import_records(url, records, str(path)) == {**counts, "unchanged": 2}
     engine = make_engine(url)
     row = read_item(make_sessionmaker(engine), "a")
-    engine.dispose()
     assert row is not None and (row.title, row.text) == ("A", "space rocket")
+    # A removed item in the file comes back, as a PUT brings it back; counted apart.
+    remove_items(make_sessionmaker(engine), ["b"])
+    assert import_records(url, records, str(path)) == {**counts, "restored": 1, "unchanged": 1}
+    restored = read_item(make_sessionmaker(engine), "b")
+    engine.dispose()
+    assert restored is not None and restored.removed_at is None
 
 
 def test_import_is_all_or_nothing_and_names_the_line(tmp_path: Path) -> None:

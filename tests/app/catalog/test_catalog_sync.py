@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.items import save_items
 from app.catalog.sync import CatalogSync
-from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.core.db import make_engine, make_sessionmaker, session_scope
 from app.db_models import Item
 from app.repository import NewItem, upsert_items
 from models_store import ModelStore
@@ -128,42 +126,6 @@ def test_a_broken_catalog_read_keeps_serving(store: ModelStore, tmp_path: Path) 
 
 
 # --------------------------------------------------------------------------- commit order
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def both_sessions(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[sessionmaker[Session]]:
-    url = (
-        f"sqlite:///{tmp_path}/sync.db"
-        if request.param == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    yield from _catalog_sessions(url)
-
-
-@pytest.fixture
-def pg_sessions(postgres_url: str) -> Iterator[sessionmaker[Session]]:
-    """Postgres only: SQLite has one writer at a time, so no transaction commits inside
-    another there (and a skipped SQLite variant would be a skip in CI)."""
-    yield from _catalog_sessions(postgres_url)
-
-
-def _catalog_sessions(url: str) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a migrated database whose catalog is empty before and after the test."""
-    upgrade_database(url)
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
-    _empty_catalog(sessions)
-    yield sessions
-    _empty_catalog(sessions)
-    engine.dispose()
-
-
-def _empty_catalog(sessions: sessionmaker[Session]) -> None:
-    with session_scope(sessions) as session:
-        session.execute(text("DELETE FROM items"))
-        session.execute(text("DELETE FROM attribute_kinds"))
 
 
 def _attribute_sync(sessions: sessionmaker[Session], tmp_path: Path) -> CatalogSync:
