@@ -60,6 +60,7 @@ from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import InteractionLogger
 from app.serving.recommend import Recommender
+from app.serving.removed import RemovedItems
 from app.serving.retrieval import AnnLoader
 from app.serving.state import LogReader
 from models_store import ModelStore
@@ -106,6 +107,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         flush_s=settings.impression_flush_s,
     )
     attributes = AttributeIndex()  # fed by the catalog sync, read by the rule compiler
+    removed = RemovedItems()  # fed by the catalog sync, masked from every list
     registry = ExperimentRegistry(
         sessions,
         settings.experiment_refresh_s,
@@ -135,8 +137,10 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
             impressions,
             RuleCompiler(attributes),
             registry,
+            removed,
         ),
         attributes=attributes,
+        removed=removed,
         auth_throttle=AuthThrottle(settings.admin_max_failures, settings.admin_failure_window_s),
         interactions=InteractionLogger(
             writes, holder, settings, guard, metrics, attributor=attributor
@@ -168,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.holder,
             settings.reload_interval_s,
             attributes=services.attributes,
+            removed=services.removed,
         )
         sync.start()
         app.state.services = services

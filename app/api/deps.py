@@ -20,6 +20,7 @@ from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import InteractionLogger
 from app.serving.recommend import Recommender
+from app.serving.removed import RemovedItems
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Services:
     experiments: ExperimentRegistry
     #: The catalog's attributes, fed by the catalog sync; rules compile against them.
     attributes: AttributeIndex = field(default_factory=AttributeIndex)
+    #: Items removed from the catalog, fed by the catalog sync; the recommender's own.
+    removed: RemovedItems = field(default_factory=RemovedItems)
     #: Wrong admin tokens per client address (admin API and dashboard login).
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
 

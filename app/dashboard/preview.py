@@ -30,6 +30,7 @@ from app.serving.batcher import rank_similar_exactly
 from app.serving.impressions import ImpressionRecorder
 from app.serving.loaded import LoadedModel
 from app.serving.recommend import Filters, Recommender, scored_items
+from app.serving.removed import RemovedItems
 from app.serving.state import user_context
 
 PREVIEW_ITEM_ID = "__dashboard_preview__"
@@ -47,6 +48,7 @@ class Previewer:
             services.settings,
             services.metrics,
             ImpressionRecorder(services.sessions, services.metrics, enabled=False),
+            removed=services.recommender.removed,  # removed items are in no list
         )
 
     async def close(self) -> None:
@@ -98,8 +100,11 @@ class Placement:
     neighbours: list[ScoredItem]
 
 
-def place_text(model: LoadedModel, title: str | None, text: str, k: int) -> Placement:
-    """The ``k`` items nearest to a new item with ``text`` under ``model`` (nothing saved)."""
+def place_text(
+    model: LoadedModel, title: str | None, text: str, k: int, removed: RemovedItems | None = None
+) -> Placement:
+    """The ``k`` items nearest to a new item with ``text`` under ``model`` (nothing saved),
+    items removed from the catalog (``removed``) left out as in every list."""
     if not is_text_aware(model.scorer):
         raise ApiError(
             422, "not_text_aware", f"model '{model.name}' cannot place an item from its text"
@@ -107,6 +112,7 @@ def place_text(model: LoadedModel, title: str | None, text: str, k: int) -> Plac
     stamp = datetime.now(UTC).isoformat()
     grown = extend_model(model, [TextItem(PREVIEW_ITEM_ID, title, text, stamp)])
     index = grown.item_index[PREVIEW_ITEM_ID]
-    ranked = rank_similar_exactly(grown, index, k)
+    banned = removed.indices(model) if removed is not None else None  # same indices in grown
+    ranked = rank_similar_exactly(grown, index, k, banned=banned)
     neighbours = [ScoredItem(**fields) for fields in scored_items(grown, ranked)]
     return Placement(grown.name, grown.version, neighbours)

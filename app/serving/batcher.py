@@ -308,12 +308,18 @@ def rank_similar(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
 
 
 def rank_similar_exactly(
-    model: LoadedModel, index: int, k: int, rules: RulePlan | None = None
+    model: LoadedModel,
+    index: int,
+    k: int,
+    rules: RulePlan | None = None,
+    banned: np.ndarray | None = None,
 ) -> Ranked:
     """Item ``index``'s similar list from its exact cosine (or co-occurrence) row, the
-    item itself left out, ranked as any scored row is: what the dashboard's text
-    placement serves (and ``rank_similar`` without an index)."""
-    job = RankJob(None, np.array([index], dtype=np.int64), None, k, rules=rules)
+    item itself and ``banned`` (removed items) left out, ranked as any scored row is:
+    what the dashboard's text placement serves (and ``rank_similar`` without an index)."""
+    own = np.array([index], dtype=np.int64)
+    never = own if banned is None or not banned.size else np.concatenate([banned, own])
+    job = RankJob(None, never, None, k, rules=rules)
     with torch.inference_mode():
         row = model.similar_rows([index]).to(model.device)  # (1, I)
     return rank_scored(model, [job], row)[0]

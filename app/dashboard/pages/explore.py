@@ -170,7 +170,9 @@ async def place_new_item(
     preview = previewer(request)
     try:
         loaded = await preview.recommender.model_async(model or None)
-        placement = await run_in_threadpool(place_text, loaded, title or None, text, LIST_K)
+        placement = await run_in_threadpool(
+            place_text, loaded, title or None, text, LIST_K, preview.recommender.removed
+        )
     except ApiError as exc:
         return await _page(
             request, session, text_form=form, problem=exc.message, status_code=exc.status
