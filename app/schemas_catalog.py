@@ -1,4 +1,5 @@
-"""Request and response bodies of the item catalog API (``PUT``/``GET /v1/items/{item_id}``).
+"""Request and response bodies of the item catalog API (``PUT``/``GET``/``DELETE
+/v1/items/{item_id}``).
 
 Limits live here so that the HTTP body and ``genrec items import`` (which
 goes through ``app.catalog.validate_item``) refuse the same things.
@@ -89,5 +90,11 @@ class ItemResponse(BaseModel):
     updated_at: datetime
     serving: list[ItemServing] = Field(
         description="loaded models of this server that can recommend the item; a model "
-        "that is not text-aware cannot recommend an item without interactions"
+        "that is not text-aware cannot recommend an item without interactions; empty once "
+        "the item is removed"
+    )
+    removed_at: datetime | None = Field(
+        None,
+        description="when the item was removed from the catalog (DELETE /v1/items/{item_id}): "
+        "it is then in no list; null while it is in the catalog",
     )

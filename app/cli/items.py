@@ -1,4 +1,5 @@
-"""``genrec items import``: add or update catalog items from a file."""
+"""``genrec items import`` / ``remove``: add or update catalog items from a file, or
+remove items from the catalog."""
 
 from __future__ import annotations
 
@@ -62,9 +63,46 @@ def items_import(
             )
         except CatalogError as exc:
             raise fail(str(exc)) from None
+    restored = f", {counts['restored']} restored" if counts["restored"] else ""
     out.print(
         f"imported {len(records)} item(s) from {file}: {counts['created']} new, "
-        f"{counts['updated']} updated, {counts['unchanged']} unchanged",
+        f"{counts['updated']} updated{restored}, {counts['unchanged']} unchanged",
+        markup=False,
+    )
+
+
+@items_app.command("remove")
+def items_remove(
+    item_ids: Annotated[
+        list[str],
+        typer.Argument(help="ids of the items to remove", metavar="ITEM_ID...", show_default=False),
+    ],
+) -> None:
+    """Remove items from the catalog at GENREC_DATABASE_URL: they leave every list.
+
+    As DELETE /v1/items/{id}: a soft removal (the item keeps its row and its
+    interactions; PUT /v1/items/{id} or an import restores it). All or nothing:
+    an id that is not in the catalog stops the command before anything is
+    removed. Removing a removed item again is not an error. Running servers drop
+    the items from their lists at their next reload poll.
+    """
+    from app.catalog import CatalogError, remove_from_database
+
+    config = settings()
+    with user_errors():
+        try:
+            counts = remove_from_database(
+                config.database_url,
+                item_ids,
+                max_id_length=config.max_id_length,
+                migrate=config.auto_migrate,
+            )
+        except CatalogError as exc:
+            raise fail(str(exc)) from None
+    already = counts["already_removed"]
+    out.print(
+        f"removed {counts['removed']} item(s)"
+        + (f"; {already} already removed" if already else ""),
         markup=False,
     )
 

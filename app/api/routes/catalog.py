@@ -1,4 +1,4 @@
-"""Item catalog: ``PUT /v1/items/{item_id}`` (admin) and ``GET /v1/items/{item_id}``.
+"""Item catalog: ``PUT`` and ``DELETE /v1/items/{item_id}`` (admin), ``GET /v1/items/{item_id}``.
 
 The ``CatalogSync`` these routes read and nudge (``app.state.catalog``) is
 started and stopped by the app's lifespan (``app.main``).
@@ -18,7 +18,9 @@ from app.api.responses import ADMIN, BODY, errors
 from app.catalog import (
     CatalogError,
     CatalogSync,
+    UnknownItems,
     read_item,
+    remove_items,
     save_items,
     validate_item,
 )
@@ -57,7 +59,8 @@ def put_item(
     """Add or replace a catalog item (admin token). 201 when new, 200 otherwise.
 
     A text-aware production model (ConvMF) scores a new item from ``text`` at
-    once on this server and at the next reload poll on the others.
+    once on this server and at the next reload poll on the others. PUT of a
+    removed item restores it (200, ``removed_at`` null), whatever its body.
     """
     try:
         item = validate_item(
@@ -77,9 +80,51 @@ def put_item(
     return _response(row, catalog)
 
 
+@router.delete(
+    "/items/{item_id:id}",
+    response_model=ItemResponse,
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN, 404, 422, 503),
+)
+def delete_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
+    """Remove a catalog item (admin token): it leaves every list the service answers.
+
+    Users' recommendations (GET and POST), similar lists, popularity fallbacks and
+    experiment variants, exact or from the index, with or without business rules:
+    lists stay k long while enough other items remain. This server drops it before
+    answering, the other replicas at their next reload poll.
+
+    A soft removal: 200 with the item, ``removed_at`` set and ``serving`` empty.
+    Removing a removed item again is 200 too, with the first removal's time. A
+    later ``PUT`` of the id restores it. Interactions with it are still accepted
+    and logged, and ``GET /v1/items/{item_id}/similar`` still answers for it
+    (alternatives to a discontinued product), without removed items. Rating
+    predictions (``POST /v1/predictions``) still rate it: the caller named it.
+    ``GET /v1/items/{item_id}`` of a removed item is a 404 saying so.
+
+    404 ``unknown_item``: the id is not in the catalog (nothing is written).
+    """
+    services.recommender.check_id(item_id, "item_id")
+    try:
+        remove_items(services.sessions, [item_id])
+        row = read_item(services.sessions, item_id)
+    except UnknownItems as exc:
+        raise ApiError(404, "unknown_item", _not_in_catalog(item_id)) from exc
+    except SQLAlchemyError as exc:
+        raise database_unavailable(exc) from exc
+    assert row is not None  # removal keeps the row
+    catalog.sync_now()  # this server stops serving it before answering
+    return _response(row, catalog)
+
+
 @router.get("/items/{item_id:id}", response_model=ItemResponse, responses=errors(404, 422, 503))
 def get_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
-    """A catalog item and which loaded models can recommend it (``from_text`` or trained)."""
+    """A catalog item and which loaded models can recommend it (``from_text`` or trained).
+
+    404 ``unknown_item`` for an id that is not in the catalog, and for a removed item
+    (``DELETE``): its message says when it was removed (``details.removed_at``) and that
+    a ``PUT`` restores it.
+    """
     # An id PUT would refuse is a 422 here too, not a 404 that suggests that PUT.
     services.recommender.check_id(item_id, "item_id")
     try:
@@ -87,12 +132,21 @@ def get_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) ->
     except SQLAlchemyError as exc:
         raise database_unavailable(exc) from exc
     if row is None:
+        raise ApiError(404, "unknown_item", _not_in_catalog(item_id))
+    if row.removed_at is not None:
+        when = row.removed_at.isoformat()
         raise ApiError(
             404,
             "unknown_item",
-            f"item '{item_id}' is not in the catalog; add it with PUT /v1/items/{item_id}",
+            f"item '{item_id}' was removed from the catalog at {when}; PUT /v1/items/{item_id} "
+            "restores it",
+            details={"removed_at": when},
         )
     return _response(row, catalog)
+
+
+def _not_in_catalog(item_id: str) -> str:
+    return f"item '{item_id}' is not in the catalog; add it with PUT /v1/items/{item_id}"
 
 
 def _response(row: ItemRow, catalog: CatalogSync) -> ItemResponse:
@@ -106,5 +160,8 @@ def _response(row: ItemRow, catalog: CatalogSync) -> ItemResponse:
         serving=[
             ItemServing(model=model.name, version=model.version, from_text=from_text)
             for model, from_text in catalog.describe(row.item_id)
-        ],
+        ]
+        if row.removed_at is None
+        else [],
+        removed_at=row.removed_at,
     )

@@ -47,6 +47,8 @@ def _assert_documented(client: TestClient, method: str, url: str, response: Any)
 #: (method, url, JSON body, with the admin token, expected status, expected error code)
 PROBES = [
     ("PUT", "/v1/items/x", {"title": "t"}, False, 401, "http_error"),
+    ("DELETE", "/v1/items/x", None, False, 401, "http_error"),
+    ("DELETE", "/v1/items/never-added", None, True, 404, "unknown_item"),
     ("GET", "/admin/jobs", None, False, 401, "http_error"),
     ("POST", "/admin/retrain", {"model": "ease"}, False, 401, "http_error"),
     ("GET", "/admin/models", None, False, 401, "http_error"),
@@ -110,7 +112,11 @@ def test_version_refused_is_documented(
 
 def test_admin_disabled_is_documented(make_client: ClientFactory, postgres_url: str) -> None:
     client = make_client(database_url=postgres_url, admin_token=None)
-    for method, url, body in (("GET", "/admin/jobs", None), ("PUT", "/v1/items/x", {})):
+    for method, url, body in (
+        ("GET", "/admin/jobs", None),
+        ("PUT", "/v1/items/x", {}),
+        ("DELETE", "/v1/items/x", None),
+    ):
         response = client.request(method, url, json=body, headers=ADMIN)
         assert (response.status_code, response.json()["error"]) == (403, "admin_disabled")
         _assert_documented(client, method, url, response)
