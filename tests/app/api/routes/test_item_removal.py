@@ -22,10 +22,12 @@ N_ITEMS = 60
 
 @pytest.fixture
 def make_admin(
-    make_client: Callable[..., TestClient], blank_database_url: str
+    blank_database_url: str, make_client: Callable[..., TestClient]
 ) -> Callable[..., TestClient]:
     """``make_admin(**settings)``: a server with the admin token on this test's database
-    (SQLite or a scratch Postgres one), the 60 items in its catalog ``{"side": i % 2}``."""
+    (SQLite or a scratch Postgres one), the 60 items in its catalog ``{"side": i % 2}``.
+    The database first: its teardown (dropping a scratch database) runs after the
+    clients are closed."""
     filled: list[bool] = []
 
     def factory(**overrides: Any) -> TestClient:
@@ -168,6 +170,34 @@ def test_a_removed_item_is_in_no_list_and_lists_stay_k_long(
     assert set(everything) == {str(i) for i in range(N_ITEMS)} - removed
     metrics = client.get("/metrics").text
     assert ('genrec_ann_rows_total{model="mult-vae"}' in metrics) is (ann == "on")
+
+
+def test_experiment_variants_leave_removed_items_out(
+    make_admin: Callable[..., TestClient],
+) -> None:
+    client = make_admin()
+    experiment = {
+        "name": "removal",
+        "variants": [
+            {"name": "control", "model": "popularity", "weight": 1},
+            {"name": "ease", "model": "ease", "version": "1", "weight": 1},
+        ],
+    }
+    created = client.post("/admin/experiments", json=experiment, headers=AUTH)
+    assert created.status_code == 201, created.text
+    users = [f"u{n}" for n in range(20)]
+    before = {
+        u: client.get(f"/v1/users/{u}/recommendations", params={"k": 10}).json() for u in users
+    }
+    variants = {u: body["variant"] for u, body in before.items()}
+    assert set(variants.values()) == {"control", "ease"}
+    removed = {i["item_id"] for body in before.values() for i in body["items"][:2]}
+    _remove(client, *removed)
+    for user in users:
+        after = client.get(f"/v1/users/{user}/recommendations", params={"k": 10}).json()
+        assert after["variant"] == variants[user]
+        ids = [i["item_id"] for i in after["items"]]
+        assert not removed & set(ids) and len(ids) == 10, (user, sorted(removed), ids)
 
 
 def test_another_replica_drops_the_item_at_its_reload_poll(
