@@ -30,7 +30,7 @@ from app.serving.batcher import rank_similar_exactly
 from app.serving.impressions import ImpressionRecorder
 from app.serving.loaded import LoadedModel
 from app.serving.recommend import Filters, Recommender, scored_items
-from app.serving.removed import RemovedItems
+from app.serving.removed import RemovedItems, RemovedMask
 from app.serving.state import user_context
 
 PREVIEW_ITEM_ID = "__dashboard_preview__"
@@ -112,7 +112,10 @@ def place_text(
     stamp = datetime.now(UTC).isoformat()
     grown = extend_model(model, [TextItem(PREVIEW_ITEM_ID, title, text, stamp)])
     index = grown.item_index[PREVIEW_ITEM_ID]
-    banned = removed.indices(model) if removed is not None else None  # same indices in grown
-    ranked = rank_similar_exactly(grown, index, k, banned=banned)
+    # The served model's mask, one item wider: the private copy must not enter the cache
+    # (its revision is the one the next real catalog extension will have).
+    served = removed.mask(model) if removed is not None else None
+    mask = RemovedMask.of(served.indices.copy(), grown.n_items) if served is not None else None
+    ranked = rank_similar_exactly(grown, index, k, removed=mask)
     neighbours = [ScoredItem(**fields) for fields in scored_items(grown, ranked)]
     return Placement(grown.name, grown.version, neighbours)

@@ -24,8 +24,8 @@ users are resolved with the others', then their items are rated instead of ranke
 lists (``RankJob.similar_to``, ``GET /v1/items/{id}/similar``) join them as well: the
 batch's items' cosine rows are one product (``rank_similar``). While one batch is being
 scored the next one fills, so batches get larger exactly when load is high.
-Masks (seen items, ``exclude``, ``include``) are applied to the scores before
-top-k; nothing is over-fetched.
+Masks (seen items, ``exclude``, ``include``, items removed from the catalog) are
+applied to the scores before top-k; nothing is over-fetched.
 
 A model version with an approximate-retrieval index (``LoadedModel.ann``,
 ``app.serving.retrieval``) replaces the full product by candidate generation:
@@ -57,6 +57,7 @@ from app.rules.apply import apply_rules
 from app.rules.compile import RulePlan
 from app.rules.diversity import diversify
 from app.serving.loaded import LoadedModel
+from app.serving.removed import RemovedMask
 from app.serving.similarity import similar_queries, similarity_view
 from app.serving.state import UserContext, ad_hoc_contexts
 
@@ -95,6 +96,9 @@ class RankJob:
     #: A similar list (``GET /v1/items/{id}/similar``): rank items by their cosine to this
     #: item index instead of a user's scores (``rank_similar``); ``state`` is unused.
     similar_to: int | None = None
+    #: Items removed from the catalog (``app.serving.removed``), never returned: shared by
+    #: every list of the model, so the batch's mask takes it as one broadcast row.
+    removed: RemovedMask | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,11 @@ def process_lists(
         else:
             # Plain constructors, not ``dataclasses.replace``: this runs per request, under the GIL.
             banned = _ban_seen(job, context.seen)
-            prepared.append(RankJob(context.state, banned, job.allowed, job.k, rules=job.rules))
+            prepared.append(
+                RankJob(
+                    context.state, banned, job.allowed, job.k, rules=job.rules, removed=job.removed
+                )
+            )
         contexts.append(context)
     ranking = [b for b, job in enumerate(prepared) if job.predict is None]
     results: list[Ranked | None] = [None] * len(prepared)
@@ -298,7 +306,14 @@ def rank_similar(model: LoadedModel, jobs: Sequence[RankJob]) -> list[Ranked]:
         return rank_batch(
             view,
             [
-                RankJob(queries[b : b + 1], job.banned, job.allowed, job.k, rules=job.rules)
+                RankJob(
+                    queries[b : b + 1],
+                    job.banned,
+                    job.allowed,
+                    job.k,
+                    rules=job.rules,
+                    removed=job.removed,
+                )
                 for b, job in enumerate(jobs)
             ],
         )
@@ -312,14 +327,13 @@ def rank_similar_exactly(
     index: int,
     k: int,
     rules: RulePlan | None = None,
-    banned: np.ndarray | None = None,
+    removed: RemovedMask | None = None,
 ) -> Ranked:
     """Item ``index``'s similar list from its exact cosine (or co-occurrence) row, the
-    item itself and ``banned`` (removed items) left out, ranked as any scored row is:
-    what the dashboard's text placement serves (and ``rank_similar`` without an index)."""
+    item itself and ``removed`` items left out, ranked as any scored row is: what the
+    dashboard's text placement serves (and ``rank_similar`` without an index)."""
     own = np.array([index], dtype=np.int64)
-    never = own if banned is None or not banned.size else np.concatenate([banned, own])
-    job = RankJob(None, never, None, k, rules=rules)
+    job = RankJob(None, own, None, k, rules=rules, removed=removed)
     with torch.inference_mode():
         row = model.similar_rows([index]).to(model.device)  # (1, I)
     return rank_scored(model, [job], row)[0]
@@ -342,8 +356,10 @@ def _score_rows(model: LoadedModel, jobs: Sequence[RankJob]) -> Tensor:
 
 
 def _mask(jobs: Sequence[RankJob], n_items: int, device: torch.device) -> Tensor:
-    """(B, I) bool: True where an item must not be returned (banned, or outside ``allowed``)."""
+    """(B, I) bool: True where an item must not be returned (banned, removed from the
+    catalog, or outside ``allowed``)."""
     mask = torch.zeros(len(jobs), n_items, dtype=torch.bool, device=device)
+    _mask_removed(mask, jobs, device)
     for b, job in enumerate(jobs):
         if job.allowed is not None:
             mask[b] = True
@@ -357,6 +373,23 @@ def _mask(jobs: Sequence[RankJob], n_items: int, device: torch.device) -> Tensor
     return mask
 
 
+def _mask_removed(mask: Tensor, jobs: Sequence[RankJob], device: torch.device) -> None:
+    """OR each job's removed-items row into its row of ``mask``: one broadcast for the
+    usual batch (every job of a model shares its ``RemovedMask``), one per distinct mask
+    otherwise (a catalog extension mid-batch cannot happen: a batch has one model)."""
+    groups: dict[int, tuple[RemovedMask, list[int]]] = {}
+    for b, job in enumerate(jobs):
+        if job.removed is not None:
+            groups.setdefault(id(job.removed), (job.removed, []))[1].append(b)
+    for removed, rows in groups.values():
+        row = removed.tensor(device)
+        if len(rows) == len(jobs):
+            mask |= row  # broadcast over the batch
+        else:
+            index = torch.as_tensor(rows, device=device)
+            mask[index] |= row
+
+
 def candidate_mask(job: RankJob, candidates: np.ndarray) -> np.ndarray:
     """(C,) bool over item indices ``candidates``: True where ``_mask`` would mask the item.
 
@@ -366,6 +399,8 @@ def candidate_mask(job: RankJob, candidates: np.ndarray) -> np.ndarray:
     masked = candidates < 0
     if job.rules is not None and job.rules.drop is not None:  # an attribute filter
         masked |= job.rules.drop.cpu().numpy()[np.maximum(candidates, 0)]
+    if job.removed is not None:  # items removed from the catalog
+        masked |= job.removed.row[np.maximum(candidates, 0)]
     if job.banned.size:
         masked |= np.isin(candidates, job.banned)
     if job.allowed is not None:

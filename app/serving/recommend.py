@@ -5,9 +5,9 @@ answer is (which version, fold-in or fallback, what is masked, which errors)
 lives in this module, so it is testable without HTTP and identical across
 routes. Masking happens on the full score vector before ``torch.topk``; no
 over-fetching, so a user can never get fewer than k items while k unseen
-items exist. Items removed from the catalog (``app.serving.removed``) are
-banned from every list here, in ``_banned``, the one place every list's
-banned items come from. (A version served from an approximate-retrieval index masks its
+items exist. Every list job carries the model's mask of the items removed
+from the catalog (``app.serving.removed``), which the batcher applies with
+the job's other masks. (A version served from an approximate-retrieval index masks its
 candidates instead and falls back to this when they run short:
 ``app.serving.retrieval``.)
 
@@ -133,12 +133,13 @@ class Recommender:
         exclude = await self._with_recently_shown(user_id, filters)
         job = RankJob(
             state=None,
-            banned=self._banned(model, (), exclude),
+            banned=_banned(model, (), exclude),
             allowed=_allowed(model, filters.include),
             k=k,
             user_id=user_id,
             exclude_seen=filters.exclude_seen,
             rules=plan,
+            removed=self.removed.mask(model),
         )
         ranked = await self._rank(model, job)
         assert ranked.context is not None  # the batch resolved this job's user
@@ -182,12 +183,13 @@ class Recommender:
             exclude = await self._with_recently_shown(request.user_id, filters)
         job = RankJob(  # the batch folds the history in with its other requests'
             state=None,
-            banned=self._banned(model, (), exclude),
+            banned=_banned(model, (), exclude),
             allowed=_allowed(model, filters.include),
             k=request.k,
             exclude_seen=filters.exclude_seen,
             rules=await self.rule_plan_async(model, filters.rules),
             events=events,
+            removed=self.removed.mask(model),
         )
         ranked = await self._rank(model, job)
         assert ranked.context is not None  # the batch folded this job's history in
@@ -293,8 +295,9 @@ class Recommender:
             )
         # Not the item itself. A removed item still has a similar list (alternatives to a
         # discontinued product); like every list, it holds no removed item.
-        banned = self._banned(model, (index,), ())
-        job = RankJob(None, banned, None, k, rules=plan, similar_to=index)
+        banned = np.array([index], dtype=np.int64)
+        removed = self.removed.mask(model)
+        job = RankJob(None, banned, None, k, rules=plan, similar_to=index, removed=removed)
         ranked = await self._rank(model, job)
         items = [ScoredItem(**fields) for fields in scored_items(model, ranked)]
         return SimilarItemsResponse(
@@ -428,13 +431,6 @@ class Recommender:
                 "invalid_id",
                 f"{what} is {len(value)} characters long; the limit is {self.settings.max_id_length}",
             )
-
-    def _banned(
-        self, model: LoadedModel, seen: Iterable[int], exclude: Sequence[str]
-    ) -> np.ndarray:
-        """Item indices a list must never hold: ``seen``, ``exclude``, and every item removed
-        from the catalog (its array is precomputed per model: no work per request)."""
-        return _banned(model, seen, exclude, self.removed.indices(model))
 
     async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
         """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""
@@ -573,15 +569,10 @@ _NOTHING = np.zeros(0, dtype=np.int64)
 _NOTHING.flags.writeable = False
 
 
-def _banned(
-    model: LoadedModel, seen: Iterable[int], exclude: Sequence[str], removed: np.ndarray = _NOTHING
-) -> np.ndarray:
-    """Item indices never to return: ``seen``, the known ids of ``exclude``, and ``removed``
-    (read-only, shared; ``RemovedItems.indices``). An index may appear twice: harmless to
-    the masks, and cheaper than a sort of the removed items per request."""
+def _banned(model: LoadedModel, seen: Iterable[int], exclude: Sequence[str]) -> np.ndarray:
+    """Item indices never to return: ``seen`` plus the known ids of ``exclude``."""
     excluded = [model.item_index[i] for i in exclude if i in model.item_index]
     seen_array = np.fromiter(seen, dtype=np.int64)
     if not excluded and not seen_array.size:
-        return removed  # the usual request: no exclusions beyond the catalog's and the batch's
-    own = np.union1d(seen_array, np.asarray(excluded, dtype=np.int64))
-    return np.concatenate([removed, own]) if removed.size else own
+        return _NOTHING  # the usual request: no exclusions beyond what the batch adds
+    return np.union1d(seen_array, np.asarray(excluded, dtype=np.int64))

@@ -9,8 +9,9 @@ the masks are the exact path's. Only which items are looked at is
 approximate (Recall@100 against the exact list: docs/performance.md).
 
 Over-fetch: a job asks the index for ``GENREC_ANN_CANDIDATES`` (at least k)
-plus one per masked item, so masks cannot leave it short unless the index
-returned fewer distinct items than that. A job that would need more than
+plus one per masked item (seen, ``exclude``, removed from the catalog), so
+masks cannot leave it short unless the index returned fewer distinct items
+than that. A job that would need more than
 ``GENREC_ANN_MAX_CANDIDATES``, or that is left with fewer than k candidates
 after masking, is ranked by the exact path and counted in
 ``genrec_ann_fallback{reason}``. An ``include`` list is itself the candidate
@@ -136,8 +137,9 @@ class AnnRetrieval:
 
     def _fetch(self, job: RankJob) -> int:
         """Candidates to ask for: the over-fetch (a diversity rule's first pool at least),
-        and one more per masked item."""
-        return max(self.candidates, _needed(job)) + int(job.banned.size)
+        and one more per masked item (banned, or removed from the catalog)."""
+        removed = job.removed.size if job.removed is not None else 0
+        return max(self.candidates, _needed(job)) + int(job.banned.size) + removed
 
     def _search(
         self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]

@@ -118,16 +118,21 @@ def _model(name: str, revision: str, ids: list[str]) -> Any:
     )
 
 
-def test_the_index_array_is_built_once_per_model_and_removal_revision() -> None:
+def test_the_mask_is_built_once_per_model_and_removal_revision() -> None:
     removed = RemovedItems()
     model = _model("m", "1", ["a", "b", "c", "d"])
-    assert removed.indices(model).size == 0
+    assert removed.mask(model) is None
     assert removed.update([("c", True), ("a", True), ("zz", True), ("b", False)]) == 3
-    first = removed.indices(model)
-    assert first.tolist() == [0, 2]  # sorted; an id the model lacks is skipped
-    assert removed.indices(model) is first  # shared by every request until a change
-    assert not first.flags.writeable
-    assert removed.indices(_model("m", "1+c1", ["a", "b", "c", "d", "zz"])).tolist() == [0, 2, 4]
-    assert removed.update([("a", True)]) == 0 and removed.indices(model) is first
+    first = removed.mask(model)
+    assert first is not None
+    assert first.indices.tolist() == [0, 2]  # sorted; an id the model lacks is skipped
+    assert first.row.tolist() == [True, False, True, False]
+    assert removed.mask(model) is first  # shared by every request until a change
+    assert not first.indices.flags.writeable and not first.row.flags.writeable
+    grown = removed.mask(_model("m", "1+c1", ["a", "b", "c", "d", "zz"]))
+    assert grown is not None and grown.indices.tolist() == [0, 2, 4]
+    assert removed.update([("a", True)]) == 0 and removed.mask(model) is first
     assert removed.update([("a", False)]) == 1
-    assert np.array_equal(removed.indices(model), [2])
+    again = removed.mask(model)
+    assert again is not None and np.array_equal(again.indices, [2])
+    assert removed.mask(_model("m", "1", ["x"])) is None  # knows none of them

@@ -101,3 +101,28 @@ def test_the_text_field_stops_at_the_servers_limit(dash: TestClient) -> None:
 
     field = dash.get("/dashboard/explore").text.split('id="text-text"')[1].split(">")[0]
     assert f'maxlength="{MAX_TEXT}"' in field
+
+
+def test_removed_items_are_not_placed_next_to_the_text(dash: TestClient) -> None:
+    page = dash.get("/dashboard/explore")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf
+    form = {
+        "model": "convmf",
+        "title": "A new one",
+        "text": plot(0, np.random.default_rng(100)),
+        "csrf_token": csrf.group(1),
+    }
+
+    def neighbours() -> list[str]:
+        answer = dash.post("/dashboard/explore/text", data=form)
+        assert answer.status_code == 200, answer.text[:2000]
+        return re.findall(r"id (i\d\d) · score", answer.text.split('data-testid="placement"')[1])
+
+    nearest = neighbours()[:3]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for item_id in nearest:
+        assert dash.put(f"/v1/items/{item_id}", json={}, headers=auth).status_code == 201
+        assert dash.delete(f"/v1/items/{item_id}", headers=auth).status_code == 200
+    placed = neighbours()
+    assert len(placed) == 10 and not set(nearest) & set(placed), (nearest, placed)

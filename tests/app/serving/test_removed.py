@@ -1,16 +1,43 @@
-"""Removed catalog items on the approximate path: banned like ``exclude``, so the index
-over-fetches for them, and a list with more removed items than the index may fetch is
-ranked exactly (``too_many_masked``); either way k long, and without them."""
+"""Removed catalog items in the batcher: the exact path masks them with one broadcast
+row, the index path over-fetches for them, and a list with more removed items than the
+index may fetch is ranked exactly (``too_many_masked``); either way k long, without them."""
 
 from __future__ import annotations
 
-import numpy as np
+from types import SimpleNamespace
 
-from app.serving.batcher import rank_batch, rank_exact
-from app.serving.recommend import _banned
-from app.serving.removed import RemovedItems
+import numpy as np
+import torch
+
+from app.serving.batcher import RankJob, _mask, rank_batch, rank_exact
+from app.serving.removed import RemovedItems, RemovedMask
 from app.serving.retrieval import TOO_MANY_MASKED
-from tests.app.serving.ann_catalog import N_ITEMS, indexed_model, job, user_states
+from tests.app.serving.ann_catalog import N_ITEMS, NONE, indexed_model, user_states
+
+
+def _mask_of(model: SimpleNamespace, indices: np.ndarray) -> RemovedMask:
+    removed = RemovedItems()
+    removed.update((str(i), True) for i in indices)
+    mask = removed.mask(model)  # type: ignore[arg-type]  # a stand-in for LoadedModel
+    assert mask is not None
+    return mask
+
+
+def _job(state: torch.Tensor | None, removed: RemovedMask, banned: object = NONE) -> RankJob:
+    return RankJob(state, np.asarray(banned, dtype=np.int64), None, 50, removed=removed)
+
+
+def test_the_batch_mask_takes_the_removed_row_for_every_job() -> None:
+    removed = RemovedMask.of(np.array([1, 4]), 6)
+    other = RemovedMask.of(np.array([0]), 6)
+    jobs = [_job(None, removed, [5]), _job(None, removed), RankJob(None, NONE, None, 5)]
+    assert _mask(jobs, 6, torch.device("cpu")).tolist() == [
+        [False, True, False, False, True, True],
+        [False, True, False, False, True, False],
+        [False] * 6,
+    ]
+    everyone = _mask([_job(None, removed), _job(None, other)], 6, torch.device("cpu"))
+    assert everyone[:, [0, 1, 4]].tolist() == [[False, True, True], [True, False, False]]
 
 
 def test_the_index_over_fetches_for_removed_items_or_falls_back() -> None:
@@ -18,18 +45,16 @@ def test_the_index_over_fetches_for_removed_items_or_falls_back() -> None:
     model.item_index = {str(i): i for i in range(N_ITEMS)}
     model.revision = "1"
     state = user_states(1)[0]
-    best = rank_exact(model, [job(state, k=50)])[0].items
-    removed = RemovedItems()
-    removed.update((str(i), True) for i in best[:30])  # the user's 30 best are gone
-    banned = _banned(model, (), [str(best[30])], removed.indices(model))  # and one excluded
-    ranked = rank_batch(model, [job(state, k=50, banned=banned)])[0]
+    best = rank_exact(model, [RankJob(state, NONE, None, 50)])[0].items
+    removed = _mask_of(model, best[:30])  # the user's 30 best are gone
+    ranked = rank_batch(model, [_job(state, removed, best[30:31])])[0]  # and one excluded
     assert ranked.retrieval == "ann" and len(ranked.items) == 50
     assert not set(ranked.items) & set(best[:31])
-    exact = rank_exact(model, [job(state, k=50, banned=banned)])[0]
+    exact = rank_exact(model, [_job(state, removed, best[30:31])])[0]
+    assert not set(exact.items) & set(best[:31]) and len(exact.items) == 50
     assert len(set(ranked.items) & set(exact.items)) >= 45  # the next best are still found
 
-    removed.update((str(i), True) for i in range(600))  # more than GENREC_ANN_MAX_CANDIDATES
-    many = removed.indices(model)
-    ranked = rank_batch(model, [job(state, k=50, banned=_banned(model, (), (), many))])[0]
+    many = _mask_of(model, np.arange(600))  # more than GENREC_ANN_MAX_CANDIDATES
+    ranked = rank_batch(model, [_job(state, many)])[0]
     assert ranked.retrieval == TOO_MANY_MASKED and len(ranked.items) == 50
-    assert not np.isin(ranked.items, many).any()
+    assert not np.isin(ranked.items, many.indices).any()
