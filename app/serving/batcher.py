@@ -376,7 +376,8 @@ def _mask(jobs: Sequence[RankJob], n_items: int, device: torch.device) -> Tensor
 def _mask_removed(mask: Tensor, jobs: Sequence[RankJob], device: torch.device) -> None:
     """OR each job's removed-items row into its row of ``mask``: one broadcast for the
     usual batch (every job of a model shares its ``RemovedMask``), one per distinct mask
-    otherwise (a catalog extension mid-batch cannot happen: a batch has one model)."""
+    otherwise (a removal landed while the batch filled; every mask of a batch is its
+    model's width, as a batch has one model)."""
     groups: dict[int, tuple[RemovedMask, list[int]]] = {}
     for b, job in enumerate(jobs):
         if job.removed is not None:
