@@ -9,6 +9,10 @@ An item's interaction count is the number of training rows the served model
 holds for it plus the events logged for it since (``interactions`` table).
 The log count is a scan (the log is indexed by user, not item); it runs for
 one item at a time, on an operator's click.
+
+A removed item (``DELETE /v1/items/{id}``, ``app.catalog.removal``) keeps its
+row, so it is still found and shown, with its removal time: the operator must
+be able to find it to restore it, and must not take it for a live one.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -24,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
 from app.db_models import Interaction, Item
-from app.repository import ItemRow, get_item
+from app.repository import ITEM_LOOKUP_CHUNK, ItemRow, as_utc, get_item
 from app.serving.loaded import LoadedModel
 
 SEARCH_LIMIT = 50
@@ -36,6 +41,7 @@ class ItemHit:
     title: str | None
     in_catalog: bool
     in_model: bool
+    removed_at: datetime | None = None  # removed from the catalog (its row stays)
 
 
 @dataclass
@@ -48,6 +54,11 @@ class ItemCard:
     training_interactions: int | None
     logged_interactions: int | None
     attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def removed_at(self) -> datetime | None:
+        """When the item was removed from the catalog; None for a live or model-only item."""
+        return self.row.removed_at if self.row is not None else None
 
 
 def _like(query: str) -> str:
@@ -125,7 +136,7 @@ def search_items(
         ]
     with session_scope(sessions) as session:
         rows = session.execute(
-            select(Item.item_id, Item.title, func.count().over())
+            select(Item.item_id, Item.title, Item.removed_at, func.count().over())
             .where(
                 or_(
                     func.lower(Item.item_id).like(pattern, escape="\\"),
@@ -135,8 +146,9 @@ def search_items(
             .order_by(case((Item.item_id == query, 0), else_=1), Item.item_id)
             .limit(SEARCH_LIMIT)
         ).all()
-        in_catalog = int(rows[0][2]) if rows else 0
-        titles: dict[str, str | None] = {item_id: title for item_id, title, _ in rows}
+        in_catalog = int(rows[0][3]) if rows else 0
+        titles: dict[str, str | None] = {item_id: title for item_id, title, _, _ in rows}
+        removed = {item_id: as_utc(at) for item_id, _, at, _ in rows if at is not None}
         page = set(titles)
         candidates = dict.fromkeys([*titles, *matched])
         shown = sorted(candidates, key=lambda i: (i != query, natural_key(i)))[:SEARCH_LIMIT]
@@ -144,15 +156,22 @@ def search_items(
         # under a title that does not match: those few are asked for by primary key.
         unknown = [item_id for item_id in shown if item_id not in titles]
         if unknown:
-            stored = select(Item.item_id, Item.title).where(Item.item_id.in_(unknown))
-            titles.update({item_id: title for item_id, title in session.execute(stored)})
+            stored = select(Item.item_id, Item.title, Item.removed_at).where(
+                Item.item_id.in_(unknown)
+            )
+            for item_id, title, at in session.execute(stored):
+                titles[item_id] = title
+                if at is not None:
+                    removed[item_id] = as_utc(at)
     hits = []
     for item_id in shown:
         index = model.item_index.get(item_id) if model is not None else None
         title = titles.get(item_id)
         if title is None and model is not None and index is not None:
             title = model.titles[index]
-        hits.append(ItemHit(item_id, title, item_id in titles, index is not None))
+        hits.append(
+            ItemHit(item_id, title, item_id in titles, index is not None, removed.get(item_id))
+        )
     total: int | None
     if in_catalog <= len(rows):  # every catalog match was read: the union is exact
         total = in_catalog + sum(1 for item_id in matched if item_id not in page)
@@ -161,17 +180,34 @@ def search_items(
     return SearchResult(hits, total, in_catalog, len(matched))
 
 
-def catalog_titles(sessions: sessionmaker[Session], item_ids: list[str]) -> dict[str, str]:
-    """Titles the catalog table holds for ``item_ids`` (for items the model has no title for)."""
-    if not item_ids:
-        return {}
+@dataclass(frozen=True)
+class CatalogNotes:
+    """What the catalog table adds to items a page shows from a model: the titles the
+    model lacks, and which of them are removed (when; None where only this server's
+    removed set, not the table, could say)."""
+
+    titles: dict[str, str]
+    removed: dict[str, datetime | None]
+
+
+def catalog_notes(sessions: sessionmaker[Session], item_ids: list[str]) -> CatalogNotes:
+    """Catalog titles and removal times of ``item_ids`` (rows with neither are not read)."""
+    titles: dict[str, str] = {}
+    removed: dict[str, datetime | None] = {}
     with session_scope(sessions) as session:
-        rows = session.execute(
-            select(Item.item_id, Item.title).where(
-                Item.item_id.in_(item_ids), Item.title.is_not(None)
+        for start in range(0, len(item_ids), ITEM_LOOKUP_CHUNK):
+            rows = session.execute(
+                select(Item.item_id, Item.title, Item.removed_at).where(
+                    Item.item_id.in_(item_ids[start : start + ITEM_LOOKUP_CHUNK]),
+                    or_(Item.title.is_not(None), Item.removed_at.is_not(None)),
+                )
             )
-        ).all()
-    return {item_id: title for item_id, title in rows if title is not None}
+            for item_id, title, at in rows:
+                if title is not None:
+                    titles[item_id] = title
+                if at is not None:
+                    removed[item_id] = as_utc(at)
+    return CatalogNotes(titles, removed)
 
 
 def item_card(

@@ -1,20 +1,42 @@
-"""Catalog: search items by id or title; an item's metadata and interaction count."""
+"""Catalog: search items by id or title; an item's metadata and interaction count; remove
+and restore an item.
+
+Remove calls the catalog API's own ``DELETE /v1/items/{id}`` handler
+(``app.api.routes.catalog.delete_item``: ``app.catalog.removal``, then this
+server's catalog sync, so the page after the redirect is already right), and
+Restore its ``PUT`` handler with the item's stored title, text and attributes,
+which is how the API restores a removed item (``upsert_items``: "restored").
+Failures are mapped as the API maps them and shown on the item's page; a
+success redirects to it with a one-shot notice (Post/Redirect/Get), so a reload
+repeats nothing. Removing asks for confirmation in the browser (``data-confirm``,
+as rollback does); both are idempotent on the server: a second Remove keeps
+the first removal's time, a Restore of a live item changes nothing.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
 from app.api.params import StorableText
-from app.dashboard.auth import DashboardSession, SessionDep
+from app.api.routes import catalog as catalog_api
+from app.catalog import CatalogSync, read_item
+from app.core.errors import ApiError
+from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.catalog_view import SEARCH_LIMIT, item_card, search_items
+from app.dashboard.formatting import item_href, utc
+from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
+from app.schemas_catalog import ItemIn
 from app.serving.loaded import LoadedModel
+from app.serving.state import database_unavailable
 
 router = APIRouter()
 
@@ -62,26 +84,109 @@ async def item_by_query(
     return await _item(request, item_id, session)
 
 
-async def _item(request: Request, item_id: str, session: DashboardSession) -> HTMLResponse:
+async def _item(
+    request: Request,
+    item_id: str,
+    session: DashboardSession,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The item's page; an action that failed shows its ``problem`` on it (its status)."""
     model = _default_model(request)
     try:
         card = await run_in_threadpool(item_card, services_of(request).sessions, model, item_id)
     except SQLAlchemyError as exc:
+        message = f"database unavailable: {type(exc).__name__}"
         return render(
             request,
             "error.html",
             session,
             status_code=503,
             active="Catalog",
-            message=f"database unavailable: {type(exc).__name__}",
+            message=message if problem is None else f"{problem} ({message})",
         )
     if card is None:
         return render(
             request,
             "error.html",
             session,
-            status_code=404,
+            status_code=404 if problem is None else status_code,
             active="Catalog",
-            message=f"item '{item_id}' is neither in the catalog nor in the served model",
+            message=problem
+            or f"item '{item_id}' is neither in the catalog nor in the served model",
         )
-    return render(request, "item.html", session, active="Catalog", card=card)
+    return render(
+        request,
+        "item.html",
+        session,
+        status_code=status_code,
+        active="Catalog",
+        card=card,
+        problem=problem,
+    )
+
+
+def _catalog(request: Request) -> CatalogSync:
+    """This server's catalog sync (``app.state.catalog``), as the API's routes get it."""
+    catalog: CatalogSync = request.app.state.catalog
+    return catalog
+
+
+@router.post("/dashboard/catalog/item/remove", response_class=HTMLResponse)
+async def remove_item(
+    request: Request, session: CsrfDep, item_id: Annotated[StorableText, Form()]
+) -> Response:
+    """Remove the item, through ``DELETE /v1/items/{item_id}``'s own handler."""
+    services = services_of(request)
+    started = datetime.now(UTC)
+    try:
+        removed = await run_in_threadpool(
+            catalog_api.delete_item, item_id, services, _catalog(request)
+        )
+    except ApiError as exc:
+        return await _item(request, item_id, session, exc.message, exc.status)
+    if removed.removed_at is not None and removed.removed_at < started:  # a second click
+        notice = (
+            f"Item {item_id} was already removed, at {utc(removed.removed_at)}; nothing changed."
+        )
+    else:
+        notice = (
+            f"Item {item_id} removed from the catalog: this server lists it nowhere now, the "
+            "others drop it at their next reload poll. Restore brings it back."
+        )
+    return redirect_with_notice(request, session, item_href(item_id), notice)
+
+
+@router.post("/dashboard/catalog/item/restore", response_class=HTMLResponse)
+async def restore_item(
+    request: Request, session: CsrfDep, item_id: Annotated[StorableText, Form()]
+) -> Response:
+    """Restore a removed item: ``PUT /v1/items/{item_id}``'s own handler with the stored
+    title, text and attributes (a PUT of a removed item restores it)."""
+    services = services_of(request)
+    try:
+        services.recommender.check_id(item_id, "item_id")  # as the API's routes check it
+        row = await run_in_threadpool(read_item, services.sessions, item_id)
+        if row is None:
+            problem = f"item '{item_id}' is not in the catalog; nothing was restored"
+            return await _item(request, item_id, session, problem, 404)
+        if row.removed_at is None:  # a second click, another operator
+            notice = f"Item {item_id} is in the catalog (not removed); nothing changed."
+            return redirect_with_notice(request, session, item_href(item_id), notice)
+        body = ItemIn(title=row.title, text=row.text, attributes=row.attributes)
+        await run_in_threadpool(
+            catalog_api.put_item, item_id, body, Response(), services, _catalog(request)
+        )
+    except SQLAlchemyError as exc:
+        error = database_unavailable(exc)
+        return await _item(request, item_id, session, error.message, error.status)
+    except ValidationError as exc:  # a stored row the API's body would refuse now
+        problem = f"Item {item_id} cannot be restored as stored: {validation_problem(exc)}"
+        return await _item(request, item_id, session, problem, 422)
+    except ApiError as exc:
+        return await _item(request, item_id, session, exc.message, exc.status)
+    notice = (
+        f"Item {item_id} restored: this server lists it again now, the others at their "
+        "next reload poll."
+    )
+    return redirect_with_notice(request, session, item_href(item_id), notice)

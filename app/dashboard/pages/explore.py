@@ -4,6 +4,11 @@ Lists come from ``app.dashboard.preview`` (the serving code, impressions off).
 A user the models have never seen gets what the API gives them: the
 popularity fallback, flagged as such. Placing a new item's text is a POST
 (the text can be long) that changes nothing on the server.
+
+Removed items are in no list (the previewer masks them as serving does), but
+a user's history still holds them (history is history), and a similar list
+may be asked for one: those are tagged "removed", from the catalog table (or,
+while it cannot be read, from this server's removed set).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from app.api.deps import services_of
 from app.api.params import StorableText
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
-from app.dashboard.catalog_view import catalog_titles
+from app.dashboard.catalog_view import CatalogNotes, catalog_notes
 from app.dashboard.preview import Placement, Previewer, place_text
 from app.dashboard.templating import render
 from app.schemas import RecommendationResponse, SimilarItemsResponse
@@ -89,7 +94,7 @@ async def _page(
             similar = await preview.recommender.similar(item, LIST_K, None)
         except ApiError as exc:
             item_problem = exc.message
-    titles = await _catalog_titles(request, history, lists, similar, placement)
+    notes = await _catalog_notes(request, history, lists, similar, placement)
     return render(
         request,
         "explore.html",
@@ -108,7 +113,8 @@ async def _page(
         text_models=await preview.text_models(),
         sample_users=_sample_users(request),
         placement=placement,
-        titles=titles,
+        titles=notes.titles,
+        removed=notes.removed,
         text_form=text_form or {},
         problem=problem,
         max_text=MAX_TEXT,
@@ -122,26 +128,29 @@ def _sample_users(request: Request, n: int = 50) -> list[str]:
     return list(loaded.user_index)[:n] if loaded is not None else []
 
 
-async def _catalog_titles(
+async def _catalog_notes(
     request: Request,
     history: list[tuple[str, str | None]] | None,
     lists: list[ModelList],
     similar: SimilarItemsResponse | None,
     placement: Placement | None,
-) -> dict[str, str]:
+) -> CatalogNotes:
     """Catalog titles of the shown items the model has none for (a model trained on data
-    without titles still shows the names the catalog gives its items)."""
-    untitled = {item_id for item_id, title in history or [] if title is None}
-    shown = [e.answer.items for e in lists if e.answer is not None]
-    shown += [similar.items] if similar is not None else []
-    shown += [placement.neighbours] if placement is not None else []
-    untitled |= {it.item_id for items in shown for it in items if it.title is None}
+    without titles still shows the names the catalog gives its items), and which shown
+    items are removed from the catalog."""
+    shown = {item_id for item_id, _ in history or []}
+    lists_shown = [e.answer.items for e in lists if e.answer is not None]
+    lists_shown += [similar.items] if similar is not None else []
+    lists_shown += [placement.neighbours] if placement is not None else []
+    shown |= {it.item_id for items in lists_shown for it in items}
+    shown |= {similar.item_id} if similar is not None else set()
     try:
-        return await run_in_threadpool(
-            catalog_titles, services_of(request).sessions, sorted(untitled)
-        )
+        return await run_in_threadpool(catalog_notes, services_of(request).sessions, sorted(shown))
     except SQLAlchemyError:
-        return {}  # titles are a nicety; the lists stand without them
+        # Titles are a nicety; that an item is removed is not: this server's removed set
+        # (what its lists mask) still says which, without the time.
+        removed_ids = services_of(request).removed.ids
+        return CatalogNotes({}, {item_id: None for item_id in shown if item_id in removed_ids})
 
 
 @router.get("/dashboard/explore", response_class=HTMLResponse)
