@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from app.db_models import (
     AttributeKind,
     CatalogEpoch,
+    Experiment,
     Impression,
     Interaction,
     Item,
@@ -559,8 +560,24 @@ def impressions_in_window(
 
 
 def delete_impressions_before(session: Session, moment: datetime) -> int:
-    """Delete impressions created before ``moment``; the count."""
-    result = session.execute(delete(Impression).where(Impression.created_at < as_utc(moment)))
+    """Delete impressions created before ``moment``; the count.
+
+    An experiment's results are computed from its impressions, so those of the running
+    experiment are kept whatever their age, and those of a stopped one until it has been
+    stopped longer than the retention (``stopped_at`` before ``moment``): deleting them
+    changed a long experiment's results and SRM while it ran, and a stopped one's the
+    moment it stopped.
+    """
+    cutoff = as_utc(moment)
+    still_counted = select(Experiment.name).where(
+        or_(Experiment.running.is_(True), Experiment.stopped_at >= cutoff)
+    )
+    result = session.execute(
+        delete(Impression).where(
+            Impression.created_at < cutoff,
+            or_(Impression.experiment.is_(None), Impression.experiment.not_in(still_counted)),
+        )
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -1,7 +1,8 @@
 """Retention of impressions: a background thread deletes those older than the setting.
 
 Every replica runs one; the delete is idempotent, so several replicas deleting
-the same range do no harm (``GENREC_IMPRESSION_RETENTION_DAYS``, none = keep).
+the same range do no harm (``GENREC_IMPRESSION_RETENTION_DAYS``, none = keep). An
+experiment's impressions are kept while its results need them (``delete_impressions_before``).
 """
 
 from __future__ import annotations

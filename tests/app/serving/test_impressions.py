@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, delete, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.core.metrics import Metrics
-from app.db_models import Impression
+from app.db_models import Experiment, Impression
 from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
 from tests.manual_clock import ManualClock
@@ -157,3 +157,49 @@ def test_retention_deletes_impressions_older_than_the_setting(
         kept = set(session.scalars(select(Impression.id).where(Impression.user_id == user)))
     assert kept == {new} and old not in kept
     assert ImpressionRetention(pg_sessions, days=None, interval_s=1).clean() == 0
+
+
+def test_retention_keeps_what_an_experiment_still_counts(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """A running experiment's lists are kept whatever their age (deleting them changed its
+    results and SRM while it ran), and a stopped one's for the retention period after it
+    stopped, so its results do not change the moment it stops; other lists age as usual."""
+    now = T0 - timedelta(days=500)  # older than any other test's impressions
+    clock = ManualClock(now - timedelta(days=10))
+    recorder = ImpressionRecorder(pg_sessions, Metrics(), clock=clock)
+    user, tag = _user(), uuid.uuid4().hex[:8]
+    running, recent, old = f"run-{tag}", f"recent-{tag}", f"old-{tag}"
+    stopped = {running: None, recent: now - timedelta(days=1), old: now - timedelta(days=5)}
+    with pg_sessions.begin() as session:
+        session.execute(delete(Experiment).where(Experiment.running.is_(True)))
+        for name, stopped_at in stopped.items():
+            session.add(
+                Experiment(
+                    name=name,
+                    status="running" if stopped_at is None else "stopped",
+                    running=True if stopped_at is None else None,
+                    control="a",
+                    variants=[],
+                    window_minutes=30.0,
+                    mixing_sd=0.02,
+                    created_at=now - timedelta(days=20),
+                    stopped_at=stopped_at,
+                )
+            )
+    try:
+        ids = {
+            name: recorder.record(user, "user", ["1"], "m", "1", experiment=name, variant="a")
+            for name in [*stopped, "gone-experiment"]
+        }
+        plain = recorder.record(user, "user", ["1"], "m", "1")
+        recorder.flush()
+        clock.advance(timedelta(days=10))
+        assert ImpressionRetention(pg_sessions, days=3, interval_s=3600, clock=clock).clean() == 3
+        with pg_sessions() as session:
+            kept = set(session.scalars(select(Impression.id).where(Impression.user_id == user)))
+        assert kept == {ids[running], ids[recent]}
+        assert plain not in kept
+    finally:
+        with pg_sessions.begin() as session:
+            session.execute(delete(Experiment).where(Experiment.name.in_(stopped)))
