@@ -65,9 +65,17 @@ class LatencyOut(BaseModel):
 
 class ComparisonOut(BaseModel):
     ctr_diff: float = Field(description="variant CTR - control CTR")
-    ci95: list[float] = Field(description="always-valid 95% confidence interval of ctr_diff")
+    ci95: list[float] = Field(
+        description="always-valid 95% confidence interval of ctr_diff, simultaneous over the "
+        "comparisons (each at 5% / comparisons)"
+    )
     p_value: float = Field(description="always-valid p-value (valid however often it is read)")
-    significant: bool = Field(description="p_value < 0.05")
+    p_value_adjusted: float = Field(
+        description="p_value adjusted for the comparisons (Bonferroni: min(1, p_value * "
+        "comparisons))"
+    )
+    comparisons: int = Field(description="variants compared with control (weight > 0)")
+    significant: bool = Field(description="p_value_adjusted < 0.05")
     method: str
 
 

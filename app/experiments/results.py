@@ -234,21 +234,33 @@ def ctr_estimate(totals: VariantTotals) -> stats.RatioEstimate:
     return stats.ratio_estimate([u.clicks for u in users], [u.served for u in users])
 
 
+def comparisons(experiment: ExperimentDef) -> int:
+    """How many variants are compared with control: those that get traffic (a variant of
+    weight 0 never has a user, so it can never be declared different)."""
+    return max(
+        1, sum(1 for v in experiment.variants if v.name != experiment.control and v.weight > 0)
+    )
+
+
 def compare_with_control(
     control: VariantTotals,
     variant: VariantTotals,
     mixing_sd: float,
     alpha: float = 0.05,
     min_users: int = 2,
+    comparisons: int = 1,
 ) -> dict[str, Any]:
-    """``vs_control`` of one variant: CTR difference, always-valid interval and p-value."""
+    """``vs_control`` of one variant: CTR difference, always-valid interval and p-value,
+    the significance and interval adjusted for the experiment's ``comparisons``."""
     result = stats.compare(
-        ctr_estimate(control), ctr_estimate(variant), mixing_sd, alpha, min_users
+        ctr_estimate(control), ctr_estimate(variant), mixing_sd, alpha, min_users, comparisons
     )
     return {
         "ctr_diff": result.diff,
         "ci95": [result.ci95[0], result.ci95[1]],
         "p_value": result.p_value,
+        "p_value_adjusted": result.p_value_adjusted,
+        "comparisons": comparisons,
         "significant": result.significant,
         "method": stats.MSPRT_METHOD,
     }
@@ -267,7 +279,12 @@ def summarize(
         entry = variant_summary(totals[v.name])
         if v.name != experiment.control:
             entry["vs_control"] = compare_with_control(
-                control, totals[v.name], experiment.mixing_sd, alpha, min_users
+                control,
+                totals[v.name],
+                experiment.mixing_sd,
+                alpha,
+                min_users,
+                comparisons(experiment),
             )
         variants.append((v, entry))
     srm = stats.sample_ratio_check(

@@ -137,6 +137,7 @@ def load_series(
                 experiment.mixing_sd,
                 alpha,
                 min_users,
+                results.comparisons(experiment),
             )
             low, high = compared["ci95"]
             evidence = compared["p_value"] < 1.0 or (low, high) != (-1.0, 1.0)

@@ -37,7 +37,8 @@ from scipy import stats
 #: What ``vs_control.method`` says.
 MSPRT_METHOD = (
     "mSPRT, normal mixture N(0, tau^2) on the CTR difference (Johari et al. 2022, "
-    "always-valid p-value and confidence interval); variance by the delta method over users"
+    "always-valid p-value and confidence interval); variance by the delta method over users; "
+    "significance and interval Bonferroni-adjusted for the number of variants compared"
 )
 #: SRM is flagged below this p-value (a strict threshold: the check runs at every read).
 SRM_ALPHA = 0.001
@@ -74,12 +75,21 @@ def ratio_estimate(numerators: Sequence[float], denominators: Sequence[float]) -
 
 @dataclass(frozen=True)
 class SequentialComparison:
-    """The always-valid comparison of a variant with control."""
+    """The always-valid comparison of a variant with control.
+
+    ``p_value`` is this comparison's own; ``p_value_adjusted`` is Bonferroni-adjusted for
+    the experiment's ``comparisons`` (one per non-control variant), and ``significant`` and
+    ``ci95`` (simultaneous) follow it: with several variants, each tested at 5% alone,
+    the chance that some variant of an A/A test is declared different grows with their
+    number. Bonferroni needs nothing of the p-values but their validity, so always-valid
+    p-values stay valid however often they are read.
+    """
 
     diff: float
     ci95: tuple[float, float]
     p_value: float
     significant: bool
+    p_value_adjusted: float
 
 
 def msprt_log_ratio(diff: float, variance: float, tau: float) -> float:
@@ -120,20 +130,26 @@ def compare(
     tau: float,
     alpha: float = 0.05,
     min_users: int = 2,
+    comparisons: int = 1,
 ) -> SequentialComparison:
     """``variant - control`` with the mSPRT p-value and interval.
 
+    ``comparisons`` is how many variants the experiment compares with control: the
+    significance and the interval are at ``alpha / comparisons`` (Bonferroni), so the
+    chance that any of them is wrongly declared different stays under ``alpha``.
     Until each side has ``min_users`` users and a positive variance there is no
     evidence: p = 1 and the interval is every possible difference, [-1, 1].
     """
     diff = variant.value - control.value
     variance = control.variance + variant.variance
     if min(control.users, variant.users) < min_users or variance <= 0:
-        return SequentialComparison(diff, (-1.0, 1.0), 1.0, False)
+        return SequentialComparison(diff, (-1.0, 1.0), 1.0, False, 1.0)
+    comparisons = max(1, comparisons)
     p_value = msprt_p_value(diff, variance, tau)
-    half = msprt_half_width(variance, tau, alpha)
+    adjusted = min(1.0, p_value * comparisons)
+    half = msprt_half_width(variance, tau, alpha / comparisons)
     ci = (max(-1.0, diff - half), min(1.0, diff + half))
-    return SequentialComparison(diff, ci, p_value, p_value < alpha)
+    return SequentialComparison(diff, ci, p_value, adjusted < alpha, adjusted)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 from scipy import integrate, stats
+from statsmodels.stats.multitest import multipletests
 
 from app.experiments.stats import (
     RatioEstimate,
@@ -173,3 +174,44 @@ def test_a_tiny_mixing_sd_gives_an_interval_not_an_error() -> None:
     result = compare(RatioEstimate(0.10, 1e-5, 30), RatioEstimate(0.12, 1e-5, 30), tau=1e-200)
     assert result.ci95 == (-1.0, 1.0) and math.isfinite(result.p_value)
     assert math.isfinite(msprt_half_width(1e-4, 1e-6))
+
+
+def test_several_variants_share_the_five_percent() -> None:
+    """Each of m variants compared with control at 5% made the chance that *some* A/A
+    variant is declared different grow with m (up to 19 comparisons an experiment may
+    have). The p-values are Bonferroni-adjusted (as statsmodels' ``multipletests``), which
+    stays valid at every look since each raw p-value is always valid, and the interval is
+    the simultaneous one at 5 / m %, so that it excludes 0 exactly when it is significant."""
+    control, variant, tau = RatioEstimate(0.10, 5e-5, 500), RatioEstimate(0.133, 5e-5, 500), 0.02
+    alone = compare(control, variant, tau)
+    assert alone.p_value_adjusted == alone.p_value and alone.significant
+    raw = alone.p_value
+    assert 0.05 / 4 < raw < 0.05
+    four = compare(control, variant, tau, comparisons=4)
+    reject, adjusted, _, _ = multipletests([raw] * 4, alpha=0.05, method="bonferroni")
+    assert four.p_value == raw and four.p_value_adjusted == pytest.approx(adjusted[0])
+    assert not four.significant and not reject[0]
+    assert four.ci95[0] < 0 < four.ci95[1]  # the simultaneous interval: consistent with it
+    assert four.ci95 == pytest.approx(
+        (
+            four.diff - msprt_half_width(1e-4, tau, 0.05 / 4),
+            four.diff + msprt_half_width(1e-4, tau, 0.05 / 4),
+        )
+    )
+
+
+def test_many_variants_keep_the_familywise_rate_under_alpha() -> None:
+    """A/A/.../A with 9 variants beside control, each run looked at after every 20 users:
+    the share of runs in which any variant is ever significant stays at or under 5%."""
+    rng = np.random.default_rng(11)
+    runs, looks, step, arms = 100, 25, 20, 10
+    ever = 0
+    for _ in range(runs):
+        users = [_users(rng, looks * step, 0.1) for _ in range(arms)]
+        hit = False
+        for look in range(1, looks + 1):
+            n = look * step
+            control, *others = [ratio_estimate(c[:n], s[:n]) for c, s in users]
+            hit |= any(compare(control, o, 0.02, comparisons=arms - 1).significant for o in others)
+        ever += hit
+    assert ever / runs <= 0.05

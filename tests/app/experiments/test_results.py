@@ -1,0 +1,60 @@
+"""``results.summarize`` on per-unit totals built by hand: what the results document says
+when an experiment compares several variants with control."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from app.experiments.definitions import ExperimentDef, Variant
+from app.experiments.results import UserTotals, VariantTotals, summarize
+
+
+def _totals(clicks: list[int], served: int = 10) -> VariantTotals:
+    totals = VariantTotals()
+    for n, c in enumerate(clicks):
+        totals.users[("user", str(n))] = UserTotals(impressions=1, served=served, clicks=c)
+    return totals
+
+
+def test_each_comparison_is_adjusted_for_the_variants_that_get_traffic() -> None:
+    """Two variants with traffic beside control (and a paused one): each p-value is
+    adjusted for 2 comparisons, and significance and the interval follow the adjusted
+    p-value, not the comparison's own."""
+    experiment = ExperimentDef(
+        name="abc",
+        status="running",
+        control="a",
+        variants=(
+            Variant("a", "popularity", None, 1),
+            Variant("b", "ease", "1", 1),
+            Variant("c", "ease", "2", 1),
+            Variant("paused", "ease", "3", 0),
+        ),
+        window_minutes=30.0,
+        mixing_sd=0.02,
+        created_at=datetime(2026, 12, 1, tzinfo=UTC),
+        stopped_at=None,
+    )
+    control = [1, 2, 1, 0, 2, 1, 1, 2] * 25
+    totals = {
+        "a": _totals(control),
+        "b": _totals([c + (n % 4 == 0) for n, c in enumerate(control)]),
+        "c": _totals(control[::-1]),
+        "paused": VariantTotals(),
+    }
+    doc = summarize(experiment, totals)
+    versus = {v.name: entry["vs_control"] for v, entry in doc["variants"] if "vs_control" in entry}
+    raw = [versus[name]["p_value"] for name in ("b", "c", "paused")]
+    assert 0.025 < raw[0] < 0.05  # significant alone, not as one of two
+    _, adjusted, _, _ = multipletests(raw[:2], alpha=0.05, method="bonferroni")
+    for name, expected in zip(("b", "c"), adjusted, strict=True):
+        assert versus[name]["comparisons"] == 2
+        assert versus[name]["p_value_adjusted"] == pytest.approx(expected)
+        assert versus[name]["significant"] is bool(expected < 0.05)
+        low, high = versus[name]["ci95"]
+        assert (low > 0 or high < 0) is versus[name]["significant"]
+    assert versus["b"]["significant"] is False
+    assert versus["paused"]["p_value_adjusted"] == 1.0
