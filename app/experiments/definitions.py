@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -221,15 +221,22 @@ def get(sessions: sessionmaker[Session], name: str) -> ExperimentDef:
 
 
 def stop(sessions: sessionmaker[Session], name: str, now: datetime | None = None) -> ExperimentDef:
-    """Stop a running experiment: from then on requests go to the default model."""
+    """Stop a running experiment: from then on requests go to the default model.
+
+    One conditional UPDATE (``WHERE running``), so of two stops at once exactly one
+    stops it and the other is a conflict, on SQLite too, which has no row lock for a
+    ``SELECT ... FOR UPDATE`` (both read "running" there, both answered 200 and the
+    second rewrote ``stopped_at``).
+    """
     with session_scope(sessions) as session:
-        row = session.get(Experiment, name, with_for_update=True)
+        stopped = session.execute(
+            update(Experiment)
+            .where(Experiment.name == name, Experiment.running.is_(True))
+            .values(status="stopped", running=None, stopped_at=now or datetime.now(UTC))
+        )
+        row = session.get(Experiment, name)
         if row is None:
             raise ExperimentNotFound(f"no experiment named {name!r}")
-        if row.status != "running":
+        if stopped.rowcount == 0:  # type: ignore[attr-defined]
             raise ExperimentConflict(f"experiment {name!r} is already stopped")
-        row.status = "stopped"
-        row.running = None
-        row.stopped_at = now or datetime.now(UTC)
-        session.flush()
         return from_row(row)
