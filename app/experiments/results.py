@@ -247,7 +247,7 @@ def compare_with_control(
     variant: VariantTotals,
     mixing_sd: float,
     alpha: float = 0.05,
-    min_users: int = 2,
+    min_users: int = stats.MIN_USERS,
     comparisons: int = 1,
 ) -> dict[str, Any]:
     """``vs_control`` of one variant: CTR difference, always-valid interval and p-value,
@@ -270,7 +270,7 @@ def summarize(
     experiment: ExperimentDef,
     totals: Mapping[str, VariantTotals],
     alpha: float = 0.05,
-    min_users: int = 2,
+    min_users: int = stats.MIN_USERS,
 ) -> dict[str, Any]:
     """The results document (``GET /admin/experiments/{name}``) without the definition."""
     control = totals[experiment.control]

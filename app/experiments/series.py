@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from app.experiments import results
+from app.experiments import results, stats
 from app.experiments.definitions import ExperimentDef
 
 #: Candidate bucket widths in seconds: 1 s (a just-started experiment) up to a week.
@@ -84,7 +84,7 @@ def load_series(
     now: datetime | None = None,
     bucket_s: int | None = None,
     alpha: float = 0.05,
-    min_users: int = 2,
+    min_users: int = stats.MIN_USERS,
 ) -> ExperimentSeries:
     """The experiment's figures per bucket, from its start to its stop (or ``now``);
     buckets ``bucket_s`` seconds wide (default: ``bucket_width`` of the span)."""

@@ -148,7 +148,7 @@ def test_per_bucket_rates_follow_the_counting_rules(clean: sessionmaker[Session]
 
 def test_last_bucket_matches_the_results(clean: sessionmaker[Session]) -> None:
     with session_scope(clean) as session:
-        for n in range(40):
+        for n in range(100):
             variant = "a" if n % 2 else "b"
             user = f"user{n}"
             rec = _list(session, variant, user, n * 3, ["i1", "i2", "i3", "i4", "i5"])
@@ -158,22 +158,22 @@ def test_last_bucket_matches_the_results(clean: sessionmaker[Session]) -> None:
     exp = _experiment(stopped_after_s=None)
     with session_scope(clean) as session:
         got = series.load_series(
-            session, exp, CLICKS, CONVERSIONS, now=T0 + timedelta(seconds=125), bucket_s=10
+            session, exp, CLICKS, CONVERSIONS, now=T0 + timedelta(seconds=305), bucket_s=10
         )
         totals = results.load_totals(session, exp, CLICKS, CONVERSIONS)
     summary = dict((v.name, entry) for v, entry in results.summarize(exp, totals)["variants"])
-    assert got.bucket_s == 10 and len(got.ends) == 13
-    assert sum(got.variants["a"].impressions) == summary["a"]["impressions"] == 20
-    assert sum(got.variants["b"].impressions) == summary["b"]["impressions"] == 20
+    assert got.bucket_s == 10 and len(got.ends) == 31
+    assert sum(got.variants["a"].impressions) == summary["a"]["impressions"] == 50
+    assert sum(got.variants["b"].impressions) == summary["b"]["impressions"] == 50
     vs = summary["b"]["vs_control"]
     diff = got.vs_control["b"]
     assert diff.ctr_diff[-1] == pytest.approx(vs["ctr_diff"])
     assert [diff.ci_low[-1], diff.ci_high[-1]] == pytest.approx(vs["ci95"])
     assert diff.p_value[-1] == pytest.approx(vs["p_value"])
-    # two users a side after the first bucket: still every difference (no point charted);
-    # from the second on, an interval at every end
-    assert (diff.ci_low[0], diff.ci_high[0], diff.p_value[0]) == (None, None, 1.0)
-    assert None not in diff.ci_low[1:] and None not in diff.ci_high[1:]
+    # fewer than stats.MIN_USERS (20) users a side until n = 39 (at 117 s, bucket 11):
+    # still every difference (no point charted); from then on, an interval at every end
+    assert diff.ci_low[:11] == diff.ci_high[:11] == [None] * 11 and diff.p_value[:11] == [1.0] * 11
+    assert None not in diff.ci_low[11:] and None not in diff.ci_high[11:]
     # bucket 0 (0-9 s) holds n = 0..3: b lists n=0 (2 clicks), n=2 (0); a n=1 (0), n=3 (1)
     assert got.variants["b"].ctr[0] == pytest.approx(2 / 10)
     assert got.variants["a"].ctr[0] == pytest.approx(1 / 10)
@@ -196,13 +196,20 @@ def test_a_session_counts_apart_from_the_user_with_the_same_id(
     exp = _experiment(stopped_after_s=None)
     with session_scope(clean) as session:
         got = series.load_series(
-            session, exp, CLICKS, CONVERSIONS, now=T0 + timedelta(seconds=40), bucket_s=10
+            session,
+            exp,
+            CLICKS,
+            CONVERSIONS,
+            now=T0 + timedelta(seconds=40),
+            bucket_s=10,
+            min_users=2,  # an interval from these few units, to compare with the results'
         )
         totals = results.load_totals(session, exp, CLICKS, CONVERSIONS)
     assert len(totals["a"].users) == len(totals["b"].users) == 12  # 6 users and 6 sessions
     assert totals["b"].users[("session", "user0")].clicks == 1
     assert totals["b"].users[("user", "user0")].clicks == 1
-    vs = dict((v.name, e) for v, e in results.summarize(exp, totals)["variants"])["b"]
+    summary = results.summarize(exp, totals, min_users=2)
+    vs = dict((v.name, e) for v, e in summary["variants"])["b"]
     diff = got.vs_control["b"]
     assert diff.ctr_diff[-1] == pytest.approx(vs["vs_control"]["ctr_diff"])
     assert [diff.ci_low[-1], diff.ci_high[-1]] == pytest.approx(vs["vs_control"]["ci95"])
