@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -316,6 +316,22 @@ class Settings(BaseSettings):
             if weight != weight or weight in (float("inf"), float("-inf")):
                 raise ValueError(f"event type {name!r} needs a finite weight, got {weight}")
         return value
+
+    @model_validator(mode="after")
+    def _check_experiment_types(self) -> Settings:
+        """Only types of ``event_types`` can be logged (any other is a 422
+        ``unknown_event_type``): counting another left an experiment's clicks or
+        conversions at 0 in every variant, with nothing to say why. Checked where set:
+        the defaults (``click``, ``purchase``) stay harmless on a vocabulary without them."""
+        for name in ("experiment_click_types", "experiment_conversion_types"):
+            unknown = [t for t in getattr(self, name) if t not in self.event_types]
+            if name in self.model_fields_set and unknown:
+                raise ValueError(
+                    f"{name}: {', '.join(map(repr, unknown))} is not an event type of this "
+                    f"server (GENREC_EVENT_TYPES: {', '.join(sorted(self.event_types))}), so "
+                    "no event of it can be logged or counted"
+                )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -81,3 +81,22 @@ def test_the_attribution_window_is_off_or_at_least_a_second(
 
 def test_get_settings_is_cached() -> None:
     assert get_settings() is get_settings()
+
+
+@pytest.mark.parametrize("setting", ["EXPERIMENT_CLICK_TYPES", "EXPERIMENT_CONVERSION_TYPES"])
+def test_experiment_event_types_must_be_event_types(
+    monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """A type the server refuses (``unknown_event_type``) can never be logged: counting it
+    left every experiment's clicks (or conversions) at 0 in every variant, silently."""
+    monkeypatch.setenv(f"GENREC_{setting}", '["clicks"]')
+    with pytest.raises(ValidationError, match=rf"{setting.lower()}[\s\S]*'clicks'[\s\S]*click"):
+        Settings()
+    monkeypatch.setenv("GENREC_EVENT_TYPES", '{"clicks": 1}')
+    monkeypatch.setenv("GENREC_EXPERIMENT_CLICK_TYPES", '["clicks"]')
+    monkeypatch.setenv("GENREC_EXPERIMENT_CONVERSION_TYPES", '["clicks"]')
+    assert Settings().experiment_click_types == ["clicks"]
+    # the defaults are not refused on a vocabulary without them (no shop, no purchase)
+    monkeypatch.delenv("GENREC_EXPERIMENT_CLICK_TYPES")
+    monkeypatch.delenv("GENREC_EXPERIMENT_CONVERSION_TYPES")
+    assert Settings().experiment_conversion_types == ["purchase"]
