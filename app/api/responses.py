@@ -29,6 +29,8 @@ MEANINGS: dict[int, str] = {
     "(`unsupported_media_type`)",
     422: "invalid request: the message names the field (`invalid_request`, `invalid_id`, "
     "`unknown_event_type`, ...)",
+    429: "too many wrong admin tokens from this address: locked out for a while "
+    "(`too_many_failures`; `Retry-After` says how long)",
     503: "a dependency is unavailable (`database_unavailable`, `model_unavailable`, "
     "`shutting_down`); retry later",
 }
@@ -39,8 +41,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse, "description": MEANINGS[s]} for s in statuses}
 
 
-#: Statuses of every route behind the admin token.
-ADMIN = (401, 403)
+#: Statuses of every route behind the admin token (429: ``app.core.auth_throttle``).
+ADMIN = (401, 403, 429)
 #: Statuses of every route that serves a model (unknown model, bad input, no model/DB).
 SERVING = (404, 422, 503)
 #: Statuses of every route that reads a JSON body, besides its own.

@@ -128,3 +128,23 @@ def test_database_down_is_documented(make_client: ClientFactory) -> None:
     response = client.post("/v1/interactions", json={"user_id": "u1", "item_id": "1"})
     assert (response.status_code, response.json()["error"]) == (503, "database_unavailable")
     _assert_documented(client, "POST", "/v1/interactions", response)
+
+
+def test_the_admin_lockout_is_documented(make_client: ClientFactory, postgres_url: str) -> None:
+    """Every route behind the admin token answers 429 once an address has sent too many
+    wrong tokens (``app.core.auth_throttle``); it was in no operation's responses, so the
+    fuzzer's negative cases failed ``status_code_conformance`` whenever they got there."""
+    client = make_client(database_url=postgres_url, admin_token="t", admin_max_failures=1)
+    wrong = {"Authorization": "Bearer wrong"}
+    assert client.get("/admin/experiments", headers=wrong).status_code == 401
+    for method, url, body in (
+        ("GET", "/admin/experiments", None),
+        ("POST", "/admin/experiments", {}),
+        ("GET", "/admin/experiments/ab1", None),
+        ("POST", "/admin/experiments/ab1/stop", None),
+        ("POST", "/admin/tune", {}),
+        ("PUT", "/v1/items/x", {"title": "t"}),
+    ):
+        response = client.request(method, url, json=body, headers=wrong)
+        assert (response.status_code, response.json()["error"]) == (429, "too_many_failures")
+        _assert_documented(client, method, url, response)
