@@ -318,6 +318,20 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_retention_covers_the_window(self) -> Settings:
+        """An event is attributed to a list at most ``attribution_window_minutes`` after it;
+        a retention shorter than that deleted lists whose clicks were still to come, and
+        those events were logged unattributed (``unknown``)."""
+        days, window = self.impression_retention_days, self.attribution_window_minutes
+        if days is not None and days * 24 * 60 < window:
+            raise ValueError(
+                f"impression_retention_days ({days:g} days) is shorter than "
+                f"attribution_window_minutes ({window:g} minutes): impressions would be "
+                "deleted while events can still be attributed to them"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_experiment_types(self) -> Settings:
         """Only types of ``event_types`` can be logged (any other is a 422
         ``unknown_event_type``): counting another left an experiment's clicks or

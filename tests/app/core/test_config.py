@@ -100,3 +100,15 @@ def test_experiment_event_types_must_be_event_types(
     monkeypatch.delenv("GENREC_EXPERIMENT_CLICK_TYPES")
     monkeypatch.delenv("GENREC_EXPERIMENT_CONVERSION_TYPES")
     assert Settings().experiment_conversion_types == ["purchase"]
+
+
+def test_retention_must_outlast_the_attribution_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list deleted before its window closed left its later clicks unattributed."""
+    monkeypatch.setenv("GENREC_IMPRESSION_RETENTION_DAYS", "0.01")  # 14.4 minutes
+    with pytest.raises(ValidationError, match=r"retention_days \(0.01 days\) is shorter"):
+        Settings()
+    monkeypatch.setenv("GENREC_ATTRIBUTION_WINDOW_MINUTES", "10")
+    assert Settings().impression_retention_days == 0.01
+    monkeypatch.setenv("GENREC_IMPRESSION_RETENTION_DAYS", "off")
+    monkeypatch.setenv("GENREC_ATTRIBUTION_WINDOW_MINUTES", "43200")
+    assert Settings().impression_retention_days is None
