@@ -20,6 +20,8 @@ def models_list(
     model: Annotated[str | None, typer.Argument(help="only this model")] = None,
 ) -> None:
     """Stored versions with their aliases and metrics."""
+    from models_store.errors import ModelNotFound, StoreError
+
     with user_errors():
         model_store = store(settings())
         names = [model] if model else model_store.list_models()
@@ -27,7 +29,15 @@ def models_list(
         problems: list[str] = []
         # Cells are rich markup; names and data sources are the user's text, shown as typed.
         for name in names:
-            aliases = model_store.aliases(name)
+            # An unreadable alias file is its model's problem, said after the table: it made
+            # the whole listing an error, hiding every model from the operator repairing it.
+            try:
+                aliases = model_store.aliases(name)
+            except ModelNotFound:
+                raise
+            except StoreError as exc:
+                aliases = {}
+                problems.append(str(exc))
             readable, unreadable = model_store.version_listing(name)
             for manifest in readable:
                 tags = ",".join(a for a, v in aliases.items() if v == manifest.version)

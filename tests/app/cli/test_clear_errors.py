@@ -362,6 +362,20 @@ def test_models_list_shows_a_version_it_cannot_read_beside_the_others(
     assert "popularity │ 2 " in listing.output  # version 2 is listed as before
 
 
+def test_models_list_shows_an_unreadable_alias_file_beside_the_other_models(
+    stored: Path, env: Path
+) -> None:
+    """One damaged alias file made the whole list an error (exit 2), hiding every model."""
+    trained = CliRunner().invoke(app, ["train", "--model", "ease", "--data", str(env), "--promote"])
+    assert trained.exit_code == 0, trained.output
+    alias_file = stored.parent.parent / "ease" / "aliases" / "production.json"
+    alias_file.write_text("garbage")
+    listing = CliRunner().invoke(app, ["models", "list"], terminal_width=200)
+    assert listing.exit_code == 0, listing.output
+    assert "popularity │ 1 " in listing.output and "ease       │ 1 " in listing.output
+    assert f"alias file {alias_file} is unreadable" in listing.output
+
+
 # --------------------------------------------------------------------------- where results go
 
 
