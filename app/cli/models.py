@@ -52,9 +52,24 @@ def models_list(
             problems += [
                 f"{name} version {v} is unreadable: {why}" for v, why in unreadable.items()
             ]
+            problems += _dangling_aliases(name, aliases, {m.version for m in readable}, unreadable)
     out.print(table)
     for problem in problems:  # after the table, not fatal: a listing is where to find them
         out.print(problem, markup=False, style="red")
+
+
+def _dangling_aliases(
+    name: str, aliases: dict[str, str], listed: set[str], unreadable: dict[str, str]
+) -> list[str]:
+    """A line for each alias whose version is not in the table. Such an alias (its version
+    deleted or damaged by hand) showed in no row and the listing said nothing, while
+    servers could not load the version it names."""
+    return [
+        f"{name} alias {alias} points at version {version}, which "
+        + ("is unreadable" if version in unreadable else "is not in the store")
+        for alias, version in sorted(aliases.items())
+        if version not in listed
+    ]
 
 
 @models_app.command("promote")

@@ -8,6 +8,7 @@ whole evaluation had run.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -374,6 +375,29 @@ def test_models_list_shows_an_unreadable_alias_file_beside_the_other_models(
     assert listing.exit_code == 0, listing.output
     assert "popularity │ 1 " in listing.output and "ease       │ 1 " in listing.output
     assert f"alias file {alias_file} is unreadable" in listing.output
+
+
+def test_models_list_says_when_an_alias_points_at_a_version_not_listed(
+    stored: Path, env: Path
+) -> None:
+    """An alias whose version was deleted (or damaged) by hand showed in no row, unsaid."""
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--model", "popularity", "--data", str(env)])
+    assert trained.exit_code == 0, trained.output  # version 2
+    promoted = runner.invoke(app, ["models", "promote", "popularity", "2"])
+    assert promoted.exit_code == 0, promoted.output
+    (stored / "2" / "manifest.json").write_text("{oops")
+    listing = runner.invoke(app, ["models", "list"], terminal_width=200)
+    assert listing.exit_code == 0, listing.output
+    assert "popularity alias production points at version 2, which is unreadable" in (
+        listing.output
+    )
+    shutil.rmtree(stored / "2")
+    listing = runner.invoke(app, ["models", "list"], terminal_width=200)
+    assert listing.exit_code == 0, listing.output
+    assert "popularity alias production points at version 2, which is not in the store" in (
+        listing.output
+    )
 
 
 # --------------------------------------------------------------------------- where results go
