@@ -32,6 +32,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -65,13 +66,33 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 def _move_durably(source: Path, target: Path) -> None:
     """fsync ``source`` and rename it to ``target`` (same filesystem), so a rename after
-    this publishes real bytes."""
+    this publishes real bytes.
+
+    The file gets the permissions of the store's own files (``_write_durably``'s 0o644,
+    less the umask): its writer may have made it private (safetensors' ``save_file``
+    creates 0o600), and a server running as another user than the trainer (a container
+    reading a store trained into from the host) could read every file of a version but
+    its tensors, and refused the version."""
     fd = os.open(source, os.O_RDONLY)
     try:
+        os.fchmod(fd, _new_file_mode(source.parent))
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(source, target)
+
+
+def _new_file_mode(folder: Path) -> int:
+    """The permission bits ``_write_durably`` gives a new file in ``folder`` (0o644 less the
+    umask), read from a probe file: ``os.umask`` can only be read by setting it, which
+    would race with other threads creating files."""
+    probe = folder / f"{TMP_PREFIX}mode-{uuid.uuid4().hex}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+        probe.unlink()
 
 
 def _fsync_dir(path: Path) -> None:

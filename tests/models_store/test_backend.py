@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -283,3 +284,15 @@ def test_a_save_that_fails_moving_its_tensors_file_leaves_nothing_visible(
     assert _visible_state(store_root) == (["1"], [])
     monkeypatch.undo()
     assert store.save(MODEL, build_contents(seed=9), **save_kwargs()).version == "2"
+
+
+def test_every_file_of_a_version_gets_the_same_permissions(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """safetensors writes the tensors file 0o600: a server running as another user than
+    the trainer could read every file of the version but that one, and refused it."""
+    version = saved()
+    files = list((store_root / MODEL / "versions" / version).iterdir())
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+    assert "tensors.safetensors" in modes
+    assert set(modes.values()) == {modes["manifest.json"]}, modes
