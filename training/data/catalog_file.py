@@ -26,7 +26,9 @@ the same rules to ``PUT /v1/items/{item_id}``; this module only parses.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,26 +85,42 @@ def read_catalog_file(path: str | Path) -> list[CatalogRecord]:
 
 
 def _read_csv(path: Path) -> list[CatalogRecord]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"{path}: empty file; expected a header with item_id") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}, line 1: cannot read the header: {exc}") from None
-        columns = [c.strip() for c in header]
-        _check_header(path, columns)
-        records = []
-        start = reader.line_num + 1
-        try:
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    records.append(_csv_record(path, start, columns, row))
-                start = reader.line_num + 1
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}, line {start}: cannot read the record: {exc}") from None
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: empty file; expected a header with item_id") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}, line 1: cannot read the header: {exc}") from None
+    columns = [c.strip() for c in header]
+    _check_header(path, columns)
+    records = []
+    start = reader.line_num + 1
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                records.append(_csv_record(path, start, columns, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {start}: cannot read the record: {exc}") from None
     return records
+
+
+def _read_text(path: Path) -> str:
+    """The file as text (UTF-8, a BOM tolerated); ``DataError`` naming the line and byte
+    that is not UTF-8. Decoded whole, not as the file is read: a text stream decodes in
+    chunks, so its error named the line the reader was at when a chunk failed (hundreds
+    of lines early, or the header) and a position within that chunk, not in the file."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # offsets below are in ``data``
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at "
+            f"column {column}: {exc.reason}); save the file as UTF-8"
+        ) from None
 
 
 def _check_header(path: Path, columns: list[str]) -> None:
@@ -182,13 +200,9 @@ def _read_u_item(path: Path) -> list[CatalogRecord]:
 
 def _read_jsonl(path: Path) -> list[CatalogRecord]:
     records = []
-    try:
-        with path.open(encoding="utf-8-sig") as fh:
-            for line_no, raw in enumerate(fh, start=1):
-                if raw.strip():
-                    records.append(_jsonl_record(path, line_no, raw))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text: {exc}") from None
+    for line_no, raw in enumerate(io.StringIO(_read_text(path)), start=1):
+        if raw.strip():
+            records.append(_jsonl_record(path, line_no, raw))
     return records
 
 

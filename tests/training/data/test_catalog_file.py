@@ -109,3 +109,27 @@ def test_ml100k_u_item_gives_titles_genre_lists_and_numeric_years(data_dir: Path
     assert all(isinstance(r.attributes.get("year", 0), int) for r in records)
     unknown = next(r for r in records if r.item_id == "267")
     assert unknown.attributes == {"genres": ["unknown"]}  # no year anywhere: left out
+
+
+@pytest.mark.parametrize("name", ["items.csv", "items.jsonl"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
+    tmp_path: Path, name: str, bom: bytes
+) -> None:
+    """The text stream decoded in 8 KB chunks: a bad byte on line 702 was reported on line
+    561 (the header, in a small CSV) at a position within the chunk; JSONL named no line."""
+    if name.endswith(".csv"):
+        lines = [b"item_id,title"] + [b"i%d,title %d" % (n, n) for n in range(1, 1000)]
+    else:
+        lines = [b'{"item_id": "i%d", "title": "title %d"}' % (n, n) for n in range(1000)]
+    lines[701] = lines[701].replace(b"title 701", b"caf\xe9 701")
+    path = tmp_path / name
+    path.write_bytes(bom + b"\r\n".join(lines) + b"\r\n")
+    with pytest.raises(DataError) as err:
+        read_catalog_file(path)
+    column = lines[701].index(b"\xe9") + 1
+    assert f"{path}, line 702: not UTF-8 text (byte 0xe9 at column {column}" in str(err.value)
+    path.write_bytes(bom + b"\r\n".join(lines).replace(b"\xe9", b"e") + b"\r\n")
+    records = read_catalog_file(path)
+    assert len(records) == (999 if name.endswith(".csv") else 1000)
+    assert records[-1].title == "title 999" and "cafe 701" in {r.title for r in records}
