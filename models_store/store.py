@@ -475,10 +475,10 @@ class ModelStore:
         model = validate_name(model, "model name")
         alias = validate_name(alias, "alias")
         wanted = None if expected is None else validate_version(expected)
+        self._require_model(model)  # before the lock, which would create the model's folder
         with self.backend.lock(model):
             record = self._read_alias(model, alias)
             if record is None:
-                self._require_model(model)
                 raise AliasNotSet(
                     f"alias {alias!r} of model {model!r} is not set; nothing to roll back"
                 )

@@ -283,6 +283,20 @@ def test_resolve_versions_and_aliases(store: ModelStore, saved: Saver) -> None:
         store.resolve("other", "production")
 
 
+def test_a_lookup_of_an_unknown_model_leaves_nothing_in_the_store(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """A rollback took the model's lock first, which created ``<model>/.lock``: every
+    mistyped name left a folder in the store (``genrec models rollback`` and the admin
+    API alike)."""
+    saved()
+    with pytest.raises(ModelNotFound, match="model 'nope' has no versions"):
+        store.rollback("nope")
+    with pytest.raises(ModelNotFound):
+        store.promote("nope", "1")
+    assert sorted(p.name for p in store_root.iterdir()) == ["mult-vae"]
+
+
 # --------------------------------------------------------------------------- aliases
 
 
