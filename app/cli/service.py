@@ -57,10 +57,16 @@ def worker(
 ) -> None:
     """Run retrain and tune jobs from the database (any number of workers, on any machine);
     an idle worker joins the search of a running tune job."""
+    import math
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.worker import run_worker
 
+    # As GENREC_JOB_POLL_INTERVAL_S: a negative interval polled the database in a busy loop,
+    # and 0 was silently replaced by the default (the log said "polling every 2.0s").
+    if poll_interval is not None and not (math.isfinite(poll_interval) and poll_interval > 0):
+        raise fail(f"--poll-interval must be a positive number of seconds, got {poll_interval}")
     config = _settings_and_device()
     try:
         ran = run_worker(config, once=once, poll_interval=poll_interval)

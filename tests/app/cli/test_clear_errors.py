@@ -110,6 +110,23 @@ def test_a_worker_refuses_a_device_it_cannot_see_before_polling(
     _refused(["worker", "--once"], "GENREC_DEVICE: device='cuda' but torch sees no CUDA device")
 
 
+@pytest.mark.parametrize("interval", ["0", "-5", "nan", "inf"])
+def test_a_worker_refuses_a_poll_interval_that_is_not_a_positive_number(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch, interval: str
+) -> None:
+    """-5 polled the database in a busy loop; 0 was replaced by the default unsaid."""
+    import app.worker
+
+    def polled(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("the worker started")
+
+    monkeypatch.setattr(app.worker, "run_worker", polled)
+    _refused(
+        ["worker", "--poll-interval", interval],
+        f"--poll-interval must be a positive number of seconds, got {float(interval)}",
+    )
+
+
 def test_migrate_on_an_unreachable_database_is_one_line_without_the_password(
     cli_settings: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
