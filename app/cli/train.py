@@ -39,7 +39,10 @@ def train(
         bool, typer.Option(help="point the production alias at the new version")
     ] = False,
     if_missing: Annotated[
-        bool, typer.Option(help="do nothing when the model already has a production version")
+        bool,
+        typer.Option(
+            help="do nothing when the model already has a production version in the store"
+        ),
     ] = False,
     nproc: Annotated[
         int,
@@ -66,7 +69,7 @@ def _train(
     if_missing: bool,
     nproc: int,
 ) -> None:
-    from models_store.errors import AliasNotSet, ModelNotFound
+    from models_store.errors import AliasNotSet, ModelNotFound, VersionNotFound
     from training import distributed
     from training.device import resolve_device
     from training.models import REGISTRY, model_class
@@ -79,10 +82,15 @@ def _train(
         if if_missing and not worker:
             try:
                 version = model_store.resolve(model, "production")
+                # An alias left pointing at a deleted version is no production version: the
+                # deployment's init-model step called it one and servers had nothing to load.
+                model_store.resolve(model, version)
                 console.print(f"{model} already has production version {version}; nothing to do")
                 return
             except (AliasNotSet, ModelNotFound):
                 pass
+            except VersionNotFound as exc:
+                console.print(f"production is not in the store ({exc}); training", markup=False)
         # Settings are checked before the (possibly slow) data load, so a typo fails fast.
         overrides = parse_sets(set_)
         cls = model_class(model)

@@ -31,6 +31,23 @@ def test_train_list_promote_rollback(env: Path) -> None:
     assert rolled.exit_code == 0 and "production -> 1" in rolled.output
 
 
+def test_if_missing_trains_when_production_names_a_version_no_longer_stored(env: Path) -> None:
+    """With the promoted version deleted, --if-missing said "already has production
+    version 1; nothing to do", and servers had nothing to load."""
+    import shutil
+
+    runner = CliRunner()
+    args = ["train", "--model", "popularity", "--data", str(env), "--promote", "--if-missing"]
+    assert runner.invoke(app, args).exit_code == 0  # version 1, promoted
+    assert runner.invoke(app, args[:-2]).exit_code == 0  # version 2, not promoted
+    shutil.rmtree(env.parent / "store" / "popularity" / "versions" / "1")
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "model 'popularity' has no version 1" in again.output
+    assert "saved popularity version 3 (production)" in again.output
+    assert runner.invoke(app, args).output.startswith("popularity already has production version 3")
+
+
 def test_a_version_with_nan_weights_is_not_promoted(nan_weights_version: str) -> None:
     """Promote moved the alias to it (its checksums hold), and servers then refused it."""
     runner = CliRunner()
