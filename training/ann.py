@@ -390,7 +390,11 @@ def build_similarity_index(
 ) -> tuple[faiss.Index, IndexParams, Calibration | None]:
     """The similar-items index: ``build_index`` over rows already at unit length
     (``unit_rows``); its default ``nprobe`` is ``calibrate_nprobe``'s unless given."""
-    index, params = build_index(unit, nlist=nlist, nprobe=nprobe or 1, seed=seed)
+    # 1 only as the placeholder until calibrated: an nprobe of 0 that is given is refused
+    # by ``build_index`` (it was taken for None and built with nprobe 1, unsaid).
+    index, params = build_index(
+        unit, nlist=nlist, nprobe=1 if nprobe is None else nprobe, seed=seed
+    )
     calibration = None
     if nprobe is None:
         chosen, calibration = calibrate_nprobe(index, unit, seed=seed)

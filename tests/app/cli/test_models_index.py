@@ -48,3 +48,15 @@ def test_index_refuses_models_scored_exactly_and_bad_settings(env: Path) -> None
     assert "not of inner-product form" in refused.output and "Traceback" not in refused.output
     missing = runner.invoke(app, ["models", "index", "ease@7"])
     assert missing.exit_code == 2 and "no version 7" in missing.output
+
+
+def test_index_refuses_a_similar_nprobe_of_zero(env: Path) -> None:
+    """``--similar-nprobe 0`` built the similar-items index with nprobe 1, unsaid."""
+    runner = CliRunner()
+    trained = runner.invoke(
+        app, ["train", "--model", "bpr-mf", "--data", str(env), "--set", "epochs=1"]
+    )
+    assert trained.exit_code == 0, trained.output
+    refused = runner.invoke(app, ["models", "index", "bpr-mf@1", "--similar-nprobe", "0"])
+    assert refused.exit_code == 2, refused.output
+    assert "nprobe must be between 1 and nlist=1, got 0" in refused.output
