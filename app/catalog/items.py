@@ -21,11 +21,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.core.db import (
+    database_problem,
+    make_engine,
+    make_sessionmaker,
+    session_scope,
+    upgrade_database,
+)
 from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, upsert_items
 from app.rules.ast import ATTR_NAME, ATTR_NAME_TEXT
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
@@ -229,7 +234,6 @@ def import_records(
             )
         except CatalogError as exc:
             raise CatalogError(f"{source}, line {record.line}: {exc}") from None
-    where = make_url(database_url).render_as_string(hide_password=True)
     engine = make_engine(database_url)
     try:
         if migrate:
@@ -237,7 +241,9 @@ def import_records(
         lines = [f"{source}, line {record.line}: " for record in records]
         outcome = save_items(make_sessionmaker(engine), items, lines)
     except SQLAlchemyError as exc:
-        raise CatalogError(f"cannot write the catalog to {where}: {exc}") from None
+        raise CatalogError(
+            f"cannot write the catalog to {database_problem(database_url, exc)}"
+        ) from None
     finally:
         engine.dispose()
     counts = {"created": 0, "updated": 0, "restored": 0, "unchanged": 0}

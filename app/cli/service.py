@@ -61,6 +61,7 @@ def worker(
 
     from sqlalchemy.exc import SQLAlchemyError
 
+    from app.core.db import database_problem
     from app.worker import run_worker
 
     # As GENREC_JOB_POLL_INTERVAL_S: a negative interval polled the database in a busy loop,
@@ -71,28 +72,20 @@ def worker(
     try:
         ran = run_worker(config, once=once, poll_interval=poll_interval)
     except SQLAlchemyError as exc:  # only with --once: a polling worker waits it out
-        problem = _database_problem(config.database_url, exc)
+        problem = database_problem(config.database_url, exc)
         raise fail(f"cannot reach the database at {problem}") from None
     console.print(f"worker stopped after {ran} job(s)")
-
-
-def _database_problem(url: str, exc: Exception) -> str:
-    """``where: reason`` of a database error, the password left out, on one line."""
-    from training.passwords import masked_url, without_password
-
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    return without_password(f"{masked_url(url)}: {reason}", url)
 
 
 def migrate() -> None:
     """Apply the database migrations (Alembic upgrade head)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import upgrade_database
+    from app.core.db import database_problem, upgrade_database
 
     url = settings().database_url
     try:
         upgrade_database(url)
     except SQLAlchemyError as exc:  # unreachable, refused, no such database: one line
-        raise fail(f"cannot migrate the database at {_database_problem(url, exc)}") from None
+        raise fail(f"cannot migrate the database at {database_problem(url, exc)}") from None
     out.print("database is at the latest migration")

@@ -31,6 +31,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from app.core.config import normalise_database_url
 from app.core.text import decode_sqlite_text
 from app.core.text import loads as json_loads
+from training.passwords import masked_url, without_password
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,14 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def database_problem(url: str, error: Exception) -> str:
+    """``where: reason`` of a database error on one line, the password left out (also where
+    the reason quotes it): for a command's error line (SQLAlchemy's own message adds the
+    driver's hint and a link to its docs on lines of their own)."""
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    return without_password(f"{masked_url(url)}: {reason}", url)
 
 
 def ping(engine: Engine) -> None:
