@@ -104,6 +104,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dirs_durably(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each parent synced after its new entry.
+
+    Why: syncing a directory persists its own entries, not its entry in its parent. The
+    first version of a model (and its first alias) went into folders that ``mkdir`` had
+    just made: after a power loss the model could be gone although ``genrec train``
+    had said it was saved."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent writer made it: sync all the same
+            created.mkdir()
+        _fsync_dir(created.parent)
+
+
 def _sweep_stale_tmp(model_dir: Path) -> None:
     """Remove ``.tmp-*`` dirs left by writers killed mid-save (SIGKILL skips cleanup).
 
@@ -245,7 +262,7 @@ class LocalDirectoryBackend:
         """
         model_dir = self.root / model
         versions_dir = model_dir / VERSIONS
-        versions_dir.mkdir(parents=True, exist_ok=True)
+        _make_dirs_durably(versions_dir)
         _sweep_stale_tmp(model_dir)
         tmp = model_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         tmp.mkdir()
@@ -292,7 +309,7 @@ class LocalDirectoryBackend:
     def replace(self, key: str, data: bytes) -> None:
         """Atomically make ``key`` hold ``data`` (temp file, fsync, ``os.replace``)."""
         target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs_durably(target.parent)
         tmp = target.parent / f"{TMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
         try:
             _write_durably(tmp, data)
@@ -306,7 +323,7 @@ class LocalDirectoryBackend:
         """Atomically make ``key`` the file at ``path`` (a file in ``scratch``: the same
         filesystem, so it is moved, not copied: a gigabyte index is never held in memory)."""
         target = self.root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs_durably(target.parent)
         _move_durably(path, target)
         _fsync_dir(target.parent)
 
@@ -317,8 +334,9 @@ class LocalDirectoryBackend:
         writer was killed."""
         model_dir = self.root / model
         created = not model_dir.exists()
+        _make_dirs_durably(model_dir)  # the folder the version is published in, if it is new
         path = model_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-        path.mkdir(parents=True)
+        path.mkdir()
         try:
             yield path
         finally:

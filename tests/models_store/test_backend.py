@@ -296,3 +296,27 @@ def test_every_file_of_a_version_gets_the_same_permissions(
     modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
     assert "tensors.safetensors" in modes
     assert set(modes.values()) == {modes["manifest.json"]}, modes
+
+
+def test_the_folders_a_first_save_and_promote_create_are_synced_in_their_parents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Syncing a folder persists its entries, not its own entry in its parent: the first
+    version of a model went into folders only ``mkdir`` had made, so a power loss could
+    take the model although the save had returned."""
+    synced: list[Path] = []
+    real_fsync_dir = backend_module._fsync_dir
+
+    def recording(path: Path) -> None:
+        synced.append(Path(path))
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(backend_module, "_fsync_dir", recording)
+    root = tmp_path / "store"
+    store = ModelStore(root)
+    store.save(MODEL, build_contents(), **save_kwargs())
+    for created in (root, root / MODEL, root / MODEL / "versions"):
+        assert created.parent in synced, (created, synced)
+    synced.clear()
+    store.promote(MODEL, "1")
+    assert root / MODEL in synced  # the new aliases folder's entry
