@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from models_store import DataInfo, Manifest, ModelStore, VersionContents, non_finite
+from models_store import (
+    DataInfo,
+    Manifest,
+    ModelStore,
+    StoreError,
+    VersionContents,
+    non_finite,
+)
 from training import ann, distributed
 from training.data.interactions import Interactions
 from training.data.splits import per_user_holdout
@@ -350,6 +357,19 @@ def save_trained(
         )
 
 
+def promote_saved(store: ModelStore, manifest: Manifest) -> None:
+    """Point ``production`` at a version just saved; a ``StoreError`` that says the version
+    was saved. Why: the promotion's own error (an unreadable alias file, say) was the only
+    line, so the operator never learnt the version existed, and retrying the command saved
+    one more."""
+    try:
+        store.promote(manifest.model, manifest.version)
+    except StoreError as exc:
+        raise StoreError(
+            f"saved {manifest.model} version {manifest.version}, but did not promote it: {exc}"
+        ) from exc
+
+
 def train_and_save(
     store: ModelStore,
     model_name: str,
@@ -372,7 +392,7 @@ def train_and_save(
     if distributed.is_main():
         manifest = save_trained(store, model_name, result, data, source)
         if promote:
-            store.promote(model_name, manifest.version)
+            promote_saved(store, manifest)
     manifest = distributed.broadcast_from_main(manifest)
     assert manifest is not None  # rank 0 always saves before the broadcast
     return manifest

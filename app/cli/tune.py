@@ -135,6 +135,7 @@ def _tune(
     promote: bool,
     saved: list[str],
 ) -> None:
+    from training.pipeline import promote_saved
     from training.tuning.search import SearchSettings, check_settings, open_storage, run_search
 
     names = [n.strip() for n in models.split(",") if n.strip()] if models is not None else None
@@ -189,7 +190,7 @@ def _tune(
         saved.append(f"{manifest.model} version {manifest.version}")
         promoted = promote and bool(gate["promote"])
         if promoted:
-            model_store.promote(manifest.model, manifest.version)
+            promote_saved(model_store, manifest)
     verdict = "passes" if gate["promote"] else "does not pass"
     console.print(f"gate: {gate['reason']} -> {verdict}")
     if promote and not promoted:

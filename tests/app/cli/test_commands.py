@@ -48,6 +48,20 @@ def test_if_missing_trains_when_production_names_a_version_no_longer_stored(env:
     assert runner.invoke(app, args).output.startswith("popularity already has production version 3")
 
 
+def test_train_promote_that_cannot_promote_says_the_version_was_saved(env: Path) -> None:
+    """The promotion's error was the only line: the operator never learnt that version 2
+    existed, and running the command again saved a third."""
+    runner = CliRunner()
+    args = ["train", "--model", "popularity", "--data", str(env), "--promote"]
+    assert runner.invoke(app, args).exit_code == 0
+    (env.parent / "store" / "popularity" / "aliases" / "production.json").write_text("garbage")
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2, refused.output
+    assert "error: saved popularity version 2, but did not promote it: alias file" in (
+        refused.output
+    )
+
+
 def test_a_version_with_nan_weights_is_not_promoted(nan_weights_version: str) -> None:
     """Promote moved the alias to it (its checksums hold), and servers then refused it."""
     runner = CliRunner()
