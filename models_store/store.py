@@ -365,7 +365,7 @@ class ModelStore:
         return [
             name
             for name in self.backend.list()
-            if not name.startswith(".") and self._version_numbers(name)
+            if _is_valid_name(name, "model name") and self._version_numbers(name)
         ]
 
     def list_versions(self, model: str) -> list[Manifest]:
@@ -412,7 +412,7 @@ class ModelStore:
         self._require_model(model)
         out: dict[str, str] = {}
         for name in self.backend.list(f"{model}/{ALIASES}"):
-            if name.endswith(".json") and _is_alias_name(name.removesuffix(".json")):
+            if name.endswith(".json") and _is_valid_name(name.removesuffix(".json"), "alias"):
                 record = self._read_alias(model, name.removesuffix(".json"))
                 if record is not None:
                     out[name.removesuffix(".json")] = record.version
@@ -603,11 +603,13 @@ class ModelStore:
         self.backend.replace(f"{model}/{ALIASES}/{alias}.json", record.to_json())
 
 
-def _is_alias_name(name: str) -> bool:
-    """A file the store could have written as an alias (a stray ``Bad Name.json`` is not
-    one: it is left alone, as hidden files are)."""
+def _is_valid_name(name: str, what: str) -> bool:
+    """A folder (``what``: "model name") or file ("alias") the store could have written: a
+    stray ``Bad Name.json`` or ``ease (copy)/`` is not one, and is left alone as hidden
+    names are. A copied model folder with such a name made every listing of the store
+    (``genrec models list``, ``GET /admin/models``) an error about it."""
     try:
-        validate_name(name, "alias")
+        validate_name(name, what)
     except StoreError:
         return False
     return True

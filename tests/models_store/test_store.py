@@ -297,6 +297,18 @@ def test_a_lookup_of_an_unknown_model_leaves_nothing_in_the_store(
     assert sorted(p.name for p in store_root.iterdir()) == ["mult-vae"]
 
 
+def test_a_folder_that_is_not_a_model_name_is_left_out_of_the_models(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """A copy of a model's folder named as no model can be (``mult-vae copy``) made every
+    listing of the store an ``InvalidName`` error about it."""
+    import shutil
+
+    saved()
+    shutil.copytree(store_root / "mult-vae", store_root / "Mult-VAE copy")
+    assert store.list_models() == ["mult-vae"]
+
+
 # --------------------------------------------------------------------------- aliases
 
 
