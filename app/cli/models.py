@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli.common import out, settings, store, user_errors
+from app.cli.common import console, out, settings, store, user_errors
 
 models_app = typer.Typer(
     help="List stored model versions; promote and roll back.", no_args_is_help=True
@@ -54,6 +55,9 @@ def models_list(
             ]
             problems += _dangling_aliases(name, aliases, {m.version for m in readable}, unreadable)
     out.print(table)
+    if not names:  # say where: the default ./store is relative to the working directory
+        where = Path(model_store.backend.location("")).absolute()
+        console.print(f"no stored models in {where} (GENREC_STORE_DIR)", markup=False)
     for problem in problems:  # after the table, not fatal: a listing is where to find them
         out.print(problem, markup=False, style="red")
 

@@ -428,6 +428,18 @@ def store_is_a_file(cli_settings: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     return path
 
 
+def test_an_empty_listing_says_which_store_it_looked_in(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty table was all: run from another folder than usual (the default store is
+    ./store) it read as if every model were gone."""
+    monkeypatch.chdir(cli_settings)
+    monkeypatch.setenv("GENREC_STORE_DIR", "store")
+    listing = CliRunner().invoke(app, ["models", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert f"no stored models in {Path('store').absolute()}" in listing.output.replace("\n", "")
+
+
 def test_a_store_that_is_a_file_is_one_line_not_an_empty_listing(store_is_a_file: Path) -> None:
     """``models list`` printed an empty table and exited 0."""
     _refused(["models", "list"], f"GENREC_STORE_DIR: {store_is_a_file} is not a directory")
