@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.data.encoding import first_non_utf8
 from training.data.errors import DataError
 from training.data.movielens import read_ml100k_items
 
@@ -111,16 +112,10 @@ def _read_text(path: Path) -> str:
     that is not UTF-8. Decoded whole, not as the file is read: a text stream decodes in
     chunks, so its error named the line the reader was at when a chunk failed (hundreds
     of lines early, or the header) and a position within that chunk, not in the file."""
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # offsets below are in ``data``
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(
-            f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at "
-            f"column {column}: {exc.reason}); save the file as UTF-8"
-        ) from None
+        return path.read_bytes().removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}, {first_non_utf8(path)}; save the file as UTF-8") from None
 
 
 def _check_header(path: Path, columns: list[str]) -> None:

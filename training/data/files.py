@@ -33,6 +33,7 @@ from pandas.api.types import (
     is_numeric_dtype,
 )
 
+from training.data.encoding import first_non_utf8
 from training.data.errors import DataError
 from training.data.interactions import IdMap, Interactions
 
@@ -162,9 +163,15 @@ def _csv_errors(path: Path) -> Iterator[None]:
         ) from None
     except OSError as exc:  # no permission; a .gz or .bz2 name on a file that is not one
         raise DataError(f"{path}: not a readable CSV file ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        # pandas names the byte by its position in the chunk it was decoding ("position
+        # 0"): the line is found in the file itself (not in a compressed one's bytes).
+        place = first_non_utf8(path) if path.suffix.lower() == ".csv" else None
+        raise DataError(
+            f"{path}: not a readable CSV file ({place or exc}); save the file as UTF-8"
+        ) from exc
     except (
         pd.errors.ParserError,
-        UnicodeDecodeError,
         ValueError,
         EOFError,  # a compressed file cut short
         zipfile.BadZipFile,

@@ -128,7 +128,7 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
     with pytest.raises(DataError) as err:
         read_catalog_file(path)
     column = lines[701].index(b"\xe9") + 1
-    assert f"{path}, line 702: not UTF-8 text (byte 0xe9 at column {column}" in str(err.value)
+    assert f"{path}, line 702, column {column}: byte 0xe9 is not UTF-8" in str(err.value)
     path.write_bytes(bom + b"\r\n".join(lines).replace(b"\xe9", b"e") + b"\r\n")
     records = read_catalog_file(path)
     assert len(records) == (999 if name.endswith(".csv") else 1000)

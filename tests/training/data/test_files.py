@@ -115,6 +115,19 @@ def test_csv_bad_input_names_file_column_and_row(tmp_path: Path, text: str, patt
         read_csv(_write(tmp_path, text))
 
 
+def test_a_csv_that_is_not_utf8_names_the_line_of_its_first_bad_byte(tmp_path: Path) -> None:
+    """pandas named the byte by its position in the chunk it decodes ("in position 0")."""
+    rows = [b"user_id,item_id"] + [b"u%d,i%d" % (n, n) for n in range(5000)]
+    rows[4001] = b"u4000,caf\xe9"
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(rows) + b"\r\n")
+    with pytest.raises(DataError) as err:
+        read_csv(path)
+    assert f"{path}: not a readable CSV file (line 4002, column 10: byte 0xe9 is not UTF-8" in (
+        str(err.value)
+    )
+
+
 def test_parquet_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty.parquet"
     empty.write_bytes(b"")
