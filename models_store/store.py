@@ -493,7 +493,15 @@ class ModelStore:
                     "and has no previous version"
                 )
             target = record.previous[0]
-            self._load(model, target)  # a version that no longer verifies is not rolled back to
+            try:  # a version that no longer verifies is not rolled back to
+                self._load(model, target)
+            except StoreError as exc:
+                # Said as the rollback's target: alone, "model 'm' has no version 2" answered
+                # a command that named no version.
+                raise type(exc)(
+                    f"cannot roll back alias {alias!r} of model {model!r} from version "
+                    f"{record.version} to version {target}: {exc}; promote a version instead"
+                ) from exc
             self._write_alias(model, alias, target, record.previous[1:])
         return target
 

@@ -376,6 +376,25 @@ def test_rollback_to_a_version_that_no_longer_verifies_is_refused(
     assert store.alias_state("mult-vae") == "2"
 
 
+def test_a_rollback_to_a_deleted_version_says_it_is_the_rollbacks_target(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """ "model 'mult-vae' has no version 1" was all, in answer to a command naming none."""
+    import shutil
+
+    saved(), saved()
+    store.promote("mult-vae", "1")
+    store.promote("mult-vae", "2")
+    shutil.rmtree(_version_dir(store_root, version="1"))
+    with pytest.raises(
+        VersionNotFound,
+        match=r"cannot roll back alias 'production' of model 'mult-vae' from version 2 to "
+        r"version 1: model 'mult-vae' has no version 1 \(versions: 2\); promote a version",
+    ):
+        store.rollback("mult-vae")
+    assert store.alias_state("mult-vae") == "2"
+
+
 def _resign_tensors(root: Path, version: str, change: Callable[[dict], None]) -> None:
     """Rewrite a version's tensors and their checksum in its manifest: what a writer
     without the store's checks (an older genrec, a hand-made version) leaves behind."""
