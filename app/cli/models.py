@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli.common import console, out, settings, store, user_errors
+from app.cli.common import console, fail, out, settings, store, user_errors
 
 models_app = typer.Typer(
     help="List stored model versions; promote and roll back.", no_args_is_help=True
@@ -96,20 +96,22 @@ def models_rollback(name: str) -> None:
 def models_index(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION (a number or an alias)")],
     nlist: Annotated[
-        int | None, typer.Option(help="IVF lists (default about 4 sqrt(items))")
+        int | None, typer.Option(min=1, help="IVF lists (default about 4 sqrt(items))")
     ] = None,
     nprobe: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="lists searched per query by default (default: the fewest of max(16, "
-            "nlist/128), then doubling, that find 95% of sampled training users' exact top 100)"
+            "nlist/128), then doubling, that find 95% of sampled training users' exact top 100)",
         ),
     ] = None,
     similar_nprobe: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="the similar-items index's default lists per query (default: the fewest "
-            "that find 95% of sampled items' exact top 100)"
+            "that find 95% of sampled items' exact top 100)",
         ),
     ] = None,
 ) -> None:
@@ -124,6 +126,13 @@ def models_index(
     from training.ann import index_version
     from training.stored_evaluation import split_ref
 
+    # Checked here, not after the version is read and its users' queries computed
+    # (minutes for a large model): the count of items is checked by the build.
+    for flag, value in (("--nprobe", nprobe), ("--similar-nprobe", similar_nprobe)):
+        if value is not None and nlist is not None and value > nlist:
+            raise fail(
+                f"{flag} {value} is more than --nlist {nlist}: a query searches at most every list"
+            )
     with user_errors():
         name, version = split_ref(ref)
         manifest = index_version(

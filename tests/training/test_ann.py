@@ -218,3 +218,10 @@ def test_models_index_calibrates_from_the_stored_history(tmp_path: Path) -> None
     explicit = ann.index_version(store, "bpr-mf", version, nprobe=4, similar_nprobe=16)
     assert "calibration" not in explicit.retrieval and explicit.retrieval["nprobe"] == 4
     store.load("bpr-mf", version)  # the version still verifies
+
+
+def test_a_similar_items_nprobe_of_zero_is_refused_not_taken_for_none() -> None:
+    """``nprobe or 1`` built the index with nprobe 1 when 0 was given."""
+    unit = unit_rows(np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32))
+    with pytest.raises(ann.AnnError, match="nprobe must be between 1 and nlist=1, got 0"):
+        ann.build_similarity_index(unit, nlist=1, nprobe=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
@@ -50,13 +51,27 @@ def test_index_refuses_models_scored_exactly_and_bad_settings(env: Path) -> None
     assert missing.exit_code == 2 and "no version 7" in missing.output
 
 
-def test_index_refuses_a_similar_nprobe_of_zero(env: Path) -> None:
-    """``--similar-nprobe 0`` built the similar-items index with nprobe 1, unsaid."""
-    runner = CliRunner()
-    trained = runner.invoke(
-        app, ["train", "--model", "bpr-mf", "--data", str(env), "--set", "epochs=1"]
-    )
-    assert trained.exit_code == 0, trained.output
-    refused = runner.invoke(app, ["models", "index", "bpr-mf@1", "--similar-nprobe", "0"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--similar-nprobe", "0"], "Invalid value for '--similar-nprobe'"),
+        (["--nprobe", "0"], "Invalid value for '--nprobe'"),
+        (["--nlist", "0"], "Invalid value for '--nlist'"),
+        (["--nlist", "2", "--nprobe", "3"], "--nprobe 3 is more than --nlist 2"),
+        (["--nlist", "2", "--similar-nprobe", "3"], "--similar-nprobe 3 is more than --nlist 2"),
+    ],
+)
+def test_index_refuses_counts_out_of_range_before_reading_the_version(
+    env: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    """``--similar-nprobe 0`` built the index with nprobe 1, unsaid; the others were
+    refused only after the version was read and its users' queries computed."""
+    import training.ann
+
+    def indexed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the version was read")
+
+    monkeypatch.setattr(training.ann, "index_version", indexed)
+    refused = CliRunner().invoke(app, ["models", "index", "bpr-mf@1", *args])
     assert refused.exit_code == 2, refused.output
-    assert "nprobe must be between 1 and nlist=1, got 0" in refused.output
+    assert message in refused.output and "Traceback" not in refused.output
