@@ -97,7 +97,8 @@ def _train(
         # Where the model trains picks the backend: NCCL for GPUs, Gloo on the CPU.
         device_setting = getattr(cls.Config().with_overrides(overrides), "device", "cpu")
         device_type = resolve_device(str(device_setting)).type
-        store(config, writable=True)  # before training, not at the save after it
+        if distributed.launched_rank() == 0:  # the one that saves; other ranks never write
+            store(config, writable=True)  # before training, not at the save after it
     if (nproc > 1 or worker) and not cls.trains_distributed:
         supported = ", ".join(sorted(n for n, c in REGISTRY.items() if c.trains_distributed))
         raise fail(

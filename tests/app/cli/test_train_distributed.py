@@ -98,3 +98,32 @@ def test_nproc_below_one_is_a_usage_error(env: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "--nproc" in result.output and "Traceback" not in result.output
+
+
+class _Started(Exception):
+    """Raised where a rank would join torchrun's process group: the checks before it passed."""
+
+
+@pytest.mark.parametrize(("rank", "refused"), [("1", False), ("0", True)])
+def test_only_the_rank_that_saves_needs_a_store_it_can_write(
+    env: Path, monkeypatch: pytest.MonkeyPatch, rank: str, refused: bool
+) -> None:
+    """Every rank checked GENREC_STORE_DIR could be written, so a machine of a several-machine
+    run without the store (docs/training.md: "the others never touch the store") failed the
+    whole run, or made a store folder of its own."""
+    from training import distributed
+
+    def started(*args: object, **kwargs: object) -> None:
+        raise _Started
+
+    blocker = env.parent / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GENREC_STORE_DIR", str(blocker / "store"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr(distributed, "session", started)
+    result = CliRunner().invoke(app, ["train", "--model", "mult-vae", "--data", str(env)])
+    if refused:
+        assert result.exit_code == 2 and "GENREC_STORE_DIR: cannot create" in result.output
+    else:
+        assert isinstance(result.exception, _Started), result.output
