@@ -143,13 +143,15 @@ def interrupted(
 
 
 @contextmanager
-def one_line_on_interrupt(quiet: bool = False) -> Iterator[None]:
-    """Ctrl-C inside the block ends the command with ``interrupted`` (typer's own handling
-    exits 130 without a word, which reads as if the command had finished)."""
+def one_line_on_interrupt(
+    quiet: bool = False, line: str = "interrupted; nothing saved"
+) -> Iterator[None]:
+    """Ctrl-C inside the block ends the command with ``interrupted``'s ``line`` (typer's own
+    handling exits 130 without a word, which reads as if the command had finished)."""
     try:
         yield
     except KeyboardInterrupt:
-        raise interrupted(quiet) from None
+        raise interrupted(quiet, line=line) from None
 
 
 def parse_sets(values: list[str] | None, flag: str = "--set") -> dict[str, str]:

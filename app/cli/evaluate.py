@@ -21,6 +21,7 @@ from app.cli.common import (
     epoch_printer,
     fail,
     load_data,
+    one_line_on_interrupt,
     parse_sets,
     settings,
     store,
@@ -91,13 +92,19 @@ def evaluate(
                 "measured as it is on the slice it was not trained on (drop them, or give the "
                 "model without @VERSION)"
             )
-        _evaluate_stored(name, ref, data, json_out)
+        with one_line_on_interrupt(line=_INTERRUPTED):
+            _evaluate_stored(name, ref, data, json_out)
         return
     if protocol is None:
         raise fail("--protocol is required to evaluate a model by name (see docs/protocols.md)")
-    _evaluate_protocol(
-        name, data, protocol, "0" if seeds is None else seeds, set_, option, json_out
-    )
+    with one_line_on_interrupt(line=_INTERRUPTED):
+        _evaluate_protocol(
+            name, data, protocol, "0" if seeds is None else seeds, set_, option, json_out
+        )
+
+
+#: An evaluation stopped by Ctrl-C: nothing is stored, and no report is printed.
+_INTERRUPTED = "interrupted; no report"
 
 
 def _check_json_target(json_out: Path | None) -> None:

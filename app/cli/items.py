@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.common import data_dir, fail, out, settings, user_errors
+from app.cli.common import data_dir, fail, one_line_on_interrupt, out, settings, user_errors
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -49,7 +49,11 @@ def items_import(
     from training.data.catalog_file import read_catalog_file
 
     config = settings()
-    with user_errors():
+    # The import is one transaction: stopped before its commit, nothing was written.
+    with (
+        one_line_on_interrupt(line="interrupted; the import is all or nothing: run it again"),
+        user_errors(),
+    ):
         if str(file) in NAMED_CATALOGS and not file.exists():
             file = _named_catalog_file(str(file), config)
         records = read_catalog_file(file)

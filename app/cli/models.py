@@ -9,7 +9,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli.common import console, fail, out, settings, store, user_errors
+from app.cli.common import (
+    console,
+    fail,
+    one_line_on_interrupt,
+    out,
+    settings,
+    store,
+    user_errors,
+)
 
 models_app = typer.Typer(
     help="List stored model versions; promote and roll back.", no_args_is_help=True
@@ -92,6 +100,13 @@ def models_rollback(name: str) -> None:
     out.print(f"{name}: production -> {version}", markup=False)
 
 
+#: What an interrupted ``models index`` leaves (``ModelStore.add_retrieval_index``).
+_INDEX_INTERRUPTED = (
+    "interrupted; if it was writing the index files, the version is refused until this "
+    "command runs again, which repairs it (before that, the version is unchanged)"
+)
+
+
 @models_app.command("index")
 def models_index(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION (a number or an alias)")],
@@ -133,7 +148,7 @@ def models_index(
             raise fail(
                 f"{flag} {value} is more than --nlist {nlist}: a query searches at most every list"
             )
-    with user_errors():
+    with one_line_on_interrupt(line=_INDEX_INTERRUPTED), user_errors():
         name, version = split_ref(ref)
         manifest = index_version(
             store(settings()),

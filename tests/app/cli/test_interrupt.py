@@ -1,4 +1,5 @@
-"""Ctrl-C during ``genrec train``: one line and exit code 130, with one process or N.
+"""Ctrl-C during ``genrec train`` (one process or N), ``models index``, ``evaluate`` and
+``items import``: one line saying what was kept, and exit code 130.
 
 With ``--nproc`` torchrun's agent turns the signal into ``SignalException`` once it
 has stopped the workers; that was a ~50-line traceback and exit code 1. One process
@@ -52,3 +53,44 @@ def test_a_signal_to_the_launcher_of_several_processes_is_one_line(
         "training mult-vae on 2 processes (torchrun) ...",
         "interrupted; nothing saved",
     ]
+
+
+@pytest.mark.parametrize(
+    ("target", "args", "line"),
+    [
+        (
+            ("training.ann", "index_version"),
+            ["models", "index", "bpr-mf@1"],
+            "interrupted; if it was writing the index files, the version is refused until "
+            "this command runs again, which repairs it (before that, the version is unchanged)",
+        ),
+        (
+            ("training.stored_evaluation", "open_stored"),
+            ["evaluate", "--model", "popularity@1", "--data", "{env}"],
+            "interrupted; no report",
+        ),
+        (
+            ("app.catalog", "import_records"),
+            ["items", "import", "{env}"],
+            "interrupted; the import is all or nothing: run it again",
+        ),
+    ],
+    ids=["models-index", "evaluate", "items-import"],
+)
+def test_ctrl_c_in_other_commands_is_one_line_and_130(
+    env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    target: tuple[str, str],
+    args: list[str],
+    line: str,
+) -> None:
+    """They exited 130 without a word; ``models index`` may leave its version refused."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module(target[0]), target[1], _interrupt)
+    if args[0] == "items":
+        env.write_text("item_id,title\ni1,One\n")
+    result = CliRunner().invoke(app, [arg.format(env=env) for arg in args])
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines()[-1] == line
+    assert "Traceback" not in result.output
