@@ -589,6 +589,10 @@ class ModelStore:
             raw = self.backend.read(key)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # no permission (promoted under another user's umask), a folder
+            raise StoreError(
+                f"alias file {self.backend.location(key)} cannot be read: {exc.strerror or exc}"
+            ) from exc
         try:
             body = json.loads(raw)
             record = _AliasRecord(

@@ -312,6 +312,20 @@ def test_a_folder_that_is_not_a_model_name_is_left_out_of_the_models(
 # --------------------------------------------------------------------------- aliases
 
 
+def test_an_alias_file_that_cannot_be_read_is_a_store_error(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """An OSError (no permission: promoted by another user under umask 077; a folder in
+    its place) escaped as such, past every caller's ``StoreError`` handling: the listing
+    of every model failed, and a server's reload check logged a traceback."""
+    saved()
+    (store_root / "mult-vae" / "aliases" / "production.json").mkdir(parents=True)
+    with pytest.raises(
+        StoreError, match=r"aliases/production\.json cannot be read: Is a directory"
+    ):
+        store.alias_state("mult-vae")
+
+
 def test_promote_and_rollback_history(store: ModelStore, store_root: Path, saved: Saver) -> None:
     for seed in range(3):
         saved(seed=seed)
