@@ -15,12 +15,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.items import CatalogError
-from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.core.db import (
+    database_problem,
+    make_engine,
+    make_sessionmaker,
+    session_scope,
+    upgrade_database,
+)
 from app.repository import remove_items as remove_rows
 
 #: How many unknown ids a refusal names.
@@ -76,14 +81,15 @@ def remove_from_database(
     """
     for item_id in ids:
         check_id(item_id, max_id_length)
-    where = make_url(database_url).render_as_string(hide_password=True)
     engine = make_engine(database_url)
     try:
         if migrate:
             upgrade_database(database_url)
         outcome = remove_items(make_sessionmaker(engine), ids)
     except SQLAlchemyError as exc:
-        raise CatalogError(f"cannot write the catalog at {where}: {exc}") from None
+        raise CatalogError(
+            f"cannot write the catalog at {database_problem(database_url, exc)}"
+        ) from None
     finally:
         engine.dispose()
     counts = {"removed": 0, "already_removed": 0}

@@ -72,6 +72,18 @@ def test_an_unknown_id_removes_nothing(both_sessions: sessionmaker[Session]) -> 
     assert _epoch(sessions) == before
 
 
+def test_removal_from_an_unreachable_database_is_one_line_without_the_password() -> None:
+    """SQLAlchemy's message adds the driver's hint and a link on lines of their own."""
+    from app.catalog import CatalogError
+    from app.catalog.removal import remove_from_database
+
+    url = "postgresql+psycopg://genrec:s3cret@127.0.0.1:1/genrec"
+    with pytest.raises(CatalogError, match="cannot write the catalog at") as err:
+        remove_from_database(url, ["i1"], migrate=False)
+    assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
+    assert "127.0.0.1:1/genrec: " in str(err.value)
+
+
 def test_put_restores_a_removed_item_whatever_its_content(
     both_sessions: sessionmaker[Session],
 ) -> None:
