@@ -121,8 +121,14 @@ class Worker:
         log.info("tune job %d: %s", job.id, outcome)
         return outcome
 
-    def run(self, once: bool = False, poll_interval: float | None = None) -> int:
-        """Loop until ``stop`` is set (or after one job with ``once``); returns jobs run.
+    def run(
+        self,
+        once: bool = False,
+        poll_interval: float | None = None,
+        outcomes: list[str] | None = None,
+    ) -> int:
+        """Loop until ``stop`` is set (or after one job with ``once``); returns jobs run,
+        and appends each one's outcome to ``outcomes`` when given.
 
         A database error is waited out (logged, then the next poll), except with
         ``once``: it is raised, so a one-shot run cannot pass for one that found no job.
@@ -140,6 +146,8 @@ class Worker:
                 outcome = None
             if outcome is not None:
                 ran += 1
+                if outcomes is not None:
+                    outcomes.append(outcome)
             if once:
                 break
             if outcome is None:
@@ -165,15 +173,20 @@ def build_context(settings: Settings) -> JobContext:
 
 
 def run_worker(
-    settings: Settings | None = None, *, once: bool = False, poll_interval: float | None = None
+    settings: Settings | None = None,
+    *,
+    once: bool = False,
+    poll_interval: float | None = None,
+    outcomes: list[str] | None = None,
 ) -> int:
-    """Entry point of ``genrec worker``; returns the number of jobs run."""
+    """Entry point of ``genrec worker``; returns the number of jobs run (their outcomes
+    appended to ``outcomes`` when given)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)  # as genrec serve logs
     worker = Worker(build_context(settings))
     previous = _stop_on_signals(worker.stop)
     try:
-        return worker.run(once=once, poll_interval=poll_interval)
+        return worker.run(once=once, poll_interval=poll_interval, outcomes=outcomes)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -48,7 +48,10 @@ def _settings_and_device() -> Settings:
 
 def worker(
     once: Annotated[
-        bool, typer.Option(help="run at most one job (if one is claimable), then exit")
+        bool,
+        typer.Option(
+            help="run at most one job (if one is claimable), then exit (code 2 if the job failed)"
+        ),
     ] = False,
     poll_interval: Annotated[
         float | None,
@@ -69,12 +72,23 @@ def worker(
     if poll_interval is not None and not (math.isfinite(poll_interval) and poll_interval > 0):
         raise fail(f"--poll-interval must be a positive number of seconds, got {poll_interval}")
     config = _settings_and_device()
+    outcomes: list[str] = []
     try:
-        ran = run_worker(config, once=once, poll_interval=poll_interval)
+        ran = run_worker(config, once=once, poll_interval=poll_interval, outcomes=outcomes)
     except SQLAlchemyError as exc:  # only with --once: a polling worker waits it out
         problem = database_problem(config.database_url, exc)
         raise fail(f"cannot reach the database at {problem}") from None
     console.print(f"worker stopped after {ran} job(s)")
+    # A one-shot run (a cron line, a batch job) whose job failed exited 0, as a success.
+    if once and outcomes and outcomes[-1] in _FAILED:
+        raise fail(
+            f"the job {outcomes[-1]}: its log says why (the dashboard's jobs page, GET /admin/jobs)"
+        )
+
+
+#: Outcomes of a job that did not finish (``app.retrain.runner``): ``worker --once`` exits
+#: non-zero on them. "interrupted": stopped by a database error, retried on its next lease.
+_FAILED = ("failed", "interrupted")
 
 
 def migrate() -> None:

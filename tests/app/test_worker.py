@@ -136,6 +136,27 @@ def test_genrec_worker_once_command(
     assert ModelStore(tmp_path / "store").alias_state("popularity") is None
 
 
+def test_genrec_worker_once_exits_non_zero_when_its_job_failed(
+    sqlite_url: str,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job failed (an empty interaction log) and the command exited 0, as a success."""
+    monkeypatch.setenv("GENREC_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    job = lc.enqueue(sessions, RetrainRequest("popularity", data="log", promote="never"))
+    try:
+        result = CliRunner().invoke(cli, ["worker", "--once", "--poll-interval", "0.1"])
+    finally:
+        get_settings.cache_clear()
+    assert lc.get_job(sessions, job.id).status == "failed"
+    assert result.exit_code == 2, result.output
+    assert "worker stopped after 1 job(s)" in result.output
+    assert "error: the job failed: its log says why" in result.output
+
+
 def test_genrec_worker_once_on_an_unreachable_database_fails_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
