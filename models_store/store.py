@@ -411,7 +411,15 @@ class ModelStore:
         model = validate_name(model, "model name")
         self._require_model(model)
         out: dict[str, str] = {}
-        for name in self.backend.list(f"{model}/{ALIASES}"):
+        folder = f"{model}/{ALIASES}"
+        try:
+            names = self.backend.list(folder)
+        except OSError as exc:  # no permission, a link loop: this model's problem, said so
+            raise StoreError(
+                f"alias folder {self.backend.location(folder)} cannot be read: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        for name in names:
             if name.endswith(".json") and _is_valid_name(name.removesuffix(".json"), "alias"):
                 record = self._read_alias(model, name.removesuffix(".json"))
                 if record is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -302,8 +303,6 @@ def test_a_folder_that_is_not_a_model_name_is_left_out_of_the_models(
 ) -> None:
     """A copy of a model's folder named as no model can be (``mult-vae copy``) made every
     listing of the store an ``InvalidName`` error about it."""
-    import shutil
-
     saved()
     shutil.copytree(store_root / "mult-vae", store_root / "Mult-VAE copy")
     assert store.list_models() == ["mult-vae"]
@@ -312,7 +311,7 @@ def test_a_folder_that_is_not_a_model_name_is_left_out_of_the_models(
 # --------------------------------------------------------------------------- aliases
 
 
-def test_an_alias_file_that_cannot_be_read_is_a_store_error(
+def test_an_alias_file_or_folder_that_cannot_be_read_is_a_store_error(
     store: ModelStore, store_root: Path, saved: Saver
 ) -> None:
     """An OSError (no permission: promoted by another user under umask 077; a folder in
@@ -324,6 +323,11 @@ def test_an_alias_file_that_cannot_be_read_is_a_store_error(
         StoreError, match=r"aliases/production\.json cannot be read: Is a directory"
     ):
         store.alias_state("mult-vae")
+    aliases = store_root / "mult-vae" / "aliases"
+    shutil.rmtree(aliases)
+    aliases.symlink_to(aliases)  # a link loop: listing it fails as no permission does
+    with pytest.raises(StoreError, match=r"alias folder .*aliases cannot be read"):
+        store.aliases("mult-vae")
 
 
 def test_promote_and_rollback_history(store: ModelStore, store_root: Path, saved: Saver) -> None:
@@ -394,8 +398,6 @@ def test_a_rollback_to_a_deleted_version_says_it_is_the_rollbacks_target(
     store: ModelStore, store_root: Path, saved: Saver
 ) -> None:
     """ "model 'mult-vae' has no version 1" was all, in answer to a command naming none."""
-    import shutil
-
     saved(), saved()
     store.promote("mult-vae", "1")
     store.promote("mult-vae", "2")
