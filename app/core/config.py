@@ -52,7 +52,14 @@ class Settings(BaseSettings):
     """Typed settings; ``Settings()`` reads the environment and ``.env``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="GENREC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="GENREC_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # Every number here is a count, a size or a time: "inf" passed "> 0" and ended in
+        # the first wait on it (GENREC_JOB_POLL_INTERVAL_S=inf: an idle worker's
+        # OverflowError), so infinite values are refused with the rest.
+        allow_inf_nan=False,
     )
 
     store_dir: Path = Field(Path("./store"), description="model store root directory")

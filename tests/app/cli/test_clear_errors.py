@@ -45,6 +45,11 @@ def no_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("GENREC_DEVICE", "tpu", "GENREC_DEVICE: Input should be 'cpu', 'cuda' or 'auto'"),
         ("GENREC_MAX_K", "-1", "GENREC_MAX_K: Input should be greater than 0 (got '-1')"),
+        (
+            "GENREC_JOB_POLL_INTERVAL_S",
+            "inf",
+            "GENREC_JOB_POLL_INTERVAL_S: Input should be a finite number",
+        ),
         ("GENREC_BATCH_MAX", "0", "GENREC_BATCH_MAX: Input should be greater than 0"),
         ("GENREC_DATABASE_URL", "notaurl", "GENREC_DATABASE_URL: database_url 'notaurl' is not"),
         ("GENREC_EVENT_TYPES", "{bad", "GENREC_EVENT_TYPES is not valid JSON"),
