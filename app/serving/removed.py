@@ -10,14 +10,14 @@ row lookup per candidate on the index path (``candidate_mask``), whose search
 over-fetches one candidate per removed item, or falls back, as for ``exclude``.
 
 Why a mask of its own rather than more ``banned`` ids: banned ids are scattered
-into the batch's mask one by one, and 1,000 removed items cost ``_mask`` 0.5 to
-0.7 ms per batch of 64 lists that way, against 0.02 to 0.07 ms as one broadcast
-row (1,682 items, one torch thread on two shared cores); a candidate list's
-``np.isin`` against them cost 15 to 60 us per job, the row lookup 2 to 6 us.
-The mask is built once per
-(model revision, removal revision), like the rules' compiled masks
-(``app.rules.compile``), and shared read-only by every request until the
-catalog's removals or the model change: a request pays a dict lookup.
+into the batch's mask one job at a time, and a candidate list is tested against
+them with ``np.isin``; 1,000 removed items cost ``_mask`` ~0.35 ms per batch of 64
+lists that way against ~0.05 ms as one broadcast row (1,682 items;
+``benchmarks/removed_mask.py``, docs/performance.md "Items removed from the
+catalog"). The mask is built once per (model revision, removal revision), like
+the rules' compiled masks (``app.rules.compile``), and shared read-only by every
+request until the catalog's removals or the model change: a request pays a dict
+lookup.
 """
 
 from __future__ import annotations
