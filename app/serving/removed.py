@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
+import faiss
 import numpy as np
 import torch
 from torch import Tensor
@@ -45,6 +46,8 @@ class RemovedMask:
     row: np.ndarray  # (I,) bool: True = removed
     _tensors: dict[str, Tensor] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: (selector, its bits): FAISS does not own a bitmap selector's bits, so they live here.
+    _selector: list[tuple[faiss.IDSelector, np.ndarray]] = field(default_factory=list, repr=False)
 
     @classmethod
     def of(cls, indices: np.ndarray, n_items: int) -> RemovedMask:
@@ -67,6 +70,19 @@ class RemovedMask:
             with self._lock:
                 found = self._tensors.setdefault(key, torch.tensor(self.row, device=device))
         return found
+
+    def kept_selector(self) -> faiss.IDSelector:
+        """A FAISS selector of the items *not* removed, for an index search to skip the
+        removed ones itself (``app.serving.retrieval``): over-fetching one candidate per
+        removed item instead sent every list to the exact path once the catalog had more
+        removed items than ``GENREC_ANN_MAX_CANDIDATES``. Made once per mask."""
+        if not self._selector:
+            with self._lock:
+                if not self._selector:
+                    bits = np.packbits(~self.row, bitorder="little")  # bit i of byte i >> 3
+                    selector = faiss.IDSelectorBitmap(self.row.size, faiss.swig_ptr(bits))
+                    self._selector.append((selector, bits))
+        return self._selector[0][0]
 
 
 class RemovedItems:

@@ -9,9 +9,11 @@ the masks are the exact path's. Only which items are looked at is
 approximate (Recall@100 against the exact list: docs/performance.md).
 
 Over-fetch: a job asks the index for ``GENREC_ANN_CANDIDATES`` (at least k)
-plus one per masked item (seen, ``exclude``, removed from the catalog), so
-masks cannot leave it short unless the index returned fewer distinct items
-than that. A job that would need more than
+plus one per masked item (seen, ``exclude``), so masks cannot leave it short
+unless the index returned fewer distinct items than that. Items removed from
+the catalog are not fetched at all: the search skips them itself (a FAISS
+selector of the items kept, ``RemovedMask.kept_selector``), however many there
+are. A job that would need more than
 ``GENREC_ANN_MAX_CANDIDATES``, or that is left with fewer than k candidates
 after masking, is ranked by the exact path and counted in
 ``genrec_ann_fallback{reason}``. An ``include`` list is itself the candidate
@@ -49,6 +51,7 @@ from app.rules.diversity import diversify_candidates, pool_size
 from app.serving.ann_rules import OffsetGroups, ScoreSpread
 from app.serving.batcher import Ranked, RankJob, candidate_mask
 from app.serving.loaded import LoadedModel
+from app.serving.removed import RemovedMask
 from app.serving.similarity import open_similar
 from training.ann import AnnError, IndexParams, default_nprobe, read_index, supports_ann
 from training.models.base import InnerProductScorer
@@ -137,9 +140,9 @@ class AnnRetrieval:
 
     def _fetch(self, job: RankJob) -> int:
         """Candidates to ask for: the over-fetch (a diversity rule's first pool at least),
-        and one more per masked item (banned, or removed from the catalog)."""
-        removed = job.removed.size if job.removed is not None else 0
-        return max(self.candidates, _needed(job)) + int(job.banned.size) + removed
+        and one more per banned item. Items removed from the catalog need none: the
+        search skips them itself (``RemovedMask.kept_selector``)."""
+        return max(self.candidates, _needed(job)) + int(job.banned.size)
 
     def _search(
         self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]
@@ -149,12 +152,23 @@ class AnnRetrieval:
             return {}
         queries = _queries(model, jobs, rows)
         fetches = np.array([min(self._fetch(jobs[b]), self.index.ntotal) for b in rows])
-        labels = self._search_banded(queries, fetches, None)
+        labels: list[np.ndarray] = [np.empty(0, np.int64)] * len(rows)
+        # Jobs share their model's removal mask (two only when a removal landed while the
+        # batch filled): one search per mask, skipping its items, probing as many more
+        # lists as the removals thin the catalog out.
+        for removed, positions in _by_removal(jobs, rows).items():
+            selector, nprobe = None, None
+            if removed is not None:
+                selector = removed.kept_selector()
+                nprobe = self._group_nprobe(self.index.ntotal - removed.size)
+            hits = self._search_banded(queries[positions], fetches[positions], selector, nprobe)
+            for position, found in zip(positions, hits, strict=True):
+                labels[position] = found
         unindexed = _unindexed(model)
         out = {}
         for row, b in enumerate(rows):
-            found = labels[row]
-            out[b] = np.union1d(found[found >= 0], unindexed) if unindexed.size else found
+            kept = labels[row]
+            out[b] = np.union1d(kept[kept >= 0], unindexed) if unindexed.size else kept
         return out
 
     def _group_nprobe(self, size: int) -> int:
@@ -210,11 +224,13 @@ class AnnRetrieval:
         out: dict[int, list[tuple[np.ndarray, bool]]] = {
             b: [(unindexed, True)] if unindexed.size else [] for b in rows
         }
-        by_plan: dict[int, list[int]] = {}  # jobs of one plan share its groups' searches
+        # Jobs of one plan (and one removal mask) share its groups' searches.
+        by_plan: dict[tuple[int, int], list[int]] = {}
         for position, b in enumerate(rows):
-            by_plan.setdefault(id(jobs[b].rules), []).append(position)
+            by_plan.setdefault((id(jobs[b].rules), id(jobs[b].removed)), []).append(position)
         for positions in by_plan.values():
-            plan = jobs[rows[positions[0]]].rules
+            first = jobs[rows[positions[0]]]
+            plan = first.rules
             assert plan is not None
             groups = self.groups.of(plan)
             assert groups is not None  # ``rank`` sent plans without groups to the exact path
@@ -224,10 +240,14 @@ class AnnRetrieval:
                     for p in positions:
                         out[rows[p]].append((group.items, True))
                     continue
+                selector = group.selector
+                assert selector is not None  # a group not taken whole is searched
+                if first.removed is not None:  # the group's items that are not removed
+                    selector = faiss.IDSelectorAnd(selector, first.removed.kept_selector())
                 labels = self._search_banded(
                     queries[positions],
                     np.minimum(fetches, group.size),
-                    group.selector,
+                    selector,
                     self._group_nprobe(group.size),
                 )
                 for p, found in zip(positions, labels, strict=True):
@@ -320,6 +340,14 @@ def _query_rows(model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]) ->
     states = torch.cat([s.to(model.device) for b in rows if (s := jobs[b].state) is not None])
     with torch.inference_mode():
         return scorer.inner_product_queries(states).float()
+
+
+def _by_removal(jobs: Sequence[RankJob], rows: list[int]) -> dict[RemovedMask | None, list[int]]:
+    """Positions in ``rows`` by the removal mask of their job (``RankJob.removed``)."""
+    out: dict[RemovedMask | None, list[int]] = {}
+    for position, b in enumerate(rows):
+        out.setdefault(jobs[b].removed, []).append(position)
+    return out
 
 
 def _queries(model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]) -> np.ndarray:

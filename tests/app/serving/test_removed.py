@@ -1,6 +1,6 @@
 """Removed catalog items in the batcher: the exact path masks them with one broadcast
-row, the index path over-fetches for them, and a list with more removed items than the
-index may fetch is ranked exactly (``too_many_masked``); either way k long, without them."""
+row, the index's search skips them (a FAISS selector of the items kept), however many
+there are; either way k long, without them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import torch
 
 from app.serving.batcher import RankJob, _mask, rank_batch, rank_exact
 from app.serving.removed import RemovedItems, RemovedMask
-from app.serving.retrieval import TOO_MANY_MASKED
 from tests.app.serving.ann_catalog import N_ITEMS, NONE, indexed_model, user_states
 
 
@@ -40,7 +39,7 @@ def test_the_batch_mask_takes_the_removed_row_for_every_job() -> None:
     assert everyone[:, [0, 1, 4]].tolist() == [[False, True, True], [True, False, False]]
 
 
-def test_the_index_over_fetches_for_removed_items_or_falls_back() -> None:
+def test_the_index_skips_removed_items_however_many() -> None:
     model = indexed_model(nprobe=32, max_candidates=500)
     model.item_index = {str(i): i for i in range(N_ITEMS)}
     model.revision = "1"
@@ -54,7 +53,37 @@ def test_the_index_over_fetches_for_removed_items_or_falls_back() -> None:
     assert not set(exact.items) & set(best[:31]) and len(exact.items) == 50
     assert len(set(ranked.items) & set(exact.items)) >= 45  # the next best are still found
 
-    many = _mask_of(model, np.arange(600))  # more than GENREC_ANN_MAX_CANDIDATES
+    # More removed items than GENREC_ANN_MAX_CANDIDATES: over-fetching one candidate per
+    # removed item sent such a list to the exact path (too_many_masked); the search now
+    # skips them and the list still comes from the index.
+    many = _mask_of(model, np.arange(0, N_ITEMS, 2)[:600])
     ranked = rank_batch(model, [_job(state, many)])[0]
-    assert ranked.retrieval == TOO_MANY_MASKED and len(ranked.items) == 50
+    assert ranked.retrieval == "ann" and len(ranked.items) == 50
     assert not np.isin(ranked.items, many.indices).any()
+    exact = rank_exact(model, [_job(state, many)])[0]
+    assert len(set(ranked.items) & set(exact.items)) >= 45
+
+
+def test_a_filtered_search_skips_removed_items_too() -> None:
+    """A rule's group search is restricted to the group's items *and* the items kept."""
+    from app.rules.compile import RulePlan
+
+    model = indexed_model(candidates=100, nprobe=32, max_candidates=300)
+    model.item_index = {str(i): i for i in range(N_ITEMS)}
+    model.revision = "1"
+    state = user_states(1)[0]
+    keep = torch.zeros(N_ITEMS, dtype=torch.bool)
+    keep[: N_ITEMS // 2] = True  # a filter keeping the first half: searched, not taken whole
+    plan = RulePlan(keep=keep, drop=~keep, offset=None)
+    best = rank_exact(model, [RankJob(state, NONE, None, 50, rules=plan)])[0].items
+    removed = _mask_of(model, best[:20])
+    ranked = rank_batch(model, [_job_with(state, removed, plan)])[0]
+    assert ranked.retrieval == "ann" and len(ranked.items) == 50
+    assert not np.isin(ranked.items, removed.indices).any()
+    assert (ranked.items < N_ITEMS // 2).all()  # the filter still holds
+    exact = rank_exact(model, [_job_with(state, removed, plan)])[0]
+    assert len(set(ranked.items) & set(exact.items)) >= 45
+
+
+def _job_with(state: torch.Tensor, removed: RemovedMask, plan: object) -> RankJob:
+    return RankJob(state, NONE, None, 50, rules=plan, removed=removed)  # type: ignore[arg-type]
