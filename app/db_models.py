@@ -232,3 +232,22 @@ class RevokedDashboardSession(Base):
 
     session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ErasedUser(Base):
+    """A user whose data was erased (migration 0011): ``DELETE /v1/users/{id}``.
+
+    The erasure deletes the user's rows from ``interactions`` and ``impressions``; this
+    row is what remains, and all that remains: the id, when, and the erasure's ``epoch``.
+    Servers poll it by ``epoch`` (``app.users.sync``), as they poll the catalog, to stop
+    serving the user's cached state and the training history that model versions trained
+    before the erasure still hold (``app.serving.erased``). ``epoch`` is handed out in
+    commit order (``app.repository.erase_users``); an id erased again gets a new one.
+    """
+
+    __tablename__ = "erased_users"
+    __table_args__ = (Index("ix_erased_users_epoch", "epoch"),)
+
+    user_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    epoch: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -32,6 +32,7 @@ from app.api.routes import (
     items,
     predictions,
     recommendations,
+    users,
 )
 from app.catalog import CatalogSync
 from app.core.auth_throttle import AuthThrottle
@@ -55,6 +56,7 @@ from app.experiments.assignment import ExperimentRegistry, pinned_versions
 from app.rules import AttributeIndex, RuleCompiler
 from app.schemas import ErrorResponse
 from app.serving.attribution import Attributor
+from app.serving.erased import ErasedUsers
 from app.serving.holder import ModelHolder, resolve_device
 from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
@@ -63,6 +65,7 @@ from app.serving.recommend import Recommender
 from app.serving.removed import RemovedItems
 from app.serving.retrieval import AnnLoader
 from app.serving.state import LogReader
+from app.users import ErasureSync
 from models_store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
     )
     attributes = AttributeIndex()  # fed by the catalog sync, read by the rule compiler
     removed = RemovedItems()  # fed by the catalog sync, masked from every list
+    erased = ErasedUsers()  # fed by the erasure poll, consulted when resolving a user
     registry = ExperimentRegistry(
         sessions,
         settings.experiment_refresh_s,
@@ -131,6 +135,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
                 guard,
                 metrics,
                 seen_only_types={t for t, w in settings.event_types.items() if w <= 0},
+                erased=erased,
             ),
             settings,
             metrics,
@@ -141,6 +146,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         ),
         attributes=attributes,
         removed=removed,
+        erased=erased,
         auth_throttle=AuthThrottle(settings.admin_max_failures, settings.admin_failure_window_s),
         interactions=InteractionLogger(
             writes, holder, settings, guard, metrics, attributor=attributor
@@ -175,12 +181,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             removed=services.removed,
         )
         sync.start()
+        # Polls erased users: serving forgets their cached and trained state.
+        erasures = ErasureSync(
+            services.sessions, services.erased, services.cache, settings.reload_interval_s
+        )
+        erasures.start()
         app.state.services = services
         app.state.catalog = sync
+        app.state.erasures = erasures
         try:
             yield
         finally:
             sync.stop()
+            erasures.stop()
             # uvicorn has drained in-flight requests (timeout_graceful_shutdown) before
             # this runs; the batchers still score anything queued, then stop.
             await services.recommender.close()
@@ -217,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(experiments.router)
     app.include_router(catalog.router)
+    app.include_router(users.router)
     install_docs(app)
     install_dashboard(app)
     if settings.bench_endpoints:

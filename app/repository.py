@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from app.db_models import (
     AttributeKind,
     CatalogEpoch,
+    ErasedUser,
     Experiment,
     Impression,
     Interaction,
@@ -1175,6 +1176,81 @@ def items_changed_since(
         )
     query = query.order_by(Item.change_epoch, Item.item_id).limit(limit)
     return [_item_row(item) for item in session.scalars(query)]
+
+
+# --------------------------------------------------------------------------- erased users
+
+
+@dataclass(frozen=True)
+class ErasureRow:
+    """One row of ``erased_users``: who was erased, when, and the erasure's epoch."""
+
+    user_id: str
+    erased_at: datetime
+    epoch: int
+
+
+def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
+    """Delete every logged row of ``user_ids`` (distinct) and record their erasure under the
+    next erasure epoch; returns the rows deleted per table. The caller commits.
+
+    The tables holding per-user rows: ``interactions`` and ``impressions`` (experiments
+    assign users by a hash, nothing stored; jobs and sessions hold no user ids). Each
+    erasure takes the next epoch, handed out in commit order so that a server polling
+    ``epoch`` above the newest it read misses none (``erasures_since``): on Postgres the
+    table lock (self-conflicting, readers are not blocked) orders erasures, and the
+    ``max`` read after it is taken sees every erasure committed before; SQLite has one
+    writer at a time. The lock is taken first, so two erasures of one user never
+    deadlock on its rows.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE erased_users IN SHARE ROW EXCLUSIVE MODE"))
+    epoch = int(session.execute(select(func.coalesce(func.max(ErasedUser.epoch), 0))).scalar_one())
+    epoch += 1
+    counts = {"interactions": 0, "impressions": 0}
+    stamp = as_utc(now)
+    for start in range(0, len(user_ids), ITEM_LOOKUP_CHUNK):
+        chunk = list(user_ids[start : start + ITEM_LOOKUP_CHUNK])
+        for name, table in (("interactions", Interaction), ("impressions", Impression)):
+            deleted = session.execute(
+                delete(table)
+                .where(table.user_id.in_(chunk))
+                .execution_options(synchronize_session=False)
+            )
+            counts[name] += int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+        session.execute(
+            delete(ErasedUser)
+            .where(ErasedUser.user_id.in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            insert(ErasedUser),
+            [{"user_id": u, "erased_at": stamp, "epoch": epoch} for u in chunk],
+        )
+    return counts
+
+
+def erasures_since(
+    session: Session, epoch: int, after_id: str | None = None, limit: int = 1000
+) -> list[ErasureRow]:
+    """Erasures after the keyset ``(epoch, after_id)``, oldest first (``after_id`` None:
+    those of epochs above ``epoch``); ``epoch`` -1 with None reads the whole table.
+
+    An erasure committed after this read carries a greater epoch than every row it
+    returns (``erase_users``), so a keyset taken from it never passes over one.
+    """
+    if after_id is None:
+        query = select(ErasedUser).where(ErasedUser.epoch > epoch)
+    else:
+        query = select(ErasedUser).where(
+            ErasedUser.epoch >= epoch,
+            or_(ErasedUser.epoch > epoch, ErasedUser.user_id > after_id),
+        )
+    query = query.order_by(ErasedUser.epoch, ErasedUser.user_id).limit(limit)
+    return [
+        ErasureRow(row.user_id, as_utc(row.erased_at), int(row.epoch))
+        for row in session.scalars(query)
+    ]
 
 
 # --------------------------------------------------------------------------- dashboard sessions

@@ -15,6 +15,7 @@ from app.core.config import Settings
 from app.core.metrics import Metrics
 from app.experiments.assignment import ExperimentRegistry
 from app.rules import AttributeIndex
+from app.serving.erased import ErasedUsers
 from app.serving.holder import ModelHolder
 from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
@@ -46,6 +47,8 @@ class Services:
     attributes: AttributeIndex = field(default_factory=AttributeIndex)
     #: Items removed from the catalog, fed by the catalog sync; the recommender's own.
     removed: RemovedItems = field(default_factory=RemovedItems)
+    #: Erased users, fed by the erasure poll (``app.users.sync``); the log reader's own.
+    erased: ErasedUsers = field(default_factory=ErasedUsers)
     #: Wrong admin tokens per client address (admin API and dashboard login).
     auth_throttle: AuthThrottle = field(default_factory=AuthThrottle)
 

@@ -74,6 +74,11 @@ class StateCache(Protocol):
         check stamps against the log (degraded mode); ``get`` for a single tier."""
         ...
 
+    def forget(self, user_ids: Sequence[str]) -> None:
+        """Drop every entry of ``user_ids`` (all models and versions): their data was
+        erased (``app.serving.erased``). Best effort, like every cache call."""
+        ...
+
     def ping(self) -> bool: ...
 
     def close(self) -> None: ...
@@ -130,6 +135,11 @@ class MemoryCache:
             self._users.move_to_end(user_id)
             while len(self._users) > self._max_users:
                 self._users.popitem(last=False)
+
+    def forget(self, user_ids: Sequence[str]) -> None:
+        with self._lock:
+            for user_id in user_ids:
+                self._users.pop(user_id, None)
 
     def ping(self) -> bool:
         return True
@@ -280,6 +290,12 @@ class RedisCache:
             args += [_field(model, version), payload, str(int(stamp))]
         self._call(lambda: self._write_newer(keys=keys, args=args))
 
+    def forget(self, user_ids: Sequence[str]) -> None:
+        """One DEL of the users' hashes (every model and version at once)."""
+        if user_ids:
+            keys = [self.key(user_id) for user_id in user_ids]
+            self._call(lambda: self._client.delete(*keys))
+
     def ping(self) -> bool:
         """Reachability for ``/readyz``; False at once while the breaker is open."""
         return bool(self._call(lambda: self._client.ping()))
@@ -397,6 +413,12 @@ class TieredCache:
     def flush(self) -> None:
         """Write the states still on their way to Redis now."""
         self.writes.flush()
+
+    def forget(self, user_ids: Sequence[str]) -> None:
+        """Both tiers, and the states still on their way to Redis."""
+        self.local.forget(user_ids)
+        self.writes.discard(user_ids)
+        self.redis.forget(user_ids)
 
     def ping(self) -> bool:
         return self.redis.ping()

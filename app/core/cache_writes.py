@@ -96,6 +96,13 @@ class RedisWriteBehind:
         if dropped:
             self._metrics.cache_writes_dropped.inc(dropped)
 
+    def discard(self, user_ids: Sequence[str]) -> None:
+        """Drop the pending entries of ``user_ids`` (their data was erased)."""
+        gone = set(user_ids)
+        with self._cond:
+            for key in [key for key in self._pending if key[0] in gone]:
+                del self._pending[key]
+
     def flush(self) -> None:
         """Write what is pending now, in the caller's thread."""
         with self._writing:

@@ -15,6 +15,12 @@ The state is cached with a stamp of the log rows it includes (``log_stamp``);
 the cache entry is used only while the log still says the same, so a lost
 invalidation costs a recomputation, never a stale answer.
 
+An erased user (``DELETE /v1/users/{id}``) is resolved by ``ErasedUsers.resolve``
+(``LogReader.erased``): against a version trained before the erasure they are
+unknown to the artifact, whatever its ``user_index`` says, and their state is
+cached under a key of the erasure's own, so no state computed from the erased
+rows is served again (``app.serving.erased``).
+
 When the database is unreachable, reads degrade instead of failing: the
 cached state is used as it is, else the state is computed from the artifact's
 training row, and the answer says ``degraded``.
@@ -42,6 +48,7 @@ from app.core.db import (
 from app.core.errors import ApiError
 from app.core.metrics import Metrics
 from app.repository import LoggedInteraction, user_interactions, users_interactions
+from app.serving.erased import ErasedUsers
 from app.serving.loaded import LoadedModel
 from training.models.base import History
 
@@ -86,6 +93,7 @@ class LogReader:
         guard: DatabaseGuard,
         metrics: Metrics,
         seen_only_types: Collection[str] = frozenset(),
+        erased: ErasedUsers | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = make_sessionmaker(self.engine)
@@ -94,6 +102,9 @@ class LogReader:
         #: Event types of weight <= 0 (``GENREC_EVENT_TYPES``): their items are seen, their
         #: events never feedback (``logged_events``).
         self.seen_only_types = frozenset(seen_only_types)
+        #: Erased users (``app.serving.erased``): what the log no longer holds of them must
+        #: not come back from a version's training rows or the cache.
+        self.erased = erased if erased is not None else ErasedUsers()
 
     def read(self, user_id: str, after: datetime | None) -> list[LoggedInteraction] | None:
         """The user's log rows after ``after`` (all when None); None when the DB is unavailable."""
@@ -226,11 +237,11 @@ def user_context(
     model: LoadedModel, user_id: str, logs: LogReader, cache: StateCache
 ) -> UserContext:
     """State and seen items of ``user_id`` under ``model`` (see the module docstring)."""
-    index = model.user_index.get(user_id, -1)
+    index, key = logs.erased.resolve(model, user_id)
     # An unknown user's whole log is new to the model; a known user's only after the cutoff.
     logged = logs.read(user_id, model.cutoff if index >= 0 else None)
     if logged is None:
-        return _degraded_context(model, user_id, index, cache)
+        return _degraded_context(model, key, index, cache)
     # Only rows the model can use: an item it learns later (catalog) must refresh the state.
     usable = [r for r in logged if r.item_id in model.item_index]
     events, seen_only = logged_events(model, usable, logs.seen_only_types)
@@ -244,12 +255,12 @@ def user_context(
     # replicas each kept whichever they had cached first (different answers, for good).
     folded_in = index < 0 or bool(usable)
     mean = _mean(values)
-    cached = cache.get(user_id, model.name, model.version)
+    cached = cache.get(key, model.name, model.version)
     if cached is not None and cached[1] == stamp:
         state = _on_device(model, cached[0])
         return UserContext(state=state, seen=seen, folded_in=folded_in, mean_rating=mean)
     state = compute_state(model, -1 if folded_in else index, items, values)
-    cache.set(user_id, model.name, model.version, state[0].detach().cpu().numpy(), stamp)
+    cache.set(key, model.name, model.version, state[0].detach().cpu().numpy(), stamp)
     return UserContext(state=state, seen=seen, folded_in=folded_in, mean_rating=mean)
 
 
@@ -269,17 +280,17 @@ def user_contexts(
     is, and all cached states become tensors in one conversion. ``with_mean`` also
     fills each context's ``mean_rating`` (predictions' baseline), as ``user_context`` does.
     """
-    indices = [model.user_index.get(u, -1) for u in user_ids]
+    resolved = [logs.erased.resolve(model, u) for u in user_ids]
+    indices = [index for index, _ in resolved]
+    keys = [key for _, key in resolved]  # the cache's names (an erased user's differs)
     known = [u for u, i in zip(user_ids, indices, strict=True) if i >= 0]
     unknown = [u for u, i in zip(user_ids, indices, strict=True) if i < 0]
     logged = logs.read_many(known, model.cutoff, unknown)
     if logged is None:
-        return [
-            _degraded_context(model, u, i, cache) for u, i in zip(user_ids, indices, strict=True)
-        ]
+        return [_degraded_context(model, k, i, cache) for k, i in zip(keys, indices, strict=True)]
     # Only rows the model can use count (see ``user_context``).
     usables = [[r for r in logged.get(u, ()) if r.item_id in model.item_index] for u in user_ids]
-    cached = _cached_states(model, user_ids, indices, usables, cache)
+    cached = _cached_states(model, keys, indices, usables, cache)
     contexts: list[UserContext | None] = []
     hits: list[tuple[int, np.ndarray, np.ndarray, bool, float | None]] = []
     # (b, state, seen, folded_in, mean rating)
@@ -331,19 +342,20 @@ def user_contexts(
             contexts[b] = UserContext(
                 state=states[row : row + 1], seen=seen, folded_in=user < 0, mean_rating=means.get(b)
             )
-            entries.append((user_ids[b], stored[row], stamp))
+            entries.append((keys[b], stored[row], stamp))
         cache.set_many(entries, model.name, model.version)  # one round trip for the batch
     return [c for c in contexts if c is not None]
 
 
 def _cached_states(
     model: LoadedModel,
-    user_ids: Sequence[str],
+    keys: Sequence[str],
     indices: Sequence[int],
     usables: Sequence[Sequence[LoggedInteraction]],
     cache: StateCache,
 ) -> list[CachedState | None]:
-    """The cache's entry for each user that can have a state; None for the rest.
+    """The cache's entry (under ``keys``, the users' cache names) for each user that can
+    have a state; None for the rest.
 
     A user the artifact does not know and whose log holds nothing the model can use
     has no state (the popularity fallback), so nothing was ever cached for them:
@@ -354,10 +366,8 @@ def _cached_states(
     wanted = [
         b for b, (i, usable) in enumerate(zip(indices, usables, strict=True)) if i >= 0 or usable
     ]
-    found = (
-        cache.get_many([user_ids[b] for b in wanted], model.name, model.version) if wanted else []
-    )
-    out: list[CachedState | None] = [None] * len(user_ids)
+    found = cache.get_many([keys[b] for b in wanted], model.name, model.version) if wanted else []
+    out: list[CachedState | None] = [None] * len(keys)
     for b, entry in zip(wanted, found, strict=True):
         out[b] = entry
     return out
@@ -372,9 +382,7 @@ def compute_states(
         return model.scorer.user_state(torch.tensor(users, device=model.device), history)
 
 
-def _degraded_context(
-    model: LoadedModel, user_id: str, index: int, cache: StateCache
-) -> UserContext:
+def _degraded_context(model: LoadedModel, key: str, index: int, cache: StateCache) -> UserContext:
     """Without the log: a cached state as it is (its stamp cannot be checked), else the
     artifact's training row; an unknown user with nothing cached gets the fallback.
 
@@ -384,7 +392,7 @@ def _degraded_context(
     base_items, base_values = _training_row(model, index)
     seen = np.asarray(base_items, dtype=np.int64)
     mean = _mean(base_values)  # the training row only: the log cannot be read
-    cached = cache.get_newest(user_id, model.name, model.version)  # no stamp to check
+    cached = cache.get_newest(key, model.name, model.version)  # no stamp to check
     if cached is not None:
         state = _on_device(model, cached[0])
         return UserContext(state, seen, folded_in=False, degraded=True, mean_rating=mean)

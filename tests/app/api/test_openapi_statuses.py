@@ -49,6 +49,8 @@ PROBES = [
     ("PUT", "/v1/items/x", {"title": "t"}, False, 401, "http_error"),
     ("DELETE", "/v1/items/x", None, False, 401, "http_error"),
     ("DELETE", "/v1/items/never-added", None, True, 404, "unknown_item"),
+    ("DELETE", "/v1/users/x", None, False, 401, "http_error"),
+    ("DELETE", f"/v1/users/{'x' * 300}", None, True, 422, "invalid_id"),
     ("GET", "/admin/jobs", None, False, 401, "http_error"),
     ("POST", "/admin/retrain", {"model": "ease"}, False, 401, "http_error"),
     ("GET", "/admin/models", None, False, 401, "http_error"),
@@ -116,6 +118,7 @@ def test_admin_disabled_is_documented(make_client: ClientFactory, postgres_url: 
         ("GET", "/admin/jobs", None),
         ("PUT", "/v1/items/x", {}),
         ("DELETE", "/v1/items/x", None),
+        ("DELETE", "/v1/users/x", None),
     ):
         response = client.request(method, url, json=body, headers=ADMIN)
         assert (response.status_code, response.json()["error"]) == (403, "admin_disabled")
@@ -128,6 +131,10 @@ def test_database_down_is_documented(make_client: ClientFactory) -> None:
     response = client.post("/v1/interactions", json={"user_id": "u1", "item_id": "1"})
     assert (response.status_code, response.json()["error"]) == (503, "database_unavailable")
     _assert_documented(client, "POST", "/v1/interactions", response)
+    admin = make_client(database_url="postgresql://postgres@127.0.0.1:1/genrec", admin_token="t")
+    response = admin.delete("/v1/users/u1", headers={"Authorization": "Bearer t"})
+    assert (response.status_code, response.json()["error"]) == (503, "database_unavailable")
+    _assert_documented(admin, "DELETE", "/v1/users/u1", response)
 
 
 def test_the_admin_lockout_is_documented(make_client: ClientFactory, postgres_url: str) -> None:
@@ -144,6 +151,7 @@ def test_the_admin_lockout_is_documented(make_client: ClientFactory, postgres_ur
         ("POST", "/admin/experiments/ab1/stop", None),
         ("POST", "/admin/tune", {}),
         ("PUT", "/v1/items/x", {"title": "t"}),
+        ("DELETE", "/v1/users/x", None),
     ):
         response = client.request(method, url, json=body, headers=wrong)
         assert (response.status_code, response.json()["error"]) == (429, "too_many_failures")

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from app.serving.erased import ErasedUsers
 from app.serving.state import history_value, merge_history
 
 
@@ -43,6 +44,8 @@ def test_without_events_the_training_row_is_the_history_and_the_seen_set() -> No
 
 class _DownLog:
     """A LogReader whose database is unreachable."""
+
+    erased = ErasedUsers()
 
     def read(self, user_id: str, after: object) -> None:
         return None

@@ -1,0 +1,53 @@
+"""Erasing a user: ``DELETE /v1/users/{user_id}`` (admin token).
+
+The ``ErasureSync`` this route nudges (``app.state.erasures``) is started and
+stopped by the app's lifespan (``app.main``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.admin_auth import require_admin
+from app.api.deps import ServicesDep
+from app.api.params import UserIdPath
+from app.api.responses import ADMIN, errors
+from app.schemas_users import DeletedRows, UserErasureResponse
+from app.serving.state import database_unavailable
+from app.users import ErasureSync, erase_users
+
+router = APIRouter(prefix="/v1", tags=["users"])
+
+
+@router.delete(
+    "/users/{user_id:id}",
+    response_model=UserErasureResponse,
+    dependencies=[Depends(require_admin)],
+    responses=errors(*ADMIN, 422, 503),
+)
+def erase_user(user_id: UserIdPath, request: Request, services: ServicesDep) -> UserErasureResponse:
+    """Erase a user (right to erasure, admin token): every row of theirs in the interaction
+    log and the impressions, deleted in one transaction, and their erasure recorded.
+
+    From then on no answer uses the erased data: this server forgets the user's cached
+    state before answering, the other replicas at their next reload poll; model versions
+    trained before the erasure serve the user as one with no training history (fold-in
+    from what they log afterwards, else the popularity fallback) until a version trained
+    after it is served. Interactions logged after the erasure are new data.
+
+    200 with the rows deleted per table; an id with no rows is erased too (zero counts:
+    a trained version or a cache may still hold it), and erasing again is 200 (it erases
+    what was logged since). The trained models' weights still carry the user's influence
+    on item parameters until the next retrain (docs/deployment.md, "Erasing a user").
+    """
+    services.recommender.check_id(user_id, "user_id")
+    try:
+        erased = erase_users(services.sessions, [user_id])
+    except SQLAlchemyError as exc:
+        raise database_unavailable(exc) from exc
+    sync: ErasureSync = request.app.state.erasures
+    sync.refresh()  # this server stops serving the user's data before answering
+    return UserErasureResponse(
+        user_id=user_id, erased_at=erased.erased_at, deleted=DeletedRows(**erased.deleted)
+    )

@@ -1,0 +1,110 @@
+"""``ErasedUsers``: the users erased (``DELETE /v1/users/{id}``) as this server last read.
+
+An erasure deletes the user's logged rows, but two copies of their data outlive it:
+
+* every model version trained before the erasure holds the user's training row
+  (``LoadedModel.history``, ``user_index``), which serving would use as their
+  trained state and their seen items;
+* cached states (this process's memory tier, Redis) computed from the erased rows,
+  whose stamp (``app.serving.state.log_stamp``) may still look valid: the log of
+  a known user with nothing logged since the cutoff had stamp 0 before and after,
+  and SQLite hands a deleted newest row's id out again.
+
+So ``resolve`` is how serving names a user for one model version: a user erased
+after the version's training data was read is *not* in that version (index -1:
+fold-in from what they log afterwards, else the cold-start fallback) and their
+states are cached under a key of that erasure's own (``cache_key``), which no
+entry computed before this server knew of the erasure can carry. A request pays
+a dict lookup; the set is fed by ``app.users.sync.ErasureSync``'s poll.
+
+When does a version predate an erasure? Only a retrain or tune job's version
+records when it read the log (its cutoff is that instant, ``app.retrain``,
+``app.tune``; the manifest's training record names the job): one whose cutoff is
+more than ``CLOCK_MARGIN`` after the erasure read the log without the user's
+erased rows. Every other version (trained from files, or from the log by
+``genrec train``, whose cutoff is the newest event time, which says nothing
+about when the log was read) is taken to predate every erasure: an erased user
+is always folded in there, from what they logged since, which costs a trained
+user's embedding and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from app.serving.loaded import LoadedModel
+
+#: Tolerance for the clocks of the server that erased and the worker that read the log.
+CLOCK_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """When a user was erased, and the erasure's epoch (``erased_users``)."""
+
+    erased_at: datetime
+    epoch: int
+
+
+def log_read_at(model: LoadedModel) -> datetime | None:
+    """When ``model``'s training data was read from the log; None when unknown."""
+    if "job_id" not in model.manifest.training:
+        return None
+    return model.cutoff
+
+
+def predates(model: LoadedModel, erasure: Erasure) -> bool:
+    """Whether ``model`` may hold data the erasure deleted (module docstring)."""
+    read_at = log_read_at(model)
+    return read_at is None or erasure.erased_at + CLOCK_MARGIN >= read_at
+
+
+class ErasedUsers:
+    """The erased users this server knows of; read by every request, fed by the poll.
+
+    Written by one thread (the poll, or a route that polls before answering): the
+    dict is replaced, never changed in place, so a reader needs no lock.
+    """
+
+    def __init__(self) -> None:
+        self._erased: dict[str, Erasure] = {}
+
+    def __contains__(self, user_id: object) -> bool:
+        return user_id in self._erased
+
+    def __len__(self) -> int:
+        return len(self._erased)
+
+    def get(self, user_id: str) -> Erasure | None:
+        return self._erased.get(user_id)
+
+    def update(self, erasures: Iterable[tuple[str, Erasure]]) -> list[str]:
+        """Record erasures; returns the ids whose erasure is new (or newer) here."""
+        merged = dict(self._erased)
+        changed = []
+        for user_id, erasure in erasures:
+            held = merged.get(user_id)
+            if held is None or held.epoch < erasure.epoch:
+                merged[user_id] = erasure
+                changed.append(user_id)
+        if changed:
+            self._erased = merged
+        return changed
+
+    def resolve(self, model: LoadedModel, user_id: str) -> tuple[int, str]:
+        """(training index of ``user_id`` in ``model`` or -1, the key of their cached state)."""
+        index = model.user_index.get(user_id, -1)
+        if not self._erased:  # the common case: one attribute read
+            return index, user_id
+        erasure = self._erased.get(user_id)
+        if erasure is None or not predates(model, erasure):
+            return index, user_id
+        return -1, cache_key(user_id, erasure)
+
+
+def cache_key(user_id: str, erasure: Erasure) -> str:
+    """The cache's name for an erased user's state after ``erasure``: no id holds a NUL
+    (``app.schemas_fields.storable``), so it names no other user."""
+    return f"{user_id}\x00erased:{erasure.epoch}"

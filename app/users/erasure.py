@@ -1,0 +1,83 @@
+"""Erasing users: delete their logged rows and record the erasure, in one transaction.
+
+What is deleted: every row of the user in ``interactions`` and ``impressions``,
+the only tables holding per-user rows (experiment assignment is a hash of the
+id, never stored; jobs, the catalog and dashboard sessions hold no user ids).
+What is recorded: the id, when, and the erasure's epoch (``erased_users``), which
+every server polls (``app.users.sync``) to stop serving the user's cached state
+and the training history that versions trained before the erasure hold
+(``app.serving.erased``). An id that has no rows is erased all the same: it may
+still be in a trained version or a cache, and an operator's request must not
+depend on what the log happens to hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.repository import erase_users as erase_rows
+
+
+class ErasureError(Exception):
+    """An erasure that cannot be done (a bad id, an unreachable database): its message
+    says why, for an operator."""
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What one erasure did: when, and the rows deleted per table (all its users)."""
+
+    erased_at: datetime
+    deleted: dict[str, int]
+
+
+def erase_users(sessions: sessionmaker[Session], user_ids: Sequence[str]) -> Erased:
+    """Erase ``user_ids`` in one transaction (``interactions``, ``impressions``, and the
+    record in ``erased_users``)."""
+    distinct = list(dict.fromkeys(user_ids))
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        deleted = erase_rows(session, distinct, now)
+    return Erased(now, deleted)
+
+
+def check_user_id(user_id: str, max_id_length: int) -> None:
+    """An id the log could hold (as the API checks it): non-empty, not too long."""
+    if not user_id.strip():
+        raise ErasureError("user_id must be a non-empty string")
+    if len(user_id) > max_id_length:
+        raise ErasureError(
+            f"user_id {user_id[:40]!r}... is {len(user_id)} characters long; the limit is "
+            f"{max_id_length}"
+        )
+    if "\x00" in user_id:
+        raise ErasureError(f"user_id {user_id[:40]!r} holds a NUL character, which no id can")
+
+
+def erase_from_database(
+    database_url: str, user_ids: Sequence[str], max_id_length: int = 256, migrate: bool = True
+) -> Erased:
+    """``genrec users erase``: erase ``user_ids`` from the database at ``database_url``.
+
+    Every id is checked before anything is written. Running servers stop serving the
+    users' cached and trained state at their next reload poll.
+    """
+    for user_id in user_ids:
+        check_user_id(user_id, max_id_length)
+    where = make_url(database_url).render_as_string(hide_password=True)
+    engine = make_engine(database_url)
+    try:
+        if migrate:
+            upgrade_database(database_url)
+        return erase_users(make_sessionmaker(engine), user_ids)
+    except SQLAlchemyError as exc:
+        raise ErasureError(f"cannot erase users in the database at {where}: {exc}") from None
+    finally:
+        engine.dispose()

@@ -1,0 +1,99 @@
+"""``ErasureSync``: every server's poll of ``erased_users``, the way the catalog is polled.
+
+An erasure deletes rows, and a deleted row leaves nothing for another server to
+notice; the erasure's record does. Each server reads the records whose
+``(epoch, user_id)`` is after the newest it read (epochs are handed out in
+commit order, ``app.repository.erase_users``, so no erasure is passed over),
+at its reload interval, and for each new one:
+
+* records it in ``ErasedUsers``, which serving resolves users through
+  (``app.serving.erased``);
+* drops the user's cached states: this process's memory tier, the states still
+  on their way to Redis, and Redis itself (every server does, so a state a
+  lagging server wrote there after the erasure goes too; serving would not use
+  it anyway: an erased user's state is cached under a key of the erasure's own).
+
+The server that answers ``DELETE /v1/users/{id}`` polls before answering. The first
+read takes the whole table. A failed read keeps what is known and retries at the
+next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.cache import StateCache
+from app.core.db import session_scope
+from app.repository import erasures_since
+from app.serving.erased import ErasedUsers, Erasure
+
+log = logging.getLogger(__name__)
+
+
+class ErasureSync:
+    """Keeps ``erased`` in step with the ``erased_users`` table (module docstring)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        erased: ErasedUsers,
+        cache: StateCache,
+        interval_s: float,
+        page_size: int = 1000,
+    ) -> None:
+        self.sessions = sessions
+        self.erased = erased
+        self.cache = cache
+        self.interval_s = interval_s
+        self.page_size = page_size
+        self._watermark: tuple[int, str | None] = (-1, None)  # (epoch, user id) read last
+        self._lock = threading.Lock()  # one refresh at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.refresh()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="erasure-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 2 * self.interval_s))
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.refresh()
+
+    def refresh(self) -> int:
+        """Read the erasures after the watermark; returns how many were new here.
+
+        Raises nothing: a database error is logged and the next poll retries."""
+        new = 0
+        with self._lock:
+            try:
+                while True:
+                    epoch, after_id = self._watermark
+                    with session_scope(self.sessions) as session:
+                        rows = erasures_since(session, epoch, after_id, self.page_size)
+                    if rows:
+                        changed = self.erased.update(
+                            (r.user_id, Erasure(r.erased_at, r.epoch)) for r in rows
+                        )
+                        if changed:
+                            self.cache.forget(changed)
+                            new += len(changed)
+                        self._watermark = (rows[-1].epoch, rows[-1].user_id)
+                    if len(rows) < self.page_size:
+                        return new
+            except SQLAlchemyError as exc:
+                log.warning("cannot read erased users (keeping what is known): %s", exc)
+            except Exception:  # the poll thread must survive
+                log.exception("reading erased users failed; will retry at the next interval")
+        return new

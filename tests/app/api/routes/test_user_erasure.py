@@ -1,0 +1,177 @@
+"""DELETE /v1/users/{user_id}: admin auth, id validation, the rows deleted per table (and
+nobody else's), idempotence; then no answer uses the erased data: a trained user is served
+as a user with no training history (fold-in from what they log afterwards, else the
+popularity fallback) on the answering server and on another replica sharing the database
+(and Redis). On SQLite and on the real Postgres.
+
+The tiny store's default model (mult-vae) knows users ``u0`` .. ``u39`` (12 training items
+each) and items ``0`` .. ``59``; its version was trained from files, so it predates every
+erasure (``app.serving.erased``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.db_models import ErasedUser, Impression, Interaction
+from app.repository import NewImpression, insert_impressions
+
+TOKEN = "erasure-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+N_ITEMS = 60
+
+
+@pytest.fixture
+def database(blank_database_url: str) -> Iterator[tuple[str, sessionmaker[Session]]]:
+    """This test's migrated database (SQLite file or scratch Postgres) and sessions on it,
+    set up before the clients so that it is dropped after they close."""
+    upgrade_database(blank_database_url)
+    engine = make_engine(blank_database_url)
+    yield blank_database_url, make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def make_admin(
+    database: tuple[str, sessionmaker[Session]], make_client: Callable[..., TestClient]
+) -> Callable[..., TestClient]:
+    """``make_admin(**settings)``: a server with the admin token on this test's database."""
+
+    def factory(**overrides: Any) -> TestClient:
+        return make_client(**{"admin_token": TOKEN, "database_url": database[0], **overrides})
+
+    return factory
+
+
+def _log(client: TestClient, user: str, *items: str) -> None:
+    events = [{"user_id": user, "item_id": item, "rating": 5} for item in items]
+    r = client.post("/v1/interactions", json={"interactions": events})
+    assert r.status_code == 201, r.text
+
+
+def _counts(sessions: sessionmaker[Session], user: str) -> tuple[int, int]:
+    with session_scope(sessions) as session:
+        logged = session.execute(
+            select(func.count()).select_from(Interaction).where(Interaction.user_id == user)
+        ).scalar_one()
+        shown = session.execute(
+            select(func.count()).select_from(Impression).where(Impression.user_id == user)
+        ).scalar_one()
+    return int(logged), int(shown)
+
+
+def _show(sessions: sessionmaker[Session], user: str, n: int) -> None:
+    """``n`` impressions of ``user`` (written directly: the recorder writes them later)."""
+    now = datetime.now(UTC)
+    rows = [
+        NewImpression(f"{user}-{k}", user, "user", ["1", "2"], "mult-vae", "1", now)
+        for k in range(n)
+    ]
+    with session_scope(sessions) as session:
+        insert_impressions(session, rows)
+
+
+def _erase(client: TestClient, user: str) -> dict[str, Any]:
+    r = client.delete(f"/v1/users/{user}", headers=AUTH)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _list(client: TestClient, user: str, **params: Any) -> dict[str, Any]:
+    r = client.get(f"/v1/users/{user}/recommendations", params={"k": N_ITEMS, **params})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def _ids(body: dict[str, Any]) -> list[str]:
+    return [item["item_id"] for item in body["items"]]
+
+
+# --------------------------------------------------------------------------- the route
+
+
+def test_erasure_needs_the_admin_token(
+    make_admin: Callable[..., TestClient], database: tuple[str, sessionmaker[Session]]
+) -> None:
+    client = make_admin()
+    _log(client, "x1", "1", "2")
+    assert client.delete("/v1/users/x1").status_code == 401
+    wrong = client.delete("/v1/users/x1", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    disabled = make_admin(admin_token=None)
+    r = disabled.delete("/v1/users/x1", headers=AUTH)
+    assert (r.status_code, r.json()["error"]) == (403, "admin_disabled")
+    assert _counts(database[1], "x1") == (2, 0)  # nothing was erased
+
+
+def test_a_bad_id_is_a_422_and_erases_nothing(
+    make_admin: Callable[..., TestClient], database: tuple[str, sessionmaker[Session]]
+) -> None:
+    client = make_admin()
+    r = client.delete(f"/v1/users/{'x' * 300}", headers=AUTH)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_id")
+    assert r.json()["message"] == "user_id is 300 characters long; the limit is 256"
+    r = client.delete("/v1/users/a%00b", headers=AUTH)
+    assert r.status_code == 422, r.text
+    r = client.delete("/v1/users/%20", headers=AUTH)
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_id")
+    with session_scope(database[1]) as session:
+        assert session.execute(select(func.count()).select_from(ErasedUser)).scalar_one() == 0
+
+
+def test_erasure_deletes_the_users_rows_and_says_how_many(
+    make_admin: Callable[..., TestClient], database: tuple[str, sessionmaker[Session]]
+) -> None:
+    client = make_admin()
+    sessions = database[1]
+    _log(client, "team/alice", "1", "2", "3")
+    _log(client, "bob", "1", "4")
+    _show(sessions, "team/alice", 2)
+    _show(sessions, "bob", 1)
+    body = _erase(client, "team/alice")
+    assert body["user_id"] == "team/alice"
+    assert body["deleted"] == {"interactions": 3, "impressions": 2}
+    assert datetime.fromisoformat(body["erased_at"]) <= datetime.now(UTC)
+    assert _counts(sessions, "team/alice") == (0, 0)
+    assert _counts(sessions, "bob") == (2, 1)  # nobody else's rows
+    again = _erase(client, "team/alice")  # nothing left: zero counts, still 200
+    assert again["deleted"] == {"interactions": 0, "impressions": 0}
+    assert again["erased_at"] > body["erased_at"]
+    unknown = _erase(client, "never-seen")
+    assert unknown["deleted"] == {"interactions": 0, "impressions": 0}
+    with session_scope(sessions) as session:
+        erased = dict(session.execute(select(ErasedUser.user_id, ErasedUser.epoch)).all())
+    assert erased == {"team/alice": 2, "never-seen": 3}  # one epoch per erasure, in order
+
+
+def test_retraining_reads_nothing_of_the_erased_user(
+    make_admin: Callable[..., TestClient], database: tuple[str, sessionmaker[Session]]
+) -> None:
+    """The next version is trained from the log (``training.data.log_reader``): the erased
+    rows are gone from it; what the user logs afterwards is new data and is read."""
+    from training.data.log_reader import read_interaction_log
+
+    client = make_admin()
+    _log(client, "gone", "1", "2")
+    _log(client, "stays", "3")
+    _erase(client, "gone")
+    assert set(read_interaction_log(database[0]).user_ids.ids) == {"stays"}
+    _log(client, "gone", "4")
+    data = read_interaction_log(database[0])
+    assert set(data.user_ids.ids) == {"stays", "gone"} and len(data) == 2
+
+
+def test_an_unreachable_database_is_a_503(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(database_url="postgresql://postgres@127.0.0.1:1/genrec", admin_token=TOKEN)
+    r = client.delete("/v1/users/u1", headers=AUTH)
+    assert (r.status_code, r.json()["error"]) == (503, "database_unavailable")
