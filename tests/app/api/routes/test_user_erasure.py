@@ -11,6 +11,7 @@ erasure (``app.serving.erased``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -152,6 +153,95 @@ def test_erasure_deletes_the_users_rows_and_says_how_many(
     with session_scope(sessions) as session:
         erased = dict(session.execute(select(ErasedUser.user_id, ErasedUser.epoch)).all())
     assert erased == {"team/alice": 2, "never-seen": 3}  # one epoch per erasure, in order
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def test_a_trained_user_is_served_as_unknown_after_erasure(
+    make_admin: Callable[..., TestClient], seen_items: Callable[[str], set[str]]
+) -> None:
+    client = make_admin()
+    trained = seen_items("u1")
+    body = {"model": "biased-mf", "item_ids": sorted(trained)[:3]}
+
+    def predicted(user: str) -> list[dict[str, Any]]:
+        r = client.post("/v1/predictions", json={**body, "user_id": user})
+        assert r.status_code == 200, r.text
+        ratings: list[dict[str, Any]] = r.json()["predictions"]
+        return ratings
+
+    assert predicted("u1") != predicted("nobody")
+    before = _list(client, "u1")
+    assert not before["fallback"] and not trained & set(_ids(before))
+    assert len(_ids(before)) == N_ITEMS - len(trained)
+    _erase(client, "u1")
+    after = _list(client, "u1")
+    # No training history: the popularity fallback, its training items not excluded.
+    assert after["fallback"] and set(_ids(after)) == {str(i) for i in range(N_ITEMS)}
+    assert _ids(after) == _ids(_list(client, "nobody"))
+    # Predictions (a rating model) no longer come from the user's trained state either:
+    # the version's training mean, as for a user it never saw.
+    assert predicted("u1") == predicted("nobody")
+
+
+def test_interactions_after_the_erasure_fold_in(
+    make_admin: Callable[..., TestClient], seen_items: Callable[[str], set[str]]
+) -> None:
+    client = make_admin()
+    trained = sorted(seen_items("u2"))
+    _log(client, "u2", "0", "2")  # before the erasure: erased with the rest
+    _erase(client, "u2")
+    new = [trained[0], "5" if "5" not in trained else "7"]
+    _log(client, "u2", *new)
+    after = _list(client, "u2")
+    assert not after["fallback"]  # folded in from what was logged since
+    listed = set(_ids(after))
+    assert not listed & set(new)  # the new interactions are seen
+    assert listed == {str(i) for i in range(N_ITEMS)} - set(new)  # nothing else is
+    # A fold-in of the same history as an anonymous one: the same list.
+    ad_hoc = client.post(
+        "/v1/recommendations",
+        json={"history": [{"item_id": i, "rating": 5} for i in new], "k": N_ITEMS},
+    )
+    assert ad_hoc.status_code == 200, ad_hoc.text
+    assert _ids(ad_hoc.json()) == _ids(after)
+
+
+def _wait_for(check: Callable[[], bool]) -> bool:
+    """``check()`` until true, for at most 10 s (another replica's poll runs every 50 ms)."""
+    deadline = time.monotonic() + 10
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()
+
+
+def test_another_replica_forgets_the_user_at_its_poll(
+    make_admin: Callable[..., TestClient],
+    seen_items: Callable[[str], set[str]],
+    redis_url: str,
+    redis_namespace: str,
+) -> None:
+    """Two servers on one database and one Redis: the one that did not answer the erasure
+    stops serving the user's trained and cached state (memory tier and Redis)."""
+    import redis
+
+    shared = {"redis_url": redis_url, "cache_namespace": redis_namespace}
+    writer, reader = make_admin(**shared), make_admin(**shared)
+    _log(reader, "u3", "1", "3")  # a fold-in state, cached in the reader's memory and Redis
+    before = _list(reader, "u3")
+    assert not before["fallback"] and not {"1", "3"} & set(_ids(before))
+    key = f"{redis_namespace}:state:u3"
+    r = redis.Redis.from_url(redis_url)
+    assert _wait_for(lambda: bool(r.exists(key)))  # the write-behind reached Redis
+    _erase(writer, "u3")
+    assert not r.exists(key)  # the answering server deleted it before answering
+    assert _wait_for(lambda: _list(reader, "u3")["fallback"])
+    assert set(_ids(_list(reader, "u3"))) == {str(i) for i in range(N_ITEMS)}
+    # A server started afterwards finds nothing of the user either.
+    late = make_admin(**shared)
+    assert _list(late, "u3")["fallback"]
+    r.close()
 
 
 def test_retraining_reads_nothing_of_the_erased_user(
