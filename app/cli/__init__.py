@@ -1,4 +1,5 @@
-"""The ``genrec`` console script: train, tune, evaluate, serve, worker, migrate, models, items.
+"""The ``genrec`` console script: train, tune, evaluate, serve, worker, migrate, models, items,
+users.
 
 This package is the product's composition root, above both ``app`` (the
 service) and ``training`` (the offline package): it reads the service's
@@ -18,6 +19,7 @@ from app.cli.models import models_app
 from app.cli.service import migrate, serve, worker
 from app.cli.train import train
 from app.cli.tune import tune
+from app.cli.users import users_app
 
 app = typer.Typer(
     help="genrec: generative collaborative filtering, trained offline and served online.",
@@ -33,6 +35,7 @@ app.command()(worker)
 app.command()(migrate)
 app.add_typer(models_app, name="models")
 app.add_typer(items_app, name="items")
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:  # pragma: no cover - console entry point
