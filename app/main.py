@@ -183,7 +183,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sync.start()
         # Polls erased users: serving forgets their cached and trained state.
         erasures = ErasureSync(
-            services.sessions, services.erased, services.cache, settings.reload_interval_s
+            services.sessions,
+            services.erased,
+            services.cache,
+            settings.reload_interval_s,
+            impressions=services.impressions,
         )
         erasures.start()
         app.state.services = services

@@ -1230,6 +1230,21 @@ def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dic
     return counts
 
 
+def delete_impressions_until(session: Session, until: Sequence[tuple[str, datetime]]) -> int:
+    """Delete each (user, moment)'s impressions created at or before the moment; returns
+    how many. For impressions queued by a server before an erasure and written after it
+    (``app.users.sync``)."""
+    deleted = 0
+    for user_id, moment in until:
+        result = session.execute(
+            delete(Impression)
+            .where(Impression.user_id == user_id, Impression.created_at <= as_utc(moment))
+            .execution_options(synchronize_session=False)
+        )
+        deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted
+
+
 def erasures_since(
     session: Session, epoch: int, after_id: str | None = None, limit: int = 1000
 ) -> list[ErasureRow]:

@@ -11,7 +11,11 @@ at its reload interval, and for each new one:
 * drops the user's cached states: this process's memory tier, the states still
   on their way to Redis, and Redis itself (every server does, so a state a
   lagging server wrote there after the erasure goes too; serving would not use
-  it anyway: an erased user's state is cached under a key of the erasure's own).
+  it anyway: an erased user's state is cached under a key of the erasure's own);
+* writes this server's queued impressions, then deletes the user's impressions
+  created up to the erasure (plus the clocks' margin): impressions are written
+  in batches after the response (``app.serving.impressions``), so lists a server
+  showed the user before the erasure may reach the table after its transaction.
 
 The server that answers ``DELETE /v1/users/{id}`` polls before answering. The first
 read takes the whole table. A failed read keeps what is known and retries at the
@@ -22,14 +26,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.cache import StateCache
 from app.core.db import session_scope
-from app.repository import erasures_since
-from app.serving.erased import ErasedUsers, Erasure
+from app.repository import delete_impressions_until, erasures_since
+from app.serving.erased import CLOCK_MARGIN, ErasedUsers, Erasure
+from app.serving.impressions import ImpressionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +50,18 @@ class ErasureSync:
         cache: StateCache,
         interval_s: float,
         page_size: int = 1000,
+        impressions: ImpressionRecorder | None = None,
     ) -> None:
         self.sessions = sessions
         self.erased = erased
         self.cache = cache
+        self.impressions = impressions
         self.interval_s = interval_s
         self.page_size = page_size
         self._watermark: tuple[int, str | None] = (-1, None)  # (epoch, user id) read last
+        #: Users whose impressions up to this moment are still to delete (``_delete_impressions``).
+        self._unclean: dict[str, datetime] = {}
+        self._read_once = False  # the whole table was read (startup)
         self._lock = threading.Lock()  # one refresh at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,9 +85,14 @@ class ErasureSync:
     def refresh(self) -> int:
         """Read the erasures after the watermark; returns how many were new here.
 
-        Raises nothing: a database error is logged and the next poll retries."""
+        Raises nothing: a database error is logged and the next poll retries (the
+        impressions still to delete are kept until a delete succeeds). The first read
+        only records: a fresh process holds nothing of anyone yet."""
         new = 0
         with self._lock:
+            # The first read (the whole table) finds nothing of its users in this fresh
+            # process, and the servers that were running clean up after their own polls.
+            first = not self._read_once
             try:
                 while True:
                     epoch, after_id = self._watermark
@@ -86,14 +102,32 @@ class ErasureSync:
                         changed = self.erased.update(
                             (r.user_id, Erasure(r.erased_at, r.epoch)) for r in rows
                         )
-                        if changed:
-                            self.cache.forget(changed)
-                            new += len(changed)
+                        if first:
+                            changed = []
+                        self.cache.forget(changed)
+                        for user_id in changed:
+                            erasure = self.erased.get(user_id)
+                            if erasure is not None:
+                                self._unclean[user_id] = erasure.erased_at + CLOCK_MARGIN
+                        new += len(changed)
                         self._watermark = (rows[-1].epoch, rows[-1].user_id)
                     if len(rows) < self.page_size:
-                        return new
+                        break
+                self._read_once = True
+                self._delete_impressions()
             except SQLAlchemyError as exc:
                 log.warning("cannot read erased users (keeping what is known): %s", exc)
             except Exception:  # the poll thread must survive
                 log.exception("reading erased users failed; will retry at the next interval")
         return new
+
+    def _delete_impressions(self) -> None:
+        """This server's queued impressions written, then those of the users erased since
+        the last successful delete, up to each erasure, deleted (module docstring)."""
+        if self.impressions is None or not self._unclean:
+            self._unclean.clear()
+            return
+        self.impressions.flush()
+        with session_scope(self.sessions) as session:
+            delete_impressions_until(session, list(self._unclean.items()))
+        self._unclean.clear()

@@ -42,7 +42,10 @@ def erase_user(user_id: UserIdPath, request: Request, services: ServicesDep) -> 
     on item parameters until the next retrain (docs/deployment.md, "Erasing a user").
     """
     services.recommender.check_id(user_id, "user_id")
+    # The lists this server showed the user are queued for the table: write them first,
+    # so they are deleted with the rest and counted (other servers' at their poll).
     try:
+        services.impressions.flush()
         erased = erase_users(services.sessions, [user_id])
     except SQLAlchemyError as exc:
         raise database_unavailable(exc) from exc

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.db_models import ErasedUser, Impression, Interaction
-from app.repository import NewImpression, insert_impressions
+from app.repository import NewImpression, as_utc, insert_impressions
 
 TOKEN = "erasure-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -265,3 +265,28 @@ def test_an_unreachable_database_is_a_503(make_client: Callable[..., TestClient]
     client = make_client(database_url="postgresql://postgres@127.0.0.1:1/genrec", admin_token=TOKEN)
     r = client.delete("/v1/users/u1", headers=AUTH)
     assert (r.status_code, r.json()["error"]) == (503, "database_unavailable")
+
+
+def test_impressions_queued_before_the_erasure_are_deleted_too(
+    make_admin: Callable[..., TestClient], database: tuple[str, sessionmaker[Session]]
+) -> None:
+    """Impressions are written after the response, in batches: a list another server showed
+    the user before the erasure can reach the table after it. That server writes its queue
+    and deletes them at its poll; the answering server writes its own first and counts them."""
+    sessions = database[1]
+    writer = make_admin(impression_flush_s=3600.0)  # nothing is written until a flush
+    reader = make_admin(impression_flush_s=3600.0)
+    _list(writer, "u6")
+    _list(reader, "u6")
+    assert _counts(sessions, "u6") == (0, 0)  # both still queued
+    assert _erase(writer, "u6")["deleted"] == {"interactions": 0, "impressions": 1}
+    assert _wait_for(lambda: _list(reader, "u6")["fallback"])  # the reader polled
+    reader.app.state.erasures.refresh()  # type: ignore[attr-defined]  # (its poll is done)
+    reader.app.state.services.impressions.flush()  # type: ignore[attr-defined]
+    writer.app.state.services.impressions.flush()  # type: ignore[attr-defined]
+    # Only the lists shown after the erasure: the reader's fallback lists (and the one
+    # the writer showed after it) remain, none from before.
+    with session_scope(sessions) as session:
+        kept = session.scalars(select(Impression.created_at).where(Impression.user_id == "u6"))
+        erased_at = session.scalars(select(ErasedUser.erased_at)).one()
+        assert all(as_utc(moment) > as_utc(erased_at) for moment in kept)
