@@ -14,6 +14,7 @@ while it cannot be read, from this server's removed set).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -122,10 +123,13 @@ async def _page(
 
 
 def _sample_users(request: Request, n: int = 50) -> list[str]:
-    """A few users the default model was trained on, offered as suggestions in the user field."""
-    holder = services_of(request).holder
-    loaded = holder.peek(holder.default_model)
-    return list(loaded.user_index)[:n] if loaded is not None else []
+    """A few users the default model was trained on, offered as suggestions in the user field;
+    never an erased user (``DELETE /v1/users/{id}``), whose id the version still lists."""
+    services = services_of(request)
+    loaded = services.holder.peek(services.holder.default_model)
+    if loaded is None:
+        return []
+    return list(islice((u for u in loaded.user_index if u not in services.erased), n))
 
 
 async def _catalog_notes(

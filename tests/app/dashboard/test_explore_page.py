@@ -67,3 +67,15 @@ def test_rates_of_an_experiment_without_traffic_are_dashes(dash: TestClient) -> 
         assert [c.strip() for c in cells[6:9]] == ["–", "–", "–"], cells
         assert "0.00%" not in row and "0.000" not in row
         assert cells[-1].strip() == "–"
+
+
+def test_an_erased_user_is_neither_suggested_nor_shown_with_their_training_history(
+    dash: TestClient,
+) -> None:
+    page = dash.get("/dashboard/explore").text
+    assert '<option value="u1">' in page
+    assert dash.delete("/v1/users/u1", headers=AUTH).status_code == 200
+    page = dash.get("/dashboard/explore").text
+    assert '<option value="u1">' not in page and '<option value="u2">' in page
+    history = _history(dash.get("/dashboard/explore", params={"user": "u1"}).text)
+    assert "No history: a new user" in history
