@@ -11,7 +11,8 @@ at its reload interval, and for each new one:
 * drops the user's cached states: this process's memory tier, the states still
   on their way to Redis, and Redis itself (every server does, so a state a
   lagging server wrote there after the erasure goes too; serving would not use
-  it anyway: an erased user's state is cached under a key of the erasure's own);
+  it anyway: an erased user's state is cached under a key of the erasure's own),
+  and those under the key of the user's previous erasure, if any;
 * writes this server's queued impressions, then deletes the user's impressions
   created up to the erasure (plus the clocks' margin): impressions are written
   in batches after the response (``app.serving.impressions``), so lists a server
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.cache import StateCache
 from app.core.db import session_scope
 from app.repository import delete_impressions_until, erasures_since
-from app.serving.erased import CLOCK_MARGIN, ErasedUsers, Erasure
+from app.serving.erased import CLOCK_MARGIN, ErasedUsers, Erasure, cache_key
 from app.serving.impressions import ImpressionRecorder
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,15 @@ class ErasureSync:
                     with session_scope(self.sessions) as session:
                         rows = erasures_since(session, epoch, after_id, self.page_size)
                     if rows:
+                        before = {r.user_id: self.erased.get(r.user_id) for r in rows}
                         changed = self.erased.update(
                             (r.user_id, Erasure(r.erased_at, r.epoch)) for r in rows
                         )
                         if first:
                             changed = []
-                        self.cache.forget(changed)
+                        # A user erased again: the states cached since the previous erasure too.
+                        again = [cache_key(u, e) for u in changed if (e := before[u]) is not None]
+                        self.cache.forget(changed + again)
                         for user_id in changed:
                             erasure = self.erased.get(user_id)
                             if erasure is not None:
