@@ -19,13 +19,14 @@ a dict lookup; the set is fed by ``app.users.sync.ErasureSync``'s poll.
 
 When does a version predate an erasure? Only a retrain or tune job's version
 records when it read the log (its cutoff is that instant, ``app.retrain``,
-``app.tune``; the manifest's training record names the job): one whose cutoff is
-more than ``CLOCK_MARGIN`` after the erasure read the log without the user's
-erased rows. Every other version (trained from files, or from the log by
-``genrec train``, whose cutoff is the newest event time, which says nothing
-about when the log was read) is taken to predate every erasure: an erased user
-is always folded in there, from what they logged since, which costs a trained
-user's embedding and nothing else.
+``app.tune``; the manifest's training record names the job): one trained on the
+log alone (``data.source`` names no base data set, ``app.retrain.export``) whose
+cutoff is more than ``CLOCK_MARGIN`` after the erasure read the log without the
+user's erased rows. Every other version (trained from files, on a base data set
+the service cannot erase from, or from the log by ``genrec train``, whose cutoff
+is the newest event time, which says nothing about when the log was read) is
+taken to predate every erasure: an erased user is always folded in there, from
+what they logged since, which costs a trained user's embedding and nothing else.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app.retrain.export import base_spec
 from app.serving.loaded import LoadedModel
 
 #: Tolerance for the clocks of the server that erased and the worker that read the log.
@@ -49,8 +51,9 @@ class Erasure:
 
 
 def log_read_at(model: LoadedModel) -> datetime | None:
-    """When ``model``'s training data was read from the log; None when unknown."""
-    if "job_id" not in model.manifest.training:
+    """When all of ``model``'s training data was read from the log; None when unknown, or
+    when some of it came from elsewhere (a base data set)."""
+    if "job_id" not in model.manifest.training or base_spec(model.manifest.data.source):
         return None
     return model.cutoff
 

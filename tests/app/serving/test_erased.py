@@ -21,22 +21,25 @@ from app.users import erase_users
 ERASED_AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
-def _version(cutoff: datetime | None, job: bool) -> Any:
+def _version(cutoff: datetime | None, job: bool, source: str = "log") -> Any:
     training = {"job_id": 7, "attempt": 1} if job else {"seconds": 1.0}
-    return SimpleNamespace(
-        cutoff=cutoff, manifest=SimpleNamespace(training=training), user_index={"u1": 3}
-    )
+    manifest = SimpleNamespace(training=training, data=SimpleNamespace(source=source))
+    return SimpleNamespace(cutoff=cutoff, manifest=manifest, user_index={"u1": 3})
 
 
 def test_only_a_job_version_that_read_the_log_after_the_erasure_is_clean() -> None:
     erasure = Erasure(ERASED_AT, epoch=1)
     later = ERASED_AT + CLOCK_MARGIN + timedelta(seconds=1)
     assert not predates(_version(later, job=True), erasure)
+    assert not predates(_version(later, job=True, source="db+log"), erasure)  # the log twice
     # Within the clocks' margin, before, or no read time known: it may hold the user's rows.
     assert predates(_version(ERASED_AT + CLOCK_MARGIN, job=True), erasure)
     assert predates(_version(ERASED_AT - timedelta(days=1), job=True), erasure)
     assert predates(_version(later, job=False), erasure)  # `genrec train`: newest event time
     assert predates(_version(None, job=False), erasure)
+    # A base data set the service cannot erase from may hold the user.
+    assert predates(_version(later, job=True, source="ml-100k+log"), erasure)
+    assert predates(_version(later, job=True, source="/data/clicks.csv"), erasure)
 
 
 def test_an_erased_user_resolves_to_no_training_row_and_a_cache_key_of_its_own() -> None:
