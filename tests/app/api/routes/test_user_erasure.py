@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.db_models import ErasedUser, Impression, Interaction
 from app.repository import NewImpression, as_utc, insert_impressions
+from app.serving.erased import CLOCK_MARGIN
+from models_store import ModelStore
 
 TOKEN = "erasure-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -290,3 +293,35 @@ def test_impressions_queued_before_the_erasure_are_deleted_too(
         kept = session.scalars(select(Impression.created_at).where(Impression.user_id == "u6"))
         erased_at = session.scalars(select(ErasedUser.erased_at)).one()
         assert all(as_utc(moment) > as_utc(erased_at) for moment in kept)
+
+
+def test_a_version_trained_after_the_erasure_serves_the_user_as_it_knows_them(
+    make_admin: Callable[..., TestClient], store_dir: Path, seen_items: Callable[[str], set[str]]
+) -> None:
+    """A retrain job's version on the log alone whose cutoff (when it read the log) is past
+    the erasure and the clocks' margin holds only what the user logged since: it serves the
+    user from its training row again (here the tiny data, standing in for that log)."""
+    from tests.app.conftest import TINY_MODELS, tiny_interactions
+    from training.pipeline import save_trained, train_model
+
+    client = make_admin()
+    _erase(client, "u1")
+    assert _list(client, "u1", model="ease")["fallback"]
+    data = tiny_interactions()
+    read_at = datetime.now(UTC) + CLOCK_MARGIN + timedelta(minutes=1)
+    manifest = save_trained(
+        ModelStore(store_dir),
+        "ease",
+        train_model("ease", data, dict(TINY_MODELS["ease"])),
+        data,
+        "log",
+        cutoff=read_at.isoformat(),
+        training={"job_id": 1, "attempt": 1},
+    )
+    promoted = client.post(
+        "/admin/models/ease/promote", json={"version": manifest.version}, headers=AUTH
+    )
+    assert promoted.status_code == 200, promoted.text
+    assert _wait_for(lambda: _list(client, "u1", model="ease")["version"] == manifest.version)
+    served = _list(client, "u1", model="ease")
+    assert not served["fallback"] and not seen_items("u1") & set(_ids(served))
