@@ -7,7 +7,8 @@ newest id and the row count; 0 when none). Serving recomputes whenever the
 database's stamp differs. Nothing is ever deleted from the cache for
 freshness (an interaction write does not touch it: ``app.serving.interactions``);
 an entry older than the log is simply not used, and the read that finds it so
-stores the refolded state over it.
+stores the refolded state over it. The one deletion is ``forget``: an erased user's
+entries, which must not outlive their data (``app.users.sync``).
 
 With Redis, each process also keeps its most recently used states in memory in
 front of it (``TieredCache``): every batch reads the log anyway to check the
