@@ -17,11 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.core.db import (
+    database_problem,
+    make_engine,
+    make_sessionmaker,
+    session_scope,
+    upgrade_database,
+)
 from app.repository import erase_users as erase_rows
 
 
@@ -71,13 +76,14 @@ def erase_from_database(
     """
     for user_id in user_ids:
         check_user_id(user_id, max_id_length)
-    where = make_url(database_url).render_as_string(hide_password=True)
     engine = make_engine(database_url)
     try:
         if migrate:
             upgrade_database(database_url)
         return erase_users(make_sessionmaker(engine), user_ids)
     except SQLAlchemyError as exc:
-        raise ErasureError(f"cannot erase users in the database at {where}: {exc}") from None
+        raise ErasureError(
+            f"cannot erase users in the database at {database_problem(database_url, exc)}"
+        ) from None
     finally:
         engine.dispose()

@@ -76,4 +76,5 @@ def test_an_unreachable_database_is_one_error_line(
     get_settings.cache_clear()
     code, output = _run("erase", "a")
     assert code == 2 and "error: cannot erase users in the database at" in output, output
-    assert "secret" not in output
+    assert "secret" not in output and "127.0.0.1:1/genrec: " in output
+    assert len(output.strip().splitlines()) == 1, output  # not SQLAlchemy's hint and link
