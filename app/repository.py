@@ -1199,18 +1199,22 @@ def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dic
     erasure takes the next epoch, handed out in commit order so that a server polling
     ``epoch`` above the newest it read misses none (``erasures_since``): on Postgres the
     table lock (self-conflicting, readers are not blocked) orders erasures, and the
-    ``max`` read after it is taken sees every erasure committed before; SQLite has one
-    writer at a time. The lock is taken first, so two erasures of one user never
-    deadlock on its rows.
+    ``max`` read after it is taken sees every erasure committed before. The lock is
+    taken first, so two erasures of one user never deadlock on its rows. On SQLite the
+    ``max`` is read after the deletes: a read alone starts no transaction there (the
+    driver begins one at the first write), so two erasures read before either wrote
+    took the same epoch, and a poll past the first one's user passed over the second's
+    if its id sorted lower; the first delete takes the database's write lock, which the
+    transaction then holds until its commit.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE erased_users IN SHARE ROW EXCLUSIVE MODE"))
-    epoch = int(session.execute(select(func.coalesce(func.max(ErasedUser.epoch), 0))).scalar_one())
-    epoch += 1
     counts = {"interactions": 0, "impressions": 0}
-    stamp = as_utc(now)
-    for start in range(0, len(user_ids), ITEM_LOOKUP_CHUNK):
-        chunk = list(user_ids[start : start + ITEM_LOOKUP_CHUNK])
+    chunks = [
+        list(user_ids[start : start + ITEM_LOOKUP_CHUNK])
+        for start in range(0, len(user_ids), ITEM_LOOKUP_CHUNK)
+    ]
+    for chunk in chunks:
         for name, table in (("interactions", Interaction), ("impressions", Impression)):
             deleted = session.execute(
                 delete(table)
@@ -1218,6 +1222,10 @@ def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dic
                 .execution_options(synchronize_session=False)
             )
             counts[name] += int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+    epoch = int(session.execute(select(func.coalesce(func.max(ErasedUser.epoch), 0))).scalar_one())
+    epoch += 1
+    stamp = as_utc(now)
+    for chunk in chunks:
         session.execute(
             delete(ErasedUser)
             .where(ErasedUser.user_id.in_(chunk))

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import DataError
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 
+from app.core.cache import MemoryCache
 from app.core.db import (
     make_engine,
     make_sessionmaker,
@@ -20,7 +21,8 @@ from app.core.db import (
     session_scope,
     upgrade_database,
 )
-from app.db_models import Interaction
+from app.core.metrics import Metrics
+from app.db_models import ErasedUser, Interaction
 from app.repository import (
     _BATCH_LOG_LATERAL,
     _WINDOW_LATERAL,
@@ -36,6 +38,8 @@ from app.repository import (
     user_interactions,
     users_interactions,
 )
+from app.serving.erased import ErasedUsers
+from app.users import ErasureSync, erase_users
 from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -258,3 +262,46 @@ def test_revoked_dashboard_sessions_are_kept_until_their_cookies_expire(
         assert dashboard_session_revoked(s, f"{tag}-live")
         assert not dashboard_session_revoked(s, f"{tag}-old")  # expired: forgotten
         assert not dashboard_session_revoked(s, f"{tag}-never")
+
+
+def test_two_erasures_at_once_on_sqlite_take_two_epochs(sqlite_url: str) -> None:
+    """An erasure that commits while another is between reading the newest epoch and
+    writing must not take the same epoch: a server that polled in between, past the first
+    one's user, passed over the second's, whose id sorts lower, and served its trained
+    history on. Here the second erasure runs while the first has just read the epoch; on a
+    connection that does not wait, it is refused (the first holds the write lock) and is
+    retried after the first commits."""
+    first = make_engine(sqlite_url)
+    # The second writer does not wait for a lock (this test runs both on one thread).
+    second = create_engine(sqlite_url, connect_args={"timeout": 0})
+    polls = make_engine(sqlite_url)
+    erased = ErasedUsers()
+    sync = ErasureSync(make_sessionmaker(polls), erased, MemoryCache(Metrics()), interval_s=60)
+    outcomes: list[str] = []
+
+    def erase_another(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "max(erased_users.epoch)" in statement and not outcomes:
+            try:
+                erase_users(make_sessionmaker(second), ["zed"])
+                outcomes.append("committed")
+            except OperationalError:
+                outcomes.append("refused")
+            sync.refresh()  # a server polls meanwhile
+
+    try:
+        sync.refresh()  # a running server's first read: nothing erased yet
+        event.listen(first, "after_cursor_execute", erase_another)
+        erase_users(make_sessionmaker(first), ["aaron"])
+        event.remove(first, "after_cursor_execute", erase_another)
+        sync.refresh()
+        if outcomes == ["refused"]:
+            erase_users(make_sessionmaker(second), ["zed"])  # the operator's retry
+            sync.refresh()
+        assert "aaron" in erased and "zed" in erased, outcomes
+        with session_scope(make_sessionmaker(polls)) as session:
+            epochs = session.scalars(select(ErasedUser.epoch)).all()
+        assert sorted(epochs) == [1, 2]
+    finally:
+        first.dispose()
+        second.dispose()
+        polls.dispose()
