@@ -1200,7 +1200,14 @@ def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dic
     ``epoch`` above the newest it read misses none (``erasures_since``): on Postgres the
     table lock (self-conflicting, readers are not blocked) orders erasures, and the
     ``max`` read after it is taken sees every erasure committed before. The lock is
-    taken first, so two erasures of one user never deadlock on its rows. On SQLite the
+    taken first, so two erasures of one user never deadlock on its rows. Then a share
+    lock on ``interactions``, held to the commit: the delete reads the rows committed
+    before it began, and an interaction write committed after that (acknowledged before
+    the erasure ended) outlived the erasure; now a write waits until the erasure
+    commits (milliseconds; the writes are single statements, so the lock never waits
+    long for them) and is data logged after it. ``impressions`` needs no lock: every
+    server deletes those created up to the erasure at its poll (``app.users.sync``),
+    and the retention's long deletes there would hold the erasure up. On SQLite the
     ``max`` is read after the deletes: a read alone starts no transaction there (the
     driver begins one at the first write), so two erasures read before either wrote
     took the same epoch, and a poll past the first one's user passed over the second's
@@ -1209,6 +1216,7 @@ def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dic
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("LOCK TABLE erased_users IN SHARE ROW EXCLUSIVE MODE"))
+        session.execute(text("LOCK TABLE interactions IN SHARE MODE"))
     counts = {"interactions": 0, "impressions": 0}
     chunks = [
         list(user_ids[start : start + ITEM_LOOKUP_CHUNK])

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
@@ -305,3 +305,41 @@ def test_two_erasures_at_once_on_sqlite_take_two_epochs(sqlite_url: str) -> None
         first.dispose()
         second.dispose()
         polls.dispose()
+
+
+def test_no_interaction_acknowledged_before_an_erasure_commits_survives_it(
+    postgres_url: str,
+) -> None:
+    """An interaction write that commits while an erasure of its user is under way either
+    waits for the erasure (and is then data logged after it) or is deleted by it: one
+    that committed (was acknowledged) before the erasure did, after the erasure's delete
+    had read the log, outlived the erasure on Postgres. The write here gives up rather
+    than wait (this test runs both on one thread)."""
+    upgrade_database(postgres_url)
+    engine = make_engine(postgres_url)
+    writes = make_write_engine(engine)
+    user = f"erased-{uuid.uuid4().hex[:8]}"
+    acknowledged: list[bool] = []
+
+    def write_meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("DELETE FROM interactions") and not acknowledged:
+            try:
+                with writes.begin() as conn:
+                    conn.execute(text("SET lock_timeout = '200ms'"))
+                    add_interactions(conn, [NewInteraction(user, "late", 5.0)])
+                acknowledged.append(True)
+            except OperationalError:  # the erasure holds the log: not written, not acknowledged
+                acknowledged.append(False)
+
+    try:
+        with writes.begin() as conn:
+            add_interactions(conn, [NewInteraction(user, "1", 4.0)])
+        event.listen(engine, "after_cursor_execute", write_meanwhile)
+        erase_users(make_sessionmaker(engine), [user])
+        event.remove(engine, "after_cursor_execute", write_meanwhile)
+        assert len(acknowledged) == 1  # the write ran while the erasure was under way
+        with make_sessionmaker(engine)() as s:
+            assert count_interactions(s, user) == 0, acknowledged
+    finally:
+        writes.dispose()
+        engine.dispose()
