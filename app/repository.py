@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -1190,9 +1190,19 @@ class ErasureRow:
     epoch: int
 
 
-def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
+def erase_users(
+    session: Session, user_ids: Sequence[str], clock: Callable[[], datetime]
+) -> tuple[dict[str, int], datetime]:
     """Delete every logged row of ``user_ids`` (distinct) and record their erasure under the
-    next erasure epoch; returns the rows deleted per table. The caller commits.
+    next erasure epoch; returns the rows deleted per table and the erasure's time. The
+    caller commits.
+
+    The time is read from ``clock`` after the deletes, just before the commit: serving
+    takes a version whose training read of the log began more than a margin after it
+    to hold none of the erased rows (``app.serving.erased.predates``), and a time read
+    before the transaction was as old as the transaction was long (its locks may wait
+    on another erasure), so a job that read the log while a long erasure ran counted
+    as reading after it.
 
     The tables holding per-user rows: ``interactions`` and ``impressions`` (experiments
     assign users by a hash, nothing stored; jobs and sessions hold no user ids). Each
@@ -1232,7 +1242,7 @@ def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dic
             counts[name] += int(deleted.rowcount or 0)  # type: ignore[attr-defined]
     epoch = int(session.execute(select(func.coalesce(func.max(ErasedUser.epoch), 0))).scalar_one())
     epoch += 1
-    stamp = as_utc(now)
+    stamp = as_utc(clock())
     for chunk in chunks:
         session.execute(
             delete(ErasedUser)
@@ -1243,7 +1253,7 @@ def erase_users(session: Session, user_ids: Sequence[str], now: datetime) -> dic
             insert(ErasedUser),
             [{"user_id": u, "erased_at": stamp, "epoch": epoch} for u in chunk],
         )
-    return counts
+    return counts, stamp
 
 
 def delete_impressions_until(session: Session, until: Sequence[tuple[str, datetime]]) -> int:

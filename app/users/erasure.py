@@ -13,7 +13,7 @@ depend on what the log happens to hold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,14 +43,22 @@ class Erased:
     deleted: dict[str, int]
 
 
-def erase_users(sessions: sessionmaker[Session], user_ids: Sequence[str]) -> Erased:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def erase_users(
+    sessions: sessionmaker[Session],
+    user_ids: Sequence[str],
+    clock: Callable[[], datetime] = utc_now,
+) -> Erased:
     """Erase ``user_ids`` in one transaction (``interactions``, ``impressions``, and the
-    record in ``erased_users``)."""
+    record in ``erased_users``); the erasure's time is ``clock``'s after the deletes
+    (``app.repository.erase_users`` says why)."""
     distinct = list(dict.fromkeys(user_ids))
-    now = datetime.now(UTC)
     with session_scope(sessions) as session:
-        deleted = erase_rows(session, distinct, now)
-    return Erased(now, deleted)
+        deleted, erased_at = erase_rows(session, distinct, clock)
+    return Erased(erased_at, deleted)
 
 
 def check_user_id(user_id: str, max_id_length: int) -> None:

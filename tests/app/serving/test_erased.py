@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.cache import MemoryCache
 from app.core.metrics import Metrics
@@ -117,3 +119,24 @@ def test_erasing_again_forgets_the_states_cached_since_the_first_erasure(
     erase_users(services.sessions, ["u7"])
     assert sync.refresh() == 1
     assert services.cache.get(key, "mult-vae", "1") is None
+
+
+def test_a_job_that_read_the_log_during_a_long_erasure_predates_it(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A retrain job that reads the log while an erasure is under way still sees the user's
+    rows, so its version must predate the erasure. The erasure's time was read before its
+    transaction: one that ran longer than the clocks' margin (its locks wait on another
+    erasure) was dated so early that such a version counted as trained after it."""
+    now = [ERASED_AT]
+    job_reads: list[datetime] = []
+
+    def a_long_transaction(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("DELETE FROM interactions") and not job_reads:
+            now[0] += 2 * CLOCK_MARGIN
+            job_reads.append(now[0])  # a job reads the log now: the rows are still there
+
+    event.listen(engine, "after_cursor_execute", a_long_transaction)
+    erased = erase_users(sessions, ["u1"], clock=lambda: now[0])
+    assert job_reads
+    assert predates(_version(job_reads[0], job=True), Erasure(erased.erased_at, epoch=1))
