@@ -80,7 +80,9 @@ class RemovedMask:
             with self._lock:
                 if not self._selector:
                     bits = np.packbits(~self.row, bitorder="little")  # bit i of byte i >> 3
-                    selector = faiss.IDSelectorBitmap(self.row.size, faiss.swig_ptr(bits))
+                    # The length in bytes: FAISS reads no byte past it (an id beyond is
+                    # not kept); the item count there let it read past the bitmap.
+                    selector = faiss.IDSelectorBitmap(bits.size, faiss.swig_ptr(bits))
                     self._selector.append((selector, bits))
         return self._selector[0][0]
 

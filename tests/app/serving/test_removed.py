@@ -87,3 +87,21 @@ def test_a_filtered_search_skips_removed_items_too() -> None:
 
 def _job_with(state: torch.Tensor, removed: RemovedMask, plan: object) -> RankJob:
     return RankJob(state, NONE, None, 50, rules=plan, removed=removed)  # type: ignore[arg-type]
+
+
+def test_the_kept_selector_reads_only_its_own_bitmap() -> None:
+    """FAISS's bitmap selector takes the bitmap's length in bytes and tests an id against
+    it before reading; given the item count instead, an id past the model's items (an
+    index wider than the model) read memory beyond the bitmap."""
+    mask = RemovedMask.of(np.array([1, 9]), 10)  # 10 items: a 2-byte bitmap
+    selector = mask.kept_selector()
+    assert selector.n == 2
+    assert [selector.is_member(i) for i in (0, 1, 8, 9, 15, 16, 79)] == [
+        True,
+        False,
+        True,
+        False,
+        False,  # a padding bit: no item
+        False,  # past the bitmap: never read
+        False,
+    ]
