@@ -198,6 +198,8 @@ def offset_groups(plan: RulePlan, whole_up_to: int) -> tuple[OffsetGroup, ...] |
         member = np.zeros(n, dtype=bool)
         member[items] = True
         bitmap = np.packbits(member, bitorder="little")  # FAISS reads bit i of byte i >> 3
-        selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+        # The length in bytes: FAISS reads no byte past it (the item count there let an id
+        # beyond the catalog read past the bitmap).
+        selector = faiss.IDSelectorBitmap(bitmap.size, faiss.swig_ptr(bitmap))
         groups.append(OffsetGroup(float(value), int(items.size), None, selector, bitmap))
     return tuple(groups)

@@ -146,6 +146,11 @@ def test_a_searched_group_holds_its_bitmap_alone() -> None:
     groups = offset_groups(_plan(_offsets()["third"]), whole_up_to=500)
     assert groups is not None and not any(g.whole for g in groups)
     assert sum(g.nbytes for g in groups) == 2 * -(-N_ITEMS // 8)
+    # FAISS takes the bitmap's length in bytes and reads no byte past it: an id beyond
+    # the catalog is no member (given the item count, it read past the bitmap).
+    selector = groups[0].selector
+    assert selector is not None and selector.n == -(-N_ITEMS // 8)
+    assert not selector.is_member(8 * N_ITEMS - 1)
 
 
 def test_a_plan_with_too_many_offsets_ranks_exactly() -> None:
