@@ -53,6 +53,20 @@ def unstorable(value: str) -> str | None:
     return None
 
 
+def id_problem(value: str, what: str, max_length: int) -> str | None:
+    """Why ``value`` cannot be an id (a user, item or session id) named ``what``, or None:
+    blank, longer than ``max_length`` (``GENREC_MAX_ID_LENGTH``), or unstorable. The one
+    rule of the API's routes, the catalog's PUT and import, and the CLI's
+    ``items remove`` / ``users erase``, so each says the same thing of the same id."""
+    if not value.strip():
+        return f"{what} must be a non-empty string"
+    if len(value) > max_length:
+        return f"{what} is {len(value)} characters long; the limit is {max_length}"
+    if reason := unstorable(value):
+        return f"{what} {reason}"
+    return None
+
+
 def storable(value: Any) -> Any:
     """An after-validator (a before-validator on every id made a 1,000-row batch's
     validation twice as slow); anything but a string passes through (None of optional

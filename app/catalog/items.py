@@ -35,7 +35,7 @@ from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, up
 from app.rules.ast import ATTR_NAME, ATTR_NAME_TEXT
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
 from app.schemas_catalog import MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
-from app.schemas_fields import INT64_MAX, INT64_MIN, clip_int, unstorable
+from app.schemas_fields import INT64_MAX, INT64_MIN, clip_int, id_problem, unstorable
 
 
 class CatalogError(ValueError):
@@ -53,12 +53,8 @@ def validate_item(
     max_id_length: int = 256,
 ) -> NewItem:
     """The one rule set of PUT and import; empty title/text mean none."""
-    if not item_id.strip():
-        raise CatalogError("item_id must be a non-empty string")
-    if len(item_id) > max_id_length:
-        raise CatalogError(
-            f"item_id is {len(item_id)} characters long; the limit is {max_id_length}"
-        )
+    if reason := id_problem(item_id, "item_id", max_id_length):
+        raise CatalogError(reason)
     if item_id.endswith("/similar"):  # ids may hold "/", but this URL is another resource
         raise CatalogError(
             f"item_id {item_id!r} ends in '/similar': GET /v1/items/{item_id} is the similar-"

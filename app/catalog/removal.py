@@ -27,6 +27,7 @@ from app.core.db import (
     upgrade_database,
 )
 from app.repository import remove_items as remove_rows
+from app.schemas_fields import id_problem
 
 #: How many unknown ids a refusal names.
 _LIST_IDS = 10
@@ -61,14 +62,9 @@ def remove_items(sessions: sessionmaker[Session], ids: Sequence[str]) -> dict[st
 
 
 def check_id(item_id: str, max_id_length: int) -> None:
-    """An id the catalog could hold (as PUT checks it): non-empty, not too long."""
-    if not item_id.strip():
-        raise CatalogError("item_id must be a non-empty string")
-    if len(item_id) > max_id_length:
-        raise CatalogError(
-            f"item_id {item_id[:40]!r}... is {len(item_id)} characters long; the limit is "
-            f"{max_id_length}"
-        )
+    """An id the catalog could hold (as PUT checks it)."""
+    if reason := id_problem(item_id, "item_id", max_id_length):
+        raise CatalogError(reason)
 
 
 def remove_from_database(

@@ -46,6 +46,7 @@ from app.schemas import (
     ScoredItem,
     SimilarItemsResponse,
 )
+from app.schemas_fields import id_problem
 from app.serving.batcher import (
     BatcherClosed,
     Batchers,
@@ -423,14 +424,8 @@ class Recommender:
                 self.check_id(item_id, f"{what}[{n}]")
 
     def check_id(self, value: str, what: str) -> None:
-        if not value.strip():
-            raise ApiError(422, "invalid_id", f"{what} must be a non-empty string")
-        if len(value) > self.settings.max_id_length:
-            raise ApiError(
-                422,
-                "invalid_id",
-                f"{what} is {len(value)} characters long; the limit is {self.settings.max_id_length}",
-            )
+        if reason := id_problem(value, what, self.settings.max_id_length):
+            raise ApiError(422, "invalid_id", reason)
 
     async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
         """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""

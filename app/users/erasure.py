@@ -28,6 +28,7 @@ from app.core.db import (
     upgrade_database,
 )
 from app.repository import erase_users as erase_rows
+from app.schemas_fields import id_problem
 
 
 class ErasureError(Exception):
@@ -62,16 +63,9 @@ def erase_users(
 
 
 def check_user_id(user_id: str, max_id_length: int) -> None:
-    """An id the log could hold (as the API checks it): non-empty, not too long."""
-    if not user_id.strip():
-        raise ErasureError("user_id must be a non-empty string")
-    if len(user_id) > max_id_length:
-        raise ErasureError(
-            f"user_id {user_id[:40]!r}... is {len(user_id)} characters long; the limit is "
-            f"{max_id_length}"
-        )
-    if "\x00" in user_id:
-        raise ErasureError(f"user_id {user_id[:40]!r} holds a NUL character, which no id can")
+    """An id the log could hold (as the API checks it)."""
+    if reason := id_problem(user_id, "user_id", max_id_length):
+        raise ErasureError(reason)
 
 
 def erase_from_database(

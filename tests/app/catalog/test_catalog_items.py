@@ -25,6 +25,8 @@ from training.data.catalog_file import CatalogRecord, read_catalog_file
     [
         ({"item_id": " "}, "item_id must be a non-empty string"),
         ({"item_id": "x" * 300}, "item_id is 300 characters long; the limit is 256"),
+        # the API's body validator refused it; validate_item (import) let it through
+        ({"item_id": "a\x00b"}, "item_id must not contain the NUL character"),
         ({"title": "t" * 1001}, "title is 1001 characters long; the limit is 1000"),
         ({"text": "w" * 100_001}, "text is 100001 characters long"),
         ({"attributes": {"x": float("nan")}}, "attributes must be plain JSON"),

@@ -61,7 +61,7 @@ def test_bad_ids_and_no_ids_are_refused_before_anything_is_erased(cli_settings: 
     code, output = _run("erase", "a", "x" * 300)
     assert code == 2 and "is 300 characters long; the limit is 256" in output, output
     code, output = _run("erase", "a", "b\x00c")
-    assert code == 2 and "holds a NUL character" in output, output
+    assert code == 2 and "user_id must not contain the NUL character" in output, output
     assert _state(cli_settings) == ({"a": 1, "b": 0, "c": 0}, [])
     code, output = _run("erase")
     assert code == 2 and "Missing argument 'USER_ID...'" in output, output
