@@ -451,12 +451,23 @@ class ModelStore:
         model = validate_name(model, "model name")
         return self.backend.fingerprint(_version_key(model, validate_version(version)))
 
-    def promote(self, model: str, version: str | int, alias: str = "production") -> Manifest:
+    def promote(
+        self,
+        model: str,
+        version: str | int,
+        alias: str = "production",
+        only_from: Collection[str | None] | None = None,
+    ) -> Manifest:
         """Point ``alias`` at ``version`` after verifying it fully; the old target is kept for rollback.
 
         Promoting the version the alias already names rewrites the alias (a new
         ``updated_at``, the same history): servers that refused that version while
         it was broken take that as the signal to load it again.
+
+        ``only_from`` (the versions the caller decided against; None in it: the alias
+        unset): ``AliasChanged`` unless the alias is at one of them or already at
+        ``version``, checked under the model's lock, so a promotion decided a while
+        ago (a retrain job's gate) never undoes a promotion or rollback made since.
         """
         model = validate_name(model, "model name")
         alias = validate_name(alias, "alias")
@@ -466,6 +477,13 @@ class ModelStore:
             if record is not None and record.version == manifest.version:
                 self._write_alias(model, alias, manifest.version, record.previous)
                 return manifest
+            current = None if record is None else record.version
+            if only_from is not None and current not in only_from:
+                raise AliasChanged(
+                    f"alias {alias!r} of model {model!r} is at version {current or '(unset)'}, "
+                    f"not {' or '.join(str(v or '(unset)') for v in only_from)}: it moved "
+                    f"since; version {manifest.version} was not promoted"
+                )
             previous = [] if record is None else [record.version, *record.previous]
             self._write_alias(model, alias, manifest.version, previous)
         return manifest

@@ -35,7 +35,7 @@ from app.db_models import RetrainJob
 from app.retrain.export import Exported, export_interactions
 from app.retrain.gate import GateResult, gate_figures
 from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, error_line, utcnow
-from models_store import Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
+from models_store import AliasChanged, Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import (
@@ -71,21 +71,12 @@ def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
 
     def work() -> str:
         existing = find_job_version(ctx.store, job.model, job.id)
-        decided: bool
         if existing is not None:
             jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
             manifest, gate = existing, dict(existing.training.get("gate") or {})
-            decided = bool(gate.get("promote")) and production_unmoved(ctx.store, manifest, gate)
-            if bool(gate.get("promote")) and not decided:
-                jlog.add(
-                    f"production moved since version {manifest.version} was gated (it was "
-                    f"{gate.get('production_version')}); left where it is",
-                    logging.WARNING,
-                )
         else:
             manifest, gate = _train_and_save(job, lease, ctx)
-            decided = bool(gate.get("promote"))
-        promoted, error = promote_if(lease, ctx.store, manifest, decided)
+        promoted, error = promote_if(lease, ctx.store, manifest, gate, bool(gate.get("promote")))
         return record_success(
             lease, result_version=manifest.version, promoted=promoted, gate=gate, error=error
         )
@@ -150,22 +141,6 @@ def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | N
     except ModelNotFound:
         return None
     return next((m for m in reversed(versions) if m.training.get("job_id") == job_id), None)
-
-
-def production_unmoved(store: ModelStore, manifest: Manifest, gate: dict[str, Any]) -> bool:
-    """Whether ``production`` is still where the gate of ``manifest`` found it (or already
-    at ``manifest``), so an attempt finishing an earlier attempt's version may promote it.
-
-    Between that attempt's save and this one, a lease period or more went by, in which an
-    operator may have promoted or rolled back, or another job promoted: the gate's verdict
-    was against a production that is no longer there, and moving the alias back would
-    undo that choice without anyone asking.
-    """
-    try:
-        current: str | None = store.resolve(manifest.model, "production")
-    except StoreError:  # no production (or unreadable alias): as the gate found it if None
-        current = None
-    return current in (gate.get("production_version"), manifest.version)
 
 
 def cutoff_now() -> datetime:
@@ -264,15 +239,35 @@ def _save(
 
 
 def promote_if(
-    lease: JobLease, store: ModelStore, manifest: Manifest, decided: bool
+    lease: JobLease,
+    store: ModelStore,
+    manifest: Manifest,
+    gate: dict[str, Any],
+    decided: bool,
 ) -> tuple[bool, str | None]:
-    """Move ``production`` when the gate said so and the job is still ours."""
+    """Move ``production`` when the gate said so and the job is still ours.
+
+    Only from where ``gate`` found production (or to where it is already): between
+    the gate and this promotion (a save, or a lease period when a later attempt
+    finishes the version) an operator may have promoted or rolled back, or another
+    job promoted; the gate's verdict was against a production no longer there, and
+    moving the alias would undo that choice without anyone asking. The check is the
+    store's, under its lock (``ModelStore.promote(only_from=...)``).
+    """
     if not decided:
         return False, None
     if not lease.still_held():
         lease.check()
+    gated = gate.get("production_version")
     try:
-        store.promote(manifest.model, manifest.version)
+        store.promote(manifest.model, manifest.version, only_from=[gated])
+    except AliasChanged:
+        lease.log.add(
+            f"production moved since version {manifest.version} was gated (it was "
+            f"{gated or 'unset'}); left where it is",
+            logging.WARNING,
+        )
+        return False, None
     except StoreError as exc:
         lease.log.add(f"promotion failed: {exc}", logging.ERROR)
         return False, f"promotion failed: {exc}"

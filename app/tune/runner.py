@@ -115,7 +115,7 @@ def run_tune_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
     def work() -> str:
         manifest, gate, result = _search_and_save(job, request, lease, ctx)
         decided = request.promote and bool(gate.get("promote"))
-        promoted, error = promote_if(lease, ctx.store, manifest, decided)
+        promoted, error = promote_if(lease, ctx.store, manifest, gate, decided)
         if not request.promote:
             jlog.add("not promoted: the request did not ask to (promote: false)")
         return record_success(

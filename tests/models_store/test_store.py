@@ -356,6 +356,20 @@ def test_promote_and_rollback_history(store: ModelStore, store_root: Path, saved
     ]
 
 
+def test_promote_only_from_moves_the_alias_only_from_where_the_caller_found_it(
+    store: ModelStore, saved: Saver
+) -> None:
+    for seed in range(3):
+        saved(seed=seed)
+    store.promote("mult-vae", "1", only_from=[None])  # unset, as the caller found it
+    with pytest.raises(AliasChanged, match="is at version 1, not 2: it moved since"):
+        store.promote("mult-vae", "3", only_from=["2"])
+    assert store.alias_history("mult-vae") == ["1"]
+    store.promote("mult-vae", "3", only_from=["1"])
+    store.promote("mult-vae", "3", only_from=["1"])  # already there: a retry is no move
+    assert store.alias_history("mult-vae") == ["3", "1"]
+
+
 def test_aliases_are_independent(store: ModelStore, saved: Saver) -> None:
     saved(), saved()
     store.promote("mult-vae", "1")

@@ -195,6 +195,33 @@ def test_a_takeover_does_not_move_production_back_over_a_later_promotion(
     assert "production moved since version" in (row.log_tail or "")
 
 
+def test_a_promotion_made_while_the_job_saves_is_not_undone_by_the_job(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gate compared against the production of its time; an operator who promotes
+    another version after that (here: while the job saves) keeps production there."""
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", promote="always"))
+    save = runner._save
+    operators: list[str] = []
+
+    def save_then_operator_promotes(*args: Any, **kwargs: Any) -> Any:
+        manifest = save(*args, **kwargs)
+        operators.append(promote_base("ease"))
+        return manifest
+
+    monkeypatch.setattr(runner, "_save", save_then_operator_promotes)
+    assert Worker(job_context).step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert row.result_version is not None and row.promoted is False
+    assert job_context.store.alias_state("ease") == operators[0] != row.result_version
+    assert "production moved since version" in (row.log_tail or "")
+
+
 # --------------------------------------------------------------------------- database errors
 
 
