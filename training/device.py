@@ -23,17 +23,28 @@ class DeviceError(ModelError, RuntimeError):
     """A device setting that is malformed or names a GPU this process cannot see."""
 
 
+def check_device_name(setting: str) -> str:
+    """``setting`` normalised, or ``DeviceError`` when it is none of ``DEVICE_CHOICES``.
+
+    The spelling only, not whether the GPU is there: a model config checks it when
+    made (``DeviceSetting.check``), so ``POST /admin/retrain`` refuses a typo at once
+    on a server that may have no GPU, rather than a worker failing the job later.
+    """
+    name = setting.strip().lower()
+    if name not in ("auto", "cpu") and not _CUDA.match(name):
+        raise DeviceError(f"device must be {DEVICE_CHOICES}; got {setting!r}")
+    return name
+
+
 def resolve_device(setting: str | torch.device) -> torch.device:
     """'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N' -> a torch device."""
     if isinstance(setting, torch.device):
         return setting
-    name = str(setting).strip().lower()
+    name = check_device_name(str(setting))
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if not _CUDA.match(name):
-        raise DeviceError(f"device must be {DEVICE_CHOICES}; got {setting!r}")
     if not torch.cuda.is_available():
         raise DeviceError(f"device={setting!r} but torch sees no CUDA device")
     index = int(name.split(":")[1]) if ":" in name else 0

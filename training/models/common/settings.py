@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from training.device import DEVICE_CHOICES
+from training.device import DEVICE_CHOICES, check_device_name
 from training.models.base import ModelConfig, ModelError
 
 DEVICE_HELP = f"torch device for training: {DEVICE_CHOICES} (auto: CUDA when available)"
@@ -35,6 +35,10 @@ class DeviceSetting(ModelConfig):
     """Where training runs."""
 
     device: str = field(default="cpu", metadata={"help": DEVICE_HELP})
+
+    def check(self) -> None:
+        super().check()
+        check_device_name(str(self.device))  # which GPUs exist is the training machine's
 
 
 @dataclass

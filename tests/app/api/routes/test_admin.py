@@ -141,6 +141,7 @@ def test_retrain_defaults_to_log_plus_base_and_auto(admin: TestClient) -> None:
         ({"model": "nope"}, "unknown model 'nope'"),
         ({"model": "ease", "params": {"nope": 1}}, "unknown setting 'nope'"),
         ({"model": "mult-vae", "params": {"epochs": "x"}}, "cannot read 'x'"),
+        ({"model": "mult-vae", "params": {"device": "gpu"}}, "device must be auto, cpu, cuda"),
         ({"model": "ease", "data": "all"}, "data:"),
         ({"model": "ease", "promote": "yes"}, "promote:"),
         ({"model": "ease", "promte": "never"}, "promte"),
