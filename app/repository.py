@@ -829,6 +829,37 @@ def finish_job(
     )
 
 
+def record_cancelled_result(
+    session: Session,
+    fence: JobFence,
+    now: datetime,
+    *,
+    log_tail: str,
+    result_version: str | None = None,
+    promoted: bool | None = None,
+    gate: dict[str, Any] | None = None,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """Write what the held attempt did onto its job, cancelled after the work was done
+    (a cancel that raced with ``finish_job``); False unless this attempt's job is
+    ``cancelled``. The status stays: the cancel was acknowledged."""
+    return (
+        _update_job(
+            session,
+            _fenced(fence, "cancelled"),
+            result=result,
+            log_tail=log_tail,
+            result_version=result_version,
+            promoted=promoted,
+            gate=gate,
+            error=error,
+            updated_at=as_utc(now),
+        )
+        == 1
+    )
+
+
 def set_search_window(
     session: Session, fence: JobFence, now: datetime, until: datetime | None
 ) -> bool:

@@ -504,6 +504,29 @@ class JobLease:
                 time.sleep(delay)
         raise AssertionError("unreachable: the last try returns or raises")
 
+    def record_if_cancelled(self, **outcome: Any) -> bool:
+        """After ``finish`` found the job no longer ours: if it was cancelled while this
+        attempt finished its work, write that work (``result_version``, ``promoted``,
+        ...) onto the cancelled job and say True.
+
+        Why: the cancel can land after the version was saved, even promoted; the
+        cancelled job must show the version it left (in production, maybe), not read
+        as a job that did nothing.
+        """
+        with session_scope(self.sessions) as session:
+            row = repo.get_job(session, self.fence.job_id)
+            if row is None or not self._ended_by_me(row, "cancelled"):
+                return False
+            version, promoted = outcome.get("result_version"), outcome.get("promoted")
+            self.log.add(
+                f"the job was cancelled after version {version} was saved"
+                f"{' and promoted to production' if promoted else ''}; kept as its result",
+                logging.WARNING,
+            )
+            return repo.record_cancelled_result(
+                session, self.fence, self.clock(), log_tail=self.log.text(), **outcome
+            )
+
     def _ended_by_me(self, row: RetrainJob, status: str) -> bool:
         return (row.status, row.worker_id, row.attempts) == (
             status,

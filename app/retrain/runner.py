@@ -127,11 +127,14 @@ def interrupted(job: RetrainJob, lease: JobLease, exc: SQLAlchemyError) -> str:
 
 
 def record_success(lease: JobLease, **outcome: Any) -> str:
-    """Finish the job as succeeded with ``outcome``; "lost" if the lease went first."""
-    if not lease.finish("succeeded", **outcome):
-        lease.log.add("lost the lease before recording the outcome", logging.WARNING)
-        return "lost"
-    return "succeeded"
+    """Finish the job as succeeded with ``outcome``; "cancelled" if a cancel landed first
+    (``outcome`` is then recorded on the cancelled job), "lost" if the lease went first."""
+    if lease.finish("succeeded", **outcome):
+        return "succeeded"
+    if lease.record_if_cancelled(**outcome):
+        return "cancelled"
+    lease.log.add("lost the lease before recording the outcome", logging.WARNING)
+    return "lost"
 
 
 def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | None:

@@ -124,6 +124,34 @@ def test_cancelled_before_it_starts_writes_no_version(
     assert lc.get_job(job_context.sessions, job.id).status == "cancelled"
 
 
+def test_a_cancel_that_lands_after_the_promotion_still_shows_what_the_job_did(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancel racing with completion: the job had already moved production when the
+    cancel landed; the cancelled row must say so, not read as "nothing happened"."""
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", promote="always"))
+    store = job_context.store
+    promote = store.promote
+
+    def promote_then_cancelled(*args: Any, **kwargs: Any) -> Any:
+        manifest = promote(*args, **kwargs)
+        lc.cancel_job(job_context.sessions, job.id)
+        return manifest
+
+    monkeypatch.setattr(store, "promote", promote_then_cancelled)
+    assert Worker(job_context).step() == "cancelled"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert row.status == "cancelled" and row.progress["phase"] == "cancelled"
+    assert (row.result_version, row.promoted) == (store.alias_state("ease"), True)
+    assert row.gate is not None and row.gate["promote"] is True
+    assert "cancelled after version" in (row.log_tail or "")
+
+
 class _Crash(BaseException):
     """Stands in for SIGKILL: nothing after it runs, nothing is cleaned up."""
 
