@@ -208,8 +208,10 @@ class Settings(BaseSettings):
         description="periodic tuning (`genrec tune` on the log, gated promotion) every this many "
         "hours; none = off",
     )
+    # The bounds a tune job takes (training.tuning.search, MIN/MAX_BUDGET_SECONDS): one
+    # outside them was refused by every worker's first schedule, a traceback that stopped it.
     tune_budget_minutes: float = Field(
-        10.0, ge=0.5, description="search budget of a scheduled tune job"
+        10.0, ge=0.5, le=10080.0, description="search budget of a scheduled tune job (<= a week)"
     )
     job_lease_s: float = Field(60.0, gt=0, description="retrain job lease a worker renews")
     job_poll_interval_s: float = Field(

@@ -79,6 +79,20 @@ def test_the_attribution_window_is_off_or_at_least_a_second(
         Settings()
 
 
+@pytest.mark.parametrize(("value", "accepted"), [("10080", True), ("10081", False)])
+def test_a_scheduled_tune_budget_is_one_a_tune_job_takes(
+    monkeypatch: pytest.MonkeyPatch, value: str, accepted: bool
+) -> None:
+    """A budget tune jobs refuse (over a week) stopped every worker at its first
+    schedule with a traceback; it is refused where it is set, naming the setting."""
+    monkeypatch.setenv("GENREC_TUNE_BUDGET_MINUTES", value)
+    if accepted:
+        assert Settings().tune_budget_minutes == float(value)
+        return
+    with pytest.raises(ValidationError, match=r"tune_budget_minutes[\s\S]*10080"):
+        Settings()
+
+
 def test_get_settings_is_cached() -> None:
     assert get_settings() is get_settings()
 
