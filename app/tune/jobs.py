@@ -9,7 +9,7 @@ worker. The data is always the service's own interaction log (``--data db``).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +81,14 @@ class TuneRequest:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TuneRequest:
+        """The request a job row's ``params`` hold; ``InvalidJob`` naming the fields this
+        release does not know (a row another release queued), which fails that job."""
+        unknown = sorted(set(params) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InvalidJob(
+                f"the tune job's params hold fields this release does not know: "
+                f"{', '.join(repr(name) for name in unknown)}"
+            )
         models = params.get("models")
         return cls(**{**params, "models": tuple(models) if models is not None else None})
 

@@ -106,13 +106,14 @@ def _study_progress(search: Search) -> dict[str, Any]:
 def run_tune_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
     """Run the claimed tune ``job`` as its lead; how it ended (as ``run_claimed_job``)."""
     jlog = lease.log
-    request = TuneRequest.from_params(job.params)
     jlog.add(
         f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
-        f"tune {request.to_params()}"
+        f"tune {job.params}"
     )
 
     def work() -> str:
+        # Inside the job's outcome: params it cannot read fail the job, not the worker.
+        request = TuneRequest.from_params(job.params)
         manifest, gate, result = _search_and_save(job, request, lease, ctx)
         decided = request.promote and bool(gate.get("promote"))
         promoted, error = promote_if(lease, ctx.store, manifest, gate, decided)
@@ -324,13 +325,13 @@ def help_tune_job(
     clock: Callable[[], datetime] = utcnow,
 ) -> str:
     """Run trials of ``job``'s study until its window closes; ``helped`` or ``help failed``."""
-    request = TuneRequest.from_params(job.params)
     cutoff = (job.progress or {}).get("cutoff")
     if job.search_until is None or cutoff is None:
         return "not ready"
     seconds = (repo.as_utc(job.search_until) - clock()).total_seconds()
     log.info("tune job %d: joining its search for %.0f s", job.id, seconds)
     try:
+        request = TuneRequest.from_params(job.params)
         data = _log_source(ctx.settings, datetime.fromisoformat(cutoff))
         search = open_search(
             data,

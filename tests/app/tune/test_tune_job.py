@@ -17,6 +17,7 @@ from sqlalchemy import inspect
 
 import app.tune.runner as tune_runner
 from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.db_models import RetrainJob
 from app.retrain import lifecycle as lc
 from app.retrain.runner import JobContext
 from app.tune.jobs import TuneRequest, enqueue_tune, schedule_tune
@@ -235,3 +236,21 @@ def test_a_retry_after_a_crash_finishes_the_saved_winner_instead_of_searching_ag
     ]
     study = optuna.load_study(study_name=study_name(job.id), storage=open_study_storage(tune_db))
     assert len(study.trials) == 3  # the trial cap was reached: the retry ran none
+
+
+def test_a_tune_job_whose_params_no_longer_read_fails_and_the_worker_goes_on(
+    tune_db: str, tmp_path: Path
+) -> None:
+    """A tune row this release cannot read (queued by another release: a field renamed)
+    is failed with the reason; it raised out of the worker's loop, killing the worker,
+    and every worker after it that claimed it or looked for a search to join."""
+    ctx = _context(tune_db, tmp_path / "store")
+    job = enqueue_tune(ctx.sessions, TuneRequest(models=("popularity",), budget_minutes=0.5))
+    with ctx.sessions.begin() as session:
+        row = session.get(RetrainJob, job.id)
+        assert row is not None
+        row.params = {**row.params, "budget": 3}
+    assert Worker(ctx).step() == "failed"
+    failed = lc.get_job(ctx.sessions, job.id)
+    assert failed.status == "failed" and failed.attempts == 1
+    assert failed.error is not None and "'budget'" in failed.error
