@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.config import Settings
 from models_store import ModelStore, StoreError
@@ -70,9 +71,7 @@ def export_interactions(
     spec = base_spec(production_source(store, model) or "") if kind == "log+base" else None
     base = _load_base(spec, settings, notes) if spec else None
     try:
-        logged = read_interaction_log(
-            settings.database_url, until=until, event_weights=settings.event_types
-        )
+        logged = read_log(settings, until)
     except DataError as exc:
         if base is None:
             raise
@@ -81,6 +80,26 @@ def export_interactions(
     if base is None:
         return Exported(logged, "log", notes)
     return Exported(concat(base, logged), f"{spec}{LOG_SUFFIX}", notes)
+
+
+def read_log(settings: Settings, until: datetime) -> Interactions:
+    """The interaction log up to ``until`` (retrain and tune jobs alike).
+
+    The log reader says a database error as a ``DataError`` (one line, for the CLI);
+    a job must not take it for data it cannot use: a ``log`` job was failed for good
+    by a database restart, a ``log+base`` one trained on the base alone. The
+    database's error is raised as itself, so the attempt stops as "interrupted"
+    and the job's next attempt reads the log again (``app.retrain.runner``).
+    """
+    try:
+        return read_interaction_log(
+            settings.database_url, until=until, event_weights=settings.event_types
+        )
+    except DataError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, SQLAlchemyError):
+            raise cause from cause.__cause__  # the driver's error, as it was
+        raise
 
 
 def _load_base(spec: str, settings: Settings, notes: list[str]) -> Interactions | None:

@@ -41,6 +41,7 @@ from app import repository as repo
 from app.core.config import Settings
 from app.core.db import session_scope
 from app.db_models import RetrainJob
+from app.retrain.export import read_log
 from app.retrain.lifecycle import JobLease, utcnow
 from app.retrain.runner import (
     JobContext,
@@ -56,7 +57,6 @@ from app.tune.study import open_study_storage, study_name
 from app.tune.winner import refit_and_gate
 from models_store import Manifest, iso_utc
 from training.data.interactions import Interactions
-from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import save_trained
@@ -78,9 +78,7 @@ MAX_WAIT_S = 120.0
 
 
 def _log_source(settings: Settings, cutoff: datetime) -> Interactions:
-    return read_interaction_log(
-        settings.database_url, until=cutoff, event_weights=settings.event_types
-    )
+    return read_log(settings, cutoff)  # a database error stays one: "interrupted"
 
 
 def _study_progress(search: Search) -> dict[str, Any]:

@@ -268,6 +268,35 @@ def _refuse_success(sessions: sessionmaker[Session], refuse: bool = True) -> Non
             session.execute(text("DROP TRIGGER refuse_success"))
 
 
+@pytest.mark.parametrize("data", ["log", "log+base"])
+def test_a_database_error_reading_the_log_interrupts_the_job_not_fails_it(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    data: str,
+) -> None:
+    """The log reader turns a database error into a DataError: it failed a ``log`` job for
+    good, and a ``log+base`` one went on to train on the base data alone, the log dropped."""
+    import training.data.log_reader as log_reader
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    production = promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", data=data))
+    monkeypatch.setattr(log_reader, "_read", unreachable)
+
+    assert Worker(job_context).step() == "interrupted"
+
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.status, row.error, row.attempts) == ("running", None, 1)
+    assert _versions_of_job(job_context.store, "ease", job.id) == []
+    assert job_context.store.alias_state("ease") == production
+    assert "server closed the connection" in (row.log_tail or "")
+
+
 def test_outcome_the_database_refuses_is_left_to_the_next_attempt_not_failed(
     job_context: JobContext,
     promote_base: Callable[..., str],
