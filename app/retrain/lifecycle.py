@@ -403,7 +403,7 @@ class JobLease:
                 self._mark_aborted()
                 return
 
-    def _mark_aborted(self) -> None:
+    def _mark_aborted(self) -> JobAborted:
         """Why our fenced write matched nothing: cancelled, or someone else holds the job."""
         try:
             with session_scope(self.sessions) as session:
@@ -419,6 +419,11 @@ class JobLease:
                 else ""
             )
             self._abort = JobAborted(f"lost the lease on the job{holder}", "lost")
+        return self._abort
+
+    def lost_to(self) -> JobAborted:
+        """Why a fenced write found the job no longer ours: cancelled, or taken over."""
+        return self._mark_aborted()
 
     def check(self) -> None:
         """Raise ``JobAborted`` when the job must stop now."""

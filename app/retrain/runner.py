@@ -107,9 +107,13 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
         error = error_line(exc)
         jlog.add(f"failed: {error}", logging.ERROR)
         try:
-            lease.finish("failed", error=error)
+            recorded = lease.finish("failed", error=error)
         except SQLAlchemyError as db_exc:
             return interrupted(job, lease, db_exc)
+        if not recorded:  # cancelled or taken over first: the job did not fail here
+            why = lease.lost_to()
+            jlog.add(f"the failure was not recorded: {why.reason}", logging.WARNING)
+            return why.kind
         return "failed"
 
 

@@ -107,6 +107,23 @@ def test_failing_job_records_the_error_and_the_worker_goes_on(
     assert worker.step() is None  # nothing left
 
 
+def test_a_job_cancelled_as_it_fails_ends_cancelled_not_failed(
+    job_context: JobContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure could not be recorded (the cancel came first): the attempt is not
+    "failed", which `worker --once` reports as a failed job (exit 2)."""
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", data="log"))
+
+    def cancelled_then_broken(*args: object, **kwargs: object) -> None:
+        lc.cancel_job(job_context.sessions, job.id)
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(runner, "export_interactions", cancelled_then_broken)
+    assert Worker(job_context).step() == "cancelled"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.status, row.error) == ("cancelled", None)
+
+
 def test_cancelled_before_it_starts_writes_no_version(
     job_context: JobContext,
     promote_base: Callable[..., str],
