@@ -940,8 +940,8 @@ def cancel_job(session: Session, job_id: int, now: datetime) -> bool:
     return done
 
 
-def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> int:
-    """Fail running jobs whose lease expired with no attempts left; returns how many."""
+def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> list[int]:
+    """Fail running jobs whose lease expired with no attempts left; returns their ids."""
     where = and_(
         RetrainJob.status == "running",
         RetrainJob.lease_expires_at < as_utc(now),
@@ -950,7 +950,7 @@ def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> int:
     exhausted = session.execute(
         select(RetrainJob.id).where(where).with_for_update(skip_locked=True)
     ).scalars()
-    failed = 0
+    failed = []
     for job_id in list(exhausted):
         if _update_job(
             session,
@@ -963,8 +963,21 @@ def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> int:
             updated_at=as_utc(now),
         ):
             _end_progress(session, job_id, "failed")
-            failed += 1
+            failed.append(job_id)
     return failed
+
+
+def note_failed_job_version(
+    session: Session, job_id: int, version: str, promoted: bool, error: str
+) -> bool:
+    """Name, on a job the exhaustion sweep failed, the version one of its attempts saved
+    (and whether it is production); False unless the job is failed without a version."""
+    where = and_(
+        RetrainJob.id == job_id,
+        RetrainJob.status == "failed",
+        RetrainJob.result_version.is_(None),
+    )
+    return _update_job(session, where, result_version=version, promoted=promoted, error=error) == 1
 
 
 def latest_job_created_at(session: Session, model: str) -> datetime | None:

@@ -41,7 +41,7 @@ from app.retrain.lifecycle import (
     schedule_periodic,
     utcnow,
 )
-from app.retrain.runner import JobContext, run_claimed_job
+from app.retrain.runner import JobContext, note_saved_version, run_claimed_job
 from app.serving.default_model import choose_default_model
 from app.serving.holder import resolve_device
 from app.tune.jobs import TUNE, schedule_tune
@@ -94,7 +94,9 @@ class Worker:
             )
         failed = fail_exhausted(sessions, self.clock())
         if failed:
-            log.warning("failed %d job(s) whose workers died on every attempt", failed)
+            log.warning("failed %d job(s) whose workers died on every attempt", len(failed))
+        for job_id in failed:
+            note_saved_version(self.ctx, job_id)
         job = claim_next(sessions, self.worker_id, self.settings.job_lease_s, self.clock())
         if job is None:
             return self._help()

@@ -263,8 +263,9 @@ def claim_next(
         return repo.claim_job(session, worker_id, now, now + timedelta(seconds=lease_s))
 
 
-def fail_exhausted(sessions: sessionmaker[Session], now: datetime | None = None) -> int:
-    """Fail jobs whose workers died ``max_attempts`` times, so they stop being retried."""
+def fail_exhausted(sessions: sessionmaker[Session], now: datetime | None = None) -> list[int]:
+    """Fail jobs whose workers died ``max_attempts`` times, so they stop being retried;
+    their ids (``app.retrain.runner.note_saved_version`` names what they left)."""
     with session_scope(sessions) as session:
         return repo.fail_exhausted_jobs(
             session,

@@ -30,7 +30,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import repository as repo
 from app.core.config import Settings
+from app.core.db import session_scope
 from app.db_models import RetrainJob
 from app.retrain.export import Exported, export_interactions
 from app.retrain.gate import GateResult, gate_figures
@@ -139,6 +141,37 @@ def record_success(lease: JobLease, **outcome: Any) -> str:
         return "cancelled"
     lease.log.add("lost the lease before recording the outcome", logging.WARNING)
     return "lost"
+
+
+def note_saved_version(ctx: JobContext, job_id: int) -> str | None:
+    """On a job the exhaustion sweep failed, name the version one of its attempts saved.
+
+    Why: an attempt killed after saving (even promoting) its version leaves the next
+    one to finish it; when that was the last attempt, the job is failed, and without
+    this its row said nothing of the version it left, maybe in production. Returns
+    the version, if any.
+    """
+    with session_scope(ctx.sessions) as session:
+        row = repo.get_job(session, job_id)
+    if row is None or row.status != "failed" or row.result_version is not None:
+        return None
+    try:  # a tune job saved under its winner's name, which its row does not hold
+        models = ctx.store.list_models() if row.kind == "tune" else [row.model]
+        found = next(
+            (m for m in (find_job_version(ctx.store, name, job_id) for name in models) if m),
+            None,
+        )
+        promoted = found is not None and ctx.store.alias_state(found.model) == found.version
+    except StoreError as exc:
+        log.warning("job %d: its saved version cannot be looked up: %s", job_id, exc)
+        return None
+    if found is None:
+        return None
+    where = "production" if promoted else "not promoted"
+    error = f"{row.error}; version {found.version} an attempt saved is kept ({where})"
+    with session_scope(ctx.sessions) as session:
+        repo.note_failed_job_version(session, job_id, found.version, promoted, error)
+    return found.version
 
 
 def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | None:

@@ -123,7 +123,7 @@ def test_job_whose_workers_keep_dying_is_failed(sessions: sessionmaker[Session])
     after = T0 + timedelta(seconds=100)
     assert _claim(sessions, "late", after) is None  # no attempts left
     with session_scope(sessions) as session:
-        assert repo.fail_exhausted_jobs(session, after, "gave up") == 1
+        assert repo.fail_exhausted_jobs(session, after, "gave up") == [job.id]
     row = lc.get_job(sessions, job.id)
     assert (row.status, row.error, row.attempts) == ("failed", "gave up", 3)
     assert row.progress == {"phase": "failed", "epoch": 2}  # no longer "training"
@@ -318,7 +318,7 @@ def test_rolling_restarts_do_not_use_up_a_jobs_attempts(sessions: sessionmaker[S
     assert _claim(sessions, "killed", killed, lease_s=5).attempts == 1
     after = killed + timedelta(seconds=10)
     with session_scope(sessions) as session:
-        assert repo.fail_exhausted_jobs(session, after, "gave up") == 0
+        assert repo.fail_exhausted_jobs(session, after, "gave up") == []
     taken = _claim(sessions, "next", after)
     assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
 

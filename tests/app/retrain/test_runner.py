@@ -209,6 +209,38 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     assert first < second and any(line.startswith("gate: ") for line in tail[first:second])
 
 
+def test_a_job_whose_every_attempt_died_after_saving_is_failed_with_its_version(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Killed after its version was saved and promoted, on every attempt: the sweep fails
+    the job, and the failed row names the version it left in production."""
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", promote="always"))
+    record = runner.record_success
+
+    def killed_before_recording(*args: object, **kwargs: object) -> None:
+        raise _Crash
+
+    monkeypatch.setattr(runner, "record_success", killed_before_recording)
+    clock = ManualClock(lc.utcnow())
+    for _ in range(lc.DEFAULT_MAX_ATTEMPTS):
+        with pytest.raises(_Crash):
+            Worker(job_context, clock=clock).step()
+        clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))
+    monkeypatch.setattr(runner, "record_success", record)
+    assert Worker(job_context, clock=clock).step() is None  # the sweep, nothing to claim
+
+    row = lc.get_job(job_context.sessions, job.id)
+    saved = _versions_of_job(job_context.store, "ease", job.id)
+    assert len(saved) == 1 and job_context.store.alias_state("ease") == saved[0]
+    assert (row.status, row.result_version, row.promoted) == ("failed", saved[0], True)
+    assert row.error is not None and f"version {saved[0]}" in row.error
+
+
 def test_a_takeover_does_not_move_production_back_over_a_later_promotion(
     job_context: JobContext,
     promote_base: Callable[..., str],
