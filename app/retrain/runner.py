@@ -175,9 +175,14 @@ def note_saved_version(ctx: JobContext, job_id: int) -> str | None:
 
 
 def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | None:
-    """The version an earlier attempt of ``job_id`` saved, if any."""
+    """The version an earlier attempt of ``job_id`` saved, if any.
+
+    Versions whose manifest cannot be read are passed over (``version_listing``): one
+    half-copied or hand-edited version failed every job of its model here, at the first
+    step, though a job never saves such a version.
+    """
     try:
-        versions = store.list_versions(model)
+        versions, _unreadable = store.version_listing(model)
     except ModelNotFound:
         return None
     return next((m for m in reversed(versions) if m.training.get("job_id") == job_id), None)

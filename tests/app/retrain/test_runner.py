@@ -56,6 +56,26 @@ def test_job_trains_on_base_and_log_and_promotes(
     assert any("promoted ease version" in line for line in row.log_tail.splitlines())
 
 
+def test_one_unreadable_version_of_the_model_does_not_fail_its_retrain_jobs(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    tmp_path: Path,
+) -> None:
+    """A half-copied version folder (its manifest unreadable) failed every retrain of its
+    model at the first step, the look-up of a version an earlier attempt saved."""
+    before = promote_base("ease")
+    log_new_users(2)
+    broken = tmp_path / "store" / "ease" / "versions" / "7"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", data="log+base"))
+
+    assert Worker(job_context).step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert row.result_version not in (None, before, "7") and row.promoted is True
+
+
 def test_worse_candidate_is_saved_but_not_promoted_under_auto(
     job_context: JobContext,
     promote_base: Callable[..., str],
