@@ -46,6 +46,19 @@ def _settings_and_device() -> Settings:
     return config
 
 
+def _check_schedule(config: Settings) -> None:
+    """Refuse, in one line, a periodic retrain of a model that does not exist: the
+    worker's first schedule raised it out of its loop as a traceback, on every start."""
+    from training.models import REGISTRY
+
+    model = config.default_model
+    if config.retrain_every and config.default_model_explicit and model not in REGISTRY:
+        raise fail(
+            f"GENREC_DEFAULT_MODEL: unknown model {model!r} (GENREC_RETRAIN_EVERY retrains "
+            f"it); known: {', '.join(sorted(REGISTRY))}"
+        )
+
+
 def worker(
     once: Annotated[
         bool,
@@ -72,6 +85,7 @@ def worker(
     if poll_interval is not None and not (math.isfinite(poll_interval) and poll_interval > 0):
         raise fail(f"--poll-interval must be a positive number of seconds, got {poll_interval}")
     config = _settings_and_device()
+    _check_schedule(config)
     outcomes: list[str] = []
     try:
         ran = run_worker(config, once=once, poll_interval=poll_interval, outcomes=outcomes)

@@ -175,6 +175,26 @@ def test_genrec_worker_once_on_an_unreachable_database_fails_in_one_line(
     assert "127.0.0.1:1" in lines[0] and "refused" in lines[0] and "s3cret" not in lines[0]
 
 
+def test_genrec_worker_refuses_to_schedule_retrains_of_an_unknown_default_model(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A misspelt GENREC_DEFAULT_MODEL with GENREC_RETRAIN_EVERY: the first schedule raised
+    InvalidJob out of the worker's loop, a traceback, on every start."""
+    monkeypatch.setenv("GENREC_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("GENREC_DEFAULT_MODEL", "multvae")
+    monkeypatch.setenv("GENREC_RETRAIN_EVERY", "1h")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["worker", "--once"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: GENREC_DEFAULT_MODEL"), lines
+    assert "unknown model 'multvae'" in lines[0] and "GENREC_RETRAIN_EVERY" in lines[0]
+
+
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_genrec_worker_logs_in_the_format_serve_does(
     sqlite_url: str, tmp_path: Path, log_format: str
