@@ -8,6 +8,7 @@ without a template change. Starting a job calls the admin API's ``retrain``
 handler with the same ``RetrainIn`` validation, then redirects to the list
 (Post/Redirect/Get: a reload does not queue it again); while an identical job is
 queued or running it queues nothing and the list says which job that is, once.
+Each queued or running job has a Cancel button (the admin API's cancel handler).
 """
 
 from __future__ import annotations
@@ -80,6 +81,22 @@ async def jobs_page(request: Request, session: SessionDep) -> HTMLResponse:
 @router.get("/dashboard/jobs/list", response_class=HTMLResponse)
 async def jobs_list(request: Request, session: SessionDep) -> HTMLResponse:
     return render(request, "_jobs_list.html", session, **await _list_context(request))
+
+
+@router.post("/dashboard/jobs/{job_id}/cancel", response_class=HTMLResponse)
+async def cancel_job(request: Request, job_id: int, session: CsrfDep) -> Response:
+    """Cancel a queued or running job through the admin API's handler (its rules and
+    messages); back to the list with what happened (a job that ended meanwhile: said so).
+
+    Why here: the page's own notice for a duplicate request says to cancel the job
+    first, and the page had no way to.
+    """
+    try:
+        row = await run_in_threadpool(admin.cancel_job, job_id, services_of(request))
+    except ApiError as exc:
+        return await _page(request, session, problem=exc.message, status_code=exc.status)
+    notice = f"Job {row.id} ({row.model}) cancelled."
+    return redirect_with_notice(request, session, "/dashboard/jobs", notice)
 
 
 @router.post("/dashboard/jobs", response_class=HTMLResponse)

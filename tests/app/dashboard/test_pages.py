@@ -164,6 +164,27 @@ def test_retrain_form_validates_like_the_admin_api(dash: TestClient) -> None:
     assert 'data-status="queued"' in listed
 
 
+def test_a_queued_job_can_be_cancelled_from_the_jobs_page(dash: TestClient) -> None:
+    """The page's duplicate notice says to cancel the job first; the page had no way to."""
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/jobs").text)
+    form = {"model": "ease", "params": "{}", "csrf_token": token}
+    assert dash.post("/dashboard/jobs", data=form).status_code == 200
+    listed = dash.get("/dashboard/jobs/list").text
+    job_id = re.search(r'data-job-id="(\d+)" data-status="queued"', listed)
+    assert job_id and f'action="/dashboard/jobs/{job_id[1]}/cancel"' in listed
+    forged = dash.post(f"/dashboard/jobs/{job_id[1]}/cancel", data={})
+    assert forged.status_code == 403
+    cancelled = dash.post(f"/dashboard/jobs/{job_id[1]}/cancel", data={"csrf_token": token})
+    assert cancelled.status_code == 200 and f"Job {job_id[1]} (ease) cancelled." in cancelled.text
+    listed = dash.get("/dashboard/jobs/list").text
+    assert f'data-job-id="{job_id[1]}" data-status="cancelled"' in listed
+    assert "/cancel" not in listed  # an ended job has no button
+    again = dash.post(f"/dashboard/jobs/{job_id[1]}/cancel", data={"csrf_token": token})
+    assert again.status_code == 409 and "already cancelled" in again.text
+    assert dash.post("/dashboard/jobs/999/cancel", data={"csrf_token": token}).status_code == 404
+
+
 def test_dashboard_is_off_without_an_admin_token(make_client: ClientFactory) -> None:
     off = make_client(admin_token=None)
     for path in ["/dashboard", "/dashboard/login", "/dashboard/overview"]:
