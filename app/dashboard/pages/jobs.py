@@ -14,6 +14,7 @@ Each queued or running job has a Cancel button (the admin API's cancel handler).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -27,7 +28,7 @@ from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
-from app.schemas_admin import RetrainIn
+from app.schemas_admin import JobOut, RetrainIn
 from training.models import REGISTRY
 
 router = APIRouter()
@@ -36,12 +37,24 @@ LIST_LIMIT = 30
 #: Shown as columns; every other field of a job is listed under "details".
 COLUMNS = ("id", "model", "status", "trigger", "attempts", "result_version", "promoted")
 #: Shown in their own places (progress bar, gate box, log, error line, times).
-PLACED = (*COLUMNS, "progress", "gate", "log_tail", "error", "params", "kind")
+PLACED = (*COLUMNS, "progress", "gate", "log_tail", "error", "params", "kind", "stalled")
 
 
 def _jobs(request: Request) -> list[dict[str, Any]]:
     listed = admin.list_jobs(services_of(request), status=None, model=None, limit=LIST_LIMIT)
-    return [job.model_dump(mode="json") for job in listed.jobs]
+    now = datetime.now(UTC)
+    return [{**job.model_dump(mode="json"), "stalled": _stalled(job, now)} for job in listed.jobs]
+
+
+def _stalled(job: JobOut, now: datetime) -> str | None:
+    """Why a job that says "running" is not: its worker stopped renewing the lease (killed,
+    out of memory, cut off). Without this the row read "running" with live-looking
+    progress until another worker took it over, or forever with no worker up."""
+    if job.status != "running" or job.lease_expires_at is None or job.lease_expires_at > now:
+        return None
+    if job.attempts >= job.max_attempts:
+        return "its worker stopped on the last attempt: a worker fails it at its next look"
+    return "its worker stopped (lease expired): the next free worker takes it over"
 
 
 async def _list_context(request: Request) -> dict[str, Any]:

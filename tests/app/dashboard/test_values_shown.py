@@ -102,6 +102,37 @@ def test_jobs_print_progress_flags_and_kinds_for_people(dash: TestClient) -> Non
     assert re.search(r"<td>no</td>", tune)
 
 
+def test_a_running_job_whose_worker_stopped_says_so(dash: TestClient) -> None:
+    """A killed worker's job read "running", progress and all, as if it were alive."""
+    sessions = dash.app.state.services.sessions  # type: ignore[attr-defined]
+    past = datetime(2026, 12, 6, 22, 0, tzinfo=UTC)
+    with session_scope(sessions) as session:
+        for attempts, lease in ((1, past), (3, past), (1, datetime(2999, 1, 1, tzinfo=UTC))):
+            session.add(
+                RetrainJob(
+                    kind="retrain",
+                    model="ease",
+                    params={},
+                    data="log",
+                    promote="auto",
+                    trigger="api",
+                    status="running",
+                    worker_id="w",
+                    attempts=attempts,
+                    max_attempts=3,
+                    lease_expires_at=lease,
+                    created_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+    html = dash.get("/dashboard/jobs/list").text
+    rows = {n: html.split(f'data-job-id="{n}"')[1].split("</tr>")[0] for n in (1, 2, 3)}
+    assert "the next free worker takes it over" in rows[1]
+    assert "stopped on the last attempt" in rows[2]
+    assert "worker stopped" not in rows[3]  # its lease runs: alive
+    assert "<dt>stalled</dt>" not in html
+
+
 def _gated_version(store_dir: Path) -> str:
     """A mult-vae version whose manifest records a promotion gate, as a retrain job leaves it."""
     torch.set_num_threads(1)
