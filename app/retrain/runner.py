@@ -162,7 +162,7 @@ def note_saved_version(ctx: JobContext, job_id: int) -> str | None:
             None,
         )
         promoted = found is not None and ctx.store.alias_state(found.model) == found.version
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:  # a store it cannot read: the job stays as failed
         log.warning("job %d: its saved version cannot be looked up: %s", job_id, exc)
         return None
     if found is None:
