@@ -8,10 +8,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import repository as repo
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.db_models import RetrainJob
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
 from tests.manual_clock import ManualClock
@@ -373,3 +375,48 @@ def test_periodic_schedule_race_inserts_one_row(sessions: sessionmaker[Session])
         )
     assert lc.schedule_periodic(sessions, "ease", 3600, now=T0) is None
     assert len(lc.list_jobs(sessions)) == 1
+
+
+def test_what_a_job_did_is_written_on_its_ended_row_on_postgres(postgres_url: str) -> None:
+    """The statements that keep a job's result once a cancel or the exhaustion sweep ended
+    it (``record_cancelled_result``, ``note_failed_job_version``), on the real Postgres:
+    only the attempt that was cancelled writes; a failed row is named once."""
+    upgrade_database(postgres_url)
+    engine = make_engine(postgres_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        cancelled = lc.enqueue(sessions, RetrainRequest("ease", {"l2": 11.0}), now=T0)
+        with session_scope(sessions) as session:  # as claim_job leaves it (no other job taken)
+            session.execute(
+                update(RetrainJob)
+                .where(RetrainJob.id == cancelled.id)
+                .values(status="running", worker_id="w", attempts=1)
+            )
+        lc.cancel_job(sessions, cancelled.id)
+        mine, other = repo.JobFence(cancelled.id, "w", 1), repo.JobFence(cancelled.id, "x", 1)
+        with session_scope(sessions) as session:
+            assert not repo.record_cancelled_result(session, other, T0, log_tail="", promoted=True)
+            assert repo.record_cancelled_result(
+                session, mine, T0, log_tail="kept", result_version="4", promoted=True
+            )
+        row = lc.get_job(sessions, cancelled.id)
+        assert (row.status, row.result_version, row.promoted) == ("cancelled", "4", True)
+
+        failed = lc.enqueue(sessions, RetrainRequest("ease", {"l2": 12.0}), now=T0)
+        with session_scope(sessions) as session:
+            assert not repo.note_failed_job_version(session, failed.id, "5", False, "e")  # queued
+            repo.cancel_job(session, failed.id, T0)
+            session.execute(
+                update(RetrainJob).where(RetrainJob.id == failed.id).values(status="failed")
+            )
+            assert repo.note_failed_job_version(session, failed.id, "5", False, "kept")
+            assert not repo.note_failed_job_version(session, failed.id, "6", True, "again")
+        row = lc.get_job(sessions, failed.id)
+        assert (row.status, row.result_version, row.promoted, row.error) == (
+            "failed",
+            "5",
+            False,
+            "kept",
+        )
+    finally:
+        engine.dispose()
