@@ -526,7 +526,8 @@ class JobLease:
             version, promoted = outcome.get("result_version"), outcome.get("promoted")
             self.log.add(
                 f"the job was cancelled after version {version} was saved"
-                f"{' and promoted to production' if promoted else ''}; kept as its result",
+                f"{' and promoted to production' if promoted else ' (not promoted)'}; "
+                "kept as its result",
                 logging.WARNING,
             )
             return repo.record_cancelled_result(

@@ -302,6 +302,8 @@ def promote_if(
     if not decided:
         return False, None
     if not lease.still_held():
+        if lease.lost_to().kind == "cancelled":  # the version stays; the row names it
+            lease.record_if_cancelled(result_version=manifest.version, promoted=False, gate=gate)
         lease.check()
     gated = gate.get("production_version")
     try:

@@ -189,6 +189,32 @@ def test_a_cancel_that_lands_after_the_promotion_still_shows_what_the_job_did(
     assert "cancelled after version" in (row.log_tail or "")
 
 
+def test_a_cancel_that_lands_after_the_save_names_the_version_it_left(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelled between its save and its promotion: nothing is promoted, and the
+    cancelled row names the version the job left in the store."""
+    production = promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", promote="always"))
+    save = runner._save
+
+    def save_then_cancelled(*args: Any, **kwargs: Any) -> Any:
+        manifest = save(*args, **kwargs)
+        lc.cancel_job(job_context.sessions, job.id)
+        return manifest
+
+    monkeypatch.setattr(runner, "_save", save_then_cancelled)
+    assert Worker(job_context).step() == "cancelled"
+    row = lc.get_job(job_context.sessions, job.id)
+    saved = _versions_of_job(job_context.store, "ease", job.id)
+    assert (row.status, row.result_version, row.promoted) == ("cancelled", saved[0], False)
+    assert job_context.store.alias_state("ease") == production
+
+
 class _Crash(BaseException):
     """Stands in for SIGKILL: nothing after it runs, nothing is cleaned up."""
 
