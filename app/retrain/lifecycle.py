@@ -304,12 +304,23 @@ def schedule_periodic(
     except IntegrityError:
         return None  # another worker scheduled this slot first
     except DuplicateJob as twin:
-        log.info(
-            "periodic retrain of %s skipped: job %d is still %s", model, twin.job_id, twin.status
-        )
+        log_skip_once(f"periodic retrain of {model}", twin)
         return None
     log.info("scheduled periodic retrain job %d for %s", job.id, model)
     return job
+
+
+#: Per schedule, the job whose twin was last logged as skipped (``log_skip_once``).
+_SKIPS_LOGGED: dict[str, int] = {}
+
+
+def log_skip_once(what: str, twin: DuplicateJob) -> None:
+    """Log that ``what`` was skipped for ``twin``, once per twin job: a worker checks at
+    every poll (2 s by default), so a long job behind a short period logged the same
+    line hundreds of times an hour, per worker."""
+    if _SKIPS_LOGGED.get(what) != twin.job_id:
+        _SKIPS_LOGGED[what] = twin.job_id
+        log.info("%s skipped: job %d is still %s", what, twin.job_id, twin.status)
 
 
 class JobLog:

@@ -24,6 +24,7 @@ from app.retrain.lifecycle import (
     DuplicateJob,
     InvalidJob,
     Trigger,
+    log_skip_once,
     record_job,
     utcnow,
 )
@@ -166,7 +167,7 @@ def schedule_tune(
     except IntegrityError:
         return None  # another worker scheduled this slot first
     except DuplicateJob as twin:
-        log.info("periodic tune skipped: job %d is still %s", twin.job_id, twin.status)
+        log_skip_once("periodic tune", twin)
         return None
     log.info("scheduled periodic tune job %d", job.id)
     return job

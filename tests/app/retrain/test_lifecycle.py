@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -362,6 +363,22 @@ def test_periodic_schedule_enqueues_once_per_period(sessions: sessionmaker[Sessi
     lc.cancel_job(sessions, first.id)
     again = lc.schedule_periodic(sessions, "ease", 3600, now=T0 + timedelta(minutes=62))
     assert again is not None and again.id != first.id
+
+
+def test_a_skipped_period_is_logged_once_per_job_not_at_every_poll(
+    sessions: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lc, "_SKIPS_LOGGED", {})  # job ids repeat across test databases
+    first = lc.schedule_periodic(sessions, "ease", 60, now=T0)
+    assert first is not None
+    with caplog.at_level(logging.INFO, logger=lc.__name__):
+        for poll in range(5):  # a worker polls every 2 s while the job is queued
+            later = T0 + timedelta(seconds=120 + 2 * poll)
+            assert lc.schedule_periodic(sessions, "ease", 60, now=later) is None
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == [f"periodic retrain of ease skipped: job {first.id} is still queued"]
 
 
 def test_periodic_schedule_race_inserts_one_row(sessions: sessionmaker[Session]) -> None:
