@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.cache import MemoryCache
 from app.core.metrics import Metrics
 from app.repository import user_interactions
-from app.serving.erased import CLOCK_MARGIN, ErasedUsers, Erasure, cache_key, predates
+from app.serving.erased import CLOCK_MARGIN, ErasedUsers, Erasure, predates
 from app.serving.state import log_stamp, user_context, user_contexts
 from app.users import erase_users
 
@@ -88,37 +88,6 @@ def test_a_stale_state_with_a_matching_stamp_is_not_served(client: TestClient) -
         assert context.state is not None and context.folded_in
         assert not np.allclose(context.state.numpy(), stale.state.numpy())
         assert sorted(context.seen.tolist()) == sorted(model.item_index[i] for i in ("40", "42"))
-
-
-def test_the_poll_forgets_the_users_cached_states(client: TestClient) -> None:
-    services = client.app.state.services  # type: ignore[attr-defined]
-    model = services.holder.get("mult-vae")
-    user_context(model, "u5", services.recommender.logs, services.cache)
-    assert services.cache.get("u5", "mult-vae", "1") is not None
-    erase_users(services.sessions, ["u5"])
-    assert client.app.state.erasures.refresh() == 1  # type: ignore[attr-defined]
-    assert services.cache.get("u5", "mult-vae", "1") is None
-    assert "u5" in services.erased
-
-
-def test_erasing_again_forgets_the_states_cached_since_the_first_erasure(
-    client: TestClient,
-) -> None:
-    services = client.app.state.services  # type: ignore[attr-defined]
-    model = services.holder.get("mult-vae")
-    sync = client.app.state.erasures  # type: ignore[attr-defined]
-    erase_users(services.sessions, ["u7"])
-    sync.refresh()
-    first = services.erased.get("u7")
-    assert (
-        client.post("/v1/interactions", json={"user_id": "u7", "item_id": "4"}).status_code == 201
-    )
-    user_context(model, "u7", services.recommender.logs, services.cache)  # folded in, cached
-    key = cache_key("u7", first)
-    assert services.cache.get(key, "mult-vae", "1") is not None
-    erase_users(services.sessions, ["u7"])
-    assert sync.refresh() == 1
-    assert services.cache.get(key, "mult-vae", "1") is None
 
 
 def test_a_job_that_read_the_log_during_a_long_erasure_predates_it(
