@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
@@ -699,14 +700,33 @@ def get_job(session: Session, job_id: int) -> RetrainJob | None:
 
 
 def list_jobs(
-    session: Session, *, status: str | None = None, model: str | None = None, limit: int = 50
+    session: Session,
+    *,
+    status: str | None = None,
+    model: str | None = None,
+    kind: str | None = None,
+    after: tuple[datetime, int] | None = None,
+    limit: int = 50,
 ) -> list[RetrainJob]:
-    """Newest jobs first, optionally of one status and/or model."""
+    """Newest jobs first by (``created_at``, ``id``), optionally of one status, model
+    and/or kind; ``after``: only the jobs that sort after this key (the keyset page
+    cursor, ``app.retrain.job_cursor``), a row-value comparison both databases bound an
+    index scan with (``ix_retrain_jobs_created_at_id``)."""
     query = select(RetrainJob)
     if status is not None:
         query = query.where(RetrainJob.status == status)
     if model is not None:
         query = query.where(RetrainJob.model == model)
+    if kind is not None:
+        query = query.where(RetrainJob.kind == kind)
+    if after is not None:
+        created_at, job_id = after
+        key = tuple_(RetrainJob.created_at, RetrainJob.id)
+        bound = tuple_(
+            literal(as_utc(created_at), RetrainJob.created_at.type),
+            literal(job_id, RetrainJob.id.type),
+        )
+        query = query.where(key < bound)
     query = query.order_by(RetrainJob.created_at.desc(), RetrainJob.id.desc()).limit(limit)
     return list(session.execute(query).scalars())
 

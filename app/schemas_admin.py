@@ -144,7 +144,13 @@ class JobOut(BaseModel):
 
 
 class JobList(BaseModel):
+    """One page of ``GET /admin/jobs``, newest first."""
+
     jobs: list[JobOut]
+    next_cursor: str | None = Field(
+        None,
+        description="pass as cursor (same filters) for the next, older page; null on the last page",
+    )
 
 
 class VersionOut(BaseModel):

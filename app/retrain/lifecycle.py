@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import repository as repo
 from app.core.db import session_scope
 from app.db_models import RetrainJob
+from app.retrain.job_cursor import JobCursor
 from app.retrain.params import param_type_errors
 from training.models import REGISTRY
 from training.models.base import ModelError
@@ -43,6 +44,7 @@ from training.models.base import ModelError
 log = logging.getLogger(__name__)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobKind = Literal["retrain", "tune"]
 DataKind = Literal["log", "log+base"]
 PromotePolicy = Literal["auto", "always", "never"]
 Trigger = Literal["api", "schedule"]
@@ -228,9 +230,16 @@ def list_jobs(
     status: JobStatus | None = None,
     model: str | None = None,
     limit: int = 50,
+    *,
+    kind: JobKind | None = None,
+    after: JobCursor | None = None,
 ) -> list[RetrainJob]:
+    """Newest first; ``after``: the page after the job this cursor names."""
+    key = (after.created_at, after.job_id) if after is not None else None
     with session_scope(sessions) as session:
-        return repo.list_jobs(session, status=status, model=model, limit=limit)
+        return repo.list_jobs(
+            session, status=status, model=model, kind=kind, after=key, limit=limit
+        )
 
 
 def cancel_job(sessions: sessionmaker[Session], job_id: int) -> RetrainJob:

@@ -24,7 +24,7 @@ from app.api.responses import ADMIN, BODY, errors
 from app.core.errors import ApiError, path_hider
 from app.db_models import RetrainJob
 from app.repository import as_utc
-from app.retrain import lifecycle
+from app.retrain import job_cursor, lifecycle
 from app.schemas_admin import (
     AliasMoved,
     JobList,
@@ -185,12 +185,42 @@ def list_jobs(
     services: ServicesDep,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
     model: JobModelQuery = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    kind: Annotated[
+        Literal["retrain", "tune"] | None,
+        Query(description="only retrain jobs (POST /admin/retrain) or only tune jobs"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="jobs per page")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=job_cursor.MAX_CURSOR_LENGTH,
+            description="the previous page's next_cursor (opaque): the page after it; "
+            "leave out for the newest jobs",
+        ),
+    ] = None,
 ) -> JobList:
-    """Jobs, newest first."""
-    rows = _guarded(lambda: lifecycle.list_jobs(services.sessions, status, model, limit))
+    """Jobs, newest first (by created_at, then id), one page at a time: pass each page's
+    `next_cursor` back as `cursor` with the same filters until it is null. Jobs recorded
+    meanwhile land before the first page, so no job is skipped or listed twice.
+    422: a cursor this API did not hand out."""
+    try:
+        after = job_cursor.decode(cursor) if cursor is not None else None
+    except job_cursor.InvalidCursor as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from exc
+    rows = _guarded(
+        lambda: lifecycle.list_jobs(
+            services.sessions, status, model, limit + 1, kind=kind, after=after
+        )
+    )
+    page = rows[:limit]
+    last = page[-1] if len(rows) > limit else None
     hide = path_hider(services.settings.store_dir)
-    return JobList(jobs=[job_out(r, hide) for r in rows])
+    return JobList(
+        jobs=[job_out(r, hide) for r in page],
+        next_cursor=job_cursor.encode(job_cursor.JobCursor(last.created_at, last.id))
+        if last is not None
+        else None,
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=errors(404, 422, 503))

@@ -20,6 +20,7 @@ ENDPOINTS = [
     ("post", "/admin/retrain", {"model": "ease"}),
     ("post", "/admin/tune", {"task": "topk"}),
     ("get", "/admin/jobs", None),
+    ("get", "/admin/jobs?kind=tune&limit=1&cursor=x", None),
     ("get", "/admin/jobs/1", None),
     ("post", "/admin/jobs/1/cancel", None),
     ("get", "/admin/models", None),
