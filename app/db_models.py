@@ -123,6 +123,9 @@ class RetrainJob(Base):
         Index("ix_retrain_jobs_status_created_at", "status", "created_at"),
         Index("ix_retrain_jobs_model_created_at", "model", "created_at"),
         Index("ix_retrain_jobs_kind_status", "kind", "status"),
+        # Migration 0012: the job list's keyset pages, all jobs or one kind.
+        Index("ix_retrain_jobs_created_at_id", "created_at", "id"),
+        Index("ix_retrain_jobs_kind_created_at_id", "kind", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
