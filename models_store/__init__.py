@@ -17,6 +17,7 @@ from models_store.errors import (
     NothingToRollBack,
     StoreError,
     UnknownFormat,
+    VersionInUse,
     VersionNotFound,
 )
 from models_store.manifest import FORMAT_VERSION, DataInfo, FileEntry, Manifest, iso_utc
@@ -41,6 +42,7 @@ __all__ = [
     "StoreError",
     "UnknownFormat",
     "VersionContents",
+    "VersionInUse",
     "VersionNotFound",
     "history_matrix",
     "iso_utc",

@@ -17,6 +17,9 @@ docker-compose). An object-store backend would implement the same methods:
   private scratch directory moved into place (an index of gigabytes is never
   held as bytes; on S3/GCS: a multipart upload of the file);
 * ``remove(key)`` — delete one object (an index a rebuild no longer names);
+* ``remove_version(model, version)`` — delete a whole version at once, keeping
+  its number from ever being published again (here: a ``.last-version`` mark,
+  then one ``rename`` out of ``versions/``);
 * ``fingerprint(prefix)`` — a cheap token that changes when any object under
   ``prefix`` is rewritten (here: names, sizes and mtimes; on S3/GCS: ETags or
   generations), so a server can notice a repaired version without re-reading it;
@@ -45,6 +48,13 @@ VERSIONS = "versions"
 ALIASES = "aliases"
 TMP_PREFIX = ".tmp-"
 LOCK_NAME = ".lock"
+#: Serialises picking a version number (publish) with deleting one: see ``_numbering``.
+NUMBERING_LOCK_NAME = ".numbering.lock"
+#: ``<model>/.last-version``: the highest version number ever published or deleted, so a
+#: number is never given to a second model (alias histories, job records and manifests
+#: elsewhere name versions by number). Absent in stores older than it: then the highest
+#: folder is the mark.
+LAST_VERSION_NAME = ".last-version"
 _MAX_PUBLISH_ATTEMPTS = 1000
 # A temp dir this old belongs to a writer that was killed (no save takes a day);
 # publish_version removes such leftovers so dead workers do not leak disk.
@@ -121,8 +131,30 @@ def _make_dirs_durably(folder: Path) -> None:
         _fsync_dir(created.parent)
 
 
+def _read_last_version(model_dir: Path) -> int:
+    """The number in ``<model>/.last-version``; 0 when there is none (a store older than it).
+
+    Why a mark that does not parse is an error and not 0: publishing under a number
+    that was used before would make alias histories and job records name another
+    model."""
+    path = model_dir / LAST_VERSION_NAME
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path} cannot be read: {exc}; fix or remove it") from exc
+    if not text.isdigit():
+        raise StoreError(
+            f"{path} holds {text[:40]!r}, not a version number; write the highest version "
+            "number this model ever had into it"
+        )
+    return int(text)
+
+
 def _sweep_stale_tmp(model_dir: Path) -> None:
-    """Remove ``.tmp-*`` dirs left by writers killed mid-save (SIGKILL skips cleanup).
+    """Remove ``.tmp-*`` dirs (and files) left by writers killed mid-save (SIGKILL skips
+    cleanup).
 
     A concurrent writer may rename (publish) or remove its own temp dir between
     the directory listing and the ``stat``; such an entry is simply gone, not
@@ -136,8 +168,11 @@ def _sweep_stale_tmp(model_dir: Path) -> None:
             stale = entry.stat(follow_symlinks=False).st_mtime < cutoff
         except FileNotFoundError:
             continue
-        if stale:
+        if stale and entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)
+        elif stale:  # the temp file of a ``.last-version`` write
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 class Backend(Protocol):
@@ -156,6 +191,7 @@ class Backend(Protocol):
     def replace(self, key: str, data: bytes) -> None: ...
     def replace_with_file(self, key: str, path: Path) -> None: ...
     def remove(self, key: str) -> None: ...
+    def remove_version(self, model: str, version: str) -> None: ...
     def scratch(self, model: str) -> contextlib.AbstractContextManager[Path]: ...
     def fingerprint(self, prefix: str) -> str: ...
     def lock(
@@ -259,6 +295,13 @@ class LocalDirectoryBackend:
         (non-empty target), so a concurrent writer that took N makes us retry
         with a fresh N. Any failure removes the temp dir: nothing half-written
         is ever visible under ``versions/``.
+
+        N also exceeds the mark in ``<model>/.last-version``, which every publish raises
+        (and ``remove_version`` too): a number whose folder was deleted, by
+        ``remove_version`` or by hand, is never given out again. Picking N and
+        renaming happen under the model's numbering lock, which ``remove_version``
+        takes as well: without it a writer could pick N before N was published and
+        deleted, then rename onto the freed N.
         """
         model_dir = self.root / model
         versions_dir = model_dir / VERSIONS
@@ -272,7 +315,9 @@ class LocalDirectoryBackend:
                     _move_durably(data, tmp / name)
                 else:
                     _write_durably(tmp / name, data)
-            version = self._rename_into_place(tmp, versions_dir, manifest_for)
+            with self._numbering(model):
+                version = self._rename_into_place(tmp, versions_dir, manifest_for)
+                self._raise_last_version(model_dir, int(version))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -302,9 +347,60 @@ class LocalDirectoryBackend:
 
     @staticmethod
     def _next_version(versions_dir: Path) -> int:
-        """Max published version number + 1 (a stale answer only costs a retry)."""
+        """Max of the published version numbers and of the ``.last-version`` mark, + 1 (a stale
+        answer only costs a retry)."""
         numbers = [int(name) for name in os.listdir(versions_dir) if name.isdigit()]
-        return max(numbers, default=0) + 1
+        return max(*numbers, _read_last_version(versions_dir.parent), 0) + 1
+
+    @staticmethod
+    def _raise_last_version(model_dir: Path, version: int) -> None:
+        """Make ``<model>/.last-version`` at least ``version``, durably (under the
+        numbering lock)."""
+        if _read_last_version(model_dir) >= version:
+            return
+        tmp = model_dir / f"{TMP_PREFIX}{LAST_VERSION_NAME[1:]}-{uuid.uuid4().hex}"
+        try:
+            _write_durably(tmp, f"{version}\n".encode())
+            os.replace(tmp, model_dir / LAST_VERSION_NAME)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(model_dir)
+
+    def remove_version(self, model: str, version: str) -> None:
+        """Delete ``<model>/versions/<version>`` whole, and keep its number from coming back.
+
+        The mark in ``<model>/.last-version`` is raised to the number first; then the folder is
+        renamed out of ``versions/`` into a ``.tmp-*`` folder (one atomic rename: a crash
+        leaves the whole version or none of it visible; a leftover temp folder is swept
+        by a later publish) and removed. ``FileNotFoundError`` when there is no such
+        folder.
+        """
+        model_dir = self.root / model
+        versions_dir = model_dir / VERSIONS
+        source = versions_dir / version
+        if not source.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "no such version folder", str(source))
+        with self._numbering(model):
+            numbers = [int(n) for n in os.listdir(versions_dir) if n.isdigit()]
+            self._raise_last_version(model_dir, max(*numbers, int(version)))
+            trash = model_dir / f"{TMP_PREFIX}deleted-{version}-{uuid.uuid4().hex}"
+            os.rename(source, trash)
+            _fsync_dir(versions_dir)
+            _fsync_dir(model_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _numbering(self, model: str) -> Iterator[None]:
+        """Exclusive lock on ``<model>/.numbering.lock``: picking a version number and
+        deleting one. Not the model's ``lock``: an index rebuild holds that for minutes,
+        and a save (which does not need it) would wait behind it."""
+        fd = os.open(self.root / model / NUMBERING_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
 
     def replace(self, key: str, data: bytes) -> None:
         """Atomically make ``key`` hold ``data`` (temp file, fsync, ``os.replace``)."""

@@ -44,6 +44,10 @@ class NothingToRollBack(StoreError):
     """The alias has no previous version to go back to."""
 
 
+class VersionInUse(StoreError):
+    """The version cannot be deleted: an alias (e.g. ``production``) points at it."""
+
+
 class AliasChanged(StoreError):
     """The alias no longer points at the version the caller expected (it moved meanwhile)."""
 
@@ -58,5 +62,6 @@ __all__ = [
     "NothingToRollBack",
     "StoreError",
     "UnknownFormat",
+    "VersionInUse",
     "VersionNotFound",
 ]

@@ -15,6 +15,8 @@ manifest like the others, computed from the version's own tensors). ``load`` ref
 missing, a file the manifest does not list, a checksum or size mismatch, an
 unknown format version, or content that does not parse. Aliases are the only
 mutable state; ``promote`` and ``rollback`` move them under a per-model lock.
+``delete_version`` removes a version no alias points at, whole, and its number
+is never published again.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from models_store.errors import (
     ModelNotFound,
     NothingToRollBack,
     StoreError,
+    VersionInUse,
     VersionNotFound,
 )
 from models_store.manifest import (
@@ -530,6 +533,45 @@ class ModelStore:
                 ) from exc
             self._write_alias(model, alias, target, record.previous[1:])
         return target
+
+    def delete_version(self, model: str, version: str | int) -> list[str]:
+        """Delete a version no alias points at; return the aliases whose rollback history
+        named it (they no longer do).
+
+        Under the model's lock, so no promotion, rollback or index rebuild runs meanwhile
+        and no load is half way through it: ``VersionInUse`` (nothing changed) when an
+        alias points at the version; otherwise the version leaves every alias's history
+        (a rollback never targets a version that is gone), then its folder goes at once
+        (``Backend.remove_version``). Its number is never given to a later save: job
+        records, alias histories and manifests elsewhere that name it must never name
+        another model. A version that does not verify can be deleted: removing a broken
+        version is one reason to delete.
+        """
+        model = validate_name(model, "model name")
+        version = validate_version(version)
+        self._require_version(model, version)  # before the lock, which would create the folder
+        with self.backend.lock(model):
+            self._require_version(model, version)  # deleted meanwhile by another caller
+            records = {a: self._read_alias(model, a) for a in self.aliases(model)}
+            if holders := sorted(a for a, r in records.items() if r and r.version == version):
+                raise VersionInUse(
+                    f"version {version} of model {model!r} is what alias "
+                    f"{', '.join(holders)} points at; promote another version first"
+                )
+            pruned = []
+            for alias, record in sorted(records.items()):
+                if record is not None and version in record.previous:
+                    kept = [v for v in record.previous if v != version]
+                    # The same updated_at: pruning history is not a promotion (servers
+                    # take a new updated_at as "load this version again").
+                    body = replace(record, previous=kept).to_json()
+                    self.backend.replace(f"{model}/{ALIASES}/{alias}.json", body)
+                    pruned.append(alias)
+            try:
+                self.backend.remove_version(model, version)
+            except FileNotFoundError as exc:  # removed by hand since the check
+                raise VersionNotFound(f"model {model!r} has no version {version}") from exc
+        return pruned
 
     # -- internals -------------------------------------------------------------------------
 
