@@ -1,4 +1,5 @@
-"""``genrec models ...``: list stored versions, promote, roll back, list trainable models."""
+"""``genrec models ...``: list stored versions, promote, roll back, delete, list trainable
+models."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from app.cli.common import (
 )
 
 models_app = typer.Typer(
-    help="List stored model versions; promote and roll back.", no_args_is_help=True
+    help="List stored model versions; promote, roll back and delete.", no_args_is_help=True
 )
 
 
@@ -98,6 +99,22 @@ def models_rollback(name: str) -> None:
     with user_errors():
         version = store(settings()).rollback(name)
     out.print(f"{name}: production -> {version}", markup=False)
+
+
+@models_app.command("delete")
+def models_delete(name: str, version: str) -> None:
+    """Delete VERSION of NAME from the store (refused while an alias points at it).
+
+    It leaves every alias's rollback history, and its number is never given to a
+    later version.
+    """
+    with user_errors():
+        pruned = store(settings()).delete_version(name, version)
+    out.print(f"{name}: deleted version {version}", markup=False)
+    for alias in pruned:
+        out.print(
+            f"{name}: version {version} removed from {alias}'s rollback history", markup=False
+        )
 
 
 #: What an interrupted ``models index`` leaves (``ModelStore.add_retrieval_index``).
