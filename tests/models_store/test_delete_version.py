@@ -174,3 +174,47 @@ def test_saves_racing_deletes_of_the_newest_version_never_share_a_number(
     deleter.join()
     assert len(numbers) == 12 and len(set(numbers)) == 12
     assert saved(seed=99) == str(max(int(n) for n in numbers) + 1)
+
+
+def test_picking_a_number_and_deleting_one_hold_the_numbering_lock(
+    store: ModelStore, store_root: Path, saved: Saver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the test above can only hope to hit, checked directly: a save picks its
+    number (and renames) only while it holds ``.numbering.lock``, and a delete raises the
+    mark and renames the folder away under it too, so neither sees the other half done."""
+    import errno
+    import fcntl
+    import os
+
+    from models_store.backend import LocalDirectoryBackend
+
+    held: list[bool] = []
+
+    def lock_is_held() -> bool:
+        fd = os.open(store_root / "mult-vae" / ".numbering.lock", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            assert exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    pick = LocalDirectoryBackend._next_version
+    raise_mark = LocalDirectoryBackend._raise_last_version
+
+    def checked_pick(versions_dir: Path) -> int:
+        held.append(lock_is_held())
+        return pick(versions_dir)
+
+    def checked_raise(model_dir: Path, version: int) -> None:
+        held.append(lock_is_held())
+        raise_mark(model_dir, version)
+
+    saved()
+    monkeypatch.setattr(LocalDirectoryBackend, "_next_version", staticmethod(checked_pick))
+    monkeypatch.setattr(LocalDirectoryBackend, "_raise_last_version", staticmethod(checked_raise))
+    assert saved(seed=1) == "2"
+    store.delete_version("mult-vae", "2")
+    assert held == [True, True, True]  # the pick, the save's mark, the delete's mark
