@@ -25,11 +25,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import (
+    command_sessions,
     database_problem,
-    make_engine,
-    make_sessionmaker,
     session_scope,
-    upgrade_database,
 )
 from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, upsert_items
 from app.rules.ast import ATTR_NAME, ATTR_NAME_TEXT
@@ -230,18 +228,14 @@ def import_records(
             )
         except CatalogError as exc:
             raise CatalogError(f"{source}, line {record.line}: {exc}") from None
-    engine = make_engine(database_url)
+    lines = [f"{source}, line {record.line}: " for record in records]
     try:
-        if migrate:
-            upgrade_database(database_url)
-        lines = [f"{source}, line {record.line}: " for record in records]
-        outcome = save_items(make_sessionmaker(engine), items, lines)
+        with command_sessions(database_url, migrate) as sessions:
+            outcome = save_items(sessions, items, lines)
     except SQLAlchemyError as exc:
         raise CatalogError(
             f"cannot write the catalog to {database_problem(database_url, exc)}"
         ) from None
-    finally:
-        engine.dispose()
     counts = {"created": 0, "updated": 0, "restored": 0, "unchanged": 0}
     for result in outcome.values():
         counts[result] += 1

@@ -20,11 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.items import CatalogError
 from app.core.db import (
+    command_sessions,
     database_problem,
-    make_engine,
-    make_sessionmaker,
     session_scope,
-    upgrade_database,
 )
 from app.repository import remove_items as remove_rows
 from app.schemas_fields import id_problem
@@ -77,17 +75,13 @@ def remove_from_database(
     """
     for item_id in ids:
         check_id(item_id, max_id_length)
-    engine = make_engine(database_url)
     try:
-        if migrate:
-            upgrade_database(database_url)
-        outcome = remove_items(make_sessionmaker(engine), ids)
+        with command_sessions(database_url, migrate) as sessions:
+            outcome = remove_items(sessions, ids)
     except SQLAlchemyError as exc:
         raise CatalogError(
             f"cannot write the catalog at {database_problem(database_url, exc)}"
         ) from None
-    finally:
-        engine.dispose()
     counts = {"removed": 0, "already_removed": 0}
     for result in outcome.values():
         counts[result] += 1

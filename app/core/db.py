@@ -225,6 +225,21 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+@contextmanager
+def command_sessions(url: str, migrate: bool) -> Iterator[sessionmaker[Session]]:
+    """Sessions on ``url`` for one command-line write (``items import``/``remove``,
+    ``users erase``), the schema upgraded first when ``migrate``; the engine is
+    disposed after, so a short-lived command leaves no pool behind. Database errors
+    propagate for the caller to word (``database_problem``)."""
+    engine = make_engine(url)
+    try:
+        if migrate:
+            upgrade_database(url)
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
 def database_problem(url: str, error: Exception) -> str:
     """``where: reason`` of a database error on one line, the password left out (also where
     the reason quotes it): for a command's error line (SQLAlchemy's own message adds the

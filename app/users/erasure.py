@@ -21,11 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import (
+    command_sessions,
     database_problem,
-    make_engine,
-    make_sessionmaker,
     session_scope,
-    upgrade_database,
 )
 from app.repository import erase_users as erase_rows
 from app.schemas_fields import id_problem
@@ -78,14 +76,10 @@ def erase_from_database(
     """
     for user_id in user_ids:
         check_user_id(user_id, max_id_length)
-    engine = make_engine(database_url)
     try:
-        if migrate:
-            upgrade_database(database_url)
-        return erase_users(make_sessionmaker(engine), user_ids)
+        with command_sessions(database_url, migrate) as sessions:
+            return erase_users(sessions, user_ids)
     except SQLAlchemyError as exc:
         raise ErasureError(
             f"cannot erase users in the database at {database_problem(database_url, exc)}"
         ) from None
-    finally:
-        engine.dispose()
