@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import Result
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app.cli import app as cli
 from app.core.config import get_settings
 from app.core.db import session_scope
+from app.db_models import RetrainJob
 from app.repository import NewInteraction, add_interactions
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
@@ -115,13 +117,13 @@ def test_stop_request_hands_the_running_job_back(
     assert "shutting down" in row.log_tail
 
 
-def test_genrec_worker_once_command(
+def _worker_once(
     sqlite_url: str,
     tmp_path: Path,
     sessions: sessionmaker[Session],
-    logged: None,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[RetrainJob, Result]:
+    """A popularity retrain job queued, then `genrec worker --once` on it: (job, result)."""
     monkeypatch.setenv("GENREC_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
     get_settings.cache_clear()
@@ -130,6 +132,17 @@ def test_genrec_worker_once_command(
         result = CliRunner().invoke(cli, ["worker", "--once", "--poll-interval", "0.1"])
     finally:
         get_settings.cache_clear()
+    return job, result
+
+
+def test_genrec_worker_once_command(
+    sqlite_url: str,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    logged: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job, result = _worker_once(sqlite_url, tmp_path, sessions, monkeypatch)
     assert result.exit_code == 0, result.output
     row = lc.get_job(sessions, job.id)
     assert (row.status, row.promoted) == ("succeeded", False)
@@ -143,14 +156,7 @@ def test_genrec_worker_once_exits_non_zero_when_its_job_failed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The job failed (an empty interaction log) and the command exited 0, as a success."""
-    monkeypatch.setenv("GENREC_DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
-    get_settings.cache_clear()
-    job = lc.enqueue(sessions, RetrainRequest("popularity", data="log", promote="never"))
-    try:
-        result = CliRunner().invoke(cli, ["worker", "--once", "--poll-interval", "0.1"])
-    finally:
-        get_settings.cache_clear()
+    job, result = _worker_once(sqlite_url, tmp_path, sessions, monkeypatch)
     assert lc.get_job(sessions, job.id).status == "failed"
     assert result.exit_code == 2, result.output
     assert "worker stopped after 1 job(s)" in result.output
