@@ -8,9 +8,8 @@ The job list pages newest first by the key (``created_at``, ``id``) (keyset curs
 ``app.retrain.job_cursor``). Filtered by status or model, the existing
 (status, created_at) and (model, created_at) indexes serve it (an incremental sort
 orders a tie's few rows by id). Unfiltered or by kind, nothing did: every page was a
-full scan of ``retrain_jobs`` plus a sort (Postgres, 50,000 jobs: seq scan, top-N
-heapsort; the kind index (kind, status) gives no order). Two indexes bound each page
-to an index range scan of the page's own rows:
+full scan of ``retrain_jobs`` plus a sort (the kind index (kind, status) gives no
+order). Two indexes bound each page to an index range scan of the page's own rows:
 
 * (``created_at``, ``id``): the unfiltered list, the dashboard's and the default;
 * (``kind``, ``created_at``, ``id``): one kind; tune jobs are a small share of the jobs
