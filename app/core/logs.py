@@ -42,7 +42,13 @@ from typing import Any
 request_id_var: ContextVar[str | None] = ContextVar("genrec_request_id", default=None)
 
 #: Attributes every LogRecord has; anything else was passed with ``extra=`` and is emitted.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+#: ``color_message`` is uvicorn's copy of its message with ANSI colour codes, for its own
+#: console formatter: in a JSON line it repeats ``message`` with escape sequences in it.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -129,3 +129,16 @@ def test_a_drain_is_one_write_per_stream_and_each_record_for_other_handlers(
     # The test's collecting handler is no plain stream: it got each record.
     got = [str(e["message"]) for e, _ in lines.lines]
     assert [m for m in got if m.startswith("GET /")][-5:] == [f"GET /{n} 200" for n in range(5)]
+
+
+def test_uvicorns_coloured_copy_of_its_message_is_left_out_of_json_lines() -> None:
+    """uvicorn logs ``extra={"color_message": ...}`` (ANSI escapes) for its console;
+    a JSON line carried it beside ``message`` (seen in ``make run``'s start-up lines)."""
+    record = logging.LogRecord(
+        "uvicorn.error", logging.INFO, "", 0, "Started server process [%d]", (7,), None
+    )
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"] == "Started server process [7]"
+    assert "color_message" not in entry
+    assert "\x1b" not in json.dumps(entry)
