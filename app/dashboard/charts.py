@@ -90,6 +90,30 @@ def curve_table(curve: Any) -> dict[str, Any] | None:
     }
 
 
+def kept_epoch_gap(training: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The selection metric at the kept epoch, by the curve, when the saved model measures
+    otherwise: ``{"metric", "epoch", "curve", "saved"}``, else None.
+
+    The offline metrics are the saved scorer's, measured on the held-out slice after the
+    fit (``training.pipeline.train_model``); a model that changes after its last
+    validated epoch (i-cf-nade re-fits every user's rows, ``changes_after_validation``)
+    then shows a figure the curve does not reach at that epoch, which reads like a
+    mistake unless the page says why.
+    """
+    name, epoch = training.get("selection_metric"), training.get("best_epoch")
+    curve = training.get("curve")
+    if not isinstance(name, str) or not isinstance(curve, list):
+        return None
+    saved = _number(metrics.get(name))
+    row = next(
+        (r for r in curve if isinstance(r, dict) and r.get("epoch") == epoch and epoch), None
+    )
+    at_epoch = _number((row.get("metrics") or {}).get(name)) if row is not None else None
+    if saved is None or at_epoch is None or math.isclose(saved, at_epoch, rel_tol=1e-6):
+        return None
+    return {"metric": name, "epoch": epoch, "curve": at_epoch, "saved": saved}
+
+
 def _short(label: str, limit: int = 28) -> str:
     """An axis label that fits beside a 260 px chart (the legend names every series)."""
     return label if len(label) <= limit else "value"

@@ -27,7 +27,7 @@ from app.api.params import StorableText
 from app.api.routes import admin
 from app.core.errors import ApiError, path_hider
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
-from app.dashboard.charts import curve_chart, curve_table
+from app.dashboard.charts import curve_chart, curve_table, kept_epoch_gap
 from app.dashboard.templating import render
 from app.schemas_admin import ModelOut, PromoteIn, RollbackIn
 from models_store import InvalidName, ModelNotFound, StoreError, VersionNotFound
@@ -191,6 +191,7 @@ async def version_page(
         training=training,
         curves=curve_chart(training.get("curve")),
         curve_table=curve_table(training.get("curve")),
+        kept_gap=kept_epoch_gap(training, dict(manifest.metrics)),
         gate=training.get("gate") if isinstance(training.get("gate"), dict) else None,
         tuning=tuning,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.dashboard.charts import curve_chart, curve_table, experiment_charts
+from app.dashboard.charts import curve_chart, curve_table, experiment_charts, kept_epoch_gap
 from app.experiments.series import DiffSeries, ExperimentSeries, VariantSeries
 
 #: A rating model's curve (biased-mf): validation errors beside the counts of the set.
@@ -110,3 +110,24 @@ def test_experiment_charts_are_in_percent_and_say_so() -> None:
     assert diff["series"]["vae − control"] == [None, 0.58, 1.0]
     assert diff["series"]["vae 95% low"] == [None, None, -3.6]
     assert diff["bounds"] == {"vae 95% low": "vae − control", "vae 95% high": "vae − control"}
+
+
+def test_kept_epoch_gap_only_when_the_saved_figure_differs_from_the_curve() -> None:
+    curve = [
+        {"epoch": 1, "metrics": {"rmse": 0.95}},
+        {"epoch": 2, "metrics": {"rmse": 0.91}},
+    ]
+    training = {"selection_metric": "rmse", "best_epoch": 2, "curve": curve}
+    assert kept_epoch_gap(training, {"rmse": 0.91}) is None
+    assert kept_epoch_gap(training, {"rmse": 0.9100000001}) is None  # rounding only
+    assert kept_epoch_gap(training, {"rmse": 0.89}) == {
+        "metric": "rmse",
+        "epoch": 2,
+        "curve": 0.91,
+        "saved": 0.89,
+    }
+    # Nothing to compare: no curve, no best epoch, a null figure, an unknown metric.
+    assert kept_epoch_gap({**training, "curve": None}, {"rmse": 0.89}) is None
+    assert kept_epoch_gap({**training, "best_epoch": None}, {"rmse": 0.89}) is None
+    assert kept_epoch_gap(training, {"rmse": None}) is None
+    assert kept_epoch_gap({**training, "selection_metric": "mae"}, {"rmse": 0.89}) is None

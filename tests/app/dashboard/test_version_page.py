@@ -159,3 +159,28 @@ def test_an_unreadable_alias_file_still_shows_the_version(
     assert "mult-vae/aliases/production.json" in problem
     assert str(root) not in page.text
     assert "Offline metrics" in page.text and "mult-vae v1" in page.text
+
+
+def test_the_page_says_why_a_refitted_models_figure_is_not_the_curves(
+    tuned_store: Path, tmp_path: Path
+) -> None:
+    """i-cf-nade's offline figures are measured after its post-fit refit, so the curve's
+    RMSE at the kept epoch is another number; the page says which one is served. A model
+    without a post-fit step (the tuned store's mult-vae) shows no such note."""
+    root = tmp_path / "store"
+    shutil.copytree(tuned_store, root)
+    settings = {"hidden": 16, "epochs": 2, "patience": None, "fold_in_steps": 10}
+    data = tiny_interactions()
+    saved = save_trained(
+        ModelStore(root), "i-cf-nade", train_model("i-cf-nade", data, settings), data, "synthetic"
+    )
+    kept = saved.training["curve"][saved.training["best_epoch"] - 1]["metrics"]["rmse"]
+    assert abs(kept - saved.metrics["rmse"]) > 1e-6  # not vacuous: the refit moved it
+    with _logged_in(root, tmp_path) as client:
+        note = client.get(f"/dashboard/models/i-cf-nade/versions/{saved.version}").text
+        assert 'data-testid="kept-epoch-gap"' in note
+        text = note.split('data-testid="kept-epoch-gap">')[1].split("</p>")[0]
+        assert f'rmse <span title="{saved.metrics["rmse"]!r}">' in text
+        assert f'reads <span title="{kept!r}">' in text
+        assert f"at the kept epoch {saved.training['best_epoch']}." in text
+        assert "kept-epoch-gap" not in client.get("/dashboard/models/mult-vae/versions/1").text
