@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.extension import TextItem, extend_model, is_text_aware
 from app.core.db import session_scope
+from app.core.poller import Poller
 from app.repository import ItemRow, catalog_epoch, items_after, items_changed_since
 from app.rules.catalog import AttributeIndex
 from app.serving.holder import ModelHolder
@@ -71,8 +72,7 @@ class CatalogSync:
         self._watermark: tuple[int, str | None] | None = None
         self._applied: dict[str, tuple[weakref.ref[LoadedModel], int]] = {}
         self._lock = threading.RLock()  # one refresh/apply at a time
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("catalog-sync", self.sync_now, interval_s)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -80,20 +80,11 @@ class CatalogSync:
         """Listen to the holder's loads, apply the catalog to what is loaded, start polling."""
         self.holder.add_load_listener(self.apply)
         self.sync_now()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="catalog-sync", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, 2 * self.interval_s))
-            self._thread = None
+        self._poller.stop()
         self.holder.remove_load_listener(self.apply)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sync_now()
 
     def sync_now(self) -> None:
         """Read catalog changes, then extend every loaded model that misses some."""

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.cache import StateCache
 from app.core.db import session_scope
+from app.core.poller import Poller
 from app.repository import delete_impressions_until, erasures_since
 from app.serving.erased import CLOCK_MARGIN, ErasedUsers, Erasure, cache_key
 from app.serving.impressions import ImpressionRecorder
@@ -64,24 +65,15 @@ class ErasureSync:
         self._unclean: dict[str, datetime] = {}
         self._read_once = False  # the whole table was read (startup)
         self._lock = threading.Lock()  # one refresh at a time
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("erasure-sync", self.refresh, interval_s)
 
     def start(self) -> None:
+        """Read the erasures recorded so far, then poll at the interval."""
         self.refresh()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="erasure-sync", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, 2 * self.interval_s))
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.refresh()
+        self._poller.stop()
 
     def refresh(self) -> int:
         """Read the erasures after the watermark; returns how many were new here.
