@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import session_scope
+from app.core.poller import Poller
 from app.experiments import definitions
 from app.experiments.definitions import ExperimentDef, Variant
 
@@ -85,8 +85,7 @@ class ExperimentRegistry:
         self.refresh_s = refresh_s
         self.on_change = on_change
         self._current: ExperimentDef | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("experiments", self.refresh, refresh_s)
 
     @property
     def current(self) -> ExperimentDef | None:
@@ -115,19 +114,11 @@ class ExperimentRegistry:
                 self.on_change(current)
 
     def start(self) -> None:
-        if self._thread is not None:
+        """Read the running experiment, then poll at ``refresh_s`` (no-op while polling)."""
+        if self._poller.running:
             return
         self.refresh()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="experiments", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, 2 * self.refresh_s))
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.refresh_s):
-            self.refresh()
+        self._poller.stop()

@@ -1,0 +1,41 @@
+"""The running experiment's poll outlives a poll that fails in an unforeseen way."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.experiments import definitions
+from app.experiments.assignment import ExperimentRegistry
+from app.experiments.definitions import ExperimentDef
+
+#: Only waited in full by a test that is about to fail.
+PATIENCE_S = 30.0
+
+
+def test_a_poll_that_raises_something_unforeseen_does_not_end_the_polling(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row this release cannot read (written by another release) raised out of the
+    thread, not a database error: the thread died and the replica kept the experiment
+    it knew until restarted."""
+    calls: list[int] = []
+    polled_again = threading.Event()
+
+    def running(session: Session) -> ExperimentDef | None:
+        calls.append(1)
+        if len(calls) == 2:  # the thread's first poll (the first read is ``start``'s)
+            raise KeyError("variants")
+        if len(calls) >= 3:
+            polled_again.set()
+        return None
+
+    monkeypatch.setattr(definitions, "running", running)
+    registry = ExperimentRegistry(sessions, refresh_s=0.01)
+    registry.start()
+    try:
+        assert polled_again.wait(PATIENCE_S), "the poll thread ended at the failure"
+    finally:
+        registry.stop()
