@@ -32,6 +32,7 @@ import torch
 
 from app.core.heap import freeze_long_lived
 from app.core.metrics import Metrics
+from app.core.poller import Poller
 from app.serving.default_model import PREFERRED_DEFAULT, choose_default_model
 from app.serving.loaded import LoadedModel, ModelLoadError, build_loaded_model
 from models_store import ModelStore, StoreError
@@ -100,8 +101,7 @@ class ModelHolder:
         self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()  # guards the dicts above
         self._load_locks: dict[str, threading.Lock] = {}  # one loader per model at a time
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller("model-reload", self.poll_once, reload_interval_s)
         self._load_listeners: list[LoadListener] = []  # see add_load_listener
         # Versions served besides production: an experiment's variants that name a
         # version (``get_version``); kept until ``release_pinned``.
@@ -217,9 +217,7 @@ class ModelHolder:
             self.get(self.default_model)
         except (UnknownModel, ModelUnavailable) as exc:
             log.warning("default model not loaded at startup: %s", exc)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll_loop, name="model-reload", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def resolve_default(self) -> None:
         """Re-choose an automatic default model from the store (no-op for an explicit one)."""
@@ -237,10 +235,7 @@ class ModelHolder:
             self.default_model = chosen
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(5.0, 2 * self.reload_interval_s))
-            self._thread = None
+        self._poller.stop()
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per model: the version served and the last refused version, for ``/readyz``."""
@@ -393,10 +388,6 @@ class ModelHolder:
         log.error("refused %s version %s: %s", name, version, exc)
 
     # -- hot swap ---------------------------------------------------------------------
-
-    def _poll_loop(self) -> None:
-        while not self._stop.wait(self.reload_interval_s):
-            self.poll_once()
 
     def poll_once(self) -> None:
         """One reload check over the loaded models and the default model."""
