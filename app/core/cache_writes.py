@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.core.metrics import Metrics
+from app.core.writer_thread import WriterThread
 
 if TYPE_CHECKING:
     from app.core.cache import CacheEntry, RedisCache
@@ -48,7 +49,7 @@ WRITE_BEHIND_S = 0.05
 _Key = tuple[str, str, str]  # (user id, model, version)
 
 
-class RedisWriteBehind:
+class RedisWriteBehind(WriterThread):
     """One writer thread for a ``RedisCache``'s state writes (module docstring)."""
 
     def __init__(
@@ -58,15 +59,13 @@ class RedisWriteBehind:
         interval_s: float = WRITE_BEHIND_S,
         max_pending: int = 10_000,
     ) -> None:
+        super().__init__("cache-writer")
         self.redis = redis
         self.interval_s = interval_s
         self.max_pending = max_pending
         self._metrics = metrics
-        self._cond = threading.Condition()
         self._writing = threading.Lock()  # one write at a time, in the order taken
         self._pending: dict[_Key, tuple[np.ndarray, int]] = {}
-        self._thread: threading.Thread | None = None
-        self._closing = False
 
     def put(self, entries: Sequence[CacheEntry], model: str, version: str) -> None:
         """Queue ``entries`` for Redis; returns at once."""
@@ -86,11 +85,7 @@ class RedisWriteBehind:
                     elif held is None or stamp >= held[1]:
                         # a copy: the caller's array may be a view it reuses before the write
                         self._pending[key] = (np.array(state, dtype=np.float32), stamp)
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="cache-writer", daemon=True
-                    )
-                    self._thread.start()
+                self._start_thread()
                 if idle:
                     self._cond.notify()
         if dropped:
@@ -109,13 +104,8 @@ class RedisWriteBehind:
             self._write(self._take())
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Write what is pending, then stop the writer thread."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
+        """Drop what comes from now on, stop the writer thread, then write what is pending."""
+        self._close_thread(timeout_s)
         self.flush()  # anything the thread had not taken (or no thread ever started)
 
     def _take(self) -> dict[_Key, tuple[np.ndarray, int]]:

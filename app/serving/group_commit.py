@@ -21,12 +21,13 @@ is dropped from its group. ``close`` writes what is queued, then stops the threa
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from app.core.writer_thread import WriterThread
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class _Entry(Generic[Item, Result]):
     arrived: float  # time.monotonic()
 
 
-class GroupCommit(Generic[Item, Result]):
+class GroupCommit(WriterThread, Generic[Item, Result]):
     """One writer thread; ``write(items) -> one result per item``, all or nothing."""
 
     def __init__(
@@ -56,15 +57,13 @@ class GroupCommit(Generic[Item, Result]):
         name: str = "group-commit",
         on_group: Callable[[int], None] | None = None,
     ) -> None:
+        super().__init__(name)
         self.write = write
         self.wait_s = wait_s
         self.max_group = max_group
         self.name = name
         self.on_group = on_group  # observes each committed group's size (metrics)
-        self._cond = threading.Condition()
         self._pending: list[_Entry[Item, Result]] = []
-        self._thread: threading.Thread | None = None
-        self._closing = False
         self._last_group = 0
 
     def submit(self, item: Item) -> Future[Result]:
@@ -73,21 +72,14 @@ class GroupCommit(Generic[Item, Result]):
         with self._cond:
             if self._closing:
                 raise GroupCommitClosed(f"{self.name} is shutting down")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+            self._start_thread()
             self._pending.append(_Entry(item, future, time.monotonic()))
             self._cond.notify()
         return future
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Take nothing new, write everything queued, stop the writer thread."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout_s)
+        self._close_thread(timeout_s)  # the thread commits what is queued before it ends
 
     def _take_group(self) -> list[_Entry[Item, Result]] | None:
         """The next group (after its window), or None when closing with nothing queued."""
