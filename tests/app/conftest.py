@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.main import create_app
+from app.retrain.runner import JobContext
 from models_store import ModelStore
 from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
 from training.data.interactions import Interactions
@@ -168,6 +170,32 @@ def make_client(store_dir: Path, tmp_path: Path) -> Iterator[ClientFactory]:
     yield factory
     for client in clients:
         client.__exit__(None, None, None)
+
+
+JobContextFactory = Callable[..., JobContext]
+
+
+@pytest.fixture
+def make_job_context(tmp_path: Path) -> Iterator[JobContextFactory]:
+    """``make_job_context(database_url, sessions=None, **settings)`` -> a worker's context
+    on the CPU over that database and the store at ``tmp_path / "store"`` (the retrain and
+    tune job tests); the engines it made for want of ``sessions`` are disposed after."""
+    engines: list[Engine] = []
+
+    def factory(
+        database_url: str, sessions: sessionmaker[Session] | None = None, **overrides: object
+    ) -> JobContext:
+        settings = embedded_settings(
+            database_url=database_url, store_dir=tmp_path / "store", **overrides
+        )
+        if sessions is None:
+            engines.append(make_engine(database_url))
+            sessions = make_sessionmaker(engines[-1])
+        return JobContext(settings, ModelStore(tmp_path / "store"), sessions, torch.device("cpu"))
+
+    yield factory
+    for engine in engines:
+        engine.dispose()
 
 
 @pytest.fixture

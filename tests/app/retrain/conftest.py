@@ -15,7 +15,7 @@ from app.core.db import session_scope
 from app.repository import NewInteraction, add_interactions
 from app.retrain.runner import JobContext
 from models_store import ModelStore
-from tests.app.conftest import embedded_settings, tiny_interactions
+from tests.app.conftest import JobContextFactory, tiny_interactions
 from training.data.files import read_interaction_file
 from training.data.interactions import Interactions
 from training.pipeline import train_and_save
@@ -74,15 +74,10 @@ def promote_base(
 
 @pytest.fixture
 def job_context(
-    sqlite_url: str, sessions: sessionmaker[Session], job_store: ModelStore, tmp_path: Path
+    make_job_context: JobContextFactory, sqlite_url: str, sessions: sessionmaker[Session]
 ) -> JobContext:
     """Worker context over the migrated SQLite log and the test's store (5 s leases)."""
-    settings = embedded_settings(
-        database_url=sqlite_url, store_dir=tmp_path / "store", job_lease_s=5.0
-    )
-    return JobContext(
-        settings=settings, store=job_store, sessions=sessions, device=torch.device("cpu")
-    )
+    return make_job_context(sqlite_url, sessions, job_lease_s=5.0)
 
 
 @pytest.fixture

@@ -8,37 +8,29 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import optuna
 import pytest
-import torch
 
 from app import repository as repo
-from app.core.db import make_engine, make_sessionmaker, session_scope
+from app.core.db import session_scope
 from app.retrain import lifecycle as lc
 from app.retrain.runner import JobContext
 from app.tune.jobs import TuneRequest, enqueue_tune
 from app.tune.runner import help_tune_job
 from app.tune.study import open_study_storage, study_name
 from app.worker import Worker
-from models_store import ModelStore, iso_utc
-from tests.app.conftest import embedded_settings
+from models_store import iso_utc
+from tests.app.conftest import JobContextFactory
 from training.data.log_reader import read_interaction_log
 from training.tuning.search import open_search
 
 pytestmark = pytest.mark.integration
 
 
-def _lead(url: str, tmp_path: Path, request: TuneRequest) -> tuple[JobContext, int]:
-    """Enqueue ``request``, claim it as worker ``lead``, open its study and its window."""
-    settings = embedded_settings(database_url=url, store_dir=tmp_path / "store")
-    ctx = JobContext(
-        settings,
-        ModelStore(tmp_path / "store"),
-        make_sessionmaker(make_engine(url)),
-        torch.device("cpu"),
-    )
+def _lead(ctx: JobContext, url: str, request: TuneRequest) -> int:
+    """Enqueue ``request``, claim it as worker ``lead``, open its study (on ``url``, the
+    database of ``ctx``) and its window."""
     job = enqueue_tune(ctx.sessions, request)
     claimed = lc.claim_next(ctx.sessions, "lead", 60.0)
     assert claimed is not None and claimed.id == job.id
@@ -54,14 +46,15 @@ def _lead(url: str, tmp_path: Path, request: TuneRequest) -> tuple[JobContext, i
     with session_scope(ctx.sessions) as session:
         assert repo.write_job_progress(session, fence, now, {"cutoff": iso_utc(now)}, "")
         assert repo.set_search_window(session, fence, now, now + timedelta(seconds=30))
-    return ctx, job.id
+    return job.id
 
 
 def test_an_idle_worker_runs_trials_of_the_open_search_and_leaves_the_job_alone(
-    tune_db: str, tmp_path: Path
+    tune_db: str, make_job_context: JobContextFactory
 ) -> None:
+    ctx = make_job_context(tune_db)
     request = TuneRequest(models=("popularity", "ease"), budget_minutes=0.5, trials=3)
-    ctx, job_id = _lead(tune_db, tmp_path, request)
+    job_id = _lead(ctx, tune_db, request)
     before = lc.get_job(ctx.sessions, job_id)
 
     worker = Worker(ctx, worker_id="helper")
@@ -77,8 +70,11 @@ def test_an_idle_worker_runs_trials_of_the_open_search_and_leaves_the_job_alone(
     assert worker.step() is None  # it joins a search once
 
 
-def test_a_helper_does_not_run_trials_of_a_cancelled_job(tune_db: str, tmp_path: Path) -> None:
-    ctx, job_id = _lead(tune_db, tmp_path, TuneRequest(models=("ease",), budget_minutes=0.5))
+def test_a_helper_does_not_run_trials_of_a_cancelled_job(
+    tune_db: str, make_job_context: JobContextFactory
+) -> None:
+    ctx = make_job_context(tune_db)
+    job_id = _lead(ctx, tune_db, TuneRequest(models=("ease",), budget_minutes=0.5))
     row = lc.get_job(ctx.sessions, job_id)
     lc.cancel_job(ctx.sessions, job_id)
     stop = threading.Event()

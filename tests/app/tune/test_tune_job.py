@@ -11,20 +11,18 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 from sqlalchemy import inspect
 
 import app.tune.runner as tune_runner
-from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_engine, upgrade_database
 from app.db_models import RetrainJob
 from app.retrain import lifecycle as lc
-from app.retrain.runner import JobContext
 from app.tune.jobs import TuneRequest, enqueue_tune, schedule_tune
 from app.tune.study import OPTUNA_SCHEMA, open_study_storage, study_name
 from app.worker import Worker
-from models_store import ModelStore, iso_utc
-from tests.app.conftest import embedded_settings
+from models_store import iso_utc
+from tests.app.conftest import JobContextFactory
 from tests.app.tune.conftest import log_clicks
 from tests.manual_clock import ManualClock
 from training.models.base import EpochReport
@@ -34,14 +32,10 @@ from training.tuning.pruning import EpochPruning
 pytestmark = pytest.mark.integration
 
 
-def _context(url: str, store: Path) -> JobContext:
-    settings = embedded_settings(database_url=url, store_dir=store, job_lease_s=10.0)
-    engine = make_engine(url)
-    return JobContext(settings, ModelStore(store), make_sessionmaker(engine), torch.device("cpu"))
-
-
-def test_a_tune_job_searches_refits_gates_saves_and_promotes(tune_db: str, tmp_path: Path) -> None:
-    ctx = _context(tune_db, tmp_path / "store")
+def test_a_tune_job_searches_refits_gates_saves_and_promotes(
+    tune_db: str, make_job_context: JobContextFactory
+) -> None:
+    ctx = make_job_context(tune_db, job_lease_s=10.0)
     request = TuneRequest(
         models=("popularity", "ease"), budget_minutes=0.5, trials=4, promote=True, confirm_folds=2
     )
@@ -92,8 +86,10 @@ def test_a_tune_job_searches_refits_gates_saves_and_promotes(tune_db: str, tmp_p
     assert "trials" not in tables.get_table_names()  # the service's schema is untouched
 
 
-def test_promote_false_keeps_production_and_says_so(tune_db: str, tmp_path: Path) -> None:
-    ctx = _context(tune_db, tmp_path / "store")
+def test_promote_false_keeps_production_and_says_so(
+    tune_db: str, make_job_context: JobContextFactory
+) -> None:
+    ctx = make_job_context(tune_db, job_lease_s=10.0)
     job = enqueue_tune(ctx.sessions, TuneRequest(models=("ease",), budget_minutes=0.5, trials=2))
     assert Worker(ctx).step() == "succeeded"
     row = lc.get_job(ctx.sessions, job.id)
@@ -103,10 +99,12 @@ def test_promote_false_keeps_production_and_says_so(tune_db: str, tmp_path: Path
     assert "did not ask to" in (row.log_tail or "")
 
 
-def test_embedded_mode_keeps_the_study_in_a_sqlite_file_next_to_the_log(tmp_path: Path) -> None:
+def test_embedded_mode_keeps_the_study_in_a_sqlite_file_next_to_the_log(
+    tmp_path: Path, make_job_context: JobContextFactory
+) -> None:
     url = f"sqlite:///{tmp_path}/genrec.db"
     log_clicks(url)
-    ctx = _context(url, tmp_path / "store")
+    ctx = make_job_context(url, job_lease_s=10.0)
     job = enqueue_tune(ctx.sessions, TuneRequest(models=("ease",), budget_minutes=0.5, trials=2))
     assert Worker(ctx).step() == "succeeded"
     assert (tmp_path / "genrec-optuna.db").exists()
@@ -115,13 +113,13 @@ def test_embedded_mode_keeps_the_study_in_a_sqlite_file_next_to_the_log(tmp_path
 
 
 def test_a_model_that_cannot_train_on_the_log_is_dropped_and_the_job_says_why(
-    tmp_path: Path,
+    tmp_path: Path, make_job_context: JobContextFactory
 ) -> None:
     """The log holds clicks, no ratings: CF-NADE (a model of rating levels) is left out
     before the search, and the job's progress, log and result say so."""
     url = f"sqlite:///{tmp_path}/genrec.db"
     log_clicks(url)
-    ctx = _context(url, tmp_path / "store")
+    ctx = make_job_context(url, job_lease_s=10.0)
     request = TuneRequest(models=("cf-nade", "ease"), budget_minutes=0.5, trials=3)
     job = enqueue_tune(ctx.sessions, request)
     assert Worker(ctx).step() == "succeeded"
@@ -139,13 +137,13 @@ def test_a_model_that_cannot_train_on_the_log_is_dropped_and_the_job_says_why(
 
 
 def test_a_cancel_stops_the_leads_trial_at_its_next_epoch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, make_job_context: JobContextFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As a retrain job's fit stops: not only once the trial ends (a mult-vae trial
     on real data runs for minutes)."""
     url = f"sqlite:///{tmp_path}/genrec.db"
     log_clicks(url)
-    ctx = _context(url, tmp_path / "store")
+    ctx = make_job_context(url, job_lease_s=10.0)
     job = enqueue_tune(ctx.sessions, TuneRequest(models=("mult-vae",), budget_minutes=0.5))
     monkeypatch.setattr(lc, "PROGRESS_INTERVAL_S", 0.0)  # every epoch writes, and sees a cancel
     epochs: list[int] = []  # of the trial's fit, from the one during which it was cancelled
@@ -168,10 +166,12 @@ def test_a_cancel_stops_the_leads_trial_at_its_next_epoch(
     assert (row.status, row.search_until) == ("cancelled", None)
 
 
-def test_too_little_data_fails_the_job_with_the_reason(tmp_path: Path) -> None:
+def test_too_little_data_fails_the_job_with_the_reason(
+    tmp_path: Path, make_job_context: JobContextFactory
+) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
     upgrade_database(url)
-    ctx = _context(url, tmp_path / "store")
+    ctx = make_job_context(url, job_lease_s=10.0)
     job = enqueue_tune(ctx.sessions, TuneRequest(models=("ease",), budget_minutes=0.5))
     assert Worker(ctx).step() == "failed"
     row = lc.get_job(ctx.sessions, job.id)
@@ -179,8 +179,10 @@ def test_too_little_data_fails_the_job_with_the_reason(tmp_path: Path) -> None:
     assert "interaction" in row.error.lower()
 
 
-def test_the_schedule_enqueues_one_tune_job_per_slot(tune_db: str, tmp_path: Path) -> None:
-    ctx = _context(tune_db, tmp_path / "store")
+def test_the_schedule_enqueues_one_tune_job_per_slot(
+    tune_db: str, make_job_context: JobContextFactory
+) -> None:
+    ctx = make_job_context(tune_db, job_lease_s=10.0)
     now = lc.utcnow()
     first = schedule_tune(ctx.sessions, 3600.0, 1.0, now)
     assert first is not None and first.trigger == "schedule" and first.kind == "tune"
@@ -202,9 +204,9 @@ class _Crash(BaseException):
 
 
 def test_a_retry_after_a_crash_finishes_the_saved_winner_instead_of_searching_again(
-    tune_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tune_db: str, make_job_context: JobContextFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = _context(tune_db, tmp_path / "store")
+    ctx = make_job_context(tune_db, job_lease_s=10.0)
     request = TuneRequest(models=("popularity", "ease"), budget_minutes=0.5, trials=3, promote=True)
     job = enqueue_tune(ctx.sessions, request)
     promote = tune_runner.promote_if
@@ -239,12 +241,12 @@ def test_a_retry_after_a_crash_finishes_the_saved_winner_instead_of_searching_ag
 
 
 def test_a_tune_job_whose_params_no_longer_read_fails_and_the_worker_goes_on(
-    tune_db: str, tmp_path: Path
+    tune_db: str, make_job_context: JobContextFactory
 ) -> None:
     """A tune row this release cannot read (queued by another release: a field renamed)
     is failed with the reason; it raised out of the worker's loop, killing the worker,
     and every worker after it that claimed it or looked for a search to join."""
-    ctx = _context(tune_db, tmp_path / "store")
+    ctx = make_job_context(tune_db, job_lease_s=10.0)
     job = enqueue_tune(ctx.sessions, TuneRequest(models=("popularity",), budget_minutes=0.5))
     with ctx.sessions.begin() as session:
         row = session.get(RetrainJob, job.id)
