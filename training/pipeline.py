@@ -32,6 +32,7 @@ from models_store import (
     ModelStore,
     StoreError,
     VersionContents,
+    iso_utc,
     non_finite,
 )
 from training import ann, distributed
@@ -59,6 +60,11 @@ HOLDOUT_MIN_RECORDS = 50
 #: ``training.holdout["pairs"]``: the slice was drawn over the latest record of each pair.
 #: A record without it was drawn over every record (before repeated pairs were merged).
 HOLDOUT_PAIRS = "latest"
+#: ``training["log_read_at"]``: the instant the interaction log was read up to (the
+#: version's ``data.cutoff`` too), for a version that read it (``save_trained``). Serving
+#: dates erasures against it (``app.serving.erased``): without it, a version is taken
+#: to hold the rows of every erased user.
+LOG_READ_AT = "log_read_at"
 
 
 @dataclass
@@ -302,20 +308,26 @@ def save_trained(
     data: Interactions,
     source: str,
     *,
-    cutoff: str | None = None,
+    log_read_at: datetime | None = None,
     training: Mapping[str, Any] | None = None,
 ) -> Manifest:
     """Write ``result`` as a new immutable version of ``model_name``.
 
     The one writer of a trained version, for the CLI and the retrain worker
-    alike, so their manifests cannot drift apart. ``cutoff`` overrides the
-    data's newest timestamp (a retrain job records the instant it read the
-    log up to, which serving's cutoff rule relies on); ``training`` adds to the
-    manifest's training record (a job's id, attempt and gate).
+    alike, so their manifests cannot drift apart. ``log_read_at``: the instant
+    the interaction log was read up to (``training.data.log_reader.cutoff_now``),
+    for data read from it (a retrain or tune job, ``genrec train|tune --data db``):
+    it is the version's cutoff instead of the data's newest timestamp (serving
+    folds in exactly the rows that read did not take, ``training.data.cutoff``),
+    and it is recorded as ``training["log_read_at"]``, which serving dates
+    erasures against. ``training`` adds to the manifest's training record (a
+    job's id, attempt and gate).
     """
     info = data_info(data, source)
-    if cutoff is not None:
-        info = replace(info, cutoff=cutoff)
+    read: dict[str, str] = {}
+    if log_read_at is not None:
+        read[LOG_READ_AT] = iso_utc(log_read_at)
+        info = replace(info, cutoff=read[LOG_READ_AT])
     contents = version_contents(result.scorer, data)
     refuse_non_finite(model_name, contents, result)
     with store.scratch(model_name) as scratch:
@@ -350,6 +362,7 @@ def save_trained(
                     }
                     for epoch in result.report.history
                 ],
+                **read,
                 **(training or {}),
             },
             retrieval=None if index is None else index[1],
@@ -379,8 +392,10 @@ def train_and_save(
     promote: bool = False,
     callbacks: list[EpochCallback] | None = None,
     holdout: float = HOLDOUT_FRACTION,
+    log_read_at: datetime | None = None,
 ) -> Manifest:
-    """Train, save a new version, and optionally point ``production`` at it.
+    """Train, save a new version, and optionally point ``production`` at it; ``log_read_at``
+    as ``save_trained`` takes it.
 
     On several processes (``training.distributed``) every rank trains and
     rank 0 alone writes (and promotes) the version; every rank returns its
@@ -390,7 +405,7 @@ def train_and_save(
     result = train_model(model_name, data, overrides, callbacks, holdout=holdout)
     manifest: Manifest | None = None
     if distributed.is_main():
-        manifest = save_trained(store, model_name, result, data, source)
+        manifest = save_trained(store, model_name, result, data, source, log_read_at=log_read_at)
         if promote:
             promote_saved(store, manifest)
     manifest = distributed.broadcast_from_main(manifest)

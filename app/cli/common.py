@@ -18,6 +18,8 @@ from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from pydantic import ValidationError
 
     from app.core.config import Settings
@@ -189,7 +191,8 @@ def data_dir(config: Settings) -> Path | None:
     return Path(config.data_dir) if config.data_dir else None
 
 
-def load_data(spec: str, config: Settings) -> Interactions:
+def load_data(spec: str, config: Settings, until: datetime | None = None) -> Interactions:
+    """The data set ``spec`` names; ``until`` bounds a read of the log (``log_read_time``)."""
     from training.data.datasets import load_dataset
 
     console.print(f"loading data [bold]{escape(spec)}[/] ...")
@@ -198,12 +201,27 @@ def load_data(spec: str, config: Settings) -> Interactions:
         data_dir=data_dir(config),
         cache_dir=Path(config.cache_dir) if config.cache_dir else None,
         database_url=config.database_url,
+        until=until,
     )
     console.print(
         f"  {len(data):,} interactions, {data.n_users:,} users, {data.n_items:,} items"
         f" ({'ratings' if data.explicit else 'implicit'})"
     )
     return data
+
+
+def log_read_time(spec: str) -> datetime | None:
+    """When a command reading ``spec`` reads the log (now), None for a file or named set.
+
+    The read is bounded by this instant and the version records it as when it read the
+    log (``training.pipeline.save_trained``), as a retrain job's does: serving then
+    knows the version holds no row of a user erased before it, and folds in exactly
+    the rows the read did not take (the newest event time, the cutoff otherwise, also
+    let serving count again an event that arrived late, before the read)."""
+    from training.data.datasets import names_log
+    from training.data.log_reader import cutoff_now
+
+    return cutoff_now() if names_log(spec) else None
 
 
 def check_data(spec: str, config: Settings) -> None:

@@ -20,6 +20,7 @@ from app.cli.common import (
     fail,
     interrupted,
     load_data,
+    log_read_time,
     one_line_on_interrupt,
     out,
     parse_sets,
@@ -122,8 +123,10 @@ def _train(
         main = distributed.is_main()
         console.quiet = not main  # progress once, from rank 0; any rank's error below
         try:
+            # Every rank reads the log up to the same instant: rank 0's.
+            read_at = distributed.broadcast_from_main(log_read_time(data))
             with distributed.main_first():  # rank 0 downloads / fills caches first
-                interactions = load_data(data, config)
+                interactions = load_data(data, config, until=read_at)
             console.print(f"training [bold]{escape(model)}[/] ...")
             manifest = train_and_save(
                 model_store,
@@ -133,6 +136,7 @@ def _train(
                 source=data,
                 promote=promote,
                 callbacks=[epoch_printer()] if main else [],
+                log_read_at=read_at,
             )
         finally:
             console.quiet = False

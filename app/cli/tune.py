@@ -25,6 +25,7 @@ from app.cli.common import (
     fail,
     interrupted,
     load_data,
+    log_read_time,
     out,
     settings,
     store,
@@ -33,6 +34,8 @@ from app.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from models_store import ModelStore
     from training.data.interactions import Interactions
     from training.tuning.confirm import Finalist, Fold
@@ -161,7 +164,8 @@ def _tune(
             if plot.is_dir():
                 raise fail(f"--plot: {plot} is a directory; name the PNG file to write")
             writable_folder(plot.parent, "--plot")
-        interactions = load_data(data, config)
+        read_at = log_read_time(data)
+        interactions = load_data(data, config, until=read_at)
         console.print(f"tuning for [bold]{budget_minutes:g}[/] min ...")
         result = run_search(
             interactions,
@@ -186,7 +190,9 @@ def _tune(
         from training.device import resolve_device
 
         device = resolve_device(str(config.device))
-        manifest, gate = _refit_and_save(model_store, winner, interactions, data, report, device)
+        manifest, gate = _refit_and_save(
+            model_store, winner, interactions, data, report, device, read_at
+        )
         saved.append(f"{manifest.model} version {manifest.version}")
         promoted = promote and bool(gate["promote"])
         if promoted:
@@ -279,8 +285,10 @@ def _refit_and_save(
     source: str,
     report: dict[str, Any],
     device: Any,
+    log_read_at: datetime | None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Refit the winner (``training.tuning.refit``), gate it as retraining does, save it."""
+    """Refit the winner (``training.tuning.refit``), gate it as retraining does, save it
+    (with when it read the log, if it did: ``log_read_time``)."""
     from app.tune.winner import refit_and_gate
     from training.pipeline import save_trained
     from training.tuning.refit import describe_lengths
@@ -307,6 +315,7 @@ def _refit_and_save(
         refit.to_save(),
         data,
         source,
+        log_read_at=log_read_at,
         training={"tuning": report, "gate": gate, "refit": refit.record},
     )
     return manifest, gate

@@ -36,8 +36,9 @@ from app.core.db import session_scope
 from app.db_models import RetrainJob
 from app.retrain.export import Exported, export_interactions
 from app.retrain.gate import GateResult, gate_figures
-from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, error_line, utcnow
+from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, error_line
 from models_store import AliasChanged, Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
+from training.data.log_reader import cutoff_now
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import (
@@ -188,12 +189,6 @@ def find_job_version(store: ModelStore, model: str, job_id: int) -> Manifest | N
     return next((m for m in reversed(versions) if m.training.get("job_id") == job_id), None)
 
 
-def cutoff_now() -> datetime:
-    """Now, truncated to the millisecond the manifest keeps, so log reader and serving agree."""
-    now = utcnow()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def _train_and_save(
     job: RetrainJob, lease: JobLease, ctx: JobContext
 ) -> tuple[Manifest, dict[str, Any]]:
@@ -278,7 +273,7 @@ def _save(
         result,
         exported.data,
         exported.source,
-        cutoff=iso_utc(until),
+        log_read_at=until,
         training={"job_id": job.id, "attempt": job.attempts, "gate": gate.to_dict()},
     )
 

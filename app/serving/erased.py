@@ -17,16 +17,17 @@ states are cached under a key of that erasure's own (``cache_key``), which no
 entry computed before this server knew of the erasure can carry. A request pays
 a dict lookup; the set is fed by ``app.users.sync.ErasureSync``'s poll.
 
-When does a version predate an erasure? Only a retrain or tune job's version
-records when it read the log (its cutoff is that instant, ``app.retrain``,
-``app.tune``; the manifest's training record names the job): one trained on the
-log alone (``data.source`` names no base data set, ``app.retrain.export``) whose
-cutoff is more than ``CLOCK_MARGIN`` after the erasure read the log without the
-user's erased rows. Every other version (trained from files, on a base data set
-the service cannot erase from, or from the log by ``genrec train``, whose cutoff
-is the newest event time, which says nothing about when the log was read) is
-taken to predate every erasure: an erased user is always folded in there, from
-what they logged since, which costs a trained user's embedding and nothing else.
+When does a version predate an erasure? A version trained on the log records
+when it read it (``training["log_read_at"]``, its cutoff too: retrain and tune
+jobs, ``genrec train|tune --data db``; ``training.pipeline.save_trained``; a
+job's version saved before that key holds the same instant as its cutoff, and
+its training record names the job). One trained on the log alone
+(``data.source`` names no base data set, ``app.retrain.export``) that read it
+more than ``CLOCK_MARGIN`` after the erasure read it without the user's erased
+rows. Every other version (trained from files, or on a base data set the service
+cannot erase from) is taken to predate every erasure: an erased user is always
+folded in there, from what they logged since, which costs a trained user's
+embedding and nothing else.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from datetime import datetime, timedelta
 
 from app.retrain.export import base_spec
 from app.serving.loaded import LoadedModel
+from training.pipeline import LOG_READ_AT
 
 #: Tolerance for the clocks of the server that erased and the worker that read the log.
 CLOCK_MARGIN = timedelta(minutes=5)
@@ -53,9 +55,13 @@ class Erasure:
 def log_read_at(model: LoadedModel) -> datetime | None:
     """When all of ``model``'s training data was read from the log; None when unknown, or
     when some of it came from elsewhere (a base data set)."""
-    if "job_id" not in model.manifest.training or base_spec(model.manifest.data.source):
+    manifest = model.manifest
+    if base_spec(manifest.data.source):
         return None
-    return model.cutoff
+    recorded = manifest.training.get(LOG_READ_AT)
+    if recorded is None and "job_id" in manifest.training:
+        recorded = manifest.data.cutoff  # a job's version saved before LOG_READ_AT
+    return datetime.fromisoformat(recorded) if isinstance(recorded, str) else None
 
 
 def predates(model: LoadedModel, erasure: Erasure) -> bool:

@@ -45,7 +45,6 @@ from app.retrain.export import read_log
 from app.retrain.lifecycle import JobLease, utcnow
 from app.retrain.runner import (
     JobContext,
-    cutoff_now,
     epoch_progress,
     find_job_version,
     job_outcome,
@@ -57,6 +56,7 @@ from app.tune.study import open_study_storage, study_name
 from app.tune.winner import refit_and_gate
 from models_store import Manifest, iso_utc
 from training.data.interactions import Interactions
+from training.data.log_reader import cutoff_now
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import save_trained
@@ -206,7 +206,7 @@ def _search_and_save(
         jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
         manifest, gate = existing, dict(existing.training.get("gate") or {})
     else:
-        manifest, gate = _refit_and_save(job, lease, ctx, data, iso_utc(cutoff), winner, report)
+        manifest, gate = _refit_and_save(job, lease, ctx, data, cutoff, winner, report)
     outcome = {"model": manifest.model, "version": manifest.version, **report}
     return manifest, gate, outcome
 
@@ -259,7 +259,7 @@ def _refit_and_save(
     lease: JobLease,
     ctx: JobContext,
     data: Interactions,
-    cutoff: str,
+    cutoff: datetime,
     winner: Entry,
     report: dict[str, Any],
 ) -> tuple[Manifest, dict[str, Any]]:
@@ -293,7 +293,7 @@ def _refit_and_save(
         refit.to_save(),
         data,
         "log",
-        cutoff=cutoff,
+        log_read_at=cutoff,
         training={
             "job_id": job.id,
             "attempt": job.attempts,

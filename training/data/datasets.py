@@ -4,7 +4,9 @@
 
 - a MovieLens name: ``ml-100k | ml-1m | ml-10m | ml-20m | ml-25m | ml-latest-small | ml-latest``;
 - a path ending in ``.csv`` (optionally ``.gz``/``.bz2``/``.zip``/``.xz``) or ``.parquet``;
-- ``db``: the service's interaction log at ``database_url`` (or ``GENREC_DATABASE_URL``).
+- ``db``: the service's interaction log at ``database_url`` (or ``GENREC_DATABASE_URL``),
+  up to ``until`` when given: a version trained on it records that instant as when it
+  read the log (``training.pipeline.save_trained``), which erasures are dated against.
 
 A named set is looked for, in order, as GroupLens ships it under the data
 directory (``<data_dir>/<folder>/``, default ``GENREC_DATA_DIR``), extracted
@@ -21,6 +23,7 @@ record, reading none: for a check before work that is dear to start (``train --n
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 from training.data.download import (
@@ -51,8 +54,10 @@ def load_dataset(
     database_url: str | None = None,
     allow_download: bool = True,
     base_url: str | None = None,
+    until: datetime | None = None,
 ) -> Interactions:
-    """Read the data set ``spec`` names (see the module docstring)."""
+    """Read the data set ``spec`` names (see the module docstring); ``until`` bounds a read
+    of the log (``names_log``), as ``read_interaction_log`` does."""
     name = spec.strip().lower()
     if name in LAYOUTS:
         folder = locate_named(
@@ -63,11 +68,16 @@ def load_dataset(
             base_url=base_url,
         )
         return read_movielens(name, folder)
-    if name == "db":
-        return read_interaction_log(_database_url(database_url))
+    if names_log(spec):
+        return read_interaction_log(_database_url(database_url), until=until)
     if _is_file_spec(spec):
         return read_interaction_file(Path(spec).expanduser())
     raise _unknown_spec(spec)
+
+
+def names_log(spec: str) -> bool:
+    """Whether ``spec`` names the service's interaction log (``db``)."""
+    return spec.strip().lower() == "db"
 
 
 def check_dataset(
@@ -94,7 +104,7 @@ def check_dataset(
             allow_download=allow_download,
             base_url=base_url,
         )
-    elif name == "db":
+    elif names_log(spec):
         check_interaction_log(_database_url(database_url))
     elif _is_file_spec(spec):
         check_interaction_file(Path(spec).expanduser())

@@ -77,6 +77,14 @@ def read_interaction_log(
         return _read(engine, until, weights)
 
 
+def cutoff_now() -> datetime:
+    """Now, truncated to the millisecond a manifest keeps: the ``until`` of a read whose
+    version records it (``training.pipeline.save_trained``'s ``log_read_at``), so the log
+    reader and serving's fold-in compare the very instant the manifest holds."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def check_interaction_log(database_url: str) -> None:
     """Refuse a log ``read_interaction_log`` cannot read, reading no rows: a database it
     cannot reach, no ``interactions`` table or one without the columns it reads. For a

@@ -23,13 +23,19 @@ from app.users import erase_users
 ERASED_AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
-def _version(cutoff: datetime | None, job: bool, source: str = "log") -> Any:
-    training = {"job_id": 7, "attempt": 1} if job else {"seconds": 1.0}
-    manifest = SimpleNamespace(training=training, data=SimpleNamespace(source=source))
+def _version(cutoff: datetime | None, job: bool, source: str = "log", read: bool = False) -> Any:
+    """A version whose cutoff is ``cutoff``: a job's (before ``log_read_at`` was recorded),
+    one that recorded the log read (``read``), or neither (trained from a file)."""
+    training: dict[str, Any] = {"job_id": 7, "attempt": 1} if job else {"seconds": 1.0}
+    iso = None if cutoff is None else cutoff.isoformat()
+    if read:
+        training["log_read_at"] = iso
+    data = SimpleNamespace(source=source, cutoff=iso)
+    manifest = SimpleNamespace(training=training, data=data)
     return SimpleNamespace(cutoff=cutoff, manifest=manifest, user_index={"u1": 3})
 
 
-def test_only_a_job_version_that_read_the_log_after_the_erasure_is_clean() -> None:
+def test_only_a_version_that_read_the_log_after_the_erasure_is_clean() -> None:
     erasure = Erasure(ERASED_AT, epoch=1)
     later = ERASED_AT + CLOCK_MARGIN + timedelta(seconds=1)
     assert not predates(_version(later, job=True), erasure)
@@ -37,7 +43,11 @@ def test_only_a_job_version_that_read_the_log_after_the_erasure_is_clean() -> No
     # Within the clocks' margin, before, or no read time known: it may hold the user's rows.
     assert predates(_version(ERASED_AT + CLOCK_MARGIN, job=True), erasure)
     assert predates(_version(ERASED_AT - timedelta(days=1), job=True), erasure)
-    assert predates(_version(later, job=False), erasure)  # `genrec train`: newest event time
+    # `genrec train --data db` records the read too, as jobs now do.
+    assert not predates(_version(later, job=False, source="db", read=True), erasure)
+    assert not predates(_version(later, job=True, read=True), erasure)
+    assert predates(_version(ERASED_AT, job=False, source="db", read=True), erasure)
+    assert predates(_version(later, job=False), erasure)  # from a file: the newest event time
     assert predates(_version(None, job=False), erasure)
     # A base data set the service cannot erase from may hold the user.
     assert predates(_version(later, job=True, source="ml-100k+log"), erasure)

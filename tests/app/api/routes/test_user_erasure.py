@@ -315,7 +315,7 @@ def test_a_version_trained_after_the_erasure_serves_the_user_as_it_knows_them(
         train_model("ease", data, dict(TINY_MODELS["ease"])),
         data,
         "log",
-        cutoff=read_at.isoformat(),
+        log_read_at=read_at,
         training={"job_id": 1, "attempt": 1},
     )
     promoted = client.post(
