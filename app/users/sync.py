@@ -19,15 +19,19 @@ at its reload interval, and for each new one:
   showed the user before the erasure may reach the table after its transaction.
 
 The server that answers ``DELETE /v1/users/{id}`` polls before answering. The first
-read takes the whole table. A failed read keeps what is known and retries at the
-next interval.
+read takes the whole table; the read at start-up, before the server serves anyone,
+only records. A failed read keeps what is known and retries at the next interval;
+after a failed start-up read, the server serves meanwhile (not knowing of any
+erasure), so the reads that follow clean up as any poll does: every erased user's
+cached states are dropped, and the impressions of those erased since this server
+began (older ones it cannot have queued) are deleted.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,13 +67,16 @@ class ErasureSync:
         self._watermark: tuple[int, str | None] = (-1, None)  # (epoch, user id) read last
         #: Users whose impressions up to this moment are still to delete (``_delete_impressions``).
         self._unclean: dict[str, datetime] = {}
-        self._read_once = False  # the whole table was read (startup)
+        #: Before it, this server queued no impression: older erasures need no delete here.
+        self._began = datetime.now(UTC)
         self._lock = threading.Lock()  # one refresh at a time
         self._poller = Poller("erasure-sync", self.refresh, interval_s)
 
     def start(self) -> None:
-        """Read the erasures recorded so far, then poll at the interval."""
-        self.refresh()
+        """The start-up read (it only records: this fresh process holds nothing of anyone
+        yet, and the servers that were running cleaned up after their own polls), then
+        the poll thread."""
+        self._refresh(record_only=True)
         self._poller.start()
 
     def stop(self) -> None:
@@ -79,13 +86,13 @@ class ErasureSync:
         """Read the erasures after the watermark; returns how many were new here.
 
         Raises nothing: a database error is logged and the next poll retries (the
-        impressions still to delete are kept until a delete succeeds). The first read
-        only records: a fresh process holds nothing of anyone yet."""
+        impressions still to delete are kept until a delete succeeds)."""
+        return self._refresh(record_only=False)
+
+    def _refresh(self, record_only: bool) -> int:
+        """``refresh``; with ``record_only`` (start-up, ``start``) nothing is cleaned up."""
         new = 0
         with self._lock:
-            # The first read (the whole table) finds nothing of its users in this fresh
-            # process, and the servers that were running clean up after their own polls.
-            first = not self._read_once
             try:
                 while True:
                     epoch, after_id = self._watermark
@@ -96,20 +103,20 @@ class ErasureSync:
                         changed = self.erased.update(
                             (r.user_id, Erasure(r.erased_at, r.epoch)) for r in rows
                         )
-                        if first:
+                        if record_only:
                             changed = []
                         # A user erased again: the states cached since the previous erasure too.
                         again = [cache_key(u, e) for u in changed if (e := before[u]) is not None]
                         self.cache.forget(changed + again)
                         for user_id in changed:
                             erasure = self.erased.get(user_id)
-                            if erasure is not None:
-                                self._unclean[user_id] = erasure.erased_at + CLOCK_MARGIN
+                            until = None if erasure is None else erasure.erased_at + CLOCK_MARGIN
+                            if until is not None and until >= self._began:
+                                self._unclean[user_id] = until
                         new += len(changed)
                         self._watermark = (rows[-1].epoch, rows[-1].user_id)
                     if len(rows) < self.page_size:
                         break
-                self._read_once = True
                 self._delete_impressions()
             except SQLAlchemyError as exc:
                 log.warning("cannot read erased users (keeping what is known): %s", exc)

@@ -3,11 +3,22 @@ drops the user's cached states, those cached since an earlier erasure of theirs 
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+from datetime import UTC, datetime, timedelta
 
-from app.serving.erased import cache_key
+import numpy as np
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.cache import MemoryCache
+from app.core.db import session_scope
+from app.core.metrics import Metrics
+from app.db_models import Impression
+from app.repository import NewImpression, insert_impressions
+from app.serving.erased import ErasedUsers, cache_key
 from app.serving.state import user_context
-from app.users import erase_users
+from app.users import ErasureSync, erase_users
 
 
 def test_the_poll_forgets_the_users_cached_states(client: TestClient) -> None:
@@ -39,3 +50,80 @@ def test_erasing_again_forgets_the_states_cached_since_the_first_erasure(
     erase_users(services.sessions, ["u7"])
     assert sync.refresh() == 1
     assert services.cache.get(key, "mult-vae", "1") is None
+
+
+class _DownAtStart:
+    """A sessionmaker whose first session fails: the database is unreachable at start-up."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.calls = 0
+
+    def __call__(self) -> Session:
+        self.calls += 1
+        if self.calls == 1:
+            raise OperationalError("SELECT erased_users", {}, Exception("connection refused"))
+        return self.sessions()
+
+
+class _QueuedImpression:
+    """The impressions queue of a server: one list it showed ``u1`` before the erasure,
+    written to the table at the next flush."""
+
+    def __init__(self, sessions: sessionmaker[Session], shown_at: datetime) -> None:
+        self.sessions = sessions
+        self.shown_at = shown_at
+
+    def flush(self) -> None:
+        row = NewImpression("r1", "u1", "user", ["1", "2"], "mult-vae", "1", self.shown_at)
+        with session_scope(self.sessions) as session:
+            insert_impressions(session, [row])
+
+
+def test_a_server_whose_first_read_failed_cleans_up_after_the_erasures_made_meanwhile(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The database is down when the server starts, so its first read of the erasures
+    fails; the server serves on, caching ``u1``'s state and queueing a list shown to them.
+    ``u1`` is erased (by another server), and this server's next read, the first that
+    succeeds, must drop the cached state and delete the list: it only recorded, as a
+    start-up read does, and both lingered."""
+    shown_at = datetime.now(UTC)
+    cache = MemoryCache(Metrics())
+    erased = ErasedUsers()
+    queue = _QueuedImpression(sessions, shown_at)
+    sync = ErasureSync(
+        _DownAtStart(sessions),  # type: ignore[arg-type]
+        erased,
+        cache,
+        interval_s=3600,
+        impressions=queue,  # type: ignore[arg-type]
+    )
+    sync.start()
+    try:
+        assert len(erased) == 0  # the read failed
+        cache.set("u1", "mult-vae", "1", np.ones(4, dtype=np.float32), 0)  # serving meanwhile
+        erase_users(sessions, ["u1"])
+        assert sync.refresh() == 1 and "u1" in erased
+        assert cache.get("u1", "mult-vae", "1") is None
+        with session_scope(sessions) as session:
+            assert session.scalars(select(Impression.id)).all() == []
+    finally:
+        sync.stop()
+
+
+def test_a_start_up_read_only_records(sessions: sessionmaker[Session]) -> None:
+    """A read at start-up finds nothing of the erased users in the fresh process: it
+    records them, and deletes nothing (the running servers did at their polls)."""
+    erase_users(sessions, ["u1"])
+    queue = _QueuedImpression(sessions, datetime.now(UTC) - timedelta(days=1))
+    queue.flush()  # a list shown before the erasure, written by a server after it
+    erased = ErasedUsers()
+    sync = ErasureSync(sessions, erased, MemoryCache(Metrics()), interval_s=3600)
+    sync.start()
+    try:
+        assert "u1" in erased
+        with session_scope(sessions) as session:
+            assert session.scalars(select(Impression.id)).all() == ["r1"]
+    finally:
+        sync.stop()
