@@ -1358,6 +1358,24 @@ def erasures_since(
     ]
 
 
+def delete_erasures(session: Session, erasures: Sequence[tuple[str, int]]) -> int:
+    """Delete the records of these (user, epoch) erasures; returns how many went. A user
+    erased again since holds a newer epoch, and that record stays (``app.users.prune``).
+    The caller commits, and never passes the table's newest epoch: the next erasure takes
+    the highest epoch plus one, and a poll's keyset past that epoch would pass over it.
+    """
+    deleted = 0
+    for start in range(0, len(erasures), ITEM_LOOKUP_CHUNK):
+        chunk = erasures[start : start + ITEM_LOOKUP_CHUNK]
+        result = session.execute(
+            delete(ErasedUser)
+            .where(tuple_(ErasedUser.user_id, ErasedUser.epoch).in_(chunk))
+            .execution_options(synchronize_session=False)
+        )
+        deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted
+
+
 # --------------------------------------------------------------------------- dashboard sessions
 
 

@@ -303,6 +303,12 @@ def _load_array_file(
     return arrays if only is None else _select(arrays, name, only)
 
 
+def load_ids(data: bytes, name: str) -> list[str]:
+    """The external ids of a ``user_ids.json`` or ``item_ids.json`` (checked as ``decode``
+    checks them), for a reader that needs one id file and not the version's arrays."""
+    return _load_ids(data, name)
+
+
 def _load_ids(data: bytes, name: str) -> list[str]:
     try:
         ids = json.loads(data)
@@ -325,5 +331,6 @@ __all__ = [
     "check_history",
     "decode",
     "encode",
+    "load_ids",
     "non_finite",
 ]

@@ -36,10 +36,12 @@ from models_store.contents import (
     REQUIRED_FILES,
     RESERVED_FILES,
     TENSORS_FILE,
+    USER_IDS_FILE,
     ContentsError,
     VersionContents,
     decode,
     encode,
+    load_ids,
 )
 from models_store.errors import (
     AliasChanged,
@@ -362,6 +364,23 @@ class ModelStore:
                 f"not {model!r} version {version} (a copied or moved directory?)"
             )
         return manifest
+
+    def user_ids(self, model: str, version: str | int) -> list[str]:
+        """The external ids of the users a version was trained on (its ``user_ids.json``,
+        size and sha256 verified), without the rest: for a question about whom a version
+        holds (erasure records no stored version needs, ``app.users.prune``), which
+        ``load`` answered only after decoding every array of every version."""
+        manifest = self.manifest(model, version)
+        prefix = _version_key(manifest.model, manifest.version)
+        entry = manifest.files.get(USER_IDS_FILE)
+        if entry is None:
+            where = self.backend.location(f"{prefix}/{MANIFEST_FILE}")
+            raise CorruptVersion(f"{where} lists no {USER_IDS_FILE}")
+        blob = self._read_verified(prefix, USER_IDS_FILE, entry)
+        try:
+            return load_ids(blob, USER_IDS_FILE)
+        except ContentsError as exc:
+            raise CorruptVersion(f"{self.backend.location(prefix)}: {exc}") from exc
 
     def list_models(self) -> list[str]:
         """Names of the models that have at least one version, sorted."""

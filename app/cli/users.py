@@ -1,4 +1,5 @@
-"""``genrec users erase``: erase users (right to erasure), as ``DELETE /v1/users/{id}`` does."""
+"""``genrec users erase``: erase users (right to erasure), as ``DELETE /v1/users/{id}`` does;
+``genrec users prune-erasures``: delete the erasure records no stored version needs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import fail, out, settings, user_errors
+from app.cli.common import fail, out, settings, store, user_errors
 
 users_app = typer.Typer(help="The service's users (erasure).", no_args_is_help=True)
 
@@ -47,3 +48,63 @@ def users_erase(
         f"interaction(s) and {deleted['impressions']} impression(s)",
         markup=False,
     )
+
+
+@users_app.command("prune-erasures")
+def users_prune_erasures(
+    older_than_days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="prune only records of erasures older than this many days (longer than "
+            "GENREC_CACHE_TTL_S and than any training run)",
+        ),
+    ] = 30,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="say what would be pruned, delete nothing")
+    ] = False,
+) -> None:
+    """Delete the erasure records (erased_users) that no version in the model store needs.
+
+    A record is needed while a stored version (any: aliases, rollback history and
+    experiments may load each) holds the user and may hold their erased rows: trained
+    before the erasure, from files, or on a log+base job's base data set. Records newer
+    than --older-than-days, and those of the newest erasure, are kept. Train no new
+    version from a file that still holds a pruned user (docs/deployment.md, "Erasing a
+    user").
+    """
+    from datetime import timedelta
+
+    from app.users import ErasureError
+    from app.users.prune import prune_in_database
+
+    config = settings()
+    older_than = timedelta(days=older_than_days)
+    if older_than.total_seconds() <= config.cache_ttl_s:
+        raise fail(
+            f"--older-than-days {older_than_days} is within GENREC_CACHE_TTL_S "
+            f"({config.cache_ttl_s}s): states cached before such erasures may still be stored"
+        )
+    with user_errors():
+        model_store = store(config)
+        try:
+            plan, deleted = prune_in_database(
+                config.database_url,
+                model_store,
+                older_than,
+                dry_run,
+                migrate=config.auto_migrate,
+            )
+        except ErasureError as exc:
+            raise fail(str(exc)) from None
+    kept = (
+        f"kept {plan.total - len(plan.prunable)}: {plan.needed} needed by a stored version, "
+        f"{plan.recent} newer than {older_than_days} day(s), {plan.newest} of the newest erasure"
+    )
+    if dry_run:
+        out.print(
+            f"would prune {len(plan.prunable)} of {plan.total} erasure record(s); {kept}",
+            markup=False,
+        )
+    else:
+        out.print(f"pruned {deleted} of {plan.total} erasure record(s); {kept}", markup=False)

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 
 from app.retrain.export import base_spec
 from app.serving.loaded import LoadedModel
+from models_store import Manifest
 from training.pipeline import LOG_READ_AT
 
 #: Tolerance for the clocks of the server that erased and the worker that read the log.
@@ -52,10 +53,9 @@ class Erasure:
     epoch: int
 
 
-def log_read_at(model: LoadedModel) -> datetime | None:
-    """When all of ``model``'s training data was read from the log; None when unknown, or
+def log_read_at(manifest: Manifest) -> datetime | None:
+    """When all of a version's training data was read from the log; None when unknown, or
     when some of it came from elsewhere (a base data set)."""
-    manifest = model.manifest
     if base_spec(manifest.data.source):
         return None
     recorded = manifest.training.get(LOG_READ_AT)
@@ -64,9 +64,9 @@ def log_read_at(model: LoadedModel) -> datetime | None:
     return datetime.fromisoformat(recorded) if isinstance(recorded, str) else None
 
 
-def predates(model: LoadedModel, erasure: Erasure) -> bool:
-    """Whether ``model`` may hold data the erasure deleted (module docstring)."""
-    read_at = log_read_at(model)
+def predates(manifest: Manifest, erasure: Erasure) -> bool:
+    """Whether the version may hold data the erasure deleted (module docstring)."""
+    read_at = log_read_at(manifest)
     return read_at is None or erasure.erased_at + CLOCK_MARGIN >= read_at
 
 
@@ -108,7 +108,7 @@ class ErasedUsers:
         if not self._erased:  # the common case: one attribute read
             return index, user_id
         erasure = self._erased.get(user_id)
-        if erasure is None or not predates(model, erasure):
+        if erasure is None or not predates(model.manifest, erasure):
             return index, user_id
         return -1, cache_key(user_id, erasure)
 

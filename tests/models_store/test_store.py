@@ -120,6 +120,22 @@ def test_a_load_can_read_some_tensors_only(store_root: Path, local: bool) -> Non
         store.load("mult-vae", version, tensors=wanted)
 
 
+def test_user_ids_reads_one_verified_file(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """Who a version holds, without its arrays (erasure pruning asks it of every version)."""
+    contents = build_contents(seed=0)
+    saved()
+    assert store.user_ids("mult-vae", "1") == contents.user_ids
+    path = _version_dir(store_root) / "user_ids.json"
+    path.write_text(json.dumps(list(reversed(contents.user_ids))))  # same size, other bytes
+    with pytest.raises(CorruptVersion, match=r"user_ids\.json sha256 .* does not match"):
+        store.user_ids("mult-vae", "1")
+    path.unlink()
+    with pytest.raises(CorruptVersion, match=r"user_ids\.json is missing"):
+        store.user_ids("mult-vae", "1")
+
+
 def test_tampered_file_is_corrupt(store: ModelStore, store_root: Path, saved: Saver) -> None:
     saved()
     path = _version_dir(store_root) / "tensors.safetensors"

@@ -35,23 +35,27 @@ def _version(cutoff: datetime | None, job: bool, source: str = "log", read: bool
     return SimpleNamespace(cutoff=cutoff, manifest=manifest, user_index={"u1": 3})
 
 
+def _manifest(cutoff: datetime | None, job: bool, source: str = "log", read: bool = False) -> Any:
+    return _version(cutoff, job, source, read).manifest
+
+
 def test_only_a_version_that_read_the_log_after_the_erasure_is_clean() -> None:
     erasure = Erasure(ERASED_AT, epoch=1)
     later = ERASED_AT + CLOCK_MARGIN + timedelta(seconds=1)
-    assert not predates(_version(later, job=True), erasure)
-    assert not predates(_version(later, job=True, source="db+log"), erasure)  # the log twice
+    assert not predates(_manifest(later, job=True), erasure)
+    assert not predates(_manifest(later, job=True, source="db+log"), erasure)  # the log twice
     # Within the clocks' margin, before, or no read time known: it may hold the user's rows.
-    assert predates(_version(ERASED_AT + CLOCK_MARGIN, job=True), erasure)
-    assert predates(_version(ERASED_AT - timedelta(days=1), job=True), erasure)
+    assert predates(_manifest(ERASED_AT + CLOCK_MARGIN, job=True), erasure)
+    assert predates(_manifest(ERASED_AT - timedelta(days=1), job=True), erasure)
     # `genrec train --data db` records the read too, as jobs now do.
-    assert not predates(_version(later, job=False, source="db", read=True), erasure)
-    assert not predates(_version(later, job=True, read=True), erasure)
-    assert predates(_version(ERASED_AT, job=False, source="db", read=True), erasure)
-    assert predates(_version(later, job=False), erasure)  # from a file: the newest event time
-    assert predates(_version(None, job=False), erasure)
+    assert not predates(_manifest(later, job=False, source="db", read=True), erasure)
+    assert not predates(_manifest(later, job=True, read=True), erasure)
+    assert predates(_manifest(ERASED_AT, job=False, source="db", read=True), erasure)
+    assert predates(_manifest(later, job=False), erasure)  # from a file: the newest event time
+    assert predates(_manifest(None, job=False), erasure)
     # A base data set the service cannot erase from may hold the user.
-    assert predates(_version(later, job=True, source="ml-100k+log"), erasure)
-    assert predates(_version(later, job=True, source="/data/clicks.csv"), erasure)
+    assert predates(_manifest(later, job=True, source="ml-100k+log"), erasure)
+    assert predates(_manifest(later, job=True, source="/data/clicks.csv"), erasure)
 
 
 def test_an_erased_user_resolves_to_no_training_row_and_a_cache_key_of_its_own() -> None:
@@ -118,4 +122,4 @@ def test_a_job_that_read_the_log_during_a_long_erasure_predates_it(
     event.listen(engine, "after_cursor_execute", a_long_transaction)
     erased = erase_users(sessions, ["u1"], clock=lambda: now[0])
     assert job_reads
-    assert predates(_version(job_reads[0], job=True), Erasure(erased.erased_at, epoch=1))
+    assert predates(_manifest(job_reads[0], job=True), Erasure(erased.erased_at, epoch=1))

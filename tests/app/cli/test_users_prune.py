@@ -1,0 +1,120 @@
+"""``genrec users prune-erasures``: deletes the erasure records no stored version needs (one
+that holds the user and may hold their erased rows), never a recent one nor the newest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from app.core.cache import MemoryCache
+from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.core.metrics import Metrics
+from app.repository import NewInteraction, add_interactions, erasures_since
+from app.serving.erased import ErasedUsers
+from app.users import ErasureSync, erase_users
+
+LONG_AGO = datetime.now(UTC) - timedelta(days=40)
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def _sessions(folder: Path) -> Any:
+    url = f"sqlite:///{folder}/log.db"
+    upgrade_database(url)
+    return make_sessionmaker(make_engine(url))
+
+
+def _records(folder: Path) -> list[str]:
+    with _sessions(folder)() as session:
+        return sorted(row.user_id for row in erasures_since(session, -1))
+
+
+def test_prune_keeps_what_a_stored_version_needs(env: Path) -> None:
+    """v1 is trained from a file holding u0..u29: it needs u3's record for good. v2 is
+    trained on the log after x8 was erased and came back: it holds x8, but read none of
+    the erased rows. x9 is held by no version. u4 was erased today."""
+    folder = env.parent
+    sessions = _sessions(folder)
+    start = LONG_AGO - timedelta(days=1)
+    rows = [
+        NewInteraction(f"u{u}", f"i{(u % 2) * 6 + i}", 4.0, start + timedelta(seconds=u * 10 + i))
+        for u in range(30)
+        for i in range(6)
+    ]
+    with sessions() as session:
+        add_interactions(session, rows)
+        session.commit()
+    assert _run("train", "--model", "ease", "--data", str(env))[0] == 0
+    erase_users(sessions, ["u3", "x9", "x8"], clock=lambda: LONG_AGO)
+    with sessions() as session:
+        add_interactions(session, [NewInteraction("x8", f"i{i}", 5.0) for i in (1, 2, 3)])
+        session.commit()
+    assert _run("train", "--model", "ease", "--data", "db")[0] == 0
+    erase_users(sessions, ["u4"])
+
+    code, output = _run("users", "prune-erasures", "--dry-run")
+    assert (code, output.strip()) == (
+        0,
+        "would prune 2 of 4 erasure record(s); kept 2: 1 needed by a stored version, "
+        "1 newer than 30 day(s), 0 of the newest erasure",
+    ), output
+    assert _records(folder) == ["u3", "u4", "x8", "x9"]
+    code, output = _run("users", "prune-erasures")
+    assert code == 0 and output.startswith("pruned 2 of 4 erasure record(s); kept 2"), output
+    assert _records(folder) == ["u3", "u4"]
+
+    # Once the file-trained version is gone, nothing holds u3's erased rows.
+    assert _run("models", "delete", "ease", "1")[0] == 0
+    code, output = _run("users", "prune-erasures")
+    assert code == 0 and output.startswith("pruned 1 of 2 erasure record(s)"), output
+    assert _records(folder) == ["u4"]
+
+
+def test_the_newest_erasure_is_kept_so_no_poll_passes_over_the_next(env: Path) -> None:
+    """A server has read up to the newest record (z, epoch 2). Were it pruned with m's,
+    the next erasure would take epoch 1 again, and that server's poll, past epoch 2,
+    would never see it."""
+    folder = env.parent
+    sessions = _sessions(folder)
+    assert _run("train", "--model", "ease", "--data", str(env))[0] == 0
+    erase_users(sessions, ["m"], clock=lambda: LONG_AGO)
+    erase_users(sessions, ["z"], clock=lambda: LONG_AGO)
+    erased = ErasedUsers()
+    sync = ErasureSync(sessions, erased, MemoryCache(Metrics()), interval_s=3600)
+    assert sync.refresh() == 2
+    code, output = _run("users", "prune-erasures")
+    assert code == 0 and output.strip().endswith("1 of the newest erasure"), output
+    assert _records(folder) == ["z"]
+    erase_users(sessions, ["b"])
+    assert sync.refresh() == 1 and "b" in erased
+
+
+def test_refusals_are_one_line_and_exit_2(
+    cli_settings: Path, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.core.config import get_settings
+
+    sessions = _sessions(cli_settings)
+    erase_users(sessions, ["m"], clock=lambda: LONG_AGO)
+    erase_users(sessions, ["z"], clock=lambda: LONG_AGO)
+    code, output = _run("users", "prune-erasures")  # no version at all: a wrong store?
+    assert code == 2 and "holds no version: pruning against it would prune" in output, output
+    assert _run("train", "--model", "ease", "--data", str(env))[0] == 0
+    (cli_settings / "store" / "ease" / "versions" / "1" / "user_ids.json").write_text("[]")
+    code, output = _run("users", "prune-erasures")
+    assert code == 2 and "cannot tell which erasures ease version 1 needs" in output, output
+    monkeypatch.setenv("GENREC_CACHE_TTL_S", str(3 * 86400))
+    get_settings.cache_clear()
+    code, output = _run("users", "prune-erasures", "--older-than-days", "2")
+    assert code == 2 and "is within GENREC_CACHE_TTL_S" in output, output
+    assert len(output.strip().splitlines()) == 1
+    assert _records(cli_settings) == ["m", "z"]
