@@ -32,6 +32,8 @@ from app.repository import (
     add_interactions,
     count_interactions,
     dashboard_session_revoked,
+    delete_erasures,
+    erasures_since,
     impressions_in_window,
     insert_impressions,
     revoke_dashboard_session,
@@ -262,6 +264,26 @@ def test_revoked_dashboard_sessions_are_kept_until_their_cookies_expire(
         assert dashboard_session_revoked(s, f"{tag}-live")
         assert not dashboard_session_revoked(s, f"{tag}-old")  # expired: forgotten
         assert not dashboard_session_revoked(s, f"{tag}-never")
+
+
+def test_deleting_erasure_records_names_their_epoch(blank_database_url: str) -> None:
+    """A prune deletes the records it planned to; a user erased again since then holds a
+    newer epoch, and that record stays (on both backends: a tuple IN)."""
+    upgrade_database(blank_database_url)
+    engine = make_engine(blank_database_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        erase_users(sessions, ["a", "b"])
+        with session_scope(sessions) as s:
+            planned = [(row.user_id, row.epoch) for row in erasures_since(s, -1)]
+        assert planned == [("a", 1), ("b", 1)]
+        erase_users(sessions, ["a"])  # meanwhile: "a" erased again, epoch 2
+        with session_scope(sessions) as s:
+            assert delete_erasures(s, planned) == 1
+        with session_scope(sessions) as s:
+            assert [(row.user_id, row.epoch) for row in erasures_since(s, -1)] == [("a", 2)]
+    finally:
+        engine.dispose()
 
 
 def test_two_erasures_at_once_on_sqlite_take_two_epochs(sqlite_url: str) -> None:
