@@ -34,7 +34,9 @@ def models_list(
 
     with user_errors():
         model_store = store(settings())
-        names = [model] if model else model_store.list_models()
+        # ``is not None``: an empty name (an unset shell variable) is refused by the store's
+        # name check, not read as "no name given", which listed every model.
+        names = [model] if model is not None else model_store.list_models()
         table = Table("model", "version", "aliases", "created", "data", "metrics")
         problems: list[str] = []
         # Cells are rich markup; names and data sources are the user's text, shown as typed.

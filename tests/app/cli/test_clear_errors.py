@@ -495,3 +495,12 @@ def test_tune_refuses_a_plot_path_it_cannot_write_before_the_search(
         message,
     )
     assert "loading data" not in output and "trial" not in output, output
+
+
+def test_models_list_of_an_empty_name_is_one_line_not_every_model(env: Path) -> None:
+    """``genrec models list ''`` (an unset shell variable, say) listed every model, as if
+    no name had been given."""
+    trained = CliRunner().invoke(app, ["train", "--model", "popularity", "--data", str(env)])
+    assert trained.exit_code == 0, trained.output
+    output = _refused(["models", "list", ""], "invalid model name ''")
+    assert "popularity" not in output and len(output.strip().splitlines()) == 1, output
