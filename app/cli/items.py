@@ -41,7 +41,8 @@ def items_import(
     set is (GENREC_DATA_DIR, else the download cache, else downloaded, as for
     `genrec train --data ml-100k`). All or nothing: a bad record, or an
     attribute whose kind differs from the catalog's (a number stays a number), stops
-    the import before anything is written.
+    the import before anything is written. A file without items (empty, blank
+    lines only, a CSV header alone) is refused: an export that wrote nothing failed.
     Running servers pick the items up at their next reload poll; a text-aware
     production model (convmf) scores new items from their text.
     """

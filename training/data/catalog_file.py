@@ -59,8 +59,11 @@ def read_catalog_file(path: str | Path) -> list[CatalogRecord]:
     """All records of a ``.csv`` / ``.jsonl`` / ``.ndjson`` / ``u.item`` catalog file, in file order.
 
     Raises ``DataError`` for a missing file, an unknown extension, a malformed
-    record or an item id that appears twice (which of the two rows was meant
-    is a guess the importer refuses to make).
+    record, an item id that appears twice (which of the two rows was meant
+    is a guess the importer refuses to make), or a file without a single item
+    (a 0-byte or blank ``.jsonl``, a CSV with only its header): as a 0-byte CSV
+    always was, since an export that wrote nothing is a failed export, and
+    "imported 0 item(s)" made it look like a successful one.
     """
     path = Path(path)
     if path.is_dir():  # not "not found": the path is there, it is just not a file
@@ -78,6 +81,8 @@ def read_catalog_file(path: str | Path) -> list[CatalogRecord]:
         raise DataError(
             f"{path}: unknown catalog file type '{suffix or '(none)'}'; use .csv or .jsonl"
         )
+    if not records:
+        raise DataError(f"{path}: no items in the file; nothing to import")
     _check_unique(path, records)
     return records
 

@@ -50,3 +50,19 @@ def test_a_file_named_like_a_set_is_still_a_file(
     Path("ml-100k").mkdir()
     code, output = _import("ml-100k")
     assert code == 2 and "ml-100k: is a directory, not a catalog file" in output, output
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("items.jsonl", ""), ("items.jsonl", "\n  \n"), ("items.csv", "item_id,title\n")],
+)
+def test_a_file_without_items_is_refused_as_a_0_byte_csv_is(
+    cli_settings: Path, name: str, content: str
+) -> None:
+    """An empty ``.jsonl`` (or a CSV with only its header) "imported 0 item(s)" with exit
+    0, while a 0-byte CSV was refused: a truncated export looked like a successful one."""
+    path = cli_settings / name
+    path.write_text(content)
+    code, output = _import(str(path))
+    assert code == 2, output
+    assert output.strip() == f"error: {path}: no items in the file; nothing to import", output
