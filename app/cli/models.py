@@ -4,7 +4,7 @@ models."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,9 @@ from app.cli.common import (
     store,
     user_errors,
 )
+
+if TYPE_CHECKING:
+    from app.core.config import Settings
 
 models_app = typer.Typer(
     help="List stored model versions; promote, roll back and delete.", no_args_is_help=True
@@ -105,17 +108,57 @@ def models_rollback(name: str) -> None:
 
 @models_app.command("delete")
 def models_delete(name: str, version: str) -> None:
-    """Delete VERSION of NAME from the store (refused while an alias points at it).
+    """Delete VERSION of NAME from the store (refused while an alias points at it, or a
+    running experiment's variant pins it, or the experiments at GENREC_DATABASE_URL
+    cannot be read).
 
     It leaves every alias's rollback history, and its number is never given to a
     later version.
     """
+    from models_store.manifest import validate_name, validate_version
+
     with user_errors():
-        pruned = store(settings()).delete_version(name, version)
+        config = settings()
+        model_store = store(config)
+        # The names first: a typo is said as such, not as a database problem.
+        name, version = validate_name(name, "model name"), validate_version(version)
+        _refuse_if_an_experiment_pins(config, name, version)
+        pruned = model_store.delete_version(name, version)
     out.print(f"{name}: deleted version {version}", markup=False)
     for alias in pruned:
         out.print(
             f"{name}: version {version} removed from {alias}'s rollback history", markup=False
+        )
+
+
+def _refuse_if_an_experiment_pins(config: Settings, name: str, version: str) -> None:
+    """Refuse (one line) to delete a version the running experiment's variant pins: the
+    variant would have nothing to load. The store cannot check it (it knows nothing of
+    experiments), so the command does, and an unreadable database is a refusal too,
+    since an unchecked delete is the very one that breaks an experiment: the operator
+    runs it again once the database answers. An experiment created between this check
+    and the delete is not seen (creating one checks the version exists, so only a
+    delete racing a create can do it)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.db import command_sessions, database_problem
+    from app.experiments.definitions import pinning_variant
+
+    url = config.database_url
+    try:
+        with command_sessions(url, config.auto_migrate) as sessions:
+            found = pinning_variant(sessions, name, version)
+    except SQLAlchemyError as exc:
+        raise fail(
+            f"cannot check whether a running experiment uses version {version} of model "
+            f"{name!r} ({database_problem(url, exc)}); nothing was deleted"
+        ) from None
+    if found is not None:
+        experiment, variant = found
+        raise fail(
+            f"version {version} of model {name!r} is variant {variant!r} of the running "
+            f"experiment {experiment!r}; stop the experiment first "
+            f"(POST /admin/experiments/{experiment}/stop)"
         )
 
 

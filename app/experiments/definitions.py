@@ -212,6 +212,26 @@ def running(session: Session) -> ExperimentDef | None:
     return None if row is None else from_row(row)
 
 
+def pinning_variant(
+    sessions: sessionmaker[Session], model: str, version: str
+) -> tuple[str, str] | None:
+    """(experiment, variant) where the running experiment pins ``model`` at ``version``.
+
+    Why: the store knows nothing of experiments (``models_store`` never imports
+    ``app``), so ``genrec models delete`` asks here before deleting a version a
+    running variant serves. Only the running experiment counts: a stopped one's
+    results are computed from its impressions, never from the version.
+    """
+    with session_scope(sessions) as session:
+        current = running(session)
+    if current is None:
+        return None
+    for variant in current.variants:
+        if variant.model == model and variant.version == version:
+            return current.name, variant.name
+    return None
+
+
 def get(sessions: sessionmaker[Session], name: str) -> ExperimentDef:
     with session_scope(sessions) as session:
         row = session.get(Experiment, name)
