@@ -8,7 +8,7 @@ Either way rank 0 alone prints progress and writes the version.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -29,6 +29,9 @@ from app.cli.common import (
     user_errors,
 )
 
+if TYPE_CHECKING:
+    from models_store import ModelStore
+
 
 def train(
     model: Annotated[str, typer.Option(help="model name (see `genrec models available`)")],
@@ -42,7 +45,8 @@ def train(
     if_missing: Annotated[
         bool,
         typer.Option(
-            help="do nothing when the model already has a production version in the store"
+            help="do nothing when the model already has a production version that loads "
+            "(one deleted or damaged is trained over)"
         ),
     ] = False,
     nproc: Annotated[
@@ -70,7 +74,6 @@ def _train(
     if_missing: bool,
     nproc: int,
 ) -> None:
-    from models_store.errors import AliasNotSet, ModelNotFound, VersionNotFound
     from training import distributed
     from training.device import resolve_device
     from training.models import REGISTRY, model_class
@@ -80,18 +83,8 @@ def _train(
     worker = distributed.launched()  # one of several processes torchrun started
     with user_errors():
         model_store = store(config)
-        if if_missing and not worker:
-            try:
-                version = model_store.resolve(model, "production")
-                # An alias left pointing at a deleted version is no production version: the
-                # deployment's init-model step called it one and servers had nothing to load.
-                model_store.resolve(model, version)
-                console.print(f"{model} already has production version {version}; nothing to do")
-                return
-            except (AliasNotSet, ModelNotFound):
-                pass
-            except VersionNotFound as exc:
-                console.print(f"production is not in the store ({exc}); training", markup=False)
+        if if_missing and not worker and _has_loadable_production(model_store, model):
+            return
         # Settings are checked before the (possibly slow) data load, so a typo fails fast.
         overrides = parse_sets(set_)
         cls = model_class(model)
@@ -148,3 +141,35 @@ def _train(
         f"{' (production)' if promote else ''}  {metrics}",
         markup=False,
     )
+
+
+def _has_loadable_production(model_store: ModelStore, model: str) -> bool:
+    """Whether ``model``'s production version loads, as a server would load it (said when it
+    does); ``--if-missing`` trains when it does not.
+
+    An alias left pointing at a deleted version, or at one present but damaged (a corrupt
+    manifest, a file that no longer matches its checksum), is no production version: the
+    deployment's init-model step called it one and the servers had nothing to load. The
+    version is read and verified whole, once, as every server does at its start. An
+    unreadable alias file is not "missing": it is an error (``user_errors``), since the
+    promotion after the training would fail on it.
+    """
+    from models_store.errors import AliasNotSet, ModelNotFound, StoreError, VersionNotFound
+
+    try:
+        version = model_store.resolve(model, "production")
+    except (AliasNotSet, ModelNotFound):
+        return False
+    try:
+        model_store.load(model, version)
+    except VersionNotFound as exc:
+        console.print(f"production is not in the store ({exc}); training", markup=False)
+        return False
+    except StoreError as exc:
+        console.print(
+            f"production version {version} of {model} does not load ({exc}); training",
+            markup=False,
+        )
+        return False
+    console.print(f"{model} already has production version {version}; nothing to do")
+    return True

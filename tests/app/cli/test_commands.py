@@ -48,6 +48,32 @@ def test_if_missing_trains_when_production_names_a_version_no_longer_stored(env:
     assert runner.invoke(app, args).output.startswith("popularity already has production version 3")
 
 
+@pytest.mark.parametrize(
+    ("damaged_file", "content", "says"),
+    [
+        ("manifest.json", "garbage", "manifest.json"),
+        ("item_ids.json", '["x"]', "item_ids.json has"),
+    ],
+)
+def test_if_missing_trains_when_the_production_version_does_not_load(
+    env: Path, damaged_file: str, content: str, says: str
+) -> None:
+    """A production version present but damaged (a corrupt manifest, a file that no longer
+    matches its checksum) was "already has production version 1; nothing to do", and
+    compose's init-model left the servers with nothing they could load."""
+    runner = CliRunner()
+    args = ["train", "--model", "popularity", "--data", str(env), "--promote", "--if-missing"]
+    assert runner.invoke(app, args).exit_code == 0  # version 1, promoted
+    (env.parent / "store" / "popularity" / "versions" / "1" / damaged_file).write_text(content)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    first = again.output.replace("\n", " ")
+    assert first.startswith("production version 1 of popularity does not load ("), again.output
+    assert says in first and "); training" in first, again.output
+    assert "saved popularity version 2 (production)" in again.output
+    assert runner.invoke(app, args).output.startswith("popularity already has production version 2")
+
+
 def test_train_promote_that_cannot_promote_says_the_version_was_saved(env: Path) -> None:
     """The promotion's error was the only line: the operator never learnt that version 2
     existed, and running the command again saved a third."""
