@@ -17,6 +17,7 @@ from models_store.errors import (
     NothingToRollBack,
     StoreError,
     UnknownFormat,
+    UnreadableAlias,
     VersionInUse,
     VersionNotFound,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "NothingToRollBack",
     "StoreError",
     "UnknownFormat",
+    "UnreadableAlias",
     "VersionContents",
     "VersionInUse",
     "VersionNotFound",

@@ -48,6 +48,16 @@ class VersionInUse(StoreError):
     """The version cannot be deleted: an alias (e.g. ``production``) points at it."""
 
 
+class UnreadableAlias(StoreError):
+    """An alias file exists but cannot be read (``raw`` is None: no permission, a folder in
+    its place) or does not parse (``raw``: its bytes, kept when ``promote`` replaces it)."""
+
+    def __init__(self, message: str, where: str, raw: bytes | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.raw = raw
+
+
 class AliasChanged(StoreError):
     """The alias no longer points at the version the caller expected (it moved meanwhile)."""
 
@@ -62,6 +72,7 @@ __all__ = [
     "NothingToRollBack",
     "StoreError",
     "UnknownFormat",
+    "UnreadableAlias",
     "VersionInUse",
     "VersionNotFound",
 ]

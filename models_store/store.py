@@ -51,6 +51,7 @@ from models_store.errors import (
     ModelNotFound,
     NothingToRollBack,
     StoreError,
+    UnreadableAlias,
     VersionInUse,
     VersionNotFound,
 )
@@ -479,6 +480,8 @@ class ModelStore:
         version: str | int,
         alias: str = "production",
         only_from: Collection[str | None] | None = None,
+        *,
+        replace_unreadable: bool = False,
     ) -> Manifest:
         """Point ``alias`` at ``version`` after verifying it fully; the old target is kept for rollback.
 
@@ -490,12 +493,29 @@ class ModelStore:
         unset): ``AliasChanged`` unless the alias is at one of them or already at
         ``version``, checked under the model's lock, so a promotion decided a while
         ago (a retrain job's gate) never undoes a promotion or rollback made since.
+
+        ``replace_unreadable`` (an operator's explicit promotion): an alias file that
+        does not parse is replaced, under the lock, by one at ``version`` with no
+        rollback history (the old history cannot be read, and a guessed one could
+        send a rollback anywhere); its bytes are kept beside it as
+        ``<alias>.json.unreadable-<time>``, which no listing reads as an alias.
+        Otherwise, and always with ``only_from`` (where the alias was is unknown) or
+        a file that cannot be read at all (no permission, a folder: replacing what
+        cannot be seen is not safe), ``UnreadableAlias`` naming the file.
         """
         model = validate_name(model, "model name")
         alias = validate_name(alias, "alias")
         manifest = self.load(model, version).manifest  # raises: alias untouched
         with self.backend.lock(model):
-            record = self._read_alias(model, alias)
+            try:
+                record = self._read_alias(model, alias)
+            except UnreadableAlias as exc:
+                if not replace_unreadable or only_from is not None or exc.raw is None:
+                    raise
+                stamp = utc_now_iso().replace("-", "").replace(":", "")
+                self.backend.replace(f"{model}/{ALIASES}/{alias}.json.unreadable-{stamp}", exc.raw)
+                self._write_alias(model, alias, manifest.version, [])
+                return manifest
             if record is not None and record.version == manifest.version:
                 self._write_alias(model, alias, manifest.version, record.previous)
                 return manifest
@@ -672,14 +692,24 @@ class ModelStore:
 
     def _read_alias(self, model: str, alias: str) -> _AliasRecord | None:
         key = f"{model}/{ALIASES}/{alias}.json"
+        where = self.backend.location(key)
         try:
             raw = self.backend.read(key)
         except FileNotFoundError:
             return None
         except OSError as exc:  # no permission (promoted under another user's umask), a folder
-            raise StoreError(
-                f"alias file {self.backend.location(key)} cannot be read: {exc.strerror or exc}"
+            raise UnreadableAlias(
+                f"alias file {where} cannot be read: {exc.strerror or exc}; make it readable, "
+                "or move it away and promote a version",
+                where,
             ) from exc
+        # A file that parses badly is replaced by an explicit promotion (``promote``'s
+        # ``replace_unreadable``); the message says so, to whoever meets it first.
+        repair = (
+            f"; `genrec models promote {model} VERSION` replaces it"
+            if alias == "production"
+            else "; move it away and promote a version"
+        )
         try:
             body = json.loads(raw)
             record = _AliasRecord(
@@ -688,12 +718,12 @@ class ModelStore:
                 updated_at=str(body["updated_at"]),
             )
         except KeyError as exc:
-            raise StoreError(
-                f"alias file {self.backend.location(key)} is unreadable: it has no {exc} field"
+            raise UnreadableAlias(
+                f"alias file {where} is unreadable: it has no {exc} field{repair}", where, raw
             ) from exc
         except (ValueError, TypeError, StoreError) as exc:
-            raise StoreError(
-                f"alias file {self.backend.location(key)} is unreadable: {exc}"
+            raise UnreadableAlias(
+                f"alias file {where} is unreadable: {exc}{repair}", where, raw
             ) from exc
         return record
 

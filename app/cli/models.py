@@ -92,9 +92,28 @@ def _dangling_aliases(
 
 @models_app.command("promote")
 def models_promote(name: str, version: str) -> None:
-    """Point NAME's production alias at VERSION (servers pick it up without restart)."""
+    """Point NAME's production alias at VERSION (servers pick it up without restart).
+
+    An alias file that does not parse (a hand edit, a disk fault) is replaced, with no
+    rollback history; its bytes are kept beside it (``production.json.unreadable-TIME``).
+    """
+    from models_store.errors import UnreadableAlias
+
     with user_errors():
-        store(settings()).promote(name, version)
+        model_store = store(settings())
+        try:  # only to say so below: the store decides again, under the model's lock
+            model_store.alias_state(name)
+            damaged = None
+        except UnreadableAlias as exc:
+            damaged = exc if exc.raw is not None else None
+        model_store.promote(name, version, replace_unreadable=True)
+    if damaged is not None:
+        out.print(
+            f"{name}: alias file {damaged.where} was unreadable: replaced, with no rollback "
+            "history (the unreadable file is kept beside it as "
+            "production.json.unreadable-TIME)",
+            markup=False,
+        )
     out.print(f"{name}: production -> {version}", markup=False)
 
 

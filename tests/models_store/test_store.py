@@ -27,6 +27,7 @@ from models_store import (
     NothingToRollBack,
     StoreError,
     UnknownFormat,
+    UnreadableAlias,
     VersionNotFound,
 )
 
@@ -490,6 +491,44 @@ def test_unreadable_alias_file_says_where(
     (store_root / "mult-vae" / "aliases" / "production.json").write_text("{oops")
     with pytest.raises(StoreError, match=r"aliases/production\.json is unreadable"):
         store.alias_state("mult-vae")
+
+
+def test_promote_replaces_an_unreadable_alias_file_only_when_asked(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """A corrupt alias file made every promotion an error, and nothing in the store could
+    repair it. Asked to, promote (under the model's lock) replaces it with an alias that
+    has no rollback history (the old one cannot be read), keeping the unreadable bytes
+    beside it; a gated promotion (``only_from``) still refuses: it cannot know where
+    the alias was."""
+    saved()
+    saved()
+    store.promote("mult-vae", "1")
+    aliases = store_root / "mult-vae" / "aliases"
+    (aliases / "production.json").write_text("{oops")
+    with pytest.raises(UnreadableAlias, match=r"aliases/production\.json is unreadable"):
+        store.promote("mult-vae", "2")
+    with pytest.raises(UnreadableAlias):
+        store.promote("mult-vae", "2", only_from=["1"], replace_unreadable=True)
+    assert store.promote("mult-vae", "2", replace_unreadable=True).version == "2"
+    assert store.alias_history("mult-vae") == ["2"]
+    kept = sorted(p.name for p in aliases.iterdir() if p.name != "production.json")
+    assert len(kept) == 1 and kept[0].startswith("production.json.unreadable-"), kept
+    assert (aliases / kept[0]).read_text() == "{oops"
+    assert store.aliases("mult-vae") == {"production": "2"}  # the kept copy is no alias
+    with pytest.raises(NothingToRollBack):
+        store.rollback("mult-vae")
+
+
+def test_promote_does_not_replace_an_alias_file_it_cannot_read(
+    store: ModelStore, store_root: Path, saved: Saver
+) -> None:
+    """A file that cannot be read at all (a folder in its place, no permission) is not
+    replaced blind: the error names it and says what to do."""
+    saved()
+    (store_root / "mult-vae" / "aliases" / "production.json").mkdir(parents=True)
+    with pytest.raises(UnreadableAlias, match=r"production\.json cannot be read: .*; make it"):
+        store.promote("mult-vae", "1", replace_unreadable=True)
 
 
 def test_a_listing_reports_an_unreadable_version_and_keeps_the_others(

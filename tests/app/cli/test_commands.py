@@ -137,3 +137,24 @@ def test_mistakes_are_one_line_and_exit_2(env: Path, args: list[str], message: s
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_models_promote_repairs_a_corrupt_alias_file(env: Path) -> None:
+    """``genrec models promote`` over a corrupt alias file failed with "is unreadable" and
+    nothing said how to get production back. It replaces the file, says so, and keeps
+    the unreadable bytes beside it."""
+    runner = CliRunner()
+    args = ["train", "--model", "popularity", "--data", str(env)]
+    assert runner.invoke(app, [*args, "--promote"]).exit_code == 0
+    assert runner.invoke(app, args).exit_code == 0
+    alias_file = env.parent / "store" / "popularity" / "aliases" / "production.json"
+    alias_file.write_text("garbage")
+    promoted = runner.invoke(app, ["models", "promote", "popularity", "2"])
+    assert promoted.exit_code == 0, promoted.output
+    output = promoted.output.replace("\n", " ")
+    assert f"popularity: alias file {alias_file} was unreadable: replaced, with no " in output
+    assert "(the unreadable file is kept beside it as production.json.unreadable-" in output
+    assert len(list(alias_file.parent.glob("production.json.unreadable-*"))) == 1
+    assert promoted.output.rstrip().endswith("popularity: production -> 2")
+    listing = runner.invoke(app, ["models", "list", "popularity"])
+    assert listing.exit_code == 0 and "unreadable" not in listing.output, listing.output
