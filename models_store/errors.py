@@ -52,7 +52,7 @@ class UnreadableAlias(StoreError):
     """An alias file exists but cannot be read (``raw`` is None: no permission, a folder in
     its place) or does not parse (``raw``: its bytes, kept when ``promote`` replaces it)."""
 
-    def __init__(self, message: str, where: str, raw: bytes | None = None) -> None:
+    def __init__(self, message: str, where: str = "", raw: bytes | None = None) -> None:
         super().__init__(message)
         self.where = where
         self.raw = raw
