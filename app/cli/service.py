@@ -23,6 +23,7 @@ def serve(
     # What the app's startup would refuse is refused here, as one line: inside uvicorn it
     # is a traceback in each worker followed by "Application startup failed".
     config = _settings_and_device()
+    _check_bindable(host, port)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -32,6 +33,39 @@ def serve(
         log_level=config.log_level.lower(),
         timeout_graceful_shutdown=30,
     )
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Refuse, as one line, an address the server could not listen on (a port in use, an
+    address not of this machine, a privileged port), by binding it as uvicorn will and
+    letting it go.
+
+    Why here: uvicorn binds only after the app's startup (every model loaded, with one
+    worker), then logs the error in its own format and exits 1. The check binds each
+    address the host resolves to, with ``SO_REUSEADDR`` as uvicorn sets it, so a port in
+    TIME_WAIT is not refused. Another process can still take the port between this check
+    and uvicorn's bind; that rare race ends as before, in uvicorn's own lines.
+    """
+    import errno
+    import socket
+
+    where = f"{host}:{port}"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise fail(f"cannot listen on {where}: unknown host {host!r} ({exc.strerror})") from None
+    for family, kind, proto, _, address in addresses:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise fail(
+                    f"cannot listen on {where}: address already in use (another server "
+                    "running there?); pick another --port or stop it"
+                ) from None
+            raise fail(f"cannot listen on {where}: {exc.strerror or exc}") from None
 
 
 def _settings_and_device() -> Settings:

@@ -157,6 +157,33 @@ def test_serve_refuses_ports_and_worker_counts_out_of_range(
     _refused(["serve", *args], f"Invalid value for '{option}'")
 
 
+def test_serve_on_a_port_in_use_is_one_line_before_starting(
+    cli_settings: Path, no_uvicorn: None
+) -> None:
+    """uvicorn started the app (loading every model), then failed to bind and printed its
+    own log lines, exit 1."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        output = _refused(["serve", "--port", str(port)])
+    assert output.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use (another server "
+        "running there?); pick another --port or stop it"
+    ], output
+
+
+def test_serve_on_an_address_not_of_this_machine_is_one_line(
+    cli_settings: Path, no_uvicorn: None
+) -> None:
+    output = _refused(["serve", "--host", "192.0.2.1", "--port", "8000"])  # TEST-NET-1
+    assert output.strip().splitlines() == [
+        "error: cannot listen on 192.0.2.1:8000: Cannot assign requested address"
+    ], output
+
+
 def test_messages_are_printed_literally_not_as_markup(env: Path) -> None:
     _refused(["models", "promote", "Bad Name", "1"], "characters from [a-z0-9_.-]")
     _refused(["models", "promote", "[/x]", "1"], "invalid model name '[/x]'")
