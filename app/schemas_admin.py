@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.schemas_fields import MODEL_ENUM, Bool, Int64, ModelName, Number, Scalar, Text, one_error
 from models_store.manifest import VERSION_PATTERN
 from training.tuning.confirm import MAX_FOLDS
-from training.tuning.search import MAX_BUDGET_SECONDS, MAX_SEED, MIN_BUDGET_SECONDS
+from training.tuning.search import MAX_BUDGET_SECONDS, MAX_SEED, MAX_TRIALS, MIN_BUDGET_SECONDS
 
 #: A hyper-parameter value as JSON gives it (strict types; a string is the CLI's
 #: ``--set`` form, parsed by the model's config).
@@ -40,7 +40,10 @@ class RetrainIn(_Strict):
         json_schema_extra=MODEL_ENUM,
     )
     params: dict[Text, ParamValue] = Field(
-        default_factory=dict, description='hyper-parameter overrides, e.g. {"epochs": 50}'
+        default_factory=dict,
+        description='hyper-parameter overrides, e.g. {"epochs": 50}; each integer setting '
+        "has a largest value (epochs and step counts 10,000, batch sizes 10,000,000, "
+        "widths 65,536; see `genrec models available -v`), as for `genrec train --set`",
     )
     data: Literal["log", "log+base"] = Field(
         "log+base",
@@ -71,8 +74,8 @@ class TuneIn(_Strict):
     )
     trials: Int64 | None = Field(
         None,
-        description="stop after this many trials (all workers)",
-        json_schema_extra={"minimum": 1},
+        description="stop after this many trials (all workers; 1 to 1,000,000)",
+        json_schema_extra={"minimum": 1, "maximum": MAX_TRIALS},
     )
     split: Text | None = Field(
         None, max_length=16, description="users|time for topk (default users), random for ratings"

@@ -36,6 +36,7 @@ from training.data.interactions import Interactions
 from training.errors import ModelError as ModelError  # defined apart to avoid a cycle (errors.py)
 from training.errors import UnsuitableData as UnsuitableData
 from training.models.common.search import SearchSpace
+from training.models.limits import size_problem
 
 Task = Literal["ratings", "topk"]
 
@@ -314,12 +315,15 @@ class ModelConfig:
         ``POST /admin/retrain``) rather than minutes later in a worker's ``fit``.
         A Config with settings of its own extends it and calls ``super().check()``.
         Here: what holds for every model (a finite number in every float setting, a
-        seed numpy's generators take).
+        seed numpy's generators take, no integer setting above its largest value:
+        ``training.models.limits``, so no job asks to train "forever").
         """
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ModelError(f"{f.name} must be a finite number, got {value}")
+            if (too_large := size_problem(f.name, value)) is not None:
+                raise ModelError(too_large)
         if not 0 <= self.seed < 2**32:
             raise ModelError(f"seed must be in [0, 2^32), got {self.seed}")
 

@@ -84,6 +84,10 @@ MIN_BUDGET_SECONDS = 30.0
 MAX_BUDGET_SECONDS = 7 * 24 * 3600.0
 #: The largest seed (the split's and the sampler's: NumPy seeds are 32-bit).
 MAX_SEED = 2**32 - 1
+#: The most trials one search may ask for: its budget (at most a week) ends it sooner in
+#: practice (a trial a second for a week is 604,800); the bound keeps an absurd count
+#: (``2**62`` through ``POST /admin/tune``) out of the job record.
+MAX_TRIALS = 1_000_000
 #: Random trials before TPE models the space (per study, across models).
 TPE_STARTUP_TRIALS = 5
 
@@ -182,6 +186,8 @@ def check_budget(budget_seconds: float, max_trials: int | None) -> None:
         )
     if max_trials is not None and max_trials < 1:
         raise TuningError(f"--trials must be at least 1, got {max_trials}")
+    if max_trials is not None and max_trials > MAX_TRIALS:
+        raise TuningError(f"--trials must be at most {MAX_TRIALS:,}, got {max_trials}")
 
 
 def open_storage(url: str | None) -> optuna.storages.BaseStorage | None:

@@ -157,6 +157,16 @@ def test_serve_refuses_ports_and_worker_counts_out_of_range(
     _refused(["serve", *args], f"Invalid value for '{option}'")
 
 
+def test_train_refuses_a_job_size_past_its_limit_before_reading_data(env: Path) -> None:
+    """``--set epochs=2**62`` was taken, and trained "forever"; the API refuses the same."""
+    output = _refused(
+        ["train", "--model", "mult-vae", "--data", str(env), "--set", f"epochs={2**62}"]
+    )
+    assert output.strip().splitlines() == [f"error: epochs must be at most 10,000, got {2**62}"], (
+        output
+    )
+
+
 def test_serve_on_a_port_in_use_is_one_line_before_starting(
     cli_settings: Path, no_uvicorn: None
 ) -> None:

@@ -90,6 +90,7 @@ def test_promote_only_moves_production_when_the_gate_passes(env: Path, tmp_path:
         (["--budget-minutes", "0.1"], "too small for one trial"),
         (["--budget-minutes", "nan"], "--budget-minutes is not a number (nan)"),
         (["--trials", "0"], "--trials must be at least 1"),
+        (["--trials", "1000001"], "--trials must be at most 1,000,000, got 1000001"),
         (["--models", ","], "--models is empty"),
         (["--split", "time", "--metric", "rmse"], "ndcg@K or recall@K"),
         (["--models", "ease", "--storage", "bogus://x"], "cannot open the study storage"),

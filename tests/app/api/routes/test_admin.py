@@ -143,6 +143,10 @@ def test_retrain_defaults_to_log_plus_base_and_auto(admin: TestClient) -> None:
         ({"model": "ease", "params": {"nope": 1}}, "unknown setting 'nope'"),
         ({"model": "mult-vae", "params": {"epochs": "x"}}, "cannot read 'x'"),
         ({"model": "mult-vae", "params": {"device": "gpu"}}, "device must be auto, cpu, cuda"),
+        # A job that trains "forever" (or allocates a 2**40-wide layer minutes in).
+        ({"model": "mult-vae", "params": {"epochs": 2**62}}, "epochs must be at most 10,000"),
+        ({"model": "mult-vae", "params": {"batch_size": 10**9}}, "batch_size must be at most"),
+        ({"model": "bpr-mf", "params": {"dim": 2**40}}, "dim must be at most 65,536"),
         ({"model": "ease", "data": "all"}, "data:"),
         ({"model": "ease", "promote": "yes"}, "promote:"),
         ({"model": "ease", "promte": "never"}, "promte"),

@@ -80,6 +80,7 @@ def test_defaults_are_the_clis(admin: TestClient) -> None:
         ({"budget_minutes": 0.1}, "too small for one trial"),
         ({"budget_minutes": 1e300}, "longer than a week"),
         ({"trials": 0}, "trials must be at least 1"),
+        ({"trials": 2**62}, "trials must be at most 1,000,000, got 4611686018427387904"),
         ({"split": "random"}, "split random does not apply to task topk"),
         ({"task": "ratings", "split": "time"}, "split time does not apply to task ratings"),
         ({"metric": "rmse"}, "task topk selects on ndcg@K or recall@K"),
