@@ -35,6 +35,7 @@ from app.api.routes import (
     users,
 )
 from app.catalog import CatalogSync
+from app.core.api_keys import OPEN_API_WARNING, ApiKeyMiddleware, document_api_keys
 from app.core.auth_throttle import AuthThrottle
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import make_cache
@@ -228,6 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_request_bodies(app)
     # Inside the request context (added first, so it runs after it): a 413 carries the id.
     app.add_middleware(BodyLimitMiddleware, limit=lambda: settings.max_body_bytes)
+    install_api_keys(app, settings, metrics)  # outside the body limit: no key, no 413
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     for module in (recommendations, predictions, interactions, items, health):
         app.include_router(module.router)
@@ -240,6 +242,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.bench_endpoints:
         app.include_router(bench.router)
     return app
+
+
+def install_api_keys(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """Require ``GENREC_API_KEYS`` on ``/v1`` when set (``app.core.api_keys``); without
+    keys nothing is added to a request's path, and the server says once that it is open.
+    Added inside the request context, so a refusal has its request id, its latency and
+    its access-log line like any answer."""
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    if not keys:
+        log.warning(OPEN_API_WARNING)
+        return
+    token = settings.admin_token.get_secret_value().strip() if settings.admin_token else ""
+    app.add_middleware(
+        ApiKeyMiddleware,
+        keys=keys,
+        admin_token=token or None,
+        metrics=metrics,
+        throttle=lambda: services_of_app(app).auth_throttle,
+    )
+    document_api_keys(app)
+
+
+def services_of_app(app: FastAPI) -> Services:
+    """The services the lifespan opened (``app.state.services``)."""
+    services: Services = app.state.services
+    return services
 
 
 def _without_native_telemetry() -> dict[str, Any]:

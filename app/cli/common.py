@@ -57,7 +57,7 @@ def settings() -> Settings:
 
 
 #: Settings whose values may hold a password or a token: never echoed in an error line.
-_SECRET_SETTINGS = ("admin_token", "database_url", "redis_url")
+_SECRET_SETTINGS = ("admin_token", "api_keys", "database_url", "redis_url")
 
 
 def settings_problems(exc: ValidationError) -> list[str]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from training.data.log_reader import DEFAULT_EVENT_WEIGHTS
@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         # the first wait on it (GENREC_JOB_POLL_INTERVAL_S=inf: an idle worker's
         # OverflowError), so infinite values are refused with the rest.
         allow_inf_nan=False,
+        # A refused value is left out of the error's text: a traceback from a bad
+        # GENREC_API_KEYS (or admin token, or database URL with its password) would
+        # otherwise print the secret (``uvicorn --factory`` shows pydantic's own report;
+        # the CLI's one line per setting reads ``errors()``, which still has the input).
+        hide_input_in_errors=True,
     )
 
     store_dir: Path = Field(Path("./store"), description="model store root directory")
@@ -97,6 +102,12 @@ class Settings(BaseSettings):
     # SecretStr: a Settings repr (logs, tracebacks) shows ********** instead of the token.
     admin_token: SecretStr | None = Field(
         None, description="bearer token for /admin; none = disabled"
+    )
+    # NoDecode: a comma-separated list (``key1,key2``), not JSON; see ``_split_api_keys``.
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (),
+        description="keys a /v1 request must send as 'Authorization: Bearer <key>' (comma-"
+        "separated: several at once while clients move to a new key); none = /v1 is open",
     )
     admin_max_failures: int = Field(
         10,
@@ -287,6 +298,30 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else check_redis_url(value)
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_api_keys(cls, value: object) -> object:
+        return parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_api_keys(
+        cls, value: tuple[SecretStr, ...], info: ValidationInfo
+    ) -> tuple[SecretStr, ...]:
+        for number, key in enumerate(value, 1):
+            check_api_key(key.get_secret_value(), number, len(value))
+        # An API key equal to the admin token would let every client holding it into
+        # /admin: they are separate secrets (the admin token is accepted on /v1, never
+        # the other way round). ``admin_token`` is declared first, so it is in ``data``.
+        token = info.data.get("admin_token")
+        admin = token.get_secret_value().strip() if isinstance(token, SecretStr) else ""
+        if admin and any(key.get_secret_value() == admin for key in value):
+            raise ValueError(
+                "a key equals GENREC_ADMIN_TOKEN; an API key must not grant admin access "
+                "(the admin token is accepted on /v1 anyway)"
+            )
+        return value
+
     @field_validator("attribution_window_minutes")
     @classmethod
     def _window_off_or_a_second(cls, value: float) -> float:
@@ -360,6 +395,35 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+
+#: Shortest API key accepted: a key is a secret a client holds, not a password a person
+#: types; 16 characters of the advised ``openssl rand -hex 32`` are still 64 bits.
+MIN_API_KEY_LENGTH = 16
+
+
+def parse_api_keys(text: str) -> tuple[str, ...]:
+    """``"key1, key2,"`` -> ``("key1", "key2")``: blanks around a comma and empty entries
+    (a trailing comma left after removing a rotated-out key) are not keys."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def check_api_key(key: str, number: int, count: int) -> None:
+    """Refuse a key too short to be a secret, or one no client could send in a header.
+
+    The message says which key by position, never the key itself: it ends up in a
+    terminal, a log, a CI transcript."""
+    which = f"key {number} of {count}" if count > 1 else "the key"
+    if len(key) < MIN_API_KEY_LENGTH:
+        raise ValueError(
+            f"{which} has {len(key)} characters; an API key needs at least "
+            f"{MIN_API_KEY_LENGTH} to be a secret (e.g. openssl rand -hex 32)"
+        )
+    if not all("!" <= char <= "~" for char in key):
+        raise ValueError(
+            f"{which} holds white space or a character outside printable ASCII; a key "
+            "must be sendable as 'Authorization: Bearer <key>' (e.g. openssl rand -hex 32)"
+        )
 
 
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

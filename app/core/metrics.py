@@ -143,6 +143,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.api_key_refused = Counter(
+            "genrec_api_key_refused",
+            "/v1 requests refused by the API-key check (GENREC_API_KEYS): no bearer key "
+            "(missing), a wrong one (invalid), or a locked-out address whose credential was "
+            "no API key (locked_out)",
+            ["reason"],
+            registry=r,
+        )
         self.interaction_group_size = Histogram(
             "genrec_interaction_group_size",
             "interaction-write requests committed in one write (group commit)",

@@ -79,6 +79,15 @@ def test_a_bad_redis_url_is_one_line_without_the_password(
     assert "s3cret" not in output and len(output.strip().splitlines()) == 1, output
 
 
+def test_a_short_api_key_is_one_line_that_does_not_print_it(
+    cli_settings: Path, no_uvicorn: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GENREC_API_KEYS", "0123456789abcdef01,s3cret-ish")
+    output = _refused(["serve"], "GENREC_API_KEYS: key 2 of 2 has 10 characters")
+    assert "s3cret-ish" not in output and "0123456789abcdef01" not in output, output
+    assert len(output.strip().splitlines()) == 1, output
+
+
 def test_every_bad_setting_gets_its_own_line(
     cli_settings: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
