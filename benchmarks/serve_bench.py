@@ -45,6 +45,10 @@ Usage::
     python benchmarks/serve_bench.py --items 1000000 --dims 256 --catalog correlated \
         --endpoints constant,recs --server-env GENREC_ANN=on          # + ann_recall@100 line
 
+``--api-key KEY`` (or ``BENCH_API_KEY``) benchmarks a keyed server: it starts the server
+with ``GENREC_API_KEYS=KEY`` and every request (both load generators, the probes) sends
+``Authorization: Bearer KEY``.
+
 ``--load wrk`` measures the same cells with ``wrk`` (``benchmarks/wrk/serve_bench.lua``
 builds the same requests), the C client the issue's figures came from: it
 takes less of a small machine's CPU than the Python client.
@@ -111,6 +115,21 @@ TYPICAL_RULES = "&".join(
 #: The rules ``recs-rules`` sends: ``--rules-query`` sets ``BENCH_RULES`` (an encoded query
 #: string), which the load generators (this module's ``_load`` process, the wrk script) read.
 RULES_QUERY = os.environ.get("BENCH_RULES") or TYPICAL_RULES
+#: ``--api-key`` sets ``BENCH_API_KEY``, which the load generators (this module's ``_load``
+#: process, the wrk script) send as a bearer key; unset: no Authorization header.
+API_KEY = os.environ.get("BENCH_API_KEY") or None
+
+
+def auth_headers() -> dict[str, str]:
+    """The key's header for this module's own HTTP calls (probes, recall lists)."""
+    return {"Authorization": f"Bearer {API_KEY}"} if API_KEY else {}
+
+
+def _head() -> str:
+    """The header lines every benchmark request carries, before the body's."""
+    return f"Host: bench\r\nAuthorization: Bearer {API_KEY}\r\n" if API_KEY else "Host: bench\r\n"
+
+
 RATING_MODEL = "biased-mf"
 
 
@@ -309,6 +328,8 @@ def start_server(
     if args.redis_url:
         env["GENREC_REDIS_URL"] = args.redis_url
         env["GENREC_CACHE_NAMESPACE"] = f"bench-{port}"
+    if API_KEY:
+        env["GENREC_API_KEYS"] = API_KEY  # --server-env may still set others
     for pair in [*args.server_env, *extra_env]:
         key, _, value = pair.partition("=")
         env[key] = value
@@ -345,18 +366,18 @@ def request_bytes(kind: str, conn: int, n: int, users: list[str], items: list[st
     if kind == "mix":
         kind = mix_kind(conn, n)
     if kind == "constant":
-        return b"GET /v1/_bench/constant HTTP/1.1\r\nHost: bench\r\n\r\n"
+        return f"GET /v1/_bench/constant HTTP/1.1\r\n{_head()}\r\n".encode()
     if kind == "mix-new-recs":  # a user the mix-write requests of this connection log
         path = f"/v1/users/mix-{conn}-{n // 20}/recommendations?k=10"
-        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        return f"GET {path} HTTP/1.1\r\n{_head()}\r\n".encode()
     if kind == "similar":  # an item's similar list (the similar-items index when on)
         path = f"/v1/items/{items[(conn * 7919 + n) % len(items)]}/similar?k=10"
-        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        return f"GET {path} HTTP/1.1\r\n{_head()}\r\n".encode()
     if kind in ("recs", "recs-rules"):
         user = users[(conn * 7919 + n) % len(users)]
         rules = "&" + RULES_QUERY if kind == "recs-rules" else ""
         path = f"/v1/users/{user}/recommendations?k=10{rules}"
-        return f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        return f"GET {path} HTTP/1.1\r\n{_head()}\r\n".encode()
     if kind == "predict":
         user = users[(conn * 7919 + n) % len(users)]
         start = (n * 10) % max(len(items) - 10, 1)
@@ -381,7 +402,7 @@ def request_bytes(kind: str, conn: int, n: int, users: list[str], items: list[st
         kind, "/v1/interactions"
     )
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\n{_head()}Content-Type: application/json\r\n"
         f"Content-Length: {len(payload)}\r\n\r\n"
     )
     return head.encode() + payload
@@ -689,7 +710,10 @@ def rules_ab(args: argparse.Namespace, store: Path, workdir: Path, levels: list[
     )
     proc, port = start_server(args, store, workdir)
     try:
-        probe = httpx.get(f"http://127.0.0.1:{port}/v1/users/1/recommendations?k=10&{RULES_QUERY}")
+        probe = httpx.get(
+            f"http://127.0.0.1:{port}/v1/users/1/recommendations?k=10&{RULES_QUERY}",
+            headers=auth_headers(),
+        )
         boosted = "boost=" in RULES_QUERY  # then the answer must show the boost's unit
         if probe.status_code != 200 or (boosted and "boost_unit" not in probe.json()):
             raise SystemExit(
@@ -751,7 +775,9 @@ async def _lists(port: int, requests: list[tuple[str, str, Any]]) -> list[list[s
     import httpx
 
     gate = asyncio.Semaphore(32)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=600, headers=auth_headers()
+    ) as client:
 
         async def one(method: str, path: str, body: Any) -> list[str]:
             async with gate:
@@ -883,12 +909,21 @@ def main() -> None:
         help="only recs, with a typical filter and boost and without, alternating (one server)",
     )
     parser.add_argument(
+        "--api-key",
+        default=os.environ.get("BENCH_API_KEY"),
+        help="benchmark a keyed server: start it with GENREC_API_KEYS=KEY and send the key "
+        "with every request (default: BENCH_API_KEY; unset = an open server)",
+    )
+    parser.add_argument(
         "--rules-query",
         help="with --rules-ab: these rules instead of the typical ones, as an encoded query "
         "string (e.g. 'boost=year%%3E%%3D1995%%5E0.5': a boost alone, which a widened catalog's "
         "synthetic items, having no attributes, do not all fail)",
     )
     args = parser.parse_args()
+    if args.api_key:
+        global API_KEY
+        API_KEY = os.environ["BENCH_API_KEY"] = args.api_key
     if args.rules_query:
         global RULES_QUERY
         RULES_QUERY = os.environ["BENCH_RULES"] = args.rules_query
@@ -928,6 +963,7 @@ def main() -> None:
     try:
         print(
             f"# server settings: {' '.join(args.server_env) or 'defaults'}; "
+            f"api key: {'sent (GENREC_API_KEYS set)' if API_KEY else 'none'}; "
             f"workers={args.workers}; cpus={os.cpu_count()}; median of {args.repeat} run(s)"
         )
         print(

@@ -25,6 +25,14 @@ if os.getenv("WRK_MIX") then
 end
 local N_USERS, N_ITEMS = 943, 1000
 local JSON = { ["Content-Type"] = "application/json" }
+-- BENCH_API_KEY (serve_bench --api-key): sent as a bearer key with every request. wrk.format
+-- uses wrk.headers only for a request given no headers of its own, so both tables get it.
+local GET = nil
+local API_KEY = os.getenv("BENCH_API_KEY")
+if API_KEY and API_KEY ~= "" then
+  GET = { ["Authorization"] = "Bearer " .. API_KEY }
+  JSON["Authorization"] = GET["Authorization"]
+end
 
 local next_id = 0
 
@@ -61,18 +69,18 @@ local function build(which, conn, i)
     which = mix_kind(conn, i)
   end
   if which == "constant" then
-    return wrk.format("GET", "/v1/_bench/constant")
+    return wrk.format("GET", "/v1/_bench/constant", GET)
   end
   if which == "mix-new-recs" then
-    return wrk.format("GET", string.format("/v1/users/mix-%d-%d/recommendations?k=10", conn, math.floor(i / 20)))
+    return wrk.format("GET", string.format("/v1/users/mix-%d-%d/recommendations?k=10", conn, math.floor(i / 20)), GET)
   end
   if which == "similar" then
-    return wrk.format("GET", "/v1/items/" .. tostring((conn * 7919 + i) % N_ITEMS + 1) .. "/similar?k=10")
+    return wrk.format("GET", "/v1/items/" .. tostring((conn * 7919 + i) % N_ITEMS + 1) .. "/similar?k=10", GET)
   end
   local user = tostring((conn * 7919 + i) % N_USERS + 1)
   if which == "recs" or which == "recs-rules" then
     local rules = which == "recs-rules" and ("&" .. RULES) or ""
-    return wrk.format("GET", "/v1/users/" .. user .. "/recommendations?k=10" .. rules)
+    return wrk.format("GET", "/v1/users/" .. user .. "/recommendations?k=10" .. rules, GET)
   end
   local start = (i * 10) % (N_ITEMS - 10)
   if which == "predict" then

@@ -67,3 +67,27 @@ def test_wrk_sends_the_python_clients_requests(kind: str) -> None:
     result = json.loads(out.strip().splitlines()[-1])  # the line run_wrk reads
     assert result["requests"] >= len(seen[:200]) and result["non2xx"] == 0
     assert result["p99_ms"] >= result["p50_ms"] >= 0
+
+
+def _authorization(raw: bytes) -> list[bytes]:
+    head = raw.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+    return [line for line in head if line.lower().startswith(b"authorization:")]
+
+
+@pytest.mark.parametrize("kind", ["constant", "recs", "predict", "mix"])
+def test_both_clients_send_the_api_key(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--api-key`` (BENCH_API_KEY): a keyed server answered every request 401."""
+    require_tool("wrk", "this test runs wrk's script of serve_bench --load wrk")
+    from benchmarks import serve_bench
+
+    key = "bench-key-0123456789abcdef"
+    monkeypatch.setenv("BENCH_API_KEY", key)
+    monkeypatch.setattr(serve_bench, "API_KEY", key)
+    seen, _ = asyncio.run(_record(kind))
+    expected = [f"Authorization: Bearer {key}".encode()]
+    for n, raw in enumerate(seen[:100]):
+        assert _split(raw) == _split(request_bytes(kind, 0, n + 1, USERS, ITEMS)), n
+        assert _authorization(raw) == expected, raw
+        assert _authorization(request_bytes(kind, 0, n + 1, USERS, ITEMS)) == expected
+    monkeypatch.setattr(serve_bench, "API_KEY", None)
+    assert _authorization(request_bytes(kind, 0, 1, USERS, ITEMS)) == []
