@@ -64,10 +64,13 @@ class LatencyOut(BaseModel):
 
 
 class ComparisonOut(BaseModel):
-    ctr_diff: float = Field(description="variant CTR - control CTR")
-    ci95: list[float] = Field(
+    ctr_diff: float | None = Field(
+        description="variant CTR - control CTR; null while either has served no item"
+    )
+    ci95: list[float] | None = Field(
         description="always-valid 95% confidence interval of ctr_diff, simultaneous over the "
-        "comparisons (each at 5% / comparisons)"
+        "comparisons (each at 5% / comparisons); [-1, 1] before there is evidence, null "
+        "while either side has served no item"
     )
     p_value: float = Field(description="always-valid p-value (valid however often it is read)")
     p_value_adjusted: float = Field(

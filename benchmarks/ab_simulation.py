@@ -180,11 +180,10 @@ def replay(
                 client.get(f"/admin/experiments/{name}", headers=AUTH).raise_for_status().json()
             )
             treatment = next(v for v in result["variants"] if v.get("vs_control"))
-            reads.append({"requests": n, **treatment["vs_control"]})
-            log(
-                f"  after {n:4d} requests: ctr_diff {treatment['vs_control']['ctr_diff']:+.4f} "
-                f"p {treatment['vs_control']['p_value']:.2e}"
-            )
+            versus = treatment["vs_control"]
+            reads.append({"requests": n, **versus})
+            diff = "none" if versus["ctr_diff"] is None else f"{versus['ctr_diff']:+.4f}"
+            log(f"  after {n:4d} requests: ctr_diff {diff} p {versus['p_value']:.2e}")
     return reads, outcomes
 
 

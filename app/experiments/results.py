@@ -251,13 +251,14 @@ def compare_with_control(
     comparisons: int = 1,
 ) -> dict[str, Any]:
     """``vs_control`` of one variant: CTR difference, always-valid interval and p-value,
-    the significance and interval adjusted for the experiment's ``comparisons``."""
+    the significance and interval adjusted for the experiment's ``comparisons``.
+    Difference and interval are None while either side has served nothing."""
     result = stats.compare(
         ctr_estimate(control), ctr_estimate(variant), mixing_sd, alpha, min_users, comparisons
     )
     return {
         "ctr_diff": result.diff,
-        "ci95": [result.ci95[0], result.ci95[1]],
+        "ci95": list(result.ci95) if result.ci95 is not None else None,
         "p_value": result.p_value,
         "p_value_adjusted": result.p_value_adjusted,
         "comparisons": comparisons,

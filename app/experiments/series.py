@@ -45,10 +45,11 @@ class DiffSeries:
 
     ``ci_low`` / ``ci_high`` are ``None`` while there is no evidence yet (fewer
     than ``min_users`` users on a side, or no variance): the interval is then
-    every possible difference, [-1, 1].
+    every possible difference, [-1, 1]. ``ctr_diff`` is ``None`` until both sides
+    have served an item (before that one side has no CTR).
     """
 
-    ctr_diff: list[float] = field(default_factory=list)
+    ctr_diff: list[float | None] = field(default_factory=list)
     ci_low: list[float | None] = field(default_factory=list)
     ci_high: list[float | None] = field(default_factory=list)
     p_value: list[float] = field(default_factory=list)
@@ -139,7 +140,7 @@ def load_series(
                 min_users,
                 results.comparisons(experiment),
             )
-            low, high = compared["ci95"]
+            low, high = compared["ci95"] or (-1.0, 1.0)
             evidence = compared["p_value"] < 1.0 or (low, high) != (-1.0, 1.0)
             diff.ctr_diff.append(compared["ctr_diff"])
             diff.ci_low.append(low if evidence else None)

@@ -52,11 +52,16 @@ SRM_ALPHA = 0.001
 
 @dataclass(frozen=True)
 class RatioEstimate:
-    """A ratio of per-user sums (clicks / items served) and the variance of the estimate."""
+    """A ratio of per-user sums (clicks / items served) and the variance of the estimate.
+
+    ``empty`` when the denominator is 0 (nothing served): ``value`` is then 0.0 by
+    convention, not a rate, so no difference may be taken with it.
+    """
 
     value: float
     variance: float
     users: int
+    empty: bool = False
 
 
 def ratio_estimate(numerators: Sequence[float], denominators: Sequence[float]) -> RatioEstimate:
@@ -70,7 +75,7 @@ def ratio_estimate(numerators: Sequence[float], denominators: Sequence[float]) -
     n = int(num.size)
     total = float(den.sum())
     if n == 0 or total <= 0:
-        return RatioEstimate(0.0, 0.0, n)
+        return RatioEstimate(0.0, 0.0, n, empty=True)
     value = float(num.sum()) / total
     if n < 2:
         return RatioEstimate(value, 0.0, n)
@@ -83,7 +88,8 @@ def ratio_estimate(numerators: Sequence[float], denominators: Sequence[float]) -
 class SequentialComparison:
     """The always-valid comparison of a variant with control.
 
-    ``p_value`` is this comparison's own; ``p_value_adjusted`` is Bonferroni-adjusted for
+    ``diff`` and ``ci95`` are None when a side has served nothing (it has no rate to
+    subtract). ``p_value`` is this comparison's own; ``p_value_adjusted`` is Bonferroni-adjusted for
     the experiment's ``comparisons`` (one per non-control variant), and ``significant`` and
     ``ci95`` (simultaneous) follow it: with several variants, each tested at 5% alone,
     the chance that some variant of an A/A test is declared different grows with their
@@ -91,8 +97,8 @@ class SequentialComparison:
     p-values stay valid however often they are read.
     """
 
-    diff: float
-    ci95: tuple[float, float]
+    diff: float | None
+    ci95: tuple[float, float] | None
     p_value: float
     significant: bool
     p_value_adjusted: float
@@ -144,8 +150,11 @@ def compare(
     significance and the interval are at ``alpha / comparisons`` (Bonferroni), so the
     chance that any of them is wrongly declared different stays under ``alpha``.
     Until each side has ``min_users`` users and a positive variance there is no
-    evidence: p = 1 and the interval is every possible difference, [-1, 1].
+    evidence: p = 1 and the interval is every possible difference, [-1, 1]. While a
+    side has served nothing there is no difference either: ``diff`` and ``ci95`` None.
     """
+    if control.empty or variant.empty:
+        return SequentialComparison(None, None, 1.0, False, 1.0)
     diff = variant.value - control.value
     variance = control.variance + variant.variance
     if min(control.users, variant.users) < min_users or variance <= 0:

@@ -10,6 +10,7 @@ from statsmodels.stats.multitest import multipletests
 
 from app.experiments.definitions import ExperimentDef, Variant
 from app.experiments.results import UserTotals, VariantTotals, summarize
+from app.schemas_experiments import ComparisonOut
 
 
 def _totals(clicks: list[int], served: int = 10) -> VariantTotals:
@@ -58,3 +59,36 @@ def test_each_comparison_is_adjusted_for_the_variants_that_get_traffic() -> None
         assert (low > 0 or high < 0) is versus[name]["significant"]
     assert versus["b"]["significant"] is False
     assert versus["paused"]["p_value_adjusted"] == 1.0
+
+
+def _two_arms() -> ExperimentDef:
+    return ExperimentDef(
+        name="ab",
+        status="running",
+        control="a",
+        variants=(Variant("a", "popularity", None, 1), Variant("b", "ease", "1", 1)),
+        window_minutes=30.0,
+        mixing_sd=0.02,
+        created_at=datetime(2026, 12, 1, tzinfo=UTC),
+        stopped_at=None,
+    )
+
+
+@pytest.mark.parametrize("empty", ["a", "b"])
+def test_an_arm_with_nothing_served_has_no_difference_and_no_interval(empty: str) -> None:
+    """An arm that has served nothing has no CTR: its 0.0 was subtracted from the other's
+    and the difference shown beside p = 1 as if measured. Difference and interval are
+    null (and the response schema accepts that) until both arms have served something."""
+    totals = {"a": _totals([1, 2, 0] * 10), "b": _totals([2, 1, 1] * 10)}
+    totals[empty] = VariantTotals()
+    doc = summarize(_two_arms(), totals)
+    versus = doc["variants"][1][1]["vs_control"]
+    assert versus["ctr_diff"] is None and versus["ci95"] is None
+    assert (versus["p_value"], versus["p_value_adjusted"], versus["significant"]) == (
+        1.0,
+        1.0,
+        False,
+    )
+    assert ComparisonOut.model_validate(versus).ctr_diff is None
+    both = summarize(_two_arms(), {"a": _totals([1, 2, 0] * 10), "b": _totals([2, 1, 1] * 10)})
+    assert both["variants"][1][1]["vs_control"]["ctr_diff"] == pytest.approx(1 / 30)

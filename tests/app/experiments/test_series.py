@@ -213,3 +213,17 @@ def test_a_session_counts_apart_from_the_user_with_the_same_id(
     diff = got.vs_control["b"]
     assert diff.ctr_diff[-1] == pytest.approx(vs["vs_control"]["ctr_diff"])
     assert [diff.ci_low[-1], diff.ci_high[-1]] == pytest.approx(vs["vs_control"]["ci95"])
+
+
+def test_no_difference_before_both_arms_have_served(clean: sessionmaker[Session]) -> None:
+    """Control served at 1 s, the variant not before 21 s: until then the variant has no
+    CTR, so there is no difference to chart (it was control's CTR negated)."""
+    with session_scope(clean) as session:
+        r1 = _list(session, "a", "u1", 1, ["i1", "i2"])
+        _event(session, r1, "u1", "i1", "click", 2)
+        _list(session, "b", "u2", 21, ["i1", "i2"])
+    with session_scope(clean) as session:
+        got = series.load_series(session, _experiment(stopped_after_s=30), CLICKS, (), bucket_s=10)
+    diff = got.vs_control["b"]
+    assert diff.ctr_diff[:2] == [None, None] and diff.ctr_diff[2] == pytest.approx(-0.5)
+    assert diff.ci_low == diff.ci_high == [None] * 4
