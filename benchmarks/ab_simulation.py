@@ -11,20 +11,22 @@ What it does (docs/experiments.md, "Simulation"):
    ``popularity`` (control) vs ``ease``, weights 1:1, through the admin API.
 3. Replays the users over HTTP in a random order, one list of ``--k`` items each; a
    simulated user clicks every served item that is among their held-out items
-   (``POST /v1/interactions`` with ``type=click`` and the ``recommendation_id``).
+   (``POST /v1/interactions`` with ``type=click`` and the ``recommendation_id``),
+   and buys (``type=purchase``, a conversion) each clicked item they rated 5.
    The results are read after every ``--peek-every`` requests (peeking).
 4. Checks: EASE better than popularity with significance; online CTR order equals
    offline NDCG order.
 5. A/A over HTTP: an experiment with EASE in both variants, the users replayed
    again the same way (results read after every ``--peek-every`` requests);
    reported (one run may declare a difference, with probability at most 5%).
-   Its per-user click outcomes then feed ``--aa-runs`` A/A experiments of that
-   model against itself, replayed in-process through the same results code
-   (``app.experiments.results``) with the same assignment hash under a new
-   experiment name each, read after every ``--peek-every`` users; a run declares a
-   difference if any read is significant. Also run: ``--aa-extra`` more runs for a
-   tighter estimate of the rate, and the same reads with a fixed-horizon z-test,
-   to show what peeking does to a test that is not sequential.
+   Its per-user click and conversion outcomes then feed ``--aa-runs`` A/A
+   experiments of that model against itself, replayed in-process through the same
+   results code (``app.experiments.results``) with the same assignment hash under a
+   new experiment name each, read after every ``--peek-every`` users; a run declares
+   a difference in a rate (CTR, conversion rate) if any read of its test is
+   significant. Also run: ``--aa-extra`` more runs for a tighter estimate of the
+   rates, and the same reads with a fixed-horizon z-test, to show what peeking does
+   to a test that is not sequential.
 
 Usage::
 
@@ -63,10 +65,15 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------- data
 
 
+#: A held-out item rated this (MovieLens: 1 to 5) is bought when clicked: a conversion.
+BOUGHT_RATING = 5.0
+
+
 def split_and_train(
     store_dir: Path, data_dir: Path | None, seed: int, holdout: float
-) -> tuple[dict[str, set[str]], dict[str, float]]:
-    """Held-out items per user, and each model's offline NDCG@10 (manifest)."""
+) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, float]]:
+    """Held-out items per user, those of them the user rated ``BOUGHT_RATING``, and each
+    model's offline NDCG@10 (manifest)."""
     import torch
 
     from models_store import ModelStore
@@ -82,10 +89,12 @@ def split_and_train(
         n = max(1, round(holdout * rows.size))
         held[rng.choice(rows, size=n, replace=False)] = True
     heldout: dict[str, set[str]] = {}
-    for u, i in zip(data.users[held], data.items[held], strict=True):
-        heldout.setdefault(data.user_ids.external(int(u)), set()).add(
-            data.item_ids.external(int(i))
-        )
+    bought: dict[str, set[str]] = {}
+    for u, i, r in zip(data.users[held], data.items[held], data.ratings[held], strict=True):
+        user, item = data.user_ids.external(int(u)), data.item_ids.external(int(i))
+        heldout.setdefault(user, set()).add(item)
+        if r >= BOUGHT_RATING:
+            bought.setdefault(user, set()).add(item)
     train = data.subset(~held)
     store = ModelStore(store_dir)
     ndcg = {}
@@ -98,7 +107,7 @@ def split_and_train(
         log(
             f"# trained {name} in {time.perf_counter() - t0:.1f} s: offline ndcg@10 {ndcg[name]:.4f}"
         )
-    return heldout, ndcg
+    return heldout, bought, ndcg
 
 
 # --------------------------------------------------------------------------- server
@@ -147,19 +156,25 @@ def start_server(args: argparse.Namespace, store: Path, workdir: Path) -> tuple[
 # --------------------------------------------------------------------------- A/B over HTTP
 
 
+#: Per user: (clicks, conversions, items served).
+Outcomes = dict[str, tuple[int, int, int]]
+
+
 def replay(
     client: Any,
     users: list[str],
     heldout: dict[str, set[str]],
+    bought: dict[str, set[str]],
     k: int,
     name: str,
     peek_every: int,
-) -> tuple[list[dict[str, Any]], dict[str, tuple[int, int]]]:
-    """One list per user (clicks posted); the results read every ``peek_every`` requests.
+) -> tuple[list[dict[str, Any]], Outcomes]:
+    """One list per user (clicks and purchases posted); the results read every
+    ``peek_every`` requests.
 
-    Returns the reads, and per user (clicks, items served)."""
+    Returns the reads, and per user (clicks, conversions, items served)."""
     reads: list[dict[str, Any]] = []
-    outcomes: dict[str, tuple[int, int]] = {}
+    outcomes: Outcomes = {}
     params: dict[str, Any] = {"k": k}
     for n, user in enumerate(users, start=1):
         answer = (
@@ -167,12 +182,14 @@ def replay(
         )
         shown = [i["item_id"] for i in answer["items"]]
         clicked = [i for i in shown if i in heldout.get(user, set())]
-        outcomes[user] = (len(clicked), len(shown))
+        purchased = [i for i in clicked if i in bought.get(user, set())]
+        outcomes[user] = (len(clicked), len(purchased), len(shown))
         if clicked:
             events = [
-                {"user_id": user, "item_id": i, "type": "click",
+                {"user_id": user, "item_id": i, "type": kind,
                  "recommendation_id": answer["recommendation_id"]}
-                for i in clicked
+                for kind, items in (("click", clicked), ("purchase", purchased))
+                for i in items
             ]  # fmt: skip
             client.post("/v1/interactions", json={"interactions": events}).raise_for_status()
         if n % peek_every == 0 or n == len(users):
@@ -190,12 +207,24 @@ def replay(
 # --------------------------------------------------------------------------- A/A in-process
 
 
-def aa_runs(
-    outcomes: dict[str, tuple[int, int]], runs: int, peek_every: int, mixing_sd: float, seed: int
-) -> dict[str, Any]:
-    """A/A experiments replayed through ``app.experiments.results`` (see the module doc)."""
+def _fixed_horizon_significant(a: Any, b: Any) -> bool:
+    """The naive read: a two-sided z-test at 5% on the same delta-method variance."""
     from scipy import stats as sps
 
+    if a.empty or b.empty or a.variance + b.variance <= 0:
+        return False
+    z = (b.value - a.value) / math.sqrt(a.variance + b.variance)
+    return 2 * float(sps.norm.sf(abs(z))) < 0.05
+
+
+def aa_runs(
+    outcomes: Outcomes, runs: int, peek_every: int, mixing_sd: float, seed: int
+) -> dict[str, Any]:
+    """A/A experiments replayed through ``app.experiments.results`` (see the module doc).
+
+    Counts the runs in which each test (CTR, conversion rate; mSPRT and the naive
+    fixed-horizon z-test) was significant at some read, and those in which either
+    mSPRT was (an operator who acts on whichever rate moves)."""
     from app.experiments import results
     from app.experiments.assignment import choose
     from app.experiments.definitions import ExperimentDef, Variant
@@ -203,39 +232,51 @@ def aa_runs(
     variants = (Variant("a", TREATMENT, None, 1.0), Variant("b", TREATMENT, None, 1.0))
     users = sorted(outcomes)
     rng = np.random.default_rng(seed)
-    declared = naive_declared = 0
-    final_p = []
+    estimates = {"ctr": results.ctr_estimate, "conversion": results.conversion_estimate}
+    declared = dict.fromkeys(("ctr", "conversion", "either"), 0)
+    naive_declared = dict.fromkeys(estimates, 0)
+    final_p: dict[str, list[float]] = {"ctr": [], "conversion": []}
     for run in range(runs):
         name = f"aa-{seed}-{run}"
         exp = ExperimentDef(
             name, "running", "a", variants, 30.0, mixing_sd, datetime.now(UTC), None
         )
         totals = {"a": results.VariantTotals(), "b": results.VariantTotals()}
-        hit = naive_hit = False
+        hit = dict.fromkeys(declared, False)
+        naive_hit = dict.fromkeys(estimates, False)
         order = rng.permutation(len(users))
         for n, index in enumerate(order, start=1):
             user = users[index]
-            clicks, served = outcomes[user]
+            clicks, conversions, served = outcomes[user]
             side = totals[choose(name, variants, user).name].user(("user", user))
             side.impressions += 1
             side.served += served
             side.clicks += clicks
+            side.conversions += conversions
             if n % peek_every == 0 or n == len(users):
-                doc = results.summarize(exp, totals)
-                versus = doc["variants"][1][1]["vs_control"]
-                hit |= versus["significant"]
-                a, b = results.ctr_estimate(totals["a"]), results.ctr_estimate(totals["b"])
-                if a.variance + b.variance > 0:
-                    z = (b.value - a.value) / math.sqrt(a.variance + b.variance)
-                    naive_hit |= 2 * float(sps.norm.sf(abs(z))) < 0.05
-        final_p.append(versus["p_value"])
-        declared += hit
-        naive_declared += naive_hit
+                versus = results.summarize(exp, totals)["variants"][1][1]["vs_control"]
+                read = {"ctr": versus, "conversion": versus["conversion"]}
+                for rate, estimate in estimates.items():
+                    hit[rate] |= read[rate]["significant"]
+                    naive_hit[rate] |= _fixed_horizon_significant(
+                        estimate(totals["a"]), estimate(totals["b"])
+                    )
+                hit["either"] |= versus["significant"] or versus["conversion"]["significant"]
+        for rate in final_p:
+            final_p[rate].append(read[rate]["p_value"])
+        for key in declared:
+            declared[key] += hit[key]
+        for rate in naive_declared:
+            naive_declared[rate] += naive_hit[rate]
     return {
         "runs": runs,
-        "declared_msprt": declared,
-        "declared_fixed_horizon_z": naive_declared,
-        "median_final_p": float(np.median(final_p)) if final_p else None,
+        "declared_msprt": declared["ctr"],
+        "declared_fixed_horizon_z": naive_declared["ctr"],
+        "median_final_p": float(np.median(final_p["ctr"])) if runs else None,
+        "declared_msprt_conversion": declared["conversion"],
+        "declared_fixed_horizon_z_conversion": naive_declared["conversion"],
+        "median_final_p_conversion": float(np.median(final_p["conversion"])) if runs else None,
+        "declared_msprt_either": declared["either"],
     }
 
 
@@ -264,7 +305,9 @@ def main() -> int:
 
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="ab-sim-"))
-    heldout, ndcg = split_and_train(workdir / "store", args.data_dir, args.seed, args.holdout)
+    heldout, bought, ndcg = split_and_train(
+        workdir / "store", args.data_dir, args.seed, args.holdout
+    )
     users = sorted(heldout)
     rng = np.random.default_rng(args.seed)
     users = [users[i] for i in rng.permutation(len(users))]
@@ -288,7 +331,7 @@ def main() -> int:
                 f"# experiment {name}: {CONTROL} (control) vs {TREATMENT}, {len(users)} users over HTTP"
             )
             t0 = time.perf_counter()
-            reads, _ = replay(client, users, heldout, args.k, name, args.peek_every)
+            reads, _ = replay(client, users, heldout, bought, args.k, name, args.peek_every)
             http_s = time.perf_counter() - t0
             result = (
                 client.get(f"/admin/experiments/{name}", headers=AUTH).raise_for_status().json()
@@ -305,7 +348,9 @@ def main() -> int:
             }
             client.post("/admin/experiments", json=body, headers=AUTH).raise_for_status()
             log(f"# A/A over HTTP: experiment {aa_name}, {TREATMENT} in both variants")
-            aa_reads, outcomes = replay(client, users, heldout, args.k, aa_name, args.peek_every)
+            aa_reads, outcomes = replay(
+                client, users, heldout, bought, args.k, aa_name, args.peek_every
+            )
             aa_result = (
                 client.get(f"/admin/experiments/{aa_name}", headers=AUTH).raise_for_status().json()
             )
@@ -328,7 +373,9 @@ def main() -> int:
                         "users",
                         "impressions",
                         "clicks",
+                        "conversions",
                         "ctr",
+                        "conversion_rate",
                         "list_ctr",
                         "mrr",
                         "latency_ms",
@@ -341,14 +388,19 @@ def main() -> int:
             "first_significant_read": next(
                 (r["requests"] for r in reads if r["significant"]), None
             ),
+            "first_significant_read_conversion": next(
+                (r["requests"] for r in reads if r["conversion"]["significant"]), None
+            ),
             "online_order": online_order,
             "offline_order": offline_order,
         }
     )
     figures["aa_http"] = {
         "declared": any(r["significant"] for r in aa_reads),
+        "declared_conversion": any(r["conversion"]["significant"] for r in aa_reads),
         "reads": len(aa_reads),
         "min_p": min(r["p_value"] for r in aa_reads),
+        "min_p_conversion": min(r["conversion"]["p_value"] for r in aa_reads),
         "vs_control": next(v for v in aa_result["variants"] if v.get("vs_control"))["vs_control"],
         "srm": aa_result["srm"],
     }
@@ -364,6 +416,8 @@ def main() -> int:
         "ease_better_and_significant": versus["significant"] and versus["ctr_diff"] > 0,
         "online_order_matches_offline": online_order == offline_order,
         "aa_at_most_2_of_20": figures["aa"]["declared_msprt"] <= max(2, args.aa_runs // 10),
+        "aa_conversion_at_most_2_of_20": figures["aa"]["declared_msprt_conversion"]
+        <= max(2, args.aa_runs // 10),
         "srm_ok": result["srm"]["ok"],
     }
     figures["checks"] = checks

@@ -234,12 +234,33 @@ def ctr_estimate(totals: VariantTotals) -> stats.RatioEstimate:
     return stats.ratio_estimate([u.clicks for u in users], [u.served for u in users])
 
 
+def conversion_estimate(totals: VariantTotals) -> stats.RatioEstimate:
+    """The variant's conversion rate (conversions / items served) as a ratio of per-user
+    sums, with its variance: the same unit and estimator as the CTR's."""
+    users = list(totals.users.values())
+    return stats.ratio_estimate([u.conversions for u in users], [u.served for u in users])
+
+
 def comparisons(experiment: ExperimentDef) -> int:
     """How many variants are compared with control: those that get traffic (a variant of
     weight 0 never has a user, so it can never be declared different)."""
     return max(
         1, sum(1 for v in experiment.variants if v.name != experiment.control and v.weight > 0)
     )
+
+
+def _compared(
+    result: stats.SequentialComparison, diff_key: str, comparisons: int, method: str
+) -> dict[str, Any]:
+    return {
+        diff_key: result.diff,
+        "ci95": list(result.ci95) if result.ci95 is not None else None,
+        "p_value": result.p_value,
+        "p_value_adjusted": result.p_value_adjusted,
+        "comparisons": comparisons,
+        "significant": result.significant,
+        "method": method,
+    }
 
 
 def compare_with_control(
@@ -251,19 +272,26 @@ def compare_with_control(
     comparisons: int = 1,
 ) -> dict[str, Any]:
     """``vs_control`` of one variant: CTR difference, always-valid interval and p-value,
-    the significance and interval adjusted for the experiment's ``comparisons``.
-    Difference and interval are None while either side has served nothing."""
-    result = stats.compare(
+    the significance and interval adjusted for the experiment's ``comparisons``; and the
+    same for the conversion rate under ``conversion``. Each rate is its own family: the
+    Bonferroni adjustment is over the variants, for each rate. A difference and its
+    interval are None while either side has served nothing."""
+    ctr = stats.compare(
         ctr_estimate(control), ctr_estimate(variant), mixing_sd, alpha, min_users, comparisons
     )
+    conversion = stats.compare(
+        conversion_estimate(control),
+        conversion_estimate(variant),
+        mixing_sd,
+        alpha,
+        min_users,
+        comparisons,
+    )
     return {
-        "ctr_diff": result.diff,
-        "ci95": list(result.ci95) if result.ci95 is not None else None,
-        "p_value": result.p_value,
-        "p_value_adjusted": result.p_value_adjusted,
-        "comparisons": comparisons,
-        "significant": result.significant,
-        "method": stats.MSPRT_METHOD,
+        **_compared(ctr, "ctr_diff", comparisons, stats.MSPRT_METHOD),
+        "conversion": _compared(
+            conversion, "conversion_rate_diff", comparisons, stats.CONVERSION_METHOD
+        ),
     }
 
 

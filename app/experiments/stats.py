@@ -1,5 +1,6 @@
-"""The statistics of experiment results: per-variant CTR with its variance, the
-always-valid comparison with control (mSPRT) and the sample-ratio-mismatch check.
+"""The statistics of experiment results: per-variant rates (CTR, conversion rate) with
+their variance, the always-valid comparison with control (mSPRT) and the
+sample-ratio-mismatch check.
 
 Why these:
 
@@ -7,7 +8,9 @@ Why these:
   of one user's lists are correlated. Each variant's CTR (clicks on served items
   / items served) is a ratio of per-user sums; its variance is the delta-method
   (cluster-robust) one over users, not the binomial one over items, which would
-  understate it and inflate false positives.
+  understate it and inflate false positives. The conversion rate (conversions /
+  items served) is a ratio of the same kind and is compared the same way, over
+  the same unit: its events are as correlated within a user as clicks are.
 * Experimenters look at results whenever they like. A fixed-horizon p-value read
   repeatedly declares differences far above its nominal rate; the mixture
   sequential probability ratio test (mSPRT) of Johari, Koomen, Pekelis and Walsh,
@@ -34,12 +37,21 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-#: What ``vs_control.method`` says.
-MSPRT_METHOD = (
-    "mSPRT, normal mixture N(0, tau^2) on the CTR difference (Johari et al. 2022, "
-    "always-valid p-value and confidence interval); variance by the delta method over users; "
-    "significance and interval Bonferroni-adjusted for the number of variants compared"
-)
+
+def msprt_method(difference: str) -> str:
+    """What a comparison's ``method`` says, for the difference of one rate."""
+    return (
+        f"mSPRT, normal mixture N(0, tau^2) on the {difference} (Johari et al. 2022, "
+        "always-valid p-value and confidence interval); variance by the delta method over "
+        "users; significance and interval Bonferroni-adjusted for the number of variants "
+        "compared"
+    )
+
+
+#: What ``vs_control.method`` says (the CTR comparison).
+MSPRT_METHOD = msprt_method("CTR difference")
+#: What ``vs_control.conversion.method`` says.
+CONVERSION_METHOD = msprt_method("conversion-rate difference")
 #: Units (users or sessions) a side before a comparison is evidence. The mSPRT's validity
 #: is asymptotic: with a plug-in variance of a few users (often 0 clicks on a side, a
 #: variance of 0) A/A runs read after every user from the second on were significant at

@@ -363,6 +363,13 @@ def test_results_count_what_the_simulated_traffic_did(admin: TestClient) -> None
     assert versus["ctr_diff"] == pytest.approx(ease["ctr"] - control["ctr"])
     assert versus["ci95"][0] <= versus["ctr_diff"] <= versus["ci95"][1]
     assert 0 <= versus["p_value"] <= 1 and "mSPRT" in versus["method"]
+    conversion = versus["conversion"]  # the same test on the conversion rate
+    assert conversion["conversion_rate_diff"] == pytest.approx(
+        ease["conversion_rate"] - control["conversion_rate"]
+    )
+    assert conversion["ci95"][0] <= conversion["conversion_rate_diff"] <= conversion["ci95"][1]
+    assert 0 <= conversion["p_value"] <= conversion["p_value_adjusted"] <= 1
+    assert conversion["comparisons"] == 1 and "conversion-rate" in conversion["method"]
     assert "vs_control" not in control or control["vs_control"] is None
     assert 0 <= result["srm"]["p_value"] <= 1
     metrics = admin.get("/metrics").text

@@ -125,6 +125,14 @@ def test_create_traffic_results_and_stop(dash: TestClient) -> None:
         == 12
     )
     assert panel.text.count('<script type="application/json" id="experiment-chart-') == 3
+    # each rate's comparison with control has a column of its own, "–" until there is data
+    assert "Conversion rate vs control</th>" in panel.text
+    result = dash.get("/admin/experiments/ab1", headers=AUTH).json()
+    versus = result["variants"][1]["vs_control"]
+    conversion = panel.text.split('data-testid="conversion-vs-control-ease">')[1].split("</td>")[0]
+    assert f"{100 * versus['conversion']['conversion_rate_diff']:+.2f} pt" in conversion
+    assert f"p = {versus['conversion']['p_value']:.3g}" in conversion
+    assert panel.text.split('data-testid="conversion-vs-control-control">')[1].startswith("–")
     assert 'data-testid="srm"' in panel.text
 
     stopped = dash.post("/dashboard/experiments/ab1/stop", data={"csrf_token": token})
