@@ -36,16 +36,16 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core import clock_skew
 from app.db_models import Impression, Interaction
 from app.experiments import stats
 from app.experiments.definitions import ExperimentDef
 from app.repository import as_utc
 
-#: How much earlier than its list an event may be stamped and still count: the list's
-#: time is one replica's clock and the event's another's, or the client's when it sends
-#: ``timestamp``. An event from before that answers no list (a click stamped in 2020 on a
-#: list served today was counted).
-CLOCK_TOLERANCE = timedelta(minutes=1)
+#: How much earlier than its list an event may be stamped and still count (the same
+#: tolerance as attribution's window rule; ``app.core.clock_skew``). An event from before
+#: that answers no list (a click stamped in 2020 on a list served today was counted).
+CLOCK_TOLERANCE = clock_skew.CLOCK_TOLERANCE
 
 
 @dataclass

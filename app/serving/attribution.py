@@ -17,7 +17,14 @@
 * An event without one is attributed, when its type is positive (weight > 0,
   or untyped), to the latest impression that showed that item to that user
   within ``window`` before the event's time. Negative and zero-weight events
-  are attributed only explicitly.
+  are attributed only explicitly. Clocks differ between replicas and clients,
+  so when no such impression exists, one stamped at most ``CLOCK_TOLERANCE``
+  (a minute) *after* the event answers it, the earliest of those: the same
+  tolerance the experiment results give an event that names its list, so an
+  event one replica stamps slightly before another replica's list is not lost to
+  the window while an identical one with the list's id counts. A list stamped
+  before the event is always preferred: the tolerance is for skew, not for
+  crediting a list with what happened before it.
 
 One query per batch of events for each rule (``existing_impressions``, which
 reads each named impression's user, session and items;
@@ -47,6 +54,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from app.core.clock_skew import CLOCK_TOLERANCE
 from app.repository import (
     NamedList,
     NewImpression,
@@ -173,9 +181,10 @@ class Attributor:
         queued: Mapping[str, NewImpression],
     ) -> dict[int, str | None]:
         """Per row (by ``id(row)``) the latest impression in ``[ts - window, ts]`` that
-        showed its item to its user; the database's and this replica's queued ones."""
+        showed its item to its user, else the earliest in ``(ts, ts + CLOCK_TOLERANCE]``
+        (module docstring); the database's and this replica's queued ones."""
         times = [as_utc(r.ts) for r in rows if r.ts is not None]
-        earliest, newest = min(times) - self.window, max(times)
+        earliest, newest = min(times) - self.window, max(times) + CLOCK_TOLERANCE
         users = {r.user_id for r in rows}
         wanted = {(r.user_id, r.item_id) for r in rows}
         lists = [
@@ -196,10 +205,13 @@ class Attributor:
         for row in rows:
             assert row.ts is not None
             ts = as_utc(row.ts)
-            candidates = [
-                (at, rec_id)
-                for at, rec_id in shown.get((row.user_id, row.item_id), [])
-                if ts - self.window <= at <= ts
-            ]
-            out[id(row)] = max(candidates)[1] if candidates else None
+            showed = shown.get((row.user_id, row.item_id), [])
+            before = [(at, rec_id) for at, rec_id in showed if ts - self.window <= at <= ts]
+            skewed = [(at, rec_id) for at, rec_id in showed if ts < at <= ts + CLOCK_TOLERANCE]
+            if before:
+                out[id(row)] = max(before)[1]
+            elif skewed:
+                out[id(row)] = min(skewed)[1]
+            else:
+                out[id(row)] = None
         return out

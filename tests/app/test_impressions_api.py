@@ -239,7 +239,10 @@ def test_positive_events_are_attributed_by_window_to_the_latest_impression(
     log(item, type="click")  # 15 and 10 minutes after the two impressions: the latest
     log(item, type="dislike")  # negative: only explicit attribution
     log("not-shown", type="like")  # never shown to this user
-    log(item, type="purchase", timestamp=(T0 - timedelta(minutes=1)).isoformat())  # before both
+    # before both by more than the clocks' tolerance (a minute): no list answers it
+    log(item, type="purchase", timestamp=(T0 - timedelta(minutes=2)).isoformat())
+    # 30 s before the first list: another clock's skew, the first list answers it
+    log(item, type="like", timestamp=(T0 - timedelta(seconds=30)).isoformat())
     clock.advance(timedelta(minutes=26))  # 31 minutes after the newest impression
     log(item, type="click")
     log(item)  # untyped is positive too, but out of the window as well
@@ -249,6 +252,7 @@ def test_positive_events_are_attributed_by_window_to_the_latest_impression(
         ("dislike", item, None),
         ("like", "not-shown", None),
         ("purchase", item, None),
+        ("like", item, first),
         ("click", item, None),
         (None, item, None),
     ]

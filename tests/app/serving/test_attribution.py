@@ -220,3 +220,56 @@ def test_an_event_on_an_item_the_named_list_did_not_show_is_not_attributed_to_it
     assert attributed.refused == Counter({"item_not_shown": 1, "unknown": 1})
     assert "'elsewhere'" in caplog.text and "did not show that item" in caplog.text
     assert "'no-such-list', which is no known impression" in caplog.text
+
+
+# --------------------------------------------------------------------------- window and clocks
+
+
+def _window_event(user: str, item: str, at: datetime) -> NewInteraction:
+    return NewInteraction(user, item, None, at, type="click")
+
+
+def test_a_window_event_stamped_slightly_before_its_list_is_attributed_to_it(
+    sessions: sessionmaker[Session], written: bool
+) -> None:
+    """The list's time is one replica's clock, the event's another's (or the client's):
+    an event stamped 30 s before the list that showed its item was left unattributed,
+    though the results count such an event for a list it names (``CLOCK_TOLERANCE``,
+    one minute). Within that tolerance it is attributed; two minutes before, it answers
+    no list."""
+    recorder = ImpressionRecorder(sessions, Metrics())
+    user = f"attr-{uuid.uuid4().hex[:8]}"
+    rec_id = recorder.record(
+        user, "user", ["i1", "i2"], "ease", "v1", experiment="ab", variant="ease"
+    )
+    now = datetime.now(UTC)
+    events = [
+        _window_event(user, "i1", now - timedelta(seconds=30)),
+        _window_event(user, "i2", now - timedelta(minutes=2)),
+    ]
+
+    attributed, counted = _attribute(sessions, recorder, events, written)
+
+    assert [row.impression_id for row in attributed.rows] == [rec_id, None]
+    assert counted == [("ab", "ease", "ease", "v1", "click")]
+
+
+def test_a_window_event_prefers_the_list_served_before_it_to_one_served_after(
+    sessions: sessionmaker[Session], written: bool
+) -> None:
+    """The tolerance is for skewed clocks: a list stamped after the event answers it only
+    when no list stamped before it showed the item (the latest of those answers it)."""
+    recorder = ImpressionRecorder(sessions, Metrics())
+    user = f"attr-{uuid.uuid4().hex[:8]}"
+    before = recorder.record(user, "user", ["i1"], "ease", "v1", experiment="ab", variant="ease")
+    at = datetime.now(UTC)
+    recorder.record(user, "user", ["i1", "i2"], "ease", "v1", experiment="ab", variant="ease")
+    after_only = recorder.record(
+        user, "user", ["i3"], "ease", "v1", experiment="ab", variant="ease"
+    )
+    recorder.record(user, "user", ["i3"], "ease", "v1", experiment="ab", variant="ease")
+    events = [_window_event(user, "i1", at), _window_event(user, "i3", at)]
+
+    attributed, _ = _attribute(sessions, recorder, events, written)
+
+    assert [row.impression_id for row in attributed.rows] == [before, after_only]
