@@ -296,3 +296,19 @@ def test_rare_conversions_read_after_every_user_keep_the_false_positive_rate_und
         for tau in ever:
             ever[tau] += any(compare(a, b, tau).significant for a, b in reads)
     assert all(count / runs <= 0.05 for count in ever.values()), ever
+
+
+def test_holm_would_declare_a_difference_the_simultaneous_interval_does_not_exclude() -> None:
+    """Why Bonferroni and not Holm (docs/experiments.md): with one variant far better than
+    control and another at raw p between 2.5% and 5%, Holm's step-down declares both, but
+    the second's simultaneous interval (at 5% / 2) still holds 0, and Holm has no
+    simultaneous intervals that would agree with it. Bonferroni keeps ``significant`` and
+    ``ci95`` consistent, each variant's verdict depending on its own data only."""
+    control, tau = RatioEstimate(0.10, 5e-5, 500), 0.02
+    strong = compare(control, RatioEstimate(0.16, 5e-5, 500), tau, comparisons=2)
+    weak = compare(control, RatioEstimate(0.133, 5e-5, 500), tau, comparisons=2)
+    assert 0.025 < weak.p_value < 0.05
+    holm, _, _, _ = multipletests([strong.p_value, weak.p_value], alpha=0.05, method="holm")
+    assert holm.tolist() == [True, True]
+    assert (strong.significant, weak.significant) == (True, False)
+    assert weak.ci95[0] < 0 < weak.ci95[1] and strong.ci95[0] > 0
