@@ -25,7 +25,7 @@ import math
 import re
 from typing import Any
 
-from app.experiments.series import ExperimentSeries
+from app.experiments.series import DiffSeries, ExperimentSeries
 
 #: Validation figures that count rows (how big the validation set was), not how good a fit.
 COUNTS = frozenset({"n", "n_default"})
@@ -162,8 +162,9 @@ def _percent(values: list[float | None]) -> list[float | None]:
 
 def experiment_charts(series: ExperimentSeries, control: str) -> list[dict[str, Any]]:
     """CTR and conversion rate per bucket of each variant, in percent as the results
-    table prints them, and each variant's CTR difference with control in percentage
-    points ("pt", as the table) with its always-valid 95% interval at every bucket end.
+    table prints them, and each variant's CTR difference and conversion-rate difference
+    with control in percentage points ("pt", as the table), each with its always-valid
+    95% interval at every bucket end.
 
     x is the bucket's end since the experiment's start, in minutes (hours once a
     bucket is an hour or more). A bucket that served a variant nothing, the
@@ -192,29 +193,43 @@ def experiment_charts(series: ExperimentSeries, control: str) -> list[dict[str, 
         },
     ]
     served = {name: _served_by(v.impressions) for name, v in series.variants.items()}
+    differences = (("CTR", series.vs_control), ("conversion-rate", series.conversion_vs_control))
+    for rate, comparisons in differences:
+        chart = _difference_chart(rate, comparisons, served, control, x, x_label)
+        if chart is not None:
+            charts.append(chart)
+    return charts
+
+
+def _difference_chart(
+    rate: str,
+    comparisons: dict[str, DiffSeries],
+    served: dict[str, list[bool]],
+    control: str,
+    x: list[float],
+    x_label: str,
+) -> dict[str, Any] | None:
+    """One rate's difference with control per variant, in points, with its interval's
+    bounds; None without a variant to compare."""
     diffs: dict[str, list[float | None]] = {}
     bounds: dict[str, str] = {}
-    for name, diff in series.vs_control.items():
+    for name, diff in comparisons.items():
         both = [a and b for a, b in zip(served[name], served[control], strict=True)]
         line = f"{name} − {control}"
-        diffs[line] = _percent(
-            [d if ok else None for d, ok in zip(diff.ctr_diff, both, strict=True)]
-        )
+        diffs[line] = _percent([d if ok else None for d, ok in zip(diff.diff, both, strict=True)])
         diffs[f"{name} 95% low"] = _percent(diff.ci_low)
         diffs[f"{name} 95% high"] = _percent(diff.ci_high)
         bounds[f"{name} 95% low"] = bounds[f"{name} 95% high"] = line
-    if diffs:
-        charts.append(
-            {
-                "title": "CTR difference with control, always-valid 95% interval (cumulative)",
-                "x_label": x_label,
-                "y_label": "CTR difference (pt)",
-                "x": x,
-                "series": diffs,
-                "bounds": bounds,
-            }
-        )
-    return charts
+    if not diffs:
+        return None
+    return {
+        "title": f"{rate} difference with control, always-valid 95% interval (cumulative)",
+        "x_label": x_label,
+        "y_label": f"{rate} difference (pt)",
+        "x": x,
+        "series": diffs,
+        "bounds": bounds,
+    }
 
 
 def _served_by(lists_per_bucket: list[int]) -> list[bool]:

@@ -1,6 +1,7 @@
 """An experiment's results over time: per-bucket CTR and conversion rate of each
-variant, and the always-valid interval of each variant's CTR difference with
-control as it stood at the end of every bucket (the dashboard's charts).
+variant, and the always-valid interval of each variant's CTR difference and
+conversion-rate difference with control as they stood at the end of every bucket
+(the dashboard's charts).
 
 The lists are the ones ``results.counted_lists`` yields, counted by the same
 rules as ``GET /admin/experiments/{name}``; a list and the clicks on it fall in
@@ -19,6 +20,7 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -41,15 +43,16 @@ class VariantSeries:
 
 @dataclass
 class DiffSeries:
-    """A variant's CTR minus control's, on cumulative counts at each bucket end.
+    """A variant's rate (CTR, or conversion rate) minus control's, on cumulative counts
+    at each bucket end.
 
     ``ci_low`` / ``ci_high`` are ``None`` while there is no evidence yet (fewer
     than ``min_users`` users on a side, or no variance): the interval is then
-    every possible difference, [-1, 1]. ``ctr_diff`` is ``None`` until both sides
-    have served an item (before that one side has no CTR).
+    every possible difference, [-1, 1]. ``diff`` is ``None`` until both sides
+    have served an item (before that one side has no rate).
     """
 
-    ctr_diff: list[float | None] = field(default_factory=list)
+    diff: list[float | None] = field(default_factory=list)
     ci_low: list[float | None] = field(default_factory=list)
     ci_high: list[float | None] = field(default_factory=list)
     p_value: list[float] = field(default_factory=list)
@@ -61,7 +64,8 @@ class ExperimentSeries:
     bucket_s: int
     ends: list[datetime]
     variants: dict[str, VariantSeries]
-    vs_control: dict[str, DiffSeries]
+    vs_control: dict[str, DiffSeries]  # the CTR's difference
+    conversion_vs_control: dict[str, DiffSeries] = field(default_factory=dict)
 
 
 def bucket_width(span: timedelta) -> int:
@@ -110,6 +114,7 @@ def load_series(
         ends=[],
         variants={name: VariantSeries() for name in names},
         vs_control={name: DiffSeries() for name in names if name != experiment.control},
+        conversion_vs_control={name: DiffSeries() for name in names if name != experiment.control},
     )
     position = 0
     for bucket in range(n_buckets):
@@ -131,7 +136,7 @@ def load_series(
             series.impressions.append(lists_n)
             series.ctr.append(_rate(clicks, served))
             series.conversion_rate.append(_rate(conversions, served))
-        for name, diff in out.vs_control.items():
+        for name in out.vs_control:
             compared = results.compare_with_control(
                 cumulative[experiment.control],
                 cumulative[name],
@@ -140,10 +145,16 @@ def load_series(
                 min_users,
                 results.comparisons(experiment),
             )
-            low, high = compared["ci95"] or (-1.0, 1.0)
-            evidence = compared["p_value"] < 1.0 or (low, high) != (-1.0, 1.0)
-            diff.ctr_diff.append(compared["ctr_diff"])
-            diff.ci_low.append(low if evidence else None)
-            diff.ci_high.append(high if evidence else None)
-            diff.p_value.append(compared["p_value"])
+            _append(out.vs_control[name], compared, "ctr_diff")
+            _append(out.conversion_vs_control[name], compared["conversion"], "conversion_rate_diff")
     return out
+
+
+def _append(diff: DiffSeries, compared: dict[str, Any], diff_key: str) -> None:
+    """One bucket end's comparison (``results.compare_with_control``'s) onto its series."""
+    low, high = compared["ci95"] or (-1.0, 1.0)
+    evidence = compared["p_value"] < 1.0 or (low, high) != (-1.0, 1.0)
+    diff.diff.append(compared[diff_key])
+    diff.ci_low.append(low if evidence else None)
+    diff.ci_high.append(high if evidence else None)
+    diff.p_value.append(compared["p_value"])

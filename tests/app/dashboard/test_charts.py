@@ -89,17 +89,25 @@ def _series() -> ExperimentSeries:
         },
         vs_control={
             "vae": DiffSeries(
-                ctr_diff=[0.0, 0.0058, 0.01],
+                diff=[None, 0.0058, 0.01],
                 ci_low=[None, None, -0.036],
                 ci_high=[None, None, 0.0476],
                 p_value=[1.0, 1.0, 0.6],
+            )
+        },
+        conversion_vs_control={
+            "vae": DiffSeries(
+                diff=[None, 0.004, 0.002],
+                ci_low=[None, None, -0.01],
+                ci_high=[None, None, 0.014],
+                p_value=[1.0, 1.0, 0.9],
             )
         },
     )
 
 
 def test_experiment_charts_are_in_percent_and_say_so() -> None:
-    ctr, conversion, diff = experiment_charts(_series(), "control")
+    ctr, conversion, diff, conversion_diff = experiment_charts(_series(), "control")
     assert ctr["y_label"] == "CTR (%)" and conversion["y_label"] == "conversion rate (%)"
     assert ctr["series"]["control"] == [4.06, 5.0, None]
     assert ctr["series"]["vae"] == [None, 4.64, 7.0]
@@ -110,6 +118,11 @@ def test_experiment_charts_are_in_percent_and_say_so() -> None:
     assert diff["series"]["vae − control"] == [None, 0.58, 1.0]
     assert diff["series"]["vae 95% low"] == [None, None, -3.6]
     assert diff["bounds"] == {"vae 95% low": "vae − control", "vae 95% high": "vae − control"}
+    # the conversion rate's difference with control, charted like the CTR's
+    assert conversion_diff["y_label"] == "conversion-rate difference (pt)"
+    assert conversion_diff["series"]["vae − control"] == [None, 0.4, 0.2]
+    assert conversion_diff["series"]["vae 95% high"] == [None, None, 1.4]
+    assert conversion_diff["bounds"] == diff["bounds"]
 
 
 def test_kept_epoch_gap_only_when_the_saved_figure_differs_from_the_curve() -> None:

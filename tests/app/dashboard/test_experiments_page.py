@@ -124,7 +124,7 @@ def test_create_traffic_results_and_stop(dash: TestClient) -> None:
         sum(int(m) for m in re.findall(r'data-testid="impressions-[a-z]+">(\d+)<', panel.text))
         == 12
     )
-    assert panel.text.count('<script type="application/json" id="experiment-chart-') == 3
+    assert panel.text.count('<script type="application/json" id="experiment-chart-') == 4
     # each rate's comparison with control has a column of its own, "–" until there is data
     assert "Conversion rate vs control</th>" in panel.text
     result = dash.get("/admin/experiments/ab1", headers=AUTH).json()

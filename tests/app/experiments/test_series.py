@@ -142,8 +142,8 @@ def test_per_bucket_rates_follow_the_counting_rules(clean: sessionmaker[Session]
     assert "a" not in got.vs_control
     # one control user: no evidence yet, so no interval (a gap on the chart)
     assert diff.ci_low == [None] * 5 and diff.ci_high == [None] * 5
-    assert diff.ctr_diff[0] == pytest.approx(0.0 - 1 / 4)
-    assert diff.ctr_diff[-1] == pytest.approx(2 / 6 - 1 / 4)
+    assert diff.diff[0] == pytest.approx(0.0 - 1 / 4)
+    assert diff.diff[-1] == pytest.approx(2 / 6 - 1 / 4)
 
 
 def test_last_bucket_matches_the_results(clean: sessionmaker[Session]) -> None:
@@ -155,6 +155,8 @@ def test_last_bucket_matches_the_results(clean: sessionmaker[Session]) -> None:
             clicks = (n % 3 == 0) + (variant == "b" and n % 4 == 0)
             for item in ["i1", "i3"][:clicks]:
                 _event(session, rec, user, item, "click", n * 3 + 1)
+            if clicks and (n % 5 == 0 or (variant == "b" and n % 4 == 0)):
+                _event(session, rec, user, "i1", "purchase", n * 3 + 2)
     exp = _experiment(stopped_after_s=None)
     with session_scope(clean) as session:
         got = series.load_series(
@@ -167,13 +169,19 @@ def test_last_bucket_matches_the_results(clean: sessionmaker[Session]) -> None:
     assert sum(got.variants["b"].impressions) == summary["b"]["impressions"] == 50
     vs = summary["b"]["vs_control"]
     diff = got.vs_control["b"]
-    assert diff.ctr_diff[-1] == pytest.approx(vs["ctr_diff"])
+    assert diff.diff[-1] == pytest.approx(vs["ctr_diff"])
     assert [diff.ci_low[-1], diff.ci_high[-1]] == pytest.approx(vs["ci95"])
     assert diff.p_value[-1] == pytest.approx(vs["p_value"])
     # fewer than stats.MIN_USERS (20) users a side until n = 39 (at 117 s, bucket 11):
     # still every difference (no point charted); from then on, an interval at every end
     assert diff.ci_low[:11] == diff.ci_high[:11] == [None] * 11 and diff.p_value[:11] == [1.0] * 11
     assert None not in diff.ci_low[11:] and None not in diff.ci_high[11:]
+    # the conversion rate's difference is charted the same way, ending at the results'
+    conversion, converted = got.conversion_vs_control["b"], vs["conversion"]
+    assert conversion.diff[-1] == pytest.approx(converted["conversion_rate_diff"])
+    assert [conversion.ci_low[-1], conversion.ci_high[-1]] == pytest.approx(converted["ci95"])
+    assert conversion.p_value[-1] == pytest.approx(converted["p_value"])
+    assert conversion.ci_low[:11] == [None] * 11 and None not in conversion.ci_low[11:]
     # bucket 0 (0-9 s) holds n = 0..3: b lists n=0 (2 clicks), n=2 (0); a n=1 (0), n=3 (1)
     assert got.variants["b"].ctr[0] == pytest.approx(2 / 10)
     assert got.variants["a"].ctr[0] == pytest.approx(1 / 10)
@@ -211,7 +219,7 @@ def test_a_session_counts_apart_from_the_user_with_the_same_id(
     summary = results.summarize(exp, totals, min_users=2)
     vs = dict((v.name, e) for v, e in summary["variants"])["b"]
     diff = got.vs_control["b"]
-    assert diff.ctr_diff[-1] == pytest.approx(vs["vs_control"]["ctr_diff"])
+    assert diff.diff[-1] == pytest.approx(vs["vs_control"]["ctr_diff"])
     assert [diff.ci_low[-1], diff.ci_high[-1]] == pytest.approx(vs["vs_control"]["ci95"])
 
 
@@ -225,5 +233,5 @@ def test_no_difference_before_both_arms_have_served(clean: sessionmaker[Session]
     with session_scope(clean) as session:
         got = series.load_series(session, _experiment(stopped_after_s=30), CLICKS, (), bucket_s=10)
     diff = got.vs_control["b"]
-    assert diff.ctr_diff[:2] == [None, None] and diff.ctr_diff[2] == pytest.approx(-0.5)
+    assert diff.diff[:2] == [None, None] and diff.diff[2] == pytest.approx(-0.5)
     assert diff.ci_low == diff.ci_high == [None] * 4

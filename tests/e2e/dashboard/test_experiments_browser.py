@@ -96,7 +96,7 @@ def test_create_watch_traffic_and_stop_an_experiment(
             expect(page.get_by_test_id(f"clicks-{variant}")).to_have_text(str(clicks[variant]))
         assert page.evaluate("window.__notReloaded") is True
     assert min(lists.values()) > 0  # 40 users: both variants get some
-    expect(page.locator('[data-chart^="experiment-chart-"] canvas')).to_have_count(3)
+    expect(page.locator('[data-chart^="experiment-chart-"] canvas')).to_have_count(4)
     expect(page.get_by_test_id("srm")).to_contain_text("Sample ratio")
     shoot(page, shots, "experiments")
 
