@@ -27,6 +27,7 @@ from app.api.params import StorableText
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
 from app.dashboard.catalog_view import CatalogNotes, catalog_notes
+from app.dashboard.forms import form_text
 from app.dashboard.preview import Placement, Previewer, place_text
 from app.dashboard.templating import render
 from app.schemas import RecommendationResponse, SimilarItemsResponse
@@ -175,7 +176,11 @@ async def place_new_item(
     title: Annotated[str, Form()] = "",
     text: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    """Where an item with this text would land (nearest items), without adding it."""
+    """Where an item with this text would land (nearest items), without adding it.
+
+    The text is read with LF line breaks (``forms.form_text``): the field's ``maxlength``
+    is ``MAX_TEXT`` as the browser counts, which is not what its CRLF submission holds."""
+    text = form_text(text)
     form = {"model": model, "title": title, "text": text}
     if not text.strip() or len(text) > MAX_TEXT:
         problem = f"Paste the item's text (1 to {MAX_TEXT} characters)."

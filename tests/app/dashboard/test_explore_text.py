@@ -126,3 +126,32 @@ def test_removed_items_are_not_placed_next_to_the_text(dash: TestClient) -> None
         assert dash.delete(f"/v1/items/{item_id}", headers=auth).status_code == 200
     placed = neighbours()
     assert len(placed) == 10 and not set(nearest) & set(placed), (nearest, placed)
+
+
+def test_a_text_the_browser_allowed_is_not_refused_for_its_line_breaks(dash: TestClient) -> None:
+    """``maxlength`` counts a line break as one character, but the browser sends it as CRLF
+    (two): a text at the limit with line breaks must still be accepted, and placed with
+    LF line breaks (as the API would store it)."""
+    from app.dashboard.pages.explore import MAX_TEXT
+
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', dash.get("/dashboard/explore").text)
+    assert csrf
+    paragraph = plot(0, np.random.default_rng(7))
+    lines = (paragraph + "\n") * (MAX_TEXT // (len(paragraph) + 1) + 1)
+    typed = lines[:MAX_TEXT]  # what the browser's field holds: MAX_TEXT characters
+    assert "\n" in typed and len(typed) == MAX_TEXT
+    sent = typed.replace("\n", "\r\n")  # what its form submission carries
+    answer = dash.post(
+        "/dashboard/explore/text",
+        data={"model": "convmf", "text": sent, "csrf_token": csrf.group(1)},
+    )
+    assert answer.status_code == 200, answer.text[:2000]
+    assert 'data-testid="placement"' in answer.text
+    shown = answer.text.split('id="text-text"')[1].split(">", 1)[1].split("</textarea>")[0]
+    assert "\r" not in shown and shown.count("\n") == typed.count("\n")
+
+
+def test_lone_carriage_returns_count_as_line_breaks() -> None:
+    from app.dashboard.forms import form_text
+
+    assert form_text("a\r\nb\rc\nd") == "a\nb\nc\nd"
