@@ -1,6 +1,10 @@
 """Jobs: the job table with live progress, log tail and gate outcome; a form to start a retrain.
 
-The list polls ``/dashboard/jobs/list`` (htmx, every 2 s). Rows are shown
+The list polls ``/dashboard/jobs/list`` (htmx, every 2 s). A poll carries a job's
+log tail (up to 80 lines) only for the jobs whose "Log and fields" are open in the
+page (``open=3,7``, added by ``static/job_logs.js``; opening one polls at once):
+sending every listed job's tail made each poll about 30 times larger than the table
+it refreshes (``benchmarks/dashboard_jobs_poll.py``). Rows are shown
 through the admin API's ``job_out`` and rendered generically: the columns
 every job has first, then whatever else a row holds (progress, gate and any
 field another job kind adds) as key/value lists, so a new job kind shows up
@@ -17,7 +21,7 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +42,16 @@ LIST_LIMIT = 30
 COLUMNS = ("id", "model", "status", "trigger", "attempts", "result_version", "promoted")
 #: Shown in their own places (progress bar, gate box, log, error line, times).
 PLACED = (*COLUMNS, "progress", "gate", "log_tail", "error", "params", "kind", "stalled")
+#: The jobs whose details (and log) are open in the page, as the poll names them.
+OpenLogs = Annotated[
+    str,
+    Query(
+        alias="open",
+        max_length=2_000,
+        pattern=r"^\d{1,18}(,\d{1,18})*$",
+        description="ids of the jobs whose log to send, comma-separated",
+    ),
+]
 
 
 def _jobs(request: Request) -> list[dict[str, Any]]:
@@ -57,13 +71,23 @@ def _stalled(job: JobOut, now: datetime) -> str | None:
     return "its worker stopped (lease expired): the next free worker takes it over"
 
 
-async def _list_context(request: Request) -> dict[str, Any]:
+async def _list_context(
+    request: Request, open_logs: frozenset[int] = frozenset()
+) -> dict[str, Any]:
+    """The list's rows; ``open_logs``: the jobs whose log tail goes with them (the others'
+    is left out: the details are closed, and the poll repeats every 2 s)."""
     try:
         jobs = await run_in_threadpool(_jobs, request)
         problem = None
     except ApiError as exc:
         jobs, problem = [], exc.message
-    return {"jobs": jobs, "list_problem": problem, "columns": COLUMNS, "placed": PLACED}
+    return {
+        "jobs": jobs,
+        "list_problem": problem,
+        "columns": COLUMNS,
+        "placed": PLACED,
+        "open_logs": open_logs,
+    }
 
 
 async def _page(
@@ -92,8 +116,11 @@ async def jobs_page(request: Request, session: SessionDep) -> HTMLResponse:
 
 
 @router.get("/dashboard/jobs/list", response_class=HTMLResponse)
-async def jobs_list(request: Request, session: SessionDep) -> HTMLResponse:
-    return render(request, "_jobs_list.html", session, **await _list_context(request))
+async def jobs_list(request: Request, session: SessionDep, opened: OpenLogs = "") -> HTMLResponse:
+    """The polled table; the log tails only of the jobs ``open`` names."""
+    open_logs = frozenset(int(job_id) for job_id in opened.split(",") if job_id)
+    context = await _list_context(request, open_logs)
+    return render(request, "_jobs_list.html", session, **context)
 
 
 @router.post("/dashboard/jobs/{job_id}/cancel", response_class=HTMLResponse)
