@@ -29,7 +29,14 @@ carry the session's CSRF token, as the ``csrf_token`` form field or the
 ``X-CSRF-Token`` header (htmx sends the header, ``base.html``); the login form
 itself carries a signed, time-limited nonce bound to a random per-browser id in
 the login cookie (double submit; several login tabs share the id, so each of
-their forms works).
+their forms works). Two forms loaded at the same moment, before the browser had
+a login cookie, got different ids and only the last one's cookie stayed: a nonce
+bound to another id is still taken when the browser says the form was sent from
+one of this origin's own pages (``Sec-Fetch-Site: same-origin``, a header no
+page can set), which is what the binding proves. Logging in while this browser
+already has a valid session (a second login tab) keeps that session: a new one
+would replace the cookie the other tabs' pages were rendered for, and their
+forms' CSRF token with it.
 """
 
 from __future__ import annotations
@@ -370,9 +377,13 @@ def remember_login_nonce(request: Request, response: Response, nonce: LoginNonce
 
 
 def login_nonce_matches(request: Request, offered: str) -> bool:
-    """The form's nonce is one this server signed within the hour, for this browser."""
-    browser = _login_browser(request)
-    if browser is None or not offered:
+    """The form's nonce is one this server signed within the hour, for this browser.
+
+    "For this browser": bound to the id in its login cookie, or, when the cookie holds
+    another id (two forms loaded at once each set one; the last stayed), sent by a page
+    of this origin as the browser itself attests (``Sec-Fetch-Site``). Another site's
+    page can do neither."""
+    if not offered:
         return False
     try:
         payload = _serializer(admin_token(request), "login-form").loads(
@@ -381,4 +392,21 @@ def login_nonce_matches(request: Request, offered: str) -> bool:
     except BadSignature:
         return False
     bound = payload.get("b") if isinstance(payload, dict) else None
-    return isinstance(bound, str) and hmac.compare_digest(bound.encode(), browser.encode())
+    if not isinstance(bound, str):
+        return False
+    browser = _login_browser(request)
+    if browser is not None and hmac.compare_digest(bound.encode(), browser.encode()):
+        return True
+    return request.headers.get("Sec-Fetch-Site") == "same-origin"
+
+
+def has_live_session(request: Request) -> bool:
+    """This browser already has a session that is valid and not logged out.
+
+    The login keeps it rather than start another: the new cookie would replace the one
+    the browser's other tabs were rendered for, and their CSRF token with it. A session
+    the database cannot check is not reused (a new one costs nothing then)."""
+    try:
+        return read_session(request) is not None
+    except SessionUncheckable:
+        return False

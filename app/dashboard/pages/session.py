@@ -20,6 +20,7 @@ from app.dashboard.auth import (
     admin_token,
     check_csrf,
     end_session,
+    has_live_session,
     login_nonce_matches,
     new_login_nonce,
     read_session,
@@ -85,7 +86,10 @@ def login(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     """Exchange the admin token for a session cookie (wrong tokens count towards the
-    address's lockout, as on the admin API), then go to ``next`` or the overview."""
+    address's lockout, as on the admin API), then go to ``next`` or the overview.
+
+    A browser that is logged in already (another tab logged in since this form was
+    loaded) keeps its session (``auth.has_live_session``)."""
     expected = admin_token(request)
     if not login_nonce_matches(request, nonce):
         return _login_form(request, "The form expired; type the token again.", 403, next)
@@ -102,7 +106,8 @@ def login(
         return _login_form(request, "Wrong admin token.", 401, next)
     throttle.succeeded(client)
     response = RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
-    start_session(request, response)
+    if not has_live_session(request):
+        start_session(request, response)
     return response
 
 

@@ -150,6 +150,56 @@ def test_several_login_forms_of_one_browser_all_work(
     assert bare.status_code == 403
 
 
+def test_logging_in_in_a_second_tab_keeps_the_first_tabs_session(dash: TestClient) -> None:
+    """Two login tabs: the second login used to replace the session cookie the first tab's
+    pages were rendered for, so every form there was refused for its CSRF token."""
+    second_form = _nonce(dash.get("/dashboard/login").text)
+    assert _login(dash) == 303  # the first tab
+    first_tab = _csrf(dash.get("/dashboard/models").text)
+    answer = dash.post(
+        "/dashboard/login",
+        data={"token": TOKEN, "nonce": second_form, "next": "/dashboard/jobs"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/jobs"
+    assert _csrf(dash.get("/dashboard/jobs").text) == first_tab  # one session, both tabs
+    wrong = dash.post("/dashboard/login", data={"token": "wrong", "nonce": second_form})
+    assert wrong.status_code == 401  # still the token is checked
+    out = dash.post("/dashboard/logout", data={"csrf_token": first_tab}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/dashboard/login"
+    # Logged out: the next login starts a new session (a revoked one is never reused).
+    assert _login(dash) == 303
+    assert _csrf(dash.get("/dashboard/models").text) != first_tab
+
+
+def test_two_login_forms_loaded_at_the_same_moment_both_work(dash: TestClient) -> None:
+    """Two tabs loading the login form at once, before the browser had a login cookie: each
+    answer set a new browser id, the last one stayed, and the other tab's form was "expired".
+    A form the browser says came from the dashboard's own page is enough."""
+    first = _nonce(dash.get("/dashboard/login").text)
+    dash.cookies.clear()  # the second request went out before the first answer's cookie came
+    dash.get("/dashboard/login")  # its cookie (another browser id) is the one kept
+    for site in (None, "cross-site", "same-site", "none"):  # another site's page, a typed URL
+        headers = {"Sec-Fetch-Site": site} if site else {}
+        refused = dash.post(
+            "/dashboard/login", data={"token": TOKEN, "nonce": first}, headers=headers
+        )
+        assert refused.status_code == 403 and "The form expired" in refused.text
+    forged = dash.post(
+        "/dashboard/login",
+        data={"token": TOKEN, "nonce": "made-up"},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert forged.status_code == 403  # the nonce must still be this server's
+    answer = dash.post(
+        "/dashboard/login",
+        data={"token": TOKEN, "nonce": first},
+        headers={"Sec-Fetch-Site": "same-origin"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text[:500]
+
+
 # --------------------------------------------------------------------------- next
 
 

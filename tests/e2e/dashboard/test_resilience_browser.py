@@ -136,7 +136,9 @@ def test_back_after_logout_shows_no_data(stack: Stack, page: Page) -> None:
 
 
 def test_two_login_tabs_both_log_in(stack: Stack, context: BrowserContext) -> None:
-    """The second tab's form used to replace the first one's nonce: "The form expired"."""
+    """The second tab's form used to replace the first one's nonce: "The form expired"; then
+    its login replaced the session the first tab's page was rendered for, so the first
+    tab's forms were refused for their CSRF token."""
     stack.serve()
     base = stack.base_url
     first, second = context.new_page(), context.new_page()
@@ -146,6 +148,39 @@ def test_two_login_tabs_both_log_in(stack: Stack, context: BrowserContext) -> No
     first.get_by_label("Admin token").press("Enter")
     expect(first).to_have_url(f"{base}/dashboard/overview")
     second.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    second.get_by_label("Admin token").press("Enter")
+    expect(second).to_have_url(f"{base}/dashboard/overview")
+    # The first tab's page, rendered before the second login: its forms still work.
+    first.get_by_role("button", name="Log out").click()
+    expect(first).to_have_url(_at_login(base))
+    expect(first.get_by_label("Admin token")).to_be_visible()
+
+
+def test_two_login_forms_loaded_at_the_same_moment_both_log_in(
+    stack: Stack, context: BrowserContext
+) -> None:
+    """Two tabs loading the login form at once (a restored window, a session that ended
+    under two tabs), before the browser had a login cookie: each answer set its own
+    browser id, the last one stayed, and the other tab's form said "The form expired"."""
+    stack.serve()
+    base = stack.base_url
+    held: list[Route] = []
+    context.route("**/dashboard/login", lambda route: held.append(route))
+    first, second = context.new_page(), context.new_page()
+    for tab in (first, second):
+        tab.evaluate(f"setTimeout(() => {{ location.href = '{base}/dashboard/login'; }}, 0)")
+    deadline = time.monotonic() + 20
+    while len(held) < 2 and time.monotonic() < deadline:
+        first.wait_for_timeout(100)
+    assert len(held) == 2  # both requests left without a login cookie
+    for route in held:
+        route.continue_()
+    context.unroute("**/dashboard/login")  # the login posts go straight through
+    for tab in (first, second):
+        expect(tab.get_by_label("Admin token")).to_be_visible()
+        tab.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    first.get_by_label("Admin token").press("Enter")
+    expect(first).to_have_url(f"{base}/dashboard/overview")
     second.get_by_label("Admin token").press("Enter")
     expect(second).to_have_url(f"{base}/dashboard/overview")
 
