@@ -34,9 +34,9 @@ a login cookie, got different ids and only the last one's cookie stayed: a nonce
 bound to another id is still taken when the browser says the form was sent from
 one of this origin's own pages (``Sec-Fetch-Site: same-origin``, a header no
 page can set), which is what the binding proves. Logging in while this browser
-already has a valid session (a second login tab) keeps that session: a new one
-would replace the cookie the other tabs' pages were rendered for, and their
-forms' CSRF token with it.
+already has a valid session (a second login tab) renews that session, same id
+and CSRF token, new login time: a new one would replace the cookie the other
+tabs' pages were rendered for, and their forms' CSRF token with it.
 """
 
 from __future__ import annotations
@@ -135,14 +135,20 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 # --------------------------------------------------------------------------- session
 
 
-def start_session(request: Request, response: Response) -> None:
+def start_session(
+    request: Request, response: Response, renewing: DashboardSession | None = None
+) -> None:
     """Set a fresh session cookie (after the token was checked).
 
-    The login cookie stays: another tab's login form, bound to it, still works."""
+    ``renewing``: this browser's live session (``live_session``), whose id and CSRF
+    token the new cookie keeps, with a fresh login time: a second login tab must not
+    replace the token the other tabs' forms carry, yet its login should last the full
+    session hours. The login cookie stays: another tab's login form, bound to it,
+    still works."""
     token = admin_token(request)
     payload = {
-        "sid": secrets.token_urlsafe(24),
-        "csrf": secrets.token_urlsafe(32),
+        "sid": renewing.session_id if renewing else secrets.token_urlsafe(24),
+        "csrf": renewing.csrf_token if renewing else secrets.token_urlsafe(32),
         "at": time.time(),
     }
     value = _serializer(token, "session").dumps(payload)
@@ -400,13 +406,14 @@ def login_nonce_matches(request: Request, offered: str) -> bool:
     return request.headers.get("Sec-Fetch-Site") == "same-origin"
 
 
-def has_live_session(request: Request) -> bool:
-    """This browser already has a session that is valid and not logged out.
+def live_session(request: Request) -> DashboardSession | None:
+    """This browser's session if it is valid and not logged out, for a login to renew.
 
-    The login keeps it rather than start another: the new cookie would replace the one
-    the browser's other tabs were rendered for, and their CSRF token with it. A session
-    the database cannot check is not reused (a new one costs nothing then)."""
+    A login renews it rather than start another: a new session would replace the
+    cookie the browser's other tabs were rendered for, and their CSRF token with it.
+    A session the database cannot check is not renewed (a new one costs nothing then);
+    a logged-out one never is."""
     try:
-        return read_session(request) is not None
+        return read_session(request)
     except SessionUncheckable:
-        return False
+        return None

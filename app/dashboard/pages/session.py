@@ -20,7 +20,7 @@ from app.dashboard.auth import (
     admin_token,
     check_csrf,
     end_session,
-    has_live_session,
+    live_session,
     login_nonce_matches,
     new_login_nonce,
     read_session,
@@ -89,7 +89,7 @@ def login(
     address's lockout, as on the admin API), then go to ``next`` or the overview.
 
     A browser that is logged in already (another tab logged in since this form was
-    loaded) keeps its session (``auth.has_live_session``)."""
+    loaded) keeps its session, renewed (``auth.start_session``)."""
     expected = admin_token(request)
     if not login_nonce_matches(request, nonce):
         return _login_form(request, "The form expired; type the token again.", 403, next)
@@ -106,8 +106,7 @@ def login(
         return _login_form(request, "Wrong admin token.", 401, next)
     throttle.succeeded(client)
     response = RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
-    if not has_live_session(request):
-        start_session(request, response)
+    start_session(request, response, renewing=live_session(request))
     return response
 
 

@@ -162,6 +162,7 @@ def test_logging_in_in_a_second_tab_keeps_the_first_tabs_session(dash: TestClien
         follow_redirects=False,
     )
     assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/jobs"
+    assert "genrec_dashboard=" in answer.headers["set-cookie"]  # renewed: a fresh lifetime
     assert _csrf(dash.get("/dashboard/jobs").text) == first_tab  # one session, both tabs
     wrong = dash.post("/dashboard/login", data={"token": "wrong", "nonce": second_form})
     assert wrong.status_code == 401  # still the token is checked
