@@ -63,45 +63,38 @@ class LatencyOut(BaseModel):
     p99: float | None
 
 
-class ConversionComparisonOut(BaseModel):
+class _RateComparison(BaseModel):
+    """What the CTR's comparison with control and the conversion rate's have alike:
+    one always-valid test, Bonferroni over the variants (``app.experiments.stats``)."""
+
+    ci95: list[float] | None = Field(
+        description="always-valid 95% confidence interval of the difference, simultaneous "
+        "over the comparisons (each at 5% / comparisons); [-1, 1] before there is evidence, "
+        "null while either side has served no item"
+    )
+    p_value: float = Field(description="always-valid p-value (valid however often it is read)")
+    p_value_adjusted: float = Field(
+        description="p_value adjusted for the comparisons (Bonferroni: min(1, p_value * "
+        "comparisons))"
+    )
+    comparisons: int = Field(description="variants compared with control (weight > 0)")
+    significant: bool = Field(description="p_value_adjusted < 0.05")
+    method: str
+
+
+class ConversionComparisonOut(_RateComparison):
     """The conversion rate's comparison with control: the CTR's test on another rate."""
 
     conversion_rate_diff: float | None = Field(
         description="variant conversion_rate - control conversion_rate; null while either "
         "has served no item"
     )
-    ci95: list[float] | None = Field(
-        description="always-valid 95% confidence interval of conversion_rate_diff, "
-        "simultaneous over the comparisons (each at 5% / comparisons); [-1, 1] before there "
-        "is evidence, null while either side has served no item"
-    )
-    p_value: float = Field(description="always-valid p-value (valid however often it is read)")
-    p_value_adjusted: float = Field(
-        description="p_value adjusted for the comparisons (Bonferroni: min(1, p_value * "
-        "comparisons))"
-    )
-    comparisons: int = Field(description="variants compared with control (weight > 0)")
-    significant: bool = Field(description="p_value_adjusted < 0.05")
-    method: str
 
 
-class ComparisonOut(BaseModel):
+class ComparisonOut(_RateComparison):
     ctr_diff: float | None = Field(
         description="variant CTR - control CTR; null while either has served no item"
     )
-    ci95: list[float] | None = Field(
-        description="always-valid 95% confidence interval of ctr_diff, simultaneous over the "
-        "comparisons (each at 5% / comparisons); [-1, 1] before there is evidence, null "
-        "while either side has served no item"
-    )
-    p_value: float = Field(description="always-valid p-value (valid however often it is read)")
-    p_value_adjusted: float = Field(
-        description="p_value adjusted for the comparisons (Bonferroni: min(1, p_value * "
-        "comparisons))"
-    )
-    comparisons: int = Field(description="variants compared with control (weight > 0)")
-    significant: bool = Field(description="p_value_adjusted < 0.05")
-    method: str
     conversion: ConversionComparisonOut | None = Field(
         None,
         description="the same always-valid comparison of the conversion rate (per user, "
