@@ -44,6 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from app.core.db_time import database_now
 from app.db_models import (
     AttributeKind,
     CatalogEpoch,
@@ -731,13 +732,19 @@ def list_jobs(
     return list(session.execute(query).scalars())
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    """Queued, or running under a lease that expired with attempts left (its worker died)."""
+def database_time(session: Session) -> datetime:
+    """The database's clock now (aware UTC): what job leases are compared with."""
+    return as_utc(session.execute(select(database_now())).scalar_one())
+
+
+def _claimable() -> ColumnElement[bool]:
+    """Queued, or running under a lease that expired with attempts left (its worker died);
+    expired by the database's clock, as every lease time (``app.core.db_time``)."""
     return or_(
         RetrainJob.status == "queued",
         and_(
             RetrainJob.status == "running",
-            RetrainJob.lease_expires_at < as_utc(now),
+            RetrainJob.lease_expires_at < database_now(),
             RetrainJob.attempts < RetrainJob.max_attempts,
         ),
     )
@@ -758,10 +765,9 @@ def _update_job(session: Session, where: ColumnElement[bool], **values: Any) -> 
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def claim_job(
-    session: Session, worker_id: str, now: datetime, lease_until: datetime
-) -> RetrainJob | None:
-    """Claim the oldest claimable job for ``worker_id``; None when there is none.
+def claim_job(session: Session, worker_id: str, lease_s: float) -> RetrainJob | None:
+    """Claim the oldest claimable job for ``worker_id`` under a lease of ``lease_s``
+    seconds from the database's now; None when there is none.
 
     Postgres: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets concurrent workers
     pass over a row another one is claiming. SQLite renders no FOR UPDATE;
@@ -771,7 +777,7 @@ def claim_job(
     for _ in range(5):
         candidate = session.execute(
             select(RetrainJob.id)
-            .where(_claimable(now))
+            .where(_claimable())
             .order_by(RetrainJob.created_at, RetrainJob.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -780,25 +786,24 @@ def claim_job(
             return None
         claimed = _update_job(
             session,
-            and_(RetrainJob.id == candidate, _claimable(now)),
+            and_(RetrainJob.id == candidate, _claimable()),
             status="running",
             worker_id=worker_id,
             attempts=RetrainJob.attempts + 1,
-            lease_expires_at=as_utc(lease_until),
-            started_at=func.coalesce(RetrainJob.started_at, as_utc(now)),
-            updated_at=as_utc(now),
+            lease_expires_at=database_now(lease_s),
+            started_at=func.coalesce(RetrainJob.started_at, database_now()),
+            updated_at=database_now(),
         )
         if claimed == 1:
             return get_job(session, candidate)
     return None
 
 
-def renew_job_lease(session: Session, fence: JobFence, now: datetime, until: datetime) -> bool:
-    """Extend the lease; False when the worker no longer holds the job (taken or cancelled)."""
-    return (
-        _update_job(session, _fenced(fence), lease_expires_at=as_utc(until), updated_at=as_utc(now))
-        == 1
-    )
+def renew_job_lease(session: Session, fence: JobFence, lease_s: float) -> bool:
+    """Extend the lease to ``lease_s`` seconds from the database's now; False when the
+    worker no longer holds the job (taken or cancelled)."""
+    values = {"lease_expires_at": database_now(lease_s), "updated_at": database_now()}
+    return _update_job(session, _fenced(fence), **values) == 1
 
 
 def write_job_progress(
@@ -960,11 +965,12 @@ def cancel_job(session: Session, job_id: int, now: datetime) -> bool:
     return done
 
 
-def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> list[int]:
-    """Fail running jobs whose lease expired with no attempts left; returns their ids."""
+def fail_exhausted_jobs(session: Session, error: str) -> list[int]:
+    """Fail running jobs whose lease expired (the database's clock) with no attempts left;
+    returns their ids."""
     where = and_(
         RetrainJob.status == "running",
-        RetrainJob.lease_expires_at < as_utc(now),
+        RetrainJob.lease_expires_at < database_now(),
         RetrainJob.attempts >= RetrainJob.max_attempts,
     )
     exhausted = session.execute(
@@ -979,8 +985,8 @@ def fail_exhausted_jobs(session: Session, now: datetime, error: str) -> list[int
             error=error,
             search_until=None,
             lease_expires_at=None,
-            finished_at=as_utc(now),
-            updated_at=as_utc(now),
+            finished_at=database_now(),
+            updated_at=database_now(),
         ):
             _end_progress(session, job_id, "failed")
             failed.append(job_id)

@@ -63,7 +63,8 @@ class Worker:
     ctx: JobContext
     worker_id: str = field(default_factory=default_worker_id)
     stop: threading.Event = field(default_factory=threading.Event)
-    #: The UTC clock of leases and claims; tests pass one they advance instead of sleeping.
+    #: The UTC clock of schedules and of the times a job's row and log show (leases are the
+    #: database's clock: ``app.core.db_time``); tests pass one they advance.
     clock: Callable[[], datetime] = utcnow
     #: Tune jobs this worker already helped (it joins each search once).
     helped: set[int] = field(default_factory=set)
@@ -92,12 +93,12 @@ class Worker:
                 self.settings.tune_budget_minutes,
                 self.clock(),
             )
-        failed = fail_exhausted(sessions, self.clock())
+        failed = fail_exhausted(sessions)
         if failed:
             log.warning("failed %d job(s) whose workers died on every attempt", len(failed))
         for job_id in failed:
             note_saved_version(self.ctx, job_id)
-        job = claim_next(sessions, self.worker_id, self.settings.job_lease_s, self.clock())
+        job = claim_next(sessions, self.worker_id, self.settings.job_lease_s)
         if job is None:
             return self._help()
         fence = JobFence(job.id, self.worker_id, job.attempts)

@@ -15,8 +15,11 @@ status = 'running'``), so a worker that lost its lease — taken over after it
 stalled, or cancelled — finds out at its next write and stops, and can never
 complete a job that another worker holds. The SQL is in ``app.repository``.
 
-Time is the workers' UTC clock (the repository's convention); clocks of the
-machines running workers must agree to well within a lease.
+Lease times are the database's clock, never a worker's: a claim, a renewal, the
+expiry a takeover or the exhaustion sweep checks are computed in SQL
+(``app.core.db_time``), so a worker whose clock is minutes off neither takes over a
+live job nor writes a lease that has already expired. Other times a worker writes
+(``updated_at``, ``finished_at``, log stamps) are its UTC clock, for people.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -264,21 +267,20 @@ def cancel_job(sessions: sessionmaker[Session], job_id: int) -> RetrainJob:
 
 
 def claim_next(
-    sessions: sessionmaker[Session], worker_id: str, lease_s: float, now: datetime | None = None
+    sessions: sessionmaker[Session], worker_id: str, lease_s: float
 ) -> RetrainJob | None:
-    """Claim the oldest claimable job for ``worker_id`` (attempts + 1, fresh lease)."""
-    now = now or utcnow()
+    """Claim the oldest claimable job for ``worker_id`` (attempts + 1, a fresh lease of
+    ``lease_s`` seconds by the database's clock)."""
     with session_scope(sessions) as session:
-        return repo.claim_job(session, worker_id, now, now + timedelta(seconds=lease_s))
+        return repo.claim_job(session, worker_id, lease_s)
 
 
-def fail_exhausted(sessions: sessionmaker[Session], now: datetime | None = None) -> list[int]:
+def fail_exhausted(sessions: sessionmaker[Session]) -> list[int]:
     """Fail jobs whose workers died ``max_attempts`` times, so they stop being retried;
     their ids (``app.retrain.runner.note_saved_version`` names what they left)."""
     with session_scope(sessions) as session:
         return repo.fail_exhausted_jobs(
             session,
-            now or utcnow(),
             "the worker running this job stopped without finishing it on every attempt "
             "(killed, out of memory, or lost its database connection); see the log tail",
         )
@@ -412,11 +414,8 @@ class JobLease:
         # Renewing at a third of the lease survives one or two slow renewals.
         while not self._done.wait(self.lease_s / 3):
             try:
-                now = self.clock()
                 with session_scope(self.sessions) as session:
-                    held = repo.renew_job_lease(
-                        session, self.fence, now, now + timedelta(seconds=self.lease_s)
-                    )
+                    held = repo.renew_job_lease(session, self.fence, self.lease_s)
             except SQLAlchemyError as exc:  # keep trying; the fence protects the outcome
                 log.warning("job %d: lease renewal failed: %s", self.fence.job_id, exc)
                 continue
@@ -457,11 +456,8 @@ class JobLease:
 
     def still_held(self) -> bool:
         """Renew now and say whether we still hold the job (before saving or promoting)."""
-        now = self.clock()
         with session_scope(self.sessions) as session:
-            held = repo.renew_job_lease(
-                session, self.fence, now, now + timedelta(seconds=self.lease_s)
-            )
+            held = repo.renew_job_lease(session, self.fence, self.lease_s)
         if not held:
             self._mark_aborted()
         return held

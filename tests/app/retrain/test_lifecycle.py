@@ -14,17 +14,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import repository as repo
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.core.db_time import database_now
 from app.db_models import RetrainJob
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
-from tests.manual_clock import ManualClock
+from tests.job_leases import expire_leases
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def _claim(sessions: sessionmaker[Session], worker: str, now: datetime, lease_s: float = 10):
+def _claim(sessions: sessionmaker[Session], worker: str, lease_s: float = 10):
     with session_scope(sessions) as session:
-        return repo.claim_job(session, worker, now, now + timedelta(seconds=lease_s))
+        return repo.claim_job(session, worker, lease_s)
 
 
 # --------------------------------------------------------------------------- requests
@@ -89,25 +90,26 @@ def test_unknown_job_is_not_found(sessions: sessionmaker[Session]) -> None:
 def test_claim_takes_the_oldest_job_once(sessions: sessionmaker[Session]) -> None:
     first = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
     second = lc.enqueue(sessions, RetrainRequest("ease"), now=T0 + timedelta(seconds=1))
-    a = _claim(sessions, "a", T0)
-    b = _claim(sessions, "b", T0)
+    a = _claim(sessions, "a")
+    b = _claim(sessions, "b")
     assert (a.id, a.worker_id, a.attempts, a.status) == (first.id, "a", 1, "running")
     assert (b.id, b.worker_id) == (second.id, "b")
-    assert _claim(sessions, "c", T0) is None
+    assert _claim(sessions, "c") is None
 
 
 def test_expired_lease_is_taken_over_and_fences_the_old_holder(
     sessions: sessionmaker[Session],
 ) -> None:
     job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
-    old = _claim(sessions, "dead", T0, lease_s=5)
-    assert _claim(sessions, "other", T0 + timedelta(seconds=4)) is None  # lease still valid
-    new = _claim(sessions, "other", T0 + timedelta(seconds=6))
+    old = _claim(sessions, "dead", lease_s=5)
+    assert _claim(sessions, "other") is None  # lease still valid
+    expire_leases(sessions)
+    new = _claim(sessions, "other")
     assert (new.id, new.worker_id, new.attempts) == (job.id, "other", 2)
     stale = repo.JobFence(job.id, "dead", old.attempts)
     later = T0 + timedelta(seconds=7)
     with session_scope(sessions) as session:
-        assert not repo.renew_job_lease(session, stale, later, later)
+        assert not repo.renew_job_lease(session, stale, 60)
         assert not repo.write_job_progress(session, stale, later, {"epoch": 1}, "")
         assert not repo.finish_job(session, stale, later, status="succeeded", log_tail="")
         held = repo.JobFence(job.id, "other", 2)
@@ -118,15 +120,14 @@ def test_expired_lease_is_taken_over_and_fences_the_old_holder(
 def test_job_whose_workers_keep_dying_is_failed(sessions: sessionmaker[Session]) -> None:
     job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
     for attempt in range(lc.DEFAULT_MAX_ATTEMPTS):
-        now = T0 + timedelta(seconds=10 * attempt)
-        assert _claim(sessions, f"w{attempt}", now, lease_s=5).attempts == attempt + 1
+        assert _claim(sessions, f"w{attempt}", lease_s=5).attempts == attempt + 1
+        expire_leases(sessions)  # its worker died
     last = repo.JobFence(job.id, f"w{lc.DEFAULT_MAX_ATTEMPTS - 1}", lc.DEFAULT_MAX_ATTEMPTS)
     with session_scope(sessions) as session:
-        assert repo.write_job_progress(session, last, now, {"phase": "training", "epoch": 2}, "")
-    after = T0 + timedelta(seconds=100)
-    assert _claim(sessions, "late", after) is None  # no attempts left
+        assert repo.write_job_progress(session, last, T0, {"phase": "training", "epoch": 2}, "")
+    assert _claim(sessions, "late") is None  # no attempts left
     with session_scope(sessions) as session:
-        assert repo.fail_exhausted_jobs(session, after, "gave up") == [job.id]
+        assert repo.fail_exhausted_jobs(session, "gave up") == [job.id]
     row = lc.get_job(sessions, job.id)
     assert (row.status, row.error, row.attempts) == ("failed", "gave up", 3)
     assert row.progress == {"phase": "failed", "epoch": 2}  # no longer "training"
@@ -255,28 +256,40 @@ def _lease_expiry(sessions: sessionmaker[Session], job_id: int) -> datetime:
     return repo.as_utc(expires)
 
 
+def _database_now(sessions: sessionmaker[Session]) -> datetime:
+    with session_scope(sessions) as session:
+        return repo.database_time(session)
+
+
 def test_background_renewal_keeps_a_short_lease_alive(sessions: sessionmaker[Session]) -> None:
-    clock = ManualClock(lc.utcnow())
     job = lc.enqueue(sessions, RetrainRequest("ease"))
-    claimed = lc.claim_next(sessions, "w", 0.6, clock())
+    claimed = lc.claim_next(sessions, "w", 0.6)
+    first_lease = _lease_expiry(sessions, job.id)
     fence = repo.JobFence(job.id, "w", claimed.attempts)
-    with lc.JobLease(sessions, fence, 0.6, threading.Event(), clock=clock) as lease:
-        clock.advance(timedelta(seconds=10))  # many leases later: only renewals keep it ours
-        _eventually(lambda: _lease_expiry(sessions, job.id) > clock())
-        assert lc.claim_next(sessions, "thief", 0.6, clock()) is None
+    with lc.JobLease(sessions, fence, 0.6, threading.Event()) as lease:
+        # Past the first lease by the database's clock: only renewals keep the job ours.
+        _eventually(lambda: _database_now(sessions) > first_lease)
+        _eventually(lambda: _lease_expiry(sessions, job.id) > _database_now(sessions))
+        assert lc.claim_next(sessions, "thief", 0.6) is None
         lease.check()
         assert lease.finish("succeeded")
     assert lc.get_job(sessions, job.id).worker_id == "w"
 
 
 def test_lost_lease_is_noticed_by_the_renewal_thread(sessions: sessionmaker[Session]) -> None:
-    clock = ManualClock(lc.utcnow())
     job = lc.enqueue(sessions, RetrainRequest("ease"))
-    claimed = lc.claim_next(sessions, "w", 0.3, clock())
+    claimed = lc.claim_next(sessions, "w", 0.3)
     fence = repo.JobFence(job.id, "w", claimed.attempts)
-    # The worker's clock lags 5 s behind the thief's: its renewals land already expired.
-    with lc.JobLease(sessions, fence, 0.3, threading.Event(), clock=clock) as lease:
-        assert lc.claim_next(sessions, "thief", 60, clock() + timedelta(seconds=5)) is not None
+    with lc.JobLease(sessions, fence, 0.3, threading.Event()) as lease:
+        # The worker stalled past its lease and another took the job: in one transaction,
+        # so no renewal lands between the expiry and the takeover.
+        with session_scope(sessions) as session:
+            session.execute(
+                update(RetrainJob)
+                .where(RetrainJob.id == job.id)
+                .values(lease_expires_at=database_now(-60.0))
+            )
+            assert repo.claim_job(session, "thief", 60) is not None
 
         def noticed() -> bool:
             try:
@@ -312,17 +325,16 @@ def test_rolling_restarts_do_not_use_up_a_jobs_attempts(sessions: sessionmaker[S
     job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
     for restart in range(lc.DEFAULT_MAX_ATTEMPTS):
         now = T0 + timedelta(seconds=10 * restart)
-        claimed = _claim(sessions, f"w{restart}", now)
+        claimed = _claim(sessions, f"w{restart}")
         assert claimed.attempts == 1
         with session_scope(sessions) as session:
             fence = repo.JobFence(job.id, f"w{restart}", claimed.attempts)
             assert repo.release_job(session, fence, now, "stopped: shutting down")
-    killed = T0 + timedelta(seconds=100)
-    assert _claim(sessions, "killed", killed, lease_s=5).attempts == 1
-    after = killed + timedelta(seconds=10)
+    assert _claim(sessions, "killed", lease_s=5).attempts == 1
+    expire_leases(sessions)
     with session_scope(sessions) as session:
-        assert repo.fail_exhausted_jobs(session, after, "gave up") == []
-    taken = _claim(sessions, "next", after)
+        assert repo.fail_exhausted_jobs(session, "gave up") == []
+    taken = _claim(sessions, "next")
     assert (taken.id, taken.status, taken.attempts) == (job.id, "running", 2)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from app.retrain.runner import JobContext
 from app.worker import Worker
 from models_store import ModelStore
 from tests.app.retrain.conftest import BAD_VAE, GOOD_VAE
+from tests.job_leases import expire_leases
 from tests.manual_clock import ManualClock
 
 
@@ -242,7 +242,7 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     assert Worker(job_context, clock=clock).step() is None  # its lease still runs
 
     monkeypatch.setattr(runner, "promote_if", promote)
-    clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))  # the lease expires
+    expire_leases(job_context.sessions)  # the lease expires
     assert Worker(job_context, clock=clock).step() == "succeeded"
     row = lc.get_job(job_context.sessions, job.id)
     assert (row.attempts, row.result_version, row.promoted) == (2, saved[0], True)
@@ -276,7 +276,7 @@ def test_a_job_whose_every_attempt_died_after_saving_is_failed_with_its_version(
     for _ in range(lc.DEFAULT_MAX_ATTEMPTS):
         with pytest.raises(_Crash):
             Worker(job_context, clock=clock).step()
-        clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))
+        expire_leases(job_context.sessions)
     monkeypatch.setattr(runner, "record_success", record)
     assert Worker(job_context, clock=clock).step() is None  # the sweep, nothing to claim
 
@@ -310,7 +310,7 @@ def test_a_takeover_does_not_move_production_back_over_a_later_promotion(
     saved = _versions_of_job(job_context.store, "ease", job.id)
     operators = promote_base("ease")  # promoted by hand while the job was in limbo
     monkeypatch.setattr(runner, "promote_if", promote)
-    clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))
+    expire_leases(job_context.sessions)
     assert Worker(job_context, clock=clock).step() == "succeeded"
     row = lc.get_job(job_context.sessions, job.id)
     assert (row.result_version, row.promoted) == (saved[0], False)
@@ -420,7 +420,7 @@ def test_outcome_the_database_refuses_is_left_to_the_next_attempt_not_failed(
 
     _refuse_success(job_context.sessions, refuse=False)
     assert Worker(job_context, clock=clock).step() is None  # its lease still runs
-    clock.advance(timedelta(seconds=job_context.settings.job_lease_s + 1))
+    expire_leases(job_context.sessions)
     assert Worker(job_context, clock=clock).step() == "succeeded"
     row = lc.get_job(job_context.sessions, job.id)
     assert (row.status, row.attempts, row.result_version, row.promoted, row.error) == (

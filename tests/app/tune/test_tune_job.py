@@ -24,6 +24,7 @@ from app.worker import Worker
 from models_store import iso_utc
 from tests.app.conftest import JobContextFactory
 from tests.app.tune.conftest import log_clicks
+from tests.job_leases import expire_leases
 from tests.manual_clock import ManualClock
 from training.models.base import EpochReport
 from training.tuning import objective
@@ -224,7 +225,7 @@ def test_a_retry_after_a_crash_finishes_the_saved_winner_instead_of_searching_ag
     monkeypatch.setattr(tune_runner, "promote_if", promote)
     windows: list[datetime | None] = []
     monkeypatch.setattr(tune_runner, "_set_window", lambda *args: windows.append(args[-1]))
-    clock.advance(timedelta(seconds=ctx.settings.job_lease_s + 1))  # the lease expires
+    expire_leases(ctx.sessions)  # the lease expires
     assert Worker(ctx, clock=clock).step() == "succeeded"
     row = lc.get_job(ctx.sessions, job.id)
     assert (row.status, row.attempts, row.promoted) == ("succeeded", 2, True)
