@@ -18,7 +18,7 @@ Each queued or running job has a Cancel button (the admin API's cancel handler).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -26,8 +26,10 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app import repository as repo
 from app.api.deps import services_of
 from app.api.routes import admin
+from app.core.db import session_scope
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.forms import validation_problem
@@ -55,15 +57,18 @@ OpenLogs = Annotated[
 
 
 def _jobs(request: Request) -> list[dict[str, Any]]:
-    listed = admin.list_jobs(services_of(request), status=None, model=None, limit=LIST_LIMIT)
-    now = datetime.now(UTC)
+    services = services_of(request)
+    listed = admin.list_jobs(services, status=None, model=None, limit=LIST_LIMIT)
+    with session_scope(services.sessions) as session:  # leases run on the database's clock
+        now = repo.database_time(session)
     return [{**job.model_dump(mode="json"), "stalled": _stalled(job, now)} for job in listed.jobs]
 
 
 def _stalled(job: JobOut, now: datetime) -> str | None:
     """Why a job that says "running" is not: its worker stopped renewing the lease (killed,
     out of memory, cut off). Without this the row read "running" with live-looking
-    progress until another worker took it over, or forever with no worker up."""
+    progress until another worker took it over, or forever with no worker up. ``now`` is
+    the database's clock, the one leases are written and taken over by."""
     if job.status != "running" or job.lease_expires_at is None or job.lease_expires_at > now:
         return None
     if job.attempts >= job.max_attempts:
