@@ -15,6 +15,7 @@ takes it over.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -33,8 +34,10 @@ from app import repository as repo
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.core.logs import configure_logging
+from app.db_models import RetrainJob
 from app.repository import JobFence
 from app.retrain.lifecycle import (
+    InvalidJob,
     JobLease,
     claim_next,
     fail_exhausted,
@@ -44,11 +47,26 @@ from app.retrain.lifecycle import (
 from app.retrain.runner import JobContext, note_saved_version, run_claimed_job
 from app.serving.default_model import choose_default_model
 from app.serving.holder import resolve_device
-from app.tune.jobs import TUNE, schedule_tune
+from app.tune.jobs import TUNE, TuneRequest, schedule_tune
 from app.tune.runner import help_tune_job, run_tune_job
 from models_store import ModelStore
 
 log = logging.getLogger(__name__)
+
+
+def job_time_limit_s(job: RetrainJob, settings: Settings) -> float:
+    """How long an attempt of ``job`` may run (``JobLease``): ``GENREC_JOB_MAX_HOURS``, and
+    for a tune job its search budget on top, so the limit always exceeds the budget by
+    the time any job may take (its refit is one training like a retrain job's).
+
+    A tune job whose params this release cannot read gets the plain limit: it fails at
+    its first step anyway (``TuneRequest.from_params``).
+    """
+    limit = settings.job_max_hours * 3600.0
+    if job.kind == TUNE:
+        with contextlib.suppress(InvalidJob, TypeError):
+            limit += TuneRequest.from_params(job.params).budget_minutes * 60.0
+    return limit
 
 
 def default_worker_id() -> str:
@@ -105,7 +123,14 @@ class Worker:
         lease_s = self.settings.job_lease_s
         run = run_tune_job if job.kind == TUNE else run_claimed_job
         with JobLease(
-            sessions, fence, lease_s, self.stop, clock=self.clock, log_tail=job.log_tail
+            sessions,
+            fence,
+            lease_s,
+            self.stop,
+            clock=self.clock,
+            log_tail=job.log_tail,
+            max_run_s=job_time_limit_s(job, self.settings),
+            last_attempt=job.attempts >= job.max_attempts,
         ) as lease:
             outcome = run(job, lease, self.ctx)
         log.info("job %d: %s", job.id, outcome)

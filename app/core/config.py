@@ -225,6 +225,13 @@ class Settings(BaseSettings):
         10.0, ge=0.5, le=10080.0, description="search budget of a scheduled tune job (<= a week)"
     )
     job_lease_s: float = Field(60.0, gt=0, description="retrain job lease a worker renews")
+    job_max_hours: float = Field(
+        24.0,
+        gt=0,
+        le=8760.0,
+        description="an attempt of a job running longer is stopped (its lease no longer "
+        "renewed): failed on its last attempt, else taken over; a tune job adds its budget",
+    )
     job_poll_interval_s: float = Field(
         2.0, gt=0, description="how often an idle worker looks for a job"
     )

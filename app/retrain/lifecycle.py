@@ -5,6 +5,8 @@
     queued --claim--> running --finish--> succeeded | failed
       |                 |   \\__ lease expired (worker died): claimable again while
       |                 |        attempts < max_attempts, else failed by the sweep
+      |                 |   \\__ past its time limit (a hung worker: ``JobLease``): the lease
+      |                 |        is no longer renewed, as if it died; failed on the last attempt
       |                 \\__ released (worker stopping): queued again, its attempt given back
       +--cancel--> cancelled <--cancel--+
 
@@ -114,10 +116,15 @@ class DuplicateJob(JobConflict):
         )
 
 
-class JobAborted(Exception):
-    """Raised inside a running job to stop it: cancelled, lease lost, or worker stopping."""
+#: Why a running job stopped early; also the attempt's outcome (``runner.job_outcome``).
+AbortKind = Literal["cancelled", "lost", "stopping", "failed", "interrupted"]
 
-    def __init__(self, reason: str, kind: Literal["cancelled", "lost", "stopping"]) -> None:
+
+class JobAborted(Exception):
+    """Raised inside a running job to stop it: cancelled, lease lost, worker stopping, or
+    past its time limit (``failed`` on its last attempt, else ``interrupted``)."""
+
+    def __init__(self, reason: str, kind: AbortKind) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
@@ -371,8 +378,15 @@ class JobLease:
 
     Use as a context manager around the job's work. ``check()`` (called at
     every epoch) raises ``JobAborted`` once the job was cancelled, the lease
-    was lost, or the worker was asked to stop. ``log_tail``: the claimed row's,
-    what earlier attempts logged (``JobLog``).
+    was lost, the worker was asked to stop, or the attempt ran past ``max_run_s``.
+    ``log_tail``: the claimed row's, what earlier attempts logged (``JobLog``).
+
+    The time limit: the lease is renewed by a thread, so a step that never returns (a
+    deadlocked fit, a read of a hung file system) held the job for ever, "running".
+    Past ``max_run_s`` (measured on this process's ``monotonic`` clock, which no clock
+    adjustment moves) the thread stops renewing and says why in the job's log; on the
+    ``last_attempt`` it fails the job with that reason, else the lease expires and
+    another worker takes the job over, as after a crash (the attempt counts).
     """
 
     def __init__(
@@ -383,6 +397,9 @@ class JobLease:
         stop: threading.Event,
         clock: Callable[[], datetime] = utcnow,
         log_tail: str | None = None,
+        max_run_s: float | None = None,
+        last_attempt: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
         self.fence = fence
@@ -390,6 +407,12 @@ class JobLease:
         self.stop = stop
         self.clock = clock
         self.log = JobLog(fence.job_id, earlier=log_tail)
+        self.max_run_s = max_run_s
+        self.last_attempt = last_attempt
+        self._monotonic = monotonic
+        self._started = monotonic()
+        self._overtime_lock = threading.Lock()
+        self._overtime: JobAborted | None = None  # set once, by the first to see it
         self._abort: JobAborted | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -397,6 +420,7 @@ class JobLease:
         self.progress: dict[str, Any] = {}  # merged across reports: phase + last epoch
 
     def __enter__(self) -> JobLease:
+        self._started = self._monotonic()
         self._thread = threading.Thread(
             target=self._renew_loop, name=f"lease-job-{self.fence.job_id}", daemon=True
         )
@@ -413,6 +437,8 @@ class JobLease:
     def _renew_loop(self) -> None:
         # Renewing at a third of the lease survives one or two slow renewals.
         while not self._done.wait(self.lease_s / 3):
+            if self._past_limit():
+                return  # no more renewals: the job is failed, or taken over at expiry
             try:
                 with session_scope(self.sessions) as session:
                     held = repo.renew_job_lease(session, self.fence, self.lease_s)
@@ -422,6 +448,37 @@ class JobLease:
             if not held:
                 self._mark_aborted()
                 return
+
+    def _past_limit(self) -> bool:
+        """Whether the attempt ran past ``max_run_s``; the first call that finds it so
+        stops the attempt (``_run_out``), and every later one says True at once."""
+        with self._overtime_lock:
+            if self._overtime is None:
+                elapsed = self._monotonic() - self._started
+                if self.max_run_s is None or elapsed <= self.max_run_s:
+                    return False
+                self._overtime = self._run_out()
+            return True
+
+    def _run_out(self) -> JobAborted:
+        """Stop an attempt past its limit: fail the job on its last attempt, else leave it
+        to its lease (no longer renewed) and so to the next worker, saying why either way."""
+        assert self.max_run_s is not None
+        reason = f"ran past its {self.max_run_s / 3600:.4g} h limit (GENREC_JOB_MAX_HOURS)"
+        if self.last_attempt:
+            self.log.add(f"{reason}; failed: it was the last attempt", logging.ERROR)
+            try:
+                self.finish("failed", error=f"{reason} on its last attempt")
+            except SQLAlchemyError as exc:  # the lease expires; the sweep fails it then
+                log.warning("job %d: failure not recorded: %s", self.fence.job_id, exc)
+            return JobAborted(reason, "failed")
+        self.log.add(
+            f"{reason}; its lease is no longer renewed: another worker takes the job over "
+            f"when it expires (within {self.lease_s:g} s)",
+            logging.ERROR,
+        )
+        self.save_log()
+        return JobAborted(reason, "interrupted")
 
     def _mark_aborted(self) -> JobAborted:
         """Why our fenced write matched nothing: cancelled, or someone else holds the job."""
@@ -447,6 +504,8 @@ class JobLease:
 
     def check(self) -> None:
         """Raise ``JobAborted`` when the job must stop now."""
+        if self._past_limit() and self._overtime is not None:
+            raise self._overtime
         if self._abort is not None:
             raise self._abort
         if self.stop.is_set():
@@ -456,6 +515,8 @@ class JobLease:
 
     def still_held(self) -> bool:
         """Renew now and say whether we still hold the job (before saving or promoting)."""
+        if self._past_limit():
+            return False
         with session_scope(self.sessions) as session:
             held = repo.renew_job_lease(session, self.fence, self.lease_s)
         if not held:

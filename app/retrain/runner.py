@@ -91,7 +91,8 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
     """Run a claimed job's ``work``; how it ended.
 
     The one place, for retrain and tune jobs alike, that turns a stop
-    (``JobAborted``: cancelled, lost, the worker stopping) or an error into the
+    (``JobAborted``: cancelled, lost, the worker stopping, past the attempt's time
+    limit: ``failed`` or ``interrupted``) or an error into the
     job's outcome, so the worker lives on whatever the job did. A database
     error is not the job's failure ("interrupted": the module's docstring).
     """
