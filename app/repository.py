@@ -6,7 +6,9 @@ also why this file runs past 400 lines: splitting it by table would scatter
 the schema knowledge it exists to keep together.
 
 Time handling: every datetime is written and compared in UTC. SQLite stores
-naive strings, so values read back naive are UTC by construction.
+naive strings, so values read back naive are UTC by construction. Job leases are
+the one place the database's own clock is used (``app.core.db_time``): they are
+compared across machines, whose clocks need not agree.
 """
 
 from __future__ import annotations
