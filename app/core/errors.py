@@ -205,10 +205,13 @@ def _unread_body(errors: Sequence[Any]) -> bool:
     FastAPI (and ``app.api.body``) parse a body as JSON only when its Content-Type
     says JSON; otherwise the raw bytes are validated and fail as "Input should be a
     valid dictionary", which sends a client that did send JSON, labelled
-    ``text/plain`` or not at all, looking for a fault in its JSON.
+    ``text/plain`` or not at all, looking for a fault in its JSON. The location may go
+    on past ``body`` (a tagged union names its member: ``body.single`` for
+    ``POST /v1/interactions``); raw bytes as the input is the sign, since a body read as
+    JSON never holds bytes.
     """
     return any(
-        tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes | bytearray)
+        tuple(e.get("loc", ()))[:1] == ("body",) and isinstance(e.get("input"), bytes | bytearray)
         for e in errors
     )
 

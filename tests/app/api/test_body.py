@@ -89,6 +89,22 @@ def test_the_cases_cover_success_and_each_refusal() -> None:
     assert statuses == {200, 400, 415, 422}
 
 
+@pytest.mark.parametrize("route", ["/fastapi/interactions", "/ours/interactions"])
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "text/plain"}])
+def test_an_interactions_body_not_labelled_json_is_a_415(
+    route: str, headers: dict[str, str]
+) -> None:
+    """The batch-or-single union puts its tag in the error's location (``body.single``):
+    curl's ``-d`` without ``-H content-type`` got a 422 "Input should be a valid
+    dictionary" there, where every other body route answers the README's 415."""
+    r = TestClient(_app()).post(
+        route, content=b'{"interactions": [{"user_id": "u1", "item_id": "i1"}]}', headers=headers
+    )
+    assert r.status_code == 415, r.text
+    assert r.json()["error"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in r.json()["message"]
+
+
 def test_the_operation_documents_the_body_and_its_models() -> None:
     schema = TestClient(_app()).get("/openapi.json").json()
     components = schema["components"]["schemas"]
