@@ -162,7 +162,7 @@ def _csv_attributes(path: Path, line: int, raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}, line {line}: attributes is not valid JSON: {exc}") from None
+        raise DataError(f"{path}, line {line}: attributes is not valid JSON{_at(exc)}") from None
     if not isinstance(value, dict):
         raise DataError(
             f"{path}, line {line}: attributes must be a JSON object, got {type(value).__name__}"
@@ -198,6 +198,13 @@ def _read_u_item(path: Path) -> list[CatalogRecord]:
 # --------------------------------------------------------------------------- JSONL
 
 
+def _at(exc: json.JSONDecodeError) -> str:
+    """Where in the record JSON failed and why, without ``str(exc)``'s own "line L column
+    C": its lines are the record's, not the file's (a JSONL record cut short on line 5
+    read "line 5: ... line 2 column 1", counting the record's newline)."""
+    return f" at character {exc.pos}: {exc.msg}"
+
+
 def _read_jsonl(path: Path) -> list[CatalogRecord]:
     records = []
     for line_no, raw in enumerate(io.StringIO(_read_text(path)), start=1):
@@ -211,7 +218,7 @@ def _jsonl_record(path: Path, line: int, raw: str) -> CatalogRecord:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON: {exc}") from None
+        raise DataError(f"{where}: not valid JSON{_at(exc)}") from None
     if not isinstance(value, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
     unknown = sorted(set(value) - JSONL_KEYS)

@@ -90,6 +90,33 @@ def test_bad_files_name_file_and_line(
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "x.jsonl",
+            '{"item_id": "3", "title": "T3"\n',
+            "line 1: not valid JSON at character 31: Expecting ',' delimiter",
+        ),
+        (
+            "x.csv",
+            "item_id,attributes\n1,{bad\n",
+            "line 2: attributes is not valid JSON at character 1: "
+            "Expecting property name enclosed in double quotes",
+        ),
+    ],
+)
+def test_a_json_error_names_the_file_line_only(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    """json's own message adds a line and column of its own ("line 2 column 1" for a
+    record cut short on line 1, counting the newline): two line numbers that disagree."""
+    path = _write(tmp_path, name, content)
+    with pytest.raises(DataError) as err:
+        read_catalog_file(path)
+    assert str(err.value) == f"{path}, {message}"
+
+
 def test_missing_file_and_non_utf8(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="catalog file not found"):
         read_catalog_file(tmp_path / "nope.csv")
