@@ -111,7 +111,7 @@ def worker(
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from app.core.db import database_problem
+    from app.core.db import database_problem, missing_table
     from app.worker import run_worker
 
     # As GENREC_JOB_POLL_INTERVAL_S: a negative interval polled the database in a busy loop,
@@ -125,7 +125,8 @@ def worker(
         ran = run_worker(config, once=once, poll_interval=poll_interval, outcomes=outcomes)
     except SQLAlchemyError as exc:  # only with --once: a polling worker waits it out
         problem = database_problem(config.database_url, exc)
-        raise fail(f"cannot reach the database at {problem}") from None
+        reached = "use" if missing_table(exc) else "reach"  # tables missing: it was reached
+        raise fail(f"cannot {reached} the database at {problem}") from None
     console.print(f"worker stopped after {ran} job(s)")
     # A one-shot run (a cron line, a batch job) whose job failed exited 0, as a success.
     if once and outcomes and outcomes[-1] in _FAILED:

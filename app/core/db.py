@@ -243,9 +243,20 @@ def command_sessions(url: str, migrate: bool) -> Iterator[sessionmaker[Session]]
 def database_problem(url: str, error: Exception) -> str:
     """``where: reason`` of a database error on one line, the password left out (also where
     the reason quotes it): for a command's error line (SQLAlchemy's own message adds the
-    driver's hint and a link to its docs on lines of their own)."""
+    driver's hint and a link to its docs on lines of their own). A missing table means
+    the schema is not there yet (``GENREC_AUTO_MIGRATE=false``, as compose runs it, leaves
+    it to ``genrec migrate``): the line says so, as ``/readyz`` does."""
     reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    if missing_table(error):
+        reason += "; the database lacks genrec's tables: run `genrec migrate`"
     return without_password(f"{masked_url(url)}: {reason}", url)
+
+
+def missing_table(error: Exception) -> bool:
+    """Whether ``error`` is a query on a table the database does not have: Postgres'
+    SQLSTATE 42P01 (``relation "items" does not exist``), SQLite's "no such table"."""
+    orig = getattr(error, "orig", None) or error
+    return getattr(orig, "sqlstate", None) == "42P01" or str(orig).startswith("no such table")
 
 
 def ping(engine: Engine) -> None:

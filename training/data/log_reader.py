@@ -158,8 +158,9 @@ def _reflect(engine: Engine) -> Table:
         table = Table(TABLE, MetaData(), autoload_with=engine)
     except NoSuchTableError:
         raise DataError(
-            f"no table '{TABLE}' in {masked_url(str(engine.url))}: the service creates it on start "
-            "(its Alembic migrations); point the database URL at the service's database"
+            f"no table '{TABLE}' in {masked_url(str(engine.url))}: run `genrec migrate` (the "
+            "service runs it on start unless GENREC_AUTO_MIGRATE=false, as under compose), or "
+            "point the database URL at the service's database"
         ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in table.c]
     if missing:
