@@ -8,8 +8,9 @@ takes exactly the complement of what serving folds in after that cutoff).
 the log. Versions written by jobs record ``<base>+log`` as their source, so
 the chain keeps finding its base. A base that cannot be loaded here (a file
 on another machine, a data set not downloaded) is noted in the job's log
-and the job trains on the log alone; the gate still compares the result
-with production before anything is promoted.
+and the job trains on the log alone, as it does, with a note too, for a
+model with no production version; the gate still compares the result with
+production before anything is promoted.
 
 Base records come first and in their own order: the pipeline's per-user
 hold-out then picks the same records for unchanged users as production's own
@@ -68,7 +69,13 @@ def export_interactions(
 ) -> Exported:
     """The job's training data (see the module docstring); DataError when there is none."""
     notes: list[str] = []
-    spec = base_spec(production_source(store, model) or "") if kind == "log+base" else None
+    source = production_source(store, model) if kind == "log+base" else None
+    if kind == "log+base" and source is None:
+        notes.append(
+            f"no production version of {model!r} to take the base data set from; "
+            "training on the log alone"
+        )
+    spec = base_spec(source or "")
     base = _load_base(spec, settings, notes) if spec else None
     try:
         logged = read_log(settings, until)

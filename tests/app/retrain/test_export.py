@@ -92,6 +92,21 @@ def test_unloadable_base_is_noted_and_the_log_alone_is_used(
     assert any("not loadable" in note for note in exported.notes)
 
 
+def test_log_plus_base_without_production_says_it_trains_on_the_log_alone(
+    job_context: JobContext, log_new_users: Callable[..., list[str]]
+) -> None:
+    """Asked for log+base, a model with no production version has no base to take: the
+    job's log said only "data log: ...", as if log+base had been read as log."""
+    log_new_users(1)
+    exported = export_interactions(
+        "log+base", "ease", job_context.store, job_context.settings, datetime.now(UTC)
+    )
+    assert exported.source == "log" and len(exported.data) == 10
+    assert exported.notes == [
+        "no production version of 'ease' to take the base data set from; training on the log alone"
+    ]
+
+
 def test_empty_log_without_base_is_a_clear_error(job_context: JobContext) -> None:
     with pytest.raises(DataError, match="no interactions"):
         export_interactions(
