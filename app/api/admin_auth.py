@@ -5,17 +5,24 @@ API is *disabled* (403 saying so), never open. A missing or wrong token is a
 401. The comparison is constant-time (``hmac.compare_digest``) and the token
 appears in no log line and no error message. Too many wrong tokens from one
 address lock it out for a while (429, ``app.core.auth_throttle``).
+
+The check runs before the request's body is read (``AdminRoute``): FastAPI reads
+and parses a body parameter before it solves the route's dependencies, so a
+dependency alone let anyone without the token make the server parse a JSON body
+of up to ``GENREC_MAX_BODY_BYTES`` on its event loop, locked out or not.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.deps import ServicesDep
+from app.api.deps import Services, ServicesDep, services_of
 from app.core.errors import ApiError
 
 bearer = HTTPBearer(
@@ -43,12 +50,29 @@ def locked_out(retry_after: int) -> ApiError:
     )
 
 
+#: Set on a request's state once its token passed (``AdminRoute``): the dependency then
+#: does not check, or count, the same request twice.
+_CHECKED = "admin_token_checked"
+
+
 def require_admin(
     request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    """Let the request through only with the configured admin token."""
+    """Let the request through only with the configured admin token (the route's
+    dependency: it documents the scheme in ``/openapi.json``; ``AdminRoute`` has
+    usually checked already, before the body was read)."""
+    if getattr(request.state, _CHECKED, False):
+        return
+    check_admin(request, services, credentials)
+
+
+def check_admin(
+    request: Request, services: Services, credentials: HTTPAuthorizationCredentials | None
+) -> None:
+    """403 without a configured token, 429 while locked out, 401 for a missing or wrong
+    one; returns (and clears the address's failures) for the right one."""
     configured = services.settings.admin_token
     expected = configured.get_secret_value().strip() if configured is not None else ""
     if not expected:
@@ -68,3 +92,25 @@ def require_admin(
         throttle.failed(client)
         raise _unauthorized("invalid admin token")
     throttle.succeeded(client)
+    setattr(request.state, _CHECKED, True)
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class AdminRoute(APIRoute):
+    """A route that checks the admin token before FastAPI reads the body, when
+    ``require_admin`` is among its dependencies (the router's included); any other
+    route of the router is left as it is. The route class of every router that has
+    admin operations."""
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+        if not any(d.dependency is require_admin for d in self.dependencies):
+            return handler
+
+        async def token_first(request: Request) -> Response:
+            check_admin(request, services_of(request), await bearer(request))
+            return await handler(request)
+
+        return token_first

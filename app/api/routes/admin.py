@@ -17,7 +17,7 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.admin_auth import require_admin
+from app.api.admin_auth import AdminRoute, require_admin
 from app.api.deps import ServicesDep
 from app.api.params import JobIdPath, JobModelQuery, ModelNamePath
 from app.api.responses import ADMIN, BODY, errors
@@ -56,6 +56,7 @@ router = APIRouter(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(require_admin)],
+    route_class=AdminRoute,
     responses=errors(*ADMIN),
 )
 

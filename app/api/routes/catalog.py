@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.admin_auth import require_admin
+from app.api.admin_auth import AdminRoute, require_admin
 from app.api.deps import ServicesDep
 from app.api.params import ItemIdPath
 from app.api.responses import ADMIN, BODY, errors
@@ -29,7 +29,7 @@ from app.repository import ItemRow
 from app.schemas_catalog import ItemIn, ItemResponse, ItemServing
 from app.serving.state import database_unavailable
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], route_class=AdminRoute)
 
 
 async def get_catalog(request: Request) -> CatalogSync:

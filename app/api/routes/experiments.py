@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.admin_auth import require_admin
+from app.api.admin_auth import AdminRoute, require_admin
 from app.api.deps import Services, ServicesDep
 from app.api.responses import ADMIN, BODY, errors
 from app.core.db import session_scope
@@ -36,6 +36,7 @@ router = APIRouter(
     prefix="/admin/experiments",
     tags=["experiments"],
     dependencies=[Depends(require_admin)],
+    route_class=AdminRoute,
     responses=errors(*ADMIN),
 )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.admin_auth import require_admin
+from app.api.admin_auth import AdminRoute, require_admin
 from app.api.deps import ServicesDep
 from app.api.params import UserIdPath
 from app.api.responses import ADMIN, errors
@@ -17,7 +17,7 @@ from app.schemas_users import DeletedRows, UserErasureResponse
 from app.serving.state import database_unavailable
 from app.users import ErasureSync, erase_users
 
-router = APIRouter(prefix="/v1", tags=["users"])
+router = APIRouter(prefix="/v1", tags=["users"], route_class=AdminRoute)
 
 
 @router.delete(

@@ -81,6 +81,39 @@ def test_wrong_or_missing_token_is_401(
     assert admin.get("/admin/jobs", headers=AUTH).json()["jobs"] == []  # nothing was enqueued
 
 
+#: Every admin operation that takes a JSON body.
+BODY_ENDPOINTS = [
+    ("post", "/admin/retrain"),
+    ("post", "/admin/tune"),
+    ("post", "/admin/models/ease/promote"),
+    ("post", "/admin/models/ease/rollback"),
+    ("post", "/admin/experiments"),
+    ("put", "/v1/items/x"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ENDPOINTS)
+@pytest.mark.parametrize("locked_out", [False, True])
+def test_the_token_is_checked_before_the_body_is_read(
+    method: str, path: str, locked_out: bool, make_client: ClientFactory
+) -> None:
+    # FastAPI reads and parses a body parameter before it runs the route's dependencies:
+    # without a token, anyone could make the server parse a JSON body of up to
+    # GENREC_MAX_BODY_BYTES (64 MB: seconds of the event loop's CPU and hundreds of MB
+    # of objects) per request, locked out or not. A body that is no JSON at all shows
+    # whether it was parsed: a 422 said so, the guard's 401 / 429 says it was not.
+    admin = make_client(admin_token=TOKEN, admin_max_failures=1 if locked_out else 0)
+    wrong = {"Authorization": "Bearer wrong", "Content-Type": "application/json"}
+    if locked_out:
+        admin.get("/admin/jobs", headers=wrong)
+    response = admin.request(method.upper(), path, content=b"{not json", headers=wrong)
+    assert response.status_code == (429 if locked_out else 401), response.text
+    assert response.json()["error"] == ("too_many_failures" if locked_out else "http_error")
+    # The right token still gets the body read and checked.
+    response = admin.request(method.upper(), path, content=b"{not json", headers={**wrong, **AUTH})
+    assert response.status_code == (429 if locked_out else 422), response.text
+
+
 def test_token_never_reaches_the_logs_or_responses(
     admin: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
