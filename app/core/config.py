@@ -133,7 +133,9 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = Field("INFO", description="root log level")
     log_format: Literal["json", "text"] = Field(
-        "json", description="json: one JSON object per log line (with request_id); text: plain"
+        "json",
+        description="json: one JSON object per log line (with request_id); text: plain "
+        "lines, control characters in messages escaped",
     )
     access_log: bool = Field(True, description="one log line per HTTP request (with request_id)")
     batch_wait_ms: float = Field(

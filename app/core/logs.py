@@ -72,6 +72,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: Characters that would end or rewrite a line of a text log, as ``repr`` writes them:
+#: C0 and C1 controls (CR, LF, ESC ...; tab is kept), DEL, and the Unicode line and
+#: paragraph separators some viewers break lines at.
+_CONTROLS = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if code != 0x09
+} | {0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines (``GENREC_LOG_FORMAT=text``) whose message cannot forge another line.
+
+    Messages carry what clients sent: the access line's path (``%0d%0a`` decodes to
+    CR LF), ids in errors. Written as is, ``GET /v1/items/x%0d%0a<date> INFO ...``
+    printed a second, made-up log line; here controls are escaped as in ``repr``,
+    as the JSON format escapes them. A traceback keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_CONTROLS)
+        return super().formatMessage(record)
+
+
 def configure_logging(level: str, fmt: str = "json") -> None:
     """Give our loggers a level and, with ``fmt == "json"``, JSON lines on the handlers
     this process owns: the one added here when nobody configured logging, and uvicorn's.
@@ -84,7 +106,7 @@ def configure_logging(level: str, fmt: str = "json") -> None:
     owned: list[logging.Handler] = []
     if not root.handlers:
         handler: logging.Handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
         owned.append(handler)
     logging.getLogger("app").setLevel(level)

@@ -142,3 +142,24 @@ def test_uvicorns_coloured_copy_of_its_message_is_left_out_of_json_lines() -> No
     assert entry["message"] == "Started server process [7]"
     assert "color_message" not in entry
     assert "\x1b" not in json.dumps(entry)
+
+
+def test_a_text_line_cannot_be_split_by_what_a_client_sent() -> None:
+    # GENREC_LOG_FORMAT=text under `genrec serve`: nobody configured the root logger, so
+    # configure_logging adds the handler that writes every app line, the access line with
+    # the request's decoded path among them (%0d%0a is CR LF).
+    root = logging.getLogger()
+    kept = root.handlers[:]
+    root.handlers.clear()
+    try:
+        configure_logging("INFO", "text")
+        (handler,) = root.handlers
+        forged = "2026-12-07 08:00:00,000 INFO app.fake: injected"
+        record = logging.LogRecord(
+            "app.access", logging.INFO, "", 0, "%s %s %d", ("GET", f"/x\r\n{forged}", 404), None
+        )
+        line = handler.format(record)
+    finally:
+        root.handlers[:] = kept
+    assert "\n" not in line and "\r" not in line
+    assert line.endswith(f"app.access: GET /x\\r\\n{forged} 404")
