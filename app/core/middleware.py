@@ -26,6 +26,12 @@ access_log = logging.getLogger("app.access")
 
 # A client-supplied id is echoed only if it is short and harmless in logs and headers.
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Methods counted under their own name in ``genrec_request_seconds``; any other is
+#: "other". h11 passes any token as the method (httptools a fixed list of ~40), and a
+#: label value per made-up method would grow the registry without bound.
+_LABELLED_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+)
 
 
 class RequestContextMiddleware:
@@ -36,7 +42,8 @@ class RequestContextMiddleware:
         self.metrics = metrics
         self.log_requests = log_requests
         # (route, method, status) -> its histogram child: ``labels()`` takes a lock and
-        # builds a key on every call; the set of keys is small and bounded (route templates).
+        # builds a key on every call; the set of keys is small and bounded (route templates,
+        # ``_LABELLED_METHODS``).
         self._latency: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,11 +83,12 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            key = (route, scope["method"], status)
+            method = scope["method"] if scope["method"] in _LABELLED_METHODS else "other"
+            key = (route, method, status)
             latency = self._latency.get(key)
             if latency is None:
                 latency = self._latency[key] = self.metrics.request_latency.labels(
-                    route=route, method=scope["method"], status=str(status)
+                    route=route, method=method, status=str(status)
                 )
             latency.observe(elapsed)
             if self.log_requests and access_log.isEnabledFor(logging.INFO):

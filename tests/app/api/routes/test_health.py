@@ -76,6 +76,22 @@ def test_metrics_expose_latency_cache_fallback_and_model_version(client: TestCli
     assert 'genrec_model_loaded{model="mult-vae",version="1"} 1.0' in text
 
 
+def test_the_method_label_has_a_bounded_set_of_values(client: TestClient) -> None:
+    # h11 (uvicorn --http h11, or uvicorn without httptools) passes any token as the
+    # method: one label value per made-up method grew the registry without bound.
+    for n in range(30):
+        assert client.request(f"MADEUP{n}", "/healthz").status_code == 405
+    client.request("PROPFIND", "/v2/nothing")
+    text = client.get("/metrics").text
+    assert "MADEUP" not in text and "PROPFIND" not in text
+    assert 'genrec_request_seconds_count{method="other",route="/healthz",status="405"} 30.0' in text
+    assert 'genrec_request_seconds_count{method="other",route="unmatched",status="404"} 1.0' in text
+    assert 'genrec_request_seconds_count{method="GET",route="/healthz"' not in text
+    client.get("/healthz")
+    text = client.get("/metrics").text
+    assert 'genrec_request_seconds_count{method="GET",route="/healthz",status="200"} 1.0' in text
+
+
 def test_unknown_route_and_openapi(client: TestClient) -> None:
     r = client.get("/v2/nothing")
     assert r.status_code == 404 and r.json()["error"] == "not_found"
