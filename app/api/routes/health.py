@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -9,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import ServicesDep
 from app.core.db import schema_problem
+from app.core.errors import path_hider
 from app.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -35,9 +39,16 @@ def readyz(services: ServicesDep) -> JSONResponse:
         database = {"ok": True} if problem is None else {"ok": False, "error": problem}
     except SQLAlchemyError as exc:
         database = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
-    models = services.holder.status()
+    # Anyone may ask: a refusal names the version's files relative to the store, as
+    # every API answer does, not where the store is on the server's disk.
+    hide = _hider(str(services.settings.store_dir))
+    models = {
+        name: {**model, "error": hide(model["error"]) if model["error"] else None}
+        for name, model in services.holder.status().items()
+    }
     default = services.holder.default_model
     ready = services.holder.is_loaded(default)
+    reason = None if ready else services.holder.default_problem()
     body = Readiness(
         ready=ready,
         degraded=not database["ok"],
@@ -46,9 +57,15 @@ def readyz(services: ServicesDep) -> JSONResponse:
         cache={"ok": services.cache.ping(), "backend": services.cache.kind},
         models=models,
         default_model=default,
-        reason=None if ready else services.holder.default_problem(),
+        reason=hide(reason) if reason else None,
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@functools.lru_cache(maxsize=8)
+def _hider(store_dir: str) -> Callable[[str], str]:
+    """``path_hider`` of the store, built once (a regular expression per probe otherwise)."""
+    return path_hider(store_dir)
 
 
 # HEAD as well: some load balancers' health checks send it (405 failed them). A route

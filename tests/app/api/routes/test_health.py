@@ -46,6 +46,24 @@ def test_a_database_without_the_current_schema_is_not_ok(make_client, tmp_path: 
     assert client.get("/readyz").json()["database"] == {"ok": True}
 
 
+def test_readyz_names_a_refused_versions_files_relative_to_the_store(
+    make_client, store_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """/readyz needs no credential: a refusal named the store's absolute path on the
+    server's disk, which every API answer leaves out (``app.core.errors.path_hider``)."""
+    tensors = store_dir / "mult-vae" / "versions" / "1" / "tensors.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    answer = make_client().get("/readyz")
+    assert answer.status_code == 503
+    body = answer.json()
+    assert (
+        "mult-vae/versions/1/tensors.safetensors has 100 bytes"
+        in body["models"]["mult-vae"]["error"]
+    )
+    assert "mult-vae/versions/1/tensors.safetensors" in body["reason"]
+    assert str(store_dir) not in answer.text and str(store_dir.resolve()) not in answer.text
+
+
 def test_health_checks_answer_head_as_get_without_a_body(client: TestClient) -> None:
     """Some load balancers probe with HEAD; a 405 there marked a healthy server down."""
     for path in ("/healthz", "/readyz"):
