@@ -19,6 +19,7 @@ import torch
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app import dashboard
 from app.api.body import document_request_bodies
 from app.api.deps import Services
 from app.api.docs_page import install_docs
@@ -228,7 +229,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_error_bodies(app, ErrorResponse)
     document_request_bodies(app)
     # Inside the request context (added first, so it runs after it): a 413 carries the id.
-    app.add_middleware(BodyLimitMiddleware, limit=lambda: settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=lambda: settings.max_body_bytes,
+        smaller=((dashboard.PREFIX, dashboard.MAX_FORM_BYTES, "the dashboard's forms"),),
+    )
     install_api_keys(app, settings, metrics)  # outside the body limit: no key, no 413
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     for module in (recommendations, predictions, interactions, items, health):

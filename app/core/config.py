@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 2**20,
         gt=0,
-        description="largest request body of any route (checked before it is read): a 413 "
+        description="largest request body of any route (checked before it is read; the "
+        "dashboard's forms take at most 1.2 MB): a 413 "
         "beyond; the default fits the "
         "largest legal request (history, exclude and include of 10,000 ids, a filter and 8 "
         "boosts at their limits, ASCII: about 46 MB)",
