@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from starlette._utils import get_route_path
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -142,11 +143,15 @@ class ApiKeyMiddleware:
 
 
 def _guarded(scope: Scope) -> bool:
-    """Whether the path is the public API's (as the router sees it: without the root path)."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
+    """Whether the path is the public API's, as the router sees it: Starlette's own
+    ``get_route_path``, the function its routes match with.
+
+    A rule of our own (strip the root path wherever the path starts with it) let
+    ``uvicorn --root-path /v`` (h11) serve ``GET 1/users/u1/recommendations`` without a key:
+    the path ``/v1/...`` lost ``/v`` here and was not guarded, while the router, which
+    strips a root path only before a ``/``, routed it to ``/v1/...``.
+    """
+    path = get_route_path(scope)
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 

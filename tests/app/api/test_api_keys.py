@@ -220,3 +220,34 @@ def test_the_dashboard_explore_page_works_with_keys_set(make_client: ClientFacto
     assert "similar items" in similar and 'class="problem"' not in similar
     # The browser holds a session cookie, no key: the API itself still wants one.
     assert client.get("/v1/users/u1/recommendations").status_code == 401
+
+
+@pytest.mark.parametrize("root_path", ["", "/v", "/v1", "/api"])
+def test_the_guard_sees_the_path_the_router_routes(root_path: str) -> None:
+    """With ``uvicorn --root-path /v`` (h11 takes a target without its leading slash), the
+    path ``/v1/secret`` was stripped of ``/v`` by the guard, so not guarded, while the
+    router, which strips a root path only before a ``/``, served ``/v1/secret``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from app.core.api_keys import ApiKeyMiddleware
+    from app.core.metrics import Metrics
+
+    def served(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("served")
+
+    router = Starlette(routes=[Route("/v1/secret", served)])
+    guarded = ApiKeyMiddleware(
+        router, keys=[NEW_KEY], admin_token=None, metrics=Metrics(), throttle=lambda: None
+    )
+    client = TestClient(guarded, root_path=root_path)
+    paths = ("/v1/secret", f"{root_path}/v1/secret", f"{root_path}/secret")
+    routed = [
+        path for path in paths if client.get(path, headers=bearer(NEW_KEY)).status_code == 200
+    ]
+    assert routed, "the route is reachable with the key"
+    for path in routed:  # whatever the router serves, the guard guards
+        answer = client.get(path)
+        assert answer.status_code == 401, (path, answer.status_code, answer.text)
