@@ -40,6 +40,7 @@ LIMITS: dict[str, int] = {
             "validate_every",
             "d_resample_every",
             "fold_in_steps",
+            "cd_steps",  # Gibbs steps of each update (cf-rbm's CD-T; the paper's T <= 9)
         ),
         MAX_EPOCHS,
     ),
@@ -61,6 +62,7 @@ LIMITS: dict[str, int] = {
         MAX_WIDTH,
     ),
     "max_len": 100_000,  # words kept per item text
+    "windows": 100_000,  # words a convolution window spans (convmf's; the paper's 3-5)
     "vocab_size": 10_000_000,
     "total_anneal_steps": 1_000_000_000,  # gradient steps; mult-vae's default is 200,000
     "dns_k": 1_000,  # negatives drawn per positive

@@ -54,7 +54,7 @@ def test_realistic_settings_pass() -> None:
 
 
 def test_a_list_setting_is_bounded_number_by_number() -> None:
-    with pytest.raises(ModelError, match=r"^windows must be at most 2,147,483,647, got "):
+    with pytest.raises(ModelError, match=r"^windows must be at most 100,000, got "):
         REGISTRY["convmf"].Config().with_overrides({"windows": f"3,{2**40}"})
 
 
@@ -86,3 +86,25 @@ def test_every_named_limit_names_a_setting_of_some_model() -> None:
     known = {f.name for cls in REGISTRY.values() for f in dataclasses.fields(cls.Config)}
     assert set(LIMITS) <= known, sorted(set(LIMITS) - known)
     assert MAX_INTEGER == 2**31 - 1
+
+
+def test_only_settings_that_size_no_job_fall_back_to_the_32_bit_bound() -> None:
+    """cf-rbm's ``cd_steps`` (Gibbs steps per update, a step count like ``epochs``) and
+    convmf's ``windows`` (a convolution window, words like ``max_len``) had no entry, so
+    ``cd_steps=1,2000000000`` was taken: every batch ran two billion Gibbs steps, the
+    "forever" job the limits are there to refuse. Whatever falls back to ``MAX_INTEGER``
+    must size no job: the seed (its own range) and cf-nade's ``n_layers`` (1 or 2)."""
+    unbounded = {
+        f.name
+        for cls in REGISTRY.values()
+        for f in dataclasses.fields(cls.Config)
+        if isinstance(getattr(cls.Config(), f.name), int | tuple)
+        and not isinstance(getattr(cls.Config(), f.name), bool)
+        and limit_of(f.name) == MAX_INTEGER
+    }
+    assert unbounded == {"seed", "n_layers"}, sorted(unbounded)
+    with pytest.raises(ModelError, match=r"^cd_steps must be at most 10,000, got 2000000000$"):
+        REGISTRY["cf-rbm"].Config().with_overrides({"cd_steps": "1,2000000000"})
+    with pytest.raises(ModelError, match=r"^windows must be at most 100,000, got 100001$"):
+        REGISTRY["convmf"].Config().with_overrides({"windows": "3,100001"})
+    REGISTRY["cf-rbm"].Config().with_overrides({"cd_steps": "1,3,5,10000"})
