@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,7 +23,7 @@ def serve(
     # What the app's startup would refuse is refused here, as one line: inside uvicorn it
     # is a traceback in each worker followed by "Application startup failed".
     config = _settings_and_device()
-    _check_bindable(host, port)
+    _check_bindable(host, port, workers)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -35,29 +35,37 @@ def serve(
     )
 
 
-def _check_bindable(host: str, port: int) -> None:
+def _check_bindable(host: str, port: int, workers: int = 1) -> None:
     """Refuse, as one line, an address the server could not listen on (a port in use, an
     address not of this machine, a privileged port), by binding it as uvicorn will and
     letting it go.
 
     Why here: uvicorn binds only after the app's startup (every model loaded, with one
-    worker), then logs the error in its own format and exits 1. The check binds each
-    address the host resolves to, with ``SO_REUSEADDR`` as uvicorn sets it, so a port in
-    TIME_WAIT is not refused. Another process can still take the port between this check
-    and uvicorn's bind; that rare race ends as before, in uvicorn's own lines.
+    worker), then logs the error in its own format and exits 1. The probe binds what
+    uvicorn binds, with the same socket options (``_uvicorn_binds``), so it refuses only
+    what uvicorn would: a port in TIME_WAIT is not refused (``SO_REUSEADDR``), nor
+    ``--host ::`` beside a server on ``0.0.0.0`` (one worker listens IPv6-only), nor
+    ``--host ''`` (every interface). Another process can still take the port between
+    this check and uvicorn's bind; that rare race ends as before, in uvicorn's own lines.
     """
     import errno
     import socket
 
-    where = f"{host}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        binds = _uvicorn_binds(host, port, workers)
     except socket.gaierror as exc:
         raise fail(f"cannot listen on {where}: unknown host {host!r} ({exc.strerror})") from None
-    for family, kind, proto, _, address in addresses:
+    for family, kind, proto, address in binds:
         try:
-            with socket.socket(family, kind, proto) as probe:
+            probe = socket.socket(family, kind, proto)
+        except OSError:
+            continue  # a family this machine lacks: asyncio skips it too
+        try:
+            with probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and workers == 1:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 probe.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -66,6 +74,21 @@ def _check_bindable(host: str, port: int) -> None:
                     "running there?); pick another --port or stop it"
                 ) from None
             raise fail(f"cannot listen on {where}: {exc.strerror or exc}") from None
+
+
+def _uvicorn_binds(host: str, port: int, workers: int) -> list[tuple[int, int, int, Any]]:
+    """(family, type, proto, address) of each socket uvicorn binds for ``host``.
+
+    One worker: asyncio's ``create_server(host=...)``, a socket per address the host
+    resolves to (``''``: every interface), IPv6 ones IPv6-only. Several: uvicorn's
+    ``Config.bind_socket``, one socket, IPv6 when the host has a ``:``, dual-stack."""
+    import socket
+
+    if workers > 1:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port))]
+    found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return [(family, kind, proto, address) for family, kind, proto, _, address in found]
 
 
 def _settings_and_device() -> Settings:

@@ -194,6 +194,51 @@ def test_serve_on_a_port_in_use_is_one_line_before_starting(
     ], output
 
 
+def _started(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> dict[str, Any]:
+    """``serve args`` got past its checks: what it passed to ``uvicorn.run``."""
+    import uvicorn
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    result = CliRunner().invoke(app, ["serve", *args])
+    assert result.exit_code == 0 and len(calls) == 1, result.output
+    return calls[0]
+
+
+def test_serve_takes_the_addresses_uvicorn_listens_on(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe bound what uvicorn does not: ``--host ::`` dual-stack, so a server on
+    ``0.0.0.0`` at the port refused it, though one uvicorn worker listens on ``[::]``
+    IPv6-only beside it; and ``--host ''`` (every interface, as uvicorn takes it) was
+    an unknown host."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert _started(monkeypatch, ["--host", "::", "--port", str(port)])["host"] == "::"
+    assert _started(monkeypatch, ["--host", "", "--port", str(port)])["host"] == ""
+    # Several workers: uvicorn binds one socket itself, and the probe binds that one.
+    assert _started(monkeypatch, ["--port", str(port), "--workers", "2"])["workers"] == 2
+
+
+def test_serve_on_a_busy_ipv6_port_names_it_in_brackets(
+    cli_settings: Path, no_uvicorn: None
+) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        output = _refused(["serve", "--host", "::1", "--port", str(port)])
+    assert output.startswith(f"error: cannot listen on [::1]:{port}: address already in use"), (
+        output
+    )
+
+
 def test_serve_on_an_address_not_of_this_machine_is_one_line(
     cli_settings: Path, no_uvicorn: None
 ) -> None:
