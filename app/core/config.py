@@ -410,6 +410,8 @@ class Settings(BaseSettings):
 #: Shortest API key accepted: a key is a secret a client holds, not a password a person
 #: types; 16 characters of the advised ``openssl rand -hex 32`` are still 64 bits.
 MIN_API_KEY_LENGTH = 16
+#: Characters of JSON or shell quoting, never of a generated key (``openssl rand -hex 32``).
+_NOT_IN_A_KEY = frozenset("\"'[]")
 
 
 def parse_api_keys(text: str) -> tuple[str, ...]:
@@ -433,6 +435,14 @@ def check_api_key(key: str, number: int, count: int) -> None:
         raise ValueError(
             f"{which} holds white space or a character outside printable ASCII; a key "
             "must be sendable as 'Authorization: Bearer <key>' (e.g. openssl rand -hex 32)"
+        )
+    # The other list settings are JSON (GENREC_EXPERIMENT_CLICK_TYPES='["click"]'): the same
+    # habit here gave keys such as '["k1"' and '"k2"]' that no client sends, so every request
+    # was a 401 and nothing said why.
+    if any(char in _NOT_IN_A_KEY for char in key):
+        raise ValueError(
+            f"{which} holds a quote or a bracket; GENREC_API_KEYS is bare keys separated by "
+            "commas (key1,key2), not a JSON list nor quoted strings"
         )
 
 

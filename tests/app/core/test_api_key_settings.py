@@ -47,6 +47,10 @@ def test_keys_are_comma_separated(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         ("a1b2c3d4 e5f6a7b8c9d0", "GENREC_API_KEYS: the key holds white space"),
         (f"{KEY_A}\t{KEY_B}", "GENREC_API_KEYS: the key holds white space"),
         ("clé-très-secrète-1234", "outside printable ASCII"),
+        # The JSON list the other list settings take, and quoted keys: no client sends those.
+        (f'["{KEY_A}", "{KEY_B}"]', "key 1 of 2 holds a quote or a bracket"),
+        (f'"{KEY_A}"', "GENREC_API_KEYS: the key holds a quote or a bracket; GENREC_API_KEYS "),
+        (f"'{KEY_A}','{KEY_B}'", "not a JSON list nor quoted strings"),
     ],
 )
 def test_a_key_that_is_no_secret_is_refused_without_naming_it(
