@@ -9,6 +9,9 @@ import typer
 
 from app.cli.common import fail, out, settings, store, user_errors
 
+#: The largest ``--older-than-days``: a century, which keeps nothing but what is older.
+MAX_OLDER_THAN_DAYS = 36_500
+
 users_app = typer.Typer(help="The service's users (erasure).", no_args_is_help=True)
 
 
@@ -56,6 +59,9 @@ def users_prune_erasures(
         int,
         typer.Option(
             min=1,
+            # A date that many days back must exist: 10**6 days was an OverflowError's
+            # traceback (before year 1), 10**10 one already in timedelta.
+            max=MAX_OLDER_THAN_DAYS,
             help="prune only records of erasures older than this many days (longer than "
             "GENREC_CACHE_TTL_S and than any training run)",
         ),

@@ -118,3 +118,13 @@ def test_refusals_are_one_line_and_exit_2(
     assert code == 2 and "is within GENREC_CACHE_TTL_S" in output, output
     assert len(output.strip().splitlines()) == 1
     assert _records(cli_settings) == ["m", "z"]
+
+
+@pytest.mark.parametrize("days", ["1000000", "9999999999"])
+def test_a_grace_period_past_any_date_is_one_line(cli_settings: Path, days: str) -> None:
+    """A date that many days back does not exist: it was an ``OverflowError`` traceback
+    (in ``timedelta`` itself, or subtracting it from now once a record existed)."""
+    erase_users(_sessions(cli_settings), ["m"], clock=lambda: LONG_AGO)
+    code, output = _run("users", "prune-erasures", "--older-than-days", days)
+    assert code == 2 and "--older-than-days" in output and "36500" in output, output
+    assert _records(cli_settings) == ["m"]
