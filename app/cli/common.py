@@ -69,7 +69,9 @@ def settings_problems(exc: ValidationError) -> list[str]:
         # A validator of ours already quotes the value; pydantic's built-in checks do not.
         if error["type"] != "value_error" and field not in _SECRET_SETTINGS:
             message += f" (got {error['input']!r})"
-        lines.append(f"GENREC_{field.upper()}: {message}")
+        # A check across settings (a model validator) has no location: its message names
+        # the variables itself ("GENREC_: ..." was printed before it).
+        lines.append(f"GENREC_{field.upper()}: {message}" if field else message)
     return lines
 
 

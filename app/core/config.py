@@ -379,8 +379,8 @@ class Settings(BaseSettings):
         days, window = self.impression_retention_days, self.attribution_window_minutes
         if days is not None and days * 24 * 60 < window:
             raise ValueError(
-                f"impression_retention_days ({days:g} days) is shorter than "
-                f"attribution_window_minutes ({window:g} minutes): impressions would be "
+                f"GENREC_IMPRESSION_RETENTION_DAYS ({days:g} days) is shorter than "
+                f"GENREC_ATTRIBUTION_WINDOW_MINUTES ({window:g} minutes): impressions would be "
                 "deleted while events can still be attributed to them"
             )
         return self
@@ -395,7 +395,8 @@ class Settings(BaseSettings):
             unknown = [t for t in getattr(self, name) if t not in self.event_types]
             if name in self.model_fields_set and unknown:
                 raise ValueError(
-                    f"{name}: {', '.join(map(repr, unknown))} is not an event type of this "
+                    f"GENREC_{name.upper()}: {', '.join(map(repr, unknown))} is not an event "
+                    "type of this "
                     f"server (GENREC_EVENT_TYPES: {', '.join(sorted(self.event_types))}), so "
                     "no event of it can be logged or counted"
                 )

@@ -98,6 +98,35 @@ def test_every_bad_setting_gets_its_own_line(
     assert len(lines) == 2 and all(line.startswith("error: GENREC_") for line in lines), output
 
 
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {
+                "GENREC_IMPRESSION_RETENTION_DAYS": "0.0001",
+                "GENREC_ATTRIBUTION_WINDOW_MINUTES": "60",
+            },
+            "error: GENREC_IMPRESSION_RETENTION_DAYS (0.0001 days) is shorter than "
+            "GENREC_ATTRIBUTION_WINDOW_MINUTES (60 minutes)",
+        ),
+        (
+            {"GENREC_EXPERIMENT_CLICK_TYPES": '["clik"]'},
+            "error: GENREC_EXPERIMENT_CLICK_TYPES: 'clik' is not an event type of this server",
+        ),
+    ],
+)
+def test_a_check_across_settings_names_the_variables(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    """Such a check has no single setting: its line read ``error: GENREC_: impression_
+    retention_days (...)``, naming fields, not the variables an operator sets."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    output = _refused(["models", "list"])
+    assert output.strip().startswith(expected) and "GENREC_:" not in output, output
+    assert len(output.strip().splitlines()) == 1, output
+
+
 def test_serve_refuses_a_device_it_cannot_see_before_starting(
     cli_settings: Path, no_uvicorn: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
