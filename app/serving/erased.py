@@ -61,7 +61,17 @@ def log_read_at(manifest: Manifest) -> datetime | None:
     recorded = manifest.training.get(LOG_READ_AT)
     if recorded is None and "job_id" in manifest.training:
         recorded = manifest.data.cutoff  # a job's version saved before LOG_READ_AT
-    return datetime.fromisoformat(recorded) if isinstance(recorded, str) else None
+    if not isinstance(recorded, str):
+        return None
+    # The training record is free-form (no manifest check reads it): a value that is no
+    # aware instant (a hand edit) is unknown, so the version predates every erasure,
+    # rather than a ValueError or TypeError on every request of an erased user and in
+    # ``genrec users prune-erasures``.
+    try:
+        read_at = datetime.fromisoformat(recorded)
+    except ValueError:
+        return None
+    return read_at if read_at.tzinfo is not None else None
 
 
 def predates(manifest: Manifest, erasure: Erasure) -> bool:

@@ -123,3 +123,14 @@ def test_a_job_that_read_the_log_during_a_long_erasure_predates_it(
     erased = erase_users(sessions, ["u1"], clock=lambda: now[0])
     assert job_reads
     assert predates(_manifest(job_reads[0], job=True), Erasure(erased.erased_at, epoch=1))
+
+
+def test_a_read_time_that_is_no_instant_predates_every_erasure() -> None:
+    """``training.log_read_at`` is free-form in the manifest: a hand-edited value that
+    did not parse raised ValueError (a naive one TypeError) on every request of an
+    erased user, and in ``genrec users prune-erasures``. Unknown is the safe side."""
+    erasure = Erasure(ERASED_AT, epoch=1)
+    for value in ("yesterday", "2026-12-07T13:00:00", ""):
+        manifest = _manifest(None, job=False, source="db", read=True)
+        manifest.training["log_read_at"] = value
+        assert predates(manifest, erasure), value
