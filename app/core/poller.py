@@ -52,8 +52,24 @@ class Poller:
             self._thread = None
 
     def _run(self) -> None:
+        # A failure that repeats (a defect, a table gone) would otherwise write its whole
+        # traceback every interval, every few seconds for as long as it lasts: the first
+        # one is logged whole, the same one again as a line with its count, and the
+        # recovery says how many polls failed.
+        failing: str | None = None
+        repeats = 0
         while not self._stop.wait(self.interval_s):
             try:
                 self.poll()
-            except Exception:  # the thread must outlive any one poll
-                log.exception("%s: poll failed; will retry at the next interval", self.name)
+            except Exception as exc:  # the thread must outlive any one poll
+                what = f"{type(exc).__name__}: {exc}"
+                if what != failing:
+                    failing, repeats = what, 1
+                    log.exception("%s: poll failed; will retry at the next interval", self.name)
+                else:
+                    repeats += 1
+                    log.warning("%s: poll failed again (%d in a row): %s", self.name, repeats, what)
+                continue
+            if failing is not None:
+                log.warning("%s: polling again after %d failed polls", self.name, repeats)
+                failing, repeats = None, 0

@@ -71,3 +71,31 @@ def test_start_does_not_poll_and_a_second_start_adds_no_thread() -> None:
         poller.stop()
     poller.stop()  # stopping twice is harmless
     assert not poller.running
+
+
+def test_a_failure_that_repeats_is_logged_whole_once_then_as_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A poll failing the same way every interval wrote its whole traceback each time."""
+    calls: list[int] = []
+    recovered = threading.Event()
+
+    def poll() -> None:
+        calls.append(1)
+        if len(calls) <= 4:
+            raise RuntimeError("the table is gone")
+        recovered.set()
+
+    poller = Poller("stuck-poll", poll, interval_s=0.01)
+    with caplog.at_level(logging.WARNING, logger="app.core.poller"):
+        poller.start()
+        try:
+            assert recovered.wait(PATIENCE_S)
+        finally:
+            poller.stop()
+    lines = [r for r in caplog.records if r.name == "app.core.poller"]
+    assert [r.exc_info is not None for r in lines] == [True, False, False, False, False]
+    assert lines[1].getMessage() == (
+        "stuck-poll: poll failed again (2 in a row): RuntimeError: the table is gone"
+    )
+    assert lines[-1].getMessage() == "stuck-poll: polling again after 4 failed polls"
