@@ -67,6 +67,7 @@ from app.serving.recommend import Recommender
 from app.serving.removed import RemovedItems
 from app.serving.retrieval import AnnLoader
 from app.serving.state import LogReader
+from app.serving.titles import CatalogTitles
 from app.users import ErasureSync
 from models_store import ModelStore
 
@@ -113,6 +114,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
     )
     attributes = AttributeIndex()  # fed by the catalog sync, read by the rule compiler
     removed = RemovedItems()  # fed by the catalog sync, masked from every list
+    titles = CatalogTitles()  # fed by the catalog sync, names every list's items
     erased = ErasedUsers()  # fed by the erasure poll, consulted when resolving a user
     registry = ExperimentRegistry(
         sessions,
@@ -145,9 +147,11 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
             RuleCompiler(attributes),
             registry,
             removed,
+            titles,
         ),
         attributes=attributes,
         removed=removed,
+        titles=titles,
         erased=erased,
         auth_throttle=AuthThrottle(settings.admin_max_failures, settings.admin_failure_window_s),
         interactions=InteractionLogger(
@@ -181,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.reload_interval_s,
             attributes=services.attributes,
             removed=services.removed,
+            titles=services.titles,
         )
         sync.start()
         # Polls erased users: serving forgets their cached and trained state.

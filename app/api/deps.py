@@ -22,6 +22,7 @@ from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import InteractionLogger
 from app.serving.recommend import Recommender
 from app.serving.removed import RemovedItems
+from app.serving.titles import CatalogTitles
 
 
 @dataclass
@@ -47,6 +48,8 @@ class Services:
     attributes: AttributeIndex = field(default_factory=AttributeIndex)
     #: Items removed from the catalog, fed by the catalog sync; the recommender's own.
     removed: RemovedItems = field(default_factory=RemovedItems)
+    #: The catalog's titles of live items, fed by the catalog sync; the recommender's own.
+    titles: CatalogTitles = field(default_factory=CatalogTitles)
     #: Erased users, fed by the erasure poll (``app.users.sync``); the log reader's own.
     erased: ErasedUsers = field(default_factory=ErasedUsers)
     #: Wrong admin tokens per client address (admin API and dashboard login).

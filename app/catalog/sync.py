@@ -9,6 +9,9 @@
 * Attributes: every row's attributes go to the ``AttributeIndex`` that
   business rules compile against (``app.rules``); a change bumps its
   revision, which invalidates the compiled masks.
+* Titles: each live row's title goes to the ``CatalogTitles`` every list names
+  its items with (``app.serving.titles``): the catalog's title wins over the
+  model's wherever the catalog has one.
 * Removals: whether each row is removed (``removed_at``) goes to the
   ``RemovedItems`` every list is masked with (``app.serving.removed``). A
   removed item keeps its attributes there and its row in a text-aware model
@@ -43,6 +46,7 @@ from app.rules.catalog import AttributeIndex
 from app.serving.holder import ModelHolder
 from app.serving.loaded import LoadedModel
 from app.serving.removed import RemovedItems
+from app.serving.titles import CatalogTitles
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +62,12 @@ class CatalogSync:
         page_size: int = 1000,
         attributes: AttributeIndex | None = None,
         removed: RemovedItems | None = None,
+        titles: CatalogTitles | None = None,
     ) -> None:
         self.sessions = sessions
         self.attributes = attributes if attributes is not None else AttributeIndex()
         self.removed = removed if removed is not None else RemovedItems()
+        self.titles = titles if titles is not None else CatalogTitles()
         self.holder = holder
         self.interval_s = interval_s
         self.page_size = page_size
@@ -136,6 +142,9 @@ class CatalogSync:
     def _merge(self, rows: list[ItemRow]) -> int:
         self.attributes.update((row.item_id, row.attributes) for row in rows)
         self.removed.update((row.item_id, row.removed_at is not None) for row in rows)
+        self.titles.update(
+            (row.item_id, row.title if row.removed_at is None else None) for row in rows
+        )
         changed = 0
         for row in rows:
             item = TextItem.from_row(row)

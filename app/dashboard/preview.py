@@ -32,6 +32,7 @@ from app.serving.loaded import LoadedModel
 from app.serving.recommend import Filters, Recommender, scored_items
 from app.serving.removed import RemovedItems, RemovedMask
 from app.serving.state import user_context
+from app.serving.titles import CatalogTitles
 
 PREVIEW_ITEM_ID = "__dashboard_preview__"
 
@@ -49,6 +50,7 @@ class Previewer:
             services.metrics,
             ImpressionRecorder(services.sessions, services.metrics, enabled=False),
             removed=services.recommender.removed,  # removed items are in no list
+            titles=services.recommender.titles,  # named as the API names them
         )
 
     async def close(self) -> None:
@@ -71,7 +73,9 @@ class Previewer:
             self.services.recommender.logs,
             self.services.cache,
         )
-        return [(loaded.item_ids[i], loaded.titles[i]) for i in np.asarray(context.seen).tolist()]
+        title = self.recommender.titles.get  # the catalog's title wins, as in every list
+        ids, names = loaded.item_ids, loaded.titles
+        return [(ids[i], title(ids[i], names[i])) for i in np.asarray(context.seen).tolist()]
 
     async def logged_events(self, user_id: str) -> int | None:
         """How many events the interaction log holds for the user, on any item (None when
@@ -101,10 +105,16 @@ class Placement:
 
 
 def place_text(
-    model: LoadedModel, title: str | None, text: str, k: int, removed: RemovedItems | None = None
+    model: LoadedModel,
+    title: str | None,
+    text: str,
+    k: int,
+    removed: RemovedItems | None = None,
+    titles: CatalogTitles | None = None,
 ) -> Placement:
     """The ``k`` items nearest to a new item with ``text`` under ``model`` (nothing saved),
-    items removed from the catalog (``removed``) left out as in every list."""
+    items removed from the catalog (``removed``) left out and named by the catalog's
+    ``titles`` as in every list."""
     if not is_text_aware(model.scorer):
         raise ApiError(
             422, "not_text_aware", f"model '{model.name}' cannot place an item from its text"
@@ -117,5 +127,5 @@ def place_text(
     served = removed.mask(model) if removed is not None else None
     mask = RemovedMask.of(served.indices.copy(), grown.n_items) if served is not None else None
     ranked = rank_similar_exactly(grown, index, k, removed=mask)
-    neighbours = [ScoredItem(**fields) for fields in scored_items(grown, ranked)]
+    neighbours = [ScoredItem(**fields) for fields in scored_items(grown, ranked, titles)]
     return Placement(grown.name, grown.version, neighbours)

@@ -64,6 +64,7 @@ from app.serving.state import (
     ad_hoc_events,
     user_contexts,
 )
+from app.serving.titles import CatalogTitles
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,13 @@ class Recommender:
         rules: RuleCompiler | None = None,
         experiments: ExperimentRegistry | None = None,
         removed: RemovedItems | None = None,
+        titles: CatalogTitles | None = None,
     ) -> None:
         self.holder = holder
         #: Items removed from the catalog, fed by the catalog sync: in no list.
         self.removed = removed if removed is not None else RemovedItems()
+        #: The catalog's titles, fed by the catalog sync: they win over the model's.
+        self.titles = titles if titles is not None else CatalogTitles()
         self.rules = rules if rules is not None else RuleCompiler(AttributeIndex())
         self.experiments = experiments
         self.impressions = impressions
@@ -300,10 +304,10 @@ class Recommender:
         removed = self.removed.mask(model)
         job = RankJob(None, banned, None, k, rules=plan, similar_to=index, removed=removed)
         ranked = await self._rank(model, job)
-        items = [ScoredItem(**fields) for fields in scored_items(model, ranked)]
+        items = [ScoredItem(**fields) for fields in scored_items(model, ranked, self.titles)]
         return SimilarItemsResponse(
             item_id=item_id,
-            title=model.titles[index],
+            title=self.titles.get(item_id, model.titles[index]),
             model=model.name,
             version=model.version,
             items=items,
@@ -453,7 +457,7 @@ class Recommender:
             self.metrics.fallbacks.inc()
         if context.degraded:
             self.metrics.degraded.labels(endpoint="recommendations").inc()
-        items = scored_items(model, ranked)
+        items = scored_items(model, ranked, self.titles)
         shown = [item["item_id"] for item in items]
         latency_ms = (time.perf_counter() - started) * 1000 if started is not None else None
         experiment = variant = None
@@ -516,14 +520,24 @@ def _allowed(model: LoadedModel, include: Sequence[str] | None) -> np.ndarray | 
     return np.fromiter(sorted(known), dtype=np.int64, count=len(known))
 
 
-def scored_items(model: LoadedModel, ranked: Ranked) -> list[dict[str, Any]]:
+#: The titles of a caller that has no catalog: every item keeps the model's.
+_NO_TITLES = CatalogTitles()
+
+
+def scored_items(
+    model: LoadedModel, ranked: Ranked, titles: CatalogTitles | None = None
+) -> list[dict[str, Any]]:
     """The top-k as ``ScoredItem`` fields; the response model validates them in one
-    pydantic-core call instead of one ``ScoredItem`` construction per item."""
+    pydantic-core call instead of one ``ScoredItem`` construction per item. An item's
+    title is the catalog's when ``titles`` has one (``app.serving.titles``), else the
+    model's: one dict lookup per item."""
+    ids, names = model.item_ids, model.titles
+    title = (titles if titles is not None else _NO_TITLES).get
     return [
         {
-            "item_id": model.item_ids[i],
+            "item_id": ids[i],
             "score": v,
-            "title": model.titles[i],
+            "title": title(ids[i], names[i]),
             "from_text": i in model.from_text,
         }
         for i, v in zip(ranked.items.tolist(), ranked.scores.tolist(), strict=True)

@@ -189,7 +189,13 @@ async def place_new_item(
     try:
         loaded = await preview.recommender.model_async(model or None)
         placement = await run_in_threadpool(
-            place_text, loaded, title or None, text, LIST_K, preview.recommender.removed
+            place_text,
+            loaded,
+            title or None,
+            text,
+            LIST_K,
+            preview.recommender.removed,
+            preview.recommender.titles,
         )
     except ApiError as exc:
         return await _page(
