@@ -2,7 +2,9 @@
 
 No token configured (``GENREC_ADMIN_TOKEN`` unset or blank) means the admin
 API is *disabled* (403 saying so), never open. A missing or wrong token is a
-401. The comparison is constant-time (``hmac.compare_digest``) and the token
+401 ``unauthorized`` with ``WWW-Authenticate: Bearer`` (the code the ``/v1`` API-key
+check answers, ``app.core.api_keys``, so a client tells a refused credential from
+any other error by one code). The comparison is constant-time (``hmac.compare_digest``) and the token
 appears in no log line and no error message. Too many wrong tokens from one
 address lock it out for a while (429, ``app.core.auth_throttle``).
 
@@ -18,7 +20,7 @@ import hmac
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -32,8 +34,8 @@ bearer = HTTPBearer(
 )
 
 
-def _unauthorized(message: str) -> HTTPException:
-    return HTTPException(status_code=401, detail=message, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
 def client_address(request: Request) -> str:

@@ -18,7 +18,7 @@ from app.schemas import ErrorResponse
 #: What each status means on this API (the codes in the body say which case).
 MEANINGS: dict[int, str] = {
     400: "the body cannot be read as JSON (e.g. it is not UTF-8)",
-    401: "missing or wrong admin token (`Authorization: Bearer <token>`)",
+    401: "missing or wrong admin token (`Authorization: Bearer <token>`; `unauthorized`)",
     403: "the admin API is disabled: no GENREC_ADMIN_TOKEN on the server (`admin_disabled`)",
     404: "not found: unknown model, user, item, job or version (the `error` code says which)",
     409: "refused in its current state: `job_conflict`, `duplicate_job` (an identical job is "

@@ -46,15 +46,15 @@ def _assert_documented(client: TestClient, method: str, url: str, response: Any)
 
 #: (method, url, JSON body, with the admin token, expected status, expected error code)
 PROBES = [
-    ("PUT", "/v1/items/x", {"title": "t"}, False, 401, "http_error"),
-    ("DELETE", "/v1/items/x", None, False, 401, "http_error"),
+    ("PUT", "/v1/items/x", {"title": "t"}, False, 401, "unauthorized"),
+    ("DELETE", "/v1/items/x", None, False, 401, "unauthorized"),
     ("DELETE", "/v1/items/never-added", None, True, 404, "unknown_item"),
-    ("DELETE", "/v1/users/x", None, False, 401, "http_error"),
+    ("DELETE", "/v1/users/x", None, False, 401, "unauthorized"),
     ("DELETE", f"/v1/users/{'x' * 300}", None, True, 422, "invalid_id"),
-    ("GET", "/admin/jobs", None, False, 401, "http_error"),
-    ("POST", "/admin/retrain", {"model": "ease"}, False, 401, "http_error"),
-    ("GET", "/admin/models", None, False, 401, "http_error"),
-    ("POST", "/admin/models/ease/rollback", None, False, 401, "http_error"),
+    ("GET", "/admin/jobs", None, False, 401, "unauthorized"),
+    ("POST", "/admin/retrain", {"model": "ease"}, False, 401, "unauthorized"),
+    ("GET", "/admin/models", None, False, 401, "unauthorized"),
+    ("POST", "/admin/models/ease/rollback", None, False, 401, "unauthorized"),
     ("GET", "/v1/items/never-added", None, False, 404, "unknown_item"),
     ("GET", "/v1/items/99999/similar", None, False, 404, "unknown_item"),
     ("GET", "/v1/users/u1/recommendations?model=nope", None, False, 404, "unknown_model"),

@@ -77,6 +77,7 @@ def test_wrong_or_missing_token_is_401(
         response = _call(admin, method, path, body, headers)
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"] == "unauthorized", path  # the /v1 key check's code
         assert message in response.json()["message"]
     assert admin.get("/admin/jobs", headers=AUTH).json()["jobs"] == []  # nothing was enqueued
 
