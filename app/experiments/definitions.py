@@ -141,9 +141,9 @@ def check_definition(
         try:
             store.resolve(v.model, v.version if v.version is not None else "production")
         except (VersionNotFound, InvalidName, ModelNotFound) as exc:
-            raise InvalidExperiment(
-                f"variant {v.name!r}: model {v.model!r} has no version {v.version!r} ({exc})"
-            ) from exc
+            # The store's message already names the model, the version and the versions
+            # there are; said once, after the variant it is about.
+            raise InvalidExperiment(f"variant {v.name!r}: {exc}") from exc
         except AliasNotSet as exc:
             raise InvalidExperiment(
                 f"variant {v.name!r}: model {v.model!r} has no production version; "

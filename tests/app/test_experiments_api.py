@@ -135,6 +135,23 @@ def test_bad_definitions_are_clear_4xx(
     assert admin.get("/admin/experiments", headers=AUTH).json()["experiments"] == []
 
 
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (99, "variant 'b': model 'ease' has no version 99 (versions: 1)"),
+        ("0", "variant 'b': invalid version '0': a version is a positive integer"),
+    ],
+)
+def test_a_version_that_does_not_exist_is_said_once(
+    admin: TestClient, version: int | str, message: str
+) -> None:
+    """One sentence, not the store's message wrapped in a paraphrase of itself
+    ("model 'ease' has no version '99' (model 'ease' has no version 99 (...))")."""
+    body = _variants(POP, {"name": "b", "model": "ease", "version": version, "weight": 1})
+    response = _create(admin, body)
+    assert (response.status_code, response.json()["message"]) == (422, message)
+
+
 def test_duplicate_name_and_a_second_running_experiment_are_conflicts(admin: TestClient) -> None:
     assert _create(admin, POP_VS_EASE).status_code == 201
     duplicate = _create(admin, POP_VS_EASE)
