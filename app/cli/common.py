@@ -7,6 +7,7 @@ package never needs the web stack.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,10 +28,27 @@ if TYPE_CHECKING:
     from training.data.interactions import Interactions
     from training.models.base import EpochReport
 
+#: The width of output that is not a terminal (a pipe, a file, ``docker compose exec -T``).
+#: rich assumes 80 columns there and shortens table cells to fit ("2026-12-07T…"), so
+#: ``genrec models list | grep`` read cut dates and metrics; a script needs every cell
+#: whole, and a table is only as wide as its cells (rich tables do not expand).
+PIPE_WIDTH = 10_000
+
+
+def _console(stderr: bool) -> Console:
+    """A console that wraps no line (``soft_wrap``) and, when its stream is not a
+    terminal and ``COLUMNS`` does not say a width, shortens no table cell either. A
+    terminal keeps its own width: a table wider than the screen is cut to fit there."""
+    made = Console(stderr=stderr, soft_wrap=True)
+    if not made.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        made.width = PIPE_WIDTH
+    return made
+
+
 #: Progress and errors (stderr), so stdout carries only results a script may read.
-console = Console(stderr=True, soft_wrap=True)
+console = _console(stderr=True)
 #: Results (stdout).
-out = Console(soft_wrap=True)
+out = _console(stderr=False)
 
 
 def settings() -> Settings:
