@@ -887,6 +887,14 @@ def record_cancelled_result(
     )
 
 
+def write_cancelled_log(session: Session, fence: JobFence, now: datetime, log_tail: str) -> bool:
+    """Write the held attempt's log tail onto its job, cancelled while it ran; False unless
+    this attempt's job is ``cancelled``. The attempt's last lines (that it stopped, and
+    why) are written after the cancel, which fences every ``running`` write out."""
+    where = _fenced(fence, "cancelled")
+    return _update_job(session, where, log_tail=log_tail, updated_at=as_utc(now)) == 1
+
+
 def set_search_window(
     session: Session, fence: JobFence, now: datetime, until: datetime | None
 ) -> bool:

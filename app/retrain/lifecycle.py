@@ -611,6 +611,19 @@ class JobLease:
                 session, self.fence, self.clock(), log_tail=self.log.text(), **outcome
             )
 
+    def save_cancelled_log(self) -> bool:
+        """Write the log tail onto the job this attempt held when it was cancelled: its
+        last lines ("stopped: the job was cancelled") came after the cancel, so no fenced
+        write took them, and the API and dashboard showed a log that ended mid-run.
+        Best effort, as ``save_log``; False when the job was not cancelled under this
+        attempt (taken over, say)."""
+        try:
+            with session_scope(self.sessions) as session:
+                return repo.write_cancelled_log(session, self.fence, self.clock(), self.log.text())
+        except SQLAlchemyError as exc:
+            log.warning("job %d: log not recorded: %s", self.fence.job_id, error_line(exc))
+            return False
+
     def _ended_by_me(self, row: RetrainJob, status: str) -> bool:
         return (row.status, row.worker_id, row.attempts) == (
             status,

@@ -103,6 +103,8 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
         jlog.add(f"stopped: {exc.reason}", logging.WARNING)
         if exc.kind == "stopping":
             lease.release()
+        elif exc.kind == "cancelled":  # the row's log, not only the worker's, says so
+            lease.save_cancelled_log()
         return exc.kind
     except SQLAlchemyError as exc:
         return interrupted(job, lease, exc)
@@ -117,6 +119,8 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
         if not recorded:  # cancelled or taken over first: the job did not fail here
             why = lease.lost_to()
             jlog.add(f"the failure was not recorded: {why.reason}", logging.WARNING)
+            if why.kind == "cancelled":
+                lease.save_cancelled_log()
             return why.kind
         return "failed"
 

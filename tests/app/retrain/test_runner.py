@@ -142,6 +142,9 @@ def test_a_job_cancelled_as_it_fails_ends_cancelled_not_failed(
     assert Worker(job_context).step() == "cancelled"
     row = lc.get_job(job_context.sessions, job.id)
     assert (row.status, row.error) == ("cancelled", None)
+    # The job's own log (API, dashboard) says so, not only the worker's.
+    last = row.log_tail.splitlines()[-1].split(" ", 1)[1]
+    assert last == "the failure was not recorded: the job was cancelled", row.log_tail
 
 
 def test_cancelled_before_it_starts_writes_no_version(
@@ -159,6 +162,29 @@ def test_cancelled_before_it_starts_writes_no_version(
         assert runner.run_claimed_job(claimed, lease, job_context) == "cancelled"
     assert _versions_of_job(job_context.store, "ease", job.id) == []
     assert lc.get_job(job_context.sessions, job.id).status == "cancelled"
+
+
+def test_a_cancelled_job_says_in_its_own_log_that_it_stopped(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+) -> None:
+    """ "stopped: the job was cancelled" reached only the worker's log: the row's log tail,
+    which the API and the dashboard show, ended at the last line written while running."""
+    promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(job_context.sessions, "w", 60)
+    fence = JobFence(job.id, "w", claimed.attempts)
+    with lc.JobLease(job_context.sessions, fence, 60, Worker(job_context).stop) as lease:
+        lease.report({"phase": "loading"}, force=True)  # a line or two while running
+        lc.cancel_job(job_context.sessions, job.id)
+        assert runner.run_claimed_job(claimed, lease, job_context) == "cancelled"
+    row = lc.get_job(job_context.sessions, job.id)
+    lines = [line.split(" ", 1)[1] for line in row.log_tail.splitlines()]
+    assert lines[0].startswith("claimed by w (attempt 1 of ")
+    assert lines[-1] == "stopped: the job was cancelled", row.log_tail
+    assert (row.status, row.progress["phase"]) == ("cancelled", "cancelled")
 
 
 def test_a_cancel_that_lands_after_the_promotion_still_shows_what_the_job_did(
