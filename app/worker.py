@@ -74,6 +74,11 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+#: The outcome of a job the worker handed back to the queue as it stopped (SIGTERM):
+#: ``runner.job_outcome`` releases it, attempt and all, for another worker to run.
+HANDED_BACK = "stopping"
+
+
 @dataclass
 class Worker:
     """One worker's loop state; ``step()`` is one pass, ``run()`` loops until stopped."""
@@ -155,8 +160,10 @@ class Worker:
         poll_interval: float | None = None,
         outcomes: list[str] | None = None,
     ) -> int:
-        """Loop until ``stop`` is set (or after one job with ``once``); returns jobs run,
-        and appends each one's outcome to ``outcomes`` when given.
+        """Loop until ``stop`` is set (or after one job with ``once``); returns the jobs run
+        to an end (not one handed back to the queue as the worker stops: it was not run,
+        another worker runs it), and appends each one's outcome to ``outcomes`` when given
+        (``HANDED_BACK`` for a job handed back).
 
         A database error is waited out (logged, then the next poll), except with
         ``once``: it is raised, so a one-shot run cannot pass for one that found no job.
@@ -173,7 +180,8 @@ class Worker:
                 log.warning("worker %s: database error: %s", self.worker_id, exc)
                 outcome = None
             if outcome is not None:
-                ran += 1
+                if outcome != HANDED_BACK:
+                    ran += 1
                 if outcomes is not None:
                     outcomes.append(outcome)
             if once:
@@ -207,8 +215,8 @@ def run_worker(
     poll_interval: float | None = None,
     outcomes: list[str] | None = None,
 ) -> int:
-    """Entry point of ``genrec worker``; returns the number of jobs run (their outcomes
-    appended to ``outcomes`` when given)."""
+    """Entry point of ``genrec worker``; returns the number of jobs run to an end (their
+    outcomes, and a job handed back, appended to ``outcomes`` when given)."""
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)  # as genrec serve logs
     worker = Worker(build_context(settings))

@@ -135,7 +135,7 @@ def worker(
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.core.db import database_problem, missing_table
-    from app.worker import run_worker
+    from app.worker import HANDED_BACK, run_worker
 
     # As GENREC_JOB_POLL_INTERVAL_S: a negative interval polled the database in a busy loop,
     # and 0 was silently replaced by the default (the log said "polling every 2.0s").
@@ -150,7 +150,12 @@ def worker(
         problem = database_problem(config.database_url, exc)
         reached = "use" if missing_table(exc) else "reach"  # tables missing: it was reached
         raise fail(f"cannot {reached} the database at {problem}") from None
-    console.print(f"worker stopped after {ran} job(s)")
+    # A job handed back as the worker stopped was not run here: it was counted as one.
+    handed = outcomes.count(HANDED_BACK)
+    console.print(
+        f"worker stopped after {ran} job(s)"
+        + (f"; {handed} handed back to the queue" if handed else "")
+    )
     # A one-shot run (a cron line, a batch job) whose job failed exited 0, as a success.
     if once and outcomes and outcomes[-1] in _FAILED:
         raise fail(

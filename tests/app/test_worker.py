@@ -101,7 +101,9 @@ def test_stop_request_hands_the_running_job_back(
     # A job long enough to be stopped: no early stopping, which would end it first.
     overrides = {"epochs": 400, "hidden_dim": 8, "patience": "none"}
     job = lc.enqueue(sessions, RetrainRequest("mult-vae", overrides))
-    thread = threading.Thread(target=worker.run, kwargs={"once": True})
+    outcomes: list[str] = []
+    ran: list[int] = []
+    thread = threading.Thread(target=lambda: ran.append(worker.run(True, None, outcomes)))
     thread.start()
     for _ in range(300):
         progress = lc.get_job(sessions, job.id).progress or {}
@@ -115,6 +117,38 @@ def test_stop_request_hands_the_running_job_back(
     assert (row.status, row.worker_id, row.result_version) == ("queued", None, None)
     assert row.attempts == 0  # handed back: a rolling restart uses up no attempt
     assert "shutting down" in row.log_tail
+    # A job handed back was not run: "worker stopped after 1 job(s)" counted it.
+    assert (ran, outcomes) == ([0], ["stopping"])
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "line"),
+    [
+        ([], "worker stopped after 0 job(s)"),
+        (["succeeded", "failed"], "worker stopped after 2 job(s)"),
+        (["succeeded", "stopping"], "worker stopped after 1 job(s); 1 handed back to the queue"),
+    ],
+)
+def test_genrec_worker_counts_the_jobs_it_ran_to_an_end(
+    outcomes: list[str], line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.worker
+
+    def ran(*args: object, outcomes: list[str], **kwargs: object) -> int:
+        outcomes.extend(given)
+        return sum(o != "stopping" for o in given)
+
+    given = outcomes
+    monkeypatch.setattr(app.worker, "run_worker", ran)
+    monkeypatch.setenv("GENREC_DATABASE_URL", f"sqlite:///{tmp_path}/log.db")
+    monkeypatch.setenv("GENREC_STORE_DIR", str(tmp_path / "store"))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["worker"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == line
 
 
 def _worker_once(
