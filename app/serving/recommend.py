@@ -535,9 +535,9 @@ def scored_items(
     title = (titles if titles is not None else _NO_TITLES).get
     return [
         {
-            "item_id": ids[i],
+            "item_id": (item_id := ids[i]),
             "score": v,
-            "title": title(ids[i], names[i]),
+            "title": title(item_id, names[i]),
             "from_text": i in model.from_text,
         }
         for i, v in zip(ranked.items.tolist(), ranked.scores.tolist(), strict=True)

@@ -19,7 +19,7 @@ dict lookup per item it shows, no database read.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class CatalogTitles:
@@ -33,6 +33,10 @@ class CatalogTitles:
     def __init__(self) -> None:
         self._titles: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: ``get(item_id, default)``: the catalog's title of ``item_id``, else ``default``
+        #: (the model's). The dict's own bound ``get`` (the dict is updated in place, never
+        #: replaced): a method wrapping it cost a list of 100 items ~16 us more, this ~0.
+        self.get: Callable[[str, str | None], str | None] = self._titles.get
 
     def update(self, rows: Iterable[tuple[str, str | None]]) -> int:
         """Merge (item id, its title; None when it has none or is removed) rows;
@@ -46,10 +50,6 @@ class CatalogTitles:
                     self._titles[item_id] = title
                     changed += 1
         return changed
-
-    def get(self, item_id: str, default: str | None = None) -> str | None:
-        """The catalog's title of ``item_id``, else ``default`` (the model's)."""
-        return self._titles.get(item_id, default)
 
     def __len__(self) -> int:
         return len(self._titles)
