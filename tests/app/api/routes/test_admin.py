@@ -109,7 +109,7 @@ def test_the_token_is_checked_before_the_body_is_read(
         admin.get("/admin/jobs", headers=wrong)
     response = admin.request(method.upper(), path, content=b"{not json", headers=wrong)
     assert response.status_code == (429 if locked_out else 401), response.text
-    assert response.json()["error"] == ("too_many_failures" if locked_out else "http_error")
+    assert response.json()["error"] == ("too_many_failures" if locked_out else "unauthorized")
     # The right token still gets the body read and checked.
     response = admin.request(method.upper(), path, content=b"{not json", headers={**wrong, **AUTH})
     assert response.status_code == (429 if locked_out else 422), response.text
