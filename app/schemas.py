@@ -321,12 +321,21 @@ class Readiness(BaseModel):
     degraded: bool = Field(
         False, description="true while the database is unreachable (reads degrade, writes 503)"
     )
-    database: dict[str, Any]
-    cache: dict[str, Any]
-    models: dict[str, dict[str, Any]]
+    database: dict[str, Any] = Field(
+        description="`ok`; with the admin token also `error` when it is down or unmigrated"
+    )
+    cache: dict[str, Any] = Field(
+        description="`ok` (Redis reachable); with the admin token also `backend`"
+    )
+    models: dict[str, dict[str, Any]] = Field(
+        description="per model `loaded`; with the admin token also `version`, `device` "
+        "and the last refused version's `error`"
+    )
     default_model: str
     reason: str | None = Field(
-        None, description="why the server is not ready (which model is missing, and why)"
+        None,
+        description="why the server is not ready: which model is missing (and, with the "
+        "admin token, why)",
     )
 
 

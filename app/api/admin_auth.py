@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from app.api.deps import Services, ServicesDep, services_of
 from app.core.errors import ApiError
@@ -95,6 +96,29 @@ def check_admin(
         raise _unauthorized("invalid admin token")
     throttle.succeeded(client)
     setattr(request.state, _CHECKED, True)
+
+
+def carries_admin_token(request: Request, services: Services) -> bool:
+    """Whether the request carries the right admin token, for answers that only add
+    details with it (``/readyz``) and must never refuse without it: no token, a wrong
+    one, no configured token or a locked-out address all mean False, not 401/403/429.
+
+    A wrong token still counts as a failure against the address (and a locked-out one is
+    not compared), or such an endpoint would be a way round the lockout to guess tokens.
+    """
+    configured = services.settings.admin_token
+    expected = configured.get_secret_value().strip() if configured is not None else ""
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if not expected or scheme.lower() != "bearer" or not token:
+        return False
+    client, throttle = client_address(request), services.auth_throttle
+    if throttle.retry_after(client) is not None:
+        return False
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        throttle.failed(client)
+        return False
+    throttle.succeeded(client)
+    return True
 
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]

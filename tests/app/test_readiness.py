@@ -42,9 +42,11 @@ def test_unreachable_postgres_is_degraded_not_unready(
 ) -> None:
     down = make_url(postgres_url).set(host="127.0.0.1", port=_closed_port())
     client = make_client(
-        database_url=down.render_as_string(hide_password=False), db_connect_timeout_s=1
+        database_url=down.render_as_string(hide_password=False),
+        db_connect_timeout_s=1,
+        admin_token="t",
     )
-    r = client.get("/readyz")
+    r = client.get("/readyz", headers={"Authorization": "Bearer t"})  # with the details
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["ready"] is True and body["degraded"] is True and body["reason"] is None

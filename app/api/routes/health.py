@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.api.admin_auth import carries_admin_token
 from app.api.deps import ServicesDep
 from app.core.db import schema_problem
 from app.core.errors import path_hider
@@ -25,13 +26,17 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(services: ServicesDep) -> JSONResponse:
-    """Ready = the default model is loaded; 503 otherwise, with details.
+def readyz(request: Request, services: ServicesDep) -> JSONResponse:
+    """Ready = the default model is loaded; 503 otherwise.
 
     A database outage does not make the server unready: reads keep answering
     from the artifact and the cache (``degraded``) while writes answer 503, and
     taking every replica out of rotation would turn that into a full outage.
-    The body says which dependency is down and why a version was refused.
+
+    Probes need only the status code and anyone may ask, so the public body says
+    which component is down (``ok``) and nothing more: the details (a connection
+    error names the database's host, port and user; a refusal names files and
+    versions) go only to a request with the admin token (docs/deployment.md#readiness).
     """
     database: dict[str, bool | str]
     try:
@@ -39,27 +44,39 @@ def readyz(services: ServicesDep) -> JSONResponse:
         database = {"ok": True} if problem is None else {"ok": False, "error": problem}
     except SQLAlchemyError as exc:
         database = {"ok": False, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
-    # Anyone may ask: a refusal names the version's files relative to the store, as
-    # every API answer does, not where the store is on the server's disk.
-    hide = _hider(str(services.settings.store_dir))
-    models = {
-        name: {**model, "error": hide(model["error"]) if model["error"] else None}
-        for name, model in services.holder.status().items()
-    }
+    cache_ok = services.cache.ping()  # Redis is a cache: reported, never a reason to be unready.
     default = services.holder.default_model
     ready = services.holder.is_loaded(default)
+    status = 200 if ready else 503
+    served = services.holder.status()
+    if not carries_admin_token(request, services):
+        public = Readiness(
+            ready=ready,
+            degraded=not database["ok"],
+            database={"ok": database["ok"]},
+            cache={"ok": cache_ok},
+            models={name: {"loaded": model["loaded"]} for name, model in served.items()},
+            default_model=default,
+            reason=None if ready else f"the default model ({default}) is not loaded",
+        )
+        return JSONResponse(public.model_dump(), status_code=status)
+    # Even with the token a refusal names the version's files relative to the store, as
+    # every API answer does, not where the store is on the server's disk.
+    hide = _hider(str(services.settings.store_dir))
     reason = None if ready else services.holder.default_problem()
     body = Readiness(
         ready=ready,
         degraded=not database["ok"],
         database=database,
-        # Redis is a cache: reported, never a reason to be unready.
-        cache={"ok": services.cache.ping(), "backend": services.cache.kind},
-        models=models,
+        cache={"ok": cache_ok, "backend": services.cache.kind},
+        models={
+            name: {**model, "error": hide(model["error"]) if model["error"] else None}
+            for name, model in served.items()
+        },
         default_model=default,
         reason=hide(reason) if reason else None,
     )
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    return JSONResponse(body.model_dump(), status_code=status)
 
 
 @functools.lru_cache(maxsize=8)

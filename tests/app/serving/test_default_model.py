@@ -17,6 +17,9 @@ from models_store import ModelStore
 
 pytestmark = pytest.mark.integration
 
+#: /readyz says why the server is not ready only to the admin token.
+AUTH = {"Authorization": "Bearer t"}
+
 
 def _recommend(client: TestClient, **params: object) -> tuple[int, dict[str, object]]:
     r = client.get("/v1/users/u1/recommendations", params={"k": 3, **params})
@@ -36,7 +39,11 @@ def start(
 
     def factory(**settings: object) -> TestClient:
         return make_client(
-            database_url=postgres_url, store_dir=empty_store, reload_interval_s=3600, **settings
+            database_url=postgres_url,
+            store_dir=empty_store,
+            reload_interval_s=3600,
+            admin_token="t",
+            **settings,
         )
 
     return factory
@@ -90,7 +97,7 @@ def test_unset_default_with_nothing_promoted_says_so(
 ) -> None:
     train(ModelStore(empty_store), "ease", promote=False)
     client = start()
-    r = client.get("/readyz")
+    r = client.get("/readyz", headers=AUTH)
     assert r.status_code == 503
     assert "no model in the store has a production version" in r.json()["reason"]
     assert "ease" in r.json()["reason"]
@@ -106,7 +113,7 @@ def test_explicit_default_stays_strict_and_errors_name_it(
 ) -> None:
     train(ModelStore(empty_store), "ease")
     client = start(default_model="mult-vae")  # as if GENREC_DEFAULT_MODEL=mult-vae
-    r = client.get("/readyz")
+    r = client.get("/readyz", headers=AUTH)
     assert r.status_code == 503
     reason = r.json()["reason"]
     assert "'mult-vae' (GENREC_DEFAULT_MODEL) is not in the store" in reason

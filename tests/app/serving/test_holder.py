@@ -16,6 +16,9 @@ from fastapi.testclient import TestClient
 from app.serving.holder import resolve_device
 from models_store import ModelStore
 
+#: /readyz names a refused version and why only to the admin token.
+AUTH = {"Authorization": "Bearer t"}
+
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
@@ -126,14 +129,14 @@ def test_broken_version_is_refused_and_the_old_one_keeps_serving(
     damage: Callable[[Path], None],
     expected: str,
 ) -> None:
-    client = make_client(reload_interval_s=3600)  # the test drives polling itself
+    client = make_client(reload_interval_s=3600, admin_token="t")  # the test drives polling
     holder = client.app.state.services.holder  # type: ignore[attr-defined]
     store = ModelStore(store_dir)
     train(store, "mult-vae", seed=1)  # version 2, promoted
     damage(store_dir / "mult-vae" / "versions" / "2")
     holder.poll_once()
     assert _version(client) == "1"
-    ready = client.get("/readyz").json()
+    ready = client.get("/readyz", headers=AUTH).json()
     assert ready["ready"] is True  # still serving version 1
     error = ready["models"]["mult-vae"]["error"]
     assert "version 2" in error and expected in error
@@ -147,8 +150,8 @@ def test_a_server_started_on_a_version_that_cannot_score_starts_unready_with_the
 ) -> None:
     """It failed to start at all ("Application startup failed", exit 3)."""
     _narrow_a_matrix(store_dir / "mult-vae" / "versions" / "1")
-    client = make_client()
-    ready = client.get("/readyz")
+    client = make_client(admin_token="t")
+    ready = client.get("/readyz", headers=AUTH)
     assert ready.status_code == 503
     assert "version 1 refused" in ready.json()["models"]["mult-vae"]["error"]
     assert "cannot serve it" in ready.json()["models"]["mult-vae"]["error"]

@@ -26,7 +26,7 @@ def _version(client: TestClient) -> str:
 
 
 def _refusal(client: TestClient) -> str | None:
-    error = client.get("/readyz").json()["models"]["mult-vae"]["error"]
+    error = client.get("/readyz", headers=AUTH).json()["models"]["mult-vae"]["error"]
     return None if error is None else str(error)
 
 

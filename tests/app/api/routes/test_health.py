@@ -6,6 +6,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+#: /readyz gives its details (errors, versions, the cache backend) only to the admin token.
+AUTH = {"Authorization": "Bearer t"}
+
 
 def test_healthz_and_request_id(client: TestClient) -> None:
     r = client.get("/healthz")
@@ -16,8 +19,8 @@ def test_healthz_and_request_id(client: TestClient) -> None:
     assert r.headers["x-request-id"] != "bad id\twith tab"
 
 
-def test_ready_when_database_and_default_model_are_up(client: TestClient) -> None:
-    r = client.get("/readyz")
+def test_ready_when_database_and_default_model_are_up(make_client) -> None:  # type: ignore[no-untyped-def]
+    r = make_client(admin_token="t").get("/readyz", headers=AUTH)
     body = r.json()
     assert r.status_code == 200 and body["ready"] is True
     assert body["database"] == {"ok": True}
@@ -31,29 +34,29 @@ def test_a_database_without_the_current_schema_is_not_ok(make_client, tmp_path: 
     from app.core.db import upgrade_database
 
     url = f"sqlite:///{tmp_path}/bare.db"
-    client = make_client(database_url=url, auto_migrate=False)
-    body = client.get("/readyz").json()
+    client = make_client(database_url=url, auto_migrate=False, admin_token="t")
+    body = client.get("/readyz", headers=AUTH).json()
     assert body["ready"] is True and body["degraded"] is True
     assert body["database"] == {
         "ok": False,
         "error": "the database has no genrec schema (never migrated): run `genrec migrate`",
     }
     upgrade_database(url, revision="0005")
-    body = client.get("/readyz").json()
+    body = client.get("/readyz", headers=AUTH).json()
     assert body["database"]["ok"] is False
     assert body["database"]["error"].startswith("the database's schema is at revision 0005, ")
     upgrade_database(url)
-    assert client.get("/readyz").json()["database"] == {"ok": True}
+    assert client.get("/readyz", headers=AUTH).json()["database"] == {"ok": True}
 
 
 def test_readyz_names_a_refused_versions_files_relative_to_the_store(
     make_client, store_dir: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """/readyz needs no credential: a refusal named the store's absolute path on the
-    server's disk, which every API answer leaves out (``app.core.errors.path_hider``)."""
+    """A refusal named the store's absolute path on the server's disk, which every API
+    answer leaves out (``app.core.errors.path_hider``), the admin's included."""
     tensors = store_dir / "mult-vae" / "versions" / "1" / "tensors.safetensors"
     tensors.write_bytes(tensors.read_bytes()[:100])
-    answer = make_client().get("/readyz")
+    answer = make_client(admin_token="t").get("/readyz", headers=AUTH)
     assert answer.status_code == 503
     body = answer.json()
     assert (
@@ -127,11 +130,64 @@ def test_unknown_route_and_openapi(client: TestClient) -> None:
 
 
 def test_database_down_is_reported_but_reads_keep_the_server_ready(make_client) -> None:  # type: ignore[no-untyped-def]
-    client = make_client(database_url="postgresql://postgres@127.0.0.1:1/genrec")
-    r = client.get("/readyz")
+    client = make_client(database_url="postgresql://postgres@127.0.0.1:1/genrec", admin_token="t")
+    r = client.get("/readyz", headers=AUTH)
     body = r.json()
     assert r.status_code == 200 and body["ready"] is True and body["degraded"] is True
     assert body["database"]["ok"] is False and "OperationalError" in body["database"]["error"]
     client.get("/v1/users/u1/recommendations")
     text = client.get("/metrics").text
     assert 'genrec_degraded_total{endpoint="recommendations"} 1.0' in text
+
+
+def test_readyz_gives_details_only_to_the_admin_token(make_client) -> None:  # type: ignore[no-untyped-def]
+    """/readyz is for probes, which need only the status code: without the admin token it
+    named the database's host, port and user to anyone (the connection error)."""
+    client = make_client(database_url="postgresql://secretuser@127.0.0.1:1/genrec", admin_token="t")
+    public = client.get("/readyz")
+    assert public.status_code == 200
+    assert public.json() == {
+        "ready": True,
+        "degraded": True,
+        "database": {"ok": False},
+        "cache": {"ok": True},
+        "models": {"mult-vae": {"loaded": True}},
+        "default_model": "mult-vae",
+        "reason": None,
+    }
+    for leak in ("secretuser", "127.0.0.1", "OperationalError", "memory", "cpu"):
+        assert leak not in public.text, leak
+    wrong = client.get("/readyz", headers={"Authorization": "Bearer nope"})
+    assert (wrong.status_code, wrong.json()) == (200, public.json())
+    admin = client.get("/readyz", headers={"Authorization": "Bearer t"})
+    assert admin.status_code == 200 and '127.0.0.1", port 1' in admin.json()["database"]["error"]
+    assert admin.json()["models"]["mult-vae"]["version"] == "1"
+    assert admin.json()["cache"]["backend"] == "memory"
+
+
+def test_readyz_says_why_not_ready_only_to_the_admin_token(make_client, store_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    tensors = store_dir / "mult-vae" / "versions" / "1" / "tensors.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    client = make_client(admin_token="t")
+    public = client.get("/readyz")
+    assert public.status_code == 503 and client.head("/readyz").status_code == 503
+    assert "tensors" not in public.text and "versions" not in public.text
+    assert public.json()["reason"] == "the default model (mult-vae) is not loaded"
+    admin = client.get("/readyz", headers={"Authorization": "Bearer t"})
+    assert "tensors.safetensors has 100 bytes" in admin.json()["reason"]
+
+
+def test_readyz_without_a_configured_admin_token_gives_no_details(make_client) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(database_url="postgresql://secretuser@127.0.0.1:1/genrec")
+    answer = client.get("/readyz", headers={"Authorization": "Bearer anything"})
+    assert answer.json()["database"] == {"ok": False} and "secretuser" not in answer.text
+
+
+def test_wrong_tokens_on_readyz_count_towards_the_admin_lockout(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Otherwise /readyz would be a way round the lockout to guess the admin token."""
+    client = make_client(admin_token="t", admin_max_failures=3)
+    for _ in range(3):
+        assert client.get("/readyz", headers={"Authorization": "Bearer x"}).status_code == 200
+    assert client.get("/admin/jobs", headers=AUTH).status_code == 429
+    locked = client.get("/readyz", headers=AUTH)  # the right token, but locked out
+    assert locked.status_code == 200 and "backend" not in locked.json()["cache"]
