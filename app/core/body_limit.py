@@ -6,17 +6,20 @@ limit (``app.api.body``), but every other route that takes a body (``PUT
 FastAPI or Starlette, however large, so one request could hold any amount of the
 server's memory. Here the declared ``Content-Length`` is checked before the app
 runs, and a body sent without one (chunked) is counted as it streams in; past the
-limit the read fails with a 413 that the API's error handlers answer like any other
-(``{"error": "body_too_large", ...}``). Routes that never read their body are not
+limit the read fails with a 413 that the app's error handlers answer like any other
+(the API: ``{"error": "body_too_large", ...}``; the dashboard: its error page or
+fragment); a declared one is answered by the same handler. Routes that never read their body are not
 affected; a GET's empty body costs one comparison.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The stable error code of the answer (``app.core.errors`` maps a 413 to it).
@@ -75,13 +78,8 @@ class BodyLimitMiddleware:
         limit, what = self._limit(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            request_id = scope.get("state", {}).get("request_id")
-            body = {
-                "error": BODY_TOO_LARGE,
-                "message": too_large_message(limit, what),
-                "request_id": request_id,
-            }
-            await JSONResponse(body, 413)(scope, receive, send)
+            answer = await _refusal(scope, BodyTooLarge(limit, what))
+            await answer(scope, receive, send)
             return
         received = 0
 
@@ -95,6 +93,26 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
+
+
+async def _refusal(scope: Scope, exc: BodyTooLarge) -> Response:
+    """The app's own answer to ``exc``, as if a body read had raised it: the same
+    handler answers a declared and a streamed body over the limit, so the dashboard's
+    paths get its error page or fragment and the API its JSON (``app.dashboard``).
+    The bare JSON answer only without an app or a handler (a middleware test)."""
+    app = scope.get("app")
+    handlers = getattr(app, "exception_handlers", {})
+    handler = handlers.get(HTTPException)
+    if handler is None:
+        body = {
+            "error": BODY_TOO_LARGE,
+            "message": str(exc.detail),
+            "request_id": scope.get("state", {}).get("request_id"),
+        }
+        return JSONResponse(body, 413)
+    answer = handler(Request(scope), exc)
+    response: Response = await answer if inspect.isawaitable(answer) else answer
+    return response
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -129,7 +129,13 @@ def _session_if_any(request: Request) -> DashboardSession | None:
 
 
 #: Headings of the error page per status (others: "Problem").
-_HEADINGS = {404: "Not found", 405: "Not a page", 422: "Invalid address", 500: "Server error"}
+_HEADINGS = {
+    404: "Not found",
+    405: "Not a page",
+    413: "Too large",
+    422: "Invalid address",
+    500: "Server error",
+}
 
 
 def _error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
@@ -153,7 +159,7 @@ async def _delegate(handler: ExceptionHandler, request: Request, exc: Exception)
 
 
 def _error_pages_for_dashboard_paths(app: FastAPI) -> None:
-    """404, 405 and 422 under ``/dashboard`` (not its static files) as dashboard pages with
+    """404, 405, 413 (``app.core.body_limit`` answers through this handler) and 422 under ``/dashboard`` (not its static files) as dashboard pages with
     the same status, instead of the API's JSON; elsewhere the API's handlers answer."""
     api_http = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
     api_invalid = app.exception_handlers.get(

@@ -5,6 +5,7 @@ streams in; a body under it is answered as before."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 
 import pytest
@@ -80,7 +81,7 @@ def test_the_dashboard_takes_no_body_larger_than_its_largest_form(
             client.post(path, files={"f": ("f", b"x" * MAX_FORM_BYTES)}),
         ):
             assert answer.status_code == 413, (path, answer.text[:300])
-            assert "the dashboard's forms" in answer.text
+            assert "the dashboard's forms" in html.unescape(answer.text)
     # A large form still fits: a new item's text at its limit in 3-byte characters (9 bytes
     # each once %-encoded; Starlette refuses a field over 1 MiB itself).
     from app.schemas_catalog import MAX_TEXT
@@ -93,3 +94,24 @@ def test_the_dashboard_takes_no_body_larger_than_its_largest_form(
     assert len(str(exclude)) > MAX_FORM_BYTES
     big = client.post("/v1/recommendations", json={"exclude": exclude})
     assert big.status_code == 200, big.text[:300]
+
+
+def test_a_dashboard_body_over_the_limit_gets_the_dashboards_page(client: TestClient) -> None:
+    """The 413 was the API's JSON in the operator's browser (or swapped into a panel)."""
+    over = "token=" + "t" * (LIMIT + 100)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def streamed() -> Iterator[bytes]:
+        yield over.encode()
+
+    for content in (over, streamed()):
+        page = client.post("/dashboard/login", content=content, headers=form)
+        assert page.status_code == 413 and "text/html" in page.headers["content-type"]
+        assert "<html" in page.text and '"request_id"' not in page.text
+        assert f"over {LIMIT} bytes" in page.text and "<h1>Too large</h1>" in page.text
+        assert page.headers["cache-control"] == "no-store"
+    fragment = client.post("/dashboard/jobs", content=over, headers={**form, "HX-Request": "true"})
+    assert fragment.status_code == 413 and "<html" not in fragment.text
+    assert 'data-testid="panel-problem"' in fragment.text and f"over {LIMIT} bytes" in fragment.text
+    api = client.put("/v1/items/x", content=over, headers=AUTH)  # the API keeps its JSON
+    assert (api.status_code, api.json()["error"]) == (413, "body_too_large")
