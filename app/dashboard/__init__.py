@@ -36,6 +36,7 @@ from app.dashboard.auth import (
     page_to_return_to,
     read_session,
 )
+from app.dashboard.forms import MAX_FORM_BYTES
 from app.dashboard.headers import (
     STATIC_PREFIX,
     DashboardHeaders,
@@ -45,16 +46,11 @@ from app.dashboard.headers import (
 from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer
 from app.dashboard.templating import PACKAGE_DIR, render
-from app.schemas_catalog import MAX_TEXT
 
 ExceptionHandler = Callable[[Request, Exception], Response | Awaitable[Response]]
 
-#: The largest body a dashboard request may send (``app.core.body_limit``): its largest
-#: form, the Explore page's new item, is ``MAX_TEXT`` characters of at most 12 bytes each
-#: once UTF-8 and %-encoded, plus the other fields. Forms are parsed before the session
-#: is checked, so this, not ``GENREC_MAX_BODY_BYTES`` (64 MB), bounds what an anonymous
-#: client can make the server parse here.
-MAX_FORM_BYTES = 12 * MAX_TEXT + 2**16
+__all__ = ["MAX_FORM_BYTES", "PREFIX", "close_dashboard", "install_dashboard"]
+
 #: The path prefix ``MAX_FORM_BYTES`` applies under.
 PREFIX = "/dashboard"
 

@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from app.api.deps import services_of
 from app.api.params import StorableText
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep
 from app.dashboard.catalog_view import CatalogNotes, catalog_notes
-from app.dashboard.forms import form_text
+from app.dashboard.forms import form_field, form_text, large_form
 from app.dashboard.preview import Placement, Previewer, place_text
 from app.dashboard.templating import render
 from app.schemas import RecommendationResponse, SimilarItemsResponse
@@ -171,16 +172,17 @@ async def explore_page(
 @router.post("/dashboard/explore/text", response_class=HTMLResponse)
 async def place_new_item(
     request: Request,
+    fields: Annotated[FormData, Depends(large_form)],  # first: before CsrfDep reads the form
     session: CsrfDep,
-    model: Annotated[str, Form()] = "",
-    title: Annotated[str, Form()] = "",
-    text: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
     """Where an item with this text would land (nearest items), without adding it.
 
     The text is read with LF line breaks (``forms.form_text``): the field's ``maxlength``
-    is ``MAX_TEXT`` as the browser counts, which is not what its CRLF submission holds."""
-    text = form_text(text)
+    is ``MAX_TEXT`` as the browser counts, which is not what its CRLF submission holds.
+    The form is parsed with fields up to the dashboard's body limit (``forms.large_form``),
+    so a text too long gets this page's message, not Starlette's bare 400 past 1 MiB."""
+    model, title = form_field(fields, "model"), form_field(fields, "title")
+    text = form_text(form_field(fields, "text"))
     form = {"model": model, "title": title, "text": text}
     if not text.strip() or len(text) > MAX_TEXT:
         problem = f"Paste the item's text (1 to {MAX_TEXT} characters)."

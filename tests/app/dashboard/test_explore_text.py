@@ -155,3 +155,30 @@ def test_lone_carriage_returns_count_as_line_breaks() -> None:
     from app.dashboard.forms import form_text
 
     assert form_text("a\r\nb\rc\nd") == "a\nb\nc\nd"
+
+
+def test_a_text_over_one_mib_gets_the_pages_message_not_a_400(dash: TestClient) -> None:
+    """Starlette refuses a form field over 1 MiB with a bare 400 ("Field exceeded maximum
+    size"), below the dashboard's body limit: a text over MAX_TEXT characters that large
+    got that instead of the page's own 422."""
+    from app.dashboard import MAX_FORM_BYTES
+    from app.dashboard.pages.explore import MAX_TEXT
+
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', dash.get("/dashboard/explore").text)
+    assert csrf
+    ascii_text = "a" * (2**20 + 1000)  # 1 byte a character, as sent either way
+    wide_text = "\U0001f600" * (2**20 // 12 + 1000)  # 4 bytes, 12 once %-encoded
+    form = {"model": "convmf", "csrf_token": csrf.group(1)}
+    answers = [
+        dash.post("/dashboard/explore/text", data={**form, "text": ascii_text}),
+        dash.post("/dashboard/explore/text", data={**form, "text": wide_text}),
+        dash.post(  # multipart: a file makes the client send the form as one
+            "/dashboard/explore/text",
+            data={**form, "text": ascii_text},
+            files={"unused": ("f", b"")},
+        ),
+    ]
+    for answer in answers:
+        assert 2**20 < int(answer.request.headers["content-length"]) < MAX_FORM_BYTES
+        assert answer.status_code == 422, answer.text[:500]
+        assert f"1 to {MAX_TEXT} characters" in answer.text
