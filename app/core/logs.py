@@ -86,12 +86,39 @@ class TextFormatter(logging.Formatter):
     Messages carry what clients sent: the access line's path (``%0d%0a`` decodes to
     CR LF), ids in errors. Written as is, ``GET /v1/items/x%0d%0a<date> INFO ...``
     printed a second, made-up log line; here controls are escaped as in ``repr``,
-    as the JSON format escapes them. A traceback keeps its lines.
+    as the JSON format escapes them.
+
+    A traceback keeps its line breaks (an operator reads it frame by frame), but the
+    exception's message and notes carry client text too, and no parser can tell
+    which of its lines they are. So every line of it is indented (``_INDENT``): only
+    a record's first line starts at the margin, which is what a multiline rule (a
+    line that does not start with a timestamp continues the record) relies on. The
+    other controls in those lines (CR, ESC, U+2028 ...) are escaped as in a message.
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = record.message.translate(_CONTROLS)
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+#: What starts every line of a text record's traceback: nothing after a record's first
+#: line starts at the margin.
+_INDENT = "  "
+#: ``_CONTROLS`` but the line feed, which ``_indented`` splits at.
+_CONTROLS_IN_LINE = {code: text for code, text in _CONTROLS.items() if code != 0x0A}
+
+
+def _indented(text: str) -> str:
+    """``text`` with each line indented (empty ones left empty) and its controls escaped."""
+    return "\n".join(
+        _INDENT + line.translate(_CONTROLS_IN_LINE) if line else "" for line in text.split("\n")
+    )
 
 
 def configure_logging(level: str, fmt: str = "json") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -163,3 +164,38 @@ def test_a_text_line_cannot_be_split_by_what_a_client_sent() -> None:
         root.handlers[:] = kept
     assert "\n" not in line and "\r" not in line
     assert line.endswith(f"app.access: GET /x\\r\\n{forged} 404")
+
+
+def test_a_tracebacks_message_cannot_start_a_line_that_looks_like_a_record() -> None:
+    """The message was escaped, the exception's text was not: an error raised with a
+    client's id in it (``%0d%0a`` decodes to CR LF) printed a made-up record after the
+    traceback. Every line after the record's first is indented now (or empty), its
+    controls other than the line break escaped, and the traceback stays readable."""
+    from app.core.logs import TextFormatter
+
+    forged = "2026-12-07 08:00:00,000 INFO app.fake: injected"
+    try:
+        try:
+            raise KeyError("first")
+        except KeyError as exc:
+            error = ValueError(f"no item x\r\n{forged}\rthen\u2028{forged}\x1b[2K")
+            error.add_note(f"note\n{forged}")
+            raise error from exc
+    except ValueError:
+        record = logging.LogRecord(
+            "app.catalog", logging.ERROR, __file__, 1, "could not store %s", ("x",), None
+        )
+        record.exc_info = sys.exc_info()
+    text = TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s").format(record)
+    first, *rest = text.splitlines()  # splitlines: CR, U+2028 ... break lines too
+    assert first.endswith("ERROR app.catalog: could not store x")
+    assert rest and all(line.startswith("  ") or not line for line in rest), rest
+    assert not any(line.startswith("2026-") for line in rest), rest
+    assert "\x1b" not in text
+    # Readable: the chain, the frames and each message, one per line as raised.
+    assert "  Traceback (most recent call last):" in rest
+    assert "  KeyError: 'first'" in rest
+    assert any(line.startswith("  The above exception was the direct cause") for line in rest)
+    assert "  ValueError: no item x\\r" in rest
+    assert f"  {forged}\\rthen\\u2028{forged}\\x1b[2K" in rest
+    assert f"  {forged}" in rest and "  note" in rest
