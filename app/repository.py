@@ -904,14 +904,15 @@ def set_search_window(
     return _update_job(session, _fenced(fence), updated_at=as_utc(now), **values) == 1
 
 
-def joinable_tune_job(session: Session, worker_id: str, now: datetime) -> RetrainJob | None:
-    """The oldest running tune job another worker leads whose search is still open."""
+def joinable_tune_job(session: Session, worker_id: str) -> RetrainJob | None:
+    """The oldest running tune job another worker leads whose search is still open, by
+    the database's clock: its lead set the window by it (``app.core.db_time``)."""
     query = (
         select(RetrainJob)
         .where(
             RetrainJob.kind == "tune",
             RetrainJob.status == "running",
-            RetrainJob.search_until > as_utc(now),
+            RetrainJob.search_until > database_now(),
             RetrainJob.worker_id != worker_id,
         )
         .order_by(RetrainJob.created_at, RetrainJob.id)

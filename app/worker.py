@@ -144,10 +144,10 @@ class Worker:
     def _help(self) -> str | None:
         """No queued job: join the search of a tune job another worker leads, if one is open."""
         with session_scope(self.ctx.sessions) as session:
-            job = repo.joinable_tune_job(session, self.worker_id, self.clock())
+            job = repo.joinable_tune_job(session, self.worker_id)
         if job is None or job.id in self.helped:
             return None
-        outcome = help_tune_job(job, self.ctx, self.worker_id, self.stop, clock=self.clock)
+        outcome = help_tune_job(job, self.ctx, self.worker_id, self.stop)
         if outcome == "not ready":
             return None
         self.helped.add(job.id)

@@ -29,7 +29,6 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,8 +149,9 @@ def _search_and_save(
     metric = search.split.validation.metric
     jlog.add(f"study {search.study.study_name}: {', '.join(search.models)} on {metric}")
 
-    # The search ends at the same moment on every attempt (a retry searches what is left).
-    now = utcnow()
+    # The search ends at the same moment on every attempt (a retry searches what is left),
+    # by the database's clock: helpers on other machines compare the window with it.
+    now = _database_now(ctx)
     planned = previous.get("search_until")
     until = (
         datetime.fromisoformat(planned)
@@ -195,7 +195,8 @@ def _search_and_save(
         jlog.add(fold_line(finalist, fold))
         lease.check()
 
-    result = confirm(search, result, max(0.0, (end - utcnow()).total_seconds()), on_fold=on_fold)
+    left = (end - _database_now(ctx)).total_seconds()
+    result = confirm(search, result, max(0.0, left), on_fold=on_fold)
     report = result.report
     winner = result.winner
     assert winner.settings is not None
@@ -221,6 +222,12 @@ def _stop_at_epochs(lease: JobLease) -> EpochCallback:
         lease.report({})
 
     return on_epoch
+
+
+def _database_now(ctx: JobContext) -> datetime:
+    """The database's clock, which the search window is set and compared by."""
+    with session_scope(ctx.sessions) as session:
+        return repo.database_time(session)
 
 
 def _set_window(lease: JobLease, ctx: JobContext, until: datetime | None) -> None:
@@ -320,15 +327,17 @@ def help_tune_job(
     ctx: JobContext,
     worker_id: str,
     stop: threading.Event,
-    clock: Callable[[], datetime] = utcnow,
 ) -> str:
-    """Run trials of ``job``'s study until its window closes; ``helped`` or ``help failed``."""
+    """Run trials of ``job``'s study until its window closes; ``helped`` or ``help failed``.
+
+    What is left of the window is read by the database's clock, as its lead set it: by
+    this worker's, a clock minutes off joined a closed search or left an open one."""
     cutoff = (job.progress or {}).get("cutoff")
     if job.search_until is None or cutoff is None:
         return "not ready"
-    seconds = (repo.as_utc(job.search_until) - clock()).total_seconds()
-    log.info("tune job %d: joining its search for %.0f s", job.id, seconds)
     try:
+        seconds = (repo.as_utc(job.search_until) - _database_now(ctx)).total_seconds()
+        log.info("tune job %d: joining its search for %.0f s", job.id, seconds)
         request = TuneRequest.from_params(job.params)
         data = _log_source(ctx.settings, datetime.fromisoformat(cutoff))
         search = open_search(
