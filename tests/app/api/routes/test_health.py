@@ -191,3 +191,13 @@ def test_wrong_tokens_on_readyz_count_towards_the_admin_lockout(make_client) -> 
     assert client.get("/admin/jobs", headers=AUTH).status_code == 429
     locked = client.get("/readyz", headers=AUTH)  # the right token, but locked out
     assert locked.status_code == 200 and "backend" not in locked.json()["cache"]
+
+
+def test_an_api_key_sent_to_readyz_is_no_wrong_admin_token(make_client) -> None:  # type: ignore[no-untyped-def]
+    """A client or probe that sends its API key on every request locked its address out
+    of the admin API after a few probes."""
+    client = make_client(admin_token="t", admin_max_failures=3, api_keys="client-key-0123456789")
+    for _ in range(5):
+        answer = client.get("/readyz", headers={"Authorization": "Bearer client-key-0123456789"})
+        assert answer.status_code == 200 and "backend" not in answer.json()["cache"]
+    assert client.get("/admin/jobs", headers=AUTH).status_code == 200
