@@ -46,7 +46,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from app.core.db_time import database_now
+from app.core.db_time import POSTGRES_NOW, database_now
 from app.db_models import (
     AttributeKind,
     CatalogEpoch,
@@ -113,8 +113,17 @@ def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -
     whose text does not change with the number of rows. On SQLite the rows go by
     executemany in the caller's transaction.
 
-    ``created_at`` is set here rather than by the server default so that both
-    backends store the same representation and post-cutoff filters compare alike.
+    ``created_at`` (the arrival time the cutoff rule compares, ``training.data.cutoff``)
+    is the database's clock in the statement (``database_now``), never this server's:
+    a log read's cutoff is the database's clock too (``log_reader.log_cutoff``), and
+    an app server whose clock lagged the worker's stamped rows written after a read
+    as if before it, lost to the version and to serving's fold-in alike. On Postgres
+    that is ``now()``, the transaction's start, so a row's stamp precedes its commit
+    by at most the write's length, which the read's commit margin outlasts; on SQLite
+    the expression writes SQLAlchemy's own text format, so stamps compare alike. An
+    event without its own time (``ts``) still takes this server's: the rule is exact
+    whatever the event time (a row is folded in when either time is after the cutoff),
+    so only the arrival time has to be the reader's clock.
     A Core insert of the table, not ``session.add_all`` + flush: the ORM's unit of
     work is Python the group-commit writer runs under the GIL, against the event
     loop; with the prebuilt statements below it cut the writer's CPU per group
@@ -132,7 +141,6 @@ def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -
                 "item_id": [row.item_id for row in rows],
                 "rating": [None if row.rating is None else float(row.rating) for row in rows],
                 "ts": [as_utc(row.ts) if row.ts is not None else now for row in rows],
-                "created_at": now,
                 "type": [row.type for row in rows],
                 "recommendation_id": [row.recommendation_id for row in rows],
                 "impression_id": [row.impression_id for row in rows],
@@ -147,7 +155,6 @@ def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -
                 "item_id": row.item_id,
                 "rating": row.rating,
                 "ts": as_utc(row.ts) if row.ts is not None else now,
-                "created_at": now,
                 "type": row.type,
                 "recommendation_id": row.recommendation_id,
                 "impression_id": row.impression_id,
@@ -158,13 +165,19 @@ def add_interactions(db: Session | Connection, rows: Sequence[NewInteraction]) -
     return len(rows)
 
 
-_INSERT_INTERACTION = insert(Interaction.metadata.tables[Interaction.__tablename__])
+#: Elsewhere (SQLite): an executemany whose ``created_at`` is the database's clock.
+_INSERT_INTERACTION = insert(Interaction.metadata.tables[Interaction.__tablename__]).values(
+    created_at=database_now()
+)
 #: Postgres: a group's rows as one array per column; the casts name the arrays' types so
 #: that an all-null column (no typed events, say) is not left for the server to guess.
+#: ``created_at`` is ``database_now()`` as Postgres writes it (``now()``: one stable value
+#: per transaction, no per-row arithmetic); the text stays the same for any row count.
 _INSERT_INTERACTIONS_UNNESTED = text(
     "INSERT INTO interactions "
     "(user_id, item_id, rating, ts, created_at, type, recommendation_id, impression_id) "
-    "SELECT r.user_id, r.item_id, r.rating, r.ts, :created_at, r.type, r.recommendation_id, "
+    f"SELECT r.user_id, r.item_id, r.rating, r.ts, {POSTGRES_NOW}, r.type, "
+    "r.recommendation_id, "
     "r.impression_id FROM unnest(CAST(:user_id AS text[]), CAST(:item_id AS text[]), "
     "CAST(:rating AS double precision[]), CAST(:ts AS timestamptz[]), CAST(:type AS text[]), "
     "CAST(:recommendation_id AS text[]), CAST(:impression_id AS text[])) "

@@ -12,10 +12,13 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from training.data import log_reader
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -131,3 +134,59 @@ def redis_namespace(redis_url: str) -> Iterator[str]:
         pass  # a test may have stopped Redis on purpose
     finally:
         client.close()
+
+
+#: The log read's real commit margin, kept before ``_log_reads_see_every_commit`` zeroes it.
+COMMIT_MARGIN = log_reader.COMMIT_MARGIN
+
+
+@pytest.fixture(autouse=True)
+def _log_reads_see_every_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log read's cutoff is the database's now, with no commit margin, in every test.
+
+    In service, ``log_cutoff`` leaves the last ``COMMIT_MARGIN`` (a minute) of the log to
+    serving's fold-in, so that a write still in flight is never lost; a test writes the
+    log and trains on it at once, and would train on none of it. The tests of the margin
+    itself (``tests/app/test_cutoff_races.py``) put it back (``real_commit_margin``).
+    """
+    monkeypatch.setattr(log_reader, "COMMIT_MARGIN", timedelta(0))
+
+
+@pytest.fixture
+def real_commit_margin(monkeypatch: pytest.MonkeyPatch) -> timedelta:
+    """The service's own commit margin for a log read's cutoff (see above)."""
+    monkeypatch.setattr(log_reader, "COMMIT_MARGIN", COMMIT_MARGIN)
+    return COMMIT_MARGIN
+
+
+def age_log(database_url: str, by: timedelta = 2 * COMMIT_MARGIN) -> None:
+    """Date every logged interaction ``by`` earlier, as if written that long ago.
+
+    For tests whose servers and workers run as processes of their own (no monkeypatch
+    reaches them): a job reads the log up to the database's clock less the commit
+    margin, so a test that logs and retrains at once would train on none of it.
+    """
+    from sqlalchemy import bindparam, select, update
+
+    from app.core.db import make_engine
+    from app.db_models import Interaction
+
+    # Row by row, in Python: interval arithmetic in SQL is not portable (SQLite would
+    # turn the text times into numbers); the logs aged here are small.
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            rows = conn.execute(select(Interaction.id, Interaction.ts, Interaction.created_at))
+            aged = [
+                {"row_id": row.id, "aged_ts": row.ts - by, "aged_created_at": row.created_at - by}
+                for row in rows
+            ]
+            if aged:
+                conn.execute(
+                    update(Interaction)
+                    .where(Interaction.id == bindparam("row_id"))
+                    .values(ts=bindparam("aged_ts"), created_at=bindparam("aged_created_at")),
+                    aged,
+                )
+    finally:
+        engine.dispose()

@@ -315,7 +315,7 @@ def save_trained(
 
     The one writer of a trained version, for the CLI and the retrain worker
     alike, so their manifests cannot drift apart. ``log_read_at``: the instant
-    the interaction log was read up to (``training.data.log_reader.cutoff_now``),
+    the interaction log was read up to (``training.data.log_reader.log_cutoff``),
     for data read from it (a retrain or tune job, ``genrec train|tune --data db``):
     it is the version's cutoff instead of the data's newest timestamp (serving
     folds in exactly the rows that read did not take, ``training.data.cutoff``),

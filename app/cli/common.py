@@ -230,18 +230,22 @@ def load_data(spec: str, config: Settings, until: datetime | None = None) -> Int
     return data
 
 
-def log_read_time(spec: str) -> datetime | None:
-    """When a command reading ``spec`` reads the log (now), None for a file or named set.
+def log_read_time(spec: str, config: Settings) -> datetime | None:
+    """The cutoff of a command's read of the log ``spec`` names, None for a file or named set.
 
+    The log's own ``log_cutoff``, as a retrain job's (the database's clock less the
+    commit margin; a database error is the one-line ``DataError`` a read's would be).
     The read is bounded by this instant and the version records it as when it read the
     log (``training.pipeline.save_trained``), as a retrain job's does: serving then
     knows the version holds no row of a user erased before it, and folds in exactly
     the rows the read did not take (the newest event time, the cutoff otherwise, also
     let serving count again an event that arrived late, before the read)."""
-    from training.data.datasets import names_log
-    from training.data.log_reader import cutoff_now
+    from training.data.datasets import log_database_url, names_log
+    from training.data.log_reader import log_cutoff
 
-    return cutoff_now() if names_log(spec) else None
+    if not names_log(spec):
+        return None
+    return log_cutoff(log_database_url(config.database_url))
 
 
 def check_data(spec: str, config: Settings) -> None:

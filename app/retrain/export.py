@@ -19,6 +19,8 @@ training did (see ``app/retrain/gate.py``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +34,7 @@ from training.data.datasets import load_dataset
 from training.data.errors import DataError
 from training.data.files import build_interactions
 from training.data.interactions import Interactions
-from training.data.log_reader import read_interaction_log
+from training.data.log_reader import log_cutoff, read_interaction_log
 
 #: Suffix of a job-written version's ``data.source``: ``ml-100k+log``.
 LOG_SUFFIX = "+log"
@@ -90,7 +92,7 @@ def export_interactions(
 
 
 def read_log(settings: Settings, until: datetime) -> Interactions:
-    """The interaction log up to ``until`` (retrain and tune jobs alike).
+    """The interaction log up to ``until`` (retrain and tune jobs alike; ``job_cutoff``).
 
     The log reader says a database error as a ``DataError`` (one line, for the CLI);
     a job must not take it for data it cannot use: a ``log`` job was failed for good
@@ -98,10 +100,23 @@ def read_log(settings: Settings, until: datetime) -> Interactions:
     database's error is raised as itself, so the attempt stops as "interrupted"
     and the job's next attempt reads the log again (``app.retrain.runner``).
     """
-    try:
+    with _database_errors_as_themselves():
         return read_interaction_log(
             settings.database_url, until=until, event_weights=settings.event_types
         )
+
+
+def job_cutoff(settings: Settings) -> datetime:
+    """The cutoff of a job's log read about to start (``log_reader.log_cutoff``: the
+    database's clock less the commit margin); a database error as itself (``read_log``)."""
+    with _database_errors_as_themselves():
+        return log_cutoff(settings.database_url)
+
+
+@contextmanager
+def _database_errors_as_themselves() -> Iterator[None]:
+    try:
+        yield
     except DataError as exc:
         cause = exc.__cause__
         if isinstance(cause, SQLAlchemyError):

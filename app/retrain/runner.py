@@ -34,11 +34,10 @@ from app import repository as repo
 from app.core.config import Settings
 from app.core.db import session_scope
 from app.db_models import RetrainJob
-from app.retrain.export import Exported, export_interactions
+from app.retrain.export import Exported, export_interactions, job_cutoff
 from app.retrain.gate import GateResult, gate_figures
 from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, error_line
 from models_store import AliasChanged, Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
-from training.data.log_reader import cutoff_now
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import (
@@ -198,7 +197,7 @@ def _train_and_save(
     job: RetrainJob, lease: JobLease, ctx: JobContext
 ) -> tuple[Manifest, dict[str, Any]]:
     jlog = lease.log
-    until = cutoff_now()
+    until = job_cutoff(ctx.settings)
     lease.report({"phase": "exporting"}, force=True)
     exported = export_interactions(job.data, job.model, ctx.store, ctx.settings, until)
     for note in exported.notes:

@@ -75,7 +75,14 @@ def log_read_at(manifest: Manifest) -> datetime | None:
 
 
 def predates(manifest: Manifest, erasure: Erasure) -> bool:
-    """Whether the version may hold data the erasure deleted (module docstring)."""
+    """Whether the version may hold data the erasure deleted (module docstring).
+
+    The recorded ``log_read_at`` is the read's cutoff, the database's clock less the
+    commit margin (``training.data.log_reader.log_cutoff``): the read itself began at
+    least that margin later. An earlier ``log_read_at`` is the conservative side here:
+    it can only make more versions predate an erasure (an erased user folded in rather
+    than served from a training row), never fewer.
+    """
     read_at = log_read_at(manifest)
     return read_at is None or erasure.erased_at + CLOCK_MARGIN >= read_at
 

@@ -40,7 +40,7 @@ from app import repository as repo
 from app.core.config import Settings
 from app.core.db import session_scope
 from app.db_models import RetrainJob
-from app.retrain.export import read_log
+from app.retrain.export import job_cutoff, read_log
 from app.retrain.lifecycle import JobLease, utcnow
 from app.retrain.runner import (
     JobContext,
@@ -55,7 +55,6 @@ from app.tune.study import open_study_storage, study_name
 from app.tune.winner import refit_and_gate
 from models_store import Manifest, iso_utc
 from training.data.interactions import Interactions
-from training.data.log_reader import cutoff_now
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import save_trained
@@ -134,7 +133,8 @@ def _search_and_save(
     jlog = lease.log
     previous = job.progress or {}
     # A retry reads the same log slice as the attempt that started the study.
-    cutoff = datetime.fromisoformat(previous.get("cutoff") or iso_utc(cutoff_now()))
+    recorded = previous.get("cutoff")
+    cutoff = datetime.fromisoformat(recorded) if recorded else job_cutoff(ctx.settings)
     lease.report({"phase": "exporting", "cutoff": iso_utc(cutoff)}, force=True)
     data = _log_source(ctx.settings, cutoff)
     jlog.add(

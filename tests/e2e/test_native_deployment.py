@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import scratch_database
+from tests.conftest import age_log, scratch_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -304,6 +304,7 @@ def test_two_apis_and_a_worker_share_postgres_redis_and_the_store(
     assert not set(liked) & set(item_ids(warm))
 
     # --- a retrain the worker runs and promotes reaches both apis ------------
+    age_log(own_database)  # logged before the job's commit margin: its training data
     unauthorised = httpx.post(f"{api_a.url}/admin/retrain", json={"model": MODEL}, timeout=30)
     assert unauthorised.status_code == 401
     accepted = admin(

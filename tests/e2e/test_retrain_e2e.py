@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from models_store import ModelStore
+from tests.conftest import age_log
 from tests.e2e.conftest import ADMIN_TOKEN, Stack
 from training.models import scorer_class
 from training.models.base import History
@@ -107,6 +108,7 @@ def test_logged_users_become_part_of_the_promoted_model(stack: Stack) -> None:
     before = _recommend(public, users[0])
     assert before["version"] == "1" and not before["fallback"]  # folded in from the log
 
+    age_log(stack.env["GENREC_DATABASE_URL"])  # logged before the job's commit margin
     job_id = _retrain(admin, model="ease", data="log+base")
     assert _job(admin, job_id)["status"] == "queued"
     worker = stack.worker("--once")

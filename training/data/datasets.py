@@ -69,7 +69,7 @@ def load_dataset(
         )
         return read_movielens(name, folder)
     if names_log(spec):
-        return read_interaction_log(_database_url(database_url), until=until)
+        return read_interaction_log(log_database_url(database_url), until=until)
     if _is_file_spec(spec):
         return read_interaction_file(Path(spec).expanduser())
     raise _unknown_spec(spec)
@@ -105,14 +105,15 @@ def check_dataset(
             base_url=base_url,
         )
     elif names_log(spec):
-        check_interaction_log(_database_url(database_url))
+        check_interaction_log(log_database_url(database_url))
     elif _is_file_spec(spec):
         check_interaction_file(Path(spec).expanduser())
     else:
         raise _unknown_spec(spec)
 
 
-def _database_url(database_url: str | None) -> str:
+def log_database_url(database_url: str | None) -> str:
+    """The log's URL: ``database_url``, else the environment's; DataError when neither."""
     url = database_url or os.environ.get(DATABASE_URL_ENV)
     if not url:
         raise DataError(

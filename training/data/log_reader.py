@@ -8,7 +8,9 @@ The table is reflected by name with SQLAlchemy Core, never imported from
 ``app``: training must run where the web service's code is not installed, and
 the migration, not a Python class, is the schema's source of truth.
 
-``until`` is the data cutoff of the version about to be trained. Serving
+``until`` is the data cutoff of the version about to be trained, taken by
+``log_cutoff``: the database's clock less a commit margin, so that no row the
+read misses is dated at or before it (``COMMIT_MARGIN``). Serving
 treats a logged event as *after* a cutoff when its event time **or** its
 arrival time is later (a late event with an old timestamp was not in the
 training data), so the training side takes exactly the complement: both
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -41,6 +43,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from training.data.cutoff import in_training
+from training.data.db_time import database_now
 from training.data.errors import DataError
 from training.data.files import build_interactions, datetimes_to_seconds
 from training.data.interactions import Interactions
@@ -50,6 +53,18 @@ TABLE = "interactions"
 REQUIRED_COLUMNS = ("user_id", "item_id", "rating", "ts")
 #: Rows fetched per round trip; bounds memory on the driver side for a big log.
 BATCH_ROWS = 100_000
+#: How far before the database's now a log read's cutoff lies (``log_cutoff``). A row's
+#: ``created_at`` is the database's clock when its write *starts* (Postgres ``now()``,
+#: the transaction's start); the read sees it only once it *commits*. A row stamped
+#: before the cutoff but committed after the read's snapshot would be missed by the read
+#: and, its times being at or before the cutoff, skipped by serving's fold-in too: lost
+#: to both until the next version. Group commit and an erasure's share lock on
+#: ``interactions`` (writes wait for its commit) stretch a write from milliseconds to
+#: seconds; the margin is far longer than any write transaction, so every row stamped at
+#: or before the cutoff has committed before the read begins. Rows stamped within the
+#: margin are left to serving's fold-in, which is correct by the rule
+#: (``training.data.cutoff``); the version trains on a minute less of the log.
+COMMIT_MARGIN = timedelta(seconds=60)
 #: Event types and their training weights when the caller passes none (the service's
 #: default ``GENREC_EVENT_TYPES``); negative = negative feedback.
 DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
@@ -77,12 +92,23 @@ def read_interaction_log(
         return _read(engine, until, weights)
 
 
-def cutoff_now() -> datetime:
-    """Now, truncated to the millisecond a manifest keeps: the ``until`` of a read whose
-    version records it (``training.pipeline.save_trained``'s ``log_read_at``), so the log
-    reader and serving's fold-in compare the very instant the manifest holds."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+def log_cutoff(database_url: str) -> datetime:
+    """The ``until`` of a log read about to start: the database's clock less ``COMMIT_MARGIN``,
+    truncated to the millisecond a manifest keeps.
+
+    Every cutoff (retrain and tune jobs, ``genrec train|tune --data db``) comes from
+    here. The version records it (``training.pipeline.save_trained``'s ``log_read_at``),
+    so the log reader and serving's fold-in compare the very instant the manifest holds.
+    The database's clock because it is the one ``created_at`` is stamped with
+    (``app.repository.add_interactions``): a worker's clock ahead of it would put rows
+    written after the read before the cutoff. The margin because a row is stamped when
+    its write starts and seen when it commits (``COMMIT_MARGIN``). Truncating moves the
+    cutoff earlier, the safe way for the same reason.
+    """
+    with _connected(database_url) as engine, engine.connect() as conn:
+        now = conn.execute(select(database_now(-COMMIT_MARGIN.total_seconds()))).scalar_one()
+    cutoff = _as_utc(now)
+    return cutoff.replace(microsecond=cutoff.microsecond // 1000 * 1000)
 
 
 def check_interaction_log(database_url: str) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.repository import NewInteraction, add_interactions
-from tests.conftest import POSTGRES_ADMIN_URL, _service_missing, scratch_database
+from tests.conftest import POSTGRES_ADMIN_URL, _service_missing, age_log, scratch_database
 
 #: Users and items of the log: two taste groups (even / odd items), 15 clicks each.
 N_USERS, N_ITEMS, PER_USER = 60, 40, 15
@@ -46,3 +46,4 @@ def log_clicks(url: str) -> None:
     with session_scope(make_sessionmaker(engine)) as session:
         add_interactions(session, rows)
     engine.dispose()
+    age_log(url)  # workers of their own process read it with the commit margin
