@@ -23,6 +23,7 @@ import torch
 from training import metrics as M
 from training.data.interactions import Interactions
 from training.models.base import History, Scorer, Validation
+from training.segments import ByActivity, by_activity, ratings_by_activity
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20, 50, 100)
 DEFAULT_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg")
@@ -137,6 +138,27 @@ def evaluate_topk(
     masked out of the ranking. Returns ``{"ndcg@100": ..., "recall@20": ...}``
     for every metric x cut-off; users with no relevant item are skipped.
     """
+    return evaluate_topk_by_activity(
+        scorer, history, relevant, ks, metrics, users, exclude, recall_denominator, batch_size
+    )[0]
+
+
+def evaluate_topk_by_activity(
+    scorer: Scorer,
+    history: sp.csr_matrix,
+    relevant: sp.csr_matrix,
+    ks: Sequence[int] = DEFAULT_KS,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    users: np.ndarray | None = None,
+    exclude: ExcludeSpec = "history",
+    recall_denominator: M.RecallDenominator = "relevant",
+    batch_size: int = 1024,
+) -> tuple[dict[str, float], ByActivity]:
+    """``evaluate_topk``'s figures, and each activity segment's mean of every per-user
+    metric (``training.segments``: a user's activity is the number of items in their
+    ``history`` row, what the model saw). One ranking serves both, the segments cost a
+    bincount; ``coverage`` describes the catalogue, not a user, and has no segment figure.
+    """
     history = sp.csr_matrix(history)
     relevant = sp.csr_matrix(relevant)
     if history.shape != relevant.shape:
@@ -159,6 +181,7 @@ def evaluate_topk(
     ranked = rank(scorer, scorer_users, history[rows], max(ks), mask_rows, batch_size)
     rel_rows = relevant[rows]
     result: dict[str, float] = {}
+    per_user: dict[str, np.ndarray] = {}
     for name in metrics:
         for k in ks:
             if name == "coverage":
@@ -166,7 +189,9 @@ def evaluate_topk(
             else:
                 values = _per_user(name, ranked, rel_rows, k, recall_denominator)
                 result[f"{name}@{k}"] = float(np.mean(values))
-    return result
+                per_user[f"{name}@{k}"] = values
+    activity = np.diff(history.indptr)[rows]
+    return result, by_activity(activity, per_user)
 
 
 # --------------------------------------------------------------------------- rating evaluation
@@ -239,6 +264,21 @@ def evaluate_ratings(
     ``predict_cold_items`` lets a model that can score an item without
     ratings (ConvMF, from the item's text) predict those pairs itself.
     """
+    return evaluate_ratings_by_activity(
+        scorer, train, test, default_rating, batch_size, predict_cold_items
+    )[0]
+
+
+def evaluate_ratings_by_activity(
+    scorer: Scorer,
+    train: sp.csr_matrix,
+    test: Interactions,
+    default_rating: float | None = None,
+    batch_size: int = 1024,
+    predict_cold_items: bool = False,
+) -> tuple[dict[str, float], ByActivity]:
+    """``evaluate_ratings``'s figures, and each activity segment's from the pairs of its
+    users (a user's activity: their number of training ratings, ``training.segments``)."""
     train = sp.csr_matrix(train)
     if train.shape != (test.n_users, test.n_items):
         raise EvaluationError(
@@ -258,12 +298,14 @@ def evaluate_ratings(
         predicted[known] = _predict_pairs(
             scorer, train, test.users[known], test.items[known], batch_size
         )
-    return {
+    overall = {
         "rmse": M.rmse(predicted, test.ratings),
         "mae": M.mae(predicted, test.ratings),
         "n": float(len(test)),
         "n_default": float((~known).sum()),
     }
+    activity = np.diff(train.indptr)
+    return overall, ratings_by_activity(activity, test.users, predicted, test.ratings, ~known)
 
 
 # --------------------------------------------------------------------------- validation objects
@@ -288,12 +330,17 @@ def topk_validation(
     metrics_ = tuple(metrics) if metrics is not None else (name,)
     history, relevant = sp.csr_matrix(history), sp.csr_matrix(relevant)
 
-    def run(scorer: Scorer) -> dict[str, float]:
-        return evaluate_topk(
+    def run(scorer: Scorer) -> tuple[dict[str, float], ByActivity]:
+        return evaluate_topk_by_activity(
             scorer, history, relevant, ks_, metrics_, users, exclude, recall_denominator, batch_size
         )
 
-    return Validation(evaluate=run, metric=metric, higher_is_better=True)
+    return Validation(
+        evaluate=lambda scorer: run(scorer)[0],
+        metric=metric,
+        higher_is_better=True,
+        evaluate_by_activity=run,
+    )
 
 
 def rating_validation(
@@ -311,9 +358,14 @@ def rating_validation(
         raise EvaluationError(f"rating validation metric must be 'rmse' or 'mae', got {metric!r}")
     train = sp.csr_matrix(train)
 
-    def run(scorer: Scorer) -> dict[str, float]:
-        return evaluate_ratings(
+    def run(scorer: Scorer) -> tuple[dict[str, float], ByActivity]:
+        return evaluate_ratings_by_activity(
             scorer, train, valid, default_rating, batch_size, predict_cold_items
         )
 
-    return Validation(evaluate=run, metric=metric, higher_is_better=False)
+    return Validation(
+        evaluate=lambda scorer: run(scorer)[0],
+        metric=metric,
+        higher_is_better=False,
+        evaluate_by_activity=run,
+    )

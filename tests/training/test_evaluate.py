@@ -20,6 +20,7 @@ from training.evaluate import (
     serving_baseline,
     topk_validation,
 )
+from training.metrics import ndcg_at_k, recall_at_k
 from training.models.base import History, NotARatingModel, Scorer
 
 
@@ -127,6 +128,61 @@ def test_topk_validation_selects_on_metric() -> None:
     validation = topk_validation(HISTORY, RELEVANT, metric="precision@2", users=np.arange(3))
     assert validation.metric == "precision@2" and validation.higher_is_better
     assert validation.evaluate(SCORER) == {"precision@2": pytest.approx(0.5)}
+
+
+def test_topk_validation_reports_each_activity_segment_as_a_direct_computation() -> None:
+    # 8 users x 30 items, histories of 0, 1, 3, 6, 12, 25 and 25 items (segments 0, 1-4,
+    # 1-4, 5-19, 5-19, 20-99, 20-99) and one user with nothing relevant (skipped).
+    rng = np.random.default_rng(0)
+    n_users, n_items = 8, 30
+    sizes = [0, 1, 3, 6, 12, 25, 25, 4]
+    history = np.zeros((n_users, n_items))
+    relevant = np.zeros((n_users, n_items))
+    for u, size in enumerate(sizes):
+        items = rng.permutation(n_items)
+        history[u, items[:size]] = 1
+        if u < 7:
+            relevant[u, items[size : size + 2]] = 1
+    table = torch.as_tensor(rng.random((n_users, n_items)), dtype=torch.float32)
+    scorer = TableScorer({"n_items": n_items}, {"table": table, "sim": torch.eye(n_items)})
+    hist, rel = sp.csr_matrix(history), sp.csr_matrix(relevant)
+    validation = topk_validation(
+        hist, rel, metric="ndcg@5", ks=(5,), metrics=("ndcg", "recall"), users=np.arange(8)
+    )
+    assert validation.evaluate_by_activity is not None
+    overall, by_activity = validation.evaluate_by_activity(scorer)
+    assert overall == validation.evaluate(scorer)  # the overall figures do not change
+    masked = np.where(history > 0, -np.inf, table.numpy())
+    ranked = np.argsort(-masked, axis=1, kind="stable")[:7, :5]
+    ndcg = ndcg_at_k(ranked, rel[:7], 5)
+    recall = recall_at_k(ranked, rel[:7], 5)
+    got = {s.label: s for s in by_activity.segments}
+    for label, members in {"0": [0], "1-4": [1, 2], "5-19": [3, 4], "20-99": [5, 6]}.items():
+        assert got[label].users == len(members)
+        assert got[label].metrics["ndcg@5"] == pytest.approx(ndcg[members].mean())
+        assert got[label].metrics["recall@5"] == pytest.approx(recall[members].mean())
+    assert got["100+"].users == 0 and got["100+"].metrics == {}
+
+
+def test_rating_validation_reports_each_activity_segment_from_its_users_pairs() -> None:
+    train, test = _ratings_data()
+    scorer = MeanScorer({"n_items": 4}, {"offset": torch.zeros(4)})
+    validation = rating_validation(train, test, metric="rmse", default_rating=3.0)
+    assert validation.evaluate_by_activity is not None
+    overall, by_activity = validation.evaluate_by_activity(scorer)
+    assert overall == validation.evaluate(scorer)
+    got = {s.label: s for s in by_activity.segments}
+    # a and b have 2 training ratings each: (a, z) 3 vs 3, (b, y) 5 vs 4, (b, w) 3 vs 2.
+    assert got["1-4"].users == 2
+    assert got["1-4"].metrics == {
+        "rmse": pytest.approx(math.sqrt(2 / 3)),
+        "mae": pytest.approx(2 / 3),
+        "n": 3.0,
+        "n_default": 1.0,
+    }
+    # c has no training rating: (c, x) gets the default, 3 vs 1.
+    assert got["0"].users == 1
+    assert got["0"].metrics == {"rmse": 2.0, "mae": 2.0, "n": 1.0, "n_default": 1.0}
 
 
 def _ratings_data() -> tuple[sp.csr_matrix, Interactions]:

@@ -37,6 +37,7 @@ from training.errors import ModelError as ModelError  # defined apart to avoid a
 from training.errors import UnsuitableData as UnsuitableData
 from training.models.common.search import SearchSpace
 from training.models.limits import size_problem
+from training.segments import ByActivity
 
 Task = Literal["ratings", "topk"]
 
@@ -440,11 +441,15 @@ class Validation:
 
     ``evaluate`` runs the project's evaluation code on a scorer (so validation
     measures what production computes); ``metric`` names the key to select on.
+    ``evaluate_by_activity`` (None: not available, e.g. reduced across ranks)
+    gives the same figures and, from the same pass, each activity segment's
+    (``training.segments``): what a version records of its saved scorer.
     """
 
     evaluate: Callable[[Scorer], dict[str, float]]
     metric: str
     higher_is_better: bool = True
+    evaluate_by_activity: Callable[[Scorer], tuple[dict[str, float], ByActivity]] | None = None
 
 
 EpochCallback = Callable[[EpochReport], None]
