@@ -48,6 +48,7 @@ from training.models.base import (
     Scorer,
     Validation,
 )
+from training.segments import ByActivity
 
 #: Fraction of each user's interactions held out to select the epoch and score the version.
 HOLDOUT_FRACTION = 0.1
@@ -65,6 +66,9 @@ HOLDOUT_PAIRS = "latest"
 #: dates erasures against it (``app.serving.erased``): without it, a version is taken
 #: to hold the rows of every erased user.
 LOG_READ_AT = "log_read_at"
+#: ``training["by_activity"]``: the held-out figures per user-activity segment,
+#: ``{"edges": [...], "segments": [{"label", "users", "metrics"}, ...]}``.
+BY_ACTIVITY = "by_activity"
 
 
 @dataclass
@@ -79,6 +83,9 @@ class TrainResult:
     higher_is_better: bool
     #: How the held-out slice was drawn (``holdout_record``); None: trained on everything.
     holdout: dict[str, Any] | None = None
+    #: ``metrics`` per activity segment (``training.segments``); None: no slice, or
+    #: measured on several processes (their per-segment figures are not reduced).
+    by_activity: ByActivity | None = None
 
 
 def holdout_split(
@@ -217,7 +224,7 @@ def train_model(
     # more, not the kept epoch's: a model may change after its last validated epoch
     # (i-cf-nade re-fits every user's rows to the final item codes, ``refit_users``),
     # and its kept epoch's RMSE then described a model no version holds.
-    metrics = validation.evaluate(scorer) if validation is not None else {}
+    metrics, by_activity = measure(validation, scorer)
     return TrainResult(
         model=model,
         scorer=scorer,
@@ -226,7 +233,20 @@ def train_model(
         metric=validation.metric if validation else None,
         higher_is_better=validation.higher_is_better if validation else True,
         holdout=None if split is None else holdout_record(split[1], config.seed, holdout),
+        by_activity=by_activity,
     )
+
+
+def measure(
+    validation: Validation | None, scorer: Scorer
+) -> tuple[dict[str, float], ByActivity | None]:
+    """The figures of ``scorer`` on the slice, and per activity segment where the
+    validation gives them, in one pass (``{}, None`` without a slice)."""
+    if validation is None:
+        return {}, None
+    if validation.evaluate_by_activity is not None:
+        return validation.evaluate_by_activity(scorer)
+    return validation.evaluate(scorer), None
 
 
 def version_contents(scorer: Scorer, data: Interactions) -> VersionContents:
@@ -352,6 +372,13 @@ def save_trained(
                 "selection_metric": result.metric,
                 "higher_is_better": result.higher_is_better,
                 "holdout": result.holdout,
+                # The held-out figures per user-activity segment (``training.segments``);
+                # absent from versions written before it was recorded.
+                **(
+                    {}
+                    if result.by_activity is None
+                    else {BY_ACTIVITY: result.by_activity.to_dict()}
+                ),
                 # Per-epoch losses and validation metrics: the dashboard draws them.
                 "curve": [
                     {

@@ -32,7 +32,8 @@ from models_store import LoadedVersion, Manifest, ModelStore
 from training.data.interactions import Interactions
 from training.models import model_class, stored_scorer
 from training.models.base import Scorer
-from training.pipeline import HOLDOUT_PAIRS, draw_holdout, validation_on
+from training.pipeline import HOLDOUT_PAIRS, draw_holdout, measure, validation_on
+from training.segments import ByActivity
 
 
 class StoredEvaluationError(ValueError):
@@ -49,6 +50,8 @@ class StoredEvaluation:
     n_train: int
     n_heldout: int
     metrics: dict[str, float]
+    #: The figures per user-activity segment (``training.segments``).
+    by_activity: ByActivity | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class StoredEvaluation:
             "n_train": self.n_train,
             "n_heldout": self.n_heldout,
             "metrics": dict(self.metrics),
+            "by_activity": None if self.by_activity is None else self.by_activity.to_dict(),
         }
 
 
@@ -115,7 +119,7 @@ def evaluate_loaded(
             "count interactions the version was fitted on"
         )
     validation = validation_on(model_class(manifest.model), data, train, heldout)
-    metrics = validation.evaluate(_scorer(loaded))
+    metrics, by_activity = measure(validation, _scorer(loaded))
     return StoredEvaluation(
         model=manifest.model,
         version=manifest.version,
@@ -123,6 +127,7 @@ def evaluate_loaded(
         n_train=len(train),
         n_heldout=len(heldout),
         metrics={k: float(v) for k, v in metrics.items()},
+        by_activity=by_activity,
     )
 
 

@@ -14,6 +14,7 @@ from training.data.interactions import Interactions
 from training.models import scorer_class
 from training.models.base import History, ModelError
 from training.pipeline import holdout_split, train_and_save, train_model
+from training.segments import from_record, labels
 from training.stored_evaluation import evaluate_stored
 
 
@@ -55,6 +56,47 @@ def test_train_and_save_writes_a_complete_version(tmp_path: Path) -> None:
     rows = History.from_csr(history, rows=np.arange(4))
     scores = result_scorer.score(result_scorer.user_state(torch.arange(4), rows))
     assert scores.shape == (4, data.n_items)
+
+
+@pytest.mark.parametrize(("model", "metric"), [("popularity", "ndcg@10"), ("biased-mf", "rmse")])
+def test_manifest_records_the_held_out_figures_per_activity_segment(
+    tmp_path: Path, model: str, metric: str
+) -> None:
+    """Users of 8 records train on 6: all fall in 5-19, and that segment's figures are the
+    overall ones; every other segment is recorded, empty, so versions line up."""
+    store = ModelStore(tmp_path)
+    manifest = train_and_save(
+        store, model, _clicks(), {"epochs": "2"} if model != "popularity" else {}
+    )
+    record = ModelStore(tmp_path).load(model, manifest.version).manifest.training["by_activity"]
+    result = from_record(record)
+    assert result is not None
+    assert [s.label for s in result.segments] == labels()
+    got = {s.label: s for s in result.segments}
+    assert got["5-19"].users == 60
+    assert got["5-19"].metrics[metric] == pytest.approx(manifest.metrics[metric])
+    assert all(got[label].users == 0 and not got[label].metrics for label in ("0", "1-4", "100+"))
+    # The same figures as ``genrec evaluate NAME@VERSION`` measures on the stored version.
+    measured = evaluate_stored(store, model, manifest.version, _clicks())
+    assert measured.by_activity == result
+
+
+def test_segment_means_weighed_by_their_users_are_the_overall_means() -> None:
+    """Users of 4, 12 and 40 records train on 2-3, 10-11 and 36: three segments."""
+    rng = np.random.default_rng(0)
+    users, items = [], []
+    for u in range(60):
+        for i in rng.choice(60, size=(4, 12, 40)[u % 3], replace=False):
+            users.append(f"u{u}")
+            items.append(f"i{i}")
+    data = Interactions.from_arrays(users, items, np.ones(len(users)), np.arange(len(users)))
+    result = train_model("ease", data)
+    assert result.by_activity is not None
+    segments = [s for s in result.by_activity.segments if s.users]
+    assert [(s.label, s.users) for s in segments] == [("1-4", 20), ("5-19", 20), ("20-99", 20)]
+    for name, value in result.metrics.items():
+        weighted = sum(s.users * s.metrics[name] for s in segments) / 60
+        assert weighted == pytest.approx(value)
 
 
 def test_ranking_model_is_selected_on_held_out_clicks() -> None:

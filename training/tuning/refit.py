@@ -110,6 +110,7 @@ class Refit:
             metric=self.checked.metric,
             higher_is_better=self.checked.higher_is_better,
             holdout=None,
+            by_activity=self.checked.by_activity,
         )
 
 

@@ -73,6 +73,7 @@ def test_the_final_fit_runs_the_validated_epochs_on_every_record(
     saved = refit.to_save()
     assert saved.model is final.model and saved.holdout is None
     assert saved.metrics == refit.checked.metrics and saved.metric == "ndcg@10"
+    assert saved.by_activity is not None and saved.by_activity == refit.checked.by_activity
     assert refit.record["data"] == "all" and refit.record["lengths"] == {"epochs": 4}
     assert refit.record["checked_on_slice"] == refit.checked.holdout
 
