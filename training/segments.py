@@ -96,6 +96,36 @@ class ByActivity:
             ],
         }
 
+    def metric_names(self) -> list[str]:
+        """Every metric some segment has, in first-seen order."""
+        names: dict[str, None] = {}
+        for s in self.segments:
+            names.update(dict.fromkeys(s.metrics))
+        return list(names)
+
+    def to_markdown(self) -> str:
+        """A table, one row per segment, its user count beside its figures (a mean over
+        few users is noisy); an empty segment's figures are ``–``."""
+        names = self.metric_names()
+        lines = [
+            "| interactions per user | users | " + " | ".join(names) + " |",
+            "|---|---:|" + "---:|" * len(names),
+        ]
+        for s in self.segments:
+            cells = [_cell(name, s.metrics.get(name)) for name in names]
+            lines.append(f"| {s.label} | {s.users:,} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+#: Figures that count things (``evaluate_ratings``'s pairs), printed as whole numbers.
+COUNTS = frozenset({"n", "n_default"})
+
+
+def _cell(name: str, value: float | None) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:,.0f}" if name in COUNTS else f"{value:.4f}"
+
 
 def by_activity(
     activity: np.ndarray, per_user: Mapping[str, np.ndarray], edges: Sequence[int] = EDGES

@@ -184,6 +184,15 @@ def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> 
         *(f"| {k} | {v:.4f} |" for k, v in result.metrics.items()),
         "",
     ]
+    if result.by_activity is not None:
+        lines += [
+            "### By user activity (training interactions per user)",
+            "",
+            "Each segment's mean over its users; a mean over few users is noisy, so weigh it "
+            "by the user count beside it.",
+            "",
+            result.by_activity.to_markdown(),
+        ]
     sys.stdout.write("\n".join(lines))
     if json_out:
         with user_errors():  # e.g. no permission: checked only by writing

@@ -86,3 +86,18 @@ def test_the_record_survives_json_and_a_missing_or_bad_one_reads_as_none() -> No
     assert from_record(None) is None
     assert from_record({"edges": [0, 1], "segments": [{"label": "0"}]}) is None
     assert from_record({"edges": "x"}) is None
+
+
+def test_the_table_puts_the_user_count_beside_each_segment_s_figures() -> None:
+    result = ratings_by_activity(
+        np.array([2, 300]),
+        np.array([0, 1, 1]),
+        np.array([3.0, 4.0, 5.0]),
+        np.array([3.0, 5.0, 5.0]),
+        np.array([False, True, False]),
+    )
+    table = result.to_markdown().splitlines()
+    assert table[0] == "| interactions per user | users | rmse | mae | n | n_default |"
+    assert "| 1-4 | 1 | 0.0000 | 0.0000 | 1 | 0 |" in table
+    assert "| 100+ | 1 | 0.7071 | 0.5000 | 2 | 1 |" in table
+    assert "| 5-19 | 0 | – | – | – | – |" in table

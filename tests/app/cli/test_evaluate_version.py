@@ -45,6 +45,14 @@ def test_a_stored_version_scores_what_the_in_process_evaluation_scores(
     for key, value in expected.items():
         assert figures["metrics"][key] == pytest.approx(value, abs=1e-6), key
     assert f"| ndcg@10 | {expected['ndcg@10']:.4f} |" in result.output
+    # Every user trains on 4 of their 6 items: one segment holds them all.
+    segments = {s["label"]: s for s in figures["by_activity"]["segments"]}
+    assert segments["1-4"]["users"] == data.n_users
+    assert segments["1-4"]["metrics"]["ndcg@10"] == pytest.approx(expected["ndcg@10"], abs=1e-6)
+    assert segments["5-19"] == {"label": "5-19", "users": 0, "metrics": {}}
+    assert "| interactions per user | users | ndcg@10 | ndcg@12 | recall@10 |" in result.output
+    assert f"| 1-4 | {data.n_users} | {expected['ndcg@10']:.4f} |" in result.output
+    assert "| 5-19 | 0 | – | – | – | – |" in result.output
 
 
 @pytest.mark.parametrize(
