@@ -26,6 +26,7 @@ from app.api.deps import services_of
 from app.api.params import StorableText
 from app.api.routes import admin
 from app.core.errors import ApiError, path_hider
+from app.dashboard.activity import activity_table
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.charts import curve_chart, curve_table, kept_epoch_gap
 from app.dashboard.templating import render
@@ -151,7 +152,8 @@ async def rollback(
 async def version_page(
     request: Request, name: StorableText, version: StorableText, session: SessionDep
 ) -> HTMLResponse:
-    """One version: metrics, hyper-parameters, data, training curve, gate, tuning board."""
+    """One version: metrics (overall and per user-activity segment), hyper-parameters, data,
+    training curve, gate, tuning board."""
     services = services_of(request)
     store = services.holder.store
     hide = path_hider(services.settings.store_dir)
@@ -192,6 +194,7 @@ async def version_page(
         curves=curve_chart(training.get("curve")),
         curve_table=curve_table(training.get("curve")),
         kept_gap=kept_epoch_gap(training, dict(manifest.metrics)),
+        activity=activity_table(training.get("by_activity")),
         gate=training.get("gate") if isinstance(training.get("gate"), dict) else None,
         tuning=tuning,
     )

@@ -13,6 +13,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from app.dashboard.formatting import show
 from app.main import create_app
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings, tiny_interactions
@@ -184,3 +185,51 @@ def test_the_page_says_why_a_refitted_models_figure_is_not_the_curves(
         assert f'reads <span title="{kept!r}">' in text
         assert f"at the kept epoch {saved.training['best_epoch']}." in text
         assert "kept-epoch-gap" not in client.get("/dashboard/models/mult-vae/versions/1").text
+
+
+def test_the_offline_metrics_show_each_user_activity_segment_with_its_user_count(
+    dash: TestClient, tuned_store: Path
+) -> None:
+    """Users of the tiny data rate 12 items and train on 10 or 11: all in 5-19, whose
+    figures are then the overall ones; the other segments are listed, empty."""
+    manifest = ModelStore(tuned_store).manifest("mult-vae", "1")
+    record = manifest.training["by_activity"]
+    users = {s["label"]: s["users"] for s in record["segments"]}
+    page = dash.get("/dashboard/models/mult-vae/versions/1").text
+    table = page.split('data-testid="by-activity"')[1].split("</table>")[0]
+    assert "<caption>By user activity:" in table and "noisy" in table
+    header = re.findall(r'<th scope="col">([^<]+)</th>', table)
+    assert header == [
+        "Interactions per user",
+        "Users",
+        "ndcg@10",
+        "ndcg@20",
+        "recall@10",
+        "recall@20",
+    ]
+    rows = re.findall(r'<tr><th scope="row">([^<]+)</th><td class="n">(\d+)</td>', table)
+    assert rows == [(label, str(users[label])) for label in ("0", "1-4", "5-19", "20-99", "100+")]
+    assert users["5-19"] > 0 and users["1-4"] == 0
+    ndcg = manifest.metrics["ndcg@10"]
+    busy = table.split('<th scope="row">5-19</th>')[1].split("</tr>")[0]
+    assert f'<td class="n">{show(ndcg)}</td>' in busy  # the page's own number format
+    empty = table.split('<th scope="row">1-4</th>')[1].split("</tr>")[0]
+    assert empty.count('<td class="n">–</td>') == 4
+
+
+@pytest.mark.parametrize("record", [None, {"edges": [0, 1], "segments": [{"label": "0"}]}])
+def test_a_version_without_a_readable_segment_record_shows_its_page_without_the_table(
+    copied_dash: tuple[TestClient, Path], record: object
+) -> None:
+    """Versions written before the figures were recorded have no ``by_activity``."""
+    client, root = copied_dash
+    path = root / "mult-vae" / "versions" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if record is None:
+        del manifest["training"]["by_activity"]
+    else:
+        manifest["training"]["by_activity"] = record
+    path.write_text(json.dumps(manifest))
+    page = client.get("/dashboard/models/mult-vae/versions/1")
+    assert page.status_code == 200
+    assert "Offline metrics" in page.text and "by-activity" not in page.text
