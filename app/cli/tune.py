@@ -178,6 +178,7 @@ def _tune(
         )
         report = result.report
         _leaderboard(result.board, report["metric"], to_stderr=json_)
+        _best_by_activity(report, to_stderr=json_)
         for model, why in report["dropped"].items():
             _dropped(model, why, to_stderr=json_)
         if plot is not None:  # none by default: no stray file in the working directory
@@ -276,6 +277,23 @@ def _leaderboard(board: list[Entry], metric: str, to_stderr: bool) -> None:
             " ".join(f"{k} {v}" for k, v in sorted(entry.trials.items())),
         )
     (console if to_stderr else out).print(table)
+
+
+def _best_by_activity(report: dict[str, Any], to_stderr: bool) -> None:
+    """Under the board, which model's best trial served each user-activity segment best
+    (``training.tuning.report.best_by_activity``), with the segment's user count."""
+    rows = report.get("best_by_activity") or []
+    if not rows:
+        return
+    metric = report["metric"]
+    lines = [f"best per user activity ({metric} on the same validation users; few users: noisy):"]
+    lines += [
+        f"  users with {row['label']} training interactions ({row['users']:,} users): "
+        f"{row['model']} {row['value']:.4f}"
+        for row in rows
+    ]
+    for line in lines:
+        (console if to_stderr else out).print(line, markup=False)
 
 
 def _refit_and_save(

@@ -34,3 +34,21 @@ def activity_table(record: Any) -> dict[str, Any] | None:
         for s in result.segments
     ]
     return {"columns": columns, "rows": rows}
+
+
+def best_per_segment(tuning: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The tuning report's ``best_by_activity`` rows that read as such (label, users,
+    model, value); none for a report written before it was recorded."""
+    rows = (tuning or {}).get("best_by_activity")
+    if not isinstance(rows, list):
+        return []
+    keys = {"label": str, "users": int, "model": str, "value": float}
+    return [
+        row
+        for row in rows
+        if isinstance(row, dict)
+        and all(
+            isinstance(row.get(k), t) or (t is float and isinstance(row.get(k), int))
+            for k, t in keys.items()
+        )
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -10,10 +11,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from training.models import model_class
-from training.models.base import EpochCallback, ModelError, UnsuitableData
+from training.models.base import EpochCallback, ModelError, Scorer, UnsuitableData, Validation
+from training.segments import ByActivity
 from training.tuning.dropping import MODEL, UNFIT, dropped_models
 from training.tuning.pruning import BudgetSpent, EpochPruning
 from training.tuning.split import TuningSplit
+
+#: The trial attribute that holds the counted figure's per-segment validation.
+BY_ACTIVITY = "by_activity"
 
 
 class Objective:
@@ -67,7 +72,7 @@ class Objective:
         earlier = _same_settings_done(trial, str(name), settings)
         if earlier is not None:  # e.g. popularity, which has nothing to search: no refit
             trial.set_user_attr("stopped", f"same settings as trial {earlier.number}: not refitted")
-            for key in ("fit_seconds", "best_epoch", "lengths"):
+            for key in ("fit_seconds", "best_epoch", "lengths", BY_ACTIVITY):
                 trial.set_user_attr(key, earlier.user_attrs.get(key))
             trial.set_user_attr("elapsed", round(self.clock() - self.started, 3))
             assert earlier.value is not None
@@ -77,7 +82,7 @@ class Objective:
         higher = self.split.validation.higher_is_better
         pruning = EpochPruning(trial, metric, higher, self.clock, deadline)
         try:
-            value, best_epoch, lengths = validated_fit(
+            value, best_epoch, lengths, segments = validated_fit_by_activity(
                 str(name), settings, self.split, pruning, self.callbacks
             )
         except (ModelError, RuntimeError) as exc:
@@ -90,6 +95,7 @@ class Objective:
             trial.set_user_attr("elapsed", round(self.clock() - self.started, 3))
         trial.set_user_attr("best_epoch", best_epoch)
         trial.set_user_attr("lengths", lengths)
+        trial.set_user_attr(BY_ACTIVITY, None if segments is None else segments.to_dict())
         return value
 
 
@@ -100,8 +106,25 @@ def validated_fit(
     pruning: EpochPruning,
     callbacks: Sequence[EpochCallback] = (),
 ) -> tuple[float, int | None, dict[str, int] | None]:
-    """Fit ``name`` with ``settings`` on ``split``: its validation figure, best epoch, and
-    the length settings that replay it (``Model.replay_lengths``; None: none do).
+    """``validated_fit_by_activity`` without the per-segment figures."""
+    value, best_epoch, lengths, _ = validated_fit_by_activity(
+        name, settings, split, pruning, callbacks
+    )
+    return value, best_epoch, lengths
+
+
+def validated_fit_by_activity(
+    name: str,
+    settings: dict[str, Any],
+    split: TuningSplit,
+    pruning: EpochPruning,
+    callbacks: Sequence[EpochCallback] = (),
+) -> tuple[float, int | None, dict[str, int] | None, ByActivity | None]:
+    """Fit ``name`` with ``settings`` on ``split``: its validation figure, best epoch,
+    the length settings that replay it (``Model.replay_lengths``; None: none do), and
+    that figure's validation per user-activity segment (None: the split's validation
+    gives none). The segments come from the very evaluations the fit runs (``Recorder``),
+    not from another pass.
     ``callbacks`` run after ``pruning`` at every epoch.
 
     A fit stopped for time (``BudgetSpent``) counts with the best epoch it
@@ -114,23 +137,60 @@ def validated_fit(
     cls = model_class(name)
     metric = split.validation.metric
     model = cls(cls.Config().with_overrides(settings))
+    recorder = Recorder(split.validation)
     try:
-        report = model.fit(split.train, split.validation, [pruning, *callbacks])
+        report = model.fit(split.train, recorder.validation(), [pruning, *callbacks])
     except BudgetSpent:
         if pruning.best is None:
             raise  # stopped before any validation: nothing to count (pruned)
         reached, figure = pruning.best  # the best epoch it reached
-        return figure, reached, model.replay_lengths(reached)
+        segments = recorder.find(lambda seen: seen.get(metric) == figure)
+        return figure, reached, model.replay_lengths(reached), segments
     value = report.best_metrics.get(metric)
+    segments = recorder.find(lambda seen: seen is report.best_metrics) or recorder.find(
+        lambda seen: seen == report.best_metrics
+    )
     if model.changes_after_validation:
         # The settings are ranked by the scorer a version of them would serve (and the
         # manifest records, ``training.pipeline.train_model``), not by the kept epoch's
         # figure: i-cf-nade's refit moved RMSE 0.8948 -> 0.8807 on ML-100K, which ranked
         # it below models its saved version beats.
-        value = split.validation.evaluate(model.to_scorer()).get(metric)
+        value = recorder.evaluate(model.to_scorer()).get(metric)
+        segments = recorder.last()
     if value is None or not math.isfinite(value):
         raise ModelError(f"{name}: the fit gave no finite {metric} (got {value})")
-    return float(value), report.best_epoch, model.replay_lengths(report.best_epoch)
+    return float(value), report.best_epoch, model.replay_lengths(report.best_epoch), segments
+
+
+class Recorder:
+    """The split's validation, keeping each evaluation's per-segment figures.
+
+    A fit asks for the overall figures every validated epoch; asked through
+    ``evaluate_by_activity`` instead, the same pass also gives the segments (a
+    bincount), so the kept epoch's are known without a second evaluation.
+    """
+
+    def __init__(self, validation: Validation) -> None:
+        self.inner = validation
+        self.seen: list[tuple[dict[str, float], ByActivity]] = []
+
+    def evaluate(self, scorer: Scorer) -> dict[str, float]:
+        if self.inner.evaluate_by_activity is None:
+            return self.inner.evaluate(scorer)
+        metrics, segments = self.inner.evaluate_by_activity(scorer)
+        self.seen.append((metrics, segments))
+        return metrics
+
+    def validation(self) -> Validation:
+        """The validation to fit with: the split's, its evaluations recorded."""
+        return dataclasses.replace(self.inner, evaluate=self.evaluate)
+
+    def find(self, match: Callable[[dict[str, float]], bool]) -> ByActivity | None:
+        """The segments of the latest evaluation whose overall figures ``match``."""
+        return next((seg for metrics, seg in reversed(self.seen) if match(metrics)), None)
+
+    def last(self) -> ByActivity | None:
+        return self.seen[-1][1] if self.seen else None
 
 
 def _same_settings_done(

@@ -7,10 +7,13 @@ settings were chosen: on which split, by which metric, against what.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
+
+from training.segments import from_record, labels
 
 STATES = {
     TrialState.COMPLETE: "complete",
@@ -35,6 +38,8 @@ class TrialRecord:
     best_epoch: int | None = None
     note: str | None = None  # why it stopped early or failed
     lengths: dict[str, int] | None = None  # settings that replay the fit (the refit's)
+    #: The counted figure's validation per user-activity segment (``ByActivity.to_dict``).
+    by_activity: dict[str, Any] | None = None
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
@@ -50,6 +55,7 @@ class TrialRecord:
             best_epoch=attrs.get("best_epoch"),
             note=attrs.get("stopped") or attrs.get("error"),
             lengths=attrs.get("lengths"),
+            by_activity=attrs.get("by_activity"),
         )
 
 
@@ -72,6 +78,9 @@ class Entry:
     #: The length settings of that refit (``Model.replay_lengths``, averaged the same way):
     #: ``{"epochs": n}`` for an epoch loop, a count per phase for IRGAN; None: a slice picks.
     lengths: dict[str, int] | None = None
+    #: The best trial's validation per user-activity segment (``training.segments``), on
+    #: the split every model is measured on; None: not recorded (an older search).
+    by_activity: dict[str, Any] | None = None
 
 
 def leaderboard(
@@ -101,6 +110,7 @@ def leaderboard(
                 counts,
                 epochs=best.best_epoch or None,
                 lengths=best.lengths,
+                by_activity=best.by_activity,
             )
         )
     sign = 1.0 if higher_is_better else -1.0
@@ -146,4 +156,43 @@ def tuning_report(
         "winner": None if winner is None else asdict(winner),
         "leaderboard": [asdict(e) for e in board],
         "dropped": dict(dropped or {}),
+        "best_by_activity": best_by_activity(board, metric, higher_is_better),
     }
+
+
+def best_by_activity(
+    board: list[Entry], metric: str, higher_is_better: bool
+) -> list[dict[str, Any]]:
+    """Per user-activity segment, the model whose best trial scored best on ``metric`` for
+    that segment's users: ``[{"label", "users", "model", "value"}, ...]``, in segment order,
+    segments without users (or no recorded figure) left out.
+
+    Every trial is measured on the same validation split, so the segments hold the same
+    users for every model and the comparison is fair; it can name a model for new users
+    (popularity, EASE) other than the overall winner. A segment of few users is noisy:
+    ``users`` says how many.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    best: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for entry in board:
+        record = from_record(entry.by_activity)
+        if record is None:
+            continue
+        for segment in record.segments:
+            value = segment.metrics.get(metric)
+            if not segment.users or value is None or not math.isfinite(value):
+                continue
+            if segment.label not in best:
+                order.append(segment.label)
+            held = best.get(segment.label)
+            if held is None or sign * value > sign * held["value"]:
+                best[segment.label] = {
+                    "label": segment.label,
+                    "users": segment.users,
+                    "model": entry.model,
+                    "value": value,
+                }
+    return [best[label] for label in labels() if label in best] + [
+        best[label] for label in order if label not in labels()
+    ]

@@ -26,7 +26,7 @@ from app.api.deps import services_of
 from app.api.params import StorableText
 from app.api.routes import admin
 from app.core.errors import ApiError, path_hider
-from app.dashboard.activity import activity_table
+from app.dashboard.activity import activity_table, best_per_segment
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.charts import curve_chart, curve_table, kept_epoch_gap
 from app.dashboard.templating import render
@@ -197,4 +197,5 @@ async def version_page(
         activity=activity_table(training.get("by_activity")),
         gate=training.get("gate") if isinstance(training.get("gate"), dict) else None,
         tuning=tuning,
+        best_per_segment=best_per_segment(tuning),
     )

@@ -42,6 +42,17 @@ def test_tune_prints_the_board_saves_the_winner_with_its_report_and_promotes(
     assert report["winner"]["model"] == board[0]["model"] == "ease"
     assert report["metric"] == "ndcg@100" and report["split"]["kind"] == "users"
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # Per user-activity segment, the best model on the same validation users, and the line
+    # that says so beside the segment's user count.
+    best = report["best_by_activity"]
+    assert best and {row["model"] for row in best} <= {"popularity", "ease", "biased-mf"}
+    for row in best:
+        line = (
+            f"users with {row['label']} training interactions ({row['users']:,} users): "
+            f"{row['model']} {row['value']:.4f}"
+        )
+        assert line in output
+    assert all(row["by_activity"] for row in board if row["value"] is not None)
     assert report["gate"]["promote"] and report["promoted"]
 
     store = ModelStore(tmp_path / "store")

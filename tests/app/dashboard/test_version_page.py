@@ -23,11 +23,45 @@ from training.tuning.report import TrialRecord, leaderboard, tuning_report
 TOKEN = "dash-version-token-3b0e"
 
 
+def _segments(new: float, heavy: float) -> dict[str, object]:
+    """A trial's per-segment record: 40 users with 1-4 interactions, 25 with 20-99."""
+    return {
+        "edges": [0, 1, 5, 20, 100],
+        "segments": [
+            {"label": "0", "users": 0, "metrics": {}},
+            {"label": "1-4", "users": 40, "metrics": {"ndcg@10": new}},
+            {"label": "5-19", "users": 0, "metrics": {}},
+            {"label": "20-99", "users": 25, "metrics": {"ndcg@10": heavy}},
+            {"label": "100+", "users": 0, "metrics": {}},
+        ],
+    }
+
+
 def _report() -> dict[str, object]:
     """A tuning report as `genrec tune` writes it, from trial records of two models."""
     records = [
-        TrialRecord(0, "mult-vae", {"epochs": 3}, "complete", 0.31, 1.5, 2.0, 3),
-        TrialRecord(1, "ease", {"l2": 50.0}, "complete", 0.27, 0.2, 2.5, None),
+        TrialRecord(
+            0,
+            "mult-vae",
+            {"epochs": 3},
+            "complete",
+            0.31,
+            1.5,
+            2.0,
+            3,
+            by_activity=_segments(0.12, 0.35),
+        ),
+        TrialRecord(
+            1,
+            "ease",
+            {"l2": 50.0},
+            "complete",
+            0.27,
+            0.2,
+            2.5,
+            None,
+            by_activity=_segments(0.21, 0.28),
+        ),
         TrialRecord(2, "mult-vae", {"epochs": 1}, "pruned", None, 0.4, 3.0, None, "pruned"),
     ]
     board = leaderboard(records, ["mult-vae", "ease"], higher_is_better=True)
@@ -113,6 +147,15 @@ def test_curve_chart_and_leaderboard(dash: TestClient) -> None:
     dropped = page.text.split('data-testid="dropped"')[1].split("</ul>")[0]
     assert "<li>cf-nade: model &#39;cf-nade&#39; predicts explicit ratings;" in dropped
     assert "genrec tune" in dash.get("/dashboard/models").text
+    # The overall winner (mult-vae) is not the best for the new users (ease).
+    best = page.text.split('data-testid="best-by-activity"')[1].split("</table>")[0]
+    rows = re.findall(
+        r'<tr><th scope="row">([^<]+)</th><td class="n">(\d+)</td><td>([\w-]+)</td>'
+        r'<td class="n">([^<]+)</td>',
+        best,
+    )
+    assert rows == [("1-4", "40", "ease", "0.21"), ("20-99", "25", "mult-vae", "0.35")]
+    assert "noisy" in best
 
 
 def test_unknown_version_is_a_404_page(dash: TestClient) -> None:
@@ -232,4 +275,22 @@ def test_a_version_without_a_readable_segment_record_shows_its_page_without_the_
     path.write_text(json.dumps(manifest))
     page = client.get("/dashboard/models/mult-vae/versions/1")
     assert page.status_code == 200
-    assert "Offline metrics" in page.text and "by-activity" not in page.text
+    assert "Offline metrics" in page.text and 'data-testid="by-activity"' not in page.text
+
+
+def test_a_tuning_report_without_per_segment_bests_shows_no_such_table(
+    copied_dash: tuple[TestClient, Path],
+) -> None:
+    """Reports written before it was recorded, or with a row that does not read."""
+    client, root = copied_dash
+    path = root / "mult-vae" / "versions" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["training"]["tuning"]["best_by_activity"] = [{"label": "1-4", "users": "x"}]
+    path.write_text(json.dumps(manifest))
+    page = client.get("/dashboard/models/mult-vae/versions/1")
+    assert page.status_code == 200 and 'data-testid="leaderboard"' in page.text
+    assert "best-by-activity" not in page.text
+    del manifest["training"]["tuning"]["best_by_activity"]
+    path.write_text(json.dumps(manifest))
+    page = client.get("/dashboard/models/mult-vae/versions/1")
+    assert page.status_code == 200 and "best-by-activity" not in page.text

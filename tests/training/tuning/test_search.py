@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
 
 from tests.manual_clock import ManualClock
 from training.data.interactions import Interactions
+from training.segments import from_record
 from training.tuning import TuningError
 from training.tuning.plot import plot_search
 from training.tuning.report import TrialRecord
@@ -40,6 +42,19 @@ def test_every_candidate_is_tried_and_the_board_is_best_first(
     assert sum(report["trials"].values()) == 6
     png = plot_search(result.records, "ndcg@100", True, tmp_path / "plot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every model's best trial carries its figures per user-activity segment, on the same
+    # validation users; weighed by their users they are the trial's counted figure.
+    counts = []
+    for entry in result.board:
+        record = from_record(entry.by_activity)
+        assert record is not None and entry.value is not None
+        filled = [seg for seg in record.segments if seg.users]
+        weighted = sum(seg.users * seg.metrics["ndcg@100"] for seg in filled)
+        assert weighted / sum(seg.users for seg in filled) == pytest.approx(entry.value)
+        counts.append([seg.users for seg in record.segments])
+    assert counts[0] == counts[1]
+    best = report["best_by_activity"]
+    assert best and {row["model"] for row in best} <= {"ease", "popularity"}
 
 
 def test_the_study_stops_once_the_budget_is_spent(ml100k_slice: Interactions) -> None:
@@ -84,6 +99,12 @@ def test_a_fit_running_at_the_deadline_stops_and_counts_its_best_epoch(
     assert seen[0].state == "complete" and seen[0].note == "out of time at epoch 1"
     assert seen[0].best_epoch == 1 and result.board[0].value == seen[0].value
     assert 0.5 < (seen[0].value or 0.0) < 2.0  # a real validation RMSE of epoch 1
+    # Its segments are those of the epoch it reached: their pairs pool to the same RMSE.
+    record = from_record(seen[0].by_activity)
+    assert record is not None
+    filled = [seg.metrics for seg in record.segments if seg.users]
+    pooled = sum(m["n"] * m["rmse"] ** 2 for m in filled) / sum(m["n"] for m in filled)
+    assert math.sqrt(pooled) == pytest.approx(seen[0].value)
 
 
 def test_a_search_in_which_no_trial_finished_is_an_error(
