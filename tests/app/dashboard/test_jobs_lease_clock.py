@@ -9,8 +9,8 @@ import pytest
 
 from app.core.db import session_scope
 from app.dashboard.pages import jobs as jobs_page
-from app.db_models import RetrainJob
 from tests.app.conftest import ClientFactory
+from tests.app.dashboard.job_rows import job_row
 from tests.app.dashboard.login import log_in
 
 TOKEN = "dash-lease-clock-token-5e1a"
@@ -34,20 +34,11 @@ def test_a_live_lease_is_not_called_stalled_by_a_server_clock_ahead(
     now = datetime.now(UTC)
     with session_scope(sessions) as session:
         session.add(
-            RetrainJob(
-                kind="retrain",
-                model="ease",
-                params={},
-                data="log",
-                promote="auto",
-                trigger="api",
+            job_row(
                 status="running",
                 worker_id="w",
                 attempts=1,
-                max_attempts=3,
                 lease_expires_at=now + timedelta(minutes=2),  # renewed a moment ago
-                created_at=now,
-                updated_at=now,
             )
         )
     monkeypatch.setattr(jobs_page, "datetime", _HalfAnHourAhead)

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.db import session_scope
-from app.db_models import RetrainJob
 from tests.app.conftest import ClientFactory
+from tests.app.dashboard.job_rows import job_row
 from tests.app.dashboard.login import log_in
 
 TOKEN = "dash-poll-token-3b90"
@@ -25,16 +25,9 @@ def dash(make_client: ClientFactory) -> TestClient:
     with session_scope(client.app.state.services.sessions) as session:  # type: ignore[attr-defined]
         for n in range(1, 4):
             session.add(
-                RetrainJob(
-                    kind="retrain",
-                    model="ease",
-                    params={},
-                    data="log",
-                    promote="auto",
-                    trigger="api",
+                job_row(
                     status="succeeded",
                     attempts=1,
-                    max_attempts=3,
                     log_tail="\n".join(f"07:00:{i:02d}Z job{n} line {i}" for i in range(80)),
                     created_at=NOW,
                     updated_at=NOW,

@@ -16,6 +16,7 @@ from app.db_models import RetrainJob
 from app.repository import NewItem, upsert_items
 from models_store import ModelStore
 from tests.app.conftest import ClientFactory, tiny_interactions
+from tests.app.dashboard.job_rows import job_row
 from tests.app.dashboard.login import log_in
 from training.pipeline import save_trained, train_model
 
@@ -109,17 +110,10 @@ def test_a_running_job_whose_worker_stopped_says_so(dash: TestClient) -> None:
     with session_scope(sessions) as session:
         for attempts, lease in ((1, past), (3, past), (1, datetime(2999, 1, 1, tzinfo=UTC))):
             session.add(
-                RetrainJob(
-                    kind="retrain",
-                    model="ease",
-                    params={},
-                    data="log",
-                    promote="auto",
-                    trigger="api",
+                job_row(
                     status="running",
                     worker_id="w",
                     attempts=attempts,
-                    max_attempts=3,
                     lease_expires_at=lease,
                     created_at=NOW,
                     updated_at=NOW,
