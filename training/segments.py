@@ -132,7 +132,8 @@ def by_activity(
 ) -> ByActivity:
     """Each segment's mean of every per-user metric (one value per user, aligned with
     ``activity``). A NaN value (a metric undefined for that user) is left out of its
-    segment's mean, as ``np.nanmean`` would."""
+    segment's mean, as ``np.nanmean`` would: a segment whose users all lack a metric has
+    NaN for it (null in the manifest), not a 0.0 that would read as measured."""
     seg = assign(activity, edges)
     n = len(edges)
     users = np.bincount(seg, minlength=n)
@@ -144,7 +145,7 @@ def by_activity(
         finite = ~np.isnan(values)
         sums = np.bincount(seg[finite], weights=values[finite], minlength=n)
         counted = np.bincount(seg[finite], minlength=n)
-        means[name] = sums / np.maximum(counted, 1)
+        means[name] = np.where(counted > 0, sums / np.maximum(counted, 1), np.nan)
     return ByActivity(
         tuple(edges),
         tuple(

@@ -101,3 +101,18 @@ def test_the_table_puts_the_user_count_beside_each_segment_s_figures() -> None:
     assert "| 1-4 | 1 | 0.0000 | 0.0000 | 1 | 0 |" in table
     assert "| 100+ | 1 | 0.7071 | 0.5000 | 2 | 1 |" in table
     assert "| 5-19 | 0 | – | – | – | – |" in table
+
+
+def test_a_segment_whose_users_all_lack_a_metric_has_no_figure_not_zero() -> None:
+    # np.nanmean of all-NaN values is NaN: the segment's figure is undefined (null in
+    # the manifest, a dash on the page), not a measured 0.0 that reads as the worst.
+    activity = np.array([2, 3, 50])
+    ndcg = np.array([np.nan, np.nan, 0.5])
+    result = by_activity(activity, {"ndcg@10": ndcg})
+    got = {s.label: s for s in result.segments}
+    assert got["1-4"].users == 2
+    assert np.isnan(got["1-4"].metrics["ndcg@10"])
+    assert got["20-99"].metrics["ndcg@10"] == pytest.approx(0.5)
+    segments = result.to_dict()["segments"]
+    assert [s["metrics"] for s in segments if s["label"] == "1-4"] == [{"ndcg@10": None}]
+
