@@ -220,5 +220,6 @@ def from_record(record: Any) -> ByActivity | None:
             }
             out.append(Segment(str(s["label"]), int(s["users"]), metrics))
         return ByActivity(tuple(int(e) for e in edges), tuple(out))
-    except (AttributeError, KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
+        # OverflowError: ``int`` of an infinite count (JSON's ``Infinity``, or ``1e999``).
         return None

@@ -116,3 +116,15 @@ def test_a_segment_whose_users_all_lack_a_metric_has_no_figure_not_zero() -> Non
     segments = result.to_dict()["segments"]
     assert [s["metrics"] for s in segments if s["label"] == "1-4"] == [{"ndcg@10": None}]
 
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"edges": [0], "segments": [{"label": "0", "users": Infinity, "metrics": {}}]}',
+        '{"edges": [Infinity], "segments": []}',
+        '{"edges": [0], "segments": [{"label": "0", "users": 1e999, "metrics": {}}]}',
+    ],
+)
+def test_a_record_with_an_infinite_count_reads_as_none_not_an_error(text: str) -> None:
+    # json.loads takes Infinity (and 1e999 as inf); int() of it raises OverflowError.
+    assert from_record(json.loads(text)) is None
