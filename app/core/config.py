@@ -227,7 +227,12 @@ class Settings(BaseSettings):
     tune_budget_minutes: float = Field(
         10.0, ge=0.5, le=10080.0, description="search budget of a scheduled tune job (<= a week)"
     )
-    job_lease_s: float = Field(60.0, gt=0, description="retrain job lease a worker renews")
+    # At most a day: a longer lease only delays taking over a dead worker's job, and the
+    # lease end is computed in SQL (``app.core.db_time``), where SQLite's date arithmetic
+    # gives NULL past its range (a lease that never expires) and Postgres an error.
+    job_lease_s: float = Field(
+        60.0, gt=0, le=86400.0, description="retrain job lease a worker renews (<= a day)"
+    )
     job_max_hours: float = Field(
         24.0,
         gt=0,

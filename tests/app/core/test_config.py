@@ -93,6 +93,20 @@ def test_a_scheduled_tune_budget_is_one_a_tune_job_takes(
         Settings()
 
 
+@pytest.mark.parametrize(("value", "accepted"), [("86400", True), ("1e12", False)])
+def test_a_job_lease_is_at_most_a_day(
+    monkeypatch: pytest.MonkeyPatch, value: str, accepted: bool
+) -> None:
+    """A lease's end is the database's clock plus the lease in SQL: on SQLite a lease of
+    1e12 s ended NULL (past its date range), a lease no worker could ever take over."""
+    monkeypatch.setenv("GENREC_JOB_LEASE_S", value)
+    if accepted:
+        assert Settings().job_lease_s == float(value)
+        return
+    with pytest.raises(ValidationError, match=r"job_lease_s[\s\S]*86400"):
+        Settings()
+
+
 def test_get_settings_is_cached() -> None:
     assert get_settings() is get_settings()
 
