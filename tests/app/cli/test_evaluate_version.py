@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
+from app.repository import NewInteraction, add_interactions
+from tests.conftest import age_log
 from training.data.datasets import load_dataset
 from training.data.splits import per_user_holdout
 from training.evaluate import evaluate_topk
@@ -98,3 +102,36 @@ def test_a_version_trained_on_all_its_data_is_refused(env: Path, tmp_path: Path)
     assert result.exit_code == 2, result.output
     assert "trained on all 3 interactions" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_version_trained_on_the_log_is_measured_on_the_rows_it_read(
+    cli_settings: Path, real_commit_margin: timedelta
+) -> None:
+    """``--data db`` reads the log up to the version's own cutoff, not to now: rows
+    logged since (and those of the commit margin before its read, left to serving's
+    fold-in) are not its data, and reading them made every such version "trained on
+    other data"."""
+    url = f"sqlite:///{cli_settings}/log.db"
+    upgrade_database(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    start = datetime.now(UTC) - timedelta(days=1)
+    rows = [
+        NewInteraction(f"u{u}", f"i{(u % 2) * 6 + i}", 4.0, start + timedelta(seconds=u * 10 + i))
+        for u in range(30)
+        for i in range(6)
+    ]
+    with session_scope(sessions) as session:
+        add_interactions(session, rows)
+    age_log(url, by=2 * real_commit_margin)  # before the read's margin: its data
+    with session_scope(sessions) as session:  # within the margin: serving's, not the read's
+        add_interactions(session, [NewInteraction("u0", f"i{i}", 5.0) for i in (7, 8, 9)])
+    engine.dispose()
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--model", "ease", "--data", "db"])
+    assert trained.exit_code == 0, trained.output
+
+    result = runner.invoke(app, ["evaluate", "--model", "ease@1", "--data", "db"])
+
+    assert result.exit_code == 0, result.output
+    assert "ease version 1 on its held-out slice of db" in result.output
