@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import MetaData, Table, create_engine, select
+from sqlalchemy import MetaData, Table, create_engine, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
@@ -174,8 +174,29 @@ def _read(engine: Engine, until: datetime | None, weights: Mapping[str, float]) 
         window = f" at or before {until.isoformat()}" if until is not None else ""
         raise DataError(
             f"the interaction log at {masked_url(str(engine.url))} has no interactions{window}"
+            + ("" if until is None else _newer_note(engine, table, _as_utc(until)))
         )
     return _to_interactions(users, items, ratings, times)
+
+
+def _newer_note(engine: Engine, table: Table, cutoff: datetime) -> str:
+    """Why a read up to ``cutoff`` found nothing when the log has newer rows: a read
+    leaves the last ``COMMIT_MARGIN`` to serving, so a job started right after the first
+    interactions were logged found none, and "has no interactions" alone read as a log
+    that lost them."""
+    if "created_at" in table.c:
+        newer = ~in_training(table.c.ts, table.c.created_at, cutoff)
+    else:
+        newer = table.c.ts > cutoff
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(table).where(newer)).scalar_one()
+    if not count:
+        return ""
+    return (
+        f"; {count:,} row(s) logged after it are not read yet (a read takes the rows logged at "
+        f"least {COMMIT_MARGIN.total_seconds():g} s before it; serving folds in the newer "
+        "ones): try again later"
+    )
 
 
 def _reflect(engine: Engine) -> Table:
