@@ -49,8 +49,8 @@ class BodyLimitMiddleware:
     Why smaller limits: FastAPI reads and parses a route's body (a JSON body, a form)
     before it runs the dependencies that check the caller, so a route behind a login
     parses whatever an anonymous client sends up to the limit (``app.api.admin_auth``
-    checks the admin token first; the dashboard's forms are parsed before the session
-    is checked: 0.17 s of CPU for a 54 MB multipart form, measured).
+    checks the admin token first; a dashboard form is parsed whole before the session
+    is checked).
     """
 
     def __init__(
