@@ -29,6 +29,8 @@ with its rendezvous, docs/training.md):
   its own share of the held-out users (``all_reduce``), so early stopping and
   the best epoch are decided identically on every rank.
 * ``is_main``: only rank 0 prints progress and writes the version.
+* ``from_main``: what must be one answer for every rank (the log's read time) is
+  asked once, by rank 0, and broadcast.
 """
 
 from __future__ import annotations
@@ -370,3 +372,27 @@ def broadcast_from_main(value: T) -> T:
     box: list[Any] = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def from_main(compute: Callable[[], T]) -> T:
+    """``compute()`` run on rank 0 alone, its result on every rank.
+
+    For what every rank must agree on and only one should ask for (the log's read time:
+    one database query, one instant, instead of one query per rank and answers that may
+    differ). What ``compute`` raises on rank 0 is raised there; the other ranks raise
+    ``DistributedError`` with its message instead of waiting for a value that never
+    comes.
+    """
+    if not active():
+        return compute()
+    box: tuple[Any, str | None] = (None, None)
+    if is_main():
+        try:
+            box = (compute(), None)
+        except Exception as exc:
+            broadcast_from_main((None, f"{type(exc).__name__}: {exc}"))
+            raise
+    value, error = broadcast_from_main(box)
+    if error is not None:
+        raise DistributedError(f"rank 0 could not do what every rank waits for: {error}")
+    return cast("T", value)

@@ -116,8 +116,8 @@ def _train(
         main = distributed.is_main()
         console.quiet = not main  # progress once, from rank 0; any rank's error below
         try:
-            # Every rank reads the log up to the same instant: rank 0's.
-            read_at = distributed.broadcast_from_main(log_read_time(data, config))
+            # Every rank reads the log up to the same instant, which rank 0 alone asks for.
+            read_at = distributed.from_main(lambda: log_read_time(data, config))
             with distributed.main_first():  # rank 0 downloads / fills caches first
                 interactions = load_data(data, config, until=read_at)
             console.print(f"training [bold]{escape(model)}[/] ...")

@@ -5,7 +5,8 @@ settings, then writes ``OUT_DIR/rank<R>.json``: a digest of the scorer's
 tensors (DDP must keep every rank's copy identical), the metrics the
 pipeline recorded (reduced across ranks) and, measured after leaving the
 process group, the same metrics from this rank's scorer over the whole
-held-out slice (what one process would have measured).
+held-out slice (what one process would have measured); and what
+``distributed.from_main`` gave this rank (``_from_main``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,28 @@ def digest(scorer: Scorer) -> str:
     return sha.hexdigest()
 
 
+def from_main_seen(rank: int) -> dict[str, object]:
+    """What ``from_main`` gives this rank: which ranks ran the computation here, its
+    answer, and what a computation that fails on rank 0 raises here."""
+    ran: list[int] = []
+
+    def ask() -> int:
+        ran.append(rank)
+        return 100 + rank  # each rank would answer its own
+
+    def fail() -> int:
+        ran.append(rank)
+        raise ValueError("the database is away")
+
+    answer = distributed.from_main(ask)
+    try:
+        distributed.from_main(fail)
+        error = None
+    except (ValueError, distributed.DistributedError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return {"ran": ran, "answer": answer, "error": error}
+
+
 def main(out_dir: Path) -> None:
     torch.set_num_threads(1)
     data = ratings()
@@ -62,6 +85,7 @@ def main(out_dir: Path) -> None:
     record: dict[str, dict[str, object]] = {}
     with distributed.session():
         rank, size = distributed.rank(), distributed.world_size()
+        record["_from_main"] = from_main_seen(rank)
         for name, settings in MODELS.items():
             result = train_model(name, data, {**settings, "epochs": 3, "patience": "none"})
             scorers[name] = result.scorer

@@ -6,7 +6,8 @@ family (Mult-DAE's click autoencoder, U- and I-AutoRec, CF-NADE, BPR-MF,
 biased MF):
 both ranks end with bit-identical parameters (gradients averaged by DDP,
 the same optimiser steps), agree on the metrics, and those metrics are the
-whole held-out slice's, not one rank's share.
+whole held-out slice's, not one rank's share; and that ``from_main`` runs on rank 0
+alone and hands its answer, or its failure, to every rank.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def test_one_process_helpers_change_nothing() -> None:
     assert distributed.reduce_metrics(metrics, weight=10) == metrics
     assert distributed.mean_across_ranks({"loss": 2.0}) == {"loss": 2.0}
     assert distributed.broadcast_from_main("x") == "x"
+    assert distributed.from_main(lambda: "y") == "y"
 
 
 def test_two_processes_stay_identical_and_reduce_the_whole_slice(tmp_path: Path) -> None:
@@ -45,6 +47,14 @@ def test_two_processes_stay_identical_and_reduce_the_whole_slice(tmp_path: Path)
     assert code == 0
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r.pop("_world") for r in ranks] == [{"rank": 0, "size": 2}, {"rank": 1, "size": 2}]
+    # Rank 0 alone computes; every rank gets its answer, or its failure.
+    first, second = (r.pop("_from_main") for r in ranks)
+    assert first == {"ran": [0, 0], "answer": 100, "error": "ValueError: the database is away"}
+    assert (second["ran"], second["answer"]) == ([], 100)
+    assert second["error"] == (
+        "DistributedError: rank 0 could not do what every rank waits for: "
+        "ValueError: the database is away"
+    )
     families = {
         *("mult-dae", "u-autorec", "i-autorec", "cf-nade", "i-cf-nade", "bpr-mf", "biased-mf")
     }

@@ -17,7 +17,9 @@ initial ~0.2 after 15 epochs).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,11 @@ import torch
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.core.db import make_engine, make_sessionmaker, upgrade_database
+from app.repository import NewInteraction, add_interactions
 from models_store import ModelStore
+from tests.conftest import age_log
+from training import distributed
 from training.data.datasets import load_dataset
 from training.pipeline import train_model
 from training.stored_evaluation import evaluate_stored
@@ -81,6 +87,40 @@ def test_two_processes_write_a_loadable_version_within_noise_of_one(
 
     single = train_model("mult-vae", data, dict(SETTINGS))
     assert abs(manifest.metrics["ndcg@10"] - single.metrics["ndcg@10"]) <= NOISE
+
+
+def test_on_the_log_rank_0_alone_reads_the_cutoff_and_every_rank_reads_up_to_it(
+    cli_settings: Path,
+) -> None:
+    """Every rank asked the database for the log's read time and rank 0's answer was kept:
+    N queries for one answer, and ranks whose answers differed read up to an instant that
+    only rank 0 had asked for. Each rank here answers an instant of its own
+    (``train_rank``), so a rank that asked would show it."""
+    url = f"sqlite:///{cli_settings}/log.db"
+    upgrade_database(url)
+    engine = make_engine(url)
+    start = datetime.now(UTC) - timedelta(days=1)
+    rows = [
+        NewInteraction(f"u{u}", f"i{(u % 2) * 6 + i}", 4.0, start + timedelta(seconds=u * 10 + i))
+        for u in range(30)
+        for i in range(6)
+    ]
+    with make_sessionmaker(engine)() as session:
+        add_interactions(session, rows)
+        session.commit()
+    engine.dispose()
+    age_log(url)  # older than the commit margin: the read takes every row
+
+    out = cli_settings / "ranks"
+    out.mkdir()
+    args = ["train", "--model", "mult-vae", "--data", "db", "--set=epochs=2"]
+    assert distributed.launch(2, "tests.app.cli.train_rank", [str(out), *args]) == 0
+    first, second = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert len(first["asked"]) == 1 and second["asked"] == []  # one query, by rank 0
+    (cutoff,) = first["asked"]
+    assert first["read_until"] == second["read_until"] == [cutoff]
+    manifest = ModelStore(cli_settings / "store").manifest("mult-vae", "1")
+    assert manifest.training["log_read_at"] == manifest.data.cutoff == cutoff
 
 
 def test_models_not_trained_by_gradient_steps_refuse_several_processes(env: Path) -> None:
