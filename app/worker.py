@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,9 @@ class Worker:
     clock: Callable[[], datetime] = utcnow
     #: Tune jobs this worker already helped (it joins each search once).
     helped: set[int] = field(default_factory=set)
+    #: The clock a job's time limit is measured on, the lead's (``JobLease``) and a
+    #: helper's (``help_tune_job``); tests pass one they advance.
+    monotonic: Callable[[], float] = time.monotonic
 
     @property
     def settings(self) -> Settings:
@@ -136,6 +140,7 @@ class Worker:
             log_tail=job.log_tail,
             max_run_s=job_time_limit_s(job, self.settings),
             last_attempt=job.attempts >= job.max_attempts,
+            monotonic=self.monotonic,
         ) as lease:
             outcome = run(job, lease, self.ctx)
         log.info("job %d: %s", job.id, outcome)
@@ -147,7 +152,14 @@ class Worker:
             job = repo.joinable_tune_job(session, self.worker_id)
         if job is None or job.id in self.helped:
             return None
-        outcome = help_tune_job(job, self.ctx, self.worker_id, self.stop)
+        outcome = help_tune_job(
+            job,
+            self.ctx,
+            self.worker_id,
+            self.stop,
+            max_run_s=job_time_limit_s(job, self.settings),
+            monotonic=self.monotonic,
+        )
         if outcome == "not ready":
             return None
         self.helped.add(job.id)

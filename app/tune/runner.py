@@ -14,7 +14,10 @@ Helper (``help_tune_job``, any worker that finds no queued job): while a tune
 job's window is open, open the same study (no enqueueing), read the same log
 slice, and run trials until the window closes or the job stops running. A
 helper never writes to the job row; Optuna's storage hands each trial a
-number and each process its own trials, so trials are never run twice.
+number and each process its own trials, so trials are never run twice. It holds
+no lease, so ``HelperWatch`` bounds it as ``JobLease`` bounds the lead: past the
+job's time limit, or once the job has ended, it gives its running trial up (failed
+in the study) and takes no other.
 
 Exactly once in effect, as for retrain jobs: the version records
 ``training.job_id``; an attempt that finds one (its predecessor died after
@@ -29,11 +32,13 @@ import threading
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import repository as repo
@@ -327,42 +332,190 @@ def help_tune_job(
     ctx: JobContext,
     worker_id: str,
     stop: threading.Event,
+    max_run_s: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> str:
-    """Run trials of ``job``'s study until its window closes; ``helped`` or ``help failed``.
+    """Run trials of ``job``'s study until its window closes; ``helped``, ``help failed``,
+    or ``help stopped`` (``HelperWatch``: past ``max_run_s``, the job's time limit, on
+    ``monotonic``, or the job ended while this helper was in it).
 
     What is left of the window is read by the database's clock, as its lead set it: by
     this worker's, a clock minutes off joined a closed search or left an open one."""
     cutoff = (job.progress or {}).get("cutoff")
     if job.search_until is None or cutoff is None:
         return "not ready"
+    watch = HelperWatch(
+        ctx.sessions,
+        job.id,
+        worker_id,
+        poll_s=ctx.settings.job_lease_s / 3,
+        max_run_s=max_run_s,
+        monotonic=monotonic,
+    )
     try:
-        seconds = (repo.as_utc(job.search_until) - _database_now(ctx)).total_seconds()
-        log.info("tune job %d: joining its search for %.0f s", job.id, seconds)
-        request = TuneRequest.from_params(job.params)
-        data = _log_source(ctx.settings, datetime.fromisoformat(cutoff))
-        search = open_search(
-            data,
-            request.search_settings(),
-            storage=open_study_storage(ctx.settings.database_url),
-            study_name=study_name(job.id),
-            enqueue_first=False,
-            sampler_seed=helper_seed(request.seed, worker_id),
-        )
-        search_trials(
-            search,
-            seconds=seconds,
-            on_trial=lambda record, left: log.info(
-                "tune job %d: %s", job.id, _trial_line(record, left)
-            ),
-            trial_attrs={"worker": worker_id},
-            should_stop=lambda: stop.is_set() or not _still_searching(ctx.sessions, job.id),
-            on_drop=lambda model, why: log.info("tune job %d: dropped %s: %s", job.id, model, why),
-        )
+        with watch:
+            seconds = (repo.as_utc(job.search_until) - _database_now(ctx)).total_seconds()
+            log.info("tune job %d: joining its search for %.0f s", job.id, seconds)
+            request = TuneRequest.from_params(job.params)
+            data = _log_source(ctx.settings, datetime.fromisoformat(cutoff))
+            storage = open_study_storage(ctx.settings.database_url)
+            search = open_search(
+                data,
+                request.search_settings(),
+                storage=storage,
+                study_name=study_name(job.id),
+                enqueue_first=False,
+                sampler_seed=helper_seed(request.seed, worker_id),
+            )
+            watch.follow(storage, search.study.study_name)
+            search_trials(
+                search,
+                seconds=seconds,
+                on_trial=lambda record, left: log.info(
+                    "tune job %d: %s", job.id, _trial_line(record, left)
+                ),
+                trial_attrs={"worker": worker_id},
+                should_stop=lambda: (
+                    stop.is_set() or watch.stopped() or not _still_searching(ctx.sessions, job.id)
+                ),
+                epoch_callbacks=[watch.check],
+                on_drop=lambda model, why: log.info(
+                    "tune job %d: dropped %s: %s", job.id, model, why
+                ),
+            )
     except Exception:  # a helper's failure must not stop the worker; the lead carries on
+        if watch.stopped():  # its trial, given up, failed in its hands: that is the stop
+            log.info("tune job %d: out of its search (%s)", job.id, watch.reason)
+            return "help stopped"
         log.exception("tune job %d: helping failed", job.id)
         return "help failed"
+    if watch.stopped():
+        log.info("tune job %d: out of its search (%s)", job.id, watch.reason)
+        return "help stopped"
     log.info("tune job %d: the search window closed; leaving it to its lead", job.id)
     return "helped"
+
+
+class HelpStopped(Exception):
+    """Raised at a helper's epoch once its ``HelperWatch`` fired: fails the trial (Optuna
+    marks it failed) and leaves the search, as ``JobAborted`` stops a lead's fit."""
+
+
+class HelperWatch:
+    """What bounds a helper, which holds no lease for ``JobLease`` to bound: a thread that
+    looks every ``poll_s`` whether the helper ran past ``max_run_s`` (the job's time
+    limit, on this process's ``monotonic`` clock, as the lead's) or whether the job has
+    ended (succeeded, failed, cancelled: its lead no longer needs the trials).
+
+    Once either holds it says why (``reason``), makes ``stopped()`` true (no next trial)
+    and ``check`` raise ``HelpStopped`` (the running fit stops at its next epoch), and
+    fails this helper's running trials in the study (``follow``) with the reason: a fit
+    hung inside an epoch never reaches a callback, and Optuna's heartbeat thread would
+    keep its trial "running" for ever, which the lead waits for. The hung thread itself
+    cannot be stopped from here, as a hung lead's cannot; what waking up later finds is
+    a finished trial (an error the helper reports as ``help stopped``).
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        job_id: int,
+        worker_id: str,
+        poll_s: float,
+        max_run_s: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.job_id = job_id
+        self.worker_id = worker_id
+        self.poll_s = poll_s
+        self.max_run_s = max_run_s
+        self._monotonic = monotonic
+        self._started = monotonic()
+        self.reason: str | None = None
+        self._fired = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._study: tuple[optuna.storages.BaseStorage, str] | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> HelperWatch:
+        self._started = self._monotonic()
+        self._thread = threading.Thread(
+            target=self._watch_loop, name=f"helper-job-{self.job_id}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+
+    def follow(self, storage: optuna.storages.BaseStorage, name: str) -> None:
+        """The study whose trials of this helper are failed when the watch fires."""
+        with self._lock:
+            self._study = (storage, name)
+        if self._fired.is_set():  # fired while the study was being opened
+            self._give_up_trials()
+
+    def stopped(self) -> bool:
+        return self._fired.is_set()
+
+    def check(self, _report: EpochReport | None = None) -> None:
+        """Raise ``HelpStopped`` once the watch fired (an epoch callback of every fit)."""
+        if self._fired.is_set():
+            raise HelpStopped(self.reason)
+
+    def _watch_loop(self) -> None:
+        while not self._done.wait(self.poll_s):
+            reason = self._why_stop()
+            if reason is not None:
+                self.reason = reason
+                self._fired.set()
+                log.warning("tune job %d: leaving its search: %s", self.job_id, reason)
+                self._give_up_trials()
+                return
+
+    def _why_stop(self) -> str | None:
+        if self.max_run_s is not None and self._monotonic() - self._started > self.max_run_s:
+            return f"ran past its {self.max_run_s / 3600:.4g} h limit (GENREC_JOB_MAX_HOURS)"
+        try:
+            with session_scope(self.sessions) as session:
+                row = repo.get_job(session, self.job_id)
+        except SQLAlchemyError as exc:  # the database away: look again at the next poll
+            log.warning("tune job %d: cannot read the job: %s", self.job_id, exc)
+            return None
+        if row is None:
+            return "the job was deleted"
+        if row.status != "running":
+            return f"the job ended ({row.status})"
+        return None
+
+    def _give_up_trials(self) -> None:
+        """Fail this helper's running trials in the study, saying why (best effort: a
+        trial that ended meanwhile is left as it ended)."""
+        with self._lock:
+            followed = self._study
+        if followed is None:
+            return
+        storage, name = followed
+        note = f"the helper gave it up: {self.reason}"
+        try:
+            study_id = storage.get_study_id_from_name(name)
+            running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+            for trial in running:
+                if trial.user_attrs.get("worker") != self.worker_id:
+                    continue
+                trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                try:
+                    storage.set_trial_user_attr(trial_id, "error", note)
+                    storage.set_trial_state_values(trial_id, TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # it ended by itself meanwhile
+                log.warning("tune job %d: trial %d failed: %s", self.job_id, trial.number, note)
+        except SQLAlchemyError as exc:  # its heartbeat still beats; the lead waits it out
+            log.warning("tune job %d: trials not given up: %s", self.job_id, exc)
 
 
 def helper_seed(seed: int, worker_id: str) -> int:

@@ -1,4 +1,5 @@
-"""A worker with no queued job joins the open search of a tune job another worker leads.
+"""A worker with no queued job joins the open search of a tune job another worker leads,
+within the job's time limit and while the job runs.
 
 Here the lead is played by the test (claim, cutoff, study, window); the real two-process
 run is ``test_two_workers.py``.
@@ -7,22 +8,27 @@ run is ``test_two_workers.py``.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import optuna
 import pytest
 
 from app import repository as repo
+from app import worker as worker_module
 from app.core.db import session_scope
 from app.retrain import lifecycle as lc
 from app.retrain.runner import JobContext
 from app.tune.jobs import TuneRequest, enqueue_tune
 from app.tune.runner import help_tune_job
 from app.tune.study import open_study_storage, study_name
-from app.worker import Worker
+from app.worker import Worker, job_time_limit_s
 from models_store import iso_utc
 from tests.app.conftest import JobContextFactory
+from tests.manual_clock import ManualClock
 from training.data.log_reader import read_interaction_log
+from training.tuning import objective
 from training.tuning.search import open_search
 
 pytestmark = pytest.mark.integration
@@ -82,3 +88,113 @@ def test_a_helper_does_not_run_trials_of_a_cancelled_job(
     study = optuna.load_study(study_name=study_name(job_id), storage=open_study_storage(tune_db))
     assert [t.state.name for t in study.trials] == ["WAITING"]  # only the lead's enqueued one
     assert Worker(ctx, worker_id="other").step() is None  # nothing to join any more
+
+
+def _eventually(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Poll until the helper's watch has acted (it looks every ``job_lease_s / 3``)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the helper's watch never acted"
+        time.sleep(0.01)
+
+
+def _hang_fits(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Every trial's fit hangs inside its first epoch (no epoch callback ever runs) until
+    the event returned is set: a deadlocked fit."""
+    release = threading.Event()
+
+    def hang(*_args: object) -> None:
+        release.wait(60)
+        raise RuntimeError("woke up long after the helper gave the trial up")
+
+    monkeypatch.setattr(objective, "validated_fit_by_activity", hang)
+    return release
+
+
+def _helpers_trials(study: optuna.Study) -> list[tuple[str, str | None]]:
+    return [
+        (t.state.name, t.user_attrs.get("error"))
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("worker") == "helper"
+    ]
+
+
+def test_a_helper_hung_in_a_fit_gives_its_trial_up_at_the_jobs_time_limit(
+    tune_db: str, make_job_context: JobContextFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lead's attempt stops at ``GENREC_JOB_MAX_HOURS`` (``JobLease``); a helper ran
+    trials outside the lease, so one hung inside an epoch held its trial "running" for
+    ever (Optuna's heartbeat thread kept it alive), and the lead waited for it. Past the
+    job's limit the helper fails that trial in the study and takes no other."""
+    ctx = make_job_context(tune_db, job_lease_s=0.3)
+    job_id = _lead(ctx, tune_db, TuneRequest(models=("popularity", "ease"), budget_minutes=0.5))
+    before = lc.get_job(ctx.sessions, job_id)
+    limit = job_time_limit_s(before, ctx.settings)
+    study = optuna.load_study(study_name=study_name(job_id), storage=open_study_storage(tune_db))
+    release = _hang_fits(monkeypatch)
+    elapsed = ManualClock(0.0)
+    worker = Worker(ctx, worker_id="helper", monotonic=elapsed)
+    outcomes: list[str | None] = []
+    thread = threading.Thread(target=lambda: outcomes.append(worker.step()))
+    thread.start()
+    try:
+        _eventually(lambda: _helpers_trials(study) == [("RUNNING", None)])
+        elapsed.advance(limit + 1.0)  # the fit never returns; only the helper's watch runs
+        _eventually(lambda: _helpers_trials(study)[0][0] == "FAIL")
+        ((_, error),) = _helpers_trials(study)
+        assert error is not None and "ran past its" in error and "GENREC_JOB_MAX_HOURS" in error
+    finally:
+        release.set()
+        thread.join(60)
+    assert outcomes == ["help stopped"]
+    assert [s for s, _ in _helpers_trials(study)] == ["FAIL"]  # it took no other trial
+    after = lc.get_job(ctx.sessions, job_id)
+    assert (after.status, after.worker_id, after.progress) == ("running", "lead", before.progress)
+
+
+def test_a_helper_hung_in_a_fit_gives_its_trial_up_when_the_job_ends(
+    tune_db: str, make_job_context: JobContextFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that ended (here cancelled) while a helper's fit hung left that trial
+    "running" in its study and the helper in it for good."""
+    ctx = make_job_context(tune_db, job_lease_s=0.3)
+    job_id = _lead(ctx, tune_db, TuneRequest(models=("popularity", "ease"), budget_minutes=0.5))
+    row = lc.get_job(ctx.sessions, job_id)
+    study = optuna.load_study(study_name=study_name(job_id), storage=open_study_storage(tune_db))
+    release = _hang_fits(monkeypatch)
+    outcomes: list[str] = []
+    helper = threading.Thread(
+        target=lambda: outcomes.append(help_tune_job(row, ctx, "helper", threading.Event()))
+    )
+    helper.start()
+    try:
+        _eventually(lambda: _helpers_trials(study) == [("RUNNING", None)])
+        lc.cancel_job(ctx.sessions, job_id)
+        _eventually(lambda: _helpers_trials(study)[0][0] == "FAIL")
+        ((_, error),) = _helpers_trials(study)
+        assert error is not None and "the job ended (cancelled)" in error
+    finally:
+        release.set()
+        helper.join(60)
+    assert outcomes == ["help stopped"]
+    assert [s for s, _ in _helpers_trials(study)] == ["FAIL"]
+
+
+def test_a_worker_bounds_its_help_by_the_jobs_time_limit(
+    tune_db: str, make_job_context: JobContextFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper's limit is the lead's: ``job_time_limit_s`` of the job (its budget plus
+    ``GENREC_JOB_MAX_HOURS``), on the worker's monotonic clock."""
+    ctx = make_job_context(tune_db, job_max_hours=2.0)
+    job_id = _lead(ctx, tune_db, TuneRequest(models=("ease",), budget_minutes=0.5))
+    seen: list[tuple[float | None, object]] = []
+
+    def helped(*_args: object, max_run_s: float | None = None, monotonic: object = None) -> str:
+        seen.append((max_run_s, monotonic))
+        return "helped"
+
+    monkeypatch.setattr(worker_module, "help_tune_job", helped)
+    elapsed = ManualClock(0.0)
+    assert Worker(ctx, worker_id="helper", monotonic=elapsed).step() == "helped"
+    assert seen == [(2 * 3600.0 + 30.0, elapsed)]
+    assert job_time_limit_s(lc.get_job(ctx.sessions, job_id), ctx.settings) == 2 * 3600.0 + 30.0
