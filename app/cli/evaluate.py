@@ -27,6 +27,7 @@ from app.cli.common import (
     store,
     user_errors,
 )
+from training.run_limits import MAX_THREADS
 
 
 def evaluate(
@@ -57,7 +58,9 @@ def evaluate(
     option: Annotated[
         list[str] | None, typer.Option("--option", help="protocol option key=value")
     ] = None,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads")] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, max=MAX_THREADS, help="torch CPU threads")
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the report as JSON")
     ] = None,

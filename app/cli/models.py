@@ -19,6 +19,7 @@ from app.cli.common import (
     store,
     user_errors,
 )
+from training.run_limits import MAX_IVF_LISTS
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -192,12 +193,14 @@ _INDEX_INTERRUPTED = (
 def models_index(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION (a number or an alias)")],
     nlist: Annotated[
-        int | None, typer.Option(min=1, help="IVF lists (default about 4 sqrt(items))")
+        int | None,
+        typer.Option(min=1, max=MAX_IVF_LISTS, help="IVF lists (default about 4 sqrt(items))"),
     ] = None,
     nprobe: Annotated[
         int | None,
         typer.Option(
             min=1,
+            max=MAX_IVF_LISTS,
             help="lists searched per query by default (default: the fewest of max(16, "
             "nlist/128), then doubling, that find 95% of sampled training users' exact top 100)",
         ),
@@ -206,6 +209,7 @@ def models_index(
         int | None,
         typer.Option(
             min=1,
+            max=MAX_IVF_LISTS,
             help="the similar-items index's default lists per query (default: the fewest "
             "that find 95% of sampled items' exact top 100)",
         ),

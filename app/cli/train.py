@@ -28,6 +28,7 @@ from app.cli.common import (
     store,
     user_errors,
 )
+from training.run_limits import MAX_PROCESSES
 
 if TYPE_CHECKING:
     from models_store import ModelStore
@@ -53,6 +54,7 @@ def train(
         int,
         typer.Option(
             min=1,
+            max=MAX_PROCESSES,
             help="train on N local processes (torchrun + DistributedDataParallel: Gloo on CPU, "
             "NCCL on GPUs); batch_size stays the global batch (docs/training.md)",
         ),

@@ -369,6 +369,25 @@ def test_evaluate_refuses_threads_below_one(env: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("threads", ["1025", "100000", str(2**40)])
+def test_evaluate_refuses_more_threads_than_any_machine_has(
+    env: Path, monkeypatch: pytest.MonkeyPatch, threads: str
+) -> None:
+    """``--threads 100000`` asked OpenMP for that many threads; ``2**40`` was torch's
+    "Overflow when unpacking long" traceback."""
+    import torch
+
+    def set_num_threads(count: int) -> None:
+        raise AssertionError(f"torch was asked for {count} threads")
+
+    monkeypatch.setattr(torch, "set_num_threads", set_num_threads)
+    output = _refused(
+        ["evaluate", "--model", "popularity", "--data", str(env), "--threads", threads],
+        "Invalid value for '--threads'",
+    )
+    assert "1024" in output, output
+
+
 @pytest.mark.parametrize(
     ("target", "message"),
     [("no/such/dir/report.json", "does not exist"), (".", "is a directory")],

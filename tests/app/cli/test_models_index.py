@@ -57,6 +57,11 @@ def test_index_refuses_models_scored_exactly_and_bad_settings(env: Path) -> None
         (["--similar-nprobe", "0"], "Invalid value for '--similar-nprobe'"),
         (["--nprobe", "0"], "Invalid value for '--nprobe'"),
         (["--nlist", "0"], "Invalid value for '--nlist'"),
+        # Past any index FAISS is tuned for: refused before the version is read.
+        (["--nlist", "1048577"], "Invalid value for '--nlist'"),
+        (["--nlist", str(2**64)], "Invalid value for '--nlist'"),
+        (["--nprobe", "1048577"], "Invalid value for '--nprobe'"),
+        (["--similar-nprobe", "1048577"], "Invalid value for '--similar-nprobe'"),
         (["--nlist", "2", "--nprobe", "3"], "--nprobe 3 is more than --nlist 2"),
         (["--nlist", "2", "--similar-nprobe", "3"], "--similar-nprobe 3 is more than --nlist 2"),
     ],

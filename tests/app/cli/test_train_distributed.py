@@ -140,6 +140,26 @@ def test_nproc_below_one_is_a_usage_error(env: Path) -> None:
     assert "--nproc" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("nproc", ["1025", "100000", str(2**64)])
+def test_nproc_past_any_machine_is_a_usage_error_before_launching(
+    env: Path, monkeypatch: pytest.MonkeyPatch, nproc: str
+) -> None:
+    """``--nproc 100000`` went to torchrun, which tried to start that many processes."""
+    from training import distributed
+
+    def launch(count: int, module: str, args: list[str]) -> int:
+        raise AssertionError(f"torchrun was asked for {count} processes")
+
+    monkeypatch.setattr(distributed, "launch", launch)
+    result = CliRunner().invoke(
+        app, ["train", "--model", "mult-vae", "--data", str(env), "--nproc", nproc]
+    )
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--nproc'" in result.output and "1024" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+
+
 class _Started(Exception):
     """Raised where a rank would join torchrun's process group: the checks before it passed."""
 
