@@ -228,3 +228,9 @@ class AliasMoved(BaseModel):
     alias: str
     version: str
     previous: str | None
+    unreadable_kept_as: str | None = Field(
+        default=None,
+        description="promote only: the alias file did not parse (a hand edit, a disk fault) "
+        "and was replaced, with no rollback history (previous is null); its bytes are kept "
+        "under this name, relative to the model store",
+    )

@@ -22,7 +22,7 @@ from models_store.errors import (
     VersionNotFound,
 )
 from models_store.manifest import FORMAT_VERSION, DataInfo, FileEntry, Manifest, iso_utc
-from models_store.store import LoadedVersion, ModelStore
+from models_store.store import LoadedVersion, ModelStore, Promotion
 
 __all__ = [
     "FORMAT_VERSION",
@@ -40,6 +40,7 @@ __all__ = [
     "ModelNotFound",
     "ModelStore",
     "NothingToRollBack",
+    "Promotion",
     "StoreError",
     "UnknownFormat",
     "UnreadableAlias",

@@ -68,6 +68,19 @@ MAX_ALIAS_HISTORY = 100  # rollback depth kept per alias
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """What an operator's promotion (``ModelStore.promote_by_operator``) did, for its answer."""
+
+    manifest: Manifest
+    #: The version the alias named before; None when it was unset or its file unreadable.
+    previous: str | None
+    #: The alias file that did not parse and was replaced (its location), else None.
+    replaced: str | None = None
+    #: Where that file's bytes are kept, beside it (``<alias>.json.unreadable-<time>``).
+    kept_as: str | None = None
+
+
+@dataclass(frozen=True)
 class LoadedVersion:
     """A verified version: its manifest, its data, and where it lives (for messages)."""
 
@@ -503,6 +516,29 @@ class ModelStore:
         a file that cannot be read at all (no permission, a folder: replacing what
         cannot be seen is not safe), ``UnreadableAlias`` naming the file.
         """
+        return self._promote(model, version, alias, only_from, replace_unreadable).manifest
+
+    def promote_by_operator(
+        self, model: str, version: str | int, alias: str = "production"
+    ) -> Promotion:
+        """An operator's explicit promotion: ``promote`` with ``replace_unreadable``, saying
+        what it found (the version the alias named, checked under the lock; the unreadable
+        alias file it replaced and where its bytes are kept).
+
+        The one path of ``genrec models promote`` and ``POST /admin/models/{name}/promote``
+        (and the dashboard, through the route): the route promoted without the repair, so
+        an alias file that did not parse was a 409 there that only the command line fixed.
+        """
+        return self._promote(model, version, alias, None, replace_unreadable=True)
+
+    def _promote(
+        self,
+        model: str,
+        version: str | int,
+        alias: str,
+        only_from: Collection[str | None] | None,
+        replace_unreadable: bool,
+    ) -> Promotion:
         model = validate_name(model, "model name")
         alias = validate_name(alias, "alias")
         manifest = self.load(model, version).manifest  # raises: alias untouched
@@ -513,12 +549,13 @@ class ModelStore:
                 if not replace_unreadable or only_from is not None or exc.raw is None:
                     raise
                 stamp = utc_now_iso().replace("-", "").replace(":", "")
-                self.backend.replace(f"{model}/{ALIASES}/{alias}.json.unreadable-{stamp}", exc.raw)
+                kept = f"{model}/{ALIASES}/{alias}.json.unreadable-{stamp}"
+                self.backend.replace(kept, exc.raw)
                 self._write_alias(model, alias, manifest.version, [])
-                return manifest
+                return Promotion(manifest, None, exc.where, self.backend.location(kept))
             if record is not None and record.version == manifest.version:
                 self._write_alias(model, alias, manifest.version, record.previous)
-                return manifest
+                return Promotion(manifest, record.version)
             current = None if record is None else record.version
             if only_from is not None and current not in only_from:
                 raise AliasChanged(
@@ -528,7 +565,7 @@ class ModelStore:
                 )
             previous = [] if record is None else [record.version, *record.previous]
             self._write_alias(model, alias, manifest.version, previous)
-        return manifest
+        return Promotion(manifest, current)
 
     def rollback(
         self, model: str, alias: str = "production", expected: str | int | None = None
@@ -706,7 +743,8 @@ class ModelStore:
         # A file that parses badly is replaced by an explicit promotion (``promote``'s
         # ``replace_unreadable``); the message says so, to whoever meets it first.
         repair = (
-            f"; `genrec models promote {model} VERSION` replaces it"
+            f"; promoting a version replaces it (`genrec models promote {model} VERSION`, "
+            f"POST /admin/models/{model}/promote)"
             if alias == "production"
             else "; move it away and promote a version"
         )

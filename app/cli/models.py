@@ -98,21 +98,12 @@ def models_promote(name: str, version: str) -> None:
     An alias file that does not parse (a hand edit, a disk fault) is replaced, with no
     rollback history; its bytes are kept beside it (``production.json.unreadable-TIME``).
     """
-    from models_store.errors import UnreadableAlias
-
     with user_errors():
-        model_store = store(settings())
-        try:  # only to say so below: the store decides again, under the model's lock
-            model_store.alias_state(name)
-            damaged = None
-        except UnreadableAlias as exc:
-            damaged = exc if exc.raw is not None else None
-        model_store.promote(name, version, replace_unreadable=True)
-    if damaged is not None:
+        moved = store(settings()).promote_by_operator(name, version)
+    if moved.kept_as is not None:
         out.print(
-            f"{name}: alias file {damaged.where} was unreadable: replaced, with no rollback "
-            "history (the unreadable file is kept beside it as "
-            "production.json.unreadable-TIME)",
+            f"{name}: alias file {moved.replaced} was unreadable: replaced, with no rollback "
+            f"history (the unreadable file is kept beside it as {Path(moved.kept_as).name})",
             markup=False,
         )
     out.print(f"{name}: production -> {version}", markup=False)

@@ -291,14 +291,23 @@ def list_models(services: ServicesDep) -> ModelList:
 
 @router.post("/models/{name}/promote", response_model=AliasMoved, responses=errors(*BODY, 404, 409))
 def promote(name: ModelNamePath, body: PromoteIn, services: ServicesDep) -> AliasMoved:
-    """Point ``production`` at a version (verified first); servers swap without restart."""
+    """Point ``production`` at a version (verified first); servers swap without restart.
+
+    As ``genrec models promote`` (the store's one path for an operator's promotion): an
+    alias file that does not parse is replaced, with no rollback history, and its bytes
+    kept beside it (``unreadable_kept_as``). One that cannot be read at all (a folder in
+    its place, no permission) is a 409 saying what to do."""
     store = services.holder.store
+    hide = path_hider(services.settings.store_dir)
 
     def move() -> AliasMoved:
-        previous = store.alias_state(name)
-        manifest = store.promote(name, str(body.version))
+        moved = store.promote_by_operator(name, str(body.version))
         return AliasMoved(
-            model=name, alias="production", version=manifest.version, previous=previous
+            model=name,
+            alias="production",
+            version=moved.manifest.version,
+            previous=moved.previous,
+            unreadable_kept_as=None if moved.kept_as is None else hide(moved.kept_as),
         )
 
     return _guarded(move)

@@ -110,6 +110,12 @@ async def promote(
         return await _page(request, session, problem=exc.message, status_code=exc.status)
     was = f"v{moved.previous}" if moved.previous is not None else "unset"
     notice = f"{name}: production now points at v{moved.version} (was {was})."
+    if moved.unreadable_kept_as is not None:  # replaced: where it pointed is unknown
+        notice = (
+            f"{name}: production now points at v{moved.version}. Its alias file was "
+            f"unreadable: replaced, with no rollback history (kept as "
+            f"{moved.unreadable_kept_as})."
+        )
     return redirect_with_notice(request, session, _anchor(name), notice)
 
 

@@ -316,3 +316,28 @@ def test_the_models_page_names_a_version_it_cannot_read(dash: TestClient, store_
     assert page.status_code == 200
     assert "whose manifest cannot be read" in page.text and "v1: " in page.text
     assert 'id="model-ease"' in page.text  # the other models are listed as before
+
+
+def test_promote_repairs_an_alias_file_that_does_not_parse_and_says_so(
+    dash: TestClient, store_dir: Path
+) -> None:
+    """Through the admin route, on the store's path for an operator's promotion: the page
+    answered 409 "is unreadable" and only the command line could repair it."""
+    alias_file = store_dir / "ease" / "aliases" / "production.json"
+    alias_file.write_text("{oops")
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/models").text)
+    promoted = dash.post(
+        "/dashboard/models/ease/promote",
+        data={"version": "1", "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert promoted.status_code == 303, promoted.text
+    page = dash.get(promoted.headers["location"]).text
+    notice = re.search(r'<p class="notice" role="status">([^<]*)</p>', page)
+    assert notice, page[:3000]
+    said = notice.group(1)
+    assert said.startswith("ease: production now points at v1. Its alias file was unreadable: ")
+    assert "with no rollback history (kept as ease/aliases/production.json.unreadable-" in said
+    assert str(store_dir) not in page
+    assert len(list(alias_file.parent.glob("production.json.unreadable-*"))) == 1

@@ -259,6 +259,7 @@ def test_promote_and_rollback_are_seen_by_the_running_server(
         "alias": "production",
         "version": second,
         "previous": "1",
+        "unreadable_kept_as": None,
     }
     _wait_for_version(admin, "mult-vae", second)
 
@@ -268,8 +269,34 @@ def test_promote_and_rollback_are_seen_by_the_running_server(
         "alias": "production",
         "version": "1",
         "previous": second,
+        "unreadable_kept_as": None,
     }
     _wait_for_version(admin, "mult-vae", "1")
+
+
+def test_promote_repairs_an_alias_file_that_does_not_parse_as_the_cli_does(
+    admin: TestClient, store_dir: Path, train: Callable[..., str]
+) -> None:
+    """Over an alias file that does not parse (a hand edit, a disk fault) the route was a
+    409 telling the operator to run ``genrec models promote``, which repaired it: an
+    operator with only the API (or the dashboard, which calls this route) could not get
+    production back. Both now take the store's one path for an operator's promotion."""
+    second = train(ModelStore(store_dir), "mult-vae", seed=1, promote=False)
+    alias_file = store_dir / "mult-vae" / "aliases" / "production.json"
+    alias_file.write_text("{oops")
+    moved = admin.post("/admin/models/mult-vae/promote", json={"version": second}, headers=AUTH)
+    assert moved.status_code == 200, moved.text
+    body = moved.json()
+    assert (body["version"], body["previous"]) == (second, None)  # where it was: unknown
+    kept = body["unreadable_kept_as"]  # relative to the store, as every admin answer
+    assert kept.startswith("mult-vae/aliases/production.json.unreadable-"), kept
+    assert (store_dir / kept).read_text() == "{oops"
+    assert str(store_dir) not in moved.text
+    assert ModelStore(store_dir).alias_history("mult-vae") == [second]  # no history to trust
+    _wait_for_version(admin, "mult-vae", second)
+    listed = admin.get("/admin/models", headers=AUTH).json()["models"]
+    entry = next(m for m in listed if m["name"] == "mult-vae")
+    assert entry["aliases"] == {"production": second} and entry["aliases_unreadable"] is None
 
 
 @pytest.mark.parametrize(
