@@ -21,3 +21,10 @@ class UserErasureResponse(BaseModel):
     user_id: str
     erased_at: datetime = Field(description="when the erasure was committed (UTC)")
     deleted: DeletedRows
+    refresh_pending: bool = Field(
+        description="true when this server could not apply the erasure before answering "
+        "(its read of the erasures or its delete of the user's late impressions failed; "
+        "see its log): the erasure is committed and the rows above are deleted, but until "
+        "its next reload poll this server, like the other replicas, may still serve the "
+        "user's cached or trained state. Repeating the DELETE is safe (it erases again)"
+    )

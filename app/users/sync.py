@@ -18,7 +18,9 @@ at its reload interval, and for each new one:
   in batches after the response (``app.serving.impressions``), so lists a server
   showed the user before the erasure may reach the table after its transaction.
 
-The server that answers ``DELETE /v1/users/{id}`` polls before answering. The first
+The server that answers ``DELETE /v1/users/{id}`` polls before answering
+(``apply_now``), and says so when that poll failed: the erasure is committed, but this
+server applies it only at a later poll, like the other replicas. The first
 read takes the whole table; the read at start-up, before the server serves anyone,
 only records. A failed read keeps what is known and retries at the next interval;
 after a failed start-up read, the server serves meanwhile (not knowing of any
@@ -87,10 +89,19 @@ class ErasureSync:
 
         Raises nothing: a database error is logged and the next poll retries (the
         impressions still to delete are kept until a delete succeeds)."""
-        return self._refresh(record_only=False)
+        return self._refresh(record_only=False)[0]
 
-    def _refresh(self, record_only: bool) -> int:
-        """``refresh``; with ``record_only`` (start-up, ``start``) nothing is cleaned up."""
+    def apply_now(self) -> bool:
+        """``refresh`` for ``DELETE /v1/users/{id}``, after its commit: whether this server
+        now applies every erasure committed so far (serves the users as erased, their cached
+        states dropped, their late impressions deleted). False when the read or a delete
+        failed (logged): the answer must not say the erasure is applied here when it is
+        not, and the next poll applies it (the rows are read again, the deletes retried)."""
+        return self._refresh(record_only=False)[1]
+
+    def _refresh(self, record_only: bool) -> tuple[int, bool]:
+        """``refresh``, and whether it completed; with ``record_only`` (start-up, ``start``)
+        nothing is cleaned up."""
         new = 0
         with self._lock:
             try:
@@ -120,9 +131,11 @@ class ErasureSync:
                 self._delete_impressions()
             except SQLAlchemyError as exc:
                 log.warning("cannot read erased users (keeping what is known): %s", exc)
+                return new, False
             except Exception:  # the poll thread must survive
                 log.exception("reading erased users failed; will retry at the next interval")
-        return new
+                return new, False
+        return new, True
 
     def _delete_impressions(self) -> None:
         """This server's queued impressions written, then those of the users erased since

@@ -6,6 +6,8 @@ stopped by the app's lifespan (``app.main``).
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,6 +18,8 @@ from app.api.responses import ADMIN, errors
 from app.schemas_users import DeletedRows, UserErasureResponse
 from app.serving.state import database_unavailable
 from app.users import ErasureSync, erase_users
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["users"], route_class=AdminRoute)
 
@@ -40,6 +44,10 @@ def erase_user(user_id: UserIdPath, request: Request, services: ServicesDep) -> 
     a trained version or a cache may still hold it), and erasing again is 200 (it erases
     what was logged since). The trained models' weights still carry the user's influence
     on item parameters until the next retrain (docs/deployment.md, "Erasing a user").
+
+    ``refresh_pending`` true: the erasure is committed, but this server's own poll after
+    it failed, so this server applies it at its next reload poll, as the other replicas
+    do (a 503 would say nothing was erased; a retry is safe either way).
     """
     services.recommender.check_id(user_id, "user_id")
     # The lists this server showed the user are queued for the table: write them first,
@@ -50,7 +58,16 @@ def erase_user(user_id: UserIdPath, request: Request, services: ServicesDep) -> 
     except SQLAlchemyError as exc:
         raise database_unavailable(exc) from exc
     sync: ErasureSync = request.app.state.erasures
-    sync.refresh()  # this server stops serving the user's data before answering
+    applied = sync.apply_now()  # this server stops serving the user's data before answering
+    if not applied:
+        log.warning(
+            "user erased at %s, but this server could not apply it yet (see above); "
+            "it will at its next reload poll",
+            erased.erased_at.isoformat(),
+        )
     return UserErasureResponse(
-        user_id=user_id, erased_at=erased.erased_at, deleted=DeletedRows(**erased.deleted)
+        user_id=user_id,
+        erased_at=erased.erased_at,
+        deleted=DeletedRows(**erased.deleted),
+        refresh_pending=not applied,
     )

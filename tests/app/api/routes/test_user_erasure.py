@@ -144,6 +144,7 @@ def test_erasure_deletes_the_users_rows_and_says_how_many(
     _show(sessions, "bob", 1)
     body = _erase(client, "team/alice")
     assert body["user_id"] == "team/alice"
+    assert body["refresh_pending"] is False  # this server applied it before answering
     assert body["deleted"] == {"interactions": 3, "impressions": 2}
     assert datetime.fromisoformat(body["erased_at"]) <= datetime.now(UTC)
     assert _counts(sessions, "team/alice") == (0, 0)
@@ -262,6 +263,42 @@ def test_retraining_reads_nothing_of_the_erased_user(
     _log(client, "gone", "4")
     data = read_interaction_log(database[0])
     assert set(data.user_ids.ids) == {"stays", "gone"} and len(data) == 2
+
+
+@pytest.mark.parametrize("failing", ["erasures_since", "delete_impressions_until"])
+def test_an_erasure_this_server_could_not_apply_says_so(
+    make_admin: Callable[..., TestClient],
+    database: tuple[str, sessionmaker[Session]],
+    monkeypatch: pytest.MonkeyPatch,
+    failing: str,
+) -> None:
+    """The answering server applies the erasure before answering (its poll of
+    ``erased_users``, then its delete of the user's late impressions). When that failed
+    after the commit (logged, nothing raised) the answer was the same 200 as a complete
+    erasure, while this server went on serving the user's trained state. The erasure is
+    committed, so it stays a 200, with ``refresh_pending`` true; the next poll applies it."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.users.sync as sync_module
+
+    client = make_admin()
+    assert not _list(client, "u3")["fallback"]  # served from their trained state
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection lost"))
+
+    real = getattr(sync_module, failing)
+    monkeypatch.setattr(sync_module, failing, down)
+    r = client.delete("/v1/users/u3", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["refresh_pending"] is True
+    assert _counts(database[1], "u3") == (0, 0)  # the committed part: the rows are gone
+    if failing == "erasures_since":  # not read here: still served as before, as said
+        assert not _list(client, "u3")["fallback"]
+    monkeypatch.setattr(sync_module, failing, real)
+    client.app.state.erasures.refresh()  # type: ignore[attr-defined]  # the next poll
+    assert _list(client, "u3")["fallback"]
+    assert _erase(client, "u3")["refresh_pending"] is False
 
 
 def test_an_unreachable_database_is_a_503(make_client: Callable[..., TestClient]) -> None:
