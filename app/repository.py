@@ -1179,6 +1179,38 @@ def remove_items(session: Session, ids: Sequence[str], now: datetime) -> dict[st
     return {item_id: outcome.get(item_id, "unknown") for item_id in ids}
 
 
+def restore_items(session: Session, ids: Sequence[str], now: datetime) -> dict[str, str]:
+    """Restore removed ``ids`` (distinct) as they are stored; per id "restored",
+    "not_removed" or "unknown" (not in the catalog: nothing is written for it).
+
+    ``remove_items``'s inverse, and like it one ``UPDATE ... WHERE removed_at IS NOT
+    NULL`` per chunk that touches the removal alone: title, text and attributes stay
+    what the row holds at that moment. Why not a PUT of the stored content (the
+    dashboard's Restore did that): its read and its write were two transactions, so a
+    PUT or an import landing between them was overwritten by the content read before
+    it. The caller commits right after, as for ``upsert_items``.
+    """
+    stamp = as_utc(now)
+    pending = -1 - secrets.randbelow(2**62)
+    outcome: dict[str, str] = {}
+    for start in range(0, len(ids), ITEM_LOOKUP_CHUNK):
+        chunk = list(ids[start : start + ITEM_LOOKUP_CHUNK])
+        session.execute(
+            update(Item)
+            .where(Item.item_id.in_(chunk), Item.removed_at.is_not(None))
+            .values(removed_at=None, updated_at=stamp, change_epoch=pending)
+            .execution_options(synchronize_session=False)
+        )
+        found = session.execute(
+            select(Item.item_id, Item.change_epoch).where(Item.item_id.in_(chunk))
+        )
+        for item_id, epoch in found:
+            outcome[item_id] = "restored" if epoch == pending else "not_removed"
+    if "restored" in outcome.values():
+        _stamp_catalog_change(session, pending)
+    return {item_id: outcome.get(item_id, "unknown") for item_id in ids}
+
+
 def _stamp_catalog_change(session: Session, pending: int) -> int:
     """Take the next catalog epoch and give it to this transaction's rows (those marked
     ``pending``); returns it.

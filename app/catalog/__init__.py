@@ -13,7 +13,8 @@ One job per module:
 * ``items`` — the rules an item must meet, writing and reading the items
   table, and the all-or-nothing file import.
 * ``extension`` — growing one loaded model with catalog items (copy on write).
-* ``removal`` — removing items (soft: ``removed_at``), the route's and the CLI's.
+* ``removal`` — removing items (soft: ``removed_at``), the route's and the CLI's, and
+  restoring them as stored (the dashboard's).
 * ``sync`` — keeping every loaded model of this process in step with the
   table (``CatalogSync``, started and stopped by the app's lifespan).
 
@@ -35,7 +36,12 @@ from app.catalog.items import (
     save_items,
     validate_item,
 )
-from app.catalog.removal import UnknownItems, remove_from_database, remove_items
+from app.catalog.removal import (
+    UnknownItems,
+    remove_from_database,
+    remove_items,
+    restore_items,
+)
 from app.catalog.sync import CatalogSync
 
 __all__ = [
@@ -51,6 +57,7 @@ __all__ = [
     "read_item",
     "remove_from_database",
     "remove_items",
+    "restore_items",
     "save_items",
     "validate_item",
 ]

@@ -25,6 +25,7 @@ from app.core.db import (
     session_scope,
 )
 from app.repository import remove_items as remove_rows
+from app.repository import restore_items as restore_rows
 from app.schemas_fields import id_problem
 
 #: How many unknown ids a refusal names.
@@ -57,6 +58,19 @@ def remove_items(sessions: sessionmaker[Session], ids: Sequence[str]) -> dict[st
         if unknown:
             raise UnknownItems(unknown)  # rolls the transaction back
     return outcome
+
+
+def restore_items(sessions: sessionmaker[Session], ids: Sequence[str]) -> dict[str, str]:
+    """Restore removed ``ids`` as stored, in one transaction; per id "restored",
+    "not_removed" (live: a second click, or another writer restored it meanwhile, with
+    whatever content it wrote, which is kept) or "unknown" (not in the catalog).
+
+    The dashboard's Restore. A PUT restores too, with the content it carries; this
+    changes the removal only (``app.repository.restore_items`` says why).
+    """
+    distinct = list(dict.fromkeys(ids))
+    with session_scope(sessions) as session:
+        return restore_rows(session, distinct, datetime.now(UTC))
 
 
 def check_id(item_id: str, max_id_length: int) -> None:

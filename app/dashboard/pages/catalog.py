@@ -4,8 +4,9 @@ and restore an item.
 Remove calls the catalog API's own ``DELETE /v1/items/{id}`` handler
 (``app.api.routes.catalog.delete_item``: ``app.catalog.removal``, then this
 server's catalog sync, so the page after the redirect is already right), and
-Restore its ``PUT`` handler with the item's stored title, text and attributes,
-which is how the API restores a removed item (``upsert_items``: "restored").
+Restore undoes the removal alone (``app.catalog.restore_items``, then the same
+sync), keeping whatever content the row holds when it runs (it used to PUT the
+content it had read, overwriting a PUT that landed in between).
 Failures are mapped as the API maps them and shown on the item's page; a
 success redirects to it with a one-shot notice (Post/Redirect/Get), so a reload
 repeats nothing. Removing asks for confirmation in the browser (``data-confirm``,
@@ -20,21 +21,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import services_of
 from app.api.params import StorableText
 from app.api.routes import catalog as catalog_api
-from app.catalog import CatalogSync, read_item
+from app.catalog import CatalogSync, read_item, restore_items
 from app.core.errors import ApiError
 from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_with_notice
 from app.dashboard.catalog_view import SEARCH_LIMIT, item_card, search_items
 from app.dashboard.formatting import item_href, utc
-from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
-from app.schemas_catalog import ItemIn
 from app.serving.loaded import LoadedModel
 from app.serving.state import database_unavailable
 
@@ -161,8 +159,12 @@ async def remove_item(
 async def restore_item(
     request: Request, session: CsrfDep, item_id: Annotated[StorableText, Form()]
 ) -> Response:
-    """Restore a removed item: ``PUT /v1/items/{item_id}``'s own handler with the stored
-    title, text and attributes (a PUT of a removed item restores it)."""
+    """Restore a removed item as stored: only its removal is undone, in one statement
+    that also checks it is removed (``app.catalog.restore_items``).
+
+    It read the row and then PUT its stored content through the API's handler, two
+    transactions: a PUT or an import landing between them was overwritten by what
+    the Restore had read. The read below only answers early (unknown, or live)."""
     services = services_of(request)
     try:
         services.recommender.check_id(item_id, "item_id")  # as the API's routes check it
@@ -173,18 +175,20 @@ async def restore_item(
         if row.removed_at is None:  # a second click, another operator
             notice = f"Item {item_id} is in the catalog (not removed); nothing changed."
             return redirect_with_notice(request, session, item_href(item_id), notice)
-        body = ItemIn(title=row.title, text=row.text, attributes=row.attributes)
-        await run_in_threadpool(
-            catalog_api.put_item, item_id, body, Response(), services, _catalog(request)
-        )
+        outcome = await run_in_threadpool(restore_items, services.sessions, [item_id])
+        catalog = _catalog(request)
+        await run_in_threadpool(catalog.sync_now)  # this server serves it before answering
     except SQLAlchemyError as exc:
         error = database_unavailable(exc)
         return await _item(request, item_id, session, error.message, error.status)
-    except ValidationError as exc:  # a stored row the API's body would refuse now
-        problem = f"Item {item_id} cannot be restored as stored: {validation_problem(exc)}"
-        return await _item(request, item_id, session, problem, 422)
     except ApiError as exc:
         return await _item(request, item_id, session, exc.message, exc.status)
+    if outcome[item_id] != "restored":  # restored meanwhile (a PUT, an import, a click)
+        notice = (
+            f"Item {item_id} was put back in the catalog meanwhile, by another writer; "
+            "nothing changed (its content is theirs)."
+        )
+        return redirect_with_notice(request, session, item_href(item_id), notice)
     notice = (
         f"Item {item_id} restored: this server lists it again now, the others at their "
         "next reload poll."

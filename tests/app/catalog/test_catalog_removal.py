@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.catalog import UnknownItems, remove_items, save_items
+from app.catalog import UnknownItems, remove_items, restore_items, save_items
 from app.catalog.sync import CatalogSync
 from app.core.db import session_scope
 from app.repository import NewItem, catalog_epoch, get_item
@@ -98,6 +98,29 @@ def test_put_restores_a_removed_item_whatever_its_content(
         restored = get_item(session, "a")
         assert restored is not None and restored.removed_at is None
     assert save_items(sessions, [_item("a", shelf=1)]) == {"a": "unchanged"}
+
+
+def test_restore_undoes_the_removal_only_and_stamps_one_epoch(
+    both_sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The dashboard's Restore: the row's content as it is when the statement runs (what
+    another writer put meanwhile, never an earlier read of it), only for removed items."""
+    sessions = both_sessions
+    save_items(sessions, [_item(i, shelf=1) for i in ("a", "b", "c")])
+    remove_items(sessions, ["a", "b"])
+    there = _sync(sessions, tmp_path)
+    before = _epoch(sessions)
+    outcome = restore_items(sessions, ["a", "c", "typo", "a"])
+    assert outcome == {"a": "restored", "c": "not_removed", "typo": "unknown"}
+    assert _epoch(sessions) == before + 1
+    with session_scope(sessions) as session:
+        restored = get_item(session, "a")
+        assert restored is not None and restored.removed_at is None
+        assert restored.attributes == {"shelf": 1} and restored.change_epoch == before + 1
+    assert restore_items(sessions, ["a"]) == {"a": "not_removed"}
+    assert _epoch(sessions) == before + 1  # nothing changed: no epoch taken
+    there.refresh()  # another server's poll sees it
+    assert there.removed.ids == {"b"}
 
 
 def test_another_server_picks_a_removal_and_a_restore_up_at_its_poll(

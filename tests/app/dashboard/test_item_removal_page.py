@@ -21,6 +21,7 @@ from itsdangerous import TimestampSigner
 from sqlalchemy.exc import OperationalError
 
 import app.api.routes.catalog as catalog_api
+import app.dashboard.pages.catalog as catalog_page
 from app.dashboard.auth import _serializer
 from tests.app.dashboard.login import log_in
 
@@ -123,6 +124,36 @@ def test_remove_then_restore_from_the_items_page(dash: TestClient) -> None:
 
     twice = _post(dash, "restore", "7")
     assert "nothing changed" in (_notice(dash.get(twice.headers["location"]).text) or "")
+
+
+def test_a_restore_keeps_what_another_writer_put_while_it_ran(
+    dash: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restore read the removed row, then PUT its stored title, text and attributes in a
+    second transaction: a PUT (another operator, a client, an import) landing between the
+    two restored the item with new content, and the Restore then wrote the old content
+    over it, saying "restored". A Restore now changes the removal only, and only of a
+    removed item: what the other writer put stays, and the page says nothing changed."""
+    assert dash.delete("/v1/items/7", headers=AUTH).status_code == 200
+    newer = {"title": "Item 7, 2nd edition", "text": "new text", "attributes": {"side": 0}}
+    real_read = catalog_page.read_item
+    landed: list[int] = []
+
+    def read_then_another_put(*args: Any, **kwargs: Any) -> Any:
+        row = real_read(*args, **kwargs)
+        if not landed:  # right after the Restore's read of the (removed) row
+            landed.append(dash.put("/v1/items/7", json=newer, headers=AUTH).status_code)
+        return row
+
+    monkeypatch.setattr(catalog_page, "read_item", read_then_another_put)
+    restored = _post(dash, "restore", "7")
+    assert landed == [200]  # the other PUT restored it, with its own content
+    assert restored.status_code == 303, restored.text
+    monkeypatch.undo()
+    notice = _notice(dash.get(restored.headers["location"]).text) or ""
+    assert "nothing changed" in notice and "restored" not in notice.split(";")[-1], notice
+    item = dash.get("/v1/items/7").json()
+    assert {key: item[key] for key in newer} == newer and item["removed_at"] is None
 
 
 def test_search_and_explore_tag_removed_items(
@@ -260,7 +291,7 @@ def test_a_database_failure_is_shown_on_the_page(
     monkeypatch.undo()
 
     assert dash.delete("/v1/items/7", headers=AUTH).status_code == 200
-    monkeypatch.setattr(catalog_api, "save_items", unavailable)
+    monkeypatch.setattr(catalog_page, "restore_items", unavailable)
     failed = _post(dash, "restore", "7")
     assert failed.status_code == 503 and "database is unavailable" in _problem(failed.text)
     assert dash.get("/v1/items/7").json()["error"] == "unknown_item"  # still removed
