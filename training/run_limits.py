@@ -10,13 +10,13 @@ typos and runaways, not large machines. The CLI declares them as its options' ``
 (a usage error naming the option, exit code 2). They live apart from
 ``training.models.limits`` because that package imports torch, and the options are
 declared when the CLI is imported (``genrec --help`` stays quick). Documented in
-docs/design.md ("CLI").
+docs/design.md ("Command line").
 """
 
 from __future__ import annotations
 
-#: Processes ``genrec train --nproc`` starts on one machine: one per GPU or per core,
-#: and no single machine has more than this many of either.
+#: Processes ``genrec train --nproc`` (or ``genrec serve --workers``) starts on one
+#: machine: one per GPU or per core, and no single machine has more than this many.
 MAX_PROCESSES = 1_024
 #: torch CPU threads (``genrec evaluate --threads``): one per core, as above.
 MAX_THREADS = 1_024

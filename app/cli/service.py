@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from app.cli.common import console, fail, out, settings
+from training.run_limits import MAX_PROCESSES
 
 if TYPE_CHECKING:
     from app.core.config import Settings
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 def serve(
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, max=MAX_PROCESSES, help="uvicorn worker processes")
+    ] = 1,
 ) -> None:
     """Run the HTTP API (settings from GENREC_* environment variables / .env)."""
     import uvicorn

@@ -187,6 +187,7 @@ def test_migrate_on_an_unreachable_database_is_one_line_without_the_password(
         (["--port", "0"], "--port"),
         (["--workers", "0"], "--workers"),
         (["--workers", "-3"], "--workers"),
+        (["--workers", "1025"], "--workers"),  # was that many uvicorn processes started
     ],
 )
 def test_serve_refuses_ports_and_worker_counts_out_of_range(
