@@ -72,6 +72,10 @@ class NewInteraction:
     type: str | None = None
     recommendation_id: str | None = None
     impression_id: str | None = None  # the attribution, decided by ``app.serving.attribution``
+    #: ``ts`` is the receiving server's clock when the event arrived (the client sent no
+    #: ``timestamp``), not the client's word: attribution lets a list stamped after such
+    #: an event answer it, never one after a client's time (``app.serving.attribution``).
+    stamped_on_receipt: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,24 @@
 * An event without one is attributed, when its type is positive (weight > 0,
   or untyped), to the latest impression that showed that item to that user
   within ``window`` before the event's time. Negative and zero-weight events
-  are attributed only explicitly. Clocks differ between replicas and clients,
-  so when no such impression exists, one stamped at most ``CLOCK_TOLERANCE``
-  (a minute) *after* the event answers it, the earliest of those: the same
-  tolerance the experiment results give an event that names its list, so an
-  event one replica stamps slightly before another replica's list is not lost to
-  the window while an identical one with the list's id counts. A list stamped
-  before the event is always preferred: the tolerance is for skew, not for
-  crediting a list with what happened before it.
+  are attributed only explicitly. Clocks differ between replicas, so when no
+  such impression exists and the server stamped the event on receipt (the
+  client sent no ``timestamp``), a list already *written* to the database and
+  stamped at most ``CLOCK_TOLERANCE`` (a minute) *after* the event answers it,
+  the earliest of those: the same tolerance the experiment results give an
+  event that names its list. A written list was served before the event was
+  attributed, which is milliseconds after it arrived (the write group's wait),
+  so its later stamp is another replica's clock, not a list shown after the
+  event. No other later list answers an event: not this replica's own queued
+  list (stamped on the same clock as the event, so it was served after the
+  event arrived), and none after a client's ``timestamp``, which says when the
+  event happened, possibly long before it is sent (an offline batch, an
+  import), when lists served after it exist; its times cannot tell a skewed
+  client clock from an item found elsewhere and then shown, and crediting the
+  later list gave its experiment arm a click it never earned (the arm serving
+  recently interacted items most). Such an event is attributed by its
+  ``recommendation_id``, which proves the list came first. A list stamped
+  before the event is always preferred.
 
 One query per batch of events for each rule (``existing_impressions``, which
 reads each named impression's user, session and items;
@@ -181,8 +191,9 @@ class Attributor:
         queued: Mapping[str, NewImpression],
     ) -> dict[int, str | None]:
         """Per row (by ``id(row)``) the latest impression in ``[ts - window, ts]`` that
-        showed its item to its user, else the earliest in ``(ts, ts + CLOCK_TOLERANCE]``
-        (module docstring); the database's and this replica's queued ones."""
+        showed its item to its user, else, for a row stamped on receipt, the earliest
+        written one in ``(ts, ts + CLOCK_TOLERANCE]`` (module docstring); the
+        database's and this replica's queued ones."""
         times = [as_utc(r.ts) for r in rows if r.ts is not None]
         earliest, newest = min(times) - self.window, max(times) + CLOCK_TOLERANCE
         users = {r.user_id for r in rows}
@@ -207,7 +218,15 @@ class Attributor:
             ts = as_utc(row.ts)
             showed = shown.get((row.user_id, row.item_id), [])
             before = [(at, rec_id) for at, rec_id in showed if ts - self.window <= at <= ts]
-            skewed = [(at, rec_id) for at, rec_id in showed if ts < at <= ts + CLOCK_TOLERANCE]
+            # A queued list may also be in the database's read (committed in between):
+            # either way it is this replica's, stamped on the event's clock.
+            skewed = [
+                (at, rec_id)
+                for at, rec_id in showed
+                if row.stamped_on_receipt
+                and rec_id not in queued
+                and ts < at <= ts + CLOCK_TOLERANCE
+            ]
             if before:
                 out[id(row)] = max(before)[1]
             elif skewed:

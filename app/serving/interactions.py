@@ -108,7 +108,10 @@ class InteractionLogger:
     def _submit(self, interactions: Sequence[InteractionIn]) -> Future[int]:
         rows = self.validate(interactions)
         now = self.clock()
-        rows = [row if row.ts is not None else replace(row, ts=now) for row in rows]
+        rows = [
+            row if row.ts is not None else replace(row, ts=now, stamped_on_receipt=True)
+            for row in rows
+        ]
         try:
             return self._group.submit(rows)
         except GroupCommitClosed as exc:

@@ -225,15 +225,18 @@ def test_an_event_on_an_item_the_named_list_did_not_show_is_not_attributed_to_it
 # --------------------------------------------------------------------------- window and clocks
 
 
-def _window_event(user: str, item: str, at: datetime) -> NewInteraction:
-    return NewInteraction(user, item, None, at, type="click")
+def _window_event(user: str, item: str, at: datetime, on_receipt: bool = True) -> NewInteraction:
+    """A click without a ``recommendation_id``; ``on_receipt``: the server stamped its time
+    when it arrived (the client sent no ``timestamp``)."""
+    return NewInteraction(user, item, None, at, type="click", stamped_on_receipt=on_receipt)
 
 
-def test_a_window_event_stamped_slightly_before_its_list_is_attributed_to_it(
-    sessions: sessionmaker[Session], written: bool
+def test_an_event_stamped_on_receipt_slightly_before_another_replicas_list_is_attributed(
+    sessions: sessionmaker[Session],
 ) -> None:
-    """The list's time is one replica's clock, the event's another's (or the client's):
-    an event stamped 30 s before the list that showed its item was left unattributed,
+    """The list's time is the replica's that served it, the event's the receiving
+    replica's: an event the server stamped 30 s before a list already written (so served
+    before the event arrived: the later stamp is the clocks' skew) was left unattributed,
     though the results count such an event for a list it names (``CLOCK_TOLERANCE``,
     one minute). Within that tolerance it is attributed; two minutes before, it answers
     no list."""
@@ -248,14 +251,52 @@ def test_a_window_event_stamped_slightly_before_its_list_is_attributed_to_it(
         _window_event(user, "i2", now - timedelta(minutes=2)),
     ]
 
-    attributed, counted = _attribute(sessions, recorder, events, written)
+    attributed, counted = _attribute(sessions, recorder, events, written=True)
 
     assert [row.impression_id for row in attributed.rows] == [rec_id, None]
     assert counted == [("ab", "ease", "ease", "v1", "click")]
 
 
-def test_a_window_event_prefers_the_list_served_before_it_to_one_served_after(
+def test_a_list_stamped_after_a_client_stamped_event_is_not_credited_with_it(
     sessions: sessionmaker[Session], written: bool
+) -> None:
+    """A client's ``timestamp`` says when the event happened, not when the list it may
+    answer was shown: it may arrive long after (an offline batch, an import), when
+    lists served after it exist. A list stamped 30 s after it was credited with it when
+    no earlier list showed the item, though the user may have found the item elsewhere
+    and been shown it afterwards: the arm that served after the click gained a click
+    it never earned. Nothing in the times tells skew from that, so no later list
+    answers a client-stamped event (one that names its list is attributed by the id)."""
+    recorder = ImpressionRecorder(sessions, Metrics())
+    user = f"attr-{uuid.uuid4().hex[:8]}"
+    recorder.record(user, "user", ["i1"], "ease", "v1", experiment="ab", variant="ease")
+    event = _window_event(user, "i1", datetime.now(UTC) - timedelta(seconds=30), on_receipt=False)
+
+    attributed, counted = _attribute(sessions, recorder, [event], written)
+
+    assert [row.impression_id for row in attributed.rows] == [None]
+    assert counted == []
+
+
+def test_this_replicas_queued_list_stamped_after_an_event_it_stamped_is_not_credited(
+    sessions: sessionmaker[Session],
+) -> None:
+    """This replica stamped both the event (on receipt) and its own still-queued list, on
+    one clock: a list stamped after the event was served after it arrived, whatever the
+    other replicas' clocks say, and does not answer it."""
+    recorder = ImpressionRecorder(sessions, Metrics())
+    user = f"attr-{uuid.uuid4().hex[:8]}"
+    recorder.record(user, "user", ["i1"], "ease", "v1", experiment="ab", variant="ease")
+    event = _window_event(user, "i1", datetime.now(UTC) - timedelta(seconds=1))
+
+    attributed, counted = _attribute(sessions, recorder, [event], written=False)
+
+    assert [row.impression_id for row in attributed.rows] == [None]
+    assert counted == []
+
+
+def test_a_window_event_prefers_the_list_served_before_it_to_one_served_after(
+    sessions: sessionmaker[Session],
 ) -> None:
     """The tolerance is for skewed clocks: a list stamped after the event answers it only
     when no list stamped before it showed the item (the latest of those answers it)."""
@@ -270,6 +311,6 @@ def test_a_window_event_prefers_the_list_served_before_it_to_one_served_after(
     recorder.record(user, "user", ["i3"], "ease", "v1", experiment="ab", variant="ease")
     events = [_window_event(user, "i1", at), _window_event(user, "i3", at)]
 
-    attributed, _ = _attribute(sessions, recorder, events, written)
+    attributed, _ = _attribute(sessions, recorder, events, written=True)
 
     assert [row.impression_id for row in attributed.rows] == [before, after_only]
