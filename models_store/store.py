@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -610,18 +610,45 @@ class ModelStore:
             self._write_alias(model, alias, target, record.previous[1:])
         return target
 
-    def delete_version(self, model: str, version: str | int) -> list[str]:
+    @contextlib.contextmanager
+    def holding(self, models: Collection[str]) -> Iterator[None]:
+        """The exclusive lock of each of ``models`` that has versions, until the block ends
+        (in name order, so two holders never wait on each other).
+
+        For a caller outside the store whose decision must not be undone by a delete
+        meanwhile: creating an experiment holds it while it checks the versions its
+        variants pin and records the experiment, and ``delete_version`` runs its
+        caller's ``check`` (is a running experiment pinning it?) under the same lock.
+        Checked apart, an experiment created between the delete's check and the delete
+        pinned a version that was gone. A model without versions is skipped: nothing to
+        delete there, and the lock would create its folder. Exclusive, not shared: the
+        shared lock is taken without a lock file when none exists yet, which excludes
+        nothing. A block should be short; loads of the model wait for it.
+        """
+        names = sorted({validate_name(m, "model name") for m in models})
+        with contextlib.ExitStack() as stack:
+            for model in names:
+                if self._version_numbers(model):
+                    stack.enter_context(self.backend.lock(model))
+            yield
+
+    def delete_version(
+        self, model: str, version: str | int, check: Callable[[], None] | None = None
+    ) -> list[str]:
         """Delete a version no alias points at; return the aliases whose rollback history
         named it (they no longer do).
 
         Under the model's lock, so no promotion, rollback or index rebuild runs meanwhile
         and no load is half way through it: ``VersionInUse`` (nothing changed) when an
-        alias points at the version; otherwise the version leaves every alias's history
-        (a rollback never targets a version that is gone), then its folder goes at once
-        (``Backend.remove_version``). Its number is never given to a later save: job
-        records, alias histories and manifests elsewhere that name it must never name
-        another model. A version that does not verify can be deleted: removing a broken
-        version is one reason to delete.
+        alias points at the version; ``check``, the caller's own refusal (it raises to
+        refuse), runs under the lock too, so what it checked holds until the version is
+        gone for whoever decides under ``holding`` (an experiment's creation); otherwise
+        the version leaves every alias's history (a rollback never targets a version
+        that is gone), then its folder goes at once (``Backend.remove_version``). Its
+        number is never given to a later save: job records, alias histories and
+        manifests elsewhere that name it must never name another model. A version that
+        does not verify can be deleted: removing a broken version is one reason to
+        delete.
         """
         model = validate_name(model, "model name")
         version = validate_version(version)
@@ -634,6 +661,8 @@ class ModelStore:
                     f"version {version} of model {model!r} is what alias "
                     f"{', '.join(holders)} points at; promote another version first"
                 )
+            if check is not None:
+                check()
             pruned = []
             for alias, record in sorted(records.items()):
                 if record is not None and version in record.previous:

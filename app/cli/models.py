@@ -23,6 +23,7 @@ from training.run_limits import MAX_IVF_LISTS
 
 if TYPE_CHECKING:
     from app.core.config import Settings
+    from models_store import ModelStore
 
 models_app = typer.Typer(
     help="List stored model versions; promote, roll back and delete.", no_args_is_help=True
@@ -133,8 +134,7 @@ def models_delete(name: str, version: str) -> None:
         model_store = store(config)
         # The names first: a typo is said as such, not as a database problem.
         name, version = validate_name(name, "model name"), validate_version(version)
-        _refuse_if_an_experiment_pins(config, name, version)
-        pruned = model_store.delete_version(name, version)
+        pruned = _delete_unless_an_experiment_pins(config, model_store, name, version)
     out.print(f"{name}: deleted version {version}", markup=False)
     for alias in pruned:
         out.print(
@@ -142,14 +142,20 @@ def models_delete(name: str, version: str) -> None:
         )
 
 
-def _refuse_if_an_experiment_pins(config: Settings, name: str, version: str) -> None:
-    """Refuse (one line) to delete a version the running experiment's variant pins: the
-    variant would have nothing to load. The store cannot check it (it knows nothing of
-    experiments), so the command does, and an unreadable database is a refusal too,
-    since an unchecked delete is the very one that breaks an experiment: the operator
-    runs it again once the database answers. An experiment created between this check
-    and the delete is not seen (creating one checks the version exists, so only a
-    delete racing a create can do it)."""
+def _delete_unless_an_experiment_pins(
+    config: Settings, model_store: ModelStore, name: str, version: str
+) -> list[str]:
+    """Delete the version unless the running experiment's variant pins it (one-line
+    refusal): the variant would have nothing to load. The store cannot check it (it
+    knows nothing of experiments), so the command does, and an unreadable database is
+    a refusal too, since an unchecked delete is the very one that breaks an experiment:
+    the operator runs it again once the database answers.
+
+    The check runs inside ``delete_version``, under the model's store lock, which an
+    experiment's creation holds while it checks its versions and records itself
+    (``ModelStore.holding``): checked before the delete, an experiment created in
+    between pinned a version that was then deleted. The database is opened (and
+    migrated) before the lock is taken, so the lock is held for one read."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.core.db import command_sessions, database_problem
@@ -158,19 +164,23 @@ def _refuse_if_an_experiment_pins(config: Settings, name: str, version: str) -> 
     url = config.database_url
     try:
         with command_sessions(url, config.auto_migrate) as sessions:
-            found = pinning_variant(sessions, name, version)
-    except SQLAlchemyError as exc:
+
+            def refuse_if_pinned() -> None:
+                found = pinning_variant(sessions, name, version)
+                if found is not None:
+                    experiment, variant = found
+                    raise fail(
+                        f"version {version} of model {name!r} is variant {variant!r} of the "
+                        f"running experiment {experiment!r}; stop the experiment first "
+                        f"(POST /admin/experiments/{experiment}/stop)"
+                    )
+
+            return model_store.delete_version(name, version, check=refuse_if_pinned)
+    except SQLAlchemyError as exc:  # opening the database, or the check under the lock
         raise fail(
             f"cannot check whether a running experiment uses version {version} of model "
             f"{name!r} ({database_problem(url, exc)}); nothing was deleted"
         ) from None
-    if found is not None:
-        experiment, variant = found
-        raise fail(
-            f"version {version} of model {name!r} is variant {variant!r} of the running "
-            f"experiment {experiment!r}; stop the experiment first "
-            f"(POST /admin/experiments/{experiment}/stop)"
-        )
 
 
 #: What an interrupted ``models index`` leaves (``ModelStore.add_retrieval_index``).

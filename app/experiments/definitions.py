@@ -163,8 +163,31 @@ def create(
     mixing_sd: float,
     now: datetime | None = None,
 ) -> ExperimentDef:
-    """Validate and start an experiment (durable before this returns)."""
-    checked, control_name = check_definition(store, variants, control)
+    """Validate and start an experiment (durable before this returns).
+
+    The check and the insert hold the store's lock of each model a variant pins a
+    version of (``ModelStore.holding``), which ``genrec models delete`` takes for its
+    own check: a delete and a creation are then one after the other, so the creation
+    sees the version gone or the delete sees the experiment (checked apart, a version
+    deleted between them left the variant nothing to load). A variant on the
+    production version needs no lock: the store refuses to delete what an alias names.
+    """
+    with store.holding([v.model for v in variants if v.version is not None]):
+        checked, control_name = check_definition(store, variants, control)
+        return _insert(sessions, name, checked, control_name, window_minutes, mixing_sd, now)
+
+
+def _insert(
+    sessions: sessionmaker[Session],
+    name: str,
+    checked: Sequence[Variant],
+    control_name: str,
+    window_minutes: float,
+    mixing_sd: float,
+    now: datetime | None,
+) -> ExperimentDef:
+    """Record a checked experiment as the running one; ``ExperimentConflict`` when the name
+    is taken or another one runs."""
     try:
         with session_scope(sessions) as session:
             if session.get(Experiment, name) is not None:

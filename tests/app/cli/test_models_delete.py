@@ -4,6 +4,7 @@ production one in one line (exit 2), and the next training gets a fresh number."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -117,4 +118,133 @@ def test_delete_is_refused_when_the_experiments_cannot_be_read(
     ), refused.output
     assert lines[0].endswith("); nothing was deleted"), refused.output
     assert "secret" not in refused.output
+    assert (env.parent / "store" / "popularity" / "versions" / "2").is_dir()
+
+
+def test_an_experiment_created_between_the_check_and_the_delete_does_not_pin_a_deleted_version(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete checked the running experiment, then deleted: an experiment created in
+    between (its own check saw the version) was left with a variant pinned to nothing.
+    Both decide under the model's store lock now; an experiment created right after the
+    delete's check waits for the delete, then is refused for the version it names.
+
+    The creation starts in another thread right after the delete's check, and the check
+    returns once the creation asks the store for the model's lock (or, unlocked, has
+    finished): the interleaving, without sleeps."""
+    import threading
+
+    import app.experiments.definitions as definitions
+    from app.core.config import get_settings
+    from app.core.db import command_sessions
+    from models_store.backend import LocalDirectoryBackend
+
+    runner = CliRunner()
+    _train(runner, env, "--promote")
+    _train(runner, env)
+    outcome: list[BaseException | None] = []
+    creator_at_the_store = threading.Event()
+    creators: list[threading.Thread] = []
+    real_lock = LocalDirectoryBackend.lock
+
+    def lock(self: LocalDirectoryBackend, model: str, *, shared: bool = False) -> Any:
+        if threading.current_thread().name == "creator":
+            creator_at_the_store.set()
+        return real_lock(self, model, shared=shared)
+
+    def create_meanwhile() -> None:
+        try:
+            _start_experiment(env, "raced", "2")
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+        finally:
+            creator_at_the_store.set()
+
+    real_check = definitions.pinning_variant
+
+    def check_then_create(*args: Any) -> tuple[str, str] | None:
+        found = real_check(*args)
+        creator = threading.Thread(target=create_meanwhile, name="creator")
+        creators.append(creator)
+        creator.start()
+        assert creator_at_the_store.wait(120), "the creation never reached the store"
+        return found
+
+    monkeypatch.setattr(LocalDirectoryBackend, "lock", lock)
+    monkeypatch.setattr(definitions, "pinning_variant", check_then_create)
+
+    deleted = runner.invoke(app, ["models", "delete", "popularity", "2"])
+    for creator in creators:
+        creator.join()
+
+    assert deleted.exit_code == 0, deleted.output
+    assert not (env.parent / "store" / "popularity" / "versions" / "2").exists()
+    assert len(outcome) == 1
+    refused = outcome[0]
+    assert isinstance(refused, definitions.InvalidExperiment), refused
+    assert "variant 'b'" in str(refused) and "has no version 2" in str(refused)
+    with command_sessions(get_settings().database_url, migrate=False) as sessions:
+        assert definitions.list_all(sessions) == []
+
+
+def test_a_delete_started_while_an_experiment_is_being_created_sees_it(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The other order: a delete that starts after the creation checked its versions,
+    before it recorded the experiment, waits for the creation and is refused for the
+    experiment's variant (it was not: its check ran before the insert)."""
+    import threading
+
+    import typer
+
+    import app.cli.models as models_cli
+    import app.experiments.definitions as definitions
+    from app.core.config import get_settings
+    from models_store import ModelStore
+    from models_store.backend import LocalDirectoryBackend
+
+    runner = CliRunner()
+    _train(runner, env, "--promote")
+    _train(runner, env)
+    outcome: list[BaseException | None] = []
+    deleter_at_the_store = threading.Event()
+    deleters: list[threading.Thread] = []
+    real_lock = LocalDirectoryBackend.lock
+
+    def lock(self: LocalDirectoryBackend, model: str, *, shared: bool = False) -> Any:
+        if threading.current_thread().name == "deleter":
+            deleter_at_the_store.set()
+        return real_lock(self, model, shared=shared)
+
+    def delete_meanwhile() -> None:
+        try:
+            store = ModelStore(env.parent / "store")
+            models_cli._delete_unless_an_experiment_pins(get_settings(), store, "popularity", "2")
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
+        finally:
+            deleter_at_the_store.set()
+
+    real_insert = definitions._insert
+
+    def delete_then_insert(*args: Any) -> definitions.ExperimentDef:
+        deleter = threading.Thread(target=delete_meanwhile, name="deleter")
+        deleters.append(deleter)
+        deleter.start()
+        assert deleter_at_the_store.wait(120), "the delete never reached the store"
+        return real_insert(*args)
+
+    monkeypatch.setattr(LocalDirectoryBackend, "lock", lock)
+    monkeypatch.setattr(definitions, "_insert", delete_then_insert)
+
+    _start_experiment(env, "raced", "2")
+    for deleter in deleters:
+        deleter.join()
+
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], typer.Exit) and outcome[0].exit_code == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert "is variant 'b' of the running experiment 'raced'" in said, said
     assert (env.parent / "store" / "popularity" / "versions" / "2").is_dir()
