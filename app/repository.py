@@ -818,6 +818,17 @@ def claim_job(session: Session, worker_id: str, lease_s: float) -> RetrainJob | 
     return None
 
 
+def unfinished_job_starts(session: Session) -> list[tuple[datetime | None, Any]]:
+    """(``started_at``, ``progress``) of every job, retrain or tune, still queued or
+    running: each may yet save a version from the log it read (or will read)."""
+    rows = session.execute(
+        select(RetrainJob.started_at, RetrainJob.progress).where(
+            RetrainJob.status.in_(("queued", "running"))
+        )
+    ).all()
+    return [(None if at is None else as_utc(at), progress) for at, progress in rows]
+
+
 def renew_job_lease(session: Session, fence: JobFence, lease_s: float) -> bool:
     """Extend the lease to ``lease_s`` seconds from the database's now; False when the
     worker no longer holds the job (taken or cancelled)."""

@@ -63,7 +63,8 @@ def users_prune_erasures(
             # traceback (before year 1), 10**10 one already in timedelta.
             max=MAX_OLDER_THAN_DAYS,
             help="prune only records of erasures older than this many days (longer than "
-            "GENREC_CACHE_TTL_S and than any training run)",
+            "GENREC_CACHE_TTL_S, and than any `genrec train|tune --data db` run outside "
+            "the job queue; queued and running jobs are checked)",
         ),
     ] = 30,
     dry_run: Annotated[
@@ -74,8 +75,10 @@ def users_prune_erasures(
 
     A record is needed while a stored version (any: aliases, rollback history and
     experiments may load each) holds the user and may hold their erased rows: trained
-    before the erasure, from files, or on a log+base job's base data set. Records newer
-    than --older-than-days, and those of the newest erasure, are kept. Train no new
+    before the erasure, from files, or on a log+base job's base data set; and while a
+    retrain or tune job still queued or running may have read the log before the
+    erasure (its version, once saved, may hold them). Records newer than
+    --older-than-days, and those of the newest erasure, are kept. Train no new
     version from a file that still holds a pruned user (docs/deployment.md, "Erasing a
     user").
     """
@@ -105,7 +108,8 @@ def users_prune_erasures(
             raise fail(str(exc)) from None
     kept = (
         f"kept {plan.total - len(plan.prunable)}: {plan.needed} needed by a stored version, "
-        f"{plan.recent} newer than {older_than_days} day(s), {plan.newest} of the newest erasure"
+        f"{plan.jobs} by a queued or running job, {plan.recent} newer than "
+        f"{older_than_days} day(s), {plan.newest} of the newest erasure"
     )
     if dry_run:
         out.print(

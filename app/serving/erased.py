@@ -84,7 +84,14 @@ def predates(manifest: Manifest, erasure: Erasure) -> bool:
     than served from a training row), never fewer.
     """
     read_at = log_read_at(manifest)
-    return read_at is None or erasure.erased_at + CLOCK_MARGIN >= read_at
+    return read_at is None or predates_read(erasure.erased_at, read_at)
+
+
+def predates_read(erased_at: datetime, read_at: datetime) -> bool:
+    """Whether a log read whose cutoff is ``read_at`` may have read rows erased at
+    ``erased_at`` (another machine's clock: ``CLOCK_MARGIN``); also for a job's read
+    whose version is not saved yet (``app.users.prune``)."""
+    return erased_at + CLOCK_MARGIN >= read_at
 
 
 class ErasedUsers:

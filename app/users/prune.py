@@ -10,14 +10,28 @@ not hold them serves them as a newcomer with or without it. Every stored version
 counts, not only those aliases name: any can be promoted or rolled back to, or
 pinned by an experiment.
 
+A version not saved yet needs records too: a retrain or tune job still queued or
+running that read the log before an erasure saves a version holding the user's
+erased rows, however long after the erasure it finishes. Were its record pruned
+while the job ran (a job longer than the grace period, or one that started before
+the erasure and ends after the prune), serving would use that version's training
+row of the erased user. So a record is also needed while such a job may have read
+the log at or before the erasure, by ``predates``'s rule (``CLOCK_MARGIN``): a tune
+job records its cutoff in its progress (a retry reads up to it again), a retrain
+job reads after its first claim (``started_at``, the database's clock, as the
+read's cutoff is) less the read's ``COMMIT_MARGIN``, and a job never started
+reads after now. The jobs are read before the store: a job that finishes
+between the two reads saved its version first, so the store's read sees it.
+
 What is pruned, then: records older than a grace period (longer than the cache's
 TTL, so no state cached from the erased rows is left anywhere) that no stored
-version needs, except those of the table's newest epoch (the next erasure takes
-that epoch plus one, and a server's poll past it would pass over an erasure that
-took it again). A stored version that cannot be read stops the prune: whether it
-needs a record cannot be told. What it cannot see: a data file a later ``genrec
-train`` reads that still holds the user (remove them there), and a training run
-longer than the grace period that read the rows before the erasure; both are
+version and no unfinished job needs, except those of the table's newest epoch
+(the next erasure takes that epoch plus one, and a server's poll past it would
+pass over an erasure that took it again). A stored version that cannot be read
+stops the prune: whether it needs a record cannot be told. What it cannot see: a
+data file a later ``genrec train`` reads that still holds the user (remove them
+there), and a ``genrec train|tune --data db`` run from the command line (no job
+row) longer than the grace period that read the rows before the erasure; both are
 the operator's (docs/deployment.md, "Erasing a user").
 
 Running servers keep a pruned id in memory until they restart (harmless: a
@@ -34,10 +48,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.db import command_sessions, database_problem, session_scope
-from app.repository import ErasureRow, delete_erasures, erasures_since
-from app.serving.erased import Erasure, predates
+from app.repository import ErasureRow, delete_erasures, erasures_since, unfinished_job_starts
+from app.serving.erased import Erasure, predates, predates_read
 from app.users.erasure import ErasureError
 from models_store import ModelStore, StoreError
+from training.data.log_reader import COMMIT_MARGIN
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,7 @@ class PrunePlan:
     recent: int = 0  # within the grace period
     newest: int = 0  # of the table's newest epoch (old enough, needed by no version)
     needed: int = 0  # held by a stored version that predates the erasure
+    jobs: int = 0  # erased after an unfinished job's log read began (or may have)
 
 
 def all_erasures(sessions: sessionmaker[Session], page_size: int = 1000) -> list[ErasureRow]:
@@ -106,6 +122,31 @@ def needed_by_store(store: ModelStore, rows: list[ErasureRow]) -> set[str]:
     return needed
 
 
+def earliest_job_read(sessions: sessionmaker[Session]) -> datetime | None:
+    """The earliest instant an unfinished job's log read (its cutoff) may be at; None when
+    no unfinished job has begun one (module docstring)."""
+    with session_scope(sessions) as session:
+        jobs = unfinished_job_starts(session)
+    reads = []
+    for started_at, progress in jobs:
+        recorded = progress.get("cutoff") if isinstance(progress, dict) else None
+        cutoff = _instant(recorded) if isinstance(recorded, str) else None
+        if cutoff is not None:
+            reads.append(cutoff)
+        elif started_at is not None:
+            reads.append(started_at - COMMIT_MARGIN)
+    return min(reads, default=None)
+
+
+def _instant(text: str) -> datetime | None:
+    """An aware instant, or None for a value that is none (a hand-edited progress)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
+
+
 def plan_prune(
     sessions: sessionmaker[Session],
     store: ModelStore,
@@ -118,16 +159,23 @@ def plan_prune(
         return PrunePlan(total=0)
     before = now() - older_than
     old = [row for row in rows if row.erased_at < before]
-    needed = needed_by_store(store, old) if old else set()
+    read = earliest_job_read(sessions) if old else None  # before the store: see above
+    by_jobs = (
+        set() if read is None else {r.user_id for r in old if predates_read(r.erased_at, read)}
+    )
+    rest = [r for r in old if r.user_id not in by_jobs]
+    needed = needed_by_store(store, rest) if rest else set()
+    kept = needed | by_jobs
     newest = rows[-1].epoch
-    kept_newest = [r for r in old if r.user_id not in needed and r.epoch == newest]
-    prunable = [(r.user_id, r.epoch) for r in old if r.user_id not in needed and r.epoch != newest]
+    kept_newest = [r for r in old if r.user_id not in kept and r.epoch == newest]
+    prunable = [(r.user_id, r.epoch) for r in old if r.user_id not in kept and r.epoch != newest]
     return PrunePlan(
         total=len(rows),
         prunable=prunable,
         recent=len(rows) - len(old),
         newest=len(kept_newest),
         needed=len(needed),
+        jobs=len(by_jobs),
     )
 
 

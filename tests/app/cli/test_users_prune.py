@@ -65,7 +65,7 @@ def test_prune_keeps_what_a_stored_version_needs(env: Path) -> None:
     assert (code, output.strip()) == (
         0,
         "would prune 2 of 4 erasure record(s); kept 2: 1 needed by a stored version, "
-        "1 newer than 30 day(s), 0 of the newest erasure",
+        "0 by a queued or running job, 1 newer than 30 day(s), 0 of the newest erasure",
     ), output
     assert _records(folder) == ["u3", "u4", "x8", "x9"]
     code, output = _run("users", "prune-erasures")
@@ -128,3 +128,58 @@ def test_a_grace_period_past_any_date_is_one_line(cli_settings: Path, days: str)
     code, output = _run("users", "prune-erasures", "--older-than-days", days)
     assert code == 2 and "--older-than-days" in output and "36500" in output, output
     assert _records(cli_settings) == ["m"]
+
+
+def _job(
+    sessions: Any,
+    status: str,
+    started_at: datetime | None,
+    kind: str = "retrain",
+    cutoff: datetime | None = None,
+) -> None:
+    """A job row as a worker leaves it: claimed at ``started_at`` (the database's clock),
+    a tune job's recorded log cutoff in its progress."""
+    from app.repository import NewJob, insert_job
+
+    with sessions() as session:
+        row = insert_job(
+            session,
+            NewJob("ease", {}, "log", "never", "manual", 3, kind=kind),
+            started_at or datetime.now(UTC),
+        )
+        row.status = status
+        row.started_at = started_at
+        if cutoff is not None:
+            row.progress = {"phase": "searching", "cutoff": cutoff.isoformat()}
+        session.commit()
+
+
+def test_prune_keeps_the_records_a_job_still_running_may_need(env: Path) -> None:
+    """A job that read the log before an erasure and runs past the grace period saves a
+    version that holds the erased user's rows; pruned meanwhile, the record is not there
+    to keep serving from stopping using them. r1's erasure came after a running retrain
+    job started (the read is no earlier than its claim, less the commit margin), t1's
+    after a queued tune job's recorded cutoff (a retry reads up to it again); both are
+    kept. n1's came before every job still queued or running read the log: a job that
+    started before it has finished (its version, if any, is in the store), a queued job
+    never started reads after now."""
+    folder = env.parent
+    sessions = _sessions(folder)
+    assert _run("train", "--model", "ease", "--data", str(env))[0] == 0
+    _job(sessions, "succeeded", LONG_AGO - timedelta(days=5))
+    _job(sessions, "running", LONG_AGO - timedelta(days=1))
+    _job(sessions, "queued", None)
+    erase_users(sessions, ["n1"], clock=lambda: LONG_AGO - timedelta(days=3))
+    erase_users(sessions, ["r1"], clock=lambda: LONG_AGO)
+    _job(sessions, "queued", LONG_AGO - timedelta(days=4), "tune", LONG_AGO - timedelta(days=2))
+    erase_users(sessions, ["t1"], clock=lambda: LONG_AGO)
+    erase_users(sessions, ["last"], clock=lambda: LONG_AGO)  # needed by the jobs too
+
+    code, output = _run("users", "prune-erasures")
+
+    assert (code, output.strip()) == (
+        0,
+        "pruned 1 of 4 erasure record(s); kept 3: 0 needed by a stored version, "
+        "3 by a queued or running job, 0 newer than 30 day(s), 0 of the newest erasure",
+    ), output
+    assert _records(folder) == ["last", "r1", "t1"]
