@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from app.cli import app
@@ -183,3 +184,56 @@ def test_prune_keeps_the_records_a_job_still_running_may_need(env: Path) -> None
         "3 by a queued or running job, 0 newer than 30 day(s), 0 of the newest erasure",
     ), output
     assert _records(folder) == ["last", "r1", "t1"]
+
+
+def test_a_job_that_finishes_during_the_prune_has_its_version_seen(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The jobs are read before the store: a job that finishes in between saved its
+    version first, so one of the two reads sees what it needs. Here the running job saves
+    a version holding u3 (from the file: it predates every erasure) and finishes right
+    after the prune's first read; u3's record stays. (Read the other way round, neither
+    read saw it: the store before the version, the jobs after the job.)"""
+    import app.users.prune as prune
+    from app.core.config import get_settings
+    from models_store import ModelStore
+
+    folder = env.parent
+    sessions = _sessions(folder)
+    rows = [
+        NewInteraction(f"v{u}", f"i{(u % 2) * 6 + i}", 4.0) for u in range(30) for i in range(6)
+    ]
+    with sessions() as session:
+        add_interactions(session, rows)
+        session.commit()
+    assert _run("train", "--model", "ease", "--data", "db")[0] == 0  # holds no u-user
+    _job(sessions, "running", LONG_AGO - timedelta(days=1))
+    erase_users(sessions, ["u3"], clock=lambda: LONG_AGO)
+    erase_users(sessions, ["last"], clock=lambda: LONG_AGO)
+    finished: list[bool] = []
+
+    def then_finish(look: Any) -> Any:
+        """``look``, and after the first of the two looks the job saves and finishes."""
+
+        def wrapped(*args: Any) -> Any:
+            result = look(*args)
+            if not finished:
+                finished.append(True)
+                assert _run("train", "--model", "ease", "--data", str(env))[0] == 0
+                with sessions() as session:
+                    session.execute(text("UPDATE retrain_jobs SET status = 'succeeded'"))
+                    session.commit()
+            return result
+
+        return wrapped
+
+    for name in ("earliest_job_read", "needed_by_store"):
+        monkeypatch.setattr(prune, name, then_finish(getattr(prune, name)))
+
+    plan, deleted = prune.prune_erasures(
+        sessions, ModelStore(get_settings().store_dir), timedelta(days=30), dry_run=False
+    )
+
+    assert finished == [True]
+    assert deleted == 0 and plan.prunable == []
+    assert _records(folder) == ["last", "u3"]
