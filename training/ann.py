@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import torch
 from models_store import Manifest, ModelStore, history_matrix
 from training.models import scorer_class, stored_scorer
 from training.models.base import History, InnerProductScorer, ModelError, Scorer
+from training.overfetch import ANN_CANDIDATES, ANN_MAX_CANDIDATES, candidates_to_fetch
 
 #: The version file holding the index (a name the store accepts).
 INDEX_FILE = "items.faiss"
@@ -66,7 +67,9 @@ NPROBE_FRACTION = 128
 #: of the version, from ``default_nprobe`` up: in a table without structure (independent
 #: values: ``serve_bench.py --catalog iid``) the default breadth found a tenth of a user's
 #: exact top 100 (16 of 894 lists at 50,000 items), and nothing said so until this
-#: (docs/performance.md, "The retrieval index's breadth, measured at build time").
+#: (docs/performance.md, "The retrieval index's breadth, measured at build time"). Its
+#: recall is of the lists served: each user's seen items masked, the index asked for as
+#: many candidates as serving asks (``training.overfetch``).
 TARGET_RECALL = 0.95
 SIMILAR_TARGET_RECALL = TARGET_RECALL
 CALIBRATION_QUERIES = 200
@@ -257,16 +260,29 @@ class Calibration:
         return {**asdict(self), "tried": {str(n): r for n, r in self.tried.items()}}
 
 
-def exact_neighbours(rows: np.ndarray | Rows, queries: np.ndarray, k: int) -> np.ndarray:
+def exact_neighbours(
+    rows: np.ndarray | Rows,
+    queries: np.ndarray,
+    k: int,
+    exclude: Sequence[np.ndarray] | None = None,
+) -> np.ndarray:
     """(Q, k) the rows with the largest inner product with each query, best first,
     computed a chunk of rows at a time (never a (Q, I) score table, and for ``Rows`` read
     from the model never the whole table): an item's unit vector against the unit rows,
-    or a user's query against the retrieval rows."""
+    or a user's query against the retrieval rows. ``exclude`` (one array of rows per
+    query: a user's seen items) are never among them, as serving masks them; a query
+    left with fewer than k rows is padded with -1."""
     rows = rows if isinstance(rows, Rows) else Rows.of(rows)
+    owners, banned = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if exclude is not None and len(exclude):
+        owners = np.repeat(np.arange(len(exclude)), [len(e) for e in exclude])
+        banned = np.concatenate([np.asarray(e, dtype=np.int64) for e in exclude])
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_rows = np.zeros((len(queries), 0), dtype=np.int64)
     for start, chunk in rows.chunks():
         scores = queries @ chunk.T  # (Q, chunk)
+        inside = (banned >= start) & (banned < start + scores.shape[1])
+        scores[owners[inside], banned[inside] - start] = -np.inf
         ids = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
         scores = np.concatenate([best_scores, scores], axis=1)
         ids = np.concatenate([best_rows, ids], axis=1)
@@ -275,7 +291,9 @@ def exact_neighbours(rows: np.ndarray | Rows, queries: np.ndarray, k: int) -> np
         best_scores = np.take_along_axis(scores, keep, axis=1)
         best_rows = np.take_along_axis(ids, keep, axis=1)
     order = np.argsort(-best_scores, axis=1, kind="stable")
-    return np.take_along_axis(best_rows, order, axis=1)
+    best_rows = np.take_along_axis(best_rows, order, axis=1)
+    best_rows[np.take_along_axis(best_scores, order, axis=1) == -np.inf] = -1  # excluded
+    return best_rows
 
 
 def _calibrate(
@@ -287,18 +305,32 @@ def _calibrate(
     target: float,
     k: int,
     started: float,
+    fetch: np.ndarray | None = None,
+    masked: Sequence[np.ndarray] | None = None,
 ) -> tuple[int, Calibration]:
     """The fewest lists (``start``, then doubling, up to all) whose search of ``asked``
-    finds ``target`` of ``exact`` (their exact top rows, one row per query)."""
+    finds ``target`` of ``exact`` (their exact top rows, one row per query, -1 = none).
+
+    Each query's candidates are its first ``fetch`` (default: as many as ``exact`` is
+    wide) less its ``masked`` rows, as a served list's are (``training.overfetch``)."""
     ivf = faiss.extract_index_ivf(index)
-    depth = exact.shape[1]
+    fetch = np.full(len(asked), exact.shape[1]) if fetch is None else fetch
+    masked = [np.zeros(0, np.int64)] * len(asked) if masked is None else masked
+    wanted = [e[e >= 0] for e in exact]
+    total = sum(w.size for w in wanted)
+    width = int(fetch.max()) if fetch.size else 1
     tried: dict[int, float] = {}
     nprobe = max(1, min(start, ivf.nlist))
     while True:
         ivf.nprobe = nprobe
-        _, found = index.search(asked, depth)
-        hits = [len(np.intersect1d(f, e)) for f, e in zip(found, exact, strict=True)]
-        tried[nprobe] = round(float(np.sum(hits)) / exact.size, 4)
+        # One search as wide as the widest fetch: its first n labels are a search of n's.
+        _, found = index.search(asked, width)
+        hits = [
+            len(np.intersect1d(np.setdiff1d(f[:n], m), w))
+            for f, n, m, w in zip(found, fetch, masked, wanted, strict=True)
+        ]
+        # Nothing left to find (every user has seen every item): nothing missed.
+        tried[nprobe] = round(float(np.sum(hits)) / total, 4) if total else 1.0
         if tried[nprobe] >= target or nprobe >= ivf.nlist:
             break
         nprobe = min(nprobe * 2, ivf.nlist)
@@ -335,42 +367,79 @@ def calibrate_retrieval_nprobe(
     index: faiss.Index,
     rows: np.ndarray | Rows,
     queries: np.ndarray,
+    seen: Sequence[np.ndarray],
     *,
     target: float = TARGET_RECALL,
     k: int = CALIBRATION_K,
+    candidates: int = ANN_CANDIDATES,
 ) -> tuple[int, Calibration]:
     """The retrieval index's breadth: the fewest lists (``default_nprobe``, then doubling,
-    up to all) whose search finds ``target`` of the exact top ``k`` rows of the users'
-    ``queries`` (``user_queries``), and the measurements.
+    up to all) that serve ``target`` of the users' exact top ``k`` (``sample_users``:
+    their ``queries`` and ``seen`` items), and the measurements.
 
-    Seen items are not masked: the recall is of the top ``k`` over all items, which
-    serving's over-fetch (one more candidate per masked item) searches for too.
+    Measured on the lists served: the exact top ``k`` among each user's unseen items
+    against the index's ``candidates_to_fetch`` (``candidates`` beyond k, one more per
+    seen item) with the seen items removed, as serving masks them. Unmasked, a long
+    history's seen items fill the top of the exact list; being the highest-scoring rows
+    they are the easiest for the index to find, and the recall overstated the served one.
     """
     started = time.perf_counter()
     asked = np.ascontiguousarray(queries, dtype=np.float32)
     depth = min(k, index.ntotal)
-    exact = exact_neighbours(rows, asked, depth)
+    exact = exact_neighbours(rows, asked, depth, exclude=seen)
+    fetch = np.array(
+        [min(candidates_to_fetch(depth, candidates, len(s)), index.ntotal) for s in seen],
+        dtype=np.int64,
+    )
     start = default_nprobe(faiss.extract_index_ivf(index).nlist)
-    return _calibrate(index, asked, exact, start=start, target=target, k=depth, started=started)
+    return _calibrate(
+        index,
+        asked,
+        exact,
+        start=start,
+        target=target,
+        k=depth,
+        started=started,
+        fetch=fetch,
+        masked=seen,
+    )
 
 
-def user_queries(
+@dataclass(frozen=True)
+class SampledUsers:
+    """Training users the retrieval index is calibrated on (``sample_users``)."""
+
+    queries: np.ndarray  # (Q, D') float32 inner-product queries
+    seen: tuple[np.ndarray, ...]  # per user, the items serving masks (training history)
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+
+def sample_users(
     scorer: Scorer,
     history: Mapping[str, np.ndarray],
     n_items: int,
     *,
     sample: int = CALIBRATION_QUERIES,
     seed: int = 0,
-) -> np.ndarray:
-    """(Q, D') float32 inner-product queries of up to ``sample`` training users of the
-    version drawn at random among those with a history (``history``: the version's CSR
-    arrays), as serving computes them for a user with nothing newer than the version:
-    ``user_state`` of the user's training index and stored history, then
-    ``inner_product_queries``."""
+    max_candidates: int = ANN_MAX_CANDIDATES,
+) -> SampledUsers:
+    """Up to ``sample`` training users of the version drawn at random among those with a
+    history (``history``: the version's CSR arrays) whose lists the index serves, as
+    serving sees a user with nothing newer than the version: the inner-product query
+    (``user_state`` of the user's training index and stored history, then
+    ``inner_product_queries``) and the seen items (the history's row).
+
+    A user whose over-fetch would need more than ``max_candidates``
+    (``GENREC_ANN_MAX_CANDIDATES``'s default) is always ranked exactly, whatever the
+    breadth, so is not sampled."""
     if not isinstance(scorer, InnerProductScorer):
         raise AnnError(f"model '{scorer.name}' is not of inner-product form; it is scored exactly")
     matrix = history_matrix(history, n_items)
-    active = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    lengths = np.diff(matrix.indptr)
+    needs = candidates_to_fetch(CALIBRATION_K, ANN_CANDIDATES, 0) + lengths
+    active = np.flatnonzero((lengths > 0) & (needs <= max_candidates))
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(active, min(sample, active.size), replace=False))
     parts = []
@@ -380,9 +449,13 @@ def user_queries(
             rows = History.from_csr(matrix, batch, device=scorer.device)
             state = scorer.user_state(torch.as_tensor(batch, device=scorer.device), rows)
             parts.append(scorer.inner_product_queries(state).float().cpu().numpy())
+    seen = tuple(
+        np.asarray(matrix.indices[matrix.indptr[u] : matrix.indptr[u + 1]], dtype=np.int64)
+        for u in users
+    )
     if not parts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+        return SampledUsers(np.zeros((0, 0), dtype=np.float32), seen)
+    return SampledUsers(np.ascontiguousarray(np.concatenate(parts), dtype=np.float32), seen)
 
 
 def build_similarity_index(
@@ -434,14 +507,14 @@ def build_for_scorer(
     built: neither is ever held whole as a second copy or as bytes.
 
     With the version's ``history`` (its CSR arrays) and no ``nprobe``, the retrieval
-    index's breadth is calibrated on sampled training users (``user_queries``,
+    index's breadth is calibrated on sampled training users (``sample_users``,
     ``calibrate_retrieval_nprobe``; ``retrieval["calibration"]``); an explicit
     ``nprobe`` is used as given, measured by nobody.
     """
     if not supports_ann(scorer):
         return None
-    queries = (
-        None if history is None or nprobe is not None else user_queries(scorer, history, n_items)
+    users = (
+        None if history is None or nprobe is not None else sample_users(scorer, history, n_items)
     )
     path, retrieval = retrieval_index_file(
         scorer_rows(scorer, n_items),
@@ -449,7 +522,7 @@ def build_for_scorer(
         nlist=nlist,
         nprobe=nprobe,
         seed=seed,
-        queries=queries,
+        users=users,
     )
     files = {INDEX_FILE: path}
     vectors = scorer.item_vectors()
@@ -471,16 +544,16 @@ def retrieval_index_file(
     nlist: int | None,
     nprobe: int | None,
     seed: int,
-    queries: np.ndarray | None = None,
+    users: SampledUsers | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """``build_index`` written to ``directory`` (the index freed on return): its path
-    and the manifest's ``retrieval`` parameters. With users' ``queries`` (and no
+    and the manifest's ``retrieval`` parameters. With sampled ``users`` (and no
     ``nprobe``) its default breadth is ``calibrate_retrieval_nprobe``'s, recorded as
     ``calibration``; without (no users, or an explicit ``nprobe``) ``default_nprobe``."""
     index, params = build_index(rows, nlist=nlist, nprobe=nprobe, seed=seed)
     calibration = None
-    if nprobe is None and queries is not None and len(queries):
-        chosen, calibration = calibrate_retrieval_nprobe(index, rows, queries)
+    if nprobe is None and users is not None and len(users):
+        chosen, calibration = calibrate_retrieval_nprobe(index, rows, users.queries, users.seen)
         faiss.extract_index_ivf(index).nprobe = chosen
         params = replace(params, nprobe=chosen)
     return write_index_file(index, directory / INDEX_FILE), index_section(params, calibration)
@@ -567,11 +640,11 @@ def index_version(
     else:
         say(f"reading version {version} ({', '.join(sorted(table))} of its tensors)")
     loaded = store.load(model, version, tensors=None if calibrate else table)
-    queries = None
+    users = None
     if calibrate:
         whole = stored_scorer(manifest.model, manifest.scorer_config, loaded.contents.tensors)
-        queries = user_queries(whole, loaded.contents.history, len(loaded.contents.item_ids))
-        say(f"computed {len(queries)} sampled training users' queries")
+        users = sample_users(whole, loaded.contents.history, len(loaded.contents.item_ids))
+        say(f"computed {len(users)} sampled training users' queries")
         del whole
         for name in set(loaded.contents.tensors) - table:  # the encoder: not read from here
             del loaded.contents.tensors[name]
@@ -585,10 +658,10 @@ def index_version(
         rows = scorer_rows(scorer, len(loaded.contents.item_ids))
         say(
             f"building the retrieval index over {rows.n:,} x {rows.dims}"
-            + (" and measuring its recall" if queries is not None and len(queries) else "")
+            + (" and measuring its recall" if users is not None and len(users) else "")
         )
         path, retrieval = retrieval_index_file(
-            rows, scratch, nlist=nlist, nprobe=nprobe, seed=seed, queries=queries
+            rows, scratch, nlist=nlist, nprobe=nprobe, seed=seed, users=users
         )
         files: dict[str, bytes | Path] = {INDEX_FILE: path}
         vectors = scorer.item_vectors()

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from training.data.log_reader import DEFAULT_EVENT_WEIGHTS
+from training.overfetch import ANN_CANDIDATES, ANN_MAX_CANDIDATES
 from training.passwords import masked_url
 
 #: The shortest attribution window: event times are stamped to the millisecond and a
@@ -158,14 +159,14 @@ class Settings(BaseSettings):
         100_000, gt=0, description="catalog size from which GENREC_ANN=auto uses the index"
     )
     ann_candidates: int = Field(
-        200,
+        ANN_CANDIDATES,
         gt=0,
         le=100_000,
         description="candidates the index returns per request beyond k and the masked items "
         "(all re-scored exactly)",
     )
     ann_max_candidates: int = Field(
-        10_000,
+        ANN_MAX_CANDIDATES,
         gt=0,
         description="a request that would need more candidates (many masked items) is scored "
         "exactly instead; an include list or a group of equally boosted items up to this size "

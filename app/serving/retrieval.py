@@ -55,6 +55,7 @@ from app.serving.removed import RemovedMask
 from app.serving.similarity import open_similar
 from training.ann import AnnError, IndexParams, default_nprobe, read_index, supports_ann
 from training.models.base import InnerProductScorer
+from training.overfetch import candidates_to_fetch
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,9 @@ class AnnRetrieval:
     def _fetch(self, job: RankJob) -> int:
         """Candidates to ask for: the over-fetch (a diversity rule's first pool at least),
         and one more per banned item. Items removed from the catalog need none: the
-        search skips them itself (``RemovedMask.kept_selector``)."""
-        return max(self.candidates, _needed(job)) + int(job.banned.size)
+        search skips them itself (``RemovedMask.kept_selector``). The rule is
+        ``training.overfetch``'s, which the index's build-time calibration measures too."""
+        return candidates_to_fetch(_needed(job), self.candidates, int(job.banned.size))
 
     def _search(
         self, model: LoadedModel, jobs: Sequence[RankJob], rows: list[int]

@@ -92,6 +92,14 @@ def test_exact_neighbours_in_chunks_are_the_top_of_the_whole_product(
     expected = np.argsort(-(users @ table.T), axis=1, kind="stable")[:, :9]
     rows = ann.Rows(50, 5, lambda start, stop: table[start:stop])
     np.testing.assert_array_equal(exact_neighbours(rows, users, 9), expected)
+    # Each user's seen items excluded (across chunks); a user left short is padded with -1.
+    seen = [expected[0, :3], np.zeros(0, np.int64), np.array([0, 8, 49]), np.arange(45)]
+    scores = users @ table.T
+    for u, items in enumerate(seen):
+        scores[u, items] = -np.inf
+    masked = exact_neighbours(rows, users, 9, exclude=seen)
+    np.testing.assert_array_equal(masked[:3], np.argsort(-scores, axis=1, kind="stable")[:3, :9])
+    assert sorted(masked[3, :5]) == list(range(45, 50)) and masked[3, 5:].tolist() == [-1] * 4
 
 
 def test_calibration_keeps_the_fewest_lists_that_reach_the_target() -> None:
@@ -168,19 +176,44 @@ def test_the_retrieval_index_is_calibrated_on_sampled_training_users(
     else:  # a catalog with structure keeps the default breadth
         assert retrieval["nprobe"] == default_nprobe(nlist)
 
-    # The recall is the share of each sampled user's exact top 100 (over all items) that
-    # the index finds at the chosen breadth, the users' queries as serving computes them.
+    # The recall is the share of each sampled user's exact top 100 among unseen items that
+    # the index serves at the chosen breadth: the users' queries and seen items as serving
+    # has them, 200 candidates plus one per seen item fetched and the seen ones masked.
     users = np.arange(120)
-    queries = ann.user_queries(scorer, history, N_ITEMS)
+    sampled = ann.sample_users(scorer, history, N_ITEMS)
+    queries = sampled.queries
     with torch.inference_mode():
         state = scorer.user_state(torch.as_tensor(users), History.from_csr(_csr(history), users))
         np.testing.assert_allclose(queries, scorer.inner_product_queries(state).numpy())
+    seen = [history["indices"][history["indptr"][u] : history["indptr"][u + 1]] for u in users]
+    assert [s.tolist() for s in sampled.seen] == [s.tolist() for s in seen]
     index = faiss.read_index(str(built[0][INDEX_FILE]))
     assert faiss.extract_index_ivf(index).nprobe == retrieval["nprobe"]
-    _, found = index.search(queries, 100)
-    exact = np.argsort(-(queries @ ann.item_table(scorer).T), axis=1, kind="stable")[:, :100]
-    hits = sum(len(set(f) & set(e)) for f, e in zip(found, exact, strict=True))
+    _, found = index.search(queries, 200 + 10)
+    scores = queries @ ann.item_table(scorer).T
+    for u, items in enumerate(seen):
+        scores[u, items] = -np.inf
+    exact = np.argsort(-scores, axis=1, kind="stable")[:, :100]
+    hits = sum(len((set(f) - set(s)) & set(e)) for f, s, e in zip(found, seen, exact, strict=True))
     assert abs(calibration["recall"] - hits / exact.size) < 0.005  # ties aside
+
+
+def test_users_whose_lists_are_always_exact_are_not_sampled() -> None:
+    """A user with so many seen items that serving's over-fetch would exceed
+    ``GENREC_ANN_MAX_CANDIDATES`` is ranked exactly at any breadth: measuring the index on
+    them would measure lists nobody is served."""
+    scorer, history = scorer_with_users(iid=False, n_users=6)
+    rng = np.random.default_rng(2)
+    lists = [np.sort(rng.choice(N_ITEMS, n, replace=False)) for n in (10, 60, 10, 60, 10, 0)]
+    history = {
+        "indptr": np.concatenate([[0], np.cumsum([len(x) for x in lists])]).astype(np.int64),
+        "indices": np.concatenate(lists).astype(np.int64),
+        "values": np.ones(sum(len(x) for x in lists), dtype=np.float32),
+    }
+    # 200 candidates (at least the calibration's 100) plus 10 seen fit in 250; plus 60 not.
+    sampled = ann.sample_users(scorer, history, N_ITEMS, max_candidates=250)
+    assert [s.tolist() for s in sampled.seen] == [lists[u].tolist() for u in (0, 2, 4)]
+    assert sampled.queries.shape == (3, scorer.inner_product_table().shape[1])
 
 
 def _csr(history: dict[str, np.ndarray]) -> sp.csr_matrix:
@@ -225,3 +258,68 @@ def test_a_similar_items_nprobe_of_zero_is_refused_not_taken_for_none() -> None:
     unit = unit_rows(np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32))
     with pytest.raises(ann.AnnError, match="nprobe must be between 1 and nlist=1, got 0"):
         ann.build_similarity_index(unit, nlist=1, nprobe=0)
+
+
+def _masked_catalog() -> tuple[faiss.Index, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """An IVF index of 32 hand-placed lists, 16 probed by default, and four users (query
+    e0) whose 20 seen items are the top of their exact lists, in probed lists (a long
+    history: as many seen items as the list is long).
+
+    Near lists (centroids e0 + a small tilt: probed first) hold the seen items (score 2)
+    and 300 fillers (score 0.3, enough to fill a served list after masking); far lists
+    (centroids -0.5 e0 + a direction: probed last) hold 80 items of score about 1,
+    each pulled into its list by a large component along it. So the exact top 20 among
+    unseen items all lie in unprobed lists, while the top 20 over all items starts with
+    the seen ones, which the default breadth finds."""
+    rng = np.random.default_rng(5)
+    angles = 2 * np.pi * np.arange(16) / 16
+    tilt = np.stack([np.zeros(16), np.cos(angles), np.sin(angles), np.zeros(16)], axis=1)
+    away = np.stack([np.zeros(16), np.zeros(16), np.cos(angles), np.sin(angles)], axis=1)
+    e0 = np.array([1.0, 0.0, 0.0, 0.0])
+    centroids = np.concatenate([e0 + 0.2 * tilt, -0.5 * e0 + away]).astype(np.float32)
+    seen = 2 * e0 + 0.01 * rng.standard_normal((20, 4))
+    seen[:, 0] = 2 - 0.001 * np.arange(20)
+    fillers = 0.3 * e0 + 0.05 * rng.standard_normal((300, 4))
+    fillers[:, 0] = 0.3 - 0.0001 * np.arange(300)
+    far = np.repeat(away, 5, axis=0) * 5.0
+    far[:, 0] = 1.0 - 0.001 * np.arange(80)
+    rows = np.ascontiguousarray(np.concatenate([seen, fillers, far]), dtype=np.float32)
+    quantizer = faiss.IndexFlatIP(4)
+    quantizer.add(centroids)
+    index = faiss.IndexIVFFlat(quantizer, 4, 32, faiss.METRIC_INNER_PRODUCT)
+    index.add(rows)
+    index.nprobe = default_nprobe(32)
+    queries = np.tile(e0, (4, 1)).astype(np.float32) * np.arange(1, 5, dtype=np.float32)[:, None]
+    return index, rows, queries, [np.arange(20, dtype=np.int64)] * 4
+
+
+def test_retrieval_calibration_measures_the_lists_served_with_seen_items_masked() -> None:
+    """Serving masks a user's seen items and over-fetches to still return k; the seen items
+    are the top of a trained user's exact list and the easiest for the index to find. The
+    calibration compared the unmasked lists, so it found them and reported a recall of 1
+    with the default 16 lists, where every list served at that breadth missed all of the
+    user's 20 best unseen items (in lists it does not probe)."""
+    index, rows, queries, seen = _masked_catalog()
+    assert faiss.extract_index_ivf(index).nprobe == 16
+    # The fixture is what it says: unmasked, the default breadth finds the exact top 20.
+    _, found = index.search(queries, 20)
+    assert all(set(f) == set(range(20)) for f in found)
+    chosen, calibration = ann.calibrate_retrieval_nprobe(index, rows, queries, seen, k=20)
+    assert calibration.tried == {16: 0.0, 32: 1.0}
+    assert (chosen, calibration.recall, calibration.queries, calibration.k) == (32, 1.0, 4, 20)
+
+
+def test_retrieval_calibration_fetches_one_more_candidate_per_seen_item() -> None:
+    """As serving does (``GENREC_ANN_CANDIDATES``, at least k, plus one per seen item): a
+    user's best unseen items in the probed lists are found after the seen ones are masked.
+    Here the next 20 items after the seen 20 are in probed lists, so the default breadth
+    serves them all."""
+    index, rows, queries, seen = _masked_catalog()
+    rows = rows.copy()
+    rows[20:40, 0] = 1.5 - 0.001 * np.arange(20)  # fillers now outrank the far items
+    index.reset()
+    index.add(rows)
+    chosen, calibration = ann.calibrate_retrieval_nprobe(
+        index, rows, queries, seen, k=20, candidates=20
+    )
+    assert (chosen, calibration.tried) == (16, {16: 1.0})
