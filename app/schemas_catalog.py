@@ -98,3 +98,16 @@ class ItemResponse(BaseModel):
         description="when the item was removed from the catalog (DELETE /v1/items/{item_id}): "
         "it is then in no list; null while it is in the catalog",
     )
+
+
+class ItemChangeResponse(ItemResponse):
+    """The answer of a write (``PUT``/``DELETE /v1/items/{item_id}``): the item as
+    committed, and whether this server serves the change yet."""
+
+    refresh_pending: bool = Field(
+        description="true when this server could not apply the change before answering "
+        "(its read of the catalog, or a text-aware model's scoring of the item, failed; "
+        "see its log): the change is committed, but until its next reload poll this server, "
+        "like the other replicas, serves the item as before (a removed item still listed, "
+        "a restored or new one not yet), as ``serving`` says. Repeating the request is safe"
+    )

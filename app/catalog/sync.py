@@ -25,6 +25,11 @@
   however long its transaction stayed open and whatever the writers' clocks say.
   The first read takes the counter, then the whole table by id; what commits
   after the counter was read is above it.
+* The writer: the server that answers a ``PUT``/``DELETE /v1/items/{id}`` (or a
+  dashboard Remove/Restore) syncs before answering, so it serves the change at
+  once; ``sync_now`` says whether that completed, and when it did not (the read
+  or a model's scoring failed) the answer says so (``refresh_pending``): the
+  change is committed, and this server serves it at a later poll, like the others.
 
 The app's lifespan (``app.main``) starts and stops it.
 """
@@ -92,23 +97,36 @@ class CatalogSync:
         self._poller.stop()
         self.holder.remove_load_listener(self.apply)
 
-    def sync_now(self) -> None:
-        """Read catalog changes, then extend every loaded model that misses some."""
+    def sync_now(self) -> bool:
+        """Read catalog changes, then extend every loaded model that misses some; whether
+        both completed, so that every change committed before the call is served here.
+
+        False when the read, or scoring an item for a loaded model, failed (logged; the
+        next poll retries both): a ``PUT``/``DELETE`` that already committed must not
+        answer that this server serves the change when it does not (``refresh_pending``).
+        """
         try:
             with self._lock:
-                self.refresh()
-                self.apply_loaded()
+                read = self._refresh()[1]
+                applied = self.apply_loaded()
+                return read and applied
         except Exception:  # the poll thread (and a PUT that already committed) must survive
             log.exception("catalog sync failed; will retry at the next interval")
+            return False
 
     # -- reading the table ------------------------------------------------------------
 
     def refresh(self) -> int:
         """Read rows changed since the watermark; returns how many texts changed."""
+        return self._refresh()[0]
+
+    def _refresh(self) -> tuple[int, bool]:
+        """``refresh``, and whether the read completed (a database error is logged, and
+        what was read before it kept: the watermark moves a page at a time)."""
         changed = 0
         try:
             if self._watermark is None:
-                return self._read_all()
+                return self._read_all(), True
             while True:
                 epoch, after_id = self._watermark
                 with session_scope(self.sessions) as session:
@@ -119,10 +137,10 @@ class CatalogSync:
                     last_epoch = epoch if last.change_epoch is None else last.change_epoch
                     self._watermark = (last_epoch, last.item_id)
                 if len(rows) < self.page_size:
-                    return changed
+                    return changed, True
         except SQLAlchemyError as exc:
             log.warning("cannot read the item catalog (keeping what is loaded): %s", exc)
-            return changed
+            return changed, False
 
     def _read_all(self) -> int:
         """The whole table, a page at a time; the watermark becomes the epoch read first."""
@@ -160,14 +178,18 @@ class CatalogSync:
 
     def apply(self, model: LoadedModel) -> LoadedModel:
         """``model`` extended with the catalog; never fails a load (logs and serves as is)."""
+        return self._apply(model)[0]
+
+    def _apply(self, model: LoadedModel) -> tuple[LoadedModel, bool]:
+        """``apply``, and whether it completed (False: scoring failed, ``model`` as is)."""
         if not is_text_aware(model.scorer):
-            return model
+            return model, True
         with self._lock:
             try:
                 extended = extend_model(model, self._texts.values())
             except Exception:
                 log.exception("scoring catalog items for %s %s failed", model.name, model.version)
-                return model
+                return model, False
             self._applied[model.name] = (weakref.ref(extended), self._revision)
         if extended is not model:
             log.info(
@@ -176,18 +198,24 @@ class CatalogSync:
                 model.version,
                 len(extended.from_text),
             )
-        return extended
+        return extended, True
 
-    def apply_loaded(self) -> None:
-        """Extend each loaded model that has not seen the current catalog revision."""
+    def apply_loaded(self) -> bool:
+        """Extend each loaded model that has not seen the current catalog revision; whether
+        every one now serves it (False: scoring failed, or a version swapped in meanwhile
+        was extended before this revision; the next poll extends it)."""
+        complete = True
         for model in self.holder.loaded():
             ref, revision = self._applied.get(model.name, (None, -1))
             if ref is not None and ref() is model and revision == self._revision:
                 continue
-            extended = self.apply(model)
+            extended, applied = self._apply(model)
+            complete = complete and applied
             if extended is not model and not self.holder.replace_if_current(model, extended):
                 # A new version was swapped in meanwhile; the next poll extends that one.
                 self._applied.pop(model.name, None)
+                complete = False
+        return complete
 
     def describe(self, item_id: str) -> list[tuple[LoadedModel, bool]]:
         """(model, from_text) for each loaded model that can recommend ``item_id``; none

@@ -6,6 +6,7 @@ started and stopped by the app's lifespan (``app.main``).
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -26,8 +27,10 @@ from app.catalog import (
 )
 from app.core.errors import ApiError
 from app.repository import ItemRow
-from app.schemas_catalog import ItemIn, ItemResponse, ItemServing
+from app.schemas_catalog import ItemChangeResponse, ItemIn, ItemResponse, ItemServing
 from app.serving.state import database_unavailable
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["catalog"], route_class=AdminRoute)
 
@@ -42,10 +45,10 @@ CatalogDep = Annotated[CatalogSync, Depends(get_catalog)]
 
 @router.put(
     "/items/{item_id:id}",
-    response_model=ItemResponse,
+    response_model=ItemChangeResponse,
     dependencies=[Depends(require_admin)],
     responses={
-        201: {"model": ItemResponse, "description": "the item was created"},
+        201: {"model": ItemChangeResponse, "description": "the item was created"},
         **errors(*ADMIN, *BODY, 503),
     },
 )
@@ -55,12 +58,16 @@ def put_item(
     response: Response,
     services: ServicesDep,
     catalog: CatalogDep,
-) -> ItemResponse:
+) -> ItemChangeResponse:
     """Add or replace a catalog item (admin token). 201 when new, 200 otherwise.
 
     A text-aware production model (ConvMF) scores a new item from ``text`` at
     once on this server and at the next reload poll on the others. PUT of a
     removed item restores it (200, ``removed_at`` null), whatever its body.
+
+    ``refresh_pending`` true: the item is stored, but this server's sync after the
+    write failed, so this server serves it at its next reload poll, as the other
+    replicas do (a 503 would say nothing was written; a retry is safe either way).
     """
     try:
         item = validate_item(
@@ -75,18 +82,22 @@ def put_item(
     except SQLAlchemyError as exc:
         raise database_unavailable(exc) from exc
     assert row is not None  # just written in a committed transaction
-    catalog.sync_now()  # this server serves it before answering
+    applied = catalog.sync_now()  # this server serves it before answering
+    if not applied:
+        _pending("stored", item_id)
     response.status_code = 201 if outcome == "created" else 200
-    return _response(row, catalog)
+    return _changed(row, catalog, applied)
 
 
 @router.delete(
     "/items/{item_id:id}",
-    response_model=ItemResponse,
+    response_model=ItemChangeResponse,
     dependencies=[Depends(require_admin)],
     responses=errors(*ADMIN, 404, 422, 503),
 )
-def delete_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep) -> ItemResponse:
+def delete_item(
+    item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep
+) -> ItemChangeResponse:
     """Remove a catalog item (admin token): it leaves every list the service answers.
 
     Users' recommendations (GET and POST), similar lists, popularity fallbacks and
@@ -102,6 +113,10 @@ def delete_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep)
     predictions (``POST /v1/predictions``) still rate it: the caller named it.
     ``GET /v1/items/{item_id}`` of a removed item is a 404 saying so.
 
+    ``refresh_pending`` true: the removal is committed, but this server's sync after it
+    failed, so this server still lists the item until its next reload poll, as the other
+    replicas do, and ``serving`` names the models that still serve it here.
+
     404 ``unknown_item``: the id is not in the catalog (nothing is written).
     """
     services.recommender.check_id(item_id, "item_id")
@@ -113,8 +128,10 @@ def delete_item(item_id: ItemIdPath, services: ServicesDep, catalog: CatalogDep)
     except SQLAlchemyError as exc:
         raise database_unavailable(exc) from exc
     assert row is not None  # removal keeps the row
-    catalog.sync_now()  # this server stops serving it before answering
-    return _response(row, catalog)
+    applied = catalog.sync_now()  # this server stops serving it before answering
+    if not applied:
+        _pending("removed", item_id)
+    return _changed(row, catalog, applied)
 
 
 @router.get("/items/{item_id:id}", response_model=ItemResponse, responses=errors(404, 422, 503))
@@ -149,7 +166,17 @@ def _not_in_catalog(item_id: str) -> str:
     return f"item '{item_id}' is not in the catalog; add it with PUT /v1/items/{item_id}"
 
 
-def _response(row: ItemRow, catalog: CatalogSync) -> ItemResponse:
+def _pending(done: str, item_id: str) -> None:
+    log.warning(
+        "item %r %s, but this server could not apply it yet (see above); it will at its "
+        "next reload poll",
+        item_id,
+        done,
+    )
+
+
+def _response(row: ItemRow, catalog: CatalogSync, live: bool | None = None) -> ItemResponse:
+    """``live``: whether to say which models serve the item (by default: unless removed)."""
     return ItemResponse(
         item_id=row.item_id,
         title=row.title,
@@ -161,7 +188,14 @@ def _response(row: ItemRow, catalog: CatalogSync) -> ItemResponse:
             ItemServing(model=model.name, version=model.version, from_text=from_text)
             for model, from_text in catalog.describe(row.item_id)
         ]
-        if row.removed_at is None
+        if (row.removed_at is None if live is None else live)
         else [],
         removed_at=row.removed_at,
     )
+
+
+def _changed(row: ItemRow, catalog: CatalogSync, applied: bool) -> ItemChangeResponse:
+    """A write's answer; while the change is pending here, ``serving`` is what this server
+    serves (a removed item it still lists), not what it will once it applies it."""
+    live = row.removed_at is None or not applied
+    return ItemChangeResponse(**dict(_response(row, catalog, live)), refresh_pending=not applied)

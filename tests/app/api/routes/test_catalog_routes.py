@@ -212,6 +212,44 @@ def test_another_server_picks_the_item_up_at_its_reload_poll(
     assert r.json()["predictions"][0]["from_text"] is True
 
 
+@pytest.mark.parametrize("failing", ["items_changed_since", "extend_model"])
+def test_a_put_this_server_could_not_apply_says_so(
+    make_client,  # type: ignore[no-untyped-def]
+    convmf_store: Path,
+    data: TextRatings,
+    monkeypatch: pytest.MonkeyPatch,
+    failing: str,
+) -> None:
+    """A PUT commits, then this server reads the change and scores the new item from its
+    text before answering; a failed read or scoring was logged and swallowed, and the
+    answer looked like a complete one. It stays a 201 (the item is stored) with
+    ``refresh_pending`` true, and ``serving`` says this server does not serve it yet;
+    the next poll does."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.catalog.sync as sync_module
+
+    client = make_client(admin_token=TOKEN, store_dir=convmf_store, default_model="convmf")
+    item_id, (_, text) = list(data.held_out.items())[2]
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection lost"))
+
+    real = getattr(sync_module, failing)
+    monkeypatch.setattr(sync_module, failing, down)
+    put = client.put(f"/v1/items/{item_id}", json={"text": text}, headers=AUTH)
+    assert put.status_code == 201, put.text
+    assert put.json()["refresh_pending"] is True and put.json()["serving"] == []
+    body = {"user_id": "u00", "item_ids": [item_id]}
+    assert client.post("/v1/predictions", json=body).json()["predictions"][0]["fallback"]
+    monkeypatch.setattr(sync_module, failing, real)
+    client.app.state.catalog.sync_now()  # the next poll
+    served = [{"model": "convmf", "version": "1", "from_text": True}]
+    assert client.get(f"/v1/items/{item_id}").json()["serving"] == served
+    again = client.put(f"/v1/items/{item_id}", json={"text": text}, headers=AUTH)
+    assert again.json()["refresh_pending"] is False and again.json()["serving"] == served
+
+
 def test_an_id_with_a_slash_is_addressable(admin_client: TestClient) -> None:
     """Ids are opaque strings and a write accepts ``a/b``; the routes' path parameters did
     not match a ``/`` (sent as ``%2F``, it arrives decoded), so such an item or user could

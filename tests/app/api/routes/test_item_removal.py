@@ -215,3 +215,51 @@ def test_another_replica_drops_the_item_at_its_reload_poll(
     while best not in _user_list(reader, "u1") and time.monotonic() < deadline + 10:
         time.sleep(0.05)
     assert _user_list(reader, "u1")[0] == best  # restored: ranked where it was
+
+
+# --------------------------------------------------------------------------- a failed sync
+
+
+def test_a_removal_or_restore_this_server_could_not_apply_says_so(
+    make_admin: Callable[..., TestClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answering server reads the catalog's change after the commit, so that it stops
+    (or starts again) serving the item before answering. That read logs and swallows its
+    failures, and the answer was the same 200 as a complete one: a DELETE said ``serving``
+    empty while this server still listed the item. The change is committed, so it stays a
+    200, with ``refresh_pending`` true and ``serving`` saying what this server serves."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.catalog.sync as sync_module
+
+    client = make_admin()
+    best = _user_list(client, "u1")[0]
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection lost"))
+
+    real = sync_module.items_changed_since
+    monkeypatch.setattr(sync_module, "items_changed_since", down)
+    r = client.delete(f"/v1/items/{best}", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["refresh_pending"] is True and r.json()["removed_at"] is not None
+    assert r.json()["serving"] == [{"model": "mult-vae", "version": "1", "from_text": False}]
+    assert best in _user_list(client, "u1")  # not read here: still listed, as said
+    assert client.get(f"/v1/items/{best}").status_code == 404  # the committed part
+    monkeypatch.setattr(sync_module, "items_changed_since", real)
+    client.app.state.catalog.sync_now()  # type: ignore[attr-defined]  # the next poll
+    assert best not in _user_list(client, "u1")
+
+    monkeypatch.setattr(sync_module, "items_changed_since", down)
+    r = client.put(f"/v1/items/{best}", json={"title": f"Item {best}"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["refresh_pending"] is True and r.json()["removed_at"] is None
+    assert r.json()["serving"] == []  # this server still has it removed
+    assert best not in _user_list(client, "u1")
+    monkeypatch.setattr(sync_module, "items_changed_since", real)
+    client.app.state.catalog.sync_now()  # type: ignore[attr-defined]
+    assert _user_list(client, "u1")[0] == best
+
+    assert client.delete(f"/v1/items/{best}", headers=AUTH).json()["refresh_pending"] is False
+    put = client.put(f"/v1/items/{best}", json={}, headers=AUTH)
+    assert put.json()["refresh_pending"] is False and put.json()["serving"]
