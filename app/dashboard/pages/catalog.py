@@ -7,6 +7,9 @@ server's catalog sync, so the page after the redirect is already right), and
 Restore undoes the removal alone (``app.catalog.restore_items``, then the same
 sync), keeping whatever content the row holds when it runs (it used to PUT the
 content it had read, overwriting a PUT that landed in between).
+When this server's sync after the commit failed (``refresh_pending``), the
+notice says the change is made but that this server applies it at its next
+reload poll, not that it lists (or no longer lists) the item now.
 Failures are mapped as the API maps them and shown on the item's page; a
 success redirects to it with a one-shot notice (Post/Redirect/Get), so a reload
 repeats nothing. Removing asks for confirmation in the browser (``data-confirm``,
@@ -16,6 +19,7 @@ the first removal's time, a Restore of a live item changes nothing.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -36,7 +40,15 @@ from app.dashboard.templating import render
 from app.serving.loaded import LoadedModel
 from app.serving.state import database_unavailable
 
+log = logging.getLogger(__name__)
+
 router = APIRouter()
+
+#: A committed change this server's catalog sync could not apply (``refresh_pending``).
+PENDING = (
+    "this server could not refresh its catalog (see its log); it applies the change at "
+    "its next reload poll."
+)
 
 
 def _default_model(request: Request) -> LoadedModel | None:
@@ -147,6 +159,13 @@ async def remove_item(
         notice = (
             f"Item {item_id} was already removed, at {utc(removed.removed_at)}; nothing changed."
         )
+        if removed.refresh_pending:
+            notice += f" Note: {PENDING} Until then it may still list the item."
+    elif removed.refresh_pending:
+        notice = (
+            f"Item {item_id} removed from the catalog, but {PENDING} Until then it may "
+            "still list the item. Restore brings it back."
+        )
     else:
         notice = (
             f"Item {item_id} removed from the catalog: this server lists it nowhere now, the "
@@ -177,7 +196,8 @@ async def restore_item(
             return redirect_with_notice(request, session, item_href(item_id), notice)
         outcome = await run_in_threadpool(restore_items, services.sessions, [item_id])
         catalog = _catalog(request)
-        await run_in_threadpool(catalog.sync_now)  # this server serves it before answering
+        # This server serves it before answering, unless that sync failed (logged).
+        applied = await run_in_threadpool(catalog.sync_now)
     except SQLAlchemyError as exc:
         error = database_unavailable(exc)
         return await _item(request, item_id, session, error.message, error.status)
@@ -187,6 +207,13 @@ async def restore_item(
         notice = (
             f"Item {item_id} was put back in the catalog meanwhile, by another writer; "
             "nothing changed (its content is theirs)."
+        )
+        return redirect_with_notice(request, session, item_href(item_id), notice)
+    if not applied:
+        log.warning("item %r restored, but this server could not apply it yet", item_id)
+        notice = (
+            f"Item {item_id} restored in the catalog, but {PENDING} Until then it lists the "
+            "item nowhere."
         )
         return redirect_with_notice(request, session, item_href(item_id), notice)
     notice = (

@@ -295,3 +295,39 @@ def test_a_database_failure_is_shown_on_the_page(
     failed = _post(dash, "restore", "7")
     assert failed.status_code == 503 and "database is unavailable" in _problem(failed.text)
     assert dash.get("/v1/items/7").json()["error"] == "unknown_item"  # still removed
+
+
+def test_a_change_this_server_could_not_apply_is_not_shown_as_live(
+    dash: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Remove and Restore commit, then sync this server's catalog; a failed sync was logged
+    and swallowed, and the notice said "this server lists it nowhere now" (or "lists it
+    again now") while it did not. The change is committed, so it is still a success; the
+    notice says this server applies it at its next reload poll."""
+    import app.catalog.sync as sync_module
+
+    served = _user_list(dash, "u1")
+    best = served[0]
+
+    def down(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(sync_module, "items_changed_since", down)
+    removed = _post(dash, "remove", best)
+    assert removed.status_code == 303
+    notice = _notice(dash.get(removed.headers["location"]).text) or ""
+    assert f"Item {best} removed from the catalog" in notice
+    assert "lists it nowhere now" not in notice and "next reload poll" in notice
+    assert "could not" in notice and best in _user_list(dash, "u1")  # as the notice says
+    monkeypatch.undo()
+    dash.app.state.catalog.sync_now()  # type: ignore[attr-defined]  # the next poll
+    assert best not in _user_list(dash, "u1")
+
+    monkeypatch.setattr(sync_module, "items_changed_since", down)
+    restored = _post(dash, "restore", best)
+    notice = _notice(dash.get(restored.headers["location"]).text) or ""
+    assert f"Item {best} restored" in notice and "lists it again now" not in notice
+    assert "could not" in notice and best not in _user_list(dash, "u1")
+    monkeypatch.undo()
+    dash.app.state.catalog.sync_now()  # type: ignore[attr-defined]
+    assert _user_list(dash, "u1") == served
