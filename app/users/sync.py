@@ -22,9 +22,11 @@ The server that answers ``DELETE /v1/users/{id}`` polls before answering
 (``apply_now``), and says so when that poll failed: the erasure is committed, but this
 server applies it only at a later poll, like the other replicas. The first
 read takes the whole table; the read at start-up, before the server serves anyone,
-only records. A failed read keeps what is known and retries at the next interval;
-after a failed start-up read, the server serves meanwhile (not knowing of any
-erasure), so the reads that follow clean up as any poll does: every erased user's
+only records. A failed read keeps what is known and retries at the next interval.
+What an erasure leaves to clean up (its states to drop, its impressions to delete) is
+noted as it is recorded and kept until done, since a recorded erasure is not new to a
+later read. After a failed start-up read, the server serves meanwhile (not knowing of
+any erasure), so the reads that follow clean up as any poll does: every erased user's
 cached states are dropped, and the impressions of those erased since this server
 began (older ones it cannot have queued) are deleted.
 """
@@ -69,6 +71,8 @@ class ErasureSync:
         self._watermark: tuple[int, str | None] = (-1, None)  # (epoch, user id) read last
         #: Users whose impressions up to this moment are still to delete (``_delete_impressions``).
         self._unclean: dict[str, datetime] = {}
+        #: Cache keys of erased users whose cached states are still to drop (``_forget``).
+        self._unforgotten: set[str] = set()
         #: Before it, this server queued no impression: older erasures need no delete here.
         self._began = datetime.now(UTC)
         self._lock = threading.Lock()  # one refresh at a time
@@ -87,8 +91,9 @@ class ErasureSync:
     def refresh(self) -> int:
         """Read the erasures after the watermark; returns how many were new here.
 
-        Raises nothing: a database error is logged and the next poll retries (the
-        impressions still to delete are kept until a delete succeeds)."""
+        Raises nothing: a failure is logged and the next poll retries (the cached states
+        still to drop and the impressions still to delete are kept until that succeeds:
+        an erasure is recorded once, so a later read would not find it new again)."""
         return self._refresh(record_only=False)[0]
 
     def apply_now(self) -> bool:
@@ -116,9 +121,13 @@ class ErasureSync:
                         )
                         if record_only:
                             changed = []
+                        # What is left to clean up is noted before any of it is tried: these
+                        # users are recorded now, so no later read finds them new again.
+                        self._unforgotten.update(changed)
                         # A user erased again: the states cached since the previous erasure too.
-                        again = [cache_key(u, e) for u in changed if (e := before[u]) is not None]
-                        self.cache.forget(changed + again)
+                        self._unforgotten.update(
+                            cache_key(u, e) for u in changed if (e := before[u]) is not None
+                        )
                         for user_id in changed:
                             erasure = self.erased.get(user_id)
                             until = None if erasure is None else erasure.erased_at + CLOCK_MARGIN
@@ -126,8 +135,10 @@ class ErasureSync:
                                 self._unclean[user_id] = until
                         new += len(changed)
                         self._watermark = (rows[-1].epoch, rows[-1].user_id)
+                        self._forget()
                     if len(rows) < self.page_size:
                         break
+                self._forget()  # those a failed poll left
                 self._delete_impressions()
             except SQLAlchemyError as exc:
                 log.warning("cannot read erased users (keeping what is known): %s", exc)
@@ -136,6 +147,14 @@ class ErasureSync:
                 log.exception("reading erased users failed; will retry at the next interval")
                 return new, False
         return new, True
+
+    def _forget(self) -> None:
+        """Drop the cached states still to drop; kept until the cache's call returns."""
+        if not self._unforgotten:
+            return
+        keys = sorted(self._unforgotten)
+        self.cache.forget(keys)
+        self._unforgotten.difference_update(keys)
 
     def _delete_impressions(self) -> None:
         """This server's queued impressions written, then those of the users erased since

@@ -3,6 +3,7 @@ drops the user's cached states, those cached since an earlier erasure of theirs 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -125,5 +126,52 @@ def test_a_start_up_read_only_records(sessions: sessionmaker[Session]) -> None:
         assert "u1" in erased
         with session_scope(sessions) as session:
             assert session.scalars(select(Impression.id)).all() == ["r1"]
+    finally:
+        sync.stop()
+
+
+class _ForgetFailsOnce(MemoryCache):
+    """A cache whose first ``forget`` raises (not a database error): the poll had recorded
+    the erasure, but not yet dropped the user's states nor noted their impressions."""
+
+    def __init__(self) -> None:
+        super().__init__(Metrics())
+        self.failures = 1
+
+    def forget(self, user_ids: Sequence[str]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("cache client bug")
+        super().forget(user_ids)
+
+
+def test_a_poll_that_failed_midway_forgets_and_deletes_at_the_next_one(
+    sessions: sessionmaker[Session],
+) -> None:
+    """``ErasedUsers.update`` records the erasure, then the poll drops the user's cached
+    states and notes their late impressions for deletion. An exception between the two
+    (logged, the poll thread survives) left the erasure recorded, so the next poll found
+    nothing new: the states stayed cached (in Redis until their TTL) and the impressions
+    in the table. Both are now kept until done, like the impressions still to delete."""
+    cache = _ForgetFailsOnce()
+    erased = ErasedUsers()
+    queue = _QueuedImpression(sessions, datetime.now(UTC))
+    sync = ErasureSync(
+        sessions,
+        erased,
+        cache,
+        interval_s=3600,
+        impressions=queue,  # type: ignore[arg-type]
+    )
+    sync.start()
+    try:
+        cache.set("u1", "mult-vae", "1", np.ones(4, dtype=np.float32), 0)  # served before
+        erase_users(sessions, ["u1"])
+        assert sync.apply_now() is False and "u1" in erased  # recorded, not cleaned up
+        assert cache.get("u1", "mult-vae", "1") is not None
+        assert sync.apply_now() is True  # the next poll
+        assert cache.get("u1", "mult-vae", "1") is None
+        with session_scope(sessions) as session:
+            assert session.scalars(select(Impression.id)).all() == []
     finally:
         sync.stop()
