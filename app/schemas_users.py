@@ -23,7 +23,8 @@ class UserErasureResponse(BaseModel):
     deleted: DeletedRows
     refresh_pending: bool = Field(
         description="true when this server could not apply the erasure before answering "
-        "(its read of the erasures or its delete of the user's late impressions failed; "
+        "(its read of the erasures, its delete of the user's late impressions, or its "
+        "cache's drop of the user's cached states failed; "
         "see its log): the erasure is committed and the rows above are deleted, but until "
         "its next reload poll this server, like the other replicas, may still serve the "
         "user's cached or trained state. Repeating the DELETE is safe (it erases again)"

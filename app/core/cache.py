@@ -75,9 +75,11 @@ class StateCache(Protocol):
         check stamps against the log (degraded mode); ``get`` for a single tier."""
         ...
 
-    def forget(self, user_ids: Sequence[str]) -> None:
+    def forget(self, user_ids: Sequence[str]) -> bool:
         """Drop every entry of ``user_ids`` (all models and versions): their data was
-        erased (``app.serving.erased``). Best effort, like every cache call."""
+        erased (``app.serving.erased``). Never raises, like every cache call, but says
+        whether every tier dropped them: False when Redis failed or its breaker is open,
+        so the erasure poll retries rather than leave the states there until their TTL."""
         ...
 
     def ping(self) -> bool: ...
@@ -137,10 +139,11 @@ class MemoryCache:
             while len(self._users) > self._max_users:
                 self._users.popitem(last=False)
 
-    def forget(self, user_ids: Sequence[str]) -> None:
+    def forget(self, user_ids: Sequence[str]) -> bool:
         with self._lock:
             for user_id in user_ids:
                 self._users.pop(user_id, None)
+        return True
 
     def ping(self) -> bool:
         return True
@@ -291,11 +294,13 @@ class RedisCache:
             args += [_field(model, version), payload, str(int(stamp))]
         self._call(lambda: self._write_newer(keys=keys, args=args))
 
-    def forget(self, user_ids: Sequence[str]) -> None:
-        """One DEL of the users' hashes (every model and version at once)."""
-        if user_ids:
-            keys = [self.key(user_id) for user_id in user_ids]
-            self._call(lambda: self._client.delete(*keys))
+    def forget(self, user_ids: Sequence[str]) -> bool:
+        """One DEL of the users' hashes (every model and version at once); whether it ran
+        (``_call`` answers None for a failure or an open breaker, DEL a count)."""
+        if not user_ids:
+            return True
+        keys = [self.key(user_id) for user_id in user_ids]
+        return self._call(lambda: self._client.delete(*keys)) is not None
 
     def ping(self) -> bool:
         """Reachability for ``/readyz``; False at once while the breaker is open."""
@@ -415,11 +420,12 @@ class TieredCache:
         """Write the states still on their way to Redis now."""
         self.writes.flush()
 
-    def forget(self, user_ids: Sequence[str]) -> None:
-        """Both tiers, and the states still on their way to Redis."""
+    def forget(self, user_ids: Sequence[str]) -> bool:
+        """Both tiers, and the states still on their way to Redis; whether Redis dropped
+        them (memory always does)."""
         self.local.forget(user_ids)
         self.writes.discard(user_ids)
-        self.redis.forget(user_ids)
+        return self.redis.forget(user_ids)
 
     def ping(self) -> bool:
         return self.redis.ping()

@@ -73,6 +73,7 @@ class ErasureSync:
         self._unclean: dict[str, datetime] = {}
         #: Cache keys of erased users whose cached states are still to drop (``_forget``).
         self._unforgotten: set[str] = set()
+        self._forget_failing = False  # the last forget failed (logged once until it succeeds)
         #: Before it, this server queued no impression: older erasures need no delete here.
         self._began = datetime.now(UTC)
         self._lock = threading.Lock()  # one refresh at a time
@@ -99,9 +100,10 @@ class ErasureSync:
     def apply_now(self) -> bool:
         """``refresh`` for ``DELETE /v1/users/{id}``, after its commit: whether this server
         now applies every erasure committed so far (serves the users as erased, their cached
-        states dropped, their late impressions deleted). False when the read or a delete
-        failed (logged): the answer must not say the erasure is applied here when it is
-        not, and the next poll applies it (the rows are read again, the deletes retried)."""
+        states dropped, their late impressions deleted). False when the read, a delete or
+        the cache's drop of the states failed (logged): the answer must not say the erasure
+        is applied here when it is not, and the next poll applies it (the rows are read
+        again, the drops and deletes retried)."""
         return self._refresh(record_only=False)[1]
 
     def _refresh(self, record_only: bool) -> tuple[int, bool]:
@@ -135,10 +137,9 @@ class ErasureSync:
                                 self._unclean[user_id] = until
                         new += len(changed)
                         self._watermark = (rows[-1].epoch, rows[-1].user_id)
-                        self._forget()
                     if len(rows) < self.page_size:
                         break
-                self._forget()  # those a failed poll left
+                forgotten = self._forget()  # with those a failed poll left
                 self._delete_impressions()
             except SQLAlchemyError as exc:
                 log.warning("cannot read erased users (keeping what is known): %s", exc)
@@ -146,15 +147,29 @@ class ErasureSync:
             except Exception:  # the poll thread must survive
                 log.exception("reading erased users failed; will retry at the next interval")
                 return new, False
-        return new, True
+        return new, forgotten
 
-    def _forget(self) -> None:
-        """Drop the cached states still to drop; kept until the cache's call returns."""
+    def _forget(self) -> bool:
+        """Drop the cached states still to drop; whether they are all dropped. Kept until
+        the cache says every tier dropped them (Redis failing or its breaker open: retried
+        at the next poll, rather than left there until their TTL)."""
         if not self._unforgotten:
-            return
+            return True
         keys = sorted(self._unforgotten)
-        self.cache.forget(keys)
+        if not self.cache.forget(keys):
+            if not self._forget_failing:  # one line per outage: the poll retries each interval
+                log.warning(
+                    "cannot drop the cached states of %d erased user key(s) (the cache "
+                    "failed); will retry at the next interval",
+                    len(keys),
+                )
+            self._forget_failing = True
+            return False
+        if self._forget_failing:
+            log.info("dropped the cached states of %d erased user key(s) left over", len(keys))
+        self._forget_failing = False
         self._unforgotten.difference_update(keys)
+        return True
 
     def _delete_impressions(self) -> None:
         """This server's queued impressions written, then those of the users erased since

@@ -208,3 +208,38 @@ def test_make_cache_puts_memory_in_front_of_redis_unless_told_not_to() -> None:
     assert isinstance(plain, RedisCache) and plain.kind == "redis"
     memory = make_cache(None, metrics)
     assert isinstance(memory, MemoryCache) and memory.kind == "memory"
+
+
+@pytest.mark.integration
+def test_forget_says_whether_every_tier_dropped_the_states(
+    redis_url: str, redis_namespace: str
+) -> None:
+    """``forget`` (an erased user's states) was best effort and said nothing: with Redis
+    failing or its breaker open, the states stayed there until their TTL and the erasure
+    poll never knew to try again. It now says whether every tier dropped them."""
+    from app.core.cache import TieredCache
+
+    assert MemoryCache(Metrics()).forget(["u"]) is True
+    down = RedisCache("redis://127.0.0.1:1/0", Metrics(), backoff_s=0.0)
+    assert down.forget(["u"]) is False
+    assert down.forget([]) is True  # nothing to drop: nothing to retry
+
+    cache = TieredCache(
+        RedisCache(redis_url, Metrics(), namespace=redis_namespace), Metrics(), 100, 60.0
+    )
+    other = RedisCache(redis_url, Metrics(), namespace=redis_namespace)  # another replica
+    other.set("gone", "m", "1", np.ones(2, dtype=np.float32), stamp=5)
+    real_delete = cache.redis._client.delete
+
+    def failing(*_keys: str) -> int:
+        raise redis.ConnectionError("connection reset")
+
+    cache.redis._client.delete = failing  # type: ignore[method-assign]
+    assert cache.forget(["gone"]) is False
+    assert other.get("gone", "m", "1") is not None  # still in Redis, as said
+    cache.redis._client.delete = real_delete  # type: ignore[method-assign]
+    cache.redis.breaker.success()  # the breaker closed again (its probe succeeded)
+    assert cache.forget(["gone"]) is True
+    assert other.get("gone", "m", "1") is None
+    other.close()
+    cache.close()

@@ -138,11 +138,11 @@ class _ForgetFailsOnce(MemoryCache):
         super().__init__(Metrics())
         self.failures = 1
 
-    def forget(self, user_ids: Sequence[str]) -> None:
+    def forget(self, user_ids: Sequence[str]) -> bool:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("cache client bug")
-        super().forget(user_ids)
+        return super().forget(user_ids)
 
 
 def test_a_poll_that_failed_midway_forgets_and_deletes_at_the_next_one(
@@ -173,5 +173,40 @@ def test_a_poll_that_failed_midway_forgets_and_deletes_at_the_next_one(
         assert cache.get("u1", "mult-vae", "1") is None
         with session_scope(sessions) as session:
             assert session.scalars(select(Impression.id)).all() == []
+    finally:
+        sync.stop()
+
+
+class _RedisDownOnce(MemoryCache):
+    """A cache whose first ``forget`` cannot reach Redis: it drops nothing and says so."""
+
+    def __init__(self) -> None:
+        super().__init__(Metrics())
+        self.failures = 1
+
+    def forget(self, user_ids: Sequence[str]) -> bool:
+        if self.failures:
+            self.failures -= 1
+            return False
+        return super().forget(user_ids)
+
+
+def test_states_the_cache_could_not_drop_are_dropped_at_the_next_poll(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Redis failing (or its breaker open) when the poll drops an erased user's states:
+    ``forget`` swallowed it, and the states stayed in Redis until their TTL while the
+    poll counted them dropped. They are kept to drop, and the poll says it is not done."""
+    cache = _RedisDownOnce()
+    erased = ErasedUsers()
+    sync = ErasureSync(sessions, erased, cache, interval_s=3600)
+    sync.start()
+    try:
+        cache.set("u1", "mult-vae", "1", np.ones(4, dtype=np.float32), 0)
+        erase_users(sessions, ["u1"])
+        assert sync.apply_now() is False and "u1" in erased
+        assert cache.get("u1", "mult-vae", "1") is not None  # not dropped, as said
+        assert sync.apply_now() is True  # the next poll
+        assert cache.get("u1", "mult-vae", "1") is None
     finally:
         sync.stop()
