@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -20,6 +21,16 @@ from app.repository import NewImpression, insert_impressions
 from app.serving.erased import ErasedUsers, cache_key
 from app.serving.state import user_context
 from app.users import ErasureSync, erase_users
+from tests.app.conftest import ClientFactory
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    """The embedded app with its background polls an hour apart: these tests call the
+    erasure poll (``refresh``) themselves and count what it found, which a background
+    poll running between ``erase_users`` and that call would have found first (seen
+    red once under load with the suite's 0.05 s interval)."""
+    return make_client(reload_interval_s=3600.0)
 
 
 def test_the_poll_forgets_the_users_cached_states(client: TestClient) -> None:
