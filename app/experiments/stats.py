@@ -19,9 +19,10 @@ Why these:
   interval valid at any stopping time. With the difference's estimate
   ``theta ~ N(theta_true, V)`` and a normal mixing distribution ``N(0, tau^2)``
   over the alternative, the mixture likelihood ratio is the ratio of two normal
-  densities, ``N(theta; 0, V + tau^2) / N(theta; 0, V)`` (scipy.stats.norm),
-  the p-value is ``min(1, 1 / ratio)`` and the 95% interval is the set of
-  differences the test does not reject at 5%.
+  densities, ``N(theta; 0, V + tau^2) / N(theta; 0, V)`` (their logs computed as
+  ``scipy.stats.norm.logpdf`` does, on plain floats), the p-value is
+  ``min(1, 1 / ratio)`` and the 95% interval is the set of differences the test
+  does not reject at 5%.
 * Sample ratio mismatch: a chi-square goodness-of-fit test
   (``scipy.stats.chisquare``) of users per variant against the configured weights;
   a tiny p-value means assignment or logging is broken and the comparison is not
@@ -124,10 +125,20 @@ def msprt_log_ratio(diff: float, variance: float, tau: float) -> float:
     """
     if variance <= 0:
         return 0.0
-    return float(
-        stats.norm.logpdf(diff, loc=0.0, scale=math.sqrt(variance + tau**2))
-        - stats.norm.logpdf(diff, loc=0.0, scale=math.sqrt(variance))
+    return _normal_logpdf(diff, math.sqrt(variance + tau**2)) - _normal_logpdf(
+        diff, math.sqrt(variance)
     )
+
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
+def _normal_logpdf(x: float, sd: float) -> float:
+    """``log N(x; 0, sd^2)``, the arithmetic of ``scipy.stats.norm.logpdf`` on plain floats:
+    scipy's argument checks and broadcasting cost ~150 us a call (this, under 1 us), and
+    the A/A simulations that check the mSPRT take tens of thousands of these."""
+    z = x / sd
+    return -0.5 * (z * z) - _LOG_SQRT_2PI - math.log(sd)
 
 
 def msprt_p_value(diff: float, variance: float, tau: float) -> float:
