@@ -2,7 +2,9 @@
 has that job's "Log and fields" open, and opening one shows its log at once.
 
 Same stack as ``test_dashboard_browser.py``; the jobs (finished, with an 80-line log) are
-written straight into the stack's Postgres, as a worker would have left them.
+written straight into the stack's Postgres, as a worker would have left them. The page's
+timers run on Playwright's clock: the test runs the 2-second poll timer forward instead of
+waiting it out (time otherwise flows as usual), and each poll is a real request.
 """
 
 from __future__ import annotations
@@ -71,13 +73,21 @@ def test_the_poll_carries_only_the_open_jobs_log(
         responses.clear()
         return seen
 
+    def two_more_polls() -> list[tuple[str, str]]:
+        """``polls()`` once the poll timer has fired twice more (run forward 2 s at a time,
+        each poll's answer awaited), where the test used to wait 4.5 s of wall clock."""
+        for _ in range(2):
+            with page.expect_response(lambda response: "/dashboard/jobs/list" in response.url):
+                page.clock.run_for(2_000)
+        return polls()
+
     _login(page, base)
     page.on("response", on_response)
+    page.clock.install()
     page.goto(f"{base}/dashboard/jobs")
     row = page.locator(f'tr[data-job-id="{first}"]')
     expect(row).to_be_visible()
-    page.wait_for_timeout(4_500)  # two polls with every job's details closed
-    closed = polls()
+    closed = two_more_polls()  # two polls with every job's details closed
     assert len(closed) >= 2
     assert not [url for url, body in closed if "open=" in url or "line 79" in body]
 
@@ -86,8 +96,7 @@ def test_the_poll_carries_only_the_open_jobs_log(
     expect(log).to_contain_text("logged-0 line 79", timeout=1_500)  # not the next 2-s poll
     expect(log).to_contain_text("logged-0 line 0")
     polls()
-    page.wait_for_timeout(4_500)
-    opened = polls()
+    opened = two_more_polls()
     assert len(opened) >= 2
     for url, body in opened:
         assert re.search(rf"[?&]open={first}(&|$)", url), url
@@ -99,6 +108,5 @@ def test_the_poll_carries_only_the_open_jobs_log(
     row.get_by_text("Log and fields").click()  # closed: the polls stop asking
     page.wait_for_timeout(500)
     polls()
-    page.wait_for_timeout(4_500)
-    again = polls()
+    again = two_more_polls()
     assert again and not [url for url, _ in again if "open=" in url]
