@@ -104,9 +104,8 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """The real Redis; tests isolate themselves with ``redis_namespace``."""
+def reachable_redis_url() -> str:
+    """``REDIS_TEST_URL`` once Redis answers a ping (skip or fail as ``_service_missing``)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_TEST_URL)
@@ -116,12 +115,12 @@ def redis_url() -> Iterator[str]:
         _service_missing("Redis", exc)
     finally:
         client.close()
-    yield REDIS_TEST_URL
+    return REDIS_TEST_URL
 
 
-@pytest.fixture
-def redis_namespace(redis_url: str) -> Iterator[str]:
-    """A unique key prefix for one test; its keys are deleted afterwards."""
+@contextmanager
+def fresh_redis_namespace(redis_url: str) -> Iterator[str]:
+    """A unique key prefix; its keys are deleted when the block ends."""
     import redis
 
     namespace = f"genrec-test-{uuid.uuid4().hex[:10]}"
@@ -134,6 +133,19 @@ def redis_namespace(redis_url: str) -> Iterator[str]:
         pass  # a test may have stopped Redis on purpose
     finally:
         client.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis; tests isolate themselves with ``redis_namespace``."""
+    return reachable_redis_url()
+
+
+@pytest.fixture
+def redis_namespace(redis_url: str) -> Iterator[str]:
+    """A unique key prefix for one test; its keys are deleted afterwards."""
+    with fresh_redis_namespace(redis_url) as namespace:
+        yield namespace
 
 
 #: The log read's real commit margin, kept before ``_log_reads_see_every_commit`` zeroes it.

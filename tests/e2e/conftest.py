@@ -24,6 +24,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -32,6 +33,7 @@ import pytest
 
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.repository import ACTIVE_JOB_STATUSES, cancel_job, list_jobs
+from tests.conftest import fresh_redis_namespace, reachable_redis_url
 
 ADMIN_TOKEN = "e2e-admin-token-91f3c0"
 #: ML-100K users 1..N form the base data set the seeded production versions train on.
@@ -203,11 +205,46 @@ def stack(
     tmp_path: Path,
 ) -> Iterator[Stack]:
     """Real Postgres + Redis, a private copy of the seeded store; processes killed afterwards."""
+    with running_stack(
+        postgres_url, redis_url, redis_namespace, data_dir, seeded_store, tmp_path
+    ) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def module_stack(
+    postgres_url: str,
+    data_dir: Path,
+    seeded_store: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """``stack``, shared by the tests of one module (its processes killed after the last):
+    for tests that change nothing a later test reads, so that they start one ``genrec
+    serve`` (seconds of imports on a busy machine) rather than one each."""
+    root = tmp_path_factory.mktemp("module-stack")
+    redis_url = reachable_redis_url()
+    with (
+        fresh_redis_namespace(redis_url) as namespace,
+        running_stack(postgres_url, redis_url, namespace, data_dir, seeded_store, root) as started,
+    ):
+        yield started
+
+
+@contextmanager
+def running_stack(
+    postgres_url: str,
+    redis_url: str,
+    redis_namespace: str,
+    data_dir: Path,
+    seeded_store: Path,
+    root: Path,
+) -> Iterator[Stack]:
+    """A ``Stack`` with its store and logs under ``root``; its processes killed at the end."""
     upgrade_database(postgres_url)  # before server and worker, which would both migrate at once
     _cancel_leftover_jobs(postgres_url)
-    store_dir = tmp_path / "store"
+    store_dir = root / "store"
     shutil.copytree(seeded_store, store_dir)
-    logs = tmp_path / "logs"
+    logs = root / "logs"
     logs.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GENREC_")},
