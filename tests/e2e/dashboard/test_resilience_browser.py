@@ -26,6 +26,7 @@ from sqlalchemy import make_url
 from models_store import ModelStore
 from tests.e2e.conftest import ADMIN_TOKEN, Stack
 from tests.e2e.dashboard.test_dashboard_browser import _at_login, _login
+from tests.e2e.dashboard.test_expiry_drafts_browser import _until_the_session_expires
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -65,6 +66,14 @@ def page_server(html: str) -> Iterator[str]:
         server.server_close()
 
 
+@pytest.fixture(scope="module")
+def served(module_stack: Stack) -> Stack:
+    """One server for the tests that change nothing another test reads (they load pages,
+    log in and out on pages of their own); the others start their own."""
+    module_stack.serve()
+    return module_stack
+
+
 @contextmanager
 def console_problems(page: Page) -> Iterator[list[str]]:
     """Console errors and page errors while the block runs (a CSP refusal is one)."""
@@ -83,10 +92,9 @@ def console_problems(page: Page) -> Iterator[list[str]]:
 
 
 def test_pages_load_under_the_csp_and_cannot_be_framed(
-    stack: Stack, page: Page, context: BrowserContext
+    served: Stack, page: Page, context: BrowserContext
 ) -> None:
-    stack.serve()
-    base = stack.base_url
+    base = served.base_url
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     with console_problems(page) as problems:
@@ -113,12 +121,13 @@ def test_pages_load_under_the_csp_and_cannot_be_framed(
     child = framing.frames[1]
     assert child.url.startswith("chrome-error:"), child.url  # refused, not the models page
     expect(framing.frame_locator("iframe").get_by_role("button")).to_have_count(0)
-    assert stack.client().get("/admin/models").json()["models"][0]["aliases"] == {"production": "1"}
+    assert served.client().get("/admin/models").json()["models"][0]["aliases"] == {
+        "production": "1"
+    }
 
 
-def test_back_after_logout_shows_no_data(stack: Stack, page: Page) -> None:
-    stack.serve()
-    base = stack.base_url
+def test_back_after_logout_shows_no_data(served: Stack, page: Page) -> None:
+    base = served.base_url
     for target, shown in [
         ("/dashboard/explore?user=1", page.get_by_test_id("history")),
         ("/dashboard/models/ease/versions/1", page.get_by_role("heading", name="ease v1")),
@@ -135,12 +144,11 @@ def test_back_after_logout_shows_no_data(stack: Stack, page: Page) -> None:
         expect(shown).to_have_count(0)
 
 
-def test_two_login_tabs_both_log_in(stack: Stack, context: BrowserContext) -> None:
+def test_two_login_tabs_both_log_in(served: Stack, context: BrowserContext) -> None:
     """The second tab's form used to replace the first one's nonce: "The form expired"; then
     its login replaced the session the first tab's page was rendered for, so the first
     tab's forms were refused for their CSRF token."""
-    stack.serve()
-    base = stack.base_url
+    base = served.base_url
     first, second = context.new_page(), context.new_page()
     first.goto(f"{base}/dashboard/login")
     second.goto(f"{base}/dashboard/login")
@@ -157,13 +165,12 @@ def test_two_login_tabs_both_log_in(stack: Stack, context: BrowserContext) -> No
 
 
 def test_two_login_forms_loaded_at_the_same_moment_both_log_in(
-    stack: Stack, context: BrowserContext
+    served: Stack, context: BrowserContext
 ) -> None:
     """Two tabs loading the login form at once (a restored window, a session that ended
     under two tabs), before the browser had a login cookie: each answer set its own
     browser id, the last one stayed, and the other tab's form said "The form expired"."""
-    stack.serve()
-    base = stack.base_url
+    base = served.base_url
     held: list[Route] = []
     context.route("**/dashboard/login", lambda route: held.append(route))
     first, second = context.new_page(), context.new_page()
@@ -199,7 +206,7 @@ def test_after_expiry_the_login_comes_back_to_the_page(stack: Stack, page: Page)
     expect(page).to_have_url(f"{base}/dashboard/jobs")
 
     page.goto(f"{base}/dashboard/explore")  # does not poll
-    page.wait_for_timeout(8_000)
+    _until_the_session_expires(page)
     page.get_by_label("User id").fill("2")
     page.get_by_role("button", name="Show").click()
     expect(page).to_have_url(_at_login(base))
