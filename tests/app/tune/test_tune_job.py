@@ -33,6 +33,14 @@ from training.tuning.pruning import EpochPruning
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _no_helpers_to_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These jobs run in one worker with no helper: the margin a helper that was just
+    starting a trial gets (``WINDOW_MARGIN_S``, a 2-s sleep of the lead's after every
+    search) is a wait for nobody. The margin itself is used in ``test_two_workers.py``."""
+    monkeypatch.setattr(tune_runner, "WINDOW_MARGIN_S", 0.0)
+
+
 def test_a_tune_job_searches_refits_gates_saves_and_promotes(
     tune_db: str, make_job_context: JobContextFactory
 ) -> None:
