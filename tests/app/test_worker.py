@@ -31,7 +31,7 @@ from app.retrain.lifecycle import RetrainRequest
 from app.worker import Worker, build_context, run_worker
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, age_log
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +40,9 @@ def _one_thread() -> None:
 
 
 @pytest.fixture
-def logged(sessions: sessionmaker[Session]) -> None:
-    """Clicks of 8 users over 30 items (enough items for ndcg@20)."""
+def logged(sqlite_url: str, sessions: sessionmaker[Session]) -> None:
+    """Clicks of 8 users over 30 items (enough items for ndcg@20), logged before the
+    commit margin of a job's read: its training data."""
     rows = [
         NewInteraction(f"user{u}", f"item{(u * 7 + k) % 30}", None)
         for u in range(8)
@@ -49,6 +50,7 @@ def logged(sessions: sessionmaker[Session]) -> None:
     ]
     with session_scope(sessions) as session:
         add_interactions(session, rows)
+    age_log(sqlite_url)
 
 
 def test_periodic_retraining_in_embedded_mode(

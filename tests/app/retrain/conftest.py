@@ -16,6 +16,7 @@ from app.repository import NewInteraction, add_interactions
 from app.retrain.runner import JobContext
 from models_store import ModelStore
 from tests.app.conftest import JobContextFactory, tiny_interactions
+from tests.conftest import age_log
 from training.data.files import read_interaction_file
 from training.data.interactions import Interactions
 from training.pipeline import train_and_save
@@ -81,14 +82,16 @@ def job_context(
 
 
 @pytest.fixture
-def log_new_users(sessions: sessionmaker[Session]) -> Callable[..., list[str]]:
-    """``log_new_users(n)`` logs 10 ratings of even items for each of n new users."""
+def log_new_users(sqlite_url: str, sessions: sessionmaker[Session]) -> Callable[..., list[str]]:
+    """``log_new_users(n)`` logs 10 ratings of even items for each of n new users, dated
+    before a job's read's commit margin (``age_log``) so that the job trains on them."""
 
     def log(n: int = 4, prefix: str = "new") -> list[str]:
         users = [f"{prefix}{u}" for u in range(n)]
         rows = [NewInteraction(u, str(i), 5.0) for u in users for i in range(0, 20, 2)]
         with session_scope(sessions) as session:
             add_interactions(session, rows)
+        age_log(sqlite_url)
         return users
 
     return log
