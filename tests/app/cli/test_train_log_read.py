@@ -16,6 +16,7 @@ from app.repository import NewInteraction, add_interactions
 from app.serving.erased import CLOCK_MARGIN, ErasedUsers, Erasure
 from app.users import erase_users
 from models_store import Manifest, ModelStore
+from tests.conftest import COMMIT_MARGIN, age_log
 
 ERASED_AT = datetime.now(UTC) - 2 * CLOCK_MARGIN - timedelta(minutes=1)
 
@@ -41,6 +42,7 @@ def _logged_then_erased(folder: Path) -> Erasure:
         add_interactions(session, [NewInteraction("u0", f"i{i}", 5.0) for i in (7, 8, 9)])
         session.commit()
     engine.dispose()
+    age_log(url)  # before the read's commit margin: its data
     return Erasure(erased.erased_at, epoch=1)
 
 
@@ -59,10 +61,11 @@ def _served_as_known(manifest: Manifest, erasure: Erasure) -> bool:
 
 def _read_recorded(manifest: Manifest, before: datetime) -> None:
     """The manifest records the log read, and it is the version's cutoff: every row the
-    command read arrived before it, so serving folds none of them in again."""
+    command read arrived before it, so serving folds none of them in again. The cutoff
+    is the read's start less the commit margin (``log_cutoff``)."""
     read_at = manifest.training["log_read_at"]
     assert read_at == manifest.data.cutoff
-    assert datetime.fromisoformat(read_at) >= before
+    assert datetime.fromisoformat(read_at) >= before - COMMIT_MARGIN
 
 
 def test_train_on_the_log_records_when_it_read_it(cli_settings: Path) -> None:
