@@ -148,35 +148,19 @@ def redis_namespace(redis_url: str) -> Iterator[str]:
         yield namespace
 
 
-#: The log read's real commit margin, kept before ``_log_reads_see_every_commit`` zeroes it.
+#: The log read's commit margin in service (``log_reader.COMMIT_MARGIN``). Every test
+#: reads the log with it, as the service does: a test that logs and trains at once dates
+#: its rows before it (``age_log``).
 COMMIT_MARGIN = log_reader.COMMIT_MARGIN
-
-
-@pytest.fixture(autouse=True)
-def _log_reads_see_every_commit(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A log read's cutoff is the database's now, with no commit margin, in every test.
-
-    In service, ``log_cutoff`` leaves the last ``COMMIT_MARGIN`` (a minute) of the log to
-    serving's fold-in, so that a write still in flight is never lost; a test writes the
-    log and trains on it at once, and would train on none of it. The tests of the margin
-    itself (``tests/app/test_cutoff_races.py``) put it back (``real_commit_margin``).
-    """
-    monkeypatch.setattr(log_reader, "COMMIT_MARGIN", timedelta(0))
-
-
-@pytest.fixture
-def real_commit_margin(monkeypatch: pytest.MonkeyPatch) -> timedelta:
-    """The service's own commit margin for a log read's cutoff (see above)."""
-    monkeypatch.setattr(log_reader, "COMMIT_MARGIN", COMMIT_MARGIN)
-    return COMMIT_MARGIN
 
 
 def age_log(database_url: str, by: timedelta = 2 * COMMIT_MARGIN) -> None:
     """Date every logged interaction ``by`` earlier, as if written that long ago.
 
-    For tests whose servers and workers run as processes of their own (no monkeypatch
-    reaches them): a job reads the log up to the database's clock less the commit
-    margin, so a test that logs and retrains at once would train on none of it.
+    A read of the log (a job's, ``genrec train --data db``'s) goes up to the database's
+    clock less the commit margin, so a test that logs and trains at once would train on
+    none of it. Ageing the rows keeps the service's rule, in this process and in the
+    servers and workers a test starts as processes of their own.
     """
     from sqlalchemy import bindparam, select, update
 

@@ -28,6 +28,7 @@ from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_d
 from app.core.db_time import database_now
 from app.db_models import Interaction
 from app.repository import NewInteraction, add_interactions, user_interactions
+from tests.conftest import COMMIT_MARGIN
 from training.data.log_reader import log_cutoff, read_interaction_log
 
 USER = "u1"
@@ -36,8 +37,8 @@ SKEW = timedelta(hours=1)
 
 
 @pytest.fixture
-def log_url(blank_database_url: str, real_commit_margin: timedelta) -> str:
-    """A migrated log on each backend; log reads keep the service's commit margin."""
+def log_url(blank_database_url: str) -> str:
+    """A migrated log on each backend."""
     upgrade_database(blank_database_url)
     return blank_database_url
 
@@ -123,17 +124,15 @@ def test_a_worker_clock_ahead_does_not_hide_a_later_write(
     assert folded == {"after-read"}
 
 
-def test_the_cutoff_is_the_database_clock_less_the_margin(
-    log_url: str, engine: Engine, real_commit_margin: timedelta
-) -> None:
+def test_the_cutoff_is_the_database_clock_less_the_margin(log_url: str, engine: Engine) -> None:
     before = _database_clock(engine)
     cutoff = log_cutoff(log_url)
     after = _database_clock(engine)
 
     assert cutoff.tzinfo is not None and cutoff.microsecond % 1000 == 0
-    assert before - real_commit_margin - timedelta(milliseconds=1) < cutoff
-    assert cutoff <= after - real_commit_margin
-    assert real_commit_margin >= timedelta(seconds=30)  # longer than any write transaction
+    assert before - COMMIT_MARGIN - timedelta(milliseconds=1) < cutoff
+    assert cutoff <= after - COMMIT_MARGIN
+    assert timedelta(seconds=30) <= COMMIT_MARGIN  # longer than any write transaction
 
 
 def _database_clock(engine: Engine) -> datetime:
