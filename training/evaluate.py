@@ -13,8 +13,9 @@ the artifact's own and has no interactions beyond its training rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, TypeAlias
+import functools
+from collections.abc import Callable, Sequence
+from typing import Literal, ParamSpec, TypeAlias, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,10 +29,26 @@ from training.segments import ByActivity, by_activity, ratings_by_activity
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20, 50, 100)
 DEFAULT_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg")
 ExcludeSpec: TypeAlias = sp.csr_matrix | Literal["history"] | None
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class EvaluationError(ValueError):
     """Evaluation inputs do not fit together; the message says how."""
+
+
+def _overall(by_activity: Callable[P, tuple[T, ByActivity]], name: str, doc: str) -> Callable[P, T]:
+    """``by_activity`` returning its overall figures alone, as ``name``: the caller that
+    wants no segment figures takes the very parameters, declared once (on ``by_activity``)
+    rather than repeated on a second function that could drift from them."""
+
+    @functools.wraps(by_activity)
+    def overall(*args: P.args, **kwargs: P.kwargs) -> T:
+        return by_activity(*args, **kwargs)[0]
+
+    overall.__name__ = overall.__qualname__ = name
+    overall.__doc__ = doc
+    return overall
 
 
 # --------------------------------------------------------------------------- ranking
@@ -118,31 +135,6 @@ def _check_topk_args(ks: Sequence[int], metrics: Sequence[str], n_items: int) ->
         raise EvaluationError(f"cut-offs {bad} are outside [1, {n_items}] (the number of items)")
 
 
-def evaluate_topk(
-    scorer: Scorer,
-    history: sp.csr_matrix,
-    relevant: sp.csr_matrix,
-    ks: Sequence[int] = DEFAULT_KS,
-    metrics: Sequence[str] = DEFAULT_METRICS,
-    users: np.ndarray | None = None,
-    exclude: ExcludeSpec = "history",
-    recall_denominator: M.RecallDenominator = "relevant",
-    batch_size: int = 1024,
-) -> dict[str, float]:
-    """Mean top-k metrics over users with at least one relevant item.
-
-    ``history`` and ``relevant`` are (U, I) CSR matrices over the same rows;
-    row ``u`` of ``history`` is the scorer's input for user ``u``. ``users``
-    gives the scorer user index of each row (None: -1 for every row, i.e.
-    fold in from ``history``). ``exclude`` (default: the history itself) is
-    masked out of the ranking. Returns ``{"ndcg@100": ..., "recall@20": ...}``
-    for every metric x cut-off; users with no relevant item are skipped.
-    """
-    return evaluate_topk_by_activity(
-        scorer, history, relevant, ks, metrics, users, exclude, recall_denominator, batch_size
-    )[0]
-
-
 def evaluate_topk_by_activity(
     scorer: Scorer,
     history: sp.csr_matrix,
@@ -194,6 +186,21 @@ def evaluate_topk_by_activity(
     return result, by_activity(activity, per_user)
 
 
+evaluate_topk = _overall(
+    evaluate_topk_by_activity,
+    "evaluate_topk",
+    """Mean top-k metrics over users with at least one relevant item.
+
+    ``history`` and ``relevant`` are (U, I) CSR matrices over the same rows;
+    row ``u`` of ``history`` is the scorer's input for user ``u``. ``users``
+    gives the scorer user index of each row (None: -1 for every row, i.e.
+    fold in from ``history``). ``exclude`` (default: the history itself) is
+    masked out of the ranking. Returns ``{"ndcg@100": ..., "recall@20": ...}``
+    for every metric x cut-off; users with no relevant item are skipped.
+    """,
+)
+
+
 # --------------------------------------------------------------------------- rating evaluation
 
 
@@ -243,32 +250,6 @@ def serving_baseline(
     return np.clip(means[users], low, high)
 
 
-def evaluate_ratings(
-    scorer: Scorer,
-    train: sp.csr_matrix,
-    test: Interactions,
-    default_rating: float | None = None,
-    batch_size: int = 1024,
-    predict_cold_items: bool = False,
-) -> dict[str, float]:
-    """RMSE and MAE of ``scorer.predict`` on the test ratings.
-
-    A known user's state comes from their training row (and their index).
-    Pairs whose user has no training rating or whose item has none cannot
-    be predicted; the count is reported as ``n_default`` so the convention
-    is visible. By default (``None``) they get what serving answers for
-    them (``serving_baseline``: the user's mean training rating, else the
-    training mean), so ``genrec train``, ``genrec tune`` and the retrain
-    gate measure the served form on any rating scale. A paper protocol
-    passes its own constant: the AutoRec authors' code predicts 3.
-    ``predict_cold_items`` lets a model that can score an item without
-    ratings (ConvMF, from the item's text) predict those pairs itself.
-    """
-    return evaluate_ratings_by_activity(
-        scorer, train, test, default_rating, batch_size, predict_cold_items
-    )[0]
-
-
 def evaluate_ratings_by_activity(
     scorer: Scorer,
     train: sp.csr_matrix,
@@ -306,6 +287,25 @@ def evaluate_ratings_by_activity(
     }
     activity = np.diff(train.indptr)
     return overall, ratings_by_activity(activity, test.users, predicted, test.ratings, ~known)
+
+
+evaluate_ratings = _overall(
+    evaluate_ratings_by_activity,
+    "evaluate_ratings",
+    """RMSE and MAE of ``scorer.predict`` on the test ratings.
+
+    A known user's state comes from their training row (and their index).
+    Pairs whose user has no training rating or whose item has none cannot
+    be predicted; the count is reported as ``n_default`` so the convention
+    is visible. By default (``None``) they get what serving answers for
+    them (``serving_baseline``: the user's mean training rating, else the
+    training mean), so ``genrec train``, ``genrec tune`` and the retrain
+    gate measure the served form on any rating scale. A paper protocol
+    passes its own constant: the AutoRec authors' code predicts 3.
+    ``predict_cold_items`` lets a model that can score an item without
+    ratings (ConvMF, from the item's text) predict those pairs itself.
+    """,
+)
 
 
 # --------------------------------------------------------------------------- validation objects
