@@ -33,30 +33,40 @@ def test_the_thread_polls_at_the_interval_until_stopped() -> None:
     assert not any(t.name == "test-poll" for t in threading.enumerate())  # it ended
 
 
-def test_a_poll_that_raises_is_logged_and_the_next_one_runs(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("failures", [1, 4])
+def test_a_failed_poll_is_logged_and_the_polls_go_on(
+    failures: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The first failure is logged whole and the next poll runs; the same failure again
+    is one line with its count (a poll failing every interval wrote its whole traceback
+    each time), and the recovery says how many polls failed."""
     calls: list[int] = []
-    again = threading.Event()
+    recovered = threading.Event()
 
     def poll() -> None:
         calls.append(1)
-        if len(calls) == 1:
+        if len(calls) <= failures:
             raise RuntimeError("the table is gone")
-        again.set()
+        recovered.set()
 
     poller = Poller("flaky-poll", poll, interval_s=0.01)
-    with caplog.at_level(logging.ERROR, logger="app.core.poller"):
+    with caplog.at_level(logging.WARNING, logger="app.core.poller"):
         poller.start()
         try:
-            assert again.wait(PATIENCE_S)
+            assert recovered.wait(PATIENCE_S)
         finally:
             poller.stop()
-    failed = [r for r in caplog.records if r.name == "app.core.poller"]
-    assert failed and failed[0].getMessage() == (
-        "flaky-poll: poll failed; will retry at the next interval"
-    )
-    assert failed[0].exc_info is not None and "the table is gone" in str(failed[0].exc_info[1])
+    lines = [r for r in caplog.records if r.name == "app.core.poller"]
+    assert [r.getMessage() for r in lines] == [
+        "flaky-poll: poll failed; will retry at the next interval",
+        *(
+            f"flaky-poll: poll failed again ({n} in a row): RuntimeError: the table is gone"
+            for n in range(2, failures + 1)
+        ),
+        f"flaky-poll: polling again after {failures} failed polls",
+    ]
+    assert [r.exc_info is not None for r in lines] == [True] + [False] * failures
+    assert lines[0].exc_info is not None and "the table is gone" in str(lines[0].exc_info[1])
 
 
 def test_start_does_not_poll_and_a_second_start_adds_no_thread() -> None:
@@ -71,31 +81,3 @@ def test_start_does_not_poll_and_a_second_start_adds_no_thread() -> None:
         poller.stop()
     poller.stop()  # stopping twice is harmless
     assert not poller.running
-
-
-def test_a_failure_that_repeats_is_logged_whole_once_then_as_one_line(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A poll failing the same way every interval wrote its whole traceback each time."""
-    calls: list[int] = []
-    recovered = threading.Event()
-
-    def poll() -> None:
-        calls.append(1)
-        if len(calls) <= 4:
-            raise RuntimeError("the table is gone")
-        recovered.set()
-
-    poller = Poller("stuck-poll", poll, interval_s=0.01)
-    with caplog.at_level(logging.WARNING, logger="app.core.poller"):
-        poller.start()
-        try:
-            assert recovered.wait(PATIENCE_S)
-        finally:
-            poller.stop()
-    lines = [r for r in caplog.records if r.name == "app.core.poller"]
-    assert [r.exc_info is not None for r in lines] == [True, False, False, False, False]
-    assert lines[1].getMessage() == (
-        "stuck-poll: poll failed again (2 in a row): RuntimeError: the table is gone"
-    )
-    assert lines[-1].getMessage() == "stuck-poll: polling again after 4 failed polls"
