@@ -208,6 +208,7 @@ def test_a_job_that_finishes_during_the_prune_has_its_version_seen(
     with sessions() as session:
         add_interactions(session, rows)
         session.commit()
+    age_log(f"sqlite:///{folder}/log.db")  # before the read's commit margin
     assert _run("train", "--model", "ease", "--data", "db")[0] == 0  # holds no u-user
     _job(sessions, "running", LONG_AGO - timedelta(days=1))
     erase_users(sessions, ["u3"], clock=lambda: LONG_AGO)
