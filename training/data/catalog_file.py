@@ -30,6 +30,7 @@ import codecs
 import csv
 import io
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,10 @@ def _csv_attributes(path: Path, line: int, raw: str) -> dict[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {line}: attributes is not valid JSON{_at(exc)}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(
+            f"{path}, line {line}: attributes is not valid JSON: {_unreadable(exc)}"
+        ) from None
     if not isinstance(value, dict):
         raise DataError(
             f"{path}, line {line}: attributes must be a JSON object, got {type(value).__name__}"
@@ -205,6 +210,15 @@ def _at(exc: json.JSONDecodeError) -> str:
     return f" at character {exc.pos}: {exc.msg}"
 
 
+def _unreadable(exc: ValueError | RecursionError) -> str:
+    """What ``json.loads`` could not read, for the two failures that are not a
+    ``JSONDecodeError`` (so no position): nesting deeper than Python's recursion allows,
+    and an integer longer than Python converts. Both were tracebacks of the import."""
+    if isinstance(exc, RecursionError):
+        return f"nested more than the reader can follow (about {sys.getrecursionlimit():,} levels)"
+    return f"a number of more than {sys.get_int_max_str_digits():,} digits"
+
+
 def _read_jsonl(path: Path) -> list[CatalogRecord]:
     records = []
     for line_no, raw in enumerate(io.StringIO(_read_text(path)), start=1):
@@ -219,6 +233,8 @@ def _jsonl_record(path: Path, line: int, raw: str) -> CatalogRecord:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: not valid JSON{_at(exc)}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{where}: not valid JSON: {_unreadable(exc)}") from None
     if not isinstance(value, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
     unknown = sorted(set(value) - JSONL_KEYS)

@@ -163,3 +163,41 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
     records = read_catalog_file(path)
     assert len(records) == (999 if name.endswith(".csv") else 1000)
     assert records[-1].title == "title 999" and "cafe 701" in {r.title for r in records}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "x.jsonl",
+            '{"item_id": "1", "attributes": {"a": ' + "[" * 5000 + "]" * 5000 + "}}\n",
+            "line 1: not valid JSON: nested more than",
+        ),
+        (
+            "x.jsonl",
+            '{"item_id": "1", "attributes": {"a": ' + "9" * 5000 + "}}\n",
+            "line 1: not valid JSON: a number of more than",
+        ),
+        (
+            "x.csv",
+            'item_id,attributes\n1,"{""a"": ' + "[" * 5000 + "]" * 5000 + '}"\n',
+            "line 2: attributes is not valid JSON: nested more than",
+        ),
+        (
+            "x.csv",
+            'item_id,attributes\n1,"{""a"": ' + "9" * 5000 + '}"\n',
+            "line 2: attributes is not valid JSON: a number of more than",
+        ),
+    ],
+)
+def test_json_too_deep_or_a_number_too_long_is_a_data_error(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    """``json.loads`` raises ``RecursionError`` for deep nesting and ``ValueError`` for an
+    integer of more than 4,300 digits, neither a ``JSONDecodeError``: they reached
+    ``genrec items import`` as a traceback instead of an error line naming the line."""
+    path = _write(tmp_path, name, content)
+    with pytest.raises(DataError) as err:
+        read_catalog_file(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
