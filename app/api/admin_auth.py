@@ -21,10 +21,10 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
+from app.api.body import StrictJsonRoute
 from app.api.deps import Services, ServicesDep, services_of
 from app.core.errors import ApiError
 
@@ -127,11 +127,12 @@ def carries_admin_token(request: Request, services: Services) -> bool:
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-class AdminRoute(APIRoute):
+class AdminRoute(StrictJsonRoute):
     """A route that checks the admin token before FastAPI reads the body, when
     ``require_admin`` is among its dependencies (the router's included); any other
     route of the router is left as it is. The route class of every router that has
-    admin operations."""
+    admin operations (a ``StrictJsonRoute``: the token is checked before the body's
+    keys)."""
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()

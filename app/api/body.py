@@ -13,6 +13,13 @@ at all: 400; a non-JSON content type: the raw bytes fail validation, which
 ``app.core.errors`` answers as a 415), with one ``json.loads`` and one
 pydantic-core validation of a ``TypeAdapter`` built once per type.
 
+One thing differs on purpose: a JSON object that names a key twice
+(``{"user_id": "a", "item_id": "1", "user_id": "b"}``) is a 422 naming the key,
+here and, through ``StrictJsonRoute``, on the routes FastAPI reads the body of.
+``json.loads`` keeps the last value silently, so an interaction was logged for
+whichever user came last: a guess, as with a query parameter given twice
+(``app.api.query``).
+
 ``openapi_body`` documents the same type as the operation's request body, and
 ``document_request_bodies`` puts the models it names into ``/openapi.json``'s
 components, so clients and schemathesis see exactly the schema FastAPI wrote.
@@ -22,10 +29,12 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.core.body_limit import BODY_TOO_LARGE, too_large_message
@@ -36,6 +45,46 @@ from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, m
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 #: Types documented by ``openapi_body``: their models go into the components.
 _DOCUMENTED: list[Any] = []
+
+
+#: The longest key a duplicate-key error quotes in full.
+_KEY_SHOWN = 64
+
+
+class DuplicateKey(Exception):
+    """A JSON object of the body names ``key`` more than once."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def validation_error(self) -> RequestValidationError:
+        """Our 422, at ``body``: the object's place is not known to the parser's hook."""
+        key = self.key if len(self.key) <= _KEY_SHOWN else self.key[:_KEY_SHOWN] + "..."
+        message = (
+            f"Value error, key {key!r} appears more than once in one JSON object; "
+            "give each key once"
+        )
+        error = {"type": "value_error", "loc": ("body",), "msg": message, "input": None}
+        return RequestValidationError([error])
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``' ``object_pairs_hook``: the object, or ``DuplicateKey``."""
+    made = dict(pairs)
+    if len(made) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return made
+
+
+def loads(raw: bytes | str) -> Any:
+    """``json.loads`` that refuses a key given twice in one object (``DuplicateKey``);
+    its other errors are ``json.loads``' own."""
+    return json.loads(raw, object_pairs_hook=_unique_keys)
 
 
 @functools.cache
@@ -70,7 +119,9 @@ async def parse_body(body_type: Any, request: Request) -> Any:
     data: Any = raw
     if _is_json(request.headers.get("content-type")):
         try:
-            data = json.loads(raw)
+            data = loads(raw)
+        except DuplicateKey as exc:
+            raise exc.validation_error() from None
         except json.JSONDecodeError as exc:
             error = {
                 "type": "json_invalid",
@@ -88,6 +139,36 @@ async def parse_body(body_type: Any, request: Request) -> Any:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose FastAPI-read JSON body refuses a key given twice, as ``parse_body``
+    does: the body is parsed by ``loads`` first and handed to FastAPI as the request's
+    JSON, which FastAPI then validates as always. A body ``loads`` cannot read for any
+    other reason is left to FastAPI, which answers it as it always has. The route class
+    of every router whose operations take a JSON body parameter (``AdminRoute``)."""
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def unique_keys_first(request: Request) -> Response:
+            if _is_json(request.headers.get("content-type")):
+                raw = await request.body()
+                if raw:
+                    try:
+                        request._json = loads(raw)  # what ``request.json()`` returns
+                    except DuplicateKey as exc:
+                        raise exc.validation_error() from None
+                    except (ValueError, RecursionError):
+                        pass  # FastAPI parses it again and answers as it always has
+            return await handler(request)
+
+        return unique_keys_first
 
 
 def _limit(request: Request) -> int:

@@ -3,6 +3,7 @@ parameter, checked side by side on one app with the project's error handlers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from app.api.body import document_request_bodies, openapi_body, parse_body
 from app.core.errors import install_error_handlers
 from app.schemas import AdHocRecommendationRequest, InteractionsBody, PredictionRequest
+from tests.app.api.conftest import ADMIN, ADMIN_TOKEN
 
 
 def _app() -> FastAPI:
@@ -168,3 +170,65 @@ def test_a_body_over_the_limit_is_a_413_declared_or_streamed() -> None:
     import json
 
     assert len(json.dumps(largest, separators=(",", ":"))) < Settings().max_body_bytes
+
+
+#: (method, url, body): a key given twice in an object of every route's body, at the top
+#: and nested; the bodies read by ``parse_body`` and those FastAPI reads (``AdminRoute``).
+DUPLICATE_KEYS = [
+    ("POST", "/v1/interactions", '{"user_id": "a", "item_id": "1", "user_id": "b"}', "user_id"),
+    (
+        "POST",
+        "/v1/interactions",
+        '{"interactions": [{"user_id": "a", "item_id": "1", "item_id": "2"}]}',
+        "item_id",
+    ),
+    ("POST", "/v1/predictions", '{"user_id": "1", "item_ids": ["1"], "user_id": "2"}', "user_id"),
+    ("POST", "/v1/recommendations", '{"history": [{"item_id": "1", "item_id": "2"}]}', "item_id"),
+    ("PUT", "/v1/items/x", '{"title": "A", "title": "B"}', "title"),
+    ("POST", "/admin/models/mult-vae/promote", '{"version": 1, "version": 2}', "version"),
+    ("POST", "/admin/retrain", '{"model": "ease", "params": {"l2": 1, "l2": 2}}', "l2"),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "content", "key"), DUPLICATE_KEYS)
+def test_a_key_given_twice_in_a_json_object_is_a_422_naming_it(
+    make_client: Callable[..., TestClient], method: str, url: str, content: str, key: str
+) -> None:
+    """``json.loads`` keeps the last of two values silently: an interaction was logged for
+    whichever user_id came last, an item got the second title. Which one the client
+    meant is a guess, so the request is refused, as a query parameter given twice is."""
+    client = make_client(admin_token=ADMIN_TOKEN)
+    answer = client.request(method, url, content=content, headers={**JSON, **ADMIN})
+    assert answer.status_code == 422, answer.text
+    body = answer.json()
+    assert body["error"] == "invalid_request"
+    assert body["problems"] == [
+        {
+            "field": "body",
+            "message": f"key {key!r} appears more than once in one JSON object; give each key once",
+        }
+    ]
+
+
+def test_an_admin_body_with_a_key_twice_is_read_only_after_the_token(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(admin_token=ADMIN_TOKEN)
+    answer = client.post("/admin/retrain", content='{"model": "ease", "model": "x"}', headers=JSON)
+    assert answer.status_code == 401
+
+
+def test_unique_keys_still_pass_and_nothing_else_changes(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(admin_token=ADMIN_TOKEN)
+    logged = client.post(
+        "/v1/interactions", content='{"user_id": "a", "item_id": "1"}', headers=JSON
+    )
+    assert logged.status_code == 201, logged.text
+    put = client.put("/v1/items/x", content='{"title": "A"}', headers={**JSON, **ADMIN})
+    assert put.status_code == 201, put.text
+    assert put.json()["title"] == "A"
+    # the same key in two different objects is no duplicate
+    two = '{"interactions": [{"user_id": "a", "item_id": "1"}, {"user_id": "a", "item_id": "2"}]}'
+    assert client.post("/v1/interactions", content=two, headers=JSON).json() == {"accepted": 2}
