@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import typing
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from fastapi.exceptions import RequestValidationError
@@ -66,6 +67,19 @@ def parse_query(model: type[M], params: QueryParams) -> M:
     if errors:
         raise RequestValidationError(errors)
     return parsed
+
+
+def refuse_repeated(params: QueryParams, names: Iterable[str]) -> None:
+    """Our 422 for each of ``names`` given more than once, on a route whose query string
+    FastAPI parses itself (``GET /admin/jobs``): FastAPI keeps the last value silently, so
+    ``?status=failed&status=queued`` listed the queued jobs as if the first were not sent."""
+    errors = [
+        _given_more_than_once(name, params.getlist(name))
+        for name in names
+        if len(params.getlist(name)) > 1
+    ]
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def _given_more_than_once(name: str, values: list[str]) -> dict[str, Any]:

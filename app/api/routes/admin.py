@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import AdminRoute, require_admin
 from app.api.deps import ServicesDep
 from app.api.params import JobIdPath, JobModelQuery, ModelNamePath
+from app.api.query import refuse_repeated
 from app.api.responses import ADMIN, BODY, errors
 from app.core.errors import ApiError, path_hider
 from app.db_models import RetrainJob
@@ -181,7 +182,18 @@ def tune(body: TuneIn, services: ServicesDep) -> RetrainAccepted:
     return RetrainAccepted(job_id=job.id, status=job.status)
 
 
-@router.get("/jobs", response_model=JobList, responses=errors(422, 503))
+def _jobs_query_once(request: Request) -> None:
+    """``list_jobs``' parameters each given once (``app.api.query.refuse_repeated``); a
+    dependency, so the dashboard's direct call of ``list_jobs`` stays as it is."""
+    refuse_repeated(request.query_params, ("status", "model", "kind", "limit", "cursor"))
+
+
+@router.get(
+    "/jobs",
+    response_model=JobList,
+    responses=errors(422, 503),
+    dependencies=[Depends(_jobs_query_once)],
+)
 def list_jobs(
     services: ServicesDep,
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
@@ -203,7 +215,7 @@ def list_jobs(
     """Jobs, newest first (by created_at, then id), one page at a time: pass each page's
     `next_cursor` back as `cursor` with the same filters until it is null. Jobs recorded
     meanwhile land before the first page, so no job is skipped or listed twice.
-    422: a cursor this API did not hand out."""
+    422: a cursor this API did not hand out, a parameter given twice."""
     try:
         after = job_cursor.decode(cursor) if cursor is not None else None
     except job_cursor.InvalidCursor as exc:
