@@ -8,14 +8,17 @@ a cache key per dependency) and validates through its field wrapper. On
 (``cProfile`` of 32 coroutines calling the ASGI app, docs/performance.md), on
 the event loop, which is what bounds the mixed traffic. ``parse_body`` does
 what FastAPI does, in the same order and with the same errors (a missing
-body, a JSON syntax error: 422 naming ``body``; a body that cannot be decoded
-at all: 400; a non-JSON content type: the raw bytes fail validation, which
-``app.core.errors`` answers as a 415), with one ``json.loads`` and one
-pydantic-core validation of a ``TypeAdapter`` built once per type.
+body, a JSON syntax error: 422 naming ``body``; a non-JSON content type: the raw
+bytes fail validation, which ``app.core.errors`` answers as a 415), with one
+``json.loads`` and one pydantic-core validation of a ``TypeAdapter`` built once
+per type.
 
-One thing differs on purpose: a JSON object that names a key twice
-(``{"user_id": "a", "item_id": "1", "user_id": "b"}``) is a 422 naming the key,
-here and, through ``StrictJsonRoute``, on the routes FastAPI reads the body of.
+Two things differ on purpose, here and on the routes FastAPI reads the body of
+(``StrictJsonRoute``). A body that cannot be read as JSON at all (not UTF-8, nested
+past the parser's recursion limit, an integer of more digits than Python converts)
+is a 400 saying which (``unreadable``), where FastAPI says "There was an error
+parsing the body". And a JSON object that names a key twice
+(``{"user_id": "a", "item_id": "1", "user_id": "b"}``) is a 422 naming the key:
 ``json.loads`` keeps the last value silently, so an interaction was logged for
 whichever user came last: a guess, as with a query parameter given twice
 (``app.api.query``).
@@ -29,11 +32,12 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -81,6 +85,26 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return made
 
 
+def unreadable(exc: ValueError | RecursionError) -> ApiError:
+    """Our 400 for a body ``json.loads`` cannot read at all (not a syntax error, which has
+    a position: a 422), saying why. FastAPI's own answer, "There was an error parsing the
+    body", named none of the three causes, so a client could not tell what to change."""
+    if isinstance(exc, UnicodeDecodeError):
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        why = f"the bytes are not {exc.encoding} text (byte 0x{byte} at offset {exc.start})"
+        why += "; send JSON as UTF-8"
+    elif isinstance(exc, RecursionError):
+        why = (
+            "JSON nested too deeply to read "
+            f"(the server reads fewer than {sys.getrecursionlimit():,} levels)"
+        )
+    elif "digits" in str(exc):  # Python's limit on the integers it converts
+        why = f"a number of more than {sys.get_int_max_str_digits():,} digits"
+    else:
+        why = f"not readable as JSON ({exc})"
+    return ApiError(400, "invalid_request", f"body: {why}")
+
+
 def loads(raw: bytes | str) -> Any:
     """``json.loads`` that refuses a key given twice in one object (``DuplicateKey``);
     its other errors are ``json.loads``' own."""
@@ -108,9 +132,7 @@ async def parse_body(body_type: Any, request: Request) -> Any:
 
     Errors are FastAPI's own, so every body route answers alike: a
     ``RequestValidationError`` (our 422) with ``loc`` starting at ``body``, or
-    an ``HTTPException`` 400 when the bytes cannot be read as JSON at all (not
-    UTF-8, nested past the parser's recursion limit, an integer of more digits
-    than Python converts).
+    ``unreadable``'s 400 when the bytes cannot be read as JSON at all.
     """
     raw = await _read(request)
     if not raw:
@@ -131,9 +153,8 @@ async def parse_body(body_type: Any, request: Request) -> Any:
                 "ctx": {"error": exc.msg},
             }
             raise RequestValidationError([error]) from None
-        except (ValueError, RecursionError):  # not UTF-8, too deep, an integer too long
-            # (Python refuses integers of more than 4,300 digits), as FastAPI answers them
-            raise HTTPException(400, "There was an error parsing the body") from None
+        except (ValueError, RecursionError) as exc:  # not UTF-8, too deep, a number too long
+            raise unreadable(exc) from None
     try:
         return _adapter(body_type).validate_python(data, from_attributes=True)  # as FastAPI
     except ValidationError as exc:
@@ -147,8 +168,8 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 class StrictJsonRoute(APIRoute):
     """A route whose FastAPI-read JSON body refuses a key given twice, as ``parse_body``
     does: the body is parsed by ``loads`` first and handed to FastAPI as the request's
-    JSON, which FastAPI then validates as always. A body ``loads`` cannot read for any
-    other reason is left to FastAPI, which answers it as it always has. The route class
+    JSON, which FastAPI then validates as always. A syntax error is left to FastAPI
+    (its 422 names the position); a body not readable at all is ``unreadable``'s 400. The route class
     of every router whose operations take a JSON body parameter (``AdminRoute``)."""
 
     def get_route_handler(self) -> Handler:
@@ -164,8 +185,10 @@ class StrictJsonRoute(APIRoute):
                         request._json = loads(raw)  # what ``request.json()`` returns
                     except DuplicateKey as exc:
                         raise exc.validation_error() from None
-                    except (ValueError, RecursionError):
-                        pass  # FastAPI parses it again and answers as it always has
+                    except json.JSONDecodeError:
+                        pass  # FastAPI parses it again: its 422 names the position
+                    except (ValueError, RecursionError) as exc:
+                        raise unreadable(exc) from None
             return await handler(request)
 
         return unique_keys_first
