@@ -161,7 +161,9 @@ def _csv_attributes(path: Path, line: int, raw: str) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
+        value = _loads(raw)
+    except _DuplicateKey as exc:
+        raise DataError(f"{path}, line {line}: attributes: {exc}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {line}: attributes is not valid JSON{_at(exc)}") from None
     except (ValueError, RecursionError) as exc:
@@ -210,6 +212,33 @@ def _at(exc: json.JSONDecodeError) -> str:
     return f" at character {exc.pos}: {exc.msg}"
 
 
+class _DuplicateKey(Exception):
+    """A JSON object of a record names one key twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` of ``_loads``: the object, unless a key comes twice."""
+    made = dict(pairs)
+    if len(made) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = key if len(key) <= 64 else key[:64] + "..."
+                raise _DuplicateKey(
+                    f"key {shown!r} appears more than once in one JSON object; give each key once"
+                )
+            seen.add(key)
+    return made
+
+
+def _loads(raw: str) -> Any:
+    """``json.loads`` that refuses a key given twice in one object (``_DuplicateKey``):
+    ``json.loads`` keeps the last value, so ``{"item_id": "1", ..., "item_id": "2"}``
+    imported item 2 only, with no word of item 1 (the HTTP API refuses such a body
+    too, ``app.api.body``)."""
+    return json.loads(raw, object_pairs_hook=_unique_keys)
+
+
 def _unreadable(exc: ValueError | RecursionError) -> str:
     """What ``json.loads`` could not read, for the two failures that are not a
     ``JSONDecodeError`` (so no position): nesting deeper than Python's recursion allows,
@@ -230,7 +259,9 @@ def _read_jsonl(path: Path) -> list[CatalogRecord]:
 def _jsonl_record(path: Path, line: int, raw: str) -> CatalogRecord:
     where = f"{path}, line {line}"
     try:
-        value = json.loads(raw)
+        value = _loads(raw)
+    except _DuplicateKey as exc:
+        raise DataError(f"{where}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: not valid JSON{_at(exc)}") from None
     except (ValueError, RecursionError) as exc:

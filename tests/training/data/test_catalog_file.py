@@ -201,3 +201,36 @@ def test_json_too_deep_or_a_number_too_long_is_a_data_error(
         read_catalog_file(path)
     assert message in str(err.value)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "x.jsonl",
+            '{"item_id": "1", "title": "A", "item_id": "2"}\n',
+            "line 1: key 'item_id' appears more than once in one JSON object",
+        ),
+        (
+            "x.jsonl",
+            '{"item_id": "1", "attributes": {"year": 1990, "year": 1991}}\n',
+            "line 1: key 'year' appears more than once in one JSON object",
+        ),
+        (
+            "x.csv",
+            'item_id,attributes\n1,"{""year"": 1990, ""year"": 1991}"\n',
+            "line 2: attributes: key 'year' appears more than once in one JSON object",
+        ),
+    ],
+)
+def test_a_key_given_twice_in_a_record_is_a_data_error(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    """``json.loads`` keeps the last value: a line naming item_id twice imported only the
+    second item, the first's title under the other id, and no word of it. The HTTP API
+    refuses such a body (``app.api.body``); the import refuses the record alike."""
+    path = _write(tmp_path, name, content)
+    with pytest.raises(DataError) as err:
+        read_catalog_file(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
