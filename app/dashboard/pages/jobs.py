@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app import repository as repo
+from app.api.body import DuplicateKey, loads
 from app.api.deps import services_of
 from app.api.routes import admin
 from app.core.db import session_scope
@@ -157,7 +158,10 @@ async def start_retrain(
     refusal the form again with the problem and what was typed."""
     form = {"model": model, "data": data, "promote": promote, "params": params}
     try:
-        overrides = json.loads(params or "{}")
+        overrides = loads((params or "{}").encode())  # a key twice: refused, as by the API
+    except DuplicateKey as exc:
+        problem = f"params: key {exc.key!r} appears more than once; give each key once"
+        return await _page(request, session, problem=problem, form=form, status_code=422)
     except json.JSONDecodeError as exc:
         problem = f"params: not JSON ({exc.msg} at character {exc.pos})"
         return await _page(request, session, problem=problem, form=form, status_code=422)

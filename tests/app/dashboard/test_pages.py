@@ -341,3 +341,16 @@ def test_promote_repairs_an_alias_file_that_does_not_parse_and_says_so(
     assert "with no rollback history (kept as ease/aliases/production.json.unreadable-" in said
     assert str(store_dir) not in page
     assert len(list(alias_file.parent.glob("production.json.unreadable-*"))) == 1
+
+
+def test_retrain_form_refuses_a_key_given_twice_like_the_admin_api(dash: TestClient) -> None:
+    """``{"l2": 1, "l2": 2}`` queued a job with l2=2, the last value, unseen; the admin
+    API refuses such a body (``app.api.body``), and so does the form."""
+    _login(dash)
+    token = _csrf(dash.get("/dashboard/jobs").text)
+    refused = dash.post(
+        "/dashboard/jobs",
+        data={"model": "ease", "params": '{"l2": 1, "l2": 2}', "csrf_token": token},
+    )
+    assert refused.status_code == 422
+    assert "params: key" in refused.text and "appears more than once" in refused.text
