@@ -209,8 +209,8 @@ class ItemTable:
         self._numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _values(self, attr: str) -> list[Any]:
-        items = self.snapshot.items
-        return [items[i].get(attr) if i in items else None for i in self.item_ids]
+        lookup = self.snapshot.items.lookup
+        return [None if (a := lookup(i)) is None else a.get(attr) for i in self.item_ids]
 
     def postings(self, attr: str) -> dict[tuple[str, Any], np.ndarray]:
         """(kind tag, value) -> indices of the items whose attribute is or contains it."""
@@ -244,9 +244,9 @@ class ItemTable:
 
     def present(self, attr: str) -> np.ndarray:
         """Items holding a value: not null, not a list of nulls only (``[]``, ``[null]``)."""
-        items = self.snapshot.items
+        lookup = self.snapshot.items.lookup
         return np.fromiter(
-            (i in items and _present(items[i].get(attr)) for i in self.item_ids),
+            ((a := lookup(i)) is not None and _present(a.get(attr)) for i in self.item_ids),
             dtype=bool,
             count=self.n,
         )
