@@ -158,10 +158,14 @@ class CatalogSync:
         return changed
 
     def _merge(self, rows: list[ItemRow]) -> int:
-        self.attributes.update((row.item_id, row.attributes) for row in rows)
-        self.removed.update((row.item_id, row.removed_at is not None) for row in rows)
+        ids, titles = self._model_strings(rows)
+        self.attributes.update(zip(ids, (row.attributes for row in rows), strict=True))
+        self.removed.update(
+            (item_id, row.removed_at is not None) for item_id, row in zip(ids, rows, strict=True)
+        )
         self.titles.update(
-            (row.item_id, row.title if row.removed_at is None else None) for row in rows
+            (item_id, title if row.removed_at is None else None)
+            for item_id, title, row in zip(ids, titles, rows, strict=True)
         )
         changed = 0
         for row in rows:
@@ -173,6 +177,32 @@ class CatalogSync:
         if changed:
             self._revision += 1
         return changed
+
+    def _model_strings(self, rows: list[ItemRow]) -> tuple[list[str], list[str | None]]:
+        """Each row's id and title, as a loaded model's own ``str`` where one holds an
+        equal one.
+
+        Why: a row's strings are new objects, so the catalog's structures kept a second
+        copy of every id and title the served model already holds: at 1M items, ~60 and
+        ~80 bytes an item (``benchmarks/catalog_memory.py``). The strings are equal, so
+        no reader sees a difference. Models loaded after an item was read do not
+        replace its strings (the next change of the item does).
+        """
+        models = [(m.item_index, m.item_ids, m.titles) for m in self.holder.loaded()]
+        ids: list[str] = []
+        titles: list[str | None] = []
+        for row in rows:
+            item_id, title = row.item_id, row.title
+            for index, model_ids, model_titles in models:
+                at = index.get(item_id)
+                if at is not None:
+                    item_id = model_ids[at]
+                    if title is not None and model_titles[at] == title:
+                        title = model_titles[at]
+                        break
+            ids.append(item_id)
+            titles.append(title)
+        return ids, titles
 
     # -- applying to models -----------------------------------------------------------
 

@@ -125,6 +125,31 @@ def test_a_broken_catalog_read_keeps_serving(store: ModelStore, tmp_path: Path) 
     engine.dispose()
 
 
+def test_the_catalog_keeps_the_served_models_own_strings_of_ids_and_equal_titles(
+    store: ModelStore, sessions: sessionmaker[Session]
+) -> None:
+    """A row's id and title are new strings; where the loaded model holds equal ones the
+    catalog's structures keep the model's (one copy per item at 1M items, not two)."""
+    holder = cpu_holder(store)
+    model = holder.get("convmf")
+    same, renamed = model.item_ids[0], model.item_ids[1]
+    save_items(
+        sessions,
+        [
+            NewItem(same, model.titles[0], None, {"shelf": 1}),
+            NewItem(renamed, "a new name", None, {"shelf": 2}),
+        ],
+    )
+    sync = CatalogSync(sessions, holder, interval_s=60)
+    sync.refresh()
+    shown = sync.titles.get(same, None)
+    assert shown == model.titles[0] and shown is model.titles[0]
+    assert sync.titles.get(renamed, None) == "a new name"
+    kept = {item_id: item_id for item_id in sync.attributes.snapshot().items}
+    assert kept[same] is model.item_ids[0] and kept[renamed] is model.item_ids[1]
+    assert _served(sync) == {same: {"shelf": 1}, renamed: {"shelf": 2}}
+
+
 # --------------------------------------------------------------------------- commit order
 
 
