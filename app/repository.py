@@ -1173,25 +1173,7 @@ def remove_items(session: Session, ids: Sequence[str], now: datetime) -> dict[st
     once, the second waits on the first's row lock and then finds it removed, so the
     item is stamped once. The caller commits right after, as for ``upsert_items``.
     """
-    stamp = as_utc(now)
-    pending = -1 - secrets.randbelow(2**62)
-    outcome: dict[str, str] = {}
-    for start in range(0, len(ids), ITEM_LOOKUP_CHUNK):
-        chunk = list(ids[start : start + ITEM_LOOKUP_CHUNK])
-        session.execute(
-            update(Item)
-            .where(Item.item_id.in_(chunk), Item.removed_at.is_(None))
-            .values(removed_at=stamp, updated_at=stamp, change_epoch=pending)
-            .execution_options(synchronize_session=False)
-        )
-        found = session.execute(
-            select(Item.item_id, Item.change_epoch).where(Item.item_id.in_(chunk))
-        )
-        for item_id, epoch in found:
-            outcome[item_id] = "removed" if epoch == pending else "already_removed"
-    if "removed" in outcome.values():
-        _stamp_catalog_change(session, pending)
-    return {item_id: outcome.get(item_id, "unknown") for item_id in ids}
+    return _set_removal(session, ids, now, remove=True)
 
 
 def restore_items(session: Session, ids: Sequence[str], now: datetime) -> dict[str, str]:
@@ -1205,23 +1187,34 @@ def restore_items(session: Session, ids: Sequence[str], now: datetime) -> dict[s
     PUT or an import landing between them was overwritten by the content read before
     it. The caller commits right after, as for ``upsert_items``.
     """
+    return _set_removal(session, ids, now, remove=False)
+
+
+def _set_removal(
+    session: Session, ids: Sequence[str], now: datetime, remove: bool
+) -> dict[str, str]:
+    """``remove_items`` (``remove``) or ``restore_items``: one conditional ``UPDATE`` per
+    chunk of the rows whose removal changes, marked with a pending epoch, then a read of
+    which rows carry the mark (changed here) and which do not (already so)."""
     stamp = as_utc(now)
     pending = -1 - secrets.randbelow(2**62)
+    changed, unchanged = ("removed", "already_removed") if remove else ("restored", "not_removed")
+    to_change = Item.removed_at.is_(None) if remove else Item.removed_at.is_not(None)
     outcome: dict[str, str] = {}
     for start in range(0, len(ids), ITEM_LOOKUP_CHUNK):
         chunk = list(ids[start : start + ITEM_LOOKUP_CHUNK])
         session.execute(
             update(Item)
-            .where(Item.item_id.in_(chunk), Item.removed_at.is_not(None))
-            .values(removed_at=None, updated_at=stamp, change_epoch=pending)
+            .where(Item.item_id.in_(chunk), to_change)
+            .values(removed_at=stamp if remove else None, updated_at=stamp, change_epoch=pending)
             .execution_options(synchronize_session=False)
         )
         found = session.execute(
             select(Item.item_id, Item.change_epoch).where(Item.item_id.in_(chunk))
         )
         for item_id, epoch in found:
-            outcome[item_id] = "restored" if epoch == pending else "not_removed"
-    if "restored" in outcome.values():
+            outcome[item_id] = changed if epoch == pending else unchanged
+    if changed in outcome.values():
         _stamp_catalog_change(session, pending)
     return {item_id: outcome.get(item_id, "unknown") for item_id in ids}
 
