@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -44,6 +43,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from app.core.body_limit import BODY_TOO_LARGE, too_large_message
 from app.core.errors import ApiError
 from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
+from training.data.strict_json import DuplicateKey, loads, unreadable_reason
 
 #: ``GENREC_MAX_BODY_BYTES``'s default (``app.core.config``), when no settings are loaded.
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
@@ -51,69 +51,18 @@ DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 _DOCUMENTED: list[Any] = []
 
 
-#: The longest key a duplicate-key error quotes in full.
-_KEY_SHOWN = 64
-
-
-class DuplicateKey(Exception):
-    """A JSON object of the body names ``key`` more than once."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-    def validation_error(self) -> RequestValidationError:
-        """Our 422, at ``body``: the object's place is not known to the parser's hook."""
-        key = self.key if len(self.key) <= _KEY_SHOWN else self.key[:_KEY_SHOWN] + "..."
-        message = (
-            f"Value error, key {key!r} appears more than once in one JSON object; "
-            "give each key once"
-        )
-        error = {"type": "value_error", "loc": ("body",), "msg": message, "input": None}
-        return RequestValidationError([error])
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``json.loads``' ``object_pairs_hook``: the object, or ``DuplicateKey``."""
-    made = dict(pairs)
-    if len(made) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKey(key)
-            seen.add(key)
-    return made
+def duplicate_key_error(exc: DuplicateKey) -> RequestValidationError:
+    """Our 422 for a key given twice, at ``body``: the object's place is not known to the
+    parser's hook."""
+    error = {"type": "value_error", "loc": ("body",), "msg": f"Value error, {exc}", "input": None}
+    return RequestValidationError([error])
 
 
 def unreadable(exc: ValueError | RecursionError) -> ApiError:
     """Our 400 for a body ``json.loads`` cannot read at all (not a syntax error, which has
     a position: a 422), saying why. FastAPI's own answer, "There was an error parsing the
     body", named none of the three causes, so a client could not tell what to change."""
-    if isinstance(exc, UnicodeDecodeError):
-        byte = exc.object[exc.start : exc.start + 1].hex()
-        why = f"the bytes are not {exc.encoding} text (byte 0x{byte} at offset {exc.start})"
-        why += "; send JSON as UTF-8"
-    elif isinstance(exc, RecursionError):
-        why = (
-            "JSON nested too deeply to read "
-            f"(the server reads fewer than {sys.getrecursionlimit():,} levels)"
-        )
-    elif "digits" in str(exc):  # Python's limit on the integers it converts
-        why = f"a number of more than {sys.get_int_max_str_digits():,} digits"
-    else:
-        why = f"not readable as JSON ({exc})"
-    return ApiError(400, "invalid_request", f"body: {why}")
-
-
-#: One decoder for every body: ``json.loads(raw, object_pairs_hook=...)`` builds a new
-#: ``JSONDecoder`` and scanner per call, which cost a small body more than the hook.
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
-
-
-def loads(raw: bytes) -> Any:
-    """``json.loads`` that refuses a key given twice in one object (``DuplicateKey``);
-    its other errors are ``json.loads``' own (the bytes decoded as it decodes them)."""
-    return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+    return ApiError(400, "invalid_request", f"body: {unreadable_reason(exc)}")
 
 
 @functools.cache
@@ -148,7 +97,7 @@ async def parse_body(body_type: Any, request: Request) -> Any:
         try:
             data = loads(raw)
         except DuplicateKey as exc:
-            raise exc.validation_error() from None
+            raise duplicate_key_error(exc) from None
         except json.JSONDecodeError as exc:
             error = {
                 "type": "json_invalid",
@@ -189,7 +138,7 @@ class StrictJsonRoute(APIRoute):
                     try:
                         request._json = loads(raw)  # what ``request.json()`` returns
                     except DuplicateKey as exc:
-                        raise exc.validation_error() from None
+                        raise duplicate_key_error(exc) from None
                     except json.JSONDecodeError:
                         pass  # FastAPI parses it again: its 422 names the position
                     except (ValueError, RecursionError) as exc:

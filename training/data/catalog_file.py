@@ -30,7 +30,6 @@ import codecs
 import csv
 import io
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 from training.data.encoding import first_non_utf8
 from training.data.errors import DataError
 from training.data.movielens import read_ml100k_items
+from training.data.strict_json import DuplicateKey, loads, unreadable_reason
 
 #: The keys a JSONL record may have.
 JSONL_KEYS = frozenset({"item_id", "title", "text", "attributes"})
@@ -161,14 +161,14 @@ def _csv_attributes(path: Path, line: int, raw: str) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        value = _loads(raw)
-    except _DuplicateKey as exc:
+        value = loads(raw)
+    except DuplicateKey as exc:
         raise DataError(f"{path}, line {line}: attributes: {exc}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {line}: attributes is not valid JSON{_at(exc)}") from None
     except (ValueError, RecursionError) as exc:
         raise DataError(
-            f"{path}, line {line}: attributes is not valid JSON: {_unreadable(exc)}"
+            f"{path}, line {line}: attributes is not valid JSON: {unreadable_reason(exc)}"
         ) from None
     if not isinstance(value, dict):
         raise DataError(
@@ -212,42 +212,6 @@ def _at(exc: json.JSONDecodeError) -> str:
     return f" at character {exc.pos}: {exc.msg}"
 
 
-class _DuplicateKey(Exception):
-    """A JSON object of a record names one key twice."""
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook`` of ``_loads``: the object, unless a key comes twice."""
-    made = dict(pairs)
-    if len(made) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                shown = key if len(key) <= 64 else key[:64] + "..."
-                raise _DuplicateKey(
-                    f"key {shown!r} appears more than once in one JSON object; give each key once"
-                )
-            seen.add(key)
-    return made
-
-
-def _loads(raw: str) -> Any:
-    """``json.loads`` that refuses a key given twice in one object (``_DuplicateKey``):
-    ``json.loads`` keeps the last value, so ``{"item_id": "1", ..., "item_id": "2"}``
-    imported item 2 only, with no word of item 1 (the HTTP API refuses such a body
-    too, ``app.api.body``)."""
-    return json.loads(raw, object_pairs_hook=_unique_keys)
-
-
-def _unreadable(exc: ValueError | RecursionError) -> str:
-    """What ``json.loads`` could not read, for the two failures that are not a
-    ``JSONDecodeError`` (so no position): nesting deeper than Python's recursion allows,
-    and an integer longer than Python converts. Both were tracebacks of the import."""
-    if isinstance(exc, RecursionError):
-        return f"nested more than the reader can follow (about {sys.getrecursionlimit():,} levels)"
-    return f"a number of more than {sys.get_int_max_str_digits():,} digits"
-
-
 def _read_jsonl(path: Path) -> list[CatalogRecord]:
     records = []
     for line_no, raw in enumerate(io.StringIO(_read_text(path)), start=1):
@@ -259,13 +223,13 @@ def _read_jsonl(path: Path) -> list[CatalogRecord]:
 def _jsonl_record(path: Path, line: int, raw: str) -> CatalogRecord:
     where = f"{path}, line {line}"
     try:
-        value = _loads(raw)
-    except _DuplicateKey as exc:
+        value = loads(raw)
+    except DuplicateKey as exc:
         raise DataError(f"{where}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{where}: not valid JSON{_at(exc)}") from None
     except (ValueError, RecursionError) as exc:
-        raise DataError(f"{where}: not valid JSON: {_unreadable(exc)}") from None
+        raise DataError(f"{where}: not valid JSON: {unreadable_reason(exc)}") from None
     if not isinstance(value, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
     unknown = sorted(set(value) - JSONL_KEYS)

@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app import repository as repo
-from app.api.body import DuplicateKey, loads
 from app.api.deps import services_of
 from app.api.routes import admin
 from app.core.db import session_scope
@@ -36,6 +35,7 @@ from app.dashboard.auth import CsrfDep, DashboardSession, SessionDep, redirect_w
 from app.dashboard.forms import validation_problem
 from app.dashboard.templating import render
 from app.schemas_admin import JobOut, RetrainIn
+from training.data.strict_json import DuplicateKey, loads
 from training.models import REGISTRY
 
 router = APIRouter()
@@ -158,7 +158,7 @@ async def start_retrain(
     refusal the form again with the problem and what was typed."""
     form = {"model": model, "data": data, "promote": promote, "params": params}
     try:
-        overrides = loads((params or "{}").encode())  # a key twice: refused, as by the API
+        overrides = loads(params or "{}")  # a key twice: refused, as by the API
     except DuplicateKey as exc:
         problem = f"params: key {exc.key!r} appears more than once; give each key once"
         return await _page(request, session, problem=problem, form=form, status_code=422)

@@ -171,7 +171,7 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
         (
             "x.jsonl",
             '{"item_id": "1", "attributes": {"a": ' + "[" * 5000 + "]" * 5000 + "}}\n",
-            "line 1: not valid JSON: nested more than",
+            "line 1: not valid JSON: JSON nested too deeply",
         ),
         (
             "x.jsonl",
@@ -181,7 +181,7 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
         (
             "x.csv",
             'item_id,attributes\n1,"{""a"": ' + "[" * 5000 + "]" * 5000 + '}"\n',
-            "line 2: attributes is not valid JSON: nested more than",
+            "line 2: attributes is not valid JSON: JSON nested too deeply",
         ),
         (
             "x.csv",
