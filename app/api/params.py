@@ -16,7 +16,7 @@ from fastapi import Path, Query
 from pydantic import AfterValidator
 from starlette.convertors import Convertor, register_url_convertor
 
-from app.schemas_fields import MODEL_ENUM, storable
+from app.schemas_fields import MODEL_ENUM, QueryInt, storable
 
 
 class IdConvertor(Convertor[str]):
@@ -49,8 +49,10 @@ ModelNamePath = Annotated[
     AfterValidator(storable),
     Path(description="model name", json_schema_extra=MODEL_ENUM),
 ]
-#: A job id is any integer; one outside int64 names no job (404 like -1, ``routes.admin``).
-JobIdPath = Annotated[int, Path(description="retrain job id")]
+#: A job id is any integer written in digits, as a query's (``QueryInt``: `` 1`` and ``+1``
+#: read as job 1 and ``1_0`` as job 10); one outside int64 names no job (404 like -1,
+#: ``routes.admin``).
+JobIdPath = Annotated[QueryInt, Path(description="retrain job id")]
 
 #: ``?model=`` of ``GET /admin/jobs``.
 JobModelQuery = Annotated[

@@ -213,6 +213,24 @@ def test_unknown_job_is_404(method: str, path: str, admin: TestClient) -> None:
     assert response.status_code == 404 and response.json()["message"] == "no job 999"
 
 
+@pytest.mark.parametrize("job_id", ["%201", "+1", "1.0", "1_0", "%EF%BC%91"])
+@pytest.mark.parametrize(("method", "suffix"), [("get", ""), ("post", "/cancel")])
+def test_a_job_id_not_written_in_digits_is_a_422(
+    job_id: str, method: str, suffix: str, admin: TestClient
+) -> None:
+    """A job id is written as a query's integers are (``QueryInt``): `` 1`` and ``+1`` read
+    as job 1 and ``1_0`` as job 10, which no client means to send."""
+    admin.post("/admin/retrain", json={"model": "ease"}, headers=AUTH)
+    response = _call(admin, method, f"/admin/jobs/{job_id}{suffix}", None, AUTH)
+    assert response.status_code == 422, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == "job_id", problem
+    assert "must be a whole number written in digits" in problem["message"], problem
+    assert admin.get("/admin/jobs/1", headers=AUTH).json()["status"] == "queued"
+    for unknown in ("-1", str(2**63)):  # digits that name no job: not a 422
+        assert _call(admin, method, f"/admin/jobs/{unknown}{suffix}", None, AUTH).status_code == 404
+
+
 # --------------------------------------------------------------------------- models
 
 
