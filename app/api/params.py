@@ -17,6 +17,8 @@ from pydantic import AfterValidator
 from starlette.convertors import Convertor, register_url_convertor
 
 from app.schemas_fields import MODEL_ENUM, QueryInt, storable
+from app.tune.jobs import TUNE
+from training.models import REGISTRY
 
 
 class IdConvertor(Convertor[str]):
@@ -54,9 +56,25 @@ ModelNamePath = Annotated[
 #: ``routes.admin``).
 JobIdPath = Annotated[QueryInt, Path(description="retrain job id")]
 
+#: The models a job can name: the registered ones (retrain jobs; ``POST /admin/retrain``
+#: refuses others) and ``tune``, the model of every tune job.
+JOB_MODELS = (*sorted(REGISTRY), TUNE)
+
+
+def _job_model(value: str | None) -> str | None:
+    """A name no job can have is refused, as a retrain of it is: the empty list it got
+    read as "no jobs of this model", hiding a typo (``?model=eas``). The registry is fixed
+    when the server starts, so the schema's enum is the whole truth."""
+    if value is not None and value not in JOB_MODELS:
+        shown = repr(value) if len(value) <= 64 else f"{value[:64]!r}..."
+        raise ValueError(f"unknown model {shown}; known: {', '.join(JOB_MODELS)}")
+    return value
+
+
 #: ``?model=`` of ``GET /admin/jobs``.
 JobModelQuery = Annotated[
     str | None,
     AfterValidator(storable),
-    Query(description="only the jobs of this model", json_schema_extra=MODEL_ENUM),
+    AfterValidator(_job_model),
+    Query(description="only the jobs of this model", json_schema_extra={"enum": list(JOB_MODELS)}),
 ]

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from models_store import ModelStore
 from tests.app.conftest import ClientFactory
+from training.models import REGISTRY
 
 TOKEN = "s3cret-admin-token-4711"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -157,6 +158,28 @@ def test_retrain_records_a_queued_job(admin: TestClient) -> None:
     listed = admin.get("/admin/jobs?status=queued&model=ease", headers=AUTH).json()["jobs"]
     assert [j["id"] for j in listed] == [job_id]
     assert admin.get("/admin/jobs?status=running", headers=AUTH).json()["jobs"] == []
+
+
+def test_the_jobs_model_filter_takes_the_names_its_schema_lists(admin: TestClient) -> None:
+    """``?model=`` takes what the OpenAPI enum offers (the registered models and ``tune``,
+    the model of tune jobs), and a name outside it is a 422 naming them, as a retrain of
+    an unknown model is: ``?model=eas`` listed no jobs, as if there were none."""
+    job_id = admin.post("/admin/retrain", json={"model": "ease"}, headers=AUTH).json()["job_id"]
+    operation = admin.get("/openapi.json").json()["paths"]["/admin/jobs"]["get"]
+    (parameter,) = [p for p in operation["parameters"] if p["name"] == "model"]
+    offered = parameter["schema"]["enum"]
+    assert set(offered) == {*REGISTRY, "tune"}
+    for model in offered:
+        response = admin.get(f"/admin/jobs?model={model}", headers=AUTH)
+        assert response.status_code == 200, response.text
+        listed = [j["id"] for j in response.json()["jobs"]]
+        assert listed == ([job_id] if model == "ease" else []), model
+    response = admin.get("/admin/jobs?model=eas", headers=AUTH)
+    assert response.status_code == 422, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == "model", problem
+    assert "unknown model 'eas'; known: biased-mf, " in problem["message"], problem
+    assert ", tune" in problem["message"], problem
 
 
 def test_retrain_defaults_to_log_plus_base_and_auto(admin: TestClient) -> None:
