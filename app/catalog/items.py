@@ -32,7 +32,13 @@ from app.core.db import (
 from app.repository import ItemRow, NewItem, claim_attribute_kinds, get_item, upsert_items
 from app.rules.ast import ATTR_NAME, ATTR_NAME_TEXT
 from app.rules.catalog import BOOL, NUMBER, OTHER, STRING, value_kind
-from app.schemas_catalog import MAX_ATTRIBUTE_NAME, MAX_ATTRIBUTES_BYTES, MAX_TEXT, MAX_TITLE
+from app.schemas_catalog import (
+    MAX_ATTRIBUTE_NAME,
+    MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_BYTES,
+    MAX_TEXT,
+    MAX_TITLE,
+)
 from app.schemas_fields import INT64_MAX, INT64_MIN, clip_int, id_problem, unstorable
 
 
@@ -68,6 +74,10 @@ def validate_item(
         if value is not None and (reason := unstorable(value)):
             raise CatalogError(f"{what} {reason}")
     attributes = attributes or {}
+    if len(attributes) > MAX_ATTRIBUTES:  # first: the checks below take time per attribute
+        raise CatalogError(
+            f"the item has {len(attributes)} attributes; the limit is {MAX_ATTRIBUTES}"
+        )
     try:
         encoded = json.dumps(attributes, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:

@@ -40,6 +40,10 @@ from training.data.catalog_file import CatalogRecord, read_catalog_file
         ({"attributes": {"\ud800k": "v"}}, "ud800k' must not contain a lone surrogate"),
         ({"attributes": {"k\x00": "v"}}, "x00' must not contain the NUL character"),
         ({"attributes": {"n" * 257: 1}}, "is 257 characters long; the limit is 256"),
+        (
+            {"attributes": {f"a{n}": n for n in range(257)}},
+            "the item has 257 attributes; the limit is 256",
+        ),
         ({"attributes": {"": 1}}, "attribute name '' cannot be named by a rule: names match"),
         ({"attributes": {"release year": 1}}, "'release year' cannot be named by a rule"),
         ({"attributes": {"a:b": 1}}, "'a:b' cannot be named"),

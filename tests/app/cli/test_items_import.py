@@ -66,3 +66,14 @@ def test_a_file_without_items_is_refused_as_a_0_byte_csv_is(
     code, output = _import(str(path))
     assert code == 2, output
     assert output.strip() == f"error: {path}: no items in the file; nothing to import", output
+
+
+def test_an_item_with_too_many_attributes_is_refused_naming_its_line(cli_settings: Path) -> None:
+    """The limit of ``PUT /v1/items/{id}`` (``app.catalog.validate_item``), nothing imported."""
+    path = cli_settings / "items.jsonl"
+    attributes = ", ".join(f'"a{n}": {n}' for n in range(300))
+    path.write_text(f'{{"item_id": "ok"}}\n{{"item_id": "wide", "attributes": {{{attributes}}}}}\n')
+    code, output = _import(str(path))
+    assert code == 2, output
+    assert "line 2" in output and "the item has 300 attributes; the limit is 256" in output, output
+    assert "imported" not in output, output
