@@ -133,10 +133,15 @@ def read_csv(path: str | Path) -> Interactions:
         # The header as written first: pandas renames a repeated column ("rating" twice reads
         # as rating, rating.1), and the second one was silently dropped.
         check_columns(csv_header(path), path)
+        # Only an empty field is missing: pandas' default also reads NA, null, None, nan ...
+        # as missing, so the id "NA" could not be trained on (the API logs it) and a rating
+        # "nan" was "missing" rather than not a finite number.
         frame = pd.read_csv(
             path,
             dtype={"user_id": str, "item_id": str},
             skipinitialspace=True,
+            keep_default_na=False,
+            na_values=[""],
             low_memory=False,
         )
     return frame_to_interactions(frame, path)
@@ -276,7 +281,8 @@ def _parse_ratings(column: pd.Series, source: str | Path) -> np.ndarray:
     if bad.any():
         row = int(np.argmax(bad))
         raise DataError(
-            f"{source}: column rating, row {row + 1}: value {str(column.iloc[row])!r} is not a number"
+            f"{source}: column rating, row {row + 1}: value {str(column.iloc[row])!r} is not a "
+            "finite number"
         )
     # Ratings are stored as float32: 1e308 became inf there, and the version failed to save
     # ("scorer_config is not JSON-serialisable") after the whole training.

@@ -101,8 +101,12 @@ def test_parquet_round_trip_with_datetime_column(tmp_path: Path) -> None:
         ("user,item\n1,2\n", r"log\.csv: missing required column\(s\) user_id, item_id; found user, item"),
         ("user_id,item_id,rating,rating\n1,2,5,1\n", r"log\.csv: column\(s\) rating appear more than once"),
         ("user_id,item_id ,item_id,rating\n1,2,3,5\n", r"log\.csv: column\(s\) item_id appear more than once"),
-        ("user_id,item_id,rating\n1,2,5\n1,3,five\n", r"log\.csv: column rating, row 2: value 'five' is not a number"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,five\n", r"log\.csv: column rating, row 2: value 'five' is not a finite number"),
         ("user_id,item_id,rating\n1,2,5\n1,3,\n", r"log\.csv: column rating, row 2: value is missing"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,nan\n", r"log\.csv: column rating, row 2: value 'nan' is not a finite number"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,NaN\n", r"log\.csv: column rating, row 2: value 'NaN' is not a finite number"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,-inf\n", r"log\.csv: column rating, row 2: value '-inf' is not a finite number"),
+        ("user_id,item_id,rating\n1,2,5\n1,3,NA\n", r"log\.csv: column rating, row 2: value 'NA' is not a finite number"),
         ("user_id,item_id\n1,2\n,3\n", r"log\.csv: column user_id, row 2: value is missing"),
         ("user_id,item_id,timestamp\n1,2,2026-01-01T00:00:00Z\n1,3,yesterday\n", r"log\.csv: column timestamp, row 2: value 'yesterday' is neither"),
         ("user_id,item_id,timestamp\n1,2,5\n1,3,inf\n", r"log\.csv: column timestamp, row 2: value 'inf' is not a finite"),
@@ -113,6 +117,15 @@ def test_parquet_round_trip_with_datetime_column(tmp_path: Path) -> None:
 def test_csv_bad_input_names_file_column_and_row(tmp_path: Path, text: str, pattern: str) -> None:
     with pytest.raises(DataError, match=pattern):
         read_csv(_write(tmp_path, text))
+
+
+def test_only_an_empty_csv_field_is_missing(tmp_path: Path) -> None:
+    """pandas reads ``nan``, ``NA``, ``null`` ... as missing: a rating ``nan`` was refused as
+    "value is missing" and the id ``NA`` (Namibia) could not be trained on, while the API
+    logs it. Ids are opaque text; an empty field is the one missing value."""
+    data = read_csv(_write(tmp_path, "user_id,item_id,rating\nNA,null,5\nnan,None,4\n"))
+    assert set(data.user_ids.ids) == {"NA", "nan"} and set(data.item_ids.ids) == {"null", "None"}
+    assert data.ratings.tolist() == [5.0, 4.0]
 
 
 def test_a_csv_that_is_not_utf8_names_the_line_of_its_first_bad_byte(tmp_path: Path) -> None:
