@@ -55,11 +55,16 @@ def unstorable(value: str) -> str | None:
 
 def id_problem(value: str, what: str, max_length: int) -> str | None:
     """Why ``value`` cannot be an id (a user, item or session id) named ``what``, or None:
-    blank, longer than ``max_length`` (``GENREC_MAX_ID_LENGTH``), or unstorable. The one
-    rule of the API's routes, the catalog's PUT and import, and the CLI's
-    ``items remove`` / ``users erase``, so each says the same thing of the same id."""
-    if not value.strip():
+    empty or only white space, longer than ``max_length`` (``GENREC_MAX_ID_LENGTH``), or
+    unstorable. The one rule of the API's routes, the catalog's PUT and import, and the
+    CLI's ``items remove`` / ``users erase``, so each says the same thing of the same id."""
+    if not value:
         return f"{what} must be a non-empty string"
+    if not value.strip():  # "must be non-empty" of " " sent clients looking for a bug in vain
+        return (
+            f"{what} is only white space ({len(value)} characters): an id needs at least one "
+            "other character"
+        )
     if len(value) > max_length:
         return f"{what} is {len(value)} characters long; the limit is {max_length}"
     if reason := unstorable(value):

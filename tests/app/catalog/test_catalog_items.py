@@ -23,7 +23,8 @@ from training.data.catalog_file import CatalogRecord, read_catalog_file
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"item_id": " "}, "item_id must be a non-empty string"),
+        ({"item_id": ""}, "item_id must be a non-empty string"),
+        ({"item_id": " \t"}, "item_id is only white space .2 characters.: an id needs"),
         ({"item_id": "x" * 300}, "item_id is 300 characters long; the limit is 256"),
         # the API's body validator refused it; validate_item (import) let it through
         ({"item_id": "a\x00b"}, "item_id must not contain the NUL character"),

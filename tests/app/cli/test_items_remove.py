@@ -52,6 +52,8 @@ def test_an_unknown_id_removes_nothing(cli_settings: Path) -> None:
 
 def test_bad_ids_and_no_ids_are_refused(cli_settings: Path) -> None:
     code, output = _run("remove", " ")
+    assert code == 2 and "error: item_id is only white space (1 characters)" in output, output
+    code, output = _run("remove", "")
     assert code == 2 and "error: item_id must be a non-empty string" in output, output
     code, output = _run("remove", "x" * 300)
     assert code == 2 and "is 300 characters long; the limit is 256" in output, output
