@@ -191,8 +191,11 @@ def _decimal_digits(value: Any) -> Any:
     return value
 
 
+#: The digits-only rule of ``QueryInt``, for a FastAPI parameter with a range: it must come
+#: after ``Query(ge=..., le=...)``, or the schema says ``ge``/``le`` for minimum/maximum.
+DECIMAL_DIGITS = BeforeValidator(_decimal_digits)
 #: An integer query parameter (``?k=``): digits only, then the field's own range checks.
-QueryInt = Annotated[int, BeforeValidator(_decimal_digits)]
+QueryInt = Annotated[int, DECIMAL_DIGITS]
 
 
 #: Type guard of timestamp fields (the range check follows in ``app.schemas``).

@@ -16,7 +16,7 @@ from fastapi import Path, Query
 from pydantic import AfterValidator
 from starlette.convertors import Convertor, register_url_convertor
 
-from app.schemas_fields import MODEL_ENUM, QueryInt, storable
+from app.schemas_fields import DECIMAL_DIGITS, MODEL_ENUM, QueryInt, storable
 from app.tune.jobs import TUNE
 from training.models import REGISTRY
 
@@ -55,6 +55,9 @@ ModelNamePath = Annotated[
 #: read as job 1 and ``1_0`` as job 10); one outside int64 names no job (404 like -1,
 #: ``routes.admin``).
 JobIdPath = Annotated[QueryInt, Path(description="retrain job id")]
+
+#: ``?limit=`` of ``GET /admin/jobs``: digits, as every query integer (``limit=5_0`` read as 50).
+JobLimitQuery = Annotated[int, Query(ge=1, le=500, description="jobs per page"), DECIMAL_DIGITS]
 
 #: The models a job can name: the registered ones (retrain jobs; ``POST /admin/retrain``
 #: refuses others) and ``tune``, the model of every tune job.

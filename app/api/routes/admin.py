@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import AdminRoute, require_admin
 from app.api.deps import ServicesDep
-from app.api.params import JobIdPath, JobModelQuery, ModelNamePath
+from app.api.params import JobIdPath, JobLimitQuery, JobModelQuery, ModelNamePath
 from app.api.query import refuse_repeated
 from app.api.responses import ADMIN, BODY, errors
 from app.core.errors import ApiError, path_hider
@@ -202,7 +202,7 @@ def list_jobs(
         Literal["retrain", "tune"] | None,
         Query(description="only retrain jobs (POST /admin/retrain) or only tune jobs"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500, description="jobs per page")] = 50,
+    limit: JobLimitQuery = 50,
     cursor: Annotated[
         str | None,
         Query(

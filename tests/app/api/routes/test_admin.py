@@ -254,6 +254,19 @@ def test_a_job_id_not_written_in_digits_is_a_422(
         assert _call(admin, method, f"/admin/jobs/{unknown}{suffix}", None, AUTH).status_code == 404
 
 
+@pytest.mark.parametrize("limit", ["%205", "+5", "5.0", "5_0"])
+def test_a_jobs_limit_not_written_in_digits_is_a_422(limit: str, admin: TestClient) -> None:
+    """``limit=5_0`` listed 50 jobs: the list's integer is read as every query's is."""
+    response = admin.get(f"/admin/jobs?limit={limit}", headers=AUTH)
+    assert response.status_code == 422, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == "limit", problem
+    assert "must be a whole number written in digits" in problem["message"], problem
+    operation = admin.get("/openapi.json").json()["paths"]["/admin/jobs"]["get"]
+    (parameter,) = [p for p in operation["parameters"] if p["name"] == "limit"]
+    assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (1, 500)
+
+
 # --------------------------------------------------------------------------- models
 
 
