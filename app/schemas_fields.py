@@ -35,7 +35,7 @@ from pydantic import (
     WrapValidator,
 )
 
-from app.core.errors import LONE_SURROGATE
+from app.core.errors import LONE_SURROGATE, only_white_space
 from training.models import REGISTRY
 
 #: The range of a PostgreSQL ``bigint`` (and of SQLite's integers).
@@ -61,10 +61,7 @@ def id_problem(value: str, what: str, max_length: int) -> str | None:
     if not value:
         return f"{what} must be a non-empty string"
     if not value.strip():  # "must be non-empty" of " " sent clients looking for a bug in vain
-        return (
-            f"{what} is only white space ({len(value)} characters): an id needs at least one "
-            "other character"
-        )
+        return f"{what} is {only_white_space(value)}"
     if len(value) > max_length:
         return f"{what} is {len(value)} characters long; the limit is {max_length}"
     if reason := unstorable(value):

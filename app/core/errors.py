@@ -76,6 +76,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         for part in loc:
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "string_pattern_mismatch" and _blank_id(error):
+            message = only_white_space(error["input"])
         if error.get("type") == "string_unicode":
             message = LONE_SURROGATE
         if error.get("type") in ("too_long", "too_short") and isinstance(error.get("input"), str):
@@ -88,6 +90,18 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             field = "body"
         out.append({"field": field or "body", "message": message})
     return out
+
+
+def only_white_space(value: str) -> str:
+    """Why an id of white space only is refused, worded once for the body's ``Id`` (its
+    pattern, here) and for ``schemas_fields.id_problem`` (URLs, PUT, the CLI)."""
+    return f"only white space ({len(value)} characters): an id needs at least one other character"
+
+
+def _blank_id(error: Any) -> bool:
+    """The failure of ``Id``'s pattern ``\\S``, said as "String should match pattern '\\S'"."""
+    pattern = (error.get("ctx") or {}).get("pattern")
+    return pattern == r"\S" and isinstance(error.get("input"), str)
 
 
 def _string_length(error: Any) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from app.core.errors import ApiError, describe_validation_errors, install_error_handlers
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
+from app.schemas_fields import Id
 
 
 class Body(BaseModel):
@@ -199,3 +201,20 @@ def test_path_hider_names_places_relative_to_the_store() -> None:
     relative = path_hider("store")
     assert relative("the store: store/ease/1") == "the store: store/ease/1"
     assert relative(f"{os.path.abspath('store')}/ease/1") == "ease/1"
+
+
+def test_a_body_id_of_white_space_only_is_said_to_be_so() -> None:
+    """``Id``'s pattern ``\\S`` failed as "String should match pattern '\\S'", where the same
+    id in a URL, a PUT or the CLI is "only white space" (``schemas_fields.id_problem``)."""
+
+    class Ids(BaseModel):
+        user_id: Id
+
+    with pytest.raises(ValidationError) as exc:
+        Ids.model_validate({"user_id": " \t "})
+    assert describe_validation_errors(exc.value.errors()) == [
+        {
+            "field": "user_id",
+            "message": "only white space (3 characters): an id needs at least one other character",
+        }
+    ]
