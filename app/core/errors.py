@@ -95,7 +95,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
 def only_white_space(value: str) -> str:
     """Why an id of white space only is refused, worded once for the body's ``Id`` (its
     pattern, here) and for ``schemas_fields.id_problem`` (URLs, PUT, the CLI)."""
-    return f"only white space ({len(value)} characters): an id needs at least one other character"
+    count = f"{len(value)} character{'' if len(value) == 1 else 's'}"
+    return f"only white space ({count}): an id needs at least one other character"
 
 
 def _blank_id(error: Any) -> bool:

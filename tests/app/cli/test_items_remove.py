@@ -52,7 +52,7 @@ def test_an_unknown_id_removes_nothing(cli_settings: Path) -> None:
 
 def test_bad_ids_and_no_ids_are_refused(cli_settings: Path) -> None:
     code, output = _run("remove", " ")
-    assert code == 2 and "error: item_id is only white space (1 characters)" in output, output
+    assert code == 2 and "error: item_id is only white space (1 character)" in output, output
     code, output = _run("remove", "")
     assert code == 2 and "error: item_id must be a non-empty string" in output, output
     code, output = _run("remove", "x" * 300)

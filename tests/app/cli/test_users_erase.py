@@ -57,7 +57,7 @@ def test_erase_users_then_again(cli_settings: Path) -> None:
 def test_bad_ids_and_no_ids_are_refused_before_anything_is_erased(cli_settings: Path) -> None:
     _log(cli_settings, ("a", "1"))
     code, output = _run("erase", "a", " ")
-    assert code == 2 and "error: user_id is only white space (1 characters)" in output, output
+    assert code == 2 and "error: user_id is only white space (1 character)" in output, output
     code, output = _run("erase", "a", "x" * 300)
     assert code == 2 and "is 300 characters long; the limit is 256" in output, output
     code, output = _run("erase", "a", "b\x00c")

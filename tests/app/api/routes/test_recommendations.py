@@ -133,7 +133,7 @@ def test_bad_k_and_unknown_model(client: TestClient) -> None:
 def test_blank_user_id_is_rejected(client: TestClient) -> None:
     r = client.get("/v1/users/%20/recommendations")
     assert r.status_code == 422
-    assert r.json()["message"].startswith("user_id is only white space (1 characters)")
+    assert r.json()["message"].startswith("user_id is only white space (1 character)")
 
 
 def test_ad_hoc_history_folds_in_and_lists_unknown_items(client: TestClient) -> None:
