@@ -12,6 +12,7 @@ must still provide the rating model the prediction call names.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -108,9 +109,11 @@ def test_readme_quickstart_works_after_make_run(
         answers = []
         imported = False
         for command in quickstart_commands(REPO / "README.md"):
-            if command.startswith(".venv/bin/genrec "):  # as typed in the checkout
-                args = shlex.split(command)[1:]
-                proc = stack.start("quickstart-" + args[0], *args)
+            words = shlex.split(command)
+            assignments = list(itertools.takewhile(lambda w: "=" in w, words))
+            if words[len(assignments)] == ".venv/bin/genrec":  # as typed in the checkout
+                args = words[len(assignments) + 1 :]
+                proc = stack.start("quickstart-" + args[0], *args, **_as_typed(assignments))
                 assert proc.wait(120) == 0, proc.output()[-4000:]
                 imported = True
                 continue
@@ -143,6 +146,22 @@ def test_readme_quickstart_works_after_make_run(
     assert len(ruled) == 1 and len(ruled[0]["items"]) == 10, ruled
     assert ruled[0]["boost_unit"] is not None and ruled[0].get("short_by") is None, ruled
     assert "Traceback" not in stack.all_output()
+
+
+def _as_typed(assignments: list[str]) -> dict[str, str]:
+    """The ``NAME=value`` words before a README command, as the shell in the checkout would
+    set them: a relative path is the checkout's. One naming a path that is not there (a
+    checkout without ``../shared/data`` beside it, where the product falls through to its
+    download cache) is left to the test's own setting, which says where the files are."""
+    typed = {}
+    for word in assignments:
+        name, _, value = word.partition("=")
+        path = (REPO / value).resolve() if value.startswith(".") else None
+        if path is None:
+            typed[name] = value
+        elif path.exists():
+            typed[name] = str(path)
+    return typed
 
 
 def _curl(command: str, base_url: str, patience_s: float = 0) -> tuple[str, int, Any]:
