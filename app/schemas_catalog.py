@@ -22,8 +22,8 @@ MAX_TEXT = 100_000
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 #: Most attributes an item may have: far more than a catalog's facets (ML-100K's items have
 #: 2), while each one costs the write its own work (the kind check against the database,
-#: the catalog's refresh): 5,000 small ones, well under the byte limit, made a PUT take
-#: 0.2-0.9 s.
+#: the catalog's refresh): 5,000 small ones, well under the byte limit, made a PUT take a
+#: large part of a second here (ad-hoc timings, not a saved benchmark).
 MAX_ATTRIBUTES = 256
 #: Longest attribute name (characters): the longest a rule can name (``app.rules.ast``),
 #: and the key of the attribute's kind in the database (``attribute_kinds``).
