@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import repository as repo
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.core.poller import Poller
 from app.db_models import RetrainJob
 from app.retrain.export import job_cutoff, read_log
 from app.retrain.lifecycle import JobLease, utcnow
@@ -434,23 +435,17 @@ class HelperWatch:
         self._started = monotonic()
         self.reason: str | None = None
         self._fired = threading.Event()
-        self._done = threading.Event()
         self._lock = threading.Lock()
         self._study: tuple[optuna.storages.BaseStorage, str] | None = None
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(f"helper-job-{job_id}", self._look, poll_s)
 
     def __enter__(self) -> HelperWatch:
         self._started = self._monotonic()
-        self._thread = threading.Thread(
-            target=self._watch_loop, name=f"helper-job-{self.job_id}", daemon=True
-        )
-        self._thread.start()
+        self._poller.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
+        self._poller.stop()
 
     def follow(self, storage: optuna.storages.BaseStorage, name: str) -> None:
         """The study whose trials of this helper are failed when the watch fires."""
@@ -467,15 +462,16 @@ class HelperWatch:
         if self._fired.is_set():
             raise HelpStopped(self.reason)
 
-    def _watch_loop(self) -> None:
-        while not self._done.wait(self.poll_s):
-            reason = self._why_stop()
-            if reason is not None:
-                self.reason = reason
-                self._fired.set()
-                log.warning("tune job %d: leaving its search: %s", self.job_id, reason)
-                self._give_up_trials()
-                return
+    def _look(self) -> None:
+        """One look (``Poller``'s poll): once fired, the watch has nothing left to do."""
+        if self._fired.is_set():
+            return
+        reason = self._why_stop()
+        if reason is not None:
+            self.reason = reason
+            self._fired.set()
+            log.warning("tune job %d: leaving its search: %s", self.job_id, reason)
+            self._give_up_trials()
 
     def _why_stop(self) -> str | None:
         if self.max_run_s is not None and self._monotonic() - self._started > self.max_run_s:
