@@ -10,49 +10,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import optuna
 import pytest
 
-from app import repository as repo
 from app import worker as worker_module
-from app.core.db import session_scope
 from app.retrain import lifecycle as lc
-from app.retrain.runner import JobContext
-from app.tune.jobs import TuneRequest, enqueue_tune
+from app.tune.jobs import TuneRequest
 from app.tune.runner import help_tune_job
 from app.tune.study import open_study_storage, study_name
 from app.worker import Worker, job_time_limit_s
-from models_store import iso_utc
 from tests.app.conftest import JobContextFactory
+from tests.app.tune.tune_lead import lead_with_window
 from tests.manual_clock import ManualClock
-from training.data.log_reader import read_interaction_log
 from training.tuning import objective
-from training.tuning.search import open_search
 
 pytestmark = pytest.mark.integration
-
-
-def _lead(ctx: JobContext, url: str, request: TuneRequest) -> int:
-    """Enqueue ``request``, claim it as worker ``lead``, open its study (on ``url``, the
-    database of ``ctx``) and its window."""
-    job = enqueue_tune(ctx.sessions, request)
-    claimed = lc.claim_next(ctx.sessions, "lead", 60.0)
-    assert claimed is not None and claimed.id == job.id
-    fence = repo.JobFence(job.id, "lead", claimed.attempts)
-    now = lc.utcnow()
-    data = read_interaction_log(url, until=now)
-    open_search(
-        data,
-        request.search_settings(),
-        storage=open_study_storage(url),
-        study_name=study_name(job.id),
-    )
-    with session_scope(ctx.sessions) as session:
-        assert repo.write_job_progress(session, fence, now, {"cutoff": iso_utc(now)}, "")
-        assert repo.set_search_window(session, fence, now, now + timedelta(seconds=30))
-    return job.id
 
 
 def test_an_idle_worker_runs_trials_of_the_open_search_and_leaves_the_job_alone(
@@ -60,7 +33,7 @@ def test_an_idle_worker_runs_trials_of_the_open_search_and_leaves_the_job_alone(
 ) -> None:
     ctx = make_job_context(tune_db)
     request = TuneRequest(models=("popularity", "ease"), budget_minutes=0.5, trials=3)
-    job_id = _lead(ctx, tune_db, request)
+    job_id = lead_with_window(ctx, tune_db, request)
     before = lc.get_job(ctx.sessions, job_id)
 
     worker = Worker(ctx, worker_id="helper")
@@ -80,7 +53,7 @@ def test_a_helper_does_not_run_trials_of_a_cancelled_job(
     tune_db: str, make_job_context: JobContextFactory
 ) -> None:
     ctx = make_job_context(tune_db)
-    job_id = _lead(ctx, tune_db, TuneRequest(models=("ease",), budget_minutes=0.5))
+    job_id = lead_with_window(ctx, tune_db, TuneRequest(models=("ease",), budget_minutes=0.5))
     row = lc.get_job(ctx.sessions, job_id)
     lc.cancel_job(ctx.sessions, job_id)
     stop = threading.Event()
@@ -127,7 +100,9 @@ def test_a_helper_hung_in_a_fit_gives_its_trial_up_at_the_jobs_time_limit(
     ever (Optuna's heartbeat thread kept it alive), and the lead waited for it. Past the
     job's limit the helper fails that trial in the study and takes no other."""
     ctx = make_job_context(tune_db, job_lease_s=0.3)
-    job_id = _lead(ctx, tune_db, TuneRequest(models=("popularity", "ease"), budget_minutes=0.5))
+    job_id = lead_with_window(
+        ctx, tune_db, TuneRequest(models=("popularity", "ease"), budget_minutes=0.5)
+    )
     before = lc.get_job(ctx.sessions, job_id)
     limit = job_time_limit_s(before, ctx.settings)
     study = optuna.load_study(study_name=study_name(job_id), storage=open_study_storage(tune_db))
@@ -158,7 +133,9 @@ def test_a_helper_hung_in_a_fit_gives_its_trial_up_when_the_job_ends(
     """A job that ended (here cancelled) while a helper's fit hung left that trial
     "running" in its study and the helper in it for good."""
     ctx = make_job_context(tune_db, job_lease_s=0.3)
-    job_id = _lead(ctx, tune_db, TuneRequest(models=("popularity", "ease"), budget_minutes=0.5))
+    job_id = lead_with_window(
+        ctx, tune_db, TuneRequest(models=("popularity", "ease"), budget_minutes=0.5)
+    )
     row = lc.get_job(ctx.sessions, job_id)
     study = optuna.load_study(study_name=study_name(job_id), storage=open_study_storage(tune_db))
     release = _hang_fits(monkeypatch)
@@ -186,7 +163,7 @@ def test_a_worker_bounds_its_help_by_the_jobs_time_limit(
     """The helper's limit is the lead's: ``job_time_limit_s`` of the job (its budget plus
     ``GENREC_JOB_MAX_HOURS``), on the worker's monotonic clock."""
     ctx = make_job_context(tune_db, job_max_hours=2.0)
-    job_id = _lead(ctx, tune_db, TuneRequest(models=("ease",), budget_minutes=0.5))
+    job_id = lead_with_window(ctx, tune_db, TuneRequest(models=("ease",), budget_minutes=0.5))
     seen: list[tuple[float | None, object]] = []
 
     def helped(*_args: object, max_run_s: float | None = None, monotonic: object = None) -> str:

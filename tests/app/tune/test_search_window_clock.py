@@ -14,14 +14,15 @@ from app.retrain import lifecycle as lc
 from app.retrain.runner import JobContext
 from app.tune import runner as tune_runner
 from app.tune.jobs import TuneRequest, enqueue_tune
-from app.tune.study import open_study_storage, study_name
 from app.worker import Worker
 from models_store import iso_utc
 from tests.app.conftest import JobContextFactory
-from training.data.log_reader import read_interaction_log
-from training.tuning.search import open_search
+from tests.app.tune.tune_lead import lead_with_window
 
 pytestmark = pytest.mark.integration
+
+#: The job the test leads: one quick trial.
+_REQUEST = TuneRequest(models=("popularity",), budget_minutes=0.5, trials=1)
 
 #: Far more than any window: a machine whose clock was never synchronised.
 SKEW = timedelta(minutes=30)
@@ -32,34 +33,12 @@ def _database_now(ctx: JobContext) -> datetime:
         return repo.database_time(session)
 
 
-def _lead_with_window(ctx: JobContext, url: str, until: timedelta) -> int:
-    """A tune job claimed by ``lead`` with its study, cutoff and a window ending ``until``
-    from the database's now (the lead played by the test)."""
-    request = TuneRequest(models=("popularity",), budget_minutes=0.5, trials=1)
-    job = enqueue_tune(ctx.sessions, request)
-    claimed = lc.claim_next(ctx.sessions, "lead", 60.0)
-    assert claimed is not None and claimed.id == job.id
-    fence = repo.JobFence(job.id, "lead", claimed.attempts)
-    now = _database_now(ctx)
-    data = read_interaction_log(url, until=now)
-    open_search(
-        data,
-        request.search_settings(),
-        storage=open_study_storage(url),
-        study_name=study_name(job.id),
-    )
-    with session_scope(ctx.sessions) as session:
-        assert repo.write_job_progress(session, fence, now, {"cutoff": iso_utc(now)}, "")
-        assert repo.set_search_window(session, fence, now, now + until)
-    return job.id
-
-
 def test_a_helper_whose_clock_is_ahead_still_joins_an_open_search(
     tune_db: str, make_job_context: JobContextFactory
 ) -> None:
     """By its own clock the window had closed half an hour ago: it never helped."""
     ctx = make_job_context(tune_db)
-    _lead_with_window(ctx, tune_db, timedelta(seconds=30))
+    lead_with_window(ctx, tune_db, _REQUEST, timedelta(seconds=30))
     ahead = Worker(ctx, worker_id="helper", clock=lambda: lc.utcnow() + SKEW)
     assert ahead.step() == "helped"
 
@@ -70,7 +49,7 @@ def test_a_helper_whose_clock_is_behind_does_not_join_a_closed_search(
     """A window whose end has passed (its lead died before closing it) looked open for
     another half hour to a helper behind, which searched that long on its own."""
     ctx = make_job_context(tune_db)
-    _lead_with_window(ctx, tune_db, timedelta(seconds=-1))
+    lead_with_window(ctx, tune_db, _REQUEST, timedelta(seconds=-1))
     behind = Worker(ctx, worker_id="helper", clock=lambda: lc.utcnow() - SKEW)
     assert behind.step() is None
 
