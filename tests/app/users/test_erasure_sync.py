@@ -142,17 +142,21 @@ def test_a_start_up_read_only_records(sessions: sessionmaker[Session]) -> None:
 
 
 class _ForgetFailsOnce(MemoryCache):
-    """A cache whose first ``forget`` raises (not a database error): the poll had recorded
-    the erasure, but not yet dropped the user's states nor noted their impressions."""
+    """A cache whose first ``forget`` fails: it raises (``raises``: not a database error,
+    the poll had recorded the erasure but not yet dropped the user's states nor noted
+    their impressions), or cannot reach Redis, drops nothing and says so."""
 
-    def __init__(self) -> None:
+    def __init__(self, raises: bool) -> None:
         super().__init__(Metrics())
         self.failures = 1
+        self.raises = raises
 
     def forget(self, user_ids: Sequence[str]) -> bool:
         if self.failures:
             self.failures -= 1
-            raise RuntimeError("cache client bug")
+            if self.raises:
+                raise RuntimeError("cache client bug")
+            return False
         return super().forget(user_ids)
 
 
@@ -164,7 +168,7 @@ def test_a_poll_that_failed_midway_forgets_and_deletes_at_the_next_one(
     (logged, the poll thread survives) left the erasure recorded, so the next poll found
     nothing new: the states stayed cached (in Redis until their TTL) and the impressions
     in the table. Both are now kept until done, like the impressions still to delete."""
-    cache = _ForgetFailsOnce()
+    cache = _ForgetFailsOnce(raises=True)
     erased = ErasedUsers()
     queue = _QueuedImpression(sessions, datetime.now(UTC))
     sync = ErasureSync(
@@ -188,27 +192,13 @@ def test_a_poll_that_failed_midway_forgets_and_deletes_at_the_next_one(
         sync.stop()
 
 
-class _RedisDownOnce(MemoryCache):
-    """A cache whose first ``forget`` cannot reach Redis: it drops nothing and says so."""
-
-    def __init__(self) -> None:
-        super().__init__(Metrics())
-        self.failures = 1
-
-    def forget(self, user_ids: Sequence[str]) -> bool:
-        if self.failures:
-            self.failures -= 1
-            return False
-        return super().forget(user_ids)
-
-
 def test_states_the_cache_could_not_drop_are_dropped_at_the_next_poll(
     sessions: sessionmaker[Session],
 ) -> None:
     """Redis failing (or its breaker open) when the poll drops an erased user's states:
     ``forget`` swallowed it, and the states stayed in Redis until their TTL while the
     poll counted them dropped. They are kept to drop, and the poll says it is not done."""
-    cache = _RedisDownOnce()
+    cache = _ForgetFailsOnce(raises=False)
     erased = ErasedUsers()
     sync = ErasureSync(sessions, erased, cache, interval_s=3600)
     sync.start()
