@@ -5,7 +5,11 @@
   holding the old object finish on it.
 * Hot swap: ``CatalogSync.apply`` is one of the holder's load listeners, so a
   newly promoted version gets every catalog item with text that its artifact
-  lacks before it serves.
+  lacks before it serves. The holder installs it only while ``still_current``
+  says it was extended at the catalog's current revision, else runs the
+  listeners again: a change read between the listener and the install (a
+  ``PUT``'s own sync) reaches only the versions installed then, and would have
+  missed the one about to be.
 * Attributes: every row's attributes go to the ``AttributeIndex`` that
   business rules compile against (``app.rules``); a change bumps its
   revision, which invalidates the compiled masks.
@@ -30,6 +34,8 @@
   once; ``sync_now`` says whether that completed, and when it did not (the read
   or a model's scoring failed) the answer says so (``refresh_pending``): the
   change is committed, and this server serves it at a later poll, like the others.
+  A version being hot-swapped in meanwhile gets the change before it is
+  installed (above), so a True answer holds for it too.
 
 The app's lifespan (``app.main``) starts and stops it.
 """
@@ -82,6 +88,9 @@ class CatalogSync:
         # (epoch, None): all of that epoch and below has been read
         self._watermark: tuple[int, str | None] | None = None
         self._applied: dict[str, tuple[weakref.ref[LoadedModel], int]] = {}
+        # What ``apply`` (the load listener) last returned per model, and at which
+        # revision: what ``still_current`` checks at the install.
+        self._listened: dict[str, tuple[weakref.ref[LoadedModel], int]] = {}
         self._lock = threading.RLock()  # one refresh/apply at a time
         self._poller = Poller("catalog-sync", self.sync_now, interval_s)
 
@@ -89,7 +98,7 @@ class CatalogSync:
 
     def start(self) -> None:
         """Listen to the holder's loads, apply the catalog to what is loaded, start polling."""
-        self.holder.add_load_listener(self.apply)
+        self.holder.add_load_listener(self.apply, self.still_current)
         self.sync_now()
         self._poller.start()
 
@@ -207,8 +216,38 @@ class CatalogSync:
     # -- applying to models -----------------------------------------------------------
 
     def apply(self, model: LoadedModel) -> LoadedModel:
-        """``model`` extended with the catalog; never fails a load (logs and serves as is)."""
-        return self._apply(model)[0]
+        """``model`` extended with the catalog; never fails a load (logs and serves as is).
+
+        The holder's load listener: it notes what it returned and at which revision, for
+        ``still_current``.
+        """
+        with self._lock:
+            extended = self._apply(model)[0]
+            self._listened[model.name] = (weakref.ref(extended), self._revision)
+        return extended
+
+    def still_current(self, model: LoadedModel) -> bool:
+        """Whether ``model``, which ``apply`` returned for a load, has the catalog's current
+        revision; the holder asks as it installs the load, and runs ``apply`` again when not.
+
+        Why not answer False from ``sync_now`` instead while such a load is pending: the
+        change then reaches the new version before it serves, and the writer's answer
+        stays "served"; the alternative would flag ``refresh_pending`` on every write that
+        meets a hot swap, until the next poll. Why not run ``apply`` under the holder's
+        install lock: scoring would hold the lock that requests and swaps take.
+
+        Called under the holder's lock, so it takes no lock of its own (``sync_now``
+        holds ``self._lock`` while it calls into the holder): it reads two values.
+        ``sync_now`` bumps the revision before it asks the holder what is installed, so
+        either the install comes first and ``sync_now`` extends the installed version,
+        or the install sees the new revision and the listener runs again. A version
+        whose scoring failed is current at the revision it failed at (a retry would
+        fail alike; the next poll retries it once installed).
+        """
+        if not is_text_aware(model.scorer):
+            return True
+        ref, revision = self._listened.get(model.name, (None, -1))
+        return ref is not None and ref() is model and revision == self._revision
 
     def _apply(self, model: LoadedModel) -> tuple[LoadedModel, bool]:
         """``apply``, and whether it completed (False: scoring failed, ``model`` as is)."""

@@ -65,6 +65,9 @@ class ModelUnavailable(RuntimeError):
 
 #: Called with each newly loaded version; returns the version to install.
 LoadListener = Callable[[LoadedModel], LoadedModel]
+#: Asked, as a version is installed, whether what a listener returned is still what it
+#: would return now (see ``ModelHolder.add_load_listener``).
+StillCurrent = Callable[[LoadedModel], bool]
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ class ModelHolder:
         self._lock = threading.Lock()  # guards the dicts above
         self._load_locks: dict[str, threading.Lock] = {}  # one loader per model at a time
         self._poller = Poller("model-reload", self.poll_once, reload_interval_s)
-        self._load_listeners: list[LoadListener] = []  # see add_load_listener
+        # (listener, its still-current check or None), in order; see add_load_listener
+        self._load_listeners: list[tuple[LoadListener, StillCurrent | None]] = []
         # Versions served besides production: an experiment's variants that name a
         # version (``get_version``); kept until ``release_pinned``.
         self._pinned: dict[tuple[str, str], LoadedModel] = {}
@@ -149,17 +153,24 @@ class ModelHolder:
             if pinned is not None:
                 return pinned
             try:
-                model, _ = self._read(name, version)
+                model = self._read(name, version, lambda model, _: self._pin(model))
             except (StoreError, ModelLoadError) as exc:
                 error = f"{name} version {version} refused: {exc}"
                 with self._lock:
                     self._pinned_refused[(name, version)] = error
                 log.error("%s", error)
                 raise ModelUnavailable(error) from exc
-            with self._lock:
-                self._pinned[(name, version)] = model
             log.info("serving %s version %s (pinned) on %s", name, version, model.device)
             return model
+
+    def _pin(self, model: LoadedModel) -> bool:
+        """Install ``model`` as a pinned version (``get_version``); always True. Pinned
+        versions are not kept current after they load (no hot swap; copy-on-write updates,
+        ``replace_if_current``, swap production versions only), so the listeners' checks
+        have nothing to protect here."""
+        with self._lock:
+            self._pinned[(model.name, model.version)] = model
+        return True
 
     def release_pinned(self, keep: set[tuple[str, str]]) -> None:
         """Drop pinned versions not in ``keep`` (experiments that ended), and forget
@@ -273,7 +284,9 @@ class ModelHolder:
 
     # -- load listeners ---------------------------------------------------------------
 
-    def add_load_listener(self, listener: LoadListener) -> None:
+    def add_load_listener(
+        self, listener: LoadListener, still_current: StillCurrent | None = None
+    ) -> None:
         """Run ``listener`` on every version loaded from now on, before it is installed.
 
         A listener returns the version to install: the one it got, or a
@@ -282,22 +295,40 @@ class ModelHolder:
         under the store's shared lock on the model (``ModelStore.reading``), so
         the index files they open are the ones the loaded manifest describes; a
         listener must not write to the store (the write would wait for that lock).
+
+        ``still_current``, when given, is asked under the lock that installs the version
+        whether what the listener returned is still what it would return now; when it is
+        not, every listener runs again on the version as loaded, and the install is tried
+        again. Why: a listener extends the version with state that changes meanwhile (the
+        catalog), and whoever changes that state updates only the *installed* versions
+        (``replace_if_current``); a version between its listeners and its install was
+        missed, and would have served without the change while the writer had answered
+        that this server serves it. Checking at the install, rather than running the
+        listeners under the install lock, keeps a listener's work (scoring, opening an
+        index) off the lock that requests' ``loaded()`` and copy-on-write swaps take.
+        The check runs under the holder's lock, so it must be quick and must not take a
+        lock that is held while calling into the holder.
         """
         with self._lock:
-            self._load_listeners.append(listener)
+            self._load_listeners.append((listener, still_current))
 
     def remove_load_listener(self, listener: LoadListener) -> None:
         """Stop running ``listener`` on loads; no-op when it is not registered."""
-        with self._lock, contextlib.suppress(ValueError):
-            self._load_listeners.remove(listener)
+        with self._lock:
+            self._load_listeners = [entry for entry in self._load_listeners if entry[0] != listener]
 
     def _on_load(self, model: LoadedModel) -> LoadedModel:
         """The version to install: ``model`` passed through every load listener in turn."""
         with self._lock:
-            listeners = list(self._load_listeners)
+            listeners = [listener for listener, _ in self._load_listeners]
         for listener in listeners:
             model = listener(model)
         return model
+
+    def _still_current(self, model: LoadedModel) -> bool:
+        """Whether every listener's check takes ``model`` as what it would return now.
+        Called with ``self._lock`` held, in the same hold as the install."""
+        return all(check(model) for _, check in self._load_listeners if check is not None)
 
     # -- loading ----------------------------------------------------------------------
 
@@ -341,20 +372,28 @@ class ModelHolder:
         """Load, verify and install ``version``; ``ModelUnavailable`` if it is refused."""
         # Taken before reading, so a repair made while this load runs is still noticed.
         seen = (promoted_at, self.store.version_fingerprint(name, version))
+        # The caller holds the model's load lock: only a copy-on-write extension of the
+        # same version (``replace_if_current``) can replace this one meanwhile.
+        previous = self._models.get(name)
+
+        def install(model: LoadedModel, fingerprint: str) -> bool:
+            with self._lock:
+                if not self._still_current(model):
+                    return False
+                self._models[name] = model  # the swap: one reference replaced
+                # The files as read, under the store's lock: a rebuild that was writing
+                # them when ``seen`` was taken has finished, and is not taken for a new change.
+                self._fingerprints[name] = fingerprint
+                self._failures.pop(name, None)
+                return True
+
         try:
-            model, fingerprint = self._read(name, version)
+            model = self._read(name, version, install)
         except (StoreError, ModelLoadError) as exc:
             self._record_failure(name, version, exc, seen)
             previous = self._models.get(name)
             suffix = f"; still serving version {previous.version}" if previous else ""
             raise ModelUnavailable(self._failures[name].error + suffix) from exc
-        with self._lock:
-            previous = self._models.get(name)
-            self._models[name] = model  # the swap: one reference replaced
-            # The files as read, under the store's lock: a rebuild that was writing them
-            # when ``seen`` was taken has finished, and is not taken for a new change.
-            self._fingerprints[name] = fingerprint
-            self._failures.pop(name, None)
         self.metrics.set_loaded_version(name, version, previous.version if previous else None)
         freeze_long_lived()  # the version lives until the next swap: keep GC scans off it
         log.info(
@@ -366,16 +405,32 @@ class ModelHolder:
         )
         return model
 
-    def _read(self, name: str, version: str) -> tuple[LoadedModel, str]:
-        """``version`` read, verified and passed through the load listeners, and the
-        fingerprint of its files as read.
+    def _read(
+        self, name: str, version: str, install: Callable[[LoadedModel, str], bool]
+    ) -> LoadedModel:
+        """``version`` read, verified, passed through the load listeners and installed:
+        ``install(model, fingerprint of its files as read)``, which answers False when a
+        listener's result went stale before it could install it (``add_load_listener``);
+        the listeners then run again, on the version as read.
 
         The listeners open the version's index files by path: under the store's shared
         lock, so a rebuild cannot swap them for files the manifest read here does not
-        describe.
+        describe. Retries end: the catalog's listener scores under the sync's lock, so
+        its revision can move only in the moment between that listener's return and the
+        install.
         """
         with self.store.reading(name, version) as loaded:
-            return self._on_load(build_loaded_model(loaded, self.device)), loaded.fingerprint
+            built = build_loaded_model(loaded, self.device)
+            while True:
+                model = self._on_load(built)
+                if install(model, loaded.fingerprint):
+                    return model
+                log.info(
+                    "%s version %s: a load listener's state changed before the install "
+                    "(a catalog change); running the listeners again",
+                    name,
+                    version,
+                )
 
     def _record_failure(
         self, name: str, version: str, exc: Exception, seen: tuple[str, str]

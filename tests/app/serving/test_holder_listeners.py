@@ -56,3 +56,31 @@ def test_a_holder_without_listeners_installs_the_version_as_loaded(store_dir: Pa
     )
     model = holder.get("mult-vae")
     assert (model.version, model.extension) == ("1", 0)
+
+
+def test_a_listener_whose_result_went_stale_before_the_install_runs_again(
+    store_dir: Path, train: Callable[..., str]
+) -> None:
+    """A listener's check says, under the install lock, that what it returned is no longer
+    what it would return (the catalog changed meanwhile): every listener runs again on the
+    version as read, and the holder installs the second run's copy, not the stale one."""
+    store = ModelStore(store_dir)
+    holder = ModelHolder(store, torch.device("cpu"), Metrics(), default_model="mult-vae")
+    calls: list[tuple[str, str, int]] = []
+    first, second = Recorder("first", calls), Recorder("second", calls)
+    checked: list[int] = []
+
+    def current(model: LoadedModel) -> bool:  # stale once, at the first install
+        checked.append(model.extension)
+        return len(checked) > 1
+
+    holder.add_load_listener(first.on_load)
+    holder.add_load_listener(second.on_load, current)
+    served = holder.get("mult-vae")
+    assert calls == [("first", "1", 0), ("second", "1", 1)] * 2  # each run from the read version
+    assert checked == [2, 2] and served.extension == 2 and holder.get("mult-vae") is served
+
+    holder.remove_load_listener(second.on_load)  # its check goes with it
+    assert train(store, "mult-vae", seed=1) == "2"
+    holder.poll_once()
+    assert holder.get("mult-vae").version == "2" and checked == [2, 2]
