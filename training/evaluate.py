@@ -13,9 +13,8 @@ the artifact's own and has no interactions beyond its training rows.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from typing import Literal, ParamSpec, TypeAlias, TypeVar
+from collections.abc import Sequence
+from typing import Literal, TypeAlias
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,31 +23,16 @@ import torch
 from training import metrics as M
 from training.data.interactions import Interactions
 from training.models.base import History, Scorer, Validation
+from training.overall import overall_form
 from training.segments import ByActivity, by_activity, ratings_by_activity
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20, 50, 100)
 DEFAULT_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg")
 ExcludeSpec: TypeAlias = sp.csr_matrix | Literal["history"] | None
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class EvaluationError(ValueError):
     """Evaluation inputs do not fit together; the message says how."""
-
-
-def _overall(by_activity: Callable[P, tuple[T, ByActivity]], name: str, doc: str) -> Callable[P, T]:
-    """``by_activity`` returning its overall figures alone, as ``name``: the caller that
-    wants no segment figures takes the very parameters, declared once (on ``by_activity``)
-    rather than repeated on a second function that could drift from them."""
-
-    @functools.wraps(by_activity)
-    def overall(*args: P.args, **kwargs: P.kwargs) -> T:
-        return by_activity(*args, **kwargs)[0]
-
-    overall.__name__ = overall.__qualname__ = name
-    overall.__doc__ = doc
-    return overall
 
 
 # --------------------------------------------------------------------------- ranking
@@ -186,8 +170,9 @@ def evaluate_topk_by_activity(
     return result, by_activity(activity, per_user)
 
 
-evaluate_topk = _overall(
+evaluate_topk = overall_form(
     evaluate_topk_by_activity,
+    lambda result: result[0],  # the figures, without the segments'
     "evaluate_topk",
     """Mean top-k metrics over users with at least one relevant item.
 
@@ -289,8 +274,9 @@ def evaluate_ratings_by_activity(
     return overall, ratings_by_activity(activity, test.users, predicted, test.ratings, ~known)
 
 
-evaluate_ratings = _overall(
+evaluate_ratings = overall_form(
     evaluate_ratings_by_activity,
+    lambda result: result[0],  # the figures, without the segments'
     "evaluate_ratings",
     """RMSE and MAE of ``scorer.predict`` on the test ratings.
 

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.models import model_class
 from training.models.base import EpochCallback, ModelError, Scorer, UnsuitableData, Validation
+from training.overall import overall_form
 from training.segments import ByActivity
 from training.tuning.dropping import MODEL, UNFIT, dropped_models
 from training.tuning.pruning import BudgetSpent, EpochPruning
@@ -99,20 +100,6 @@ class Objective:
         return value
 
 
-def validated_fit(
-    name: str,
-    settings: dict[str, Any],
-    split: TuningSplit,
-    pruning: EpochPruning,
-    callbacks: Sequence[EpochCallback] = (),
-) -> tuple[float, int | None, dict[str, int] | None]:
-    """``validated_fit_by_activity`` without the per-segment figures."""
-    value, best_epoch, lengths, _ = validated_fit_by_activity(
-        name, settings, split, pruning, callbacks
-    )
-    return value, best_epoch, lengths
-
-
 def validated_fit_by_activity(
     name: str,
     settings: dict[str, Any],
@@ -160,6 +147,14 @@ def validated_fit_by_activity(
     if value is None or not math.isfinite(value):
         raise ModelError(f"{name}: the fit gave no finite {metric} (got {value})")
     return float(value), report.best_epoch, model.replay_lengths(report.best_epoch), segments
+
+
+validated_fit = overall_form(
+    validated_fit_by_activity,
+    lambda fit: fit[:3],  # value, best epoch, replay lengths: the segments left out
+    "validated_fit",
+    """``validated_fit_by_activity`` without the per-segment figures.""",
+)
 
 
 class Recorder:
