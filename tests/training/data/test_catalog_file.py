@@ -16,6 +16,21 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def _refusal(tmp_path: Path, name: str, content: str) -> tuple[Path, str]:
+    """The file written as ``name`` with ``content``, and the ``DataError`` reading it gives."""
+    path = _write(tmp_path, name, content)
+    with pytest.raises(DataError) as err:
+        read_catalog_file(path)
+    return path, str(err.value)
+
+
+def _assert_refused(tmp_path: Path, name: str, content: str, message: str) -> None:
+    """Reading the file is refused with ``message``, naming the file."""
+    path, error = _refusal(tmp_path, name, content)
+    assert message in error
+    assert str(path) in error
+
+
 def test_csv_reads_columns_json_attributes_and_extra_columns(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
@@ -83,11 +98,7 @@ def test_jsonl_records(tmp_path: Path) -> None:
 def test_bad_files_name_file_and_line(
     tmp_path: Path, name: str, content: str, message: str
 ) -> None:
-    path = _write(tmp_path, name, content)
-    with pytest.raises(DataError) as err:
-        read_catalog_file(path)
-    assert message in str(err.value)
-    assert str(path) in str(err.value)
+    _assert_refused(tmp_path, name, content, message)
 
 
 @pytest.mark.parametrize(
@@ -111,10 +122,8 @@ def test_a_json_error_names_the_file_line_only(
 ) -> None:
     """json's own message adds a line and column of its own ("line 2 column 1" for a
     record cut short on line 1, counting the newline): two line numbers that disagree."""
-    path = _write(tmp_path, name, content)
-    with pytest.raises(DataError) as err:
-        read_catalog_file(path)
-    assert str(err.value) == f"{path}, {message}"
+    path, error = _refusal(tmp_path, name, content)
+    assert error == f"{path}, {message}"
 
 
 def test_missing_file_and_non_utf8(tmp_path: Path) -> None:
@@ -196,11 +205,7 @@ def test_json_too_deep_or_a_number_too_long_is_a_data_error(
     """``json.loads`` raises ``RecursionError`` for deep nesting and ``ValueError`` for an
     integer of more than 4,300 digits, neither a ``JSONDecodeError``: they reached
     ``genrec items import`` as a traceback instead of an error line naming the line."""
-    path = _write(tmp_path, name, content)
-    with pytest.raises(DataError) as err:
-        read_catalog_file(path)
-    assert message in str(err.value)
-    assert str(path) in str(err.value)
+    _assert_refused(tmp_path, name, content, message)
 
 
 @pytest.mark.parametrize(
@@ -229,8 +234,4 @@ def test_a_key_given_twice_in_a_record_is_a_data_error(
     """``json.loads`` keeps the last value: a line naming item_id twice imported only the
     second item, the first's title under the other id, and no word of it. The HTTP API
     refuses such a body (``app.api.body``); the import refuses the record alike."""
-    path = _write(tmp_path, name, content)
-    with pytest.raises(DataError) as err:
-        read_catalog_file(path)
-    assert message in str(err.value)
-    assert str(path) in str(err.value)
+    _assert_refused(tmp_path, name, content, message)
