@@ -3,6 +3,8 @@ production one in one line (exit 2), and the next training gets a fresh number."
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from models_store.backend import LocalDirectoryBackend
 
 
 def _train(runner: CliRunner, env: Path, *extra: str) -> None:
@@ -121,6 +124,48 @@ def test_delete_is_refused_when_the_experiments_cannot_be_read(
     assert (env.parent / "store" / "popularity" / "versions" / "2").is_dir()
 
 
+class _AtTheStore:
+    """``action`` run in a thread named ``name`` while a test's own command is between two
+    of its steps: ``start`` (called from a hook on that step) returns once the thread asks
+    the store for a model's lock, where it waits for the command's (or, unlocked, once it
+    has finished), so each race test interleaves the two without sleeps."""
+
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, name: str, what: str, action: Callable[[], None]
+    ) -> None:
+        self.name, self.what, self.action = name, what, action
+        self.outcome: list[BaseException | None] = []  # what the action raised, or None
+        self.reached = threading.Event()
+        self.threads: list[threading.Thread] = []
+        real_lock = LocalDirectoryBackend.lock
+
+        def lock(backend: LocalDirectoryBackend, model: str, *, shared: bool = False) -> Any:
+            if threading.current_thread().name == name:
+                self.reached.set()
+            return real_lock(backend, model, shared=shared)
+
+        monkeypatch.setattr(LocalDirectoryBackend, "lock", lock)
+
+    def _run(self) -> None:
+        try:
+            self.action()
+            self.outcome.append(None)
+        except BaseException as exc:  # handed to the test's thread
+            self.outcome.append(exc)
+        finally:
+            self.reached.set()
+
+    def start(self) -> None:
+        thread = threading.Thread(target=self._run, name=self.name)
+        self.threads.append(thread)
+        thread.start()
+        assert self.reached.wait(120), f"{self.what} never reached the store"
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+
+
 def test_an_experiment_created_between_the_check_and_the_delete_does_not_pin_a_deleted_version(
     env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -132,56 +177,32 @@ def test_an_experiment_created_between_the_check_and_the_delete_does_not_pin_a_d
     The creation starts in another thread right after the delete's check, and the check
     returns once the creation asks the store for the model's lock (or, unlocked, has
     finished): the interleaving, without sleeps."""
-    import threading
-
     import app.experiments.definitions as definitions
     from app.core.config import get_settings
     from app.core.db import command_sessions
-    from models_store.backend import LocalDirectoryBackend
 
     runner = CliRunner()
     _train(runner, env, "--promote")
     _train(runner, env)
-    outcome: list[BaseException | None] = []
-    creator_at_the_store = threading.Event()
-    creators: list[threading.Thread] = []
-    real_lock = LocalDirectoryBackend.lock
-
-    def lock(self: LocalDirectoryBackend, model: str, *, shared: bool = False) -> Any:
-        if threading.current_thread().name == "creator":
-            creator_at_the_store.set()
-        return real_lock(self, model, shared=shared)
-
-    def create_meanwhile() -> None:
-        try:
-            _start_experiment(env, "raced", "2")
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test's thread
-            outcome.append(exc)
-        finally:
-            creator_at_the_store.set()
-
+    creation = _AtTheStore(
+        monkeypatch, "creator", "the creation", lambda: _start_experiment(env, "raced", "2")
+    )
     real_check = definitions.pinning_variant
 
     def check_then_create(*args: Any) -> tuple[str, str] | None:
         found = real_check(*args)
-        creator = threading.Thread(target=create_meanwhile, name="creator")
-        creators.append(creator)
-        creator.start()
-        assert creator_at_the_store.wait(120), "the creation never reached the store"
+        creation.start()
         return found
 
-    monkeypatch.setattr(LocalDirectoryBackend, "lock", lock)
     monkeypatch.setattr(definitions, "pinning_variant", check_then_create)
 
     deleted = runner.invoke(app, ["models", "delete", "popularity", "2"])
-    for creator in creators:
-        creator.join()
+    creation.join()
 
     assert deleted.exit_code == 0, deleted.output
     assert not (env.parent / "store" / "popularity" / "versions" / "2").exists()
-    assert len(outcome) == 1
-    refused = outcome[0]
+    assert len(creation.outcome) == 1
+    refused = creation.outcome[0]
     assert isinstance(refused, definitions.InvalidExperiment), refused
     assert "variant 'b'" in str(refused) and "has no version 2" in str(refused)
     with command_sessions(get_settings().database_url, migrate=False) as sessions:
@@ -194,57 +215,35 @@ def test_a_delete_started_while_an_experiment_is_being_created_sees_it(
     """The other order: a delete that starts after the creation checked its versions,
     before it recorded the experiment, waits for the creation and is refused for the
     experiment's variant (it was not: its check ran before the insert)."""
-    import threading
-
     import typer
 
     import app.cli.models as models_cli
     import app.experiments.definitions as definitions
     from app.core.config import get_settings
     from models_store import ModelStore
-    from models_store.backend import LocalDirectoryBackend
 
     runner = CliRunner()
     _train(runner, env, "--promote")
     _train(runner, env)
-    outcome: list[BaseException | None] = []
-    deleter_at_the_store = threading.Event()
-    deleters: list[threading.Thread] = []
-    real_lock = LocalDirectoryBackend.lock
 
-    def lock(self: LocalDirectoryBackend, model: str, *, shared: bool = False) -> Any:
-        if threading.current_thread().name == "deleter":
-            deleter_at_the_store.set()
-        return real_lock(self, model, shared=shared)
+    def delete() -> None:
+        store = ModelStore(env.parent / "store")
+        models_cli._delete_unless_an_experiment_pins(get_settings(), store, "popularity", "2")
 
-    def delete_meanwhile() -> None:
-        try:
-            store = ModelStore(env.parent / "store")
-            models_cli._delete_unless_an_experiment_pins(get_settings(), store, "popularity", "2")
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test's thread
-            outcome.append(exc)
-        finally:
-            deleter_at_the_store.set()
-
+    deletion = _AtTheStore(monkeypatch, "deleter", "the delete", delete)
     real_insert = definitions._insert
 
     def delete_then_insert(*args: Any) -> definitions.ExperimentDef:
-        deleter = threading.Thread(target=delete_meanwhile, name="deleter")
-        deleters.append(deleter)
-        deleter.start()
-        assert deleter_at_the_store.wait(120), "the delete never reached the store"
+        deletion.start()
         return real_insert(*args)
 
-    monkeypatch.setattr(LocalDirectoryBackend, "lock", lock)
     monkeypatch.setattr(definitions, "_insert", delete_then_insert)
 
     _start_experiment(env, "raced", "2")
-    for deleter in deleters:
-        deleter.join()
+    deletion.join()
 
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], typer.Exit) and outcome[0].exit_code == 2
+    assert len(deletion.outcome) == 1
+    assert isinstance(deletion.outcome[0], typer.Exit) and deletion.outcome[0].exit_code == 2
     said = " ".join(capsys.readouterr().err.split())
     assert "is variant 'b' of the running experiment 'raced'" in said, said
     assert (env.parent / "store" / "popularity" / "versions" / "2").is_dir()
