@@ -81,47 +81,48 @@ def _read(log_url: str, cutoff: datetime) -> set[str]:
     return {data.item_ids.ids[i] for i in data.items}
 
 
-def test_a_write_committed_after_the_read_is_folded_in(log_url: str, engine: Engine) -> None:
+def _log_old(engine: Engine) -> None:
+    """A row written two hours ago: every read trains on it."""
     _log(engine, "old")
     _age(engine, "old", timedelta(hours=2))
+
+
+def _assert_split(
+    log_url: str, engine: Engine, cutoff: datetime, trained: set[str], later: str
+) -> None:
+    """The read trained on the old row alone and serving folds in ``later`` alone."""
+    folded = _sides(log_url, engine, cutoff, trained)
+    assert trained == {"old"}
+    assert folded == {later}
+
+
+def test_a_write_committed_after_the_read_is_folded_in(log_url: str, engine: Engine) -> None:
+    _log_old(engine)
     with engine.connect() as writer, writer.begin():  # commits after the read
         add_interactions(writer, [NewInteraction(USER, "in-flight", 4.0)])  # stamped
         cutoff = log_cutoff(log_url)
         trained = _read(log_url, cutoff)  # the row is not committed yet
-    folded = _sides(log_url, engine, cutoff, trained)
-
-    assert trained == {"old"}
-    assert folded == {"in-flight"}
+    _assert_split(log_url, engine, cutoff, trained, "in-flight")
 
 
-def test_an_app_server_clock_behind_does_not_hide_a_later_write(
-    log_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("skewed", "offset"),
+    [
+        # a server whose clock lags the database's writes the row after the read
+        pytest.param("app.repository.datetime", -SKEW, id="app-server-clock-behind"),
+        # a worker whose clock runs ahead of the database's takes the cutoff
+        pytest.param("training.data.log_reader.datetime", SKEW, id="worker-clock-ahead"),
+    ],
+)
+def test_a_clock_off_the_databases_does_not_hide_a_later_write(
+    log_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, skewed: str, offset: timedelta
 ) -> None:
-    _log(engine, "old")
-    _age(engine, "old", timedelta(hours=2))
+    _log_old(engine)
+    monkeypatch.setattr(skewed, _clock(offset))
     cutoff = log_cutoff(log_url)
     trained = _read(log_url, cutoff)
-    monkeypatch.setattr("app.repository.datetime", _clock(-SKEW))
-    _log(engine, "after-read")  # by a server whose clock lags the database's
-    folded = _sides(log_url, engine, cutoff, trained)
-
-    assert trained == {"old"}
-    assert folded == {"after-read"}
-
-
-def test_a_worker_clock_ahead_does_not_hide_a_later_write(
-    log_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _log(engine, "old")
-    _age(engine, "old", timedelta(hours=2))
-    monkeypatch.setattr("training.data.log_reader.datetime", _clock(SKEW))
-    cutoff = log_cutoff(log_url)  # by a worker whose clock runs ahead of the database's
-    trained = _read(log_url, cutoff)
     _log(engine, "after-read")
-    folded = _sides(log_url, engine, cutoff, trained)
-
-    assert trained == {"old"}
-    assert folded == {"after-read"}
+    _assert_split(log_url, engine, cutoff, trained, "after-read")
 
 
 def test_the_cutoff_is_the_database_clock_less_the_margin(log_url: str, engine: Engine) -> None:
