@@ -4,33 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
-from app.core.db import alembic_config, make_engine, upgrade_database
+from app.core.db import upgrade_database
+from tests.app.migrations.migration_steps import (
+    PreviousCode,
+    columns,
+    downgrade,
+    indexes,
+    table_names,
+)
+
+_ROW = (
+    "INSERT INTO interactions (user_id, item_id, rating, ts, created_at) "
+    "VALUES ('u', 'i', 4.0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+)
 
 
-def test_0004_adds_a_table_and_nullable_columns_and_downgrades(tmp_path: Path) -> None:
+def test_0004_adds_a_table_and_nullable_columns_and_downgrades(
+    tmp_path: Path, previous_code: PreviousCode
+) -> None:
     url = f"sqlite:///{tmp_path}/log.db"
-    upgrade_database(url, "0003")
-    engine = make_engine(url)
-    with engine.begin() as conn:  # a row written by the previous code
-        conn.execute(
-            text(
-                "INSERT INTO interactions (user_id, item_id, rating, ts, created_at) "
-                "VALUES ('u', 'i', 4.0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-            )
-        )
+    engine = previous_code(url, "0003", _ROW)  # a row written by the previous code
     upgrade_database(url)
-    inspector = inspect(engine)
-    columns = {c["name"]: c for c in inspector.get_columns("interactions")}
-    assert all(columns[c]["nullable"] for c in ("type", "recommendation_id", "impression_id"))
-    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("impressions")}
-    assert indexes["ix_impressions_user_id_created_at"] == ["user_id", "created_at"]
+    added = columns(engine, "interactions")
+    assert all(added[c]["nullable"] for c in ("type", "recommendation_id", "impression_id"))
+    assert indexes(engine, "impressions")["ix_impressions_user_id_created_at"] == [
+        "user_id",
+        "created_at",
+    ]
     with engine.connect() as conn:
         row = conn.execute(text("SELECT user_id, type, impression_id FROM interactions")).one()
     assert tuple(row) == ("u", None, None)
-    command.downgrade(alembic_config(url), "0003")  # type: ignore[arg-type]
-    assert "impressions" not in inspect(engine).get_table_names()
-    assert "type" not in {c["name"] for c in inspect(engine).get_columns("interactions")}
-    engine.dispose()
+    downgrade(url, "0003")
+    assert "impressions" not in table_names(engine)
+    assert "type" not in columns(engine, "interactions")

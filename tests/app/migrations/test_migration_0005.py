@@ -5,12 +5,22 @@ the real Postgres."""
 from __future__ import annotations
 
 import pytest
-from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from app.core.db import alembic_config, make_engine, upgrade_database
+from app.core.db import upgrade_database
+from tests.app.migrations.migration_steps import (
+    PreviousCode,
+    columns,
+    downgrade,
+    indexes,
+    table_names,
+)
 
+_IMPRESSION = (
+    "INSERT INTO impressions (id, user_id, kind, items, model, version, created_at) "
+    """VALUES ('r1', 'u', 'user', '["1"]', 'ease', '1', '2026-01-01 00:00:00')"""
+)
 _EXPERIMENT = (
     "INSERT INTO experiments (name, status, running, control, variants, window_minutes, "
     "mixing_sd, created_at) VALUES (:name, 'running', :running, 'a', '[]', 30, 0.02, "
@@ -18,23 +28,17 @@ _EXPERIMENT = (
 )
 
 
-def test_0005_adds_experiments_and_latency_and_downgrades(blank_database_url: str) -> None:
+def test_0005_adds_experiments_and_latency_and_downgrades(
+    blank_database_url: str, previous_code: PreviousCode
+) -> None:
     url = blank_database_url
-    upgrade_database(url, "0004")
-    engine = make_engine(url)
-    with engine.begin() as conn:  # an impression written by the previous code
-        conn.execute(
-            text(
-                "INSERT INTO impressions (id, user_id, kind, items, model, version, created_at) "
-                """VALUES ('r1', 'u', 'user', '["1"]', 'ease', '1', '2026-01-01 00:00:00')"""
-            )
-        )
+    engine = previous_code(url, "0004", _IMPRESSION)  # written by the previous code
     upgrade_database(url)
-    inspector = inspect(engine)
-    columns = {c["name"]: c for c in inspector.get_columns("impressions")}
-    assert columns["latency_ms"]["nullable"]
-    indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("impressions")}
-    assert indexes["ix_impressions_experiment_variant"] == ["experiment", "variant"]
+    assert columns(engine, "impressions")["latency_ms"]["nullable"]
+    assert indexes(engine, "impressions")["ix_impressions_experiment_variant"] == [
+        "experiment",
+        "variant",
+    ]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT latency_ms FROM impressions")).scalar_one() is None
     with engine.begin() as conn:
@@ -43,8 +47,6 @@ def test_0005_adds_experiments_and_latency_and_downgrades(blank_database_url: st
         conn.execute(text(_EXPERIMENT), {"name": "older", "running": None})
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text(_EXPERIMENT), {"name": "two", "running": True})
-    command.downgrade(alembic_config(url), "0004")  # type: ignore[arg-type]
-    inspector = inspect(engine)
-    assert "experiments" not in inspector.get_table_names()
-    assert "latency_ms" not in {c["name"] for c in inspector.get_columns("impressions")}
-    engine.dispose()
+    downgrade(url, "0004")
+    assert "experiments" not in table_names(engine)
+    assert "latency_ms" not in columns(engine, "impressions")

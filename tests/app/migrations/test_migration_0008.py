@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from app.catalog.items import CatalogError, save_items
-from app.core.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_sessionmaker, upgrade_database
 from app.repository import NewItem
+from tests.app.migrations.migration_steps import PreviousCode, columns, downgrade, table_names
 
 _ITEM = (
     "INSERT INTO items (item_id, title, text, attributes, created_at, updated_at) "
@@ -27,11 +27,9 @@ _IMPRESSION = (
 
 
 def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(
-    blank_database_url: str,
+    blank_database_url: str, previous_code: PreviousCode
 ) -> None:
     url = blank_database_url
-    upgrade_database(url, "0007")
-    engine = make_engine(url)
     # Items written by the previous code: 2,500 of them, so the fill reads several pages;
     # the last one alone holds "late", and two replicas gave "grade" two kinds.
     rows = [{"item_id": f"{n:05d}", "attributes": json.dumps({"year": n})} for n in range(2500)]
@@ -40,8 +38,8 @@ def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(
         {"item_id": "a", "attributes": json.dumps({"grade": 5, "genres": ["Drama"], "z": None})},
         {"item_id": "b", "attributes": json.dumps({"grade": "red", "empty": [], "x" * 300: 1})},
     ]
+    engine = previous_code(url, "0007", _ITEM, rows)
     with engine.begin() as conn:
-        conn.execute(text(_ITEM), rows)
         conn.execute(text(_IMPRESSION))
     upgrade_database(url)
     with engine.connect() as conn:
@@ -60,7 +58,6 @@ def test_0008_fills_the_kinds_from_the_stored_catalog_and_downgrades(
         save_items(sessions, [NewItem("c", None, None, {"year": "1995"})])
     assert save_items(sessions, [NewItem("b", None, None, {"grade": "blue"})]) == {"b": "updated"}
     assert save_items(sessions, [NewItem("c", None, None, {"grade": 4})]) == {"c": "created"}
-    command.downgrade(alembic_config(url), "0007")  # type: ignore[arg-type]
-    assert "attribute_kinds" not in inspect(engine).get_table_names()
-    assert "session_id" not in {c["name"] for c in inspect(engine).get_columns("impressions")}
-    engine.dispose()
+    downgrade(url, "0007")
+    assert "attribute_kinds" not in table_names(engine)
+    assert "session_id" not in columns(engine, "impressions")

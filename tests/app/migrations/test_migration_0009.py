@@ -9,16 +9,22 @@ import json
 from pathlib import Path
 
 import torch
-from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from app.catalog.items import save_items
 from app.catalog.sync import CatalogSync
-from app.core.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_sessionmaker, upgrade_database
 from app.core.metrics import Metrics
 from app.repository import NewItem, catalog_epoch, items_changed_since
 from app.serving.holder import ModelHolder
 from models_store import ModelStore
+from tests.app.migrations.migration_steps import (
+    PreviousCode,
+    columns,
+    downgrade,
+    indexes,
+    table_names,
+)
 
 _ITEM = (
     "INSERT INTO items (item_id, title, text, attributes, created_at, updated_at) "
@@ -27,19 +33,16 @@ _ITEM = (
 
 
 def test_0009_stamps_the_stored_catalog_and_downgrades(
-    blank_database_url: str, tmp_path: Path
+    blank_database_url: str, tmp_path: Path, previous_code: PreviousCode
 ) -> None:
     url = blank_database_url
-    upgrade_database(url, "0008")
-    engine = make_engine(url)
     rows = [{"item_id": f"{n:04d}", "attributes": json.dumps({"year": n})} for n in range(1500)]
-    with engine.begin() as conn:
-        conn.execute(text(_ITEM), rows)
+    engine = previous_code(url, "0008", _ITEM, rows)
     upgrade_database(url)
     with engine.connect() as conn:
         stamped = conn.execute(text("SELECT DISTINCT change_epoch FROM items")).scalars().all()
     assert stamped == [1]
-    assert "ix_items_change_epoch" in {i["name"] for i in inspect(engine).get_indexes("items")}
+    assert "ix_items_change_epoch" in indexes(engine, "items")
     sessions = make_sessionmaker(engine)
     with sessions() as session:
         assert catalog_epoch(session) == 1
@@ -60,9 +63,8 @@ def test_0009_stamps_the_stored_catalog_and_downgrades(
         assert [row.item_id for row in items_changed_since(session, 1)] == ["0007"]
     sync.refresh()
     assert sync.attributes.snapshot().items["0007"] == {"year": 2007}
-    command.downgrade(alembic_config(url), "0008")  # type: ignore[arg-type]
-    assert "catalog_epoch" not in inspect(engine).get_table_names()
-    assert "change_epoch" not in {c["name"] for c in inspect(engine).get_columns("items")}
+    downgrade(url, "0008")
+    assert "catalog_epoch" not in table_names(engine)
+    assert "change_epoch" not in columns(engine, "items")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM items")).scalar_one() == 1501
-    engine.dispose()

@@ -8,16 +8,16 @@ import json
 from pathlib import Path
 
 import torch
-from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from app.catalog import remove_items
 from app.catalog.sync import CatalogSync
-from app.core.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_sessionmaker, upgrade_database
 from app.core.metrics import Metrics
 from app.repository import get_item
 from app.serving.holder import ModelHolder
 from models_store import ModelStore
+from tests.app.migrations.migration_steps import PreviousCode, columns, downgrade
 
 _ITEM = (
     "INSERT INTO items (item_id, title, text, attributes, created_at, updated_at, change_epoch) "
@@ -25,16 +25,15 @@ _ITEM = (
 )
 
 
-def test_0010_keeps_the_catalog_and_downgrades(blank_database_url: str, tmp_path: Path) -> None:
+def test_0010_keeps_the_catalog_and_downgrades(
+    blank_database_url: str, tmp_path: Path, previous_code: PreviousCode
+) -> None:
     url = blank_database_url
-    upgrade_database(url, "0009")
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
     rows = [{"item_id": f"i{n}", "attributes": json.dumps({"n": n})} for n in range(3)]
-    with engine.begin() as conn:  # the previous code's rows
-        conn.execute(text(_ITEM), rows)
+    engine = previous_code(url, "0009", _ITEM, rows)  # the previous code's rows
+    sessions = make_sessionmaker(engine)
     upgrade_database(url)
-    assert "removed_at" in {c["name"] for c in inspect(engine).get_columns("items")}
+    assert "removed_at" in columns(engine, "items")
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT removed_at FROM items")).scalars().all()
     assert stored == [None, None, None]  # nothing existing is removed
@@ -45,12 +44,11 @@ def test_0010_keeps_the_catalog_and_downgrades(blank_database_url: str, tmp_path
     assert remove_items(sessions, ["i1"]) == {"i1": "removed"}
     sync.refresh()
     assert sync.removed.ids == {"i1"}
-    command.downgrade(alembic_config(url), "0009")  # type: ignore[arg-type]
-    assert "removed_at" not in {c["name"] for c in inspect(engine).get_columns("items")}
+    downgrade(url, "0009")
+    assert "removed_at" not in columns(engine, "items")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM items")).scalar_one() == 3
     upgrade_database(url)  # and up again: i1 is back in the catalog
     with sessions() as session:
         again = get_item(session, "i1")
     assert again is not None and again.removed_at is None
-    engine.dispose()

@@ -4,14 +4,14 @@ goes, the deleted rows stay deleted); on SQLite and on the real Postgres."""
 
 from __future__ import annotations
 
-from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from app.core.cache import MemoryCache
-from app.core.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_sessionmaker, upgrade_database
 from app.core.metrics import Metrics
 from app.serving.erased import ErasedUsers
 from app.users import ErasureSync, erase_users
+from tests.app.migrations.migration_steps import PreviousCode, columns, downgrade, table_names
 
 _ROW = (
     "INSERT INTO interactions (user_id, item_id, rating, ts, created_at) "
@@ -19,20 +19,15 @@ _ROW = (
 )
 
 
-def test_0011_keeps_the_log_and_downgrades(blank_database_url: str) -> None:
+def test_0011_keeps_the_log_and_downgrades(
+    blank_database_url: str, previous_code: PreviousCode
+) -> None:
     url = blank_database_url
-    upgrade_database(url, "0010")
-    engine = make_engine(url)
-    sessions = make_sessionmaker(engine)
     rows = [{"user_id": f"u{n % 2}", "item_id": str(n)} for n in range(4)]
-    with engine.begin() as conn:  # the previous code's rows
-        conn.execute(text(_ROW), rows)
+    engine = previous_code(url, "0010", _ROW, rows)  # the previous code's rows
+    sessions = make_sessionmaker(engine)
     upgrade_database(url)
-    assert {c["name"] for c in inspect(engine).get_columns("erased_users")} == {
-        "user_id",
-        "erased_at",
-        "epoch",
-    }
+    assert set(columns(engine, "erased_users")) == {"user_id", "erased_at", "epoch"}
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM erased_users")).scalar_one() == 0
         assert conn.execute(text("SELECT count(*) FROM interactions")).scalar_one() == 4
@@ -41,12 +36,11 @@ def test_0011_keeps_the_log_and_downgrades(blank_database_url: str) -> None:
     assert sync.refresh() == 0 and len(erased) == 0
     assert erase_users(sessions, ["u1"]).deleted == {"interactions": 2, "impressions": 0}
     assert sync.refresh() == 1 and "u1" in erased and "u0" not in erased
-    command.downgrade(alembic_config(url), "0010")  # type: ignore[arg-type]
-    assert "erased_users" not in inspect(engine).get_table_names()
+    downgrade(url, "0010")
+    assert "erased_users" not in table_names(engine)
     with engine.connect() as conn:
         users = conn.execute(text("SELECT DISTINCT user_id FROM interactions")).scalars().all()
     assert users == ["u0"]  # the erased rows stay deleted
     upgrade_database(url)  # and up again: an empty record
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM erased_users")).scalar_one() == 0
-    engine.dispose()

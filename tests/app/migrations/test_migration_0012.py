@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from alembic import command
-from sqlalchemy import DateTime, bindparam, inspect, text
+from sqlalchemy import DateTime, bindparam, text
 
-from app.core.db import alembic_config, make_engine, make_sessionmaker, upgrade_database
+from app.core.db import make_engine, make_sessionmaker, upgrade_database
 from app.retrain import lifecycle
 from app.retrain.job_cursor import JobCursor
+from tests.app.migrations.migration_steps import PreviousCode, downgrade, indexes
 
 _JOB = text(
     "INSERT INTO retrain_jobs (kind, model, params, data, promote, trigger, status, attempts, "
@@ -24,18 +24,18 @@ _NEW = {"ix_retrain_jobs_created_at_id", "ix_retrain_jobs_kind_created_at_id"}
 def _indexes(url: str) -> set[str]:
     engine = make_engine(url)
     try:
-        return {str(ix["name"]) for ix in inspect(engine).get_indexes("retrain_jobs")}
+        return set(indexes(engine, "retrain_jobs"))
     finally:
         engine.dispose()
 
 
-def test_0012_indexes_the_job_list_and_downgrades(blank_database_url: str) -> None:
+def test_0012_indexes_the_job_list_and_downgrades(
+    blank_database_url: str, previous_code: PreviousCode
+) -> None:
     url = blank_database_url
-    upgrade_database(url, "0011")
-    engine = make_engine(url)
-    with engine.begin() as conn:  # the previous code's jobs, all recorded at one moment
-        rows = [{"kind": k, "at": AT} for k in ("retrain", "tune", "retrain")]
-        conn.execute(_JOB, rows)
+    # the previous code's jobs, all recorded at one moment
+    rows = [{"kind": k, "at": AT} for k in ("retrain", "tune", "retrain")]
+    engine = previous_code(url, "0011", _JOB, rows)
     assert not _NEW & _indexes(url)
     upgrade_database(url)
     assert _indexes(url) >= _NEW
@@ -53,7 +53,7 @@ def test_0012_indexes_the_job_list_and_downgrades(blank_database_url: str) -> No
             plan = " ".join(str(row[-1]) for row in conn.execute(text(query)))
         assert "ix_retrain_jobs_created_at_id" in plan and "TEMP B-TREE" not in plan
     engine.dispose()
-    command.downgrade(alembic_config(url), "0011")  # type: ignore[arg-type]
+    downgrade(url, "0011")
     assert not _NEW & _indexes(url)
     upgrade_database(url)
     assert _indexes(url) >= _NEW
