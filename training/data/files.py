@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import lzma
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -193,7 +193,8 @@ def read_parquet(path: str | Path) -> Interactions:
         # The schema first: pyarrow refused a repeated column in a message of nine lines.
         check_columns(parquet_columns(path), path)
         frame = pd.read_parquet(path)
-    return frame_to_interactions(frame, path)
+        nulls = _parquet_nulls(path, frame)
+    return frame_to_interactions(frame, path, nulls)
 
 
 def _require_bytes(path: Path) -> None:
@@ -206,6 +207,33 @@ def parquet_columns(path: Path) -> list[str]:
     import pyarrow.parquet as pq  # type: ignore[import-untyped]  # pyarrow ships no types
 
     return list(pq.read_schema(path).names)
+
+
+def _parquet_nulls(path: Path, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Which rows are null in the file, for each rating or timestamp column of floats in
+    which pandas shows a NaN.
+
+    pandas reads a float column's nulls as NaN, yet a NaN is a value there too (not a
+    finite number), as ``nan`` is in a CSV; only the file tells the two apart. The column
+    is read again from the file only where pandas shows a NaN: a file with none pays
+    nothing."""
+    import pyarrow.parquet as pq
+
+    named = {str(c).strip(): c for c in frame.columns}
+    columns = [
+        named[name]
+        for name in OPTIONAL_COLUMNS
+        if name in named
+        and frame[named[name]].dtype.kind == "f"
+        and bool(frame[named[name]].isna().any())
+    ]
+    if not columns:
+        return {}
+    table = pq.read_table(path, columns=columns)
+    return {
+        str(column).strip(): np.asarray(table.column(column).is_null(), dtype=bool)
+        for column in columns
+    }
 
 
 @contextmanager
@@ -221,8 +249,15 @@ def _parquet_errors(path: Path) -> Iterator[None]:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
 
 
-def frame_to_interactions(frame: pd.DataFrame, source: str | Path) -> Interactions:
-    """Validate a frame with the generic columns and build ``Interactions`` from it."""
+def frame_to_interactions(
+    frame: pd.DataFrame, source: str | Path, nulls: Mapping[str, np.ndarray] | None = None
+) -> Interactions:
+    """Validate a frame with the generic columns and build ``Interactions`` from it.
+
+    A missing value is one pandas reads as NA, except in a column ``nulls`` names: there
+    it is one of the rows marked (``read_parquet``'s nulls, where pandas reads a null and
+    a NaN alike), and a NaN is a value, refused as no finite number."""
+    nulls = nulls or {}
     frame = frame.rename(columns=lambda c: str(c).strip())
     check_columns(list(frame.columns), source)
     if len(frame) == 0:
@@ -230,9 +265,11 @@ def frame_to_interactions(frame: pd.DataFrame, source: str | Path) -> Interactio
     for column in REQUIRED_COLUMNS:
         _refuse_missing(frame[column], source, column)
     explicit = "rating" in frame.columns
-    ratings = _parse_ratings(frame["rating"], source) if explicit else None
+    ratings = _parse_ratings(frame["rating"], source, nulls.get("rating")) if explicit else None
     timestamps = (
-        _parse_timestamps(frame["timestamp"], source) if "timestamp" in frame.columns else None
+        _parse_timestamps(frame["timestamp"], source, nulls.get("timestamp"))
+        if "timestamp" in frame.columns
+        else None
     )
     return build_interactions(
         frame["user_id"], frame["item_id"], ratings, timestamps, explicit=explicit
@@ -263,16 +300,21 @@ def _is_number_column(column: pd.Series) -> bool:
     return is_numeric_dtype(column) and not is_bool_dtype(column)
 
 
-def _refuse_missing(column: pd.Series, source: str | Path, name: str) -> None:
-    missing = column.isna().to_numpy()
+def _refuse_missing(
+    column: pd.Series, source: str | Path, name: str, nulls: np.ndarray | None = None
+) -> None:
+    """Refuse the first missing value: a row ``nulls`` marks, or (None) one pandas reads as NA."""
+    missing = column.isna().to_numpy() if nulls is None else nulls
     if missing.any():
         row = int(np.argmax(missing))
         raise DataError(f"{source}: column {name}, row {row + 1}: value is missing")
 
 
-def _parse_ratings(column: pd.Series, source: str | Path) -> np.ndarray:
-    """Ratings as float32; a missing or non-numeric value is an error, not a NaN."""
-    _refuse_missing(column, source, "rating")
+def _parse_ratings(
+    column: pd.Series, source: str | Path, nulls: np.ndarray | None = None
+) -> np.ndarray:
+    """Ratings as float32; a missing (``_refuse_missing``) or non-finite value is an error."""
+    _refuse_missing(column, source, "rating", nulls)
     if _is_number_column(column):
         values = column.to_numpy(dtype=np.float64)
     else:
@@ -296,9 +338,11 @@ def _parse_ratings(column: pd.Series, source: str | Path) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _parse_timestamps(column: pd.Series, source: str | Path) -> np.ndarray:
+def _parse_timestamps(
+    column: pd.Series, source: str | Path, nulls: np.ndarray | None = None
+) -> np.ndarray:
     """Unix seconds (int64) from numbers, numeric strings, datetimes or ISO-8601 strings."""
-    _refuse_missing(column, source, "timestamp")
+    _refuse_missing(column, source, "timestamp", nulls)
     if is_datetime64_any_dtype(column):
         return datetimes_to_seconds(column)
     if _is_number_column(column):

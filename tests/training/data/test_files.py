@@ -165,6 +165,42 @@ def test_parquet_errors(tmp_path: Path) -> None:
         read_parquet(repeated)
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "pattern"),
+    [
+        ("rating", None, r"log\.parquet: column rating, row 2: value is missing"),
+        ("rating", float("nan"), r"log\.parquet: column rating, row 2: value 'nan' is not a finite number"),
+        ("rating", float("inf"), r"log\.parquet: column rating, row 2: value 'inf' is not a finite number"),
+        ("rating", float("-inf"), r"log\.parquet: column rating, row 2: value '-inf' is not a finite number"),
+        ("timestamp", None, r"log\.parquet: column timestamp, row 2: value is missing"),
+        ("timestamp", float("nan"), r"log\.parquet: column timestamp, row 2: value 'nan' is not a finite number of seconds"),
+        ("timestamp", float("inf"), r"log\.parquet: column timestamp, row 2: value 'inf' is not a finite number of seconds"),
+    ],
+)  # fmt: skip
+def test_a_parquet_null_is_missing_and_a_nan_is_no_finite_number(
+    tmp_path: Path, column: str, value: float | None, pattern: str
+) -> None:
+    """pandas reads a Parquet null and a NaN alike as NaN, and both were "value is
+    missing"; a CSV refuses only an empty field as missing and ``nan`` as not a finite
+    number. A Parquet file now says the same: null is missing, NaN or +/-inf is no
+    finite rating (or number of seconds), naming the row."""
+    columns: dict[str, list[float | None]] = {"rating": [5.0, 4.0, 3.0], "timestamp": [0, 60, 120]}
+    columns[column][1] = value  # row 2
+    path = tmp_path / "log.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": ["u1", "u2", "u3"],
+                "item_id": ["i1", "i2", "i3"],
+                **{name: pa.array(values, pa.float64()) for name, values in columns.items()},
+            }
+        ),
+        path,
+    )
+    with pytest.raises(DataError, match=pattern):
+        read_parquet(path)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         read_interaction_file(tmp_path / "absent.csv")
