@@ -16,28 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.catalog.items import save_items
 from app.catalog.sync import CatalogSync
 from app.repository import NewItem
-from app.serving.loaded import LoadedModel
 from models_store import ModelStore
-from tests.app.catalog.support import cpu_holder
+from tests.app.catalog.support import PauseOnce, cpu_holder
 from tests.app.catalog_data import TINY_CONVMF, TextRatings
 from training.pipeline import train_and_save
-
-
-class PauseOnce:
-    """A load listener added after the catalog's: on its first call it says so and waits
-    until told to go on, holding the load between the catalog's listener and the install."""
-
-    def __init__(self) -> None:
-        self.listened = threading.Event()
-        self.go_on = threading.Event()
-        self.calls = 0
-
-    def __call__(self, model: LoadedModel) -> LoadedModel:
-        self.calls += 1
-        if self.calls == 1:
-            self.listened.set()
-            assert self.go_on.wait(30), "the test never let the load go on"
-        return model
 
 
 def _promote_v2(store: ModelStore, data: TextRatings) -> None:
