@@ -1,8 +1,10 @@
 """``CatalogSync``: keeps this process's loaded models in step with the items table.
 
 * Copy-on-write: each change builds a new ``LoadedModel`` (``extension``) and
-  swaps the reference through ``ModelHolder.replace_if_current``; requests
-  holding the old object finish on it.
+  swaps the reference through ``ModelHolder.replace_if_current``, or, for a
+  version an experiment's variant pins, ``replace_pinned_if_current``; requests
+  holding the old object finish on it. Pinned versions get every change as
+  production ones do, so the arms of an experiment see the same catalog.
 * Hot swap: ``CatalogSync.apply`` is one of the holder's load listeners, so a
   newly promoted version gets every catalog item with text that its artifact
   lacks before it serves. The holder installs it only while ``still_current``
@@ -45,6 +47,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -60,6 +63,38 @@ from app.serving.removed import RemovedItems
 from app.serving.titles import CatalogTitles
 
 log = logging.getLogger(__name__)
+
+#: ``ModelHolder.replace_if_current`` or ``replace_pinned_if_current``: a copy-on-write swap.
+_Replace = Callable[[LoadedModel, LoadedModel], bool]
+
+
+class _Revisions:
+    """The catalog revision at which each model *object* was extended, by identity.
+
+    Why by object, not by model name: a production version and pinned versions of the
+    same model (experiment variants that name a version) are served side by side. Keyed
+    by name, each would overwrite the other's entry: every sync would extend them all
+    again (a pass over the catalog each), and a pin loading beside a hot swap would make
+    the other's install look stale and score again. The weak reference checks that
+    the id still names that object; entries whose object is gone are dropped as new ones
+    are noted (a handful of served versions and their in-flight extensions).
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref[LoadedModel], int]] = {}
+
+    def note(self, model: LoadedModel, revision: int) -> None:
+        """Record that ``model`` has the catalog at ``revision`` (under the sync's lock)."""
+        for key in [key for key, (ref, _) in self._by_id.items() if ref() is None]:
+            del self._by_id[key]
+        self._by_id[id(model)] = (weakref.ref(model), revision)
+
+    def at(self, model: LoadedModel) -> int | None:
+        """The revision noted for ``model``; None when none was (lock-free: one lookup)."""
+        entry = self._by_id.get(id(model))
+        if entry is None or entry[0]() is not model:
+            return None
+        return entry[1]
 
 
 class CatalogSync:
@@ -87,10 +122,11 @@ class CatalogSync:
         # (change_epoch, item_id) of the newest change read; None until the first full read
         # (epoch, None): all of that epoch and below has been read
         self._watermark: tuple[int, str | None] | None = None
-        self._applied: dict[str, tuple[weakref.ref[LoadedModel], int]] = {}
-        # What ``apply`` (the load listener) last returned per model, and at which
-        # revision: what ``still_current`` checks at the install.
-        self._listened: dict[str, tuple[weakref.ref[LoadedModel], int]] = {}
+        # The revision each served object was extended at (``apply_loaded`` skips those
+        # at the current one), and what ``apply`` (the load listener) returned at which
+        # revision (what ``still_current`` checks at the install).
+        self._applied = _Revisions()
+        self._listened = _Revisions()
         self._lock = threading.RLock()  # one refresh/apply at a time
         self._poller = Poller("catalog-sync", self.sync_now, interval_s)
 
@@ -223,7 +259,7 @@ class CatalogSync:
         """
         with self._lock:
             extended = self._apply(model)[0]
-            self._listened[model.name] = (weakref.ref(extended), self._revision)
+            self._listened.note(extended, self._revision)
         return extended
 
     def still_current(self, model: LoadedModel) -> bool:
@@ -246,8 +282,7 @@ class CatalogSync:
         """
         if not is_text_aware(model.scorer):
             return True
-        ref, revision = self._listened.get(model.name, (None, -1))
-        return ref is not None and ref() is model and revision == self._revision
+        return self._listened.at(model) == self._revision
 
     def _apply(self, model: LoadedModel) -> tuple[LoadedModel, bool]:
         """``apply``, and whether it completed (False: scoring failed, ``model`` as is)."""
@@ -259,7 +294,7 @@ class CatalogSync:
             except Exception:
                 log.exception("scoring catalog items for %s %s failed", model.name, model.version)
                 return model, False
-            self._applied[model.name] = (weakref.ref(extended), self._revision)
+            self._applied.note(extended, self._revision)
         if extended is not model:
             log.info(
                 "%s version %s: %d catalog item(s) scored from their text",
@@ -270,20 +305,29 @@ class CatalogSync:
         return extended, True
 
     def apply_loaded(self) -> bool:
-        """Extend each loaded model that has not seen the current catalog revision; whether
-        every one now serves it (False: scoring failed, or a version swapped in meanwhile
-        was extended before this revision; the next poll extends it)."""
+        """Extend each served version that has not seen the current catalog revision:
+        production versions and pinned ones (experiment variants that name a version);
+        whether every one now serves it (False: scoring failed, or its entry was replaced
+        meanwhile: a version swapped in, a pin released; the next poll extends what is
+        served then).
+
+        Why pinned versions too: they used to get the catalog once, at their load, and
+        no item put after it; during an experiment one arm could recommend a new item
+        and the pinned arm not, and a ``PUT`` answered that this server serves the
+        change while the pinned variant lacked it.
+        """
+        served: list[tuple[LoadedModel, _Replace]] = [
+            (model, self.holder.replace_if_current) for model in self.holder.loaded()
+        ]
+        served += [(model, self.holder.replace_pinned_if_current) for model in self.holder.pinned()]
         complete = True
-        for model in self.holder.loaded():
-            ref, revision = self._applied.get(model.name, (None, -1))
-            if ref is not None and ref() is model and revision == self._revision:
+        for model, replace in served:
+            if self._applied.at(model) == self._revision:
                 continue
             extended, applied = self._apply(model)
             complete = complete and applied
-            if extended is not model and not self.holder.replace_if_current(model, extended):
-                # A new version was swapped in meanwhile; the next poll extends that one.
-                self._applied.pop(model.name, None)
-                complete = False
+            if extended is not model and not replace(model, extended):
+                complete = False  # replaced meanwhile; the next poll extends what is served
         return complete
 
     def describe(self, item_id: str) -> list[tuple[LoadedModel, bool]]:

@@ -108,7 +108,8 @@ class ModelHolder:
         # (listener, its still-current check or None), in order; see add_load_listener
         self._load_listeners: list[tuple[LoadListener, StillCurrent | None]] = []
         # Versions served besides production: an experiment's variants that name a
-        # version (``get_version``); kept until ``release_pinned``.
+        # version (``get_version``); kept until ``release_pinned``, swapped copy-on-write
+        # (``replace_pinned_if_current``).
         self._pinned: dict[tuple[str, str], LoadedModel] = {}
         self._pinned_refused: dict[tuple[str, str], str] = {}  # not re-read per request
 
@@ -133,7 +134,9 @@ class ModelHolder:
         """A named version of ``name``: production's object when it is that version,
         else a pinned copy loaded once (an experiment variant that names a version).
 
-        Pinned versions are not hot-swapped; a refused one raises ``ModelUnavailable``.
+        Pinned versions are not hot-swapped, but get copy-on-write updates (the catalog's
+        items) like production ones (``replace_pinned_if_current``); a refused one raises
+        ``ModelUnavailable``.
         """
         current = self._models.get(name)
         if current is not None and current.version == version:
@@ -164,11 +167,17 @@ class ModelHolder:
             return model
 
     def _pin(self, model: LoadedModel) -> bool:
-        """Install ``model`` as a pinned version (``get_version``); always True. Pinned
-        versions are not kept current after they load (no hot swap; copy-on-write updates,
-        ``replace_if_current``, swap production versions only), so the listeners' checks
-        have nothing to protect here."""
+        """Install ``model`` as a pinned version (``get_version``), unless a listener's
+        result went stale meanwhile (False: ``_read`` runs the listeners again).
+
+        Pinned versions are not hot-swapped, but copy-on-write updates reach them
+        (``pinned``, ``replace_pinned_if_current``) as they reach production versions:
+        a change read between the listeners and this install would miss the version
+        about to be pinned, exactly as for a production install (``add_load_listener``).
+        """
         with self._lock:
+            if not self._still_current(model):
+                return False
             self._pinned[(model.name, model.version)] = model
         return True
 
@@ -282,6 +291,34 @@ class ModelHolder:
             self._models[current.name] = new
             return True
 
+    def pinned(self) -> list[LoadedModel]:
+        """The pinned versions ``get_version`` serves right now: an experiment's variants
+        that name a version production does not serve (a pinned copy of the production
+        version is not served: ``get_version`` answers with production's object)."""
+        with self._lock:
+            production = {name: model.version for name, model in self._models.items()}
+            return [
+                model
+                for (name, version), model in self._pinned.items()
+                if production.get(name) != version
+            ]
+
+    def replace_pinned_if_current(self, current: LoadedModel, new: LoadedModel) -> bool:
+        """``replace_if_current`` for a pinned version: swap ``new`` in for ``current``
+        unless its entry is no longer that object (released, or pinned again by a new
+        load, which got the catalog before its install).
+
+        Why pinned versions get copy-on-write updates too: an experiment compares its
+        variants; a pinned text-aware version that never got an item put after it loaded
+        could not recommend it while the other arm could, biasing the experiment.
+        """
+        key = (current.name, current.version)
+        with self._lock:
+            if self._pinned.get(key) is not current:
+                return False
+            self._pinned[key] = new
+            return True
+
     # -- load listeners ---------------------------------------------------------------
 
     def add_load_listener(
@@ -299,9 +336,10 @@ class ModelHolder:
         ``still_current``, when given, is asked under the lock that installs the version
         whether what the listener returned is still what it would return now; when it is
         not, every listener runs again on the version as loaded, and the install is tried
-        again. Why: a listener extends the version with state that changes meanwhile (the
-        catalog), and whoever changes that state updates only the *installed* versions
-        (``replace_if_current``); a version between its listeners and its install was
+        again; the same for a pinned version (``get_version``). Why: a listener extends the
+        version with state that changes meanwhile (the catalog), and whoever changes that
+        state updates only the *installed* versions (``replace_if_current``,
+        ``replace_pinned_if_current``); a version between its listeners and its install was
         missed, and would have served without the change while the writer had answered
         that this server serves it. Checking at the install, rather than running the
         listeners under the install lock, keeps a listener's work (scoring, opening an
