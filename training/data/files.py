@@ -310,6 +310,16 @@ def _refuse_missing(
         raise DataError(f"{source}: column {name}, row {row + 1}: value is missing")
 
 
+def _refuse_first(bad: np.ndarray, column: pd.Series, source: str | Path, why: str) -> None:
+    """Refuse the first row ``bad`` marks, quoting its value as the file has it: one form
+    for every value refusal, so each names the file, column and row alike."""
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(
+            f"{source}: column {column.name}, row {row + 1}: value {str(column.iloc[row])!r} {why}"
+        )
+
+
 def _parse_ratings(
     column: pd.Series, source: str | Path, nulls: np.ndarray | None = None
 ) -> np.ndarray:
@@ -319,22 +329,13 @@ def _parse_ratings(
         values = column.to_numpy(dtype=np.float64)
     else:
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(
-            f"{source}: column rating, row {row + 1}: value {str(column.iloc[row])!r} is not a "
-            "finite number"
-        )
+    _refuse_first(~np.isfinite(values), column, source, "is not a finite number")
     # Ratings are stored as float32: 1e308 became inf there, and the version failed to save
     # ("scorer_config is not JSON-serialisable") after the whole training.
     too_large = np.abs(values) > np.finfo(np.float32).max
-    if too_large.any():
-        row = int(np.argmax(too_large))
-        raise DataError(
-            f"{source}: column rating, row {row + 1}: value {str(column.iloc[row])!r} is too "
-            "large for a rating (ratings are stored as 32-bit floats)"
-        )
+    _refuse_first(
+        too_large, column, source, "is too large for a rating (ratings are stored as 32-bit floats)"
+    )
     return values.astype(np.float32)
 
 
@@ -351,13 +352,12 @@ def _parse_timestamps(
     if numeric.notna().all():
         return _finite_seconds(numeric.to_numpy(dtype=np.float64), column, source)
     parsed = pd.to_datetime(column.astype(str), utc=True, errors="coerce", format="ISO8601")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(
-            f"{source}: column timestamp, row {row + 1}: value {str(column.iloc[row])!r} is "
-            "neither unix seconds nor an ISO-8601 date-time (the whole column must use one form)"
-        )
+    _refuse_first(
+        parsed.isna().to_numpy(),
+        column,
+        source,
+        "is neither unix seconds nor an ISO-8601 date-time (the whole column must use one form)",
+    )
     return datetimes_to_seconds(parsed)
 
 
@@ -370,20 +370,11 @@ MIN_SECONDS = -62_135_596_800
 
 
 def _finite_seconds(values: np.ndarray, column: pd.Series, source: str | Path) -> np.ndarray:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(
-            f"{source}: column timestamp, row {row + 1}: value {str(column.iloc[row])!r} "
-            "is not a finite number of seconds"
-        )
+    _refuse_first(~np.isfinite(values), column, source, "is not a finite number of seconds")
     out_of_range = (values > MAX_SECONDS) | (values < MIN_SECONDS)
-    if out_of_range.any():
-        row = int(np.argmax(out_of_range))
-        raise DataError(
-            f"{source}: column timestamp, row {row + 1}: value {str(column.iloc[row])!r} "
-            "is not a date between the years 1 and 9999 in unix seconds"
-        )
+    _refuse_first(
+        out_of_range, column, source, "is not a date between the years 1 and 9999 in unix seconds"
+    )
     return np.floor(values).astype(np.int64)
 
 
