@@ -359,12 +359,14 @@ def _mask(jobs: Sequence[RankJob], n_items: int, device: torch.device) -> Tensor
     """(B, I) bool: True where an item must not be returned (banned, removed from the
     catalog, or outside ``allowed``)."""
     mask = torch.zeros(len(jobs), n_items, dtype=torch.bool, device=device)
-    _mask_removed(mask, jobs, device)
     for b, job in enumerate(jobs):
         if job.allowed is not None:
             mask[b] = True
             if job.allowed.size:
                 mask[b, torch.as_tensor(job.allowed, device=device)] = False
+    # After ``allowed``, which clears the mask at the included items: ORed in before it, a
+    # removed item named in ``include`` was unmasked and listed again.
+    _mask_removed(mask, jobs, device)
     lengths = [job.banned.size for job in jobs]
     if sum(lengths):
         rows = np.repeat(np.arange(len(jobs)), lengths)

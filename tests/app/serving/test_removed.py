@@ -39,6 +39,13 @@ def test_the_batch_mask_takes_the_removed_row_for_every_job() -> None:
     assert everyone[:, [0, 1, 4]].tolist() == [[False, True, True], [True, False, False]]
 
 
+def test_an_allowed_removed_item_stays_masked() -> None:
+    """``include`` narrows what may be listed; it cannot bring a removed item back."""
+    removed = RemovedMask.of(np.array([1, 4]), 6)
+    job = RankJob(None, NONE, np.array([1, 2, 4], dtype=np.int64), 3, removed=removed)
+    assert _mask([job], 6, torch.device("cpu")).tolist() == [[True, True, False, True, True, True]]
+
+
 def test_the_index_skips_removed_items_however_many() -> None:
     model = indexed_model(nprobe=32, max_candidates=500)
     model.item_index = {str(i): i for i in range(N_ITEMS)}

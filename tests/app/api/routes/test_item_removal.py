@@ -172,6 +172,27 @@ def test_a_removed_item_is_in_no_list_and_lists_stay_k_long(
     assert ('genrec_ann_rows_total{model="mult-vae"}' in metrics) is (ann == "on")
 
 
+@pytest.mark.parametrize("ann", ["off", "on"])
+def test_an_include_list_naming_a_removed_item_leaves_it_out(
+    make_admin: Callable[..., TestClient], ann: str
+) -> None:
+    """A removed item named in ``include`` stays out, and the list says ``short_by``
+    (README "Removing an item"): un-masking the included ids after the removed row was
+    ORed in put a taken-down item back into any list that asked for it by name."""
+    client = make_admin(ann=ann)
+    _remove(client, "3", "7")
+    include = ["3", "5", "7", "9"]
+    users = client.get(
+        "/v1/users/u1/recommendations",
+        params={"k": 4, "include": include, "exclude_seen": False},
+    )
+    body = {"history": [], "k": 4, "include": include}
+    ad_hoc = client.post("/v1/recommendations", json=body)
+    for response in (users, ad_hoc):
+        assert sorted(_ids(response)) == ["5", "9"]
+        assert response.json()["short_by"] == 2
+
+
 def test_experiment_variants_leave_removed_items_out(
     make_admin: Callable[..., TestClient],
 ) -> None:
