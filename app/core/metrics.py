@@ -80,7 +80,8 @@ class Metrics:
 
         self.batch_size = Histogram(
             "genrec_batch_size",
-            "ranking requests scored together in one matrix product (micro-batching)",
+            "requests scored together in one batch (micro-batching): lists, predictions and "
+            "similar lists",
             ["model"],
             buckets=BATCH_BUCKETS,
             registry=r,

@@ -209,7 +209,16 @@ class ModelHolder:
                 f"default model {self._default_origin()} is not in the store "
                 f"(models: {', '.join(available) or 'none'})"
             )
-        return f"default model {self._default_origin()} is not loaded (no production version?)"
+        try:
+            production = self.store.alias_state(name)
+        except (StoreError, ValueError) as exc:  # the alias unreadable: say that, not a guess
+            return f"default model {self._default_origin()}: production alias unreadable ({exc})"
+        if production is None:
+            return (
+                f"default model {self._default_origin()} has no production version; promote "
+                f"one (genrec models promote {name} VERSION)"
+            )
+        return f"default model {self._default_origin()} is not loaded yet (version {production})"
 
     def _default_origin(self) -> str:
         if self.default_explicit:

@@ -201,3 +201,17 @@ def test_an_api_key_sent_to_readyz_is_no_wrong_admin_token(make_client) -> None:
         answer = client.get("/readyz", headers={"Authorization": "Bearer client-key-0123456789"})
         assert answer.status_code == 200 and "backend" not in answer.json()["cache"]
     assert client.get("/admin/jobs", headers=AUTH).status_code == 200
+
+
+def test_readyz_says_plainly_that_the_named_default_model_has_no_production_version(  # type: ignore[no-untyped-def]
+    make_client, store_dir: Path
+) -> None:
+    """It guessed ("no production version?") where one small read of the alias says which."""
+    (store_dir / "mult-vae" / "aliases" / "production.json").unlink()
+    client = make_client(admin_token="t", default_model="mult-vae")
+    admin = client.get("/readyz", headers={"Authorization": "Bearer t"})
+    assert admin.status_code == 503
+    assert admin.json()["reason"] == (
+        "default model 'mult-vae' (GENREC_DEFAULT_MODEL) has no production version; promote one "
+        "(genrec models promote mult-vae VERSION)"
+    )
