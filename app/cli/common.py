@@ -8,6 +8,8 @@ package never needs the web stack.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -164,16 +166,42 @@ def interrupted(
     return typer.Exit(code=code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C's ``KeyboardInterrupt`` is."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 @contextmanager
 def one_line_on_interrupt(
     quiet: bool = False, line: str = "interrupted; nothing saved"
 ) -> Iterator[None]:
-    """Ctrl-C inside the block ends the command with ``interrupted``'s ``line`` (typer's own
-    handling exits 130 without a word, which reads as if the command had finished)."""
+    """Ctrl-C or SIGTERM inside the block ends the command with ``interrupted``'s ``line``
+    and the shell's code for the signal (130, 143).
+
+    Why: typer's own handling exits 130 without a word, which reads as if the command had
+    finished; and SIGTERM (``docker stop``, a scheduler's time limit) killed the process
+    outright: no line, and no ``finally`` ran (a store's staging folder, an index file
+    half written stayed for the next command to notice). Raised as an exception, both
+    unwind the command as Ctrl-C does. The handler is installed only in the main thread
+    (Python runs handlers there alone), and not in a rank of ``train --nproc`` (``quiet``):
+    torchrun stops its ranks with SIGTERM and expects them gone at once. The previous
+    handler is restored after.
+    """
+    previous = None
+    if not quiet and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
+    except Terminated:
+        raise interrupted(quiet, code=128 + signal.SIGTERM, line=line) from None
     except KeyboardInterrupt:
         raise interrupted(quiet, line=line) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def parse_sets(values: list[str] | None, flag: str = "--set") -> dict[str, str]:
