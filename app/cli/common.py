@@ -174,34 +174,47 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def exit_code(stop: KeyboardInterrupt) -> int:
+    """The shell's code for the signal that stopped the command: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+
+
+@contextmanager
+def sigterm_as_interrupt(install: bool = True) -> Iterator[None]:
+    """SIGTERM inside the block raises ``Terminated``, a ``KeyboardInterrupt``.
+
+    Why: SIGTERM (``docker stop``, a scheduler's time limit) killed a command outright: no
+    line, and no ``finally`` ran (a store's staging folder, an index file half written
+    stayed for the next command to notice). Raised as an exception, it unwinds the command
+    as Ctrl-C does. Installed only in the main thread (Python runs handlers there alone)
+    and when ``install``; the previous handler is restored after.
+    """
+    previous = None
+    if install and threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def one_line_on_interrupt(
     quiet: bool = False, line: str = "interrupted; nothing saved"
 ) -> Iterator[None]:
     """Ctrl-C or SIGTERM inside the block ends the command with ``interrupted``'s ``line``
-    and the shell's code for the signal (130, 143).
+    and the shell's code for the signal (130, 143); typer's own handling exits 130 without
+    a word, which reads as if the command had finished.
 
-    Why: typer's own handling exits 130 without a word, which reads as if the command had
-    finished; and SIGTERM (``docker stop``, a scheduler's time limit) killed the process
-    outright: no line, and no ``finally`` ran (a store's staging folder, an index file
-    half written stayed for the next command to notice). Raised as an exception, both
-    unwind the command as Ctrl-C does. The handler is installed only in the main thread
-    (Python runs handlers there alone), and not in a rank of ``train --nproc`` (``quiet``):
-    torchrun stops its ranks with SIGTERM and expects them gone at once. The previous
-    handler is restored after.
+    A rank of ``train --nproc`` (``quiet``) keeps SIGTERM's default: torchrun stops its
+    ranks with SIGTERM and expects them gone at once.
     """
-    previous = None
-    if not quiet and threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        yield
-    except Terminated:
-        raise interrupted(quiet, code=128 + signal.SIGTERM, line=line) from None
-    except KeyboardInterrupt:
-        raise interrupted(quiet, line=line) from None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        with sigterm_as_interrupt(install=not quiet):
+            yield
+    except KeyboardInterrupt as stop:
+        raise interrupted(quiet, code=exit_code(stop), line=line) from None
 
 
 def parse_sets(values: list[str] | None, flag: str = "--set") -> dict[str, str]:

@@ -22,12 +22,14 @@ from rich.markup import escape
 from app.cli.common import (
     console,
     epoch_printer,
+    exit_code,
     fail,
     interrupted,
     load_data,
     log_read_time,
     out,
     settings,
+    sigterm_as_interrupt,
     store,
     user_errors,
     writable_folder,
@@ -93,9 +95,11 @@ def tune(
     """Search models and settings on DATA; refit the winner on all of it and save a version."""
     saved: list[str] = []  # the version, once saved
     try:
-        _tune(**locals())
-    except KeyboardInterrupt:  # typer's own handling exits 130 without a word
-        raise interrupted(line=_interrupted_line(storage, study_name, saved)) from None
+        with sigterm_as_interrupt():
+            _tune(**locals())
+    except KeyboardInterrupt as stop:  # typer's own handling exits 130 without a word
+        line = _interrupted_line(storage, study_name, saved)
+        raise interrupted(code=exit_code(stop), line=line) from None
 
 
 def _interrupted_line(storage: str | None, study_name: str | None, saved: list[str]) -> str:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +67,31 @@ def nan_weights_version(env: Path) -> str:
     }
     manifest_path.write_text(json.dumps(manifest))
     return "2"
+
+
+class UnhandledSigterm(Exception):
+    """SIGTERM reached the handler in place before the command: it did not install its own."""
+
+
+@pytest.fixture
+def sigterm() -> Iterator[Callable[..., Any]]:
+    """A stand-in for a command's long step that sends SIGTERM to this process.
+
+    The handler in place meanwhile raises ``UnhandledSigterm`` (which a test sees as the
+    command's exception) instead of killing the test runner; a command that handles
+    SIGTERM replaces it while it runs and must put it back (``handler_restored``).
+    """
+
+    def unhandled(signum: int, frame: object) -> None:
+        raise UnhandledSigterm("the command left SIGTERM to the previous handler")
+
+    def terminate(*args: object, **kwargs: object) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (the main) thread
+        raise AssertionError("SIGTERM did not stop the command")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    terminate.handler = unhandled  # type: ignore[attr-defined]
+    try:
+        yield terminate
+    finally:
+        signal.signal(signal.SIGTERM, previous)

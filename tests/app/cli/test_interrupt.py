@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import app
+from tests.app.cli.conftest import UnhandledSigterm
 
 
 def _interrupt(*args: Any, **kwargs: Any) -> Any:
@@ -97,32 +98,16 @@ def test_ctrl_c_in_other_commands_is_one_line_and_130(
 
 
 def test_sigterm_in_one_process_is_one_line_and_143(
-    env: Path, monkeypatch: pytest.MonkeyPatch
+    env: Path, monkeypatch: pytest.MonkeyPatch, sigterm: Any
 ) -> None:
     """SIGTERM (``docker stop``) killed a one-process ``train`` outright: exit 143 with no
     word, and no ``finally`` ran. It now unwinds as Ctrl-C does."""
-    import os
-
     import training.pipeline
 
-    def terminated(*args: Any, **kwargs: Any) -> Any:
-        os.kill(os.getpid(), signal.SIGTERM)  # delivered to this (the main) thread
-        raise AssertionError("SIGTERM did not stop the command")
-
-    class Unhandled(Exception):
-        pass
-
-    def unhandled(signum: int, frame: object) -> None:  # would kill the test runner: fail
-        raise Unhandled("the command left SIGTERM to the previous handler")
-
-    previous = signal.signal(signal.SIGTERM, unhandled)
-    try:
-        monkeypatch.setattr(training.pipeline, "train_and_save", terminated)
-        result = CliRunner().invoke(app, ["train", "--model", "popularity", "--data", str(env)])
-        assert not isinstance(result.exception, Unhandled), result.exception
-        assert result.exit_code == 143, result.output
-        assert result.output.strip().splitlines()[-1] == "interrupted; nothing saved"
-        assert "Traceback" not in result.output
-        assert signal.getsignal(signal.SIGTERM) is unhandled  # the previous handler is back
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    monkeypatch.setattr(training.pipeline, "train_and_save", sigterm)
+    result = CliRunner().invoke(app, ["train", "--model", "popularity", "--data", str(env)])
+    assert not isinstance(result.exception, UnhandledSigterm), result.exception
+    assert result.exit_code == 143, result.output
+    assert result.output.strip().splitlines()[-1] == "interrupted; nothing saved"
+    assert "Traceback" not in result.output
+    assert signal.getsignal(signal.SIGTERM) is sigterm.handler  # the previous one is back

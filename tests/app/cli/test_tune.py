@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -157,6 +158,22 @@ def test_ctrl_c_is_one_line_saying_what_was_kept(
         "rerun with the same --storage and --study-name to resume it"
     )
     assert "Traceback" not in output
+
+
+def test_sigterm_is_one_line_and_143(
+    env: Path, monkeypatch: pytest.MonkeyPatch, sigterm: Any
+) -> None:
+    """SIGTERM killed ``tune`` outright (no line, no clean-up); it now ends as Ctrl-C does."""
+    import signal
+
+    import training.tuning.search
+
+    monkeypatch.setattr(training.tuning.search, "run_search", sigterm)
+    code, _, output = tune("--data", str(env), "--models", "ease")
+    assert code == 143, output
+    assert output.strip().splitlines()[-1] == "interrupted; nothing saved"
+    assert "Traceback" not in output and "UnhandledSigterm" not in output
+    assert signal.getsignal(signal.SIGTERM) is sigterm.handler
 
 
 def test_too_few_users_for_the_split_is_one_clear_line(data_dir: Path, tmp_path: Path) -> None:
