@@ -621,6 +621,20 @@ def ended_progress(progress: dict[str, Any] | None, status: str) -> dict[str, An
     return {**kept, "phase": status}
 
 
+def released_progress(progress: dict[str, Any] | None) -> dict[str, Any]:
+    """A job's ``progress`` once its worker handed it back (``release_job``): phase
+    "queued", without the stopped attempt's countdown (``seconds_left``).
+
+    Why: the row read "queued" while its progress still read the phase the attempt
+    stopped in ("training", a tune job's seconds left), on the API and the dashboard.
+    What the next attempt reads back from it stays (a tune job's ``cutoff`` and
+    ``search_until``: a retry searches the same slice in the same window), and so
+    does how far the stopped attempt got (``epoch`` of ``epochs``).
+    """
+    kept = {k: v for k, v in (progress or {}).items() if k != "seconds_left"}
+    return {**kept, "phase": "queued"}
+
+
 @dataclass(frozen=True)
 class JobFence:
     """Which claim a worker holds: writes match ``id``, ``worker_id`` and ``attempts``."""
@@ -955,9 +969,9 @@ def release_job(session: Session, fence: JobFence, now: datetime, log_tail: str)
     The attempt is given back (``attempts - 1``): ``max_attempts`` bounds the
     workers that died on a job, and a rolling restart must not fail it. The
     fence stays unique, since it also names the worker, and a worker releases
-    a job only as it stops.
+    a job only as it stops. Its progress says "queued" (``released_progress``).
     """
-    return (
+    released = (
         _update_job(
             session,
             _fenced(fence),
@@ -970,6 +984,11 @@ def release_job(session: Session, fence: JobFence, now: datetime, log_tail: str)
         )
         == 1
     )
+    if released:  # the row is this transaction's until commit (as in ``_end_progress``)
+        query = select(RetrainJob.progress).where(RetrainJob.id == fence.job_id)
+        progress = session.execute(query).scalar_one_or_none()
+        _update_job(session, RetrainJob.id == fence.job_id, progress=released_progress(progress))
+    return released
 
 
 def _end_progress(session: Session, job_id: int, status: str) -> None:

@@ -320,6 +320,31 @@ def test_stopping_worker_hands_the_job_back(sessions: sessionmaker[Session]) -> 
     assert lc.claim_next(sessions, "next", 60).attempts == 1
 
 
+def test_a_job_handed_back_reads_queued_in_its_progress_too(
+    sessions: sessionmaker[Session],
+) -> None:
+    """SIGTERM mid-epoch: the row said "queued" while its progress still said "training",
+    epoch 4 of 12 (a tune job's a frozen countdown), on the API and the dashboard alike.
+    What a next attempt reads back (a tune job's cutoff and window) stays."""
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 60)
+    stop = threading.Event()
+    with lc.JobLease(sessions, repo.JobFence(job.id, "w", claimed.attempts), 60, stop) as lease:
+        at_epoch = {"phase": "training", "epoch": 4, "epochs": 12, "cutoff": "2026-01-01T12:00:00Z"}
+        lease.report({**at_epoch, "search_until": "2026-01-01T13:00:00Z", "seconds_left": 9.5})
+        stop.set()
+        with pytest.raises(lc.JobAborted):
+            lease.check()
+        assert lease.release()
+    row = lc.get_job(sessions, job.id)
+    assert row.status == "queued"
+    assert row.progress == {
+        **at_epoch,
+        "phase": "queued",
+        "search_until": "2026-01-01T13:00:00Z",
+    }
+
+
 def test_rolling_restarts_do_not_use_up_a_jobs_attempts(sessions: sessionmaker[Session]) -> None:
     """Three workers stopped (SIGTERM) in a row, then one killed: the job is still retried."""
     job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
