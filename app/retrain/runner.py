@@ -297,6 +297,10 @@ def promote_if(
     job promoted; the gate's verdict was against a production no longer there, and
     moving the alias would undo that choice without anyone asking. The check is the
     store's, under its lock (``ModelStore.promote(only_from=...)``).
+
+    A promotion the store cannot make (its error, or the OS's: the alias folder
+    read-only, the disk full) is not the job's failure: the version is saved, and the
+    job succeeds naming it, unpromoted, with why in its ``error``.
     """
     if not decided:
         return False, None
@@ -314,7 +318,8 @@ def promote_if(
             logging.WARNING,
         )
         return False, None
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:  # OSError: the alias write (read-only, disk full)
+        # The version is saved: failing the job here left its row without the version.
         lease.log.add(f"promotion failed: {exc}", logging.ERROR)
         return False, f"promotion failed: {exc}"
     lease.log.add(f"promoted {manifest.model} version {manifest.version} to production")

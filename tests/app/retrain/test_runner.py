@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -369,6 +370,33 @@ def test_a_promotion_made_while_the_job_saves_is_not_undone_by_the_job(
     assert row.result_version is not None and row.promoted is False
     assert job_context.store.alias_state("ease") == operators[0] != row.result_version
     assert "production moved since version" in (row.log_tail or "")
+
+
+def test_a_store_that_refuses_the_promotion_leaves_the_saved_version_named(
+    job_context: JobContext,
+    promote_base: Callable[..., str],
+    log_new_users: Callable[..., list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The version is saved, then the alias cannot be written (a read-only remount, a full
+    disk, an ``aliases/`` folder another user made): the OS's error failed the job with
+    no ``result_version``, so the row hid the version the job had saved. It is a failed
+    promotion, as the store's own errors are: the job names its version, unpromoted."""
+    before = promote_base("ease")
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease", promote="always"))
+
+    def read_only(key: str, _data: bytes) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", key)
+
+    monkeypatch.setattr(job_context.store.backend, "replace", read_only)
+    assert Worker(job_context).step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert row.result_version == _versions_of_job(job_context.store, "ease", job.id)[0]
+    assert row.promoted is False
+    assert row.error is not None and row.error.startswith("promotion failed: ")
+    assert "Read-only file system" in row.error
+    assert job_context.store.alias_state("ease") == before
 
 
 # --------------------------------------------------------------------------- database errors
