@@ -68,7 +68,8 @@ def encode(contents: VersionContents, tensors_path: Path | None = None) -> dict[
     ``tensors_path``: write the tensors file there (safetensors' ``save_file``, which
     streams the arrays to disk) and name it by that path, instead of making it bytes:
     the model's arrays are then never in memory twice (2 GB more at 1,000,000 x 256).
-    Everything is checked before it is written.
+    Everything is checked before it is written; a write the file system refuses (a full
+    disk) is an ``OSError``, not a ``ContentsError``.
     """
     if not isinstance(contents, VersionContents):
         raise ContentsError(f"expected VersionContents, got {type(contents).__name__}")
@@ -91,10 +92,11 @@ def encode(contents: VersionContents, tensors_path: Path | None = None) -> dict[
     if tensors_path is None:
         files[TENSORS_FILE] = _save_arrays(tensors, "tensors")
     else:
+        _check_storable(tensors, "tensors")
         try:
             st_save_file(tensors, tensors_path)
-        except Exception as exc:  # safetensors raises its own types for unsupported dtypes
-            raise ContentsError(f"tensors cannot be written as safetensors: {exc}") from exc
+        except Exception as exc:  # the arrays are storable: what failed is the write
+            raise OSError(f"{tensors_path}: the tensors file cannot be written: {exc}") from exc
         files[TENSORS_FILE] = tensors_path
     return files
 
@@ -153,6 +155,18 @@ def non_finite(arrays: Mapping[str, np.ndarray]) -> list[str]:
         if not all(np.isfinite(flat[start : start + FINITE_CHUNK]).all() for start in chunks):
             bad.append(name)
     return sorted(bad)
+
+
+def _check_storable(arrays: dict[str, np.ndarray], what: str) -> None:
+    """Refuse dtypes safetensors cannot store before the file is written, by serialising
+    an empty array of each (its own check, a few bytes each).
+
+    Why: the write to the file raises safetensors' one error type for an unknown dtype
+    and for the file system's failures alike, and a full disk was reported as
+    ``InvalidContents``, the caller's mistake; this check leaves the write only the
+    file system's failures, which ``encode`` raises as ``OSError``.
+    """
+    _save_arrays({name: np.empty(0, dtype=a.dtype) for name, a in arrays.items()}, what)
 
 
 def _save_arrays(arrays: dict[str, np.ndarray], what: str) -> bytes:

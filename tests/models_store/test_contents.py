@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import SafetensorError
 from store_helpers import build_contents, save_kwargs
 
+import models_store.contents as contents_module
 from models_store import InvalidContents, InvalidName, ModelStore
 from models_store.contents import ContentsError, decode, encode
 
@@ -95,3 +98,30 @@ def test_store_save_reports_invalid_contents_and_writes_nothing(
     with pytest.raises(InvalidContents, match="not a finite number"):
         store.save("mult-vae", build_contents(), **save_kwargs(metrics={"ndcg": float("inf")}))
     assert not store_root.exists() or not any(store_root.rglob("*.safetensors"))
+
+
+def test_a_dtype_safetensors_cannot_store_is_refused_before_the_tensors_file_is_written(
+    store: ModelStore, store_root: Path
+) -> None:
+    with pytest.raises(InvalidContents, match=r"tensors cannot be written as safetensors.*str"):
+        store.save("mult-vae", _with(tensors={"w": np.array(["abc"])}), **save_kwargs())
+    assert not store_root.exists() or not any(store_root.rglob("*.safetensors"))
+
+
+def test_a_tensors_file_the_disk_refuses_is_an_os_error_not_invalid_contents(
+    store: ModelStore, saved: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (a retrain job's store, found by hand on a tiny tmpfs) failed the save
+    as ``InvalidContents``, the error of contents the caller got wrong, so the job read as
+    one that had trained something unstorable. It is the file system's failure: an
+    ``OSError``, as the store's other writes raise, and nothing is published."""
+    before = saved()
+
+    def disk_full(_tensors: object, _path: object) -> None:
+        raise SafetensorError("Error while serializing: I/O error: No space left on device")
+
+    monkeypatch.setattr(contents_module, "st_save_file", disk_full)
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        store.save("mult-vae", build_contents(1), **save_kwargs())
+    assert not isinstance(raised.value, InvalidContents)
+    assert [m.version for m in store.list_versions("mult-vae")] == [before]
