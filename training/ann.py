@@ -568,9 +568,26 @@ def similar_index_file(
     return write_index_file(index, directory / SIMILAR_FILE), index_section(params, calibration)
 
 
+#: What FAISS's file writer says when the file system refuses it (it raises RuntimeError).
+_FAISS_IO_FAILURES = ("could not open", "write error")
+
+
 def write_index_file(index: faiss.Index, path: Path) -> Path:
-    """FAISS's own ``write_index`` (no pickle), straight to ``path``; the path."""
-    faiss.write_index(index, str(path))
+    """FAISS's own ``write_index`` (no pickle), straight to ``path``; the path.
+
+    A write the file system refuses (a full disk, a missing folder) is an ``OSError``
+    naming the file and the OS's reason: FAISS raises ``RuntimeError`` with its C++
+    location, which a retrain job recorded as its error and ``genrec train`` let out as
+    a traceback. Its other errors (an index it cannot serialise) stay as they are.
+    """
+    try:
+        faiss.write_index(index, str(path))
+    except RuntimeError as exc:
+        message = str(exc)
+        if not any(failure in message for failure in _FAISS_IO_FAILURES):
+            raise
+        why = message.split("failed: ", 1)[-1]  # FAISS's own text ends with the OS's reason
+        raise OSError(f"{path}: the index cannot be written: {why}") from exc
     return path
 
 

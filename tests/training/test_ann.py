@@ -42,6 +42,19 @@ def test_unit_rows_have_unit_length_and_a_zero_row_stays_zero() -> None:
     assert rows[0, 0] == 3.0  # the input is not changed
 
 
+def test_an_index_file_the_file_system_refuses_is_an_os_error(tmp_path: Path) -> None:
+    """FAISS raises ``RuntimeError`` with its C++ location for a file it cannot write (a
+    full disk: a retrain job's store, found by hand); the job's error read as FAISS
+    internals and ``genrec train`` ended in a traceback. It is the file system's
+    failure, an ``OSError`` naming the file and the OS's reason, as the store's are."""
+    index = faiss.IndexFlatIP(4)
+    index.add(np.ones((3, 4), dtype=np.float32))
+    target = tmp_path / "no-such-folder" / INDEX_FILE
+    with pytest.raises(OSError, match=r"cannot be written: .*No such file or directory") as raised:
+        ann.write_index_file(index, target)
+    assert str(target) in str(raised.value) and "faiss::" not in str(raised.value)
+
+
 def test_an_inner_product_scorer_gets_both_indexes(tmp_path: Path) -> None:
     scorer = catalog_scorer()
     built = build_for_scorer(scorer, tmp_path, N_ITEMS, nprobe=None)
