@@ -39,6 +39,7 @@ from app.catalog import CatalogSync
 from app.core.api_keys import OPEN_API_WARNING, ApiKeyMiddleware, document_api_keys
 from app.core.auth_throttle import AuthThrottle
 from app.core.body_limit import BodyLimitMiddleware
+from app.core.body_timeout import BodyTimeoutMiddleware
 from app.core.cache import make_cache
 from app.core.config import Settings, get_settings
 from app.core.db import (
@@ -239,6 +240,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit=lambda: settings.max_body_bytes,
         smaller=((dashboard.PREFIX, dashboard.MAX_FORM_BYTES, "the dashboard's forms"),),
     )
+    # Outside the body limit: its read of a streamed body is timed too.
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s, metrics=metrics)
     install_api_keys(app, settings, metrics)  # outside the body limit: no key, no 413
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     for module in (recommendations, predictions, interactions, items, health):

@@ -21,6 +21,8 @@ MEANINGS: dict[int, str] = {
     401: "missing or wrong admin token (`Authorization: Bearer <token>`; `unauthorized`)",
     403: "the admin API is disabled: no GENREC_ADMIN_TOKEN on the server (`admin_disabled`)",
     404: "not found: unknown model, user, item, job or version (the `error` code says which)",
+    408: "the body stopped arriving for GENREC_BODY_TIMEOUT_S (`body_timeout`); the "
+    "connection is closed",
     409: "refused in its current state: `job_conflict`, `duplicate_job` (an identical job is "
     "queued or running; `details.job_id` names it), `version_refused`, `nothing_to_roll_back`",
     413: "too many entries in one request (`batch_too_large`), or a JSON body over "
@@ -46,7 +48,7 @@ ADMIN = (401, 403, 429)
 #: Statuses of every route that serves a model (unknown model, bad input, no model/DB).
 SERVING = (404, 422, 503)
 #: Statuses of every route that reads a JSON body, besides its own.
-BODY = (400, 415, 422)
+BODY = (400, 408, 415, 422)
 
 
 def json_bytes(answer: BaseModel, status_code: int = 200, exclude_none: bool = True) -> Response:

@@ -133,6 +133,14 @@ class Settings(BaseSettings):
         "largest legal request (history, exclude and include of 10,000 ids, a filter and 8 "
         "boosts at their limits, ASCII: about 46 MB)",
     )
+    body_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        le=86400.0,
+        description="longest pause between two reads of a request body (seconds, as nginx's "
+        "client_body_timeout: per read, not for the whole body): a 408 and the connection "
+        "closed beyond; 0: no timeout (leave it to a proxy in front); at most a day",
+    )
     log_level: LogLevel = Field("INFO", description="root log level")
     log_format: Literal["json", "text"] = Field(
         "json",

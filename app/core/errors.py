@@ -244,11 +244,19 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(_body("invalid_request", message, request, **body), status_code=422)
 
 
+#: The stable code of each status Starlette or a middleware raises as an ``HTTPException``
+#: (413: ``app.core.body_limit``; 408: ``app.core.body_timeout``).
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "body_timeout",
+    413: "body_too_large",
+}
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-        exc.status_code, "http_error"
-    )
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = getattr(exc, "headers", None)
     if exc.status_code == 405:
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}

@@ -152,6 +152,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.body_timeouts = Counter(
+            "genrec_body_timeouts",
+            "requests answered 408 because their body stopped arriving for "
+            "GENREC_BODY_TIMEOUT_S (the connection closed)",
+            registry=r,
+        )
         self.interaction_group_size = Histogram(
             "genrec_interaction_group_size",
             "interaction-write requests committed in one write (group commit)",

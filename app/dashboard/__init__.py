@@ -128,6 +128,7 @@ def _session_if_any(request: Request) -> DashboardSession | None:
 _HEADINGS = {
     404: "Not found",
     405: "Not a page",
+    408: "Too slow",
     413: "Too large",
     422: "Invalid address",
     500: "Server error",
@@ -155,7 +156,8 @@ async def _delegate(handler: ExceptionHandler, request: Request, exc: Exception)
 
 
 def _error_pages_for_dashboard_paths(app: FastAPI) -> None:
-    """404, 405, 413 (``app.core.body_limit`` answers through this handler) and 422 under ``/dashboard`` (not its static files) as dashboard pages with
+    """404, 405, 408 and 413 (``app.core.body_timeout`` and ``body_limit`` answer through
+    this handler) and 422 under ``/dashboard`` (not its static files) as dashboard pages with
     the same status, instead of the API's JSON; elsewhere the API's handlers answer."""
     api_http = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
     api_invalid = app.exception_handlers.get(
@@ -181,6 +183,7 @@ def _error_pages_for_dashboard_paths(app: FastAPI) -> None:
         else:
             message = str(exc.detail)
         answer = _error_page(request, exc.status_code, message)
+        answer.headers.update(exc.headers or {})  # a 408's Connection: close
         if exc.status_code == 405:
             answer.headers["Allow"] = ", ".join(allowed_methods(request))
         return answer
