@@ -38,6 +38,7 @@ from app.api.routes import (
 from app.catalog import CatalogSync
 from app.core.api_keys import OPEN_API_WARNING, ApiKeyMiddleware, document_api_keys
 from app.core.auth_throttle import AuthThrottle
+from app.core.body_encoding import BodyEncodingMiddleware
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.body_timeout import BodyTimeoutMiddleware
 from app.core.cache import make_cache
@@ -234,6 +235,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, path_hider(settings.store_dir))
     document_error_bodies(app, ErrorResponse)
     document_request_bodies(app)
+    # Innermost: a body the server would misread fails the route's first read at once.
+    app.add_middleware(BodyEncodingMiddleware)
     # Inside the request context (added first, so it runs after it): a 413 carries the id.
     app.add_middleware(
         BodyLimitMiddleware,

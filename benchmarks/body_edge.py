@@ -1,9 +1,10 @@
 """What the body-read checks at the HTTP edge cost a request, GET and POST.
 
 ``app.core.body_timeout`` wraps ``receive`` to time each wait for more of a body
-(``GENREC_BODY_TIMEOUT_S``). This drives a bare ASGI app that reads its body the way
+(``GENREC_BODY_TIMEOUT_S``); ``app.core.body_encoding`` reads a POST's
+``Content-Encoding`` and ``Content-Type`` to refuse a body it would misread. This drives a bare ASGI app that reads its body the way
 a route does (``receive`` until the body is complete; a GET's route reads none) and
-answers, alone and behind the middleware, straight through ASGI (no sockets, no
+answers, alone and behind each middleware and both, straight through ASGI (no sockets, no
 server, no FastAPI: the layer's own cost is the point, and on the 2-core development
 machine a whole route's noise is larger than it), and prints the time per request of
 each. The body is there at the first ``receive``, as a small body sent with its
@@ -26,6 +27,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.body_encoding import BodyEncodingMiddleware
 from app.core.body_timeout import BodyTimeoutMiddleware
 from app.core.metrics import Metrics
 
@@ -45,9 +47,26 @@ async def route(scope: Scope, receive: Receive, send: Send) -> None:
     await send(END)
 
 
+def _timed(app: ASGIApp) -> ASGIApp:
+    return BodyTimeoutMiddleware(app, timeout_s=60.0, metrics=Metrics())
+
+
 VARIANTS: dict[str, Callable[[], ASGIApp]] = {
     "bare": lambda: route,
-    "body-timeout": lambda: BodyTimeoutMiddleware(route, timeout_s=60.0, metrics=Metrics()),
+    "body-timeout": lambda: _timed(route),
+    "body-encoding": lambda: BodyEncodingMiddleware(route),
+    "both": lambda: _timed(BodyEncodingMiddleware(route)),  # as app.main stacks them
+}
+#: A POST's headers as a client sends them (what the encoding check reads).
+HEADERS = {
+    "GET": [(b"host", b"bench"), (b"accept", b"*/*"), (b"user-agent", b"bench/1")],
+    "POST": [
+        (b"host", b"bench"),
+        (b"accept", b"*/*"),
+        (b"user-agent", b"bench/1"),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(BODY)),
+    ],
 }
 
 
@@ -63,7 +82,7 @@ async def _drive(app: ASGIApp, method: str, requests: int) -> float:
     async def send(message: Any) -> None:
         pass
 
-    scope = {"type": "http", "method": method, "path": "/x", "headers": []}
+    scope = {"type": "http", "method": method, "path": "/x", "headers": HEADERS[method]}
     started = time.process_time()
     for _ in range(requests):
         await app(scope, receive, send)

@@ -42,6 +42,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from app.core.body_limit import BODY_TOO_LARGE, too_large_message
 from app.core.errors import ApiError
+from app.core.media_types import is_json
 from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
 from training.data.strict_json import DuplicateKey, loads, unreadable_reason
 
@@ -70,17 +71,6 @@ def _adapter(body_type: Any) -> TypeAdapter[Any]:
     return TypeAdapter(body_type)
 
 
-def _is_json(content_type: str | None) -> bool:
-    """FastAPI's rule (strict content type, its default): ``application/json`` or
-    ``application/*+json``; a body without a Content-Type is not read as JSON."""
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
-
-
 async def parse_body(body_type: Any, request: Request) -> Any:
     """The request's JSON body validated as ``body_type`` (a model or an annotated union).
 
@@ -93,7 +83,7 @@ async def parse_body(body_type: Any, request: Request) -> Any:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing])
     data: Any = raw
-    if _is_json(request.headers.get("content-type")):
+    if is_json(request.headers.get("content-type")):
         try:
             data = loads(raw)
         except DuplicateKey as exc:
@@ -132,7 +122,7 @@ class StrictJsonRoute(APIRoute):
             return handler
 
         async def unique_keys_first(request: Request) -> Response:
-            if _is_json(request.headers.get("content-type")):
+            if is_json(request.headers.get("content-type")):
                 raw = await request.body()
                 if raw:
                     try:

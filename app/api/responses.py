@@ -27,8 +27,9 @@ MEANINGS: dict[int, str] = {
     "queued or running; `details.job_id` names it), `version_refused`, `nothing_to_roll_back`",
     413: "too many entries in one request (`batch_too_large`), or a JSON body over "
     "GENREC_MAX_BODY_BYTES (`body_too_large`)",
-    415: "the body is not labelled JSON: send it with `Content-Type: application/json` "
-    "(`unsupported_media_type`)",
+    415: "the body is not labelled JSON (send it with `Content-Type: application/json`), "
+    "is compressed (a `Content-Encoding` other than identity), or names a charset other "
+    "than UTF-8 (`unsupported_media_type`)",
     422: "invalid request: the message names the field (`invalid_request`, `invalid_id`, "
     "`unknown_event_type`, ...)",
     429: "too many wrong admin tokens from this address: locked out for a while "

@@ -245,12 +245,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 #: The stable code of each status Starlette or a middleware raises as an ``HTTPException``
-#: (413: ``app.core.body_limit``; 408: ``app.core.body_timeout``).
+#: (413: ``app.core.body_limit``; 408: ``app.core.body_timeout``; 415:
+#: ``app.core.body_encoding``, the code of the 415 ``_validation_error`` answers too).
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     408: "body_timeout",
     413: "body_too_large",
+    415: "unsupported_media_type",
 }
 
 

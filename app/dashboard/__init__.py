@@ -130,6 +130,7 @@ _HEADINGS = {
     405: "Not a page",
     408: "Too slow",
     413: "Too large",
+    415: "Not readable",
     422: "Invalid address",
     500: "Server error",
 }
@@ -156,8 +157,8 @@ async def _delegate(handler: ExceptionHandler, request: Request, exc: Exception)
 
 
 def _error_pages_for_dashboard_paths(app: FastAPI) -> None:
-    """404, 405, 408 and 413 (``app.core.body_timeout`` and ``body_limit`` answer through
-    this handler) and 422 under ``/dashboard`` (not its static files) as dashboard pages with
+    """404, 405, 408, 413 and 415 (``app.core.body_timeout``, ``body_limit`` and
+    ``body_encoding`` answer through this handler) and 422 under ``/dashboard`` (not its static files) as dashboard pages with
     the same status, instead of the API's JSON; elsewhere the API's handlers answer."""
     api_http = app.exception_handlers.get(StarletteHTTPException, http_exception_handler)
     api_invalid = app.exception_handlers.get(
