@@ -22,6 +22,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.core.body_encoding import UNSUPPORTED_MEDIA_TYPE
+from app.core.body_limit import BODY_TOO_LARGE
+from app.core.body_timeout import BODY_TIMEOUT
 from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
 
 log = logging.getLogger(__name__)
@@ -238,7 +241,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         message = (
             f"body: Content-Type is {sent!r}" if sent else "body: the request has no Content-Type"
         ) + "; send the body as JSON with Content-Type: application/json"
-        return JSONResponse(_body("unsupported_media_type", message, request), status_code=415)
+        return JSONResponse(_body(UNSUPPORTED_MEDIA_TYPE, message, request), status_code=415)
     body = validation_body(exc.errors())
     message = body.pop("message")
     return JSONResponse(_body("invalid_request", message, request, **body), status_code=422)
@@ -250,9 +253,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
-    408: "body_timeout",
-    413: "body_too_large",
-    415: "unsupported_media_type",
+    408: BODY_TIMEOUT,
+    413: BODY_TOO_LARGE,
+    415: UNSUPPORTED_MEDIA_TYPE,
 }
 
 
