@@ -85,7 +85,7 @@ async def parse_body(body_type: Any, request: Request) -> Any:
     data: Any = raw
     if is_json(request.headers.get("content-type")):
         try:
-            data = loads(raw)
+            data = loads(raw, utf8_only=True)
         except DuplicateKey as exc:
             raise duplicate_key_error(exc) from None
         except json.JSONDecodeError as exc:
@@ -126,7 +126,9 @@ class StrictJsonRoute(APIRoute):
                 raw = await request.body()
                 if raw:
                     try:
-                        request._json = loads(raw)  # what ``request.json()`` returns
+                        request._json = loads(
+                            raw, utf8_only=True
+                        )  # what ``request.json()`` returns
                     except DuplicateKey as exc:
                         raise duplicate_key_error(exc) from None
                     except json.JSONDecodeError:

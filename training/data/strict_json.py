@@ -46,11 +46,27 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
-def loads(raw: str | bytes) -> Any:
+class NotUtf8(ValueError):
+    """Bytes in a Unicode encoding other than UTF-8 (``json.detect_encoding``'s name)."""
+
+
+#: What ``json.detect_encoding`` calls UTF-8 (with and without a byte-order mark).
+_UTF8 = frozenset(("utf-8", "utf-8-sig"))
+
+
+def loads(raw: str | bytes, utf8_only: bool = False) -> Any:
     """``json.loads`` that refuses a key given twice in one object (``DuplicateKey``); its
-    other errors are ``json.loads``' own (bytes decoded as it decodes them)."""
+    other errors are ``json.loads``' own (bytes decoded as it decodes them).
+
+    ``utf8_only``: bytes in UTF-16 or UTF-32 are ``NotUtf8`` instead of decoded. JSON
+    exchanged between systems is UTF-8 (RFC 8259, 8.1), and the HTTP API says so; the
+    detection ``json.loads`` does read such a body as if it were fine (files keep it).
+    """
     if isinstance(raw, bytes):
-        raw = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        encoding = json.detect_encoding(raw)
+        if utf8_only and encoding not in _UTF8:
+            raise NotUtf8(encoding)
+        raw = raw.decode(encoding, "surrogatepass")
     return _DECODER.decode(raw)
 
 
@@ -58,6 +74,8 @@ def unreadable_reason(exc: ValueError | RecursionError) -> str:
     """Why ``loads`` could not read the text at all, for the failures that are not a
     ``JSONDecodeError`` (no position): bytes not in a Unicode encoding, nesting deeper
     than Python's recursion allows, an integer longer than Python converts."""
+    if isinstance(exc, NotUtf8):
+        return f"the bytes are {exc} text; send JSON as UTF-8"
     if isinstance(exc, UnicodeDecodeError):
         byte = exc.object[exc.start : exc.start + 1].hex()
         return (

@@ -238,6 +238,9 @@ UNREADABLE = [
     (b'{"user_id": "\xff\xfe"}', "body: the bytes are not utf-8 text (byte 0xff at offset 13)"),
     (('{"user_id": ' + _deep(50_000) + "}").encode(), "body: JSON nested too deeply to read"),
     (('{"k": ' + "9" * 5_000 + "}").encode(), "body: a number of more than 4,300 digits"),
+    # UTF-16 and UTF-32 without a charset were read: json.loads detects the encoding
+    ('{"user_id": "a", "item_id": "1"}'.encode("utf-16-le"), "body: the bytes are utf-16-le text"),
+    ('{"user_id": "a", "item_id": "1"}'.encode("utf-32"), "body: the bytes are utf-32 text"),
 ]
 
 
