@@ -39,6 +39,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import ClientDisconnect
 
 from app.core.body_limit import BODY_TOO_LARGE, too_large_message
 from app.core.errors import ApiError
@@ -48,6 +49,8 @@ from training.data.strict_json import DuplicateKey, loads, unreadable_reason
 
 #: ``GENREC_MAX_BODY_BYTES``'s default (``app.core.config``), when no settings are loaded.
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
+#: The 400 of a client that went away mid-body (no one reads it; the log and metrics do).
+DISCONNECTED = "body: the client disconnected before sending all of it"
 #: Types documented by ``openapi_body``: their models go into the components.
 _DOCUMENTED: list[Any] = []
 
@@ -154,11 +157,14 @@ async def _read(request: Request) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:  # a 400 as FastAPI makes it, not an unhandled error and a 500
+        raise ApiError(400, "invalid_request", DISCONNECTED) from None
     raw = b"".join(chunks)
     request._body = raw  # what ``request.body()`` would have kept, for anything after us
     return raw

@@ -264,3 +264,33 @@ def test_a_body_json_cannot_read_is_a_400_saying_why(
     body = answer.json()
     assert body["error"] == "invalid_request"
     assert body["message"].startswith(message), body["message"]
+
+
+def test_a_client_that_leaves_mid_body_is_a_400_not_an_unhandled_error() -> None:
+    """``ClientDisconnect`` escaped ``parse_body``: an ERROR with a traceback in the log and
+    a 500 in the latency metric for a client that went away (FastAPI-read bodies make it a
+    400, as here)."""
+    import asyncio
+
+    from app.core.errors import ApiError
+
+    messages = [
+        {"type": "http.request", "body": b'{"user_id": "a", ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/interactions",
+        "headers": [(b"content-type", b"application/json")],
+        "query_string": b"",
+        "app": FastAPI(),
+    }
+    with pytest.raises(ApiError) as raised:
+        asyncio.run(parse_body(InteractionsBody, Request(scope, receive)))
+    assert (raised.value.status, raised.value.code) == (400, "invalid_request")
+    assert raised.value.message == "body: the client disconnected before sending all of it"
