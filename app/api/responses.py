@@ -48,8 +48,9 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 ADMIN = (401, 403, 429)
 #: Statuses of every route that serves a model (unknown model, bad input, no model/DB).
 SERVING = (404, 422, 503)
-#: Statuses of every route that reads a JSON body, besides its own.
-BODY = (400, 408, 415, 422)
+#: Statuses of every route that reads a JSON body, besides its own (413: the body over
+#: GENREC_MAX_BODY_BYTES, ``app.core.body_limit``, applies to every one of them).
+BODY = (400, 408, 413, 415, 422)
 
 
 def json_bytes(answer: BaseModel, status_code: int = 200, exclude_none: bool = True) -> Response:

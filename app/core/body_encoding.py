@@ -31,7 +31,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.media_types import FORM, UTF8, charset, is_json, media_type
+from app.core.media_types import BODYLESS_METHODS, FORM, UTF8, charset, is_json, media_type
 
 #: The stable error code of the answer (``app.core.errors`` maps a 415 to it).
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -52,7 +52,7 @@ class BodyEncodingMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _UNREAD:
+        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
             await self.app(scope, receive, send)
             return
         refusal = unreadable(scope["headers"])
@@ -64,10 +64,6 @@ class BodyEncodingMiddleware:
             raise refusal
 
         await self.app(scope, refused, send)
-
-
-#: Methods whose body no route reads (``app.core.body_timeout`` leaves them alone too).
-_UNREAD = frozenset(("GET", "HEAD"))
 
 
 def unreadable(headers: list[tuple[bytes, bytes]]) -> UnreadableBody | None:

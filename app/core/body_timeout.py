@@ -27,6 +27,7 @@ import asyncio
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.media_types import BODYLESS_METHODS
 from app.core.metrics import Metrics
 
 #: The stable error code of the answer (``app.core.errors`` maps a 408 to it).
@@ -57,17 +58,10 @@ class BodyTimeoutMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _UNREAD or not self.timeout_s:
+        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS or not self.timeout_s:
             await self.app(scope, receive, send)
             return
         await self.app(scope, _TimedBody(receive, self.timeout_s, self.metrics), send)
-
-
-#: Methods whose body no route reads (RFC 9110 gives it no meaning): their ``receive`` is
-#: left as it is, so a GET costs one set lookup. A body sent with one anyway is never
-#: waited on; uvicorn closes its connection at its keep-alive timeout (5 s by default)
-#: after the answer.
-_UNREAD = frozenset(("GET", "HEAD"))
 
 
 class _TimedBody:

@@ -38,3 +38,9 @@ def charset(content_type: str | None) -> str | None:
         if name.strip().lower() == "charset":
             return value.strip().strip('"').strip().lower()
     return None
+
+
+#: Methods whose request body no route reads (RFC 9110 gives it no meaning): the body
+#: middlewares (``body_timeout``, ``body_encoding``) leave their ``receive`` as it is, so
+#: a GET costs one set lookup there.
+BODYLESS_METHODS = frozenset(("GET", "HEAD"))
