@@ -42,6 +42,7 @@ from app.dashboard.headers import (
     DashboardHeaders,
     add_headers,
     is_dashboard_path,
+    route_path,
 )
 from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer
@@ -85,7 +86,7 @@ async def _session_uncheckable(request: Request, exc: Exception) -> HTMLResponse
             "_database_unavailable.html",
             None,
             status_code=503,
-            overview=request.url.path == "/dashboard/overview/panel",
+            overview=route_path(request.scope) == "/dashboard/overview/panel",
         )
         answer.headers[OUTAGE_HEADER] = "database"
         return answer
@@ -166,13 +167,13 @@ def _error_pages_for_dashboard_paths(app: FastAPI) -> None:
     )
 
     def ours(request: Request) -> bool:
-        path = request.url.path
+        path = route_path(request.scope)
         return is_dashboard_path(path) and not path.startswith(STATIC_PREFIX)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         if not ours(request) or not isinstance(exc, StarletteHTTPException):
             return await _delegate(api_http, request, exc)
-        path = request.url.path
+        path = route_path(request.scope)
         if exc.status_code == 404:
             message = f"There is no dashboard page at {path}."
         elif exc.status_code == 405:
@@ -211,7 +212,7 @@ def _server_errors_with_dashboard_headers(app: FastAPI) -> None:
         if api_unexpected is None:
             raise exc
         answer = await _delegate(api_unexpected, request, exc)
-        path = request.url.path
+        path = route_path(request.scope)
         if not is_dashboard_path(path):
             return answer
         if not path.startswith(STATIC_PREFIX):

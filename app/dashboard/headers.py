@@ -16,12 +16,18 @@
 
 Pure ASGI, like ``app.core.middleware``; only paths under ``/dashboard`` are
 touched, so ``/docs`` (Swagger UI's inline script) and the API are as before.
+"The path" is the one the router routes (``route_path``: Starlette's own
+``get_route_path``), not the scope's: under ``uvicorn --root-path /genrec`` the
+scope's path of a request for ``/dashboard/login`` is ``/genrec/dashboard/login``,
+which the router strips back to a dashboard page; read raw, the page went out
+without these headers (frameable, no CSP, cacheable).
 A server error (500) is answered outside this middleware, so its handler adds the
 same headers (``add_headers``): every dashboard answer carries them.
 """
 
 from __future__ import annotations
 
+from starlette._utils import get_route_path
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,6 +54,12 @@ _FRAMING = [
     (b"x-content-type-options", b"nosniff"),
 ]
 _NO_STORE = (b"cache-control", b"no-store")
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches routes against (the root path stripped, as it strips it):
+    whether an answer is the dashboard's must be decided on the path that chose its route."""
+    return get_route_path(scope)
 
 
 def is_dashboard_path(path: str) -> bool:
@@ -78,7 +90,7 @@ class DashboardHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
+        path = route_path(scope) if scope["type"] == "http" else ""
         if not is_dashboard_path(path):
             await self.app(scope, receive, send)
             return

@@ -483,3 +483,30 @@ def test_a_server_error_carries_the_dashboards_headers(
         assert ("<html" in answer.text) is not fragment, path
     api = dash.get("/healthz")  # the API's own answers are untouched
     assert "x-frame-options" not in api.headers
+
+
+@pytest.mark.parametrize("root_path", ["/genrec", "/dash"])
+def test_headers_and_error_pages_follow_the_path_the_router_routes(
+    dash: TestClient, root_path: str
+) -> None:
+    """Under ``uvicorn --root-path /genrec`` the scope's path holds the root path
+    (``/genrec/dashboard/login`` for a request of ``/dashboard/login``) and the router
+    strips it: the pages were served, but the headers middleware and the error pages
+    looked at the unstripped path and took them for the API's, so a working dashboard
+    went out frameable (clickjacking of its buttons), without CSP and cacheable."""
+    client = TestClient(dash.app, root_path=root_path, raise_server_exceptions=False)
+    login = client.get(f"{root_path}/dashboard/login")
+    assert login.status_code == 200 and 'name="nonce"' in login.text  # routed as a page
+    redirect = client.get(f"{root_path}/dashboard/overview", follow_redirects=False)
+    missing = client.get(f"{root_path}/dashboard/no-such-page")
+    assert redirect.status_code == 303 and missing.status_code == 404
+    for answer in (login, redirect, missing):
+        assert answer.headers.get("x-frame-options") == "DENY", answer.url
+        assert "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
+        assert answer.headers.get("cache-control") == "no-store", answer.url
+    assert "text/html" in missing.headers["content-type"]
+    assert "There is no dashboard page at /dashboard/no-such-page" in missing.text
+    static = client.get(f"{root_path}/dashboard/static/vendor/htmx.min.js")
+    assert static.status_code == 200 and "cache-control" not in static.headers
+    api = client.get(f"{root_path}/healthz")
+    assert api.status_code == 200 and "x-frame-options" not in api.headers
