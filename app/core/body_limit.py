@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -51,6 +52,11 @@ class BodyLimitMiddleware:
     parses whatever an anonymous client sends up to the limit (``app.api.admin_auth``
     checks the admin token first; a dashboard form is parsed whole before the session
     is checked).
+
+    A prefix is matched against the path the router routes (Starlette's
+    ``get_route_path``), not the scope's: under ``uvicorn --root-path /genrec`` the scope's
+    path of ``/dashboard/login`` is ``/genrec/dashboard/login``, which the router strips
+    back to the login form, and an anonymous form of up to the whole limit was parsed there.
     """
 
     def __init__(
@@ -65,7 +71,7 @@ class BodyLimitMiddleware:
 
     def _limit(self, scope: Scope) -> tuple[int, str]:
         limit, what = self.limit(), SETTING
-        path: str = scope["path"]
+        path = get_route_path(scope)
         for prefix, bytes_, name in self.smaller:
             if bytes_ < limit and (path == prefix or path.startswith(prefix + "/")):
                 limit, what = bytes_, name

@@ -115,3 +115,22 @@ def test_a_dashboard_body_over_the_limit_gets_the_dashboards_page(client: TestCl
     assert 'data-testid="panel-problem"' in fragment.text and f"over {LIMIT} bytes" in fragment.text
     api = client.put("/v1/items/x", content=over, headers=AUTH)  # the API keeps its JSON
     assert (api.status_code, api.json()["error"]) == (413, "body_too_large")
+
+
+def test_the_dashboards_smaller_limit_holds_under_a_root_path(make_client: ClientFactory) -> None:
+    """Under ``uvicorn --root-path /genrec`` the scope's path of ``/dashboard/login`` is
+    ``/genrec/dashboard/login``, which the router strips back to the login form: read raw,
+    the prefix did not match and an anonymous form of up to GENREC_MAX_BODY_BYTES (64 MB)
+    was parsed there before any session check."""
+    from app.dashboard import MAX_FORM_BYTES
+
+    routed = make_client(admin_token=TOKEN)
+    client = TestClient(routed.app, root_path="/genrec", raise_server_exceptions=False)
+    assert client.get("/genrec/dashboard/login").status_code == 200  # the router's page
+    fields = {f"f{n}": "x" * 100_000 for n in range(MAX_FORM_BYTES // 100_000 + 1)}
+    for answer in (
+        client.post("/genrec/dashboard/login", data=fields),  # fields under 1 MiB each
+        client.post("/genrec/dashboard/login", files={"f": ("f", b"x" * MAX_FORM_BYTES)}),
+    ):
+        assert answer.status_code == 413, answer.text[:300]
+        assert "the dashboard's forms" in html.unescape(answer.text)
