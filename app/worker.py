@@ -41,6 +41,7 @@ from app.retrain.lifecycle import (
     InvalidJob,
     JobLease,
     claim_next,
+    error_line,
     fail_exhausted,
     schedule_periodic,
     utcnow,
@@ -189,7 +190,7 @@ class Worker:
             except SQLAlchemyError as exc:  # database away: wait and try again
                 if once:  # nothing to wait for: the caller says why (non-zero exit)
                     raise
-                log.warning("worker %s: database error: %s", self.worker_id, exc)
+                log.warning("worker %s: database error: %s", self.worker_id, error_line(exc))
                 outcome = None
             if outcome is not None:
                 if outcome != HANDED_BACK:
@@ -209,7 +210,7 @@ def build_context(settings: Settings) -> JobContext:
         try:
             upgrade_database(settings.database_url)
         except Exception as exc:  # e.g. the server migrating at the same moment; retried by use
-            log.error("database migration at worker start failed: %s", exc)
+            log.error("database migration at worker start failed: %s", error_line(exc))
     engine = make_engine(settings.database_url)
     return JobContext(
         settings=settings,

@@ -443,7 +443,7 @@ class JobLease:
                 with session_scope(self.sessions) as session:
                     held = repo.renew_job_lease(session, self.fence, self.lease_s)
             except SQLAlchemyError as exc:  # keep trying; the fence protects the outcome
-                log.warning("job %d: lease renewal failed: %s", self.fence.job_id, exc)
+                log.warning("job %d: lease renewal failed: %s", self.fence.job_id, error_line(exc))
                 continue
             if not held:
                 self._mark_aborted()
@@ -470,7 +470,7 @@ class JobLease:
             try:
                 self.finish("failed", error=f"{reason} on its last attempt")
             except SQLAlchemyError as exc:  # the lease expires; the sweep fails it then
-                log.warning("job %d: failure not recorded: %s", self.fence.job_id, exc)
+                log.warning("job %d: failure not recorded: %s", self.fence.job_id, error_line(exc))
             return JobAborted(reason, "failed")
         self.log.add(
             f"{reason}; its lease is no longer renewed: another worker takes the job over "

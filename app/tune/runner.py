@@ -47,7 +47,7 @@ from app.core.db import session_scope
 from app.core.poller import Poller
 from app.db_models import RetrainJob
 from app.retrain.export import job_cutoff, read_log
-from app.retrain.lifecycle import JobLease, utcnow
+from app.retrain.lifecycle import JobLease, error_line, utcnow
 from app.retrain.runner import (
     JobContext,
     epoch_progress,
@@ -384,11 +384,14 @@ def help_tune_job(
                     "tune job %d: dropped %s: %s", job.id, model, why
                 ),
             )
-    except Exception:  # a helper's failure must not stop the worker; the lead carries on
+    except Exception as exc:  # a helper's failure must not stop the worker; the lead carries on
         if watch.stopped():  # its trial, given up, failed in its hands: that is the stop
             log.info("tune job %d: out of its search (%s)", job.id, watch.reason)
             return "help stopped"
-        log.exception("tune job %d: helping failed", job.id)
+        if isinstance(exc, SQLAlchemyError):  # the database's, not the search's: one line
+            log.warning("tune job %d: helping failed: %s", job.id, error_line(exc))
+        else:
+            log.exception("tune job %d: helping failed", job.id)
         return "help failed"
     if watch.stopped():
         log.info("tune job %d: out of its search (%s)", job.id, watch.reason)
@@ -480,7 +483,7 @@ class HelperWatch:
             with session_scope(self.sessions) as session:
                 row = repo.get_job(session, self.job_id)
         except SQLAlchemyError as exc:  # the database away: look again at the next poll
-            log.warning("tune job %d: cannot read the job: %s", self.job_id, exc)
+            log.warning("tune job %d: cannot read the job: %s", self.job_id, error_line(exc))
             return None
         if row is None:
             return "the job was deleted"
@@ -511,7 +514,7 @@ class HelperWatch:
                     continue  # it ended by itself meanwhile
                 log.warning("tune job %d: trial %d failed: %s", self.job_id, trial.number, note)
         except SQLAlchemyError as exc:  # its heartbeat still beats; the lead waits it out
-            log.warning("tune job %d: trials not given up: %s", self.job_id, exc)
+            log.warning("tune job %d: trials not given up: %s", self.job_id, error_line(exc))
 
 
 def helper_seed(seed: int, worker_id: str) -> int:

@@ -19,6 +19,7 @@ import optuna
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.retrain.lifecycle import error_line
 from training.tuning.errors import TuningError
 
 OPTUNA_SCHEMA = "optuna"
@@ -72,6 +73,6 @@ def open_study_storage(database_url: str, attempts: int = 3) -> optuna.storages.
                 )
         except SQLAlchemyError as exc:
             if attempt == attempts - 1:
-                raise TuningError(f"cannot open the study storage: {exc}") from exc
+                raise TuningError(f"cannot open the study storage: {error_line(exc)}") from exc
             time.sleep(1.0)
     raise AssertionError("unreachable")

@@ -8,6 +8,7 @@ multi-process acceptance tests (real Postgres and Redis, SIGKILL) are in
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from click.testing import Result
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from app import worker as worker_module
 from app.cli import app as cli
 from app.core.config import get_settings
 from app.core.db import session_scope
@@ -32,6 +34,7 @@ from app.worker import Worker, build_context, run_worker
 from models_store import ModelStore
 from tests.app.conftest import embedded_settings
 from tests.conftest import REPO_ROOT, age_log
+from tests.db_faults import REFUSED, multi_line_records, unreachable, warnings_with
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +124,30 @@ def test_stop_request_hands_the_running_job_back(
     assert "shutting down" in row.log_tail
     # A job handed back was not run: "worker stopped after 1 job(s)" counted it.
     assert (ran, outcomes) == ([0], ["stopping"])
+
+
+def test_a_database_error_between_jobs_is_logged_in_one_line(
+    sqlite_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A polling worker waits a database error out, saying so in one line (it printed
+    SQLAlchemy's multi-line text, SQL and link included)."""
+    settings = embedded_settings(database_url=sqlite_url, store_dir=tmp_path / "store")
+    worker = Worker(build_context(settings))
+
+    def away(*_args: object) -> list[int]:
+        worker.stop.set()  # one poll is enough
+        raise unreachable("SELECT retrain_jobs.id FROM retrain_jobs ...")
+
+    monkeypatch.setattr(worker_module, "fail_exhausted", away)
+    with caplog.at_level(logging.WARNING, logger=worker_module.__name__):
+        assert worker.run() == 0
+    assert warnings_with(caplog, "database error") == [
+        f"worker {worker.worker_id}: database error: OperationalError: {REFUSED}"
+    ]
+    assert multi_line_records(caplog) == []
 
 
 @pytest.mark.parametrize(

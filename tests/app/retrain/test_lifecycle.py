@@ -18,6 +18,7 @@ from app.core.db_time import database_now
 from app.db_models import RetrainJob
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
+from tests.db_faults import REFUSED, multi_line_records, unreachable, warnings_with
 from tests.job_leases import expire_leases
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -302,6 +303,73 @@ def test_lost_lease_is_noticed_by_the_renewal_thread(sessions: sessionmaker[Sess
         with pytest.raises(lc.JobAborted, match="lost the lease") as aborted:
             lease.check()
         assert aborted.value.kind == "lost"
+
+
+def test_a_failed_lease_renewal_is_logged_in_one_line(
+    sessions: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ "lease renewal failed" printed SQLAlchemy's whole text (the SQL, a background
+    link) over several lines, where every other line of a worker gives the driver's one."""
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 0.3)
+    renew = repo.renew_job_lease
+    tries: list[float] = []
+    retried = threading.Event()
+
+    def flaky(session: Session, fence: repo.JobFence, lease_s: float) -> bool:
+        tries.append(lease_s)
+        if len(tries) == 1:
+            raise unreachable()
+        retried.set()  # the first failure was logged before this second try
+        return renew(session, fence, lease_s)
+
+    monkeypatch.setattr(repo, "renew_job_lease", flaky)
+    fence = repo.JobFence(job.id, "w", claimed.attempts)
+    lease = lc.JobLease(sessions, fence, 0.3, threading.Event())
+    with caplog.at_level(logging.WARNING, logger=lc.__name__), lease:
+        assert retried.wait(10.0)
+    assert warnings_with(caplog, "lease renewal failed") == [
+        f"job {job.id}: lease renewal failed: OperationalError: {REFUSED}"
+    ]
+    assert multi_line_records(caplog) == []
+
+
+def test_a_failure_past_the_time_limit_not_recorded_is_logged_in_one_line(
+    sessions: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lc, "OUTCOME_RETRY_DELAYS_S", ())
+
+    def away(*_args: object, **_kwargs: object) -> bool:
+        raise unreachable()
+
+    monkeypatch.setattr(repo, "finish_job", away)
+    job = lc.enqueue(sessions, RetrainRequest("ease"))
+    claimed = lc.claim_next(sessions, "w", 60)
+    fence = repo.JobFence(job.id, "w", claimed.attempts)
+    ticks = iter([0.0, 0.0, 100.0])
+    lease = lc.JobLease(
+        sessions,
+        fence,
+        60,
+        threading.Event(),
+        max_run_s=10.0,
+        last_attempt=True,
+        monotonic=lambda: next(ticks),
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger=lc.__name__),
+        lease,
+        pytest.raises(lc.JobAborted, match="limit"),
+    ):
+        lease.check()
+    assert warnings_with(caplog, "failure not recorded") == [
+        f"job {job.id}: failure not recorded: OperationalError: {REFUSED}"
+    ]
+    assert multi_line_records(caplog) == []
 
 
 def test_stopping_worker_hands_the_job_back(sessions: sessionmaker[Session]) -> None:

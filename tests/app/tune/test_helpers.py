@@ -7,23 +7,30 @@ run is ``test_two_workers.py``.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 import optuna
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from app import repository as repo
 from app import worker as worker_module
+from app.db_models import RetrainJob
 from app.retrain import lifecycle as lc
+from app.tune import runner as tune_runner
 from app.tune.jobs import TuneRequest
-from app.tune.runner import help_tune_job
+from app.tune.runner import HelperWatch, help_tune_job
 from app.tune.study import open_study_storage, study_name
 from app.worker import Worker, job_time_limit_s
 from tests.app.conftest import JobContextFactory
 from tests.app.tune.tune_lead import lead_with_window
+from tests.db_faults import REFUSED, multi_line_records, unreachable, warnings_with
 from tests.manual_clock import ManualClock
 from training.tuning import objective
+from training.tuning.errors import TuningError
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +182,61 @@ def test_a_worker_bounds_its_help_by_the_jobs_time_limit(
     assert Worker(ctx, worker_id="helper", monotonic=elapsed).step() == "helped"
     assert seen == [(2 * 3600.0 + 30.0, elapsed)]
     assert job_time_limit_s(lc.get_job(ctx.sessions, job_id), ctx.settings) == 2 * 3600.0 + 30.0
+
+
+def test_a_helper_that_cannot_read_its_job_logs_one_line(
+    sessions: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database away: the helper looks again at its next poll, and says why in one line."""
+
+    def away(*_args: object) -> None:
+        raise unreachable("SELECT retrain_jobs ...")
+
+    monkeypatch.setattr(repo, "get_job", away)
+    watch = HelperWatch(sessions, 7, "helper", poll_s=60.0)
+    with caplog.at_level(logging.WARNING, logger="app.tune.runner"):
+        watch._look()  # one poll of its thread, here on the test's
+    assert not watch.stopped()
+    assert warnings_with(caplog, "cannot read the job") == [
+        f"tune job 7: cannot read the job: OperationalError: {REFUSED}"
+    ]
+    assert multi_line_records(caplog) == []
+
+
+def test_a_study_storage_that_cannot_be_opened_says_why_in_one_line() -> None:
+    """The message ends in the tune job's error and log tail: the driver's line, no SQL."""
+    with pytest.raises(TuningError) as caught:
+        open_study_storage("postgresql+psycopg://postgres@127.0.0.1:1/genrec", attempts=1)
+    assert "\n" not in str(caught.value) and "sqlalche.me" not in str(caught.value)
+    assert str(caught.value).startswith("cannot open the study storage: OperationalError: ")
+
+
+def test_a_helper_that_meets_a_database_error_logs_one_line_not_a_traceback(
+    sqlite_url: str,
+    make_job_context: JobContextFactory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database away as a helper joins: "helping failed" came with a traceback."""
+
+    def away(*_args: object) -> None:
+        raise unreachable("SELECT now()")
+
+    monkeypatch.setattr(tune_runner, "_database_now", away)
+    ctx = make_job_context(sqlite_url, job_lease_s=300.0)  # the watch does not poll here
+    job = RetrainJob(
+        id=7,
+        kind="tune",
+        params=TuneRequest(models=("ease",)).to_params(),
+        search_until=lc.utcnow(),
+        progress={"cutoff": lc.utcnow().isoformat()},
+    )
+    with caplog.at_level(logging.WARNING, logger="app.tune.runner"):
+        assert help_tune_job(job, ctx, "helper", threading.Event()) == "help failed"
+    assert warnings_with(caplog, "helping failed") == [
+        f"tune job 7: helping failed: OperationalError: {REFUSED}"
+    ]
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert multi_line_records(caplog) == []
