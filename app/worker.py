@@ -9,7 +9,9 @@ job joins the open search of a tune job another worker leads (``app/tune``).
 The embedded default (SQLite) runs this same code.
 
 SIGTERM/SIGINT: the running job stops at its next epoch and goes back to the
-queue for another worker; SIGKILL: its lease expires and another worker
+queue for another worker (tried for at most ``HAND_BACK_BUDGET_S``: with the
+database away it cannot, the worker says so and exits, and the job is taken
+over when its lease expires); SIGKILL: its lease expires and another worker
 takes it over.
 """
 

@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -67,6 +67,14 @@ PROGRESS_INTERVAL_S = 0.5
 #: restarting database, a dropped connection); the lease is renewed meanwhile. After the
 #: last, the attempt gives up and the job stays leased until its next attempt.
 OUTCOME_RETRY_DELAYS_S = (0.5, 2.0, 5.0)
+#: How long a stopping worker (SIGTERM) tries to hand its job back to the queue before it
+#: leaves the job to its lease and exits: well under a container's stop grace period
+#: (docker's default 10 s, Kubernetes' and this compose file's 30 s), so a worker whose
+#: database is away, or black-holed (a query that never returns), still exits in time ...
+HAND_BACK_BUDGET_S = 3.0
+#: ... trying again after each of these pauses while the budget lasts: one failed try is
+#: often a pooled connection the database dropped as it restarted, which the next replaces.
+HAND_BACK_RETRY_DELAYS_S = (0.25, 0.5, 1.0)
 
 
 def utcnow() -> datetime:
@@ -82,6 +90,11 @@ class JobError(Exception):
 
 class InvalidJob(JobError, ValueError):
     """The retrain request names an unknown model, setting, data kind or policy."""
+
+
+class HandBackFailed(JobError):
+    """A stopping worker could not hand its job back within ``HAND_BACK_BUDGET_S``; the
+    message says why in one line (the database's error, or its silence)."""
 
 
 class JobNotFound(JobError, LookupError):
@@ -363,14 +376,20 @@ class JobLog:
         self._lock = threading.Lock()
 
     def add(self, message: str, level: int = logging.INFO) -> None:
-        stamp = utcnow().strftime("%H:%M:%SZ")  # UTC, and says so (as every time shown)
         with self._lock:
-            self._lines.append(f"{stamp} {message}")
+            self._lines.append(_stamped(message))
         log.log(level, "job %d: %s", self.job_id, message)
 
-    def text(self) -> str:
+    def text(self, then: str | None = None) -> str:
+        """The tail for the row; ``then``: a line to write after it without adding it yet,
+        for a write that must say what it does only if it lands (``JobLease.hand_back``)."""
         with self._lock:
-            return "\n".join([*self._earlier, *self._lines])
+            lines = [*self._earlier, *self._lines]
+        return "\n".join(lines if then is None else [*lines, _stamped(then)])
+
+
+def _stamped(message: str) -> str:
+    return f"{utcnow().strftime('%H:%M:%SZ')} {message}"  # UTC, and says so (as every time)
 
 
 class JobLease:
@@ -418,6 +437,10 @@ class JobLease:
         self._thread: threading.Thread | None = None
         self._last_progress = 0.0
         self.progress: dict[str, Any] = {}  # merged across reports: phase + last epoch
+        #: When the lease expires, by this worker's clock: the claim's or last renewal's
+        #: time plus ``lease_s`` (the row's expiry is the database's clock, out of reach
+        #: when it is needed: the database is away).
+        self.expires_about = clock() + timedelta(seconds=lease_s)
 
     def __enter__(self) -> JobLease:
         self._started = self._monotonic()
@@ -445,6 +468,7 @@ class JobLease:
             except SQLAlchemyError as exc:  # keep trying; the fence protects the outcome
                 log.warning("job %d: lease renewal failed: %s", self.fence.job_id, error_line(exc))
                 continue
+            self._renewed(held)
             if not held:
                 self._mark_aborted()
                 return
@@ -509,9 +533,9 @@ class JobLease:
         if self._abort is not None:
             raise self._abort
         if self.stop.is_set():
-            raise JobAborted(
-                "the worker is shutting down; the job goes back to the queue", "stopping"
-            )
+            # Not "the job goes back to the queue": that is the hand-back's to say, once
+            # it landed (``hand_back``); with the database away it does not.
+            raise JobAborted("the worker is shutting down", "stopping")
 
     def still_held(self) -> bool:
         """Renew now and say whether we still hold the job (before saving or promoting)."""
@@ -519,9 +543,14 @@ class JobLease:
             return False
         with session_scope(self.sessions) as session:
             held = repo.renew_job_lease(session, self.fence, self.lease_s)
+        self._renewed(held)
         if not held:
             self._mark_aborted()
         return held
+
+    def _renewed(self, held: bool) -> None:
+        if held:
+            self.expires_about = self.clock() + timedelta(seconds=self.lease_s)
 
     # -- fenced writes -----------------------------------------------------------------
 
@@ -631,8 +660,51 @@ class JobLease:
             self.fence.attempt,
         )
 
-    def release(self) -> bool:
+    def release(self, note: str | None = None) -> bool:
         """Give the job back to the queue (shutdown), attempt and all; False if it was not
-        ours any more."""
+        ours any more. ``note``: the log's last line, written with the release (so in the
+        row only if the job was released), and added to the log once it was."""
         with session_scope(self.sessions) as session:
-            return repo.release_job(session, self.fence, self.clock(), self.log.text())
+            released = repo.release_job(session, self.fence, self.clock(), self.log.text(note))
+        if released and note is not None:
+            self.log.add(note)
+        return released
+
+    def hand_back(self, note: str | None = None) -> bool:
+        """``release``, retried after the pauses of ``HAND_BACK_RETRY_DELAYS_S`` and given up
+        after ``HAND_BACK_BUDGET_S`` in all: a stopping worker must not hang on a database
+        that is away. True: released; False: not ours any more (cancelled, taken over);
+        ``HandBackFailed``: not released, the job stays leased to this attempt until its
+        lease expires.
+
+        The tries run on a thread of their own, so that a query that never returns (a
+        black-holed connection) is waited for only as long as the budget; such a try may
+        still land afterwards, as the worker exits, and then the job is queued after all.
+        """
+        budget = HAND_BACK_BUDGET_S
+        deadline = time.monotonic() + budget
+        released: list[bool] = []
+        errors: list[SQLAlchemyError] = []
+
+        def tries() -> None:
+            for delay in (*HAND_BACK_RETRY_DELAYS_S, None):
+                try:
+                    released.append(self.release(note))
+                    return
+                except SQLAlchemyError as exc:
+                    errors.append(exc)
+                    if delay is None or time.monotonic() + delay >= deadline:
+                        return
+                    time.sleep(delay)
+
+        thread = threading.Thread(
+            target=tries, name=f"hand-back-job-{self.fence.job_id}", daemon=True
+        )
+        thread.start()
+        thread.join(budget)
+        alive = thread.is_alive()  # before reading ``released``: a try may land meanwhile
+        if released:
+            return released[0]
+        if alive or not errors:
+            raise HandBackFailed(f"no answer from the database within {budget:g} s")
+        raise HandBackFailed(f"database unreachable: {error_line(errors[-1])}")

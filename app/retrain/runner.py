@@ -36,7 +36,13 @@ from app.core.db import session_scope
 from app.db_models import RetrainJob
 from app.retrain.export import Exported, export_interactions, job_cutoff
 from app.retrain.gate import GateResult, gate_figures
-from app.retrain.lifecycle import JobAborted, JobLease, PromotePolicy, error_line
+from app.retrain.lifecycle import (
+    HandBackFailed,
+    JobAborted,
+    JobLease,
+    PromotePolicy,
+    error_line,
+)
 from models_store import AliasChanged, Manifest, ModelNotFound, ModelStore, StoreError, iso_utc
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
@@ -101,8 +107,8 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
     except JobAborted as exc:
         jlog.add(f"stopped: {exc.reason}", logging.WARNING)
         if exc.kind == "stopping":
-            lease.release()
-        elif exc.kind == "cancelled":  # the row's log, not only the worker's, says so
+            return hand_back(job, lease)
+        if exc.kind == "cancelled":  # the row's log, not only the worker's, says so
             lease.save_cancelled_log()
         return exc.kind
     except SQLAlchemyError as exc:
@@ -122,6 +128,42 @@ def job_outcome(job: RetrainJob, lease: JobLease, work: Callable[[], str]) -> st
                 lease.save_cancelled_log()
             return why.kind
         return "failed"
+
+
+def hand_back(job: RetrainJob, lease: JobLease) -> str:
+    """Hand the job of a stopping worker back to the queue; how that ended, said in the
+    job's log (and so the worker's) only once it is known.
+
+    "stopping": handed back, the attempt not counted. With the database away (SIGTERM
+    during an outage) it cannot be: the job keeps its lease, and the next worker takes it
+    over once it expires, which uses up this attempt ("interrupted", as after any database
+    error). The worker exits either way, within ``HAND_BACK_BUDGET_S``.
+    """
+    attempt, attempts = job.attempts, job.max_attempts
+    note = (
+        f"handed back to the queue: another worker runs it; this attempt ({attempt} of "
+        f"{attempts}) is not counted"
+    )
+    try:
+        released = lease.hand_back(note)
+    except HandBackFailed as failed:
+        expires = lease.expires_about.strftime("%H:%M:%SZ")
+        then = (
+            f"another worker takes it over when its lease expires, at about {expires}, "
+            f"as attempt {attempt + 1} of {attempts}"
+            if attempt < attempts
+            else f"its lease expires, at about {expires}, and the job is failed then: it "
+            f"was its last attempt ({attempt} of {attempts})"
+        )
+        lease.log.add(f"could not hand the job back ({failed}); {then}", logging.WARNING)
+        return "interrupted"
+    if released:
+        return "stopping"
+    why = lease.lost_to()  # cancelled or taken over while it stopped: nothing to hand back
+    lease.log.add(f"not handed back: {why.reason}", logging.WARNING)
+    if why.kind == "cancelled":
+        lease.save_cancelled_log()
+    return why.kind
 
 
 def interrupted(job: RetrainJob, lease: JobLease, exc: SQLAlchemyError) -> str:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import errno
+import logging
+import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import app.retrain.runner as runner
 from app import repository as repo
 from app.core.db import session_scope
+from app.db_models import RetrainJob
 from app.repository import JobFence
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
@@ -22,6 +26,7 @@ from app.retrain.runner import JobContext
 from app.worker import Worker
 from models_store import ModelStore
 from tests.app.retrain.conftest import BAD_VAE, GOOD_VAE
+from tests.db_faults import REFUSED, multi_line_records, unreachable, warnings_with
 from tests.job_leases import expire_leases
 from tests.manual_clock import ManualClock
 
@@ -535,3 +540,119 @@ def test_outcome_written_before_its_connection_failed_counts_as_recorded(
     assert Worker(job_context).step() == "succeeded"
     assert calls == ["succeeded", "succeeded"]
     assert lc.get_job(job_context.sessions, job.id).status == "succeeded"
+
+
+# --------------------------------------------------------------------------- stopping worker
+
+
+def _stop_in_training(worker: Worker) -> Callable[..., Any]:
+    """A ``_train_and_save`` that meets SIGTERM at its first epoch: the worker is asked to
+    stop, and the epoch's ``check()`` says so."""
+
+    def train(_job: object, lease: lc.JobLease, _ctx: object) -> Any:
+        worker.stop.set()
+        lease.check()
+        raise AssertionError("check() raises once the worker is stopping")
+
+    return train
+
+
+def test_a_job_the_stopping_worker_cannot_hand_back_is_left_to_its_lease_and_says_so(
+    job_context: JobContext,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM while Postgres is away: ``release_job`` raised inside the stop handling, the
+    worker logged "the job goes back to the queue" (false: it kept its lease) and SQLAlchemy's
+    multi-line text. It tries a few times, then says what happens instead, in one line."""
+    monkeypatch.setattr(lc, "HAND_BACK_RETRY_DELAYS_S", (0.0, 0.0))
+    tries: list[int] = []
+
+    def away(*_args: object) -> bool:
+        tries.append(1)
+        raise unreachable()
+
+    monkeypatch.setattr(repo, "release_job", away)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
+    worker = Worker(job_context, worker_id="w")
+    monkeypatch.setattr(runner, "_train_and_save", _stop_in_training(worker))
+    outcomes: list[str] = []
+    with caplog.at_level(logging.INFO, logger="app"):
+        worker.run(outcomes=outcomes)  # polling: it ends because it was stopped
+
+    assert (outcomes, len(tries)) == (["interrupted"], 3)  # the first try and two more
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.status, row.worker_id, row.attempts) == ("running", "w", 1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "back to the queue" in m or "database error" in m]
+    [line] = warnings_with(caplog, "could not hand the job back")
+    assert re.fullmatch(
+        rf"job {job.id}: could not hand the job back \(database unreachable: "
+        rf"OperationalError: {re.escape(REFUSED)}\); another worker takes it over when its "
+        r"lease expires, at about \d\d:\d\d:\d\dZ, as attempt 2 of 3",
+        line,
+    ), line
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert multi_line_records(caplog) == []
+
+
+def test_a_hand_back_the_database_does_not_answer_does_not_hold_up_the_stop(
+    job_context: JobContext,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A black-holed connection can block a query for minutes; the hand-back is given up
+    after ``HAND_BACK_BUDGET_S``, so a stopping worker exits within its grace period."""
+    monkeypatch.setattr(lc, "HAND_BACK_BUDGET_S", 0.05)
+    answer = threading.Event()
+
+    def hung(*_args: object) -> bool:
+        answer.wait(30.0)  # the test lets it go once the worker gave up on it
+        raise unreachable()
+
+    monkeypatch.setattr(repo, "release_job", hung)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
+    with session_scope(job_context.sessions) as session:  # its last attempt, below
+        session.execute(update(RetrainJob).where(RetrainJob.id == job.id).values(max_attempts=1))
+    claimed = lc.claim_next(job_context.sessions, "w", 60)
+    stop = threading.Event()
+    fence = JobFence(job.id, "w", claimed.attempts)
+    with (
+        caplog.at_level(logging.INFO, logger="app"),
+        lc.JobLease(job_context.sessions, fence, 60, stop, last_attempt=True) as lease,
+    ):
+        stop.set()
+        try:
+            assert runner.job_outcome(claimed, lease, lambda: _checked(lease)) == "interrupted"
+        finally:
+            answer.set()
+    [line] = warnings_with(caplog, "could not hand the job back")
+    assert re.fullmatch(
+        rf"job {job.id}: could not hand the job back \(no answer from the database within "
+        r"0\.05 s\); its lease expires, at about \d\d:\d\d:\d\dZ, and the job is failed "
+        r"then: it was its last attempt \(1 of 1\)",
+        line,
+    ), line
+
+
+def _checked(lease: lc.JobLease) -> str:
+    lease.check()
+    return "succeeded"
+
+
+def test_a_job_handed_back_says_so_in_its_log(
+    job_context: JobContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The line that the job went back to the queue is written with the hand-back itself,
+    in its transaction, so the row and the worker's log say it only once it is true."""
+    job = lc.enqueue(job_context.sessions, RetrainRequest("ease"))
+    worker = Worker(job_context, worker_id="w")
+    monkeypatch.setattr(runner, "_train_and_save", _stop_in_training(worker))
+    assert worker.step() == "stopping"
+    row = lc.get_job(job_context.sessions, job.id)
+    assert (row.status, row.worker_id, row.attempts) == ("queued", None, 0)
+    lines = [line.split(" ", 1)[1] for line in (row.log_tail or "").splitlines()]
+    assert lines[-2:] == [
+        "stopped: the worker is shutting down",
+        "handed back to the queue: another worker runs it; this attempt (1 of 3) is not counted",
+    ]
