@@ -645,6 +645,24 @@ class JobFence:
 
 
 @dataclass(frozen=True)
+class Takeover:
+    """The attempt a claim took its job over from: one whose lease expired while running,
+    never handed back (its worker died, hung past its time limit, or lost the database)."""
+
+    worker_id: str | None
+    attempt: int
+    lease_expired_at: datetime  # the database's clock, as every lease time
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed job, and the attempt it took over, if any (None: it was queued)."""
+
+    job: RetrainJob
+    taken_over: Takeover | None
+
+
+@dataclass(frozen=True)
 class NewJob:
     """A validated retrain request to record."""
 
@@ -800,7 +818,14 @@ def _update_job(session: Session, where: ColumnElement[bool], **values: Any) -> 
 
 def claim_job(session: Session, worker_id: str, lease_s: float) -> RetrainJob | None:
     """Claim the oldest claimable job for ``worker_id`` under a lease of ``lease_s``
-    seconds from the database's now; None when there is none.
+    seconds from the database's now; None when there is none (``claim``)."""
+    claimed = claim(session, worker_id, lease_s)
+    return None if claimed is None else claimed.job
+
+
+def claim(session: Session, worker_id: str, lease_s: float) -> Claim | None:
+    """``claim_job``, also saying which attempt it took over (``Takeover``), read with the
+    claim: only the claiming worker knows that an attempt ended without a word.
 
     Postgres: ``SELECT ... FOR UPDATE SKIP LOCKED`` lets concurrent workers
     pass over a row another one is claiming. SQLite renders no FOR UPDATE;
@@ -808,15 +833,22 @@ def claim_job(session: Session, worker_id: str, lease_s: float) -> RetrainJob | 
     what makes the claim exclusive, and a lost race tries the next row.
     """
     for _ in range(5):
-        candidate = session.execute(
-            select(RetrainJob.id)
+        found = session.execute(
+            select(
+                RetrainJob.id,
+                RetrainJob.status,
+                RetrainJob.worker_id,
+                RetrainJob.attempts,
+                RetrainJob.lease_expires_at,
+            )
             .where(_claimable())
             .order_by(RetrainJob.created_at, RetrainJob.id)
             .limit(1)
             .with_for_update(skip_locked=True)
-        ).scalar_one_or_none()
-        if candidate is None:
+        ).one_or_none()
+        if found is None:
             return None
+        candidate, status, holder, attempt, expired = found
         claimed = _update_job(
             session,
             and_(RetrainJob.id == candidate, _claimable()),
@@ -828,7 +860,14 @@ def claim_job(session: Session, worker_id: str, lease_s: float) -> RetrainJob | 
             updated_at=database_now(),
         )
         if claimed == 1:
-            return get_job(session, candidate)
+            job = get_job(session, candidate)
+            assert job is not None, "a row this transaction just claimed"
+            taken = (
+                Takeover(holder, attempt, as_utc(expired))
+                if status == "running" and expired is not None
+                else None
+            )
+            return Claim(job, taken)
     return None
 
 

@@ -42,10 +42,11 @@ from app.repository import JobFence
 from app.retrain.lifecycle import (
     InvalidJob,
     JobLease,
-    claim_next,
+    claim_taking_over,
     error_line,
     fail_exhausted,
     schedule_periodic,
+    takeover_line,
     utcnow,
 )
 from app.retrain.runner import JobContext, note_saved_version, run_claimed_job
@@ -128,9 +129,10 @@ class Worker:
             log.warning("failed %d job(s) whose workers died on every attempt", len(failed))
         for job_id in failed:
             note_saved_version(self.ctx, job_id)
-        job = claim_next(sessions, self.worker_id, self.settings.job_lease_s)
-        if job is None:
+        claimed = claim_taking_over(sessions, self.worker_id, self.settings.job_lease_s)
+        if claimed is None:
             return self._help()
+        job = claimed.job
         fence = JobFence(job.id, self.worker_id, job.attempts)
         lease_s = self.settings.job_lease_s
         run = run_tune_job if job.kind == TUNE else run_claimed_job
@@ -145,6 +147,8 @@ class Worker:
             last_attempt=job.attempts >= job.max_attempts,
             monotonic=self.monotonic,
         ) as lease:
+            if claimed.taken_over is not None:  # why the attempt before stopped, first
+                lease.log.add(takeover_line(claimed.taken_over), logging.WARNING, pin=True)
             outcome = run(job, lease, self.ctx)
         log.info("job %d: %s", job.id, outcome)
         return outcome

@@ -59,8 +59,11 @@ Trigger = Literal["api", "schedule"]
 DEFAULT_MAX_ATTEMPTS = 3
 #: Lines of the job's log kept in the row: this attempt's last ...
 LOG_TAIL_LINES = 60
-#: ... after the last lines the earlier attempts left (why the last one stopped).
+#: ... after the last lines the earlier attempts left (why the last one stopped) ...
 EARLIER_LOG_LINES = 20
+#: ... and after this attempt's first lines added with ``pin`` (at most this many): who
+#: claimed it and why it took the job over, which a long run scrolled out of its 60.
+PINNED_LOG_LINES = 4
 #: Progress is written at most this often (the last epoch always is).
 PROGRESS_INTERVAL_S = 0.5
 #: Pauses before each new try of an outcome write that hit a database error (a
@@ -295,6 +298,25 @@ def claim_next(
         return repo.claim_job(session, worker_id, lease_s)
 
 
+def claim_taking_over(
+    sessions: sessionmaker[Session], worker_id: str, lease_s: float
+) -> repo.Claim | None:
+    """``claim_next``, also saying which attempt it took over after its lease expired
+    (``takeover_line``)."""
+    with session_scope(sessions) as session:
+        return repo.claim(session, worker_id, lease_s)
+
+
+def takeover_line(taken: repo.Takeover) -> str:
+    """The job log's line for a takeover: without it the attempt before's lines just ended
+    and the new one's began, nothing saying why."""
+    expired = taken.lease_expired_at.strftime("%H:%M:%SZ")
+    return (
+        f"taking over from attempt {taken.attempt} (worker {taken.worker_id}): its lease "
+        f"expired at {expired} without a hand-back (the worker died or lost the database)"
+    )
+
+
 def fail_exhausted(sessions: sessionmaker[Session]) -> list[int]:
     """Fail jobs whose workers died ``max_attempts`` times, so they stop being retried;
     their ids (``app.retrain.runner.note_saved_version`` names what they left)."""
@@ -361,6 +383,11 @@ class JobLog:
     ``earlier_lines`` stay ahead of this attempt's own, so a takeover does not
     wipe what shows why the attempt before it stopped (killed mid-epoch,
     stopped by a database error).
+
+    Pinned lines (the first ``PINNED_LOG_LINES`` added with ``pin``; pin only an
+    attempt's opening lines, which come first anyway) stay ahead of the attempt's
+    tail however long it runs: who claimed it, and why it was taken over, scrolled out
+    of a long refit's tail. A line saying how many were left out separates them.
     """
 
     def __init__(
@@ -373,18 +400,28 @@ class JobLog:
         self.job_id = job_id
         self._earlier = (earlier or "").splitlines()[-earlier_lines:] if earlier_lines else []
         self._lines: deque[str] = deque(maxlen=lines)
+        self._pinned: list[str] = []
+        self._dropped = 0  # lines of this attempt scrolled out of ``_lines``
         self._lock = threading.Lock()
 
-    def add(self, message: str, level: int = logging.INFO) -> None:
+    def add(self, message: str, level: int = logging.INFO, pin: bool = False) -> None:
         with self._lock:
-            self._lines.append(_stamped(message))
+            if pin and len(self._pinned) < PINNED_LOG_LINES:
+                self._pinned.append(_stamped(message))
+            else:
+                self._dropped += len(self._lines) == self._lines.maxlen
+                self._lines.append(_stamped(message))
         log.log(level, "job %d: %s", self.job_id, message)
 
     def text(self, then: str | None = None) -> str:
         """The tail for the row; ``then``: a line to write after it without adding it yet,
         for a write that must say what it does only if it lands (``JobLease.hand_back``)."""
         with self._lock:
-            lines = [*self._earlier, *self._lines]
+            gap = []
+            if self._pinned and self._dropped:
+                plural = "s" if self._dropped != 1 else ""
+                gap.append(f"... {self._dropped} line{plural} of this attempt not kept ...")
+            lines = [*self._earlier, *self._pinned, *gap, *self._lines]
         return "\n".join(lines if then is None else [*lines, _stamped(then)])
 
 

@@ -74,7 +74,8 @@ def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
     jlog = lease.log
     jlog.add(
         f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
-        f"{job.model} data={job.data} promote={job.promote} params={job.params}"
+        f"{job.model} data={job.data} promote={job.promote} params={job.params}",
+        pin=True,
     )
 
     def work() -> str:

@@ -110,7 +110,8 @@ def run_tune_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
     jlog = lease.log
     jlog.add(
         f"claimed by {lease.fence.worker_id} (attempt {job.attempts} of {job.max_attempts}): "
-        f"tune {job.params}"
+        f"tune {job.params}",
+        pin=True,
     )
 
     def work() -> str:

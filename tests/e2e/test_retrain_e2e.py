@@ -210,6 +210,9 @@ def test_killed_worker_job_is_finished_by_another_worker_exactly_once(stack: Sta
     assert done["worker_id"].startswith(f"{socket.gethostname()}-{second.pid}-")
     assert done["progress"]["epoch"] == done["progress"]["epochs"] == params["epochs"]
     assert any("attempt 2 of 3" in line for line in done["log_tail"])
+    # The killed worker wrote no last line: the one that took over says why it stopped.
+    taking_over = f"taking over from attempt 1 (worker {killed_at['worker_id']}): its lease"
+    assert any(taking_over in line for line in done["log_tail"]), done["log_tail"]
 
     store = ModelStore(stack.store_dir)
     of_job = [m for m in store.list_versions("mult-vae") if m.training.get("job_id") == job_id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -448,6 +449,48 @@ def test_job_log_keeps_the_end_of_earlier_attempts_tail() -> None:
     lines = [line.split(" ", 1)[1] for line in log.text().splitlines()]
     assert lines == ["attempt 1 line 3", "attempt 1 line 4", "line 2", "line 3", "line 4"]
     assert lc.JobLog(job_id=1, earlier="").text() == ""
+
+
+def _unstamped(text: str) -> list[str]:
+    return [re.sub(r"^\d\d:\d\d:\d\dZ ", "", line) for line in text.splitlines()]
+
+
+def test_job_log_keeps_an_attempts_pinned_opening_lines() -> None:
+    """A long refit scrolled the attempt's "claimed by" line (and a takeover's why) out of
+    the tail: pinned lines stay ahead of it, and a gap says lines were left out."""
+    earlier = "12:00:00 attempt 1 line"
+    log = lc.JobLog(job_id=1, lines=3, earlier=earlier)
+    log.add("taking over from attempt 1", pin=True)
+    log.add("claimed by w (attempt 2 of 3)", pin=True)
+    for i in range(5):
+        log.add(f"line {i}")
+    assert _unstamped(log.text()) == [
+        "12:00:00 attempt 1 line",
+        "taking over from attempt 1",
+        "claimed by w (attempt 2 of 3)",
+        "... 2 lines of this attempt not kept ...",
+        "line 2",
+        "line 3",
+        "line 4",
+    ]
+    short = lc.JobLog(job_id=1, lines=3)
+    short.add("claimed", pin=True)
+    short.add("line 0")
+    assert _unstamped(short.text()) == ["claimed", "line 0"]  # nothing left out, no gap
+
+
+def test_a_claim_says_which_expired_attempt_it_took_over(sessions: sessionmaker[Session]) -> None:
+    job = lc.enqueue(sessions, RetrainRequest("ease"), now=T0)
+    first = lc.claim_taking_over(sessions, "dead", 5)
+    assert first is not None and first.taken_over is None  # a queued job: nothing taken over
+    expire_leases(sessions)
+    expired = _lease_expiry(sessions, job.id)
+    second = lc.claim_taking_over(sessions, "other", 5)
+    assert second is not None and (second.job.id, second.job.attempts) == (job.id, 2)
+    assert second.taken_over == repo.Takeover("dead", 1, expired)
+    assert "taking over from attempt 1 (worker dead): its lease expired at " in (
+        lc.takeover_line(second.taken_over)
+    )
 
 
 # --------------------------------------------------------------------------- schedule

@@ -656,3 +656,30 @@ def test_a_job_handed_back_says_so_in_its_log(
         "stopped: the worker is shutting down",
         "handed back to the queue: another worker runs it; this attempt (1 of 3) is not counted",
     ]
+
+
+def test_a_takeover_says_in_the_jobs_log_why_the_attempt_before_stopped(
+    job_context: JobContext, log_new_users: Callable[..., list[str]]
+) -> None:
+    """A worker killed (SIGKILL) mid-job: its log lines just ended, and the next attempt's
+    began, nothing saying why. The worker that takes the expired lease over says it."""
+    log_new_users(2)
+    job = lc.enqueue(job_context.sessions, RetrainRequest("popularity", data="log"))
+    dead = lc.claim_next(job_context.sessions, "dead", 60)
+    fence = JobFence(job.id, "dead", dead.attempts)
+    with session_scope(job_context.sessions) as session:  # its last words, then SIGKILL
+        repo.write_job_progress(session, fence, lc.utcnow(), {}, "12:00:00Z claimed by dead")
+    expire_leases(job_context.sessions)
+    with session_scope(job_context.sessions) as session:
+        expired = repo.as_utc(repo.get_job(session, job.id).lease_expires_at)
+
+    assert Worker(job_context, worker_id="next").step() == "succeeded"
+    row = lc.get_job(job_context.sessions, job.id)
+    lines = [line.split(" ", 1)[1] for line in (row.log_tail or "").splitlines()]
+    assert lines[0] == "claimed by dead"
+    assert lines[1] == (
+        f"taking over from attempt 1 (worker dead): its lease expired at "
+        f"{expired.strftime('%H:%M:%SZ')} without a hand-back (the worker died or lost "
+        "the database)"
+    )
+    assert lines[2].startswith("claimed by next (attempt 2 of 3)")
