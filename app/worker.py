@@ -217,7 +217,10 @@ def build_context(settings: Settings) -> JobContext:
             upgrade_database(settings.database_url)
         except Exception as exc:  # e.g. the server migrating at the same moment; retried by use
             log.error("database migration at worker start failed: %s", error_line(exc))
-    engine = make_engine(settings.database_url)
+    # The server's connect timeout too: a black-holed database then costs a lease renewal
+    # or a stopping worker's hand-back (3 s, ``HAND_BACK_BUDGET_S``) seconds, not the
+    # driver's default 10 s.
+    engine = make_engine(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s)
     return JobContext(
         settings=settings,
         store=ModelStore(settings.store_dir),

@@ -292,3 +292,29 @@ def test_genrec_worker_logs_in_the_format_serve_does(
         assert (entry["level"], entry["logger"]) == ("INFO", "app.worker"), entry
     else:
         assert " INFO app.worker: worker " in polling[0], polling
+
+
+def test_the_workers_engine_takes_the_connect_timeout_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It used the driver's 10 s whatever GENREC_DB_CONNECT_TIMEOUT_S said, so a black-holed
+    database held a lease renewal (and a stopping worker) that long."""
+    import app.worker
+    from app.core.config import Settings
+    from app.core.db import make_engine
+
+    made: list[float] = []
+
+    def recording(url: str, connect_timeout_s: float = 10.0, **kwargs: object) -> object:
+        made.append(connect_timeout_s)
+        return make_engine(url, connect_timeout_s, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app.worker, "make_engine", recording)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/w.db",
+        store_dir=tmp_path / "store",
+        auto_migrate=False,
+        db_connect_timeout_s=2.0,
+    )
+    build_context(settings).engine.dispose()
+    assert made == [2.0]
