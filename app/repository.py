@@ -1071,15 +1071,24 @@ def fail_exhausted_jobs(session: Session, error: str) -> list[int]:
         RetrainJob.attempts >= RetrainJob.max_attempts,
     )
     exhausted = session.execute(
-        select(RetrainJob.id).where(where).with_for_update(skip_locked=True)
-    ).scalars()
+        select(
+            RetrainJob.id,
+            RetrainJob.worker_id,
+            RetrainJob.attempts,
+            RetrainJob.lease_expires_at,
+            RetrainJob.log_tail,
+        )
+        .where(where)
+        .with_for_update(skip_locked=True)
+    ).all()
     failed = []
-    for job_id in list(exhausted):
+    for job_id, worker_id, attempts, expired_at, log_tail in exhausted:
         if _update_job(
             session,
             and_(RetrainJob.id == job_id, where),
             status="failed",
             error=error,
+            log_tail=_with_line(log_tail, _exhausted_line(worker_id, attempts, expired_at)),
             search_until=None,
             lease_expires_at=None,
             finished_at=database_now(),
@@ -1088,6 +1097,23 @@ def fail_exhausted_jobs(session: Session, error: str) -> list[int]:
             _end_progress(session, job_id, "failed")
             failed.append(job_id)
     return failed
+
+
+def _exhausted_line(worker_id: str | None, attempts: int, expired_at: datetime | None) -> str:
+    """The log's last line for a job the exhaustion sweep fails: its tail ended with the
+    last attempt's lines, nothing saying why they stopped or that no attempt was left
+    (the error says "see the log tail")."""
+    expiry = "" if expired_at is None else f" at {as_utc(expired_at).strftime('%H:%M:%SZ')}"
+    return (
+        f"attempt {attempts} (worker {worker_id}): its lease expired{expiry} without a "
+        "hand-back (the worker died or lost the database); no attempts left: the job failed"
+    )
+
+
+def _with_line(log_tail: str | None, line: str) -> str:
+    """``log_tail`` with ``line`` added, stamped as the workers stamp theirs (UTC)."""
+    stamped = f"{datetime.now(UTC).strftime('%H:%M:%SZ')} {line}"
+    return stamped if not log_tail else f"{log_tail}\n{stamped}"
 
 
 def note_failed_job_version(

@@ -17,6 +17,7 @@ from app import repository as repo
 from app.core.db import make_engine, make_sessionmaker, session_scope, upgrade_database
 from app.core.db_time import database_now
 from app.db_models import RetrainJob
+from app.repository import as_utc
 from app.retrain import lifecycle as lc
 from app.retrain.lifecycle import RetrainRequest
 from tests.db_faults import REFUSED, multi_line_records, unreachable, warnings_with
@@ -128,11 +129,20 @@ def test_job_whose_workers_keep_dying_is_failed(sessions: sessionmaker[Session])
     with session_scope(sessions) as session:
         assert repo.write_job_progress(session, last, T0, {"phase": "training", "epoch": 2}, "")
     assert _claim(sessions, "late") is None  # no attempts left
+    expired_at = lc.get_job(sessions, job.id).lease_expires_at
+    assert expired_at is not None
     with session_scope(sessions) as session:
         assert repo.fail_exhausted_jobs(session, "gave up") == [job.id]
     row = lc.get_job(sessions, job.id)
     assert (row.status, row.error, row.attempts) == ("failed", "gave up", 3)
     assert row.progress == {"phase": "failed", "epoch": 2}  # no longer "training"
+    # The tail says why the last attempt's lines end (the error says "see the log tail").
+    last_line = (row.log_tail or "").splitlines()[-1]
+    assert last_line.endswith(
+        "attempt 3 (worker w2): its lease expired at "
+        f"{as_utc(expired_at).strftime('%H:%M:%SZ')} without a hand-back (the worker died or "
+        "lost the database); no attempts left: the job failed"
+    ), row.log_tail
 
 
 def _claim_race(
