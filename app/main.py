@@ -76,15 +76,26 @@ from models_store import ModelStore
 log = logging.getLogger(__name__)
 
 
+def migrate_at_startup(url: str) -> None:
+    """``GENREC_AUTO_MIGRATE``: upgrade the schema before serving. A failure is logged, not
+    raised: a down database must not keep the server from starting (``/readyz`` says what
+    is wrong). A schema a later release migrated is no failure: this release runs on it
+    (a rolling upgrade, or going back to this release), so the line says so as a warning."""
+    try:
+        left_alone = upgrade_database(url)
+    except Exception as exc:
+        log.error("database migration at startup failed (/readyz will say so): %s", exc)
+        return
+    if left_alone is not None:
+        log.warning("database migration at startup: %s", left_alone)
+
+
 def build_services(settings: Settings, metrics: Metrics) -> Services:
     """Open the engine, cache and model holder (not yet started)."""
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     if settings.auto_migrate:
-        try:
-            upgrade_database(settings.database_url)
-        except Exception as exc:  # a down database must not keep the server from starting
-            log.error("database migration at startup failed (/readyz will say so): %s", exc)
+        migrate_at_startup(settings.database_url)
     engine = make_engine(settings.database_url, connect_timeout_s=settings.db_connect_timeout_s)
     reads = make_read_engine(engine, connect_timeout_s=settings.db_connect_timeout_s)
     writes = make_write_engine(engine, connect_timeout_s=settings.db_connect_timeout_s)

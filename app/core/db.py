@@ -311,13 +311,43 @@ def alembic_config(url: str) -> object:
     return cfg
 
 
-def upgrade_database(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (idempotent); used by ``genrec migrate``."""
+def upgrade_database(url: str, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision`` (idempotent); used by ``genrec migrate``.
+
+    Returns None when it migrated (or had nothing to apply), else why it left the schema
+    alone: a revision this package does not ship is a later release's (a rolling upgrade
+    runs this release beside it; going back redeploys this release). Migrations only add,
+    so this release runs on that schema (``schema_problem`` agrees), and Alembic, which
+    cannot upgrade from a revision it does not know, would fail with ``Can't locate
+    revision``: compose's one-shot ``migrate`` service then failed, and no api container
+    of the previous image started.
+    """
     from alembic import command
 
-    if make_url(normalise_database_url(url)).get_backend_name() == "sqlite":
-        make_engine(url).dispose()  # creates the parent directory
+    engine = make_engine(url)  # on SQLite, also creates the parent directory
+    try:
+        later = _later_revisions(engine)
+    finally:
+        engine.dispose()
+    if later:
+        _, heads = _known_revisions()
+        return (
+            f"the database's schema is at revision {', '.join(later)}, which a later release "
+            f"of genrec applied (this release's latest is {', '.join(sorted(heads))}): left as "
+            "it is; migrations only add, so this release runs on it"
+        )
     command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+    return None
+
+
+def _later_revisions(engine: Engine) -> list[str]:
+    """The database's current revisions that this package does not ship (sorted)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    known, _ = _known_revisions()
+    return sorted(current - known)
 
 
 #: Failures that mean "the database cannot be reached", as opposed to a bad statement.
