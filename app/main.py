@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from app import dashboard
+from app.api.admin_cache import AdminNoStore
 from app.api.body import document_request_bodies
 from app.api.deps import Services
 from app.api.docs_page import install_docs
@@ -258,6 +259,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s, metrics=metrics)
     install_api_keys(app, settings, metrics)  # outside the body limit: no key, no 413
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
+    # Outside the request context: its own 400 (a URL that is not UTF-8) is covered too.
+    app.add_middleware(AdminNoStore)
     for module in (recommendations, predictions, interactions, items, health):
         app.include_router(module.router)
     app.include_router(admin.router)

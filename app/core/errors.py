@@ -303,11 +303,13 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id,
         exc_info=exc,
     )
-    # This response bypasses the middleware stack, so set the header here.
+    # This response bypasses the middleware stack, so set the headers here: the request
+    # id, and no-store (no cache keeps a failure; ``app.api.admin_cache`` cannot add it
+    # to an /admin answer it never sees).
     return JSONResponse(
         {"error": "internal", "request_id": request_id},
         status_code=500,
-        headers={REQUEST_ID_HEADER: request_id},
+        headers={REQUEST_ID_HEADER: request_id, "Cache-Control": "no-store"},
     )
 
 

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.admin_auth import carries_admin_token
+from app.api.admin_cache import NO_STORE
 from app.api.deps import ServicesDep
 from app.core.db import schema_problem
 from app.core.errors import path_hider
@@ -76,7 +77,8 @@ def readyz(request: Request, services: ServicesDep) -> JSONResponse:
         default_model=default,
         reason=hide(reason) if reason else None,
     )
-    return JSONResponse(body.model_dump(), status_code=status)
+    # Operator data, like every /admin answer (app.api.admin_cache): no cache keeps it.
+    return JSONResponse(body.model_dump(), status_code=status, headers={"Cache-Control": NO_STORE})
 
 
 @functools.lru_cache(maxsize=8)
