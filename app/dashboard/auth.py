@@ -55,6 +55,7 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette._utils import get_route_path
 
 from app.api.deps import services_of
 from app.core.db import session_scope
@@ -315,13 +316,14 @@ def login_url(next_path: str | None) -> str:
 def page_to_return_to(request: Request) -> str | None:
     """Where the browser was when its session turned out missing or expired: the page
     itself for a GET, the page a form was sent from (``Referer``) for a POST, the
-    page around a polled fragment (htmx's ``HX-Current-URL``); as an encoded path."""
+    page around a polled fragment (htmx's ``HX-Current-URL``); as an encoded path that
+    the router routes (``_route_part``: without ``uvicorn --root-path``'s prefix)."""
     if request.headers.get("HX-Request"):
         return _same_origin_path(request, request.headers.get("HX-Current-URL"))
     if request.method in ("GET", "HEAD"):
         raw = request.scope.get("raw_path") or request.url.path.encode()
         query = request.scope.get("query_string", b"")
-        path = raw.decode("latin-1")
+        path = _route_part(request, raw.decode("latin-1"))
         return path + (f"?{query.decode('latin-1')}" if query else "")
     return _same_origin_path(request, request.headers.get("Referer"))
 
@@ -332,7 +334,19 @@ def _same_origin_path(request: Request, url: str | None) -> str | None:
     parts = urlsplit(url)
     if parts.netloc != request.headers.get("host"):
         return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    return _route_part(request, parts.path) + (f"?{parts.query}" if parts.query else "")
+
+
+def _route_part(request: Request, path: str) -> str:
+    """``path`` (as sent: still %-encoded) without the root path, stripped as the router
+    strips it (Starlette's ``get_route_path``, on this path rather than the decoded one).
+
+    Under ``uvicorn --root-path /genrec`` a page's raw path, and the browser's URL of
+    it, is ``/genrec/dashboard/...``, which ``safe_next`` refuses as outside the
+    dashboard: a login after an expired session went to the overview instead of back.
+    Encoded, because decoding would change the page (``a%2Fb`` is one id, ``a/b`` two
+    segments); ``safe_next`` still checks what is left."""
+    return get_route_path({"path": path, "root_path": request.scope.get("root_path", "")})
 
 
 # --------------------------------------------------------------------------- login nonce

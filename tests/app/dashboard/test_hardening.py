@@ -510,3 +510,41 @@ def test_headers_and_error_pages_follow_the_path_the_router_routes(
     assert static.status_code == 200 and "cache-control" not in static.headers
     api = client.get(f"{root_path}/healthz")
     assert api.status_code == 200 and "x-frame-options" not in api.headers
+
+
+def test_an_expired_session_returns_to_its_page_under_a_root_path(dash: TestClient) -> None:
+    """Under ``uvicorn --root-path /genrec`` the scope's (raw) path of a page holds the
+    root path, which ``safe_next`` refused as outside the dashboard: an expired session's
+    login went to the overview instead of back to the page. The return target is now the
+    path the router routes, as sent (still encoded), and a Referer or htmx's
+    HX-Current-URL of a page under the root path is read the same way."""
+    root_path = "/genrec"
+    client = TestClient(dash.app, root_path=root_path, raise_server_exceptions=False)
+    page = client.get(f"{root_path}/dashboard/catalog/items/a%2Fb?x=1", follow_redirects=False)
+    assert (page.status_code, page.headers["location"]) == (
+        303,
+        "/dashboard/login?next=/dashboard/catalog/items/a%252Fb%3Fx%3D1",
+    )
+    base = f"http://testserver{root_path}"
+    poll = client.get(
+        f"{root_path}/dashboard/jobs/list",
+        headers={"HX-Request": "true", "HX-Current-URL": f"{base}/dashboard/jobs"},
+    )
+    assert (poll.status_code, poll.headers["HX-Redirect"]) == (
+        401,
+        "/dashboard/login?next=/dashboard/jobs",
+    )
+    post = client.post(
+        f"{root_path}/dashboard/models/ease/rollback",
+        headers={"Referer": f"{base}/dashboard/models"},
+        follow_redirects=False,
+    )
+    assert post.headers["location"] == "/dashboard/login?next=/dashboard/models"
+    # The open-redirect checks still apply to what is left once the root path is gone.
+    for referer in (f"{base}/docs", f"{base}//evil.example/dashboard/x", f"{base}x/dashboard/y"):
+        outside = client.post(
+            f"{root_path}/dashboard/models/ease/rollback",
+            headers={"Referer": referer},
+            follow_redirects=False,
+        )
+        assert outside.headers["location"] == "/dashboard/login", referer
