@@ -37,6 +37,7 @@ from app.api.routes import (
     users,
 )
 from app.catalog import CatalogSync
+from app.core.allowed_hosts import AllowedHostsMiddleware, any_host
 from app.core.api_keys import OPEN_API_WARNING, ApiKeyMiddleware, document_api_keys
 from app.core.auth_throttle import AuthThrottle
 from app.core.body_encoding import BodyEncodingMiddleware
@@ -258,6 +259,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outside the body limit: its read of a streamed body is timed too.
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.body_timeout_s, metrics=metrics)
     install_api_keys(app, settings, metrics)  # outside the body limit: no key, no 413
+    # Outside the key check (a foreign Host is a 400 before any 401), inside the request
+    # context (the 400 has its request id, access-log line and latency).
+    if not any_host(settings.allowed_hosts):
+        app.add_middleware(AllowedHostsMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log_requests=settings.access_log)
     # Outside the request context: its own 400 (a URL that is not UTF-8) is covered too.
     app.add_middleware(AdminNoStore)

@@ -14,14 +14,13 @@ affected; a GET's empty body costs one comparison.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 
 from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.app_answer import app_answer
 
 #: The stable error code of the answer (``app.core.errors`` maps a 413 to it).
 BODY_TOO_LARGE = "body_too_large"
@@ -84,7 +83,9 @@ class BodyLimitMiddleware:
         limit, what = self._limit(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            answer = await _refusal(scope, BodyTooLarge(limit, what))
+            # As if a body read had raised it: the same handler answers a declared and a
+            # streamed body over the limit (the API's JSON, the dashboard's page).
+            answer = await app_answer(scope, BodyTooLarge(limit, what), BODY_TOO_LARGE)
             await answer(scope, receive, send)
             return
         received = 0
@@ -99,26 +100,6 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counted, send)
-
-
-async def _refusal(scope: Scope, exc: BodyTooLarge) -> Response:
-    """The app's own answer to ``exc``, as if a body read had raised it: the same
-    handler answers a declared and a streamed body over the limit, so the dashboard's
-    paths get its error page or fragment and the API its JSON (``app.dashboard``).
-    The bare JSON answer only without an app or a handler (a middleware test)."""
-    app = scope.get("app")
-    handlers = getattr(app, "exception_handlers", {})
-    handler = handlers.get(HTTPException)
-    if handler is None:
-        body = {
-            "error": BODY_TOO_LARGE,
-            "message": str(exc.detail),
-            "request_id": scope.get("state", {}).get("request_id"),
-        }
-        return JSONResponse(body, 413)
-    answer = handler(Request(scope), exc)
-    response: Response = await answer if inspect.isawaitable(answer) else answer
-    return response
 
 
 def _content_length(scope: Scope) -> int | None:

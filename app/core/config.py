@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from app.core.allowed_hosts import check_host_pattern
 from training.data.log_reader import DEFAULT_EVENT_WEIGHTS
 from training.overfetch import ANN_CANDIDATES, ANN_MAX_CANDIDATES
 from training.passwords import masked_url
@@ -109,6 +110,13 @@ class Settings(BaseSettings):
         (),
         description="keys a /v1 request must send as 'Authorization: Bearer <key>' (comma-"
         "separated: several at once while clients move to a new key); none = /v1 is open",
+    )
+    # NoDecode: a comma-separated list (``api.example.com,*.example.com``), not JSON.
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("*",),
+        description="host names a request's Host header may name (comma-separated; "
+        "'*.example.com' = any subdomain; '*' = any host): any other is a 400 "
+        "invalid_host, health checks included",
     )
     admin_max_failures: int = Field(
         10,
@@ -346,6 +354,24 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_allowed_hosts(cls, value: object) -> object:
+        return parse_allowed_hosts(value) if isinstance(value, str) else value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        value = tuple(pattern.lower() for pattern in value)  # a tuple given in code too
+        if not value:
+            raise ValueError(
+                "no host is allowed, so every request would be refused: name the hosts "
+                "clients reach this server by, or '*' for any host (the default)"
+            )
+        for pattern in value:
+            check_host_pattern(pattern)
+        return value
+
     @field_validator("attribution_window_minutes")
     @classmethod
     def _window_off_or_a_second(cls, value: float) -> float:
@@ -433,6 +459,13 @@ def parse_api_keys(text: str) -> tuple[str, ...]:
     """``"key1, key2,"`` -> ``("key1", "key2")``: blanks around a comma and empty entries
     (a trailing comma left after removing a rotated-out key) are not keys."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_allowed_hosts(text: str) -> tuple[str, ...]:
+    """``" API.example.com, *.example.com,"`` -> ``("api.example.com", "*.example.com")``:
+    host names are compared in lower case; blanks around a comma and empty entries are
+    no hosts."""
+    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
 
 
 def check_api_key(key: str, number: int, count: int) -> None:

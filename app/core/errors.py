@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from app.core.allowed_hosts import HostNotAllowed
 from app.core.body_encoding import UNSUPPORTED_MEDIA_TYPE
 from app.core.body_limit import BODY_TOO_LARGE
 from app.core.body_timeout import BODY_TIMEOUT
@@ -261,7 +262,10 @@ _HTTP_CODES = {
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if isinstance(exc, HostNotAllowed):  # a 400 of its own (Starlette's other 400s: forms)
+        code = exc.code
+    else:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = getattr(exc, "headers", None)
     if exc.status_code == 405:
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
