@@ -127,6 +127,7 @@ def _session_if_any(request: Request) -> DashboardSession | None:
 
 #: Headings of the error page per status (others: "Problem").
 _HEADINGS = {
+    400: "Bad request",
     404: "Not found",
     405: "Not a page",
     408: "Too slow",

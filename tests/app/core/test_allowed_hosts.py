@@ -69,6 +69,7 @@ def test_the_dashboard_refuses_with_its_error_page(make_client: ClientFactory) -
     answer = client.get("/dashboard/login", headers={"Host": "rebind.evil.example"})
     assert answer.status_code == 400 and "text/html" in answer.headers["content-type"]
     assert "GENREC_ALLOWED_HOSTS" in answer.text and 'name="nonce"' not in answer.text
+    assert "Bad request" in answer.text  # its heading, not the generic "Problem"
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["cache-control"] == "no-store"
     page = client.get("/dashboard/login", headers={"Host": "api.example.com"})
