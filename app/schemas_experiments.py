@@ -126,7 +126,9 @@ class VariantOut(BaseModel):
 
 
 class SrmOut(BaseModel):
-    p_value: float = Field(description="chi-square goodness of fit of users per variant to weights")
+    p_value: float = Field(
+        description="users per variant against the weights' split (docs/experiments.md)"
+    )
     ok: bool = Field(description="p_value >= 0.001 (below: the split is broken; distrust results)")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from statsmodels.stats.multitest import multipletests
 
 from app.experiments.stats import (
     MIN_USERS,
+    SRM_ALPHA,
     RatioEstimate,
     compare,
     msprt_half_width,
@@ -141,9 +143,60 @@ def test_sample_ratio_mismatch() -> None:
     skewed = sample_ratio_check([600, 400], [1, 1])
     assert not skewed.ok and skewed.p_value < 1e-6
     assert sample_ratio_check([600, 400], [3, 2]).ok  # the weights asked for that split
-    expected = stats.chisquare([600, 400], [500, 500]).pvalue
+    expected = stats.binomtest(600, 1000, 0.5).pvalue  # two variants: exact
     assert skewed.p_value == pytest.approx(expected)
+    many = sample_ratio_check([600, 400, 500], [1, 1, 1])  # every arm expects >= 100
+    assert many.p_value == pytest.approx(stats.chisquare([600, 400, 500]).pvalue)
     assert sample_ratio_check([0, 0], [1, 1]).ok
+
+
+def _false_alarm_rate(users: int, weights: Sequence[float]) -> float:
+    """The exact chance that a correct split of ``users`` over ``weights`` is flagged:
+    the multinomial probability of every split whose check is not ok (splits of
+    probability under 1e-15 together weigh nothing at this scale and are skipped)."""
+    shares = np.asarray(weights, dtype=np.float64) / sum(weights)
+    splits = np.array(
+        [
+            (*head, users - sum(head))
+            for head in itertools.product(range(users + 1), repeat=len(weights) - 1)
+            if sum(head) <= users
+        ]
+    )
+    chances = stats.multinomial.pmf(splits, users, shares)
+    return sum(
+        float(chance)
+        for split, chance in zip(splits, chances, strict=True)
+        if chance > 1e-15 and not sample_ratio_check(split.tolist(), list(weights)).ok
+    )
+
+
+@pytest.mark.parametrize(
+    ("users", "weights"),
+    [
+        (300, (1, 99)),  # the 1 % arm expects 3 users
+        (2000, (1, 99)),  # 20
+        (1000, (1, 199)),  # 5
+        (50, (5, 95)),
+        (100, (1, 1, 18)),  # two small arms (5 each) beside a large one
+    ],
+)
+def test_srm_false_alarm_rate_stays_under_its_alpha_with_small_expected_counts(
+    users: int, weights: tuple[float, ...]
+) -> None:
+    """An arm that expects few users (1:99 weights, or any experiment's first reads):
+    the chi-square's approximation flagged a correct split 3.6 times as often as its
+    0.1 % (300 users at 1:99: 0.36 %), so an operator was told to distrust a sound
+    experiment. The exact check keeps the rate under SRM_ALPHA."""
+    assert _false_alarm_rate(users, weights) <= SRM_ALPHA
+
+
+def test_srm_still_flags_a_broken_small_arm() -> None:
+    """Exact is not blind: an arm at 1:99 that got 15 of 300 users (3 expected) is broken,
+    and one that got none of 1000 (10 expected) too."""
+    assert not sample_ratio_check([15, 285], [1, 99]).ok
+    assert not sample_ratio_check([0, 1000], [1, 99]).ok
+    assert not sample_ratio_check([12, 3, 285], [1, 1, 98]).ok
+    assert sample_ratio_check([3, 297], [1, 99]).ok
 
 
 def test_a_variant_of_weight_zero_expects_nobody() -> None:
