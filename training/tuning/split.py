@@ -39,6 +39,9 @@ VALIDATION_FRACTION = 0.1
 MIN_USERS = 20
 #: The validation part must hold at least this many users with something to recover.
 MIN_VALIDATION_USERS = 5
+#: A held-out user with fewer records (of items the training users have) is all fold-in:
+#: nothing of theirs is left to recover (``strong_generalization``'s rule).
+MIN_ITEMS_TO_SPLIT = 5
 
 
 @dataclass
@@ -106,12 +109,20 @@ def _topk(history: Any, relevant: Any, metric: str, users: np.ndarray | None) ->
 def _held_out_users(data: Interactions, metric: str, seed: int) -> TuningSplit:
     active = len(np.unique(data.users))
     n_valid = max(MIN_VALIDATION_USERS, round(VALIDATION_FRACTION * active))
-    parts = strong_generalization(data, n_valid, 0, fold_in_fraction=0.8, seed=seed)
+    parts = strong_generalization(
+        data, n_valid, 0, fold_in_fraction=0.8, seed=seed, min_items_to_split=MIN_ITEMS_TO_SPLIT
+    )
     scored = len(np.unique(parts.valid_heldout.users))
     if scored < MIN_VALIDATION_USERS:
+        # Say why, with what would help: on a long catalogue with few users most records
+        # are of items one user has, and "not enough records" read as a count the operator
+        # could see in the log (every user had 30) rather than the items' overlap.
         raise TuningError(
-            f"only {scored} held-out users have enough records (5) to validate on; "
-            f"tuning needs {MIN_VALIDATION_USERS}"
+            f"only {scored} of the {n_valid} held-out users have {MIN_ITEMS_TO_SPLIT} or more "
+            "records to recover, counting only records of items the training users have too "
+            "(records of items that no training user has cannot be scored and are dropped); "
+            f"tuning needs {MIN_VALIDATION_USERS}: log more users, or more records of items "
+            "several users share"
         )
     validation = _topk(
         parts.valid_fold_in.to_csr(), parts.valid_heldout.to_csr("ones"), metric, None

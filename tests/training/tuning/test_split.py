@@ -119,3 +119,22 @@ def test_a_pair_logged_twice_validates_as_the_pair_once(
     fitted.fit(once.train)
     scorer = fitted.to_scorer()
     assert twice.validation.evaluate(scorer) == once.validation.evaluate(scorer)
+
+
+def test_held_out_users_whose_items_no_one_else_has_are_refused_saying_why() -> None:
+    # A small shop with a long catalogue: 21 users, 30 records each among 5,000 items, so
+    # nearly every item has one user. A held-out user's records of items no training user
+    # has are dropped (no model can score them), and none keeps the 5 a user needs to be
+    # validated on: the refusal says so and what would help, not just "enough records".
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(21), 30)
+    items = np.concatenate([rng.choice(5000, 30, replace=False) for _ in range(21)])
+    sparse = Interactions.from_arrays(
+        [f"u{u}" for u in users], [f"i{i}" for i in items], timestamps=np.arange(len(users))
+    )
+    with pytest.raises(TuningError) as refused:
+        tuning_split(sparse, "topk", None, None)
+    message = str(refused.value)
+    assert "of the 5 held-out users" in message
+    assert "items that no training user has" in message
+    assert "more records of items several users share" in message
