@@ -1361,6 +1361,15 @@ def claim_attribute_kinds(session: Session, kinds: Mapping[str, str]) -> dict[st
     return {name: frozenset(kind.split()) for name, kind in held}
 
 
+def attribute_kinds(session: Session) -> dict[str, frozenset[str]]:
+    """Every attribute the catalog has recorded a kind for (``claim_attribute_kinds``),
+    held by some item or not: rules resolve against these, so a rule on an attribute
+    that no item holds any more answers (nothing matches) rather than a 422. One small
+    table (a row per attribute name, never per item)."""
+    held = session.execute(select(AttributeKind.name, AttributeKind.kind))
+    return {name: frozenset(kind.split()) for name, kind in held}
+
+
 def catalog_epoch(session: Session) -> int:
     """The newest committed catalog epoch: every change committed after this read carries
     a greater one (``_stamp_catalog_change``)."""

@@ -55,7 +55,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.catalog.extension import TextItem, extend_model, is_text_aware
 from app.core.db import session_scope
 from app.core.poller import Poller
-from app.repository import ItemRow, catalog_epoch, items_after, items_changed_since
+from app.repository import (
+    ItemRow,
+    attribute_kinds,
+    catalog_epoch,
+    items_after,
+    items_changed_since,
+)
 from app.rules.catalog import AttributeIndex
 from app.serving.holder import ModelHolder
 from app.serving.loaded import LoadedModel
@@ -168,7 +174,7 @@ class CatalogSync:
     def _refresh(self) -> tuple[int, bool]:
         """``refresh``, and whether the read completed (a database error is logged, and
         what was read before it kept: the watermark moves a page at a time)."""
-        changed = 0
+        changed, read_rows = 0, False
         try:
             if self._watermark is None:
                 return self._read_all(), True
@@ -181,7 +187,10 @@ class CatalogSync:
                     last = rows[-1]
                     last_epoch = epoch if last.change_epoch is None else last.change_epoch
                     self._watermark = (last_epoch, last.item_id)
+                    read_rows = True
                 if len(rows) < self.page_size:
+                    if read_rows:
+                        self._read_kinds()
                     return changed, True
         except SQLAlchemyError as exc:
             log.warning("cannot read the item catalog (keeping what is loaded): %s", exc)
@@ -199,8 +208,17 @@ class CatalogSync:
             if len(rows) < self.page_size:
                 break
             after_id = rows[-1].item_id
+        self._read_kinds()
         self._watermark = (epoch, None)
         return changed
+
+    def _read_kinds(self) -> None:
+        """The recorded attribute kinds, to the ``AttributeIndex``: rules on an attribute no
+        item holds any more still resolve. Read after rows: a kind is recorded in the
+        transaction that writes its first item, and records are never deleted."""
+        with session_scope(self.sessions) as session:
+            kinds = attribute_kinds(session)
+        self.attributes.declare(kinds)
 
     def _merge(self, rows: list[ItemRow]) -> int:
         ids, titles = self._model_strings(rows)

@@ -164,6 +164,8 @@ class AttributeIndex:
         self._snapshot = Snapshot(0, ItemAttributes(), {})
         self._lock = threading.Lock()
         self._counts = _KindCounts()  # of the current snapshot's items; under the lock
+        self._held: dict[str, frozenset[str]] = {}  # kinds the items hold now (counted)
+        self._declared: dict[str, frozenset[str]] = {}  # the database's record (``declare``)
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
@@ -193,16 +195,44 @@ class AttributeIndex:
                     touched.update(before, attributes)
                     changed += 1
             if changed:
-                kinds = dict(current.kinds)
                 for name in touched:
                     now = self._counts.kinds_of(name)
                     if now is None:
-                        kinds.pop(name, None)
+                        self._held.pop(name, None)
                     else:
-                        kinds[name] = now
+                        self._held[name] = now
                 if len(overlay) > max(FOLD_MIN, len(base) // FOLD_SHARE):
                     base = base | overlay
                     overlay = {}
                 items = ItemAttributes(base, overlay, length)
-                self._snapshot = Snapshot(current.revision + 1, items, kinds)
+                self._snapshot = Snapshot(current.revision + 1, items, self._kinds())
             return changed
+
+    def declare(self, kinds: Mapping[str, frozenset[str]]) -> bool:
+        """Take the database's record of attribute kinds (``attribute_kinds``); whether
+        the snapshot's kinds changed (a new revision then).
+
+        Why: the counted kinds forget an attribute once no item holds it (or holds only
+        nulls), while the catalog keeps its kind for good. A client's ``sale:true``
+        filter or boost then turned into a 422 "unknown attribute" the moment the last
+        sale ended; with the recorded kind it resolves, and matches nothing.
+        """
+        with self._lock:
+            if dict(kinds) == self._declared:
+                return False
+            self._declared = dict(kinds)
+            current = self._snapshot
+            merged = self._kinds()
+            if merged == current.kinds:
+                return False
+            self._snapshot = Snapshot(current.revision + 1, current.items, merged)
+            return True
+
+    def _kinds(self) -> dict[str, frozenset[str]]:
+        """The kinds rules resolve against: what items hold, else what the database
+        recorded for an attribute no item holds with a value (under the lock)."""
+        kinds = dict(self._held)
+        for name, recorded in self._declared.items():
+            if not kinds.get(name):
+                kinds[name] = recorded
+        return kinds

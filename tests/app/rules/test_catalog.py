@@ -51,6 +51,24 @@ def test_an_attribute_no_item_holds_any_more_is_gone_and_a_null_one_exists() -> 
     assert index.update([("b", {"year": 2001})]) == 0  # unchanged: same revision
 
 
+def test_recorded_kinds_keep_an_attribute_no_item_holds_without_hiding_held_ones() -> None:
+    index = AttributeIndex()
+    index.update([("a", {"year": 1999, "sale": True, "note": None})])
+    # Both held: the record changes nothing rules see (no new revision).
+    assert not index.declare({"year": frozenset({"number"}), "sale": frozenset({"bool"})})
+    index.update([("a", {"year": 1999, "note": None})])  # the sale ends
+    assert index.snapshot().kinds == {
+        "year": frozenset({"number"}),
+        "sale": frozenset({"bool"}),  # recorded, though no item holds it
+        "note": frozenset(),  # only nulls, nothing recorded
+    }
+    before = index.revision
+    assert index.declare({"note": frozenset({"string"})})  # its first value, elsewhere
+    assert index.revision == before + 1  # cached rule plans are dropped
+    assert index.snapshot().kinds["note"] == frozenset({"string"})
+    assert index.snapshot().kinds["year"] == frozenset({"number"})  # held, not recorded now
+
+
 def test_every_snapshot_keeps_its_items_through_later_changes_and_folds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -197,6 +197,35 @@ def test_a_catalog_change_while_serving_updates_the_masks(ml100k_client: TestCli
     assert _ids(after)[0] == top_other  # it was the user's best non-documentary
 
 
+def test_a_rule_on_an_attribute_no_item_holds_any_more_still_answers(
+    ml100k_client: TestClient,
+) -> None:
+    """A promotion ends: the last item with ``sale`` drops it. The catalog still records
+    the attribute's kind, so a client's filter and boost keep answering (nothing matches)
+    instead of turning into a 422 "unknown attribute" that breaks its page."""
+    item = ml100k_client.get("/v1/items/1").json()
+    on_sale = {**item["attributes"], "sale": True}
+    r = ml100k_client.put(
+        "/v1/items/1", json={"title": item["title"], "attributes": on_sale}, headers=ADMIN
+    )
+    assert r.status_code == 200, r.text
+    assert _ids(_recs(ml100k_client, "stranger", k=5, filter="sale:true")) == ["1"]
+    r = ml100k_client.put(
+        "/v1/items/1",
+        json={"title": item["title"], "attributes": item["attributes"]},
+        headers=ADMIN,
+    )
+    assert r.status_code == 200, r.text
+    plain = _ids(_recs(ml100k_client, "stranger", k=5))
+    filtered = _recs(ml100k_client, "stranger", k=5, filter="sale:true")
+    assert filtered["items"] == [] and filtered["short_by"] == 5
+    assert _ids(_recs(ml100k_client, "stranger", k=5, filter="!sale:*")) == plain
+    assert _ids(_recs(ml100k_client, "stranger", k=5, boost="sale:true^3")) == plain
+    assert _ids(_recs(ml100k_client, "stranger", k=5, cap="sale:1")) == plain
+    r = ml100k_client.get("/v1/users/stranger/recommendations", params={"filter": "sale:1"})
+    assert r.status_code == 422 and "holds true/false" in r.json()["message"]  # kind kept
+
+
 def test_the_catalog_keeps_one_kind_per_attribute(ml100k_client: TestClient) -> None:
     r = ml100k_client.put(
         "/v1/items/new-film", json={"attributes": {"year": "1995"}}, headers=ADMIN
