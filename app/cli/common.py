@@ -252,8 +252,12 @@ def data_dir(config: Settings) -> Path | None:
     return Path(config.data_dir) if config.data_dir else None
 
 
-def load_data(spec: str, config: Settings, until: datetime | None = None) -> Interactions:
-    """The data set ``spec`` names; ``until`` bounds a read of the log (``log_read_time``)."""
+def load_data(
+    spec: str, config: Settings, until: datetime | None = None, *, ratings_only: bool = False
+) -> Interactions:
+    """The data set ``spec`` names; ``until`` bounds a read of the log (``log_read_time``),
+    ``ratings_only`` (for a rating model) leaves out the log's unrated rows when it holds
+    ratings (``training.data.log_reader``)."""
     from training.data.datasets import load_dataset
 
     console.print(f"loading data [bold]{escape(spec)}[/] ...")
@@ -263,6 +267,7 @@ def load_data(spec: str, config: Settings, until: datetime | None = None) -> Int
         cache_dir=Path(config.cache_dir) if config.cache_dir else None,
         database_url=config.database_url,
         until=until,
+        ratings_only=ratings_only,
     )
     console.print(
         f"  {len(data):,} interactions, {data.n_users:,} users, {data.n_items:,} items"

@@ -169,6 +169,7 @@ def _parse_seeds(seeds: str) -> list[int]:
 def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> None:
     from app.serving.erased import log_read_at
     from training.data.datasets import names_log
+    from training.models import trains_on_ratings
     from training.stored_evaluation import evaluate_loaded, open_stored
 
     config = settings()
@@ -179,7 +180,7 @@ def _evaluate_stored(model: str, ref: str, data: str, json_out: Path | None) -> 
         # The log up to the version's own cutoff, as its read took it: rows logged since,
         # and those of the commit margin before the read (``log_cutoff``), are not its data.
         until = log_read_at(loaded.manifest) if names_log(data) else None
-        interactions = load_data(data, config, until=until)
+        interactions = load_data(data, config, until=until, ratings_only=trains_on_ratings(model))
         result = evaluate_loaded(loaded, interactions, source=data)
     lines = [
         f"## {result.model} version {result.version} on its held-out slice of {result.source}",

@@ -78,7 +78,7 @@ def _train(
 ) -> None:
     from training import distributed
     from training.device import resolve_device
-    from training.models import REGISTRY, model_class
+    from training.models import REGISTRY, model_class, trains_on_ratings
     from training.pipeline import train_and_save
 
     config = settings()
@@ -121,7 +121,9 @@ def _train(
             # Every rank reads the log up to the same instant, which rank 0 alone asks for.
             read_at = distributed.from_main(lambda: log_read_time(data, config))
             with distributed.main_first():  # rank 0 downloads / fills caches first
-                interactions = load_data(data, config, until=read_at)
+                interactions = load_data(
+                    data, config, until=read_at, ratings_only=trains_on_ratings(model)
+                )
             console.print(f"training [bold]{escape(model)}[/] ...")
             manifest = train_and_save(
                 model_store,

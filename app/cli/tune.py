@@ -169,7 +169,7 @@ def _tune(
                 raise fail(f"--plot: {plot} is a directory; name the PNG file to write")
             writable_folder(plot.parent, "--plot")
         read_at = log_read_time(data, config)
-        interactions = load_data(data, config, until=read_at)
+        interactions = load_data(data, config, until=read_at, ratings_only=task == "ratings")
         console.print(f"tuning for [bold]{budget_minutes:g}[/] min ...")
         result = run_search(
             interactions,

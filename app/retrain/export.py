@@ -35,6 +35,7 @@ from training.data.errors import DataError
 from training.data.files import build_interactions
 from training.data.interactions import Interactions
 from training.data.log_reader import log_cutoff, read_interaction_log
+from training.models import trains_on_ratings
 
 #: Suffix of a job-written version's ``data.source``: ``ml-100k+log``.
 LOG_SUFFIX = "+log"
@@ -80,7 +81,7 @@ def export_interactions(
     spec = base_spec(source or "")
     base = _load_base(spec, settings, notes) if spec else None
     try:
-        logged = read_log(settings, until)
+        logged = read_log(settings, until, ratings_only=trains_on_ratings(model))
     except DataError as exc:
         if base is None:
             raise
@@ -91,8 +92,10 @@ def export_interactions(
     return Exported(concat(base, logged), f"{spec}{LOG_SUFFIX}", notes)
 
 
-def read_log(settings: Settings, until: datetime) -> Interactions:
-    """The interaction log up to ``until`` (retrain and tune jobs alike; ``job_cutoff``).
+def read_log(settings: Settings, until: datetime, *, ratings_only: bool) -> Interactions:
+    """The interaction log up to ``until`` (retrain and tune jobs alike; ``job_cutoff``);
+    ``ratings_only`` for a rating model or search: a log's unrated rows are no ratings
+    (``training.data.log_reader``).
 
     The log reader says a database error as a ``DataError`` (one line, for the CLI);
     a job must not take it for data it cannot use: a ``log`` job was failed for good
@@ -102,7 +105,10 @@ def read_log(settings: Settings, until: datetime) -> Interactions:
     """
     with _database_errors_as_themselves():
         return read_interaction_log(
-            settings.database_url, until=until, event_weights=settings.event_types
+            settings.database_url,
+            until=until,
+            event_weights=settings.event_types,
+            ratings_only=ratings_only,
         )
 
 

@@ -81,8 +81,10 @@ WINDOW_MARGIN_S = 2.0
 MAX_WAIT_S = 120.0
 
 
-def _log_source(settings: Settings, cutoff: datetime) -> Interactions:
-    return read_log(settings, cutoff)  # a database error stays one: "interrupted"
+def _log_source(settings: Settings, cutoff: datetime, request: TuneRequest) -> Interactions:
+    """The job's log slice; a ratings search reads only a mixed log's rated rows."""
+    # A database error stays one: "interrupted".
+    return read_log(settings, cutoff, ratings_only=request.task == "ratings")
 
 
 def _study_progress(search: Search) -> dict[str, Any]:
@@ -143,7 +145,7 @@ def _search_and_save(
     recorded = previous.get("cutoff")
     cutoff = datetime.fromisoformat(recorded) if recorded else job_cutoff(ctx.settings)
     lease.report({"phase": "exporting", "cutoff": iso_utc(cutoff)}, force=True)
-    data = _log_source(ctx.settings, cutoff)
+    data = _log_source(ctx.settings, cutoff, request)
     jlog.add(
         f"data: the interaction log, {len(data):,} interactions, {data.n_users:,} users, "
         f"{data.n_items:,} items, cutoff {iso_utc(cutoff)}"
@@ -359,7 +361,7 @@ def help_tune_job(
             seconds = (repo.as_utc(job.search_until) - _database_now(ctx)).total_seconds()
             log.info("tune job %d: joining its search for %.0f s", job.id, seconds)
             request = TuneRequest.from_params(job.params)
-            data = _log_source(ctx.settings, datetime.fromisoformat(cutoff))
+            data = _log_source(ctx.settings, datetime.fromisoformat(cutoff), request)
             storage = open_study_storage(ctx.settings.database_url)
             search = open_search(
                 data,

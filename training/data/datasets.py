@@ -55,9 +55,11 @@ def load_dataset(
     allow_download: bool = True,
     base_url: str | None = None,
     until: datetime | None = None,
+    ratings_only: bool = False,
 ) -> Interactions:
     """Read the data set ``spec`` names (see the module docstring); ``until`` bounds a read
-    of the log (``names_log``), as ``read_interaction_log`` does."""
+    of the log (``names_log``), and ``ratings_only`` leaves out its unrated rows when it holds
+    ratings, as ``read_interaction_log`` does (a file or named set is read whole)."""
     name = spec.strip().lower()
     if name in LAYOUTS:
         folder = locate_named(
@@ -69,7 +71,9 @@ def load_dataset(
         )
         return read_movielens(name, folder)
     if names_log(spec):
-        return read_interaction_log(log_database_url(database_url), until=until)
+        return read_interaction_log(
+            log_database_url(database_url), until=until, ratings_only=ratings_only
+        )
     if _is_file_spec(spec):
         return read_interaction_file(Path(spec).expanduser())
     raise _unknown_spec(spec)

@@ -20,6 +20,14 @@ the rule is ``training.data.cutoff``.
 A missing rating is an implicit interaction, read as 1.0; the result is
 ``explicit=False`` only when no rating at all is present.
 
+``ratings_only`` is the read for a rating model (its task is ratings:
+``training.models.trains_on_ratings``, ``genrec tune --task ratings``): when
+the log holds an explicit rating, a row without one (a click, a typed event
+without a rating) is no rating and is left out, so it is neither trained nor
+validated on as a rating of 1.0 (or of its type's weight), the bottom of a 1-5
+scale. A log with no rating at all is read as without it (typed events as
+their weights), there being no ratings to prefer. Top-k models read every row.
+
 Typed events (column ``type``, migration 0004) are read through
 ``event_weights`` (type -> training weight; the service passes its
 ``GENREC_EVENT_TYPES``, plain values): a type with a weight <= 0 (negative
@@ -81,15 +89,17 @@ def read_interaction_log(
     *,
     until: datetime | None = None,
     event_weights: Mapping[str, float] | None = None,
+    ratings_only: bool = False,
 ) -> Interactions:
     """All logged interactions (with ``until``: those at or before it), oldest id first.
 
     ``event_weights`` (default ``DEFAULT_EVENT_WEIGHTS``) decide how typed events
-    are read (module docstring).
+    are read; ``ratings_only`` leaves out the unrated rows of a log that holds ratings
+    (both: module docstring).
     """
     weights = DEFAULT_EVENT_WEIGHTS if event_weights is None else event_weights
     with _connected(database_url) as engine:
-        return _read(engine, until, weights)
+        return _read(engine, until, weights, ratings_only)
 
 
 def log_cutoff(database_url: str) -> datetime:
@@ -138,7 +148,9 @@ def _connected(database_url: str) -> Iterator[Engine]:
         engine.dispose()
 
 
-def _read(engine: Engine, until: datetime | None, weights: Mapping[str, float]) -> Interactions:
+def _read(
+    engine: Engine, until: datetime | None, weights: Mapping[str, float], ratings_only: bool
+) -> Interactions:
     table = _reflect(engine)
     typed = "type" in table.c  # a log from before migration 0004 has no types
     columns = [table.c.user_id, table.c.item_id, table.c.rating, table.c.ts]
@@ -155,17 +167,20 @@ def _read(engine: Engine, until: datetime | None, weights: Mapping[str, float]) 
     items: list[str] = []
     ratings: list[float | None] = []
     times: list[datetime] = []
+    rated: list[bool] = []  # the row carries a rating of its own, not a weight or 1.0
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(query)
         for batch in result.partitions():
             for row in batch:
                 user_id, item_id, rating, ts = row[:4]
+                has_rating = rating is not None
                 if typed and row[4] is not None:
                     weight = weights.get(row[4], 0.0)
                     if weight <= 0:
                         continue  # negative or untrained feedback is never a positive
                     if rating is None:
                         rating = weight
+                rated.append(has_rating)
                 users.append(user_id)
                 items.append(item_id)
                 ratings.append(rating)
@@ -176,6 +191,12 @@ def _read(engine: Engine, until: datetime | None, weights: Mapping[str, float]) 
             f"the interaction log at {masked_url(str(engine.url))} has no interactions{window}"
             + ("" if until is None else _newer_note(engine, table, _as_utc(until)))
         )
+    if ratings_only and any(rated):
+        keep = [i for i, is_rated in enumerate(rated) if is_rated]
+        users = [users[i] for i in keep]
+        items = [items[i] for i in keep]
+        ratings = [ratings[i] for i in keep]
+        times = [times[i] for i in keep]
     return _to_interactions(users, items, ratings, times)
 
 

@@ -53,6 +53,13 @@ def model_class(name: str) -> type[Model]:
         raise ModelError(f"unknown model '{name}'; known: {', '.join(sorted(REGISTRY))}") from None
 
 
+def trains_on_ratings(name: str) -> bool:
+    """Whether model ``name`` predicts ratings, so trains and is measured on them alone: a read
+    of the interaction log for it leaves out a mixed log's unrated rows, which would otherwise
+    be ratings of 1.0 (``training.data.log_reader``, ``ratings_only``)."""
+    return bool(model_class(name).scorer_cls.predicts_ratings)
+
+
 def scorer_class(name: str) -> type[Scorer]:
     return model_class(name).scorer_cls
 

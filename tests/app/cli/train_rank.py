@@ -37,9 +37,11 @@ def main(out_dir: Path, args: list[str]) -> None:
     train_module = importlib.import_module("app.cli.train")
     real_load = train_module.load_data
 
-    def load_data(spec: str, config: object, until: datetime | None = None) -> object:
+    def load_data(
+        spec: str, config: object, until: datetime | None = None, **options: object
+    ) -> object:
         read_until.append(None if until is None else iso_utc(until))
-        return real_load(spec, config, until=until)
+        return real_load(spec, config, until=until, **options)
 
     log_reader.log_cutoff = cutoff  # type: ignore[assignment]
     train_module.load_data = load_data

@@ -150,3 +150,44 @@ def test_the_log_export_reads_event_types_through_the_servers_weights(
         for u, i, r in zip(data.users, data.items, data.ratings, strict=True)
     }
     assert records == {("w1", "1", 1.5), ("w2", "1", 1.0)}
+
+
+def _log_ratings_and_clicks(sessions: sessionmaker[Session]) -> None:
+    """20 users, each 6 ratings of 4 or 5 and 3 clicks (no rating), some typed."""
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        NewInteraction(f"m{u}", str(i), 4.0 + (u + i) % 2, ts) for u in range(20) for i in range(6)
+    ]
+    rows += [
+        NewInteraction(f"m{u}", str(i), None, ts, type="click" if i % 2 else None)
+        for u in range(20)
+        for i in range(6, 9)
+    ]
+    with session_scope(sessions) as session:
+        add_interactions(session, rows)
+
+
+def test_a_rating_model_trains_on_the_rated_rows_of_a_mixed_log(
+    job_context: JobContext,
+) -> None:
+    """Clicks beside ratings were ratings of 1.0 to a rating model: a retrain job of one
+    reads the rated rows alone; a top-k model's job still reads every event."""
+    _log_ratings_and_clicks(job_context.sessions)
+    until = datetime.now(UTC)
+    rating = export_interactions("log", "biased-mf", job_context.store, job_context.settings, until)
+    assert len(rating.data) == 120 and set(rating.data.ratings.tolist()) == {4.0, 5.0}
+    assert rating.data.explicit and rating.data.n_items == 6  # the clicked items are not in it
+    topk = export_interactions("log", "ease", job_context.store, job_context.settings, until)
+    assert len(topk.data) == 180 and float(topk.data.ratings.min()) == 1.0
+
+
+def test_a_rating_models_log_plus_base_adds_the_rated_rows_of_the_log(
+    promote_base: Callable[..., str], job_context: JobContext, base_data: Interactions
+) -> None:
+    promote_base("biased-mf", epochs=1)
+    _log_ratings_and_clicks(job_context.sessions)
+    exported = export_interactions(
+        "log+base", "biased-mf", job_context.store, job_context.settings, datetime.now(UTC)
+    )
+    assert len(exported.data) == len(base_data) + 120
+    assert float(exported.data.ratings[len(base_data) :].min()) == 4.0

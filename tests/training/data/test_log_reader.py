@@ -228,3 +228,55 @@ def test_typed_events_are_read_through_their_weights(database_url: str) -> None:
     # The default weights (the service's default vocabulary) drop a dislike too.
     default = read_interaction_log(database_url)
     assert "i2" not in default.item_ids.ids and "i3" not in default.item_ids.ids
+
+
+def _typed_log(url: str, rows: list[dict[str, object]]) -> None:
+    engine = create_engine(url)
+    metadata = MetaData()
+    table = _interactions_table(metadata)
+    table.append_column(Column("type", String(32), nullable=True))
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), rows)
+    engine.dispose()
+
+
+def test_a_rating_read_of_a_mixed_log_leaves_out_the_unrated_rows(database_url: str) -> None:
+    """Clicks beside ratings are not 1-star ratings: a read for a rating model keeps the
+    rated rows alone, whatever their type; a top-k read keeps every row as before."""
+    _typed_log(
+        database_url,
+        [
+            {**_row("u1", "i1", 5.0, T0), "type": None},
+            {**_row("u1", "i2", None, T0), "type": None},  # untyped click
+            {**_row("u2", "i1", 4.0, T0), "type": "purchase"},  # rated typed event
+            {**_row("u2", "i3", None, T0), "type": "view"},  # typed, unrated
+            {**_row("u3", "i3", None, T0), "type": "click"},  # a user with no rating
+        ],
+    )
+    rated = read_interaction_log(database_url, ratings_only=True)
+    records = [
+        (rated.user_ids.external(u), rated.item_ids.external(i), float(r))
+        for u, i, r in zip(rated.users, rated.items, rated.ratings, strict=True)
+    ]
+    assert records == [("u1", "i1", 5.0), ("u2", "i1", 4.0)]
+    assert rated.explicit
+    every = read_interaction_log(database_url)
+    assert len(every) == 5 and sorted(every.ratings.tolist()) == [0.25, 1.0, 1.0, 4.0, 5.0]
+
+
+def test_a_rating_read_of_a_log_without_ratings_reads_the_weights(database_url: str) -> None:
+    """No row carries a rating: nothing to prefer, so the typed events' weights are read
+    (docs/tuning.md, "On the service"), as a top-k read does."""
+    _typed_log(
+        database_url,
+        [
+            {**_row("u1", "i1", None, T0), "type": "view"},
+            {**_row("u1", "i2", None, T0), "type": "purchase"},
+            {**_row("u2", "i1", None, T0), "type": None},
+        ],
+    )
+    rated = read_interaction_log(database_url, ratings_only=True)
+    every = read_interaction_log(database_url)
+    assert rated.ratings.tolist() == every.ratings.tolist() == [0.25, 3.0, 1.0]
+    assert rated.explicit == every.explicit
