@@ -16,16 +16,13 @@ covered as the dashboard's headers are). A 500 is answered outside every middlew
 
 from __future__ import annotations
 
-from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.route_path import route_path, under
 
 PREFIX = "/admin"
 NO_STORE = "no-store"
 _NO_STORE = (b"cache-control", NO_STORE.encode())
-
-
-def is_admin_path(path: str) -> bool:
-    return path.startswith(PREFIX) and (len(path) == len(PREFIX) or path[len(PREFIX)] == "/")
 
 
 class AdminNoStore:
@@ -35,7 +32,7 @@ class AdminNoStore:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_admin_path(get_route_path(scope)):
+        if scope["type"] != "http" or not under(route_path(scope), PREFIX):
             await self.app(scope, receive, send)
             return
 

@@ -37,13 +37,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from starlette._utils import get_route_path
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.auth_throttle import AuthThrottle
 from app.core.metrics import Metrics
 from app.core.openapi_schema import REF_TEMPLATE, edit_openapi
+from app.core.route_path import route_path, under
 
 #: The paths the keys guard: the public API (``/admin``, ``/dashboard``, health,
 #: ``/metrics`` and the docs are outside it).
@@ -144,15 +144,14 @@ class ApiKeyMiddleware:
 
 def _guarded(scope: Scope) -> bool:
     """Whether the path is the public API's, as the router sees it: Starlette's own
-    ``get_route_path``, the function its routes match with.
+    ``get_route_path`` (``app.core.route_path``), the function its routes match with.
 
     A rule of our own (strip the root path wherever the path starts with it) let
     ``uvicorn --root-path /v`` (h11) serve ``GET 1/users/u1/recommendations`` without a key:
     the path ``/v1/...`` lost ``/v`` here and was not guarded, while the router, which
     strips a root path only before a ``/``, routed it to ``/v1/...``.
     """
-    path = get_route_path(scope)
-    return path == PREFIX or path.startswith(PREFIX + "/")
+    return under(route_path(scope), PREFIX)
 
 
 def bearer_credential(scope: Scope) -> bytes | None:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.app_answer import app_answer
+from app.core.route_path import route_path, under
 
 #: The stable error code of the answer (``app.core.errors`` maps a 413 to it).
 BODY_TOO_LARGE = "body_too_large"
@@ -70,9 +70,9 @@ class BodyLimitMiddleware:
 
     def _limit(self, scope: Scope) -> tuple[int, str]:
         limit, what = self.limit(), SETTING
-        path = get_route_path(scope)
+        path = route_path(scope)
         for prefix, bytes_, name in self.smaller:
-            if bytes_ < limit and (path == prefix or path.startswith(prefix + "/")):
+            if bytes_ < limit and under(path, prefix):
                 limit, what = bytes_, name
         return limit, what
 

@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import REQUEST_ID_HEADER, allowed_methods, request_id_of, validation_body
+from app.core.route_path import route_path
 from app.dashboard.auth import (
     CsrfRejected,
     DashboardDisabled,
@@ -42,7 +43,6 @@ from app.dashboard.headers import (
     DashboardHeaders,
     add_headers,
     is_dashboard_path,
-    route_path,
 )
 from app.dashboard.pages import catalog, experiments, explore, jobs, models, overview, session
 from app.dashboard.preview import Previewer

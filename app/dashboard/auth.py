@@ -55,10 +55,10 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from starlette._utils import get_route_path
 
 from app.api.deps import services_of
 from app.core.db import session_scope
+from app.core.route_path import route_path
 from app.repository import dashboard_session_revoked, revoke_dashboard_session
 
 SESSION_COOKIE = "genrec_dashboard"
@@ -346,7 +346,7 @@ def _route_part(request: Request, path: str) -> str:
     dashboard: a login after an expired session went to the overview instead of back.
     Encoded, because decoding would change the page (``a%2Fb`` is one id, ``a/b`` two
     segments); ``safe_next`` still checks what is left."""
-    return get_route_path({"path": path, "root_path": request.scope.get("root_path", "")})
+    return route_path({"path": path, "root_path": request.scope.get("root_path", "")})
 
 
 # --------------------------------------------------------------------------- login nonce

@@ -16,7 +16,7 @@
 
 Pure ASGI, like ``app.core.middleware``; only paths under ``/dashboard`` are
 touched, so ``/docs`` (Swagger UI's inline script) and the API are as before.
-"The path" is the one the router routes (``route_path``: Starlette's own
+"The path" is the one the router routes (``app.core.route_path``: Starlette's own
 ``get_route_path``), not the scope's: under ``uvicorn --root-path /genrec`` the
 scope's path of a request for ``/dashboard/login`` is ``/genrec/dashboard/login``,
 which the router strips back to a dashboard page; read raw, the page went out
@@ -27,9 +27,10 @@ same headers (``add_headers``): every dashboard answer carries them.
 
 from __future__ import annotations
 
-from starlette._utils import get_route_path
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.route_path import route_path, under
 
 PREFIX = "/dashboard"
 STATIC_PREFIX = "/dashboard/static/"
@@ -56,14 +57,9 @@ _FRAMING = [
 _NO_STORE = (b"cache-control", b"no-store")
 
 
-def route_path(scope: Scope) -> str:
-    """The path the router matches routes against (the root path stripped, as it strips it):
-    whether an answer is the dashboard's must be decided on the path that chose its route."""
-    return get_route_path(scope)
-
-
 def is_dashboard_path(path: str) -> bool:
-    return path == PREFIX or path.startswith(PREFIX + "/")
+    """Whether an answer at the routed ``path`` (``route_path``) is the dashboard's."""
+    return under(path, PREFIX)
 
 
 def headers_for(path: str) -> list[tuple[bytes, bytes]]:
