@@ -1099,11 +1099,17 @@ def fail_exhausted_jobs(session: Session, error: str) -> list[int]:
     return failed
 
 
+def log_time(moment: datetime) -> str:
+    """A time as a job's log writes it: UTC, to the second, and saying so ("14:05:09Z").
+    One form for the lines workers stamp and the times they name (lease expiries)."""
+    return as_utc(moment).strftime("%H:%M:%SZ")
+
+
 def _exhausted_line(worker_id: str | None, attempts: int, expired_at: datetime | None) -> str:
     """The log's last line for a job the exhaustion sweep fails: its tail ended with the
     last attempt's lines, nothing saying why they stopped or that no attempt was left
     (the error says "see the log tail")."""
-    expiry = "" if expired_at is None else f" at {as_utc(expired_at).strftime('%H:%M:%SZ')}"
+    expiry = "" if expired_at is None else f" at {log_time(expired_at)}"
     return (
         f"attempt {attempts} (worker {worker_id}): its lease expired{expiry} without a "
         "hand-back (the worker died or lost the database); no attempts left: the job failed"
@@ -1112,7 +1118,7 @@ def _exhausted_line(worker_id: str | None, attempts: int, expired_at: datetime |
 
 def _with_line(log_tail: str | None, line: str) -> str:
     """``log_tail`` with ``line`` added, stamped as the workers stamp theirs (UTC)."""
-    stamped = f"{datetime.now(UTC).strftime('%H:%M:%SZ')} {line}"
+    stamped = f"{log_time(datetime.now(UTC))} {line}"
     return stamped if not log_tail else f"{log_tail}\n{stamped}"
 
 

@@ -310,7 +310,7 @@ def claim_taking_over(
 def takeover_line(taken: repo.Takeover) -> str:
     """The job log's line for a takeover: without it the attempt before's lines just ended
     and the new one's began, nothing saying why."""
-    expired = taken.lease_expired_at.strftime("%H:%M:%SZ")
+    expired = repo.log_time(taken.lease_expired_at)
     return (
         f"taking over from attempt {taken.attempt} (worker {taken.worker_id}): its lease "
         f"expired at {expired} without a hand-back (the worker died or lost the database)"
@@ -426,7 +426,7 @@ class JobLog:
 
 
 def _stamped(message: str) -> str:
-    return f"{utcnow().strftime('%H:%M:%SZ')} {message}"  # UTC, and says so (as every time)
+    return f"{repo.log_time(utcnow())} {message}"  # UTC, and says so (as every time)
 
 
 class JobLease:

@@ -148,7 +148,7 @@ def hand_back(job: RetrainJob, lease: JobLease) -> str:
     try:
         released = lease.hand_back(note)
     except HandBackFailed as failed:
-        expires = lease.expires_about.strftime("%H:%M:%SZ")
+        expires = repo.log_time(lease.expires_about)
         then = (
             f"another worker takes it over when its lease expires, at about {expires}, "
             f"as attempt {attempt + 1} of {attempts}"
