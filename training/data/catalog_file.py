@@ -160,16 +160,7 @@ def _csv_record(path: Path, line: int, columns: list[str], row: list[str]) -> Ca
 def _csv_attributes(path: Path, line: int, raw: str) -> dict[str, Any]:
     if not raw.strip():
         return {}
-    try:
-        value = loads(raw)
-    except DuplicateKey as exc:
-        raise DataError(f"{path}, line {line}: attributes: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}, line {line}: attributes is not valid JSON{_at(exc)}") from None
-    except (ValueError, RecursionError) as exc:
-        raise DataError(
-            f"{path}, line {line}: attributes is not valid JSON: {unreadable_reason(exc)}"
-        ) from None
+    value = _json_object(f"{path}, line {line}: attributes", raw)
     if not isinstance(value, dict):
         raise DataError(
             f"{path}, line {line}: attributes must be a JSON object, got {type(value).__name__}"
@@ -205,11 +196,20 @@ def _read_u_item(path: Path) -> list[CatalogRecord]:
 # --------------------------------------------------------------------------- JSONL
 
 
-def _at(exc: json.JSONDecodeError) -> str:
-    """Where in the record JSON failed and why, without ``str(exc)``'s own "line L column
-    C": its lines are the record's, not the file's (a JSONL record cut short on line 5
-    read "line 5: ... line 2 column 1", counting the record's newline)."""
-    return f" at character {exc.pos}: {exc.msg}"
+def _json_object(where: str, raw: str) -> Any:
+    """One JSON value of a catalog line (a JSONL record, a CSV ``attributes`` cell), or a
+    ``DataError`` that starts with ``where``. Where in the value JSON failed is said as a
+    character offset, not ``str(exc)``'s own "line L column C": its lines are the value's,
+    not the file's (a JSONL record cut short on line 5 read "line 5: ... line 2 column 1",
+    counting the record's newline)."""
+    try:
+        return loads(raw)
+    except DuplicateKey as exc:
+        raise DataError(f"{where}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON at character {exc.pos}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{where}: not valid JSON: {unreadable_reason(exc)}") from None
 
 
 def _read_jsonl(path: Path) -> list[CatalogRecord]:
@@ -222,14 +222,7 @@ def _read_jsonl(path: Path) -> list[CatalogRecord]:
 
 def _jsonl_record(path: Path, line: int, raw: str) -> CatalogRecord:
     where = f"{path}, line {line}"
-    try:
-        value = loads(raw)
-    except DuplicateKey as exc:
-        raise DataError(f"{where}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON{_at(exc)}") from None
-    except (ValueError, RecursionError) as exc:
-        raise DataError(f"{where}: not valid JSON: {unreadable_reason(exc)}") from None
+    value = _json_object(where, raw)
     if not isinstance(value, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(value).__name__}")
     unknown = sorted(set(value) - JSONL_KEYS)

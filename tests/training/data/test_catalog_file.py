@@ -78,7 +78,7 @@ def test_jsonl_records(tmp_path: Path) -> None:
         ("x.csv", "item_id,title,title\n1,a,b\n", "column 'title' appears twice"),
         ("x.csv", "item_id,title\n1,a,extra\n", "line 2: 3 fields, the header has 2 columns"),
         ("x.csv", "item_id,title\n ,a\n", "line 2: item_id is empty"),
-        ("x.csv", "item_id,attributes\n1,{bad\n", "line 2: attributes is not valid JSON"),
+        ("x.csv", "item_id,attributes\n1,{bad\n", "line 2: attributes: not valid JSON"),
         ("x.csv", 'item_id,attributes\n1,"[1, 2]"\n', "attributes must be a JSON object"),
         ("x.csv", "item_id\n1\n2\n1\n", "line 4: item_id '1' already appears on line 2"),
         ("x.csv", "", "empty file"),
@@ -112,7 +112,7 @@ def test_bad_files_name_file_and_line(
         (
             "x.csv",
             "item_id,attributes\n1,{bad\n",
-            "line 2: attributes is not valid JSON at character 1: "
+            "line 2: attributes: not valid JSON at character 1: "
             "Expecting property name enclosed in double quotes",
         ),
     ],
@@ -190,12 +190,12 @@ def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_column(
         (
             "x.csv",
             'item_id,attributes\n1,"{""a"": ' + "[" * 5000 + "]" * 5000 + '}"\n',
-            "line 2: attributes is not valid JSON: JSON nested too deeply",
+            "line 2: attributes: not valid JSON: JSON nested too deeply",
         ),
         (
             "x.csv",
             'item_id,attributes\n1,"{""a"": ' + "9" * 5000 + '}"\n',
-            "line 2: attributes is not valid JSON: a number of more than",
+            "line 2: attributes: not valid JSON: a number of more than",
         ),
     ],
 )
