@@ -83,6 +83,7 @@ def run_claimed_job(job: RetrainJob, lease: JobLease, ctx: JobContext) -> str:
         if existing is not None:
             jlog.add(f"version {existing.version} was saved by an earlier attempt; finishing it")
             manifest, gate = existing, dict(existing.training.get("gate") or {})
+            lease.progress.update(saved_progress(existing))
         else:
             manifest, gate = _train_and_save(job, lease, ctx)
         promoted, error = promote_if(lease, ctx.store, manifest, gate, bool(gate.get("promote")))
@@ -278,6 +279,32 @@ def _overrides(job: RetrainJob, device: torch.device) -> dict[str, Any]:
     if "device" in fields and "device" not in overrides and device.type != "cpu":
         overrides["device"] = str(device)
     return overrides
+
+
+def saved_progress(manifest: Manifest) -> dict[str, Any]:
+    """The progress the attempt that trained ``manifest`` reported last, rebuilt from the
+    training curve the version keeps (``epoch_progress``'s keys).
+
+    Why: an attempt that finishes a version an earlier one saved trains nothing, so the
+    job's progress ended as ``{"phase": "succeeded"}`` alone, and the API and dashboard
+    lost the epochs and the metric the version was trained to.
+    """
+    training = manifest.training
+    curve = training.get("curve")
+    if not isinstance(curve, list) or not curve or not isinstance(curve[-1], dict):
+        return {}
+    last: dict[str, Any] = curve[-1]
+    epochs = manifest.hyper_parameters.get("epochs")
+    progress: dict[str, Any] = {
+        "epoch": last.get("epoch"),
+        "epochs": epochs if isinstance(epochs, int) else last.get("epoch"),
+        "losses": last.get("losses", {}),
+        "seconds": last.get("seconds"),
+    }
+    metric = training.get("selection_metric")
+    if isinstance(metric, str):
+        progress.update(metric=metric, value=(last.get("metrics") or {}).get(metric))
+    return progress
 
 
 def epoch_progress(lease: JobLease, metric: str | None, phase: str = "training") -> EpochCallback:

@@ -285,6 +285,11 @@ def test_attempt_after_a_crash_finishes_the_saved_version_instead_of_training_ag
     first = next(i for i, line in enumerate(tail) if "(attempt 1 of 3)" in line)
     second = next(i for i, line in enumerate(tail) if "(attempt 2 of 3)" in line)
     assert first < second and any(line.startswith("gate: ") for line in tail[first:second])
+    # The finished job's progress is the saved version's training, as if one attempt ran.
+    trained = job_context.store.load("ease", saved[0]).manifest.training
+    assert row.progress["phase"] == "succeeded"
+    assert row.progress["epoch"] == row.progress["epochs"] == trained["curve"][-1]["epoch"]
+    assert row.progress["seconds"] == trained["curve"][-1]["seconds"]
 
 
 def test_a_job_whose_every_attempt_died_after_saving_is_failed_with_its_version(
