@@ -495,7 +495,10 @@ class JobLease:
     # -- the lease ---------------------------------------------------------------------
 
     def _renew_loop(self) -> None:
-        # Renewing at a third of the lease survives one or two slow renewals.
+        # Renewing at a third of the lease survives one or two slow renewals. Each failure
+        # says how many in a row and when the lease runs out: an operator reading a
+        # database outage in the worker's log sees how close the job is to a takeover.
+        failed = 0
         while not self._done.wait(self.lease_s / 3):
             if self._past_limit():
                 return  # no more renewals: the job is failed, or taken over at expiry
@@ -503,8 +506,21 @@ class JobLease:
                 with session_scope(self.sessions) as session:
                     held = repo.renew_job_lease(session, self.fence, self.lease_s)
             except SQLAlchemyError as exc:  # keep trying; the fence protects the outcome
-                log.warning("job %d: lease renewal failed: %s", self.fence.job_id, error_line(exc))
+                failed += 1
+                log.warning(
+                    "job %d: lease renewal failed (%s in a row; the lease runs out about %s "
+                    "unless renewed): %s",
+                    self.fence.job_id,
+                    failed,
+                    repo.log_time(self.expires_about),
+                    error_line(exc),
+                )
                 continue
+            if failed:
+                log.info(
+                    "job %d: lease renewed after %d failed renewal(s)", self.fence.job_id, failed
+                )
+                failed = 0
             self._renewed(held)
             if not held:
                 self._mark_aborted()

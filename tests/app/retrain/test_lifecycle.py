@@ -339,11 +339,15 @@ def test_a_failed_lease_renewal_is_logged_in_one_line(
     monkeypatch.setattr(repo, "renew_job_lease", flaky)
     fence = repo.JobFence(job.id, "w", claimed.attempts)
     lease = lc.JobLease(sessions, fence, 0.3, threading.Event())
-    with caplog.at_level(logging.WARNING, logger=lc.__name__), lease:
+    expires = repo.log_time(lease.expires_about)  # the claim's: no renewal before the failure
+    with caplog.at_level(logging.INFO, logger=lc.__name__), lease:
         assert retried.wait(10.0)
-    assert warnings_with(caplog, "lease renewal failed") == [
-        f"job {job.id}: lease renewal failed: OperationalError: {REFUSED}"
-    ]
+    [line] = warnings_with(caplog, "lease renewal failed")
+    assert line == (
+        f"job {job.id}: lease renewal failed (1 in a row; the lease runs out about "
+        f"{expires} unless renewed): OperationalError: {REFUSED}"
+    )
+    assert f"job {job.id}: lease renewed after 1 failed renewal(s)" in caplog.messages
     assert multi_line_records(caplog) == []
 
 
