@@ -21,11 +21,16 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+#: The rows of ``ix_interactions_waiting``: events that name a list and are not attributed.
+WAITING = "recommendation_id IS NOT NULL AND impression_id IS NULL"
 
 
 class Base(DeclarativeBase):
@@ -36,7 +41,17 @@ class Interaction(Base):
     """One logged user-item event; ``id`` orders events and stamps cached state."""
 
     __tablename__ = "interactions"
-    __table_args__ = (Index("ix_interactions_user_id_ts", "user_id", "ts"),)
+    __table_args__ = (
+        Index("ix_interactions_user_id_ts", "user_id", "ts"),
+        # Migration 0013: the events still waiting for the list they name (late
+        # attribution, ``app.serving.late_attribution``); partial, so only those rows.
+        Index(
+            "ix_interactions_waiting",
+            "recommendation_id",
+            postgresql_where=text(WAITING),
+            sqlite_where=text(WAITING),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     user_id: Mapped[str] = mapped_column(String(256), nullable=False)

@@ -67,6 +67,7 @@ from app.serving.holder import ModelHolder, resolve_device
 from app.serving.impression_retention import ImpressionRetention
 from app.serving.impressions import ImpressionRecorder
 from app.serving.interactions import InteractionLogger
+from app.serving.late_attribution import LateAttribution
 from app.serving.recommend import Recommender
 from app.serving.removed import RemovedItems
 from app.serving.retrieval import AnnLoader
@@ -119,6 +120,9 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         reload_interval_s=settings.reload_interval_s,
     )
     holder.add_load_listener(AnnLoader(settings))  # opens retrieval indexes per GENREC_ANN
+    late = LateAttribution(
+        engine, metrics, settings.experiment_click_types, settings.experiment_conversion_types
+    )
     impressions = ImpressionRecorder(
         sessions,
         metrics,
@@ -126,6 +130,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         queue_size=settings.impression_queue_size,
         batch_max=settings.impression_batch_max,
         flush_s=settings.impression_flush_s,
+        after_write=late.written,
     )
     attributes = AttributeIndex()  # fed by the catalog sync, read by the rule compiler
     removed = RemovedItems()  # fed by the catalog sync, masked from every list
@@ -170,7 +175,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         erased=erased,
         auth_throttle=AuthThrottle(settings.admin_max_failures, settings.admin_failure_window_s),
         interactions=InteractionLogger(
-            writes, holder, settings, guard, metrics, attributor=attributor
+            writes, holder, settings, guard, metrics, attributor=attributor, late=late
         ),
         impressions=impressions,
         retention=ImpressionRetention(

@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db_time import POSTGRES_NOW, database_now
 from app.db_models import (
+    WAITING,
     AttributeKind,
     CatalogEpoch,
     ErasedUser,
@@ -189,6 +190,7 @@ _INSERT_INTERACTIONS_UNNESTED = text(
     "ORDER BY r.n"
 )
 _IMPRESSIONS = Impression.metadata.tables[Impression.__tablename__]
+_INTERACTIONS = Interaction.metadata.tables[Interaction.__tablename__]
 
 
 def user_interactions(
@@ -458,6 +460,44 @@ def existing_impressions(db: Session | Connection, ids: Sequence[str]) -> dict[s
     return {id_: NamedList(user, session, items) for id_, user, session, items in rows}
 
 
+def waiting_interactions(
+    db: Session | Connection, rec_ids: Sequence[str]
+) -> list[tuple[int, NewInteraction]]:
+    """The logged, unattributed events that name one of ``rec_ids``, each with its row
+    id, in id order and locked for update until the caller's transaction ends.
+
+    A range scan of the partial index ``ix_interactions_waiting`` (migration 0013),
+    whose predicate the query repeats so that both planners use it. The lock, taken in
+    id order, is what keeps two late attributions of overlapping events (the list's
+    replica and the event's, ``app.serving.late_attribution``) from deadlocking: the
+    second waits for the first and then sees its rows attributed (Postgres re-checks a
+    locked row's condition on its new version). SQLite has no row locks (nor needs them:
+    one writer at a time), and its statement names the index (``INDEXED BY``): without
+    statistics (``ANALYZE``, which nothing runs on an embedded database) SQLite chose
+    the ``impression_id`` index for ``impression_id IS NULL``, which reads every event
+    not attributed, most of the log. Postgres, with statistics, picks the partial one.
+    """
+    if not rec_ids:
+        return []
+    connection = as_connection(db)
+    statement = _WAITING_QUERY if connection.dialect.name == "postgresql" else _WAITING_SQLITE
+    rows = connection.execute(statement, {"ids": list(set(rec_ids))})
+    return [
+        (int(id_), NewInteraction(user, item, rating, as_utc(ts), kind, rec_id))
+        for id_, user, item, rating, ts, kind, rec_id in rows
+    ]
+
+
+def attribute_waiting(db: Session | Connection, ids: Sequence[int]) -> set[int]:
+    """Attribute the events ``ids`` to the list each names; the ids this statement
+    attributed (``RETURNING``), which leaves out any that were attributed meanwhile, so
+    that each event is counted once whoever attributes it."""
+    if not ids:
+        return set()
+    rows = as_connection(db).execute(_ATTRIBUTE_WAITING, {"ids": list(ids)})
+    return {int(id_) for (id_,) in rows}
+
+
 @dataclass(frozen=True)
 class ShownList:
     """An impression of ``user_id`` at ``created_at`` that showed ``items``."""
@@ -480,6 +520,44 @@ MAX_WINDOW_IMPRESSIONS = 1000
 _EXISTING_QUERY = select(
     _IMPRESSIONS.c.id, _IMPRESSIONS.c.user_id, _IMPRESSIONS.c.session_id, _IMPRESSIONS.c["items"]
 ).where(_IMPRESSIONS.c.id.in_(bindparam("ids", expanding=True)))
+_WAITING_QUERY = (
+    select(
+        _INTERACTIONS.c.id,
+        _INTERACTIONS.c.user_id,
+        _INTERACTIONS.c.item_id,
+        _INTERACTIONS.c.rating,
+        _INTERACTIONS.c.ts,
+        _INTERACTIONS.c.type,
+        _INTERACTIONS.c.recommendation_id,
+    )
+    .where(
+        _INTERACTIONS.c.recommendation_id.in_(bindparam("ids", expanding=True)),
+        text(WAITING),  # the partial index's own predicate, word for word
+    )
+    .order_by(_INTERACTIONS.c.id)
+    .with_for_update()
+)
+_WAITING_SQLITE = (
+    text(
+        "SELECT id, user_id, item_id, rating, ts, type, recommendation_id "
+        "FROM interactions INDEXED BY ix_interactions_waiting "
+        f"WHERE recommendation_id IN :ids AND {WAITING} ORDER BY id"
+    )
+    .bindparams(bindparam("ids", expanding=True, type_=String()))
+    .columns(  # the columns' types read ``ts`` as the ORM does
+        *(_INTERACTIONS.c[name] for name in ("id", "user_id", "item_id", "rating", "ts", "type")),
+        _INTERACTIONS.c.recommendation_id,
+    )
+)
+_ATTRIBUTE_WAITING = (
+    update(_INTERACTIONS)
+    .where(
+        _INTERACTIONS.c.id.in_(bindparam("ids", expanding=True)),
+        _INTERACTIONS.c.impression_id.is_(None),
+    )
+    .values(impression_id=_INTERACTIONS.c.recommendation_id)
+    .returning(_INTERACTIONS.c.id)
+)
 _EXPERIMENT_QUERY = select(
     _IMPRESSIONS.c.id,
     _IMPRESSIONS.c.experiment,

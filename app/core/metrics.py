@@ -140,8 +140,17 @@ class Metrics:
             "genrec_attribution_refused",
             "logged events whose recommendation_id was not attributed to its impression: "
             "none such (unknown), another user's list (other_user), or an item the list did "
-            "not show (item_not_shown)",
+            "not show (item_not_shown); an unknown one may later be attributed late "
+            "(genrec_attribution_late)",
             ["reason"],
+            registry=r,
+        )
+        self.attribution_late = Counter(
+            "genrec_attribution_late",
+            "logged events attributed after they were written, to a list written after "
+            "them: by the list's replica as it wrote the list (list_writer), or by the "
+            "event's replica looking again after its insert (event_writer)",
+            ["by"],
             registry=r,
         )
         self.api_key_refused = Counter(

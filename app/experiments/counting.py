@@ -9,6 +9,9 @@ checked here again, as the results do, for events attributed before that rule). 
 primary key) per batch that has attributed click or conversion events, none
 otherwise; this replica's unwritten impressions are looked up in memory.
 
+An event attributed late (its list was written after it, by another replica;
+``app.serving.late_attribution``) is counted by the replica that attributes it, once.
+
 These are raw event counts for dashboards: a double click counts twice and the
 experiment's window is not applied. ``GET /admin/experiments/{name}`` counts each
 (list, item) once, within the window.

@@ -9,7 +9,9 @@
   server log says why, and ``genrec_attribution_refused{reason}`` counts it
   once the event is written: ``unknown`` (an id that names no impression: a
   typo, an impression dropped from a full queue, one deleted by retention, or
-  one still queued on another replica), ``other_user`` (another user's list:
+  one still queued on another replica; the last kind is attributed later, when
+  that list is written, by ``app.serving.late_attribution``, with the checks of
+  ``refusal``, and also counted in ``genrec_attribution_late``), ``other_user`` (another user's list:
   an id is no credential, and whoever holds one could otherwise credit that
   list with clicks in its experiment), ``item_not_shown`` (an item the list
   did not show: the event does not answer that list, as a window match never
@@ -121,6 +123,9 @@ class Attributed:
     rows: list[NewInteraction]
     queued: dict[str, NewImpression]
     refused: Counter[str] = field(default_factory=Counter)
+    #: The ids refused as ``unknown``: the interaction writer looks for them again
+    #: once the rows are committed (``app.serving.late_attribution``).
+    unknown: set[str] = field(default_factory=set)
 
 
 class Attributor:
@@ -163,6 +168,7 @@ class Attributor:
         latest = self._window_matches(db, implicit, queued) if window else {}
         out = []
         refused: Counter[str] = Counter()
+        unknown: set[str] = set()
         for row in rows:
             if row.recommendation_id is None:
                 out.append(replace(row, impression_id=latest.get(id(row))))
@@ -173,6 +179,8 @@ class Attributor:
                 out.append(replace(row, impression_id=row.recommendation_id))
                 continue
             refused[reason] += 1
+            if reason == UNKNOWN:
+                unknown.add(row.recommendation_id)
             log.warning(
                 "interaction of user %r on item %r names recommendation_id %r, %s: "
                 "logged unattributed",
@@ -182,7 +190,7 @@ class Attributor:
                 _why(reason, shown),
             )
             out.append(row)
-        return Attributed(out, queued, refused)
+        return Attributed(out, queued, refused, unknown)
 
     def _window_matches(
         self,

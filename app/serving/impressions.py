@@ -20,7 +20,9 @@ or failed for an impression.
 
 Until its batch is written, an impression is also kept in ``pending`` so that
 this replica's own reads (``exclude_recently_shown``, attribution of an event
-that names its ``recommendation_id``) see it at once.
+that names its ``recommendation_id``) see it at once. Once a batch is committed,
+the writer attributes the events other replicas logged meanwhile that name its
+impressions (``after_write``: ``app.serving.late_attribution``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class ImpressionRecorder:
         batch_max: int = 500,
         flush_s: float = 0.5,
         clock: Clock = utc_now,
+        after_write: Callable[[Sequence[NewImpression]], object] | None = None,
     ) -> None:
         self.sessions = sessions
         self.metrics = metrics
@@ -68,6 +71,9 @@ class ImpressionRecorder:
         self.batch_max = batch_max
         self.flush_s = flush_s
         self.clock = clock
+        #: Called with each batch once it is committed, before it leaves ``pending``
+        #: (late attribution, ``app.serving.late_attribution``; ``flush`` waits for it).
+        self.after_write = after_write
         self.queue_size = queue_size
         self._queue: deque[NewImpression] = deque()  # guarded by _lock
         self._wake = threading.Event()  # set when a batch is full or on stop
@@ -219,6 +225,7 @@ class ImpressionRecorder:
             self.metrics.impressions_written.inc(len(batch))
             self.metrics.impression_batch_size.observe(len(batch))
             written = len(batch)
+            self._after_write(batch)
         with self._written:
             for impression in batch:
                 self._pending.pop(impression.id, None)
@@ -229,3 +236,13 @@ class ImpressionRecorder:
                         del self._pending_of[impression.user_id]
             self._written.notify_all()
         return written
+
+    def _after_write(self, batch: list[NewImpression]) -> None:
+        """Run ``after_write`` on a committed batch; whatever it raises is logged, never
+        the writer thread's end (the impressions after it must still be written)."""
+        if self.after_write is None:
+            return
+        try:
+            self.after_write(batch)
+        except Exception:
+            log.exception("after writing %d impressions: the after-write step failed", len(batch))

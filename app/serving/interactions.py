@@ -7,6 +7,11 @@ The 201 is sent only after the commit of the request's group returned, so an
 acknowledged interaction is durable; a failed group fails each of its requests
 with the 503 a lone failed write gets.
 
+A group whose events named lists this replica could not see (``unknown``: perhaps
+still queued on another replica) looks for those lists once more right after its
+commit (``app.serving.late_attribution``); that costs such a group a short
+transaction before its requests are answered, and never fails them.
+
 A write does not touch the state cache. Cached state carries a stamp of the log
 rows it includes (``app.serving.state.log_stamp``) and every read checks it
 against the log, so the user's next read refolds the state whether or not the
@@ -42,6 +47,7 @@ from app.serving.attribution import Attributor
 from app.serving.group_commit import GroupCommit, GroupCommitClosed
 from app.serving.holder import ModelHolder
 from app.serving.impressions import Clock, utc_now
+from app.serving.late_attribution import LateAttribution
 from app.serving.state import database_unavailable
 
 log = logging.getLogger(__name__)
@@ -62,8 +68,10 @@ class InteractionLogger:
         metrics: Metrics | None = None,
         attributor: Attributor | None = None,
         clock: Clock = utc_now,
+        late: LateAttribution | None = None,
     ) -> None:
         self.attributor = attributor
+        self.late = late
         self.clock = clock
         self.engine = engine
         self.holder = holder
@@ -139,11 +147,13 @@ class InteractionLogger:
         rows = [row for group in groups for row in group]
         counted: Counted = []
         refused: Counter[str] = Counter()
+        unknown: set[str] = set()
         try:
             with self.guard.attempt(), self.engine.begin() as connection:
                 if self.attributor is not None:
                     attributed = self.attributor.attribute(connection, rows)
                     rows, refused = attributed.rows, attributed.refused
+                    unknown = attributed.unknown
                     counted = experiment_events(
                         connection,
                         attributed.queued,
@@ -163,7 +173,21 @@ class InteractionLogger:
             count_experiment_events(self.metrics, counted)
             for reason, events in refused.items():
                 self.metrics.attribution_refused.labels(reason=reason).inc(events)
+        if unknown and self.late is not None:
+            self._recheck(self.late, unknown)
         return [len(group) for group in groups]
+
+    @staticmethod
+    def _recheck(late: LateAttribution, unknown: set[str]) -> None:
+        """Committed: look again for the lists ``unknown`` named, in case their replica
+        wrote them after our read and looked for waiting events before this insert was
+        committed (``app.serving.late_attribution``). Never raises: the rows are
+        written, and a failure here must not answer their requests 503 (the client
+        would send them again)."""
+        try:
+            late.recheck(unknown)
+        except Exception:  # the look logs and counts database failures itself
+            log.exception("looking again for %d lists named by logged events failed", len(unknown))
 
     def validate(self, interactions: Sequence[InteractionIn]) -> list[NewInteraction]:
         """Checks that depend on settings and on the served artifact; 4xx naming the entry."""
