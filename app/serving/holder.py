@@ -13,7 +13,9 @@ alias moves, when it is promoted again (the alias's ``updated_at`` changes) or
 when its files change (a repaired file), so no server stays on the old version
 after a fix that a restarted server would load. A version being served is loaded
 again when its files change too: ``genrec models index`` adds index files to a
-published version, and servers must not need a restart to use them.
+published version, and servers must not need a restart to use them. So is a
+version an experiment's variant pins (``get_version``): the same poll reads it
+again when its files change (``_files_changed``).
 
 Without an explicit ``GENREC_DEFAULT_MODEL`` the default model is chosen from
 the store on every poll (``app.serving.default_model``).
@@ -100,8 +102,9 @@ class ModelHolder:
         self.reload_interval_s = reload_interval_s
         self._models: dict[str, LoadedModel] = {}
         self._failures: dict[str, LoadFailure] = {}
-        # The file fingerprint of each served version when it was loaded (see _check).
-        self._fingerprints: dict[str, str] = {}
+        # The file fingerprint of each version in memory when it was read, by (name,
+        # version): production's and the pinned ones (see _files_changed).
+        self._fingerprints: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()  # guards the dicts above
         self._load_locks: dict[str, threading.Lock] = {}  # one loader per model at a time
         self._poller = Poller("model-reload", self.poll_once, reload_interval_s)
@@ -111,7 +114,10 @@ class ModelHolder:
         # version (``get_version``); kept until ``release_pinned``, swapped copy-on-write
         # (``replace_pinned_if_current``).
         self._pinned: dict[tuple[str, str], LoadedModel] = {}
-        self._pinned_refused: dict[tuple[str, str], str] = {}  # not re-read per request
+        # Refused pins: a first load (``get_version`` raises, not re-read per request) or
+        # a reload of a served pin (it keeps serving), with the fingerprint it was refused
+        # at: the poll tries a served pin again when its files change.
+        self._pinned_refused: dict[tuple[str, str], LoadFailure] = {}
 
     # -- request path -----------------------------------------------------------------
 
@@ -134,9 +140,10 @@ class ModelHolder:
         """A named version of ``name``: production's object when it is that version,
         else a pinned copy loaded once (an experiment variant that names a version).
 
-        Pinned versions are not hot-swapped, but get copy-on-write updates (the catalog's
-        items) like production ones (``replace_pinned_if_current``); a refused one raises
-        ``ModelUnavailable``.
+        Pinned versions are not hot-swapped to another version, but are read again when
+        their files change (the poll, as for production), and get copy-on-write updates
+        (the catalog's items) like production ones (``replace_pinned_if_current``); a
+        refused one raises ``ModelUnavailable``.
         """
         current = self._models.get(name)
         if current is not None and current.version == version:
@@ -146,29 +153,29 @@ class ModelHolder:
             return pinned
         refused = self._pinned_refused.get((name, version))
         if refused is not None:
-            raise ModelUnavailable(refused)
+            raise ModelUnavailable(refused.error)
         if name not in REGISTRY:
             raise UnknownModel(name, self.available())
-        with self._lock:
-            load_lock = self._load_locks.setdefault(f"{name}@{version}", threading.Lock())
-        with load_lock:
+        with self._version_lock((name, version)):
             pinned = self._pinned.get((name, version))
             if pinned is not None:
                 return pinned
             try:
-                model = self._read(name, version, lambda model, _: self._pin(model))
+                model = self._read(name, version, self._pin)
             except (StoreError, ModelLoadError) as exc:
                 error = f"{name} version {version} refused: {exc}"
                 with self._lock:
-                    self._pinned_refused[(name, version)] = error
+                    self._pinned_refused[(name, version)] = LoadFailure(version, error)
                 log.error("%s", error)
                 raise ModelUnavailable(error) from exc
             log.info("serving %s version %s (pinned) on %s", name, version, model.device)
             return model
 
-    def _pin(self, model: LoadedModel) -> bool:
-        """Install ``model`` as a pinned version (``get_version``), unless a listener's
-        result went stale meanwhile (False: ``_read`` runs the listeners again).
+    def _pin(self, model: LoadedModel, fingerprint: str, *, reload: bool = False) -> bool:
+        """Install ``model`` as a pinned version (``get_version``, or with ``reload`` the
+        poll's read of one whose files changed: installed only while it is still pinned,
+        so a release meanwhile stands), unless a listener's result went stale meanwhile
+        (False: ``_read`` runs the listeners again).
 
         Pinned versions are not hot-swapped, but copy-on-write updates reach them
         (``pinned``, ``replace_pinned_if_current``) as they reach production versions:
@@ -178,7 +185,13 @@ class ModelHolder:
         with self._lock:
             if not self._still_current(model):
                 return False
-            self._pinned[(model.name, model.version)] = model
+            key = (model.name, model.version)
+            if reload and key not in self._pinned:
+                return True  # released while it was read: nobody is served it
+            self._pinned[key] = model
+            # The files as read, under the store's lock (as ``_load_version`` keeps them).
+            self._fingerprints[key] = fingerprint
+            self._pinned_refused.pop(key, None)
         return True
 
     def release_pinned(self, keep: set[tuple[str, str]]) -> None:
@@ -187,7 +200,15 @@ class ModelHolder:
         with self._lock:
             for key in [k for k in self._pinned if k not in keep]:
                 del self._pinned[key]
+                self._forget_if_unused(key)
             self._pinned_refused.clear()
+
+    def _forget_if_unused(self, key: tuple[str, str]) -> None:
+        """Drop the fingerprint of version ``key`` once neither production nor a pin
+        serves it. Under ``self._lock``."""
+        production = self._models.get(key[0])
+        if key not in self._pinned and (production is None or production.version != key[1]):
+            self._fingerprints.pop(key, None)
 
     def default_problem(self) -> str | None:
         """Why the default model is not being served (for ``/readyz``); None when it is."""
@@ -430,8 +451,10 @@ class ModelHolder:
                 self._models[name] = model  # the swap: one reference replaced
                 # The files as read, under the store's lock: a rebuild that was writing
                 # them when ``seen`` was taken has finished, and is not taken for a new change.
-                self._fingerprints[name] = fingerprint
+                self._fingerprints[(name, version)] = fingerprint
                 self._failures.pop(name, None)
+                if previous is not None and previous.version != version:
+                    self._forget_if_unused((name, previous.version))
                 return True
 
         try:
@@ -451,6 +474,11 @@ class ModelHolder:
             f" (was {previous.version})" if previous else "",
         )
         return model
+
+    def _version_lock(self, key: tuple[str, str]) -> threading.Lock:
+        """The lock one version is read under as a pin (one reader at a time)."""
+        with self._lock:
+            return self._load_locks.setdefault(f"{key[0]}@{key[1]}", threading.Lock())
 
     def _read(
         self, name: str, version: str, install: Callable[[LoadedModel, str], bool]
@@ -492,7 +520,8 @@ class ModelHolder:
     # -- hot swap ---------------------------------------------------------------------
 
     def poll_once(self) -> None:
-        """One reload check over the loaded models and the default model."""
+        """One reload check over the loaded models, the default model and the pinned
+        versions production does not serve."""
         self.resolve_default()
         with self._lock:
             names = set(self._models) | {self.default_model}
@@ -501,6 +530,11 @@ class ModelHolder:
                 self._check(name)
             except Exception:  # the reload thread must survive anything
                 log.exception("reload check of model %s failed", name)
+        for pinned in sorted(self.pinned(), key=lambda model: (model.name, model.version)):
+            try:
+                self._check_pinned(pinned.name, pinned.version)
+            except Exception:
+                log.exception("reload check of %s version %s failed", pinned.name, pinned.version)
 
     def _check(self, name: str) -> None:
         if name not in REGISTRY:
@@ -534,9 +568,43 @@ class ModelHolder:
         current = self._models.get(name)
         if current is None or current.version != target:
             return True
-        served = self._fingerprints.get(name)
-        if served is None or served == self.store.version_fingerprint(name, target):
+        return self._files_changed(name, target, say=say)
+
+    def _files_changed(self, name: str, version: str, *, say: bool) -> bool:
+        """Whether the files of ``version``, in memory, changed since they were read:
+        the one check that reloads production and pinned versions alike."""
+        served = self._fingerprints.get((name, version))
+        if served is None or served == self.store.version_fingerprint(name, version):
             return False
         if say:
-            log.info("%s version %s: its files changed; loading it again", name, target)
+            log.info("%s version %s: its files changed; loading it again", name, version)
         return True
+
+    def _check_pinned(self, name: str, version: str) -> None:
+        """Read a pinned version again when its files changed (``genrec models index``
+        added an index), as ``_check`` does production's: the variant served without
+        the index until the experiment ended. A refused reload is logged once per change
+        of the files; the pinned object keeps serving, as production's does."""
+        key = (name, version)
+        if not self._files_changed(name, version, say=False):
+            return
+        refused = self._pinned_refused.get(key)
+        if refused is not None and refused.seen[1] == self.store.version_fingerprint(*key):
+            return
+        with self._version_lock(key):
+            with self._lock:
+                pinned = self._pinned.get(key)
+                production = self._models.get(name)
+                if pinned is None or (production is not None and production.version == version):
+                    return  # released, or production's now: get_version serves production's
+            seen = ("", self.store.version_fingerprint(name, version))
+            if not self._files_changed(name, version, say=True):
+                return
+            try:
+                self._read(name, version, lambda model, read: self._pin(model, read, reload=True))
+            except (StoreError, ModelLoadError) as exc:
+                self.metrics.model_load_errors.labels(model=name).inc()
+                error = f"{name} version {version} refused: {exc}"
+                with self._lock:
+                    self._pinned_refused[key] = LoadFailure(version, error, seen)
+                log.error("%s; still serving the copy read before (pinned)", error)

@@ -1,9 +1,11 @@
-"""Pinned versions (``ModelHolder.get_version``) get copy-on-write swaps like production.
+"""Pinned versions (``ModelHolder.get_version``) get copy-on-write swaps and reloads
+like production.
 
 An experiment's variant may name a version; the holder keeps it besides production until
 ``release_pinned``. The catalog extends served versions copy-on-write; for a pinned one it
 goes through ``replace_pinned_if_current``, which swaps only while the entry is the same
-object, and ``pinned()`` lists what ``get_version`` serves.
+object, and ``pinned()`` lists what ``get_version`` serves. The poll that reads the
+production version again when its files change reads pinned ones again too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 
 from app.core.metrics import Metrics
@@ -58,3 +61,46 @@ def test_a_pinned_copy_of_the_production_version_is_not_listed_as_served(
     production = holder.get("mult-vae")
     assert production.version == "2" and production is not pinned
     assert holder.get_version("mult-vae", "2") is production and holder.pinned() == []
+
+
+def test_a_pinned_version_whose_files_change_is_loaded_again_by_the_poll(
+    store_dir: Path, train: Callable[..., str]
+) -> None:
+    """``genrec models index`` on a version an experiment pins: the poll that reloads the
+    production version when its files change did not look at pinned ones, so the variant
+    served without the new index until the experiment ended or the server restarted."""
+    from training.ann import index_version
+
+    store = ModelStore(store_dir)
+    assert train(store, "mult-vae", seed=1, promote=False) == "2"
+    holder = ModelHolder(store, torch.device("cpu"), Metrics(), default_model="mult-vae")
+    holder.get("mult-vae")
+    pinned = holder.get_version("mult-vae", "2")
+    index_version(store, "mult-vae", "2", nprobe=1, similar_nprobe=1)
+    holder.poll_once()
+    again = holder.get_version("mult-vae", "2")
+    assert again is not pinned and again.version == "2"
+    assert again.manifest.retrieval["nprobe"] == 1 and again.index_path is not None
+    assert [model is again for model in holder.pinned()] == [True]
+    holder.poll_once()  # nothing changed since: the same object stays
+    assert holder.get_version("mult-vae", "2") is again
+
+
+def test_a_pinned_version_deleted_from_the_store_keeps_serving_and_is_refused_once(
+    store_dir: Path, train: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``genrec models delete`` refuses a version the running experiment pins, but the
+    store's files can still go (a delete before the experiment started on another
+    replica, a hand-removed folder): the reload is refused, logged once, and the copy
+    read before keeps serving the variant, as a production version's does."""
+    store = ModelStore(store_dir)
+    assert train(store, "mult-vae", seed=1, promote=False) == "2"
+    holder = ModelHolder(store, torch.device("cpu"), Metrics(), default_model="mult-vae")
+    holder.get("mult-vae")
+    pinned = holder.get_version("mult-vae", "2")
+    store.delete_version("mult-vae", "2")
+    holder.poll_once()
+    holder.poll_once()  # the files have not changed since the refusal: not read again
+    assert holder.get_version("mult-vae", "2") is pinned
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1 and "mult-vae version 2 refused" in refused[0]
