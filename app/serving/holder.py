@@ -13,9 +13,14 @@ alias moves, when it is promoted again (the alias's ``updated_at`` changes) or
 when its files change (a repaired file), so no server stays on the old version
 after a fix that a restarted server would load. A version being served is loaded
 again when its files change too: ``genrec models index`` adds index files to a
-published version, and servers must not need a restart to use them. So is a
-version an experiment's variant pins (``get_version``): the same poll reads it
-again when its files change (``_files_changed``).
+published version, and servers must not need a restart to use them.
+
+Besides production, the holder serves the versions an experiment's variants pin
+(``get_version``). One version is in memory once, whoever uses it: a pin of the
+production version is production's object, a promotion of a pinned version
+installs the pinned object, and a version production moves away from stays while
+a pin uses it; it is dropped when neither does. Pinned versions follow their
+files through the same poll as production ones (``_files_changed``).
 
 Without an explicit ``GENREC_DEFAULT_MODEL`` the default model is chosen from
 the store on every poll (``app.serving.default_model``).
@@ -110,9 +115,10 @@ class ModelHolder:
         self._poller = Poller("model-reload", self.poll_once, reload_interval_s)
         # (listener, its still-current check or None), in order; see add_load_listener
         self._load_listeners: list[tuple[LoadListener, StillCurrent | None]] = []
-        # Versions served besides production: an experiment's variants that name a
-        # version (``get_version``); kept until ``release_pinned``, swapped copy-on-write
-        # (``replace_pinned_if_current``).
+        # The versions an experiment's variants name (``get_version``), kept until
+        # ``release_pinned``; swapped copy-on-write (``replace_pinned_if_current``). A pin
+        # of the version production serves is production's very object: one version, one
+        # object, whoever uses it.
         self._pinned: dict[tuple[str, str], LoadedModel] = {}
         # Refused pins: a first load (``get_version`` raises, not re-read per request) or
         # a reload of a served pin (it keeps serving), with the fingerprint it was refused
@@ -137,39 +143,54 @@ class ModelHolder:
             raise ModelUnavailable(f"default model {self._default_origin()}: {exc}") from exc
 
     def get_version(self, name: str, version: str) -> LoadedModel:
-        """A named version of ``name``: production's object when it is that version,
-        else a pinned copy loaded once (an experiment variant that names a version).
+        """A named version of ``name`` (an experiment variant that names a version),
+        pinned until ``release_pinned``: production's object when production serves that
+        version, else the pinned one, read once.
 
         Pinned versions are not hot-swapped to another version, but are read again when
         their files change (the poll, as for production), and get copy-on-write updates
         (the catalog's items) like production ones (``replace_pinned_if_current``); a
         refused one raises ``ModelUnavailable``.
         """
-        current = self._models.get(name)
-        if current is not None and current.version == version:
-            return current
-        pinned = self._pinned.get((name, version))
+        key = (name, version)
+        pinned = self._pinned.get(key)
         if pinned is not None:
             return pinned
-        refused = self._pinned_refused.get((name, version))
+        current = self._models.get(name)
+        if current is not None and current.version == version and self._share(current):
+            return current
+        refused = self._pinned_refused.get(key)
         if refused is not None:
             raise ModelUnavailable(refused.error)
         if name not in REGISTRY:
             raise UnknownModel(name, self.available())
-        with self._version_lock((name, version)):
-            pinned = self._pinned.get((name, version))
+        with self._version_lock(key):
+            pinned = self._pinned.get(key)
             if pinned is not None:
                 return pinned
+            current = self._models.get(name)  # production loaded it meanwhile: share it
+            if current is not None and current.version == version and self._share(current):
+                return current
             try:
                 model = self._read(name, version, self._pin)
             except (StoreError, ModelLoadError) as exc:
                 error = f"{name} version {version} refused: {exc}"
                 with self._lock:
-                    self._pinned_refused[(name, version)] = LoadFailure(version, error)
+                    self._pinned_refused[key] = LoadFailure(version, error)
                 log.error("%s", error)
                 raise ModelUnavailable(error) from exc
             log.info("serving %s version %s (pinned) on %s", name, version, model.device)
             return model
+
+    def _share(self, production: LoadedModel) -> bool:
+        """Pin ``production`` (the version a variant names) unless a swap replaced it
+        meanwhile: the pin keeps that object when production moves on, rather than read
+        the version again on the variant's next request."""
+        with self._lock:
+            if self._models.get(production.name) is not production:
+                return False
+            self._pinned[(production.name, production.version)] = production
+            return True
 
     def _pin(self, model: LoadedModel, fingerprint: str, *, reload: bool = False) -> bool:
         """Install ``model`` as a pinned version (``get_version``, or with ``reload`` the
@@ -177,10 +198,12 @@ class ModelHolder:
         so a release meanwhile stands), unless a listener's result went stale meanwhile
         (False: ``_read`` runs the listeners again).
 
-        Pinned versions are not hot-swapped, but copy-on-write updates reach them
-        (``pinned``, ``replace_pinned_if_current``) as they reach production versions:
-        a change read between the listeners and this install would miss the version
-        about to be pinned, exactly as for a production install (``add_load_listener``).
+        Copy-on-write updates reach pinned versions (``pinned``,
+        ``replace_pinned_if_current``) as they reach production versions: a change read
+        between the listeners and this install would miss the version about to be
+        pinned, exactly as for a production install (``add_load_listener``). Called
+        under the version's load lock, which production loads take too: production
+        cannot install this version meanwhile (``_load_version``).
         """
         with self._lock:
             if not self._still_current(model):
@@ -189,14 +212,15 @@ class ModelHolder:
             if reload and key not in self._pinned:
                 return True  # released while it was read: nobody is served it
             self._pinned[key] = model
-            # The files as read, under the store's lock (as ``_load_version`` keeps them).
+            # The files as read, under the store's lock (as ``_install`` keeps them).
             self._fingerprints[key] = fingerprint
             self._pinned_refused.pop(key, None)
         return True
 
     def release_pinned(self, keep: set[tuple[str, str]]) -> None:
-        """Drop pinned versions not in ``keep`` (experiments that ended), and forget
-        refusals (a new experiment tries again)."""
+        """Drop pinned versions not in ``keep`` (experiments that ended; a version
+        production serves stays as production), and forget refusals (a new experiment
+        tries again)."""
         with self._lock:
             for key in [k for k in self._pinned if k not in keep]:
                 del self._pinned[key]
@@ -204,8 +228,8 @@ class ModelHolder:
             self._pinned_refused.clear()
 
     def _forget_if_unused(self, key: tuple[str, str]) -> None:
-        """Drop the fingerprint of version ``key`` once neither production nor a pin
-        serves it. Under ``self._lock``."""
+        """Drop what is kept about version ``key`` once neither production nor a pin
+        uses it (the object itself goes with its last reference). Under ``self._lock``."""
         production = self._models.get(key[0])
         if key not in self._pinned and (production is None or production.version != key[1]):
             self._fingerprints.pop(key, None)
@@ -314,40 +338,49 @@ class ModelHolder:
 
         Copy-on-write updates of a loaded model (``app.catalog``) go through
         here, so they never overwrite a version hot-swapped in while they built.
+        A pin of the same version is the same object, and gets ``new`` too.
         """
         with self._lock:
             if self._models.get(current.name) is not current:
                 return False
-            self._models[current.name] = new
+            self._replace(current, new)
             return True
 
     def pinned(self) -> list[LoadedModel]:
-        """The pinned versions ``get_version`` serves right now: an experiment's variants
-        that name a version production does not serve (a pinned copy of the production
-        version is not served: ``get_version`` answers with production's object)."""
+        """The pinned versions ``get_version`` serves right now that ``loaded()`` does
+        not list: an experiment's variants that name a version production does not serve
+        (a pin of the production version is production's object)."""
         with self._lock:
-            production = {name: model.version for name, model in self._models.items()}
             return [
                 model
-                for (name, version), model in self._pinned.items()
-                if production.get(name) != version
+                for (name, _), model in self._pinned.items()
+                if self._models.get(name) is not model
             ]
 
     def replace_pinned_if_current(self, current: LoadedModel, new: LoadedModel) -> bool:
         """``replace_if_current`` for a pinned version: swap ``new`` in for ``current``
         unless its entry is no longer that object (released, or pinned again by a new
-        load, which got the catalog before its install).
+        load, which got the catalog before its install); production gets ``new`` too
+        when it serves that object (a promotion of the pinned version installed it).
 
         Why pinned versions get copy-on-write updates too: an experiment compares its
         variants; a pinned text-aware version that never got an item put after it loaded
         could not recommend it while the other arm could, biasing the experiment.
         """
-        key = (current.name, current.version)
         with self._lock:
-            if self._pinned.get(key) is not current:
+            if self._pinned.get((current.name, current.version)) is not current:
                 return False
-            self._pinned[key] = new
+            self._replace(current, new)
             return True
+
+    def _replace(self, current: LoadedModel, new: LoadedModel) -> None:
+        """Put ``new`` wherever ``current`` is held, production and pin alike: one
+        version, one object. Under ``self._lock``."""
+        if self._models.get(current.name) is current:
+            self._models[current.name] = new
+        key = (current.name, current.version)
+        if self._pinned.get(key) is current:
+            self._pinned[key] = new
 
     # -- load listeners ---------------------------------------------------------------
 
@@ -437,7 +470,10 @@ class ModelHolder:
         return failed
 
     def _load_version(self, name: str, version: str, promoted_at: str = "") -> LoadedModel:
-        """Load, verify and install ``version``; ``ModelUnavailable`` if it is refused."""
+        """Load, verify and install ``version``; ``ModelUnavailable`` if it is refused.
+
+        A version an experiment pins, with its files unchanged since, is not read again:
+        production installs the pinned object (``_adopt_pinned``)."""
         # Taken before reading, so a repair made while this load runs is still noticed.
         seen = (promoted_at, self.store.version_fingerprint(name, version))
         # The caller holds the model's load lock: only a copy-on-write extension of the
@@ -448,17 +484,15 @@ class ModelHolder:
             with self._lock:
                 if not self._still_current(model):
                     return False
-                self._models[name] = model  # the swap: one reference replaced
-                # The files as read, under the store's lock: a rebuild that was writing
-                # them when ``seen`` was taken has finished, and is not taken for a new change.
-                self._fingerprints[(name, version)] = fingerprint
-                self._failures.pop(name, None)
-                if previous is not None and previous.version != version:
-                    self._forget_if_unused((name, previous.version))
+                self._install(model, fingerprint)
                 return True
 
         try:
-            model = self._read(name, version, install)
+            # The version's own lock too, which pins load under: one read of a version.
+            with self._version_lock((name, version)):
+                model = self._adopt_pinned(name, version, seen[1]) or self._read(
+                    name, version, install
+                )
         except (StoreError, ModelLoadError) as exc:
             self._record_failure(name, version, exc, seen)
             previous = self._models.get(name)
@@ -475,8 +509,38 @@ class ModelHolder:
         )
         return model
 
+    def _install(self, model: LoadedModel, fingerprint: str) -> None:
+        """Make ``model`` production (the swap: one reference replaced), and the pin of
+        its version if one is kept: one version, one object. Under ``self._lock``."""
+        name, key = model.name, (model.name, model.version)
+        previous = self._models.get(name)
+        self._models[name] = model
+        if key in self._pinned:
+            self._pinned[key] = model
+        # The files as read, under the store's lock: a rebuild that was writing them
+        # when the load began has finished, and is not taken for a new change.
+        self._fingerprints[key] = fingerprint
+        self._failures.pop(name, None)
+        if previous is not None and previous.version != model.version:
+            self._forget_if_unused((name, previous.version))
+
+    def _adopt_pinned(self, name: str, version: str, fingerprint: str) -> LoadedModel | None:
+        """Install the pinned object of ``version`` as production when its files are the
+        ones it was read from (``fingerprint``: the store's now); None when there is none.
+
+        Its catalog extensions are current: every copy-on-write change reached it as a
+        pin, and from the install on, ``_replace`` puts each in both places. Reading it
+        again held the version twice until the experiment ended."""
+        key = (name, version)
+        with self._lock:
+            pinned = self._pinned.get(key)
+            if pinned is None or self._fingerprints.get(key) != fingerprint:
+                return None
+            self._install(pinned, fingerprint)
+        return pinned
+
     def _version_lock(self, key: tuple[str, str]) -> threading.Lock:
-        """The lock one version is read under as a pin (one reader at a time)."""
+        """The lock one version is read under, by production and pins alike."""
         with self._lock:
             return self._load_locks.setdefault(f"{key[0]}@{key[1]}", threading.Lock())
 
@@ -594,9 +658,8 @@ class ModelHolder:
         with self._version_lock(key):
             with self._lock:
                 pinned = self._pinned.get(key)
-                production = self._models.get(name)
-                if pinned is None or (production is not None and production.version == version):
-                    return  # released, or production's now: get_version serves production's
+                if pinned is None or self._models.get(name) is pinned:
+                    return  # released, or production's now: production's poll reloads it
             seen = ("", self.store.version_fingerprint(name, version))
             if not self._files_changed(name, version, say=True):
                 return

@@ -5,12 +5,15 @@ An experiment's variant may name a version; the holder keeps it besides producti
 ``release_pinned``. The catalog extends served versions copy-on-write; for a pinned one it
 goes through ``replace_pinned_if_current``, which swaps only while the entry is the same
 object, and ``pinned()`` lists what ``get_version`` serves. The poll that reads the
-production version again when its files change reads pinned ones again too.
+production version again when its files change reads pinned ones again too. One
+version is one object, whoever uses it: production, a pin, or both.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import torch
 
 from app.core.metrics import Metrics
 from app.serving.holder import ModelHolder
+from app.serving.loaded import LoadedModel
 from models_store import ModelStore
 
 
@@ -46,21 +50,79 @@ def test_a_pinned_version_is_swapped_only_while_its_entry_is_the_same_object(
     assert not holder.replace_pinned_if_current(extended, dataclasses.replace(extended))
 
 
-def test_a_pinned_copy_of_the_production_version_is_not_listed_as_served(
+class _Loads:
+    """A load listener that keeps a weak reference to every version the holder reads:
+    how many are still in memory is how many of them are alive (``gc.get_objects`` does
+    not see them: the holder freezes them out of the collector, ``freeze_long_lived``)."""
+
+    def __init__(self) -> None:
+        self.read: list[weakref.ref[LoadedModel]] = []
+
+    def __call__(self, model: LoadedModel) -> LoadedModel:
+        self.read.append(weakref.ref(model))
+        return model
+
+    def in_memory(self, version: str) -> int:
+        gc.collect()
+        return sum(1 for ref in self.read if (model := ref()) and model.version == version)
+
+
+def test_a_pinned_version_that_becomes_production_is_loaded_once(
     store_dir: Path, train: Callable[..., str]
 ) -> None:
-    """Once production moves to the pinned version, ``get_version`` answers with
-    production's object; the pinned copy serves nothing, and nothing extends it."""
+    """Promoting the version an experiment pins: the poll loaded it a second time for
+    production, and the pinned copy stayed in memory beside it until the experiment
+    ended. Production takes the pinned object instead; the old production is freed."""
+    from training.ann import index_version
+
     store = ModelStore(store_dir)
     assert train(store, "mult-vae", seed=1, promote=False) == "2"
     holder = ModelHolder(store, torch.device("cpu"), Metrics(), default_model="mult-vae")
+    loads = _Loads()
+    holder.add_load_listener(loads)
     holder.get("mult-vae")
     pinned = holder.get_version("mult-vae", "2")
     store.promote("mult-vae", "2")
     holder.poll_once()  # the hot swap
+    assert holder.get("mult-vae") is pinned and holder.get_version("mult-vae", "2") is pinned
+    assert len(loads.read) == 2 and loads.in_memory("2") == 1
+    assert holder.pinned() == []  # served as production: the catalog extends it once
+    assert loads.in_memory("1") == 0  # nobody uses it
+    # A copy-on-write change, and a reload of changed files, reach both users at once.
+    extended = dataclasses.replace(pinned, extension=1)
+    assert holder.replace_pinned_if_current(pinned, extended)
+    assert holder.get("mult-vae") is extended and holder.get_version("mult-vae", "2") is extended
+    index_version(store, "mult-vae", "2", nprobe=1, similar_nprobe=1)
+    holder.poll_once()
+    again = holder.get("mult-vae")
+    assert again.manifest.retrieval["nprobe"] == 1 and holder.get_version("mult-vae", "2") is again
+    del pinned, extended
+    assert loads.in_memory("2") == 1
+    holder.release_pinned(set())  # the experiment ended: production keeps it
+    assert holder.get("mult-vae") is again
+
+
+def test_a_production_version_an_experiment_pins_stays_loaded_once_after_a_promotion(
+    store_dir: Path, train: Callable[..., str]
+) -> None:
+    """The variant pins the version production serves (one object); production moves on.
+    The pin keeps that object: it was loaded again on the next request, and a version is
+    freed only when neither production nor a pin uses it."""
+    store = ModelStore(store_dir)
+    holder = ModelHolder(store, torch.device("cpu"), Metrics(), default_model="mult-vae")
+    loads = _Loads()
+    holder.add_load_listener(loads)
     production = holder.get("mult-vae")
-    assert production.version == "2" and production is not pinned
-    assert holder.get_version("mult-vae", "2") is production and holder.pinned() == []
+    assert holder.get_version("mult-vae", "1") is production
+    assert train(store, "mult-vae", seed=1) == "2"  # promoted
+    holder.poll_once()
+    assert holder.get("mult-vae").version == "2"
+    assert holder.get_version("mult-vae", "1") is production
+    assert [model is production for model in holder.pinned()] == [True]
+    assert len(loads.read) == 2 and loads.in_memory("1") == 1
+    del production
+    holder.release_pinned(set())  # the experiment ended
+    assert loads.in_memory("1") == 0 and loads.in_memory("2") == 1
 
 
 def test_a_pinned_version_whose_files_change_is_loaded_again_by_the_poll(
