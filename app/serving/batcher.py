@@ -6,7 +6,7 @@ more slowly than B (on a GPU it is nearly flat), and the per-call overhead
 (dispatch, kernel launches, device transfers) is paid once per batch instead
 of once per request. So throughput grows with load instead of collapsing.
 
-How: each loaded model version has a ``ScoreBatcher``. A request puts a
+How: each served model object has a ``ScoreBatcher``. A request puts a
 ``RankJob`` (its user state, masks and k) and awaits a future. A loop on the
 event loop collects jobs for at most ``wait_s`` after the oldest one arrived,
 or until ``max_batch`` are waiting, then hands them to the batcher's own
@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import faiss
 import numpy as np
@@ -615,8 +616,34 @@ class ScoreBatcher:
         )
 
 
+class Served(Protocol):
+    """What the batchers ask the model holder (``ModelHolder``)."""
+
+    @property
+    def generation(self) -> int:
+        """Moves whenever what is served changes."""
+        ...
+
+    def serves(self, model: LoadedModel) -> bool:
+        """Whether production or a pin serves this very object now."""
+        ...
+
+
 class Batchers:
-    """One ``ScoreBatcher`` per served model version; old versions retire after a swap.
+    """One ``ScoreBatcher`` per served model object; the others retire once no longer
+    served.
+
+    Keyed by the object, not by (name, revision): a version read again because its files
+    changed (``genrec models index``) has the revision of the object it replaces, and
+    the revision's batcher kept scoring the old object, without the new index, until
+    the catalog or a promotion made a new revision. Retired by what the holder serves,
+    not by "a newer production batcher of that name": a pinned version's batcher
+    (an experiment's variant) was retired by each production batcher of its model and
+    never by the end of its experiment, so a pin of another model stayed in memory,
+    with its scoring thread, for the server's life. Whenever the holder's
+    ``generation`` moved, the next request retires the batchers of objects it no
+    longer serves; each drains what is queued first (``ScoreBatcher.close``), so a
+    request that still holds a swapped-out or released version is answered.
 
     Used from the event loop thread only, so it needs no lock.
     """
@@ -626,21 +653,26 @@ class Batchers:
         metrics: Metrics,
         max_batch: int,
         wait_s: float,
+        served: Served,
         resolve: Resolver | None = None,
         search_threads: int = 0,
     ) -> None:
         self.metrics = metrics
         self.max_batch = max_batch
         self.wait_s = wait_s
+        self.served = served
         self.resolve = resolve
         self.search_threads = search_threads
-        self._by_version: dict[tuple[str, str], ScoreBatcher] = {}
+        # By id(model): the batcher holds the model, so the id names no other object.
+        self._by_model: dict[int, ScoreBatcher] = {}
+        self._swept: int | None = None  # the holder's generation at the last sweep
         self._retiring: set[asyncio.Task[None]] = set()
 
-    def for_model(self, model: LoadedModel, is_current: bool) -> ScoreBatcher:
-        """The batcher of ``model``; creating the current version's retires the older ones."""
-        key = (model.name, model.revision)  # a catalog extension is a new batcher
-        batcher = self._by_version.get(key)
+    def for_model(self, model: LoadedModel) -> ScoreBatcher:
+        """The batcher of this very ``model`` object (a new one for a new object)."""
+        if self._swept != self.served.generation:
+            self._sweep()
+        batcher = self._by_model.get(id(model))
         if batcher is None:
             batcher = ScoreBatcher(
                 model,
@@ -650,21 +682,24 @@ class Batchers:
                 resolve=self.resolve,
                 search_threads=self.search_threads,
             )
-            self._by_version[key] = batcher
-            if is_current:
-                self._retire_others(key)
+            self._by_model[id(model)] = batcher
+            if not self.served.serves(model):  # a request still holding a replaced one:
+                self._swept = None  # its batcher retires at the next request
         return batcher
 
-    def _retire_others(self, key: tuple[str, str]) -> None:
-        for other in [k for k in self._by_version if k[0] == key[0] and k != key]:
-            old = self._by_version.pop(other)
-            task = asyncio.get_running_loop().create_task(old.close())
-            self._retiring.add(task)  # keep a reference until it finished draining
-            task.add_done_callback(self._retiring.discard)
+    def _sweep(self) -> None:
+        """Retire the batchers of objects the holder no longer serves."""
+        self._swept = self.served.generation  # read first: a change meanwhile sweeps again
+        for key, batcher in list(self._by_model.items()):
+            if not self.served.serves(batcher.model):
+                del self._by_model[key]
+                task = asyncio.get_running_loop().create_task(batcher.close())
+                self._retiring.add(task)  # keep a reference until it finished draining
+                task.add_done_callback(self._retiring.discard)
 
     async def close(self) -> None:
         """Drain and stop every batcher (graceful shutdown)."""
-        batchers, self._by_version = list(self._by_version.values()), {}
+        batchers, self._by_model = list(self._by_model.values()), {}
         for batcher in batchers:
             await batcher.close()
         if self._retiring:

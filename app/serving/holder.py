@@ -124,6 +124,9 @@ class ModelHolder:
         # a reload of a served pin (it keeps serving), with the fingerprint it was refused
         # at: the poll tries a served pin again when its files change.
         self._pinned_refused: dict[tuple[str, str], LoadFailure] = {}
+        #: Moves whenever what is served changes (a swap, a pin, a release): the
+        #: micro-batchers retire the ones of objects no longer served (``serves``).
+        self.generation = 0
 
     # -- request path -----------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class ModelHolder:
             if self._models.get(production.name) is not production:
                 return False
             self._pinned[(production.name, production.version)] = production
+            self.generation += 1
             return True
 
     def _pin(self, model: LoadedModel, fingerprint: str, *, reload: bool = False) -> bool:
@@ -212,6 +216,7 @@ class ModelHolder:
             if reload and key not in self._pinned:
                 return True  # released while it was read: nobody is served it
             self._pinned[key] = model
+            self.generation += 1
             # The files as read, under the store's lock (as ``_install`` keeps them).
             self._fingerprints[key] = fingerprint
             self._pinned_refused.pop(key, None)
@@ -226,6 +231,7 @@ class ModelHolder:
                 del self._pinned[key]
                 self._forget_if_unused(key)
             self._pinned_refused.clear()
+            self.generation += 1
 
     def _forget_if_unused(self, key: tuple[str, str]) -> None:
         """Drop what is kept about version ``key`` once neither production nor a pin
@@ -325,6 +331,14 @@ class ModelHolder:
                 for name in sorted(names)
             }
 
+    def serves(self, model: LoadedModel) -> bool:
+        """Whether ``model`` is this very object that production or a pin serves now
+        (not one a swap replaced, or a pin released, that a request still holds)."""
+        return (
+            self._models.get(model.name) is model
+            or self._pinned.get((model.name, model.version)) is model
+        )
+
     def is_loaded(self, name: str) -> bool:
         return name in self._models
 
@@ -381,6 +395,7 @@ class ModelHolder:
         key = (current.name, current.version)
         if self._pinned.get(key) is current:
             self._pinned[key] = new
+        self.generation += 1
 
     # -- load listeners ---------------------------------------------------------------
 
@@ -517,6 +532,7 @@ class ModelHolder:
         self._models[name] = model
         if key in self._pinned:
             self._pinned[key] = model
+        self.generation += 1
         # The files as read, under the store's lock: a rebuild that was writing them
         # when the load began has finished, and is not taken for a new change.
         self._fingerprints[key] = fingerprint

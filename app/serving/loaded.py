@@ -71,7 +71,7 @@ class LoadedModel:
 
     @property
     def revision(self) -> str:
-        """The version, plus ``+cN`` once the catalog extended it N times (batcher key)."""
+        """The version, plus ``+cN`` once the catalog extended it N times (masks' cache key)."""
         return self.version if not self.extension else f"{self.version}+c{self.extension}"
 
     @property

@@ -112,6 +112,7 @@ class Recommender:
             metrics,
             settings.batch_max,
             settings.batch_wait_ms / 1000.0,
+            holder,
             resolve=self._resolve,
             search_threads=settings.faiss_threads,
         )
@@ -433,9 +434,8 @@ class Recommender:
 
     async def _rank(self, model: LoadedModel, job: RankJob) -> Ranked:
         """Join the model's micro-batch (``app.serving.batcher``) and wait for the result."""
-        is_current = self.holder.peek(model.name) is model
         try:
-            return await self.batchers.for_model(model, is_current).rank(job)
+            return await self.batchers.for_model(model).rank(job)
         except BatcherClosed as exc:
             raise ApiError(503, "shutting_down", f"{exc}; retry on another replica") from exc
 
