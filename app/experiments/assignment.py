@@ -79,8 +79,9 @@ class ExperimentRegistry:
         refresh_s: float = 2.0,
         on_change: Callable[[ExperimentDef | None], None] | None = None,
     ) -> None:
-        """``on_change`` is called with the running experiment (or None) when it changes
-        (the holder drops pinned versions no variant needs any more)."""
+        """``on_change`` is called with the running experiment (or None) when it changes,
+        before requests are assigned to it (the holder pins the versions its variants
+        name, and drops those no variant needs any more)."""
         self.sessions = sessions
         self.refresh_s = refresh_s
         self.on_change = on_change
@@ -107,11 +108,14 @@ class ExperimentRegistry:
         except SQLAlchemyError as exc:
             log.warning("reading the running experiment failed (keeping the last known): %s", exc)
             return
-        previous, self._current = self._current, current
+        previous = self._current
         if previous != current:
             log.info("experiment: %s", f"{current.name} running" if current else "none running")
+            # Before requests are assigned to it: the holder pins only the versions it
+            # was told of, and refused a request assigned in between (a fallback).
             if self.on_change is not None:
                 self.on_change(current)
+        self._current = current
 
     def start(self) -> None:
         """Read the running experiment, then poll at ``refresh_s`` (no-op while polling)."""

@@ -120,6 +120,9 @@ class ModelHolder:
         # of the version production serves is production's very object: one version, one
         # object, whoever uses it.
         self._pinned: dict[tuple[str, str], LoadedModel] = {}
+        # The versions the running experiment pins (``release_pinned``'s ``keep``): only
+        # these are pinned. None until it is first called (no experiment known yet).
+        self._pinnable: set[tuple[str, str]] | None = None
         # Refused pins: a first load (``get_version`` raises, not re-read per request) or
         # a reload of a served pin (it keeps serving), with the fingerprint it was refused
         # at: the poll tries a served pin again when its files change.
@@ -162,6 +165,13 @@ class ModelHolder:
         current = self._models.get(name)
         if current is not None and current.version == version and self._share(current):
             return current
+        pinnable = self._pinnable
+        if pinnable is not None and key not in pinnable:
+            # A request assigned just before the experiment ended: reading the version
+            # for it would keep it in memory until the next experiment change.
+            raise ModelUnavailable(
+                f"{name} version {version}: no running experiment pins it (any more)"
+            )
         refused = self._pinned_refused.get(key)
         if refused is not None:
             raise ModelUnavailable(refused.error)
@@ -189,11 +199,13 @@ class ModelHolder:
         """Pin ``production`` (the version a variant names) unless a swap replaced it
         meanwhile: the pin keeps that object when production moves on, rather than read
         the version again on the variant's next request."""
+        key = (production.name, production.version)
         with self._lock:
             if self._models.get(production.name) is not production:
                 return False
-            self._pinned[(production.name, production.version)] = production
-            self.generation += 1
+            if self._pinnable is None or key in self._pinnable:  # else served, not pinned
+                self._pinned[key] = production
+                self.generation += 1
             return True
 
     def _pin(self, model: LoadedModel, fingerprint: str, *, reload: bool = False) -> bool:
@@ -215,6 +227,8 @@ class ModelHolder:
             key = (model.name, model.version)
             if reload and key not in self._pinned:
                 return True  # released while it was read: nobody is served it
+            if self._pinnable is not None and key not in self._pinnable:
+                return True  # released while it was read: served to this request only
             self._pinned[key] = model
             self.generation += 1
             # The files as read, under the store's lock (as ``_install`` keeps them).
@@ -225,8 +239,10 @@ class ModelHolder:
     def release_pinned(self, keep: set[tuple[str, str]]) -> None:
         """Drop pinned versions not in ``keep`` (experiments that ended; a version
         production serves stays as production), and forget refusals (a new experiment
-        tries again)."""
+        tries again). From now on only versions in ``keep`` are pinned: ``get_version``
+        refuses the others, which only a request assigned before the change asks for."""
         with self._lock:
+            self._pinnable = set(keep)
             for key in [k for k in self._pinned if k not in keep]:
                 del self._pinned[key]
                 self._forget_if_unused(key)

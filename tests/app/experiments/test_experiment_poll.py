@@ -39,3 +39,35 @@ def test_a_poll_that_raises_something_unforeseen_does_not_end_the_polling(
         assert polled_again.wait(PATIENCE_S), "the poll thread ended at the failure"
     finally:
         registry.stop()
+
+
+def test_a_new_experiment_s_pins_are_announced_before_requests_are_assigned_to_it(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``on_change`` tells the model holder which versions to keep pinned; requests
+    assigned to a variant ask the holder for its version, and the holder refuses a
+    version no experiment it was told of pins. Announced after the experiment was
+    published, a request assigned in between was refused (and fell back)."""
+    from datetime import UTC, datetime
+
+    from app.experiments.definitions import Variant
+
+    started = ExperimentDef(
+        name="e",
+        status="running",
+        control="a",
+        variants=(Variant("a", "ease", None, 1.0), Variant("b", "ease", "3", 1.0)),
+        window_minutes=30.0,
+        mixing_sd=0.02,
+        created_at=datetime.now(UTC),
+        stopped_at=None,
+    )
+    monkeypatch.setattr(definitions, "running", lambda session: started)
+    seen_at_change: list[ExperimentDef | None] = []
+    registry = ExperimentRegistry(sessions, refresh_s=60.0)
+    registry.on_change = lambda running: seen_at_change.append(registry.current)
+    registry.refresh()
+    assert seen_at_change == [None] and registry.current == started
+    monkeypatch.setattr(definitions, "running", lambda session: None)  # stopped
+    registry.refresh()
+    assert seen_at_change == [None, started] and registry.current is None

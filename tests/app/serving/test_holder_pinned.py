@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from app.core.metrics import Metrics
-from app.serving.holder import ModelHolder
+from app.serving.holder import ModelHolder, ModelUnavailable
 from app.serving.loaded import LoadedModel
 from models_store import ModelStore
 
@@ -166,3 +166,29 @@ def test_a_pinned_version_deleted_from_the_store_keeps_serving_and_is_refused_on
     assert holder.get_version("mult-vae", "2") is pinned
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refused) == 1 and "mult-vae version 2 refused" in refused[0]
+
+
+def test_a_request_that_asks_for_a_pin_after_its_experiment_ended_pins_nothing(
+    store_dir: Path, train: Callable[..., str]
+) -> None:
+    """A request assigned to a variant just before the experiment ended asks for the
+    pinned version just after ``release_pinned``: it read the version again and pinned
+    it until the next experiment change (for good, when none came). Now it is refused
+    (the request falls back to the default model) and nothing stays in memory."""
+    store = ModelStore(store_dir)
+    assert train(store, "mult-vae", seed=1, promote=False) == "2"
+    holder = ModelHolder(store, torch.device("cpu"), Metrics(), default_model="mult-vae")
+    loads = _Loads()
+    holder.add_load_listener(loads)
+    production = holder.get("mult-vae")
+    holder.release_pinned({("mult-vae", "2"), ("mult-vae", "1")})  # the experiment started
+    holder.get_version("mult-vae", "2")
+    holder.release_pinned(set())  # it ended
+    with pytest.raises(ModelUnavailable, match="no running experiment pins it"):
+        holder.get_version("mult-vae", "2")
+    assert holder.get_version("mult-vae", "1") is production  # served, not pinned
+    assert holder.pinned() == [] and loads.in_memory("2") == 0
+    assert train(store, "mult-vae", seed=2) == "3"  # promoted: version 1 goes
+    holder.poll_once()
+    del production
+    assert loads.in_memory("1") == 0
