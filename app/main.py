@@ -54,6 +54,7 @@ from app.core.db import (
     upgrade_database,
 )
 from app.core.errors import document_error_bodies, install_error_handlers, path_hider
+from app.core.head import HEAD_NOTE, HeadAsGet
 from app.core.logs import configure_logging
 from app.core.metrics import Metrics
 from app.core.middleware import RequestContextMiddleware
@@ -244,7 +245,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="genrec",
         version="0.1.0",
-        description="Recommendations from deep generative collaborative-filtering models.",
+        description="Recommendations from deep generative collaborative-filtering models.\n\n"
+        + HEAD_NOTE,
         lifespan=lifespan,
         docs_url=None,  # served from local files by install_docs (no CDN)
         redoc_url=None,
@@ -253,7 +255,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app, path_hider(settings.store_dir))
     document_error_bodies(app, ErrorResponse)
     document_request_bodies(app)
-    # Innermost: a body the server would misread fails the route's first read at once.
+    # Innermost: a HEAD is routed as the GET it mirrors, past every check a GET meets.
+    app.add_middleware(HeadAsGet)
+    # Inside the rest: a body the server would misread fails the route's first read at once.
     app.add_middleware(BodyEncodingMiddleware)
     # Inside the request context (added first, so it runs after it): a 413 carries the id.
     app.add_middleware(

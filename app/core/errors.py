@@ -286,12 +286,14 @@ def allowed_methods(request: Request) -> list[str]:
     the router through ``BaseRoute.matches``, the one interface every route kind
     (FastAPI's included routers too) implements.
     """
-    allowed = []
+    allowed = set()
     for method in _METHODS:
         scope = {**request.scope, "method": method}
         if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
-            allowed.append(method)
-    return allowed
+            allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")  # answered for every GET (app.core.head), routed as one
+    return sorted(allowed)
 
 
 #: The methods a 405's ``Allow`` may list (RFC 9110's, less CONNECT and TRACE).

@@ -87,28 +87,6 @@ def _hider(store_dir: str) -> Callable[[str], str]:
     return path_hider(store_dir)
 
 
-# HEAD as well: some load balancers' health checks send it (405 failed them). A route
-# of its own, with its own operation id: one route for GET and HEAD gave both operations
-# the same operationId, which makes /openapi.json invalid (ids must be unique).
-router.add_api_route(
-    "/healthz",
-    healthz,
-    methods=["HEAD"],
-    response_model=Health,
-    operation_id="healthz_head",
-    summary="Healthz (HEAD)",
-)
-router.add_api_route(
-    "/readyz",
-    readyz,
-    methods=["HEAD"],
-    response_model=Readiness,
-    responses={503: {"model": Readiness}},
-    operation_id="readyz_head",
-    summary="Readyz (HEAD)",
-)
-
-
 @router.get("/metrics", include_in_schema=False)
 def metrics(services: ServicesDep) -> Response:
     """Prometheus text exposition of this app's registry."""

@@ -77,11 +77,12 @@ def test_405_lists_every_method_of_the_path() -> None:
     r = client.put("/pair")
     assert r.status_code == 405
     assert r.json()["error"] == "method_not_allowed"
-    assert r.headers["allow"] == "GET, POST"
+    # HEAD with every GET: the app answers it (app.core.head, installed by create_app).
+    assert r.headers["allow"] == "GET, HEAD, POST"
     r = client.delete("/body")
     assert (r.status_code, r.headers["allow"]) == (405, "POST")
     r = client.options("/in/things")
-    assert (r.status_code, r.headers["allow"]) == (405, "GET, POST")
+    assert (r.status_code, r.headers["allow"]) == (405, "GET, HEAD, POST")
 
 
 def test_unexpected_error_is_a_bare_500_with_request_id() -> None:
