@@ -1,4 +1,5 @@
-"""Response headers of every dashboard answer: no framing, a strict CSP, no caching of data.
+"""Response headers of every dashboard answer: no framing, a strict CSP, no referrer to
+other sites, no caching of data.
 
 * ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``: no page may
   frame the dashboard, so a click on another page (a same-site one included,
@@ -9,6 +10,12 @@
   told not to add its indicator ``<style>``), requests to this origin only.
   Charts' data travel as ``<script type="application/json">``, which CSP does
   not treat as script.
+* ``Referrer-Policy: same-origin``: a dashboard address holds user and item ids,
+  experiment names and searches (``/dashboard/explore?user=...``), which the browser
+  otherwise passes on, as the origin or the whole URL, to any other site a page links
+  to or loads from. Not ``no-referrer``: the dashboard reads its own ``Referer`` to send
+  a form posted after the session expired back to its page (``auth.page_to_return_to``),
+  and same-origin requests keep it.
 * ``Cache-Control: no-store`` on pages and fragments (not on
   ``/dashboard/static``, which holds no data and stays cacheable): after
   logout, Back must not show a user's history or a model's lists from the
@@ -53,6 +60,7 @@ _FRAMING = [
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
 ]
 _NO_STORE = (b"cache-control", b"no-store")
 

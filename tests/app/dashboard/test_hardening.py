@@ -53,6 +53,27 @@ def test_pages_cannot_be_framed_or_cached(dash: TestClient) -> None:
         )
 
 
+def test_no_answer_hands_its_address_to_another_site(dash: TestClient) -> None:
+    """``Referrer-Policy: same-origin``: a dashboard address holds user and item ids,
+    experiment names and searches, which a browser sent on to any other site a page
+    linked or loaded (its default sends the origin, older ones the whole URL). Not
+    ``no-referrer``: a form posted after the session expired is sent back to its page
+    by its same-origin ``Referer`` (``auth.page_to_return_to``)."""
+    login = dash.get("/dashboard/login")
+    redirect = dash.get("/dashboard/overview", follow_redirects=False)
+    _login(dash)
+    for answer in (
+        login,
+        redirect,
+        dash.get("/dashboard/overview"),
+        dash.get("/dashboard/overview/panel", headers={"HX-Request": "true"}),
+        dash.get("/dashboard/explore?user=u1"),
+        dash.get("/dashboard/no-such-page"),
+        dash.get("/dashboard/static/dashboard.css"),
+    ):
+        assert answer.headers.get("referrer-policy") == "same-origin", answer.url
+
+
 def test_pages_have_no_inline_script_or_style(dash: TestClient) -> None:
     """What the CSP would block: inline scripts (data blocks are fine), style attributes,
     event-handler attributes."""
@@ -477,6 +498,7 @@ def test_a_server_error_carries_the_dashboards_headers(
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
         assert answer.headers["cache-control"] == "no-store", path
         assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["referrer-policy"] == "same-origin", path
         request_id = answer.headers["x-request-id"]
         assert "text/html" in answer.headers["content-type"], path
         assert request_id in answer.text and "panel bug" not in answer.text, path
