@@ -58,7 +58,7 @@ PREFIX = "/dashboard"
 
 async def _login_required(request: Request, exc: Exception) -> Response:
     """To the login form, which comes back to this page (``next``) after logging in."""
-    target = login_url(page_to_return_to(request))
+    target = login_url(request, page_to_return_to(request))
     if request.headers.get("HX-Request"):
         # htmx does not follow a 303 into a page swap; it does honour HX-Redirect.
         return Response(status_code=401, headers={"HX-Redirect": target})

@@ -6,7 +6,7 @@ session id, a random CSRF token and the login time, signed with itsdangerous
 (HMAC-SHA1 with a key derived from the admin token). The cookie is
 ``HttpOnly`` (no script can read it), ``SameSite=Strict`` (no other site's
 page sends it), ``Secure`` when the request came over HTTPS, and scoped to
-``/dashboard``.
+``/dashboard`` under the root path (``app.dashboard.urls``).
 
 Why signed: every replica can check it with nothing shared but the admin
 token, which the replicas already share. Logout, though, must end the session
@@ -59,13 +59,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from app.api.deps import services_of
 from app.core.db import session_scope
 from app.core.route_path import route_path
+from app.dashboard.urls import browser_path, cookie_path
 from app.repository import dashboard_session_revoked, revoke_dashboard_session
 
 SESSION_COOKIE = "genrec_dashboard"
 LOGIN_COOKIE = "genrec_dashboard_login"
 FLASH_COOKIE = "genrec_dashboard_flash"
 FLASH_MAX_AGE_S = 120
-COOKIE_PATH = "/dashboard"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 LOGIN_NONCE_MAX_AGE_S = 3600
@@ -126,7 +126,7 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
         name,
         value,
         max_age=max_age,
-        path=COOKIE_PATH,
+        path=cookie_path(request),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -170,7 +170,7 @@ def end_session(request: Request, session: DashboardSession, response: Response)
         pass  # the same session logged out at once elsewhere: revoked either way
     except SQLAlchemyError as exc:
         raise SessionUncheckable from exc
-    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    response.delete_cookie(SESSION_COOKIE, path=cookie_path(request))
 
 
 def signed_session(request: Request) -> DashboardSession | None:
@@ -253,11 +253,12 @@ CsrfDep = Annotated[DashboardSession, Depends(require_csrf)]
 def redirect_with_notice(
     request: Request, session: DashboardSession, url: str, notice: str
 ) -> RedirectResponse:
-    """Post/Redirect/Get: a 303 to the page that shows what an action did, ``notice``
+    """Post/Redirect/Get: a 303 to the page ``url`` (an app path: the root path is put
+    before it) that shows what an action did, ``notice``
     travelling in a short-lived cookie signed for this session, which the next page
     shows once and deletes (``take_notice``). Reloading that page, or going Back and
     Forward to it, repeats nothing."""
-    response = RedirectResponse(url, status_code=303)
+    response = RedirectResponse(browser_path(request, url), status_code=303)
     value = _serializer(admin_token(request), "flash").dumps(
         {"sid": session.session_id, "notice": notice}
     )
@@ -307,10 +308,18 @@ def safe_next(value: str | None) -> str | None:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-def login_url(next_path: str | None) -> str:
-    """The login form, asked to come back to ``next_path`` (if it is safe) afterwards."""
+def login_url(request: Request, next_path: str | None) -> str:
+    """The login form as the browser asks for it (under the root path), asked to come back
+    to ``next_path`` (an app path, if it is safe) afterwards; ``next`` stays an app path,
+    which the login's redirect puts under the root path again (``redirect_to_page``)."""
     target = safe_next(next_path)
-    return LOGIN_PATH if target is None else f"{LOGIN_PATH}?next={quote(target, safe='/')}"
+    login = browser_path(request, LOGIN_PATH)
+    return login if target is None else f"{login}?next={quote(target, safe='/')}"
+
+
+def redirect_to_page(request: Request, path: str) -> RedirectResponse:
+    """A 303 to the dashboard page ``path`` (an app path), under the root path."""
+    return RedirectResponse(browser_path(request, path), status_code=303)
 
 
 def page_to_return_to(request: Request) -> str | None:

@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.dashboard.auth import (
-    COOKIE_PATH,
     CSRF_FIELD,
     CSRF_HEADER,
     FLASH_COOKIE,
@@ -25,6 +24,7 @@ from app.dashboard.auth import (
     take_notice,
 )
 from app.dashboard.formatting import item_href, show, urlpart, utc
+from app.dashboard.urls import cookie_path, root_path
 
 PACKAGE_DIR = Path(__file__).parent
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
@@ -61,6 +61,9 @@ def render(
         template,
         {
             "nav": NAV,
+            # Before every address a template writes (app.dashboard.urls): "/genrec" under
+            # ``--root-path /genrec``, "" otherwise.
+            "root": root_path(request),
             "session": session,
             "csrf_token": session.csrf_token if session is not None else "",
             "csrf_field": CSRF_FIELD,
@@ -70,5 +73,5 @@ def render(
         status_code=status_code,
     )
     if flashed:
-        response.delete_cookie(FLASH_COOKIE, path=COOKIE_PATH)
+        response.delete_cookie(FLASH_COOKIE, path=cookie_path(request))
     return response

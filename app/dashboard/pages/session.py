@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.admin_auth import client_address
 from app.api.deps import services_of
 from app.dashboard.auth import (
-    COOKIE_PATH,
     HOME_PATH,
     LOGIN_PATH,
     SESSION_COOKIE,
@@ -24,6 +23,7 @@ from app.dashboard.auth import (
     login_nonce_matches,
     new_login_nonce,
     read_session,
+    redirect_to_page,
     remember_login_nonce,
     safe_next,
     session_expires_at,
@@ -32,13 +32,14 @@ from app.dashboard.auth import (
     token_matches,
 )
 from app.dashboard.templating import render
+from app.dashboard.urls import cookie_path
 
 router = APIRouter()
 
 
 @router.get("/dashboard")
-def index(session: SessionDep) -> Response:
-    return RedirectResponse("/dashboard/overview", status_code=303)
+def index(request: Request, session: SessionDep) -> Response:
+    return redirect_to_page(request, HOME_PATH)
 
 
 def _login_form(
@@ -71,7 +72,7 @@ def login_form(request: Request, next: str | None = None) -> Response:
     down): the form anyway, saying why the pages answer 503 meanwhile."""
     try:
         if read_session(request) is not None:
-            return RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
+            return redirect_to_page(request, safe_next(next) or HOME_PATH)
         database_down = False
     except SessionUncheckable:
         database_down = True
@@ -105,7 +106,7 @@ def login(
         throttle.failed(client)
         return _login_form(request, "Wrong admin token.", 401, next)
     throttle.succeeded(client)
-    response = RedirectResponse(safe_next(next) or HOME_PATH, status_code=303)
+    response = redirect_to_page(request, safe_next(next) or HOME_PATH)
     start_session(request, response, renewing=live_session(request))
     return response
 
@@ -122,16 +123,16 @@ async def logout(request: Request, forget: Annotated[str, Form()] = "") -> Respo
     end the session."""
     session = signed_session(request)
     if session is None:
-        return RedirectResponse(LOGIN_PATH, status_code=303)
+        return redirect_to_page(request, LOGIN_PATH)
     await check_csrf(request, session)
-    response = RedirectResponse(LOGIN_PATH, status_code=303)
+    response = redirect_to_page(request, LOGIN_PATH)
     try:
         await run_in_threadpool(end_session, request, session, response)
     except SessionUncheckable:
         expires = session_expires_at(request, session).strftime("%Y-%m-%d %H:%M UTC")
         if forget:
             forgotten = render(request, "logout_failed.html", None, forgotten=True, expires=expires)
-            forgotten.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+            forgotten.delete_cookie(SESSION_COOKIE, path=cookie_path(request))
             return forgotten
         return render(
             request,

@@ -539,13 +539,14 @@ def test_an_expired_session_returns_to_its_page_under_a_root_path(dash: TestClie
     root path, which ``safe_next`` refused as outside the dashboard: an expired session's
     login went to the overview instead of back to the page. The return target is now the
     path the router routes, as sent (still encoded), and a Referer or htmx's
-    HX-Current-URL of a page under the root path is read the same way."""
+    HX-Current-URL of a page under the root path is read the same way. The login form
+    it is sent to is the browser's address, under the root path; ``next`` is an app path."""
     root_path = "/genrec"
     client = TestClient(dash.app, root_path=root_path, raise_server_exceptions=False)
     page = client.get(f"{root_path}/dashboard/catalog/items/a%2Fb?x=1", follow_redirects=False)
     assert (page.status_code, page.headers["location"]) == (
         303,
-        "/dashboard/login?next=/dashboard/catalog/items/a%252Fb%3Fx%3D1",
+        "/genrec/dashboard/login?next=/dashboard/catalog/items/a%252Fb%3Fx%3D1",
     )
     base = f"http://testserver{root_path}"
     poll = client.get(
@@ -554,14 +555,14 @@ def test_an_expired_session_returns_to_its_page_under_a_root_path(dash: TestClie
     )
     assert (poll.status_code, poll.headers["HX-Redirect"]) == (
         401,
-        "/dashboard/login?next=/dashboard/jobs",
+        "/genrec/dashboard/login?next=/dashboard/jobs",
     )
     post = client.post(
         f"{root_path}/dashboard/models/ease/rollback",
         headers={"Referer": f"{base}/dashboard/models"},
         follow_redirects=False,
     )
-    assert post.headers["location"] == "/dashboard/login?next=/dashboard/models"
+    assert post.headers["location"] == "/genrec/dashboard/login?next=/dashboard/models"
     # The open-redirect checks still apply to what is left once the root path is gone.
     for referer in (f"{base}/docs", f"{base}//evil.example/dashboard/x", f"{base}x/dashboard/y"):
         outside = client.post(
@@ -569,4 +570,4 @@ def test_an_expired_session_returns_to_its_page_under_a_root_path(dash: TestClie
             headers={"Referer": referer},
             follow_redirects=False,
         )
-        assert outside.headers["location"] == "/dashboard/login", referer
+        assert outside.headers["location"] == "/genrec/dashboard/login", referer
