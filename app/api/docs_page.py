@@ -13,10 +13,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+
+from app.core.route_path import root_path
 
 ASSETS = "/docs/assets"
 
@@ -34,14 +36,17 @@ def install_docs(app: FastAPI) -> None:
     app.mount(ASSETS, StaticFiles(directory=_swagger_dist()), name="swagger-ui")
 
     @app.get("/docs", include_in_schema=False)
-    async def swagger_page() -> HTMLResponse:
+    async def swagger_page(request: Request) -> HTMLResponse:
+        # Under the root path, as FastAPI's own page does for the schema: behind a proxy
+        # serving genrec at /genrec, "/openapi.json" is outside the proxy's prefix.
+        root = root_path(request)
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
             title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
-            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
         )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)

@@ -7,12 +7,14 @@ smaller body limit) must decide on the path the router routes, not the scope's: 
 ``/genrec/dashboard/login``, which the router strips back. Starlette's own
 ``get_route_path`` does that stripping exactly as its router does; it lives in a private
 module, so it is imported here once. ``under`` is the one prefix rule (``/v1`` covers
-``/v1/x`` but not ``/v1x``).
+``/v1/x`` but not ``/v1x``). ``root_path`` is the other direction: the prefix to put
+back before an address the app hands a browser.
 """
 
 from __future__ import annotations
 
 from starlette._utils import get_route_path
+from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 
@@ -24,3 +26,12 @@ def route_path(scope: Scope) -> str:
 def under(path: str, prefix: str) -> bool:
     """Whether ``path`` is ``prefix`` or below it."""
     return path == prefix or path.startswith(prefix + "/")
+
+
+def root_path(request: HTTPConnection) -> str:
+    """The prefix the browser sees before the app's paths (``""`` when served at ``/``):
+    the application's root path (``app_root_path``, as Starlette's ``base_url`` takes
+    it), not a mount's."""
+    scope = request.scope
+    root: str = scope.get("app_root_path", scope.get("root_path", ""))
+    return root.rstrip("/")

@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from app.core.route_path import root_path
 from app.dashboard.auth import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -24,7 +25,7 @@ from app.dashboard.auth import (
     take_notice,
 )
 from app.dashboard.formatting import item_href, show, urlpart, utc
-from app.dashboard.urls import cookie_path, root_path
+from app.dashboard.urls import cookie_path
 
 PACKAGE_DIR = Path(__file__).parent
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")

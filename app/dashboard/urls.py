@@ -12,23 +12,17 @@ prefix: nothing loaded, and the cookie was never sent back.
 Root-relative paths, not ``request.url_for``'s absolute URLs: an absolute URL needs the
 scheme and host the browser used, which behind a TLS-terminating proxy the app only
 knows when it trusts the proxy's ``X-Forwarded-*`` headers; a path needs neither.
-The root path is the application's (``app_root_path``, as Starlette's ``base_url`` takes
-it), not a mount's.
+The root path is the application's (``app.core.route_path.root_path``), not a mount's.
 """
 
 from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
+from app.core.route_path import root_path
+
 #: The dashboard's own prefix, as the router routes it.
 DASHBOARD = "/dashboard"
-
-
-def root_path(request: HTTPConnection) -> str:
-    """The prefix the browser sees before the app's paths (``""`` when served at ``/``)."""
-    scope = request.scope
-    root: str = scope.get("app_root_path", scope.get("root_path", ""))
-    return root.rstrip("/")
 
 
 def browser_path(request: HTTPConnection, path: str) -> str:
