@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,12 +20,20 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=MAX_PROCESSES, help="uvicorn worker processes")
     ] = 1,
+    root_path: Annotated[
+        str,
+        typer.Option(
+            help="the path prefix a reverse proxy serves the app under and strips before "
+            "passing requests on (e.g. /genrec); the dashboard writes its addresses under it"
+        ),
+    ] = "",
 ) -> None:
     """Run the HTTP API (settings from GENREC_* environment variables / .env)."""
     import uvicorn
 
     # What the app's startup would refuse is refused here, as one line: inside uvicorn it
     # is a traceback in each worker followed by "Application startup failed".
+    _check_root_path(root_path)
     config = _settings_and_device()
     _check_bindable(host, port, workers)
     uvicorn.run(
@@ -33,9 +42,29 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        root_path=root_path,
         log_level=config.log_level.lower(),
         timeout_graceful_shutdown=30,
     )
+
+
+#: ``/segment`` once or more, each of URL path characters that need no escaping.
+_ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+")
+
+
+def _check_root_path(root_path: str) -> None:
+    """Refuse, as one line, a root path that is not a plain path prefix.
+
+    uvicorn takes any text and puts it before every request's path: ``genrec`` (no
+    leading ``/``) would make the dashboard's addresses relative (``genrec/dashboard/jobs``,
+    wrong from any page but the first), a space or ``?`` could not be in a URL as
+    written, and ``/genrec/`` puts ``/genrec//dashboard/...`` in the scope's paths.
+    Refused rather than repaired: the proxy in front must agree on the prefix."""
+    if root_path and not _ROOT_PATH.fullmatch(root_path):
+        raise fail(
+            f"--root-path must be a path such as /genrec (starting with /, no trailing /, "
+            f"no spaces, query or %-escapes), got {root_path!r}"
+        )
 
 
 def _check_bindable(host: str, port: int, workers: int = 1) -> None:

@@ -644,3 +644,33 @@ def test_models_list_of_an_empty_name_is_one_line_not_every_model(env: Path) -> 
     assert trained.exit_code == 0, trained.output
     output = _refused(["models", "list", ""], "invalid model name ''")
     assert "popularity" not in output and len(output.strip().splitlines()) == 1, output
+
+
+def test_serve_passes_a_root_path_on_to_uvicorn(
+    cli_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--root-path``: the prefix a reverse proxy strips (docs/deployment.md); the Docker
+    image runs ``genrec serve``, which had no way to pass it to uvicorn."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    assert _started(monkeypatch, ["--port", port, "--root-path", "/genrec"])["root_path"] == (
+        "/genrec"
+    )
+    assert _started(monkeypatch, ["--port", port, "--root-path", "/a/b-1"])["root_path"] == (
+        "/a/b-1"
+    )
+    assert _started(monkeypatch, ["--port", port])["root_path"] == ""
+
+
+@pytest.mark.parametrize("root_path", ["genrec", "/genrec/", "/", "/a b", "/x?y", "/%2F"])
+def test_serve_refuses_a_root_path_that_is_not_a_path_prefix(
+    cli_settings: Path, no_uvicorn: None, root_path: str
+) -> None:
+    output = _refused(["serve", "--root-path", root_path])
+    assert output.strip().splitlines() == [
+        "error: --root-path must be a path such as /genrec (starting with /, no trailing /, "
+        f"no spaces, query or %-escapes), got {root_path!r}"
+    ], output
