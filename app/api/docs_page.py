@@ -6,6 +6,11 @@ so on a machine without internet access it renders blank. The PyPI package
 OpenAPI 3.1 documents FastAPI writes); they are served at
 ``/docs/assets``. ReDoc (``/redoc``) has no such package and is turned off
 rather than left blank.
+
+Both pages carry framing and sniffing headers (``PAGE_HEADERS``): no site may frame
+Swagger UI, whose Authorize dialog holds whatever API key or admin token a user pasted,
+under a click-jacking overlay. Not the dashboard's strict CSP: FastAPI's page starts
+Swagger UI from an inline script, so only ``frame-ancestors`` is set.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ from fastapi.staticfiles import StaticFiles
 from app.core.route_path import root_path
 
 ASSETS = "/docs/assets"
+
+PAGE_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def _swagger_dist() -> Path:
@@ -40,7 +52,7 @@ def install_docs(app: FastAPI) -> None:
         # Under the root path, as FastAPI's own page does for the schema: behind a proxy
         # serving genrec at /genrec, "/openapi.json" is outside the proxy's prefix.
         root = root_path(request)
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=root + (app.openapi_url or "/openapi.json"),
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
@@ -48,7 +60,11 @@ def install_docs(app: FastAPI) -> None:
             swagger_favicon_url=f"{root}{ASSETS}/favicon-32x32.png",
             oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
         )
+        page.headers.update(PAGE_HEADERS)
+        return page
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        page = get_swagger_ui_oauth2_redirect_html()
+        page.headers.update(PAGE_HEADERS)
+        return page

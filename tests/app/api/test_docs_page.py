@@ -34,3 +34,16 @@ def test_docs_ask_for_their_assets_and_schema_under_the_root_path() -> None:
 def test_without_a_root_path_the_docs_are_as_before() -> None:
     page = TestClient(create_app(embedded_settings())).get("/docs").text
     assert "'/openapi.json'" in page and '"/docs/assets/swagger-ui-bundle.js"' in page
+
+
+def test_the_docs_page_may_not_be_framed_sniffed_or_leak_its_address() -> None:
+    """``/docs`` went out with none of the dashboard's framing headers: any site could frame
+    Swagger UI (whose Authorize dialog holds the admin token a user pasted) under a
+    click-jacking overlay. Its inline script keeps it off the dashboard's strict CSP."""
+    client = TestClient(create_app(embedded_settings()))
+    for path in ("/docs", "/docs/oauth2-redirect"):
+        headers = client.get(path).headers
+        assert headers["x-frame-options"] == "DENY", path
+        assert headers["content-security-policy"] == "frame-ancestors 'none'", path
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "same-origin", path
