@@ -55,6 +55,14 @@ ATTR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 #: The pattern as written in messages and docs.
 ATTR_NAME_TEXT = "[A-Za-z_][A-Za-z0-9_.-]*"
 
+#: A number in the query form: digits, an optional fraction and exponent (JSON's numbers,
+#: also taking a sign, ``.5`` and ``5.``). The one definition: the grammar's NUMBER
+#: (``app.rules.query``) and the reading of a bare value as a number (``app.rules.resolve``)
+#: use it, so ``year:1_995`` is not 1995 (as Python's ``float("1_995")`` is).
+NUMBER_SYNTAX = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: How a number is written, for messages.
+NUMBER_TEXT = "digits with an optional fraction and exponent, e.g. 1995, -2.5 or 1e3"
+
 
 class Bare(str):
     """A value written without quotes in the query-string form: its type comes from the

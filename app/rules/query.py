@@ -38,6 +38,7 @@ from app.rules.ast import (
     MAX_STRING,
     MAX_VALUES,
     MAX_WEIGHT,
+    NUMBER_SYNTAX,
     AllOf,
     And,
     AnyOf,
@@ -79,11 +80,13 @@ BARE: /[^\s,()|;!:"<>=*^\\][^,()|;"<>=^\\]*/
 ANY_OPEN.2: "any("
 ALL_OPEN.2: "all("
 CMP: ">=" | "<=" | ">" | "<"
-NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
+NUMBER: /@NUMBER@/
 INT: /\d+/
 %import common.ESCAPED_STRING
 %ignore /\s+/
-""".replace("@NAME@", ATTR_NAME.pattern)  # one definition of an attribute name (ast)
+"""
+# One definition of an attribute name and of a number (app.rules.ast).
+GRAMMAR = GRAMMAR.replace("@NAME@", ATTR_NAME.pattern).replace("@NUMBER@", NUMBER_SYNTAX.pattern)
 
 _PARSER = Lark(GRAMMAR, parser="lalr", start=["filter", "boost", "cap"])
 

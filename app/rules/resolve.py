@@ -19,6 +19,8 @@ from typing import Any
 
 from app.rules.ast import (
     ATTR_NAME,
+    NUMBER_SYNTAX,
+    NUMBER_TEXT,
     AllOf,
     And,
     AnyOf,
@@ -131,22 +133,30 @@ def _key(value: Any) -> tuple[int, Any]:
     return 2, value
 
 
+def _bare_number(text: str) -> int | float | None:
+    """An unquoted value as a number when it is written as one (``NUMBER_SYNTAX``), else
+    None. Not ``float(text)``: Python also reads ``1_995`` (as 1995) and ``nan``."""
+    if not NUMBER_SYNTAX.fullmatch(text):
+        return None
+    number = float(text)
+    if abs(number) == float("inf"):
+        return None
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+
+
 def _typed(attr: str, value: Any, found: frozenset[str]) -> Any:
     """``value`` as the attribute's kind; a ``RuleError`` when it cannot be one."""
     if isinstance(value, Bare):
         text = str(value)
-        if NUMBER in found:
-            try:
-                number = float(text)
-            except ValueError:
-                number = None
-            if number is not None and number == number and abs(number) != float("inf"):
-                return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        number = _bare_number(text) if NUMBER in found else None
+        if number is not None:
+            return number
         if BOOL in found and text in ("true", "false"):
             return text == "true"
         if STRING in found:
             return text
-        raise RuleError(f"attribute '{attr}' holds {_describe(found)}; '{text}' is not one")
+        how = f" (a number is written as {NUMBER_TEXT})" if NUMBER in found else ""
+        raise RuleError(f"attribute '{attr}' holds {_describe(found)}; '{text}' is not one{how}")
     if isinstance(value, bool):
         kind = BOOL
     elif isinstance(value, int | float):

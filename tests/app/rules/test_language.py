@@ -344,3 +344,32 @@ def test_boost_and_cap_forms() -> None:
         parse_boost("genres:Comedy^1000")
     with pytest.raises(RuleError, match="at least 1"):
         parse_cap("genres:0")
+
+
+# --------------------------------------------------------------------------- number syntax
+
+NUMBER_KINDS = {
+    "year": frozenset({"number"}),
+    "genres": frozenset({"string"}),
+    "mixed": frozenset({"number", "string"}),
+}
+
+
+@pytest.mark.parametrize("text", ["year:1_995", "year:1_9.9_5", "year:1995_", "year:1e1_0"])
+def test_a_bare_number_with_underscores_is_refused_not_read_as_digits(text: str) -> None:
+    """Python's ``float("1_995")`` is 1995.0; the language's numbers are the grammar's
+    NUMBER (as in JSON: digits, fraction, exponent), so ``year:1_995`` is a 422 that
+    says how a number is written, not a filter on the year 1995."""
+    with pytest.raises(RuleError, match=r"attribute 'year' holds numbers; '.*' is not one \("):
+        resolve(parse_filter(text), NUMBER_KINDS)
+
+
+def test_a_bare_value_not_written_as_a_number_is_a_string_where_strings_are_held() -> None:
+    assert resolve(parse_filter("mixed:1_995"), NUMBER_KINDS) == AnyOf(
+        attr="mixed", values=["1_995"]
+    )
+    assert resolve(parse_filter("mixed:1995"), NUMBER_KINDS) == AnyOf(attr="mixed", values=[1995])
+    for text, number in [("+5", 5), (".5", 0.5), ("5.", 5), ("1e3", 1000), ("-0", 0)]:
+        assert resolve(parse_filter(f"year:{text}"), NUMBER_KINDS) == AnyOf(
+            attr="year", values=[number]
+        )

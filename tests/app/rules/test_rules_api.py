@@ -281,6 +281,7 @@ DEEP = _deep(500)
         ({"filter": ["genres:Comedy"] * 17}, "at most 16"),
         ({"cap": "genres:9999999"}, "cap 'genres:9999999': the limit is at most 1000"),
         ({"filter": "year>=" + "1" * 400}, "1111111111... is not finite"),
+        ({"filter": "year:1_995"}, "'1_995' is not one (a number is written as digits"),
     ],
 )
 def test_malformed_query_rules_are_clear_422s(
