@@ -58,8 +58,9 @@ ATTR_NAME_TEXT = "[A-Za-z_][A-Za-z0-9_.-]*"
 #: A number in the query form: digits, an optional fraction and exponent (JSON's numbers,
 #: also taking a sign, ``.5`` and ``5.``). The one definition: the grammar's NUMBER
 #: (``app.rules.query``) and the reading of a bare value as a number (``app.rules.resolve``)
-#: use it, so ``year:1_995`` is not 1995 (as Python's ``float("1_995")`` is).
-NUMBER_SYNTAX = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+#: use it, so ``year:1_995`` is not 1995 (as Python's ``float("1_995")`` is). ``[0-9]``, not
+#: ``\d``: Python's ``\d`` (and ``int``/``float``) take any Unicode digit (``١٩٩٥``).
+NUMBER_SYNTAX = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 #: How a number is written, for messages.
 NUMBER_TEXT = "digits with an optional fraction and exponent, e.g. 1995, -2.5 or 1e3"
 

@@ -81,7 +81,7 @@ ANY_OPEN.2: "any("
 ALL_OPEN.2: "all("
 CMP: ">=" | "<=" | ">" | "<"
 NUMBER: /@NUMBER@/
-INT: /\d+/
+INT: /[0-9]+/
 %import common.ESCAPED_STRING
 %ignore /\s+/
 """

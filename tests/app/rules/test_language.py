@@ -373,3 +373,19 @@ def test_a_bare_value_not_written_as_a_number_is_a_string_where_strings_are_held
         assert resolve(parse_filter(f"year:{text}"), NUMBER_KINDS) == AnyOf(
             attr="year", values=[number]
         )
+
+
+def test_numbers_are_ascii_digits_not_any_unicode_digit() -> None:
+    """The grammar's ``\\d`` and Python's ``int``/``float`` take every Unicode decimal digit:
+    ``year>=١٩٩٥`` (Arabic-Indic) and ``year:１９９５`` (full-width) were the year 1995 and
+    ``cap=genres:٣`` a cap of 3. A number is written in ASCII digits, as in JSON."""
+    for text in ("year>=١٩٩٥", "١٩٩٠<=year<2000"):
+        with pytest.raises(RuleError, match="unexpected"):
+            parse_filter(text)
+    for text in ("year:١٩٩٥", "year:１９９５"):
+        with pytest.raises(RuleError, match="is not one"):
+            resolve(parse_filter(text), NUMBER_KINDS)
+    with pytest.raises(RuleError, match="unexpected"):
+        parse_cap("genres:٣")
+    with pytest.raises(RuleError, match="unexpected"):
+        parse_boost("genres:x^٠.٥")
