@@ -92,10 +92,19 @@ _PARSER = Lark(GRAMMAR, parser="lalr", start=["filter", "boost", "cap"])
 
 
 def _number(text: str) -> int | float:
+    """A NUMBER token: an integer as an ``int`` (of any size: resolve refuses one past 64
+    bits, as the JSON form does), anything else as a finite float."""
+    if text.lstrip("+-").isdigit():  # ASCII digits: the grammar's NUMBER
+        return int(text)  # at most MAX_TEXT digits, within Python's conversion limit
+    return _finite(text)
+
+
+def _finite(text: str) -> float:
+    """A NUMBER token as a float, refused when it is too large for one (``1e999``)."""
     value = float(text)
-    if value != value or value in (float("inf"), float("-inf")):
+    if value in (float("inf"), float("-inf")):
         raise RuleError(f"number {_clip(text)} is not finite")
-    return int(text) if text.lstrip("+-").isdigit() else value
+    return value
 
 
 class _ToTree(Transformer_NonRecursive[Token, Any]):
@@ -107,7 +116,7 @@ class _ToTree(Transformer_NonRecursive[Token, Any]):
         return node
 
     def boost(self, children: list[Any]) -> tuple[Node, float]:
-        weight = float(_number(str(children[1]))) if len(children) > 1 else 1.0
+        weight = _finite(str(children[1])) if len(children) > 1 else 1.0
         if not -MAX_WEIGHT <= weight <= MAX_WEIGHT:
             raise RuleError(f"boost weight {weight:g} is outside [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}]")
         return children[0], weight

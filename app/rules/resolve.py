@@ -133,22 +133,31 @@ def _key(value: Any) -> tuple[int, Any]:
     return 2, value
 
 
-def _bare_number(text: str) -> int | float | None:
+def _bare_number(attr: str, text: str) -> int | float | None:
     """An unquoted value as a number when it is written as one (``NUMBER_SYNTAX``), else
-    None. Not ``float(text)``: Python also reads ``1_995`` (as 1995) and ``nan``."""
+    None. Not ``float(text)``: Python also reads ``1_995`` (as 1995) and ``nan``. Read
+    as the JSON form reads the same text: an integer is an integer, refused past 64 bits
+    (a float, it was 1.2345678901234568e+29 where the JSON form said "outside the 64-bit
+    range"), a number too large for a float is refused, as a comparison's is."""
     if not NUMBER_SYNTAX.fullmatch(text):
         return None
+    if text.lstrip("+-").isdigit():
+        return _number(attr, int(text))
     number = float(text)
     if abs(number) == float("inf"):
-        return None
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+        raise RuleError(f"attribute '{attr}': number {_clip(text)} is not finite")
+    return _number(attr, number)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _typed(attr: str, value: Any, found: frozenset[str]) -> Any:
     """``value`` as the attribute's kind; a ``RuleError`` when it cannot be one."""
     if isinstance(value, Bare):
         text = str(value)
-        number = _bare_number(text) if NUMBER in found else None
+        number = _bare_number(attr, text) if NUMBER in found else None
         if number is not None:
             return number
         if BOOL in found and text in ("true", "false"):

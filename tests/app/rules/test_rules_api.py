@@ -280,7 +280,10 @@ DEEP = _deep(500)
         ({"mmr": "2"}, "mmr must be between 0 and 1"),
         ({"filter": ["genres:Comedy"] * 17}, "at most 16"),
         ({"cap": "genres:9999999"}, "cap 'genres:9999999': the limit is at most 1000"),
-        ({"filter": "year>=" + "1" * 400}, "1111111111... is not finite"),
+        ({"filter": "year>=" + "1" * 400}, "111111111... (400 digits) is outside the 64-bit"),
+        ({"filter": "year>=1" + "0" * 400 + ".5"}, "0000000000... is not finite"),
+        ({"filter": "year:1e999"}, "attribute 'year': number 1e999 is not finite"),
+        ({"boost": "genres:Comedy^1" + "0" * 400}, "0000000000... is not finite"),
         ({"filter": "year:1_995"}, "'1_995' is not one (a number is written as digits"),
     ],
 )
@@ -320,6 +323,45 @@ def test_malformed_and_hostile_body_rules_are_clear_422s(
     )
     assert r.status_code == 422, r.text
     assert message in r.text
+
+
+WIDE = "123456789012345678901234567890"  # 30 digits: past 64 bits, a finite double
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ("GET", "/v1/users/1/recommendations", {"filter": f"year:{WIDE}"}),
+        ("GET", "/v1/users/1/recommendations", {"filter": f"year>={WIDE}"}),
+        ("GET", "/v1/users/1/recommendations", {"boost": f"year:{WIDE},1995^2"}),
+        ("GET", "/v1/items/50/similar", {"filter": f"year:any(1995,{WIDE})"}),
+        ("GET", "/v1/items/50/similar", {"boost": f"year<{WIDE}"}),
+        ("POST", "/v1/recommendations", {"filter": {"op": "eq", "attr": "year", "value": "W"}}),
+        ("POST", "/v1/recommendations", {"filter": {"op": "range", "attr": "year", "gte": "W"}}),
+        (
+            "POST",
+            "/v1/recommendations",
+            {"boosts": [{"rule": {"op": "eq", "attr": "year", "value": "W"}}]},
+        ),
+    ],
+)
+def test_an_integer_past_64_bits_is_the_same_422_in_both_forms(
+    ml100k_client: TestClient, request_: tuple[str, str, dict[str, Any]]
+) -> None:
+    """The query form read ``year:<30 digits>`` as the float 1.2345678901234568e+29 (and
+    matched nothing) where the JSON form refused the integer: both refuse it alike now."""
+    method, path, rules = request_
+    if method == "GET":
+        r = ml100k_client.get(path, params={"k": 5, **rules})
+    else:
+        body = json.dumps({"history": [{"item_id": "50"}], "rules": rules})
+        r = ml100k_client.post(
+            path,
+            content=body.replace('"W"', WIDE),
+            headers={"Content-Type": "application/json"},
+        )
+    assert r.status_code == 422, r.text
+    assert f"integer {WIDE} is outside the 64-bit range" in r.json()["message"]
 
 
 def test_json_nesting_is_a_422_up_to_900_levels_and_past_the_reader_a_400(
