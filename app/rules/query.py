@@ -240,15 +240,24 @@ def _syntax_message(text: str, start: str, exc: UnexpectedInput) -> str:
     where = f"{start} '{_clip(text)}'"
     if isinstance(exc, UnexpectedEOF):
         return f"{where}: ends too early"
-    column = getattr(exc, "column", "?")
+    at = _position(text, exc)
     if isinstance(exc, UnexpectedCharacters):
         position = exc.pos_in_stream or 0
-        return f"{where}: unexpected character {text[position : position + 1]!r} at column {column}"
+        return f"{where}: unexpected character {text[position : position + 1]!r} at {at}"
     if isinstance(exc, UnexpectedToken):
         if exc.token.type == "$END":
             return f"{where}: ends too early"
-        return f"{where}: unexpected {str(exc.token)!r} at column {column}"
-    return f"{where}: cannot be read at column {column}"
+        return f"{where}: unexpected {str(exc.token)!r} at {at}"
+    return f"{where}: cannot be read at {at}"
+
+
+def _position(text: str, exc: UnexpectedInput) -> str:
+    """Where the parser stopped: the column, and the line when the text has several (a
+    column alone points into every line of a filter pasted from a config file)."""
+    column = getattr(exc, "column", "?")
+    if "\n" not in text:
+        return f"column {column}"
+    return f"line {getattr(exc, 'line', '?')}, column {column}"
 
 
 def _clip(text: str) -> str:

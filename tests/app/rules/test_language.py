@@ -389,3 +389,20 @@ def test_numbers_are_ascii_digits_not_any_unicode_digit() -> None:
         parse_cap("genres:٣")
     with pytest.raises(RuleError, match="unexpected"):
         parse_boost("genres:x^٠.٥")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("genres:Comedy\n;year>abc", "unexpected 'abc' at line 2, column 7"),
+        ("genres:Comedy;\n\n  year~3", "unexpected '~3' at line 3, column 7"),
+        ('genres:Comedy;\n\n  year:"a', "unexpected character '\"' at line 3, column 8"),
+        ("genres:Comedy\r\n;year>abc", "unexpected 'abc' at line 2, column 7"),
+        ("year>abc", "unexpected 'abc' at column 6"),  # one line: the column says it
+    ],
+)
+def test_an_error_in_a_filter_of_several_lines_says_the_line(text: str, message: str) -> None:
+    """A column alone points into every line of a multi-line filter (pasted from a
+    config file): the message names the line too."""
+    with pytest.raises(RuleError, match=message):
+        parse_filter(text)
