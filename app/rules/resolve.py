@@ -114,14 +114,31 @@ def _leaf_values(
 
 
 def _number(attr: str, value: int | float) -> int | float:
-    """A number of a rule as the catalog compares it: an integral float as an int."""
+    """A number of a rule as the catalog compares it: an integral float as an int; an
+    integer past 64 bits, or one a double cannot hold (``_exact``), refused."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise RuleError(
             f"attribute '{attr}': integer {clip_int(value)} is outside the 64-bit range"
         )
+    if isinstance(value, int):
+        _exact(attr, value)
     return value
+
+
+def _exact(attr: str, value: int) -> None:
+    """Numbers compare as doubles (docs/rules.md). An integer literal past 2^53 that a
+    double cannot hold would be rounded to a neighbour and silently mean another number
+    (``code:9007199254740993`` kept the item whose code is 9007199254740992): refused,
+    saying which double it would become. One a double holds (2^53 + 2, 2^62) means itself."""
+    if abs(value) <= 2**53 or int(float(value)) == value:
+        return
+    raise RuleError(
+        f"attribute '{attr}': integer {value} has no exact double-precision value, and "
+        f"numbers compare as doubles (integers are exact up to 2^53 = {2**53}): it would "
+        f"mean {int(float(value))}. Store such codes as strings and quote them in rules"
+    )
 
 
 def _key(value: Any) -> tuple[int, Any]:
@@ -170,11 +187,9 @@ def _typed(attr: str, value: Any, found: frozenset[str]) -> Any:
         kind = BOOL
     elif isinstance(value, int | float):
         kind = NUMBER
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            value = int(value)
     else:
         kind = STRING
     if kind not in found:
         word = {NUMBER: "a number", STRING: "a string", BOOL: "true/false"}[kind]
         raise RuleError(f"attribute '{attr}' holds {_describe(found)}; {value!r} is {word}")
-    return value
+    return _number(attr, value) if kind == NUMBER else value

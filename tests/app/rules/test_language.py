@@ -406,3 +406,41 @@ def test_an_error_in_a_filter_of_several_lines_says_the_line(text: str, message:
     config file): the message names the line too."""
     with pytest.raises(RuleError, match=message):
         parse_filter(text)
+
+
+CODE_KINDS = {"code": frozenset({"number"})}
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        parse_filter("code:9007199254740993"),
+        parse_filter("code:any(1,-9007199254740993)"),
+        parse_filter("code>9007199254740993"),
+        parse_filter("1<code<=18014398509481985"),
+        Eq(attr="code", value=2**53 + 1),
+        AnyOf(attr="code", values=[1, 2**63 - 1]),
+        Range(attr="code", gte=2**53 + 1),
+    ],
+)
+def test_an_integer_a_double_cannot_hold_is_refused_not_rounded(rule: Node) -> None:
+    """Numbers compare as doubles (docs/rules.md): ``code:9007199254740993`` silently
+    became 9007199254740992 and kept the item whose code is that. A literal that would
+    change meaning is a 422 saying so, in either form."""
+    with pytest.raises(RuleError, match=r"attribute 'code': integer -?\d+ has no exact double"):
+        resolve(rule, CODE_KINDS)
+
+
+def test_an_integer_past_2_53_that_a_double_holds_exactly_still_matches() -> None:
+    index = AttributeIndex()
+    catalog = {"a": {"code": 2**53}, "b": {"code": 2**53 + 2}, "c": {"code": 2**62}}
+    index.update(catalog.items())
+    snapshot = index.snapshot()
+    table = ItemTable(list(catalog), snapshot)
+    for text, expected in [
+        ("code:9007199254740994", [False, True, False]),
+        (f"code:{2**62}", [False, False, True]),
+        ("code>9007199254740992", [False, True, True]),
+        ("code:9007199254740992.0", [True, False, False]),
+    ]:
+        assert table.evaluate(resolve(parse_filter(text), snapshot.kinds)).tolist() == expected

@@ -285,6 +285,7 @@ DEEP = _deep(500)
         ({"filter": "year:1e999"}, "attribute 'year': number 1e999 is not finite"),
         ({"boost": "genres:Comedy^1" + "0" * 400}, "0000000000... is not finite"),
         ({"filter": "year:1_995"}, "'1_995' is not one (a number is written as digits"),
+        ({"filter": "year:9007199254740993"}, "it would mean 9007199254740992"),
     ],
 )
 def test_malformed_query_rules_are_clear_422s(
@@ -312,6 +313,7 @@ def test_malformed_query_rules_are_clear_422s(
         ({"filter": {"op": "and", "rules": [{"op": "exists", "attr": "x"}] * 100}}, "nodes"),
         ({"filter": {"op": "eq", "attr": "year", "value": 10**400}}, "(401 digits) is outside"),
         ({"filter": {"op": "range", "attr": "year", "lt": -(10**400)}}, "the 64-bit range"),
+        ({"filter": {"op": "eq", "attr": "year", "value": 2**53 + 1}}, "no exact double"),
     ],
 )
 def test_malformed_and_hostile_body_rules_are_clear_422s(
