@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictInt, Tag
 
-from app.rules.request import BOOST_DOC, CAP_DOC, FILTER_DOC, MMR_DOC, RulesIn
+from app.rules.request import BOOST_DOC, CAP_DOC, FILTER_DOC, MMR_DOC, QueryLambda, RulesIn
 from app.schemas_fields import (
     Bool,
     Id,
@@ -198,7 +198,7 @@ class RecommendationQuery(BaseModel):
     filter: list[RuleText] | None = Field(None, description=FILTER_DOC)
     boost: list[RuleText] | None = Field(None, description=BOOST_DOC)
     cap: RuleText | None = Field(None, description=CAP_DOC)
-    mmr: float | None = Field(None, description=MMR_DOC)
+    mmr: QueryLambda | None = Field(None, description=MMR_DOC)
 
 
 class SimilarItemsQuery(BaseModel):
@@ -210,7 +210,7 @@ class SimilarItemsQuery(BaseModel):
     filter: list[RuleText] | None = Field(None, description=FILTER_DOC)
     boost: list[RuleText] | None = Field(None, description=BOOST_DOC)
     cap: RuleText | None = Field(None, description=CAP_DOC)
-    mmr: float | None = Field(None, description=MMR_DOC)
+    mmr: QueryLambda | None = Field(None, description=MMR_DOC)
 
 
 class HistoryEntry(_Strict):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
 
-from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, AttrName, BoundedRule
+from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, NUMBER_SYNTAX, AttrName, BoundedRule
 from app.rules.compile import ListRules
 from app.rules.errors import RuleError
 from app.rules.query import conjunction, parse_boost, parse_cap, parse_filter
@@ -27,6 +27,21 @@ Weight = Annotated[
     StrictInt | StrictFloat, Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False)
 ]
 Lambda = Annotated[StrictInt | StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _mmr_text(value: Any) -> Any:
+    """The ``mmr`` query parameter is written as the rules write a number (``NUMBER_SYNTAX``):
+    pydantic's lax float also reads ``0_1`` (as 1.0: relevance only, answered 200),
+    ``nan`` and padding, which no client means to send."""
+    if isinstance(value, str) and not NUMBER_SYNTAX.fullmatch(value):
+        raise ValueError(
+            f"must be a number from 0 to 1 written in digits (e.g. 0.7), got {value!r}"
+        )
+    return value
+
+
+#: The ``mmr`` query parameter (its range is checked by ``rules_from_query``).
+QueryLambda = Annotated[float, BeforeValidator(_mmr_text)]
 
 FILTER_DOC = (
     "only items the rule holds for, e.g. genres:Comedy,Drama or year>=1990 (docs/rules.md); "

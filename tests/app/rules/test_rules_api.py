@@ -366,6 +366,22 @@ def test_an_integer_past_64_bits_is_the_same_422_in_both_forms(
     assert f"integer {WIDE} is outside the 64-bit range" in r.json()["message"]
 
 
+@pytest.mark.parametrize("path", ["/v1/users/1/recommendations", "/v1/items/50/similar"])
+@pytest.mark.parametrize("mmr", ["0_1", "0_5", "1_0", "١", "nan", "-inf"])
+def test_mmr_in_the_query_string_is_a_number_as_the_rules_write_one(
+    ml100k_client: TestClient, path: str, mmr: str
+) -> None:
+    """The query parameter was read by pydantic's lax float, which takes digit separators:
+    ``mmr=0_1`` was 1.0 (relevance only) and answered 200, ``mmr=1_0`` was refused as 10."""
+    r = ml100k_client.get(path, params={"k": 5, "mmr": mmr})
+    assert r.status_code == 422, r.text
+    assert (
+        f"mmr: must be a number from 0 to 1 written in digits (e.g. 0.7), got {mmr!r}"
+        in r.json()["message"]
+    )
+    assert ml100k_client.get(path, params={"k": 5, "mmr": "0.5"}).status_code == 200
+
+
 def test_json_nesting_is_a_422_up_to_900_levels_and_past_the_reader_a_400(
     ml100k_client: TestClient,
 ) -> None:
