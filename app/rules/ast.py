@@ -21,6 +21,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -33,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.schemas_fields import int64_if_int, one_error
+from app.schemas_fields import int64_if_int, one_error, storable
 
 #: Deepest nesting of a rule (a leaf alone is depth 1).
 MAX_DEPTH = 8
@@ -79,7 +80,9 @@ Scalar = Annotated[
     StrictBool
     | StrictInt
     | Annotated[StrictFloat, Field(allow_inf_nan=False)]
-    | Annotated[StrictStr, Field(max_length=MAX_STRING)],
+    # Storable as the query form's values are (NUL, lone surrogates: a 422 naming it there,
+    # and no catalog value can hold them, so such a rule could only match nothing).
+    | Annotated[StrictStr, Field(max_length=MAX_STRING), AfterValidator(storable)],
     Field(union_mode="left_to_right"),
     BeforeValidator(int64_if_int),
     one_error(f"must be a string (at most {MAX_STRING} characters), a finite number or true/false"),

@@ -314,6 +314,8 @@ def test_malformed_query_rules_are_clear_422s(
         ({"filter": {"op": "eq", "attr": "year", "value": 10**400}}, "(401 digits) is outside"),
         ({"filter": {"op": "range", "attr": "year", "lt": -(10**400)}}, "the 64-bit range"),
         ({"filter": {"op": "eq", "attr": "year", "value": 2**53 + 1}}, "no exact double"),
+        ({"filter": {"op": "eq", "attr": "genres", "value": "a\u0000"}}, "NUL character"),
+        ({"filter": {"op": "all", "attr": "genres", "values": ["x", "\u0000"]}}, "NUL character"),
     ],
 )
 def test_malformed_and_hostile_body_rules_are_clear_422s(
