@@ -11,9 +11,9 @@ import functools
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, NUMBER_SYNTAX, AttrName, BoundedRule
+from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, NUMBER_SYNTAX, AttrName, BoundedRule, Finite
 from app.rules.compile import ListRules
 from app.rules.errors import RuleError
 from app.rules.query import conjunction, parse_boost, parse_cap, parse_filter
@@ -23,10 +23,11 @@ MAX_FILTERS = 16
 #: Largest per-value cap.
 MAX_CAP = 1000
 
-Weight = Annotated[
-    StrictInt | StrictFloat, Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False)
-]
-Lambda = Annotated[StrictInt | StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]
+# A finite number first, then the range: with the bounds and ``allow_inf_nan`` on one
+# union, NaN was "should be greater than or equal to -100" and "1" two errors naming
+# pydantic's internal members (int, float).
+Weight = Annotated[Finite, Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT)]
+Lambda = Annotated[Finite, Field(ge=0, le=1)]
 
 
 def _mmr_text(value: Any) -> Any:

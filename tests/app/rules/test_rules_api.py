@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -262,6 +263,7 @@ def _deep(levels: int) -> str:
 
 
 DEEP = _deep(500)
+FINITE = "rules.boosts[0].weight: must be a finite number"
 
 
 @pytest.mark.parametrize(
@@ -316,6 +318,11 @@ def test_malformed_query_rules_are_clear_422s(
         ({"filter": {"op": "eq", "attr": "year", "value": 2**53 + 1}}, "no exact double"),
         ({"filter": {"op": "eq", "attr": "genres", "value": "a\u0000"}}, "NUL character"),
         ({"filter": {"op": "all", "attr": "genres", "values": ["x", "\u0000"]}}, "NUL character"),
+        # NaN is no number: not "should be greater than or equal to -100" (json.dumps: NaN)
+        ({"boosts": [{"rule": {"op": "exists", "attr": "year"}, "weight": math.nan}]}, FINITE),
+        ({"boosts": [{"rule": {"op": "exists", "attr": "year"}, "weight": "1"}]}, FINITE),
+        ({"mmr": math.nan}, "rules.mmr: must be a finite number"),
+        ({"mmr": -math.inf}, "rules.mmr: must be a finite number"),
     ],
 )
 def test_malformed_and_hostile_body_rules_are_clear_422s(
