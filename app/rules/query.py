@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any
 
 from lark import Lark, Token, Transformer_NonRecursive
@@ -251,13 +252,23 @@ def _syntax_message(text: str, start: str, exc: UnexpectedInput) -> str:
     return f"{where}: cannot be read at {at}"
 
 
+#: The line breaks the grammar skips as white space (``\s``) and ``str.splitlines`` splits
+#: at: lark's own line and column count ``\n`` only, so after a lone ``\r`` or U+2028 the
+#: column ran on from the previous line.
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
 def _position(text: str, exc: UnexpectedInput) -> str:
     """Where the parser stopped: the column, and the line when the text has several (a
     column alone points into every line of a filter pasted from a config file)."""
-    column = getattr(exc, "column", "?")
-    if "\n" not in text:
+    offset = getattr(exc, "pos_in_stream", None)
+    if offset is None:
+        return f"column {getattr(exc, 'column', '?')}"
+    starts = [0, *(b.end() for b in _LINE_BREAK.finditer(text) if b.end() <= offset)]
+    column = offset - starts[-1] + 1
+    if not _LINE_BREAK.search(text):
         return f"column {column}"
-    return f"line {getattr(exc, 'line', '?')}, column {column}"
+    return f"line {len(starts)}, column {column}"
 
 
 def _clip(text: str) -> str:

@@ -399,6 +399,10 @@ def test_numbers_are_ascii_digits_not_any_unicode_digit() -> None:
         ('genres:Comedy;\n\n  year:"a', "unexpected character '\"' at line 3, column 8"),
         ("genres:Comedy\r\n;year>abc", "unexpected 'abc' at line 2, column 7"),
         ("year>abc", "unexpected 'abc' at column 6"),  # one line: the column says it
+        # Every line break the grammar skips as white space counts, not only "\n".
+        ("genres:Comedy\r;year>abc", "unexpected 'abc' at line 2, column 7"),
+        ("genres:Comedy\u2028;year>abc", "unexpected 'abc' at line 2, column 7"),
+        ("a:b\u2029;genres:Comedy\r\n;year>abc", "unexpected 'abc' at line 3, column 7"),
     ],
 )
 def test_an_error_in_a_filter_of_several_lines_says_the_line(text: str, message: str) -> None:
