@@ -191,5 +191,6 @@ def _typed(attr: str, value: Any, found: frozenset[str]) -> Any:
         kind = STRING
     if kind not in found:
         word = {NUMBER: "a number", STRING: "a string", BOOL: "true/false"}[kind]
-        raise RuleError(f"attribute '{attr}' holds {_describe(found)}; {value!r} is {word}")
+        shown = ("true" if value else "false") if kind == BOOL else repr(value)  # not True
+        raise RuleError(f"attribute '{attr}' holds {_describe(found)}; {shown} is {word}")
     return _number(attr, value) if kind == NUMBER else value

@@ -291,6 +291,7 @@ def test_resolve_types_values_from_the_catalog_and_refuses_what_cannot_match() -
         (parse_filter("colour:red"), "unknown attribute 'colour'; the catalog's attributes are"),
         (Eq(attr="year", value="1995"), "'1995' is a string"),
         (Eq(attr="genres", value=3), "3 is a number"),
+        (Eq(attr="year", value=True), "holds numbers; true is true/false"),  # JSON's word
     ]:
         with pytest.raises(RuleError, match=message):
             resolve(rule, kinds)
