@@ -166,16 +166,41 @@ Leaf = Eq | AnyOf | AllOf | Range | Exists
 Node = Leaf | And | Or | Not
 
 
+#: The operators of the JSON form's ``op``, as the docs list them.
+OPS = ("eq", "any", "all", "range", "exists", "and", "or", "not")
+_OPS_TEXT = ", ".join(OPS)
+
+
+def _op_problem(node: dict[Any, Any], path: str) -> str | None:
+    """What is wrong with a rule's ``op``, or None. Checked here, not left to pydantic's
+    tag error, which quotes the whole tag twice (a 1 MB ``op`` was a 2 MB answer) and an
+    object as a Python repr."""
+    where = f"{path}: " if path else ""
+    if "op" not in node:
+        return f"{where}a rule needs op, one of: {_OPS_TEXT}"
+    op = node["op"]
+    if isinstance(op, str) and op in OPS:
+        return None
+    if isinstance(op, str):
+        shown = repr(op) if len(op) <= 40 else f"{op[:37]!r}... ({len(op)} characters)"
+    elif isinstance(op, dict | list):
+        shown = "an object" if isinstance(op, dict) else "an array"
+    else:
+        shown = json.dumps(op)  # null, true, a number
+    return f"{where}op {shown} is not one of: {_OPS_TEXT}"
+
+
 def check_bounds(raw: Any) -> Any:
-    """Depth, node count and list lengths of a raw JSON rule, walked without recursion.
+    """Depth, node count, list lengths and operators of a raw JSON rule, walked without
+    recursion.
 
     Runs before pydantic validates the tree (which recurses), so a rule nested
     10,000 deep is refused here with the bound it breaks.
     """
-    stack: list[tuple[Any, int]] = [(raw, 1)]
+    stack: list[tuple[Any, int, str]] = [(raw, 1, "")]
     nodes = 0
     while stack:
-        node, depth = stack.pop()
+        node, depth, path = stack.pop()
         if not isinstance(node, dict):
             continue  # pydantic says what is wrong with it
         nodes += 1
@@ -183,16 +208,21 @@ def check_bounds(raw: Any) -> Any:
             raise ValueError(f"rule is nested deeper than {MAX_DEPTH} levels")
         if nodes > MAX_NODES:
             raise ValueError(f"rule has more than {MAX_NODES} nodes")
+        if problem := _op_problem(node, path):
+            raise ValueError(problem)
         values = node.get("values")
         if isinstance(values, list) and len(values) > MAX_VALUES:
             raise ValueError(f"a rule lists {len(values)} values; at most {MAX_VALUES} per rule")
+        prefix = f"{path}.{node['op']}" if path else str(node["op"])
         children = node.get("rules")
         if isinstance(children, list):
             if len(children) > MAX_NODES:
                 raise ValueError(f"rule has more than {MAX_NODES} nodes")
-            stack.extend((child, depth + 1) for child in children)
+            stack.extend(
+                (child, depth + 1, f"{prefix}.rules[{n}]") for n, child in enumerate(children)
+            )
         if "rule" in node:
-            stack.append((node["rule"], depth + 1))
+            stack.append((node["rule"], depth + 1, f"{prefix}.rule"))
     return raw
 
 

@@ -264,6 +264,7 @@ def _deep(levels: int) -> str:
 
 DEEP = _deep(500)
 FINITE = "rules.boosts[0].weight: must be a finite number"
+OPS = "eq, any, all, range, exists, and, or, not"
 
 
 @pytest.mark.parametrize(
@@ -301,7 +302,12 @@ def test_malformed_query_rules_are_clear_422s(
 @pytest.mark.parametrize(
     ("rules", "message"),
     [
-        ({"filter": {"op": "xor", "attr": "genres"}}, "does not match any of the expected tags"),
+        ({"filter": {"op": "xor", "attr": "genres"}}, f"op 'xor' is not one of: {OPS}"),
+        ({"filter": {"attr": "genres"}}, f"rules.filter: a rule needs op, one of: {OPS}"),
+        (
+            {"filter": {"op": "not", "rule": {"op": "and", "rules": [{"op": None}]}}},
+            f"rules.filter: not.rule.and.rules[0]: op null is not one of: {OPS}",
+        ),
         ({"filter": {"op": "any", "attr": "genres", "values": ["x"] * 10_000}}, "at most 256"),
         ({"filter": "DEEP"}, "nested deeper than 8 levels"),
         ({"filter": {"op": "range", "attr": "year", "gte": "1990"}}, "must be a finite number"),
@@ -389,6 +395,21 @@ def test_mmr_in_the_query_string_is_a_number_as_the_rules_write_one(
         in r.json()["message"]
     )
     assert ml100k_client.get(path, params={"k": 5, "mmr": "0.5"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "op", ["x" * 1_000_000, {"k" * 1_000: "v" * 100_000}, ["y" * 1_000] * 1_000]
+)
+def test_an_unknown_op_is_quoted_clipped_not_echoed_whole(
+    ml100k_client: TestClient, op: object
+) -> None:
+    """pydantic's tag error quoted the whole tag, twice (message and problems): a 1 MB
+    ``op`` was a 2 MB answer (and a Python repr of an object ``op``)."""
+    body = {"history": [{"item_id": "50"}], "rules": {"filter": {"op": op, "attr": "year"}}}
+    r = ml100k_client.post("/v1/recommendations", json=body)
+    assert r.status_code == 422
+    assert f"is not one of: {OPS}" in r.json()["message"]
+    assert len(r.content) < 2_000
 
 
 def test_json_nesting_is_a_422_up_to_900_levels_and_past_the_reader_a_400(
