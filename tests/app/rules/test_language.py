@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.rules import query
 from app.rules.ast import (
     AllOf,
     And,
@@ -449,3 +450,58 @@ def test_an_integer_past_2_53_that_a_double_holds_exactly_still_matches() -> Non
         ("code:9007199254740992.0", [True, False, False]),
     ]:
         assert table.evaluate(resolve(parse_filter(text), snapshot.kinds)).tolist() == expected
+
+
+class _NoParser:
+    def parse(self, text: str, start: str) -> None:
+        raise AssertionError(f"parsed {text[:20]!r}...")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("!" * 4000 + "a:b", "more than 64 nodes"),
+        (";".join(["a:b"] * 65), "more than 64 nodes"),
+        ("|".join(["a:b"] * 65), "more than 64 nodes"),
+        ("(" * 129 + "a:b" + ")" * 129, "more than 128 parentheses"),
+        ('a:"x";' + "!" * 100 + "b:c", "more than 64 nodes"),  # a quote does not hide them
+    ],
+)
+def test_text_that_cannot_be_within_the_bounds_is_refused_before_it_is_parsed(
+    text: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lark's parser spends ~10 us of the event loop per token: 4,096 characters of ``!``
+    were parsed (and 4,000 nodes built) before the depth check refused them."""
+    monkeypatch.setattr(query, "_PARSER", _NoParser())
+    with pytest.raises(RuleError, match=message):
+        parse_filter(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "title:" + ",".join(f"Wow{i}!" for i in range(100)),  # ``!`` inside bare values
+        'title:"' + ";" * 100 + '"',  # marks inside a quoted value
+        'title:"a\\"|' + "|" * 70 + '"',  # an escaped quote inside it
+        "(" * 60 + "a:b" + ")" * 60,  # redundant parentheses within the count
+    ],
+)
+def test_marks_that_add_no_node_are_not_counted(text: str) -> None:
+    assert parse_filter(text) is not None
+
+
+def test_nesting_past_the_depth_is_refused_as_the_tree_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bounds hold while the nodes are built, bottom up: not 64 ``Not`` nodes first."""
+    built: list[Any] = []
+    construct = Not.model_construct
+
+    def counted(*args: Any, **kwargs: Any) -> Not:
+        built.append(1)
+        return construct(*args, **kwargs)
+
+    monkeypatch.setattr(Not, "model_construct", counted)
+    with pytest.raises(RuleError, match="nested deeper than 8 levels"):
+        parse_filter("!" * 60 + "a:b")
+    assert len(built) == 8  # the ninth level (the leaf is the first) is refused
