@@ -16,12 +16,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, NUMBER_SYNTAX, AttrName, BoundedRule, Finite
 from app.rules.compile import ListRules
 from app.rules.errors import RuleError
-from app.rules.query import conjunction, parse_boost, parse_cap, parse_filter
+from app.rules.query import MAX_TEXT, conjunction, parse_boost, parse_cap, parse_filter
 
 #: Most ``filter`` parameters in one query string (they AND together).
 MAX_FILTERS = 16
 #: Largest per-value cap.
 MAX_CAP = 1000
+#: Most characters of all the ``filter`` / ``boost`` / ``cap`` parameters of one request
+#: together. Why: the parser spends ~10 us of the event loop per token, so 16 filters and
+#: 8 boosts of 4,096 one-character values each (every one within its own limit) held
+#: every other request up for about a second; this bounds a request's parse to ~100 ms.
+MAX_RULES_TEXT = 2 * MAX_TEXT
 
 # A finite number first, then the range: with the bounds and ``allow_inf_nan`` on one
 # union, NaN was "should be greater than or equal to -100" and "1" two errors naming
@@ -114,6 +119,14 @@ def _from_query(
         raise RuleError(f"{len(filters)} filter parameters; at most {MAX_FILTERS}")
     if len(boosts) > MAX_BOOSTS:
         raise RuleError(f"{len(boosts)} boost parameters; at most {MAX_BOOSTS}")
+    texts = [*filters, *boosts, *([cap] if cap is not None else [])]
+    total = sum(map(len, texts))
+    # One parameter past its own limit is named by its parse.
+    if total > MAX_RULES_TEXT and all(len(text) <= MAX_TEXT for text in texts):
+        raise RuleError(
+            f"the filter, boost and cap parameters hold {total} characters together; "
+            f"at most {MAX_RULES_TEXT}"
+        )
     if mmr is not None and not 0 <= mmr <= 1:
         raise RuleError(f"mmr must be between 0 and 1, got {mmr:g}")
     parsed_cap = parse_cap(cap) if cap is not None else None
