@@ -232,11 +232,17 @@ def strong_generalization(
     fold_in_fraction: float = 0.8,
     seed: int = 0,
     min_items_to_split: int = 5,
+    candidates: np.ndarray | None = None,
 ) -> StrongSplit:
     """Split users into train / validation / test users as Liang et al. 2018's preprocessing.
 
     1. Users that have records are shuffled; the last ``n_test_users`` are test
        users, the ``n_valid_users`` before them validation users, the rest train.
+       With ``candidates`` (user indices) only those are shuffled and may be held
+       out; every other user with records trains (``genrec tune`` keeps users too
+       sparse to validate on in training). Liang's protocol filters such users out
+       before the split and passes None; when ``candidates`` holds every user with
+       records the draw is the same as with None.
     2. The item space becomes the items that occur in the training users' records;
        held-out users' records of other items are dropped.
     3. Each held-out user's records are split at random: ``floor((1 - f) * n_u)``
@@ -251,15 +257,17 @@ def strong_generalization(
         # ``genrec tune`` asks for no test users: it selects settings and never tests.
         raise SplitError("strong_generalization needs at least one validation user")
     active = np.unique(data.users)
-    if len(active) <= n_valid_users + n_test_users:
+    drawn = active if candidates is None else np.intersect1d(active, candidates)
+    if len(drawn) < n_valid_users + n_test_users or len(active) <= n_valid_users + n_test_users:
         raise SplitError(
-            f"{len(active)} users cannot give {n_valid_users} validation + {n_test_users} "
+            f"{len(drawn)} users cannot give {n_valid_users} validation + {n_test_users} "
             "test users and still leave training users"
         )
     rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(active)
-    n_train = len(active) - n_valid_users - n_test_users
+    shuffled = rng.permutation(drawn)
+    n_train = len(drawn) - n_valid_users - n_test_users
     role = np.full(data.n_users, -1, dtype=np.int64)
+    role[active] = 0  # users not drawn (not candidates) train
     role[shuffled[:n_train]] = 0
     role[shuffled[n_train : n_train + n_valid_users]] = 1
     role[shuffled[n_train + n_valid_users :]] = 2

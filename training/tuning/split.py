@@ -1,10 +1,13 @@
 """The validation a tuning run selects on, drawn from the operator's data (never a test set).
 
 * top-k, ``users`` (default): strong generalization (Liang et al. 2018): a
-  tenth of the users are held out whole; 80% of each one's records are folded
-  in (the scorer's input, as serving folds in a new user) and the other 20%
-  are the items to recover. It works on any log, with or without timestamps,
-  and measures what serving does for the users it has not trained on.
+  tenth of the users with ``MIN_ITEMS_TO_SPLIT`` or more records (at least
+  ``MIN_VALIDATION_USERS`` of them) are held out whole; 80% of each one's
+  records are folded in (the scorer's input, as serving folds in a new user)
+  and the other 20% are the items to recover. Users with fewer records are
+  never held out (they would have nothing to recover) and train with the rest.
+  It works on any log, with or without timestamps, and measures what serving
+  does for the users it has not trained on.
 * top-k, ``time``: train on records before t, validate on what known users did
   at or after t (t leaves the newest tenth of the records after it). Closer
   to deployment when the log has real timestamps; refused when it has none.
@@ -107,10 +110,34 @@ def _topk(history: Any, relevant: Any, metric: str, users: np.ndarray | None) ->
 
 
 def _held_out_users(data: Interactions, metric: str, seed: int) -> TuningSplit:
-    active = len(np.unique(data.users))
-    n_valid = max(MIN_VALIDATION_USERS, round(VALIDATION_FRACTION * active))
+    # Only a user with MIN_ITEMS_TO_SPLIT records can have some folded in and some to
+    # recover; one with fewer, held out, was all fold-in: lost to training and to
+    # validation alike. Drawn among every user, a log of many one-event visitors held out
+    # mostly those and failed the split. Such users are never held out: they train
+    # (Microsoft Recommenders' python_stratified_split drops users under its min_rating
+    # before splitting; here their records still teach the model), and the tenth is of
+    # the users validation can use.
+    counts = np.bincount(data.users, minlength=data.n_users)
+    eligible = np.flatnonzero(counts >= MIN_ITEMS_TO_SPLIT)
+    too_sparse = int(np.count_nonzero((counts > 0) & (counts < MIN_ITEMS_TO_SPLIT)))
+    if len(eligible) < MIN_VALIDATION_USERS + 1:
+        raise TuningError(
+            f"only {len(eligible)} users have {MIN_ITEMS_TO_SPLIT} or more records; --split "
+            f"users validates on users with some records folded in and some to recover, and "
+            f"needs at least {MIN_VALIDATION_USERS + 1} such users (log more, or use "
+            "--split time when the log has timestamps)"
+        )
+    n_valid = min(
+        max(MIN_VALIDATION_USERS, round(VALIDATION_FRACTION * len(eligible))), len(eligible) - 1
+    )
     parts = strong_generalization(
-        data, n_valid, 0, fold_in_fraction=0.8, seed=seed, min_items_to_split=MIN_ITEMS_TO_SPLIT
+        data,
+        n_valid,
+        0,
+        fold_in_fraction=0.8,
+        seed=seed,
+        min_items_to_split=MIN_ITEMS_TO_SPLIT,
+        candidates=eligible,
     )
     scored = len(np.unique(parts.valid_heldout.users))
     if scored < MIN_VALIDATION_USERS:
@@ -134,6 +161,7 @@ def _held_out_users(data: Interactions, metric: str, seed: int) -> TuningSplit:
             "kind": "users",
             "seed": seed,
             "validation_users": n_valid,
+            "users_too_sparse_to_validate": too_sparse,
             "fold_in_fraction": 0.8,
             "train_interactions": len(parts.train),
             "metric": metric,

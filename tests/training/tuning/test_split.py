@@ -138,3 +138,41 @@ def test_held_out_users_whose_items_no_one_else_has_are_refused_saying_why() -> 
     assert "of the 5 held-out users" in message
     assert "items that no training user has" in message
     assert "more records of items several users share" in message
+
+
+def _dense_and_one_event_users(n_dense: int, n_sparse: int) -> Interactions:
+    """``n_dense`` users with 12 records each over 40 shared items, and ``n_sparse`` users
+    with one record each (a shop where most visitors clicked once)."""
+    rng = np.random.default_rng(1)
+    users = [f"d{u}" for u in range(n_dense) for _ in range(12)]
+    items = [f"i{i}" for _ in range(n_dense) for i in rng.choice(40, 12, replace=False)]
+    users += [f"s{u}" for u in range(n_sparse)]
+    items += [f"i{i}" for i in rng.integers(0, 40, n_sparse)]
+    return Interactions.from_arrays(users, items, timestamps=np.arange(len(users)))
+
+
+def test_users_too_sparse_to_validate_on_stay_in_training() -> None:
+    # 30 users with 12 records and 300 with one: a held-out user with fewer than 5
+    # records has nothing to recover, so drawing the held-out users among all 330 held
+    # out ~30 one-event users, each lost to training and to validation alike, and the
+    # split failed ("only 3 of the 33 held-out users ..."). The held-out users are drawn
+    # among the users that can be validated on; the others train.
+    data = _dense_and_one_event_users(30, 300)
+    split = tuning_split(data, "topk", None, None, seed=0)
+    sparse = np.array([data.user_ids.external(u).startswith("s") for u in split.train.users])
+    assert sparse.sum() == 300  # every one-event user's record is in training
+    assert split.record["validation_users"] == 5  # max(5, a tenth of the 30 dense users)
+    assert split.record["users_too_sparse_to_validate"] == 300
+    assert len(np.unique(split.train.users)) == 330 - 5
+
+
+def test_the_validation_share_is_a_tenth_of_the_users_it_can_validate_on() -> None:
+    data = _dense_and_one_event_users(200, 100)
+    split = tuning_split(data, "topk", None, None, seed=0)
+    assert split.record["validation_users"] == 20  # a tenth of 200, the sparse 100 not counted
+    assert len(np.unique(split.train.users)) == 300 - 20
+
+
+def test_too_few_users_with_enough_records_to_validate_on_is_refused_saying_so() -> None:
+    with pytest.raises(TuningError, match="only 5 users have 5 or more records"):
+        tuning_split(_dense_and_one_event_users(5, 40), "topk", None, None)
