@@ -17,13 +17,30 @@ from pathlib import Path
 from typing import Any
 
 from training.data.interactions import Interactions
-from training.models import model_class
+from training.models import model_class, trains_on_ratings
 from training.models.base import EpochCallback, FitReport, Scorer, Validation
 from training.protocols.options import ProtocolError as ProtocolError
 from training.protocols.options import ProtocolOptions
 from training.protocols.report import ProtocolReport, SeedRun
 
-DataSpec = str | Interactions
+
+@dataclass(frozen=True)
+class LogSpec:
+    """The service's interaction log (data spec ``db``), read for the model being measured.
+
+    A rating model (``training.models.trains_on_ratings``) reads the log as ``genrec
+    train`` reads it for that model: ``ratings_only``, so a mixed log's clicks are not
+    trained and tested on as ratings of 1.0, the bottom of the scale.
+    """
+
+    ratings_only: bool
+    database_url: str | None = None  # None: GENREC_DATABASE_URL
+
+    def __repr__(self) -> str:
+        return "'db'"  # what the operator gave, in a protocol's refusal
+
+
+DataSpec = str | Interactions | LogSpec
 
 
 @dataclass(frozen=True)
@@ -91,7 +108,7 @@ class Protocol:
         opts = self.options.parse(options)
         if self.measures_ratings:
             require_rating_model(model_name, self.name)
-        plan = self.plan(data_spec, data_dir, opts, list(seeds))
+        plan = self.plan(for_model(data_spec, model_name), data_dir, opts, list(seeds))
         given = opts.changed() if isinstance(options, ProtocolOptions) else dict(options or {})
         return run_plan(
             self.name, self.headline, model_name, plan, dict(overrides or {}), given, callbacks
@@ -143,13 +160,30 @@ def run_plan(
     )
 
 
+def for_model(data_spec: DataSpec, model_name: str) -> DataSpec:
+    """``data_spec``, the log (``db``) as a ``LogSpec`` read for ``model_name``."""
+    from training.data.datasets import names_log
+
+    if isinstance(data_spec, str) and names_log(data_spec):
+        return LogSpec(ratings_only=trains_on_ratings(model_name))
+    return data_spec
+
+
 def load(data_spec: DataSpec, data_dir: Path | str | None) -> Interactions:
     """An ``Interactions`` as is, or the data set ``load_dataset`` reads for the spec."""
     if isinstance(data_spec, Interactions):
         return data_spec
     from training.data.datasets import load_dataset
 
-    return load_dataset(data_spec, data_dir=Path(data_dir) if data_dir else None)
+    folder = Path(data_dir) if data_dir else None
+    if isinstance(data_spec, LogSpec):
+        return load_dataset(
+            "db",
+            data_dir=folder,
+            database_url=data_spec.database_url,
+            ratings_only=data_spec.ratings_only,
+        )
+    return load_dataset(data_spec, data_dir=folder)
 
 
 def data_root(data_dir: Path | str | None) -> Path:
@@ -161,6 +195,8 @@ def data_root(data_dir: Path | str | None) -> Path:
 
 
 def dataset_name(data_spec: DataSpec) -> str:
+    if isinstance(data_spec, LogSpec):
+        return "db"
     return data_spec if isinstance(data_spec, str) else f"<{len(data_spec)} records>"
 
 
