@@ -145,6 +145,7 @@ def _evaluate_protocol(
             data_dir=data_dir(config),
             callbacks=[epoch_printer("  ")],
             options=parse_sets(option, "--option"),
+            database_url=config.database_url,  # --data db: the log genrec train reads
         )
     sys.stdout.write(report.to_markdown())
     if json_out:

@@ -102,13 +102,18 @@ class Protocol:
         data_dir: Path | str | None = None,
         callbacks: list[EpochCallback] | None = None,
         options: Mapping[str, Any] | ProtocolOptions | None = None,
+        database_url: str | None = None,
     ) -> ProtocolReport:
-        """Fit ``model_name`` once per seed on this protocol's split; the report of all runs."""
+        """Fit ``model_name`` once per seed on this protocol's split; the report of all runs.
+
+        ``database_url``: the log that the spec ``db`` names (None: ``GENREC_DATABASE_URL``);
+        the CLI passes its configured one, as ``genrec train --data db`` reads it."""
         check_seeds(seeds)
         opts = self.options.parse(options)
         if self.measures_ratings:
             require_rating_model(model_name, self.name)
-        plan = self.plan(for_model(data_spec, model_name), data_dir, opts, list(seeds))
+        spec = for_model(data_spec, model_name, database_url)
+        plan = self.plan(spec, data_dir, opts, list(seeds))
         given = opts.changed() if isinstance(options, ProtocolOptions) else dict(options or {})
         return run_plan(
             self.name, self.headline, model_name, plan, dict(overrides or {}), given, callbacks
@@ -160,12 +165,13 @@ def run_plan(
     )
 
 
-def for_model(data_spec: DataSpec, model_name: str) -> DataSpec:
-    """``data_spec``, the log (``db``) as a ``LogSpec`` read for ``model_name``."""
+def for_model(data_spec: DataSpec, model_name: str, database_url: str | None) -> DataSpec:
+    """``data_spec``, the log (``db``, at ``database_url``) as a ``LogSpec`` read for
+    ``model_name``."""
     from training.data.datasets import names_log
 
     if isinstance(data_spec, str) and names_log(data_spec):
-        return LogSpec(ratings_only=trains_on_ratings(model_name))
+        return LogSpec(trains_on_ratings(model_name), database_url)
     return data_spec
 
 

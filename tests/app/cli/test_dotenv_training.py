@@ -55,3 +55,20 @@ def test_keep_freed_memory_set_in_dotenv_reaches_the_allocator(dotenv_dir: Path)
     assert result.exit_code == 0, result.output
     assert os.environ["GENREC_KEEP_FREED_MEMORY"] == "0"  # what training/allocator.py reads
     assert "GENREC_DATASET_BASE_URL" not in os.environ  # only what was set is written
+
+
+def test_a_protocol_on_the_log_reads_the_database_set_in_dotenv(dotenv_dir: Path) -> None:
+    """``genrec train --data db`` reads the configured database (``.env`` included); a
+    protocol's ``--data db`` read ``GENREC_DATABASE_URL`` from the process environment
+    only, so with the URL in ``.env`` it refused: "data spec 'db' needs a database URL"."""
+    from tests.app.cli.test_train_mixed_log import _log_ratings_and_clicks
+
+    _log_ratings_and_clicks(dotenv_dir)
+    (dotenv_dir / ".env").write_text(
+        f"GENREC_DATABASE_URL=sqlite:///{dotenv_dir}/log.db\n"
+        f"GENREC_STORE_DIR={dotenv_dir / 'store'}\n"
+    )
+    command = ["evaluate", "--model", "biased-mf", "--protocol", "ratings-random"]
+    result = CliRunner().invoke(app, [*command, "--data", "db", "--set", "epochs=2"])
+    assert result.exit_code == 0, result.output
+    assert "ratings-random" in result.output and "rmse" in result.output
