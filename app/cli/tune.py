@@ -313,9 +313,11 @@ def _refit_and_save(
     (with when it read the log, if it did: ``log_read_time``)."""
     from app.tune.winner import refit_and_gate
     from training.pipeline import save_trained
+    from training.tuning.candidates import winner_data
     from training.tuning.refit import describe_lengths
 
     model = winner.model
+    data = winner_data(model, data)  # a rating model: a mixed log's ratings alone
     lengths = describe_lengths(winner.lengths)
     epochs = f" for {lengths} (validation's choice)" if lengths else ""
     console.print(

@@ -64,6 +64,7 @@ from training.data.interactions import Interactions
 from training.models import model_class
 from training.models.base import EpochCallback, EpochReport
 from training.pipeline import save_trained
+from training.tuning.candidates import winner_data
 from training.tuning.confirm import Finalist, Fold, fold_line
 from training.tuning.refit import describe_lengths
 from training.tuning.report import Entry, TrialRecord
@@ -281,6 +282,7 @@ def _refit_and_save(
 ) -> tuple[Manifest, dict[str, Any]]:
     jlog = lease.log
     model = winner.model
+    data = winner_data(model, data)  # a rating model: a mixed log's ratings alone
     overrides = dict(winner.settings or {})
     if "device" in model_class(model).Config().to_dict() and ctx.device.type != "cpu":
         overrides.setdefault("device", str(ctx.device))

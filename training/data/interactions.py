@@ -9,6 +9,7 @@ each consumer.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,11 +87,25 @@ class Interactions:
     item_ids: IdMap
     explicit: bool = True  # whether ratings carry information beyond "interacted"
     item_meta: dict[str, dict[str, object]] | None = None  # external item id -> title, genres, text
+    #: (N,) bool, for a log of ratings and events without one (clicks): whether each record
+    #: carries a rating of its own. None: every record is alike (all rated, or implicit).
+    #: A rating model trains on ``rated_part()``, as ``genrec train`` reads the log for it.
+    rated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.users)
         if not (len(self.items) == len(self.ratings) == len(self.timestamps) == n):
             raise ValueError("Interactions arrays must have equal length")
+        if self.rated is not None and len(self.rated) != n:
+            raise ValueError("Interactions arrays must have equal length")
+
+    def rated_part(self) -> Interactions:
+        """The records that carry a rating of their own (all when ``rated`` is None), in
+        the same id maps: a click read as a rating of 1.0 is the bottom of a 1-5 scale,
+        so a rating model never fits it."""
+        if self.rated is None:
+            return self
+        return dataclasses.replace(self.subset(self.rated), rated=None)
 
     @classmethod
     def from_arrays(
@@ -152,6 +167,7 @@ class Interactions:
             item_ids=self.item_ids,
             explicit=self.explicit,
             item_meta=self.item_meta,
+            rated=None if self.rated is None else self.rated[mask],
         )
 
     def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +224,7 @@ class Interactions:
             item_ids=self.item_ids,
             explicit=self.explicit,
             item_meta=self.item_meta,
+            rated=None if self.rated is None else self.rated[source],
         )
 
     def binarize(self, threshold: float | None) -> Interactions:
@@ -243,6 +260,7 @@ class Interactions:
             item_ids=item_map,
             explicit=self.explicit,
             item_meta=self.item_meta,
+            rated=self.rated,
         )
 
     @property

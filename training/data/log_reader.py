@@ -40,6 +40,7 @@ its rating (rating models train on ratings). Untyped rows read as before.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -197,7 +198,13 @@ def _read(
         items = [items[i] for i in keep]
         ratings = [ratings[i] for i in keep]
         times = [times[i] for i in keep]
-    return _to_interactions(users, items, ratings, times)
+        rated = [True] * len(keep)
+    data = _to_interactions(users, items, ratings, times)
+    if any(rated) and not all(rated):
+        # Ratings and unrated events together: which is which goes with the records, so a
+        # read for a top-k search can still give its rating models the ratings alone.
+        data = dataclasses.replace(data, rated=np.asarray(rated, dtype=bool))
+    return data
 
 
 def _newer_note(engine: Engine, table: Table, cutoff: datetime) -> str:

@@ -187,7 +187,18 @@ class StrongSplit:
             item_ids=self.train.item_ids,
             explicit=self.train.explicit,
             item_meta=self.train.item_meta,
+            rated=_joined_rated(parts),
         )
+
+
+def _joined_rated(parts: Sequence[Interactions]) -> np.ndarray | None:
+    """The parts' ``rated`` marks joined, None when none has any (a part without marks
+    is all rated)."""
+    if all(p.rated is None for p in parts):
+        return None
+    return np.concatenate(
+        [np.ones(len(p), dtype=bool) if p.rated is None else p.rated for p in parts]
+    )
 
 
 def _restrict_items(data: Interactions, keep_items: np.ndarray) -> Interactions:
@@ -206,6 +217,7 @@ def _restrict_items(data: Interactions, keep_items: np.ndarray) -> Interactions:
         item_ids=item_map,
         explicit=data.explicit,
         item_meta=data.item_meta,
+        rated=kept.rated,
     )
 
 

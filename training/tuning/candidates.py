@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from training.data.interactions import Interactions
-from training.models import REGISTRY, model_class
+from training.models import REGISTRY, model_class, trains_on_ratings
 from training.models.base import Model, UnsuitableData
 from training.tuning.errors import TuningError
 
@@ -67,6 +67,22 @@ def choose_models(task: str, names: Sequence[str] | None, data: Interactions) ->
     return sorted(chosen, key=lambda name: "patience" in REGISTRY[name].Config().to_dict())
 
 
+def training_rows(name: str, train: Interactions) -> Interactions:
+    """What candidate ``name`` fits on: a rating model the records that carry a rating
+    (``Interactions.rated_part``), as ``genrec train`` reads the log for it, since a mixed
+    log's click read as a rating of 1.0 is the bottom of the scale; any other model every
+    record. Same id maps, so a rating model in a top-k search is judged on the same
+    validation as every other candidate."""
+    return train.rated_part() if trains_on_ratings(name) else train
+
+
+def winner_data(name: str, data: Interactions) -> Interactions:
+    """The data the winner ``name`` is refitted on and saved with: ``training_rows``, over
+    the users and items those rows have (what ``genrec train``'s read for it gives)."""
+    rows = training_rows(name, data)
+    return data if rows is data else rows.compact()
+
+
 def screen(models: Sequence[str], train: Interactions) -> tuple[list[str], dict[str, str]]:
     """``models`` split into those that can train on ``train`` (in order) and those that
     cannot, each with ``check_data``'s reason (its default settings: the check reads
@@ -76,7 +92,7 @@ def screen(models: Sequence[str], train: Interactions) -> tuple[list[str], dict[
     for name in models:
         cls = model_class(name)
         try:
-            cls(cls.Config()).check_data(train)
+            cls(cls.Config()).check_data(training_rows(name, train))
         except UnsuitableData as exc:
             left_out[name] = str(exc)
         else:

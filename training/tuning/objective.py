@@ -14,6 +14,7 @@ from training.models import model_class
 from training.models.base import EpochCallback, ModelError, Scorer, UnsuitableData, Validation
 from training.overall import overall_form
 from training.segments import ByActivity
+from training.tuning.candidates import training_rows
 from training.tuning.dropping import MODEL, UNFIT, dropped_models
 from training.tuning.pruning import BudgetSpent, EpochPruning
 from training.tuning.split import TuningSplit
@@ -126,7 +127,8 @@ def validated_fit_by_activity(
     model = cls(cls.Config().with_overrides(settings))
     recorder = Recorder(split.validation)
     try:
-        report = model.fit(split.train, recorder.validation(), [pruning, *callbacks])
+        rows = training_rows(name, split.train)  # a rating model: the ratings alone
+        report = model.fit(rows, recorder.validation(), [pruning, *callbacks])
     except BudgetSpent:
         if pruning.best is None:
             raise  # stopped before any validation: nothing to count (pruned)

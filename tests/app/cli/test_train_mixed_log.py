@@ -81,3 +81,17 @@ def test_a_rating_version_is_evaluated_on_the_ratings_it_trained_on(cli_settings
     assert result.exit_code == 0, result.output
     n_train, _, n_heldout = result.output.partition(" interactions trained on, ")
     assert int(n_train.split()[-1]) + int(n_heldout.split()[0]) == USERS * RATED
+
+
+def test_a_rating_model_that_wins_a_topk_search_is_saved_as_genrec_train_fits_it(
+    cli_settings: Path,
+) -> None:
+    """A top-k search reads every event; its rating-model winner is refitted and saved on
+    the ratings alone (as ``genrec train`` fits it), not on each click as a 1-star rating."""
+    _log_ratings_and_clicks(cli_settings)
+    search = ["--task", "topk", "--models", "biased-mf", "--trials", "1", "--budget-minutes", "1"]
+    result = CliRunner().invoke(app, ["tune", "--data", "db", *search, "--metric", "ndcg@10"])
+    assert result.exit_code == 0, result.output
+    manifest = ModelStore(cli_settings / "store").manifest("biased-mf", "1")
+    assert manifest.data.n_interactions == USERS * RATED
+    assert manifest.scorer_config["rating_range"] == [4.0, 5.0]

@@ -299,3 +299,35 @@ def test_a_tune_job_whose_params_no_longer_read_fails_and_the_worker_goes_on(
     failed = lc.get_job(ctx.sessions, job.id)
     assert failed.status == "failed" and failed.attempts == 1
     assert failed.error is not None and "'budget'" in failed.error
+
+
+def test_a_rating_model_in_a_topk_job_on_clicks_and_ratings_is_saved_on_the_ratings(
+    tmp_path: Path, make_job_context: JobContextFactory
+) -> None:
+    """A top-k job reads every event; a rating model that wins it is refitted and saved on
+    the rated rows alone, as ``genrec train`` fits it (it was saved on every click too,
+    each a rating of 1.0)."""
+    url = f"sqlite:///{tmp_path}/genrec.db"
+    log_clicks(url)
+    rated = [
+        NewInteraction(f"user{u}", f"rated{k}", 4.0 + (u + k) % 2)
+        for u in range(N_USERS)
+        for k in range(10)
+    ]
+    engine = make_engine(url)
+    with session_scope(make_sessionmaker(engine)) as session:
+        add_interactions(session, rated)
+    engine.dispose()
+    age_log(url)
+    ctx = make_job_context(url, job_lease_s=10.0)
+    request = TuneRequest(
+        task="topk", models=("biased-mf",), budget_minutes=0.5, trials=1, metric="ndcg@10"
+    )
+    job = enqueue_tune(ctx.sessions, request)
+    assert Worker(ctx).step() == "succeeded"
+
+    row = lc.get_job(ctx.sessions, job.id)
+    assert row.result is not None and row.result["metric"] == "ndcg@10"
+    manifest = ctx.store.manifest("biased-mf", str(row.result_version))
+    assert manifest.data.n_interactions == len(rated)
+    assert manifest.scorer_config["rating_range"] == [4.0, 5.0]

@@ -1,0 +1,57 @@
+"""A rating model in a top-k search on a log of ratings and clicks fits the ratings alone.
+
+``genrec train`` reads the log for a rating model without its unrated rows (a click
+read as a rating of 1.0 is the bottom of the scale); a top-k search reads every row
+for its top-k candidates, so the read marks which rows are rated
+(``Interactions.rated``) and a rating candidate fits those, judged on the same top-k
+validation as every other candidate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
+from tests.training.mixed_log import ratings_and_clicks, write_log
+from training.data.interactions import Interactions
+from training.data.log_reader import read_interaction_log
+from training.models import model_class
+from training.tuning.objective import validated_fit
+from training.tuning.pruning import EpochPruning
+from training.tuning.split import tuning_split
+
+USERS, RATED, CLICKED = 40, 10, 8
+
+
+@pytest.fixture(scope="module")
+def mixed_log() -> Iterator[Interactions]:
+    """The log read as a top-k search reads it: every row, the rated ones marked."""
+    with scratch_database(POSTGRES_ADMIN_URL, "tune_split") as url:
+        write_log(url, ratings_and_clicks(USERS, rated=RATED, clicked=CLICKED))
+        yield read_interaction_log(url)
+
+
+def test_the_read_marks_which_rows_carry_a_rating(mixed_log: Interactions) -> None:
+    assert len(mixed_log) == USERS * (RATED + CLICKED)
+    assert mixed_log.rated is not None and int(mixed_log.rated.sum()) == USERS * RATED
+    rated = mixed_log.rated_part()
+    assert len(rated) == USERS * RATED and set(rated.ratings.tolist()) == {4.0, 5.0}
+    assert rated.item_ids == mixed_log.item_ids  # the same index space: scored alike
+
+
+def test_a_rating_model_in_a_topk_search_fits_the_ratings_alone(mixed_log: Interactions) -> None:
+    split = tuning_split(mixed_log, "topk", None, "ndcg@10", seed=0)
+    pruning = EpochPruning(None, "ndcg@10", True, lambda: 0.0, math.inf)
+    value, _, _ = validated_fit("biased-mf", {"epochs": 3}, split, pruning)
+    # The same seeded fit by hand: on the rated rows it gives the trial's figure, on every
+    # row (each click a rating of 1.0, as the trial fitted before) another.
+    cls = model_class("biased-mf")
+    figures = {}
+    for name, rows in (("rated", split.train.rated_part()), ("every", split.train)):
+        model = cls(cls.Config().with_overrides({"epochs": 3}))
+        figures[name] = model.fit(rows, split.validation).best_metrics["ndcg@10"]
+    assert figures["rated"] != figures["every"]
+    assert value == figures["rated"]
