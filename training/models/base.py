@@ -470,6 +470,12 @@ class Model(ABC):
     #: Fits in one step (a closed form, a count): no epoch to choose, so nothing is lost
     #: by fitting it on all the data without a held-out slice (``training.tuning.refit``).
     closed_form: ClassVar[bool] = False
+    #: Learns from the differences between observed rating values alone (a rating
+    #: model with no reading of implicit data): where every rating is the same, such as
+    #: a log without ratings whose events all read 1.0, it fits a constant. ``genrec
+    #: tune`` leaves it out of such a search (``training.tuning.candidates.screen``).
+    #: AutoRec, which reads implicit data as every entry a target, does not.
+    fits_rating_values: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -203,6 +203,7 @@ class BiasedMF(Model):
 
     name = "biased-mf"
     task = "ratings"
+    fits_rating_values = True  # no reading of implicit data (``Model``)
     Config = BiasedMFConfig
     search_space = SEARCH_SPACE
     scorer_cls = BiasedMFScorer

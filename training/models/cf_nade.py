@@ -182,6 +182,7 @@ class CFNADE(Model):
 
     name: ClassVar[str] = "cf-nade"
     task: ClassVar = "ratings"
+    fits_rating_values = True  # no reading of implicit data (``Model``)
     Config: ClassVar[type[ModelConfig]] = CFNADEConfig
     search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = CFNADEScorer

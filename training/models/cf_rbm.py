@@ -187,6 +187,7 @@ class CFRBM(Model):
 
     name: ClassVar[str] = "cf-rbm"
     task: ClassVar = "ratings"
+    fits_rating_values = True  # no reading of implicit data (``Model``)
     Config: ClassVar[type[ModelConfig]] = CFRBMConfig
     search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[Scorer]] = CFRBMScorer

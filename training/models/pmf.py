@@ -148,6 +148,7 @@ class PMF(Model):
 
     name = "pmf"
     task = "ratings"
+    fits_rating_values = True  # no reading of implicit data (``Model``)
     Config = PMFConfig
     search_space = SEARCH_SPACE
     scorer_cls: ClassVar[type[PMFScorer]] = PMFScorer

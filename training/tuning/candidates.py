@@ -3,7 +3,11 @@
 ``screen`` runs each candidate's ``Model.check_data`` on the data the trials will
 fit on and leaves out, with the reason, a model that cannot train on it whatever
 its settings (CF-NADE on ratings that are all equal): before this, such a model
-failed trial after trial, each at once, for the whole budget.
+failed trial after trial, each at once, for the whole budget. It also leaves out
+from a top-k search a model that trains but can learn nothing to rank by
+(``Model.fits_rating_values`` with every rating the same: biased-mf on a log without
+ratings, where each event reads 1.0, fitted a constant and ranked by noise for its
+share of the budget).
 """
 
 from __future__ import annotations
@@ -83,21 +87,43 @@ def winner_data(name: str, data: Interactions) -> Interactions:
     return data if rows is data else rows.compact()
 
 
-def screen(models: Sequence[str], train: Interactions) -> tuple[list[str], dict[str, str]]:
+def screen(
+    models: Sequence[str], train: Interactions, task: str
+) -> tuple[list[str], dict[str, str]]:
     """``models`` split into those that can train on ``train`` (in order) and those that
     cannot, each with ``check_data``'s reason (its default settings: the check reads
-    none that the search samples)."""
+    none that the search samples). In a top-k search a model that fits rating values
+    (``Model.fits_rating_values``) is left out too when every rating is the same: it
+    would rank by noise (a ratings search of equal ratings is left as it is: there every
+    rating model predicts them exactly)."""
     usable: list[str] = []
     left_out: dict[str, str] = {}
     for name in models:
         cls = model_class(name)
+        rows = training_rows(name, train)
         try:
-            cls(cls.Config()).check_data(training_rows(name, train))
+            cls(cls.Config()).check_data(rows)
         except UnsuitableData as exc:
             left_out[name] = str(exc)
+            continue
+        flat = one_rating(rows) if task == "topk" and cls.fits_rating_values else None
+        if flat is not None:
+            left_out[name] = (
+                f"predicts ratings, and every training rating is {flat:g}"
+                + ("" if rows.explicit else " (no event in the data carries a rating)")
+                + ": nothing to fit"
+            )
         else:
             usable.append(name)
     return usable, left_out
+
+
+def one_rating(rows: Interactions) -> float | None:
+    """The one rating value every record of ``rows`` has; None when they differ (or none)."""
+    if len(rows) == 0:
+        return None
+    low, high = rows.rating_range
+    return low if low == high else None
 
 
 def out_line(out: dict[str, str]) -> str:

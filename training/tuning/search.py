@@ -277,7 +277,7 @@ def open_search(
     check_budget(settings.budget_seconds, settings.max_trials)
     candidates = choose_models(settings.task, settings.models, data)
     split = tuning_split(data, settings.task, settings.split, settings.metric, settings.seed)
-    models, left_out = screen(candidates, split.train)
+    models, left_out = screen(candidates, split.train, settings.task)
     if not models:
         raise TuningError(f"no candidate can train on this data: {out_line(left_out)}")
     # ERROR, not WARNING: Optuna logs each failed trial at WARNING with its whole traceback

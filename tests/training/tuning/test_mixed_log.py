@@ -21,6 +21,7 @@ from training.data.log_reader import read_interaction_log
 from training.models import model_class
 from training.tuning.objective import validated_fit
 from training.tuning.pruning import EpochPruning
+from training.tuning.search import SearchSettings, open_search
 from training.tuning.split import tuning_split
 
 USERS, RATED, CLICKED = 40, 10, 8
@@ -55,3 +56,22 @@ def test_a_rating_model_in_a_topk_search_fits_the_ratings_alone(mixed_log: Inter
         figures[name] = model.fit(rows, split.validation).best_metrics["ndcg@10"]
     assert figures["rated"] != figures["every"]
     assert value == figures["rated"]
+
+
+def test_a_rating_model_is_left_out_of_a_topk_search_on_a_log_without_ratings() -> None:
+    # No event carries a rating: each reads as 1.0. biased-mf fits rating values on the
+    # observed pairs only, so with every target 1.0 it learns a constant and ranks by
+    # noise; it used to take its share of the budget all the same. It is left out with
+    # one line saying why; AutoRec reads implicit data as every entry a target (zeros
+    # for the items not clicked) and stays, as do the top-k models.
+    clicks = [(u, i) for u, i, _ in ratings_and_clicks(USERS, rated=0, clicked=12)]
+    implicit = Interactions.from_arrays([u for u, _ in clicks], [i for _, i in clicks])
+    assert not implicit.explicit
+    search = open_search(
+        implicit,
+        SearchSettings(task="topk", models=["popularity", "biased-mf", "pmf", "i-autorec"]),
+    )
+    assert search.models == ["popularity", "i-autorec"]
+    assert set(search.left_out) == {"biased-mf", "pmf"}
+    assert "every training rating is 1" in search.left_out["biased-mf"]
+    assert "\n" not in search.left_out["biased-mf"]
