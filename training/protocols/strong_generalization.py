@@ -1,6 +1,7 @@
 """Strong generalization — Liang, Krishnan, Hoffman & Jebara, WWW 2018 (Mult-VAE), Sec. 4.
 
-* Clicks: ratings > 3.5 (``click_threshold``); users with >= 5 clicks kept.
+* Clicks: ratings > 3.5 (``click_threshold``); users with >= 5 clicks kept. On the
+  service's log of ratings and clicks, an event without a rating is a click.
 * Users: N validation + N test users drawn at random (N = 150 below 10k users,
   10,000 otherwise: the paper's ML-20M setting), the rest train the model.
 * Items: those the training users clicked; held-out users' other clicks dropped.
@@ -61,8 +62,16 @@ class Options(ProtocolOptions):
 
 
 def clicks(data: Interactions, threshold: float, min_clicks: int) -> Interactions:
-    """Liang's ``filter_triplets``: clicks (rating > threshold) of users with >= min_clicks."""
-    kept = data.binarize(threshold if data.explicit else None)
+    """Liang's ``filter_triplets``: clicks (rating > threshold) of users with >= min_clicks.
+
+    On a log of ratings and unrated events (``Interactions.rated``) the rule applies to
+    the ratings: an event without one is a click, not a rating of 1.0 under the bar."""
+    if data.explicit:
+        click = data.ratings > threshold
+        if data.rated is not None:
+            click |= ~data.rated
+        data = data.subset(click)
+    kept = data.binarize(None)
     counts = np.bincount(kept.users, minlength=kept.n_users)
     return kept.subset(counts[kept.users] >= min_clicks)
 
