@@ -95,3 +95,7 @@ def test_a_rating_model_that_wins_a_topk_search_is_saved_as_genrec_train_fits_it
     manifest = ModelStore(cli_settings / "store").manifest("biased-mf", "1")
     assert manifest.data.n_interactions == USERS * RATED
     assert manifest.scorer_config["rating_range"] == [4.0, 5.0]
+    # Saved with the very data a read for it gives (genrec evaluate recognises it, not
+    # "trained on other data"; a tuned version has no unseen slice to be measured on).
+    evaluated = CliRunner().invoke(app, ["evaluate", "--model", "biased-mf@1", "--data", "db"])
+    assert f"trained on all {USERS * RATED} interactions of its data" in evaluated.output
