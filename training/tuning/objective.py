@@ -125,7 +125,7 @@ def validated_fit_by_activity(
     cls = model_class(name)
     metric = split.validation.metric
     model = cls(cls.Config().with_overrides(settings))
-    recorder = Recorder(split.validation)
+    recorder = Recorder(split.validation_for(name))  # a rating model: its ratings fold in
     try:
         rows = training_rows(name, split.train)  # a rating model: the ratings alone
         report = model.fit(rows, recorder.validation(), [pruning, *callbacks])

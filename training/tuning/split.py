@@ -30,6 +30,7 @@ import numpy as np
 from training.data.interactions import Interactions
 from training.data.splits import random_split, strong_generalization, temporal_split
 from training.evaluate import rating_validation, topk_validation
+from training.models import trains_on_ratings
 from training.models.base import Validation
 from training.tuning.errors import TuningError
 
@@ -54,6 +55,17 @@ class TuningSplit:
     train: Interactions
     validation: Validation
     record: dict[str, Any]  # for the report and the manifest: kind, sizes, seed, metric
+    #: The same top-k validation for a rating model on a log of ratings and clicks: its
+    #: users' rated records are the input (as serving folds a rating model's user in, a
+    #: click is no rating), every record of theirs is excluded from the ranking. None:
+    #: the data marks no unrated records, and ``validation`` serves every model.
+    rated_validation: Validation | None = None
+
+    def validation_for(self, model: str) -> Validation:
+        """The validation ``model`` is measured by (``rated_validation`` for a rating model)."""
+        if self.rated_validation is not None and trains_on_ratings(model):
+            return self.rated_validation
+        return self.validation
 
 
 def parse_metric(task: str, metric: str | None, n_items: int) -> str:
@@ -102,11 +114,30 @@ def tuning_split(
     return _random_ratings(data, metric, seed)
 
 
-def _topk(history: Any, relevant: Any, metric: str, users: np.ndarray | None) -> Validation:
+def _topk(
+    history: Any, relevant: Any, metric: str, users: np.ndarray | None, exclude: Any = "history"
+) -> Validation:
     cut = metric.partition("@")[2]
     return topk_validation(
-        history, relevant, metric=metric, ks=(int(cut),), metrics=("ndcg", "recall"), users=users
+        history,
+        relevant,
+        metric=metric,
+        ks=(int(cut),),
+        metrics=("ndcg", "recall"),
+        users=users,
+        exclude=exclude,
     )
+
+
+def _rated_topk(
+    history: Interactions, relevant: Any, metric: str, users: np.ndarray | None
+) -> Validation | None:
+    """``_topk`` for a rating model when ``history`` marks unrated records: its rated
+    records are the input, all of them the seen items (``TuningSplit.rated_validation``)."""
+    if history.rated is None:
+        return None
+    seen = history.to_csr()
+    return _topk(history.rated_part().to_csr(), relevant, metric, users, exclude=seen)
 
 
 def _held_out_users(data: Interactions, metric: str, seed: int) -> TuningSplit:
@@ -151,9 +182,8 @@ def _held_out_users(data: Interactions, metric: str, seed: int) -> TuningSplit:
             f"tuning needs {MIN_VALIDATION_USERS}: log more users, or more records of items "
             "several users share"
         )
-    validation = _topk(
-        parts.valid_fold_in.to_csr(), parts.valid_heldout.to_csr("ones"), metric, None
-    )
+    relevant = parts.valid_heldout.to_csr("ones")
+    validation = _topk(parts.valid_fold_in.to_csr(), relevant, metric, None)
     return TuningSplit(
         parts.train,
         validation,
@@ -166,6 +196,7 @@ def _held_out_users(data: Interactions, metric: str, seed: int) -> TuningSplit:
             "train_interactions": len(parts.train),
             "metric": metric,
         },
+        _rated_topk(parts.valid_fold_in, relevant, metric, None),
     )
 
 
@@ -187,7 +218,8 @@ def _before_after(data: Interactions, metric: str) -> TuningSplit:
             f"only {scored} users were active both before and after the time split; "
             f"tuning needs {MIN_VALIDATION_USERS} (use --split users)"
         )
-    validation = _topk(train.to_csr(), after.to_csr("ones"), metric, np.arange(data.n_users))
+    relevant, users = after.to_csr("ones"), np.arange(data.n_users)
+    validation = _topk(train.to_csr(), relevant, metric, users)
     return TuningSplit(
         train,
         validation,
@@ -198,6 +230,7 @@ def _before_after(data: Interactions, metric: str) -> TuningSplit:
             "train_interactions": len(train),
             "metric": metric,
         },
+        _rated_topk(train, relevant, metric, users),
     )
 
 

@@ -9,9 +9,11 @@ validation as every other candidate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from tests.conftest import POSTGRES_ADMIN_URL, scratch_database
@@ -50,12 +52,36 @@ def test_a_rating_model_in_a_topk_search_fits_the_ratings_alone(mixed_log: Inter
     # The same seeded fit by hand: on the rated rows it gives the trial's figure, on every
     # row (each click a rating of 1.0, as the trial fitted before) another.
     cls = model_class("biased-mf")
+    validation = split.validation_for("biased-mf")
     figures = {}
     for name, rows in (("rated", split.train.rated_part()), ("every", split.train)):
         model = cls(cls.Config().with_overrides({"epochs": 3}))
-        figures[name] = model.fit(rows, split.validation).best_metrics["ndcg@10"]
+        figures[name] = model.fit(rows, validation).best_metrics["ndcg@10"]
     assert figures["rated"] != figures["every"]
     assert value == figures["rated"]
+
+
+@pytest.mark.parametrize("kind", ["users", "time"])
+def test_a_rating_model_is_validated_on_its_users_ratings_as_serving_folds_them_in(
+    mixed_log: Interactions, kind: str
+) -> None:
+    # Serving folds a rating model's user in from their ratings alone (a click only marks
+    # its item seen: app.serving.state.history_value); the validation folded every click
+    # in as a rating of 1.0. A rating model gets the same validation with its users'
+    # ratings as the input and every record of theirs excluded from the ranking.
+    # The log was written user after user: for a time split, its events interleaved.
+    times = np.random.default_rng(0).permutation(mixed_log.timestamps)
+    data = dataclasses.replace(mixed_log, timestamps=times)
+    split = tuning_split(data, "topk", kind, "ndcg@10", seed=0)
+    assert split.validation_for("ease") is split.validation
+    rated = split.validation_for("biased-mf")
+    assert rated is not split.validation and rated.metric == split.validation.metric
+    cls = model_class("biased-mf")
+    model = cls(cls.Config().with_overrides({"epochs": 3}))
+    model.fit(split.train.rated_part())
+    scorer = model.to_scorer()
+    if kind == "users":  # held-out users are folded in from that input (``time``'s are known)
+        assert rated.evaluate(scorer) != split.validation.evaluate(scorer)
 
 
 def test_a_rating_model_is_left_out_of_a_topk_search_on_a_log_without_ratings() -> None:
