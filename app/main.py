@@ -122,7 +122,12 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
     )
     holder.add_load_listener(AnnLoader(settings))  # opens retrieval indexes per GENREC_ANN
     late = LateAttribution(
-        engine, metrics, settings.experiment_click_types, settings.experiment_conversion_types
+        engine,
+        metrics,
+        settings.experiment_click_types,
+        settings.experiment_conversion_types,
+        window_minutes=settings.attribution_window_minutes,
+        weights=settings.event_types,
     )
     impressions = ImpressionRecorder(
         sessions,

@@ -498,6 +498,53 @@ def attribute_waiting(db: Session | Connection, ids: Sequence[int]) -> set[int]:
     return {int(id_) for (id_,) in rows}
 
 
+def waiting_window_events(
+    db: Session | Connection, user_ids: Sequence[str], earliest: datetime, latest: datetime
+) -> list[tuple[int, NewInteraction]]:
+    """The logged events of ``user_ids`` in ``[earliest, latest]`` (their ``ts``) that
+    name no list and are not attributed, each with its row id, in id order.
+
+    What late window attribution looks at (``app.serving.late_attribution``); the
+    caller keeps the positive ones. A range scan of ``ix_interactions_user_id_ts`` per
+    user, the index every read of a user's log uses: a partial index of these rows would
+    hold most of the log (events without an id are most events, and few are ever
+    attributed), a second copy of that index that every insert pays for, to skip the
+    few attributed or id-naming rows of one user's window. SQLite names the index
+    (``INDEXED BY``), for the reason ``waiting_interactions`` gives.
+    """
+    if not user_ids:
+        return []
+    connection = as_connection(db)
+    postgres = connection.dialect.name == "postgresql"
+    statement = _WINDOW_WAITING_QUERY if postgres else _WINDOW_WAITING_SQLITE
+    params = {"users": list(set(user_ids)), "earliest": as_utc(earliest), "latest": as_utc(latest)}
+    rows = connection.execute(statement, params)
+    return [
+        (int(id_), NewInteraction(user, item, rating, as_utc(ts), kind))
+        for id_, user, item, rating, ts, kind in rows
+    ]
+
+
+def attribute_window(db: Session | Connection, choices: Sequence[tuple[int, str]]) -> set[int]:
+    """Attribute each event (row id) of ``choices`` to its impression, unless it was
+    attributed meanwhile; the ids this call attributed.
+
+    One ``UPDATE`` per event, in id order: each takes its row's lock, so two late
+    attributions of overlapping events lock in one order and cannot deadlock; the second
+    waits, then finds the row attributed (Postgres re-checks ``impression_id IS NULL``
+    on the row's new version) and leaves it, so each event is counted once.
+    """
+    connection = as_connection(db)
+    done: set[int] = set()
+    for row_id, impression_id in sorted(choices):
+        result = connection.execute(
+            _ATTRIBUTE_WINDOW, {"row_id": row_id, "impression": impression_id}
+        )
+        if result.rowcount == 1:
+            done.add(row_id)
+    return done
+
+
 @dataclass(frozen=True)
 class ShownList:
     """An impression of ``user_id`` at ``created_at`` that showed ``items``."""
@@ -557,6 +604,38 @@ _ATTRIBUTE_WAITING = (
     )
     .values(impression_id=_INTERACTIONS.c.recommendation_id)
     .returning(_INTERACTIONS.c.id)
+)
+_WINDOW_WAITING_COLUMNS = ("id", "user_id", "item_id", "rating", "ts", "type")
+#: Events that name no list and are not attributed (late window attribution).
+WINDOW_WAITING = "recommendation_id IS NULL AND impression_id IS NULL"
+_WINDOW_WAITING_QUERY = (
+    select(*(_INTERACTIONS.c[name] for name in _WINDOW_WAITING_COLUMNS))
+    .where(
+        _INTERACTIONS.c.user_id.in_(bindparam("users", expanding=True)),
+        _INTERACTIONS.c.ts >= bindparam("earliest"),
+        _INTERACTIONS.c.ts <= bindparam("latest"),
+        text(WINDOW_WAITING),
+    )
+    .order_by(_INTERACTIONS.c.id)
+)
+_WINDOW_WAITING_SQLITE = (
+    text(
+        "SELECT id, user_id, item_id, rating, ts, type "
+        "FROM interactions INDEXED BY ix_interactions_user_id_ts "
+        f"WHERE user_id IN :users AND ts >= :earliest AND ts <= :latest AND {WINDOW_WAITING} "
+        "ORDER BY id"
+    )
+    .bindparams(
+        bindparam("users", expanding=True, type_=String()),
+        bindparam("earliest", type_=_INTERACTIONS.c.ts.type),
+        bindparam("latest", type_=_INTERACTIONS.c.ts.type),
+    )
+    .columns(*(_INTERACTIONS.c[name] for name in _WINDOW_WAITING_COLUMNS))
+)
+_ATTRIBUTE_WINDOW = (
+    update(_INTERACTIONS)
+    .where(_INTERACTIONS.c.id == bindparam("row_id"), _INTERACTIONS.c.impression_id.is_(None))
+    .values(impression_id=bindparam("impression"))
 )
 _EXPERIMENT_QUERY = select(
     _IMPRESSIONS.c.id,

@@ -149,8 +149,9 @@ class Metrics:
             "genrec_attribution_late",
             "logged events attributed after they were written, to a list written after "
             "them: by the list's replica as it wrote the list (list_writer), or by the "
-            "event's replica looking again after its insert (event_writer)",
-            ["by"],
+            "event's replica looking again after its insert (event_writer); events that "
+            "named the list (rule=named) or were matched by the window (rule=window)",
+            ["by", "rule"],
             registry=r,
         )
         self.api_key_refused = Counter(

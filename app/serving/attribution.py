@@ -126,6 +126,10 @@ class Attributed:
     #: The ids refused as ``unknown``: the interaction writer looks for them again
     #: once the rows are committed (``app.serving.late_attribution``).
     unknown: set[str] = field(default_factory=set)
+    #: The positive events without an id that no list answered: the interaction writer
+    #: looks again for a list of theirs once they are committed (a list another
+    #: replica wrote meanwhile, ``app.serving.late_attribution``).
+    unmatched: list[NewInteraction] = field(default_factory=list)
 
 
 class Attributor:
@@ -190,7 +194,8 @@ class Attributor:
                 _why(reason, shown),
             )
             out.append(row)
-        return Attributed(out, queued, refused, unknown)
+        unmatched = [row for row in implicit if window and latest.get(id(row)) is None]
+        return Attributed(out, queued, refused, unknown, unmatched)
 
     def _window_matches(
         self,
@@ -198,47 +203,65 @@ class Attributor:
         rows: Sequence[NewInteraction],
         queued: Mapping[str, NewImpression],
     ) -> dict[int, str | None]:
-        """Per row (by ``id(row)``) the latest impression in ``[ts - window, ts]`` that
-        showed its item to its user, else, for a row stamped on receipt, the earliest
-        written one in ``(ts, ts + CLOCK_TOLERANCE]`` (module docstring); the
-        database's and this replica's queued ones."""
-        times = [as_utc(r.ts) for r in rows if r.ts is not None]
-        earliest, newest = min(times) - self.window, max(times) + CLOCK_TOLERANCE
-        users = {r.user_id for r in rows}
-        wanted = {(r.user_id, r.item_id) for r in rows}
-        lists = [
-            (hit.user_id, hit.items, hit.created_at, hit.impression_id)
-            for hit in impressions_in_window(db, list(users), earliest, newest)
+        """``window_matches`` at log time: the later list a clock's skew allows too."""
+        return window_matches(db, rows, queued, self.window, later_lists=True)
+
+
+def window_matches(
+    db: Session | Connection,
+    rows: Sequence[NewInteraction],
+    queued: Mapping[str, NewImpression],
+    window: timedelta,
+    later_lists: bool,
+) -> dict[int, str | None]:
+    """Per row (by ``id(row)``) the latest impression in ``[ts - window, ts]`` that
+    showed its item to its user, else, with ``later_lists`` and for a row stamped on
+    receipt, the earliest written one in ``(ts, ts + CLOCK_TOLERANCE]`` (module
+    docstring); the database's and ``queued`` ones (this replica's, at log time).
+
+    Late attribution (``app.serving.late_attribution``) passes no ``later_lists``: the
+    reason a written later list may answer an event at log time (it was served before
+    the event was attributed, milliseconds after it arrived) does not hold for a list
+    written after the event was logged, which may have been served after the event.
+    """
+    times = [as_utc(r.ts) for r in rows if r.ts is not None]
+    earliest, newest = min(times) - window, max(times) + CLOCK_TOLERANCE
+    users = {r.user_id for r in rows}
+    wanted = {(r.user_id, r.item_id) for r in rows}
+    lists = [
+        (hit.user_id, hit.items, hit.created_at, hit.impression_id)
+        for hit in impressions_in_window(db, list(users), earliest, newest)
+    ]
+    lists += [
+        (p.user_id or "", p.items, as_utc(p.created_at), p.id)
+        for p in queued.values()
+        if p.user_id in users
+    ]
+    shown: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+    for user_id, items, created_at, rec_id in lists:
+        for item_id in items:
+            if (user_id, item_id) in wanted:
+                shown.setdefault((user_id, item_id), []).append((created_at, rec_id))
+    out: dict[int, str | None] = {}
+    for row in rows:
+        assert row.ts is not None
+        ts = as_utc(row.ts)
+        showed = shown.get((row.user_id, row.item_id), [])
+        before = [(at, rec_id) for at, rec_id in showed if ts - window <= at <= ts]
+        # A queued list may also be in the database's read (committed in between):
+        # either way it is this replica's, stamped on the event's clock.
+        skewed = [
+            (at, rec_id)
+            for at, rec_id in showed
+            if later_lists
+            and row.stamped_on_receipt
+            and rec_id not in queued
+            and ts < at <= ts + CLOCK_TOLERANCE
         ]
-        lists += [
-            (p.user_id or "", p.items, as_utc(p.created_at), p.id)
-            for p in queued.values()
-            if p.user_id in users
-        ]
-        shown: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
-        for user_id, items, created_at, rec_id in lists:
-            for item_id in items:
-                if (user_id, item_id) in wanted:
-                    shown.setdefault((user_id, item_id), []).append((created_at, rec_id))
-        out: dict[int, str | None] = {}
-        for row in rows:
-            assert row.ts is not None
-            ts = as_utc(row.ts)
-            showed = shown.get((row.user_id, row.item_id), [])
-            before = [(at, rec_id) for at, rec_id in showed if ts - self.window <= at <= ts]
-            # A queued list may also be in the database's read (committed in between):
-            # either way it is this replica's, stamped on the event's clock.
-            skewed = [
-                (at, rec_id)
-                for at, rec_id in showed
-                if row.stamped_on_receipt
-                and rec_id not in queued
-                and ts < at <= ts + CLOCK_TOLERANCE
-            ]
-            if before:
-                out[id(row)] = max(before)[1]
-            elif skewed:
-                out[id(row)] = min(skewed)[1]
-            else:
-                out[id(row)] = None
-        return out
+        if before:
+            out[id(row)] = max(before)[1]
+        elif skewed:
+            out[id(row)] = min(skewed)[1]
+        else:
+            out[id(row)] = None
+    return out

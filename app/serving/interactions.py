@@ -8,9 +8,11 @@ acknowledged interaction is durable; a failed group fails each of its requests
 with the 503 a lone failed write gets.
 
 A group whose events named lists this replica could not see (``unknown``: perhaps
-still queued on another replica) looks for those lists once more right after its
-commit (``app.serving.late_attribution``); that costs such a group a short
-transaction before its requests are answered, and never fails them.
+still queued on another replica), or held positive events without an id that no list
+answered (their list may be queued on another replica too), looks for those lists
+once more right after its commit (``app.serving.late_attribution``); that costs such a
+group a short transaction before its requests are answered (one impressions read
+when nothing is found; docs/experiments.md gives a figure), and never fails them.
 
 A write does not touch the state cache. Cached state carries a stamp of the log
 rows it includes (``app.serving.state.log_stamp``) and every read checks it
@@ -148,12 +150,13 @@ class InteractionLogger:
         counted: Counted = []
         refused: Counter[str] = Counter()
         unknown: set[str] = set()
+        unmatched: list[NewInteraction] = []
         try:
             with self.guard.attempt(), self.engine.begin() as connection:
                 if self.attributor is not None:
                     attributed = self.attributor.attribute(connection, rows)
                     rows, refused = attributed.rows, attributed.refused
-                    unknown = attributed.unknown
+                    unknown, unmatched = attributed.unknown, attributed.unmatched
                     counted = experiment_events(
                         connection,
                         attributed.queued,
@@ -173,21 +176,28 @@ class InteractionLogger:
             count_experiment_events(self.metrics, counted)
             for reason, events in refused.items():
                 self.metrics.attribution_refused.labels(reason=reason).inc(events)
-        if unknown and self.late is not None:
-            self._recheck(self.late, unknown)
+        if (unknown or unmatched) and self.late is not None:
+            self._recheck(self.late, unknown, unmatched)
         return [len(group) for group in groups]
 
     @staticmethod
-    def _recheck(late: LateAttribution, unknown: set[str]) -> None:
-        """Committed: look again for the lists ``unknown`` named, in case their replica
-        wrote them after our read and looked for waiting events before this insert was
-        committed (``app.serving.late_attribution``). Never raises: the rows are
-        written, and a failure here must not answer their requests 503 (the client
-        would send them again)."""
+    def _recheck(
+        late: LateAttribution, unknown: set[str], unmatched: Sequence[NewInteraction]
+    ) -> None:
+        """Committed: look again for the lists ``unknown`` named, and for a list that
+        answers one of ``unmatched`` (positive events without an id that no list
+        answered), in case another replica wrote it after our read and looked for
+        waiting events before this insert was committed
+        (``app.serving.late_attribution``). Never raises: the rows are written, and a
+        failure here must not answer their requests 503 (the client would send them
+        again)."""
         try:
-            late.recheck(unknown)
+            late.recheck(unknown, unmatched)
         except Exception:  # the look logs and counts database failures itself
-            log.exception("looking again for %d lists named by logged events failed", len(unknown))
+            log.exception(
+                "looking again for the lists of %d logged events failed",
+                len(unknown) + len(unmatched),
+            )
 
     def validate(self, interactions: Sequence[InteractionIn]) -> list[NewInteraction]:
         """Checks that depend on settings and on the served artifact; 4xx naming the entry."""

@@ -2,7 +2,8 @@
 click that reaches replica B before replica A has written the list it names is
 attributed once A writes it, and counts once in its experiment; a click naming another
 user's list, or an item the list did not show, stays unattributed. Also the race where
-A writes the list (and looks for waiting clicks) between B's read and B's insert."""
+A writes the list (and looks for waiting clicks) between B's read and B's insert. The
+same for clicks without an id, which the attribution window credits to the list."""
 
 from __future__ import annotations
 
@@ -167,3 +168,139 @@ def test_a_list_written_between_the_clicks_read_and_its_insert_is_not_missed(
     assert _metric(b, "genrec_attribution_late_total") == 1.0
     assert _metric(a, "genrec_attribution_late_total") == 0.0
     assert _metric(b, 'genrec_experiment_clicks_total{experiment="late"') == 1.0
+
+
+# ----------------------------------------------------------------- window attribution
+# An event without a ``recommendation_id`` is attributed by the window: the latest list
+# that showed its item to its user within the window before it. When that list is still
+# queued on the replica that served it, the event's replica cannot see it either.
+
+
+def _window_event(user: str, item: str, kind: str = "click", **extra: Any) -> dict[str, Any]:
+    return {"user_id": user, "item_id": item, "type": kind, **extra}
+
+
+def _window_attributions(url: str, user: str) -> list[tuple[str, str | None, str | None]]:
+    """(item, type, impression_id) of every logged event of ``user`` without an id."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT item_id, type, impression_id FROM interactions "
+                "WHERE user_id = :user AND recommendation_id IS NULL ORDER BY id"
+            ),
+            {"user": user},
+        )
+        found = [(i, k, imp) for i, k, imp in rows]
+    engine.dispose()
+    return found
+
+
+def _clear_user(url: str, *users: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the session database outlives one test
+        conn.execute(text("DELETE FROM interactions WHERE user_id = ANY(:u)"), {"u": list(users)})
+        conn.execute(text("DELETE FROM impressions WHERE user_id = ANY(:u)"), {"u": list(users)})
+    engine.dispose()
+
+
+def test_a_window_click_before_the_list_is_written_is_attributed_once_it_is(
+    replicas: tuple[TestClient, TestClient], postgres_url: str
+) -> None:
+    """Clicks with no id reach B while the list that showed the item is queued on A:
+    the one on a shown item is attributed when A writes the list, and counted once; one
+    on an item the list did not show, a negative event, and one whose client timestamp
+    is before the list (an event that happened before the list was served) are not."""
+    a, b = replicas
+    _clear_user(postgres_url, "u-window")
+    assert a.post("/admin/experiments", json=EXPERIMENT, headers=AUTH).status_code == 201
+    mine = _recs(a, "u-window")
+    shown = [x["item_id"] for x in mine["items"]]
+    not_shown = next(str(i) for i in range(100) if str(i) not in shown)
+    events = [
+        _window_event("u-window", shown[0]),
+        _window_event("u-window", not_shown),
+        _window_event("u-window", shown[1], "dislike"),
+        _window_event("u-window", shown[2], timestamp="2026-01-01T00:00:00Z"),
+    ]
+    assert b.post("/v1/interactions", json={"interactions": events}).status_code == 201
+    assert [imp for _, _, imp in _window_attributions(postgres_url, "u-window")] == [None] * 4
+
+    _flush(a)  # A writes the list, and with it attributes the click that waited
+
+    assert _window_attributions(postgres_url, "u-window") == [
+        (shown[0], "click", mine["recommendation_id"]),
+        (not_shown, "click", None),
+        (shown[1], "dislike", None),
+        (shown[2], "click", None),
+    ]
+    expected = {"control": 0, "ease": 0}
+    expected[mine["variant"]] = 1
+    assert _clicks(a) == expected and _clicks(b) == expected
+    assert _metric(a, 'genrec_attribution_late_total{by="list_writer",rule="window"}') == 1.0
+    assert _metric(a, 'genrec_experiment_clicks_total{experiment="late"') == 1.0
+    _flush(a)
+    _flush(b)  # nothing is attributed, nor counted, twice
+    assert _clicks(a) == expected
+    assert _metric(a, "genrec_attribution_late_total") == 1.0
+    assert _metric(b, "genrec_attribution_late_total") == 0.0
+    assert _metric(b, 'genrec_experiment_clicks_total{experiment="late"') == 0.0
+    _clear_user(postgres_url, "u-window")
+
+
+def test_a_window_click_attributed_at_log_time_is_not_moved_by_a_later_list(
+    replicas: tuple[TestClient, TestClient], postgres_url: str
+) -> None:
+    """B attributes the click to B's written list; A then writes a list it served in
+    between (later, and still before the click): attribution was decided once, and the
+    click stays where it was, counted once."""
+    a, b = replicas
+    _clear_user(postgres_url, "u-moved")
+    assert a.post("/admin/experiments", json=EXPERIMENT, headers=AUTH).status_code == 201
+    older = _recs(b, "u-moved")
+    _flush(b)
+    newer = _recs(a, "u-moved")  # queued on A
+    both = [x["item_id"] for x in older["items"] if x in newer["items"]]
+    assert both, "the same user's two lists share an item"
+    assert b.post("/v1/interactions", json=_window_event("u-moved", both[0])).status_code == 201
+    assert _window_attributions(postgres_url, "u-moved") == [
+        (both[0], "click", older["recommendation_id"])
+    ]
+    _flush(a)
+    assert _window_attributions(postgres_url, "u-moved") == [
+        (both[0], "click", older["recommendation_id"])
+    ]
+    assert _metric(a, "genrec_attribution_late_total") == 0.0
+    _clear_user(postgres_url, "u-moved")
+
+
+def test_a_list_written_between_a_window_clicks_read_and_its_insert_is_not_missed(
+    replicas: tuple[TestClient, TestClient], postgres_url: str
+) -> None:
+    """B finds no list for a click without an id; A then commits the list and looks for
+    waiting clicks before B's insert is in the database: B looks again after its insert."""
+    a, b = replicas
+    _clear_user(postgres_url, "u-window-race")
+    assert a.post("/admin/experiments", json=EXPERIMENT, headers=AUTH).status_code == 201
+    mine = _recs(a, "u-window-race")
+    attributor = b.app.state.services.interactions.attributor  # type: ignore[attr-defined]
+    read = attributor.attribute
+
+    def read_then_a_writes(db: Any, rows: Sequence[NewInteraction]) -> Attributed:
+        found = read(db, rows)
+        _flush(a)  # A's write and its look for waiting clicks, before B's insert
+        return found
+
+    attributor.attribute = read_then_a_writes
+    click = _window_event("u-window-race", mine["items"][0]["item_id"])
+    assert b.post("/v1/interactions", json={"interactions": [click]}).status_code == 201
+    assert _window_attributions(postgres_url, "u-window-race") == [
+        (click["item_id"], "click", mine["recommendation_id"])
+    ]
+    expected = {"control": 0, "ease": 0}
+    expected[mine["variant"]] = 1
+    assert _clicks(b) == expected
+    assert _metric(b, 'genrec_attribution_late_total{by="event_writer",rule="window"}') == 1.0
+    assert _metric(a, "genrec_attribution_late_total") == 0.0
+    assert _metric(b, 'genrec_experiment_clicks_total{experiment="late"') == 1.0
+    _clear_user(postgres_url, "u-window-race")
