@@ -10,9 +10,8 @@ with the 503 a lone failed write gets.
 A group whose events named lists this replica could not see (``unknown``: perhaps
 still queued on another replica), or held positive events without an id that no list
 answered (their list may be queued on another replica too), looks for those lists
-once more right after its commit (``app.serving.late_attribution``); that costs such a
-group a short transaction before its requests are answered (one impressions read
-when nothing is found; docs/experiments.md gives a figure), and never fails them.
+once more after its commit (``app.serving.late_attribution``): on a thread of its
+own, one look for the groups of 50 ms, so it never delays or fails their answers.
 
 A write does not touch the state cache. Cached state carries a stamp of the log
 rows it includes (``app.serving.state.log_stamp``) and every read checks it
@@ -49,7 +48,7 @@ from app.serving.attribution import Attributor
 from app.serving.group_commit import GroupCommit, GroupCommitClosed
 from app.serving.holder import ModelHolder
 from app.serving.impressions import Clock, utc_now
-from app.serving.late_attribution import LateAttribution
+from app.serving.late_attribution import DeferredRecheck, LateAttribution
 from app.serving.state import database_unavailable
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,8 @@ class InteractionLogger:
         late: LateAttribution | None = None,
     ) -> None:
         self.attributor = attributor
-        self.late = late
+        #: The second look for lists this replica could not see, off the write path.
+        self.rechecks = DeferredRecheck(late) if late is not None else None
         self.clock = clock
         self.engine = engine
         self.holder = holder
@@ -112,8 +112,11 @@ class InteractionLogger:
             raise self._answer_for(exc) from exc
 
     def close(self) -> None:
-        """Commit what is queued and stop the writer (graceful shutdown)."""
+        """Commit what is queued and stop the writer (graceful shutdown), then run the
+        second looks its groups queued."""
         self._group.close()
+        if self.rechecks is not None:
+            self.rechecks.close()
 
     def _submit(self, interactions: Sequence[InteractionIn]) -> Future[int]:
         rows = self.validate(interactions)
@@ -176,28 +179,13 @@ class InteractionLogger:
             count_experiment_events(self.metrics, counted)
             for reason, events in refused.items():
                 self.metrics.attribution_refused.labels(reason=reason).inc(events)
-        if (unknown or unmatched) and self.late is not None:
-            self._recheck(self.late, unknown, unmatched)
+        if (unknown or unmatched) and self.rechecks is not None:
+            # Committed: look again for those lists, in case another replica wrote one
+            # after our read and looked for waiting events before this insert was
+            # committed (``app.serving.late_attribution``); queued, so the requests are
+            # answered now and a failure there never answers them 503.
+            self.rechecks.submit(unknown, unmatched)
         return [len(group) for group in groups]
-
-    @staticmethod
-    def _recheck(
-        late: LateAttribution, unknown: set[str], unmatched: Sequence[NewInteraction]
-    ) -> None:
-        """Committed: look again for the lists ``unknown`` named, and for a list that
-        answers one of ``unmatched`` (positive events without an id that no list
-        answered), in case another replica wrote it after our read and looked for
-        waiting events before this insert was committed
-        (``app.serving.late_attribution``). Never raises: the rows are written, and a
-        failure here must not answer their requests 503 (the client would send them
-        again)."""
-        try:
-            late.recheck(unknown, unmatched)
-        except Exception:  # the look logs and counts database failures itself
-            log.exception(
-                "looking again for the lists of %d logged events failed",
-                len(unknown) + len(unmatched),
-            )
 
     def validate(self, interactions: Sequence[InteractionIn]) -> list[NewInteraction]:
         """Checks that depend on settings and on the served artifact; 4xx naming the entry."""

@@ -7,6 +7,7 @@ same for clicks without an id, which the attribution window credits to the list.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, text
 from app.core.db import upgrade_database
 from app.repository import NewInteraction
 from app.serving.attribution import Attributed
+from app.serving.late_attribution import DeferredRecheck
 
 TOKEN = "late-attribution-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -61,6 +63,12 @@ def replicas(
 
 def _flush(replica: TestClient) -> None:
     replica.app.state.services.impressions.flush()  # type: ignore[attr-defined]
+
+
+def _rechecks(replica: TestClient) -> DeferredRecheck:
+    rechecks = replica.app.state.services.interactions.rechecks  # type: ignore[attr-defined]
+    assert isinstance(rechecks, DeferredRecheck)
+    return rechecks
 
 
 def _recs(replica: TestClient, user: str) -> dict[str, Any]:
@@ -159,6 +167,7 @@ def test_a_list_written_between_the_clicks_read_and_its_insert_is_not_missed(
     attributor.attribute = read_then_a_writes
     click = _click("u-race", mine["items"][0]["item_id"], mine["recommendation_id"])
     assert b.post("/v1/interactions", json={"interactions": [click]}).status_code == 201
+    assert _rechecks(b).drain()  # B's second look runs after the answer, on its thread
     assert [imp for _, _, imp in _attributions(postgres_url, [mine["recommendation_id"]])] == [
         mine["recommendation_id"]
     ]
@@ -294,6 +303,7 @@ def test_a_list_written_between_a_window_clicks_read_and_its_insert_is_not_misse
     attributor.attribute = read_then_a_writes
     click = _window_event("u-window-race", mine["items"][0]["item_id"])
     assert b.post("/v1/interactions", json={"interactions": [click]}).status_code == 201
+    assert _rechecks(b).drain()
     assert _window_attributions(postgres_url, "u-window-race") == [
         (click["item_id"], "click", mine["recommendation_id"])
     ]
@@ -304,3 +314,34 @@ def test_a_list_written_between_a_window_clicks_read_and_its_insert_is_not_misse
     assert _metric(a, "genrec_attribution_late_total") == 0.0
     assert _metric(b, 'genrec_experiment_clicks_total{experiment="late"') == 1.0
     _clear_user(postgres_url, "u-window-race")
+
+
+def test_the_second_look_does_not_hold_up_the_answer(
+    replicas: tuple[TestClient, TestClient], postgres_url: str
+) -> None:
+    """Most write groups hold an event no list answered (every new user's), and B's
+    second look ran on the writer's thread before their 201s: a transaction each. It
+    runs on a thread of its own now: the answer is sent while the look still waits."""
+    _, b = replicas
+    _clear_user(postgres_url, "u-no-wait")
+    rechecks = _rechecks(b)
+    late = rechecks.late
+    recheck = late.recheck
+    answered = threading.Event()
+    seen: list[bool] = []
+
+    def held(*args: Any, **kwargs: Any) -> int:
+        seen.append(answered.wait(10.0))  # on the writer's thread the answer never came
+        return recheck(*args, **kwargs)
+
+    late.recheck = held  # type: ignore[method-assign]
+    try:
+        event = _window_event("u-no-wait", "1")
+        assert b.post("/v1/interactions", json={"interactions": [event]}).status_code == 201
+        answered.set()
+        assert rechecks.drain()
+    finally:
+        answered.set()
+        late.recheck = recheck  # type: ignore[method-assign]
+    assert seen == [True]
+    _clear_user(postgres_url, "u-no-wait")
