@@ -17,9 +17,7 @@ CASES = {
     "4,000 x '!'": "!" * 4000 + "genres:a",
     "2,000 parentheses": "(" * 2000 + "genres:a" + ")" * 2000,
     "300 members of ';'": ";".join(f"genres:G{i}" for i in range(300)),
-    "8 rules x 250 one-letter values": ";".join(
-        f"a{j}:" + ",".join("v" * 250) for j in range(8)
-    ),
+    "8 rules x 250 one-letter values": ";".join(f"a{j}:" + ",".join("v" * 250) for j in range(8)),
     "one rule, 20 values": "genres:" + ",".join(f"Genre{i}" for i in range(20)),
 }
 
