@@ -148,37 +148,6 @@ def test_a_click_before_the_list_is_written_is_attributed_once_it_is(
     assert _metric(b, "genrec_attribution_late_total") == 0.0
 
 
-def test_a_list_written_between_the_clicks_read_and_its_insert_is_not_missed(
-    replicas: tuple[TestClient, TestClient], postgres_url: str
-) -> None:
-    """B reads "no such impression"; A then commits the list and looks for waiting
-    clicks before B's insert is in the database: B looks again after its insert."""
-    a, b = replicas
-    assert a.post("/admin/experiments", json=EXPERIMENT, headers=AUTH).status_code == 201
-    mine = _recs(a, "u-race")
-    attributor = b.app.state.services.interactions.attributor  # type: ignore[attr-defined]
-    read = attributor.attribute
-
-    def read_then_a_writes(db: Any, rows: Sequence[NewInteraction]) -> Attributed:
-        found = read(db, rows)
-        _flush(a)  # A's write and its look for waiting clicks, before B's insert
-        return found
-
-    attributor.attribute = read_then_a_writes
-    click = _click("u-race", mine["items"][0]["item_id"], mine["recommendation_id"])
-    assert b.post("/v1/interactions", json={"interactions": [click]}).status_code == 201
-    assert _rechecks(b).drain()  # B's second look runs after the answer, on its thread
-    assert [imp for _, _, imp in _attributions(postgres_url, [mine["recommendation_id"]])] == [
-        mine["recommendation_id"]
-    ]
-    expected = {"control": 0, "ease": 0}
-    expected[mine["variant"]] = 1
-    assert _clicks(b) == expected
-    assert _metric(b, "genrec_attribution_late_total") == 1.0
-    assert _metric(a, "genrec_attribution_late_total") == 0.0
-    assert _metric(b, 'genrec_experiment_clicks_total{experiment="late"') == 1.0
-
-
 # ----------------------------------------------------------------- window attribution
 # An event without a ``recommendation_id`` is attributed by the window: the latest list
 # that showed its item to its user within the window before it. When that list is still
@@ -283,37 +252,54 @@ def test_a_window_click_attributed_at_log_time_is_not_moved_by_a_later_list(
     _clear_user(postgres_url, "u-moved")
 
 
-def test_a_list_written_between_a_window_clicks_read_and_its_insert_is_not_missed(
-    replicas: tuple[TestClient, TestClient], postgres_url: str
+@pytest.mark.parametrize("rule", ["named", "window"])
+def test_a_list_written_between_the_clicks_read_and_its_insert_is_not_missed(
+    replicas: tuple[TestClient, TestClient], postgres_url: str, rule: str
 ) -> None:
-    """B finds no list for a click without an id; A then commits the list and looks for
-    waiting clicks before B's insert is in the database: B looks again after its insert."""
+    """B finds no list for a click (naming its ``recommendation_id``, or without one, for
+    the window); A then commits the list and looks for waiting clicks before B's insert
+    is in the database: B looks again after its insert."""
     a, b = replicas
-    _clear_user(postgres_url, "u-window-race")
+    user = f"u-race-{rule}"
+    _clear_user(postgres_url, user)
     assert a.post("/admin/experiments", json=EXPERIMENT, headers=AUTH).status_code == 201
-    mine = _recs(a, "u-window-race")
+    mine = _recs(a, user)
     attributor = b.app.state.services.interactions.attributor  # type: ignore[attr-defined]
     read = attributor.attribute
 
     def read_then_a_writes(db: Any, rows: Sequence[NewInteraction]) -> Attributed:
-        found = read(db, rows)
+        found: Attributed = read(db, rows)
         _flush(a)  # A's write and its look for waiting clicks, before B's insert
         return found
 
     attributor.attribute = read_then_a_writes
-    click = _window_event("u-window-race", mine["items"][0]["item_id"])
+    item = mine["items"][0]["item_id"]
+    click = (
+        _click(user, item, mine["recommendation_id"])
+        if rule == "named"
+        else _window_event(user, item)
+    )
     assert b.post("/v1/interactions", json={"interactions": [click]}).status_code == 201
-    assert _rechecks(b).drain()
-    assert _window_attributions(postgres_url, "u-window-race") == [
-        (click["item_id"], "click", mine["recommendation_id"])
-    ]
+    assert _rechecks(b).drain()  # B's second look runs after the answer, on its thread
+    assert _impressions_of(postgres_url, user) == [mine["recommendation_id"]]
     expected = {"control": 0, "ease": 0}
     expected[mine["variant"]] = 1
     assert _clicks(b) == expected
-    assert _metric(b, 'genrec_attribution_late_total{by="event_writer",rule="window"}') == 1.0
+    late = f'genrec_attribution_late_total{{by="event_writer",rule="{rule}"}}'
+    assert _metric(b, late) == 1.0
     assert _metric(a, "genrec_attribution_late_total") == 0.0
     assert _metric(b, 'genrec_experiment_clicks_total{experiment="late"') == 1.0
-    _clear_user(postgres_url, "u-window-race")
+    _clear_user(postgres_url, user)
+
+
+def _impressions_of(url: str, user: str) -> list[str | None]:
+    """The ``impression_id`` of each logged event of ``user``, in order."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        query = text("SELECT impression_id FROM interactions WHERE user_id = :user ORDER BY id")
+        found = [imp for (imp,) in conn.execute(query, {"user": user})]
+    engine.dispose()
+    return found
 
 
 def test_the_second_look_does_not_hold_up_the_answer(
