@@ -173,8 +173,8 @@ class ModelHolder:
                 f"{name} version {version}: no running experiment pins it (any more)"
             )
         refused = self._pinned_refused.get(key)
-        if refused is not None:
-            raise ModelUnavailable(refused.error)
+        if refused is not None and refused.seen[1] == self._fingerprint(key):
+            raise ModelUnavailable(refused.error)  # the files as they were refused
         if name not in REGISTRY:
             raise UnknownModel(name, self.available())
         with self._version_lock(key):
@@ -184,16 +184,27 @@ class ModelHolder:
             current = self._models.get(name)  # production loaded it meanwhile: share it
             if current is not None and current.version == version and self._share(current):
                 return current
+            seen = ("", self._fingerprint(key))  # before the read: a repair after is news
             try:
                 model = self._read(name, version, self._pin)
             except (StoreError, ModelLoadError) as exc:
                 error = f"{name} version {version} refused: {exc}"
                 with self._lock:
-                    self._pinned_refused[key] = LoadFailure(version, error)
+                    self._pinned_refused[key] = LoadFailure(version, error, seen)
                 log.error("%s", error)
                 raise ModelUnavailable(error) from exc
             log.info("serving %s version %s (pinned) on %s", name, version, model.device)
             return model
+
+    def _fingerprint(self, key: tuple[str, str]) -> str:
+        """The version's file fingerprint, "" when the store cannot say (a refused pin
+        stands until it can, or its files change). Why a refusal records it: a pin refused
+        at its first read (a file damaged in a copy) stayed refused until the next
+        experiment change, even once its files were put right."""
+        try:
+            return self.store.version_fingerprint(*key)
+        except (StoreError, OSError):
+            return ""
 
     def _share(self, production: LoadedModel) -> bool:
         """Pin ``production`` (the version a variant names) unless a swap replaced it
@@ -685,7 +696,7 @@ class ModelHolder:
         if not self._files_changed(name, version, say=False):
             return
         refused = self._pinned_refused.get(key)
-        if refused is not None and refused.seen[1] == self.store.version_fingerprint(*key):
+        if refused is not None and refused.seen[1] == self._fingerprint(key):
             return
         with self._version_lock(key):
             with self._lock:

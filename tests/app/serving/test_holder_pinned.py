@@ -192,3 +192,24 @@ def test_a_request_that_asks_for_a_pin_after_its_experiment_ended_pins_nothing(
     holder.poll_once()
     del production
     assert loads.in_memory("1") == 0
+
+
+def test_a_pin_refused_at_its_first_read_is_read_again_once_its_files_change(
+    store_dir: Path, train: Callable[..., str]
+) -> None:
+    """A variant's version whose first read was refused (a file damaged in a copy) stayed
+    refused until the next experiment change, even once its files were put right: the
+    refusal stands only while the files are as they were when it was refused."""
+    store = ModelStore(store_dir)
+    assert train(store, "mult-vae", seed=1, promote=False) == "2"
+    holder = ModelHolder(store, torch.device("cpu"), Metrics(), default_model="mult-vae")
+    holder.get("mult-vae")
+    tensors = store_dir / "mult-vae" / "versions" / "2" / "tensors.safetensors"
+    good = tensors.read_bytes()
+    tensors.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ModelUnavailable, match="mult-vae version 2 refused"):
+        holder.get_version("mult-vae", "2")
+    with pytest.raises(ModelUnavailable, match="mult-vae version 2 refused"):
+        holder.get_version("mult-vae", "2")  # the same files: the refusal stands
+    tensors.write_bytes(good)  # put right
+    assert holder.get_version("mult-vae", "2").version == "2"
