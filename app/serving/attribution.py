@@ -6,12 +6,17 @@
   later logged-in user claims it by its id; an anonymous ad-hoc list; similar
   items), and showed the event's item. Anything else never fails or loses the
   event: it is logged as sent, with no attribution, a one-line warning in the
-  server log says why, and ``genrec_attribution_refused{reason}`` counts it
+  server log says why (a debug line for ``unknown``, below), and
+  ``genrec_attribution_refused{reason}`` counts it
   once the event is written: ``unknown`` (an id that names no impression: a
   typo, an impression dropped from a full queue, one deleted by retention, or
   one still queued on another replica; the last kind is attributed later, when
   that list is written, by ``app.serving.late_attribution``, with the checks of
-  ``refusal``, and also counted in ``genrec_attribution_late``), ``other_user`` (another user's list:
+  ``refusal``, and also counted in ``genrec_attribution_late``; behind a balancer
+  that is most clicks sent to another replica within the impression flush, so
+  this refusal is a debug line, not a warning that is false a moment later: two
+  replicas under load logged 2,784 such warnings of 2,800, review on 12-07),
+  ``other_user`` (another user's list:
   an id is no credential, and whoever holds one could otherwise credit that
   list with clicks in its experiment), ``item_not_shown`` (an item the list
   did not show: the event does not answer that list, as a window match never
@@ -185,13 +190,18 @@ class Attributor:
             refused[reason] += 1
             if reason == UNKNOWN:
                 unknown.add(row.recommendation_id)
-            log.warning(
+            # An unknown id is most often a list still queued on another replica, which
+            # late attribution credits a moment later: a warning per such click was a
+            # false line each (module docstring). The final refusals warn.
+            log.log(
+                logging.DEBUG if reason == UNKNOWN else logging.WARNING,
                 "interaction of user %r on item %r names recommendation_id %r, %s: "
-                "logged unattributed",
+                "logged unattributed%s",
                 row.user_id,
                 row.item_id,
                 row.recommendation_id,
                 _why(reason, shown),
+                " (attributed when that list is written)" if reason == UNKNOWN else "",
             )
             out.append(row)
         unmatched = [row for row in implicit if window and latest.get(id(row)) is None]
