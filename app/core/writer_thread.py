@@ -40,7 +40,10 @@ class WriterThread(ABC):
         """Mark the writer closing, wake its thread, wait up to ``timeout_s`` for it to end."""
         with self._cond:
             self._closing = True
-            self._cond.notify()
+            # Every waiter, not one: a subclass may have callers waiting on ``_cond``
+            # beside its thread (``DeferredRecheck.drain``), and a lone ``notify`` could
+            # wake one of them instead of the thread, which would then sleep on.
+            self._cond.notify_all()
             thread = self._thread
         if thread is not None:
             thread.join(timeout_s)

@@ -9,8 +9,12 @@ is logged unattributed; when that replica writes the list, it looks for such eve
 the ids of the lists it wrote (late attribution, ``app.serving.late_attribution``), once
 per batch of impressions. The index holds only the rows that query can want,
 ``recommendation_id IS NOT NULL AND impression_id IS NULL``: a row leaves it when it is
-attributed, and the events without an id (most of the log) never enter it, so it stays
-small whatever the log's size. Both Postgres and SQLite have partial indexes; the
+attributed, and the events without an id (most of the log) never enter it. Events
+refused for good (another user's list, an item it did not show, an id that names no
+list: a typo, a dropped or expired list) stay in it, so it grows with those alone.
+The index is built with a plain ``CREATE INDEX``, as every index before it: on a large
+log it holds writes to ``interactions`` while it builds (run ``genrec migrate`` at a quiet
+time; docs/deployment.md, "Upgrading"). Both Postgres and SQLite have partial indexes; the
 query repeats the predicate so that either planner can use it
 (``repository.waiting_interactions``).
 
