@@ -27,6 +27,7 @@ from app.core.body_encoding import UNSUPPORTED_MEDIA_TYPE
 from app.core.body_limit import BODY_TOO_LARGE
 from app.core.body_timeout import BODY_TIMEOUT
 from app.core.openapi_schema import REF_TEMPLATE, components_of, edit_openapi, move_definitions
+from app.core.text import clip
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ LONE_SURROGATE = "must not contain a lone surrogate (U+D800..U+DFFF): it is not 
 MAX_PROBLEMS = 20
 #: Most row ranges a 422's ``details.rows`` spells out.
 MAX_ROW_RANGES = 20
+#: Longest message one problem of a 422 has: a validator's message may quote the value it
+#: refused (``got '...'``), and this bounds every such quote, present or future.
+MAX_PROBLEM_MESSAGE = 300
 
 
 class ApiError(Exception):
@@ -70,7 +74,12 @@ def _body(code: str, message: str, request: Request, **extra: Any) -> dict[str, 
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Pydantic errors as ``{field, message}`` with dotted paths (``interactions[0].rating``)."""
+    """Pydantic errors as ``{field, message}`` with dotted paths (``interactions[0].rating``).
+
+    Each part of the path and each message is ``clip``-ped: the path of an unknown key
+    is the key the client sent, and a 1 MB key was echoed whole twice (``field`` and
+    ``message``), a 2 MB answer to a 1 MB mistake.
+    """
     out = []
     for error in errors:
         loc = [p for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
@@ -78,7 +87,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         loc = [p for p in loc if p not in ("single", "batch")]
         field = ""
         for part in loc:
-            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+            part = part if isinstance(part, int) else clip(str(part))
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else part)
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         if error.get("type") == "string_pattern_mismatch" and _blank_id(error):
             message = only_white_space(error["input"])
@@ -92,7 +102,7 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             where = f" at character {loc[0]}" if loc and isinstance(loc[0], int) else ""
             message = f"not valid JSON{where}" + (f": {reason}" if reason else "")
             field = "body"
-        out.append({"field": field or "body", "message": message})
+        out.append({"field": field or "body", "message": clip(message, MAX_PROBLEM_MESSAGE)})
     return out
 
 

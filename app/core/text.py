@@ -64,6 +64,33 @@ def loads(raw: str | bytes | bytearray) -> Any:
     return encodable_json(value) if escaped else value
 
 
+#: Most characters of client input one error message quotes (a key, a value, a filter).
+CLIP = 80
+#: What ``clip`` writes escaped: C0/C1 controls (line breaks among them), DEL, and the
+#: Unicode line and paragraph separators, so that a quote stays on one line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clip(text: str, limit: int = CLIP) -> str:
+    """``text`` as an error message quotes it: on one line and at most ``limit`` characters.
+
+    Why: an error answer echoes what the client sent (an unknown key, a filter, a
+    header) to say what is wrong; echoed whole, a 1 MB key made a 2 MB 422, and a
+    filter pasted from a config file split the message over several lines. Line
+    breaks and other control characters are written as Python escapes them
+    (``\\n``, ``\\x00``, ``\\u2028``); past ``limit`` the text ends in "...". Only
+    the first ``limit + 1`` characters are looked at, whatever the input's size.
+    """
+    head = _UNPRINTABLE.sub(_escaped, text[: limit + 1])
+    if len(text) <= limit and len(head) <= limit:
+        return head
+    return head[: limit - 3] + "..."
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
 def decode_sqlite_text(raw: bytes) -> str:
     """SQLite's ``text_factory``: UTF-8, with bytes that are not UTF-8 as U+FFFD."""
     try:

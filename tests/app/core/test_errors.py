@@ -7,7 +7,7 @@ import os
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.core.errors import ApiError, describe_validation_errors, install_error_handlers
 from app.core.metrics import Metrics
@@ -16,6 +16,12 @@ from app.schemas_fields import Id
 
 
 class Body(BaseModel):
+    n: int
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # as the app's request bodies
+
     n: int
 
 
@@ -34,6 +40,10 @@ def _app() -> FastAPI:
 
     @app.post("/body")
     def body(b: Body) -> int:
+        return b.n
+
+    @app.post("/strict")
+    def strict(b: StrictBody) -> int:
         return b.n
 
     @app.get("/pair")
@@ -219,3 +229,17 @@ def test_a_body_id_of_white_space_only_is_said_to_be_so() -> None:
             "message": "only white space (3 characters): an id needs at least one other character",
         }
     ]
+
+
+def test_a_422_echoes_client_keys_and_values_clipped() -> None:
+    """An unknown 1 MB key was echoed whole as the problem's field and again in the
+    message: a ~2 MB 422. Every location part and message is clipped to one line."""
+    client = TestClient(_app())
+    key = "k" * 1_000_000
+    r = client.post("/strict", json={"n": 1, key: 1, "two\nlines": 2})
+    assert r.status_code == 422
+    assert len(r.content) < 2_000, len(r.content)
+    fields = [p["field"] for p in r.json()["problems"]]
+    assert fields == ["k" * 77 + "...", "two\\nlines"]
+    long_message = describe_validation_errors([{"loc": ("body", "n"), "msg": "x" * 10_000}])
+    assert len(long_message[0]["message"]) == 300
