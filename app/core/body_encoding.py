@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.media_types import BODYLESS_METHODS, FORM, UTF8, charset, is_json, media_type
+from app.core.text import clip
 
 #: The stable error code of the answer (``app.core.errors`` maps a 415 to it).
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -75,7 +76,7 @@ def unreadable(headers: list[tuple[bytes, bytes]]) -> UnreadableBody | None:
             codings = value.decode("latin-1")
             if any(c.strip().lower() not in ("", "identity") for c in codings.split(",")):
                 return UnreadableBody(
-                    f"body: Content-Encoding is {codings!r}; this server reads request "
+                    f"body: Content-Encoding is '{clip(codings)}'; this server reads request "
                     "bodies as sent, not compressed: send the body without Content-Encoding "
                     "(or as identity)",
                     headers={"Accept-Encoding": "identity"},
@@ -92,6 +93,6 @@ def unreadable(headers: list[tuple[bytes, bytes]]) -> UnreadableBody | None:
     else:
         return None
     return UnreadableBody(
-        f"body: Content-Type is {content_type!r}: {what} must be UTF-8; send it as UTF-8, "
+        f"body: Content-Type is '{clip(content_type or '')}': {what} must be UTF-8; send it as UTF-8, "
         "with charset=utf-8 or no charset"
     )

@@ -250,7 +250,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if _unread_body(exc.errors()):
         sent = request.headers.get("content-type")
         message = (
-            f"body: Content-Type is {sent!r}" if sent else "body: the request has no Content-Type"
+            f"body: Content-Type is '{clip(sent)}'"
+            if sent
+            else "body: the request has no Content-Type"
         ) + "; send the body as JSON with Content-Type: application/json"
         return JSONResponse(_body(UNSUPPORTED_MEDIA_TYPE, message, request), status_code=415)
     body = validation_body(exc.errors())

@@ -167,3 +167,16 @@ def test_a_dashboard_form_it_would_misread_gets_the_dashboards_415(client: TestC
     utf8 = {"Content-Type": f"{form}; charset=UTF-8"}
     answer = client.post("/dashboard/login", content=content, headers=utf8, follow_redirects=False)
     assert answer.status_code == 303, answer.text[:300]
+
+
+def test_a_415_quotes_long_headers_clipped(client: TestClient) -> None:
+    """A 60 KB Content-Encoding or Content-Type was quoted whole in the 415's message."""
+    long = "x" * 60_000
+    for headers in (
+        {**JSON, "Content-Encoding": "gzip, " + long},
+        {"Content-Type": "application/json; charset=latin-1; q=" + long},
+    ):
+        r = client.post("/v1/interactions", content=b"{}", headers=headers)
+        assert r.status_code == 415, r.text[:200]
+        assert len(r.content) < 600, len(r.content)
+        assert "xxx..." in r.json()["message"]

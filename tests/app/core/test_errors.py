@@ -243,3 +243,13 @@ def test_a_422_echoes_client_keys_and_values_clipped() -> None:
     assert fields == ["k" * 77 + "...", "two\\nlines"]
     long_message = describe_validation_errors([{"loc": ("body", "n"), "msg": "x" * 10_000}])
     assert len(long_message[0]["message"]) == 300
+
+
+def test_a_415_quotes_a_long_content_type_clipped() -> None:
+    """A 60 KB Content-Type was quoted whole in the 415's message."""
+    r = TestClient(_app()).post(
+        "/body", content=b'{"n": 1}', headers={"Content-Type": "text/" + "x" * 60_000}
+    )
+    assert r.status_code == 415
+    assert len(r.content) < 500, len(r.content)
+    assert r.json()["message"].startswith("body: Content-Type is 'text/xxx")
