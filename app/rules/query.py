@@ -32,6 +32,7 @@ from typing import Any
 from lark import Lark, Token, Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from app.core.text import clip
 from app.rules.ast import (
     ATTR_NAME,
     MAX_DEPTH,
@@ -104,7 +105,7 @@ def _finite(text: str) -> float:
     """A NUMBER token as a float, refused when it is too large for one (``1e999``)."""
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise RuleError(f"number {_clip(text)} is not finite")
+        raise RuleError(f"number {clip(text)} is not finite")
     return value
 
 
@@ -239,7 +240,7 @@ def _checked(start: str, text: str, node: Node) -> None:
     try:
         _check(node)
     except RuleError as exc:
-        raise RuleError(f"{start} '{_clip(text)}': {exc}") from None
+        raise RuleError(f"{start} '{clip(text)}': {exc}") from None
 
 
 #: A ``!`` where a ``not`` can begin (a bare value may hold ``!`` after its first
@@ -276,7 +277,7 @@ def _parse(text: str, start: str) -> Any:
     if not text.strip():
         raise RuleError(f"{start} is empty")
     if (why := _too_large(text)) is not None:
-        raise RuleError(f"{start} '{_clip(text)}': {why}")
+        raise RuleError(f"{start} '{clip(text)}': {why}")
     try:
         tree = _PARSER.parse(text, start=start)
         return _ToTree().transform(tree)
@@ -285,12 +286,12 @@ def _parse(text: str, start: str) -> Any:
     except Exception as exc:  # a RuleError raised inside the transformer arrives wrapped
         inner = getattr(exc, "orig_exc", None)
         if isinstance(inner, RuleError):
-            raise RuleError(f"{start} '{_clip(text)}': {inner}") from None
+            raise RuleError(f"{start} '{clip(text)}': {inner}") from None
         raise
 
 
 def _syntax_message(text: str, start: str, exc: UnexpectedInput) -> str:
-    where = f"{start} '{_clip(text)}'"
+    where = f"{start} '{clip(text)}'"
     if isinstance(exc, UnexpectedEOF):
         return f"{where}: ends too early"
     at = _position(text, exc)
@@ -323,10 +324,6 @@ def _position(text: str, exc: UnexpectedInput) -> str:
     return f"line {len(starts)}, column {column}"
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 @functools.lru_cache(maxsize=1024)
 def parse_filter(text: str) -> Node:
     """One ``filter`` parameter as a rule tree; ``RuleError`` saying what is wrong."""
@@ -348,7 +345,7 @@ def parse_cap(text: str) -> tuple[str, int]:
     """One ``cap`` parameter: ``ATTRIBUTE:N``, at most N items per value of the attribute."""
     attr, limit = _parse(text, "cap")
     if limit < 1:
-        raise RuleError(f"cap '{_clip(text)}': the limit must be at least 1")
+        raise RuleError(f"cap '{clip(text)}': the limit must be at least 1")
     return str(attr), int(limit)
 
 

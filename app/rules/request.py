@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
+from app.core.text import clip
 from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, NUMBER_SYNTAX, AttrName, BoundedRule, Finite
 from app.rules.compile import ListRules
 from app.rules.errors import RuleError
@@ -131,9 +132,7 @@ def _from_query(
         raise RuleError(f"mmr must be between 0 and 1, got {mmr:g}")
     parsed_cap = parse_cap(cap) if cap is not None else None
     if parsed_cap is not None and parsed_cap[1] > MAX_CAP:
-        text = cap or ""
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise RuleError(f"cap '{shown}': the limit is at most {MAX_CAP}")
+        raise RuleError(f"cap '{clip(cap or '')}': the limit is at most {MAX_CAP}")
     return ListRules(
         filter=conjunction([parse_filter(text) for text in filters]),
         boosts=tuple(parse_boost(text) for text in boosts),

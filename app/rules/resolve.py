@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.core.text import clip
 from app.rules.ast import (
     ATTR_NAME,
     NUMBER_SYNTAX,
@@ -162,12 +163,8 @@ def _bare_number(attr: str, text: str) -> int | float | None:
         return _number(attr, int(text))
     number = float(text)
     if abs(number) == float("inf"):
-        raise RuleError(f"attribute '{attr}': number {_clip(text)} is not finite")
+        raise RuleError(f"attribute '{attr}': number {clip(text)} is not finite")
     return _number(attr, number)
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _typed(attr: str, value: Any, found: frozenset[str]) -> Any:

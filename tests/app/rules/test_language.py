@@ -414,6 +414,24 @@ def test_an_error_in_a_filter_of_several_lines_says_the_line(text: str, message:
         parse_filter(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ("genres:Comedy\n;year>abc", "filter 'genres:Comedy\\n;year>abc'"),
+        ("genres:Comedy\r\n;year>abc", "filter 'genres:Comedy\\r\\n;year>abc'"),
+        ("genres:Comedy\u2028;year>abc", "filter 'genres:Comedy\\u2028;year>abc'"),
+    ],
+)
+def test_a_filter_of_several_lines_is_quoted_on_one_line(text: str, quoted: str) -> None:
+    """The message quoted the filter as sent: its line breaks split the message (and a
+    log line) over several lines. They are quoted escaped, as Python writes them."""
+    with pytest.raises(RuleError) as caught:
+        parse_filter(text)
+    message = str(caught.value)
+    assert message.startswith(quoted + ": "), message
+    assert not set(message) & {"\n", "\r", "\u2028"}, message
+
+
 CODE_KINDS = {"code": frozenset({"number"})}
 
 
