@@ -8,8 +8,8 @@ not parse or resolve anything.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
@@ -110,6 +110,29 @@ def rules_from_query(
 
 _NO_RULES = ListRules()
 
+Parsed = TypeVar("Parsed")
+
+
+def _each(kind: str, texts: Sequence[str], parse: Callable[[str], Parsed]) -> list[Parsed]:
+    """``parse`` of each of a repeated parameter; a ``RuleError`` says which one failed.
+
+    Why: the parse of one text (cached per text) cannot know its place, and with
+    several ``filter`` parameters "filter is empty" did not say which was; with
+    several the message names it, "filter 2 of 3 is empty".
+    """
+    parsed = []
+    for number, text in enumerate(texts, 1):
+        try:
+            parsed.append(parse(text))
+        except RuleError as exc:
+            if len(texts) == 1:
+                raise
+            message, which = str(exc), f"{kind} {number} of {len(texts)}"
+            if message.startswith(f"{kind} "):
+                raise RuleError(which + message.removeprefix(kind)) from None
+            raise RuleError(f"{which}: {message}") from None
+    return parsed
+
 
 @functools.lru_cache(maxsize=1024)
 def _from_query(
@@ -134,8 +157,8 @@ def _from_query(
     if parsed_cap is not None and parsed_cap[1] > MAX_CAP:
         raise RuleError(f"cap '{clip(cap or '')}': the limit is at most {MAX_CAP}")
     return ListRules(
-        filter=conjunction([parse_filter(text) for text in filters]),
-        boosts=tuple(parse_boost(text) for text in boosts),
+        filter=conjunction(_each("filter", filters, parse_filter)),
+        boosts=tuple(_each("boost", boosts, parse_boost)),
         cap=parsed_cap,
         mmr=mmr,
         key=("query", filters, boosts, cap, mmr),

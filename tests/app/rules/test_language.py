@@ -29,6 +29,7 @@ from app.rules.catalog import AttributeIndex
 from app.rules.compile import ItemTable
 from app.rules.errors import RuleError
 from app.rules.query import parse_boost, parse_cap, parse_filter
+from app.rules.request import rules_from_query
 from app.rules.resolve import resolve
 
 GENRES = ["Comedy", "Drama", "Film Noir", "Children's", "Sci-Fi", "all", "x,y", 'say "hi"']
@@ -523,3 +524,21 @@ def test_nesting_past_the_depth_is_refused_as_the_tree_is_built(
     with pytest.raises(RuleError, match="nested deeper than 8 levels"):
         parse_filter("!" * 60 + "a:b")
     assert len(built) == 8  # the ninth level (the leaf is the first) is refused
+
+
+@pytest.mark.parametrize(
+    ("filters", "boosts", "message"),
+    [
+        (["genres:Comedy", " "], [], "filter 2 of 2 is empty"),
+        (["genres:Comedy", "year>1990", "year>"], [], "filter 3 of 3 'year>': ends too early"),
+        ([], ["genres:Comedy^2", "year>1990^x"], "boost 2 of 2 'year>1990^x': "),
+        (["year>"], [], "filter 'year>': ends too early"),  # one: no number to give
+    ],
+)
+def test_an_error_in_one_of_several_parameters_says_which(
+    filters: list[str], boosts: list[str], message: str
+) -> None:
+    """With several ``filter`` parameters, "filter is empty" did not say which one."""
+    with pytest.raises(RuleError) as caught:
+        rules_from_query(filters, boosts, None, None)
+    assert str(caught.value).startswith(message), str(caught.value)
