@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.config import MIN_MIXING_SD, at_least_a_second
-from app.schemas_fields import Int64, ModelName, Number, one_error
+from app.schemas_fields import Int64, JsonSchemaBounds, ModelName, Number, one_error
 
 #: Experiment and variant names: they appear in URLs and Prometheus labels.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -42,9 +42,18 @@ class ExperimentIn(_Strict):
     name: Name = Field(description="unique experiment name (letters, digits, . _ -)")
     variants: list[VariantIn] = Field(min_length=2, max_length=20)
     control: Name | None = Field(None, description="the control variant's name; default: the first")
-    window_minutes: Annotated[Number, AfterValidator(at_least_a_second)] | None = Field(
+    # The bound inside the Annotated, beside JsonSchemaBounds: on a Number with a validator
+    # pydantic writes it as "le", which JSON Schema does not know.
+    window_minutes: (
+        Annotated[
+            Number,
+            AfterValidator(at_least_a_second),
+            Field(le=60 * 24 * 30),
+            JsonSchemaBounds(),
+        ]
+        | None
+    ) = Field(
         None,
-        le=60 * 24 * 30,
         description="an attributed event counts when it comes at most this long after its "
         "list; default GENREC_ATTRIBUTION_WINDOW_MINUTES (30 if that is 0)",
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    GetJsonSchemaHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -34,6 +36,8 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     WrapValidator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from app.core.errors import LONE_SURROGATE, only_white_space
 from training.models import REGISTRY
@@ -118,6 +122,35 @@ NON_BLANK: dict[str, Any] = {"pattern": r"\S"}
 RuleText = Annotated[Text, Field(json_schema_extra=NON_BLANK)]
 #: A free-form JSON object whose strings must be storable.
 JsonObject = Annotated[dict[Text, Any], AfterValidator(_storable_json)]
+
+#: pydantic's name of each bound -> JSON Schema's.
+_JSON_SCHEMA_BOUNDS = {
+    "ge": "minimum",
+    "le": "maximum",
+    "gt": "exclusiveMinimum",
+    "lt": "exclusiveMaximum",
+}
+
+
+@dataclass(frozen=True)
+class JsonSchemaBounds:
+    """Put after ``Field(ge=..., le=...)`` in an ``Annotated`` whose bounds pydantic cannot
+    attach to a JSON Schema type, to have the schema say ``minimum`` / ``maximum``.
+
+    Why: pydantic translates a bound into JSON Schema only where it sits on a number
+    type; on a union (``Finite``: int or float) or a type with a validator (``Number``
+    with an ``AfterValidator``) it writes it under its own name, ``ge`` / ``le``, which
+    JSON Schema does not know, so ``/openapi.json`` told clients and schemathesis no
+    range for a boost's weight, ``mmr`` or an experiment's window. Validation is the
+    ``Field``'s, unchanged; this edits the schema only.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        return {_JSON_SCHEMA_BOUNDS.get(key, key): value for key, value in json_schema.items()}
+
 
 #: A JSON integer that fits a 64-bit column (``true`` and ``5.0`` are not integers).
 Int64 = Annotated[StrictInt, Field(ge=INT64_MIN, le=INT64_MAX)]

@@ -18,6 +18,7 @@ from app.rules.ast import MAX_BOOSTS, MAX_WEIGHT, NUMBER_SYNTAX, AttrName, Bound
 from app.rules.compile import ListRules
 from app.rules.errors import RuleError
 from app.rules.query import MAX_TEXT, conjunction, parse_boost, parse_cap, parse_filter
+from app.schemas_fields import JsonSchemaBounds
 
 #: Most ``filter`` parameters in one query string (they AND together).
 MAX_FILTERS = 16
@@ -32,8 +33,8 @@ MAX_RULES_TEXT = 2 * MAX_TEXT
 # A finite number first, then the range: with the bounds and ``allow_inf_nan`` on one
 # union, NaN was "should be greater than or equal to -100" and "1" two errors naming
 # pydantic's internal members (int, float).
-Weight = Annotated[Finite, Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT)]
-Lambda = Annotated[Finite, Field(ge=0, le=1)]
+Weight = Annotated[Finite, Field(ge=-MAX_WEIGHT, le=MAX_WEIGHT), JsonSchemaBounds()]
+Lambda = Annotated[Finite, Field(ge=0, le=1), JsonSchemaBounds()]
 
 
 def _mmr_text(value: Any) -> Any:

@@ -75,3 +75,44 @@ def test_item_attribute_values_are_stated() -> None:
     assert values[0] == {"type": ["null", "boolean", "number", "string"]}
     lists = {tuple(v["items"]["type"]) for v in values[1:] if v["type"] == "array"}
     assert lists == {("boolean", "null"), ("number", "null"), ("string", "null")}
+
+
+#: pydantic's own names of bounds, which JSON Schema does not know (it says ``minimum``...).
+_PYDANTIC_BOUNDS = {"ge", "le", "gt", "lt"}
+
+
+def _untranslated_bounds(schema: Any, where: str = "") -> list[str]:
+    """Where a schema holds ``ge`` / ``le`` / ``gt`` / ``lt`` as keywords (property names,
+    such as a range rule's ``gt``, are not keywords)."""
+    found = []
+    if isinstance(schema, dict):
+        found += [f"{where}.{key}" for key in _PYDANTIC_BOUNDS & schema.keys()]
+        for key, child in schema.items():
+            if key == "properties" and isinstance(child, dict):
+                for name, prop in child.items():
+                    found += _untranslated_bounds(prop, f"{where}.properties.{name}")
+            else:
+                found += _untranslated_bounds(child, f"{where}.{key}")
+    elif isinstance(schema, list):
+        for n, child in enumerate(schema):
+            found += _untranslated_bounds(child, f"{where}[{n}]")
+    return found
+
+
+def test_bounds_are_json_schemas_minimum_and_maximum() -> None:
+    """A boost's ``weight``, ``mmr`` and an experiment's ``window_minutes`` said ``ge`` /
+    ``le``: pydantic writes a bound it cannot attach to a JSON Schema type (a union, a
+    type with a validator) under its own name, which no schema-driven client reads."""
+    document = create_app(embedded_settings()).openapi()
+    assert _untranslated_bounds(document) == []
+    schemas = document["components"]["schemas"]
+    weight = schemas["BoostIn"]["properties"]["weight"]
+    assert (weight["minimum"], weight["maximum"]) == (-100, 100)
+    (mmr,) = [s for s in schemas["RulesIn"]["properties"]["mmr"]["anyOf"] if "minimum" in s]
+    assert (mmr["minimum"], mmr["maximum"]) == (0, 1)
+    (window,) = [
+        s
+        for s in schemas["ExperimentIn"]["properties"]["window_minutes"]["anyOf"]
+        if s.get("type") == "number"
+    ]
+    assert window["maximum"] == 60 * 24 * 30
