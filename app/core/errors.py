@@ -43,6 +43,10 @@ MAX_ROW_RANGES = 20
 #: Longest message one problem of a 422 has: a validator's message may quote the value it
 #: refused (``got '...'``), and this bounds every such quote, present or future.
 MAX_PROBLEM_MESSAGE = 300
+#: Longest message of any other 4xx: the messages of the model store and the training
+#: package (which know nothing of answers) name what they refused (a model name, a
+#: setting) whole, so a 100 KB unknown ``params`` key was a 100 KB 422.
+MAX_ERROR_MESSAGE = 1000
 
 
 class ApiError(Exception):
@@ -220,7 +224,7 @@ def _api_error_handler(hide: Callable[[str], str]) -> Any:
         assert isinstance(exc, ApiError)
         extra = {"details": _hidden(exc.details, hide)} if exc.details else {}
         return JSONResponse(
-            _body(exc.code, hide(exc.message), request, **extra),
+            _body(exc.code, clip(hide(exc.message), MAX_ERROR_MESSAGE), request, **extra),
             status_code=exc.status,
             headers=exc.headers,
         )
@@ -282,7 +286,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405:
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
     return JSONResponse(
-        _body(code, str(exc.detail), request),
+        _body(code, clip(str(exc.detail), MAX_ERROR_MESSAGE), request),
         status_code=exc.status_code,
         headers=headers,
     )

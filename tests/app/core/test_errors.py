@@ -34,6 +34,10 @@ def _app() -> FastAPI:
     def teapot() -> None:
         raise ApiError(418, "teapot", "short and stout", details={"spout": True})
 
+    @app.get("/echo-setting")
+    def echo_setting() -> None:  # as ModelConfig.with_overrides names an unknown key
+        raise ApiError(422, "invalid_request", "params: unknown setting '" + "k" * 100_000 + "'")
+
     @app.get("/boom")
     def boom() -> None:
         raise RuntimeError("secret internal detail")
@@ -253,3 +257,13 @@ def test_a_415_quotes_a_long_content_type_clipped() -> None:
     assert r.status_code == 415
     assert len(r.content) < 500, len(r.content)
     assert r.json()["message"].startswith("body: Content-Type is 'text/xxx")
+
+
+def test_an_api_error_message_is_bounded() -> None:
+    """``POST /admin/retrain`` with a 100 KB unknown ``params`` key was a 100 KB 422: the
+    message (written by ``training``, which knows nothing of answers) named the key whole."""
+    r = TestClient(_app()).get("/echo-setting")
+    assert r.status_code == 422
+    message = r.json()["message"]
+    assert len(message) == 1000 and message.startswith("params: unknown setting 'kkk")
+    assert message.endswith("k...")
