@@ -40,6 +40,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from app.core.errors import LONE_SURROGATE, only_white_space
+from app.core.text import clip
 from training.models import REGISTRY
 
 #: The range of a PostgreSQL ``bigint`` (and of SQLite's integers).
@@ -94,8 +95,9 @@ def _storable_json(value: Any) -> Any:
         elif isinstance(node, Mapping):
             for key, child in node.items():
                 if isinstance(key, str) and (reason := unstorable(key)):
-                    raise ValueError(f"key {key!r} {reason}")
-                pending.append((f"{where}.{key}" if where else str(key), child))
+                    raise ValueError(f"key '{clip(key)}' {reason}")
+                name = clip(str(key))  # the path is bounded by the 422's message bound
+                pending.append((f"{where}.{name}" if where else name, child))
         elif isinstance(node, list | tuple):
             pending.extend((f"{where}[{n}]", child) for n, child in enumerate(node))
     return value
@@ -206,9 +208,14 @@ def _iso_text(value: Any) -> Any:
     if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
         raise ValueError(
             "must be an ISO-8601 date-time string, e.g. 2026-11-23T10:00:00Z; "
-            f"got {type(value).__name__} {value!r}"
+            f"got {type(value).__name__} {_quoted(value)}"
         )
     return storable(value)
+
+
+def _quoted(value: Any) -> str:
+    """A refused value as a message quotes it: text clipped (``clip``), else its repr."""
+    return f"'{clip(value)}'" if isinstance(value, str) else clip(repr(value))
 
 
 def _decimal_digits(value: Any) -> Any:
@@ -217,7 +224,7 @@ def _decimal_digits(value: Any) -> Any:
     A minus sign passes, so that ``k=-1`` gets the range's own message."""
     digits = value.removeprefix("-") if isinstance(value, str) else ""
     if isinstance(value, str) and not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f"must be a whole number written in digits (e.g. 10), got {value!r}")
+        raise ValueError(f"must be a whole number written in digits (e.g. 10), got '{clip(value)}'")
     return value
 
 

@@ -43,7 +43,7 @@ def _mmr_text(value: Any) -> Any:
     ``nan`` and padding, which no client means to send."""
     if isinstance(value, str) and not NUMBER_SYNTAX.fullmatch(value):
         raise ValueError(
-            f"must be a number from 0 to 1 written in digits (e.g. 0.7), got {value!r}"
+            f"must be a number from 0 to 1 written in digits (e.g. 0.7), got '{clip(value)}'"
         )
     return value
 

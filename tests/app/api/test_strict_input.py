@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 
 from app.core.db import session_scope
 from app.core.errors import MAX_PROBLEMS, summarize_rows
 from app.db_models import Interaction
+from app.rules.request import QueryLambda
+from app.schemas_fields import IsoDateTime, JsonObject, QueryInt
 from tests.app.api.conftest import ADMIN
 
 pytestmark = pytest.mark.integration
@@ -174,3 +177,21 @@ def test_retrain_params_of_the_settings_types_are_queued(pg_client: TestClient) 
     job = pg_client.get(f"/admin/jobs/{r.json()['job_id']}", headers=ADMIN).json()
     assert job["params"] == params
     pg_client.post(f"/admin/jobs/{job['id']}/cancel", headers=ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("field_type", "value", "quoted"),
+    [
+        (QueryInt, "a" * 30_000, "got '" + "a" * 77 + "...'"),
+        (QueryLambda, "a" * 30_000, "got '" + "a" * 77 + "...'"),
+        (IsoDateTime, "1" * 30_000, "got str '" + "1" * 77 + "...'"),
+        (JsonObject, {"k" * 30_000: ["\x00"]}, "k" * 77 + "...[0] "),
+    ],
+)
+def test_a_refused_value_is_quoted_clipped(field_type: Any, value: Any, quoted: str) -> None:
+    """Validators quoted the refused value whole (``k=`` + 30 KB was a 30 KB message);
+    the 422's 300-character bound then cut the quote short. They quote it clipped."""
+    with pytest.raises(ValidationError) as caught:
+        TypeAdapter(field_type).validate_python(value)
+    message = caught.value.errors()[0]["msg"]
+    assert quoted in message and len(message) < 300, message
