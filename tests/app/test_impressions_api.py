@@ -167,8 +167,10 @@ def test_an_event_naming_its_recommendation_id_is_attributed_to_it(
 def test_an_unknown_recommendation_id_is_accepted_logged_and_left_unattributed(
     pg_client: TestClient, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """An id no list answers yet is a debug line, not a warning: behind a balancer it is
+    most often a list still queued on another replica, attributed late once written."""
     user = _uid()
-    with caplog.at_level(logging.WARNING, logger="app.serving.attribution"):
+    with caplog.at_level(logging.DEBUG, logger="app.serving.attribution"):
         r = pg_client.post(
             "/v1/interactions",
             json={"user_id": user, "item_id": "3", "recommendation_id": "no-such-impression"},
@@ -176,7 +178,8 @@ def test_an_unknown_recommendation_id_is_accepted_logged_and_left_unattributed(
     assert r.status_code == 201 and r.json() == {"accepted": 1}
     [event] = _logged(db_url, user)
     assert (event.recommendation_id, event.impression_id) == ("no-such-impression", None)
-    assert "no-such-impression" in caplog.text and "unattributed" in caplog.text
+    [line] = [r for r in caplog.records if "no-such-impression" in r.getMessage()]
+    assert line.levelno == logging.DEBUG and "unattributed" in line.getMessage()
 
 
 def test_an_event_naming_another_users_list_is_accepted_and_left_unattributed(
